@@ -1,0 +1,95 @@
+//! The local control channel between a daemon and its own CLI: a Unix socket in the data
+//! directory, mode 0600, carrying one request frame and one response frame per connection.
+//!
+//! redb lets one process open a database. While a daemon runs, the CLI's subcommands go through
+//! this socket; when no daemon answers, the CLI opens the database itself.
+
+use crate::frame::{read_frame, write_frame, FrameError};
+use bincode::{Decode, Encode};
+use std::path::{Path, PathBuf};
+use tokio::net::{UnixListener, UnixStream};
+
+/// The socket's file name inside a data directory.
+pub const SOCKET_NAME: &str = "control.sock";
+
+/// The socket path of a data directory.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_NAME)
+}
+
+/// A control-channel failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control socket {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("control socket: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the daemon closed the control connection without answering")]
+    NoAnswer,
+}
+
+/// Binds the control socket, replacing a stale one left by a crashed daemon, with mode 0600.
+pub fn bind(data_dir: &Path) -> Result<UnixListener, ControlError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(data_dir);
+    let io = |source| ControlError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let listener = UnixListener::bind(&path).map_err(io)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(listener)
+}
+
+/// Sends one request to the daemon of `data_dir`. `Ok(None)` when no daemon is listening (no
+/// socket, or a stale one), so the caller may open the database itself.
+pub async fn call<Req, Resp>(data_dir: &Path, request: &Req) -> Result<Option<Resp>, ControlError>
+where
+    Req: Encode,
+    Resp: Decode<()>,
+{
+    let path = socket_path(data_dir);
+    let mut stream = match UnixStream::connect(&path).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
+        Err(source) => {
+            return Err(ControlError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        }
+    };
+    write_frame(&mut stream, request).await?;
+    match read_frame(&mut stream).await? {
+        Some(resp) => Ok(Some(resp)),
+        None => Err(ControlError::NoAnswer),
+    }
+}
+
+/// Reads one request from an accepted control connection.
+pub async fn read_request<Req: Decode<()>>(stream: &mut UnixStream) -> Result<Option<Req>, FrameError> {
+    read_frame(stream).await
+}
+
+/// Writes the response to a control connection.
+pub async fn write_response<Resp: Encode>(
+    stream: &mut UnixStream,
+    response: &Resp,
+) -> Result<(), FrameError> {
+    write_frame(stream, response).await
+}

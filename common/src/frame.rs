@@ -1,0 +1,333 @@
+//! The frames agents and collector exchange, and their codec.
+//!
+//! On the wire every frame is a 4-byte big-endian length followed by that many bytes of bincode
+//! 2 (standard configuration). The length is checked against [`MAX_FRAME_BYTES`] before a byte of
+//! the body is read, the body is decoded with the same limit, and trailing bytes are refused, so
+//! a hostile peer can neither make us allocate more than the limit nor smuggle data.
+
+use crate::report::Report;
+use crate::{Epoch, Seq};
+use bincode::{Decode, Encode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// The largest frame either side accepts: 4 MiB.
+pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_BYTES>,
+> {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
+}
+
+/// Encodes a value with the project's bincode configuration. Encoding into a `Vec` has no limit
+/// and cannot fail for this project's types (they hold no maps or sequences bincode rejects), so
+/// the empty result on the impossible error path is never seen; sizes are checked by the callers.
+pub fn encode_value<T: Encode>(value: &T) -> Vec<u8> {
+    bincode::encode_to_vec(value, bincode::config::standard()).unwrap_or_default()
+}
+
+/// Decodes a whole value: the size limit applies, and bytes left over are an error.
+pub fn decode_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, FrameError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len: bytes.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    let (value, used) = bincode::decode_from_slice(bytes, config())
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(FrameError::TrailingBytes {
+            extra: bytes.len() - used,
+        });
+    }
+    Ok(value)
+}
+
+/// A frame that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {len} bytes is over the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("frame is malformed: {0}")]
+    Malformed(String),
+    #[error("frame has {extra} trailing bytes after its end")]
+    TrailingBytes { extra: usize },
+    #[error("the peer closed the stream")]
+    Closed,
+    #[error("stream error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Writes one frame. Refuses (without writing) a frame over the limit.
+pub async fn write_frame<W, T>(writer: &mut W, value: &T) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+    T: Encode,
+{
+    let body = bincode::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if body.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len: body.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    buf.extend_from_slice(&body);
+    writer.write_all(&buf).await?;
+    Ok(())
+}
+
+/// Reads one frame. `Ok(None)` when the peer finished the stream cleanly between frames.
+pub async fn read_frame<R, T>(reader: &mut R) -> Result<Option<T>, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: Decode<()>,
+{
+    let mut len = [0u8; 4];
+    match reader.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME_BYTES {
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Closed
+        } else {
+            FrameError::Io(e)
+        }
+    })?;
+    decode_value(&body).map(Some)
+}
+
+/// Limits the collector announces in `Welcome`; the agent stays within them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Limits {
+    /// Most reports in one `Batch`.
+    pub max_batch_reports: u32,
+    /// Most encoded bytes in one frame.
+    pub max_frame_bytes: u32,
+    /// Most batches the agent may send before it waits for an ack.
+    pub max_batches_in_flight: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_batch_reports: 1024,
+            max_frame_bytes: MAX_FRAME_BYTES as u32,
+            max_batches_in_flight: 4,
+        }
+    }
+}
+
+/// The first frame of a sync session.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Hello {
+    pub proto: u16,
+    pub epoch: Epoch,
+    /// The lowest seq the agent still holds (acked + 1). Everything below was acknowledged.
+    pub oldest_unacked: Seq,
+    /// The seq the agent will give its next report.
+    pub next_seq: Seq,
+    pub agent_version: String,
+    /// The agent's wall clock, for the skew the collector shows. Never used for ordering.
+    pub agent_time: crate::Timestamp,
+}
+
+/// The collector's answer to `Hello`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Welcome {
+    /// The collector's high-water mark for this (site, epoch): every seq up to it is stored.
+    pub hwm: Seq,
+    pub limits: Limits,
+    pub collector_time: crate::Timestamp,
+}
+
+/// A run of consecutive reports starting at `first_seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Batch {
+    pub first_seq: Seq,
+    pub reports: Vec<Report>,
+}
+
+impl Batch {
+    /// The seq of the last report, or `first_seq - 1` for an empty batch.
+    pub fn last_seq(&self) -> Seq {
+        (self.first_seq + self.reports.len() as u64).saturating_sub(1)
+    }
+}
+
+/// An enrollment request, sent on a connection without a client certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct EnrollRequest {
+    pub site_id: String,
+    pub secret: Vec<u8>,
+    /// A PKCS#10 request for the agent's fresh key. Its subject is ignored.
+    pub csr_der: Vec<u8>,
+}
+
+/// Why a batch was refused. The agent resends from `hwm + 1` where that can help.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum NackReason {
+    /// The batch started after `expected`: seqs were skipped.
+    Gap { expected: Seq, got: Seq },
+    /// A seq the collector holds arrived with other content.
+    Conflict { seq: Seq },
+    /// The batch broke the announced limits.
+    OverLimit { reports: u32 },
+    /// The collector could not store the batch (disk full, I/O error); try again later.
+    Unavailable { message: String },
+}
+
+impl std::fmt::Display for NackReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NackReason::Gap { expected, got } => {
+                write!(f, "gap: expected seq {expected}, batch starts at {got}")
+            }
+            NackReason::Conflict { seq } => {
+                write!(f, "conflict: seq {seq} is stored with different content")
+            }
+            NackReason::OverLimit { reports } => {
+                write!(f, "batch of {reports} reports is over the announced limit")
+            }
+            NackReason::Unavailable { message } => {
+                write!(f, "collector cannot store now: {message}")
+            }
+        }
+    }
+}
+
+/// Why the collector refuses a session or an enrollment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum RefusalCode {
+    /// The connection carries no client certificate and did not ask to enroll.
+    NotEnrolled,
+    /// The certificate names a site the collector does not know.
+    UnknownSite,
+    /// The site is revoked.
+    Revoked,
+    /// The certificate was replaced by a newer enrollment.
+    CertificateSuperseded,
+    /// The enrollment token is unknown.
+    TokenUnknown,
+    /// The enrollment token was used already.
+    TokenUsed,
+    /// The enrollment token has expired.
+    TokenExpired,
+    /// The certificate signing request is unusable.
+    BadRequest,
+    /// The agent speaks another protocol version.
+    ProtocolVersion,
+    /// The collector is in trouble; try again later.
+    Unavailable,
+}
+
+/// A refusal with a message an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub message: String,
+}
+
+/// Frames an agent sends.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum AgentFrame {
+    Hello(Hello),
+    Batch(Batch),
+    Enroll(EnrollRequest),
+}
+
+/// Frames the collector sends.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum CollectorFrame {
+    Welcome(Welcome),
+    /// Everything up to `hwm` is durably stored.
+    Ack { hwm: Seq },
+    /// The last batch was refused; everything up to `hwm` is durably stored.
+    Nack { hwm: Seq, reason: NackReason },
+    /// Enrollment succeeded: the agent's certificate and the collector's CA certificate (DER).
+    Enrolled { cert_der: Vec<u8>, ca_der: Vec<u8> },
+    Refused(Refusal),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> AgentFrame {
+        AgentFrame::Hello(Hello {
+            proto: 1,
+            epoch: Epoch(42),
+            oldest_unacked: 1,
+            next_seq: 1,
+            agent_version: "0.1.0".into(),
+            agent_time: crate::Timestamp(7),
+        })
+    }
+
+    #[tokio::test]
+    async fn frames_round_trip() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &sample()).await.unwrap();
+        write_frame(&mut buf, &sample()).await.unwrap();
+        let mut reader = &buf[..];
+        for _ in 0..2 {
+            let f: AgentFrame = read_frame(&mut reader).await.unwrap().unwrap();
+            assert_eq!(f, sample());
+        }
+        assert!(read_frame::<_, AgentFrame>(&mut reader).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn oversized_length_is_refused_before_reading() {
+        let mut buf = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(&[0; 16]);
+        let err = read_frame::<_, AgentFrame>(&mut &buf[..]).await.unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn garbage_and_trailing_bytes_are_refused() {
+        let garbage = [0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc];
+        let err = read_frame::<_, AgentFrame>(&mut &garbage[..]).await.unwrap_err();
+        assert!(matches!(err, FrameError::Malformed(_)), "{err}");
+
+        let mut body = encode_value(&sample());
+        body.push(0);
+        let err = decode_value::<AgentFrame>(&body).unwrap_err();
+        assert!(matches!(err, FrameError::TrailingBytes { extra: 1 }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn truncated_frame_is_an_error_not_a_clean_end() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &sample()).await.unwrap();
+        buf.truncate(buf.len() - 1);
+        let err = read_frame::<_, AgentFrame>(&mut &buf[..]).await.unwrap_err();
+        assert!(matches!(err, FrameError::Closed), "{err}");
+    }
+
+    #[test]
+    fn a_huge_declared_vector_does_not_allocate() {
+        // A Batch claiming 2^60 reports in a few bytes must fail on the limit, not abort.
+        let mut bytes = vec![1u8]; // variant Batch
+        bytes.push(1); // first_seq = 1
+        bytes.push(0xfd); // u64 varint marker
+        bytes.extend_from_slice(&(1u64 << 60).to_le_bytes());
+        assert!(decode_value::<AgentFrame>(&bytes).is_err());
+    }
+}

@@ -1,0 +1,438 @@
+//! The sync protocol as two pure state machines, one per side, with no I/O.
+//!
+//! The agent's outbox gives every report a dense seq within its epoch when the report is put in
+//! line for sending; the collector keeps, per (site, epoch), a high-water mark (`hwm`): every seq
+//! up to it is durably stored. The rules that make delivery exactly-once live here:
+//!
+//! * a batch must start at or below `hwm + 1`; one that starts above it skips seqs and is refused
+//!   (a gap is never filled by guessing);
+//! * the part of a batch at or below `hwm` is a replay: absorbed if its content hashes match,
+//!   refused as a conflict if not;
+//! * the collector acks only after its commit, and the agent deletes only what was acked;
+//! * `Hello` tells the collector what the agent still holds, so a collector restored from an older
+//!   copy sees the range it lost and records it as a gap instead of waiting for it forever.
+
+use crate::frame::{CollectorFrame, Hello, Limits, NackReason, Refusal, RefusalCode, Welcome};
+use crate::{Epoch, Seq, Timestamp};
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+
+/// A peer broke the protocol; the session must end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("expected {expected}, got {got}")]
+    Unexpected {
+        expected: &'static str,
+        got: &'static str,
+    },
+    #[error("the collector acknowledged seq {hwm} but only {sent} were sent")]
+    AckBeyondSent { hwm: Seq, sent: Seq },
+    #[error("the collector's high-water mark went back from {was} to {now}")]
+    AckWentBack { was: Seq, now: Seq },
+    #[error(
+        "the collector already holds seq {hwm} of epoch {epoch}, but this outbox has only reached \
+         {next_seq_minus_one}: the outbox was restored from an older copy; a new epoch is needed"
+    )]
+    EpochBehindCollector {
+        epoch: Epoch,
+        hwm: Seq,
+        next_seq_minus_one: Seq,
+    },
+    #[error("batch {first}..={last} does not follow the last one sent ({sent})")]
+    NotContiguous { first: Seq, last: Seq, sent: Seq },
+    #[error("the collector refused the session: {0}")]
+    Refused(String),
+}
+
+/// What the agent's I/O layer must do after a frame from the collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentEvent {
+    /// Everything up to `hwm` is stored centrally: delete it from the outbox.
+    Acked { hwm: Seq },
+    /// Nothing new is stored; carry on.
+    Nothing,
+    /// The last batch was refused. Everything up to `hwm` is stored. End the session and try
+    /// again after a backoff; the refusal is logged with its reason.
+    Refused { hwm: Seq, reason: NackReason },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AgentState {
+    AwaitWelcome,
+    Streaming,
+}
+
+/// The agent's side of one session.
+#[derive(Debug, Clone)]
+pub struct AgentSession {
+    state: AgentState,
+    epoch: Epoch,
+    next_seq: Seq,
+    acked: Seq,
+    sent: Seq,
+    in_flight: VecDeque<Seq>,
+    limits: Limits,
+}
+
+impl AgentSession {
+    /// Starts a session for an outbox whose everything up to `acked` was acknowledged and which
+    /// has given out seqs below `next_seq`. Returns the `Hello` to send.
+    pub fn start(epoch: Epoch, acked: Seq, next_seq: Seq, now: Timestamp) -> (AgentSession, Hello) {
+        let hello = Hello {
+            proto: crate::PROTOCOL_VERSION,
+            epoch,
+            oldest_unacked: acked + 1,
+            next_seq,
+            agent_version: crate::VERSION.to_owned(),
+            agent_time: now,
+        };
+        let session = AgentSession {
+            state: AgentState::AwaitWelcome,
+            epoch,
+            next_seq,
+            acked,
+            sent: acked,
+            in_flight: VecDeque::new(),
+            limits: Limits::default(),
+        };
+        (session, hello)
+    }
+
+    /// Feeds one frame from the collector.
+    pub fn handle(&mut self, frame: CollectorFrame) -> Result<AgentEvent, ProtocolError> {
+        match (self.state, frame) {
+            (AgentState::AwaitWelcome, CollectorFrame::Welcome(Welcome { hwm, limits, .. })) => {
+                if hwm >= self.next_seq {
+                    return Err(ProtocolError::EpochBehindCollector {
+                        epoch: self.epoch,
+                        hwm,
+                        next_seq_minus_one: self.next_seq.saturating_sub(1),
+                    });
+                }
+                self.state = AgentState::Streaming;
+                self.limits = limits;
+                self.sent = self.acked.max(hwm);
+                Ok(self.advance(hwm))
+            }
+            (AgentState::Streaming, CollectorFrame::Ack { hwm }) => {
+                if hwm > self.sent {
+                    return Err(ProtocolError::AckBeyondSent {
+                        hwm,
+                        sent: self.sent,
+                    });
+                }
+                if hwm < self.acked {
+                    return Err(ProtocolError::AckWentBack {
+                        was: self.acked,
+                        now: hwm,
+                    });
+                }
+                Ok(self.advance(hwm))
+            }
+            (AgentState::Streaming, CollectorFrame::Nack { hwm, reason }) => {
+                if hwm > self.sent {
+                    return Err(ProtocolError::AckBeyondSent {
+                        hwm,
+                        sent: self.sent,
+                    });
+                }
+                let hwm = hwm.max(self.acked);
+                self.advance(hwm);
+                Ok(AgentEvent::Refused { hwm, reason })
+            }
+            (_, CollectorFrame::Refused(Refusal { code, message })) => {
+                Err(ProtocolError::Refused(format!("{code:?}: {message}")))
+            }
+            (AgentState::AwaitWelcome, other) => Err(ProtocolError::Unexpected {
+                expected: "Welcome",
+                got: collector_frame_name(&other),
+            }),
+            (AgentState::Streaming, other) => Err(ProtocolError::Unexpected {
+                expected: "Ack or Nack",
+                got: collector_frame_name(&other),
+            }),
+        }
+    }
+
+    fn advance(&mut self, hwm: Seq) -> AgentEvent {
+        while self.in_flight.front().is_some_and(|&last| last <= hwm) {
+            self.in_flight.pop_front();
+        }
+        if hwm > self.acked {
+            self.acked = hwm;
+            AgentEvent::Acked { hwm }
+        } else {
+            AgentEvent::Nothing
+        }
+    }
+
+    /// Whether the session is ready for another batch (welcomed, and the window has room).
+    pub fn can_send(&self) -> bool {
+        self.state == AgentState::Streaming
+            && self.in_flight.len() < self.limits.max_batches_in_flight.max(1) as usize
+    }
+
+    /// The seq the next batch must start at.
+    pub fn next_batch_start(&self) -> Seq {
+        self.sent + 1
+    }
+
+    /// The limits the collector announced.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Records that a batch `first..=last` was sent.
+    pub fn batch_sent(&mut self, first: Seq, last: Seq) -> Result<(), ProtocolError> {
+        if first != self.sent + 1 || last < first {
+            return Err(ProtocolError::NotContiguous {
+                first,
+                last,
+                sent: self.sent,
+            });
+        }
+        self.sent = last;
+        self.next_seq = self.next_seq.max(last + 1);
+        self.in_flight.push_back(last);
+        Ok(())
+    }
+
+    /// Notes that the outbox gave out seqs up to `next_seq - 1` since the session started.
+    pub fn seqs_assigned(&mut self, next_seq: Seq) {
+        self.next_seq = self.next_seq.max(next_seq);
+    }
+
+    /// Batches sent and not yet acknowledged.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Everything up to this seq is known stored centrally.
+    pub fn acked(&self) -> Seq {
+        self.acked
+    }
+}
+
+fn collector_frame_name(frame: &CollectorFrame) -> &'static str {
+    match frame {
+        CollectorFrame::Welcome(_) => "Welcome",
+        CollectorFrame::Ack { .. } => "Ack",
+        CollectorFrame::Nack { .. } => "Nack",
+        CollectorFrame::Enrolled { .. } => "Enrolled",
+        CollectorFrame::Refused(_) => "Refused",
+    }
+}
+
+/// What the collector decides on `Hello`, given its stored high-water mark for (site, epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelloDecision {
+    /// Welcome the agent with this `hwm`.
+    Welcome {
+        hwm: Seq,
+        /// The agent no longer holds these seqs, yet the collector does not have them: the
+        /// collector lost them (restored from an older copy). Record them as a gap and move on.
+        lost: Option<RangeInclusive<Seq>>,
+        /// The collector holds seqs the agent has not given out: the agent's outbox went back in
+        /// time. The agent will start a new epoch; record it.
+        agent_behind: bool,
+    },
+    Refuse(Refusal),
+}
+
+/// Decides on a `Hello`. `stored_hwm` is 0 for an epoch never seen.
+pub fn decide_hello(stored_hwm: Seq, hello: &Hello) -> HelloDecision {
+    if hello.proto != crate::PROTOCOL_VERSION {
+        return HelloDecision::Refuse(Refusal {
+            code: RefusalCode::ProtocolVersion,
+            message: format!(
+                "agent speaks protocol {} but this collector speaks {}; upgrade the agent",
+                hello.proto,
+                crate::PROTOCOL_VERSION
+            ),
+        });
+    }
+    if hello.oldest_unacked == 0 || hello.next_seq == 0 || hello.oldest_unacked > hello.next_seq {
+        return HelloDecision::Refuse(Refusal {
+            code: RefusalCode::BadRequest,
+            message: format!(
+                "inconsistent Hello: oldest_unacked={} next_seq={}",
+                hello.oldest_unacked, hello.next_seq
+            ),
+        });
+    }
+    let mut hwm = stored_hwm;
+    let mut lost = None;
+    if hello.oldest_unacked > stored_hwm + 1 {
+        lost = Some(stored_hwm + 1..=hello.oldest_unacked - 1);
+        hwm = hello.oldest_unacked - 1;
+    }
+    HelloDecision::Welcome {
+        hwm,
+        lost,
+        agent_behind: stored_hwm >= hello.next_seq,
+    }
+}
+
+/// How a batch relates to what is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchPlan {
+    /// Seqs already stored: compare content hashes, store nothing.
+    pub replayed: Option<RangeInclusive<Seq>>,
+    /// Seqs to store, ending the transaction with `hwm = *fresh.end()`.
+    pub fresh: Option<RangeInclusive<Seq>>,
+}
+
+/// Places a batch of `len` reports starting at `first_seq` against the stored `hwm`.
+pub fn plan_batch(
+    hwm: Seq,
+    first_seq: Seq,
+    len: usize,
+    limits: &Limits,
+) -> Result<BatchPlan, NackReason> {
+    if len > limits.max_batch_reports as usize {
+        return Err(NackReason::OverLimit {
+            reports: len.min(u32::MAX as usize) as u32,
+        });
+    }
+    if first_seq == 0 || first_seq > hwm + 1 {
+        return Err(NackReason::Gap {
+            expected: hwm + 1,
+            got: first_seq,
+        });
+    }
+    if len == 0 {
+        return Ok(BatchPlan {
+            replayed: None,
+            fresh: None,
+        });
+    }
+    let last = first_seq + len as u64 - 1;
+    let replayed = (first_seq <= hwm).then(|| first_seq..=last.min(hwm));
+    let fresh = (last > hwm).then(|| (hwm + 1).max(first_seq)..=last);
+    Ok(BatchPlan { replayed, fresh })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn welcome(hwm: Seq) -> CollectorFrame {
+        CollectorFrame::Welcome(Welcome {
+            hwm,
+            limits: Limits::default(),
+            collector_time: Timestamp(0),
+        })
+    }
+
+    #[test]
+    fn plan_classifies_replay_fresh_and_gap() {
+        let l = Limits::default();
+        assert_eq!(
+            plan_batch(0, 1, 3, &l),
+            Ok(BatchPlan {
+                replayed: None,
+                fresh: Some(1..=3)
+            })
+        );
+        assert_eq!(
+            plan_batch(5, 4, 4, &l),
+            Ok(BatchPlan {
+                replayed: Some(4..=5),
+                fresh: Some(6..=7)
+            })
+        );
+        assert_eq!(
+            plan_batch(9, 2, 3, &l),
+            Ok(BatchPlan {
+                replayed: Some(2..=4),
+                fresh: None
+            })
+        );
+        assert_eq!(
+            plan_batch(5, 7, 1, &l),
+            Err(NackReason::Gap {
+                expected: 6,
+                got: 7
+            })
+        );
+        assert!(matches!(plan_batch(0, 0, 1, &l), Err(NackReason::Gap { .. })));
+        assert!(matches!(
+            plan_batch(0, 1, l.max_batch_reports as usize + 1, &l),
+            Err(NackReason::OverLimit { .. })
+        ));
+    }
+
+    #[test]
+    fn hello_detects_collector_rollback_and_agent_rollback() {
+        let (_, hello) = AgentSession::start(Epoch(1), 10, 15, Timestamp(0));
+        // The collector only has up to 4, but the agent dropped everything up to 10 after acks.
+        assert_eq!(
+            decide_hello(4, &hello),
+            HelloDecision::Welcome {
+                hwm: 10,
+                lost: Some(5..=10),
+                agent_behind: false
+            }
+        );
+        assert_eq!(
+            decide_hello(12, &hello),
+            HelloDecision::Welcome {
+                hwm: 12,
+                lost: None,
+                agent_behind: false
+            }
+        );
+        assert!(matches!(
+            decide_hello(20, &hello),
+            HelloDecision::Welcome {
+                agent_behind: true,
+                ..
+            }
+        ));
+        let mut old = hello.clone();
+        old.proto = 99;
+        assert!(matches!(decide_hello(0, &old), HelloDecision::Refuse(_)));
+    }
+
+    #[test]
+    fn agent_session_tracks_window_and_acks() {
+        let (mut s, hello) = AgentSession::start(Epoch(7), 0, 1, Timestamp(0));
+        assert_eq!(hello.oldest_unacked, 1);
+        assert!(!s.can_send(), "nothing may be sent before Welcome");
+        assert_eq!(s.handle(welcome(0)), Ok(AgentEvent::Nothing));
+        s.seqs_assigned(11);
+        s.batch_sent(1, 5).unwrap();
+        s.batch_sent(6, 10).unwrap();
+        assert_eq!(s.in_flight(), 2);
+        assert!(s.batch_sent(12, 13).is_err(), "a skipped seq is caught");
+        assert_eq!(
+            s.handle(CollectorFrame::Ack { hwm: 5 }),
+            Ok(AgentEvent::Acked { hwm: 5 })
+        );
+        assert_eq!(s.in_flight(), 1);
+        assert!(s.handle(CollectorFrame::Ack { hwm: 11 }).is_err());
+        assert!(s.handle(CollectorFrame::Ack { hwm: 3 }).is_err());
+    }
+
+    #[test]
+    fn welcome_with_a_higher_hwm_skips_what_is_stored() {
+        let (mut s, _) = AgentSession::start(Epoch(7), 2, 9, Timestamp(0));
+        assert_eq!(s.handle(welcome(6)), Ok(AgentEvent::Acked { hwm: 6 }));
+        assert_eq!(s.next_batch_start(), 7);
+    }
+
+    #[test]
+    fn welcome_beyond_the_outbox_means_a_restored_outbox() {
+        let (mut s, _) = AgentSession::start(Epoch(7), 0, 3, Timestamp(0));
+        assert!(matches!(
+            s.handle(welcome(5)),
+            Err(ProtocolError::EpochBehindCollector { .. })
+        ));
+    }
+
+    #[test]
+    fn frames_out_of_order_are_protocol_errors() {
+        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, Timestamp(0));
+        assert!(s.handle(CollectorFrame::Ack { hwm: 0 }).is_err());
+    }
+}

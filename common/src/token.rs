@@ -1,0 +1,173 @@
+//! The one-time enrollment token a central admin hands to a site operator.
+//!
+//! It carries everything the agent needs to enroll, so the operator pastes one string: where
+//! the collector is, the SHA-256 fingerprint of the collector's CA (the agent trusts no other),
+//! which site it is for, and a 256-bit secret. The collector stores only a hash of the secret.
+//! Written as `pasopati1.` followed by base64url (no padding) of the bincode encoding.
+
+use crate::SiteId;
+use bincode::{Decode, Encode};
+
+const PREFIX: &str = "pasopati1.";
+
+/// A decoded enrollment token.
+#[derive(Clone, PartialEq, Eq, Encode, Decode)]
+pub struct EnrollmentToken {
+    /// `host:port` of the collector's QUIC listener as agents reach it.
+    pub collector_addr: String,
+    /// SHA-256 of the collector CA certificate (DER).
+    pub ca_fingerprint: [u8; 32],
+    pub site_id: String,
+    pub secret: [u8; 32],
+}
+
+impl std::fmt::Debug for EnrollmentToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentToken")
+            .field("collector_addr", &self.collector_addr)
+            .field("ca_fingerprint", &crate::hex(&self.ca_fingerprint))
+            .field("site_id", &self.site_id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A token that cannot be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("this is not a PASOPATI enrollment token (it should start with `{PREFIX}`); copy the whole last line printed by `pasopati-collector site add`")]
+    Prefix,
+    #[error("the enrollment token is damaged ({0}); copy it again, all on one line")]
+    Damaged(&'static str),
+    #[error("the enrollment token names an invalid site id: {0}")]
+    Site(String),
+}
+
+impl EnrollmentToken {
+    /// Mints a token with a fresh secret.
+    pub fn mint(collector_addr: String, ca_fingerprint: [u8; 32], site_id: &SiteId) -> Self {
+        EnrollmentToken {
+            collector_addr,
+            ca_fingerprint,
+            site_id: site_id.as_str().to_owned(),
+            secret: crate::random_bytes::<32>(),
+        }
+    }
+
+    /// The hash under which the collector stores the token.
+    pub fn secret_hash(secret: &[u8]) -> [u8; 32] {
+        crate::sha256(secret)
+    }
+
+    /// The token as one pasteable string.
+    pub fn encode(&self) -> String {
+        format!("{PREFIX}{}", base64url_encode(&crate::frame::encode_value(self)))
+    }
+
+    /// Reads a pasted token, tolerating surrounding whitespace.
+    pub fn decode(text: &str) -> Result<EnrollmentToken, TokenError> {
+        let body = text.trim().strip_prefix(PREFIX).ok_or(TokenError::Prefix)?;
+        let bytes = base64url_decode(body).ok_or(TokenError::Damaged("not base64url"))?;
+        if bytes.len() > 1024 {
+            return Err(TokenError::Damaged("too long"));
+        }
+        let token: EnrollmentToken = crate::frame::decode_value(&bytes)
+            .map_err(|_| TokenError::Damaged("fields do not decode"))?;
+        SiteId::new(token.site_id.clone()).map_err(|e| TokenError::Site(e.to_string()))?;
+        if token.collector_addr.is_empty() {
+            return Err(TokenError::Damaged("no collector address"));
+        }
+        Ok(token)
+    }
+
+    /// The site id, validated at decode time.
+    pub fn site(&self) -> Result<SiteId, TokenError> {
+        SiteId::new(self.site_id.clone()).map_err(|e| TokenError::Site(e.to_string()))
+    }
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64url without padding (RFC 4648 §5).
+pub fn base64url_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Decodes base64url without padding; `None` on any invalid character or length.
+pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let values: Option<Vec<u8>> = text
+        .bytes()
+        .map(|c| ALPHABET.iter().position(|&a| a == c).map(|p| p as u8))
+        .collect();
+    let values = values?;
+    if values.len() % 4 == 1 {
+        return None;
+    }
+    for chunk in values.chunks(4) {
+        let mut n = 0u32;
+        for (i, v) in chunk.iter().enumerate() {
+            n |= u32::from(*v) << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len() - 1]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64url_round_trips_every_length() {
+        for len in 0..70usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let text = base64url_encode(&data);
+            assert!(!text.contains('='));
+            assert_eq!(base64url_decode(&text).unwrap(), data, "len {len}");
+        }
+        assert_eq!(base64url_encode(b"Man"), "TWFu");
+        assert_eq!(base64url_decode("a"), None);
+        assert_eq!(base64url_decode("ab+/"), None);
+    }
+
+    #[test]
+    fn token_round_trips_and_hides_its_secret() {
+        let site = SiteId::new("lapas-contoh").unwrap();
+        let t = EnrollmentToken::mint("collector.example:4433".into(), [7; 32], &site);
+        let text = t.encode();
+        assert!(text.starts_with("pasopati1."));
+        assert_eq!(EnrollmentToken::decode(&format!("  {text}\n")).unwrap(), t);
+        assert!(!format!("{t:?}").contains(&crate::hex(&t.secret)));
+    }
+
+    #[test]
+    fn damaged_tokens_say_so() {
+        assert_eq!(EnrollmentToken::decode("hello"), Err(TokenError::Prefix));
+        assert!(matches!(
+            EnrollmentToken::decode("pasopati1.!!!"),
+            Err(TokenError::Damaged(_))
+        ));
+        let site = SiteId::new("lapas-contoh").unwrap();
+        let text = EnrollmentToken::mint("h:1".into(), [7; 32], &site).encode();
+        let cut = &text[..text.len() - 5];
+        assert!(matches!(
+            EnrollmentToken::decode(cut),
+            Err(TokenError::Damaged(_))
+        ));
+    }
+}
