@@ -1,1 +1,378 @@
-pub fn x(){}
+//! The PASOPATI Edge site agent.
+//!
+//! Reports filed at a UPT go into a durable redb [`outbox::Outbox`] before anyone is told they
+//! are saved; the [`sync`] loop sends them to the collector over QUIC with mutual TLS and deletes
+//! them once the collector acknowledges its own durable commit. While the daemon runs, the CLI
+//! reaches it through the [`control`] socket, because only one process may open the outbox.
+
+pub mod config;
+pub mod control;
+pub mod identity;
+pub mod outbox;
+mod sync;
+
+use crate::config::AgentConfig;
+use crate::control::{AgentRequest, AgentResponse};
+use crate::identity::Identity;
+use crate::outbox::{Outbox, OutboxError};
+use bincode::{Decode, Encode};
+use pasopati_common::control::ControlError;
+use pasopati_common::frame::FrameError;
+use pasopati_common::pki::PkiError;
+use pasopati_common::sync::ProtocolError;
+use pasopati_common::token::TokenError;
+use pasopati_common::{Report, ReportDraft, ReportId};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Anything the agent can fail at, each with a message an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("identity: {0}")]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("{dir} is already enrolled as {site}; pass --force to replace its certificate (queued reports are kept)")]
+    AlreadyEnrolled { dir: String, site: String },
+    #[error("the collector refused the enrollment: {0}")]
+    EnrollmentRefused(String),
+    #[error("cannot reach the collector at {addr}: {message}")]
+    Unreachable { addr: String, message: String },
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    #[error("session stream: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the collector refused a batch: {0}")]
+    BatchRefused(String),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("the running agent refused the report: {0}")]
+    Rejected(String),
+    #[error("the running agent failed: {0}")]
+    DaemonFailed(String),
+    #[error("{what}: {message}")]
+    Io { what: String, message: String },
+}
+
+/// What `pasopati-agent status` shows.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub site_id: String,
+    pub collector: String,
+    pub epoch: String,
+    /// Reports not yet acknowledged by the collector.
+    pub backlog: u64,
+    pub queued_urgent: u64,
+    pub oldest_unsent_at: Option<String>,
+    pub acked_seq: u64,
+    pub next_seq: u64,
+    pub last_sync_at: Option<String>,
+    /// Whether a daemon is running for this data directory.
+    pub daemon_running: bool,
+    /// Whether the daemon has a live session with the collector.
+    pub connected: bool,
+    /// The last sync failure, in words an operator can act on.
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    connected: bool,
+    last_error: Option<String>,
+}
+
+/// State shared by the sync loop, the control socket and in-process callers.
+pub(crate) struct Shared {
+    data_dir: PathBuf,
+    config: AgentConfig,
+    outbox: Arc<Outbox>,
+    wake: Notify,
+    state: Mutex<SyncState>,
+}
+
+impl Shared {
+    fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
+        let report = self.outbox.file(draft)?;
+        self.wake.notify_one();
+        Ok(report)
+    }
+
+    fn status(&self, daemon_running: bool) -> Result<AgentStatus, AgentError> {
+        let stats = self.outbox.stats()?;
+        let (connected, last_error) = match self.state.lock() {
+            Ok(s) => (s.connected, s.last_error.clone()),
+            Err(_) => (false, None),
+        };
+        Ok(AgentStatus {
+            site_id: self.config.site_id.to_string(),
+            collector: self.config.collector_addr.clone(),
+            epoch: stats.epoch.to_string(),
+            backlog: stats.backlog,
+            queued_urgent: stats.queued_urgent,
+            oldest_unsent_at: stats.oldest_unsent_at.map(|t| t.to_rfc3339()),
+            acked_seq: stats.acked_seq,
+            next_seq: stats.next_seq,
+            last_sync_at: stats.last_sync_at.map(|t| t.to_rfc3339()),
+            daemon_running,
+            connected,
+            last_error,
+        })
+    }
+
+    fn set_connected(&self, connected: bool) {
+        if let Ok(mut s) = self.state.lock() {
+            s.connected = connected;
+            if connected {
+                s.last_error = None;
+            }
+        }
+    }
+
+    fn record_error(&self, error: &AgentError) {
+        let message = error.to_string();
+        match error {
+            AgentError::Protocol(ProtocolError::Refused(_)) => tracing::error!(
+                "{message}. Reports stay queued at this site. Ask the media center's admin to \
+                 check this site's registration, then re-enroll with a new token if told to"
+            ),
+            _ => tracing::warn!("sync failed: {message}; reports stay queued and will be retried"),
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.last_error = Some(message);
+        }
+    }
+}
+
+/// An enrolled agent, opened and ready to run.
+pub struct Agent {
+    shared: Arc<Shared>,
+    identity: Identity,
+}
+
+/// How the daemon runs.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Serve the control socket in the data directory (off for many simulated agents in one
+    /// process, which file through [`Agent::file`] instead).
+    pub control_socket: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            control_socket: true,
+        }
+    }
+}
+
+impl Agent {
+    /// Opens the configuration, identity and outbox of an enrolled data directory.
+    pub fn open(data_dir: &Path) -> Result<Agent, AgentError> {
+        let config = AgentConfig::load(data_dir)?;
+        let identity = Identity::load(data_dir)?;
+        let outbox = Arc::new(Outbox::open(data_dir)?);
+        Ok(Agent {
+            shared: Arc::new(Shared {
+                data_dir: data_dir.to_owned(),
+                config,
+                outbox,
+                wake: Notify::new(),
+                state: Mutex::new(SyncState::default()),
+            }),
+            identity,
+        })
+    }
+
+    /// The site this agent speaks for.
+    pub fn site_id(&self) -> &pasopati_common::SiteId {
+        &self.identity.site_id
+    }
+
+    /// The outbox, for in-process callers and tests.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.shared.outbox
+    }
+
+    /// Files a report durably and wakes the sync loop.
+    pub fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
+        self.shared.file(draft)
+    }
+
+    /// Files many validated reports in one durable transaction and wakes the sync loop.
+    pub fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
+        self.shared.outbox.file_reports(reports)?;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// The agent's status as `status` shows it.
+    pub fn status(&self) -> Result<AgentStatus, AgentError> {
+        self.shared.status(true)
+    }
+
+    /// A handle that can file reports and read status while `run` owns the agent.
+    pub fn handle(&self) -> AgentHandle {
+        AgentHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Runs the daemon with the default options until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AgentError> {
+        self.run_with(RunOptions::default(), shutdown).await
+    }
+
+    /// Runs the daemon until `shutdown` is cancelled.
+    pub async fn run_with(self, options: RunOptions, shutdown: CancellationToken) -> Result<(), AgentError> {
+        let client = self.identity.client_config()?;
+        let control = if options.control_socket {
+            let listener = pasopati_common::control::bind(&self.shared.data_dir)?;
+            Some(tokio::spawn(control::serve(
+                listener,
+                self.shared.clone(),
+                shutdown.clone(),
+            )))
+        } else {
+            None
+        };
+        tracing::info!(
+            site = %self.identity.site_id,
+            collector = %self.shared.config.collector_addr,
+            epoch = %self.shared.outbox.epoch(),
+            "agent running"
+        );
+        sync::sync_loop(self.shared.clone(), client, shutdown).await;
+        if let Some(control) = control {
+            let _ = control.await;
+            let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.shared.data_dir));
+        }
+        Ok(())
+    }
+}
+
+/// A clonable handle on a running agent.
+#[derive(Clone)]
+pub struct AgentHandle {
+    shared: Arc<Shared>,
+}
+
+impl AgentHandle {
+    /// Files a report durably and wakes the sync loop.
+    pub fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
+        self.shared.file(draft)
+    }
+
+    /// Files many validated reports in one durable transaction.
+    pub fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
+        self.shared.outbox.file_reports(reports)?;
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// The agent's status.
+    pub fn status(&self) -> Result<AgentStatus, AgentError> {
+        self.shared.status(true)
+    }
+
+    /// The outbox.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.shared.outbox
+    }
+}
+
+fn check_data_dir(data_dir: &Path) -> Result<(), AgentError> {
+    if !data_dir.is_dir() {
+        return Err(AgentError::Config(config::ConfigError::NotEnrolled {
+            path: data_dir.display().to_string(),
+            dir: data_dir.display().to_string(),
+        }));
+    }
+    Ok(())
+}
+
+/// Files a report for the data directory: through the running daemon if there is one, else
+/// directly into the outbox. Returns once the report is durable.
+pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId, AgentError> {
+    check_data_dir(data_dir)?;
+    for attempt in 0..20 {
+        match pasopati_common::control::call(data_dir, &AgentRequest::File(draft.clone())).await? {
+            Some(AgentResponse::Filed(id)) => return Ok(id),
+            Some(AgentResponse::Rejected(m)) => return Err(AgentError::Rejected(m)),
+            Some(AgentResponse::Failed(m)) => return Err(AgentError::DaemonFailed(m)),
+            Some(AgentResponse::Status(_)) => {
+                return Err(AgentError::DaemonFailed("unexpected answer".into()))
+            }
+            None => {}
+        }
+        AgentConfig::load(data_dir)?;
+        let dir = data_dir.to_owned();
+        let d = draft.clone();
+        let direct = tokio::task::spawn_blocking(move || -> Result<ReportId, OutboxError> {
+            Ok(Outbox::open(&dir)?.file(d)?.id)
+        })
+        .await
+        .map_err(|e| AgentError::Io {
+            what: "filing".into(),
+            message: e.to_string(),
+        })?;
+        match direct {
+            Err(OutboxError::Locked { .. }) if attempt < 19 => {
+                // A daemon is starting or stopping; its socket will answer shortly.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+    Err(AgentError::DaemonFailed(
+        "the outbox is held by a process that does not answer on control.sock".into(),
+    ))
+}
+
+/// The status of the data directory's agent: from the running daemon if there is one.
+pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
+    check_data_dir(data_dir)?;
+    for attempt in 0..20 {
+        match pasopati_common::control::call(data_dir, &AgentRequest::Status).await? {
+            Some(AgentResponse::Status(s)) => return Ok(s),
+            Some(AgentResponse::Failed(m)) => return Err(AgentError::DaemonFailed(m)),
+            Some(_) => return Err(AgentError::DaemonFailed("unexpected answer".into())),
+            None => {}
+        }
+        let config = AgentConfig::load(data_dir)?;
+        let dir = data_dir.to_owned();
+        let opened = tokio::task::spawn_blocking(move || Outbox::open(&dir))
+            .await
+            .map_err(|e| AgentError::Io {
+                what: "status".into(),
+                message: e.to_string(),
+            })?;
+        match opened {
+            Err(OutboxError::Locked { .. }) if attempt < 19 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.into()),
+            Ok(outbox) => {
+                let shared = Shared {
+                    data_dir: data_dir.to_owned(),
+                    config,
+                    outbox: Arc::new(outbox),
+                    wake: Notify::new(),
+                    state: Mutex::new(SyncState::default()),
+                };
+                return shared.status(false);
+            }
+        }
+    }
+    Err(AgentError::DaemonFailed(
+        "the outbox is held by a process that does not answer on control.sock".into(),
+    ))
+}
+
+pub use identity::enroll;

@@ -1,0 +1,140 @@
+//! The agent's configuration file, `agent.toml` in its data directory, written by `enroll`.
+
+use pasopati_common::backoff::BackoffConfig;
+use pasopati_common::SiteId;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration file's name inside the data directory.
+pub const CONFIG_FILE: &str = "agent.toml";
+
+/// Everything the agent needs to know that is not in its certificate or outbox.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The site this agent speaks for. Informational: the collector reads the site from the
+    /// certificate.
+    pub site_id: SiteId,
+    /// `host:port` of the collector's QUIC listener.
+    pub collector_addr: String,
+    #[serde(default)]
+    pub sync: SyncSettings,
+}
+
+/// Tunables of the sync loop.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Most reports per batch (the collector's announced limit also applies).
+    pub batch_max_reports: usize,
+    /// About this many bytes of reports per batch.
+    pub batch_max_bytes: usize,
+    /// First retry delay ceiling, in milliseconds; doubles per failure.
+    pub backoff_base_ms: u64,
+    /// Largest retry delay ceiling, in milliseconds.
+    pub backoff_cap_ms: u64,
+    /// How long a connection attempt may take, in milliseconds.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            batch_max_reports: 1024,
+            batch_max_bytes: 1024 * 1024,
+            backoff_base_ms: 500,
+            backoff_cap_ms: 60_000,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl SyncSettings {
+    pub fn backoff(&self) -> BackoffConfig {
+        BackoffConfig {
+            base: Duration::from_millis(self.backoff_base_ms.max(1)),
+            cap: Duration::from_millis(self.backoff_cap_ms.max(self.backoff_base_ms.max(1))),
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path} is missing: this data directory is not enrolled; run `pasopati-agent enroll --data-dir {dir} --token <TOKEN>` first")]
+    NotEnrolled { path: String, dir: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl AgentConfig {
+    /// The path of the configuration in `data_dir`.
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(CONFIG_FILE)
+    }
+
+    /// Loads `agent.toml` from `data_dir`.
+    pub fn load(data_dir: &Path) -> Result<AgentConfig, ConfigError> {
+        let path = Self::path(data_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::NotEnrolled {
+                    path: path.display().to_string(),
+                    dir: data_dir.display().to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(ConfigError::Invalid {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes `agent.toml` atomically.
+    pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
+        let path = Self::path(data_dir);
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = toml::to_string_pretty(self).map_err(|e| invalid(e.to_string()))?;
+        let text = format!(
+            "# PASOPATI Edge agent configuration, written by `pasopati-agent enroll`.\n{text}"
+        );
+        pasopati_common::pki::write_file_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_names_unknown_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AgentConfig {
+            site_id: SiteId::new("lapas-contoh").unwrap(),
+            collector_addr: "127.0.0.1:4433".into(),
+            sync: SyncSettings::default(),
+        };
+        config.save(dir.path()).unwrap();
+        assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);
+        std::fs::write(AgentConfig::path(dir.path()), "site_id='a'\ncollector_addr='x'\ncolour=1\n").unwrap();
+        let err = AgentConfig::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            AgentConfig::load(empty.path()),
+            Err(ConfigError::NotEnrolled { .. })
+        ));
+    }
+}

@@ -1,0 +1,189 @@
+//! The site's identity: its private key (which never leaves the site), its certificate, and the
+//! collector's CA certificate; and enrollment, which obtains them with a one-time token.
+
+use crate::config::{AgentConfig, SyncSettings};
+use crate::outbox::Outbox;
+use crate::AgentError;
+use pasopati_common::frame::{read_frame, write_frame, AgentFrame, CollectorFrame, EnrollRequest};
+use pasopati_common::pki::{self, PkiError};
+use pasopati_common::token::EnrollmentToken;
+use pasopati_common::SiteId;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+/// The site's private key.
+pub const KEY_FILE: &str = "agent.key";
+/// The site's certificate.
+pub const CERT_FILE: &str = "agent.crt";
+/// The collector's CA certificate.
+pub const CA_FILE: &str = "ca.crt";
+
+/// A loaded identity.
+pub struct Identity {
+    pub site_id: SiteId,
+    ca: CertificateDer<'static>,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Identity {
+    /// Loads the identity files from `data_dir`.
+    pub fn load(data_dir: &Path) -> Result<Identity, AgentError> {
+        let read = |name: &str| pki::read_text(&data_dir.join(name)).map_err(AgentError::Pki);
+        let ca = pki::cert_der_from_pem(&read(CA_FILE)?)?;
+        let cert = pki::cert_der_from_pem(&read(CERT_FILE)?)?;
+        let key = pki::key_der_from_pem(&read(KEY_FILE)?)?;
+        let (site_id, _) = pki::site_of_cert(&cert)?;
+        Ok(Identity {
+            site_id,
+            ca,
+            cert,
+            key,
+        })
+    }
+
+    /// The QUIC client configuration that authenticates as this site.
+    pub fn client_config(&self) -> Result<quinn::ClientConfig, PkiError> {
+        let tls = pki::agent_tls(&self.ca, self.cert.clone(), self.key.clone_key())?;
+        pasopati_common::quic::client_config(tls)
+    }
+}
+
+/// Resolves `host:port`, preferring the first address the resolver gives.
+pub(crate) async fn resolve(addr: &str) -> Result<SocketAddr, AgentError> {
+    let unreachable = |message: String| AgentError::Unreachable {
+        addr: addr.to_owned(),
+        message,
+    };
+    tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| unreachable(format!("cannot resolve the address: {e}")))?
+        .next()
+        .ok_or_else(|| unreachable("the name resolves to no address".into()))
+}
+
+/// A client endpoint on an ephemeral port of the right address family.
+pub(crate) fn client_endpoint(remote: SocketAddr) -> Result<quinn::Endpoint, AgentError> {
+    let local: SocketAddr = if remote.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    quinn::Endpoint::client(local).map_err(|e| AgentError::Io {
+        what: "opening a UDP socket".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Enrolls this site: makes a key pair, sends a CSR with the token's secret, and stores the
+/// certificate the collector issues. An existing outbox is kept (its reports will be sent under
+/// the new certificate); an existing identity is replaced only with `force`.
+pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<SiteId, AgentError> {
+    let token = EnrollmentToken::decode(token_text)?;
+    let site = token.site()?;
+    if data_dir.join(CERT_FILE).exists() && !force {
+        let existing = Identity::load(data_dir)
+            .map(|i| i.site_id.to_string())
+            .unwrap_or_else(|_| "an unknown site".into());
+        return Err(AgentError::AlreadyEnrolled {
+            dir: data_dir.display().to_string(),
+            site: existing,
+        });
+    }
+    create_private_dir(data_dir)?;
+
+    let (key_pem, csr_der) = pki::new_agent_key_and_csr(&site)?;
+    let remote = resolve(&token.collector_addr).await?;
+    let endpoint = client_endpoint(remote)?;
+    let config = pasopati_common::quic::client_config(pki::enrollment_tls(token.ca_fingerprint)?)?;
+    let unreachable = |message: String| AgentError::Unreachable {
+        addr: token.collector_addr.clone(),
+        message,
+    };
+    let connecting = endpoint
+        .connect_with(config, remote, pki::COLLECTOR_SERVER_NAME)
+        .map_err(|e| unreachable(e.to_string()))?;
+    let conn = tokio::time::timeout(Duration::from_secs(15), connecting)
+        .await
+        .map_err(|_| unreachable("no answer within 15 s (is UDP to this port open?)".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    write_frame(
+        &mut send,
+        &AgentFrame::Enroll(EnrollRequest {
+            site_id: site.to_string(),
+            secret: token.secret.to_vec(),
+            csr_der,
+        }),
+    )
+    .await?;
+    let answer: Option<CollectorFrame> =
+        tokio::time::timeout(Duration::from_secs(30), read_frame(&mut recv))
+            .await
+            .map_err(|_| unreachable("the collector did not answer the enrollment".into()))??;
+    conn.close(0u32.into(), b"enrolled");
+    endpoint.wait_idle().await;
+    let (cert_der, ca_der) = match answer {
+        Some(CollectorFrame::Enrolled { cert_der, ca_der }) => (cert_der, ca_der),
+        Some(CollectorFrame::Refused(refusal)) => {
+            return Err(AgentError::EnrollmentRefused(refusal.message))
+        }
+        Some(_) | None => {
+            return Err(AgentError::EnrollmentRefused(
+                "the collector gave no certificate".into(),
+            ))
+        }
+    };
+    if pki::fingerprint(&ca_der) != token.ca_fingerprint {
+        return Err(AgentError::EnrollmentRefused(
+            "the CA certificate sent does not match the token's fingerprint".into(),
+        ));
+    }
+    let (granted, _) = pki::site_of_cert(&cert_der)?;
+    if granted != site {
+        return Err(AgentError::EnrollmentRefused(format!(
+            "the certificate names site `{granted}`, not `{site}`"
+        )));
+    }
+
+    pki::write_private_file(&data_dir.join(KEY_FILE), key_pem.as_bytes())?;
+    pki::write_file_atomic(
+        &data_dir.join(CERT_FILE),
+        pki::cert_pem_from_der(&cert_der).as_bytes(),
+        0o644,
+    )?;
+    pki::write_file_atomic(
+        &data_dir.join(CA_FILE),
+        pki::cert_pem_from_der(&ca_der).as_bytes(),
+        0o644,
+    )?;
+    let sync = AgentConfig::load(data_dir)
+        .map(|c| c.sync)
+        .unwrap_or_else(|_| SyncSettings::default());
+    AgentConfig {
+        site_id: site.clone(),
+        collector_addr: token.collector_addr.clone(),
+        sync,
+    }
+    .save(data_dir)?;
+    // Create the outbox now, so its epoch exists from enrollment on.
+    Outbox::open(data_dir)?;
+    Ok(site)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| AgentError::Io {
+            what: format!("creating the data directory {}", dir.display()),
+            message: e.to_string(),
+        })
+}

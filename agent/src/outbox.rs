@@ -1,0 +1,474 @@
+//! The outbox: every report filed at the site, durable in redb until the collector holds it.
+//!
+//! A filed report first waits in the queue, keyed by (priority lane, filing number), so urgent
+//! reports come out first and each lane is first-in first-out. Just before it is sent, a report
+//! is given the next seq of the epoch and moved to the sent log in one transaction; from then on
+//! it is resent with that same seq until the collector acknowledges it, and only then deleted.
+//! Giving seqs at sending time, not filing time, is what lets an urgent report overtake a routine
+//! backlog while seqs stay dense, which the collector's exactly-once rule depends on.
+//!
+//! Every method that changes state commits with redb's default `Durability::Immediate`, so when
+//! it returns the change is on disk.
+
+use pasopati_common::frame::{decode_value, encode_value};
+use pasopati_common::taxonomy::Taxonomy;
+use pasopati_common::{Epoch, Priority, Report, ReportDraft, ReportId, Seq, Timestamp};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// (lane, filing number) → encoded report. Lane 0 is urgent, lane 1 routine.
+const QUEUE: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("queue");
+/// seq → encoded report, for reports given a seq and not yet acknowledged.
+const SENT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("sent_log");
+
+const EPOCH: &str = "epoch";
+const NEXT_SEQ: &str = "next_seq";
+const ACKED_SEQ: &str = "acked_seq";
+const NEXT_FILING: &str = "next_filing";
+const LAST_SYNC_AT: &str = "last_sync_at";
+const QUOTA_REPORTS: u64 = 5_000_000;
+
+/// The outbox file's name inside the data directory.
+pub const OUTBOX_FILE: &str = "outbox.redb";
+
+/// An outbox failure, with what the operator can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("the outbox {path} is in use by another process (is `pasopati-agent run` running for this data directory?)")]
+    Locked { path: String },
+    #[error("the outbox {path} cannot be opened: {message}. If the file is damaged, move it aside and re-enroll; reports in it cannot be read")]
+    Open { path: String, message: String },
+    #[error("outbox storage error: {0}. Check free disk space and permissions of the data directory")]
+    Storage(String),
+    #[error("a stored report cannot be decoded ({0}); the outbox may be damaged")]
+    Corrupt(String),
+    #[error(transparent)]
+    Invalid(#[from] pasopati_common::report::ReportError),
+    #[error("the outbox holds {0} unsent reports, its limit; the oldest are kept and nothing is dropped. Restore the link to the collector so it can drain")]
+    Full(u64),
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for OutboxError {
+            fn from(e: $t) -> Self { OutboxError::Storage(e.to_string()) }
+        }
+    )*};
+}
+storage_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Counters of the outbox, for `status`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, bincode::Encode, bincode::Decode)]
+pub struct OutboxStats {
+    pub epoch: Epoch,
+    /// Reports not yet acknowledged by the collector (queued plus sent).
+    pub backlog: u64,
+    pub queued_urgent: u64,
+    pub oldest_unsent_at: Option<Timestamp>,
+    pub acked_seq: Seq,
+    pub next_seq: Seq,
+    pub last_sync_at: Option<Timestamp>,
+}
+
+/// A run of reports with consecutive seqs, ready to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staged {
+    pub first_seq: Seq,
+    pub reports: Vec<Report>,
+}
+
+/// The durable outbox of one agent.
+pub struct Outbox {
+    db: Database,
+    path: PathBuf,
+    epoch: AtomicU64,
+}
+
+impl Outbox {
+    /// Opens the outbox in `data_dir`, creating it (with a fresh random epoch) if absent.
+    pub fn open(data_dir: &Path) -> Result<Outbox, OutboxError> {
+        let path = data_dir.join(OUTBOX_FILE);
+        let shown = path.display().to_string();
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => OutboxError::Locked {
+                path: shown.clone(),
+            },
+            other => OutboxError::Open {
+                path: shown.clone(),
+                message: other.to_string(),
+            },
+        })?;
+        let txn = db.begin_write()?;
+        let epoch = {
+            let mut meta = txn.open_table(META)?;
+            txn.open_table(QUEUE)?;
+            txn.open_table(SENT_LOG)?;
+            let existing = meta.get(EPOCH)?.map(|v| v.value());
+            match existing {
+                Some(e) => Epoch(e),
+                None => {
+                    let e = Epoch::random();
+                    meta.insert(EPOCH, e.0)?;
+                    meta.insert(NEXT_SEQ, 1)?;
+                    meta.insert(ACKED_SEQ, 0)?;
+                    meta.insert(NEXT_FILING, 0)?;
+                    e
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(Outbox {
+            db,
+            path,
+            epoch: AtomicU64::new(epoch.0),
+        })
+    }
+
+    /// The outbox file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// This outbox's epoch.
+    pub fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Validates a draft and stores it durably. When this returns `Ok`, the report survives a
+    /// crash or power cut.
+    pub fn file(&self, draft: ReportDraft) -> Result<Report, OutboxError> {
+        let report = draft.validate(Taxonomy::builtin(), Timestamp::now())?;
+        self.file_reports(std::slice::from_ref(&report))?;
+        Ok(report)
+    }
+
+    /// Stores already validated reports durably, in one transaction.
+    pub fn file_reports(&self, reports: &[Report]) -> Result<(), OutboxError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let mut queue = txn.open_table(QUEUE)?;
+            let backlog = queue.len()? + txn.open_table(SENT_LOG)?.len()?;
+            if backlog + reports.len() as u64 > QUOTA_REPORTS {
+                return Err(OutboxError::Full(backlog));
+            }
+            let mut filing = get(&meta, NEXT_FILING)?;
+            for report in reports {
+                let lane = lane(report.priority);
+                queue.insert((lane, filing), encode_value(report).as_slice())?;
+                filing += 1;
+            }
+            meta.insert(NEXT_FILING, filing)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The numbers `Hello` needs: (acked seq, next seq).
+    pub fn positions(&self) -> Result<(Seq, Seq), OutboxError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok((get(&meta, ACKED_SEQ)?, get(&meta, NEXT_SEQ)?))
+    }
+
+    /// Returns up to `max_reports` (and about `max_bytes`) reports starting at seq `from`: first
+    /// those already in the sent log, then, if the log is exhausted, newly sequenced ones taken
+    /// from the queue (urgent lane first). `None` when there is nothing to send.
+    pub fn batch_from(
+        &self,
+        from: Seq,
+        max_reports: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Staged>, OutboxError> {
+        let resend = self.read_sent(from, max_reports, max_bytes)?;
+        if !resend.is_empty() {
+            return Ok(Some(Staged {
+                first_seq: from,
+                reports: resend,
+            }));
+        }
+        self.stage(from, max_reports, max_bytes)
+    }
+
+    fn read_sent(
+        &self,
+        from: Seq,
+        max_reports: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Report>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let log = txn.open_table(SENT_LOG)?;
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut expected = from;
+        for entry in log.range(from..)? {
+            let (seq, value) = entry?;
+            if seq.value() != expected || out.len() >= max_reports || (bytes >= max_bytes && !out.is_empty()) {
+                break;
+            }
+            bytes += value.value().len();
+            out.push(decode_report(value.value())?);
+            expected += 1;
+        }
+        Ok(out)
+    }
+
+    /// Gives the next reports in the queue their seqs, starting at `from`, which must be the
+    /// outbox's next seq (anything else means the log still holds unsent entries).
+    fn stage(
+        &self,
+        from: Seq,
+        max_reports: usize,
+        max_bytes: usize,
+    ) -> Result<Option<Staged>, OutboxError> {
+        let txn = self.db.begin_write()?;
+        let mut reports = Vec::new();
+        {
+            let mut meta = txn.open_table(META)?;
+            let next_seq = get(&meta, NEXT_SEQ)?;
+            if next_seq != from {
+                return Ok(None);
+            }
+            let mut queue = txn.open_table(QUEUE)?;
+            let mut log = txn.open_table(SENT_LOG)?;
+            let mut bytes = 0;
+            let mut seq = next_seq;
+            while reports.len() < max_reports && (bytes < max_bytes || reports.is_empty()) {
+                let Some((_, value)) = queue.pop_first()? else {
+                    break;
+                };
+                let raw = value.value().to_vec();
+                drop(value);
+                bytes += raw.len();
+                reports.push(decode_report(&raw)?);
+                log.insert(seq, raw.as_slice())?;
+                seq += 1;
+            }
+            if reports.is_empty() {
+                return Ok(None);
+            }
+            meta.insert(NEXT_SEQ, seq)?;
+        }
+        txn.commit()?;
+        Ok(Some(Staged {
+            first_seq: from,
+            reports,
+        }))
+    }
+
+    /// The collector holds everything up to `hwm`: delete it and remember the sync time.
+    pub fn ack(&self, hwm: Seq) -> Result<(), OutboxError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let acked = get(&meta, ACKED_SEQ)?;
+            if hwm > acked {
+                let mut log = txn.open_table(SENT_LOG)?;
+                log.retain_in(..=hwm, |_, _| false)?;
+                meta.insert(ACKED_SEQ, hwm)?;
+            }
+            meta.insert(LAST_SYNC_AT, Timestamp::now().0.max(0) as u64)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Starts a new epoch because the collector already holds seqs this outbox has not given
+    /// out (the outbox was restored from an older copy). Reports in the sent log go back to the
+    /// front of their lanes, keeping their ids, and will be sent again with new seqs; the
+    /// collector recognises any it already has by id.
+    pub fn start_new_epoch(&self) -> Result<Epoch, OutboxError> {
+        let epoch = Epoch::random();
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let mut queue = txn.open_table(QUEUE)?;
+            let mut log = txn.open_table(SENT_LOG)?;
+            // Renumber the lanes: the reports from the sent log first, in seq order, then the
+            // queue as it was. This is rare (an outbox restored from a copy), so O(n) is fine.
+            let mut reordered = Vec::new();
+            while let Some((_, value)) = log.pop_first()? {
+                reordered.push(value.value().to_vec());
+            }
+            while let Some((_, value)) = queue.pop_first()? {
+                reordered.push(value.value().to_vec());
+            }
+            for (filing, raw) in reordered.iter().enumerate() {
+                let report = decode_report(raw)?;
+                queue.insert((lane(report.priority), filing as u64), raw.as_slice())?;
+            }
+            meta.insert(NEXT_FILING, reordered.len() as u64)?;
+            meta.insert(EPOCH, epoch.0)?;
+            meta.insert(NEXT_SEQ, 1)?;
+            meta.insert(ACKED_SEQ, 0)?;
+        }
+        txn.commit()?;
+        self.epoch.store(epoch.0, Ordering::SeqCst);
+        Ok(epoch)
+    }
+
+    /// Counters for `status`.
+    pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let queue = txn.open_table(QUEUE)?;
+        let log = txn.open_table(SENT_LOG)?;
+        let mut oldest: Option<Timestamp> = None;
+        let mut consider = |raw: &[u8]| -> Result<(), OutboxError> {
+            let r = decode_report(raw)?;
+            oldest = Some(oldest.map_or(r.filed_at, |o| o.min(r.filed_at)));
+            Ok(())
+        };
+        if let Some((_, v)) = log.first()? {
+            consider(v.value())?;
+        }
+        for lane in [0u8, 1u8] {
+            if let Some(entry) = queue.range((lane, 0)..=(lane, u64::MAX))?.next() {
+                let (_, v) = entry?;
+                consider(v.value())?;
+            }
+        }
+        let queued_urgent = queue.range((0u8, 0)..=(0u8, u64::MAX))?.count() as u64;
+        let last_sync = meta.get(LAST_SYNC_AT)?.map(|v| Timestamp(v.value() as i64));
+        Ok(OutboxStats {
+            epoch: self.epoch(),
+            backlog: queue.len()? + log.len()?,
+            queued_urgent,
+            oldest_unsent_at: oldest,
+            acked_seq: get(&meta, ACKED_SEQ)?,
+            next_seq: get(&meta, NEXT_SEQ)?,
+            last_sync_at: last_sync,
+        })
+    }
+
+    /// Every report not yet acknowledged, in sending order (sent log, then urgent, then
+    /// routine). For tests and diagnostics.
+    pub fn unacknowledged(&self) -> Result<Vec<ReportId>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let mut out = Vec::new();
+        for entry in txn.open_table(SENT_LOG)?.iter()? {
+            out.push(decode_report(entry?.1.value())?.id);
+        }
+        for entry in txn.open_table(QUEUE)?.iter()? {
+            out.push(decode_report(entry?.1.value())?.id);
+        }
+        Ok(out)
+    }
+}
+
+fn lane(priority: Priority) -> u8 {
+    match priority {
+        Priority::Urgent => 0,
+        Priority::Normal => 1,
+    }
+}
+
+fn get(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, OutboxError> {
+    Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
+}
+
+fn decode_report(raw: &[u8]) -> Result<Report, OutboxError> {
+    decode_value(raw).map_err(|e| OutboxError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(title: &str, priority: Priority) -> ReportDraft {
+        ReportDraft {
+            category: "kegiatan_kedinasan".into(),
+            title: title.into(),
+            body: "Isi laporan contoh.".into(),
+            priority: Some(priority),
+            occurred_at: None,
+        }
+    }
+
+    #[test]
+    fn urgent_reports_are_sequenced_first_and_seqs_stay_dense() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        for i in 0..5 {
+            outbox.file(draft(&format!("rutin {i}"), Priority::Normal)).unwrap();
+        }
+        let first = outbox.batch_from(1, 2, usize::MAX).unwrap().unwrap();
+        assert_eq!(first.first_seq, 1);
+        assert_eq!(first.reports[0].title, "rutin 0");
+        outbox.file(draft("darurat", Priority::Urgent)).unwrap();
+        let second = outbox.batch_from(3, 2, usize::MAX).unwrap().unwrap();
+        assert_eq!(second.reports[0].title, "darurat");
+        assert_eq!(second.reports[1].title, "rutin 2");
+        // A resend of seq 1.. gives exactly the same reports.
+        let again = outbox.batch_from(1, 10, usize::MAX).unwrap().unwrap();
+        assert_eq!(again.reports.len(), 4);
+        assert_eq!(again.reports[..2], first.reports[..]);
+    }
+
+    #[test]
+    fn acks_delete_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let epoch;
+        {
+            let outbox = Outbox::open(dir.path()).unwrap();
+            epoch = outbox.epoch();
+            for i in 0..4 {
+                outbox.file(draft(&format!("r{i}"), Priority::Normal)).unwrap();
+            }
+            outbox.batch_from(1, 3, usize::MAX).unwrap().unwrap();
+            outbox.ack(2).unwrap();
+        }
+        let outbox = Outbox::open(dir.path()).unwrap();
+        assert_eq!(outbox.epoch(), epoch);
+        let stats = outbox.stats().unwrap();
+        assert_eq!((stats.acked_seq, stats.next_seq, stats.backlog), (2, 4, 2));
+        assert!(stats.last_sync_at.is_some());
+        let rest = outbox.batch_from(3, 10, usize::MAX).unwrap().unwrap();
+        assert_eq!(rest.reports.len(), 1);
+        let next = outbox.batch_from(4, 10, usize::MAX).unwrap().unwrap();
+        assert_eq!(next.reports[0].title, "r3");
+    }
+
+    #[test]
+    fn a_second_process_is_told_the_outbox_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = Outbox::open(dir.path()).unwrap();
+        assert!(matches!(
+            Outbox::open(dir.path()),
+            Err(OutboxError::Locked { .. })
+        ));
+    }
+
+    #[test]
+    fn a_new_epoch_requeues_sent_reports_in_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        for i in 0..4 {
+            outbox.file(draft(&format!("r{i}"), Priority::Normal)).unwrap();
+        }
+        outbox.batch_from(1, 2, usize::MAX).unwrap();
+        let old = outbox.epoch();
+        let new = outbox.start_new_epoch().unwrap();
+        assert_ne!(old, new);
+        let all = outbox.batch_from(1, 10, usize::MAX).unwrap().unwrap();
+        let titles: Vec<_> = all.reports.iter().map(|r| r.title.as_str()).collect();
+        assert_eq!(titles, ["r0", "r1", "r2", "r3"]);
+    }
+
+    #[test]
+    fn invalid_drafts_store_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let mut d = draft("x", Priority::Normal);
+        d.category = "lain".into();
+        assert!(matches!(outbox.file(d), Err(OutboxError::Invalid(_))));
+        assert_eq!(outbox.stats().unwrap().backlog, 0);
+    }
+}
