@@ -1,1 +1,277 @@
-pub fn x(){}
+//! The PASOPATI Edge collector.
+//!
+//! [`Collector::open`] loads a data directory made by [`init`]; [`Collector::bind`] opens the
+//! QUIC listener (and the local control socket) and returns a [`Server`] whose
+//! [`Server::run`] serves until its shutdown token is cancelled, so tests run it in-process on
+//! port 0. Admin subcommands go through [`call`], which reaches the running daemon over its
+//! control socket or opens the store directly when no daemon runs.
+
+pub mod admin;
+pub mod authority;
+pub mod config;
+pub mod control;
+pub mod demo;
+pub mod events;
+mod server;
+pub mod store;
+
+use crate::authority::Authority;
+use crate::config::CollectorConfig;
+use crate::control::{CollectorRequest, CollectorResponse};
+use crate::events::CollectorEvent;
+use crate::server::ServerState;
+use crate::store::{Store, StoreError};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Anything the collector can fail at, each with a message an admin can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("certificates: {0}")]
+    Pki(#[from] pasopati_common::pki::PkiError),
+    #[error("{0} already holds a collector (collector.toml exists); use another directory or remove it first")]
+    AlreadyInitialised(String),
+    #[error("cannot listen on {addr}: {message}")]
+    Listen { addr: String, message: String },
+    #[error(transparent)]
+    Control(#[from] pasopati_common::control::ControlError),
+    #[error("{what}: {message}")]
+    Io { what: String, message: String },
+    #[error("{0}")]
+    Admin(String),
+}
+
+/// Options of `init`.
+#[derive(Clone, Debug, Default)]
+pub struct InitOptions {
+    pub quic_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub public_addr: Option<String>,
+}
+
+/// Creates a collector data directory: configuration, CA, server certificate and empty store.
+pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, CollectorError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if CollectorConfig::path(data_dir).exists() {
+        return Err(CollectorError::AlreadyInitialised(data_dir.display().to_string()));
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .map_err(|e| CollectorError::Io {
+            what: format!("creating {}", data_dir.display()),
+            message: e.to_string(),
+        })?;
+    let config = CollectorConfig::with_defaults(options.quic_listen, options.http_listen, options.public_addr);
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    if let Some((host, _)) = config.public_addr.rsplit_once(':') {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        if !host.is_empty() && !names.contains(&host) {
+            names.push(host);
+        }
+    }
+    Authority::create(data_dir, &names)?;
+    Store::open(data_dir)?;
+    // The config is written last: its presence marks a complete data directory.
+    config.save(data_dir)?;
+    Ok(config)
+}
+
+/// An opened collector data directory.
+pub struct Collector {
+    data_dir: PathBuf,
+    config: CollectorConfig,
+    store: Arc<Store>,
+    authority: Arc<Authority>,
+}
+
+/// How to bind.
+#[derive(Clone, Debug)]
+pub struct BindOptions {
+    /// Listen here instead of the configured address (tests use `127.0.0.1:0`).
+    pub quic_listen: Option<SocketAddr>,
+    /// Serve the control socket in the data directory.
+    pub control_socket: bool,
+    /// Write the bound address into new enrollment tokens instead of the configured public
+    /// address (for loopback demos and tests on port 0).
+    pub advertise_bound_addr: bool,
+}
+
+impl Default for BindOptions {
+    fn default() -> Self {
+        BindOptions {
+            quic_listen: None,
+            control_socket: true,
+            advertise_bound_addr: false,
+        }
+    }
+}
+
+impl Collector {
+    /// Opens the configuration, certificates and store of `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Collector, CollectorError> {
+        let config = CollectorConfig::load(data_dir)?;
+        let authority = Arc::new(Authority::load(data_dir)?);
+        let store = Arc::new(Store::open(data_dir)?);
+        Ok(Collector {
+            data_dir: data_dir.to_owned(),
+            config,
+            store,
+            authority,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CollectorConfig {
+        &self.config
+    }
+
+    /// The store, for in-process callers.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Registers a site and returns its enrollment token (in-process form of `site add`).
+    pub fn site_add(&self, args: admin::SiteAdd) -> Result<String, CollectorError> {
+        admin::site_add(&self.store, &self.authority, &self.config, args)
+            .map_err(|e| CollectorError::Admin(e.to_string()))
+    }
+
+    /// Opens the QUIC listener (and control socket). Nothing is accepted until [`Server::run`].
+    pub fn bind(self, options: BindOptions) -> Result<Server, CollectorError> {
+        let mut config = self.config.clone();
+        if let Some(addr) = options.quic_listen {
+            config.quic_listen = addr;
+        }
+        let server_config = self.authority.server_config()?;
+        let endpoint = quinn::Endpoint::server(server_config, config.quic_listen).map_err(|e| {
+            CollectorError::Listen {
+                addr: config.quic_listen.to_string(),
+                message: e.to_string(),
+            }
+        })?;
+        if options.advertise_bound_addr {
+            let bound = endpoint.local_addr().map_err(|e| CollectorError::Io {
+                what: "reading the bound address".into(),
+                message: e.to_string(),
+            })?;
+            config.public_addr = bound.to_string();
+        }
+        let control = if options.control_socket {
+            Some(pasopati_common::control::bind(&self.data_dir)?)
+        } else {
+            None
+        };
+        let (events, _) = broadcast::channel(4096);
+        let state = Arc::new(ServerState::new(self.store.clone(), self.authority.clone(), config, events));
+        Ok(Server {
+            endpoint,
+            state,
+            control,
+            data_dir: self.data_dir,
+        })
+    }
+}
+
+/// A bound collector, ready to run.
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    state: Arc<ServerState>,
+    control: Option<tokio::net::UnixListener>,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    /// The UDP address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, CollectorError> {
+        self.endpoint.local_addr().map_err(|e| CollectorError::Io {
+            what: "reading the bound address".into(),
+            message: e.to_string(),
+        })
+    }
+
+    /// A live feed of what happens (reports stored, sites connecting, refusals).
+    pub fn events(&self) -> broadcast::Receiver<CollectorEvent> {
+        self.state.events.subscribe()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.state.store
+    }
+
+    /// Registers a site and returns its enrollment token.
+    pub fn site_add(&self, args: admin::SiteAdd) -> Result<String, CollectorError> {
+        admin::site_add(&self.state.store, &self.state.authority, &self.state.config, args)
+            .map_err(|e| CollectorError::Admin(e.to_string()))
+    }
+
+    /// Sites with a live session now.
+    pub fn connected_sites(&self) -> Vec<pasopati_common::SiteId> {
+        self.state.connected_sites()
+    }
+
+    /// Serves agents and the control socket until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), CollectorError> {
+        let addr = self.local_addr()?;
+        tracing::info!(quic = %addr, public = %self.state.config.public_addr, "collector running");
+        let control = self.control.map(|listener| {
+            tokio::spawn(control::serve(listener, self.state.clone(), shutdown.clone()))
+        });
+        server::serve(self.endpoint, self.state.clone(), shutdown).await;
+        if let Some(control) = control {
+            let _ = control.await;
+            let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));
+        }
+        tracing::info!("collector stopped");
+        Ok(())
+    }
+}
+
+/// Runs an admin request: through the running daemon if there is one, else directly on the
+/// store of `data_dir`.
+pub async fn call(data_dir: &Path, request: CollectorRequest) -> Result<CollectorResponse, CollectorError> {
+    CollectorConfig::load(data_dir)?;
+    let mut request = Some(request);
+    for attempt in 0..20 {
+        let Some(req) = request.take() else { break };
+        if let Some(response) = pasopati_common::control::call(data_dir, &req).await? {
+            return Ok(response);
+        }
+        let dir = data_dir.to_owned();
+        let direct = tokio::task::spawn_blocking(move || -> Result<CollectorResponse, (CollectorError, CollectorRequest)> {
+            let collector = match Collector::open(&dir) {
+                Ok(c) => c,
+                Err(e) => return Err((e, req)),
+            };
+            let (events, _) = broadcast::channel(1);
+            let state = ServerState::new(collector.store.clone(), collector.authority.clone(), collector.config.clone(), events);
+            Ok(control::answer(&state, req))
+        })
+        .await
+        .map_err(|e| CollectorError::Io {
+            what: "admin task".into(),
+            message: e.to_string(),
+        })?;
+        match direct {
+            Ok(response) => return Ok(response),
+            Err((CollectorError::Store(StoreError::Locked { .. }), req)) if attempt < 19 => {
+                // A daemon is starting or stopping; its socket will answer shortly.
+                request = Some(req);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+    Err(CollectorError::Admin(
+        "the store is held by a process that does not answer on control.sock".into(),
+    ))
+}

@@ -1,0 +1,189 @@
+//! Admin operations behind the CLI: registering sites and listing sites, reports and gaps. Each
+//! runs either inside the daemon (reached over the control socket) or directly on the store
+//! when no daemon runs; both paths call these functions.
+
+use crate::authority::Authority;
+use crate::config::CollectorConfig;
+use crate::store::{Gap, ReportQuery, SiteRecord, SiteStatus, Store, StoreError, StoredReport};
+use bincode::{Decode, Encode};
+use pasopati_common::token::EnrollmentToken;
+use pasopati_common::{SiteId, SiteType, Timestamp};
+use serde::Serialize;
+
+/// Arguments of `site add`.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct SiteAdd {
+    pub id: SiteId,
+    pub name: String,
+    pub site_type: SiteType,
+    pub kanwil: String,
+}
+
+/// A site as `site list` shows it.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct SiteView {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub site_type: String,
+    pub kanwil: String,
+    /// `pending` (never enrolled), `online` (connected now), `offline`, or `revoked`.
+    pub state: String,
+    pub last_seen_at: Option<String>,
+    pub enrolled_at: Option<String>,
+    pub reports: u64,
+}
+
+/// A report as `reports` shows it.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct ReportView {
+    pub id: String,
+    pub site_id: String,
+    pub epoch: String,
+    pub seq: u64,
+    pub category: String,
+    pub priority: String,
+    pub title: String,
+    pub body: String,
+    pub occurred_at: String,
+    pub filed_at: String,
+    pub received_at: String,
+    pub arrival: u64,
+}
+
+/// A gap as `gaps` shows it.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct GapView {
+    pub site_id: String,
+    pub epoch: String,
+    pub from_seq: u64,
+    pub to_seq: u64,
+    pub kind: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub times: u64,
+}
+
+/// An admin operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Registers a site and mints its first enrollment token; returns the token.
+pub fn site_add(
+    store: &Store,
+    authority: &Authority,
+    config: &CollectorConfig,
+    args: SiteAdd,
+) -> Result<String, AdminError> {
+    let name = args.name.trim().to_owned();
+    let kanwil = args.kanwil.trim().to_owned();
+    if name.is_empty() {
+        return Err(AdminError::Invalid("--name is empty; give the UPT's name, e.g. \"Lapas Kelas IIA Contoh\"".into()));
+    }
+    if kanwil.is_empty() {
+        return Err(AdminError::Invalid("--kanwil is empty; give the regional office, e.g. \"Jawa Barat\"".into()));
+    }
+    let now = Timestamp::now();
+    store.add_site(&SiteRecord {
+        id: args.id.clone(),
+        name,
+        site_type: args.site_type,
+        kanwil,
+        status: SiteStatus::Pending,
+        created_at: now,
+        enrolled_at: None,
+        cert_fingerprint: None,
+        last_seen_at: None,
+        reports: 0,
+    })?;
+    mint_token(store, authority, config, &args.id, now)
+}
+
+fn mint_token(
+    store: &Store,
+    authority: &Authority,
+    config: &CollectorConfig,
+    site: &SiteId,
+    now: Timestamp,
+) -> Result<String, AdminError> {
+    let token = EnrollmentToken::mint(config.public_addr.clone(), authority.ca_fingerprint(), site);
+    let expires = Timestamp(now.0 + i64::from(config.token_ttl_hours) * 3_600_000);
+    store.add_token(site, &EnrollmentToken::secret_hash(&token.secret), now, expires)?;
+    Ok(token.encode())
+}
+
+/// All sites; `online` lists the sites with a live session.
+pub fn site_list(store: &Store, online: &[SiteId]) -> Result<Vec<SiteView>, AdminError> {
+    Ok(store
+        .sites()?
+        .into_iter()
+        .map(|s| {
+            let state = match s.status {
+                SiteStatus::Revoked => "revoked",
+                SiteStatus::Pending => "pending",
+                SiteStatus::Active if online.contains(&s.id) => "online",
+                SiteStatus::Active => "offline",
+            };
+            SiteView {
+                id: s.id.to_string(),
+                name: s.name,
+                site_type: s.site_type.to_string(),
+                kanwil: s.kanwil,
+                state: state.into(),
+                last_seen_at: s.last_seen_at.map(|t| t.to_rfc3339()),
+                enrolled_at: s.enrolled_at.map(|t| t.to_rfc3339()),
+                reports: s.reports,
+            }
+        })
+        .collect())
+}
+
+/// Reports in arrival order.
+pub fn reports(store: &Store, query: &ReportQuery) -> Result<Vec<ReportView>, AdminError> {
+    Ok(store.reports(query)?.into_iter().map(report_view).collect())
+}
+
+/// The view of one stored report.
+pub fn report_view(r: StoredReport) -> ReportView {
+    ReportView {
+        id: r.report.id.to_string(),
+        site_id: r.site.to_string(),
+        epoch: r.epoch.to_string(),
+        seq: r.seq,
+        category: r.report.category,
+        priority: r.report.priority.to_string(),
+        title: r.report.title,
+        body: r.report.body,
+        occurred_at: r.report.occurred_at.to_rfc3339(),
+        filed_at: r.report.filed_at.to_rfc3339(),
+        received_at: r.received_at.to_rfc3339(),
+        arrival: r.arrival,
+    }
+}
+
+/// All recorded gaps.
+pub fn gaps(store: &Store) -> Result<Vec<GapView>, AdminError> {
+    Ok(store.gaps()?.into_iter().map(gap_view).collect())
+}
+
+fn gap_view(g: Gap) -> GapView {
+    let kind = serde_json::to_value(g.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    GapView {
+        site_id: g.site.to_string(),
+        epoch: g.epoch.to_string(),
+        from_seq: g.from,
+        to_seq: g.to,
+        kind,
+        first_seen: g.first_seen.to_rfc3339(),
+        last_seen: g.last_seen.to_rfc3339(),
+        times: g.times,
+    }
+}

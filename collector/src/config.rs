@@ -1,0 +1,129 @@
+//! The collector's configuration file, `collector.toml` in its data directory, written by `init`.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The configuration file's name inside the data directory.
+pub const CONFIG_FILE: &str = "collector.toml";
+
+/// Where the collector listens and what it tells agents.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// The UDP address of the QUIC listener for agents.
+    pub quic_listen: SocketAddr,
+    /// The TCP address of the dashboard and API (served from a later release; nothing listens
+    /// on it yet).
+    pub http_listen: SocketAddr,
+    /// `host:port` agents dial; written into enrollment tokens.
+    pub public_addr: String,
+    /// Lifetime of site certificates, in days.
+    #[serde(default = "default_site_cert_days")]
+    pub site_cert_days: u32,
+    /// Lifetime of enrollment tokens, in hours.
+    #[serde(default = "default_token_ttl_hours")]
+    pub token_ttl_hours: u32,
+}
+
+fn default_site_cert_days() -> u32 {
+    365
+}
+
+fn default_token_ttl_hours() -> u32 {
+    72
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path} is missing: {dir} is not a collector data directory; create one with `pasopati-collector init --data-dir {dir}`")]
+    NotInitialised { path: String, dir: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl CollectorConfig {
+    /// Defaults for `init`: QUIC on all interfaces, port 4433; HTTP on loopback only.
+    pub fn with_defaults(
+        quic_listen: Option<SocketAddr>,
+        http_listen: Option<SocketAddr>,
+        public_addr: Option<String>,
+    ) -> CollectorConfig {
+        let quic_listen = quic_listen.unwrap_or_else(|| ([0, 0, 0, 0], 4433).into());
+        let public_addr = public_addr.unwrap_or_else(|| {
+            if quic_listen.ip().is_unspecified() {
+                format!("127.0.0.1:{}", quic_listen.port())
+            } else {
+                quic_listen.to_string()
+            }
+        });
+        CollectorConfig {
+            quic_listen,
+            http_listen: http_listen.unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
+            public_addr,
+            site_cert_days: default_site_cert_days(),
+            token_ttl_hours: default_token_ttl_hours(),
+        }
+    }
+
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(CONFIG_FILE)
+    }
+
+    /// Loads `collector.toml` from `data_dir`.
+    pub fn load(data_dir: &Path) -> Result<CollectorConfig, ConfigError> {
+        let path = Self::path(data_dir);
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::NotInitialised {
+                    path: shown,
+                    dir: data_dir.display().to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(ConfigError::Invalid {
+                    path: shown,
+                    message: e.to_string(),
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: shown,
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes `collector.toml` atomically.
+    pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
+        let path = Self::path(data_dir);
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = toml::to_string_pretty(self).map_err(|e| invalid(e.to_string()))?;
+        let text = format!(
+            "# PASOPATI Edge collector configuration, written by `pasopati-collector init`.\n\
+             # Nothing listens anywhere but on the addresses below.\n{text}"
+        );
+        pasopati_common::pki::write_file_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_for_http() {
+        let c = CollectorConfig::with_defaults(None, None, None);
+        assert!(c.http_listen.ip().is_loopback());
+        assert_eq!(c.public_addr, "127.0.0.1:4433");
+        let dir = tempfile::tempdir().unwrap();
+        c.save(dir.path()).unwrap();
+        assert_eq!(CollectorConfig::load(dir.path()).unwrap(), c);
+    }
+}

@@ -1,0 +1,90 @@
+//! The collector's side of the local control channel: admin subcommands while the daemon runs.
+
+use crate::admin::{self, GapView, ReportView, SiteAdd, SiteView};
+use crate::server::ServerState;
+use crate::store::ReportQuery;
+use bincode::{Decode, Encode};
+use pasopati_common::SiteId;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+
+/// A request from the CLI to the running daemon.
+#[derive(Debug, Encode, Decode)]
+pub enum CollectorRequest {
+    SiteAdd(SiteAdd),
+    SiteList,
+    Reports {
+        site: Option<SiteId>,
+        limit: Option<u64>,
+    },
+    Gaps,
+}
+
+/// The daemon's answer.
+#[derive(Debug, Encode, Decode)]
+pub enum CollectorResponse {
+    Token(String),
+    Sites(Vec<SiteView>),
+    Reports(Vec<ReportView>),
+    Gaps(Vec<GapView>),
+    Failed(String),
+}
+
+/// Answers one request; used by the daemon.
+pub(crate) fn answer(state: &ServerState, request: CollectorRequest) -> CollectorResponse {
+    let result = match request {
+        CollectorRequest::SiteAdd(args) => {
+            admin::site_add(&state.store, &state.authority, &state.config, args).map(CollectorResponse::Token)
+        }
+        CollectorRequest::SiteList => {
+            admin::site_list(&state.store, &state.connected_sites()).map(CollectorResponse::Sites)
+        }
+        CollectorRequest::Reports { site, limit } => admin::reports(
+            &state.store,
+            &ReportQuery {
+                site,
+                after_arrival: None,
+                limit: limit.map(|l| l as usize),
+            },
+        )
+        .map(CollectorResponse::Reports),
+        CollectorRequest::Gaps => admin::gaps(&state.store).map(CollectorResponse::Gaps),
+    };
+    result.unwrap_or_else(|e| CollectorResponse::Failed(e.to_string()))
+}
+
+/// Serves the control socket until shutdown.
+pub(crate) async fn serve(listener: UnixListener, state: Arc<ServerState>, shutdown: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => break,
+        };
+        let (mut stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("control socket accept failed: {e}");
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let request = match pasopati_common::control::read_request(&mut stream).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("bad control request: {e}");
+                    return;
+                }
+            };
+            let st = state.clone();
+            let response = tokio::task::spawn_blocking(move || answer(&st, request))
+                .await
+                .unwrap_or_else(|e| CollectorResponse::Failed(e.to_string()));
+            if let Err(e) = pasopati_common::control::write_response(&mut stream, &response).await {
+                tracing::warn!("control response not delivered: {e}");
+            }
+        });
+    }
+}

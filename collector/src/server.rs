@@ -1,0 +1,445 @@
+//! The QUIC server: accepts agents, verifies who they are from their certificate, and runs the
+//! collector's side of the sync protocol against the [`Store`]. Connections without a client
+//! certificate may only enroll.
+
+use crate::authority::Authority;
+use crate::config::CollectorConfig;
+use crate::events::CollectorEvent;
+use crate::store::{BatchOutcome, SiteStatus, Store, TokenRefusal};
+use pasopati_common::frame::{
+    read_frame, write_frame, AgentFrame, CollectorFrame, EnrollRequest, FrameError, Limits,
+    Refusal, RefusalCode, Welcome,
+};
+use pasopati_common::sync::{decide_hello, HelloDecision};
+use pasopati_common::token::EnrollmentToken;
+use pasopati_common::{pki, SiteId, Timestamp};
+use rustls_pki_types::CertificateDer;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// How long a peer may take to send its first frame.
+const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Application error codes used when closing connections.
+mod close {
+    pub const NORMAL: u32 = 0;
+    pub const PROTOCOL: u32 = 1;
+    pub const REFUSED: u32 = 2;
+    pub const REPLACED: u32 = 3;
+    pub const SHUTDOWN: u32 = 4;
+}
+
+/// State shared by all connections.
+pub(crate) struct ServerState {
+    pub store: Arc<Store>,
+    pub authority: Arc<Authority>,
+    pub config: CollectorConfig,
+    pub limits: Limits,
+    pub events: broadcast::Sender<CollectorEvent>,
+    live: Mutex<HashMap<SiteId, (u64, quinn::Connection)>>,
+    next_conn: AtomicU64,
+}
+
+impl ServerState {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        authority: Arc<Authority>,
+        config: CollectorConfig,
+        events: broadcast::Sender<CollectorEvent>,
+    ) -> ServerState {
+        ServerState {
+            store,
+            authority,
+            config,
+            limits: Limits::default(),
+            events,
+            live: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// Sites with a live session now.
+    pub(crate) fn connected_sites(&self) -> Vec<SiteId> {
+        match self.live.lock() {
+            Ok(live) => live.keys().cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn register(&self, site: &SiteId, conn: &quinn::Connection) -> u64 {
+        let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let old = match self.live.lock() {
+            Ok(mut live) => live.insert(site.clone(), (id, conn.clone())),
+            Err(_) => None,
+        };
+        if let Some((_, old)) = old {
+            tracing::warn!(%site, old = %old.remote_address(), new = %conn.remote_address(),
+                "a second connection for this site replaces the first");
+            old.close(close::REPLACED.into(), b"replaced by a newer connection of this site");
+        }
+        let _ = self.events.send(CollectorEvent::SiteConnected(site.clone()));
+        id
+    }
+
+    fn unregister(&self, site: &SiteId, id: u64) {
+        let removed = match self.live.lock() {
+            Ok(mut live) => {
+                if live.get(site).is_some_and(|(current, _)| *current == id) {
+                    live.remove(site);
+                    true
+                } else {
+                    false
+                }
+            }
+            Err(_) => false,
+        };
+        if removed {
+            let _ = self.events.send(CollectorEvent::SiteDisconnected(site.clone()));
+        }
+    }
+
+    fn reject(&self, site: Option<&SiteId>, reason: String) {
+        let who = site.map(|s| s.to_string()).unwrap_or_else(|| "unauthenticated peer".into());
+        tracing::warn!(site = %who, "refused: {reason}");
+        if let Err(e) = self.store.record_rejection(site, reason.clone()) {
+            tracing::error!("could not record the refusal: {e}");
+        }
+        let _ = self.events.send(CollectorEvent::Refused {
+            site: site.cloned(),
+            reason,
+        });
+    }
+}
+
+/// Accepts connections until `shutdown` is cancelled.
+pub(crate) async fn serve(endpoint: quinn::Endpoint, state: Arc<ServerState>, shutdown: CancellationToken) {
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => i,
+            _ = shutdown.cancelled() => break,
+        };
+        let Some(incoming) = incoming else { break };
+        // Unvalidated addresses must first prove they can receive (stateless retry), so a
+        // spoofed source cannot make us do handshake work or amplify traffic.
+        if !incoming.remote_address_validated() {
+            if let Err(e) = incoming.retry() {
+                tracing::debug!("retry not possible: {e}");
+            }
+            continue;
+        }
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let remote = incoming.remote_address();
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    state.reject(None, format!("connection from {remote} failed its TLS handshake: {e}"));
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = handle_connection(conn.clone(), state) => {}
+                _ = shutdown.cancelled() => {
+                    conn.close(close::SHUTDOWN.into(), b"collector shutting down");
+                }
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    endpoint.close(close::SHUTDOWN.into(), b"collector shutting down");
+    tasks.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+}
+
+async fn handle_connection(conn: quinn::Connection, state: Arc<ServerState>) {
+    let chain = conn
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok());
+    match chain.as_ref().and_then(|c| c.first()) {
+        Some(cert) => {
+            let cert = cert.clone();
+            sync_connection(conn, cert, state).await
+        }
+        None => enrollment_connection(conn, state).await,
+    }
+}
+
+async fn refuse(
+    conn: &quinn::Connection,
+    send: Option<&mut quinn::SendStream>,
+    code: RefusalCode,
+    message: String,
+) {
+    if let Some(send) = send {
+        let _ = write_frame(send, &CollectorFrame::Refused(Refusal { code, message })).await;
+        let _ = send.finish();
+        // Give the agent a moment to read the refusal and close on its side.
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+    }
+    conn.close(close::REFUSED.into(), b"refused");
+}
+
+async fn first_frame(
+    recv: &mut quinn::RecvStream,
+) -> Result<AgentFrame, FrameError> {
+    match tokio::time::timeout(FIRST_FRAME_TIMEOUT, read_frame::<_, AgentFrame>(recv)).await {
+        Ok(Ok(Some(frame))) => Ok(frame),
+        Ok(Ok(None)) => Err(FrameError::Closed),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(FrameError::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no frame within 10 s",
+        ))),
+    }
+}
+
+async fn enrollment_connection(conn: quinn::Connection, state: Arc<ServerState>) {
+    let remote = conn.remote_address();
+    let Ok(Ok((mut send, mut recv))) =
+        tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.accept_bi()).await
+    else {
+        conn.close(close::PROTOCOL.into(), b"no stream");
+        return;
+    };
+    let request = match first_frame(&mut recv).await {
+        Ok(AgentFrame::Enroll(r)) => r,
+        Ok(_) => {
+            state.reject(None, format!("{remote} sent a sync frame without a client certificate"));
+            let message = "this connection has no site certificate; enroll first with `pasopati-agent enroll`".to_owned();
+            refuse(&conn, Some(&mut send), RefusalCode::NotEnrolled, message).await;
+            return;
+        }
+        Err(e) => {
+            state.reject(None, format!("{remote} sent an unreadable enrollment frame: {e}"));
+            conn.close(close::PROTOCOL.into(), b"malformed frame");
+            return;
+        }
+    };
+    let (code, message) = match enroll(&state, request).await {
+        Ok((site, cert_der)) => {
+            tracing::info!(%site, %remote, "site enrolled; certificate issued");
+            let frame = CollectorFrame::Enrolled {
+                cert_der,
+                ca_der: state.authority.ca_der().to_vec(),
+            };
+            let _ = write_frame(&mut send, &frame).await;
+            let _ = send.finish();
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+            return;
+        }
+        Err(refusal) => refusal,
+    };
+    state.reject(None, format!("enrollment from {remote} refused: {message}"));
+    refuse(&conn, Some(&mut send), code, message).await;
+}
+
+async fn enroll(
+    state: &Arc<ServerState>,
+    request: EnrollRequest,
+) -> Result<(SiteId, Vec<u8>), (RefusalCode, String)> {
+    let site = SiteId::new(request.site_id)
+        .map_err(|e| (RefusalCode::BadRequest, e.to_string()))?;
+    let hash = EnrollmentToken::secret_hash(&request.secret);
+    let st = state.clone();
+    let s = site.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let days = st.config.site_cert_days;
+        st.store.redeem_token(&s, &hash, Timestamp::now(), || {
+            st.authority.sign_site(&request.csr_der, &s, days)
+        })
+    })
+    .await;
+    let unavailable = |m: String| (RefusalCode::Unavailable, format!("the collector cannot enroll now ({m}); try again later"));
+    match result {
+        Err(e) => Err(unavailable(e.to_string())),
+        Ok(Err(e)) => Err(unavailable(e.to_string())),
+        Ok(Ok(Ok(cert))) => Ok((site, cert)),
+        Ok(Ok(Err(refusal))) => Err(match refusal {
+            TokenRefusal::Unknown => (
+                RefusalCode::TokenUnknown,
+                format!("the enrollment token for site `{site}` is not known to this collector (mistyped, or minted by another installation); ask the media center for a new token"),
+            ),
+            TokenRefusal::Used(at) => (
+                RefusalCode::TokenUsed,
+                format!("this enrollment token was already used at {at}; each token works once. Ask the media center for a new token"),
+            ),
+            TokenRefusal::Expired(at) => (
+                RefusalCode::TokenExpired,
+                format!("this enrollment token expired at {at}; ask the media center for a new token"),
+            ),
+            TokenRefusal::Revoked => (
+                RefusalCode::Revoked,
+                format!("site `{site}` is revoked at the media center; contact its admin"),
+            ),
+            TokenRefusal::BadRequest(m) => (RefusalCode::BadRequest, m),
+        }),
+    }
+}
+
+async fn sync_connection(conn: quinn::Connection, cert: CertificateDer<'static>, state: Arc<ServerState>) {
+    let remote = conn.remote_address();
+    let site = match pki::site_of_cert(&cert) {
+        Ok((site, _)) => site,
+        Err(e) => {
+            state.reject(None, format!("{remote} presented a certificate without a site: {e}"));
+            conn.close(close::REFUSED.into(), b"certificate names no site");
+            return;
+        }
+    };
+    let Ok(Ok((mut send, mut recv))) =
+        tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.accept_bi()).await
+    else {
+        conn.close(close::PROTOCOL.into(), b"no stream");
+        return;
+    };
+    // The site must exist, be active, and this must be its current certificate.
+    let record = match state.store.site(&site) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(%site, "store error: {e}");
+            refuse(&conn, Some(&mut send), RefusalCode::Unavailable, "the collector's store is unavailable; try again later".into()).await;
+            return;
+        }
+    };
+    let refusal = match &record {
+        None => Some((RefusalCode::UnknownSite, format!("site `{site}` is not registered at this collector"))),
+        Some(r) if r.status == SiteStatus::Revoked => Some((RefusalCode::Revoked, format!("site `{site}` has been revoked by the media center; reports stay queued at the site. Contact the media center's admin"))),
+        Some(r) if r.cert_fingerprint != Some(pki::fingerprint(&cert)) => Some((RefusalCode::CertificateSuperseded, format!("this certificate of site `{site}` was replaced by a newer enrollment; use the newest certificate or re-enroll with a new token"))),
+        Some(_) => None,
+    };
+    if let Some((code, message)) = refusal {
+        state.reject(Some(&site), message.clone());
+        refuse(&conn, Some(&mut send), code, message).await;
+        return;
+    }
+    let conn_id = state.register(&site, &conn);
+    let result = run_sync(&conn, &site, &mut send, &mut recv, &state).await;
+    state.unregister(&site, conn_id);
+    match result {
+        Ok(()) => conn.close(close::NORMAL.into(), b"bye"),
+        Err(SyncEnd::Peer(e)) => {
+            tracing::debug!(%site, "session ended: {e}");
+        }
+        Err(SyncEnd::Violation(reason)) => {
+            state.reject(Some(&site), reason);
+            conn.close(close::PROTOCOL.into(), b"protocol violation");
+        }
+        Err(SyncEnd::Refused(code, message)) => {
+            state.reject(Some(&site), message.clone());
+            refuse(&conn, Some(&mut send), code, message).await;
+        }
+    }
+}
+
+enum SyncEnd {
+    /// The peer went away; nothing to record.
+    Peer(String),
+    /// The peer broke the protocol; record and close.
+    Violation(String),
+    /// Refuse the session with a frame.
+    Refused(RefusalCode, String),
+}
+
+async fn run_sync(
+    conn: &quinn::Connection,
+    site: &SiteId,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+    state: &Arc<ServerState>,
+) -> Result<(), SyncEnd> {
+    let hello = match first_frame(recv).await {
+        Ok(AgentFrame::Hello(h)) => h,
+        Ok(_) => return Err(SyncEnd::Violation("the first frame was not Hello".into())),
+        Err(FrameError::Closed) => return Err(SyncEnd::Peer("closed before Hello".into())),
+        Err(e) => return Err(SyncEnd::Violation(format!("unreadable Hello: {e}"))),
+    };
+    let epoch = hello.epoch;
+    let stored = state
+        .store
+        .hwm(site, epoch)
+        .map_err(|e| SyncEnd::Refused(RefusalCode::Unavailable, format!("store unavailable: {e}")))?;
+    let decision = decide_hello(stored, &hello);
+    let hwm = match &decision {
+        HelloDecision::Refuse(r) => return Err(SyncEnd::Refused(r.code, r.message.clone())),
+        HelloDecision::Welcome { hwm, lost, agent_behind } => {
+            if let Some(range) = lost {
+                tracing::error!(%site, %epoch, from = range.start(), to = range.end(),
+                    "the agent no longer holds seqs this collector lacks (collector restored from an older copy?); recorded as a gap");
+            }
+            if *agent_behind {
+                tracing::warn!(%site, %epoch, stored,
+                    "the agent's outbox is behind this collector (restored from an older copy?); it will start a new epoch");
+            }
+            *hwm
+        }
+    };
+    let st = state.clone();
+    let s = site.clone();
+    let d = decision.clone();
+    blocking(move || st.store.record_hello(&s, epoch, &d, Timestamp::now())).await?;
+    let welcome = CollectorFrame::Welcome(Welcome {
+        hwm,
+        limits: state.limits,
+        collector_time: Timestamp::now(),
+    });
+    write_frame(send, &welcome).await.map_err(|e| SyncEnd::Peer(e.to_string()))?;
+    tracing::info!(%site, %epoch, hwm, remote = %conn.remote_address(),
+        clock_offset_ms = hello.agent_time.millis_since(Timestamp::now()), "session started");
+
+    loop {
+        let frame = match read_frame::<_, AgentFrame>(recv).await {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(()),
+            Err(FrameError::Io(e)) => return Err(SyncEnd::Peer(e.to_string())),
+            Err(FrameError::Closed) => return Err(SyncEnd::Peer("stream closed mid-frame".into())),
+            Err(e) => return Err(SyncEnd::Violation(format!("bad frame on the session stream: {e}"))),
+        };
+        let batch = match frame {
+            AgentFrame::Batch(b) => b,
+            AgentFrame::Hello(_) => return Err(SyncEnd::Violation("a second Hello".into())),
+            AgentFrame::Enroll(_) => return Err(SyncEnd::Violation("Enroll on a sync session".into())),
+        };
+        let st = state.clone();
+        let s = site.clone();
+        let limits = state.limits;
+        let outcome = blocking(move || st.store.apply_batch(&s, epoch, &batch, &limits, Timestamp::now())).await?;
+        let reply = match outcome {
+            BatchOutcome::Stored { hwm, stored, replayed, known_by_id } => {
+                if replayed > 0 || known_by_id > 0 {
+                    tracing::info!(%site, %epoch, replayed, known_by_id, "replayed reports absorbed");
+                }
+                for report in stored {
+                    let _ = state.events.send(CollectorEvent::ReportStored(Box::new(report)));
+                }
+                CollectorFrame::Ack { hwm }
+            }
+            BatchOutcome::Refused { hwm, reason } => {
+                tracing::error!(%site, %epoch, "batch refused: {reason}");
+                CollectorFrame::Nack { hwm, reason }
+            }
+        };
+        write_frame(send, &reply).await.map_err(|e| SyncEnd::Peer(e.to_string()))?;
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+) -> Result<T, SyncEnd> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!("store error: {e}");
+            Err(SyncEnd::Refused(
+                RefusalCode::Unavailable,
+                format!("the collector cannot store now ({e}); reports stay queued, try again later"),
+            ))
+        }
+        Err(e) => Err(SyncEnd::Refused(RefusalCode::Unavailable, e.to_string())),
+    }
+}

@@ -1,0 +1,797 @@
+//! The collector's store: sites, enrollment tokens, reports, per-(site, epoch) high-water marks,
+//! gaps and rejections, in one redb database.
+//!
+//! Every batch is applied in a single write transaction that stores the new reports and advances
+//! the high-water mark together, committed with `Durability::Immediate` before the ack is sent.
+//! That is the whole of the collector's exactly-once argument: a crash before the commit loses
+//! the batch and the hwm together (the agent resends), a crash after it loses only the ack (the
+//! resend is recognised as a replay).
+
+use bincode::{Decode, Encode};
+use pasopati_common::frame::{decode_value, encode_value, Batch, Limits, NackReason};
+use pasopati_common::sync::{plan_batch, HelloDecision};
+use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, SiteType, Timestamp};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
+/// SHA-256 of the token secret → token record.
+const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
+/// (site, epoch) → high-water mark.
+const HWM: TableDefinition<(&str, u64), u64> = TableDefinition::new("hwm");
+/// Arrival number → stored report. Arrival numbers are dense and give the order of storing.
+const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
+/// (site, epoch, seq) → arrival number.
+const BY_POSITION: TableDefinition<(&str, u64, u64), u64> = TableDefinition::new("by_position");
+/// Report id → arrival number.
+const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
+/// (site, epoch, first missing seq) → gap record.
+const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
+/// Rejection number → rejection record.
+const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
+
+const NEXT_ARRIVAL: &str = "next_arrival";
+const NEXT_REJECTION: &str = "next_rejection";
+
+/// The store's file name inside the data directory.
+pub const STORE_FILE: &str = "collector.redb";
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store {path} is in use by another process (is `pasopati-collector run` running for this data directory?)")]
+    Locked { path: String },
+    #[error("the store {path} cannot be opened: {message}. If the file is damaged, move it aside and restore the latest backup")]
+    Open { path: String, message: String },
+    #[error("store error: {0}. Check free disk space and permissions of the data directory")]
+    Storage(String),
+    #[error("a stored record cannot be decoded ({0}); the store may be damaged")]
+    Corrupt(String),
+    #[error("site `{0}` is already registered")]
+    SiteExists(String),
+    #[error("site `{0}` is not registered; register it with `pasopati-collector site add`")]
+    UnknownSite(String),
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Storage(e.to_string()) }
+        }
+    )*};
+}
+storage_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Whether a site may sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteStatus {
+    /// Registered, never enrolled.
+    Pending,
+    /// Enrolled.
+    Active,
+    /// Revoked by an admin.
+    Revoked,
+}
+
+/// A registered site.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct SiteRecord {
+    pub id: SiteId,
+    pub name: String,
+    pub site_type: SiteType,
+    pub kanwil: String,
+    pub status: SiteStatus,
+    pub created_at: Timestamp,
+    pub enrolled_at: Option<Timestamp>,
+    /// SHA-256 of the current certificate; older certificates of the site are refused.
+    pub cert_fingerprint: Option<[u8; 32]>,
+    pub last_seen_at: Option<Timestamp>,
+    pub reports: u64,
+}
+
+#[derive(Clone, Debug, Encode, Decode)]
+struct TokenRecord {
+    site: SiteId,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    used_at: Option<Timestamp>,
+}
+
+/// A report as the collector holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredReport {
+    pub arrival: u64,
+    pub site: SiteId,
+    pub epoch: Epoch,
+    pub seq: Seq,
+    pub report: Report,
+    pub content_hash: [u8; 32],
+    pub received_at: Timestamp,
+}
+
+/// How a gap came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapKind {
+    /// A batch skipped seqs; it was refused and nothing after the gap was stored.
+    SkippedSeqs,
+    /// The agent no longer holds seqs the collector does not have: the collector lost them
+    /// (restored from an older copy). They cannot be recovered from this agent.
+    CollectorRollback,
+    /// The collector holds seqs the agent has not given out: the agent's outbox was restored from
+    /// an older copy. The agent starts a new epoch; reports are matched by id.
+    AgentRollback,
+}
+
+/// A recorded gap.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Gap {
+    pub site: SiteId,
+    pub epoch: Epoch,
+    pub from: Seq,
+    pub to: Seq,
+    pub kind: GapKind,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub times: u64,
+}
+
+/// A recorded refusal of a peer's frame or batch.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Rejection {
+    pub at: Timestamp,
+    pub site: Option<SiteId>,
+    pub reason: String,
+}
+
+/// What applying a batch did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Stored (or recognised) everything; `hwm` is the new high-water mark.
+    Stored {
+        hwm: Seq,
+        stored: Vec<StoredReport>,
+        replayed: u64,
+        known_by_id: u64,
+    },
+    /// Refused; nothing was stored.
+    Refused { hwm: Seq, reason: NackReason },
+}
+
+/// What to list.
+#[derive(Clone, Debug, Default)]
+pub struct ReportQuery {
+    pub site: Option<SiteId>,
+    /// Only arrivals at or after this number.
+    pub after_arrival: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+/// The redb store.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+fn encode<T: Encode>(v: &T) -> Vec<u8> {
+    encode_value(v)
+}
+
+fn decode<T: Decode<()>>(raw: &[u8]) -> Result<T, StoreError> {
+    decode_value(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Store {
+    /// Opens (creating if absent) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(STORE_FILE);
+        let shown = path.display().to_string();
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+                path: shown.clone(),
+            },
+            other => StoreError::Open {
+                path: shown.clone(),
+                message: other.to_string(),
+            },
+        })?;
+        let txn = db.begin_write()?;
+        txn.open_table(META)?;
+        txn.open_table(SITES)?;
+        txn.open_table(TOKENS)?;
+        txn.open_table(HWM)?;
+        txn.open_table(REPORTS)?;
+        txn.open_table(BY_POSITION)?;
+        txn.open_table(BY_ID)?;
+        txn.open_table(GAPS)?;
+        txn.open_table(REJECTIONS)?;
+        txn.commit()?;
+        Ok(Store { db, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Registers a new site.
+    pub fn add_site(&self, site: &SiteRecord) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut sites = txn.open_table(SITES)?;
+            if sites.get(site.id.as_str())?.is_some() {
+                return Err(StoreError::SiteExists(site.id.to_string()));
+            }
+            sites.insert(site.id.as_str(), encode(site).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// One site.
+    pub fn site(&self, id: &SiteId) -> Result<Option<SiteRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let sites = txn.open_table(SITES)?;
+        let value = sites.get(id.as_str())?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    /// All sites, by id.
+    pub fn sites(&self) -> Result<Vec<SiteRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let sites = txn.open_table(SITES)?;
+        let mut out = Vec::new();
+        for entry in sites.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Stores a token (by the hash of its secret) for a registered site.
+    pub fn add_token(
+        &self,
+        site: &SiteId,
+        secret_hash: &[u8; 32],
+        now: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            if txn.open_table(SITES)?.get(site.as_str())?.is_none() {
+                return Err(StoreError::UnknownSite(site.to_string()));
+            }
+            let record = TokenRecord {
+                site: site.clone(),
+                created_at: now,
+                expires_at,
+                used_at: None,
+            };
+            txn.open_table(TOKENS)?
+                .insert(&secret_hash[..], encode(&record).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Redeems a token and records the certificate `issue` returns, in one transaction: either
+    /// the token is spent and the certificate recorded, or neither.
+    pub fn redeem_token<E>(
+        &self,
+        site: &SiteId,
+        secret_hash: &[u8; 32],
+        now: Timestamp,
+        issue: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Result<Vec<u8>, TokenRefusal>, StoreError>
+    where
+        E: std::fmt::Display,
+    {
+        let txn = self.db.begin_write()?;
+        let cert = {
+            let mut tokens = txn.open_table(TOKENS)?;
+            let record: Option<TokenRecord> = tokens
+                .get(&secret_hash[..])?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            let mut record = match record {
+                Some(r) if &r.site == site => r,
+                _ => return Ok(Err(TokenRefusal::Unknown)),
+            };
+            if let Some(used) = record.used_at {
+                return Ok(Err(TokenRefusal::Used(used)));
+            }
+            if now > record.expires_at {
+                return Ok(Err(TokenRefusal::Expired(record.expires_at)));
+            }
+            let mut sites = txn.open_table(SITES)?;
+            let mut site_record: SiteRecord = match sites.get(site.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Ok(Err(TokenRefusal::Unknown)),
+            };
+            if site_record.status == SiteStatus::Revoked {
+                return Ok(Err(TokenRefusal::Revoked));
+            }
+            let cert = match issue() {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(TokenRefusal::BadRequest(e.to_string()))),
+            };
+            record.used_at = Some(now);
+            tokens.insert(&secret_hash[..], encode(&record).as_slice())?;
+            site_record.status = SiteStatus::Active;
+            site_record.enrolled_at = Some(now);
+            site_record.cert_fingerprint = Some(pasopati_common::pki::fingerprint(&cert));
+            sites.insert(site.as_str(), encode(&site_record).as_slice())?;
+            cert
+        };
+        txn.commit()?;
+        Ok(Ok(cert))
+    }
+
+    /// The high-water mark of (site, epoch); 0 if never seen.
+    pub fn hwm(&self, site: &SiteId, epoch: Epoch) -> Result<Seq, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HWM)?;
+        let value = table.get((site.as_str(), epoch.0))?;
+        Ok(value.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Applies a `Hello` decision: records a lost range as a gap and moves the hwm past it,
+    /// records an agent rollback, and notes the site as seen.
+    pub fn record_hello(
+        &self,
+        site: &SiteId,
+        epoch: Epoch,
+        decision: &HelloDecision,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            if let HelloDecision::Welcome {
+                hwm,
+                lost,
+                agent_behind,
+            } = decision
+            {
+                let mut gaps = txn.open_table(GAPS)?;
+                if let Some(range) = lost {
+                    upsert_gap(&mut gaps, site, epoch, *range.start(), *range.end(), GapKind::CollectorRollback, now)?;
+                    txn.open_table(HWM)?.insert((site.as_str(), epoch.0), *hwm)?;
+                }
+                if *agent_behind {
+                    upsert_gap(&mut gaps, site, epoch, *hwm, *hwm, GapKind::AgentRollback, now)?;
+                }
+            }
+            touch_site(&txn, site, now, 0)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Applies a batch from (site, epoch) in one durable transaction.
+    pub fn apply_batch(
+        &self,
+        site: &SiteId,
+        epoch: Epoch,
+        batch: &Batch,
+        limits: &Limits,
+        now: Timestamp,
+    ) -> Result<BatchOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            let mut hwm_table = txn.open_table(HWM)?;
+            let hwm = hwm_table
+                .get((site.as_str(), epoch.0))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let plan = match plan_batch(hwm, batch.first_seq, batch.reports.len(), limits) {
+                Ok(p) => p,
+                Err(reason) => {
+                    if let NackReason::Gap { expected, got } = reason {
+                        if got > expected {
+                            let mut gaps = txn.open_table(GAPS)?;
+                            upsert_gap(&mut gaps, site, epoch, expected, got - 1, GapKind::SkippedSeqs, now)?;
+                        }
+                    }
+                    drop(hwm_table);
+                    record_rejection(&txn, Some(site), format!("batch refused: {reason}"), now)?;
+                    txn.commit()?;
+                    return Ok(BatchOutcome::Refused { hwm, reason });
+                }
+            };
+            let mut reports = txn.open_table(REPORTS)?;
+            let mut by_position = txn.open_table(BY_POSITION)?;
+            let mut by_id = txn.open_table(BY_ID)?;
+            let mut replayed = 0u64;
+            if let Some(range) = &plan.replayed {
+                for seq in range.clone() {
+                    let report = &batch.reports[(seq - batch.first_seq) as usize];
+                    let arrival = by_position.get((site.as_str(), epoch.0, seq))?.map(|v| v.value());
+                    let same = match arrival {
+                        Some(a) => match reports.get(a)? {
+                            Some(v) => decode::<StoredReport>(v.value())?.content_hash == report.content_hash(),
+                            None => false,
+                        },
+                        // Below the hwm but not stored: a range recorded lost. Nothing to compare.
+                        None => true,
+                    };
+                    if !same {
+                        drop((hwm_table, reports, by_position, by_id));
+                        let reason = NackReason::Conflict { seq };
+                        record_rejection(
+                            &txn,
+                            Some(site),
+                            format!("batch refused: epoch {epoch} {reason}; the stored report is kept"),
+                            now,
+                        )?;
+                        txn.commit()?;
+                        return Ok(BatchOutcome::Refused { hwm, reason });
+                    }
+                    replayed += 1;
+                }
+            }
+            let mut stored = Vec::new();
+            let mut known_by_id = 0u64;
+            let mut new_hwm = hwm;
+            if let Some(range) = &plan.fresh {
+                let mut meta = txn.open_table(META)?;
+                let mut arrival = meta.get(NEXT_ARRIVAL)?.map(|v| v.value()).unwrap_or(0);
+                for seq in range.clone() {
+                    let report = &batch.reports[(seq - batch.first_seq) as usize];
+                    let hash = report.content_hash();
+                    let existing = by_id.get(&report.id.0[..])?.map(|v| v.value());
+                    if let Some(a) = existing {
+                        let same = match reports.get(a)? {
+                            Some(v) => decode::<StoredReport>(v.value())?.content_hash == hash,
+                            None => false,
+                        };
+                        if !same {
+                            drop((hwm_table, reports, by_position, by_id, meta));
+                            let reason = NackReason::Conflict { seq };
+                            record_rejection(
+                                &txn,
+                                Some(site),
+                                format!("batch refused: report {} arrived again with different content", report.id),
+                                now,
+                            )?;
+                            txn.commit()?;
+                            return Ok(BatchOutcome::Refused { hwm, reason });
+                        }
+                        // The same report under a new position (the agent started a new epoch):
+                        // recognised by id, stored once.
+                        by_position.insert((site.as_str(), epoch.0, seq), a)?;
+                        known_by_id += 1;
+                    } else {
+                        let record = StoredReport {
+                            arrival,
+                            site: site.clone(),
+                            epoch,
+                            seq,
+                            report: report.clone(),
+                            content_hash: hash,
+                            received_at: now,
+                        };
+                        reports.insert(arrival, encode(&record).as_slice())?;
+                        by_position.insert((site.as_str(), epoch.0, seq), arrival)?;
+                        by_id.insert(&report.id.0[..], arrival)?;
+                        stored.push(record);
+                        arrival += 1;
+                    }
+                    new_hwm = seq;
+                }
+                meta.insert(NEXT_ARRIVAL, arrival)?;
+                hwm_table.insert((site.as_str(), epoch.0), new_hwm)?;
+            }
+            drop((hwm_table, reports, by_position, by_id));
+            touch_site(&txn, site, now, stored.len() as u64)?;
+            BatchOutcome::Stored {
+                hwm: new_hwm,
+                stored,
+                replayed,
+                known_by_id,
+            }
+        };
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    /// Records a refusal that is not about a batch (a malformed frame, a bad certificate).
+    pub fn record_rejection(&self, site: Option<&SiteId>, reason: String) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        record_rejection(&txn, site, reason, Timestamp::now())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Stored reports in arrival order.
+    pub fn reports(&self, query: &ReportQuery) -> Result<Vec<StoredReport>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let reports = txn.open_table(REPORTS)?;
+        let mut out = Vec::new();
+        let limit = query.limit.unwrap_or(usize::MAX);
+        for entry in reports.range(query.after_arrival.unwrap_or(0)..)? {
+            if out.len() >= limit {
+                break;
+            }
+            let r: StoredReport = decode(entry?.1.value())?;
+            if query.site.as_ref().is_some_and(|s| s != &r.site) {
+                continue;
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// The report with this id.
+    pub fn report(&self, id: &ReportId) -> Result<Option<StoredReport>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let by_id = txn.open_table(BY_ID)?;
+        let Some(arrival) = by_id.get(&id.0[..])?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let reports = txn.open_table(REPORTS)?;
+        let value = reports.get(arrival)?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    /// How many reports are stored.
+    pub fn report_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let value = meta.get(NEXT_ARRIVAL)?;
+        Ok(value.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// All recorded gaps.
+    pub fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let gaps = txn.open_table(GAPS)?;
+        let mut out = Vec::new();
+        for entry in gaps.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// All recorded rejections, oldest first.
+    pub fn rejections(&self) -> Result<Vec<Rejection>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(REJECTIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+}
+
+/// Why a token was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Unknown,
+    Used(Timestamp),
+    Expired(Timestamp),
+    Revoked,
+    BadRequest(String),
+}
+
+fn upsert_gap(
+    gaps: &mut redb::Table<(&'static str, u64, u64), &'static [u8]>,
+    site: &SiteId,
+    epoch: Epoch,
+    from: Seq,
+    to: Seq,
+    kind: GapKind,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let key = (site.as_str(), epoch.0, from);
+    let existing: Option<Gap> = gaps.get(key)?.map(|v| decode(v.value())).transpose()?;
+    let gap = match existing {
+        Some(mut g) if g.kind == kind => {
+            g.to = g.to.max(to);
+            g.last_seen = now;
+            g.times += 1;
+            g
+        }
+        _ => Gap {
+            site: site.clone(),
+            epoch,
+            from,
+            to,
+            kind,
+            first_seen: now,
+            last_seen: now,
+            times: 1,
+        },
+    };
+    gaps.insert(key, encode(&gap).as_slice())?;
+    Ok(())
+}
+
+fn record_rejection(
+    txn: &redb::WriteTransaction,
+    site: Option<&SiteId>,
+    reason: String,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let n = meta.get(NEXT_REJECTION)?.map(|v| v.value()).unwrap_or(0);
+    meta.insert(NEXT_REJECTION, n + 1)?;
+    let record = Rejection {
+        at: now,
+        site: site.cloned(),
+        reason,
+    };
+    txn.open_table(REJECTIONS)?
+        .insert(n, encode(&record).as_slice())?;
+    Ok(())
+}
+
+fn touch_site(
+    txn: &redb::WriteTransaction,
+    site: &SiteId,
+    now: Timestamp,
+    new_reports: u64,
+) -> Result<(), StoreError> {
+    let mut sites = txn.open_table(SITES)?;
+    let record: Option<SiteRecord> = sites
+        .get(site.as_str())?
+        .map(|v| decode(v.value()))
+        .transpose()?;
+    if let Some(mut record) = record {
+        record.last_seen_at = Some(now);
+        record.reports += new_reports;
+        sites.insert(site.as_str(), encode(&record).as_slice())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pasopati_common::{Priority, ReportId};
+
+    fn site() -> SiteId {
+        SiteId::new("lapas-contoh").unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .add_site(&SiteRecord {
+                id: site(),
+                name: "Lapas Contoh".into(),
+                site_type: SiteType::Lapas,
+                kanwil: "Contoh".into(),
+                status: SiteStatus::Active,
+                created_at: Timestamp(0),
+                enrolled_at: None,
+                cert_fingerprint: None,
+                last_seen_at: None,
+                reports: 0,
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    fn report(n: u64) -> Report {
+        let mut id = [0u8; 16];
+        id[8..].copy_from_slice(&n.to_be_bytes());
+        Report {
+            id: ReportId(id),
+            category: "humas".into(),
+            priority: Priority::Normal,
+            title: format!("Laporan {n}"),
+            body: "Isi".into(),
+            occurred_at: Timestamp(1),
+            filed_at: Timestamp(1),
+        }
+    }
+
+    fn batch(first: u64, n: u64) -> Batch {
+        Batch {
+            first_seq: first,
+            reports: (first..first + n).map(report).collect(),
+        }
+    }
+
+    const E: Epoch = Epoch(9);
+
+    #[test]
+    fn replays_are_absorbed_and_conflicts_refused() {
+        let (_d, s) = store();
+        let l = Limits::default();
+        let out = s.apply_batch(&site(), E, &batch(1, 3), &l, Timestamp(5)).unwrap();
+        assert!(matches!(out, BatchOutcome::Stored { hwm: 3, .. }));
+        let out = s.apply_batch(&site(), E, &batch(2, 4), &l, Timestamp(6)).unwrap();
+        match out {
+            BatchOutcome::Stored { hwm, stored, replayed, .. } => {
+                assert_eq!((hwm, stored.len(), replayed), (5, 2, 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.report_count().unwrap(), 5);
+        let mut evil = batch(2, 1);
+        evil.reports[0].body = "diubah".into();
+        let out = s.apply_batch(&site(), E, &evil, &l, Timestamp(7)).unwrap();
+        assert_eq!(
+            out,
+            BatchOutcome::Refused {
+                hwm: 5,
+                reason: NackReason::Conflict { seq: 2 }
+            }
+        );
+        assert_eq!(s.report(&report(2).id).unwrap().unwrap().report.body, "Isi");
+        assert_eq!(s.rejections().unwrap().len(), 1);
+        assert_eq!(s.site(&site()).unwrap().unwrap().reports, 5);
+    }
+
+    #[test]
+    fn gaps_are_refused_and_recorded() {
+        let (_d, s) = store();
+        let l = Limits::default();
+        let out = s.apply_batch(&site(), E, &batch(3, 2), &l, Timestamp(5)).unwrap();
+        assert!(matches!(out, BatchOutcome::Refused { hwm: 0, .. }));
+        assert_eq!(s.report_count().unwrap(), 0);
+        let gaps = s.gaps().unwrap();
+        assert_eq!(gaps.len(), 1);
+        assert_eq!((gaps[0].from, gaps[0].to, gaps[0].kind), (1, 2, GapKind::SkippedSeqs));
+    }
+
+    #[test]
+    fn a_report_under_a_new_epoch_is_recognised_by_id() {
+        let (_d, s) = store();
+        let l = Limits::default();
+        s.apply_batch(&site(), E, &batch(1, 2), &l, Timestamp(5)).unwrap();
+        let again = Batch {
+            first_seq: 1,
+            reports: vec![report(2), report(7)],
+        };
+        match s.apply_batch(&site(), Epoch(10), &again, &l, Timestamp(6)).unwrap() {
+            BatchOutcome::Stored { hwm, stored, known_by_id, .. } => {
+                assert_eq!((hwm, stored.len(), known_by_id), (2, 1, 1));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.report_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn collector_rollback_is_recorded_as_a_gap() {
+        let (_d, s) = store();
+        let decision = HelloDecision::Welcome {
+            hwm: 10,
+            lost: Some(4..=10),
+            agent_behind: false,
+        };
+        s.record_hello(&site(), E, &decision, Timestamp(1)).unwrap();
+        assert_eq!(s.hwm(&site(), E).unwrap(), 10);
+        assert_eq!(s.gaps().unwrap()[0].kind, GapKind::CollectorRollback);
+    }
+
+    #[test]
+    fn tokens_are_single_use_and_expire() {
+        let (_d, s) = store();
+        let hash = [1u8; 32];
+        s.add_token(&site(), &hash, Timestamp(0), Timestamp(100)).unwrap();
+        let issue = || Ok::<_, String>(vec![1, 2, 3]);
+        assert_eq!(s.redeem_token(&site(), &[2u8; 32], Timestamp(1), issue).unwrap(), Err(TokenRefusal::Unknown));
+        let other = SiteId::new("rutan-lain").unwrap();
+        assert_eq!(s.redeem_token(&other, &hash, Timestamp(1), issue).unwrap(), Err(TokenRefusal::Unknown));
+        assert!(s.redeem_token(&site(), &hash, Timestamp(1), issue).unwrap().is_ok());
+        assert_eq!(s.redeem_token(&site(), &hash, Timestamp(2), issue).unwrap(), Err(TokenRefusal::Used(Timestamp(1))));
+        let hash2 = [3u8; 32];
+        s.add_token(&site(), &hash2, Timestamp(0), Timestamp(100)).unwrap();
+        assert_eq!(s.redeem_token(&site(), &hash2, Timestamp(101), issue).unwrap(), Err(TokenRefusal::Expired(Timestamp(100))));
+        let failing = || Err::<Vec<u8>, _>("bad csr");
+        assert!(matches!(s.redeem_token(&site(), &hash2, Timestamp(5), failing).unwrap(), Err(TokenRefusal::BadRequest(_))));
+        // A failed issue leaves the token unused.
+        assert!(s.redeem_token(&site(), &hash2, Timestamp(5), issue).unwrap().is_ok());
+    }
+}
