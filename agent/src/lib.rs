@@ -5,6 +5,7 @@
 //! them once the collector acknowledges its own durable commit. While the daemon runs, the CLI
 //! reaches it through the [`control`] socket, because only one process may open the outbox.
 
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod identity;
@@ -177,7 +178,17 @@ impl Agent {
     pub fn open(data_dir: &Path) -> Result<Agent, AgentError> {
         let config = AgentConfig::load(data_dir)?;
         let identity = Identity::load(data_dir)?;
-        let outbox = Arc::new(Outbox::open(data_dir)?);
+        // A CLI command may hold the outbox for a moment while the daemon starts; wait for it
+        // rather than fail the daemon.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let outbox = loop {
+            match Outbox::open(data_dir) {
+                Err(OutboxError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break Arc::new(other?),
+            }
+        };
         Ok(Agent {
             shared: Arc::new(Shared {
                 data_dir: data_dir.to_owned(),
@@ -302,7 +313,10 @@ fn check_data_dir(data_dir: &Path) -> Result<(), AgentError> {
 pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId, AgentError> {
     check_data_dir(data_dir)?;
     for attempt in 0..20 {
-        match pasopati_common::control::call(data_dir, &AgentRequest::File(draft.clone())).await? {
+        let answer = pasopati_common::control::call(data_dir, &AgentRequest::File(draft.clone()))
+            .await?
+            .and_then(|r| r.into_iter().next());
+        match answer {
             Some(AgentResponse::Filed(id)) => return Ok(id),
             Some(AgentResponse::Rejected(m)) => return Err(AgentError::Rejected(m)),
             Some(AgentResponse::Failed(m)) => return Err(AgentError::DaemonFailed(m)),
@@ -339,7 +353,10 @@ pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId
 pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
     check_data_dir(data_dir)?;
     for attempt in 0..20 {
-        match pasopati_common::control::call(data_dir, &AgentRequest::Status).await? {
+        let answer = pasopati_common::control::call(data_dir, &AgentRequest::Status)
+            .await?
+            .and_then(|r| r.into_iter().next());
+        match answer {
             Some(AgentResponse::Status(s)) => return Ok(s),
             Some(AgentResponse::Failed(m)) => return Err(AgentError::DaemonFailed(m)),
             Some(_) => return Err(AgentError::DaemonFailed("unexpected answer".into())),

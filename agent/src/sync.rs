@@ -16,6 +16,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// How long batches may wait for an acknowledgement before the session is abandoned. A
+/// collector commits a batch in milliseconds; this only catches a peer that stopped answering
+/// while its connection still looks alive.
+const ACK_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// How a session ended without error.
 enum SessionEnd {
     Shutdown,
@@ -217,6 +222,12 @@ async fn run_session(
                 }
             }
             _ = shared.wake.notified(), if session.can_send() => {}
+            _ = tokio::time::sleep(ACK_TIMEOUT), if session.in_flight() > 0 => {
+                return Err(AgentError::Unreachable {
+                    addr: shared.config.collector_addr.clone(),
+                    message: format!("no acknowledgement for {}s", ACK_TIMEOUT.as_secs()),
+                });
+            }
         }
     }
 }

@@ -104,6 +104,20 @@ pub fn site_add(
     mint_token(store, authority, config, &args.id, now)
 }
 
+/// Mints a fresh enrollment token for a registered site (re-enrollment after a disk failure or
+/// a lost token). Once used, the new certificate replaces the old one.
+pub fn site_token(
+    store: &Store,
+    authority: &Authority,
+    config: &CollectorConfig,
+    site: &SiteId,
+) -> Result<String, AdminError> {
+    match store.site(site)? {
+        None => Err(AdminError::Store(StoreError::UnknownSite(site.to_string()))),
+        Some(_) => mint_token(store, authority, config, site, Timestamp::now()),
+    }
+}
+
 fn mint_token(
     store: &Store,
     authority: &Authority,

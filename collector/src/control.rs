@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Encode, Decode)]
 pub enum CollectorRequest {
     SiteAdd(SiteAdd),
+    SiteToken(SiteId),
     SiteList,
     Reports {
         site: Option<SiteId>,
@@ -31,11 +32,27 @@ pub enum CollectorResponse {
     Failed(String),
 }
 
-/// Answers one request; used by the daemon.
-pub(crate) fn answer(state: &ServerState, request: CollectorRequest) -> CollectorResponse {
+/// Reports per response frame: a frame stays well under the 4 MiB limit even with 64 KiB bodies.
+const REPORTS_PER_FRAME: usize = 50;
+
+/// Answers one request with one or more frames; used by the daemon and the direct path.
+pub(crate) fn answer(state: &ServerState, request: CollectorRequest) -> Vec<CollectorResponse> {
+    match answer_one(state, request) {
+        CollectorResponse::Reports(reports) if reports.len() > REPORTS_PER_FRAME => reports
+            .chunks(REPORTS_PER_FRAME)
+            .map(|c| CollectorResponse::Reports(c.to_vec()))
+            .collect(),
+        other => vec![other],
+    }
+}
+
+fn answer_one(state: &ServerState, request: CollectorRequest) -> CollectorResponse {
     let result = match request {
         CollectorRequest::SiteAdd(args) => {
             admin::site_add(&state.store, &state.authority, &state.config, args).map(CollectorResponse::Token)
+        }
+        CollectorRequest::SiteToken(site) => {
+            admin::site_token(&state.store, &state.authority, &state.config, &site).map(CollectorResponse::Token)
         }
         CollectorRequest::SiteList => {
             admin::site_list(&state.store, &state.connected_sites()).map(CollectorResponse::Sites)
@@ -79,11 +96,14 @@ pub(crate) async fn serve(listener: UnixListener, state: Arc<ServerState>, shutd
                 }
             };
             let st = state.clone();
-            let response = tokio::task::spawn_blocking(move || answer(&st, request))
+            let responses = tokio::task::spawn_blocking(move || answer(&st, request))
                 .await
-                .unwrap_or_else(|e| CollectorResponse::Failed(e.to_string()));
-            if let Err(e) = pasopati_common::control::write_response(&mut stream, &response).await {
-                tracing::warn!("control response not delivered: {e}");
+                .unwrap_or_else(|e| vec![CollectorResponse::Failed(e.to_string())]);
+            for response in responses {
+                if let Err(e) = pasopati_common::control::write_response(&mut stream, &response).await {
+                    tracing::warn!("control response not delivered: {e}");
+                    return;
+                }
             }
         });
     }

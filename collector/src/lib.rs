@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod authority;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod demo;
@@ -120,7 +121,7 @@ impl Collector {
     pub fn open(data_dir: &Path) -> Result<Collector, CollectorError> {
         let config = CollectorConfig::load(data_dir)?;
         let authority = Arc::new(Authority::load(data_dir)?);
-        let store = Arc::new(Store::open(data_dir)?);
+        let store = Arc::new(open_store_waiting(data_dir)?);
         Ok(Collector {
             data_dir: data_dir.to_owned(),
             config,
@@ -152,12 +153,18 @@ impl Collector {
             config.quic_listen = addr;
         }
         let server_config = self.authority.server_config()?;
-        let endpoint = quinn::Endpoint::server(server_config, config.quic_listen).map_err(|e| {
-            CollectorError::Listen {
-                addr: config.quic_listen.to_string(),
-                message: e.to_string(),
-            }
-        })?;
+        let listen_err = |e: std::io::Error| CollectorError::Listen {
+            addr: config.quic_listen.to_string(),
+            message: e.to_string(),
+        };
+        let socket = std::net::UdpSocket::bind(config.quic_listen).map_err(listen_err)?;
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config(&self.data_dir)?,
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(listen_err)?;
         if options.advertise_bound_addr {
             let bound = endpoint.local_addr().map_err(|e| CollectorError::Io {
                 what: "reading the bound address".into(),
@@ -179,6 +186,49 @@ impl Collector {
             data_dir: self.data_dir,
         })
     }
+}
+
+/// Opens the store, waiting up to five seconds while a CLI command holds it briefly (an admin's
+/// `site list` racing the daemon's start must not kill the daemon).
+fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(data_dir) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The file holding the key of the collector's QUIC stateless resets.
+pub const RESET_KEY_FILE: &str = "reset.key";
+
+/// The endpoint configuration with a stateless-reset key kept in the data directory. A collector
+/// restarted after a crash then answers its predecessor's connections with valid stateless
+/// resets, so agents notice at once instead of after the idle timeout.
+fn endpoint_config(data_dir: &Path) -> Result<quinn::EndpointConfig, CollectorError> {
+    let path = data_dir.join(RESET_KEY_FILE);
+    let key = match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => bytes,
+        Ok(_) | Err(_) => {
+            let bytes = pasopati_common::random_bytes::<32>().to_vec();
+            pasopati_common::pki::write_private_file(&path, &bytes)?;
+            bytes
+        }
+    };
+    // Connection ids carry a hash keyed by the same secret, so the restarted collector also
+    // recognises its predecessor's ids as its own and answers them with the reset.
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&pasopati_common::sha256(&key)[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+    let mut config = quinn::EndpointConfig::new(Arc::new(hmac));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    Ok(config)
 }
 
 /// A bound collector, ready to run.
@@ -237,8 +287,8 @@ impl Server {
 }
 
 /// Runs an admin request: through the running daemon if there is one, else directly on the
-/// store of `data_dir`.
-pub async fn call(data_dir: &Path, request: CollectorRequest) -> Result<CollectorResponse, CollectorError> {
+/// store of `data_dir`. Lists come back in several responses of the same kind.
+pub async fn call(data_dir: &Path, request: CollectorRequest) -> Result<Vec<CollectorResponse>, CollectorError> {
     CollectorConfig::load(data_dir)?;
     let mut request = Some(request);
     for attempt in 0..20 {
@@ -247,7 +297,7 @@ pub async fn call(data_dir: &Path, request: CollectorRequest) -> Result<Collecto
             return Ok(response);
         }
         let dir = data_dir.to_owned();
-        let direct = tokio::task::spawn_blocking(move || -> Result<CollectorResponse, (CollectorError, CollectorRequest)> {
+        let direct = tokio::task::spawn_blocking(move || -> Result<Vec<CollectorResponse>, (CollectorError, CollectorRequest)> {
             let collector = match Collector::open(&dir) {
                 Ok(c) => c,
                 Err(e) => return Err((e, req)),

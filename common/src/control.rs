@@ -49,9 +49,11 @@ pub fn bind(data_dir: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
-/// Sends one request to the daemon of `data_dir`. `Ok(None)` when no daemon is listening (no
-/// socket, or a stale one), so the caller may open the database itself.
-pub async fn call<Req, Resp>(data_dir: &Path, request: &Req) -> Result<Option<Resp>, ControlError>
+/// Sends one request to the daemon of `data_dir` and reads every response frame until the daemon
+/// closes the connection (long lists come in several frames, each under the frame limit).
+/// `Ok(None)` when no daemon is listening (no socket, or a stale one), so the caller may open the
+/// database itself.
+pub async fn call<Req, Resp>(data_dir: &Path, request: &Req) -> Result<Option<Vec<Resp>>, ControlError>
 where
     Req: Encode,
     Resp: Decode<()>,
@@ -75,10 +77,14 @@ where
         }
     };
     write_frame(&mut stream, request).await?;
-    match read_frame(&mut stream).await? {
-        Some(resp) => Ok(Some(resp)),
-        None => Err(ControlError::NoAnswer),
+    let mut responses = Vec::new();
+    while let Some(resp) = read_frame(&mut stream).await? {
+        responses.push(resp);
     }
+    if responses.is_empty() {
+        return Err(ControlError::NoAnswer);
+    }
+    Ok(Some(responses))
 }
 
 /// Reads one request from an accepted control connection.
@@ -86,7 +92,8 @@ pub async fn read_request<Req: Decode<()>>(stream: &mut UnixStream) -> Result<Op
     read_frame(stream).await
 }
 
-/// Writes the response to a control connection.
+/// Writes one response frame to a control connection; call it once per frame, then drop the
+/// stream to end the answer.
 pub async fn write_response<Resp: Encode>(
     stream: &mut UnixStream,
     response: &Resp,

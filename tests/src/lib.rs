@@ -1,1 +1,317 @@
-pub fn x(){}
+//! Helpers for the end-to-end tests: running the real binaries (and, on failure, printing the
+//! command, its output and the directory it ran in), keeping daemons that are killed on drop,
+//! running the collector and agents in-process on loopback, and speaking the raw protocol.
+
+use pasopati_agent::identity::Identity;
+use pasopati_collector::admin::SiteAdd;
+use pasopati_collector::control::{CollectorRequest, CollectorResponse};
+use pasopati_collector::store::Store;
+use pasopati_collector::{BindOptions, Collector, InitOptions};
+use pasopati_common::frame::{read_frame, write_frame, AgentFrame, CollectorFrame, Hello};
+use pasopati_common::{pki, Epoch, ReportDraft, SiteId, SiteType, Timestamp};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Paths of the binaries under test. Build it with [`bins!`] in a test crate.
+#[derive(Clone, Debug)]
+pub struct Bins {
+    pub agent: PathBuf,
+    pub collector: PathBuf,
+}
+
+/// The binaries of this package, as cargo built them for the tests.
+#[macro_export]
+macro_rules! bins {
+    () => {
+        $crate::Bins {
+            agent: env!("CARGO_BIN_EXE_e2e-agent").into(),
+            collector: env!("CARGO_BIN_EXE_e2e-collector").into(),
+        }
+    };
+}
+
+fn describe(program: &Path, args: &[String], output: &Output) -> String {
+    format!(
+        "\n--- command: {} {}\n--- cwd: {}\n--- status: {}\n--- stdout:\n{}\n--- stderr:\n{}\n",
+        program.display(),
+        args.join(" "),
+        std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn command(program: &Path, args: &[&str]) -> (Command, Vec<String>) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut cmd = Command::new(program);
+    cmd.args(&args).env("PASOPATI_LOG", "info,quinn=warn");
+    (cmd, args)
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(program: &Path, args: &[&str]) -> String {
+    let (mut cmd, args) = command(program, args);
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(output.status.success(), "command failed:{}", describe(program, &args, &output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Runs a command that must fail; returns its stderr.
+pub fn run_fail(program: &Path, args: &[&str]) -> String {
+    let (mut cmd, args) = command(program, args);
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(!output.status.success(), "command should have failed:{}", describe(program, &args, &output));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A daemon child process whose stderr goes to a log file. Killed on drop; if the test is
+/// failing, the end of its log is printed.
+pub struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+    cmdline: String,
+}
+
+impl Daemon {
+    pub fn spawn(program: &Path, args: &[&str], log: &Path) -> Daemon {
+        let (mut cmd, args) = command(program, args);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+        let err = file.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Daemon {
+            child: Some(child),
+            log: log.to_owned(),
+            cmdline: format!("{} {}", program.display(), args.join(" ")),
+        }
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Everything the daemon logged so far (all runs sharing the log file).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- daemon: {}\n--- log {} (last 40 lines):", self.cmdline, self.log.display());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// A free UDP port on loopback (bound and released; good enough for tests).
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    socket.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Polls `check` until it holds, panicking with `what` after `timeout`.
+pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A site registration for tests.
+pub fn site(id: &str) -> SiteAdd {
+    SiteAdd {
+        id: SiteId::new(id).unwrap_or_else(|e| panic!("{e}")),
+        name: format!("Lapas Uji {id}"),
+        site_type: SiteType::Lapas,
+        kanwil: "Kanwil Uji".into(),
+    }
+}
+
+/// An invented routine report. Fixture text: no real person or number appears.
+pub fn draft(n: usize) -> ReportDraft {
+    ReportDraft {
+        category: "kegiatan_kedinasan".into(),
+        title: format!("Apel pagi ke-{n}"),
+        body: format!("Apel pagi ke-{n} diikuti petugas jaga. Teks uji buatan, bukan data nyata."),
+        priority: None,
+        occurred_at: None,
+    }
+}
+
+/// A collector running in this process on an ephemeral loopback port.
+pub struct TestCollector {
+    pub dir: PathBuf,
+    pub addr: SocketAddr,
+    pub store: Arc<Store>,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestCollector {
+    /// Initialises `dir` (if needed) and starts a collector on `addr` (port 0 for any).
+    pub async fn start(dir: &Path, addr: SocketAddr) -> TestCollector {
+        if !dir.join("collector.toml").exists() {
+            pasopati_collector::init(
+                dir,
+                InitOptions {
+                    quic_listen: Some(addr),
+                    ..InitOptions::default()
+                },
+            )
+            .unwrap_or_else(|e| panic!("init: {e}"));
+        }
+        let server = Collector::open(dir)
+            .and_then(|c| {
+                c.bind(BindOptions {
+                    quic_listen: Some(addr),
+                    control_socket: true,
+                    advertise_bound_addr: true,
+                })
+            })
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let store = server.store().clone();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move {
+            if let Err(e) = server.run(stop).await {
+                panic!("collector failed: {e}");
+            }
+        });
+        TestCollector {
+            dir: dir.to_owned(),
+            addr,
+            store,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Registers a site through the control socket and returns its token.
+    pub async fn add_site(&self, id: &str) -> String {
+        match pasopati_collector::call(&self.dir, CollectorRequest::SiteAdd(site(id))).await.as_deref() {
+            Ok([CollectorResponse::Token(t)]) => t.clone(),
+            other => panic!("site add {id}: {other:?}"),
+        }
+    }
+
+    /// Mints a fresh token for a registered site.
+    pub async fn new_token(&self, id: &str) -> String {
+        let site = SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));
+        match pasopati_collector::call(&self.dir, CollectorRequest::SiteToken(site)).await.as_deref() {
+            Ok([CollectorResponse::Token(t)]) => t.clone(),
+            other => panic!("site token {id}: {other:?}"),
+        }
+    }
+
+    /// Stops the collector and waits for it, releasing its store.
+    pub async fn stop(mut self) -> SocketAddr {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.addr
+    }
+}
+
+impl Drop for TestCollector {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A raw protocol client with a site's real certificate, for sending frames the agent never
+/// would.
+pub struct RawClient {
+    pub endpoint: quinn::Endpoint,
+    pub conn: quinn::Connection,
+    pub send: quinn::SendStream,
+    pub recv: quinn::RecvStream,
+}
+
+impl RawClient {
+    /// Connects with the identity enrolled in `agent_dir`.
+    pub async fn connect(agent_dir: &Path, addr: SocketAddr) -> RawClient {
+        let identity = Identity::load(agent_dir).unwrap_or_else(|e| panic!("{e}"));
+        let config = identity.client_config().unwrap_or_else(|e| panic!("{e}"));
+        Self::connect_with(config, addr).await.unwrap_or_else(|e| panic!("connect: {e}"))
+    }
+
+    /// Connects with any client configuration; the error is the handshake's.
+    pub async fn connect_with(config: quinn::ClientConfig, addr: SocketAddr) -> Result<RawClient, String> {
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+            .map_err(|e| e.to_string())?;
+        let conn = endpoint
+            .connect_with(config, addr, pki::COLLECTOR_SERVER_NAME)
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+        Ok(RawClient { endpoint, conn, send, recv })
+    }
+
+    pub async fn send(&mut self, frame: &AgentFrame) {
+        write_frame(&mut self.send, frame).await.unwrap_or_else(|e| panic!("send: {e}"));
+    }
+
+    pub async fn recv(&mut self) -> CollectorFrame {
+        match tokio::time::timeout(Duration::from_secs(10), read_frame(&mut self.recv)).await {
+            Ok(Ok(Some(frame))) => frame,
+            other => panic!("no frame from the collector: {other:?}"),
+        }
+    }
+
+    /// Sends `Hello` for `epoch` and returns the welcome's hwm.
+    pub async fn hello(&mut self, epoch: Epoch, acked: u64, next_seq: u64) -> u64 {
+        self.send(&AgentFrame::Hello(Hello {
+            proto: pasopati_common::PROTOCOL_VERSION,
+            epoch,
+            oldest_unacked: acked + 1,
+            next_seq,
+            agent_version: "test".into(),
+            agent_time: Timestamp::now(),
+        }))
+        .await;
+        match self.recv().await {
+            CollectorFrame::Welcome(w) => w.hwm,
+            other => panic!("expected Welcome, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The `pasopati-agent` command line: parses arguments, sets up logging, and calls the library.
+//! It lives in the library so the binary (and the test suite's copy of it) is one line.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pasopati_common::{Priority, ReportDraft, Timestamp};
+use std::io::Read;
+use std::path::PathBuf;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "pasopati-agent", version, about = "PASOPATI Edge site agent")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this site with a one-time token from the media center.
+    Enroll {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The token printed by `pasopati-collector site add`; `-` reads it from standard input.
+        #[arg(long)]
+        token: String,
+        /// Replace an existing certificate (queued reports are kept).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the agent daemon: sync the outbox to the collector.
+    Run {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// File a report. Prints its id once it is durably saved.
+    Report {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        category: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        body: String,
+        /// `normal` or `urgent` (default: the category's default).
+        #[arg(long)]
+        priority: Option<Priority>,
+        /// When it happened, RFC 3339 (default: now).
+        #[arg(long)]
+        occurred_at: Option<String>,
+    },
+    /// Show the backlog and sync state.
+    Status {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command line with the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,rustls=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Enroll {
+            data_dir,
+            token,
+            force,
+        } => {
+            let token = if token == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("reading the token from standard input")?;
+                text
+            } else {
+                token
+            };
+            let site = crate::enroll(&data_dir, &token, force).await?;
+            println!("enrolled as site {site}; start the agent with: pasopati-agent run --data-dir {}", data_dir.display());
+        }
+        Command::Run { data_dir } => {
+            let agent = crate::Agent::open(&data_dir)?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            agent.run(shutdown).await?;
+        }
+        Command::Report {
+            data_dir,
+            category,
+            title,
+            body,
+            priority,
+            occurred_at,
+        } => {
+            let occurred_at = occurred_at
+                .map(|t| Timestamp::parse_rfc3339(&t))
+                .transpose()
+                .context("--occurred-at")?;
+            let draft = ReportDraft {
+                category,
+                title,
+                body,
+                priority,
+                occurred_at,
+            };
+            let id = crate::file_report(&data_dir, draft).await?;
+            println!("{id}");
+        }
+        Command::Status { data_dir, json } => {
+            let s = crate::status(&data_dir).await?;
+            if json {
+                println!("{}", serde_json::to_string(&s)?);
+            } else {
+                println!("site:             {}", s.site_id);
+                println!("collector:        {}", s.collector);
+                println!("daemon:           {}", if s.daemon_running { "running" } else { "not running" });
+                println!("connected:        {}", if s.connected { "yes" } else { "no" });
+                println!("backlog:          {} ({} urgent waiting)", s.backlog, s.queued_urgent);
+                println!("oldest unsent:    {}", s.oldest_unsent_at.as_deref().unwrap_or("-"));
+                println!("acked seq:        {} (epoch {}, next seq {})", s.acked_seq, s.epoch, s.next_seq);
+                println!("last sync:        {}", s.last_sync_at.as_deref().unwrap_or("never"));
+                if let Some(e) = &s.last_error {
+                    println!("last error:       {e}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping");
+    shutdown.cancel();
+}

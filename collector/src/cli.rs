@@ -1,0 +1,321 @@
+//! The `pasopati-collector` command line: parses arguments, sets up logging, and calls the library.
+//! It lives in the library so the binary (and the test suite's copy of it) is one line.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use crate::admin::SiteAdd;
+use crate::control::{CollectorRequest, CollectorResponse};
+use crate::{BindOptions, Collector, InitOptions};
+use pasopati_common::{SiteId, SiteType};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "pasopati-collector", version, about = "PASOPATI Edge central collector")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: configuration, certificate authority, server certificate, store.
+    Init {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// UDP address for agents (default 0.0.0.0:4433).
+        #[arg(long)]
+        quic_listen: Option<SocketAddr>,
+        /// TCP address for the dashboard (default 127.0.0.1:8080).
+        #[arg(long)]
+        http_listen: Option<SocketAddr>,
+        /// host:port agents dial, written into enrollment tokens.
+        #[arg(long)]
+        public_addr: Option<String>,
+    },
+    /// Run the collector daemon.
+    Run {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Manage sites.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+    /// List stored reports, oldest arrival first.
+    Reports {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Only this site's reports.
+        #[arg(long)]
+        site: Option<SiteId>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// List recorded gaps in sites' sequences.
+    Gaps {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a collector and a fleet of demo agents on loopback.
+    Demo {
+        /// How many demo sites.
+        #[arg(long, default_value_t = 8)]
+        sites: usize,
+        /// How long the sites file reports, in seconds.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Keep the demo's data directory instead of deleting it.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SiteCommand {
+    /// Register a site; prints its one-time enrollment token as the last line.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: SiteId,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "type")]
+        site_type: SiteType,
+        #[arg(long)]
+        kanwil: String,
+    },
+    /// Mint a fresh one-time enrollment token for a registered site (printed as the last line).
+    Token {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: SiteId,
+    },
+    /// List sites.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the command line with the process's arguments.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own story; its daemons' logs would drown it.
+    let default_filter = match cli.command {
+        Command::Demo { .. } => "warn",
+        _ => "info,quinn=warn,rustls=warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The single answer of a request that has one.
+fn single(mut responses: Vec<CollectorResponse>) -> anyhow::Result<CollectorResponse> {
+    match responses.len() {
+        1 => Ok(responses.remove(0)),
+        _ => Err(anyhow::anyhow!("unexpected answer from the collector")),
+    }
+}
+
+fn failed(response: CollectorResponse) -> anyhow::Error {
+    match response {
+        CollectorResponse::Failed(m) => anyhow::anyhow!(m),
+        _ => anyhow::anyhow!("unexpected answer from the collector"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            data_dir,
+            quic_listen,
+            http_listen,
+            public_addr,
+        } => {
+            let config = crate::init(
+                &data_dir,
+                InitOptions {
+                    quic_listen,
+                    http_listen,
+                    public_addr,
+                },
+            )?;
+            println!("collector initialised in {}", data_dir.display());
+            println!("agents will dial {} (QUIC on {})", config.public_addr, config.quic_listen);
+            println!("start it with: pasopati-collector run --data-dir {}", data_dir.display());
+        }
+        Command::Run { data_dir } => {
+            let server = Collector::open(&data_dir)?.bind(BindOptions::default())?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            server.run(shutdown).await?;
+        }
+        Command::Site { command } => match command {
+            SiteCommand::Add {
+                data_dir,
+                id,
+                name,
+                site_type,
+                kanwil,
+            } => {
+                let request = CollectorRequest::SiteAdd(SiteAdd {
+                    id: id.clone(),
+                    name,
+                    site_type,
+                    kanwil,
+                });
+                match single(crate::call(&data_dir, request).await?)? {
+                    CollectorResponse::Token(token) => {
+                        println!("site {id} registered.");
+                        println!("Give the site operator this one-time enrollment token (valid 72 hours by default);");
+                        println!("they run: pasopati-agent enroll --data-dir <DIR> --token <TOKEN>");
+                        println!("{token}");
+                    }
+                    other => return Err(failed(other)),
+                }
+            }
+            SiteCommand::Token { data_dir, id } => {
+                match single(crate::call(&data_dir, CollectorRequest::SiteToken(id.clone())).await?)? {
+                    CollectorResponse::Token(token) => {
+                        println!("new enrollment token for site {id}; once used, the site's previous certificate stops working:");
+                        println!("{token}");
+                    }
+                    other => return Err(failed(other)),
+                }
+            }
+            SiteCommand::List { data_dir, json } => {
+                match single(crate::call(&data_dir, CollectorRequest::SiteList).await?)? {
+                    CollectorResponse::Sites(sites) => {
+                        if json {
+                            for s in sites {
+                                println!("{}", serde_json::to_string(&s)?);
+                            }
+                        } else {
+                            println!("{:<28} {:<8} {:<8} {:>8}  {:<20} NAME", "ID", "TYPE", "STATE", "REPORTS", "KANWIL");
+                            for s in sites {
+                                println!("{:<28} {:<8} {:<8} {:>8}  {:<20} {}", s.id, s.site_type, s.state, s.reports, s.kanwil, s.name);
+                            }
+                        }
+                    }
+                    other => return Err(failed(other)),
+                }
+            }
+        },
+        Command::Reports {
+            data_dir,
+            json,
+            site,
+            limit,
+        } => {
+            let responses = crate::call(&data_dir, CollectorRequest::Reports { site, limit }).await?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for response in responses {
+                let CollectorResponse::Reports(reports) = response else {
+                    return Err(failed(response));
+                };
+                for r in reports {
+                    if json {
+                        writeln!(out, "{}", serde_json::to_string(&r)?)?;
+                    } else {
+                        writeln!(out, "{} {} {}#{} [{}{}] {}", r.received_at, r.id, r.site_id, r.seq, r.category,
+                            if r.priority == "urgent" { ", urgent" } else { "" }, r.title)?;
+                    }
+                }
+            }
+            out.flush()?;
+        }
+        Command::Gaps { data_dir, json } => {
+            match single(crate::call(&data_dir, CollectorRequest::Gaps).await?)? {
+                CollectorResponse::Gaps(gaps) => {
+                    if !json && gaps.is_empty() {
+                        println!("no gaps recorded");
+                    }
+                    for g in gaps {
+                        if json {
+                            println!("{}", serde_json::to_string(&g)?);
+                        } else {
+                            println!("{} epoch {} seqs {}..={} {} (seen {} times, last {})", g.site_id, g.epoch, g.from_seq, g.to_seq, g.kind, g.times, g.last_seen);
+                        }
+                    }
+                }
+                other => return Err(failed(other)),
+            }
+        }
+        Command::Demo { sites, duration, keep } => {
+            if sites == 0 {
+                bail!("--sites must be at least 1");
+            }
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            let summary = crate::demo::run(
+                crate::demo::DemoOptions {
+                    sites,
+                    duration: Duration::from_secs(duration),
+                    keep,
+                },
+                shutdown,
+            )
+            .await
+            .context("demo")?;
+            if !summary.ok() {
+                bail!("the demo ended with lost or duplicated reports");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            shutdown.cancel();
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping");
+    shutdown.cancel();
+}

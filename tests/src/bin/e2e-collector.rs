@@ -1,0 +1,5 @@
+//! The collector binary, built in this package so the tests can run it.
+
+fn main() -> std::process::ExitCode {
+    pasopati_collector::cli::main()
+}
