@@ -106,7 +106,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 token
             };
             let site = crate::enroll(&data_dir, &token, force).await?;
-            println!("enrolled as site {site}; start the agent with: pasopati-agent run --data-dir {}", data_dir.display());
+            println!(
+                "enrolled as site {site}; start the agent with: pasopati-agent run --data-dir {}",
+                data_dir.display()
+            );
         }
         Command::Run { data_dir } => {
             let agent = crate::Agent::open(&data_dir)?;
@@ -143,12 +146,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 println!("site:             {}", s.site_id);
                 println!("collector:        {}", s.collector);
-                println!("daemon:           {}", if s.daemon_running { "running" } else { "not running" });
-                println!("connected:        {}", if s.connected { "yes" } else { "no" });
-                println!("backlog:          {} ({} urgent waiting)", s.backlog, s.queued_urgent);
-                println!("oldest unsent:    {}", s.oldest_unsent_at.as_deref().unwrap_or("-"));
-                println!("acked seq:        {} (epoch {}, next seq {})", s.acked_seq, s.epoch, s.next_seq);
-                println!("last sync:        {}", s.last_sync_at.as_deref().unwrap_or("never"));
+                println!(
+                    "daemon:           {}",
+                    if s.daemon_running {
+                        "running"
+                    } else {
+                        "not running"
+                    }
+                );
+                println!(
+                    "connected:        {}",
+                    if s.connected { "yes" } else { "no" }
+                );
+                println!(
+                    "backlog:          {} ({} urgent waiting)",
+                    s.backlog, s.queued_urgent
+                );
+                println!(
+                    "oldest unsent:    {}",
+                    s.oldest_unsent_at.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "acked seq:        {} (epoch {}, next seq {})",
+                    s.acked_seq, s.epoch, s.next_seq
+                );
+                println!(
+                    "last sync:        {}",
+                    s.last_sync_at.as_deref().unwrap_or("never")
+                );
                 if let Some(e) = &s.last_error {
                     println!("last error:       {e}");
                 }

@@ -119,6 +119,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_parses() {
+        let example: AgentConfig =
+            toml::from_str(include_str!("../../config/agent.example.toml")).unwrap();
+        assert_eq!(example.sync, SyncSettings::default());
+    }
+
+    #[test]
     fn round_trips_and_names_unknown_fields() {
         let dir = tempfile::tempdir().unwrap();
         let config = AgentConfig {
@@ -128,7 +135,11 @@ mod tests {
         };
         config.save(dir.path()).unwrap();
         assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);
-        std::fs::write(AgentConfig::path(dir.path()), "site_id='a'\ncollector_addr='x'\ncolour=1\n").unwrap();
+        std::fs::write(
+            AgentConfig::path(dir.path()),
+            "site_id='a'\ncollector_addr='x'\ncolour=1\n",
+        )
+        .unwrap();
         let err = AgentConfig::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("colour"), "{err}");
         let empty = tempfile::tempdir().unwrap();

@@ -27,7 +27,11 @@ pub enum AgentResponse {
 }
 
 /// Serves the control socket until shutdown.
-pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -55,9 +59,9 @@ pub(crate) async fn serve(listener: UnixListener, shared: Arc<Shared>, shutdown:
                     let s = shared.clone();
                     match tokio::task::spawn_blocking(move || s.file(draft)).await {
                         Ok(Ok(report)) => AgentResponse::Filed(report.id),
-                        Ok(Err(crate::AgentError::Outbox(crate::outbox::OutboxError::Invalid(e)))) => {
-                            AgentResponse::Rejected(e.to_string())
-                        }
+                        Ok(Err(crate::AgentError::Outbox(
+                            crate::outbox::OutboxError::Invalid(e),
+                        ))) => AgentResponse::Rejected(e.to_string()),
                         Ok(Err(e)) => AgentResponse::Failed(e.to_string()),
                         Err(e) => AgentResponse::Failed(e.to_string()),
                     }

@@ -241,7 +241,11 @@ impl Agent {
     }
 
     /// Runs the daemon until `shutdown` is cancelled.
-    pub async fn run_with(self, options: RunOptions, shutdown: CancellationToken) -> Result<(), AgentError> {
+    pub async fn run_with(
+        self,
+        options: RunOptions,
+        shutdown: CancellationToken,
+    ) -> Result<(), AgentError> {
         let client = self.identity.client_config()?;
         let control = if options.control_socket {
             let listener = pasopati_common::control::bind(&self.shared.data_dir)?;
@@ -262,7 +266,8 @@ impl Agent {
         sync::sync_loop(self.shared.clone(), client, shutdown).await;
         if let Some(control) = control {
             let _ = control.await;
-            let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.shared.data_dir));
+            let _ =
+                std::fs::remove_file(pasopati_common::control::socket_path(&self.shared.data_dir));
         }
         Ok(())
     }

@@ -40,7 +40,9 @@ pub enum OutboxError {
     Locked { path: String },
     #[error("the outbox {path} cannot be opened: {message}. If the file is damaged, move it aside and re-enroll; reports in it cannot be read")]
     Open { path: String, message: String },
-    #[error("outbox storage error: {0}. Check free disk space and permissions of the data directory")]
+    #[error(
+        "outbox storage error: {0}. Check free disk space and permissions of the data directory"
+    )]
     Storage(String),
     #[error("a stored report cannot be decoded ({0}); the outbox may be damaged")]
     Corrupt(String),
@@ -207,15 +209,16 @@ impl Outbox {
         let log = txn.open_table(SENT_LOG)?;
         let mut out = Vec::new();
         let mut bytes = 0;
-        let mut expected = from;
-        for entry in log.range(from..)? {
+        for (expected, entry) in (from..).zip(log.range(from..)?) {
             let (seq, value) = entry?;
-            if seq.value() != expected || out.len() >= max_reports || (bytes >= max_bytes && !out.is_empty()) {
+            if seq.value() != expected
+                || out.len() >= max_reports
+                || (bytes >= max_bytes && !out.is_empty())
+            {
                 break;
             }
             bytes += value.value().len();
             out.push(decode_report(value.value())?);
-            expected += 1;
         }
         Ok(out)
     }
@@ -397,7 +400,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path()).unwrap();
         for i in 0..5 {
-            outbox.file(draft(&format!("rutin {i}"), Priority::Normal)).unwrap();
+            outbox
+                .file(draft(&format!("rutin {i}"), Priority::Normal))
+                .unwrap();
         }
         let first = outbox.batch_from(1, 2, usize::MAX).unwrap().unwrap();
         assert_eq!(first.first_seq, 1);
@@ -420,7 +425,9 @@ mod tests {
             let outbox = Outbox::open(dir.path()).unwrap();
             epoch = outbox.epoch();
             for i in 0..4 {
-                outbox.file(draft(&format!("r{i}"), Priority::Normal)).unwrap();
+                outbox
+                    .file(draft(&format!("r{i}"), Priority::Normal))
+                    .unwrap();
             }
             outbox.batch_from(1, 3, usize::MAX).unwrap().unwrap();
             outbox.ack(2).unwrap();
@@ -451,7 +458,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path()).unwrap();
         for i in 0..4 {
-            outbox.file(draft(&format!("r{i}"), Priority::Normal)).unwrap();
+            outbox
+                .file(draft(&format!("r{i}"), Priority::Normal))
+                .unwrap();
         }
         outbox.batch_from(1, 2, usize::MAX).unwrap();
         let old = outbox.epoch();

@@ -27,7 +27,11 @@ enum SessionEnd {
 }
 
 /// Runs until `shutdown` is cancelled.
-pub(crate) async fn sync_loop(shared: Arc<Shared>, client: quinn::ClientConfig, shutdown: CancellationToken) {
+pub(crate) async fn sync_loop(
+    shared: Arc<Shared>,
+    client: quinn::ClientConfig,
+    shutdown: CancellationToken,
+) {
     let settings = shared.config.sync.clone();
     let mut backoff = Backoff::new(settings.backoff());
     let mut endpoint: Option<quinn::Endpoint> = None;
@@ -55,7 +59,11 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, client: quinn::ClientConfig, 
             Err(e) => shared.record_error(&e),
         }
         let delay = backoff.next_delay(pasopati_common::random_u64());
-        tracing::debug!(?delay, attempt = backoff.attempts(), "retrying after backoff");
+        tracing::debug!(
+            ?delay,
+            attempt = backoff.attempts(),
+            "retrying after backoff"
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => break,
@@ -131,7 +139,8 @@ async fn run_session(
         message: e.to_string(),
     })?;
     let (acked, next_seq) = outbox.positions()?;
-    let (mut session, hello) = AgentSession::start(outbox.epoch(), acked, next_seq, Timestamp::now());
+    let (mut session, hello) =
+        AgentSession::start(outbox.epoch(), acked, next_seq, Timestamp::now());
     write_frame(&mut send, &AgentFrame::Hello(hello)).await?;
 
     // Frames are read by their own task: reading is not cancel-safe, so it must not sit in a
@@ -166,7 +175,8 @@ async fn run_session(
                 .max(1);
             let start = session.next_batch_start();
             let ob = outbox.clone();
-            let Some(staged) = blocking(move || ob.batch_from(start, max_reports, max_bytes)).await?
+            let Some(staged) =
+                blocking(move || ob.batch_from(start, max_reports, max_bytes)).await?
             else {
                 break;
             };

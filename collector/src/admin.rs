@@ -83,10 +83,14 @@ pub fn site_add(
     let name = args.name.trim().to_owned();
     let kanwil = args.kanwil.trim().to_owned();
     if name.is_empty() {
-        return Err(AdminError::Invalid("--name is empty; give the UPT's name, e.g. \"Lapas Kelas IIA Contoh\"".into()));
+        return Err(AdminError::Invalid(
+            "--name is empty; give the UPT's name, e.g. \"Lapas Kelas IIA Contoh\"".into(),
+        ));
     }
     if kanwil.is_empty() {
-        return Err(AdminError::Invalid("--kanwil is empty; give the regional office, e.g. \"Jawa Barat\"".into()));
+        return Err(AdminError::Invalid(
+            "--kanwil is empty; give the regional office, e.g. \"Jawa Barat\"".into(),
+        ));
     }
     let now = Timestamp::now();
     store.add_site(&SiteRecord {
@@ -127,7 +131,12 @@ fn mint_token(
 ) -> Result<String, AdminError> {
     let token = EnrollmentToken::mint(config.public_addr.clone(), authority.ca_fingerprint(), site);
     let expires = Timestamp(now.0 + i64::from(config.token_ttl_hours) * 3_600_000);
-    store.add_token(site, &EnrollmentToken::secret_hash(&token.secret), now, expires)?;
+    store.add_token(
+        site,
+        &EnrollmentToken::secret_hash(&token.secret),
+        now,
+        expires,
+    )?;
     Ok(token.encode())
 }
 

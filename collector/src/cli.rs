@@ -1,11 +1,11 @@
 //! The `pasopati-collector` command line: parses arguments, sets up logging, and calls the library.
 //! It lives in the library so the binary (and the test suite's copy of it) is one line.
 
-use anyhow::{bail, Context};
-use clap::{Parser, Subcommand};
 use crate::admin::SiteAdd;
 use crate::control::{CollectorRequest, CollectorResponse};
 use crate::{BindOptions, Collector, InitOptions};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
 use pasopati_common::{SiteId, SiteType};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -14,7 +14,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "pasopati-collector", version, about = "PASOPATI Edge central collector")]
+#[command(
+    name = "pasopati-collector",
+    version,
+    about = "PASOPATI Edge central collector"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -178,11 +182,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             println!("collector initialised in {}", data_dir.display());
-            println!("agents will dial {} (QUIC on {})", config.public_addr, config.quic_listen);
-            println!("start it with: pasopati-collector run --data-dir {}", data_dir.display());
+            println!(
+                "agents will dial {} (QUIC on {})",
+                config.public_addr, config.quic_listen
+            );
+            println!(
+                "start it with: pasopati-collector run --data-dir {}",
+                data_dir.display()
+            );
         }
         Command::Run { data_dir } => {
-            let server = Collector::open(&data_dir)?.bind(BindOptions::default())?;
+            let server = Collector::open_for_daemon(&data_dir)?.bind(BindOptions::default())?;
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
             server.run(shutdown).await?;
@@ -205,14 +215,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     CollectorResponse::Token(token) => {
                         println!("site {id} registered.");
                         println!("Give the site operator this one-time enrollment token (valid 72 hours by default);");
-                        println!("they run: pasopati-agent enroll --data-dir <DIR> --token <TOKEN>");
+                        println!(
+                            "they run: pasopati-agent enroll --data-dir <DIR> --token <TOKEN>"
+                        );
                         println!("{token}");
                     }
                     other => return Err(failed(other)),
                 }
             }
             SiteCommand::Token { data_dir, id } => {
-                match single(crate::call(&data_dir, CollectorRequest::SiteToken(id.clone())).await?)? {
+                match single(
+                    crate::call(&data_dir, CollectorRequest::SiteToken(id.clone())).await?,
+                )? {
                     CollectorResponse::Token(token) => {
                         println!("new enrollment token for site {id}; once used, the site's previous certificate stops working:");
                         println!("{token}");
@@ -228,9 +242,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                 println!("{}", serde_json::to_string(&s)?);
                             }
                         } else {
-                            println!("{:<28} {:<8} {:<8} {:>8}  {:<20} NAME", "ID", "TYPE", "STATE", "REPORTS", "KANWIL");
+                            println!(
+                                "{:<28} {:<8} {:<8} {:>8}  {:<20} NAME",
+                                "ID", "TYPE", "STATE", "REPORTS", "KANWIL"
+                            );
                             for s in sites {
-                                println!("{:<28} {:<8} {:<8} {:>8}  {:<20} {}", s.id, s.site_type, s.state, s.reports, s.kanwil, s.name);
+                                println!(
+                                    "{:<28} {:<8} {:<8} {:>8}  {:<20} {}",
+                                    s.id, s.site_type, s.state, s.reports, s.kanwil, s.name
+                                );
                             }
                         }
                     }
@@ -244,7 +264,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             site,
             limit,
         } => {
-            let responses = crate::call(&data_dir, CollectorRequest::Reports { site, limit }).await?;
+            let responses =
+                crate::call(&data_dir, CollectorRequest::Reports { site, limit }).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for response in responses {
                 let CollectorResponse::Reports(reports) = response else {
@@ -254,8 +275,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     if json {
                         writeln!(out, "{}", serde_json::to_string(&r)?)?;
                     } else {
-                        writeln!(out, "{} {} {}#{} [{}{}] {}", r.received_at, r.id, r.site_id, r.seq, r.category,
-                            if r.priority == "urgent" { ", urgent" } else { "" }, r.title)?;
+                        writeln!(
+                            out,
+                            "{} {} {}#{} [{}{}] {}",
+                            r.received_at,
+                            r.id,
+                            r.site_id,
+                            r.seq,
+                            r.category,
+                            if r.priority == "urgent" {
+                                ", urgent"
+                            } else {
+                                ""
+                            },
+                            r.title
+                        )?;
                     }
                 }
             }
@@ -271,14 +305,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         if json {
                             println!("{}", serde_json::to_string(&g)?);
                         } else {
-                            println!("{} epoch {} seqs {}..={} {} (seen {} times, last {})", g.site_id, g.epoch, g.from_seq, g.to_seq, g.kind, g.times, g.last_seen);
+                            println!(
+                                "{} epoch {} seqs {}..={} {} (seen {} times, last {})",
+                                g.site_id,
+                                g.epoch,
+                                g.from_seq,
+                                g.to_seq,
+                                g.kind,
+                                g.times,
+                                g.last_seen
+                            );
                         }
                     }
                 }
                 other => return Err(failed(other)),
             }
         }
-        Command::Demo { sites, duration, keep } => {
+        Command::Demo {
+            sites,
+            duration,
+            keep,
+        } => {
             if sites == 0 {
                 bail!("--sites must be at least 1");
             }

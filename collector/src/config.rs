@@ -118,6 +118,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_example_parses() {
+        let example: CollectorConfig =
+            toml::from_str(include_str!("../../config/collector.example.toml")).unwrap();
+        assert!(example.http_listen.ip().is_loopback());
+    }
+
+    #[test]
     fn defaults_listen_on_loopback_for_http() {
         let c = CollectorConfig::with_defaults(None, None, None);
         assert!(c.http_listen.ip().is_loopback());

@@ -10,7 +10,7 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
 /// A request from the CLI to the running daemon.
-#[derive(Debug, Encode, Decode)]
+#[derive(Clone, Debug, Encode, Decode)]
 pub enum CollectorRequest {
     SiteAdd(SiteAdd),
     SiteToken(SiteId),
@@ -49,10 +49,12 @@ pub(crate) fn answer(state: &ServerState, request: CollectorRequest) -> Vec<Coll
 fn answer_one(state: &ServerState, request: CollectorRequest) -> CollectorResponse {
     let result = match request {
         CollectorRequest::SiteAdd(args) => {
-            admin::site_add(&state.store, &state.authority, &state.config, args).map(CollectorResponse::Token)
+            admin::site_add(&state.store, &state.authority, &state.config, args)
+                .map(CollectorResponse::Token)
         }
         CollectorRequest::SiteToken(site) => {
-            admin::site_token(&state.store, &state.authority, &state.config, &site).map(CollectorResponse::Token)
+            admin::site_token(&state.store, &state.authority, &state.config, &site)
+                .map(CollectorResponse::Token)
         }
         CollectorRequest::SiteList => {
             admin::site_list(&state.store, &state.connected_sites()).map(CollectorResponse::Sites)
@@ -72,7 +74,11 @@ fn answer_one(state: &ServerState, request: CollectorRequest) -> CollectorRespon
 }
 
 /// Serves the control socket until shutdown.
-pub(crate) async fn serve(listener: UnixListener, state: Arc<ServerState>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    listener: UnixListener,
+    state: Arc<ServerState>,
+    shutdown: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -100,7 +106,9 @@ pub(crate) async fn serve(listener: UnixListener, state: Arc<ServerState>, shutd
                 .await
                 .unwrap_or_else(|e| vec![CollectorResponse::Failed(e.to_string())]);
             for response in responses {
-                if let Err(e) = pasopati_common::control::write_response(&mut stream, &response).await {
+                if let Err(e) =
+                    pasopati_common::control::write_response(&mut stream, &response).await
+                {
                     tracing::warn!("control response not delivered: {e}");
                     return;
                 }

@@ -45,18 +45,78 @@ impl DemoSummary {
 
 /// Real UPT names from the public gazetteer, used as demo sites.
 const DEMO_SITES: &[(&str, &str, SiteType, &str)] = &[
-    ("lapas-cipinang", "Lapas Kelas I Cipinang", SiteType::Lapas, "DKI Jakarta"),
-    ("rutan-garut", "Rutan Kelas IIB Garut", SiteType::Rutan, "Jawa Barat"),
-    ("lapas-banda-aceh", "Lapas Kelas IIA Banda Aceh", SiteType::Lapas, "Aceh"),
-    ("rutan-makassar", "Rutan Kelas I Makassar", SiteType::Rutan, "Sulawesi Selatan"),
-    ("bapas-surabaya", "Bapas Kelas I Surabaya", SiteType::Bapas, "Jawa Timur"),
-    ("lapas-palangkaraya", "Lapas Kelas IIA Palangkaraya", SiteType::Lapas, "Kalimantan Tengah"),
-    ("rutan-ternate", "Rutan Kelas IIB Ternate", SiteType::Rutan, "Maluku Utara"),
-    ("lapas-sorong", "Lapas Kelas IIB Sorong", SiteType::Lapas, "Papua Barat Daya"),
-    ("rutan-blora", "Rutan Kelas IIB Blora", SiteType::Rutan, "Jawa Tengah"),
-    ("lapas-tangerang", "Lapas Kelas IIA Tangerang", SiteType::Lapas, "Banten"),
-    ("bapas-palu", "Bapas Kelas I Palu", SiteType::Bapas, "Sulawesi Tengah"),
-    ("rutan-balige", "Rutan Kelas IIB Balige", SiteType::Rutan, "Sumatera Utara"),
+    (
+        "lapas-cipinang",
+        "Lapas Kelas I Cipinang",
+        SiteType::Lapas,
+        "DKI Jakarta",
+    ),
+    (
+        "rutan-garut",
+        "Rutan Kelas IIB Garut",
+        SiteType::Rutan,
+        "Jawa Barat",
+    ),
+    (
+        "lapas-banda-aceh",
+        "Lapas Kelas IIA Banda Aceh",
+        SiteType::Lapas,
+        "Aceh",
+    ),
+    (
+        "rutan-makassar",
+        "Rutan Kelas I Makassar",
+        SiteType::Rutan,
+        "Sulawesi Selatan",
+    ),
+    (
+        "bapas-surabaya",
+        "Bapas Kelas I Surabaya",
+        SiteType::Bapas,
+        "Jawa Timur",
+    ),
+    (
+        "lapas-palangkaraya",
+        "Lapas Kelas IIA Palangkaraya",
+        SiteType::Lapas,
+        "Kalimantan Tengah",
+    ),
+    (
+        "rutan-ternate",
+        "Rutan Kelas IIB Ternate",
+        SiteType::Rutan,
+        "Maluku Utara",
+    ),
+    (
+        "lapas-sorong",
+        "Lapas Kelas IIB Sorong",
+        SiteType::Lapas,
+        "Papua Barat Daya",
+    ),
+    (
+        "rutan-blora",
+        "Rutan Kelas IIB Blora",
+        SiteType::Rutan,
+        "Jawa Tengah",
+    ),
+    (
+        "lapas-tangerang",
+        "Lapas Kelas IIA Tangerang",
+        SiteType::Lapas,
+        "Banten",
+    ),
+    (
+        "bapas-palu",
+        "Bapas Kelas I Palu",
+        SiteType::Bapas,
+        "Sulawesi Tengah",
+    ),
+    (
+        "rutan-balige",
+        "Rutan Kelas IIB Balige",
+        SiteType::Rutan,
+        "Sumatera Utara",
+    ),
 ];
 
 /// (category, title, body) templates; `{n}` becomes a small count, `{blok}` a block letter.
@@ -103,15 +163,22 @@ fn demo_site(i: usize) -> Result<(SiteId, String, SiteType, String), CollectorEr
     let (id, name) = if round == 0 {
         (id.to_owned(), name.to_owned())
     } else {
-        (format!("{id}-{}", round + 1), format!("{name} (demo {})", round + 1))
+        (
+            format!("{id}-{}", round + 1),
+            format!("{name} (demo {})", round + 1),
+        )
     };
     let id = SiteId::new(id).map_err(|e| CollectorError::Admin(e.to_string()))?;
     Ok((id, name, t, kanwil.to_owned()))
 }
 
 /// Runs the demo and prints what happens.
-pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<DemoSummary, CollectorError> {
-    let root: PathBuf = std::env::temp_dir().join(format!("pasopati-demo-{:08x}", random_u64() as u32));
+pub async fn run(
+    options: DemoOptions,
+    shutdown: CancellationToken,
+) -> Result<DemoSummary, CollectorError> {
+    let root: PathBuf =
+        std::env::temp_dir().join(format!("pasopati-demo-{:08x}", random_u64() as u32));
     let collector_dir = root.join("collector");
     crate::init(
         &collector_dir,
@@ -126,15 +193,26 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<De
         advertise_bound_addr: true,
     })?;
     let addr = server.local_addr()?;
-    println!("PASOPATI Edge demo: collector on {addr} (QUIC, mutual TLS), data in {}", root.display());
-    println!("while it runs, try: pasopati-collector site list --data-dir {}", collector_dir.display());
+    println!(
+        "PASOPATI Edge demo: collector on {addr} (QUIC, mutual TLS), data in {}",
+        root.display()
+    );
+    println!(
+        "while it runs, try: pasopati-collector site list --data-dir {}",
+        collector_dir.display()
+    );
     let mut events = server.events();
     let store = server.store().clone();
 
     let mut tokens = Vec::new();
     for i in 0..options.sites {
         let (id, name, site_type, kanwil) = demo_site(i)?;
-        let token = server.site_add(SiteAdd { id: id.clone(), name, site_type, kanwil })?;
+        let token = server.site_add(SiteAdd {
+            id: id.clone(),
+            name,
+            site_type,
+            kanwil,
+        })?;
         tokens.push((id, token));
     }
     let server_stop = CancellationToken::new();
@@ -147,16 +225,35 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<De
             match events.recv().await {
                 Ok(CollectorEvent::ReportStored(r)) => {
                     printed += 1;
-                    let urgent = if r.report.priority == Priority::Urgent { " URGENT" } else { "" };
+                    let urgent = if r.report.priority == Priority::Urgent {
+                        " URGENT"
+                    } else {
+                        ""
+                    };
                     println!(
                         "[{:>6.2}s] {:<22} #{:<4} {:<22}{} {}",
-                        start.elapsed().as_secs_f64(), r.site.as_str(), r.seq, r.report.category, urgent, r.report.title
+                        start.elapsed().as_secs_f64(),
+                        r.site.as_str(),
+                        r.seq,
+                        r.report.category,
+                        urgent,
+                        r.report.title
                     );
                 }
-                Ok(CollectorEvent::SiteConnected(s)) => println!("[{:>6.2}s] {s} connected", start.elapsed().as_secs_f64()),
-                Ok(CollectorEvent::SiteDisconnected(s)) => println!("[{:>6.2}s] {s} disconnected", start.elapsed().as_secs_f64()),
-                Ok(CollectorEvent::Refused { site, reason }) => println!("[{:>6.2}s] refused {}: {reason}", start.elapsed().as_secs_f64(), site.map(|s| s.to_string()).unwrap_or_default()),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => println!("({n} events not shown)"),
+                Ok(CollectorEvent::SiteConnected(s)) => {
+                    println!("[{:>6.2}s] {s} connected", start.elapsed().as_secs_f64())
+                }
+                Ok(CollectorEvent::SiteDisconnected(s)) => {
+                    println!("[{:>6.2}s] {s} disconnected", start.elapsed().as_secs_f64())
+                }
+                Ok(CollectorEvent::Refused { site, reason }) => println!(
+                    "[{:>6.2}s] refused {}: {reason}",
+                    start.elapsed().as_secs_f64(),
+                    site.map(|s| s.to_string()).unwrap_or_default()
+                ),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    println!("({n} events not shown)")
+                }
                 Err(_) => break,
             }
         }
@@ -168,7 +265,9 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<De
     let mut handles: Vec<(AgentHandle, Option<Agent>)> = Vec::new();
     for (id, token) in &tokens {
         let dir = root.join("agents").join(id.as_str());
-        pasopati_agent::enroll(&dir, token, false).await.map_err(|e| CollectorError::Admin(format!("enrolling {id}: {e}")))?;
+        pasopati_agent::enroll(&dir, token, false)
+            .await
+            .map_err(|e| CollectorError::Admin(format!("enrolling {id}: {e}")))?;
         let agent = Agent::open(&dir).map_err(|e| CollectorError::Admin(e.to_string()))?;
         handles.push((agent.handle(), Some(agent)));
     }
@@ -177,11 +276,21 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<De
     for (i, (_, agent)) in handles.iter_mut().enumerate() {
         if i < late_from {
             if let Some(agent) = agent.take() {
-                agent_tasks.push(tokio::spawn(agent.run_with(RunOptions { control_socket: false }, agents_stop.clone())));
+                agent_tasks.push(tokio::spawn(agent.run_with(
+                    RunOptions {
+                        control_socket: false,
+                    },
+                    agents_stop.clone(),
+                )));
             }
         }
     }
-    println!("{} sites enrolled; {} online now, {} offline until halfway", options.sites, late_from, options.sites - late_from);
+    println!(
+        "{} sites enrolled; {} online now, {} offline until halfway",
+        options.sites,
+        late_from,
+        options.sites - late_from
+    );
 
     let mut filed: Vec<ReportId> = Vec::new();
     let end = start + options.duration;
@@ -190,10 +299,18 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<De
     while Instant::now() < end && !shutdown.is_cancelled() {
         if !late_started && Instant::now() >= halfway {
             late_started = true;
-            println!("[{:>6.2}s] the offline sites come online", start.elapsed().as_secs_f64());
+            println!(
+                "[{:>6.2}s] the offline sites come online",
+                start.elapsed().as_secs_f64()
+            );
             for (_, agent) in handles.iter_mut() {
                 if let Some(agent) = agent.take() {
-                    agent_tasks.push(tokio::spawn(agent.run_with(RunOptions { control_socket: false }, agents_stop.clone())));
+                    agent_tasks.push(tokio::spawn(agent.run_with(
+                        RunOptions {
+                            control_socket: false,
+                        },
+                        agents_stop.clone(),
+                    )));
                 }
             }
         }
@@ -212,14 +329,22 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<De
     }
     for (_, agent) in handles.iter_mut() {
         if let Some(agent) = agent.take() {
-            agent_tasks.push(tokio::spawn(agent.run_with(RunOptions { control_socket: false }, agents_stop.clone())));
+            agent_tasks.push(tokio::spawn(agent.run_with(
+                RunOptions {
+                    control_socket: false,
+                },
+                agents_stop.clone(),
+            )));
         }
     }
 
     // Drain: wait until every agent's backlog is empty.
     let drain_start = Instant::now();
     while drain_start.elapsed() < Duration::from_secs(60) && !shutdown.is_cancelled() {
-        let backlog: u64 = handles.iter().map(|(h, _)| h.status().map(|s| s.backlog).unwrap_or(u64::MAX)).sum();
+        let backlog: u64 = handles
+            .iter()
+            .map(|(h, _)| h.status().map(|s| s.backlog).unwrap_or(u64::MAX))
+            .sum();
         if backlog == 0 {
             break;
         }

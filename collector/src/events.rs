@@ -12,5 +12,8 @@ pub enum CollectorEvent {
     SiteConnected(SiteId),
     SiteDisconnected(SiteId),
     /// A peer, frame or batch was refused.
-    Refused { site: Option<SiteId>, reason: String },
+    Refused {
+        site: Option<SiteId>,
+        reason: String,
+    },
 }

@@ -61,7 +61,9 @@ pub struct InitOptions {
 pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, CollectorError> {
     use std::os::unix::fs::DirBuilderExt;
     if CollectorConfig::path(data_dir).exists() {
-        return Err(CollectorError::AlreadyInitialised(data_dir.display().to_string()));
+        return Err(CollectorError::AlreadyInitialised(
+            data_dir.display().to_string(),
+        ));
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -71,10 +73,17 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
             what: format!("creating {}", data_dir.display()),
             message: e.to_string(),
         })?;
-    let config = CollectorConfig::with_defaults(options.quic_listen, options.http_listen, options.public_addr);
+    let config = CollectorConfig::with_defaults(
+        options.quic_listen,
+        options.http_listen,
+        options.public_addr,
+    );
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     if let Some((host, _)) = config.public_addr.rsplit_once(':') {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         if !host.is_empty() && !names.contains(&host) {
             names.push(host);
         }
@@ -117,11 +126,25 @@ impl Default for BindOptions {
 }
 
 impl Collector {
-    /// Opens the configuration, certificates and store of `data_dir`.
+    /// Opens the configuration, certificates and store of `data_dir`; fails at once if another
+    /// process holds the store.
     pub fn open(data_dir: &Path) -> Result<Collector, CollectorError> {
+        Self::open_with(data_dir, Store::open)
+    }
+
+    /// Like [`Collector::open`], but waits up to five seconds while a CLI command holds the
+    /// store briefly: an admin's `site list` racing the daemon's start must not kill the daemon.
+    pub fn open_for_daemon(data_dir: &Path) -> Result<Collector, CollectorError> {
+        Self::open_with(data_dir, open_store_waiting)
+    }
+
+    fn open_with(
+        data_dir: &Path,
+        open_store: fn(&Path) -> Result<Store, StoreError>,
+    ) -> Result<Collector, CollectorError> {
         let config = CollectorConfig::load(data_dir)?;
         let authority = Arc::new(Authority::load(data_dir)?);
-        let store = Arc::new(open_store_waiting(data_dir)?);
+        let store = Arc::new(open_store(data_dir)?);
         Ok(Collector {
             data_dir: data_dir.to_owned(),
             config,
@@ -178,7 +201,12 @@ impl Collector {
             None
         };
         let (events, _) = broadcast::channel(4096);
-        let state = Arc::new(ServerState::new(self.store.clone(), self.authority.clone(), config, events));
+        let state = Arc::new(ServerState::new(
+            self.store.clone(),
+            self.authority.clone(),
+            config,
+            events,
+        ));
         Ok(Server {
             endpoint,
             state,
@@ -188,8 +216,7 @@ impl Collector {
     }
 }
 
-/// Opens the store, waiting up to five seconds while a CLI command holds it briefly (an admin's
-/// `site list` racing the daemon's start must not kill the daemon).
+/// Opens the store, waiting up to five seconds while another process holds it.
 fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
@@ -260,8 +287,13 @@ impl Server {
 
     /// Registers a site and returns its enrollment token.
     pub fn site_add(&self, args: admin::SiteAdd) -> Result<String, CollectorError> {
-        admin::site_add(&self.state.store, &self.state.authority, &self.state.config, args)
-            .map_err(|e| CollectorError::Admin(e.to_string()))
+        admin::site_add(
+            &self.state.store,
+            &self.state.authority,
+            &self.state.config,
+            args,
+        )
+        .map_err(|e| CollectorError::Admin(e.to_string()))
     }
 
     /// Sites with a live session now.
@@ -274,7 +306,11 @@ impl Server {
         let addr = self.local_addr()?;
         tracing::info!(quic = %addr, public = %self.state.config.public_addr, "collector running");
         let control = self.control.map(|listener| {
-            tokio::spawn(control::serve(listener, self.state.clone(), shutdown.clone()))
+            tokio::spawn(control::serve(
+                listener,
+                self.state.clone(),
+                shutdown.clone(),
+            ))
         });
         server::serve(self.endpoint, self.state.clone(), shutdown).await;
         if let Some(control) = control {
@@ -288,23 +324,27 @@ impl Server {
 
 /// Runs an admin request: through the running daemon if there is one, else directly on the
 /// store of `data_dir`. Lists come back in several responses of the same kind.
-pub async fn call(data_dir: &Path, request: CollectorRequest) -> Result<Vec<CollectorResponse>, CollectorError> {
+pub async fn call(
+    data_dir: &Path,
+    request: CollectorRequest,
+) -> Result<Vec<CollectorResponse>, CollectorError> {
     CollectorConfig::load(data_dir)?;
-    let mut request = Some(request);
     for attempt in 0..20 {
-        let Some(req) = request.take() else { break };
-        if let Some(response) = pasopati_common::control::call(data_dir, &req).await? {
+        if let Some(response) = pasopati_common::control::call(data_dir, &request).await? {
             return Ok(response);
         }
         let dir = data_dir.to_owned();
-        let direct = tokio::task::spawn_blocking(move || -> Result<Vec<CollectorResponse>, (CollectorError, CollectorRequest)> {
-            let collector = match Collector::open(&dir) {
-                Ok(c) => c,
-                Err(e) => return Err((e, req)),
-            };
+        let req = request.clone();
+        let direct = tokio::task::spawn_blocking(move || {
+            let collector = Collector::open(&dir)?;
             let (events, _) = broadcast::channel(1);
-            let state = ServerState::new(collector.store.clone(), collector.authority.clone(), collector.config.clone(), events);
-            Ok(control::answer(&state, req))
+            let state = ServerState::new(
+                collector.store.clone(),
+                collector.authority.clone(),
+                collector.config.clone(),
+                events,
+            );
+            Ok::<_, CollectorError>(control::answer(&state, req))
         })
         .await
         .map_err(|e| CollectorError::Io {
@@ -312,13 +352,11 @@ pub async fn call(data_dir: &Path, request: CollectorRequest) -> Result<Vec<Coll
             message: e.to_string(),
         })?;
         match direct {
-            Ok(response) => return Ok(response),
-            Err((CollectorError::Store(StoreError::Locked { .. }), req)) if attempt < 19 => {
+            Err(CollectorError::Store(StoreError::Locked { .. })) if attempt < 19 => {
                 // A daemon is starting or stopping; its socket will answer shortly.
-                request = Some(req);
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            Err((e, _)) => return Err(e),
+            other => return other,
         }
     }
     Err(CollectorError::Admin(

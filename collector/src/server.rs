@@ -79,9 +79,14 @@ impl ServerState {
         if let Some((_, old)) = old {
             tracing::warn!(%site, old = %old.remote_address(), new = %conn.remote_address(),
                 "a second connection for this site replaces the first");
-            old.close(close::REPLACED.into(), b"replaced by a newer connection of this site");
+            old.close(
+                close::REPLACED.into(),
+                b"replaced by a newer connection of this site",
+            );
         }
-        let _ = self.events.send(CollectorEvent::SiteConnected(site.clone()));
+        let _ = self
+            .events
+            .send(CollectorEvent::SiteConnected(site.clone()));
         id
     }
 
@@ -98,12 +103,16 @@ impl ServerState {
             Err(_) => false,
         };
         if removed {
-            let _ = self.events.send(CollectorEvent::SiteDisconnected(site.clone()));
+            let _ = self
+                .events
+                .send(CollectorEvent::SiteDisconnected(site.clone()));
         }
     }
 
     fn reject(&self, site: Option<&SiteId>, reason: String) {
-        let who = site.map(|s| s.to_string()).unwrap_or_else(|| "unauthenticated peer".into());
+        let who = site
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unauthenticated peer".into());
         tracing::warn!(site = %who, "refused: {reason}");
         if let Err(e) = self.store.record_rejection(site, reason.clone()) {
             tracing::error!("could not record the refusal: {e}");
@@ -116,7 +125,11 @@ impl ServerState {
 }
 
 /// Accepts connections until `shutdown` is cancelled.
-pub(crate) async fn serve(endpoint: quinn::Endpoint, state: Arc<ServerState>, shutdown: CancellationToken) {
+pub(crate) async fn serve(
+    endpoint: quinn::Endpoint,
+    state: Arc<ServerState>,
+    shutdown: CancellationToken,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let incoming = tokio::select! {
@@ -139,7 +152,10 @@ pub(crate) async fn serve(endpoint: quinn::Endpoint, state: Arc<ServerState>, sh
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
-                    state.reject(None, format!("connection from {remote} failed its TLS handshake: {e}"));
+                    state.reject(
+                        None,
+                        format!("connection from {remote} failed its TLS handshake: {e}"),
+                    );
                     return;
                 }
             };
@@ -185,9 +201,7 @@ async fn refuse(
     conn.close(close::REFUSED.into(), b"refused");
 }
 
-async fn first_frame(
-    recv: &mut quinn::RecvStream,
-) -> Result<AgentFrame, FrameError> {
+async fn first_frame(recv: &mut quinn::RecvStream) -> Result<AgentFrame, FrameError> {
     match tokio::time::timeout(FIRST_FRAME_TIMEOUT, read_frame::<_, AgentFrame>(recv)).await {
         Ok(Ok(Some(frame))) => Ok(frame),
         Ok(Ok(None)) => Err(FrameError::Closed),
@@ -210,13 +224,19 @@ async fn enrollment_connection(conn: quinn::Connection, state: Arc<ServerState>)
     let request = match first_frame(&mut recv).await {
         Ok(AgentFrame::Enroll(r)) => r,
         Ok(_) => {
-            state.reject(None, format!("{remote} sent a sync frame without a client certificate"));
+            state.reject(
+                None,
+                format!("{remote} sent a sync frame without a client certificate"),
+            );
             let message = "this connection has no site certificate; enroll first with `pasopati-agent enroll`".to_owned();
             refuse(&conn, Some(&mut send), RefusalCode::NotEnrolled, message).await;
             return;
         }
         Err(e) => {
-            state.reject(None, format!("{remote} sent an unreadable enrollment frame: {e}"));
+            state.reject(
+                None,
+                format!("{remote} sent an unreadable enrollment frame: {e}"),
+            );
             conn.close(close::PROTOCOL.into(), b"malformed frame");
             return;
         }
@@ -243,8 +263,8 @@ async fn enroll(
     state: &Arc<ServerState>,
     request: EnrollRequest,
 ) -> Result<(SiteId, Vec<u8>), (RefusalCode, String)> {
-    let site = SiteId::new(request.site_id)
-        .map_err(|e| (RefusalCode::BadRequest, e.to_string()))?;
+    let site =
+        SiteId::new(request.site_id).map_err(|e| (RefusalCode::BadRequest, e.to_string()))?;
     let hash = EnrollmentToken::secret_hash(&request.secret);
     let st = state.clone();
     let s = site.clone();
@@ -255,7 +275,12 @@ async fn enroll(
         })
     })
     .await;
-    let unavailable = |m: String| (RefusalCode::Unavailable, format!("the collector cannot enroll now ({m}); try again later"));
+    let unavailable = |m: String| {
+        (
+            RefusalCode::Unavailable,
+            format!("the collector cannot enroll now ({m}); try again later"),
+        )
+    };
     match result {
         Err(e) => Err(unavailable(e.to_string())),
         Ok(Err(e)) => Err(unavailable(e.to_string())),
@@ -282,12 +307,19 @@ async fn enroll(
     }
 }
 
-async fn sync_connection(conn: quinn::Connection, cert: CertificateDer<'static>, state: Arc<ServerState>) {
+async fn sync_connection(
+    conn: quinn::Connection,
+    cert: CertificateDer<'static>,
+    state: Arc<ServerState>,
+) {
     let remote = conn.remote_address();
     let site = match pki::site_of_cert(&cert) {
         Ok((site, _)) => site,
         Err(e) => {
-            state.reject(None, format!("{remote} presented a certificate without a site: {e}"));
+            state.reject(
+                None,
+                format!("{remote} presented a certificate without a site: {e}"),
+            );
             conn.close(close::REFUSED.into(), b"certificate names no site");
             return;
         }
@@ -303,7 +335,13 @@ async fn sync_connection(conn: quinn::Connection, cert: CertificateDer<'static>,
         Ok(r) => r,
         Err(e) => {
             tracing::error!(%site, "store error: {e}");
-            refuse(&conn, Some(&mut send), RefusalCode::Unavailable, "the collector's store is unavailable; try again later".into()).await;
+            refuse(
+                &conn,
+                Some(&mut send),
+                RefusalCode::Unavailable,
+                "the collector's store is unavailable; try again later".into(),
+            )
+            .await;
             return;
         }
     };
@@ -360,14 +398,17 @@ async fn run_sync(
         Err(e) => return Err(SyncEnd::Violation(format!("unreadable Hello: {e}"))),
     };
     let epoch = hello.epoch;
-    let stored = state
-        .store
-        .hwm(site, epoch)
-        .map_err(|e| SyncEnd::Refused(RefusalCode::Unavailable, format!("store unavailable: {e}")))?;
+    let stored = state.store.hwm(site, epoch).map_err(|e| {
+        SyncEnd::Refused(RefusalCode::Unavailable, format!("store unavailable: {e}"))
+    })?;
     let decision = decide_hello(stored, &hello);
     let hwm = match &decision {
         HelloDecision::Refuse(r) => return Err(SyncEnd::Refused(r.code, r.message.clone())),
-        HelloDecision::Welcome { hwm, lost, agent_behind } => {
+        HelloDecision::Welcome {
+            hwm,
+            lost,
+            agent_behind,
+        } => {
             if let Some(range) = lost {
                 tracing::error!(%site, %epoch, from = range.start(), to = range.end(),
                     "the agent no longer holds seqs this collector lacks (collector restored from an older copy?); recorded as a gap");
@@ -388,7 +429,9 @@ async fn run_sync(
         limits: state.limits,
         collector_time: Timestamp::now(),
     });
-    write_frame(send, &welcome).await.map_err(|e| SyncEnd::Peer(e.to_string()))?;
+    write_frame(send, &welcome)
+        .await
+        .map_err(|e| SyncEnd::Peer(e.to_string()))?;
     tracing::info!(%site, %epoch, hwm, remote = %conn.remote_address(),
         clock_offset_ms = hello.agent_time.millis_since(Timestamp::now()), "session started");
 
@@ -398,24 +441,41 @@ async fn run_sync(
             Ok(None) => return Ok(()),
             Err(FrameError::Io(e)) => return Err(SyncEnd::Peer(e.to_string())),
             Err(FrameError::Closed) => return Err(SyncEnd::Peer("stream closed mid-frame".into())),
-            Err(e) => return Err(SyncEnd::Violation(format!("bad frame on the session stream: {e}"))),
+            Err(e) => {
+                return Err(SyncEnd::Violation(format!(
+                    "bad frame on the session stream: {e}"
+                )))
+            }
         };
         let batch = match frame {
             AgentFrame::Batch(b) => b,
             AgentFrame::Hello(_) => return Err(SyncEnd::Violation("a second Hello".into())),
-            AgentFrame::Enroll(_) => return Err(SyncEnd::Violation("Enroll on a sync session".into())),
+            AgentFrame::Enroll(_) => {
+                return Err(SyncEnd::Violation("Enroll on a sync session".into()))
+            }
         };
         let st = state.clone();
         let s = site.clone();
         let limits = state.limits;
-        let outcome = blocking(move || st.store.apply_batch(&s, epoch, &batch, &limits, Timestamp::now())).await?;
+        let outcome = blocking(move || {
+            st.store
+                .apply_batch(&s, epoch, &batch, &limits, Timestamp::now())
+        })
+        .await?;
         let reply = match outcome {
-            BatchOutcome::Stored { hwm, stored, replayed, known_by_id } => {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                replayed,
+                known_by_id,
+            } => {
                 if replayed > 0 || known_by_id > 0 {
                     tracing::info!(%site, %epoch, replayed, known_by_id, "replayed reports absorbed");
                 }
                 for report in stored {
-                    let _ = state.events.send(CollectorEvent::ReportStored(Box::new(report)));
+                    let _ = state
+                        .events
+                        .send(CollectorEvent::ReportStored(Box::new(report)));
                 }
                 CollectorFrame::Ack { hwm }
             }
@@ -424,7 +484,9 @@ async fn run_sync(
                 CollectorFrame::Nack { hwm, reason }
             }
         };
-        write_frame(send, &reply).await.map_err(|e| SyncEnd::Peer(e.to_string()))?;
+        write_frame(send, &reply)
+            .await
+            .map_err(|e| SyncEnd::Peer(e.to_string()))?;
     }
 }
 
@@ -437,7 +499,9 @@ async fn blocking<T: Send + 'static>(
             tracing::error!("store error: {e}");
             Err(SyncEnd::Refused(
                 RefusalCode::Unavailable,
-                format!("the collector cannot store now ({e}); reports stay queued, try again later"),
+                format!(
+                    "the collector cannot store now ({e}); reports stay queued, try again later"
+                ),
             ))
         }
         Err(e) => Err(SyncEnd::Refused(RefusalCode::Unavailable, e.to_string())),

@@ -360,11 +360,28 @@ impl Store {
             {
                 let mut gaps = txn.open_table(GAPS)?;
                 if let Some(range) = lost {
-                    upsert_gap(&mut gaps, site, epoch, *range.start(), *range.end(), GapKind::CollectorRollback, now)?;
-                    txn.open_table(HWM)?.insert((site.as_str(), epoch.0), *hwm)?;
+                    upsert_gap(
+                        &mut gaps,
+                        site,
+                        epoch,
+                        *range.start(),
+                        *range.end(),
+                        GapKind::CollectorRollback,
+                        now,
+                    )?;
+                    txn.open_table(HWM)?
+                        .insert((site.as_str(), epoch.0), *hwm)?;
                 }
                 if *agent_behind {
-                    upsert_gap(&mut gaps, site, epoch, *hwm, *hwm, GapKind::AgentRollback, now)?;
+                    upsert_gap(
+                        &mut gaps,
+                        site,
+                        epoch,
+                        *hwm,
+                        *hwm,
+                        GapKind::AgentRollback,
+                        now,
+                    )?;
                 }
             }
             touch_site(&txn, site, now, 0)?;
@@ -395,7 +412,15 @@ impl Store {
                     if let NackReason::Gap { expected, got } = reason {
                         if got > expected {
                             let mut gaps = txn.open_table(GAPS)?;
-                            upsert_gap(&mut gaps, site, epoch, expected, got - 1, GapKind::SkippedSeqs, now)?;
+                            upsert_gap(
+                                &mut gaps,
+                                site,
+                                epoch,
+                                expected,
+                                got - 1,
+                                GapKind::SkippedSeqs,
+                                now,
+                            )?;
                         }
                     }
                     drop(hwm_table);
@@ -411,10 +436,15 @@ impl Store {
             if let Some(range) = &plan.replayed {
                 for seq in range.clone() {
                     let report = &batch.reports[(seq - batch.first_seq) as usize];
-                    let arrival = by_position.get((site.as_str(), epoch.0, seq))?.map(|v| v.value());
+                    let arrival = by_position
+                        .get((site.as_str(), epoch.0, seq))?
+                        .map(|v| v.value());
                     let same = match arrival {
                         Some(a) => match reports.get(a)? {
-                            Some(v) => decode::<StoredReport>(v.value())?.content_hash == report.content_hash(),
+                            Some(v) => {
+                                decode::<StoredReport>(v.value())?.content_hash
+                                    == report.content_hash()
+                            }
                             None => false,
                         },
                         // Below the hwm but not stored: a range recorded lost. Nothing to compare.
@@ -426,7 +456,9 @@ impl Store {
                         record_rejection(
                             &txn,
                             Some(site),
-                            format!("batch refused: epoch {epoch} {reason}; the stored report is kept"),
+                            format!(
+                                "batch refused: epoch {epoch} {reason}; the stored report is kept"
+                            ),
                             now,
                         )?;
                         txn.commit()?;
@@ -456,7 +488,10 @@ impl Store {
                             record_rejection(
                                 &txn,
                                 Some(site),
-                                format!("batch refused: report {} arrived again with different content", report.id),
+                                format!(
+                                    "batch refused: report {} arrived again with different content",
+                                    report.id
+                                ),
                                 now,
                             )?;
                             txn.commit()?;
@@ -501,7 +536,11 @@ impl Store {
     }
 
     /// Records a refusal that is not about a batch (a malformed frame, a bad certificate).
-    pub fn record_rejection(&self, site: Option<&SiteId>, reason: String) -> Result<(), StoreError> {
+    pub fn record_rejection(
+        &self,
+        site: Option<&SiteId>,
+        reason: String,
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         record_rejection(&txn, site, reason, Timestamp::now())?;
         txn.commit()?;
@@ -707,11 +746,20 @@ mod tests {
     fn replays_are_absorbed_and_conflicts_refused() {
         let (_d, s) = store();
         let l = Limits::default();
-        let out = s.apply_batch(&site(), E, &batch(1, 3), &l, Timestamp(5)).unwrap();
+        let out = s
+            .apply_batch(&site(), E, &batch(1, 3), &l, Timestamp(5))
+            .unwrap();
         assert!(matches!(out, BatchOutcome::Stored { hwm: 3, .. }));
-        let out = s.apply_batch(&site(), E, &batch(2, 4), &l, Timestamp(6)).unwrap();
+        let out = s
+            .apply_batch(&site(), E, &batch(2, 4), &l, Timestamp(6))
+            .unwrap();
         match out {
-            BatchOutcome::Stored { hwm, stored, replayed, .. } => {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                replayed,
+                ..
+            } => {
                 assert_eq!((hwm, stored.len(), replayed), (5, 2, 2));
             }
             other => panic!("{other:?}"),
@@ -736,25 +784,39 @@ mod tests {
     fn gaps_are_refused_and_recorded() {
         let (_d, s) = store();
         let l = Limits::default();
-        let out = s.apply_batch(&site(), E, &batch(3, 2), &l, Timestamp(5)).unwrap();
+        let out = s
+            .apply_batch(&site(), E, &batch(3, 2), &l, Timestamp(5))
+            .unwrap();
         assert!(matches!(out, BatchOutcome::Refused { hwm: 0, .. }));
         assert_eq!(s.report_count().unwrap(), 0);
         let gaps = s.gaps().unwrap();
         assert_eq!(gaps.len(), 1);
-        assert_eq!((gaps[0].from, gaps[0].to, gaps[0].kind), (1, 2, GapKind::SkippedSeqs));
+        assert_eq!(
+            (gaps[0].from, gaps[0].to, gaps[0].kind),
+            (1, 2, GapKind::SkippedSeqs)
+        );
     }
 
     #[test]
     fn a_report_under_a_new_epoch_is_recognised_by_id() {
         let (_d, s) = store();
         let l = Limits::default();
-        s.apply_batch(&site(), E, &batch(1, 2), &l, Timestamp(5)).unwrap();
+        s.apply_batch(&site(), E, &batch(1, 2), &l, Timestamp(5))
+            .unwrap();
         let again = Batch {
             first_seq: 1,
             reports: vec![report(2), report(7)],
         };
-        match s.apply_batch(&site(), Epoch(10), &again, &l, Timestamp(6)).unwrap() {
-            BatchOutcome::Stored { hwm, stored, known_by_id, .. } => {
+        match s
+            .apply_batch(&site(), Epoch(10), &again, &l, Timestamp(6))
+            .unwrap()
+        {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                known_by_id,
+                ..
+            } => {
                 assert_eq!((hwm, stored.len(), known_by_id), (2, 1, 1));
             }
             other => panic!("{other:?}"),
@@ -779,19 +841,45 @@ mod tests {
     fn tokens_are_single_use_and_expire() {
         let (_d, s) = store();
         let hash = [1u8; 32];
-        s.add_token(&site(), &hash, Timestamp(0), Timestamp(100)).unwrap();
+        s.add_token(&site(), &hash, Timestamp(0), Timestamp(100))
+            .unwrap();
         let issue = || Ok::<_, String>(vec![1, 2, 3]);
-        assert_eq!(s.redeem_token(&site(), &[2u8; 32], Timestamp(1), issue).unwrap(), Err(TokenRefusal::Unknown));
+        assert_eq!(
+            s.redeem_token(&site(), &[2u8; 32], Timestamp(1), issue)
+                .unwrap(),
+            Err(TokenRefusal::Unknown)
+        );
         let other = SiteId::new("rutan-lain").unwrap();
-        assert_eq!(s.redeem_token(&other, &hash, Timestamp(1), issue).unwrap(), Err(TokenRefusal::Unknown));
-        assert!(s.redeem_token(&site(), &hash, Timestamp(1), issue).unwrap().is_ok());
-        assert_eq!(s.redeem_token(&site(), &hash, Timestamp(2), issue).unwrap(), Err(TokenRefusal::Used(Timestamp(1))));
+        assert_eq!(
+            s.redeem_token(&other, &hash, Timestamp(1), issue).unwrap(),
+            Err(TokenRefusal::Unknown)
+        );
+        assert!(s
+            .redeem_token(&site(), &hash, Timestamp(1), issue)
+            .unwrap()
+            .is_ok());
+        assert_eq!(
+            s.redeem_token(&site(), &hash, Timestamp(2), issue).unwrap(),
+            Err(TokenRefusal::Used(Timestamp(1)))
+        );
         let hash2 = [3u8; 32];
-        s.add_token(&site(), &hash2, Timestamp(0), Timestamp(100)).unwrap();
-        assert_eq!(s.redeem_token(&site(), &hash2, Timestamp(101), issue).unwrap(), Err(TokenRefusal::Expired(Timestamp(100))));
+        s.add_token(&site(), &hash2, Timestamp(0), Timestamp(100))
+            .unwrap();
+        assert_eq!(
+            s.redeem_token(&site(), &hash2, Timestamp(101), issue)
+                .unwrap(),
+            Err(TokenRefusal::Expired(Timestamp(100)))
+        );
         let failing = || Err::<Vec<u8>, _>("bad csr");
-        assert!(matches!(s.redeem_token(&site(), &hash2, Timestamp(5), failing).unwrap(), Err(TokenRefusal::BadRequest(_))));
+        assert!(matches!(
+            s.redeem_token(&site(), &hash2, Timestamp(5), failing)
+                .unwrap(),
+            Err(TokenRefusal::BadRequest(_))
+        ));
         // A failed issue leaves the token unused.
-        assert!(s.redeem_token(&site(), &hash2, Timestamp(5), issue).unwrap().is_ok());
+        assert!(s
+            .redeem_token(&site(), &hash2, Timestamp(5), issue)
+            .unwrap()
+            .is_ok());
     }
 }

@@ -53,7 +53,10 @@ pub fn bind(data_dir: &Path) -> Result<UnixListener, ControlError> {
 /// closes the connection (long lists come in several frames, each under the frame limit).
 /// `Ok(None)` when no daemon is listening (no socket, or a stale one), so the caller may open the
 /// database itself.
-pub async fn call<Req, Resp>(data_dir: &Path, request: &Req) -> Result<Option<Vec<Resp>>, ControlError>
+pub async fn call<Req, Resp>(
+    data_dir: &Path,
+    request: &Req,
+) -> Result<Option<Vec<Resp>>, ControlError>
 where
     Req: Encode,
     Resp: Decode<()>,
@@ -88,7 +91,9 @@ where
 }
 
 /// Reads one request from an accepted control connection.
-pub async fn read_request<Req: Decode<()>>(stream: &mut UnixStream) -> Result<Option<Req>, FrameError> {
+pub async fn read_request<Req: Decode<()>>(
+    stream: &mut UnixStream,
+) -> Result<Option<Req>, FrameError> {
     read_frame(stream).await
 }
 

@@ -256,11 +256,19 @@ pub enum AgentFrame {
 pub enum CollectorFrame {
     Welcome(Welcome),
     /// Everything up to `hwm` is durably stored.
-    Ack { hwm: Seq },
+    Ack {
+        hwm: Seq,
+    },
     /// The last batch was refused; everything up to `hwm` is durably stored.
-    Nack { hwm: Seq, reason: NackReason },
+    Nack {
+        hwm: Seq,
+        reason: NackReason,
+    },
     /// Enrollment succeeded: the agent's certificate and the collector's CA certificate (DER).
-    Enrolled { cert_der: Vec<u8>, ca_der: Vec<u8> },
+    Enrolled {
+        cert_der: Vec<u8>,
+        ca_der: Vec<u8>,
+    },
     Refused(Refusal),
 }
 
@@ -289,27 +297,37 @@ mod tests {
             let f: AgentFrame = read_frame(&mut reader).await.unwrap().unwrap();
             assert_eq!(f, sample());
         }
-        assert!(read_frame::<_, AgentFrame>(&mut reader).await.unwrap().is_none());
+        assert!(read_frame::<_, AgentFrame>(&mut reader)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
     async fn oversized_length_is_refused_before_reading() {
         let mut buf = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes().to_vec();
         buf.extend_from_slice(&[0; 16]);
-        let err = read_frame::<_, AgentFrame>(&mut &buf[..]).await.unwrap_err();
+        let err = read_frame::<_, AgentFrame>(&mut &buf[..])
+            .await
+            .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
     }
 
     #[tokio::test]
     async fn garbage_and_trailing_bytes_are_refused() {
         let garbage = [0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc];
-        let err = read_frame::<_, AgentFrame>(&mut &garbage[..]).await.unwrap_err();
+        let err = read_frame::<_, AgentFrame>(&mut &garbage[..])
+            .await
+            .unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
 
         let mut body = encode_value(&sample());
         body.push(0);
         let err = decode_value::<AgentFrame>(&body).unwrap_err();
-        assert!(matches!(err, FrameError::TrailingBytes { extra: 1 }), "{err}");
+        assert!(
+            matches!(err, FrameError::TrailingBytes { extra: 1 }),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -317,7 +335,9 @@ mod tests {
         let mut buf = Vec::new();
         write_frame(&mut buf, &sample()).await.unwrap();
         buf.truncate(buf.len() - 1);
-        let err = read_frame::<_, AgentFrame>(&mut &buf[..]).await.unwrap_err();
+        let err = read_frame::<_, AgentFrame>(&mut &buf[..])
+            .await
+            .unwrap_err();
         assert!(matches!(err, FrameError::Closed), "{err}");
     }
 

@@ -149,7 +149,8 @@ pub fn sign_site_cert(
     params.distinguished_name = dn;
     let uri = format!("{SITE_URI_PREFIX}{}", site.as_str());
     params.subject_alt_names = vec![SanType::URI(
-        uri.try_into().map_err(|e: rcgen::Error| PkiError::BadCsr(e.to_string()))?,
+        uri.try_into()
+            .map_err(|e: rcgen::Error| PkiError::BadCsr(e.to_string()))?,
     )];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -183,7 +184,8 @@ pub fn site_of_cert(der: &[u8]) -> Result<(SiteId, i64), PkiError> {
 
 /// Reads the first certificate of a PEM file or string.
 pub fn cert_der_from_pem(pem: &str) -> Result<CertificateDer<'static>, PkiError> {
-    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::BadCertificate(e.to_string()))
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| PkiError::BadCertificate(e.to_string()))
 }
 
 /// Reads a PEM private key.
@@ -205,8 +207,10 @@ pub fn cert_pem_from_der(der: &[u8]) -> String {
 }
 
 fn std_base64(data: &[u8]) -> String {
-    let mut s = crate::token::base64url_encode(data).replace('-', "+").replace('_', "/");
-    while s.len() % 4 != 0 {
+    let mut s = crate::token::base64url_encode(data)
+        .replace('-', "+")
+        .replace('_', "/");
+    while !s.len().is_multiple_of(4) {
         s.push('=');
     }
     s
@@ -227,10 +231,12 @@ pub fn collector_tls(
     server_key: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, PkiError> {
     let provider = provider();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots(ca_der)?, provider.clone())
-            .allow_unauthenticated()
-            .build()?;
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        roots(ca_der)?,
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -417,7 +423,8 @@ mod tests {
     #[test]
     fn server_certificate_has_no_site_name() {
         let ca = new_ca("Test CA", DAY).unwrap();
-        let server = new_server_cert(&ca.cert_pem, &ca.key_pem, &["127.0.0.1".into()], DAY).unwrap();
+        let server =
+            new_server_cert(&ca.cert_pem, &ca.key_pem, &["127.0.0.1".into()], DAY).unwrap();
         let der = cert_der_from_pem(&server.cert_pem).unwrap();
         assert!(matches!(site_of_cert(&der), Err(PkiError::NoSiteName)));
     }

@@ -196,7 +196,9 @@ mod tests {
 
     #[test]
     fn content_hash_covers_every_field() {
-        let r = draft("humas").validate(Taxonomy::builtin(), Timestamp(1)).unwrap();
+        let r = draft("humas")
+            .validate(Taxonomy::builtin(), Timestamp(1))
+            .unwrap();
         let mut other = r.clone();
         other.body.push('!');
         assert_ne!(r.content_hash(), other.content_hash());

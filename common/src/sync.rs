@@ -355,7 +355,10 @@ mod tests {
                 got: 7
             })
         );
-        assert!(matches!(plan_batch(0, 0, 1, &l), Err(NackReason::Gap { .. })));
+        assert!(matches!(
+            plan_batch(0, 0, 1, &l),
+            Err(NackReason::Gap { .. })
+        ));
         assert!(matches!(
             plan_batch(0, 1, l.max_batch_reports as usize + 1, &l),
             Err(NackReason::OverLimit { .. })

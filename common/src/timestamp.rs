@@ -34,7 +34,9 @@ impl Timestamp {
         let parsed = OffsetDateTime::parse(input.trim(), &Rfc3339).map_err(|_| TimestampError {
             input: input.to_owned(),
         })?;
-        Ok(Timestamp((parsed.unix_timestamp_nanos() / 1_000_000) as i64))
+        Ok(Timestamp(
+            (parsed.unix_timestamp_nanos() / 1_000_000) as i64,
+        ))
     }
 
     /// Formats as RFC 3339 in UTC with millisecond precision.

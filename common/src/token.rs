@@ -61,7 +61,10 @@ impl EnrollmentToken {
 
     /// The token as one pasteable string.
     pub fn encode(&self) -> String {
-        format!("{PREFIX}{}", base64url_encode(&crate::frame::encode_value(self)))
+        format!(
+            "{PREFIX}{}",
+            base64url_encode(&crate::frame::encode_value(self))
+        )
     }
 
     /// Reads a pasted token, tolerating surrounding whitespace.

@@ -39,7 +39,9 @@ fn describe(program: &Path, args: &[String], output: &Output) -> String {
         "\n--- command: {} {}\n--- cwd: {}\n--- status: {}\n--- stdout:\n{}\n--- stderr:\n{}\n",
         program.display(),
         args.join(" "),
-        std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default(),
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
@@ -56,16 +58,28 @@ fn command(program: &Path, args: &[&str]) -> (Command, Vec<String>) {
 /// Runs a command that must succeed; returns its stdout.
 pub fn run_ok(program: &Path, args: &[&str]) -> String {
     let (mut cmd, args) = command(program, args);
-    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(output.status.success(), "command failed:{}", describe(program, &args, &output));
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        output.status.success(),
+        "command failed:{}",
+        describe(program, &args, &output)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs a command that must fail; returns its stderr.
 pub fn run_fail(program: &Path, args: &[&str]) -> String {
     let (mut cmd, args) = command(program, args);
-    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(!output.status.success(), "command should have failed:{}", describe(program, &args, &output));
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    assert!(
+        !output.status.success(),
+        "command should have failed:{}",
+        describe(program, &args, &output)
+    );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -87,7 +101,9 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
         let err = file.try_clone().unwrap_or_else(|e| panic!("{e}"));
         cmd.stdout(Stdio::from(file)).stderr(Stdio::from(err));
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         Daemon {
             child: Some(child),
             log: log.to_owned(),
@@ -106,7 +122,10 @@ impl Daemon {
     /// SIGTERM, and wait for a clean exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -131,7 +150,11 @@ impl Drop for Daemon {
         if std::thread::panicking() {
             let log = self.log();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- daemon: {}\n--- log {} (last 40 lines):", self.cmdline, self.log.display());
+            eprintln!(
+                "--- daemon: {}\n--- log {} (last 40 lines):",
+                self.cmdline,
+                self.log.display()
+            );
             for line in tail.iter().rev() {
                 eprintln!("{line}");
             }
@@ -142,14 +165,20 @@ impl Drop for Daemon {
 /// A free UDP port on loopback (bound and released; good enough for tests).
 pub fn free_udp_port() -> u16 {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    socket.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+    socket
+        .local_addr()
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Polls `check` until it holds, panicking with `what` after `timeout`.
 pub async fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -197,7 +226,7 @@ impl TestCollector {
             )
             .unwrap_or_else(|e| panic!("init: {e}"));
         }
-        let server = Collector::open(dir)
+        let server = Collector::open_for_daemon(dir)
             .and_then(|c| {
                 c.bind(BindOptions {
                     quic_listen: Some(addr),
@@ -226,7 +255,10 @@ impl TestCollector {
 
     /// Registers a site through the control socket and returns its token.
     pub async fn add_site(&self, id: &str) -> String {
-        match pasopati_collector::call(&self.dir, CollectorRequest::SiteAdd(site(id))).await.as_deref() {
+        match pasopati_collector::call(&self.dir, CollectorRequest::SiteAdd(site(id)))
+            .await
+            .as_deref()
+        {
             Ok([CollectorResponse::Token(t)]) => t.clone(),
             other => panic!("site add {id}: {other:?}"),
         }
@@ -235,7 +267,10 @@ impl TestCollector {
     /// Mints a fresh token for a registered site.
     pub async fn new_token(&self, id: &str) -> String {
         let site = SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));
-        match pasopati_collector::call(&self.dir, CollectorRequest::SiteToken(site)).await.as_deref() {
+        match pasopati_collector::call(&self.dir, CollectorRequest::SiteToken(site))
+            .await
+            .as_deref()
+        {
             Ok([CollectorResponse::Token(t)]) => t.clone(),
             other => panic!("site token {id}: {other:?}"),
         }
@@ -271,11 +306,16 @@ impl RawClient {
     pub async fn connect(agent_dir: &Path, addr: SocketAddr) -> RawClient {
         let identity = Identity::load(agent_dir).unwrap_or_else(|e| panic!("{e}"));
         let config = identity.client_config().unwrap_or_else(|e| panic!("{e}"));
-        Self::connect_with(config, addr).await.unwrap_or_else(|e| panic!("connect: {e}"))
+        Self::connect_with(config, addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"))
     }
 
     /// Connects with any client configuration; the error is the handshake's.
-    pub async fn connect_with(config: quinn::ClientConfig, addr: SocketAddr) -> Result<RawClient, String> {
+    pub async fn connect_with(
+        config: quinn::ClientConfig,
+        addr: SocketAddr,
+    ) -> Result<RawClient, String> {
         let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
             .map_err(|e| e.to_string())?;
         let conn = endpoint
@@ -284,11 +324,18 @@ impl RawClient {
             .await
             .map_err(|e| e.to_string())?;
         let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-        Ok(RawClient { endpoint, conn, send, recv })
+        Ok(RawClient {
+            endpoint,
+            conn,
+            send,
+            recv,
+        })
     }
 
     pub async fn send(&mut self, frame: &AgentFrame) {
-        write_frame(&mut self.send, frame).await.unwrap_or_else(|e| panic!("send: {e}"));
+        write_frame(&mut self.send, frame)
+            .await
+            .unwrap_or_else(|e| panic!("send: {e}"));
     }
 
     pub async fn recv(&mut self) -> CollectorFrame {

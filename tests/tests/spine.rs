@@ -39,7 +39,15 @@ impl CollectorBin {
         let addr = format!("127.0.0.1:{}", free_udp_port());
         run_ok(
             &bins.collector,
-            &["init", "--data-dir", p(&dir), "--quic-listen", &addr, "--public-addr", &addr],
+            &[
+                "init",
+                "--data-dir",
+                p(&dir),
+                "--quic-listen",
+                &addr,
+                "--public-addr",
+                &addr,
+            ],
         );
         CollectorBin {
             bins: bins.clone(),
@@ -67,17 +75,33 @@ impl CollectorBin {
     fn add_site(&self, id: &str) -> String {
         let out = run_ok(
             &self.bins.collector,
-            &["site", "add", "--data-dir", p(&self.dir), "--id", id, "--name", "Lapas Uji", "--type", "lapas", "--kanwil", "Kanwil Uji"],
+            &[
+                "site",
+                "add",
+                "--data-dir",
+                p(&self.dir),
+                "--id",
+                id,
+                "--name",
+                "Lapas Uji",
+                "--type",
+                "lapas",
+                "--kanwil",
+                "Kanwil Uji",
+            ],
         );
         out.lines().last().unwrap_or_default().to_owned()
     }
 
     /// `reports --json`, parsed.
     fn reports(&self) -> Vec<serde_json::Value> {
-        run_ok(&self.bins.collector, &["reports", "--data-dir", p(&self.dir), "--json"])
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        run_ok(
+            &self.bins.collector,
+            &["reports", "--data-dir", p(&self.dir), "--json"],
+        )
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
     }
 
     fn log(&self) -> String {
@@ -97,9 +121,18 @@ fn assert_exactly_once(stored: &[serde_json::Value], filed: &HashSet<String>) {
     let unique: HashSet<String> = ids.iter().cloned().collect();
     assert_eq!(ids.len(), unique.len(), "a report is stored twice");
     let lost: Vec<_> = filed.difference(&unique).collect();
-    assert!(lost.is_empty(), "{} reports lost, e.g. {:?}", lost.len(), lost.first());
+    assert!(
+        lost.is_empty(),
+        "{} reports lost, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
     let unexpected: Vec<_> = unique.difference(filed).collect();
-    assert!(unexpected.is_empty(), "{} unexpected reports", unexpected.len());
+    assert!(
+        unexpected.is_empty(),
+        "{} unexpected reports",
+        unexpected.len()
+    );
 }
 
 async fn wait_backlog_zero(agent_dir: &Path, timeout: Duration) {
@@ -140,10 +173,17 @@ async fn reports_filed_while_the_collector_is_down_arrive_exactly_once() {
     collector.start();
     let token = collector.add_site("lapas-uji");
     let agent_dir = tmp.path().join("agent");
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
     collector.kill9();
 
-    let _agent = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent_dir)], &tmp.path().join("agent.log"));
+    let _agent = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent_dir)],
+        &tmp.path().join("agent.log"),
+    );
     let mut filed = HashSet::new();
     for i in 0..1000 {
         let id = pasopati_agent::file_report(&agent_dir, draft(i))
@@ -152,7 +192,9 @@ async fn reports_filed_while_the_collector_is_down_arrive_exactly_once() {
         filed.insert(id.to_string());
     }
     assert_eq!(filed.len(), 1000);
-    let status = pasopati_agent::status(&agent_dir).await.unwrap_or_else(|e| panic!("{e}"));
+    let status = pasopati_agent::status(&agent_dir)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(status.daemon_running);
     assert_eq!(status.backlog, 1000, "all 1,000 wait in the outbox");
 
@@ -171,7 +213,10 @@ async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
     collector.start();
     let token = collector.add_site("lapas-uji");
     let agent_dir = tmp.path().join("agent");
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
     tune_agent(&agent_dir, 10);
 
     let reports: Vec<Report> = (0..20_000).map(validated).collect();
@@ -180,13 +225,20 @@ async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
         .and_then(|o| o.file_reports(&reports))
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let _agent = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent_dir)], &tmp.path().join("agent.log"));
+    let _agent = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent_dir)],
+        &tmp.path().join("agent.log"),
+    );
     let mut kills_during_sync = 0;
     for round in 0..12u64 {
         // Pseudo-random but reproducible points in the sync.
         let pause = 60 + (round * 7919) % 150;
         tokio::time::sleep(Duration::from_millis(pause)).await;
-        let backlog = pasopati_agent::status(&agent_dir).await.map(|s| s.backlog).unwrap_or(0);
+        let backlog = pasopati_agent::status(&agent_dir)
+            .await
+            .map(|s| s.backlog)
+            .unwrap_or(0);
         if backlog == 0 {
             break;
         }
@@ -197,11 +249,20 @@ async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
     wait_backlog_zero(&agent_dir, Duration::from_secs(180)).await;
     let stored = collector.reports();
     assert_exactly_once(&stored, &filed);
-    let gaps = run_ok(&bins.collector, &["gaps", "--data-dir", p(&collector.dir), "--json"]);
+    let gaps = run_ok(
+        &bins.collector,
+        &["gaps", "--data-dir", p(&collector.dir), "--json"],
+    );
     assert!(gaps.trim().is_empty(), "unexpected gaps: {gaps}");
-    assert!(kills_during_sync >= 5, "only {kills_during_sync} kills happened during the sync");
+    assert!(
+        kills_during_sync >= 5,
+        "only {kills_during_sync} kills happened during the sync"
+    );
     let sessions = collector.log().matches("session started").count();
-    assert!(sessions > kills_during_sync, "the agent reconnected only {sessions} times over {kills_during_sync} kills");
+    assert!(
+        sessions > kills_during_sync,
+        "the agent reconnected only {sessions} times over {kills_during_sync} kills"
+    );
 }
 
 /// 3. The agent is killed with SIGKILL right after `report` returns: the report is there after
@@ -214,7 +275,10 @@ async fn agent_killed_right_after_report_keeps_the_report() {
     collector.start();
     let token = collector.add_site("lapas-uji");
     let agent_dir = tmp.path().join("agent");
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
     // The collector is down while reports are filed, so nothing leaves before the kill.
     collector.kill9();
     let log = tmp.path().join("agent.log");
@@ -223,11 +287,24 @@ async fn agent_killed_right_after_report_keeps_the_report() {
         let mut agent = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent_dir)], &log);
         let out = run_ok(
             &bins.agent,
-            &["report", "--data-dir", p(&agent_dir), "--category", "layanan_kunjungan", "--title", &format!("Kunjungan sesi {i}"), "--body", "Layanan kunjungan berjalan tertib. Teks uji buatan."],
+            &[
+                "report",
+                "--data-dir",
+                p(&agent_dir),
+                "--category",
+                "layanan_kunjungan",
+                "--title",
+                &format!("Kunjungan sesi {i}"),
+                "--body",
+                "Layanan kunjungan berjalan tertib. Teks uji buatan.",
+            ],
         );
         agent.kill9();
         let id = out.trim().to_owned();
-        assert!(id.parse::<ReportId>().is_ok(), "report printed {id:?}, not an id");
+        assert!(
+            id.parse::<ReportId>().is_ok(),
+            "report printed {id:?}, not an id"
+        );
         filed.insert(id);
     }
     assert_eq!(filed.len(), 5);
@@ -242,46 +319,87 @@ async fn agent_killed_right_after_report_keeps_the_report() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_are_absorbed_conflicts_and_gaps_refused() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))).await;
+    let c = TestCollector::start(
+        &tmp.path().join("collector"),
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
     let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false).await.unwrap_or_else(|e| panic!("{e}"));
+    pasopati_agent::enroll(&agent_dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let mut raw = RawClient::connect(&agent_dir, c.addr).await;
     let epoch = Epoch(0x5eed);
     assert_eq!(raw.hello(epoch, 0, 1).await, 0);
     let reports: Vec<Report> = (0..3).map(validated).collect();
-    raw.send(&AgentFrame::Batch(Batch { first_seq: 1, reports: reports.clone() })).await;
+    raw.send(&AgentFrame::Batch(Batch {
+        first_seq: 1,
+        reports: reports.clone(),
+    }))
+    .await;
     assert_eq!(raw.recv().await, CollectorFrame::Ack { hwm: 3 });
 
     // Replay of 2..=3: absorbed, acked, nothing new stored.
-    raw.send(&AgentFrame::Batch(Batch { first_seq: 2, reports: reports[1..].to_vec() })).await;
+    raw.send(&AgentFrame::Batch(Batch {
+        first_seq: 2,
+        reports: reports[1..].to_vec(),
+    }))
+    .await;
     assert_eq!(raw.recv().await, CollectorFrame::Ack { hwm: 3 });
     assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 3);
 
     // Seq 2 again with other content: refused, the stored report unchanged.
     let mut changed = reports[1].clone();
     changed.body = "Isi yang diubah".into();
-    raw.send(&AgentFrame::Batch(Batch { first_seq: 2, reports: vec![changed] })).await;
+    raw.send(&AgentFrame::Batch(Batch {
+        first_seq: 2,
+        reports: vec![changed],
+    }))
+    .await;
     assert_eq!(
         raw.recv().await,
-        CollectorFrame::Nack { hwm: 3, reason: NackReason::Conflict { seq: 2 } }
+        CollectorFrame::Nack {
+            hwm: 3,
+            reason: NackReason::Conflict { seq: 2 }
+        }
     );
-    let kept = c.store.report(&reports[1].id).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("missing"));
+    let kept = c
+        .store
+        .report(&reports[1].id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("missing"));
     assert_eq!(kept.report, reports[1]);
 
     // A batch starting at 5 skips seq 4: refused, nothing stored, the gap recorded.
-    raw.send(&AgentFrame::Batch(Batch { first_seq: 5, reports: vec![validated(9)] })).await;
+    raw.send(&AgentFrame::Batch(Batch {
+        first_seq: 5,
+        reports: vec![validated(9)],
+    }))
+    .await;
     assert_eq!(
         raw.recv().await,
-        CollectorFrame::Nack { hwm: 3, reason: NackReason::Gap { expected: 4, got: 5 } }
+        CollectorFrame::Nack {
+            hwm: 3,
+            reason: NackReason::Gap {
+                expected: 4,
+                got: 5
+            }
+        }
     );
     assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 3);
     let gaps = c.store.gaps().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(gaps.len(), 1);
-    assert_eq!((gaps[0].from, gaps[0].to, gaps[0].kind), (4, 4, GapKind::SkippedSeqs));
+    assert_eq!(
+        (gaps[0].from, gaps[0].to, gaps[0].kind),
+        (4, 4, GapKind::SkippedSeqs)
+    );
     let rejections = c.store.rejections().unwrap_or_else(|e| panic!("{e}"));
-    assert!(rejections.iter().any(|r| r.reason.contains("conflict")), "{rejections:?}");
+    assert!(
+        rejections.iter().any(|r| r.reason.contains("conflict")),
+        "{rejections:?}"
+    );
 }
 
 /// 5. An agent's epoch is new after its database is wiped and it re-enrolls: its new reports are
@@ -289,36 +407,61 @@ async fn replays_are_absorbed_conflicts_and_gaps_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_and_re_enrolled_agent_starts_a_new_epoch() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))).await;
+    let c = TestCollector::start(
+        &tmp.path().join("collector"),
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
     let agent_dir = tmp.path().join("agent");
     let mut epochs = Vec::new();
     for round in 0..2 {
-        let token = if round == 0 { c.add_site("lapas-uji").await } else { c.new_token("lapas-uji").await };
+        let token = if round == 0 {
+            c.add_site("lapas-uji").await
+        } else {
+            c.new_token("lapas-uji").await
+        };
         if round == 1 {
             std::fs::remove_dir_all(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
         }
-        pasopati_agent::enroll(&agent_dir, &token, false).await.unwrap_or_else(|e| panic!("{e}"));
+        pasopati_agent::enroll(&agent_dir, &token, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
         epochs.push(agent.outbox().epoch());
         let handle = agent.handle();
         let stop = CancellationToken::new();
-        let task = tokio::spawn(agent.run_with(RunOptions { control_socket: false }, stop.clone()));
+        let task = tokio::spawn(agent.run_with(
+            RunOptions {
+                control_socket: false,
+            },
+            stop.clone(),
+        ));
         for i in 0..3 {
             handle.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
         }
         let want = 3 * (round + 1);
         eventually("reports stored", Duration::from_secs(30), || {
-            c.store.report_count().map(|n| n == want as u64).unwrap_or(false)
+            c.store
+                .report_count()
+                .map(|n| n == want as u64)
+                .unwrap_or(false)
         })
         .await;
         stop.cancel();
         let _ = task.await;
     }
     assert_ne!(epochs[0], epochs[1], "the wiped agent reused its epoch");
-    let stored = c.store.reports(&ReportQuery::default()).unwrap_or_else(|e| panic!("{e}"));
+    let stored = c
+        .store
+        .reports(&ReportQuery::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stored.len(), 6);
     for (epoch, want) in [(epochs[0], [1, 2, 3]), (epochs[1], [1, 2, 3])] {
-        let seqs: Vec<u64> = stored.iter().filter(|r| r.epoch == epoch).map(|r| r.seq).collect();
+        let seqs: Vec<u64> = stored
+            .iter()
+            .filter(|r| r.epoch == epoch)
+            .map(|r| r.seq)
+            .collect();
         assert_eq!(seqs, want, "epoch {epoch}");
     }
 }
@@ -334,45 +477,112 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
     collector.start();
     let token = collector.add_site("lapas-uji");
     let agent_dir = tmp.path().join("agent");
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
     let addr = collector.addr.parse().unwrap_or_else(|e| panic!("{e}"));
 
     // Over the limit: a length prefix of 5 MiB after a good Hello.
     let mut raw = RawClient::connect(&agent_dir, addr).await;
     raw.hello(Epoch(1), 0, 1).await;
-    raw.send.write_all(&(5u32 * 1024 * 1024).to_be_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
-    raw.send.write_all(&[0u8; 1024]).await.unwrap_or_else(|e| panic!("{e}"));
+    raw.send
+        .write_all(&(5u32 * 1024 * 1024).to_be_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    raw.send
+        .write_all(&[0u8; 1024])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let closed = tokio::time::timeout(Duration::from_secs(10), raw.conn.closed()).await;
-    assert!(closed.is_ok(), "the collector kept a connection that sent an oversized frame");
-    eventually("oversize logged", Duration::from_secs(10), || collector.log().contains("over the limit")).await;
+    assert!(
+        closed.is_ok(),
+        "the collector kept a connection that sent an oversized frame"
+    );
+    eventually("oversize logged", Duration::from_secs(10), || {
+        collector.log().contains("over the limit")
+    })
+    .await;
 
     // Garbage instead of Hello.
     let mut raw = RawClient::connect(&agent_dir, addr).await;
-    raw.send.write_all(&[0, 0, 0, 8, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff]).await.unwrap_or_else(|e| panic!("{e}"));
+    raw.send
+        .write_all(&[0, 0, 0, 8, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let closed = tokio::time::timeout(Duration::from_secs(10), raw.conn.closed()).await;
-    assert!(closed.is_ok(), "the collector kept a connection that sent garbage");
-    eventually("garbage logged", Duration::from_secs(10), || collector.log().contains("unreadable Hello")).await;
+    assert!(
+        closed.is_ok(),
+        "the collector kept a connection that sent garbage"
+    );
+    eventually("garbage logged", Duration::from_secs(10), || {
+        collector.log().contains("unreadable Hello")
+    })
+    .await;
 
     // A certificate for the same site id from another CA.
-    let foreign = pki::new_ca("Foreign CA", Duration::from_secs(86_400)).unwrap_or_else(|e| panic!("{e}"));
+    let foreign =
+        pki::new_ca("Foreign CA", Duration::from_secs(86_400)).unwrap_or_else(|e| panic!("{e}"));
     let site = pasopati_common::SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
     let (key_pem, csr) = pki::new_agent_key_and_csr(&site).unwrap_or_else(|e| panic!("{e}"));
-    let cert = pki::sign_site_cert(&foreign.cert_pem, &foreign.key_pem, &csr, &site, Duration::from_secs(86_400)).unwrap_or_else(|e| panic!("{e}"));
-    let real_ca = pki::cert_der_from_pem(&std::fs::read_to_string(agent_dir.join("ca.crt")).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
-    let tls = pki::agent_tls(&real_ca, cert.into(), pki::key_der_from_pem(&key_pem).unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"));
+    let cert = pki::sign_site_cert(
+        &foreign.cert_pem,
+        &foreign.key_pem,
+        &csr,
+        &site,
+        Duration::from_secs(86_400),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let real_ca = pki::cert_der_from_pem(
+        &std::fs::read_to_string(agent_dir.join("ca.crt")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tls = pki::agent_tls(
+        &real_ca,
+        cert.into(),
+        pki::key_der_from_pem(&key_pem).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let config = pasopati_common::quic::client_config(tls).unwrap_or_else(|e| panic!("{e}"));
     if let Ok(mut raw) = RawClient::connect_with(config, addr).await {
         // The client may finish its side of the handshake before the server's refusal arrives;
         // it must never be welcomed.
         let _ = raw.send.write_all(&[0, 0, 0, 1, 0]).await;
-        let welcomed = tokio::time::timeout(Duration::from_secs(5), pasopati_common::frame::read_frame::<_, CollectorFrame>(&mut raw.recv)).await;
-        assert!(!matches!(welcomed, Ok(Ok(Some(_)))), "a foreign certificate got an answer: {welcomed:?}");
+        let welcomed = tokio::time::timeout(
+            Duration::from_secs(5),
+            pasopati_common::frame::read_frame::<_, CollectorFrame>(&mut raw.recv),
+        )
+        .await;
+        assert!(
+            !matches!(welcomed, Ok(Ok(Some(_)))),
+            "a foreign certificate got an answer: {welcomed:?}"
+        );
     }
-    eventually("foreign CA logged", Duration::from_secs(10), || collector.log().contains("failed its TLS handshake")).await;
+    eventually("foreign CA logged", Duration::from_secs(10), || {
+        collector.log().contains("failed its TLS handshake")
+    })
+    .await;
 
     // The collector still serves a well-behaved agent.
-    let _agent = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent_dir)], &tmp.path().join("agent.log"));
-    let id = run_ok(&bins.agent, &["report", "--data-dir", p(&agent_dir), "--category", "humas", "--title", "Siaran pers", "--body", "Teks uji buatan."]);
+    let _agent = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent_dir)],
+        &tmp.path().join("agent.log"),
+    );
+    let id = run_ok(
+        &bins.agent,
+        &[
+            "report",
+            "--data-dir",
+            p(&agent_dir),
+            "--category",
+            "humas",
+            "--title",
+            "Siaran pers",
+            "--body",
+            "Teks uji buatan.",
+        ],
+    );
     wait_backlog_zero(&agent_dir, Duration::from_secs(30)).await;
     let stored = ids_of(&collector.reports());
     assert!(stored.contains(&id.trim().to_owned()));
@@ -384,10 +594,16 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
 async fn an_urgent_report_overtakes_a_routine_backlog() {
     const BACKLOG: u64 = 50_000;
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}"))).await;
+    let c = TestCollector::start(
+        &tmp.path().join("collector"),
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
     let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false).await.unwrap_or_else(|e| panic!("{e}"));
+    pasopati_agent::enroll(&agent_dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
     let routine: Vec<Report> = (0..BACKLOG as usize).map(validated).collect();
     for chunk in routine.chunks(5_000) {
@@ -395,10 +611,17 @@ async fn an_urgent_report_overtakes_a_routine_backlog() {
     }
     let handle = agent.handle();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(RunOptions { control_socket: false }, stop.clone()));
-    eventually("the backlog starts draining", Duration::from_secs(60), || {
-        c.store.report_count().map(|n| n > 0).unwrap_or(false)
-    })
+    let task = tokio::spawn(agent.run_with(
+        RunOptions {
+            control_socket: false,
+        },
+        stop.clone(),
+    ));
+    eventually(
+        "the backlog starts draining",
+        Duration::from_secs(60),
+        || c.store.report_count().map(|n| n > 0).unwrap_or(false),
+    )
     .await;
     let urgent = handle
         .file(ReportDraft {
@@ -409,14 +632,25 @@ async fn an_urgent_report_overtakes_a_routine_backlog() {
             occurred_at: None,
         })
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(urgent.priority, Priority::Urgent, "kejadian_menonjol defaults to urgent");
+    assert_eq!(
+        urgent.priority,
+        Priority::Urgent,
+        "kejadian_menonjol defaults to urgent"
+    );
     eventually("everything stored", Duration::from_secs(300), || {
-        c.store.report_count().map(|n| n == BACKLOG + 1).unwrap_or(false)
+        c.store
+            .report_count()
+            .map(|n| n == BACKLOG + 1)
+            .unwrap_or(false)
     })
     .await;
     stop.cancel();
     let _ = task.await;
-    let stored = c.store.report(&urgent.id).unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("urgent report missing"));
+    let stored = c
+        .store
+        .report(&urgent.id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("urgent report missing"));
     let routine_after = BACKLOG - stored.arrival;
     assert!(
         routine_after > BACKLOG / 2,
@@ -435,23 +669,53 @@ async fn used_and_unknown_tokens_are_refused_clearly() {
     collector.start();
     let token = collector.add_site("lapas-uji");
     let first = tmp.path().join("first");
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&first), "--token", &token]);
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&first), "--token", &token],
+    );
 
     let second = tmp.path().join("second");
-    let err = run_fail(&bins.agent, &["enroll", "--data-dir", p(&second), "--token", &token]);
+    let err = run_fail(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&second), "--token", &token],
+    );
     assert!(err.contains("already used"), "{err}");
-    assert!(!second.join("agent.crt").exists(), "a certificate was written for a used token");
+    assert!(
+        !second.join("agent.crt").exists(),
+        "a certificate was written for a used token"
+    );
 
     let mut unknown = EnrollmentToken::decode(&token).unwrap_or_else(|e| panic!("{e}"));
     unknown.secret = [0x42; 32];
     let third = tmp.path().join("third");
-    let err = run_fail(&bins.agent, &["enroll", "--data-dir", p(&third), "--token", &unknown.encode()]);
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "enroll",
+            "--data-dir",
+            p(&third),
+            "--token",
+            &unknown.encode(),
+        ],
+    );
     assert!(err.contains("not known to this collector"), "{err}");
     assert!(!third.join("agent.crt").exists());
 
-    let err = run_fail(&bins.agent, &["enroll", "--data-dir", p(&third), "--token", "pasopati1.AAAA"]);
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "enroll",
+            "--data-dir",
+            p(&third),
+            "--token",
+            "pasopati1.AAAA",
+        ],
+    );
     assert!(err.contains("damaged"), "{err}");
-    let sites = run_ok(&bins.collector, &["site", "list", "--data-dir", p(&collector.dir), "--json"]);
+    let sites = run_ok(
+        &bins.collector,
+        &["site", "list", "--data-dir", p(&collector.dir), "--json"],
+    );
     assert!(sites.contains("\"state\":\"offline\""), "{sites}");
 }
 
@@ -462,38 +726,152 @@ async fn command_line_errors_are_clear() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let missing = tmp.path().join("missing");
-    let err = run_fail(&bins.agent, &["report", "--data-dir", p(&missing), "--category", "humas", "--title", "t", "--body", "b"]);
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "report",
+            "--data-dir",
+            p(&missing),
+            "--category",
+            "humas",
+            "--title",
+            "t",
+            "--body",
+            "b",
+        ],
+    );
     assert!(err.contains("enroll"), "{err}");
     let err = run_fail(&bins.agent, &["status", "--data-dir", p(&missing)]);
     assert!(err.contains("enroll"), "{err}");
-    let err = run_fail(&bins.collector, &["site", "list", "--data-dir", p(&missing)]);
+    let err = run_fail(
+        &bins.collector,
+        &["site", "list", "--data-dir", p(&missing)],
+    );
     assert!(err.contains("pasopati-collector init"), "{err}");
-    let err = run_fail(&bins.collector, &["site", "add", "--data-dir", p(&missing), "--id", "Bad Id", "--name", "x", "--type", "lapas", "--kanwil", "k"]);
+    let err = run_fail(
+        &bins.collector,
+        &[
+            "site",
+            "add",
+            "--data-dir",
+            p(&missing),
+            "--id",
+            "Bad Id",
+            "--name",
+            "x",
+            "--type",
+            "lapas",
+            "--kanwil",
+            "k",
+        ],
+    );
     assert!(err.contains("not a valid site id"), "{err}");
-    let err = run_fail(&bins.collector, &["site", "add", "--data-dir", p(&missing), "--id", "ok", "--name", "x", "--type", "kanwil", "--kanwil", "k"]);
+    let err = run_fail(
+        &bins.collector,
+        &[
+            "site",
+            "add",
+            "--data-dir",
+            p(&missing),
+            "--id",
+            "ok",
+            "--name",
+            "x",
+            "--type",
+            "kanwil",
+            "--kanwil",
+            "k",
+        ],
+    );
     assert!(err.contains("not a site type"), "{err}");
 
     let mut collector = CollectorBin::init(&bins, tmp.path());
     let err = run_fail(&bins.collector, &["init", "--data-dir", p(&collector.dir)]);
     assert!(err.contains("already holds a collector"), "{err}");
     let token = collector.add_site("lapas-uji"); // directly on the store: no daemon runs
-    let err = run_fail(&bins.collector, &["site", "add", "--data-dir", p(&collector.dir), "--id", "lapas-uji", "--name", "x", "--type", "lapas", "--kanwil", "k"]);
+    let err = run_fail(
+        &bins.collector,
+        &[
+            "site",
+            "add",
+            "--data-dir",
+            p(&collector.dir),
+            "--id",
+            "lapas-uji",
+            "--name",
+            "x",
+            "--type",
+            "lapas",
+            "--kanwil",
+            "k",
+        ],
+    );
     assert!(err.contains("already registered"), "{err}");
 
     // The collector is not running: enrollment says it cannot reach it.
     let agent_dir = tmp.path().join("agent");
-    let err = run_fail(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
+    let err = run_fail(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
     assert!(err.contains("cannot reach the collector"), "{err}");
 
     collector.start();
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
-    let err = run_fail(&bins.agent, &["report", "--data-dir", p(&agent_dir), "--category", "olahraga", "--title", "t", "--body", "b"]);
-    assert!(err.contains("kejadian_menonjol"), "the error lists the categories: {err}");
-    let err = run_fail(&bins.agent, &["report", "--data-dir", p(&agent_dir), "--category", "humas", "--title", "t", "--body", "b", "--occurred-at", "kemarin"]);
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "report",
+            "--data-dir",
+            p(&agent_dir),
+            "--category",
+            "olahraga",
+            "--title",
+            "t",
+            "--body",
+            "b",
+        ],
+    );
+    assert!(
+        err.contains("kejadian_menonjol"),
+        "the error lists the categories: {err}"
+    );
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "report",
+            "--data-dir",
+            p(&agent_dir),
+            "--category",
+            "humas",
+            "--title",
+            "t",
+            "--body",
+            "b",
+            "--occurred-at",
+            "kemarin",
+        ],
+    );
     assert!(err.contains("RFC 3339"), "{err}");
-    let status = run_ok(&bins.agent, &["status", "--data-dir", p(&agent_dir), "--json"]);
-    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap_or_else(|e| panic!("{e}"));
-    for field in ["backlog", "oldest_unsent_at", "acked_seq", "last_sync_at", "collector"] {
-        assert!(status.get(field).is_some(), "status lacks {field}: {status}");
+    let status = run_ok(
+        &bins.agent,
+        &["status", "--data-dir", p(&agent_dir), "--json"],
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(status.trim()).unwrap_or_else(|e| panic!("{e}"));
+    for field in [
+        "backlog",
+        "oldest_unsent_at",
+        "acked_seq",
+        "last_sync_at",
+        "collector",
+    ] {
+        assert!(
+            status.get(field).is_some(),
+            "status lacks {field}: {status}"
+        );
     }
 }

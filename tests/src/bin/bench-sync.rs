@@ -1,1 +1,215 @@
-fn main() {}
+//! `cargo run --release -p pasopati-tests --bin bench-sync`: sync throughput against the raw
+//! floor of the same machine, measured in one run on loopback.
+//!
+//! 1. sync: a 200,000-report backlog (1 KiB bodies) at one agent drains to an in-process
+//!    collector over QUIC with mutual TLS, durable on both sides.
+//! 2. raw quinn: the same bytes over one QUIC stream with the same TLS configuration.
+//! 3. raw redb: the same records committed in batches of the same size, durably.
+//!
+//! Prints one `name=value` line per figure; the last line is `ratio_vs_raw_quinn=<x>`.
+//! `BENCH_REPORTS=N` changes the backlog size.
+
+use pasopati_agent::{Agent, RunOptions};
+use pasopati_common::frame::{encode_value, Batch};
+use pasopati_common::taxonomy::Taxonomy;
+use pasopati_common::{pki, Report, ReportDraft, Timestamp};
+use pasopati_tests::TestCollector;
+use redb::{Database, TableDefinition};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const BATCH: usize = 1024;
+
+fn reports(n: usize) -> Vec<Report> {
+    // Invented filler text: 1 KiB of a routine sentence, no real names or numbers.
+    let sentence = "Kegiatan pembinaan berjalan tertib dan lancar sesuai jadwal. ";
+    let body: String = sentence.repeat(1024 / sentence.len() + 1)[..1024].to_owned();
+    (0..n)
+        .map(|i| {
+            ReportDraft {
+                category: "pembinaan_kepribadian".into(),
+                title: format!("Laporan rutin {i}"),
+                body: body.clone(),
+                priority: None,
+                occurred_at: None,
+            }
+            .validate(Taxonomy::builtin(), Timestamp::now())
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect()
+}
+
+fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64()
+}
+
+async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
+    let c = TestCollector::start(&root.join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let token = c.add_site("lapas-bench").await;
+    let agent_dir = root.join("agent");
+    pasopati_agent::enroll(&agent_dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    for chunk in reports.chunks(10_000) {
+        agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let want = reports.len() as u64;
+    let stop = CancellationToken::new();
+    let start = Instant::now();
+    let task = tokio::spawn(agent.run_with(
+        RunOptions {
+            control_socket: false,
+        },
+        stop.clone(),
+    ));
+    loop {
+        if c.store.report_count().unwrap_or(0) >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed();
+    stop.cancel();
+    let _ = task.await;
+    c.stop().await;
+    elapsed
+}
+
+async fn bench_quinn(frames: &[Vec<u8>]) -> Duration {
+    let day = Duration::from_secs(86_400);
+    let ca = pki::new_ca("bench", day).unwrap_or_else(|e| panic!("{e}"));
+    let server =
+        pki::new_server_cert(&ca.cert_pem, &ca.key_pem, &[], day).unwrap_or_else(|e| panic!("{e}"));
+    let site = pasopati_common::SiteId::new("bench").unwrap_or_else(|e| panic!("{e}"));
+    let (key, csr) = pki::new_agent_key_and_csr(&site).unwrap_or_else(|e| panic!("{e}"));
+    let cert = pki::sign_site_cert(&ca.cert_pem, &ca.key_pem, &csr, &site, day)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ca_der = pki::cert_der_from_pem(&ca.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    let server_tls = pki::collector_tls(
+        &ca_der,
+        pki::cert_der_from_pem(&server.cert_pem).unwrap_or_else(|e| panic!("{e}")),
+        pki::key_der_from_pem(&server.key_pem).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let client_tls = pki::agent_tls(
+        &ca_der,
+        cert.into(),
+        pki::key_der_from_pem(&key).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let server_config =
+        pasopati_common::quic::server_config(server_tls).unwrap_or_else(|e| panic!("{e}"));
+    let endpoint = quinn::Endpoint::server(server_config, ([127, 0, 0, 1], 0).into())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = endpoint.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let total: usize = frames.iter().map(Vec::len).sum();
+    let receiver = tokio::spawn(async move {
+        let Some(incoming) = endpoint.accept().await else {
+            panic!("no connection")
+        };
+        let conn = incoming.await.unwrap_or_else(|e| panic!("{e}"));
+        let (mut send, mut recv) = conn.accept_bi().await.unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0;
+        while got < total {
+            match recv.read(&mut buf).await.unwrap_or_else(|e| panic!("{e}")) {
+                Some(n) => got += n,
+                None => break,
+            }
+        }
+        send.write_all(b"k").await.unwrap_or_else(|e| panic!("{e}"));
+        let _ = send.finish();
+        let _ = conn.closed().await;
+        got
+    });
+    let client =
+        quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap_or_else(|e| panic!("{e}"));
+    let client_config =
+        pasopati_common::quic::client_config(client_tls).unwrap_or_else(|e| panic!("{e}"));
+    let conn = client
+        .connect_with(client_config, addr, pki::COLLECTOR_SERVER_NAME)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let start = Instant::now();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap_or_else(|e| panic!("{e}"));
+    for frame in frames {
+        send.write_all(frame)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut ack = [0u8; 1];
+    recv.read_exact(&mut ack)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let elapsed = start.elapsed();
+    conn.close(0u32.into(), b"done");
+    let got = receiver.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got, total);
+    elapsed
+}
+
+fn bench_redb(root: &std::path::Path, reports: &[Report]) -> Duration {
+    const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("bench");
+    let db = Database::create(root.join("raw.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let encoded: Vec<Vec<u8>> = reports.iter().map(encode_value).collect();
+    let start = Instant::now();
+    for (b, chunk) in encoded.chunks(BATCH).enumerate() {
+        let txn = db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+        {
+            let mut table = txn.open_table(TABLE).unwrap_or_else(|e| panic!("{e}"));
+            for (i, value) in chunk.iter().enumerate() {
+                table
+                    .insert((b * BATCH + i) as u64, value.as_slice())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+        txn.commit().unwrap_or_else(|e| panic!("{e}"));
+    }
+    start.elapsed()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let n: usize = std::env::var("BENCH_REPORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let reports = reports(n);
+    let frames: Vec<Vec<u8>> = reports
+        .chunks(BATCH)
+        .map(|chunk| {
+            let body = encode_value(&pasopati_common::frame::AgentFrame::Batch(Batch {
+                first_seq: 1,
+                reports: chunk.to_vec(),
+            }));
+            let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            frame
+        })
+        .collect();
+    let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
+
+    let sync = bench_sync(root.path(), &reports).await;
+    let quinn = bench_quinn(&frames).await;
+    let redb = bench_redb(root.path(), &reports);
+
+    let sync_rate = n as f64 / sync.as_secs_f64();
+    let redb_rate = n as f64 / redb.as_secs_f64();
+    println!("reports={n}");
+    println!("payload_mib={:.1}", bytes as f64 / (1024.0 * 1024.0));
+    println!("sync_seconds={:.3}", sync.as_secs_f64());
+    println!("sync_reports_per_s={sync_rate:.0}");
+    println!("sync_mib_per_s={:.1}", mib_per_s(bytes, sync));
+    println!("raw_quinn_seconds={:.3}", quinn.as_secs_f64());
+    println!("raw_quinn_mib_per_s={:.1}", mib_per_s(bytes, quinn));
+    println!("raw_redb_seconds={:.3}", redb.as_secs_f64());
+    println!("raw_redb_reports_per_s={redb_rate:.0}");
+    println!("ratio_vs_raw_redb={:.3}", sync_rate / redb_rate);
+    println!(
+        "ratio_vs_raw_quinn={:.3}",
+        quinn.as_secs_f64() / sync.as_secs_f64()
+    );
+}
