@@ -19,6 +19,10 @@ pub const KEY_FILE: &str = "agent.key";
 pub const CERT_FILE: &str = "agent.crt";
 /// The collector's CA certificate.
 pub const CA_FILE: &str = "ca.crt";
+/// The fresh key of a renewal in progress.
+pub const KEY_NEXT_FILE: &str = "agent.key.next";
+/// The renewed certificate, before it replaces `agent.crt`.
+pub const CERT_NEXT_FILE: &str = "agent.crt.next";
 
 /// A loaded identity.
 pub struct Identity {
@@ -29,8 +33,10 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Loads the identity files from `data_dir`.
+    /// Loads the identity files from `data_dir`, first finishing a renewal that was
+    /// interrupted after its certificate arrived.
     pub fn load(data_dir: &Path) -> Result<Identity, AgentError> {
+        finish_renewal(data_dir)?;
         let read = |name: &str| pki::read_text(&data_dir.join(name)).map_err(AgentError::Pki);
         let ca = pki::cert_der_from_pem(&read(CA_FILE)?)?;
         let cert = pki::cert_der_from_pem(&read(CERT_FILE)?)?;
@@ -44,11 +50,73 @@ impl Identity {
         })
     }
 
+    /// When the certificate starts and stops being valid.
+    pub fn validity(&self) -> Result<(pasopati_common::Timestamp, pasopati_common::Timestamp), PkiError> {
+        pki::validity_of_cert(&self.cert)
+    }
+
     /// The QUIC client configuration that authenticates as this site.
     pub fn client_config(&self) -> Result<quinn::ClientConfig, PkiError> {
         let tls = pki::agent_tls(&self.ca, self.cert.clone(), self.key.clone_key())?;
         pasopati_common::quic::client_config(tls)
     }
+}
+
+fn rename(data_dir: &Path, from: &str, to: &str) -> Result<(), AgentError> {
+    std::fs::rename(data_dir.join(from), data_dir.join(to)).map_err(|e| AgentError::Io {
+        what: format!("renaming {from} to {to} in {}", data_dir.display()),
+        message: e.to_string(),
+    })
+}
+
+/// Completes or discards a renewal left half-done by a crash. The order of writes in
+/// [`complete_renewal`] (new key saved, certificate saved, key renamed, certificate renamed)
+/// means every state on disk has one right way forward, and a matching key and certificate are
+/// always either the old pair or the new one.
+fn finish_renewal(data_dir: &Path) -> Result<(), AgentError> {
+    let key_next = data_dir.join(KEY_NEXT_FILE).exists();
+    let cert_next = data_dir.join(CERT_NEXT_FILE).exists();
+    match (key_next, cert_next) {
+        (true, true) => {
+            rename(data_dir, KEY_NEXT_FILE, KEY_FILE)?;
+            rename(data_dir, CERT_NEXT_FILE, CERT_FILE)
+        }
+        (false, true) => rename(data_dir, CERT_NEXT_FILE, CERT_FILE),
+        (true, false) => std::fs::remove_file(data_dir.join(KEY_NEXT_FILE)).map_err(|e| AgentError::Io {
+            what: format!("removing an unfinished renewal key in {}", data_dir.display()),
+            message: e.to_string(),
+        }),
+        (false, false) => Ok(()),
+    }
+}
+
+/// Starts a renewal: a fresh key, saved as `agent.key.next`, and a CSR for it.
+pub(crate) fn begin_renewal(data_dir: &Path, site: &SiteId) -> Result<Vec<u8>, AgentError> {
+    let (key_pem, csr_der) = pki::new_agent_key_and_csr(site)?;
+    pki::write_private_file(&data_dir.join(KEY_NEXT_FILE), key_pem.as_bytes())?;
+    Ok(csr_der)
+}
+
+/// Saves the renewed certificate and puts the new pair in place.
+pub(crate) fn complete_renewal(data_dir: &Path, site: &SiteId, cert_der: &[u8]) -> Result<(), AgentError> {
+    let (granted, _) = pki::site_of_cert(cert_der)?;
+    if &granted != site {
+        return Err(AgentError::Pki(PkiError::BadCertificate(format!(
+            "the renewed certificate names site `{granted}`, not `{site}`"
+        ))));
+    }
+    if !data_dir.join(KEY_NEXT_FILE).exists() {
+        return Err(AgentError::Io {
+            what: "renewal".into(),
+            message: "the renewal key is gone; the renewal will be retried".into(),
+        });
+    }
+    pki::write_file_atomic(
+        &data_dir.join(CERT_NEXT_FILE),
+        pki::cert_pem_from_der(cert_der).as_bytes(),
+        0o644,
+    )?;
+    finish_renewal(data_dir)
 }
 
 /// Resolves `host:port`, preferring the first address the resolver gives.

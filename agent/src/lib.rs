@@ -18,7 +18,7 @@ use crate::identity::Identity;
 use crate::outbox::{Outbox, OutboxError};
 use bincode::{Decode, Encode};
 use pasopati_common::control::ControlError;
-use pasopati_common::frame::FrameError;
+use pasopati_common::frame::{FrameError, RefusalCode};
 use pasopati_common::pki::PkiError;
 use pasopati_common::sync::ProtocolError;
 use pasopati_common::token::TokenError;
@@ -58,6 +58,8 @@ pub enum AgentError {
     Rejected(String),
     #[error("the running agent failed: {0}")]
     DaemonFailed(String),
+    #[error("this site's certificate expired at {at}; reports stay queued. Ask the media center for a new token (`pasopati-collector site token --id <SITE>`), then run `pasopati-agent enroll --data-dir {dir} --force --token <TOKEN>`")]
+    CertificateExpired { at: String, dir: String },
     #[error("{what}: {message}")]
     Io { what: String, message: String },
 }
@@ -79,13 +81,44 @@ pub struct AgentStatus {
     pub daemon_running: bool,
     /// Whether the daemon has a live session with the collector.
     pub connected: bool,
+    /// `connected`, `connecting`, `retrying`, `revoked` (an admin revoked this site),
+    /// `expired` (the certificate expired), `refused` (another refusal), `stopped`, or
+    /// `not running`.
+    pub sync_state: String,
     /// The last sync failure, in words an operator can act on.
     pub last_error: Option<String>,
 }
 
+/// Where the sync loop is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum SyncPhase {
+    #[default]
+    Stopped,
+    Connecting,
+    Connected,
+    Retrying,
+    Revoked,
+    Expired,
+    Refused,
+}
+
+impl SyncPhase {
+    fn as_str(self) -> &'static str {
+        match self {
+            SyncPhase::Stopped => "stopped",
+            SyncPhase::Connecting => "connecting",
+            SyncPhase::Connected => "connected",
+            SyncPhase::Retrying => "retrying",
+            SyncPhase::Revoked => "revoked",
+            SyncPhase::Expired => "expired",
+            SyncPhase::Refused => "refused",
+        }
+    }
+}
+
 #[derive(Default)]
 struct SyncState {
-    connected: bool,
+    phase: SyncPhase,
     last_error: Option<String>,
 }
 
@@ -107,9 +140,9 @@ impl Shared {
 
     fn status(&self, daemon_running: bool) -> Result<AgentStatus, AgentError> {
         let stats = self.outbox.stats()?;
-        let (connected, last_error) = match self.state.lock() {
-            Ok(s) => (s.connected, s.last_error.clone()),
-            Err(_) => (false, None),
+        let (phase, last_error) = match self.state.lock() {
+            Ok(s) => (s.phase, s.last_error.clone()),
+            Err(_) => (SyncPhase::Stopped, None),
         };
         Ok(AgentStatus {
             site_id: self.config.site_id.to_string(),
@@ -122,32 +155,56 @@ impl Shared {
             next_seq: stats.next_seq,
             last_sync_at: stats.last_sync_at.map(|t| t.to_rfc3339()),
             daemon_running,
-            connected,
+            connected: phase == SyncPhase::Connected,
+            sync_state: if daemon_running { phase.as_str().to_owned() } else { "not running".to_owned() },
             last_error,
         })
     }
 
-    fn set_connected(&self, connected: bool) {
+    fn set_phase(&self, phase: SyncPhase, error: Option<String>) {
         if let Ok(mut s) = self.state.lock() {
-            s.connected = connected;
-            if connected {
+            // A connection attempt does not hide why the last one failed.
+            if phase != SyncPhase::Connecting || s.phase == SyncPhase::Stopped {
+                s.phase = phase;
+            }
+            if phase == SyncPhase::Connected {
                 s.last_error = None;
+            }
+            if error.is_some() {
+                s.last_error = error;
             }
         }
     }
 
+    /// Logs a sync failure in words an operator can act on and shows it in `status`. The
+    /// agent never deletes its identity or its reports because of an error from the network.
     fn record_error(&self, error: &AgentError) {
         let message = error.to_string();
-        match error {
-            AgentError::Protocol(ProtocolError::Refused(_)) => tracing::error!(
-                "{message}. Reports stay queued at this site. Ask the media center's admin to \
-                 check this site's registration, then re-enroll with a new token if told to"
-            ),
-            _ => tracing::warn!("sync failed: {message}; reports stay queued and will be retried"),
-        }
-        if let Ok(mut s) = self.state.lock() {
-            s.last_error = Some(message);
-        }
+        let phase = match (sync::refusal_code(error), error) {
+            (Some(RefusalCode::Revoked), _) => {
+                tracing::error!(
+                    "{message}. This site is REVOKED at the media center: nothing is sent and \
+                     every report stays queued here. Contact the media center's admin"
+                );
+                SyncPhase::Revoked
+            }
+            (Some(_), _) => {
+                tracing::error!(
+                    "{message}. Reports stay queued at this site. Ask the media center's admin to \
+                     check this site's registration, then re-enroll with a new token if told to"
+                );
+                SyncPhase::Refused
+            }
+            (None, AgentError::CertificateExpired { .. }) => {
+                tracing::error!("{message}");
+                SyncPhase::Expired
+            }
+            (None, _) => {
+                tracing::warn!("sync failed: {message}; reports stay queued and will be retried");
+                SyncPhase::Retrying
+            }
+        };
+        self.set_phase(phase, Some(message));
     }
 }
 
@@ -246,7 +303,6 @@ impl Agent {
         options: RunOptions,
         shutdown: CancellationToken,
     ) -> Result<(), AgentError> {
-        let client = self.identity.client_config()?;
         let control = if options.control_socket {
             let listener = pasopati_common::control::bind(&self.shared.data_dir)?;
             Some(tokio::spawn(control::serve(
@@ -263,7 +319,7 @@ impl Agent {
             epoch = %self.shared.outbox.epoch(),
             "agent running"
         );
-        sync::sync_loop(self.shared.clone(), client, shutdown).await;
+        sync::sync_loop(self.shared.clone(), shutdown).await;
         if let Some(control) = control {
             let _ = control.await;
             let _ =

@@ -1,19 +1,21 @@
-//! The sync loop: connect, run one session of the protocol in `pasopati_common::sync`, and on any
-//! failure wait with jittered exponential backoff and try again. All protocol decisions are made
-//! by `AgentSession`; this module only moves frames and calls the outbox.
+//! The sync loop: load the identity, connect, run one session of the protocol in
+//! `pasopati_common::sync`, and on any failure wait with jittered exponential backoff and try
+//! again. All protocol decisions are made by `AgentSession`; this module moves frames, calls the
+//! outbox, and renews the certificate at about half its lifetime.
 
-use crate::identity::{client_endpoint, resolve};
+use crate::identity::{self, client_endpoint, resolve, Identity};
 use crate::outbox::Outbox;
-use crate::{AgentError, Shared};
+use crate::{AgentError, Shared, SyncPhase};
 use pasopati_common::backoff::Backoff;
 use pasopati_common::frame::{
-    read_frame, write_frame, AgentFrame, Batch, CollectorFrame, FrameError,
+    read_frame, write_frame, AgentFrame, Batch, CollectorFrame, FrameError, RefusalCode,
 };
 use pasopati_common::sync::{AgentEvent, AgentSession, ProtocolError};
 use pasopati_common::{pki, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How long batches may wait for an acknowledgement before the session is abandoned. A
@@ -24,14 +26,12 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(20);
 /// How a session ended without error.
 enum SessionEnd {
     Shutdown,
+    /// A renewed certificate was saved; reconnect with it at once.
+    Renewed,
 }
 
 /// Runs until `shutdown` is cancelled.
-pub(crate) async fn sync_loop(
-    shared: Arc<Shared>,
-    client: quinn::ClientConfig,
-    shutdown: CancellationToken,
-) {
+pub(crate) async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
     let settings = shared.config.sync.clone();
     let mut backoff = Backoff::new(settings.backoff());
     let mut endpoint: Option<quinn::Endpoint> = None;
@@ -39,10 +39,14 @@ pub(crate) async fn sync_loop(
         if shutdown.is_cancelled() {
             break;
         }
-        let result = session(&shared, &client, &mut endpoint, &mut backoff, &shutdown).await;
-        shared.set_connected(false);
+        shared.set_phase(SyncPhase::Connecting, None);
+        let result = attempt(&shared, &mut endpoint, &mut backoff, &shutdown).await;
         match result {
             Ok(SessionEnd::Shutdown) => break,
+            Ok(SessionEnd::Renewed) => {
+                tracing::info!("certificate renewed; reconnecting with it");
+                continue;
+            }
             Err(AgentError::Protocol(ProtocolError::EpochBehindCollector { .. })) => {
                 tracing::warn!(
                     "the collector already holds reports this outbox has not sent: the outbox \
@@ -59,16 +63,13 @@ pub(crate) async fn sync_loop(
             Err(e) => shared.record_error(&e),
         }
         let delay = backoff.next_delay(pasopati_common::random_u64());
-        tracing::debug!(
-            ?delay,
-            attempt = backoff.attempts(),
-            "retrying after backoff"
-        );
+        tracing::debug!(?delay, attempt = backoff.attempts(), "retrying after backoff");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => break,
         }
     }
+    shared.set_phase(SyncPhase::Stopped, None);
     if let Some(endpoint) = endpoint {
         endpoint.close(0u32.into(), b"agent stopping");
         let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
@@ -76,24 +77,35 @@ pub(crate) async fn sync_loop(
 }
 
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::outbox::OutboxError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
 ) -> Result<T, AgentError> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| AgentError::Io {
-            what: "outbox task".into(),
+            what: "agent task".into(),
             message: e.to_string(),
         })?
-        .map_err(AgentError::Outbox)
 }
 
-async fn session(
+/// One connection attempt with the identity as it is on disk now (so a renewal or a
+/// re-enrollment made while the daemon runs is picked up).
+async fn attempt(
     shared: &Arc<Shared>,
-    client: &quinn::ClientConfig,
     endpoint_slot: &mut Option<quinn::Endpoint>,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, AgentError> {
+    let dir = shared.data_dir.clone();
+    let identity = blocking(move || Identity::load(&dir)).await?;
+    let (not_before, not_after) = identity.validity()?;
+    let now = Timestamp::now();
+    if now >= not_after {
+        return Err(AgentError::CertificateExpired {
+            at: not_after.to_rfc3339(),
+            dir: shared.data_dir.display().to_string(),
+        });
+    }
+    let client = identity.client_config()?;
     let settings = &shared.config.sync;
     let addr_text = &shared.config.collector_addr;
     let unreachable = |message: String| AgentError::Unreachable {
@@ -108,7 +120,7 @@ async fn session(
         return Err(unreachable("no endpoint".into()));
     };
     let connecting = endpoint
-        .connect_with(client.clone(), remote, pki::COLLECTOR_SERVER_NAME)
+        .connect_with(client, remote, pki::COLLECTOR_SERVER_NAME)
         .map_err(|e| unreachable(e.to_string()))?;
     let conn = tokio::select! {
         r = tokio::time::timeout(Duration::from_millis(settings.connect_timeout_ms), connecting) => {
@@ -117,7 +129,18 @@ async fn session(
         }
         _ = shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
     };
-    let result = run_session(shared, &conn, backoff, shutdown).await;
+    // Renew at 45–60 % of the lifetime, drawn per session so a fleet enrolled together does
+    // not renew together.
+    let fraction = 0.45 + (pasopati_common::random_u64() % 1500) as f64 / 10_000.0;
+    let lifetime_ms = not_after.millis_since(not_before).max(0) as f64;
+    let renew_at = Timestamp(not_before.0 + (lifetime_ms * fraction) as i64);
+    let renew_in = Duration::from_millis(renew_at.millis_since(now).max(0) as u64);
+    let renewal = Renewal {
+        site: identity.site_id.clone(),
+        at: Instant::now() + renew_in,
+        retry_after: Duration::from_millis((lifetime_ms / 10.0).max(1000.0) as u64),
+    };
+    let result = run_session(shared, &conn, renewal, backoff, shutdown).await;
     let reason: &[u8] = match &result {
         Ok(_) => b"agent stopping",
         Err(_) => b"session error",
@@ -126,9 +149,16 @@ async fn session(
     result
 }
 
+struct Renewal {
+    site: pasopati_common::SiteId,
+    at: Instant,
+    retry_after: Duration,
+}
+
 async fn run_session(
     shared: &Arc<Shared>,
     conn: &quinn::Connection,
+    mut renewal: Renewal,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, AgentError> {
@@ -175,9 +205,8 @@ async fn run_session(
                 .max(1);
             let start = session.next_batch_start();
             let ob = outbox.clone();
-            let Some(staged) =
-                blocking(move || ob.batch_from(start, max_reports, max_bytes)).await?
-            else {
+            let staged = blocking(move || Ok(ob.batch_from(start, max_reports, max_bytes)?)).await?;
+            let Some(staged) = staged else {
                 break;
             };
             let first = staged.first_seq;
@@ -210,19 +239,30 @@ async fn run_session(
                 match session.handle(frame)? {
                     AgentEvent::Acked { hwm } => {
                         let ob = outbox.clone();
-                        blocking(move || ob.ack(hwm)).await?;
+                        blocking(move || Ok(ob.ack(hwm)?)).await?;
                         tracing::debug!(hwm, "acknowledged");
                     }
                     AgentEvent::Nothing => {}
                     AgentEvent::Refused { hwm, reason } => {
                         let ob = outbox.clone();
-                        blocking(move || ob.ack(hwm)).await?;
+                        blocking(move || Ok(ob.ack(hwm)?)).await?;
                         return Err(AgentError::BatchRefused(reason.to_string()));
+                    }
+                    AgentEvent::Renewed { cert_der } => {
+                        let dir = shared.data_dir.clone();
+                        let site = renewal.site.clone();
+                        blocking(move || identity::complete_renewal(&dir, &site, &cert_der)).await?;
+                        let _ = send.finish();
+                        return Ok(SessionEnd::Renewed);
+                    }
+                    AgentEvent::RenewalRefused { message } => {
+                        tracing::warn!("certificate renewal refused: {message}; the current certificate stays in use");
+                        renewal.at = Instant::now() + renewal.retry_after;
                     }
                 }
                 if welcome {
                     backoff.reset();
-                    shared.set_connected(true);
+                    shared.set_phase(SyncPhase::Connected, None);
                     tracing::info!(
                         collector = %shared.config.collector_addr,
                         epoch = %outbox.epoch(),
@@ -232,6 +272,14 @@ async fn run_session(
                 }
             }
             _ = shared.wake.notified(), if session.can_send() => {}
+            _ = tokio::time::sleep_until(renewal.at), if session.can_renew() => {
+                let dir = shared.data_dir.clone();
+                let site = renewal.site.clone();
+                let csr_der = blocking(move || identity::begin_renewal(&dir, &site)).await?;
+                write_frame(&mut send, &AgentFrame::Renew { csr_der }).await?;
+                session.renewal_sent();
+                tracing::info!("certificate renewal requested");
+            }
             _ = tokio::time::sleep(ACK_TIMEOUT), if session.in_flight() > 0 => {
                 return Err(AgentError::Unreachable {
                     addr: shared.config.collector_addr.clone(),
@@ -239,6 +287,14 @@ async fn run_session(
                 });
             }
         }
+    }
+}
+
+/// Whether a refusal means the site cannot sync until an admin acts.
+pub(crate) fn refusal_code(error: &AgentError) -> Option<RefusalCode> {
+    match error {
+        AgentError::Protocol(ProtocolError::Refused(r)) => Some(r.code),
+        _ => None,
     }
 }
 

@@ -4,10 +4,12 @@
 
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
-use crate::store::{Gap, ReportQuery, SiteRecord, SiteStatus, Store, StoreError, StoredReport};
+use crate::store::{
+    AuditEntry, Gap, ReportQuery, SiteRecord, SiteStatus, Store, StoreError, StoredReport,
+};
 use bincode::{Decode, Encode};
 use pasopati_common::token::EnrollmentToken;
-use pasopati_common::{SiteId, SiteType, Timestamp};
+use pasopati_common::{HumanDuration, SiteId, SiteType, Timestamp};
 use serde::Serialize;
 
 /// Arguments of `site add`.
@@ -17,6 +19,8 @@ pub struct SiteAdd {
     pub name: String,
     pub site_type: SiteType,
     pub kanwil: String,
+    /// How long the enrollment token is valid (default: `token_ttl` of the configuration).
+    pub ttl: Option<HumanDuration>,
 }
 
 /// A site as `site list` shows it.
@@ -31,7 +35,21 @@ pub struct SiteView {
     pub state: String,
     pub last_seen_at: Option<String>,
     pub enrolled_at: Option<String>,
+    pub cert_not_after: Option<String>,
+    pub revoked_at: Option<String>,
     pub reports: u64,
+}
+
+/// An audit entry as `audit show` prints it.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct AuditView {
+    pub seq: u64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: String,
+    pub hash: String,
 }
 
 /// A report as `reports` shows it.
@@ -64,6 +82,16 @@ pub struct GapView {
     pub times: u64,
 }
 
+/// Who runs an admin command on this machine, for the audit log.
+pub fn local_actor(uid: Option<u32>) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let uid = uid.or_else(|| std::fs::metadata("/proc/self").ok().map(|m| m.uid()));
+    match uid {
+        Some(uid) => format!("local-admin uid={uid}"),
+        None => "local-admin".into(),
+    }
+}
+
 /// An admin operation that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
@@ -79,6 +107,7 @@ pub fn site_add(
     authority: &Authority,
     config: &CollectorConfig,
     args: SiteAdd,
+    actor: &str,
 ) -> Result<String, AdminError> {
     let name = args.name.trim().to_owned();
     let kanwil = args.kanwil.trim().to_owned();
@@ -102,10 +131,13 @@ pub fn site_add(
         created_at: now,
         enrolled_at: None,
         cert_fingerprint: None,
+        previous_fingerprint: None,
+        cert_not_after: None,
+        revoked_at: None,
         last_seen_at: None,
         reports: 0,
-    })?;
-    mint_token(store, authority, config, &args.id, now)
+    }, actor)?;
+    mint_token(store, authority, config, &args.id, args.ttl, now, actor)
 }
 
 /// Mints a fresh enrollment token for a registered site (re-enrollment after a disk failure or
@@ -115,10 +147,15 @@ pub fn site_token(
     authority: &Authority,
     config: &CollectorConfig,
     site: &SiteId,
+    ttl: Option<HumanDuration>,
+    actor: &str,
 ) -> Result<String, AdminError> {
     match store.site(site)? {
         None => Err(AdminError::Store(StoreError::UnknownSite(site.to_string()))),
-        Some(_) => mint_token(store, authority, config, site, Timestamp::now()),
+        Some(s) if s.status == SiteStatus::Revoked => Err(AdminError::Invalid(format!(
+            "site `{site}` is revoked; a revoked site cannot be enrolled again"
+        ))),
+        Some(_) => mint_token(store, authority, config, site, ttl, Timestamp::now(), actor),
     }
 }
 
@@ -127,17 +164,43 @@ fn mint_token(
     authority: &Authority,
     config: &CollectorConfig,
     site: &SiteId,
+    ttl: Option<HumanDuration>,
     now: Timestamp,
+    actor: &str,
 ) -> Result<String, AdminError> {
     let token = EnrollmentToken::mint(config.public_addr.clone(), authority.ca_fingerprint(), site);
-    let expires = Timestamp(now.0 + i64::from(config.token_ttl_hours) * 3_600_000);
-    store.add_token(
-        site,
-        &EnrollmentToken::secret_hash(&token.secret),
-        now,
-        expires,
-    )?;
+    let ttl = ttl.unwrap_or(config.token_ttl);
+    let expires = Timestamp(now.0.saturating_add(ttl.as_millis_i64()));
+    store.add_token(site, &EnrollmentToken::secret_hash(&token.secret), now, expires, actor)?;
     Ok(token.encode())
+}
+
+/// Revokes a site in the store. The daemon also closes its live connection.
+pub fn site_revoke(store: &Store, site: &SiteId, actor: &str) -> Result<bool, AdminError> {
+    Ok(store.revoke_site(site, actor, Timestamp::now())?)
+}
+
+/// The audit log as stored (entries that do not decode are skipped here; `audit verify`
+/// reports them).
+pub fn audit_show(store: &Store) -> Result<Vec<AuditView>, AdminError> {
+    Ok(store
+        .audit_log()?
+        .into_iter()
+        .filter_map(|(_, e)| e.ok())
+        .map(audit_view)
+        .collect())
+}
+
+fn audit_view(e: AuditEntry) -> AuditView {
+    AuditView {
+        seq: e.seq,
+        at: e.at.to_rfc3339(),
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject,
+        details: e.details,
+        hash: pasopati_common::hex(&e.hash),
+    }
 }
 
 /// All sites; `online` lists the sites with a live session.
@@ -160,6 +223,8 @@ pub fn site_list(store: &Store, online: &[SiteId]) -> Result<Vec<SiteView>, Admi
                 state: state.into(),
                 last_seen_at: s.last_seen_at.map(|t| t.to_rfc3339()),
                 enrolled_at: s.enrolled_at.map(|t| t.to_rfc3339()),
+                cert_not_after: s.cert_not_after.map(|t| t.to_rfc3339()),
+                revoked_at: s.revoked_at.map(|t| t.to_rfc3339()),
                 reports: s.reports,
             }
         })

@@ -62,14 +62,19 @@ impl Authority {
         &self.ca_der
     }
 
-    /// Signs a site certificate for the key in `csr_der`.
-    pub fn sign_site(&self, csr_der: &[u8], site: &SiteId, days: u32) -> Result<Vec<u8>, PkiError> {
+    /// Signs a site certificate for the key in `csr_der`; returns it and its end of validity.
+    pub fn sign_site(
+        &self,
+        csr_der: &[u8],
+        site: &SiteId,
+        lifetime: Duration,
+    ) -> Result<(Vec<u8>, pasopati_common::Timestamp), PkiError> {
         pki::sign_site_cert(
             &self.ca_cert_pem,
             &self.ca_key_pem,
             csr_der,
             site,
-            Duration::from_secs(u64::from(days.max(1)) * 86_400),
+            lifetime.max(Duration::from_secs(1)),
         )
     }
 

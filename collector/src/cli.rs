@@ -6,7 +6,7 @@ use crate::control::{CollectorRequest, CollectorResponse};
 use crate::{BindOptions, Collector, InitOptions};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use pasopati_common::{SiteId, SiteType};
+use pasopati_common::{HumanDuration, SiteId, SiteType};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -71,6 +71,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The hash-chained log of admin actions.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run a collector and a fleet of demo agents on loopback.
     Demo {
         /// How many demo sites.
@@ -82,6 +87,23 @@ enum Command {
         /// Keep the demo's data directory instead of deleting it.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the chain; exit non-zero naming the first entry that was changed, removed or moved.
+    Verify {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Print the log, oldest first.
+    Show {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -99,9 +121,22 @@ enum SiteCommand {
         site_type: SiteType,
         #[arg(long)]
         kanwil: String,
+        /// How long the token is valid, e.g. 72h, 7d, 30m (default: token_ttl of the config).
+        #[arg(long)]
+        ttl: Option<HumanDuration>,
     },
     /// Mint a fresh one-time enrollment token for a registered site (printed as the last line).
     Token {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: SiteId,
+        /// How long the token is valid, e.g. 72h, 7d, 30m (default: token_ttl of the config).
+        #[arg(long)]
+        ttl: Option<HumanDuration>,
+    },
+    /// Revoke a site: its live connection is closed and it cannot connect again.
+    Revoke {
         #[arg(long)]
         data_dir: PathBuf,
         #[arg(long)]
@@ -204,17 +239,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 name,
                 site_type,
                 kanwil,
+                ttl,
             } => {
                 let request = CollectorRequest::SiteAdd(SiteAdd {
                     id: id.clone(),
                     name,
                     site_type,
                     kanwil,
+                    ttl,
                 });
                 match single(crate::call(&data_dir, request).await?)? {
                     CollectorResponse::Token(token) => {
                         println!("site {id} registered.");
-                        println!("Give the site operator this one-time enrollment token (valid 72 hours by default);");
+                        println!("Give the site operator this one-time enrollment token (valid for the token lifetime, 72h unless --ttl or token_ttl says otherwise);");
                         println!(
                             "they run: pasopati-agent enroll --data-dir <DIR> --token <TOKEN>"
                         );
@@ -223,13 +260,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     other => return Err(failed(other)),
                 }
             }
-            SiteCommand::Token { data_dir, id } => {
-                match single(
-                    crate::call(&data_dir, CollectorRequest::SiteToken(id.clone())).await?,
-                )? {
+            SiteCommand::Token { data_dir, id, ttl } => {
+                let request = CollectorRequest::SiteToken {
+                    site: id.clone(),
+                    ttl,
+                };
+                match single(crate::call(&data_dir, request).await?)? {
                     CollectorResponse::Token(token) => {
                         println!("new enrollment token for site {id}; once used, the site's previous certificate stops working:");
                         println!("{token}");
+                    }
+                    other => return Err(failed(other)),
+                }
+            }
+            SiteCommand::Revoke { data_dir, id } => {
+                match single(crate::call(&data_dir, CollectorRequest::SiteRevoke(id.clone())).await?)? {
+                    CollectorResponse::Revoked { changed, closed } => {
+                        if changed {
+                            println!("site {id} revoked; {closed} live connection(s) closed. Its reports stay queued at the site.");
+                        } else {
+                            println!("site {id} was already revoked");
+                        }
                     }
                     other => return Err(failed(other)),
                 }
@@ -321,6 +372,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 other => return Err(failed(other)),
             }
         }
+        Command::Audit { command } => match command {
+            AuditCommand::Verify { data_dir } => {
+                match single(crate::call(&data_dir, CollectorRequest::AuditVerify).await?)? {
+                    CollectorResponse::AuditOk(n) => println!("audit log intact: {n} entries verified"),
+                    CollectorResponse::AuditBroken { entry, reason } => {
+                        bail!("audit log broken at entry {entry}: {reason}")
+                    }
+                    other => return Err(failed(other)),
+                }
+            }
+            AuditCommand::Show { data_dir, json } => {
+                for response in crate::call(&data_dir, CollectorRequest::AuditShow).await? {
+                    let CollectorResponse::Audit(entries) = response else {
+                        return Err(failed(response));
+                    };
+                    for e in entries {
+                        if json {
+                            println!("{}", serde_json::to_string(&e)?);
+                        } else {
+                            println!("{:>5} {} {:<14} {:<24} {} {}", e.seq, e.at, e.action, e.subject, e.actor, e.details);
+                        }
+                    }
+                }
+            }
+        },
         Command::Demo {
             sites,
             duration,

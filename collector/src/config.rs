@@ -1,5 +1,6 @@
 //! The collector's configuration file, `collector.toml` in its data directory, written by `init`.
 
+use pasopati_common::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,20 +19,20 @@ pub struct CollectorConfig {
     pub http_listen: SocketAddr,
     /// `host:port` agents dial; written into enrollment tokens.
     pub public_addr: String,
-    /// Lifetime of site certificates, in days.
-    #[serde(default = "default_site_cert_days")]
-    pub site_cert_days: u32,
-    /// Lifetime of enrollment tokens, in hours.
-    #[serde(default = "default_token_ttl_hours")]
-    pub token_ttl_hours: u32,
+    /// Lifetime of site certificates (agents renew at about half of it).
+    #[serde(default = "default_site_cert_lifetime")]
+    pub site_cert_lifetime: HumanDuration,
+    /// Default lifetime of enrollment tokens (`--ttl` overrides it per token).
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl: HumanDuration,
 }
 
-fn default_site_cert_days() -> u32 {
-    365
+fn default_site_cert_lifetime() -> HumanDuration {
+    HumanDuration::from_secs(90 * 86_400)
 }
 
-fn default_token_ttl_hours() -> u32 {
-    72
+fn default_token_ttl() -> HumanDuration {
+    HumanDuration::from_secs(72 * 3_600)
 }
 
 /// A configuration that cannot be used.
@@ -62,8 +63,8 @@ impl CollectorConfig {
             quic_listen,
             http_listen: http_listen.unwrap_or_else(|| ([127, 0, 0, 1], 8080).into()),
             public_addr,
-            site_cert_days: default_site_cert_days(),
-            token_ttl_hours: default_token_ttl_hours(),
+            site_cert_lifetime: default_site_cert_lifetime(),
+            token_ttl: default_token_ttl(),
         }
     }
 

@@ -1,10 +1,10 @@
 //! The collector's side of the local control channel: admin subcommands while the daemon runs.
 
-use crate::admin::{self, GapView, ReportView, SiteAdd, SiteView};
+use crate::admin::{self, AuditView, GapView, ReportView, SiteAdd, SiteView};
 use crate::server::ServerState;
 use crate::store::ReportQuery;
 use bincode::{Decode, Encode};
-use pasopati_common::SiteId;
+use pasopati_common::{HumanDuration, SiteId};
 use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
@@ -13,13 +13,19 @@ use tokio_util::sync::CancellationToken;
 #[derive(Clone, Debug, Encode, Decode)]
 pub enum CollectorRequest {
     SiteAdd(SiteAdd),
-    SiteToken(SiteId),
+    SiteToken {
+        site: SiteId,
+        ttl: Option<HumanDuration>,
+    },
+    SiteRevoke(SiteId),
     SiteList,
     Reports {
         site: Option<SiteId>,
         limit: Option<u64>,
     },
     Gaps,
+    AuditShow,
+    AuditVerify,
 }
 
 /// The daemon's answer.
@@ -29,6 +35,20 @@ pub enum CollectorResponse {
     Sites(Vec<SiteView>),
     Reports(Vec<ReportView>),
     Gaps(Vec<GapView>),
+    Revoked {
+        /// False if the site was already revoked.
+        changed: bool,
+        /// Live connections closed.
+        closed: u32,
+    },
+    Audit(Vec<AuditView>),
+    /// The chain verifies; this many entries.
+    AuditOk(u64),
+    /// The chain breaks at `entry`.
+    AuditBroken {
+        entry: u64,
+        reason: String,
+    },
     Failed(String),
 }
 
@@ -36,25 +56,45 @@ pub enum CollectorResponse {
 const REPORTS_PER_FRAME: usize = 50;
 
 /// Answers one request with one or more frames; used by the daemon and the direct path.
-pub(crate) fn answer(state: &ServerState, request: CollectorRequest) -> Vec<CollectorResponse> {
-    match answer_one(state, request) {
+/// `actor` names who asked, for the audit log.
+pub(crate) fn answer(
+    state: &ServerState,
+    request: CollectorRequest,
+    actor: &str,
+) -> Vec<CollectorResponse> {
+    match answer_one(state, request, actor) {
         CollectorResponse::Reports(reports) if reports.len() > REPORTS_PER_FRAME => reports
             .chunks(REPORTS_PER_FRAME)
             .map(|c| CollectorResponse::Reports(c.to_vec()))
+            .collect(),
+        CollectorResponse::Audit(entries) if entries.len() > 1000 => entries
+            .chunks(1000)
+            .map(|c| CollectorResponse::Audit(c.to_vec()))
             .collect(),
         other => vec![other],
     }
 }
 
-fn answer_one(state: &ServerState, request: CollectorRequest) -> CollectorResponse {
+fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> CollectorResponse {
     let result = match request {
         CollectorRequest::SiteAdd(args) => {
-            admin::site_add(&state.store, &state.authority, &state.config, args)
+            admin::site_add(&state.store, &state.authority, &state.config, args, actor)
                 .map(CollectorResponse::Token)
         }
-        CollectorRequest::SiteToken(site) => {
-            admin::site_token(&state.store, &state.authority, &state.config, &site)
-                .map(CollectorResponse::Token)
+        CollectorRequest::SiteToken { site, ttl } => admin::site_token(
+            &state.store,
+            &state.authority,
+            &state.config,
+            &site,
+            ttl,
+            actor,
+        )
+        .map(CollectorResponse::Token),
+        CollectorRequest::SiteRevoke(site) => {
+            admin::site_revoke(&state.store, &site, actor).map(|changed| {
+                let closed = state.close_site(&site);
+                CollectorResponse::Revoked { changed, closed }
+            })
         }
         CollectorRequest::SiteList => {
             admin::site_list(&state.store, &state.connected_sites()).map(CollectorResponse::Sites)
@@ -69,6 +109,18 @@ fn answer_one(state: &ServerState, request: CollectorRequest) -> CollectorRespon
         )
         .map(CollectorResponse::Reports),
         CollectorRequest::Gaps => admin::gaps(&state.store).map(CollectorResponse::Gaps),
+        CollectorRequest::AuditShow => admin::audit_show(&state.store).map(CollectorResponse::Audit),
+        CollectorRequest::AuditVerify => state
+            .store
+            .verify_audit()
+            .map(|r| match r {
+                Ok(n) => CollectorResponse::AuditOk(n),
+                Err(b) => CollectorResponse::AuditBroken {
+                    entry: b.entry,
+                    reason: b.reason,
+                },
+            })
+            .map_err(admin::AdminError::Store),
     };
     result.unwrap_or_else(|e| CollectorResponse::Failed(e.to_string()))
 }
@@ -101,8 +153,10 @@ pub(crate) async fn serve(
                     return;
                 }
             };
+            let uid = stream.peer_cred().ok().map(|c| c.uid());
+            let actor = admin::local_actor(uid);
             let st = state.clone();
-            let responses = tokio::task::spawn_blocking(move || answer(&st, request))
+            let responses = tokio::task::spawn_blocking(move || answer(&st, request, &actor))
                 .await
                 .unwrap_or_else(|e| vec![CollectorResponse::Failed(e.to_string())]);
             for response in responses {

@@ -212,6 +212,7 @@ pub async fn run(
             name,
             site_type,
             kanwil,
+            ttl: None,
         })?;
         tokens.push((id, token));
     }

@@ -165,7 +165,7 @@ impl Collector {
 
     /// Registers a site and returns its enrollment token (in-process form of `site add`).
     pub fn site_add(&self, args: admin::SiteAdd) -> Result<String, CollectorError> {
-        admin::site_add(&self.store, &self.authority, &self.config, args)
+        admin::site_add(&self.store, &self.authority, &self.config, args, &admin::local_actor(None))
             .map_err(|e| CollectorError::Admin(e.to_string()))
     }
 
@@ -292,6 +292,7 @@ impl Server {
             &self.state.authority,
             &self.state.config,
             args,
+            &admin::local_actor(None),
         )
         .map_err(|e| CollectorError::Admin(e.to_string()))
     }
@@ -344,7 +345,7 @@ pub async fn call(
                 collector.config.clone(),
                 events,
             );
-            Ok::<_, CollectorError>(control::answer(&state, req))
+            Ok::<_, CollectorError>(control::answer(&state, req, &admin::local_actor(None)))
         })
         .await
         .map_err(|e| CollectorError::Io {

@@ -31,6 +31,7 @@ mod close {
     pub const REFUSED: u32 = 2;
     pub const REPLACED: u32 = 3;
     pub const SHUTDOWN: u32 = 4;
+    pub const REVOKED: u32 = 5;
 }
 
 /// State shared by all connections.
@@ -88,6 +89,23 @@ impl ServerState {
             .events
             .send(CollectorEvent::SiteConnected(site.clone()));
         id
+    }
+
+    /// Closes the live connection of a revoked site; returns how many were closed.
+    pub(crate) fn close_site(&self, site: &SiteId) -> u32 {
+        let removed = match self.live.lock() {
+            Ok(mut live) => live.remove(site),
+            Err(_) => None,
+        };
+        match removed {
+            Some((_, conn)) => {
+                tracing::warn!(%site, remote = %conn.remote_address(), "site revoked: closing its connection");
+                conn.close(close::REVOKED.into(), b"site revoked by the media center");
+                let _ = self.events.send(CollectorEvent::SiteDisconnected(site.clone()));
+                1
+            }
+            None => 0,
+        }
     }
 
     fn unregister(&self, site: &SiteId, id: u64) {
@@ -269,9 +287,9 @@ async fn enroll(
     let st = state.clone();
     let s = site.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let days = st.config.site_cert_days;
+        let lifetime = st.config.site_cert_lifetime.0;
         st.store.redeem_token(&s, &hash, Timestamp::now(), || {
-            st.authority.sign_site(&request.csr_der, &s, days)
+            st.authority.sign_site(&request.csr_der, &s, lifetime)
         })
     })
     .await;
@@ -345,10 +363,11 @@ async fn sync_connection(
             return;
         }
     };
+    let presented = pki::fingerprint(&cert);
     let refusal = match &record {
         None => Some((RefusalCode::UnknownSite, format!("site `{site}` is not registered at this collector"))),
         Some(r) if r.status == SiteStatus::Revoked => Some((RefusalCode::Revoked, format!("site `{site}` has been revoked by the media center; reports stay queued at the site. Contact the media center's admin"))),
-        Some(r) if r.cert_fingerprint != Some(pki::fingerprint(&cert)) => Some((RefusalCode::CertificateSuperseded, format!("this certificate of site `{site}` was replaced by a newer enrollment; use the newest certificate or re-enroll with a new token"))),
+        Some(r) if r.cert_fingerprint != Some(presented) && r.previous_fingerprint != Some(presented) => Some((RefusalCode::CertificateSuperseded, format!("this certificate of site `{site}` was replaced by a newer enrollment; use the newest certificate or re-enroll with a new token"))),
         Some(_) => None,
     };
     if let Some((code, message)) = refusal {
@@ -356,8 +375,14 @@ async fn sync_connection(
         refuse(&conn, Some(&mut send), code, message).await;
         return;
     }
+    if record.as_ref().is_some_and(|r| r.cert_fingerprint == Some(presented) && r.previous_fingerprint.is_some()) {
+        // The renewed certificate is in use: the one it replaced is no longer accepted.
+        if let Err(e) = state.store.retire_previous_cert(&site) {
+            tracing::error!(%site, "could not retire the previous certificate: {e}");
+        }
+    }
     let conn_id = state.register(&site, &conn);
-    let result = run_sync(&conn, &site, &mut send, &mut recv, &state).await;
+    let result = run_sync(&conn, &site, presented, &mut send, &mut recv, &state).await;
     state.unregister(&site, conn_id);
     match result {
         Ok(()) => conn.close(close::NORMAL.into(), b"bye"),
@@ -387,6 +412,7 @@ enum SyncEnd {
 async fn run_sync(
     conn: &quinn::Connection,
     site: &SiteId,
+    presented: [u8; 32],
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
     state: &Arc<ServerState>,
@@ -449,6 +475,13 @@ async fn run_sync(
         };
         let batch = match frame {
             AgentFrame::Batch(b) => b,
+            AgentFrame::Renew { csr_der } => {
+                let reply = renew(state, site, presented, csr_der).await?;
+                write_frame(send, &reply)
+                    .await
+                    .map_err(|e| SyncEnd::Peer(e.to_string()))?;
+                continue;
+            }
             AgentFrame::Hello(_) => return Err(SyncEnd::Violation("a second Hello".into())),
             AgentFrame::Enroll(_) => {
                 return Err(SyncEnd::Violation("Enroll on a sync session".into()))
@@ -488,6 +521,35 @@ async fn run_sync(
             .await
             .map_err(|e| SyncEnd::Peer(e.to_string()))?;
     }
+}
+
+/// Issues a renewed certificate for the session's site (the identity comes from the session,
+/// never from the request).
+async fn renew(
+    state: &Arc<ServerState>,
+    site: &SiteId,
+    presented: [u8; 32],
+    csr_der: Vec<u8>,
+) -> Result<CollectorFrame, SyncEnd> {
+    let st = state.clone();
+    let s = site.clone();
+    let result = blocking(move || {
+        let lifetime = st.config.site_cert_lifetime.0;
+        st.store.renew_cert(&s, &presented, Timestamp::now(), || {
+            st.authority.sign_site(&csr_der, &s, lifetime)
+        })
+    })
+    .await?;
+    Ok(match result {
+        Ok(cert_der) => {
+            tracing::info!(%site, "certificate renewed");
+            CollectorFrame::Renewed { cert_der }
+        }
+        Err(message) => {
+            state.reject(Some(site), format!("renewal refused: {message}"));
+            CollectorFrame::RenewalRefused { message }
+        }
+    })
 }
 
 async fn blocking<T: Send + 'static>(

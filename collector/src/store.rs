@@ -31,9 +31,12 @@ const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
 const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
 /// Rejection number → rejection record.
 const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
+/// Audit entry number → hash-chained audit entry.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 const NEXT_ARRIVAL: &str = "next_arrival";
 const NEXT_REJECTION: &str = "next_rejection";
+const AUDIT_COUNT: &str = "audit_count";
 
 /// The store's file name inside the data directory.
 pub const STORE_FILE: &str = "collector.redb";
@@ -91,8 +94,13 @@ pub struct SiteRecord {
     pub status: SiteStatus,
     pub created_at: Timestamp,
     pub enrolled_at: Option<Timestamp>,
-    /// SHA-256 of the current certificate; older certificates of the site are refused.
+    /// SHA-256 of the current certificate.
     pub cert_fingerprint: Option<[u8; 32]>,
+    /// SHA-256 of the certificate a renewal replaced, still accepted until the new one is first
+    /// used, so an agent that crashed before saving its renewed certificate is not locked out.
+    pub previous_fingerprint: Option<[u8; 32]>,
+    pub cert_not_after: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
     pub last_seen_at: Option<Timestamp>,
     pub reports: u64,
 }
@@ -213,6 +221,7 @@ impl Store {
         txn.open_table(BY_ID)?;
         txn.open_table(GAPS)?;
         txn.open_table(REJECTIONS)?;
+        txn.open_table(AUDIT)?;
         txn.commit()?;
         Ok(Store { db, path })
     }
@@ -222,7 +231,7 @@ impl Store {
     }
 
     /// Registers a new site.
-    pub fn add_site(&self, site: &SiteRecord) -> Result<(), StoreError> {
+    pub fn add_site(&self, site: &SiteRecord, actor: &str) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
             let mut sites = txn.open_table(SITES)?;
@@ -230,6 +239,112 @@ impl Store {
                 return Err(StoreError::SiteExists(site.id.to_string()));
             }
             sites.insert(site.id.as_str(), encode(site).as_slice())?;
+        }
+        audit(
+            &txn,
+            actor,
+            "site_add",
+            &site.id,
+            format!(
+                "name={:?} type={} kanwil={:?}",
+                site.name, site.site_type, site.kanwil
+            ),
+            site.created_at,
+        )?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Revokes a site: its connections are refused from now on. Returns false if it was already
+    /// revoked.
+    pub fn revoke_site(&self, site: &SiteId, actor: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let changed = {
+            let mut sites = txn.open_table(SITES)?;
+            let mut record: SiteRecord = match sites.get(site.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::UnknownSite(site.to_string())),
+            };
+            if record.status == SiteStatus::Revoked {
+                false
+            } else {
+                record.status = SiteStatus::Revoked;
+                record.revoked_at = Some(now);
+                sites.insert(site.as_str(), encode(&record).as_slice())?;
+                true
+            }
+        };
+        if changed {
+            audit(&txn, actor, "site_revoke", site, String::new(), now)?;
+        }
+        txn.commit()?;
+        Ok(changed)
+    }
+
+    /// Issues a renewed certificate for a site that authenticated with its current one: the
+    /// new certificate becomes current, the presented one stays accepted until the new one is
+    /// first used.
+    pub fn renew_cert<E: std::fmt::Display>(
+        &self,
+        site: &SiteId,
+        presented: &[u8; 32],
+        now: Timestamp,
+        issue: impl FnOnce() -> Result<(Vec<u8>, Timestamp), E>,
+    ) -> Result<Result<Vec<u8>, String>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let cert = {
+            let mut sites = txn.open_table(SITES)?;
+            let mut record: SiteRecord = match sites.get(site.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Ok(Err(format!("site `{site}` is not registered"))),
+            };
+            if record.status != SiteStatus::Active {
+                return Ok(Err(format!("site `{site}` is not active")));
+            }
+            // The previous certificate may renew too: the agent may have crashed before saving
+            // the certificate of its last renewal.
+            if record.cert_fingerprint.as_ref() != Some(presented)
+                && record.previous_fingerprint.as_ref() != Some(presented)
+            {
+                return Ok(Err("this certificate is no longer current and cannot be renewed".into()));
+            }
+            let (cert, not_after) = match issue() {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            record.previous_fingerprint = Some(*presented);
+            record.cert_fingerprint = Some(pasopati_common::pki::fingerprint(&cert));
+            record.cert_not_after = Some(not_after);
+            sites.insert(site.as_str(), encode(&record).as_slice())?;
+            cert
+        };
+        audit(
+            &txn,
+            &format!("site:{site}"),
+            "cert_renewed",
+            site,
+            format!("fingerprint={}", pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))),
+            now,
+        )?;
+        txn.commit()?;
+        Ok(Ok(cert))
+    }
+
+    /// Notes that a site connected with its new certificate: the previous one is no longer
+    /// accepted.
+    pub fn retire_previous_cert(&self, site: &SiteId) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut sites = txn.open_table(SITES)?;
+            let record: Option<SiteRecord> = sites
+                .get(site.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            if let Some(mut record) = record {
+                if record.previous_fingerprint.take().is_some() {
+                    sites.insert(site.as_str(), encode(&record).as_slice())?;
+                }
+            }
         }
         txn.commit()?;
         Ok(())
@@ -261,6 +376,7 @@ impl Store {
         secret_hash: &[u8; 32],
         now: Timestamp,
         expires_at: Timestamp,
+        actor: &str,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
@@ -276,6 +392,14 @@ impl Store {
             txn.open_table(TOKENS)?
                 .insert(&secret_hash[..], encode(&record).as_slice())?;
         }
+        audit(
+            &txn,
+            actor,
+            "token_minted",
+            site,
+            format!("expires_at={expires_at} token_hash={}", pasopati_common::hex(&secret_hash[..4])),
+            now,
+        )?;
         txn.commit()?;
         Ok(())
     }
@@ -287,7 +411,7 @@ impl Store {
         site: &SiteId,
         secret_hash: &[u8; 32],
         now: Timestamp,
-        issue: impl FnOnce() -> Result<Vec<u8>, E>,
+        issue: impl FnOnce() -> Result<(Vec<u8>, Timestamp), E>,
     ) -> Result<Result<Vec<u8>, TokenRefusal>, StoreError>
     where
         E: std::fmt::Display,
@@ -317,7 +441,7 @@ impl Store {
             if site_record.status == SiteStatus::Revoked {
                 return Ok(Err(TokenRefusal::Revoked));
             }
-            let cert = match issue() {
+            let (cert, not_after) = match issue() {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(TokenRefusal::BadRequest(e.to_string()))),
             };
@@ -325,10 +449,23 @@ impl Store {
             tokens.insert(&secret_hash[..], encode(&record).as_slice())?;
             site_record.status = SiteStatus::Active;
             site_record.enrolled_at = Some(now);
+            // A new enrollment supersedes every earlier certificate of the site at once.
             site_record.cert_fingerprint = Some(pasopati_common::pki::fingerprint(&cert));
+            site_record.previous_fingerprint = None;
+            site_record.cert_not_after = Some(not_after);
             sites.insert(site.as_str(), encode(&site_record).as_slice())?;
             cert
         };
+        let actor = format!("site:{site}");
+        audit(&txn, &actor, "token_used", site, format!("token_hash={}", pasopati_common::hex(&secret_hash[..4])), now)?;
+        audit(
+            &txn,
+            &actor,
+            "cert_issued",
+            site,
+            format!("fingerprint={}", pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))),
+            now,
+        )?;
         txn.commit()?;
         Ok(Ok(cert))
     }
@@ -597,6 +734,32 @@ impl Store {
         Ok(out)
     }
 
+    /// The audit log, oldest first, as stored (undecodable entries included as errors).
+    pub fn audit_log(&self) -> Result<Vec<(u64, Result<AuditEntry, String>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value(), decode_value(v.value()).map_err(|e| e.to_string())));
+        }
+        Ok(out)
+    }
+
+    /// How many audit entries were ever appended (kept apart from the entries, so entries
+    /// removed from the end are noticed).
+    pub fn audit_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let value = meta.get(AUDIT_COUNT)?;
+        Ok(value.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Walks the audit chain.
+    pub fn verify_audit(&self) -> Result<Result<u64, AuditBreak>, StoreError> {
+        Ok(verify_chain(&self.audit_log()?, self.audit_count()?))
+    }
+
     /// All recorded rejections, oldest first.
     pub fn rejections(&self) -> Result<Vec<Rejection>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -690,6 +853,120 @@ fn touch_site(
     Ok(())
 }
 
+/// One entry of the hash-chained audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AuditEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    /// Who: `local-admin uid=N` for the CLI, `site:<id>` for an agent.
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: String,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+}
+
+impl AuditEntry {
+    fn compute_hash(&self) -> [u8; 32] {
+        let body = encode(&(
+            self.seq,
+            self.at,
+            &self.actor,
+            &self.action,
+            &self.subject,
+            &self.details,
+            self.prev_hash,
+        ));
+        pasopati_common::sha256(&body)
+    }
+}
+
+/// Where and why the audit chain breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditBreak {
+    /// The first entry (by position) that does not verify.
+    pub entry: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for AuditBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "audit entry {}: {}", self.entry, self.reason)
+    }
+}
+
+/// Checks a chain read from the store; `count` is how many entries were ever appended.
+pub fn verify_chain(entries: &[(u64, Result<AuditEntry, String>)], count: u64) -> Result<u64, AuditBreak> {
+    let mut prev = [0u8; 32];
+    for (expected, (key, entry)) in (0u64..).zip(entries) {
+        let broken = |reason: String| AuditBreak { entry: expected, reason };
+        if *key != expected {
+            return Err(broken(format!("is missing (the next stored entry is {key}): entries were removed")));
+        }
+        let entry = entry
+            .as_ref()
+            .map_err(|e| broken(format!("cannot be decoded ({e}): it was changed")))?;
+        if entry.seq != expected {
+            return Err(broken(format!(
+                "holds entry {} instead: entries were reordered",
+                entry.seq
+            )));
+        }
+        if entry.prev_hash != prev {
+            return Err(broken("does not follow the entry before it: entries were removed or reordered".into()));
+        }
+        if entry.compute_hash() != entry.hash {
+            return Err(broken("its content does not match its hash: it was changed".into()));
+        }
+        prev = entry.hash;
+    }
+    let stored = entries.len() as u64;
+    if stored != count {
+        return Err(AuditBreak {
+            entry: stored,
+            reason: format!("the log holds {stored} entries but {count} were appended: entries were removed from the end"),
+        });
+    }
+    Ok(stored)
+}
+
+/// Appends an audit entry inside the caller's transaction, so the entry and the change it
+/// records commit together.
+fn audit(
+    txn: &redb::WriteTransaction,
+    actor: &str,
+    action: &str,
+    subject: &SiteId,
+    details: String,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let seq = meta.get(AUDIT_COUNT)?.map(|v| v.value()).unwrap_or(0);
+    let mut table = txn.open_table(AUDIT)?;
+    let prev_hash = match seq.checked_sub(1) {
+        Some(last) => match table.get(last)? {
+            Some(v) => decode::<AuditEntry>(v.value())?.hash,
+            None => return Err(StoreError::Corrupt(format!("audit entry {last} is missing"))),
+        },
+        None => [0u8; 32],
+    };
+    let mut entry = AuditEntry {
+        seq,
+        at: now,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        subject: subject.to_string(),
+        details,
+        prev_hash,
+        hash: [0u8; 32],
+    };
+    entry.hash = entry.compute_hash();
+    table.insert(seq, encode(&entry).as_slice())?;
+    meta.insert(AUDIT_COUNT, seq + 1)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,9 +989,12 @@ mod tests {
                 created_at: Timestamp(0),
                 enrolled_at: None,
                 cert_fingerprint: None,
+                previous_fingerprint: None,
+                cert_not_after: None,
+                revoked_at: None,
                 last_seen_at: None,
                 reports: 0,
-            })
+            }, "test")
             .unwrap();
         (dir, store)
     }
@@ -841,9 +1121,9 @@ mod tests {
     fn tokens_are_single_use_and_expire() {
         let (_d, s) = store();
         let hash = [1u8; 32];
-        s.add_token(&site(), &hash, Timestamp(0), Timestamp(100))
+        s.add_token(&site(), &hash, Timestamp(0), Timestamp(100), "test")
             .unwrap();
-        let issue = || Ok::<_, String>(vec![1, 2, 3]);
+        let issue = || Ok::<_, String>((vec![1, 2, 3], Timestamp(1000)));
         assert_eq!(
             s.redeem_token(&site(), &[2u8; 32], Timestamp(1), issue)
                 .unwrap(),
@@ -863,14 +1143,14 @@ mod tests {
             Err(TokenRefusal::Used(Timestamp(1)))
         );
         let hash2 = [3u8; 32];
-        s.add_token(&site(), &hash2, Timestamp(0), Timestamp(100))
+        s.add_token(&site(), &hash2, Timestamp(0), Timestamp(100), "test")
             .unwrap();
         assert_eq!(
             s.redeem_token(&site(), &hash2, Timestamp(101), issue)
                 .unwrap(),
             Err(TokenRefusal::Expired(Timestamp(100)))
         );
-        let failing = || Err::<Vec<u8>, _>("bad csr");
+        let failing = || Err::<(Vec<u8>, Timestamp), _>("bad csr");
         assert!(matches!(
             s.redeem_token(&site(), &hash2, Timestamp(5), failing)
                 .unwrap(),
@@ -881,5 +1161,71 @@ mod tests {
             .redeem_token(&site(), &hash2, Timestamp(5), issue)
             .unwrap()
             .is_ok());
+    }
+
+    #[test]
+    fn the_audit_chain_verifies_and_names_tampering() {
+        let (_d, s) = store();
+        s.add_token(&site(), &[1; 32], Timestamp(0), Timestamp(100), "admin")
+            .unwrap();
+        s.revoke_site(&site(), "admin", Timestamp(2)).unwrap();
+        let log = s.audit_log().unwrap();
+        assert_eq!(s.verify_audit().unwrap(), Ok(3));
+        let actions: Vec<_> = log
+            .iter()
+            .map(|(_, e)| e.as_ref().unwrap().action.clone())
+            .collect();
+        assert_eq!(actions, ["site_add", "token_minted", "site_revoke"]);
+
+        let mut changed = log.clone();
+        if let Ok(e) = &mut changed[1].1 {
+            e.details.push('!');
+        }
+        assert_eq!(verify_chain(&changed, 3).unwrap_err().entry, 1);
+        let removed: Vec<_> = log.iter().filter(|(k, _)| *k != 1).cloned().collect();
+        assert_eq!(verify_chain(&removed, 3).unwrap_err().entry, 1);
+        let mut swapped = log.clone();
+        let (a, b) = (swapped[1].1.clone(), swapped[2].1.clone());
+        swapped[1].1 = b;
+        swapped[2].1 = a;
+        assert_eq!(verify_chain(&swapped, 3).unwrap_err().entry, 1);
+        assert_eq!(verify_chain(&log[..2], 3).unwrap_err().entry, 2);
+    }
+
+    #[test]
+    fn renewal_keeps_the_presented_certificate_until_the_new_one_is_used() {
+        let (_d, s) = store();
+        s.add_token(&site(), &[1; 32], Timestamp(0), Timestamp(100), "admin")
+            .unwrap();
+        let first = s
+            .redeem_token(&site(), &[1; 32], Timestamp(1), || {
+                Ok::<_, String>((vec![1], Timestamp(50)))
+            })
+            .unwrap()
+            .unwrap();
+        let fp1 = pasopati_common::pki::fingerprint(&first);
+        let second = s
+            .renew_cert(&site(), &fp1, Timestamp(2), || Ok::<_, String>((vec![2], Timestamp(90))))
+            .unwrap()
+            .unwrap();
+        let record = s.site(&site()).unwrap().unwrap();
+        assert_eq!(record.cert_fingerprint, Some(pasopati_common::pki::fingerprint(&second)));
+        assert_eq!(record.previous_fingerprint, Some(fp1));
+        s.retire_previous_cert(&site()).unwrap();
+        assert_eq!(s.site(&site()).unwrap().unwrap().previous_fingerprint, None);
+        let stale = s
+            .renew_cert(&site(), &fp1, Timestamp(3), || Ok::<_, String>((vec![3], Timestamp(90))))
+            .unwrap();
+        assert!(stale.is_err(), "a retired certificate renewed");
+        let actions: Vec<_> = s
+            .audit_log()
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e.unwrap().action)
+            .collect();
+        assert_eq!(
+            actions,
+            ["site_add", "token_minted", "token_used", "cert_issued", "cert_renewed"]
+        );
     }
 }

@@ -249,6 +249,9 @@ pub enum AgentFrame {
     Hello(Hello),
     Batch(Batch),
     Enroll(EnrollRequest),
+    /// A request, within an authenticated session, for a certificate for a fresh key. The
+    /// identity is the session's site; the CSR's subject is ignored.
+    Renew { csr_der: Vec<u8> },
 }
 
 /// Frames the collector sends.
@@ -270,6 +273,10 @@ pub enum CollectorFrame {
         ca_der: Vec<u8>,
     },
     Refused(Refusal),
+    /// The renewed certificate (DER) for the key of the last `Renew`.
+    Renewed { cert_der: Vec<u8> },
+    /// The last `Renew` was refused; the current certificate stays valid.
+    RenewalRefused { message: String },
 }
 
 #[cfg(test)]

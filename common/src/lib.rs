@@ -6,6 +6,7 @@
 
 pub mod backoff;
 pub mod control;
+pub mod duration;
 pub mod frame;
 pub mod ids;
 pub mod pki;
@@ -16,6 +17,7 @@ pub mod taxonomy;
 pub mod timestamp;
 pub mod token;
 
+pub use duration::HumanDuration;
 pub use ids::{Epoch, ReportId, Seq, SiteId, SiteType};
 pub use report::{Priority, Report, ReportDraft};
 pub use timestamp::Timestamp;

@@ -63,11 +63,15 @@ pub struct CertifiedKey {
     pub key_pem: String,
 }
 
-fn validity(params: &mut CertificateParams, lifetime: Duration) {
+/// Sets the validity to `lifetime` from now, with some slack before now for clocks that run a
+/// little behind (an hour, or a tenth of the lifetime for short test lifetimes). Returns the end
+/// of validity.
+fn validity(params: &mut CertificateParams, lifetime: Duration) -> crate::Timestamp {
     let now = time::OffsetDateTime::now_utc();
-    // An hour of slack for clocks that run a little behind.
-    params.not_before = now - time::Duration::hours(1);
+    let slack = (lifetime / 10).min(Duration::from_secs(3600));
+    params.not_before = now - slack;
     params.not_after = now + lifetime;
+    crate::Timestamp((params.not_after.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 /// Creates the collector's certificate authority.
@@ -132,14 +136,15 @@ pub fn new_agent_key_and_csr(site: &SiteId) -> Result<(String, Vec<u8>), PkiErro
 }
 
 /// Signs a site certificate for the key in `csr_der`. Only the CSR's public key (and its proof
-/// of possession) is used; the identity is `site`.
+/// of possession) is used; the identity is `site`. Returns the certificate and its end of
+/// validity.
 pub fn sign_site_cert(
     ca_cert_pem: &str,
     ca_key_pem: &str,
     csr_der: &[u8],
     site: &SiteId,
     lifetime: Duration,
-) -> Result<Vec<u8>, PkiError> {
+) -> Result<(Vec<u8>, crate::Timestamp), PkiError> {
     let issuer = issuer(ca_cert_pem, ca_key_pem)?;
     let csr = CertificateSigningRequestParams::from_der(&csr_der.into())
         .map_err(|e| PkiError::BadCsr(e.to_string()))?;
@@ -157,8 +162,20 @@ pub fn sign_site_cert(
     params.use_authority_key_identifier_extension = true;
     let serial = crate::random_bytes::<16>();
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial[..]));
-    validity(&mut params, lifetime);
-    Ok(params.signed_by(&csr.public_key, &issuer)?.der().to_vec())
+    let not_after = validity(&mut params, lifetime);
+    Ok((params.signed_by(&csr.public_key, &issuer)?.der().to_vec(), not_after))
+}
+
+/// The validity of a certificate, as (not before, not after).
+pub fn validity_of_cert(der: &[u8]) -> Result<(crate::Timestamp, crate::Timestamp), PkiError> {
+    use x509_parser::prelude::*;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let v = cert.validity();
+    Ok((
+        crate::Timestamp(v.not_before.timestamp() * 1000),
+        crate::Timestamp(v.not_after.timestamp() * 1000),
+    ))
 }
 
 /// The site a certificate names, and when it expires (Unix seconds).
@@ -404,10 +421,12 @@ mod tests {
         let asked = SiteId::new("rutan-lain").unwrap();
         let (_key, csr) = new_agent_key_and_csr(&asked).unwrap();
         let granted = SiteId::new("lapas-contoh").unwrap();
-        let der = sign_site_cert(&ca.cert_pem, &ca.key_pem, &csr, &granted, DAY).unwrap();
+        let (der, until) = sign_site_cert(&ca.cert_pem, &ca.key_pem, &csr, &granted, DAY).unwrap();
         let (site, not_after) = site_of_cert(&der).unwrap();
         assert_eq!(site, granted);
-        assert!(not_after > time::OffsetDateTime::now_utc().unix_timestamp());
+        assert_eq!(not_after * 1000, until.0 / 1000 * 1000);
+        let (from, to) = validity_of_cert(&der).unwrap();
+        assert!(to.0 - from.0 <= DAY.as_millis() as i64 + 3_600_000);
     }
 
     #[test]

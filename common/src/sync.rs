@@ -40,8 +40,8 @@ pub enum ProtocolError {
     },
     #[error("batch {first}..={last} does not follow the last one sent ({sent})")]
     NotContiguous { first: Seq, last: Seq, sent: Seq },
-    #[error("the collector refused the session: {0}")]
-    Refused(String),
+    #[error("the collector refused the session: {}", .0.message)]
+    Refused(Refusal),
 }
 
 /// What the agent's I/O layer must do after a frame from the collector.
@@ -54,6 +54,10 @@ pub enum AgentEvent {
     /// The last batch was refused. Everything up to `hwm` is stored. End the session and try
     /// again after a backoff; the refusal is logged with its reason.
     Refused { hwm: Seq, reason: NackReason },
+    /// The renewed certificate arrived: store it with the new key, then reconnect with it.
+    Renewed { cert_der: Vec<u8> },
+    /// The renewal was refused; keep the current certificate and try again later.
+    RenewalRefused { message: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +76,7 @@ pub struct AgentSession {
     sent: Seq,
     in_flight: VecDeque<Seq>,
     limits: Limits,
+    renewing: bool,
 }
 
 impl AgentSession {
@@ -94,6 +99,7 @@ impl AgentSession {
             sent: acked,
             in_flight: VecDeque::new(),
             limits: Limits::default(),
+            renewing: false,
         };
         (session, hello)
     }
@@ -140,9 +146,15 @@ impl AgentSession {
                 self.advance(hwm);
                 Ok(AgentEvent::Refused { hwm, reason })
             }
-            (_, CollectorFrame::Refused(Refusal { code, message })) => {
-                Err(ProtocolError::Refused(format!("{code:?}: {message}")))
+            (AgentState::Streaming, CollectorFrame::Renewed { cert_der }) if self.renewing => {
+                self.renewing = false;
+                Ok(AgentEvent::Renewed { cert_der })
             }
+            (AgentState::Streaming, CollectorFrame::RenewalRefused { message }) if self.renewing => {
+                self.renewing = false;
+                Ok(AgentEvent::RenewalRefused { message })
+            }
+            (_, CollectorFrame::Refused(refusal)) => Err(ProtocolError::Refused(refusal)),
             (AgentState::AwaitWelcome, other) => Err(ProtocolError::Unexpected {
                 expected: "Welcome",
                 got: collector_frame_name(&other),
@@ -202,6 +214,16 @@ impl AgentSession {
         self.next_seq = self.next_seq.max(next_seq);
     }
 
+    /// Whether a renewal may be requested now (welcomed, none in flight).
+    pub fn can_renew(&self) -> bool {
+        self.state == AgentState::Streaming && !self.renewing
+    }
+
+    /// Records that a `Renew` was sent.
+    pub fn renewal_sent(&mut self) {
+        self.renewing = true;
+    }
+
     /// Batches sent and not yet acknowledged.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
@@ -220,6 +242,8 @@ fn collector_frame_name(frame: &CollectorFrame) -> &'static str {
         CollectorFrame::Nack { .. } => "Nack",
         CollectorFrame::Enrolled { .. } => "Enrolled",
         CollectorFrame::Refused(_) => "Refused",
+        CollectorFrame::Renewed { .. } => "Renewed",
+        CollectorFrame::RenewalRefused { .. } => "RenewalRefused",
     }
 }
 
@@ -431,6 +455,20 @@ mod tests {
             s.handle(welcome(5)),
             Err(ProtocolError::EpochBehindCollector { .. })
         ));
+    }
+
+    #[test]
+    fn renewal_answers_are_only_taken_when_asked_for() {
+        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, Timestamp(0));
+        assert!(!s.can_renew());
+        s.handle(welcome(0)).unwrap();
+        let unasked = CollectorFrame::Renewed { cert_der: vec![1] };
+        assert!(s.handle(unasked.clone()).is_err());
+        assert!(s.can_renew());
+        s.renewal_sent();
+        assert!(!s.can_renew());
+        assert_eq!(s.handle(unasked), Ok(AgentEvent::Renewed { cert_der: vec![1] }));
+        assert!(s.can_renew());
     }
 
     #[test]

@@ -190,6 +190,7 @@ pub fn site(id: &str) -> SiteAdd {
         name: format!("Lapas Uji {id}"),
         site_type: SiteType::Lapas,
         kanwil: "Kanwil Uji".into(),
+        ttl: None,
     }
 }
 
@@ -267,7 +268,7 @@ impl TestCollector {
     /// Mints a fresh token for a registered site.
     pub async fn new_token(&self, id: &str) -> String {
         let site = SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));
-        match pasopati_collector::call(&self.dir, CollectorRequest::SiteToken(site))
+        match pasopati_collector::call(&self.dir, CollectorRequest::SiteToken { site, ttl: None })
             .await
             .as_deref()
         {

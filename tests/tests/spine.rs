@@ -534,7 +534,7 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
         pki::new_ca("Foreign CA", Duration::from_secs(86_400)).unwrap_or_else(|e| panic!("{e}"));
     let site = pasopati_common::SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
     let (key_pem, csr) = pki::new_agent_key_and_csr(&site).unwrap_or_else(|e| panic!("{e}"));
-    let cert = pki::sign_site_cert(
+    let (cert, _) = pki::sign_site_cert(
         &foreign.cert_pem,
         &foreign.key_pem,
         &csr,

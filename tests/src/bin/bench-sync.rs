@@ -83,7 +83,7 @@ async fn bench_quinn(frames: &[Vec<u8>]) -> Duration {
         pki::new_server_cert(&ca.cert_pem, &ca.key_pem, &[], day).unwrap_or_else(|e| panic!("{e}"));
     let site = pasopati_common::SiteId::new("bench").unwrap_or_else(|e| panic!("{e}"));
     let (key, csr) = pki::new_agent_key_and_csr(&site).unwrap_or_else(|e| panic!("{e}"));
-    let cert = pki::sign_site_cert(&ca.cert_pem, &ca.key_pem, &csr, &site, day)
+    let (cert, _) = pki::sign_site_cert(&ca.cert_pem, &ca.key_pem, &csr, &site, day)
         .unwrap_or_else(|e| panic!("{e}"));
     let ca_der = pki::cert_der_from_pem(&ca.cert_pem).unwrap_or_else(|e| panic!("{e}"));
     let server_tls = pki::collector_tls(
