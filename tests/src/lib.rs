@@ -138,6 +138,11 @@ impl Daemon {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Everything the daemon logged so far (all runs sharing the log file).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -210,6 +215,8 @@ pub struct TestCollector {
     pub dir: PathBuf,
     pub addr: SocketAddr,
     pub store: Arc<Store>,
+    /// Everything the collector published since it started.
+    pub events: tokio::sync::broadcast::Receiver<pasopati_collector::events::CollectorEvent>,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -238,6 +245,7 @@ impl TestCollector {
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let store = server.store().clone();
+        let events = server.events();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -249,6 +257,7 @@ impl TestCollector {
             dir: dir.to_owned(),
             addr,
             store,
+            events,
             shutdown,
             task: Some(task),
         }
@@ -291,6 +300,16 @@ impl Drop for TestCollector {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
 }
 
 /// A raw protocol client with a site's real certificate, for sending frames the agent never
