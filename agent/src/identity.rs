@@ -51,7 +51,9 @@ impl Identity {
     }
 
     /// When the certificate starts and stops being valid.
-    pub fn validity(&self) -> Result<(pasopati_common::Timestamp, pasopati_common::Timestamp), PkiError> {
+    pub fn validity(
+        &self,
+    ) -> Result<(pasopati_common::Timestamp, pasopati_common::Timestamp), PkiError> {
         pki::validity_of_cert(&self.cert)
     }
 
@@ -82,10 +84,15 @@ fn finish_renewal(data_dir: &Path) -> Result<(), AgentError> {
             rename(data_dir, CERT_NEXT_FILE, CERT_FILE)
         }
         (false, true) => rename(data_dir, CERT_NEXT_FILE, CERT_FILE),
-        (true, false) => std::fs::remove_file(data_dir.join(KEY_NEXT_FILE)).map_err(|e| AgentError::Io {
-            what: format!("removing an unfinished renewal key in {}", data_dir.display()),
-            message: e.to_string(),
-        }),
+        (true, false) => {
+            std::fs::remove_file(data_dir.join(KEY_NEXT_FILE)).map_err(|e| AgentError::Io {
+                what: format!(
+                    "removing an unfinished renewal key in {}",
+                    data_dir.display()
+                ),
+                message: e.to_string(),
+            })
+        }
         (false, false) => Ok(()),
     }
 }
@@ -98,7 +105,11 @@ pub(crate) fn begin_renewal(data_dir: &Path, site: &SiteId) -> Result<Vec<u8>, A
 }
 
 /// Saves the renewed certificate and puts the new pair in place.
-pub(crate) fn complete_renewal(data_dir: &Path, site: &SiteId, cert_der: &[u8]) -> Result<(), AgentError> {
+pub(crate) fn complete_renewal(
+    data_dir: &Path,
+    site: &SiteId,
+    cert_der: &[u8],
+) -> Result<(), AgentError> {
     let (granted, _) = pki::site_of_cert(cert_der)?;
     if &granted != site {
         return Err(AgentError::Pki(PkiError::BadCertificate(format!(

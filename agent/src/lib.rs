@@ -156,7 +156,11 @@ impl Shared {
             last_sync_at: stats.last_sync_at.map(|t| t.to_rfc3339()),
             daemon_running,
             connected: phase == SyncPhase::Connected,
-            sync_state: if daemon_running { phase.as_str().to_owned() } else { "not running".to_owned() },
+            sync_state: if daemon_running {
+                phase.as_str().to_owned()
+            } else {
+                "not running".to_owned()
+            },
             last_error,
         })
     }

@@ -63,7 +63,11 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) 
             Err(e) => shared.record_error(&e),
         }
         let delay = backoff.next_delay(pasopati_common::random_u64());
-        tracing::debug!(?delay, attempt = backoff.attempts(), "retrying after backoff");
+        tracing::debug!(
+            ?delay,
+            attempt = backoff.attempts(),
+            "retrying after backoff"
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.cancelled() => break,
@@ -205,7 +209,8 @@ async fn run_session(
                 .max(1);
             let start = session.next_batch_start();
             let ob = outbox.clone();
-            let staged = blocking(move || Ok(ob.batch_from(start, max_reports, max_bytes)?)).await?;
+            let staged =
+                blocking(move || Ok(ob.batch_from(start, max_reports, max_bytes)?)).await?;
             let Some(staged) = staged else {
                 break;
             };

@@ -122,21 +122,24 @@ pub fn site_add(
         ));
     }
     let now = Timestamp::now();
-    store.add_site(&SiteRecord {
-        id: args.id.clone(),
-        name,
-        site_type: args.site_type,
-        kanwil,
-        status: SiteStatus::Pending,
-        created_at: now,
-        enrolled_at: None,
-        cert_fingerprint: None,
-        previous_fingerprint: None,
-        cert_not_after: None,
-        revoked_at: None,
-        last_seen_at: None,
-        reports: 0,
-    }, actor)?;
+    store.add_site(
+        &SiteRecord {
+            id: args.id.clone(),
+            name,
+            site_type: args.site_type,
+            kanwil,
+            status: SiteStatus::Pending,
+            created_at: now,
+            enrolled_at: None,
+            cert_fingerprint: None,
+            previous_fingerprint: None,
+            cert_not_after: None,
+            revoked_at: None,
+            last_seen_at: None,
+            reports: 0,
+        },
+        actor,
+    )?;
     mint_token(store, authority, config, &args.id, args.ttl, now, actor)
 }
 
@@ -171,7 +174,13 @@ fn mint_token(
     let token = EnrollmentToken::mint(config.public_addr.clone(), authority.ca_fingerprint(), site);
     let ttl = ttl.unwrap_or(config.token_ttl);
     let expires = Timestamp(now.0.saturating_add(ttl.as_millis_i64()));
-    store.add_token(site, &EnrollmentToken::secret_hash(&token.secret), now, expires, actor)?;
+    store.add_token(
+        site,
+        &EnrollmentToken::secret_hash(&token.secret),
+        now,
+        expires,
+        actor,
+    )?;
     Ok(token.encode())
 }
 

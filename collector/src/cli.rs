@@ -274,7 +274,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             SiteCommand::Revoke { data_dir, id } => {
-                match single(crate::call(&data_dir, CollectorRequest::SiteRevoke(id.clone())).await?)? {
+                match single(
+                    crate::call(&data_dir, CollectorRequest::SiteRevoke(id.clone())).await?,
+                )? {
                     CollectorResponse::Revoked { changed, closed } => {
                         if changed {
                             println!("site {id} revoked; {closed} live connection(s) closed. Its reports stay queued at the site.");
@@ -375,7 +377,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { command } => match command {
             AuditCommand::Verify { data_dir } => {
                 match single(crate::call(&data_dir, CollectorRequest::AuditVerify).await?)? {
-                    CollectorResponse::AuditOk(n) => println!("audit log intact: {n} entries verified"),
+                    CollectorResponse::AuditOk(n) => {
+                        println!("audit log intact: {n} entries verified")
+                    }
                     CollectorResponse::AuditBroken { entry, reason } => {
                         bail!("audit log broken at entry {entry}: {reason}")
                     }
@@ -391,7 +395,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         if json {
                             println!("{}", serde_json::to_string(&e)?);
                         } else {
-                            println!("{:>5} {} {:<14} {:<24} {} {}", e.seq, e.at, e.action, e.subject, e.actor, e.details);
+                            println!(
+                                "{:>5} {} {:<14} {:<24} {} {}",
+                                e.seq, e.at, e.action, e.subject, e.actor, e.details
+                            );
                         }
                     }
                 }

@@ -165,8 +165,14 @@ impl Collector {
 
     /// Registers a site and returns its enrollment token (in-process form of `site add`).
     pub fn site_add(&self, args: admin::SiteAdd) -> Result<String, CollectorError> {
-        admin::site_add(&self.store, &self.authority, &self.config, args, &admin::local_actor(None))
-            .map_err(|e| CollectorError::Admin(e.to_string()))
+        admin::site_add(
+            &self.store,
+            &self.authority,
+            &self.config,
+            args,
+            &admin::local_actor(None),
+        )
+        .map_err(|e| CollectorError::Admin(e.to_string()))
     }
 
     /// Opens the QUIC listener (and control socket). Nothing is accepted until [`Server::run`].

@@ -101,7 +101,9 @@ impl ServerState {
             Some((_, conn)) => {
                 tracing::warn!(%site, remote = %conn.remote_address(), "site revoked: closing its connection");
                 conn.close(close::REVOKED.into(), b"site revoked by the media center");
-                let _ = self.events.send(CollectorEvent::SiteDisconnected(site.clone()));
+                let _ = self
+                    .events
+                    .send(CollectorEvent::SiteDisconnected(site.clone()));
                 1
             }
             None => 0,
@@ -375,7 +377,10 @@ async fn sync_connection(
         refuse(&conn, Some(&mut send), code, message).await;
         return;
     }
-    if record.as_ref().is_some_and(|r| r.cert_fingerprint == Some(presented) && r.previous_fingerprint.is_some()) {
+    if record
+        .as_ref()
+        .is_some_and(|r| r.cert_fingerprint == Some(presented) && r.previous_fingerprint.is_some())
+    {
         // The renewed certificate is in use: the one it replaced is no longer accepted.
         if let Err(e) = state.store.retire_previous_cert(&site) {
             tracing::error!(%site, "could not retire the previous certificate: {e}");
@@ -461,6 +466,7 @@ async fn run_sync(
     tracing::info!(%site, %epoch, hwm, remote = %conn.remote_address(),
         clock_offset_ms = hello.agent_time.millis_since(Timestamp::now()), "session started");
 
+    let mut renewed = false;
     loop {
         let frame = match read_frame::<_, AgentFrame>(recv).await {
             Ok(Some(f)) => f,
@@ -476,6 +482,12 @@ async fn run_sync(
         let batch = match frame {
             AgentFrame::Batch(b) => b,
             AgentFrame::Renew { csr_der } => {
+                // One renewal per session: an agent reconnects with its new certificate at once,
+                // so a second request on the same session is abuse (it would grow the audit log).
+                if renewed {
+                    return Err(SyncEnd::Violation("a second Renew on one session".into()));
+                }
+                renewed = true;
                 let reply = renew(state, site, presented, csr_der).await?;
                 write_frame(send, &reply)
                     .await

@@ -257,7 +257,12 @@ impl Store {
 
     /// Revokes a site: its connections are refused from now on. Returns false if it was already
     /// revoked.
-    pub fn revoke_site(&self, site: &SiteId, actor: &str, now: Timestamp) -> Result<bool, StoreError> {
+    pub fn revoke_site(
+        &self,
+        site: &SiteId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
         let changed = {
             let mut sites = txn.open_table(SITES)?;
@@ -306,7 +311,9 @@ impl Store {
             if record.cert_fingerprint.as_ref() != Some(presented)
                 && record.previous_fingerprint.as_ref() != Some(presented)
             {
-                return Ok(Err("this certificate is no longer current and cannot be renewed".into()));
+                return Ok(Err(
+                    "this certificate is no longer current and cannot be renewed".into(),
+                ));
             }
             let (cert, not_after) = match issue() {
                 Ok(c) => c,
@@ -323,7 +330,10 @@ impl Store {
             &format!("site:{site}"),
             "cert_renewed",
             site,
-            format!("fingerprint={}", pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))),
+            format!(
+                "fingerprint={}",
+                pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))
+            ),
             now,
         )?;
         txn.commit()?;
@@ -397,7 +407,10 @@ impl Store {
             actor,
             "token_minted",
             site,
-            format!("expires_at={expires_at} token_hash={}", pasopati_common::hex(&secret_hash[..4])),
+            format!(
+                "expires_at={expires_at} token_hash={}",
+                pasopati_common::hex(&secret_hash[..4])
+            ),
             now,
         )?;
         txn.commit()?;
@@ -457,13 +470,23 @@ impl Store {
             cert
         };
         let actor = format!("site:{site}");
-        audit(&txn, &actor, "token_used", site, format!("token_hash={}", pasopati_common::hex(&secret_hash[..4])), now)?;
+        audit(
+            &txn,
+            &actor,
+            "token_used",
+            site,
+            format!("token_hash={}", pasopati_common::hex(&secret_hash[..4])),
+            now,
+        )?;
         audit(
             &txn,
             &actor,
             "cert_issued",
             site,
-            format!("fingerprint={}", pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))),
+            format!(
+                "fingerprint={}",
+                pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))
+            ),
             now,
         )?;
         txn.commit()?;
@@ -735,13 +758,16 @@ impl Store {
     }
 
     /// The audit log, oldest first, as stored (undecodable entries included as errors).
-    pub fn audit_log(&self) -> Result<Vec<(u64, Result<AuditEntry, String>)>, StoreError> {
+    pub fn audit_log(&self) -> Result<Vec<StoredAuditEntry>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
-            out.push((k.value(), decode_value(v.value()).map_err(|e| e.to_string())));
+            out.push((
+                k.value(),
+                decode_value(v.value()).map_err(|e| e.to_string()),
+            ));
         }
         Ok(out)
     }
@@ -882,6 +908,9 @@ impl AuditEntry {
     }
 }
 
+/// An audit entry as found at a position of the log: decoded, or why it does not decode.
+pub type StoredAuditEntry = (u64, Result<AuditEntry, String>);
+
 /// Where and why the audit chain breaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditBreak {
@@ -897,12 +926,17 @@ impl std::fmt::Display for AuditBreak {
 }
 
 /// Checks a chain read from the store; `count` is how many entries were ever appended.
-pub fn verify_chain(entries: &[(u64, Result<AuditEntry, String>)], count: u64) -> Result<u64, AuditBreak> {
+pub fn verify_chain(entries: &[StoredAuditEntry], count: u64) -> Result<u64, AuditBreak> {
     let mut prev = [0u8; 32];
     for (expected, (key, entry)) in (0u64..).zip(entries) {
-        let broken = |reason: String| AuditBreak { entry: expected, reason };
+        let broken = |reason: String| AuditBreak {
+            entry: expected,
+            reason,
+        };
         if *key != expected {
-            return Err(broken(format!("is missing (the next stored entry is {key}): entries were removed")));
+            return Err(broken(format!(
+                "is missing (the next stored entry is {key}): entries were removed"
+            )));
         }
         let entry = entry
             .as_ref()
@@ -914,10 +948,14 @@ pub fn verify_chain(entries: &[(u64, Result<AuditEntry, String>)], count: u64) -
             )));
         }
         if entry.prev_hash != prev {
-            return Err(broken("does not follow the entry before it: entries were removed or reordered".into()));
+            return Err(broken(
+                "does not follow the entry before it: entries were removed or reordered".into(),
+            ));
         }
         if entry.compute_hash() != entry.hash {
-            return Err(broken("its content does not match its hash: it was changed".into()));
+            return Err(broken(
+                "its content does not match its hash: it was changed".into(),
+            ));
         }
         prev = entry.hash;
     }
@@ -947,7 +985,11 @@ fn audit(
     let prev_hash = match seq.checked_sub(1) {
         Some(last) => match table.get(last)? {
             Some(v) => decode::<AuditEntry>(v.value())?.hash,
-            None => return Err(StoreError::Corrupt(format!("audit entry {last} is missing"))),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "audit entry {last} is missing"
+                )))
+            }
         },
         None => [0u8; 32],
     };
@@ -980,21 +1022,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .add_site(&SiteRecord {
-                id: site(),
-                name: "Lapas Contoh".into(),
-                site_type: SiteType::Lapas,
-                kanwil: "Contoh".into(),
-                status: SiteStatus::Active,
-                created_at: Timestamp(0),
-                enrolled_at: None,
-                cert_fingerprint: None,
-                previous_fingerprint: None,
-                cert_not_after: None,
-                revoked_at: None,
-                last_seen_at: None,
-                reports: 0,
-            }, "test")
+            .add_site(
+                &SiteRecord {
+                    id: site(),
+                    name: "Lapas Contoh".into(),
+                    site_type: SiteType::Lapas,
+                    kanwil: "Contoh".into(),
+                    status: SiteStatus::Active,
+                    created_at: Timestamp(0),
+                    enrolled_at: None,
+                    cert_fingerprint: None,
+                    previous_fingerprint: None,
+                    cert_not_after: None,
+                    revoked_at: None,
+                    last_seen_at: None,
+                    reports: 0,
+                },
+                "test",
+            )
             .unwrap();
         (dir, store)
     }
@@ -1205,16 +1250,23 @@ mod tests {
             .unwrap();
         let fp1 = pasopati_common::pki::fingerprint(&first);
         let second = s
-            .renew_cert(&site(), &fp1, Timestamp(2), || Ok::<_, String>((vec![2], Timestamp(90))))
+            .renew_cert(&site(), &fp1, Timestamp(2), || {
+                Ok::<_, String>((vec![2], Timestamp(90)))
+            })
             .unwrap()
             .unwrap();
         let record = s.site(&site()).unwrap().unwrap();
-        assert_eq!(record.cert_fingerprint, Some(pasopati_common::pki::fingerprint(&second)));
+        assert_eq!(
+            record.cert_fingerprint,
+            Some(pasopati_common::pki::fingerprint(&second))
+        );
         assert_eq!(record.previous_fingerprint, Some(fp1));
         s.retire_previous_cert(&site()).unwrap();
         assert_eq!(s.site(&site()).unwrap().unwrap().previous_fingerprint, None);
         let stale = s
-            .renew_cert(&site(), &fp1, Timestamp(3), || Ok::<_, String>((vec![3], Timestamp(90))))
+            .renew_cert(&site(), &fp1, Timestamp(3), || {
+                Ok::<_, String>((vec![3], Timestamp(90)))
+            })
             .unwrap();
         assert!(stale.is_err(), "a retired certificate renewed");
         let actions: Vec<_> = s
@@ -1225,7 +1277,13 @@ mod tests {
             .collect();
         assert_eq!(
             actions,
-            ["site_add", "token_minted", "token_used", "cert_issued", "cert_renewed"]
+            [
+                "site_add",
+                "token_minted",
+                "token_used",
+                "cert_issued",
+                "cert_renewed"
+            ]
         );
     }
 }

@@ -79,8 +79,13 @@ impl From<HumanDuration> for String {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        for (unit, per) in [("d", 86_400_000u128), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-            if ms >= per && ms % per == 0 {
+        for (unit, per) in [
+            ("d", 86_400_000u128),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
+            if ms >= per && ms.is_multiple_of(per) {
                 return write!(f, "{}{unit}", ms / per);
             }
         }
@@ -94,12 +99,20 @@ mod tests {
 
     #[test]
     fn parses_and_prints_units() {
-        for (text, secs) in [("90d", 90 * 86_400), ("25h", 25 * 3_600), ("30m", 1_800), ("45s", 45)] {
+        for (text, secs) in [
+            ("90d", 90 * 86_400),
+            ("25h", 25 * 3_600),
+            ("30m", 1_800),
+            ("45s", 45),
+        ] {
             let d: HumanDuration = text.parse().unwrap();
             assert_eq!(d.0, Duration::from_secs(secs));
             assert_eq!(d.to_string(), text);
         }
-        assert_eq!("1500ms".parse::<HumanDuration>().unwrap().to_string(), "1500ms");
+        assert_eq!(
+            "1500ms".parse::<HumanDuration>().unwrap().to_string(),
+            "1500ms"
+        );
         for bad in ["", "d", "10", "10 weeks", "-1s", "99999999999999999999d"] {
             assert!(bad.parse::<HumanDuration>().is_err(), "{bad:?} accepted");
         }

@@ -251,7 +251,9 @@ pub enum AgentFrame {
     Enroll(EnrollRequest),
     /// A request, within an authenticated session, for a certificate for a fresh key. The
     /// identity is the session's site; the CSR's subject is ignored.
-    Renew { csr_der: Vec<u8> },
+    Renew {
+        csr_der: Vec<u8>,
+    },
 }
 
 /// Frames the collector sends.
@@ -274,9 +276,13 @@ pub enum CollectorFrame {
     },
     Refused(Refusal),
     /// The renewed certificate (DER) for the key of the last `Renew`.
-    Renewed { cert_der: Vec<u8> },
+    Renewed {
+        cert_der: Vec<u8>,
+    },
     /// The last `Renew` was refused; the current certificate stays valid.
-    RenewalRefused { message: String },
+    RenewalRefused {
+        message: String,
+    },
 }
 
 #[cfg(test)]

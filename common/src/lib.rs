@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod control;
 pub mod duration;
 pub mod frame;
+pub mod fuzzing;
 pub mod ids;
 pub mod pki;
 pub mod quic;

@@ -163,7 +163,10 @@ pub fn sign_site_cert(
     let serial = crate::random_bytes::<16>();
     params.serial_number = Some(rcgen::SerialNumber::from_slice(&serial[..]));
     let not_after = validity(&mut params, lifetime);
-    Ok((params.signed_by(&csr.public_key, &issuer)?.der().to_vec(), not_after))
+    Ok((
+        params.signed_by(&csr.public_key, &issuer)?.der().to_vec(),
+        not_after,
+    ))
 }
 
 /// The validity of a certificate, as (not before, not after).

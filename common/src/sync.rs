@@ -150,7 +150,9 @@ impl AgentSession {
                 self.renewing = false;
                 Ok(AgentEvent::Renewed { cert_der })
             }
-            (AgentState::Streaming, CollectorFrame::RenewalRefused { message }) if self.renewing => {
+            (AgentState::Streaming, CollectorFrame::RenewalRefused { message })
+                if self.renewing =>
+            {
                 self.renewing = false;
                 Ok(AgentEvent::RenewalRefused { message })
             }
@@ -467,7 +469,10 @@ mod tests {
         assert!(s.can_renew());
         s.renewal_sent();
         assert!(!s.can_renew());
-        assert_eq!(s.handle(unasked), Ok(AgentEvent::Renewed { cert_der: vec![1] }));
+        assert_eq!(
+            s.handle(unasked),
+            Ok(AgentEvent::Renewed { cert_der: vec![1] })
+        );
         assert!(s.can_renew());
     }
 

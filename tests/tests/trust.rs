@@ -2,8 +2,8 @@
 //! certificate, and a tampered audit log. Each test names the requirement of issue 4 it shows.
 
 use pasopati_agent::{Agent, RunOptions};
-use pasopati_collector::events::CollectorEvent;
 use pasopati_collector::control::{CollectorRequest, CollectorResponse};
+use pasopati_collector::events::CollectorEvent;
 use pasopati_common::token::EnrollmentToken;
 use pasopati_common::SiteId;
 use pasopati_tests::*;
@@ -22,10 +22,21 @@ fn any_port() -> SocketAddr {
 }
 
 /// Starts `agent_dir`'s agent in-process without a control socket.
-fn spawn_agent(agent_dir: &Path, stop: &CancellationToken) -> (pasopati_agent::AgentHandle, tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>) {
+fn spawn_agent(
+    agent_dir: &Path,
+    stop: &CancellationToken,
+) -> (
+    pasopati_agent::AgentHandle,
+    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
+) {
     let agent = Agent::open(agent_dir).unwrap_or_else(|e| panic!("{e}"));
     let handle = agent.handle();
-    let task = tokio::spawn(agent.run_with(RunOptions { control_socket: false }, stop.clone()));
+    let task = tokio::spawn(agent.run_with(
+        RunOptions {
+            control_socket: false,
+        },
+        stop.clone(),
+    ));
     (handle, task)
 }
 
@@ -38,7 +49,10 @@ async fn expired_and_foreign_tokens_are_refused() {
     let c = TestCollector::start(&tmp.path().join("a"), any_port()).await;
     let expiring = match pasopati_collector::call(
         &c.dir,
-        CollectorRequest::SiteAdd(pasopati_collector::admin::SiteAdd { ttl: Some("1s".parse().unwrap_or_else(|e| panic!("{e}"))), ..site("lapas-uji") }),
+        CollectorRequest::SiteAdd(pasopati_collector::admin::SiteAdd {
+            ttl: Some("1s".parse().unwrap_or_else(|e| panic!("{e}"))),
+            ..site("lapas-uji")
+        }),
     )
     .await
     .as_deref()
@@ -48,24 +62,47 @@ async fn expired_and_foreign_tokens_are_refused() {
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let dir = tmp.path().join("agent");
-    let err = run_fail(&bins.agent, &["enroll", "--data-dir", p(&dir), "--token", &expiring]);
+    let err = run_fail(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&dir), "--token", &expiring],
+    );
     assert!(err.contains("expired at"), "{err}");
     assert!(!dir.join("agent.crt").exists());
 
     // Collector B's token, pointed at collector A: the agent refuses A's CA before sending the
     // secret anywhere.
     let b_dir = tmp.path().join("b");
-    pasopati_collector::init(&b_dir, pasopati_collector::InitOptions::default()).unwrap_or_else(|e| panic!("{e}"));
-    let b_token = match pasopati_collector::call(&b_dir, CollectorRequest::SiteAdd(site("lapas-uji"))).await.as_deref() {
-        Ok([CollectorResponse::Token(t)]) => t.clone(),
-        other => panic!("{other:?}"),
-    };
+    pasopati_collector::init(&b_dir, pasopati_collector::InitOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b_token =
+        match pasopati_collector::call(&b_dir, CollectorRequest::SiteAdd(site("lapas-uji")))
+            .await
+            .as_deref()
+        {
+            Ok([CollectorResponse::Token(t)]) => t.clone(),
+            other => panic!("{other:?}"),
+        };
     let mut foreign = EnrollmentToken::decode(&b_token).unwrap_or_else(|e| panic!("{e}"));
     foreign.collector_addr = c.addr.to_string();
-    let err = run_fail(&bins.agent, &["enroll", "--data-dir", p(&dir), "--token", &foreign.encode()]);
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "enroll",
+            "--data-dir",
+            p(&dir),
+            "--token",
+            &foreign.encode(),
+        ],
+    );
     assert!(err.contains("does not match the fingerprint"), "{err}");
     assert!(!dir.join("agent.crt").exists());
-    let issued = c.store.audit_log().unwrap_or_else(|e| panic!("{e}")).into_iter().filter(|(_, e)| e.as_ref().is_ok_and(|e| e.action == "cert_issued")).count();
+    let issued = c
+        .store
+        .audit_log()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|(_, e)| e.as_ref().is_ok_and(|e| e.action == "cert_issued"))
+        .count();
     assert_eq!(issued, 0, "a certificate was issued");
 }
 
@@ -77,37 +114,83 @@ async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
     let c = TestCollector::start(&tmp.path().join("collector"), any_port()).await;
     let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false).await.unwrap_or_else(|e| panic!("{e}"));
+    pasopati_agent::enroll(&agent_dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let stop = CancellationToken::new();
     let (agent, task) = spawn_agent(&agent_dir, &stop);
     agent.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
-    eventually("the first report stored", Duration::from_secs(20), || c.store.report_count().is_ok_and(|n| n == 1)).await;
-    eventually("connected", Duration::from_secs(5), || agent.status().is_ok_and(|s| s.connected)).await;
+    eventually("the first report stored", Duration::from_secs(20), || {
+        c.store.report_count().is_ok_and(|n| n == 1)
+    })
+    .await;
+    eventually("connected", Duration::from_secs(5), || {
+        agent.status().is_ok_and(|s| s.connected)
+    })
+    .await;
 
     let site = SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
     let revoked_at = Instant::now();
-    match pasopati_collector::call(&c.dir, CollectorRequest::SiteRevoke(site.clone())).await.as_deref() {
-        Ok([CollectorResponse::Revoked { changed: true, closed: 1 }]) => {}
+    match pasopati_collector::call(&c.dir, CollectorRequest::SiteRevoke(site.clone()))
+        .await
+        .as_deref()
+    {
+        Ok(
+            [CollectorResponse::Revoked {
+                changed: true,
+                closed: 1,
+            }],
+        ) => {}
         other => panic!("revoke: {other:?}"),
     }
-    eventually("the agent sees the revocation", Duration::from_secs(5), || {
-        agent.status().is_ok_and(|s| !s.connected && s.sync_state == "revoked")
-    })
+    eventually(
+        "the agent sees the revocation",
+        Duration::from_secs(5),
+        || {
+            agent
+                .status()
+                .is_ok_and(|s| !s.connected && s.sync_state == "revoked")
+        },
+    )
     .await;
     let elapsed = revoked_at.elapsed();
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     let status = agent.status().unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.last_error.as_deref().unwrap_or_default().contains("revoked"), "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("revoked"),
+        "{status:?}"
+    );
 
     for i in 2..5 {
         agent.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 1, "a revoked site's report was stored");
-    assert_eq!(agent.status().unwrap_or_else(|e| panic!("{e}")).backlog, 3, "reports must stay queued");
-    let refused = c.store.rejections().unwrap_or_else(|e| panic!("{e}")).iter().filter(|r| r.reason.contains("revoked")).count();
+    assert_eq!(
+        c.store.report_count().unwrap_or_else(|e| panic!("{e}")),
+        1,
+        "a revoked site's report was stored"
+    );
+    assert_eq!(
+        agent.status().unwrap_or_else(|e| panic!("{e}")).backlog,
+        3,
+        "reports must stay queued"
+    );
+    let refused = c
+        .store
+        .rejections()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .filter(|r| r.reason.contains("revoked"))
+        .count();
     assert!(refused >= 1, "the reconnect was not refused");
-    match pasopati_collector::call(&c.dir, CollectorRequest::SiteList).await.as_deref() {
+    match pasopati_collector::call(&c.dir, CollectorRequest::SiteList)
+        .await
+        .as_deref()
+    {
         Ok([CollectorResponse::Sites(sites)]) => assert_eq!(sites[0].state, "revoked"),
         other => panic!("{other:?}"),
     }
@@ -126,14 +209,30 @@ async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
 async fn certificates_rotate_while_syncing() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
-    pasopati_collector::init(&dir, pasopati_collector::InitOptions { quic_listen: Some(any_port()), ..Default::default() }).unwrap_or_else(|e| panic!("{e}"));
+    pasopati_collector::init(
+        &dir,
+        pasopati_collector::InitOptions {
+            quic_listen: Some(any_port()),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let config_path = dir.join("collector.toml");
     let config = std::fs::read_to_string(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&config_path, config.replace("site_cert_lifetime = \"90d\"", "site_cert_lifetime = \"6s\"")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &config_path,
+        config.replace(
+            "site_cert_lifetime = \"90d\"",
+            "site_cert_lifetime = \"6s\"",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let c = TestCollector::start(&dir, any_port()).await;
     let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false).await.unwrap_or_else(|e| panic!("{e}"));
+    pasopati_agent::enroll(&agent_dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let stop = CancellationToken::new();
     let (agent, task) = spawn_agent(&agent_dir, &stop);
 
@@ -147,24 +246,45 @@ async fn certificates_rotate_while_syncing() {
         i += 1;
         // Service: each report reaches the store within a bounded time, renewals included.
         let filed_at = Instant::now();
-        eventually("report stored during rotation", Duration::from_secs(10), || {
-            c.store.report(&report.id).is_ok_and(|r| r.is_some())
-        })
+        eventually(
+            "report stored during rotation",
+            Duration::from_secs(10),
+            || c.store.report(&report.id).is_ok_and(|r| r.is_some()),
+        )
         .await;
         worst_wait = worst_wait.max(filed_at.elapsed());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop.cancel();
     let _ = task.await;
-    let renewals = c.store.audit_log().unwrap_or_else(|e| panic!("{e}")).into_iter().filter(|(_, e)| e.as_ref().is_ok_and(|e| e.action == "cert_renewed")).count();
-    assert!(renewals >= 3, "only {renewals} renewals in 16 s with a 6 s lifetime");
-    let stored = c.store.reports(&Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    let renewals = c
+        .store
+        .audit_log()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|(_, e)| e.as_ref().is_ok_and(|e| e.action == "cert_renewed"))
+        .count();
+    assert!(
+        renewals >= 3,
+        "only {renewals} renewals in 16 s with a 6 s lifetime"
+    );
+    let stored = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let ids: HashSet<_> = stored.iter().map(|r| r.report.id).collect();
     assert_eq!(stored.len(), ids.len(), "duplicates");
     assert_eq!(ids, filed, "lost or unexpected reports");
     assert!(c.store.gaps().unwrap_or_else(|e| panic!("{e}")).is_empty());
-    println!("renewals={renewals} reports={} worst_filing_to_stored_ms={}", filed.len(), worst_wait.as_millis());
-    assert!(!agent_dir.join("agent.key.next").exists(), "a renewal was left half done");
+    println!(
+        "renewals={renewals} reports={} worst_filing_to_stored_ms={}",
+        filed.len(),
+        worst_wait.as_millis()
+    );
+    assert!(
+        !agent_dir.join("agent.key.next").exists(),
+        "a renewal was left half done"
+    );
 }
 
 /// 4. 10,000 random UDP datagrams and 1,000 half-open handshakes at the collector port: it keeps
@@ -174,15 +294,55 @@ async fn a_flooded_port_keeps_serving_with_bounded_memory() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port()).parse().unwrap_or_else(|e| panic!("{e}"));
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
     let a = addr.to_string();
-    run_ok(&bins.collector, &["init", "--data-dir", p(&dir), "--quic-listen", &a, "--public-addr", &a]);
-    let collector = Daemon::spawn(&bins.collector, &["run", "--data-dir", p(&dir)], &tmp.path().join("collector.log"));
-    let out = run_ok(&bins.collector, &["site", "add", "--data-dir", p(&dir), "--id", "lapas-uji", "--name", "Lapas Uji", "--type", "lapas", "--kanwil", "Kanwil Uji"]);
+    run_ok(
+        &bins.collector,
+        &[
+            "init",
+            "--data-dir",
+            p(&dir),
+            "--quic-listen",
+            &a,
+            "--public-addr",
+            &a,
+        ],
+    );
+    let collector = Daemon::spawn(
+        &bins.collector,
+        &["run", "--data-dir", p(&dir)],
+        &tmp.path().join("collector.log"),
+    );
+    let out = run_ok(
+        &bins.collector,
+        &[
+            "site",
+            "add",
+            "--data-dir",
+            p(&dir),
+            "--id",
+            "lapas-uji",
+            "--name",
+            "Lapas Uji",
+            "--type",
+            "lapas",
+            "--kanwil",
+            "Kanwil Uji",
+        ],
+    );
     let token = out.lines().last().unwrap_or_default().to_owned();
     let agent_dir = tmp.path().join("agent");
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
-    let _agent = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent_dir)], &tmp.path().join("agent.log"));
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
+    let _agent = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent_dir)],
+        &tmp.path().join("agent.log"),
+    );
     let pid = collector.pid().unwrap_or_else(|| panic!("no pid"));
     let before = peak_rss_kib(pid).unwrap_or(0);
 
@@ -194,7 +354,9 @@ async fn a_flooded_port_keeps_serving_with_bounded_memory() {
         x ^= x >> 7;
         x ^= x << 17;
         let len = 1 + (x % 1400) as usize;
-        let mut buf: Vec<u8> = (0..len).map(|j| (x.rotate_left(j as u32 % 64) >> 3) as u8).collect();
+        let mut buf: Vec<u8> = (0..len)
+            .map(|j| (x.rotate_left(j as u32 % 64) >> 3) as u8)
+            .collect();
         if i % 4 == 0 {
             buf[0] = 0xc0 | (buf[0] & 0x0f);
         }
@@ -203,15 +365,22 @@ async fn a_flooded_port_keeps_serving_with_bounded_memory() {
 
     // Half-open handshakes: clients that pin a CA the collector does not have abandon every
     // handshake after the collector's first flight; others are dropped mid-handshake.
-    let pinned_wrong = pasopati_common::pki::enrollment_tls([9; 32]).unwrap_or_else(|e| panic!("{e}"));
-    let wrong = pasopati_common::quic::client_config(pinned_wrong).unwrap_or_else(|e| panic!("{e}"));
+    let pinned_wrong =
+        pasopati_common::pki::enrollment_tls([9; 32]).unwrap_or_else(|e| panic!("{e}"));
+    let wrong =
+        pasopati_common::quic::client_config(pinned_wrong).unwrap_or_else(|e| panic!("{e}"));
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let wrong = wrong.clone();
         tasks.push(tokio::spawn(async move {
-            let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).unwrap_or_else(|e| panic!("{e}"));
+            let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())
+                .unwrap_or_else(|e| panic!("{e}"));
             for n in 0..100 {
-                if let Ok(connecting) = endpoint.connect_with(wrong.clone(), addr, pasopati_common::pki::COLLECTOR_SERVER_NAME) {
+                if let Ok(connecting) = endpoint.connect_with(
+                    wrong.clone(),
+                    addr,
+                    pasopati_common::pki::COLLECTOR_SERVER_NAME,
+                ) {
                     let wait = if n % 2 == 0 { 2000 } else { 1 };
                     let _ = tokio::time::timeout(Duration::from_millis(wait), connecting).await;
                 }
@@ -223,14 +392,33 @@ async fn a_flooded_port_keeps_serving_with_bounded_memory() {
     }
 
     // The enrolled agent is still served.
-    let id = run_ok(&bins.agent, &["report", "--data-dir", p(&agent_dir), "--category", "humas", "--title", "Setelah banjir paket", "--body", "Teks uji buatan."]);
+    let id = run_ok(
+        &bins.agent,
+        &[
+            "report",
+            "--data-dir",
+            p(&agent_dir),
+            "--category",
+            "humas",
+            "--title",
+            "Setelah banjir paket",
+            "--body",
+            "Teks uji buatan.",
+        ],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let reports = run_ok(&bins.collector, &["reports", "--data-dir", p(&dir), "--json"]);
+        let reports = run_ok(
+            &bins.collector,
+            &["reports", "--data-dir", p(&dir), "--json"],
+        );
         if reports.contains(id.trim()) {
             break;
         }
-        assert!(Instant::now() < deadline, "the agent's report did not arrive during the flood");
+        assert!(
+            Instant::now() < deadline,
+            "the agent's report did not arrive during the flood"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let peak = peak_rss_kib(pid).unwrap_or(0);
@@ -246,7 +434,9 @@ async fn two_agents_with_one_certificate_store_nothing_twice() {
     let mut c = TestCollector::start(&tmp.path().join("collector"), any_port()).await;
     let token = c.add_site("lapas-uji").await;
     let first = tmp.path().join("first");
-    pasopati_agent::enroll(&first, &token, false).await.unwrap_or_else(|e| panic!("{e}"));
+    pasopati_agent::enroll(&first, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     // A copy of the identity (not the outbox): a cloned site box.
     let second = tmp.path().join("second");
     std::fs::create_dir_all(&second).unwrap_or_else(|e| panic!("{e}"));
@@ -268,7 +458,10 @@ async fn two_agents_with_one_certificate_store_nothing_twice() {
     .await;
     stop.cancel();
     let _ = (ta.await, tb.await);
-    let stored = c.store.reports(&Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    let stored = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let ids: HashSet<_> = stored.iter().map(|r| r.report.id).collect();
     assert_eq!(stored.len(), ids.len(), "a report was stored twice");
     assert_eq!(ids, filed);
@@ -290,26 +483,54 @@ fn a_tampered_audit_log_is_named() {
     let dir = tmp.path().join("collector");
     run_ok(&bins.collector, &["init", "--data-dir", p(&dir)]);
     for id in ["lapas-satu", "lapas-dua", "lapas-tiga"] {
-        run_ok(&bins.collector, &["site", "add", "--data-dir", p(&dir), "--id", id, "--name", "Lapas Uji", "--type", "lapas", "--kanwil", "Kanwil Uji"]);
+        run_ok(
+            &bins.collector,
+            &[
+                "site",
+                "add",
+                "--data-dir",
+                p(&dir),
+                "--id",
+                id,
+                "--name",
+                "Lapas Uji",
+                "--type",
+                "lapas",
+                "--kanwil",
+                "Kanwil Uji",
+            ],
+        );
     }
-    run_ok(&bins.collector, &["site", "revoke", "--data-dir", p(&dir), "--id", "lapas-dua"]);
+    run_ok(
+        &bins.collector,
+        &["site", "revoke", "--data-dir", p(&dir), "--id", "lapas-dua"],
+    );
     let ok = run_ok(&bins.collector, &["audit", "verify", "--data-dir", p(&dir)]);
     assert!(ok.contains("7 entries verified"), "{ok}");
-    let shown = run_ok(&bins.collector, &["audit", "show", "--data-dir", p(&dir), "--json"]);
+    let shown = run_ok(
+        &bins.collector,
+        &["audit", "show", "--data-dir", p(&dir), "--json"],
+    );
     assert_eq!(shown.lines().count(), 7);
     assert!(shown.contains("\"action\":\"site_revoke\""), "{shown}");
 
     const AUDIT: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
-    let tamper = |name: &str, f: &dyn Fn(&mut redb::Table<u64, &[u8]>)| -> String {
+    type AuditTable<'a> = redb::Table<'a, u64, &'static [u8]>;
+    let tamper = |name: &str, f: &dyn Fn(&mut AuditTable)| -> String {
         let copy = tmp.path().join(name);
         std::fs::create_dir_all(&copy).unwrap_or_else(|e| panic!("{e}"));
-        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")).flatten() {
+        for entry in std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+        {
             if entry.path().is_file() {
-                std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap_or_else(|e| panic!("{e}"));
+                std::fs::copy(entry.path(), copy.join(entry.file_name()))
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
         }
         {
-            let db = redb::Database::open(copy.join("collector.redb")).unwrap_or_else(|e| panic!("{e}"));
+            let db =
+                redb::Database::open(copy.join("collector.redb")).unwrap_or_else(|e| panic!("{e}"));
             let txn = db.begin_write().unwrap_or_else(|e| panic!("{e}"));
             {
                 let mut table = txn.open_table(AUDIT).unwrap_or_else(|e| panic!("{e}"));
@@ -317,11 +538,18 @@ fn a_tampered_audit_log_is_named() {
             }
             txn.commit().unwrap_or_else(|e| panic!("{e}"));
         }
-        run_fail(&bins.collector, &["audit", "verify", "--data-dir", p(&copy)])
+        run_fail(
+            &bins.collector,
+            &["audit", "verify", "--data-dir", p(&copy)],
+        )
     };
     let get = |t: &redb::Table<u64, &[u8]>, k: u64| -> Vec<u8> {
         use redb::ReadableTable;
-        t.get(k).ok().flatten().map(|v| v.value().to_vec()).unwrap_or_else(|| panic!("entry {k}"))
+        t.get(k)
+            .ok()
+            .flatten()
+            .map(|v| v.value().to_vec())
+            .unwrap_or_else(|| panic!("entry {k}"))
     };
 
     let err = tamper("changed", &|t| {
@@ -337,8 +565,10 @@ fn a_tampered_audit_log_is_named() {
     assert!(err.contains("entry 3"), "{err}");
     let err = tamper("swapped", &|t| {
         let (one, two) = (get(t, 1), get(t, 2));
-        t.insert(1, two.as_slice()).unwrap_or_else(|e| panic!("{e}"));
-        t.insert(2, one.as_slice()).unwrap_or_else(|e| panic!("{e}"));
+        t.insert(1, two.as_slice())
+            .unwrap_or_else(|e| panic!("{e}"));
+        t.insert(2, one.as_slice())
+            .unwrap_or_else(|e| panic!("{e}"));
     });
     assert!(err.contains("entry 1"), "{err}");
 }

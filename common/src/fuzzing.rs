@@ -1,0 +1,98 @@
+//! Entry points for fuzzing every parser of untrusted input in this crate. The `cargo fuzz`
+//! targets in `fuzz/` call these, and `tests/tests/fuzz_corpus.rs` replays the checked-in corpus
+//! through them on stable Rust, so CI exercises the same code. Each must never panic, and what
+//! decodes must re-encode to something that decodes to the same value.
+
+use crate::frame::{decode_value, encode_value, AgentFrame, CollectorFrame};
+use crate::token::EnrollmentToken;
+use crate::{pki, HumanDuration, ReportId, SiteId, Timestamp};
+use std::sync::OnceLock;
+
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
+/// The targets, by name, as the corpus directories are named.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("agent_frame", agent_frame),
+    ("collector_frame", collector_frame),
+    ("enrollment_token", enrollment_token),
+    ("csr", csr),
+    ("certificate", certificate),
+    ("text_fields", text_fields),
+];
+
+/// A frame the collector reads from an agent.
+pub fn agent_frame(data: &[u8]) {
+    if let Ok(frame) = decode_value::<AgentFrame>(data) {
+        let again = encode_value(&frame);
+        assert_eq!(decode_value::<AgentFrame>(&again).ok(), Some(frame));
+    }
+}
+
+/// A frame an agent reads from the collector.
+pub fn collector_frame(data: &[u8]) {
+    if let Ok(frame) = decode_value::<CollectorFrame>(data) {
+        let again = encode_value(&frame);
+        assert_eq!(decode_value::<CollectorFrame>(&again).ok(), Some(frame));
+    }
+}
+
+/// A pasted enrollment token.
+pub fn enrollment_token(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(token) = EnrollmentToken::decode(text) {
+            assert_eq!(EnrollmentToken::decode(&token.encode()).ok(), Some(token));
+        }
+    }
+}
+
+fn test_ca() -> &'static Option<pki::CertifiedKey> {
+    static CA: OnceLock<Option<pki::CertifiedKey>> = OnceLock::new();
+    CA.get_or_init(|| pki::new_ca("fuzz CA", std::time::Duration::from_secs(3600)).ok())
+}
+
+/// A certificate signing request sent with an enrollment or a renewal.
+pub fn csr(data: &[u8]) {
+    let (Some(ca), Ok(site)) = (test_ca(), SiteId::new("fuzz")) else {
+        return;
+    };
+    if let Ok((cert, _)) = pki::sign_site_cert(
+        &ca.cert_pem,
+        &ca.key_pem,
+        data,
+        &site,
+        std::time::Duration::from_secs(60),
+    ) {
+        // Whatever the CSR asked for, the certificate names the site we chose.
+        assert_eq!(pki::site_of_cert(&cert).ok().map(|(s, _)| s), Some(site));
+    }
+}
+
+/// A certificate presented by a peer (after TLS verified it) or read from a file.
+pub fn certificate(data: &[u8]) {
+    let _ = pki::site_of_cert(data);
+    let _ = pki::validity_of_cert(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = pki::cert_der_from_pem(text);
+        let _ = pki::key_der_from_pem(text);
+    }
+}
+
+/// Text fields typed by people: dates, durations, site and report ids.
+pub fn text_fields(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(t) = Timestamp::parse_rfc3339(text) {
+        let _ = t.to_rfc3339();
+    }
+    if let Ok(d) = text.parse::<HumanDuration>() {
+        assert_eq!(d.to_string().parse::<HumanDuration>().ok(), Some(d));
+    }
+    if let Ok(id) = SiteId::new(text) {
+        assert_eq!(id.as_str(), text);
+    }
+    if let Ok(id) = text.parse::<ReportId>() {
+        assert_eq!(id.to_string().parse::<ReportId>().ok(), Some(id));
+    }
+}
