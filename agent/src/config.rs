@@ -36,6 +36,9 @@ pub struct SyncSettings {
     pub backoff_cap_ms: u64,
     /// How long a connection attempt may take, in milliseconds.
     pub connect_timeout_ms: u64,
+    /// How many acknowledged reports to keep, so a collector restored from an older copy can
+    /// ask for them again.
+    pub retain_acked: u64,
 }
 
 impl Default for SyncSettings {
@@ -46,6 +49,7 @@ impl Default for SyncSettings {
             backoff_base_ms: 500,
             backoff_cap_ms: 60_000,
             connect_timeout_ms: 10_000,
+            retain_acked: 10_000,
         }
     }
 }

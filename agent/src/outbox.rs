@@ -79,6 +79,17 @@ pub struct OutboxStats {
     pub last_sync_at: Option<Timestamp>,
 }
 
+/// Where the outbox stands, for `Hello`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positions {
+    /// Everything up to here was acknowledged by the collector.
+    pub acked: Seq,
+    /// The lowest seq still held (acknowledged reports are retained for a while).
+    pub oldest_retained: Seq,
+    /// The seq the next sequenced report gets.
+    pub next_seq: Seq,
+}
+
 /// A run of reports with consecutive seqs, ready to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Staged {
@@ -173,11 +184,18 @@ impl Outbox {
         Ok(())
     }
 
-    /// The numbers `Hello` needs: (acked seq, next seq).
-    pub fn positions(&self) -> Result<(Seq, Seq), OutboxError> {
+    /// The numbers `Hello` needs.
+    pub fn positions(&self) -> Result<Positions, OutboxError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        Ok((get(&meta, ACKED_SEQ)?, get(&meta, NEXT_SEQ)?))
+        let acked = get(&meta, ACKED_SEQ)?;
+        let log = txn.open_table(SENT_LOG)?;
+        let first = log.first()?.map(|(k, _)| k.value());
+        Ok(Positions {
+            acked,
+            oldest_retained: first.map_or(acked + 1, |f| f.min(acked + 1)),
+            next_seq: get(&meta, NEXT_SEQ)?,
+        })
     }
 
     /// Returns up to `max_reports` (and about `max_bytes`) reports starting at seq `from`: first
@@ -266,15 +284,18 @@ impl Outbox {
         }))
     }
 
-    /// The collector holds everything up to `hwm`: delete it and remember the sync time.
-    pub fn ack(&self, hwm: Seq) -> Result<(), OutboxError> {
+    /// The collector holds everything up to `hwm`: remember it and the sync time, and delete
+    /// acknowledged reports beyond the last `retain` of them. The retained ones can be sent again
+    /// if the collector is restored from an older copy and asks for them.
+    pub fn ack(&self, hwm: Seq, retain: u64) -> Result<(), OutboxError> {
         let txn = self.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             let acked = get(&meta, ACKED_SEQ)?;
             if hwm > acked {
                 let mut log = txn.open_table(SENT_LOG)?;
-                log.retain_in(..=hwm, |_, _| false)?;
+                let keep_from = hwm.saturating_sub(retain) + 1;
+                log.retain_in(..keep_from, |_, _| false)?;
                 meta.insert(ACKED_SEQ, hwm)?;
             }
             meta.insert(LAST_SYNC_AT, Timestamp::now().0.max(0) as u64)?;
@@ -294,11 +315,15 @@ impl Outbox {
             let mut meta = txn.open_table(META)?;
             let mut queue = txn.open_table(QUEUE)?;
             let mut log = txn.open_table(SENT_LOG)?;
-            // Renumber the lanes: the reports from the sent log first, in seq order, then the
-            // queue as it was. This is rare (an outbox restored from a copy), so O(n) is fine.
+            // Renumber the lanes: the unacknowledged reports from the sent log first, in seq
+            // order, then the queue as it was. Acknowledged ones belong to the old epoch and are
+            // dropped. This is rare (an outbox restored from a copy), so O(n) is fine.
+            let acked = get(&meta, ACKED_SEQ)?;
             let mut reordered = Vec::new();
-            while let Some((_, value)) = log.pop_first()? {
-                reordered.push(value.value().to_vec());
+            while let Some((seq, value)) = log.pop_first()? {
+                if seq.value() > acked {
+                    reordered.push(value.value().to_vec());
+                }
             }
             while let Some((_, value)) = queue.pop_first()? {
                 reordered.push(value.value().to_vec());
@@ -329,8 +354,10 @@ impl Outbox {
             oldest = Some(oldest.map_or(r.filed_at, |o| o.min(r.filed_at)));
             Ok(())
         };
-        if let Some((_, v)) = log.first()? {
-            consider(v.value())?;
+        let acked = get(&meta, ACKED_SEQ)?;
+        let next_seq = get(&meta, NEXT_SEQ)?;
+        if let Some(entry) = log.range(acked + 1..)?.next() {
+            consider(entry?.1.value())?;
         }
         for lane in [0u8, 1u8] {
             if let Some(entry) = queue.range((lane, 0)..=(lane, u64::MAX))?.next() {
@@ -342,11 +369,11 @@ impl Outbox {
         let last_sync = meta.get(LAST_SYNC_AT)?.map(|v| Timestamp(v.value() as i64));
         Ok(OutboxStats {
             epoch: self.epoch(),
-            backlog: queue.len()? + log.len()?,
+            backlog: queue.len()? + next_seq.saturating_sub(acked + 1),
             queued_urgent,
             oldest_unsent_at: oldest,
-            acked_seq: get(&meta, ACKED_SEQ)?,
-            next_seq: get(&meta, NEXT_SEQ)?,
+            acked_seq: acked,
+            next_seq,
             last_sync_at: last_sync,
         })
     }
@@ -355,8 +382,9 @@ impl Outbox {
     /// routine). For tests and diagnostics.
     pub fn unacknowledged(&self) -> Result<Vec<ReportId>, OutboxError> {
         let txn = self.db.begin_read()?;
+        let acked = get(&txn.open_table(META)?, ACKED_SEQ)?;
         let mut out = Vec::new();
-        for entry in txn.open_table(SENT_LOG)?.iter()? {
+        for entry in txn.open_table(SENT_LOG)?.range(acked + 1..)? {
             out.push(decode_report(entry?.1.value())?.id);
         }
         for entry in txn.open_table(QUEUE)?.iter()? {
@@ -430,7 +458,7 @@ mod tests {
                     .unwrap();
             }
             outbox.batch_from(1, 3, usize::MAX).unwrap().unwrap();
-            outbox.ack(2).unwrap();
+            outbox.ack(2, 0).unwrap();
         }
         let outbox = Outbox::open(dir.path()).unwrap();
         assert_eq!(outbox.epoch(), epoch);
@@ -441,6 +469,25 @@ mod tests {
         assert_eq!(rest.reports.len(), 1);
         let next = outbox.batch_from(4, 10, usize::MAX).unwrap().unwrap();
         assert_eq!(next.reports[0].title, "r3");
+    }
+
+    #[test]
+    fn acknowledged_reports_are_retained_for_a_resend() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        for i in 0..6 {
+            outbox.file(draft(&format!("r{i}"), Priority::Normal)).unwrap();
+        }
+        outbox.batch_from(1, 6, usize::MAX).unwrap().unwrap();
+        outbox.ack(5, 3).unwrap();
+        let p = outbox.positions().unwrap();
+        assert_eq!((p.acked, p.oldest_retained, p.next_seq), (5, 3, 7));
+        assert_eq!(outbox.stats().unwrap().backlog, 1);
+        assert_eq!(outbox.unacknowledged().unwrap().len(), 1);
+        // A collector restored to hwm 2 asks again from 3: the retained reports are there.
+        let again = outbox.batch_from(3, 10, usize::MAX).unwrap().unwrap();
+        let titles: Vec<_> = again.reports.iter().map(|r| r.title.as_str()).collect();
+        assert_eq!(titles, ["r2", "r3", "r4", "r5"]);
     }
 
     #[test]

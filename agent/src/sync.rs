@@ -172,9 +172,15 @@ async fn run_session(
         addr: shared.config.collector_addr.clone(),
         message: e.to_string(),
     })?;
-    let (acked, next_seq) = outbox.positions()?;
-    let (mut session, hello) =
-        AgentSession::start(outbox.epoch(), acked, next_seq, Timestamp::now());
+    let positions = outbox.positions()?;
+    let (mut session, hello) = AgentSession::start(
+        outbox.epoch(),
+        positions.acked,
+        positions.oldest_retained,
+        positions.next_seq,
+        Timestamp::now(),
+    );
+    let retain = settings.retain_acked;
     write_frame(&mut send, &AgentFrame::Hello(hello)).await?;
 
     // Frames are read by their own task: reading is not cancel-safe, so it must not sit in a
@@ -244,13 +250,13 @@ async fn run_session(
                 match session.handle(frame)? {
                     AgentEvent::Acked { hwm } => {
                         let ob = outbox.clone();
-                        blocking(move || Ok(ob.ack(hwm)?)).await?;
+                        blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
                         tracing::debug!(hwm, "acknowledged");
                     }
                     AgentEvent::Nothing => {}
                     AgentEvent::Refused { hwm, reason } => {
                         let ob = outbox.clone();
-                        blocking(move || Ok(ob.ack(hwm)?)).await?;
+                        blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
                         return Err(AgentError::BatchRefused(reason.to_string()));
                     }
                     AgentEvent::Renewed { cert_der } => {

@@ -438,8 +438,13 @@ async fn run_sync(
         HelloDecision::Welcome {
             hwm,
             lost,
+            rerequested,
             agent_behind,
         } => {
+            if let Some(range) = rerequested {
+                tracing::warn!(%site, %epoch, from = range.start(), to = range.end(),
+                    "rollback detected: this collector lacks seqs the agent had acknowledged (restored from an older copy?); asking the agent to send them again");
+            }
             if let Some(range) = lost {
                 tracing::error!(%site, %epoch, from = range.start(), to = range.end(),
                     "the agent no longer holds seqs this collector lacks (collector restored from an older copy?); recorded as a gap");

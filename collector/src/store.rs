@@ -515,6 +515,7 @@ impl Store {
             if let HelloDecision::Welcome {
                 hwm,
                 lost,
+                rerequested,
                 agent_behind,
             } = decision
             {
@@ -531,6 +532,19 @@ impl Store {
                     )?;
                     txn.open_table(HWM)?
                         .insert((site.as_str(), epoch.0), *hwm)?;
+                }
+                if let Some(range) = rerequested {
+                    record_rejection(
+                        &txn,
+                        Some(site),
+                        format!(
+                            "rollback detected for epoch {epoch}: seqs {}..={} were acknowledged \
+                             earlier but are not in this store; the agent sends them again",
+                            range.start(),
+                            range.end()
+                        ),
+                        now,
+                    )?;
                 }
                 if *agent_behind {
                     upsert_gap(
@@ -1155,6 +1169,7 @@ mod tests {
         let decision = HelloDecision::Welcome {
             hwm: 10,
             lost: Some(4..=10),
+            rerequested: None,
             agent_behind: false,
         };
         s.record_hello(&site(), E, &decision, Timestamp(1)).unwrap();

@@ -138,8 +138,12 @@ impl Default for Limits {
 pub struct Hello {
     pub proto: u16,
     pub epoch: Epoch,
-    /// The lowest seq the agent still holds (acked + 1). Everything below was acknowledged.
+    /// The lowest seq not yet acknowledged (acked + 1).
     pub oldest_unacked: Seq,
+    /// The lowest seq the agent can still resend. Agents keep recently acknowledged reports for
+    /// a while, so a collector restored from an older copy can ask for them again; anything
+    /// below this is gone from the agent.
+    pub oldest_retained: Seq,
     /// The seq the agent will give its next report.
     pub next_seq: Seq,
     pub agent_version: String,
@@ -294,6 +298,7 @@ mod tests {
             proto: 1,
             epoch: Epoch(42),
             oldest_unacked: 1,
+            oldest_retained: 1,
             next_seq: 1,
             agent_version: "0.1.0".into(),
             agent_time: crate::Timestamp(7),

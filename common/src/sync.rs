@@ -9,8 +9,10 @@
 //! * the part of a batch at or below `hwm` is a replay: absorbed if its content hashes match,
 //!   refused as a conflict if not;
 //! * the collector acks only after its commit, and the agent deletes only what was acked;
-//! * `Hello` tells the collector what the agent still holds, so a collector restored from an older
-//!   copy sees the range it lost and records it as a gap instead of waiting for it forever.
+//! * `Hello` tells the collector what the agent still holds, including recently acknowledged
+//!   reports it retains: a collector restored from an older copy welcomes the agent with its
+//!   older hwm and the agent resends from there; only what no agent holds any more is recorded as
+//!   a gap, instead of being waited for forever.
 
 use crate::frame::{CollectorFrame, Hello, Limits, NackReason, Refusal, RefusalCode, Welcome};
 use crate::{Epoch, Seq, Timestamp};
@@ -80,13 +82,21 @@ pub struct AgentSession {
 }
 
 impl AgentSession {
-    /// Starts a session for an outbox whose everything up to `acked` was acknowledged and which
-    /// has given out seqs below `next_seq`. Returns the `Hello` to send.
-    pub fn start(epoch: Epoch, acked: Seq, next_seq: Seq, now: Timestamp) -> (AgentSession, Hello) {
+    /// Starts a session for an outbox whose everything up to `acked` was acknowledged, which
+    /// can still resend from `oldest_retained`, and which has given out seqs below `next_seq`.
+    /// Returns the `Hello` to send.
+    pub fn start(
+        epoch: Epoch,
+        acked: Seq,
+        oldest_retained: Seq,
+        next_seq: Seq,
+        now: Timestamp,
+    ) -> (AgentSession, Hello) {
         let hello = Hello {
             proto: crate::PROTOCOL_VERSION,
             epoch,
             oldest_unacked: acked + 1,
+            oldest_retained: oldest_retained.clamp(1, acked + 1),
             next_seq,
             agent_version: crate::VERSION.to_owned(),
             agent_time: now,
@@ -117,7 +127,14 @@ impl AgentSession {
                 }
                 self.state = AgentState::Streaming;
                 self.limits = limits;
-                self.sent = self.acked.max(hwm);
+                if hwm < self.acked {
+                    // The collector lost what it had acknowledged (restored from an older copy)
+                    // and asks for it again: resend from its hwm, from the retained reports.
+                    self.acked = hwm;
+                    self.sent = hwm;
+                    return Ok(AgentEvent::Nothing);
+                }
+                self.sent = hwm;
                 Ok(self.advance(hwm))
             }
             (AgentState::Streaming, CollectorFrame::Ack { hwm }) => {
@@ -258,6 +275,9 @@ pub enum HelloDecision {
         /// The agent no longer holds these seqs, yet the collector does not have them: the
         /// collector lost them (restored from an older copy). Record them as a gap and move on.
         lost: Option<RangeInclusive<Seq>>,
+        /// The agent had these acknowledged, the collector does not have them (it was restored
+        /// from an older copy), and the agent still holds them: they will be sent again.
+        rerequested: Option<RangeInclusive<Seq>>,
         /// The collector holds seqs the agent has not given out: the agent's outbox went back in
         /// time. The agent will start a new epoch; record it.
         agent_behind: bool,
@@ -277,24 +297,30 @@ pub fn decide_hello(stored_hwm: Seq, hello: &Hello) -> HelloDecision {
             ),
         });
     }
-    if hello.oldest_unacked == 0 || hello.next_seq == 0 || hello.oldest_unacked > hello.next_seq {
+    if hello.oldest_unacked == 0
+        || hello.next_seq == 0
+        || hello.oldest_unacked > hello.next_seq
+        || hello.oldest_retained == 0
+        || hello.oldest_retained > hello.oldest_unacked
+    {
         return HelloDecision::Refuse(Refusal {
             code: RefusalCode::BadRequest,
             message: format!(
-                "inconsistent Hello: oldest_unacked={} next_seq={}",
-                hello.oldest_unacked, hello.next_seq
+                "inconsistent Hello: oldest_retained={} oldest_unacked={} next_seq={}",
+                hello.oldest_retained, hello.oldest_unacked, hello.next_seq
             ),
         });
     }
     let mut hwm = stored_hwm;
     let mut lost = None;
-    if hello.oldest_unacked > stored_hwm + 1 {
-        lost = Some(stored_hwm + 1..=hello.oldest_unacked - 1);
-        hwm = hello.oldest_unacked - 1;
+    if hello.oldest_retained > stored_hwm + 1 {
+        lost = Some(stored_hwm + 1..=hello.oldest_retained - 1);
+        hwm = hello.oldest_retained - 1;
     }
     HelloDecision::Welcome {
         hwm,
         lost,
+        rerequested: (hwm + 1 < hello.oldest_unacked).then(|| hwm + 1..=hello.oldest_unacked - 1),
         agent_behind: stored_hwm >= hello.next_seq,
     }
 }
@@ -393,13 +419,24 @@ mod tests {
 
     #[test]
     fn hello_detects_collector_rollback_and_agent_rollback() {
-        let (_, hello) = AgentSession::start(Epoch(1), 10, 15, Timestamp(0));
-        // The collector only has up to 4, but the agent dropped everything up to 10 after acks.
+        // The agent had 1..=10 acknowledged and still holds 7..=10.
+        let (_, hello) = AgentSession::start(Epoch(1), 10, 7, 15, Timestamp(0));
+        // The collector only has up to 4: 5..=6 are gone everywhere, 7..=10 are asked again.
         assert_eq!(
             decide_hello(4, &hello),
             HelloDecision::Welcome {
-                hwm: 10,
-                lost: Some(5..=10),
+                hwm: 6,
+                lost: Some(5..=6),
+                rerequested: Some(7..=10),
+                agent_behind: false
+            }
+        );
+        assert_eq!(
+            decide_hello(8, &hello),
+            HelloDecision::Welcome {
+                hwm: 8,
+                lost: None,
+                rerequested: Some(9..=10),
                 agent_behind: false
             }
         );
@@ -408,6 +445,7 @@ mod tests {
             HelloDecision::Welcome {
                 hwm: 12,
                 lost: None,
+                rerequested: None,
                 agent_behind: false
             }
         );
@@ -425,7 +463,7 @@ mod tests {
 
     #[test]
     fn agent_session_tracks_window_and_acks() {
-        let (mut s, hello) = AgentSession::start(Epoch(7), 0, 1, Timestamp(0));
+        let (mut s, hello) = AgentSession::start(Epoch(7), 0, 1, 1, Timestamp(0));
         assert_eq!(hello.oldest_unacked, 1);
         assert!(!s.can_send(), "nothing may be sent before Welcome");
         assert_eq!(s.handle(welcome(0)), Ok(AgentEvent::Nothing));
@@ -445,14 +483,23 @@ mod tests {
 
     #[test]
     fn welcome_with_a_higher_hwm_skips_what_is_stored() {
-        let (mut s, _) = AgentSession::start(Epoch(7), 2, 9, Timestamp(0));
+        let (mut s, _) = AgentSession::start(Epoch(7), 2, 3, 9, Timestamp(0));
         assert_eq!(s.handle(welcome(6)), Ok(AgentEvent::Acked { hwm: 6 }));
         assert_eq!(s.next_batch_start(), 7);
     }
 
     #[test]
+    fn welcome_below_the_acked_seq_resends_retained_reports() {
+        let (mut s, _) = AgentSession::start(Epoch(7), 8, 3, 12, Timestamp(0));
+        assert_eq!(s.handle(welcome(4)), Ok(AgentEvent::Nothing));
+        assert_eq!(s.next_batch_start(), 5);
+        s.batch_sent(5, 11).unwrap();
+        assert_eq!(s.handle(CollectorFrame::Ack { hwm: 11 }), Ok(AgentEvent::Acked { hwm: 11 }));
+    }
+
+    #[test]
     fn welcome_beyond_the_outbox_means_a_restored_outbox() {
-        let (mut s, _) = AgentSession::start(Epoch(7), 0, 3, Timestamp(0));
+        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, 3, Timestamp(0));
         assert!(matches!(
             s.handle(welcome(5)),
             Err(ProtocolError::EpochBehindCollector { .. })
@@ -461,7 +508,7 @@ mod tests {
 
     #[test]
     fn renewal_answers_are_only_taken_when_asked_for() {
-        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, Timestamp(0));
+        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, 1, Timestamp(0));
         assert!(!s.can_renew());
         s.handle(welcome(0)).unwrap();
         let unasked = CollectorFrame::Renewed { cert_der: vec![1] };
@@ -478,7 +525,7 @@ mod tests {
 
     #[test]
     fn frames_out_of_order_are_protocol_errors() {
-        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, Timestamp(0));
+        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, 1, Timestamp(0));
         assert!(s.handle(CollectorFrame::Ack { hwm: 0 }).is_err());
     }
 }

@@ -371,6 +371,7 @@ impl RawClient {
             proto: pasopati_common::PROTOCOL_VERSION,
             epoch,
             oldest_unacked: acked + 1,
+            oldest_retained: acked + 1,
             next_seq,
             agent_version: "test".into(),
             agent_time: Timestamp::now(),

@@ -80,6 +80,7 @@ fn write_seed_corpus() {
         proto: 1,
         epoch: Epoch(7),
         oldest_unacked: 1,
+        oldest_retained: 1,
         next_seq: 3,
         agent_version: "0.1.0".into(),
         agent_time: Timestamp(1),
