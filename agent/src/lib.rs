@@ -243,11 +243,23 @@ impl Agent {
         // rather than fail the daemon.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let outbox = loop {
-            match Outbox::open(data_dir) {
+            match Outbox::open_or_recover(data_dir) {
                 Err(OutboxError::Locked { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                other => break Arc::new(other?),
+                Ok((outbox, moved)) => {
+                    if let Some(moved) = moved {
+                        tracing::error!(
+                            damaged = %moved.display(),
+                            "the outbox was damaged: it is kept aside at this path and a fresh \
+                             outbox was started (new reports are accepted). Reports still queued in \
+                             the damaged file could not be read; send the file to the media center's \
+                             support and re-file anything urgent"
+                        );
+                    }
+                    break Arc::new(outbox);
+                }
+                Err(e) => return Err(e.into()),
             }
         };
         Ok(Agent {

@@ -13,6 +13,7 @@
 use pasopati_common::frame::{decode_value, encode_value};
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Priority, Report, ReportDraft, ReportId, Seq, Timestamp};
+use pasopati_common::storage::OpenError;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,8 +39,10 @@ pub const OUTBOX_FILE: &str = "outbox.redb";
 pub enum OutboxError {
     #[error("the outbox {path} is in use by another process (is `pasopati-agent run` running for this data directory?)")]
     Locked { path: String },
-    #[error("the outbox {path} cannot be opened: {message}. If the file is damaged, move it aside and re-enroll; reports in it cannot be read")]
+    #[error("the outbox {path} cannot be opened: {message}. Check the permissions of the data directory")]
     Open { path: String, message: String },
+    #[error("the outbox {path} is damaged ({reason}). Start the agent daemon (`pasopati-agent run`): it keeps the damaged file aside and starts a fresh outbox")]
+    Damaged { path: String, reason: String },
     #[error(
         "outbox storage error: {0}. Check free disk space and permissions of the data directory"
     )]
@@ -109,13 +112,17 @@ impl Outbox {
     pub fn open(data_dir: &Path) -> Result<Outbox, OutboxError> {
         let path = data_dir.join(OUTBOX_FILE);
         let shown = path.display().to_string();
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => OutboxError::Locked {
+        let db = pasopati_common::storage::open(&path).map_err(|e| match e {
+            OpenError::Locked { .. } => OutboxError::Locked {
                 path: shown.clone(),
             },
-            other => OutboxError::Open {
+            OpenError::Damaged { reason, .. } => OutboxError::Damaged {
                 path: shown.clone(),
-                message: other.to_string(),
+                reason,
+            },
+            OpenError::Other { reason, .. } => OutboxError::Open {
+                path: shown.clone(),
+                message: reason,
             },
         })?;
         let txn = db.begin_write()?;
@@ -142,6 +149,24 @@ impl Outbox {
             path,
             epoch: AtomicU64::new(epoch.0),
         })
+    }
+
+    /// Opens the outbox for the daemon. A damaged outbox is moved aside (kept for support, never
+    /// deleted) and a fresh one with a new epoch is started, so a broken file cannot keep the
+    /// site from filing reports or crash-loop the service. Returns where the damaged file went.
+    pub fn open_or_recover(data_dir: &Path) -> Result<(Outbox, Option<PathBuf>), OutboxError> {
+        match Outbox::open(data_dir) {
+            Err(OutboxError::Damaged { path, reason }) => {
+                let moved = pasopati_common::storage::move_aside(Path::new(&path)).map_err(|e| {
+                    OutboxError::Open {
+                        path: path.clone(),
+                        message: format!("it is damaged ({reason}) and cannot be moved aside: {e}"),
+                    }
+                })?;
+                Ok((Outbox::open(data_dir)?, Some(moved)))
+            }
+            other => other.map(|o| (o, None)),
+        }
     }
 
     /// The outbox file.

@@ -220,6 +220,7 @@ async fn run_session(
             let Some(staged) = staged else {
                 break;
             };
+            pasopati_common::faults::failpoint("agent.after_stage");
             let first = staged.first_seq;
             let last = first + staged.reports.len() as u64 - 1;
             session.seqs_assigned(last + 1);
@@ -249,6 +250,7 @@ async fn run_session(
                 let welcome = matches!(frame, CollectorFrame::Welcome(_));
                 match session.handle(frame)? {
                     AgentEvent::Acked { hwm } => {
+                        pasopati_common::faults::failpoint("agent.after_ack");
                         let ob = outbox.clone();
                         blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
                         tracing::debug!(hwm, "acknowledged");

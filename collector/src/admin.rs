@@ -37,6 +37,8 @@ pub struct SiteView {
     pub enrolled_at: Option<String>,
     pub cert_not_after: Option<String>,
     pub revoked_at: Option<String>,
+    /// The site's clock minus the collector's at its last connection, in milliseconds.
+    pub clock_offset_ms: Option<i64>,
     pub reports: u64,
 }
 
@@ -135,6 +137,7 @@ pub fn site_add(
             previous_fingerprint: None,
             cert_not_after: None,
             revoked_at: None,
+            clock_offset_ms: None,
             last_seen_at: None,
             reports: 0,
         },
@@ -234,6 +237,7 @@ pub fn site_list(store: &Store, online: &[SiteId]) -> Result<Vec<SiteView>, Admi
                 enrolled_at: s.enrolled_at.map(|t| t.to_rfc3339()),
                 cert_not_after: s.cert_not_after.map(|t| t.to_rfc3339()),
                 revoked_at: s.revoked_at.map(|t| t.to_rfc3339()),
+                clock_offset_ms: s.clock_offset_ms,
                 reports: s.reports,
             }
         })

@@ -222,13 +222,27 @@ impl Collector {
     }
 }
 
-/// Opens the store, waiting up to five seconds while another process holds it.
+/// Opens the store for the daemon, waiting up to five seconds while another process holds it.
+/// A damaged store is moved aside (never deleted) and the daemon stops with instructions, so it
+/// neither crash-loops on the file nor silently starts empty.
 fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         match Store::open(data_dir) {
             Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(StoreError::Damaged { path, reason }) => {
+                let moved = pasopati_common::storage::move_aside(Path::new(&path)).map_err(|e| {
+                    StoreError::Open {
+                        path: path.clone(),
+                        message: format!("it is damaged ({reason}) and cannot be moved aside: {e}"),
+                    }
+                })?;
+                return Err(StoreError::MovedAside {
+                    moved: moved.display().to_string(),
+                    reason,
+                });
             }
             other => return other,
         }

@@ -459,7 +459,8 @@ async fn run_sync(
     let st = state.clone();
     let s = site.clone();
     let d = decision.clone();
-    blocking(move || st.store.record_hello(&s, epoch, &d, Timestamp::now())).await?;
+    let agent_time = hello.agent_time;
+    blocking(move || st.store.record_hello(&s, epoch, &d, agent_time, Timestamp::now())).await?;
     let welcome = CollectorFrame::Welcome(Welcome {
         hwm,
         limits: state.limits,
@@ -512,6 +513,7 @@ async fn run_sync(
                 .apply_batch(&s, epoch, &batch, &limits, Timestamp::now())
         })
         .await?;
+        pasopati_common::faults::failpoint("collector.after_commit");
         let reply = match outcome {
             BatchOutcome::Stored {
                 hwm,

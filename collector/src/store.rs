@@ -11,6 +11,7 @@ use bincode::{Decode, Encode};
 use pasopati_common::frame::{decode_value, encode_value, Batch, Limits, NackReason};
 use pasopati_common::sync::{plan_batch, HelloDecision};
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, SiteType, Timestamp};
+use pasopati_common::storage::OpenError;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -46,8 +47,12 @@ pub const STORE_FILE: &str = "collector.redb";
 pub enum StoreError {
     #[error("the store {path} is in use by another process (is `pasopati-collector run` running for this data directory?)")]
     Locked { path: String },
-    #[error("the store {path} cannot be opened: {message}. If the file is damaged, move it aside and restore the latest backup")]
+    #[error("the store {path} cannot be opened: {message}. Check the permissions of the data directory")]
     Open { path: String, message: String },
+    #[error("the store {path} is damaged ({reason}). Start the daemon to move it aside, then restore the latest backup of collector.redb")]
+    Damaged { path: String, reason: String },
+    #[error("the store was damaged ({reason}) and is kept aside at {moved}. Restore the latest backup of collector.redb into the data directory and start again (agents resend what they still hold); or start again as is to begin with an empty store (agents are then refused until their sites are registered again)")]
+    MovedAside { moved: String, reason: String },
     #[error("store error: {0}. Check free disk space and permissions of the data directory")]
     Storage(String),
     #[error("a stored record cannot be decoded ({0}); the store may be damaged")]
@@ -101,6 +106,8 @@ pub struct SiteRecord {
     pub previous_fingerprint: Option<[u8; 32]>,
     pub cert_not_after: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// The site's clock minus ours at its last `Hello`, in milliseconds.
+    pub clock_offset_ms: Option<i64>,
     pub last_seen_at: Option<Timestamp>,
     pub reports: u64,
 }
@@ -202,13 +209,17 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(STORE_FILE);
         let shown = path.display().to_string();
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked {
+        let db = pasopati_common::storage::open(&path).map_err(|e| match e {
+            OpenError::Locked { .. } => StoreError::Locked {
                 path: shown.clone(),
             },
-            other => StoreError::Open {
+            OpenError::Damaged { reason, .. } => StoreError::Damaged {
                 path: shown.clone(),
-                message: other.to_string(),
+                reason,
+            },
+            OpenError::Other { reason, .. } => StoreError::Open {
+                path: shown.clone(),
+                message: reason,
             },
         })?;
         let txn = db.begin_write()?;
@@ -508,6 +519,7 @@ impl Store {
         site: &SiteId,
         epoch: Epoch,
         decision: &HelloDecision,
+        agent_time: Timestamp,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
@@ -559,6 +571,15 @@ impl Store {
                 }
             }
             touch_site(&txn, site, now, 0)?;
+            let mut sites = txn.open_table(SITES)?;
+            let record: Option<SiteRecord> = sites
+                .get(site.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            if let Some(mut record) = record {
+                record.clock_offset_ms = Some(agent_time.millis_since(now));
+                sites.insert(site.as_str(), encode(&record).as_slice())?;
+            }
         }
         txn.commit()?;
         Ok(())
@@ -1049,6 +1070,7 @@ mod tests {
                     previous_fingerprint: None,
                     cert_not_after: None,
                     revoked_at: None,
+                    clock_offset_ms: None,
                     last_seen_at: None,
                     reports: 0,
                 },
@@ -1172,7 +1194,8 @@ mod tests {
             rerequested: None,
             agent_behind: false,
         };
-        s.record_hello(&site(), E, &decision, Timestamp(1)).unwrap();
+        s.record_hello(&site(), E, &decision, Timestamp(3), Timestamp(1)).unwrap();
+        assert_eq!(s.site(&site()).unwrap().unwrap().clock_offset_ms, Some(2));
         assert_eq!(s.hwm(&site(), E).unwrap(), 10);
         assert_eq!(s.gaps().unwrap()[0].kind, GapKind::CollectorRollback);
     }

@@ -7,12 +7,14 @@
 pub mod backoff;
 pub mod control;
 pub mod duration;
+pub mod faults;
 pub mod frame;
 pub mod fuzzing;
 pub mod ids;
 pub mod pki;
 pub mod quic;
 pub mod report;
+pub mod storage;
 pub mod sync;
 pub mod taxonomy;
 pub mod timestamp;

@@ -23,10 +23,11 @@ pub struct TimestampError {
 }
 
 impl Timestamp {
-    /// The current wall-clock time. A clock set before 1970 reads as 0.
+    /// The current wall-clock time (shifted only when a test injects a clock offset, see
+    /// [`crate::faults`]).
     pub fn now() -> Timestamp {
         let now = OffsetDateTime::now_utc();
-        Timestamp((now.unix_timestamp_nanos() / 1_000_000) as i64)
+        Timestamp((now.unix_timestamp_nanos() / 1_000_000) as i64 + crate::faults::clock_offset_ms())
     }
 
     /// Parses an RFC 3339 date-time with any offset (`Z`, `+07:00`, ...).

@@ -2,6 +2,9 @@
 //! command, its output and the directory it ran in), keeping daemons that are killed on drop,
 //! running the collector and agents in-process on loopback, and speaking the raw protocol.
 
+pub mod checker;
+pub mod netsim;
+
 use pasopati_agent::identity::Identity;
 use pasopati_collector::admin::SiteAdd;
 use pasopati_collector::control::{CollectorRequest, CollectorResponse};

@@ -1,0 +1,100 @@
+//! Opening a redb database file without letting a damaged file crash the daemon.
+//!
+//! redb reports most damage as an error, but some (a file truncated below its header's length)
+//! trip an assertion inside redb. Either way the daemon must say what happened and what to do,
+//! keep the damaged file, and not crash-loop; this module turns both into [`OpenError::Damaged`]
+//! and moves the file aside.
+
+use std::path::{Path, PathBuf};
+
+/// Why a database did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{path} is in use by another process")]
+    Locked { path: String },
+    #[error("{path} is damaged: {reason}")]
+    Damaged { path: String, reason: String },
+    #[error("{path} cannot be opened: {reason}")]
+    Other { path: String, reason: String },
+}
+
+/// Opens (creating if absent) the database at `path`.
+pub fn open(path: &Path) -> Result<redb::Database, OpenError> {
+    let shown = path.display().to_string();
+    let result = std::panic::catch_unwind(|| redb::Database::create(path));
+    match result {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(OpenError::Locked { path: shown }),
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)))) => {
+            Err(OpenError::Damaged { path: shown, reason })
+        }
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData
+            ) =>
+        {
+            Err(OpenError::Damaged {
+                path: shown,
+                reason: e.to_string(),
+            })
+        }
+        Ok(Err(e)) => Err(OpenError::Other {
+            path: shown,
+            reason: e.to_string(),
+        }),
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the storage engine rejected the file".into());
+            Err(OpenError::Damaged { path: shown, reason })
+        }
+    }
+}
+
+/// Renames a damaged file to `<name>.damaged-<unix seconds>` beside it and returns the new path.
+pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = crate::Timestamp::now().0 / 1000;
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".damaged-{stamp}"));
+    let target = path.with_file_name(name);
+    std::fs::rename(path, &target)?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(dir: &Path) -> PathBuf {
+        let path = dir.join("x.redb");
+        let db = open(&path).unwrap();
+        let table: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("t");
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(table).unwrap();
+            for i in 0..2000u64 {
+                t.insert(i, &[7u8; 100][..]).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        path
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_are_reported_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = filled(dir.path());
+        let len = std::fs::metadata(&path).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_len(len / 2).unwrap();
+        assert!(matches!(open(&path), Err(OpenError::Damaged { .. })));
+        std::fs::write(&path, vec![0xabu8; 8192]).unwrap();
+        assert!(matches!(open(&path), Err(OpenError::Damaged { .. })), "{:?}", open(&path).err());
+        let aside = move_aside(&path).unwrap();
+        assert!(aside.exists() && !path.exists());
+        assert!(open(&path).is_ok(), "a fresh file opens after the damaged one is moved");
+    }
+}
