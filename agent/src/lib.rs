@@ -414,8 +414,9 @@ pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId
             message: e.to_string(),
         })?;
         match direct {
-            Err(OutboxError::Locked { .. }) if attempt < 19 => {
-                // A daemon is starting or stopping; its socket will answer shortly.
+            Err(OutboxError::Locked { .. } | OutboxError::Damaged { .. }) if attempt < 19 => {
+                // A daemon is starting or stopping (and sets a damaged outbox aside as it
+                // starts); its socket will answer shortly.
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             other => return Ok(other?),
@@ -448,7 +449,7 @@ pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
                 message: e.to_string(),
             })?;
         match opened {
-            Err(OutboxError::Locked { .. }) if attempt < 19 => {
+            Err(OutboxError::Locked { .. } | OutboxError::Damaged { .. }) if attempt < 19 => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(e) => return Err(e.into()),

@@ -11,9 +11,9 @@
 //! it returns the change is on disk.
 
 use pasopati_common::frame::{decode_value, encode_value};
+use pasopati_common::storage::OpenError;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Priority, Report, ReportDraft, ReportId, Seq, Timestamp};
-use pasopati_common::storage::OpenError;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,12 +157,15 @@ impl Outbox {
     pub fn open_or_recover(data_dir: &Path) -> Result<(Outbox, Option<PathBuf>), OutboxError> {
         match Outbox::open(data_dir) {
             Err(OutboxError::Damaged { path, reason }) => {
-                let moved = pasopati_common::storage::move_aside(Path::new(&path)).map_err(|e| {
-                    OutboxError::Open {
-                        path: path.clone(),
-                        message: format!("it is damaged ({reason}) and cannot be moved aside: {e}"),
-                    }
-                })?;
+                let moved =
+                    pasopati_common::storage::move_aside(Path::new(&path)).map_err(|e| {
+                        OutboxError::Open {
+                            path: path.clone(),
+                            message: format!(
+                                "it is damaged ({reason}) and cannot be moved aside: {e}"
+                            ),
+                        }
+                    })?;
                 Ok((Outbox::open(data_dir)?, Some(moved)))
             }
             other => other.map(|o| (o, None)),
@@ -501,7 +504,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path()).unwrap();
         for i in 0..6 {
-            outbox.file(draft(&format!("r{i}"), Priority::Normal)).unwrap();
+            outbox
+                .file(draft(&format!("r{i}"), Priority::Normal))
+                .unwrap();
         }
         outbox.batch_from(1, 6, usize::MAX).unwrap().unwrap();
         outbox.ack(5, 3).unwrap();

@@ -460,7 +460,11 @@ async fn run_sync(
     let s = site.clone();
     let d = decision.clone();
     let agent_time = hello.agent_time;
-    blocking(move || st.store.record_hello(&s, epoch, &d, agent_time, Timestamp::now())).await?;
+    blocking(move || {
+        st.store
+            .record_hello(&s, epoch, &d, agent_time, Timestamp::now())
+    })
+    .await?;
     let welcome = CollectorFrame::Welcome(Welcome {
         hwm,
         limits: state.limits,

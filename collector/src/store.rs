@@ -9,9 +9,9 @@
 
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{decode_value, encode_value, Batch, Limits, NackReason};
+use pasopati_common::storage::OpenError;
 use pasopati_common::sync::{plan_batch, HelloDecision};
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, SiteType, Timestamp};
-use pasopati_common::storage::OpenError;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -47,7 +47,9 @@ pub const STORE_FILE: &str = "collector.redb";
 pub enum StoreError {
     #[error("the store {path} is in use by another process (is `pasopati-collector run` running for this data directory?)")]
     Locked { path: String },
-    #[error("the store {path} cannot be opened: {message}. Check the permissions of the data directory")]
+    #[error(
+        "the store {path} cannot be opened: {message}. Check the permissions of the data directory"
+    )]
     Open { path: String, message: String },
     #[error("the store {path} is damaged ({reason}). Start the daemon to move it aside, then restore the latest backup of collector.redb")]
     Damaged { path: String, reason: String },
@@ -1194,7 +1196,8 @@ mod tests {
             rerequested: None,
             agent_behind: false,
         };
-        s.record_hello(&site(), E, &decision, Timestamp(3), Timestamp(1)).unwrap();
+        s.record_hello(&site(), E, &decision, Timestamp(3), Timestamp(1))
+            .unwrap();
         assert_eq!(s.site(&site()).unwrap().unwrap().clock_offset_ms, Some(2));
         assert_eq!(s.hwm(&site(), E).unwrap(), 10);
         assert_eq!(s.gaps().unwrap()[0].kind, GapKind::CollectorRollback);

@@ -26,7 +26,10 @@ pub fn open(path: &Path) -> Result<redb::Database, OpenError> {
         Ok(Ok(db)) => Ok(db),
         Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => Err(OpenError::Locked { path: shown }),
         Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)))) => {
-            Err(OpenError::Damaged { path: shown, reason })
+            Err(OpenError::Damaged {
+                path: shown,
+                reason,
+            })
         }
         Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))))
             if matches!(
@@ -49,7 +52,10 @@ pub fn open(path: &Path) -> Result<redb::Database, OpenError> {
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "the storage engine rejected the file".into());
-            Err(OpenError::Damaged { path: shown, reason })
+            Err(OpenError::Damaged {
+                path: shown,
+                reason,
+            })
         }
     }
 }
@@ -57,7 +63,10 @@ pub fn open(path: &Path) -> Result<redb::Database, OpenError> {
 /// Renames a damaged file to `<name>.damaged-<unix seconds>` beside it and returns the new path.
 pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
     let stamp = crate::Timestamp::now().0 / 1000;
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".damaged-{stamp}"));
     let target = path.with_file_name(name);
     std::fs::rename(path, &target)?;
@@ -92,9 +101,16 @@ mod tests {
         f.set_len(len / 2).unwrap();
         assert!(matches!(open(&path), Err(OpenError::Damaged { .. })));
         std::fs::write(&path, vec![0xabu8; 8192]).unwrap();
-        assert!(matches!(open(&path), Err(OpenError::Damaged { .. })), "{:?}", open(&path).err());
+        assert!(
+            matches!(open(&path), Err(OpenError::Damaged { .. })),
+            "{:?}",
+            open(&path).err()
+        );
         let aside = move_aside(&path).unwrap();
         assert!(aside.exists() && !path.exists());
-        assert!(open(&path).is_ok(), "a fresh file opens after the damaged one is moved");
+        assert!(
+            open(&path).is_ok(),
+            "a fresh file opens after the damaged one is moved"
+        );
     }
 }

@@ -494,7 +494,10 @@ mod tests {
         assert_eq!(s.handle(welcome(4)), Ok(AgentEvent::Nothing));
         assert_eq!(s.next_batch_start(), 5);
         s.batch_sent(5, 11).unwrap();
-        assert_eq!(s.handle(CollectorFrame::Ack { hwm: 11 }), Ok(AgentEvent::Acked { hwm: 11 }));
+        assert_eq!(
+            s.handle(CollectorFrame::Ack { hwm: 11 }),
+            Ok(AgentEvent::Acked { hwm: 11 })
+        );
     }
 
     #[test]

@@ -27,7 +27,9 @@ impl Timestamp {
     /// [`crate::faults`]).
     pub fn now() -> Timestamp {
         let now = OffsetDateTime::now_utc();
-        Timestamp((now.unix_timestamp_nanos() / 1_000_000) as i64 + crate::faults::clock_offset_ms())
+        Timestamp(
+            (now.unix_timestamp_nanos() / 1_000_000) as i64 + crate::faults::clock_offset_ms(),
+        )
     }
 
     /// Parses an RFC 3339 date-time with any offset (`Z`, `+07:00`, ...).

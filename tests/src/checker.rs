@@ -22,14 +22,25 @@ impl std::fmt::Display for Outcome {
         write!(
             f,
             "scenario={} acknowledged={} stored={} lost={} duplicated={} unexpected={} gaps={}",
-            self.scenario, self.acknowledged, self.stored, self.lost, self.duplicated, self.unexpected, self.gaps
+            self.scenario,
+            self.acknowledged,
+            self.stored,
+            self.lost,
+            self.duplicated,
+            self.unexpected,
+            self.gaps
         )
     }
 }
 
 impl Outcome {
     /// Compares what was acknowledged with what is stored.
-    pub fn check(scenario: &str, acknowledged: &HashSet<ReportId>, stored: &[StoredReport], gaps: &[Gap]) -> Outcome {
+    pub fn check(
+        scenario: &str,
+        acknowledged: &HashSet<ReportId>,
+        stored: &[StoredReport],
+        gaps: &[Gap],
+    ) -> Outcome {
         let mut copies: HashMap<ReportId, usize> = HashMap::new();
         for r in stored {
             *copies.entry(r.report.id).or_default() += 1;
@@ -38,9 +49,15 @@ impl Outcome {
             scenario: scenario.to_owned(),
             acknowledged: acknowledged.len(),
             stored: stored.len(),
-            lost: acknowledged.iter().filter(|id| !copies.contains_key(id)).count(),
+            lost: acknowledged
+                .iter()
+                .filter(|id| !copies.contains_key(id))
+                .count(),
             duplicated: copies.values().map(|n| n - 1).sum(),
-            unexpected: copies.keys().filter(|id| !acknowledged.contains(id)).count(),
+            unexpected: copies
+                .keys()
+                .filter(|id| !acknowledged.contains(id))
+                .count(),
             gaps: gaps.len(),
         }
     }

@@ -141,6 +141,20 @@ impl Daemon {
         }
     }
 
+    /// Whether the process still runs (reaps it if it exited).
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => match child.try_wait() {
+                Ok(None) => true,
+                _ => {
+                    self.child = None;
+                    false
+                }
+            },
+            None => false,
+        }
+    }
+
     /// The process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())

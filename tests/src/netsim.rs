@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -97,7 +97,8 @@ impl LinkModel {
         let copies = if self.rng.unit() < c.duplicate { 2 } else { 1 };
         (0..copies)
             .map(|_| {
-                let mut d = base + Duration::from_micros(self.rng.below(c.jitter.as_micros() as u64));
+                let mut d =
+                    base + Duration::from_micros(self.rng.below(c.jitter.as_micros() as u64));
                 if self.rng.unit() < c.reorder {
                     d += 3 * (c.delay + c.jitter).max(Duration::from_millis(1));
                 }
@@ -229,7 +230,8 @@ fn deliver(socket: Arc<UdpSocket>, data: Vec<u8>, to: Option<SocketAddr>, delays
 }
 
 async fn run(listener: Arc<UdpSocket>, upstream: SocketAddr, shared: Arc<Shared>) {
-    let mut clients: HashMap<SocketAddr, (Arc<UdpSocket>, tokio::task::JoinHandle<()>)> = HashMap::new();
+    let mut clients: HashMap<SocketAddr, (Arc<UdpSocket>, tokio::task::JoinHandle<()>)> =
+        HashMap::new();
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok((n, from)) = listener.recv_from(&mut buf).await else {
@@ -239,7 +241,9 @@ async fn run(listener: Arc<UdpSocket>, upstream: SocketAddr, shared: Arc<Shared>
             Some((socket, _)) => socket.clone(),
             None => {
                 // One upstream socket per agent, so the collector sees distinct addresses.
-                let Ok(socket) = UdpSocket::bind("127.0.0.1:0").await else { continue };
+                let Ok(socket) = UdpSocket::bind("127.0.0.1:0").await else {
+                    continue;
+                };
                 if socket.connect(upstream).await.is_err() {
                     continue;
                 }
@@ -288,8 +292,14 @@ mod tests {
         let plans = run(7);
         let dropped = plans.iter().filter(|p| p.is_empty()).count();
         let doubled = plans.iter().filter(|p| p.len() == 2).count();
-        assert!((120..280).contains(&dropped), "{dropped} dropped of 1000 at 20 %");
-        assert!((40..140).contains(&doubled), "{doubled} duplicated of 1000 at 10 %");
+        assert!(
+            (120..280).contains(&dropped),
+            "{dropped} dropped of 1000 at 20 %"
+        );
+        assert!(
+            (40..140).contains(&doubled),
+            "{doubled} duplicated of 1000 at 10 %"
+        );
     }
 
     #[test]

@@ -1,0 +1,871 @@
+//! Proof under faults: each scenario injects one kind of fault while sites file reports, heals,
+//! drains, and then the checker compares every report an agent acknowledged with the
+//! collector's store. Each prints one line:
+//! `scenario=<name> acknowledged=<n> stored=<n> lost=<n> duplicated=<n> unexpected=<n> gaps=<n> seed=<s>`.
+//!
+//! `PASOPATI_SEED=<s>` reruns a scenario with a given seed. `PASOPATI_SOAK=1` makes every
+//! scenario longer and repeats it over many seeds (see TESTING.md).
+
+use pasopati_agent::{Agent, AgentHandle, RunOptions};
+use pasopati_collector::control::{CollectorRequest, CollectorResponse};
+use pasopati_common::{Report, ReportDraft, ReportId, Timestamp};
+use pasopati_tests::checker::Outcome;
+use pasopati_tests::netsim::{LinkConfig, Partition, ProxyConfig, Rng, UdpProxy};
+use pasopati_tests::*;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn soak() -> bool {
+    std::env::var("PASOPATI_SOAK").is_ok_and(|v| v == "1")
+}
+
+/// The seeds a scenario runs with: `PASOPATI_SEED`, else one fixed seed (many when soaking).
+fn seeds(base: u64) -> Vec<u64> {
+    if let Some(seed) = std::env::var("PASOPATI_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return vec![seed];
+    }
+    let n = if soak() { 20 } else { 1 };
+    (0..n).map(|i| base.wrapping_add(i * 7919)).collect()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
+}
+
+/// Fast retries, so scenarios heal in seconds; small batches, so faults hit mid-stream.
+fn tune(agent_dir: &Path, collector_addr: Option<SocketAddr>, batch: usize) {
+    let path = agent_dir.join("agent.toml");
+    let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    if let Some(addr) = collector_addr {
+        let start = text
+            .find("collector_addr")
+            .unwrap_or_else(|| panic!("no collector_addr"));
+        let end = start + text[start..].find('\n').unwrap_or(0);
+        text.replace_range(start..end, &format!("collector_addr = \"{addr}\""));
+    }
+    let cut = text.find("[sync]").unwrap_or(text.len());
+    text.truncate(cut);
+    text.push_str(&format!(
+        "[sync]\nbatch_max_reports = {batch}\nbackoff_base_ms = 50\nbackoff_cap_ms = 1000\nconnect_timeout_ms = 3000\n"
+    ));
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn report(n: usize, body_bytes: usize) -> ReportDraft {
+    let mut d = draft(n);
+    while d.body.len() < body_bytes {
+        d.body.push_str(" Kegiatan berjalan tertib.");
+    }
+    d
+}
+
+/// A collector in this process, agents in this process, and the fault proxy between them.
+struct Fleet {
+    collector: TestCollector,
+    proxy: UdpProxy,
+    agents: Vec<AgentHandle>,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>>,
+    stop: CancellationToken,
+    acknowledged: HashSet<ReportId>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Fleet {
+    async fn start(agents: usize, proxy: ProxyConfig) -> Fleet {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let collector =
+            TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+        let proxy = UdpProxy::start(collector.addr, proxy)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stop = CancellationToken::new();
+        let mut fleet = Fleet {
+            collector,
+            proxy,
+            agents: Vec::new(),
+            tasks: Vec::new(),
+            stop,
+            acknowledged: HashSet::new(),
+            _tmp: tmp,
+        };
+        for i in 0..agents {
+            let id = format!("lapas-uji-{i}");
+            let token = fleet.collector.add_site(&id).await;
+            let dir = fleet._tmp.path().join(&id);
+            pasopati_agent::enroll(&dir, &token, false)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            tune(&dir, Some(fleet.proxy.addr), 16);
+            let agent = Agent::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+            fleet.agents.push(agent.handle());
+            fleet.tasks.push(tokio::spawn(agent.run_with(
+                RunOptions {
+                    control_socket: false,
+                },
+                fleet.stop.clone(),
+            )));
+        }
+        fleet
+    }
+
+    /// Files report `n` at agent `n % agents`; counts it only if the agent said "saved".
+    async fn file(&mut self, n: usize, body_bytes: usize) {
+        let agent = self.agents[n % self.agents.len()].clone();
+        let result = tokio::task::spawn_blocking(move || agent.file(report(n, body_bytes))).await;
+        if let Ok(Ok(r)) = result {
+            self.acknowledged.insert(r.id);
+        }
+    }
+
+    async fn drain(&self, timeout: Duration) {
+        let agents = self.agents.clone();
+        eventually("every outbox drained", timeout, move || {
+            agents
+                .iter()
+                .all(|a| a.status().is_ok_and(|s| s.backlog == 0))
+        })
+        .await;
+    }
+
+    async fn finish(self, scenario: &str, seed: u64) -> Outcome {
+        self.stop.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let stored = self
+            .collector
+            .store
+            .reports(&Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gaps = self
+            .collector
+            .store
+            .gaps()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let outcome = Outcome::check(scenario, &self.acknowledged, &stored, &gaps);
+        let (forwarded, dropped) = self.proxy.counts();
+        println!("proxy: forwarded={forwarded} dropped={dropped}");
+        outcome.assert_clean(seed);
+        outcome
+    }
+}
+
+async fn network_scenario(
+    name: &str,
+    base_seed: u64,
+    link: LinkConfig,
+    schedule: &[(Duration, Partition)],
+) {
+    for seed in seeds(base_seed) {
+        let mut fleet = Fleet::start(
+            3,
+            ProxyConfig {
+                seed,
+                up: link,
+                down: link,
+            },
+        )
+        .await;
+        let reports = if soak() { 1500 } else { 150 };
+        let start = Instant::now();
+        let mut next = 0;
+        for n in 0..reports {
+            if let Some((at, partition)) = schedule.get(next) {
+                if start.elapsed() >= *at {
+                    fleet.proxy.partition(*partition);
+                    next += 1;
+                }
+            }
+            fleet.file(n, 600).await;
+            tokio::time::sleep(Duration::from_millis(if soak() { 20 } else { 25 })).await;
+        }
+        fleet.proxy.partition(Partition::None);
+        fleet.drain(Duration::from_secs(120)).await;
+        fleet.finish(name, seed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_lossy_reordering_duplicating_link() {
+    let link = LinkConfig {
+        loss: 0.15,
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_millis(15),
+        reorder: 0.05,
+        duplicate: 0.05,
+        bandwidth: None,
+    };
+    network_scenario("lossy_link", 11, link, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_slow_narrow_link() {
+    let link = LinkConfig {
+        delay: Duration::from_millis(60),
+        jitter: Duration::from_millis(20),
+        bandwidth: Some(64 * 1024),
+        ..LinkConfig::default()
+    };
+    network_scenario("slow_link", 23, link, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_total_and_one_way_partitions() {
+    let schedule = [
+        (Duration::from_millis(500), Partition::Total),
+        (Duration::from_millis(1500), Partition::None),
+        (Duration::from_millis(2000), Partition::Up),
+        (Duration::from_millis(3000), Partition::None),
+        (Duration::from_millis(3300), Partition::Down),
+        (Duration::from_millis(4300), Partition::None),
+    ];
+    let link = LinkConfig {
+        delay: Duration::from_millis(2),
+        ..LinkConfig::default()
+    };
+    network_scenario("partitions", 37, link, &schedule).await;
+}
+
+/// A collector binary and agent binaries, with fault injection on either.
+struct Procs {
+    bins: Bins,
+    root: tempfile::TempDir,
+    collector_dir: PathBuf,
+    collector: Option<Daemon>,
+    agent_dirs: Vec<PathBuf>,
+    agents: Vec<Option<Daemon>>,
+    acknowledged: HashSet<ReportId>,
+}
+
+impl Procs {
+    fn new(agents: usize, batch: usize) -> Procs {
+        let bins = bins!();
+        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let collector_dir = root.path().join("collector");
+        let addr = format!("127.0.0.1:{}", free_udp_port());
+        run_ok(
+            &bins.collector,
+            &[
+                "init",
+                "--data-dir",
+                p(&collector_dir),
+                "--quic-listen",
+                &addr,
+                "--public-addr",
+                &addr,
+            ],
+        );
+        let mut procs = Procs {
+            bins,
+            root,
+            collector_dir,
+            collector: None,
+            agent_dirs: Vec::new(),
+            agents: Vec::new(),
+            acknowledged: HashSet::new(),
+        };
+        procs.start_collector(&[]);
+        for i in 0..agents {
+            let id = format!("lapas-uji-{i}");
+            let out = run_ok(
+                &procs.bins.collector,
+                &[
+                    "site",
+                    "add",
+                    "--data-dir",
+                    p(&procs.collector_dir),
+                    "--id",
+                    &id,
+                    "--name",
+                    "Lapas Uji",
+                    "--type",
+                    "lapas",
+                    "--kanwil",
+                    "Kanwil Uji",
+                ],
+            );
+            let token = out.lines().last().unwrap_or_default().to_owned();
+            let dir = procs.root.path().join(&id);
+            run_ok(
+                &procs.bins.agent,
+                &["enroll", "--data-dir", p(&dir), "--token", &token],
+            );
+            tune(&dir, None, batch);
+            procs.agent_dirs.push(dir);
+            procs.agents.push(None);
+        }
+        procs
+    }
+
+    fn start_collector(&mut self, env: &[(&str, String)]) {
+        self.collector = Some(self.spawn(
+            &self.bins.collector.clone(),
+            &["run", "--data-dir", p(&self.collector_dir.clone())],
+            "collector.log",
+            env,
+        ));
+    }
+
+    fn start_agent(&mut self, i: usize, env: &[(&str, String)]) {
+        let dir = self.agent_dirs[i].clone();
+        self.agents[i] = Some(self.spawn(
+            &self.bins.agent.clone(),
+            &["run", "--data-dir", p(&dir)],
+            &format!("agent-{i}.log"),
+            env,
+        ));
+    }
+
+    fn spawn(&self, program: &Path, args: &[&str], log: &str, env: &[(&str, String)]) -> Daemon {
+        let wrapped: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut full: Vec<&str> = wrapped.iter().map(String::as_str).collect();
+        let program_text = program.to_string_lossy().into_owned();
+        full.push(&program_text);
+        full.extend_from_slice(args);
+        Daemon::spawn(
+            Path::new("/usr/bin/env"),
+            &full,
+            &self.root.path().join(log),
+        )
+    }
+
+    /// Files reports straight into a stopped agent's outbox, all acknowledged at once.
+    fn backlog(&mut self, i: usize, from: usize, n: usize) {
+        let reports: Vec<Report> = (from..from + n)
+            .map(|k| {
+                report(k, 300)
+                    .validate(
+                        pasopati_common::taxonomy::Taxonomy::builtin(),
+                        Timestamp::now(),
+                    )
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        pasopati_agent::outbox::Outbox::open(&self.agent_dirs[i])
+            .and_then(|o| o.file_reports(&reports))
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.acknowledged.extend(reports.iter().map(|r| r.id));
+    }
+
+    async fn file(&mut self, i: usize, n: usize) -> Result<(), String> {
+        match pasopati_agent::file_report(&self.agent_dirs[i], report(n, 300)).await {
+            Ok(id) => {
+                self.acknowledged.insert(id);
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn collector_alive(&mut self) -> bool {
+        self.collector.as_mut().is_some_and(|d| d.alive())
+    }
+
+    async fn drain(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for dir in &self.agent_dirs {
+            loop {
+                match pasopati_agent::status(dir).await {
+                    Ok(s) if s.backlog == 0 => break,
+                    other => assert!(Instant::now() < deadline, "not drained: {other:?}"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Stops everything and checks the store (read directly once the collector is stopped).
+    async fn finish(mut self, scenario: &str, seed: u64) -> Outcome {
+        for a in self.agents.iter_mut().flatten() {
+            a.stop();
+        }
+        if let Some(c) = self.collector.as_mut() {
+            c.stop();
+        }
+        let store = pasopati_collector::store::Store::open(&self.collector_dir)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stored = store
+            .reports(&Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gaps = store.gaps().unwrap_or_else(|e| panic!("{e}"));
+        let outcome = Outcome::check(scenario, &self.acknowledged, &stored, &gaps);
+        outcome.assert_clean(seed);
+        outcome
+    }
+}
+
+/// The collector is killed (by its own failpoint) right after committing a batch and before
+/// acking it, three times at seeded points; agents are killed between receiving an ack and
+/// recording it, and right after giving seqs to a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_process_kills_at_the_worst_moments() {
+    for seed in seeds(101) {
+        let mut rng = Rng::new(seed);
+        let mut procs = Procs::new(2, 8);
+        for i in 0..2 {
+            procs.backlog(i, i * 10_000, if soak() { 3000 } else { 600 });
+        }
+        // Collector: dies after the N-th commit, three times.
+        for round in 0..3 {
+            let n = 2 + rng.below(15);
+            procs
+                .start_collector(&[("PASOPATI_FAILPOINTS", format!("collector.after_commit={n}"))]);
+            if round == 0 {
+                for i in 0..2 {
+                    procs.start_agent(i, &[]);
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while procs.collector_alive() {
+                assert!(
+                    Instant::now() < deadline,
+                    "the collector failpoint never fired"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        procs.start_collector(&[]);
+        // Agents: die between ack and record, then right after sequencing, once each.
+        for (i, point) in ["agent.after_ack", "agent.after_stage"].iter().enumerate() {
+            if let Some(a) = procs.agents[i].as_mut() {
+                a.stop();
+            }
+            procs.backlog(i, 50_000 + i * 10_000, 200);
+            let n = 1 + rng.below(5);
+            procs.start_agent(i, &[("PASOPATI_FAILPOINTS", format!("{point}={n}"))]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while procs.agents[i].as_mut().is_some_and(|d| d.alive()) {
+                assert!(
+                    Instant::now() < deadline,
+                    "the {point} failpoint never fired"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            procs.start_agent(i, &[]);
+        }
+        procs.drain(Duration::from_secs(120)).await;
+        procs.finish("process_kills", seed).await;
+    }
+}
+
+/// SIGSTOP and SIGCONT of the collector and of an agent in the middle of a sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_paused_processes() {
+    for seed in seeds(202) {
+        let mut procs = Procs::new(1, 8);
+        procs.backlog(0, 0, if soak() { 4000 } else { 1500 });
+        procs.start_agent(0, &[]);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let collector = procs
+            .collector
+            .as_ref()
+            .and_then(Daemon::pid)
+            .unwrap_or_else(|| panic!("no pid"));
+        signal(collector, "STOP");
+        for n in 0..20 {
+            procs
+                .file(0, 100_000 + n)
+                .await
+                .unwrap_or_else(|e| panic!("filing while the collector is paused: {e}"));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        signal(collector, "CONT");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let agent = procs.agents[0]
+            .as_ref()
+            .and_then(Daemon::pid)
+            .unwrap_or_else(|| panic!("no pid"));
+        signal(agent, "STOP");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        signal(agent, "CONT");
+        procs.drain(Duration::from_secs(120)).await;
+        procs.finish("paused_processes", seed).await;
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{sig} {pid}");
+}
+
+/// Site clocks three days ahead and three days behind: delivery is unaffected (ordering never
+/// uses wall clocks) and the collector shows each site's offset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_skewed_site_clocks() {
+    let day_ms: i64 = 86_400_000;
+    let mut procs = Procs::new(2, 8);
+    procs.start_agent(0, &[("PASOPATI_CLOCK_OFFSET_MS", (3 * day_ms).to_string())]);
+    procs.start_agent(
+        1,
+        &[("PASOPATI_CLOCK_OFFSET_MS", (-3 * day_ms).to_string())],
+    );
+    for n in 0..60 {
+        procs.file(n % 2, n).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+    let sites = run_ok(
+        &procs.bins.collector,
+        &[
+            "site",
+            "list",
+            "--data-dir",
+            p(&procs.collector_dir),
+            "--json",
+        ],
+    );
+    let offsets: Vec<i64> = sites
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["clock_offset_ms"].as_i64())
+        .collect();
+    assert_eq!(offsets.len(), 2, "{sites}");
+    assert!(
+        offsets.iter().any(|o| (o - 3 * day_ms).abs() < 60_000),
+        "{offsets:?}"
+    );
+    assert!(
+        offsets.iter().any(|o| (o + 3 * day_ms).abs() < 60_000),
+        "{offsets:?}"
+    );
+    procs.finish("skewed_clocks", 0).await;
+}
+
+/// The collector is restored from an older copy of its data: it detects the rollback per site,
+/// asks the agents for what they still hold, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_collector_restored_from_an_older_copy() {
+    let mut procs = Procs::new(2, 8);
+    for i in 0..2 {
+        procs.start_agent(i, &[]);
+    }
+    for n in 0..40 {
+        procs.file(n % 2, n).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+    // Back up the collector's data (stopped, as a backup tool would copy it).
+    if let Some(c) = procs.collector.as_mut() {
+        c.stop();
+    }
+    let backup = procs.root.path().join("backup.redb");
+    std::fs::copy(procs.collector_dir.join("collector.redb"), &backup)
+        .unwrap_or_else(|e| panic!("{e}"));
+    procs.start_collector(&[]);
+    for n in 40..100 {
+        procs.file(n % 2, n).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+    // Disaster: the store is replaced by the older backup.
+    if let Some(c) = procs.collector.as_mut() {
+        c.stop();
+    }
+    std::fs::copy(&backup, procs.collector_dir.join("collector.redb"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    procs.start_collector(&[]);
+    // Agents reconnect after the restart; the collector re-requests 41..100 from them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = run_ok(
+            &procs.bins.collector,
+            &["reports", "--data-dir", p(&procs.collector_dir), "--json"],
+        )
+        .lines()
+        .count();
+        if n >= 100 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of 100 reports after the restore"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = std::fs::read_to_string(procs.root.path().join("collector.log")).unwrap_or_default();
+    assert!(
+        log.contains("rollback detected"),
+        "the rollback was not detected"
+    );
+    procs.finish("collector_restored_from_backup", 0).await;
+}
+
+/// A damaged outbox and a damaged store: a clear error, the file kept aside, no crash loop, and
+/// after restoring the store's backup nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_damaged_database_files() {
+    let mut procs = Procs::new(1, 8);
+    procs.start_agent(0, &[]);
+    for n in 0..30 {
+        procs.file(0, n).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+
+    // The agent's outbox is truncated while the agent is down.
+    if let Some(a) = procs.agents[0].as_mut() {
+        a.stop();
+    }
+    let outbox = procs.agent_dirs[0].join("outbox.redb");
+    truncate_half(&outbox);
+    procs.start_agent(0, &[]);
+    for n in 30..40 {
+        procs
+            .file(0, n)
+            .await
+            .unwrap_or_else(|e| panic!("filing after the outbox was damaged: {e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+    let log = std::fs::read_to_string(procs.root.path().join("agent-0.log")).unwrap_or_default();
+    assert!(log.contains("the outbox was damaged"), "{log}");
+    assert!(has_damaged_copy(&procs.agent_dirs[0], "outbox.redb"));
+
+    // The collector's store is truncated: the daemon refuses to start, says what to do, keeps
+    // the file; the admin restores the backup and starts again.
+    if let Some(c) = procs.collector.as_mut() {
+        c.stop();
+    }
+    let store = procs.collector_dir.join("collector.redb");
+    let backup = procs.root.path().join("backup.redb");
+    std::fs::copy(&store, &backup).unwrap_or_else(|e| panic!("{e}"));
+    truncate_half(&store);
+    let err = run_fail(
+        &procs.bins.collector,
+        &["run", "--data-dir", p(&procs.collector_dir)],
+    );
+    assert!(
+        err.contains("kept aside") && err.contains("backup"),
+        "{err}"
+    );
+    assert!(has_damaged_copy(&procs.collector_dir, "collector.redb"));
+    std::fs::copy(&backup, &store).unwrap_or_else(|e| panic!("{e}"));
+    procs.start_collector(&[]);
+    for n in 40..50 {
+        procs.file(0, n).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+    procs.finish("damaged_databases", 0).await;
+}
+
+fn truncate_half(path: &Path) {
+    let len = std::fs::metadata(path)
+        .map(|m| m.len())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.set_len(len / 2).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn has_damaged_copy(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten().any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("{name}.damaged-"))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// A full disk at the agent (a file-size limit, no privileges needed): new reports are refused
+/// with a clear error, none already saved is dropped, and all drain once space is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_full_disk_at_the_agent() {
+    let mut procs = Procs::new(1, 8);
+    if let Some(c) = procs.collector.as_mut() {
+        c.stop();
+    }
+    let dir = procs.agent_dirs[0].clone();
+    let limit_kib = std::fs::metadata(dir.join("outbox.redb"))
+        .map(|m| m.len() / 1024 + 256)
+        .unwrap_or(1024);
+    let agent = procs.root.path().join("agent-0.log");
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {limit_kib}; exec {} run --data-dir {}",
+        procs.bins.agent.display(),
+        dir.display()
+    );
+    let mut daemon = Daemon::spawn(Path::new("/bin/bash"), &["-c", &script], &agent);
+    let mut refused = None;
+    for n in 0..5000 {
+        if let Err(e) = procs.file(0, n).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let refused = refused.unwrap_or_else(|| panic!("the outbox never filled"));
+    assert!(refused.contains("disk space"), "unclear refusal: {refused}");
+    let saved = procs.acknowledged.len();
+    assert!(saved > 0);
+    daemon.stop();
+    procs.start_agent(0, &[]);
+    procs.start_collector(&[]);
+    procs.drain(Duration::from_secs(120)).await;
+    println!("full disk: {saved} reports saved before the refusal: {refused}");
+    procs.finish("agent_disk_full", 0).await;
+}
+
+/// Many sites come back at once after an outage with backlogs: jittered reconnection, no
+/// stampede, everything delivered. `PASOPATI_FLEET_AGENTS` and `PASOPATI_OUTAGE_SECS` size it
+/// (50 agents and 5 s by default; TESTING.md has the 1,000-agent figures).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_fleet_reconnects_after_an_outage() {
+    let agents: usize = std::env::var("PASOPATI_FLEET_AGENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if soak() { 1000 } else { 50 });
+    let outage = Duration::from_secs(
+        std::env::var("PASOPATI_OUTAGE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if soak() { 600 } else { 5 }),
+    );
+    let per_agent = 10;
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let collector_dir = tmp.path().join("collector");
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = addr.to_string();
+    run_ok(
+        &bins.collector,
+        &[
+            "init",
+            "--data-dir",
+            p(&collector_dir),
+            "--quic-listen",
+            &a,
+            "--public-addr",
+            &a,
+        ],
+    );
+    let mut collector = Daemon::spawn(
+        &bins.collector,
+        &["run", "--data-dir", p(&collector_dir)],
+        &tmp.path().join("collector.log"),
+    );
+    let proxy = UdpProxy::start(
+        addr,
+        ProxyConfig {
+            seed: 5,
+            up: LinkConfig::default(),
+            down: LinkConfig::default(),
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Enroll the fleet (through the control socket of the running collector).
+    let mut handles = Vec::new();
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for i in 0..agents {
+        let id = format!("upt-{i:04}");
+        let token =
+            match pasopati_collector::call(&collector_dir, CollectorRequest::SiteAdd(site(&id)))
+                .await
+                .as_deref()
+            {
+                Ok([CollectorResponse::Token(t)]) => t.clone(),
+                other => panic!("{other:?}"),
+            };
+        let dir = tmp.path().join(&id);
+        pasopati_agent::enroll(&dir, &token, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Default backoff (500 ms doubling to 60 s, full jitter): the production setting.
+        let path = dir.join("agent.toml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, text.replace(&a, &proxy.addr.to_string()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let agent = Agent::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        handles.push(agent.handle());
+        tasks.push(tokio::spawn(agent.run_with(
+            RunOptions {
+                control_socket: false,
+            },
+            stop.clone(),
+        )));
+    }
+    let all: Vec<AgentHandle> = handles.clone();
+    eventually("the fleet connected", Duration::from_secs(120), move || {
+        all.iter().all(|h| h.status().is_ok_and(|s| s.connected))
+    })
+    .await;
+
+    // Outage: every site files a backlog while the collector is unreachable.
+    proxy.partition(Partition::Total);
+    let mut acknowledged = HashSet::new();
+    for (i, h) in handles.iter().enumerate() {
+        let reports: Vec<Report> = (0..per_agent)
+            .map(|k| {
+                report(i * 1000 + k, 300)
+                    .validate(
+                        pasopati_common::taxonomy::Taxonomy::builtin(),
+                        Timestamp::now(),
+                    )
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect();
+        h.file_reports(&reports).unwrap_or_else(|e| panic!("{e}"));
+        acknowledged.extend(reports.iter().map(|r| r.id));
+    }
+    tokio::time::sleep(outage).await;
+    let pid = collector.pid().unwrap_or_else(|| panic!("no pid"));
+    let cpu_before = cpu_seconds(pid);
+    let healed = Instant::now();
+    proxy.partition(Partition::None);
+    let all: Vec<AgentHandle> = handles.clone();
+    eventually("the fleet drained", Duration::from_secs(300), move || {
+        all.iter().all(|h| h.status().is_ok_and(|s| s.backlog == 0))
+    })
+    .await;
+    let drain = healed.elapsed();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let peak = peak_rss_kib(pid).unwrap_or(0);
+    println!(
+        "fleet: agents={agents} outage_s={} reports={} drain_s={:.2} collector_peak_rss_mib={:.1} collector_cpu_s={cpu:.2} collector_cpu_percent_during_drain={:.0}",
+        outage.as_secs(),
+        acknowledged.len(),
+        drain.as_secs_f64(),
+        peak as f64 / 1024.0,
+        100.0 * cpu / drain.as_secs_f64()
+    );
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    collector.stop();
+    let store =
+        pasopati_collector::store::Store::open(&collector_dir).unwrap_or_else(|e| panic!("{e}"));
+    let stored = store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let gaps = store.gaps().unwrap_or_else(|e| panic!("{e}"));
+    Outcome::check("fleet_outage", &acknowledged, &stored, &gaps).assert_clean(5);
+}
+
+/// User plus system CPU seconds of a process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields
+        .get(11)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        + fields
+            .get(12)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    ticks / 100.0
+}
