@@ -32,48 +32,21 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.cancelled() => break,
-        };
-        let (mut stream, _) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("control socket accept failed: {e}");
-                continue;
-            }
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let request = match pasopati_common::control::read_request(&mut stream).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!("bad control request: {e}");
-                    return;
+    let answer = move |request: AgentRequest, _uid: Option<u32>| {
+        vec![match request {
+            AgentRequest::File(draft) => match shared.file(draft) {
+                Ok(report) => AgentResponse::Filed(report.id),
+                Err(crate::AgentError::Outbox(crate::outbox::OutboxError::Invalid(e))) => {
+                    AgentResponse::Rejected(e.to_string())
                 }
-            };
-            let response = match request {
-                AgentRequest::File(draft) => {
-                    let s = shared.clone();
-                    match tokio::task::spawn_blocking(move || s.file(draft)).await {
-                        Ok(Ok(report)) => AgentResponse::Filed(report.id),
-                        Ok(Err(crate::AgentError::Outbox(
-                            crate::outbox::OutboxError::Invalid(e),
-                        ))) => AgentResponse::Rejected(e.to_string()),
-                        Ok(Err(e)) => AgentResponse::Failed(e.to_string()),
-                        Err(e) => AgentResponse::Failed(e.to_string()),
-                    }
-                }
-                AgentRequest::Status => match shared.status(true) {
-                    Ok(s) => AgentResponse::Status(s),
-                    Err(e) => AgentResponse::Failed(e.to_string()),
-                },
-            };
-            if let Err(e) = pasopati_common::control::write_response(&mut stream, &response).await {
-                tracing::warn!("control response not delivered: {e}");
-            }
-        });
-    }
+                Err(e) => AgentResponse::Failed(e.to_string()),
+            },
+            AgentRequest::Status => match shared.status(true) {
+                Ok(s) => AgentResponse::Status(s),
+                Err(e) => AgentResponse::Failed(e.to_string()),
+            },
+        }]
+    };
+    pasopati_common::control::serve(listener, async move { shutdown.cancelled().await }, answer)
+        .await;
 }

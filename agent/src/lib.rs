@@ -138,6 +138,12 @@ impl Shared {
         Ok(report)
     }
 
+    fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
+        self.outbox.file_reports(reports)?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
     fn status(&self, daemon_running: bool) -> Result<AgentStatus, AgentError> {
         let stats = self.outbox.stats()?;
         let (phase, last_error) = match self.state.lock() {
@@ -291,9 +297,7 @@ impl Agent {
 
     /// Files many validated reports in one durable transaction and wakes the sync loop.
     pub fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
-        self.shared.outbox.file_reports(reports)?;
-        self.shared.wake.notify_one();
-        Ok(())
+        self.shared.file_reports(reports)
     }
 
     /// The agent's status as `status` shows it.
@@ -359,9 +363,7 @@ impl AgentHandle {
 
     /// Files many validated reports in one durable transaction.
     pub fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
-        self.shared.outbox.file_reports(reports)?;
-        self.shared.wake.notify_one();
-        Ok(())
+        self.shared.file_reports(reports)
     }
 
     /// The agent's status.

@@ -132,42 +132,9 @@ pub(crate) async fn serve(
     state: Arc<ServerState>,
     shutdown: CancellationToken,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.cancelled() => break,
-        };
-        let (mut stream, _) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!("control socket accept failed: {e}");
-                continue;
-            }
-        };
-        let state = state.clone();
-        tokio::spawn(async move {
-            let request = match pasopati_common::control::read_request(&mut stream).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!("bad control request: {e}");
-                    return;
-                }
-            };
-            let uid = stream.peer_cred().ok().map(|c| c.uid());
-            let actor = admin::local_actor(uid);
-            let st = state.clone();
-            let responses = tokio::task::spawn_blocking(move || answer(&st, request, &actor))
-                .await
-                .unwrap_or_else(|e| vec![CollectorResponse::Failed(e.to_string())]);
-            for response in responses {
-                if let Err(e) =
-                    pasopati_common::control::write_response(&mut stream, &response).await
-                {
-                    tracing::warn!("control response not delivered: {e}");
-                    return;
-                }
-            }
-        });
-    }
+    let answer = move |request: CollectorRequest, uid: Option<u32>| {
+        answer(&state, request, &admin::local_actor(uid))
+    };
+    pasopati_common::control::serve(listener, async move { shutdown.cancelled().await }, answer)
+        .await;
 }

@@ -1,5 +1,6 @@
 //! The local control channel between a daemon and its own CLI: a Unix socket in the data
-//! directory, mode 0600, carrying one request frame and one response frame per connection.
+//! directory, mode 0600, carrying one request frame and one or more response frames per
+//! connection.
 //!
 //! redb lets one process open a database. While a daemon runs, the CLI's subcommands go through
 //! this socket; when no daemon answers, the CLI opens the database itself.
@@ -90,18 +91,73 @@ where
     Ok(Some(responses))
 }
 
-/// Reads one request from an accepted control connection.
-pub async fn read_request<Req: Decode<()>>(
-    stream: &mut UnixStream,
-) -> Result<Option<Req>, FrameError> {
-    read_frame(stream).await
+/// Serves a control socket until `shutdown` resolves. Each connection carries one request; the
+/// `answer` runs on the blocking pool (answers touch the database) with the caller's Unix uid,
+/// and its frames are written back in order before the connection is closed.
+pub async fn serve<Req, Resp, F>(
+    listener: UnixListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    answer: F,
+) where
+    Req: Decode<()> + Send + 'static,
+    Resp: Encode + Send + Sync + 'static,
+    F: Fn(Req, Option<u32>) -> Vec<Resp> + Send + Sync + 'static,
+{
+    let answer = std::sync::Arc::new(answer);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut shutdown => break,
+        };
+        let (mut stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("control socket accept failed: {e}");
+                continue;
+            }
+        };
+        let answer = answer.clone();
+        tokio::spawn(async move {
+            let request: Req = match read_frame(&mut stream).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("bad control request: {e}");
+                    return;
+                }
+            };
+            let uid = stream.peer_cred().ok().map(|c| c.uid());
+            let responses = match tokio::task::spawn_blocking(move || answer(request, uid)).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("control request failed: {e}");
+                    return;
+                }
+            };
+            for response in responses {
+                if let Err(e) = write_frame(&mut stream, &response).await {
+                    tracing::warn!("control response not delivered: {e}");
+                    return;
+                }
+            }
+        });
+    }
 }
 
-/// Writes one response frame to a control connection; call it once per frame, then drop the
-/// stream to end the answer.
-pub async fn write_response<Resp: Encode>(
-    stream: &mut UnixStream,
-    response: &Resp,
-) -> Result<(), FrameError> {
-    write_frame(stream, response).await
+/// Resolves on SIGTERM or Ctrl-C: the daemons' signal to stop cleanly.
+pub async fn shutdown_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM ({e}); stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("stopping");
 }

@@ -1,8 +1,9 @@
 //! Shared core of PASOPATI Edge: the domain types both daemons speak, the wire frames, the sync
 //! protocol as a pure state machine for both sides, the enrollment token and the PKI helpers.
 //!
-//! Nothing in this crate opens a socket or a database. The async helpers in [`frame`] and
-//! [`control`] are generic over `AsyncRead`/`AsyncWrite`, so the I/O stays in the daemons.
+//! The protocol core ([`sync`], [`frame`]'s codec, [`report`], [`token`]) does no I/O. The few
+//! I/O helpers both daemons need live here once: the local control socket ([`control`]) and
+//! opening a redb file safely ([`storage`]).
 
 pub mod backoff;
 pub mod control;

@@ -880,25 +880,65 @@ struct NetNs {
 }
 
 fn sh(args: &[&str]) {
-    let out = std::process::Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    assert!(out.status.success(), "{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", args[0]));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl NetNs {
     fn create() -> NetNs {
         let k = std::process::id() % 200 + 20;
         let name = format!("psp{}", std::process::id());
-        let (host_if, ns_if) = (format!("vh{k}p{}", std::process::id() % 1000), format!("vn{k}p{}", std::process::id() % 1000));
+        let (host_if, ns_if) = (
+            format!("vh{k}p{}", std::process::id() % 1000),
+            format!("vn{k}p{}", std::process::id() % 1000),
+        );
         let host_ip = format!("10.77.{k}.1");
         sh(&["ip", "netns", "add", &name]);
-        let ns = NetNs { name: name.clone(), host_if: host_if.clone(), ns_if: ns_if.clone(), host_ip: host_ip.clone() };
-        sh(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
+        let ns = NetNs {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            ns_if: ns_if.clone(),
+            host_ip: host_ip.clone(),
+        };
+        sh(&[
+            "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if,
+        ]);
         sh(&["ip", "link", "set", &ns_if, "netns", &name]);
-        sh(&["ip", "addr", "add", &format!("{host_ip}/24"), "dev", &host_if]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{host_ip}/24"),
+            "dev",
+            &host_if,
+        ]);
         sh(&["ip", "link", "set", &host_if, "up"]);
-        sh(&["ip", "netns", "exec", &name, "ip", "addr", "add", &format!("10.77.{k}.2/24"), "dev", &ns_if]);
-        sh(&["ip", "netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
-        sh(&["ip", "netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("10.77.{k}.2/24"),
+            "dev",
+            &ns_if,
+        ]);
+        sh(&[
+            "ip", "netns", "exec", &name, "ip", "link", "set", &ns_if, "up",
+        ]);
+        sh(&[
+            "ip", "netns", "exec", &name, "ip", "link", "set", "lo", "up",
+        ]);
         ns
     }
 
@@ -907,7 +947,19 @@ impl NetNs {
         let mut host = vec!["tc", "qdisc", verb, "dev", &self.host_if, "root", "netem"];
         host.extend_from_slice(spec);
         sh(&host);
-        let mut inner = vec!["ip", "netns", "exec", &self.name, "tc", "qdisc", verb, "dev", &self.ns_if, "root", "netem"];
+        let mut inner = vec![
+            "ip",
+            "netns",
+            "exec",
+            &self.name,
+            "tc",
+            "qdisc",
+            verb,
+            "dev",
+            &self.ns_if,
+            "root",
+            "netem",
+        ];
         inner.extend_from_slice(spec);
         sh(&inner);
     }
@@ -915,8 +967,12 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).status();
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_if]).status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
     }
 }
 
@@ -925,7 +981,10 @@ impl Drop for NetNs {
 /// machine allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_netns_netem() {
-    if std::env::var("PASOPATI_NETNS").map(|v| v != "1").unwrap_or(true) {
+    if std::env::var("PASOPATI_NETNS")
+        .map(|v| v != "1")
+        .unwrap_or(true)
+    {
         println!("scenario=netns_netem skipped: set PASOPATI_NETNS=1 as root to run it");
         return;
     }
@@ -934,25 +993,86 @@ async fn scenario_netns_netem() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let collector_dir = tmp.path().join("collector");
     let addr = format!("{}:{}", ns.host_ip, free_udp_port());
-    run_ok(&bins.collector, &["init", "--data-dir", p(&collector_dir), "--quic-listen", &addr, "--public-addr", &addr]);
-    let mut collector = Daemon::spawn(&bins.collector, &["run", "--data-dir", p(&collector_dir)], &tmp.path().join("collector.log"));
-    let out = run_ok(&bins.collector, &["site", "add", "--data-dir", p(&collector_dir), "--id", "lapas-ns", "--name", "Lapas Uji", "--type", "lapas", "--kanwil", "Kanwil Uji"]);
+    run_ok(
+        &bins.collector,
+        &[
+            "init",
+            "--data-dir",
+            p(&collector_dir),
+            "--quic-listen",
+            &addr,
+            "--public-addr",
+            &addr,
+        ],
+    );
+    let mut collector = Daemon::spawn(
+        &bins.collector,
+        &["run", "--data-dir", p(&collector_dir)],
+        &tmp.path().join("collector.log"),
+    );
+    let out = run_ok(
+        &bins.collector,
+        &[
+            "site",
+            "add",
+            "--data-dir",
+            p(&collector_dir),
+            "--id",
+            "lapas-ns",
+            "--name",
+            "Lapas Uji",
+            "--type",
+            "lapas",
+            "--kanwil",
+            "Kanwil Uji",
+        ],
+    );
     let token = out.lines().last().unwrap_or_default().to_owned();
     let agent_dir = tmp.path().join("agent");
-    run_ok(&bins.agent, &["enroll", "--data-dir", p(&agent_dir), "--token", &token]);
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
     tune(&agent_dir, None, 8);
     ns.netem("add", &["delay", "40ms", "10ms", "loss", "10%"]);
     let agent_bin = bins.agent.to_string_lossy().into_owned();
-    let mut agent = Daemon::spawn(Path::new("ip"), &["netns", "exec", &ns.name, &agent_bin, "run", "--data-dir", p(&agent_dir)], &tmp.path().join("agent.log"));
+    let mut agent = Daemon::spawn(
+        Path::new("ip"),
+        &[
+            "netns",
+            "exec",
+            &ns.name,
+            &agent_bin,
+            "run",
+            "--data-dir",
+            p(&agent_dir),
+        ],
+        &tmp.path().join("agent.log"),
+    );
     let mut acknowledged = HashSet::new();
     for n in 0..120 {
         if n == 40 {
             ns.netem("change", &["loss", "100%"]);
         }
         if n == 80 {
-            ns.netem("change", &["delay", "40ms", "10ms", "loss", "10%", "duplicate", "5%", "reorder", "10%"]);
+            ns.netem(
+                "change",
+                &[
+                    "delay",
+                    "40ms",
+                    "10ms",
+                    "loss",
+                    "10%",
+                    "duplicate",
+                    "5%",
+                    "reorder",
+                    "10%",
+                ],
+            );
         }
-        let id = pasopati_agent::file_report(&agent_dir, report(n, 300)).await.unwrap_or_else(|e| panic!("{e}"));
+        let id = pasopati_agent::file_report(&agent_dir, report(n, 300))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         acknowledged.insert(id);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -966,8 +1086,11 @@ async fn scenario_netns_netem() {
     }
     agent.stop();
     collector.stop();
-    let store = pasopati_collector::store::Store::open(&collector_dir).unwrap_or_else(|e| panic!("{e}"));
-    let stored = store.reports(&Default::default()).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        pasopati_collector::store::Store::open(&collector_dir).unwrap_or_else(|e| panic!("{e}"));
+    let stored = store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let gaps = store.gaps().unwrap_or_else(|e| panic!("{e}"));
     Outcome::check("netns_netem", &acknowledged, &stored, &gaps).assert_clean(0);
 }
