@@ -1,6 +1,7 @@
 //! The agent's configuration file, `agent.toml` in its data directory, written by `enroll`.
 
 use pasopati_common::backoff::BackoffConfig;
+use pasopati_common::pii::PiiConfig;
 use pasopati_common::SiteId;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,9 @@ pub struct AgentConfig {
     pub collector_addr: String,
     #[serde(default)]
     pub sync: SyncSettings,
+    /// The PII guard: `mode` (`block` or `redact`) and a `deny_list` of terms.
+    #[serde(default)]
+    pub pii: PiiConfig,
 }
 
 /// Tunables of the sync loop.
@@ -136,6 +140,7 @@ mod tests {
             site_id: SiteId::new("lapas-contoh").unwrap(),
             collector_addr: "127.0.0.1:4433".into(),
             sync: SyncSettings::default(),
+            pii: PiiConfig::default(),
         };
         config.save(dir.path()).unwrap();
         assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);

@@ -39,6 +39,7 @@ pub(crate) async fn serve(
                 Err(crate::AgentError::Outbox(crate::outbox::OutboxError::Invalid(e))) => {
                     AgentResponse::Rejected(e.to_string())
                 }
+                Err(e @ crate::AgentError::Pii(_)) => AgentResponse::Rejected(e.to_string()),
                 Err(e) => AgentResponse::Failed(e.to_string()),
             },
             AgentRequest::Status => match shared.status(true) {

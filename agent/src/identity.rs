@@ -241,13 +241,14 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
         pki::cert_pem_from_der(&ca_der).as_bytes(),
         0o644,
     )?;
-    let sync = AgentConfig::load(data_dir)
-        .map(|c| c.sync)
-        .unwrap_or_else(|_| SyncSettings::default());
+    let (sync, pii) = AgentConfig::load(data_dir)
+        .map(|c| (c.sync, c.pii))
+        .unwrap_or_else(|_| (SyncSettings::default(), Default::default()));
     AgentConfig {
         site_id: site.clone(),
         collector_addr: token.collector_addr.clone(),
         sync,
+        pii,
     }
     .save(data_dir)?;
     // Create the outbox now, so its epoch exists from enrollment on.

@@ -19,6 +19,7 @@ use crate::outbox::{Outbox, OutboxError};
 use bincode::{Decode, Encode};
 use pasopati_common::control::ControlError;
 use pasopati_common::frame::{FrameError, RefusalCode};
+use pasopati_common::pii::{Field, Finding, Mode, PiiGuard};
 use pasopati_common::pki::PkiError;
 use pasopati_common::sync::ProtocolError;
 use pasopati_common::token::TokenError;
@@ -56,12 +57,43 @@ pub enum AgentError {
     Control(#[from] ControlError),
     #[error("the running agent refused the report: {0}")]
     Rejected(String),
+    #[error("report refused: inmate identity data must not leave the site: {}. Remove it and file again", describe_findings(.0))]
+    Pii(Vec<Finding>),
     #[error("the running agent failed: {0}")]
     DaemonFailed(String),
     #[error("this site's certificate expired at {at}; reports stay queued. Ask the media center for a new token (`pasopati-collector site token --id <SITE>`), then run `pasopati-agent enroll --data-dir {dir} --force --token <TOKEN>`")]
     CertificateExpired { at: String, dir: String },
     #[error("{what}: {message}")]
     Io { what: String, message: String },
+}
+
+/// Applies the PII guard to a draft: refuses it (block mode) or returns it with every finding
+/// replaced by a marker (redact mode).
+pub fn guard_draft(guard: &PiiGuard, mut draft: ReportDraft) -> Result<ReportDraft, AgentError> {
+    let findings = guard.check(&draft.title, &draft.body);
+    if findings.is_empty() {
+        return Ok(draft);
+    }
+    match guard.mode {
+        Mode::Block => Err(AgentError::Pii(findings)),
+        Mode::Redact => {
+            draft.title = guard.redact(Field::Title, &draft.title);
+            draft.body = guard.redact(Field::Body, &draft.body);
+            tracing::warn!(
+                count = findings.len(),
+                "inmate identity data redacted from a report before saving"
+            );
+            Ok(draft)
+        }
+    }
+}
+
+fn describe_findings(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(Finding::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What `pasopati-agent status` shows.
@@ -133,12 +165,23 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
+        let draft = guard_draft(&PiiGuard::new(&self.config.pii), draft)?;
         let report = self.outbox.file(draft)?;
         self.wake.notify_one();
         Ok(report)
     }
 
     fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
+        // Bulk filing (inbox files, tests) takes validated reports; the guard still applies,
+        // and in this path it blocks whatever the mode, since nobody is there to see a redaction.
+        let guard = PiiGuard::new(&self.config.pii);
+        let findings: Vec<_> = reports
+            .iter()
+            .flat_map(|r| guard.check(&r.title, &r.body))
+            .collect();
+        if !findings.is_empty() {
+            return Err(AgentError::Pii(findings));
+        }
         self.outbox.file_reports(reports)?;
         self.wake.notify_one();
         Ok(())
@@ -404,9 +447,9 @@ pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId
             }
             None => {}
         }
-        AgentConfig::load(data_dir)?;
+        let config = AgentConfig::load(data_dir)?;
+        let d = guard_draft(&PiiGuard::new(&config.pii), draft.clone())?;
         let dir = data_dir.to_owned();
-        let d = draft.clone();
         let direct = tokio::task::spawn_blocking(move || -> Result<ReportId, OutboxError> {
             Ok(Outbox::open(&dir)?.file(d)?.id)
         })

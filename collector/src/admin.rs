@@ -71,6 +71,18 @@ pub struct ReportView {
     pub arrival: u64,
 }
 
+/// A quarantined report as `quarantine` shows it: where the identity data is, not what it is.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct QuarantineView {
+    pub id: String,
+    pub site_id: String,
+    pub epoch: String,
+    pub seq: u64,
+    pub category: String,
+    pub received_at: String,
+    pub findings: Vec<pasopati_common::pii::Finding>,
+}
+
 /// A gap as `gaps` shows it.
 #[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
 pub struct GapView {
@@ -265,6 +277,23 @@ pub fn report_view(r: StoredReport) -> ReportView {
         received_at: r.received_at.to_rfc3339(),
         arrival: r.arrival,
     }
+}
+
+/// Reports held in quarantine.
+pub fn quarantine(store: &Store) -> Result<Vec<QuarantineView>, AdminError> {
+    Ok(store
+        .quarantine()?
+        .into_iter()
+        .map(|q| QuarantineView {
+            id: q.report.report.id.to_string(),
+            site_id: q.report.site.to_string(),
+            epoch: q.report.epoch.to_string(),
+            seq: q.report.seq,
+            category: q.report.report.category,
+            received_at: q.report.received_at.to_rfc3339(),
+            findings: q.findings,
+        })
+        .collect())
 }
 
 /// All recorded gaps.

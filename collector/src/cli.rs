@@ -71,6 +71,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List reports held in quarantine because they carry inmate identity data.
+    Quarantine {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The hash-chained log of admin actions.
     Audit {
         #[command(subcommand)]
@@ -367,6 +374,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                 g.kind,
                                 g.times,
                                 g.last_seen
+                            );
+                        }
+                    }
+                }
+                other => return Err(failed(other)),
+            }
+        }
+        Command::Quarantine { data_dir, json } => {
+            match single(crate::call(&data_dir, CollectorRequest::Quarantine).await?)? {
+                CollectorResponse::Quarantine(items) => {
+                    if !json && items.is_empty() {
+                        println!("no report in quarantine");
+                    }
+                    for q in items {
+                        if json {
+                            println!("{}", serde_json::to_string(&q)?);
+                        } else {
+                            let what: Vec<String> =
+                                q.findings.iter().map(|f| f.to_string()).collect();
+                            println!(
+                                "{} {} {}#{} {}",
+                                q.received_at,
+                                q.id,
+                                q.site_id,
+                                q.seq,
+                                what.join("; ")
                             );
                         }
                     }

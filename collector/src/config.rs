@@ -1,5 +1,6 @@
 //! The collector's configuration file, `collector.toml` in its data directory, written by `init`.
 
+use pasopati_common::pii::PiiConfig;
 use pasopati_common::HumanDuration;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -25,6 +26,10 @@ pub struct CollectorConfig {
     /// Default lifetime of enrollment tokens (`--ttl` overrides it per token).
     #[serde(default = "default_token_ttl")]
     pub token_ttl: HumanDuration,
+    /// The collector's re-check of every report: a `deny_list` of terms (the mode is ignored:
+    /// whatever matches is quarantined).
+    #[serde(default)]
+    pub pii: PiiConfig,
 }
 
 fn default_site_cert_lifetime() -> HumanDuration {
@@ -65,6 +70,7 @@ impl CollectorConfig {
             public_addr,
             site_cert_lifetime: default_site_cert_lifetime(),
             token_ttl: default_token_ttl(),
+            pii: PiiConfig::default(),
         }
     }
 

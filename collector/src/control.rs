@@ -1,6 +1,6 @@
 //! The collector's side of the local control channel: admin subcommands while the daemon runs.
 
-use crate::admin::{self, AuditView, GapView, ReportView, SiteAdd, SiteView};
+use crate::admin::{self, AuditView, GapView, QuarantineView, ReportView, SiteAdd, SiteView};
 use crate::server::ServerState;
 use crate::store::ReportQuery;
 use bincode::{Decode, Encode};
@@ -24,6 +24,7 @@ pub enum CollectorRequest {
         limit: Option<u64>,
     },
     Gaps,
+    Quarantine,
     AuditShow,
     AuditVerify,
 }
@@ -35,6 +36,7 @@ pub enum CollectorResponse {
     Sites(Vec<SiteView>),
     Reports(Vec<ReportView>),
     Gaps(Vec<GapView>),
+    Quarantine(Vec<QuarantineView>),
     Revoked {
         /// False if the site was already revoked.
         changed: bool,
@@ -108,6 +110,9 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             )
             .map(CollectorResponse::Reports),
             CollectorRequest::Gaps => admin::gaps(&state.store).map(CollectorResponse::Gaps),
+            CollectorRequest::Quarantine => {
+                admin::quarantine(&state.store).map(CollectorResponse::Quarantine)
+            }
             CollectorRequest::AuditShow => {
                 admin::audit_show(&state.store).map(CollectorResponse::Audit)
             }

@@ -10,6 +10,7 @@ use pasopati_common::frame::{
     read_frame, write_frame, AgentFrame, CollectorFrame, EnrollRequest, FrameError, Limits,
     Refusal, RefusalCode, Welcome,
 };
+use pasopati_common::pii::PiiGuard;
 use pasopati_common::sync::{decide_hello, HelloDecision};
 use pasopati_common::token::EnrollmentToken;
 use pasopati_common::{pki, SiteId, Timestamp};
@@ -40,6 +41,8 @@ pub(crate) struct ServerState {
     pub authority: Arc<Authority>,
     pub config: CollectorConfig,
     pub limits: Limits,
+    /// The collector's own PII check of every report (agents check first).
+    pub guard: PiiGuard,
     pub events: broadcast::Sender<CollectorEvent>,
     live: Mutex<HashMap<SiteId, (u64, quinn::Connection)>>,
     next_conn: AtomicU64,
@@ -53,6 +56,7 @@ impl ServerState {
         events: broadcast::Sender<CollectorEvent>,
     ) -> ServerState {
         ServerState {
+            guard: PiiGuard::new(&config.pii),
             store,
             authority,
             config,
@@ -514,7 +518,7 @@ async fn run_sync(
         let limits = state.limits;
         let outcome = blocking(move || {
             st.store
-                .apply_batch(&s, epoch, &batch, &limits, Timestamp::now())
+                .apply_batch(&s, epoch, &batch, &limits, &st.guard, Timestamp::now())
         })
         .await?;
         pasopati_common::faults::failpoint("collector.after_commit");
@@ -524,9 +528,14 @@ async fn run_sync(
                 stored,
                 replayed,
                 known_by_id,
+                quarantined,
             } => {
                 if replayed > 0 || known_by_id > 0 {
                     tracing::info!(%site, %epoch, replayed, known_by_id, "replayed reports absorbed");
+                }
+                if quarantined > 0 {
+                    tracing::error!(%site, %epoch, quarantined,
+                        "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
                 }
                 for report in stored {
                     let _ = state

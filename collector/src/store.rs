@@ -9,10 +9,11 @@
 
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{decode_value, encode_value, Batch, Limits, NackReason};
+use pasopati_common::pii::{Finding, PiiGuard};
 use pasopati_common::storage::OpenError;
 use pasopati_common::sync::{plan_batch, HelloDecision};
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, SiteType, Timestamp};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,8 @@ const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
 const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
 /// Rejection number → rejection record.
 const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
+/// Arrival number → a report held back because it carries inmate identity data.
+const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 /// Audit entry number → hash-chained audit entry.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
@@ -161,6 +164,13 @@ pub struct Gap {
     pub times: u64,
 }
 
+/// A report held back from the main tables because it carries inmate identity data.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Quarantined {
+    pub report: StoredReport,
+    pub findings: Vec<Finding>,
+}
+
 /// A recorded refusal of a peer's frame or batch.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Rejection {
@@ -178,6 +188,8 @@ pub enum BatchOutcome {
         stored: Vec<StoredReport>,
         replayed: u64,
         known_by_id: u64,
+        /// Reports held in quarantine (inmate identity data found), not stored.
+        quarantined: u64,
     },
     /// Refused; nothing was stored.
     Refused { hwm: Seq, reason: NackReason },
@@ -235,6 +247,7 @@ impl Store {
         txn.open_table(GAPS)?;
         txn.open_table(REJECTIONS)?;
         txn.open_table(AUDIT)?;
+        txn.open_table(QUARANTINE)?;
         txn.commit()?;
         Ok(Store { db, path })
     }
@@ -594,6 +607,7 @@ impl Store {
         epoch: Epoch,
         batch: &Batch,
         limits: &Limits,
+        guard: &PiiGuard,
         now: Timestamp,
     ) -> Result<BatchOutcome, StoreError> {
         let txn = self.db.begin_write()?;
@@ -627,6 +641,7 @@ impl Store {
                 }
             };
             let mut reports = txn.open_table(REPORTS)?;
+            let mut quarantine = txn.open_table(QUARANTINE)?;
             let mut by_position = txn.open_table(BY_POSITION)?;
             let mut by_id = txn.open_table(BY_ID)?;
             let mut replayed = 0u64;
@@ -637,18 +652,14 @@ impl Store {
                         .get((site.as_str(), epoch.0, seq))?
                         .map(|v| v.value());
                     let same = match arrival {
-                        Some(a) => match reports.get(a)? {
-                            Some(v) => {
-                                decode::<StoredReport>(v.value())?.content_hash
-                                    == report.content_hash()
-                            }
-                            None => false,
-                        },
+                        Some(a) => {
+                            stored_hash(&reports, &quarantine, a)? == Some(report.content_hash())
+                        }
                         // Below the hwm but not stored: a range recorded lost. Nothing to compare.
                         None => true,
                     };
                     if !same {
-                        drop((hwm_table, reports, by_position, by_id));
+                        drop((hwm_table, reports, by_position, by_id, quarantine));
                         let reason = NackReason::Conflict { seq };
                         record_rejection(
                             &txn,
@@ -666,6 +677,7 @@ impl Store {
             }
             let mut stored = Vec::new();
             let mut known_by_id = 0u64;
+            let mut quarantined = 0u64;
             let mut new_hwm = hwm;
             if let Some(range) = &plan.fresh {
                 let mut meta = txn.open_table(META)?;
@@ -675,12 +687,9 @@ impl Store {
                     let hash = report.content_hash();
                     let existing = by_id.get(&report.id.0[..])?.map(|v| v.value());
                     if let Some(a) = existing {
-                        let same = match reports.get(a)? {
-                            Some(v) => decode::<StoredReport>(v.value())?.content_hash == hash,
-                            None => false,
-                        };
+                        let same = stored_hash(&reports, &quarantine, a)? == Some(hash);
                         if !same {
-                            drop((hwm_table, reports, by_position, by_id, meta));
+                            drop((hwm_table, reports, by_position, by_id, meta, quarantine));
                             let reason = NackReason::Conflict { seq };
                             record_rejection(
                                 &txn,
@@ -708,10 +717,25 @@ impl Store {
                             content_hash: hash,
                             received_at: now,
                         };
-                        reports.insert(arrival, encode(&record).as_slice())?;
+                        let findings = guard.check(&report.title, &report.body);
+                        if findings.is_empty() {
+                            reports.insert(arrival, encode(&record).as_slice())?;
+                            stored.push(record);
+                        } else {
+                            // The agent's guard should have stopped this; keep it out of the
+                            // main tables, where only admins see it.
+                            quarantine.insert(
+                                arrival,
+                                encode(&Quarantined {
+                                    report: record,
+                                    findings,
+                                })
+                                .as_slice(),
+                            )?;
+                            quarantined += 1;
+                        }
                         by_position.insert((site.as_str(), epoch.0, seq), arrival)?;
                         by_id.insert(&report.id.0[..], arrival)?;
-                        stored.push(record);
                         arrival += 1;
                     }
                     new_hwm = seq;
@@ -719,13 +743,14 @@ impl Store {
                 meta.insert(NEXT_ARRIVAL, arrival)?;
                 hwm_table.insert((site.as_str(), epoch.0), new_hwm)?;
             }
-            drop((hwm_table, reports, by_position, by_id));
+            drop((hwm_table, reports, by_position, by_id, quarantine));
             touch_site(&txn, site, now, stored.len() as u64)?;
             BatchOutcome::Stored {
                 hwm: new_hwm,
                 stored,
                 replayed,
                 known_by_id,
+                quarantined,
             }
         };
         txn.commit()?;
@@ -775,12 +800,21 @@ impl Store {
         value.map(|v| decode(v.value())).transpose()
     }
 
-    /// How many reports are stored.
+    /// How many reports are stored (quarantined ones not counted).
     pub fn report_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
-        let meta = txn.open_table(META)?;
-        let value = meta.get(NEXT_ARRIVAL)?;
-        Ok(value.map(|v| v.value()).unwrap_or(0))
+        Ok(txn.open_table(REPORTS)?.len()?)
+    }
+
+    /// Reports held in quarantine, oldest first.
+    pub fn quarantine(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(QUARANTINE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
     }
 
     /// All recorded gaps.
@@ -843,6 +877,21 @@ pub enum TokenRefusal {
     Expired(Timestamp),
     Revoked,
     BadRequest(String),
+}
+
+/// The content hash of the report at `arrival`, stored or quarantined.
+fn stored_hash(
+    reports: &redb::Table<u64, &'static [u8]>,
+    quarantine: &redb::Table<u64, &'static [u8]>,
+    arrival: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    if let Some(v) = reports.get(arrival)? {
+        return Ok(Some(decode::<StoredReport>(v.value())?.content_hash));
+    }
+    match quarantine.get(arrival)? {
+        Some(v) => Ok(Some(decode::<Quarantined>(v.value())?.report.content_hash)),
+        None => Ok(None),
+    }
 }
 
 fn upsert_gap(
@@ -1110,11 +1159,25 @@ mod tests {
         let (_d, s) = store();
         let l = Limits::default();
         let out = s
-            .apply_batch(&site(), E, &batch(1, 3), &l, Timestamp(5))
+            .apply_batch(
+                &site(),
+                E,
+                &batch(1, 3),
+                &l,
+                &PiiGuard::default(),
+                Timestamp(5),
+            )
             .unwrap();
         assert!(matches!(out, BatchOutcome::Stored { hwm: 3, .. }));
         let out = s
-            .apply_batch(&site(), E, &batch(2, 4), &l, Timestamp(6))
+            .apply_batch(
+                &site(),
+                E,
+                &batch(2, 4),
+                &l,
+                &PiiGuard::default(),
+                Timestamp(6),
+            )
             .unwrap();
         match out {
             BatchOutcome::Stored {
@@ -1130,7 +1193,9 @@ mod tests {
         assert_eq!(s.report_count().unwrap(), 5);
         let mut evil = batch(2, 1);
         evil.reports[0].body = "diubah".into();
-        let out = s.apply_batch(&site(), E, &evil, &l, Timestamp(7)).unwrap();
+        let out = s
+            .apply_batch(&site(), E, &evil, &l, &PiiGuard::default(), Timestamp(7))
+            .unwrap();
         assert_eq!(
             out,
             BatchOutcome::Refused {
@@ -1148,7 +1213,14 @@ mod tests {
         let (_d, s) = store();
         let l = Limits::default();
         let out = s
-            .apply_batch(&site(), E, &batch(3, 2), &l, Timestamp(5))
+            .apply_batch(
+                &site(),
+                E,
+                &batch(3, 2),
+                &l,
+                &PiiGuard::default(),
+                Timestamp(5),
+            )
             .unwrap();
         assert!(matches!(out, BatchOutcome::Refused { hwm: 0, .. }));
         assert_eq!(s.report_count().unwrap(), 0);
@@ -1164,14 +1236,28 @@ mod tests {
     fn a_report_under_a_new_epoch_is_recognised_by_id() {
         let (_d, s) = store();
         let l = Limits::default();
-        s.apply_batch(&site(), E, &batch(1, 2), &l, Timestamp(5))
-            .unwrap();
+        s.apply_batch(
+            &site(),
+            E,
+            &batch(1, 2),
+            &l,
+            &PiiGuard::default(),
+            Timestamp(5),
+        )
+        .unwrap();
         let again = Batch {
             first_seq: 1,
             reports: vec![report(2), report(7)],
         };
         match s
-            .apply_batch(&site(), Epoch(10), &again, &l, Timestamp(6))
+            .apply_batch(
+                &site(),
+                Epoch(10),
+                &again,
+                &l,
+                &PiiGuard::default(),
+                Timestamp(6),
+            )
             .unwrap()
         {
             BatchOutcome::Stored {

@@ -12,6 +12,7 @@ pub mod faults;
 pub mod frame;
 pub mod fuzzing;
 pub mod ids;
+pub mod pii;
 pub mod pki;
 pub mod quic;
 pub mod report;
