@@ -43,6 +43,8 @@ pub struct SyncSettings {
     /// How many acknowledged reports to keep, so a collector restored from an older copy can
     /// ask for them again.
     pub retain_acked: u64,
+    /// Seconds between heartbeats (one is also sent at every connection).
+    pub heartbeat_secs: u64,
 }
 
 impl Default for SyncSettings {
@@ -54,6 +56,7 @@ impl Default for SyncSettings {
             backoff_cap_ms: 60_000,
             connect_timeout_ms: 10_000,
             retain_acked: 10_000,
+            heartbeat_secs: 60,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+mod health;
 pub mod identity;
 pub mod outbox;
 mod sync;

@@ -181,6 +181,9 @@ async fn run_session(
         Timestamp::now(),
     );
     let retain = settings.retain_acked;
+    let heartbeat_every = Duration::from_secs(settings.heartbeat_secs.max(1));
+    let mut next_heartbeat: Option<Instant> = None;
+    let mut probe = crate::health::HealthProbe::new(&shared.data_dir);
     write_frame(&mut send, &AgentFrame::Hello(hello)).await?;
 
     // Frames are read by their own task: reading is not cancel-safe, so it must not sit in a
@@ -274,6 +277,7 @@ async fn run_session(
                     }
                 }
                 if welcome {
+                    next_heartbeat = Some(Instant::now());
                     backoff.reset();
                     shared.set_phase(SyncPhase::Connected, None);
                     tracing::info!(
@@ -285,6 +289,13 @@ async fn run_session(
                 }
             }
             _ = shared.wake.notified(), if session.can_send() => {}
+            _ = tokio::time::sleep_until(next_heartbeat.unwrap_or_else(Instant::now)), if next_heartbeat.is_some() => {
+                let ob = outbox.clone();
+                let stats = blocking(move || Ok(ob.stats()?)).await?;
+                let heartbeat = probe.heartbeat(&stats, false);
+                write_frame(&mut send, &AgentFrame::Heartbeat(heartbeat)).await?;
+                next_heartbeat = Some(Instant::now() + heartbeat_every);
+            }
             _ = tokio::time::sleep_until(renewal.at), if session.can_renew() => {
                 let dir = shared.data_dir.clone();
                 let site = renewal.site.clone();

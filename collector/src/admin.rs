@@ -24,22 +24,36 @@ pub struct SiteAdd {
 }
 
 /// A site as `site list` shows it.
-#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq)]
 pub struct SiteView {
     pub id: String,
     pub name: String,
     #[serde(rename = "type")]
     pub site_type: String,
     pub kanwil: String,
-    /// `pending` (never enrolled), `online` (connected now), `offline`, or `revoked`.
+    /// `pending` (never enrolled), `online` (in contact), `buffering` (in contact, backlog
+    /// growing), `offline` (no contact for `offline_after`), `silent` (no report for
+    /// `silent_after`), or `revoked`.
     pub state: String,
+    /// Whether a session is live now.
+    pub connected: bool,
     pub last_seen_at: Option<String>,
     pub enrolled_at: Option<String>,
     pub cert_not_after: Option<String>,
     pub revoked_at: Option<String>,
-    /// The site's clock minus the collector's at its last connection, in milliseconds.
+    /// The site's clock minus the collector's at its last contact, in milliseconds.
     pub clock_offset_ms: Option<i64>,
     pub reports: u64,
+    pub last_report_at: Option<String>,
+    /// From the latest heartbeat:
+    pub backlog: Option<u64>,
+    pub oldest_unsent_at: Option<String>,
+    pub last_sync_at: Option<String>,
+    pub disk_free_bytes: Option<u64>,
+    pub mem_used_bytes: Option<u64>,
+    pub cpu_percent: Option<f32>,
+    pub agent_version: Option<String>,
+    pub heartbeat_at: Option<String>,
 }
 
 /// An audit entry as `audit show` prints it.
@@ -150,6 +164,8 @@ pub fn site_add(
             cert_not_after: None,
             revoked_at: None,
             clock_offset_ms: None,
+            last_report_at: None,
+            health: None,
             last_seen_at: None,
             reports: 0,
         },
@@ -227,19 +243,66 @@ fn audit_view(e: AuditEntry) -> AuditView {
     }
 }
 
+/// The state of a site at `now`, as `site list` and the fleet view show it.
+pub fn site_state(
+    site: &SiteRecord,
+    connected: bool,
+    now: Timestamp,
+    config: &CollectorConfig,
+) -> &'static str {
+    let offline_after = config.offline_after.as_millis_i64();
+    let silent_after = config.silent_after.as_millis_i64();
+    match site.status {
+        SiteStatus::Revoked => return "revoked",
+        SiteStatus::Pending => return "pending",
+        SiteStatus::Active => {}
+    }
+    let in_contact = connected
+        || site
+            .last_seen_at
+            .is_some_and(|t| now.millis_since(t) <= offline_after);
+    if !in_contact {
+        return "offline";
+    }
+    let growing = site.health.as_ref().is_some_and(|h| {
+        let backlog = h.heartbeat.backlog;
+        backlog > 0 && (!connected || h.previous_backlog.is_some_and(|p| backlog > p))
+    });
+    if growing {
+        return "buffering";
+    }
+    let last_report = site.last_report_at.or(site.enrolled_at);
+    if last_report.is_some_and(|t| now.millis_since(t) > silent_after) {
+        return "silent";
+    }
+    "online"
+}
+
 /// All sites; `online` lists the sites with a live session.
-pub fn site_list(store: &Store, online: &[SiteId]) -> Result<Vec<SiteView>, AdminError> {
+pub fn site_list(
+    store: &Store,
+    config: &CollectorConfig,
+    online: &[SiteId],
+) -> Result<Vec<SiteView>, AdminError> {
+    let now = Timestamp::now();
     Ok(store
         .sites()?
         .into_iter()
         .map(|s| {
-            let state = match s.status {
-                SiteStatus::Revoked => "revoked",
-                SiteStatus::Pending => "pending",
-                SiteStatus::Active if online.contains(&s.id) => "online",
-                SiteStatus::Active => "offline",
-            };
+            let connected = online.contains(&s.id);
+            let state = site_state(&s, connected, now, config);
+            let hb = s.health.as_ref().map(|h| &h.heartbeat);
             SiteView {
+                connected,
+                last_report_at: s.last_report_at.map(|t| t.to_rfc3339()),
+                backlog: hb.map(|h| h.backlog),
+                oldest_unsent_at: hb.and_then(|h| h.oldest_unsent_at).map(|t| t.to_rfc3339()),
+                last_sync_at: hb.and_then(|h| h.last_sync_at).map(|t| t.to_rfc3339()),
+                disk_free_bytes: hb.map(|h| h.disk_free_bytes),
+                mem_used_bytes: hb.map(|h| h.mem_used_bytes),
+                cpu_percent: hb.map(|h| h.cpu_percent),
+                agent_version: hb.map(|h| h.agent_version.clone()),
+                heartbeat_at: s.health.as_ref().map(|h| h.received_at.to_rfc3339()),
                 id: s.id.to_string(),
                 name: s.name,
                 site_type: s.site_type.to_string(),
@@ -315,5 +378,99 @@ fn gap_view(g: Gap) -> GapView {
         first_seen: g.first_seen.to_rfc3339(),
         last_seen: g.last_seen.to_rfc3339(),
         times: g.times,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pasopati_common::frame::Heartbeat;
+
+    fn site(status: SiteStatus) -> SiteRecord {
+        SiteRecord {
+            id: SiteId::new("s").unwrap(),
+            name: "n".into(),
+            site_type: SiteType::Lapas,
+            kanwil: "k".into(),
+            status,
+            created_at: Timestamp(0),
+            enrolled_at: Some(Timestamp(0)),
+            cert_fingerprint: None,
+            previous_fingerprint: None,
+            cert_not_after: None,
+            revoked_at: None,
+            clock_offset_ms: None,
+            last_report_at: Some(Timestamp(1_000)),
+            health: None,
+            last_seen_at: Some(Timestamp(1_000)),
+            reports: 1,
+        }
+    }
+
+    fn health(backlog: u64, previous: Option<u64>) -> crate::store::Health {
+        crate::store::Health {
+            heartbeat: Heartbeat {
+                agent_time: Timestamp(0),
+                agent_version: "v".into(),
+                backlog,
+                oldest_unsent_at: None,
+                last_sync_at: None,
+                cpu_percent: 0.0,
+                mem_used_bytes: 0,
+                disk_free_bytes: 0,
+                uptime_secs: 0,
+                quota_full: false,
+            },
+            received_at: Timestamp(1_000),
+            previous_backlog: previous,
+        }
+    }
+
+    #[test]
+    fn states_follow_contact_backlog_and_reports() {
+        let config = CollectorConfig::with_defaults(None, None, None);
+        let minute = 60_000;
+        let day = 86_400_000;
+        let s = site(SiteStatus::Active);
+        assert_eq!(site_state(&s, true, Timestamp(2_000), &config), "online");
+        assert_eq!(
+            site_state(&s, false, Timestamp(5 * minute), &config),
+            "online"
+        );
+        assert_eq!(
+            site_state(&s, false, Timestamp(11 * minute), &config),
+            "offline"
+        );
+        let mut growing = s.clone();
+        growing.health = Some(health(9, Some(5)));
+        assert_eq!(
+            site_state(&growing, true, Timestamp(2_000), &config),
+            "buffering"
+        );
+        growing.health = Some(health(9, Some(12)));
+        assert_eq!(
+            site_state(&growing, true, Timestamp(2_000), &config),
+            "online",
+            "draining"
+        );
+        assert_eq!(
+            site_state(&growing, false, Timestamp(2_000), &config),
+            "buffering",
+            "cut off with a backlog"
+        );
+        let mut quiet = s.clone();
+        quiet.last_seen_at = Some(Timestamp(8 * day));
+        assert_eq!(
+            site_state(&quiet, true, Timestamp(8 * day), &config),
+            "silent"
+        );
+        assert_eq!(
+            site_state(&site(SiteStatus::Revoked), true, Timestamp(0), &config),
+            "revoked"
+        );
+        assert_eq!(
+            site_state(&site(SiteStatus::Pending), false, Timestamp(0), &config),
+            "pending"
+        );
     }
 }

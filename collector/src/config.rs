@@ -26,6 +26,12 @@ pub struct CollectorConfig {
     /// Default lifetime of enrollment tokens (`--ttl` overrides it per token).
     #[serde(default = "default_token_ttl")]
     pub token_ttl: HumanDuration,
+    /// A site with no contact for this long is `offline`.
+    #[serde(default = "default_offline_after")]
+    pub offline_after: HumanDuration,
+    /// A site with no new report for this long is `silent`.
+    #[serde(default = "default_silent_after")]
+    pub silent_after: HumanDuration,
     /// The collector's re-check of every report: a `deny_list` of terms (the mode is ignored:
     /// whatever matches is quarantined).
     #[serde(default)]
@@ -34,6 +40,14 @@ pub struct CollectorConfig {
 
 fn default_site_cert_lifetime() -> HumanDuration {
     HumanDuration::from_secs(90 * 86_400)
+}
+
+fn default_offline_after() -> HumanDuration {
+    HumanDuration::from_secs(600)
+}
+
+fn default_silent_after() -> HumanDuration {
+    HumanDuration::from_secs(7 * 86_400)
 }
 
 fn default_token_ttl() -> HumanDuration {
@@ -70,6 +84,8 @@ impl CollectorConfig {
             public_addr,
             site_cert_lifetime: default_site_cert_lifetime(),
             token_ttl: default_token_ttl(),
+            offline_after: default_offline_after(),
+            silent_after: default_silent_after(),
             pii: PiiConfig::default(),
         }
     }

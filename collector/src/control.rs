@@ -78,56 +78,58 @@ pub(crate) fn answer(
 }
 
 fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> CollectorResponse {
-    let result =
-        match request {
-            CollectorRequest::SiteAdd(args) => {
-                admin::site_add(&state.store, &state.authority, &state.config, args, actor)
-                    .map(CollectorResponse::Token)
-            }
-            CollectorRequest::SiteToken { site, ttl } => admin::site_token(
-                &state.store,
-                &state.authority,
-                &state.config,
-                &site,
-                ttl,
-                actor,
-            )
-            .map(CollectorResponse::Token),
-            CollectorRequest::SiteRevoke(site) => admin::site_revoke(&state.store, &site, actor)
-                .map(|changed| {
-                    let closed = state.close_site(&site);
-                    CollectorResponse::Revoked { changed, closed }
-                }),
-            CollectorRequest::SiteList => admin::site_list(&state.store, &state.connected_sites())
-                .map(CollectorResponse::Sites),
-            CollectorRequest::Reports { site, limit } => admin::reports(
-                &state.store,
-                &ReportQuery {
-                    site,
-                    after_arrival: None,
-                    limit: limit.map(|l| l as usize),
+    let result = match request {
+        CollectorRequest::SiteAdd(args) => {
+            admin::site_add(&state.store, &state.authority, &state.config, args, actor)
+                .map(CollectorResponse::Token)
+        }
+        CollectorRequest::SiteToken { site, ttl } => admin::site_token(
+            &state.store,
+            &state.authority,
+            &state.config,
+            &site,
+            ttl,
+            actor,
+        )
+        .map(CollectorResponse::Token),
+        CollectorRequest::SiteRevoke(site) => {
+            admin::site_revoke(&state.store, &site, actor).map(|changed| {
+                let closed = state.close_site(&site);
+                CollectorResponse::Revoked { changed, closed }
+            })
+        }
+        CollectorRequest::SiteList => {
+            admin::site_list(&state.store, &state.config, &state.connected_sites())
+                .map(CollectorResponse::Sites)
+        }
+        CollectorRequest::Reports { site, limit } => admin::reports(
+            &state.store,
+            &ReportQuery {
+                site,
+                after_arrival: None,
+                limit: limit.map(|l| l as usize),
+            },
+        )
+        .map(CollectorResponse::Reports),
+        CollectorRequest::Gaps => admin::gaps(&state.store).map(CollectorResponse::Gaps),
+        CollectorRequest::Quarantine => {
+            admin::quarantine(&state.store).map(CollectorResponse::Quarantine)
+        }
+        CollectorRequest::AuditShow => {
+            admin::audit_show(&state.store).map(CollectorResponse::Audit)
+        }
+        CollectorRequest::AuditVerify => state
+            .store
+            .verify_audit()
+            .map(|r| match r {
+                Ok(n) => CollectorResponse::AuditOk(n),
+                Err(b) => CollectorResponse::AuditBroken {
+                    entry: b.entry,
+                    reason: b.reason,
                 },
-            )
-            .map(CollectorResponse::Reports),
-            CollectorRequest::Gaps => admin::gaps(&state.store).map(CollectorResponse::Gaps),
-            CollectorRequest::Quarantine => {
-                admin::quarantine(&state.store).map(CollectorResponse::Quarantine)
-            }
-            CollectorRequest::AuditShow => {
-                admin::audit_show(&state.store).map(CollectorResponse::Audit)
-            }
-            CollectorRequest::AuditVerify => state
-                .store
-                .verify_audit()
-                .map(|r| match r {
-                    Ok(n) => CollectorResponse::AuditOk(n),
-                    Err(b) => CollectorResponse::AuditBroken {
-                        entry: b.entry,
-                        reason: b.reason,
-                    },
-                })
-                .map_err(admin::AdminError::Store),
-        };
+            })
+            .map_err(admin::AdminError::Store),
+    };
     result.unwrap_or_else(|e| CollectorResponse::Failed(e.to_string()))
 }
 

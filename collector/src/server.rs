@@ -508,6 +508,13 @@ async fn run_sync(
                     .map_err(|e| SyncEnd::Peer(e.to_string()))?;
                 continue;
             }
+            AgentFrame::Heartbeat(heartbeat) => {
+                let st = state.clone();
+                let s = site.clone();
+                blocking(move || st.store.record_heartbeat(&s, &heartbeat, Timestamp::now()))
+                    .await?;
+                continue;
+            }
             AgentFrame::Hello(_) => return Err(SyncEnd::Violation("a second Hello".into())),
             AgentFrame::Enroll(_) => {
                 return Err(SyncEnd::Violation("Enroll on a sync session".into()))

@@ -8,7 +8,7 @@
 //! resend is recognised as a replay).
 
 use bincode::{Decode, Encode};
-use pasopati_common::frame::{decode_value, encode_value, Batch, Limits, NackReason};
+use pasopati_common::frame::{decode_value, encode_value, Batch, Heartbeat, Limits, NackReason};
 use pasopati_common::pii::{Finding, PiiGuard};
 use pasopati_common::storage::OpenError;
 use pasopati_common::sync::{plan_batch, HelloDecision};
@@ -33,6 +33,10 @@ const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
 const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
 /// Rejection number → rejection record.
 const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
+/// (site, received at in ms) → heartbeat, kept for seven days per site.
+const HEARTBEATS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("heartbeats");
+/// How long heartbeat history is kept.
+const HEARTBEAT_HISTORY_MS: i64 = 7 * 86_400_000;
 /// Arrival number → a report held back because it carries inmate identity data.
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 /// Audit entry number → hash-chained audit entry.
@@ -95,7 +99,7 @@ pub enum SiteStatus {
 }
 
 /// A registered site.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
 pub struct SiteRecord {
     pub id: SiteId,
     pub name: String,
@@ -111,8 +115,12 @@ pub struct SiteRecord {
     pub previous_fingerprint: Option<[u8; 32]>,
     pub cert_not_after: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
-    /// The site's clock minus ours at its last `Hello`, in milliseconds.
+    /// The site's clock minus ours at its last `Hello` or heartbeat, in milliseconds.
     pub clock_offset_ms: Option<i64>,
+    /// When the last new report from the site was stored.
+    pub last_report_at: Option<Timestamp>,
+    /// The latest heartbeat, when it arrived, and the backlog of the one before it.
+    pub health: Option<Health>,
     pub last_seen_at: Option<Timestamp>,
     pub reports: u64,
 }
@@ -162,6 +170,15 @@ pub struct Gap {
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
     pub times: u64,
+}
+
+/// A site's latest heartbeat as the collector keeps it.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct Health {
+    pub heartbeat: Heartbeat,
+    pub received_at: Timestamp,
+    /// The backlog reported by the heartbeat before this one.
+    pub previous_backlog: Option<u64>,
 }
 
 /// A report held back from the main tables because it carries inmate identity data.
@@ -248,6 +265,7 @@ impl Store {
         txn.open_table(REJECTIONS)?;
         txn.open_table(AUDIT)?;
         txn.open_table(QUARANTINE)?;
+        txn.open_table(HEARTBEATS)?;
         txn.commit()?;
         Ok(Store { db, path })
     }
@@ -598,6 +616,55 @@ impl Store {
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Records a heartbeat: the site's latest health, its clock offset, and the history.
+    pub fn record_heartbeat(
+        &self,
+        site: &SiteId,
+        heartbeat: &Heartbeat,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut sites = txn.open_table(SITES)?;
+            let record: Option<SiteRecord> = sites
+                .get(site.as_str())?
+                .map(|v| decode(v.value()))
+                .transpose()?;
+            if let Some(mut record) = record {
+                let previous_backlog = record.health.as_ref().map(|h| h.heartbeat.backlog);
+                record.health = Some(Health {
+                    heartbeat: heartbeat.clone(),
+                    received_at: now,
+                    previous_backlog,
+                });
+                record.clock_offset_ms = Some(heartbeat.agent_time.millis_since(now));
+                record.last_seen_at = Some(now);
+                sites.insert(site.as_str(), encode(&record).as_slice())?;
+            }
+            let mut history = txn.open_table(HEARTBEATS)?;
+            history.insert((site.as_str(), now.0), encode(heartbeat).as_slice())?;
+            let cutoff = now.0 - HEARTBEAT_HISTORY_MS;
+            history.retain_in(
+                (site.as_str(), i64::MIN)..(site.as_str(), cutoff),
+                |_, _| false,
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A site's heartbeat history, oldest first.
+    pub fn heartbeats(&self, site: &SiteId) -> Result<Vec<(Timestamp, Heartbeat)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HEARTBEATS)?;
+        let mut out = Vec::new();
+        for entry in table.range((site.as_str(), i64::MIN)..=(site.as_str(), i64::MAX))? {
+            let (k, v) = entry?;
+            out.push((Timestamp(k.value().1), decode(v.value())?));
+        }
+        Ok(out)
     }
 
     /// Applies a batch from (site, epoch) in one durable transaction.
@@ -960,6 +1027,9 @@ fn touch_site(
     if let Some(mut record) = record {
         record.last_seen_at = Some(now);
         record.reports += new_reports;
+        if new_reports > 0 {
+            record.last_report_at = Some(now);
+        }
         sites.insert(site.as_str(), encode(&record).as_slice())?;
     }
     Ok(())
@@ -1122,6 +1192,8 @@ mod tests {
                     cert_not_after: None,
                     revoked_at: None,
                     clock_offset_ms: None,
+                    last_report_at: None,
+                    health: None,
                     last_seen_at: None,
                     reports: 0,
                 },

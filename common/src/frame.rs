@@ -160,6 +160,24 @@ pub struct Welcome {
     pub collector_time: crate::Timestamp,
 }
 
+/// The agent's health, sent right after `Welcome` and then periodically. Nothing answers it.
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
+pub struct Heartbeat {
+    pub agent_time: crate::Timestamp,
+    pub agent_version: String,
+    /// Reports not yet acknowledged.
+    pub backlog: u64,
+    pub oldest_unsent_at: Option<crate::Timestamp>,
+    pub last_sync_at: Option<crate::Timestamp>,
+    pub cpu_percent: f32,
+    pub mem_used_bytes: u64,
+    /// Free space on the volume holding the outbox.
+    pub disk_free_bytes: u64,
+    pub uptime_secs: u64,
+    /// The outbox reached its quota and refuses new reports.
+    pub quota_full: bool,
+}
+
 /// A run of consecutive reports starting at `first_seq`.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Batch {
@@ -248,7 +266,7 @@ pub struct Refusal {
 }
 
 /// Frames an agent sends.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Encode, Decode)]
 pub enum AgentFrame {
     Hello(Hello),
     Batch(Batch),
@@ -258,6 +276,8 @@ pub enum AgentFrame {
     Renew {
         csr_der: Vec<u8>,
     },
+    /// The agent's health; see [`Heartbeat`].
+    Heartbeat(Heartbeat),
 }
 
 /// Frames the collector sends.

@@ -256,3 +256,143 @@ async fn the_collector_quarantines_what_an_agent_let_through() {
         other => panic!("{other:?}"),
     }
 }
+
+fn heartbeat(backlog: u64) -> pasopati_common::frame::Heartbeat {
+    pasopati_common::frame::Heartbeat {
+        agent_time: Timestamp::now(),
+        agent_version: "0.1.0".into(),
+        backlog,
+        oldest_unsent_at: Some(Timestamp::now()),
+        last_sync_at: None,
+        cpu_percent: 12.5,
+        mem_used_bytes: 1 << 30,
+        disk_free_bytes: 5 << 30,
+        uptime_secs: 3600,
+        quota_full: false,
+    }
+}
+
+/// 6. `site list --json` shows the heartbeat fields, and the right state for an online, an
+/// offline and a buffering site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_list_shows_health_and_state() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    pasopati_collector::init(
+        &dir,
+        pasopati_collector::InitOptions {
+            quic_listen: Some(([127, 0, 0, 1], 0).into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("collector.toml");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &config,
+        text.replace("offline_after = \"10m\"", "offline_after = \"2s\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
+
+    let mut dirs = Vec::new();
+    for id in ["lapas-online", "lapas-offline", "lapas-buffering"] {
+        let token = c.add_site(id).await;
+        let agent = tmp.path().join(id);
+        pasopati_agent::enroll(&agent, &token, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        dirs.push(agent);
+    }
+    // Online: a running agent with a heartbeat every second.
+    let path = dirs[0].join("agent.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &path,
+        text.replace("heartbeat_secs = 60", "heartbeat_secs = 1"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let _online = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&dirs[0])],
+        &tmp.path().join("online.log"),
+    );
+    // Offline: connected once, then gone for longer than offline_after.
+    {
+        let mut raw = RawClient::connect(&dirs[1], c.addr).await;
+        raw.hello(Epoch(1), 0, 1).await;
+        raw.send(&AgentFrame::Heartbeat(heartbeat(0))).await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        raw.conn.close(0u32.into(), b"gone");
+    }
+    // Buffering: connected, and its backlog grows between heartbeats.
+    let mut buffering = RawClient::connect(&dirs[2], c.addr).await;
+    buffering.hello(Epoch(2), 0, 1).await;
+    buffering.send(&AgentFrame::Heartbeat(heartbeat(5))).await;
+    buffering.send(&AgentFrame::Heartbeat(heartbeat(9))).await;
+
+    let list = || {
+        let out = run_ok(
+            &bins.collector,
+            &["site", "list", "--data-dir", p(&dir), "--json"],
+        );
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+            })
+            .map(|v| (v["id"].as_str().unwrap_or_default().to_owned(), v))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let sites = list();
+        let state = |id: &str| sites[id]["state"].as_str().unwrap_or_default().to_owned();
+        if state("lapas-online") == "online"
+            && state("lapas-offline") == "offline"
+            && state("lapas-buffering") == "buffering"
+            && sites["lapas-online"]["backlog"].is_u64()
+        {
+            let online = &sites["lapas-online"];
+            for field in [
+                "backlog",
+                "oldest_unsent_at",
+                "last_sync_at",
+                "disk_free_bytes",
+                "mem_used_bytes",
+                "cpu_percent",
+                "agent_version",
+                "clock_offset_ms",
+                "state",
+            ] {
+                assert!(online.get(field).is_some(), "{field} missing: {online}");
+            }
+            assert!(
+                online["disk_free_bytes"].as_u64().unwrap_or(0) > 0,
+                "{online}"
+            );
+            assert!(
+                online["mem_used_bytes"].as_u64().unwrap_or(0) > 0,
+                "{online}"
+            );
+            assert_eq!(sites["lapas-buffering"]["backlog"].as_u64(), Some(9));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "states not reached: {:?}",
+            sites
+                .iter()
+                .map(|(k, v)| (k.clone(), v["state"].clone()))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let history = c
+        .store
+        .heartbeats(
+            &pasopati_common::SiteId::new("lapas-buffering").unwrap_or_else(|e| panic!("{e}")),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(history.len(), 2, "the heartbeat history is kept");
+}
