@@ -28,6 +28,11 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Check a configuration file (agent.toml); exits non-zero naming what is wrong.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run the agent daemon: sync the outbox to the collector.
     Run {
         #[arg(long)]
@@ -110,6 +115,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "enrolled as site {site}; start the agent with: pasopati-agent run --data-dir {}",
                 data_dir.display()
             );
+        }
+        Command::Validate { config } => {
+            crate::config::AgentConfig::load_file(&config)?;
+            println!("{}: configuration is valid", config.display());
         }
         Command::Run { data_dir } => {
             let agent = crate::Agent::open(&data_dir)?;

@@ -24,6 +24,25 @@ pub struct AgentConfig {
     /// The PII guard: `mode` (`block` or `redact`) and a `deny_list` of terms.
     #[serde(default)]
     pub pii: PiiConfig,
+    #[serde(default)]
+    pub outbox: OutboxSettings,
+}
+
+/// Limits of the outbox.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    /// Bytes of unsent reports the outbox may hold; past it new reports are refused (nothing
+    /// saved is ever dropped).
+    pub max_bytes: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            max_bytes: crate::outbox::DEFAULT_MAX_BYTES,
+        }
+    }
 }
 
 /// Tunables of the sync loop.
@@ -109,6 +128,57 @@ impl AgentConfig {
         })
     }
 
+    /// Loads and checks a configuration file anywhere (for `validate --config`).
+    pub fn load_file(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let config: AgentConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: shown,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn check(&self) -> Result<(), String> {
+        match self.collector_addr.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
+            _ => return Err(format!(
+                "collector_addr `{}` is not host:port (for example collector.example.go.id:4433)",
+                self.collector_addr
+            )),
+        }
+        let s = &self.sync;
+        if s.batch_max_reports == 0 || s.batch_max_bytes == 0 {
+            return Err("[sync] batch_max_reports and batch_max_bytes must be above 0".into());
+        }
+        if s.backoff_base_ms == 0 || s.backoff_cap_ms < s.backoff_base_ms {
+            return Err("[sync] backoff_base_ms must be above 0 and at most backoff_cap_ms".into());
+        }
+        if s.connect_timeout_ms < 100 || s.heartbeat_secs == 0 {
+            return Err(
+                "[sync] connect_timeout_ms must be at least 100 and heartbeat_secs above 0".into(),
+            );
+        }
+        if self.outbox.max_bytes < 64 * 1024 {
+            return Err(format!(
+                "[outbox] max_bytes = {} is too small to hold a single report; use at least 65536",
+                self.outbox.max_bytes
+            ));
+        }
+        if self.pii.deny_list.iter().any(|t| t.trim().is_empty()) {
+            return Err("[pii] deny_list has an empty term".into());
+        }
+        Ok(())
+    }
+
     /// Writes `agent.toml` atomically.
     pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
         let path = Self::path(data_dir);
@@ -130,6 +200,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn validation_names_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, include_str!("../../config/agent.example.toml")).unwrap();
+        assert!(AgentConfig::load_file(&path).is_ok());
+        let bad = include_str!("../../config/agent.example.toml")
+            .replace("collector.example.go.id:4433", "collector.example.go.id");
+        std::fs::write(&path, bad).unwrap();
+        let err = AgentConfig::load_file(&path).unwrap_err().to_string();
+        assert!(err.contains("host:port"), "{err}");
+    }
+
+    #[test]
     fn the_shipped_example_parses() {
         let example: AgentConfig =
             toml::from_str(include_str!("../../config/agent.example.toml")).unwrap();
@@ -144,6 +227,7 @@ mod tests {
             collector_addr: "127.0.0.1:4433".into(),
             sync: SyncSettings::default(),
             pii: PiiConfig::default(),
+            outbox: OutboxSettings::default(),
         };
         config.save(dir.path()).unwrap();
         assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);

@@ -76,6 +76,9 @@ mod tests {
             acked_seq: 0,
             next_seq: 1,
             last_sync_at: None,
+            unsent_bytes: 10,
+            max_bytes: 100,
+            quota_full: false,
         };
         let hb = probe.heartbeat(&stats, false);
         assert_eq!(hb.backlog, 3);

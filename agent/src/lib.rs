@@ -110,6 +110,11 @@ pub struct AgentStatus {
     pub acked_seq: u64,
     pub next_seq: u64,
     pub last_sync_at: Option<String>,
+    /// Bytes of unsent reports, and the outbox's limit.
+    pub unsent_bytes: u64,
+    pub max_bytes: u64,
+    /// The outbox is full: new reports are refused until the backlog drains.
+    pub quota_full: bool,
     /// Whether a daemon is running for this data directory.
     pub daemon_running: bool,
     /// Whether the daemon has a live session with the collector.
@@ -204,6 +209,9 @@ impl Shared {
             acked_seq: stats.acked_seq,
             next_seq: stats.next_seq,
             last_sync_at: stats.last_sync_at.map(|t| t.to_rfc3339()),
+            unsent_bytes: stats.unsent_bytes,
+            max_bytes: stats.max_bytes,
+            quota_full: stats.quota_full,
             daemon_running,
             connected: phase == SyncPhase::Connected,
             sync_state: if daemon_running {
@@ -298,6 +306,7 @@ impl Agent {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 Ok((outbox, moved)) => {
+                    outbox.set_max_bytes(config.outbox.max_bytes);
                     if let Some(moved) = moved {
                         tracing::error!(
                             damaged = %moved.display(),
@@ -451,8 +460,11 @@ pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId
         let config = AgentConfig::load(data_dir)?;
         let d = guard_draft(&PiiGuard::new(&config.pii), draft.clone())?;
         let dir = data_dir.to_owned();
+        let max_bytes = config.outbox.max_bytes;
         let direct = tokio::task::spawn_blocking(move || -> Result<ReportId, OutboxError> {
-            Ok(Outbox::open(&dir)?.file(d)?.id)
+            let outbox = Outbox::open(&dir)?;
+            outbox.set_max_bytes(max_bytes);
+            Ok(outbox.file(d)?.id)
         })
         .await
         .map_err(|e| AgentError::Io {
@@ -500,6 +512,7 @@ pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
             }
             Err(e) => return Err(e.into()),
             Ok(outbox) => {
+                outbox.set_max_bytes(config.outbox.max_bytes);
                 let shared = Shared {
                     data_dir: data_dir.to_owned(),
                     config,

@@ -29,7 +29,9 @@ const NEXT_SEQ: &str = "next_seq";
 const ACKED_SEQ: &str = "acked_seq";
 const NEXT_FILING: &str = "next_filing";
 const LAST_SYNC_AT: &str = "last_sync_at";
-const QUOTA_REPORTS: u64 = 5_000_000;
+const UNSENT_BYTES: &str = "unsent_bytes";
+/// The default limit on unsent reports, in bytes of their encoding.
+pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// The outbox file's name inside the data directory.
 pub const OUTBOX_FILE: &str = "outbox.redb";
@@ -51,8 +53,8 @@ pub enum OutboxError {
     Corrupt(String),
     #[error(transparent)]
     Invalid(#[from] pasopati_common::report::ReportError),
-    #[error("the outbox holds {0} unsent reports, its limit; the oldest are kept and nothing is dropped. Restore the link to the collector so it can drain")]
-    Full(u64),
+    #[error("the outbox is full: {used} bytes of unsent reports reach its limit of {limit} bytes (`[outbox] max_bytes` in agent.toml). Nothing saved is dropped; new reports are refused until the link to the collector returns and the backlog drains")]
+    Full { used: u64, limit: u64 },
 }
 
 macro_rules! storage_from {
@@ -80,6 +82,11 @@ pub struct OutboxStats {
     pub acked_seq: Seq,
     pub next_seq: Seq,
     pub last_sync_at: Option<Timestamp>,
+    /// Bytes of unsent reports, counted against the quota.
+    pub unsent_bytes: u64,
+    pub max_bytes: u64,
+    /// A report was refused for the quota since space was last freed.
+    pub quota_full: bool,
 }
 
 /// Where the outbox stands, for `Hello`.
@@ -105,6 +112,9 @@ pub struct Outbox {
     db: Database,
     path: PathBuf,
     epoch: AtomicU64,
+    max_bytes: AtomicU64,
+    /// Set when a report was refused for the quota; cleared when an ack frees space.
+    full: std::sync::atomic::AtomicBool,
 }
 
 impl Outbox {
@@ -148,6 +158,8 @@ impl Outbox {
             db,
             path,
             epoch: AtomicU64::new(epoch.0),
+            max_bytes: AtomicU64::new(DEFAULT_MAX_BYTES),
+            full: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -170,6 +182,16 @@ impl Outbox {
             }
             other => other.map(|o| (o, None)),
         }
+    }
+
+    /// Sets the limit on unsent reports, in bytes.
+    pub fn set_max_bytes(&self, max_bytes: u64) {
+        self.max_bytes.store(max_bytes.max(1), Ordering::SeqCst);
+    }
+
+    /// The limit on unsent reports, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Ordering::SeqCst)
     }
 
     /// The outbox file.
@@ -196,17 +218,21 @@ impl Outbox {
         {
             let mut meta = txn.open_table(META)?;
             let mut queue = txn.open_table(QUEUE)?;
-            let backlog = queue.len()? + txn.open_table(SENT_LOG)?.len()?;
-            if backlog + reports.len() as u64 > QUOTA_REPORTS {
-                return Err(OutboxError::Full(backlog));
+            let encoded: Vec<Vec<u8>> = reports.iter().map(encode_value).collect();
+            let adding: u64 = encoded.iter().map(|e| e.len() as u64).sum();
+            let used = get(&meta, UNSENT_BYTES)?;
+            let limit = self.max_bytes();
+            if used + adding > limit {
+                self.full.store(true, Ordering::SeqCst);
+                return Err(OutboxError::Full { used, limit });
             }
             let mut filing = get(&meta, NEXT_FILING)?;
-            for report in reports {
-                let lane = lane(report.priority);
-                queue.insert((lane, filing), encode_value(report).as_slice())?;
+            for (report, bytes) in reports.iter().zip(&encoded) {
+                queue.insert((lane(report.priority), filing), bytes.as_slice())?;
                 filing += 1;
             }
             meta.insert(NEXT_FILING, filing)?;
+            meta.insert(UNSENT_BYTES, used + adding)?;
         }
         txn.commit()?;
         Ok(())
@@ -322,6 +348,15 @@ impl Outbox {
             let acked = get(&meta, ACKED_SEQ)?;
             if hwm > acked {
                 let mut log = txn.open_table(SENT_LOG)?;
+                let mut freed = 0u64;
+                for entry in log.range(acked + 1..=hwm)? {
+                    freed += entry?.1.value().len() as u64;
+                }
+                let used = get(&meta, UNSENT_BYTES)?;
+                meta.insert(UNSENT_BYTES, used.saturating_sub(freed))?;
+                if freed > 0 {
+                    self.full.store(false, Ordering::SeqCst);
+                }
                 let keep_from = hwm.saturating_sub(retain) + 1;
                 log.retain_in(..keep_from, |_, _| false)?;
                 meta.insert(ACKED_SEQ, hwm)?;
@@ -403,6 +438,9 @@ impl Outbox {
             acked_seq: acked,
             next_seq,
             last_sync_at: last_sync,
+            unsent_bytes: get(&meta, UNSENT_BYTES)?,
+            max_bytes: self.max_bytes(),
+            quota_full: self.full.load(Ordering::SeqCst),
         })
     }
 
@@ -518,6 +556,30 @@ mod tests {
         let again = outbox.batch_from(3, 10, usize::MAX).unwrap().unwrap();
         let titles: Vec<_> = again.reports.iter().map(|r| r.title.as_str()).collect();
         assert_eq!(titles, ["r2", "r3", "r4", "r5"]);
+    }
+
+    #[test]
+    fn the_quota_refuses_new_reports_and_frees_on_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        outbox.set_max_bytes(1000);
+        let mut saved = 0;
+        let err = loop {
+            match outbox.file(draft(&format!("r{saved}"), Priority::Normal)) {
+                Ok(_) => saved += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(err, OutboxError::Full { limit: 1000, .. }),
+            "{err}"
+        );
+        assert!(saved > 3);
+        assert_eq!(outbox.stats().unwrap().backlog, saved);
+        let staged = outbox.batch_from(1, 100, usize::MAX).unwrap().unwrap();
+        outbox.ack(staged.reports.len() as u64, 0).unwrap();
+        assert_eq!(outbox.stats().unwrap().unsent_bytes, 0);
+        outbox.file(draft("again", Priority::Normal)).unwrap();
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct SiteView {
     pub mem_used_bytes: Option<u64>,
     pub cpu_percent: Option<f32>,
     pub agent_version: Option<String>,
+    /// The site's outbox is full and refuses new reports.
+    pub quota_full: Option<bool>,
     pub heartbeat_at: Option<String>,
 }
 
@@ -302,6 +304,7 @@ pub fn site_list(
                 mem_used_bytes: hb.map(|h| h.mem_used_bytes),
                 cpu_percent: hb.map(|h| h.cpu_percent),
                 agent_version: hb.map(|h| h.agent_version.clone()),
+                quota_full: hb.map(|h| h.quota_full),
                 heartbeat_at: s.health.as_ref().map(|h| h.received_at.to_rfc3339()),
                 id: s.id.to_string(),
                 name: s.name,

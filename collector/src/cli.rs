@@ -40,6 +40,11 @@ enum Command {
         #[arg(long)]
         public_addr: Option<String>,
     },
+    /// Check a configuration file (collector.toml); exits non-zero naming what is wrong.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run the collector daemon.
     Run {
         #[arg(long)]
@@ -232,6 +237,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "start it with: pasopati-collector run --data-dir {}",
                 data_dir.display()
             );
+        }
+        Command::Validate { config } => {
+            crate::config::CollectorConfig::load_file(&config)?;
+            println!("{}: configuration is valid", config.display());
         }
         Command::Run { data_dir } => {
             let server = Collector::open_for_daemon(&data_dir)?.bind(BindOptions::default())?;

@@ -396,3 +396,87 @@ async fn site_list_shows_health_and_state() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(history.len(), 2, "the heartbeat history is kept");
 }
+
+/// 5. Quota: with a tiny quota, filing fails cleanly once full, nothing already stored is lost,
+/// the collector hears of it, and filing works again after the backlog drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_refuses_cleanly_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let token = c.add_site("lapas-uji").await;
+    let agent_dir = tmp.path().join("agent");
+    pasopati_agent::enroll(&agent_dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = agent_dir.join("agent.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &path,
+        text.replace("max_bytes = 1073741824", "max_bytes = 8000"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // The collector is away: the outbox fills.
+    let addr = c.stop().await;
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    let mut saved = std::collections::HashSet::new();
+    let refusal = loop {
+        match handle.file(draft(saved.len())) {
+            Ok(r) => {
+                saved.insert(r.id);
+            }
+            Err(e) => break e.to_string(),
+        }
+        assert!(saved.len() < 1000, "the quota never bit");
+    };
+    assert!(
+        refusal.contains("outbox is full") && refusal.contains("max_bytes"),
+        "{refusal}"
+    );
+    let status = handle.status().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        status.quota_full && status.backlog == saved.len() as u64,
+        "{status:?}"
+    );
+
+    // The link returns: everything saved drains, and filing works again.
+    let c = TestCollector::start(&tmp.path().join("collector"), addr).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+        },
+        stop.clone(),
+    ));
+    eventually(
+        "the backlog drained",
+        std::time::Duration::from_secs(30),
+        || handle.status().is_ok_and(|s| s.backlog == 0),
+    )
+    .await;
+    let again = handle
+        .file(draft(9999))
+        .unwrap_or_else(|e| panic!("filing after the drain: {e}"));
+    saved.insert(again.id);
+    eventually(
+        "the last report stored",
+        std::time::Duration::from_secs(30),
+        || {
+            c.store
+                .report_count()
+                .is_ok_and(|n| n == saved.len() as u64)
+        },
+    )
+    .await;
+    let stored: std::collections::HashSet<_> = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|r| r.report.id)
+        .collect();
+    assert_eq!(stored, saved);
+    stop.cancel();
+    let _ = task.await;
+}
