@@ -26,6 +26,16 @@ pub struct AgentConfig {
     pub pii: PiiConfig,
     #[serde(default)]
     pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub inbox: InboxSettings,
+}
+
+/// The inbox folder.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboxSettings {
+    /// Where report files are dropped (default: `inbox/` in the data directory).
+    pub dir: Option<PathBuf>,
 }
 
 /// Limits of the outbox.
@@ -150,10 +160,12 @@ impl AgentConfig {
     pub fn check(&self) -> Result<(), String> {
         match self.collector_addr.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "collector_addr `{}` is not host:port (for example collector.example.go.id:4433)",
                 self.collector_addr
-            )),
+            ))
+            }
         }
         let s = &self.sync;
         if s.batch_max_reports == 0 || s.batch_max_bytes == 0 {
@@ -228,6 +240,7 @@ mod tests {
             sync: SyncSettings::default(),
             pii: PiiConfig::default(),
             outbox: OutboxSettings::default(),
+            inbox: InboxSettings::default(),
         };
         config.save(dir.path()).unwrap();
         assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);

@@ -241,23 +241,23 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
         pki::cert_pem_from_der(&ca_der).as_bytes(),
         0o644,
     )?;
-    let (sync, pii, outbox) = AgentConfig::load(data_dir)
-        .map(|c| (c.sync, c.pii, c.outbox))
-        .unwrap_or_else(|_| {
-            (
-                SyncSettings::default(),
-                Default::default(),
-                Default::default(),
-            )
-        });
-    AgentConfig {
-        site_id: site.clone(),
-        collector_addr: token.collector_addr.clone(),
-        sync,
-        pii,
-        outbox,
-    }
-    .save(data_dir)?;
+    // A re-enrollment keeps the operator's settings; only the site and the address change.
+    let config = match AgentConfig::load(data_dir) {
+        Ok(old) => AgentConfig {
+            site_id: site.clone(),
+            collector_addr: token.collector_addr.clone(),
+            ..old
+        },
+        Err(_) => AgentConfig {
+            site_id: site.clone(),
+            collector_addr: token.collector_addr.clone(),
+            sync: SyncSettings::default(),
+            pii: Default::default(),
+            outbox: Default::default(),
+            inbox: Default::default(),
+        },
+    };
+    config.save(data_dir)?;
     // Create the outbox now, so its epoch exists from enrollment on.
     Outbox::open(data_dir)?;
     Ok(site)

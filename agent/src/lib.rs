@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 mod health;
 pub mod identity;
+pub mod inbox;
 pub mod outbox;
 mod sync;
 
@@ -282,12 +283,15 @@ pub struct RunOptions {
     /// Serve the control socket in the data directory (off for many simulated agents in one
     /// process, which file through [`Agent::file`] instead).
     pub control_socket: bool,
+    /// Watch the inbox folder.
+    pub inbox: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             control_socket: true,
+            inbox: true,
         }
     }
 }
@@ -392,7 +396,20 @@ impl Agent {
             epoch = %self.shared.outbox.epoch(),
             "agent running"
         );
+        let inbox = options.inbox.then(|| {
+            let dir = self
+                .shared
+                .config
+                .inbox
+                .dir
+                .clone()
+                .unwrap_or_else(|| self.shared.data_dir.join("inbox"));
+            tokio::spawn(inbox::watch(dir, self.shared.clone(), shutdown.clone()))
+        });
         sync::sync_loop(self.shared.clone(), shutdown).await;
+        if let Some(inbox) = inbox {
+            let _ = inbox.await;
+        }
         if let Some(control) = control {
             let _ = control.await;
             let _ =

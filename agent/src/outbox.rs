@@ -23,6 +23,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const QUEUE: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("queue");
 /// seq → encoded report, for reports given a seq and not yet acknowledged.
 const SENT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("sent_log");
+/// SHA-256 of an inbox file → when its reports were filed, so a file filed just before a crash
+/// is not filed again when the agent restarts and finds it still in the inbox.
+const INBOX_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_seen");
 
 const EPOCH: &str = "epoch";
 const NEXT_SEQ: &str = "next_seq";
@@ -214,7 +217,24 @@ impl Outbox {
 
     /// Stores already validated reports durably, in one transaction.
     pub fn file_reports(&self, reports: &[Report]) -> Result<(), OutboxError> {
+        self.file_reports_once(reports, None).map(|_| ())
+    }
+
+    /// Like [`Outbox::file_reports`], remembering `source` (an inbox file's hash) in the same
+    /// transaction. Returns false, filing nothing, if that source was filed before.
+    pub fn file_reports_once(
+        &self,
+        reports: &[Report],
+        source: Option<&[u8; 32]>,
+    ) -> Result<bool, OutboxError> {
         let txn = self.db.begin_write()?;
+        if let Some(hash) = source {
+            let mut seen = txn.open_table(INBOX_SEEN)?;
+            if seen.get(&hash[..])?.is_some() {
+                return Ok(false);
+            }
+            seen.insert(&hash[..], Timestamp::now().0.max(0) as u64)?;
+        }
         {
             let mut meta = txn.open_table(META)?;
             let mut queue = txn.open_table(QUEUE)?;
@@ -235,7 +255,7 @@ impl Outbox {
             meta.insert(UNSENT_BYTES, used + adding)?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(true)
     }
 
     /// The numbers `Hello` needs.

@@ -280,6 +280,7 @@ pub async fn run(
                 agent_tasks.push(tokio::spawn(agent.run_with(
                     RunOptions {
                         control_socket: false,
+                        inbox: false,
                     },
                     agents_stop.clone(),
                 )));
@@ -309,6 +310,7 @@ pub async fn run(
                     agent_tasks.push(tokio::spawn(agent.run_with(
                         RunOptions {
                             control_socket: false,
+                            inbox: false,
                         },
                         agents_stop.clone(),
                     )));
@@ -333,6 +335,7 @@ pub async fn run(
             agent_tasks.push(tokio::spawn(agent.run_with(
                 RunOptions {
                     control_socket: false,
+                    inbox: false,
                 },
                 agents_stop.clone(),
             )));

@@ -107,6 +107,7 @@ impl Fleet {
             fleet.tasks.push(tokio::spawn(agent.run_with(
                 RunOptions {
                     control_socket: false,
+                    inbox: false,
                 },
                 fleet.stop.clone(),
             )));
@@ -792,6 +793,7 @@ async fn scenario_fleet_reconnects_after_an_outage() {
         tasks.push(tokio::spawn(agent.run_with(
             RunOptions {
                 control_socket: false,
+                inbox: false,
             },
             stop.clone(),
         )));

@@ -446,6 +446,7 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
     let task = tokio::spawn(agent.run_with(
         pasopati_agent::RunOptions {
             control_socket: false,
+            inbox: false,
         },
         stop.clone(),
     ));
@@ -479,4 +480,114 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
     assert_eq!(stored, saved);
     stop.cancel();
     let _ = task.await;
+}
+
+/// 2. Inbox: a valid JSON file, a valid CSV file, a CSV with one bad row (the row and field named
+/// in the error file; by the documented rule no row of that file is filed), and a half-written
+/// file that is renamed in later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let token = c.add_site("lapas-uji").await;
+    let agent = tmp.path().join("agent");
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent), "--token", &token],
+    );
+    let _daemon = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent)],
+        &tmp.path().join("agent.log"),
+    );
+    let inbox = agent.join("inbox");
+    eventually(
+        "the inbox folder exists",
+        std::time::Duration::from_secs(10),
+        || inbox.is_dir(),
+    )
+    .await;
+
+    // Invented content; no real person appears.
+    std::fs::write(
+        inbox.join("harian.json"),
+        r#"[{"category":"kegiatan_kedinasan","title":"Apel pagi","body":"Apel pagi diikuti seluruh petugas."},
+            {"category":"layanan_kesehatan","title":"Pemeriksaan","body":"Pemeriksaan kesehatan 40 WBP.","occurred_at":"2026-11-27T08:00:00+07:00"}]"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        inbox.join("mingguan.csv"),
+        "category,title,body,priority\nhumas,Siaran pers,\"Kunjungan media, 5 jurnalis\",\nkejadian_menonjol,Kebakaran kecil,Api padam dalam lima menit.,urgent\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        inbox.join("salah.csv"),
+        "category,title,body\nhumas,Baik,Isi baik.\nolahraga,Lomba,Lomba voli antarblok.\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        inbox.join("sebagian.json.tmp"),
+        r#"[{"category":"humas","title":"Belum"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let processed = inbox.join("processed");
+    let rejected = inbox.join("rejected");
+    eventually(
+        "good files processed",
+        std::time::Duration::from_secs(20),
+        || {
+            processed.join("harian.json").exists()
+                && processed.join("mingguan.csv").exists()
+                && rejected.join("salah.csv").exists()
+        },
+    )
+    .await;
+    let error = std::fs::read_to_string(rejected.join("salah.csv.error.txt"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        error.contains("row 3") && error.contains("`category`") && error.contains("olahraga"),
+        "{error}"
+    );
+    assert!(
+        inbox.join("sebagian.json.tmp").exists(),
+        "a half-written file was touched"
+    );
+
+    // The writer finishes and renames: now it is read.
+    std::fs::write(
+        inbox.join("sebagian.json.tmp"),
+        r#"[{"category":"humas","title":"Selesai","body":"Ditulis lengkap lalu diganti nama."}]"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(inbox.join("sebagian.json.tmp"), inbox.join("sebagian.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually(
+        "all five reports stored",
+        std::time::Duration::from_secs(30),
+        || c.store.report_count().is_ok_and(|n| n == 5),
+    )
+    .await;
+    let titles: std::collections::HashSet<String> = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|r| r.report.title)
+        .collect();
+    assert!(
+        titles.contains("Selesai")
+            && titles.contains("Kebakaran kecil")
+            && !titles.contains("Baik"),
+        "{titles:?}"
+    );
+    let urgent = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .find(|r| r.report.title == "Kebakaran kecil")
+        .map(|r| r.report.priority);
+    assert_eq!(urgent, Some(pasopati_common::Priority::Urgent));
 }

@@ -442,6 +442,7 @@ async fn a_wiped_and_re_enrolled_agent_starts_a_new_epoch() {
         let task = tokio::spawn(agent.run_with(
             RunOptions {
                 control_socket: false,
+                inbox: false,
             },
             stop.clone(),
         ));
@@ -623,6 +624,7 @@ async fn an_urgent_report_overtakes_a_routine_backlog() {
     let task = tokio::spawn(agent.run_with(
         RunOptions {
             control_socket: false,
+            inbox: false,
         },
         stop.clone(),
     ));

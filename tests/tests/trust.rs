@@ -34,6 +34,7 @@ fn spawn_agent(
     let task = tokio::spawn(agent.run_with(
         RunOptions {
             control_socket: false,
+            inbox: false,
         },
         stop.clone(),
     ));

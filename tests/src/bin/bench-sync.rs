@@ -60,6 +60,7 @@ async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
     let task = tokio::spawn(agent.run_with(
         RunOptions {
             control_socket: false,
+            inbox: false,
         },
         stop.clone(),
     ));

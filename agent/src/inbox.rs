@@ -1,0 +1,424 @@
+//! The inbox folder: other programs at the site drop report files here and the agent files them.
+//!
+//! Rules (also in the README):
+//! * Only files whose names end in `.json` or `.csv` are read. Write a file under another name
+//!   (for example `laporan.json.tmp`) and rename it when it is complete: a rename is atomic, so a
+//!   half-written file is never read.
+//! * JSON: one report object, or an array of them. CSV: UTF-8, a header row, one report per row,
+//!   RFC 4180 quoting. Fields: `category`, `title`, `body`, and optionally `priority`
+//!   (`normal`/`urgent`) and `occurred_at` (RFC 3339). `attachments` is reserved and must be
+//!   empty in this version.
+//! * A file is filed whole or not at all: if any row is wrong, no row of it is filed, the file
+//!   moves to `rejected/` beside `<name>.error.txt`, which names every wrong row and field and
+//!   says why. Fix the file and drop it in again. A good file's reports are committed in one
+//!   transaction and the file moves to `processed/`.
+//! * A file is recognised by its content: if the agent stops between filing a file and moving
+//!   it, the file is not filed a second time.
+
+use crate::{guard_draft, AgentError, Shared};
+use pasopati_common::pii::PiiGuard;
+use pasopati_common::taxonomy::Taxonomy;
+use pasopati_common::{Priority, Report, ReportDraft, Timestamp};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the inbox is scanned.
+const POLL: Duration = Duration::from_secs(2);
+/// Files larger than this are refused (a report body is at most 64 KiB).
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The outcome of one file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ingested {
+    /// All rows filed; the count.
+    Filed(usize),
+    /// Filed before (the agent stopped before moving it).
+    AlreadyFiled,
+    /// Refused; one line per problem.
+    Rejected(Vec<String>),
+}
+
+/// Watches `dir` until shutdown.
+pub(crate) async fn watch(dir: PathBuf, shared: Arc<Shared>, shutdown: CancellationToken) {
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::error!(inbox = %dir.display(), "cannot create the inbox folder: {e}");
+        return;
+    }
+    tracing::info!(inbox = %dir.display(), "watching the inbox folder");
+    loop {
+        let d = dir.clone();
+        let s = shared.clone();
+        let _ = tokio::task::spawn_blocking(move || scan(&d, &s)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Ingests every ready file in `dir` once.
+pub(crate) fn scan(dir: &Path, shared: &Shared) -> Vec<(PathBuf, Ingested)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && ready(p))
+        .collect();
+    files.sort();
+    for path in files {
+        let outcome = ingest(&path, shared);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let moved = match &outcome {
+            Ok(Ingested::Filed(n)) => {
+                tracing::info!(file = %name, reports = n, "inbox file filed");
+                move_to(&path, "processed", None)
+            }
+            Ok(Ingested::AlreadyFiled) => move_to(&path, "processed", None),
+            Ok(Ingested::Rejected(problems)) => {
+                tracing::warn!(file = %name, problems = problems.len(), "inbox file rejected; see rejected/{name}.error.txt");
+                move_to(&path, "rejected", Some(problems))
+            }
+            Err(e) => {
+                // The outbox could not take it (full disk, quota): leave the file for later.
+                tracing::warn!(file = %name, "inbox file not filed yet: {e}");
+                continue;
+            }
+        };
+        if let Err(e) = moved {
+            tracing::error!(file = %name, "cannot move the inbox file: {e}");
+        }
+        if let Ok(o) = outcome {
+            out.push((path, o));
+        }
+    }
+    out
+}
+
+fn ready(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    !name.starts_with('.') && (name.ends_with(".json") || name.ends_with(".csv"))
+}
+
+fn move_to(path: &Path, folder: &str, problems: Option<&Vec<String>>) -> std::io::Result<()> {
+    let Some(parent) = path.parent() else {
+        return Ok(());
+    };
+    let target_dir = parent.join(folder);
+    std::fs::create_dir_all(&target_dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut target = target_dir.join(&name);
+    if target.exists() {
+        target = target_dir.join(format!("{}-{name}", Timestamp::now().0));
+    }
+    if let Some(problems) = problems {
+        let mut text = format!(
+            "{name} was not filed: no report of it was saved. Fix the lines below and put the whole file in the inbox again.\n"
+        );
+        for p in problems {
+            text.push_str(p);
+            text.push('\n');
+        }
+        let target_name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        std::fs::write(target_dir.join(format!("{target_name}.error.txt")), text)?;
+    }
+    std::fs::rename(path, target)
+}
+
+fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
+    let io = |e: std::io::Error| AgentError::Io {
+        what: format!("reading {}", path.display()),
+        message: e.to_string(),
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_FILE_BYTES {
+        return Ok(Ingested::Rejected(vec![format!(
+            "the file has {size} bytes; the limit is {MAX_FILE_BYTES}"
+        )]));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    let Ok(text) = String::from_utf8(bytes.clone()) else {
+        return Ok(Ingested::Rejected(
+            vec!["the file is not UTF-8 text".into()],
+        ));
+    };
+    let rows = if path.extension().is_some_and(|e| e == "csv") {
+        parse_csv(&text)
+    } else {
+        parse_json(&text)
+    };
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(problem) => return Ok(Ingested::Rejected(vec![problem])),
+    };
+    let guard = PiiGuard::new(&shared.config.pii);
+    let mut reports: Vec<Report> = Vec::new();
+    let mut problems = Vec::new();
+    let now = Timestamp::now();
+    for (label, row) in rows {
+        match row_to_report(row, &guard, now) {
+            Ok(r) => reports.push(r),
+            Err(p) => problems.extend(p.into_iter().map(|p| format!("{label}: {p}"))),
+        }
+    }
+    if reports.is_empty() && problems.is_empty() {
+        problems.push("the file holds no report".into());
+    }
+    if !problems.is_empty() {
+        return Ok(Ingested::Rejected(problems));
+    }
+    let hash = pasopati_common::sha256(&bytes);
+    let n = reports.len();
+    if shared.outbox.file_reports_once(&reports, Some(&hash))? {
+        shared.wake.notify_one();
+        Ok(Ingested::Filed(n))
+    } else {
+        Ok(Ingested::AlreadyFiled)
+    }
+}
+
+/// One row: field name → value, as read.
+type Row = Vec<(String, String)>;
+
+fn row_to_report(row: Row, guard: &PiiGuard, now: Timestamp) -> Result<Report, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut draft = ReportDraft::default();
+    for (field, value) in row {
+        match field.as_str() {
+            "category" => draft.category = value,
+            "title" => draft.title = value,
+            "body" => draft.body = value,
+            "priority" if value.trim().is_empty() => {}
+            "priority" => match value.parse::<Priority>() {
+                Ok(p) => draft.priority = Some(p),
+                Err(e) => problems.push(format!("field `priority`: {e}")),
+            },
+            "occurred_at" if value.trim().is_empty() => {}
+            "occurred_at" => match Timestamp::parse_rfc3339(&value) {
+                Ok(t) => draft.occurred_at = Some(t),
+                Err(e) => problems.push(format!("field `occurred_at`: {e}")),
+            },
+            "attachments" if value.trim().is_empty() || value.trim() == "[]" => {}
+            "attachments" => problems.push(
+                "field `attachments`: attachments are not supported by this agent version yet; leave it empty".into(),
+            ),
+            other => problems.push(format!(
+                "field `{other}` is unknown; use category, title, body, priority, occurred_at"
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let draft = match guard_draft(guard, draft) {
+        Ok(d) => d,
+        Err(AgentError::Pii(findings)) => {
+            return Err(findings
+                .iter()
+                .map(|f| {
+                    format!(
+                        "field `{}`: contains a {} at character {}",
+                        f.field.as_str(),
+                        f.kind.label(),
+                        f.position
+                    )
+                })
+                .collect())
+        }
+        Err(e) => return Err(vec![e.to_string()]),
+    };
+    draft.validate(Taxonomy::builtin(), now).map_err(|e| {
+        let field = match e {
+            pasopati_common::report::ReportError::Category { .. } => "category",
+            pasopati_common::report::ReportError::Priority(_) => "priority",
+            pasopati_common::report::ReportError::EmptyTitle
+            | pasopati_common::report::ReportError::TitleTooLong(_) => "title",
+            pasopati_common::report::ReportError::EmptyBody
+            | pasopati_common::report::ReportError::BodyTooLong(_) => "body",
+        };
+        vec![format!("field `{field}`: {e}")]
+    })
+}
+
+fn parse_json(text: &str) -> Result<Vec<(String, Row)>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("the JSON is not valid: {e}"))?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        object @ serde_json::Value::Object(_) => vec![object],
+        _ => return Err("the JSON must be a report object or an array of them".into()),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let label = format!("item {}", i + 1);
+            let serde_json::Value::Object(map) = item else {
+                return Err(format!("{label}: not a JSON object"));
+            };
+            let row = map
+                .into_iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Null => String::new(),
+                        serde_json::Value::Array(a) if a.is_empty() => String::new(),
+                        other => other.to_string(),
+                    };
+                    (k, text)
+                })
+                .collect();
+            Ok((label, row))
+        })
+        .collect()
+}
+
+fn parse_csv(text: &str) -> Result<Vec<(String, Row)>, String> {
+    let records = csv_records(text.trim_start_matches('\u{feff}'))?;
+    let mut records = records.into_iter();
+    let Some((_, header)) = records.next() else {
+        return Err("the CSV is empty; it needs a header row".into());
+    };
+    let header: Vec<String> = header
+        .into_iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let mut out = Vec::new();
+    for (line, fields) in records {
+        if fields.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let label = format!("row {line}");
+        if fields.len() != header.len() {
+            return Err(format!(
+                "{label}: has {} fields but the header has {}",
+                fields.len(),
+                header.len()
+            ));
+        }
+        out.push((label, header.iter().cloned().zip(fields).collect()));
+    }
+    Ok(out)
+}
+
+/// RFC 4180 records with the line each starts on (1-based).
+fn csv_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    let mut records = Vec::new();
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = text.chars().peekable();
+    let mut line = 1;
+    let mut start_line = 1;
+    let mut in_quotes = false;
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        any = true;
+        if in_quotes {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => in_quotes = false,
+                '\n' => {
+                    line += 1;
+                    field.push(c);
+                }
+                _ => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() => in_quotes = true,
+            ',' => fields.push(std::mem::take(&mut field)),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                fields.push(std::mem::take(&mut field));
+                records.push((start_line, std::mem::take(&mut fields)));
+                line += 1;
+                start_line = line;
+                any = false;
+            }
+            _ => field.push(c),
+        }
+    }
+    if in_quotes {
+        return Err(format!("row {start_line}: a quoted field is not closed"));
+    }
+    if any {
+        fields.push(field);
+        records.push((start_line, fields));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_handles_quotes_commas_and_newlines() {
+        let text = "category,title,body\r\nhumas,\"Siaran, pers\",\"Baris satu\nbaris \"\"dua\"\"\"\nhumas,b,c";
+        let records = csv_records(text).unwrap();
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[1].1[1], "Siaran, pers");
+        assert_eq!(records[1].1[2], "Baris satu\nbaris \"dua\"");
+        assert_eq!(records[2].0, 4, "the third record starts on line 4");
+        assert!(csv_records("a,\"b\n").is_err());
+    }
+
+    #[test]
+    fn json_takes_an_object_or_an_array() {
+        assert_eq!(
+            parse_json(r#"{"category":"humas","title":"t","body":"b"}"#)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            parse_json(r#"[{"title":"a"},{"title":"b"}]"#)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(parse_json("[1]").is_err());
+        assert!(parse_json("nope").is_err());
+    }
+
+    #[test]
+    fn a_bad_row_names_the_field() {
+        let guard = PiiGuard::default();
+        let row = |c: &str, b: &str| {
+            vec![
+                ("category".to_owned(), c.to_owned()),
+                ("title".into(), "Judul".into()),
+                ("body".into(), b.to_owned()),
+            ]
+        };
+        assert!(row_to_report(row("humas", "Isi."), &guard, Timestamp(0)).is_ok());
+        let err = row_to_report(row("olahraga", "Isi."), &guard, Timestamp(0)).unwrap_err();
+        assert!(err[0].starts_with("field `category`"), "{err:?}");
+        let err =
+            row_to_report(row("humas", "Hubungi 081234567890"), &guard, Timestamp(0)).unwrap_err();
+        assert!(
+            err[0].contains("field `body`") && err[0].contains("telepon"),
+            "{err:?}"
+        );
+    }
+}
