@@ -183,6 +183,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "last sync:        {}",
                     s.last_sync_at.as_deref().unwrap_or("never")
                 );
+                if let Some(w) = &s.web_form {
+                    println!("web form:         {w}");
+                }
                 if let Some(e) = &s.last_error {
                     println!("last error:       {e}");
                 }

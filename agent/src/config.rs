@@ -28,6 +28,30 @@ pub struct AgentConfig {
     pub outbox: OutboxSettings,
     #[serde(default)]
     pub inbox: InboxSettings,
+    #[serde(default)]
+    pub web: WebSettings,
+}
+
+/// The local web form.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    pub enabled: bool,
+    /// Where the form is served; loopback addresses only.
+    pub listen: std::net::SocketAddr,
+    /// The site's offset from UTC, for times typed into the form (`+07:00` WIB, `+08:00` WITA,
+    /// `+09:00` WIT).
+    pub utc_offset: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            enabled: true,
+            listen: ([127, 0, 0, 1], 8787).into(),
+            utc_offset: "+07:00".into(),
+        }
+    }
 }
 
 /// The inbox folder.
@@ -185,6 +209,19 @@ impl AgentConfig {
                 self.outbox.max_bytes
             ));
         }
+        if !self.web.listen.ip().is_loopback() {
+            return Err(format!(
+                "[web] listen = {} is not a loopback address; the form is served on this machine only (127.0.0.1)",
+                self.web.listen
+            ));
+        }
+        let o = self.web.utc_offset.as_bytes();
+        if o.len() != 6 || !(o[0] == b'+' || o[0] == b'-') || o[3] != b':' {
+            return Err(format!(
+                "[web] utc_offset `{}` is not like +07:00",
+                self.web.utc_offset
+            ));
+        }
         if self.pii.deny_list.iter().any(|t| t.trim().is_empty()) {
             return Err("[pii] deny_list has an empty term".into());
         }
@@ -241,6 +278,7 @@ mod tests {
             pii: PiiConfig::default(),
             outbox: OutboxSettings::default(),
             inbox: InboxSettings::default(),
+            web: WebSettings::default(),
         };
         config.save(dir.path()).unwrap();
         assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);

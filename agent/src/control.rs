@@ -21,7 +21,7 @@ pub enum AgentResponse {
     Filed(ReportId),
     /// The report was not accepted; the message names the field at fault.
     Rejected(String),
-    Status(AgentStatus),
+    Status(Box<AgentStatus>),
     /// The daemon could not do it (for example, the disk is full).
     Failed(String),
 }
@@ -43,7 +43,7 @@ pub(crate) async fn serve(
                 Err(e) => AgentResponse::Failed(e.to_string()),
             },
             AgentRequest::Status => match shared.status(true) {
-                Ok(s) => AgentResponse::Status(s),
+                Ok(s) => AgentResponse::Status(Box::new(s)),
                 Err(e) => AgentResponse::Failed(e.to_string()),
             },
         }]

@@ -255,6 +255,7 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
             pii: Default::default(),
             outbox: Default::default(),
             inbox: Default::default(),
+            web: Default::default(),
         },
     };
     config.save(data_dir)?;

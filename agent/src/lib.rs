@@ -13,6 +13,7 @@ pub mod identity;
 pub mod inbox;
 pub mod outbox;
 mod sync;
+mod web;
 
 use crate::config::AgentConfig;
 use crate::control::{AgentRequest, AgentResponse};
@@ -126,6 +127,8 @@ pub struct AgentStatus {
     pub sync_state: String,
     /// The last sync failure, in words an operator can act on.
     pub last_error: Option<String>,
+    /// The address of the local web form, while the daemon serves it.
+    pub web_form: Option<String>,
 }
 
 /// Where the sync loop is.
@@ -168,6 +171,8 @@ pub(crate) struct Shared {
     outbox: Arc<Outbox>,
     wake: Notify,
     state: Mutex<SyncState>,
+    /// Where the web form listens, once it does.
+    web_addr: Mutex<Option<std::net::SocketAddr>>,
 }
 
 impl Shared {
@@ -215,6 +220,12 @@ impl Shared {
             quota_full: stats.quota_full,
             daemon_running,
             connected: phase == SyncPhase::Connected,
+            web_form: self
+                .web_addr
+                .lock()
+                .ok()
+                .and_then(|a| *a)
+                .map(|a| format!("http://{a}/")),
             sync_state: if daemon_running {
                 phase.as_str().to_owned()
             } else {
@@ -285,6 +296,8 @@ pub struct RunOptions {
     pub control_socket: bool,
     /// Watch the inbox folder.
     pub inbox: bool,
+    /// Serve the web form (if the configuration enables it).
+    pub web: bool,
 }
 
 impl Default for RunOptions {
@@ -292,6 +305,7 @@ impl Default for RunOptions {
         RunOptions {
             control_socket: true,
             inbox: true,
+            web: true,
         }
     }
 }
@@ -332,6 +346,7 @@ impl Agent {
                 outbox,
                 wake: Notify::new(),
                 state: Mutex::new(SyncState::default()),
+                web_addr: Mutex::new(None),
             }),
             identity,
         })
@@ -406,7 +421,17 @@ impl Agent {
                 .unwrap_or_else(|| self.shared.data_dir.join("inbox"));
             tokio::spawn(inbox::watch(dir, self.shared.clone(), shutdown.clone()))
         });
+        let web = (options.web && self.shared.config.web.enabled).then(|| {
+            tokio::spawn(web::serve(
+                self.shared.config.web.listen,
+                self.shared.clone(),
+                shutdown.clone(),
+            ))
+        });
         sync::sync_loop(self.shared.clone(), shutdown).await;
+        if let Some(web) = web {
+            let _ = web.await;
+        }
         if let Some(inbox) = inbox {
             let _ = inbox.await;
         }
@@ -444,6 +469,11 @@ impl AgentHandle {
     /// The outbox.
     pub fn outbox(&self) -> &Arc<Outbox> {
         &self.shared.outbox
+    }
+
+    /// Where the web form listens, once it does.
+    pub fn web_addr(&self) -> Option<std::net::SocketAddr> {
+        self.shared.web_addr.lock().ok().and_then(|a| *a)
     }
 }
 
@@ -510,7 +540,7 @@ pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
             .await?
             .and_then(|r| r.into_iter().next());
         match answer {
-            Some(AgentResponse::Status(s)) => return Ok(s),
+            Some(AgentResponse::Status(s)) => return Ok(*s),
             Some(AgentResponse::Failed(m)) => return Err(AgentError::DaemonFailed(m)),
             Some(_) => return Err(AgentError::DaemonFailed("unexpected answer".into())),
             None => {}
@@ -536,6 +566,7 @@ pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
                     outbox: Arc::new(outbox),
                     wake: Notify::new(),
                     state: Mutex::new(SyncState::default()),
+                    web_addr: Mutex::new(None),
                 };
                 return shared.status(false);
             }

@@ -464,6 +464,27 @@ impl Outbox {
         })
     }
 
+    /// The most recently filed reports still held (queued, sent, or acknowledged and retained),
+    /// newest first, each with whether the collector has acknowledged it.
+    pub fn recent(&self, limit: usize) -> Result<Vec<(Report, bool)>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let acked = get(&txn.open_table(META)?, ACKED_SEQ)?;
+        let mut out = Vec::new();
+        let queue = txn.open_table(QUEUE)?;
+        for lane in [0u8, 1u8] {
+            for entry in queue.range((lane, 0)..=(lane, u64::MAX))?.rev().take(limit) {
+                out.push((decode_report(entry?.1.value())?, false));
+            }
+        }
+        for entry in txn.open_table(SENT_LOG)?.iter()?.rev().take(limit) {
+            let (seq, value) = entry?;
+            out.push((decode_report(value.value())?, seq.value() <= acked));
+        }
+        out.sort_by(|a, b| b.0.filed_at.cmp(&a.0.filed_at).then(b.0.id.cmp(&a.0.id)));
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// Every report not yet acknowledged, in sending order (sent log, then urgent, then
     /// routine). For tests and diagnostics.
     pub fn unacknowledged(&self) -> Result<Vec<ReportId>, OutboxError> {

@@ -281,6 +281,7 @@ pub async fn run(
                     RunOptions {
                         control_socket: false,
                         inbox: false,
+                        web: false,
                     },
                     agents_stop.clone(),
                 )));
@@ -311,6 +312,7 @@ pub async fn run(
                         RunOptions {
                             control_socket: false,
                             inbox: false,
+                            web: false,
                         },
                         agents_stop.clone(),
                     )));
@@ -336,6 +338,7 @@ pub async fn run(
                 RunOptions {
                     control_socket: false,
                     inbox: false,
+                    web: false,
                 },
                 agents_stop.clone(),
             )));

@@ -644,7 +644,12 @@ impl Store {
                 sites.insert(site.as_str(), encode(&record).as_slice())?;
             }
             let mut history = txn.open_table(HEARTBEATS)?;
-            history.insert((site.as_str(), now.0), encode(heartbeat).as_slice())?;
+            // Two heartbeats within one millisecond keep both: the later one moves up a bit.
+            let mut at = now.0;
+            while history.get((site.as_str(), at))?.is_some() {
+                at += 1;
+            }
+            history.insert((site.as_str(), at), encode(heartbeat).as_slice())?;
             let cutoff = now.0 - HEARTBEAT_HISTORY_MS;
             history.retain_in(
                 (site.as_str(), i64::MIN)..(site.as_str(), cutoff),

@@ -108,6 +108,7 @@ impl Fleet {
                 RunOptions {
                     control_socket: false,
                     inbox: false,
+                    web: false,
                 },
                 fleet.stop.clone(),
             )));
@@ -794,6 +795,7 @@ async fn scenario_fleet_reconnects_after_an_outage() {
             RunOptions {
                 control_socket: false,
                 inbox: false,
+                web: false,
             },
             stop.clone(),
         )));

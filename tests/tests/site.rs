@@ -447,6 +447,7 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
         pasopati_agent::RunOptions {
             control_socket: false,
             inbox: false,
+            web: false,
         },
         stop.clone(),
     ));
@@ -590,4 +591,211 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         .find(|r| r.report.title == "Kebakaran kecil")
         .map(|r| r.report.priority);
     assert_eq!(urgent, Some(pasopati_common::Priority::Urgent));
+}
+
+/// A minimal HTTP/1.1 exchange over a real TCP connection: (status, headers and body).
+async fn http(addr: &str, request: String) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn form_encode(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    b' ' => "+".into(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn post(addr: &str, body: String) -> (u16, String) {
+    http(
+        addr,
+        format!(
+            "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await
+}
+
+/// 3. The web form: filing a report through a real HTTP request lands it in the outbox; a bad
+/// field comes back with its message; a post without the page's token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_form_files_reports_and_explains_mistakes() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let token = c.add_site("lapas-uji").await;
+    let agent = tmp.path().join("agent");
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent), "--token", &token],
+    );
+    let path = agent.join("agent.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &path,
+        text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let _daemon = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent)],
+        &tmp.path().join("agent.log"),
+    );
+    let mut url = None;
+    for _ in 0..100 {
+        if let Ok(s) = pasopati_agent::status(&agent).await {
+            if let Some(w) = s.web_form {
+                url = Some(w);
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let url = url.unwrap_or_else(|| panic!("the web form did not start"));
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+
+    let (status, page) = http(
+        &addr,
+        format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Laporan Kegiatan") && page.contains("Kejadian Menonjol"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the page loads something from outside"
+    );
+    let csrf = page
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no token"))
+        .to_owned();
+
+    // A good report: 303 to the page, and it is in the outbox (then at the collector).
+    let (status, response) = post(
+        &addr,
+        form_encode(&[
+            ("token", &csrf),
+            ("category", "layanan_kunjungan"),
+            ("title", "Kunjungan tatap muka"),
+            ("body", "120 pengunjung dilayani dengan tertib."),
+            ("priority", ""),
+            ("occurred_at", "2026-11-27T09:30"),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 303, "{response}");
+    let id = response
+        .split("tersimpan=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no id: {response}"))
+        .to_owned();
+    let report_id: pasopati_common::ReportId = id.parse().unwrap_or_else(|e| panic!("{e}"));
+    eventually(
+        "the form's report reaches the collector",
+        std::time::Duration::from_secs(20),
+        || c.store.report(&report_id).is_ok_and(|r| r.is_some()),
+    )
+    .await;
+    let stored = c
+        .store
+        .report(&report_id)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("missing"));
+    assert_eq!(
+        stored.report.occurred_at.to_rfc3339(),
+        "2026-11-27T02:30:00Z",
+        "WIB time converted"
+    );
+
+    // An empty title: 400, the message next to the field, the other fields kept.
+    let (status, page) = post(
+        &addr,
+        form_encode(&[
+            ("token", &csrf),
+            ("category", "humas"),
+            ("title", ""),
+            ("body", "Isi tetap ada."),
+            ("priority", ""),
+            ("occurred_at", ""),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"galat-title\">Judul wajib diisi."),
+        "{page}"
+    );
+    assert!(page.contains("Isi tetap ada."), "the body typed was lost");
+    // Identity data: refused, the field named.
+    let (status, page) = post(
+        &addr,
+        form_encode(&[
+            ("token", &csrf),
+            ("category", "humas"),
+            ("title", "Narahubung"),
+            ("body", "Hubungi 081234567890"),
+            ("priority", ""),
+            ("occurred_at", ""),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("id=\"galat-body\">Berisi nomor telepon"),
+        "{page}"
+    );
+    // No token: refused.
+    let (status, _) = post(
+        &addr,
+        form_encode(&[
+            ("token", "palsu"),
+            ("category", "humas"),
+            ("title", "t"),
+            ("body", "b"),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 403);
 }

@@ -443,6 +443,7 @@ async fn a_wiped_and_re_enrolled_agent_starts_a_new_epoch() {
             RunOptions {
                 control_socket: false,
                 inbox: false,
+                web: false,
             },
             stop.clone(),
         ));
@@ -625,6 +626,7 @@ async fn an_urgent_report_overtakes_a_routine_backlog() {
         RunOptions {
             control_socket: false,
             inbox: false,
+            web: false,
         },
         stop.clone(),
     ));

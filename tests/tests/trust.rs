@@ -35,6 +35,7 @@ fn spawn_agent(
         RunOptions {
             control_socket: false,
             inbox: false,
+            web: false,
         },
         stop.clone(),
     ));

@@ -61,6 +61,7 @@ async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
         RunOptions {
             control_socket: false,
             inbox: false,
+            web: false,
         },
         stop.clone(),
     ));
