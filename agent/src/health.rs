@@ -22,7 +22,7 @@ impl HealthProbe {
     }
 
     /// A heartbeat for the outbox counters `stats`.
-    pub(crate) fn heartbeat(&mut self, stats: &OutboxStats, quota_full: bool) -> Heartbeat {
+    pub(crate) fn heartbeat(&mut self, stats: &OutboxStats) -> Heartbeat {
         let (cpu_percent, mem_used_bytes) = match self.system.as_mut() {
             Some(system) => {
                 system.refresh_cpu_usage();
@@ -41,7 +41,7 @@ impl HealthProbe {
             mem_used_bytes,
             disk_free_bytes: disk_free(&self.data_dir),
             uptime_secs: sysinfo::System::uptime().unwrap_or(0),
-            quota_full,
+            quota_full: stats.quota_full,
         }
     }
 }
@@ -80,7 +80,7 @@ mod tests {
             max_bytes: 100,
             quota_full: false,
         };
-        let hb = probe.heartbeat(&stats, false);
+        let hb = probe.heartbeat(&stats);
         assert_eq!(hb.backlog, 3);
         assert!(hb.mem_used_bytes > 0, "memory not read");
         assert!(hb.disk_free_bytes > 0, "free disk not read");

@@ -292,7 +292,7 @@ async fn run_session(
             _ = tokio::time::sleep_until(next_heartbeat.unwrap_or_else(Instant::now)), if next_heartbeat.is_some() => {
                 let ob = outbox.clone();
                 let stats = blocking(move || Ok(ob.stats()?)).await?;
-                let heartbeat = probe.heartbeat(&stats, stats.quota_full);
+                let heartbeat = probe.heartbeat(&stats);
                 write_frame(&mut send, &AgentFrame::Heartbeat(heartbeat)).await?;
                 next_heartbeat = Some(Instant::now() + heartbeat_every);
             }
