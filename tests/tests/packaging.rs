@@ -1,0 +1,133 @@
+//! The Debian packages: built with cargo-deb, they hold the binary, the hardened systemd unit,
+//! the sysusers file, the install guide and the example configuration, and the unit verifies.
+//! Runs when `PASOPATI_PACKAGING=1` (cargo-deb installed); `.ci/run` sets it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn debian_packages_hold_binaries_and_hardened_units() {
+    if std::env::var("PASOPATI_PACKAGING")
+        .map(|v| v != "1")
+        .unwrap_or(true)
+    {
+        println!("packaging test skipped: install cargo-deb and set PASOPATI_PACKAGING=1");
+        return;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // A target directory of its own: the outer `cargo test` holds the main one.
+    let target = workspace.join("target").join("packaging");
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for name in ["agent", "collector"] {
+        let package = format!("pasopati-{name}");
+        let printed = run(Command::new("cargo")
+            .current_dir(&workspace)
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["deb", "-p", &package, "--output"])
+            .arg(out.path()));
+        let deb: PathBuf = std::fs::read_dir(out.path())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
+            })
+            .unwrap_or_else(|| panic!("no .deb for {package}: {printed}"));
+        let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+        for path in [
+            format!("./usr/bin/{package}"),
+            format!("./lib/systemd/system/{package}.service"),
+            format!("./usr/lib/sysusers.d/{package}.conf"),
+            format!("./usr/share/doc/{package}/INSTALL.md"),
+            format!("./usr/share/doc/{package}/{name}.example.toml"),
+        ] {
+            assert!(
+                listing.contains(&path),
+                "{path} missing from {}:\n{listing}",
+                deb.display()
+            );
+        }
+        let info = run(Command::new("dpkg-deb").arg("-I").arg(&deb));
+        assert!(
+            info.contains(&format!("Package: {package}")) && info.contains("postinst"),
+            "{info}"
+        );
+
+        let root = out.path().join(format!("root-{name}"));
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+        let unit =
+            std::fs::read_to_string(root.join(format!("lib/systemd/system/{package}.service")))
+                .unwrap_or_else(|e| panic!("{e}"));
+        for line in [
+            "ProtectSystem=strict",
+            "NoNewPrivileges=yes",
+            "UMask=0077",
+            "Restart=on-failure",
+            "SystemCallFilter=@system-service",
+            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+            &format!("StateDirectory={package}"),
+            &format!("ExecStartPre=/usr/bin/{package} validate --config"),
+        ] {
+            assert!(unit.contains(line), "{line} missing from the unit:\n{unit}");
+        }
+        let version = run(Command::new(root.join(format!("usr/bin/{package}"))).arg("--version"));
+        assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
+        let example = root.join(format!("usr/share/doc/{package}/{name}.example.toml"));
+        run(Command::new(root.join(format!("usr/bin/{package}")))
+            .arg("validate")
+            .arg("--config")
+            .arg(&example));
+
+        let host_units = Path::new("/lib/systemd/system");
+        if host_units.is_dir()
+            && Command::new("systemd-analyze")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        {
+            // The unit's dependencies (targets, slices) come from the host's systemd.
+            for entry in std::fs::read_dir(host_units)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .flatten()
+            {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".target") || name.ends_with(".slice") {
+                    let _ =
+                        std::fs::copy(entry.path(), root.join("lib/systemd/system").join(&name));
+                }
+            }
+            let verify = Command::new("systemd-analyze")
+                .arg("verify")
+                .arg(format!("--root={}", root.display()))
+                .arg(format!("lib/systemd/system/{package}.service"))
+                .output()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let stderr = String::from_utf8_lossy(&verify.stderr);
+            println!(
+                "systemd-analyze verify {package}.service: {} {stderr}",
+                verify.status
+            );
+            assert!(
+                verify.status.success(),
+                "systemd-analyze verify failed: {stderr}"
+            );
+        }
+        println!(
+            "{}: {} bytes",
+            deb.display(),
+            std::fs::metadata(&deb).map(|m| m.len()).unwrap_or(0)
+        );
+    }
+}
