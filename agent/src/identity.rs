@@ -259,9 +259,13 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
         },
     };
     config.save(data_dir)?;
-    // Create the outbox now, so its epoch exists from enrollment on.
-    Outbox::open(data_dir)?;
-    Ok(site)
+    // Create the outbox now, so its epoch exists from enrollment on. A running daemon holding it
+    // (re-enrollment with --force while it runs) is fine: it picks up the new certificate at its
+    // next connection.
+    match Outbox::open(data_dir) {
+        Ok(_) | Err(crate::outbox::OutboxError::Locked { .. }) => Ok(site),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), AgentError> {

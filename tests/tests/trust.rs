@@ -574,3 +574,94 @@ fn a_tampered_audit_log_is_named() {
     });
     assert!(err.contains("entry 1"), "{err}");
 }
+
+/// An agent offline past its certificate's expiry gets a clear message, keeps its queued
+/// reports, and sends them under the same site after re-enrolling with a new token, even while
+/// its daemon keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_agent_keeps_its_reports_and_recovers_with_a_new_token() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    pasopati_collector::init(
+        &dir,
+        pasopati_collector::InitOptions {
+            quic_listen: Some(any_port()),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config_path = dir.join("collector.toml");
+    let config = std::fs::read_to_string(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &config_path,
+        config.replace(
+            "site_cert_lifetime = \"90d\"",
+            "site_cert_lifetime = \"3s\"",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&dir, any_port()).await;
+    let token = c.add_site("lapas-uji").await;
+    let agent_dir = tmp.path().join("agent");
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+    );
+    // Offline past expiry, reports filed meanwhile.
+    let mut filed = HashSet::new();
+    for i in 0..5 {
+        filed.insert(
+            pasopati_agent::file_report(&agent_dir, draft(i))
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let _daemon = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent_dir)],
+        &tmp.path().join("agent.log"),
+    );
+    eventually(
+        "the agent says its certificate expired",
+        Duration::from_secs(20),
+        || {
+            let out = run_ok(
+                &bins.agent,
+                &["status", "--data-dir", p(&agent_dir), "--json"],
+            );
+            out.contains("\"sync_state\":\"expired\"") && out.contains("new token")
+        },
+    )
+    .await;
+    assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 0);
+    // A new token; re-enrollment while the daemon runs; the queued reports go out.
+    let token = c.new_token("lapas-uji").await;
+    run_ok(
+        &bins.agent,
+        &[
+            "enroll",
+            "--data-dir",
+            p(&agent_dir),
+            "--token",
+            &token,
+            "--force",
+        ],
+    );
+    eventually("the queued reports arrive", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 5)
+    })
+    .await;
+    let stored: HashSet<_> = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.site.as_str(), "lapas-uji");
+            r.report.id
+        })
+        .collect();
+    assert_eq!(stored, filed);
+}
