@@ -1,9 +1,9 @@
 //! The `pasopati-agent` command line: parses arguments, sets up logging, and calls the library.
 //! It lives in the library so the binary (and the test suite's copy of it) is one line.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use pasopati_common::{Priority, ReportDraft, Timestamp};
+use pasopati_common::{Priority, ReportDraft, ReportId, Revision, Timestamp};
 use std::io::Read;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,37 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand)]
+enum ReportAction {
+    /// File a corrected revision of a report filed here; the center keeps every revision.
+    Edit {
+        /// The report's id, as `report` printed it.
+        id: ReportId,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        body: Option<String>,
+        #[arg(long)]
+        priority: Option<Priority>,
+        #[arg(long)]
+        occurred_at: Option<String>,
+    },
+    /// Retract a report filed here, with the reason.
+    Retract {
+        id: ReportId,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+// Parsed once per process; its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Enroll this site with a one-time token from the media center.
@@ -39,15 +70,18 @@ enum Command {
         data_dir: PathBuf,
     },
     /// File a report. Prints its id once it is durably saved.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Report {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        category: String,
-        #[arg(long)]
-        title: String,
-        #[arg(long)]
-        body: String,
+        #[command(subcommand)]
+        action: Option<ReportAction>,
+        #[arg(long, required = true)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, required = true)]
+        category: Option<String>,
+        #[arg(long, required = true)]
+        title: Option<String>,
+        #[arg(long, required = true)]
+        body: Option<String>,
         /// `normal` or `urgent` (default: the category's default).
         #[arg(long)]
         priority: Option<Priority>,
@@ -127,27 +161,65 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             agent.run(shutdown).await?;
         }
         Command::Report {
-            data_dir,
-            category,
-            title,
-            body,
+            action:
+                Some(ReportAction::Edit {
+                    id,
+                    data_dir,
+                    category,
+                    title,
+                    body,
+                    priority,
+                    occurred_at,
+                }),
+            ..
+        } => {
+            let changes = Revision {
+                category,
+                title,
+                body,
+                priority,
+                occurred_at: parse_time(occurred_at)?,
+                retract: None,
+            };
+            let revision = crate::revise_report(&data_dir, id, changes).await?;
+            println!("{id} revision {revision}");
+        }
+        Command::Report {
+            action:
+                Some(ReportAction::Retract {
+                    id,
+                    data_dir,
+                    reason,
+                }),
+            ..
+        } => {
+            let changes = Revision {
+                retract: Some(reason),
+                ..Revision::default()
+            };
+            let revision = crate::revise_report(&data_dir, id, changes).await?;
+            println!("{id} revision {revision} (retracted)");
+        }
+        Command::Report {
+            action: None,
+            data_dir: Some(data_dir),
+            category: Some(category),
+            title: Some(title),
+            body: Some(body),
             priority,
             occurred_at,
         } => {
-            let occurred_at = occurred_at
-                .map(|t| Timestamp::parse_rfc3339(&t))
-                .transpose()
-                .context("--occurred-at")?;
             let draft = ReportDraft {
                 category,
                 title,
                 body,
                 priority,
-                occurred_at,
+                occurred_at: parse_time(occurred_at)?,
             };
             let id = crate::file_report(&data_dir, draft).await?;
             println!("{id}");
         }
+        Command::Report { .. } => bail!("report needs --data-dir, --category, --title and --body"),
         Command::Status { data_dir, json } => {
             let s = crate::status(&data_dir).await?;
             if json {
@@ -193,6 +265,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_time(text: Option<String>) -> anyhow::Result<Option<Timestamp>> {
+    text.map(|t| Timestamp::parse_rfc3339(&t))
+        .transpose()
+        .context("--occurred-at")
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

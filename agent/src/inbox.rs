@@ -251,6 +251,8 @@ fn row_to_report(row: Row, guard: &PiiGuard, now: Timestamp) -> Result<Report, V
             | pasopati_common::report::ReportError::TitleTooLong(_) => "title",
             pasopati_common::report::ReportError::EmptyBody
             | pasopati_common::report::ReportError::BodyTooLong(_) => "body",
+            pasopati_common::report::ReportError::Reason
+            | pasopati_common::report::ReportError::Retracted => "report",
         };
         vec![format!("field `{field}`: {e}")]
     })

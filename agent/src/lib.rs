@@ -26,7 +26,7 @@ use pasopati_common::pii::{Field, Finding, Mode, PiiGuard};
 use pasopati_common::pki::PkiError;
 use pasopati_common::sync::ProtocolError;
 use pasopati_common::token::TokenError;
-use pasopati_common::{Report, ReportDraft, ReportId};
+use pasopati_common::{Report, ReportDraft, ReportId, Revision};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -58,11 +58,15 @@ pub enum AgentError {
     BatchRefused(String),
     #[error(transparent)]
     Control(#[from] ControlError),
-    #[error("the running agent refused the report: {0}")]
+    #[error("{0}")]
     Rejected(String),
+    #[error(
+        "report {0} is not known at this site (only reports filed here can be edited or retracted)"
+    )]
+    UnknownReport(ReportId),
     #[error("report refused: inmate identity data must not leave the site: {}. Remove it and file again", describe_findings(.0))]
     Pii(Vec<Finding>),
-    #[error("the running agent failed: {0}")]
+    #[error("{0}")]
     DaemonFailed(String),
     #[error("this site's certificate expired at {at}; reports stay queued. Ask the media center for a new token (`pasopati-collector site token --id <SITE>`), then run `pasopati-agent enroll --data-dir {dir} --force --token <TOKEN>`")]
     CertificateExpired { at: String, dir: String },
@@ -176,6 +180,41 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(data_dir: PathBuf, config: AgentConfig, outbox: Arc<Outbox>) -> Shared {
+        Shared {
+            data_dir,
+            config,
+            outbox,
+            wake: Notify::new(),
+            state: Mutex::new(SyncState::default()),
+            web_addr: Mutex::new(None),
+        }
+    }
+
+    fn revise(&self, id: ReportId, changes: Revision) -> Result<Report, AgentError> {
+        let latest = self
+            .outbox
+            .latest(&id)?
+            .ok_or(AgentError::UnknownReport(id))?;
+        let next = latest
+            .revise(
+                changes,
+                pasopati_common::taxonomy::Taxonomy::builtin(),
+                pasopati_common::Timestamp::now(),
+            )
+            .map_err(|e| AgentError::Outbox(OutboxError::Invalid(e)))?;
+        let guard = PiiGuard::new(&self.config.pii);
+        let mut findings = guard.check(&next.title, &next.body);
+        if let Some(reason) = &next.retraction {
+            findings.extend(guard.scan(Field::Body, reason));
+        }
+        if !findings.is_empty() {
+            return Err(AgentError::Pii(findings));
+        }
+        self.file_reports(std::slice::from_ref(&next))?;
+        Ok(next)
+    }
+
     fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
         let draft = guard_draft(&PiiGuard::new(&self.config.pii), draft)?;
         let report = self.outbox.file(draft)?;
@@ -340,14 +379,7 @@ impl Agent {
             }
         };
         Ok(Agent {
-            shared: Arc::new(Shared {
-                data_dir: data_dir.to_owned(),
-                config,
-                outbox,
-                wake: Notify::new(),
-                state: Mutex::new(SyncState::default()),
-                web_addr: Mutex::new(None),
-            }),
+            shared: Arc::new(Shared::new(data_dir.to_owned(), config, outbox)),
             identity,
         })
     }
@@ -487,35 +519,29 @@ fn check_data_dir(data_dir: &Path) -> Result<(), AgentError> {
     Ok(())
 }
 
-/// Files a report for the data directory: through the running daemon if there is one, else
-/// directly into the outbox. Returns once the report is durable.
-pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId, AgentError> {
+/// Runs a request through the data directory's daemon if one answers, else on the outbox
+/// directly, with the same code the daemon runs.
+async fn request(data_dir: &Path, request: AgentRequest) -> Result<AgentResponse, AgentError> {
     check_data_dir(data_dir)?;
     for attempt in 0..20 {
-        let answer = pasopati_common::control::call(data_dir, &AgentRequest::File(draft.clone()))
+        let answer = pasopati_common::control::call(data_dir, &request)
             .await?
             .and_then(|r| r.into_iter().next());
-        match answer {
-            Some(AgentResponse::Filed(id)) => return Ok(id),
-            Some(AgentResponse::Rejected(m)) => return Err(AgentError::Rejected(m)),
-            Some(AgentResponse::Failed(m)) => return Err(AgentError::DaemonFailed(m)),
-            Some(AgentResponse::Status(_)) => {
-                return Err(AgentError::DaemonFailed("unexpected answer".into()))
-            }
-            None => {}
+        if let Some(answer) = answer {
+            return Ok(answer);
         }
         let config = AgentConfig::load(data_dir)?;
-        let d = guard_draft(&PiiGuard::new(&config.pii), draft.clone())?;
         let dir = data_dir.to_owned();
-        let max_bytes = config.outbox.max_bytes;
-        let direct = tokio::task::spawn_blocking(move || -> Result<ReportId, OutboxError> {
+        let req = request.clone();
+        let direct = tokio::task::spawn_blocking(move || -> Result<AgentResponse, OutboxError> {
             let outbox = Outbox::open(&dir)?;
-            outbox.set_max_bytes(max_bytes);
-            Ok(outbox.file(d)?.id)
+            outbox.set_max_bytes(config.outbox.max_bytes);
+            let shared = Shared::new(dir, config, Arc::new(outbox));
+            Ok(control::answer(&shared, req, false))
         })
         .await
         .map_err(|e| AgentError::Io {
-            what: "filing".into(),
+            what: "outbox task".into(),
             message: e.to_string(),
         })?;
         match direct {
@@ -532,49 +558,37 @@ pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId
     ))
 }
 
+fn filed(response: AgentResponse) -> Result<(ReportId, u32), AgentError> {
+    match response {
+        AgentResponse::Filed { id, revision } => Ok((id, revision)),
+        AgentResponse::Rejected(m) => Err(AgentError::Rejected(m)),
+        AgentResponse::Failed(m) => Err(AgentError::DaemonFailed(m)),
+        AgentResponse::Status(_) => Err(AgentError::DaemonFailed("unexpected answer".into())),
+    }
+}
+
+/// Files a report for the data directory. Returns once the report is durable.
+pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId, AgentError> {
+    filed(request(data_dir, AgentRequest::File(draft)).await?).map(|(id, _)| id)
+}
+
+/// Files the next revision of a report (an edit or, with `changes.retract`, a retraction).
+/// Returns the new revision number once it is durable.
+pub async fn revise_report(
+    data_dir: &Path,
+    id: ReportId,
+    changes: Revision,
+) -> Result<u32, AgentError> {
+    filed(request(data_dir, AgentRequest::Revise { id, changes }).await?).map(|(_, r)| r)
+}
+
 /// The status of the data directory's agent: from the running daemon if there is one.
 pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
-    check_data_dir(data_dir)?;
-    for attempt in 0..20 {
-        let answer = pasopati_common::control::call(data_dir, &AgentRequest::Status)
-            .await?
-            .and_then(|r| r.into_iter().next());
-        match answer {
-            Some(AgentResponse::Status(s)) => return Ok(*s),
-            Some(AgentResponse::Failed(m)) => return Err(AgentError::DaemonFailed(m)),
-            Some(_) => return Err(AgentError::DaemonFailed("unexpected answer".into())),
-            None => {}
-        }
-        let config = AgentConfig::load(data_dir)?;
-        let dir = data_dir.to_owned();
-        let opened = tokio::task::spawn_blocking(move || Outbox::open(&dir))
-            .await
-            .map_err(|e| AgentError::Io {
-                what: "status".into(),
-                message: e.to_string(),
-            })?;
-        match opened {
-            Err(OutboxError::Locked { .. } | OutboxError::Damaged { .. }) if attempt < 19 => {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-            Err(e) => return Err(e.into()),
-            Ok(outbox) => {
-                outbox.set_max_bytes(config.outbox.max_bytes);
-                let shared = Shared {
-                    data_dir: data_dir.to_owned(),
-                    config,
-                    outbox: Arc::new(outbox),
-                    wake: Notify::new(),
-                    state: Mutex::new(SyncState::default()),
-                    web_addr: Mutex::new(None),
-                };
-                return shared.status(false);
-            }
-        }
+    match request(data_dir, AgentRequest::Status).await? {
+        AgentResponse::Status(s) => Ok(*s),
+        AgentResponse::Failed(m) => Err(AgentError::DaemonFailed(m)),
+        _ => Err(AgentError::DaemonFailed("unexpected answer".into())),
     }
-    Err(AgentError::DaemonFailed(
-        "the outbox is held by a process that does not answer on control.sock".into(),
-    ))
 }
 
 pub use identity::enroll;

@@ -23,6 +23,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const QUEUE: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("queue");
 /// seq → encoded report, for reports given a seq and not yet acknowledged.
 const SENT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("sent_log");
+/// Report id → the latest revision filed here, so staff can edit or retract a report.
+const LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("latest");
 /// SHA-256 of an inbox file → when its reports were filed, so a file filed just before a crash
 /// is not filed again when the agent restarts and finds it still in the inbox.
 const INBOX_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_seen");
@@ -247,15 +249,29 @@ impl Outbox {
                 return Err(OutboxError::Full { used, limit });
             }
             let mut filing = get(&meta, NEXT_FILING)?;
+            let mut latest = txn.open_table(LATEST)?;
             for (report, bytes) in reports.iter().zip(&encoded) {
                 queue.insert((lane(report.priority), filing), bytes.as_slice())?;
                 filing += 1;
+                latest.insert(&report.id.0[..], bytes.as_slice())?;
             }
             meta.insert(NEXT_FILING, filing)?;
             meta.insert(UNSENT_BYTES, used + adding)?;
         }
         txn.commit()?;
         Ok(true)
+    }
+
+    /// The latest revision of a report filed here.
+    pub fn latest(&self, id: &ReportId) -> Result<Option<Report>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(LATEST) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let value = table.get(&id.0[..])?;
+        value.map(|v| decode_report(v.value())).transpose()
     }
 
     /// The numbers `Hello` needs.

@@ -200,6 +200,7 @@ fn indonesian(e: &ReportError) -> (&'static str, String) {
             "body",
             format!("Isi laporan terlalu panjang ({n} bita; paling banyak 65.536)."),
         ),
+        ReportError::Reason | ReportError::Retracted => ("form", e.to_string()),
     }
 }
 

@@ -85,6 +85,10 @@ pub struct ReportView {
     pub filed_at: String,
     pub received_at: String,
     pub arrival: u64,
+    /// 0 as first filed; each edit or retraction is the next revision.
+    pub revision: u32,
+    /// The reason, when the report was retracted.
+    pub retraction: Option<String>,
 }
 
 /// A quarantined report as `quarantine` shows it: where the identity data is, not what it is.
@@ -342,6 +346,8 @@ pub fn report_view(r: StoredReport) -> ReportView {
         filed_at: r.report.filed_at.to_rfc3339(),
         received_at: r.received_at.to_rfc3339(),
         arrival: r.arrival,
+        revision: r.report.revision,
+        retraction: r.report.retraction,
     }
 }
 
@@ -360,6 +366,14 @@ pub fn quarantine(store: &Store) -> Result<Vec<QuarantineView>, AdminError> {
             findings: q.findings,
         })
         .collect())
+}
+
+/// Every revision of one report, oldest first.
+pub fn revisions(
+    store: &Store,
+    id: &pasopati_common::ReportId,
+) -> Result<Vec<ReportView>, AdminError> {
+    Ok(store.revisions(id)?.into_iter().map(report_view).collect())
 }
 
 /// All recorded gaps.

@@ -76,6 +76,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every revision of one report (edits and retraction), oldest first.
+    Revisions {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: pasopati_common::ReportId,
+        #[arg(long)]
+        json: bool,
+    },
     /// List reports held in quarantine because they carry inmate identity data.
     Quarantine {
         #[arg(long)]
@@ -388,6 +397,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
                 other => return Err(failed(other)),
+            }
+        }
+        Command::Revisions { data_dir, id, json } => {
+            for response in crate::call(&data_dir, CollectorRequest::Revisions(id)).await? {
+                let CollectorResponse::Reports(revisions) = response else {
+                    return Err(failed(response));
+                };
+                for r in revisions {
+                    if json {
+                        println!("{}", serde_json::to_string(&r)?);
+                    } else {
+                        let retracted = r
+                            .retraction
+                            .as_deref()
+                            .map(|why| format!(" RETRACTED: {why}"))
+                            .unwrap_or_default();
+                        println!(
+                            "revision {} filed {} received {} [{}] {}{retracted}",
+                            r.revision, r.filed_at, r.received_at, r.category, r.title
+                        );
+                    }
+                }
             }
         }
         Command::Quarantine { data_dir, json } => {

@@ -24,6 +24,7 @@ pub enum CollectorRequest {
         limit: Option<u64>,
     },
     Gaps,
+    Revisions(pasopati_common::ReportId),
     Quarantine,
     AuditShow,
     AuditVerify,
@@ -112,6 +113,9 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
         )
         .map(CollectorResponse::Reports),
         CollectorRequest::Gaps => admin::gaps(&state.store).map(CollectorResponse::Gaps),
+        CollectorRequest::Revisions(id) => {
+            admin::revisions(&state.store, &id).map(CollectorResponse::Reports)
+        }
         CollectorRequest::Quarantine => {
             admin::quarantine(&state.store).map(CollectorResponse::Quarantine)
         }

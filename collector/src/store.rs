@@ -28,7 +28,10 @@ const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
 /// (site, epoch, seq) → arrival number.
 const BY_POSITION: TableDefinition<(&str, u64, u64), u64> = TableDefinition::new("by_position");
 /// Report id → arrival number.
+/// Report id and revision (16 + 4 bytes) → arrival number of that revision.
 const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
+/// Report id → arrival number of its latest revision.
+const LATEST: TableDefinition<&[u8], u64> = TableDefinition::new("latest");
 /// (site, epoch, first missing seq) → gap record.
 const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
 /// Rejection number → rejection record.
@@ -261,6 +264,7 @@ impl Store {
         txn.open_table(REPORTS)?;
         txn.open_table(BY_POSITION)?;
         txn.open_table(BY_ID)?;
+        txn.open_table(LATEST)?;
         txn.open_table(GAPS)?;
         txn.open_table(REJECTIONS)?;
         txn.open_table(AUDIT)?;
@@ -716,6 +720,7 @@ impl Store {
             let mut quarantine = txn.open_table(QUARANTINE)?;
             let mut by_position = txn.open_table(BY_POSITION)?;
             let mut by_id = txn.open_table(BY_ID)?;
+            let mut latest = txn.open_table(LATEST)?;
             let mut replayed = 0u64;
             if let Some(range) = &plan.replayed {
                 for seq in range.clone() {
@@ -731,7 +736,7 @@ impl Store {
                         None => true,
                     };
                     if !same {
-                        drop((hwm_table, reports, by_position, by_id, quarantine));
+                        drop((hwm_table, reports, by_position, by_id, quarantine, latest));
                         let reason = NackReason::Conflict { seq };
                         record_rejection(
                             &txn,
@@ -757,11 +762,20 @@ impl Store {
                 for seq in range.clone() {
                     let report = &batch.reports[(seq - batch.first_seq) as usize];
                     let hash = report.content_hash();
-                    let existing = by_id.get(&report.id.0[..])?.map(|v| v.value());
+                    let key = revision_key(report);
+                    let existing = by_id.get(&key[..])?.map(|v| v.value());
                     if let Some(a) = existing {
                         let same = stored_hash(&reports, &quarantine, a)? == Some(hash);
                         if !same {
-                            drop((hwm_table, reports, by_position, by_id, meta, quarantine));
+                            drop((
+                                hwm_table,
+                                reports,
+                                by_position,
+                                by_id,
+                                meta,
+                                quarantine,
+                                latest,
+                            ));
                             let reason = NackReason::Conflict { seq };
                             record_rejection(
                                 &txn,
@@ -807,7 +821,17 @@ impl Store {
                             quarantined += 1;
                         }
                         by_position.insert((site.as_str(), epoch.0, seq), arrival)?;
-                        by_id.insert(&report.id.0[..], arrival)?;
+                        by_id.insert(&key[..], arrival)?;
+                        // The highest revision is the one shown; an older one arriving late only
+                        // joins the history.
+                        let newer = match latest.get(&report.id.0[..])?.map(|v| v.value()) {
+                            Some(a) => revision_at(&reports, &quarantine, a)?
+                                .is_none_or(|r| report.revision >= r),
+                            None => true,
+                        };
+                        if newer {
+                            latest.insert(&report.id.0[..], arrival)?;
+                        }
                         arrival += 1;
                     }
                     new_hwm = seq;
@@ -815,7 +839,7 @@ impl Store {
                 meta.insert(NEXT_ARRIVAL, arrival)?;
                 hwm_table.insert((site.as_str(), epoch.0), new_hwm)?;
             }
-            drop((hwm_table, reports, by_position, by_id, quarantine));
+            drop((hwm_table, reports, by_position, by_id, quarantine, latest));
             touch_site(&txn, site, now, stored.len() as u64)?;
             BatchOutcome::Stored {
                 hwm: new_hwm,
@@ -841,10 +865,12 @@ impl Store {
         Ok(())
     }
 
-    /// Stored reports in arrival order.
+    /// Stored reports in arrival order, each at its latest revision (earlier revisions are in
+    /// [`Store::revisions`]).
     pub fn reports(&self, query: &ReportQuery) -> Result<Vec<StoredReport>, StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
+        let latest = txn.open_table(LATEST)?;
         let mut out = Vec::new();
         let limit = query.limit.unwrap_or(usize::MAX);
         for entry in reports.range(query.after_arrival.unwrap_or(0)..)? {
@@ -855,16 +881,37 @@ impl Store {
             if query.site.as_ref().is_some_and(|s| s != &r.site) {
                 continue;
             }
+            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) {
+                continue;
+            }
             out.push(r);
         }
         Ok(out)
     }
 
-    /// The report with this id.
-    pub fn report(&self, id: &ReportId) -> Result<Option<StoredReport>, StoreError> {
+    /// Every stored revision of a report, oldest first.
+    pub fn revisions(&self, id: &ReportId) -> Result<Vec<StoredReport>, StoreError> {
         let txn = self.db.begin_read()?;
         let by_id = txn.open_table(BY_ID)?;
-        let Some(arrival) = by_id.get(&id.0[..])?.map(|v| v.value()) else {
+        let reports = txn.open_table(REPORTS)?;
+        let mut from = id.0.to_vec();
+        from.extend_from_slice(&[0; 4]);
+        let mut to = id.0.to_vec();
+        to.extend_from_slice(&[0xff; 4]);
+        let mut out = Vec::new();
+        for entry in by_id.range(from.as_slice()..=to.as_slice())? {
+            if let Some(v) = reports.get(entry?.1.value())? {
+                out.push(decode(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest revision of the report with this id.
+    pub fn report(&self, id: &ReportId) -> Result<Option<StoredReport>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let latest = txn.open_table(LATEST)?;
+        let Some(arrival) = latest.get(&id.0[..])?.map(|v| v.value()) else {
             return Ok(None);
         };
         let reports = txn.open_table(REPORTS)?;
@@ -872,7 +919,7 @@ impl Store {
         value.map(|v| decode(v.value())).transpose()
     }
 
-    /// How many reports are stored (quarantined ones not counted).
+    /// How many report revisions are stored (quarantined ones not counted).
     pub fn report_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(REPORTS)?.len()?)
@@ -949,6 +996,31 @@ pub enum TokenRefusal {
     Expired(Timestamp),
     Revoked,
     BadRequest(String),
+}
+
+/// The by-id key of a report revision: its id and its revision, big-endian.
+fn revision_key(report: &Report) -> [u8; 20] {
+    let mut key = [0u8; 20];
+    key[..16].copy_from_slice(&report.id.0);
+    key[16..].copy_from_slice(&report.revision.to_be_bytes());
+    key
+}
+
+/// The revision of the report at `arrival`, stored or quarantined.
+fn revision_at(
+    reports: &redb::Table<u64, &'static [u8]>,
+    quarantine: &redb::Table<u64, &'static [u8]>,
+    arrival: u64,
+) -> Result<Option<u32>, StoreError> {
+    if let Some(v) = reports.get(arrival)? {
+        return Ok(Some(decode::<StoredReport>(v.value())?.report.revision));
+    }
+    match quarantine.get(arrival)? {
+        Some(v) => Ok(Some(
+            decode::<Quarantined>(v.value())?.report.report.revision,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The content hash of the report at `arrival`, stored or quarantined.
@@ -1219,6 +1291,8 @@ mod tests {
             body: "Isi".into(),
             occurred_at: Timestamp(1),
             filed_at: Timestamp(1),
+            revision: 0,
+            retraction: None,
         }
     }
 

@@ -24,7 +24,7 @@ pub mod token;
 
 pub use duration::HumanDuration;
 pub use ids::{Epoch, ReportId, Seq, SiteId, SiteType};
-pub use report::{Priority, Report, ReportDraft};
+pub use report::{Priority, Report, ReportDraft, Revision};
 pub use timestamp::Timestamp;
 
 /// The ALPN protocol id of the agent–collector protocol.

@@ -73,8 +73,29 @@ pub struct Report {
     pub title: String,
     pub body: String,
     pub occurred_at: Timestamp,
+    /// When this revision was filed.
     pub filed_at: Timestamp,
+    /// 0 for the report as first filed; each edit or retraction files the next revision of the
+    /// same report (same `id`), and the collector keeps them all, showing the latest.
+    pub revision: u32,
+    /// Set on the revision that retracts the report, with the reason given.
+    pub retraction: Option<String>,
 }
+
+/// Changes for a new revision of a report; `None` keeps a field as it was.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
+pub struct Revision {
+    pub category: Option<String>,
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub priority: Option<Priority>,
+    pub occurred_at: Option<Timestamp>,
+    /// Retract the report, with this reason.
+    pub retract: Option<String>,
+}
+
+/// The longest retraction reason accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 
 /// What a person fills in; [`ReportDraft::validate`] turns it into a [`Report`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, Encode, Decode)]
@@ -103,32 +124,18 @@ pub enum ReportError {
     EmptyBody,
     #[error("the body has {0} bytes; the limit is {MAX_BODY_BYTES}")]
     BodyTooLong(usize),
+    #[error("the reason for the retraction is empty or longer than {MAX_REASON_CHARS} characters")]
+    Reason,
+    #[error("the report was retracted; a retracted report cannot be changed")]
+    Retracted,
 }
 
 impl ReportDraft {
     /// Checks every field and stamps the report with a fresh id and the filing time.
     pub fn validate(self, taxonomy: &Taxonomy, now: Timestamp) -> Result<Report, ReportError> {
-        let category = taxonomy
-            .get(self.category.trim())
-            .ok_or_else(|| ReportError::Category {
-                given: self.category.clone(),
-                known: taxonomy.id_list(),
-            })?;
-        let title = self.title.trim().to_owned();
-        if title.is_empty() {
-            return Err(ReportError::EmptyTitle);
-        }
-        let title_chars = title.chars().count();
-        if title_chars > MAX_TITLE_CHARS {
-            return Err(ReportError::TitleTooLong(title_chars));
-        }
-        let body = self.body.trim().to_owned();
-        if body.is_empty() {
-            return Err(ReportError::EmptyBody);
-        }
-        if body.len() > MAX_BODY_BYTES {
-            return Err(ReportError::BodyTooLong(body.len()));
-        }
+        let category = check_category(taxonomy, &self.category)?;
+        let title = check_title(&self.title)?;
+        let body = check_body(&self.body)?;
         Ok(Report {
             id: ReportId::generate(now),
             category: category.id.clone(),
@@ -137,11 +144,86 @@ impl ReportDraft {
             body,
             occurred_at: self.occurred_at.unwrap_or(now),
             filed_at: now,
+            revision: 0,
+            retraction: None,
         })
     }
 }
 
+fn check_category<'t>(
+    taxonomy: &'t Taxonomy,
+    given: &str,
+) -> Result<&'t crate::taxonomy::Category, ReportError> {
+    taxonomy
+        .get(given.trim())
+        .ok_or_else(|| ReportError::Category {
+            given: given.to_owned(),
+            known: taxonomy.id_list(),
+        })
+}
+
+fn check_title(title: &str) -> Result<String, ReportError> {
+    let title = title.trim().to_owned();
+    if title.is_empty() {
+        return Err(ReportError::EmptyTitle);
+    }
+    let chars = title.chars().count();
+    if chars > MAX_TITLE_CHARS {
+        return Err(ReportError::TitleTooLong(chars));
+    }
+    Ok(title)
+}
+
+fn check_body(body: &str) -> Result<String, ReportError> {
+    let body = body.trim().to_owned();
+    if body.is_empty() {
+        return Err(ReportError::EmptyBody);
+    }
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ReportError::BodyTooLong(body.len()));
+    }
+    Ok(body)
+}
+
 impl Report {
+    /// The next revision of this report with `changes` applied, filed at `now`.
+    pub fn revise(
+        &self,
+        changes: Revision,
+        taxonomy: &Taxonomy,
+        now: Timestamp,
+    ) -> Result<Report, ReportError> {
+        if self.retraction.is_some() {
+            return Err(ReportError::Retracted);
+        }
+        let mut next = self.clone();
+        if let Some(c) = changes.category {
+            next.category = check_category(taxonomy, &c)?.id.clone();
+        }
+        if let Some(t) = changes.title {
+            next.title = check_title(&t)?;
+        }
+        if let Some(b) = changes.body {
+            next.body = check_body(&b)?;
+        }
+        if let Some(p) = changes.priority {
+            next.priority = p;
+        }
+        if let Some(t) = changes.occurred_at {
+            next.occurred_at = t;
+        }
+        if let Some(reason) = changes.retract {
+            let reason = reason.trim().to_owned();
+            if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+                return Err(ReportError::Reason);
+            }
+            next.retraction = Some(reason);
+        }
+        next.revision = self.revision.saturating_add(1);
+        next.filed_at = now;
+        Ok(next)
+    }
+
     /// The SHA-256 of the report's canonical encoding. Two copies of a report with the same
     /// `(site, epoch, seq)` must have the same hash, or the second is a conflict.
     pub fn content_hash(&self) -> [u8; 32] {
@@ -192,6 +274,62 @@ mod tests {
             d.validate(t, Timestamp(0)),
             Err(ReportError::BodyTooLong(_))
         ));
+    }
+
+    #[test]
+    fn revisions_keep_the_id_and_count_up() {
+        let t = Taxonomy::builtin();
+        let r = draft("humas").validate(t, Timestamp(1)).unwrap();
+        let edited = r
+            .revise(
+                Revision {
+                    title: Some("Judul baru".into()),
+                    ..Revision::default()
+                },
+                t,
+                Timestamp(2),
+            )
+            .unwrap();
+        assert_eq!(
+            (edited.id, edited.revision, edited.title.as_str()),
+            (r.id, 1, "Judul baru")
+        );
+        assert_eq!(edited.body, r.body);
+        assert_ne!(edited.content_hash(), r.content_hash());
+        let retracted = edited
+            .revise(
+                Revision {
+                    retract: Some("Salah input".into()),
+                    ..Revision::default()
+                },
+                t,
+                Timestamp(3),
+            )
+            .unwrap();
+        assert_eq!(retracted.revision, 2);
+        assert!(retracted
+            .revise(Revision::default(), t, Timestamp(4))
+            .is_err());
+        assert!(r
+            .revise(
+                Revision {
+                    retract: Some(" ".into()),
+                    ..Revision::default()
+                },
+                t,
+                Timestamp(4)
+            )
+            .is_err());
+        assert!(r
+            .revise(
+                Revision {
+                    category: Some("lain".into()),
+                    ..Revision::default()
+                },
+                t,
+                Timestamp(4)
+            )
+            .is_err());
     }
 
     #[test]

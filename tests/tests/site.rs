@@ -799,3 +799,148 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     .await;
     assert_eq!(status, 403);
 }
+
+/// Edits and retractions: new revisions of the same report; the collector keeps the latest and
+/// the history, and `reports` lists the report once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_retractions_are_revisions_kept_by_the_collector() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let token = c.add_site("lapas-uji").await;
+    let agent = tmp.path().join("agent");
+    run_ok(
+        &bins.agent,
+        &["enroll", "--data-dir", p(&agent), "--token", &token],
+    );
+    let id = run_ok(
+        &bins.agent,
+        &[
+            "report",
+            "--data-dir",
+            p(&agent),
+            "--category",
+            "humas",
+            "--title",
+            "Siaran pres",
+            "--body",
+            "Kunjungan media.",
+        ],
+    )
+    .trim()
+    .to_owned();
+    let edited = run_ok(
+        &bins.agent,
+        &[
+            "report",
+            "edit",
+            &id,
+            "--data-dir",
+            p(&agent),
+            "--title",
+            "Siaran pers",
+        ],
+    );
+    assert!(edited.contains("revision 1"), "{edited}");
+    let _daemon = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", p(&agent)],
+        &tmp.path().join("agent.log"),
+    );
+    let report_id: pasopati_common::ReportId = id.parse().unwrap_or_else(|e| panic!("{e}"));
+    eventually(
+        "the edit arrives",
+        std::time::Duration::from_secs(20),
+        || {
+            c.store
+                .report(&report_id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.report.revision == 1)
+        },
+    )
+    .await;
+    // Through the running daemon this time.
+    let retracted = run_ok(
+        &bins.agent,
+        &[
+            "report",
+            "retract",
+            &id,
+            "--data-dir",
+            p(&agent),
+            "--reason",
+            "Dilaporkan ganda",
+        ],
+    );
+    assert!(retracted.contains("revision 2"), "{retracted}");
+    eventually(
+        "the retraction arrives",
+        std::time::Duration::from_secs(20),
+        || {
+            c.store
+                .report(&report_id)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.report.retraction.as_deref() == Some("Dilaporkan ganda"))
+        },
+    )
+    .await;
+    let latest = c
+        .store
+        .report(&report_id)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("missing"));
+    assert_eq!(
+        (latest.report.revision, latest.report.title.as_str()),
+        (2, "Siaran pers")
+    );
+    let history = c
+        .store
+        .revisions(&report_id)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let titles: Vec<_> = history
+        .iter()
+        .map(|r| (r.report.revision, r.report.title.clone()))
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            (0, "Siaran pres".to_owned()),
+            (1, "Siaran pers".to_owned()),
+            (2, "Siaran pers".to_owned())
+        ]
+    );
+    let listed = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.len(), 1, "a report with revisions is listed once");
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "report",
+            "edit",
+            &id,
+            "--data-dir",
+            p(&agent),
+            "--title",
+            "Lagi",
+        ],
+    );
+    assert!(err.contains("retracted"), "{err}");
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "report",
+            "edit",
+            "00000000000000000000000000000000",
+            "--data-dir",
+            p(&agent),
+            "--title",
+            "x",
+        ],
+    );
+    assert!(err.contains("not known at this site"), "{err}");
+}
