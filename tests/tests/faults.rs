@@ -715,6 +715,64 @@ async fn scenario_full_disk_at_the_agent() {
     procs.finish("agent_disk_full", 0).await;
 }
 
+/// A full disk at the collector: its commits fail, it refuses the batches (the agents keep
+/// them and retry), and once space is back everything arrives exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_full_disk_at_the_collector() {
+    let mut procs = Procs::new(1, 8);
+    procs.start_agent(0, &[]);
+    for n in 0..20 {
+        procs.file(0, n).await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+    if let Some(c) = procs.collector.as_mut() {
+        c.stop();
+    }
+    let store = procs.collector_dir.join("collector.redb");
+    let limit_kib = std::fs::metadata(&store)
+        .map(|m| m.len() / 1024 + 64)
+        .unwrap_or(1024);
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {limit_kib}; exec {} run --data-dir {}",
+        procs.bins.collector.display(),
+        procs.collector_dir.display()
+    );
+    let mut full = Daemon::spawn(
+        Path::new("/bin/bash"),
+        &["-c", &script],
+        &procs.root.path().join("collector.log"),
+    );
+    for n in 20..400 {
+        procs
+            .file(0, n)
+            .await
+            .unwrap_or_else(|e| panic!("the agent must keep accepting: {e}"));
+    }
+    let log = procs.root.path().join("collector.log");
+    eventually(
+        "the collector reports its storage failure",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|l| l.contains("cannot store") || l.contains("File too large"))
+        },
+    )
+    .await;
+    let backlog = pasopati_agent::status(&procs.agent_dirs[0])
+        .await
+        .map(|s| s.backlog)
+        .unwrap_or(0);
+    assert!(
+        backlog > 0,
+        "everything was stored although the disk was full"
+    );
+    full.stop();
+    drop(full);
+    procs.start_collector(&[]);
+    procs.drain(Duration::from_secs(120)).await;
+    procs.finish("collector_disk_full", 0).await;
+}
+
 /// Many sites come back at once after an outage with backlogs: jittered reconnection, no
 /// stampede, everything delivered. `PASOPATI_FLEET_AGENTS` and `PASOPATI_OUTAGE_SECS` size it
 /// (50 agents and 5 s by default; TESTING.md has the 1,000-agent figures).
