@@ -164,32 +164,22 @@ impl AgentConfig {
 
     /// Loads and checks a configuration file anywhere (for `validate --config`).
     pub fn load_file(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        let config: AgentConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        config.check().map_err(|message| ConfigError::Invalid {
-            path: shown,
+        let invalid = |message| ConfigError::Invalid {
+            path: path.display().to_string(),
             message,
-        })?;
+        };
+        let config: AgentConfig = pasopati_common::read_toml(path).map_err(invalid)?;
+        config.check().map_err(invalid)?;
         Ok(config)
     }
 
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), String> {
-        match self.collector_addr.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
-            _ => {
-                return Err(format!(
+        if !pasopati_common::is_host_port(&self.collector_addr) {
+            return Err(format!(
                 "collector_addr `{}` is not host:port (for example collector.example.go.id:4433)",
                 self.collector_addr
-            ))
-            }
+            ));
         }
         let s = &self.sync;
         if s.batch_max_reports == 0 || s.batch_max_bytes == 0 {

@@ -121,32 +121,22 @@ impl CollectorConfig {
 
     /// Loads and checks a configuration file anywhere (for `validate --config`).
     pub fn load_file(path: &Path) -> Result<CollectorConfig, ConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        let config: CollectorConfig = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
-        config.check().map_err(|message| ConfigError::Invalid {
-            path: shown,
+        let invalid = |message| ConfigError::Invalid {
+            path: path.display().to_string(),
             message,
-        })?;
+        };
+        let config: CollectorConfig = pasopati_common::read_toml(path).map_err(invalid)?;
+        config.check().map_err(invalid)?;
         Ok(config)
     }
 
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), String> {
-        match self.public_addr.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {}
-            _ => {
-                return Err(format!(
+        if !pasopati_common::is_host_port(&self.public_addr) {
+            return Err(format!(
                     "public_addr `{}` is not host:port (the address agents dial, e.g. collector.example.go.id:4433)",
                     self.public_addr
-                ))
-            }
+            ));
         }
         for (name, d) in [
             ("site_cert_lifetime", self.site_cert_lifetime),

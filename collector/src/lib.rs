@@ -65,6 +65,12 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
             data_dir.display().to_string(),
         ));
     }
+    let config = CollectorConfig::with_defaults(
+        options.quic_listen,
+        options.http_listen,
+        options.public_addr,
+    );
+    config.check().map_err(CollectorError::Admin)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -73,11 +79,6 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
             what: format!("creating {}", data_dir.display()),
             message: e.to_string(),
         })?;
-    let config = CollectorConfig::with_defaults(
-        options.quic_listen,
-        options.http_listen,
-        options.public_addr,
-    );
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     if let Some((host, _)) = config.public_addr.rsplit_once(':') {
         let host = host

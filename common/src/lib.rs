@@ -36,6 +36,18 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// The version of this build, reported by agents to the collector.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Reads a TOML file into `T`; the error says what is wrong in words (the path is the caller's).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    toml::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// Whether `addr` is `host:port` with a non-empty host and a port from 1 to 65535.
+pub fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
 /// Hex-encodes bytes in lower case.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
