@@ -34,7 +34,7 @@ fn debian_packages_hold_binaries_and_hardened_units() {
         let printed = run(Command::new("cargo")
             .current_dir(&workspace)
             .env("CARGO_TARGET_DIR", &target)
-            .args(["deb", "-p", &package, "--output"])
+            .args(["deb", "--strip", "-p", &package, "--output"])
             .arg(out.path()));
         let deb: PathBuf = std::fs::read_dir(out.path())
             .unwrap_or_else(|e| panic!("{e}"))
@@ -82,7 +82,10 @@ fn debian_packages_hold_binaries_and_hardened_units() {
         ] {
             assert!(unit.contains(line), "{line} missing from the unit:\n{unit}");
         }
-        let version = run(Command::new(root.join(format!("usr/bin/{package}"))).arg("--version"));
+        let binary = root.join(format!("usr/bin/{package}"));
+        let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+        assert!(size < 20 * 1024 * 1024, "{package} ships {size} bytes: not stripped?");
+        let version = run(Command::new(&binary).arg("--version"));
         assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
         let example = root.join(format!("usr/share/doc/{package}/{name}.example.toml"));
         run(Command::new(root.join(format!("usr/bin/{package}")))
