@@ -42,10 +42,11 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Resu
     toml::from_str(&text).map_err(|e| e.to_string())
 }
 
-/// Whether `addr` is `host:port` with a non-empty host and a port from 1 to 65535.
+/// Whether `addr` is `host:port` with a non-empty host and a numeric port. (Port 0 passes: an
+/// in-process collector bound to an ephemeral port advertises the port it got.)
 pub fn is_host_port(addr: &str) -> bool {
     addr.rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// Hex-encodes bytes in lower case.

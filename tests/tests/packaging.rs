@@ -84,7 +84,10 @@ fn debian_packages_hold_binaries_and_hardened_units() {
         }
         let binary = root.join(format!("usr/bin/{package}"));
         let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
-        assert!(size < 20 * 1024 * 1024, "{package} ships {size} bytes: not stripped?");
+        assert!(
+            size < 20 * 1024 * 1024,
+            "{package} ships {size} bytes: not stripped?"
+        );
         let version = run(Command::new(&binary).arg("--version"));
         assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
         let example = root.join(format!("usr/share/doc/{package}/{name}.example.toml"));
