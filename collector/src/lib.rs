@@ -330,17 +330,24 @@ impl Server {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), CollectorError> {
         let addr = self.local_addr()?;
         tracing::info!(quic = %addr, public = %self.state.config.public_addr, "collector running");
-        let control = self.control.map(|listener| {
-            tokio::spawn(control::serve(
-                listener,
-                self.state.clone(),
-                shutdown.clone(),
-            ))
+        // Stop on the caller's signal, or by itself when the store cannot go on.
+        let stop = shutdown.child_token();
+        let fatal = self.state.fatal.clone();
+        let stopper = stop.clone();
+        tokio::spawn(async move {
+            fatal.cancelled().await;
+            stopper.cancel();
         });
-        server::serve(self.endpoint, self.state.clone(), shutdown).await;
+        let control = self.control.map(|listener| {
+            tokio::spawn(control::serve(listener, self.state.clone(), stop.clone()))
+        });
+        server::serve(self.endpoint, self.state.clone(), stop).await;
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));
+        }
+        if self.state.fatal.is_cancelled() {
+            return Err(CollectorError::Store(StoreError::NeedsReopen));
         }
         tracing::info!("collector stopped");
         Ok(())

@@ -44,6 +44,9 @@ pub(crate) struct ServerState {
     /// The collector's own PII check of every report (agents check first).
     pub guard: PiiGuard,
     pub events: broadcast::Sender<CollectorEvent>,
+    /// Cancelled when the collector cannot go on (the store must be reopened): `run` returns an
+    /// error so the service manager restarts the process.
+    pub fatal: CancellationToken,
     live: Mutex<HashMap<SiteId, (u64, quinn::Connection)>>,
     next_conn: AtomicU64,
 }
@@ -62,6 +65,7 @@ impl ServerState {
             config,
             limits: Limits::default(),
             events,
+            fatal: CancellationToken::new(),
             live: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
         }
@@ -133,13 +137,22 @@ impl ServerState {
         }
     }
 
+    /// Logs a store failure; one that needs the store reopened stops the collector (its service
+    /// manager restarts it), since every later write would fail too.
+    pub(crate) fn store_failed(&self, e: &crate::store::StoreError) {
+        tracing::error!("store error: {e}");
+        if matches!(e, crate::store::StoreError::NeedsReopen) {
+            self.fatal.cancel();
+        }
+    }
+
     fn reject(&self, site: Option<&SiteId>, reason: String) {
         let who = site
             .map(|s| s.to_string())
             .unwrap_or_else(|| "unauthenticated peer".into());
         tracing::warn!(site = %who, "refused: {reason}");
         if let Err(e) = self.store.record_rejection(site, reason.clone()) {
-            tracing::error!("could not record the refusal: {e}");
+            self.store_failed(&e);
         }
         let _ = self.events.send(CollectorEvent::Refused {
             site: site.cloned(),
@@ -358,7 +371,7 @@ async fn sync_connection(
     let record = match state.store.site(&site) {
         Ok(r) => r,
         Err(e) => {
-            tracing::error!(%site, "store error: {e}");
+            state.store_failed(&e);
             refuse(
                 &conn,
                 Some(&mut send),
@@ -387,7 +400,7 @@ async fn sync_connection(
     {
         // The renewed certificate is in use: the one it replaced is no longer accepted.
         if let Err(e) = state.store.retire_previous_cert(&site) {
-            tracing::error!(%site, "could not retire the previous certificate: {e}");
+            state.store_failed(&e);
         }
     }
     let conn_id = state.register(&site, &conn);
@@ -464,7 +477,7 @@ async fn run_sync(
     let s = site.clone();
     let d = decision.clone();
     let agent_time = hello.agent_time;
-    blocking(move || {
+    blocking(state, move || {
         st.store
             .record_hello(&s, epoch, &d, agent_time, Timestamp::now())
     })
@@ -511,8 +524,10 @@ async fn run_sync(
             AgentFrame::Heartbeat(heartbeat) => {
                 let st = state.clone();
                 let s = site.clone();
-                blocking(move || st.store.record_heartbeat(&s, &heartbeat, Timestamp::now()))
-                    .await?;
+                blocking(state, move || {
+                    st.store.record_heartbeat(&s, &heartbeat, Timestamp::now())
+                })
+                .await?;
                 continue;
             }
             AgentFrame::Hello(_) => return Err(SyncEnd::Violation("a second Hello".into())),
@@ -523,7 +538,7 @@ async fn run_sync(
         let st = state.clone();
         let s = site.clone();
         let limits = state.limits;
-        let outcome = blocking(move || {
+        let outcome = blocking(state, move || {
             st.store
                 .apply_batch(&s, epoch, &batch, &limits, &st.guard, Timestamp::now())
         })
@@ -572,7 +587,7 @@ async fn renew(
 ) -> Result<CollectorFrame, SyncEnd> {
     let st = state.clone();
     let s = site.clone();
-    let result = blocking(move || {
+    let result = blocking(state, move || {
         let lifetime = st.config.site_cert_lifetime.0;
         st.store.renew_cert(&s, &presented, Timestamp::now(), || {
             st.authority.sign_site(&csr_der, &s, lifetime)
@@ -592,12 +607,13 @@ async fn renew(
 }
 
 async fn blocking<T: Send + 'static>(
+    state: &ServerState,
     f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, SyncEnd> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            tracing::error!("store error: {e}");
+            state.store_failed(&e);
             Err(SyncEnd::Refused(
                 RefusalCode::Unavailable,
                 format!(

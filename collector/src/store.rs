@@ -69,6 +69,8 @@ pub enum StoreError {
     Storage(String),
     #[error("a stored record cannot be decoded ({0}); the store may be damaged")]
     Corrupt(String),
+    #[error("an earlier write to the store failed (disk full? I/O error?), and the store must be reopened: free space if needed; the collector stops so that its service manager restarts it")]
+    NeedsReopen,
     #[error("site `{0}` is already registered")]
     SiteExists(String),
     #[error("site `{0}` is not registered; register it with `pasopati-collector site add`")]
@@ -78,7 +80,12 @@ pub enum StoreError {
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Storage(e.to_string()) }
+            fn from(e: $t) -> Self {
+                match redb::Error::from(e) {
+                    redb::Error::PreviousIo => StoreError::NeedsReopen,
+                    other => StoreError::Storage(other.to_string()),
+                }
+            }
         }
     )*};
 }

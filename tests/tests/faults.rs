@@ -356,7 +356,11 @@ impl Procs {
     }
 
     async fn file(&mut self, i: usize, n: usize) -> Result<(), String> {
-        match pasopati_agent::file_report(&self.agent_dirs[i], report(n, 300)).await {
+        self.file_sized(i, n, 300).await
+    }
+
+    async fn file_sized(&mut self, i: usize, n: usize, body_bytes: usize) -> Result<(), String> {
+        match pasopati_agent::file_report(&self.agent_dirs[i], report(n, body_bytes)).await {
             Ok(id) => {
                 self.acknowledged.insert(id);
                 Ok(())
@@ -686,9 +690,10 @@ async fn scenario_full_disk_at_the_agent() {
         c.stop();
     }
     let dir = procs.agent_dirs[0].clone();
+    // Room for the daemon to start (redb grows its file in steps), then the reports fill it.
     let limit_kib = std::fs::metadata(dir.join("outbox.redb"))
-        .map(|m| m.len() / 1024 + 256)
-        .unwrap_or(1024);
+        .map(|m| m.len() / 1024 + 4096)
+        .unwrap_or(8192);
     let agent = procs.root.path().join("agent-0.log");
     let script = format!(
         "trap '' XFSZ; ulimit -f {limit_kib}; exec {} run --data-dir {}",
@@ -696,9 +701,10 @@ async fn scenario_full_disk_at_the_agent() {
         dir.display()
     );
     let mut daemon = Daemon::spawn(Path::new("/bin/bash"), &["-c", &script], &agent);
+    wait_daemon(&dir).await;
     let mut refused = None;
     for n in 0..5000 {
-        if let Err(e) = procs.file(0, n).await {
+        if let Err(e) = procs.file_sized(0, n, 8 * 1024).await {
             refused = Some(e);
             break;
         }
@@ -715,6 +721,21 @@ async fn scenario_full_disk_at_the_agent() {
     procs.finish("agent_disk_full", 0).await;
 }
 
+/// Waits until the agent daemon of `dir` answers on its control socket.
+async fn wait_daemon(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if pasopati_agent::status(dir)
+            .await
+            .is_ok_and(|s| s.daemon_running)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the agent daemon did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A full disk at the collector: its commits fail, it refuses the batches (the agents keep
 /// them and retry), and once space is back everything arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -729,9 +750,10 @@ async fn scenario_full_disk_at_the_collector() {
         c.stop();
     }
     let store = procs.collector_dir.join("collector.redb");
+    // Room for the collector to start, then the reports fill it.
     let limit_kib = std::fs::metadata(&store)
-        .map(|m| m.len() / 1024 + 64)
-        .unwrap_or(1024);
+        .map(|m| m.len() / 1024 + 4096)
+        .unwrap_or(8192);
     let script = format!(
         "trap '' XFSZ; ulimit -f {limit_kib}; exec {} run --data-dir {}",
         procs.bins.collector.display(),
@@ -742,9 +764,9 @@ async fn scenario_full_disk_at_the_collector() {
         &["-c", &script],
         &procs.root.path().join("collector.log"),
     );
-    for n in 20..400 {
+    for n in 20..1500 {
         procs
-            .file(0, n)
+            .file_sized(0, n, 8 * 1024)
             .await
             .unwrap_or_else(|e| panic!("the agent must keep accepting: {e}"));
     }
@@ -766,7 +788,16 @@ async fn scenario_full_disk_at_the_collector() {
         backlog > 0,
         "everything was stored although the disk was full"
     );
-    full.stop();
+    // The store must be reopened after a failed write: the collector stops by itself, with a
+    // non-zero exit, so its service manager restarts it.
+    eventually(
+        "the collector stops to be restarted",
+        Duration::from_secs(30),
+        || !full.alive(),
+    )
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("must be reopened"), "no reason logged");
     drop(full);
     procs.start_collector(&[]);
     procs.drain(Duration::from_secs(120)).await;
