@@ -291,6 +291,14 @@ impl TestCollector {
         }
     }
 
+    /// Registers site `id` and enrolls an agent for it in `dir` (the real enrollment over QUIC).
+    pub async fn enroll_agent(&self, dir: &Path, id: &str) {
+        let token = self.add_site(id).await;
+        pasopati_agent::enroll(dir, &token, false)
+            .await
+            .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
+    }
+
     /// Mints a fresh token for a registered site.
     pub async fn new_token(&self, id: &str) -> String {
         let site = SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));

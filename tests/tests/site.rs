@@ -204,11 +204,8 @@ fn ordinary_report_text_is_not_mistaken_for_identity_data() {
 async fn the_collector_quarantines_what_an_agent_let_through() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-uji").await;
     let agent = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent(&agent, "lapas-uji").await;
     let mut raw = RawClient::connect(&agent, c.addr).await;
     raw.hello(Epoch(3), 0, 1).await;
     let validate = |d: ReportDraft| {
@@ -403,11 +400,8 @@ async fn site_list_shows_health_and_state() {
 async fn a_full_outbox_refuses_cleanly_and_recovers() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
     let path = agent_dir.join("agent.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(

@@ -58,6 +58,20 @@ impl CollectorBin {
         }
     }
 
+    /// A running collector binary with site `lapas-uji` registered and an agent enrolled for it
+    /// with the agent binary (in `<root>/agent`).
+    fn with_agent(bins: &Bins, root: &Path) -> (CollectorBin, std::path::PathBuf) {
+        let mut collector = CollectorBin::init(bins, root);
+        collector.start();
+        let token = collector.add_site("lapas-uji");
+        let agent_dir = root.join("agent");
+        run_ok(
+            &bins.agent,
+            &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
+        );
+        (collector, agent_dir)
+    }
+
     fn start(&mut self) {
         self.daemon = Some(Daemon::spawn(
             &self.bins.collector,
@@ -169,14 +183,7 @@ fn tune_agent(agent_dir: &Path, batch: usize) {
 async fn reports_filed_while_the_collector_is_down_arrive_exactly_once() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut collector = CollectorBin::init(&bins, tmp.path());
-    collector.start();
-    let token = collector.add_site("lapas-uji");
-    let agent_dir = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    let (mut collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     collector.kill9();
 
     let _agent = Daemon::spawn(
@@ -209,14 +216,7 @@ async fn reports_filed_while_the_collector_is_down_arrive_exactly_once() {
 async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut collector = CollectorBin::init(&bins, tmp.path());
-    collector.start();
-    let token = collector.add_site("lapas-uji");
-    let agent_dir = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    let (mut collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     tune_agent(&agent_dir, 10);
 
     let reports: Vec<Report> = (0..20_000).map(validated).collect();
@@ -280,14 +280,7 @@ async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
 async fn agent_killed_right_after_report_keeps_the_report() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut collector = CollectorBin::init(&bins, tmp.path());
-    collector.start();
-    let token = collector.add_site("lapas-uji");
-    let agent_dir = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    let (mut collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     // The collector is down while reports are filed, so nothing leaves before the kill.
     collector.kill9();
     let log = tmp.path().join("agent.log");
@@ -333,11 +326,8 @@ async fn replays_are_absorbed_conflicts_and_gaps_refused() {
         "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
     )
     .await;
-    let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
 
     let mut raw = RawClient::connect(&agent_dir, c.addr).await;
     let epoch = Epoch(0x5eed);
@@ -484,14 +474,7 @@ async fn a_wiped_and_re_enrolled_agent_starts_a_new_epoch() {
 async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let mut collector = CollectorBin::init(&bins, tmp.path());
-    collector.start();
-    let token = collector.add_site("lapas-uji");
-    let agent_dir = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    let (collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     let addr = collector.addr.parse().unwrap_or_else(|e| panic!("{e}"));
 
     // Over the limit: a length prefix of 5 MiB after a good Hello.
@@ -610,11 +593,8 @@ async fn an_urgent_report_overtakes_a_routine_backlog() {
         "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
     )
     .await;
-    let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
     let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
     let routine: Vec<Report> = (0..BACKLOG as usize).map(validated).collect();
     for chunk in routine.chunks(5_000) {

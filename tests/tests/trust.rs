@@ -114,11 +114,8 @@ async fn expired_and_foreign_tokens_are_refused() {
 async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let c = TestCollector::start(&tmp.path().join("collector"), any_port()).await;
-    let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
     let stop = CancellationToken::new();
     let (agent, task) = spawn_agent(&agent_dir, &stop);
     agent.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
@@ -230,11 +227,8 @@ async fn certificates_rotate_while_syncing() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let c = TestCollector::start(&dir, any_port()).await;
-    let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
     let stop = CancellationToken::new();
     let (agent, task) = spawn_agent(&agent_dir, &stop);
 
@@ -434,11 +428,8 @@ async fn a_flooded_port_keeps_serving_with_bounded_memory() {
 async fn two_agents_with_one_certificate_store_nothing_twice() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut c = TestCollector::start(&tmp.path().join("collector"), any_port()).await;
-    let token = c.add_site("lapas-uji").await;
     let first = tmp.path().join("first");
-    pasopati_agent::enroll(&first, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent(&first, "lapas-uji").await;
     // A copy of the identity (not the outbox): a cloned site box.
     let second = tmp.path().join("second");
     std::fs::create_dir_all(&second).unwrap_or_else(|e| panic!("{e}"));
