@@ -185,7 +185,13 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
     }
     let hash = pasopati_common::sha256(&bytes);
     let n = reports.len();
-    if shared.outbox.file_reports_once(&reports, Some(&hash))? {
+    let filed = shared.outbox_failed(
+        shared
+            .outbox
+            .file_reports_once(&reports, Some(&hash))
+            .map_err(AgentError::from),
+    )?;
+    if filed {
         shared.wake.notify_one();
         Ok(Ingested::Filed(n))
     } else {

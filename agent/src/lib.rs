@@ -177,6 +177,9 @@ pub(crate) struct Shared {
     state: Mutex<SyncState>,
     /// Where the web form listens, once it does.
     web_addr: Mutex<Option<std::net::SocketAddr>>,
+    /// Cancelled when the outbox must be reopened (after an I/O error): the daemon stops with an
+    /// error so its service manager restarts it.
+    fatal: CancellationToken,
 }
 
 impl Shared {
@@ -188,10 +191,25 @@ impl Shared {
             wake: Notify::new(),
             state: Mutex::new(SyncState::default()),
             web_addr: Mutex::new(None),
+            fatal: CancellationToken::new(),
         }
     }
 
+    /// Notes an outbox failure; one that needs the outbox reopened stops the daemon.
+    pub(crate) fn outbox_failed<T>(&self, result: Result<T, AgentError>) -> Result<T, AgentError> {
+        if let Err(AgentError::Outbox(OutboxError::NeedsReopen(cause))) = &result {
+            tracing::error!("the outbox hit an I/O error ({cause}); the agent stops so that it is restarted and reopens the outbox");
+            self.fatal.cancel();
+        }
+        result
+    }
+
     fn revise(&self, id: ReportId, changes: Revision) -> Result<Report, AgentError> {
+        let result = self.revise_inner(id, changes);
+        self.outbox_failed(result)
+    }
+
+    fn revise_inner(&self, id: ReportId, changes: Revision) -> Result<Report, AgentError> {
         let latest = self
             .outbox
             .latest(&id)?
@@ -217,7 +235,7 @@ impl Shared {
 
     fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
         let draft = guard_draft(&PiiGuard::new(&self.config.pii), draft)?;
-        let report = self.outbox.file(draft)?;
+        let report = self.outbox_failed(self.outbox.file(draft).map_err(AgentError::from))?;
         self.wake.notify_one();
         Ok(report)
     }
@@ -233,7 +251,7 @@ impl Shared {
         if !findings.is_empty() {
             return Err(AgentError::Pii(findings));
         }
-        self.outbox.file_reports(reports)?;
+        self.outbox_failed(self.outbox.file_reports(reports).map_err(AgentError::from))?;
         self.wake.notify_one();
         Ok(())
     }
@@ -292,6 +310,9 @@ impl Shared {
     /// Logs a sync failure in words an operator can act on and shows it in `status`. The
     /// agent never deletes its identity or its reports because of an error from the network.
     fn record_error(&self, error: &AgentError) {
+        if let AgentError::Outbox(OutboxError::NeedsReopen(_)) = error {
+            self.fatal.cancel();
+        }
         let message = error.to_string();
         let phase = match (sync::refusal_code(error), error) {
             (Some(RefusalCode::Revoked), _) => {
@@ -427,6 +448,14 @@ impl Agent {
         options: RunOptions,
         shutdown: CancellationToken,
     ) -> Result<(), AgentError> {
+        // Stop on the caller's signal, or by itself when the outbox must be reopened.
+        let shutdown = shutdown.child_token();
+        let fatal = self.shared.fatal.clone();
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            fatal.cancelled().await;
+            stopper.cancel();
+        });
         let control = if options.control_socket {
             let listener = pasopati_common::control::bind(&self.shared.data_dir)?;
             Some(tokio::spawn(control::serve(
@@ -471,6 +500,11 @@ impl Agent {
             let _ = control.await;
             let _ =
                 std::fs::remove_file(pasopati_common::control::socket_path(&self.shared.data_dir));
+        }
+        if self.shared.fatal.is_cancelled() {
+            return Err(AgentError::Outbox(OutboxError::NeedsReopen(
+                "the outbox had an I/O error".into(),
+            )));
         }
         Ok(())
     }

@@ -54,6 +54,8 @@ pub enum OutboxError {
         "outbox storage error: {0}. Check free disk space and permissions of the data directory"
     )]
     Storage(String),
+    #[error("outbox storage error: {0}. Check free disk space and permissions of the data directory; the agent daemon restarts to reopen its outbox")]
+    NeedsReopen(String),
     #[error("a stored report cannot be decoded ({0}); the outbox may be damaged")]
     Corrupt(String),
     #[error(transparent)]
@@ -65,7 +67,15 @@ pub enum OutboxError {
 macro_rules! storage_from {
     ($($t:ty),*) => {$(
         impl From<$t> for OutboxError {
-            fn from(e: $t) -> Self { OutboxError::Storage(e.to_string()) }
+            fn from(e: $t) -> Self {
+                // After an I/O error redb refuses every later write until it is reopened.
+                match redb::Error::from(e) {
+                    e @ (redb::Error::Io(_) | redb::Error::PreviousIo) => {
+                        OutboxError::NeedsReopen(e.to_string())
+                    }
+                    other => OutboxError::Storage(other.to_string()),
+                }
+            }
         }
     )*};
 }

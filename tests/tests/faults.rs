@@ -713,6 +713,14 @@ async fn scenario_full_disk_at_the_agent() {
     assert!(refused.contains("disk space"), "unclear refusal: {refused}");
     let saved = procs.acknowledged.len();
     assert!(saved > 0);
+    // The outbox must be reopened after the failed write: the daemon stops by itself (non-zero)
+    // so its service manager restarts it.
+    eventually(
+        "the agent stops to be restarted",
+        Duration::from_secs(30),
+        || !daemon.alive(),
+    )
+    .await;
     daemon.stop();
     procs.start_agent(0, &[]);
     procs.start_collector(&[]);
