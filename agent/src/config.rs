@@ -141,24 +141,15 @@ impl AgentConfig {
     /// Loads `agent.toml` from `data_dir`.
     pub fn load(data_dir: &Path) -> Result<AgentConfig, ConfigError> {
         let path = Self::path(data_dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ConfigError::NotEnrolled {
-                    path: path.display().to_string(),
-                    dir: data_dir.display().to_string(),
-                })
-            }
-            Err(e) => {
-                return Err(ConfigError::Invalid {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })
-            }
-        };
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        if !path.exists() {
+            return Err(ConfigError::NotEnrolled {
+                path: path.display().to_string(),
+                dir: data_dir.display().to_string(),
+            });
+        }
+        pasopati_common::read_toml(&path).map_err(|message| ConfigError::Invalid {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message,
         })
     }
 

@@ -377,7 +377,7 @@ impl Agent {
         let identity = Identity::load(data_dir)?;
         // A CLI command may hold the outbox for a moment while the daemon starts; wait for it
         // rather than fail the daemon.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let outbox = loop {
             match Outbox::open_or_recover(data_dir) {
                 Err(OutboxError::Locked { .. }) if std::time::Instant::now() < deadline => {

@@ -97,25 +97,15 @@ impl CollectorConfig {
     /// Loads `collector.toml` from `data_dir`.
     pub fn load(data_dir: &Path) -> Result<CollectorConfig, ConfigError> {
         let path = Self::path(data_dir);
-        let shown = path.display().to_string();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(ConfigError::NotInitialised {
-                    path: shown,
-                    dir: data_dir.display().to_string(),
-                })
-            }
-            Err(e) => {
-                return Err(ConfigError::Invalid {
-                    path: shown,
-                    message: e.to_string(),
-                })
-            }
-        };
-        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: shown,
-            message: e.to_string(),
+        if !path.exists() {
+            return Err(ConfigError::NotInitialised {
+                path: path.display().to_string(),
+                dir: data_dir.display().to_string(),
+            });
+        }
+        pasopati_common::read_toml(&path).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
         })
     }
 

@@ -133,7 +133,7 @@ impl Collector {
         Self::open_with(data_dir, Store::open)
     }
 
-    /// Like [`Collector::open`], but waits up to five seconds while a CLI command holds the
+    /// Like [`Collector::open`], but waits up to thirty seconds while a CLI command holds the
     /// store briefly: an admin's `site list` racing the daemon's start must not kill the daemon.
     pub fn open_for_daemon(data_dir: &Path) -> Result<Collector, CollectorError> {
         Self::open_with(data_dir, open_store_waiting)
@@ -223,11 +223,11 @@ impl Collector {
     }
 }
 
-/// Opens the store for the daemon, waiting up to five seconds while another process holds it.
+/// Opens the store for the daemon, waiting up to thirty seconds while another process holds it.
 /// A damaged store is moved aside (never deleted) and the daemon stops with instructions, so it
 /// neither crash-loops on the file nor silently starts empty.
 fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         match Store::open(data_dir) {
             Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {

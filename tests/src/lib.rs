@@ -184,6 +184,152 @@ impl Drop for Daemon {
     }
 }
 
+/// A path as `&str`, for command lines.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str()
+        .unwrap_or_else(|| panic!("non-UTF-8 path {}", path.display()))
+}
+
+/// A collector binary in `<root>/collector` on a fixed port, driven through its CLI.
+pub struct CollectorBin {
+    pub bins: Bins,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    /// `host:port` it listens on and advertises.
+    pub addr: String,
+    pub daemon: Option<Daemon>,
+}
+
+impl CollectorBin {
+    /// Initialises `<root>/collector` on a free loopback port (not started).
+    pub fn init(bins: &Bins, root: &Path) -> CollectorBin {
+        Self::init_at(bins, root, format!("127.0.0.1:{}", free_udp_port()))
+    }
+
+    /// Initialises `<root>/collector` listening on and advertising `addr` (not started).
+    pub fn init_at(bins: &Bins, root: &Path, addr: String) -> CollectorBin {
+        let dir = root.join("collector");
+        run_ok(
+            &bins.collector,
+            &[
+                "init",
+                "--data-dir",
+                path_str(&dir),
+                "--quic-listen",
+                &addr,
+                "--public-addr",
+                &addr,
+            ],
+        );
+        CollectorBin {
+            bins: bins.clone(),
+            log: root.join("collector.log"),
+            dir,
+            addr,
+            daemon: None,
+        }
+    }
+
+    /// A running collector binary with site `lapas-uji` registered and an agent enrolled for it
+    /// with the agent binary (in `<root>/agent`).
+    pub fn with_agent(bins: &Bins, root: &Path) -> (CollectorBin, std::path::PathBuf) {
+        let mut collector = CollectorBin::init(bins, root);
+        collector.start();
+        let token = collector.add_site("lapas-uji");
+        let agent_dir = root.join("agent");
+        run_ok(
+            &bins.agent,
+            &[
+                "enroll",
+                "--data-dir",
+                path_str(&agent_dir),
+                "--token",
+                &token,
+            ],
+        );
+        (collector, agent_dir)
+    }
+
+    pub fn start(&mut self) {
+        self.daemon = Some(Daemon::spawn(
+            &self.bins.collector,
+            &["run", "--data-dir", path_str(&self.dir)],
+            &self.log,
+        ));
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(d) = self.daemon.as_mut() {
+            d.kill9();
+        }
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(d) = self.daemon.as_mut() {
+            d.stop();
+        }
+    }
+
+    /// The running daemon's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.as_ref().and_then(Daemon::pid)
+    }
+
+    /// `site add` through the CLI; returns the token.
+    pub fn add_site(&self, id: &str) -> String {
+        let out = run_ok(
+            &self.bins.collector,
+            &[
+                "site",
+                "add",
+                "--data-dir",
+                path_str(&self.dir),
+                "--id",
+                id,
+                "--name",
+                "Lapas Uji",
+                "--type",
+                "lapas",
+                "--kanwil",
+                "Kanwil Uji",
+            ],
+        );
+        out.lines().last().unwrap_or_default().to_owned()
+    }
+
+    /// `reports --json`, parsed.
+    pub fn reports(&self) -> Vec<serde_json::Value> {
+        run_ok(
+            &self.bins.collector,
+            &["reports", "--data-dir", path_str(&self.dir), "--json"],
+        )
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+    }
+
+    /// Everything the daemon logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Waits until the agent daemon of `dir` answers on its control socket.
+pub async fn wait_agent_daemon(dir: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if pasopati_agent::status(dir)
+            .await
+            .is_ok_and(|s| s.daemon_running)
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the agent daemon did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A free UDP port on loopback (bound and released; good enough for tests).
 pub fn free_udp_port() -> u16 {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));

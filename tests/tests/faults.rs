@@ -701,7 +701,7 @@ async fn scenario_full_disk_at_the_agent() {
         dir.display()
     );
     let mut daemon = Daemon::spawn(Path::new("/bin/bash"), &["-c", &script], &agent);
-    wait_daemon(&dir).await;
+    wait_agent_daemon(&dir).await;
     let mut refused = None;
     for n in 0..5000 {
         if let Err(e) = procs.file_sized(0, n, 8 * 1024).await {
@@ -727,21 +727,6 @@ async fn scenario_full_disk_at_the_agent() {
     procs.drain(Duration::from_secs(120)).await;
     println!("full disk: {saved} reports saved before the refusal: {refused}");
     procs.finish("agent_disk_full", 0).await;
-}
-
-/// Waits until the agent daemon of `dir` answers on its control socket.
-async fn wait_daemon(dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if pasopati_agent::status(dir)
-            .await
-            .is_ok_and(|s| s.daemon_running)
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "the agent daemon did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A full disk at the collector: its commits fail, it refuses the batches (the agents keep
@@ -830,28 +815,11 @@ async fn scenario_fleet_reconnects_after_an_outage() {
     let per_agent = 10;
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let collector_dir = tmp.path().join("collector");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let a = addr.to_string();
-    run_ok(
-        &bins.collector,
-        &[
-            "init",
-            "--data-dir",
-            p(&collector_dir),
-            "--quic-listen",
-            &a,
-            "--public-addr",
-            &a,
-        ],
-    );
-    let mut collector = Daemon::spawn(
-        &bins.collector,
-        &["run", "--data-dir", p(&collector_dir)],
-        &tmp.path().join("collector.log"),
-    );
+    let mut collector = CollectorBin::init(&bins, tmp.path());
+    collector.start();
+    let collector_dir = collector.dir.clone();
+    let a = collector.addr.clone();
+    let addr: SocketAddr = a.parse().unwrap_or_else(|e| panic!("{e}"));
     let proxy = UdpProxy::start(
         addr,
         ProxyConfig {
@@ -1092,43 +1060,14 @@ async fn scenario_netns_netem() {
     let ns = NetNs::create();
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let collector_dir = tmp.path().join("collector");
-    let addr = format!("{}:{}", ns.host_ip, free_udp_port());
-    run_ok(
-        &bins.collector,
-        &[
-            "init",
-            "--data-dir",
-            p(&collector_dir),
-            "--quic-listen",
-            &addr,
-            "--public-addr",
-            &addr,
-        ],
+    let mut collector = CollectorBin::init_at(
+        &bins,
+        tmp.path(),
+        format!("{}:{}", ns.host_ip, free_udp_port()),
     );
-    let mut collector = Daemon::spawn(
-        &bins.collector,
-        &["run", "--data-dir", p(&collector_dir)],
-        &tmp.path().join("collector.log"),
-    );
-    let out = run_ok(
-        &bins.collector,
-        &[
-            "site",
-            "add",
-            "--data-dir",
-            p(&collector_dir),
-            "--id",
-            "lapas-ns",
-            "--name",
-            "Lapas Uji",
-            "--type",
-            "lapas",
-            "--kanwil",
-            "Kanwil Uji",
-        ],
-    );
-    let token = out.lines().last().unwrap_or_default().to_owned();
+    collector.start();
+    let collector_dir = collector.dir.clone();
+    let token = collector.add_site("lapas-ns");
     let agent_dir = tmp.path().join("agent");
     run_ok(
         &bins.agent,

@@ -24,105 +24,6 @@ fn p(path: &Path) -> &str {
     path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
 }
 
-/// A collector binary initialised in `dir` on a fixed free port.
-struct CollectorBin {
-    bins: Bins,
-    dir: std::path::PathBuf,
-    log: std::path::PathBuf,
-    addr: String,
-    daemon: Option<Daemon>,
-}
-
-impl CollectorBin {
-    fn init(bins: &Bins, root: &Path) -> CollectorBin {
-        let dir = root.join("collector");
-        let addr = format!("127.0.0.1:{}", free_udp_port());
-        run_ok(
-            &bins.collector,
-            &[
-                "init",
-                "--data-dir",
-                p(&dir),
-                "--quic-listen",
-                &addr,
-                "--public-addr",
-                &addr,
-            ],
-        );
-        CollectorBin {
-            bins: bins.clone(),
-            log: root.join("collector.log"),
-            dir,
-            addr,
-            daemon: None,
-        }
-    }
-
-    /// A running collector binary with site `lapas-uji` registered and an agent enrolled for it
-    /// with the agent binary (in `<root>/agent`).
-    fn with_agent(bins: &Bins, root: &Path) -> (CollectorBin, std::path::PathBuf) {
-        let mut collector = CollectorBin::init(bins, root);
-        collector.start();
-        let token = collector.add_site("lapas-uji");
-        let agent_dir = root.join("agent");
-        run_ok(
-            &bins.agent,
-            &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-        );
-        (collector, agent_dir)
-    }
-
-    fn start(&mut self) {
-        self.daemon = Some(Daemon::spawn(
-            &self.bins.collector,
-            &["run", "--data-dir", p(&self.dir)],
-            &self.log,
-        ));
-    }
-
-    fn kill9(&mut self) {
-        if let Some(d) = self.daemon.as_mut() {
-            d.kill9();
-        }
-    }
-
-    fn add_site(&self, id: &str) -> String {
-        let out = run_ok(
-            &self.bins.collector,
-            &[
-                "site",
-                "add",
-                "--data-dir",
-                p(&self.dir),
-                "--id",
-                id,
-                "--name",
-                "Lapas Uji",
-                "--type",
-                "lapas",
-                "--kanwil",
-                "Kanwil Uji",
-            ],
-        );
-        out.lines().last().unwrap_or_default().to_owned()
-    }
-
-    /// `reports --json`, parsed.
-    fn reports(&self) -> Vec<serde_json::Value> {
-        run_ok(
-            &self.bins.collector,
-            &["reports", "--data-dir", p(&self.dir), "--json"],
-        )
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 fn ids_of(reports: &[serde_json::Value]) -> Vec<String> {
     reports
         .iter()
@@ -191,6 +92,7 @@ async fn reports_filed_while_the_collector_is_down_arrive_exactly_once() {
         &["run", "--data-dir", p(&agent_dir)],
         &tmp.path().join("agent.log"),
     );
+    wait_agent_daemon(&agent_dir).await;
     let mut filed = HashSet::new();
     for i in 0..1000 {
         let id = pasopati_agent::file_report(&agent_dir, draft(i))

@@ -289,51 +289,9 @@ async fn certificates_rotate_while_syncing() {
 async fn a_flooded_port_keeps_serving_with_bounded_memory() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("collector");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_udp_port())
-        .parse()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let a = addr.to_string();
-    run_ok(
-        &bins.collector,
-        &[
-            "init",
-            "--data-dir",
-            p(&dir),
-            "--quic-listen",
-            &a,
-            "--public-addr",
-            &a,
-        ],
-    );
-    let collector = Daemon::spawn(
-        &bins.collector,
-        &["run", "--data-dir", p(&dir)],
-        &tmp.path().join("collector.log"),
-    );
-    let out = run_ok(
-        &bins.collector,
-        &[
-            "site",
-            "add",
-            "--data-dir",
-            p(&dir),
-            "--id",
-            "lapas-uji",
-            "--name",
-            "Lapas Uji",
-            "--type",
-            "lapas",
-            "--kanwil",
-            "Kanwil Uji",
-        ],
-    );
-    let token = out.lines().last().unwrap_or_default().to_owned();
-    let agent_dir = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    let (collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
+    let dir = collector.dir.clone();
+    let addr: SocketAddr = collector.addr.parse().unwrap_or_else(|e| panic!("{e}"));
     let _agent = Daemon::spawn(
         &bins.agent,
         &["run", "--data-dir", p(&agent_dir)],
