@@ -88,6 +88,10 @@ enum Command {
         /// When it happened, RFC 3339 (default: now).
         #[arg(long)]
         occurred_at: Option<String>,
+        /// A photo (JPEG, PNG) or PDF document to send with the report; repeat for more (at
+        /// most 10). Photos lose their EXIF data (GPS position, camera serial) before saving.
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<PathBuf>,
     },
     /// Show the backlog and sync state.
     Status {
@@ -208,6 +212,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             body: Some(body),
             priority,
             occurred_at,
+            attach,
         } => {
             let draft = ReportDraft {
                 category,
@@ -216,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 priority,
                 occurred_at: parse_time(occurred_at)?,
             };
-            let id = crate::file_report(&data_dir, draft).await?;
+            let id = crate::file_report_with(&data_dir, draft, &attach).await?;
             println!("{id}");
         }
         Command::Report { .. } => bail!("report needs --data-dir, --category, --title and --body"),
@@ -243,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "backlog:          {} ({} urgent waiting)",
                     s.backlog, s.queued_urgent
                 );
+                println!("attachments:      {} waiting", s.attachments_pending);
                 println!(
                     "oldest unsent:    {}",
                     s.oldest_unsent_at.as_deref().unwrap_or("-")

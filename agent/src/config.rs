@@ -30,6 +30,24 @@ pub struct AgentConfig {
     pub inbox: InboxSettings,
     #[serde(default)]
     pub web: WebSettings,
+    #[serde(default)]
+    pub attachments: AttachmentSettings,
+}
+
+/// Photos and documents attached to reports.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttachmentSettings {
+    /// The largest file accepted, in bytes (at most 64 MiB).
+    pub max_bytes: u64,
+}
+
+impl Default for AttachmentSettings {
+    fn default() -> Self {
+        AttachmentSettings {
+            max_bytes: pasopati_common::attachment::DEFAULT_MAX_BYTES,
+        }
+    }
 }
 
 /// The local web form.
@@ -190,6 +208,13 @@ impl AgentConfig {
                 self.outbox.max_bytes
             ));
         }
+        let a = self.attachments.max_bytes;
+        if a == 0 || a > pasopati_common::attachment::HARD_MAX_BYTES {
+            return Err(format!(
+                "[attachments] max_bytes = {a} is out of range; use 1 to {} (64 MiB)",
+                pasopati_common::attachment::HARD_MAX_BYTES
+            ));
+        }
         if !self.web.listen.ip().is_loopback() {
             return Err(format!(
                 "[web] listen = {} is not a loopback address; the form is served on this machine only (127.0.0.1)",
@@ -260,6 +285,7 @@ mod tests {
             outbox: OutboxSettings::default(),
             inbox: InboxSettings::default(),
             web: WebSettings::default(),
+            attachments: AttachmentSettings::default(),
         };
         config.save(dir.path()).unwrap();
         assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);

@@ -12,7 +12,18 @@ use tokio_util::sync::CancellationToken;
 /// A request from the CLI.
 #[derive(Clone, Debug, Encode, Decode)]
 pub enum AgentRequest {
-    File(ReportDraft),
+    /// File a report with the attachments uploaded before it.
+    File {
+        draft: ReportDraft,
+        uploads: Vec<Upload>,
+    },
+    /// A piece of a file to attach, appended to upload `id` at `offset` (0 starts it).
+    /// Attachments travel in pieces because one control frame holds at most 4 MiB.
+    UploadPiece {
+        id: [u8; 16],
+        offset: u64,
+        data: Vec<u8>,
+    },
     /// File the next revision of a report (an edit or a retraction).
     Revise {
         id: ReportId,
@@ -21,9 +32,20 @@ pub enum AgentRequest {
     Status,
 }
 
+/// A finished upload and the file name staff gave it.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct Upload {
+    pub id: [u8; 16],
+    pub name: String,
+}
+
 /// The answer.
 #[derive(Debug, Encode, Decode)]
 pub enum AgentResponse {
+    /// The upload holds this many bytes.
+    Uploaded {
+        received: u64,
+    },
     /// The report (or its new revision) is durable in the outbox.
     Filed {
         id: ReportId,
@@ -50,13 +72,27 @@ pub(crate) fn answer(
         Err(AgentError::Outbox(crate::outbox::OutboxError::Invalid(e))) => {
             AgentResponse::Rejected(e.to_string())
         }
-        Err(e @ (AgentError::Pii(_) | AgentError::UnknownReport(_))) => {
-            AgentResponse::Rejected(e.to_string())
-        }
+        Err(
+            e @ (AgentError::Pii(_)
+            | AgentError::UnknownReport(_)
+            | AgentError::Attachment(crate::attachments::BlobError::Invalid(_))),
+        ) => AgentResponse::Rejected(e.to_string()),
         Err(e) => AgentResponse::Failed(e.to_string()),
     };
     match request {
-        AgentRequest::File(draft) => filed(shared.file(draft)),
+        AgentRequest::File { draft, uploads } => {
+            let result = shared.file_with_uploads(draft, &uploads);
+            for upload in &uploads {
+                shared.blobs.discard_upload(&upload.id);
+            }
+            filed(result)
+        }
+        AgentRequest::UploadPiece { id, offset, data } => {
+            match shared.blobs.append_upload(&id, offset, &data) {
+                Ok(received) => AgentResponse::Uploaded { received },
+                Err(e) => AgentResponse::Failed(e.to_string()),
+            }
+        }
         AgentRequest::Revise { id, changes } => filed(shared.revise(id, changes)),
         AgentRequest::Status => match shared.status(daemon_running) {
             Ok(s) => AgentResponse::Status(Box::new(s)),

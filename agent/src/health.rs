@@ -79,6 +79,7 @@ mod tests {
             unsent_bytes: 10,
             max_bytes: 100,
             quota_full: false,
+            attachments_pending: 0,
         };
         let hb = probe.heartbeat(&stats);
         assert_eq!(hb.backlog, 3);

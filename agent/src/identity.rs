@@ -256,6 +256,7 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
             outbox: Default::default(),
             inbox: Default::default(),
             web: Default::default(),
+            attachments: Default::default(),
         },
     };
     config.save(data_dir)?;

@@ -6,8 +6,10 @@
 //!   half-written file is never read.
 //! * JSON: one report object, or an array of them. CSV: UTF-8, a header row, one report per row,
 //!   RFC 4180 quoting. Fields: `category`, `title`, `body`, and optionally `priority`
-//!   (`normal`/`urgent`) and `occurred_at` (RFC 3339). `attachments` is reserved and must be
-//!   empty in this version.
+//!   (`normal`/`urgent`), `occurred_at` (RFC 3339) and `attachments`: photos (JPEG, PNG) or PDF
+//!   documents, named relative to the inbox folder (a subfolder such as `lampiran/` keeps them
+//!   apart from report files); in JSON an array of names, in CSV names separated by `|`. Absolute
+//!   paths and `..` are refused. The agent copies (and strips) the files; it leaves the originals.
 //! * A file is filed whole or not at all: if any row is wrong, no row of it is filed, the file
 //!   moves to `rejected/` beside `<name>.error.txt`, which names every wrong row and field and
 //!   says why. Fix the file and drop it in again. A good file's reports are committed in one
@@ -16,7 +18,7 @@
 //!   it, the file is not filed a second time.
 
 use crate::{guard_draft, AgentError, Shared};
-use pasopati_common::pii::PiiGuard;
+use pasopati_common::pii::{Field, PiiGuard};
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Priority, Report, ReportDraft, Timestamp};
 use std::path::{Path, PathBuf};
@@ -169,11 +171,49 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
     };
     let guard = PiiGuard::new(&shared.config.pii);
     let mut reports: Vec<Report> = Vec::new();
+    let mut attachments = Vec::new();
     let mut problems = Vec::new();
     let now = Timestamp::now();
+    let inbox = path.parent().unwrap_or(Path::new("."));
     for (label, row) in rows {
         match row_to_report(row, &guard, now) {
-            Ok(r) => reports.push(r),
+            Ok((mut report, names)) => {
+                let mut bad = Vec::new();
+                if names.len() > pasopati_common::attachment::MAX_PER_REPORT {
+                    bad.push(pasopati_common::attachment::AttachmentError::TooMany.to_string());
+                }
+                for name in names
+                    .iter()
+                    .take(pasopati_common::attachment::MAX_PER_REPORT)
+                {
+                    let prepared = attachment_path(inbox, name).and_then(|file| {
+                        shared
+                            .blobs
+                            .prepare_file(&file, shared.config.attachments.max_bytes)
+                            .map_err(|e| e.to_string())
+                    });
+                    match prepared {
+                        Ok(a) if !guard.scan(Field::AttachmentName, &a.name).is_empty() => bad
+                            .push(format!(
+                                "`{name}`: the file name contains inmate identity data; rename the file"
+                            )),
+                        Ok(a) => {
+                            if !report.attachments.iter().any(|x| x.hash == a.hash) {
+                                report.attachments.push(a);
+                            }
+                        }
+                        Err(e) => bad.push(format!("`{name}`: {e}")),
+                    }
+                }
+                if bad.is_empty() {
+                    attachments.extend(report.attachments.iter().cloned());
+                    reports.push(report);
+                }
+                problems.extend(
+                    bad.into_iter()
+                        .map(|p| format!("{label}: field `attachments`: {p}")),
+                );
+            }
             Err(p) => problems.extend(p.into_iter().map(|p| format!("{label}: {p}"))),
         }
     }
@@ -188,7 +228,7 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
     let filed = shared.outbox_failed(
         shared
             .outbox
-            .file_reports_once(&reports, Some(&hash))
+            .file_reports_once(&reports, &attachments, Some(&hash))
             .map_err(AgentError::from),
     )?;
     if filed {
@@ -202,9 +242,39 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
 /// One row: field name → value, as read.
 type Row = Vec<(String, String)>;
 
-fn row_to_report(row: Row, guard: &PiiGuard, now: Timestamp) -> Result<Report, Vec<String>> {
+/// An attachment named in an inbox file, inside the inbox folder.
+fn attachment_path(inbox: &Path, name: &str) -> Result<PathBuf, String> {
+    let relative = Path::new(name);
+    let escapes = relative.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if name.trim().is_empty() || escapes {
+        return Err(
+            "name the file relative to the inbox folder, without `..` or a leading `/`".into(),
+        );
+    }
+    let path = inbox.join(relative);
+    if !path.is_file() {
+        return Err(format!(
+            "no such file in the inbox folder ({})",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// A validated report and the attachment names its row gives.
+fn row_to_report(
+    row: Row,
+    guard: &PiiGuard,
+    now: Timestamp,
+) -> Result<(Report, Vec<String>), Vec<String>> {
     let mut problems = Vec::new();
     let mut draft = ReportDraft::default();
+    let mut attachments = Vec::new();
     for (field, value) in row {
         match field.as_str() {
             "category" => draft.category = value,
@@ -220,12 +290,15 @@ fn row_to_report(row: Row, guard: &PiiGuard, now: Timestamp) -> Result<Report, V
                 Ok(t) => draft.occurred_at = Some(t),
                 Err(e) => problems.push(format!("field `occurred_at`: {e}")),
             },
-            "attachments" if value.trim().is_empty() || value.trim() == "[]" => {}
-            "attachments" => problems.push(
-                "field `attachments`: attachments are not supported by this agent version yet; leave it empty".into(),
-            ),
+            "attachments" => {
+                attachments = value
+                    .split('|')
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+                    .collect()
+            }
             other => problems.push(format!(
-                "field `{other}` is unknown; use category, title, body, priority, occurred_at"
+                "field `{other}` is unknown; use category, title, body, priority, occurred_at, attachments"
             )),
         }
     }
@@ -249,7 +322,7 @@ fn row_to_report(row: Row, guard: &PiiGuard, now: Timestamp) -> Result<Report, V
         }
         Err(e) => return Err(vec![e.to_string()]),
     };
-    draft.validate(Taxonomy::builtin(), now).map_err(|e| {
+    let report = draft.validate(Taxonomy::builtin(), now).map_err(|e| {
         let field = match e {
             pasopati_common::report::ReportError::Category { .. } => "category",
             pasopati_common::report::ReportError::Priority(_) => "priority",
@@ -261,7 +334,8 @@ fn row_to_report(row: Row, guard: &PiiGuard, now: Timestamp) -> Result<Report, V
             | pasopati_common::report::ReportError::Retracted => "report",
         };
         vec![format!("field `{field}`: {e}")]
-    })
+    })?;
+    Ok((report, attachments))
 }
 
 fn parse_json(text: &str) -> Result<Vec<(String, Row)>, String> {
@@ -286,7 +360,11 @@ fn parse_json(text: &str) -> Result<Vec<(String, Row)>, String> {
                     let text = match v {
                         serde_json::Value::String(s) => s,
                         serde_json::Value::Null => String::new(),
-                        serde_json::Value::Array(a) if a.is_empty() => String::new(),
+                        serde_json::Value::Array(a) if a.iter().all(|v| v.is_string()) => a
+                            .iter()
+                            .filter_map(|v| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join("|"),
                         other => other.to_string(),
                     };
                     (k, text)

@@ -5,6 +5,7 @@
 //! them once the collector acknowledges its own durable commit. While the daemon runs, the CLI
 //! reaches it through the [`control`] socket, because only one process may open the outbox.
 
+pub mod attachments;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -15,11 +16,13 @@ pub mod outbox;
 mod sync;
 mod web;
 
+use crate::attachments::BlobError;
 use crate::config::AgentConfig;
 use crate::control::{AgentRequest, AgentResponse};
 use crate::identity::Identity;
 use crate::outbox::{Outbox, OutboxError};
 use bincode::{Decode, Encode};
+use pasopati_common::attachment::{AttachmentError, AttachmentRef};
 use pasopati_common::control::ControlError;
 use pasopati_common::frame::{FrameError, RefusalCode};
 use pasopati_common::pii::{Field, Finding, Mode, PiiGuard};
@@ -72,6 +75,8 @@ pub enum AgentError {
     CertificateExpired { at: String, dir: String },
     #[error("{what}: {message}")]
     Io { what: String, message: String },
+    #[error(transparent)]
+    Attachment(#[from] attachments::BlobError),
 }
 
 /// Applies the PII guard to a draft: refuses it (block mode) or returns it with every finding
@@ -121,6 +126,8 @@ pub struct AgentStatus {
     pub max_bytes: u64,
     /// The outbox is full: new reports are refused until the backlog drains.
     pub quota_full: bool,
+    /// Attachments waiting to be sent (after their reports).
+    pub attachments_pending: u64,
     /// Whether a daemon is running for this data directory.
     pub daemon_running: bool,
     /// Whether the daemon has a live session with the collector.
@@ -173,6 +180,7 @@ pub(crate) struct Shared {
     data_dir: PathBuf,
     config: AgentConfig,
     outbox: Arc<Outbox>,
+    blobs: attachments::Blobs,
     wake: Notify,
     state: Mutex<SyncState>,
     /// Where the web form listens, once it does.
@@ -185,6 +193,7 @@ pub(crate) struct Shared {
 impl Shared {
     fn new(data_dir: PathBuf, config: AgentConfig, outbox: Arc<Outbox>) -> Shared {
         Shared {
+            blobs: attachments::Blobs::new(&data_dir),
             data_dir,
             config,
             outbox,
@@ -234,10 +243,66 @@ impl Shared {
     }
 
     fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
-        let draft = guard_draft(&PiiGuard::new(&self.config.pii), draft)?;
-        let report = self.outbox_failed(self.outbox.file(draft).map_err(AgentError::from))?;
+        self.file_with(draft, Vec::new())
+    }
+
+    /// Files a report with attachments whose stripped blobs are already saved.
+    fn file_with(
+        &self,
+        draft: ReportDraft,
+        mut attachments: Vec<AttachmentRef>,
+    ) -> Result<Report, AgentError> {
+        if attachments.len() > pasopati_common::attachment::MAX_PER_REPORT {
+            return Err(BlobError::Invalid(AttachmentError::TooMany).into());
+        }
+        let guard = PiiGuard::new(&self.config.pii);
+        let findings: Vec<Finding> = attachments
+            .iter()
+            .flat_map(|a| guard.scan(Field::AttachmentName, &a.name))
+            .collect();
+        if !findings.is_empty() {
+            return Err(AgentError::Pii(findings));
+        }
+        let draft = guard_draft(&guard, draft)?;
+        let mut report = draft
+            .validate(
+                pasopati_common::taxonomy::Taxonomy::builtin(),
+                pasopati_common::Timestamp::now(),
+            )
+            .map_err(|e| AgentError::Outbox(OutboxError::Invalid(e)))?;
+        let mut seen = std::collections::HashSet::new();
+        attachments.retain(|a| seen.insert(a.hash));
+        report.attachments = attachments;
+        let filed =
+            self.outbox
+                .file_reports_once(std::slice::from_ref(&report), &report.attachments, None);
+        self.outbox_failed(filed.map_err(AgentError::from))?;
         self.wake.notify_one();
         Ok(report)
+    }
+
+    /// Files a report with attachments uploaded through the control socket.
+    fn file_with_uploads(
+        &self,
+        draft: ReportDraft,
+        uploads: &[control::Upload],
+    ) -> Result<Report, AgentError> {
+        let max = self.config.attachments.max_bytes;
+        let refs = uploads
+            .iter()
+            .map(|u| self.blobs.prepare_upload(&u.id, &u.name, max))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.file_with(draft, refs)
+    }
+
+    /// Files a report with attachments read from files this process can read.
+    fn file_with_files(&self, draft: ReportDraft, files: &[PathBuf]) -> Result<Report, AgentError> {
+        let max = self.config.attachments.max_bytes;
+        let refs = files
+            .iter()
+            .map(|f| self.blobs.prepare_file(f, max))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.file_with(draft, refs)
     }
 
     fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
@@ -275,6 +340,7 @@ impl Shared {
             unsent_bytes: stats.unsent_bytes,
             max_bytes: stats.max_bytes,
             quota_full: stats.quota_full,
+            attachments_pending: stats.attachments_pending,
             daemon_running,
             connected: phase == SyncPhase::Connected,
             web_form: self
@@ -456,6 +522,13 @@ impl Agent {
             fatal.cancelled().await;
             stopper.cancel();
         });
+        // Attachment files a crash left without a pending entry (or uploads the CLI abandoned).
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || match shared.outbox.pending_attachments() {
+            Ok(pending) => shared.blobs.sweep(&pending),
+            Err(e) => tracing::warn!("cannot list pending attachments to tidy their folder: {e}"),
+        })
+        .await;
         let control = if options.control_socket {
             let listener = pasopati_common::control::bind(&self.shared.data_dir)?;
             Some(tokio::spawn(control::serve(
@@ -520,6 +593,15 @@ impl AgentHandle {
     /// Files a report durably and wakes the sync loop.
     pub fn file(&self, draft: ReportDraft) -> Result<Report, AgentError> {
         self.shared.file(draft)
+    }
+
+    /// Files a report with attachments read from `files`.
+    pub fn file_with_files(
+        &self,
+        draft: ReportDraft,
+        files: &[PathBuf],
+    ) -> Result<Report, AgentError> {
+        self.shared.file_with_files(draft, files)
     }
 
     /// Files many validated reports in one durable transaction.
@@ -597,13 +679,64 @@ fn filed(response: AgentResponse) -> Result<(ReportId, u32), AgentError> {
         AgentResponse::Filed { id, revision } => Ok((id, revision)),
         AgentResponse::Rejected(m) => Err(AgentError::Rejected(m)),
         AgentResponse::Failed(m) => Err(AgentError::DaemonFailed(m)),
-        AgentResponse::Status(_) => Err(AgentError::DaemonFailed("unexpected answer".into())),
+        AgentResponse::Status(_) | AgentResponse::Uploaded { .. } => {
+            Err(AgentError::DaemonFailed("unexpected answer".into()))
+        }
     }
 }
 
 /// Files a report for the data directory. Returns once the report is durable.
 pub async fn file_report(data_dir: &Path, draft: ReportDraft) -> Result<ReportId, AgentError> {
-    filed(request(data_dir, AgentRequest::File(draft)).await?).map(|(id, _)| id)
+    file_report_with(data_dir, draft, &[]).await
+}
+
+/// The size of one upload piece on the control socket.
+const UPLOAD_PIECE_BYTES: usize = 1024 * 1024;
+
+/// Files a report with attachments: this process reads each file and hands it to the agent in
+/// pieces (the daemon may not be allowed to read the file where it lies), then files the report.
+/// Returns once the report and its stripped attachments are durable.
+pub async fn file_report_with(
+    data_dir: &Path,
+    draft: ReportDraft,
+    files: &[PathBuf],
+) -> Result<ReportId, AgentError> {
+    if files.len() > pasopati_common::attachment::MAX_PER_REPORT {
+        return Err(BlobError::Invalid(AttachmentError::TooMany).into());
+    }
+    let mut uploads = Vec::new();
+    for file in files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let io = |e: std::io::Error| AgentError::Io {
+            what: format!("reading attachment {}", file.display()),
+            message: e.to_string(),
+        };
+        let size = tokio::fs::metadata(file).await.map_err(io)?.len();
+        let limit = pasopati_common::attachment::HARD_MAX_BYTES;
+        if size > limit {
+            return Err(BlobError::Invalid(AttachmentError::TooLarge { name, size, limit }).into());
+        }
+        let bytes = tokio::fs::read(file).await.map_err(io)?;
+        let id = pasopati_common::random_bytes::<16>();
+        let mut offset = 0u64;
+        for piece in bytes.chunks(UPLOAD_PIECE_BYTES) {
+            let req = AgentRequest::UploadPiece {
+                id,
+                offset,
+                data: piece.to_vec(),
+            };
+            match request(data_dir, req).await? {
+                AgentResponse::Uploaded { received } => offset = received,
+                AgentResponse::Failed(m) => return Err(AgentError::DaemonFailed(m)),
+                _ => return Err(AgentError::DaemonFailed("unexpected answer".into())),
+            }
+        }
+        uploads.push(control::Upload { id, name });
+    }
+    filed(request(data_dir, AgentRequest::File { draft, uploads }).await?).map(|(id, _)| id)
 }
 
 /// Files the next revision of a report (an edit or, with `changes.retract`, a retraction).

@@ -10,6 +10,7 @@
 //! Every method that changes state commits with redb's default `Durability::Immediate`, so when
 //! it returns the change is on disk.
 
+use pasopati_common::attachment::AttachmentRef;
 use pasopati_common::frame::{decode_value, encode_value};
 use pasopati_common::storage::OpenError;
 use pasopati_common::taxonomy::Taxonomy;
@@ -28,6 +29,10 @@ const LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("latest");
 /// SHA-256 of an inbox file → when its reports were filed, so a file filed just before a crash
 /// is not filed again when the agent restarts and finds it still in the inbox.
 const INBOX_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_seen");
+/// Filing number → an attachment waiting to be sent (its bytes are in `attachments/`). Filed in
+/// the same transaction as its report; removed once the collector holds it.
+const PENDING_ATTACHMENTS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("pending_attachments");
 
 const EPOCH: &str = "epoch";
 const NEXT_SEQ: &str = "next_seq";
@@ -102,6 +107,8 @@ pub struct OutboxStats {
     pub max_bytes: u64,
     /// A report was refused for the quota since space was last freed.
     pub quota_full: bool,
+    /// Attachments not yet held by the collector.
+    pub attachments_pending: u64,
 }
 
 /// Where the outbox stands, for `Hello`.
@@ -229,14 +236,17 @@ impl Outbox {
 
     /// Stores already validated reports durably, in one transaction.
     pub fn file_reports(&self, reports: &[Report]) -> Result<(), OutboxError> {
-        self.file_reports_once(reports, None).map(|_| ())
+        self.file_reports_once(reports, &[], None).map(|_| ())
     }
 
-    /// Like [`Outbox::file_reports`], remembering `source` (an inbox file's hash) in the same
-    /// transaction. Returns false, filing nothing, if that source was filed before.
+    /// Stores already validated reports and the attachments they bring (whose blobs are already
+    /// on disk) durably, in one transaction; remembers `source` (an inbox file's hash) in the
+    /// same transaction. Returns false, filing nothing, if that source was filed before.
+    /// Attachments count against the quota like reports until the collector holds them.
     pub fn file_reports_once(
         &self,
         reports: &[Report],
+        attachments: &[AttachmentRef],
         source: Option<&[u8; 32]>,
     ) -> Result<bool, OutboxError> {
         let txn = self.db.begin_write()?;
@@ -251,7 +261,8 @@ impl Outbox {
             let mut meta = txn.open_table(META)?;
             let mut queue = txn.open_table(QUEUE)?;
             let encoded: Vec<Vec<u8>> = reports.iter().map(encode_value).collect();
-            let adding: u64 = encoded.iter().map(|e| e.len() as u64).sum();
+            let adding: u64 = encoded.iter().map(|e| e.len() as u64).sum::<u64>()
+                + attachments.iter().map(|a| a.size).sum::<u64>();
             let used = get(&meta, UNSENT_BYTES)?;
             let limit = self.max_bytes();
             if used + adding > limit {
@@ -265,11 +276,72 @@ impl Outbox {
                 filing += 1;
                 latest.insert(&report.id.0[..], bytes.as_slice())?;
             }
+            let mut pending = txn.open_table(PENDING_ATTACHMENTS)?;
+            for attachment in attachments {
+                pending.insert(filing, encode_value(attachment).as_slice())?;
+                filing += 1;
+            }
             meta.insert(NEXT_FILING, filing)?;
             meta.insert(UNSENT_BYTES, used + adding)?;
         }
         txn.commit()?;
         Ok(true)
+    }
+
+    /// The attachment to send next (the oldest filed), if any.
+    pub fn next_attachment(&self) -> Result<Option<AttachmentRef>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(PENDING_ATTACHMENTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let first = table.first()?;
+        first
+            .map(|(_, v)| decode_value(v.value()).map_err(|e| OutboxError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    /// The hashes of every attachment waiting to be sent.
+    pub fn pending_attachments(&self) -> Result<std::collections::HashSet<[u8; 32]>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(PENDING_ATTACHMENTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = std::collections::HashSet::new();
+        for entry in table.iter()? {
+            let a: AttachmentRef =
+                decode_value(entry?.1.value()).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
+            out.insert(a.hash);
+        }
+        Ok(out)
+    }
+
+    /// The collector holds attachment `hash` (or refused it for good): forget every pending
+    /// entry for it and free its share of the quota. The caller deletes the blob afterwards.
+    pub fn attachment_done(&self, hash: &[u8; 32]) -> Result<(), OutboxError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(PENDING_ATTACHMENTS)?;
+            let mut freed = 0u64;
+            table.retain(|_, v| match decode_value::<AttachmentRef>(v) {
+                Ok(a) if &a.hash == hash => {
+                    freed += a.size;
+                    false
+                }
+                _ => true,
+            })?;
+            let mut meta = txn.open_table(META)?;
+            let used = get(&meta, UNSENT_BYTES)?;
+            meta.insert(UNSENT_BYTES, used.saturating_sub(freed))?;
+            if freed > 0 {
+                self.full.store(false, Ordering::SeqCst);
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// The latest revision of a report filed here.
@@ -476,6 +548,11 @@ impl Outbox {
         }
         let queued_urgent = queue.range((0u8, 0)..=(0u8, u64::MAX))?.count() as u64;
         let last_sync = meta.get(LAST_SYNC_AT)?.map(|v| Timestamp(v.value() as i64));
+        let attachments_pending = match txn.open_table(PENDING_ATTACHMENTS) {
+            Ok(t) => t.len()?,
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(e.into()),
+        };
         Ok(OutboxStats {
             epoch: self.epoch(),
             backlog: queue.len()? + next_seq.saturating_sub(acked + 1),
@@ -487,6 +564,7 @@ impl Outbox {
             unsent_bytes: get(&meta, UNSENT_BYTES)?,
             max_bytes: self.max_bytes(),
             quota_full: self.full.load(Ordering::SeqCst),
+            attachments_pending,
         })
     }
 
@@ -647,6 +725,41 @@ mod tests {
         outbox.ack(staged.reports.len() as u64, 0).unwrap();
         assert_eq!(outbox.stats().unwrap().unsent_bytes, 0);
         outbox.file(draft("again", Priority::Normal)).unwrap();
+    }
+
+    #[test]
+    fn attachments_wait_in_filing_order_and_count_against_the_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        outbox.set_max_bytes(10_000);
+        let a = |n: u8, size: u64| AttachmentRef {
+            hash: [n; 32],
+            name: format!("{n}.jpg"),
+            media_type: pasopati_common::attachment::MediaType::Jpeg,
+            size,
+        };
+        let report = draft("foto", Priority::Normal)
+            .validate(Taxonomy::builtin(), Timestamp::now())
+            .unwrap();
+        outbox
+            .file_reports_once(
+                std::slice::from_ref(&report),
+                &[a(1, 4000), a(2, 3000)],
+                None,
+            )
+            .unwrap();
+        assert!(matches!(
+            outbox.file_reports_once(&[report], &[a(3, 4000)], None),
+            Err(OutboxError::Full { .. })
+        ));
+        let stats = outbox.stats().unwrap();
+        assert_eq!(stats.attachments_pending, 2);
+        assert!(stats.unsent_bytes > 7000);
+        assert_eq!(outbox.next_attachment().unwrap().unwrap().hash, [1; 32]);
+        outbox.attachment_done(&[1; 32]).unwrap();
+        assert_eq!(outbox.next_attachment().unwrap().unwrap().hash, [2; 32]);
+        assert_eq!(outbox.pending_attachments().unwrap().len(), 1);
+        assert!(outbox.stats().unwrap().unsent_bytes < 4000);
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! again. All protocol decisions are made by `AgentSession`; this module moves frames, calls the
 //! outbox, and renews the certificate at about half its lifetime.
 
+use crate::attachments::Blobs;
 use crate::identity::{self, client_endpoint, resolve, Identity};
 use crate::outbox::Outbox;
 use crate::{AgentError, Shared, SyncPhase};
+use pasopati_common::attachment::{self, AttachmentRef};
 use pasopati_common::backoff::Backoff;
 use pasopati_common::frame::{
-    read_frame, write_frame, AgentFrame, Batch, CollectorFrame, FrameError, RefusalCode,
+    read_frame, write_frame, AgentFrame, Batch, Chunk, CollectorFrame, FrameError, RefusalCode,
 };
 use pasopati_common::sync::{AgentEvent, AgentSession, ProtocolError};
 use pasopati_common::{pki, Timestamp};
@@ -184,6 +186,7 @@ async fn run_session(
     let heartbeat_every = Duration::from_secs(settings.heartbeat_secs.max(1));
     let mut next_heartbeat: Option<Instant> = None;
     let mut probe = crate::health::HealthProbe::new(&shared.data_dir);
+    let mut transfer = Transfer::default();
     write_frame(&mut send, &AgentFrame::Hello(hello)).await?;
 
     // Frames are read by their own task: reading is not cancel-safe, so it must not sit in a
@@ -238,6 +241,14 @@ async fn run_session(
             session.batch_sent(first, last)?;
             tracing::debug!(first, last, "batch sent");
         }
+        // Attachments go only when every report is sent and acknowledged; one chunk at a time.
+        if session.can_send_chunk() {
+            if let Some(chunk) = transfer.next_chunk(&outbox, &shared.blobs).await? {
+                let hash = chunk.hash;
+                write_frame(&mut send, &AgentFrame::Chunk(chunk)).await?;
+                session.chunk_sent(hash);
+            }
+        }
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => {
@@ -275,6 +286,14 @@ async fn run_session(
                         tracing::warn!("certificate renewal refused: {message}; the current certificate stays in use");
                         renewal.at = Instant::now() + renewal.retry_after;
                     }
+                    AgentEvent::ChunkAcked { hash, received } => {
+                        transfer.acked(&outbox, &shared.blobs, hash, received).await?;
+                    }
+                    AgentEvent::AttachmentRefused { hash, reason } => {
+                        tracing::error!(attachment = %pasopati_common::hex(&hash),
+                            "the collector refused an attachment ({reason}); it is dropped from the outbox");
+                        transfer.finished(&outbox, &shared.blobs, hash).await?;
+                    }
                 }
                 if welcome {
                     next_heartbeat = Some(Instant::now());
@@ -304,13 +323,106 @@ async fn run_session(
                 session.renewal_sent();
                 tracing::info!("certificate renewal requested");
             }
-            _ = tokio::time::sleep(ACK_TIMEOUT), if session.in_flight() > 0 => {
+            _ = tokio::time::sleep(ACK_TIMEOUT), if session.awaiting_reply() => {
                 return Err(AgentError::Unreachable {
                     addr: shared.config.collector_addr.clone(),
                     message: format!("no acknowledgement for {}s", ACK_TIMEOUT.as_secs()),
                 });
             }
         }
+    }
+}
+
+/// The attachment being sent, and how much of it the collector holds.
+#[derive(Default)]
+struct Transfer {
+    current: Option<AttachmentRef>,
+    /// What the collector said it holds; `None` until it answered the first probe.
+    received: Option<u64>,
+}
+
+impl Transfer {
+    /// The next chunk to send: a probe (empty data) for a new attachment, else the bytes from
+    /// where the collector stands. `None` when nothing waits.
+    async fn next_chunk(
+        &mut self,
+        outbox: &Arc<Outbox>,
+        blobs: &Blobs,
+    ) -> Result<Option<Chunk>, AgentError> {
+        if self.current.is_none() {
+            let ob = outbox.clone();
+            self.current = blocking(move || Ok(ob.next_attachment()?)).await?;
+            self.received = None;
+        }
+        let Some(current) = &self.current else {
+            return Ok(None);
+        };
+        let Some(offset) = self.received else {
+            return Ok(Some(Chunk {
+                hash: current.hash,
+                size: current.size,
+                offset: 0,
+                data: Vec::new(),
+            }));
+        };
+        let len = (current.size.saturating_sub(offset) as usize).min(attachment::CHUNK_BYTES);
+        let (b, hash) = (blobs.clone(), current.hash);
+        match blocking(move || Ok(b.read_range(&hash, offset, len)?)).await {
+            Ok(data) if data.len() == len => Ok(Some(Chunk {
+                hash,
+                size: current.size,
+                offset,
+                data,
+            })),
+            result => {
+                let why = match result {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "the file is shorter than recorded".into(),
+                };
+                tracing::error!(attachment = %pasopati_common::hex(&hash),
+                    "an attachment waiting to be sent cannot be read ({why}); it is dropped");
+                self.finished(outbox, blobs, hash).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn acked(
+        &mut self,
+        outbox: &Arc<Outbox>,
+        blobs: &Blobs,
+        hash: [u8; 32],
+        received: u64,
+    ) -> Result<(), AgentError> {
+        let Some(current) = self.current.as_ref().filter(|c| c.hash == hash) else {
+            return Ok(());
+        };
+        if received >= current.size {
+            tracing::info!(attachment = %pasopati_common::hex(&hash), name = %current.name,
+                bytes = current.size, "attachment delivered");
+            return self.finished(outbox, blobs, hash).await;
+        }
+        if self.received.is_none() && received > 0 {
+            tracing::info!(attachment = %pasopati_common::hex(&hash), name = %current.name,
+                from = received, of = current.size, "resuming an attachment cut off earlier");
+        }
+        self.received = Some(received);
+        Ok(())
+    }
+
+    /// Forgets an attachment the collector holds or will never take, and deletes its blob.
+    async fn finished(
+        &mut self,
+        outbox: &Arc<Outbox>,
+        blobs: &Blobs,
+        hash: [u8; 32],
+    ) -> Result<(), AgentError> {
+        let ob = outbox.clone();
+        blocking(move || Ok(ob.attachment_done(&hash)?)).await?;
+        blobs.remove(&hash);
+        self.current = None;
+        self.received = None;
+        Ok(())
     }
 }
 

@@ -2,12 +2,14 @@
 //! runs either inside the daemon (reached over the control socket) or directly on the store
 //! when no daemon runs; both paths call these functions.
 
+use crate::attachments::AttachmentDir;
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
 use crate::store::{
     AuditEntry, Gap, ReportQuery, SiteRecord, SiteStatus, Store, StoreError, StoredReport,
 };
 use bincode::{Decode, Encode};
+use pasopati_common::attachment::AttachmentRef;
 use pasopati_common::token::EnrollmentToken;
 use pasopati_common::{HumanDuration, SiteId, SiteType, Timestamp};
 use serde::Serialize;
@@ -89,6 +91,24 @@ pub struct ReportView {
     pub revision: u32,
     /// The reason, when the report was retracted.
     pub retraction: Option<String>,
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// An attachment as `reports` and `attachments` show it.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct AttachmentView {
+    /// BLAKE3 of the stripped file, in hex; also its file name under `attachments/`.
+    pub hash: String,
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+    /// Whether the collector holds the file yet (it follows its report).
+    pub stored: bool,
+    /// Where the file is, once stored.
+    pub path: Option<String>,
+    /// The site that sent it first, and when (stored attachments only).
+    pub site_id: Option<String>,
+    pub stored_at: Option<String>,
 }
 
 /// A quarantined report as `quarantine` shows it: where the identity data is, not what it is.
@@ -328,12 +348,58 @@ pub fn site_list(
 
 /// Reports in arrival order.
 pub fn reports(store: &Store, query: &ReportQuery) -> Result<Vec<ReportView>, AdminError> {
-    Ok(store.reports(query)?.into_iter().map(report_view).collect())
+    store
+        .reports(query)?
+        .into_iter()
+        .map(|r| report_view(store, r))
+        .collect()
+}
+
+/// Every attachment the collector holds.
+pub fn attachments(store: &Store) -> Result<Vec<AttachmentView>, AdminError> {
+    let dir = AttachmentDir::new(store.path().parent().unwrap_or(std::path::Path::new(".")));
+    Ok(store
+        .attachments()?
+        .into_iter()
+        .map(|a| AttachmentView {
+            hash: a.reference.hex(),
+            name: a.reference.name.clone(),
+            media_type: a.reference.media_type.mime().to_owned(),
+            size: a.reference.size,
+            stored: true,
+            path: Some(dir.path(&a.reference.hash).display().to_string()),
+            site_id: Some(a.site.to_string()),
+            stored_at: Some(a.stored_at.to_rfc3339()),
+        })
+        .collect())
+}
+
+fn attachment_view(store: &Store, a: &AttachmentRef) -> Result<AttachmentView, AdminError> {
+    let stored = store.attachment(&a.hash)?;
+    let dir = AttachmentDir::new(store.path().parent().unwrap_or(std::path::Path::new(".")));
+    Ok(AttachmentView {
+        hash: a.hex(),
+        name: a.name.clone(),
+        media_type: a.media_type.mime().to_owned(),
+        size: a.size,
+        path: stored
+            .as_ref()
+            .map(|_| dir.path(&a.hash).display().to_string()),
+        site_id: stored.as_ref().map(|s| s.site.to_string()),
+        stored_at: stored.as_ref().map(|s| s.stored_at.to_rfc3339()),
+        stored: stored.is_some(),
+    })
 }
 
 /// The view of one stored report.
-pub fn report_view(r: StoredReport) -> ReportView {
-    ReportView {
+pub fn report_view(store: &Store, r: StoredReport) -> Result<ReportView, AdminError> {
+    let attachments = r
+        .report
+        .attachments
+        .iter()
+        .map(|a| attachment_view(store, a))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ReportView {
         id: r.report.id.to_string(),
         site_id: r.site.to_string(),
         epoch: r.epoch.to_string(),
@@ -348,7 +414,8 @@ pub fn report_view(r: StoredReport) -> ReportView {
         arrival: r.arrival,
         revision: r.report.revision,
         retraction: r.report.retraction,
-    }
+        attachments,
+    })
 }
 
 /// Reports held in quarantine.
@@ -373,7 +440,11 @@ pub fn revisions(
     store: &Store,
     id: &pasopati_common::ReportId,
 ) -> Result<Vec<ReportView>, AdminError> {
-    Ok(store.revisions(id)?.into_iter().map(report_view).collect())
+    store
+        .revisions(id)?
+        .into_iter()
+        .map(|r| report_view(store, r))
+        .collect()
 }
 
 /// All recorded gaps.

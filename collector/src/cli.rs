@@ -92,6 +92,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// List the attachments (photos, documents) the collector holds, with where each file is.
+    Attachments {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// The hash-chained log of admin actions.
     Audit {
         #[command(subcommand)]
@@ -440,6 +447,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                 q.site_id,
                                 q.seq,
                                 what.join("; ")
+                            );
+                        }
+                    }
+                }
+                other => return Err(failed(other)),
+            }
+        }
+        Command::Attachments { data_dir, json } => {
+            match single(crate::call(&data_dir, CollectorRequest::Attachments).await?)? {
+                CollectorResponse::Attachments(items) => {
+                    if !json && items.is_empty() {
+                        println!("no attachment stored");
+                    }
+                    for a in items {
+                        if json {
+                            println!("{}", serde_json::to_string(&a)?);
+                        } else {
+                            println!(
+                                "{} {} {} {} bytes from {} {}",
+                                a.stored_at.as_deref().unwrap_or("-"),
+                                a.hash,
+                                a.media_type,
+                                a.size,
+                                a.site_id.as_deref().unwrap_or("-"),
+                                a.name
                             );
                         }
                     }

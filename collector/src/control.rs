@@ -26,6 +26,7 @@ pub enum CollectorRequest {
     Gaps,
     Revisions(pasopati_common::ReportId),
     Quarantine,
+    Attachments,
     AuditShow,
     AuditVerify,
 }
@@ -38,6 +39,7 @@ pub enum CollectorResponse {
     Reports(Vec<ReportView>),
     Gaps(Vec<GapView>),
     Quarantine(Vec<QuarantineView>),
+    Attachments(Vec<admin::AttachmentView>),
     Revoked {
         /// False if the site was already revoked.
         changed: bool,
@@ -118,6 +120,9 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
         }
         CollectorRequest::Quarantine => {
             admin::quarantine(&state.store).map(CollectorResponse::Quarantine)
+        }
+        CollectorRequest::Attachments => {
+            admin::attachments(&state.store).map(CollectorResponse::Attachments)
         }
         CollectorRequest::AuditShow => {
             admin::audit_show(&state.store).map(CollectorResponse::Audit)

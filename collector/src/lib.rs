@@ -7,6 +7,7 @@
 //! control socket or opens the store directly when no daemon runs.
 
 pub mod admin;
+pub mod attachments;
 pub mod authority;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,7 @@
 //! collector's side of the sync protocol against the [`Store`]. Connections without a client
 //! certificate may only enroll.
 
+use crate::attachments::AttachmentDir;
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
 use crate::events::CollectorEvent;
@@ -16,6 +17,7 @@ use pasopati_common::token::EnrollmentToken;
 use pasopati_common::{pki, SiteId, Timestamp};
 use rustls_pki_types::CertificateDer;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub(crate) struct ServerState {
     /// The collector's own PII check of every report (agents check first).
     pub guard: PiiGuard,
     pub events: broadcast::Sender<CollectorEvent>,
+    /// Where attachments are received and kept, beside the store.
+    pub attachments: AttachmentDir,
     /// Cancelled when the collector cannot go on (the store must be reopened): `run` returns an
     /// error so the service manager restarts the process.
     pub fatal: CancellationToken,
@@ -59,6 +63,7 @@ impl ServerState {
         events: broadcast::Sender<CollectorEvent>,
     ) -> ServerState {
         ServerState {
+            attachments: AttachmentDir::new(store.path().parent().unwrap_or(Path::new("."))),
             guard: PiiGuard::new(&config.pii),
             store,
             authority,
@@ -528,6 +533,23 @@ async fn run_sync(
                     st.store.record_heartbeat(&s, &heartbeat, Timestamp::now())
                 })
                 .await?;
+                continue;
+            }
+            AgentFrame::Chunk(chunk) => {
+                let st = state.clone();
+                let s = site.clone();
+                let reply = blocking(state, move || {
+                    st.attachments
+                        .receive(&st.store, &s, &chunk, Timestamp::now())
+                })
+                .await?
+                .map_err(|v| SyncEnd::Violation(format!("bad attachment chunk: {v}")))?;
+                if let CollectorFrame::AttachmentRefused { reason, .. } = &reply {
+                    state.reject(Some(site), format!("attachment refused: {reason}"));
+                }
+                write_frame(send, &reply)
+                    .await
+                    .map_err(|e| SyncEnd::Peer(e.to_string()))?;
                 continue;
             }
             AgentFrame::Hello(_) => return Err(SyncEnd::Violation("a second Hello".into())),

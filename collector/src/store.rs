@@ -8,8 +8,9 @@
 //! resend is recognised as a replay).
 
 use bincode::{Decode, Encode};
+use pasopati_common::attachment::AttachmentRef;
 use pasopati_common::frame::{decode_value, encode_value, Batch, Heartbeat, Limits, NackReason};
-use pasopati_common::pii::{Finding, PiiGuard};
+use pasopati_common::pii::{Field, Finding, PiiGuard};
 use pasopati_common::storage::OpenError;
 use pasopati_common::sync::{plan_batch, HelloDecision};
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, SiteType, Timestamp};
@@ -42,6 +43,12 @@ const HEARTBEATS: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("he
 const HEARTBEAT_HISTORY_MS: i64 = 7 * 86_400_000;
 /// Arrival number → a report held back because it carries inmate identity data.
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
+/// (site, BLAKE3 hash) → the reference of an attachment a stored report of the site brings and
+/// the collector does not hold yet. Only these are accepted from the site.
+const ATTACHMENTS_EXPECTED: TableDefinition<(&str, &[u8]), &[u8]> =
+    TableDefinition::new("attachments_expected");
+/// BLAKE3 hash → a stored attachment (its bytes are in `attachments/<hex>`).
+const ATTACHMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attachments");
 /// Audit entry number → hash-chained audit entry.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
@@ -189,6 +196,15 @@ pub struct Health {
     pub received_at: Timestamp,
     /// The backlog reported by the heartbeat before this one.
     pub previous_backlog: Option<u64>,
+}
+
+/// An attachment the collector holds.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredAttachment {
+    pub reference: AttachmentRef,
+    /// The first site that sent it.
+    pub site: SiteId,
+    pub stored_at: Timestamp,
 }
 
 /// A report held back from the main tables because it carries inmate identity data.
@@ -810,9 +826,13 @@ impl Store {
                             content_hash: hash,
                             received_at: now,
                         };
-                        let findings = guard.check(&report.title, &report.body);
+                        let mut findings = guard.check(&report.title, &report.body);
+                        for a in &report.attachments {
+                            findings.extend(guard.scan(Field::AttachmentName, &a.name));
+                        }
                         if findings.is_empty() {
                             reports.insert(arrival, encode(&record).as_slice())?;
+                            expect_attachments(&txn, site, &report.attachments)?;
                             stored.push(record);
                         } else {
                             // The agent's guard should have stopped this; keep it out of the
@@ -858,6 +878,86 @@ impl Store {
         };
         txn.commit()?;
         Ok(outcome)
+    }
+
+    /// The reference of attachment `hash` if a stored report of `site` brings it and it is not
+    /// held yet.
+    pub fn expected_attachment(
+        &self,
+        site: &SiteId,
+        hash: &[u8; 32],
+    ) -> Result<Option<AttachmentRef>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(ATTACHMENTS_EXPECTED) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let value = table.get((site.as_str(), &hash[..]))?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    /// The stored attachment with this hash.
+    pub fn attachment(&self, hash: &[u8; 32]) -> Result<Option<StoredAttachment>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(ATTACHMENTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let value = table.get(&hash[..])?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Every stored attachment, in hash order.
+    pub fn attachments(&self) -> Result<Vec<StoredAttachment>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(ATTACHMENTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Records that attachment `reference`, sent by `site`, is verified and its file is in
+    /// place; no site is expected to send it any more. Idempotent.
+    pub fn record_attachment(
+        &self,
+        site: &SiteId,
+        reference: &AttachmentRef,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut stored = txn.open_table(ATTACHMENTS)?;
+            if stored.get(&reference.hash[..])?.is_none() {
+                let record = StoredAttachment {
+                    reference: reference.clone(),
+                    site: site.clone(),
+                    stored_at: now,
+                };
+                stored.insert(&reference.hash[..], encode(&record).as_slice())?;
+            }
+            let mut expected = txn.open_table(ATTACHMENTS_EXPECTED)?;
+            let mut done = Vec::new();
+            for entry in expected.iter()? {
+                let (k, _) = entry?;
+                let (s, h) = k.value();
+                if h == &reference.hash[..] {
+                    done.push(s.to_owned());
+                }
+            }
+            for s in done {
+                expected.remove((s.as_str(), &reference.hash[..]))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Records a refusal that is not about a batch (a malformed frame, a bad certificate).
@@ -1006,6 +1106,25 @@ pub enum TokenRefusal {
 }
 
 /// The by-id key of a report revision: its id and its revision, big-endian.
+/// Notes the attachments a newly stored report brings that the collector does not hold yet.
+fn expect_attachments(
+    txn: &redb::WriteTransaction,
+    site: &SiteId,
+    attachments: &[AttachmentRef],
+) -> Result<(), StoreError> {
+    if attachments.is_empty() {
+        return Ok(());
+    }
+    let stored = txn.open_table(ATTACHMENTS)?;
+    let mut expected = txn.open_table(ATTACHMENTS_EXPECTED)?;
+    for a in attachments {
+        if stored.get(&a.hash[..])?.is_none() {
+            expected.insert((site.as_str(), &a.hash[..]), encode(a).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
 fn revision_key(report: &Report) -> [u8; 20] {
     let mut key = [0u8; 20];
     key[..16].copy_from_slice(&report.id.0);
@@ -1300,6 +1419,7 @@ mod tests {
             filed_at: Timestamp(1),
             revision: 0,
             retraction: None,
+            attachments: Vec::new(),
         }
     }
 

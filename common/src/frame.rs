@@ -278,6 +278,21 @@ pub enum AgentFrame {
     },
     /// The agent's health; see [`Heartbeat`].
     Heartbeat(Heartbeat),
+    /// Part of an attachment; see [`Chunk`].
+    Chunk(Chunk),
+}
+
+/// Part of an attachment. An empty `data` asks how much the collector already holds. The
+/// collector writes `data` only if `offset` is exactly what it holds, so a chunk resent after a
+/// cut is never written twice, and answers with [`CollectorFrame::ChunkAck`] either way.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Chunk {
+    /// BLAKE3 of the whole attachment.
+    pub hash: [u8; 32],
+    /// The attachment's size in bytes.
+    pub size: u64,
+    pub offset: u64,
+    pub data: Vec<u8>,
 }
 
 /// Frames the collector sends.
@@ -306,6 +321,18 @@ pub enum CollectorFrame {
     /// The last `Renew` was refused; the current certificate stays valid.
     RenewalRefused {
         message: String,
+    },
+    /// The collector durably holds the first `received` bytes of the attachment; when that is
+    /// its whole size, the attachment is verified and stored.
+    ChunkAck {
+        hash: [u8; 32],
+        received: u64,
+    },
+    /// The collector will not take this attachment (no stored report of the site refers to it,
+    /// it does not match its hash, or it still carries metadata); the agent drops it.
+    AttachmentRefused {
+        hash: [u8; 32],
+        reason: String,
     },
 }
 

@@ -5,6 +5,7 @@
 //! I/O helpers both daemons need live here once: the local control socket ([`control`]) and
 //! opening a redb file safely ([`storage`]).
 
+pub mod attachment;
 pub mod backoff;
 pub mod control;
 pub mod duration;

@@ -53,6 +53,8 @@ impl PiiKind {
 pub enum Field {
     Title,
     Body,
+    /// The file name of an attachment.
+    AttachmentName,
 }
 
 impl Field {
@@ -60,6 +62,7 @@ impl Field {
         match self {
             Field::Title => "title",
             Field::Body => "body",
+            Field::AttachmentName => "attachment name",
         }
     }
 }

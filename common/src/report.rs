@@ -80,6 +80,9 @@ pub struct Report {
     pub revision: u32,
     /// Set on the revision that retracts the report, with the reason given.
     pub retraction: Option<String>,
+    /// Photos and documents, sent after the report itself; a revision keeps them.
+    #[serde(default)]
+    pub attachments: Vec<crate::attachment::AttachmentRef>,
 }
 
 /// Changes for a new revision of a report; `None` keeps a field as it was.
@@ -146,6 +149,7 @@ impl ReportDraft {
             filed_at: now,
             revision: 0,
             retraction: None,
+            attachments: Vec::new(),
         })
     }
 }

@@ -60,6 +60,11 @@ pub enum AgentEvent {
     Renewed { cert_der: Vec<u8> },
     /// The renewal was refused; keep the current certificate and try again later.
     RenewalRefused { message: String },
+    /// The collector holds the first `received` bytes of the attachment `hash` (all of it when
+    /// `received` is its size).
+    ChunkAcked { hash: [u8; 32], received: u64 },
+    /// The collector will never take this attachment: drop it, logging the reason.
+    AttachmentRefused { hash: [u8; 32], reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,8 @@ pub struct AgentSession {
     in_flight: VecDeque<Seq>,
     limits: Limits,
     renewing: bool,
+    /// The attachment whose chunk awaits its `ChunkAck`.
+    chunk_outstanding: Option<[u8; 32]>,
 }
 
 impl AgentSession {
@@ -110,6 +117,7 @@ impl AgentSession {
             in_flight: VecDeque::new(),
             limits: Limits::default(),
             renewing: false,
+            chunk_outstanding: None,
         };
         (session, hello)
     }
@@ -172,6 +180,18 @@ impl AgentSession {
             {
                 self.renewing = false;
                 Ok(AgentEvent::RenewalRefused { message })
+            }
+            (AgentState::Streaming, CollectorFrame::ChunkAck { hash, received })
+                if self.chunk_outstanding == Some(hash) =>
+            {
+                self.chunk_outstanding = None;
+                Ok(AgentEvent::ChunkAcked { hash, received })
+            }
+            (AgentState::Streaming, CollectorFrame::AttachmentRefused { hash, reason })
+                if self.chunk_outstanding == Some(hash) =>
+            {
+                self.chunk_outstanding = None;
+                Ok(AgentEvent::AttachmentRefused { hash, reason })
             }
             (_, CollectorFrame::Refused(refusal)) => Err(ProtocolError::Refused(refusal)),
             (AgentState::AwaitWelcome, other) => Err(ProtocolError::Unexpected {
@@ -248,6 +268,25 @@ impl AgentSession {
         self.in_flight.len()
     }
 
+    /// Whether an attachment chunk may go now. Reports always come first: a chunk goes only
+    /// when no batch awaits its ack (the caller also checks that no report waits to be sent),
+    /// and one chunk at a time, so a report filed during a transfer waits for one chunk at most.
+    pub fn can_send_chunk(&self) -> bool {
+        self.state == AgentState::Streaming
+            && self.in_flight.is_empty()
+            && self.chunk_outstanding.is_none()
+    }
+
+    /// Records that a chunk of attachment `hash` was sent.
+    pub fn chunk_sent(&mut self, hash: [u8; 32]) {
+        self.chunk_outstanding = Some(hash);
+    }
+
+    /// Whether the agent waits for an answer to a batch or a chunk.
+    pub fn awaiting_reply(&self) -> bool {
+        !self.in_flight.is_empty() || self.chunk_outstanding.is_some()
+    }
+
     /// Everything up to this seq is known stored centrally.
     pub fn acked(&self) -> Seq {
         self.acked
@@ -263,6 +302,8 @@ fn collector_frame_name(frame: &CollectorFrame) -> &'static str {
         CollectorFrame::Refused(_) => "Refused",
         CollectorFrame::Renewed { .. } => "Renewed",
         CollectorFrame::RenewalRefused { .. } => "RenewalRefused",
+        CollectorFrame::ChunkAck { .. } => "ChunkAck",
+        CollectorFrame::AttachmentRefused { .. } => "AttachmentRefused",
     }
 }
 
@@ -524,6 +565,37 @@ mod tests {
             Ok(AgentEvent::Renewed { cert_der: vec![1] })
         );
         assert!(s.can_renew());
+    }
+
+    #[test]
+    fn chunks_wait_for_batches_and_answers_must_match_the_chunk() {
+        let (mut s, _) = AgentSession::start(Epoch(1), 0, 1, 3, Timestamp(0));
+        assert!(!s.can_send_chunk(), "not before Welcome");
+        s.handle(welcome(0)).unwrap();
+        s.batch_sent(1, 2).unwrap();
+        assert!(!s.can_send_chunk(), "a batch awaits its ack");
+        s.handle(CollectorFrame::Ack { hwm: 2 }).unwrap();
+        assert!(s.can_send_chunk());
+        let hash = [7; 32];
+        s.chunk_sent(hash);
+        assert!(!s.can_send_chunk() && s.awaiting_reply());
+        // An answer about another attachment is a protocol error.
+        let mut other = s.clone();
+        assert!(other
+            .handle(CollectorFrame::ChunkAck {
+                hash: [8; 32],
+                received: 1
+            })
+            .is_err());
+        assert_eq!(
+            s.handle(CollectorFrame::ChunkAck { hash, received: 10 }),
+            Ok(AgentEvent::ChunkAcked { hash, received: 10 })
+        );
+        assert!(s.can_send_chunk() && !s.awaiting_reply());
+        // Unasked, a ChunkAck is a protocol error too.
+        assert!(s
+            .handle(CollectorFrame::ChunkAck { hash, received: 10 })
+            .is_err());
     }
 
     #[test]

@@ -397,15 +397,26 @@ impl TestCollector {
             )
             .unwrap_or_else(|e| panic!("init: {e}"));
         }
-        let server = Collector::open_for_daemon(dir)
-            .and_then(|c| {
+        // A collector stopped in this process may hold its UDP port a moment longer while its
+        // endpoint drains (a real daemon's exit frees it at once): retry a bind on a fixed port.
+        let mut attempts = 0;
+        let server = loop {
+            let bound = Collector::open_for_daemon(dir).and_then(|c| {
                 c.bind(BindOptions {
                     quic_listen: Some(addr),
                     control_socket: true,
                     advertise_bound_addr: true,
                 })
-            })
-            .unwrap_or_else(|e| panic!("bind: {e}"));
+            });
+            match bound {
+                Ok(server) => break server,
+                Err(e) if addr.port() != 0 && attempts < 50 && e.to_string().contains("in use") => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("bind: {e}"),
+            }
+        };
         let addr = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let store = server.store().clone();
         let events = server.events();

@@ -137,6 +137,8 @@ struct Shared {
     start: tokio::time::Instant,
     forwarded: AtomicU64,
     dropped: AtomicU64,
+    /// Bytes of datagrams forwarded agent → collector.
+    bytes_up: AtomicU64,
 }
 
 impl Shared {
@@ -164,6 +166,10 @@ impl Shared {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         } else {
             self.forwarded.fetch_add(1, Ordering::Relaxed);
+            if up {
+                self.bytes_up
+                    .fetch_add((len * plan.len()) as u64, Ordering::Relaxed);
+            }
         }
         plan
     }
@@ -188,6 +194,7 @@ impl UdpProxy {
             start: tokio::time::Instant::now(),
             forwarded: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            bytes_up: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(listener, upstream, shared.clone()));
         Ok(UdpProxy { addr, shared, task })
@@ -196,6 +203,11 @@ impl UdpProxy {
     /// Sets the partition state.
     pub fn partition(&self, p: Partition) {
         self.shared.partition.store(p as u8, Ordering::Relaxed);
+    }
+
+    /// Bytes forwarded agent → collector so far.
+    pub fn bytes_up(&self) -> u64 {
+        self.shared.bytes_up.load(Ordering::Relaxed)
     }
 
     /// Datagrams forwarded and dropped so far.
@@ -253,7 +265,14 @@ async fn run(listener: Arc<UdpSocket>, upstream: SocketAddr, shared: Arc<Shared>
                 let shared = shared.clone();
                 let task = tokio::spawn(async move {
                     let mut buf = vec![0u8; 65_536];
-                    while let Ok(n) = back.recv(&mut buf).await {
+                    loop {
+                        let n = match back.recv(&mut buf).await {
+                            Ok(n) => n,
+                            // While the collector is down, the kernel reports the ICMP "port
+                            // unreachable" on this connected socket; it comes back later.
+                            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                            Err(_) => break,
+                        };
                         let plan = shared.plan(false, n);
                         deliver(listener.clone(), buf[..n].to_vec(), Some(from), plan);
                     }

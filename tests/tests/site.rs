@@ -9,6 +9,7 @@ use pasopati_common::{Epoch, ReportDraft, Timestamp};
 use pasopati_tests::netsim::Rng;
 use pasopati_tests::*;
 use std::path::Path;
+use std::time::Duration;
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
@@ -504,10 +505,22 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
     )
     .await;
 
-    // Invented content; no real person appears.
+    // Invented content; no real person appears. The photo carries invented EXIF GPS.
+    let photo = pasopati_common::attachment::samples::jpeg_with_gps(8);
+    std::fs::create_dir_all(inbox.join("lampiran")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(inbox.join("lampiran/apel.jpg"), &photo).unwrap_or_else(|e| panic!("{e}"));
+    let photo_hash = pasopati_common::attachment::prepare("apel.jpg", &photo, 1 << 20)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .reference
+        .hash;
+    std::fs::write(
+        inbox.join("foto-salah.json"),
+        r#"{"category":"humas","title":"Foto","body":"Foto kegiatan.","attachments":["../agent.toml"]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(
         inbox.join("harian.json"),
-        r#"[{"category":"kegiatan_kedinasan","title":"Apel pagi","body":"Apel pagi diikuti seluruh petugas."},
+        r#"[{"category":"kegiatan_kedinasan","title":"Apel pagi","body":"Apel pagi diikuti seluruh petugas.","attachments":["lampiran/apel.jpg"]},
             {"category":"layanan_kesehatan","title":"Pemeriksaan","body":"Pemeriksaan kesehatan 40 WBP.","occurred_at":"2026-11-27T08:00:00+07:00"}]"#,
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -536,9 +549,16 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
             processed.join("harian.json").exists()
                 && processed.join("mingguan.csv").exists()
                 && rejected.join("salah.csv").exists()
+                && rejected.join("foto-salah.json").exists()
         },
     )
     .await;
+    let error = std::fs::read_to_string(rejected.join("foto-salah.json.error.txt"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        error.contains("item 1: field `attachments`") && error.contains(".."),
+        "{error}"
+    );
     let error = std::fs::read_to_string(rejected.join("salah.csv.error.txt"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
@@ -585,6 +605,79 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         .find(|r| r.report.title == "Kebakaran kecil")
         .map(|r| r.report.priority);
     assert_eq!(urgent, Some(pasopati_common::Priority::Urgent));
+    eventually(
+        "the inbox photo stored without its GPS",
+        std::time::Duration::from_secs(30),
+        || c.store.attachment(&photo_hash).is_ok_and(|a| a.is_some()),
+    )
+    .await;
+    let stored = std::fs::read(
+        tmp.path()
+            .join("collector/attachments")
+            .join(pasopati_common::hex(&photo_hash)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!stored.windows(11).any(|w| w == b"GPSLatitude"));
+
+    // The CLI's --attach, through the running daemon's control socket: a PNG loses its text,
+    // EXIF and time chunks; an unsupported file is refused by name and nothing is filed.
+    let png = tmp.path().join("denah.png");
+    std::fs::write(
+        &png,
+        pasopati_common::attachment::samples::png_with_metadata(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let docx = tmp.path().join("catatan.docx");
+    std::fs::write(&docx, b"PK\x03\x04 bukan foto").unwrap_or_else(|e| panic!("{e}"));
+    let base = [
+        "report",
+        "--data-dir",
+        p(&agent),
+        "--category",
+        "humas",
+        "--title",
+        "Denah",
+        "--body",
+        "Denah ruang kunjungan.",
+    ];
+    let refused = run_fail(
+        &bins.agent,
+        &[&base[..], &["--attach", p(&png), "--attach", p(&docx)]].concat(),
+    );
+    assert!(
+        refused.contains("catatan.docx") && refused.contains("JPEG"),
+        "{refused}"
+    );
+    run_ok(&bins.agent, &[&base[..], &["--attach", p(&png)]].concat());
+    eventually("the PNG stored", std::time::Duration::from_secs(30), || {
+        c.store.attachments().is_ok_and(|a| a.len() == 2)
+    })
+    .await;
+    let listed = run_ok(
+        &bins.collector,
+        &[
+            "attachments",
+            "--data-dir",
+            p(&tmp.path().join("collector")),
+            "--json",
+        ],
+    );
+    let png_line = listed
+        .lines()
+        .find(|l| l.contains("image/png"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    let view: serde_json::Value = serde_json::from_str(png_line).unwrap_or_else(|e| panic!("{e}"));
+    let stored =
+        std::fs::read(view["path"].as_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    for chunk in [&b"tEXt"[..], b"eXIf", b"tIME"] {
+        assert!(!stored.windows(4).any(|w| w == chunk), "{chunk:?} kept");
+    }
+    assert_eq!(view["name"], "denah.png");
+    assert_eq!(
+        c.store.report_count().ok(),
+        Some(6),
+        "the refused report was filed"
+    );
 }
 
 /// A minimal HTTP/1.1 exchange over a real TCP connection: (status, headers and body).
@@ -937,4 +1030,181 @@ async fn edits_and_retractions_are_revisions_kept_by_the_collector() {
         ],
     );
     assert!(err.contains("not known at this site"), "{err}");
+}
+
+/// 4. Attachments: a report filed through the CLI path (the files reach the agent in pieces over
+/// its control channel) with a 2 MiB PDF and a phone photo carrying EXIF GPS. The link is slow;
+/// the collector stops when more than half of the PDF is on its disk and comes back. The transfer
+/// resumes from what the collector holds (the bytes sent after the cut are fewer than what was
+/// left plus half of what was already there), both files arrive intact, and the stored photo has
+/// no GPS position, camera serial, XMP or comment; its orientation survives. An urgent report
+/// filed during the transfer is stored before the attachment completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_resume_after_a_cut_and_arrive_without_gps() {
+    use pasopati_common::attachment::{self, samples};
+    use pasopati_tests::netsim::{LinkConfig, ProxyConfig, UdpProxy};
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let collector_dir = tmp.path().join("collector");
+    let c = TestCollector::start(&collector_dir, ([127, 0, 0, 1], 0).into()).await;
+    let agent_dir = tmp.path().join("agent");
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let slow = LinkConfig {
+        bandwidth: Some(512 * 1024),
+        ..LinkConfig::default()
+    };
+    let proxy = UdpProxy::start(
+        c.addr,
+        ProxyConfig {
+            seed: 4,
+            up: slow,
+            down: slow,
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config_path = agent_dir.join("agent.toml");
+    let text = std::fs::read_to_string(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &config_path,
+        text.replace(&c.addr.to_string(), &proxy.addr.to_string()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // A 2 MiB PDF (invented bytes) and a photo with invented EXIF GPS.
+    let mut rng = Rng::new(44);
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..2 * 1024 * 1024).map(|_| rng.next_u64() as u8));
+    pdf.extend_from_slice(b"\n%%EOF\n");
+    let photo = samples::jpeg_with_gps(32);
+    let files = [tmp.path().join("surat.pdf"), tmp.path().join("foto.jpg")];
+    std::fs::write(&files[0], &pdf).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&files[1], &photo).unwrap_or_else(|e| panic!("{e}"));
+    let pdf_hash = attachment::content_hash(&pdf);
+    let clean_photo = attachment::prepare("foto.jpg", &photo, attachment::DEFAULT_MAX_BYTES)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let photo_hash = clean_photo.reference.hash;
+
+    // Filed through the CLI path while no daemon runs; nothing is sent yet.
+    let id = pasopati_agent::file_report_with(&agent_dir, draft(1), &files)
+        .await
+        .unwrap_or_else(|e| panic!("filing with attachments: {e}"));
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    assert_eq!(handle.status().map(|s| s.attachments_pending).ok(), Some(2));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+
+    // Cut the transfer once more than half of the PDF is durable at the collector.
+    let part = collector_dir.join("attachments/partial").join(format!(
+        "lapas-uji.{}.part",
+        pasopati_common::hex(&pdf_hash)
+    ));
+    let size = pdf.len() as u64;
+    let part_len = || std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+
+    // An urgent report filed during the transfer overtakes the rest of the attachment.
+    eventually(
+        "a quarter of the PDF at the collector",
+        Duration::from_secs(60),
+        || part_len() > size / 4,
+    )
+    .await;
+    let mut urgent = draft(2);
+    urgent.priority = Some(pasopati_common::Priority::Urgent);
+    handle.file(urgent).unwrap_or_else(|e| panic!("{e}"));
+    eventually("the urgent report stored", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 2)
+    })
+    .await;
+    assert!(
+        part_len() < size,
+        "the urgent report waited for the whole attachment"
+    );
+
+    eventually(
+        "half of the PDF at the collector",
+        Duration::from_secs(60),
+        || part_len() > size / 2,
+    )
+    .await;
+    let addr = c.stop().await;
+    let held = part_len();
+    assert!(held > size / 2 && held < size, "held {held} of {size}");
+    let sent_before = proxy.bytes_up();
+    let c = TestCollector::start(&collector_dir, addr).await;
+
+    eventually("both attachments stored", Duration::from_secs(60), || {
+        [pdf_hash, photo_hash]
+            .iter()
+            .all(|h| c.store.attachment(h).is_ok_and(|a| a.is_some()))
+    })
+    .await;
+    let sent_after = proxy.bytes_up() - sent_before;
+    assert!(
+        sent_after < (size - held) + held / 2,
+        "{sent_after} bytes went up after the cut, with {} left to send: the transfer started over",
+        size - held
+    );
+    println!("attachment resumed at byte {held} of {size}; {sent_after} bytes sent after the cut");
+
+    // Both files are intact; the photo carries no GPS, serial, XMP or comment.
+    let stored_pdf = std::fs::read(
+        collector_dir
+            .join("attachments")
+            .join(pasopati_common::hex(&pdf_hash)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(stored_pdf == pdf, "the PDF arrived changed");
+    let stored_photo = std::fs::read(
+        collector_dir
+            .join("attachments")
+            .join(pasopati_common::hex(&photo_hash)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stored_photo, clean_photo.bytes);
+    for marker in samples::GPS_MARKERS {
+        assert!(
+            !stored_photo.windows(marker.len()).any(|w| w == *marker),
+            "the stored photo still holds {marker:?}"
+        );
+    }
+    // No GPS IFD pointer (tag 0x8825) anywhere, and the minimal EXIF holds orientation 6.
+    assert!(!stored_photo.windows(2).any(|w| w == [0x88, 0x25]));
+    assert!(stored_photo
+        .windows(10)
+        .any(|w| w == [0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1, 0x00, 0x06]));
+
+    // The report lists its attachments as stored; the agent has let them go.
+    let views = match pasopati_collector::call(&collector_dir, CollectorRequest::Revisions(id))
+        .await
+        .as_deref()
+    {
+        Ok([CollectorResponse::Reports(r)]) => r.clone(),
+        other => panic!("revisions: {other:?}"),
+    };
+    let names: Vec<(&str, bool)> = views[0]
+        .attachments
+        .iter()
+        .map(|a| (a.name.as_str(), a.stored))
+        .collect();
+    assert_eq!(names, [("surat.pdf", true), ("foto.jpg", true)]);
+    eventually(
+        "the agent let the attachments go",
+        Duration::from_secs(10),
+        || handle.status().is_ok_and(|s| s.attachments_pending == 0),
+    )
+    .await;
+    assert!(!agent_dir
+        .join("attachments")
+        .join(pasopati_common::hex(&pdf_hash))
+        .exists());
+    stop.cancel();
+    let _ = task.await;
 }

@@ -1,0 +1,172 @@
+//! Receiving attachments: the collector's side of the chunked transfer.
+//!
+//! Files live beside the store, in `<data-dir>/attachments/`:
+//! * `<hex>`: a verified attachment, named by its BLAKE3 hash;
+//! * `partial/<site>.<hex>.part`: the bytes received so far from one site, synced to disk
+//!   before each `ChunkAck`, so a transfer cut at any point resumes from what is on disk;
+//! * `quarantine/<site>.<hex>`: a file that matched its hash but still carried metadata (an
+//!   agent that did not strip it); kept for an admin, never served.
+//!
+//! A chunk is written only if its offset is exactly the length of the partial file; anything
+//! else is answered with that length, so resent or reordered chunks cannot corrupt a file. When
+//! the partial file is complete it is hashed, checked for metadata, renamed into place, and only
+//! then recorded in the store and acknowledged.
+
+use crate::store::{Store, StoreError};
+use pasopati_common::attachment::{self, MediaType};
+use pasopati_common::frame::{Chunk, CollectorFrame};
+use pasopati_common::{hex, SiteId, Timestamp};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A chunk that breaks the protocol: the session is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkViolation {
+    #[error("a chunk of {0} bytes is over the limit")]
+    TooLarge(usize),
+    #[error("an attachment of {0} bytes is over the limit")]
+    AttachmentTooLarge(u64),
+    #[error("a chunk runs past the attachment's size")]
+    PastEnd,
+}
+
+/// The attachment folder of one collector data directory.
+#[derive(Clone, Debug)]
+pub struct AttachmentDir {
+    dir: PathBuf,
+}
+
+impl AttachmentDir {
+    pub fn new(data_dir: &Path) -> AttachmentDir {
+        AttachmentDir {
+            dir: data_dir.join("attachments"),
+        }
+    }
+
+    /// Where a verified attachment's bytes are.
+    pub fn path(&self, hash: &[u8; 32]) -> PathBuf {
+        self.dir.join(hex(hash))
+    }
+
+    fn partial(&self, site: &SiteId, hash: &[u8; 32]) -> PathBuf {
+        self.dir
+            .join("partial")
+            .join(format!("{site}.{}.part", hex(hash)))
+    }
+
+    fn quarantine(&self, site: &SiteId, hash: &[u8; 32]) -> PathBuf {
+        self.dir
+            .join("quarantine")
+            .join(format!("{site}.{}", hex(hash)))
+    }
+
+    /// Applies one chunk from `site` and returns the answer. Blocking (file I/O and the store).
+    pub fn receive(
+        &self,
+        store: &Store,
+        site: &SiteId,
+        chunk: &Chunk,
+        now: Timestamp,
+    ) -> Result<Result<CollectorFrame, ChunkViolation>, StoreError> {
+        if chunk.data.len() > attachment::MAX_CHUNK_BYTES {
+            return Ok(Err(ChunkViolation::TooLarge(chunk.data.len())));
+        }
+        if chunk.size > attachment::HARD_MAX_BYTES {
+            return Ok(Err(ChunkViolation::AttachmentTooLarge(chunk.size)));
+        }
+        if chunk.offset.saturating_add(chunk.data.len() as u64) > chunk.size {
+            return Ok(Err(ChunkViolation::PastEnd));
+        }
+        let hash = chunk.hash;
+        let refused = |reason: String| Ok(Ok(CollectorFrame::AttachmentRefused { hash, reason }));
+        if let Some(stored) = store.attachment(&hash)? {
+            if self.path(&hash).is_file() {
+                return Ok(Ok(CollectorFrame::ChunkAck {
+                    hash,
+                    received: stored.reference.size,
+                }));
+            }
+        }
+        let Some(expected) = store.expected_attachment(site, &hash)? else {
+            return refused(
+                "no stored report of this site refers to this attachment (was its report quarantined?)"
+                    .into(),
+            );
+        };
+        if expected.size != chunk.size {
+            return refused(format!(
+                "its report gives {} bytes, the transfer {}",
+                expected.size, chunk.size
+            ));
+        }
+        let part = self.partial(site, &hash);
+        let io = |what: &str, e: std::io::Error| {
+            StoreError::Storage(format!("attachment file {}: {what}: {e}", part.display()))
+        };
+        let mut held = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        if held > chunk.size {
+            // Cannot happen with this code; start over rather than keep a wrong file.
+            fs::remove_file(&part).map_err(|e| io("removing", e))?;
+            held = 0;
+        }
+        if chunk.data.is_empty() && held > 0 {
+            tracing::info!(%site, attachment = %hex(&hash), from = held, of = chunk.size,
+                "resuming an attachment transfer cut off earlier");
+        }
+        if !chunk.data.is_empty() && chunk.offset == held {
+            if let Some(parent) = part.parent() {
+                fs::create_dir_all(parent).map_err(|e| io("creating its folder", e))?;
+            }
+            let mut f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&part)
+                .map_err(|e| io("opening", e))?;
+            f.write_all(&chunk.data).map_err(|e| io("writing", e))?;
+            f.sync_data().map_err(|e| io("syncing", e))?;
+            held += chunk.data.len() as u64;
+        }
+        if held < chunk.size {
+            return Ok(Ok(CollectorFrame::ChunkAck {
+                hash,
+                received: held,
+            }));
+        }
+        // Complete: verify, then move into place, then record.
+        let bytes = fs::read(&part).map_err(|e| io("reading", e))?;
+        if attachment::content_hash(&bytes) != hash {
+            fs::remove_file(&part).map_err(|e| io("removing", e))?;
+            return refused("its content does not match its hash".into());
+        }
+        let clean = MediaType::sniff(&bytes)
+            .filter(|t| *t == expected.media_type)
+            .and_then(|t| attachment::strip_metadata(t, &bytes).ok())
+            .is_some_and(|stripped| stripped == bytes);
+        if !clean {
+            let target = self.quarantine(site, &hash);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(|e| io("creating the quarantine folder", e))?;
+            }
+            fs::rename(&part, &target).map_err(|e| io("moving to quarantine", e))?;
+            tracing::error!(%site, attachment = %hex(&hash), kept = %target.display(),
+                "an attachment still carried metadata or is not what its report says; quarantined, not stored");
+            return refused(
+                "it still carries metadata (EXIF, text chunks) or is not the type its report gives; upgrade the agent"
+                    .into(),
+            );
+        }
+        let target = self.path(&hash);
+        fs::rename(&part, &target).map_err(|e| io("moving into place", e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("syncing the folder", e))?;
+        store.record_attachment(site, &expected, now)?;
+        tracing::info!(%site, attachment = %hex(&hash), bytes = expected.size,
+            media_type = expected.media_type.mime(), "attachment stored");
+        Ok(Ok(CollectorFrame::ChunkAck {
+            hash,
+            received: expected.size,
+        }))
+    }
+}
