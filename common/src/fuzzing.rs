@@ -19,7 +19,17 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("csr", csr),
     ("certificate", certificate),
     ("text_fields", text_fields),
+    ("attachment", attachment),
 ];
+
+/// A file staff attach (and the collector receives): whatever it is, preparing it never panics,
+/// and stripping what was prepared changes nothing (the collector's check relies on it).
+pub fn attachment(data: &[u8]) {
+    if let Ok(p) = crate::attachment::prepare("fuzz", data, crate::attachment::HARD_MAX_BYTES) {
+        let again = crate::attachment::strip_metadata(p.reference.media_type, &p.bytes);
+        assert_eq!(again.as_deref().ok(), Some(&p.bytes[..]));
+    }
+}
 
 /// A frame the collector reads from an agent.
 pub fn agent_frame(data: &[u8]) {

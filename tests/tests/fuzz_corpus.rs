@@ -70,6 +70,7 @@ fn report(n: u32) -> pasopati_common::Report {
 #[test]
 #[ignore = "rewrites the seed corpus; run by hand"]
 fn write_seed_corpus() {
+    use pasopati_common::attachment::samples;
     let site = SiteId::new("lapas-contoh").unwrap_or_else(|e| panic!("{e}"));
     let day = Duration::from_secs(86_400);
     let ca = pki::new_ca("seed CA", day).unwrap_or_else(|e| panic!("{e}"));
@@ -161,6 +162,15 @@ fn write_seed_corpus() {
                 b"lapas-contoh".to_vec(),
                 b"0123456789abcdef0123456789abcdef".to_vec(),
                 b"1500ms".to_vec(),
+            ],
+        ),
+        (
+            "attachment",
+            vec![
+                samples::jpeg_with_gps(3),
+                samples::plain_jpeg(2),
+                samples::png_with_metadata(),
+                b"%PDF-1.7\n%%EOF\n".to_vec(),
             ],
         ),
     ];
