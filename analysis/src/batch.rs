@@ -1,0 +1,212 @@
+//! The `analyze` command's contract: media JSONL (and optionally report JSONL) in, one JSON
+//! object out. Items are placed in order of publication (ties in input order), so a
+//! syndicated copy is a duplicate of the earliest copy; the output lists items in input order.
+
+use crate::engine::{Engine, EngineConfig, Placement};
+use crate::gazetteer::Gazetteer;
+use crate::insight::{self, Alert, Coverage, FigureConflict, SpikeConfig, Trends};
+use crate::media::{read_media_jsonl, read_reports_jsonl, InputError};
+use crate::sentiment::Lexicon;
+use serde::Serialize;
+
+/// What to analyse and how.
+#[derive(Clone, Debug)]
+pub struct BatchInput<'a> {
+    pub media_name: &'a str,
+    pub media: &'a str,
+    pub reports_name: &'a str,
+    pub reports: Option<&'a str>,
+    pub gazetteer: Gazetteer,
+    pub engine: EngineConfig,
+    pub spikes: SpikeConfig,
+    /// The coverage period, in days.
+    pub coverage_days: i64,
+}
+
+/// One item of the result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ItemResult {
+    #[serde(flatten)]
+    pub placement: Placement,
+    pub source: String,
+    pub published_at: String,
+    pub social: bool,
+}
+
+/// One story of the result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoryResult {
+    pub id: String,
+    pub title: String,
+    pub items: Vec<String>,
+    pub reports: Vec<String>,
+    /// Items that are duplicates of another item of the story.
+    pub duplicates: Vec<String>,
+    pub upt: Vec<String>,
+    pub kanwil: Vec<String>,
+    pub category: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The mean sentiment of its media items (0 when it has none).
+    pub sentiment: f64,
+    pub sources: Vec<String>,
+    /// For a story without linked reports: reports of its units within the window.
+    pub suggested_reports: Vec<String>,
+    pub figure_conflicts: Vec<FigureConflict>,
+}
+
+/// The whole result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BatchResult {
+    pub items: Vec<ItemResult>,
+    pub reports: Vec<Placement>,
+    pub stories: Vec<StoryResult>,
+    pub trends: Trends,
+    pub alerts: Vec<Alert>,
+    pub coverage: Coverage,
+    pub errors: Vec<InputError>,
+    pub summary: Summary,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub items: usize,
+    pub reports: usize,
+    pub stories: usize,
+    pub duplicates: usize,
+    pub errors: usize,
+}
+
+/// Runs the analysis.
+pub fn analyze(input: BatchInput<'_>) -> BatchResult {
+    let (items, mut errors) = read_media_jsonl(input.media_name, input.media);
+    let (reports, report_errors) = match input.reports {
+        Some(text) => read_reports_jsonl(input.reports_name, text),
+        None => (Vec::new(), Vec::new()),
+    };
+    errors.extend(report_errors);
+    let guard = pasopati_common::pii::PiiGuard::default();
+    let mut engine = Engine::new(input.engine, input.gazetteer, Lexicon::builtin().clone());
+    // Place everything in time order: reports and items interleaved, so a story started by a
+    // report is found by the articles that follow it, and the other way round.
+    enum Next {
+        Item(usize),
+        Report(usize),
+    }
+    let mut order: Vec<(i64, usize, Next)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.published_at.0, i, Next::Item(i)))
+        .chain(
+            reports
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.occurred_at.0, items.len() + i, Next::Report(i))),
+        )
+        .collect();
+    order.sort_by_key(|(t, i, _)| (*t, *i));
+    let mut item_results: Vec<Option<ItemResult>> = vec![None; items.len()];
+    let mut report_results: Vec<Option<Placement>> = vec![None; reports.len()];
+    for (_, _, next) in order {
+        match next {
+            Next::Item(i) => {
+                let mut item = items[i].clone();
+                item.title = crate::media::mask(&guard, &item.title);
+                item.text = crate::media::mask(&guard, &item.text);
+                let placement = engine.add_item(&item);
+                item_results[i] = Some(ItemResult {
+                    placement,
+                    source: item.source.clone(),
+                    published_at: item.published_at.to_rfc3339(),
+                    social: item.social,
+                });
+            }
+            Next::Report(i) => report_results[i] = Some(engine.add_report(&reports[i])),
+        }
+    }
+    let stories = story_results(&engine);
+    let trends = insight::trends(&engine);
+    let alerts = insight::spikes(&engine, &input.spikes);
+    let coverage = insight::coverage(&engine, input.coverage_days);
+    let items: Vec<ItemResult> = item_results.into_iter().flatten().collect();
+    let reports: Vec<Placement> = report_results.into_iter().flatten().collect();
+    let summary = Summary {
+        items: items.len(),
+        reports: reports.len(),
+        stories: stories.len(),
+        duplicates: items
+            .iter()
+            .filter(|i| i.placement.duplicate_of.is_some())
+            .count(),
+        errors: errors.len(),
+    };
+    BatchResult {
+        items,
+        reports,
+        stories,
+        trends,
+        alerts,
+        coverage,
+        errors,
+        summary,
+    }
+}
+
+fn story_results(engine: &Engine) -> Vec<StoryResult> {
+    engine
+        .stories
+        .iter()
+        .enumerate()
+        .map(|(s, story)| {
+            let docs: Vec<&crate::engine::Doc> =
+                story.docs.iter().map(|&i| &engine.docs[i as usize]).collect();
+            let media: Vec<&&crate::engine::Doc> = docs.iter().filter(|d| !d.report).collect();
+            let mut kanwil: Vec<String> = docs
+                .iter()
+                .flat_map(|d| d.kanwil.iter().map(|k| engine.kanwils[*k as usize].clone()))
+                .collect();
+            kanwil.sort();
+            kanwil.dedup();
+            let mut sources: Vec<String> = media
+                .iter()
+                .map(|d| engine.sources[d.source as usize].clone())
+                .collect();
+            sources.sort();
+            sources.dedup();
+            let reports: Vec<String> = docs.iter().filter(|d| d.report).map(|d| d.id.clone()).collect();
+            let sentiment = if media.is_empty() {
+                0.0
+            } else {
+                media.iter().map(|d| d.sentiment as f64).sum::<f64>() / media.len() as f64
+            };
+            StoryResult {
+                id: story.id.clone(),
+                title: story.title.clone(),
+                items: media.iter().map(|d| d.id.clone()).collect(),
+                duplicates: media
+                    .iter()
+                    .filter(|d| d.duplicate_of.is_some())
+                    .map(|d| d.id.clone())
+                    .collect(),
+                suggested_reports: if reports.is_empty() {
+                    insight::suggested_reports(engine, s as u32)
+                } else {
+                    Vec::new()
+                },
+                reports,
+                upt: story
+                    .upt
+                    .iter()
+                    .map(|&u| engine.gazetteer.upts()[u as usize].id.clone())
+                    .collect(),
+                kanwil,
+                category: story.category.to_owned(),
+                first_seen: pasopati_common::Timestamp(story.first).to_rfc3339(),
+                last_seen: pasopati_common::Timestamp(story.last).to_rfc3339(),
+                sentiment: (sentiment * 1000.0).round() / 1000.0,
+                sources,
+                figure_conflicts: insight::figure_conflicts(engine, &story.docs),
+            }
+        })
+        .collect()
+}

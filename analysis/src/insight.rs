@@ -1,0 +1,611 @@
+//! What the placed items and reports say together: trends, spikes, coverage gaps and figures
+//! that disagree. Computed from the engine's state on demand; nothing here changes it.
+//!
+//! Days and weeks are counted in WIB (UTC+7), the media center's time; weeks are ISO weeks.
+//! Duplicates are folded: a syndicated copy counts once, as its original.
+//!
+//! The spike rule: a period's count `c` against the baseline (mean `m`, standard deviation `s`
+//! of the previous periods) alerts only if `c ≥ min_count`, `c ≥ ratio × m` and
+//! `c − m ≥ z × max(s, √m, 1)`. With the defaults (news: 14 days, at least 5 items, 3×, z = 3;
+//! social: the previous 12 hours, at least 10 posts) a quiet series becoming merely less quiet
+//! (0 → 2 articles, 1 → 4) never alerts: it fails the minimum count, and the √m and 1 floors
+//! stop a flat zero baseline from making any blip a "jump".
+
+use crate::engine::{Doc, Engine};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+const WIB_MS: i64 = 7 * HOUR_MS;
+
+/// The day number (days since 1970-01-01) of a time, in WIB.
+pub fn day_of(ms: i64) -> i64 {
+    (ms + WIB_MS).div_euclid(DAY_MS)
+}
+
+/// `YYYY-MM-DD` of a day number.
+pub fn date_string(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-Www` of the ISO week a day number falls in.
+pub fn iso_week_string(day: i64) -> String {
+    let (y, w) = iso_week(day);
+    format!("{y:04}-W{w:02}")
+}
+
+/// `YYYY-MM-DDTHH:00+07:00` of an hour number (hours since the epoch, WIB).
+pub fn hour_string(hour: i64) -> String {
+    let day = hour.div_euclid(24);
+    format!("{}T{:02}:00+07:00", date_string(day), hour.rem_euclid(24))
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn iso_week(day: i64) -> (i64, u32) {
+    // 1970-01-01 was a Thursday; ISO weekday 1 = Monday.
+    let weekday = (day + 3).rem_euclid(7) + 1;
+    let thursday = day - weekday + 4;
+    let (year, _, _) = civil_from_days(thursday);
+    let jan1 = days_from_civil(year, 1, 1);
+    let week = (thursday - jan1) / 7 + 1;
+    (year, week as u32)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A count now and in the period before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Count {
+    pub count: u64,
+    pub previous: u64,
+}
+
+/// Counts of one day or week.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PeriodCounts {
+    pub period: String,
+    pub total: Count,
+    /// `(total − previous) / previous`; `null` when the previous period had none.
+    pub change: Option<f64>,
+    pub by_category: BTreeMap<String, Count>,
+    pub by_kanwil: BTreeMap<String, Count>,
+    pub by_upt: BTreeMap<String, Count>,
+    pub by_source: BTreeMap<String, Count>,
+    /// `negatif` (below −0.2), `netral`, `positif` (above 0.2).
+    pub by_sentiment: BTreeMap<String, Count>,
+}
+
+/// A term and how often it came up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TermCount {
+    pub term: String,
+    pub count: u64,
+    pub previous: u64,
+}
+
+/// Volume over time.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Trends {
+    pub daily: Vec<PeriodCounts>,
+    pub weekly: Vec<PeriodCounts>,
+    /// The most frequent rare terms of the last 7 days, against the 7 before.
+    pub top_terms: Vec<TermCount>,
+}
+
+fn sentiment_class(s: f32) -> &'static str {
+    if s < -0.2 {
+        "negatif"
+    } else if s > 0.2 {
+        "positif"
+    } else {
+        "netral"
+    }
+}
+
+/// The documents that count: originals only.
+fn counted(engine: &Engine) -> impl Iterator<Item = &Doc> {
+    engine.docs.iter().filter(|d| d.duplicate_of.is_none())
+}
+
+/// Trends by day and ISO week.
+pub fn trends(engine: &Engine) -> Trends {
+    type Keyed = BTreeMap<i64, Vec<usize>>;
+    let mut days: Keyed = BTreeMap::new();
+    let mut weeks: BTreeMap<(i64, u32), Vec<usize>> = BTreeMap::new();
+    for (i, d) in engine.docs.iter().enumerate() {
+        if d.duplicate_of.is_some() {
+            continue;
+        }
+        let day = day_of(d.time);
+        days.entry(day).or_default().push(i);
+        weeks.entry(iso_week(day)).or_default().push(i);
+    }
+    let build = |keys: Vec<(String, &Vec<usize>, Option<&Vec<usize>>)>| -> Vec<PeriodCounts> {
+        keys.into_iter()
+            .map(|(period, now, before)| period_counts(engine, period, now, before))
+            .collect()
+    };
+    let day_keys: Vec<i64> = days.keys().copied().collect();
+    let daily = build(
+        day_keys
+            .iter()
+            .map(|d| (date_string(*d), &days[d], days.get(&(d - 1))))
+            .collect(),
+    );
+    let week_keys: Vec<(i64, u32)> = weeks.keys().copied().collect();
+    let weekly = build(
+        week_keys
+            .iter()
+            .map(|w| {
+                let first_day = days_from_iso_week(*w);
+                let prev = iso_week(first_day - 7);
+                (format!("{:04}-W{:02}", w.0, w.1), &weeks[w], weeks.get(&prev))
+            })
+            .collect(),
+    );
+    let last = engine.docs.iter().map(|d| d.time).max().unwrap_or(0);
+    let mut now: HashMap<u32, u64> = HashMap::new();
+    let mut before: HashMap<u32, u64> = HashMap::new();
+    for d in counted(engine) {
+        let age = last - d.time;
+        let target = if age < 7 * DAY_MS {
+            &mut now
+        } else if age < 14 * DAY_MS {
+            &mut before
+        } else {
+            continue;
+        };
+        for t in &d.key_terms {
+            *target.entry(*t).or_default() += 1;
+        }
+    }
+    let mut top: Vec<TermCount> = now
+        .iter()
+        .filter(|(_, &c)| c >= 2)
+        .map(|(&t, &c)| TermCount {
+            term: engine.terms[t as usize].clone(),
+            count: c,
+            previous: before.get(&t).copied().unwrap_or(0),
+        })
+        .collect();
+    top.sort_by(|a, b| b.count.cmp(&a.count).then(a.term.cmp(&b.term)));
+    top.truncate(20);
+    Trends {
+        daily,
+        weekly,
+        top_terms: top,
+    }
+}
+
+fn days_from_iso_week((year, week): (i64, u32)) -> i64 {
+    let jan4 = days_from_civil(year, 1, 4);
+    let weekday = (jan4 + 3).rem_euclid(7) + 1;
+    jan4 - (weekday - 1) + 7 * (i64::from(week) - 1)
+}
+
+fn period_counts(
+    engine: &Engine,
+    period: String,
+    now: &[usize],
+    before: Option<&Vec<usize>>,
+) -> PeriodCounts {
+    let mut p = PeriodCounts {
+        period,
+        ..PeriodCounts::default()
+    };
+    let mut add = |docs: &[usize], previous: bool| {
+        for &i in docs {
+            let d = &engine.docs[i];
+            let bump = |map: &mut BTreeMap<String, Count>, key: String| {
+                let c = map.entry(key).or_default();
+                if previous {
+                    c.previous += 1;
+                } else {
+                    c.count += 1;
+                }
+            };
+            if previous {
+                p.total.previous += 1;
+            } else {
+                p.total.count += 1;
+            }
+            bump(&mut p.by_category, d.category.to_owned());
+            for k in &d.kanwil {
+                bump(&mut p.by_kanwil, engine.kanwils[*k as usize].clone());
+            }
+            for u in &d.upt {
+                bump(&mut p.by_upt, engine.gazetteer.upts()[*u as usize].id.clone());
+            }
+            bump(&mut p.by_source, engine.sources[d.source as usize].clone());
+            bump(&mut p.by_sentiment, sentiment_class(d.sentiment).to_owned());
+        }
+    };
+    add(now, false);
+    if let Some(before) = before {
+        add(before, true);
+    }
+    // Keys only seen in the previous period are noise in a "now" view.
+    for map in [
+        &mut p.by_category,
+        &mut p.by_kanwil,
+        &mut p.by_upt,
+        &mut p.by_source,
+        &mut p.by_sentiment,
+    ] {
+        map.retain(|_, c| c.count > 0);
+    }
+    p.change = (p.total.previous > 0)
+        .then(|| (p.total.count as f64 - p.total.previous as f64) / p.total.previous as f64);
+    p
+}
+
+/// Spike thresholds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpikeConfig {
+    pub news_baseline_days: i64,
+    pub social_baseline_hours: i64,
+    pub min_news: u64,
+    pub min_social: u64,
+    pub ratio: f64,
+    pub z: f64,
+}
+
+impl Default for SpikeConfig {
+    fn default() -> Self {
+        SpikeConfig {
+            news_baseline_days: 14,
+            social_baseline_hours: 12,
+            min_news: 5,
+            min_social: 10,
+            ratio: 3.0,
+            z: 3.0,
+        }
+    }
+}
+
+/// A jump in volume.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Alert {
+    /// `news` (daily) or `social` (hourly).
+    pub kind: String,
+    /// `upt:<id>`, `topic:<topic>` or `all`.
+    pub series: String,
+    /// What the series is about, in words.
+    pub label: String,
+    /// The day (`YYYY-MM-DD`) or hour.
+    pub period: String,
+    pub count: u64,
+    pub baseline_mean: f64,
+    /// `count / max(baseline_mean, 1)`.
+    pub jump: f64,
+    pub top_sources: Vec<String>,
+    pub top_terms: Vec<String>,
+}
+
+/// Whether `count` against `baseline` is a spike under `config` (see the module's rule).
+pub fn is_spike(count: u64, baseline: &[u64], min_count: u64, config: &SpikeConfig) -> bool {
+    if count < min_count || baseline.is_empty() {
+        return false;
+    }
+    let n = baseline.len() as f64;
+    let mean = baseline.iter().sum::<u64>() as f64 / n;
+    let var = baseline.iter().map(|&b| (b as f64 - mean).powi(2)).sum::<f64>() / n;
+    let spread = var.sqrt().max(mean.sqrt()).max(1.0);
+    count as f64 >= config.ratio * mean && count as f64 - mean >= config.z * spread
+}
+
+/// Every spike in the data, news by day and social by hour.
+pub fn spikes(engine: &Engine, config: &SpikeConfig) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for social in [false, true] {
+        let (unit, span, min) = if social {
+            (HOUR_MS, config.social_baseline_hours, config.min_social)
+        } else {
+            (DAY_MS, config.news_baseline_days, config.min_news)
+        };
+        // (series, period) → docs.
+        let mut series: HashMap<(String, i64), Vec<usize>> = HashMap::new();
+        let mut labels: HashMap<String, String> = HashMap::new();
+        for (i, d) in engine.docs.iter().enumerate() {
+            if d.report || d.social != social || d.duplicate_of.is_some() {
+                continue;
+            }
+            let period = (d.time + WIB_MS).div_euclid(unit);
+            let mut keys = vec![("all".to_owned(), "semua pemberitaan".to_owned())];
+            keys.push((format!("topic:{}", d.topic), format!("topik {}", d.topic)));
+            for u in &d.upt {
+                let upt = &engine.gazetteer.upts()[*u as usize];
+                keys.push((format!("upt:{}", upt.id), upt.name.clone()));
+            }
+            for (key, label) in keys {
+                labels.entry(key.clone()).or_insert(label);
+                series.entry((key, period)).or_default().push(i);
+            }
+        }
+        let mut keys: Vec<&(String, i64)> = series.keys().collect();
+        keys.sort();
+        for key in keys {
+            let docs = &series[key];
+            let count = docs.len() as u64;
+            if count < min {
+                continue;
+            }
+            let (name, period) = key;
+            let baseline: Vec<u64> = (1..=span)
+                .map(|back| {
+                    series
+                        .get(&(name.clone(), period - back))
+                        .map_or(0, |v| v.len() as u64)
+                })
+                .collect();
+            if !is_spike(count, &baseline, min, config) {
+                continue;
+            }
+            let mean = baseline.iter().sum::<u64>() as f64 / baseline.len() as f64;
+            alerts.push(Alert {
+                kind: if social { "social" } else { "news" }.to_owned(),
+                series: name.clone(),
+                label: labels.get(name).cloned().unwrap_or_default(),
+                period: if social {
+                    hour_string(*period)
+                } else {
+                    date_string(*period)
+                },
+                count,
+                baseline_mean: (mean * 100.0).round() / 100.0,
+                jump: (count as f64 / mean.max(1.0) * 100.0).round() / 100.0,
+                top_sources: top_of(docs.iter().map(|&i| engine.sources[engine.docs[i].source as usize].clone()), 3),
+                top_terms: top_of(
+                    docs.iter()
+                        .flat_map(|&i| engine.docs[i].key_terms.iter())
+                        .map(|&t| engine.terms[t as usize].clone()),
+                    5,
+                ),
+            });
+        }
+    }
+    alerts
+}
+
+fn top_of(values: impl Iterator<Item = String>, n: usize) -> Vec<String> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for v in values {
+        *counts.entry(v).or_default() += 1;
+    }
+    let mut ranked: Vec<(String, u64)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    ranked.into_iter().take(n).map(|(v, _)| v).collect()
+}
+
+/// Where the media center is blind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Coverage {
+    /// The end of the data; the period is the `days` before it.
+    pub as_of: String,
+    pub days: i64,
+    /// UPTs with no site report and no media mention in the period.
+    pub silent_upt: Vec<String>,
+    pub silent_upt_count: usize,
+    /// Per Kanwil: how many of its UPTs are silent.
+    pub kanwil: Vec<KanwilCoverage>,
+    /// UPTs whose media coverage in the period is mostly negative while they filed nothing.
+    pub negative_without_reports: Vec<NegativeCoverage>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KanwilCoverage {
+    pub kanwil: String,
+    pub upt_total: usize,
+    pub upt_silent: usize,
+    /// Neither a report nor a mention of the Kanwil or any of its UPTs.
+    pub silent: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NegativeCoverage {
+    pub upt: String,
+    pub items: u64,
+    pub negative_share: f64,
+}
+
+/// Coverage gaps over the last `days` of the data.
+pub fn coverage(engine: &Engine, days: i64) -> Coverage {
+    let last = engine.docs.iter().map(|d| d.time).max().unwrap_or(0);
+    let from = last - days * DAY_MS;
+    let mut mentioned: HashSet<u16> = HashSet::new();
+    let mut kanwil_seen: HashSet<u8> = HashSet::new();
+    let mut reported: HashSet<u16> = HashSet::new();
+    let mut media: HashMap<u16, (u64, u64)> = HashMap::new();
+    for d in counted(engine).filter(|d| d.time > from) {
+        mentioned.extend(d.upt.iter().copied());
+        kanwil_seen.extend(d.kanwil.iter().copied());
+        if d.report {
+            reported.extend(d.upt.iter().copied());
+        } else {
+            for u in &d.upt {
+                let e = media.entry(*u).or_default();
+                e.0 += 1;
+                if d.sentiment < -0.2 {
+                    e.1 += 1;
+                }
+            }
+        }
+    }
+    let upts = engine.gazetteer.upts();
+    let silent_upt: Vec<String> = upts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !mentioned.contains(&(*i as u16)))
+        .map(|(_, u)| u.id.clone())
+        .collect();
+    let kanwil = engine
+        .kanwils
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let members: Vec<usize> = upts
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| &u.kanwil == name)
+                .map(|(i, _)| i)
+                .collect();
+            let silent_members = members
+                .iter()
+                .filter(|&&i| !mentioned.contains(&(i as u16)))
+                .count();
+            KanwilCoverage {
+                kanwil: name.clone(),
+                upt_total: members.len(),
+                upt_silent: silent_members,
+                silent: silent_members == members.len() && !kanwil_seen.contains(&(k as u8)),
+            }
+        })
+        .collect();
+    let mut negative: Vec<NegativeCoverage> = media
+        .iter()
+        .filter(|(u, (n, neg))| *n >= 3 && *neg as f64 / *n as f64 >= 0.6 && !reported.contains(u))
+        .map(|(u, (n, neg))| NegativeCoverage {
+            upt: upts[*u as usize].id.clone(),
+            items: *n,
+            negative_share: (*neg as f64 / *n as f64 * 100.0).round() / 100.0,
+        })
+        .collect();
+    negative.sort_by(|a, b| a.upt.cmp(&b.upt));
+    Coverage {
+        as_of: pasopati_common::Timestamp(last).to_rfc3339(),
+        days,
+        silent_upt_count: silent_upt.len(),
+        silent_upt,
+        kanwil,
+        negative_without_reports: negative,
+    }
+}
+
+/// A figure in media text that disagrees with the site's report of the same story.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FigureConflict {
+    /// What is counted and what happened (`orang:kabur`).
+    pub key: String,
+    pub item: String,
+    pub media_value: u64,
+    pub report: String,
+    pub report_value: u64,
+}
+
+/// Figures in a story's media items that disagree with its reports.
+pub(crate) fn figure_conflicts(engine: &Engine, docs: &[u32]) -> Vec<FigureConflict> {
+    let mut out = Vec::new();
+    let reports: Vec<&Doc> = docs
+        .iter()
+        .map(|&i| &engine.docs[i as usize])
+        .filter(|d| d.report)
+        .collect();
+    for &i in docs {
+        let item = &engine.docs[i as usize];
+        if item.report {
+            continue;
+        }
+        for f in &item.figures {
+            for r in &reports {
+                if let Some(rf) = r.figures.iter().find(|x| x.key == f.key) {
+                    if rf.value != f.value
+                        && !out.iter().any(|c: &FigureConflict| {
+                            c.key == f.key && c.item == item.id && c.report == r.id
+                        })
+                    {
+                        out.push(FigureConflict {
+                            key: f.key.clone(),
+                            item: item.id.clone(),
+                            media_value: f.value,
+                            report: r.id.clone(),
+                            report_value: rf.value,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reports that may be about a story that has none: same unit, within the window.
+pub(crate) fn suggested_reports(engine: &Engine, story: u32) -> Vec<String> {
+    let s = &engine.stories[story as usize];
+    if s.upt.is_empty() {
+        return Vec::new();
+    }
+    let window = engine.config.window_ms;
+    engine
+        .docs
+        .iter()
+        .filter(|d| {
+            d.report
+                && d.story != story
+                && d.upt.iter().any(|u| s.upt.contains(u))
+                && d.time >= s.first - window
+                && d.time <= s.last + window
+        })
+        .map(|d| d.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_helpers() {
+        // 2026-11-27 is day 20,784 and a Friday of ISO week 48.
+        let day = days_from_civil(2026, 11, 27);
+        assert_eq!(date_string(day), "2026-11-27");
+        assert_eq!(iso_week_string(day), "2026-W48");
+        assert_eq!(iso_week_string(days_from_civil(2027, 1, 1)), "2026-W53");
+        assert_eq!(iso_week_string(days_from_civil(2024, 12, 30)), "2025-W01");
+        assert_eq!(days_from_iso_week((2026, 48)), days_from_civil(2026, 11, 23));
+        // 23:30 UTC is the next day in WIB.
+        let t = pasopati_common::Timestamp::parse_rfc3339("2026-11-26T23:30:00Z").unwrap();
+        assert_eq!(date_string(day_of(t.0)), "2026-11-27");
+    }
+
+    #[test]
+    fn the_spike_rule_on_synthetic_series() {
+        let c = SpikeConfig::default();
+        let quiet = [0u64; 14];
+        let steady = [4u64, 5, 6, 5, 4, 5, 6, 5, 4, 5, 6, 5, 4, 5];
+        // A real jump.
+        assert!(is_spike(25, &steady, 5, &c));
+        assert!(is_spike(8, &quiet, 5, &c));
+        // Quiet becoming merely less quiet.
+        assert!(!is_spike(2, &quiet, 5, &c));
+        assert!(!is_spike(4, &[1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0], 5, &c));
+        // A busy series having a slightly busier day.
+        assert!(!is_spike(9, &steady, 5, &c));
+        // A noisy series needs a bigger jump.
+        let noisy = [1u64, 12, 0, 9, 2, 14, 1, 10, 0, 11, 3, 13, 2, 8];
+        assert!(!is_spike(20, &noisy, 5, &c));
+        assert!(is_spike(40, &noisy, 5, &c));
+    }
+}

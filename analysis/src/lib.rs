@@ -1,0 +1,22 @@
+//! The media center's analysis: what is happening, where, whether it is true, and what is
+//! growing, across site reports and media coverage together.
+//!
+//! Everything here is pure computation over values; reading feeds and files and storing results
+//! is the collector's job. [`engine::Engine`] places items and reports one at a time
+//! (duplicates, stories, tags, sentiment); [`insight`] derives trends, spikes, coverage gaps
+//! and figure checks from what the engine holds; [`batch`] is the `analyze` command's contract.
+
+pub mod batch;
+pub mod csv;
+pub mod engine;
+pub mod figures;
+pub mod gazetteer;
+pub mod insight;
+pub mod media;
+pub mod sentiment;
+pub mod simhash;
+pub mod text;
+pub mod topic;
+pub mod url;
+
+pub use engine::{Engine, EngineConfig, MediaItem, Placement, SiteReport};

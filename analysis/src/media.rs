@@ -1,0 +1,280 @@
+//! Media intake formats and the privacy pass every media text goes through before it is
+//! stored or analysed.
+//!
+//! * JSONL: one object per line, `{"id","url","source","title","text","published_at"}` with an
+//!   RFC 3339 time; optional `"kind": "news" | "social"` (otherwise a post on a social network's
+//!   host or source name counts as social).
+//! * RSS 2.0 (`<item>` with `title`, `link`, `description`, `pubDate` in RFC 2822, `guid`) and
+//!   Atom (`<entry>` with `title`, `link href`, `summary`/`content`, `published`/`updated`,
+//!   `id`).
+//!
+//! Privacy: the PII guard of `common` replaces NIKs, phone numbers and register numbers with a
+//! marker, and initials introduced as such (`berinisial AB`, `inisial A.B.`, `(inisial AB)`)
+//! become `[inisial]`: the press identifies inmates that way, and the media center stores no
+//! more of an inmate's identity than it needs.
+
+use crate::engine::{MediaItem, SiteReport};
+use pasopati_common::pii::{Field, PiiGuard};
+use pasopati_common::Timestamp;
+use serde::Deserialize;
+
+/// A line or entry that could not be read, with its line (JSONL) or entry number (feeds).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct InputError {
+    pub file: String,
+    pub line: usize,
+    pub reason: String,
+}
+
+/// Hosts and source names of social networks.
+const SOCIAL: &[&str] = &[
+    "x.com", "twitter", "facebook", "fb.com", "instagram", "tiktok", "youtube", "youtu.be",
+    "threads", "whatsapp",
+];
+
+/// Whether a URL or source name is a social network.
+pub fn is_social(url: &str, source: &str) -> bool {
+    let u = crate::url::normalize_url(url);
+    let host = u
+        .strip_prefix("https://")
+        .and_then(|r| r.split('/').next())
+        .unwrap_or("");
+    let s = source.to_lowercase();
+    SOCIAL
+        .iter()
+        .any(|k| host == *k || host.ends_with(&format!(".{k}")) || host.starts_with(k) || s.contains(k))
+}
+
+#[derive(Deserialize)]
+struct MediaLine {
+    id: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    text: String,
+    published_at: String,
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReportLine {
+    id: String,
+    site_id: String,
+    category: String,
+    title: String,
+    body: String,
+    occurred_at: String,
+}
+
+/// Reads media JSONL; good lines become items, bad lines errors (the rest is kept).
+pub fn read_media_jsonl(file: &str, text: &str) -> (Vec<MediaItem>, Vec<InputError>) {
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |reason: String| InputError {
+            file: file.to_owned(),
+            line: n + 1,
+            reason,
+        };
+        let parsed: MediaLine = match serde_json::from_str(line) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(err(format!("not a media object: {e}")));
+                continue;
+            }
+        };
+        if parsed.id.trim().is_empty() {
+            errors.push(err("`id` is empty".into()));
+            continue;
+        }
+        if parsed.title.trim().is_empty() && parsed.text.trim().is_empty() {
+            errors.push(err("both `title` and `text` are empty".into()));
+            continue;
+        }
+        let published_at = match Timestamp::parse_rfc3339(&parsed.published_at) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(err(format!("`published_at`: {e}")));
+                continue;
+            }
+        };
+        let social = match parsed.kind.as_deref() {
+            Some("social") => true,
+            Some("news") => false,
+            Some(other) => {
+                errors.push(err(format!("`kind` `{other}` is neither news nor social")));
+                continue;
+            }
+            None => is_social(&parsed.url, &parsed.source),
+        };
+        items.push(MediaItem {
+            id: parsed.id,
+            url: parsed.url,
+            source: parsed.source,
+            title: parsed.title,
+            text: parsed.text,
+            published_at,
+            social,
+        });
+    }
+    (items, errors)
+}
+
+/// Reads site reports as JSONL.
+pub fn read_reports_jsonl(file: &str, text: &str) -> (Vec<SiteReport>, Vec<InputError>) {
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |reason: String| InputError {
+            file: file.to_owned(),
+            line: n + 1,
+            reason,
+        };
+        let parsed: ReportLine = match serde_json::from_str(line) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(err(format!("not a report object: {e}")));
+                continue;
+            }
+        };
+        match Timestamp::parse_rfc3339(&parsed.occurred_at) {
+            Ok(occurred_at) => reports.push(SiteReport {
+                id: parsed.id,
+                site_id: parsed.site_id,
+                category: parsed.category,
+                title: parsed.title,
+                body: parsed.body,
+                occurred_at,
+            }),
+            Err(e) => errors.push(err(format!("`occurred_at`: {e}"))),
+        }
+    }
+    (reports, errors)
+}
+
+/// Masks identity data in a media text: the guard's findings and introduced initials.
+pub fn mask(guard: &PiiGuard, text: &str) -> String {
+    let redacted = guard.redact(Field::Body, text);
+    mask_initials(&redacted)
+}
+
+/// Replaces initials introduced by `inisial`/`berinisial` with `[inisial]`.
+pub fn mask_initials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let lower = rest.to_lowercase();
+        // Byte offsets of `to_lowercase` match the original for ASCII; find on the original
+        // when the text is not ASCII.
+        let found = if rest.is_ascii() {
+            lower.find("inisial")
+        } else {
+            find_ascii_ci(rest, "inisial")
+        };
+        let Some(at) = found else {
+            out.push_str(rest);
+            return out;
+        };
+        let after = at + "inisial".len();
+        out.push_str(&rest[..after]);
+        let tail = &rest[after..];
+        let trimmed = tail.trim_start_matches([' ', ':']);
+        let skipped = tail.len() - trimmed.len();
+        let initials_len = initials_at(trimmed);
+        if initials_len > 0 {
+            out.push_str(&tail[..skipped]);
+            out.push_str("[inisial]");
+            rest = &trimmed[initials_len..];
+        } else {
+            rest = tail;
+        }
+    }
+}
+
+fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .char_indices()
+        .find(|(i, _)| {
+            haystack
+                .get(*i..*i + needle.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(needle))
+        })
+        .map(|(i, _)| i)
+}
+
+/// The length of initials at the start of `s`: one to four capital letters, possibly with
+/// dots (`AB`, `A.B.`, `ABC`), followed by a non-letter.
+fn initials_at(s: &str) -> usize {
+    let mut letters = 0;
+    let mut len = 0;
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            letters += 1;
+            len += 1;
+        } else if c == '.' && letters > 0 {
+            len += 1;
+        } else {
+            if c.is_alphabetic() {
+                return 0;
+            }
+            break;
+        }
+        if letters > 4 {
+            return 0;
+        }
+    }
+    if letters == 0 {
+        0
+    } else {
+        len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_are_named_and_the_rest_kept() {
+        let text = concat!(
+            r#"{"id":"a","url":"https://detik.com/x","source":"detik","title":"T","text":"Isi","published_at":"2026-11-01T08:00:00+07:00"}"#,
+            "\n",
+            "bukan json\n",
+            r#"{"id":"b","url":"https://x.com/u/status/1","source":"X","title":"T","text":"Isi","published_at":"kemarin"}"#,
+            "\n\n",
+            r#"{"id":"c","url":"https://x.com/u/status/2","source":"X","title":"","text":"Cuitan","published_at":"2026-11-01T09:00:00Z"}"#,
+            "\n",
+        );
+        let (items, errors) = read_media_jsonl("m.jsonl", text);
+        assert_eq!(items.len(), 2);
+        assert!(!items[0].social && items[1].social);
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3]);
+        assert!(errors[1].reason.contains("published_at"));
+    }
+
+    #[test]
+    fn initials_and_identity_numbers_are_masked() {
+        let guard = PiiGuard::default();
+        let masked = mask(
+            &guard,
+            "Napi berinisial AB (35) kabur; rekannya, inisial C.D., tertangkap. Hubungi 0812-3456-7890.",
+        );
+        assert!(!masked.contains("AB") && !masked.contains("C.D."), "{masked}");
+        assert!(masked.contains("berinisial [inisial] (35)"), "{masked}");
+        assert!(!masked.contains("3456"), "{masked}");
+        // Ordinary words after `inisial` stay.
+        assert_eq!(mask_initials("inisial nama tidak disebut"), "inisial nama tidak disebut");
+    }
+}

@@ -1,0 +1,204 @@
+//! Indonesian text normalisation: lower case, punctuation removed, numbers kept as tokens
+//! (`1.500` and `1,500` become `1500`), stopwords dropped, and an optional light stemmer that
+//! removes particles and possessive endings (`-lah`, `-kah`, `-pun`, `-nya`, `-ku`, `-mu`).
+//!
+//! The stemmer is deliberately light. Full Indonesian stemming (Nazief–Adriani) also strips
+//! derivational affixes (`me-`, `di-`, `-kan`), which merges words analysts want apart
+//! (`tahanan` "detainee" and `tahan` "hold"); the fixture measures both settings
+//! (`tests/tests/analysis.rs`).
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+/// Function words that carry no topic. Written for this project.
+const STOPWORDS: &str = "ada adalah agar akan aku anda antara apa apakah atas atau bagai bagaimana \
+bagi bahkan bahwa baik banyak baru beberapa begitu belum bersama beserta bila bisa boleh bukan \
+cukup dalam dan dapat dari demi dengan di dia ia ialah ini itu jadi jika juga kalau kami kamu \
+karena ke kemudian kepada ketika kini kita lagi lain lalu lebih maka mana masih mereka meski \
+mungkin namun nanti oleh pada para pun saat saja sama sambil sampai sang sangat saya sebagai \
+sebelum sedang sehingga sejak sekitar selain selama semua seperti serta sesudah setelah setiap \
+sudah supaya tak tanpa telah tentang terhadap tersebut tetapi tidak untuk walau yaitu yakni yang \
+hal pihak kata ujar ucap tutur jelas menurut kepadanya baca juga selengkapnya berita artikel \
+red editor reporter wib wita wit hari senin selasa rabu kamis jumat sabtu minggu pukul tahun \
+bulan tanggal se nya lah kah pula pun hingga usai kala tengah dini pagi siang sore malam";
+
+fn stopwords() -> &'static HashSet<&'static str> {
+    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    SET.get_or_init(|| STOPWORDS.split_whitespace().collect())
+}
+
+/// Whether a (lower-case) word is a stopword.
+pub fn is_stopword(word: &str) -> bool {
+    stopwords().contains(word)
+}
+
+/// How to normalise.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NormalizeOptions {
+    /// Apply the light stemmer.
+    pub stem: bool,
+}
+
+/// Lower-case words and numbers of `text`, in order, with punctuation removed. Numbers written
+/// with thousands separators (`1.500`, `2,5`) keep their digits together.
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_alphanumeric() {
+            word.extend(c.to_lowercase());
+            continue;
+        }
+        // A dot or comma between two digits belongs to the number.
+        let between_digits = (c == '.' || c == ',')
+            && i > 0
+            && chars[i - 1].is_ascii_digit()
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        if between_digits {
+            continue;
+        }
+        // A hyphen inside a word (`warga-binaan`, `II-A`) joins it.
+        if c == '-' && !word.is_empty() && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric()) {
+            continue;
+        }
+        if !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// The content tokens of `text`: words without stopwords, optionally stemmed.
+pub fn content_tokens(text: &str, options: NormalizeOptions) -> Vec<String> {
+    words(text)
+        .into_iter()
+        .filter(|w| !is_stopword(w) && !(w.chars().count() == 1 && !w.chars().all(char::is_numeric)))
+        .map(|w| if options.stem { stem(&w) } else { w })
+        .collect()
+}
+
+/// Phrases that mark a sentence as a portal's furniture rather than the article: syndication
+/// notes, "read also" links, bylines, calls to follow a channel.
+const BOILERPLATE: &[&str] = &[
+    "baca juga", "simak juga", "lihat juga", "artikel ini telah tayang", "telah tayang di",
+    "simak berita", "ikuti berita", "dapatkan update", "dapatkan informasi", "google news",
+    "whatsapp channel", "saluran whatsapp", "klik di sini", "klik link", "saksikan video",
+    "tonton video", "hak cipta", "copyright", "all rights reserved", "editor:", "penulis:",
+    "reporter:", "pewarta:", "sumber:", "foto:", "advertisement", "scroll to continue",
+];
+
+/// The text without boilerplate sentences (see [`BOILERPLATE`]). Sentences end at `.`, `!`,
+/// `?` or a line break.
+pub fn strip_boilerplate(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut sentence = String::new();
+    let mut flush = |sentence: &mut String, out: &mut String| {
+        let lower = sentence.to_lowercase();
+        if !BOILERPLATE.iter().any(|b| lower.contains(b)) {
+            out.push_str(sentence);
+        }
+        sentence.clear();
+    };
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        sentence.push(c);
+        let ends = match c {
+            '\n' | '!' | '?' => true,
+            // A dot ends a sentence unless it sits inside a number (1.500) or an abbreviation
+            // followed directly by a letter.
+            '.' => chars.get(i + 1).is_none_or(|n| n.is_whitespace()),
+            _ => false,
+        };
+        if ends {
+            flush(&mut sentence, &mut out);
+        }
+    }
+    flush(&mut sentence, &mut out);
+    out
+}
+
+/// Removes particles and possessive endings from a word of at least five letters.
+pub fn stem(word: &str) -> String {
+    let mut w = word.to_owned();
+    for suffix in ["lah", "kah", "tah", "pun"] {
+        if w.len() >= suffix.len() + 4 && w.ends_with(suffix) {
+            w.truncate(w.len() - suffix.len());
+            break;
+        }
+    }
+    for suffix in ["nya", "ku", "mu"] {
+        if w.len() >= suffix.len() + 4 && w.ends_with(suffix) {
+            w.truncate(w.len() - suffix.len());
+            break;
+        }
+    }
+    w
+}
+
+/// Whether a token is a number.
+pub fn is_number(token: &str) -> bool {
+    !token.is_empty() && token.chars().all(|c| c.is_ascii_digit())
+}
+
+/// A stable 64-bit hash (FNV-1a followed by a SplitMix64 finaliser), the same on every machine
+/// and run, so fingerprints can be stored.
+pub fn hash64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix64(h)
+}
+
+/// SplitMix64's finaliser.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_stay_whole_and_punctuation_goes() {
+        assert_eq!(
+            words("Sebanyak 1.500 WBP (warga-binaan) menerima Remisi, Rp2,5 juta!"),
+            ["sebanyak", "1500", "wbp", "wargabinaan", "menerima", "remisi", "rp25", "juta"]
+        );
+    }
+
+    #[test]
+    fn stopwords_go_and_stemming_is_optional() {
+        let text = "Petugasnya tidak melihat bahwa pintunya terbuka";
+        assert_eq!(
+            content_tokens(text, NormalizeOptions::default()),
+            ["petugasnya", "melihat", "pintunya", "terbuka"]
+        );
+        assert_eq!(
+            content_tokens(text, NormalizeOptions { stem: true }),
+            ["petugas", "melihat", "pintu", "terbuka"]
+        );
+    }
+
+    #[test]
+    fn boilerplate_sentences_go() {
+        let text = "Dua napi kabur. Baca juga: Razia di Rutan. Petugas mengejar!\nArtikel ini telah tayang di Portal dengan judul X.\nEditor: Fulan";
+        assert_eq!(strip_boilerplate(text), "Dua napi kabur. Petugas mengejar!\n\n");
+        assert_eq!(strip_boilerplate("Sebanyak 1.500 orang."), "Sebanyak 1.500 orang.");
+    }
+
+    #[test]
+    fn the_hash_is_stable() {
+        assert_eq!(hash64(b"lapas"), hash64(b"lapas"));
+        assert_ne!(hash64(b"lapas"), hash64(b"rutan"));
+        // Pinned, so stored fingerprints stay valid across releases.
+        assert_eq!(hash64(b""), mix64(0xcbf2_9ce4_8422_2325));
+    }
+}
