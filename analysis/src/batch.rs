@@ -158,8 +158,11 @@ fn story_results(engine: &Engine) -> Vec<StoryResult> {
         .iter()
         .enumerate()
         .map(|(s, story)| {
-            let docs: Vec<&crate::engine::Doc> =
-                story.docs.iter().map(|&i| &engine.docs[i as usize]).collect();
+            let docs: Vec<&crate::engine::Doc> = story
+                .docs
+                .iter()
+                .map(|&i| &engine.docs[i as usize])
+                .collect();
             let media: Vec<&&crate::engine::Doc> = docs.iter().filter(|d| !d.report).collect();
             let mut kanwil: Vec<String> = docs
                 .iter()
@@ -173,7 +176,11 @@ fn story_results(engine: &Engine) -> Vec<StoryResult> {
                 .collect();
             sources.sort();
             sources.dedup();
-            let reports: Vec<String> = docs.iter().filter(|d| d.report).map(|d| d.id.clone()).collect();
+            let reports: Vec<String> = docs
+                .iter()
+                .filter(|d| d.report)
+                .map(|d| d.id.clone())
+                .collect();
             let sentiment = if media.is_empty() {
                 0.0
             } else {

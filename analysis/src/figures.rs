@@ -19,30 +19,80 @@ pub struct Figure {
 }
 
 const NUMBER_WORDS: &[(&str, u64)] = &[
-    ("satu", 1), ("seorang", 1), ("dua", 2), ("tiga", 3), ("empat", 4), ("lima", 5),
-    ("enam", 6), ("tujuh", 7), ("delapan", 8), ("sembilan", 9), ("sepuluh", 10),
-    ("sebelas", 11), ("belasan", 0), ("dua belas", 12), ("puluhan", 0), ("ratusan", 0),
+    ("satu", 1),
+    ("seorang", 1),
+    ("dua", 2),
+    ("tiga", 3),
+    ("empat", 4),
+    ("lima", 5),
+    ("enam", 6),
+    ("tujuh", 7),
+    ("delapan", 8),
+    ("sembilan", 9),
+    ("sepuluh", 10),
+    ("sebelas", 11),
+    ("belasan", 0),
+    ("dua belas", 12),
+    ("puluhan", 0),
+    ("ratusan", 0),
 ];
 
 /// Counted nouns → their class.
 const NOUNS: &[(&str, &str)] = &[
-    ("narapidana", "orang"), ("napi", "orang"), ("warga", "orang"), ("wbp", "orang"),
-    ("tahanan", "orang"), ("orang", "orang"), ("penghuni", "orang"), ("anak", "orang"),
-    ("andikpas", "orang"), ("klien", "orang"), ("pria", "orang"), ("wanita", "orang"),
-    ("petugas", "petugas"), ("sipir", "petugas"), ("pegawai", "petugas"), ("pelaku", "orang"),
-    ("ponsel", "ponsel"), ("hp", "ponsel"), ("handphone", "ponsel"), ("telepon", "ponsel"),
-    ("unit", "unit"), ("gram", "gram"), ("kilogram", "kilogram"), ("kg", "kilogram"),
-    ("paket", "paket"), ("butir", "butir"), ("sel", "sel"), ("kamar", "sel"), ("blok", "blok"),
+    ("narapidana", "orang"),
+    ("napi", "orang"),
+    ("warga", "orang"),
+    ("wbp", "orang"),
+    ("tahanan", "orang"),
+    ("orang", "orang"),
+    ("penghuni", "orang"),
+    ("anak", "orang"),
+    ("andikpas", "orang"),
+    ("klien", "orang"),
+    ("pria", "orang"),
+    ("wanita", "orang"),
+    ("petugas", "petugas"),
+    ("sipir", "petugas"),
+    ("pegawai", "petugas"),
+    ("pelaku", "orang"),
+    ("ponsel", "ponsel"),
+    ("hp", "ponsel"),
+    ("handphone", "ponsel"),
+    ("telepon", "ponsel"),
+    ("unit", "unit"),
+    ("gram", "gram"),
+    ("kilogram", "kilogram"),
+    ("kg", "kilogram"),
+    ("paket", "paket"),
+    ("butir", "butir"),
+    ("sel", "sel"),
+    ("kamar", "sel"),
+    ("blok", "blok"),
 ];
 
 /// Event words → the event.
 const EVENTS: &[(&str, &str)] = &[
-    ("kabur", "kabur"), ("melarikan", "kabur"), ("lolos", "kabur"), ("buron", "kabur"),
-    ("tewas", "tewas"), ("meninggal", "tewas"), ("wafat", "tewas"), ("luka", "luka"),
-    ("terluka", "luka"), ("ditemukan", "ditemukan"), ("disita", "ditemukan"),
-    ("diamankan", "ditemukan"), ("ditangkap", "ditangkap"), ("tertangkap", "ditangkap"),
-    ("menerima", "remisi"), ("mendapat", "remisi"), ("remisi", "remisi"), ("bebas", "bebas"),
-    ("dipindahkan", "dipindahkan"), ("terbakar", "terbakar"), ("positif", "positif"),
+    ("kabur", "kabur"),
+    ("melarikan", "kabur"),
+    ("lolos", "kabur"),
+    ("buron", "kabur"),
+    ("tewas", "tewas"),
+    ("meninggal", "tewas"),
+    ("wafat", "tewas"),
+    ("luka", "luka"),
+    ("terluka", "luka"),
+    ("ditemukan", "ditemukan"),
+    ("disita", "ditemukan"),
+    ("diamankan", "ditemukan"),
+    ("ditangkap", "ditangkap"),
+    ("tertangkap", "ditangkap"),
+    ("menerima", "remisi"),
+    ("mendapat", "remisi"),
+    ("remisi", "remisi"),
+    ("bebas", "bebas"),
+    ("dipindahkan", "dipindahkan"),
+    ("terbakar", "terbakar"),
+    ("positif", "positif"),
 ];
 
 fn number_at(w: &[String], i: usize) -> Option<(u64, usize)> {
@@ -107,12 +157,18 @@ mod tests {
     use super::*;
 
     fn keys(text: &str) -> Vec<(String, u64)> {
-        figures(text).into_iter().map(|f| (f.key, f.value)).collect()
+        figures(text)
+            .into_iter()
+            .map(|f| (f.key, f.value))
+            .collect()
     }
 
     #[test]
     fn counts_with_their_event() {
-        assert_eq!(keys("Sebanyak 50 narapidana kabur dari Lapas"), [("orang:kabur".into(), 50)]);
+        assert_eq!(
+            keys("Sebanyak 50 narapidana kabur dari Lapas"),
+            [("orang:kabur".into(), 50)]
+        );
         assert_eq!(
             keys("52 warga binaan melarikan diri"),
             [("orang:kabur".into(), 52)]
@@ -122,7 +178,10 @@ mod tests {
             keys("petugas menemukan 12 unit ponsel yang kemudian disita"),
             [("ponsel:ditemukan".into(), 12)]
         );
-        assert_eq!(keys("tujuh belas tahanan dipindahkan"), [("orang:dipindahkan".into(), 17)]);
+        assert_eq!(
+            keys("tujuh belas tahanan dipindahkan"),
+            [("orang:dipindahkan".into(), 17)]
+        );
         // A capacity is not a claim about the event.
         assert!(keys("Lapas berkapasitas 1.500 orang itu dihuni 3.000 warga binaan").is_empty());
     }

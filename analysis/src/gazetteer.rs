@@ -128,7 +128,11 @@ fn mention_words(text: &str) -> Vec<String> {
     while i < raw.len() {
         let (word, used) = if at(i, "lembaga") && at(i + 1, "pemasyarakatan") {
             ("lapas", 2)
-        } else if at(i, "lembaga") && at(i + 1, "pembinaan") && at(i + 2, "khusus") && at(i + 3, "anak") {
+        } else if at(i, "lembaga")
+            && at(i + 1, "pembinaan")
+            && at(i + 2, "khusus")
+            && at(i + 3, "anak")
+        {
             ("lpka", 4)
         } else if at(i, "rumah") && at(i + 1, "tahanan") && at(i + 2, "negara") {
             ("rutan", 3)
@@ -178,7 +182,10 @@ fn parse_name(words: &[String]) -> Option<(String, String, String, Vec<String>)>
     }
     let mut i = 1;
     let mut qualifier = String::new();
-    if let Some((_, q)) = words.get(i).and_then(|w| QUALIFIERS.iter().find(|(k, _)| k == w)) {
+    if let Some((_, q)) = words
+        .get(i)
+        .and_then(|w| QUALIFIERS.iter().find(|(k, _)| k == w))
+    {
         qualifier = (*q).to_owned();
         i += 1;
     }
@@ -268,7 +275,10 @@ impl Gazetteer {
                     Some((kind, qualifier, class, place)) => {
                         g.longest_place = g.longest_place.max(place.len());
                         let place = place.join(" ");
-                        let entry = g.by_key.entry((kind.clone(), qualifier, place.clone())).or_default();
+                        let entry = g
+                            .by_key
+                            .entry((kind.clone(), qualifier, place.clone()))
+                            .or_default();
                         if !entry.iter().any(|(_, j)| *j == i) {
                             entry.push((class, i));
                         }
@@ -372,7 +382,10 @@ impl Gazetteer {
         let kind = &w[start];
         let mut i = start + 1;
         let mut qualifier = String::new();
-        if let Some((_, q)) = w.get(i).and_then(|x| QUALIFIERS.iter().find(|(k, _)| k == x)) {
+        if let Some((_, q)) = w
+            .get(i)
+            .and_then(|x| QUALIFIERS.iter().find(|(k, _)| k == x))
+        {
             qualifier = (*q).to_owned();
             i += 1;
         }
@@ -385,7 +398,10 @@ impl Gazetteer {
         }
         // A qualifier may also follow the class (`Lapas Kelas IIA Narkotika …`).
         if qualifier.is_empty() {
-            if let Some((_, q)) = w.get(i).and_then(|x| QUALIFIERS.iter().find(|(k, _)| k == x)) {
+            if let Some((_, q)) = w
+                .get(i)
+                .and_then(|x| QUALIFIERS.iter().find(|(k, _)| k == x))
+            {
                 qualifier = (*q).to_owned();
                 i += 1;
             }
@@ -420,7 +436,10 @@ impl Gazetteer {
             if same_class.len() == 1 {
                 return Some(Found::One(same_class[0]));
             }
-            return Some(Found::Many(mention, entries.iter().map(|(_, j)| *j).collect()));
+            return Some(Found::Many(
+                mention,
+                entries.iter().map(|(_, j)| *j).collect(),
+            ));
         }
         if qualifier.is_empty() {
             if let Some(all) = self.by_place.get(&(kind.to_owned(), place.to_owned())) {
@@ -436,9 +455,24 @@ impl Gazetteer {
     fn read_kanwil(&self, w: &[String], start: usize) -> Option<String> {
         // Skip the ministry's name between `Kanwil` and the province.
         let skip = [
-            "kanwil", "kakanwil", "kantor", "wilayah", "kementerian", "kemenkumham", "kemenimipas",
-            "ditjenpas", "ditjen", "direktorat", "jenderal", "pemasyarakatan", "hukum", "dan",
-            "ham", "imigrasi", "provinsi", "prov",
+            "kanwil",
+            "kakanwil",
+            "kantor",
+            "wilayah",
+            "kementerian",
+            "kemenkumham",
+            "kemenimipas",
+            "ditjenpas",
+            "ditjen",
+            "direktorat",
+            "jenderal",
+            "pemasyarakatan",
+            "hukum",
+            "dan",
+            "ham",
+            "imigrasi",
+            "provinsi",
+            "prov",
         ];
         let mut i = start;
         while w.get(i).is_some_and(|x| skip.contains(&x.as_str())) && i < start + 8 {
@@ -492,16 +526,37 @@ mod tests {
         ] {
             assert_eq!(ids(text), ["lapas-bogor"], "{text}");
         }
-        assert_eq!(ids("Rumah Tahanan Negara Kelas I Pondok Bambu"), ["rutan-pondok-bambu"]);
+        assert_eq!(
+            ids("Rumah Tahanan Negara Kelas I Pondok Bambu"),
+            ["rutan-pondok-bambu"]
+        );
         assert_eq!(ids("Rutan Salemba"), ["rutan-jakarta-pusat"]);
         assert_eq!(ids("Lapas Salemba"), ["lapas-salemba"]);
-        assert_eq!(ids("Lembaga Pembinaan Khusus Anak Kelas I Medan"), ["lpka-medan"]);
-        assert_eq!(ids("Balai Pemasyarakatan Kelas I Jakarta Selatan"), ["bapas-jakarta-selatan"]);
-        assert_eq!(ids("Lapas Narkotika Kelas IIA Jakarta"), ["lapas-narkotika-jakarta"]);
+        assert_eq!(
+            ids("Lembaga Pembinaan Khusus Anak Kelas I Medan"),
+            ["lpka-medan"]
+        );
+        assert_eq!(
+            ids("Balai Pemasyarakatan Kelas I Jakarta Selatan"),
+            ["bapas-jakarta-selatan"]
+        );
+        assert_eq!(
+            ids("Lapas Narkotika Kelas IIA Jakarta"),
+            ["lapas-narkotika-jakarta"]
+        );
         assert_eq!(ids("Lapas Perempuan Bandung"), ["lapas-perempuan-bandung"]);
-        assert_eq!(ids("Lapas Wanita Kelas IIA Bandung"), ["lapas-perempuan-bandung"]);
-        assert_eq!(ids("Lapas Sukamiskin dan Rutan Cipinang"), ["lapas-sukamiskin", "rutan-cipinang"]);
-        assert_eq!(ids("Lapas Batu Nusakambangan"), ["lapas-batu-high-risk-narkotika-nusakambangan"]);
+        assert_eq!(
+            ids("Lapas Wanita Kelas IIA Bandung"),
+            ["lapas-perempuan-bandung"]
+        );
+        assert_eq!(
+            ids("Lapas Sukamiskin dan Rutan Cipinang"),
+            ["lapas-sukamiskin", "rutan-cipinang"]
+        );
+        assert_eq!(
+            ids("Lapas Batu Nusakambangan"),
+            ["lapas-batu-high-risk-narkotika-nusakambangan"]
+        );
         assert_eq!(ids("RS Pengayoman"), ["rs-pengayoman-cipinang"]);
     }
 
@@ -515,7 +570,10 @@ mod tests {
         assert_eq!(ids("Lapas Kelas IIA Tangerang"), ["lapas-tangerang-iia"]);
         // No UPT named Lapas Jakarta without a qualifier: two qualified ones fit.
         let t = Gazetteer::builtin().tag("Lapas Jakarta");
-        assert!(t.upt.is_empty() && t.ambiguous[0].candidates.len() >= 2, "{t:?}");
+        assert!(
+            t.upt.is_empty() && t.ambiguous[0].candidates.len() >= 2,
+            "{t:?}"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn iso_week_string(day: i64) -> String {
 /// `YYYY-MM-DDTHH:00+07:00` of an hour number (hours since the epoch, WIB).
 pub fn hour_string(hour: i64) -> String {
     let day = hour.div_euclid(24);
-    format!("{}T{:02}:00+07:00", date_string(day), hour.rem_euclid(24))
+    format!("{}T{:02}:00:00+07:00", date_string(day), hour.rem_euclid(24))
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -143,7 +143,8 @@ pub fn trends(engine: &Engine) -> Trends {
         days.entry(day).or_default().push(i);
         weeks.entry(iso_week(day)).or_default().push(i);
     }
-    let build = |keys: Vec<(String, &Vec<usize>, Option<&Vec<usize>>)>| -> Vec<PeriodCounts> {
+    type Period<'a> = (String, &'a Vec<usize>, Option<&'a Vec<usize>>);
+    let build = |keys: Vec<Period<'_>>| -> Vec<PeriodCounts> {
         keys.into_iter()
             .map(|(period, now, before)| period_counts(engine, period, now, before))
             .collect()
@@ -162,7 +163,11 @@ pub fn trends(engine: &Engine) -> Trends {
             .map(|w| {
                 let first_day = days_from_iso_week(*w);
                 let prev = iso_week(first_day - 7);
-                (format!("{:04}-W{:02}", w.0, w.1), &weeks[w], weeks.get(&prev))
+                (
+                    format!("{:04}-W{:02}", w.0, w.1),
+                    &weeks[w],
+                    weeks.get(&prev),
+                )
             })
             .collect(),
     );
@@ -237,7 +242,10 @@ fn period_counts(
                 bump(&mut p.by_kanwil, engine.kanwils[*k as usize].clone());
             }
             for u in &d.upt {
-                bump(&mut p.by_upt, engine.gazetteer.upts()[*u as usize].id.clone());
+                bump(
+                    &mut p.by_upt,
+                    engine.gazetteer.upts()[*u as usize].id.clone(),
+                );
             }
             bump(&mut p.by_source, engine.sources[d.source as usize].clone());
             bump(&mut p.by_sentiment, sentiment_class(d.sentiment).to_owned());
@@ -312,7 +320,11 @@ pub fn is_spike(count: u64, baseline: &[u64], min_count: u64, config: &SpikeConf
     }
     let n = baseline.len() as f64;
     let mean = baseline.iter().sum::<u64>() as f64 / n;
-    let var = baseline.iter().map(|&b| (b as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = baseline
+        .iter()
+        .map(|&b| (b as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let spread = var.sqrt().max(mean.sqrt()).max(1.0);
     count as f64 >= config.ratio * mean && count as f64 - mean >= config.z * spread
 }
@@ -377,7 +389,11 @@ pub fn spikes(engine: &Engine, config: &SpikeConfig) -> Vec<Alert> {
                 count,
                 baseline_mean: (mean * 100.0).round() / 100.0,
                 jump: (count as f64 / mean.max(1.0) * 100.0).round() / 100.0,
-                top_sources: top_of(docs.iter().map(|&i| engine.sources[engine.docs[i].source as usize].clone()), 3),
+                top_sources: top_of(
+                    docs.iter()
+                        .map(|&i| engine.sources[engine.docs[i].source as usize].clone()),
+                    3,
+                ),
                 top_terms: top_of(
                     docs.iter()
                         .flat_map(|&i| engine.docs[i].key_terms.iter())
@@ -584,7 +600,10 @@ mod tests {
         assert_eq!(iso_week_string(day), "2026-W48");
         assert_eq!(iso_week_string(days_from_civil(2027, 1, 1)), "2026-W53");
         assert_eq!(iso_week_string(days_from_civil(2024, 12, 30)), "2025-W01");
-        assert_eq!(days_from_iso_week((2026, 48)), days_from_civil(2026, 11, 23));
+        assert_eq!(
+            days_from_iso_week((2026, 48)),
+            days_from_civil(2026, 11, 23)
+        );
         // 23:30 UTC is the next day in WIB.
         let t = pasopati_common::Timestamp::parse_rfc3339("2026-11-26T23:30:00Z").unwrap();
         assert_eq!(date_string(day_of(t.0)), "2026-11-27");
@@ -600,7 +619,12 @@ mod tests {
         assert!(is_spike(8, &quiet, 5, &c));
         // Quiet becoming merely less quiet.
         assert!(!is_spike(2, &quiet, 5, &c));
-        assert!(!is_spike(4, &[1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0], 5, &c));
+        assert!(!is_spike(
+            4,
+            &[1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 0, 1, 0],
+            5,
+            &c
+        ));
         // A busy series having a slightly busier day.
         assert!(!is_spike(9, &steady, 5, &c));
         // A noisy series needs a bigger jump.

@@ -28,8 +28,16 @@ pub struct InputError {
 
 /// Hosts and source names of social networks.
 const SOCIAL: &[&str] = &[
-    "x.com", "twitter", "facebook", "fb.com", "instagram", "tiktok", "youtube", "youtu.be",
-    "threads", "whatsapp",
+    "x.com",
+    "twitter",
+    "facebook",
+    "fb.com",
+    "instagram",
+    "tiktok",
+    "youtube",
+    "youtu.be",
+    "threads",
+    "whatsapp",
 ];
 
 /// Whether a URL or source name is a social network.
@@ -40,9 +48,9 @@ pub fn is_social(url: &str, source: &str) -> bool {
         .and_then(|r| r.split('/').next())
         .unwrap_or("");
     let s = source.to_lowercase();
-    SOCIAL
-        .iter()
-        .any(|k| host == *k || host.ends_with(&format!(".{k}")) || host.starts_with(k) || s.contains(k))
+    SOCIAL.iter().any(|k| {
+        host == *k || host.ends_with(&format!(".{k}")) || host.starts_with(k) || s.contains(k)
+    })
 }
 
 #[derive(Deserialize)]
@@ -271,10 +279,16 @@ mod tests {
             &guard,
             "Napi berinisial AB (35) kabur; rekannya, inisial C.D., tertangkap. Hubungi 0812-3456-7890.",
         );
-        assert!(!masked.contains("AB") && !masked.contains("C.D."), "{masked}");
+        assert!(
+            !masked.contains("AB") && !masked.contains("C.D."),
+            "{masked}"
+        );
         assert!(masked.contains("berinisial [inisial] (35)"), "{masked}");
         assert!(!masked.contains("3456"), "{masked}");
         // Ordinary words after `inisial` stay.
-        assert_eq!(mask_initials("inisial nama tidak disebut"), "inisial nama tidak disebut");
+        assert_eq!(
+            mask_initials("inisial nama tidak disebut"),
+            "inisial nama tidak disebut"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Lexicon-based sentiment for Indonesian, from `config/sentimen.tsv` (written for this
 //! project). Each word (or two-word phrase) of the lexicon adds its score; a negator up to
-//! three content words before it (`tidak aman`, `belum kondusif`, `bukan kerusuhan`, `tidak ada
+//! two content words before it (`tidak aman`, `belum kondusif`, `bukan kerusuhan`, `tidak ada
 //! napi yang kabur`) flips and halves
 //! it; an intensifier right before or after it (`sangat buruk`, `aman sekali`) multiplies it by
 //! 1.5. The sum `s` becomes `s / sqrt(s² + 4)`, in −1..1, so one strong word gives about ±0.4
@@ -21,7 +21,7 @@ const INTENSIFIERS: &[&str] = &[
     "begitu",
 ];
 /// How far back a negator reaches.
-const NEGATION_WINDOW: usize = 3;
+const NEGATION_WINDOW: usize = 2;
 
 /// The lexicon.
 #[derive(Clone, Debug, Default)]
@@ -59,7 +59,10 @@ impl Lexicon {
                 reason: reason.to_owned(),
             };
             let (term, score) = line.split_once('\t').ok_or_else(|| err("no tab"))?;
-            let score: f64 = score.trim().parse().map_err(|_| err("the score is not a number"))?;
+            let score: f64 = score
+                .trim()
+                .parse()
+                .map_err(|_| err("the score is not a number"))?;
             if !(-1.0..=1.0).contains(&score) {
                 return Err(err("the score is outside -1..1"));
             }
@@ -169,7 +172,11 @@ mod tests {
         assert!(score("aman sekali") > score("aman"));
         // Phrases count once.
         assert!(score("pungutan liar") < -0.3);
-        for t in ["", "aman aman aman aman aman aman aman aman", "kabur kabur kabur kabur"] {
+        for t in [
+            "",
+            "aman aman aman aman aman aman aman aman",
+            "kabur kabur kabur kabur",
+        ] {
             let s = score(t);
             assert!((-1.0..=1.0).contains(&s), "{t}: {s}");
         }

@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 /// Function words that carry no topic. Written for this project.
-const STOPWORDS: &str = "ada adalah agar akan aku anda antara apa apakah atas atau bagai bagaimana \
+const STOPWORDS: &str =
+    "ada adalah agar akan aku anda antara apa apakah atas atau bagai bagaimana \
 bagi bahkan bahwa baik banyak baru beberapa begitu belum bersama beserta bila bisa boleh bukan \
 cukup dalam dan dapat dari demi dengan di dia ia ialah ini itu jadi jika juga kalau kami kamu \
 karena ke kemudian kepada ketika kini kita lagi lain lalu lebih maka mana masih mereka meski \
@@ -76,7 +77,10 @@ pub fn words(text: &str) -> Vec<String> {
 pub fn content_tokens(text: &str, options: NormalizeOptions) -> Vec<String> {
     words(text)
         .into_iter()
-        .filter(|w| !is_stopword(w) && !(w.chars().count() == 1 && !w.chars().all(char::is_numeric)))
+        .filter(|w| {
+            // Single letters are noise; single digits are figures.
+            !is_stopword(w) && (w.chars().count() != 1 || w.chars().all(char::is_numeric))
+        })
         .map(|w| if options.stem { stem(&w) } else { w })
         .collect()
 }
@@ -84,11 +88,33 @@ pub fn content_tokens(text: &str, options: NormalizeOptions) -> Vec<String> {
 /// Phrases that mark a sentence as a portal's furniture rather than the article: syndication
 /// notes, "read also" links, bylines, calls to follow a channel.
 const BOILERPLATE: &[&str] = &[
-    "baca juga", "simak juga", "lihat juga", "artikel ini telah tayang", "telah tayang di",
-    "simak berita", "ikuti berita", "dapatkan update", "dapatkan informasi", "google news",
-    "whatsapp channel", "saluran whatsapp", "klik di sini", "klik link", "saksikan video",
-    "tonton video", "hak cipta", "copyright", "all rights reserved", "editor:", "penulis:",
-    "reporter:", "pewarta:", "sumber:", "foto:", "advertisement", "scroll to continue",
+    "baca juga",
+    "simak juga",
+    "lihat juga",
+    "artikel ini telah tayang",
+    "telah tayang di",
+    "simak berita",
+    "ikuti berita",
+    "dapatkan update",
+    "dapatkan informasi",
+    "google news",
+    "whatsapp channel",
+    "saluran whatsapp",
+    "klik di sini",
+    "klik link",
+    "saksikan video",
+    "tonton video",
+    "hak cipta",
+    "copyright",
+    "all rights reserved",
+    "editor:",
+    "penulis:",
+    "reporter:",
+    "pewarta:",
+    "sumber:",
+    "foto:",
+    "advertisement",
+    "scroll to continue",
 ];
 
 /// The text without boilerplate sentences (see [`BOILERPLATE`]). Sentences end at `.`, `!`,
@@ -96,7 +122,7 @@ const BOILERPLATE: &[&str] = &[
 pub fn strip_boilerplate(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut sentence = String::new();
-    let mut flush = |sentence: &mut String, out: &mut String| {
+    let flush = |sentence: &mut String, out: &mut String| {
         let lower = sentence.to_lowercase();
         if !BOILERPLATE.iter().any(|b| lower.contains(b)) {
             out.push_str(sentence);
@@ -170,7 +196,16 @@ mod tests {
     fn numbers_stay_whole_and_punctuation_goes() {
         assert_eq!(
             words("Sebanyak 1.500 WBP (warga-binaan) menerima Remisi, Rp2,5 juta!"),
-            ["sebanyak", "1500", "wbp", "wargabinaan", "menerima", "remisi", "rp25", "juta"]
+            [
+                "sebanyak",
+                "1500",
+                "wbp",
+                "wargabinaan",
+                "menerima",
+                "remisi",
+                "rp25",
+                "juta"
+            ]
         );
     }
 
@@ -190,8 +225,14 @@ mod tests {
     #[test]
     fn boilerplate_sentences_go() {
         let text = "Dua napi kabur. Baca juga: Razia di Rutan. Petugas mengejar!\nArtikel ini telah tayang di Portal dengan judul X.\nEditor: Fulan";
-        assert_eq!(strip_boilerplate(text), "Dua napi kabur. Petugas mengejar!\n\n");
-        assert_eq!(strip_boilerplate("Sebanyak 1.500 orang."), "Sebanyak 1.500 orang.");
+        assert_eq!(
+            strip_boilerplate(text),
+            "Dua napi kabur. Petugas mengejar!\n\n"
+        );
+        assert_eq!(
+            strip_boilerplate("Sebanyak 1.500 orang."),
+            "Sebanyak 1.500 orang."
+        );
     }
 
     #[test]

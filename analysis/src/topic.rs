@@ -8,23 +8,163 @@ use crate::text::words;
 
 /// (topic, category, keywords). The first topic with the most keyword hits wins.
 const TOPICS: &[(&str, &str, &[&str])] = &[
-    ("pelarian", "kejadian_menonjol", &["kabur", "melarikan", "pelarian", "buron", "buronan", "lolos", "dpo"]),
-    ("kerusuhan", "kejadian_menonjol", &["rusuh", "kerusuhan", "ricuh", "kericuhan", "bentrok", "keributan", "perkelahian", "berkelahi"]),
-    ("kebakaran", "kejadian_menonjol", &["kebakaran", "terbakar", "api", "dibakar", "hangus"]),
-    ("kematian", "kejadian_menonjol", &["tewas", "meninggal", "kematian", "jenazah", "wafat", "bunuh"]),
-    ("narkoba", "keamanan_ketertiban", &["narkoba", "sabu", "ganja", "ekstasi", "pil", "selundupan", "penyelundupan", "diselundupkan"]),
-    ("razia", "keamanan_ketertiban", &["razia", "penggeledahan", "geledah", "menggeledah", "sidak", "halinar", "ponsel", "handphone"]),
-    ("pungli", "keamanan_ketertiban", &["pungli", "pungutan", "pemerasan", "diperas", "suap", "korupsi", "gratifikasi"]),
-    ("remisi", "integrasi_remisi", &["remisi", "bersyarat", "asimilasi", "integrasi", "pembebasan"]),
-    ("kunjungan", "layanan_kunjungan", &["kunjungan", "besuk", "pembesuk", "berkunjung", "menjenguk"]),
-    ("kesehatan", "layanan_kesehatan", &["kesehatan", "medis", "vaksinasi", "berobat", "klinik", "dokter", "penyakit"]),
-    ("pembinaan", "pembinaan_kemandirian", &["pembinaan", "pelatihan", "keterampilan", "kemandirian", "produk", "karya", "pesantren", "ibadah", "kerohanian", "sertifikat"]),
-    ("kedinasan", "kegiatan_kedinasan", &["apel", "rapat", "upacara", "pelantikan", "kunker", "kerja"]),
+    (
+        "pelarian",
+        "kejadian_menonjol",
+        &[
+            "kabur",
+            "melarikan",
+            "pelarian",
+            "buron",
+            "buronan",
+            "lolos",
+            "dpo",
+        ],
+    ),
+    (
+        "kerusuhan",
+        "kejadian_menonjol",
+        &[
+            "rusuh",
+            "kerusuhan",
+            "ricuh",
+            "kericuhan",
+            "bentrok",
+            "keributan",
+            "perkelahian",
+            "berkelahi",
+        ],
+    ),
+    (
+        "kebakaran",
+        "kejadian_menonjol",
+        &["kebakaran", "terbakar", "api", "dibakar", "hangus"],
+    ),
+    (
+        "kematian",
+        "kejadian_menonjol",
+        &[
+            "tewas",
+            "meninggal",
+            "kematian",
+            "jenazah",
+            "wafat",
+            "bunuh",
+        ],
+    ),
+    (
+        "narkoba",
+        "keamanan_ketertiban",
+        &[
+            "narkoba",
+            "sabu",
+            "ganja",
+            "ekstasi",
+            "pil",
+            "selundupan",
+            "penyelundupan",
+            "diselundupkan",
+        ],
+    ),
+    (
+        "razia",
+        "keamanan_ketertiban",
+        &[
+            "razia",
+            "penggeledahan",
+            "geledah",
+            "menggeledah",
+            "sidak",
+            "halinar",
+            "ponsel",
+            "handphone",
+        ],
+    ),
+    (
+        "pungli",
+        "keamanan_ketertiban",
+        &[
+            "pungli",
+            "pungutan",
+            "pemerasan",
+            "diperas",
+            "suap",
+            "korupsi",
+            "gratifikasi",
+        ],
+    ),
+    (
+        "remisi",
+        "integrasi_remisi",
+        &[
+            "remisi",
+            "bersyarat",
+            "asimilasi",
+            "integrasi",
+            "pembebasan",
+        ],
+    ),
+    (
+        "kunjungan",
+        "layanan_kunjungan",
+        &["kunjungan", "besuk", "pembesuk", "berkunjung", "menjenguk"],
+    ),
+    (
+        "kesehatan",
+        "layanan_kesehatan",
+        &[
+            "kesehatan",
+            "medis",
+            "vaksinasi",
+            "berobat",
+            "klinik",
+            "dokter",
+            "penyakit",
+        ],
+    ),
+    (
+        "pembinaan",
+        "pembinaan_kemandirian",
+        &[
+            "pembinaan",
+            "pelatihan",
+            "keterampilan",
+            "kemandirian",
+            "produk",
+            "karya",
+            "pesantren",
+            "ibadah",
+            "kerohanian",
+            "sertifikat",
+        ],
+    ),
+    (
+        "kedinasan",
+        "kegiatan_kedinasan",
+        &[
+            "apel",
+            "rapat",
+            "upacara",
+            "pelantikan",
+            "kunker",
+            "menteri",
+            "dirjen",
+            "meninjau",
+            "peninjauan",
+        ],
+    ),
 ];
 
 /// The topic and category of a text; `("lainnya", "humas")` when nothing fits.
 pub fn classify(text: &str) -> (&'static str, &'static str) {
-    let w = words(text);
+    let mut w = words(text);
+    // A working visit (`kunjungan kerja`) is an official's, not a family's.
+    for i in 0..w.len().saturating_sub(1) {
+        if w[i] == "kunjungan" && w[i + 1] == "kerja" {
+            w[i] = "kunker".to_owned();
+            w[i + 1] = "kunker".to_owned();
+        }
+    }
     let mut best = ("lainnya", "humas", 0usize);
     for (topic, category, keys) in TOPICS {
         let hits = w.iter().filter(|x| keys.contains(&x.as_str())).count();
@@ -46,11 +186,24 @@ mod tests {
 
     #[test]
     fn topics_and_categories() {
-        assert_eq!(classify("Dua napi kabur dari Lapas"), ("pelarian", "kejadian_menonjol"));
-        assert_eq!(classify("Razia gabungan temukan 12 ponsel"), ("razia", "keamanan_ketertiban"));
-        assert_eq!(classify("Lapas Narkotika Jakarta gelar pelatihan barista").0, "pembinaan");
-        assert_eq!(classify("Ribuan WBP terima remisi Natal").1, "integrasi_remisi");
+        assert_eq!(
+            classify("Dua napi kabur dari Lapas"),
+            ("pelarian", "kejadian_menonjol")
+        );
+        assert_eq!(
+            classify("Razia gabungan temukan 12 ponsel"),
+            ("razia", "keamanan_ketertiban")
+        );
+        assert_eq!(
+            classify("Lapas Narkotika Jakarta gelar pelatihan barista").0,
+            "pembinaan"
+        );
+        assert_eq!(
+            classify("Ribuan WBP terima remisi Natal").1,
+            "integrasi_remisi"
+        );
         assert_eq!(classify("Berita umum"), ("lainnya", "humas"));
+        assert_eq!(classify("Kunjungan kerja menteri ke lapas").0, "kedinasan");
         assert!(compatible("humas", "kejadian_menonjol"));
         assert!(!compatible("integrasi_remisi", "kejadian_menonjol"));
     }

@@ -13,8 +13,8 @@
 /// Query parameters that never change what a page shows.
 const TRACKING: &[&str] = &[
     "fbclid", "gclid", "dclid", "igshid", "ref", "ref_src", "ref_url", "source", "si", "mc_cid",
-    "mc_eid", "yclid", "msclkid", "_ga", "_gl", "spm", "amp", "cmpid", "cid", "feature",
-    "share", "from", "utm",
+    "mc_eid", "yclid", "msclkid", "_ga", "_gl", "spm", "amp", "cmpid", "cid", "feature", "share",
+    "from", "utm",
 ];
 
 /// Returns the normalised form of `url`.
@@ -39,7 +39,10 @@ pub fn normalize_url(url: &str) -> String {
     // Credentials never identify an article.
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let mut host = authority.to_ascii_lowercase();
-    if let Some(h) = host.strip_suffix(":80").or_else(|| host.strip_suffix(":443")) {
+    if let Some(h) = host
+        .strip_suffix(":80")
+        .or_else(|| host.strip_suffix(":443"))
+    {
         host = h.to_owned();
     }
     let mut host = host.trim_end_matches('.').to_owned();
@@ -72,7 +75,10 @@ pub fn normalize_url(url: &str) -> String {
     if segments.first().is_some_and(|s| s == "amp") {
         segments.remove(0);
     }
-    if segments.last().is_some_and(|s| s == "amp" || s == "amp.html") {
+    if segments
+        .last()
+        .is_some_and(|s| s == "amp" || s == "amp.html")
+    {
         segments.pop();
     }
     if segments
@@ -106,7 +112,13 @@ pub fn normalize_url(url: &str) -> String {
         out.push('?');
         let joined: Vec<String> = params
             .iter()
-            .map(|(k, v)| if v.is_empty() { k.clone() } else { format!("{k}={v}") })
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
             .collect();
         out.push_str(&joined.join("&"));
     }

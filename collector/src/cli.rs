@@ -40,6 +40,29 @@ enum Command {
         #[arg(long)]
         public_addr: Option<String>,
     },
+    /// Analyse media items (and site reports) from files: duplicates, stories, UPT tags,
+    /// sentiment, trends, spikes, coverage. Needs no data directory.
+    Analyze {
+        /// Media items, one JSON object per line: id, url, source, title, text, published_at.
+        #[arg(long)]
+        media: PathBuf,
+        /// Site reports, one JSON object per line: id, site_id, category, title, body,
+        /// occurred_at.
+        #[arg(long)]
+        reports: Option<PathBuf>,
+        /// The UPT gazetteer (default: the shipped config/upt.csv).
+        #[arg(long)]
+        gazetteer: Option<PathBuf>,
+        /// Where to write the result (one JSON object).
+        #[arg(long)]
+        out: PathBuf,
+        /// The coverage period, in days.
+        #[arg(long, default_value_t = 30)]
+        coverage_days: i64,
+        /// Apply the light stemmer (particles and possessives) before comparing texts.
+        #[arg(long)]
+        stem: bool,
+    },
     /// Check a configuration file (collector.toml); exits non-zero naming what is wrong.
     Validate {
         #[arg(long)]
@@ -253,6 +276,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "start it with: pasopati-collector run --data-dir {}",
                 data_dir.display()
             );
+        }
+        Command::Analyze {
+            media,
+            reports,
+            gazetteer,
+            out,
+            coverage_days,
+            stem,
+        } => {
+            let read = |path: &PathBuf| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))
+            };
+            let media_text = read(&media)?;
+            let reports_text = reports.as_ref().map(read).transpose()?;
+            let gazetteer = match &gazetteer {
+                Some(path) => pasopati_analysis::gazetteer::Gazetteer::from_csv(&read(path)?)
+                    .with_context(|| format!("{}", path.display()))?,
+                None => pasopati_analysis::gazetteer::Gazetteer::builtin().clone(),
+            };
+            let media_name = media.display().to_string();
+            let reports_name = reports
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let result = pasopati_analysis::batch::analyze(pasopati_analysis::batch::BatchInput {
+                media_name: &media_name,
+                media: &media_text,
+                reports_name: &reports_name,
+                reports: reports_text.as_deref(),
+                gazetteer,
+                engine: pasopati_analysis::EngineConfig {
+                    normalize: pasopati_analysis::text::NormalizeOptions { stem },
+                    ..Default::default()
+                },
+                spikes: Default::default(),
+                coverage_days,
+            });
+            let json = serde_json::to_vec_pretty(&result)?;
+            std::fs::write(&out, json)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let s = &result.summary;
+            println!(
+                "items={} reports={} stories={} duplicates={} alerts={} errors={} -> {}",
+                s.items,
+                s.reports,
+                s.stories,
+                s.duplicates,
+                result.alerts.len(),
+                s.errors,
+                out.display()
+            );
+            for e in &result.errors {
+                eprintln!("{}:{}: {}", e.file, e.line, e.reason);
+            }
         }
         Command::Validate { config } => {
             crate::config::CollectorConfig::load_file(&config)?;
