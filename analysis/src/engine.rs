@@ -19,11 +19,13 @@
 //! is at least 0.10 when a unit is shared and 0.40 otherwise. Candidate stories come from the
 //! units an item names and from its four rarest terms, so scoring never scans all stories.
 
-use crate::figures::{figures, Figure};
+use crate::figures::Figure;
 use crate::gazetteer::{Ambiguous, Gazetteer};
 use crate::sentiment::Lexicon;
 use crate::simhash::{simhash, SimIndex, NEAR_DUPLICATE_BITS};
-use crate::text::{content_tokens, hash64, is_number, strip_boilerplate, NormalizeOptions};
+use crate::text::{
+    content_of, content_tokens, hash64, is_number, strip_boilerplate, NormalizeOptions,
+};
 use crate::topic;
 use crate::url::normalize_url;
 use pasopati_common::Timestamp;
@@ -426,7 +428,8 @@ impl Engine {
     }
 
     fn prepare(&mut self, text: &str, body: &str, site_unit: Option<u16>) -> Prepared {
-        let tags = self.gazetteer.tag(text);
+        let all_words = crate::text::words(text);
+        let tags = self.gazetteer.tag_words(&all_words);
         let mut upt: Vec<u16> = tags
             .upt
             .iter()
@@ -451,7 +454,10 @@ impl Engine {
         }
         kanwil.sort_unstable();
         kanwil.dedup();
-        let tokens = content_tokens(text, self.config.normalize);
+        let (topic, category) = topic::classify_words(&all_words);
+        let sentiment = self.lexicon.score_words(&all_words) as f32;
+        let figures = crate::figures::figures_of(&all_words);
+        let tokens = content_of(all_words, self.config.normalize);
         let mut numbers: Vec<u64> = tokens
             .iter()
             .filter(|t| is_number(t) && t.len() <= 9)
@@ -493,18 +499,17 @@ impl Engine {
             .collect();
         by_rarity.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         let key_terms = by_rarity.iter().take(KEY_TERMS).map(|(t, _)| *t).collect();
-        let (topic, category) = topic::classify(text);
         Prepared {
             upt,
             kanwil,
             ambiguous: tags.ambiguous,
             numbers,
-            figures: figures(text),
+            figures,
             content_hash,
             simhash,
             term_ids,
             key_terms,
-            sentiment: self.lexicon.score(text) as f32,
+            sentiment,
             topic,
             category,
         }

@@ -112,7 +112,11 @@ fn number_at(w: &[String], i: usize) -> Option<(u64, usize)> {
 
 /// The figures of a text, in order.
 pub fn figures(text: &str) -> Vec<Figure> {
-    let w = words(text);
+    figures_of(&words(text))
+}
+
+/// Like [`figures`] on text already split by [`crate::text::words`].
+pub fn figures_of(w: &[String]) -> Vec<Figure> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < w.len() {

@@ -121,7 +121,11 @@ const KANWIL_SHORT: &[(&str, &str)] = &[
 /// Normalised words with the multi-word type names collapsed to one word and `klas` read as
 /// `kelas`.
 fn mention_words(text: &str) -> Vec<String> {
-    let raw = words(text);
+    collapse(&words(text))
+}
+
+/// Collapses multi-word type names in already split words.
+fn collapse(raw: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     let at = |i: usize, w: &str| raw.get(i).is_some_and(|x| x == w);
@@ -321,7 +325,12 @@ impl Gazetteer {
 
     /// Finds the UPTs and Kanwil a text mentions.
     pub fn tag(&self, text: &str) -> Tags {
-        let w = mention_words(text);
+        self.tag_words(&words(text))
+    }
+
+    /// Like [`Gazetteer::tag`] on text already split by [`crate::text::words`].
+    pub fn tag_words(&self, words: &[String]) -> Tags {
+        let w = collapse(words);
         let mut upt = BTreeSet::new();
         let mut kanwil = BTreeSet::new();
         let mut ambiguous: Vec<Ambiguous> = Vec::new();

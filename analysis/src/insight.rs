@@ -39,7 +39,11 @@ pub fn iso_week_string(day: i64) -> String {
 /// `YYYY-MM-DDTHH:00+07:00` of an hour number (hours since the epoch, WIB).
 pub fn hour_string(hour: i64) -> String {
     let day = hour.div_euclid(24);
-    format!("{}T{:02}:00:00+07:00", date_string(day), hour.rem_euclid(24))
+    format!(
+        "{}T{:02}:00:00+07:00",
+        date_string(day),
+        hour.rem_euclid(24)
+    )
 }
 
 /// Howard Hinnant's days-to-civil algorithm.

@@ -89,7 +89,11 @@ impl Lexicon {
 
     /// The sentiment of a text, in −1..1.
     pub fn score(&self, text: &str) -> f64 {
-        let w = words(text);
+        self.score_words(&words(text))
+    }
+
+    /// Like [`Lexicon::score`] on text already split by [`crate::text::words`].
+    pub fn score_words(&self, w: &[String]) -> f64 {
         let mut sum = 0.0;
         let mut i = 0;
         while i < w.len() {

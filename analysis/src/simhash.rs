@@ -92,6 +92,11 @@ impl SimIndex {
             .collect()
     }
 
+    /// The fingerprint with this number.
+    pub fn fingerprint(&self, n: u32) -> u64 {
+        self.hashes.get(n as usize).copied().unwrap_or(0)
+    }
+
     pub fn len(&self) -> usize {
         self.hashes.len()
     }

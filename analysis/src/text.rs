@@ -43,29 +43,28 @@ pub struct NormalizeOptions {
 /// Lower-case words and numbers of `text`, in order, with punctuation removed. Numbers written
 /// with thousands separators (`1.500`, `2,5`) keep their digits together.
 pub fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(text.len() / 6);
     let mut word = String::new();
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_alphanumeric() {
+    let mut prev = ' ';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
+        let this = c;
+        if c.is_ascii_alphanumeric() {
+            word.push(c.to_ascii_lowercase());
+        } else if c.is_alphanumeric() {
             word.extend(c.to_lowercase());
-            continue;
-        }
-        // A dot or comma between two digits belongs to the number.
-        let between_digits = (c == '.' || c == ',')
-            && i > 0
-            && chars[i - 1].is_ascii_digit()
-            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
-        if between_digits {
-            continue;
-        }
-        // A hyphen inside a word (`warga-binaan`, `II-A`) joins it.
-        if c == '-' && !word.is_empty() && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric()) {
-            continue;
-        }
-        if !word.is_empty() {
+        } else if (c == '.' || c == ',')
+            && prev.is_ascii_digit()
+            && next.is_some_and(|n| n.is_ascii_digit())
+        {
+            // A dot or comma between two digits belongs to the number.
+        } else if c == '-' && !word.is_empty() && next.is_some_and(char::is_alphanumeric) {
+            // A hyphen inside a word (`warga-binaan`, `II-A`) joins it.
+        } else if !word.is_empty() {
             out.push(std::mem::take(&mut word));
         }
+        prev = this;
     }
     if !word.is_empty() {
         out.push(word);
@@ -75,7 +74,12 @@ pub fn words(text: &str) -> Vec<String> {
 
 /// The content tokens of `text`: words without stopwords, optionally stemmed.
 pub fn content_tokens(text: &str, options: NormalizeOptions) -> Vec<String> {
-    words(text)
+    content_of(words(text), options)
+}
+
+/// The content tokens of already split words.
+pub fn content_of(words: Vec<String>, options: NormalizeOptions) -> Vec<String> {
+    words
         .into_iter()
         .filter(|w| {
             // Single letters are noise; single digits are figures.

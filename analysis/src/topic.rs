@@ -157,17 +157,28 @@ const TOPICS: &[(&str, &str, &[&str])] = &[
 
 /// The topic and category of a text; `("lainnya", "humas")` when nothing fits.
 pub fn classify(text: &str) -> (&'static str, &'static str) {
-    let mut w = words(text);
+    classify_words(&words(text))
+}
+
+/// Like [`classify`] on text already split by [`crate::text::words`].
+pub fn classify_words(w: &[String]) -> (&'static str, &'static str) {
+    let mut kunker = Vec::new();
     // A working visit (`kunjungan kerja`) is an official's, not a family's.
     for i in 0..w.len().saturating_sub(1) {
         if w[i] == "kunjungan" && w[i + 1] == "kerja" {
-            w[i] = "kunker".to_owned();
-            w[i + 1] = "kunker".to_owned();
+            kunker.push(i);
         }
     }
+    let word = |i: usize| -> &str {
+        if kunker.contains(&i) {
+            "kunker"
+        } else {
+            w[i].as_str()
+        }
+    };
     let mut best = ("lainnya", "humas", 0usize);
     for (topic, category, keys) in TOPICS {
-        let hits = w.iter().filter(|x| keys.contains(&x.as_str())).count();
+        let hits = (0..w.len()).filter(|&i| keys.contains(&word(i))).count();
         if hits > best.2 {
             best = (topic, category, hits);
         }
