@@ -120,7 +120,7 @@ pub fn figures_of(w: &[String]) -> Vec<Figure> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < w.len() {
-        let Some((value, used)) = number_at(&w, i) else {
+        let Some((value, used)) = number_at(w, i) else {
             i += 1;
             continue;
         };

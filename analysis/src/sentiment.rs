@@ -111,7 +111,7 @@ impl Lexicon {
                 },
             };
             let mut s = score;
-            if negated(&w, i) {
+            if negated(w, i) {
                 s = -s * 0.5;
             }
             let prev = i.checked_sub(1).and_then(|p| w.get(p));
