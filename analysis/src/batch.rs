@@ -152,7 +152,8 @@ pub fn analyze(input: BatchInput<'_>) -> BatchResult {
     }
 }
 
-fn story_results(engine: &Engine) -> Vec<StoryResult> {
+/// Every story the engine holds, with its items, reports, suggestions and figure conflicts.
+pub fn story_results(engine: &Engine) -> Vec<StoryResult> {
     engine
         .stories
         .iter()

@@ -56,7 +56,7 @@ impl Default for EngineConfig {
 }
 
 /// A media item as it arrives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, bincode::Encode, bincode::Decode)]
 pub struct MediaItem {
     pub id: String,
     pub url: String,

@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod csv;
 pub mod engine;
+pub mod feed;
 pub mod figures;
 pub mod gazetteer;
 pub mod insight;

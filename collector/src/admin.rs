@@ -6,7 +6,8 @@ use crate::attachments::AttachmentDir;
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
 use crate::store::{
-    AuditEntry, Gap, ReportQuery, SiteRecord, SiteStatus, Store, StoreError, StoredReport,
+    AuditEntry, Claim, Gap, OfficialFigure, ReportQuery, SiteRecord, SiteStatus, Store, StoreError,
+    StoredReport, Verdict,
 };
 use bincode::{Decode, Encode};
 use pasopati_common::attachment::AttachmentRef;
@@ -153,6 +154,136 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Adds a claim to the register, unverified; returns its number.
+pub fn claim_add(
+    store: &Store,
+    claim: String,
+    url: String,
+    source: String,
+    appeared_at: i64,
+    item: Option<String>,
+    actor: &str,
+) -> Result<u64, AdminError> {
+    let claim = claim.trim().to_owned();
+    if claim.is_empty() || claim.chars().count() > 2000 {
+        return Err(AdminError::Invalid(
+            "--claim is empty or longer than 2,000 characters; quote the claim as it appeared"
+                .into(),
+        ));
+    }
+    if url.trim().is_empty() && item.is_none() {
+        return Err(AdminError::Invalid(
+            "say where the claim appeared: --url, or --item for an imported media item".into(),
+        ));
+    }
+    let now = Timestamp::now();
+    Ok(store.add_claim(
+        Claim {
+            number: 0,
+            claim,
+            appeared_url: url.trim().to_owned(),
+            appeared_source: source.trim().to_owned(),
+            appeared_at,
+            item,
+            verdict: Verdict::BelumTerverifikasi,
+            official_figure: None,
+            evidence: String::new(),
+            linked_reports: Vec::new(),
+            created_by: actor.to_owned(),
+            created_at: now.0,
+            reviewed_by: None,
+            reviewed_at: None,
+        },
+        actor,
+    )?)
+}
+
+/// Records a verdict with its evidence.
+pub fn claim_verdict(
+    store: &Store,
+    number: u64,
+    verdict: &str,
+    figure: Option<(String, String, i64)>,
+    reports: Vec<String>,
+    evidence: String,
+    actor: &str,
+) -> Result<Claim, AdminError> {
+    let verdict: Verdict = verdict.parse().map_err(AdminError::Invalid)?;
+    if verdict != Verdict::BelumTerverifikasi && figure.is_none() && evidence.trim().is_empty() {
+        return Err(AdminError::Invalid(
+            "a verdict needs its evidence: --official-figure with --figure-source and --as-of, or --evidence".into(),
+        ));
+    }
+    let now = Timestamp::now().0;
+    store
+        .update_claim(number, actor, "claim_verdict", |c| {
+            c.verdict = verdict;
+            if let Some((value, source, as_of)) = figure {
+                c.official_figure = Some(OfficialFigure {
+                    value,
+                    source,
+                    as_of,
+                });
+            }
+            for r in reports {
+                if !c.linked_reports.contains(&r) {
+                    c.linked_reports.push(r);
+                }
+            }
+            if !evidence.trim().is_empty() {
+                c.evidence = evidence.trim().to_owned();
+            }
+            c.reviewed_by = Some(actor.to_owned());
+            c.reviewed_at = Some(now);
+        })?
+        .ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "there is no claim {number}; see `pasopati-collector claims`"
+            ))
+        })
+}
+
+/// The claim register.
+pub fn claims(store: &Store) -> Result<Vec<Claim>, AdminError> {
+    Ok(store.claims()?)
+}
+
+/// A claim as schema.org's ClaimReview, with the register's own fields added.
+pub fn claim_review(c: &Claim) -> serde_json::Value {
+    let time = |ms: i64| Timestamp(ms).to_rfc3339();
+    serde_json::json!({
+        "@context": "https://schema.org",
+        "@type": "ClaimReview",
+        "identifier": c.number,
+        "claimReviewed": c.claim,
+        "itemReviewed": {
+            "@type": "Claim",
+            "appearance": {
+                "@type": "CreativeWork",
+                "url": c.appeared_url,
+                "publisher": c.appeared_source,
+                "datePublished": time(c.appeared_at),
+            },
+            "mediaItem": c.item,
+        },
+        "reviewRating": {
+            "@type": "Rating",
+            "alternateName": c.verdict.as_str(),
+        },
+        "author": c.reviewed_by,
+        "datePublished": c.reviewed_at.map(time),
+        "officialFigure": c.official_figure.as_ref().map(|f| serde_json::json!({
+            "value": f.value,
+            "source": f.source,
+            "asOf": time(f.as_of),
+        })),
+        "evidence": c.evidence,
+        "linkedReports": c.linked_reports,
+        "createdBy": c.created_by,
+        "createdAt": time(c.created_at),
+    })
 }
 
 /// Registers a site and mints its first enrollment token; returns the token.

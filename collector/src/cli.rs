@@ -6,7 +6,7 @@ use crate::control::{CollectorRequest, CollectorResponse};
 use crate::{BindOptions, Collector, InitOptions};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use pasopati_common::{HumanDuration, SiteId, SiteType};
+use pasopati_common::{HumanDuration, SiteId, SiteType, Timestamp};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,6 +122,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Media items: import files (JSONL, RSS or Atom), list what is stored.
+    Media {
+        #[command(subcommand)]
+        command: MediaCommand,
+    },
+    /// The stories of the live analysis (items, reports, suggested reports, figure conflicts),
+    /// one JSON object per line.
+    Stories {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Trends, spike alerts and coverage gaps, as one JSON object.
+    Insights {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The coverage period, in days.
+        #[arg(long, default_value_t = 30)]
+        coverage_days: i64,
+    },
+    /// The claims register: record a claim, give a verdict with its evidence.
+    Claim {
+        #[command(subcommand)]
+        command: ClaimCommand,
+    },
+    /// The claims register as ClaimReview JSON, one claim per line.
+    Claims {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// The hash-chained log of admin actions.
     Audit {
         #[command(subcommand)]
@@ -138,6 +167,73 @@ enum Command {
         /// Keep the demo's data directory instead of deleting it.
         #[arg(long)]
         keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MediaCommand {
+    /// Store and analyse the items of a file: JSONL (`id,url,source,title,text,published_at`)
+    /// or an RSS/Atom feed. Bad lines are reported by number; the rest is imported. Importing
+    /// the same item id again is skipped.
+    Import {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Stored media items (identity data masked) with where the analysis placed them.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// From this arrival number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClaimCommand {
+    /// Record a claim as it appeared; it starts as `belum_terverifikasi`. Prints its number.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The claim, quoted as it appeared.
+        #[arg(long)]
+        claim: String,
+        #[arg(long, default_value = "")]
+        url: String,
+        #[arg(long, default_value = "")]
+        source: String,
+        /// When it appeared, RFC 3339 (default: now).
+        #[arg(long)]
+        appeared_at: Option<String>,
+        /// The imported media item it comes from.
+        #[arg(long)]
+        item: Option<String>,
+    },
+    /// Record a verdict: benar, salah, menyesatkan or belum_terverifikasi, with evidence.
+    Verdict {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        verdict: String,
+        /// The official figure (e.g. `50 WBP`), with its source and as-of time.
+        #[arg(long, requires_all = ["figure_source", "as_of"])]
+        official_figure: Option<String>,
+        #[arg(long)]
+        figure_source: Option<String>,
+        /// RFC 3339.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// A site report supporting the verdict; repeatable.
+        #[arg(long = "report")]
+        reports: Vec<String>,
+        #[arg(long, default_value = "")]
+        evidence: String,
     },
 }
 
@@ -242,6 +338,20 @@ fn single(mut responses: Vec<CollectorResponse>) -> anyhow::Result<CollectorResp
         1 => Ok(responses.remove(0)),
         _ => Err(anyhow::anyhow!("unexpected answer from the collector")),
     }
+}
+
+fn print_json_lines(responses: Vec<CollectorResponse>) -> anyhow::Result<()> {
+    for r in responses {
+        match r {
+            CollectorResponse::Json(lines) => {
+                for l in lines {
+                    println!("{l}");
+                }
+            }
+            other => return Err(failed(other)),
+        }
+    }
+    Ok(())
 }
 
 fn failed(response: CollectorResponse) -> anyhow::Error {
@@ -556,6 +666,119 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 other => return Err(failed(other)),
             }
+        }
+        Command::Media {
+            command: MediaCommand::Import { data_dir, file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let name = file.display().to_string();
+            let looks_xml = text.trim_start().starts_with('<');
+            let (items, errors) = if looks_xml {
+                pasopati_analysis::feed::read_feed(&name, &text)
+            } else {
+                pasopati_analysis::media::read_media_jsonl(&name, &text)
+            };
+            for e in &errors {
+                eprintln!("{}:{}: {}", e.file, e.line, e.reason);
+            }
+            let mut total = crate::newsroom::ImportOutcome::default();
+            for piece in items.chunks(200) {
+                match single(
+                    crate::call(&data_dir, CollectorRequest::MediaImport(piece.to_vec())).await?,
+                )? {
+                    CollectorResponse::MediaImported(o) => {
+                        total.added += o.added;
+                        total.known += o.known;
+                        total.duplicates += o.duplicates;
+                    }
+                    other => return Err(failed(other)),
+                }
+            }
+            println!(
+                "imported={} already_stored={} duplicates={} errors={}",
+                total.added,
+                total.known,
+                total.duplicates,
+                errors.len()
+            );
+        }
+        Command::Media {
+            command:
+                MediaCommand::List {
+                    data_dir,
+                    limit,
+                    after,
+                },
+        } => print_json_lines(
+            crate::call(&data_dir, CollectorRequest::Media { after, limit }).await?,
+        )?,
+        Command::Stories { data_dir } => {
+            print_json_lines(crate::call(&data_dir, CollectorRequest::Stories).await?)?
+        }
+        Command::Insights {
+            data_dir,
+            coverage_days,
+        } => print_json_lines(
+            crate::call(&data_dir, CollectorRequest::Insights { coverage_days }).await?,
+        )?,
+        Command::Claims { data_dir } => {
+            print_json_lines(crate::call(&data_dir, CollectorRequest::Claims).await?)?
+        }
+        Command::Claim {
+            command:
+                ClaimCommand::Add {
+                    data_dir,
+                    claim,
+                    url,
+                    source,
+                    appeared_at,
+                    item,
+                },
+        } => {
+            let appeared_at = match appeared_at {
+                Some(t) => Timestamp::parse_rfc3339(&t).context("--appeared-at")?.0,
+                None => Timestamp::now().0,
+            };
+            let request = CollectorRequest::ClaimAdd {
+                claim,
+                url,
+                source,
+                appeared_at,
+                item,
+            };
+            match single(crate::call(&data_dir, request).await?)? {
+                CollectorResponse::ClaimAdded(n) => println!("{n}"),
+                other => return Err(failed(other)),
+            }
+        }
+        Command::Claim {
+            command:
+                ClaimCommand::Verdict {
+                    data_dir,
+                    id,
+                    verdict,
+                    official_figure,
+                    figure_source,
+                    as_of,
+                    reports,
+                    evidence,
+                },
+        } => {
+            let figure = match (official_figure, figure_source, as_of) {
+                (Some(v), Some(s), Some(t)) => {
+                    Some((v, s, Timestamp::parse_rfc3339(&t).context("--as-of")?.0))
+                }
+                _ => None,
+            };
+            let request = CollectorRequest::ClaimVerdict {
+                number: id,
+                verdict,
+                figure,
+                reports,
+                evidence,
+            };
+            print_json_lines(crate::call(&data_dir, request).await?)?;
         }
         Command::Audit { command } => match command {
             AuditCommand::Verify { data_dir } => {

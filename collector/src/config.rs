@@ -36,6 +36,24 @@ pub struct CollectorConfig {
     /// whatever matches is quarantined).
     #[serde(default)]
     pub pii: PiiConfig,
+    /// News feeds (RSS 2.0 or Atom) polled for media items.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub feeds: Vec<FeedConfig>,
+}
+
+/// One polled feed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FeedConfig {
+    /// `http://` or `https://` address of the feed.
+    pub url: String,
+    /// How often to poll it (default 15 minutes; at least 1 minute outside tests).
+    #[serde(default = "default_feed_every")]
+    pub every: HumanDuration,
+}
+
+fn default_feed_every() -> HumanDuration {
+    HumanDuration::from_secs(900)
 }
 
 fn default_site_cert_lifetime() -> HumanDuration {
@@ -87,6 +105,7 @@ impl CollectorConfig {
             offline_after: default_offline_after(),
             silent_after: default_silent_after(),
             pii: PiiConfig::default(),
+            feeds: Vec::new(),
         }
     }
 
@@ -122,6 +141,20 @@ impl CollectorConfig {
 
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), String> {
+        for feed in &self.feeds {
+            if !(feed.url.starts_with("http://") || feed.url.starts_with("https://")) {
+                return Err(format!(
+                    "[[feeds]] url `{}` is not an http:// or https:// address",
+                    feed.url
+                ));
+            }
+            if feed.every.0 < std::time::Duration::from_secs(1) {
+                return Err(format!(
+                    "[[feeds]] every for `{}` is under a second",
+                    feed.url
+                ));
+            }
+        }
         if !pasopati_common::is_host_port(&self.public_addr) {
             return Err(format!(
                     "public_addr `{}` is not host:port (the address agents dial, e.g. collector.example.go.id:4433)",

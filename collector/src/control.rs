@@ -27,6 +27,34 @@ pub enum CollectorRequest {
     Revisions(pasopati_common::ReportId),
     Quarantine,
     Attachments,
+    /// Store and analyse media items (in pieces of a few hundred).
+    MediaImport(Vec<pasopati_analysis::MediaItem>),
+    /// Stored media items, from arrival `after`.
+    Media {
+        after: u64,
+        limit: u64,
+    },
+    /// The stories of the live analysis.
+    Stories,
+    /// Trends, spikes and coverage over the last `coverage_days`.
+    Insights {
+        coverage_days: i64,
+    },
+    ClaimAdd {
+        claim: String,
+        url: String,
+        source: String,
+        appeared_at: i64,
+        item: Option<String>,
+    },
+    ClaimVerdict {
+        number: u64,
+        verdict: String,
+        figure: Option<(String, String, i64)>,
+        reports: Vec<String>,
+        evidence: String,
+    },
+    Claims,
     AuditShow,
     AuditVerify,
 }
@@ -40,6 +68,10 @@ pub enum CollectorResponse {
     Gaps(Vec<GapView>),
     Quarantine(Vec<QuarantineView>),
     Attachments(Vec<admin::AttachmentView>),
+    MediaImported(crate::newsroom::ImportOutcome),
+    /// One JSON document per line (media items, stories, claims, insights).
+    Json(Vec<String>),
+    ClaimAdded(u64),
     Revoked {
         /// False if the site was already revoked.
         changed: bool,
@@ -71,6 +103,10 @@ pub(crate) fn answer(
         CollectorResponse::Reports(reports) if reports.len() > REPORTS_PER_FRAME => reports
             .chunks(REPORTS_PER_FRAME)
             .map(|c| CollectorResponse::Reports(c.to_vec()))
+            .collect(),
+        CollectorResponse::Json(lines) if lines.len() > REPORTS_PER_FRAME => lines
+            .chunks(REPORTS_PER_FRAME)
+            .map(|c| CollectorResponse::Json(c.to_vec()))
             .collect(),
         CollectorResponse::Audit(entries) if entries.len() > 1000 => entries
             .chunks(1000)
@@ -124,6 +160,57 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
         CollectorRequest::Attachments => {
             admin::attachments(&state.store).map(CollectorResponse::Attachments)
         }
+        CollectorRequest::MediaImport(items) => state
+            .newsroom
+            .import(items)
+            .map(CollectorResponse::MediaImported)
+            .map_err(admin::AdminError::Store),
+        CollectorRequest::Media { after, limit } => state
+            .store
+            .media(after, limit as usize)
+            .map(|m| CollectorResponse::Json(json_lines(&m)))
+            .map_err(admin::AdminError::Store),
+        CollectorRequest::Stories => state
+            .newsroom
+            .stories()
+            .map(|s| CollectorResponse::Json(json_lines(&s)))
+            .map_err(admin::AdminError::Store),
+        CollectorRequest::Insights { coverage_days } => state
+            .newsroom
+            .insights(coverage_days)
+            .map(|v| CollectorResponse::Json(vec![v.to_string()]))
+            .map_err(admin::AdminError::Store),
+        CollectorRequest::ClaimAdd {
+            claim,
+            url,
+            source,
+            appeared_at,
+            item,
+        } => admin::claim_add(&state.store, claim, url, source, appeared_at, item, actor)
+            .map(CollectorResponse::ClaimAdded),
+        CollectorRequest::ClaimVerdict {
+            number,
+            verdict,
+            figure,
+            reports,
+            evidence,
+        } => admin::claim_verdict(
+            &state.store,
+            number,
+            &verdict,
+            figure,
+            reports,
+            evidence,
+            actor,
+        )
+        .map(|c| CollectorResponse::Json(vec![admin::claim_review(&c).to_string()])),
+        CollectorRequest::Claims => admin::claims(&state.store).map(|c| {
+            CollectorResponse::Json(
+                c.iter()
+                    .map(|c| admin::claim_review(c).to_string())
+                    .collect(),
+            )
+        }),
         CollectorRequest::AuditShow => {
             admin::audit_show(&state.store).map(CollectorResponse::Audit)
         }
@@ -140,6 +227,13 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             .map_err(admin::AdminError::Store),
     };
     result.unwrap_or_else(|e| CollectorResponse::Failed(e.to_string()))
+}
+
+fn json_lines<T: serde::Serialize>(values: &[T]) -> Vec<String> {
+    values
+        .iter()
+        .filter_map(|v| serde_json::to_string(v).ok())
+        .collect()
 }
 
 /// Serves the control socket until shutdown.

@@ -14,6 +14,8 @@ pub mod config;
 pub mod control;
 pub mod demo;
 pub mod events;
+pub mod feeds;
+pub mod newsroom;
 mod server;
 pub mod store;
 
@@ -342,7 +344,17 @@ impl Server {
         let control = self.control.map(|listener| {
             tokio::spawn(control::serve(listener, self.state.clone(), stop.clone()))
         });
+        let feeds = (!self.state.config.feeds.is_empty()).then(|| {
+            tokio::spawn(feeds::poll(
+                self.state.config.feeds.clone(),
+                self.state.newsroom.clone(),
+                stop.clone(),
+            ))
+        });
         server::serve(self.endpoint, self.state.clone(), stop).await;
+        if let Some(feeds) = feeds {
+            let _ = feeds.await;
+        }
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));

@@ -48,6 +48,8 @@ pub(crate) struct ServerState {
     pub events: broadcast::Sender<CollectorEvent>,
     /// Where attachments are received and kept, beside the store.
     pub attachments: AttachmentDir,
+    /// Media intake and the live analysis.
+    pub newsroom: Arc<crate::newsroom::Newsroom>,
     /// Cancelled when the collector cannot go on (the store must be reopened): `run` returns an
     /// error so the service manager restarts the process.
     pub fatal: CancellationToken,
@@ -64,6 +66,7 @@ impl ServerState {
     ) -> ServerState {
         ServerState {
             attachments: AttachmentDir::new(store.path().parent().unwrap_or(Path::new("."))),
+            newsroom: Arc::new(crate::newsroom::Newsroom::new(store.clone(), &config.pii)),
             guard: PiiGuard::new(&config.pii),
             store,
             authority,
@@ -581,6 +584,7 @@ async fn run_sync(
                     tracing::error!(%site, %epoch, quarantined,
                         "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
                 }
+                state.newsroom.add_reports(&stored);
                 for report in stored {
                     let _ = state
                         .events

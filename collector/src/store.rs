@@ -49,10 +49,19 @@ const ATTACHMENTS_EXPECTED: TableDefinition<(&str, &[u8]), &[u8]> =
     TableDefinition::new("attachments_expected");
 /// BLAKE3 hash → a stored attachment (its bytes are in `attachments/<hex>`).
 const ATTACHMENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("attachments");
+/// Arrival number → a media item (its text with identity data masked) and where the analysis
+/// placed it when it arrived.
+const MEDIA: TableDefinition<u64, &[u8]> = TableDefinition::new("media");
+/// Media item id → arrival number (an import of the same id again is skipped).
+const MEDIA_IDS: TableDefinition<&str, u64> = TableDefinition::new("media_ids");
+/// Claim number → claim under verification.
+const CLAIMS: TableDefinition<u64, &[u8]> = TableDefinition::new("claims");
 /// Audit entry number → hash-chained audit entry.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 const NEXT_ARRIVAL: &str = "next_arrival";
+const NEXT_MEDIA: &str = "next_media";
+const NEXT_CLAIM: &str = "next_claim";
 const NEXT_REJECTION: &str = "next_rejection";
 const AUDIT_COUNT: &str = "audit_count";
 
@@ -205,6 +214,96 @@ pub struct StoredAttachment {
     /// The first site that sent it.
     pub site: SiteId,
     pub stored_at: Timestamp,
+}
+
+/// A media item as the collector keeps it.
+#[derive(Clone, Debug, PartialEq, Encode, Decode, Serialize)]
+pub struct StoredMedia {
+    pub arrival: u64,
+    pub id: String,
+    pub url: String,
+    pub normalized_url: String,
+    pub source: String,
+    /// Title and text with NIKs, phone and register numbers and initials masked.
+    pub title: String,
+    pub text: String,
+    pub published_at: i64,
+    pub social: bool,
+    pub imported_at: i64,
+    /// Where the analysis placed it on arrival.
+    pub duplicate_of: Option<String>,
+    pub story: String,
+    pub upt: Vec<String>,
+    pub kanwil: Vec<String>,
+    pub sentiment: f64,
+    pub topic: String,
+    pub category: String,
+}
+
+/// A verdict on a claim, in the words of the media center.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Benar,
+    Salah,
+    Menyesatkan,
+    BelumTerverifikasi,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Benar => "benar",
+            Verdict::Salah => "salah",
+            Verdict::Menyesatkan => "menyesatkan",
+            Verdict::BelumTerverifikasi => "belum_terverifikasi",
+        }
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_lowercase().replace([' ', '-'], "_").as_str() {
+            "benar" => Ok(Verdict::Benar),
+            "salah" => Ok(Verdict::Salah),
+            "menyesatkan" => Ok(Verdict::Menyesatkan),
+            "belum_terverifikasi" | "belum" => Ok(Verdict::BelumTerverifikasi),
+            other => Err(format!(
+                "verdict `{other}` is unknown; use benar, salah, menyesatkan or belum_terverifikasi"
+            )),
+        }
+    }
+}
+
+/// The official figure a verdict rests on.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct OfficialFigure {
+    pub value: String,
+    pub source: String,
+    pub as_of: i64,
+}
+
+/// A claim in the register (the fields of schema.org's ClaimReview).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Claim {
+    pub number: u64,
+    /// What is claimed.
+    pub claim: String,
+    /// Where and when it appeared.
+    pub appeared_url: String,
+    pub appeared_source: String,
+    pub appeared_at: i64,
+    /// The media item it came from, if imported.
+    pub item: Option<String>,
+    pub verdict: Verdict,
+    pub official_figure: Option<OfficialFigure>,
+    pub evidence: String,
+    pub linked_reports: Vec<String>,
+    pub created_by: String,
+    pub created_at: i64,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<i64>,
 }
 
 /// A report held back from the main tables because it carries inmate identity data.
@@ -960,6 +1059,132 @@ impl Store {
         Ok(())
     }
 
+    /// Stores media items not seen before (by id), in one transaction; returns how many were
+    /// new. `make` builds each record from its arrival number, and is called only for new ids.
+    pub fn add_media(
+        &self,
+        ids: &[String],
+        mut make: impl FnMut(usize, u64) -> StoredMedia,
+    ) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut added = Vec::with_capacity(ids.len());
+        {
+            let mut meta = txn.open_table(META)?;
+            let mut media = txn.open_table(MEDIA)?;
+            let mut by_id = txn.open_table(MEDIA_IDS)?;
+            let mut next = meta.get(NEXT_MEDIA)?.map(|v| v.value()).unwrap_or(0);
+            for (i, id) in ids.iter().enumerate() {
+                if by_id.get(id.as_str())?.is_some() {
+                    added.push(false);
+                    continue;
+                }
+                let record = make(i, next);
+                media.insert(next, encode(&record).as_slice())?;
+                by_id.insert(id.as_str(), next)?;
+                next += 1;
+                added.push(true);
+            }
+            meta.insert(NEXT_MEDIA, next)?;
+        }
+        txn.commit()?;
+        Ok(added)
+    }
+
+    /// Whether a media item with this id is stored.
+    pub fn has_media(&self, id: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        match txn.open_table(MEDIA_IDS) {
+            Ok(t) => Ok(t.get(id)?.is_some()),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Media items in arrival order, from `after` (inclusive), at most `limit`.
+    pub fn media(&self, after: u64, limit: usize) -> Result<Vec<StoredMedia>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(MEDIA) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.range(after..)?.take(limit) {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Adds a claim to the register; returns its number.
+    pub fn add_claim(&self, mut claim: Claim, actor: &str) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let number = {
+            let mut meta = txn.open_table(META)?;
+            let number = meta.get(NEXT_CLAIM)?.map(|v| v.value()).unwrap_or(1);
+            claim.number = number;
+            txn.open_table(CLAIMS)?
+                .insert(number, encode(&claim).as_slice())?;
+            meta.insert(NEXT_CLAIM, number + 1)?;
+            number
+        };
+        audit(
+            &txn,
+            actor,
+            "claim_add",
+            &format!("claim:{number}"),
+            claim.claim.chars().take(200).collect(),
+            Timestamp(claim.created_at),
+        )?;
+        txn.commit()?;
+        Ok(number)
+    }
+
+    /// Changes a claim with `change`; `None` if there is no such claim.
+    pub fn update_claim(
+        &self,
+        number: u64,
+        actor: &str,
+        action: &str,
+        change: impl FnOnce(&mut Claim),
+    ) -> Result<Option<Claim>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let claim = {
+            let mut table = txn.open_table(CLAIMS)?;
+            let existing = table.get(number)?.map(|v| decode::<Claim>(v.value()));
+            let Some(mut claim) = existing.transpose()? else {
+                return Ok(None);
+            };
+            change(&mut claim);
+            table.insert(number, encode(&claim).as_slice())?;
+            claim
+        };
+        audit(
+            &txn,
+            actor,
+            action,
+            &format!("claim:{number}"),
+            format!("verdict={}", claim.verdict.as_str()),
+            Timestamp::now(),
+        )?;
+        txn.commit()?;
+        Ok(Some(claim))
+    }
+
+    /// The claim register, oldest first.
+    pub fn claims(&self) -> Result<Vec<Claim>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(CLAIMS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
     /// Records a refusal that is not about a batch (a malformed frame, a bad certificate).
     pub fn record_rejection(
         &self,
@@ -1334,7 +1559,7 @@ fn audit(
     txn: &redb::WriteTransaction,
     actor: &str,
     action: &str,
-    subject: &SiteId,
+    subject: &dyn std::fmt::Display,
     details: String,
     now: Timestamp,
 ) -> Result<(), StoreError> {

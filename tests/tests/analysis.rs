@@ -383,3 +383,213 @@ fn spikes_alert_on_jumps_not_on_quiet_series_waking_up() {
         "{series:?}"
     );
 }
+
+/// Serves `body` as an RSS feed on loopback; returns its URL.
+async fn serve_feed(body: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/feed.xml")
+}
+
+/// The collector's media desk: a JSONL import (skipped the second time, identity data masked),
+/// a polled RSS feed, stories over what was imported, and the claims register with a verdict
+/// in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_imports_polls_and_keeps_a_claims_register() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    pasopati_collector::init(
+        &dir,
+        pasopati_collector::InitOptions {
+            quic_listen: Some(([127, 0, 0, 1], 0).into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let feed = serve_feed(
+        r#"<rss version="2.0"><channel><title>Portal Umpan Uji</title>
+<item><title>Warga Binaan Lapas Sukamiskin Panen Sayur</title><link>https://umpan.example/1</link>
+<description>Warga binaan Lapas Kelas I Sukamiskin memanen sayur hasil kebun pembinaan.</description>
+<pubDate>Sat, 21 Nov 2026 09:00:00 WIB</pubDate></item></channel></rss>"#
+            .to_owned(),
+    )
+    .await;
+    let config = dir.join("collector.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    text.push_str(&format!("\n[[feeds]]\nurl = \"{feed}\"\nevery = \"1s\"\n"));
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let _c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
+    let d = path_str(&dir);
+
+    let media = fixture("media.jsonl");
+    let first = run_ok(
+        &bins.collector,
+        &[
+            "media",
+            "import",
+            "--data-dir",
+            d,
+            "--file",
+            path_str(&media),
+        ],
+    );
+    assert!(
+        first.contains("imported=34 already_stored=0 duplicates=4 errors=2"),
+        "{first}"
+    );
+    let again = run_ok(
+        &bins.collector,
+        &[
+            "media",
+            "import",
+            "--data-dir",
+            d,
+            "--file",
+            path_str(&media),
+        ],
+    );
+    assert!(again.contains("imported=0 already_stored=34"), "{again}");
+
+    let listed = run_ok(
+        &bins.collector,
+        &["media", "list", "--data-dir", d, "--limit", "1000"],
+    );
+    let e1a: Value = listed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["id"] == "e1a")
+        .unwrap_or_else(|| panic!("{listed}"));
+    let text = e1a["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("berinisial [inisial] (27)") && !text.contains("AS (27)"),
+        "{text}"
+    );
+    assert_eq!(strings(&e1a["upt"]), ["lapas-bogor"]);
+
+    eventually(
+        "the feed item imported",
+        std::time::Duration::from_secs(20),
+        || {
+            let out = run_ok(
+                &bins.collector,
+                &["media", "list", "--data-dir", d, "--limit", "1000"],
+            );
+            out.contains("https://umpan.example/1")
+        },
+    )
+    .await;
+
+    let stories = run_ok(&bins.collector, &["stories", "--data-dir", d]);
+    let e1: Value = stories
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|s| strings(&s["items"]).contains(&"e1a".to_owned()))
+        .unwrap_or_else(|| panic!("{stories}"));
+    let mut items = strings(&e1["items"]);
+    items.sort();
+    assert_eq!(items, ["e1a", "e1b", "e1c", "e1d", "e1e"]);
+    assert_eq!(strings(&e1["duplicates"]), ["e1d"]);
+    let insights = run_ok(&bins.collector, &["insights", "--data-dir", d]);
+    let insights: Value =
+        serde_json::from_str(insights.trim()).unwrap_or_else(|e| panic!("{e}: {insights}"));
+    assert!(insights["coverage"]["silent_upt_count"]
+        .as_u64()
+        .is_some_and(|n| n > 500));
+
+    // Claims: recorded, refused without evidence, then judged with the official figure.
+    let number = run_ok(
+        &bins.collector,
+        &[
+            "claim",
+            "add",
+            "--data-dir",
+            d,
+            "--claim",
+            "52 napi kabur dari Lapas Nabire",
+            "--item",
+            "e2a",
+            "--url",
+            "https://regional.kompas.com/read/2026/11/04/150000/puluhan-napi-lapas-nabire-kabur",
+            "--source",
+            "Kompas.com",
+        ],
+    );
+    let number = number.trim().to_owned();
+    let refused = run_fail(
+        &bins.collector,
+        &[
+            "claim",
+            "verdict",
+            "--data-dir",
+            d,
+            "--id",
+            &number,
+            "--verdict",
+            "salah",
+        ],
+    );
+    assert!(refused.contains("evidence"), "{refused}");
+    let judged = run_ok(
+        &bins.collector,
+        &[
+            "claim",
+            "verdict",
+            "--data-dir",
+            d,
+            "--id",
+            &number,
+            "--verdict",
+            "salah",
+            "--official-figure",
+            "50 WBP",
+            "--figure-source",
+            "Laporan Lapas Nabire",
+            "--as-of",
+            "2026-11-04T13:00:00+07:00",
+            "--report",
+            "r2",
+        ],
+    );
+    let review: Value =
+        serde_json::from_str(judged.trim()).unwrap_or_else(|e| panic!("{e}: {judged}"));
+    assert_eq!(review["@type"], "ClaimReview");
+    assert_eq!(review["reviewRating"]["alternateName"], "salah");
+    assert_eq!(review["officialFigure"]["value"], "50 WBP");
+    assert_eq!(
+        review["itemReviewed"]["appearance"]["publisher"],
+        "Kompas.com"
+    );
+    let register = run_ok(&bins.collector, &["claims", "--data-dir", d]);
+    assert_eq!(register.lines().count(), 1);
+    let audit = run_ok(&bins.collector, &["audit", "show", "--data-dir", d]);
+    assert!(
+        audit.contains("claim_add") && audit.contains("claim_verdict"),
+        "{audit}"
+    );
+    run_ok(&bins.collector, &["audit", "verify", "--data-dir", d]);
+}

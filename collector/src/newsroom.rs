@@ -1,0 +1,188 @@
+//! The collector's media desk: media items imported from files or polled from feeds go into the
+//! store (identity data masked), and one live analysis engine places them, together with the
+//! site reports the agents send, into duplicates and stories.
+//!
+//! The engine lives in memory. It is built on first use by replaying the stored media items in
+//! arrival order and then the stored reports (latest revisions); from then on every import and
+//! every stored batch is placed as it arrives. Placements recorded with an item are those of
+//! its arrival; a replay after a restart may place an item that arrived between reports a
+//! little differently, since reports are replayed after the media.
+
+use crate::store::{Store, StoreError, StoredMedia, StoredReport};
+use pasopati_analysis::batch::StoryResult;
+use pasopati_analysis::{Engine, EngineConfig, MediaItem, SiteReport};
+use pasopati_common::pii::{PiiConfig, PiiGuard};
+use pasopati_common::Timestamp;
+use std::sync::{Arc, Mutex};
+
+/// What an import did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, bincode::Encode, bincode::Decode)]
+pub struct ImportOutcome {
+    /// New items stored.
+    pub added: u64,
+    /// Items whose id was stored already (skipped).
+    pub known: u64,
+    /// New items that are duplicates of an earlier item (same URL, same text, or a copy).
+    pub duplicates: u64,
+}
+
+/// The media desk.
+pub struct Newsroom {
+    store: Arc<Store>,
+    guard: PiiGuard,
+    engine: Mutex<Option<Engine>>,
+}
+
+impl Newsroom {
+    pub fn new(store: Arc<Store>, pii: &PiiConfig) -> Newsroom {
+        Newsroom {
+            store,
+            guard: PiiGuard::new(pii),
+            engine: Mutex::new(None),
+        }
+    }
+
+    fn with_engine<T>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut slot = self.engine.lock().map_err(|_| {
+            StoreError::Storage("the analysis engine was poisoned by a panic".into())
+        })?;
+        if slot.is_none() {
+            *slot = Some(self.replay()?);
+        }
+        match slot.as_mut() {
+            Some(engine) => f(engine),
+            None => Err(StoreError::Storage("the analysis engine is missing".into())),
+        }
+    }
+
+    fn replay(&self) -> Result<Engine, StoreError> {
+        let mut engine = Engine::with_defaults(EngineConfig::default());
+        let mut after = 0;
+        loop {
+            let page = self.store.media(after, 10_000)?;
+            let Some(last) = page.last().map(|m| m.arrival) else {
+                break;
+            };
+            for m in page {
+                engine.add_item(&item_of(&m));
+            }
+            after = last + 1;
+        }
+        for r in self.store.reports(&Default::default())? {
+            engine.add_report(&report_of(&r));
+        }
+        tracing::info!(
+            docs = engine.len(),
+            stories = engine.story_count(),
+            "analysis engine rebuilt from the store"
+        );
+        Ok(engine)
+    }
+
+    /// Masks, places and stores media items; items whose id is stored already are skipped.
+    pub fn import(&self, items: Vec<MediaItem>) -> Result<ImportOutcome, StoreError> {
+        self.with_engine(|engine| {
+            let mut outcome = ImportOutcome::default();
+            let mut fresh = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for mut item in items {
+                if !seen.insert(item.id.clone()) || self.store.has_media(&item.id)? {
+                    outcome.known += 1;
+                    continue;
+                }
+                item.title = pasopati_analysis::media::mask(&self.guard, &item.title);
+                item.text = pasopati_analysis::media::mask(&self.guard, &item.text);
+                fresh.push(item);
+            }
+            let placements: Vec<_> = fresh.iter().map(|item| engine.add_item(item)).collect();
+            let ids: Vec<String> = fresh.iter().map(|i| i.id.clone()).collect();
+            let now = Timestamp::now().0;
+            let added = self.store.add_media(&ids, |i, arrival| {
+                let (item, p) = (&fresh[i], &placements[i]);
+                StoredMedia {
+                    arrival,
+                    id: item.id.clone(),
+                    url: item.url.clone(),
+                    normalized_url: p.normalized_url.clone(),
+                    source: item.source.clone(),
+                    title: item.title.clone(),
+                    text: item.text.clone(),
+                    published_at: item.published_at.0,
+                    social: item.social,
+                    imported_at: now,
+                    duplicate_of: p.duplicate_of.clone(),
+                    story: p.story.clone(),
+                    upt: p.upt.clone(),
+                    kanwil: p.kanwil.clone(),
+                    sentiment: p.sentiment,
+                    topic: p.topic.clone(),
+                    category: p.category.clone(),
+                }
+            })?;
+            for (i, was_added) in added.iter().enumerate() {
+                if *was_added {
+                    outcome.added += 1;
+                    if placements[i].duplicate_of.is_some() {
+                        outcome.duplicates += 1;
+                    }
+                } else {
+                    outcome.known += 1;
+                }
+            }
+            Ok(outcome)
+        })
+    }
+
+    /// Places newly stored site reports, if the engine is running (otherwise its replay will).
+    pub fn add_reports(&self, reports: &[StoredReport]) {
+        if let Ok(mut slot) = self.engine.lock() {
+            if let Some(engine) = slot.as_mut() {
+                for r in reports {
+                    engine.add_report(&report_of(r));
+                }
+            }
+        }
+    }
+
+    /// The stories of everything placed so far.
+    pub fn stories(&self) -> Result<Vec<StoryResult>, StoreError> {
+        self.with_engine(|engine| Ok(pasopati_analysis::batch::story_results(engine)))
+    }
+
+    /// Trends, spikes and coverage as of now, as one JSON object.
+    pub fn insights(&self, coverage_days: i64) -> Result<serde_json::Value, StoreError> {
+        self.with_engine(|engine| {
+            Ok(serde_json::json!({
+                "trends": pasopati_analysis::insight::trends(engine),
+                "alerts": pasopati_analysis::insight::spikes(engine, &Default::default()),
+                "coverage": pasopati_analysis::insight::coverage(engine, coverage_days),
+            }))
+        })
+    }
+}
+
+fn item_of(m: &StoredMedia) -> MediaItem {
+    MediaItem {
+        id: m.id.clone(),
+        url: m.url.clone(),
+        source: m.source.clone(),
+        title: m.title.clone(),
+        text: m.text.clone(),
+        published_at: Timestamp(m.published_at),
+        social: m.social,
+    }
+}
+
+fn report_of(r: &StoredReport) -> SiteReport {
+    SiteReport {
+        id: r.report.id.to_string(),
+        site_id: r.site.to_string(),
+        category: r.report.category.clone(),
+        title: r.report.title.clone(),
+        body: r.report.body.clone(),
+        occurred_at: r.report.occurred_at,
+    }
+}
