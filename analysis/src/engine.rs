@@ -193,7 +193,13 @@ pub struct Engine {
     by_unit: HashMap<u16, Vec<u32>>,
     by_term: HashMap<u32, Vec<u32>>,
     by_id: HashMap<String, u32>,
+    /// The latest time placed, and how many documents since the last compaction.
+    newest: i64,
+    since_compaction: u32,
 }
+
+/// Documents between compactions of stories too old to take new items.
+const COMPACT_EVERY: u32 = 4096;
 
 impl Engine {
     pub fn new(config: EngineConfig, gazetteer: Gazetteer, lexicon: Lexicon) -> Engine {
@@ -225,7 +231,32 @@ impl Engine {
             by_unit: HashMap::new(),
             by_term: HashMap::new(),
             by_id: HashMap::new(),
+            newest: i64::MIN,
+            since_compaction: 0,
         }
+    }
+
+    /// Frees the vocabulary of stories that ended more than two windows before the newest
+    /// document: no item within the window of the newest can join them. An item arriving much
+    /// later than it was published (an old article imported today) starts its own story.
+    fn compact(&mut self) {
+        self.since_compaction += 1;
+        if self.since_compaction < COMPACT_EVERY {
+            return;
+        }
+        self.since_compaction = 0;
+        let horizon = self.newest.saturating_sub(2 * self.config.window_ms);
+        for story in &mut self.stories {
+            if story.last < horizon && !story.terms.is_empty() {
+                story.terms = Vec::new();
+            }
+        }
+        let stories = &self.stories;
+        for list in self.by_unit.values_mut().chain(self.by_term.values_mut()) {
+            list.retain(|&s| stories[s as usize].last >= horizon);
+        }
+        self.by_unit.retain(|_, l| !l.is_empty());
+        self.by_term.retain(|_, l| !l.is_empty());
     }
 
     /// An engine with the shipped gazetteer and lexicon.
@@ -375,6 +406,7 @@ impl Engine {
             category: prepared.category.to_owned(),
         };
         self.by_id.entry(id.clone()).or_insert(doc_index);
+        self.newest = self.newest.max(time);
         self.docs.push(Doc {
             id,
             report,
@@ -393,6 +425,7 @@ impl Engine {
             key_terms: prepared.key_terms,
         });
         self.stories[story as usize].docs.push(doc_index);
+        self.compact();
         placement
     }
 
@@ -548,7 +581,7 @@ impl Engine {
         let mut best: Option<(u32, f64)> = None;
         for s in candidates {
             let story = &self.stories[s as usize];
-            if time < story.first - window || time > story.last + window {
+            if time < story.first - window || time > story.last + window || story.terms.is_empty() {
                 continue;
             }
             let shares_unit = p.upt.iter().any(|u| story.upt.contains(u));
