@@ -62,6 +62,15 @@ enum Command {
         /// Apply the light stemmer (particles and possessives) before comparing texts.
         #[arg(long)]
         stem: bool,
+        /// How far apart in time two pieces of one story may be, in hours.
+        #[arg(long, default_value_t = 72)]
+        window_hours: i64,
+        /// News spikes: a day against this many days before it.
+        #[arg(long, default_value_t = 14)]
+        news_baseline_days: i64,
+        /// Social spikes: an hour against this many hours before it.
+        #[arg(long, default_value_t = 12)]
+        social_baseline_hours: i64,
     },
     /// Check a configuration file (collector.toml); exits non-zero naming what is wrong.
     Validate {
@@ -137,9 +146,9 @@ enum Command {
     Insights {
         #[arg(long)]
         data_dir: PathBuf,
-        /// The coverage period, in days.
-        #[arg(long, default_value_t = 30)]
-        coverage_days: i64,
+        /// The coverage period, in days (default: `[analysis] coverage_days`).
+        #[arg(long)]
+        coverage_days: Option<i64>,
     },
     /// The claims register: record a claim, give a verdict with its evidence.
     Claim {
@@ -394,6 +403,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             coverage_days,
             stem,
+            window_hours,
+            news_baseline_days,
+            social_baseline_hours,
         } => {
             let read = |path: &PathBuf| {
                 std::fs::read_to_string(path)
@@ -419,9 +431,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 gazetteer,
                 engine: pasopati_analysis::EngineConfig {
                     normalize: pasopati_analysis::text::NormalizeOptions { stem },
+                    window_ms: window_hours.max(1) * 3_600_000,
                     ..Default::default()
                 },
-                spikes: Default::default(),
+                spikes: pasopati_analysis::insight::SpikeConfig {
+                    news_baseline_days: news_baseline_days.max(1),
+                    social_baseline_hours: social_baseline_hours.max(1),
+                    ..Default::default()
+                },
                 coverage_days,
             });
             let json = serde_json::to_vec_pretty(&result)?;

@@ -36,9 +36,63 @@ pub struct CollectorConfig {
     /// whatever matches is quarantined).
     #[serde(default)]
     pub pii: PiiConfig,
+    /// How the media analysis groups, compares and alerts.
+    #[serde(default)]
+    pub analysis: AnalysisSettings,
     /// News feeds (RSS 2.0 or Atom) polled for media items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds: Vec<FeedConfig>,
+}
+
+/// The analysis settings (`[analysis]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisSettings {
+    /// How far apart two pieces of one story may be.
+    pub story_window: HumanDuration,
+    /// News spikes: a day against this many days before it.
+    pub news_baseline_days: u32,
+    /// Social spikes: an hour against this many hours before it.
+    pub social_baseline_hours: u32,
+    /// Least articles in a day (posts in an hour) for a spike.
+    pub min_news: u32,
+    pub min_social: u32,
+    /// The coverage period of `insights`, in days.
+    pub coverage_days: u32,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        AnalysisSettings {
+            story_window: HumanDuration::from_secs(72 * 3600),
+            news_baseline_days: 14,
+            social_baseline_hours: 12,
+            min_news: 5,
+            min_social: 10,
+            coverage_days: 30,
+        }
+    }
+}
+
+impl AnalysisSettings {
+    /// The engine's configuration.
+    pub fn engine(&self) -> pasopati_analysis::EngineConfig {
+        pasopati_analysis::EngineConfig {
+            window_ms: self.story_window.0.as_millis() as i64,
+            ..Default::default()
+        }
+    }
+
+    /// The spike thresholds.
+    pub fn spikes(&self) -> pasopati_analysis::insight::SpikeConfig {
+        pasopati_analysis::insight::SpikeConfig {
+            news_baseline_days: i64::from(self.news_baseline_days),
+            social_baseline_hours: i64::from(self.social_baseline_hours),
+            min_news: u64::from(self.min_news),
+            min_social: u64::from(self.min_social),
+            ..Default::default()
+        }
+    }
 }
 
 /// One polled feed.
@@ -105,6 +159,7 @@ impl CollectorConfig {
             offline_after: default_offline_after(),
             silent_after: default_silent_after(),
             pii: PiiConfig::default(),
+            analysis: AnalysisSettings::default(),
             feeds: Vec::new(),
         }
     }
@@ -141,6 +196,10 @@ impl CollectorConfig {
 
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), String> {
+        let a = &self.analysis;
+        if a.news_baseline_days == 0 || a.social_baseline_hours == 0 || a.coverage_days == 0 {
+            return Err("[analysis] news_baseline_days, social_baseline_hours and coverage_days must be above 0".into());
+        }
         for feed in &self.feeds {
             if !(feed.url.starts_with("http://") || feed.url.starts_with("https://")) {
                 return Err(format!(

@@ -38,7 +38,7 @@ pub enum CollectorRequest {
     Stories,
     /// Trends, spikes and coverage over the last `coverage_days`.
     Insights {
-        coverage_days: i64,
+        coverage_days: Option<i64>,
     },
     ClaimAdd {
         claim: String,

@@ -8,9 +8,10 @@
 //! its arrival; a replay after a restart may place an item that arrived between reports a
 //! little differently, since reports are replayed after the media.
 
+use crate::config::AnalysisSettings;
 use crate::store::{Store, StoreError, StoredMedia, StoredReport};
 use pasopati_analysis::batch::StoryResult;
-use pasopati_analysis::{Engine, EngineConfig, MediaItem, SiteReport};
+use pasopati_analysis::{Engine, MediaItem, SiteReport};
 use pasopati_common::pii::{PiiConfig, PiiGuard};
 use pasopati_common::Timestamp;
 use std::sync::{Arc, Mutex};
@@ -29,14 +30,16 @@ pub struct ImportOutcome {
 /// The media desk.
 pub struct Newsroom {
     store: Arc<Store>,
+    settings: AnalysisSettings,
     guard: PiiGuard,
     engine: Mutex<Option<Engine>>,
 }
 
 impl Newsroom {
-    pub fn new(store: Arc<Store>, pii: &PiiConfig) -> Newsroom {
+    pub fn new(store: Arc<Store>, pii: &PiiConfig, settings: &AnalysisSettings) -> Newsroom {
         Newsroom {
             store,
+            settings: settings.clone(),
             guard: PiiGuard::new(pii),
             engine: Mutex::new(None),
         }
@@ -59,7 +62,7 @@ impl Newsroom {
     }
 
     fn replay(&self) -> Result<Engine, StoreError> {
-        let mut engine = Engine::with_defaults(EngineConfig::default());
+        let mut engine = Engine::with_defaults(self.settings.engine());
         let mut after = 0;
         loop {
             let page = self.store.media(after, 10_000)?;
@@ -152,12 +155,15 @@ impl Newsroom {
         self.with_engine(|engine| Ok(pasopati_analysis::batch::story_results(engine)))
     }
 
-    /// Trends, spikes and coverage as of now, as one JSON object.
-    pub fn insights(&self, coverage_days: i64) -> Result<serde_json::Value, StoreError> {
+    /// Trends, spikes and coverage, as one JSON object; `coverage_days` overrides the
+    /// configured coverage period.
+    pub fn insights(&self, coverage_days: Option<i64>) -> Result<serde_json::Value, StoreError> {
+        let coverage_days = coverage_days.unwrap_or(i64::from(self.settings.coverage_days));
+        let spikes = self.settings.spikes();
         self.with_engine(|engine| {
             Ok(serde_json::json!({
                 "trends": pasopati_analysis::insight::trends(engine),
-                "alerts": pasopati_analysis::insight::spikes(engine, &Default::default()),
+                "alerts": pasopati_analysis::insight::spikes(engine, &spikes),
                 "coverage": pasopati_analysis::insight::coverage(engine, coverage_days),
             }))
         })

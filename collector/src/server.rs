@@ -66,7 +66,11 @@ impl ServerState {
     ) -> ServerState {
         ServerState {
             attachments: AttachmentDir::new(store.path().parent().unwrap_or(Path::new("."))),
-            newsroom: Arc::new(crate::newsroom::Newsroom::new(store.clone(), &config.pii)),
+            newsroom: Arc::new(crate::newsroom::Newsroom::new(
+                store.clone(),
+                &config.pii,
+                &config.analysis,
+            )),
             guard: PiiGuard::new(&config.pii),
             store,
             authority,
