@@ -155,6 +155,16 @@ enum Command {
         #[command(subcommand)]
         command: ClaimCommand,
     },
+    /// Dashboard users: add (password from standard input), list, disable.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens for the dashboard's API and feeds.
+    ApiToken {
+        #[command(subcommand)]
+        command: ApiTokenCommand,
+    },
     /// The claims register as ClaimReview JSON, one claim per line.
     Claims {
         #[arg(long)]
@@ -176,6 +186,9 @@ enum Command {
         /// Keep the demo's data directory instead of deleting it.
         #[arg(long)]
         keep: bool,
+        /// Keep the collector and its dashboard running after the fleet is done (Ctrl-C stops).
+        #[arg(long)]
+        stay: bool,
     },
 }
 
@@ -199,6 +212,46 @@ enum MediaCommand {
         /// From this arrival number.
         #[arg(long, default_value_t = 0)]
         after: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user. The password (at least 12 characters) is read from standard input.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// admin (fleet, users, sites), analyst (everything editorial) or viewer (read only).
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input (the only way; it keeps it out of `ps`).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users (JSON lines).
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Disable a user; their sessions and API tokens stop working at once.
+    Disable {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiTokenCommand {
+    /// Create a bearer token acting as a user; printed once, stored as its SHA-256.
+    Create {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
     },
 }
 
@@ -739,6 +792,49 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => print_json_lines(
             crate::call(&data_dir, CollectorRequest::Insights { coverage_days }).await?,
         )?,
+        Command::User {
+            command:
+                UserCommand::Add {
+                    data_dir,
+                    username,
+                    role,
+                    password_stdin: _,
+                },
+        } => {
+            let role: crate::store::Role = role.parse().map_err(anyhow::Error::msg)?;
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let user = crate::web::auth::new_user(&username, role, password)?;
+            match single(crate::call(&data_dir, CollectorRequest::UserAdd(user)).await?)? {
+                CollectorResponse::Done => println!("user {username} added ({})", role.as_str()),
+                other => return Err(failed(other)),
+            }
+        }
+        Command::User {
+            command: UserCommand::List { data_dir },
+        } => print_json_lines(crate::call(&data_dir, CollectorRequest::UserList).await?)?,
+        Command::User {
+            command: UserCommand::Disable { data_dir, username },
+        } => match single(
+            crate::call(&data_dir, CollectorRequest::UserDisable(username.clone())).await?,
+        )? {
+            CollectorResponse::Done => println!("user {username} disabled"),
+            other => return Err(failed(other)),
+        },
+        Command::ApiToken {
+            command: ApiTokenCommand::Create { data_dir, username },
+        } => {
+            let (token, hash) = crate::web::auth::new_api_token();
+            match single(
+                crate::call(&data_dir, CollectorRequest::ApiTokenAdd { username, hash }).await?,
+            )? {
+                CollectorResponse::Done => println!("{token}"),
+                other => return Err(failed(other)),
+            }
+        }
         Command::Claims { data_dir } => {
             print_json_lines(crate::call(&data_dir, CollectorRequest::Claims).await?)?
         }
@@ -831,6 +927,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sites,
             duration,
             keep,
+            stay,
         } => {
             if sites == 0 {
                 bail!("--sites must be at least 1");
@@ -842,6 +939,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     sites,
                     duration: Duration::from_secs(duration),
                     keep,
+                    stay,
                 },
                 shutdown,
             )

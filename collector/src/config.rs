@@ -15,9 +15,12 @@ pub const CONFIG_FILE: &str = "collector.toml";
 pub struct CollectorConfig {
     /// The UDP address of the QUIC listener for agents.
     pub quic_listen: SocketAddr,
-    /// The TCP address of the dashboard and API (served from a later release; nothing listens
-    /// on it yet).
+    /// The TCP address of the dashboard and API (loopback by default).
     pub http_listen: SocketAddr,
+    /// Mark session cookies `Secure`: set it when the dashboard is reached through a proxy
+    /// that terminates TLS.
+    #[serde(default)]
+    pub http_secure_cookies: bool,
     /// `host:port` agents dial; written into enrollment tokens.
     pub public_addr: String,
     /// Lifetime of site certificates (agents renew at about half of it).
@@ -159,6 +162,7 @@ impl CollectorConfig {
             offline_after: default_offline_after(),
             silent_after: default_silent_after(),
             pii: PiiConfig::default(),
+            http_secure_cookies: false,
             analysis: AnalysisSettings::default(),
             feeds: Vec::new(),
         }

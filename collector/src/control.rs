@@ -55,6 +55,15 @@ pub enum CollectorRequest {
         evidence: String,
     },
     Claims,
+    /// Add a dashboard user (the password is hashed by the CLI; only the hash travels).
+    UserAdd(crate::store::User),
+    UserList,
+    UserDisable(String),
+    /// Store an API token's SHA-256 for a user.
+    ApiTokenAdd {
+        username: String,
+        hash: [u8; 32],
+    },
     AuditShow,
     AuditVerify,
 }
@@ -72,6 +81,7 @@ pub enum CollectorResponse {
     /// One JSON document per line (media items, stories, claims, insights).
     Json(Vec<String>),
     ClaimAdded(u64),
+    Done,
     Revoked {
         /// False if the site was already revoked.
         changed: bool,
@@ -204,6 +214,34 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             actor,
         )
         .map(|c| CollectorResponse::Json(vec![admin::claim_review(&c).to_string()])),
+        CollectorRequest::UserAdd(user) => state
+            .store
+            .add_user(&user, actor)
+            .map(|_| CollectorResponse::Done)
+            .map_err(admin::AdminError::Store),
+        CollectorRequest::UserList => state
+            .store
+            .users()
+            .map(|u| CollectorResponse::Json(json_lines(&u)))
+            .map_err(admin::AdminError::Store),
+        CollectorRequest::UserDisable(name) => match state.store.disable_user(&name, actor) {
+            Ok(true) => Ok(CollectorResponse::Done),
+            Ok(false) => Err(admin::AdminError::Invalid(format!(
+                "there is no user `{name}`"
+            ))),
+            Err(e) => Err(admin::AdminError::Store(e)),
+        },
+        CollectorRequest::ApiTokenAdd { username, hash } => match state.store.user(&username) {
+            Ok(Some(u)) if !u.disabled => state
+                .store
+                .add_api_token(&hash, &username, actor)
+                .map(|_| CollectorResponse::Done)
+                .map_err(admin::AdminError::Store),
+            Ok(_) => Err(admin::AdminError::Invalid(format!(
+                "there is no active user `{username}`; add one with `pasopati-collector user add`"
+            ))),
+            Err(e) => Err(admin::AdminError::Store(e)),
+        },
         CollectorRequest::Claims => admin::claims(&state.store).map(|c| {
             CollectorResponse::Json(
                 c.iter()

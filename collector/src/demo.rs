@@ -22,6 +22,8 @@ pub struct DemoOptions {
     pub duration: Duration,
     /// Keep the data directory afterwards.
     pub keep: bool,
+    /// Keep the collector and its dashboard running after the fleet is done, until `shutdown`.
+    pub stay: bool,
 }
 
 /// What the demo observed.
@@ -172,6 +174,9 @@ fn demo_site(i: usize) -> Result<(SiteId, String, SiteType, String), CollectorEr
     Ok((id, name, t, kanwil.to_owned()))
 }
 
+/// Invented news items about real UPTs (the analysis test fixture), for the demo dashboard.
+const DEMO_MEDIA: &str = include_str!("../../tests/fixtures/analysis/media.jsonl");
+
 /// Runs the demo and prints what happens.
 pub async fn run(
     options: DemoOptions,
@@ -191,12 +196,24 @@ pub async fn run(
         quic_listen: None,
         control_socket: true,
         advertise_bound_addr: true,
+        dashboard: true,
+        http_listen: Some(([127, 0, 0, 1], 0).into()),
     })?;
     let addr = server.local_addr()?;
     println!(
         "PASOPATI Edge demo: collector on {addr} (QUIC, mutual TLS), data in {}",
         root.display()
     );
+    // A demo login and the invented media fixture, so every dashboard page has something.
+    let password = pasopati_common::hex(&pasopati_common::random_bytes::<8>());
+    let user = crate::web::auth::new_user("demo", crate::store::Role::Admin, &password)
+        .map_err(|e| CollectorError::Admin(e.to_string()))?;
+    server.store().add_user(&user, "demo")?;
+    let (media, _) = pasopati_analysis::media::read_media_jsonl("demo", DEMO_MEDIA);
+    server.newsroom().import(media)?;
+    if let Some(http) = server.http_addr() {
+        println!("dashboard: http://{http}/  (login: demo / {password})");
+    }
     println!(
         "while it runs, try: pasopati-collector site list --data-dir {}",
         collector_dir.display()
@@ -252,6 +269,7 @@ pub async fn run(
                     start.elapsed().as_secs_f64(),
                     site.map(|s| s.to_string()).unwrap_or_default()
                 ),
+                Ok(CollectorEvent::SiteState { .. } | CollectorEvent::Alert(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     println!("({n} events not shown)")
                 }
@@ -362,8 +380,6 @@ pub async fn run(
     for t in agent_tasks {
         let _ = t.await;
     }
-    server_stop.cancel();
-    let _ = server_task.await;
     printer.abort();
 
     let stored_reports = store.reports(&Default::default())?;
@@ -383,6 +399,12 @@ pub async fn run(
         "summary: sites={} filed={} stored={} lost={} duplicated={} gaps={} drain_after_last_filing={:.2}s",
         summary.sites, summary.filed, summary.stored, summary.lost, summary.duplicated, summary.gaps, summary.drain.as_secs_f64()
     );
+    if options.stay && !shutdown.is_cancelled() {
+        println!("the collector and its dashboard keep running; press Ctrl-C to stop");
+        shutdown.cancelled().await;
+    }
+    server_stop.cancel();
+    let _ = server_task.await;
     drop(store);
     if options.keep {
         println!("data kept in {}", root.display());

@@ -11,6 +11,13 @@ pub enum CollectorEvent {
     ReportStored(Box<StoredReport>),
     SiteConnected(SiteId),
     SiteDisconnected(SiteId),
+    /// A site's state changed (`online`, `buffering`, `offline`, `silent`, `revoked`).
+    SiteState {
+        site: SiteId,
+        state: String,
+    },
+    /// A spike alert appeared (its JSON).
+    Alert(String),
     /// A peer, frame or batch was refused.
     Refused {
         site: Option<SiteId>,

@@ -18,6 +18,7 @@ pub mod feeds;
 pub mod newsroom;
 mod server;
 pub mod store;
+pub mod web;
 
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
@@ -117,6 +118,10 @@ pub struct BindOptions {
     /// Write the bound address into new enrollment tokens instead of the configured public
     /// address (for loopback demos and tests on port 0).
     pub advertise_bound_addr: bool,
+    /// Serve the dashboard and API.
+    pub dashboard: bool,
+    /// Serve it here instead of the configured `http_listen` (tests use `127.0.0.1:0`).
+    pub http_listen: Option<SocketAddr>,
 }
 
 impl Default for BindOptions {
@@ -125,6 +130,8 @@ impl Default for BindOptions {
             quic_listen: None,
             control_socket: true,
             advertise_bound_addr: false,
+            dashboard: true,
+            http_listen: None,
         }
     }
 }
@@ -210,6 +217,18 @@ impl Collector {
         } else {
             None
         };
+        let http = if options.dashboard {
+            let addr = options.http_listen.unwrap_or(config.http_listen);
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|_| l))
+                .map_err(|e| CollectorError::Listen {
+                    addr: addr.to_string(),
+                    message: e.to_string(),
+                })?;
+            Some(listener)
+        } else {
+            None
+        };
         let (events, _) = broadcast::channel(4096);
         let state = Arc::new(ServerState::new(
             self.store.clone(),
@@ -221,6 +240,7 @@ impl Collector {
             endpoint,
             state,
             control,
+            http,
             data_dir: self.data_dir,
         })
     }
@@ -290,11 +310,22 @@ pub struct Server {
     endpoint: quinn::Endpoint,
     state: Arc<ServerState>,
     control: Option<tokio::net::UnixListener>,
+    http: Option<std::net::TcpListener>,
     data_dir: PathBuf,
 }
 
 impl Server {
     /// The UDP address actually bound (useful with port 0).
+    /// The media desk.
+    pub fn newsroom(&self) -> &Arc<newsroom::Newsroom> {
+        &self.state.newsroom
+    }
+
+    /// The dashboard's bound TCP address, if it serves one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn local_addr(&self) -> Result<SocketAddr, CollectorError> {
         self.endpoint.local_addr().map_err(|e| CollectorError::Io {
             what: "reading the bound address".into(),
@@ -351,7 +382,28 @@ impl Server {
                 stop.clone(),
             ))
         });
+        let dashboard = match self.http {
+            Some(listener) => {
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| {
+                    CollectorError::Io {
+                        what: "starting the dashboard".into(),
+                        message: e.to_string(),
+                    }
+                })?;
+                tracing::info!(http = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
+                tokio::spawn(web::watch(self.state.clone(), stop.clone()));
+                Some(tokio::spawn(web::serve(
+                    listener,
+                    self.state.clone(),
+                    stop.clone(),
+                )))
+            }
+            None => None,
+        };
         server::serve(self.endpoint, self.state.clone(), stop).await;
+        if let Some(dashboard) = dashboard {
+            let _ = dashboard.await;
+        }
         if let Some(feeds) = feeds {
             let _ = feeds.await;
         }

@@ -56,12 +56,19 @@ const MEDIA: TableDefinition<u64, &[u8]> = TableDefinition::new("media");
 const MEDIA_IDS: TableDefinition<&str, u64> = TableDefinition::new("media_ids");
 /// Claim number → claim under verification.
 const CLAIMS: TableDefinition<u64, &[u8]> = TableDefinition::new("claims");
+/// Username → dashboard user.
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// SHA-256 of an API token → the username it acts as.
+const API_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("api_tokens");
+/// Publication number → press release draft or published item.
+const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
 /// Audit entry number → hash-chained audit entry.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 const NEXT_ARRIVAL: &str = "next_arrival";
 const NEXT_MEDIA: &str = "next_media";
 const NEXT_CLAIM: &str = "next_claim";
+const NEXT_PUBLICATION: &str = "next_publication";
 const NEXT_REJECTION: &str = "next_rejection";
 const AUDIT_COUNT: &str = "audit_count";
 
@@ -304,6 +311,77 @@ pub struct Claim {
     pub created_at: i64,
     pub reviewed_by: Option<String>,
     pub reviewed_at: Option<i64>,
+}
+
+/// What a dashboard user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read only.
+    Viewer,
+    /// Everything editorial: verdicts, publications.
+    Analyst,
+    /// The fleet, users and sites, and everything an analyst does.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_lowercase().as_str() {
+            "viewer" => Ok(Role::Viewer),
+            "analyst" => Ok(Role::Analyst),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "role `{other}` is unknown; use admin, analyst or viewer"
+            )),
+        }
+    }
+}
+
+/// A dashboard user.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct User {
+    pub username: String,
+    pub role: Role,
+    /// Argon2id in PHC string form; never shown.
+    #[serde(skip)]
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// Where a publication stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PublicationState {
+    Draft,
+    Approved,
+}
+
+/// A press release drafted from verified reports.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct Publication {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub reports: Vec<String>,
+    pub kanwil: Option<String>,
+    pub state: PublicationState,
+    pub drafted_by: String,
+    pub drafted_at: i64,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
 }
 
 /// A report held back from the main tables because it carries inmate identity data.
@@ -1170,6 +1248,185 @@ impl Store {
         Ok(Some(claim))
     }
 
+    /// Adds a user; refuses an existing username.
+    pub fn add_user(&self, user: &User, actor: &str) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            if users.get(user.username.as_str())?.is_some() {
+                return Err(StoreError::Storage(format!(
+                    "user `{}` exists already",
+                    user.username
+                )));
+            }
+            users.insert(user.username.as_str(), encode(user).as_slice())?;
+        }
+        audit(
+            &txn,
+            actor,
+            "user_add",
+            &format!("user:{}", user.username),
+            format!("role={}", user.role.as_str()),
+            Timestamp(user.created_at),
+        )?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The user with this name.
+    pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(USERS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let value = table.get(username)?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(USERS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Disables a user; false if there is no such user.
+    pub fn disable_user(&self, username: &str, actor: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut users = txn.open_table(USERS)?;
+            let existing = users.get(username)?.map(|v| decode::<User>(v.value()));
+            let Some(mut user) = existing.transpose()? else {
+                return Ok(false);
+            };
+            user.disabled = true;
+            users.insert(username, encode(&user).as_slice())?;
+        }
+        audit(
+            &txn,
+            actor,
+            "user_disable",
+            &format!("user:{username}"),
+            String::new(),
+            Timestamp::now(),
+        )?;
+        txn.commit()?;
+        Ok(true)
+    }
+
+    /// Stores an API token (its SHA-256) for a user.
+    pub fn add_api_token(
+        &self,
+        hash: &[u8; 32],
+        username: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(API_TOKENS)?.insert(&hash[..], username)?;
+        audit(
+            &txn,
+            actor,
+            "api_token_create",
+            &format!("user:{username}"),
+            String::new(),
+            Timestamp::now(),
+        )?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The user an API token (by its SHA-256) acts as.
+    pub fn api_token_user(&self, hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(API_TOKENS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let value = table.get(&hash[..])?;
+        Ok(value.map(|v| v.value().to_owned()))
+    }
+
+    /// Adds a publication draft; returns its number.
+    pub fn add_publication(&self, mut p: Publication, actor: &str) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let number = {
+            let mut meta = txn.open_table(META)?;
+            let number = meta.get(NEXT_PUBLICATION)?.map(|v| v.value()).unwrap_or(1);
+            p.number = number;
+            txn.open_table(PUBLICATIONS)?
+                .insert(number, encode(&p).as_slice())?;
+            meta.insert(NEXT_PUBLICATION, number + 1)?;
+            number
+        };
+        audit(
+            &txn,
+            actor,
+            "publication_draft",
+            &format!("publication:{number}"),
+            p.title.chars().take(200).collect(),
+            Timestamp(p.drafted_at),
+        )?;
+        txn.commit()?;
+        Ok(number)
+    }
+
+    /// Approves a publication; `None` if there is none with this number.
+    pub fn approve_publication(
+        &self,
+        number: u64,
+        actor: &str,
+    ) -> Result<Option<Publication>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let p = {
+            let mut table = txn.open_table(PUBLICATIONS)?;
+            let existing = table.get(number)?.map(|v| decode::<Publication>(v.value()));
+            let Some(mut p) = existing.transpose()? else {
+                return Ok(None);
+            };
+            p.state = PublicationState::Approved;
+            p.approved_by = Some(actor.to_owned());
+            p.approved_at = Some(Timestamp::now().0);
+            table.insert(number, encode(&p).as_slice())?;
+            p
+        };
+        audit(
+            &txn,
+            actor,
+            "publication_approve",
+            &format!("publication:{number}"),
+            String::new(),
+            Timestamp::now(),
+        )?;
+        txn.commit()?;
+        Ok(Some(p))
+    }
+
+    /// Every publication, oldest first.
+    pub fn publications(&self) -> Result<Vec<Publication>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(PUBLICATIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
     /// The claim register, oldest first.
     pub fn claims(&self) -> Result<Vec<Claim>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -1219,6 +1476,33 @@ impl Store {
             out.push(r);
         }
         Ok(out)
+    }
+
+    /// Stored reports at their latest revision, newest first, that `keep` accepts: skips
+    /// `offset` of them and returns at most `limit`, with the number of matches seen (which
+    /// is the total when the scan reached the end).
+    pub fn reports_newest(
+        &self,
+        mut keep: impl FnMut(&StoredReport) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<StoredReport>, usize), StoreError> {
+        let txn = self.db.begin_read()?;
+        let reports = txn.open_table(REPORTS)?;
+        let latest = txn.open_table(LATEST)?;
+        let mut out = Vec::new();
+        let mut matched = 0usize;
+        for entry in reports.iter()?.rev() {
+            let r: StoredReport = decode(entry?.1.value())?;
+            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) || !keep(&r) {
+                continue;
+            }
+            matched += 1;
+            if matched > offset && out.len() < limit {
+                out.push(r);
+            }
+        }
+        Ok((out, matched))
     }
 
     /// Every stored revision of a report, oldest first.

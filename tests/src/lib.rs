@@ -377,6 +377,8 @@ pub fn draft(n: usize) -> ReportDraft {
 pub struct TestCollector {
     pub dir: PathBuf,
     pub addr: SocketAddr,
+    /// The dashboard's address.
+    pub http: Option<SocketAddr>,
     pub store: Arc<Store>,
     /// Everything the collector published since it started.
     pub events: tokio::sync::broadcast::Receiver<pasopati_collector::events::CollectorEvent>,
@@ -406,6 +408,8 @@ impl TestCollector {
                     quic_listen: Some(addr),
                     control_socket: true,
                     advertise_bound_addr: true,
+                    dashboard: true,
+                    http_listen: Some(([127, 0, 0, 1], 0).into()),
                 })
             });
             match bound {
@@ -418,6 +422,7 @@ impl TestCollector {
             }
         };
         let addr = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let http = server.http_addr();
         let store = server.store().clone();
         let events = server.events();
         let shutdown = CancellationToken::new();
@@ -430,6 +435,7 @@ impl TestCollector {
         TestCollector {
             dir: dir.to_owned(),
             addr,
+            http,
             store,
             events,
             shutdown,

@@ -1,0 +1,664 @@
+//! The JSON API under `/api/v1/`, its OpenAPI document, the live event stream, the
+//! publication feeds and the Prometheus metrics.
+//!
+//! Lists take `limit` (default 50, at most 1,000) and `offset`, answer
+//! `{"total", "offset", "limit", "items": […]}`, and `format=csv` gives the same rows as CSV.
+//! Report filters: `q` (full text, Indonesian-aware: words are compared after the light
+//! stemmer), `category`, `kanwil`, `site`, `priority`, `since`, `until` (RFC 3339 or
+//! `YYYY-MM-DD`, WIB).
+
+use super::{Principal, RouteKind, Web, ROUTES};
+use crate::admin;
+use crate::events::CollectorEvent;
+use crate::store::{PublicationState, StoredReport};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use pasopati_common::Timestamp;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Query parameters of the lists.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub category: Option<String>,
+    pub kanwil: Option<String>,
+    pub site: Option<String>,
+    pub priority: Option<String>,
+    pub state: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+    pub format: Option<String>,
+}
+
+impl ListQuery {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(50).clamp(1, 1000)
+    }
+    pub fn offset(&self) -> usize {
+        self.offset.unwrap_or(0)
+    }
+}
+
+/// A time filter: RFC 3339, or a date taken as the start of that day in WIB.
+pub fn parse_when(text: &str, end_of_day: bool) -> Option<i64> {
+    let t = text.trim();
+    if t.is_empty() {
+        return None;
+    }
+    if let Ok(ts) = Timestamp::parse_rfc3339(t) {
+        return Some(ts.0);
+    }
+    let suffix = if end_of_day {
+        "T23:59:59+07:00"
+    } else {
+        "T00:00:00+07:00"
+    };
+    Timestamp::parse_rfc3339(&format!("{t}{suffix}"))
+        .ok()
+        .map(|ts| ts.0)
+}
+
+fn stemmed(text: &str) -> Vec<String> {
+    pasopati_analysis::text::content_tokens(
+        text,
+        pasopati_analysis::text::NormalizeOptions { stem: true },
+    )
+}
+
+/// Reports newest first matching the query, and how many match.
+pub fn find_reports(web: &Web, q: &ListQuery) -> Result<(Vec<StoredReport>, usize), Response> {
+    let kanwil_of: HashMap<String, String> = web
+        .state
+        .store
+        .sites()
+        .map_err(internal)?
+        .into_iter()
+        .map(|s| (s.id.to_string(), s.kanwil))
+        .collect();
+    let words: Vec<String> = q.q.as_deref().map(stemmed).unwrap_or_default();
+    let since = q.since.as_deref().and_then(|t| parse_when(t, false));
+    let until = q.until.as_deref().and_then(|t| parse_when(t, true));
+    let nonempty = |o: &Option<String>| {
+        o.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (category, site, priority, kanwil) = (
+        nonempty(&q.category),
+        nonempty(&q.site),
+        nonempty(&q.priority),
+        nonempty(&q.kanwil),
+    );
+    web.state
+        .store
+        .reports_newest(
+            |r| {
+                category.as_ref().is_none_or(|c| &r.report.category == c)
+                    && site.as_ref().is_none_or(|s| r.site.as_str() == s)
+                    && priority
+                        .as_ref()
+                        .is_none_or(|p| r.report.priority.as_str() == p)
+                    && kanwil
+                        .as_ref()
+                        .is_none_or(|k| kanwil_of.get(r.site.as_str()) == Some(k))
+                    && since.is_none_or(|t| r.report.occurred_at.0 >= t)
+                    && until.is_none_or(|t| r.report.occurred_at.0 <= t)
+                    && (words.is_empty() || {
+                        let text = stemmed(&format!("{} {}", r.report.title, r.report.body));
+                        words.iter().all(|w| text.contains(w))
+                    })
+            },
+            q.offset(),
+            q.limit(),
+        )
+        .map_err(internal)
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!("dashboard: {e}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("kesalahan server: {e}"),
+    )
+        .into_response()
+}
+
+/// A list as JSON or CSV.
+fn list(q: &ListQuery, total: usize, items: Vec<Value>) -> Response {
+    if q.format.as_deref() == Some("csv") {
+        return csv(&items);
+    }
+    json_response(&json!({
+        "total": total,
+        "offset": q.offset(),
+        "limit": q.limit(),
+        "items": items,
+    }))
+}
+
+fn json_response(v: &Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// Rows as CSV: the columns are the first row's keys (nested values as JSON text).
+fn csv(items: &[Value]) -> Response {
+    let columns: Vec<String> = items
+        .first()
+        .and_then(Value::as_object)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    let cell = |v: Option<&Value>| -> String {
+        let text = match v {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text
+        }
+    };
+    let mut out = columns.join(",");
+    out.push_str("\r\n");
+    for item in items {
+        let row: Vec<String> = columns.iter().map(|c| cell(item.get(c))).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"pasopati.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+fn page<T: serde::Serialize>(q: &ListQuery, all: &[T]) -> Response {
+    let items: Vec<Value> = all
+        .iter()
+        .skip(q.offset())
+        .take(q.limit())
+        .filter_map(|x| serde_json::to_value(x).ok())
+        .collect();
+    list(q, all.len(), items)
+}
+
+pub async fn reports(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
+    let (found, total) = match find_reports(&web, &q) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let items: Vec<Value> = found
+        .into_iter()
+        .filter_map(|r| admin::report_view(&web.state.store, r).ok())
+        .filter_map(|v| serde_json::to_value(v).ok())
+        .collect();
+    list(&q, total, items)
+}
+
+pub async fn report(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<pasopati_common::ReportId>() else {
+        return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
+    };
+    match admin::revisions(&web.state.store, &id) {
+        Ok(revisions) if !revisions.is_empty() => json_response(&json!({
+            "id": id.to_string(),
+            "latest": revisions.last(),
+            "revisions": revisions,
+        })),
+        Ok(_) => (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn stories(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
+    match web.state.newsroom.stories() {
+        Ok(mut s) => {
+            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+                s.retain(|x| x.upt.iter().any(|u| u == site));
+            }
+            s.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+            page(&q, &s)
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn media(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
+    match web.state.store.media(0, usize::MAX) {
+        Ok(mut m) => {
+            m.reverse();
+            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+                m.retain(|x| x.upt.iter().any(|u| u == site));
+            }
+            page(&q, &m)
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn sites(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
+    match site_views(&web) {
+        Ok(mut s) => {
+            if let Some(k) = q.kanwil.as_deref().filter(|s| !s.is_empty()) {
+                s.retain(|x| x.kanwil == k);
+            }
+            if let Some(st) = q.state.as_deref().filter(|s| !s.is_empty()) {
+                s.retain(|x| x.state == st);
+            }
+            page(&q, &s)
+        }
+        Err(r) => r,
+    }
+}
+
+pub(crate) fn site_views(web: &Web) -> Result<Vec<admin::SiteView>, Response> {
+    admin::site_list(
+        &web.state.store,
+        &web.state.config,
+        &web.state.connected_sites(),
+    )
+    .map_err(internal)
+}
+
+pub(crate) fn alert_list(web: &Web) -> Result<Vec<Value>, Response> {
+    let insights = web.state.newsroom.insights(None).map_err(internal)?;
+    let mut alerts = insights["alerts"].as_array().cloned().unwrap_or_default();
+    alerts.sort_by(|a, b| b["period"].as_str().cmp(&a["period"].as_str()));
+    Ok(alerts)
+}
+
+pub async fn alerts(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
+    match alert_list(&web) {
+        Ok(a) => page(&q, &a),
+        Err(r) => r,
+    }
+}
+
+pub async fn claims(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
+    match admin::claims(&web.state.store) {
+        Ok(c) => {
+            let reviews: Vec<Value> = c.iter().rev().map(admin::claim_review).collect();
+            page(&q, &reviews)
+        }
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn publications(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
+    match web.state.store.publications() {
+        Ok(mut p) => {
+            p.reverse();
+            page(&q, &p)
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// The event stream: every new report, site state change and spike alert, as JSON carrying
+/// the object's id.
+pub async fn events(State(web): State<Arc<Web>>) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let mut rx = web.state.events.subscribe();
+    let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        loop {
+            let event = match rx.recv().await {
+                Ok(e) => e,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => break,
+            };
+            let (kind, data) = match event {
+                CollectorEvent::ReportStored(r) => (
+                    "report",
+                    json!({
+                        "id": r.report.id.to_string(),
+                        "site_id": r.site.to_string(),
+                        "priority": r.report.priority.as_str(),
+                        "category": r.report.category,
+                        "title": r.report.title,
+                        "occurred_at": r.report.occurred_at.to_rfc3339(),
+                        "received_at": r.received_at.to_rfc3339(),
+                    }),
+                ),
+                CollectorEvent::SiteState { site, state } => {
+                    ("site", json!({ "id": site.to_string(), "state": state }))
+                }
+                CollectorEvent::SiteConnected(site) => {
+                    ("site", json!({ "id": site.to_string(), "connected": true }))
+                }
+                CollectorEvent::SiteDisconnected(site) => (
+                    "site",
+                    json!({ "id": site.to_string(), "connected": false }),
+                ),
+                CollectorEvent::Alert(json_text) => (
+                    "alert",
+                    serde_json::from_str(&json_text).unwrap_or(Value::Null),
+                ),
+                CollectorEvent::Refused { .. } => continue,
+            };
+            let event = Event::default().event(kind).data(data.to_string());
+            if tx.send(event).await.is_err() {
+                break;
+            }
+        }
+    });
+    Sse::new(ReceiverStream(out))
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// An mpsc receiver as a stream of `Ok` events.
+struct ReceiverStream(tokio::sync::mpsc::Receiver<axum::response::sse::Event>);
+
+impl futures_core::Stream for ReceiverStream {
+    type Item = Result<axum::response::sse::Event, std::convert::Infallible>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|e| e.map(Ok))
+    }
+}
+
+/// The OpenAPI 3.1 document of every route in [`ROUTES`].
+pub fn openapi_document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in ROUTES {
+        let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
+        let mut params: Vec<Value> = r
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let is_list = r.kind == RouteKind::Api
+            && r.path.starts_with("/api/v1/")
+            && !r.path.contains('{')
+            && !matches!(r.path, "/api/v1/events" | "/api/v1/openapi.json");
+        if is_list {
+            for (name, desc) in [
+                ("limit", "at most 1,000; default 50"),
+                ("offset", "rows to skip"),
+                ("format", "`csv` for CSV instead of JSON"),
+            ] {
+                params.push(json!({"name": name, "in": "query", "required": false, "description": desc, "schema": {"type": "string"}}));
+            }
+        }
+        if r.path == "/api/v1/reports" {
+            for name in [
+                "q", "category", "kanwil", "site", "priority", "since", "until",
+            ] {
+                params.push(json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}}));
+            }
+        }
+        let content = match r.kind {
+            RouteKind::Page => json!({"text/html": {}}),
+            RouteKind::Form => json!({"text/html": {}}),
+            RouteKind::Feed if r.path.ends_with(".xml") => json!({"application/atom+xml": {}}),
+            RouteKind::Feed => json!({"application/feed+json": {}}),
+            RouteKind::Api if r.path == "/api/v1/events" => json!({"text/event-stream": {}}),
+            RouteKind::Api if r.path == "/metrics" || r.path == "/healthz" => {
+                json!({"text/plain": {}})
+            }
+            RouteKind::Api => json!({"application/json": {}}),
+        };
+        let mut op = json!({
+            "summary": r.summary,
+            "operationId": format!("{}{}", r.method.to_lowercase(), r.path.replace(['/', '{', '}', '.', '-'], "_")),
+            "parameters": params,
+            "responses": {
+                "200": {"description": "OK", "content": content},
+                "401": {"description": "Not signed in"},
+                "403": {"description": "Role too low or CSRF token missing"},
+            },
+        });
+        if let super::Access::Role(role) = r.access {
+            op["security"] = json!([{"session": []}, {"bearer": []}]);
+            op["x-role"] = json!(role.as_str());
+        } else {
+            op["security"] = json!([]);
+        }
+        if r.kind == RouteKind::Form {
+            op["requestBody"] = json!({"content": {"application/x-www-form-urlencoded": {}}});
+        }
+        entry[r.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "PASOPATI Edge — Media Center API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Laporan UPT, cerita media, armada, klaim dan publikasi.",
+        },
+        "components": {"securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": super::auth::COOKIE},
+            "bearer": {"type": "http", "scheme": "bearer"},
+        }},
+        "paths": paths,
+    })
+}
+
+pub async fn openapi() -> Response {
+    json_response(&openapi_document())
+}
+
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+fn published(web: &Web) -> Result<Vec<crate::store::Publication>, Response> {
+    let mut p: Vec<_> = web
+        .state
+        .store
+        .publications()
+        .map_err(internal)?
+        .into_iter()
+        .filter(|p| p.state == PublicationState::Approved)
+        .collect();
+    p.sort_by_key(|p| std::cmp::Reverse(p.approved_at));
+    Ok(p)
+}
+
+pub(crate) fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// Published items as an Atom 1.0 feed.
+pub async fn atom(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let items = match published(&web) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let base = base_url(&headers);
+    let updated = items.first().and_then(|p| p.approved_at).map_or_else(
+        || Timestamp::now().to_rfc3339(),
+        |t| Timestamp(t).to_rfc3339(),
+    );
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
+    out.push_str(
+        "<id>urn:pasopati:publikasi</id>\n<title>Publikasi Media Center PASOPATI</title>\n",
+    );
+    out.push_str(&format!("<updated>{updated}</updated>\n"));
+    out.push_str(&format!(
+        "<link rel=\"self\" href=\"{}/feed/atom.xml\"/>\n",
+        xml_escape(&base)
+    ));
+    out.push_str(
+        "<author><name>Media Center PASOPATI, Direktorat Jenderal Pemasyarakatan</name></author>\n",
+    );
+    for p in &items {
+        let when = Timestamp(p.approved_at.unwrap_or(p.drafted_at)).to_rfc3339();
+        out.push_str("<entry>\n");
+        out.push_str(&format!("<id>urn:pasopati:publikasi:{}</id>\n", p.number));
+        out.push_str(&format!("<title>{}</title>\n", xml_escape(&p.title)));
+        out.push_str(&format!(
+            "<updated>{when}</updated>\n<published>{when}</published>\n"
+        ));
+        out.push_str(&format!(
+            "<link rel=\"alternate\" href=\"{}/publikasi#p{}\"/>\n",
+            xml_escape(&base),
+            p.number
+        ));
+        out.push_str(&format!(
+            "<content type=\"text\">{}</content>\n",
+            xml_escape(&p.body)
+        ));
+        out.push_str("</entry>\n");
+    }
+    out.push_str("</feed>\n");
+    (
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}
+
+/// Published items as a JSON Feed 1.1.
+pub async fn json_feed(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+    let items = match published(&web) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let base = base_url(&headers);
+    let feed = json!({
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Publikasi Media Center PASOPATI",
+        "home_page_url": format!("{base}/publikasi"),
+        "feed_url": format!("{base}/feed/feed.json"),
+        "language": "id",
+        "authors": [{"name": "Media Center PASOPATI, Direktorat Jenderal Pemasyarakatan"}],
+        "items": items.iter().map(|p| json!({
+            "id": format!("urn:pasopati:publikasi:{}", p.number),
+            "url": format!("{base}/publikasi#p{}", p.number),
+            "title": p.title,
+            "content_text": p.body,
+            "date_published": Timestamp(p.approved_at.unwrap_or(p.drafted_at)).to_rfc3339(),
+        })).collect::<Vec<_>>(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")],
+        feed.to_string(),
+    )
+        .into_response()
+}
+
+/// Prometheus text format.
+pub async fn metrics(
+    State(web): State<Arc<Web>>,
+    Extension(_who): Extension<Principal>,
+) -> Response {
+    let store = &web.state.store;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in lines {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    let reports = store.report_count().unwrap_or(0) as f64;
+    metric(
+        "pasopati_reports_stored",
+        "gauge",
+        "Report revisions stored.",
+        vec![(String::new(), reports)],
+    );
+    let rejections = store.rejections().map(|r| r.len()).unwrap_or(0) as f64;
+    metric(
+        "pasopati_rejections",
+        "gauge",
+        "Refused frames, batches and peers recorded.",
+        vec![(String::new(), rejections)],
+    );
+    let quarantined = store.quarantine().map(|q| q.len()).unwrap_or(0) as f64;
+    metric(
+        "pasopati_quarantined_reports",
+        "gauge",
+        "Reports held for identity data.",
+        vec![(String::new(), quarantined)],
+    );
+    let gaps = store.gaps().map(|g| g.len()).unwrap_or(0) as f64;
+    metric(
+        "pasopati_gaps",
+        "gauge",
+        "Recorded gaps.",
+        vec![(String::new(), gaps)],
+    );
+    let media = store.media(0, usize::MAX).map(|m| m.len()).unwrap_or(0) as f64;
+    metric(
+        "pasopati_media_items",
+        "gauge",
+        "Media items stored.",
+        vec![(String::new(), media)],
+    );
+    metric(
+        "pasopati_sessions_connected",
+        "gauge",
+        "Agents with a live sync session.",
+        vec![(String::new(), web.state.connected_sites().len() as f64)],
+    );
+    if let Ok(sites) = site_views(&web) {
+        let mut by_state: HashMap<String, f64> = HashMap::new();
+        for s in &sites {
+            *by_state.entry(s.state.clone()).or_default() += 1.0;
+        }
+        let mut lines: Vec<(String, f64)> = by_state
+            .into_iter()
+            .map(|(k, v)| (format!("{{state=\"{k}\"}}"), v))
+            .collect();
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        metric("pasopati_sites", "gauge", "Sites by state.", lines);
+        metric(
+            "pasopati_site_backlog",
+            "gauge",
+            "Reports waiting at each site (latest heartbeat).",
+            sites
+                .iter()
+                .filter_map(|s| {
+                    s.backlog
+                        .map(|b| (format!("{{site=\"{}\"}}", s.id), b as f64))
+                })
+                .collect(),
+        );
+        metric(
+            "pasopati_site_reports",
+            "counter",
+            "Reports stored per site since registration (ingest rate: take its rate()).",
+            sites
+                .iter()
+                .map(|s| (format!("{{site=\"{}\"}}", s.id), s.reports as f64))
+                .collect(),
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

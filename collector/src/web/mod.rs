@@ -1,0 +1,419 @@
+//! The media center's dashboard and API, served by the collector on `http_listen` (loopback by
+//! default; put a TLS-terminating proxy in front to serve it further).
+//!
+//! Every route is in [`ROUTES`]; the router is built from that table and the OpenAPI document
+//! is generated from it, so the two cannot drift apart. Every route except `/login` and
+//! `/healthz` requires a user: a session cookie from the login form, or an API token
+//! (`Authorization: Bearer …`, from `pasopati-collector api-token create`). Pages redirect an
+//! anonymous visitor to `/login`; the API answers 401. Changes need the role the route names
+//! (403 otherwise), and a form or a cookie-authenticated API call must carry the session's CSRF
+//! token. Five failed logins for a username or an address within 15 minutes lock further
+//! attempts for 15 minutes. Every change is written to the audit log.
+
+// Handlers return `Result<_, Response>` so a refusal is already the page or status to send;
+// the size of a response on the error path does not matter here.
+#![allow(clippy::result_large_err)]
+
+mod api;
+pub use api::openapi_document;
+pub mod auth;
+mod pages;
+
+use crate::server::ServerState;
+use crate::store::Role;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::MethodRouter;
+use axum::Router;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Who may use a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (`/login`, `/healthz`).
+    Public,
+    /// A signed-in user of at least this role.
+    Role(Role),
+}
+
+/// One route of the dashboard or API.
+#[derive(Clone, Copy, Debug)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+    /// Page, form, API or feed; used by the OpenAPI document and the tests.
+    pub kind: RouteKind,
+    pub summary: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    Page,
+    Form,
+    Api,
+    Feed,
+}
+
+const VIEWER: Access = Access::Role(Role::Viewer);
+const ANALYST: Access = Access::Role(Role::Analyst);
+const ADMIN: Access = Access::Role(Role::Admin);
+
+macro_rules! route {
+    ($m:literal, $p:literal, $a:expr, $k:ident, $s:literal) => {
+        Route {
+            method: $m,
+            path: $p,
+            access: $a,
+            kind: RouteKind::$k,
+            summary: $s,
+        }
+    };
+}
+
+/// Every route served.
+pub const ROUTES: &[Route] = &[
+    route!("GET", "/login", Access::Public, Page, "Halaman masuk"),
+    route!("POST", "/login", Access::Public, Form, "Masuk"),
+    route!("GET", "/healthz", Access::Public, Api, "Keadaan layanan"),
+    route!("POST", "/logout", VIEWER, Form, "Keluar"),
+    route!("GET", "/", VIEWER, Page, "Ringkasan"),
+    route!("GET", "/laporan", VIEWER, Page, "Laporan: cari dan saring"),
+    route!(
+        "GET",
+        "/laporan/{id}",
+        VIEWER,
+        Page,
+        "Satu laporan dengan revisi dan lampiran"
+    ),
+    route!("GET", "/cerita", VIEWER, Page, "Media & Cerita"),
+    route!("GET", "/tren", VIEWER, Page, "Tren"),
+    route!("GET", "/peringatan", VIEWER, Page, "Peringatan langsung"),
+    route!("GET", "/armada", VIEWER, Page, "Armada: keadaan setiap UPT"),
+    route!(
+        "POST",
+        "/armada/{id}/cabut",
+        ADMIN,
+        Form,
+        "Cabut sertifikat UPT"
+    ),
+    route!("GET", "/verifikasi", VIEWER, Page, "Register klaim"),
+    route!("POST", "/verifikasi", ANALYST, Form, "Catat klaim"),
+    route!(
+        "POST",
+        "/verifikasi/{id}/vonis",
+        ANALYST,
+        Form,
+        "Catat vonis klaim"
+    ),
+    route!("GET", "/publikasi", VIEWER, Page, "Publikasi"),
+    route!(
+        "POST",
+        "/publikasi",
+        ANALYST,
+        Form,
+        "Buat draf siaran pers dari laporan"
+    ),
+    route!(
+        "POST",
+        "/publikasi/{id}/setujui",
+        ANALYST,
+        Form,
+        "Setujui publikasi"
+    ),
+    route!(
+        "GET",
+        "/publikasi/ringkasan-harian",
+        VIEWER,
+        Page,
+        "Ringkasan harian (cetak)"
+    ),
+    route!("GET", "/cakupan", VIEWER, Page, "Cakupan"),
+    route!(
+        "GET",
+        "/feed/atom.xml",
+        VIEWER,
+        Feed,
+        "Publikasi sebagai Atom"
+    ),
+    route!(
+        "GET",
+        "/feed/feed.json",
+        VIEWER,
+        Feed,
+        "Publikasi sebagai JSON Feed 1.1"
+    ),
+    route!("GET", "/metrics", VIEWER, Api, "Metrik Prometheus"),
+    route!(
+        "GET",
+        "/api/v1/openapi.json",
+        VIEWER,
+        Api,
+        "Dokumen OpenAPI ini"
+    ),
+    route!(
+        "GET",
+        "/api/v1/reports",
+        VIEWER,
+        Api,
+        "Laporan (filter, halaman, CSV)"
+    ),
+    route!(
+        "GET",
+        "/api/v1/reports/{id}",
+        VIEWER,
+        Api,
+        "Satu laporan dengan revisinya"
+    ),
+    route!("GET", "/api/v1/stories", VIEWER, Api, "Cerita"),
+    route!("GET", "/api/v1/media", VIEWER, Api, "Item media"),
+    route!("GET", "/api/v1/sites", VIEWER, Api, "UPT dan keadaannya"),
+    route!("GET", "/api/v1/alerts", VIEWER, Api, "Peringatan lonjakan"),
+    route!(
+        "GET",
+        "/api/v1/claims",
+        VIEWER,
+        Api,
+        "Register klaim (ClaimReview)"
+    ),
+    route!("GET", "/api/v1/publications", VIEWER, Api, "Publikasi"),
+    route!(
+        "GET",
+        "/api/v1/events",
+        VIEWER,
+        Api,
+        "Aliran peristiwa (Server-Sent Events)"
+    ),
+];
+
+/// The dashboard's shared state.
+pub struct Web {
+    pub(crate) state: Arc<ServerState>,
+    pub(crate) auth: auth::Auth,
+}
+
+/// A signed-in user, as a handler sees them.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub username: String,
+    pub role: Role,
+    /// The session's CSRF token; `None` for API tokens (not cookie-based).
+    pub csrf: Option<String>,
+}
+
+/// Builds the router from [`ROUTES`].
+pub(crate) fn router(web: Arc<Web>) -> Router {
+    let mut router = Router::new();
+    for r in ROUTES {
+        router = router.route(r.path, handler(r));
+    }
+    router
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(web.clone(), gate))
+        .with_state(web)
+}
+
+fn handler(r: &Route) -> MethodRouter<Arc<Web>> {
+    use axum::routing::{get, post};
+    match (r.method, r.path) {
+        ("GET", "/login") => get(pages::login_page),
+        ("POST", "/login") => post(pages::login),
+        ("GET", "/healthz") => get(|| async { "ok" }),
+        ("POST", "/logout") => post(pages::logout),
+        ("GET", "/") => get(pages::ringkasan),
+        ("GET", "/laporan") => get(pages::laporan),
+        ("GET", "/laporan/{id}") => get(pages::laporan_detail),
+        ("GET", "/cerita") => get(pages::cerita),
+        ("GET", "/tren") => get(pages::tren),
+        ("GET", "/peringatan") => get(pages::peringatan),
+        ("GET", "/armada") => get(pages::armada),
+        ("POST", "/armada/{id}/cabut") => post(pages::armada_cabut),
+        ("GET", "/verifikasi") => get(pages::verifikasi),
+        ("POST", "/verifikasi") => post(pages::verifikasi_tambah),
+        ("POST", "/verifikasi/{id}/vonis") => post(pages::verifikasi_vonis),
+        ("GET", "/publikasi") => get(pages::publikasi),
+        ("POST", "/publikasi") => post(pages::publikasi_draf),
+        ("POST", "/publikasi/{id}/setujui") => post(pages::publikasi_setujui),
+        ("GET", "/publikasi/ringkasan-harian") => get(pages::ringkasan_harian),
+        ("GET", "/cakupan") => get(pages::cakupan),
+        ("GET", "/feed/atom.xml") => get(api::atom),
+        ("GET", "/feed/feed.json") => get(api::json_feed),
+        ("GET", "/metrics") => get(api::metrics),
+        ("GET", "/api/v1/openapi.json") => get(api::openapi),
+        ("GET", "/api/v1/reports") => get(api::reports),
+        ("GET", "/api/v1/reports/{id}") => get(api::report),
+        ("GET", "/api/v1/stories") => get(api::stories),
+        ("GET", "/api/v1/media") => get(api::media),
+        ("GET", "/api/v1/sites") => get(api::sites),
+        ("GET", "/api/v1/alerts") => get(api::alerts),
+        ("GET", "/api/v1/claims") => get(api::claims),
+        ("GET", "/api/v1/publications") => get(api::publications),
+        ("GET", "/api/v1/events") => get(api::events),
+        _ => get(not_found),
+    }
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "tidak ditemukan").into_response()
+}
+
+/// The route-table entry of a request, for the access rule.
+fn route_of(method: &Method, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| {
+        r.method == method.as_str() && {
+            let a: Vec<&str> = r.path.split('/').collect();
+            let b: Vec<&str> = path.split('/').collect();
+            a.len() == b.len()
+                && a.iter()
+                    .zip(&b)
+                    .all(|(x, y)| x == y || (x.starts_with('{') && !y.is_empty()))
+        }
+    })
+}
+
+/// The access rule, run before every handler: a public route passes; any other needs a signed-in
+/// user of the route's role, who is handed to the handler as an `Extension<Principal>`. An
+/// anonymous request gets a redirect to `/login` (pages) or 401 (API, feeds, forms); a role
+/// too low gets 403.
+async fn gate(State(web): State<Arc<Web>>, mut request: Request, next: Next) -> Response {
+    let Some(route) = route_of(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let Access::Role(needed) = route.access else {
+        return next.run(request).await;
+    };
+    let Some(principal) = web.auth.principal(&web.state.store, request.headers()) else {
+        return match route.kind {
+            RouteKind::Page => Redirect::to("/login").into_response(),
+            _ => (
+                StatusCode::UNAUTHORIZED,
+                [("www-authenticate", "Bearer")],
+                "masuk dulu (login) atau kirim token API",
+            )
+                .into_response(),
+        };
+    };
+    if principal.role < needed {
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "peran {} tidak boleh melakukan ini (perlu {})",
+                principal.role.as_str(),
+                needed.as_str()
+            ),
+        )
+            .into_response();
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// Checks the CSRF token of a change made with a session cookie: the form's `csrf` field or
+/// the `X-CSRF-Token` header must equal the session's. API tokens carry none and need none.
+pub(crate) fn check_csrf(
+    principal: &Principal,
+    headers: &HeaderMap,
+    field: Option<&str>,
+) -> Result<(), Response> {
+    let Some(expected) = &principal.csrf else {
+        return Ok(());
+    };
+    let given = field
+        .map(str::to_owned)
+        .or_else(|| {
+            headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    if auth::constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::FORBIDDEN,
+            "token formulir (CSRF) tidak cocok; muat ulang halaman dan coba lagi",
+        )
+            .into_response())
+    }
+}
+
+/// Watches for changes the event stream carries but no single event reports: a site's state
+/// (offline after `offline_after` without contact, silent, buffering) every two seconds, and new
+/// spike alerts every minute.
+pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) {
+    use crate::events::CollectorEvent;
+    let mut states: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut alerts: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut ticks = 0u64;
+    let mut first = true;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let s = state.clone();
+        let check_alerts = ticks.is_multiple_of(30);
+        ticks += 1;
+        let found = tokio::task::spawn_blocking(move || {
+            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites()).ok();
+            let new_alerts = if check_alerts {
+                s.newsroom
+                    .insights(None)
+                    .ok()
+                    .and_then(|v| v["alerts"].as_array().cloned())
+            } else {
+                None
+            };
+            (sites, new_alerts)
+        })
+        .await;
+        let Ok((sites, new_alerts)) = found else {
+            continue;
+        };
+        for site in sites.into_iter().flatten() {
+            let changed = states.get(&site.id) != Some(&site.state);
+            if changed && !first {
+                if let Ok(id) = pasopati_common::SiteId::new(&site.id) {
+                    let _ = state.events.send(CollectorEvent::SiteState {
+                        site: id,
+                        state: site.state.clone(),
+                    });
+                }
+            }
+            states.insert(site.id, site.state);
+        }
+        for alert in new_alerts.into_iter().flatten() {
+            let key = format!("{}|{}|{}", alert["kind"], alert["series"], alert["period"]);
+            if alerts.insert(key) && !first {
+                let _ = state.events.send(CollectorEvent::Alert(alert.to_string()));
+            }
+        }
+        first = false;
+    }
+}
+
+/// Serves the dashboard on `listener` until `shutdown`.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    shutdown: CancellationToken,
+) {
+    let web = Arc::new(Web {
+        auth: auth::Auth::new(state.config.http_secure_cookies),
+        state,
+    });
+    let app = router(web);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await;
+    if let Err(e) = result {
+        tracing::error!("the dashboard stopped: {e}");
+    }
+}

@@ -1,0 +1,944 @@
+//! The dashboard's pages, server-rendered in Bahasa Indonesia with maud. No external assets:
+//! the style sheet and the few lines of JavaScript (the live feed of Peringatan, sorting the
+//! Armada table) are inline, and charts are SVG drawn here.
+
+use super::api::{self, find_reports, internal, ListQuery};
+use super::auth::Login;
+use super::{check_csrf, Principal, Web};
+use crate::admin;
+use crate::store::{Publication, PublicationState, Role};
+use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Extension;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use pasopati_common::Timestamp;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+const STYLE: &str = r#"
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2733;background:#f4f6f8}
+header{background:#123a5c;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;align-items:center;gap:1rem}
+header a{color:#dfe9f3;text-decoration:none;font-weight:500}header a.aktif{color:#fff;border-bottom:2px solid #f2b134}
+header .brand{font-weight:700;margin-right:1rem}header form{margin-left:auto}
+main{padding:1rem 1.5rem;max-width:1200px}
+h1{font-size:1.4rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin:1.2rem 0 .5rem}
+.kartu{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:.8rem}
+.kartu div{background:#fff;border-radius:8px;padding:.8rem;box-shadow:0 1px 2px #0002}
+.kartu b{display:block;font-size:1.8rem}
+table{border-collapse:collapse;width:100%;background:#fff;font-size:.9rem}
+th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid #e3e8ee;vertical-align:top}
+th{background:#e9eef3;cursor:pointer}
+.urgent{color:#b00020;font-weight:600}.online{color:#137333}.buffering{color:#b06000}.offline,.revoked{color:#b00020}.silent{color:#5f6368}
+.negatif{color:#b00020}.positif{color:#137333}
+form.saring{display:flex;flex-wrap:wrap;gap:.4rem;margin-bottom:.8rem}input,select,textarea,button{font:inherit;padding:.3rem}
+button{background:#123a5c;color:#fff;border:0;border-radius:4px;padding:.35rem .8rem;cursor:pointer}
+.pesan{background:#fff3cd;padding:.5rem;border-radius:4px}
+#umpan li{margin:.3rem 0}.baru{animation:sorot 2s}@keyframes sorot{from{background:#ffe08a}to{background:transparent}}
+@media print{header,form{display:none}body{background:#fff}}
+"#;
+
+const NAV: &[(&str, &str)] = &[
+    ("/", "Ringkasan"),
+    ("/laporan", "Laporan"),
+    ("/cerita", "Media & Cerita"),
+    ("/tren", "Tren"),
+    ("/peringatan", "Peringatan"),
+    ("/armada", "Armada"),
+    ("/verifikasi", "Verifikasi"),
+    ("/publikasi", "Publikasi"),
+    ("/cakupan", "Cakupan"),
+];
+
+fn layout(title: &str, active: &str, who: &Principal, body: Markup) -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang="id" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — PASOPATI" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    span.brand { "PASOPATI" }
+                    @for (href, label) in NAV {
+                        a href=(href) class=(if *href == active { "aktif" } else { "" }) { (label) }
+                    }
+                    form method="post" action="/logout" {
+                        input type="hidden" name="csrf" value=(who.csrf.clone().unwrap_or_default());
+                        span { (who.username) " (" (who.role.as_str()) ") " }
+                        button type="submit" { "Keluar" }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    };
+    Html(page.into_string()).into_response()
+}
+
+fn csrf_field(who: &Principal) -> Markup {
+    html! { input type="hidden" name="csrf" value=(who.csrf.clone().unwrap_or_default()); }
+}
+
+fn when(ms: i64) -> String {
+    let day = pasopati_analysis::insight::day_of(ms);
+    let minutes = (ms + 7 * 3_600_000).rem_euclid(86_400_000) / 60_000;
+    format!(
+        "{} {:02}:{:02}",
+        pasopati_analysis::insight::date_string(day),
+        minutes / 60,
+        minutes % 60
+    )
+}
+
+fn sentiment_class(s: f64) -> &'static str {
+    if s < -0.2 {
+        "negatif"
+    } else if s > 0.2 {
+        "positif"
+    } else {
+        "netral"
+    }
+}
+
+// ---- Login ----
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+fn login_markup(message: Option<&str>) -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang="id" {
+            head { meta charset="utf-8"; title { "Masuk — PASOPATI" } style { (PreEscaped(STYLE)) } }
+            body {
+                main style="max-width:360px;margin:3rem auto" {
+                    h1 { "Media Center PASOPATI" }
+                    @if let Some(m) = message { p.pesan { (m) } }
+                    form method="post" action="/login" {
+                        p { label { "Nama pengguna" br; input name="username" autocomplete="username" required; } }
+                        p { label { "Kata sandi" br; input name="password" type="password" autocomplete="current-password" required; } }
+                        button type="submit" { "Masuk" }
+                    }
+                }
+            }
+        }
+    };
+    Html(page.into_string()).into_response()
+}
+
+pub async fn login_page() -> Response {
+    login_markup(None)
+}
+
+pub async fn login(
+    State(web): State<Arc<Web>>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let username = form.username.trim().to_owned();
+    let store = web.state.store.clone();
+    let w = web.clone();
+    let password = form.password;
+    let ip = addr.ip().to_string();
+    // Argon2 takes tens of milliseconds: keep it off the async workers.
+    let outcome =
+        tokio::task::spawn_blocking(move || w.auth.login(&store, &username, &password, &ip)).await;
+    match outcome {
+        Ok(Login::Ok { cookie }) => {
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+        }
+        Ok(Login::Wrong) => (
+            StatusCode::UNAUTHORIZED,
+            login_markup(Some("Nama pengguna atau kata sandi salah.")),
+        )
+            .into_response(),
+        Ok(Login::Throttled) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            login_markup(Some(
+                "Terlalu banyak percobaan gagal. Coba lagi 15 menit lagi.",
+            )),
+        )
+            .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+pub async fn logout(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let cookie = web.auth.logout(&headers);
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+// ---- Ringkasan ----
+
+pub async fn ringkasan(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    let today = pasopati_analysis::insight::day_of(Timestamp::now().0);
+    let q = ListQuery {
+        since: Some(pasopati_analysis::insight::date_string(today)),
+        limit: Some(1000),
+        ..ListQuery::default()
+    };
+    let (todays, total_today) = match find_reports(&web, &q) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let urgent: Vec<_> = todays
+        .iter()
+        .filter(|r| r.report.priority == pasopati_common::Priority::Urgent)
+        .collect();
+    let sites = match api::site_views(&web) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let offline: Vec<_> = sites.iter().filter(|s| s.state == "offline").collect();
+    let alerts = api::alert_list(&web).unwrap_or_default();
+    let mut stories = web.state.newsroom.stories().unwrap_or_default();
+    stories.sort_by(|a, b| {
+        (b.items.len() + b.reports.len())
+            .cmp(&(a.items.len() + a.reports.len()))
+            .then(b.last_seen.cmp(&a.last_seen))
+    });
+    let media_sentiment: Vec<f64> = stories
+        .iter()
+        .filter(|s| !s.items.is_empty())
+        .map(|s| s.sentiment)
+        .collect();
+    let mean = if media_sentiment.is_empty() {
+        0.0
+    } else {
+        media_sentiment.iter().sum::<f64>() / media_sentiment.len() as f64
+    };
+    let body = html! {
+        div.kartu {
+            div { "Laporan hari ini" b { (total_today) } }
+            div { "Kejadian mendesak" b.urgent { (urgent.len()) } }
+            div { "Peringatan lonjakan" b { (alerts.len()) } }
+            div { "UPT offline" b.offline { (offline.len()) } " dari " (sites.len()) }
+            div { "Sentimen cerita" b class=(sentiment_class(mean)) { (format!("{mean:+.2}")) } }
+        }
+        h2 { "Kejadian mendesak hari ini" }
+        @if urgent.is_empty() { p { "Tidak ada." } }
+        ul { @for r in &urgent { li.urgent { a href=(format!("/laporan/{}", r.report.id)) { (r.report.title) } " — " (r.site.as_str()) " " (when(r.report.occurred_at.0)) } } }
+        h2 { "Cerita teratas" }
+        table { tr { th { "Cerita" } th { "Item" } th { "Laporan" } th { "UPT" } th { "Sentimen" } }
+            @for s in stories.iter().take(10) {
+                tr { td { (s.title) } td { (s.items.len()) } td { (s.reports.len()) } td { (s.upt.join(", ")) } td class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) } }
+            }
+        }
+        h2 { "UPT offline" }
+        ul { @for s in offline.iter().take(20) { li { (s.name) " — terakhir " (s.last_seen_at.clone().unwrap_or("-".into())) } } }
+    };
+    layout("Ringkasan", "/", &who, body)
+}
+
+// ---- Laporan ----
+
+pub async fn laporan(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let (found, total) = match find_reports(&web, &q) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let sites = web.state.store.sites().unwrap_or_default();
+    let mut kanwil: Vec<String> = sites.iter().map(|s| s.kanwil.clone()).collect();
+    kanwil.sort();
+    kanwil.dedup();
+    let taxonomy = pasopati_common::taxonomy::Taxonomy::builtin();
+    let v = |o: &Option<String>| o.clone().unwrap_or_default();
+    let next = q.offset() + q.limit();
+    let body = html! {
+        form.saring method="get" action="/laporan" {
+            input name="q" placeholder="Cari teks…" value=(v(&q.q));
+            select name="category" { option value="" { "Semua kategori" } @for c in taxonomy.categories() { option value=(c.id) selected[q.category.as_deref() == Some(c.id.as_str())] { (c.id) } } }
+            select name="kanwil" { option value="" { "Semua Kanwil" } @for k in &kanwil { option value=(k) selected[q.kanwil.as_deref() == Some(k.as_str())] { (k) } } }
+            select name="site" { option value="" { "Semua UPT" } @for s in &sites { option value=(s.id.as_str()) selected[q.site.as_deref() == Some(s.id.as_str())] { (s.name) } } }
+            select name="priority" { option value="" { "Semua prioritas" } option value="urgent" selected[q.priority.as_deref() == Some("urgent")] { "mendesak" } option value="normal" selected[q.priority.as_deref() == Some("normal")] { "biasa" } }
+            input name="since" type="date" value=(v(&q.since));
+            input name="until" type="date" value=(v(&q.until));
+            button type="submit" { "Saring" }
+        }
+        p { (total) " laporan. " a href=(format!("/api/v1/reports?format=csv&limit=1000&q={}&category={}&kanwil={}&site={}&priority={}&since={}&until={}", v(&q.q), v(&q.category), v(&q.kanwil), v(&q.site), v(&q.priority), v(&q.since), v(&q.until))) { "Unduh CSV" } }
+        table { tr { th { "Waktu" } th { "UPT" } th { "Kategori" } th { "Judul" } th { "Rev." } }
+            @for r in &found {
+                tr { td { (when(r.report.occurred_at.0)) } td { (r.site.as_str()) } td { (r.report.category) }
+                     td class=(if r.report.priority == pasopati_common::Priority::Urgent { "urgent" } else { "" }) { a href=(format!("/laporan/{}", r.report.id)) { (r.report.title) } @if r.report.retraction.is_some() { " (ditarik)" } }
+                     td { (r.report.revision) } }
+            }
+        }
+        @if next < total { p { a href=(format!("/laporan?offset={next}&q={}&category={}&kanwil={}&site={}&priority={}&since={}&until={}", v(&q.q), v(&q.category), v(&q.kanwil), v(&q.site), v(&q.priority), v(&q.since), v(&q.until))) { "Berikutnya →" } } }
+    };
+    layout("Laporan", "/laporan", &who, body)
+}
+
+pub async fn laporan_detail(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(rid) = id.parse::<pasopati_common::ReportId>() else {
+        return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
+    };
+    let revisions = match admin::revisions(&web.state.store, &rid) {
+        Ok(r) if !r.is_empty() => r,
+        Ok(_) => return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
+        Err(e) => return internal(e),
+    };
+    let Some(latest) = revisions.last() else {
+        return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
+    };
+    let body = html! {
+        p { "UPT " b { (latest.site_id) } " · kategori " (latest.category) " · prioritas " (latest.priority) " · terjadi " (latest.occurred_at) }
+        @if let Some(reason) = &latest.retraction { p.pesan { "Laporan ditarik: " (reason) } }
+        h2 { (latest.title) }
+        p style="white-space:pre-wrap" { (latest.body) }
+        h2 { "Lampiran" }
+        @if latest.attachments.is_empty() { p { "Tidak ada." } }
+        ul { @for a in &latest.attachments { li { (a.name) " (" (a.media_type) ", " (a.size) " bita) " @if a.stored { "tersimpan" } @else { "belum diterima" } } } }
+        h2 { "Revisi" }
+        table { tr { th { "Rev." } th { "Diajukan" } th { "Judul" } th { "Ditarik" } }
+            @for r in &revisions { tr { td { (r.revision) } td { (r.filed_at) } td { (r.title) } td { (r.retraction.clone().unwrap_or_default()) } } }
+        }
+        @if who.role >= Role::Analyst {
+            h2 { "Jadikan draf siaran pers" }
+            form method="post" action="/publikasi" { (csrf_field(&who)) input type="hidden" name="report" value=(latest.id); button type="submit" { "Buat draf" } }
+        }
+    };
+    layout("Laporan", "/laporan", &who, body)
+}
+
+// ---- Media & Cerita ----
+
+pub async fn cerita(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let mut stories = match web.state.newsroom.stories() {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    stories.retain(|s| !s.items.is_empty());
+    if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+        stories.retain(|s| s.upt.iter().any(|u| u == site));
+    }
+    stories.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    let total = stories.len();
+    let body = html! {
+        p { (total) " cerita dari media; salinan sindikasi dilipat. " a href="/api/v1/stories?format=csv&limit=1000" { "Unduh CSV" } }
+        @for s in stories.iter().skip(q.offset()).take(q.limit()) {
+            section style="background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px" {
+                b { (s.title) } " " span class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) }
+                div { "UPT: " (s.upt.join(", ")) " · Kanwil: " (s.kanwil.join(", ")) " · " (s.first_seen) " – " (s.last_seen) }
+                div { "Sumber: " (s.sources.join(", ")) " · " (s.items.len()) " item (" (s.duplicates.len()) " salinan)" }
+                @if !s.reports.is_empty() { div { "Laporan UPT: " @for r in &s.reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
+                @if !s.suggested_reports.is_empty() { div { "Laporan yang mungkin terkait: " @for r in &s.suggested_reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
+                @for c in &s.figure_conflicts { div.urgent { "Angka berbeda (" (c.key) "): media " (c.item) " menyebut " (c.media_value) ", laporan " (c.report) " menyebut " (c.report_value) } }
+            }
+        }
+    };
+    layout("Media & Cerita", "/cerita", &who, body)
+}
+
+// ---- Tren ----
+
+fn bars(title: &str, data: &[(String, u64)]) -> Markup {
+    let max = data.iter().map(|d| d.1).max().unwrap_or(1).max(1) as f64;
+    let height = 22 * data.len().max(1) + 10;
+    html! {
+        h2 { (title) }
+        svg width="640" height=(height) role="img" aria-label=(title) {
+            @for (i, (label, v)) in data.iter().enumerate() {
+                text x="0" y=(i * 22 + 15) font-size="12" { (label) }
+                rect x="200" y=(i * 22 + 3) height="16" width=(format!("{:.0}", 380.0 * *v as f64 / max)) fill="#2f6f9f" {}
+                text x=(format!("{:.0}", 205.0 + 380.0 * *v as f64 / max)) y=(i * 22 + 15) font-size="12" { (v) }
+            }
+        }
+    }
+}
+
+pub async fn tren(State(web): State<Arc<Web>>, Extension(who): Extension<Principal>) -> Response {
+    let insights = match web.state.newsroom.insights(None) {
+        Ok(i) => i,
+        Err(e) => return internal(e),
+    };
+    let daily = insights["trends"]["daily"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let recent: Vec<&serde_json::Value> = daily
+        .iter()
+        .rev()
+        .take(30)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let spikes: std::collections::HashSet<String> = insights["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["kind"] == "news")
+        .filter_map(|a| a["period"].as_str().map(str::to_owned))
+        .collect();
+    let volume: Vec<(String, u64)> = recent
+        .iter()
+        .map(|d| {
+            let p = d["period"].as_str().unwrap_or_default().to_owned();
+            let mark = if spikes.contains(&p) {
+                " ▲ lonjakan"
+            } else {
+                ""
+            };
+            (
+                format!("{p}{mark}"),
+                d["total"]["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let sum_by = |key: &str| -> Vec<(String, u64)> {
+        let mut m: BTreeMap<String, u64> = BTreeMap::new();
+        for d in &recent {
+            for (k, v) in d[key].as_object().into_iter().flatten() {
+                *m.entry(k.clone()).or_default() += v["count"].as_u64().unwrap_or(0);
+            }
+        }
+        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+        v.sort_by_key(|x| std::cmp::Reverse(x.1));
+        v.truncate(15);
+        v
+    };
+    let terms: Vec<(String, u64)> = insights["trends"]["top_terms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            (
+                t["term"].as_str().unwrap_or_default().to_owned(),
+                t["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let body = html! {
+        p { "30 hari terakhir yang ada datanya (WIB). ▲ menandai hari dengan lonjakan." }
+        (bars("Volume per hari", &volume))
+        (bars("Per kategori", &sum_by("by_category")))
+        (bars("Per Kanwil", &sum_by("by_kanwil")))
+        (bars("Per sumber", &sum_by("by_source")))
+        (bars("Per sentimen", &sum_by("by_sentiment")))
+        (bars("Istilah teratas (7 hari)", &terms))
+    };
+    layout("Tren", "/tren", &who, body)
+}
+
+// ---- Peringatan ----
+
+const LIVE_JS: &str = r#"
+(function(){
+  var list=document.getElementById('umpan');
+  function add(text,cls){var li=document.createElement('li');li.textContent=text;li.className='baru '+(cls||'');list.insertBefore(li,list.firstChild);}
+  var es=new EventSource('/api/v1/events');
+  es.addEventListener('report',function(e){var d=JSON.parse(e.data);add((d.priority==='urgent'?'MENDESAK: ':'Laporan: ')+d.title+' — '+d.site_id+' ('+d.received_at+')',d.priority==='urgent'?'urgent':'');});
+  es.addEventListener('site',function(e){var d=JSON.parse(e.data);if(d.state){add('UPT '+d.id+' sekarang '+d.state,d.state);}});
+  es.addEventListener('alert',function(e){var d=JSON.parse(e.data);add('Lonjakan: '+d.label+' '+d.count+' item ('+d.period+')','urgent');});
+  document.getElementById('status').textContent='tersambung';
+})();
+"#;
+
+pub async fn peringatan(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    let alerts = api::alert_list(&web).unwrap_or_default();
+    let urgent = find_reports(
+        &web,
+        &ListQuery {
+            priority: Some("urgent".into()),
+            limit: Some(20),
+            ..ListQuery::default()
+        },
+    )
+    .map(|x| x.0)
+    .unwrap_or_default();
+    let body = html! {
+        p { "Umpan langsung (" span #status { "menyambung…" } "): laporan baru, perubahan keadaan UPT dan lonjakan muncul di sini tanpa memuat ulang." }
+        ul #umpan {
+            @for r in &urgent { li.urgent { "MENDESAK: " (r.report.title) " — " (r.site.as_str()) " (" (r.received_at.to_rfc3339()) ")" } }
+        }
+        h2 { "Lonjakan" }
+        table { tr { th { "Periode" } th { "Seri" } th { "Jumlah" } th { "Rata-rata dasar" } th { "Sumber" } th { "Istilah" } }
+            @for a in &alerts { tr { td { (a["period"].as_str().unwrap_or_default()) } td { (a["label"].as_str().unwrap_or_default()) } td { (a["count"]) } td { (a["baseline_mean"]) } td { (a["top_sources"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } td { (a["top_terms"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } } }
+        }
+        script { (PreEscaped(LIVE_JS)) }
+    };
+    layout("Peringatan", "/peringatan", &who, body)
+}
+
+// ---- Armada ----
+
+const SORT_JS: &str = r#"
+document.querySelectorAll('table.urut th').forEach(function(th,i){th.addEventListener('click',function(){
+  var t=th.closest('table'),rows=Array.from(t.querySelectorAll('tr')).slice(1),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+  rows.sort(function(a,b){var x=a.children[i].textContent,y=b.children[i].textContent,nx=parseFloat(x),ny=parseFloat(y);
+    var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c;});rows.forEach(function(r){t.appendChild(r);});});});
+"#;
+
+pub async fn armada(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let mut sites = match api::site_views(&web) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut kanwil: BTreeMap<String, HashMap<String, usize>> = BTreeMap::new();
+    for s in &sites {
+        *kanwil
+            .entry(s.kanwil.clone())
+            .or_default()
+            .entry(s.state.clone())
+            .or_default() += 1;
+    }
+    if let Some(k) = q.kanwil.as_deref().filter(|s| !s.is_empty()) {
+        sites.retain(|s| s.kanwil == k);
+    }
+    if let Some(st) = q.state.as_deref().filter(|s| !s.is_empty()) {
+        sites.retain(|s| s.state == st);
+    }
+    let states = [
+        "online",
+        "buffering",
+        "offline",
+        "silent",
+        "revoked",
+        "pending",
+    ];
+    let body = html! {
+        form.saring method="get" action="/armada" {
+            select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st) selected[q.state.as_deref() == Some(st)] { (st) } } }
+            select name="kanwil" { option value="" { "Semua Kanwil" } @for k in kanwil.keys() { option value=(k) selected[q.kanwil.as_deref() == Some(k.as_str())] { (k) } } }
+            button type="submit" { "Saring" }
+        }
+        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Belum terkirim sejak" } th { "Sinkron terakhir" } th { "Versi agen" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if who.role >= Role::Admin { th { "" } } }
+            @for s in &sites {
+                tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state) { (s.state) } td { (s.backlog.map(|b| b.to_string()).unwrap_or_default()) }
+                     td { (s.oldest_unsent_at.clone().unwrap_or_default()) } td { (s.last_sync_at.clone().unwrap_or_default()) } td { (s.agent_version.clone().unwrap_or_default()) }
+                     td { (s.disk_free_bytes.map(|b| format!("{:.1}", b as f64 / 1_073_741_824.0)).unwrap_or_default()) } td { (s.clock_offset_ms.map(|c| c.to_string()).unwrap_or_default()) }
+                     @if who.role >= Role::Admin { td { @if s.state != "revoked" { form method="post" action=(format!("/armada/{}/cabut", s.id)) { (csrf_field(&who)) button type="submit" { "Cabut" } } } } } }
+            }
+        }
+        h2 { "Ringkasan per Kanwil" }
+        table.urut { tr { th { "Kanwil" } @for st in states { th { (st) } } }
+            @for (k, counts) in &kanwil { tr { td { (k) } @for st in states { td class=(st) { (counts.get(st).copied().unwrap_or(0)) } } } }
+        }
+        script { (PreEscaped(SORT_JS)) }
+    };
+    layout("Armada", "/armada", &who, body)
+}
+
+pub async fn armada_cabut(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let Ok(site) = pasopati_common::SiteId::new(&id) else {
+        return (StatusCode::BAD_REQUEST, "id UPT tidak sah").into_response();
+    };
+    match admin::site_revoke(
+        &web.state.store,
+        &site,
+        &format!("dashboard:{}", who.username),
+    ) {
+        Ok(_) => {
+            web.state.close_site(&site);
+            Redirect::to("/armada").into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+// ---- Verifikasi ----
+
+pub async fn verifikasi(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    let claims = match admin::claims(&web.state.store) {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let conflicts: Vec<(String, pasopati_analysis::insight::FigureConflict)> = web
+        .state
+        .newsroom
+        .stories()
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|s| {
+            let t = s.title.clone();
+            s.figure_conflicts.into_iter().map(move |c| (t.clone(), c))
+        })
+        .collect();
+    let editor = who.role >= Role::Analyst;
+    let body = html! {
+        @if !conflicts.is_empty() {
+            h2 { "Angka media yang berbeda dengan laporan UPT" }
+            ul { @for (title, c) in &conflicts { li.urgent { (title) ": " (c.item) " menyebut " (c.media_value) " (" (c.key) "), laporan " (c.report) " menyebut " (c.report_value) } } }
+        }
+        h2 { "Register klaim" }
+        table { tr { th { "No." } th { "Klaim" } th { "Muncul di" } th { "Vonis" } th { "Angka resmi" } th { "Laporan" } @if editor { th { "Catat vonis" } } }
+            @for c in claims.iter().rev() {
+                tr { td { (c.number) } td { (c.claim) } td { (c.appeared_source) " " (c.appeared_url) } td { b { (c.verdict.as_str()) } }
+                     td { @if let Some(f) = &c.official_figure { (f.value) " — " (f.source) } } td { (c.linked_reports.join(", ")) }
+                     @if editor { td { form method="post" action=(format!("/verifikasi/{}/vonis", c.number)) { (csrf_field(&who))
+                        select name="verdict" { @for v in ["benar", "salah", "menyesatkan", "belum_terverifikasi"] { option value=(v) { (v) } } }
+                        input name="figure" placeholder="Angka resmi"; input name="figure_source" placeholder="Sumber"; input name="report" placeholder="ID laporan";
+                        input name="evidence" placeholder="Bukti"; button type="submit" { "Simpan" } } } } }
+            }
+        }
+        @if editor {
+            h2 { "Catat klaim baru" }
+            form method="post" action="/verifikasi" { (csrf_field(&who))
+                p { textarea name="claim" rows="2" cols="80" placeholder="Klaim seperti yang muncul" required {} }
+                input name="url" placeholder="URL"; input name="source" placeholder="Sumber"; input name="item" placeholder="ID item media";
+                button type="submit" { "Catat" }
+            }
+        }
+    };
+    layout("Verifikasi", "/verifikasi", &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct ClaimForm {
+    csrf: Option<String>,
+    claim: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    item: String,
+}
+
+pub async fn verifikasi_tambah(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Form(form): Form<ClaimForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let item = Some(form.item.trim().to_owned()).filter(|s| !s.is_empty());
+    match admin::claim_add(
+        &web.state.store,
+        form.claim,
+        form.url,
+        form.source,
+        Timestamp::now().0,
+        item,
+        &format!("dashboard:{}", who.username),
+    ) {
+        Ok(_) => Redirect::to("/verifikasi").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VerdictForm {
+    csrf: Option<String>,
+    verdict: String,
+    #[serde(default)]
+    figure: String,
+    #[serde(default)]
+    figure_source: String,
+    #[serde(default)]
+    report: String,
+    #[serde(default)]
+    evidence: String,
+}
+
+pub async fn verifikasi_vonis(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Form(form): Form<VerdictForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let figure = (!form.figure.trim().is_empty()).then(|| {
+        (
+            form.figure.trim().to_owned(),
+            form.figure_source.trim().to_owned(),
+            Timestamp::now().0,
+        )
+    });
+    let reports: Vec<String> = form
+        .report
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match admin::claim_verdict(
+        &web.state.store,
+        id,
+        &form.verdict,
+        figure,
+        reports,
+        form.evidence,
+        &format!("dashboard:{}", who.username),
+    ) {
+        Ok(_) => Redirect::to("/verifikasi").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+// ---- Publikasi ----
+
+pub async fn publikasi(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    let publications = match web.state.store.publications() {
+        Ok(p) => p,
+        Err(e) => return internal(e),
+    };
+    let editor = who.role >= Role::Analyst;
+    let body = html! {
+        p { "Draf dibuat dari halaman laporan. Yang disetujui terbit di " a href="/feed/atom.xml" { "Atom" } " dan " a href="/feed/feed.json" { "JSON Feed" } ". " a href="/publikasi/ringkasan-harian" { "Ringkasan harian (cetak)" } }
+        @for p in publications.iter().rev() {
+            section #(format!("p{}", p.number)) style="background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px" {
+                b { (p.title) } " — " (match p.state { PublicationState::Draft => "draf", PublicationState::Approved => "terbit" })
+                p style="white-space:pre-wrap" { (p.body) }
+                div { "Laporan: " (p.reports.join(", ")) " · disusun " (p.drafted_by) @if let Some(a) = &p.approved_by { " · disetujui " (a) } }
+                @if editor && p.state == PublicationState::Draft {
+                    form method="post" action=(format!("/publikasi/{}/setujui", p.number)) { (csrf_field(&who)) button type="submit" { "Setujui dan terbitkan" } }
+                }
+            }
+        }
+    };
+    layout("Publikasi", "/publikasi", &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct DraftForm {
+    csrf: Option<String>,
+    report: String,
+}
+
+/// The press-release template: a dateline, the report in the third person, and the standard
+/// closing of the directorate's public relations.
+fn press_release(site_name: &str, kanwil: &str, r: &admin::ReportView) -> (String, String) {
+    let title = format!("{}: {}", site_name, r.title);
+    let date = r.occurred_at.get(..10).unwrap_or(&r.occurred_at);
+    let body = format!(
+        "{kanwil}, {date} — {site_name} menyampaikan informasi berikut.\n\n{}\n\n\
+         Informasi ini bersumber dari laporan resmi {site_name} dan telah diperiksa oleh Media \
+         Center PASOPATI, Direktorat Jenderal Pemasyarakatan. Keterangan lebih lanjut dapat \
+         diperoleh melalui Humas Ditjenpas.",
+        r.body
+    );
+    (title, body)
+}
+
+pub async fn publikasi_draf(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Form(form): Form<DraftForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let Ok(id) = form.report.trim().parse::<pasopati_common::ReportId>() else {
+        return (StatusCode::BAD_REQUEST, "ID laporan tidak sah").into_response();
+    };
+    let latest = match admin::revisions(&web.state.store, &id) {
+        Ok(mut r) if !r.is_empty() => r.remove(r.len() - 1),
+        Ok(_) => return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
+        Err(e) => return internal(e),
+    };
+    if latest.retraction.is_some() {
+        return (StatusCode::BAD_REQUEST, "laporan ini sudah ditarik").into_response();
+    }
+    let site = pasopati_common::SiteId::new(&latest.site_id)
+        .ok()
+        .and_then(|s| web.state.store.site(&s).ok().flatten());
+    let (name, kanwil) = site
+        .map(|s| (s.name, s.kanwil))
+        .unwrap_or_else(|| (latest.site_id.clone(), String::new()));
+    let (title, body) = press_release(&name, &kanwil, &latest);
+    let p = Publication {
+        number: 0,
+        title,
+        body,
+        reports: vec![latest.id.clone()],
+        kanwil: Some(kanwil).filter(|k| !k.is_empty()),
+        state: PublicationState::Draft,
+        drafted_by: who.username.clone(),
+        drafted_at: Timestamp::now().0,
+        approved_by: None,
+        approved_at: None,
+    };
+    match web
+        .state
+        .store
+        .add_publication(p, &format!("dashboard:{}", who.username))
+    {
+        Ok(n) => Redirect::to(&format!("/publikasi#p{n}")).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn publikasi_setujui(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    match web
+        .state
+        .store
+        .approve_publication(id, &format!("dashboard:{}", who.username))
+    {
+        Ok(Some(_)) => Redirect::to(&format!("/publikasi#p{id}")).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "publikasi tidak ditemukan").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DigestQuery {
+    tanggal: Option<String>,
+    kanwil: Option<String>,
+}
+
+pub async fn ringkasan_harian(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<DigestQuery>,
+) -> Response {
+    let day = q
+        .tanggal
+        .clone()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| {
+            pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(
+                Timestamp::now().0,
+            ))
+        });
+    let lq = ListQuery {
+        since: Some(day.clone()),
+        until: Some(day.clone()),
+        kanwil: q.kanwil.clone().filter(|k| !k.is_empty()),
+        limit: Some(1000),
+        ..ListQuery::default()
+    };
+    let (reports, total) = match find_reports(&web, &lq) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let kanwil_of: HashMap<String, String> = web
+        .state
+        .store
+        .sites()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.id.to_string(), s.kanwil))
+        .collect();
+    let mut by_kanwil: BTreeMap<String, Vec<&crate::store::StoredReport>> = BTreeMap::new();
+    for r in &reports {
+        by_kanwil
+            .entry(
+                kanwil_of
+                    .get(r.site.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| "(tanpa Kanwil)".into()),
+            )
+            .or_default()
+            .push(r);
+    }
+    let mut by_category: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &reports {
+        *by_category.entry(r.report.category.as_str()).or_default() += 1;
+    }
+    let scope = q
+        .kanwil
+        .clone()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| "Nasional".into());
+    let body = html! {
+        form.saring method="get" { input name="tanggal" type="date" value=(day); input name="kanwil" placeholder="Kanwil (kosong: nasional)" value=(q.kanwil.clone().unwrap_or_default()); button type="submit" { "Tampilkan" } }
+        p { b { (scope) } " · " (day) " · " (total) " laporan" }
+        table { tr { th { "Kategori" } th { "Jumlah" } } @for (c, n) in &by_category { tr { td { (c) } td { (n) } } } }
+        @for (k, list) in &by_kanwil {
+            h2 { (k) }
+            ul { @for r in list { li class=(if r.report.priority == pasopati_common::Priority::Urgent { "urgent" } else { "" }) { (r.site.as_str()) ": " (r.report.title) } } }
+        }
+    };
+    layout("Ringkasan harian", "/publikasi", &who, body)
+}
+
+// ---- Cakupan ----
+
+pub async fn cakupan(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let days = q.limit.map(|d| d as i64);
+    let insights = match web.state.newsroom.insights(days) {
+        Ok(i) => i,
+        Err(e) => return internal(e),
+    };
+    let c = &insights["coverage"];
+    let body = html! {
+        p { "Per " (c["as_of"].as_str().unwrap_or_default()) ", " (c["days"]) " hari terakhir: " b { (c["silent_upt_count"]) } " UPT tanpa laporan dan tanpa pemberitaan." }
+        h2 { "Per Kanwil" }
+        table { tr { th { "Kanwil" } th { "UPT" } th { "Tanpa kabar" } th { "Kanwil senyap" } }
+            @for k in c["kanwil"].as_array().into_iter().flatten() { tr { td { (k["kanwil"].as_str().unwrap_or_default()) } td { (k["upt_total"]) } td { (k["upt_silent"]) } td { @if k["silent"] == true { "ya" } } } }
+        }
+        h2 { "Diberitakan negatif, tanpa laporan" }
+        ul { @for n in c["negative_without_reports"].as_array().into_iter().flatten() { li { (n["upt"].as_str().unwrap_or_default()) ": " (n["items"]) " item, " (n["negative_share"]) " negatif" } } }
+        h2 { "UPT tanpa kabar" }
+        p { (c["silent_upt"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+    };
+    layout("Cakupan", "/cakupan", &who, body)
+}
