@@ -571,3 +571,156 @@ impl RawClient {
         }
     }
 }
+
+/// An HTTP/1.1 answer.
+#[derive(Clone, Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The first header of this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh TCP connection (`Connection: close`), for the dashboard
+/// tests. Decodes a chunked body.
+pub async fn http_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpReply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body_bytes = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body_bytes[..];
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..end]).trim(), 16)
+                .unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            let start = end + 2;
+            out.extend_from_slice(&rest[start..(start + size).min(rest.len())]);
+            rest = &rest[(start + size + 2).min(rest.len())..];
+        }
+        body_bytes = out;
+    }
+    HttpReply {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body_bytes).into_owned(),
+    }
+}
+
+/// `application/x-www-form-urlencoded` of some fields.
+pub fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let enc: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    b' ' => "+".to_owned(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={enc}")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Signs in to a dashboard; returns the session cookie (`name=value`) and the CSRF token.
+pub async fn dashboard_login(addr: SocketAddr, username: &str, password: &str) -> (String, String) {
+    let reply = http_call(
+        addr,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &form_body(&[("username", username), ("password", password)]),
+    )
+    .await;
+    assert_eq!(reply.status, 303, "login as {username}: {}", reply.body);
+    let cookie = reply
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    let csrf = home
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!csrf.is_empty(), "no CSRF token on the home page");
+    (cookie, csrf)
+}
+
+/// Adds a dashboard user straight into a store.
+pub fn add_dashboard_user(
+    store: &Store,
+    username: &str,
+    role: pasopati_collector::store::Role,
+    password: &str,
+) {
+    let user = pasopati_collector::web::auth::new_user(username, role, password)
+        .unwrap_or_else(|e| panic!("{e}"));
+    store
+        .add_user(&user, "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -257,7 +257,7 @@ fn handler(r: &Route) -> MethodRouter<Arc<Web>> {
 }
 
 async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "tidak ditemukan").into_response()
+    (StatusCode::NOT_FOUND, "rute tidak dikenal").into_response()
 }
 
 /// The route-table entry of a request, for the access rule.

@@ -1,0 +1,595 @@
+//! The media center's dashboard and API (issue 7), served by an in-process collector on
+//! loopback and driven over real HTTP: authentication on every route, roles, CSRF, login
+//! throttling, API tokens, the OpenAPI document against the router, the fleet board seeing a
+//! site go offline, the live event stream, and the publication feeds. All content is invented.
+
+use pasopati_collector::store::Role;
+use pasopati_collector::web::{Access, RouteKind, ROUTES};
+use pasopati_tests::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "sandi-uji-yang-panjang";
+
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "1")
+}
+
+async fn collector_with_users(dir: &std::path::Path) -> TestCollector {
+    let c = TestCollector::start(dir, ([127, 0, 0, 1], 0).into()).await;
+    add_dashboard_user(&c.store, "admin1", Role::Admin, PASSWORD);
+    add_dashboard_user(&c.store, "analis1", Role::Analyst, PASSWORD);
+    add_dashboard_user(&c.store, "pemirsa1", Role::Viewer, PASSWORD);
+    c
+}
+
+fn http_addr(c: &TestCollector) -> SocketAddr {
+    c.http
+        .unwrap_or_else(|| panic!("the collector serves no dashboard"))
+}
+
+/// 1. Anonymous requests to every route but `/login` and `/healthz` are refused (pages
+/// redirect to the login form, everything else is 401); a viewer can change nothing (403);
+/// a form without the session's CSRF token is refused; an API token works until its user is
+/// disabled; five wrong passwords lock the login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+
+    for r in ROUTES {
+        let reply = http_call(addr, r.method, &concrete(r.path), &[], "").await;
+        match r.access {
+            Access::Public => assert!(
+                reply.status != 401 && reply.status != 403,
+                "{} {} is public: {}",
+                r.method,
+                r.path,
+                reply.status
+            ),
+            Access::Role(_) if r.kind == RouteKind::Page => {
+                assert_eq!(reply.status, 303, "{} {}", r.method, r.path);
+                assert_eq!(reply.header("location"), Some("/login"), "{}", r.path);
+            }
+            Access::Role(_) => assert_eq!(reply.status, 401, "{} {}", r.method, r.path),
+        }
+    }
+    assert_eq!(http_call(addr, "GET", "/healthz", &[], "").await.body, "ok");
+
+    // A viewer may read but change nothing, even with a valid CSRF token.
+    let (viewer, viewer_csrf) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    for r in ROUTES
+        .iter()
+        .filter(|r| r.method == "POST" && r.access != Access::Public && r.path != "/logout")
+    {
+        let reply = http_call(
+            addr,
+            "POST",
+            &concrete(r.path),
+            &[
+                ("Cookie", &viewer),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &form_body(&[
+                ("csrf", &viewer_csrf),
+                ("claim", "x"),
+                ("report", "x"),
+                ("verdict", "salah"),
+            ]),
+        )
+        .await;
+        assert_eq!(reply.status, 403, "viewer on {}: {}", r.path, reply.body);
+    }
+    assert_eq!(
+        http_call(addr, "GET", "/armada", &[("Cookie", &viewer)], "")
+            .await
+            .status,
+        200
+    );
+
+    // An analyst's form without the CSRF token is refused; with it, it goes through.
+    let (analyst, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let form = |with_csrf: bool| {
+        let mut fields = vec![
+            ("claim", "Klaim uji: 52 napi kabur"),
+            ("url", "https://contoh.example/1"),
+            ("source", "Portal Uji"),
+        ];
+        if with_csrf {
+            fields.push(("csrf", &csrf));
+        }
+        form_body(&fields)
+    };
+    let headers = [
+        ("Cookie", analyst.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let refused = http_call(addr, "POST", "/verifikasi", &headers, &form(false)).await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("CSRF"), "{}", refused.body);
+    let wrong = form(false) + "&csrf=palsu";
+    assert_eq!(
+        http_call(addr, "POST", "/verifikasi", &headers, &wrong)
+            .await
+            .status,
+        403
+    );
+    let done = http_call(addr, "POST", "/verifikasi", &headers, &form(true)).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let claims = http_call(addr, "GET", "/api/v1/claims", &[("Cookie", &viewer)], "").await;
+    let claims: Value = serde_json::from_str(&claims.body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(claims["total"], 1);
+    assert_eq!(
+        claims["items"][0]["claimReviewed"],
+        "Klaim uji: 52 napi kabur"
+    );
+    let audit = c.store.audit_log().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        audit
+            .iter()
+            .filter_map(|(_, e)| e.as_ref().ok())
+            .any(|e| e.action == "claim_add" && e.actor == "dashboard:analis1"),
+        "the change is not in the audit log"
+    );
+
+    // API tokens: read with a viewer's token, refused to change, dead once the user is disabled.
+    let d = path_str(&c.dir).to_owned();
+    let token = run_ok(
+        &bins.collector,
+        &[
+            "api-token",
+            "create",
+            "--data-dir",
+            &d,
+            "--username",
+            "pemirsa1",
+        ],
+    );
+    let bearer = format!("Bearer {}", token.trim());
+    let list = http_call(
+        addr,
+        "GET",
+        "/api/v1/reports?format=csv",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(list.status, 200);
+    assert!(list
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/csv")));
+    let post = http_call(
+        addr,
+        "POST",
+        "/verifikasi",
+        &[
+            ("Authorization", &bearer),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form(false),
+    )
+    .await;
+    assert_eq!(post.status, 403);
+    run_ok(
+        &bins.collector,
+        &[
+            "user",
+            "disable",
+            "--data-dir",
+            &d,
+            "--username",
+            "pemirsa1",
+        ],
+    );
+    assert_eq!(
+        http_call(
+            addr,
+            "GET",
+            "/api/v1/reports",
+            &[("Authorization", &bearer)],
+            ""
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        http_call(addr, "GET", "/", &[("Cookie", &viewer)], "")
+            .await
+            .status,
+        303
+    );
+
+    // Five wrong passwords lock the account's login, even for the right password afterwards.
+    for _ in 0..5 {
+        let wrong = http_call(
+            addr,
+            "POST",
+            "/login",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &form_body(&[("username", "admin1"), ("password", "salah-sekali-ya")]),
+        )
+        .await;
+        assert_eq!(wrong.status, 401);
+    }
+    let locked = http_call(
+        addr,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &form_body(&[("username", "admin1"), ("password", PASSWORD)]),
+    )
+    .await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+}
+
+/// 5. The OpenAPI document parses and lists exactly the routes the router serves, and the
+/// router answers each of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_every_route() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let doc = http_call(
+        addr,
+        "GET",
+        "/api/v1/openapi.json",
+        &[("Cookie", &admin)],
+        "",
+    )
+    .await;
+    let doc: Value = serde_json::from_str(&doc.body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for method in ops
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(m, _)| m.to_uppercase())
+        {
+            documented.insert((method, path.clone()));
+        }
+    }
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(documented, served);
+    // Every documented GET route is routed (the router's fallback says `rute tidak dikenal`).
+    for r in ROUTES
+        .iter()
+        .filter(|r| r.method == "GET" && r.path != "/api/v1/events")
+    {
+        let reply = http_call(addr, "GET", &concrete(r.path), &[("Cookie", &admin)], "").await;
+        assert!(
+            !reply.body.contains("rute tidak dikenal"),
+            "{} is not routed",
+            r.path
+        );
+    }
+    let unknown = http_call(addr, "GET", "/tidak-ada", &[("Cookie", &admin)], "").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("rute tidak dikenal"));
+}
+
+/// Reads server-sent events from `/api/v1/events` into a channel: (event name, data).
+async fn subscribe(
+    addr: SocketAddr,
+    auth: String,
+) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!("GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nAccept: text/event-stream\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        let mut event = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(name) = line
+                .strip_prefix("event: ")
+                .or_else(|| line.strip_prefix("event:"))
+            {
+                event = name.trim().to_owned();
+            } else if let Some(data) = line
+                .strip_prefix("data: ")
+                .or_else(|| line.strip_prefix("data:"))
+            {
+                if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                    if tx.send((event.clone(), v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// 3. The fleet board shows a site going offline after its agent stops; the event stream
+/// carries a new urgent report (with the time it took printed) and the state change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn armada_shows_a_site_going_offline_and_events_stream_live() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    pasopati_collector::init(
+        &dir,
+        pasopati_collector::InitOptions {
+            quic_listen: Some(([127, 0, 0, 1], 0).into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let config = dir.join("collector.toml");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &config,
+        text.replace("offline_after = \"10m\"", "offline_after = \"3s\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&dir).await;
+    let addr = http_addr(&c);
+    let agent_dir = tmp.path().join("agent");
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    let token = run_ok(
+        &bins.collector,
+        &[
+            "api-token",
+            "create",
+            "--data-dir",
+            path_str(&dir),
+            "--username",
+            "pemirsa1",
+        ],
+    );
+    let bearer = format!("Bearer {}", token.trim());
+    let state_of = |body: &str| -> Option<String> {
+        let v: Value = serde_json::from_str(body).ok()?;
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|s| s["id"] == "lapas-uji")
+            .and_then(|s| s["state"].as_str().map(str::to_owned))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let sites = http_call(
+            addr,
+            "GET",
+            "/api/v1/sites",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+        if state_of(&sites.body).as_deref() == Some("online") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the site never came online: {}",
+            sites.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut events = subscribe(addr, bearer.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut urgent = draft(1);
+    urgent.priority = Some(pasopati_common::Priority::Urgent);
+    urgent.title = "Kebakaran kecil di dapur (uji)".into();
+    let filed_at = Instant::now();
+    let report = handle.file(urgent).unwrap_or_else(|e| panic!("{e}"));
+    let latency = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some((name, data))) if name == "report" && data["id"] == report.id.to_string() => {
+                assert_eq!(data["priority"], "urgent");
+                break filed_at.elapsed();
+            }
+            Ok(Some(_)) => continue,
+            other => panic!("no report event: {other:?}"),
+        }
+    };
+    println!(
+        "urgent report from filing at the agent to the event stream: {} ms",
+        latency.as_millis()
+    );
+
+    stop.cancel();
+    let _ = task.await;
+    let (cookie, _) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
+        let row = page
+            .body
+            .split("data-site=\"lapas-uji\"")
+            .nth(1)
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_default()
+            .to_owned();
+        if row.contains("class=\"offline\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Armada never showed the site offline: {row}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let saw_offline = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+            Ok(Some((name, data)))
+                if name == "site" && data["id"] == "lapas-uji" && data["state"] == "offline" =>
+            {
+                break true
+            }
+            Ok(Some(_)) => continue,
+            _ => break false,
+        }
+    };
+    assert!(
+        saw_offline,
+        "the event stream did not carry the state change"
+    );
+}
+
+/// 4. A report drafted into a press release and approved appears in the Atom and JSON feeds;
+/// the Atom document is well-formed XML with the required elements, the JSON one has the
+/// JSON Feed 1.1 fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_item_appears_in_valid_feeds() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let agent_dir = tmp.path().join("agent");
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut d = draft(7);
+    d.title = "Panen sayur & buah <kebun> pembinaan".into();
+    let report = agent.file(d).unwrap_or_else(|e| panic!("{e}"));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    eventually("the report stored", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 1)
+    })
+    .await;
+    stop.cancel();
+    let _ = task.await;
+
+    let (cookie, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let form = [
+        ("Cookie", cookie.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let drafted = http_call(
+        addr,
+        "POST",
+        "/publikasi",
+        &form,
+        &form_body(&[("csrf", &csrf), ("report", &report.id.to_string())]),
+    )
+    .await;
+    assert_eq!(drafted.status, 303, "{}", drafted.body);
+    let feed = http_call(addr, "GET", "/feed/feed.json", &[("Cookie", &cookie)], "").await;
+    assert!(!feed.body.contains("Panen sayur"), "a draft was published");
+    let approved = http_call(
+        addr,
+        "POST",
+        "/publikasi/1/setujui",
+        &form,
+        &form_body(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+
+    let atom = http_call(addr, "GET", "/feed/atom.xml", &[("Cookie", &cookie)], "").await;
+    assert!(atom
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/atom+xml")));
+    let mut reader = quick_xml::Reader::from_str(&atom.body);
+    let mut stack: Vec<String> = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut title = String::new();
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(e)) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                stack.push(name);
+                seen.insert(stack.join("/"));
+            }
+            Ok(quick_xml::events::Event::Empty(e)) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                seen.insert(format!("{}/{name}", stack.join("/")));
+            }
+            Ok(quick_xml::events::Event::Text(t)) if stack.join("/") == "feed/entry/title" => {
+                title.push_str(&t.xml_content().unwrap_or_default());
+            }
+            Ok(quick_xml::events::Event::GeneralRef(r))
+                if stack.join("/") == "feed/entry/title" =>
+            {
+                let name = r.decode().unwrap_or_default();
+                title.push_str(match name.as_ref() {
+                    "amp" => "&",
+                    "lt" => "<",
+                    "gt" => ">",
+                    _ => "?",
+                });
+            }
+            Ok(quick_xml::events::Event::End(_)) => {
+                stack.pop();
+            }
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("the Atom feed is not well-formed XML: {e}\n{}", atom.body),
+        }
+    }
+    assert!(stack.is_empty(), "unclosed elements: {stack:?}");
+    for required in [
+        "feed",
+        "feed/id",
+        "feed/title",
+        "feed/updated",
+        "feed/author",
+        "feed/entry",
+        "feed/entry/id",
+        "feed/entry/title",
+        "feed/entry/updated",
+        "feed/entry/content",
+        "feed/entry/link",
+    ] {
+        assert!(
+            seen.contains(required),
+            "the Atom feed lacks {required}: {seen:?}"
+        );
+    }
+    assert!(
+        title.contains("Panen sayur & buah <kebun> pembinaan"),
+        "{title}"
+    );
+
+    let json = http_call(addr, "GET", "/feed/feed.json", &[("Cookie", &cookie)], "").await;
+    let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(feed["version"], "https://jsonfeed.org/version/1.1");
+    assert!(feed["title"].is_string() && feed["feed_url"].is_string());
+    let item = &feed["items"][0];
+    assert!(item["id"].is_string());
+    assert!(item["content_text"]
+        .as_str()
+        .is_some_and(|t| t.contains("Ditjenpas")));
+    assert!(item["title"]
+        .as_str()
+        .is_some_and(|t| t.contains("Panen sayur")));
+    assert!(item["date_published"]
+        .as_str()
+        .is_some_and(|t| pasopati_common::Timestamp::parse_rfc3339(t).is_ok()));
+}
