@@ -593,3 +593,303 @@ async fn a_published_item_appears_in_valid_feeds() {
         .as_str()
         .is_some_and(|t| pasopati_common::Timestamp::parse_rfc3339(t).is_ok()));
 }
+
+/// A WebDriver session on Debian's chromedriver and headless chromium.
+struct Browser {
+    driver: std::process::Child,
+    addr: SocketAddr,
+    session: String,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Browser {
+    async fn start(profile: &std::path::Path) -> Browser {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+            l.local_addr()
+                .map(|a| a.port())
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting chromedriver: {e}"));
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                         format!("--user-data-dir={}", profile.display())],
+            }
+        }}});
+        let mut browser = Browser {
+            driver,
+            addr,
+            session: String::new(),
+        };
+        let v = browser.call("POST", "/session", caps).await;
+        browser.session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_owned();
+        browser
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let text = if method == "GET" {
+            String::new()
+        } else {
+            body.to_string()
+        };
+        let reply = http_call(
+            self.addr,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            &text,
+        )
+        .await;
+        serde_json::from_str(&reply.body)
+            .unwrap_or_else(|e| panic!("webdriver {path}: {e}: {}", reply.body))
+    }
+
+    async fn cmd(&self, method: &str, what: &str, body: Value) -> Value {
+        let path = format!("/session/{}{what}", self.session);
+        self.call(method, &path, body).await
+    }
+
+    async fn go(&self, url: &str) {
+        self.cmd("POST", "/url", serde_json::json!({"url": url}))
+            .await;
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            serde_json::json!({"script": js, "args": []}),
+        )
+        .await["value"]
+            .clone()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let el = self
+            .cmd(
+                "POST",
+                "/element",
+                serde_json::json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        let id = el["value"][ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {el}"))
+            .to_owned();
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            serde_json::json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let el = self
+            .cmd(
+                "POST",
+                "/element",
+                serde_json::json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        let id = el["value"][ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {el}"))
+            .to_owned();
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/click"),
+            serde_json::json!({}),
+        )
+        .await;
+    }
+
+    async fn screenshot(&self, file: &std::path::Path) {
+        let v = self.cmd("GET", "/screenshot", Value::Null).await;
+        let png = base64_decode(v["value"].as_str().unwrap_or_default());
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG screenshot");
+        std::fs::write(file, png).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in text.bytes().filter_map(value) {
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// 2. In a real browser (Debian's chromium, headless, over WebDriver): log in, open
+/// Peringatan, file an urgent report at an agent and see it appear without a reload; every
+/// page is saved as a screenshot in `target/test-artifacts/dashboard/`. Runs when chromedriver
+/// is installed (`.ci/run` installs it and sets `PASOPATI_BROWSER=1`, which makes a missing
+/// browser a failure).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_browser_an_urgent_report_appears_live() {
+    let have = std::path::Path::new("/usr/bin/chromedriver").exists()
+        && std::path::Path::new("/usr/bin/chromium").exists();
+    if !have {
+        assert!(
+            std::env::var_os("PASOPATI_BROWSER").is_none(),
+            "PASOPATI_BROWSER is set but chromium or chromedriver is missing"
+        );
+        println!("skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let base = format!("http://{}", http_addr(&c));
+    let agent_dir = tmp.path().join("agent");
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    for i in 0..5 {
+        handle.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    let (media, _) = pasopati_analysis::media::read_media_jsonl(
+        "fixture",
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/analysis/media.jsonl"),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let newsroom = pasopati_collector::newsroom::Newsroom::new(
+        c.store.clone(),
+        &Default::default(),
+        &Default::default(),
+    );
+    newsroom.import(media).unwrap_or_else(|e| panic!("{e}"));
+    eventually("the first reports stored", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 5)
+    })
+    .await;
+
+    let browser = Browser::start(&tmp.path().join("chromium-profile")).await;
+    browser.go(&format!("{base}/login")).await;
+    browser.type_into("input[name=username]", "analis1").await;
+    browser.type_into("input[name=password]", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    let here = browser.script("return location.pathname").await;
+    assert_eq!(here, "/", "login did not land on Ringkasan");
+
+    browser.go(&format!("{base}/peringatan")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser
+        .script("return document.getElementById('status').textContent")
+        .await
+        != "tersambung"
+    {
+        assert!(Instant::now() < deadline, "the live feed did not connect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut urgent = draft(99);
+    urgent.priority = Some(pasopati_common::Priority::Urgent);
+    urgent.title = "Kebakaran kecil di dapur umum (uji peramban)".into();
+    let filed = Instant::now();
+    handle.file(urgent).unwrap_or_else(|e| panic!("{e}"));
+    let latency = loop {
+        let text = browser
+            .script("return document.getElementById('umpan').innerText")
+            .await;
+        if text
+            .as_str()
+            .is_some_and(|t| t.contains("Kebakaran kecil di dapur umum (uji peramban)"))
+        {
+            break filed.elapsed();
+        }
+        assert!(
+            filed.elapsed() < Duration::from_secs(10),
+            "the urgent report never appeared: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!(
+        "urgent report on the Peringatan page without reload after {} ms",
+        latency.as_millis()
+    );
+    assert!(
+        latency < Duration::from_secs(3),
+        "took {} ms",
+        latency.as_millis()
+    );
+    let reloads = browser
+        .script("return performance.getEntriesByType('navigation').length")
+        .await;
+    assert_eq!(reloads, 1, "the page was reloaded");
+
+    let shots =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts/dashboard");
+    std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
+    browser.screenshot(&shots.join("peringatan.png")).await;
+    for (path, name) in [
+        ("/", "ringkasan"),
+        ("/laporan", "laporan"),
+        ("/cerita", "cerita"),
+        ("/tren", "tren"),
+        ("/armada", "armada"),
+        ("/verifikasi", "verifikasi"),
+        ("/publikasi", "publikasi"),
+        ("/cakupan", "cakupan"),
+    ] {
+        browser.go(&format!("{base}{path}")).await;
+        browser.screenshot(&shots.join(format!("{name}.png"))).await;
+    }
+    println!("screenshots in {}", shots.display());
+    stop.cancel();
+    let _ = task.await;
+}

@@ -95,6 +95,11 @@ fn when(ms: i64) -> String {
     )
 }
 
+/// An RFC 3339 time shown in WIB (`2026-11-02 08:15`).
+fn wib(rfc3339: &str) -> String {
+    Timestamp::parse_rfc3339(rfc3339).map_or_else(|_| rfc3339.to_owned(), |t| when(t.0))
+}
+
 fn sentiment_class(s: f64) -> &'static str {
     if s < -0.2 {
         "negatif"
@@ -354,7 +359,7 @@ pub async fn cerita(
         @for s in stories.iter().skip(q.offset()).take(q.limit()) {
             section style="background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px" {
                 b { (s.title) } " " span class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) }
-                div { "UPT: " (s.upt.join(", ")) " · Kanwil: " (s.kanwil.join(", ")) " · " (s.first_seen) " – " (s.last_seen) }
+                div { "UPT: " (s.upt.join(", ")) " · Kanwil: " (s.kanwil.join(", ")) " · " (wib(&s.first_seen)) " – " (wib(&s.last_seen)) " WIB" }
                 div { "Sumber: " (s.sources.join(", ")) " · " (s.items.len()) " item (" (s.duplicates.len()) " salinan)" }
                 @if !s.reports.is_empty() { div { "Laporan UPT: " @for r in &s.reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
                 @if !s.suggested_reports.is_empty() { div { "Laporan yang mungkin terkait: " @for r in &s.suggested_reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
