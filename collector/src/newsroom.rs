@@ -33,7 +33,18 @@ pub struct Newsroom {
     settings: AnalysisSettings,
     guard: PiiGuard,
     engine: Mutex<Option<Engine>>,
+    stories_cache: Mutex<StoriesCache>,
+    insights_cache: Mutex<InsightsCache>,
 }
+
+/// Stories as last computed: (documents placed then, when, stories).
+type StoriesCache = Option<(usize, std::time::Instant, Arc<Vec<StoryResult>>)>;
+/// Insights as last computed: (documents placed then, coverage days, when, insights).
+type InsightsCache = Option<(usize, i64, std::time::Instant, Arc<serde_json::Value>)>;
+
+/// How long computed stories and insights serve while new documents arrive. Nothing is
+/// recomputed while nothing new arrived.
+const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Newsroom {
     pub fn new(store: Arc<Store>, pii: &PiiConfig, settings: &AnalysisSettings) -> Newsroom {
@@ -42,6 +53,8 @@ impl Newsroom {
             settings: settings.clone(),
             guard: PiiGuard::new(pii),
             engine: Mutex::new(None),
+            stories_cache: Mutex::new(None),
+            insights_cache: Mutex::new(None),
         }
     }
 
@@ -150,22 +163,55 @@ impl Newsroom {
         }
     }
 
-    /// The stories of everything placed so far.
-    pub fn stories(&self) -> Result<Vec<StoryResult>, StoreError> {
-        self.with_engine(|engine| Ok(pasopati_analysis::batch::story_results(engine)))
+    /// The stories of everything placed so far (recomputed at most every 10 seconds while
+    /// documents arrive).
+    pub fn stories(&self) -> Result<Arc<Vec<StoryResult>>, StoreError> {
+        self.with_engine(|engine| {
+            let mut cache = self
+                .stories_cache
+                .lock()
+                .map_err(|_| StoreError::Storage("the story cache was poisoned".into()))?;
+            if let Some((n, at, value)) = cache.as_ref() {
+                if *n == engine.len() || at.elapsed() < CACHE_FOR {
+                    return Ok(value.clone());
+                }
+            }
+            let value = Arc::new(pasopati_analysis::batch::story_results(engine));
+            *cache = Some((engine.len(), std::time::Instant::now(), value.clone()));
+            Ok(value)
+        })
     }
 
     /// Trends, spikes and coverage, as one JSON object; `coverage_days` overrides the
     /// configured coverage period.
-    pub fn insights(&self, coverage_days: Option<i64>) -> Result<serde_json::Value, StoreError> {
+    pub fn insights(
+        &self,
+        coverage_days: Option<i64>,
+    ) -> Result<Arc<serde_json::Value>, StoreError> {
         let coverage_days = coverage_days.unwrap_or(i64::from(self.settings.coverage_days));
         let spikes = self.settings.spikes();
         self.with_engine(|engine| {
-            Ok(serde_json::json!({
+            let mut cache = self
+                .insights_cache
+                .lock()
+                .map_err(|_| StoreError::Storage("the insight cache was poisoned".into()))?;
+            if let Some((n, days, at, value)) = cache.as_ref() {
+                if *days == coverage_days && (*n == engine.len() || at.elapsed() < CACHE_FOR) {
+                    return Ok(value.clone());
+                }
+            }
+            let value = Arc::new(serde_json::json!({
                 "trends": pasopati_analysis::insight::trends(engine),
                 "alerts": pasopati_analysis::insight::spikes(engine, &spikes),
                 "coverage": pasopati_analysis::insight::coverage(engine, coverage_days),
-            }))
+            }));
+            *cache = Some((
+                engine.len(),
+                coverage_days,
+                std::time::Instant::now(),
+                value.clone(),
+            ));
+            Ok(value)
         })
     }
 }

@@ -1481,11 +1481,17 @@ impl Store {
     /// Stored reports at their latest revision, newest first, that `keep` accepts: skips
     /// `offset` of them and returns at most `limit`, with the number of matches seen (which
     /// is the total when the scan reached the end).
+    /// Without `count_all`, the scan ends once `limit` reports are found (the count is then a
+    /// lower bound). `received_since` ends the scan at the first report received before it: arrivals are in
+    /// order of receipt, and a report cannot have happened after it was received, so nothing
+    /// older can be from after that time.
     pub fn reports_newest(
         &self,
         mut keep: impl FnMut(&StoredReport) -> bool,
         offset: usize,
         limit: usize,
+        received_since: Option<Timestamp>,
+        count_all: bool,
     ) -> Result<(Vec<StoredReport>, usize), StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
@@ -1494,12 +1500,17 @@ impl Store {
         let mut matched = 0usize;
         for entry in reports.iter()?.rev() {
             let r: StoredReport = decode(entry?.1.value())?;
+            if received_since.is_some_and(|t| r.received_at < t) {
+                break;
+            }
             if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) || !keep(&r) {
                 continue;
             }
             matched += 1;
             if matched > offset && out.len() < limit {
                 out.push(r);
+            } else if limit == 0 || (out.len() >= limit && received_since.is_none() && !count_all) {
+                break;
             }
         }
         Ok((out, matched))

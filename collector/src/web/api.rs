@@ -74,6 +74,16 @@ fn stemmed(text: &str) -> Vec<String> {
 
 /// Reports newest first matching the query, and how many match.
 pub fn find_reports(web: &Web, q: &ListQuery) -> Result<(Vec<StoredReport>, usize), Response> {
+    find_reports_counting(web, q, true)
+}
+
+/// Like [`find_reports`]; without `count_all` the scan stops at the page's end and the count
+/// is only a lower bound (for lists that show no total).
+pub fn find_reports_counting(
+    web: &Web,
+    q: &ListQuery,
+    count_all: bool,
+) -> Result<(Vec<StoredReport>, usize), Response> {
     let kanwil_of: HashMap<String, String> = web
         .state
         .store
@@ -118,6 +128,9 @@ pub fn find_reports(web: &Web, q: &ListQuery) -> Result<(Vec<StoredReport>, usiz
             },
             q.offset(),
             q.limit(),
+            // An hour of slack for the collector's clock being set back.
+            since.map(|t| Timestamp(t - 3_600_000)),
+            count_all,
         )
         .map_err(internal)
 }
@@ -231,10 +244,12 @@ pub async fn report(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Resp
 
 pub async fn stories(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
     match web.state.newsroom.stories() {
-        Ok(mut s) => {
-            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
-                s.retain(|x| x.upt.iter().any(|u| u == site));
-            }
+        Ok(all) => {
+            let site = q.site.as_deref().filter(|s| !s.is_empty());
+            let mut s: Vec<&pasopati_analysis::batch::StoryResult> = all
+                .iter()
+                .filter(|x| site.is_none_or(|site| x.upt.iter().any(|u| u == site)))
+                .collect();
             s.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
             page(&q, &s)
         }

@@ -220,7 +220,8 @@ pub async fn ringkasan(
     };
     let offline: Vec<_> = sites.iter().filter(|s| s.state == "offline").collect();
     let alerts = api::alert_list(&web).unwrap_or_default();
-    let mut stories = web.state.newsroom.stories().unwrap_or_default();
+    let all_stories = web.state.newsroom.stories().unwrap_or_default();
+    let mut stories: Vec<&pasopati_analysis::batch::StoryResult> = all_stories.iter().collect();
     stories.sort_by(|a, b| {
         (b.items.len() + b.reports.len())
             .cmp(&(a.items.len() + a.reports.len()))
@@ -344,14 +345,16 @@ pub async fn cerita(
     Extension(who): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let mut stories = match web.state.newsroom.stories() {
+    let all_stories = match web.state.newsroom.stories() {
         Ok(s) => s,
         Err(e) => return internal(e),
     };
-    stories.retain(|s| !s.items.is_empty());
-    if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
-        stories.retain(|s| s.upt.iter().any(|u| u == site));
-    }
+    let site = q.site.as_deref().filter(|s| !s.is_empty());
+    let mut stories: Vec<&pasopati_analysis::batch::StoryResult> = all_stories
+        .iter()
+        .filter(|s| !s.items.is_empty())
+        .filter(|s| site.is_none_or(|site| s.upt.iter().any(|u| u == site)))
+        .collect();
     stories.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
     let total = stories.len();
     let body = html! {
@@ -480,13 +483,14 @@ pub async fn peringatan(
     Extension(who): Extension<Principal>,
 ) -> Response {
     let alerts = api::alert_list(&web).unwrap_or_default();
-    let urgent = find_reports(
+    let urgent = api::find_reports_counting(
         &web,
         &ListQuery {
             priority: Some("urgent".into()),
             limit: Some(20),
             ..ListQuery::default()
         },
+        false,
     )
     .map(|x| x.0)
     .unwrap_or_default();
@@ -603,16 +607,10 @@ pub async fn verifikasi(
         Ok(c) => c,
         Err(e) => return internal(e),
     };
-    let conflicts: Vec<(String, pasopati_analysis::insight::FigureConflict)> = web
-        .state
-        .newsroom
-        .stories()
-        .unwrap_or_default()
-        .into_iter()
-        .flat_map(|s| {
-            let t = s.title.clone();
-            s.figure_conflicts.into_iter().map(move |c| (t.clone(), c))
-        })
+    let stories = web.state.newsroom.stories().unwrap_or_default();
+    let conflicts: Vec<(&String, &pasopati_analysis::insight::FigureConflict)> = stories
+        .iter()
+        .flat_map(|s| s.figure_conflicts.iter().map(move |c| (&s.title, c)))
         .collect();
     let editor = who.role >= Role::Analyst;
     let body = html! {

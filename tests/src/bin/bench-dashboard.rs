@@ -1,0 +1,241 @@
+//! `cargo run --release -p pasopati-tests --bin bench-dashboard`: the dashboard under load.
+//!
+//! Builds a collector data directory holding 1,000 sites (from `config/upt.csv`) and 100,000
+//! invented reports received over the last 30 days (plus the media fixture), starts the collector with
+//! its dashboard on loopback, signs in, and prints for each main page its time to first byte
+//! (median and slowest of 20 requests after one warm-up) and its weight in bytes.
+//! `BENCH_REPORTS=N` and `BENCH_SITES=N` change the load; `BENCH_SERVE=1` keeps serving
+//! afterwards and prints the URL and a session cookie, for `wrk` or `hyperfine`.
+
+use pasopati_collector::store::{Role, SiteRecord, SiteStatus};
+use pasopati_collector::{BindOptions, Collector, InitOptions};
+use pasopati_common::frame::{Batch, Limits};
+use pasopati_common::taxonomy::Taxonomy;
+use pasopati_common::{Epoch, Priority, ReportDraft, SiteId, SiteType, Timestamp};
+use pasopati_tests::{add_dashboard_user, dashboard_login};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "sandi-uji-yang-panjang";
+
+async fn ttfb(addr: SocketAddr, path: &str, cookie: &str) -> (Duration, usize, u16) {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    let start = Instant::now();
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = vec![0u8; 1 << 16];
+    let n = stream.read(&mut buf).await.unwrap_or(0);
+    let first = start.elapsed();
+    let mut total = n;
+    let head = String::from_utf8_lossy(&buf[..n.min(64)]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(m) => total += m,
+        }
+    }
+    (first, total, status)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let reports: usize = std::env::var("BENCH_REPORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let site_count: usize = std::env::var("BENCH_SITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000);
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    pasopati_collector::init(
+        &dir,
+        InitOptions {
+            quic_listen: Some(([127, 0, 0, 1], 0).into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let collector = Collector::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let store = collector.store().clone();
+    let gazetteer = pasopati_analysis::gazetteer::Gazetteer::builtin();
+    let mut sites = Vec::new();
+    for i in 0..site_count {
+        let upt = &gazetteer.upts()[i % gazetteer.upts().len()];
+        let id = if i < gazetteer.upts().len() {
+            upt.id.clone()
+        } else {
+            format!("{}-{i}", upt.id)
+        };
+        let id = SiteId::new(&id).unwrap_or_else(|e| panic!("{e}"));
+        let site_type = match upt.kind.as_str() {
+            "rutan" => SiteType::Rutan,
+            "lpka" => SiteType::Lpka,
+            "bapas" => SiteType::Bapas,
+            _ => SiteType::Lapas,
+        };
+        store
+            .add_site(
+                &SiteRecord {
+                    id: id.clone(),
+                    name: upt.name.clone(),
+                    site_type,
+                    kanwil: upt.kanwil.clone(),
+                    status: SiteStatus::Active,
+                    created_at: Timestamp::now(),
+                    enrolled_at: Some(Timestamp::now()),
+                    cert_fingerprint: None,
+                    previous_fingerprint: None,
+                    cert_not_after: None,
+                    revoked_at: None,
+                    clock_offset_ms: None,
+                    last_report_at: None,
+                    health: None,
+                    last_seen_at: None,
+                    reports: 0,
+                },
+                "bench",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        sites.push(id);
+    }
+    // Invented reports over the last 30 days, received day by day as a fleet would send them:
+    // one batch per site per day, stored with that day as the time of receipt.
+    let categories: Vec<String> = Taxonomy::builtin()
+        .categories()
+        .iter()
+        .map(|c| c.id.clone())
+        .collect();
+    let now = Timestamp::now().0;
+    let days = 30usize;
+    let per_site_day = reports.div_ceil(site_count * days);
+    let loading = Instant::now();
+    let guard = pasopati_common::pii::PiiGuard::default();
+    let limits = Limits {
+        max_batch_reports: 100_000,
+        ..Limits::default()
+    };
+    let mut next_seq = vec![1u64; sites.len()];
+    let mut filed = 0usize;
+    'days: for day in (0..days).rev() {
+        for (s, site) in sites.iter().enumerate() {
+            let n = per_site_day.min(reports - filed);
+            if n == 0 {
+                break 'days;
+            }
+            let day_start = now - (day as i64 + 1) * 86_400_000;
+            let batch: Vec<_> = (0..n)
+                .map(|k| {
+                    let i = filed + k;
+                    let at = Timestamp(day_start + ((i as i64 * 7_919_000) % 86_400_000));
+                    let mut r = ReportDraft {
+                        category: categories[i % categories.len()].clone(),
+                        title: format!("Kegiatan rutin nomor {i} di blok {}", i % 17),
+                        body: format!("Laporan uji buatan nomor {i}: kegiatan berjalan tertib, {} peserta hadir.", 10 + i % 90),
+                        priority: Some(if i .is_multiple_of(97) { Priority::Urgent } else { Priority::Normal }),
+                        occurred_at: Some(at),
+                    }
+                    .validate(Taxonomy::builtin(), at)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                    r.filed_at = at;
+                    r
+                })
+                .collect();
+            let received = Timestamp(day_start + 86_399_000);
+            store
+                .apply_batch(
+                    site,
+                    Epoch(1 + s as u64),
+                    &Batch {
+                        first_seq: next_seq[s],
+                        reports: batch,
+                    },
+                    &limits,
+                    &guard,
+                    received,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            next_seq[s] += n as u64;
+            filed += n;
+        }
+    }
+    println!(
+        "loaded sites={site_count} reports={filed} in {:.1}s",
+        loading.elapsed().as_secs_f64()
+    );
+    add_dashboard_user(&store, "bench", Role::Admin, PASSWORD);
+    let server = collector
+        .bind(BindOptions {
+            quic_listen: None,
+            control_socket: false,
+            advertise_bound_addr: true,
+            dashboard: true,
+            http_listen: Some(([127, 0, 0, 1], 0).into()),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (media, _) = pasopati_analysis::media::read_media_jsonl(
+        "fixture",
+        include_str!("../../fixtures/analysis/media.jsonl"),
+    );
+    server
+        .newsroom()
+        .import(media)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = server.http_addr().unwrap_or_else(|| panic!("no dashboard"));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    let (cookie, _) = dashboard_login(addr, "bench", PASSWORD).await;
+    for path in [
+        "/",
+        "/laporan",
+        "/laporan?q=blok+3&category=humas",
+        "/cerita",
+        "/tren",
+        "/peringatan",
+        "/armada",
+        "/verifikasi",
+        "/publikasi",
+        "/cakupan",
+        "/api/v1/reports",
+        "/api/v1/sites?limit=1000",
+    ] {
+        let (warm, _, _) = ttfb(addr, path, &cookie).await;
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        let mut status = 0;
+        for _ in 0..20 {
+            let (t, b, s) = ttfb(addr, path, &cookie).await;
+            times.push(t);
+            bytes = b;
+            status = s;
+        }
+        times.sort();
+        println!(
+            "page={path} status={status} ttfb_median_ms={:.1} ttfb_max_ms={:.1} first_request_ms={:.1} bytes={bytes}",
+            times[times.len() / 2].as_secs_f64() * 1e3,
+            times[times.len() - 1].as_secs_f64() * 1e3,
+            warm.as_secs_f64() * 1e3
+        );
+    }
+    if std::env::var_os("BENCH_SERVE").is_some() {
+        println!("serving http://{addr}/ cookie: {cookie}  (Ctrl-C stops)");
+        pasopati_common::control::shutdown_signal().await;
+    }
+    stop.cancel();
+    let _ = task.await;
+}
