@@ -1195,6 +1195,24 @@ async fn attachments_resume_after_a_cut_and_arrive_without_gps() {
         .map(|a| (a.name.as_str(), a.stored))
         .collect();
     assert_eq!(names, [("surat.pdf", true), ("foto.jpg", true)]);
+    // Viewers open the photo from the dashboard; anonymous requests get nothing.
+    let http = c.http.unwrap_or_else(|| panic!("no dashboard"));
+    add_dashboard_user(
+        &c.store,
+        "pemirsa1",
+        pasopati_collector::store::Role::Viewer,
+        "sandi-uji-yang-panjang",
+    );
+    let (cookie, _) = dashboard_login(http, "pemirsa1", "sandi-uji-yang-panjang").await;
+    let path = format!("/lampiran/{}", pasopati_common::hex(&photo_hash));
+    let served = http_call(http, "GET", &path, &[("Cookie", &cookie)], "").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("content-type"), Some("image/jpeg"));
+    assert_eq!(
+        served.header("content-length"),
+        Some(clean_photo.bytes.len().to_string().as_str())
+    );
+    assert_eq!(http_call(http, "GET", &path, &[], "").await.status, 401);
     eventually(
         "the agent let the attachments go",
         Duration::from_secs(10),

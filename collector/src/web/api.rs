@@ -297,6 +297,15 @@ pub(crate) fn site_views(web: &Web) -> Result<Vec<admin::SiteView>, Response> {
 pub(crate) fn alert_list(web: &Web) -> Result<Vec<Value>, Response> {
     let insights = web.state.newsroom.insights(None).map_err(internal)?;
     let mut alerts = insights["alerts"].as_array().cloned().unwrap_or_default();
+    for a in &mut alerts {
+        let id = format!(
+            "{}:{}:{}",
+            a["kind"].as_str().unwrap_or_default(),
+            a["series"].as_str().unwrap_or_default(),
+            a["period"].as_str().unwrap_or_default()
+        );
+        a["id"] = Value::String(id);
+    }
     alerts.sort_by(|a, b| b["period"].as_str().cmp(&a["period"].as_str()));
     Ok(alerts)
 }
@@ -325,6 +334,52 @@ pub async fn publications(State(web): State<Arc<Web>>, Query(q): Query<ListQuery
             page(&q, &p)
         }
         Err(e) => internal(e),
+    }
+}
+
+/// An attachment's file, by its BLAKE3 hash, with its type; never sniffed by the browser.
+pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+    let missing = || (StatusCode::NOT_FOUND, "lampiran tidak ditemukan").into_response();
+    let Some(hash) = pasopati_common::unhex(&id).and_then(|v| <[u8; 32]>::try_from(v).ok()) else {
+        return missing();
+    };
+    let stored = match web.state.store.attachment(&hash) {
+        Ok(Some(a)) => a,
+        Ok(None) => return missing(),
+        Err(e) => return internal(e),
+    };
+    let path = web.state.attachments.path(&hash);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => {
+            let name: String = stored
+                .reference
+                .name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || ".-_ ".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        stored.reference.media_type.mime().to_owned(),
+                    ),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("inline; filename=\"{name}\""),
+                    ),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => internal(format!("{}: {e}", path.display())),
     }
 }
 

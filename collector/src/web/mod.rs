@@ -89,6 +89,13 @@ pub const ROUTES: &[Route] = &[
         Page,
         "Satu laporan dengan revisi dan lampiran"
     ),
+    route!(
+        "GET",
+        "/lampiran/{id}",
+        VIEWER,
+        Api,
+        "Berkas lampiran (foto atau PDF) menurut hash BLAKE3"
+    ),
     route!("GET", "/cerita", VIEWER, Page, "Media & Cerita"),
     route!("GET", "/tren", VIEWER, Page, "Tren"),
     route!("GET", "/peringatan", VIEWER, Page, "Peringatan langsung"),
@@ -226,6 +233,7 @@ fn handler(r: &Route) -> MethodRouter<Arc<Web>> {
         ("GET", "/") => get(pages::ringkasan),
         ("GET", "/laporan") => get(pages::laporan),
         ("GET", "/laporan/{id}") => get(pages::laporan_detail),
+        ("GET", "/lampiran/{id}") => get(api::attachment),
         ("GET", "/cerita") => get(pages::cerita),
         ("GET", "/tren") => get(pages::tren),
         ("GET", "/peringatan") => get(pages::peringatan),
@@ -386,8 +394,14 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
             }
             states.insert(site.id, site.state);
         }
-        for alert in new_alerts.into_iter().flatten() {
-            let key = format!("{}|{}|{}", alert["kind"], alert["series"], alert["period"]);
+        for mut alert in new_alerts.into_iter().flatten() {
+            let key = format!(
+                "{}:{}:{}",
+                alert["kind"].as_str().unwrap_or_default(),
+                alert["series"].as_str().unwrap_or_default(),
+                alert["period"].as_str().unwrap_or_default()
+            );
+            alert["id"] = serde_json::Value::String(key.clone());
             if alerts.insert(key) && !first {
                 let _ = state.events.send(CollectorEvent::Alert(alert.to_string()));
             }

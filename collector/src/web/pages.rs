@@ -325,7 +325,9 @@ pub async fn laporan_detail(
         p style="white-space:pre-wrap" { (latest.body) }
         h2 { "Lampiran" }
         @if latest.attachments.is_empty() { p { "Tidak ada." } }
-        ul { @for a in &latest.attachments { li { (a.name) " (" (a.media_type) ", " (a.size) " bita) " @if a.stored { "tersimpan" } @else { "belum diterima" } } } }
+        ul { @for a in &latest.attachments { li {
+            @if a.stored { a href=(format!("/lampiran/{}", a.hash)) { (a.name) } } @else { (a.name) }
+            " (" (a.media_type) ", " (a.size) " bita) " @if a.stored { "tersimpan" } @else { "belum diterima" } } } }
         h2 { "Revisi" }
         table { tr { th { "Rev." } th { "Diajukan" } th { "Judul" } th { "Ditarik" } }
             @for r in &revisions { tr { td { (r.revision) } td { (r.filed_at) } td { (r.title) } td { (r.retraction.clone().unwrap_or_default()) } } }
@@ -617,6 +619,11 @@ pub async fn verifikasi(
         @if !conflicts.is_empty() {
             h2 { "Angka media yang berbeda dengan laporan UPT" }
             ul { @for (title, c) in &conflicts { li.urgent { (title) ": " (c.item) " menyebut " (c.media_value) " (" (c.key) "), laporan " (c.report) " menyebut " (c.report_value) } } }
+        }
+        @let suggested: Vec<&pasopati_analysis::batch::StoryResult> = stories.iter().filter(|s| !s.suggested_reports.is_empty()).take(20).collect();
+        @if !suggested.is_empty() {
+            h2 { "Cerita tanpa laporan UPT, dengan laporan yang mungkin cocok" }
+            ul { @for s in &suggested { li { (s.title) ": " @for r in &s.suggested_reports { a href=(format!("/laporan/{r}")) { (r) } " " } } } }
         }
         h2 { "Register klaim" }
         table { tr { th { "No." } th { "Klaim" } th { "Muncul di" } th { "Vonis" } th { "Angka resmi" } th { "Laporan" } @if editor { th { "Catat vonis" } } }
