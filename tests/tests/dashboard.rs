@@ -823,8 +823,19 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     browser.type_into("input[name=username]", "analis1").await;
     browser.type_into("input[name=password]", PASSWORD).await;
     browser.click("button[type=submit]").await;
-    let here = browser.script("return location.pathname").await;
-    assert_eq!(here, "/", "login did not land on Ringkasan");
+    // The click may return before the form's navigation ends (Argon2 takes a moment).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let here = browser.script("return location.pathname").await;
+        if here == "/" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "login did not land on Ringkasan: {here}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     browser.go(&format!("{base}/peringatan")).await;
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -476,7 +476,8 @@ const LIVE_JS: &str = r#"
   es.addEventListener('report',function(e){var d=JSON.parse(e.data);add((d.priority==='urgent'?'MENDESAK: ':'Laporan: ')+d.title+' — '+d.site_id+' ('+d.received_at+')',d.priority==='urgent'?'urgent':'');});
   es.addEventListener('site',function(e){var d=JSON.parse(e.data);if(d.state){add('UPT '+d.id+' sekarang '+d.state,d.state);}});
   es.addEventListener('alert',function(e){var d=JSON.parse(e.data);add('Lonjakan: '+d.label+' '+d.count+' item ('+d.period+')','urgent');});
-  document.getElementById('status').textContent='tersambung';
+  es.onopen=function(){document.getElementById('status').textContent='tersambung';};
+  es.onerror=function(){document.getElementById('status').textContent='menyambung ulang…';};
 })();
 "#;
 
