@@ -219,6 +219,9 @@ impl CollectorBin {
                 &addr,
                 "--public-addr",
                 &addr,
+                // Tests run many collectors at once: each takes any free dashboard port.
+                "--http-listen",
+                "127.0.0.1:0",
             ],
         );
         CollectorBin {

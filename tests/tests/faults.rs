@@ -261,6 +261,9 @@ impl Procs {
                 &addr,
                 "--public-addr",
                 &addr,
+                // Tests run many collectors at once: each takes any free dashboard port.
+                "--http-listen",
+                "127.0.0.1:0",
             ],
         );
         let mut procs = Procs {
