@@ -95,6 +95,21 @@ fn when(ms: i64) -> String {
     )
 }
 
+/// How long ago an RFC 3339 time was, in the largest whole unit (`45 dtk`, `12 mnt`, `3 jam`,
+/// `2 hari`).
+fn age(rfc3339: &str) -> String {
+    let Ok(t) = Timestamp::parse_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let secs = Timestamp::now().millis_since(t).max(0) / 1000;
+    match secs {
+        s if s < 60 => format!("{s} dtk"),
+        s if s < 3600 => format!("{} mnt", s / 60),
+        s if s < 86_400 => format!("{} jam", s / 3600),
+        s => format!("{} hari", s / 86_400),
+    }
+}
+
 /// An RFC 3339 time shown in WIB (`2026-11-02 08:15`).
 fn wib(rfc3339: &str) -> String {
     Timestamp::parse_rfc3339(rfc3339).map_or_else(|_| rfc3339.to_owned(), |t| when(t.0))
@@ -557,10 +572,10 @@ pub async fn armada(
             select name="kanwil" { option value="" { "Semua Kanwil" } @for k in kanwil.keys() { option value=(k) selected[q.kanwil.as_deref() == Some(k.as_str())] { (k) } } }
             button type="submit" { "Saring" }
         }
-        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Belum terkirim sejak" } th { "Sinkron terakhir" } th { "Versi agen" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if who.role >= Role::Admin { th { "" } } }
+        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Umur laporan tertua yang belum terkirim" } th { "Sinkron terakhir (WIB)" } th { "Versi agen" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if who.role >= Role::Admin { th { "" } } }
             @for s in &sites {
                 tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state) { (s.state) } td { (s.backlog.map(|b| b.to_string()).unwrap_or_default()) }
-                     td { (s.oldest_unsent_at.clone().unwrap_or_default()) } td { (s.last_sync_at.clone().unwrap_or_default()) } td { (s.agent_version.clone().unwrap_or_default()) }
+                     td { (s.oldest_unsent_at.as_deref().map(age).unwrap_or_default()) } td { (s.last_sync_at.as_deref().map(wib).unwrap_or_default()) } td { (s.agent_version.clone().unwrap_or_default()) }
                      td { (s.disk_free_bytes.map(|b| format!("{:.1}", b as f64 / 1_073_741_824.0)).unwrap_or_default()) } td { (s.clock_offset_ms.map(|c| c.to_string()).unwrap_or_default()) }
                      @if who.role >= Role::Admin { td { @if s.state != "revoked" { form method="post" action=(format!("/armada/{}/cabut", s.id)) { (csrf_field(&who)) button type="submit" { "Cabut" } } } } } }
             }
