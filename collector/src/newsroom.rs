@@ -33,6 +33,9 @@ pub struct Newsroom {
     settings: AnalysisSettings,
     guard: PiiGuard,
     engine: Mutex<Option<Engine>>,
+    /// The newest report arrival the replay read; reports handed to `add_reports` up to it
+    /// are already placed. −1 before any replay.
+    replayed_arrival: std::sync::atomic::AtomicI64,
     stories_cache: Mutex<StoriesCache>,
     insights_cache: Mutex<InsightsCache>,
 }
@@ -53,6 +56,7 @@ impl Newsroom {
             settings: settings.clone(),
             guard: PiiGuard::new(pii),
             engine: Mutex::new(None),
+            replayed_arrival: std::sync::atomic::AtomicI64::new(-1),
             stories_cache: Mutex::new(None),
             insights_cache: Mutex::new(None),
         }
@@ -87,9 +91,13 @@ impl Newsroom {
             }
             after = last + 1;
         }
+        let mut newest = -1i64;
         for r in self.store.reports(&Default::default())? {
+            newest = newest.max(r.arrival as i64);
             engine.add_report(&report_of(&r));
         }
+        self.replayed_arrival
+            .store(newest, std::sync::atomic::Ordering::SeqCst);
         tracing::info!(
             docs = engine.len(),
             stories = engine.story_count(),
@@ -153,14 +161,23 @@ impl Newsroom {
     }
 
     /// Places newly stored site reports, if the engine is running (otherwise its replay will).
+    /// Blocking: it waits for a replay in progress, so call it off the async workers.
     pub fn add_reports(&self, reports: &[StoredReport]) {
         if let Ok(mut slot) = self.engine.lock() {
             if let Some(engine) = slot.as_mut() {
-                for r in reports {
+                let replayed = self
+                    .replayed_arrival
+                    .load(std::sync::atomic::Ordering::SeqCst);
+                for r in reports.iter().filter(|r| r.arrival as i64 > replayed) {
                     engine.add_report(&report_of(r));
                 }
             }
         }
+    }
+
+    /// How many media items and reports the engine has placed (building it if needed).
+    pub fn documents(&self) -> Result<usize, StoreError> {
+        self.with_engine(|engine| Ok(engine.len()))
     }
 
     /// The stories of everything placed so far (recomputed at most every 10 seconds while
@@ -236,5 +253,59 @@ fn report_of(r: &StoredReport) -> SiteReport {
         title: r.report.title.clone(),
         body: r.report.body.clone(),
         occurred_at: r.report.occurred_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{batch, site, store};
+    use pasopati_common::frame::Limits;
+    use pasopati_common::Epoch;
+
+    #[test]
+    fn reports_already_replayed_are_not_placed_twice() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        let guard = PiiGuard::default();
+        let first = store
+            .apply_batch(
+                &site(),
+                Epoch(1),
+                &batch(1, 3),
+                &Limits::default(),
+                &guard,
+                Timestamp(10),
+            )
+            .unwrap();
+        let crate::store::BatchOutcome::Stored { stored, .. } = first else {
+            panic!("not stored")
+        };
+        let newsroom = Newsroom::new(
+            store.clone(),
+            &PiiConfig::default(),
+            &AnalysisSettings::default(),
+        );
+        let placed = |n: &Newsroom| -> usize { n.documents().unwrap() };
+        // The first use replays the store: three reports.
+        assert_eq!(placed(&newsroom), 3);
+        // The same reports handed over again (a batch stored while the replay read them).
+        newsroom.add_reports(&stored);
+        let second = store
+            .apply_batch(
+                &site(),
+                Epoch(1),
+                &batch(4, 2),
+                &Limits::default(),
+                &guard,
+                Timestamp(20),
+            )
+            .unwrap();
+        let crate::store::BatchOutcome::Stored { stored, .. } = second else {
+            panic!("not stored")
+        };
+        newsroom.add_reports(&stored);
+        // Five, each once.
+        assert_eq!(placed(&newsroom), 5);
     }
 }

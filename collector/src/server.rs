@@ -588,7 +588,11 @@ async fn run_sync(
                     tracing::error!(%site, %epoch, quarantined,
                         "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
                 }
-                state.newsroom.add_reports(&stored);
+                if !stored.is_empty() {
+                    let newsroom = state.newsroom.clone();
+                    let placed = stored.clone();
+                    tokio::task::spawn_blocking(move || newsroom.add_reports(&placed));
+                }
                 for report in stored {
                     let _ = state
                         .events

@@ -1889,15 +1889,15 @@ fn audit(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pasopati_common::{Priority, ReportId};
 
-    fn site() -> SiteId {
+    pub(crate) fn site() -> SiteId {
         SiteId::new("lapas-contoh").unwrap()
     }
 
-    fn store() -> (tempfile::TempDir, Store) {
+    pub(crate) fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
@@ -1926,7 +1926,7 @@ mod tests {
         (dir, store)
     }
 
-    fn report(n: u64) -> Report {
+    pub(crate) fn report(n: u64) -> Report {
         let mut id = [0u8; 16];
         id[8..].copy_from_slice(&n.to_be_bytes());
         Report {
@@ -1943,7 +1943,7 @@ mod tests {
         }
     }
 
-    fn batch(first: u64, n: u64) -> Batch {
+    pub(crate) fn batch(first: u64, n: u64) -> Batch {
         Batch {
             first_seq: first,
             reports: (first..first + n).map(report).collect(),
