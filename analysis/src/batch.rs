@@ -177,9 +177,12 @@ pub fn story_results(engine: &Engine) -> Vec<StoryResult> {
                 .collect();
             sources.sort();
             sources.dedup();
+            // A report edited after it was placed is placed again as its new revision; the
+            // story lists it once.
+            let mut seen = std::collections::HashSet::new();
             let reports: Vec<String> = docs
                 .iter()
-                .filter(|d| d.report)
+                .filter(|d| d.report && seen.insert(d.id.as_str()))
                 .map(|d| d.id.clone())
                 .collect();
             let sentiment = if media.is_empty() {
@@ -217,4 +220,30 @@ pub fn story_results(engine: &Engine) -> Vec<StoryResult> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::SiteReport;
+    use pasopati_common::Timestamp;
+
+    #[test]
+    fn an_edited_report_is_listed_once_in_its_story() {
+        let mut engine = Engine::with_defaults(EngineConfig::default());
+        let mut report = SiteReport {
+            id: "r1".into(),
+            site_id: "lapas-bogor".into(),
+            category: "kejadian_menonjol".into(),
+            title: "Dua WBP melarikan diri".into(),
+            body: "Dua WBP melarikan diri melalui plafon kamar mandi.".into(),
+            occurred_at: Timestamp(1_000_000),
+        };
+        engine.add_report(&report);
+        report.body = "Dua WBP melarikan diri melalui plafon kamar mandi; satu tertangkap.".into();
+        engine.add_report(&report);
+        let stories = story_results(&engine);
+        assert_eq!(stories.len(), 1);
+        assert_eq!(stories[0].reports, ["r1"]);
+    }
 }
