@@ -376,7 +376,7 @@ fn parse_json(text: &str) -> Result<Vec<(String, Row)>, String> {
 }
 
 fn parse_csv(text: &str) -> Result<Vec<(String, Row)>, String> {
-    let records = csv_records(text.trim_start_matches('\u{feff}'))?;
+    let records = pasopati_common::csv::records(text.trim_start_matches('\u{feff}'))?;
     let mut records = records.into_iter();
     let Some((_, header)) = records.next() else {
         return Err("the CSV is empty; it needs a header row".into());
@@ -403,71 +403,9 @@ fn parse_csv(text: &str) -> Result<Vec<(String, Row)>, String> {
     Ok(out)
 }
 
-/// RFC 4180 records with the line each starts on (1-based).
-fn csv_records(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
-    let mut records = Vec::new();
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    let mut start_line = 1;
-    let mut in_quotes = false;
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        any = true;
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if field.is_empty() => in_quotes = true,
-            ',' => fields.push(std::mem::take(&mut field)),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                fields.push(std::mem::take(&mut field));
-                records.push((start_line, std::mem::take(&mut fields)));
-                line += 1;
-                start_line = line;
-                any = false;
-            }
-            _ => field.push(c),
-        }
-    }
-    if in_quotes {
-        return Err(format!("row {start_line}: a quoted field is not closed"));
-    }
-    if any {
-        fields.push(field);
-        records.push((start_line, fields));
-    }
-    Ok(records)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_handles_quotes_commas_and_newlines() {
-        let text = "category,title,body\r\nhumas,\"Siaran, pers\",\"Baris satu\nbaris \"\"dua\"\"\"\nhumas,b,c";
-        let records = csv_records(text).unwrap();
-        assert_eq!(records.len(), 3);
-        assert_eq!(records[1].1[1], "Siaran, pers");
-        assert_eq!(records[1].1[2], "Baris satu\nbaris \"dua\"");
-        assert_eq!(records[2].0, 4, "the third record starts on line 4");
-        assert!(csv_records("a,\"b\n").is_err());
-    }
 
     #[test]
     fn json_takes_an_object_or_an_array() {

@@ -162,6 +162,9 @@ impl Outbox {
             let mut meta = txn.open_table(META)?;
             txn.open_table(QUEUE)?;
             txn.open_table(SENT_LOG)?;
+            txn.open_table(LATEST)?;
+            txn.open_table(INBOX_SEEN)?;
+            txn.open_table(PENDING_ATTACHMENTS)?;
             let existing = meta.get(EPOCH)?.map(|v| v.value());
             match existing {
                 Some(e) => Epoch(e),
@@ -291,11 +294,7 @@ impl Outbox {
     /// The attachment to send next (the oldest filed), if any.
     pub fn next_attachment(&self) -> Result<Option<AttachmentRef>, OutboxError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(PENDING_ATTACHMENTS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(PENDING_ATTACHMENTS)?;
         let first = table.first()?;
         first
             .map(|(_, v)| decode_value(v.value()).map_err(|e| OutboxError::Corrupt(e.to_string())))
@@ -305,11 +304,7 @@ impl Outbox {
     /// The hashes of every attachment waiting to be sent.
     pub fn pending_attachments(&self) -> Result<std::collections::HashSet<[u8; 32]>, OutboxError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(PENDING_ATTACHMENTS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Default::default()),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(PENDING_ATTACHMENTS)?;
         let mut out = std::collections::HashSet::new();
         for entry in table.iter()? {
             let a: AttachmentRef =
@@ -347,11 +342,7 @@ impl Outbox {
     /// The latest revision of a report filed here.
     pub fn latest(&self, id: &ReportId) -> Result<Option<Report>, OutboxError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(LATEST) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(LATEST)?;
         let value = table.get(&id.0[..])?;
         value.map(|v| decode_report(v.value())).transpose()
     }
@@ -548,11 +539,7 @@ impl Outbox {
         }
         let queued_urgent = queue.range((0u8, 0)..=(0u8, u64::MAX))?.count() as u64;
         let last_sync = meta.get(LAST_SYNC_AT)?.map(|v| Timestamp(v.value() as i64));
-        let attachments_pending = match txn.open_table(PENDING_ATTACHMENTS) {
-            Ok(t) => t.len()?,
-            Err(redb::TableError::TableDoesNotExist(_)) => 0,
-            Err(e) => return Err(e.into()),
-        };
+        let attachments_pending = txn.open_table(PENDING_ATTACHMENTS)?.len()?;
         Ok(OutboxStats {
             epoch: self.epoch(),
             backlog: queue.len()? + next_seq.saturating_sub(acked + 1),

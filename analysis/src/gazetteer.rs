@@ -58,6 +58,8 @@ pub enum GazetteerError {
     Line { line: usize, reason: String },
     #[error("the gazetteer has no header `id,name,type,kanwil,aliases`")]
     Header,
+    #[error("the gazetteer is not valid CSV: {0}")]
+    Csv(String),
 }
 
 /// (type, qualifier, place words) → ids.
@@ -219,29 +221,33 @@ impl Gazetteer {
 
     /// Reads `id,name,type,kanwil,aliases` (aliases separated by `|`).
     pub fn from_csv(text: &str) -> Result<Gazetteer, GazetteerError> {
-        let mut lines = text.lines().enumerate();
-        let header = lines.next().map(|(_, h)| h.trim().to_ascii_lowercase());
+        let records = pasopati_common::csv::records(text.trim_start_matches('\u{feff}'))
+            .map_err(GazetteerError::Csv)?;
+        let mut records = records.into_iter();
+        let header = records.next().map(|(_, h)| {
+            h.iter()
+                .map(|f| f.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join(",")
+        });
         if header.as_deref() != Some("id,name,type,kanwil,aliases") {
             return Err(GazetteerError::Header);
         }
         let mut upts = Vec::new();
-        for (n, line) in lines {
-            if line.trim().is_empty() {
+        for (n, raw) in records {
+            if raw.iter().all(|f| f.trim().is_empty()) {
                 continue;
             }
-            let fields = crate::csv::split_line(line).map_err(|reason| GazetteerError::Line {
-                line: n + 1,
-                reason,
-            })?;
+            let fields: Vec<String> = raw.iter().map(|f| f.trim().to_owned()).collect();
             let [id, name, kind, kanwil, aliases] = fields.as_slice() else {
                 return Err(GazetteerError::Line {
-                    line: n + 1,
+                    line: n,
                     reason: format!("{} fields, expected 5", fields.len()),
                 });
             };
             if id.is_empty() || name.is_empty() {
                 return Err(GazetteerError::Line {
-                    line: n + 1,
+                    line: n,
                     reason: "empty id or name".into(),
                 });
             }
@@ -517,6 +523,12 @@ mod tests {
         assert_eq!(g.upts().len(), 612);
         assert_eq!(g.kanwil_names().len(), 38);
         assert_eq!(g.get("lapas-bogor").unwrap().kanwil, "Jawa Barat");
+        let short =
+            Gazetteer::from_csv("id,name,type,kanwil,aliases\nlapas-a,Lapas A,lapas,X,\nb,c\n");
+        assert!(
+            matches!(short, Err(GazetteerError::Line { line: 3, .. })),
+            "{short:?}"
+        );
     }
 
     #[test]

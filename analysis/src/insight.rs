@@ -26,8 +26,8 @@ pub fn day_of(ms: i64) -> i64 {
 
 /// `YYYY-MM-DD` of a day number.
 pub fn date_string(day: i64) -> String {
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}")
+    let d = date_of(day);
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 /// `YYYY-Www` of the ISO week a day number falls in.
@@ -46,38 +46,33 @@ pub fn hour_string(hour: i64) -> String {
     )
 }
 
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// The Julian day number of 1970-01-01.
+const EPOCH_JULIAN_DAY: i64 = 2_440_588;
+
+fn date_of(day: i64) -> time::Date {
+    i32::try_from(day + EPOCH_JULIAN_DAY)
+        .ok()
+        .and_then(|j| time::Date::from_julian_day(j).ok())
+        .unwrap_or(time::Date::MIN)
 }
 
+fn day_number(date: time::Date) -> i64 {
+    i64::from(date.to_julian_day()) - EPOCH_JULIAN_DAY
+}
+
+/// (ISO year, ISO week) of a day number.
 fn iso_week(day: i64) -> (i64, u32) {
-    // 1970-01-01 was a Thursday; ISO weekday 1 = Monday.
-    let weekday = (day + 3).rem_euclid(7) + 1;
-    let thursday = day - weekday + 4;
-    let (year, _, _) = civil_from_days(thursday);
-    let jan1 = days_from_civil(year, 1, 1);
-    let week = (thursday - jan1) / 7 + 1;
-    (year, week as u32)
+    let (year, week, _) = date_of(day).to_iso_week_date();
+    (i64::from(year), u32::from(week))
 }
 
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The Monday starting an ISO week, as a day number.
+fn days_from_iso_week((year, week): (i64, u32)) -> i64 {
+    let monday = i32::try_from(year)
+        .ok()
+        .zip(u8::try_from(week).ok())
+        .and_then(|(y, w)| time::Date::from_iso_week_date(y, w, time::Weekday::Monday).ok());
+    monday.map_or(0, day_number)
 }
 
 /// A count now and in the period before.
@@ -207,12 +202,6 @@ pub fn trends(engine: &Engine) -> Trends {
         weekly,
         top_terms: top,
     }
-}
-
-fn days_from_iso_week((year, week): (i64, u32)) -> i64 {
-    let jan4 = days_from_civil(year, 1, 4);
-    let weekday = (jan4 + 3).rem_euclid(7) + 1;
-    jan4 - (weekday - 1) + 7 * (i64::from(week) - 1)
 }
 
 fn period_counts(
@@ -595,6 +584,11 @@ pub(crate) fn suggested_reports(engine: &Engine, story: u32) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
+        let month = time::Month::try_from(m).unwrap();
+        day_number(time::Date::from_calendar_date(y, month, d).unwrap())
+    }
 
     #[test]
     fn calendar_helpers() {

@@ -7,7 +7,6 @@
 //! and figure checks from what the engine holds; [`batch`] is the `analyze` command's contract.
 
 pub mod batch;
-pub mod csv;
 pub mod engine;
 pub mod feed;
 pub mod figures;

@@ -79,51 +79,53 @@ struct ReportLine {
     occurred_at: String,
 }
 
-/// Reads media JSONL; good lines become items, bad lines errors (the rest is kept).
-pub fn read_media_jsonl(file: &str, text: &str) -> (Vec<MediaItem>, Vec<InputError>) {
-    let mut items = Vec::new();
+/// Reads JSONL: each non-blank line is parsed as `L` and turned into a value by `convert`;
+/// a line that fails either way becomes an error naming its line, and the rest is kept.
+fn read_jsonl<L: serde::de::DeserializeOwned, T>(
+    file: &str,
+    text: &str,
+    what: &str,
+    convert: impl Fn(L) -> Result<T, String>,
+) -> (Vec<T>, Vec<InputError>) {
+    let mut values = Vec::new();
     let mut errors = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let err = |reason: String| InputError {
-            file: file.to_owned(),
-            line: n + 1,
-            reason,
-        };
-        let parsed: MediaLine = match serde_json::from_str(line) {
-            Ok(p) => p,
-            Err(e) => {
-                errors.push(err(format!("not a media object: {e}")));
-                continue;
-            }
-        };
+        let result = serde_json::from_str::<L>(line)
+            .map_err(|e| format!("not a {what} object: {e}"))
+            .and_then(&convert);
+        match result {
+            Ok(v) => values.push(v),
+            Err(reason) => errors.push(InputError {
+                file: file.to_owned(),
+                line: n + 1,
+                reason,
+            }),
+        }
+    }
+    (values, errors)
+}
+
+/// Reads media JSONL; good lines become items, bad lines errors (the rest is kept).
+pub fn read_media_jsonl(file: &str, text: &str) -> (Vec<MediaItem>, Vec<InputError>) {
+    read_jsonl(file, text, "media", |parsed: MediaLine| {
         if parsed.id.trim().is_empty() {
-            errors.push(err("`id` is empty".into()));
-            continue;
+            return Err("`id` is empty".into());
         }
         if parsed.title.trim().is_empty() && parsed.text.trim().is_empty() {
-            errors.push(err("both `title` and `text` are empty".into()));
-            continue;
+            return Err("both `title` and `text` are empty".into());
         }
-        let published_at = match Timestamp::parse_rfc3339(&parsed.published_at) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(err(format!("`published_at`: {e}")));
-                continue;
-            }
-        };
+        let published_at = Timestamp::parse_rfc3339(&parsed.published_at)
+            .map_err(|e| format!("`published_at`: {e}"))?;
         let social = match parsed.kind.as_deref() {
             Some("social") => true,
             Some("news") => false,
-            Some(other) => {
-                errors.push(err(format!("`kind` `{other}` is neither news nor social")));
-                continue;
-            }
+            Some(other) => return Err(format!("`kind` `{other}` is neither news nor social")),
             None => is_social(&parsed.url, &parsed.source),
         };
-        items.push(MediaItem {
+        Ok(MediaItem {
             id: parsed.id,
             url: parsed.url,
             source: parsed.source,
@@ -131,44 +133,24 @@ pub fn read_media_jsonl(file: &str, text: &str) -> (Vec<MediaItem>, Vec<InputErr
             text: parsed.text,
             published_at,
             social,
-        });
-    }
-    (items, errors)
+        })
+    })
 }
 
 /// Reads site reports as JSONL.
 pub fn read_reports_jsonl(file: &str, text: &str) -> (Vec<SiteReport>, Vec<InputError>) {
-    let mut reports = Vec::new();
-    let mut errors = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let err = |reason: String| InputError {
-            file: file.to_owned(),
-            line: n + 1,
-            reason,
-        };
-        let parsed: ReportLine = match serde_json::from_str(line) {
-            Ok(p) => p,
-            Err(e) => {
-                errors.push(err(format!("not a report object: {e}")));
-                continue;
-            }
-        };
-        match Timestamp::parse_rfc3339(&parsed.occurred_at) {
-            Ok(occurred_at) => reports.push(SiteReport {
-                id: parsed.id,
-                site_id: parsed.site_id,
-                category: parsed.category,
-                title: parsed.title,
-                body: parsed.body,
-                occurred_at,
-            }),
-            Err(e) => errors.push(err(format!("`occurred_at`: {e}"))),
-        }
-    }
-    (reports, errors)
+    read_jsonl(file, text, "report", |parsed: ReportLine| {
+        let occurred_at = Timestamp::parse_rfc3339(&parsed.occurred_at)
+            .map_err(|e| format!("`occurred_at`: {e}"))?;
+        Ok(SiteReport {
+            id: parsed.id,
+            site_id: parsed.site_id,
+            category: parsed.category,
+            title: parsed.title,
+            body: parsed.body,
+            occurred_at,
+        })
+    })
 }
 
 /// Masks identity data in a media text: the guard's findings and introduced initials.

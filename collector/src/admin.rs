@@ -488,7 +488,7 @@ pub fn reports(store: &Store, query: &ReportQuery) -> Result<Vec<ReportView>, Ad
 
 /// Every attachment the collector holds.
 pub fn attachments(store: &Store) -> Result<Vec<AttachmentView>, AdminError> {
-    let dir = AttachmentDir::new(store.path().parent().unwrap_or(std::path::Path::new(".")));
+    let dir = AttachmentDir::of(store);
     Ok(store
         .attachments()?
         .into_iter()
@@ -507,7 +507,7 @@ pub fn attachments(store: &Store) -> Result<Vec<AttachmentView>, AdminError> {
 
 fn attachment_view(store: &Store, a: &AttachmentRef) -> Result<AttachmentView, AdminError> {
     let stored = store.attachment(&a.hash)?;
-    let dir = AttachmentDir::new(store.path().parent().unwrap_or(std::path::Path::new(".")));
+    let dir = AttachmentDir::of(store);
     Ok(AttachmentView {
         hash: a.hex(),
         name: a.name.clone(),

@@ -44,6 +44,11 @@ impl AttachmentDir {
         }
     }
 
+    /// The attachment folder beside a store (in the same data directory).
+    pub fn of(store: &Store) -> AttachmentDir {
+        AttachmentDir::new(store.path().parent().unwrap_or(Path::new(".")))
+    }
+
     /// Where a verified attachment's bytes are.
     pub fn path(&self, hash: &[u8; 32]) -> PathBuf {
         self.dir.join(hex(hash))

@@ -111,9 +111,12 @@ impl Newsroom {
         self.with_engine(|engine| {
             let mut outcome = ImportOutcome::default();
             let mut fresh = Vec::new();
-            let mut seen = std::collections::HashSet::new();
+            // Ids stored already, then each id of this import as it is taken.
+            let mut seen = self
+                .store
+                .known_media(items.iter().map(|i| i.id.as_str()))?;
             for mut item in items {
-                if !seen.insert(item.id.clone()) || self.store.has_media(&item.id)? {
+                if !seen.insert(item.id.clone()) {
                     outcome.known += 1;
                     continue;
                 }

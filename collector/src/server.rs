@@ -17,7 +17,6 @@ use pasopati_common::token::EnrollmentToken;
 use pasopati_common::{pki, SiteId, Timestamp};
 use rustls_pki_types::CertificateDer;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,7 +64,7 @@ impl ServerState {
         events: broadcast::Sender<CollectorEvent>,
     ) -> ServerState {
         ServerState {
-            attachments: AttachmentDir::new(store.path().parent().unwrap_or(Path::new("."))),
+            attachments: AttachmentDir::of(&store),
             newsroom: Arc::new(crate::newsroom::Newsroom::new(
                 store.clone(),
                 &config.pii,

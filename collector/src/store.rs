@@ -247,6 +247,17 @@ pub struct StoredMedia {
     pub category: String,
 }
 
+/// Record counts, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Report revisions stored (quarantined ones not counted).
+    pub reports: u64,
+    pub rejections: u64,
+    pub quarantined: u64,
+    pub gaps: u64,
+    pub media: u64,
+}
+
 /// A verdict on a claim, in the words of the media center.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -470,6 +481,14 @@ impl Store {
         txn.open_table(AUDIT)?;
         txn.open_table(QUARANTINE)?;
         txn.open_table(HEARTBEATS)?;
+        txn.open_table(ATTACHMENTS_EXPECTED)?;
+        txn.open_table(ATTACHMENTS)?;
+        txn.open_table(MEDIA)?;
+        txn.open_table(MEDIA_IDS)?;
+        txn.open_table(CLAIMS)?;
+        txn.open_table(USERS)?;
+        txn.open_table(API_TOKENS)?;
+        txn.open_table(PUBLICATIONS)?;
         txn.commit()?;
         Ok(Store { db, path })
     }
@@ -1065,11 +1084,7 @@ impl Store {
         hash: &[u8; 32],
     ) -> Result<Option<AttachmentRef>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(ATTACHMENTS_EXPECTED) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(ATTACHMENTS_EXPECTED)?;
         let value = table.get((site.as_str(), &hash[..]))?;
         value.map(|v| decode(v.value())).transpose()
     }
@@ -1077,11 +1092,7 @@ impl Store {
     /// The stored attachment with this hash.
     pub fn attachment(&self, hash: &[u8; 32]) -> Result<Option<StoredAttachment>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(ATTACHMENTS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(ATTACHMENTS)?;
         let value = table.get(&hash[..])?;
         value.map(|v| decode(v.value())).transpose()
     }
@@ -1089,11 +1100,7 @@ impl Store {
     /// Every stored attachment, in hash order.
     pub fn attachments(&self) -> Result<Vec<StoredAttachment>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(ATTACHMENTS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(ATTACHMENTS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             out.push(decode(entry?.1.value())?);
@@ -1168,24 +1175,38 @@ impl Store {
         Ok(added)
     }
 
-    /// Whether a media item with this id is stored.
-    pub fn has_media(&self, id: &str) -> Result<bool, StoreError> {
+    /// Which of these media item ids are stored, read in one transaction.
+    pub fn known_media<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
         let txn = self.db.begin_read()?;
-        match txn.open_table(MEDIA_IDS) {
-            Ok(t) => Ok(t.get(id)?.is_some()),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(false),
-            Err(e) => Err(e.into()),
+        let table = txn.open_table(MEDIA_IDS)?;
+        let mut known = std::collections::HashSet::new();
+        for id in ids {
+            if table.get(id)?.is_some() {
+                known.insert(id.to_owned());
+            }
         }
+        Ok(known)
+    }
+
+    /// How many records some tables hold, read in one transaction without decoding them.
+    pub fn counts(&self) -> Result<StoreCounts, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(StoreCounts {
+            reports: txn.open_table(REPORTS)?.len()?,
+            rejections: txn.open_table(REJECTIONS)?.len()?,
+            quarantined: txn.open_table(QUARANTINE)?.len()?,
+            gaps: txn.open_table(GAPS)?.len()?,
+            media: txn.open_table(MEDIA)?.len()?,
+        })
     }
 
     /// Media items in arrival order, from `after` (inclusive), at most `limit`.
     pub fn media(&self, after: u64, limit: usize) -> Result<Vec<StoredMedia>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(MEDIA) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(MEDIA)?;
         let mut out = Vec::new();
         for entry in table.range(after..)?.take(limit) {
             out.push(decode(entry?.1.value())?);
@@ -1276,11 +1297,7 @@ impl Store {
     /// The user with this name.
     pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(USERS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(USERS)?;
         let value = table.get(username)?;
         value.map(|v| decode(v.value())).transpose()
     }
@@ -1288,11 +1305,7 @@ impl Store {
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(USERS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(USERS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             out.push(decode(entry?.1.value())?);
@@ -1348,11 +1361,7 @@ impl Store {
     /// The user an API token (by its SHA-256) acts as.
     pub fn api_token_user(&self, hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(API_TOKENS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(API_TOKENS)?;
         let value = table.get(&hash[..])?;
         Ok(value.map(|v| v.value().to_owned()))
     }
@@ -1415,11 +1424,7 @@ impl Store {
     /// Every publication, oldest first.
     pub fn publications(&self) -> Result<Vec<Publication>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(PUBLICATIONS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(PUBLICATIONS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             out.push(decode(entry?.1.value())?);
@@ -1430,11 +1435,7 @@ impl Store {
     /// The claim register, oldest first.
     pub fn claims(&self) -> Result<Vec<Claim>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(CLAIMS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
+        let table = txn.open_table(CLAIMS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             out.push(decode(entry?.1.value())?);

@@ -8,6 +8,7 @@
 pub mod attachment;
 pub mod backoff;
 pub mod control;
+pub mod csv;
 pub mod duration;
 pub mod faults;
 pub mod frame;

@@ -493,6 +493,23 @@ impl Drop for TestCollector {
     }
 }
 
+/// Initialises a collector data directory for loopback (port 0) and rewrites its
+/// `collector.toml` through `edit`, for tests that need other settings; start it with
+/// [`TestCollector::start`].
+pub fn init_collector_with(dir: &Path, edit: impl FnOnce(String) -> String) {
+    pasopati_collector::init(
+        dir,
+        InitOptions {
+            quic_listen: Some(([127, 0, 0, 1], 0).into()),
+            ..InitOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("init: {e}"));
+    let config = dir.join("collector.toml");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&config, edit(text)).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Peak resident memory (VmHWM) of a process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

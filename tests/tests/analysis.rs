@@ -423,14 +423,6 @@ async fn the_collector_imports_polls_and_keeps_a_claims_register() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
-    pasopati_collector::init(
-        &dir,
-        pasopati_collector::InitOptions {
-            quic_listen: Some(([127, 0, 0, 1], 0).into()),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
     let feed = serve_feed(
         r#"<rss version="2.0"><channel><title>Portal Umpan Uji</title>
 <item><title>Warga Binaan Lapas Sukamiskin Panen Sayur</title><link>https://umpan.example/1</link>
@@ -439,10 +431,9 @@ async fn the_collector_imports_polls_and_keeps_a_claims_register() {
             .to_owned(),
     )
     .await;
-    let config = dir.join("collector.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    text.push_str(&format!("\n[[feeds]]\nurl = \"{feed}\"\nevery = \"1s\"\n"));
-    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    init_collector_with(&dir, |t| {
+        format!("{t}\n[[feeds]]\nurl = \"{feed}\"\nevery = \"1s\"\n")
+    });
     let _c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
     let d = path_str(&dir);
 

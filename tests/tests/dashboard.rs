@@ -324,21 +324,9 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
-    pasopati_collector::init(
-        &dir,
-        pasopati_collector::InitOptions {
-            quic_listen: Some(([127, 0, 0, 1], 0).into()),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.join("collector.toml");
-    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &config,
-        text.replace("offline_after = \"10m\"", "offline_after = \"3s\""),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    init_collector_with(&dir, |t| {
+        t.replace("offline_after = \"10m\"", "offline_after = \"3s\"")
+    });
     let c = collector_with_users(&dir).await;
     let addr = http_addr(&c);
     let agent_dir = tmp.path().join("agent");
@@ -684,7 +672,8 @@ impl Browser {
             .clone()
     }
 
-    async fn type_into(&self, css: &str, text: &str) {
+    /// Finds an element by CSS selector and sends it a command (`value`, `click`).
+    async fn on_element(&self, css: &str, command: &str, body: Value) {
         let el = self
             .cmd(
                 "POST",
@@ -696,32 +685,17 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no element {css}: {el}"))
             .to_owned();
-        self.cmd(
-            "POST",
-            &format!("/element/{id}/value"),
-            serde_json::json!({"text": text}),
-        )
-        .await;
+        self.cmd("POST", &format!("/element/{id}/{command}"), body)
+            .await;
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        self.on_element(css, "value", serde_json::json!({"text": text}))
+            .await;
     }
 
     async fn click(&self, css: &str) {
-        let el = self
-            .cmd(
-                "POST",
-                "/element",
-                serde_json::json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        let id = el["value"][ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {el}"))
-            .to_owned();
-        self.cmd(
-            "POST",
-            &format!("/element/{id}/click"),
-            serde_json::json!({}),
-        )
-        .await;
+        self.on_element(css, "click", serde_json::json!({})).await;
     }
 
     async fn screenshot(&self, file: &std::path::Path) {

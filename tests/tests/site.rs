@@ -277,21 +277,9 @@ async fn site_list_shows_health_and_state() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
-    pasopati_collector::init(
-        &dir,
-        pasopati_collector::InitOptions {
-            quic_listen: Some(([127, 0, 0, 1], 0).into()),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.join("collector.toml");
-    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &config,
-        text.replace("offline_after = \"10m\"", "offline_after = \"2s\""),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    init_collector_with(&dir, |t| {
+        t.replace("offline_after = \"10m\"", "offline_after = \"2s\"")
+    });
     let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
 
     let mut dirs = Vec::new();
@@ -704,26 +692,6 @@ async fn http(addr: &str, request: String) -> (u16, String) {
     (status, text)
 }
 
-fn form_encode(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(k, v)| {
-            let enc: String = v
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                        (b as char).to_string()
-                    }
-                    b' ' => "+".into(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("{k}={enc}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 async fn post(addr: &str, body: String) -> (u16, String) {
     http(
         addr,
@@ -800,7 +768,7 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     // A good report: 303 to the page, and it is in the outbox (then at the collector).
     let (status, response) = post(
         &addr,
-        form_encode(&[
+        form_body(&[
             ("token", &csrf),
             ("category", "layanan_kunjungan"),
             ("title", "Kunjungan tatap muka"),
@@ -839,7 +807,7 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     // An empty title: 400, the message next to the field, the other fields kept.
     let (status, page) = post(
         &addr,
-        form_encode(&[
+        form_body(&[
             ("token", &csrf),
             ("category", "humas"),
             ("title", ""),
@@ -858,7 +826,7 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     // Identity data: refused, the field named.
     let (status, page) = post(
         &addr,
-        form_encode(&[
+        form_body(&[
             ("token", &csrf),
             ("category", "humas"),
             ("title", "Narahubung"),
@@ -876,7 +844,7 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     // No token: refused.
     let (status, _) = post(
         &addr,
-        form_encode(&[
+        form_body(&[
             ("token", "palsu"),
             ("category", "humas"),
             ("title", "t"),

@@ -208,24 +208,12 @@ async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
 async fn certificates_rotate_while_syncing() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
-    pasopati_collector::init(
-        &dir,
-        pasopati_collector::InitOptions {
-            quic_listen: Some(any_port()),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let config_path = dir.join("collector.toml");
-    let config = std::fs::read_to_string(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &config_path,
-        config.replace(
+    init_collector_with(&dir, |t| {
+        t.replace(
             "site_cert_lifetime = \"90d\"",
             "site_cert_lifetime = \"6s\"",
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+        )
+    });
     let c = TestCollector::start(&dir, any_port()).await;
     let agent_dir = tmp.path().join("agent");
     c.enroll_agent(&agent_dir, "lapas-uji").await;
@@ -532,24 +520,12 @@ async fn an_expired_agent_keeps_its_reports_and_recovers_with_a_new_token() {
     let bins = bins!();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
-    pasopati_collector::init(
-        &dir,
-        pasopati_collector::InitOptions {
-            quic_listen: Some(any_port()),
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let config_path = dir.join("collector.toml");
-    let config = std::fs::read_to_string(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &config_path,
-        config.replace(
+    init_collector_with(&dir, |t| {
+        t.replace(
             "site_cert_lifetime = \"90d\"",
             "site_cert_lifetime = \"3s\"",
-        ),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+        )
+    });
     let c = TestCollector::start(&dir, any_port()).await;
     let token = c.add_site("lapas-uji").await;
     let agent_dir = tmp.path().join("agent");

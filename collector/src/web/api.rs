@@ -656,41 +656,31 @@ pub async fn metrics(
             out.push_str(&format!("{name}{labels} {v}\n"));
         }
     };
-    let reports = store.report_count().unwrap_or(0) as f64;
-    metric(
-        "pasopati_reports_stored",
-        "gauge",
-        "Report revisions stored.",
-        vec![(String::new(), reports)],
-    );
-    let rejections = store.rejections().map(|r| r.len()).unwrap_or(0) as f64;
-    metric(
-        "pasopati_rejections",
-        "gauge",
-        "Refused frames, batches and peers recorded.",
-        vec![(String::new(), rejections)],
-    );
-    let quarantined = store.quarantine().map(|q| q.len()).unwrap_or(0) as f64;
-    metric(
-        "pasopati_quarantined_reports",
-        "gauge",
-        "Reports held for identity data.",
-        vec![(String::new(), quarantined)],
-    );
-    let gaps = store.gaps().map(|g| g.len()).unwrap_or(0) as f64;
-    metric(
-        "pasopati_gaps",
-        "gauge",
-        "Recorded gaps.",
-        vec![(String::new(), gaps)],
-    );
-    let media = store.media(0, usize::MAX).map(|m| m.len()).unwrap_or(0) as f64;
-    metric(
-        "pasopati_media_items",
-        "gauge",
-        "Media items stored.",
-        vec![(String::new(), media)],
-    );
+    let counts = match store.counts() {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    for (name, help, value) in [
+        (
+            "pasopati_reports_stored",
+            "Report revisions stored.",
+            counts.reports,
+        ),
+        (
+            "pasopati_rejections",
+            "Refused frames, batches and peers recorded.",
+            counts.rejections,
+        ),
+        (
+            "pasopati_quarantined_reports",
+            "Reports held for identity data.",
+            counts.quarantined,
+        ),
+        ("pasopati_gaps", "Recorded gaps.", counts.gaps),
+        ("pasopati_media_items", "Media items stored.", counts.media),
+    ] {
+        metric(name, "gauge", help, vec![(String::new(), value as f64)]);
+    }
     metric(
         "pasopati_sessions_connected",
         "gauge",

@@ -47,6 +47,8 @@ pub struct Route {
     pub access: Access,
     /// Page, form, API or feed; used by the OpenAPI document and the tests.
     pub kind: RouteKind,
+    /// The handler, as a method router for `path`.
+    pub handler: fn() -> MethodRouter<Arc<Web>>,
     pub summary: &'static str,
 }
 
@@ -63,12 +65,19 @@ const ANALYST: Access = Access::Role(Role::Analyst);
 const ADMIN: Access = Access::Role(Role::Admin);
 
 macro_rules! route {
-    ($m:literal, $p:literal, $a:expr, $k:ident, $s:literal) => {
+    ("GET", $p:literal, $a:expr, $k:ident, $h:expr, $s:literal) => {
+        route!(@ "GET", $p, $a, $k, || axum::routing::get($h), $s)
+    };
+    ("POST", $p:literal, $a:expr, $k:ident, $h:expr, $s:literal) => {
+        route!(@ "POST", $p, $a, $k, || axum::routing::post($h), $s)
+    };
+    (@ $m:literal, $p:literal, $a:expr, $k:ident, $h:expr, $s:literal) => {
         Route {
             method: $m,
             path: $p,
             access: $a,
             kind: RouteKind::$k,
+            handler: $h,
             summary: $s,
         }
     };
@@ -76,17 +85,46 @@ macro_rules! route {
 
 /// Every route served.
 pub const ROUTES: &[Route] = &[
-    route!("GET", "/login", Access::Public, Page, "Halaman masuk"),
-    route!("POST", "/login", Access::Public, Form, "Masuk"),
-    route!("GET", "/healthz", Access::Public, Api, "Keadaan layanan"),
-    route!("POST", "/logout", VIEWER, Form, "Keluar"),
-    route!("GET", "/", VIEWER, Page, "Ringkasan"),
-    route!("GET", "/laporan", VIEWER, Page, "Laporan: cari dan saring"),
+    route!(
+        "GET",
+        "/login",
+        Access::Public,
+        Page,
+        pages::login_page,
+        "Halaman masuk"
+    ),
+    route!(
+        "POST",
+        "/login",
+        Access::Public,
+        Form,
+        pages::login,
+        "Masuk"
+    ),
+    route!(
+        "GET",
+        "/healthz",
+        Access::Public,
+        Api,
+        || async { "ok" },
+        "Keadaan layanan"
+    ),
+    route!("POST", "/logout", VIEWER, Form, pages::logout, "Keluar"),
+    route!("GET", "/", VIEWER, Page, pages::ringkasan, "Ringkasan"),
+    route!(
+        "GET",
+        "/laporan",
+        VIEWER,
+        Page,
+        pages::laporan,
+        "Laporan: cari dan saring"
+    ),
     route!(
         "GET",
         "/laporan/{id}",
         VIEWER,
         Page,
+        pages::laporan_detail,
         "Satu laporan dengan revisi dan lampiran"
     ),
     route!(
@@ -94,34 +132,80 @@ pub const ROUTES: &[Route] = &[
         "/lampiran/{id}",
         VIEWER,
         Api,
+        api::attachment,
         "Berkas lampiran (foto atau PDF) menurut hash BLAKE3"
     ),
-    route!("GET", "/cerita", VIEWER, Page, "Media & Cerita"),
-    route!("GET", "/tren", VIEWER, Page, "Tren"),
-    route!("GET", "/peringatan", VIEWER, Page, "Peringatan langsung"),
-    route!("GET", "/armada", VIEWER, Page, "Armada: keadaan setiap UPT"),
+    route!(
+        "GET",
+        "/cerita",
+        VIEWER,
+        Page,
+        pages::cerita,
+        "Media & Cerita"
+    ),
+    route!("GET", "/tren", VIEWER, Page, pages::tren, "Tren"),
+    route!(
+        "GET",
+        "/peringatan",
+        VIEWER,
+        Page,
+        pages::peringatan,
+        "Peringatan langsung"
+    ),
+    route!(
+        "GET",
+        "/armada",
+        VIEWER,
+        Page,
+        pages::armada,
+        "Armada: keadaan setiap UPT"
+    ),
     route!(
         "POST",
         "/armada/{id}/cabut",
         ADMIN,
         Form,
+        pages::armada_cabut,
         "Cabut sertifikat UPT"
     ),
-    route!("GET", "/verifikasi", VIEWER, Page, "Register klaim"),
-    route!("POST", "/verifikasi", ANALYST, Form, "Catat klaim"),
+    route!(
+        "GET",
+        "/verifikasi",
+        VIEWER,
+        Page,
+        pages::verifikasi,
+        "Register klaim"
+    ),
+    route!(
+        "POST",
+        "/verifikasi",
+        ANALYST,
+        Form,
+        pages::verifikasi_tambah,
+        "Catat klaim"
+    ),
     route!(
         "POST",
         "/verifikasi/{id}/vonis",
         ANALYST,
         Form,
+        pages::verifikasi_vonis,
         "Catat vonis klaim"
     ),
-    route!("GET", "/publikasi", VIEWER, Page, "Publikasi"),
+    route!(
+        "GET",
+        "/publikasi",
+        VIEWER,
+        Page,
+        pages::publikasi,
+        "Publikasi"
+    ),
     route!(
         "POST",
         "/publikasi",
         ANALYST,
         Form,
+        pages::publikasi_draf,
         "Buat draf siaran pers dari laporan"
     ),
     route!(
@@ -129,6 +213,7 @@ pub const ROUTES: &[Route] = &[
         "/publikasi/{id}/setujui",
         ANALYST,
         Form,
+        pages::publikasi_setujui,
         "Setujui publikasi"
     ),
     route!(
@@ -136,14 +221,16 @@ pub const ROUTES: &[Route] = &[
         "/publikasi/ringkasan-harian",
         VIEWER,
         Page,
+        pages::ringkasan_harian,
         "Ringkasan harian (cetak)"
     ),
-    route!("GET", "/cakupan", VIEWER, Page, "Cakupan"),
+    route!("GET", "/cakupan", VIEWER, Page, pages::cakupan, "Cakupan"),
     route!(
         "GET",
         "/feed/atom.xml",
         VIEWER,
         Feed,
+        api::atom,
         "Publikasi sebagai Atom"
     ),
     route!(
@@ -151,14 +238,23 @@ pub const ROUTES: &[Route] = &[
         "/feed/feed.json",
         VIEWER,
         Feed,
+        api::json_feed,
         "Publikasi sebagai JSON Feed 1.1"
     ),
-    route!("GET", "/metrics", VIEWER, Api, "Metrik Prometheus"),
+    route!(
+        "GET",
+        "/metrics",
+        VIEWER,
+        Api,
+        api::metrics,
+        "Metrik Prometheus"
+    ),
     route!(
         "GET",
         "/api/v1/openapi.json",
         VIEWER,
         Api,
+        api::openapi,
         "Dokumen OpenAPI ini"
     ),
     route!(
@@ -166,6 +262,7 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/reports",
         VIEWER,
         Api,
+        api::reports,
         "Laporan (filter, halaman, CSV)"
     ),
     route!(
@@ -173,25 +270,63 @@ pub const ROUTES: &[Route] = &[
         "/api/v1/reports/{id}",
         VIEWER,
         Api,
+        api::report,
         "Satu laporan dengan revisinya"
     ),
-    route!("GET", "/api/v1/stories", VIEWER, Api, "Cerita"),
-    route!("GET", "/api/v1/media", VIEWER, Api, "Item media"),
-    route!("GET", "/api/v1/sites", VIEWER, Api, "UPT dan keadaannya"),
-    route!("GET", "/api/v1/alerts", VIEWER, Api, "Peringatan lonjakan"),
+    route!(
+        "GET",
+        "/api/v1/stories",
+        VIEWER,
+        Api,
+        api::stories,
+        "Cerita"
+    ),
+    route!(
+        "GET",
+        "/api/v1/media",
+        VIEWER,
+        Api,
+        api::media,
+        "Item media"
+    ),
+    route!(
+        "GET",
+        "/api/v1/sites",
+        VIEWER,
+        Api,
+        api::sites,
+        "UPT dan keadaannya"
+    ),
+    route!(
+        "GET",
+        "/api/v1/alerts",
+        VIEWER,
+        Api,
+        api::alerts,
+        "Peringatan lonjakan"
+    ),
     route!(
         "GET",
         "/api/v1/claims",
         VIEWER,
         Api,
+        api::claims,
         "Register klaim (ClaimReview)"
     ),
-    route!("GET", "/api/v1/publications", VIEWER, Api, "Publikasi"),
+    route!(
+        "GET",
+        "/api/v1/publications",
+        VIEWER,
+        Api,
+        api::publications,
+        "Publikasi"
+    ),
     route!(
         "GET",
         "/api/v1/events",
         VIEWER,
         Api,
+        api::events,
         "Aliran peristiwa (Server-Sent Events)"
     ),
 ];
@@ -215,53 +350,12 @@ pub struct Principal {
 pub(crate) fn router(web: Arc<Web>) -> Router {
     let mut router = Router::new();
     for r in ROUTES {
-        router = router.route(r.path, handler(r));
+        router = router.route(r.path, (r.handler)());
     }
     router
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(web.clone(), gate))
         .with_state(web)
-}
-
-fn handler(r: &Route) -> MethodRouter<Arc<Web>> {
-    use axum::routing::{get, post};
-    match (r.method, r.path) {
-        ("GET", "/login") => get(pages::login_page),
-        ("POST", "/login") => post(pages::login),
-        ("GET", "/healthz") => get(|| async { "ok" }),
-        ("POST", "/logout") => post(pages::logout),
-        ("GET", "/") => get(pages::ringkasan),
-        ("GET", "/laporan") => get(pages::laporan),
-        ("GET", "/laporan/{id}") => get(pages::laporan_detail),
-        ("GET", "/lampiran/{id}") => get(api::attachment),
-        ("GET", "/cerita") => get(pages::cerita),
-        ("GET", "/tren") => get(pages::tren),
-        ("GET", "/peringatan") => get(pages::peringatan),
-        ("GET", "/armada") => get(pages::armada),
-        ("POST", "/armada/{id}/cabut") => post(pages::armada_cabut),
-        ("GET", "/verifikasi") => get(pages::verifikasi),
-        ("POST", "/verifikasi") => post(pages::verifikasi_tambah),
-        ("POST", "/verifikasi/{id}/vonis") => post(pages::verifikasi_vonis),
-        ("GET", "/publikasi") => get(pages::publikasi),
-        ("POST", "/publikasi") => post(pages::publikasi_draf),
-        ("POST", "/publikasi/{id}/setujui") => post(pages::publikasi_setujui),
-        ("GET", "/publikasi/ringkasan-harian") => get(pages::ringkasan_harian),
-        ("GET", "/cakupan") => get(pages::cakupan),
-        ("GET", "/feed/atom.xml") => get(api::atom),
-        ("GET", "/feed/feed.json") => get(api::json_feed),
-        ("GET", "/metrics") => get(api::metrics),
-        ("GET", "/api/v1/openapi.json") => get(api::openapi),
-        ("GET", "/api/v1/reports") => get(api::reports),
-        ("GET", "/api/v1/reports/{id}") => get(api::report),
-        ("GET", "/api/v1/stories") => get(api::stories),
-        ("GET", "/api/v1/media") => get(api::media),
-        ("GET", "/api/v1/sites") => get(api::sites),
-        ("GET", "/api/v1/alerts") => get(api::alerts),
-        ("GET", "/api/v1/claims") => get(api::claims),
-        ("GET", "/api/v1/publications") => get(api::publications),
-        ("GET", "/api/v1/events") => get(api::events),
-        _ => get(not_found),
-    }
 }
 
 async fn not_found() -> Response {
