@@ -43,6 +43,7 @@ impl HealthProbe {
             uptime_secs: sysinfo::System::uptime().unwrap_or(0),
             quota_full: stats.quota_full,
         }
+        .bounded()
     }
 }
 

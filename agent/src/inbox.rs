@@ -323,16 +323,7 @@ fn row_to_report(
         Err(e) => return Err(vec![e.to_string()]),
     };
     let report = draft.validate(Taxonomy::builtin(), now).map_err(|e| {
-        let field = match e {
-            pasopati_common::report::ReportError::Category { .. } => "category",
-            pasopati_common::report::ReportError::Priority(_) => "priority",
-            pasopati_common::report::ReportError::EmptyTitle
-            | pasopati_common::report::ReportError::TitleTooLong(_) => "title",
-            pasopati_common::report::ReportError::EmptyBody
-            | pasopati_common::report::ReportError::BodyTooLong(_) => "body",
-            pasopati_common::report::ReportError::Reason
-            | pasopati_common::report::ReportError::Retracted => "report",
-        };
+        let field = e.field();
         vec![format!("field `{field}`: {e}")]
     })?;
     Ok((report, attachments))
@@ -435,11 +426,15 @@ mod tests {
                 ("body".into(), b.to_owned()),
             ]
         };
-        assert!(row_to_report(row("humas", "Isi."), &guard, Timestamp(0)).is_ok());
-        let err = row_to_report(row("olahraga", "Isi."), &guard, Timestamp(0)).unwrap_err();
+        assert!(row_to_report(row("humas", "Isi."), &guard, Timestamp::now()).is_ok());
+        let err = row_to_report(row("olahraga", "Isi."), &guard, Timestamp::now()).unwrap_err();
         assert!(err[0].starts_with("field `category`"), "{err:?}");
-        let err =
-            row_to_report(row("humas", "Hubungi 081234567890"), &guard, Timestamp(0)).unwrap_err();
+        let err = row_to_report(
+            row("humas", "Hubungi 081234567890"),
+            &guard,
+            Timestamp::now(),
+        )
+        .unwrap_err();
         assert!(
             err[0].contains("field `body`") && err[0].contains("telepon"),
             "{err:?}"

@@ -231,10 +231,7 @@ impl Shared {
             )
             .map_err(|e| AgentError::Outbox(OutboxError::Invalid(e)))?;
         let guard = PiiGuard::new(&self.config.pii);
-        let mut findings = guard.check(&next.title, &next.body);
-        if let Some(reason) = &next.retraction {
-            findings.extend(guard.scan(Field::Body, reason));
-        }
+        let findings = guard.check_report(&next);
         if !findings.is_empty() {
             return Err(AgentError::Pii(findings));
         }
@@ -273,6 +270,12 @@ impl Shared {
         let mut seen = std::collections::HashSet::new();
         attachments.retain(|a| seen.insert(a.hash));
         report.attachments = attachments;
+        report
+            .check(
+                pasopati_common::taxonomy::Taxonomy::builtin(),
+                pasopati_common::Timestamp::now(),
+            )
+            .map_err(|e| AgentError::Outbox(OutboxError::Invalid(e)))?;
         let filed =
             self.outbox
                 .file_reports_once(std::slice::from_ref(&report), &report.attachments, None);
@@ -309,12 +312,14 @@ impl Shared {
         // Bulk filing (inbox files, tests) takes validated reports; the guard still applies,
         // and in this path it blocks whatever the mode, since nobody is there to see a redaction.
         let guard = PiiGuard::new(&self.config.pii);
-        let findings: Vec<_> = reports
-            .iter()
-            .flat_map(|r| guard.check(&r.title, &r.body))
-            .collect();
+        let findings: Vec<_> = reports.iter().flat_map(|r| guard.check_report(r)).collect();
         if !findings.is_empty() {
             return Err(AgentError::Pii(findings));
+        }
+        let now = pasopati_common::Timestamp::now();
+        for r in reports {
+            r.check(pasopati_common::taxonomy::Taxonomy::builtin(), now)
+                .map_err(|e| AgentError::Outbox(OutboxError::Invalid(e)))?;
         }
         self.outbox_failed(self.outbox.file_reports(reports).map_err(AgentError::from))?;
         self.wake.notify_one();

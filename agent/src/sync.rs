@@ -10,7 +10,8 @@ use crate::{AgentError, Shared, SyncPhase};
 use pasopati_common::attachment::{self, AttachmentRef};
 use pasopati_common::backoff::Backoff;
 use pasopati_common::frame::{
-    read_frame, write_frame, AgentFrame, Batch, Chunk, CollectorFrame, FrameError, RefusalCode,
+    read_frame, write_frame, AgentFrame, Batch, Chunk, CollectorFrame, FrameError, NackReason,
+    RefusalCode,
 };
 use pasopati_common::sync::{AgentEvent, AgentSession, ProtocolError};
 use pasopati_common::{pki, Timestamp};
@@ -270,6 +271,24 @@ async fn run_session(
                         tracing::debug!(hwm, "acknowledged");
                     }
                     AgentEvent::Nothing => {}
+                    AgentEvent::Refused { hwm, reason: NackReason::ReportsRefused { refused } } => {
+                        // The rest of the batch is stored and the refused reports never will be:
+                        // record the acknowledgement, tell the operator, and carry on.
+                        let ob = outbox.clone();
+                        blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
+                        for r in &refused {
+                            tracing::error!(report = %r.id, revision = r.revision, seq = r.seq,
+                                "the collector refused this report and will not store it: {}. \
+                                 File it again, corrected, or ask the media center's admin", r.reason);
+                        }
+                        shared.set_phase(
+                            SyncPhase::Connected,
+                            Some(AgentError::BatchRefused(
+                                NackReason::ReportsRefused { refused }.to_string(),
+                            )
+                            .to_string()),
+                        );
+                    }
                     AgentEvent::Refused { hwm, reason } => {
                         let ob = outbox.clone();
                         blocking(move || Ok(ob.ack(hwm, retain)?)).await?;

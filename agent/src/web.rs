@@ -200,7 +200,23 @@ fn indonesian(e: &ReportError) -> (&'static str, String) {
             "body",
             format!("Isi laporan terlalu panjang ({n} bita; paling banyak 65.536)."),
         ),
-        ReportError::Reason | ReportError::Retracted => ("form", e.to_string()),
+        ReportError::ControlCharacter { .. } => (
+            match e.field() {
+                "title" => "title",
+                "body" => "body",
+                _ => "form",
+            },
+            "Hapus karakter kendali (control character) dari teks; hanya baris baru dan tab yang boleh di isi laporan.".into(),
+        ),
+        ReportError::Time { .. } => (
+            "occurred_at",
+            "Waktu kejadian tidak masuk akal: paling lambat satu hari setelah laporan dibuat. Periksa tanggal (dan jam komputer).".into(),
+        ),
+        ReportError::Reason
+        | ReportError::Retracted
+        | ReportError::NoChange
+        | ReportError::TooManyAttachments(_)
+        | ReportError::Attachment { .. } => ("form", e.to_string()),
     }
 }
 

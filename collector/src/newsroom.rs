@@ -262,7 +262,7 @@ fn report_of(r: &StoredReport) -> SiteReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{batch, site, store};
+    use crate::store::tests::{batch, site, store, T0};
     use pasopati_common::frame::Limits;
     use pasopati_common::Epoch;
 
@@ -278,7 +278,7 @@ mod tests {
                 &batch(1, 3),
                 &Limits::default(),
                 &guard,
-                Timestamp(10),
+                Timestamp(T0 + 10),
             )
             .unwrap();
         let crate::store::BatchOutcome::Stored { stored, .. } = first else {
@@ -301,7 +301,7 @@ mod tests {
                 &batch(4, 2),
                 &Limits::default(),
                 &guard,
-                Timestamp(20),
+                Timestamp(T0 + 20),
             )
             .unwrap();
         let crate::store::BatchOutcome::Stored { stored, .. } = second else {

@@ -9,7 +9,7 @@ use crate::events::CollectorEvent;
 use crate::store::{BatchOutcome, SiteStatus, Store, TokenRefusal};
 use pasopati_common::frame::{
     read_frame, write_frame, AgentFrame, CollectorFrame, EnrollRequest, FrameError, Limits,
-    Refusal, RefusalCode, Welcome,
+    NackReason, Refusal, RefusalCode, Welcome,
 };
 use pasopati_common::pii::PiiGuard;
 use pasopati_common::sync::{decide_hello, HelloDecision};
@@ -505,6 +505,7 @@ async fn run_sync(
         clock_offset_ms = hello.agent_time.millis_since(Timestamp::now()), "session started");
 
     let mut renewed = false;
+    let mut heartbeat_refused = false;
     loop {
         let frame = match read_frame::<_, AgentFrame>(recv).await {
             Ok(Some(f)) => f,
@@ -533,6 +534,15 @@ async fn run_sync(
                 continue;
             }
             AgentFrame::Heartbeat(heartbeat) => {
+                if let Err(problem) = heartbeat.check() {
+                    // Recorded once per session, so a looping agent cannot grow the store.
+                    if !heartbeat_refused {
+                        heartbeat_refused = true;
+                        tracing::warn!(%site, "heartbeat refused: {problem}");
+                        state.reject(Some(site), format!("heartbeat refused: {problem}"));
+                    }
+                    continue;
+                }
                 let st = state.clone();
                 let s = site.clone();
                 blocking(state, move || {
@@ -579,6 +589,7 @@ async fn run_sync(
                 replayed,
                 known_by_id,
                 quarantined,
+                refused,
             } => {
                 if replayed > 0 || known_by_id > 0 {
                     tracing::info!(%site, %epoch, replayed, known_by_id, "replayed reports absorbed");
@@ -597,7 +608,13 @@ async fn run_sync(
                         .events
                         .send(CollectorEvent::ReportStored(Box::new(report)));
                 }
-                CollectorFrame::Ack { hwm }
+                if refused.is_empty() {
+                    CollectorFrame::Ack { hwm }
+                } else {
+                    let reason = NackReason::ReportsRefused { refused };
+                    tracing::error!(%site, %epoch, "{reason}");
+                    CollectorFrame::Nack { hwm, reason }
+                }
             }
             BatchOutcome::Refused { hwm, reason } => {
                 tracing::error!(%site, %epoch, "batch refused: {reason}");

@@ -9,10 +9,13 @@
 
 use bincode::{Decode, Encode};
 use pasopati_common::attachment::AttachmentRef;
-use pasopati_common::frame::{decode_value, encode_value, Batch, Heartbeat, Limits, NackReason};
-use pasopati_common::pii::{Field, Finding, PiiGuard};
+use pasopati_common::frame::{
+    decode_value, encode_value, Batch, Heartbeat, Limits, NackReason, RefusedReport,
+};
+use pasopati_common::pii::{Finding, PiiGuard};
 use pasopati_common::storage::OpenError;
 use pasopati_common::sync::{plan_batch, HelloDecision};
+use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, SiteType, Timestamp};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
@@ -24,6 +27,8 @@ const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
 /// (site, epoch) → high-water mark.
 const HWM: TableDefinition<(&str, u64), u64> = TableDefinition::new("hwm");
+/// Report id → the site that first filed it. Only that site may send later revisions.
+const OWNERS: TableDefinition<&[u8], &str> = TableDefinition::new("owners");
 /// Arrival number → stored report. Arrival numbers are dense and give the order of storing.
 const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
 /// (site, epoch, seq) → arrival number.
@@ -421,6 +426,9 @@ pub enum BatchOutcome {
         known_by_id: u64,
         /// Reports held in quarantine (inmate identity data found), not stored.
         quarantined: u64,
+        /// Reports refused (against the rules, or another site's report); their seqs are
+        /// consumed and each is in the rejection log.
+        refused: Vec<RefusedReport>,
     },
     /// Refused; nothing was stored.
     Refused { hwm: Seq, reason: NackReason },
@@ -476,6 +484,7 @@ impl Store {
         txn.open_table(BY_POSITION)?;
         txn.open_table(BY_ID)?;
         txn.open_table(LATEST)?;
+        txn.open_table(OWNERS)?;
         txn.open_table(GAPS)?;
         txn.open_table(REJECTIONS)?;
         txn.open_table(AUDIT)?;
@@ -971,7 +980,9 @@ impl Store {
                     replayed += 1;
                 }
             }
+            let mut owners = txn.open_table(OWNERS)?;
             let mut stored = Vec::new();
+            let mut refused = Vec::new();
             let mut known_by_id = 0u64;
             let mut quarantined = 0u64;
             let mut new_hwm = hwm;
@@ -980,6 +991,28 @@ impl Store {
                 let mut arrival = meta.get(NEXT_ARRIVAL)?.map(|v| v.value()).unwrap_or(0);
                 for seq in range.clone() {
                     let report = &batch.reports[(seq - batch.first_seq) as usize];
+                    new_hwm = seq;
+                    // The same rule the agent applied before saving; then ownership: only the
+                    // site that first filed a report id may revise or retract it.
+                    let problem = match report.check(Taxonomy::builtin(), now) {
+                        Err(e) => Some(e.to_string()),
+                        Ok(()) => match owner_of(&owners, &by_id, &reports, &quarantine, &report.id)? {
+                            Some(owner) if owner != *site => Some(format!(
+                                "report {} belongs to another site; a site may only revise or retract its own reports",
+                                report.id
+                            )),
+                            _ => None,
+                        },
+                    };
+                    if let Some(reason) = problem {
+                        refused.push(RefusedReport {
+                            seq,
+                            id: report.id,
+                            revision: report.revision,
+                            reason,
+                        });
+                        continue;
+                    }
                     let hash = report.content_hash();
                     let key = revision_key(report);
                     let existing = by_id.get(&key[..])?.map(|v| v.value());
@@ -994,6 +1027,7 @@ impl Store {
                                 meta,
                                 quarantine,
                                 latest,
+                                owners,
                             ));
                             let reason = NackReason::Conflict { seq };
                             record_rejection(
@@ -1022,11 +1056,9 @@ impl Store {
                             content_hash: hash,
                             received_at: now,
                         };
-                        let mut findings = guard.check(&report.title, &report.body);
-                        for a in &report.attachments {
-                            findings.extend(guard.scan(Field::AttachmentName, &a.name));
-                        }
-                        if findings.is_empty() {
+                        let findings = guard.check_report(report);
+                        let clean = findings.is_empty();
+                        if clean {
                             reports.insert(arrival, encode(&record).as_slice())?;
                             expect_attachments(&txn, site, &report.attachments)?;
                             stored.push(record);
@@ -1045,24 +1077,47 @@ impl Store {
                         }
                         by_position.insert((site.as_str(), epoch.0, seq), arrival)?;
                         by_id.insert(&key[..], arrival)?;
-                        // The highest revision is the one shown; an older one arriving late only
-                        // joins the history.
-                        let newer = match latest.get(&report.id.0[..])?.map(|v| v.value()) {
-                            Some(a) => revision_at(&reports, &quarantine, a)?
-                                .is_none_or(|r| report.revision >= r),
-                            None => true,
-                        };
+                        if owners.get(&report.id.0[..])?.is_none() {
+                            owners.insert(&report.id.0[..], site.as_str())?;
+                        }
+                        // The highest clean revision is the one shown; an older one arriving
+                        // late only joins the history, and a quarantined one never hides the
+                        // clean revision before it.
+                        let newer = clean
+                            && match latest.get(&report.id.0[..])?.map(|v| v.value()) {
+                                Some(a) => revision_at(&reports, &quarantine, a)?
+                                    .is_none_or(|r| report.revision >= r),
+                                None => true,
+                            };
                         if newer {
                             latest.insert(&report.id.0[..], arrival)?;
                         }
                         arrival += 1;
                     }
-                    new_hwm = seq;
                 }
                 meta.insert(NEXT_ARRIVAL, arrival)?;
                 hwm_table.insert((site.as_str(), epoch.0), new_hwm)?;
             }
-            drop((hwm_table, reports, by_position, by_id, quarantine, latest));
+            drop((
+                hwm_table,
+                reports,
+                by_position,
+                by_id,
+                quarantine,
+                latest,
+                owners,
+            ));
+            for r in &refused {
+                record_rejection(
+                    &txn,
+                    Some(site),
+                    format!(
+                        "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
+                        r.id, r.revision, r.seq, r.reason
+                    ),
+                    now,
+                )?;
+            }
             touch_site(&txn, site, now, stored.len() as u64)?;
             BatchOutcome::Stored {
                 hwm: new_hwm,
@@ -1070,6 +1125,7 @@ impl Store {
                 replayed,
                 known_by_id,
                 quarantined,
+                refused,
             }
         };
         txn.commit()?;
@@ -1653,6 +1709,34 @@ fn revision_key(report: &Report) -> [u8; 20] {
     key
 }
 
+/// The site that owns report `id`: the one that first filed it. Reports stored before the
+/// owners table existed are found through any stored revision.
+fn owner_of(
+    owners: &redb::Table<&'static [u8], &'static str>,
+    by_id: &redb::Table<&'static [u8], u64>,
+    reports: &redb::Table<u64, &'static [u8]>,
+    quarantine: &redb::Table<u64, &'static [u8]>,
+    id: &ReportId,
+) -> Result<Option<SiteId>, StoreError> {
+    if let Some(site) = owners.get(&id.0[..])? {
+        return Ok(SiteId::new(site.value()).ok());
+    }
+    let mut from = [0u8; 20];
+    from[..16].copy_from_slice(&id.0);
+    let mut to = [0xffu8; 20];
+    to[..16].copy_from_slice(&id.0);
+    for entry in by_id.range(&from[..]..=&to[..])? {
+        let arrival = entry?.1.value();
+        if let Some(v) = reports.get(arrival)? {
+            return Ok(Some(decode::<StoredReport>(v.value())?.site));
+        }
+        if let Some(v) = quarantine.get(arrival)? {
+            return Ok(Some(decode::<Quarantined>(v.value())?.report.site));
+        }
+    }
+    Ok(None)
+}
+
 /// The revision of the report at `arrival`, stored or quarantined.
 fn revision_at(
     reports: &redb::Table<u64, &'static [u8]>,
@@ -1894,6 +1978,10 @@ pub(crate) mod tests {
     use super::*;
     use pasopati_common::{Priority, ReportId};
 
+    /// A plausible time for test reports (2026-01-01T00:00:00Z): the collector refuses reports
+    /// from before 2020 or far in its future.
+    pub(crate) const T0: i64 = 1_767_225_600_000;
+
     pub(crate) fn site() -> SiteId {
         SiteId::new("lapas-contoh").unwrap()
     }
@@ -1936,8 +2024,8 @@ pub(crate) mod tests {
             priority: Priority::Normal,
             title: format!("Laporan {n}"),
             body: "Isi".into(),
-            occurred_at: Timestamp(1),
-            filed_at: Timestamp(1),
+            occurred_at: Timestamp(T0),
+            filed_at: Timestamp(T0),
             revision: 0,
             retraction: None,
             attachments: Vec::new(),
@@ -1953,6 +2041,152 @@ pub(crate) mod tests {
 
     const E: Epoch = Epoch(9);
 
+    fn stored_outcome(out: BatchOutcome) -> (Seq, usize, u64, Vec<RefusedReport>) {
+        match out {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                quarantined,
+                refused,
+                ..
+            } => (hwm, stored.len(), quarantined, refused),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_sites_edit_or_retraction_is_refused_and_the_owners_report_kept() {
+        let (_d, s) = store();
+        let other = SiteId::new("rutan-lain").unwrap();
+        let l = Limits::default();
+        let g = PiiGuard::default();
+        let now = Timestamp(T0 + 10);
+        let original = report(1);
+        s.apply_batch(&site(), E, &batch(1, 1), &l, &g, now)
+            .unwrap();
+        let mut edit = original.clone();
+        edit.revision = 1;
+        edit.title = "Teks situs lain".into();
+        let mut retract = original.clone();
+        retract.revision = 2;
+        retract.retraction = Some("disembunyikan".into());
+        let foreign = Batch {
+            first_seq: 1,
+            reports: vec![edit, retract, report(50)],
+        };
+        let (hwm, stored, _, refused) =
+            stored_outcome(s.apply_batch(&other, E, &foreign, &l, &g, now).unwrap());
+        assert_eq!(
+            (hwm, stored),
+            (3, 1),
+            "seqs consumed, the clean report stored"
+        );
+        assert_eq!(
+            refused.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2],
+            "{refused:?}"
+        );
+        assert!(refused[0].reason.contains("another site"));
+        let shown = s.report(&original.id).unwrap().unwrap();
+        assert_eq!(
+            (shown.site, shown.report.title),
+            (site(), original.title.clone())
+        );
+        assert!(shown.report.retraction.is_none());
+        assert!(s
+            .rejections()
+            .unwrap()
+            .iter()
+            .any(|r| r.reason.contains("refused, not stored")));
+        // The owner itself may still edit.
+        let mut own = original.clone();
+        own.revision = 1;
+        own.title = "Judul diperbaiki".into();
+        let b = Batch {
+            first_seq: 2,
+            reports: vec![own],
+        };
+        let (_, stored, _, refused) =
+            stored_outcome(s.apply_batch(&site(), E, &b, &l, &g, now).unwrap());
+        assert_eq!((stored, refused.len()), (1, 0));
+        assert_eq!(
+            s.report(&original.id).unwrap().unwrap().report.title,
+            "Judul diperbaiki"
+        );
+    }
+
+    #[test]
+    fn a_quarantined_revision_never_hides_the_clean_one() {
+        let (_d, s) = store();
+        let l = Limits::default();
+        let g = PiiGuard::default();
+        let now = Timestamp(T0 + 10);
+        let original = report(1);
+        s.apply_batch(&site(), E, &batch(1, 1), &l, &g, now)
+            .unwrap();
+        let mut leaky = original.clone();
+        leaky.revision = 1;
+        leaky.body = "Hubungi 081234567890".into();
+        let b = Batch {
+            first_seq: 2,
+            reports: vec![leaky],
+        };
+        let (_, stored, quarantined, _) =
+            stored_outcome(s.apply_batch(&site(), E, &b, &l, &g, now).unwrap());
+        assert_eq!((stored, quarantined), (0, 1));
+        let shown = s.report(&original.id).unwrap().unwrap();
+        assert_eq!(
+            shown.report.revision, 0,
+            "the clean revision stays the one shown"
+        );
+    }
+
+    #[test]
+    fn reports_against_the_shared_rules_are_refused_one_by_one() {
+        let (_d, s) = store();
+        let l = Limits::default();
+        let g = PiiGuard::default();
+        let now = Timestamp(T0 + 10);
+        let mut bad = Vec::new();
+        let mut r = report(10);
+        r.title = "x".repeat(1_000);
+        bad.push(r);
+        let mut r = report(11);
+        r.category = "<script>alert(1)</script>".into();
+        bad.push(r);
+        let mut r = report(12);
+        r.occurred_at = Timestamp(253_402_300_799_000); // 9999-12-31
+        bad.push(r);
+        let mut r = report(13);
+        r.occurred_at = Timestamp(i64::MIN);
+        bad.push(r);
+        let mut r = report(14);
+        r.title = "Judul\u{1}".into();
+        bad.push(r);
+        let mut r = report(15);
+        r.body = String::new();
+        bad.push(r);
+        let n = bad.len() as u64;
+        bad.push(report(16));
+        let b = Batch {
+            first_seq: 1,
+            reports: bad,
+        };
+        let (hwm, stored, _, refused) =
+            stored_outcome(s.apply_batch(&site(), E, &b, &l, &g, now).unwrap());
+        assert_eq!(
+            (hwm, stored, refused.len() as u64),
+            (n + 1, 1, n),
+            "{refused:?}"
+        );
+        assert_eq!(s.report_count().unwrap(), 1);
+        // A replay of the refused seqs is absorbed (nothing to compare), not a conflict.
+        let again = s
+            .apply_batch(&site(), E, &b, &l, &g, Timestamp(T0 + 11))
+            .unwrap();
+        assert!(matches!(again, BatchOutcome::Stored { hwm, .. } if hwm == n + 1));
+    }
+
     #[test]
     fn replays_are_absorbed_and_conflicts_refused() {
         let (_d, s) = store();
@@ -1964,7 +2198,7 @@ pub(crate) mod tests {
                 &batch(1, 3),
                 &l,
                 &PiiGuard::default(),
-                Timestamp(5),
+                Timestamp(T0 + 5),
             )
             .unwrap();
         assert!(matches!(out, BatchOutcome::Stored { hwm: 3, .. }));
@@ -1975,7 +2209,7 @@ pub(crate) mod tests {
                 &batch(2, 4),
                 &l,
                 &PiiGuard::default(),
-                Timestamp(6),
+                Timestamp(T0 + 6),
             )
             .unwrap();
         match out {
@@ -1993,7 +2227,14 @@ pub(crate) mod tests {
         let mut evil = batch(2, 1);
         evil.reports[0].body = "diubah".into();
         let out = s
-            .apply_batch(&site(), E, &evil, &l, &PiiGuard::default(), Timestamp(7))
+            .apply_batch(
+                &site(),
+                E,
+                &evil,
+                &l,
+                &PiiGuard::default(),
+                Timestamp(T0 + 7),
+            )
             .unwrap();
         assert_eq!(
             out,
@@ -2018,7 +2259,7 @@ pub(crate) mod tests {
                 &batch(3, 2),
                 &l,
                 &PiiGuard::default(),
-                Timestamp(5),
+                Timestamp(T0 + 5),
             )
             .unwrap();
         assert!(matches!(out, BatchOutcome::Refused { hwm: 0, .. }));
@@ -2041,7 +2282,7 @@ pub(crate) mod tests {
             &batch(1, 2),
             &l,
             &PiiGuard::default(),
-            Timestamp(5),
+            Timestamp(T0 + 5),
         )
         .unwrap();
         let again = Batch {
@@ -2055,7 +2296,7 @@ pub(crate) mod tests {
                 &again,
                 &l,
                 &PiiGuard::default(),
-                Timestamp(6),
+                Timestamp(T0 + 6),
             )
             .unwrap()
         {

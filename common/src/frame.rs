@@ -178,6 +178,75 @@ pub struct Heartbeat {
     pub quota_full: bool,
 }
 
+/// The longest agent version string a heartbeat may carry.
+pub const MAX_VERSION_CHARS: usize = 64;
+/// The most reports a heartbeat may claim to hold (far above any outbox quota).
+pub const MAX_BACKLOG: u64 = 1_000_000_000;
+/// Byte counts in a heartbeat stay below 1 EiB.
+pub const MAX_HEARTBEAT_BYTES: u64 = 1 << 60;
+/// Uptime stays below 100 years.
+pub const MAX_UPTIME_SECS: u64 = 100 * 366 * 86_400;
+
+impl Heartbeat {
+    /// Whether every field lies in its bounds (the collector refuses a heartbeat that does not;
+    /// the agent sends [`Heartbeat::bounded`] values, so an honest agent never trips it).
+    pub fn check(&self) -> Result<(), String> {
+        if self.agent_version.is_empty()
+            || self.agent_version.chars().count() > MAX_VERSION_CHARS
+            || !self.agent_version.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(format!(
+                "agent_version must be 1..={MAX_VERSION_CHARS} printable ASCII characters"
+            ));
+        }
+        if self.backlog > MAX_BACKLOG {
+            return Err(format!("backlog {} is above {MAX_BACKLOG}", self.backlog));
+        }
+        if !self.cpu_percent.is_finite() || !(0.0..=100.0).contains(&self.cpu_percent) {
+            return Err("cpu_percent must be a number from 0 to 100".into());
+        }
+        if self.mem_used_bytes > MAX_HEARTBEAT_BYTES || self.disk_free_bytes > MAX_HEARTBEAT_BYTES {
+            return Err("a byte count is implausibly large".into());
+        }
+        if self.uptime_secs > MAX_UPTIME_SECS {
+            return Err("uptime is implausibly long".into());
+        }
+        let plausible = |t: &crate::Timestamp| {
+            t.0 >= crate::report::EARLIEST_FILED_AT.0 && t.0 <= 4_102_444_800_000
+        };
+        if !plausible(&self.agent_time)
+            || !self.oldest_unsent_at.iter().all(plausible)
+            || !self.last_sync_at.iter().all(plausible)
+        {
+            return Err("a time lies before 2020 or after 2099; check the site's clock".into());
+        }
+        Ok(())
+    }
+
+    /// The heartbeat with every field brought into the bounds [`Heartbeat::check`] applies.
+    pub fn bounded(mut self) -> Heartbeat {
+        self.agent_version = self
+            .agent_version
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(MAX_VERSION_CHARS)
+            .collect();
+        if self.agent_version.is_empty() {
+            self.agent_version = "unknown".into();
+        }
+        self.backlog = self.backlog.min(MAX_BACKLOG);
+        self.cpu_percent = if self.cpu_percent.is_finite() {
+            self.cpu_percent.clamp(0.0, 100.0)
+        } else {
+            0.0
+        };
+        self.mem_used_bytes = self.mem_used_bytes.min(MAX_HEARTBEAT_BYTES);
+        self.disk_free_bytes = self.disk_free_bytes.min(MAX_HEARTBEAT_BYTES);
+        self.uptime_secs = self.uptime_secs.min(MAX_UPTIME_SECS);
+        self
+    }
+}
+
 /// A run of consecutive reports starting at `first_seq`.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Batch {
@@ -212,6 +281,20 @@ pub enum NackReason {
     OverLimit { reports: u32 },
     /// The collector could not store the batch (disk full, I/O error); try again later.
     Unavailable { message: String },
+    /// These reports of the batch break the rules both sides apply (`Report::check`) or touch
+    /// a report another site filed. They are not stored and never will be; their seqs are
+    /// consumed (`hwm` covers them) and everything else in the batch is stored. The agent
+    /// records each refusal for its operator and carries on.
+    ReportsRefused { refused: Vec<RefusedReport> },
+}
+
+/// One report the collector refused, with the reason (never the report's text).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct RefusedReport {
+    pub seq: Seq,
+    pub id: crate::ReportId,
+    pub revision: u32,
+    pub reason: String,
 }
 
 impl std::fmt::Display for NackReason {
@@ -228,6 +311,17 @@ impl std::fmt::Display for NackReason {
             }
             NackReason::Unavailable { message } => {
                 write!(f, "collector cannot store now: {message}")
+            }
+            NackReason::ReportsRefused { refused } => {
+                write!(f, "{} report(s) refused:", refused.len())?;
+                for r in refused {
+                    write!(
+                        f,
+                        " report {} revision {} (seq {}): {};",
+                        r.id, r.revision, r.seq, r.reason
+                    )?;
+                }
+                Ok(())
             }
         }
     }

@@ -55,6 +55,12 @@ pub enum Field {
     Body,
     /// The file name of an attachment.
     AttachmentName,
+    /// The reason given for a retraction.
+    RetractionReason,
+    /// The text of a claim in the claims register.
+    Claim,
+    /// Title and body read together (a number split across the two).
+    TitleAndBody,
 }
 
 impl Field {
@@ -63,6 +69,9 @@ impl Field {
             Field::Title => "title",
             Field::Body => "body",
             Field::AttachmentName => "attachment name",
+            Field::RetractionReason => "retraction reason",
+            Field::Claim => "claim",
+            Field::TitleAndBody => "title and body",
         }
     }
 }
@@ -138,6 +147,19 @@ impl PiiGuard {
     pub fn check(&self, title: &str, body: &str) -> Vec<Finding> {
         let mut out = self.scan(Field::Title, title);
         out.extend(self.scan(Field::Body, body));
+        out
+    }
+
+    /// Every finding in a whole report: title, body, the retraction reason and attachment
+    /// names. Both the agent (before saving) and the collector (on receipt) call this.
+    pub fn check_report(&self, report: &crate::report::Report) -> Vec<Finding> {
+        let mut out = self.check(&report.title, &report.body);
+        if let Some(reason) = &report.retraction {
+            out.extend(self.scan(Field::RetractionReason, reason));
+        }
+        for a in &report.attachments {
+            out.extend(self.scan(Field::AttachmentName, &a.name));
+        }
         out
     }
 

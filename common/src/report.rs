@@ -131,7 +131,63 @@ pub enum ReportError {
     Reason,
     #[error("the report was retracted; a retracted report cannot be changed")]
     Retracted,
+    #[error("the {field} contains a control character at character {position}; remove it (only line breaks and tabs are allowed in the body)")]
+    ControlCharacter { field: String, position: usize },
+    #[error("the {field} ({given}) is not plausible: {rule}")]
+    Time {
+        field: String,
+        given: String,
+        rule: String,
+    },
+    #[error("the report carries {0} attachments; the limit is {MAX_PER_REPORT}")]
+    TooManyAttachments(usize),
+    #[error("attachment {index} is not acceptable: {problem}")]
+    Attachment { index: usize, problem: String },
+    #[error("the edit changes nothing; change at least one field or leave the report as it is")]
+    NoChange,
 }
+
+impl ReportError {
+    /// The form or file field at fault (`report` when it is the report as a whole).
+    pub fn field(&self) -> &'static str {
+        match self {
+            ReportError::Category { .. } => "category",
+            ReportError::Priority(_) => "priority",
+            ReportError::EmptyTitle | ReportError::TitleTooLong(_) => "title",
+            ReportError::EmptyBody | ReportError::BodyTooLong(_) => "body",
+            ReportError::ControlCharacter { field, .. } => match field.as_str() {
+                "title" => "title",
+                "body" => "body",
+                _ => "report",
+            },
+            ReportError::Time { field, .. } if field == "time of the event" => "occurred_at",
+            ReportError::TooManyAttachments(_) | ReportError::Attachment { .. } => "attachments",
+            ReportError::Time { .. }
+            | ReportError::Reason
+            | ReportError::Retracted
+            | ReportError::NoChange => "report",
+        }
+    }
+}
+
+/// How far a site's clock may run ahead of the checker's (the agent's own clock when it files,
+/// the collector's when it receives). A report labelled further in the future is refused: one
+/// wrong date must never move the media center's calendar. Seven days leaves room for a site
+/// whose clock drifted for days without being noticed; ordering never depends on it.
+pub const CLOCK_SKEW_ALLOWANCE_MS: i64 = 7 * 24 * 3_600_000;
+
+/// How far after its filing a report may say the event happened: a day, for a wrong time zone
+/// or a date typed for tomorrow's scheduled activity.
+pub const OCCURRED_AFTER_FILING_ALLOWANCE_MS: i64 = 24 * 3_600_000;
+
+/// The earliest event time accepted (2000-01-01T00:00:00Z): the system keeps current reports.
+pub const EARLIEST_OCCURRED_AT: Timestamp = Timestamp(946_684_800_000);
+
+/// The earliest filing time accepted (2020-01-01T00:00:00Z): earlier means a site's clock
+/// that was never set.
+pub const EARLIEST_FILED_AT: Timestamp = Timestamp(1_577_836_800_000);
+
+use crate::attachment::{MAX_NAME_CHARS, MAX_PER_REPORT};
 
 impl ReportDraft {
     /// Checks every field and stamps the report with a fresh id and the filing time.
@@ -139,7 +195,7 @@ impl ReportDraft {
         let category = check_category(taxonomy, &self.category)?;
         let title = check_title(&self.title)?;
         let body = check_body(&self.body)?;
-        Ok(Report {
+        let report = Report {
             id: ReportId::generate(now),
             category: category.id.clone(),
             priority: self.priority.unwrap_or(category.default_priority),
@@ -150,7 +206,9 @@ impl ReportDraft {
             revision: 0,
             retraction: None,
             attachments: Vec::new(),
-        })
+        };
+        report.check(taxonomy, now)?;
+        Ok(report)
     }
 }
 
@@ -167,7 +225,18 @@ fn check_category<'t>(
 }
 
 fn check_title(title: &str) -> Result<String, ReportError> {
-    let title = title.trim().to_owned();
+    // A title is one line: line breaks and tabs pasted into it become spaces.
+    let title: String = title
+        .trim()
+        .chars()
+        .map(|c| {
+            if matches!(c, '\t' | '\r' | '\n') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
     if title.is_empty() {
         return Err(ReportError::EmptyTitle);
     }
@@ -179,7 +248,8 @@ fn check_title(title: &str) -> Result<String, ReportError> {
 }
 
 fn check_body(body: &str) -> Result<String, ReportError> {
-    let body = body.trim().to_owned();
+    // Line ends from Windows files (inbox CSVs, pasted text) become plain line breaks.
+    let body = body.trim().replace("\r\n", "\n");
     if body.is_empty() {
         return Err(ReportError::EmptyBody);
     }
@@ -225,7 +295,85 @@ impl Report {
         }
         next.revision = self.revision.saturating_add(1);
         next.filed_at = now;
+        let mut unchanged = next.clone();
+        unchanged.revision = self.revision;
+        unchanged.filed_at = self.filed_at;
+        if unchanged == *self {
+            return Err(ReportError::NoChange);
+        }
+        next.check(taxonomy, now)?;
         Ok(next)
+    }
+
+    /// Whether this report may be accepted, checked by the clock of whoever checks (`now`).
+    ///
+    /// This is the one rule for a report's shape, applied by the agent before it saves a
+    /// report (through [`ReportDraft::validate`] and [`Report::revise`]) and by the collector to
+    /// every report a site sends, so a modified or broken agent cannot store what an honest
+    /// one would refuse. It checks the category, the title (one line, 1–200 characters), the
+    /// body (up to 64 KiB), the retraction reason, control characters (none in the title or
+    /// reason; only line breaks and tabs in the body), the times (see
+    /// [`CLOCK_SKEW_ALLOWANCE_MS`]) and the attachment list. The PII guard is separate
+    /// (`PiiGuard::check_report`) because its findings are quarantined, not refused.
+    pub fn check(&self, taxonomy: &Taxonomy, now: Timestamp) -> Result<(), ReportError> {
+        if taxonomy.get(&self.category).is_none() {
+            return Err(ReportError::Category {
+                given: printable(&self.category, 40),
+                known: taxonomy.id_list(),
+            });
+        }
+        let title = self.title.trim();
+        if title.is_empty() {
+            return Err(ReportError::EmptyTitle);
+        }
+        let chars = self.title.chars().count();
+        if chars > MAX_TITLE_CHARS {
+            return Err(ReportError::TitleTooLong(chars));
+        }
+        no_control("title", &self.title, false)?;
+        if self.body.trim().is_empty() {
+            return Err(ReportError::EmptyBody);
+        }
+        if self.body.len() > MAX_BODY_BYTES {
+            return Err(ReportError::BodyTooLong(self.body.len()));
+        }
+        no_control("body", &self.body, true)?;
+        if let Some(reason) = &self.retraction {
+            if reason.trim().is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+                return Err(ReportError::Reason);
+            }
+            no_control("retraction reason", reason, false)?;
+        }
+        check_times(self.occurred_at, self.filed_at, now)?;
+        if self.attachments.len() > MAX_PER_REPORT {
+            return Err(ReportError::TooManyAttachments(self.attachments.len()));
+        }
+        for (i, a) in self.attachments.iter().enumerate() {
+            let problem = if a.name.trim().is_empty() || a.name.chars().count() > MAX_NAME_CHARS {
+                Some(format!(
+                    "its name is empty or longer than {MAX_NAME_CHARS} characters"
+                ))
+            } else if a.name.contains(['/', '\\']) || a.name == "." || a.name == ".." {
+                Some("its name is a path; only a file name is allowed".to_owned())
+            } else if a.name.chars().any(forbidden_char) {
+                Some("its name contains a control character".to_owned())
+            } else if a.size == 0 || a.size > crate::attachment::HARD_MAX_BYTES {
+                Some(format!(
+                    "its size {} bytes is outside 1..={} bytes",
+                    a.size,
+                    crate::attachment::HARD_MAX_BYTES
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ReportError::Attachment {
+                    index: i + 1,
+                    problem,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The SHA-256 of the report's canonical encoding. Two copies of a report with the same
@@ -235,9 +383,86 @@ impl Report {
     }
 }
 
+/// Checks the times a report carries against the checker's clock.
+pub fn check_times(
+    occurred_at: Timestamp,
+    filed_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), ReportError> {
+    let latest = Timestamp(now.0.saturating_add(CLOCK_SKEW_ALLOWANCE_MS));
+    let bad = |field: &str, t: Timestamp, rule: String| ReportError::Time {
+        field: field.to_owned(),
+        given: t.to_rfc3339(),
+        rule,
+    };
+    if filed_at < EARLIEST_FILED_AT || filed_at > latest {
+        return Err(bad(
+            "filing time",
+            filed_at,
+            format!(
+                "it must lie between {} and 7 days after now ({}); check the site's clock",
+                EARLIEST_FILED_AT.to_rfc3339(),
+                now.to_rfc3339()
+            ),
+        ));
+    }
+    let occurred_latest = Timestamp(
+        filed_at
+            .0
+            .saturating_add(OCCURRED_AFTER_FILING_ALLOWANCE_MS)
+            .min(latest.0),
+    );
+    if occurred_at < EARLIEST_OCCURRED_AT || occurred_at > occurred_latest {
+        return Err(bad(
+            "time of the event",
+            occurred_at,
+            format!(
+                "it must lie between {} and one day after the report is filed; give the date the event happened",
+                EARLIEST_OCCURRED_AT.to_rfc3339()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Characters that never belong in report text: C0 and C1 controls, DEL, and the two
+/// non-characters XML forbids (a feed built from the text must stay well-formed).
+pub fn forbidden_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{fffe}' | '\u{ffff}')
+}
+
+fn no_control(field: &'static str, text: &str, multiline: bool) -> Result<(), ReportError> {
+    for (i, c) in text.chars().enumerate() {
+        let allowed = multiline && matches!(c, '\n' | '\t' | '\r');
+        if forbidden_char(c) && !allowed {
+            return Err(ReportError::ControlCharacter {
+                field: field.to_owned(),
+                position: i + 1,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A value from elsewhere, shortened and with control characters shown as `?`, for a message.
+fn printable(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .take(max)
+        .map(|c| if forbidden_char(c) { '?' } else { c })
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2026-01-01T00:00:00Z: reports must carry plausible times.
+    const T0: i64 = 1_767_225_600_000;
 
     fn draft(category: &str) -> ReportDraft {
         ReportDraft {
@@ -252,30 +477,33 @@ mod tests {
     fn notable_incidents_default_to_urgent() {
         let t = Taxonomy::builtin();
         let r = draft("kejadian_menonjol")
-            .validate(t, Timestamp(5))
+            .validate(t, Timestamp(T0 + 5))
             .unwrap();
         assert_eq!(r.priority, Priority::Urgent);
         let r = draft("kegiatan_kedinasan")
-            .validate(t, Timestamp(5))
+            .validate(t, Timestamp(T0 + 5))
             .unwrap();
         assert_eq!(r.priority, Priority::Normal);
-        assert_eq!(r.occurred_at, Timestamp(5));
+        assert_eq!(r.occurred_at, Timestamp(T0 + 5));
     }
 
     #[test]
     fn each_bad_field_is_named() {
         let t = Taxonomy::builtin();
         assert!(matches!(
-            draft("olahraga").validate(t, Timestamp(0)),
+            draft("olahraga").validate(t, Timestamp(T0 + 0)),
             Err(ReportError::Category { .. })
         ));
         let mut d = draft("humas");
         d.title = "  ".into();
-        assert_eq!(d.validate(t, Timestamp(0)), Err(ReportError::EmptyTitle));
+        assert_eq!(
+            d.validate(t, Timestamp(T0 + 0)),
+            Err(ReportError::EmptyTitle)
+        );
         let mut d = draft("humas");
         d.body = "x".repeat(MAX_BODY_BYTES + 1);
         assert!(matches!(
-            d.validate(t, Timestamp(0)),
+            d.validate(t, Timestamp(T0 + 0)),
             Err(ReportError::BodyTooLong(_))
         ));
     }
@@ -283,7 +511,7 @@ mod tests {
     #[test]
     fn revisions_keep_the_id_and_count_up() {
         let t = Taxonomy::builtin();
-        let r = draft("humas").validate(t, Timestamp(1)).unwrap();
+        let r = draft("humas").validate(t, Timestamp(T0 + 1)).unwrap();
         let edited = r
             .revise(
                 Revision {
@@ -291,7 +519,7 @@ mod tests {
                     ..Revision::default()
                 },
                 t,
-                Timestamp(2),
+                Timestamp(T0 + 2),
             )
             .unwrap();
         assert_eq!(
@@ -307,12 +535,12 @@ mod tests {
                     ..Revision::default()
                 },
                 t,
-                Timestamp(3),
+                Timestamp(T0 + 3),
             )
             .unwrap();
         assert_eq!(retracted.revision, 2);
         assert!(retracted
-            .revise(Revision::default(), t, Timestamp(4))
+            .revise(Revision::default(), t, Timestamp(T0 + 4))
             .is_err());
         assert!(r
             .revise(
@@ -321,7 +549,7 @@ mod tests {
                     ..Revision::default()
                 },
                 t,
-                Timestamp(4)
+                Timestamp(T0 + 4)
             )
             .is_err());
         assert!(r
@@ -331,7 +559,7 @@ mod tests {
                     ..Revision::default()
                 },
                 t,
-                Timestamp(4)
+                Timestamp(T0 + 4)
             )
             .is_err());
     }
@@ -339,11 +567,106 @@ mod tests {
     #[test]
     fn content_hash_covers_every_field() {
         let r = draft("humas")
-            .validate(Taxonomy::builtin(), Timestamp(1))
+            .validate(Taxonomy::builtin(), Timestamp(T0 + 1))
             .unwrap();
         let mut other = r.clone();
         other.body.push('!');
         assert_ne!(r.content_hash(), other.content_hash());
         assert_eq!(r.content_hash(), r.clone().content_hash());
+    }
+
+    #[test]
+    fn the_shared_rule_refuses_what_no_agent_would_send() {
+        let t = Taxonomy::builtin();
+        let now = Timestamp(T0);
+        let good = draft("humas").validate(t, now).unwrap();
+        assert_eq!(good.check(t, now), Ok(()));
+        let refused = |f: &dyn Fn(&mut Report)| {
+            let mut r = good.clone();
+            f(&mut r);
+            r.check(t, now).unwrap_err()
+        };
+        assert!(matches!(
+            refused(&|r| r.title = "x".repeat(201)),
+            ReportError::TitleTooLong(201)
+        ));
+        assert!(matches!(
+            refused(&|r| r.category = "<script>".into()),
+            ReportError::Category { .. }
+        ));
+        assert!(matches!(
+            refused(&|r| r.body = " ".into()),
+            ReportError::EmptyBody
+        ));
+        assert!(matches!(
+            refused(&|r| r.title = "a\u{1}b".into()),
+            ReportError::ControlCharacter { position: 2, .. }
+        ));
+        assert!(matches!(
+            refused(&|r| r.body = "a\u{7f}".into()),
+            ReportError::ControlCharacter { .. }
+        ));
+        assert!(matches!(
+            refused(&|r| r.retraction = Some("alasan\u{1b}[2J".into())),
+            ReportError::ControlCharacter { .. }
+        ));
+        assert!(matches!(
+            refused(&|r| r.occurred_at = Timestamp(i64::MIN)),
+            ReportError::Time { .. }
+        ));
+        assert!(matches!(
+            refused(&|r| r.occurred_at = Timestamp(T0 + 2 * 86_400_000)),
+            ReportError::Time { .. }
+        ));
+        assert!(matches!(
+            refused(&|r| r.filed_at = Timestamp(T0 + 8 * 86_400_000)),
+            ReportError::Time { .. }
+        ));
+        let attachment = crate::attachment::AttachmentRef {
+            hash: [1; 32],
+            name: "foto.jpg".into(),
+            media_type: crate::attachment::MediaType::Jpeg,
+            size: 10,
+        };
+        let too_many = vec![attachment.clone(); MAX_PER_REPORT + 1];
+        assert!(matches!(
+            refused(&|r| r.attachments = too_many.clone()),
+            ReportError::TooManyAttachments(11)
+        ));
+        let mut huge = attachment.clone();
+        huge.size = crate::attachment::HARD_MAX_BYTES + 1;
+        assert!(matches!(
+            refused(&|r| r.attachments = vec![huge.clone()]),
+            ReportError::Attachment { index: 1, .. }
+        ));
+        let mut path = attachment;
+        path.name = "../etc/passwd".into();
+        assert!(matches!(
+            refused(&|r| r.attachments = vec![path.clone()]),
+            ReportError::Attachment { .. }
+        ));
+        // Line breaks and tabs belong in a body; in a title they become spaces.
+        let mut d = draft("humas");
+        d.title = "Dua\nbaris".into();
+        d.body = "Baris satu\r\nbaris\tdua".into();
+        let r = d.validate(t, now).unwrap();
+        assert_eq!(
+            (r.title.as_str(), r.body.as_str()),
+            ("Dua baris", "Baris satu\nbaris\tdua")
+        );
+    }
+
+    #[test]
+    fn an_edit_that_changes_nothing_is_refused() {
+        let t = Taxonomy::builtin();
+        let r = draft("humas").validate(t, Timestamp(T0)).unwrap();
+        let same = Revision {
+            title: Some(r.title.clone()),
+            ..Revision::default()
+        };
+        assert_eq!(
+            r.revise(same, t, Timestamp(T0 + 1)),
+            Err(ReportError::NoChange)
+        );
     }
 }

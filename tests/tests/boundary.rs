@@ -1,0 +1,300 @@
+//! The trust boundary between sites and the center (issue 11): a site touches only its own
+//! reports, the collector re-checks everything with the agent's own rule, heartbeats are
+//! bounded. Each test is named after the point it proves. Every number is invented.
+
+use pasopati_common::frame::{AgentFrame, Batch, CollectorFrame, Heartbeat, NackReason};
+use pasopati_common::report::Revision;
+use pasopati_common::taxonomy::Taxonomy;
+use pasopati_common::{Epoch, Report, SiteId, Timestamp};
+use pasopati_tests::*;
+
+fn filed(n: usize) -> Report {
+    draft(n)
+        .validate(Taxonomy::builtin(), Timestamp::now())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Sends one batch and returns the collector's answer.
+async fn send_batch(raw: &mut RawClient, first_seq: u64, reports: Vec<Report>) -> CollectorFrame {
+    raw.send(&AgentFrame::Batch(Batch { first_seq, reports }))
+        .await;
+    raw.recv().await
+}
+
+fn refused_seqs(frame: &CollectorFrame) -> (u64, Vec<u64>, String) {
+    match frame {
+        CollectorFrame::Nack {
+            hwm,
+            reason: NackReason::ReportsRefused { refused },
+        } => (
+            *hwm,
+            refused.iter().map(|r| r.seq).collect(),
+            refused
+                .iter()
+                .map(|r| r.reason.clone())
+                .collect::<Vec<_>>()
+                .join(" | "),
+        ),
+        other => panic!("expected a Nack naming refused reports, got {other:?}"),
+    }
+}
+
+/// 11.2: an agent holding site B's real certificate sends an edit and a retraction of a report
+/// site A filed. Both are refused with a reason, recorded, never stored; A's report keeps its
+/// text and stays listed. A's own later edit still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_cannot_rewrite_or_hide_another_sites_report() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    c.enroll_agent(&dir_a, "lapas-pemilik").await;
+    c.enroll_agent(&dir_b, "rutan-penyusup").await;
+
+    let original = filed(1);
+    let mut a = RawClient::connect(&dir_a, c.addr).await;
+    a.hello(Epoch(1), 0, 1).await;
+    assert_eq!(
+        send_batch(&mut a, 1, vec![original.clone()]).await,
+        CollectorFrame::Ack { hwm: 1 }
+    );
+
+    let taxonomy = Taxonomy::builtin();
+    let edit = original
+        .revise(
+            Revision {
+                title: Some("Teks dari situs lain".into()),
+                ..Revision::default()
+            },
+            taxonomy,
+            Timestamp::now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let retraction = edit
+        .revise(
+            Revision {
+                retract: Some("disembunyikan situs lain".into()),
+                ..Revision::default()
+            },
+            taxonomy,
+            Timestamp::now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut b = RawClient::connect(&dir_b, c.addr).await;
+    b.hello(Epoch(2), 0, 1).await;
+    let answer = send_batch(&mut b, 1, vec![edit, retraction, filed(2)]).await;
+    let (hwm, seqs, reasons) = refused_seqs(&answer);
+    assert_eq!((hwm, seqs), (3, vec![1, 2]), "{reasons}");
+    assert!(reasons.contains("another site"), "{reasons}");
+
+    let shown = c
+        .store
+        .report(&original.id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the owner's report disappeared"));
+    assert_eq!(
+        shown.site,
+        SiteId::new("lapas-pemilik").unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert_eq!(shown.report.title, original.title);
+    assert!(shown.report.retraction.is_none(), "hidden by another site");
+    let rejections = c.store.rejections().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        rejections
+            .iter()
+            .filter(|r| r.reason.contains("belongs to another site"))
+            .count()
+            >= 2,
+        "{rejections:?}"
+    );
+
+    // The owner may still edit its own report.
+    let own = original
+        .revise(
+            Revision {
+                title: Some("Judul diperbaiki pemilik".into()),
+                ..Revision::default()
+            },
+            taxonomy,
+            Timestamp::now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        send_batch(&mut a, 2, vec![own]).await,
+        CollectorFrame::Ack { hwm: 2 }
+    );
+    let shown = c
+        .store
+        .report(&original.id)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        shown.map(|s| s.report.title),
+        Some("Judul diperbaiki pemilik".to_owned())
+    );
+}
+
+/// 11.2: a later revision that is quarantined never becomes the one shown: the clean earlier
+/// revision stays in the lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_revision_never_hides_the_clean_one() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let dir = tmp.path().join("a");
+    c.enroll_agent(&dir, "lapas-uji").await;
+    let original = filed(1);
+    let mut leaky = original.clone();
+    leaky.revision = 1;
+    leaky.body = "Narahubung keluarga 0812 3456 7890.".into();
+    let mut raw = RawClient::connect(&dir, c.addr).await;
+    raw.hello(Epoch(1), 0, 1).await;
+    assert_eq!(
+        send_batch(&mut raw, 1, vec![original.clone(), leaky]).await,
+        CollectorFrame::Ack { hwm: 2 }
+    );
+    let shown = c
+        .store
+        .report(&original.id)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(shown.map(|s| s.report.revision), Some(0));
+}
+
+/// 11.4: the collector applies the agent's own rule (`Report::check`) to everything a site
+/// sends: oversized and empty fields, unknown or hostile categories, absurd dates, attachment
+/// lists no agent would build, control characters. Each is refused by seq with a reason; the
+/// clean report in the same batch is stored; a NIK in a retraction reason is quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_rechecks_everything_with_the_agents_rule() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let dir = tmp.path().join("a");
+    c.enroll_agent(&dir, "lapas-uji").await;
+    let mut bad = Vec::new();
+    let mut with = |n: usize, f: &dyn Fn(&mut Report)| {
+        let mut r = filed(n);
+        f(&mut r);
+        bad.push(r);
+    };
+    with(10, &|r| r.title = "J".repeat(1_400_000));
+    with(11, &|r| r.body = "b".repeat(2 * 1024 * 1024));
+    with(12, &|r| r.title = String::new());
+    with(13, &|r| r.body = String::new());
+    with(14, &|r| r.category = String::new());
+    with(15, &|r| r.category = "<script>alert(1)</script>".into());
+    with(16, &|r| r.occurred_at = Timestamp(253_402_300_799_000));
+    with(17, &|r| r.occurred_at = Timestamp(i64::MIN));
+    with(18, &|r| r.filed_at = Timestamp(253_402_300_799_000));
+    with(19, &|r| r.title = "Judul\u{1}tersembunyi".into());
+    with(20, &|r| {
+        r.attachments = (0..10_000u32)
+            .map(|i| {
+                let mut hash = [0u8; 32];
+                hash[..4].copy_from_slice(&i.to_be_bytes());
+                pasopati_common::attachment::AttachmentRef {
+                    hash,
+                    name: format!("f{i}.jpg"),
+                    media_type: pasopati_common::attachment::MediaType::Jpeg,
+                    size: 64 << 20,
+                }
+            })
+            .collect()
+    });
+    // The oversized ones go alone (a frame is capped at 4 MiB); the rest in one batch.
+    let mut raw = RawClient::connect(&dir, c.addr).await;
+    raw.hello(Epoch(1), 0, 1).await;
+    let mut seq = 1;
+    let big = bad.drain(..2).collect::<Vec<_>>();
+    for r in big {
+        let (hwm, seqs, reasons) = refused_seqs(&send_batch(&mut raw, seq, vec![r]).await);
+        assert_eq!((hwm, seqs), (seq, vec![seq]), "{reasons}");
+        seq += 1;
+    }
+    let n = bad.len() as u64;
+    let clean = filed(30);
+    let mut retracted = filed(31);
+    retracted.revision = 1;
+    retracted.retraction = Some("salah orang, NIK 3201014512900001".into());
+    bad.push(clean.clone());
+    bad.push(retracted.clone());
+    let answer = send_batch(&mut raw, seq, bad).await;
+    let (hwm, seqs, reasons) = refused_seqs(&answer);
+    assert_eq!(hwm, seq + n + 1, "{reasons}");
+    assert_eq!(seqs, (seq..seq + n).collect::<Vec<_>>(), "{reasons}");
+    for expected in [
+        "title",
+        "body",
+        "category",
+        "time",
+        "attachments",
+        "control character",
+    ] {
+        assert!(
+            reasons.contains(expected),
+            "no refusal mentions {expected}: {reasons}"
+        );
+    }
+    assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 1);
+    assert!(c
+        .store
+        .report(&clean.id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_some());
+    let quarantined = c.store.quarantine().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].report.report.id, retracted.id);
+}
+
+/// 11.4: every heartbeat field is bounded; one outside its bounds is refused and recorded once,
+/// and the site's last good heartbeat stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_out_of_bounds_are_refused() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let dir = tmp.path().join("a");
+    c.enroll_agent(&dir, "lapas-uji").await;
+    let good = Heartbeat {
+        agent_time: Timestamp::now(),
+        agent_version: "0.1.0".into(),
+        backlog: 7,
+        oldest_unsent_at: None,
+        last_sync_at: None,
+        cpu_percent: 3.0,
+        mem_used_bytes: 1 << 30,
+        disk_free_bytes: 1 << 33,
+        uptime_secs: 60,
+        quota_full: false,
+    };
+    let mut raw = RawClient::connect(&dir, c.addr).await;
+    raw.hello(Epoch(1), 0, 1).await;
+    raw.send(&AgentFrame::Heartbeat(good.clone())).await;
+    let mut huge_version = good.clone();
+    huge_version.agent_version = "v".repeat(1 << 20);
+    let mut huge_backlog = good.clone();
+    huge_backlog.backlog = u64::MAX;
+    let mut nan = good.clone();
+    nan.cpu_percent = f32::NAN;
+    for h in [huge_version, huge_backlog, nan] {
+        raw.send(&AgentFrame::Heartbeat(h)).await;
+    }
+    // A batch after them proves the session is alive and every heartbeat was read.
+    assert_eq!(
+        send_batch(&mut raw, 1, vec![filed(1)]).await,
+        CollectorFrame::Ack { hwm: 1 }
+    );
+    let site = SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
+    let record = c
+        .store
+        .site(&site)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no site"));
+    let health = record.health.unwrap_or_else(|| panic!("no heartbeat kept"));
+    assert_eq!(health.heartbeat.backlog, 7);
+    assert_eq!(health.heartbeat.agent_version, "0.1.0");
+    let rejections = c.store.rejections().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rejections
+            .iter()
+            .filter(|r| r.reason.starts_with("heartbeat refused"))
+            .count(),
+        1,
+        "recorded once per session: {rejections:?}"
+    );
+}
