@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 struct WebState {
     shared: Arc<Shared>,
     token: String,
+    /// The `Host` values this form answers to: loopback names with the bound port. Anything
+    /// else is a page elsewhere reaching the form through DNS rebinding.
+    hosts: Arc<Vec<String>>,
 }
 
 /// The posted form.
@@ -55,18 +58,27 @@ pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>, shutdown: Can
             return;
         }
     };
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!("web form at http://{addr}/");
-        if let Ok(mut s) = shared.web_addr.lock() {
-            *s = Some(addr);
+    let port = match listener.local_addr() {
+        Ok(addr) => {
+            tracing::info!("web form at http://{addr}/");
+            if let Ok(mut s) = shared.web_addr.lock() {
+                *s = Some(addr);
+            }
+            addr.port()
         }
-    }
+        Err(_) => listen.port(),
+    };
     let state = WebState {
         shared,
         token: pasopati_common::hex(&pasopati_common::random_bytes::<16>()),
+        hosts: Arc::new(allowed_hosts(port)),
     };
     let app = Router::new()
         .route("/", get(page).post(submit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            only_this_machine,
+        ))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -74,6 +86,88 @@ pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>, shutdown: Can
     {
         tracing::error!("web form stopped: {e}");
     }
+}
+
+/// The loopback `Host` values of the form on `port`.
+fn allowed_hosts(port: u16) -> Vec<String> {
+    ["127.0.0.1", "localhost", "[::1]"]
+        .iter()
+        .map(|h| format!("{h}:{port}"))
+        .collect()
+}
+
+/// Refuses a request whose `Host` is not this machine's loopback form (DNS rebinding), and a
+/// POST whose `Origin` (or, without one, `Referer`) is another page's. A request with neither
+/// comes from a program on this machine, not from a browser visiting another site, and is
+/// allowed. Every answer forbids framing and sniffing.
+async fn only_this_machine(
+    State(state): State<WebState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if !state.hosts.iter().any(|h| *h == host) {
+        return (
+            StatusCode::MISDIRECTED_REQUEST,
+            "Formulir ini hanya melayani alamat lokal (127.0.0.1 atau localhost). Buka alamat yang ditampilkan agen.",
+        )
+            .into_response();
+    }
+    if request.method() == axum::http::Method::POST {
+        let origin = headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                headers
+                    .get(header::REFERER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|r| {
+                        // Scheme and authority of the referring page.
+                        let rest = r.strip_prefix("http://").unwrap_or("");
+                        format!("http://{}", rest.split('/').next().unwrap_or(""))
+                    })
+            });
+        if let Some(origin) = origin {
+            let own = state
+                .hosts
+                .iter()
+                .any(|h| origin.eq_ignore_ascii_case(&format!("http://{h}")));
+            if !own {
+                return (
+                    StatusCode::FORBIDDEN,
+                    "Kiriman dari halaman lain ditolak. Isi formulir di alamat lokal agen.",
+                )
+                    .into_response();
+            }
+        }
+    }
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 async fn page(

@@ -298,3 +298,100 @@ async fn heartbeats_out_of_bounds_are_refused() {
         "recorded once per session: {rejections:?}"
     );
 }
+
+/// Starts the agent daemon of `agent` (enrolled) with its web form on a free loopback port and
+/// returns the daemon and the form's `host:port`.
+async fn agent_with_form(
+    bins: &Bins,
+    agent: &std::path::Path,
+    log: &std::path::Path,
+) -> (Daemon, String) {
+    let path = agent.join("agent.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &path,
+        text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let daemon = Daemon::spawn(&bins.agent, &["run", "--data-dir", path_str(agent)], log);
+    for _ in 0..100 {
+        if let Ok(s) = pasopati_agent::status(agent).await {
+            if let Some(w) = s.web_form {
+                let addr = w
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned();
+                return (daemon, addr);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the web form did not start");
+}
+
+/// 11.8: the agent's form answers only loopback `Host` values for its port (a page elsewhere
+/// reaching it through DNS rebinding gets neither the form token nor the recent titles), and a
+/// POST from a foreign `Origin` is refused even with a valid token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_form_refuses_foreign_hosts_and_origins() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let agent = tmp.path().join("agent");
+    c.enroll_agent(&agent, "lapas-uji").await;
+    let (_daemon, addr) = agent_with_form(&bins, &agent, &tmp.path().join("agent.log")).await;
+    let port = addr.rsplit(':').next().unwrap_or_default().to_owned();
+    let get = |host: String| format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+
+    let (status, page) = http_raw(&addr, get(format!("attacker.example:{port}"))).await;
+    assert_eq!(status, 421, "{page}");
+    assert!(!page.contains("name=\"token\""), "the token leaked: {page}");
+    let (status, _) = http_raw(&addr, get(format!("localhost:{port}"))).await;
+    assert_eq!(status, 200);
+    let (status, page) = http_raw(&addr, get(addr.clone())).await;
+    assert_eq!(status, 200);
+    for header in ["content-security-policy", "x-content-type-options"] {
+        assert!(page.to_lowercase().contains(header), "no {header}");
+    }
+    let token = page
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no token"))
+        .to_owned();
+    let body = form_body(&[
+        ("token", &token),
+        ("category", "kejadian_menonjol"),
+        ("title", "Laporan palsu"),
+        ("body", "Dikirim oleh halaman lain."),
+        ("priority", "urgent"),
+        ("occurred_at", ""),
+    ]);
+    let post = |host: &str, origin: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let (status, answer) = http_raw(&addr, post(&addr, "http://attacker.example")).await;
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = http_raw(
+        &addr,
+        post(
+            &format!("attacker.example:{port}"),
+            &format!("http://attacker.example:{port}"),
+        ),
+    )
+    .await;
+    assert_eq!(status, 421, "{answer}");
+    let (status, answer) = http_raw(&addr, post(&addr, "null")).await;
+    assert_eq!(status, 403, "{answer}");
+    let status = pasopati_agent::status(&agent)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(status.backlog, 0, "a foreign post was filed");
+    assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 0);
+    let (status, answer) = http_raw(&addr, post(&addr, &format!("http://{addr}"))).await;
+    assert_eq!(status, 303, "{answer}");
+}

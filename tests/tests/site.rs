@@ -668,32 +668,8 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
     );
 }
 
-/// A minimal HTTP/1.1 exchange over a real TCP connection: (status, headers and body).
-async fn http(addr: &str, request: String) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
 async fn post(addr: &str, body: String) -> (u16, String) {
-    http(
+    http_raw(
         addr,
         format!(
             "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -744,7 +720,7 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
         .trim_end_matches('/')
         .to_owned();
 
-    let (status, page) = http(
+    let (status, page) = http_raw(
         &addr,
         format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     )
