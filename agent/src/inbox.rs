@@ -148,6 +148,11 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
         what: format!("reading {}", path.display()),
         message: e.to_string(),
     };
+    if let Some(inbox) = path.parent() {
+        if let Err(problem) = inside(inbox, path) {
+            return Ok(Ingested::Rejected(vec![problem]));
+        }
+    }
     let size = std::fs::metadata(path).map_err(io)?.len();
     if size > MAX_FILE_BYTES {
         return Ok(Ingested::Rejected(vec![format!(
@@ -263,7 +268,25 @@ fn attachment_path(inbox: &Path, name: &str) -> Result<PathBuf, String> {
             path.display()
         ));
     }
-    Ok(path)
+    inside(inbox, &path)
+}
+
+/// The real path of `path` if it lies inside the inbox folder once every symbolic link is
+/// followed: a link to a file or folder elsewhere must not carry that file to the center.
+fn inside(inbox: &Path, path: &Path) -> Result<PathBuf, String> {
+    let outside = || {
+        format!(
+            "`{}` is a link to a place outside the inbox folder; copy the file itself into the inbox",
+            path.display()
+        )
+    };
+    let inbox = std::fs::canonicalize(inbox).map_err(|e| format!("inbox folder: {e}"))?;
+    let real = std::fs::canonicalize(path).map_err(|_| outside())?;
+    if real.starts_with(&inbox) {
+        Ok(real)
+    } else {
+        Err(outside())
+    }
 }
 
 /// A validated report and the attachment names its row gives.

@@ -395,3 +395,69 @@ async fn the_agent_form_refuses_foreign_hosts_and_origins() {
     let (status, answer) = http_raw(&addr, post(&addr, &format!("http://{addr}"))).await;
     assert_eq!(status, 303, "{answer}");
 }
+
+/// 11.10: inbox attachments (and inbox files) whose real path leaves the inbox folder through a
+/// symbolic link are refused with an error file; nothing of them reaches the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_links_that_leave_the_inbox_are_refused() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let agent = tmp.path().join("agent");
+    c.enroll_agent(&agent, "lapas-uji").await;
+    let _daemon = Daemon::spawn(
+        &bins.agent,
+        &["run", "--data-dir", path_str(&agent)],
+        &tmp.path().join("agent.log"),
+    );
+    let inbox = agent.join("inbox");
+    eventually(
+        "the inbox folder exists",
+        std::time::Duration::from_secs(10),
+        || inbox.is_dir(),
+    )
+    .await;
+    // Files outside the inbox, reached through links placed in it.
+    let outside = tmp.path().join("di-luar");
+    std::fs::create_dir_all(&outside).unwrap_or_else(|e| panic!("{e}"));
+    let photo = pasopati_common::attachment::samples::jpeg_with_gps(4);
+    std::fs::write(outside.join("rahasia.jpg"), &photo).unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(outside.join("rahasia.jpg"), inbox.join("tautan.jpg"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(&outside, inbox.join("folder-tautan"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        outside.join("laporan.json"),
+        r#"{"category":"humas","title":"Dari luar","body":"Berkas di luar kotak masuk."}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(outside.join("laporan.json"), inbox.join("tautan.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        inbox.join("berkas.json"),
+        r#"{"category":"humas","title":"Foto","body":"Foto kegiatan.","attachments":["tautan.jpg"]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        inbox.join("folder.json"),
+        r#"{"category":"humas","title":"Foto","body":"Foto kegiatan.","attachments":["folder-tautan/rahasia.jpg"]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rejected = inbox.join("rejected");
+    for name in ["berkas.json", "folder.json", "tautan.json"] {
+        let error = rejected.join(format!("{name}.error.txt"));
+        eventually(
+            &format!("{name} is refused"),
+            std::time::Duration::from_secs(15),
+            || error.is_file(),
+        )
+        .await;
+        let text = std::fs::read_to_string(&error).unwrap_or_else(|e| panic!("{e}"));
+        assert!(text.contains("outside the inbox"), "{name}: {text}");
+    }
+    let status = pasopati_agent::status(&agent)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((status.backlog, status.attachments_pending), (0, 0));
+    assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 0);
+}
