@@ -34,6 +34,7 @@ mod close {
     pub const REPLACED: u32 = 3;
     pub const SHUTDOWN: u32 = 4;
     pub const REVOKED: u32 = 5;
+    pub const SUPERSEDED: u32 = 6;
 }
 
 /// State shared by all connections.
@@ -54,6 +55,60 @@ pub(crate) struct ServerState {
     pub fatal: CancellationToken,
     live: Mutex<HashMap<SiteId, (u64, quinn::Connection)>>,
     next_conn: AtomicU64,
+    /// How many refusals of peers without a certificate are recorded one by one.
+    anonymous_refusals: Mutex<RefusalBudget>,
+}
+
+/// Refusals of unauthenticated peers recorded one by one per window; the rest are counted.
+const REFUSALS_PER_WINDOW: u32 = 10;
+/// The window of [`REFUSALS_PER_WINDOW`].
+const REFUSAL_WINDOW_MS: i64 = 60_000;
+
+/// Rate limit for recording refusals of unauthenticated peers: anyone on the network can cause
+/// them, so they must not grow the store (or the log) without bound. In each window the first
+/// [`REFUSALS_PER_WINDOW`] are recorded; the rest are counted and summarised in one record when
+/// the next window starts. Pure: the caller gives the time.
+#[derive(Debug, Default)]
+pub(crate) struct RefusalBudget {
+    window_start: i64,
+    recorded: u32,
+    suppressed: u64,
+}
+
+/// What to do with one refusal.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RefusalRecord {
+    /// Record it.
+    Record,
+    /// Record it, after a summary of `suppressed` refusals since `since`.
+    RecordAfterSummary { suppressed: u64, since: i64 },
+    /// Count it only.
+    Suppress,
+}
+
+impl RefusalBudget {
+    pub(crate) fn admit(&mut self, now_ms: i64) -> RefusalRecord {
+        if now_ms.saturating_sub(self.window_start) >= REFUSAL_WINDOW_MS
+            || now_ms < self.window_start
+        {
+            let suppressed = std::mem::take(&mut self.suppressed);
+            let since = self.window_start;
+            self.window_start = now_ms;
+            self.recorded = 1;
+            return if suppressed > 0 {
+                RefusalRecord::RecordAfterSummary { suppressed, since }
+            } else {
+                RefusalRecord::Record
+            };
+        }
+        if self.recorded < REFUSALS_PER_WINDOW {
+            self.recorded += 1;
+            RefusalRecord::Record
+        } else {
+            self.suppressed += 1;
+            RefusalRecord::Suppress
+        }
+    }
 }
 
 impl ServerState {
@@ -79,6 +134,7 @@ impl ServerState {
             fatal: CancellationToken::new(),
             live: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            anonymous_refusals: Mutex::new(RefusalBudget::default()),
         }
     }
 
@@ -112,14 +168,19 @@ impl ServerState {
 
     /// Closes the live connection of a revoked site; returns how many were closed.
     pub(crate) fn close_site(&self, site: &SiteId) -> u32 {
+        self.close_live(site, close::REVOKED, "site revoked by the media center")
+    }
+
+    /// Closes the live connection of `site` with `code` and `reason`.
+    fn close_live(&self, site: &SiteId, code: u32, reason: &str) -> u32 {
         let removed = match self.live.lock() {
             Ok(mut live) => live.remove(site),
             Err(_) => None,
         };
         match removed {
             Some((_, conn)) => {
-                tracing::warn!(%site, remote = %conn.remote_address(), "site revoked: closing its connection");
-                conn.close(close::REVOKED.into(), b"site revoked by the media center");
+                tracing::warn!(%site, remote = %conn.remote_address(), "{reason}: closing its connection");
+                conn.close(code.into(), reason.as_bytes());
                 let _ = self
                     .events
                     .send(CollectorEvent::SiteDisconnected(site.clone()));
@@ -158,6 +219,27 @@ impl ServerState {
     }
 
     fn reject(&self, site: Option<&SiteId>, reason: String) {
+        if site.is_none() {
+            let now = Timestamp::now();
+            let decision = match self.anonymous_refusals.lock() {
+                Ok(mut budget) => budget.admit(now.0),
+                Err(_) => RefusalRecord::Record,
+            };
+            match decision {
+                RefusalRecord::Suppress => return,
+                RefusalRecord::RecordAfterSummary { suppressed, since } => {
+                    let summary = format!(
+                        "{suppressed} more refusals of unauthenticated peers since {} were counted, not recorded one by one (at most {REFUSALS_PER_WINDOW} a minute are)",
+                        Timestamp(since).to_rfc3339()
+                    );
+                    tracing::warn!("{summary}");
+                    if let Err(e) = self.store.record_rejection(None, summary) {
+                        self.store_failed(&e);
+                    }
+                }
+                RefusalRecord::Record => {}
+            }
+        }
         let who = site
             .map(|s| s.to_string())
             .unwrap_or_else(|| "unauthenticated peer".into());
@@ -291,6 +373,13 @@ async fn enrollment_connection(conn: quinn::Connection, state: Arc<ServerState>)
     };
     let (code, message) = match enroll(&state, request).await {
         Ok((site, cert_der)) => {
+            // The certificate this enrollment replaces is no longer accepted: its live session
+            // (if any) ends now, not at its next reconnect.
+            state.close_live(
+                &site,
+                close::SUPERSEDED,
+                "certificate replaced by a new enrollment",
+            );
             tracing::info!(%site, %remote, "site enrolled; certificate issued");
             let frame = CollectorFrame::Enrolled {
                 cert_der,
@@ -672,5 +761,33 @@ async fn blocking<T: Send + 'static>(
             ))
         }
         Err(e) => Err(SyncEnd::Refused(RefusalCode::Unavailable, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_refusals_are_recorded_at_a_bounded_rate_and_summarised() {
+        let mut budget = RefusalBudget::default();
+        let t0 = 1_767_225_600_000;
+        let decisions: Vec<_> = (0..1_000).map(|i| budget.admit(t0 + i)).collect();
+        let recorded = decisions
+            .iter()
+            .filter(|d| **d != RefusalRecord::Suppress)
+            .count();
+        assert_eq!(recorded, REFUSALS_PER_WINDOW as usize);
+        assert_eq!(
+            budget.admit(t0 + REFUSAL_WINDOW_MS + 5),
+            RefusalRecord::RecordAfterSummary {
+                suppressed: 990,
+                since: t0
+            }
+        );
+        assert_eq!(
+            budget.admit(t0 + REFUSAL_WINDOW_MS + 6),
+            RefusalRecord::Record
+        );
     }
 }

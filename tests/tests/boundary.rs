@@ -461,3 +461,63 @@ async fn inbox_links_that_leave_the_inbox_are_refused() {
     assert_eq!((status.backlog, status.attachments_pending), (0, 0));
     assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 0);
 }
+
+/// 11.11: re-enrolling a site closes the old certificate's live session at once (not at its
+/// next reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_enrolling_closes_the_old_certificates_session() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let old = tmp.path().join("lama");
+    c.enroll_agent(&old, "lapas-uji").await;
+    let mut raw = RawClient::connect(&old, c.addr).await;
+    raw.hello(Epoch(1), 0, 1).await;
+    let token = c.new_token("lapas-uji").await;
+    pasopati_agent::enroll(&tmp.path().join("baru"), &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), raw.conn.closed())
+        .await
+        .unwrap_or_else(|_| panic!("the old certificate's session is still open"));
+    assert!(
+        closed.to_string().contains("new enrollment"),
+        "closed for another reason: {closed}"
+    );
+    // And it cannot come back.
+    let mut again = RawClient::connect(&old, c.addr).await;
+    again
+        .send(&AgentFrame::Hello(pasopati_common::frame::Hello {
+            proto: pasopati_common::PROTOCOL_VERSION,
+            epoch: Epoch(1),
+            oldest_unacked: 1,
+            oldest_retained: 1,
+            next_seq: 1,
+            agent_version: "test".into(),
+            agent_time: Timestamp::now(),
+        }))
+        .await;
+    assert!(matches!(again.recv().await, CollectorFrame::Refused(_)));
+}
+
+/// 11.12: refused enrollments from unauthenticated peers are recorded at a bounded rate (the
+/// rest counted), so anyone on the network cannot grow the store without bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_enrollments_cannot_grow_the_store_without_bound() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let good = c.add_site("lapas-uji").await;
+    let mut forged =
+        pasopati_common::token::EnrollmentToken::decode(&good).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..40u8 {
+        forged.secret = [i; 32];
+        let dir = tmp.path().join(format!("penyerang-{i}"));
+        let err = pasopati_agent::enroll(&dir, &forged.encode(), false).await;
+        assert!(err.is_err(), "a forged token was accepted");
+    }
+    let rejections = c.store.rejections().unwrap_or_else(|e| panic!("{e}"));
+    let anonymous = rejections.iter().filter(|r| r.site.is_none()).count();
+    assert!(
+        (1..=10).contains(&anonymous),
+        "{anonymous} records for 40 refused enrollments"
+    );
+}
