@@ -111,6 +111,7 @@ pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -119,14 +120,17 @@ pub fn main() -> std::process::ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            pasopati_common::errln!("error: cannot start the async runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if pasopati_common::terminal::is_broken_pipe(e.as_ref()) => {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            pasopati_common::errln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -149,14 +153,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 token
             };
             let site = crate::enroll(&data_dir, &token, force).await?;
-            println!(
+            pasopati_common::outln!(
                 "enrolled as site {site}; start the agent with: pasopati-agent run --data-dir {}",
                 data_dir.display()
             );
         }
         Command::Validate { config } => {
             crate::config::AgentConfig::load_file(&config)?;
-            println!("{}: configuration is valid", config.display());
+            pasopati_common::outln!("{}: configuration is valid", config.display());
         }
         Command::Run { data_dir } => {
             let agent = crate::Agent::open(&data_dir)?;
@@ -186,7 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 retract: None,
             };
             let revision = crate::revise_report(&data_dir, id, changes).await?;
-            println!("{id} revision {revision}");
+            pasopati_common::outln!("{id} revision {revision}");
         }
         Command::Report {
             action:
@@ -202,7 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ..Revision::default()
             };
             let revision = crate::revise_report(&data_dir, id, changes).await?;
-            println!("{id} revision {revision} (retracted)");
+            pasopati_common::outln!("{id} revision {revision} (retracted)");
         }
         Command::Report {
             action: None,
@@ -222,17 +226,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 occurred_at: parse_time(occurred_at)?,
             };
             let id = crate::file_report_with(&data_dir, draft, &attach).await?;
-            println!("{id}");
+            pasopati_common::outln!("{id}");
         }
         Command::Report { .. } => bail!("report needs --data-dir, --category, --title and --body"),
         Command::Status { data_dir, json } => {
             let s = crate::status(&data_dir).await?;
             if json {
-                println!("{}", serde_json::to_string(&s)?);
+                pasopati_common::outln!("{}", serde_json::to_string(&s)?);
             } else {
-                println!("site:             {}", s.site_id);
-                println!("collector:        {}", s.collector);
-                println!(
+                pasopati_common::outln!("site:             {}", s.site_id);
+                pasopati_common::outln!("collector:        {}", s.collector);
+                pasopati_common::outln!(
                     "daemon:           {}",
                     if s.daemon_running {
                         "running"
@@ -240,32 +244,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         "not running"
                     }
                 );
-                println!(
+                pasopati_common::outln!(
                     "connected:        {}",
                     if s.connected { "yes" } else { "no" }
                 );
-                println!(
+                pasopati_common::outln!(
                     "backlog:          {} ({} urgent waiting)",
-                    s.backlog, s.queued_urgent
+                    s.backlog,
+                    s.queued_urgent
                 );
-                println!("attachments:      {} waiting", s.attachments_pending);
-                println!(
+                pasopati_common::outln!("attachments:      {} waiting", s.attachments_pending);
+                pasopati_common::outln!(
                     "oldest unsent:    {}",
                     s.oldest_unsent_at.as_deref().unwrap_or("-")
                 );
-                println!(
+                pasopati_common::outln!(
                     "acked seq:        {} (epoch {}, next seq {})",
-                    s.acked_seq, s.epoch, s.next_seq
+                    s.acked_seq,
+                    s.epoch,
+                    s.next_seq
                 );
-                println!(
+                pasopati_common::outln!(
                     "last sync:        {}",
                     s.last_sync_at.as_deref().unwrap_or("never")
                 );
                 if let Some(w) = &s.web_form {
-                    println!("web form:         {w}");
+                    pasopati_common::outln!("web form:         {w}");
                 }
                 if let Some(e) = &s.last_error {
-                    println!("last error:       {e}");
+                    pasopati_common::outln!("last error:       {e}");
                 }
             }
         }

@@ -374,6 +374,7 @@ pub fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -381,14 +382,17 @@ pub fn main() -> std::process::ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            pasopati_common::errln!("error: cannot start the async runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if pasopati_common::terminal::is_broken_pipe(e.as_ref()) => {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            pasopati_common::errln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -407,7 +411,7 @@ fn print_json_lines(responses: Vec<CollectorResponse>) -> anyhow::Result<()> {
         match r {
             CollectorResponse::Json(lines) => {
                 for l in lines {
-                    println!("{l}");
+                    pasopati_common::outln!("{l}");
                 }
             }
             other => return Err(failed(other)),
@@ -439,12 +443,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     public_addr,
                 },
             )?;
-            println!("collector initialised in {}", data_dir.display());
-            println!(
+            pasopati_common::outln!("collector initialised in {}", data_dir.display());
+            pasopati_common::outln!(
                 "agents will dial {} (QUIC on {})",
-                config.public_addr, config.quic_listen
+                config.public_addr,
+                config.quic_listen
             );
-            println!(
+            pasopati_common::outln!(
                 "start it with: pasopati-collector run --data-dir {}",
                 data_dir.display()
             );
@@ -498,7 +503,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::write(&out, json)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             let s = &result.summary;
-            println!(
+            pasopati_common::outln!(
                 "items={} reports={} stories={} duplicates={} alerts={} errors={} -> {}",
                 s.items,
                 s.reports,
@@ -509,12 +514,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 out.display()
             );
             for e in &result.errors {
-                eprintln!("{}:{}: {}", e.file, e.line, e.reason);
+                pasopati_common::errln!("{}:{}: {}", e.file, e.line, e.reason);
             }
         }
         Command::Validate { config } => {
             crate::config::CollectorConfig::load_file(&config)?;
-            println!("{}: configuration is valid", config.display());
+            pasopati_common::outln!("{}: configuration is valid", config.display());
         }
         Command::Run { data_dir } => {
             let server = Collector::open_for_daemon(&data_dir)?.bind(BindOptions::default())?;
@@ -540,12 +545,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 });
                 match single(crate::call(&data_dir, request).await?)? {
                     CollectorResponse::Token(token) => {
-                        println!("site {id} registered.");
-                        println!("Give the site operator this one-time enrollment token (valid for the token lifetime, 72h unless --ttl or token_ttl says otherwise);");
-                        println!(
+                        pasopati_common::outln!("site {id} registered.");
+                        pasopati_common::outln!("Give the site operator this one-time enrollment token (valid for the token lifetime, 72h unless --ttl or token_ttl says otherwise);");
+                        pasopati_common::outln!(
                             "they run: pasopati-agent enroll --data-dir <DIR> --token <TOKEN>"
                         );
-                        println!("{token}");
+                        pasopati_common::outln!("{token}");
                     }
                     other => return Err(failed(other)),
                 }
@@ -557,8 +562,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 match single(crate::call(&data_dir, request).await?)? {
                     CollectorResponse::Token(token) => {
-                        println!("new enrollment token for site {id}; once used, the site's previous certificate stops working:");
-                        println!("{token}");
+                        pasopati_common::outln!("new enrollment token for site {id}; once used, the site's previous certificate stops working:");
+                        pasopati_common::outln!("{token}");
                     }
                     other => return Err(failed(other)),
                 }
@@ -569,9 +574,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )? {
                     CollectorResponse::Revoked { changed, closed } => {
                         if changed {
-                            println!("site {id} revoked; {closed} live connection(s) closed. Its reports stay queued at the site.");
+                            pasopati_common::outln!("site {id} revoked; {closed} live connection(s) closed. Its reports stay queued at the site.");
                         } else {
-                            println!("site {id} was already revoked");
+                            pasopati_common::outln!("site {id} was already revoked");
                         }
                     }
                     other => return Err(failed(other)),
@@ -582,17 +587,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     CollectorResponse::Sites(sites) => {
                         if json {
                             for s in sites {
-                                println!("{}", serde_json::to_string(&s)?);
+                                pasopati_common::outln!("{}", serde_json::to_string(&s)?);
                             }
                         } else {
-                            println!(
+                            pasopati_common::outln!(
                                 "{:<28} {:<8} {:<8} {:>8}  {:<20} NAME",
-                                "ID", "TYPE", "STATE", "REPORTS", "KANWIL"
+                                "ID",
+                                "TYPE",
+                                "STATE",
+                                "REPORTS",
+                                "KANWIL"
                             );
                             for s in sites {
-                                println!(
+                                pasopati_common::outln!(
                                     "{:<28} {:<8} {:<8} {:>8}  {:<20} {}",
-                                    s.id, s.site_type, s.state, s.reports, s.kanwil, s.name
+                                    s.id,
+                                    s.site_type,
+                                    s.state,
+                                    s.reports,
+                                    s.kanwil,
+                                    s.name
                                 );
                             }
                         }
@@ -609,7 +623,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let responses =
                 crate::call(&data_dir, CollectorRequest::Reports { site, limit }).await?;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut out = pasopati_common::terminal::Terminal::stdout();
             for response in responses {
                 let CollectorResponse::Reports(reports) = response else {
                     return Err(failed(response));
@@ -642,13 +656,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match single(crate::call(&data_dir, CollectorRequest::Gaps).await?)? {
                 CollectorResponse::Gaps(gaps) => {
                     if !json && gaps.is_empty() {
-                        println!("no gaps recorded");
+                        pasopati_common::outln!("no gaps recorded");
                     }
                     for g in gaps {
                         if json {
-                            println!("{}", serde_json::to_string(&g)?);
+                            pasopati_common::outln!("{}", serde_json::to_string(&g)?);
                         } else {
-                            println!(
+                            pasopati_common::outln!(
                                 "{} epoch {} seqs {}..={} {} (seen {} times, last {})",
                                 g.site_id,
                                 g.epoch,
@@ -671,16 +685,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 for r in revisions {
                     if json {
-                        println!("{}", serde_json::to_string(&r)?);
+                        pasopati_common::outln!("{}", serde_json::to_string(&r)?);
                     } else {
                         let retracted = r
                             .retraction
                             .as_deref()
                             .map(|why| format!(" RETRACTED: {why}"))
                             .unwrap_or_default();
-                        println!(
+                        pasopati_common::outln!(
                             "revision {} filed {} received {} [{}] {}{retracted}",
-                            r.revision, r.filed_at, r.received_at, r.category, r.title
+                            r.revision,
+                            r.filed_at,
+                            r.received_at,
+                            r.category,
+                            r.title
                         );
                     }
                 }
@@ -690,15 +708,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match single(crate::call(&data_dir, CollectorRequest::Quarantine).await?)? {
                 CollectorResponse::Quarantine(items) => {
                     if !json && items.is_empty() {
-                        println!("no report in quarantine");
+                        pasopati_common::outln!("no report in quarantine");
                     }
                     for q in items {
                         if json {
-                            println!("{}", serde_json::to_string(&q)?);
+                            pasopati_common::outln!("{}", serde_json::to_string(&q)?);
                         } else {
                             let what: Vec<String> =
                                 q.findings.iter().map(|f| f.to_string()).collect();
-                            println!(
+                            pasopati_common::outln!(
                                 "{} {} {}#{} {}",
                                 q.received_at,
                                 q.id,
@@ -716,13 +734,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match single(crate::call(&data_dir, CollectorRequest::Attachments).await?)? {
                 CollectorResponse::Attachments(items) => {
                     if !json && items.is_empty() {
-                        println!("no attachment stored");
+                        pasopati_common::outln!("no attachment stored");
                     }
                     for a in items {
                         if json {
-                            println!("{}", serde_json::to_string(&a)?);
+                            pasopati_common::outln!("{}", serde_json::to_string(&a)?);
                         } else {
-                            println!(
+                            pasopati_common::outln!(
                                 "{} {} {} {} bytes from {} {}",
                                 a.stored_at.as_deref().unwrap_or("-"),
                                 a.hash,
@@ -750,7 +768,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 pasopati_analysis::media::read_media_jsonl(&name, &text)
             };
             for e in &errors {
-                eprintln!("{}:{}: {}", e.file, e.line, e.reason);
+                pasopati_common::errln!("{}:{}: {}", e.file, e.line, e.reason);
             }
             let mut total = crate::newsroom::ImportOutcome::default();
             for piece in items.chunks(200) {
@@ -765,7 +783,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     other => return Err(failed(other)),
                 }
             }
-            println!(
+            pasopati_common::outln!(
                 "imported={} already_stored={} duplicates={} errors={}",
                 total.added,
                 total.known,
@@ -809,7 +827,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = password.trim_end_matches(['\n', '\r']);
             let user = crate::web::auth::new_user(&username, role, password)?;
             match single(crate::call(&data_dir, CollectorRequest::UserAdd(user)).await?)? {
-                CollectorResponse::Done => println!("user {username} added ({})", role.as_str()),
+                CollectorResponse::Done => {
+                    pasopati_common::outln!("user {username} added ({})", role.as_str())
+                }
                 other => return Err(failed(other)),
             }
         }
@@ -821,7 +841,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => match single(
             crate::call(&data_dir, CollectorRequest::UserDisable(username.clone())).await?,
         )? {
-            CollectorResponse::Done => println!("user {username} disabled"),
+            CollectorResponse::Done => pasopati_common::outln!("user {username} disabled"),
             other => return Err(failed(other)),
         },
         Command::ApiToken {
@@ -831,7 +851,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match single(
                 crate::call(&data_dir, CollectorRequest::ApiTokenAdd { username, hash }).await?,
             )? {
-                CollectorResponse::Done => println!("{token}"),
+                CollectorResponse::Done => pasopati_common::outln!("{token}"),
                 other => return Err(failed(other)),
             }
         }
@@ -861,7 +881,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 item,
             };
             match single(crate::call(&data_dir, request).await?)? {
-                CollectorResponse::ClaimAdded(n) => println!("{n}"),
+                CollectorResponse::ClaimAdded(n) => pasopati_common::outln!("{n}"),
                 other => return Err(failed(other)),
             }
         }
@@ -897,7 +917,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             AuditCommand::Verify { data_dir } => {
                 match single(crate::call(&data_dir, CollectorRequest::AuditVerify).await?)? {
                     CollectorResponse::AuditOk(n) => {
-                        println!("audit log intact: {n} entries verified")
+                        pasopati_common::outln!("audit log intact: {n} entries verified")
                     }
                     CollectorResponse::AuditBroken { entry, reason } => {
                         bail!("audit log broken at entry {entry}: {reason}")
@@ -912,11 +932,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     };
                     for e in entries {
                         if json {
-                            println!("{}", serde_json::to_string(&e)?);
+                            pasopati_common::outln!("{}", serde_json::to_string(&e)?);
                         } else {
-                            println!(
+                            pasopati_common::outln!(
                                 "{:>5} {} {:<14} {:<24} {} {}",
-                                e.seq, e.at, e.action, e.subject, e.actor, e.details
+                                e.seq,
+                                e.at,
+                                e.action,
+                                e.subject,
+                                e.actor,
+                                e.details
                             );
                         }
                     }

@@ -200,7 +200,7 @@ pub async fn run(
         http_listen: Some(([127, 0, 0, 1], 0).into()),
     })?;
     let addr = server.local_addr()?;
-    println!(
+    pasopati_common::outln!(
         "PASOPATI Edge demo: collector on {addr} (QUIC, mutual TLS), data in {}",
         root.display()
     );
@@ -212,9 +212,9 @@ pub async fn run(
     let (media, _) = pasopati_analysis::media::read_media_jsonl("demo", DEMO_MEDIA);
     server.newsroom().import(media)?;
     if let Some(http) = server.http_addr() {
-        println!("dashboard: http://{http}/  (login: demo / {password})");
+        pasopati_common::outln!("dashboard: http://{http}/  (login: demo / {password})");
     }
-    println!(
+    pasopati_common::outln!(
         "while it runs, try: pasopati-collector site list --data-dir {}",
         collector_dir.display()
     );
@@ -248,7 +248,7 @@ pub async fn run(
                     } else {
                         ""
                     };
-                    println!(
+                    pasopati_common::outln!(
                         "[{:>6.2}s] {:<22} #{:<4} {:<22}{} {}",
                         start.elapsed().as_secs_f64(),
                         r.site.as_str(),
@@ -259,19 +259,25 @@ pub async fn run(
                     );
                 }
                 Ok(CollectorEvent::SiteConnected(s)) => {
-                    println!("[{:>6.2}s] {s} connected", start.elapsed().as_secs_f64())
+                    pasopati_common::outln!(
+                        "[{:>6.2}s] {s} connected",
+                        start.elapsed().as_secs_f64()
+                    )
                 }
                 Ok(CollectorEvent::SiteDisconnected(s)) => {
-                    println!("[{:>6.2}s] {s} disconnected", start.elapsed().as_secs_f64())
+                    pasopati_common::outln!(
+                        "[{:>6.2}s] {s} disconnected",
+                        start.elapsed().as_secs_f64()
+                    )
                 }
-                Ok(CollectorEvent::Refused { site, reason }) => println!(
+                Ok(CollectorEvent::Refused { site, reason }) => pasopati_common::outln!(
                     "[{:>6.2}s] refused {}: {reason}",
                     start.elapsed().as_secs_f64(),
                     site.map(|s| s.to_string()).unwrap_or_default()
                 ),
                 Ok(CollectorEvent::SiteState { .. } | CollectorEvent::Alert(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    println!("({n} events not shown)")
+                    pasopati_common::outln!("({n} events not shown)")
                 }
                 Err(_) => break,
             }
@@ -306,7 +312,7 @@ pub async fn run(
             }
         }
     }
-    println!(
+    pasopati_common::outln!(
         "{} sites enrolled; {} online now, {} offline until halfway",
         options.sites,
         late_from,
@@ -320,7 +326,7 @@ pub async fn run(
     while Instant::now() < end && !shutdown.is_cancelled() {
         if !late_started && Instant::now() >= halfway {
             late_started = true;
-            println!(
+            pasopati_common::outln!(
                 "[{:>6.2}s] the offline sites come online",
                 start.elapsed().as_secs_f64()
             );
@@ -341,8 +347,8 @@ pub async fn run(
         let h = handle.clone();
         match tokio::task::spawn_blocking(move || h.file(invented_report())).await {
             Ok(Ok(report)) => filed.push(report.id),
-            Ok(Err(e)) => println!("filing failed: {e}"),
-            Err(e) => println!("filing task failed: {e}"),
+            Ok(Err(e)) => pasopati_common::outln!("filing failed: {e}"),
+            Err(e) => pasopati_common::outln!("filing task failed: {e}"),
         }
         let pause = 40 + pick(160) as u64;
         tokio::select! {
@@ -394,20 +400,22 @@ pub async fn run(
         gaps: store.gaps()?.len(),
         drain,
     };
-    println!();
-    println!(
+    pasopati_common::outln!();
+    pasopati_common::outln!(
         "summary: sites={} filed={} stored={} lost={} duplicated={} gaps={} drain_after_last_filing={:.2}s",
         summary.sites, summary.filed, summary.stored, summary.lost, summary.duplicated, summary.gaps, summary.drain.as_secs_f64()
     );
     if options.stay && !shutdown.is_cancelled() {
-        println!("the collector and its dashboard keep running; press Ctrl-C to stop");
+        pasopati_common::outln!(
+            "the collector and its dashboard keep running; press Ctrl-C to stop"
+        );
         shutdown.cancelled().await;
     }
     server_stop.cancel();
     let _ = server_task.await;
     drop(store);
     if options.keep {
-        println!("data kept in {}", root.display());
+        pasopati_common::outln!("data kept in {}", root.display());
     } else {
         let _ = std::fs::remove_dir_all(&root);
     }

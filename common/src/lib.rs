@@ -21,6 +21,7 @@ pub mod report;
 pub mod storage;
 pub mod sync;
 pub mod taxonomy;
+pub mod terminal;
 pub mod timestamp;
 pub mod token;
 

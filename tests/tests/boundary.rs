@@ -521,3 +521,76 @@ async fn refused_enrollments_cannot_grow_the_store_without_bound() {
         "{anonymous} records for 40 refused enrollments"
     );
 }
+
+/// 11.13: control characters are refused at filing (they would make the Atom feed invalid XML
+/// and drive an admin's terminal), naming the field and position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_characters_are_refused_at_filing() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let agent = tmp.path().join("agent");
+    c.enroll_agent(&agent, "lapas-uji").await;
+    for (title, body) in [
+        ("Judul\u{1}tersembunyi", "Isi biasa."),
+        ("Judul biasa", "Isi \u{1b}[2J dengan kode layar."),
+    ] {
+        let err = run_fail(
+            &bins.agent,
+            &[
+                "report",
+                "--data-dir",
+                path_str(&agent),
+                "--category",
+                "humas",
+                "--title",
+                title,
+                "--body",
+                body,
+            ],
+        );
+        assert!(err.contains("control character"), "{err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "the refusal echoes the escape: {err}"
+        );
+    }
+}
+
+/// 12.1: a command whose output goes into a closed pipe (`… | head -1`) ends quietly with status
+/// 0 instead of panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_into_a_closed_pipe_ends_quietly() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    pasopati_collector::init(&dir, pasopati_collector::InitOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..20 {
+        pasopati_collector::call(
+            &dir,
+            pasopati_collector::control::CollectorRequest::SiteAdd(site(&format!("lapas-{i}"))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for args in [
+        vec!["site", "list"],
+        vec!["site", "list", "--json"],
+        vec!["audit", "show"],
+    ] {
+        let mut full = args.clone();
+        full.extend(["--data-dir", path_str(&dir)]);
+        let mut child = std::process::Command::new(&bins.collector)
+            .args(&full)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
