@@ -97,6 +97,13 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
     Store::open(data_dir)?;
     // The config is written last: its presence marks a complete data directory.
     config.save(data_dir)?;
+    pasopati_common::storage::make_private(data_dir).map_err(|e| CollectorError::Io {
+        what: format!(
+            "making {} private (mode 0700, files 0600)",
+            data_dir.display()
+        ),
+        message: e.to_string(),
+    })?;
     Ok(config)
 }
 
@@ -156,6 +163,9 @@ impl Collector {
         let config = CollectorConfig::load(data_dir)?;
         let authority = Arc::new(Authority::load(data_dir)?);
         let store = Arc::new(open_store(data_dir)?);
+        if let Err(e) = pasopati_common::storage::make_private(data_dir) {
+            tracing::warn!(dir = %data_dir.display(), "cannot make the data directory private (mode 0700, files 0600): {e}");
+        }
         Ok(Collector {
             data_dir: data_dir.to_owned(),
             config,

@@ -114,3 +114,48 @@ mod tests {
         );
     }
 }
+
+/// Makes a data directory private to its owner: the directory (and the folders directly in it)
+/// mode 0700, the regular files directly in it 0600, whatever the umask or an existing folder's
+/// mode was. The stores hold password, token and key material; nobody else on the machine may
+/// read them. Sockets and links are left alone.
+pub fn make_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let mode = if kind.is_dir() {
+            0o700
+        } else if kind.is_file() {
+            0o600
+        } else {
+            continue;
+        };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod private_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn data_directories_become_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("store.redb"), b"x").unwrap();
+        std::fs::set_permissions(
+            dir.join("store.redb"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        make_private(&dir).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&dir.join("store.redb"))), (0o700, 0o600));
+    }
+}
