@@ -625,3 +625,35 @@ fn init_makes_the_data_directory_private() {
     }
     assert!(files >= 3, "store, configuration and keys");
 }
+
+/// 11.17: `enroll --token -` reads the token from standard input, so it is never on a command
+/// line that other local users can see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enroll_reads_the_token_from_standard_input() {
+    use std::io::Write;
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let token = c.add_site("lapas-uji").await;
+    let agent = tmp.path().join("agent");
+    let mut child = std::process::Command::new(&bins.agent)
+        .args(["enroll", "--data-dir", path_str(&agent), "--token", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{token}").unwrap_or_else(|e| panic!("{e}"));
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(agent.join("agent.crt").is_file());
+}
