@@ -454,7 +454,12 @@ pub fn site_list(
                 last_report_at: s.last_report_at.map(|t| t.to_rfc3339()),
                 backlog: hb.map(|h| h.backlog),
                 oldest_unsent_at: hb.and_then(|h| h.oldest_unsent_at).map(|t| t.to_rfc3339()),
-                last_sync_at: hb.and_then(|h| h.last_sync_at).map(|t| t.to_rfc3339()),
+                // The collector's own record of the last batch it stored from the site, or the
+                // agent's report of its last acknowledged batch if that is later.
+                last_sync_at: s
+                    .last_report_at
+                    .max(hb.and_then(|h| h.last_sync_at))
+                    .map(|t| t.to_rfc3339()),
                 disk_free_bytes: hb.map(|h| h.disk_free_bytes),
                 mem_used_bytes: hb.map(|h| h.mem_used_bytes),
                 cpu_percent: hb.map(|h| h.cpu_percent),

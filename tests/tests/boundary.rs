@@ -657,3 +657,30 @@ async fn enroll_reads_the_token_from_standard_input() {
     );
     assert!(agent.join("agent.crt").is_file());
 }
+
+/// 11.20: `site list` shows when the collector last stored a batch from a site, without waiting
+/// for the site's next heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_list_shows_the_last_sync_from_stored_batches() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let dir = tmp.path().join("a");
+    c.enroll_agent(&dir, "lapas-uji").await;
+    let mut raw = RawClient::connect(&dir, c.addr).await;
+    raw.hello(Epoch(1), 0, 1).await;
+    assert_eq!(
+        send_batch(&mut raw, 1, vec![filed(1)]).await,
+        CollectorFrame::Ack { hwm: 1 }
+    );
+    let out = run_ok(
+        &bins.collector,
+        &["site", "list", "--json", "--data-dir", path_str(&c.dir)],
+    );
+    let site: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(
+        site["last_sync_at"].as_str().is_some_and(|s| !s.is_empty()),
+        "{out}"
+    );
+}
