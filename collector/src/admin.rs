@@ -156,9 +156,14 @@ pub enum AdminError {
     Invalid(String),
 }
 
-/// Adds a claim to the register, unverified; returns its number.
+/// Adds a claim to the register, unverified; returns its number. Identity data in the claim
+/// (a NIK, a phone or register number, a deny-listed name, introduced initials) is masked
+/// before it is stored, as in imported media: the register quotes public text, but the center
+/// keeps no inmate identity data.
+#[allow(clippy::too_many_arguments)]
 pub fn claim_add(
     store: &Store,
+    guard: &pasopati_common::pii::PiiGuard,
     claim: String,
     url: String,
     source: String,
@@ -166,7 +171,7 @@ pub fn claim_add(
     item: Option<String>,
     actor: &str,
 ) -> Result<u64, AdminError> {
-    let claim = claim.trim().to_owned();
+    let claim = pasopati_analysis::media::mask(guard, claim.trim());
     if claim.is_empty() || claim.chars().count() > 2000 {
         return Err(AdminError::Invalid(
             "--claim is empty or longer than 2,000 characters; quote the claim as it appeared"
@@ -200,9 +205,11 @@ pub fn claim_add(
     )?)
 }
 
-/// Records a verdict with its evidence.
+/// Records a verdict with its evidence (identity data in the evidence masked).
+#[allow(clippy::too_many_arguments)]
 pub fn claim_verdict(
     store: &Store,
+    guard: &pasopati_common::pii::PiiGuard,
     number: u64,
     verdict: &str,
     figure: Option<(String, String, i64)>,
@@ -233,7 +240,7 @@ pub fn claim_verdict(
                 }
             }
             if !evidence.trim().is_empty() {
-                c.evidence = evidence.trim().to_owned();
+                c.evidence = pasopati_analysis::media::mask(guard, evidence.trim());
             }
             c.reviewed_by = Some(actor.to_owned());
             c.reviewed_at = Some(now);

@@ -196,8 +196,17 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             source,
             appeared_at,
             item,
-        } => admin::claim_add(&state.store, claim, url, source, appeared_at, item, actor)
-            .map(CollectorResponse::ClaimAdded),
+        } => admin::claim_add(
+            &state.store,
+            &state.guard,
+            claim,
+            url,
+            source,
+            appeared_at,
+            item,
+            actor,
+        )
+        .map(CollectorResponse::ClaimAdded),
         CollectorRequest::ClaimVerdict {
             number,
             verdict,
@@ -206,6 +215,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             evidence,
         } => admin::claim_verdict(
             &state.store,
+            &state.guard,
             number,
             &verdict,
             figure,

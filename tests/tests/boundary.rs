@@ -684,3 +684,33 @@ async fn site_list_shows_the_last_sync_from_stored_batches() {
         "{out}"
     );
 }
+
+/// 11.3: a claim quoting identity data is stored and printed masked, like imported media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_are_stored_with_identity_data_masked() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let d = path_str(&c.dir);
+    // Invented numbers, structurally valid, belonging to nobody.
+    run_ok(
+        &bins.collector,
+        &[
+            "claim",
+            "add",
+            "--data-dir",
+            d,
+            "--claim",
+            "Napi berinisial AB (27) dengan NIK 3201014512900001 kabur, hubungi 0812-3456-7890",
+            "--url",
+            "https://contoh.invalid/berita",
+            "--source",
+            "Contoh",
+        ],
+    );
+    let register = run_ok(&bins.collector, &["claims", "--data-dir", d]);
+    for value in ["3201014512900001", "0812-3456-7890", "AB (27)"] {
+        assert!(!register.contains(value), "{value} stored: {register}");
+    }
+    assert!(register.contains("DISAMARKAN"), "{register}");
+}

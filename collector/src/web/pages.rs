@@ -688,6 +688,7 @@ pub async fn verifikasi_tambah(
     let item = Some(form.item.trim().to_owned()).filter(|s| !s.is_empty());
     match admin::claim_add(
         &web.state.store,
+        &web.state.guard,
         form.claim,
         form.url,
         form.source,
@@ -740,6 +741,7 @@ pub async fn verifikasi_vonis(
         .collect();
     match admin::claim_verdict(
         &web.state.store,
+        &web.state.guard,
         id,
         &form.verdict,
         figure,
