@@ -878,3 +878,142 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     stop.cancel();
     let _ = task.await;
 }
+
+/// `http_call` with a time limit, for answers that may never end (the event stream).
+async fn http_call_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<HttpReply> {
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        http_call(addr, method, path, headers, body),
+    )
+    .await
+    .ok()
+}
+
+/// The headers of an answer that may depend on what a handler computed (everything but the
+/// date, which changes by the second).
+fn shape(reply: &HttpReply) -> (u16, Vec<(String, String)>, String) {
+    let mut headers: Vec<(String, String)> = reply
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("date"))
+        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+        .collect();
+    headers.sort();
+    (reply.status, headers, reply.body.clone())
+}
+
+/// Issue 11, point 1. The access rule denies by default and judges HEAD exactly as GET: every
+/// row of the route table under every method, anonymously and as each role. An anonymous
+/// answer is only a redirect to the login form, 401, 404 or 405, the same whatever the query
+/// (so nothing a handler computed leaks); a role below the row's gets 403; a signed-in HEAD
+/// is answered like GET, without a body and never with 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_requests_are_judged_as_get_and_unknown_methods_are_refused() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let (analyst, _) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let people: [(&str, Option<(&str, Role)>); 4] = [
+        ("anonim", None),
+        ("viewer", Some((viewer.as_str(), Role::Viewer))),
+        ("analyst", Some((analyst.as_str(), Role::Analyst))),
+        ("admin", Some((admin.as_str(), Role::Admin))),
+    ];
+    let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    for r in ROUTES {
+        let path = concrete(r.path);
+        let serves = |row: &str, m: &str| m == row || (m == "HEAD" && row == "GET");
+        let allowed = |m: &str| {
+            ROUTES
+                .iter()
+                .any(|x| x.path == r.path && serves(x.method, m))
+        };
+        for method in methods {
+            for (who, person) in &people {
+                let cookie = person.map(|(c, _)| c).unwrap_or_default();
+                let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![("Cookie", cookie)]
+                };
+                let streaming = r.path == "/api/v1/events" && method == "GET" && person.is_some();
+                if streaming {
+                    continue;
+                }
+                let ask = |q: &str| {
+                    let target = format!("{path}{q}");
+                    let headers = headers.clone();
+                    async move {
+                        http_call_within(addr, method, &target, &headers, "")
+                            .await
+                            .unwrap_or_else(|| panic!("{method} {target} as {who}: no answer"))
+                    }
+                };
+                let reply = ask("").await;
+                let context = format!("{method} {path} as {who}: {} {}", reply.status, reply.body);
+                if !allowed(method) {
+                    assert_eq!(reply.status, 405, "{context}");
+                    assert!(reply.header("allow").is_some(), "{context}");
+                    continue;
+                }
+                if !serves(r.method, method) {
+                    // Another row of the same path judges this method.
+                    continue;
+                }
+                if method == "HEAD" {
+                    assert!(reply.body.is_empty(), "{context}");
+                    assert_ne!(reply.status, 500, "{context}");
+                }
+                match (r.access, person) {
+                    (Access::Public, _) => {}
+                    (Access::Role(_), None) => {
+                        if r.kind == RouteKind::Page {
+                            assert_eq!(reply.status, 303, "{context}");
+                            assert_eq!(reply.header("location"), Some("/login"), "{context}");
+                        } else {
+                            assert_eq!(reply.status, 401, "{context}");
+                        }
+                        // The same answer whatever the query asks for.
+                        let a = ask("?q=a").await;
+                        let b = ask("?q=kata-yang-panjang-sekali&limit=1000").await;
+                        assert_eq!(shape(&a), shape(&b), "{context}");
+                        assert_eq!(shape(&a), shape(&reply), "{context}");
+                    }
+                    (Access::Role(needed), Some((_, role))) if *role < needed => {
+                        assert_eq!(reply.status, 403, "{context}");
+                    }
+                    (Access::Role(_), Some(_)) => {
+                        // A handler may find nothing (404), but the route is always known.
+                        assert!(
+                            ![401, 403, 405, 500].contains(&reply.status)
+                                && !reply.body.contains("rute tidak dikenal"),
+                            "{context}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // A path in no row is 404 for everyone, under any method, before any handler runs.
+    for method in methods {
+        for cookie in ["", admin.as_str()] {
+            let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+                Vec::new()
+            } else {
+                vec![("Cookie", cookie)]
+            };
+            let reply = http_call(addr, method, "/tidak-ada/sama-sekali", &headers, "").await;
+            assert_eq!(reply.status, 404, "{method}");
+            let reply = http_call(addr, method, "/laporan/", &headers, "").await;
+            assert_eq!(reply.status, 404, "{method} /laporan/");
+        }
+    }
+}

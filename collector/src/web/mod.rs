@@ -362,27 +362,85 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "rute tidak dikenal").into_response()
 }
 
-/// The route-table entry of a request, for the access rule.
-fn route_of(method: &Method, path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| {
-        r.method == method.as_str() && {
-            let a: Vec<&str> = r.path.split('/').collect();
-            let b: Vec<&str> = path.split('/').collect();
-            a.len() == b.len()
-                && a.iter()
-                    .zip(&b)
-                    .all(|(x, y)| x == y || (x.starts_with('{') && !y.is_empty()))
-        }
-    })
+/// The rows of [`ROUTES`] whose path pattern matches `path`, the most specific pattern only
+/// (fewest `{…}` segments, as the router prefers a literal segment to a parameter).
+fn rows_for_path(path: &str) -> Vec<&'static Route> {
+    let given: Vec<&str> = path.split('/').collect();
+    let matches = |pattern: &str| {
+        let want: Vec<&str> = pattern.split('/').collect();
+        want.len() == given.len()
+            && want
+                .iter()
+                .zip(&given)
+                .all(|(x, y)| x == y || (x.starts_with('{') && !y.is_empty()))
+    };
+    let params = |pattern: &str| pattern.split('/').filter(|s| s.starts_with('{')).count();
+    let Some(best) = ROUTES
+        .iter()
+        .filter(|r| matches(r.path))
+        .map(|r| params(r.path))
+        .min()
+    else {
+        return Vec::new();
+    };
+    ROUTES
+        .iter()
+        .filter(|r| matches(r.path) && params(r.path) == best)
+        .collect()
 }
 
-/// The access rule, run before every handler: a public route passes; any other needs a signed-in
-/// user of the route's role, who is handed to the handler as an `Extension<Principal>`. An
-/// anonymous request gets a redirect to `/login` (pages) or 401 (API, feeds, forms); a role
-/// too low gets 403.
+/// What the access rule makes of a request's method and path.
+#[derive(Debug)]
+enum Lookup {
+    /// No row has this path.
+    UnknownPath,
+    /// Rows have this path, none this method; the methods they allow.
+    WrongMethod(Vec<&'static str>),
+    Found(&'static Route),
+}
+
+/// The route-table row of a request. HEAD is judged exactly as GET (the router answers it
+/// with the GET handler and no body).
+fn route_of(method: &Method, path: &str) -> Lookup {
+    let rows = rows_for_path(path);
+    if rows.is_empty() {
+        return Lookup::UnknownPath;
+    }
+    let judged = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    match rows.iter().find(|r| r.method == judged) {
+        Some(r) => Lookup::Found(r),
+        None => {
+            let mut allowed: Vec<&'static str> = rows.iter().map(|r| r.method).collect();
+            if allowed.contains(&"GET") {
+                allowed.push("HEAD");
+            }
+            Lookup::WrongMethod(allowed)
+        }
+    }
+}
+
+/// The access rule, run before every handler, denying by default: a request whose path is in
+/// no row of [`ROUTES`] gets 404 and one whose method is not that path's gets 405, before any
+/// handler runs. A public row passes; any other needs a signed-in user of the row's role, who
+/// is handed to the handler as an `Extension<Principal>`. An anonymous request gets a redirect
+/// to `/login` (pages) or 401 (API, feeds, forms); a role too low gets 403. These refusals
+/// depend only on the row, never on the query or on what a handler would find.
 async fn gate(State(web): State<Arc<Web>>, mut request: Request, next: Next) -> Response {
-    let Some(route) = route_of(request.method(), request.uri().path()) else {
-        return next.run(request).await;
+    let route = match route_of(request.method(), request.uri().path()) {
+        Lookup::Found(route) => route,
+        Lookup::UnknownPath => return not_found().await,
+        Lookup::WrongMethod(allowed) => {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(axum::http::header::ALLOW, allowed.join(", "))],
+                "metode ini tidak dilayani di alamat ini",
+            )
+                .into_response()
+        }
     };
     let Access::Role(needed) = route.access else {
         return next.run(request).await;
