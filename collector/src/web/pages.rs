@@ -293,6 +293,19 @@ pub async fn laporan(
     let taxonomy = pasopati_common::taxonomy::Taxonomy::builtin();
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let next = q.offset() + q.limit();
+    // The links carry the same filters, percent-encoded so that `&`, `#` or `+` in a search
+    // stay part of its value.
+    let next_query = ListQuery {
+        offset: Some(next),
+        format: None,
+        ..q.clone()
+    };
+    let csv_query = ListQuery {
+        format: Some("csv".into()),
+        limit: Some(1000),
+        offset: None,
+        ..q.clone()
+    };
     let body = html! {
         form.saring method="get" action="/laporan" {
             input name="q" placeholder="Cari teks…" value=(v(&q.q));
@@ -304,7 +317,7 @@ pub async fn laporan(
             input name="until" type="date" value=(v(&q.until));
             button type="submit" { "Saring" }
         }
-        p { (total) " laporan. " a href=(format!("/api/v1/reports?format=csv&limit=1000&q={}&category={}&kanwil={}&site={}&priority={}&since={}&until={}", v(&q.q), v(&q.category), v(&q.kanwil), v(&q.site), v(&q.priority), v(&q.since), v(&q.until))) { "Unduh CSV" } }
+        p { (total) " laporan. " a href=(format!("/api/v1/reports?{}", csv_query.to_query_string())) { "Unduh CSV" } }
         table { tr { th { "Waktu" } th { "UPT" } th { "Kategori" } th { "Judul" } th { "Rev." } }
             @for r in &found {
                 tr { td { (when(r.report.occurred_at.0)) } td { (r.site.as_str()) } td { (r.report.category) }
@@ -312,7 +325,7 @@ pub async fn laporan(
                      td { (r.report.revision) } }
             }
         }
-        @if next < total { p { a href=(format!("/laporan?offset={next}&q={}&category={}&kanwil={}&site={}&priority={}&since={}&until={}", v(&q.q), v(&q.category), v(&q.kanwil), v(&q.site), v(&q.priority), v(&q.since), v(&q.until))) { "Berikutnya →" } } }
+        @if next < total { p { a href=(format!("/laporan?{}", next_query.to_query_string())) { "Berikutnya →" } } }
     };
     layout("Laporan", "/laporan", &who, body)
 }
