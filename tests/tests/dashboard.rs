@@ -1213,3 +1213,116 @@ async fn search_links_percent_encode_their_values() {
     );
     assert!(next.contains("offset=1"), "{next}");
 }
+
+/// One login attempt (with whatever extra headers), answered.
+async fn login_attempt(
+    addr: SocketAddr,
+    username: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> HttpReply {
+    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    headers.extend_from_slice(extra);
+    http_call(
+        addr,
+        "POST",
+        "/login",
+        &headers,
+        &form_body(&[("username", username), ("password", password)]),
+    )
+    .await
+}
+
+/// Issue 11, point 5. Thirty-two wrong logins sent at once: an attempt is counted before its
+/// password is verified, so at most five are verified (401) and the rest are refused (429).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_logins_are_throttled_before_argon2() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let attempts: Vec<_> = (0..32)
+        .map(|_| {
+            tokio::spawn(async move {
+                login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &[])
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for a in attempts {
+        statuses.push(a.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!(wrong <= 5, "{wrong} attempts were verified: {statuses:?}");
+    assert_eq!(wrong + throttled, 32, "{statuses:?}");
+    let locked = login_attempt(addr, "admin1", PASSWORD, &[]).await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.header("retry-after").is_some());
+}
+
+/// Issue 11, point 6. The lockout is per (username, client address): wrong passwords from one
+/// address do not lock the real user out at another, nor another user at the same address.
+/// Behind a proxy listed in `trusted_proxies`, `X-Forwarded-For` names the client; from any
+/// other peer the header is ignored (so an attacker cannot dodge the lock by writing it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_is_per_user_and_client_address() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("di-belakang-proxy");
+    init_collector_with(&dir, |t| {
+        t.replace(
+            "trusted_proxies = []",
+            "trusted_proxies = [\"127.0.0.1\", \"::1\"]",
+        )
+    });
+    let c = collector_with_users(&dir).await;
+    let addr = http_addr(&c);
+    let attacker = [("X-Forwarded-For", "203.0.113.7")];
+    for _ in 0..5 {
+        let r = login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &attacker).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    assert_eq!(
+        login_attempt(addr, "admin1", PASSWORD, &attacker)
+            .await
+            .status,
+        429
+    );
+    // The real admin at her own address signs in.
+    let real = login_attempt(
+        addr,
+        "admin1",
+        PASSWORD,
+        &[("X-Forwarded-For", "198.51.100.9")],
+    )
+    .await;
+    assert_eq!(real.status, 303, "{}", real.body);
+    // Another user at the attacker's address is not locked either.
+    let other = login_attempt(addr, "analis1", PASSWORD, &attacker).await;
+    assert_eq!(other.status, 303, "{}", other.body);
+    drop(c);
+
+    // No trusted proxy (the default): the header is ignored and the peer is the client.
+    let c = collector_with_users(&tmp.path().join("tanpa-proxy")).await;
+    let addr = http_addr(&c);
+    for i in 0..5 {
+        let spoofed = format!("203.0.113.{i}");
+        let r = login_attempt(
+            addr,
+            "admin1",
+            "salah-sekali-ya-ampun",
+            &[("X-Forwarded-For", &spoofed)],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let r = login_attempt(
+        addr,
+        "admin1",
+        PASSWORD,
+        &[("X-Forwarded-For", "198.51.100.9")],
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+}

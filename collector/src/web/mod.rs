@@ -569,7 +569,10 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let web = Arc::new(Web {
-        auth: auth::Auth::new(state.config.http_secure_cookies),
+        auth: auth::Auth::new(
+            state.config.http_secure_cookies,
+            state.config.dashboard.trusted_proxies.clone(),
+        ),
         state,
     });
     let app = router(web);

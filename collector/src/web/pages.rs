@@ -158,36 +158,60 @@ pub async fn login_page() -> Response {
     login_markup(None)
 }
 
+fn throttled() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, "900")],
+        login_markup(Some(
+            "Terlalu banyak percobaan gagal. Coba lagi 15 menit lagi.",
+        )),
+    )
+        .into_response()
+}
+
+/// Signs in. The attempt is counted before the password is verified (so parallel attempts
+/// cannot all slip under the limit), and the verification waits for a turn at Argon2.
 pub async fn login(
     State(web): State<Arc<Web>>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let username = form.username.trim().to_owned();
+    let client = web.auth.client_address(peer, &headers);
+    let Some(attempt) = web.auth.admit(&username, client) else {
+        return throttled();
+    };
+    let Some(turn) = web.auth.turn().await else {
+        web.auth.give_back(&attempt);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            login_markup(Some("Server sedang sibuk. Coba lagi sebentar lagi.")),
+        )
+            .into_response();
+    };
     let store = web.state.store.clone();
     let w = web.clone();
     let password = form.password;
-    let ip = addr.ip().to_string();
-    // Argon2 takes tens of milliseconds: keep it off the async workers.
-    let outcome =
-        tokio::task::spawn_blocking(move || w.auth.login(&store, &username, &password, &ip)).await;
-    match outcome {
-        Ok(Login::Ok { cookie }) => {
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-        }
-        Ok(Login::Wrong) => (
+    // Argon2 takes tens of milliseconds: keep it off the async workers, holding the turn.
+    let verified = tokio::task::spawn_blocking(move || {
+        let user = w.auth.verify(&store, &username, &password);
+        drop(turn);
+        user
+    })
+    .await;
+    let user = match verified {
+        Ok(user) => user,
+        Err(e) => return internal(e),
+    };
+    match web.auth.finish(&attempt, user) {
+        Login::Ok { cookie } => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+        Login::Wrong => (
             StatusCode::UNAUTHORIZED,
             login_markup(Some("Nama pengguna atau kata sandi salah.")),
         )
             .into_response(),
-        Ok(Login::Throttled) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            login_markup(Some(
-                "Terlalu banyak percobaan gagal. Coba lagi 15 menit lagi.",
-            )),
-        )
-            .into_response(),
-        Err(e) => internal(e),
     }
 }
 
