@@ -206,24 +206,10 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
 
     // Five wrong passwords lock the account's login, even for the right password afterwards.
     for _ in 0..5 {
-        let wrong = http_call(
-            addr,
-            "POST",
-            "/login",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            &form_body(&[("username", "admin1"), ("password", "salah-sekali-ya")]),
-        )
-        .await;
+        let wrong = login_attempt(addr, "admin1", "salah-sekali-ya", &[]).await;
         assert_eq!(wrong.status, 401);
     }
-    let locked = http_call(
-        addr,
-        "POST",
-        "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &form_body(&[("username", "admin1"), ("password", PASSWORD)]),
-    )
-    .await;
+    let locked = login_attempt(addr, "admin1", PASSWORD, &[]).await;
     assert_eq!(locked.status, 429, "{}", locked.body);
 }
 
@@ -1221,14 +1207,22 @@ async fn login_attempt(
     password: &str,
     extra: &[(&str, &str)],
 ) -> HttpReply {
-    let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+    let (cookie, token) = dashboard_login_form(addr).await;
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+    ];
     headers.extend_from_slice(extra);
     http_call(
         addr,
         "POST",
         "/login",
         &headers,
-        &form_body(&[("username", username), ("password", password)]),
+        &form_body(&[
+            ("username", username),
+            ("password", password),
+            ("csrf", &token),
+        ]),
     )
     .await
 }
@@ -1325,4 +1319,136 @@ async fn lockout_is_per_user_and_client_address() {
     )
     .await;
     assert_eq!(r.status, 429, "{}", r.body);
+}
+
+/// Issue 11, point 16. Every answer, to every route under its method, signed in or not, and
+/// refusals too, carries a Content-Security-Policy without `unsafe-inline` that forbids
+/// framing, `nosniff`, a referrer policy and `Cache-Control: no-store`; pages carry no inline
+/// script or style; and the login form needs its pre-session CSRF token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_has_security_headers_and_login_needs_its_csrf_token() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let check = |reply: &HttpReply, context: &str| {
+        let csp = reply
+            .header("content-security-policy")
+            .unwrap_or_else(|| panic!("no CSP: {context}"));
+        assert!(!csp.contains("unsafe-inline"), "{context}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{context}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{context}: {csp}");
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{context}"
+        );
+        assert!(
+            matches!(
+                reply.header("referrer-policy"),
+                Some("no-referrer" | "same-origin")
+            ),
+            "{context}"
+        );
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{context}");
+    };
+    for r in ROUTES {
+        if r.path == "/api/v1/events" && r.method == "GET" {
+            // The stream's headers come first; read them with a time limit.
+            let reply = http_call_within(addr, "HEAD", r.path, &[("Cookie", &admin)], "")
+                .await
+                .unwrap_or_else(|| panic!("no answer to HEAD {}", r.path));
+            check(&reply, "HEAD /api/v1/events");
+            continue;
+        }
+        for cookie in ["", admin.as_str()] {
+            let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+                Vec::new()
+            } else {
+                vec![("Cookie", cookie)]
+            };
+            let reply = http_call(addr, r.method, &concrete(r.path), &headers, "").await;
+            let context = format!(
+                "{} {} ({}): {}",
+                r.method,
+                r.path,
+                cookie.len(),
+                reply.status
+            );
+            check(&reply, &context);
+            if reply
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/html"))
+            {
+                let body = &reply.body;
+                assert!(!body.contains("<style"), "{context}");
+                assert!(!body.contains(" style="), "{context}");
+                for script in body.split("<script").skip(1) {
+                    assert!(script.starts_with(" src="), "inline script: {context}");
+                }
+            }
+        }
+    }
+    for (method, path) in [("GET", "/tidak-ada"), ("DELETE", "/laporan")] {
+        let reply = http_call(addr, method, path, &[], "").await;
+        check(&reply, &format!("{method} {path}"));
+    }
+    // The static files are served to anyone, with their types.
+    let css = http_call(addr, "GET", "/static/app.css", &[], "").await;
+    assert_eq!(css.status, 200);
+    assert!(css
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/css")));
+    let js = http_call(addr, "GET", "/static/app.js", &[], "").await;
+    assert_eq!(js.status, 200);
+    assert!(js.body.contains("EventSource"));
+
+    // A login without the form's token, or with a token that is not its cookie's, is refused
+    // before the password is looked at; with the pair it goes through.
+    let form = |token: Option<&str>| {
+        let mut fields = vec![("username", "admin1"), ("password", PASSWORD)];
+        if let Some(t) = token {
+            fields.push(("csrf", t));
+        }
+        form_body(&fields)
+    };
+    let plain = [("Content-Type", "application/x-www-form-urlencoded")];
+    let refused = http_call(addr, "POST", "/login", &plain, &form(None)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused
+        .header("set-cookie")
+        .is_none_or(|c| !c.contains("pasopati_session")));
+    let (cookie, token) = dashboard_login_form(addr).await;
+    let (_, other_token) = dashboard_login_form(addr).await;
+    let with_cookie = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+    ];
+    let no_cookie = http_call(addr, "POST", "/login", &plain, &form(Some(&token))).await;
+    assert_eq!(no_cookie.status, 403);
+    let mismatched = http_call(
+        addr,
+        "POST",
+        "/login",
+        &with_cookie,
+        &form(Some(&other_token)),
+    )
+    .await;
+    assert_eq!(mismatched.status, 403);
+    let forged = format!("{}.00", token.split('.').next().unwrap_or_default());
+    let forged_cookie = format!("pasopati_masuk={forged}");
+    let forged_reply = http_call(
+        addr,
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", forged_cookie.as_str()),
+        ],
+        &form(Some(&forged)),
+    )
+    .await;
+    assert_eq!(forged_reply.status, 403);
+    let ok = http_call(addr, "POST", "/login", &with_cookie, &form(Some(&token))).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
 }

@@ -404,6 +404,14 @@ pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> 
                         format!("inline; filename=\"{name}\""),
                     ),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                    // The file is shown on its own: nothing to load, no script, no framing;
+                    // `object-src` lets the browser's PDF viewer show a PDF.
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; img-src 'self'; object-src 'self'; \
+                         frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+                            .to_owned(),
+                    ),
                 ],
                 bytes,
             )
@@ -512,6 +520,8 @@ pub fn openapi_document() -> Value {
         }
         let content = match r.kind {
             RouteKind::Page => json!({"text/html": {}}),
+            RouteKind::Static if r.path.ends_with(".css") => json!({"text/css": {}}),
+            RouteKind::Static => json!({"text/javascript": {}}),
             RouteKind::Form => json!({"text/html": {}}),
             RouteKind::Feed if r.path.ends_with(".xml") => json!({"application/atom+xml": {}}),
             RouteKind::Feed => json!({"application/feed+json": {}}),

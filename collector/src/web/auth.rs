@@ -27,6 +27,10 @@ use std::time::{Duration, Instant};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "pasopati_session";
+/// The login form's pre-session CSRF cookie (double submit: the form carries the same value).
+pub const LOGIN_COOKIE: &str = "pasopati_masuk";
+/// How long a login form stays usable.
+const LOGIN_FORM_TTL: Duration = Duration::from_secs(3600);
 /// How long a session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// Attempts allowed per (username, client address) within [`THROTTLE_WINDOW`]; an attempt
@@ -124,6 +128,8 @@ pub struct Auth {
     verifying: Arc<tokio::sync::Semaphore>,
     /// Peers whose `X-Forwarded-For` is believed.
     trusted_proxies: Vec<IpAddr>,
+    /// Signs the login form's tokens; random per process, so a restart voids open forms.
+    form_key: ring::hmac::Key,
 }
 
 /// A login attempt admitted by the throttle: its counters, to clear on success or give back
@@ -155,7 +161,39 @@ impl Auth {
             dummy_hash: hash_password("tidak-pernah-dipakai-sebagai-sandi").unwrap_or_default(),
             verifying: Arc::new(tokio::sync::Semaphore::new(turns)),
             trusted_proxies,
+            form_key: ring::hmac::Key::new(
+                ring::hmac::HMAC_SHA256,
+                &pasopati_common::random_bytes::<32>(),
+            ),
         }
+    }
+
+    /// A fresh login-form token (`nonce.signature`) and the `Set-Cookie` header carrying it.
+    pub fn login_form_token(&self) -> (String, String) {
+        let nonce = pasopati_common::hex(&pasopati_common::random_bytes::<16>());
+        let tag = ring::hmac::sign(&self.form_key, nonce.as_bytes());
+        let token = format!("{nonce}.{}", pasopati_common::hex(tag.as_ref()));
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let cookie = format!(
+            "{LOGIN_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/login; Max-Age={}{secure}",
+            LOGIN_FORM_TTL.as_secs()
+        );
+        (token, cookie)
+    }
+
+    /// Whether a login POST carries a form token equal to its cookie and signed here.
+    pub fn login_form_ok(&self, headers: &HeaderMap, field: Option<&str>) -> bool {
+        let (Some(cookie), Some(field)) = (cookie(headers, LOGIN_COOKIE), field) else {
+            return false;
+        };
+        if !constant_time_eq(cookie.as_bytes(), field.as_bytes()) {
+            return false;
+        }
+        let Some((nonce, tag)) = field.split_once('.') else {
+            return false;
+        };
+        pasopati_common::unhex(tag)
+            .is_some_and(|tag| ring::hmac::verify(&self.form_key, nonce.as_bytes(), &tag).is_ok())
     }
 
     /// The client's address: the peer's, unless the peer is a trusted proxy, in which case the
@@ -339,13 +377,18 @@ impl Auth {
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of the cookie `name`, if set and not empty.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all("cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
         .filter(|v| !v.is_empty())
 }
