@@ -1452,3 +1452,85 @@ async fn every_answer_has_security_headers_and_login_needs_its_csrf_token() {
     let ok = http_call(addr, "POST", "/login", &with_cookie, &form(Some(&token))).await;
     assert_eq!(ok.status, 303, "{}", ok.body);
 }
+
+/// Opens `/api/v1/events` with `credential` (a header) and returns a task that ends when the
+/// server ends the stream (the connection closes), after the answer's head has arrived.
+async fn open_stream(addr: SocketAddr, credential: (&str, &str)) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\n{}: {}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
+        credential.0, credential.1
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer head"))
+            .unwrap_or(0);
+        assert!(n > 0, "the stream closed before its head");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+}
+
+/// Issue 11, point 7. The live event stream ends within 5 seconds of the session's logout,
+/// and of its user being disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_ends_on_logout_and_disable() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+
+    let (admin, csrf) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let stream = open_stream(addr, ("Cookie", &admin)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!stream.is_finished(), "the stream ended on its own");
+    let out = http_call(
+        addr,
+        "POST",
+        "/logout",
+        &[
+            ("Cookie", &admin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form_body(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), stream)
+        .await
+        .unwrap_or_else(|_| panic!("the stream outlived the logout by 5 s"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "stream ended {} ms after logout",
+        started.elapsed().as_millis()
+    );
+
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let stream = open_stream(addr, ("Cookie", &viewer)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.store
+        .disable_user("pemirsa1", "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::timeout(Duration::from_secs(5), stream)
+        .await
+        .unwrap_or_else(|_| panic!("the stream outlived the user's disabling by 5 s"))
+        .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -421,15 +421,32 @@ pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> 
     }
 }
 
+/// How often the event stream checks that its user may still see it.
+const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The event stream: every new report, site state change and spike alert, as JSON carrying
-/// the object's id.
-pub async fn events(State(web): State<Arc<Web>>) -> Response {
+/// the object's id. The request's credentials are checked again every two seconds (and while
+/// waiting for a slow reader), so the stream ends within a few seconds of a logout, the
+/// user's disabling, a revoked or expired API token, or the session's expiry.
+pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let mut rx = web.state.events.subscribe();
     let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
+    let allowed = move || web.auth.principal(&web.state.store, &headers).is_some();
     tokio::spawn(async move {
+        let mut recheck = tokio::time::interval(STREAM_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let event = match rx.recv().await {
+            let received = tokio::select! {
+                _ = recheck.tick() => {
+                    if tx.is_closed() || !allowed() {
+                        break;
+                    }
+                    continue;
+                }
+                received = rx.recv() => received,
+            };
+            let event = match received {
                 Ok(e) => e,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
@@ -464,8 +481,19 @@ pub async fn events(State(web): State<Arc<Web>>) -> Response {
                 CollectorEvent::Refused { .. } => continue,
             };
             let event = Event::default().event(kind).data(data.to_string());
-            if tx.send(event).await.is_err() {
-                break;
+            // Wait for room in the stream, checking the credentials while a slow reader
+            // keeps it full.
+            let permit = loop {
+                match tokio::time::timeout(STREAM_RECHECK, tx.reserve()).await {
+                    Ok(Ok(permit)) => break Some(permit),
+                    Ok(Err(_)) => break None,
+                    Err(_) if !allowed() => break None,
+                    Err(_) => continue,
+                }
+            };
+            match permit {
+                Some(permit) => permit.send(event),
+                None => break,
             }
         }
     });
