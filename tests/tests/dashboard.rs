@@ -1534,3 +1534,117 @@ async fn event_stream_ends_on_logout_and_disable() {
         .unwrap_or_else(|_| panic!("the stream outlived the user's disabling by 5 s"))
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Issue 11, point 17 (API tokens). Tokens carry an expiry (`--expires`, 90 days by default)
+/// and are refused after it; `api-token list` shows them by id without the secret; `api-token
+/// revoke ID` stops one token and leaves the others; every change is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let d = path_str(&c.dir).to_owned();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "api-token",
+            "create",
+            "--data-dir",
+            &d,
+            "--username",
+            "pemirsa1",
+        ];
+        args.extend_from_slice(extra);
+        format!("Bearer {}", run_ok(&bins.collector, &args).trim())
+    };
+    let kept = create(&[]);
+    let revoked = create(&["--expires", "30d"]);
+    let short = create(&["--expires", "2s"]);
+    let status = |bearer: String| async move {
+        http_call(
+            addr,
+            "GET",
+            "/api/v1/sites",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await
+        .status
+    };
+    for t in [&kept, &revoked, &short] {
+        assert_eq!(status(t.clone()).await, 200);
+    }
+
+    let list = run_ok(&bins.collector, &["api-token", "list", "--data-dir", &d]);
+    let tokens: Vec<Value> = list
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(tokens.len(), 3, "{list}");
+    for t in [&kept, &revoked, &short] {
+        let secret = t.trim_start_matches("Bearer ");
+        assert!(!list.contains(secret), "the list shows a token");
+    }
+    let now = pasopati_common::Timestamp::now().0;
+    let expiry_in_days = |t: &Value| {
+        let at = pasopati_common::Timestamp::parse_rfc3339(t["expires_at"].as_str().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("{e}: {t}"));
+        (at.0 - now) as f64 / 86_400_000.0
+    };
+    let mut days: Vec<f64> = tokens.iter().map(expiry_in_days).collect();
+    days.sort_by(|a, b| a.total_cmp(b));
+    assert!(days[0] < 0.01, "{days:?}");
+    assert!((days[1] - 30.0).abs() < 0.01, "{days:?}");
+    assert!(
+        (days[2] - 90.0).abs() < 0.01,
+        "the default is not 90 days: {days:?}"
+    );
+    let id_of = |wanted: f64| {
+        tokens
+            .iter()
+            .find(|t| (expiry_in_days(t) - wanted).abs() < 0.01)
+            .and_then(|t| t["id"].as_str())
+            .unwrap_or_else(|| panic!("no token expiring in {wanted} days: {list}"))
+            .to_owned()
+    };
+
+    // Revoking one leaves the others working.
+    let id = id_of(30.0);
+    run_ok(
+        &bins.collector,
+        &["api-token", "revoke", "--data-dir", &d, &id],
+    );
+    assert_eq!(status(revoked.clone()).await, 401);
+    assert_eq!(status(kept.clone()).await, 200);
+    run_fail(
+        &bins.collector,
+        &["api-token", "revoke", "--data-dir", &d, &id],
+    );
+    let list = run_ok(&bins.collector, &["api-token", "list", "--data-dir", &d]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+
+    // The short-lived token is refused once it has expired.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(status(short.clone()).await, 401);
+    assert_eq!(status(kept.clone()).await, 200);
+
+    let audit = c.store.audit_log().unwrap_or_else(|e| panic!("{e}"));
+    let actions: Vec<String> = audit
+        .into_iter()
+        .filter_map(|(_, e)| e.ok())
+        .map(|e| format!("{} {}", e.action, e.details))
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("api_token_create"))
+            .count(),
+        3
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| *a == format!("api_token_revoke id={id}")),
+        "{actions:?}"
+    );
+}
