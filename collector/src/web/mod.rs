@@ -2,13 +2,16 @@
 //! default; put a TLS-terminating proxy in front to serve it further).
 //!
 //! Every route is in [`ROUTES`]; the router is built from that table and the OpenAPI document
-//! is generated from it, so the two cannot drift apart. Every route except `/login` and
-//! `/healthz` requires a user: a session cookie from the login form, or an API token
+//! is generated from it, so the two cannot drift apart. The access rule (`gate`) denies by
+//! default: a path in no row is 404 and a method not the row's is 405 before any handler runs;
+//! HEAD is judged as GET. Every route except `/login`, `/healthz` and the two static files
+//! requires a user: a session cookie from the login form, or an API token
 //! (`Authorization: Bearer …`, from `pasopati-collector api-token create`). Pages redirect an
 //! anonymous visitor to `/login`; the API answers 401. Changes need the role the route names
 //! (403 otherwise), and a form or a cookie-authenticated API call must carry the session's CSRF
-//! token. Five failed logins for a username or an address within 15 minutes lock further
-//! attempts for 15 minutes. Every change is written to the audit log.
+//! token; the login form carries a pre-session one. Login attempts are counted before they are
+//! verified, per (username, client address). Every answer carries the security headers of
+//! `security_headers`. Every change is written to the audit log.
 
 // Handlers return `Result<_, Response>` so a refusal is already the page or status to send;
 // the size of a response on the error path does not matter here.
