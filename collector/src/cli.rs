@@ -246,12 +246,28 @@ enum UserCommand {
 
 #[derive(Subcommand)]
 enum ApiTokenCommand {
-    /// Create a bearer token acting as a user; printed once, stored as its SHA-256.
+    /// Create a bearer token acting as a user; printed once, stored as its SHA-256. Its id
+    /// and expiry go to standard error.
     Create {
         #[arg(long)]
         data_dir: PathBuf,
         #[arg(long)]
         username: String,
+        /// How long the token works (`90d`, `12h`); after that it is refused.
+        #[arg(long, default_value = "90d")]
+        expires: HumanDuration,
+    },
+    /// List API tokens (JSON lines: id, user, creation, expiry), never the tokens themselves.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Revoke one API token by its id (from `api-token list`); it stops working at once.
+    Revoke {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The token's id.
+        id: String,
     },
 }
 
@@ -845,16 +861,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             other => return Err(failed(other)),
         },
         Command::ApiToken {
-            command: ApiTokenCommand::Create { data_dir, username },
+            command:
+                ApiTokenCommand::Create {
+                    data_dir,
+                    username,
+                    expires,
+                },
         } => {
+            if expires.0.is_zero() {
+                anyhow::bail!("--expires must be longer than zero");
+            }
             let (token, hash) = crate::web::auth::new_api_token();
-            match single(
-                crate::call(&data_dir, CollectorRequest::ApiTokenAdd { username, hash }).await?,
-            )? {
-                CollectorResponse::Done => pasopati_common::outln!("{token}"),
+            let expires_at = Timestamp::now().0.saturating_add(expires.as_millis_i64());
+            let request = CollectorRequest::ApiTokenAdd {
+                username,
+                hash,
+                expires_at,
+            };
+            match single(crate::call(&data_dir, request).await?)? {
+                CollectorResponse::Done => {
+                    pasopati_common::outln!("{token}");
+                    pasopati_common::errln!(
+                        "token id {} valid until {}",
+                        crate::store::api_token_id(&hash),
+                        Timestamp(expires_at).to_rfc3339()
+                    );
+                }
                 other => return Err(failed(other)),
             }
         }
+        Command::ApiToken {
+            command: ApiTokenCommand::List { data_dir },
+        } => print_json_lines(crate::call(&data_dir, CollectorRequest::ApiTokenList).await?)?,
+        Command::ApiToken {
+            command: ApiTokenCommand::Revoke { data_dir, id },
+        } => match single(
+            crate::call(&data_dir, CollectorRequest::ApiTokenRevoke(id.clone())).await?,
+        )? {
+            CollectorResponse::Done => pasopati_common::outln!("API token {id} revoked"),
+            other => return Err(failed(other)),
+        },
         Command::Claims { data_dir } => {
             print_json_lines(crate::call(&data_dir, CollectorRequest::Claims).await?)?
         }

@@ -42,6 +42,9 @@ pub struct CollectorConfig {
     /// How the media analysis groups, compares and alerts.
     #[serde(default)]
     pub analysis: AnalysisSettings,
+    /// The dashboard behind its reverse proxy (`[dashboard]`).
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
     /// News feeds (RSS 2.0 or Atom) polled for media items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds: Vec<FeedConfig>,
@@ -94,6 +97,31 @@ impl AnalysisSettings {
             min_news: u64::from(self.min_news),
             min_social: u64::from(self.min_social),
             ..Default::default()
+        }
+    }
+}
+
+/// The dashboard's place on the network (`[dashboard]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    /// The address people and feed readers reach the dashboard at (`https://host[:port]`,
+    /// no path), used for the links in the Atom and JSON feeds. Unset, links use
+    /// `http://` and `http_listen`; request headers (`Host`, `X-Forwarded-Proto`) are never used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Peers whose `X-Forwarded-For` names the client (the reverse proxy's address). From any
+    /// other peer the header is ignored and the peer's own address is the client's. Empty by
+    /// default.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl DashboardSettings {
+    /// The base of absolute links (no trailing slash): `public_url`, else `http_listen`.
+    pub fn base_url(&self, http_listen: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{http_listen}"),
         }
     }
 }
@@ -164,6 +192,7 @@ impl CollectorConfig {
             pii: PiiConfig::default(),
             http_secure_cookies: false,
             analysis: AnalysisSettings::default(),
+            dashboard: DashboardSettings::default(),
             feeds: Vec::new(),
         }
     }
@@ -218,6 +247,18 @@ impl CollectorConfig {
                 ));
             }
         }
+        if let Some(url) = &self.dashboard.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .unwrap_or_default();
+            let host = rest.trim_end_matches('/');
+            if host.is_empty() || host.contains(['/', '?', '#', '"', '<', '>', ' ']) {
+                return Err(format!(
+                    "[dashboard] public_url `{url}` is not http(s)://host[:port] without a path"
+                ));
+            }
+        }
         if !pasopati_common::is_host_port(&self.public_addr) {
             return Err(format!(
                     "public_addr `{}` is not host:port (the address agents dial, e.g. collector.example.go.id:4433)",
@@ -263,6 +304,23 @@ mod tests {
         let example: CollectorConfig =
             toml::from_str(include_str!("../../config/collector.example.toml")).unwrap();
         assert!(example.http_listen.ip().is_loopback());
+        example.check().unwrap();
+    }
+
+    #[test]
+    fn public_url_is_checked_and_gives_feed_links() {
+        let mut c = CollectorConfig::with_defaults(None, None, None);
+        assert_eq!(c.dashboard.base_url(c.http_listen), "http://127.0.0.1:8080");
+        c.dashboard.public_url = Some("https://pasopati.example.go.id/".into());
+        c.check().unwrap();
+        assert_eq!(
+            c.dashboard.base_url(c.http_listen),
+            "https://pasopati.example.go.id"
+        );
+        c.dashboard.public_url = Some("https://x.example/<script>".into());
+        assert!(c.check().is_err());
+        c.dashboard.public_url = Some("ftp://x.example".into());
+        assert!(c.check().is_err());
     }
 
     #[test]

@@ -59,11 +59,16 @@ pub enum CollectorRequest {
     UserAdd(crate::store::User),
     UserList,
     UserDisable(String),
-    /// Store an API token's SHA-256 for a user.
+    /// Store an API token's SHA-256 for a user, valid until `expires_at` (Unix ms).
     ApiTokenAdd {
         username: String,
         hash: [u8; 32],
+        expires_at: i64,
     },
+    /// Every API token (id, user, expiry), never the tokens.
+    ApiTokenList,
+    /// Revoke one API token by its id.
+    ApiTokenRevoke(String),
     AuditShow,
     AuditVerify,
 }
@@ -241,14 +246,30 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             ))),
             Err(e) => Err(admin::AdminError::Store(e)),
         },
-        CollectorRequest::ApiTokenAdd { username, hash } => match state.store.user(&username) {
+        CollectorRequest::ApiTokenAdd {
+            username,
+            hash,
+            expires_at,
+        } => match state.store.user(&username) {
             Ok(Some(u)) if !u.disabled => state
                 .store
-                .add_api_token(&hash, &username, actor)
+                .add_api_token(&hash, &username, expires_at, actor)
                 .map(|_| CollectorResponse::Done)
                 .map_err(admin::AdminError::Store),
             Ok(_) => Err(admin::AdminError::Invalid(format!(
                 "there is no active user `{username}`; add one with `pasopati-collector user add`"
+            ))),
+            Err(e) => Err(admin::AdminError::Store(e)),
+        },
+        CollectorRequest::ApiTokenList => state
+            .store
+            .api_tokens()
+            .map(|t| CollectorResponse::Json(json_lines(&t)))
+            .map_err(admin::AdminError::Store),
+        CollectorRequest::ApiTokenRevoke(id) => match state.store.revoke_api_token(&id, actor) {
+            Ok(Some(_)) => Ok(CollectorResponse::Done),
+            Ok(None) => Err(admin::AdminError::Invalid(format!(
+                "there is no API token `{id}`; see `pasopati-collector api-token list`"
             ))),
             Err(e) => Err(admin::AdminError::Store(e)),
         },

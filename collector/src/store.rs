@@ -65,6 +65,9 @@ const CLAIMS: TableDefinition<u64, &[u8]> = TableDefinition::new("claims");
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// SHA-256 of an API token → the username it acts as.
 const API_TOKENS: TableDefinition<&[u8], &str> = TableDefinition::new("api_tokens");
+/// SHA-256 of an API token → its [`ApiTokenInfo`] (creation and expiry). Tokens created before
+/// tokens expired have no row here; they stay valid until revoked and are listed as `legacy`.
+const API_TOKEN_INFO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_token_info");
 /// Publication number → press release draft or published item.
 const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
 /// Audit entry number → hash-chained audit entry.
@@ -377,6 +380,33 @@ pub struct User {
     pub created_at: i64,
 }
 
+/// When an API token was made and when it stops working (Unix milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ApiTokenInfo {
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An API token as `api-token list` shows it; never the token or its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiTokenView {
+    /// The first 8 bytes of the token's SHA-256 in hex: what `api-token revoke` takes.
+    pub id: String,
+    pub username: String,
+    /// RFC 3339; `None` for a legacy token.
+    pub created_at: Option<String>,
+    /// RFC 3339; `None` for a legacy token, which never expires.
+    pub expires_at: Option<String>,
+    pub expired: bool,
+    /// Created before tokens carried an expiry: revoke it and create a new one.
+    pub legacy: bool,
+}
+
+/// The id of an API token: the first 8 bytes of its SHA-256 in hex.
+pub fn api_token_id(hash: &[u8]) -> String {
+    pasopati_common::hex(&hash[..hash.len().min(8)])
+}
+
 /// Where a publication stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -497,6 +527,7 @@ impl Store {
         txn.open_table(CLAIMS)?;
         txn.open_table(USERS)?;
         txn.open_table(API_TOKENS)?;
+        txn.open_table(API_TOKEN_INFO)?;
         txn.open_table(PUBLICATIONS)?;
         txn.commit()?;
         Ok(Store { db, path })
@@ -1393,33 +1424,124 @@ impl Store {
         Ok(true)
     }
 
-    /// Stores an API token (its SHA-256) for a user.
+    /// Stores an API token (its SHA-256) for a user, valid until `expires_at` (Unix ms).
     pub fn add_api_token(
         &self,
         hash: &[u8; 32],
         username: &str,
+        expires_at: i64,
         actor: &str,
     ) -> Result<(), StoreError> {
+        let now = Timestamp::now();
+        let info = ApiTokenInfo {
+            created_at: now.0,
+            expires_at,
+        };
         let txn = self.db.begin_write()?;
         txn.open_table(API_TOKENS)?.insert(&hash[..], username)?;
+        txn.open_table(API_TOKEN_INFO)?
+            .insert(&hash[..], encode(&info).as_slice())?;
         audit(
             &txn,
             actor,
             "api_token_create",
             &format!("user:{username}"),
-            String::new(),
-            Timestamp::now(),
+            format!(
+                "id={} expires_at={}",
+                api_token_id(hash),
+                Timestamp(expires_at).to_rfc3339()
+            ),
+            now,
         )?;
         txn.commit()?;
         Ok(())
     }
 
-    /// The user an API token (by its SHA-256) acts as.
+    /// The user an API token (by its SHA-256) acts as, if the token exists and has not
+    /// expired.
     pub fn api_token_user(&self, hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(API_TOKENS)?;
-        let value = table.get(&hash[..])?;
-        Ok(value.map(|v| v.value().to_owned()))
+        let Some(username) = txn
+            .open_table(API_TOKENS)?
+            .get(&hash[..])?
+            .map(|v| v.value().to_owned())
+        else {
+            return Ok(None);
+        };
+        let info = txn
+            .open_table(API_TOKEN_INFO)?
+            .get(&hash[..])?
+            .map(|v| decode::<ApiTokenInfo>(v.value()))
+            .transpose()?;
+        match info {
+            Some(info) if info.expires_at <= Timestamp::now().0 => Ok(None),
+            _ => Ok(Some(username)),
+        }
+    }
+
+    /// Every API token, expired ones included, by id.
+    pub fn api_tokens(&self) -> Result<Vec<ApiTokenView>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let tokens = txn.open_table(API_TOKENS)?;
+        let infos = txn.open_table(API_TOKEN_INFO)?;
+        let now = Timestamp::now().0;
+        let mut out = Vec::new();
+        for entry in tokens.iter()? {
+            let (hash, username) = entry?;
+            let info = infos
+                .get(hash.value())?
+                .map(|v| decode::<ApiTokenInfo>(v.value()))
+                .transpose()?;
+            out.push(ApiTokenView {
+                id: api_token_id(hash.value()),
+                username: username.value().to_owned(),
+                created_at: info.as_ref().map(|i| Timestamp(i.created_at).to_rfc3339()),
+                expires_at: info.as_ref().map(|i| Timestamp(i.expires_at).to_rfc3339()),
+                expired: info.as_ref().is_some_and(|i| i.expires_at <= now),
+                legacy: info.is_none(),
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Revokes the API token with this id (see [`api_token_id`]); returns the user it acted
+    /// as, or `None` if no token has this id.
+    pub fn revoke_api_token(&self, id: &str, actor: &str) -> Result<Option<String>, StoreError> {
+        let id = id.trim().to_ascii_lowercase();
+        let txn = self.db.begin_write()?;
+        let found = {
+            let mut tokens = txn.open_table(API_TOKENS)?;
+            let mut matching = Vec::new();
+            for entry in tokens.iter()? {
+                let (hash, username) = entry?;
+                if api_token_id(hash.value()) == id {
+                    matching.push((hash.value().to_vec(), username.value().to_owned()));
+                }
+            }
+            if matching.len() > 1 {
+                return Err(StoreError::Storage(format!(
+                    "API token id `{id}` names {} tokens",
+                    matching.len()
+                )));
+            }
+            let Some((hash, username)) = matching.pop() else {
+                return Ok(None);
+            };
+            tokens.remove(hash.as_slice())?;
+            txn.open_table(API_TOKEN_INFO)?.remove(hash.as_slice())?;
+            username
+        };
+        audit(
+            &txn,
+            actor,
+            "api_token_revoke",
+            &format!("user:{found}"),
+            format!("id={id}"),
+            Timestamp::now(),
+        )?;
+        txn.commit()?;
+        Ok(Some(found))
     }
 
     /// Adds a publication draft; returns its number.
@@ -2451,6 +2573,62 @@ pub(crate) mod tests {
                 "cert_issued",
                 "cert_renewed"
             ]
+        );
+    }
+
+    #[test]
+    fn api_tokens_expire_are_revoked_one_by_one_and_old_records_still_read() {
+        let (_dir, store) = store();
+        let now = Timestamp::now().0;
+        let live = pasopati_common::sha256(b"pst_hidup");
+        let stale = pasopati_common::sha256(b"pst_basi");
+        store
+            .add_api_token(&live, "ana", now + 3_600_000, "test")
+            .unwrap();
+        store.add_api_token(&stale, "ana", now - 1, "test").unwrap();
+        // A record written before tokens expired: only the hash → username row.
+        let legacy = pasopati_common::sha256(b"pst_lama");
+        {
+            let txn = store.db.begin_write().unwrap();
+            txn.open_table(API_TOKENS)
+                .unwrap()
+                .insert(&legacy[..], "budi")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        assert_eq!(store.api_token_user(&live).unwrap().as_deref(), Some("ana"));
+        assert_eq!(store.api_token_user(&stale).unwrap(), None);
+        assert_eq!(
+            store.api_token_user(&legacy).unwrap().as_deref(),
+            Some("budi")
+        );
+        let listed = store.api_tokens().unwrap();
+        assert_eq!(listed.len(), 3);
+        let old = listed.iter().find(|t| t.username == "budi").unwrap();
+        assert!(old.legacy && !old.expired && old.expires_at.is_none());
+        assert!(listed
+            .iter()
+            .any(|t| t.expired && t.id == api_token_id(&stale)));
+        assert_eq!(
+            store
+                .revoke_api_token(&api_token_id(&legacy), "test")
+                .unwrap()
+                .as_deref(),
+            Some("budi")
+        );
+        assert_eq!(store.api_token_user(&legacy).unwrap(), None);
+        assert_eq!(store.revoke_api_token("tidakada", "test").unwrap(), None);
+        assert_eq!(store.api_tokens().unwrap().len(), 2);
+        let actions: Vec<String> = store
+            .audit_log()
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, e)| e.ok().map(|e| e.action))
+            .collect();
+        assert!(actions.iter().any(|a| a == "api_token_revoke"));
+        assert_eq!(
+            actions.iter().filter(|a| *a == "api_token_create").count(),
+            2
         );
     }
 }

@@ -743,20 +743,49 @@ pub fn form_body(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// The login form's pre-session CSRF pair: its cookie (`name=value`) and hidden field.
+pub async fn dashboard_login_form(addr: SocketAddr) -> (String, String) {
+    let form = http_call(addr, "GET", "/login", &[], "").await;
+    let cookie = form
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    let token = form
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    (cookie, token)
+}
+
 /// Signs in to a dashboard; returns the session cookie (`name=value`) and the CSRF token.
 pub async fn dashboard_login(addr: SocketAddr, username: &str, password: &str) -> (String, String) {
+    let (form_cookie, form_token) = dashboard_login_form(addr).await;
     let reply = http_call(
         addr,
         "POST",
         "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &form_body(&[("username", username), ("password", password)]),
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &form_cookie),
+        ],
+        &form_body(&[
+            ("username", username),
+            ("password", password),
+            ("csrf", &form_token),
+        ]),
     )
     .await;
     assert_eq!(reply.status, 303, "login as {username}: {}", reply.body);
     let cookie = reply
-        .header("set-cookie")
-        .and_then(|c| c.split(';').next())
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, c)| c.split(';').next())
+        .find(|c| c.starts_with("pasopati_session="))
         .unwrap_or_default()
         .to_owned();
     let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;

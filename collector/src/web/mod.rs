@@ -2,13 +2,16 @@
 //! default; put a TLS-terminating proxy in front to serve it further).
 //!
 //! Every route is in [`ROUTES`]; the router is built from that table and the OpenAPI document
-//! is generated from it, so the two cannot drift apart. Every route except `/login` and
-//! `/healthz` requires a user: a session cookie from the login form, or an API token
+//! is generated from it, so the two cannot drift apart. The access rule (`gate`) denies by
+//! default: a path in no row is 404 and a method not the row's is 405 before any handler runs;
+//! HEAD is judged as GET. Every route except `/login`, `/healthz` and the two static files
+//! requires a user: a session cookie from the login form, or an API token
 //! (`Authorization: Bearer …`, from `pasopati-collector api-token create`). Pages redirect an
 //! anonymous visitor to `/login`; the API answers 401. Changes need the role the route names
 //! (403 otherwise), and a form or a cookie-authenticated API call must carry the session's CSRF
-//! token. Five failed logins for a username or an address within 15 minutes lock further
-//! attempts for 15 minutes. Every change is written to the audit log.
+//! token; the login form carries a pre-session one. Login attempts are counted before they are
+//! verified, per (username, client address). Every answer carries the security headers of
+//! `security_headers`. Every change is written to the audit log.
 
 // Handlers return `Result<_, Response>` so a refusal is already the page or status to send;
 // the size of a response on the error path does not matter here.
@@ -33,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 /// Who may use a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone (`/login`, `/healthz`).
+    /// Anyone (`/login`, `/healthz`, the style sheet and the script).
     Public,
     /// A signed-in user of at least this role.
     Role(Role),
@@ -58,6 +61,8 @@ pub enum RouteKind {
     Form,
     Api,
     Feed,
+    /// A static file of the pages (style sheet, script).
+    Static,
 }
 
 const VIEWER: Access = Access::Role(Role::Viewer);
@@ -100,6 +105,22 @@ pub const ROUTES: &[Route] = &[
         Form,
         pages::login,
         "Masuk"
+    ),
+    route!(
+        "GET",
+        "/static/app.css",
+        Access::Public,
+        Static,
+        pages::app_css,
+        "Lembar gaya halaman"
+    ),
+    route!(
+        "GET",
+        "/static/app.js",
+        Access::Public,
+        Static,
+        pages::app_js,
+        "Skrip halaman (umpan langsung, urutan tabel)"
     ),
     route!(
         "GET",
@@ -355,34 +376,124 @@ pub(crate) fn router(web: Arc<Web>) -> Router {
     router
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(web.clone(), gate))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(web)
+}
+
+/// The Content-Security-Policy of every answer: nothing from elsewhere, no inline script or
+/// style, no framing.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Sets the security headers on every answer, refusals included: the CSP (unless a handler
+/// chose a stricter one), `nosniff`, no framing, no referrer, and `Cache-Control: no-store`
+/// so that no shared or browser cache keeps what a user was shown.
+async fn security_headers(request: Request, next: Next) -> Response {
+    use axum::http::header::{self, HeaderValue};
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "rute tidak dikenal").into_response()
 }
 
-/// The route-table entry of a request, for the access rule.
-fn route_of(method: &Method, path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| {
-        r.method == method.as_str() && {
-            let a: Vec<&str> = r.path.split('/').collect();
-            let b: Vec<&str> = path.split('/').collect();
-            a.len() == b.len()
-                && a.iter()
-                    .zip(&b)
-                    .all(|(x, y)| x == y || (x.starts_with('{') && !y.is_empty()))
-        }
-    })
+/// The rows of [`ROUTES`] whose path pattern matches `path`, the most specific pattern only
+/// (fewest `{…}` segments, as the router prefers a literal segment to a parameter).
+fn rows_for_path(path: &str) -> Vec<&'static Route> {
+    let given: Vec<&str> = path.split('/').collect();
+    let matches = |pattern: &str| {
+        let want: Vec<&str> = pattern.split('/').collect();
+        want.len() == given.len()
+            && want
+                .iter()
+                .zip(&given)
+                .all(|(x, y)| x == y || (x.starts_with('{') && !y.is_empty()))
+    };
+    let params = |pattern: &str| pattern.split('/').filter(|s| s.starts_with('{')).count();
+    let Some(best) = ROUTES
+        .iter()
+        .filter(|r| matches(r.path))
+        .map(|r| params(r.path))
+        .min()
+    else {
+        return Vec::new();
+    };
+    ROUTES
+        .iter()
+        .filter(|r| matches(r.path) && params(r.path) == best)
+        .collect()
 }
 
-/// The access rule, run before every handler: a public route passes; any other needs a signed-in
-/// user of the route's role, who is handed to the handler as an `Extension<Principal>`. An
-/// anonymous request gets a redirect to `/login` (pages) or 401 (API, feeds, forms); a role
-/// too low gets 403.
+/// What the access rule makes of a request's method and path.
+#[derive(Debug)]
+enum Lookup {
+    /// No row has this path.
+    UnknownPath,
+    /// Rows have this path, none this method; the methods they allow.
+    WrongMethod(Vec<&'static str>),
+    Found(&'static Route),
+}
+
+/// The route-table row of a request. HEAD is judged exactly as GET (the router answers it
+/// with the GET handler and no body).
+fn route_of(method: &Method, path: &str) -> Lookup {
+    let rows = rows_for_path(path);
+    if rows.is_empty() {
+        return Lookup::UnknownPath;
+    }
+    let judged = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    match rows.iter().find(|r| r.method == judged) {
+        Some(r) => Lookup::Found(r),
+        None => {
+            let mut allowed: Vec<&'static str> = rows.iter().map(|r| r.method).collect();
+            if allowed.contains(&"GET") {
+                allowed.push("HEAD");
+            }
+            Lookup::WrongMethod(allowed)
+        }
+    }
+}
+
+/// The access rule, run before every handler, denying by default: a request whose path is in
+/// no row of [`ROUTES`] gets 404 and one whose method is not that path's gets 405, before any
+/// handler runs. A public row passes; any other needs a signed-in user of the row's role, who
+/// is handed to the handler as an `Extension<Principal>`. An anonymous request gets a redirect
+/// to `/login` (pages) or 401 (API, feeds, forms); a role too low gets 403. These refusals
+/// depend only on the row, never on the query or on what a handler would find.
 async fn gate(State(web): State<Arc<Web>>, mut request: Request, next: Next) -> Response {
-    let Some(route) = route_of(request.method(), request.uri().path()) else {
-        return next.run(request).await;
+    let route = match route_of(request.method(), request.uri().path()) {
+        Lookup::Found(route) => route,
+        Lookup::UnknownPath => return not_found().await,
+        Lookup::WrongMethod(allowed) => {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(axum::http::header::ALLOW, allowed.join(", "))],
+                "metode ini tidak dilayani di alamat ini",
+            )
+                .into_response()
+        }
     };
     let Access::Role(needed) = route.access else {
         return next.run(request).await;
@@ -511,7 +622,10 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
 ) {
     let web = Arc::new(Web {
-        auth: auth::Auth::new(state.config.http_secure_cookies),
+        auth: auth::Auth::new(
+            state.config.http_secure_cookies,
+            state.config.dashboard.trusted_proxies.clone(),
+        ),
         state,
     });
     let app = router(web);

@@ -1,6 +1,7 @@
 //! The dashboard's pages, server-rendered in Bahasa Indonesia with maud. No external assets:
 //! the style sheet and the few lines of JavaScript (the live feed of Peringatan, sorting the
-//! Armada table) are inline, and charts are SVG drawn here.
+//! Armada table) are served by the collector itself at `/static/app.css` and `/static/app.js`,
+//! so the Content-Security-Policy needs no `unsafe-inline`; charts are SVG drawn here.
 
 use super::api::{self, find_reports, internal, ListQuery};
 use super::auth::Login;
@@ -11,12 +12,13 @@ use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Extension;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 use pasopati_common::Timestamp;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// The style sheet, served at `/static/app.css`.
 const STYLE: &str = r#"
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2733;background:#f4f6f8}
 header{background:#123a5c;color:#fff;padding:.6rem 1rem;display:flex;flex-wrap:wrap;align-items:center;gap:1rem}
@@ -36,6 +38,8 @@ form.saring{display:flex;flex-wrap:wrap;gap:.4rem;margin-bottom:.8rem}input,sele
 button{background:#123a5c;color:#fff;border:0;border-radius:4px;padding:.35rem .8rem;cursor:pointer}
 .pesan{background:#fff3cd;padding:.5rem;border-radius:4px}
 #umpan li{margin:.3rem 0}.baru{animation:sorot 2s}@keyframes sorot{from{background:#ffe08a}to{background:transparent}}
+.masuk{max-width:360px;margin:3rem auto}.teks{white-space:pre-wrap}
+.kotak{background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px}
 @media print{header,form{display:none}body{background:#fff}}
 "#;
 
@@ -59,7 +63,8 @@ fn layout(title: &str, active: &str, who: &Principal, body: Markup) -> Response 
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — PASOPATI" }
-                style { (PreEscaped(STYLE)) }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
             }
             body {
                 header {
@@ -131,18 +136,26 @@ fn sentiment_class(s: f64) -> &'static str {
 pub struct LoginForm {
     username: String,
     password: String,
+    /// The pre-session CSRF token of the form.
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
-fn login_markup(message: Option<&str>) -> Response {
+/// The login form with a fresh pre-session CSRF token: the same value goes in a cookie and
+/// in a hidden field, and the login accepts only a pair that match and that this process
+/// signed.
+fn login_markup(web: &Web, message: Option<&str>) -> Response {
+    let (token, cookie) = web.auth.login_form_token();
     let page = html! {
         (DOCTYPE)
         html lang="id" {
-            head { meta charset="utf-8"; title { "Masuk — PASOPATI" } style { (PreEscaped(STYLE)) } }
+            head { meta charset="utf-8"; title { "Masuk — PASOPATI" } link rel="stylesheet" href="/static/app.css"; }
             body {
-                main style="max-width:360px;margin:3rem auto" {
+                main.masuk {
                     h1 { "Media Center PASOPATI" }
                     @if let Some(m) = message { p.pesan { (m) } }
                     form method="post" action="/login" {
+                        input type="hidden" name="csrf" value=(token);
                         p { label { "Nama pengguna" br; input name="username" autocomplete="username" required; } }
                         p { label { "Kata sandi" br; input name="password" type="password" autocomplete="current-password" required; } }
                         button type="submit" { "Masuk" }
@@ -151,43 +164,92 @@ fn login_markup(message: Option<&str>) -> Response {
             }
         }
     };
-    Html(page.into_string()).into_response()
+    ([(header::SET_COOKIE, cookie)], Html(page.into_string())).into_response()
 }
 
-pub async fn login_page() -> Response {
-    login_markup(None)
+pub async fn login_page(State(web): State<Arc<Web>>) -> Response {
+    login_markup(&web, None)
 }
 
+/// The style sheet of every page.
+pub async fn app_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+/// The script of every page: the live feed where the page has one, sorting of `table.urut`.
+pub async fn app_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        APP_JS,
+    )
+        .into_response()
+}
+
+fn throttled(web: &Web) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, "900")],
+        login_markup(
+            web,
+            Some("Terlalu banyak percobaan gagal. Coba lagi 15 menit lagi."),
+        ),
+    )
+        .into_response()
+}
+
+/// Signs in. The attempt is counted before the password is verified (so parallel attempts
+/// cannot all slip under the limit), and the verification waits for a turn at Argon2.
 pub async fn login(
     State(web): State<Arc<Web>>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    if !web.auth.login_form_ok(&headers, form.csrf.as_deref()) {
+        return (
+            StatusCode::FORBIDDEN,
+            login_markup(
+                &web,
+                Some("Formulir masuk sudah tidak berlaku atau bukan dari halaman ini. Silakan coba lagi."),
+            ),
+        )
+            .into_response();
+    }
     let username = form.username.trim().to_owned();
+    let client = web.auth.client_address(peer, &headers);
+    let Some(attempt) = web.auth.admit(&username, client) else {
+        return throttled(&web);
+    };
+    let Some(turn) = web.auth.turn().await else {
+        web.auth.give_back(&attempt);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            login_markup(&web, Some("Server sedang sibuk. Coba lagi sebentar lagi.")),
+        )
+            .into_response();
+    };
     let store = web.state.store.clone();
     let w = web.clone();
     let password = form.password;
-    let ip = addr.ip().to_string();
-    // Argon2 takes tens of milliseconds: keep it off the async workers.
-    let outcome =
-        tokio::task::spawn_blocking(move || w.auth.login(&store, &username, &password, &ip)).await;
-    match outcome {
-        Ok(Login::Ok { cookie }) => {
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-        }
-        Ok(Login::Wrong) => (
+    // Argon2 takes tens of milliseconds: keep it off the async workers, holding the turn.
+    let verified = tokio::task::spawn_blocking(move || {
+        let user = w.auth.verify(&store, &username, &password);
+        drop(turn);
+        user
+    })
+    .await;
+    let user = match verified {
+        Ok(user) => user,
+        Err(e) => return internal(e),
+    };
+    match web.auth.finish(&attempt, user) {
+        Login::Ok { cookie } => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+        Login::Wrong => (
             StatusCode::UNAUTHORIZED,
-            login_markup(Some("Nama pengguna atau kata sandi salah.")),
+            login_markup(&web, Some("Nama pengguna atau kata sandi salah.")),
         )
             .into_response(),
-        Ok(Login::Throttled) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            login_markup(Some(
-                "Terlalu banyak percobaan gagal. Coba lagi 15 menit lagi.",
-            )),
-        )
-            .into_response(),
-        Err(e) => internal(e),
     }
 }
 
@@ -293,6 +355,19 @@ pub async fn laporan(
     let taxonomy = pasopati_common::taxonomy::Taxonomy::builtin();
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let next = q.offset() + q.limit();
+    // The links carry the same filters, percent-encoded so that `&`, `#` or `+` in a search
+    // stay part of its value.
+    let next_query = ListQuery {
+        offset: Some(next),
+        format: None,
+        ..q.clone()
+    };
+    let csv_query = ListQuery {
+        format: Some("csv".into()),
+        limit: Some(1000),
+        offset: None,
+        ..q.clone()
+    };
     let body = html! {
         form.saring method="get" action="/laporan" {
             input name="q" placeholder="Cari teks…" value=(v(&q.q));
@@ -304,7 +379,7 @@ pub async fn laporan(
             input name="until" type="date" value=(v(&q.until));
             button type="submit" { "Saring" }
         }
-        p { (total) " laporan. " a href=(format!("/api/v1/reports?format=csv&limit=1000&q={}&category={}&kanwil={}&site={}&priority={}&since={}&until={}", v(&q.q), v(&q.category), v(&q.kanwil), v(&q.site), v(&q.priority), v(&q.since), v(&q.until))) { "Unduh CSV" } }
+        p { (total) " laporan. " a href=(format!("/api/v1/reports?{}", csv_query.to_query_string())) { "Unduh CSV" } }
         table { tr { th { "Waktu" } th { "UPT" } th { "Kategori" } th { "Judul" } th { "Rev." } }
             @for r in &found {
                 tr { td { (when(r.report.occurred_at.0)) } td { (r.site.as_str()) } td { (r.report.category) }
@@ -312,7 +387,7 @@ pub async fn laporan(
                      td { (r.report.revision) } }
             }
         }
-        @if next < total { p { a href=(format!("/laporan?offset={next}&q={}&category={}&kanwil={}&site={}&priority={}&since={}&until={}", v(&q.q), v(&q.category), v(&q.kanwil), v(&q.site), v(&q.priority), v(&q.since), v(&q.until))) { "Berikutnya →" } } }
+        @if next < total { p { a href=(format!("/laporan?{}", next_query.to_query_string())) { "Berikutnya →" } } }
     };
     layout("Laporan", "/laporan", &who, body)
 }
@@ -337,7 +412,7 @@ pub async fn laporan_detail(
         p { "UPT " b { (latest.site_id) } " · kategori " (latest.category) " · prioritas " (latest.priority) " · terjadi " (latest.occurred_at) }
         @if let Some(reason) = &latest.retraction { p.pesan { "Laporan ditarik: " (reason) } }
         h2 { (latest.title) }
-        p style="white-space:pre-wrap" { (latest.body) }
+        p.teks { (latest.body) }
         h2 { "Lampiran" }
         @if latest.attachments.is_empty() { p { "Tidak ada." } }
         ul { @for a in &latest.attachments { li {
@@ -377,7 +452,7 @@ pub async fn cerita(
     let body = html! {
         p { (total) " cerita dari media; salinan sindikasi dilipat. " a href="/api/v1/stories?format=csv&limit=1000" { "Unduh CSV" } }
         @for s in stories.iter().skip(q.offset()).take(q.limit()) {
-            section style="background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px" {
+            section.kotak {
                 b { (s.title) } " " span class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) }
                 div { "UPT: " (s.upt.join(", ")) " · Kanwil: " (s.kanwil.join(", ")) " · " (wib(&s.first_seen)) " – " (wib(&s.last_seen)) " WIB" }
                 div { "Sumber: " (s.sources.join(", ")) " · " (s.items.len()) " item (" (s.duplicates.len()) " salinan)" }
@@ -483,16 +558,24 @@ pub async fn tren(State(web): State<Arc<Web>>, Extension(who): Extension<Princip
 
 // ---- Peringatan ----
 
-const LIVE_JS: &str = r#"
+/// The script of every page, served at `/static/app.js`: the live feed of Peringatan (where
+/// the page has `#umpan`) and sorting of the tables marked `urut` (Armada).
+const APP_JS: &str = r#"
 (function(){
   var list=document.getElementById('umpan');
   function add(text,cls){var li=document.createElement('li');li.textContent=text;li.className='baru '+(cls||'');list.insertBefore(li,list.firstChild);}
-  var es=new EventSource('/api/v1/events');
-  es.addEventListener('report',function(e){var d=JSON.parse(e.data);add((d.priority==='urgent'?'MENDESAK: ':'Laporan: ')+d.title+' — '+d.site_id+' ('+d.received_at+')',d.priority==='urgent'?'urgent':'');});
-  es.addEventListener('site',function(e){var d=JSON.parse(e.data);if(d.state){add('UPT '+d.id+' sekarang '+d.state,d.state);}});
-  es.addEventListener('alert',function(e){var d=JSON.parse(e.data);add('Lonjakan: '+d.label+' '+d.count+' item ('+d.period+')','urgent');});
-  es.onopen=function(){document.getElementById('status').textContent='tersambung';};
-  es.onerror=function(){document.getElementById('status').textContent='menyambung ulang…';};
+  if(list){
+    var es=new EventSource('/api/v1/events');
+    es.addEventListener('report',function(e){var d=JSON.parse(e.data);add((d.priority==='urgent'?'MENDESAK: ':'Laporan: ')+d.title+' — '+d.site_id+' ('+d.received_at+')',d.priority==='urgent'?'urgent':'');});
+    es.addEventListener('site',function(e){var d=JSON.parse(e.data);if(d.state){add('UPT '+d.id+' sekarang '+d.state,d.state);}});
+    es.addEventListener('alert',function(e){var d=JSON.parse(e.data);add('Lonjakan: '+d.label+' '+d.count+' item ('+d.period+')','urgent');});
+    es.onopen=function(){document.getElementById('status').textContent='tersambung';};
+    es.onerror=function(){document.getElementById('status').textContent='menyambung ulang…';};
+  }
+  document.querySelectorAll('table.urut th').forEach(function(th){th.addEventListener('click',function(){
+    var i=th.cellIndex,t=th.closest('table'),rows=Array.from(t.querySelectorAll('tr')).slice(1),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+    rows.sort(function(a,b){var x=a.children[i].textContent,y=b.children[i].textContent,nx=parseFloat(x),ny=parseFloat(y);
+      var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c;});rows.forEach(function(r){t.appendChild(r);});});});
 })();
 "#;
 
@@ -521,19 +604,11 @@ pub async fn peringatan(
         table { tr { th { "Periode" } th { "Seri" } th { "Jumlah" } th { "Rata-rata dasar" } th { "Sumber" } th { "Istilah" } }
             @for a in &alerts { tr { td { (a["period"].as_str().unwrap_or_default()) } td { (a["label"].as_str().unwrap_or_default()) } td { (a["count"]) } td { (a["baseline_mean"]) } td { (a["top_sources"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } td { (a["top_terms"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } } }
         }
-        script { (PreEscaped(LIVE_JS)) }
     };
     layout("Peringatan", "/peringatan", &who, body)
 }
 
 // ---- Armada ----
-
-const SORT_JS: &str = r#"
-document.querySelectorAll('table.urut th').forEach(function(th,i){th.addEventListener('click',function(){
-  var t=th.closest('table'),rows=Array.from(t.querySelectorAll('tr')).slice(1),asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
-  rows.sort(function(a,b){var x=a.children[i].textContent,y=b.children[i].textContent,nx=parseFloat(x),ny=parseFloat(y);
-    var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c;});rows.forEach(function(r){t.appendChild(r);});});});
-"#;
 
 pub async fn armada(
     State(web): State<Arc<Web>>,
@@ -584,7 +659,6 @@ pub async fn armada(
         table.urut { tr { th { "Kanwil" } @for st in states { th { (st) } } }
             @for (k, counts) in &kanwil { tr { td { (k) } @for st in states { td class=(st) { (counts.get(st).copied().unwrap_or(0)) } } } }
         }
-        script { (PreEscaped(SORT_JS)) }
     };
     layout("Armada", "/armada", &who, body)
 }
@@ -768,9 +842,9 @@ pub async fn publikasi(
     let body = html! {
         p { "Draf dibuat dari halaman laporan. Yang disetujui terbit di " a href="/feed/atom.xml" { "Atom" } " dan " a href="/feed/feed.json" { "JSON Feed" } ". " a href="/publikasi/ringkasan-harian" { "Ringkasan harian (cetak)" } }
         @for p in publications.iter().rev() {
-            section #(format!("p{}", p.number)) style="background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px" {
+            section.kotak id=(format!("p{}", p.number)) {
                 b { (p.title) } " — " (match p.state { PublicationState::Draft => "draf", PublicationState::Approved => "terbit" })
-                p style="white-space:pre-wrap" { (p.body) }
+                p.teks { (p.body) }
                 div { "Laporan: " (p.reports.join(", ")) " · disusun " (p.drafted_by) @if let Some(a) = &p.approved_by { " · disetujui " (a) } }
                 @if editor && p.state == PublicationState::Draft {
                     form method="post" action=(format!("/publikasi/{}/setujui", p.number)) { (csrf_field(&who)) button type="submit" { "Setujui dan terbitkan" } }
