@@ -16,6 +16,8 @@
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 
+#[doc(hidden)]
+pub mod evaluation;
 mod normalise;
 
 use normalise::{is_separator, Normalised};
@@ -321,6 +323,9 @@ fn numbers(chars: &[char], found: &mut Vec<Span>) {
     }
 }
 
+/// How many groups of another number may stand before a mobile number in one run.
+const LEADING_GROUPS: usize = 3;
+
 /// The identifiers in one run of groups.
 fn run(chars: &[char], groups: &[Group], found: &mut Vec<Span>) {
     let Some(head) = groups.first() else {
@@ -363,7 +368,21 @@ fn run(chars: &[char], groups: &[Group], found: &mut Vec<Span>) {
         }
         // The groups between two anchors.
         if k > between && !thousands(&digits[between..k], plus && between == 0) {
-            for (from, to, kind) in partition(between, k, &identify) {
+            let mut parts = partition(between, k, &identify);
+            // A date or a number of a few groups may stand just before a mobile number
+            // written with its leading 0 (`12-08-2025 0812 3456 7890`, `No. 12 0812 …`).
+            for skip in 1..=LEADING_GROUPS.min(k - between - 1) {
+                if !parts.is_empty() {
+                    break;
+                }
+                if digits[between + skip].first() == Some(&b'0') {
+                    parts = partition(between + skip, k, &identify);
+                    if parts.first().is_some_and(|p| p.2 != PiiKind::Phone) {
+                        parts.clear();
+                    }
+                }
+            }
+            for (from, to, kind) in parts {
                 span(from, to, kind);
             }
         }
@@ -537,7 +556,11 @@ fn is_phone(digits: &[u8], ends: &[usize], plus: bool) -> bool {
         }
         at += 1;
     }
-    if digits.get(at) != Some(&b'8') || !(9..=12).contains(&(digits.len() - at)) {
+    // No operator code starts with 80 (`0800` is a toll-free prefix).
+    if digits.get(at) != Some(&b'8')
+        || digits.get(at + 1).is_none_or(|&d| d == b'0')
+        || !(9..=12).contains(&(digits.len() - at))
+    {
         return false;
     }
     let holder_end = ends.iter().copied().find(|&end| end > at).unwrap_or(0);
@@ -546,6 +569,16 @@ fn is_phone(digits: &[u8], ends: &[usize], plus: bool) -> bool {
     }
     ends.windows(2)
         .all(|w| w[1] - w[0] >= 2 || (w[1] - w[0] == 1 && trunk_group == Some(w[0])))
+}
+
+/// The position after the separator at `at` in the normalised text (a joining space or an
+/// ending `", "`), if there is one. Register numbers accept both: `B. I. 15` is one.
+fn after_separator(chars: &[char], at: usize) -> Option<usize> {
+    match chars.get(at..at + 2) {
+        Some([',', ' ']) => Some(at + 2),
+        _ if chars.get(at) == Some(&' ') => Some(at + 1),
+        _ => None,
+    }
 }
 
 /// Finds register numbers in the normalised text: a book (`A` or `B` standing alone, a
@@ -558,14 +591,14 @@ fn register_numbers(chars: &[char], found: &mut Vec<Span>) {
     let mut i = 0;
     while i < chars.len() {
         let book = lower_at(i);
-        if !matches!(book, Some('a' | 'b'))
-            || (i > 0 && chars[i - 1].is_alphanumeric())
-            || chars.get(i + 1) != Some(&' ')
-        {
+        if !matches!(book, Some('a' | 'b')) || (i > 0 && chars[i - 1].is_alphanumeric()) {
             i += 1;
             continue;
         }
-        let mut end = i + 2;
+        let Some(mut end) = after_separator(chars, i + 1) else {
+            i += 1;
+            continue;
+        };
         let Some(roman) = ROMANS.iter().find(|r| {
             r.chars()
                 .enumerate()
@@ -588,9 +621,7 @@ fn register_numbers(chars: &[char], found: &mut Vec<Span>) {
             i += 1;
             continue;
         }
-        if chars.get(end) == Some(&' ') {
-            end += 1;
-        }
+        end = after_separator(chars, end).unwrap_or(end);
         if !chars.get(end).is_some_and(char::is_ascii_digit) {
             i += 1;
             continue;
@@ -688,5 +719,137 @@ mod tests {
             g.redact(Field::Body, "hubungi 081234567890 segera"),
             "hubungi [NOMOR TELEPON DISAMARKAN] segera"
         );
+    }
+
+    #[test]
+    fn ordinary_formatting_does_not_hide_identifiers() {
+        assert_eq!(kinds("NIK:3201014512900001, lalu"), [PiiKind::Nik]);
+        assert_eq!(kinds("nik3201014512900001adalah"), [PiiKind::Nik]);
+        assert_eq!(kinds("3201\t0145\n1290  0001"), [PiiKind::Nik]);
+        assert_eq!(kinds("３２０１０１４５１２９００００１"), [PiiKind::Nik]);
+        assert_eq!(kinds("٣٢٠١٠١٤٥١٢٩٠٠٠٠١"), [PiiKind::Nik]);
+        assert_eq!(kinds("3201\u{200b}0145\u{ad}12900001"), [PiiKind::Nik]);
+        assert_eq!(kinds("(0812) 3456-7890"), [PiiKind::Phone]);
+        assert_eq!(kinds("+62 (0) 812 3456 7890"), [PiiKind::Phone]);
+        assert_eq!(kinds("0062 812 3456 7890"), [PiiKind::Phone]);
+        assert_eq!(kinds("HP081234567890"), [PiiKind::Phone]);
+        assert_eq!(kinds("wa.me/6281234567890"), [PiiKind::Phone]);
+        assert_eq!(kinds("tel:+6281234567890"), [PiiKind::Phone]);
+        assert_eq!(kinds("b.iia 34"), [PiiKind::RegisterNumber]);
+        assert_eq!(kinds("B-IIa/34"), [PiiKind::RegisterNumber]);
+        assert_eq!(kinds("\u{412}.\u{406} 12"), [PiiKind::RegisterNumber]);
+    }
+
+    #[test]
+    fn one_number_is_not_two_and_lists_are_split() {
+        assert!(kinds("3201 0145 1290 0001 2345").is_empty(), "20 digits");
+        assert!(kinds("3201 0145 1290 0001 7").is_empty(), "17 digits");
+        assert_eq!(
+            kinds("3201 0145 1290 0001, 3201 0145 1290 0002"),
+            [PiiKind::Nik, PiiKind::Nik]
+        );
+        assert_eq!(
+            kinds("0812-3456-7890 / 0813-9876-5432"),
+            [PiiKind::Phone, PiiKind::Phone]
+        );
+        assert_eq!(kinds("12-08-2025 0812 3456 7890"), [PiiKind::Phone]);
+        assert!(kinds("3201     0145 1290 0001").is_empty(), "a gap of five");
+        assert!(kinds("Rp 62.812.345.678").is_empty(), "money");
+        assert!(
+            kinds("no. rekening BNI 0812345678").is_empty(),
+            "an account"
+        );
+        assert!(kinds("0800 1234 567").is_empty(), "toll-free");
+    }
+
+    #[test]
+    fn positions_count_in_the_original_text() {
+        let g = PiiGuard::default();
+        let text = "ＨＰ\u{200b} (0812) 3456-7890 ya";
+        let f = g.scan(Field::Body, text);
+        assert_eq!((f[0].position, f[0].length), (6, 15));
+        assert_eq!(
+            g.redact(Field::Body, text),
+            "ＨＰ\u{200b} ([NOMOR TELEPON DISAMARKAN] ya"
+        );
+        let f = g.scan(Field::Body, "NIK ３２０１ 0145 1290 0001.");
+        assert_eq!((f[0].position, f[0].length), (5, 19));
+    }
+
+    #[test]
+    fn a_number_split_between_title_and_body_is_found() {
+        let g = PiiGuard::default();
+        let f = g.check("Laporan NIK 3201 0145", "1290 0001 tercatat");
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].field, f[0].kind, f[0].position, f[0].length),
+            (Field::TitleAndBody, PiiKind::Nik, 13, 19)
+        );
+        // What the title or the body holds alone is not reported twice.
+        let f = g.check("HP 081234567890", "NIK 3201014512900001");
+        let fields: Vec<Field> = f.iter().map(|f| f.field).collect();
+        assert_eq!(fields, [Field::Title, Field::Body]);
+    }
+
+    #[test]
+    fn a_whole_report_is_checked() {
+        let mut report = crate::ReportDraft {
+            category: "humas".into(),
+            title: "Kegiatan 3201 0145".into(),
+            body: "1290 0001 hadir".into(),
+            priority: None,
+            occurred_at: None,
+        }
+        .validate(crate::taxonomy::Taxonomy::builtin(), crate::Timestamp(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+        report.retraction = Some("salah ketik, HP 0812 3456 7890".into());
+        report.attachments.push(crate::attachment::AttachmentRef {
+            hash: [0; 32],
+            name: "ktp_3201014512900001.jpg".into(),
+            media_type: crate::attachment::MediaType::Jpeg,
+            size: 1,
+        });
+        let fields: Vec<Field> = PiiGuard::default()
+            .check_report(&report)
+            .iter()
+            .map(|f| f.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                Field::TitleAndBody,
+                Field::RetractionReason,
+                Field::AttachmentName
+            ]
+        );
+    }
+
+    #[test]
+    fn stored_fields_keep_their_numbers() {
+        let config = bincode::config::standard();
+        let fields = [
+            Field::Title,
+            Field::Body,
+            Field::AttachmentName,
+            Field::RetractionReason,
+            Field::Claim,
+            Field::TitleAndBody,
+        ];
+        for (n, field) in fields.into_iter().enumerate() {
+            let bytes = bincode::encode_to_vec(field, config).unwrap_or_default();
+            assert_eq!(bytes, [n as u8], "{field:?}");
+        }
+        assert_eq!(Field::TitleAndBody.as_str(), "title and body");
+        assert_eq!(Field::RetractionReason.as_str(), "retraction reason");
+    }
+
+    #[test]
+    fn the_deny_list_reads_the_normalised_text() {
+        let guard = PiiGuard::new(&PiiConfig {
+            mode: Mode::Block,
+            deny_list: vec!["Fulan Bin Contoh".into()],
+        });
+        let f = guard.scan(Field::Body, "oleh fulan  bin\u{200b} CONTOH.");
+        assert_eq!((f.len(), f[0].position, f[0].length), (1, 6, 18));
     }
 }
