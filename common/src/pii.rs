@@ -465,20 +465,25 @@ fn money_cue(chars: &[char], at: usize) -> bool {
 }
 
 /// A bank account: one of the three words before the number names an account (`rekening`,
-/// `rek`, `norek`, `va`) and no word between names a telephone.
+/// `rek`, `norek`, `va`) and no word between names a telephone. The words of a redaction
+/// marker (`[NIK DISAMARKAN]`) do not count, so that redacting a text never uncovers a number.
 fn account_cue(chars: &[char], mut at: usize) -> bool {
-    for _ in 0..3 {
+    let mut words = 0;
+    for _ in 0..8 {
         let (word, start) = word_before(chars, at);
-        if word.is_empty() {
-            return false;
-        }
         match word.as_str() {
+            "" => return false,
             "rekening" | "rek" | "norek" | "va" | "account" => return true,
             "hp" | "wa" | "telp" | "tel" | "telepon" | "ponsel" | "handphone" | "whatsapp" => {
                 return false
             }
-            _ => at = start,
+            "nik" | "nomor" | "register" | "disamarkan" => {}
+            _ => words += 1,
         }
+        if words == 3 {
+            return false;
+        }
+        at = start;
     }
     false
 }
@@ -591,7 +596,8 @@ fn register_numbers(chars: &[char], found: &mut Vec<Span>) {
     let mut i = 0;
     while i < chars.len() {
         let book = lower_at(i);
-        if !matches!(book, Some('a' | 'b')) || (i > 0 && chars[i - 1].is_alphanumeric()) {
+        // The book letter starts a word; a number may stand just before it (`12B.I 3`).
+        if !matches!(book, Some('a' | 'b')) || (i > 0 && chars[i - 1].is_alphabetic()) {
             i += 1;
             continue;
         }
