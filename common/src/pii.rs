@@ -1,17 +1,69 @@
 //! The PII guard: inmate identity data must never leave the site (PRODUCT.md invariant 5).
 //!
 //! The agent checks every report before it is saved; the collector checks again and quarantines
-//! what matches. A finding names the field, the kind of data and its position, never the value,
-//! so neither a refusal message nor a log line repeats what it protects.
+//! what matches; the media center masks media texts with it. A finding names the field, the kind
+//! of data and its position, never the value, so neither a refusal message nor a log line repeats
+//! what it protects. Positions and lengths count characters of the original text, from 1.
 //!
-//! Recognised:
-//! * NIK: 16 digits, optionally grouped with spaces, dots or dashes, with a valid structure (a
-//!   province code, district and subdistrict not 00, day 01–31 or 41–71, month 01–12, serial not
-//!   0000);
-//! * Indonesian mobile numbers: `+62`, `62` or `0`, then `8` and 8 to 11 more digits, with
-//!   separators allowed;
-//! * inmate register numbers: `A.I`–`A.V`, `B.I`, `B.IIa`, `B.IIb`, `B.III` followed by a number;
-//! * terms from a configured deny list (case-insensitive, whole words).
+//! # Normalisation
+//!
+//! The guard matches on a normalised copy of the text ([`normalise`]) that remembers where each
+//! of its characters came from. Each character is put in compatibility normal form (NFKC) on its
+//! own, so full-width letters and digits, Roman numeral signs and exotic spaces become plain
+//! ones. Invisible characters (format characters such as the zero-width space and joiners, the
+//! word joiner, the soft hyphen, the byte-order mark and bidirectional controls, and variation
+//! selectors) are dropped. Every Unicode decimal digit (Arabic-Indic, Devanagari, Bengali, Thai
+//! and the others) becomes its ASCII digit. Cyrillic, Greek, Cherokee, Lisu and small-capital
+//! letters that look like `A`, `B`, `I` or `V` become those Latin letters. Every run of
+//! whitespace and punctuation (but not `+`) becomes one separator: a space when the run may
+//! join two groups of one number, or `", "` when it ends a number. A run ends a number when it
+//! is longer than [`SEPARATOR_LIMIT`] (three) characters, holds a comma or semicolon, holds a
+//! sentence end (`.`, `!` or `?` followed by whitespace) or holds more than one line break.
+//! Normalising a normalised text changes nothing, and what the guard finds in a text it finds in
+//! the text's normal form.
+//!
+//! # What is recognised
+//!
+//! Numbers are read as groups of digits (maximal runs of digits, whatever letters or signs stand
+//! around them, so `NIK:3273…`, `nik3273…adalah` and `HP0812…` are read) joined into one number
+//! by joining separators, so `3201 0145 1290 0001`, `3201-0145-1290-0001`, a NIK on four lines
+//! and `(0812) 3456-7890` are each one number. A group that is on its own a valid identifier is
+//! one wherever it stands. The other groups of a number are an identifier only if they are one
+//! together, or if they split at group boundaries into identifiers with nothing left over (two
+//! numbers joined by ` / `); a date or a short number of at most three groups may stand before a
+//! mobile number written with its leading `0` (`12-08-2025 0812 3456 7890`).
+//!
+//! * A NIK is exactly 16 digits with a valid structure (a province code, district and
+//!   subdistrict not 00, day 01–31 or 41–71, month 01–12, serial not 0000), in one group or in
+//!   groups of at least two digits. Sixteen digits inside a longer number are not a NIK.
+//! * An Indonesian mobile number is `+62`, `0062`, `62` or `0`, after a country code an optional
+//!   trunk `0` (`+62 (0) 812…`), then `8`, a digit other than 0, and 7 to 10 more digits (8 to
+//!   11 after the `8`). The country code lies in the first group, the operator code (`812`) is
+//!   not split, and every later group has at least two digits. Links such as `wa.me/62…` and
+//!   `tel:+62…` are read like any other text.
+//! * An inmate register number is a book, `A` or `B` not preceded by a letter, a separator, a
+//!   Roman numeral `I` to `V` (for `B.II` an optional `a` or `b`, for `B.III` an optional `s`)
+//!   not followed by a letter, an optional separator, then a number and any further groups
+//!   (`B.I 123/2024`, `b-iia/34`, Cyrillic `В.І 12`). Case does not matter.
+//! * A term of the configured deny list is found as a whole word, in any case, on the
+//!   normalised text (so `Fulan  Bin\u{200b} Contoh` is `Fulan Bin Contoh`).
+//!
+//! [`PiiGuard::check`] reads the title and the body apart and then together (title, a line
+//! break, body), so that a number split between them is found ([`Field::TitleAndBody`]);
+//! [`PiiGuard::check_report`] adds the reason of a retraction and the attachments' names.
+//!
+//! # What is deliberately not matched
+//!
+//! Amounts following `Rp`, `IDR` or `USD`, and numbers written with thousands separators (a
+//! first group of one to three digits not starting with 0 and then groups of exactly three, as
+//! `62.812.345.678`) unless a `+` introduces them. Mobile-like numbers following an account's
+//! name (`rekening`, `rek`, `norek`, `va`) within three words. Landlines (`(021) 525-3004`: the
+//! digit after the trunk 0 is not 8) and the toll-free `0800`. Sixteen digits in a longer number
+//! (`3201 0145 1290 0001 2345`) and seventeen-digit numbers. Digits written one by one with
+//! visible separators (`3 2 0 1 …`: an identifier of several groups has no one-digit group but
+//! a mobile number's trunk `0`), a NIK after other groups of the same number, and a NIK grouped
+//! with commas. A book without a number (`A.I saja`), a book
+//! glued to its numeral (`BI 7-Day Rate`), and class names (`Lapas Kelas IIA`).
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
