@@ -9,7 +9,8 @@
 //!   `id`).
 //!
 //! Privacy: the PII guard of `common` replaces NIKs, phone numbers and register numbers with a
-//! marker, and initials introduced as such (`berinisial AB`, `inisial A.B.`, `(inisial AB)`)
+//! marker, and initials introduced as such (`berinisial AB`, `inisial A.B.`, `(inisial AB)`),
+//! with the rest of a list introduced that way (`berinisial AB (27), CD (30) dan RH (31)`),
 //! become `[inisial]`: the press identifies inmates that way, and the media center stores no
 //! more of an inmate's identity than it needs.
 
@@ -186,9 +187,78 @@ pub fn mask_initials(text: &str) -> String {
             out.push_str(&tail[..skipped]);
             out.push_str("[inisial]");
             rest = &trimmed[initials_len..];
+            rest = mask_listed_initials(rest, &mut out);
         } else {
             rest = tail;
         }
+    }
+}
+
+/// Masks the further initials of a list introduced by `inisial`, as in `berinisial AB (27),
+/// CD (30) dan RH (31)`: after the first initials (and their age in parentheses, if any) come
+/// a comma, `dan`, `serta` or `&`, then initials. When the first initials carry an age, the
+/// others must too, so that `berinisial AB (27) dan WBP lain` keeps its `WBP`. Returns the rest
+/// of the text after the list, having written the list, masked, to `out`.
+fn mask_listed_initials<'a>(mut rest: &'a str, out: &mut String) -> &'a str {
+    let first_age = age_at(rest);
+    loop {
+        let age = age_at(rest);
+        if (age > 0) != (first_age > 0) {
+            return rest;
+        }
+        let after_age = &rest[age..];
+        let connector = connector_at(after_age);
+        if connector == 0 {
+            return rest;
+        }
+        let candidate = &after_age[connector..];
+        let initials = initials_at(candidate);
+        if initials == 0 || (first_age > 0 && age_at(&candidate[initials..]) == 0) {
+            return rest;
+        }
+        out.push_str(&rest[..age + connector]);
+        out.push_str("[inisial]");
+        rest = &candidate[initials..];
+    }
+}
+
+/// The length of an age in parentheses at the start of `s` (` (27)`), or 0.
+fn age_at(s: &str) -> usize {
+    let trimmed = s.trim_start_matches(' ');
+    let spaces = s.len() - trimmed.len();
+    let Some(inner) = trimmed.strip_prefix('(') else {
+        return 0;
+    };
+    let digits = inner.len() - inner.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if (1..=3).contains(&digits) && inner[digits..].starts_with(')') {
+        spaces + digits + 2
+    } else {
+        0
+    }
+}
+
+/// The length of a list connector at the start of `s` (`, `, ` dan `, `, serta `, ` & `), with
+/// the spaces around it, or 0.
+fn connector_at(s: &str) -> usize {
+    let mut len = s.len() - s.trim_start_matches(' ').len();
+    let mut found = false;
+    if s[len..].starts_with(',') {
+        len += 1;
+        len += s[len..].len() - s[len..].trim_start_matches(' ').len();
+        found = true;
+    }
+    for word in ["dan ", "serta ", "& "] {
+        if s[len..].starts_with(word) {
+            len += word.len();
+            len += s[len..].len() - s[len..].trim_start_matches(' ').len();
+            found = true;
+            break;
+        }
+    }
+    if found {
+        len
+    } else {
+        0
     }
 }
 
@@ -267,6 +337,31 @@ mod tests {
         );
         assert!(masked.contains("berinisial [inisial] (35)"), "{masked}");
         assert!(!masked.contains("3456"), "{masked}");
+        // Every initials of a list introduced that way are masked, not only the first.
+        assert_eq!(
+            mask(
+                &guard,
+                "Dua napi berinisial AB (27), CD (30) dan RH (31) ditangkap."
+            ),
+            "Dua napi berinisial [inisial] (27), [inisial] (30) dan [inisial] (31) ditangkap."
+        );
+        assert_eq!(
+            mask_initials("inisial AB, CD serta EF hadir"),
+            "inisial [inisial], [inisial] serta [inisial] hadir"
+        );
+        assert_eq!(
+            mask_initials("berinisial AB (27) dan WBP lain"),
+            "berinisial [inisial] (27) dan WBP lain"
+        );
+        // Identity numbers in any of the forms the guard knows are masked too.
+        let masked = mask(
+            &guard,
+            "NIK:３２０１\u{200b}0145 1290 0001, WA wa.me/6281234567890",
+        );
+        assert!(
+            !masked.contains("0145") && !masked.contains("6281"),
+            "{masked}"
+        );
         // Ordinary words after `inisial` stay.
         assert_eq!(
             mask_initials("inisial nama tidak disebut"),

@@ -173,6 +173,24 @@ fn write_seed_corpus() {
                 b"%PDF-1.7\n%%EOF\n".to_vec(),
             ],
         ),
+        (
+            "pii_normalise",
+            // Invented, structurally made-up numbers, none a real person's.
+            vec![
+                "NIK:３２０１\u{200b}0145 1290\u{ad}0001, HP (0812) 3456-7890"
+                    .as_bytes()
+                    .to_vec(),
+                "+62 (0) 812\u{2009}3456\u{2009}7890 / wa.me/6281398765432"
+                    .as_bytes()
+                    .to_vec(),
+                "reg. \u{412}.\u{406}\u{406}a 7/2025; B-IIa/34; Lapas Kelas IIA"
+                    .as_bytes()
+                    .to_vec(),
+                "Rp 1.250.000.000, 08-12-2025 10.30, ٣٢٠١٠١٤٥١٢٩٠٠٠٠١"
+                    .as_bytes()
+                    .to_vec(),
+            ],
+        ),
     ];
     for (name, inputs) in seeds {
         let dir = fuzz_dir().join("corpus").join(name);
