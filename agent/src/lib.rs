@@ -91,6 +91,11 @@ pub fn guard_draft(guard: &PiiGuard, mut draft: ReportDraft) -> Result<ReportDra
         Mode::Redact => {
             draft.title = guard.redact(Field::Title, &draft.title);
             draft.body = guard.redact(Field::Body, &draft.body);
+            // What redaction cannot reach (a number split between title and body) is refused.
+            let left = guard.check(&draft.title, &draft.body);
+            if !left.is_empty() {
+                return Err(AgentError::Pii(left));
+            }
             tracing::warn!(
                 count = findings.len(),
                 "inmate identity data redacted from a report before saving"

@@ -111,7 +111,7 @@ async fn only_this_machine(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    if !state.hosts.iter().any(|h| *h == host) {
+    if !state.hosts.contains(&host) {
         return (
             StatusCode::MISDIRECTED_REQUEST,
             "Formulir ini hanya melayani alamat lokal (127.0.0.1 atau localhost). Buka alamat yang ditampilkan agen.",
@@ -235,12 +235,23 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
         Ok(Err(AgentError::Pii(findings))) => {
             for f in findings {
                 errors.insert(
-                    if f.field == pasopati_common::pii::Field::Title { "title" } else { "body" },
-                    format!(
-                        "Berisi {} pada karakter ke-{}. Data identitas WBP tidak boleh dikirim; hapus lalu kirim lagi.",
-                        f.kind.label(),
-                        f.position
-                    ),
+                    match f.field {
+                        pasopati_common::pii::Field::Title => "title",
+                        pasopati_common::pii::Field::Body => "body",
+                        _ => "form",
+                    },
+                    if f.field == pasopati_common::pii::Field::TitleAndBody {
+                        format!(
+                            "Judul dan isi, dibaca bersama, berisi {} (angka terpotong di antara keduanya). Data identitas WBP tidak boleh dikirim; hapus lalu kirim lagi.",
+                            f.kind.label()
+                        )
+                    } else {
+                        format!(
+                            "Berisi {} pada karakter ke-{}. Data identitas WBP tidak boleh dikirim; hapus lalu kirim lagi.",
+                            f.kind.label(),
+                            f.position
+                        )
+                    },
                 );
             }
             render(&state, &form, &errors, None, StatusCode::BAD_REQUEST).await

@@ -491,19 +491,16 @@ mod tests {
     fn each_bad_field_is_named() {
         let t = Taxonomy::builtin();
         assert!(matches!(
-            draft("olahraga").validate(t, Timestamp(T0 + 0)),
+            draft("olahraga").validate(t, Timestamp(T0)),
             Err(ReportError::Category { .. })
         ));
         let mut d = draft("humas");
         d.title = "  ".into();
-        assert_eq!(
-            d.validate(t, Timestamp(T0 + 0)),
-            Err(ReportError::EmptyTitle)
-        );
+        assert_eq!(d.validate(t, Timestamp(T0)), Err(ReportError::EmptyTitle));
         let mut d = draft("humas");
         d.body = "x".repeat(MAX_BODY_BYTES + 1);
         assert!(matches!(
-            d.validate(t, Timestamp(T0 + 0)),
+            d.validate(t, Timestamp(T0)),
             Err(ReportError::BodyTooLong(_))
         ));
     }

@@ -118,7 +118,8 @@ mod tests {
         assert_eq!(escape("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(escape("\u{9b}31m\r"), "\\u{9b}31m\\u{d}");
         let mut out = Terminal::new(Vec::new());
-        write!(out, "x{}y", "\u{7}").unwrap();
+        let bell = '\u{7}';
+        write!(out, "x{bell}y").unwrap();
         assert_eq!(out.inner, b"x\\u{7}y");
     }
 
