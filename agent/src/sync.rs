@@ -271,9 +271,10 @@ async fn run_session(
                         tracing::debug!(hwm, "acknowledged");
                     }
                     AgentEvent::Nothing => {}
-                    AgentEvent::Refused { hwm, reason: NackReason::ReportsRefused { refused } } => {
-                        // The rest of the batch is stored and the refused reports never will be:
-                        // record the acknowledgement, tell the operator, and carry on.
+                    AgentEvent::Refused { hwm, reason: NackReason::ReportsRefused { refused, quarantined } } => {
+                        // The rest of the batch is stored; these never will be (refused) or are
+                        // held aside by an admin (quarantined). Record the acknowledgement, tell
+                        // the operator, and carry on.
                         let ob = outbox.clone();
                         blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
                         for r in &refused {
@@ -281,10 +282,15 @@ async fn run_session(
                                 "the collector refused this report and will not store it: {}. \
                                  File it again, corrected, or ask the media center's admin", r.reason);
                         }
+                        for r in &quarantined {
+                            tracing::error!(report = %r.id, revision = r.revision, seq = r.seq,
+                                "the collector quarantined this report ({}); it is not shown at the \
+                                 center. Remove the identity data and file it again", r.reason);
+                        }
                         shared.set_phase(
                             SyncPhase::Connected,
                             Some(AgentError::BatchRefused(
-                                NackReason::ReportsRefused { refused }.to_string(),
+                                NackReason::ReportsRefused { refused, quarantined }.to_string(),
                             )
                             .to_string()),
                         );

@@ -683,8 +683,8 @@ async fn run_sync(
                 if replayed > 0 || known_by_id > 0 {
                     tracing::info!(%site, %epoch, replayed, known_by_id, "replayed reports absorbed");
                 }
-                if quarantined > 0 {
-                    tracing::error!(%site, %epoch, quarantined,
+                if !quarantined.is_empty() {
+                    tracing::error!(%site, %epoch, quarantined = quarantined.len(),
                         "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
                 }
                 if !stored.is_empty() {
@@ -697,10 +697,13 @@ async fn run_sync(
                         .events
                         .send(CollectorEvent::ReportStored(Box::new(report)));
                 }
-                if refused.is_empty() {
+                if refused.is_empty() && quarantined.is_empty() {
                     CollectorFrame::Ack { hwm }
                 } else {
-                    let reason = NackReason::ReportsRefused { refused };
+                    let reason = NackReason::ReportsRefused {
+                        refused,
+                        quarantined,
+                    };
                     tracing::error!(%site, %epoch, "{reason}");
                     CollectorFrame::Nack { hwm, reason }
                 }

@@ -454,8 +454,9 @@ pub enum BatchOutcome {
         stored: Vec<StoredReport>,
         replayed: u64,
         known_by_id: u64,
-        /// Reports held in quarantine (inmate identity data found), not stored.
-        quarantined: u64,
+        /// Reports held in quarantine (inmate identity data found), not stored, with where
+        /// the data is (never the value).
+        quarantined: Vec<RefusedReport>,
         /// Reports refused (against the rules, or another site's report); their seqs are
         /// consumed and each is in the rejection log.
         refused: Vec<RefusedReport>,
@@ -1015,7 +1016,7 @@ impl Store {
             let mut stored = Vec::new();
             let mut refused = Vec::new();
             let mut known_by_id = 0u64;
-            let mut quarantined = 0u64;
+            let mut quarantined = Vec::new();
             let mut new_hwm = hwm;
             if let Some(range) = &plan.fresh {
                 let mut meta = txn.open_table(META)?;
@@ -1096,6 +1097,19 @@ impl Store {
                         } else {
                             // The agent's guard should have stopped this; keep it out of the
                             // main tables, where only admins see it.
+                            quarantined.push(RefusedReport {
+                                seq,
+                                id: report.id,
+                                revision: report.revision,
+                                reason: format!(
+                                    "quarantined at the center: {}",
+                                    findings
+                                        .iter()
+                                        .map(Finding::to_string)
+                                        .collect::<Vec<_>>()
+                                        .join("; ")
+                                ),
+                            });
                             quarantine.insert(
                                 arrival,
                                 encode(&Quarantined {
@@ -1104,7 +1118,6 @@ impl Store {
                                 })
                                 .as_slice(),
                             )?;
-                            quarantined += 1;
                         }
                         by_position.insert((site.as_str(), epoch.0, seq), arrival)?;
                         by_id.insert(&key[..], arrival)?;
@@ -2171,7 +2184,7 @@ pub(crate) mod tests {
                 quarantined,
                 refused,
                 ..
-            } => (hwm, stored.len(), quarantined, refused),
+            } => (hwm, stored.len(), quarantined.len() as u64, refused),
             other => panic!("{other:?}"),
         }
     }

@@ -281,11 +281,16 @@ pub enum NackReason {
     OverLimit { reports: u32 },
     /// The collector could not store the batch (disk full, I/O error); try again later.
     Unavailable { message: String },
-    /// These reports of the batch break the rules both sides apply (`Report::check`) or touch
-    /// a report another site filed. They are not stored and never will be; their seqs are
-    /// consumed (`hwm` covers them) and everything else in the batch is stored. The agent
-    /// records each refusal for its operator and carries on.
-    ReportsRefused { refused: Vec<RefusedReport> },
+    /// Some reports of the batch were not stored. `refused` break the rules both sides apply
+    /// (`Report::check`) or touch a report another site filed: they never will be stored.
+    /// `quarantined` carry inmate identity data: an admin holds them aside, never shown (the
+    /// reason names field, kind and position, never the value). Their seqs are consumed (`hwm`
+    /// covers them) and everything else in the batch is stored. The agent records each for its
+    /// operator and carries on.
+    ReportsRefused {
+        refused: Vec<RefusedReport>,
+        quarantined: Vec<RefusedReport>,
+    },
 }
 
 /// One report the collector refused, with the reason (never the report's text).
@@ -312,9 +317,17 @@ impl std::fmt::Display for NackReason {
             NackReason::Unavailable { message } => {
                 write!(f, "collector cannot store now: {message}")
             }
-            NackReason::ReportsRefused { refused } => {
-                write!(f, "{} report(s) refused:", refused.len())?;
-                for r in refused {
+            NackReason::ReportsRefused {
+                refused,
+                quarantined,
+            } => {
+                write!(
+                    f,
+                    "{} report(s) refused, {} quarantined:",
+                    refused.len(),
+                    quarantined.len()
+                )?;
+                for r in refused.iter().chain(quarantined) {
                     write!(
                         f,
                         " report {} revision {} (seq {}): {};",

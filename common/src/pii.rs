@@ -858,7 +858,10 @@ mod tests {
             priority: None,
             occurred_at: None,
         }
-        .validate(crate::taxonomy::Taxonomy::builtin(), crate::Timestamp::now())
+        .validate(
+            crate::taxonomy::Taxonomy::builtin(),
+            crate::Timestamp::now(),
+        )
         .unwrap_or_else(|e| panic!("{e}"));
         report.retraction = Some("salah ketik, HP 0812 3456 7890".into());
         report.attachments.push(crate::attachment::AttachmentRef {

@@ -25,7 +25,7 @@ fn refused_seqs(frame: &CollectorFrame) -> (u64, Vec<u64>, String) {
     match frame {
         CollectorFrame::Nack {
             hwm,
-            reason: NackReason::ReportsRefused { refused },
+            reason: NackReason::ReportsRefused { refused, .. },
         } => (
             *hwm,
             refused.iter().map(|r| r.seq).collect(),
@@ -146,10 +146,23 @@ async fn a_quarantined_revision_never_hides_the_clean_one() {
     leaky.body = "Narahubung keluarga 0812 3456 7890.".into();
     let mut raw = RawClient::connect(&dir, c.addr).await;
     raw.hello(Epoch(1), 0, 1).await;
-    assert_eq!(
-        send_batch(&mut raw, 1, vec![original.clone(), leaky]).await,
-        CollectorFrame::Ack { hwm: 2 }
-    );
+    match send_batch(&mut raw, 1, vec![original.clone(), leaky]).await {
+        CollectorFrame::Nack {
+            hwm: 2,
+            reason:
+                NackReason::ReportsRefused {
+                    refused,
+                    quarantined,
+                },
+        } => {
+            assert!(refused.is_empty());
+            assert_eq!(quarantined.iter().map(|q| q.seq).collect::<Vec<_>>(), [2]);
+            // The agent learns where, never the value.
+            assert!(quarantined[0].reason.contains("nomor telepon"));
+            assert!(!quarantined[0].reason.contains("3456"));
+        }
+        other => panic!("expected the quarantine named, got {other:?}"),
+    }
     let shown = c
         .store
         .report(&original.id)

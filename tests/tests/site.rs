@@ -225,7 +225,16 @@ async fn the_collector_quarantines_what_an_agent_let_through() {
         reports: vec![leaky.clone(), clean.clone()],
     }))
     .await;
-    assert_eq!(raw.recv().await, CollectorFrame::Ack { hwm: 2 });
+    assert!(
+        matches!(
+            raw.recv().await,
+            CollectorFrame::Nack {
+                hwm: 2,
+                reason: pasopati_common::frame::NackReason::ReportsRefused { .. }
+            }
+        ),
+        "the quarantine is named to the agent"
+    );
     assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 1);
     assert!(
         c.store
