@@ -391,6 +391,11 @@ pub fn main() -> std::process::ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // A log line that cannot be written (stderr closed: `… 2>&1 | head -1`) is dropped.
+        // The default reports it with `eprintln!`, which panics on a closed stderr and took the
+        // signal task down with it, so SIGTERM was ignored. Logging never decides whether the
+        // daemon lives.
+        .log_internal_errors(false)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
