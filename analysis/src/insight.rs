@@ -129,13 +129,31 @@ fn counted(engine: &Engine) -> impl Iterator<Item = &Doc> {
     engine.docs.iter().filter(|d| d.duplicate_of.is_none())
 }
 
-/// Trends by day and ISO week.
+/// The clock of a batch run over files: the latest document time. The live collector passes
+/// its own clock instead (the `_at` functions), so that no document's label moves it.
+pub fn data_clock(engine: &Engine) -> i64 {
+    engine.docs.iter().map(|d| d.time).max().unwrap_or(0)
+}
+
+/// Whether a document belongs to the analysis at `clock`: one dated more than a day after the
+/// clock (a wrong date on a feed item or an old report) is left out of trends, coverage and
+/// spikes instead of stretching them into the future.
+fn current(d: &Doc, clock: i64) -> bool {
+    d.time <= clock.saturating_add(DAY_MS)
+}
+
+/// Trends by day and ISO week, at the data's own clock.
 pub fn trends(engine: &Engine) -> Trends {
+    trends_at(engine, data_clock(engine))
+}
+
+/// Trends by day and ISO week up to `clock` (milliseconds since the epoch).
+pub fn trends_at(engine: &Engine, clock: i64) -> Trends {
     type Keyed = BTreeMap<i64, Vec<usize>>;
     let mut days: Keyed = BTreeMap::new();
     let mut weeks: BTreeMap<(i64, u32), Vec<usize>> = BTreeMap::new();
     for (i, d) in engine.docs.iter().enumerate() {
-        if d.duplicate_of.is_some() {
+        if d.duplicate_of.is_some() || !current(d, clock) {
             continue;
         }
         let day = day_of(d.time);
@@ -170,10 +188,10 @@ pub fn trends(engine: &Engine) -> Trends {
             })
             .collect(),
     );
-    let last = engine.docs.iter().map(|d| d.time).max().unwrap_or(0);
+    let last = clock;
     let mut now: HashMap<u32, u64> = HashMap::new();
     let mut before: HashMap<u32, u64> = HashMap::new();
-    for d in counted(engine) {
+    for d in counted(engine).filter(|d| current(d, clock)) {
         let age = last - d.time;
         let target = if age < 7 * DAY_MS {
             &mut now
@@ -324,6 +342,11 @@ pub fn is_spike(count: u64, baseline: &[u64], min_count: u64, config: &SpikeConf
 
 /// Every spike in the data, news by day and social by hour.
 pub fn spikes(engine: &Engine, config: &SpikeConfig) -> Vec<Alert> {
+    spikes_at(engine, config, data_clock(engine))
+}
+
+/// Spikes among documents up to `clock`.
+pub fn spikes_at(engine: &Engine, config: &SpikeConfig, clock: i64) -> Vec<Alert> {
     let mut alerts = Vec::new();
     for social in [false, true] {
         let (unit, span, min) = if social {
@@ -335,7 +358,7 @@ pub fn spikes(engine: &Engine, config: &SpikeConfig) -> Vec<Alert> {
         let mut series: HashMap<(String, i64), Vec<usize>> = HashMap::new();
         let mut labels: HashMap<String, String> = HashMap::new();
         for (i, d) in engine.docs.iter().enumerate() {
-            if d.report || d.social != social || d.duplicate_of.is_some() {
+            if d.report || d.social != social || d.duplicate_of.is_some() || !current(d, clock) {
                 continue;
             }
             let period = (d.time + WIB_MS).div_euclid(unit);
@@ -442,13 +465,18 @@ pub struct NegativeCoverage {
 
 /// Coverage gaps over the last `days` of the data.
 pub fn coverage(engine: &Engine, days: i64) -> Coverage {
-    let last = engine.docs.iter().map(|d| d.time).max().unwrap_or(0);
+    coverage_at(engine, days, data_clock(engine))
+}
+
+/// Coverage gaps over the `days` before `clock`.
+pub fn coverage_at(engine: &Engine, days: i64, clock: i64) -> Coverage {
+    let last = clock;
     let from = last - days * DAY_MS;
     let mut mentioned: HashSet<u16> = HashSet::new();
     let mut kanwil_seen: HashSet<u8> = HashSet::new();
     let mut reported: HashSet<u16> = HashSet::new();
     let mut media: HashMap<u16, (u64, u64)> = HashMap::new();
-    for d in counted(engine).filter(|d| d.time > from) {
+    for d in counted(engine).filter(|d| d.time > from && current(d, clock)) {
         mentioned.extend(d.upt.iter().copied());
         kanwil_seen.extend(d.kanwil.iter().copied());
         if d.report {
@@ -588,6 +616,39 @@ mod tests {
     fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
         let month = time::Month::try_from(m).unwrap();
         day_number(time::Date::from_calendar_date(y, month, d).unwrap())
+    }
+
+    #[test]
+    fn one_document_dated_years_ahead_never_moves_the_clock() {
+        use crate::engine::{Engine, EngineConfig, SiteReport};
+        let mut engine = Engine::new(
+            EngineConfig::default(),
+            crate::gazetteer::Gazetteer::builtin().clone(),
+            crate::sentiment::Lexicon::builtin().clone(),
+        );
+        let now = 1_795_000_000_000; // 2026-11-18
+        let upt = crate::gazetteer::Gazetteer::builtin().upts()[0].clone();
+        for (i, at) in [now - DAY_MS, now - 2 * DAY_MS, 1_893_456_000_000]
+            .iter()
+            .enumerate()
+        {
+            engine.add_report(&SiteReport {
+                id: format!("r{i}"),
+                site_id: upt.id.clone(),
+                category: "humas".into(),
+                title: format!("Kegiatan humas {}", upt.name),
+                body: format!("Kegiatan di {} berjalan tertib.", upt.name),
+                occurred_at: pasopati_common::Timestamp(*at),
+            });
+        }
+        let coverage = coverage_at(&engine, 30, now);
+        assert!(coverage.as_of.starts_with("2026-11"), "{}", coverage.as_of);
+        assert!(coverage.silent_upt_count < crate::gazetteer::Gazetteer::builtin().upts().len());
+        let trends = trends_at(&engine, now);
+        assert!(
+            trends.daily.iter().all(|d| !d.period.starts_with("2030")),
+            "Tren stretched to 2030"
+        );
     }
 
     #[test]

@@ -220,10 +220,13 @@ impl Newsroom {
                     return Ok(value.clone());
                 }
             }
+            // The center's own clock, never a document's label: one report or feed item dated
+            // years ahead must not move Cakupan, Tren or the spikes.
+            let clock = Timestamp::now().0;
             let value = Arc::new(serde_json::json!({
-                "trends": pasopati_analysis::insight::trends(engine),
-                "alerts": pasopati_analysis::insight::spikes(engine, &spikes),
-                "coverage": pasopati_analysis::insight::coverage(engine, coverage_days),
+                "trends": pasopati_analysis::insight::trends_at(engine, clock),
+                "alerts": pasopati_analysis::insight::spikes_at(engine, &spikes, clock),
+                "coverage": pasopati_analysis::insight::coverage_at(engine, coverage_days, clock),
             }));
             *cache = Some((
                 engine.len(),

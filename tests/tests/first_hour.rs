@@ -49,3 +49,32 @@ fn a_closed_log_pipe_never_keeps_the_collector_from_stopping() {
     };
     assert_eq!(status.code(), Some(0), "{status:?}");
 }
+
+/// 12.4: a report dated years ahead is refused at filing with the rule stated (the collector
+/// refuses it too, see `boundary.rs`), and the analysis runs on the center's clock (unit test
+/// `one_document_dated_years_ahead_never_moves_the_clock` in analysis/src/insight.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_dated_years_ahead_is_refused_at_filing() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let agent = tmp.path().join("agent");
+    c.enroll_agent(&agent, "lapas-uji").await;
+    let err = run_fail(
+        &bins.agent,
+        &[
+            "report",
+            "--data-dir",
+            path_str(&agent),
+            "--category",
+            "humas",
+            "--title",
+            "Acara tahun depan",
+            "--body",
+            "Tanggal salah ketik.",
+            "--occurred-at",
+            "2030-01-01T09:00:00+07:00",
+        ],
+    );
+    assert!(err.contains("one day after the report is filed"), "{err}");
+}
