@@ -115,6 +115,8 @@ pub struct AttachmentView {
 /// A quarantined report as `quarantine` shows it: where the identity data is, not what it is.
 #[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
 pub struct QuarantineView {
+    /// The number `quarantine release` and `quarantine purge` take.
+    pub number: u64,
     pub id: String,
     pub site_id: String,
     pub epoch: String,
@@ -154,6 +156,112 @@ pub enum AdminError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The Kanwil of the gazetteer (`config/upt.csv`) that `given` names, in its own spelling: case,
+/// spacing and a leading "Kanwil" do not matter. Anything else is refused with the nearest
+/// names, so a typo never becomes a 39th Kanwil.
+pub fn canonical_kanwil(given: &str) -> Result<String, AdminError> {
+    let known = pasopati_analysis::gazetteer::Gazetteer::builtin().kanwil_names();
+    let fold = |s: &str| {
+        let lower = s.trim().to_lowercase();
+        let lower = lower
+            .strip_prefix("kanwil ")
+            .map(str::to_owned)
+            .unwrap_or(lower);
+        lower.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let wanted = fold(given);
+    if wanted.is_empty() {
+        return Err(AdminError::Invalid(
+            "--kanwil is empty; give the regional office, e.g. \"Jawa Barat\"".into(),
+        ));
+    }
+    if let Some(k) = known.iter().find(|k| fold(k) == wanted) {
+        return Ok(k.clone());
+    }
+    let mut near: Vec<(usize, &String)> = known
+        .iter()
+        .map(|k| (edit_distance(&fold(k), &wanted), k))
+        .filter(|(d, _)| *d <= 3)
+        .collect();
+    near.sort();
+    let hint = match near.first() {
+        Some((_, k)) => format!("did you mean `{k}`? "),
+        None => String::new(),
+    };
+    Err(AdminError::Invalid(format!(
+        "Kanwil `{}` is not one of the {} Kanwil of config/upt.csv; {hint}Known: {}",
+        pasopati_common::terminal::escape(given.trim()),
+        known.len(),
+        known.join(", ")
+    )))
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(prev + cost);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
+/// Lets a revoked site back in (`site reinstate`): the site becomes pending and keeps its
+/// history, and a fresh enrollment token is minted. At the site, `pasopati-agent enroll --force`
+/// with that token keeps the outbox, so every report queued while revoked is then sent.
+pub fn site_reinstate(
+    store: &Store,
+    authority: &Authority,
+    config: &CollectorConfig,
+    site: &SiteId,
+    reason: &str,
+    ttl: Option<HumanDuration>,
+    actor: &str,
+) -> Result<String, AdminError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(AdminError::Invalid(
+            "--reason is empty; say why the site may come back (it goes into the audit log)".into(),
+        ));
+    }
+    if !store.reinstate_site(site, actor, reason, Timestamp::now())? {
+        return Err(AdminError::Invalid(format!(
+            "site `{site}` is not revoked; to re-enroll it use `site token`"
+        )));
+    }
+    mint_token(store, authority, config, site, ttl, Timestamp::now(), actor)
+}
+
+/// Renames a site, and moves it to another Kanwil if given.
+pub fn site_rename(
+    store: &Store,
+    site: &SiteId,
+    name: &str,
+    kanwil: Option<&str>,
+    actor: &str,
+) -> Result<(), AdminError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AdminError::Invalid("--name is empty".into()));
+    }
+    let kanwil = kanwil.map(canonical_kanwil).transpose()?;
+    Ok(store.rename_site(site, name, kanwil.as_deref(), actor, Timestamp::now())?)
+}
+
+/// Removes a site that never sent a report (registered by mistake).
+pub fn site_remove(store: &Store, site: &SiteId, actor: &str) -> Result<(), AdminError> {
+    store
+        .remove_site(site, actor, Timestamp::now())?
+        .map_err(AdminError::Invalid)
 }
 
 /// Adds a claim to the register, unverified; returns its number. Identity data in the claim
@@ -308,11 +416,7 @@ pub fn site_add(
             "--name is empty; give the UPT's name, e.g. \"Lapas Kelas IIA Contoh\"".into(),
         ));
     }
-    if kanwil.is_empty() {
-        return Err(AdminError::Invalid(
-            "--kanwil is empty; give the regional office, e.g. \"Jawa Barat\"".into(),
-        ));
-    }
+    let kanwil = canonical_kanwil(&kanwil)?;
     let now = Timestamp::now();
     store.add_site(
         &SiteRecord {
@@ -567,6 +671,7 @@ pub fn quarantine(store: &Store) -> Result<Vec<QuarantineView>, AdminError> {
         .quarantine()?
         .into_iter()
         .map(|q| QuarantineView {
+            number: q.report.arrival,
             id: q.report.report.id.to_string(),
             site_id: q.report.site.to_string(),
             epoch: q.report.epoch.to_string(),
@@ -578,13 +683,64 @@ pub fn quarantine(store: &Store) -> Result<Vec<QuarantineView>, AdminError> {
         .collect())
 }
 
+/// Releases quarantined report `number` into the reports, after an admin read it and found no
+/// identity data (the guard was wrong); the reason goes into the audit log.
+pub fn quarantine_release(
+    store: &Store,
+    number: u64,
+    reason: &str,
+    actor: &str,
+) -> Result<crate::store::StoredReport, AdminError> {
+    let reason = nonempty_reason(reason)?;
+    store
+        .release_quarantined(number, actor, reason, Timestamp::now())?
+        .ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "no quarantined report number {number} with text to release; `quarantine` lists them"
+            ))
+        })
+}
+
+/// Erases the text of quarantined report `number` (keeping what recognises a resend).
+pub fn quarantine_purge(
+    store: &Store,
+    number: u64,
+    reason: &str,
+    actor: &str,
+) -> Result<(), AdminError> {
+    let reason = nonempty_reason(reason)?;
+    if store.purge_quarantined(number, actor, reason, Timestamp::now())? {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "no quarantined report number {number}; `quarantine` lists them"
+        )))
+    }
+}
+
+fn nonempty_reason(reason: &str) -> Result<&str, AdminError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        Err(AdminError::Invalid(
+            "--reason is empty; say why (it goes into the audit log)".into(),
+        ))
+    } else {
+        Ok(reason)
+    }
+}
+
 /// Every revision of one report, oldest first.
 pub fn revisions(
     store: &Store,
     id: &pasopati_common::ReportId,
 ) -> Result<Vec<ReportView>, AdminError> {
-    store
-        .revisions(id)?
+    let revisions = store.revisions(id)?;
+    if revisions.is_empty() {
+        return Err(AdminError::Invalid(format!(
+            "no stored report has id {id} (a quarantined one is listed by `quarantine`; `reports` lists the ids)"
+        )));
+    }
+    revisions
         .into_iter()
         .map(|r| report_view(store, r))
         .collect()

@@ -117,10 +117,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List reports held in quarantine because they carry inmate identity data.
+    /// List reports held in quarantine because they carry inmate identity data; `release` or
+    /// `purge` one by its number.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Quarantine {
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: Option<QuarantineAction>,
+        #[arg(long, required = true)]
+        data_dir: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -242,6 +246,49 @@ enum UserCommand {
         #[arg(long)]
         username: String,
     },
+    /// Set a user's new password, read from standard input (at least 12 characters).
+    Passwd {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change a user's role: admin, analyst or viewer.
+    Role {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// Move a quarantined report into the reports, after reading it and finding no identity
+    /// data (the guard was wrong). Audited with the reason.
+    Release {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The number `quarantine` shows.
+        #[arg(long)]
+        number: u64,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Erase a quarantined report's text for good (its position stays, so a resend from the
+    /// site is recognised and never stored). Audited with the reason.
+    Purge {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        number: u64,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -362,6 +409,39 @@ enum SiteCommand {
     },
     /// Revoke a site: its live connection is closed and it cannot connect again.
     Revoke {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: SiteId,
+    },
+    /// Let a revoked site back in: it keeps its reports and history, and gets a new one-time
+    /// token. At the site, `pasopati-agent enroll --force --token -` keeps the outbox, so the
+    /// reports queued while it was revoked are sent.
+    Reinstate {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: SiteId,
+        /// Why the site may come back (written to the audit log).
+        #[arg(long)]
+        reason: String,
+        /// How long the new token is valid (default: `token_ttl`).
+        #[arg(long)]
+        ttl: Option<HumanDuration>,
+    },
+    /// Change a site's name, and its Kanwil with --kanwil.
+    Rename {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        id: SiteId,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        kanwil: Option<String>,
+    },
+    /// Remove a site registered by mistake (only one that never sent a report).
+    Remove {
         #[arg(long)]
         data_dir: PathBuf,
         #[arg(long)]
@@ -595,11 +675,60 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )? {
                     CollectorResponse::Revoked { changed, closed } => {
                         if changed {
-                            pasopati_common::outln!("site {id} revoked; {closed} live connection(s) closed. Its reports stay queued at the site.");
+                            pasopati_common::outln!("site {id} revoked; {closed} live connection(s) closed. Its reports stay queued at the site. To let it back in later: `pasopati-collector site reinstate --id {id} --reason …`.");
                         } else {
                             pasopati_common::outln!("site {id} was already revoked");
                         }
                     }
+                    other => return Err(failed(other)),
+                }
+            }
+            SiteCommand::Reinstate {
+                data_dir,
+                id,
+                reason,
+                ttl,
+            } => {
+                let request = CollectorRequest::SiteReinstate {
+                    site: id.clone(),
+                    reason,
+                    ttl,
+                };
+                match single(crate::call(&data_dir, request).await?)? {
+                    CollectorResponse::Token(token) => {
+                        pasopati_common::outln!(
+                            "site {id} may enroll again; its reports and history are kept."
+                        );
+                        pasopati_common::outln!("At the site, re-enroll keeping the outbox (queued reports are then sent):");
+                        pasopati_common::outln!(
+                            "  pasopati-agent enroll --force --data-dir <DIR> --token -"
+                        );
+                        pasopati_common::outln!("{token}");
+                    }
+                    other => return Err(failed(other)),
+                }
+            }
+            SiteCommand::Rename {
+                data_dir,
+                id,
+                name,
+                kanwil,
+            } => {
+                let request = CollectorRequest::SiteRename {
+                    site: id.clone(),
+                    name,
+                    kanwil,
+                };
+                match single(crate::call(&data_dir, request).await?)? {
+                    CollectorResponse::Done => pasopati_common::outln!("site {id} renamed"),
+                    other => return Err(failed(other)),
+                }
+            }
+            SiteCommand::Remove { data_dir, id } => {
+                match single(
+                    crate::call(&data_dir, CollectorRequest::SiteRemove(id.clone())).await?,
+                )? {
+                    CollectorResponse::Done => pasopati_common::outln!("site {id} removed"),
                     other => return Err(failed(other)),
                 }
             }
@@ -725,7 +854,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Quarantine { data_dir, json } => {
+        Command::Quarantine {
+            action: Some(action),
+            ..
+        } => {
+            let (data_dir, request, done) = match action {
+                QuarantineAction::Release {
+                    data_dir,
+                    number,
+                    reason,
+                } => (
+                    data_dir,
+                    CollectorRequest::QuarantineRelease { number, reason },
+                    format!("quarantined report {number} released into the reports"),
+                ),
+                QuarantineAction::Purge {
+                    data_dir,
+                    number,
+                    reason,
+                } => (
+                    data_dir,
+                    CollectorRequest::QuarantinePurge { number, reason },
+                    format!("quarantined report {number} purged"),
+                ),
+            };
+            match single(crate::call(&data_dir, request).await?)? {
+                CollectorResponse::Done => pasopati_common::outln!("{done}"),
+                other => return Err(failed(other)),
+            }
+        }
+        Command::Quarantine {
+            action: None,
+            data_dir,
+            json,
+        } => {
+            let data_dir = data_dir.context("--data-dir is required")?;
             match single(crate::call(&data_dir, CollectorRequest::Quarantine).await?)? {
                 CollectorResponse::Quarantine(items) => {
                     if !json && items.is_empty() {
@@ -738,7 +901,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             let what: Vec<String> =
                                 q.findings.iter().map(|f| f.to_string()).collect();
                             pasopati_common::outln!(
-                                "{} {} {}#{} {}",
+                                "#{} {} {} {}#{} {}",
+                                q.number,
                                 q.received_at,
                                 q.id,
                                 q.site_id,
@@ -850,6 +1014,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match single(crate::call(&data_dir, CollectorRequest::UserAdd(user)).await?)? {
                 CollectorResponse::Done => {
                     pasopati_common::outln!("user {username} added ({})", role.as_str())
+                }
+                other => return Err(failed(other)),
+            }
+        }
+        Command::User {
+            command:
+                UserCommand::Passwd {
+                    data_dir,
+                    username,
+                    password_stdin: _,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            let hashed =
+                crate::web::auth::new_user(&username, crate::store::Role::Viewer, password)?;
+            let request = CollectorRequest::UserUpdate {
+                username: username.clone(),
+                password_hash: Some(hashed.password_hash),
+                role: None,
+            };
+            match single(crate::call(&data_dir, request).await?)? {
+                CollectorResponse::Done => {
+                    pasopati_common::outln!("password of {username} changed")
+                }
+                other => return Err(failed(other)),
+            }
+        }
+        Command::User {
+            command:
+                UserCommand::Role {
+                    data_dir,
+                    username,
+                    role,
+                },
+        } => {
+            let role: crate::store::Role = role.parse().map_err(anyhow::Error::msg)?;
+            let request = CollectorRequest::UserUpdate {
+                username: username.clone(),
+                password_hash: None,
+                role: Some(role),
+            };
+            match single(crate::call(&data_dir, request).await?)? {
+                CollectorResponse::Done => {
+                    pasopati_common::outln!("{username} is now {}", role.as_str())
                 }
                 other => return Err(failed(other)),
             }

@@ -18,7 +18,36 @@ pub enum CollectorRequest {
         ttl: Option<HumanDuration>,
     },
     SiteRevoke(SiteId),
+    /// Let a revoked site enroll again (keeping its history); answers a new token.
+    SiteReinstate {
+        site: SiteId,
+        reason: String,
+        ttl: Option<HumanDuration>,
+    },
+    SiteRename {
+        site: SiteId,
+        name: String,
+        kanwil: Option<String>,
+    },
+    /// Remove a site that never sent a report.
+    SiteRemove(SiteId),
     SiteList,
+    /// Move a quarantined report (by its number) into the reports.
+    QuarantineRelease {
+        number: u64,
+        reason: String,
+    },
+    /// Erase a quarantined report's text, keeping only what recognises a resend.
+    QuarantinePurge {
+        number: u64,
+        reason: String,
+    },
+    /// Change a user's password (hash made by the CLI) and/or role.
+    UserUpdate {
+        username: String,
+        password_hash: Option<String>,
+        role: Option<crate::store::Role>,
+    },
     Reports {
         site: Option<SiteId>,
         limit: Option<u64>,
@@ -152,6 +181,48 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
                 CollectorResponse::Revoked { changed, closed }
             })
         }
+        CollectorRequest::SiteReinstate { site, reason, ttl } => admin::site_reinstate(
+            &state.store,
+            &state.authority,
+            &state.config,
+            &site,
+            &reason,
+            ttl,
+            actor,
+        )
+        .map(CollectorResponse::Token),
+        CollectorRequest::SiteRename { site, name, kanwil } => {
+            admin::site_rename(&state.store, &site, &name, kanwil.as_deref(), actor)
+                .map(|()| CollectorResponse::Done)
+        }
+        CollectorRequest::SiteRemove(site) => {
+            admin::site_remove(&state.store, &site, actor).map(|()| CollectorResponse::Done)
+        }
+        CollectorRequest::QuarantineRelease { number, reason } => {
+            admin::quarantine_release(&state.store, number, &reason, actor).map(|released| {
+                let newsroom = state.newsroom.clone();
+                tokio::task::spawn_blocking(move || newsroom.add_reports(&[released]));
+                CollectorResponse::Done
+            })
+        }
+        CollectorRequest::QuarantinePurge { number, reason } => {
+            admin::quarantine_purge(&state.store, number, &reason, actor)
+                .map(|()| CollectorResponse::Done)
+        }
+        CollectorRequest::UserUpdate {
+            username,
+            password_hash,
+            role,
+        } => match state
+            .store
+            .update_user(&username, password_hash, role, actor)
+        {
+            Ok(true) => Ok(CollectorResponse::Done),
+            Ok(false) => Err(admin::AdminError::Invalid(format!(
+                "there is no user `{username}`; `user list` shows who there is"
+            ))),
+            Err(e) => Err(admin::AdminError::Store(e)),
+        },
         CollectorRequest::SiteList => {
             admin::site_list(&state.store, &state.config, &state.connected_sites())
                 .map(CollectorResponse::Sites)
@@ -229,11 +300,18 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             actor,
         )
         .map(|c| CollectorResponse::Json(vec![admin::claim_review(&c).to_string()])),
-        CollectorRequest::UserAdd(user) => state
-            .store
-            .add_user(&user, actor)
-            .map(|_| CollectorResponse::Done)
-            .map_err(admin::AdminError::Store),
+        CollectorRequest::UserAdd(user) => match state.store.user(&user.username) {
+            Ok(Some(_)) => Err(admin::AdminError::Invalid(format!(
+                "user `{}` exists already; change a password with `user passwd` or a role with `user role`",
+                user.username
+            ))),
+            Ok(None) => state
+                .store
+                .add_user(&user, actor)
+                .map(|_| CollectorResponse::Done)
+                .map_err(admin::AdminError::Store),
+            Err(e) => Err(admin::AdminError::Store(e)),
+        },
         CollectorRequest::UserList => state
             .store
             .users()

@@ -1807,6 +1807,253 @@ impl Store {
     }
 }
 
+/// Corrections an admin makes after the fact: a way back for a revoked site, renaming and
+/// removing sites, releasing or purging quarantined reports, changing a user's password or role.
+/// Each is in the audit log, in the same transaction as the change.
+impl Store {
+    /// Lets a revoked site enroll again: it becomes pending, keeps its reports, high-water
+    /// marks and gaps, and no earlier certificate is accepted. False if it was not revoked.
+    pub fn reinstate_site(
+        &self,
+        site: &SiteId,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut sites = txn.open_table(SITES)?;
+            let mut record: SiteRecord = match sites.get(site.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::UnknownSite(site.to_string())),
+            };
+            if record.status != SiteStatus::Revoked {
+                return Ok(false);
+            }
+            record.status = SiteStatus::Pending;
+            record.cert_fingerprint = None;
+            record.previous_fingerprint = None;
+            sites.insert(site.as_str(), encode(&record).as_slice())?;
+        }
+        audit(&txn, actor, "site_reinstate", site, reason.to_owned(), now)?;
+        txn.commit()?;
+        Ok(true)
+    }
+
+    /// Changes a site's name and, if given, its Kanwil.
+    pub fn rename_site(
+        &self,
+        site: &SiteId,
+        name: &str,
+        kanwil: Option<&str>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        let details = {
+            let mut sites = txn.open_table(SITES)?;
+            let mut record: SiteRecord = match sites.get(site.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::UnknownSite(site.to_string())),
+            };
+            let details = format!(
+                "name `{}` -> `{name}`; kanwil `{}` -> `{}`",
+                record.name,
+                record.kanwil,
+                kanwil.unwrap_or(&record.kanwil)
+            );
+            record.name = name.to_owned();
+            if let Some(k) = kanwil {
+                record.kanwil = k.to_owned();
+            }
+            sites.insert(site.as_str(), encode(&record).as_slice())?;
+            details
+        };
+        audit(&txn, actor, "site_rename", site, details, now)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes a site registered by mistake, with its unused tokens. A site that ever stored a
+    /// report is never removed (its reports must keep their site): revoke it instead. Returns
+    /// the refusal in words, or `Ok(())`.
+    pub fn remove_site(
+        &self,
+        site: &SiteId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Result<(), String>, StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut sites = txn.open_table(SITES)?;
+            let record: SiteRecord = match sites.get(site.as_str())? {
+                Some(v) => decode(v.value())?,
+                None => return Err(StoreError::UnknownSite(site.to_string())),
+            };
+            let has_data = record.reports > 0
+                || txn
+                    .open_table(HWM)?
+                    .range((site.as_str(), 0)..=(site.as_str(), u64::MAX))?
+                    .next()
+                    .is_some();
+            if has_data {
+                return Ok(Err(format!(
+                    "site `{site}` has sent reports; they keep their site, so it cannot be removed. Revoke it instead (`site revoke`)"
+                )));
+            }
+            sites.remove(site.as_str())?;
+            let mut tokens = txn.open_table(TOKENS)?;
+            let mut mine = Vec::new();
+            for entry in tokens.iter()? {
+                let (k, v) = entry?;
+                let token: TokenRecord = decode(v.value())?;
+                if token.site == *site {
+                    mine.push(k.value().to_vec());
+                }
+            }
+            for k in mine {
+                tokens.remove(k.as_slice())?;
+            }
+        }
+        audit(&txn, actor, "site_remove", site, String::new(), now)?;
+        txn.commit()?;
+        Ok(Ok(()))
+    }
+
+    /// Releases a quarantined report into the reports (the guard was wrong: an admin read it
+    /// and found no identity data). It becomes the shown revision if it is the newest.
+    pub fn release_quarantined(
+        &self,
+        arrival: u64,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Option<StoredReport>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let record = {
+            let mut quarantine = txn.open_table(QUARANTINE)?;
+            let Some(held) = quarantine
+                .remove(arrival)?
+                .map(|v| decode::<Quarantined>(v.value()))
+            else {
+                return Ok(None);
+            };
+            let held = held?;
+            if held.report.report.title.is_empty() {
+                // Purged: nothing left to release.
+                quarantine.insert(arrival, encode(&held).as_slice())?;
+                return Ok(None);
+            }
+            let record = held.report;
+            let mut reports = txn.open_table(REPORTS)?;
+            reports.insert(arrival, encode(&record).as_slice())?;
+            let mut latest = txn.open_table(LATEST)?;
+            let newer = match latest.get(&record.report.id.0[..])?.map(|v| v.value()) {
+                Some(a) => revision_at(&reports, &quarantine, a)?
+                    .is_none_or(|r| record.report.revision >= r),
+                None => true,
+            };
+            if newer {
+                latest.insert(&record.report.id.0[..], arrival)?;
+            }
+            drop((reports, quarantine, latest));
+            expect_attachments(&txn, &record.site, &record.report.attachments)?;
+            record
+        };
+        audit(
+            &txn,
+            actor,
+            "quarantine_release",
+            &format!("report:{}", record.report.id),
+            reason.to_owned(),
+            now,
+        )?;
+        txn.commit()?;
+        Ok(Some(record))
+    }
+
+    /// Purges a quarantined report's text (title, body, reason, attachment names). Its
+    /// position and content hash stay, so a resend by the agent is still recognised as the same
+    /// report and never stored. False if there is no such quarantined report.
+    pub fn purge_quarantined(
+        &self,
+        arrival: u64,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let id = {
+            let mut quarantine = txn.open_table(QUARANTINE)?;
+            let Some(held) = quarantine
+                .get(arrival)?
+                .map(|v| decode::<Quarantined>(v.value()))
+            else {
+                return Ok(false);
+            };
+            let mut held = held?;
+            held.report.report.title = String::new();
+            held.report.report.body = String::new();
+            held.report.report.retraction = held.report.report.retraction.map(|_| String::new());
+            for a in &mut held.report.report.attachments {
+                a.name = String::new();
+            }
+            quarantine.insert(arrival, encode(&held).as_slice())?;
+            held.report.report.id
+        };
+        audit(
+            &txn,
+            actor,
+            "quarantine_purge",
+            &format!("report:{id}"),
+            reason.to_owned(),
+            now,
+        )?;
+        txn.commit()?;
+        Ok(true)
+    }
+
+    /// Sets a user's password hash (Argon2id, made by the CLI) and, if given, role; the user's
+    /// sessions and tokens keep their role only until their next check. False if no such user.
+    pub fn update_user(
+        &self,
+        username: &str,
+        password_hash: Option<String>,
+        role: Option<Role>,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let details = {
+            let mut users = txn.open_table(USERS)?;
+            let existing = users.get(username)?.map(|v| decode::<User>(v.value()));
+            let Some(mut user) = existing.transpose()? else {
+                return Ok(false);
+            };
+            let mut details = Vec::new();
+            if let Some(hash) = password_hash {
+                user.password_hash = hash;
+                details.push("password changed".to_owned());
+            }
+            if let Some(role) = role {
+                details.push(format!("role {} -> {}", user.role.as_str(), role.as_str()));
+                user.role = role;
+            }
+            users.insert(username, encode(&user).as_slice())?;
+            details.join("; ")
+        };
+        audit(
+            &txn,
+            actor,
+            "user_update",
+            &format!("user:{username}"),
+            details,
+            Timestamp::now(),
+        )?;
+        txn.commit()?;
+        Ok(true)
+    }
+}
+
 /// Why a token was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenRefusal {

@@ -295,7 +295,7 @@ impl CollectorBin {
                 "--type",
                 "lapas",
                 "--kanwil",
-                "Kanwil Uji",
+                "Jawa Barat",
             ],
         );
         out.lines().last().unwrap_or_default().to_owned()
@@ -360,7 +360,7 @@ pub fn site(id: &str) -> SiteAdd {
         id: SiteId::new(id).unwrap_or_else(|e| panic!("{e}")),
         name: format!("Lapas Uji {id}"),
         site_type: SiteType::Lapas,
-        kanwil: "Kanwil Uji".into(),
+        kanwil: "Jawa Barat".into(),
         ttl: None,
     }
 }

@@ -292,7 +292,7 @@ impl Procs {
                     "--type",
                     "lapas",
                     "--kanwil",
-                    "Kanwil Uji",
+                    "Jawa Barat",
                 ],
             );
             let token = out.lines().last().unwrap_or_default().to_owned();

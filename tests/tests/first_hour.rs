@@ -78,3 +78,355 @@ async fn a_report_dated_years_ahead_is_refused_at_filing() {
     );
     assert!(err.contains("one day after the report is filed"), "{err}");
 }
+
+fn spawn_agent(
+    dir: &std::path::Path,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (
+    pasopati_agent::AgentHandle,
+    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
+) {
+    let agent = pasopati_agent::Agent::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    (handle, task)
+}
+
+/// 12.6: a revoked site has a documented, audited way back. `site reinstate` keeps its history
+/// and mints a token; the agent re-enrolls with `--force`, keeping its outbox, and the reports
+/// queued while it was revoked arrive, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_site_comes_back_with_its_history_and_its_queued_reports() {
+    use pasopati_collector::control::{CollectorRequest, CollectorResponse};
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let dir = tmp.path().join("agent");
+    c.enroll_agent(&dir, "lapas-uji").await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (agent, task) = spawn_agent(&dir, &stop);
+    agent.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
+    eventually("the first report stored", Duration::from_secs(20), || {
+        c.store.report_count().is_ok_and(|n| n == 1)
+    })
+    .await;
+    let site = pasopati_common::SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
+    let call = |request| pasopati_collector::call(&c.dir, request);
+    call(CollectorRequest::SiteRevoke(site.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually(
+        "the agent sees the revocation",
+        Duration::from_secs(5),
+        || agent.status().is_ok_and(|s| s.sync_state == "revoked"),
+    )
+    .await;
+    for i in 2..4 {
+        agent.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A reason is required; a site that is not revoked cannot be reinstated.
+    let refused = call(CollectorRequest::SiteReinstate {
+        site: site.clone(),
+        reason: " ".into(),
+        ttl: None,
+    })
+    .await;
+    assert!(
+        matches!(refused.as_deref(), Ok([CollectorResponse::Failed(m)]) if m.contains("reason")),
+        "{refused:?}"
+    );
+    let token = match call(CollectorRequest::SiteReinstate {
+        site: site.clone(),
+        reason: "laptop ditemukan kembali, disk diperiksa".into(),
+        ttl: None,
+    })
+    .await
+    .as_deref()
+    {
+        Ok([CollectorResponse::Token(t)]) => t.clone(),
+        other => panic!("reinstate: {other:?}"),
+    };
+    pasopati_agent::enroll(&dir, &token, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    eventually("the queued reports arrive", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 3)
+    })
+    .await;
+    stop.cancel();
+    let _ = task.await;
+    let audit = c.store.audit_log().unwrap_or_else(|e| panic!("{e}"));
+    assert!(audit.iter().any(|(_, e)| e
+        .as_ref()
+        .is_ok_and(|e| e.action == "site_reinstate" && e.details.contains("laptop"))));
+}
+
+/// 12.15: a Kanwil typo is refused with the nearest name instead of becoming a 39th Kanwil;
+/// sites can be renamed, and removed while they never sent a report; users' passwords and
+/// roles can be changed; a duplicate user is named as such (not blamed on the disk); every
+/// change is audited.
+#[test]
+fn admin_mistakes_have_a_way_out() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let collector = CollectorBin::init(&bins, tmp.path());
+    let d = path_str(&collector.dir);
+    let add = |kanwil: &str| {
+        vec![
+            "site",
+            "add",
+            "--data-dir",
+            d,
+            "--id",
+            "lapas-baru",
+            "--name",
+            "Lapas Baru",
+            "--type",
+            "lapas",
+            "--kanwil",
+            kanwil,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    let args = add("Jawa Barta");
+    let err = run_fail(
+        &bins.collector,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(err.contains("did you mean `Jawa Barat`"), "{err}");
+    let args = add("kanwil  jawa barat");
+    run_ok(
+        &bins.collector,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let list = run_ok(
+        &bins.collector,
+        &["site", "list", "--json", "--data-dir", d],
+    );
+    assert!(list.contains("\"kanwil\":\"Jawa Barat\""), "{list}");
+    run_ok(
+        &bins.collector,
+        &[
+            "site",
+            "rename",
+            "--data-dir",
+            d,
+            "--id",
+            "lapas-baru",
+            "--name",
+            "Lapas Kelas IIB Baru",
+            "--kanwil",
+            "Banten",
+        ],
+    );
+    let list = run_ok(
+        &bins.collector,
+        &["site", "list", "--json", "--data-dir", d],
+    );
+    assert!(
+        list.contains("Lapas Kelas IIB Baru") && list.contains("\"kanwil\":\"Banten\""),
+        "{list}"
+    );
+    run_ok(
+        &bins.collector,
+        &["site", "remove", "--data-dir", d, "--id", "lapas-baru"],
+    );
+    let list = run_ok(
+        &bins.collector,
+        &["site", "list", "--json", "--data-dir", d],
+    );
+    assert!(!list.contains("lapas-baru"), "{list}");
+
+    let with_stdin = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut child = Command::new(&bins.collector)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            writeln!(stdin, "{input}").unwrap_or_else(|e| panic!("{e}"));
+        }
+        child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let add_user = [
+        "user",
+        "add",
+        "--data-dir",
+        d,
+        "--username",
+        "ana",
+        "--role",
+        "viewer",
+        "--password-stdin",
+    ];
+    assert!(with_stdin(&add_user, "kata-sandi-panjang-1")
+        .status
+        .success());
+    let again = with_stdin(&add_user, "kata-sandi-panjang-1");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && err.contains("exists already"),
+        "{err}"
+    );
+    assert!(!err.contains("disk"), "{err}");
+    let passwd = with_stdin(
+        &[
+            "user",
+            "passwd",
+            "--data-dir",
+            d,
+            "--username",
+            "ana",
+            "--password-stdin",
+        ],
+        "kata-sandi-baru-yang-panjang",
+    );
+    assert!(
+        passwd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passwd.stderr)
+    );
+    run_ok(
+        &bins.collector,
+        &[
+            "user",
+            "role",
+            "--data-dir",
+            d,
+            "--username",
+            "ana",
+            "--role",
+            "analyst",
+        ],
+    );
+    let users = run_ok(&bins.collector, &["user", "list", "--data-dir", d]);
+    assert!(users.contains("\"role\":\"analyst\""), "{users}");
+    let audit = run_ok(&bins.collector, &["audit", "show", "--data-dir", d]);
+    for action in ["site_rename", "site_remove", "user_update"] {
+        assert!(audit.contains(action), "no {action} in the audit log");
+    }
+    let err = run_fail(
+        &bins.collector,
+        &[
+            "revisions",
+            "--data-dir",
+            d,
+            "--id",
+            "0123456789abcdef0123456789abcdef",
+        ],
+    );
+    assert!(err.contains("no stored report"), "{err}");
+}
+
+/// 12.15: a quarantined report can be released (the guard was wrong) or purged, each with a
+/// reason in the audit log; a purged report's resend is still recognised, never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantined_reports_can_be_released_or_purged() {
+    use pasopati_collector::control::{CollectorRequest, CollectorResponse};
+    use pasopati_common::frame::{AgentFrame, Batch};
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    // A deny-listed word the agent does not know: the collector quarantines what carries it.
+    init_collector_with(&dir, |t| {
+        t.replace("deny_list = []", "deny_list = [\"Budi Contoh\"]")
+    });
+    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
+    let agent = tmp.path().join("agent");
+    c.enroll_agent(&agent, "lapas-uji").await;
+    let mut raw = RawClient::connect(&agent, c.addr).await;
+    raw.hello(pasopati_common::Epoch(1), 0, 1).await;
+    let filed = |title: &str| {
+        pasopati_common::ReportDraft {
+            category: "humas".into(),
+            title: title.into(),
+            body: "Kunjungan keluarga Budi Contoh berjalan tertib.".into(),
+            ..Default::default()
+        }
+        .validate(
+            pasopati_common::taxonomy::Taxonomy::builtin(),
+            pasopati_common::Timestamp::now(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (a, b) = (filed("Kunjungan satu"), filed("Kunjungan dua"));
+    raw.send(&AgentFrame::Batch(Batch {
+        first_seq: 1,
+        reports: vec![a.clone(), b.clone()],
+    }))
+    .await;
+    let _ = raw.recv().await;
+    let numbers: Vec<u64> = match pasopati_collector::call(&c.dir, CollectorRequest::Quarantine)
+        .await
+        .as_deref()
+    {
+        Ok([CollectorResponse::Quarantine(items)]) => items.iter().map(|q| q.number).collect(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(numbers.len(), 2);
+    let ok = |r: Result<Vec<CollectorResponse>, _>| match r.as_deref() {
+        Ok([CollectorResponse::Done]) => {}
+        other => panic!("{other:?}"),
+    };
+    ok(pasopati_collector::call(
+        &c.dir,
+        CollectorRequest::QuarantineRelease {
+            number: numbers[0],
+            reason: "nama petugas, bukan WBP".into(),
+        },
+    )
+    .await);
+    ok(pasopati_collector::call(
+        &c.dir,
+        CollectorRequest::QuarantinePurge {
+            number: numbers[1],
+            reason: "nama WBP, dihapus".into(),
+        },
+    )
+    .await);
+    assert!(c
+        .store
+        .report(&a.id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_some());
+    assert!(c
+        .store
+        .report(&b.id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_none());
+    // The purged report's resend is recognised (same content hash), never stored.
+    raw.send(&AgentFrame::Batch(Batch {
+        first_seq: 2,
+        reports: vec![b.clone()],
+    }))
+    .await;
+    assert_eq!(
+        raw.recv().await,
+        pasopati_common::frame::CollectorFrame::Ack { hwm: 2 }
+    );
+    let held = c.store.quarantine().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(held.len(), 1);
+    assert!(
+        held[0].report.report.body.is_empty(),
+        "the text was not purged"
+    );
+    let audit = c.store.audit_log().unwrap_or_else(|e| panic!("{e}"));
+    for action in ["quarantine_release", "quarantine_purge"] {
+        assert!(
+            audit
+                .iter()
+                .any(|(_, e)| e.as_ref().is_ok_and(|e| e.action == action)),
+            "no {action}"
+        );
+    }
+}

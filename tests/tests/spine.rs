@@ -698,7 +698,7 @@ async fn command_line_errors_are_clear() {
             "--type",
             "lapas",
             "--kanwil",
-            "k",
+            "Jawa Barat",
         ],
     );
     assert!(err.contains("already registered"), "{err}");

@@ -436,7 +436,7 @@ fn a_tampered_audit_log_is_named() {
                 "--type",
                 "lapas",
                 "--kanwil",
-                "Kanwil Uji",
+                "Jawa Barat",
             ],
         );
     }
