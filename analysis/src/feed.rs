@@ -103,7 +103,18 @@ pub fn read_feed(file: &str, xml: &str) -> (Vec<MediaItem>, Vec<InputError>) {
                 }
                 text.clear();
             }
-            Event::Eof => break,
+            Event::Eof => {
+                if let Some(open) = stack.last() {
+                    errors.push(error(
+                        entries,
+                        format!(
+                            "the feed ends inside <{open}> (a cut download?): {} entries read before the cut are kept, the one in progress is dropped; fetch the file again",
+                            items.len()
+                        ),
+                    ));
+                }
+                break;
+            }
             _ => {}
         }
     }
@@ -222,6 +233,19 @@ pub fn strip_html(html: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_truncated_feed_is_an_error_not_a_short_feed() {
+        let xml = "<rss><channel><title>Contoh</title><item><title>Satu</title><link>https://contoh.invalid/1</link><pubDate>Mon, 02 Nov 2026 08:00:00 +0700</pubDate></item><item><title>Du";
+        let (items, errors) = read_feed("f.xml", xml);
+        assert_eq!(items.len(), 1);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].reason.contains("ends inside"),
+            "{}",
+            errors[0].reason
+        );
+    }
 
     #[test]
     fn rss_items_are_read_with_html_and_local_zones() {

@@ -54,23 +54,35 @@ pub fn is_social(url: &str, source: &str) -> bool {
     })
 }
 
+/// One media line. The common other names of each field (as scrapers and exports write them)
+/// are accepted; any other field is refused with the line named, so a text under an unknown
+/// name is never dropped silently.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MediaLine {
     id: String,
-    #[serde(default)]
+    #[serde(default, alias = "link")]
     url: String,
-    #[serde(default)]
+    #[serde(default, alias = "media", alias = "publisher")]
     source: String,
-    #[serde(default)]
+    #[serde(default, alias = "judul", alias = "headline")]
     title: String,
-    #[serde(default)]
+    #[serde(
+        default,
+        alias = "body",
+        alias = "content",
+        alias = "isi",
+        alias = "description"
+    )]
     text: String,
+    #[serde(alias = "published", alias = "date", alias = "tanggal")]
     published_at: String,
     #[serde(default)]
     kind: Option<String>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReportLine {
     id: String,
     site_id: String,
@@ -322,6 +334,28 @@ mod tests {
         let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [2, 3]);
         assert!(errors[1].reason.contains("published_at"));
+    }
+
+    #[test]
+    fn common_field_names_are_read_and_unknown_ones_refused() {
+        let text = concat!(
+            r#"{"id":"a","link":"https://detik.com/x","source":"detik","judul":"T","body":"Isi berita","published_at":"2026-11-01T08:00:00+07:00"}"#,
+            "\n",
+            r#"{"id":"b","title":"T","teks":"Isi","published_at":"2026-11-01T08:00:00+07:00"}"#,
+            "\n",
+        );
+        let (items, errors) = read_media_jsonl("m.jsonl", text);
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            (items[0].title.as_str(), items[0].text.as_str()),
+            ("T", "Isi berita")
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].reason.contains("unknown field `teks`"),
+            "{}",
+            errors[0].reason
+        );
     }
 
     #[test]

@@ -545,6 +545,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             pasopati_common::outln!("collector initialised in {}", data_dir.display());
+            let loopback = config
+                .public_addr
+                .rsplit_once(':')
+                .is_some_and(|(host, _)| {
+                    matches!(
+                        host.trim_matches(['[', ']']),
+                        "127.0.0.1" | "localhost" | "::1"
+                    )
+                });
+            if loopback {
+                pasopati_common::errln!(
+                    "WARNING: agents will be told to dial {}, an address of this machine only. \
+                     Tokens minted now work for agents on this machine and nowhere else. For \
+                     real sites set `public_addr` in {}/collector.toml to the name or address \
+                     and port sites reach (or run init again with --public-addr HOST:PORT) \
+                     before `site add`.",
+                    config.public_addr,
+                    data_dir.display()
+                );
+            }
             pasopati_common::outln!(
                 "agents will dial {} (QUIC on {})",
                 config.public_addr,

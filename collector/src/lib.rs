@@ -43,8 +43,14 @@ pub enum CollectorError {
     Pki(#[from] pasopati_common::pki::PkiError),
     #[error("{0} already holds a collector (collector.toml exists); use another directory or remove it first")]
     AlreadyInitialised(String),
-    #[error("cannot listen on {addr}: {message}")]
-    Listen { addr: String, message: String },
+    #[error("cannot listen on {addr} (`{setting}` in collector.toml): {message}. Another program (or another collector) uses it: stop that, or choose another address in collector.toml")]
+    Listen {
+        addr: String,
+        setting: &'static str,
+        message: String,
+    },
+    #[error("a collector is already running for {0} (its control socket answers); stop it first (`systemctl stop pasopati-collector`), or use the CLI commands, which talk to it")]
+    AlreadyRunning(String),
     #[error(transparent)]
     Control(#[from] pasopati_common::control::ControlError),
     #[error("{what}: {message}")]
@@ -153,6 +159,12 @@ impl Collector {
     /// Like [`Collector::open`], but waits up to thirty seconds while a CLI command holds the
     /// store briefly: an admin's `site list` racing the daemon's start must not kill the daemon.
     pub fn open_for_daemon(data_dir: &Path) -> Result<Collector, CollectorError> {
+        let socket = pasopati_common::control::socket_path(data_dir);
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Err(CollectorError::AlreadyRunning(
+                data_dir.display().to_string(),
+            ));
+        }
         Self::open_with(data_dir, open_store_waiting)
     }
 
@@ -205,6 +217,7 @@ impl Collector {
         let server_config = self.authority.server_config()?;
         let listen_err = |e: std::io::Error| CollectorError::Listen {
             addr: config.quic_listen.to_string(),
+            setting: "quic_listen",
             message: e.to_string(),
         };
         let socket = std::net::UdpSocket::bind(config.quic_listen).map_err(listen_err)?;
@@ -233,6 +246,7 @@ impl Collector {
                 .and_then(|l| l.set_nonblocking(true).map(|_| l))
                 .map_err(|e| CollectorError::Listen {
                     addr: addr.to_string(),
+                    setting: "http_listen",
                     message: e.to_string(),
                 })?;
             Some(listener)
@@ -261,9 +275,15 @@ impl Collector {
 /// neither crash-loops on the file nor silently starts empty.
 fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut said = false;
     loop {
         match Store::open(data_dir) {
             Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                if !said {
+                    said = true;
+                    tracing::warn!(dir = %data_dir.display(),
+                        "the store is held by another process (a CLI command, or a collector starting or stopping); waiting up to 30 s for it");
+                }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(StoreError::Damaged { path, reason }) => {

@@ -430,3 +430,82 @@ async fn quarantined_reports_can_be_released_or_purged() {
         );
     }
 }
+
+/// 12.14 and 12.15: mistakes at start get an immediate message that names the cause: `init`
+/// without `--public-addr` warns that tokens will only work on this machine; a port in use names
+/// its setting; a second daemon on the same data directory is refused at once.
+#[test]
+fn mistakes_at_start_are_named_at_once() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    let out = Command::new(&bins.collector)
+        .args([
+            "init",
+            "--data-dir",
+            path_str(&dir),
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("WARNING") && stderr.contains("public_addr"),
+        "{stderr}"
+    );
+
+    // The dashboard's port is taken by another program.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = taken.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+    let config = dir.join("collector.toml");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let quic = format!("127.0.0.1:{}", free_udp_port());
+    let edited = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("http_listen") {
+                format!("http_listen = \"127.0.0.1:{port}\"")
+            } else if l.starts_with("quic_listen") {
+                format!("quic_listen = \"{quic}\"")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&config, &edited).unwrap_or_else(|e| panic!("{e}"));
+    let err = run_fail(&bins.collector, &["run", "--data-dir", path_str(&dir)]);
+    assert!(err.contains("http_listen"), "{err}");
+    drop(taken);
+
+    std::fs::write(
+        &config,
+        edited.replace(&format!("127.0.0.1:{port}"), "127.0.0.1:0"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut first = Daemon::spawn(
+        &bins.collector,
+        &["run", "--data-dir", path_str(&dir)],
+        &tmp.path().join("first.log"),
+    );
+    let socket = dir.join("control.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the first collector did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let err = run_fail(&bins.collector, &["run", "--data-dir", path_str(&dir)]);
+    assert!(err.contains("already running"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
+    first.stop();
+}
