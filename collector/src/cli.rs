@@ -499,6 +499,17 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
+/// A time from the store (RFC 3339) as people read it: local time with its zone (WIB).
+fn people_time(rfc3339: &str) -> String {
+    match pasopati_common::Timestamp::parse_rfc3339(rfc3339) {
+        Ok(t) => {
+            let wib = pasopati_common::Timestamp(t.0 + 7 * 3_600_000).to_rfc3339();
+            format!("{} WIB", wib.get(..16).unwrap_or(&wib).replace('T', " "))
+        }
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
 /// The single answer of a request that has one.
 fn single(mut responses: Vec<CollectorResponse>) -> anyhow::Result<CollectorResponse> {
     match responses.len() {
@@ -761,20 +772,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             }
                         } else {
                             pasopati_common::outln!(
-                                "{:<28} {:<8} {:<8} {:>8}  {:<20} NAME",
+                                "{:<26} {:<9} {:>7} {:>7}  {:<20} {:>8} {:>8}  {:<18} NAME",
                                 "ID",
-                                "TYPE",
                                 "STATE",
                                 "REPORTS",
+                                "BACKLOG",
+                                "LAST SYNC",
+                                "DISK GiB",
+                                "CLOCK s",
                                 "KANWIL"
                             );
+                            let dash = || "-".to_owned();
                             for s in sites {
                                 pasopati_common::outln!(
-                                    "{:<28} {:<8} {:<8} {:>8}  {:<20} {}",
+                                    "{:<26} {:<9} {:>7} {:>7}  {:<20} {:>8} {:>8}  {:<18} {}",
                                     s.id,
-                                    s.site_type,
                                     s.state,
                                     s.reports,
+                                    s.backlog.map_or_else(dash, |b| b.to_string()),
+                                    s.last_sync_at.as_deref().map_or_else(dash, people_time),
+                                    s.disk_free_bytes.map_or_else(dash, |b| format!(
+                                        "{:.1}",
+                                        b as f64 / (1u64 << 30) as f64
+                                    )),
+                                    s.clock_offset_ms.map_or_else(dash, |ms| format!(
+                                        "{:+.0}",
+                                        ms as f64 / 1000.0
+                                    )),
                                     s.kanwil,
                                     s.name
                                 );

@@ -214,8 +214,12 @@ pub async fn run(
     if let Some(http) = server.http_addr() {
         pasopati_common::outln!("dashboard: http://{http}/  (login: demo / {password})");
     }
+    // The path of this very binary, so the hint works whether or not it is on PATH.
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "pasopati-collector".into());
     pasopati_common::outln!(
-        "while it runs, try: pasopati-collector site list --data-dir {}",
+        "while it runs, try: {me} site list --data-dir {}",
         collector_dir.display()
     );
     let mut events = server.events();
