@@ -574,10 +574,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         let changed = {
             let mut sites = txn.open_table(SITES)?;
-            let mut record: SiteRecord = match sites.get(site.as_str())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::UnknownSite(site.to_string())),
-            };
+            let mut record = registered(&sites, site)?;
             if record.status == SiteStatus::Revoked {
                 false
             } else {
@@ -1823,10 +1820,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         {
             let mut sites = txn.open_table(SITES)?;
-            let mut record: SiteRecord = match sites.get(site.as_str())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::UnknownSite(site.to_string())),
-            };
+            let mut record = registered(&sites, site)?;
             if record.status != SiteStatus::Revoked {
                 return Ok(false);
             }
@@ -1852,10 +1846,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         let details = {
             let mut sites = txn.open_table(SITES)?;
-            let mut record: SiteRecord = match sites.get(site.as_str())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::UnknownSite(site.to_string())),
-            };
+            let mut record = registered(&sites, site)?;
             let details = format!(
                 "name `{}` -> `{name}`; kanwil `{}` -> `{}`",
                 record.name,
@@ -1886,10 +1877,7 @@ impl Store {
         let txn = self.db.begin_write()?;
         {
             let mut sites = txn.open_table(SITES)?;
-            let record: SiteRecord = match sites.get(site.as_str())? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::UnknownSite(site.to_string())),
-            };
+            let record = registered(&sites, site)?;
             let has_data = record.reports > 0
                 || txn
                     .open_table(HWM)?
@@ -2089,6 +2077,17 @@ fn revision_key(report: &Report) -> [u8; 20] {
     key[..16].copy_from_slice(&report.id.0);
     key[16..].copy_from_slice(&report.revision.to_be_bytes());
     key
+}
+
+/// The record of a registered site, or the error naming it unknown.
+fn registered(
+    sites: &redb::Table<&'static str, &'static [u8]>,
+    site: &SiteId,
+) -> Result<SiteRecord, StoreError> {
+    match sites.get(site.as_str())? {
+        Some(v) => decode(v.value()),
+        None => Err(StoreError::UnknownSite(site.to_string())),
+    }
 }
 
 /// The site that owns report `id`: the one that first filed it. Reports stored before the

@@ -493,6 +493,57 @@ impl Drop for TestCollector {
     }
 }
 
+/// Starts `agent_dir`'s agent in-process without a control socket.
+pub fn spawn_agent(
+    agent_dir: &Path,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (
+    pasopati_agent::AgentHandle,
+    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
+) {
+    let agent = pasopati_agent::Agent::open(agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let handle = agent.handle();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    (handle, task)
+}
+
+/// Starts the agent daemon of `agent` (enrolled) with its web form on a free loopback port and
+/// returns the daemon and the form's `host:port`.
+pub async fn start_agent_form(
+    bins: &Bins,
+    agent: &std::path::Path,
+    log: &std::path::Path,
+) -> (Daemon, String) {
+    let path = agent.join("agent.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &path,
+        text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let daemon = Daemon::spawn(&bins.agent, &["run", "--data-dir", path_str(agent)], log);
+    for _ in 0..100 {
+        if let Ok(s) = pasopati_agent::status(agent).await {
+            if let Some(w) = s.web_form {
+                let addr = w
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned();
+                return (daemon, addr);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the web form did not start");
+}
+
 /// Initialises a collector data directory for loopback (port 0) and rewrites its
 /// `collector.toml` through `edit`, for tests that need other settings; start it with
 /// [`TestCollector::start`].

@@ -312,36 +312,6 @@ async fn heartbeats_out_of_bounds_are_refused() {
     );
 }
 
-/// Starts the agent daemon of `agent` (enrolled) with its web form on a free loopback port and
-/// returns the daemon and the form's `host:port`.
-async fn agent_with_form(
-    bins: &Bins,
-    agent: &std::path::Path,
-    log: &std::path::Path,
-) -> (Daemon, String) {
-    let path = agent.join("agent.toml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &path,
-        text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\""),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let daemon = Daemon::spawn(&bins.agent, &["run", "--data-dir", path_str(agent)], log);
-    for _ in 0..100 {
-        if let Ok(s) = pasopati_agent::status(agent).await {
-            if let Some(w) = s.web_form {
-                let addr = w
-                    .trim_start_matches("http://")
-                    .trim_end_matches('/')
-                    .to_owned();
-                return (daemon, addr);
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("the web form did not start");
-}
-
 /// 11.8: the agent's form answers only loopback `Host` values for its port (a page elsewhere
 /// reaching it through DNS rebinding gets neither the form token nor the recent titles), and a
 /// POST from a foreign `Origin` is refused even with a valid token.
@@ -352,7 +322,7 @@ async fn the_agent_form_refuses_foreign_hosts_and_origins() {
     let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
     let agent = tmp.path().join("agent");
     c.enroll_agent(&agent, "lapas-uji").await;
-    let (_daemon, addr) = agent_with_form(&bins, &agent, &tmp.path().join("agent.log")).await;
+    let (_daemon, addr) = start_agent_form(&bins, &agent, &tmp.path().join("agent.log")).await;
     let port = addr.rsplit(':').next().unwrap_or_default().to_owned();
     let get = |host: String| format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
 

@@ -79,26 +79,6 @@ async fn a_report_dated_years_ahead_is_refused_at_filing() {
     assert!(err.contains("one day after the report is filed"), "{err}");
 }
 
-fn spawn_agent(
-    dir: &std::path::Path,
-    stop: &tokio_util::sync::CancellationToken,
-) -> (
-    pasopati_agent::AgentHandle,
-    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
-) {
-    let agent = pasopati_agent::Agent::open(dir).unwrap_or_else(|e| panic!("{e}"));
-    let handle = agent.handle();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    (handle, task)
-}
-
 /// 12.6: a revoked site has a documented, audited way back. `site reinstate` keeps its history
 /// and mints a token; the agent re-enrolls with `--force`, keeping its outbox, and the reports
 /// queued while it was revoked arrive, once.

@@ -701,33 +701,7 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
         &bins.agent,
         &["enroll", "--data-dir", p(&agent), "--token", &token],
     );
-    let path = agent.join("agent.toml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &path,
-        text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\""),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent)],
-        &tmp.path().join("agent.log"),
-    );
-    let mut url = None;
-    for _ in 0..100 {
-        if let Ok(s) = pasopati_agent::status(&agent).await {
-            if let Some(w) = s.web_form {
-                url = Some(w);
-                break;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let url = url.unwrap_or_else(|| panic!("the web form did not start"));
-    let addr = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let (_daemon, addr) = start_agent_form(&bins, &agent, &tmp.path().join("agent.log")).await;
 
     let (status, page) = http_raw(
         &addr,

@@ -1,7 +1,6 @@
 //! A site speaks only for itself: tokens, revocation, rotation, a flooded port, a shared
 //! certificate, and a tampered audit log. Each test names the requirement of issue 4 it shows.
 
-use pasopati_agent::{Agent, RunOptions};
 use pasopati_collector::control::{CollectorRequest, CollectorResponse};
 use pasopati_collector::events::CollectorEvent;
 use pasopati_common::token::EnrollmentToken;
@@ -19,27 +18,6 @@ fn p(path: &Path) -> &str {
 
 fn any_port() -> SocketAddr {
     ([127, 0, 0, 1], 0).into()
-}
-
-/// Starts `agent_dir`'s agent in-process without a control socket.
-fn spawn_agent(
-    agent_dir: &Path,
-    stop: &CancellationToken,
-) -> (
-    pasopati_agent::AgentHandle,
-    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
-) {
-    let agent = Agent::open(agent_dir).unwrap_or_else(|e| panic!("{e}"));
-    let handle = agent.handle();
-    let task = tokio::spawn(agent.run_with(
-        RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    (handle, task)
 }
 
 /// 1. An expired token and a token for another collector's CA are refused with a precise
