@@ -829,7 +829,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         writeln!(
                             out,
                             "{} {} {}#{} [{}{}] {}",
-                            r.received_at,
+                            people_time(&r.received_at),
                             r.id,
                             r.site_id,
                             r.seq,
@@ -889,8 +889,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         pasopati_common::outln!(
                             "revision {} filed {} received {} [{}] {}{retracted}",
                             r.revision,
-                            r.filed_at,
-                            r.received_at,
+                            people_time(&r.filed_at),
+                            people_time(&r.received_at),
                             r.category,
                             r.title
                         );
@@ -947,7 +947,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             pasopati_common::outln!(
                                 "#{} {} {} {}#{} {}",
                                 q.number,
-                                q.received_at,
+                                people_time(&q.received_at),
                                 q.id,
                                 q.site_id,
                                 q.seq,
@@ -971,7 +971,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         } else {
                             pasopati_common::outln!(
                                 "{} {} {} {} bytes from {} {}",
-                                a.stored_at.as_deref().unwrap_or("-"),
+                                a.stored_at.as_deref().map_or_else(|| "-".to_owned(), people_time),
                                 a.hash,
                                 a.media_type,
                                 a.size,
@@ -1145,7 +1145,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     pasopati_common::errln!(
                         "token id {} valid until {}",
                         crate::store::api_token_id(&hash),
-                        Timestamp(expires_at).to_rfc3339()
+                        people_time(&Timestamp(expires_at).to_rfc3339())
                     );
                 }
                 other => return Err(failed(other)),
@@ -1244,7 +1244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             pasopati_common::outln!(
                                 "{:>5} {} {:<14} {:<24} {} {}",
                                 e.seq,
-                                e.at,
+                                people_time(&e.at),
                                 e.action,
                                 e.subject,
                                 e.actor,
