@@ -568,7 +568,10 @@ async fn a_published_item_appears_in_valid_feeds() {
         .is_some_and(|t| pasopati_common::Timestamp::parse_rfc3339(t).is_ok()));
 }
 
-/// A WebDriver session on Debian's chromedriver and headless chromium.
+/// A WebDriver session on Debian's chromedriver and headless chromium. Chromedriver runs in a
+/// process group of its own, which the browsers it starts join; dropping the `Browser` ends the
+/// WebDriver session (which closes chromium), then ends the whole group, so no chromium and no
+/// profile folder outlive the test, even when it fails.
 struct Browser {
     driver: std::process::Child,
     addr: SocketAddr,
@@ -585,8 +588,10 @@ impl Browser {
                 .map(|a| a.port())
                 .unwrap_or_else(|e| panic!("{e}"))
         };
+        use std::os::unix::process::CommandExt;
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -692,11 +697,110 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Ends the WebDriver session with a plain blocking `DELETE /session/{id}` (a drop cannot
+    /// await), waiting at most a few seconds for chromedriver's answer.
+    fn end_session(&self) {
+        use std::io::{Read, Write};
+        if self.session.is_empty() {
+            return;
+        }
+        let Ok(mut stream) =
+            std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+        else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session, self.addr
+        );
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let mut reply = Vec::new();
+            let _ = stream.read_to_end(&mut reply);
+        }
+    }
+
+    /// Sends `signal` to chromedriver's whole process group.
+    fn signal_group(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.driver.id())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        self.end_session();
+        self.signal_group("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && !group_members(self.driver.id()).is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal_group("-KILL");
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The processes of a process group, from /proc (zombies included until reaped).
+fn group_members(group: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command's closing parenthesis: state, ppid, pgrp, ...
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(group)
+            && fields.first() != Some(&"Z")
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Live processes whose command line names `needle` (the test's chromium profile folder).
+fn processes_naming(needle: &std::path::Path) -> Vec<String> {
+    let needle = needle.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_none_or(|n| n.parse::<u32>().is_err())
+        {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !zombie && text.contains(&needle) {
+            found.push(text);
+        }
+    }
+    found
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
@@ -778,7 +882,12 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     })
     .await;
 
-    let browser = Browser::start(&tmp.path().join("chromium-profile")).await;
+    let profile = tmp.path().join("chromium-profile");
+    let browser = Browser::start(&profile).await;
+    assert!(
+        !processes_naming(&profile).is_empty(),
+        "no chromium process names the profile; the leftover check below would prove nothing"
+    );
     browser.go(&format!("{base}/login")).await;
     browser.type_into("input[name=username]", "analis1").await;
     browser.type_into("input[name=password]", PASSWORD).await;
@@ -861,6 +970,9 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         browser.screenshot(&shots.join(format!("{name}.png"))).await;
     }
     println!("screenshots in {}", shots.display());
+    drop(browser);
+    let left = processes_naming(&profile);
+    assert!(left.is_empty(), "chromium outlived the test: {left:?}");
     stop.cancel();
     let _ = task.await;
 }
