@@ -1760,3 +1760,103 @@ async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
         "{actions:?}"
     );
 }
+
+/// Issue 12, point 17. Sessions live in the store: a session cookie still works after the
+/// collector restarts on the same directory, with the same CSRF token; the store holds the
+/// session id only as its SHA-256; logout and disabling the user delete the sessions; a user
+/// keeps at most `MAX_SESSIONS_PER_USER`, the oldest going first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_a_restart_and_logout_removes_them() {
+    use pasopati_collector::store::StoredSession;
+    use pasopati_collector::web::auth::MAX_SESSIONS_PER_USER;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    let c = collector_with_users(&dir).await;
+    let (cookie, csrf) = dashboard_login(http_addr(&c), "admin1", PASSWORD).await;
+    let (viewer, _) = dashboard_login(http_addr(&c), "pemirsa1", PASSWORD).await;
+    c.stop().await;
+
+    let id = cookie.trim_start_matches("pasopati_session=").to_owned();
+    assert_eq!(id.len(), 64, "unexpected cookie {cookie}");
+    let file = std::fs::read(dir.join(pasopati_collector::store::STORE_FILE))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !file.windows(id.len()).any(|w| w == id.as_bytes()),
+        "the session id is stored in the clear"
+    );
+
+    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
+    let addr = http_addr(&c);
+    let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    assert_eq!(home.status, 200, "the session did not survive the restart");
+    assert!(home.body.contains(&csrf), "the CSRF token changed");
+    assert_eq!(c.store.session_count("admin1").ok(), Some(1));
+
+    let out = http_call(
+        addr,
+        "POST",
+        "/logout",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form_body(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let after = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    assert_eq!(after.status, 303, "the cookie still works after logout");
+    assert_eq!(c.store.session_count("admin1").ok(), Some(0));
+
+    assert_eq!(
+        http_call(addr, "GET", "/", &[("Cookie", &viewer)], "")
+            .await
+            .status,
+        200
+    );
+    c.store
+        .disable_user("pemirsa1", "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.store.session_count("pemirsa1").ok(), Some(0));
+
+    // The bound per user, at the store (each login costs an Argon2 verification).
+    let now = pasopati_common::Timestamp::now().0;
+    for i in 0..(MAX_SESSIONS_PER_USER as i64 + 5) {
+        let session = StoredSession {
+            username: "analis1".into(),
+            csrf: format!("csrf-{i}"),
+            created_at: now + i,
+            expires_at: now + 3_600_000,
+        };
+        let hash = pasopati_common::sha256(&i.to_be_bytes());
+        c.store
+            .add_session(&hash, &session, MAX_SESSIONS_PER_USER)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        c.store.session_count("analis1").ok(),
+        Some(MAX_SESSIONS_PER_USER)
+    );
+    let first = pasopati_common::sha256(&0i64.to_be_bytes());
+    let last = pasopati_common::sha256(&(MAX_SESSIONS_PER_USER as i64 + 4).to_be_bytes());
+    assert!(
+        matches!(c.store.session(&first), Ok(None)),
+        "the oldest stayed"
+    );
+    assert!(matches!(c.store.session(&last), Ok(Some(_))));
+    // An expired session is void and swept at the next login.
+    let expired = pasopati_common::sha256(b"expired");
+    c.store
+        .add_session(
+            &expired,
+            &StoredSession {
+                username: "admin1".into(),
+                csrf: "x".into(),
+                created_at: now - 10,
+                expires_at: now - 1,
+            },
+            MAX_SESSIONS_PER_USER,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(c.store.session(&expired), Ok(None)));
+}

@@ -243,8 +243,9 @@ pub async fn login(
         Ok(user) => user,
         Err(e) => return internal(e),
     };
-    match web.auth.finish(&attempt, user) {
+    match web.auth.finish(&web.state.store, &attempt, user) {
         Login::Ok { cookie } => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+        Login::Failed(e) => internal(e),
         Login::Wrong => (
             StatusCode::UNAUTHORIZED,
             login_markup(&web, Some("Nama pengguna atau kata sandi salah.")),
@@ -267,8 +268,10 @@ pub async fn logout(
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;
     }
-    let cookie = web.auth.logout(&headers);
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+    match web.auth.logout(&web.state.store, &headers) {
+        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 // ---- Ringkasan ----
