@@ -20,7 +20,9 @@
 mod api;
 pub use api::openapi_document;
 pub mod auth;
+pub mod fleet;
 mod pages;
+pub mod show;
 
 use crate::server::ServerState;
 use crate::store::Role;
@@ -555,7 +557,8 @@ pub(crate) fn check_csrf(
 }
 
 /// Watches for changes the event stream carries but no single event reports: a site's state
-/// (offline after `offline_after` without contact, silent, buffering) every two seconds, and new
+/// as the dashboard shows it (`fleet::state`: offline once its connection closed, silent,
+/// buffering) every two seconds, and new
 /// spike alerts every minute.
 pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) {
     use crate::events::CollectorEvent;
@@ -572,7 +575,9 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
         let check_alerts = ticks.is_multiple_of(30);
         ticks += 1;
         let found = tokio::task::spawn_blocking(move || {
-            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites()).ok();
+            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites())
+                .ok()
+                .map(fleet::correct);
             let new_alerts = if check_alerts {
                 s.newsroom
                     .insights(None)
