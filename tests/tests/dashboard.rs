@@ -848,13 +848,36 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let c = collector_with_users(&tmp.path().join("collector")).await;
     let base = format!("http://{}", http_addr(&c));
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    // Sites named as the gazetteer names them, in WIB and WITA, so that the screenshots show
+    // names, labels and each site's local time.
+    let agent = enroll_named(
+        &c,
+        &tmp.path().join("agent"),
+        "lapas-cipinang",
+        "Lapas Kelas I Cipinang",
+        "DKI Jakarta",
+    )
+    .await;
+    let other = enroll_named(
+        &c,
+        &tmp.path().join("agent-2"),
+        "rutan-makassar",
+        "Rutan Kelas I Makassar",
+        "Sulawesi Selatan",
+    )
+    .await;
     let handle = agent.handle();
-    for i in 0..5 {
+    for i in 0..4 {
         handle.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
     }
+    let mut notable = draft(4);
+    notable.category = "kejadian_menonjol".into();
+    notable.title = "Kebakaran kecil di dapur berhasil dipadamkan".into();
+    let other_report = other
+        .handle()
+        .file(notable)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stop_other, other_task) = run_agent(other);
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(agent.run_with(
         pasopati_agent::RunOptions {
@@ -956,8 +979,11 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts/dashboard");
     std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
     browser.screenshot(&shots.join("peringatan.png")).await;
+    let detail = format!("/laporan/{}", other_report.id);
     for (path, name) in [
         ("/", "ringkasan"),
+        (detail.as_str(), "laporan-detail"),
+        ("/publikasi/ringkasan-harian", "ringkasan-harian"),
         ("/laporan", "laporan"),
         ("/cerita", "cerita"),
         ("/tren", "tren"),
@@ -975,6 +1001,8 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     assert!(left.is_empty(), "chromium outlived the test: {left:?}");
     stop.cancel();
     let _ = task.await;
+    stop_other.cancel();
+    let _ = other_task.await;
 }
 
 /// `http_call` with a time limit, for answers that may never end (the event stream).
