@@ -72,6 +72,9 @@ const API_TOKEN_INFO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("api_
 const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
 /// Audit entry number → hash-chained audit entry.
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// SHA-256 of a dashboard session id → the session (sessions, web/auth.rs). Created on first
+/// login; a store without it has no sessions.
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 
 const NEXT_ARRIVAL: &str = "next_arrival";
 const NEXT_MEDIA: &str = "next_media";
@@ -384,6 +387,19 @@ pub struct User {
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct ApiTokenInfo {
     pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A dashboard session as the store keeps it, under the SHA-256 of its id (the id itself is
+/// only in the user's cookie).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredSession {
+    pub username: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds; the session is void from then on.
     pub expires_at: i64,
 }
 
@@ -1422,6 +1438,8 @@ impl Store {
             user.disabled = true;
             users.insert(username, encode(&user).as_slice())?;
         }
+        // A disabled user's sessions go in the same transaction.
+        remove_user_sessions(&txn, username)?;
         audit(
             &txn,
             actor,
@@ -1553,6 +1571,89 @@ impl Store {
         txn.commit()?;
         Ok(Some(found))
     }
+
+    // ---- Dashboard sessions (used by web/auth.rs) ----
+
+    /// Stores a new session under the SHA-256 of its id. In the same transaction, expired
+    /// sessions are swept and, if the user already has `max_per_user` live sessions, the
+    /// oldest are removed so that at most that many remain.
+    pub fn add_session(
+        &self,
+        hash: &[u8; 32],
+        session: &StoredSession,
+        max_per_user: usize,
+    ) -> Result<(), StoreError> {
+        let now = Timestamp::now().0;
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(SESSIONS)?;
+            let mut expired = Vec::new();
+            let mut mine: Vec<(i64, Vec<u8>)> = Vec::new();
+            for entry in table.iter()? {
+                let (key, value) = entry?;
+                let s: StoredSession = decode(value.value())?;
+                if s.expires_at <= now {
+                    expired.push(key.value().to_vec());
+                } else if s.username == session.username {
+                    mine.push((s.created_at, key.value().to_vec()));
+                }
+            }
+            mine.sort();
+            let excess = (mine.len() + 1).saturating_sub(max_per_user.max(1));
+            for key in expired
+                .iter()
+                .chain(mine.iter().take(excess).map(|(_, k)| k))
+            {
+                table.remove(key.as_slice())?;
+            }
+            table.insert(&hash[..], encode(session).as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The live session stored under this SHA-256 of a session id; `None` if there is none or
+    /// it has expired.
+    pub fn session(&self, hash: &[u8; 32]) -> Result<Option<StoredSession>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(SESSIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(value) = table.get(&hash[..])? else {
+            return Ok(None);
+        };
+        let s: StoredSession = decode(value.value())?;
+        Ok((s.expires_at > Timestamp::now().0).then_some(s))
+    }
+
+    /// Removes the session stored under this SHA-256 of a session id (logout); false if there
+    /// was none.
+    pub fn remove_session(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let removed = txn.open_table(SESSIONS)?.remove(&hash[..])?.is_some();
+        txn.commit()?;
+        Ok(removed)
+    }
+
+    /// How many sessions (live or not yet swept) a user has.
+    pub fn session_count(&self, username: &str) -> Result<usize, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = match txn.open_table(SESSIONS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let mut n = 0;
+        for entry in table.iter()? {
+            let s: StoredSession = decode(entry?.1.value())?;
+            n += usize::from(s.username == username);
+        }
+        Ok(n)
+    }
+
+    // ---- End of dashboard sessions ----
 
     /// Adds a publication draft; returns its number.
     pub fn add_publication(&self, mut p: Publication, actor: &str) -> Result<u64, StoreError> {
@@ -2316,6 +2417,23 @@ pub fn verify_chain(entries: &[StoredAuditEntry], count: u64) -> Result<u64, Aud
 
 /// Appends an audit entry inside the caller's transaction, so the entry and the change it
 /// records commit together.
+/// Removes every session of a user within `txn` (dashboard sessions; see `Store::add_session`).
+fn remove_user_sessions(txn: &redb::WriteTransaction, username: &str) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SESSIONS)?;
+    let mut doomed = Vec::new();
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        let s: StoredSession = decode(value.value())?;
+        if s.username == username {
+            doomed.push(key.value().to_vec());
+        }
+    }
+    for key in doomed {
+        table.remove(key.as_slice())?;
+    }
+    Ok(())
+}
+
 fn audit(
     txn: &redb::WriteTransaction,
     actor: &str,

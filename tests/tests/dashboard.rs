@@ -568,7 +568,10 @@ async fn a_published_item_appears_in_valid_feeds() {
         .is_some_and(|t| pasopati_common::Timestamp::parse_rfc3339(t).is_ok()));
 }
 
-/// A WebDriver session on Debian's chromedriver and headless chromium.
+/// A WebDriver session on Debian's chromedriver and headless chromium. Chromedriver runs in a
+/// process group of its own, which the browsers it starts join; dropping the `Browser` ends the
+/// WebDriver session (which closes chromium), then ends the whole group, so no chromium and no
+/// profile folder outlive the test, even when it fails.
 struct Browser {
     driver: std::process::Child,
     addr: SocketAddr,
@@ -585,8 +588,10 @@ impl Browser {
                 .map(|a| a.port())
                 .unwrap_or_else(|e| panic!("{e}"))
         };
+        use std::os::unix::process::CommandExt;
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -692,11 +697,110 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Ends the WebDriver session with a plain blocking `DELETE /session/{id}` (a drop cannot
+    /// await), waiting at most a few seconds for chromedriver's answer.
+    fn end_session(&self) {
+        use std::io::{Read, Write};
+        if self.session.is_empty() {
+            return;
+        }
+        let Ok(mut stream) =
+            std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+        else {
+            return;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let request = format!(
+            "DELETE /session/{} HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.session, self.addr
+        );
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let mut reply = Vec::new();
+            let _ = stream.read_to_end(&mut reply);
+        }
+    }
+
+    /// Sends `signal` to chromedriver's whole process group.
+    fn signal_group(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.driver.id())])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        self.end_session();
+        self.signal_group("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && !group_members(self.driver.id()).is_empty() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal_group("-KILL");
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The processes of a process group, from /proc (zombies included until reaped).
+fn group_members(group: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command's closing parenthesis: state, ppid, pgrp, ...
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(group)
+            && fields.first() != Some(&"Z")
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Live processes whose command line names `needle` (the test's chromium profile folder).
+fn processes_naming(needle: &std::path::Path) -> Vec<String> {
+    let needle = needle.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if entry
+            .file_name()
+            .to_str()
+            .is_none_or(|n| n.parse::<u32>().is_err())
+        {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !zombie && text.contains(&needle) {
+            found.push(text);
+        }
+    }
+    found
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {
@@ -744,13 +848,36 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let c = collector_with_users(&tmp.path().join("collector")).await;
     let base = format!("http://{}", http_addr(&c));
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    // Sites named as the gazetteer names them, in WIB and WITA, so that the screenshots show
+    // names, labels and each site's local time.
+    let agent = enroll_named(
+        &c,
+        &tmp.path().join("agent"),
+        "lapas-cipinang",
+        "Lapas Kelas I Cipinang",
+        "DKI Jakarta",
+    )
+    .await;
+    let other = enroll_named(
+        &c,
+        &tmp.path().join("agent-2"),
+        "rutan-makassar",
+        "Rutan Kelas I Makassar",
+        "Sulawesi Selatan",
+    )
+    .await;
     let handle = agent.handle();
-    for i in 0..5 {
+    for i in 0..4 {
         handle.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
     }
+    let mut notable = draft(4);
+    notable.category = "kejadian_menonjol".into();
+    notable.title = "Kebakaran kecil di dapur berhasil dipadamkan".into();
+    let other_report = other
+        .handle()
+        .file(notable)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (stop_other, other_task) = run_agent(other);
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(agent.run_with(
         pasopati_agent::RunOptions {
@@ -778,7 +905,12 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     })
     .await;
 
-    let browser = Browser::start(&tmp.path().join("chromium-profile")).await;
+    let profile = tmp.path().join("chromium-profile");
+    let browser = Browser::start(&profile).await;
+    assert!(
+        !processes_naming(&profile).is_empty(),
+        "no chromium process names the profile; the leftover check below would prove nothing"
+    );
     browser.go(&format!("{base}/login")).await;
     browser.type_into("input[name=username]", "analis1").await;
     browser.type_into("input[name=password]", PASSWORD).await;
@@ -847,8 +979,11 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts/dashboard");
     std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
     browser.screenshot(&shots.join("peringatan.png")).await;
+    let detail = format!("/laporan/{}", other_report.id);
     for (path, name) in [
         ("/", "ringkasan"),
+        (detail.as_str(), "laporan-detail"),
+        ("/publikasi/ringkasan-harian", "ringkasan-harian"),
         ("/laporan", "laporan"),
         ("/cerita", "cerita"),
         ("/tren", "tren"),
@@ -861,8 +996,13 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         browser.screenshot(&shots.join(format!("{name}.png"))).await;
     }
     println!("screenshots in {}", shots.display());
+    drop(browser);
+    let left = processes_naming(&profile);
+    assert!(left.is_empty(), "chromium outlived the test: {left:?}");
     stop.cancel();
     let _ = task.await;
+    stop_other.cancel();
+    let _ = other_task.await;
 }
 
 /// `http_call` with a time limit, for answers that may never end (the event stream).
@@ -1647,4 +1787,510 @@ async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
             .any(|a| *a == format!("api_token_revoke id={id}")),
         "{actions:?}"
     );
+}
+
+/// Issue 12, point 17. Sessions live in the store: a session cookie still works after the
+/// collector restarts on the same directory, with the same CSRF token; the store holds the
+/// session id only as its SHA-256; logout and disabling the user delete the sessions; a user
+/// keeps at most `MAX_SESSIONS_PER_USER`, the oldest going first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_survive_a_restart_and_logout_removes_them() {
+    use pasopati_collector::store::StoredSession;
+    use pasopati_collector::web::auth::MAX_SESSIONS_PER_USER;
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tmp.path().join("collector");
+    let c = collector_with_users(&dir).await;
+    let (cookie, csrf) = dashboard_login(http_addr(&c), "admin1", PASSWORD).await;
+    let (viewer, _) = dashboard_login(http_addr(&c), "pemirsa1", PASSWORD).await;
+    c.stop().await;
+
+    let id = cookie.trim_start_matches("pasopati_session=").to_owned();
+    assert_eq!(id.len(), 64, "unexpected cookie {cookie}");
+    let file = std::fs::read(dir.join(pasopati_collector::store::STORE_FILE))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !file.windows(id.len()).any(|w| w == id.as_bytes()),
+        "the session id is stored in the clear"
+    );
+
+    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
+    let addr = http_addr(&c);
+    let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    assert_eq!(home.status, 200, "the session did not survive the restart");
+    assert!(home.body.contains(&csrf), "the CSRF token changed");
+    assert_eq!(c.store.session_count("admin1").ok(), Some(1));
+
+    let out = http_call(
+        addr,
+        "POST",
+        "/logout",
+        &[
+            ("Cookie", &cookie),
+            ("Content-Type", "application/x-www-form-urlencoded"),
+        ],
+        &form_body(&[("csrf", &csrf)]),
+    )
+    .await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    let after = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    assert_eq!(after.status, 303, "the cookie still works after logout");
+    assert_eq!(c.store.session_count("admin1").ok(), Some(0));
+
+    assert_eq!(
+        http_call(addr, "GET", "/", &[("Cookie", &viewer)], "")
+            .await
+            .status,
+        200
+    );
+    c.store
+        .disable_user("pemirsa1", "test")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.store.session_count("pemirsa1").ok(), Some(0));
+
+    // The bound per user, at the store (each login costs an Argon2 verification).
+    let now = pasopati_common::Timestamp::now().0;
+    for i in 0..(MAX_SESSIONS_PER_USER as i64 + 5) {
+        let session = StoredSession {
+            username: "analis1".into(),
+            csrf: format!("csrf-{i}"),
+            created_at: now + i,
+            expires_at: now + 3_600_000,
+        };
+        let hash = pasopati_common::sha256(&i.to_be_bytes());
+        c.store
+            .add_session(&hash, &session, MAX_SESSIONS_PER_USER)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(
+        c.store.session_count("analis1").ok(),
+        Some(MAX_SESSIONS_PER_USER)
+    );
+    let first = pasopati_common::sha256(&0i64.to_be_bytes());
+    let last = pasopati_common::sha256(&(MAX_SESSIONS_PER_USER as i64 + 4).to_be_bytes());
+    assert!(
+        matches!(c.store.session(&first), Ok(None)),
+        "the oldest stayed"
+    );
+    assert!(matches!(c.store.session(&last), Ok(Some(_))));
+    // An expired session is void and swept at the next login.
+    let expired = pasopati_common::sha256(b"expired");
+    c.store
+        .add_session(
+            &expired,
+            &StoredSession {
+                username: "admin1".into(),
+                csrf: "x".into(),
+                created_at: now - 10,
+                expires_at: now - 1,
+            },
+            MAX_SESSIONS_PER_USER,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(c.store.session(&expired), Ok(None)));
+}
+
+/// Registers a site named as the gazetteer names it and enrolls an agent for it in `dir`;
+/// returns the agent, ready to run.
+async fn enroll_named(
+    c: &TestCollector,
+    dir: &std::path::Path,
+    id: &str,
+    name: &str,
+    kanwil: &str,
+) -> pasopati_agent::Agent {
+    use pasopati_collector::control::{CollectorRequest, CollectorResponse};
+    let add = pasopati_collector::admin::SiteAdd {
+        id: pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}")),
+        name: name.into(),
+        site_type: pasopati_common::SiteType::Lapas,
+        kanwil: kanwil.into(),
+        ttl: None,
+    };
+    let token = match pasopati_collector::call(&c.dir, CollectorRequest::SiteAdd(add))
+        .await
+        .as_deref()
+    {
+        Ok([CollectorResponse::Token(t)]) => t.clone(),
+        other => panic!("site add {id}: {other:?}"),
+    };
+    pasopati_agent::enroll(dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
+    pasopati_agent::Agent::open(dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn run_agent(
+    agent: pasopati_agent::Agent,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(agent.run_with(
+        pasopati_agent::RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        },
+        stop.clone(),
+    ));
+    (stop, task)
+}
+
+/// The `<tr>` of a site on Armada.
+fn armada_row(page: &str, id: &str) -> String {
+    page.split(&format!("data-site=\"{id}\""))
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Whether `text` holds a local time of the form `2026-11-02 08:15 WITA` in `zone`.
+fn has_local_time(text: &str, zone: &str) -> bool {
+    let bytes = text.as_bytes();
+    let pattern = b"dddd-dd-dd dd:dd ";
+    (0..bytes.len().saturating_sub(pattern.len())).any(|i| {
+        pattern.iter().enumerate().all(|(j, p)| match p {
+            b'd' => bytes[i + j].is_ascii_digit(),
+            other => bytes[i + j] == *other,
+        }) && text[i + pattern.len()..].starts_with(zone)
+            && !text[i + pattern.len() + zone.len()..].starts_with('A')
+    })
+}
+
+/// Issue 12, points 5 and 6. Armada follows the latest facts: a backlog reported before a
+/// batch that was stored later is shown as stale and no longer makes the site "buffering";
+/// "Sinkron terakhir" shows the last stored batch in the site's own zone (WITA for Sulawesi
+/// Selatan); a site whose connection closed is offline at once (with the default
+/// `offline_after` of 10 minutes). "Cabut" revokes only when the admin typed the site id,
+/// checked by the server, and the revocation is audited with the dashboard user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let id = "rutan-makassar";
+    let agent = enroll_named(
+        &c,
+        &tmp.path().join("agent"),
+        id,
+        "Rutan Kelas I Makassar",
+        "Sulawesi Selatan",
+    )
+    .await;
+    let handle = agent.handle();
+    handle.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
+    let (stop, task) = run_agent(agent);
+    let site = pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));
+    eventually(
+        "the report stored and a heartbeat",
+        Duration::from_secs(30),
+        || {
+            c.store
+                .site(&site)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.reports == 1 && s.health.is_some() && s.last_report_at.is_some())
+        },
+    )
+    .await;
+    let (cookie, csrf) = dashboard_login(addr, "admin1", PASSWORD).await;
+    let sites_json = || async {
+        let reply = http_call(addr, "GET", "/api/v1/sites", &[("Cookie", &cookie)], "").await;
+        let v: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
+        v["items"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == id).cloned())
+            .unwrap_or(Value::Null)
+    };
+
+    // A heartbeat claiming a growing backlog: buffering, with a fresh backlog.
+    let heartbeat = |backlog| pasopati_common::frame::Heartbeat {
+        agent_time: pasopati_common::Timestamp::now(),
+        agent_version: "uji".into(),
+        backlog,
+        oldest_unsent_at: Some(pasopati_common::Timestamp::now()),
+        last_sync_at: None,
+        cpu_percent: 1.0,
+        mem_used_bytes: 1,
+        disk_free_bytes: 1 << 30,
+        uptime_secs: 1,
+        quota_full: false,
+    };
+    c.store
+        .record_heartbeat(&site, &heartbeat(7), pasopati_common::Timestamp::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v = sites_json().await;
+    assert_eq!(v["state"], "buffering", "{v}");
+    assert_eq!(v["backlog_stale"], false, "{v}");
+
+    // A batch stored after that heartbeat: the backlog is stale, the site online.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    handle.file(draft(2)).unwrap_or_else(|e| panic!("{e}"));
+    eventually("the second report", Duration::from_secs(30), || {
+        c.store
+            .site(&site)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.reports == 2)
+    })
+    .await;
+    let v = sites_json().await;
+    assert_eq!(v["state"], "online", "{v}");
+    assert_eq!(v["backlog_stale"], true, "{v}");
+    assert!(
+        v["last_sync_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("+08:00")),
+        "{v}"
+    );
+    let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
+    let row = armada_row(&page.body, id);
+    assert!(row.contains("class=\"online\""), "{row}");
+    assert!(row.contains("7 (usang)"), "{row}");
+    assert!(has_local_time(&row, "WITA"), "no WITA sync time: {row}");
+    assert!(row.contains("Rutan Kelas I Makassar"), "{row}");
+
+    // The agent stops: offline at once, not after `offline_after` (10 minutes here).
+    stop.cancel();
+    let _ = task.await;
+    let stopped = Instant::now();
+    loop {
+        let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
+        if armada_row(&page.body, id).contains("class=\"offline\"") {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "a stopped agent still shows as {}",
+            armada_row(&page.body, id)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sites_json().await["state"], "offline");
+
+    // Revoking needs the site id typed; the server checks it.
+    let revoke = |confirm: Option<&'static str>| {
+        let cookie = cookie.clone();
+        let csrf = csrf.clone();
+        async move {
+            let mut fields = vec![("csrf", csrf.as_str())];
+            if let Some(confirm) = confirm {
+                fields.push(("konfirmasi", confirm));
+            }
+            http_call(
+                addr,
+                "POST",
+                &format!("/armada/{id}/cabut"),
+                &[
+                    ("Cookie", &cookie),
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                ],
+                &form_body(&fields),
+            )
+            .await
+        }
+    };
+    let revoked = || {
+        c.store
+            .site(&site)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.revoked_at.is_some())
+    };
+    for confirm in [None, Some(""), Some("rutan-makasar")] {
+        let reply = revoke(confirm).await;
+        assert_eq!(reply.status, 400, "{confirm:?}: {}", reply.body);
+        assert!(reply.body.contains("ketik id UPT"), "{}", reply.body);
+        assert!(!revoked(), "revoked without confirmation {confirm:?}");
+    }
+    assert!(page.body.contains("name=\"konfirmasi\""));
+    let reply = revoke(Some("rutan-makassar")).await;
+    assert_eq!(reply.status, 303, "{}", reply.body);
+    assert!(revoked());
+    let audited = c
+        .store
+        .audit_log()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter_map(|(_, e)| e.ok())
+        .any(|e| e.action == "site_revoke" && e.actor == "dashboard:admin1" && e.subject == id);
+    assert!(audited, "the revocation is not in the audit log");
+}
+
+/// Issue 12, points 7, 8 and 9. Every page a person reads shows local time with its zone (WIT
+/// for a site in Papua Barat Daya), category labels and site names, never the ids; the JSON
+/// API carries times with the site's offset; the digest chooses its Kanwil from the 38 of the
+/// gazetteer; Ringkasan's top stories are media stories (none without media items), its
+/// sentiment figure is the mean of the stories it lists, and an "offline 0" is not red.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = http_addr(&c);
+    let id = "lapas-sorong";
+    let agent = enroll_named(
+        &c,
+        &tmp.path().join("agent"),
+        id,
+        "Lapas Kelas IIB Sorong",
+        "Papua Barat Daya",
+    )
+    .await;
+    let handle = agent.handle();
+    let mut urgent = draft(1);
+    urgent.category = "kejadian_menonjol".into();
+    urgent.priority = Some(pasopati_common::Priority::Urgent);
+    urgent.title = "Kebakaran kecil di dapur (uji zona)".into();
+    let filed = handle.file(urgent).unwrap_or_else(|e| panic!("{e}"));
+    let (stop, task) = run_agent(agent);
+    import_media_fixture(&c);
+    eventually("the report stored", Duration::from_secs(30), || {
+        c.store.report_count().is_ok_and(|n| n == 1)
+    })
+    .await;
+    let (cookie, _) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let get = |path: String| {
+        let cookie = cookie.clone();
+        async move {
+            let reply = http_call(addr, "GET", &path, &[("Cookie", &cookie)], "").await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+            reply.body
+        }
+    };
+    let visible = |html: &str| -> String {
+        // The text between tags, so that ids inside attributes (option values, links) do not
+        // count as shown.
+        let mut out = String::new();
+        let mut inside = false;
+        for ch in html.chars() {
+            match ch {
+                '<' => inside = true,
+                '>' => {
+                    inside = false;
+                    out.push(' ');
+                }
+                c if !inside => out.push(c),
+                _ => {}
+            }
+        }
+        out
+    };
+    let report_path = format!("/laporan/{}", filed.id);
+    for path in [
+        "/laporan".to_owned(),
+        report_path.clone(),
+        "/peringatan".to_owned(),
+        "/publikasi/ringkasan-harian".to_owned(),
+        "/".to_owned(),
+    ] {
+        let text = visible(&get(path.clone()).await);
+        assert!(has_local_time(&text, "WIT"), "{path}: no WIT time: {text}");
+        assert!(text.contains("Lapas Kelas IIB Sorong"), "{path}: {text}");
+        assert!(!text.contains(id), "{path} shows the site id: {text}");
+        assert!(!text.contains("kejadian_menonjol"), "{path}: {text}");
+        assert!(!text.contains(":00Z"), "{path} shows raw UTC: {text}");
+    }
+    for path in [
+        "/laporan",
+        report_path.as_str(),
+        "/publikasi/ringkasan-harian",
+    ] {
+        let text = visible(&get(path.to_owned()).await);
+        assert!(text.contains("Kejadian Menonjol"), "{path}: {text}");
+    }
+    for path in ["/cerita", "/cakupan"] {
+        let text = visible(&get(path.to_owned()).await);
+        assert!(has_local_time(&text, "WIB"), "{path}: no WIB time: {text}");
+        assert!(!text.contains(":00Z"), "{path} shows raw UTC: {text}");
+    }
+    let digest = get("/publikasi/ringkasan-harian".to_owned()).await;
+    let select = digest
+        .split("<select name=\"kanwil\">")
+        .nth(1)
+        .and_then(|s| s.split("</select>").next())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(select.matches("<option").count(), 39, "{select}");
+    assert!(select.contains(">Papua Barat Daya<"));
+    assert!(
+        !digest.contains("<input name=\"kanwil\""),
+        "free-text Kanwil"
+    );
+    let laporan = get("/laporan".to_owned()).await;
+    assert!(laporan.contains(">Papua Barat Daya</option>"));
+
+    let api: Value = serde_json::from_str(&get("/api/v1/reports".to_owned()).await)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let item = &api["items"][0];
+    for key in ["occurred_at", "filed_at", "received_at"] {
+        assert!(
+            item[key].as_str().is_some_and(|t| t.ends_with("+09:00")),
+            "{key}: {item}"
+        );
+    }
+    assert_eq!(item["site_name"], "Lapas Kelas IIB Sorong");
+    assert_eq!(item["category_label"], "Kejadian Menonjol");
+
+    // Ringkasan: top stories are media stories, the sentiment card is their mean, offline 0
+    // is not red.
+    let home = get("/".to_owned()).await;
+    let table = home
+        .split("Cerita media teratas")
+        .nth(1)
+        .and_then(|s| s.split("</table>").next())
+        .unwrap_or_default()
+        .to_owned();
+    let rows: Vec<Vec<String>> = table
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            row.split("<td")
+                .skip(1)
+                .map(|cell| visible(&format!("<td{cell}")).trim().to_owned())
+                .collect()
+        })
+        .collect();
+    assert!(!rows.is_empty(), "no top stories: {table}");
+    let mut sum = 0.0;
+    for row in &rows {
+        let items: usize = row[1].parse().unwrap_or(0);
+        assert!(items > 0, "a top story without media items: {row:?}");
+        sum += row[5].replace('+', "").parse::<f64>().unwrap_or(f64::NAN);
+    }
+    let mean = format!("{:+.2}", sum / rows.len() as f64);
+    let card = home
+        .split("Sentimen media")
+        .nth(1)
+        .and_then(|s| s.split("</b>").next())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        card.ends_with(&mean),
+        "card {card} against the rows' mean {mean}"
+    );
+    assert!(
+        home.contains("UPT offline sekarang<b class=\"\">0</b>"),
+        "offline 0 is coloured: {home}"
+    );
+    stop.cancel();
+    let _ = task.await;
+}
+
+/// Imports the analysis fixture's media items into the collector's store.
+fn import_media_fixture(c: &TestCollector) {
+    let (media, _) = pasopati_analysis::media::read_media_jsonl(
+        "fixture",
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/analysis/media.jsonl"),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let newsroom = pasopati_collector::newsroom::Newsroom::new(
+        c.store.clone(),
+        &Default::default(),
+        &Default::default(),
+    );
+    newsroom.import(media).unwrap_or_else(|e| panic!("{e}"));
 }

@@ -6,7 +6,11 @@
 //! Report filters: `q` (full text, Indonesian-aware: words are compared after the light
 //! stemmer), `category`, `kanwil`, `site`, `priority`, `since`, `until` (RFC 3339 or
 //! `YYYY-MM-DD`, WIB).
+//!
+//! Times are RFC 3339 with the offset of the zone a person there reads (the site's WIB, WITA
+//! or WIT for its reports and state, WIB for media and the center), as `web::show` decides.
 
+use super::show::{self, Zone};
 use super::{Principal, RouteKind, Web, ROUTES};
 use crate::admin;
 use crate::events::CollectorEvent;
@@ -151,6 +155,35 @@ pub fn find_reports_counting(
         .map_err(internal)
 }
 
+/// Rewrites every time of a JSON value (keys ending in `_at`, and `first_seen`, `last_seen`,
+/// `as_of`) from any RFC 3339 form into `zone`'s offset.
+pub(crate) fn localise(v: &mut Value, zone: Zone) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map.iter_mut() {
+                let is_time = k.ends_with("_at")
+                    || matches!(k.as_str(), "first_seen" | "last_seen" | "as_of");
+                match x {
+                    Value::String(t) if is_time => *t = show::rfc3339_text(t, zone),
+                    other => localise(other, zone),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| localise(x, zone)),
+        _ => {}
+    }
+}
+
+/// A report view as JSON: times in the site's zone, with the site's name and the category's
+/// label beside their ids.
+fn report_json(names: &show::Names, view: &admin::ReportView) -> Option<Value> {
+    let mut v = serde_json::to_value(view).ok()?;
+    localise(&mut v, names.zone(&view.site_id));
+    v["site_name"] = Value::String(names.unit(&view.site_id));
+    v["category_label"] = Value::String(show::category(&view.category));
+    Some(v)
+}
+
 pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!("dashboard: {e}");
     (
@@ -234,6 +267,16 @@ pub(crate) fn csv_cell(text: &str) -> String {
     }
 }
 
+/// [`page`] with every time in `zone`'s offset.
+fn page_in<T: serde::Serialize>(q: &ListQuery, all: &[T], zone: Zone) -> Response {
+    let mut rows: Vec<Value> = all
+        .iter()
+        .filter_map(|x| serde_json::to_value(x).ok())
+        .collect();
+    rows.iter_mut().for_each(|v| localise(v, zone));
+    page(q, &rows)
+}
+
 fn page<T: serde::Serialize>(q: &ListQuery, all: &[T]) -> Response {
     let items: Vec<Value> = all
         .iter()
@@ -249,10 +292,11 @@ pub async fn reports(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) ->
         Ok(x) => x,
         Err(r) => return r,
     };
+    let names = show::Names::of(&web.state.store);
     let items: Vec<Value> = found
         .into_iter()
         .filter_map(|r| admin::report_view(&web.state.store, r).ok())
-        .filter_map(|v| serde_json::to_value(v).ok())
+        .filter_map(|v| report_json(&names, &v))
         .collect();
     list(&q, total, items)
 }
@@ -262,11 +306,18 @@ pub async fn report(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Resp
         return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
     };
     match admin::revisions(&web.state.store, &id) {
-        Ok(revisions) if !revisions.is_empty() => json_response(&json!({
-            "id": id.to_string(),
-            "latest": revisions.last(),
-            "revisions": revisions,
-        })),
+        Ok(revisions) if !revisions.is_empty() => {
+            let names = show::Names::of(&web.state.store);
+            let revisions: Vec<Value> = revisions
+                .iter()
+                .filter_map(|r| report_json(&names, r))
+                .collect();
+            json_response(&json!({
+                "id": id.to_string(),
+                "latest": revisions.last(),
+                "revisions": revisions,
+            }))
+        }
         Ok(_) => (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
         Err(e) => internal(e),
     }
@@ -281,7 +332,7 @@ pub async fn stories(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) ->
                 .filter(|x| site.is_none_or(|site| x.upt.iter().any(|u| u == site)))
                 .collect();
             s.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
-            page(&q, &s)
+            page_in(&q, &s, Zone::Wib)
         }
         Err(e) => internal(e),
     }
@@ -294,7 +345,7 @@ pub async fn media(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> R
             if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
                 m.retain(|x| x.upt.iter().any(|u| u == site));
             }
-            page(&q, &m)
+            page_in(&q, &m, Zone::Wib)
         }
         Err(e) => internal(e),
     }
@@ -309,7 +360,17 @@ pub async fn sites(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> R
             if let Some(st) = q.state.as_deref().filter(|s| !s.is_empty()) {
                 s.retain(|x| x.state == st);
             }
-            page(&q, &s)
+            let rows: Vec<Value> = s
+                .iter()
+                .filter_map(|site| {
+                    let mut v = serde_json::to_value(site).ok()?;
+                    localise(&mut v, Zone::of_kanwil(&site.kanwil));
+                    // The backlog was reported before the last stored batch (see `fleet`).
+                    v["backlog_stale"] = Value::Bool(super::fleet::backlog_stale(site));
+                    Some(v)
+                })
+                .collect();
+            page(&q, &rows)
         }
         Err(r) => r,
     }
@@ -321,6 +382,7 @@ pub(crate) fn site_views(web: &Web) -> Result<Vec<admin::SiteView>, Response> {
         &web.state.config,
         &web.state.connected_sites(),
     )
+    .map(super::fleet::correct)
     .map_err(internal)
 }
 
@@ -431,6 +493,7 @@ const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let mut rx = web.state.events.subscribe();
+    let store = web.state.store.clone();
     let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
     let allowed = move || web.auth.principal(&web.state.store, &headers).is_some();
     tokio::spawn(async move {
@@ -452,21 +515,33 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
                 Err(_) => break,
             };
             let (kind, data) = match event {
-                CollectorEvent::ReportStored(r) => (
-                    "report",
+                CollectorEvent::ReportStored(r) => {
+                    let names = show::Names::of(&store);
+                    let zone = names.zone(r.site.as_str());
+                    (
+                        "report",
+                        json!({
+                            "id": r.report.id.to_string(),
+                            "site_id": r.site.to_string(),
+                            "site_name": names.unit(r.site.as_str()),
+                            "priority": r.report.priority.as_str(),
+                            "category": r.report.category,
+                            "category_label": show::category(&r.report.category),
+                            "title": r.report.title,
+                            "occurred_at": show::rfc3339(r.report.occurred_at.0, zone),
+                            "received_at": show::rfc3339(r.received_at.0, zone),
+                            "received_local": show::local(r.received_at.0, zone),
+                        }),
+                    )
+                }
+                CollectorEvent::SiteState { site, state } => (
+                    "site",
                     json!({
-                        "id": r.report.id.to_string(),
-                        "site_id": r.site.to_string(),
-                        "priority": r.report.priority.as_str(),
-                        "category": r.report.category,
-                        "title": r.report.title,
-                        "occurred_at": r.report.occurred_at.to_rfc3339(),
-                        "received_at": r.received_at.to_rfc3339(),
+                        "id": site.to_string(),
+                        "name": show::Names::of(&store).unit(site.as_str()),
+                        "state": state,
                     }),
                 ),
-                CollectorEvent::SiteState { site, state } => {
-                    ("site", json!({ "id": site.to_string(), "state": state }))
-                }
                 CollectorEvent::SiteConnected(site) => {
                     ("site", json!({ "id": site.to_string(), "connected": true }))
                 }

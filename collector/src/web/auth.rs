@@ -2,10 +2,12 @@
 //!
 //! Passwords are hashed with Argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes) and a
 //! random salt, stored in PHC form; a wrong password costs the same time as a right one.
-//! Sessions live in memory (a restart signs everyone out): a random 256-bit id in an HttpOnly,
-//! SameSite=Strict cookie (Secure when `http_secure_cookies` says the dashboard is behind TLS),
-//! valid 12 hours, each with its own CSRF token. API tokens are 256-bit random values shown once
-//! and stored as their SHA-256.
+//! Sessions live in the store, so a restart keeps everyone signed in: a random 256-bit id in an
+//! HttpOnly, SameSite=Strict cookie (Secure when `http_secure_cookies` says the dashboard is
+//! behind TLS), stored only as its SHA-256 (like API tokens), valid 12 hours, each with its own
+//! CSRF token, at most [`MAX_SESSIONS_PER_USER`] per user (a new login ends the oldest). Logout
+//! and disabling the user delete them. API tokens are 256-bit random values shown once and
+//! stored as their SHA-256.
 //!
 //! Login throttling counts an attempt before its password is verified, so parallel attempts
 //! cannot all slip under the limit: five attempts for one username from one client address
@@ -16,7 +18,7 @@
 //! for a turn or are told to come back (503 with `Retry-After`).
 
 use super::Principal;
-use crate::store::{Role, Store, User};
+use crate::store::{Role, Store, StoredSession, User};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use axum::http::HeaderMap;
@@ -33,6 +35,8 @@ pub const LOGIN_COOKIE: &str = "pasopati_masuk";
 const LOGIN_FORM_TTL: Duration = Duration::from_secs(3600);
 /// How long a session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// The most sessions one user keeps; a login beyond it ends that user's oldest session.
+pub const MAX_SESSIONS_PER_USER: usize = 20;
 /// Attempts allowed per (username, client address) within [`THROTTLE_WINDOW`]; an attempt
 /// counts from the moment it is admitted, and a successful one clears the pair's count.
 const MAX_FAILURES: u32 = 5;
@@ -111,15 +115,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-struct Session {
-    username: String,
-    csrf: String,
-    expires: Instant,
-}
-
 /// Sessions and throttling.
 pub struct Auth {
-    sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
     secure_cookies: bool,
     /// A hash to verify against when the user does not exist, so timing does not tell.
@@ -145,6 +142,8 @@ pub enum Login {
         cookie: String,
     },
     Wrong,
+    /// The password was right but the session could not be stored.
+    Failed(String),
 }
 
 impl Auth {
@@ -155,7 +154,6 @@ impl Auth {
             .unwrap_or(1)
             .clamp(1, 4);
         Auth {
-            sessions: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             secure_cookies,
             dummy_hash: hash_password("tidak-pernah-dipakai-sebagai-sandi").unwrap_or_default(),
@@ -294,7 +292,7 @@ impl Auth {
 
     /// Ends an admitted attempt: a verified user clears the pair's count, uncounts the attempt
     /// for the address, and gets a session; anyone else keeps the attempt counted.
-    pub fn finish(&self, attempt: &Attempt, user: Option<User>) -> Login {
+    pub fn finish(&self, store: &Store, attempt: &Attempt, user: Option<User>) -> Login {
         let Some(user) = user else {
             return Login::Wrong;
         };
@@ -306,16 +304,16 @@ impl Auth {
         }
         let id = pasopati_common::hex(&pasopati_common::random_bytes::<32>());
         let csrf = pasopati_common::hex(&pasopati_common::random_bytes::<16>());
-        if let Ok(mut s) = self.sessions.lock() {
-            s.retain(|_, v| v.expires > Instant::now());
-            s.insert(
-                id.clone(),
-                Session {
-                    username: user.username,
-                    csrf,
-                    expires: Instant::now() + SESSION_TTL,
-                },
-            );
+        let now = pasopati_common::Timestamp::now().0;
+        let session = StoredSession {
+            username: user.username,
+            csrf,
+            created_at: now,
+            expires_at: now + SESSION_TTL.as_millis() as i64,
+        };
+        let hash = pasopati_common::sha256(id.as_bytes());
+        if let Err(e) = store.add_session(&hash, &session, MAX_SESSIONS_PER_USER) {
+            return Login::Failed(e.to_string());
         }
         let secure = if self.secure_cookies { "; Secure" } else { "" };
         Login::Ok {
@@ -326,14 +324,17 @@ impl Auth {
         }
     }
 
-    /// Ends the session of these headers; returns the cookie that clears it.
-    pub fn logout(&self, headers: &HeaderMap) -> String {
+    /// Ends the session of these headers (deleting it from the store); returns the cookie that
+    /// clears it.
+    pub fn logout(&self, store: &Store, headers: &HeaderMap) -> Result<String, String> {
         if let Some(id) = session_id(headers) {
-            if let Ok(mut s) = self.sessions.lock() {
-                s.remove(&id);
-            }
+            store
+                .remove_session(&pasopati_common::sha256(id.as_bytes()))
+                .map_err(|e| e.to_string())?;
         }
-        format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+        Ok(format!(
+            "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
+        ))
     }
 
     /// The signed-in user of a request: a live session cookie, or a bearer API token. The
@@ -358,13 +359,13 @@ impl Auth {
             });
         }
         let id = session_id(headers)?;
-        let (username, csrf) = {
-            let s = self.sessions.lock().ok()?;
-            let session = s.get(&id).filter(|v| v.expires > Instant::now())?;
-            (session.username.clone(), session.csrf.clone())
-        };
+        let session = store
+            .session(&pasopati_common::sha256(id.as_bytes()))
+            .ok()
+            .flatten()?;
+        let csrf = session.csrf;
         let user = store
-            .user(&username)
+            .user(&session.username)
             .ok()
             .flatten()
             .filter(|u| !u.disabled)?;

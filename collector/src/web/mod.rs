@@ -20,7 +20,9 @@
 mod api;
 pub use api::openapi_document;
 pub mod auth;
+pub mod fleet;
 mod pages;
+pub mod show;
 
 use crate::server::ServerState;
 use crate::store::Role;
@@ -555,7 +557,8 @@ pub(crate) fn check_csrf(
 }
 
 /// Watches for changes the event stream carries but no single event reports: a site's state
-/// (offline after `offline_after` without contact, silent, buffering) every two seconds, and new
+/// as the dashboard shows it (`fleet::state`: offline once its connection closed, silent,
+/// buffering) every two seconds and whenever a connection opens or closes, and new
 /// spike alerts every minute.
 pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) {
     use crate::events::CollectorEvent;
@@ -563,16 +566,31 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
     let mut alerts: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut ticks = 0u64;
     let mut first = true;
+    // A connection opening or closing is looked at at once, so that a session shorter than
+    // the two-second tick still shows as online and then offline.
+    let mut connections = state.events.subscribe();
+    let mut timer = tokio::time::interval(std::time::Duration::from_secs(2));
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer.tick().await;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+        let on_timer = tokio::select! {
+            _ = timer.tick() => true,
+            event = connections.recv() => match event {
+                Ok(CollectorEvent::SiteConnected(_) | CollectorEvent::SiteDisconnected(_)) => false,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
             _ = shutdown.cancelled() => return,
-        }
+        };
         let s = state.clone();
-        let check_alerts = ticks.is_multiple_of(30);
-        ticks += 1;
+        let check_alerts = on_timer && ticks.is_multiple_of(30);
+        if on_timer {
+            ticks += 1;
+        }
         let found = tokio::task::spawn_blocking(move || {
-            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites()).ok();
+            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites())
+                .ok()
+                .map(fleet::correct);
             let new_alerts = if check_alerts {
                 s.newsroom
                     .insights(None)

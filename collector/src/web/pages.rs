@@ -5,6 +5,7 @@
 
 use super::api::{self, find_reports, internal, ListQuery};
 use super::auth::Login;
+use super::show::{self, Zone};
 use super::{check_csrf, Principal, Web};
 use crate::admin;
 use crate::store::{Publication, PublicationState, Role};
@@ -40,6 +41,8 @@ button{background:#123a5c;color:#fff;border:0;border-radius:4px;padding:.35rem .
 #umpan li{margin:.3rem 0}.baru{animation:sorot 2s}@keyframes sorot{from{background:#ffe08a}to{background:transparent}}
 .masuk{max-width:360px;margin:3rem auto}.teks{white-space:pre-wrap}
 .kotak{background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px}
+.kartu small{display:block;color:#5f6368;font-size:.75rem}.usang{color:#5f6368;font-style:italic}
+details.cabut summary{cursor:pointer;color:#b00020}details.cabut input{width:10rem}
 @media print{header,form{display:none}body{background:#fff}}
 "#;
 
@@ -89,15 +92,15 @@ fn csrf_field(who: &Principal) -> Markup {
     html! { input type="hidden" name="csrf" value=(who.csrf.clone().unwrap_or_default()); }
 }
 
-fn when(ms: i64) -> String {
-    let day = pasopati_analysis::insight::day_of(ms);
-    let minutes = (ms + 7 * 3_600_000).rem_euclid(86_400_000) / 60_000;
-    format!(
-        "{} {:02}:{:02}",
-        pasopati_analysis::insight::date_string(day),
-        minutes / 60,
-        minutes % 60
-    )
+/// A Kanwil choice list (the 38 Kanwil of the gazetteer), `selected` chosen; the first option,
+/// empty, is `all`.
+fn kanwil_select(selected: Option<&str>, all: &str) -> Markup {
+    html! {
+        select name="kanwil" {
+            option value="" { (all) }
+            @for k in show::kanwil_list() { option value=(k) selected[selected == Some(k.as_str())] { (k) } }
+        }
+    }
 }
 
 /// How long ago an RFC 3339 time was, in the largest whole unit (`45 dtk`, `12 mnt`, `3 jam`,
@@ -113,11 +116,6 @@ fn age(rfc3339: &str) -> String {
         s if s < 86_400 => format!("{} jam", s / 3600),
         s => format!("{} hari", s / 86_400),
     }
-}
-
-/// An RFC 3339 time shown in WIB (`2026-11-02 08:15`).
-fn wib(rfc3339: &str) -> String {
-    Timestamp::parse_rfc3339(rfc3339).map_or_else(|_| rfc3339.to_owned(), |t| when(t.0))
 }
 
 fn sentiment_class(s: f64) -> &'static str {
@@ -243,8 +241,9 @@ pub async fn login(
         Ok(user) => user,
         Err(e) => return internal(e),
     };
-    match web.auth.finish(&attempt, user) {
+    match web.auth.finish(&web.state.store, &attempt, user) {
         Login::Ok { cookie } => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+        Login::Failed(e) => internal(e),
         Login::Wrong => (
             StatusCode::UNAUTHORIZED,
             login_markup(&web, Some("Nama pengguna atau kata sandi salah.")),
@@ -267,8 +266,10 @@ pub async fn logout(
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;
     }
-    let cookie = web.auth.logout(&headers);
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+    match web.auth.logout(&web.state.store, &headers) {
+        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 // ---- Ringkasan ----
@@ -277,9 +278,11 @@ pub async fn ringkasan(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
 ) -> Response {
-    let today = pasopati_analysis::insight::day_of(Timestamp::now().0);
+    let now = Timestamp::now().0;
+    let today = pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(now));
     let q = ListQuery {
-        since: Some(pasopati_analysis::insight::date_string(today)),
+        since: Some(today.clone()),
+        until: Some(today.clone()),
         limit: Some(1000),
         ..ListQuery::default()
     };
@@ -295,46 +298,64 @@ pub async fn ringkasan(
         Ok(s) => s,
         Err(r) => return r,
     };
+    let names = show::Names::of(&web.state.store);
     let offline: Vec<_> = sites.iter().filter(|s| s.state == "offline").collect();
     let alerts = api::alert_list(&web).unwrap_or_default();
     let all_stories = web.state.newsroom.stories().unwrap_or_default();
-    let mut stories: Vec<&pasopati_analysis::batch::StoryResult> = all_stories.iter().collect();
-    stories.sort_by(|a, b| {
-        (b.items.len() + b.reports.len())
-            .cmp(&(a.items.len() + a.reports.len()))
-            .then(b.last_seen.cmp(&a.last_seen))
-    });
-    let media_sentiment: Vec<f64> = stories
-        .iter()
-        .filter(|s| !s.items.is_empty())
-        .map(|s| s.sentiment)
-        .collect();
-    let mean = if media_sentiment.is_empty() {
-        0.0
-    } else {
-        media_sentiment.iter().sum::<f64>() / media_sentiment.len() as f64
-    };
+    let top = top_media_stories(&all_stories, 10);
+    let mean =
+        (!top.is_empty()).then(|| top.iter().map(|s| s.sentiment).sum::<f64>() / top.len() as f64);
+    // Colour marks a problem only: an urgent report, an offline site, a spike, negative tone.
+    let problem = |bad: bool| if bad { "urgent" } else { "" };
     let body = html! {
         div.kartu {
-            div { "Laporan hari ini" b { (total_today) } }
-            div { "Kejadian mendesak" b.urgent { (urgent.len()) } }
-            div { "Peringatan lonjakan" b { (alerts.len()) } }
-            div { "UPT offline" b.offline { (offline.len()) } " dari " (sites.len()) }
-            div { "Sentimen cerita" b class=(sentiment_class(mean)) { (format!("{mean:+.2}")) } }
+            div { "Laporan UPT hari ini" b { (total_today) } small { "terjadi " (today) " (WIB)" } }
+            div { "Laporan mendesak hari ini" b class=(problem(!urgent.is_empty())) { (urgent.len()) } small { "prioritas mendesak, dari laporan hari ini" } }
+            div { "Lonjakan" b class=(problem(!alerts.is_empty())) { (alerts.len()) } small { "media dan laporan, seluruh data; lihat Peringatan" } }
+            div { "UPT offline sekarang" b class=(problem(!offline.is_empty())) { (offline.len()) } small { "dari " (sites.len()) " UPT terdaftar" } }
+            div { "Sentimen media" b class=(problem(mean.is_some_and(|m| m < -0.2))) { (mean.map_or_else(|| "–".to_owned(), |m| format!("{m:+.2}"))) }
+                  small { "rata-rata " (top.len()) " cerita media teratas di bawah (−1 negatif … +1 positif)" } }
         }
-        h2 { "Kejadian mendesak hari ini" }
+        h2 { "Laporan mendesak hari ini" }
         @if urgent.is_empty() { p { "Tidak ada." } }
-        ul { @for r in &urgent { li.urgent { a href=(format!("/laporan/{}", r.report.id)) { (r.report.title) } " — " (r.site.as_str()) " " (when(r.report.occurred_at.0)) } } }
-        h2 { "Cerita teratas" }
-        table { tr { th { "Cerita" } th { "Item" } th { "Laporan" } th { "UPT" } th { "Sentimen" } }
-            @for s in stories.iter().take(10) {
-                tr { td { (s.title) } td { (s.items.len()) } td { (s.reports.len()) } td { (s.upt.join(", ")) } td class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) } }
+        ul { @for r in &urgent { li.urgent { a href=(format!("/laporan/{}", r.report.id)) { (r.report.title) } " — " (names.unit(r.site.as_str())) " " (names.time(r.site.as_str(), r.report.occurred_at.0)) } } }
+        h2 { "Cerita media teratas" }
+        p { small { "Cerita dengan item media terbanyak dari seluruh media yang tersimpan; salinan sindikasi tidak dihitung. Laporan UPT yang terkait disebut, tetapi tidak menaikkan peringkat." } }
+        @if top.is_empty() { p { "Belum ada item media." } }
+        @else {
+            table { tr { th { "Cerita" } th { "Item media" } th { "Laporan UPT terkait" } th { "UPT" } th { "Terakhir" } th { "Sentimen" } }
+                @for s in &top {
+                    tr { td { (s.title) } td { (s.items.len()) } td { (s.reports.len()) } td { (names.units(&s.upt)) } td { (show::local_text(&s.last_seen, Zone::Wib)) }
+                         td class=(problem(s.sentiment < -0.2)) { (format!("{:+.2}", s.sentiment)) } }
+                }
             }
         }
-        h2 { "UPT offline" }
-        ul { @for s in offline.iter().take(20) { li { (s.name) " — terakhir " (s.last_seen_at.clone().unwrap_or("-".into())) } } }
+        h2 { "UPT offline sekarang" }
+        @if offline.is_empty() { p { "Tidak ada." } }
+        ul { @for s in offline.iter().take(20) {
+            @let zone = Zone::of_kanwil(&s.kanwil);
+            li { (s.name) " — kontak terakhir " (s.last_seen_at.as_deref().map_or_else(|| "belum pernah".to_owned(), |t| show::local_text(t, zone))) } } }
     };
     layout("Ringkasan", "/", &who, body)
+}
+
+/// The stories the media covered most: only stories with at least one media item, ranked by
+/// their media items (syndicated copies already folded), then by recency. Site reports joined
+/// to a story never raise its rank.
+pub(crate) fn top_media_stories(
+    stories: &[pasopati_analysis::batch::StoryResult],
+    n: usize,
+) -> Vec<&pasopati_analysis::batch::StoryResult> {
+    let mut top: Vec<&pasopati_analysis::batch::StoryResult> =
+        stories.iter().filter(|s| !s.items.is_empty()).collect();
+    top.sort_by(|a, b| {
+        b.items
+            .len()
+            .cmp(&a.items.len())
+            .then(b.last_seen.cmp(&a.last_seen))
+    });
+    top.truncate(n);
+    top
 }
 
 // ---- Laporan ----
@@ -349,9 +370,7 @@ pub async fn laporan(
         Err(r) => return r,
     };
     let sites = web.state.store.sites().unwrap_or_default();
-    let mut kanwil: Vec<String> = sites.iter().map(|s| s.kanwil.clone()).collect();
-    kanwil.sort();
-    kanwil.dedup();
+    let names = show::Names::of(&web.state.store);
     let taxonomy = pasopati_common::taxonomy::Taxonomy::builtin();
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
     let next = q.offset() + q.limit();
@@ -371,8 +390,8 @@ pub async fn laporan(
     let body = html! {
         form.saring method="get" action="/laporan" {
             input name="q" placeholder="Cari teks…" value=(v(&q.q));
-            select name="category" { option value="" { "Semua kategori" } @for c in taxonomy.categories() { option value=(c.id) selected[q.category.as_deref() == Some(c.id.as_str())] { (c.id) } } }
-            select name="kanwil" { option value="" { "Semua Kanwil" } @for k in &kanwil { option value=(k) selected[q.kanwil.as_deref() == Some(k.as_str())] { (k) } } }
+            select name="category" { option value="" { "Semua kategori" } @for c in taxonomy.categories() { option value=(c.id) selected[q.category.as_deref() == Some(c.id.as_str())] { (c.label) } } }
+            (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil"))
             select name="site" { option value="" { "Semua UPT" } @for s in &sites { option value=(s.id.as_str()) selected[q.site.as_deref() == Some(s.id.as_str())] { (s.name) } } }
             select name="priority" { option value="" { "Semua prioritas" } option value="urgent" selected[q.priority.as_deref() == Some("urgent")] { "mendesak" } option value="normal" selected[q.priority.as_deref() == Some("normal")] { "biasa" } }
             input name="since" type="date" value=(v(&q.since));
@@ -382,7 +401,7 @@ pub async fn laporan(
         p { (total) " laporan. " a href=(format!("/api/v1/reports?{}", csv_query.to_query_string())) { "Unduh CSV" } }
         table { tr { th { "Waktu" } th { "UPT" } th { "Kategori" } th { "Judul" } th { "Rev." } }
             @for r in &found {
-                tr { td { (when(r.report.occurred_at.0)) } td { (r.site.as_str()) } td { (r.report.category) }
+                tr { td { (names.time(r.site.as_str(), r.report.occurred_at.0)) } td { (names.unit(r.site.as_str())) } td { (show::category(&r.report.category)) }
                      td class=(if r.report.priority == pasopati_common::Priority::Urgent { "urgent" } else { "" }) { a href=(format!("/laporan/{}", r.report.id)) { (r.report.title) } @if r.report.retraction.is_some() { " (ditarik)" } }
                      td { (r.report.revision) } }
             }
@@ -408,8 +427,15 @@ pub async fn laporan_detail(
     let Some(latest) = revisions.last() else {
         return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
     };
+    let names = show::Names::of(&web.state.store);
+    let zone = names.zone(&latest.site_id);
+    let priority = if latest.priority == "urgent" {
+        "mendesak"
+    } else {
+        "biasa"
+    };
     let body = html! {
-        p { "UPT " b { (latest.site_id) } " · kategori " (latest.category) " · prioritas " (latest.priority) " · terjadi " (latest.occurred_at) }
+        p { "UPT " b { (names.unit(&latest.site_id)) } " · kategori " (show::category(&latest.category)) " · prioritas " (priority) " · terjadi " (show::local_text(&latest.occurred_at, zone)) " · diterima pusat " (show::local_text(&latest.received_at, zone)) }
         @if let Some(reason) = &latest.retraction { p.pesan { "Laporan ditarik: " (reason) } }
         h2 { (latest.title) }
         p.teks { (latest.body) }
@@ -420,7 +446,7 @@ pub async fn laporan_detail(
             " (" (a.media_type) ", " (a.size) " bita) " @if a.stored { "tersimpan" } @else { "belum diterima" } } } }
         h2 { "Revisi" }
         table { tr { th { "Rev." } th { "Diajukan" } th { "Judul" } th { "Ditarik" } }
-            @for r in &revisions { tr { td { (r.revision) } td { (r.filed_at) } td { (r.title) } td { (r.retraction.clone().unwrap_or_default()) } } }
+            @for r in &revisions { tr { td { (r.revision) } td { (show::local_text(&r.filed_at, zone)) } td { (r.title) } td { (r.retraction.clone().unwrap_or_default()) } } }
         }
         @if who.role >= Role::Analyst {
             h2 { "Jadikan draf siaran pers" }
@@ -449,12 +475,13 @@ pub async fn cerita(
         .collect();
     stories.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
     let total = stories.len();
+    let names = show::Names::of(&web.state.store);
     let body = html! {
         p { (total) " cerita dari media; salinan sindikasi dilipat. " a href="/api/v1/stories?format=csv&limit=1000" { "Unduh CSV" } }
         @for s in stories.iter().skip(q.offset()).take(q.limit()) {
             section.kotak {
                 b { (s.title) } " " span class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) }
-                div { "UPT: " (s.upt.join(", ")) " · Kanwil: " (s.kanwil.join(", ")) " · " (wib(&s.first_seen)) " – " (wib(&s.last_seen)) " WIB" }
+                div { "UPT: " (names.units(&s.upt)) " · Kanwil: " (s.kanwil.join(", ")) " · " (show::local_text(&s.first_seen, Zone::Wib)) " – " (show::local_text(&s.last_seen, Zone::Wib)) }
                 div { "Sumber: " (s.sources.join(", ")) " · " (s.items.len()) " item (" (s.duplicates.len()) " salinan)" }
                 @if !s.reports.is_empty() { div { "Laporan UPT: " @for r in &s.reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
                 @if !s.suggested_reports.is_empty() { div { "Laporan yang mungkin terkait: " @for r in &s.suggested_reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
@@ -521,11 +548,11 @@ pub async fn tren(State(web): State<Arc<Web>>, Extension(who): Extension<Princip
             )
         })
         .collect();
-    let sum_by = |key: &str| -> Vec<(String, u64)> {
+    let sum_by = |key: &str, label: &dyn Fn(&str) -> String| -> Vec<(String, u64)> {
         let mut m: BTreeMap<String, u64> = BTreeMap::new();
         for d in &recent {
             for (k, v) in d[key].as_object().into_iter().flatten() {
-                *m.entry(k.clone()).or_default() += v["count"].as_u64().unwrap_or(0);
+                *m.entry(label(k)).or_default() += v["count"].as_u64().unwrap_or(0);
             }
         }
         let mut v: Vec<(String, u64)> = m.into_iter().collect();
@@ -533,6 +560,12 @@ pub async fn tren(State(web): State<Arc<Web>>, Extension(who): Extension<Princip
         v.truncate(15);
         v
     };
+    let period = |d: Option<&&serde_json::Value>| {
+        d.and_then(|d| d["period"].as_str())
+            .unwrap_or("–")
+            .to_owned()
+    };
+    let (first, last) = (period(recent.first()), period(recent.last()));
     let terms: Vec<(String, u64)> = insights["trends"]["top_terms"]
         .as_array()
         .into_iter()
@@ -545,12 +578,13 @@ pub async fn tren(State(web): State<Arc<Web>>, Extension(who): Extension<Princip
         })
         .collect();
     let body = html! {
-        p { "30 hari terakhir yang ada datanya (WIB). ▲ menandai hari dengan lonjakan." }
-        (bars("Volume per hari", &volume))
-        (bars("Per kategori", &sum_by("by_category")))
-        (bars("Per Kanwil", &sum_by("by_kanwil")))
-        (bars("Per sumber", &sum_by("by_source")))
-        (bars("Per sentimen", &sum_by("by_sentiment")))
+        p { "Item media dan laporan UPT " b { "digabung" } ", 30 hari terakhir yang ada datanya (tanggal WIB); " (first) " – " (last) ". ▲ menandai hari dengan lonjakan. "
+            "Kategori laporan UPT dipilih pelapornya; kategori item media ditebak dari kata kuncinya. Untuk laporan UPT saja, lihat " a href="/laporan" { "Laporan" } "." }
+        (bars("Item media dan laporan per hari", &volume))
+        (bars("Per kategori (media dan laporan)", &sum_by("by_category", &|k| show::category(k))))
+        (bars("Per Kanwil (media dan laporan)", &sum_by("by_kanwil", &|k| k.to_owned())))
+        (bars("Per sumber", &sum_by("by_source", &|k| k.to_owned())))
+        (bars("Per sentimen (media dan laporan)", &sum_by("by_sentiment", &|k| k.to_owned())))
         (bars("Istilah teratas (7 hari)", &terms))
     };
     layout("Tren", "/tren", &who, body)
@@ -566,8 +600,8 @@ const APP_JS: &str = r#"
   function add(text,cls){var li=document.createElement('li');li.textContent=text;li.className='baru '+(cls||'');list.insertBefore(li,list.firstChild);}
   if(list){
     var es=new EventSource('/api/v1/events');
-    es.addEventListener('report',function(e){var d=JSON.parse(e.data);add((d.priority==='urgent'?'MENDESAK: ':'Laporan: ')+d.title+' — '+d.site_id+' ('+d.received_at+')',d.priority==='urgent'?'urgent':'');});
-    es.addEventListener('site',function(e){var d=JSON.parse(e.data);if(d.state){add('UPT '+d.id+' sekarang '+d.state,d.state);}});
+    es.addEventListener('report',function(e){var d=JSON.parse(e.data);add((d.priority==='urgent'?'MENDESAK: ':'Laporan: ')+d.title+' — '+(d.site_name||d.site_id)+' ('+(d.received_local||d.received_at)+')',d.priority==='urgent'?'urgent':'');});
+    es.addEventListener('site',function(e){var d=JSON.parse(e.data);if(d.state){add('UPT '+(d.name||d.id)+' sekarang '+d.state,d.state);}});
     es.addEventListener('alert',function(e){var d=JSON.parse(e.data);add('Lonjakan: '+d.label+' '+d.count+' item ('+d.period+')','urgent');});
     es.onopen=function(){document.getElementById('status').textContent='tersambung';};
     es.onerror=function(){document.getElementById('status').textContent='menyambung ulang…';};
@@ -595,10 +629,11 @@ pub async fn peringatan(
     )
     .map(|x| x.0)
     .unwrap_or_default();
+    let names = show::Names::of(&web.state.store);
     let body = html! {
         p { "Umpan langsung (" span #status { "menyambung…" } "): laporan baru, perubahan keadaan UPT dan lonjakan muncul di sini tanpa memuat ulang." }
         ul #umpan {
-            @for r in &urgent { li.urgent { "MENDESAK: " (r.report.title) " — " (r.site.as_str()) " (" (r.received_at.to_rfc3339()) ")" } }
+            @for r in &urgent { li.urgent { "MENDESAK: " (r.report.title) " — " (names.unit(r.site.as_str())) " (" (names.time(r.site.as_str(), r.received_at.0)) ")" } }
         }
         h2 { "Lonjakan" }
         table { tr { th { "Periode" } th { "Seri" } th { "Jumlah" } th { "Rata-rata dasar" } th { "Sumber" } th { "Istilah" } }
@@ -609,6 +644,19 @@ pub async fn peringatan(
 }
 
 // ---- Armada ----
+
+/// The Indonesian word for a site state.
+fn state_label(state: &str) -> &str {
+    match state {
+        "online" => "online",
+        "buffering" => "menumpuk",
+        "offline" => "offline",
+        "silent" => "senyap",
+        "revoked" => "dicabut",
+        "pending" => "belum terdaftar",
+        other => other,
+    }
+}
 
 pub async fn armada(
     State(web): State<Arc<Web>>,
@@ -641,34 +689,53 @@ pub async fn armada(
         "revoked",
         "pending",
     ];
+    let admin = who.role >= Role::Admin;
     let body = html! {
         form.saring method="get" action="/armada" {
-            select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st) selected[q.state.as_deref() == Some(st)] { (st) } } }
-            select name="kanwil" { option value="" { "Semua Kanwil" } @for k in kanwil.keys() { option value=(k) selected[q.kanwil.as_deref() == Some(k.as_str())] { (k) } } }
+            select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st) selected[q.state.as_deref() == Some(st)] { (state_label(st)) } } }
+            (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil"))
             button type="submit" { "Saring" }
         }
-        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Umur laporan tertua yang belum terkirim" } th { "Sinkron terakhir (WIB)" } th { "Versi agen" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if who.role >= Role::Admin { th { "" } } }
+        p { small { "Online: tersambung sekarang. Offline: tidak ada sambungan. Menumpuk: antrean bertambah. Senyap: tersambung tetapi tanpa laporan. "
+            "Antrean: laporan yang belum dikirim menurut detak (heartbeat) terakhir; \u{201c}usang\u{201d} bila pusat sudah menerima laporan sesudah detak itu. Waktu menurut zona UPT." } }
+        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Umur laporan tertua yang belum terkirim" } th { "Sinkron terakhir" } th { "Versi agen" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if admin { th { "" } } }
             @for s in &sites {
-                tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state) { (s.state) } td { (s.backlog.map(|b| b.to_string()).unwrap_or_default()) }
-                     td { (s.oldest_unsent_at.as_deref().map(age).unwrap_or_default()) } td { (s.last_sync_at.as_deref().map(wib).unwrap_or_default()) } td { (s.agent_version.clone().unwrap_or_default()) }
+                @let zone = Zone::of_kanwil(&s.kanwil);
+                @let stale = super::fleet::backlog_stale(s);
+                tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state) { (state_label(&s.state)) }
+                     td { @if let Some(b) = s.backlog { @if stale { span.usang title=(format!("dilaporkan {}; ada laporan tersimpan sesudahnya", s.heartbeat_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_default())) { (b) " (usang)" } } @else { (b) } } }
+                     td { @if !stale { (s.oldest_unsent_at.as_deref().map(age).unwrap_or_default()) } } td { (s.last_sync_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_else(|| "belum pernah".into())) } td { (s.agent_version.clone().unwrap_or_default()) }
                      td { (s.disk_free_bytes.map(|b| format!("{:.1}", b as f64 / 1_073_741_824.0)).unwrap_or_default()) } td { (s.clock_offset_ms.map(|c| c.to_string()).unwrap_or_default()) }
-                     @if who.role >= Role::Admin { td { @if s.state != "revoked" { form method="post" action=(format!("/armada/{}/cabut", s.id)) { (csrf_field(&who)) button type="submit" { "Cabut" } } } } } }
+                     @if admin { td { @if s.state != "revoked" {
+                        details.cabut { summary { "Cabut…" }
+                            form method="post" action=(format!("/armada/{}/cabut", s.id)) { (csrf_field(&who))
+                                label { "Ketik " code { (s.id) } " untuk mencabut sertifikat " (s.name) ": " input name="konfirmasi" autocomplete="off" required; }
+                                button type="submit" { "Cabut" } } } } } } }
             }
         }
         h2 { "Ringkasan per Kanwil" }
-        table.urut { tr { th { "Kanwil" } @for st in states { th { (st) } } }
-            @for (k, counts) in &kanwil { tr { td { (k) } @for st in states { td class=(st) { (counts.get(st).copied().unwrap_or(0)) } } } }
+        table.urut { tr { th { "Kanwil" } @for st in states { th { (state_label(st)) } } }
+            @for (k, counts) in &kanwil { tr { td { (k) } @for st in states { td class=(if counts.get(st).copied().unwrap_or(0) > 0 { st } else { "" }) { (counts.get(st).copied().unwrap_or(0)) } } } }
         }
     };
     layout("Armada", "/armada", &who, body)
 }
 
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    csrf: Option<String>,
+    /// The site id, typed by the admin to confirm.
+    #[serde(default)]
+    konfirmasi: String,
+}
+
+/// Revokes a site, only when the form carries the site's id typed in `konfirmasi`.
 pub async fn armada_cabut(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<RevokeForm>,
 ) -> Response {
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;
@@ -676,6 +743,20 @@ pub async fn armada_cabut(
     let Ok(site) = pasopati_common::SiteId::new(&id) else {
         return (StatusCode::BAD_REQUEST, "id UPT tidak sah").into_response();
     };
+    if form.konfirmasi.trim() != site.as_str() {
+        return (
+            StatusCode::BAD_REQUEST,
+            layout(
+                "Armada",
+                "/armada",
+                &who,
+                html! {
+                    p.pesan { "Sertifikat " b { (site.as_str()) } " tidak dicabut: ketik id UPT itu persis untuk mengonfirmasi pencabutan. " a href="/armada" { "Kembali ke Armada" } }
+                },
+            ),
+        )
+            .into_response();
+    }
     match admin::site_revoke(
         &web.state.store,
         &site,
@@ -865,7 +946,10 @@ pub struct DraftForm {
 /// closing of the directorate's public relations.
 fn press_release(site_name: &str, kanwil: &str, r: &admin::ReportView) -> (String, String) {
     let title = format!("{}: {}", site_name, r.title);
-    let date = r.occurred_at.get(..10).unwrap_or(&r.occurred_at);
+    // The date of the site's own calendar (a report at 01:00 WIB is that day's, not the UTC
+    // day before).
+    let local = show::local_text(&r.occurred_at, Zone::of_kanwil(kanwil));
+    let date = local.get(..10).unwrap_or(&local);
     let body = format!(
         "{kanwil}, {date} — {site_name} menyampaikan informasi berikut.\n\n{}\n\n\
          Informasi ini bersumber dari laporan resmi {site_name} dan telah diperiksa oleh Media \
@@ -977,29 +1061,23 @@ pub async fn ringkasan_harian(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let kanwil_of: HashMap<String, String> = web
-        .state
-        .store
-        .sites()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|s| (s.id.to_string(), s.kanwil))
-        .collect();
+    let names = show::Names::of(&web.state.store);
     let mut by_kanwil: BTreeMap<String, Vec<&crate::store::StoredReport>> = BTreeMap::new();
     for r in &reports {
         by_kanwil
             .entry(
-                kanwil_of
-                    .get(r.site.as_str())
-                    .cloned()
+                names
+                    .kanwil(r.site.as_str())
                     .unwrap_or_else(|| "(tanpa Kanwil)".into()),
             )
             .or_default()
             .push(r);
     }
-    let mut by_category: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut by_category: BTreeMap<String, usize> = BTreeMap::new();
     for r in &reports {
-        *by_category.entry(r.report.category.as_str()).or_default() += 1;
+        *by_category
+            .entry(show::category(&r.report.category))
+            .or_default() += 1;
     }
     let scope = q
         .kanwil
@@ -1007,12 +1085,12 @@ pub async fn ringkasan_harian(
         .filter(|k| !k.is_empty())
         .unwrap_or_else(|| "Nasional".into());
     let body = html! {
-        form.saring method="get" { input name="tanggal" type="date" value=(day); input name="kanwil" placeholder="Kanwil (kosong: nasional)" value=(q.kanwil.clone().unwrap_or_default()); button type="submit" { "Tampilkan" } }
-        p { b { (scope) } " · " (day) " · " (total) " laporan" }
-        table { tr { th { "Kategori" } th { "Jumlah" } } @for (c, n) in &by_category { tr { td { (c) } td { (n) } } } }
+        form.saring method="get" { input name="tanggal" type="date" value=(day); (kanwil_select(q.kanwil.as_deref(), "Nasional (semua Kanwil)")) button type="submit" { "Tampilkan" } }
+        p { b { (scope) } " · " (day) " (menurut tanggal kejadian, WIB) · " (total) " laporan UPT" }
+        table { tr { th { "Kategori" } th { "Laporan" } } @for (c, n) in &by_category { tr { td { (c) } td { (n) } } } }
         @for (k, list) in &by_kanwil {
             h2 { (k) }
-            ul { @for r in list { li class=(if r.report.priority == pasopati_common::Priority::Urgent { "urgent" } else { "" }) { (r.site.as_str()) ": " (r.report.title) } } }
+            ul { @for r in list { li class=(if r.report.priority == pasopati_common::Priority::Urgent { "urgent" } else { "" }) { (names.unit(r.site.as_str())) ", " (names.time(r.site.as_str(), r.report.occurred_at.0)) ": " (r.report.title) } } }
         }
     };
     layout("Ringkasan harian", "/publikasi", &who, body)
@@ -1031,16 +1109,17 @@ pub async fn cakupan(
         Err(e) => return internal(e),
     };
     let c = &insights["coverage"];
+    let names = show::Names::of(&web.state.store);
     let body = html! {
-        p { "Per " (c["as_of"].as_str().unwrap_or_default()) ", " (c["days"]) " hari terakhir: " b { (c["silent_upt_count"]) } " UPT tanpa laporan dan tanpa pemberitaan." }
+        p { "Per " (show::local_text(c["as_of"].as_str().unwrap_or_default(), Zone::Wib)) ", " (c["days"]) " hari terakhir: " b { (c["silent_upt_count"]) } " UPT tanpa laporan dan tanpa pemberitaan." }
         h2 { "Per Kanwil" }
         table { tr { th { "Kanwil" } th { "UPT" } th { "Tanpa kabar" } th { "Kanwil senyap" } }
             @for k in c["kanwil"].as_array().into_iter().flatten() { tr { td { (k["kanwil"].as_str().unwrap_or_default()) } td { (k["upt_total"]) } td { (k["upt_silent"]) } td { @if k["silent"] == true { "ya" } } } }
         }
         h2 { "Diberitakan negatif, tanpa laporan" }
-        ul { @for n in c["negative_without_reports"].as_array().into_iter().flatten() { li { (n["upt"].as_str().unwrap_or_default()) ": " (n["items"]) " item, " (n["negative_share"]) " negatif" } } }
+        ul { @for n in c["negative_without_reports"].as_array().into_iter().flatten() { li { (names.unit(n["upt"].as_str().unwrap_or_default())) ": " (n["items"]) " item, " (n["negative_share"]) " negatif" } } }
         h2 { "UPT tanpa kabar" }
-        p { (c["silent_upt"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
+        p { (c["silent_upt"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).map(|u| names.unit(u)).collect::<Vec<_>>().join(", ")).unwrap_or_default()) }
     };
     layout("Cakupan", "/cakupan", &who, body)
 }

@@ -1,0 +1,253 @@
+//! How the dashboard shows things to people: one rule for time (local time with its zone),
+//! category labels instead of ids, site and unit names instead of slugs, and the Kanwil list.
+//!
+//! Time: every time a person reads is shown as `2026-11-02 08:15 WIB`, in the zone of the site
+//! it belongs to (WIB, WITA or WIT, from the site's Kanwil, which is a province) and in WIB
+//! when it belongs to no site (media, the center's own clock). The JSON API carries the same
+//! instants as RFC 3339 with that zone's offset (`2026-11-02T08:15:00+07:00`).
+
+use pasopati_analysis::gazetteer::Gazetteer;
+use pasopati_common::Timestamp;
+use std::collections::HashMap;
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Indonesia's three time zones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Zone {
+    /// UTC+7: Sumatra, Java, West and Central Kalimantan.
+    Wib,
+    /// UTC+8: Bali, Nusa Tenggara, South, East and North Kalimantan, Sulawesi.
+    Wita,
+    /// UTC+9: Maluku and Papua.
+    Wit,
+}
+
+/// The Kanwil (provinces) in WITA; every Kanwil of the gazetteer is in one of these lists or
+/// in WIB.
+const WITA: &[&str] = &[
+    "Bali",
+    "Nusa Tenggara Barat",
+    "Nusa Tenggara Timur",
+    "Kalimantan Selatan",
+    "Kalimantan Timur",
+    "Kalimantan Utara",
+    "Sulawesi Utara",
+    "Sulawesi Tengah",
+    "Sulawesi Selatan",
+    "Sulawesi Tenggara",
+    "Sulawesi Barat",
+    "Gorontalo",
+];
+
+/// The Kanwil (provinces) in WIT.
+const WIT: &[&str] = &[
+    "Maluku",
+    "Maluku Utara",
+    "Papua",
+    "Papua Barat",
+    "Papua Barat Daya",
+    "Papua Selatan",
+    "Papua Tengah",
+    "Papua Pegunungan",
+];
+
+impl Zone {
+    /// The zone of a Kanwil (a province name as the gazetteer spells it); WIB when the name is
+    /// not one of the WITA or WIT provinces.
+    pub fn of_kanwil(kanwil: &str) -> Zone {
+        let k = kanwil.trim();
+        if WITA.iter().any(|w| w.eq_ignore_ascii_case(k)) {
+            Zone::Wita
+        } else if WIT.iter().any(|w| w.eq_ignore_ascii_case(k)) {
+            Zone::Wit
+        } else {
+            Zone::Wib
+        }
+    }
+
+    /// Hours ahead of UTC.
+    pub fn offset_hours(self) -> i64 {
+        match self {
+            Zone::Wib => 7,
+            Zone::Wita => 8,
+            Zone::Wit => 9,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Zone::Wib => "WIB",
+            Zone::Wita => "WITA",
+            Zone::Wit => "WIT",
+        }
+    }
+}
+
+/// Date and minutes of the day of an instant in a zone.
+fn civil(ms: i64, zone: Zone) -> (String, i64, i64) {
+    let shifted = ms + zone.offset_hours() * HOUR_MS;
+    let day = shifted.div_euclid(DAY_MS);
+    let in_day = shifted.rem_euclid(DAY_MS);
+    (
+        pasopati_analysis::insight::date_string(day),
+        in_day / 60_000,
+        in_day % 60_000,
+    )
+}
+
+/// The one way a page shows a time: `2026-11-02 08:15 WIB`.
+pub fn local(ms: i64, zone: Zone) -> String {
+    let (date, minutes, _) = civil(ms, zone);
+    format!(
+        "{date} {:02}:{:02} {}",
+        minutes / 60,
+        minutes % 60,
+        zone.label()
+    )
+}
+
+/// [`local`] of an RFC 3339 text (as the admin views carry times); a text that is not one is
+/// shown as it is.
+pub fn local_text(rfc3339: &str, zone: Zone) -> String {
+    Timestamp::parse_rfc3339(rfc3339).map_or_else(|_| rfc3339.to_owned(), |t| local(t.0, zone))
+}
+
+/// RFC 3339 with the zone's offset, for JSON: `2026-11-02T08:15:00.250+07:00` (milliseconds
+/// only when there are any).
+pub fn rfc3339(ms: i64, zone: Zone) -> String {
+    let (date, minutes, rest) = civil(ms, zone);
+    let (secs, millis) = (rest / 1000, rest % 1000);
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}")
+    };
+    format!(
+        "{date}T{:02}:{:02}:{secs:02}{fraction}+{:02}:00",
+        minutes / 60,
+        minutes % 60,
+        zone.offset_hours()
+    )
+}
+
+/// [`rfc3339`] of an RFC 3339 text in any offset; other text is left as it is.
+pub fn rfc3339_text(text: &str, zone: Zone) -> String {
+    Timestamp::parse_rfc3339(text).map_or_else(|_| text.to_owned(), |t| rfc3339(t.0, zone))
+}
+
+/// The label of a report category (`Kejadian Menonjol` for `kejadian_menonjol`); an unknown id
+/// is shown as it is.
+pub fn category(id: &str) -> String {
+    pasopati_common::taxonomy::Taxonomy::builtin()
+        .get(id)
+        .map_or_else(|| id.to_owned(), |c| c.label.clone())
+}
+
+/// The 38 Kanwil of the gazetteer, sorted: the only choices wherever a Kanwil is entered or
+/// filtered.
+pub fn kanwil_list() -> Vec<String> {
+    let mut k = Gazetteer::builtin().kanwil_names();
+    k.sort();
+    k.dedup();
+    k
+}
+
+/// Whether a Kanwil name is one of [`kanwil_list`].
+pub fn is_kanwil(name: &str) -> bool {
+    kanwil_list().iter().any(|k| k == name)
+}
+
+/// Names of the sites the collector knows (from its store) and of the units in the gazetteer,
+/// with each site's zone.
+pub struct Names {
+    sites: HashMap<String, (String, String)>,
+}
+
+impl Names {
+    /// The names of the store's sites; a store that cannot be read leaves only the gazetteer.
+    pub fn of(store: &crate::store::Store) -> Names {
+        Names {
+            sites: store
+                .sites()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.id.to_string(), (s.name, s.kanwil)))
+                .collect(),
+        }
+    }
+
+    /// The name of a site or unit: the store's name of the site, else the gazetteer's name of
+    /// the unit, else the id itself.
+    pub fn unit(&self, id: &str) -> String {
+        if let Some((name, _)) = self.sites.get(id) {
+            return name.clone();
+        }
+        Gazetteer::builtin()
+            .get(id)
+            .map_or_else(|| id.to_owned(), |u| u.name.clone())
+    }
+
+    /// The names of several units, joined with commas.
+    pub fn units(&self, ids: &[String]) -> String {
+        ids.iter()
+            .map(|u| self.unit(u))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The Kanwil of a site or unit, if known.
+    pub fn kanwil(&self, id: &str) -> Option<String> {
+        self.sites
+            .get(id)
+            .map(|(_, k)| k.clone())
+            .or_else(|| Gazetteer::builtin().get(id).map(|u| u.kanwil.clone()))
+    }
+
+    /// The zone a site's times are shown in.
+    pub fn zone(&self, id: &str) -> Zone {
+        self.kanwil(id).map_or(Zone::Wib, |k| Zone::of_kanwil(&k))
+    }
+
+    /// A time of a site, in the site's zone.
+    pub fn time(&self, site: &str, ms: i64) -> String {
+        local(ms, self.zone(site))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_local_with_their_zone() {
+        let t = Timestamp::parse_rfc3339("2026-11-02T01:15:30Z").unwrap().0;
+        assert_eq!(local(t, Zone::Wib), "2026-11-02 08:15 WIB");
+        assert_eq!(local(t, Zone::Wita), "2026-11-02 09:15 WITA");
+        assert_eq!(local(t, Zone::Wit), "2026-11-02 10:15 WIT");
+        assert_eq!(rfc3339(t, Zone::Wib), "2026-11-02T08:15:30+07:00");
+        assert_eq!(rfc3339(t + 250, Zone::Wit), "2026-11-02T10:15:30.250+09:00");
+        let late = Timestamp::parse_rfc3339("2026-11-02T20:00:00Z").unwrap().0;
+        assert_eq!(local(late, Zone::Wib), "2026-11-03 03:00 WIB");
+        assert_eq!(
+            Timestamp::parse_rfc3339(&rfc3339(late, Zone::Wita))
+                .unwrap()
+                .0,
+            late
+        );
+    }
+
+    #[test]
+    fn every_kanwil_of_the_gazetteer_has_a_zone_and_the_names_of_the_lists_exist() {
+        let all = kanwil_list();
+        assert_eq!(all.len(), 38);
+        for k in WITA.iter().chain(WIT) {
+            assert!(all.iter().any(|a| a == k), "{k} is not a Kanwil");
+        }
+        assert_eq!(Zone::of_kanwil("Sulawesi Selatan"), Zone::Wita);
+        assert_eq!(Zone::of_kanwil("Papua Barat Daya"), Zone::Wit);
+        assert_eq!(Zone::of_kanwil("Kalimantan Barat"), Zone::Wib);
+        assert_eq!(category("kejadian_menonjol"), "Kejadian Menonjol");
+    }
+}
