@@ -50,6 +50,8 @@ pub struct SiteView {
     pub last_report_at: Option<String>,
     /// From the latest heartbeat:
     pub backlog: Option<u64>,
+    /// The backlog was counted before a batch the collector stored since.
+    pub backlog_stale: bool,
     pub oldest_unsent_at: Option<String>,
     pub last_sync_at: Option<String>,
     pub disk_free_bytes: Option<u64>,
@@ -511,6 +513,16 @@ fn audit_view(e: AuditEntry) -> AuditView {
     }
 }
 
+/// Whether the backlog of the site's last heartbeat predates a batch the collector stored
+/// since: the agent has sent since, so the count is out of date (shown as stale, and it does not
+/// make the site `buffering`).
+pub fn backlog_stale(site: &SiteRecord) -> bool {
+    match (&site.health, site.last_report_at) {
+        (Some(h), Some(batch)) => batch > h.received_at,
+        _ => false,
+    }
+}
+
 /// The state of a site at `now`, as `site list` and the fleet view show it.
 pub fn site_state(
     site: &SiteRecord,
@@ -525,17 +537,21 @@ pub fn site_state(
         SiteStatus::Pending => return "pending",
         SiteStatus::Active => {}
     }
+    // Only a live connection is contact: a stopped agent is offline as soon as its
+    // connection closes (a connection that stopped carrying anything for `offline_after` is
+    // offline too). Without a running daemon no site is connected.
     let in_contact = connected
-        || site
+        && site
             .last_seen_at
             .is_some_and(|t| now.millis_since(t) <= offline_after);
     if !in_contact {
         return "offline";
     }
-    let growing = site.health.as_ref().is_some_and(|h| {
-        let backlog = h.heartbeat.backlog;
-        backlog > 0 && (!connected || h.previous_backlog.is_some_and(|p| backlog > p))
-    });
+    let growing = !backlog_stale(site)
+        && site.health.as_ref().is_some_and(|h| {
+            let backlog = h.heartbeat.backlog;
+            backlog > 0 && h.previous_backlog.is_some_and(|p| backlog > p)
+        });
     if growing {
         return "buffering";
     }
@@ -564,6 +580,7 @@ pub fn site_list(
                 connected,
                 last_report_at: s.last_report_at.map(|t| t.to_rfc3339()),
                 backlog: hb.map(|h| h.backlog),
+                backlog_stale: backlog_stale(&s),
                 oldest_unsent_at: hb.and_then(|h| h.oldest_unsent_at).map(|t| t.to_rfc3339()),
                 // The collector's own record of the last batch it stored from the site, or the
                 // agent's report of its last acknowledged batch if that is later.

@@ -365,8 +365,6 @@ pub async fn sites(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> R
                 .filter_map(|site| {
                     let mut v = serde_json::to_value(site).ok()?;
                     localise(&mut v, Zone::of_kanwil(&site.kanwil));
-                    // The backlog was reported before the last stored batch (see `fleet`).
-                    v["backlog_stale"] = Value::Bool(super::fleet::backlog_stale(site));
                     Some(v)
                 })
                 .collect();
@@ -382,7 +380,6 @@ pub(crate) fn site_views(web: &Web) -> Result<Vec<admin::SiteView>, Response> {
         &web.state.config,
         &web.state.connected_sites(),
     )
-    .map(super::fleet::correct)
     .map_err(internal)
 }
 

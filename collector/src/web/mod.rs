@@ -20,8 +20,7 @@
 mod api;
 pub use api::openapi_document;
 pub mod auth;
-pub mod fleet;
-mod pages;
+pub mod pages;
 pub mod show;
 
 use crate::server::ServerState;
@@ -557,7 +556,7 @@ pub(crate) fn check_csrf(
 }
 
 /// Watches for changes the event stream carries but no single event reports: a site's state
-/// as the dashboard shows it (`fleet::state`: offline once its connection closed, silent,
+/// as the dashboard shows it (`admin::site_state`: offline once its connection closed, silent,
 /// buffering) every two seconds and whenever a connection opens or closes, and new
 /// spike alerts every minute.
 pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) {
@@ -588,9 +587,7 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
             ticks += 1;
         }
         let found = tokio::task::spawn_blocking(move || {
-            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites())
-                .ok()
-                .map(fleet::correct);
+            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites()).ok();
             let new_alerts = if check_alerts {
                 s.newsroom
                     .insights(None)
