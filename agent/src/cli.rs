@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use pasopati_common::localtime;
 use pasopati_common::{Priority, ReportDraft, ReportId, Revision, Timestamp};
 use std::io::Read;
 use std::path::PathBuf;
@@ -27,10 +28,16 @@ enum ReportAction {
         category: Option<String>,
         #[arg(long)]
         title: Option<String>,
-        #[arg(long)]
+        /// The new body; `-` reads it from standard input.
+        #[arg(long, conflicts_with = "body_file")]
         body: Option<String>,
+        /// Read the new body from this file (UTF-8 text).
+        #[arg(long, value_name = "PATH")]
+        body_file: Option<PathBuf>,
         #[arg(long)]
         priority: Option<Priority>,
+        /// When it happened, RFC 3339 (`2026-11-27T09:30:00+07:00`) or local time in the site's
+        /// zone (`2026-11-27 09:30`).
         #[arg(long)]
         occurred_at: Option<String>,
     },
@@ -80,12 +87,22 @@ enum Command {
         category: Option<String>,
         #[arg(long, required = true)]
         title: Option<String>,
-        #[arg(long, required = true)]
+        /// The report's text; `-` reads it from standard input (for long texts: a command line
+        /// holds only so much).
+        #[arg(
+            long,
+            required_unless_present = "body_file",
+            conflicts_with = "body_file"
+        )]
         body: Option<String>,
+        /// Read the report's text from this file (UTF-8 text).
+        #[arg(long, value_name = "PATH")]
+        body_file: Option<PathBuf>,
         /// `normal` or `urgent` (default: the category's default).
         #[arg(long)]
         priority: Option<Priority>,
-        /// When it happened, RFC 3339 (default: now).
+        /// When it happened (default: now): RFC 3339 (`2026-11-27T09:30:00+07:00`) or local time
+        /// in the site's zone (`2026-11-27 09:30`).
         #[arg(long)]
         occurred_at: Option<String>,
         /// A photo (JPEG, PNG) or PDF document to send with the report; repeat for more (at
@@ -108,8 +125,12 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,rustls=warn"));
+    // A closed log pipe must never decide whether the daemon lives: the subscriber's own report
+    // of a failed write goes to the same closed stderr through `eprintln!`, which panics, so it
+    // is switched off and log lines that cannot be written are dropped.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -131,8 +152,52 @@ pub fn main() -> std::process::ExitCode {
         }
         Err(e) => {
             pasopati_common::errln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if needs_a_person(&e) {
+                std::process::ExitCode::from(EXIT_CONFIG)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
+    }
+}
+
+/// The exit status of a failure no restart can cure (not enrolled, a wrong data directory, an
+/// invalid agent.toml): EX_CONFIG from sysexits.h. The systemd unit does not restart on it
+/// (`RestartPreventExitStatus=78`).
+pub const EXIT_CONFIG: u8 = 78;
+
+fn needs_a_person(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<crate::config::ConfigError>().is_some()
+        || matches!(
+            e.downcast_ref::<crate::AgentError>(),
+            Some(crate::AgentError::Config(_) | crate::AgentError::ForeignSocket { .. })
+        )
+}
+
+/// The body given on the command line: the text itself, `-` for standard input, or the file
+/// of `--body-file`.
+fn read_body(body: Option<String>, body_file: Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    match (body, body_file) {
+        (Some(b), _) if b == "-" => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the body from standard input (it must be UTF-8 text)")?;
+            Ok(Some(text))
+        }
+        (Some(b), _) => Ok(Some(b)),
+        (None, Some(path)) => {
+            let bytes = std::fs::read(&path)
+                .with_context(|| format!("reading --body-file {}", path.display()))?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                anyhow::anyhow!(
+                    "--body-file {} is not UTF-8 text; save it as UTF-8 (in Notepad: Save As, Encoding UTF-8)",
+                    path.display()
+                )
+            })?;
+            Ok(Some(text.trim_start_matches('\u{feff}').to_owned()))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -154,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let site = crate::enroll(&data_dir, &token, force).await?;
             pasopati_common::outln!(
-                "enrolled as site {site}; start the agent with: pasopati-agent run --data-dir {}",
+                "enrolled as site {site}; start the agent with: sudo systemctl enable --now pasopati-agent (installed package; `systemctl restart` if it was already enabled), or pasopati-agent run --data-dir {}",
                 data_dir.display()
             );
         }
@@ -176,17 +241,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     category,
                     title,
                     body,
+                    body_file,
                     priority,
                     occurred_at,
                 }),
             ..
         } => {
+            let body = read_body(body, body_file)?;
             let changes = Revision {
                 category,
                 title,
                 body,
                 priority,
-                occurred_at: parse_time(occurred_at)?,
+                occurred_at: parse_time(&data_dir, occurred_at)?,
                 retract: None,
             };
             let revision = crate::revise_report(&data_dir, id, changes).await?;
@@ -213,27 +280,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir: Some(data_dir),
             category: Some(category),
             title: Some(title),
-            body: Some(body),
+            body,
+            body_file,
             priority,
             occurred_at,
             attach,
         } => {
+            let Some(body) = read_body(body, body_file)? else {
+                bail!("report needs --body TEXT, --body - (standard input) or --body-file PATH");
+            };
             let draft = ReportDraft {
                 category,
                 title,
                 body,
                 priority,
-                occurred_at: parse_time(occurred_at)?,
+                occurred_at: parse_time(&data_dir, occurred_at)?,
             };
             let id = crate::file_report_with(&data_dir, draft, &attach).await?;
             pasopati_common::outln!("{id}");
         }
-        Command::Report { .. } => bail!("report needs --data-dir, --category, --title and --body"),
+        Command::Report { .. } => bail!(
+            "report needs --data-dir, --category, --title and --body (or --body-file PATH, or --body - for standard input)"
+        ),
         Command::Status { data_dir, json } => {
             let s = crate::status(&data_dir).await?;
             if json {
                 pasopati_common::outln!("{}", serde_json::to_string(&s)?);
             } else {
+                let zone = localtime::Zone::parse(&s.time_zone).unwrap_or_default();
                 pasopati_common::outln!("site:             {}", s.site_id);
                 pasopati_common::outln!("collector:        {}", s.collector);
                 pasopati_common::outln!(
@@ -256,7 +330,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 pasopati_common::outln!("attachments:      {} waiting", s.attachments_pending);
                 pasopati_common::outln!(
                     "oldest unsent:    {}",
-                    s.oldest_unsent_at.as_deref().unwrap_or("-")
+                    shown(s.oldest_unsent_at.as_deref(), zone, "-")
                 );
                 pasopati_common::outln!(
                     "acked seq:        {} (epoch {}, next seq {})",
@@ -266,11 +340,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 pasopati_common::outln!(
                     "last sync:        {}",
-                    s.last_sync_at.as_deref().unwrap_or("never")
+                    shown(s.last_sync_at.as_deref(), zone, "never")
                 );
                 if let Some(w) = &s.web_form {
                     pasopati_common::outln!("web form:         {w}");
                 }
+                if let Some(problem) = &s.web_form_error {
+                    pasopati_common::outln!("web form:         {problem}");
+                }
+                pasopati_common::outln!(
+                    "not stored:       {} report revision(s) refused or quarantined by the center",
+                    s.center_verdicts
+                );
+                for v in &s.latest_verdicts {
+                    pasopati_common::outln!(
+                        "  {} {} rev {} \"{}\" ({}): {}",
+                        shown(Some(&v.at), zone, "-"),
+                        v.verdict,
+                        v.revision,
+                        v.title,
+                        v.id,
+                        v.reason
+                    );
+                }
+                if s.center_verdicts > s.latest_verdicts.len() as u64 {
+                    pasopati_common::outln!("  (latest {} shown; `status --json` for details)", s.latest_verdicts.len());
+                }
+                for name in &s.inbox_ignored {
+                    pasopati_common::outln!(
+                        "inbox:            {name} is not read: {}",
+                        crate::inbox::IGNORED_HINT
+                    );
+                }
+                pasopati_common::outln!("times:            {zone} (UTC{:+})", zone.offset_hours());
                 if let Some(e) = &s.last_error {
                     pasopati_common::outln!("last error:       {e}");
                 }
@@ -280,10 +382,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_time(text: Option<String>) -> anyhow::Result<Option<Timestamp>> {
-    text.map(|t| Timestamp::parse_rfc3339(&t))
-        .transpose()
-        .context("--occurred-at")
+/// `--occurred-at`: RFC 3339 with an offset, or a local time in the site's zone.
+fn parse_time(
+    data_dir: &std::path::Path,
+    text: Option<String>,
+) -> anyhow::Result<Option<Timestamp>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    if let Ok(t) = Timestamp::parse_rfc3339(&text) {
+        return Ok(Some(t));
+    }
+    let zone = crate::config::AgentConfig::load(data_dir)
+        .map(|c| c.zone())
+        .unwrap_or_default();
+    match localtime::parse_local(&text, zone) {
+        Some(t) => Ok(Some(t)),
+        None => bail!(
+            "--occurred-at `{text}` is not a time: write RFC 3339 (2026-11-27T09:30:00+07:00), or 2026-11-27 09:30 for local time ({zone})"
+        ),
+    }
+}
+
+/// A time from `status` (RFC 3339 with offset) as people read it, in the site's zone.
+fn shown(rfc3339: Option<&str>, zone: localtime::Zone, none: &str) -> String {
+    match rfc3339.map(Timestamp::parse_rfc3339) {
+        Some(Ok(t)) => localtime::format_local(t, zone),
+        Some(Err(_)) => rfc3339.unwrap_or(none).to_owned(),
+        None => none.to_owned(),
+    }
 }
 
 async fn stop_on_signal(shutdown: CancellationToken) {

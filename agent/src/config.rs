@@ -1,6 +1,7 @@
 //! The agent's configuration file, `agent.toml` in its data directory, written by `enroll`.
 
 use pasopati_common::backoff::BackoffConfig;
+use pasopati_common::localtime::Zone;
 use pasopati_common::pii::PiiConfig;
 use pasopati_common::SiteId;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,9 @@ pub struct AgentConfig {
     pub site_id: SiteId,
     /// `host:port` of the collector's QUIC listener.
     pub collector_addr: String,
+    /// Where the site is: its time zone, for every time shown to people.
+    #[serde(default)]
+    pub site: SiteSettings,
     #[serde(default)]
     pub sync: SyncSettings,
     /// The PII guard: `mode` (`block` or `redact`) and a `deny_list` of terms.
@@ -32,6 +36,17 @@ pub struct AgentConfig {
     pub web: WebSettings,
     #[serde(default)]
     pub attachments: AttachmentSettings,
+}
+
+/// The site itself.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiteSettings {
+    /// `WIB` (UTC+7), `WITA` (UTC+8) or `WIT` (UTC+9): times in the form, `status` and the
+    /// command line are shown in it, and times typed into the form are read in it. Unset, the
+    /// zone follows `[web] utc_offset` (WIB by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<Zone>,
 }
 
 /// Photos and documents attached to reports.
@@ -57,8 +72,8 @@ pub struct WebSettings {
     pub enabled: bool,
     /// Where the form is served; loopback addresses only.
     pub listen: std::net::SocketAddr,
-    /// The site's offset from UTC, for times typed into the form (`+07:00` WIB, `+08:00` WITA,
-    /// `+09:00` WIT).
+    /// The site's offset from UTC (`+07:00` WIB, `+08:00` WITA, `+09:00` WIT). Kept for
+    /// configurations written before `[site] time_zone`, which takes precedence.
     pub utc_offset: String,
 }
 
@@ -146,8 +161,29 @@ impl SyncSettings {
 pub enum ConfigError {
     #[error("{path} is missing: this data directory is not enrolled; run `pasopati-agent enroll --data-dir {dir} --token <TOKEN>` first")]
     NotEnrolled { path: String, dir: String },
+    #[error("this site is not enrolled yet ({path} does not exist): run `pasopati-agent enroll --data-dir {dir} --token <TOKEN>` first, with the token from the media center, then start the agent again")]
+    NotEnrolledYet { path: String, dir: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    #[error("{dir} is a collector's data directory (it holds collector.toml), not an agent's. Pass the agent's data directory, where `pasopati-agent enroll` wrote agent.toml (/var/lib/pasopati-agent when installed from the package); for the collector use `pasopati-collector`")]
+    CollectorDir { dir: String },
+}
+
+/// The collector's configuration file, whose presence marks a collector's data directory.
+const COLLECTOR_CONFIG_FILE: &str = "collector.toml";
+
+/// An error for a data directory that holds no agent.toml: a collector's, or one not enrolled.
+pub fn missing_config(data_dir: &Path) -> ConfigError {
+    if data_dir.join(COLLECTOR_CONFIG_FILE).exists() {
+        ConfigError::CollectorDir {
+            dir: data_dir.display().to_string(),
+        }
+    } else {
+        ConfigError::NotEnrolled {
+            path: AgentConfig::path(data_dir).display().to_string(),
+            dir: data_dir.display().to_string(),
+        }
+    }
 }
 
 impl AgentConfig {
@@ -160,10 +196,7 @@ impl AgentConfig {
     pub fn load(data_dir: &Path) -> Result<AgentConfig, ConfigError> {
         let path = Self::path(data_dir);
         if !path.exists() {
-            return Err(ConfigError::NotEnrolled {
-                path: path.display().to_string(),
-                dir: data_dir.display().to_string(),
-            });
+            return Err(missing_config(data_dir));
         }
         pasopati_common::read_toml(&path).map_err(|message| ConfigError::Invalid {
             path: path.display().to_string(),
@@ -171,8 +204,20 @@ impl AgentConfig {
         })
     }
 
-    /// Loads and checks a configuration file anywhere (for `validate --config`).
+    /// Loads and checks a configuration file anywhere (for `validate --config`). A missing file
+    /// in a data directory means the site is not enrolled yet, and says so.
     pub fn load_file(path: &Path) -> Result<AgentConfig, ConfigError> {
+        if !path.exists() {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if path.file_name().is_some_and(|n| n == CONFIG_FILE) {
+                return Err(match missing_config(dir) {
+                    ConfigError::NotEnrolled { path, dir } => {
+                        ConfigError::NotEnrolledYet { path, dir }
+                    }
+                    other => other,
+                });
+            }
+        }
         let invalid = |message| ConfigError::Invalid {
             path: path.display().to_string(),
             message,
@@ -221,17 +266,32 @@ impl AgentConfig {
                 self.web.listen
             ));
         }
-        let o = self.web.utc_offset.as_bytes();
-        if o.len() != 6 || !(o[0] == b'+' || o[0] == b'-') || o[3] != b':' {
-            return Err(format!(
-                "[web] utc_offset `{}` is not like +07:00",
+        let offset_zone = Zone::parse(&self.web.utc_offset).map_err(|_| {
+            format!(
+                "[web] utc_offset `{}` is not the offset of an Indonesian time zone (+07:00 WIB, +08:00 WITA, +09:00 WIT); better, set [site] time_zone = \"WIB\", \"WITA\" or \"WIT\"",
                 self.web.utc_offset
-            ));
+            )
+        })?;
+        if let Some(zone) = self.site.time_zone {
+            if zone != offset_zone && self.web.utc_offset != WebSettings::default().utc_offset {
+                return Err(format!(
+                    "[site] time_zone = \"{zone}\" and [web] utc_offset = \"{}\" disagree; remove utc_offset",
+                    self.web.utc_offset
+                ));
+            }
         }
         if self.pii.deny_list.iter().any(|t| t.trim().is_empty()) {
             return Err("[pii] deny_list has an empty term".into());
         }
         Ok(())
+    }
+
+    /// The site's time zone: `[site] time_zone`, else the zone of `[web] utc_offset`, else WIB.
+    pub fn zone(&self) -> Zone {
+        self.site
+            .time_zone
+            .or_else(|| Zone::parse(&self.web.utc_offset).ok())
+            .unwrap_or_default()
     }
 
     /// Writes `agent.toml` atomically.
@@ -268,6 +328,31 @@ mod tests {
     }
 
     #[test]
+    fn the_time_zone_comes_from_the_site_or_the_old_offset() {
+        let base = include_str!("../../config/agent.example.toml");
+        let example: AgentConfig = toml::from_str(base).unwrap();
+        assert_eq!(example.zone(), Zone::Wib);
+        // A configuration written before `[site] time_zone` keeps its offset's zone.
+        let old = base
+            .replace("time_zone = \"WIB\"", "")
+            .replace("utc_offset = \"+07:00\"", "utc_offset = \"+09:00\"");
+        let wit: AgentConfig = toml::from_str(&old).unwrap();
+        assert_eq!(wit.zone(), Zone::Wit);
+        let mut wita = example.clone();
+        wita.site.time_zone = Some(Zone::Wita);
+        assert_eq!(wita.zone(), Zone::Wita);
+        assert!(
+            wita.check().is_ok(),
+            "the default offset yields to the zone"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.toml");
+        std::fs::write(&path, base.replace("\"WIB\"", "\"CET\"")).unwrap();
+        let err = AgentConfig::load_file(&path).unwrap_err().to_string();
+        assert!(err.contains("WITA"), "{err}");
+    }
+
+    #[test]
     fn the_shipped_example_parses() {
         let example: AgentConfig =
             toml::from_str(include_str!("../../config/agent.example.toml")).unwrap();
@@ -280,6 +365,9 @@ mod tests {
         let config = AgentConfig {
             site_id: SiteId::new("lapas-contoh").unwrap(),
             collector_addr: "127.0.0.1:4433".into(),
+            site: SiteSettings {
+                time_zone: Some(Zone::Wita),
+            },
             sync: SyncSettings::default(),
             pii: PiiConfig::default(),
             outbox: OutboxSettings::default(),
@@ -301,5 +389,19 @@ mod tests {
             AgentConfig::load(empty.path()),
             Err(ConfigError::NotEnrolled { .. })
         ));
+        let err = AgentConfig::load_file(&empty.path().join(CONFIG_FILE)).unwrap_err();
+        assert!(
+            err.to_string().contains("not enrolled yet") && err.to_string().contains("enroll"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_collectors_directory_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("collector.toml"), "").unwrap();
+        let err = AgentConfig::load(dir.path()).unwrap_err();
+        assert!(matches!(err, ConfigError::CollectorDir { .. }), "{err}");
+        assert!(err.to_string().contains("agent.toml"), "{err}");
     }
 }

@@ -251,6 +251,10 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
         Err(_) => AgentConfig {
             site_id: site.clone(),
             collector_addr: token.collector_addr.clone(),
+            // Written out so the operator sees the setting to change in WITA and WIT.
+            site: crate::config::SiteSettings {
+                time_zone: Some(Default::default()),
+            },
             sync: SyncSettings::default(),
             pii: Default::default(),
             outbox: Default::default(),

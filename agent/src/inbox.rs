@@ -4,8 +4,13 @@
 //! * Only files whose names end in `.json` or `.csv` are read. Write a file under another name
 //!   (for example `laporan.json.tmp`) and rename it when it is complete: a rename is atomic, so a
 //!   half-written file is never read.
-//! * JSON: one report object, or an array of them. CSV: UTF-8, a header row, one report per row,
-//!   RFC 4180 quoting. Fields: `category`, `title`, `body`, and optionally `priority`
+//! * JSON: one report object, or an array of them. CSV: a header row, one report per row,
+//!   RFC 4180 quoting, fields separated by commas or (as a spreadsheet in an Indonesian locale
+//!   saves it) semicolons, found from the header row.
+//! * Text encodings: UTF-8 (with or without the byte-order mark Excel writes), UTF-16 with its
+//!   byte-order mark ("Unicode text"), and otherwise Windows-1252 (what Excel's plain "CSV"
+//!   writes on an Indonesian or English Windows). A file that is none of these is refused with
+//!   the fix: save it as "CSV UTF-8". Fields: `category`, `title`, `body`, and optionally `priority`
 //!   (`normal`/`urgent`), `occurred_at` (RFC 3339) and `attachments`: photos (JPEG, PNG) or PDF
 //!   documents, named relative to the inbox folder (a subfolder such as `lampiran/` keeps them
 //!   apart from report files); in JSON an array of names, in CSV names separated by `|`. Absolute
@@ -16,6 +21,9 @@
 //!   transaction and the file moves to `processed/`.
 //! * A file is recognised by its content: if the agent stops between filing a file and moving
 //!   it, the file is not filed a second time.
+//! * Any other file (`notes.txt`, `laporan.xlsx`) is left where it is, since a file under another
+//!   name may be one still being written; once it has been untouched for [`IGNORED_AFTER`], it is
+//!   logged once and named in `status` and the form, with the file types that are read.
 
 use crate::{guard_draft, AgentError, Shared};
 use pasopati_common::pii::{Field, PiiGuard};
@@ -30,6 +38,11 @@ use tokio_util::sync::CancellationToken;
 const POLL: Duration = Duration::from_secs(2);
 /// Files larger than this are refused (a report body is at most 64 KiB).
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// How long a file that is not a report file must be untouched before the operator is told of
+/// it (a program may be writing it under a temporary name, to rename it when done).
+pub const IGNORED_AFTER: Duration = Duration::from_secs(120);
+/// What an operator is told about a file the inbox does not read.
+pub const IGNORED_HINT: &str = "only .json and .csv files are read from the inbox folder; move this file out (or save it as CSV UTF-8 with a .csv name)";
 
 /// The outcome of one file.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,10 +62,21 @@ pub(crate) async fn watch(dir: PathBuf, shared: Arc<Shared>, shutdown: Cancellat
         return;
     }
     tracing::info!(inbox = %dir.display(), "watching the inbox folder");
+    // Files not read, each logged once while it stays.
+    let mut told: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         let d = dir.clone();
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || scan(&d, &s)).await;
+        let d = dir.clone();
+        if let Ok(ignored) = tokio::task::spawn_blocking(move || ignored_files(&d)).await {
+            for name in &ignored {
+                if !told.contains(name) {
+                    tracing::warn!(inbox = %dir.display(), file = %name, "{IGNORED_HINT}");
+                }
+            }
+            told = ignored.into_iter().collect();
+        }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.cancelled() => break,
@@ -101,6 +125,32 @@ pub(crate) fn scan(dir: &Path, shared: &Shared) -> Vec<(PathBuf, Ingested)> {
             out.push((path, o));
         }
     }
+    out
+}
+
+/// Files in the inbox folder that are not read (not `.json` or `.csv`) and have been untouched
+/// for [`IGNORED_AFTER`]. Hidden files are a program's own business and not named.
+pub(crate) fn ignored_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter(|e| {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|m| now.duration_since(m).ok())
+                .is_some_and(|age| age >= IGNORED_AFTER);
+            path.is_file() && !name.starts_with('.') && !ready(&path) && old
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
     out
 }
 
@@ -160,10 +210,9 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
         )]));
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    let Ok(text) = String::from_utf8(bytes.clone()) else {
-        return Ok(Ingested::Rejected(
-            vec!["the file is not UTF-8 text".into()],
-        ));
+    let text = match decode_text(&bytes) {
+        Ok(text) => text,
+        Err(problem) => return Ok(Ingested::Rejected(vec![problem])),
     };
     let rows = if path.extension().is_some_and(|e| e == "csv") {
         parse_csv(&text)
@@ -389,8 +438,101 @@ fn parse_json(text: &str) -> Result<Vec<(String, Row)>, String> {
         .collect()
 }
 
+/// The file's text: UTF-8 (a leading byte-order mark dropped), UTF-16 with a byte-order mark,
+/// or else Windows-1252, the "ANSI" code page Excel writes plain CSV in on Indonesian Windows.
+/// The five bytes Windows-1252 leaves undefined mean the file is in none of these.
+fn decode_text(bytes: &[u8]) -> Result<String, String> {
+    const FIX: &str = "the file's text encoding is not recognised. In Excel choose File > Save As > \"CSV UTF-8 (Comma delimited)\" / Berkas tidak dikenali: simpan sebagai CSV UTF-8 (File > Simpan Sebagai > \"CSV UTF-8\")";
+    if let Some(rest) = bytes.strip_prefix(b"\xef\xbb\xbf") {
+        return String::from_utf8(rest.to_vec()).map_err(|_| FIX.to_owned());
+    }
+    let utf16 = |rest: &[u8], big_endian: bool| {
+        if !rest.len().is_multiple_of(2) {
+            return Err(FIX.to_owned());
+        }
+        let units = rest.chunks_exact(2).map(|p| {
+            if big_endian {
+                u16::from_be_bytes([p[0], p[1]])
+            } else {
+                u16::from_le_bytes([p[0], p[1]])
+            }
+        });
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|_| FIX.to_owned())
+    };
+    if let Some(rest) = bytes.strip_prefix(b"\xff\xfe") {
+        return utf16(rest, false);
+    }
+    if let Some(rest) = bytes.strip_prefix(b"\xfe\xff") {
+        return utf16(rest, true);
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(text.to_owned());
+    }
+    if bytes.contains(&0) {
+        // UTF-16 without its mark, or not text at all.
+        return Err(FIX.to_owned());
+    }
+    bytes
+        .iter()
+        .map(|&b| windows_1252(b).ok_or_else(|| FIX.to_owned()))
+        .collect()
+}
+
+/// One byte of Windows-1252: Latin-1 but for 0x80–0x9F, which hold typographic marks (curly
+/// quotes, dashes, the euro sign); five of those are undefined.
+fn windows_1252(b: u8) -> Option<char> {
+    const HIGH: [u16; 32] = [
+        0x20AC, 0, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039,
+        0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC,
+        0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
+    ];
+    match b {
+        0x80..=0x9f => match HIGH[usize::from(b - 0x80)] {
+            0 => None,
+            c => char::from_u32(u32::from(c)),
+        },
+        _ => Some(char::from(b)),
+    }
+}
+
+/// The field names a report file may use.
+const FIELDS: [&str; 6] = [
+    "category",
+    "title",
+    "body",
+    "priority",
+    "occurred_at",
+    "attachments",
+];
+
+/// The field separator of a CSV file, judged from its header row: of comma, semicolon and tab,
+/// the one that splits the header into the most known field names (a comma on a tie).
+fn delimiter(text: &str) -> char {
+    let header = text.lines().next().unwrap_or_default();
+    let known = |d: char| {
+        header
+            .split(d)
+            .filter(|f| FIELDS.contains(&f.trim().trim_matches('"').to_lowercase().as_str()))
+            .count()
+    };
+    [';', '\t']
+        .into_iter()
+        .fold((',', known(',')), |best, d| {
+            let k = known(d);
+            if k > best.1 {
+                (d, k)
+            } else {
+                best
+            }
+        })
+        .0
+}
+
 fn parse_csv(text: &str) -> Result<Vec<(String, Row)>, String> {
-    let records = pasopati_common::csv::records(text.trim_start_matches('\u{feff}'))?;
+    let text = text.trim_start_matches('\u{feff}');
+    let records = pasopati_common::csv::records_with(text, delimiter(text))?;
     let mut records = records.into_iter();
     let Some((_, header)) = records.next() else {
         return Err("the CSV is empty; it needs a header row".into());
@@ -437,6 +579,39 @@ mod tests {
         );
         assert!(parse_json("[1]").is_err());
         assert!(parse_json("nope").is_err());
+    }
+
+    #[test]
+    fn excel_encodings_are_read_and_anything_else_is_refused_with_the_fix() {
+        // "Kunjungan “tertib” – café" as Excel's plain CSV writes it (Windows-1252).
+        let cp1252 = b"Kunjungan \x93tertib\x94 \x96 caf\xe9";
+        assert_eq!(
+            decode_text(cp1252).unwrap(),
+            "Kunjungan \u{201c}tertib\u{201d} \u{2013} caf\u{e9}"
+        );
+        assert_eq!(decode_text(b"\xef\xbb\xbfjudul").unwrap(), "judul");
+        let utf16: Vec<u8> = [0xff, 0xfe]
+            .into_iter()
+            .chain("café".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        assert_eq!(decode_text(&utf16).unwrap(), "café");
+        let err = decode_text(b"a\x81b").unwrap_err();
+        assert!(
+            err.contains("CSV UTF-8") && err.contains("simpan sebagai CSV UTF-8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_delimiter_is_found_from_the_header() {
+        assert_eq!(delimiter("category;title;body\nhumas;a, b;c"), ';');
+        assert_eq!(delimiter("category,title,body\nhumas;x,a;b,c"), ',');
+        assert_eq!(delimiter("\"category\"\t\"title\"\tbody\n"), '\t');
+        let rows = parse_csv("category;title;body\r\nhumas;Siaran, pers;Isi; dua\r\n");
+        assert!(rows.is_err(), "a row with an extra separator is named");
+        let rows = parse_csv("category;title;body\r\nhumas;Siaran, pers;\"Isi; dua\"\r\n").unwrap();
+        assert_eq!(rows[0].1[1].1, "Siaran, pers");
+        assert_eq!(rows[0].1[2].1, "Isi; dua");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub enum AgentError {
     BatchRefused(String),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error("{path} answers in another protocol: this is not a PASOPATI agent's data directory (a collector's?). Pass the agent's data directory, where `pasopati-agent enroll` wrote agent.toml")]
+    ForeignSocket { path: String },
     #[error("{0}")]
     Rejected(String),
     #[error(
@@ -145,7 +147,36 @@ pub struct AgentStatus {
     pub last_error: Option<String>,
     /// The address of the local web form, while the daemon serves it.
     pub web_form: Option<String>,
+    /// Why the daemon does not serve the form it is configured to serve (the port is taken, for
+    /// example); it keeps syncing and retries.
+    pub web_form_error: Option<String>,
+    /// The site's time zone (`WIB`, `WITA`, `WIT`); every time above is RFC 3339 with its offset.
+    pub time_zone: String,
+    /// Report revisions the collector refused or quarantined, ever, as recorded here.
+    pub center_verdicts: u64,
+    /// The latest of them, newest first.
+    pub latest_verdicts: Vec<VerdictView>,
+    /// Files in the inbox folder that are not read (only `.json` and `.csv` are), untouched for
+    /// a while: left where they are, named here so the operator can move them.
+    pub inbox_ignored: Vec<String>,
 }
+
+/// A refused or quarantined report as `status` shows it.
+#[derive(Clone, Debug, Serialize, Encode, Decode, PartialEq, Eq)]
+pub struct VerdictView {
+    pub id: String,
+    pub revision: u32,
+    /// `refused` (never stored) or `quarantined` (held aside at the center).
+    pub verdict: String,
+    /// Field, kind and position; never the value.
+    pub reason: String,
+    pub title: String,
+    /// When the agent learned of it, RFC 3339 with the site's offset.
+    pub at: String,
+}
+
+/// How many verdicts `status` lists.
+pub const STATUS_VERDICTS: usize = 5;
 
 /// Where the sync loop is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -190,6 +221,8 @@ pub(crate) struct Shared {
     state: Mutex<SyncState>,
     /// Where the web form listens, once it does.
     web_addr: Mutex<Option<std::net::SocketAddr>>,
+    /// Why the configured web form is not served, while it is not.
+    web_error: Mutex<Option<String>>,
     /// Cancelled when the outbox must be reopened (after an I/O error): the daemon stops with an
     /// error so its service manager restarts it.
     fatal: CancellationToken,
@@ -205,6 +238,7 @@ impl Shared {
             wake: Notify::new(),
             state: Mutex::new(SyncState::default()),
             web_addr: Mutex::new(None),
+            web_error: Mutex::new(None),
             fatal: CancellationToken::new(),
         }
     }
@@ -331,8 +365,35 @@ impl Shared {
         Ok(())
     }
 
+    /// The inbox folder watched for report files.
+    fn inbox_dir(&self) -> PathBuf {
+        self.config
+            .inbox
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("inbox"))
+    }
+
     fn status(&self, daemon_running: bool) -> Result<AgentStatus, AgentError> {
         let stats = self.outbox.stats()?;
+        let zone = self.config.zone();
+        let json_time =
+            |t: pasopati_common::Timestamp| pasopati_common::localtime::to_rfc3339_local(t, zone);
+        let (center_verdicts, latest) = self.outbox.verdicts(STATUS_VERDICTS)?;
+        let latest_verdicts = latest
+            .into_iter()
+            .map(|v| VerdictView {
+                id: v.id.to_string(),
+                revision: v.revision,
+                verdict: match v.kind {
+                    outbox::VerdictKind::Refused => "refused".into(),
+                    outbox::VerdictKind::Quarantined => "quarantined".into(),
+                },
+                reason: v.reason,
+                title: v.title,
+                at: json_time(v.at),
+            })
+            .collect();
         let (phase, last_error) = match self.state.lock() {
             Ok(s) => (s.phase, s.last_error.clone()),
             Err(_) => (SyncPhase::Stopped, None),
@@ -343,10 +404,10 @@ impl Shared {
             epoch: stats.epoch.to_string(),
             backlog: stats.backlog,
             queued_urgent: stats.queued_urgent,
-            oldest_unsent_at: stats.oldest_unsent_at.map(|t| t.to_rfc3339()),
+            oldest_unsent_at: stats.oldest_unsent_at.map(json_time),
             acked_seq: stats.acked_seq,
             next_seq: stats.next_seq,
-            last_sync_at: stats.last_sync_at.map(|t| t.to_rfc3339()),
+            last_sync_at: stats.last_sync_at.map(json_time),
             unsent_bytes: stats.unsent_bytes,
             max_bytes: stats.max_bytes,
             quota_full: stats.quota_full,
@@ -359,6 +420,11 @@ impl Shared {
                 .ok()
                 .and_then(|a| *a)
                 .map(|a| format!("http://{a}/")),
+            web_form_error: self.web_error.lock().ok().and_then(|e| e.clone()),
+            time_zone: zone.to_string(),
+            center_verdicts,
+            latest_verdicts,
+            inbox_ignored: inbox::ignored_files(&self.inbox_dir()),
             sync_state: if daemon_running {
                 phase.as_str().to_owned()
             } else {
@@ -556,13 +622,7 @@ impl Agent {
             "agent running"
         );
         let inbox = options.inbox.then(|| {
-            let dir = self
-                .shared
-                .config
-                .inbox
-                .dir
-                .clone()
-                .unwrap_or_else(|| self.shared.data_dir.join("inbox"));
+            let dir = self.shared.inbox_dir();
             tokio::spawn(inbox::watch(dir, self.shared.clone(), shutdown.clone()))
         });
         let web = (options.web && self.shared.config.web.enabled).then(|| {
@@ -635,6 +695,8 @@ impl AgentHandle {
     }
 }
 
+/// Refuses, before anything talks to its control socket, a folder that is not an agent's data
+/// directory: one that does not exist, a collector's, or one not enrolled.
 fn check_data_dir(data_dir: &Path) -> Result<(), AgentError> {
     if !data_dir.is_dir() {
         return Err(AgentError::Config(config::ConfigError::NotEnrolled {
@@ -642,7 +704,27 @@ fn check_data_dir(data_dir: &Path) -> Result<(), AgentError> {
             dir: data_dir.display().to_string(),
         }));
     }
+    if !AgentConfig::path(data_dir).exists() {
+        return Err(config::missing_config(data_dir).into());
+    }
     Ok(())
+}
+
+/// A control-socket failure, with a socket that answers in another protocol named as such (an
+/// agent data directory should never hold another program's socket).
+fn control_failed(data_dir: &Path, e: ControlError) -> AgentError {
+    match e {
+        ControlError::Frame(
+            FrameError::Malformed(_)
+            | FrameError::TrailingBytes { .. }
+            | FrameError::TooLarge { .. },
+        ) => AgentError::ForeignSocket {
+            path: pasopati_common::control::socket_path(data_dir)
+                .display()
+                .to_string(),
+        },
+        other => AgentError::Control(other),
+    }
 }
 
 /// Runs a request through the data directory's daemon if one answers, else on the outbox
@@ -651,7 +733,8 @@ async fn request(data_dir: &Path, request: AgentRequest) -> Result<AgentResponse
     check_data_dir(data_dir)?;
     for attempt in 0..20 {
         let answer = pasopati_common::control::call(data_dir, &request)
-            .await?
+            .await
+            .map_err(|e| control_failed(data_dir, e))?
             .and_then(|r| r.into_iter().next());
         if let Some(answer) = answer {
             return Ok(answer);

@@ -11,7 +11,7 @@
 //! it returns the change is on disk.
 
 use pasopati_common::attachment::AttachmentRef;
-use pasopati_common::frame::{decode_value, encode_value};
+use pasopati_common::frame::{decode_value, encode_value, RefusedReport};
 use pasopati_common::storage::OpenError;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Priority, Report, ReportDraft, ReportId, Seq, Timestamp};
@@ -33,6 +33,10 @@ const INBOX_SEEN: TableDefinition<&[u8], u64> = TableDefinition::new("inbox_seen
 /// the same transaction as its report; removed once the collector holds it.
 const PENDING_ATTACHMENTS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("pending_attachments");
+/// (report id, revision) → the collector's verdict on a revision it would not store (refused
+/// or quarantined), recorded in the same transaction as the acknowledgement that named it. Added
+/// after the first release: an older outbox simply gains the table when opened.
+const VERDICTS: TableDefinition<(&[u8], u32), &[u8]> = TableDefinition::new("center_verdicts");
 
 const EPOCH: &str = "epoch";
 const NEXT_SEQ: &str = "next_seq";
@@ -129,6 +133,51 @@ pub struct Staged {
     pub reports: Vec<Report>,
 }
 
+/// Whether the collector refused a report revision for good or quarantined it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, bincode::Encode, bincode::Decode)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// The collector will never store it (for example it breaks a rule of the report's shape).
+    Refused,
+    /// The collector holds it aside, unseen at the center, because it found identity data.
+    Quarantined,
+}
+
+/// What the collector said about one report revision it did not store. The reason names the
+/// field, the kind and the position, never the value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, bincode::Encode, bincode::Decode)]
+pub struct CenterVerdict {
+    pub id: ReportId,
+    pub revision: u32,
+    pub seq: Seq,
+    pub kind: VerdictKind,
+    pub reason: String,
+    /// The report's title as filed here, so the operator knows which report it is.
+    pub title: String,
+    /// When the agent learned of it.
+    pub at: Timestamp,
+}
+
+/// Where a report filed here stands, judged by its latest revision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReportState {
+    /// Saved here, waiting to be sent (or for the collector's acknowledgement).
+    Saved,
+    /// Acknowledged and stored by the collector.
+    Delivered,
+    /// Acknowledged but refused by the collector: it will never be stored.
+    Refused(String),
+    /// Acknowledged but quarantined by the collector: held aside, not shown at the center.
+    Quarantined(String),
+}
+
+/// One report filed here, as its latest revision held in the outbox, and its state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReportRow {
+    pub report: Report,
+    pub state: ReportState,
+}
+
 /// The durable outbox of one agent.
 pub struct Outbox {
     db: Database,
@@ -165,6 +214,7 @@ impl Outbox {
             txn.open_table(LATEST)?;
             txn.open_table(INBOX_SEEN)?;
             txn.open_table(PENDING_ATTACHMENTS)?;
+            txn.open_table(VERDICTS)?;
             let existing = meta.get(EPOCH)?.map(|v| v.value());
             match existing {
                 Some(e) => Epoch(e),
@@ -451,12 +501,57 @@ impl Outbox {
     /// acknowledged reports beyond the last `retain` of them. The retained ones can be sent again
     /// if the collector is restored from an older copy and asks for them.
     pub fn ack(&self, hwm: Seq, retain: u64) -> Result<(), OutboxError> {
+        self.ack_with_verdicts(hwm, retain, &[], &[])
+    }
+
+    /// Like [`Outbox::ack`], for a batch the collector answered with some of its reports refused
+    /// or quarantined: their verdicts are recorded in the same transaction as the ack, so the
+    /// operator learns of them even if the agent stops right after.
+    pub fn ack_with_verdicts(
+        &self,
+        hwm: Seq,
+        retain: u64,
+        refused: &[RefusedReport],
+        quarantined: &[RefusedReport],
+    ) -> Result<(), OutboxError> {
         let txn = self.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
+            let mut log = txn.open_table(SENT_LOG)?;
+            let mut verdicts = txn.open_table(VERDICTS)?;
+            let latest = txn.open_table(LATEST)?;
+            let now = Timestamp::now();
+            let tagged = refused
+                .iter()
+                .map(|r| (r, VerdictKind::Refused))
+                .chain(quarantined.iter().map(|r| (r, VerdictKind::Quarantined)));
+            for (r, kind) in tagged {
+                // The title from the sent log (before retention may drop the seq), else from the
+                // latest revision filed here.
+                let from_log = match log.get(r.seq)? {
+                    Some(v) => Some(decode_report(v.value())?),
+                    None => None,
+                };
+                let title = match from_log.filter(|rep| rep.id == r.id) {
+                    Some(rep) => rep.title,
+                    None => match latest.get(&r.id.0[..])? {
+                        Some(v) => decode_report(v.value())?.title,
+                        None => String::new(),
+                    },
+                };
+                let verdict = CenterVerdict {
+                    id: r.id,
+                    revision: r.revision,
+                    seq: r.seq,
+                    kind,
+                    reason: r.reason.clone(),
+                    title,
+                    at: now,
+                };
+                verdicts.insert((&r.id.0[..], r.revision), encode_value(&verdict).as_slice())?;
+            }
             let acked = get(&meta, ACKED_SEQ)?;
             if hwm > acked {
-                let mut log = txn.open_table(SENT_LOG)?;
                 let mut freed = 0u64;
                 for entry in log.range(acked + 1..=hwm)? {
                     freed += entry?.1.value().len() as u64;
@@ -470,10 +565,37 @@ impl Outbox {
                 log.retain_in(..keep_from, |_, _| false)?;
                 meta.insert(ACKED_SEQ, hwm)?;
             }
-            meta.insert(LAST_SYNC_AT, Timestamp::now().0.max(0) as u64)?;
+            meta.insert(LAST_SYNC_AT, now.0.max(0) as u64)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// How many report revisions the collector refused or quarantined, and the latest `limit`
+    /// of those verdicts, newest first.
+    pub fn verdicts(&self, limit: usize) -> Result<(u64, Vec<CenterVerdict>), OutboxError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(VERDICTS)?;
+        let mut all = Vec::new();
+        for entry in table.iter()? {
+            all.push(decode_verdict(entry?.1.value())?);
+        }
+        let count = all.len() as u64;
+        all.sort_by(|a, b| b.at.cmp(&a.at).then(b.seq.cmp(&a.seq)));
+        all.truncate(limit);
+        Ok((count, all))
+    }
+
+    /// The collector's verdict on one revision, if it refused or quarantined it.
+    pub fn verdict(
+        &self,
+        id: &ReportId,
+        revision: u32,
+    ) -> Result<Option<CenterVerdict>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(VERDICTS)?;
+        let value = table.get((&id.0[..], revision))?;
+        value.map(|v| decode_verdict(v.value())).transpose()
     }
 
     /// Starts a new epoch because the collector already holds seqs this outbox has not given
@@ -576,6 +698,53 @@ impl Outbox {
         Ok(out)
     }
 
+    /// The most recently filed reports, one row per report: its latest revision held here and
+    /// where that revision stands (saved, delivered, refused or quarantined by the collector).
+    /// Newest first.
+    pub fn recent_reports(&self, limit: usize) -> Result<Vec<ReportRow>, OutboxError> {
+        // Each report may hold several revisions among the newest entries; read enough of them
+        // to still fill `limit` rows when many are edits.
+        let entries = self.recent(limit.saturating_mul(4).max(limit))?;
+        let txn = self.db.begin_read()?;
+        let verdicts = txn.open_table(VERDICTS)?;
+        let mut rows: Vec<ReportRow> = Vec::new();
+        let mut newest: std::collections::HashMap<ReportId, (usize, u32)> =
+            std::collections::HashMap::new();
+        for (report, acknowledged) in entries {
+            let verdict = match verdicts.get((&report.id.0[..], report.revision))? {
+                Some(v) => Some(decode_verdict(v.value())?),
+                None => None,
+            };
+            let state = match (verdict, acknowledged) {
+                (Some(v), _) if v.kind == VerdictKind::Refused => ReportState::Refused(v.reason),
+                (Some(v), _) => ReportState::Quarantined(v.reason),
+                (None, true) => ReportState::Delivered,
+                (None, false) => ReportState::Saved,
+            };
+            let row = ReportRow { report, state };
+            match newest.get(&row.report.id) {
+                Some(&(_, revision)) if revision >= row.report.revision => {}
+                Some(&(at, _)) => {
+                    newest.insert(row.report.id, (at, row.report.revision));
+                    rows[at] = row;
+                }
+                None => {
+                    newest.insert(row.report.id, (rows.len(), row.report.revision));
+                    rows.push(row);
+                }
+            }
+        }
+        // Ordered by when each report's latest revision was filed, newest first.
+        rows.sort_by(|a, b| {
+            b.report
+                .filed_at
+                .cmp(&a.report.filed_at)
+                .then(b.report.id.cmp(&a.report.id))
+        });
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
     /// Every report not yet acknowledged, in sending order (sent log, then urgent, then
     /// routine). For tests and diagnostics.
     pub fn unacknowledged(&self) -> Result<Vec<ReportId>, OutboxError> {
@@ -604,6 +773,10 @@ fn get(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, O
 }
 
 fn decode_report(raw: &[u8]) -> Result<Report, OutboxError> {
+    decode_value(raw).map_err(|e| OutboxError::Corrupt(e.to_string()))
+}
+
+fn decode_verdict(raw: &[u8]) -> Result<CenterVerdict, OutboxError> {
     decode_value(raw).map_err(|e| OutboxError::Corrupt(e.to_string()))
 }
 
@@ -775,6 +948,81 @@ mod tests {
         let all = outbox.batch_from(1, 10, usize::MAX).unwrap().unwrap();
         let titles: Vec<_> = all.reports.iter().map(|r| r.title.as_str()).collect();
         assert_eq!(titles, ["r0", "r1", "r2", "r3"]);
+    }
+
+    #[test]
+    fn a_report_shows_once_with_its_latest_revision_and_the_centers_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let first = outbox.file(draft("asli", Priority::Normal)).unwrap();
+        let now = Timestamp::now();
+        let edit = first
+            .revise(
+                pasopati_common::Revision {
+                    title: Some("ralat".into()),
+                    ..Default::default()
+                },
+                Taxonomy::builtin(),
+                now,
+            )
+            .unwrap();
+        outbox.file_reports(std::slice::from_ref(&edit)).unwrap();
+        let retraction = edit
+            .revise(
+                pasopati_common::Revision {
+                    retract: Some("salah kirim".into()),
+                    ..Default::default()
+                },
+                Taxonomy::builtin(),
+                now,
+            )
+            .unwrap();
+        outbox
+            .file_reports(std::slice::from_ref(&retraction))
+            .unwrap();
+        let other = outbox.file(draft("lain", Priority::Normal)).unwrap();
+        let rows = outbox.recent_reports(10).unwrap();
+        assert_eq!(rows.len(), 2, "one row per report: {rows:?}");
+        let row = rows.iter().find(|r| r.report.id == first.id).unwrap();
+        assert_eq!(row.report.revision, 2);
+        assert!(row.report.retraction.is_some());
+        assert_eq!(row.state, ReportState::Saved);
+
+        // All four go out; the collector quarantines `lain` and stores the rest.
+        let staged = outbox.batch_from(1, 10, usize::MAX).unwrap().unwrap();
+        let seq_of =
+            |id: ReportId| 1 + staged.reports.iter().position(|r| r.id == id).unwrap() as u64;
+        let quarantined = RefusedReport {
+            seq: seq_of(other.id),
+            id: other.id,
+            revision: 0,
+            reason: "body: mobile number at character 8".into(),
+        };
+        outbox
+            .ack_with_verdicts(4, 10, &[], std::slice::from_ref(&quarantined))
+            .unwrap();
+        drop(outbox);
+        // The verdict is durable.
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let rows = outbox.recent_reports(10).unwrap();
+        let state = |id| {
+            rows.iter()
+                .find(|r| r.report.id == id)
+                .unwrap()
+                .state
+                .clone()
+        };
+        assert_eq!(state(first.id), ReportState::Delivered);
+        assert_eq!(
+            state(other.id),
+            ReportState::Quarantined("body: mobile number at character 8".into())
+        );
+        let (count, latest) = outbox.verdicts(5).unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(latest[0].title, "lain");
+        assert_eq!(latest[0].kind, VerdictKind::Quarantined);
+        assert!(outbox.verdict(&other.id, 0).unwrap().is_some());
+        assert!(outbox.verdict(&first.id, 2).unwrap().is_none());
     }
 
     #[test]

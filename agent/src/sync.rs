@@ -273,10 +273,12 @@ async fn run_session(
                     AgentEvent::Nothing => {}
                     AgentEvent::Refused { hwm, reason: NackReason::ReportsRefused { refused, quarantined } } => {
                         // The rest of the batch is stored; these never will be (refused) or are
-                        // held aside by an admin (quarantined). Record the acknowledgement, tell
+                        // held aside by an admin (quarantined). Record the acknowledgement and
+                        // the verdicts in one transaction (the form and `status` show them), tell
                         // the operator, and carry on.
                         let ob = outbox.clone();
-                        blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
+                        let (r, q) = (refused.clone(), quarantined.clone());
+                        blocking(move || Ok(ob.ack_with_verdicts(hwm, retain, &r, &q)?)).await?;
                         for r in &refused {
                             tracing::error!(report = %r.id, revision = r.revision, seq = r.seq,
                                 "the collector refused this report and will not store it: {}. \

@@ -1,18 +1,22 @@
 //! The local web form, in Bahasa Indonesia: file a report from a browser on the site machine,
-//! and see the site's recent reports and whether each is saved here (`tersimpan`) or received
-//! by the center (`terkirim`). Served on loopback only, with no external assets, so it works
+//! and see the site's recent reports, one row per report (its latest revision), with its true
+//! state: saved here (`tersimpan`), received by the center (`terkirim`), retracted (`ditarik`),
+//! refused by the center (`ditolak pusat`) or quarantined there (`dikarantina pusat`), with the
+//! center's reason. Times are local, with the zone named. Served on loopback only, with no external assets, so it works
 //! with no internet. Every form carries a per-process token, so another web page open in the
 //! same browser cannot post reports to it.
 
+use crate::outbox::{ReportRow, ReportState};
 use crate::{AgentError, Shared};
 use axum::extract::{Form, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use pasopati_common::localtime;
 use pasopati_common::report::ReportError;
 use pasopati_common::taxonomy::Taxonomy;
-use pasopati_common::{Priority, ReportDraft, Timestamp};
+use pasopati_common::{Priority, ReportDraft};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -45,19 +49,46 @@ struct ReportForm {
     occurred_at: String,
 }
 
-/// Serves the form on `listen` (which must be a loopback address) until shutdown.
+/// How often a form whose port was taken tries again.
+const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves the form on `listen` (which must be a loopback address) until shutdown. If the port is
+/// taken, the daemon keeps syncing (reports must never wait for the form): the problem is logged
+/// as an error naming `[web] listen`, shown in `status`, and the bind is retried.
 pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>, shutdown: CancellationToken) {
-    if !listen.ip().is_loopback() {
-        tracing::error!(%listen, "the web form is served on loopback only; set [web] listen to 127.0.0.1:<port>");
-        return;
-    }
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!(%listen, "web form not started: {e}; reports can still be filed with `pasopati-agent report` and the inbox folder");
-            return;
+    let set_error = |e: Option<String>| {
+        if let Ok(mut s) = shared.web_error.lock() {
+            *s = e;
         }
     };
+    if !listen.ip().is_loopback() {
+        let message = format!("[web] listen = {listen} is not a loopback address; the form is served on this machine only: set it to 127.0.0.1:<port> in agent.toml");
+        tracing::error!("{message}");
+        set_error(Some(message));
+        return;
+    }
+    let mut told = false;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => break l,
+            Err(e) => {
+                let message = bind_problem(listen, &e);
+                if !told {
+                    tracing::error!("{message}");
+                    told = true;
+                }
+                set_error(Some(message));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BIND_RETRY) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    };
+    if told {
+        tracing::info!("the web form's port is free again");
+    }
+    set_error(None);
     let port = match listener.local_addr() {
         Ok(addr) => {
             tracing::info!("web form at http://{addr}/");
@@ -86,6 +117,22 @@ pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>, shutdown: Can
     {
         tracing::error!("web form stopped: {e}");
     }
+}
+
+/// What the operator is told when the form cannot listen: the setting, the port and the fix.
+pub(crate) fn bind_problem(listen: SocketAddr, e: &std::io::Error) -> String {
+    let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+        format!(
+            "port {} is already in use by another program",
+            listen.port()
+        )
+    } else {
+        format!("it cannot listen on {listen}: {e}")
+    };
+    format!(
+        "the web form is NOT running: {why}. Set another port in agent.toml, [web] listen = \"127.0.0.1:<port>\" (now {listen}), or stop the other program, then restart the agent. Reports are still synced, and can be filed with `pasopati-agent report` and the inbox folder; the agent retries the port every {}s",
+        BIND_RETRY.as_secs()
+    )
 }
 
 /// The loopback `Host` values of the form on `port`.
@@ -202,7 +249,7 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
     };
     let occurred_at = match form.occurred_at.trim() {
         "" => None,
-        local => match parse_local(local, &state.shared.config.web.utc_offset) {
+        local => match pasopati_common::localtime::parse_local(local, state.shared.config.zone()) {
             Some(t) => Some(t),
             None => {
                 errors.insert("occurred_at", "Tanggal dan jam tidak dikenali.".into());
@@ -281,16 +328,6 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
     }
 }
 
-/// `2026-11-27T09:30` in the site's offset (`+07:00` for WIB).
-fn parse_local(local: &str, offset: &str) -> Option<Timestamp> {
-    let with_seconds = if local.len() == 16 {
-        format!("{local}:00")
-    } else {
-        local.to_owned()
-    };
-    Timestamp::parse_rfc3339(&format!("{with_seconds}{offset}")).ok()
-}
-
 fn indonesian(e: &ReportError) -> (&'static str, String) {
     match e {
         ReportError::Category { .. } => ("category", "Pilih kategori laporan.".into()),
@@ -325,6 +362,38 @@ fn indonesian(e: &ReportError) -> (&'static str, String) {
     }
 }
 
+/// The CSS class and the words (escaped HTML) for where a report stands.
+fn row_state(row: &ReportRow) -> (&'static str, String) {
+    let retracted = row.report.retraction.is_some();
+    match &row.state {
+        ReportState::Quarantined(reason) => (
+            "dikarantina",
+            format!(
+                "dikarantina pusat<br><small>{}{}. Pusat menemukan data identitas WBP; laporan tidak ditampilkan di pusat. Hapus data itu lalu kirim laporan baru.</small>",
+                if retracted { "penarikan " } else { "" },
+                escape(reason)
+            ),
+        ),
+        ReportState::Refused(reason) => (
+            "ditolak",
+            format!(
+                "ditolak pusat<br><small>{}. Laporan ini tidak akan disimpan pusat; perbaiki lalu kirim laporan baru, atau hubungi admin pusat.</small>",
+                escape(reason)
+            ),
+        ),
+        ReportState::Delivered if retracted => (
+            "ditarik",
+            "ditarik<br><small>penarikan diterima pusat</small>".into(),
+        ),
+        ReportState::Saved if retracted => (
+            "ditarik",
+            "ditarik<br><small>penarikan tersimpan, menunggu dikirim</small>".into(),
+        ),
+        ReportState::Delivered => ("terkirim", "terkirim".into()),
+        ReportState::Saved => ("tersimpan", "tersimpan".into()),
+    }
+}
+
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -348,11 +417,12 @@ async fn render(
     status: StatusCode,
 ) -> Response {
     let shared = state.shared.clone();
-    let recent = tokio::task::spawn_blocking(move || shared.outbox.recent(15))
+    let recent = tokio::task::spawn_blocking(move || shared.outbox.recent_reports(15))
         .await
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
+    let zone = state.shared.config.zone();
     let err = |field: &str| {
         errors
             .get(field)
@@ -373,14 +443,16 @@ async fn render(
         ));
     }
     let mut rows = String::new();
-    for (r, sent) in &recent {
+    for row in &recent {
+        let r = &row.report;
         let label = Taxonomy::builtin()
             .get(&r.category)
             .map(|c| c.label.as_str())
             .unwrap_or(r.category.as_str());
+        let (class, state) = row_state(row);
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}{}</td><td class=\"{}\">{}</td></tr>",
-            escape(&r.filed_at.to_rfc3339()[..16].replace('T', " ")),
+            "<tr><td>{}</td><td>{}</td><td>{}{}{}</td><td class=\"{class}\">{state}</td></tr>",
+            escape(&localtime::format_local(r.filed_at, zone)),
             escape(label),
             escape(&r.title),
             if r.priority == Priority::Urgent {
@@ -388,8 +460,25 @@ async fn render(
             } else {
                 ""
             },
-            if *sent { "terkirim" } else { "tersimpan" },
-            if *sent { "terkirim" } else { "tersimpan" }
+            if r.revision > 0 && r.retraction.is_none() {
+                format!(" <small>(ralat ke-{})</small>", r.revision)
+            } else {
+                String::new()
+            },
+        ));
+    }
+    let mut warnings = String::new();
+    if let Some(problem) = state.shared.web_error.lock().ok().and_then(|e| e.clone()) {
+        warnings.push_str(&format!("<p class=\"galat\">{}</p>", escape(&problem)));
+    }
+    let inbox_dir = state.shared.inbox_dir();
+    let ignored = tokio::task::spawn_blocking(move || crate::inbox::ignored_files(&inbox_dir))
+        .await
+        .unwrap_or_default();
+    if !ignored.is_empty() {
+        warnings.push_str(&format!(
+            "<p class=\"galat\">Berkas di folder inbox yang tidak dibaca: {}. Hanya berkas .json dan .csv yang dibaca; pindahkan berkas ini (atau simpan sebagai CSV UTF-8 dengan nama .csv).</p>",
+            escape(&ignored.join(", "))
         ));
     }
     let notice = saved
@@ -410,11 +499,11 @@ label{{display:block;font-weight:600;margin-top:.8rem}} input,select,textarea{{w
 textarea{{min-height:9rem}} button{{margin-top:1rem;padding:.6rem 1.4rem;font:inherit;font-weight:600}}
 .galat{{color:#a40000;margin:.2rem 0}} .ok{{background:#e6f4ea;padding:.6rem}}
 table{{width:100%;border-collapse:collapse;margin-top:1rem}} td,th{{border-bottom:1px solid #ccc;padding:.3rem;text-align:left}}
-.tersimpan{{color:#8a5a00}} .terkirim{{color:#116329}}
+.tersimpan{{color:#8a5a00}} .terkirim{{color:#116329}} .ditarik{{color:#555}} .ditolak,.dikarantina{{color:#a40000;font-weight:600}}
 </style></head><body>
 <h1>Laporan Kegiatan</h1>
 <p>{site} · laporan disimpan di komputer ini dulu, lalu dikirim ke pusat saat jaringan tersedia.</p>
-{notice}{form_error}
+{notice}{warnings}{form_error}
 <form method="post" action="/">
 <input type="hidden" name="token" value="{token}">
 <label for="category">Kategori</label><select id="category" name="category">{options}</select>{e_category}
@@ -426,11 +515,12 @@ table{{width:100%;border-collapse:collapse;margin-top:1rem}} td,th{{border-botto
 <button type="submit">Simpan laporan</button>
 </form>
 <h2>Laporan terakhir</h2>
-<table><tr><th>Waktu (UTC)</th><th>Kategori</th><th>Judul</th><th>Status</th></tr>{rows}</table>
+<table><tr><th>Waktu ({zone})</th><th>Kategori</th><th>Judul</th><th>Status</th></tr>{rows}</table>
 </body></html>"#,
         site = escape(state.shared.config.site_id.as_str()),
         token = state.token,
         notice = notice,
+        warnings = warnings,
         form_error = err("form"),
         options = options,
         e_category = err("category"),
@@ -443,6 +533,7 @@ table{{width:100%;border-collapse:collapse;margin-top:1rem}} td,th{{border-botto
         occurred_at = escape(&form.occurred_at),
         e_occurred_at = err("occurred_at"),
         rows = rows,
+        zone = zone,
     );
     (status, Html(html)).into_response()
 }
@@ -452,10 +543,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn local_times_take_the_site_offset() {
-        let t = parse_local("2026-11-27T09:30", "+07:00").unwrap();
-        assert_eq!(t.to_rfc3339(), "2026-11-27T02:30:00Z");
-        assert!(parse_local("kemarin", "+07:00").is_none());
+    fn the_port_problem_names_the_setting_and_the_port() {
+        let e = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let m = bind_problem(([127, 0, 0, 1], 8787).into(), &e);
+        assert!(m.contains("[web] listen") && m.contains("8787"), "{m}");
+        assert!(m.contains("still synced"), "{m}");
     }
 
     #[test]

@@ -3,6 +3,12 @@
 /// RFC 4180 records with the line each starts on (1-based). A quoted field may hold commas,
 /// doubled quotes and line breaks.
 pub fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+    records_with(text, ',')
+}
+
+/// Like [`records`], with fields separated by `delimiter` (`;` is what spreadsheet programs
+/// write in locales whose decimal mark is a comma, such as Indonesian).
+pub fn records_with(text: &str, delimiter: char) -> Result<Vec<(usize, Vec<String>)>, String> {
     let mut records = Vec::new();
     let mut fields = Vec::new();
     let mut field = String::new();
@@ -30,7 +36,7 @@ pub fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
         }
         match c {
             '"' if field.is_empty() => in_quotes = true,
-            ',' => fields.push(std::mem::take(&mut field)),
+            c if c == delimiter => fields.push(std::mem::take(&mut field)),
             '\r' if chars.peek() == Some(&'\n') => {}
             '\n' => {
                 fields.push(std::mem::take(&mut field));
@@ -65,5 +71,11 @@ mod tests {
         assert_eq!(rows[1].1[2], "Baris satu\nbaris \"dua\"");
         assert_eq!(rows[2].0, 4, "the third record starts on line 4");
         assert!(records("a,\"b\n").is_err());
+    }
+
+    #[test]
+    fn semicolons_separate_fields_when_asked() {
+        let rows = records_with("category;title\nhumas;\"a; b, c\"\n", ';').unwrap();
+        assert_eq!(rows[1].1, ["humas", "a; b, c"]);
     }
 }
