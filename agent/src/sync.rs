@@ -186,6 +186,10 @@ async fn run_session(
     let retain = settings.retain_acked;
     let heartbeat_every = Duration::from_secs(settings.heartbeat_secs.max(1));
     let mut next_heartbeat: Option<Instant> = None;
+    // The backlog the last heartbeat reported, and whether the outbox had nothing left to
+    // stage the last time the loop asked.
+    let mut reported_backlog = 0u64;
+    let mut queue_empty = false;
     let mut probe = crate::health::HealthProbe::new(&shared.data_dir);
     let mut transfer = Transfer::default();
     write_frame(&mut send, &AgentFrame::Hello(hello)).await?;
@@ -225,8 +229,10 @@ async fn run_session(
             let staged =
                 blocking(move || Ok(ob.batch_from(start, max_reports, max_bytes)?)).await?;
             let Some(staged) = staged else {
+                queue_empty = true;
                 break;
             };
+            queue_empty = false;
             pasopati_common::faults::failpoint("agent.after_stage");
             let first = staged.first_seq;
             let last = first + staged.reports.len() as u64 - 1;
@@ -269,6 +275,16 @@ async fn run_session(
                         let ob = outbox.clone();
                         blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
                         tracing::debug!(hwm, "acknowledged");
+                        // Everything sent is acknowledged after a heartbeat that reported a
+                        // backlog: tell the center at once that the queue drained, so its fleet
+                        // view does not show the old count until the next heartbeat.
+                        if reported_backlog > 0
+                            && queue_empty
+                            && !session.awaiting_reply()
+                            && next_heartbeat.is_some()
+                        {
+                            next_heartbeat = Some(Instant::now());
+                        }
                     }
                     AgentEvent::Nothing => {}
                     AgentEvent::Refused { hwm, reason: NackReason::ReportsRefused { refused, quarantined } } => {
@@ -339,6 +355,7 @@ async fn run_session(
                 let ob = outbox.clone();
                 let stats = blocking(move || Ok(ob.stats()?)).await?;
                 let heartbeat = probe.heartbeat(&stats);
+                reported_backlog = heartbeat.backlog;
                 write_frame(&mut send, &AgentFrame::Heartbeat(heartbeat)).await?;
                 next_heartbeat = Some(Instant::now() + heartbeat_every);
             }

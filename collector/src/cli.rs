@@ -499,15 +499,18 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-/// A time from the store (RFC 3339) as people read it: local time with its zone (WIB).
+/// A time from the store (RFC 3339) as people read it: local time with its zone (WIB for the
+/// center's own records).
 fn people_time(rfc3339: &str) -> String {
-    match pasopati_common::Timestamp::parse_rfc3339(rfc3339) {
-        Ok(t) => {
-            let wib = pasopati_common::Timestamp(t.0 + 7 * 3_600_000).to_rfc3339();
-            format!("{} WIB", wib.get(..16).unwrap_or(&wib).replace('T', " "))
-        }
-        Err(_) => rfc3339.to_owned(),
-    }
+    people_time_in(rfc3339, pasopati_common::localtime::Zone::Wib)
+}
+
+/// A time from the store in a site's zone (`2026-11-27 09:30 WITA`).
+fn people_time_in(rfc3339: &str, zone: pasopati_common::localtime::Zone) -> String {
+    pasopati_common::Timestamp::parse_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |t| pasopati_common::localtime::format_local(t, zone),
+    )
 }
 
 /// The single answer of a request that has one.
@@ -790,7 +793,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                     s.state,
                                     s.reports,
                                     s.backlog.map_or_else(dash, |b| b.to_string()),
-                                    s.last_sync_at.as_deref().map_or_else(dash, people_time),
+                                    s.last_sync_at.as_deref().map_or_else(
+                                        dash,
+                                        |t| people_time_in(
+                                            t,
+                                            pasopati_common::localtime::Zone::of_kanwil(&s.kanwil)
+                                        )
+                                    ),
                                     s.disk_free_bytes.map_or_else(dash, |b| format!(
                                         "{:.1}",
                                         b as f64 / (1u64 << 30) as f64
@@ -971,7 +980,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         } else {
                             pasopati_common::outln!(
                                 "{} {} {} {} bytes from {} {}",
-                                a.stored_at.as_deref().map_or_else(|| "-".to_owned(), people_time),
+                                a.stored_at
+                                    .as_deref()
+                                    .map_or_else(|| "-".to_owned(), people_time),
                                 a.hash,
                                 a.media_type,
                                 a.size,

@@ -31,7 +31,49 @@ pub enum Zone {
 #[error("`{0}` is not a time zone of Indonesia; use WIB (UTC+7), WITA (UTC+8) or WIT (UTC+9)")]
 pub struct ZoneError(pub String);
 
+/// The Kanwil (provinces) in WITA; every Kanwil of the gazetteer is in one of these lists or
+/// in WIB.
+pub const WITA_PROVINCES: &[&str] = &[
+    "Bali",
+    "Nusa Tenggara Barat",
+    "Nusa Tenggara Timur",
+    "Kalimantan Selatan",
+    "Kalimantan Timur",
+    "Kalimantan Utara",
+    "Sulawesi Utara",
+    "Sulawesi Tengah",
+    "Sulawesi Selatan",
+    "Sulawesi Tenggara",
+    "Sulawesi Barat",
+    "Gorontalo",
+];
+
+/// The Kanwil (provinces) in WIT.
+pub const WIT_PROVINCES: &[&str] = &[
+    "Maluku",
+    "Maluku Utara",
+    "Papua",
+    "Papua Barat",
+    "Papua Barat Daya",
+    "Papua Selatan",
+    "Papua Tengah",
+    "Papua Pegunungan",
+];
+
 impl Zone {
+    /// The zone of a Kanwil (a province, as the gazetteer `config/upt.csv` spells it); WIB when
+    /// the name is none of the WITA or WIT provinces.
+    pub fn of_kanwil(kanwil: &str) -> Zone {
+        let k = kanwil.trim();
+        if WITA_PROVINCES.iter().any(|w| w.eq_ignore_ascii_case(k)) {
+            Zone::Wita
+        } else if WIT_PROVINCES.iter().any(|w| w.eq_ignore_ascii_case(k)) {
+            Zone::Wit
+        } else {
+            Zone::Wib
+        }
+    }
+
     /// Hours ahead of UTC.
     pub const fn offset_hours(self) -> i8 {
         match self {

@@ -7,105 +7,14 @@
 //! instants as RFC 3339 with that zone's offset (`2026-11-02T08:15:00+07:00`).
 
 use pasopati_analysis::gazetteer::Gazetteer;
-use pasopati_common::Timestamp;
+use pasopati_common::{localtime, Timestamp};
 use std::collections::HashMap;
 
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
-
-/// Indonesia's three time zones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Zone {
-    /// UTC+7: Sumatra, Java, West and Central Kalimantan.
-    Wib,
-    /// UTC+8: Bali, Nusa Tenggara, South, East and North Kalimantan, Sulawesi.
-    Wita,
-    /// UTC+9: Maluku and Papua.
-    Wit,
-}
-
-/// The Kanwil (provinces) in WITA; every Kanwil of the gazetteer is in one of these lists or
-/// in WIB.
-const WITA: &[&str] = &[
-    "Bali",
-    "Nusa Tenggara Barat",
-    "Nusa Tenggara Timur",
-    "Kalimantan Selatan",
-    "Kalimantan Timur",
-    "Kalimantan Utara",
-    "Sulawesi Utara",
-    "Sulawesi Tengah",
-    "Sulawesi Selatan",
-    "Sulawesi Tenggara",
-    "Sulawesi Barat",
-    "Gorontalo",
-];
-
-/// The Kanwil (provinces) in WIT.
-const WIT: &[&str] = &[
-    "Maluku",
-    "Maluku Utara",
-    "Papua",
-    "Papua Barat",
-    "Papua Barat Daya",
-    "Papua Selatan",
-    "Papua Tengah",
-    "Papua Pegunungan",
-];
-
-impl Zone {
-    /// The zone of a Kanwil (a province name as the gazetteer spells it); WIB when the name is
-    /// not one of the WITA or WIT provinces.
-    pub fn of_kanwil(kanwil: &str) -> Zone {
-        let k = kanwil.trim();
-        if WITA.iter().any(|w| w.eq_ignore_ascii_case(k)) {
-            Zone::Wita
-        } else if WIT.iter().any(|w| w.eq_ignore_ascii_case(k)) {
-            Zone::Wit
-        } else {
-            Zone::Wib
-        }
-    }
-
-    /// Hours ahead of UTC.
-    pub fn offset_hours(self) -> i64 {
-        match self {
-            Zone::Wib => 7,
-            Zone::Wita => 8,
-            Zone::Wit => 9,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Zone::Wib => "WIB",
-            Zone::Wita => "WITA",
-            Zone::Wit => "WIT",
-        }
-    }
-}
-
-/// Date and minutes of the day of an instant in a zone.
-fn civil(ms: i64, zone: Zone) -> (String, i64, i64) {
-    let shifted = ms + zone.offset_hours() * HOUR_MS;
-    let day = shifted.div_euclid(DAY_MS);
-    let in_day = shifted.rem_euclid(DAY_MS);
-    (
-        pasopati_analysis::insight::date_string(day),
-        in_day / 60_000,
-        in_day % 60_000,
-    )
-}
+pub use pasopati_common::localtime::Zone;
 
 /// The one way a page shows a time: `2026-11-02 08:15 WIB`.
 pub fn local(ms: i64, zone: Zone) -> String {
-    let (date, minutes, _) = civil(ms, zone);
-    format!(
-        "{date} {:02}:{:02} {}",
-        minutes / 60,
-        minutes % 60,
-        zone.label()
-    )
+    localtime::format_local(Timestamp(ms), zone)
 }
 
 /// [`local`] of an RFC 3339 text (as the admin views carry times); a text that is not one is
@@ -114,22 +23,9 @@ pub fn local_text(rfc3339: &str, zone: Zone) -> String {
     Timestamp::parse_rfc3339(rfc3339).map_or_else(|_| rfc3339.to_owned(), |t| local(t.0, zone))
 }
 
-/// RFC 3339 with the zone's offset, for JSON: `2026-11-02T08:15:00.250+07:00` (milliseconds
-/// only when there are any).
+/// RFC 3339 with the zone's offset, for JSON: `2026-11-02T08:15:00+07:00`.
 pub fn rfc3339(ms: i64, zone: Zone) -> String {
-    let (date, minutes, rest) = civil(ms, zone);
-    let (secs, millis) = (rest / 1000, rest % 1000);
-    let fraction = if millis == 0 {
-        String::new()
-    } else {
-        format!(".{millis:03}")
-    };
-    format!(
-        "{date}T{:02}:{:02}:{secs:02}{fraction}+{:02}:00",
-        minutes / 60,
-        minutes % 60,
-        zone.offset_hours()
-    )
+    localtime::to_rfc3339_local(Timestamp(ms), zone)
 }
 
 /// [`rfc3339`] of an RFC 3339 text in any offset; other text is left as it is.
@@ -227,7 +123,7 @@ mod tests {
         assert_eq!(local(t, Zone::Wita), "2026-11-02 09:15 WITA");
         assert_eq!(local(t, Zone::Wit), "2026-11-02 10:15 WIT");
         assert_eq!(rfc3339(t, Zone::Wib), "2026-11-02T08:15:30+07:00");
-        assert_eq!(rfc3339(t + 250, Zone::Wit), "2026-11-02T10:15:30.250+09:00");
+        assert_eq!(rfc3339(t + 250, Zone::Wit), "2026-11-02T10:15:30.25+09:00");
         let late = Timestamp::parse_rfc3339("2026-11-02T20:00:00Z").unwrap().0;
         assert_eq!(local(late, Zone::Wib), "2026-11-03 03:00 WIB");
         assert_eq!(
@@ -242,7 +138,10 @@ mod tests {
     fn every_kanwil_of_the_gazetteer_has_a_zone_and_the_names_of_the_lists_exist() {
         let all = kanwil_list();
         assert_eq!(all.len(), 38);
-        for k in WITA.iter().chain(WIT) {
+        for k in localtime::WITA_PROVINCES
+            .iter()
+            .chain(localtime::WIT_PROVINCES)
+        {
             assert!(all.iter().any(|a| a == k), "{k} is not a Kanwil");
         }
         assert_eq!(Zone::of_kanwil("Sulawesi Selatan"), Zone::Wita);
