@@ -109,6 +109,11 @@ pub(crate) async fn serve(
 ) {
     let answer =
         move |request: AgentRequest, _uid: Option<u32>| vec![answer(&shared, request, true)];
-    pasopati_common::control::serve(listener, async move { shutdown.cancelled().await }, answer)
-        .await;
+    pasopati_common::control::serve(
+        listener,
+        pasopati_common::control::Channel::Agent,
+        async move { shutdown.cancelled().await },
+        answer,
+    )
+    .await;
 }

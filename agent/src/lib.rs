@@ -714,7 +714,8 @@ fn check_data_dir(data_dir: &Path) -> Result<(), AgentError> {
 /// agent data directory should never hold another program's socket).
 fn control_failed(data_dir: &Path, e: ControlError) -> AgentError {
     match e {
-        ControlError::Frame(
+        ControlError::OtherProtocol { .. }
+        | ControlError::Frame(
             FrameError::Malformed(_)
             | FrameError::TrailingBytes { .. }
             | FrameError::TooLarge { .. },
@@ -732,10 +733,14 @@ fn control_failed(data_dir: &Path, e: ControlError) -> AgentError {
 async fn request(data_dir: &Path, request: AgentRequest) -> Result<AgentResponse, AgentError> {
     check_data_dir(data_dir)?;
     for attempt in 0..20 {
-        let answer = pasopati_common::control::call(data_dir, &request)
-            .await
-            .map_err(|e| control_failed(data_dir, e))?
-            .and_then(|r| r.into_iter().next());
+        let answer = pasopati_common::control::call(
+            data_dir,
+            pasopati_common::control::Channel::Agent,
+            &request,
+        )
+        .await
+        .map_err(|e| control_failed(data_dir, e))?
+        .and_then(|r| r.into_iter().next());
         if let Some(answer) = answer {
             return Ok(answer);
         }

@@ -35,7 +35,8 @@ pub struct SiteView {
     pub site_type: String,
     pub kanwil: String,
     /// `pending` (never enrolled), `online` (in contact), `buffering` (in contact, backlog
-    /// growing), `offline` (no contact for `offline_after`), `silent` (no report for
+    /// growing), `offline` (no live connection, or one silent for `offline_after`), `silent`
+    /// (no report for
     /// `silent_after`), or `revoked`.
     pub state: String,
     /// Whether a session is live now.
@@ -538,12 +539,13 @@ pub fn site_state(
         SiteStatus::Active => {}
     }
     // Only a live connection is contact: a stopped agent is offline as soon as its
-    // connection closes (a connection that stopped carrying anything for `offline_after` is
-    // offline too). Without a running daemon no site is connected.
+    // connection closes. A connection that carried nothing (hello, batch, heartbeat) for
+    // `offline_after` is offline too (a hung agent kept alive). Without a running daemon no
+    // site is connected.
     let in_contact = connected
         && site
             .last_seen_at
-            .is_some_and(|t| now.millis_since(t) <= offline_after);
+            .is_none_or(|t| now.millis_since(t) <= offline_after);
     if !in_contact {
         return "offline";
     }
@@ -837,12 +839,11 @@ mod tests {
         let day = 86_400_000;
         let s = site(SiteStatus::Active);
         assert_eq!(site_state(&s, true, Timestamp(2_000), &config), "online");
+        // Offline as soon as the connection closed, not `offline_after` later.
+        assert_eq!(site_state(&s, false, Timestamp(2_000), &config), "offline");
+        // A connection that carried nothing for `offline_after` is offline too.
         assert_eq!(
-            site_state(&s, false, Timestamp(5 * minute), &config),
-            "online"
-        );
-        assert_eq!(
-            site_state(&s, false, Timestamp(11 * minute), &config),
+            site_state(&s, true, Timestamp(11 * minute), &config),
             "offline"
         );
         let mut growing = s.clone();
@@ -859,8 +860,8 @@ mod tests {
         );
         assert_eq!(
             site_state(&growing, false, Timestamp(2_000), &config),
-            "buffering",
-            "cut off with a backlog"
+            "offline",
+            "cut off with a backlog: offline (the backlog is shown beside it)"
         );
         let mut quiet = s.clone();
         quiet.last_seen_at = Some(Timestamp(8 * day));

@@ -392,6 +392,11 @@ pub(crate) async fn serve(
     let answer = move |request: CollectorRequest, uid: Option<u32>| {
         answer(&state, request, &admin::local_actor(uid))
     };
-    pasopati_common::control::serve(listener, async move { shutdown.cancelled().await }, answer)
-        .await;
+    pasopati_common::control::serve(
+        listener,
+        pasopati_common::control::Channel::Collector,
+        async move { shutdown.cancelled().await },
+        answer,
+    )
+    .await;
 }

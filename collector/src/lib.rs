@@ -457,7 +457,13 @@ pub async fn call(
 ) -> Result<Vec<CollectorResponse>, CollectorError> {
     CollectorConfig::load(data_dir)?;
     for attempt in 0..20 {
-        if let Some(response) = pasopati_common::control::call(data_dir, &request).await? {
+        if let Some(response) = pasopati_common::control::call(
+            data_dir,
+            pasopati_common::control::Channel::Collector,
+            &request,
+        )
+        .await?
+        {
             return Ok(response);
         }
         let dir = data_dir.to_owned();

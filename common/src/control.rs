@@ -18,6 +18,34 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_NAME)
 }
 
+/// Which daemon a control socket belongs to. Each connection starts with the client's 8-byte
+/// channel tag and each answer with the server's, so a CLI pointed at the other program's data
+/// directory is told so instead of failing to decode a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Agent,
+    Collector,
+}
+
+impl Channel {
+    fn tag(self) -> &'static [u8; 8] {
+        match self {
+            Channel::Agent => b"PSPAGNT1",
+            Channel::Collector => b"PSPCOLL1",
+        }
+    }
+
+    fn describe(tag: &[u8; 8]) -> String {
+        if tag == Channel::Agent.tag() {
+            "a PASOPATI agent".into()
+        } else if tag == Channel::Collector.tag() {
+            "a PASOPATI collector".into()
+        } else {
+            "another program (or another version)".into()
+        }
+    }
+}
+
 /// A control-channel failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -30,6 +58,8 @@ pub enum ControlError {
     Frame(#[from] FrameError),
     #[error("the daemon closed the control connection without answering")]
     NoAnswer,
+    #[error("the control socket answers in another protocol: it belongs to {found}")]
+    OtherProtocol { found: String },
 }
 
 /// Binds the control socket, replacing a stale one left by a crashed daemon, with mode 0600.
@@ -56,6 +86,7 @@ pub fn bind(data_dir: &Path) -> Result<UnixListener, ControlError> {
 /// database itself.
 pub async fn call<Req, Resp>(
     data_dir: &Path,
+    channel: Channel,
     request: &Req,
 ) -> Result<Option<Vec<Resp>>, ControlError>
 where
@@ -80,7 +111,26 @@ where
             })
         }
     };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = |source| ControlError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    stream.write_all(channel.tag()).await.map_err(io)?;
     write_frame(&mut stream, request).await?;
+    let mut tag = [0u8; 8];
+    match stream.read_exact(&mut tag).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(ControlError::NoAnswer)
+        }
+        Err(e) => return Err(io(e)),
+    }
+    if &tag != channel.tag() {
+        return Err(ControlError::OtherProtocol {
+            found: Channel::describe(&tag),
+        });
+    }
     let mut responses = Vec::new();
     while let Some(resp) = read_frame(&mut stream).await? {
         responses.push(resp);
@@ -96,6 +146,7 @@ where
 /// and its frames are written back in order before the connection is closed.
 pub async fn serve<Req, Resp, F>(
     listener: UnixListener,
+    channel: Channel,
     shutdown: impl std::future::Future<Output = ()>,
     answer: F,
 ) where
@@ -119,6 +170,19 @@ pub async fn serve<Req, Resp, F>(
         };
         let answer = answer.clone();
         tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut tag = [0u8; 8];
+            if stream.read_exact(&mut tag).await.is_err() {
+                return;
+            }
+            // Say who answers either way: a client of the other program learns so.
+            if stream.write_all(channel.tag()).await.is_err() || &tag != channel.tag() {
+                tracing::warn!(
+                    "a control request from {} was refused (wrong socket for it)",
+                    Channel::describe(&tag)
+                );
+                return;
+            }
             let request: Req = match read_frame(&mut stream).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
