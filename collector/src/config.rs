@@ -29,7 +29,8 @@ pub struct CollectorConfig {
     /// Default lifetime of enrollment tokens (`--ttl` overrides it per token).
     #[serde(default = "default_token_ttl")]
     pub token_ttl: HumanDuration,
-    /// A site with no contact for this long is `offline`.
+    /// A site whose live connection carried nothing for this long is `offline` (one without a
+    /// connection is offline at once).
     #[serde(default = "default_offline_after")]
     pub offline_after: HumanDuration,
     /// A site with no new report for this long is `silent`.
