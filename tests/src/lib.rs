@@ -544,6 +544,13 @@ pub async fn start_agent_form(
     panic!("the web form did not start");
 }
 
+/// Says loudly that a suite did not run and why. Written straight to standard error, past the
+/// test harness's capture, so the line shows in every `cargo test` run.
+pub fn skipped(suite: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {suite}: {why}");
+}
+
 /// Initialises a collector data directory for loopback (port 0) and rewrites its
 /// `collector.toml` through `edit`, for tests that need other settings; start it with
 /// [`TestCollector::start`].

@@ -842,7 +842,7 @@ async fn in_a_browser_an_urgent_report_appears_live() {
             std::env::var_os("PASOPATI_BROWSER").is_none(),
             "PASOPATI_BROWSER is set but chromium or chromedriver is missing"
         );
-        println!("skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)");
+        pasopati_tests::skipped("browser test", "chromium and chromedriver are not installed (apt-get install chromium chromium-driver; PASOPATI_BROWSER=1 makes this a failure)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

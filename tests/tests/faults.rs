@@ -1057,7 +1057,10 @@ async fn scenario_netns_netem() {
         .map(|v| v != "1")
         .unwrap_or(true)
     {
-        println!("scenario=netns_netem skipped: set PASOPATI_NETNS=1 as root to run it");
+        pasopati_tests::skipped(
+            "scenario=netns_netem",
+            "set PASOPATI_NETNS=1 as root (with iproute2 and netem) to run it",
+        );
         return;
     }
     let ns = NetNs::create();

@@ -22,7 +22,10 @@ fn debian_packages_hold_binaries_and_hardened_units() {
         .map(|v| v != "1")
         .unwrap_or(true)
     {
-        println!("packaging test skipped: install cargo-deb and set PASOPATI_PACKAGING=1");
+        pasopati_tests::skipped(
+            "packaging",
+            "install cargo-deb and set PASOPATI_PACKAGING=1",
+        );
         return;
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -148,7 +151,10 @@ fn units_score_low_exposure_in_systemd_analyze() {
         .output()
         .is_err()
     {
-        println!("unit hardening test skipped: systemd-analyze is not installed");
+        pasopati_tests::skipped(
+            "unit hardening",
+            "systemd-analyze is not installed (Debian package systemd)",
+        );
         return;
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
