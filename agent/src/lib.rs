@@ -59,6 +59,8 @@ pub enum AgentError {
     Frame(#[from] FrameError),
     #[error("the collector refused a batch: {0}")]
     BatchRefused(String),
+    #[error("an agent is already running for {0} (its control socket answers); stop it first (`systemctl stop pasopati-agent`), or use the CLI commands, which talk to it")]
+    AlreadyRunning(String),
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("{path} answers in another protocol: this is not a PASOPATI agent's data directory (a collector's?). Pass the agent's data directory, where `pasopati-agent enroll` wrote agent.toml")]
@@ -517,12 +519,23 @@ impl Agent {
     pub fn open(data_dir: &Path) -> Result<Agent, AgentError> {
         let config = AgentConfig::load(data_dir)?;
         let identity = Identity::load(data_dir)?;
+        // A daemon already serving this directory answers on its socket: say so at once.
+        let socket = pasopati_common::control::socket_path(data_dir);
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Err(AgentError::AlreadyRunning(data_dir.display().to_string()));
+        }
         // A CLI command may hold the outbox for a moment while the daemon starts; wait for it
-        // rather than fail the daemon.
+        // rather than fail the daemon, and say that it waits.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut said = false;
         let outbox = loop {
             match Outbox::open_or_recover(data_dir) {
                 Err(OutboxError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    if !said {
+                        said = true;
+                        tracing::warn!(dir = %data_dir.display(),
+                            "the outbox is held by another process (a CLI command, or an agent starting or stopping); waiting up to 30 s for it");
+                    }
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 Ok((outbox, moved)) => {

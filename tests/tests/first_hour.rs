@@ -489,3 +489,23 @@ fn mistakes_at_start_are_named_at_once() {
     );
     first.stop();
 }
+
+/// 12.14: a second agent daemon on the same data directory is refused at once, naming the
+/// running one, instead of waiting in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_daemon_is_refused_at_once() {
+    let bins = bins!();
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let agent = tmp.path().join("agent");
+    c.enroll_agent(&agent, "lapas-uji").await;
+    let (_first, _) = start_agent_form(&bins, &agent, &tmp.path().join("first.log")).await;
+    let started = Instant::now();
+    let err = run_fail(&bins.agent, &["run", "--data-dir", path_str(&agent)]);
+    assert!(err.contains("already running"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
+}
