@@ -189,6 +189,16 @@ async fn network_scenario(
         }
         fleet.proxy.partition(Partition::None);
         fleet.drain(Duration::from_secs(120)).await;
+        // The fault must have happened: a lossy link or a partition that dropped nothing
+        // would make this scenario prove nothing.
+        let (forwarded, dropped) = fleet.proxy.counts();
+        assert!(forwarded > 0, "{name}: the proxy forwarded nothing");
+        if link.loss > 0.0 || !schedule.is_empty() {
+            assert!(
+                dropped > 0,
+                "{name}: the fault was not injected (no datagram dropped), seed {seed}"
+            );
+        }
         fleet.finish(name, seed).await;
     }
 }
