@@ -7,11 +7,16 @@
 //! * `PASOPATI_CLOCK_OFFSET_MS=±N`: shifts this process's wall clock (as [`crate::Timestamp::now`]
 //!   reads it) by N milliseconds, to test skewed site clocks.
 //!
-//! Both are read once. Nothing in production sets them.
+//! Both are read once, and only in builds with the `failpoints` feature (the tests crate turns
+//! it on); release builds and the packages are built without it, so there both are inert
+//! whatever the environment says.
 
+#[cfg(feature = "failpoints")]
 use std::collections::HashMap;
+#[cfg(feature = "failpoints")]
 use std::sync::{Mutex, OnceLock};
 
+#[cfg(feature = "failpoints")]
 fn plan() -> &'static Mutex<HashMap<String, u64>> {
     static PLAN: OnceLock<Mutex<HashMap<String, u64>>> = OnceLock::new();
     PLAN.get_or_init(|| {
@@ -29,7 +34,12 @@ fn plan() -> &'static Mutex<HashMap<String, u64>> {
     })
 }
 
+/// Passes failpoint `name`; does nothing without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+pub fn failpoint(_name: &str) {}
+
 /// Passes failpoint `name`; kills the process if its planned hit has come.
+#[cfg(feature = "failpoints")]
 pub fn failpoint(name: &str) {
     let fire = match plan().lock() {
         Ok(mut plan) => match plan.get_mut(name) {
@@ -51,7 +61,14 @@ pub fn failpoint(name: &str) {
     }
 }
 
+/// The clock offset in milliseconds: always 0 without the `failpoints` feature.
+#[cfg(not(feature = "failpoints"))]
+pub fn clock_offset_ms() -> i64 {
+    0
+}
+
 /// The clock offset in milliseconds (0 unless injected).
+#[cfg(feature = "failpoints")]
 pub fn clock_offset_ms() -> i64 {
     static OFFSET: OnceLock<i64> = OnceLock::new();
     *OFFSET.get_or_init(|| {
