@@ -10,7 +10,6 @@ use pasopati_common::{HumanDuration, SiteId, SiteType, Timestamp};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -178,21 +177,6 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
-    },
-    /// Run a collector and a fleet of demo agents on loopback.
-    Demo {
-        /// How many demo sites.
-        #[arg(long, default_value_t = 8)]
-        sites: usize,
-        /// How long the sites file reports, in seconds.
-        #[arg(long, default_value_t = 20)]
-        duration: u64,
-        /// Keep the demo's data directory instead of deleting it.
-        #[arg(long)]
-        keep: bool,
-        /// Keep the collector and its dashboard running after the fleet is done (Ctrl-C stops).
-        #[arg(long)]
-        stay: bool,
     },
 }
 
@@ -460,11 +444,7 @@ enum SiteCommand {
 /// Runs the command line with the process's arguments.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // The demo prints its own story; its daemons' logs would drown it.
-    let default_filter = match cli.command {
-        Command::Demo { .. } => "warn",
-        _ => "info,quinn=warn,rustls=warn",
-    };
+    let default_filter = "info,quinn=warn,rustls=warn";
     let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
@@ -1266,32 +1246,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         },
-        Command::Demo {
-            sites,
-            duration,
-            keep,
-            stay,
-        } => {
-            if sites == 0 {
-                bail!("--sites must be at least 1");
-            }
-            let shutdown = CancellationToken::new();
-            tokio::spawn(stop_on_signal(shutdown.clone()));
-            let summary = crate::demo::run(
-                crate::demo::DemoOptions {
-                    sites,
-                    duration: Duration::from_secs(duration),
-                    keep,
-                    stay,
-                },
-                shutdown,
-            )
-            .await
-            .context("demo")?;
-            if !summary.ok() {
-                bail!("the demo ended with lost or duplicated reports");
-            }
-        }
     }
     Ok(())
 }

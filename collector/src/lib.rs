@@ -12,7 +12,6 @@ pub mod authority;
 pub mod cli;
 pub mod config;
 pub mod control;
-pub mod demo;
 pub mod events;
 pub mod feeds;
 pub mod newsroom;

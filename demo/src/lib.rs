@@ -1,13 +1,13 @@
-//! `pasopati-collector demo`: a collector on its embedded store and a fleet of real agents
+//! `pasopati-demo`: a collector on its embedded store and a fleet of real agents
 //! (the agent library, real QUIC with mutual TLS on loopback), filing invented reports. A third
 //! of the sites start offline and join halfway, so their buffered backlog drains on screen.
 //!
 //! Every report is invented from templates: no person, no inmate, no register number appears.
 
-use crate::admin::SiteAdd;
-use crate::events::CollectorEvent;
-use crate::{BindOptions, Collector, CollectorError, InitOptions};
 use pasopati_agent::{Agent, AgentHandle, RunOptions};
+use pasopati_collector::admin::SiteAdd;
+use pasopati_collector::events::CollectorEvent;
+use pasopati_collector::{BindOptions, Collector, CollectorError, InitOptions};
 use pasopati_common::{random_u64, Priority, ReportDraft, ReportId, SiteId, SiteType};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -185,7 +185,7 @@ pub async fn run(
     let root: PathBuf =
         std::env::temp_dir().join(format!("pasopati-demo-{:08x}", random_u64() as u32));
     let collector_dir = root.join("collector");
-    crate::init(
+    pasopati_collector::init(
         &collector_dir,
         InitOptions {
             quic_listen: Some(([127, 0, 0, 1], 0).into()),
@@ -206,20 +206,20 @@ pub async fn run(
     );
     // A demo login and the invented media fixture, so every dashboard page has something.
     let password = pasopati_common::hex(&pasopati_common::random_bytes::<8>());
-    let user = crate::web::auth::new_user("demo", crate::store::Role::Admin, &password)
-        .map_err(|e| CollectorError::Admin(e.to_string()))?;
+    let user = pasopati_collector::web::auth::new_user(
+        "demo",
+        pasopati_collector::store::Role::Admin,
+        &password,
+    )
+    .map_err(|e| CollectorError::Admin(e.to_string()))?;
     server.store().add_user(&user, "demo")?;
     let (media, _) = pasopati_analysis::media::read_media_jsonl("demo", DEMO_MEDIA);
     server.newsroom().import(media)?;
     if let Some(http) = server.http_addr() {
         pasopati_common::outln!("dashboard: http://{http}/  (login: demo / {password})");
     }
-    // The path of this very binary, so the hint works whether or not it is on PATH.
-    let me = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "pasopati-collector".into());
     pasopati_common::outln!(
-        "while it runs, try: {me} site list --data-dir {}",
+        "while it runs, try in another terminal: cargo run --release -p pasopati-collector -- site list --data-dir {}",
         collector_dir.display()
     );
     let mut events = server.events();
