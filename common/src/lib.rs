@@ -14,6 +14,7 @@ pub mod faults;
 pub mod frame;
 pub mod fuzzing;
 pub mod ids;
+pub mod ingest;
 pub mod localtime;
 pub mod pii;
 pub mod pki;
