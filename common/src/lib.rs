@@ -20,6 +20,8 @@ pub mod pii;
 pub mod pki;
 pub mod quic;
 pub mod report;
+#[cfg(test)]
+mod sim;
 pub mod storage;
 pub mod sync;
 pub mod taxonomy;
