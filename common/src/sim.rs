@@ -78,6 +78,8 @@ pub struct SimConfig {
     /// How many acknowledged reports an agent keeps for a resend.
     pub retain_acked: u64,
     pub collector_restores: bool,
+    /// Whether an agent's outbox is sometimes restored from an older copy.
+    pub agent_restores: bool,
     pub bug: Bug,
     /// Whether a report refused at the center counts as lost when its verdict never reached
     /// the agent (see [`SimStats::verdicts_lost`]); off until that defect is fixed.
@@ -91,6 +93,7 @@ impl Default for SimConfig {
             heal_steps: 3_000,
             retain_acked: 4,
             collector_restores: true,
+            agent_restores: true,
             bug: Bug::None,
             verdicts_must_arrive: false,
         }
@@ -108,6 +111,8 @@ const PII_MARKER: &str = "NIK3201234567890001";
 struct Filed {
     site: usize,
     hash: [u8; 32],
+    /// The order of filing across the run.
+    order: u64,
 }
 
 /// The agent's outbox, as durable as the real one: it survives a crash whole.
@@ -291,7 +296,17 @@ pub struct Sim {
     conns: BTreeMap<u64, Conn>,
     next_conn: u64,
     net: Vec<Msg>,
-    filed: BTreeMap<(ReportId, u32), Filed>,
+    /// Every filing that returned "saved"; an outbox restored from a copy can file the same
+    /// (id, revision) twice with other content.
+    filed: BTreeMap<(ReportId, u32), Vec<Filed>>,
+    /// The positions each report was given: (site, epoch, seq).
+    given: BTreeMap<(ReportId, u32), Vec<(usize, u64, Seq)>>,
+    /// Filings a site lost with its outbox restored from an older copy: not the protocol's to
+    /// deliver.
+    site_lost: BTreeSet<(ReportId, u32, [u8; 32])>,
+    /// Each agent's older copy of its outbox, with the filing order it was taken at.
+    agent_backups: Vec<Option<(OutboxModel, u64)>>,
+    filings: u64,
     violations: Vec<String>,
     /// What happened, step by step, kept only when `PASOPATI_SIM_TRACE` is set.
     trace: Option<Vec<String>>,
@@ -310,9 +325,13 @@ pub struct SimStats {
     /// `Nack ReportsRefused` was lost with a crash or a cut, and the next `Welcome`'s hwm
     /// covered the seq, so the site counts the report as delivered. A known defect.
     pub verdicts_lost: u64,
+    /// Filings lost with an outbox restored from an older copy (the site's loss, not the
+    /// protocol's).
+    pub site_lost: u64,
     pub agent_crashes: u64,
     pub collector_crashes: u64,
     pub restores: u64,
+    pub agent_restores: u64,
     pub cuts: u64,
     pub duplicates: u64,
     pub reorders: u64,
@@ -408,6 +427,10 @@ impl Sim {
             next_conn: 1,
             net: Vec::new(),
             filed: BTreeMap::new(),
+            given: BTreeMap::new(),
+            site_lost: BTreeSet::new(),
+            agent_backups: vec![None, None],
+            filings: 0,
             violations: Vec::new(),
             trace: std::env::var_os("PASOPATI_SIM_TRACE").map(|_| Vec::new()),
             stats: SimStats::default(),
@@ -524,6 +547,26 @@ impl Sim {
                     self.stats.restores += 1;
                     let hwm = format!("{:?}", self.disk.hwm);
                     self.note(|| format!("collector restored from a copy: hwm {hwm}"));
+                }
+            }
+            95..=96 => {
+                let i = self.rng.below(self.agents.len() as u64) as usize;
+                self.agent_backups[i] = Some((self.agents[i].outbox.clone(), self.filings));
+            }
+            97 if self.config.agent_restores => {
+                let i = self.rng.below(self.agents.len() as u64) as usize;
+                if let Some((copy, taken_at)) = self.agent_backups[i].clone() {
+                    self.crash_agent(i);
+                    self.agents[i].outbox = copy;
+                    for ((id, revision), filings) in &self.filed {
+                        for f in filings {
+                            if f.site == i && f.order > taken_at {
+                                self.site_lost.insert((*id, *revision, f.hash));
+                            }
+                        }
+                    }
+                    self.stats.agent_restores += 1;
+                    self.note(|| format!("agent {i} outbox restored from a copy"));
                 }
             }
             _ => {
@@ -707,13 +750,15 @@ impl Sim {
         }
         let outbox = &mut self.agents[i].outbox;
         outbox.latest.insert(report.id, report.clone());
-        self.filed.insert(
-            (report.id, report.revision),
-            Filed {
+        self.filings += 1;
+        self.filed
+            .entry((report.id, report.revision))
+            .or_default()
+            .push(Filed {
                 site: i,
                 hash: report.content_hash(),
-            },
-        );
+                order: self.filings,
+            });
         match report.priority {
             Priority::Urgent => outbox.urgent.push_back(report),
             Priority::Normal => outbox.routine.push_back(report),
@@ -791,6 +836,14 @@ impl Sim {
             };
             let last = batch.last_seq();
             session.seqs_assigned(last + 1);
+            let epoch = agent.outbox.epoch.0;
+            for (k, r) in batch.reports.iter().enumerate() {
+                let at = (i, epoch, batch.first_seq + k as u64);
+                let given = self.given.entry((r.id, r.revision)).or_default();
+                if !given.contains(&at) {
+                    given.push(at);
+                }
+            }
             if self.rng.chance(20) {
                 // A crash after the seqs were given, before the batch left.
                 self.crash_agent(i);
@@ -1206,47 +1259,57 @@ impl Sim {
                     hashes.len()
                 ));
             }
-            match self.filed.get(key) {
-                None => problems.push(format!(
+            let filings = self.filed.get(key).map(Vec::as_slice).unwrap_or_default();
+            if filings.is_empty() {
+                problems.push(format!(
                     "report {} revision {} is held but was never filed",
                     key.0, key.1
-                )),
-                Some(f) if !hashes.contains(&f.hash) => problems.push(format!(
-                    "report {} revision {} is held with other content",
+                ));
+            } else if !hashes.iter().all(|h| filings.iter().any(|f| f.hash == *h)) {
+                problems.push(format!(
+                    "report {} revision {} is held with content never filed",
                     key.0, key.1
-                )),
-                Some(_) => {}
+                ));
             }
         }
-        for (key, f) in &self.filed {
-            if held.contains_key(key) {
-                self.stats.held += 1;
-                continue;
+        for (key, filings) in &self.filed {
+            for f in filings {
+                if held.get(key).is_some_and(|h| h.contains(&f.hash)) {
+                    self.stats.held += 1;
+                    continue;
+                }
+                if self.site_lost.contains(&(key.0, key.1, f.hash)) {
+                    self.stats.site_lost += 1;
+                    continue;
+                }
+                if self.agents[f.site].refused_verdicts.contains(key) {
+                    self.stats.refused += 1;
+                    continue;
+                }
+                if self.disk.refused_reports.contains(key) && !self.config.verdicts_must_arrive {
+                    self.stats.verdicts_lost += 1;
+                    continue;
+                }
+                // Lost with a collector restored from an older copy, at a position recorded
+                // as such a gap.
+                let site = &self.agents[f.site].site;
+                let in_rollback_gap = self.given.get(key).is_some_and(|given| {
+                    given.iter().any(|(i, epoch, seq)| {
+                        *i == f.site
+                            && self.disk.gaps.iter().any(|(s, e, r, rollback)| {
+                                *rollback && s == site && e == epoch && r.contains(seq)
+                            })
+                    })
+                });
+                if self.restored && in_rollback_gap {
+                    self.stats.lost_in_recorded_gaps += 1;
+                    continue;
+                }
+                problems.push(format!(
+                    "report {} revision {} of agent {} was saved but is not held, not refused and in no recorded gap",
+                    key.0, key.1, f.site
+                ));
             }
-            if self.agents[f.site].refused_verdicts.contains(key) {
-                self.stats.refused += 1;
-                continue;
-            }
-            if self.disk.refused_reports.contains(key) && !self.config.verdicts_must_arrive {
-                self.stats.verdicts_lost += 1;
-                continue;
-            }
-            // Lost with a collector restored from an older copy, and recorded as such.
-            let site = &self.agents[f.site].site;
-            let in_rollback_gap = self.restored
-                && self
-                    .disk
-                    .gaps
-                    .iter()
-                    .any(|(s, _, _, rollback)| s == site && *rollback);
-            if in_rollback_gap {
-                self.stats.lost_in_recorded_gaps += 1;
-                continue;
-            }
-            problems.push(format!(
-                "report {} revision {} of agent {} was saved but is not held, not refused and in no recorded gap",
-                key.0, key.1, f.site
-            ));
         }
         for ((site, epoch), &hwm) in &self.disk.hwm {
             for seq in 1..=hwm {
@@ -1306,9 +1369,11 @@ mod tests {
                     total.refused += s.refused;
                     total.lost_in_recorded_gaps += s.lost_in_recorded_gaps;
                     total.verdicts_lost += s.verdicts_lost;
+                    total.site_lost += s.site_lost;
                     total.agent_crashes += s.agent_crashes;
                     total.collector_crashes += s.collector_crashes;
                     total.restores += s.restores;
+                    total.agent_restores += s.agent_restores;
                     total.cuts += s.cuts;
                     total.duplicates += s.duplicates;
                     total.reorders += s.reorders;
@@ -1360,6 +1425,34 @@ mod tests {
     #[test]
     fn the_checker_catches_an_agent_that_deletes_on_send() {
         assert!(failing_seeds(Bug::AgentDeletesOnSend, false) > 0);
+    }
+
+    /// The known defect the simulation found: a `Nack ReportsRefused` lost with a crash or a
+    /// cut is never sent again, and the next `Welcome` covers the refused seq, so the site
+    /// counts the report as delivered. Run with `--ignored` to see failing seeds; this passes
+    /// once the collector names refused seqs again after `Welcome`.
+    #[test]
+    #[ignore = "known defect: a refusal whose answer is lost never reaches the site"]
+    fn every_refusal_reaches_the_site() {
+        let failing: Vec<String> = (0..2_000)
+            .filter_map(|seed| {
+                Sim::new(
+                    seed,
+                    SimConfig {
+                        verdicts_must_arrive: true,
+                        ..SimConfig::default()
+                    },
+                )
+                .run()
+                .err()
+            })
+            .collect();
+        assert!(
+            failing.is_empty(),
+            "{}\n({} seeds)",
+            failing[0],
+            failing.len()
+        );
     }
 
     #[test]
