@@ -2642,12 +2642,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_conflict_late_in_a_batch_leaves_nothing_of_the_batch_behind() {
+    fn a_revision_held_with_other_content_is_refused_by_seq_and_the_batch_goes_on() {
         // A batch whose third report repeats the second one's (id, revision) with other content
-        // is refused as a conflict. The reports before it must not be half-stored: with the
-        // hwm and the arrival counter left behind, the next batch (of any site) would reuse
-        // their arrival numbers and overwrite them, and the agent's resend would then be
-        // compared against another site's report.
+        // (an outbox restored from an older copy numbers its next edit like one it already
+        // delivered). Before, the whole batch was refused as a conflict, for ever, and the
+        // reports before it were committed without the hwm or the arrival counter: the next
+        // batch of any site overwrote them. Now the twin is refused by seq and the rest stored.
         let (_d, s) = store();
         let other = SiteId::new("rutan-lain").unwrap();
         let l = Limits::default();
@@ -2657,33 +2657,25 @@ pub(crate) mod tests {
         twin.title = "Isi lain".into();
         let b = Batch {
             first_seq: 1,
-            reports: vec![report(1), report(2), twin],
+            reports: vec![report(1), report(2), twin, report(4)],
         };
-        match s.apply_batch(&site(), E, &b, &l, &g, now).unwrap() {
-            BatchOutcome::Refused { hwm, reason } => {
-                assert_eq!((hwm, reason), (0, NackReason::Conflict { seq: 3 }))
-            }
-            other => panic!("{other:?}"),
-        }
-        assert_eq!(s.hwm(&site(), E).unwrap(), 0);
-        assert!(
-            s.report(&report(1).id).unwrap().is_none(),
-            "nothing of a refused batch is stored"
-        );
-        // Another site's report takes the next arrival; the first site then resends its two
-        // clean reports, which must be stored as themselves.
+        let (hwm, stored, _, refused) =
+            stored_outcome(s.apply_batch(&site(), E, &b, &l, &g, now).unwrap());
+        assert_eq!((hwm, stored), (4, 3));
+        assert_eq!(refused.iter().map(|r| r.seq).collect::<Vec<_>>(), [3]);
+        assert!(refused[0].reason.contains("other content"), "{refused:?}");
+        assert_eq!(s.hwm(&site(), E).unwrap(), 4);
+        // Another site's report takes the next arrival; nothing of the first site's is
+        // overwritten.
         let theirs = Batch {
             first_seq: 1,
             reports: vec![report(100)],
         };
         stored_outcome(s.apply_batch(&other, E, &theirs, &l, &g, now).unwrap());
-        let (hwm, stored, _, refused) = stored_outcome(
-            s.apply_batch(&site(), E, &batch(1, 2), &l, &g, now)
-                .unwrap(),
-        );
-        assert_eq!((hwm, stored, refused.len()), (2, 2, 0));
-        let first = s.report(&report(1).id).unwrap().unwrap();
-        assert_eq!((first.site, first.report), (site(), report(1)));
+        for n in [1, 2, 4] {
+            let mine = s.report(&report(n).id).unwrap().unwrap();
+            assert_eq!((mine.site, mine.report), (site(), report(n)));
+        }
         let theirs = s.report(&report(100).id).unwrap().unwrap();
         assert_eq!((theirs.site, theirs.report), (other, report(100)));
     }

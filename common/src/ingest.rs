@@ -11,7 +11,10 @@
 //! * a fresh position is checked with `Report::check` and for ownership; a report that fails is
 //!   refused by seq (its seq is consumed) and the rest of the batch goes on;
 //! * a fresh position whose (id, revision) is stored already is recognised when the hashes are
-//!   equal (the agent started a new epoch) and refuses the batch as a conflict when not;
+//!   equal (the agent started a new epoch); when they differ, that report is refused by seq,
+//!   the stored revision kept. (Refusing the whole batch instead wedged the site for ever: an
+//!   outbox restored from an older copy numbers its next edit like one it already delivered,
+//!   and every resend met the same conflict. The simulation found it.)
 //! * anything else is stored, or quarantined when the PII guard finds identity data in it.
 //!
 //! A batch the rules refuse must leave nothing behind: the caller discards every change the
@@ -176,7 +179,15 @@ pub fn apply_batch_rules<L: Ledger>(
             }
             let hash = report.content_hash();
             match ledger.hash_of_revision(&report.id, report.revision)? {
-                Some(held) if held != hash => return Ok(conflict(hwm, seq)),
+                Some(held) if held != hash => applied.refused.push(RefusedReport {
+                    seq,
+                    id: report.id,
+                    revision: report.revision,
+                    reason: format!(
+                        "revision {} of report {} is held already with other content; the held one is kept (file the change as a new edit)",
+                        report.revision, report.id
+                    ),
+                }),
                 Some(_) => {
                     // The same report under a new position (the agent started a new epoch):
                     // recognised by id, held once.
@@ -434,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn the_same_revision_under_a_new_position_is_recognised_and_other_content_conflicts() {
+    fn the_same_revision_under_a_new_position_is_recognised_and_other_content_refused() {
         let (mut l, a) = (MemoryLedger::default(), site("lapas-a"));
         applied(apply(&mut l, &a, 0, 1, vec![report(1)]));
         let known = applied(apply(&mut l, &a, 1, 2, vec![report(1)]));
@@ -442,14 +453,14 @@ mod tests {
         assert_eq!(l.held.len(), 1, "held once");
         let mut twin = report(1);
         twin.body = "Isi lain".into();
-        assert!(matches!(
-            apply(&mut l, &a, 2, 3, vec![report(5), twin]),
-            BatchVerdict::Refused {
-                reason: NackReason::Conflict { seq: 4 },
-                ..
-            }
-        ));
-        assert_eq!(l.held.len(), 1, "nothing of the refused batch is held");
+        let out = applied(apply(&mut l, &a, 2, 3, vec![report(5), twin, report(6)]));
+        assert_eq!(
+            (out.hwm, out.stored.clone(), out.refused.len()),
+            (5, vec![3, 5], 1),
+            "the twin is refused by seq and the queue goes on"
+        );
+        assert_eq!(out.refused[0].seq, 4);
+        assert_eq!(l.held[0].report, report(1), "the held revision is kept");
     }
 
     #[test]
