@@ -28,6 +28,7 @@ pub mod taxonomy;
 pub mod terminal;
 pub mod timestamp;
 pub mod token;
+pub mod transfer;
 
 pub use duration::HumanDuration;
 pub use ids::{Epoch, ReportId, Seq, SiteId, SiteType};
