@@ -853,8 +853,9 @@ impl Store {
                         GapKind::CollectorRollback,
                         now,
                     )?;
-                    txn.open_table(HWM)?
-                        .insert((site.as_str(), epoch.0), *hwm)?;
+                }
+                if let Some(set) = decision.hwm_to_record() {
+                    txn.open_table(HWM)?.insert((site.as_str(), epoch.0), set)?;
                 }
                 if let Some(range) = rerequested {
                     record_rejection(

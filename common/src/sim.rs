@@ -1138,6 +1138,9 @@ impl Sim {
             StoreCommand::RecordHello {
                 epoch, decision, ..
             } => {
+                if let Some(set) = decision.hwm_to_record() {
+                    staged.hwm.insert((site.clone(), epoch.0), set);
+                }
                 if let HelloDecision::Welcome {
                     hwm,
                     lost,
@@ -1149,7 +1152,6 @@ impl Sim {
                         staged
                             .gaps
                             .push((site.clone(), epoch.0, range.clone(), true));
-                        staged.hwm.insert((site.clone(), epoch.0), *hwm);
                     }
                     if *agent_behind {
                         staged

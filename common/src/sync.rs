@@ -327,6 +327,19 @@ pub enum HelloDecision {
     Refuse(Refusal),
 }
 
+impl HelloDecision {
+    /// The hwm the store must set when it records this decision: the welcomed hwm when a range
+    /// was recorded lost (the collector will not wait for it), else none (the stored one stays).
+    pub fn hwm_to_record(&self) -> Option<Seq> {
+        match self {
+            HelloDecision::Welcome {
+                hwm, lost: Some(_), ..
+            } => Some(*hwm),
+            _ => None,
+        }
+    }
+}
+
 /// Decides on a `Hello`. `stored_hwm` is 0 for an epoch never seen.
 pub fn decide_hello(stored_hwm: Seq, hello: &Hello) -> HelloDecision {
     if hello.proto != crate::PROTOCOL_VERSION {
@@ -992,6 +1005,8 @@ mod tests {
                 agent_behind: false
             }
         );
+        assert_eq!(decide_hello(4, &hello).hwm_to_record(), Some(6));
+        assert_eq!(decide_hello(8, &hello).hwm_to_record(), None);
         assert!(matches!(
             decide_hello(20, &hello),
             HelloDecision::Welcome {
