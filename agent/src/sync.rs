@@ -7,13 +7,13 @@ use crate::attachments::Blobs;
 use crate::identity::{self, client_endpoint, resolve, Identity};
 use crate::outbox::Outbox;
 use crate::{AgentError, Shared, SyncPhase};
-use pasopati_common::attachment::{self, AttachmentRef};
 use pasopati_common::backoff::Backoff;
 use pasopati_common::frame::{
     read_frame, write_frame, AgentFrame, Batch, Chunk, CollectorFrame, FrameError, NackReason,
     RefusalCode,
 };
 use pasopati_common::sync::{AgentEvent, AgentSession, ProtocolError};
+use pasopati_common::transfer::{ChunkRequest, ChunkSender, SenderEvent};
 use pasopati_common::{pki, Timestamp};
 use std::sync::Arc;
 use std::time::Duration;
@@ -380,9 +380,8 @@ async fn run_session(
 /// The attachment being sent, and how much of it the collector holds.
 #[derive(Default)]
 struct Transfer {
-    current: Option<AttachmentRef>,
-    /// What the collector said it holds; `None` until it answered the first probe.
-    received: Option<u64>,
+    /// The offsets and the resume rule; this shell reads blobs and updates the outbox.
+    sender: ChunkSender,
 }
 
 impl Transfer {
@@ -393,31 +392,23 @@ impl Transfer {
         outbox: &Arc<Outbox>,
         blobs: &Blobs,
     ) -> Result<Option<Chunk>, AgentError> {
-        if self.current.is_none() {
+        if self.sender.current().is_none() {
             let ob = outbox.clone();
-            self.current = blocking(move || Ok(ob.next_attachment()?)).await?;
-            self.received = None;
+            let next = blocking(move || Ok(ob.next_attachment()?)).await?;
+            self.sender.start(next);
         }
-        let Some(current) = &self.current else {
+        let Some(request) = self.sender.next_request() else {
             return Ok(None);
         };
-        let Some(offset) = self.received else {
-            return Ok(Some(Chunk {
-                hash: current.hash,
-                size: current.size,
-                offset: 0,
-                data: Vec::new(),
-            }));
+        let ChunkRequest::Read {
+            hash, offset, len, ..
+        } = request
+        else {
+            return Ok(Some(request.chunk(Vec::new())));
         };
-        let len = (current.size.saturating_sub(offset) as usize).min(attachment::CHUNK_BYTES);
-        let (b, hash) = (blobs.clone(), current.hash);
+        let b = blobs.clone();
         match blocking(move || Ok(b.read_range(&hash, offset, len)?)).await {
-            Ok(data) if data.len() == len => Ok(Some(Chunk {
-                hash,
-                size: current.size,
-                offset,
-                data,
-            })),
+            Ok(data) if data.len() == len => Ok(Some(request.chunk(data))),
             result => {
                 let why = match result {
                     Err(e) => e.to_string(),
@@ -438,20 +429,21 @@ impl Transfer {
         hash: [u8; 32],
         received: u64,
     ) -> Result<(), AgentError> {
-        let Some(current) = self.current.as_ref().filter(|c| c.hash == hash) else {
-            return Ok(());
-        };
-        if received >= current.size {
-            tracing::info!(attachment = %pasopati_common::hex(&hash), name = %current.name,
-                bytes = current.size, "attachment delivered");
-            return self.finished(outbox, blobs, hash).await;
+        match self.sender.acked(hash, received) {
+            SenderEvent::Ignored | SenderEvent::Progress => Ok(()),
+            SenderEvent::Delivered(current) => {
+                tracing::info!(attachment = %pasopati_common::hex(&hash), name = %current.name,
+                    bytes = current.size, "attachment delivered");
+                self.finished(outbox, blobs, hash).await
+            }
+            SenderEvent::Resuming { from } => {
+                if let Some(current) = self.sender.current() {
+                    tracing::info!(attachment = %pasopati_common::hex(&hash), name = %current.name,
+                        from, of = current.size, "resuming an attachment cut off earlier");
+                }
+                Ok(())
+            }
         }
-        if self.received.is_none() && received > 0 {
-            tracing::info!(attachment = %pasopati_common::hex(&hash), name = %current.name,
-                from = received, of = current.size, "resuming an attachment cut off earlier");
-        }
-        self.received = Some(received);
-        Ok(())
     }
 
     /// Forgets an attachment the collector holds or will never take, and deletes its blob.
@@ -464,8 +456,7 @@ impl Transfer {
         let ob = outbox.clone();
         blocking(move || Ok(ob.attachment_done(&hash)?)).await?;
         blobs.remove(&hash);
-        self.current = None;
-        self.received = None;
+        self.sender.finish();
         Ok(())
     }
 }

@@ -15,21 +15,13 @@
 use crate::store::{Store, StoreError};
 use pasopati_common::attachment::{self, MediaType};
 use pasopati_common::frame::{Chunk, CollectorFrame};
+use pasopati_common::transfer;
 use pasopati_common::{hex, SiteId, Timestamp};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A chunk that breaks the protocol: the session is closed.
-#[derive(Debug, thiserror::Error)]
-pub enum ChunkViolation {
-    #[error("a chunk of {0} bytes is over the limit")]
-    TooLarge(usize),
-    #[error("an attachment of {0} bytes is over the limit")]
-    AttachmentTooLarge(u64),
-    #[error("a chunk runs past the attachment's size")]
-    PastEnd,
-}
+pub use pasopati_common::transfer::ChunkViolation;
 
 /// The attachment folder of one collector data directory.
 #[derive(Clone, Debug)]
@@ -74,14 +66,9 @@ impl AttachmentDir {
         chunk: &Chunk,
         now: Timestamp,
     ) -> Result<Result<CollectorFrame, ChunkViolation>, StoreError> {
-        if chunk.data.len() > attachment::MAX_CHUNK_BYTES {
-            return Ok(Err(ChunkViolation::TooLarge(chunk.data.len())));
-        }
-        if chunk.size > attachment::HARD_MAX_BYTES {
-            return Ok(Err(ChunkViolation::AttachmentTooLarge(chunk.size)));
-        }
-        if chunk.offset.saturating_add(chunk.data.len() as u64) > chunk.size {
-            return Ok(Err(ChunkViolation::PastEnd));
+        // The offsets and the resume rule are `pasopati_common::transfer`; this is the file work.
+        if let Err(violation) = transfer::check_chunk(chunk) {
+            return Ok(Err(violation));
         }
         let hash = chunk.hash;
         let refused = |reason: String| Ok(Ok(CollectorFrame::AttachmentRefused { hash, reason }));
@@ -109,17 +96,17 @@ impl AttachmentDir {
         let io = |what: &str, e: std::io::Error| {
             StoreError::Storage(format!("attachment file {}: {what}: {e}", part.display()))
         };
-        let mut held = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-        if held > chunk.size {
+        let held = fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+        let plan = transfer::plan_chunk(chunk, held);
+        if plan.discard_partial {
             // Cannot happen with this code; start over rather than keep a wrong file.
             fs::remove_file(&part).map_err(|e| io("removing", e))?;
-            held = 0;
         }
-        if chunk.data.is_empty() && held > 0 {
+        if plan.resuming {
             tracing::info!(%site, attachment = %hex(&hash), from = held, of = chunk.size,
                 "resuming an attachment transfer cut off earlier");
         }
-        if !chunk.data.is_empty() && chunk.offset == held {
+        if plan.append {
             if let Some(parent) = part.parent() {
                 fs::create_dir_all(parent).map_err(|e| io("creating its folder", e))?;
             }
@@ -130,12 +117,11 @@ impl AttachmentDir {
                 .map_err(|e| io("opening", e))?;
             f.write_all(&chunk.data).map_err(|e| io("writing", e))?;
             f.sync_data().map_err(|e| io("syncing", e))?;
-            held += chunk.data.len() as u64;
         }
-        if held < chunk.size {
+        if !plan.complete {
             return Ok(Ok(CollectorFrame::ChunkAck {
                 hash,
-                received: held,
+                received: plan.held_after,
             }));
         }
         // Complete: verify, then move into place, then record.

@@ -9,10 +9,12 @@ use crate::events::CollectorEvent;
 use crate::store::{BatchOutcome, SiteStatus, Store, TokenRefusal};
 use pasopati_common::frame::{
     read_frame, write_frame, AgentFrame, CollectorFrame, EnrollRequest, FrameError, Limits,
-    NackReason, Refusal, RefusalCode, Welcome,
+    NackReason, Refusal, RefusalCode,
 };
 use pasopati_common::pii::PiiGuard;
-use pasopati_common::sync::{decide_hello, HelloDecision};
+use pasopati_common::sync::{
+    CollectorSession, CollectorStep, HelloDecision, SessionViolation, StoreAnswer, StoreCommand,
+};
 use pasopati_common::token::EnrollmentToken;
 use pasopati_common::{pki, SiteId, Timestamp};
 use rustls_pki_types::CertificateDer;
@@ -539,183 +541,216 @@ async fn run_sync(
     recv: &mut quinn::RecvStream,
     state: &Arc<ServerState>,
 ) -> Result<(), SyncEnd> {
-    let hello = match first_frame(recv).await {
-        Ok(AgentFrame::Hello(h)) => h,
-        Ok(_) => return Err(SyncEnd::Violation("the first frame was not Hello".into())),
+    // The session rules live in `CollectorSession`; this is its I/O: reading frames, the
+    // store, the certificate authority, the attachment directory and writing answers.
+    let mut session = CollectorSession::new(state.limits);
+    let mut next = match first_frame(recv).await {
+        Ok(frame) => Some(frame),
         Err(FrameError::Closed) => return Err(SyncEnd::Peer("closed before Hello".into())),
         Err(e) => return Err(SyncEnd::Violation(format!("unreadable Hello: {e}"))),
     };
-    let epoch = hello.epoch;
-    let stored = state.store.hwm(site, epoch).map_err(|e| {
-        SyncEnd::Refused(RefusalCode::Unavailable, format!("store unavailable: {e}"))
-    })?;
-    let decision = decide_hello(stored, &hello);
-    let hwm = match &decision {
-        HelloDecision::Refuse(r) => return Err(SyncEnd::Refused(r.code, r.message.clone())),
-        HelloDecision::Welcome {
-            hwm,
-            lost,
-            rerequested,
-            agent_behind,
-        } => {
-            if let Some(range) = rerequested {
-                tracing::warn!(%site, %epoch, from = range.start(), to = range.end(),
-                    "rollback detected: this collector lacks seqs the agent had acknowledged (restored from an older copy?); asking the agent to send them again");
-            }
-            if let Some(range) = lost {
-                tracing::error!(%site, %epoch, from = range.start(), to = range.end(),
-                    "the agent no longer holds seqs this collector lacks (collector restored from an older copy?); recorded as a gap");
-            }
-            if *agent_behind {
-                tracing::warn!(%site, %epoch, stored,
-                    "the agent's outbox is behind this collector (restored from an older copy?); it will start a new epoch");
-            }
-            *hwm
-        }
-    };
-    let st = state.clone();
-    let s = site.clone();
-    let d = decision.clone();
-    let agent_time = hello.agent_time;
-    blocking(state, move || {
-        st.store
-            .record_hello(&s, epoch, &d, agent_time, Timestamp::now())
-    })
-    .await?;
-    let welcome = CollectorFrame::Welcome(Welcome {
-        hwm,
-        limits: state.limits,
-        collector_time: Timestamp::now(),
-    });
-    write_frame(send, &welcome)
-        .await
-        .map_err(|e| SyncEnd::Peer(e.to_string()))?;
-    tracing::info!(%site, %epoch, hwm, remote = %conn.remote_address(),
-        clock_offset_ms = hello.agent_time.millis_since(Timestamp::now()), "session started");
-
-    let mut renewed = false;
-    let mut heartbeat_refused = false;
     loop {
-        let frame = match read_frame::<_, AgentFrame>(recv).await {
-            Ok(Some(f)) => f,
-            Ok(None) => return Ok(()),
-            Err(FrameError::Io(e)) => return Err(SyncEnd::Peer(e.to_string())),
-            Err(FrameError::Closed) => return Err(SyncEnd::Peer("stream closed mid-frame".into())),
-            Err(e) => {
-                return Err(SyncEnd::Violation(format!(
-                    "bad frame on the session stream: {e}"
-                )))
-            }
-        };
-        let batch = match frame {
-            AgentFrame::Batch(b) => b,
-            AgentFrame::Renew { csr_der } => {
-                // One renewal per session: an agent reconnects with its new certificate at once,
-                // so a second request on the same session is abuse (it would grow the audit log).
-                if renewed {
-                    return Err(SyncEnd::Violation("a second Renew on one session".into()));
+        let frame = match next.take() {
+            Some(frame) => frame,
+            None => match read_frame::<_, AgentFrame>(recv).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return Ok(()),
+                Err(FrameError::Io(e)) => return Err(SyncEnd::Peer(e.to_string())),
+                Err(FrameError::Closed) => {
+                    return Err(SyncEnd::Peer("stream closed mid-frame".into()))
                 }
-                renewed = true;
-                let reply = renew(state, site, presented, csr_der).await?;
-                write_frame(send, &reply)
-                    .await
-                    .map_err(|e| SyncEnd::Peer(e.to_string()))?;
-                continue;
-            }
-            AgentFrame::Heartbeat(heartbeat) => {
-                if let Err(problem) = heartbeat.check() {
-                    // Recorded once per session, so a looping agent cannot grow the store.
-                    if !heartbeat_refused {
-                        heartbeat_refused = true;
-                        tracing::warn!(%site, "heartbeat refused: {problem}");
-                        state.reject(Some(site), format!("heartbeat refused: {problem}"));
+                Err(e) => {
+                    return Err(SyncEnd::Violation(format!(
+                        "bad frame on the session stream: {e}"
+                    )))
+                }
+            },
+        };
+        let agent_time = match &frame {
+            AgentFrame::Hello(hello) => Some(hello.agent_time),
+            _ => None,
+        };
+        let mut step = session.handle(frame, Timestamp::now()).map_err(violation)?;
+        loop {
+            step = match step {
+                CollectorStep::Nothing => break,
+                CollectorStep::Send(frame) => {
+                    write_frame(send, &frame)
+                        .await
+                        .map_err(|e| SyncEnd::Peer(e.to_string()))?;
+                    if let (CollectorFrame::Welcome(w), Some(epoch)) = (&frame, session.epoch()) {
+                        tracing::info!(%site, %epoch, hwm = w.hwm, remote = %conn.remote_address(),
+                            clock_offset_ms = agent_time.map(|t| t.millis_since(w.collector_time)),
+                            "session started");
                     }
-                    continue;
+                    break;
                 }
-                let st = state.clone();
-                let s = site.clone();
-                blocking(state, move || {
-                    st.store.record_heartbeat(&s, &heartbeat, Timestamp::now())
-                })
-                .await?;
-                continue;
-            }
-            AgentFrame::Chunk(chunk) => {
-                let st = state.clone();
-                let s = site.clone();
-                let reply = blocking(state, move || {
-                    st.attachments
-                        .receive(&st.store, &s, &chunk, Timestamp::now())
-                })
-                .await?
-                .map_err(|v| SyncEnd::Violation(format!("bad attachment chunk: {v}")))?;
-                if let CollectorFrame::AttachmentRefused { reason, .. } = &reply {
-                    state.reject(Some(site), format!("attachment refused: {reason}"));
+                CollectorStep::Refuse(refusal) => {
+                    return Err(SyncEnd::Refused(refusal.code, refusal.message))
                 }
-                write_frame(send, &reply)
-                    .await
-                    .map_err(|e| SyncEnd::Peer(e.to_string()))?;
-                continue;
-            }
-            AgentFrame::Hello(_) => return Err(SyncEnd::Violation("a second Hello".into())),
-            AgentFrame::Enroll(_) => {
-                return Err(SyncEnd::Violation("Enroll on a sync session".into()))
-            }
-        };
-        let st = state.clone();
-        let s = site.clone();
-        let limits = state.limits;
-        let outcome = blocking(state, move || {
-            st.store
-                .apply_batch(&s, epoch, &batch, &limits, &st.guard, Timestamp::now())
-        })
-        .await?;
-        pasopati_common::faults::failpoint("collector.after_commit");
-        let reply = match outcome {
-            BatchOutcome::Stored {
+                CollectorStep::ReadHwm { epoch } => {
+                    let stored = state.store.hwm(site, epoch).map_err(|e| {
+                        SyncEnd::Refused(
+                            RefusalCode::Unavailable,
+                            format!("store unavailable: {e}"),
+                        )
+                    })?;
+                    session
+                        .hwm_read(stored, Timestamp::now())
+                        .map_err(violation)?
+                }
+                CollectorStep::Store(command) => {
+                    let answer = carry_out(state, site, presented, command).await?;
+                    session
+                        .answered(answer, Timestamp::now())
+                        .map_err(violation)?
+                }
+            };
+        }
+    }
+}
+
+fn violation(v: SessionViolation) -> SyncEnd {
+    SyncEnd::Violation(v.to_string())
+}
+
+/// Carries out what a sync session asked of the store (and the authority and the attachment
+/// directory), logging as it goes.
+async fn carry_out(
+    state: &Arc<ServerState>,
+    site: &SiteId,
+    presented: [u8; 32],
+    command: StoreCommand,
+) -> Result<StoreAnswer, SyncEnd> {
+    match command {
+        StoreCommand::RecordHello {
+            epoch,
+            decision,
+            agent_time,
+            now,
+        } => {
+            if let HelloDecision::Welcome {
+                lost,
+                rerequested,
+                agent_behind,
                 hwm,
-                stored,
-                replayed,
-                known_by_id,
-                quarantined,
-                refused,
-            } => {
-                if replayed > 0 || known_by_id > 0 {
-                    tracing::info!(%site, %epoch, replayed, known_by_id, "replayed reports absorbed");
+            } = &decision
+            {
+                if let Some(range) = rerequested {
+                    tracing::warn!(%site, %epoch, from = range.start(), to = range.end(),
+                        "rollback detected: this collector lacks seqs the agent had acknowledged (restored from an older copy?); asking the agent to send them again");
                 }
-                if !quarantined.is_empty() {
-                    tracing::error!(%site, %epoch, quarantined = quarantined.len(),
-                        "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
+                if let Some(range) = lost {
+                    tracing::error!(%site, %epoch, from = range.start(), to = range.end(),
+                        "the agent no longer holds seqs this collector lacks (collector restored from an older copy?); recorded as a gap");
                 }
-                if !stored.is_empty() {
-                    let newsroom = state.newsroom.clone();
-                    let placed = stored.clone();
-                    tokio::task::spawn_blocking(move || newsroom.add_reports(&placed));
-                }
-                for report in stored {
-                    let _ = state
-                        .events
-                        .send(CollectorEvent::ReportStored(Box::new(report)));
-                }
-                if refused.is_empty() && quarantined.is_empty() {
-                    CollectorFrame::Ack { hwm }
-                } else {
-                    let reason = NackReason::ReportsRefused {
-                        refused,
-                        quarantined,
-                    };
-                    tracing::error!(%site, %epoch, "{reason}");
-                    CollectorFrame::Nack { hwm, reason }
+                if *agent_behind {
+                    tracing::warn!(%site, %epoch, hwm,
+                        "the agent's outbox is behind this collector (restored from an older copy?); it will start a new epoch");
                 }
             }
-            BatchOutcome::Refused { hwm, reason } => {
-                tracing::error!(%site, %epoch, "batch refused: {reason}");
+            let st = state.clone();
+            let s = site.clone();
+            blocking(state, move || {
+                st.store.record_hello(&s, epoch, &decision, agent_time, now)
+            })
+            .await?;
+            Ok(StoreAnswer::Done)
+        }
+        StoreCommand::RecordHeartbeat { heartbeat, now } => {
+            let st = state.clone();
+            let s = site.clone();
+            blocking(state, move || {
+                st.store.record_heartbeat(&s, &heartbeat, now)
+            })
+            .await?;
+            Ok(StoreAnswer::Done)
+        }
+        StoreCommand::RecordRejection { message, .. } => {
+            tracing::warn!(%site, "{message}");
+            state.reject(Some(site), message);
+            Ok(StoreAnswer::Done)
+        }
+        StoreCommand::ApplyBatch { epoch, batch, now } => {
+            let st = state.clone();
+            let s = site.clone();
+            let limits = state.limits;
+            let outcome = blocking(state, move || {
+                st.store
+                    .apply_batch(&s, epoch, &batch, &limits, &st.guard, now)
+            })
+            .await?;
+            pasopati_common::faults::failpoint("collector.after_commit");
+            Ok(StoreAnswer::Reply(batch_reply(state, site, epoch, outcome)))
+        }
+        StoreCommand::Renew { csr_der, .. } => Ok(StoreAnswer::Reply(
+            renew(state, site, presented, csr_der).await?,
+        )),
+        StoreCommand::Chunk { chunk, now } => {
+            let st = state.clone();
+            let s = site.clone();
+            let reply = blocking(state, move || {
+                st.attachments.receive(&st.store, &s, &chunk, now)
+            })
+            .await?
+            .map_err(|v| SyncEnd::Violation(format!("bad attachment chunk: {v}")))?;
+            if let CollectorFrame::AttachmentRefused { reason, .. } = &reply {
+                state.reject(Some(site), format!("attachment refused: {reason}"));
+            }
+            Ok(StoreAnswer::Reply(reply))
+        }
+    }
+}
+
+/// The answer to a stored (or refused) batch, after telling the newsroom and the event feed
+/// about the reports it stored.
+fn batch_reply(
+    state: &Arc<ServerState>,
+    site: &SiteId,
+    epoch: pasopati_common::Epoch,
+    outcome: BatchOutcome,
+) -> CollectorFrame {
+    match outcome {
+        BatchOutcome::Stored {
+            hwm,
+            stored,
+            replayed,
+            known_by_id,
+            quarantined,
+            refused,
+        } => {
+            if replayed > 0 || known_by_id > 0 {
+                tracing::info!(%site, %epoch, replayed, known_by_id, "replayed reports absorbed");
+            }
+            if !quarantined.is_empty() {
+                tracing::error!(%site, %epoch, quarantined = quarantined.len(),
+                    "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
+            }
+            if !stored.is_empty() {
+                let newsroom = state.newsroom.clone();
+                let placed = stored.clone();
+                tokio::task::spawn_blocking(move || newsroom.add_reports(&placed));
+            }
+            for report in stored {
+                let _ = state
+                    .events
+                    .send(CollectorEvent::ReportStored(Box::new(report)));
+            }
+            if refused.is_empty() && quarantined.is_empty() {
+                CollectorFrame::Ack { hwm }
+            } else {
+                let reason = NackReason::ReportsRefused {
+                    refused,
+                    quarantined,
+                };
+                tracing::error!(%site, %epoch, "{reason}");
                 CollectorFrame::Nack { hwm, reason }
             }
-        };
-        write_frame(send, &reply)
-            .await
-            .map_err(|e| SyncEnd::Peer(e.to_string()))?;
+        }
+        BatchOutcome::Refused { hwm, reason } => {
+            tracing::error!(%site, %epoch, "batch refused: {reason}");
+            CollectorFrame::Nack { hwm, reason }
+        }
     }
 }
 

@@ -12,9 +12,10 @@ use pasopati_common::attachment::AttachmentRef;
 use pasopati_common::frame::{
     decode_value, encode_value, Batch, Heartbeat, Limits, NackReason, RefusedReport,
 };
+use pasopati_common::ingest::{apply_batch_rules, BatchVerdict, Ledger};
 use pasopati_common::pii::{Finding, PiiGuard};
 use pasopati_common::storage::OpenError;
-use pasopati_common::sync::{plan_batch, HelloDecision};
+use pasopati_common::sync::HelloDecision;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, SiteType, Timestamp};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -852,8 +853,9 @@ impl Store {
                         GapKind::CollectorRollback,
                         now,
                     )?;
-                    txn.open_table(HWM)?
-                        .insert((site.as_str(), epoch.0), *hwm)?;
+                }
+                if let Some(set) = decision.hwm_to_record() {
+                    txn.open_table(HWM)?.insert((site.as_str(), epoch.0), set)?;
                 }
                 if let Some(range) = rerequested {
                     record_rejection(
@@ -949,7 +951,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies a batch from (site, epoch) in one durable transaction.
+    /// Applies a batch from (site, epoch) in one durable transaction. The rules are
+    /// `pasopati_common::ingest` (the same the simulation's model store follows); this is their
+    /// redb ledger. A batch the rules refuse leaves nothing behind: its transaction is aborted
+    /// and the refusal (with any gap) is recorded in a transaction of its own.
     pub fn apply_batch(
         &self,
         site: &SiteId,
@@ -960,233 +965,91 @@ impl Store {
         now: Timestamp,
     ) -> Result<BatchOutcome, StoreError> {
         let txn = self.db.begin_write()?;
-        let outcome = {
-            let mut hwm_table = txn.open_table(HWM)?;
+        let hwm = {
+            let hwm_table = txn.open_table(HWM)?;
             let hwm = hwm_table
                 .get((site.as_str(), epoch.0))?
                 .map(|v| v.value())
                 .unwrap_or(0);
-            let plan = match plan_batch(hwm, batch.first_seq, batch.reports.len(), limits) {
-                Ok(p) => p,
-                Err(reason) => {
-                    if let NackReason::Gap { expected, got } = reason {
-                        if got > expected {
-                            let mut gaps = txn.open_table(GAPS)?;
-                            upsert_gap(
-                                &mut gaps,
-                                site,
-                                epoch,
-                                expected,
-                                got - 1,
-                                GapKind::SkippedSeqs,
-                                now,
-                            )?;
-                        }
-                    }
-                    drop(hwm_table);
-                    record_rejection(&txn, Some(site), format!("batch refused: {reason}"), now)?;
-                    txn.commit()?;
-                    return Ok(BatchOutcome::Refused { hwm, reason });
-                }
-            };
-            let mut reports = txn.open_table(REPORTS)?;
-            let mut quarantine = txn.open_table(QUARANTINE)?;
-            let mut by_position = txn.open_table(BY_POSITION)?;
-            let mut by_id = txn.open_table(BY_ID)?;
-            let mut latest = txn.open_table(LATEST)?;
-            let mut replayed = 0u64;
-            if let Some(range) = &plan.replayed {
-                for seq in range.clone() {
-                    let report = &batch.reports[(seq - batch.first_seq) as usize];
-                    let arrival = by_position
-                        .get((site.as_str(), epoch.0, seq))?
-                        .map(|v| v.value());
-                    let same = match arrival {
-                        Some(a) => {
-                            stored_hash(&reports, &quarantine, a)? == Some(report.content_hash())
-                        }
-                        // Below the hwm but not stored: a range recorded lost. Nothing to compare.
-                        None => true,
-                    };
-                    if !same {
-                        drop((hwm_table, reports, by_position, by_id, quarantine, latest));
-                        let reason = NackReason::Conflict { seq };
-                        record_rejection(
-                            &txn,
-                            Some(site),
-                            format!(
-                                "batch refused: epoch {epoch} {reason}; the stored report is kept"
-                            ),
-                            now,
-                        )?;
-                        txn.commit()?;
-                        return Ok(BatchOutcome::Refused { hwm, reason });
-                    }
-                    replayed += 1;
-                }
-            }
-            let mut owners = txn.open_table(OWNERS)?;
-            let mut stored = Vec::new();
-            let mut refused = Vec::new();
-            let mut known_by_id = 0u64;
-            let mut quarantined = Vec::new();
-            let mut new_hwm = hwm;
-            if let Some(range) = &plan.fresh {
-                let mut meta = txn.open_table(META)?;
-                let mut arrival = meta.get(NEXT_ARRIVAL)?.map(|v| v.value()).unwrap_or(0);
-                for seq in range.clone() {
-                    let report = &batch.reports[(seq - batch.first_seq) as usize];
-                    new_hwm = seq;
-                    // The same rule the agent applied before saving; then ownership: only the
-                    // site that first filed a report id may revise or retract it.
-                    let problem = match report.check(Taxonomy::builtin(), now) {
-                        Err(e) => Some(e.to_string()),
-                        Ok(()) => match owner_of(&owners, &by_id, &reports, &quarantine, &report.id)? {
-                            Some(owner) if owner != *site => Some(format!(
-                                "report {} belongs to another site; a site may only revise or retract its own reports",
-                                report.id
-                            )),
-                            _ => None,
-                        },
-                    };
-                    if let Some(reason) = problem {
-                        refused.push(RefusedReport {
-                            seq,
-                            id: report.id,
-                            revision: report.revision,
-                            reason,
-                        });
-                        continue;
-                    }
-                    let hash = report.content_hash();
-                    let key = revision_key(report);
-                    let existing = by_id.get(&key[..])?.map(|v| v.value());
-                    if let Some(a) = existing {
-                        let same = stored_hash(&reports, &quarantine, a)? == Some(hash);
-                        if !same {
-                            drop((
-                                hwm_table,
-                                reports,
-                                by_position,
-                                by_id,
-                                meta,
-                                quarantine,
-                                latest,
-                                owners,
-                            ));
-                            let reason = NackReason::Conflict { seq };
-                            record_rejection(
-                                &txn,
-                                Some(site),
-                                format!(
-                                    "batch refused: report {} arrived again with different content",
-                                    report.id
-                                ),
-                                now,
-                            )?;
-                            txn.commit()?;
-                            return Ok(BatchOutcome::Refused { hwm, reason });
-                        }
-                        // The same report under a new position (the agent started a new epoch):
-                        // recognised by id, stored once.
-                        by_position.insert((site.as_str(), epoch.0, seq), a)?;
-                        known_by_id += 1;
-                    } else {
-                        let record = StoredReport {
-                            arrival,
-                            site: site.clone(),
-                            epoch,
-                            seq,
-                            report: report.clone(),
-                            content_hash: hash,
-                            received_at: now,
-                        };
-                        let findings = guard.check_report(report);
-                        let clean = findings.is_empty();
-                        if clean {
-                            reports.insert(arrival, encode(&record).as_slice())?;
-                            expect_attachments(&txn, site, &report.attachments)?;
-                            stored.push(record);
-                        } else {
-                            // The agent's guard should have stopped this; keep it out of the
-                            // main tables, where only admins see it.
-                            quarantined.push(RefusedReport {
-                                seq,
-                                id: report.id,
-                                revision: report.revision,
-                                reason: format!(
-                                    "quarantined at the center: {}",
-                                    findings
-                                        .iter()
-                                        .map(Finding::to_string)
-                                        .collect::<Vec<_>>()
-                                        .join("; ")
-                                ),
-                            });
-                            quarantine.insert(
-                                arrival,
-                                encode(&Quarantined {
-                                    report: record,
-                                    findings,
-                                })
-                                .as_slice(),
-                            )?;
-                        }
-                        by_position.insert((site.as_str(), epoch.0, seq), arrival)?;
-                        by_id.insert(&key[..], arrival)?;
-                        if owners.get(&report.id.0[..])?.is_none() {
-                            owners.insert(&report.id.0[..], site.as_str())?;
-                        }
-                        // The highest clean revision is the one shown; an older one arriving
-                        // late only joins the history, and a quarantined one never hides the
-                        // clean revision before it.
-                        let newer = clean
-                            && match latest.get(&report.id.0[..])?.map(|v| v.value()) {
-                                Some(a) => revision_at(&reports, &quarantine, a)?
-                                    .is_none_or(|r| report.revision >= r),
-                                None => true,
-                            };
-                        if newer {
-                            latest.insert(&report.id.0[..], arrival)?;
-                        }
-                        arrival += 1;
-                    }
-                }
-                meta.insert(NEXT_ARRIVAL, arrival)?;
-                hwm_table.insert((site.as_str(), epoch.0), new_hwm)?;
-            }
-            drop((
-                hwm_table,
-                reports,
-                by_position,
-                by_id,
-                quarantine,
-                latest,
-                owners,
-            ));
-            for r in &refused {
-                record_rejection(
-                    &txn,
-                    Some(site),
-                    format!(
-                        "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
-                        r.id, r.revision, r.seq, r.reason
-                    ),
-                    now,
-                )?;
-            }
-            touch_site(&txn, site, now, stored.len() as u64)?;
-            BatchOutcome::Stored {
-                hwm: new_hwm,
-                stored,
-                replayed,
-                known_by_id,
-                quarantined,
-                refused,
-            }
+            hwm
         };
-        txn.commit()?;
-        Ok(outcome)
+        let (verdict, stored) = {
+            let mut ledger = RedbLedger::open(&txn, site, epoch, now)?;
+            let verdict = apply_batch_rules(
+                &mut ledger,
+                site,
+                hwm,
+                batch,
+                limits,
+                Taxonomy::builtin(),
+                |report| guard.check_report(report),
+                now,
+            )?;
+            let stored = match &verdict {
+                BatchVerdict::Applied(applied) => ledger.finish(applied.hwm)?,
+                BatchVerdict::Refused { .. } => Vec::new(),
+            };
+            (verdict, stored)
+        };
+        match verdict {
+            BatchVerdict::Refused {
+                hwm,
+                reason,
+                skipped,
+            } => {
+                // Whatever the ledger changed for the reports before the refusal goes.
+                txn.abort()?;
+                let txn = self.db.begin_write()?;
+                if let Some(range) = skipped {
+                    let mut gaps = txn.open_table(GAPS)?;
+                    upsert_gap(
+                        &mut gaps,
+                        site,
+                        epoch,
+                        *range.start(),
+                        *range.end(),
+                        GapKind::SkippedSeqs,
+                        now,
+                    )?;
+                }
+                let message = match &reason {
+                    NackReason::Conflict { seq } if *seq <= hwm => {
+                        format!("batch refused: epoch {epoch} {reason}; the stored report is kept")
+                    }
+                    NackReason::Conflict { seq } => format!(
+                        "batch refused: report {} arrived again with different content",
+                        batch.reports[(seq - batch.first_seq) as usize].id
+                    ),
+                    _ => format!("batch refused: {reason}"),
+                };
+                record_rejection(&txn, Some(site), message, now)?;
+                txn.commit()?;
+                Ok(BatchOutcome::Refused { hwm, reason })
+            }
+            BatchVerdict::Applied(applied) => {
+                for r in &applied.refused {
+                    record_rejection(
+                        &txn,
+                        Some(site),
+                        format!(
+                            "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
+                            r.id, r.revision, r.seq, r.reason
+                        ),
+                        now,
+                    )?;
+                }
+                touch_site(&txn, site, now, stored.len() as u64)?;
+                txn.commit()?;
+                Ok(BatchOutcome::Stored {
+                    hwm: applied.hwm,
+                    stored,
+                    replayed: applied.replayed,
+                    known_by_id: applied.known_by_id,
+                    quarantined: applied.quarantined,
+                    refused: applied.refused,
+                })
+            }
+        }
     }
 
     /// The reference of attachment `hash` if a stored report of `site` brings it and it is not
@@ -2155,6 +2018,171 @@ pub enum TokenRefusal {
 
 /// The by-id key of a report revision: its id and its revision, big-endian.
 /// Notes the attachments a newly stored report brings that the collector does not hold yet.
+/// The ingest rules' ledger over one write transaction: positions, the (id, revision) index,
+/// owners, the latest revision shown, and arrival numbers.
+struct RedbLedger<'t> {
+    txn: &'t redb::WriteTransaction,
+    site: SiteId,
+    epoch: Epoch,
+    now: Timestamp,
+    reports: redb::Table<'t, u64, &'static [u8]>,
+    quarantine: redb::Table<'t, u64, &'static [u8]>,
+    by_position: redb::Table<'t, (&'static str, u64, u64), u64>,
+    by_id: redb::Table<'t, &'static [u8], u64>,
+    latest: redb::Table<'t, &'static [u8], u64>,
+    owners: redb::Table<'t, &'static [u8], &'static str>,
+    next_arrival: u64,
+    stored: Vec<StoredReport>,
+}
+
+impl<'t> RedbLedger<'t> {
+    fn open(
+        txn: &'t redb::WriteTransaction,
+        site: &SiteId,
+        epoch: Epoch,
+        now: Timestamp,
+    ) -> Result<RedbLedger<'t>, StoreError> {
+        let next_arrival = {
+            let meta = txn.open_table(META)?;
+            let next = meta.get(NEXT_ARRIVAL)?.map(|v| v.value()).unwrap_or(0);
+            next
+        };
+        Ok(RedbLedger {
+            txn,
+            site: site.clone(),
+            epoch,
+            now,
+            reports: txn.open_table(REPORTS)?,
+            quarantine: txn.open_table(QUARANTINE)?,
+            by_position: txn.open_table(BY_POSITION)?,
+            by_id: txn.open_table(BY_ID)?,
+            latest: txn.open_table(LATEST)?,
+            owners: txn.open_table(OWNERS)?,
+            next_arrival,
+            stored: Vec::new(),
+        })
+    }
+
+    /// Moves the hwm and the arrival counter with the data; returns the reports stored.
+    fn finish(self, hwm: Seq) -> Result<Vec<StoredReport>, StoreError> {
+        let mut meta = self.txn.open_table(META)?;
+        meta.insert(NEXT_ARRIVAL, self.next_arrival)?;
+        let mut hwm_table = self.txn.open_table(HWM)?;
+        let old = hwm_table
+            .get((self.site.as_str(), self.epoch.0))?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        if hwm > old {
+            hwm_table.insert((self.site.as_str(), self.epoch.0), hwm)?;
+        }
+        Ok(self.stored)
+    }
+}
+
+impl Ledger for RedbLedger<'_> {
+    type Error = StoreError;
+
+    fn hash_at(&mut self, seq: Seq) -> Result<Option<[u8; 32]>, StoreError> {
+        let arrival = self
+            .by_position
+            .get((self.site.as_str(), self.epoch.0, seq))?
+            .map(|v| v.value());
+        match arrival {
+            Some(a) => stored_hash(&self.reports, &self.quarantine, a),
+            None => Ok(None),
+        }
+    }
+
+    fn hash_of_revision(
+        &mut self,
+        id: &ReportId,
+        revision: u32,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        let mut key = [0u8; 20];
+        key[..16].copy_from_slice(&id.0);
+        key[16..].copy_from_slice(&revision.to_be_bytes());
+        let arrival = self.by_id.get(&key[..])?.map(|v| v.value());
+        match arrival {
+            Some(a) => stored_hash(&self.reports, &self.quarantine, a),
+            None => Ok(None),
+        }
+    }
+
+    fn owner(&mut self, id: &ReportId) -> Result<Option<SiteId>, StoreError> {
+        owner_of(
+            &self.owners,
+            &self.by_id,
+            &self.reports,
+            &self.quarantine,
+            id,
+        )
+    }
+
+    fn hold(
+        &mut self,
+        seq: Seq,
+        report: &Report,
+        hash: [u8; 32],
+        findings: Vec<Finding>,
+    ) -> Result<(), StoreError> {
+        let arrival = self.next_arrival;
+        let record = StoredReport {
+            arrival,
+            site: self.site.clone(),
+            epoch: self.epoch,
+            seq,
+            report: report.clone(),
+            content_hash: hash,
+            received_at: self.now,
+        };
+        let clean = findings.is_empty();
+        if clean {
+            self.reports.insert(arrival, encode(&record).as_slice())?;
+            expect_attachments(self.txn, &self.site, &report.attachments)?;
+            self.stored.push(record);
+        } else {
+            self.quarantine.insert(
+                arrival,
+                encode(&Quarantined {
+                    report: record,
+                    findings,
+                })
+                .as_slice(),
+            )?;
+        }
+        let key = revision_key(report);
+        self.by_position
+            .insert((self.site.as_str(), self.epoch.0, seq), arrival)?;
+        self.by_id.insert(&key[..], arrival)?;
+        if self.owners.get(&report.id.0[..])?.is_none() {
+            self.owners.insert(&report.id.0[..], self.site.as_str())?;
+        }
+        // The highest clean revision is the one shown; an older one arriving late only joins
+        // the history, and a quarantined one never hides the clean revision before it.
+        let newer = clean
+            && match self.latest.get(&report.id.0[..])?.map(|v| v.value()) {
+                Some(a) => revision_at(&self.reports, &self.quarantine, a)?
+                    .is_none_or(|r| report.revision >= r),
+                None => true,
+            };
+        if newer {
+            self.latest.insert(&report.id.0[..], arrival)?;
+        }
+        self.next_arrival += 1;
+        Ok(())
+    }
+
+    fn link(&mut self, seq: Seq, report: &Report) -> Result<(), StoreError> {
+        let key = revision_key(report);
+        let arrival = self.by_id.get(&key[..])?.map(|v| v.value());
+        if let Some(a) = arrival {
+            self.by_position
+                .insert((self.site.as_str(), self.epoch.0, seq), a)?;
+        }
+        Ok(())
+    }
+}
+
 fn expect_attachments(
     txn: &redb::WriteTransaction,
     site: &SiteId,
@@ -2612,6 +2640,45 @@ pub(crate) mod tests {
             s.report(&original.id).unwrap().unwrap().report.title,
             "Judul diperbaiki"
         );
+    }
+
+    #[test]
+    fn a_revision_held_with_other_content_is_refused_by_seq_and_the_batch_goes_on() {
+        // A batch whose third report repeats the second one's (id, revision) with other content
+        // (an outbox restored from an older copy numbers its next edit like one it already
+        // delivered). Before, the whole batch was refused as a conflict, for ever, and the
+        // reports before it were committed without the hwm or the arrival counter: the next
+        // batch of any site overwrote them. Now the twin is refused by seq and the rest stored.
+        let (_d, s) = store();
+        let other = SiteId::new("rutan-lain").unwrap();
+        let l = Limits::default();
+        let g = PiiGuard::default();
+        let now = Timestamp(T0 + 10);
+        let mut twin = report(2);
+        twin.title = "Isi lain".into();
+        let b = Batch {
+            first_seq: 1,
+            reports: vec![report(1), report(2), twin, report(4)],
+        };
+        let (hwm, stored, _, refused) =
+            stored_outcome(s.apply_batch(&site(), E, &b, &l, &g, now).unwrap());
+        assert_eq!((hwm, stored), (4, 3));
+        assert_eq!(refused.iter().map(|r| r.seq).collect::<Vec<_>>(), [3]);
+        assert!(refused[0].reason.contains("other content"), "{refused:?}");
+        assert_eq!(s.hwm(&site(), E).unwrap(), 4);
+        // Another site's report takes the next arrival; nothing of the first site's is
+        // overwritten.
+        let theirs = Batch {
+            first_seq: 1,
+            reports: vec![report(100)],
+        };
+        stored_outcome(s.apply_batch(&other, E, &theirs, &l, &g, now).unwrap());
+        for n in [1, 2, 4] {
+            let mine = s.report(&report(n).id).unwrap().unwrap();
+            assert_eq!((mine.site, mine.report), (site(), report(n)));
+        }
+        let theirs = s.report(&report(100).id).unwrap().unwrap();
+        assert_eq!((theirs.site, theirs.report), (other, report(100)));
     }
 
     #[test]

@@ -14,17 +14,21 @@ pub mod faults;
 pub mod frame;
 pub mod fuzzing;
 pub mod ids;
+pub mod ingest;
 pub mod localtime;
 pub mod pii;
 pub mod pki;
 pub mod quic;
 pub mod report;
+#[cfg(test)]
+mod sim;
 pub mod storage;
 pub mod sync;
 pub mod taxonomy;
 pub mod terminal;
 pub mod timestamp;
 pub mod token;
+pub mod transfer;
 
 pub use duration::HumanDuration;
 pub use ids::{Epoch, ReportId, Seq, SiteId, SiteType};

@@ -1,4 +1,5 @@
-//! The sync protocol as two pure state machines, one per side, with no I/O.
+//! The sync protocol as two pure state machines, one per side, with no I/O: [`AgentSession`]
+//! and [`CollectorSession`] (the per-report rules of a batch are in [`crate::ingest`]).
 //!
 //! The agent's outbox gives every report a dense seq within its epoch when the report is put in
 //! line for sending; the collector keeps, per (site, epoch), a high-water mark (`hwm`): every seq
@@ -326,6 +327,19 @@ pub enum HelloDecision {
     Refuse(Refusal),
 }
 
+impl HelloDecision {
+    /// The hwm the store must set when it records this decision: the welcomed hwm when a range
+    /// was recorded lost (the collector will not wait for it), else none (the stored one stays).
+    pub fn hwm_to_record(&self) -> Option<Seq> {
+        match self {
+            HelloDecision::Welcome {
+                hwm, lost: Some(_), ..
+            } => Some(*hwm),
+            _ => None,
+        }
+    }
+}
+
 /// Decides on a `Hello`. `stored_hwm` is 0 for an epoch never seen.
 pub fn decide_hello(stored_hwm: Seq, hello: &Hello) -> HelloDecision {
     if hello.proto != crate::PROTOCOL_VERSION {
@@ -405,6 +419,303 @@ pub fn plan_batch(
     Ok(BatchPlan { replayed, fresh })
 }
 
+/// What the collector's I/O shell must do next for a session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CollectorStep {
+    /// Read the stored hwm of (site, `epoch`), then call [`CollectorSession::hwm_read`].
+    ReadHwm { epoch: Epoch },
+    /// Carry out this store command, then report how it went with
+    /// [`CollectorSession::answered`].
+    Store(StoreCommand),
+    /// Send this frame; the session carries on.
+    Send(CollectorFrame),
+    /// Send this refusal and close the connection.
+    Refuse(Refusal),
+    /// Nothing to do; read the next frame.
+    Nothing,
+}
+
+/// A change the collector's store must make for a session (the site is the session's own).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreCommand {
+    /// Record the session's start: the decision on its `Hello` (gaps, rollbacks) and the
+    /// agent's clock. Answer with [`StoreAnswer::Done`].
+    RecordHello {
+        epoch: Epoch,
+        decision: HelloDecision,
+        agent_time: Timestamp,
+        now: Timestamp,
+    },
+    /// Record a heartbeat that passed [`crate::frame::Heartbeat::check`]. Answer with
+    /// [`StoreAnswer::Done`].
+    RecordHeartbeat {
+        heartbeat: crate::frame::Heartbeat,
+        now: Timestamp,
+    },
+    /// Record a rejection the admin sees (a refused heartbeat). Answer with
+    /// [`StoreAnswer::Done`].
+    RecordRejection { message: String, now: Timestamp },
+    /// Apply a batch in one durable transaction (the rules are [`crate::ingest`]). Answer with
+    /// [`StoreAnswer::Reply`] carrying the `Ack` or `Nack`, only after the commit.
+    ApplyBatch {
+        epoch: Epoch,
+        batch: crate::frame::Batch,
+        now: Timestamp,
+    },
+    /// Sign a certificate for the session's site and a fresh key. Answer with
+    /// [`StoreAnswer::Reply`] carrying `Renewed` or `RenewalRefused`.
+    Renew { csr_der: Vec<u8>, now: Timestamp },
+    /// Receive an attachment chunk. Answer with [`StoreAnswer::Reply`] carrying `ChunkAck` or
+    /// `AttachmentRefused`.
+    Chunk {
+        chunk: crate::frame::Chunk,
+        now: Timestamp,
+    },
+}
+
+/// How the store carried out a [`StoreCommand`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoreAnswer {
+    /// Recorded; nothing to send.
+    Done,
+    /// Done; this is the frame to send to the agent.
+    Reply(CollectorFrame),
+}
+
+/// Why the collector ends a session: the agent broke the protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionViolation {
+    #[error("the first frame was {got}, not Hello")]
+    FrameBeforeHello { got: &'static str },
+    #[error("a second Hello on one session")]
+    SecondHello,
+    #[error("Enroll on a sync session")]
+    EnrollOnSyncSession,
+    #[error("a second Renew on one session")]
+    SecondRenew,
+    /// The I/O shell called the session out of turn (a frame while a store command or a read
+    /// was outstanding, or an answer nobody asked for). This is a bug in the shell, not the
+    /// agent's doing; the session ends all the same.
+    #[error("the session was driven out of turn: {0}")]
+    OutOfTurn(&'static str),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum CollectorState {
+    AwaitHello,
+    ReadingHwm { hello: Hello },
+    RecordingHello { epoch: Epoch, hwm: Seq },
+    Open { epoch: Epoch },
+    Closed,
+}
+
+/// What the session waits for from the store while open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outstanding {
+    Record,
+    Reply,
+}
+
+/// The collector's side of one sync session, for the site its client certificate names. Like
+/// quinn-proto's `Connection`, it does no I/O: the shell feeds it each decoded frame and the
+/// time, carries out the [`CollectorStep`] it returns, and reports the store's answers back.
+/// It owns the session rules: `Hello` first (decided by [`decide_hello`]); at most one `Renew`;
+/// a second `Hello`, an `Enroll` or any frame before `Hello` end the session; heartbeats are
+/// checked and a refused one is recorded once per session.
+#[derive(Debug, Clone)]
+pub struct CollectorSession {
+    state: CollectorState,
+    limits: Limits,
+    outstanding: Option<Outstanding>,
+    renewed: bool,
+    heartbeat_refused: bool,
+}
+
+impl CollectorSession {
+    /// A session that announces `limits` in its `Welcome`.
+    pub fn new(limits: Limits) -> CollectorSession {
+        CollectorSession {
+            state: CollectorState::AwaitHello,
+            limits,
+            outstanding: None,
+            renewed: false,
+            heartbeat_refused: false,
+        }
+    }
+
+    /// The epoch of the session, once its `Hello` arrived.
+    pub fn epoch(&self) -> Option<Epoch> {
+        match &self.state {
+            CollectorState::ReadingHwm { hello } => Some(hello.epoch),
+            CollectorState::RecordingHello { epoch, .. } | CollectorState::Open { epoch } => {
+                Some(*epoch)
+            }
+            CollectorState::AwaitHello | CollectorState::Closed => None,
+        }
+    }
+
+    /// Whether the session is welcomed and streaming.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, CollectorState::Open { .. })
+    }
+
+    /// Feeds one frame from the agent, received at `now`.
+    pub fn handle(
+        &mut self,
+        frame: crate::frame::AgentFrame,
+        now: Timestamp,
+    ) -> Result<CollectorStep, SessionViolation> {
+        use crate::frame::AgentFrame;
+        if self.outstanding.is_some() {
+            return self.violation(SessionViolation::OutOfTurn(
+                "a frame arrived while a store command was outstanding",
+            ));
+        }
+        let (epoch, frame) = match (&self.state, frame) {
+            (_, AgentFrame::Enroll(_)) => {
+                return self.violation(SessionViolation::EnrollOnSyncSession)
+            }
+            (CollectorState::AwaitHello, AgentFrame::Hello(hello)) => {
+                let epoch = hello.epoch;
+                self.state = CollectorState::ReadingHwm { hello };
+                return Ok(CollectorStep::ReadHwm { epoch });
+            }
+            (CollectorState::AwaitHello, other) => {
+                return self.violation(SessionViolation::FrameBeforeHello {
+                    got: agent_frame_name(&other),
+                })
+            }
+            (CollectorState::Open { .. }, AgentFrame::Hello(_)) => {
+                return self.violation(SessionViolation::SecondHello)
+            }
+            (CollectorState::Open { epoch }, frame) => (*epoch, frame),
+            (CollectorState::ReadingHwm { .. } | CollectorState::RecordingHello { .. }, _) => {
+                return self.violation(SessionViolation::OutOfTurn(
+                    "a frame arrived before the Hello was answered",
+                ))
+            }
+            (CollectorState::Closed, _) => {
+                return Err(SessionViolation::OutOfTurn("the session is closed"))
+            }
+        };
+        let (command, outstanding) = match frame {
+            AgentFrame::Batch(batch) => (
+                StoreCommand::ApplyBatch { epoch, batch, now },
+                Outstanding::Reply,
+            ),
+            AgentFrame::Renew { csr_der } => {
+                // One renewal per session: an agent reconnects with its new certificate at once,
+                // so a second request on the same session is abuse (it would grow the audit log).
+                if self.renewed {
+                    return self.violation(SessionViolation::SecondRenew);
+                }
+                self.renewed = true;
+                (StoreCommand::Renew { csr_der, now }, Outstanding::Reply)
+            }
+            AgentFrame::Heartbeat(heartbeat) => match heartbeat.check() {
+                Ok(()) => (
+                    StoreCommand::RecordHeartbeat { heartbeat, now },
+                    Outstanding::Record,
+                ),
+                // Recorded once per session, so a looping agent cannot grow the store.
+                Err(_) if self.heartbeat_refused => return Ok(CollectorStep::Nothing),
+                Err(problem) => {
+                    self.heartbeat_refused = true;
+                    (
+                        StoreCommand::RecordRejection {
+                            message: format!("heartbeat refused: {problem}"),
+                            now,
+                        },
+                        Outstanding::Record,
+                    )
+                }
+            },
+            AgentFrame::Chunk(chunk) => (StoreCommand::Chunk { chunk, now }, Outstanding::Reply),
+            // Handled above; kept exhaustive so a new frame type is a compile error here.
+            AgentFrame::Hello(_) | AgentFrame::Enroll(_) => {
+                return self.violation(SessionViolation::OutOfTurn("unreachable frame"))
+            }
+        };
+        self.outstanding = Some(outstanding);
+        Ok(CollectorStep::Store(command))
+    }
+
+    /// The stored hwm the session asked for with [`CollectorStep::ReadHwm`] (0 for an epoch
+    /// never seen), read at `now`.
+    pub fn hwm_read(
+        &mut self,
+        stored: Seq,
+        now: Timestamp,
+    ) -> Result<CollectorStep, SessionViolation> {
+        let CollectorState::ReadingHwm { hello } = &self.state else {
+            return self.violation(SessionViolation::OutOfTurn("an hwm nobody asked for"));
+        };
+        let decision = decide_hello(stored, hello);
+        match &decision {
+            HelloDecision::Refuse(refusal) => {
+                let refusal = refusal.clone();
+                self.state = CollectorState::Closed;
+                Ok(CollectorStep::Refuse(refusal))
+            }
+            HelloDecision::Welcome { hwm, .. } => {
+                let (epoch, agent_time) = (hello.epoch, hello.agent_time);
+                self.state = CollectorState::RecordingHello { epoch, hwm: *hwm };
+                self.outstanding = Some(Outstanding::Record);
+                Ok(CollectorStep::Store(StoreCommand::RecordHello {
+                    epoch,
+                    decision,
+                    agent_time,
+                    now,
+                }))
+            }
+        }
+    }
+
+    /// How the store carried out the last [`CollectorStep::Store`], at `now`.
+    pub fn answered(
+        &mut self,
+        answer: StoreAnswer,
+        now: Timestamp,
+    ) -> Result<CollectorStep, SessionViolation> {
+        match (self.outstanding.take(), answer) {
+            (Some(Outstanding::Record), StoreAnswer::Done) => {
+                if let CollectorState::RecordingHello { epoch, hwm } = self.state {
+                    self.state = CollectorState::Open { epoch };
+                    return Ok(CollectorStep::Send(CollectorFrame::Welcome(Welcome {
+                        hwm,
+                        limits: self.limits,
+                        collector_time: now,
+                    })));
+                }
+                Ok(CollectorStep::Nothing)
+            }
+            (Some(Outstanding::Reply), StoreAnswer::Reply(frame)) => Ok(CollectorStep::Send(frame)),
+            _ => self.violation(SessionViolation::OutOfTurn(
+                "a store answer that does not match the command",
+            )),
+        }
+    }
+
+    fn violation(&mut self, v: SessionViolation) -> Result<CollectorStep, SessionViolation> {
+        self.state = CollectorState::Closed;
+        self.outstanding = None;
+        Err(v)
+    }
+}
+
+/// The name of an agent frame's kind, for messages.
+pub fn agent_frame_name(frame: &crate::frame::AgentFrame) -> &'static str {
+    use crate::frame::AgentFrame;
+    match frame {
+        AgentFrame::Hello(_) => "Hello",
+        AgentFrame::Batch(_) => "Batch",
+        AgentFrame::Enroll(_) => "Enroll",
+        AgentFrame::Renew { .. } => "Renew",
+        AgentFrame::Heartbeat(_) => "Heartbeat",
+        AgentFrame::Chunk(_) => "Chunk",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +726,210 @@ mod tests {
             limits: Limits::default(),
             collector_time: Timestamp(0),
         })
+    }
+
+    fn hello(epoch: u64) -> crate::frame::AgentFrame {
+        let (_, hello) = AgentSession::start(Epoch(epoch), 0, 1, 1, Timestamp(0));
+        crate::frame::AgentFrame::Hello(hello)
+    }
+
+    fn heartbeat(version: &str) -> crate::frame::AgentFrame {
+        crate::frame::AgentFrame::Heartbeat(crate::frame::Heartbeat {
+            agent_time: Timestamp(1_767_225_600_000),
+            agent_version: version.into(),
+            backlog: 0,
+            oldest_unsent_at: None,
+            last_sync_at: None,
+            cpu_percent: 1.0,
+            mem_used_bytes: 1,
+            disk_free_bytes: 1,
+            uptime_secs: 1,
+            quota_full: false,
+        })
+    }
+
+    const NOW: Timestamp = Timestamp(1_767_225_600_000);
+
+    /// A session welcomed at hwm 0 for epoch 5.
+    fn open_session() -> CollectorSession {
+        let mut s = CollectorSession::new(Limits::default());
+        assert_eq!(
+            s.handle(hello(5), NOW),
+            Ok(CollectorStep::ReadHwm { epoch: Epoch(5) })
+        );
+        assert!(matches!(
+            s.hwm_read(0, NOW),
+            Ok(CollectorStep::Store(StoreCommand::RecordHello { .. }))
+        ));
+        assert!(!s.is_open(), "not open before the Hello is recorded");
+        assert_eq!(
+            s.answered(StoreAnswer::Done, NOW),
+            Ok(CollectorStep::Send(CollectorFrame::Welcome(Welcome {
+                hwm: 0,
+                limits: Limits::default(),
+                collector_time: NOW
+            })))
+        );
+        assert!(s.is_open());
+        s
+    }
+
+    #[test]
+    fn collector_session_wants_hello_first() {
+        let mut s = CollectorSession::new(Limits::default());
+        assert_eq!(
+            s.handle(heartbeat("1.0"), NOW),
+            Err(SessionViolation::FrameBeforeHello { got: "Heartbeat" })
+        );
+        let mut s = CollectorSession::new(Limits::default());
+        let batch = crate::frame::AgentFrame::Batch(crate::frame::Batch {
+            first_seq: 1,
+            reports: vec![],
+        });
+        assert!(matches!(
+            s.handle(batch, NOW),
+            Err(SessionViolation::FrameBeforeHello { got: "Batch" })
+        ));
+        assert!(s.handle(hello(5), NOW).is_err(), "a violation closes it");
+    }
+
+    #[test]
+    fn collector_session_refuses_a_bad_hello_with_a_refusal() {
+        let mut s = CollectorSession::new(Limits::default());
+        let (_, mut bad) = AgentSession::start(Epoch(1), 0, 1, 1, Timestamp(0));
+        bad.proto = 99;
+        s.handle(crate::frame::AgentFrame::Hello(bad), NOW).unwrap();
+        assert!(matches!(
+            s.hwm_read(0, NOW),
+            Ok(CollectorStep::Refuse(Refusal {
+                code: RefusalCode::ProtocolVersion,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn collector_session_ends_on_a_second_hello() {
+        let mut s = open_session();
+        assert_eq!(s.handle(hello(5), NOW), Err(SessionViolation::SecondHello));
+        assert!(!s.is_open());
+    }
+
+    #[test]
+    fn collector_session_ends_on_enroll_before_or_after_hello() {
+        let enroll = crate::frame::AgentFrame::Enroll(crate::frame::EnrollRequest {
+            site_id: "lapas-a".into(),
+            secret: vec![],
+            csr_der: vec![],
+        });
+        let mut s = CollectorSession::new(Limits::default());
+        assert_eq!(
+            s.handle(enroll.clone(), NOW),
+            Err(SessionViolation::EnrollOnSyncSession)
+        );
+        let mut s = open_session();
+        assert_eq!(
+            s.handle(enroll, NOW),
+            Err(SessionViolation::EnrollOnSyncSession)
+        );
+    }
+
+    #[test]
+    fn collector_session_allows_one_renew() {
+        let mut s = open_session();
+        let renew = crate::frame::AgentFrame::Renew { csr_der: vec![1] };
+        assert_eq!(
+            s.handle(renew.clone(), NOW),
+            Ok(CollectorStep::Store(StoreCommand::Renew {
+                csr_der: vec![1],
+                now: NOW
+            }))
+        );
+        let reply = CollectorFrame::RenewalRefused {
+            message: "no".into(),
+        };
+        assert_eq!(
+            s.answered(StoreAnswer::Reply(reply.clone()), NOW),
+            Ok(CollectorStep::Send(reply))
+        );
+        assert_eq!(s.handle(renew, NOW), Err(SessionViolation::SecondRenew));
+    }
+
+    #[test]
+    fn collector_session_stores_batches_and_sends_the_stores_answer() {
+        let mut s = open_session();
+        let batch = crate::frame::Batch {
+            first_seq: 1,
+            reports: vec![],
+        };
+        assert_eq!(
+            s.handle(crate::frame::AgentFrame::Batch(batch.clone()), NOW),
+            Ok(CollectorStep::Store(StoreCommand::ApplyBatch {
+                epoch: Epoch(5),
+                batch,
+                now: NOW
+            }))
+        );
+        assert!(
+            matches!(
+                s.handle(heartbeat("1.0"), NOW),
+                Err(SessionViolation::OutOfTurn(_))
+            ),
+            "no frame is taken while the batch is being stored"
+        );
+        let mut s = open_session();
+        s.handle(
+            crate::frame::AgentFrame::Batch(crate::frame::Batch {
+                first_seq: 1,
+                reports: vec![],
+            }),
+            NOW,
+        )
+        .unwrap();
+        assert!(
+            s.answered(StoreAnswer::Done, NOW).is_err(),
+            "a batch is answered with the frame to send"
+        );
+        let mut s = open_session();
+        s.handle(
+            crate::frame::AgentFrame::Batch(crate::frame::Batch {
+                first_seq: 1,
+                reports: vec![],
+            }),
+            NOW,
+        )
+        .unwrap();
+        let ack = CollectorFrame::Ack { hwm: 0 };
+        assert_eq!(
+            s.answered(StoreAnswer::Reply(ack.clone()), NOW),
+            Ok(CollectorStep::Send(ack))
+        );
+    }
+
+    #[test]
+    fn collector_session_records_heartbeats_and_a_refused_one_once() {
+        let mut s = open_session();
+        assert!(matches!(
+            s.handle(heartbeat("1.0"), NOW),
+            Ok(CollectorStep::Store(StoreCommand::RecordHeartbeat { .. }))
+        ));
+        assert_eq!(
+            s.answered(StoreAnswer::Done, NOW),
+            Ok(CollectorStep::Nothing)
+        );
+        let bad = heartbeat("");
+        assert!(matches!(
+            s.handle(bad.clone(), NOW),
+            Ok(CollectorStep::Store(StoreCommand::RecordRejection { ref message, .. }))
+                if message.starts_with("heartbeat refused")
+        ));
+        s.answered(StoreAnswer::Done, NOW).unwrap();
+        assert_eq!(
+            s.handle(bad, NOW),
+            Ok(CollectorStep::Nothing),
+            "a second refused heartbeat is not recorded again"
+        );
+        assert!(s.is_open(), "a refused heartbeat does not end the session");
     }
 
     #[test]
@@ -490,6 +1005,8 @@ mod tests {
                 agent_behind: false
             }
         );
+        assert_eq!(decide_hello(4, &hello).hwm_to_record(), Some(6));
+        assert_eq!(decide_hello(8, &hello).hwm_to_record(), None);
         assert!(matches!(
             decide_hello(20, &hello),
             HelloDecision::Welcome {
