@@ -392,6 +392,7 @@ pub struct TestCollector {
 impl TestCollector {
     /// Initialises `dir` (if needed) and starts a collector on `addr` (port 0 for any).
     pub async fn start(dir: &Path, addr: SocketAddr) -> TestCollector {
+        test_logging();
         if !dir.join("collector.toml").exists() {
             pasopati_collector::init(
                 dir,
@@ -501,6 +502,7 @@ pub fn spawn_agent(
     pasopati_agent::AgentHandle,
     tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
 ) {
+    test_logging();
     let agent = pasopati_agent::Agent::open(agent_dir).unwrap_or_else(|e| panic!("{e}"));
     let handle = agent.handle();
     let task = tokio::spawn(agent.run_with(
@@ -542,6 +544,19 @@ pub async fn start_agent_form(
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the web form did not start");
+}
+
+/// Sends the logs of in-process collectors and agents to the test harness's capture, so a
+/// failing test shows what the daemons said (a passing one shows nothing). `PASOPATI_LOG`
+/// filters as for the binaries. Safe to call from every test.
+pub fn test_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,rustls=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .with_ansi(false)
+        .try_init();
 }
 
 /// Says loudly that a suite did not run and why. Written straight to standard error, past the
