@@ -38,7 +38,7 @@ pub struct SiteView {
     /// growing), `offline` (no live connection, or one silent for `offline_after`), `silent`
     /// (no report for
     /// `silent_after`), or `revoked`.
-    pub state: String,
+    pub state: SiteState,
     /// Whether a session is live now.
     pub connected: bool,
     pub last_seen_at: Option<String>,
@@ -524,18 +524,84 @@ pub fn backlog_stale(site: &SiteRecord) -> bool {
     }
 }
 
+/// The state of a site as `site list`, the dashboard and the event stream show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Encode, Decode)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteState {
+    /// Registered, never enrolled.
+    Pending,
+    /// In contact.
+    Online,
+    /// In contact, its backlog growing.
+    Buffering,
+    /// No live connection (or one silent for `offline_after`).
+    Offline,
+    /// In contact but no new report for `silent_after`.
+    Silent,
+    /// Revoked by an admin.
+    Revoked,
+}
+
+impl SiteState {
+    /// Every state, in the order pages list them.
+    pub const ALL: [SiteState; 6] = [
+        SiteState::Online,
+        SiteState::Buffering,
+        SiteState::Offline,
+        SiteState::Silent,
+        SiteState::Revoked,
+        SiteState::Pending,
+    ];
+
+    /// The name in JSON, CSS classes and filters.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SiteState::Pending => "pending",
+            SiteState::Online => "online",
+            SiteState::Buffering => "buffering",
+            SiteState::Offline => "offline",
+            SiteState::Silent => "silent",
+            SiteState::Revoked => "revoked",
+        }
+    }
+
+    /// The name on the dashboard, in Bahasa Indonesia.
+    pub fn label(self) -> &'static str {
+        match self {
+            SiteState::Pending => "belum terdaftar",
+            SiteState::Online => "online",
+            SiteState::Buffering => "menumpuk",
+            SiteState::Offline => "offline",
+            SiteState::Silent => "senyap",
+            SiteState::Revoked => "dicabut",
+        }
+    }
+}
+
+impl std::fmt::Display for SiteState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for SiteState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The state of a site at `now`, as `site list` and the fleet view show it.
 pub fn site_state(
     site: &SiteRecord,
     connected: bool,
     now: Timestamp,
     config: &CollectorConfig,
-) -> &'static str {
+) -> SiteState {
     let offline_after = config.offline_after.as_millis_i64();
     let silent_after = config.silent_after.as_millis_i64();
     match site.status {
-        SiteStatus::Revoked => return "revoked",
-        SiteStatus::Pending => return "pending",
+        SiteStatus::Revoked => return SiteState::Revoked,
+        SiteStatus::Pending => return SiteState::Pending,
         SiteStatus::Active => {}
     }
     // Only a live connection is contact: a stopped agent is offline as soon as its
@@ -547,7 +613,7 @@ pub fn site_state(
             .last_seen_at
             .is_none_or(|t| now.millis_since(t) <= offline_after);
     if !in_contact {
-        return "offline";
+        return SiteState::Offline;
     }
     let growing = !backlog_stale(site)
         && site.health.as_ref().is_some_and(|h| {
@@ -555,13 +621,13 @@ pub fn site_state(
             backlog > 0 && h.previous_backlog.is_some_and(|p| backlog > p)
         });
     if growing {
-        return "buffering";
+        return SiteState::Buffering;
     }
     let last_report = site.last_report_at.or(site.enrolled_at);
     if last_report.is_some_and(|t| now.millis_since(t) > silent_after) {
-        return "silent";
+        return SiteState::Silent;
     }
-    "online"
+    SiteState::Online
 }
 
 /// All sites; `online` lists the sites with a live session.
@@ -600,7 +666,7 @@ pub fn site_list(
                 name: s.name,
                 site_type: s.site_type.to_string(),
                 kanwil: s.kanwil,
-                state: state.into(),
+                state,
                 last_seen_at: s.last_seen_at.map(|t| t.to_rfc3339()),
                 enrolled_at: s.enrolled_at.map(|t| t.to_rfc3339()),
                 cert_not_after: s.cert_not_after.map(|t| t.to_rfc3339()),

@@ -826,7 +826,7 @@ pub async fn metrics(
     if let Ok(sites) = site_views(&web) {
         let mut by_state: HashMap<String, f64> = HashMap::new();
         for s in &sites {
-            *by_state.entry(s.state.clone()).or_default() += 1.0;
+            *by_state.entry(s.state.to_string()).or_default() += 1.0;
         }
         let mut lines: Vec<(String, f64)> = by_state
             .into_iter()

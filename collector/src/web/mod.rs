@@ -603,16 +603,16 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
             continue;
         };
         for site in sites.into_iter().flatten() {
-            let changed = states.get(&site.id) != Some(&site.state);
+            let changed = states.get(&site.id) != Some(&site.state.to_string());
             if changed && !first {
                 if let Ok(id) = pasopati_common::SiteId::new(&site.id) {
                     let _ = state.events.send(CollectorEvent::SiteState {
                         site: id,
-                        state: site.state.clone(),
+                        state: site.state.to_string(),
                     });
                 }
             }
-            states.insert(site.id, site.state);
+            states.insert(site.id, site.state.to_string());
         }
         for mut alert in new_alerts.into_iter().flatten() {
             let key = format!(

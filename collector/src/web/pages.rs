@@ -7,7 +7,7 @@ use super::api::{self, find_reports, internal, ListQuery};
 use super::auth::Login;
 use super::show::{self, Zone};
 use super::{check_csrf, Principal, Web};
-use crate::admin;
+use crate::admin::{self, SiteState};
 use crate::store::{Publication, PublicationState, Role};
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -646,18 +646,6 @@ pub async fn peringatan(
 // ---- Armada ----
 
 /// The Indonesian word for a site state.
-fn state_label(state: &str) -> &str {
-    match state {
-        "online" => "online",
-        "buffering" => "menumpuk",
-        "offline" => "offline",
-        "silent" => "senyap",
-        "revoked" => "dicabut",
-        "pending" => "belum terdaftar",
-        other => other,
-    }
-}
-
 pub async fn armada(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
@@ -667,12 +655,12 @@ pub async fn armada(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let mut kanwil: BTreeMap<String, HashMap<String, usize>> = BTreeMap::new();
+    let mut kanwil: BTreeMap<String, HashMap<SiteState, usize>> = BTreeMap::new();
     for s in &sites {
         *kanwil
             .entry(s.kanwil.clone())
             .or_default()
-            .entry(s.state.clone())
+            .entry(s.state)
             .or_default() += 1;
     }
     if let Some(k) = q.kanwil.as_deref().filter(|s| !s.is_empty()) {
@@ -681,18 +669,11 @@ pub async fn armada(
     if let Some(st) = q.state.as_deref().filter(|s| !s.is_empty()) {
         sites.retain(|s| s.state == st);
     }
-    let states = [
-        "online",
-        "buffering",
-        "offline",
-        "silent",
-        "revoked",
-        "pending",
-    ];
+    let states = SiteState::ALL;
     let admin = who.role >= Role::Admin;
     let body = html! {
         form.saring method="get" action="/armada" {
-            select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st) selected[q.state.as_deref() == Some(st)] { (state_label(st)) } } }
+            select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st.as_str()) selected[q.state.as_deref() == Some(st.as_str())] { (st.label()) } } }
             (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil"))
             button type="submit" { "Saring" }
         }
@@ -702,7 +683,7 @@ pub async fn armada(
             @for s in &sites {
                 @let zone = Zone::of_kanwil(&s.kanwil);
                 @let stale = s.backlog_stale;
-                tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state) { (state_label(&s.state)) }
+                tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state.as_str()) { (s.state.label()) }
                      td { @if let Some(b) = s.backlog { @if stale { span.usang title=(format!("dilaporkan {}; ada laporan tersimpan sesudahnya", s.heartbeat_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_default())) { (b) " (usang)" } } @else { (b) } } }
                      td { @if !stale { (s.oldest_unsent_at.as_deref().map(age).unwrap_or_default()) } } td { (s.last_sync_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_else(|| "belum pernah".into())) } td { (s.agent_version.clone().unwrap_or_default()) }
                      td { (s.disk_free_bytes.map(|b| format!("{:.1}", b as f64 / 1_073_741_824.0)).unwrap_or_default()) } td { (s.clock_offset_ms.map(|c| c.to_string()).unwrap_or_default()) }
@@ -714,8 +695,8 @@ pub async fn armada(
             }
         }
         h2 { "Ringkasan per Kanwil" }
-        table.urut { tr { th { "Kanwil" } @for st in states { th { (state_label(st)) } } }
-            @for (k, counts) in &kanwil { tr { td { (k) } @for st in states { td class=(if counts.get(st).copied().unwrap_or(0) > 0 { st } else { "" }) { (counts.get(st).copied().unwrap_or(0)) } } } }
+        table.urut { tr { th { "Kanwil" } @for st in states { th { (st.label()) } } }
+            @for (k, counts) in &kanwil { tr { td { (k) } @for st in states { td class=(if counts.get(&st).copied().unwrap_or(0) > 0 { st.as_str() } else { "" }) { (counts.get(&st).copied().unwrap_or(0)) } } } }
         }
     };
     layout("Armada", "/armada", &who, body)
