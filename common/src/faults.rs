@@ -55,6 +55,7 @@ pub fn failpoint(name: &str) {
     if fire {
         eprintln!("failpoint {name}: killing this process (SIGKILL)");
         // SAFETY: kill(2) on our own pid with a valid signal number has no memory effects.
+        #[allow(unsafe_code)]
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
