@@ -294,13 +294,6 @@ impl Shared {
             return Err(BlobError::Invalid(AttachmentError::TooMany).into());
         }
         let guard = PiiGuard::new(&self.config.pii);
-        let findings: Vec<Finding> = attachments
-            .iter()
-            .flat_map(|a| guard.scan(Field::AttachmentName, &a.name))
-            .collect();
-        if !findings.is_empty() {
-            return Err(AgentError::Pii(findings));
-        }
         let draft = guard_draft(&guard, draft)?;
         let mut report = draft
             .validate(
@@ -317,6 +310,12 @@ impl Shared {
                 pasopati_common::Timestamp::now(),
             )
             .map_err(|e| AgentError::Outbox(OutboxError::Invalid(e)))?;
+        // The whole report through the guard the collector applies too: what the draft's
+        // check could not see (attachment names) is refused here.
+        let findings = guard.check_report(&report);
+        if !findings.is_empty() {
+            return Err(AgentError::Pii(findings));
+        }
         let filed =
             self.outbox
                 .file_reports_once(std::slice::from_ref(&report), &report.attachments, None);
@@ -520,8 +519,7 @@ impl Agent {
         let config = AgentConfig::load(data_dir)?;
         let identity = Identity::load(data_dir)?;
         // A daemon already serving this directory answers on its socket: say so at once.
-        let socket = pasopati_common::control::socket_path(data_dir);
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        if pasopati_common::control::daemon_answers(data_dir) {
             return Err(AgentError::AlreadyRunning(data_dir.display().to_string()));
         }
         // A CLI command may hold the outbox for a moment while the daemon starts; wait for it

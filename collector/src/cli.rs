@@ -482,15 +482,7 @@ pub fn main() -> std::process::ExitCode {
 /// A time from the store (RFC 3339) as people read it: local time with its zone (WIB for the
 /// center's own records).
 fn people_time(rfc3339: &str) -> String {
-    people_time_in(rfc3339, pasopati_common::localtime::Zone::Wib)
-}
-
-/// A time from the store in a site's zone (`2026-11-27 09:30 WITA`).
-fn people_time_in(rfc3339: &str, zone: pasopati_common::localtime::Zone) -> String {
-    pasopati_common::Timestamp::parse_rfc3339(rfc3339).map_or_else(
-        |_| rfc3339.to_owned(),
-        |t| pasopati_common::localtime::format_local(t, zone),
-    )
+    pasopati_common::localtime::format_local_text(rfc3339, pasopati_common::localtime::Zone::Wib)
 }
 
 /// The single answer of a request that has one.
@@ -773,13 +765,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                                     s.state,
                                     s.reports,
                                     s.backlog.map_or_else(dash, |b| b.to_string()),
-                                    s.last_sync_at.as_deref().map_or_else(
-                                        dash,
-                                        |t| people_time_in(
+                                    s.last_sync_at.as_deref().map_or_else(dash, |t| {
+                                        pasopati_common::localtime::format_local_text(
                                             t,
-                                            pasopati_common::localtime::Zone::of_kanwil(&s.kanwil)
+                                            pasopati_common::localtime::Zone::of_kanwil(&s.kanwil),
                                         )
-                                    ),
+                                    }),
                                     s.disk_free_bytes.map_or_else(dash, |b| format!(
                                         "{:.1}",
                                         b as f64 / (1u64 << 30) as f64

@@ -158,8 +158,7 @@ impl Collector {
     /// Like [`Collector::open`], but waits up to thirty seconds while a CLI command holds the
     /// store briefly: an admin's `site list` racing the daemon's start must not kill the daemon.
     pub fn open_for_daemon(data_dir: &Path) -> Result<Collector, CollectorError> {
-        let socket = pasopati_common::control::socket_path(data_dir);
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        if pasopati_common::control::daemon_answers(data_dir) {
             return Err(CollectorError::AlreadyRunning(
                 data_dir.display().to_string(),
             ));

@@ -62,6 +62,12 @@ pub enum ControlError {
     OtherProtocol { found: String },
 }
 
+/// Whether a daemon answers on the control socket of `data_dir` now (a stale socket file of a
+/// crashed daemon does not): a second daemon for the same directory must not start.
+pub fn daemon_answers(data_dir: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(socket_path(data_dir)).is_ok()
+}
+
 /// Binds the control socket, replacing a stale one left by a crashed daemon, with mode 0600.
 pub fn bind(data_dir: &Path) -> Result<UnixListener, ControlError> {
     use std::os::unix::fs::PermissionsExt;

@@ -172,6 +172,12 @@ pub fn format_local(t: Timestamp, zone: Zone) -> String {
     }
 }
 
+/// [`format_local`] of a time stored as RFC 3339 text (as admin views carry them); a text that
+/// is not one is returned as it is.
+pub fn format_local_text(rfc3339: &str, zone: Zone) -> String {
+    Timestamp::parse_rfc3339(rfc3339).map_or_else(|_| rfc3339.to_owned(), |t| format_local(t, zone))
+}
+
 /// For programs (JSON): RFC 3339 with the zone's offset, `2026-11-27T09:30:00+07:00`
 /// (fractional seconds only when there are any).
 pub fn to_rfc3339_local(t: Timestamp, zone: Zone) -> String {

@@ -193,8 +193,8 @@ impl ReportDraft {
     /// Checks every field and stamps the report with a fresh id and the filing time.
     pub fn validate(self, taxonomy: &Taxonomy, now: Timestamp) -> Result<Report, ReportError> {
         let category = check_category(taxonomy, &self.category)?;
-        let title = check_title(&self.title)?;
-        let body = check_body(&self.body)?;
+        let title = normalise_title(&self.title);
+        let body = normalise_body(&self.body);
         let report = Report {
             id: ReportId::generate(now),
             category: category.id.clone(),
@@ -224,9 +224,10 @@ fn check_category<'t>(
         })
 }
 
-fn check_title(title: &str) -> Result<String, ReportError> {
-    // A title is one line: line breaks and tabs pasted into it become spaces.
-    let title: String = title
+/// A title as typed, made one line: trimmed, with pasted line breaks and tabs as spaces.
+/// [`Report::check`] then judges it.
+fn normalise_title(title: &str) -> String {
+    title
         .trim()
         .chars()
         .map(|c| {
@@ -236,27 +237,13 @@ fn check_title(title: &str) -> Result<String, ReportError> {
                 c
             }
         })
-        .collect();
-    if title.is_empty() {
-        return Err(ReportError::EmptyTitle);
-    }
-    let chars = title.chars().count();
-    if chars > MAX_TITLE_CHARS {
-        return Err(ReportError::TitleTooLong(chars));
-    }
-    Ok(title)
+        .collect()
 }
 
-fn check_body(body: &str) -> Result<String, ReportError> {
-    // Line ends from Windows files (inbox CSVs, pasted text) become plain line breaks.
-    let body = body.trim().replace("\r\n", "\n");
-    if body.is_empty() {
-        return Err(ReportError::EmptyBody);
-    }
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ReportError::BodyTooLong(body.len()));
-    }
-    Ok(body)
+/// A body as typed: trimmed, with Windows line ends (inbox CSVs, pasted text) as plain line
+/// breaks. [`Report::check`] then judges it.
+fn normalise_body(body: &str) -> String {
+    body.trim().replace("\r\n", "\n")
 }
 
 impl Report {
@@ -275,10 +262,10 @@ impl Report {
             next.category = check_category(taxonomy, &c)?.id.clone();
         }
         if let Some(t) = changes.title {
-            next.title = check_title(&t)?;
+            next.title = normalise_title(&t);
         }
         if let Some(b) = changes.body {
-            next.body = check_body(&b)?;
+            next.body = normalise_body(&b);
         }
         if let Some(p) = changes.priority {
             next.priority = p;
@@ -287,11 +274,7 @@ impl Report {
             next.occurred_at = t;
         }
         if let Some(reason) = changes.retract {
-            let reason = reason.trim().to_owned();
-            if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-                return Err(ReportError::Reason);
-            }
-            next.retraction = Some(reason);
+            next.retraction = Some(reason.trim().to_owned());
         }
         next.revision = self.revision.saturating_add(1);
         next.filed_at = now;

@@ -561,7 +561,8 @@ pub(crate) fn check_csrf(
 /// spike alerts every minute.
 pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) {
     use crate::events::CollectorEvent;
-    let mut states: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut states: std::collections::HashMap<String, crate::admin::SiteState> =
+        std::collections::HashMap::new();
     let mut alerts: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut ticks = 0u64;
     let mut first = true;
@@ -603,7 +604,7 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
             continue;
         };
         for site in sites.into_iter().flatten() {
-            let changed = states.get(&site.id) != Some(&site.state.to_string());
+            let changed = states.get(&site.id) != Some(&site.state);
             if changed && !first {
                 if let Ok(id) = pasopati_common::SiteId::new(&site.id) {
                     let _ = state.events.send(CollectorEvent::SiteState {
@@ -612,7 +613,7 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
                     });
                 }
             }
-            states.insert(site.id, site.state.to_string());
+            states.insert(site.id, site.state);
         }
         for mut alert in new_alerts.into_iter().flatten() {
             let key = format!(

@@ -20,7 +20,7 @@ pub fn local(ms: i64, zone: Zone) -> String {
 /// [`local`] of an RFC 3339 text (as the admin views carry times); a text that is not one is
 /// shown as it is.
 pub fn local_text(rfc3339: &str, zone: Zone) -> String {
-    Timestamp::parse_rfc3339(rfc3339).map_or_else(|_| rfc3339.to_owned(), |t| local(t.0, zone))
+    localtime::format_local_text(rfc3339, zone)
 }
 
 /// RFC 3339 with the zone's offset, for JSON: `2026-11-02T08:15:00+07:00`.
@@ -42,17 +42,9 @@ pub fn category(id: &str) -> String {
 }
 
 /// The 38 Kanwil of the gazetteer, sorted: the only choices wherever a Kanwil is entered or
-/// filtered.
+/// filtered (`admin::canonical_kanwil` checks a typed one against the same list).
 pub fn kanwil_list() -> Vec<String> {
-    let mut k = Gazetteer::builtin().kanwil_names();
-    k.sort();
-    k.dedup();
-    k
-}
-
-/// Whether a Kanwil name is one of [`kanwil_list`].
-pub fn is_kanwil(name: &str) -> bool {
-    kanwil_list().iter().any(|k| k == name)
+    Gazetteer::builtin().kanwil_names()
 }
 
 /// Names of the sites the collector knows (from its store) and of the units in the gazetteer,
