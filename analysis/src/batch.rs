@@ -85,7 +85,7 @@ pub fn analyze(input: BatchInput<'_>) -> BatchResult {
         None => (Vec::new(), Vec::new()),
     };
     errors.extend(report_errors);
-    let guard = pasopati_common::pii::PiiGuard::default();
+    let guard = pasopati_protocol::pii::PiiGuard::default();
     let mut engine = Engine::new(input.engine, input.gazetteer, Lexicon::builtin().clone());
     // Place everything in time order: reports and items interleaved, so a story started by a
     // report is found by the articles that follow it, and the other way round.
@@ -212,8 +212,8 @@ pub fn story_results(engine: &Engine) -> Vec<StoryResult> {
                     .collect(),
                 kanwil,
                 category: story.category.to_owned(),
-                first_seen: pasopati_common::Timestamp(story.first).to_rfc3339(),
-                last_seen: pasopati_common::Timestamp(story.last).to_rfc3339(),
+                first_seen: pasopati_protocol::Timestamp(story.first).to_rfc3339(),
+                last_seen: pasopati_protocol::Timestamp(story.last).to_rfc3339(),
                 sentiment: (sentiment * 1000.0).round() / 1000.0,
                 sources,
                 figure_conflicts: insight::figure_conflicts(engine, &story.docs),
@@ -226,7 +226,7 @@ pub fn story_results(engine: &Engine) -> Vec<StoryResult> {
 mod tests {
     use super::*;
     use crate::engine::SiteReport;
-    use pasopati_common::Timestamp;
+    use pasopati_protocol::Timestamp;
 
     #[test]
     fn an_edited_report_is_listed_once_in_its_story() {

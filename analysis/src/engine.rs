@@ -28,7 +28,7 @@ use crate::text::{
 };
 use crate::topic;
 use crate::url::normalize_url;
-use pasopati_common::Timestamp;
+use pasopati_protocol::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -353,7 +353,7 @@ impl Engine {
         let site_unit = self.upt_ids.get(&report.site_id).copied();
         let mut prepared = self.prepare(&text, &report.body, site_unit);
         // The category the site chose is authoritative.
-        if let Some(c) = pasopati_common::taxonomy::Taxonomy::builtin().get(&report.category) {
+        if let Some(c) = pasopati_protocol::taxonomy::Taxonomy::builtin().get(&report.category) {
             prepared.category = c.id.as_str();
         }
         let time = report.occurred_at.0;

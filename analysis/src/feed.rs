@@ -10,7 +10,7 @@
 
 use crate::engine::MediaItem;
 use crate::media::{is_social, InputError};
-use pasopati_common::Timestamp;
+use pasopati_protocol::Timestamp;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 

@@ -221,7 +221,7 @@ impl Gazetteer {
 
     /// Reads `id,name,type,kanwil,aliases` (aliases separated by `|`).
     pub fn from_csv(text: &str) -> Result<Gazetteer, GazetteerError> {
-        let records = pasopati_common::csv::records(text.trim_start_matches('\u{feff}'))
+        let records = pasopati_protocol::csv::records(text.trim_start_matches('\u{feff}'))
             .map_err(GazetteerError::Csv)?;
         let mut records = records.into_iter();
         let header = records.next().map(|(_, h)| {

@@ -532,7 +532,7 @@ pub fn coverage_at(engine: &Engine, days: i64, clock: i64) -> Coverage {
         .collect();
     negative.sort_by(|a, b| a.upt.cmp(&b.upt));
     Coverage {
-        as_of: pasopati_common::Timestamp(last).to_rfc3339(),
+        as_of: pasopati_protocol::Timestamp(last).to_rfc3339(),
         days,
         silent_upt_count: silent_upt.len(),
         silent_upt,
@@ -638,7 +638,7 @@ mod tests {
                 category: "humas".into(),
                 title: format!("Kegiatan humas {}", upt.name),
                 body: format!("Kegiatan di {} berjalan tertib.", upt.name),
-                occurred_at: pasopati_common::Timestamp(*at),
+                occurred_at: pasopati_protocol::Timestamp(*at),
             });
         }
         let coverage = coverage_at(&engine, 30, now);
@@ -664,7 +664,7 @@ mod tests {
             days_from_civil(2026, 11, 23)
         );
         // 23:30 UTC is the next day in WIB.
-        let t = pasopati_common::Timestamp::parse_rfc3339("2026-11-26T23:30:00Z").unwrap();
+        let t = pasopati_protocol::Timestamp::parse_rfc3339("2026-11-26T23:30:00Z").unwrap();
         assert_eq!(date_string(day_of(t.0)), "2026-11-27");
     }
 

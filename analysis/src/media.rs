@@ -15,8 +15,8 @@
 //! more of an inmate's identity than it needs.
 
 use crate::engine::{MediaItem, SiteReport};
-use pasopati_common::pii::{Field, PiiGuard};
-use pasopati_common::Timestamp;
+use pasopati_protocol::pii::{Field, PiiGuard};
+use pasopati_protocol::Timestamp;
 use serde::Deserialize;
 
 /// A line or entry that could not be read, with its line (JSONL) or entry number (feeds).

@@ -1,131 +1,28 @@
-//! Shared core of PASOPATI Edge: the domain types both daemons speak, the wire frames, the sync
-//! protocol as a pure state machine for both sides, the enrollment token and the PKI helpers.
-//!
-//! The protocol core ([`sync`], [`frame`]'s codec, [`report`], [`token`]) does no I/O. The few
-//! I/O helpers both daemons need live here once: the local control socket ([`control`]) and
-//! opening a redb file safely ([`storage`]).
+//! The I/O edges both daemons share, on top of the pure protocol crate (`pasopati-protocol`,
+//! re-exported here whole so the daemons name one crate): frames on async streams ([`stream`]),
+//! the QUIC endpoints' TLS configuration ([`quic`]), the PKI's files ([`pki`]), opening a redb
+//! file privately ([`storage`]), the local control socket ([`control`]), reading TOML files, and
+//! escaped terminal output ([`terminal`]).
 
-pub mod attachment;
-pub mod backoff;
+pub use pasopati_protocol::*;
+
 pub mod control;
-pub mod csv;
-pub mod duration;
-pub mod faults;
-pub mod frame;
 pub mod fuzzing;
-pub mod ids;
-pub mod ingest;
-pub mod localtime;
-pub mod pii;
 pub mod pki;
 pub mod quic;
-pub mod report;
-#[cfg(test)]
-mod sim;
 pub mod storage;
-pub mod sync;
-pub mod taxonomy;
+pub mod stream;
 pub mod terminal;
-pub mod timestamp;
-pub mod token;
-pub mod transfer;
 
-pub use duration::HumanDuration;
-pub use ids::{Epoch, ReportId, Seq, SiteId, SiteType};
-pub use report::{Priority, Report, ReportDraft, Revision};
-pub use timestamp::Timestamp;
-
-/// The ALPN protocol id of the agent–collector protocol.
-pub const ALPN: &[u8] = b"pasopati/1";
-
-/// The protocol version carried in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 1;
-
-/// The version of this build, reported by agents to the collector.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The wire frames and their codec (from the protocol crate) with the async stream reader and
+/// writer beside them.
+pub mod frame {
+    pub use crate::stream::{read_frame, write_frame};
+    pub use pasopati_protocol::frame::*;
+}
 
 /// Reads a TOML file into `T`; the error says what is wrong in words (the path is the caller's).
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     toml::from_str(&text).map_err(|e| e.to_string())
-}
-
-/// Whether `addr` is `host:port` with a non-empty host and a numeric port. (Port 0 passes: an
-/// in-process collector bound to an ephemeral port advertises the port it got.)
-pub fn is_host_port(addr: &str) -> bool {
-    addr.rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-}
-
-/// Hex-encodes bytes in lower case.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 0xf) as usize] as char);
-    }
-    out
-}
-
-/// Decodes lower- or upper-case hex; `None` on any other character or an odd length.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let bytes = s.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return None;
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| Some(nibble(pair[0])? << 4 | nibble(pair[1])?))
-        .collect()
-}
-
-/// SHA-256 of `data`.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
-/// Fills a fresh array from the operating system's random source.
-///
-/// The OS generator failing is not something a daemon can recover from, and it does not come
-/// from the network, a file or a user, so this panics with a clear message rather than letting
-/// every caller invent a fallback.
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    use ring::rand::SecureRandom;
-    let mut out = [0u8; N];
-    #[allow(clippy::expect_used)]
-    ring::rand::SystemRandom::new()
-        .fill(&mut out)
-        .expect("the operating system's random number generator failed");
-    out
-}
-
-/// A random `u64` from the operating system's random source.
-pub fn random_u64() -> u64 {
-    u64::from_le_bytes(random_bytes::<8>())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trips() {
-        let data = [0u8, 1, 0xab, 0xff, 0x10];
-        assert_eq!(hex(&data), "0001abff10");
-        assert_eq!(unhex("0001ABff10").as_deref(), Some(&data[..]));
-        assert_eq!(unhex("0g"), None);
-        assert_eq!(unhex("abc"), None);
-    }
 }

@@ -1,6 +1,6 @@
 //! The dependency rules of ARCHITECTURE.md, checked on `cargo metadata`: no agent code in the
-//! collector (the demo, which needs both, is its own crate), and neither side in the analysis
-//! crate.
+//! collector (the demo, which needs both, is its own crate), neither side in the analysis or the
+//! protocol crate, and no I/O crate (tokio, quinn, redb, rustls) under either of those two.
 
 use std::collections::{HashMap, HashSet};
 
@@ -83,4 +83,30 @@ fn the_collector_carries_no_agent_code_and_the_agent_no_collector_code() {
             "the analysis crate depends on {side}"
         );
     }
+}
+
+#[test]
+fn the_protocol_and_the_analysis_do_no_io() {
+    for pure in ["pasopati-protocol", "pasopati-analysis"] {
+        let reached = reaches(pure);
+        for io in [
+            "tokio",
+            "quinn",
+            "quinn-proto",
+            "redb",
+            "rustls",
+            "rcgen",
+            "pasopati-common",
+        ] {
+            assert!(
+                !reached.contains(io),
+                "{pure} depends on {io}: keep I/O in pasopati-common, the daemons or the store"
+            );
+        }
+        for side in ["pasopati-agent", "pasopati-collector"] {
+            assert!(!reached.contains(side), "{pure} depends on {side}");
+        }
+    }
+    // The daemons reach the protocol through common, which re-exports it whole.
+    assert!(reaches("pasopati-common").contains("pasopati-protocol"));
 }

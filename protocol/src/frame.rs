@@ -8,7 +8,6 @@
 use crate::report::Report;
 use crate::{Epoch, Seq};
 use bincode::{Decode, Encode};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest frame either side accepts: 4 MiB.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -61,12 +60,9 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Writes one frame. Refuses (without writing) a frame over the limit.
-pub async fn write_frame<W, T>(writer: &mut W, value: &T) -> Result<(), FrameError>
-where
-    W: AsyncWrite + Unpin,
-    T: Encode,
-{
+/// Encodes one frame for the wire: the 4-byte big-endian length, then the body. Refuses a frame
+/// over the limit, so nothing is written for it.
+pub fn encode_frame<T: Encode>(value: &T) -> Result<Vec<u8>, FrameError> {
     let body = bincode::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
     if body.len() > MAX_FRAME_BYTES {
@@ -78,38 +74,20 @@ where
     let mut buf = Vec::with_capacity(4 + body.len());
     buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
     buf.extend_from_slice(&body);
-    writer.write_all(&buf).await?;
-    Ok(())
+    Ok(buf)
 }
 
-/// Reads one frame. `Ok(None)` when the peer finished the stream cleanly between frames.
-pub async fn read_frame<R, T>(reader: &mut R) -> Result<Option<T>, FrameError>
-where
-    R: AsyncRead + Unpin,
-    T: Decode<()>,
-{
-    let mut len = [0u8; 4];
-    match reader.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let len = u32::from_be_bytes(len) as usize;
+/// The body length a frame's 4-byte header declares, refused when over the limit, so a reader
+/// checks it before it allocates or reads a byte of the body.
+pub fn body_len(header: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(header) as usize;
     if len > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge {
             len,
             max: MAX_FRAME_BYTES,
         });
     }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            FrameError::Closed
-        } else {
-            FrameError::Io(e)
-        }
-    })?;
-    decode_value(&body).map(Some)
+    Ok(len)
 }
 
 /// Limits the collector announces in `Welcome`; the agent stays within them.
@@ -459,38 +437,27 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn frames_round_trip() {
-        let mut buf = Vec::new();
-        write_frame(&mut buf, &sample()).await.unwrap();
-        write_frame(&mut buf, &sample()).await.unwrap();
-        let mut reader = &buf[..];
-        for _ in 0..2 {
-            let f: AgentFrame = read_frame(&mut reader).await.unwrap().unwrap();
-            assert_eq!(f, sample());
-        }
-        assert!(read_frame::<_, AgentFrame>(&mut reader)
-            .await
-            .unwrap()
-            .is_none());
+    #[test]
+    fn frames_round_trip_through_the_codec() {
+        let wire = encode_frame(&sample()).unwrap();
+        let len = body_len([wire[0], wire[1], wire[2], wire[3]]).unwrap();
+        assert_eq!(len, wire.len() - 4);
+        assert_eq!(decode_value::<AgentFrame>(&wire[4..]).unwrap(), sample());
     }
 
-    #[tokio::test]
-    async fn oversized_length_is_refused_before_reading() {
-        let mut buf = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes().to_vec();
-        buf.extend_from_slice(&[0; 16]);
-        let err = read_frame::<_, AgentFrame>(&mut &buf[..])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+    #[test]
+    fn an_oversized_declared_length_is_refused() {
+        let header = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes();
+        assert!(matches!(body_len(header), Err(FrameError::TooLarge { .. })));
+        assert_eq!(
+            body_len((MAX_FRAME_BYTES as u32).to_be_bytes()).unwrap(),
+            MAX_FRAME_BYTES
+        );
     }
 
-    #[tokio::test]
-    async fn garbage_and_trailing_bytes_are_refused() {
-        let garbage = [0, 0, 0, 4, 0xff, 0xfe, 0xfd, 0xfc];
-        let err = read_frame::<_, AgentFrame>(&mut &garbage[..])
-            .await
-            .unwrap_err();
+    #[test]
+    fn garbage_and_trailing_bytes_are_refused() {
+        let err = decode_value::<AgentFrame>(&[0xff, 0xfe, 0xfd, 0xfc]).unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
 
         let mut body = encode_value(&sample());
@@ -500,17 +467,6 @@ mod tests {
             matches!(err, FrameError::TrailingBytes { extra: 1 }),
             "{err}"
         );
-    }
-
-    #[tokio::test]
-    async fn truncated_frame_is_an_error_not_a_clean_end() {
-        let mut buf = Vec::new();
-        write_frame(&mut buf, &sample()).await.unwrap();
-        buf.truncate(buf.len() - 1);
-        let err = read_frame::<_, AgentFrame>(&mut &buf[..])
-            .await
-            .unwrap_err();
-        assert!(matches!(err, FrameError::Closed), "{err}");
     }
 
     #[test]
