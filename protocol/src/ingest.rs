@@ -57,6 +57,60 @@ pub trait Ledger {
     /// Points `seq` at the revision of `report` already held (the same content, sent again
     /// under a new position).
     fn link(&mut self, seq: Seq, report: &Report) -> Result<(), Self::Error>;
+    /// Keeps a batch's verdicts by position, so they can be named to the agent again when the
+    /// answer that carried them is lost.
+    fn remember_verdicts(&mut self, verdicts: &Verdicts) -> Result<(), Self::Error>;
+    /// The verdicts kept for seqs in `range`.
+    fn verdicts_within(&mut self, range: RangeInclusive<Seq>) -> Result<Verdicts, Self::Error>;
+}
+
+/// The collector's verdicts on reports whose seqs it consumed without storing them as sent:
+/// refused (never stored) and quarantined (held aside for the identity data they carry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    pub refused: Vec<RefusedReport>,
+    pub quarantined: Vec<RefusedReport>,
+}
+
+impl Verdicts {
+    /// Whether there is no verdict.
+    pub fn is_empty(&self) -> bool {
+        self.refused.is_empty() && self.quarantined.is_empty()
+    }
+
+    /// The verdicts on seqs in `range`.
+    pub fn within(&self, range: RangeInclusive<Seq>) -> Verdicts {
+        let keep = |v: &&RefusedReport| range.contains(&v.seq);
+        Verdicts {
+            refused: self.refused.iter().filter(keep).cloned().collect(),
+            quarantined: self.quarantined.iter().filter(keep).cloned().collect(),
+        }
+    }
+
+    /// The lowest seq with a verdict.
+    pub fn first_seq(&self) -> Option<Seq> {
+        self.refused
+            .iter()
+            .chain(&self.quarantined)
+            .map(|v| v.seq)
+            .min()
+    }
+
+    /// The answer that names them to the agent, with `hwm` (everything up to it is stored or
+    /// consumed): `Nack ReportsRefused`, or `Ack` when there is nothing to name.
+    pub fn reply(&self, hwm: Seq) -> crate::frame::CollectorFrame {
+        if self.is_empty() {
+            crate::frame::CollectorFrame::Ack { hwm }
+        } else {
+            crate::frame::CollectorFrame::Nack {
+                hwm,
+                reason: NackReason::ReportsRefused {
+                    refused: self.refused.clone(),
+                    quarantined: self.quarantined.clone(),
+                },
+            }
+        }
+    }
 }
 
 /// What became of a batch.
@@ -93,20 +147,18 @@ pub struct Applied {
 }
 
 impl Applied {
+    /// The refused and quarantined reports of the batch.
+    pub fn verdicts(&self) -> Verdicts {
+        Verdicts {
+            refused: self.refused.clone(),
+            quarantined: self.quarantined.clone(),
+        }
+    }
+
     /// The answer the agent gets: `Ack`, or `Nack ReportsRefused` naming every refused and
     /// quarantined report.
     pub fn reply(&self) -> crate::frame::CollectorFrame {
-        if self.refused.is_empty() && self.quarantined.is_empty() {
-            crate::frame::CollectorFrame::Ack { hwm: self.hwm }
-        } else {
-            crate::frame::CollectorFrame::Nack {
-                hwm: self.hwm,
-                reason: NackReason::ReportsRefused {
-                    refused: self.refused.clone(),
-                    quarantined: self.quarantined.clone(),
-                },
-            }
-        }
+        self.verdicts().reply(self.hwm)
     }
 }
 
@@ -142,7 +194,11 @@ pub fn apply_batch_rules<L: Ledger>(
         hwm,
         ..Applied::default()
     };
+    let mut earlier = Verdicts::default();
     if let Some(range) = plan.replayed {
+        // Seqs sent again: the verdicts given on them are named again, since the agent that
+        // sends a seq again has not heard its answer.
+        earlier = ledger.verdicts_within(range.clone())?;
         for seq in range {
             // Below the hwm but held nowhere: a seq refused or recorded lost. Nothing to compare.
             let held = ledger.hash_at(seq)?;
@@ -220,6 +276,12 @@ pub fn apply_batch_rules<L: Ledger>(
             }
         }
     }
+    let verdicts = applied.verdicts();
+    if !verdicts.is_empty() {
+        ledger.remember_verdicts(&verdicts)?;
+    }
+    applied.refused.splice(0..0, earlier.refused);
+    applied.quarantined.splice(0..0, earlier.quarantined);
     Ok(BatchVerdict::Applied(applied))
 }
 
@@ -243,6 +305,18 @@ pub struct MemoryLedger {
     pub revisions: std::collections::BTreeMap<(ReportId, u32), usize>,
     /// Report id → the site that first filed it.
     pub owners: std::collections::BTreeMap<ReportId, SiteId>,
+    /// The verdicts by (site, epoch): refused and quarantined reports with their seqs.
+    pub verdicts: std::collections::BTreeMap<(SiteId, u64), Verdicts>,
+}
+
+impl MemoryLedger {
+    /// The lowest seq of (site, epoch) from `from` on with a verdict kept, as the collector
+    /// reads it at a `Hello`.
+    pub fn first_verdict_from(&self, site: &SiteId, epoch: u64, from: Seq) -> Option<Seq> {
+        self.verdicts
+            .get(&(site.clone(), epoch))
+            .and_then(|v| v.within(from..=Seq::MAX).first_seq())
+    }
 }
 
 /// One report held by a [`MemoryLedger`].
@@ -326,6 +400,27 @@ impl Ledger for MemoryLedgerView<'_> {
                 .insert((self.site.clone(), self.epoch, seq), index);
         }
         Ok(())
+    }
+
+    fn remember_verdicts(&mut self, verdicts: &Verdicts) -> Result<(), Self::Error> {
+        let kept = self
+            .ledger
+            .verdicts
+            .entry((self.site.clone(), self.epoch))
+            .or_default();
+        kept.refused.extend(verdicts.refused.iter().cloned());
+        kept.quarantined
+            .extend(verdicts.quarantined.iter().cloned());
+        Ok(())
+    }
+
+    fn verdicts_within(&mut self, range: RangeInclusive<Seq>) -> Result<Verdicts, Self::Error> {
+        Ok(self
+            .ledger
+            .verdicts
+            .get(&(self.site.clone(), self.epoch))
+            .map(|v| v.within(range))
+            .unwrap_or_default())
     }
 }
 
@@ -478,7 +573,7 @@ mod tests {
             &b,
             0,
             1,
-            vec![foreign_edit, bad, leaky, report(4)],
+            vec![foreign_edit, bad, leaky.clone(), report(4)],
         ));
         assert_eq!(out.hwm, 4, "refused and quarantined seqs are consumed");
         assert_eq!(
@@ -498,8 +593,26 @@ mod tests {
                 reason: NackReason::ReportsRefused { .. }
             }
         ));
-        // A refused seq replayed later has nothing to compare: absorbed.
-        let replay = applied(apply(&mut l, &b, 4, 2, vec![report(77)]));
-        assert_eq!(replay.replayed, 1);
+        // Seqs sent again (their answer was lost) are absorbed, and their verdicts named again:
+        // a refused seq has nothing to compare, a quarantined one is held once.
+        let replay = applied(apply(&mut l, &b, 4, 2, vec![report(77), leaky]));
+        assert_eq!(replay.replayed, 2);
+        assert_eq!(
+            replay.refused.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [2]
+        );
+        assert_eq!(
+            replay.quarantined.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [3]
+        );
+        assert_eq!(replay.hwm, 4);
+        let kept = &l.verdicts[&(b.clone(), 1)];
+        assert_eq!(
+            (kept.refused.len(), kept.quarantined.len()),
+            (2, 1),
+            "a verdict named again is not kept twice"
+        );
+        assert_eq!(l.first_verdict_from(&b, 1, 2), Some(2));
+        assert_eq!(l.first_verdict_from(&b, 1, 4), None);
     }
 }

@@ -11,12 +11,14 @@
 //! skewed. Every run ends with a healing phase without faults, and then the checker asks:
 //!
 //! * every report whose filing returned "saved" is held exactly once, with its content, unless
-//!   the collector refused it by rule and said so, or it lies in a gap recorded after a restore;
+//!   the collector refused it by rule and the agent heard the verdict (an answer lost with a
+//!   crash or a cut is named again: the next `Welcome` stops below the first unheard verdict),
+//!   or it lies in a gap recorded after a restore;
 //! * nothing is held that was not filed;
 //! * every seq up to a (site, epoch)'s hwm is held, refused, or inside a recorded gap;
 //! * an hwm never goes back (but through a restore), and every agent drained its outbox.
 //!
-//! A failing seed prints itself; `PASOPATI_SIM_SEED=<n> cargo test -p pasopati-common sim`
+//! A failing seed prints itself; `PASOPATI_SIM_SEED=<n> cargo test -p pasopati-protocol sim`
 //! replays it (and `PASOPATI_SIM_SEEDS=<n>` runs more seeds).
 
 use crate::frame::{AgentFrame, Batch, CollectorFrame, Heartbeat, Limits, NackReason};
@@ -81,9 +83,6 @@ pub struct SimConfig {
     /// Whether an agent's outbox is sometimes restored from an older copy.
     pub agent_restores: bool,
     pub bug: Bug,
-    /// Whether a report refused at the center counts as lost when its verdict never reached
-    /// the agent (see [`SimStats::verdicts_lost`]); off until that defect is fixed.
-    pub verdicts_must_arrive: bool,
 }
 
 impl Default for SimConfig {
@@ -95,7 +94,6 @@ impl Default for SimConfig {
             collector_restores: true,
             agent_restores: true,
             bug: Bug::None,
-            verdicts_must_arrive: false,
         }
     }
 }
@@ -241,8 +239,6 @@ struct CollectorDisk {
     gaps: Vec<(SiteId, u64, RangeInclusive<Seq>, bool)>,
     /// Seqs consumed by refused reports: (site, epoch, seq).
     refused: BTreeSet<(SiteId, u64, Seq)>,
-    /// The refused reports themselves, as the collector's rejection log names them.
-    refused_reports: BTreeSet<(ReportId, u32)>,
     rejections: u64,
     heartbeats: u64,
 }
@@ -250,7 +246,10 @@ struct CollectorDisk {
 /// What a collector connection waits to do next (the server's I/O, one step at a time).
 #[derive(Debug)]
 enum Pending {
-    ReadHwm(Epoch),
+    ReadHwm {
+        epoch: Epoch,
+        verdicts_from: Seq,
+    },
     Store(StoreCommand),
     /// A commit the buggy model postponed (see [`Bug::AckBeforeCommit`]).
     LateCommit(Box<CollectorDisk>),
@@ -324,10 +323,6 @@ pub struct SimStats {
     pub held: u64,
     pub refused: u64,
     pub lost_in_recorded_gaps: u64,
-    /// Reports the collector refused (and recorded) whose verdict never reached the agent: the
-    /// `Nack ReportsRefused` was lost with a crash or a cut, and the next `Welcome`'s hwm
-    /// covered the seq, so the site counts the report as delivered. A known defect.
-    pub verdicts_lost: u64,
     /// Filings lost with an outbox restored from an older copy (the site's loss, not the
     /// protocol's).
     pub site_lost: u64,
@@ -379,7 +374,10 @@ fn short_pending(p: &Pending) -> String {
             format!("record hello {decision:?}")
         }
         Pending::Store(_) => "store".into(),
-        Pending::ReadHwm(e) => format!("read hwm {e}"),
+        Pending::ReadHwm {
+            epoch,
+            verdicts_from,
+        } => format!("read hwm {epoch} and verdicts from {verdicts_from}"),
         Pending::LateCommit(_) => "late commit".into(),
         Pending::Send(f) => format!("send {f:?}"),
     }
@@ -471,7 +469,7 @@ impl Sim {
                 eprintln!("{}", trace.join("\n"));
             }
             format!(
-                "simulation seed {} failed (replay: PASOPATI_SIM_SEED={} cargo test -p pasopati-common sim):\n  {}",
+                "simulation seed {} failed (replay: PASOPATI_SIM_SEED={} cargo test -p pasopati-protocol sim):\n  {}",
                 self.seed,
                 self.seed,
                 problems.join("\n  ")
@@ -1004,7 +1002,13 @@ impl Sim {
 
     fn collector_step(&mut self, conn: u64, step: CollectorStep) {
         let pending = match step {
-            CollectorStep::ReadHwm { epoch } => Some(Pending::ReadHwm(epoch)),
+            CollectorStep::ReadHwm {
+                epoch,
+                verdicts_from,
+            } => Some(Pending::ReadHwm {
+                epoch,
+                verdicts_from,
+            }),
             CollectorStep::Store(command) => Some(Pending::Store(command)),
             CollectorStep::Send(frame) => Some(Pending::Send(frame)),
             CollectorStep::Refuse(refusal) => {
@@ -1052,12 +1056,19 @@ impl Sim {
             )
         });
         let step = match pending {
-            Pending::ReadHwm(epoch) => {
+            Pending::ReadHwm {
+                epoch,
+                verdicts_from,
+            } => {
+                let first_verdict =
+                    self.disk
+                        .ledger
+                        .first_verdict_from(&site, epoch.0, verdicts_from);
                 let stored = self.disk.hwm.get(&(site, epoch.0)).copied().unwrap_or(0);
                 let Some(cc) = self.collector_conns.get_mut(&conn) else {
                     return;
                 };
-                cc.session.hwm_read(stored, now)
+                cc.session.hwm_read(stored, first_verdict, now)
             }
             Pending::Store(command) => {
                 let answer = self.execute(&site, command);
@@ -1208,7 +1219,6 @@ impl Sim {
                         staged.ledger = ledger;
                         for r in &applied.refused {
                             staged.refused.insert((site.clone(), epoch.0, r.seq));
-                            staged.refused_reports.insert((r.id, r.revision));
                         }
                         if applied.hwm > hwm {
                             staged.hwm.insert((site.clone(), epoch.0), applied.hwm);
@@ -1291,10 +1301,6 @@ impl Sim {
                     self.stats.refused += 1;
                     continue;
                 }
-                if self.disk.refused_reports.contains(key) && !self.config.verdicts_must_arrive {
-                    self.stats.verdicts_lost += 1;
-                    continue;
-                }
                 // Lost with a collector restored from an older copy, at a position recorded
                 // as such a gap.
                 let site = &self.agents[f.site].site;
@@ -1373,7 +1379,6 @@ mod tests {
                     total.held += s.held;
                     total.refused += s.refused;
                     total.lost_in_recorded_gaps += s.lost_in_recorded_gaps;
-                    total.verdicts_lost += s.verdicts_lost;
                     total.site_lost += s.site_lost;
                     total.agent_crashes += s.agent_crashes;
                     total.collector_crashes += s.collector_crashes;
@@ -1432,34 +1437,6 @@ mod tests {
     #[test]
     fn the_checker_catches_an_agent_that_deletes_on_send() {
         assert!(failing_seeds(Bug::AgentDeletesOnSend, false) > 0);
-    }
-
-    /// The known defect the simulation found: a `Nack ReportsRefused` lost with a crash or a
-    /// cut is never sent again, and the next `Welcome` covers the refused seq, so the site
-    /// counts the report as delivered. Run with `--ignored` to see failing seeds; this passes
-    /// once the collector names refused seqs again after `Welcome`.
-    #[test]
-    #[ignore = "known defect: a refusal whose answer is lost never reaches the site"]
-    fn every_refusal_reaches_the_site() {
-        let failing: Vec<String> = (0..2_000)
-            .filter_map(|seed| {
-                Sim::new(
-                    seed,
-                    SimConfig {
-                        verdicts_must_arrive: true,
-                        ..SimConfig::default()
-                    },
-                )
-                .run()
-                .err()
-            })
-            .collect();
-        assert!(
-            failing.is_empty(),
-            "{}\n({} seeds)",
-            failing[0],
-            failing.len()
-        );
     }
 
     #[test]

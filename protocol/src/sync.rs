@@ -422,8 +422,10 @@ pub fn plan_batch(
 /// What the collector's I/O shell must do next for a session.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CollectorStep {
-    /// Read the stored hwm of (site, `epoch`), then call [`CollectorSession::hwm_read`].
-    ReadHwm { epoch: Epoch },
+    /// Read the stored hwm of (site, `epoch`) and the lowest seq from `verdicts_from` on that
+    /// has a verdict kept ([`crate::ingest::Ledger::verdicts_within`]), then call
+    /// [`CollectorSession::hwm_read`].
+    ReadHwm { epoch: Epoch, verdicts_from: Seq },
     /// Carry out this store command, then report how it went with
     /// [`CollectorSession::answered`].
     Store(StoreCommand),
@@ -529,6 +531,10 @@ pub struct CollectorSession {
     outstanding: Option<Outstanding>,
     renewed: bool,
     heartbeat_refused: bool,
+    /// The highest hwm this session has told the agent (in its `Welcome`, then its answers).
+    answered: Seq,
+    /// The last seq of the batch whose answer is outstanding.
+    batch_last: Option<Seq>,
 }
 
 impl CollectorSession {
@@ -540,6 +546,8 @@ impl CollectorSession {
             outstanding: None,
             renewed: false,
             heartbeat_refused: false,
+            answered: 0,
+            batch_last: None,
         }
     }
 
@@ -576,9 +584,12 @@ impl CollectorSession {
                 return self.violation(SessionViolation::EnrollOnSyncSession)
             }
             (CollectorState::AwaitHello, AgentFrame::Hello(hello)) => {
-                let epoch = hello.epoch;
+                let (epoch, verdicts_from) = (hello.epoch, hello.oldest_unacked);
                 self.state = CollectorState::ReadingHwm { hello };
-                return Ok(CollectorStep::ReadHwm { epoch });
+                return Ok(CollectorStep::ReadHwm {
+                    epoch,
+                    verdicts_from,
+                });
             }
             (CollectorState::AwaitHello, other) => {
                 return self.violation(SessionViolation::FrameBeforeHello {
@@ -599,10 +610,15 @@ impl CollectorSession {
             }
         };
         let (command, outstanding) = match frame {
-            AgentFrame::Batch(batch) => (
-                StoreCommand::ApplyBatch { epoch, batch, now },
-                Outstanding::Reply,
-            ),
+            AgentFrame::Batch(batch) => {
+                // An empty batch covers nothing: its answer moves nothing on.
+                self.batch_last =
+                    Some((batch.first_seq + batch.reports.len() as Seq).saturating_sub(1));
+                (
+                    StoreCommand::ApplyBatch { epoch, batch, now },
+                    Outstanding::Reply,
+                )
+            }
             AgentFrame::Renew { csr_der } => {
                 // One renewal per session: an agent reconnects with its new certificate at once,
                 // so a second request on the same session is abuse (it would grow the audit log).
@@ -641,10 +657,16 @@ impl CollectorSession {
     }
 
     /// The stored hwm the session asked for with [`CollectorStep::ReadHwm`] (0 for an epoch
-    /// never seen), read at `now`.
+    /// never seen) and the lowest seq with a verdict from the seq it named, read at `now`.
+    ///
+    /// A verdict the agent has not heard (the answer that named it was lost with a connection
+    /// or a crash) must reach it, so the `Welcome` then stops below that seq: the agent sends
+    /// the seqs from there again, and the answer to that batch names their verdicts
+    /// ([`crate::ingest::apply_batch_rules`] finds them for replayed seqs).
     pub fn hwm_read(
         &mut self,
         stored: Seq,
+        first_verdict: Option<Seq>,
         now: Timestamp,
     ) -> Result<CollectorStep, SessionViolation> {
         let CollectorState::ReadingHwm { hello } = &self.state else {
@@ -659,7 +681,22 @@ impl CollectorSession {
             }
             HelloDecision::Welcome { hwm, .. } => {
                 let (epoch, agent_time) = (hello.epoch, hello.agent_time);
-                self.state = CollectorState::RecordingHello { epoch, hwm: *hwm };
+                // Only a verdict the agent has not heard and the Welcome would cover: above its
+                // acknowledged seqs, at or below the stored hwm.
+                // (Never when the agent is behind: it must see the whole hwm to start a new
+                // epoch, and the seqs it would send again are not the ones judged.)
+                let welcome_hwm = match first_verdict {
+                    Some(seq)
+                        if seq >= hello.oldest_unacked && seq <= *hwm && *hwm < hello.next_seq =>
+                    {
+                        seq - 1
+                    }
+                    _ => *hwm,
+                };
+                self.state = CollectorState::RecordingHello {
+                    epoch,
+                    hwm: welcome_hwm,
+                };
                 self.outstanding = Some(Outstanding::Record);
                 Ok(CollectorStep::Store(StoreCommand::RecordHello {
                     epoch,
@@ -681,6 +718,7 @@ impl CollectorSession {
             (Some(Outstanding::Record), StoreAnswer::Done) => {
                 if let CollectorState::RecordingHello { epoch, hwm } = self.state {
                     self.state = CollectorState::Open { epoch };
+                    self.answered = hwm;
                     return Ok(CollectorStep::Send(CollectorFrame::Welcome(Welcome {
                         hwm,
                         limits: self.limits,
@@ -689,10 +727,39 @@ impl CollectorSession {
                 }
                 Ok(CollectorStep::Nothing)
             }
-            (Some(Outstanding::Reply), StoreAnswer::Reply(frame)) => Ok(CollectorStep::Send(frame)),
+            (Some(Outstanding::Reply), StoreAnswer::Reply(frame)) => {
+                let frame = match self.batch_last.take() {
+                    Some(last) => self.answer_batch(last, frame),
+                    None => frame,
+                };
+                Ok(CollectorStep::Send(frame))
+            }
             _ => self.violation(SessionViolation::OutOfTurn(
                 "a store answer that does not match the command",
             )),
+        }
+    }
+
+    /// The store's answer to the batch that ended at seq `last`, made true for this agent: its
+    /// hwm never runs ahead of what this session has answered, so a verdict the agent has not
+    /// heard is never covered by an hwm it hears first. An `Ack` or `ReportsRefused` may reach
+    /// the batch's own end (its answer names the verdicts on its seqs); a batch refused as a
+    /// whole (a gap, a conflict) moves nothing on. ("Stored up to here" stays true when lower.)
+    fn answer_batch(&mut self, last: Seq, frame: CollectorFrame) -> CollectorFrame {
+        let (hwm, reason) = match frame {
+            CollectorFrame::Ack { hwm } => (hwm, None),
+            CollectorFrame::Nack { hwm, reason } => (hwm, Some(reason)),
+            other => return other,
+        };
+        let reach = match &reason {
+            None | Some(NackReason::ReportsRefused { .. }) => last.max(self.answered),
+            Some(_) => self.answered,
+        };
+        let hwm = hwm.min(reach);
+        self.answered = self.answered.max(hwm);
+        match reason {
+            None => CollectorFrame::Ack { hwm },
+            Some(reason) => CollectorFrame::Nack { hwm, reason },
         }
     }
 
@@ -755,10 +822,13 @@ mod tests {
         let mut s = CollectorSession::new(Limits::default());
         assert_eq!(
             s.handle(hello(5), NOW),
-            Ok(CollectorStep::ReadHwm { epoch: Epoch(5) })
+            Ok(CollectorStep::ReadHwm {
+                epoch: Epoch(5),
+                verdicts_from: 1
+            })
         );
         assert!(matches!(
-            s.hwm_read(0, NOW),
+            s.hwm_read(0, None, NOW),
             Ok(CollectorStep::Store(StoreCommand::RecordHello { .. }))
         ));
         assert!(!s.is_open(), "not open before the Hello is recorded");
@@ -800,7 +870,7 @@ mod tests {
         bad.proto = 99;
         s.handle(crate::frame::AgentFrame::Hello(bad), NOW).unwrap();
         assert!(matches!(
-            s.hwm_read(0, NOW),
+            s.hwm_read(0, None, NOW),
             Ok(CollectorStep::Refuse(Refusal {
                 code: RefusalCode::ProtocolVersion,
                 ..
@@ -853,6 +923,94 @@ mod tests {
             Ok(CollectorStep::Send(reply))
         );
         assert_eq!(s.handle(renew, NOW), Err(SessionViolation::SecondRenew));
+    }
+
+    /// A session for an agent that sent up to seq 6 and heard acks up to 2, where the store
+    /// holds hwm 6 and a verdict on seq 4 whose answer was lost.
+    fn session_with_an_unheard_verdict(first_verdict: Option<Seq>) -> (CollectorSession, Seq) {
+        let mut s = CollectorSession::new(Limits::default());
+        let (_, hello) = AgentSession::start(Epoch(5), 2, 1, 7, Timestamp(0));
+        s.handle(crate::frame::AgentFrame::Hello(hello), NOW)
+            .unwrap();
+        s.hwm_read(6, first_verdict, NOW).unwrap();
+        let Ok(CollectorStep::Send(CollectorFrame::Welcome(w))) =
+            s.answered(StoreAnswer::Done, NOW)
+        else {
+            panic!("no Welcome")
+        };
+        (s, w.hwm)
+    }
+
+    #[test]
+    fn a_welcome_stops_below_a_verdict_the_agent_has_not_heard() {
+        assert_eq!(session_with_an_unheard_verdict(None).1, 6);
+        assert_eq!(session_with_an_unheard_verdict(Some(4)).1, 3);
+        // A verdict the agent heard already (at or below its acks) changes nothing.
+        assert_eq!(session_with_an_unheard_verdict(Some(2)).1, 6);
+        // An agent behind the store (outbox restored) sees the whole hwm, to start a new epoch.
+        let mut s = CollectorSession::new(Limits::default());
+        let (_, behind) = AgentSession::start(Epoch(5), 0, 1, 3, Timestamp(0));
+        s.handle(crate::frame::AgentFrame::Hello(behind), NOW)
+            .unwrap();
+        s.hwm_read(6, Some(1), NOW).unwrap();
+        assert!(matches!(
+            s.answered(StoreAnswer::Done, NOW),
+            Ok(CollectorStep::Send(CollectorFrame::Welcome(Welcome {
+                hwm: 6,
+                ..
+            })))
+        ));
+    }
+
+    #[test]
+    fn an_answer_never_runs_ahead_of_what_the_session_answered() {
+        let (mut s, welcomed) = session_with_an_unheard_verdict(Some(4));
+        assert_eq!(welcomed, 3);
+        let batch = |first_seq, n| {
+            crate::frame::AgentFrame::Batch(crate::frame::Batch {
+                first_seq,
+                reports: (0..n).map(|_| sample_report()).collect(),
+            })
+        };
+        // A whole-batch refusal (a gap, reordered) moves nothing on, whatever the store's hwm.
+        s.handle(batch(6, 1), NOW).unwrap();
+        let gap = CollectorFrame::Nack {
+            hwm: 6,
+            reason: NackReason::Gap {
+                expected: 7,
+                got: 6,
+            },
+        };
+        assert!(matches!(
+            s.answered(StoreAnswer::Reply(gap), NOW),
+            Ok(CollectorStep::Send(CollectorFrame::Nack { hwm: 3, .. }))
+        ));
+        // The batch sent again from seq 4 is answered up to its own end, not the store's.
+        s.handle(batch(4, 2), NOW).unwrap();
+        assert_eq!(
+            s.answered(StoreAnswer::Reply(CollectorFrame::Ack { hwm: 6 }), NOW),
+            Ok(CollectorStep::Send(CollectorFrame::Ack { hwm: 5 }))
+        );
+        s.handle(batch(6, 1), NOW).unwrap();
+        assert_eq!(
+            s.answered(StoreAnswer::Reply(CollectorFrame::Ack { hwm: 6 }), NOW),
+            Ok(CollectorStep::Send(CollectorFrame::Ack { hwm: 6 }))
+        );
+    }
+
+    fn sample_report() -> crate::Report {
+        crate::Report {
+            id: crate::ReportId([7; 16]),
+            category: "humas".into(),
+            priority: crate::Priority::Normal,
+            title: "Laporan".into(),
+            body: "Isi".into(),
+            occurred_at: NOW,
+            filed_at: NOW,
+            revision: 0,
+            retraction: None,
+            attachments: Vec::new(),
+        }
     }
 
     #[test]
