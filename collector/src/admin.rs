@@ -421,27 +421,15 @@ pub fn site_add(
     }
     let kanwil = canonical_kanwil(&kanwil)?;
     let now = Timestamp::now();
-    store.add_site(
-        &SiteRecord {
-            id: args.id.clone(),
-            name,
-            site_type: args.site_type,
-            kanwil,
-            status: SiteStatus::Pending,
-            created_at: now,
-            enrolled_at: None,
-            cert_fingerprint: None,
-            previous_fingerprint: None,
-            cert_not_after: None,
-            revoked_at: None,
-            clock_offset_ms: None,
-            last_report_at: None,
-            health: None,
-            last_seen_at: None,
-            reports: 0,
-        },
-        actor,
-    )?;
+    let record = SiteRecord::new(
+        args.id.clone(),
+        name,
+        args.site_type,
+        kanwil,
+        SiteStatus::Pending,
+        now,
+    );
+    store.add_site(&record, actor)?;
     mint_token(store, authority, config, &args.id, args.ttl, now, actor)
 }
 
@@ -860,22 +848,18 @@ mod tests {
 
     fn site(status: SiteStatus) -> SiteRecord {
         SiteRecord {
-            id: SiteId::new("s").unwrap(),
-            name: "n".into(),
-            site_type: SiteType::Lapas,
-            kanwil: "k".into(),
-            status,
-            created_at: Timestamp(0),
             enrolled_at: Some(Timestamp(0)),
-            cert_fingerprint: None,
-            previous_fingerprint: None,
-            cert_not_after: None,
-            revoked_at: None,
-            clock_offset_ms: None,
             last_report_at: Some(Timestamp(1_000)),
-            health: None,
             last_seen_at: Some(Timestamp(1_000)),
             reports: 1,
+            ..SiteRecord::new(
+                SiteId::new("s").unwrap(),
+                "n".into(),
+                SiteType::Lapas,
+                "k".into(),
+                status,
+                Timestamp(0),
+            )
         }
     }
 

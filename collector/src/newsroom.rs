@@ -265,25 +265,14 @@ fn report_of(r: &StoredReport) -> SiteReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{batch, site, store, T0};
-    use pasopati_common::frame::Limits;
+    use crate::store::fixtures::{apply, batch, site, store, T0};
     use pasopati_common::Epoch;
 
     #[test]
     fn reports_already_replayed_are_not_placed_twice() {
         let (_dir, store) = store();
         let store = Arc::new(store);
-        let guard = PiiGuard::default();
-        let first = store
-            .apply_batch(
-                &site(),
-                Epoch(1),
-                &batch(1, 3),
-                &Limits::default(),
-                &guard,
-                Timestamp(T0 + 10),
-            )
-            .unwrap();
+        let first = apply(&store, &site(), Epoch(1), &batch(1, 3), Timestamp(T0 + 10));
         let crate::store::BatchOutcome::Stored { stored, .. } = first else {
             panic!("not stored")
         };
@@ -297,16 +286,7 @@ mod tests {
         assert_eq!(placed(&newsroom), 3);
         // The same reports handed over again (a batch stored while the replay read them).
         newsroom.add_reports(&stored);
-        let second = store
-            .apply_batch(
-                &site(),
-                Epoch(1),
-                &batch(4, 2),
-                &Limits::default(),
-                &guard,
-                Timestamp(T0 + 20),
-            )
-            .unwrap();
+        let second = apply(&store, &site(), Epoch(1), &batch(4, 2), Timestamp(T0 + 20));
         let crate::store::BatchOutcome::Stored { stored, .. } = second else {
             panic!("not stored")
         };

@@ -1,0 +1,884 @@
+//! How reports come in: [`Store::apply_batch`], the exactly-once transaction, over the redb
+//! `Ledger` of `pasopati_common::ingest`'s rules; the high-water marks; what a `Hello` and a
+//! heartbeat leave behind; gaps, and the log of refusals.
+
+use super::media::expect_attachments;
+use super::reports::{revision_range, show_if_newest, Quarantined, StoredReport};
+use super::sites::update_site;
+use super::{
+    decode, encode, next_number, Health, Store, StoreError, BY_ID, HWM, LATEST, META, QUARANTINE,
+    REPORTS,
+};
+use bincode::{Decode, Encode};
+use pasopati_common::frame::{Batch, Heartbeat, Limits, NackReason, RefusedReport};
+use pasopati_common::ingest::{apply_batch_rules, BatchVerdict, Ledger};
+use pasopati_common::pii::{Finding, PiiGuard};
+use pasopati_common::sync::HelloDecision;
+use pasopati_common::taxonomy::Taxonomy;
+use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::Serialize;
+
+/// Report id → the site that first filed it. Only that site may send later revisions.
+pub(super) const OWNERS: TableDefinition<&[u8], &str> = TableDefinition::new("owners");
+/// (site, epoch, seq) → arrival number.
+pub(super) const BY_POSITION: TableDefinition<(&str, u64, u64), u64> =
+    TableDefinition::new("by_position");
+/// (site, epoch, first missing seq) → gap record.
+pub(super) const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
+/// Rejection number → rejection record.
+pub(super) const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
+/// (site, received at in ms) → heartbeat, kept for seven days per site.
+pub(super) const HEARTBEATS: TableDefinition<(&str, i64), &[u8]> =
+    TableDefinition::new("heartbeats");
+/// How long heartbeat history is kept.
+const HEARTBEAT_HISTORY_MS: i64 = 7 * 86_400_000;
+/// The counter of arrival numbers (stored and quarantined reports share it).
+const NEXT_ARRIVAL: &str = "next_arrival";
+/// The counter of rejection numbers.
+const NEXT_REJECTION: &str = "next_rejection";
+
+/// How a gap came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapKind {
+    /// A batch skipped seqs; it was refused and nothing after the gap was stored.
+    SkippedSeqs,
+    /// The agent no longer holds seqs the collector does not have: the collector lost them
+    /// (restored from an older copy). They cannot be recovered from this agent.
+    CollectorRollback,
+    /// The collector holds seqs the agent has not given out: the agent's outbox was restored from
+    /// an older copy. The agent starts a new epoch; reports are matched by id.
+    AgentRollback,
+}
+
+/// A recorded gap.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Gap {
+    pub site: SiteId,
+    pub epoch: Epoch,
+    pub from: Seq,
+    pub to: Seq,
+    pub kind: GapKind,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub times: u64,
+}
+
+/// A recorded refusal of a peer's frame or batch.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Rejection {
+    pub at: Timestamp,
+    pub site: Option<SiteId>,
+    pub reason: String,
+}
+
+/// What applying a batch did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Stored (or recognised) everything; `hwm` is the new high-water mark.
+    Stored {
+        hwm: Seq,
+        stored: Vec<StoredReport>,
+        replayed: u64,
+        known_by_id: u64,
+        /// Reports held in quarantine (inmate identity data found), not stored, with where
+        /// the data is (never the value).
+        quarantined: Vec<RefusedReport>,
+        /// Reports refused (against the rules, or another site's report); their seqs are
+        /// consumed and each is in the rejection log.
+        refused: Vec<RefusedReport>,
+    },
+    /// Refused; nothing was stored.
+    Refused { hwm: Seq, reason: NackReason },
+}
+
+impl Store {
+    /// The high-water mark of (site, epoch); 0 if never seen.
+    pub fn hwm(&self, site: &SiteId, epoch: Epoch) -> Result<Seq, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HWM)?;
+        let value = table.get((site.as_str(), epoch.0))?;
+        Ok(value.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Applies a `Hello` decision: records a lost range as a gap and moves the hwm past it,
+    /// records an agent rollback, and notes the site as seen.
+    pub fn record_hello(
+        &self,
+        site: &SiteId,
+        epoch: Epoch,
+        decision: &HelloDecision,
+        agent_time: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            if let HelloDecision::Welcome {
+                hwm,
+                lost,
+                rerequested,
+                agent_behind,
+            } = decision
+            {
+                let mut gaps = txn.open_table(GAPS)?;
+                if let Some(range) = lost {
+                    upsert_gap(
+                        &mut gaps,
+                        site,
+                        epoch,
+                        *range.start(),
+                        *range.end(),
+                        GapKind::CollectorRollback,
+                        now,
+                    )?;
+                }
+                if let Some(set) = decision.hwm_to_record() {
+                    txn.open_table(HWM)?.insert((site.as_str(), epoch.0), set)?;
+                }
+                if let Some(range) = rerequested {
+                    record_rejection(
+                        &txn,
+                        Some(site),
+                        format!(
+                            "rollback detected for epoch {epoch}: seqs {}..={} were acknowledged \
+                             earlier but are not in this store; the agent sends them again",
+                            range.start(),
+                            range.end()
+                        ),
+                        now,
+                    )?;
+                }
+                if *agent_behind {
+                    upsert_gap(
+                        &mut gaps,
+                        site,
+                        epoch,
+                        *hwm,
+                        *hwm,
+                        GapKind::AgentRollback,
+                        now,
+                    )?;
+                }
+            }
+            update_site(&txn, site, |record| {
+                record.last_seen_at = Some(now);
+                record.clock_offset_ms = Some(agent_time.millis_since(now));
+            })?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Records a heartbeat: the site's latest health, its clock offset, and the history.
+    pub fn record_heartbeat(
+        &self,
+        site: &SiteId,
+        heartbeat: &Heartbeat,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            update_site(&txn, site, |record| {
+                let previous_backlog = record.health.as_ref().map(|h| h.heartbeat.backlog);
+                record.health = Some(Health {
+                    heartbeat: heartbeat.clone(),
+                    received_at: now,
+                    previous_backlog,
+                });
+                record.clock_offset_ms = Some(heartbeat.agent_time.millis_since(now));
+                record.last_seen_at = Some(now);
+            })?;
+            let mut history = txn.open_table(HEARTBEATS)?;
+            // Two heartbeats within one millisecond keep both: the later one moves up a bit.
+            let mut at = now.0;
+            while history.get((site.as_str(), at))?.is_some() {
+                at += 1;
+            }
+            history.insert((site.as_str(), at), encode(heartbeat).as_slice())?;
+            let cutoff = now.0 - HEARTBEAT_HISTORY_MS;
+            history.retain_in(
+                (site.as_str(), i64::MIN)..(site.as_str(), cutoff),
+                |_, _| false,
+            )?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// A site's heartbeat history, oldest first.
+    pub fn heartbeats(&self, site: &SiteId) -> Result<Vec<(Timestamp, Heartbeat)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(HEARTBEATS)?;
+        let mut out = Vec::new();
+        for entry in table.range((site.as_str(), i64::MIN)..=(site.as_str(), i64::MAX))? {
+            let (k, v) = entry?;
+            out.push((Timestamp(k.value().1), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Applies a batch from (site, epoch) in one durable transaction. The rules are
+    /// `pasopati_common::ingest` (the same the simulation's model store follows); this is their
+    /// redb ledger. A batch the rules refuse leaves nothing behind: its transaction is aborted
+    /// and the refusal (with any gap) is recorded in a transaction of its own.
+    pub fn apply_batch(
+        &self,
+        site: &SiteId,
+        epoch: Epoch,
+        batch: &Batch,
+        limits: &Limits,
+        guard: &PiiGuard,
+        now: Timestamp,
+    ) -> Result<BatchOutcome, StoreError> {
+        let txn = self.db.begin_write()?;
+        let hwm = {
+            let hwm_table = txn.open_table(HWM)?;
+            let hwm = hwm_table
+                .get((site.as_str(), epoch.0))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            hwm
+        };
+        let (verdict, stored) = {
+            let mut ledger = RedbLedger::open(&txn, site, epoch, now)?;
+            let verdict = apply_batch_rules(
+                &mut ledger,
+                site,
+                hwm,
+                batch,
+                limits,
+                Taxonomy::builtin(),
+                |report| guard.check_report(report),
+                now,
+            )?;
+            let stored = match &verdict {
+                BatchVerdict::Applied(applied) => ledger.finish(applied.hwm)?,
+                BatchVerdict::Refused { .. } => Vec::new(),
+            };
+            (verdict, stored)
+        };
+        match verdict {
+            BatchVerdict::Refused {
+                hwm,
+                reason,
+                skipped,
+            } => {
+                // Whatever the ledger changed for the reports before the refusal goes.
+                txn.abort()?;
+                let txn = self.db.begin_write()?;
+                if let Some(range) = skipped {
+                    let mut gaps = txn.open_table(GAPS)?;
+                    upsert_gap(
+                        &mut gaps,
+                        site,
+                        epoch,
+                        *range.start(),
+                        *range.end(),
+                        GapKind::SkippedSeqs,
+                        now,
+                    )?;
+                }
+                let message = match &reason {
+                    NackReason::Conflict { seq } if *seq <= hwm => {
+                        format!("batch refused: epoch {epoch} {reason}; the stored report is kept")
+                    }
+                    NackReason::Conflict { seq } => format!(
+                        "batch refused: report {} arrived again with different content",
+                        batch.reports[(seq - batch.first_seq) as usize].id
+                    ),
+                    _ => format!("batch refused: {reason}"),
+                };
+                record_rejection(&txn, Some(site), message, now)?;
+                txn.commit()?;
+                Ok(BatchOutcome::Refused { hwm, reason })
+            }
+            BatchVerdict::Applied(applied) => {
+                for r in &applied.refused {
+                    record_rejection(
+                        &txn,
+                        Some(site),
+                        format!(
+                            "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
+                            r.id, r.revision, r.seq, r.reason
+                        ),
+                        now,
+                    )?;
+                }
+                touch_site(&txn, site, now, stored.len() as u64)?;
+                txn.commit()?;
+                Ok(BatchOutcome::Stored {
+                    hwm: applied.hwm,
+                    stored,
+                    replayed: applied.replayed,
+                    known_by_id: applied.known_by_id,
+                    quarantined: applied.quarantined,
+                    refused: applied.refused,
+                })
+            }
+        }
+    }
+
+    /// Records a refusal that is not about a batch (a malformed frame, a bad certificate).
+    pub fn record_rejection(
+        &self,
+        site: Option<&SiteId>,
+        reason: String,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        record_rejection(&txn, site, reason, Timestamp::now())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// All recorded gaps.
+    pub fn gaps(&self) -> Result<Vec<Gap>, StoreError> {
+        self.read_all(GAPS)
+    }
+
+    /// All recorded rejections, oldest first.
+    pub fn rejections(&self) -> Result<Vec<Rejection>, StoreError> {
+        self.read_all(REJECTIONS)
+    }
+}
+
+/// The ingest rules' ledger over one write transaction: positions, the (id, revision) index,
+/// owners, the latest revision shown, and arrival numbers.
+struct RedbLedger<'t> {
+    txn: &'t redb::WriteTransaction,
+    site: SiteId,
+    epoch: Epoch,
+    now: Timestamp,
+    reports: redb::Table<'t, u64, &'static [u8]>,
+    quarantine: redb::Table<'t, u64, &'static [u8]>,
+    by_position: redb::Table<'t, (&'static str, u64, u64), u64>,
+    by_id: redb::Table<'t, &'static [u8], u64>,
+    latest: redb::Table<'t, &'static [u8], u64>,
+    owners: redb::Table<'t, &'static [u8], &'static str>,
+    next_arrival: u64,
+    stored: Vec<StoredReport>,
+}
+
+impl<'t> RedbLedger<'t> {
+    fn open(
+        txn: &'t redb::WriteTransaction,
+        site: &SiteId,
+        epoch: Epoch,
+        now: Timestamp,
+    ) -> Result<RedbLedger<'t>, StoreError> {
+        let next_arrival = {
+            let meta = txn.open_table(META)?;
+            let next = meta.get(NEXT_ARRIVAL)?.map(|v| v.value()).unwrap_or(0);
+            next
+        };
+        Ok(RedbLedger {
+            txn,
+            site: site.clone(),
+            epoch,
+            now,
+            reports: txn.open_table(REPORTS)?,
+            quarantine: txn.open_table(QUARANTINE)?,
+            by_position: txn.open_table(BY_POSITION)?,
+            by_id: txn.open_table(BY_ID)?,
+            latest: txn.open_table(LATEST)?,
+            owners: txn.open_table(OWNERS)?,
+            next_arrival,
+            stored: Vec::new(),
+        })
+    }
+
+    /// Moves the hwm and the arrival counter with the data; returns the reports stored.
+    fn finish(self, hwm: Seq) -> Result<Vec<StoredReport>, StoreError> {
+        let mut meta = self.txn.open_table(META)?;
+        meta.insert(NEXT_ARRIVAL, self.next_arrival)?;
+        let mut hwm_table = self.txn.open_table(HWM)?;
+        let old = hwm_table
+            .get((self.site.as_str(), self.epoch.0))?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        if hwm > old {
+            hwm_table.insert((self.site.as_str(), self.epoch.0), hwm)?;
+        }
+        Ok(self.stored)
+    }
+}
+
+impl Ledger for RedbLedger<'_> {
+    type Error = StoreError;
+
+    fn hash_at(&mut self, seq: Seq) -> Result<Option<[u8; 32]>, StoreError> {
+        let arrival = self
+            .by_position
+            .get((self.site.as_str(), self.epoch.0, seq))?
+            .map(|v| v.value());
+        match arrival {
+            Some(a) => stored_hash(&self.reports, &self.quarantine, a),
+            None => Ok(None),
+        }
+    }
+
+    fn hash_of_revision(
+        &mut self,
+        id: &ReportId,
+        revision: u32,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        let key = revision_key(id, revision);
+        let arrival = self.by_id.get(&key[..])?.map(|v| v.value());
+        match arrival {
+            Some(a) => stored_hash(&self.reports, &self.quarantine, a),
+            None => Ok(None),
+        }
+    }
+
+    fn owner(&mut self, id: &ReportId) -> Result<Option<SiteId>, StoreError> {
+        owner_of(
+            &self.owners,
+            &self.by_id,
+            &self.reports,
+            &self.quarantine,
+            id,
+        )
+    }
+
+    fn hold(
+        &mut self,
+        seq: Seq,
+        report: &Report,
+        hash: [u8; 32],
+        findings: Vec<Finding>,
+    ) -> Result<(), StoreError> {
+        let arrival = self.next_arrival;
+        let record = StoredReport {
+            arrival,
+            site: self.site.clone(),
+            epoch: self.epoch,
+            seq,
+            report: report.clone(),
+            content_hash: hash,
+            received_at: self.now,
+        };
+        let clean = findings.is_empty();
+        if clean {
+            self.reports.insert(arrival, encode(&record).as_slice())?;
+            expect_attachments(self.txn, &self.site, &report.attachments)?;
+            self.stored.push(record);
+        } else {
+            self.quarantine.insert(
+                arrival,
+                encode(&Quarantined {
+                    report: record,
+                    findings,
+                })
+                .as_slice(),
+            )?;
+        }
+        let key = revision_key(&report.id, report.revision);
+        self.by_position
+            .insert((self.site.as_str(), self.epoch.0, seq), arrival)?;
+        self.by_id.insert(&key[..], arrival)?;
+        if self.owners.get(&report.id.0[..])?.is_none() {
+            self.owners.insert(&report.id.0[..], self.site.as_str())?;
+        }
+        // The highest clean revision is the one shown; a quarantined one never hides the
+        // clean revision before it.
+        if clean {
+            show_if_newest(
+                &mut self.latest,
+                &self.reports,
+                &self.quarantine,
+                report,
+                arrival,
+            )?;
+        }
+        self.next_arrival += 1;
+        Ok(())
+    }
+
+    fn link(&mut self, seq: Seq, report: &Report) -> Result<(), StoreError> {
+        let key = revision_key(&report.id, report.revision);
+        let arrival = self.by_id.get(&key[..])?.map(|v| v.value());
+        if let Some(a) = arrival {
+            self.by_position
+                .insert((self.site.as_str(), self.epoch.0, seq), a)?;
+        }
+        Ok(())
+    }
+}
+
+/// The by-id key of a report revision: its id and its revision, big-endian.
+fn revision_key(id: &ReportId, revision: u32) -> [u8; 20] {
+    let mut key = [0u8; 20];
+    key[..16].copy_from_slice(&id.0);
+    key[16..].copy_from_slice(&revision.to_be_bytes());
+    key
+}
+
+/// The site that owns report `id`: the one that first filed it. Reports stored before the
+/// owners table existed are found through any stored revision.
+fn owner_of(
+    owners: &redb::Table<&'static [u8], &'static str>,
+    by_id: &redb::Table<&'static [u8], u64>,
+    reports: &redb::Table<u64, &'static [u8]>,
+    quarantine: &redb::Table<u64, &'static [u8]>,
+    id: &ReportId,
+) -> Result<Option<SiteId>, StoreError> {
+    if let Some(site) = owners.get(&id.0[..])? {
+        return Ok(SiteId::new(site.value()).ok());
+    }
+    let (from, to) = revision_range(id);
+    for entry in by_id.range(&from[..]..=&to[..])? {
+        let arrival = entry?.1.value();
+        if let Some(v) = reports.get(arrival)? {
+            return Ok(Some(decode::<StoredReport>(v.value())?.site));
+        }
+        if let Some(v) = quarantine.get(arrival)? {
+            return Ok(Some(decode::<Quarantined>(v.value())?.report.site));
+        }
+    }
+    Ok(None)
+}
+
+/// The content hash of the report at `arrival`, stored or quarantined.
+fn stored_hash(
+    reports: &redb::Table<u64, &'static [u8]>,
+    quarantine: &redb::Table<u64, &'static [u8]>,
+    arrival: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    if let Some(v) = reports.get(arrival)? {
+        return Ok(Some(decode::<StoredReport>(v.value())?.content_hash));
+    }
+    match quarantine.get(arrival)? {
+        Some(v) => Ok(Some(decode::<Quarantined>(v.value())?.report.content_hash)),
+        None => Ok(None),
+    }
+}
+
+/// Records a gap of (site, epoch) from `from` to `to`, or notes one seen before again.
+fn upsert_gap(
+    gaps: &mut redb::Table<(&'static str, u64, u64), &'static [u8]>,
+    site: &SiteId,
+    epoch: Epoch,
+    from: Seq,
+    to: Seq,
+    kind: GapKind,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let key = (site.as_str(), epoch.0, from);
+    let existing: Option<Gap> = gaps.get(key)?.map(|v| decode(v.value())).transpose()?;
+    let gap = match existing {
+        Some(mut g) if g.kind == kind => {
+            g.to = g.to.max(to);
+            g.last_seen = now;
+            g.times += 1;
+            g
+        }
+        _ => Gap {
+            site: site.clone(),
+            epoch,
+            from,
+            to,
+            kind,
+            first_seen: now,
+            last_seen: now,
+            times: 1,
+        },
+    };
+    gaps.insert(key, encode(&gap).as_slice())?;
+    Ok(())
+}
+
+/// Records a refusal within `txn`, under the next rejection number.
+fn record_rejection(
+    txn: &redb::WriteTransaction,
+    site: Option<&SiteId>,
+    reason: String,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let n = next_number(&mut txn.open_table(META)?, NEXT_REJECTION, 0)?;
+    let record = Rejection {
+        at: now,
+        site: site.cloned(),
+        reason,
+    };
+    txn.open_table(REJECTIONS)?
+        .insert(n, encode(&record).as_slice())?;
+    Ok(())
+}
+
+/// Notes contact with `site` (and the reports a batch of it stored) within `txn`.
+fn touch_site(
+    txn: &redb::WriteTransaction,
+    site: &SiteId,
+    now: Timestamp,
+    new_reports: u64,
+) -> Result<(), StoreError> {
+    update_site(txn, site, |record| {
+        record.last_seen_at = Some(now);
+        record.reports += new_reports;
+        if new_reports > 0 {
+            record.last_report_at = Some(now);
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::{apply, batch, report, site, store, T0};
+    use super::*;
+
+    const E: Epoch = Epoch(9);
+
+    /// What a stored batch did: hwm, reports stored, reports quarantined, reports refused.
+    fn stored_outcome(out: BatchOutcome) -> (Seq, usize, u64, Vec<RefusedReport>) {
+        match out {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                quarantined,
+                refused,
+                ..
+            } => (hwm, stored.len(), quarantined.len() as u64, refused),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_sites_edit_or_retraction_is_refused_and_the_owners_report_kept() {
+        let (_d, s) = store();
+        let other = SiteId::new("rutan-lain").unwrap();
+        let now = Timestamp(T0 + 10);
+        let original = report(1);
+        apply(&s, &site(), E, &batch(1, 1), now);
+        let mut edit = original.clone();
+        edit.revision = 1;
+        edit.title = "Teks situs lain".into();
+        let mut retract = original.clone();
+        retract.revision = 2;
+        retract.retraction = Some("disembunyikan".into());
+        let foreign = Batch {
+            first_seq: 1,
+            reports: vec![edit, retract, report(50)],
+        };
+        let (hwm, stored, _, refused) = stored_outcome(apply(&s, &other, E, &foreign, now));
+        assert_eq!(
+            (hwm, stored),
+            (3, 1),
+            "seqs consumed, the clean report stored"
+        );
+        assert_eq!(
+            refused.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [1, 2],
+            "{refused:?}"
+        );
+        assert!(refused[0].reason.contains("another site"));
+        let shown = s.report(&original.id).unwrap().unwrap();
+        assert_eq!(
+            (shown.site, shown.report.title),
+            (site(), original.title.clone())
+        );
+        assert!(shown.report.retraction.is_none());
+        assert!(s
+            .rejections()
+            .unwrap()
+            .iter()
+            .any(|r| r.reason.contains("refused, not stored")));
+        // The owner itself may still edit.
+        let mut own = original.clone();
+        own.revision = 1;
+        own.title = "Judul diperbaiki".into();
+        let b = Batch {
+            first_seq: 2,
+            reports: vec![own],
+        };
+        let (_, stored, _, refused) = stored_outcome(apply(&s, &site(), E, &b, now));
+        assert_eq!((stored, refused.len()), (1, 0));
+        assert_eq!(
+            s.report(&original.id).unwrap().unwrap().report.title,
+            "Judul diperbaiki"
+        );
+    }
+
+    #[test]
+    fn a_revision_held_with_other_content_is_refused_by_seq_and_the_batch_goes_on() {
+        // A batch whose third report repeats the second one's (id, revision) with other content
+        // (an outbox restored from an older copy numbers its next edit like one it already
+        // delivered). Before, the whole batch was refused as a conflict, for ever, and the
+        // reports before it were committed without the hwm or the arrival counter: the next
+        // batch of any site overwrote them. Now the twin is refused by seq and the rest stored.
+        let (_d, s) = store();
+        let other = SiteId::new("rutan-lain").unwrap();
+        let now = Timestamp(T0 + 10);
+        let mut twin = report(2);
+        twin.title = "Isi lain".into();
+        let b = Batch {
+            first_seq: 1,
+            reports: vec![report(1), report(2), twin, report(4)],
+        };
+        let (hwm, stored, _, refused) = stored_outcome(apply(&s, &site(), E, &b, now));
+        assert_eq!((hwm, stored), (4, 3));
+        assert_eq!(refused.iter().map(|r| r.seq).collect::<Vec<_>>(), [3]);
+        assert!(refused[0].reason.contains("other content"), "{refused:?}");
+        assert_eq!(s.hwm(&site(), E).unwrap(), 4);
+        // Another site's report takes the next arrival; nothing of the first site's is
+        // overwritten.
+        let theirs = Batch {
+            first_seq: 1,
+            reports: vec![report(100)],
+        };
+        stored_outcome(apply(&s, &other, E, &theirs, now));
+        for n in [1, 2, 4] {
+            let mine = s.report(&report(n).id).unwrap().unwrap();
+            assert_eq!((mine.site, mine.report), (site(), report(n)));
+        }
+        let theirs = s.report(&report(100).id).unwrap().unwrap();
+        assert_eq!((theirs.site, theirs.report), (other, report(100)));
+    }
+
+    #[test]
+    fn a_quarantined_revision_never_hides_the_clean_one() {
+        let (_d, s) = store();
+        let now = Timestamp(T0 + 10);
+        let original = report(1);
+        apply(&s, &site(), E, &batch(1, 1), now);
+        let mut leaky = original.clone();
+        leaky.revision = 1;
+        leaky.body = "Hubungi 081234567890".into();
+        let b = Batch {
+            first_seq: 2,
+            reports: vec![leaky],
+        };
+        let (_, stored, quarantined, _) = stored_outcome(apply(&s, &site(), E, &b, now));
+        assert_eq!((stored, quarantined), (0, 1));
+        let shown = s.report(&original.id).unwrap().unwrap();
+        assert_eq!(
+            shown.report.revision, 0,
+            "the clean revision stays the one shown"
+        );
+    }
+
+    #[test]
+    fn reports_against_the_shared_rules_are_refused_one_by_one() {
+        let (_d, s) = store();
+        let now = Timestamp(T0 + 10);
+        let mut bad = Vec::new();
+        let mut r = report(10);
+        r.title = "x".repeat(1_000);
+        bad.push(r);
+        let mut r = report(11);
+        r.category = "<script>alert(1)</script>".into();
+        bad.push(r);
+        let mut r = report(12);
+        r.occurred_at = Timestamp(253_402_300_799_000); // 9999-12-31
+        bad.push(r);
+        let mut r = report(13);
+        r.occurred_at = Timestamp(i64::MIN);
+        bad.push(r);
+        let mut r = report(14);
+        r.title = "Judul\u{1}".into();
+        bad.push(r);
+        let mut r = report(15);
+        r.body = String::new();
+        bad.push(r);
+        let n = bad.len() as u64;
+        bad.push(report(16));
+        let b = Batch {
+            first_seq: 1,
+            reports: bad,
+        };
+        let (hwm, stored, _, refused) = stored_outcome(apply(&s, &site(), E, &b, now));
+        assert_eq!(
+            (hwm, stored, refused.len() as u64),
+            (n + 1, 1, n),
+            "{refused:?}"
+        );
+        assert_eq!(s.report_count().unwrap(), 1);
+        // A replay of the refused seqs is absorbed (nothing to compare), not a conflict.
+        let again = apply(&s, &site(), E, &b, Timestamp(T0 + 11));
+        assert!(matches!(again, BatchOutcome::Stored { hwm, .. } if hwm == n + 1));
+    }
+
+    #[test]
+    fn replays_are_absorbed_and_conflicts_refused() {
+        let (_d, s) = store();
+        let out = apply(&s, &site(), E, &batch(1, 3), Timestamp(T0 + 5));
+        assert!(matches!(out, BatchOutcome::Stored { hwm: 3, .. }));
+        let out = apply(&s, &site(), E, &batch(2, 4), Timestamp(T0 + 6));
+        match out {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                replayed,
+                ..
+            } => {
+                assert_eq!((hwm, stored.len(), replayed), (5, 2, 2));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.report_count().unwrap(), 5);
+        let mut evil = batch(2, 1);
+        evil.reports[0].body = "diubah".into();
+        let out = apply(&s, &site(), E, &evil, Timestamp(T0 + 7));
+        assert_eq!(
+            out,
+            BatchOutcome::Refused {
+                hwm: 5,
+                reason: NackReason::Conflict { seq: 2 }
+            }
+        );
+        assert_eq!(s.report(&report(2).id).unwrap().unwrap().report.body, "Isi");
+        assert_eq!(s.rejections().unwrap().len(), 1);
+        assert_eq!(s.site(&site()).unwrap().unwrap().reports, 5);
+    }
+
+    #[test]
+    fn gaps_are_refused_and_recorded() {
+        let (_d, s) = store();
+        let out = apply(&s, &site(), E, &batch(3, 2), Timestamp(T0 + 5));
+        assert!(matches!(out, BatchOutcome::Refused { hwm: 0, .. }));
+        assert_eq!(s.report_count().unwrap(), 0);
+        let gaps = s.gaps().unwrap();
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(
+            (gaps[0].from, gaps[0].to, gaps[0].kind),
+            (1, 2, GapKind::SkippedSeqs)
+        );
+    }
+
+    #[test]
+    fn a_report_under_a_new_epoch_is_recognised_by_id() {
+        let (_d, s) = store();
+        apply(&s, &site(), E, &batch(1, 2), Timestamp(T0 + 5));
+        let again = Batch {
+            first_seq: 1,
+            reports: vec![report(2), report(7)],
+        };
+        match apply(&s, &site(), Epoch(10), &again, Timestamp(T0 + 6)) {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                known_by_id,
+                ..
+            } => {
+                assert_eq!((hwm, stored.len(), known_by_id), (2, 1, 1));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.report_count().unwrap(), 3);
+    }
+
+    #[test]
+    fn collector_rollback_is_recorded_as_a_gap() {
+        let (_d, s) = store();
+        let decision = HelloDecision::Welcome {
+            hwm: 10,
+            lost: Some(4..=10),
+            rerequested: None,
+            agent_behind: false,
+        };
+        s.record_hello(&site(), E, &decision, Timestamp(3), Timestamp(1))
+            .unwrap();
+        assert_eq!(s.site(&site()).unwrap().unwrap().clock_offset_ms, Some(2));
+        assert_eq!(s.hwm(&site(), E).unwrap(), 10);
+        assert_eq!(s.gaps().unwrap()[0].kind, GapKind::CollectorRollback);
+    }
+}

@@ -1,0 +1,237 @@
+//! The collector's store: everything the collector keeps, in one redb database
+//! (`collector.redb`), one file per domain:
+//!
+//! - `ingest.rs`: how reports come in: [`Store::apply_batch`], the exactly-once transaction (the
+//!   redb `Ledger` of `pasopati_common::ingest`'s rules), high-water marks, `Hello` and heartbeat
+//!   records, gaps and rejections.
+//! - `reports.rs`: the reports as kept: stored revisions, the quarantine (release, purge) and
+//!   the queries the CLI and the dashboard list them with.
+//! - `sites.rs`: sites, their certificates and enrollment tokens.
+//! - `media.rs`: media items and attachments.
+//! - `users.rs`: dashboard users, their sessions and API tokens.
+//! - `publications.rs`: the claims register and press releases.
+//! - `audit.rs`: the hash-chained audit log, appended in the same transaction as the change it
+//!   records.
+//!
+//! Every batch is applied in a single write transaction that stores the new reports and advances
+//! the high-water mark together, committed with `Durability::Immediate` before the ack is sent.
+//! That is the whole of the collector's exactly-once argument: a crash before the commit loses
+//! the batch and the hwm together (the agent resends), a crash after it loses only the ack (the
+//! resend is recognised as a replay).
+//!
+//! # The seam for another backend
+//!
+//! [`Store`] is the only way into the collector's data. Its methods take and return the plain
+//! record types of this module ([`SiteRecord`], [`StoredReport`], [`User`], …) and
+//! [`StoreError`]; each is one transaction, and none takes or returns a redb table, transaction
+//! or error. Tables, keys, value encodings and the redb ledger are private to this module. A
+//! second backend (PostgreSQL, a later issue) is meant to come in behind these same methods:
+//! the callers (server, admin, control, web, newsroom) stay as they are, the per-report rules
+//! stay in `pasopati_common::ingest` (the backend gives them its own `Ledger`, moving the hwm in
+//! the same transaction as the data), and the audit entry of a change stays in the change's
+//! transaction. The unit tests of each file are written against the methods, so they are the
+//! behaviour the other backend must show. (redb's error types convert into [`StoreError`]
+//! through `From`, which `?` needs inside this module; nothing outside uses them.)
+
+mod audit;
+#[cfg(test)]
+pub(crate) mod fixtures;
+mod ingest;
+mod media;
+mod publications;
+mod reports;
+mod sites;
+mod users;
+
+pub use audit::{verify_chain, AuditBreak, AuditEntry, StoredAuditEntry};
+pub use ingest::{BatchOutcome, Gap, GapKind, Rejection};
+pub use media::{StoredAttachment, StoredMedia};
+pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
+pub use reports::{Quarantined, ReportQuery, StoredReport};
+pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
+pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};
+
+use bincode::{Decode, Encode};
+use pasopati_common::frame::{decode_value, encode_value};
+use pasopati_common::storage::OpenError;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::path::{Path, PathBuf};
+
+/// Counters and other single numbers, by name.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Site id → its [`SiteRecord`] (sites.rs; ingest.rs notes contact and health).
+const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
+/// (site, epoch) → high-water mark (ingest.rs; sites.rs looks whether a site ever sent).
+const HWM: TableDefinition<(&str, u64), u64> = TableDefinition::new("hwm");
+/// Arrival number → stored report. Arrival numbers are dense and give the order of storing.
+const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
+/// Arrival number → a report held back because it carries inmate identity data.
+const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
+/// Report id and revision (16 + 4 bytes) → arrival number of that revision.
+const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
+/// Report id → arrival number of its latest revision.
+const LATEST: TableDefinition<&[u8], u64> = TableDefinition::new("latest");
+
+/// The store's file name inside the data directory.
+pub const STORE_FILE: &str = "collector.redb";
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store {path} is in use by another process (is `pasopati-collector run` running for this data directory?)")]
+    Locked { path: String },
+    #[error(
+        "the store {path} cannot be opened: {message}. Check the permissions of the data directory"
+    )]
+    Open { path: String, message: String },
+    #[error("the store {path} is damaged ({reason}). Start the daemon to move it aside, then restore the latest backup of collector.redb")]
+    Damaged { path: String, reason: String },
+    #[error("the store was damaged ({reason}) and is kept aside at {moved}. Restore the latest backup of collector.redb into the data directory and start again (agents resend what they still hold); or start again as is to begin with an empty store (agents are then refused until their sites are registered again)")]
+    MovedAside { moved: String, reason: String },
+    #[error("store error: {0}. Check free disk space and permissions of the data directory")]
+    Storage(String),
+    #[error("a stored record cannot be decoded ({0}); the store may be damaged")]
+    Corrupt(String),
+    #[error("an earlier write to the store failed (disk full? I/O error?), and the store must be reopened: free space if needed; the collector stops so that its service manager restarts it")]
+    NeedsReopen,
+    #[error("site `{0}` is already registered")]
+    SiteExists(String),
+    #[error("site `{0}` is not registered; register it with `pasopati-collector site add`")]
+    UnknownSite(String),
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                match redb::Error::from(e) {
+                    redb::Error::PreviousIo => StoreError::NeedsReopen,
+                    other => StoreError::Storage(other.to_string()),
+                }
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// Record counts, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    /// Report revisions stored (quarantined ones not counted).
+    pub reports: u64,
+    pub rejections: u64,
+    pub quarantined: u64,
+    pub gaps: u64,
+    pub media: u64,
+}
+
+/// The collector's store; see the module documentation for what it keeps and how.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+/// A record as stored: bincode, as on the wire.
+fn encode<T: Encode>(v: &T) -> Vec<u8> {
+    encode_value(v)
+}
+
+/// A stored record read back; one that does not decode is named corrupt.
+fn decode<T: Decode<()>>(raw: &[u8]) -> Result<T, StoreError> {
+    decode_value(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Takes the next number of the counter `key` (starting at `first`) and moves the counter on.
+fn next_number(
+    meta: &mut redb::Table<&'static str, u64>,
+    key: &str,
+    first: u64,
+) -> Result<u64, StoreError> {
+    let n = meta.get(key)?.map(|v| v.value()).unwrap_or(first);
+    meta.insert(key, n + 1)?;
+    Ok(n)
+}
+
+impl Store {
+    /// Opens (creating if absent) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(STORE_FILE);
+        let shown = path.display().to_string();
+        let db = pasopati_common::storage::open(&path).map_err(|e| match e {
+            OpenError::Locked { .. } => StoreError::Locked {
+                path: shown.clone(),
+            },
+            OpenError::Damaged { reason, .. } => StoreError::Damaged {
+                path: shown.clone(),
+                reason,
+            },
+            OpenError::Other { reason, .. } => StoreError::Open {
+                path: shown.clone(),
+                message: reason,
+            },
+        })?;
+        let txn = db.begin_write()?;
+        // Every table but the sessions' (made at the first login; users.rs).
+        txn.open_table(META)?;
+        txn.open_table(SITES)?;
+        txn.open_table(sites::TOKENS)?;
+        txn.open_table(HWM)?;
+        txn.open_table(REPORTS)?;
+        txn.open_table(ingest::BY_POSITION)?;
+        txn.open_table(BY_ID)?;
+        txn.open_table(LATEST)?;
+        txn.open_table(ingest::OWNERS)?;
+        txn.open_table(ingest::GAPS)?;
+        txn.open_table(ingest::REJECTIONS)?;
+        txn.open_table(audit::AUDIT)?;
+        txn.open_table(QUARANTINE)?;
+        txn.open_table(ingest::HEARTBEATS)?;
+        txn.open_table(media::ATTACHMENTS_EXPECTED)?;
+        txn.open_table(media::ATTACHMENTS)?;
+        txn.open_table(media::MEDIA)?;
+        txn.open_table(media::MEDIA_IDS)?;
+        txn.open_table(publications::CLAIMS)?;
+        txn.open_table(users::USERS)?;
+        txn.open_table(users::API_TOKENS)?;
+        txn.open_table(users::API_TOKEN_INFO)?;
+        txn.open_table(publications::PUBLICATIONS)?;
+        txn.commit()?;
+        Ok(Store { db, path })
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How many records some tables hold, read in one transaction without decoding them.
+    pub fn counts(&self) -> Result<StoreCounts, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(StoreCounts {
+            reports: txn.open_table(REPORTS)?.len()?,
+            rejections: txn.open_table(ingest::REJECTIONS)?.len()?,
+            quarantined: txn.open_table(QUARANTINE)?.len()?,
+            gaps: txn.open_table(ingest::GAPS)?.len()?,
+            media: txn.open_table(media::MEDIA)?.len()?,
+        })
+    }
+
+    /// Every record of a table of encoded records, in key order, read in one transaction.
+    fn read_all<K: redb::Key + 'static, T: Decode<()>>(
+        &self,
+        definition: TableDefinition<K, &'static [u8]>,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(definition)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            out.push(decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+}

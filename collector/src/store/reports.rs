@@ -1,0 +1,277 @@
+//! The reports as the collector keeps them: every stored revision (by arrival, by (id,
+//! revision), the latest one per id), the quarantine of reports carrying inmate identity data
+//! (released or purged by an admin), and the queries that list them.
+
+use super::audit::audit;
+use super::media::expect_attachments;
+use super::{decode, encode, Store, StoreError, BY_ID, LATEST, QUARANTINE, REPORTS};
+use bincode::{Decode, Encode};
+use pasopati_common::pii::Finding;
+use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+/// A report as the collector holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredReport {
+    pub arrival: u64,
+    pub site: SiteId,
+    pub epoch: Epoch,
+    pub seq: Seq,
+    pub report: Report,
+    pub content_hash: [u8; 32],
+    pub received_at: Timestamp,
+}
+
+/// A report held back from the main tables because it carries inmate identity data.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Quarantined {
+    pub report: StoredReport,
+    pub findings: Vec<Finding>,
+}
+
+/// What to list.
+#[derive(Clone, Debug, Default)]
+pub struct ReportQuery {
+    pub site: Option<SiteId>,
+    /// Only arrivals at or after this number.
+    pub after_arrival: Option<u64>,
+    pub limit: Option<usize>,
+}
+
+impl Store {
+    /// Stored reports in arrival order, each at its latest revision (earlier revisions are in
+    /// [`Store::revisions`]).
+    pub fn reports(&self, query: &ReportQuery) -> Result<Vec<StoredReport>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let reports = txn.open_table(REPORTS)?;
+        let latest = txn.open_table(LATEST)?;
+        let mut out = Vec::new();
+        let limit = query.limit.unwrap_or(usize::MAX);
+        for entry in reports.range(query.after_arrival.unwrap_or(0)..)? {
+            if out.len() >= limit {
+                break;
+            }
+            let r: StoredReport = decode(entry?.1.value())?;
+            if query.site.as_ref().is_some_and(|s| s != &r.site) {
+                continue;
+            }
+            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) {
+                continue;
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Stored reports at their latest revision, newest first, that `keep` accepts: skips
+    /// `offset` of them and returns at most `limit`, with the number of matches seen (which
+    /// is the total when the scan reached the end).
+    /// Without `count_all`, the scan ends once `limit` reports are found (the count is then a
+    /// lower bound). `received_since` ends the scan at the first report received before it: arrivals are in
+    /// order of receipt, and a report cannot have happened after it was received, so nothing
+    /// older can be from after that time.
+    pub fn reports_newest(
+        &self,
+        mut keep: impl FnMut(&StoredReport) -> bool,
+        offset: usize,
+        limit: usize,
+        received_since: Option<Timestamp>,
+        count_all: bool,
+    ) -> Result<(Vec<StoredReport>, usize), StoreError> {
+        let txn = self.db.begin_read()?;
+        let reports = txn.open_table(REPORTS)?;
+        let latest = txn.open_table(LATEST)?;
+        let mut out = Vec::new();
+        let mut matched = 0usize;
+        for entry in reports.iter()?.rev() {
+            let r: StoredReport = decode(entry?.1.value())?;
+            if received_since.is_some_and(|t| r.received_at < t) {
+                break;
+            }
+            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) || !keep(&r) {
+                continue;
+            }
+            matched += 1;
+            if matched > offset && out.len() < limit {
+                out.push(r);
+            } else if limit == 0 || (out.len() >= limit && received_since.is_none() && !count_all) {
+                break;
+            }
+        }
+        Ok((out, matched))
+    }
+
+    /// Every stored revision of a report, oldest first.
+    pub fn revisions(&self, id: &ReportId) -> Result<Vec<StoredReport>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let by_id = txn.open_table(BY_ID)?;
+        let reports = txn.open_table(REPORTS)?;
+        let (from, to) = revision_range(id);
+        let mut out = Vec::new();
+        for entry in by_id.range(&from[..]..=&to[..])? {
+            if let Some(v) = reports.get(entry?.1.value())? {
+                out.push(decode(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest revision of the report with this id.
+    pub fn report(&self, id: &ReportId) -> Result<Option<StoredReport>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let latest = txn.open_table(LATEST)?;
+        let Some(arrival) = latest.get(&id.0[..])?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let reports = txn.open_table(REPORTS)?;
+        let value = reports.get(arrival)?;
+        value.map(|v| decode(v.value())).transpose()
+    }
+
+    /// How many report revisions are stored (quarantined ones not counted).
+    pub fn report_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(REPORTS)?.len()?)
+    }
+
+    /// Reports held in quarantine, oldest first.
+    pub fn quarantine(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.read_all(QUARANTINE)
+    }
+}
+
+/// Corrections of the quarantine: an admin releases a report the guard was wrong about, or
+/// purges one's text. Each is in the audit log, in the same transaction as the change.
+impl Store {
+    /// Releases a quarantined report into the reports (the guard was wrong: an admin read it
+    /// and found no identity data). It becomes the shown revision if it is the newest.
+    pub fn release_quarantined(
+        &self,
+        arrival: u64,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Option<StoredReport>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let record = {
+            let mut quarantine = txn.open_table(QUARANTINE)?;
+            let Some(held) = quarantine
+                .remove(arrival)?
+                .map(|v| decode::<Quarantined>(v.value()))
+            else {
+                return Ok(None);
+            };
+            let held = held?;
+            if held.report.report.title.is_empty() {
+                // Purged: nothing left to release.
+                quarantine.insert(arrival, encode(&held).as_slice())?;
+                return Ok(None);
+            }
+            let record = held.report;
+            let mut reports = txn.open_table(REPORTS)?;
+            reports.insert(arrival, encode(&record).as_slice())?;
+            let mut latest = txn.open_table(LATEST)?;
+            show_if_newest(&mut latest, &reports, &quarantine, &record.report, arrival)?;
+            drop((reports, quarantine, latest));
+            expect_attachments(&txn, &record.site, &record.report.attachments)?;
+            record
+        };
+        audit(
+            &txn,
+            actor,
+            "quarantine_release",
+            &format!("report:{}", record.report.id),
+            reason.to_owned(),
+            now,
+        )?;
+        txn.commit()?;
+        Ok(Some(record))
+    }
+
+    /// Purges a quarantined report's text (title, body, reason, attachment names). Its
+    /// position and content hash stay, so a resend by the agent is still recognised as the same
+    /// report and never stored. False if there is no such quarantined report.
+    pub fn purge_quarantined(
+        &self,
+        arrival: u64,
+        actor: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let id = {
+            let mut quarantine = txn.open_table(QUARANTINE)?;
+            let Some(held) = quarantine
+                .get(arrival)?
+                .map(|v| decode::<Quarantined>(v.value()))
+            else {
+                return Ok(false);
+            };
+            let mut held = held?;
+            held.report.report.title = String::new();
+            held.report.report.body = String::new();
+            held.report.report.retraction = held.report.report.retraction.map(|_| String::new());
+            for a in &mut held.report.report.attachments {
+                a.name = String::new();
+            }
+            quarantine.insert(arrival, encode(&held).as_slice())?;
+            held.report.report.id
+        };
+        audit(
+            &txn,
+            actor,
+            "quarantine_purge",
+            &format!("report:{id}"),
+            reason.to_owned(),
+            now,
+        )?;
+        txn.commit()?;
+        Ok(true)
+    }
+}
+
+/// The revision of the report at `arrival`, stored or quarantined.
+pub(super) fn revision_at(
+    reports: &redb::Table<u64, &'static [u8]>,
+    quarantine: &redb::Table<u64, &'static [u8]>,
+    arrival: u64,
+) -> Result<Option<u32>, StoreError> {
+    if let Some(v) = reports.get(arrival)? {
+        return Ok(Some(decode::<StoredReport>(v.value())?.report.revision));
+    }
+    match quarantine.get(arrival)? {
+        Some(v) => Ok(Some(
+            decode::<Quarantined>(v.value())?.report.report.revision,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Makes the report at `arrival` the one shown for its id unless a newer revision is shown
+/// already: the highest revision is shown, and an older one arriving late only joins the
+/// history.
+pub(super) fn show_if_newest(
+    latest: &mut redb::Table<&'static [u8], u64>,
+    reports: &redb::Table<u64, &'static [u8]>,
+    quarantine: &redb::Table<u64, &'static [u8]>,
+    report: &Report,
+    arrival: u64,
+) -> Result<(), StoreError> {
+    let newer = match latest.get(&report.id.0[..])?.map(|v| v.value()) {
+        Some(a) => revision_at(reports, quarantine, a)?.is_none_or(|r| report.revision >= r),
+        None => true,
+    };
+    if newer {
+        latest.insert(&report.id.0[..], arrival)?;
+    }
+    Ok(())
+}
+
+/// The first and last by-id keys of report `id`'s revisions.
+pub(super) fn revision_range(id: &ReportId) -> ([u8; 20], [u8; 20]) {
+    let mut from = [0u8; 20];
+    from[..16].copy_from_slice(&id.0);
+    let mut to = [0xffu8; 20];
+    to[..16].copy_from_slice(&id.0);
+    (from, to)
+}

@@ -1,0 +1,139 @@
+//! Armada: the state of every site (filterable, sortable, with a summary per Kanwil), and
+//! revoking a site, which needs its id typed.
+
+use super::{csrf_field, kanwil_select, layout};
+use crate::admin::{self, SiteState};
+use crate::store::Role;
+use crate::web::api::{self, ListQuery};
+use crate::web::show::{self, Zone};
+use crate::web::{check_csrf, Principal, Web};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use maud::html;
+use pasopati_common::Timestamp;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// How long ago an RFC 3339 time was, in the largest whole unit (`45 dtk`, `12 mnt`, `3 jam`,
+/// `2 hari`).
+fn age(rfc3339: &str) -> String {
+    let Ok(t) = Timestamp::parse_rfc3339(rfc3339) else {
+        return rfc3339.to_owned();
+    };
+    let secs = Timestamp::now().millis_since(t).max(0) / 1000;
+    match secs {
+        s if s < 60 => format!("{s} dtk"),
+        s if s < 3600 => format!("{} mnt", s / 60),
+        s if s < 86_400 => format!("{} jam", s / 3600),
+        s => format!("{} hari", s / 86_400),
+    }
+}
+
+/// The fleet: every site with its state, backlog and health, filtered by state and Kanwil.
+pub async fn armada(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let mut sites = match api::site_views(&web) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut kanwil: BTreeMap<String, HashMap<SiteState, usize>> = BTreeMap::new();
+    for s in &sites {
+        *kanwil
+            .entry(s.kanwil.clone())
+            .or_default()
+            .entry(s.state)
+            .or_default() += 1;
+    }
+    if let Some(k) = q.kanwil.as_deref().filter(|s| !s.is_empty()) {
+        sites.retain(|s| s.kanwil == k);
+    }
+    if let Some(st) = q.state.as_deref().filter(|s| !s.is_empty()) {
+        sites.retain(|s| s.state == st);
+    }
+    let states = SiteState::ALL;
+    let admin = who.role >= Role::Admin;
+    let body = html! {
+        form.saring method="get" action="/armada" {
+            select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st.as_str()) selected[q.state.as_deref() == Some(st.as_str())] { (st.label()) } } }
+            (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil"))
+            button type="submit" { "Saring" }
+        }
+        p { small { "Online: tersambung sekarang. Offline: tidak ada sambungan. Menumpuk: antrean bertambah. Senyap: tersambung tetapi tanpa laporan. "
+            "Antrean: laporan yang belum dikirim menurut detak (heartbeat) terakhir; \u{201c}usang\u{201d} bila pusat sudah menerima laporan sesudah detak itu. Waktu menurut zona UPT." } }
+        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Umur laporan tertua yang belum terkirim" } th { "Sinkron terakhir" } th { "Versi agen" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if admin { th { "" } } }
+            @for s in &sites {
+                @let zone = Zone::of_kanwil(&s.kanwil);
+                @let stale = s.backlog_stale && s.backlog.is_some_and(|b| b > 0);
+                tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state.as_str()) { (s.state.label()) }
+                     td { @if let Some(b) = s.backlog { @if stale { span.usang title=(format!("dilaporkan {}; ada laporan tersimpan sesudahnya", s.heartbeat_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_default())) { (b) " (usang)" } } @else { (b) } } }
+                     td { @if !stale { (s.oldest_unsent_at.as_deref().map(age).unwrap_or_default()) } } td { (s.last_sync_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_else(|| "belum pernah".into())) } td { (s.agent_version.clone().unwrap_or_default()) }
+                     td { (s.disk_free_bytes.map(|b| format!("{:.1}", b as f64 / 1_073_741_824.0)).unwrap_or_default()) } td { (s.clock_offset_ms.map(|c| c.to_string()).unwrap_or_default()) }
+                     @if admin { td { @if s.state != "revoked" {
+                        details.cabut { summary { "Cabut…" }
+                            form method="post" action=(format!("/armada/{}/cabut", s.id)) { (csrf_field(&who))
+                                label { "Ketik " code { (s.id) } " untuk mencabut sertifikat " (s.name) ": " input name="konfirmasi" autocomplete="off" required; }
+                                button type="submit" { "Cabut" } } } } } } }
+            }
+        }
+        h2 { "Ringkasan per Kanwil" }
+        table.urut { tr { th { "Kanwil" } @for st in states { th { (st.label()) } } }
+            @for (k, counts) in &kanwil { tr { td { (k) } @for st in states { td class=(if counts.get(&st).copied().unwrap_or(0) > 0 { st.as_str() } else { "" }) { (counts.get(&st).copied().unwrap_or(0)) } } } }
+        }
+    };
+    layout("Armada", "/armada", &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    csrf: Option<String>,
+    /// The site id, typed by the admin to confirm.
+    #[serde(default)]
+    konfirmasi: String,
+}
+
+/// Revokes a site, only when the form carries the site's id typed in `konfirmasi`.
+pub async fn armada_cabut(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
+        return r;
+    }
+    let Ok(site) = pasopati_common::SiteId::new(&id) else {
+        return (StatusCode::BAD_REQUEST, "id UPT tidak sah").into_response();
+    };
+    if form.konfirmasi.trim() != site.as_str() {
+        return (
+            StatusCode::BAD_REQUEST,
+            layout(
+                "Armada",
+                "/armada",
+                &who,
+                html! {
+                    p.pesan { "Sertifikat " b { (site.as_str()) } " tidak dicabut: ketik id UPT itu persis untuk mengonfirmasi pencabutan. " a href="/armada" { "Kembali ke Armada" } }
+                },
+            ),
+        )
+            .into_response();
+    }
+    match admin::site_revoke(
+        &web.state.store,
+        &site,
+        &format!("dashboard:{}", who.username),
+    ) {
+        Ok(_) => {
+            web.state.close_site(&site);
+            Redirect::to("/armada").into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}

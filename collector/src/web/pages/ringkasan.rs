@@ -1,0 +1,97 @@
+//! Ringkasan, the first page: today's reports, urgent ones, spikes, sites offline, media tone
+//! and the stories the media covered most.
+
+use super::layout;
+use crate::web::api::{self, find_reports, ListQuery};
+use crate::web::show::{self, Zone};
+use crate::web::{Principal, Web};
+use axum::extract::State;
+use axum::response::Response;
+use axum::Extension;
+use maud::html;
+use pasopati_common::Timestamp;
+use std::sync::Arc;
+
+pub async fn ringkasan(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+) -> Response {
+    let now = Timestamp::now().0;
+    let today = pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(now));
+    let q = ListQuery {
+        since: Some(today.clone()),
+        until: Some(today.clone()),
+        limit: Some(1000),
+        ..ListQuery::default()
+    };
+    let (todays, total_today) = match find_reports(&web, &q) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let urgent: Vec<_> = todays
+        .iter()
+        .filter(|r| r.report.priority == pasopati_common::Priority::Urgent)
+        .collect();
+    let sites = match api::site_views(&web) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let names = show::Names::of(&web.state.store);
+    let offline: Vec<_> = sites.iter().filter(|s| s.state == "offline").collect();
+    let alerts = api::alert_list(&web).unwrap_or_default();
+    let all_stories = web.state.newsroom.stories().unwrap_or_default();
+    let top = top_media_stories(&all_stories, 10);
+    let mean =
+        (!top.is_empty()).then(|| top.iter().map(|s| s.sentiment).sum::<f64>() / top.len() as f64);
+    // Colour marks a problem only: an urgent report, an offline site, a spike, negative tone.
+    let problem = |bad: bool| if bad { "urgent" } else { "" };
+    let body = html! {
+        div.kartu {
+            div { "Laporan UPT hari ini" b { (total_today) } small { "terjadi " (today) " (WIB)" } }
+            div { "Laporan mendesak hari ini" b class=(problem(!urgent.is_empty())) { (urgent.len()) } small { "prioritas mendesak, dari laporan hari ini" } }
+            div { "Lonjakan" b class=(problem(!alerts.is_empty())) { (alerts.len()) } small { "media dan laporan, seluruh data; lihat Peringatan" } }
+            div { "UPT offline sekarang" b class=(problem(!offline.is_empty())) { (offline.len()) } small { "dari " (sites.len()) " UPT terdaftar" } }
+            div { "Sentimen media" b class=(problem(mean.is_some_and(|m| m < -0.2))) { (mean.map_or_else(|| "–".to_owned(), |m| format!("{m:+.2}"))) }
+                  small { "rata-rata " (top.len()) " cerita media teratas di bawah (−1 negatif … +1 positif)" } }
+        }
+        h2 { "Laporan mendesak hari ini" }
+        @if urgent.is_empty() { p { "Tidak ada." } }
+        ul { @for r in &urgent { li.urgent { a href=(format!("/laporan/{}", r.report.id)) { (r.report.title) } " — " (names.unit(r.site.as_str())) " " (names.time(r.site.as_str(), r.report.occurred_at.0)) } } }
+        h2 { "Cerita media teratas" }
+        p { small { "Cerita dengan item media terbanyak dari seluruh media yang tersimpan; salinan sindikasi tidak dihitung. Laporan UPT yang terkait disebut, tetapi tidak menaikkan peringkat." } }
+        @if top.is_empty() { p { "Belum ada item media." } }
+        @else {
+            table { tr { th { "Cerita" } th { "Item media" } th { "Laporan UPT terkait" } th { "UPT" } th { "Terakhir" } th { "Sentimen" } }
+                @for s in &top {
+                    tr { td { (s.title) } td { (s.items.len()) } td { (s.reports.len()) } td { (names.units(&s.upt)) } td { (show::local_text(&s.last_seen, Zone::Wib)) }
+                         td class=(problem(s.sentiment < -0.2)) { (format!("{:+.2}", s.sentiment)) } }
+                }
+            }
+        }
+        h2 { "UPT offline sekarang" }
+        @if offline.is_empty() { p { "Tidak ada." } }
+        ul { @for s in offline.iter().take(20) {
+            @let zone = Zone::of_kanwil(&s.kanwil);
+            li { (s.name) " — kontak terakhir " (s.last_seen_at.as_deref().map_or_else(|| "belum pernah".to_owned(), |t| show::local_text(t, zone))) } } }
+    };
+    layout("Ringkasan", "/", &who, body)
+}
+
+/// The stories the media covered most: only stories with at least one media item, ranked by
+/// their media items (syndicated copies already folded), then by recency. Site reports joined
+/// to a story never raise its rank.
+pub(crate) fn top_media_stories(
+    stories: &[pasopati_analysis::batch::StoryResult],
+    n: usize,
+) -> Vec<&pasopati_analysis::batch::StoryResult> {
+    let mut top: Vec<&pasopati_analysis::batch::StoryResult> =
+        stories.iter().filter(|s| !s.items.is_empty()).collect();
+    top.sort_by(|a, b| {
+        b.items
+            .len()
+            .cmp(&a.items.len())
+            .then(b.last_seen.cmp(&a.last_seen))
+    });
+    top.truncate(n);
+    top
+}
