@@ -588,15 +588,23 @@ async fn run_sync(
                 CollectorStep::Refuse(refusal) => {
                     return Err(SyncEnd::Refused(refusal.code, refusal.message))
                 }
-                CollectorStep::ReadHwm { epoch } => {
-                    let stored = state.store.hwm(site, epoch).map_err(|e| {
+                CollectorStep::ReadHwm {
+                    epoch,
+                    verdicts_from,
+                } => {
+                    let unavailable = |e: crate::store::StoreError| {
                         SyncEnd::Refused(
                             RefusalCode::Unavailable,
                             format!("store unavailable: {e}"),
                         )
-                    })?;
+                    };
+                    let stored = state.store.hwm(site, epoch).map_err(unavailable)?;
+                    let first_verdict = state
+                        .store
+                        .first_verdict_from(site, epoch, verdicts_from)
+                        .map_err(unavailable)?;
                     session
-                        .hwm_read(stored, Timestamp::now())
+                        .hwm_read(stored, first_verdict, Timestamp::now())
                         .map_err(violation)?
                 }
                 CollectorStep::Store(command) => {

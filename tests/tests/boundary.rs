@@ -697,3 +697,51 @@ async fn claims_are_stored_with_identity_data_masked() {
     }
     assert!(register.contains("DISAMARKAN"), "{register}");
 }
+
+/// A refusal whose answer is lost (the connection dies after the collector's commit) still
+/// reaches the site: the next `Welcome` stops below the refused seq, the agent sends it again,
+/// and the answer names the verdict again. Without this the site counted the report as
+/// delivered. (The simulation in `protocol/src/sim.rs` found it; this is the same over QUIC.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_whose_answer_was_lost_is_named_again() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let dir = tmp.path().join("a");
+    c.enroll_agent(&dir, "lapas-putus").await;
+    let site = SiteId::new("lapas-putus").unwrap_or_else(|e| panic!("{e}"));
+    let good = filed(1);
+    let mut bad = filed(2);
+    bad.category = "tidak-ada".into();
+
+    let mut raw = RawClient::connect(&dir, c.addr).await;
+    assert_eq!(raw.hello(Epoch(9), 0, 3).await, 0);
+    raw.send(&AgentFrame::Batch(Batch {
+        first_seq: 1,
+        reports: vec![good, bad.clone()],
+    }))
+    .await;
+    // The batch is committed; its answer never reaches the agent.
+    eventually(
+        "the batch is committed",
+        std::time::Duration::from_secs(10),
+        || c.store.hwm(&site, Epoch(9)).ok() == Some(2),
+    )
+    .await;
+    raw.conn.close(0u32.into(), b"cut");
+    drop(raw);
+
+    let mut raw = RawClient::connect(&dir, c.addr).await;
+    assert_eq!(
+        raw.hello(Epoch(9), 0, 3).await,
+        1,
+        "the Welcome stops below the verdict the agent has not heard"
+    );
+    let (hwm, seqs, reason) = refused_seqs(&send_batch(&mut raw, 2, vec![bad]).await);
+    assert_eq!((hwm, seqs), (2, vec![2]));
+    assert!(reason.contains("tidak-ada"), "{reason}");
+    drop(raw);
+
+    // Heard: the next session is welcomed at the whole hwm.
+    let mut raw = RawClient::connect(&dir, c.addr).await;
+    assert_eq!(raw.hello(Epoch(9), 2, 3).await, 2);
+}

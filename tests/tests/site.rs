@@ -243,13 +243,27 @@ async fn the_collector_quarantines_what_an_agent_let_through() {
             .is_none(),
         "stored in the main tables"
     );
-    // A replay of the quarantined seq is recognised, not a conflict.
+    // A replay of the quarantined seq is recognised, not a conflict, and its verdict is named
+    // again (the agent that sends a seq again has not heard its answer).
     raw.send(&AgentFrame::Batch(Batch {
         first_seq: 1,
         reports: vec![leaky.clone()],
     }))
     .await;
-    assert_eq!(raw.recv().await, CollectorFrame::Ack { hwm: 2 });
+    match raw.recv().await {
+        CollectorFrame::Nack {
+            hwm: 2,
+            reason:
+                pasopati_common::frame::NackReason::ReportsRefused {
+                    refused,
+                    quarantined,
+                },
+        } => {
+            assert!(refused.is_empty());
+            assert_eq!(quarantined.iter().map(|q| q.seq).collect::<Vec<_>>(), [1]);
+        }
+        other => panic!("expected the quarantine named again, got {other:?}"),
+    }
     match pasopati_collector::call(&c.dir, CollectorRequest::Quarantine)
         .await
         .as_deref()

@@ -11,13 +11,14 @@ use super::{
 };
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{Batch, Heartbeat, Limits, NackReason, RefusedReport};
-use pasopati_common::ingest::{apply_batch_rules, BatchVerdict, Ledger};
+use pasopati_common::ingest::{apply_batch_rules, BatchVerdict, Ledger, Verdicts};
 use pasopati_common::pii::{Finding, PiiGuard};
 use pasopati_common::sync::HelloDecision;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
+use std::ops::RangeInclusive;
 
 /// Report id → the site that first filed it. Only that site may send later revisions.
 pub(super) const OWNERS: TableDefinition<&[u8], &str> = TableDefinition::new("owners");
@@ -26,6 +27,10 @@ pub(super) const BY_POSITION: TableDefinition<(&str, u64, u64), u64> =
     TableDefinition::new("by_position");
 /// (site, epoch, first missing seq) → gap record.
 pub(super) const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
+/// (site, epoch, seq) → the verdict on a report refused or quarantined at that position, kept so
+/// that a verdict whose answer was lost is named to the agent again.
+pub(super) const VERDICTS: TableDefinition<(&str, u64, u64), &[u8]> =
+    TableDefinition::new("verdicts");
 /// Rejection number → rejection record.
 pub(super) const REJECTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("rejections");
 /// (site, received at in ms) → heartbeat, kept for seven days per site.
@@ -100,6 +105,24 @@ impl Store {
         let table = txn.open_table(HWM)?;
         let value = table.get((site.as_str(), epoch.0))?;
         Ok(value.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// The lowest seq of (site, epoch) from `from` on with a kept verdict, which a `Welcome`
+    /// must stop below (see `CollectorSession::hwm_read`).
+    pub fn first_verdict_from(
+        &self,
+        site: &SiteId,
+        epoch: Epoch,
+        from: Seq,
+    ) -> Result<Option<Seq>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(VERDICTS)?;
+        let mut range =
+            table.range((site.as_str(), epoch.0, from)..=(site.as_str(), epoch.0, Seq::MAX))?;
+        Ok(match range.next() {
+            Some(entry) => Some(entry?.0.value().2),
+            None => None,
+        })
     }
 
     /// Applies a `Hello` decision: records a lost range as a gap and moves the hwm past it,
@@ -355,8 +378,16 @@ struct RedbLedger<'t> {
     by_id: redb::Table<'t, &'static [u8], u64>,
     latest: redb::Table<'t, &'static [u8], u64>,
     owners: redb::Table<'t, &'static [u8], &'static str>,
+    verdicts: redb::Table<'t, (&'static str, u64, u64), &'static [u8]>,
     next_arrival: u64,
     stored: Vec<StoredReport>,
+}
+
+/// A verdict kept by position (the value of [`VERDICTS`]).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+struct KeptVerdict {
+    quarantined: bool,
+    report: RefusedReport,
 }
 
 impl<'t> RedbLedger<'t> {
@@ -382,6 +413,7 @@ impl<'t> RedbLedger<'t> {
             by_id: txn.open_table(BY_ID)?,
             latest: txn.open_table(LATEST)?,
             owners: txn.open_table(OWNERS)?,
+            verdicts: txn.open_table(VERDICTS)?,
             next_arrival,
             stored: Vec::new(),
         })
@@ -502,6 +534,41 @@ impl Ledger for RedbLedger<'_> {
                 .insert((self.site.as_str(), self.epoch.0, seq), a)?;
         }
         Ok(())
+    }
+
+    fn remember_verdicts(&mut self, verdicts: &Verdicts) -> Result<(), StoreError> {
+        let tagged = verdicts
+            .refused
+            .iter()
+            .map(|r| (false, r))
+            .chain(verdicts.quarantined.iter().map(|r| (true, r)));
+        for (quarantined, report) in tagged {
+            let kept = KeptVerdict {
+                quarantined,
+                report: report.clone(),
+            };
+            self.verdicts.insert(
+                (self.site.as_str(), self.epoch.0, report.seq),
+                &encode(&kept)[..],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn verdicts_within(&mut self, range: RangeInclusive<Seq>) -> Result<Verdicts, StoreError> {
+        let (site, epoch) = (self.site.as_str(), self.epoch.0);
+        let mut found = Verdicts::default();
+        for entry in self
+            .verdicts
+            .range((site, epoch, *range.start())..=(site, epoch, *range.end()))?
+        {
+            let kept: KeptVerdict = decode(entry?.1.value())?;
+            match kept.quarantined {
+                true => found.quarantined.push(kept.report),
+                false => found.refused.push(kept.report),
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -188,6 +188,7 @@ impl Store {
         txn.open_table(ingest::OWNERS)?;
         txn.open_table(ingest::GAPS)?;
         txn.open_table(ingest::REJECTIONS)?;
+        txn.open_table(ingest::VERDICTS)?;
         txn.open_table(audit::AUDIT)?;
         txn.open_table(QUARANTINE)?;
         txn.open_table(ingest::HEARTBEATS)?;
