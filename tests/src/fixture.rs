@@ -187,9 +187,14 @@ pub fn hidden_field(page: &str, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A GET with some headers.
+pub async fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpReply {
+    http_call(addr, "GET", path, headers, "").await
+}
+
 /// A GET with a session cookie (`name=value`).
 pub async fn get_with_cookie(addr: SocketAddr, path: &str, cookie: &str) -> HttpReply {
-    http_call(addr, "GET", path, &[("Cookie", cookie)], "").await
+    http_get(addr, path, &[("Cookie", cookie)]).await
 }
 
 /// A form POST with a session cookie (`name=value`).
@@ -285,4 +290,32 @@ impl TestCollector {
         })
         .await;
     }
+}
+
+/// Initialises a collector in `<tmp>/collector` through [`crate::init_collector_with`]; returns
+/// its folder.
+pub fn init_collector_in(tmp: &TempDir, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let dir = tmp.path().join("collector");
+    crate::init_collector_with(&dir, edit);
+    dir
+}
+
+/// A collector.toml edit: sites count as offline after `after` (`"2s"`) instead of 10 minutes.
+pub fn offline_after(after: &str) -> impl FnOnce(String) -> String + '_ {
+    move |t| {
+        t.replace(
+            "offline_after = \"10m\"",
+            &format!("offline_after = \"{after}\""),
+        )
+    }
+}
+
+/// The text of `text` after the first `start` and before the next `end` (empty if `start` is
+/// not there).
+pub fn section(text: &str, start: &str, end: &str) -> String {
+    text.split(start)
+        .nth(1)
+        .and_then(|s| s.split(end).next())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -28,8 +28,18 @@ async fn collector_with_users(dir: &std::path::Path) -> TestCollector {
 /// A temporary folder with a collector and its three users in `<tmp>/collector`; returns the
 /// dashboard's address too.
 async fn dashboard_in_tempdir() -> (tempfile::TempDir, TestCollector, SocketAddr) {
+    configured_dashboard("collector", |t| t).await
+}
+
+/// [`dashboard_in_tempdir`] in `<tmp>/<folder>`, with its collector.toml rewritten by `edit`.
+async fn configured_dashboard(
+    folder: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, TestCollector, SocketAddr) {
     let tmp = tempdir();
-    let c = collector_with_users(&tmp.path().join("collector")).await;
+    let dir = tmp.path().join(folder);
+    init_collector_with(&dir, edit);
+    let c = collector_with_users(&dir).await;
     let addr = c.dashboard();
     (tmp, c, addr)
 }
@@ -60,7 +70,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
             Access::Role(_) => assert_eq!(reply.status, 401, "{} {}", r.method, r.path),
         }
     }
-    assert_eq!(http_call(addr, "GET", "/healthz", &[], "").await.body, "ok");
+    assert_eq!(http_get(addr, "/healthz", &[]).await.body, "ok");
 
     // A viewer may read but change nothing, even with a valid CSRF token.
     let (viewer, viewer_csrf) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
@@ -78,7 +88,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
         assert_eq!(reply.status, 403, "viewer on {}: {}", r.path, reply.body);
     }
     assert_eq!(
-        http_call(addr, "GET", "/armada", &[("Cookie", &viewer)], "")
+        http_get(addr, "/armada", &[("Cookie", &viewer)])
             .await
             .status,
         200
@@ -113,7 +123,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
     );
     let done = http_call(addr, "POST", "/verifikasi", &headers, &form(true)).await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let claims = http_call(addr, "GET", "/api/v1/claims", &[("Cookie", &viewer)], "").await;
+    let claims = http_get(addr, "/api/v1/claims", &[("Cookie", &viewer)]).await;
     let claims: Value = serde_json::from_str(&claims.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(claims["total"], 1);
     assert_eq!(
@@ -132,12 +142,10 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
     // API tokens: read with a viewer's token, refused to change, dead once the user is disabled.
     let d = path_str(&c.dir).to_owned();
     let bearer = api_bearer(&bins, &c.dir, "pemirsa1", &[]);
-    let list = http_call(
+    let list = http_get(
         addr,
-        "GET",
         "/api/v1/reports?format=csv",
         &[("Authorization", &bearer)],
-        "",
     )
     .await;
     assert_eq!(list.status, 200);
@@ -162,21 +170,13 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
         ],
     );
     assert_eq!(
-        http_call(
-            addr,
-            "GET",
-            "/api/v1/reports",
-            &[("Authorization", &bearer)],
-            ""
-        )
-        .await
-        .status,
+        http_get(addr, "/api/v1/reports", &[("Authorization", &bearer)])
+            .await
+            .status,
         401
     );
     assert_eq!(
-        http_call(addr, "GET", "/", &[("Cookie", &viewer)], "")
-            .await
-            .status,
+        http_get(addr, "/", &[("Cookie", &viewer)]).await.status,
         303
     );
 
@@ -195,14 +195,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
 async fn the_openapi_document_lists_every_route() {
     let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
-    let doc = http_call(
-        addr,
-        "GET",
-        "/api/v1/openapi.json",
-        &[("Cookie", &admin)],
-        "",
-    )
-    .await;
+    let doc = http_get(addr, "/api/v1/openapi.json", &[("Cookie", &admin)]).await;
     let doc: Value = serde_json::from_str(&doc.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(doc["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
@@ -233,7 +226,7 @@ async fn the_openapi_document_lists_every_route() {
             r.path
         );
     }
-    let unknown = http_call(addr, "GET", "/tidak-ada", &[("Cookie", &admin)], "").await;
+    let unknown = http_get(addr, "/tidak-ada", &[("Cookie", &admin)]).await;
     assert_eq!(unknown.status, 404);
     assert!(unknown.body.contains("rute tidak dikenal"));
 }
@@ -282,17 +275,11 @@ async fn subscribe(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armada_shows_a_site_going_offline_and_events_stream_live() {
     let bins = bins!();
-    let tmp = tempdir();
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace("offline_after = \"10m\"", "offline_after = \"3s\"")
-    });
-    let c = collector_with_users(&dir).await;
-    let addr = c.dashboard();
+    let (tmp, c, addr) = configured_dashboard("collector", offline_after("3s")).await;
     let agent_dir = tmp.path().join("agent");
     c.enroll_agent(&agent_dir, "lapas-uji").await;
     let (handle, running) = start_agent(&agent_dir);
-    let bearer = api_bearer(&bins, &dir, "pemirsa1", &[]);
+    let bearer = api_bearer(&bins, &c.dir, "pemirsa1", &[]);
     let state_of = |body: &str| -> Option<String> {
         let v: Value = serde_json::from_str(body).ok()?;
         v["items"]
@@ -303,14 +290,7 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let sites = http_call(
-            addr,
-            "GET",
-            "/api/v1/sites",
-            &[("Authorization", &bearer)],
-            "",
-        )
-        .await;
+        let sites = http_get(addr, "/api/v1/sites", &[("Authorization", &bearer)]).await;
         if state_of(&sites.body).as_deref() == Some("online") {
             break;
         }
@@ -391,12 +371,12 @@ async fn a_published_item_appears_in_valid_feeds() {
     let publish = [("csrf", csrf.as_str()), ("report", id.as_str())];
     let drafted = post_form(addr, "/publikasi", &cookie, &publish).await;
     assert_eq!(drafted.status, 303, "{}", drafted.body);
-    let feed = http_call(addr, "GET", "/feed/feed.json", &[("Cookie", &cookie)], "").await;
+    let feed = http_get(addr, "/feed/feed.json", &[("Cookie", &cookie)]).await;
     assert!(!feed.body.contains("Panen sayur"), "a draft was published");
     let approved = post_form(addr, "/publikasi/1/setujui", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(approved.status, 303, "{}", approved.body);
 
-    let atom = http_call(addr, "GET", "/feed/atom.xml", &[("Cookie", &cookie)], "").await;
+    let atom = http_get(addr, "/feed/atom.xml", &[("Cookie", &cookie)]).await;
     assert!(atom
         .header("content-type")
         .is_some_and(|t| t.starts_with("application/atom+xml")));
@@ -461,7 +441,7 @@ async fn a_published_item_appears_in_valid_feeds() {
         "{title}"
     );
 
-    let json = http_call(addr, "GET", "/feed/feed.json", &[("Cookie", &cookie)], "").await;
+    let json = http_get(addr, "/feed/feed.json", &[("Cookie", &cookie)]).await;
     let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(feed["version"], "https://jsonfeed.org/version/1.1");
     assert!(feed["title"].is_string() && feed["feed_url"].is_string());
@@ -760,22 +740,8 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     let base = format!("http://{}", c.dashboard());
     // Sites named as the gazetteer names them, in WIB and WITA, so that the screenshots show
     // names, labels and each site's local time.
-    let agent = enroll_named(
-        &c,
-        &tmp.path().join("agent"),
-        "lapas-cipinang",
-        "Lapas Kelas I Cipinang",
-        "DKI Jakarta",
-    )
-    .await;
-    let other = enroll_named(
-        &c,
-        &tmp.path().join("agent-2"),
-        "rutan-makassar",
-        "Rutan Kelas I Makassar",
-        "Sulawesi Selatan",
-    )
-    .await;
+    let agent = enroll_named(&c, &tmp.path().join("agent"), CIPINANG).await;
+    let other = enroll_named(&c, &tmp.path().join("agent-2"), MAKASSAR).await;
     let handle = agent.handle();
     for i in 0..4 {
         handle.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
@@ -1049,14 +1015,7 @@ async fn csv_export_neutralises_formula_cells() {
         let reply = post_form(addr, "/verifikasi", &analyst, &fields).await;
         assert_eq!(reply.status, 303, "{}", reply.body);
     }
-    let csv = http_call(
-        addr,
-        "GET",
-        "/api/v1/claims?format=csv",
-        &[("Cookie", &analyst)],
-        "",
-    )
-    .await;
+    let csv = http_get(addr, "/api/v1/claims?format=csv", &[("Cookie", &analyst)]).await;
     assert_eq!(csv.status, 200);
     for claim in hostile {
         let quoted = format!("\"'{}\"", claim.replace('"', "\"\""));
@@ -1081,16 +1040,9 @@ async fn csv_export_neutralises_formula_cells() {
 /// configured listen address), never from the request's `Host` or `X-Forwarded-Proto`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_links_ignore_a_hostile_host_header() {
-    let tmp = tempdir();
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace(
-            "[dashboard]",
-            "[dashboard]\npublic_url = \"https://pasopati.contoh.go.id\"",
-        )
-    });
-    let c = collector_with_users(&dir).await;
-    let addr = c.dashboard();
+    let public_url = "[dashboard]\npublic_url = \"https://pasopati.contoh.go.id\"";
+    let (tmp, c, addr) =
+        configured_dashboard("collector", |t| t.replace("[dashboard]", public_url)).await;
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let hostile = [
         ("Cookie", viewer.as_str()),
@@ -1130,12 +1082,10 @@ async fn feed_links_ignore_a_hostile_host_header() {
     let c = collector_with_users(&dir).await;
     let addr = c.dashboard();
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
-    let json = http_call(
+    let json = http_get(
         addr,
-        "GET",
         "/feed/feed.json",
         &[("Cookie", &viewer), ("Host", "jahat.example")],
-        "",
     )
     .await;
     let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
@@ -1160,14 +1110,7 @@ async fn search_links_percent_encode_their_values() {
     sync_reports(&c, &tmp.path().join("agent"), drafts.collect()).await;
 
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
-    let page = http_call(
-        addr,
-        "GET",
-        "/laporan?q=a%26b%23c&limit=1",
-        &[("Cookie", &viewer)],
-        "",
-    )
-    .await;
+    let page = http_get(addr, "/laporan?q=a%26b%23c&limit=1", &[("Cookie", &viewer)]).await;
     assert_eq!(page.status, 200);
     let href = |body: &str, label: &str| -> String {
         body.split("<a href=\"")
@@ -1181,7 +1124,7 @@ async fn search_links_percent_encode_their_values() {
     let csv = href(&page.body, "Unduh CSV");
     assert!(csv.contains("q=a%26b%23c"), "{csv}");
     // Following the link keeps the search (the form shows it again) and moves on a page.
-    let second = http_call(addr, "GET", &next, &[("Cookie", &viewer)], "").await;
+    let second = http_get(addr, &next, &[("Cookie", &viewer)]).await;
     assert_eq!(second.status, 200);
     assert!(
         second
@@ -1253,17 +1196,13 @@ async fn parallel_wrong_logins_are_throttled_before_argon2() {
 /// other peer the header is ignored (so an attacker cannot dodge the lock by writing it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_is_per_user_and_client_address() {
-    let tmp = tempdir();
-    let dir = tmp.path().join("di-belakang-proxy");
-    init_collector_with(&dir, |t| {
-        t.replace(
-            "trusted_proxies = []",
-            "trusted_proxies = [\"127.0.0.1\", \"::1\"]",
-        )
-    });
-    let c = collector_with_users(&dir).await;
-    let addr = c.dashboard();
+    let proxies = "trusted_proxies = [\"127.0.0.1\", \"::1\"]";
+    let (tmp, c, addr) = configured_dashboard("di-belakang-proxy", |t| {
+        t.replace("trusted_proxies = []", proxies)
+    })
+    .await;
     let attacker = [("X-Forwarded-For", "203.0.113.7")];
+    let real_admin = [("X-Forwarded-For", "198.51.100.9")];
     for _ in 0..5 {
         let r = login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &attacker).await;
         assert_eq!(r.status, 401, "{}", r.body);
@@ -1275,13 +1214,7 @@ async fn lockout_is_per_user_and_client_address() {
         429
     );
     // The real admin at her own address signs in.
-    let real = login_attempt(
-        addr,
-        "admin1",
-        PASSWORD,
-        &[("X-Forwarded-For", "198.51.100.9")],
-    )
-    .await;
+    let real = login_attempt(addr, "admin1", PASSWORD, &real_admin).await;
     assert_eq!(real.status, 303, "{}", real.body);
     // Another user at the attacker's address is not locked either.
     let other = login_attempt(addr, "analis1", PASSWORD, &attacker).await;
@@ -1293,22 +1226,11 @@ async fn lockout_is_per_user_and_client_address() {
     let addr = c.dashboard();
     for i in 0..5 {
         let spoofed = format!("203.0.113.{i}");
-        let r = login_attempt(
-            addr,
-            "admin1",
-            "salah-sekali-ya-ampun",
-            &[("X-Forwarded-For", &spoofed)],
-        )
-        .await;
+        let from = [("X-Forwarded-For", spoofed.as_str())];
+        let r = login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &from).await;
         assert_eq!(r.status, 401, "{}", r.body);
     }
-    let r = login_attempt(
-        addr,
-        "admin1",
-        PASSWORD,
-        &[("X-Forwarded-For", "198.51.100.9")],
-    )
-    .await;
+    let r = login_attempt(addr, "admin1", PASSWORD, &real_admin).await;
     assert_eq!(r.status, 429, "{}", r.body);
 }
 
@@ -1383,12 +1305,12 @@ async fn every_answer_has_security_headers_and_login_needs_its_csrf_token() {
         check(&reply, &format!("{method} {path}"));
     }
     // The static files are served to anyone, with their types.
-    let css = http_call(addr, "GET", "/static/app.css", &[], "").await;
+    let css = http_get(addr, "/static/app.css", &[]).await;
     assert_eq!(css.status, 200);
     assert!(css
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/css")));
-    let js = http_call(addr, "GET", "/static/app.js", &[], "").await;
+    let js = http_get(addr, "/static/app.js", &[]).await;
     assert_eq!(js.status, 200);
     assert!(js.body.contains("EventSource"));
 
@@ -1525,15 +1447,9 @@ async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
     let revoked = create(&["--expires", "30d"]);
     let short = create(&["--expires", "2s"]);
     let status = |bearer: String| async move {
-        http_call(
-            addr,
-            "GET",
-            "/api/v1/sites",
-            &[("Authorization", &bearer)],
-            "",
-        )
-        .await
-        .status
+        http_get(addr, "/api/v1/sites", &[("Authorization", &bearer)])
+            .await
+            .status
     };
     for t in [&kept, &revoked, &short] {
         assert_eq!(status(t.clone()).await, 200);
@@ -1639,21 +1555,19 @@ async fn sessions_survive_a_restart_and_logout_removes_them() {
 
     let c = TestCollector::start(&dir, any_loopback_port()).await;
     let addr = c.dashboard();
-    let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    let home = http_get(addr, "/", &[("Cookie", &cookie)]).await;
     assert_eq!(home.status, 200, "the session did not survive the restart");
     assert!(home.body.contains(&csrf), "the CSRF token changed");
     assert_eq!(c.store.session_count("admin1").ok(), Some(1));
 
     let out = post_form(addr, "/logout", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(out.status, 303, "{}", out.body);
-    let after = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    let after = http_get(addr, "/", &[("Cookie", &cookie)]).await;
     assert_eq!(after.status, 303, "the cookie still works after logout");
     assert_eq!(c.store.session_count("admin1").ok(), Some(0));
 
     assert_eq!(
-        http_call(addr, "GET", "/", &[("Cookie", &viewer)], "")
-            .await
-            .status,
+        http_get(addr, "/", &[("Cookie", &viewer)]).await.status,
         200
     );
     c.store
@@ -1703,14 +1617,21 @@ async fn sessions_survive_a_restart_and_logout_removes_them() {
     assert!(matches!(c.store.session(&expired), Ok(None)));
 }
 
+/// Sites named as the gazetteer names them (id, name, Kanwil), in WIB, WITA and WIT.
+const CIPINANG: (&str, &str, &str) = ("lapas-cipinang", "Lapas Kelas I Cipinang", "DKI Jakarta");
+const MAKASSAR: (&str, &str, &str) = (
+    "rutan-makassar",
+    "Rutan Kelas I Makassar",
+    "Sulawesi Selatan",
+);
+const SORONG: (&str, &str, &str) = ("lapas-sorong", "Lapas Kelas IIB Sorong", "Papua Barat Daya");
+
 /// Registers a site named as the gazetteer names it and enrolls an agent for it in `dir`;
 /// returns the agent, ready to run.
 async fn enroll_named(
     c: &TestCollector,
     dir: &std::path::Path,
-    id: &str,
-    name: &str,
-    kanwil: &str,
+    (id, name, kanwil): (&str, &str, &str),
 ) -> pasopati_agent::Agent {
     let token = c
         .register(pasopati_collector::admin::SiteAdd {
@@ -1752,11 +1673,7 @@ async fn sync_reports(
 
 /// The `<tr>` of a site on Armada.
 fn armada_row(page: &str, id: &str) -> String {
-    page.split(&format!("data-site=\"{id}\""))
-        .nth(1)
-        .and_then(|r| r.split("</tr>").next())
-        .unwrap_or_default()
-        .to_owned()
+    section(page, &format!("data-site=\"{id}\""), "</tr>")
 }
 
 /// Whether `text` holds a local time of the form `2026-11-02 08:15 WITA` in `zone`.
@@ -1781,15 +1698,8 @@ fn has_local_time(text: &str, zone: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id() {
     let (tmp, c, addr) = dashboard_in_tempdir().await;
-    let id = "rutan-makassar";
-    let agent = enroll_named(
-        &c,
-        &tmp.path().join("agent"),
-        id,
-        "Rutan Kelas I Makassar",
-        "Sulawesi Selatan",
-    )
-    .await;
+    let id = MAKASSAR.0;
+    let agent = enroll_named(&c, &tmp.path().join("agent"), MAKASSAR).await;
     let handle = agent.handle();
     handle.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
     let running = run_agent(agent);
@@ -1808,7 +1718,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
     .await;
     let (cookie, csrf) = dashboard_login(addr, "admin1", PASSWORD).await;
     let sites_json = || async {
-        let reply = http_call(addr, "GET", "/api/v1/sites", &[("Cookie", &cookie)], "").await;
+        let reply = http_get(addr, "/api/v1/sites", &[("Cookie", &cookie)]).await;
         let v: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
         v["items"]
             .as_array()
@@ -1856,7 +1766,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
             .is_some_and(|t| t.ends_with("+08:00")),
         "{v}"
     );
-    let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
+    let page = http_get(addr, "/armada", &[("Cookie", &cookie)]).await;
     let row = armada_row(&page.body, id);
     assert!(row.contains("class=\"online\""), "{row}");
     assert!(row.contains("7 (usang)"), "{row}");
@@ -1867,7 +1777,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
     running.stop().await;
     let stopped = Instant::now();
     loop {
-        let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
+        let page = http_get(addr, "/armada", &[("Cookie", &cookie)]).await;
         if armada_row(&page.body, id).contains("class=\"offline\"") {
             break;
         }
@@ -1927,16 +1837,9 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
     let (tmp, c, addr) = dashboard_in_tempdir().await;
-    let id = "lapas-sorong";
-    let agent = enroll_named(
-        &c,
-        &tmp.path().join("agent"),
-        id,
-        "Lapas Kelas IIB Sorong",
-        "Papua Barat Daya",
-    )
-    .await;
+    let agent = enroll_named(&c, &tmp.path().join("agent"), SORONG).await;
     let handle = agent.handle();
+    let id = SORONG.0;
     let mut urgent = draft(1);
     urgent.category = "kejadian_menonjol".into();
     urgent.priority = Some(pasopati_common::Priority::Urgent);
@@ -1950,7 +1853,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
     let get = |path: String| {
         let cookie = cookie.clone();
         async move {
-            let reply = http_call(addr, "GET", &path, &[("Cookie", &cookie)], "").await;
+            let reply = http_get(addr, &path, &[("Cookie", &cookie)]).await;
             assert_eq!(reply.status, 200, "{path}: {}", reply.body);
             reply.body
         }
@@ -2002,12 +1905,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
         assert!(!text.contains(":00Z"), "{path} shows raw UTC: {text}");
     }
     let digest = get("/publikasi/ringkasan-harian".to_owned()).await;
-    let select = digest
-        .split("<select name=\"kanwil\">")
-        .nth(1)
-        .and_then(|s| s.split("</select>").next())
-        .unwrap_or_default()
-        .to_owned();
+    let select = section(&digest, "<select name=\"kanwil\">", "</select>");
     assert_eq!(select.matches("<option").count(), 39, "{select}");
     assert!(select.contains(">Papua Barat Daya<"));
     assert!(
@@ -2032,12 +1930,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
     // Ringkasan: top stories are media stories, the sentiment card is their mean, offline 0
     // is not red.
     let home = get("/".to_owned()).await;
-    let table = home
-        .split("Cerita media teratas")
-        .nth(1)
-        .and_then(|s| s.split("</table>").next())
-        .unwrap_or_default()
-        .to_owned();
+    let table = section(&home, "Cerita media teratas", "</table>");
     let rows: Vec<Vec<String>> = table
         .split("<tr>")
         .skip(2)
@@ -2056,12 +1949,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
         sum += row[5].replace('+', "").parse::<f64>().unwrap_or(f64::NAN);
     }
     let mean = format!("{:+.2}", sum / rows.len() as f64);
-    let card = home
-        .split("Sentimen media")
-        .nth(1)
-        .and_then(|s| s.split("</b>").next())
-        .unwrap_or_default()
-        .to_owned();
+    let card = section(&home, "Sentimen media", "</b>");
     assert!(
         card.ends_with(&mean),
         "card {card} against the rows' mean {mean}"
