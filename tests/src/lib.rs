@@ -589,6 +589,14 @@ impl RawClient {
             .unwrap_or_else(|e| panic!("connect: {e}"))
     }
 
+    /// Connects with the identity enrolled in `agent_dir` and says `Hello` for `epoch` with
+    /// nothing sent yet.
+    pub async fn session(agent_dir: &Path, addr: SocketAddr, epoch: Epoch) -> RawClient {
+        let mut raw = Self::connect(agent_dir, addr).await;
+        raw.hello(epoch, 0, 1).await;
+        raw
+    }
+
     /// Connects with any client configuration; the error is the handshake's.
     pub async fn connect_with(
         config: quinn::ClientConfig,
