@@ -126,6 +126,16 @@ pub fn report_args<'a>(
     title: &'a str,
     body: &'a str,
 ) -> Vec<&'a str> {
+    report_args_with(dir, category, title, ("--body", body))
+}
+
+/// [`report_args`] with the body given by another option (`("--body-file", path)`).
+pub fn report_args_with<'a>(
+    dir: &'a Path,
+    category: &'a str,
+    title: &'a str,
+    (body_option, body): (&'a str, &'a str),
+) -> Vec<&'a str> {
     vec![
         "report",
         "--data-dir",
@@ -134,9 +144,26 @@ pub fn report_args<'a>(
         category,
         "--title",
         title,
-        "--body",
+        body_option,
         body,
     ]
+}
+
+/// Runs a command with `input` on its standard input; returns its output, whatever its status.
+pub fn run_with_stdin(program: &Path, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).unwrap_or_else(|e| panic!("{e}"));
+    }
+    child.wait_with_output().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The agent binary's `enroll` command line.

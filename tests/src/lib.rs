@@ -508,14 +508,19 @@ pub async fn start_agent_form(
 ) -> (Daemon, String) {
     edit_file(&agent.join("agent.toml"), web_form_on_any_port);
     let daemon = spawn_agent_daemon(bins, agent, log);
+    let addr = web_form_addr(agent).await;
+    (daemon, addr)
+}
+
+/// The `host:port` of the running agent daemon's web form, once it serves (10 s at most).
+pub async fn web_form_addr(agent: &Path) -> String {
     for _ in 0..100 {
         if let Ok(s) = pasopati_agent::status(agent).await {
             if let Some(w) = s.web_form {
-                let addr = w
+                return w
                     .trim_start_matches("http://")
                     .trim_end_matches('/')
                     .to_owned();
-                return (daemon, addr);
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

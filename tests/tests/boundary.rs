@@ -14,6 +14,13 @@ fn filed(n: usize) -> Report {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A new revision of `report`, validated.
+fn revised(report: &Report, revision: Revision) -> Report {
+    report
+        .revise(revision, Taxonomy::builtin(), Timestamp::now())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Sends one batch and returns the collector's answer.
 async fn send_batch(raw: &mut RawClient, first_seq: u64, reports: Vec<Report>) -> CollectorFrame {
     raw.send(&AgentFrame::Batch(Batch { first_seq, reports }))
@@ -56,27 +63,20 @@ async fn a_site_cannot_rewrite_or_hide_another_sites_report() {
         CollectorFrame::Ack { hwm: 1 }
     );
 
-    let taxonomy = Taxonomy::builtin();
-    let edit = original
-        .revise(
-            Revision {
-                title: Some("Teks dari situs lain".into()),
-                ..Revision::default()
-            },
-            taxonomy,
-            Timestamp::now(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    let retraction = edit
-        .revise(
-            Revision {
-                retract: Some("disembunyikan situs lain".into()),
-                ..Revision::default()
-            },
-            taxonomy,
-            Timestamp::now(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let edit = revised(
+        &original,
+        Revision {
+            title: Some("Teks dari situs lain".into()),
+            ..Revision::default()
+        },
+    );
+    let retraction = revised(
+        &edit,
+        Revision {
+            retract: Some("disembunyikan situs lain".into()),
+            ..Revision::default()
+        },
+    );
     let mut b = RawClient::session(&dir_b, c.addr, Epoch(2)).await;
     let answer = send_batch(&mut b, 1, vec![edit, retraction, filed(2)]).await;
     let (hwm, seqs, reasons) = refused_seqs(&answer);
@@ -105,16 +105,13 @@ async fn a_site_cannot_rewrite_or_hide_another_sites_report() {
     );
 
     // The owner may still edit its own report.
-    let own = original
-        .revise(
-            Revision {
-                title: Some("Judul diperbaiki pemilik".into()),
-                ..Revision::default()
-            },
-            taxonomy,
-            Timestamp::now(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let own = revised(
+        &original,
+        Revision {
+            title: Some("Judul diperbaiki pemilik".into()),
+            ..Revision::default()
+        },
+    );
     assert_eq!(
         send_batch(&mut a, 2, vec![own]).await,
         CollectorFrame::Ack { hwm: 2 }

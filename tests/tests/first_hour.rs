@@ -418,15 +418,20 @@ fn mistakes_at_start_are_named_at_once() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    second_daemon_is_refused_at_once(&bins.collector, &dir);
+    first.stop();
+}
+
+/// `run` of `program` on `dir`, where a daemon already runs, is refused within 10 s, saying so.
+fn second_daemon_is_refused_at_once(program: &std::path::Path, dir: &std::path::Path) {
     let started = Instant::now();
-    let err = run_fail(&bins.collector, &["run", "--data-dir", path_str(&dir)]);
+    let err = run_fail(program, &["run", "--data-dir", path_str(dir)]);
     assert!(err.contains("already running"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "waited {:?}",
         started.elapsed()
     );
-    first.stop();
 }
 
 /// 12.14: a second agent daemon on the same data directory is refused at once, naming the
@@ -436,12 +441,5 @@ async fn a_second_agent_daemon_is_refused_at_once() {
     let bins = bins!();
     let (tmp, _c, agent) = collector_with_agent("agent").await;
     let (_first, _) = start_agent_form(&bins, &agent, &tmp.path().join("first.log")).await;
-    let started = Instant::now();
-    let err = run_fail(&bins.agent, &["run", "--data-dir", path_str(&agent)]);
-    assert!(err.contains("already running"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "waited {:?}",
-        started.elapsed()
-    );
+    second_daemon_is_refused_at_once(&bins.agent, &agent);
 }
