@@ -346,3 +346,34 @@ pub fn section(text: &str, start: &str, end: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+impl TestCollector {
+    /// Files `draft` at the running `agent` and waits (20 s at most) until the store holds `n`
+    /// reports.
+    pub async fn file_and_wait(
+        &self,
+        agent: &AgentHandle,
+        draft: pasopati_common::ReportDraft,
+        what: &str,
+        n: u64,
+    ) {
+        agent.file(draft).unwrap_or_else(|e| panic!("{e}"));
+        self.wait_for_reports(what, n, Duration::from_secs(20))
+            .await;
+    }
+}
+
+/// Asserts that the text file at `path` (an error file) holds every one of `needles`.
+pub fn assert_file_holds(path: &Path, needles: &[&str]) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(needles.iter().all(|n| text.contains(n)), "{text}");
+}
+
+impl TestCollector {
+    /// Every stored report (latest revisions).
+    pub fn stored_reports(&self) -> Vec<pasopati_collector::store::StoredReport> {
+        self.store
+            .reports(&Default::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}

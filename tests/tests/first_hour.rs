@@ -70,11 +70,10 @@ async fn a_report_dated_years_ahead_is_refused_at_filing() {
 async fn a_revoked_site_comes_back_with_its_history_and_its_queued_reports() {
     use pasopati_collector::control::{CollectorRequest, CollectorResponse};
     let (_tmp, c, dir) = collector_with_agent("agent").await;
-    let (agent, running) = start_agent(&dir);
-    agent.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
-    c.wait_for_reports("the first report stored", 1, Duration::from_secs(20))
-        .await;
     let site = pasopati_common::SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
+    let (agent, running) = start_agent(&dir);
+    c.file_and_wait(&agent, draft(1), "the first report stored", 1)
+        .await;
     let call = |request| pasopati_collector::call(&c.dir, request);
     call(CollectorRequest::SiteRevoke(site.clone()))
         .await

@@ -74,8 +74,7 @@ fn rows_for<'a>(page: &'a str, title: &str) -> Vec<&'a str> {
 async fn the_form_and_status_show_one_row_per_report_with_the_centers_verdict() {
     let bins = bins!();
     let tmp = tempdir();
-    let collector_dir = tmp.path().join("collector");
-    init_collector_with(&collector_dir, |t| {
+    let collector_dir = init_collector_in(&tmp, |t| {
         let edited = t.replace("deny_list = []", "deny_list = [\"Si Kancil\"]");
         assert_ne!(
             edited, t,
@@ -215,12 +214,8 @@ async fn excel_csv_with_semicolons_and_windows_1252_is_filed_and_stray_files_are
         processed.exists() && rejected.exists()
     })
     .await;
-    let error = std::fs::read_to_string(inbox.join("rejected/rusak.csv.error.txt"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        error.contains("CSV UTF-8") && error.contains("simpan sebagai CSV UTF-8"),
-        "{error}"
-    );
+    let error = inbox.join("rejected/rusak.csv.error.txt");
+    assert_file_holds(&error, &["CSV UTF-8", "simpan sebagai CSV UTF-8"]);
     eventually("the report arrives", Duration::from_secs(20), || {
         c.store.report_count().unwrap_or(0) == 1
     })
@@ -465,9 +460,8 @@ async fn a_closed_log_pipe_never_stops_the_daemon() {
 fn validate_before_enrolling_says_enroll_first() {
     let bins = bins!();
     let tmp = tempdir();
-    let config = tmp.path().join("agent.toml");
     let out = Command::new(&bins.agent)
-        .args(["validate", "--config", p(&config)])
+        .args(["validate", "--config", p(&tmp.path().join("agent.toml"))])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -257,10 +257,7 @@ fn heartbeat(backlog: u64) -> pasopati_common::frame::Heartbeat {
 async fn site_list_shows_health_and_state() {
     let bins = bins!();
     let tmp = tempdir();
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace("offline_after = \"10m\"", "offline_after = \"2s\"")
-    });
+    let dir = init_collector_in(&tmp, offline_after("2s"));
     let c = TestCollector::start(&dir, any_loopback_port()).await;
 
     let mut dirs = Vec::new();
@@ -409,9 +406,7 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
     )
     .await;
     let stored: std::collections::HashSet<_> = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .stored_reports()
         .into_iter()
         .map(|r| r.report.id)
         .collect();
@@ -477,18 +472,10 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         },
     )
     .await;
-    let error = std::fs::read_to_string(rejected.join("foto-salah.json.error.txt"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        error.contains("item 1: field `attachments`") && error.contains(".."),
-        "{error}"
-    );
-    let error = std::fs::read_to_string(rejected.join("salah.csv.error.txt"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        error.contains("row 3") && error.contains("`category`") && error.contains("olahraga"),
-        "{error}"
-    );
+    let photo_error = rejected.join("foto-salah.json.error.txt");
+    assert_file_holds(&photo_error, &["item 1: field `attachments`", ".."]);
+    let csv_error = rejected.join("salah.csv.error.txt");
+    assert_file_holds(&csv_error, &["row 3", "`category`", "olahraga"]);
     assert!(
         inbox.join("sebagian.json.tmp").exists(),
         "a half-written file was touched"
@@ -505,9 +492,7 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
     c.wait_for_reports("all five reports stored", 5, Duration::from_secs(30))
         .await;
     let titles: std::collections::HashSet<String> = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .stored_reports()
         .into_iter()
         .map(|r| r.report.title)
         .collect();
@@ -518,9 +503,7 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         "{titles:?}"
     );
     let urgent = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .stored_reports()
         .into_iter()
         .find(|r| r.report.title == "Kebakaran kecil")
         .map(|r| r.report.priority);
@@ -563,15 +546,8 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         c.store.attachments().is_ok_and(|a| a.len() == 2)
     })
     .await;
-    let listed = run_ok(
-        &bins.collector,
-        &[
-            "attachments",
-            "--data-dir",
-            p(&tmp.path().join("collector")),
-            "--json",
-        ],
-    );
+    let attachments = ["attachments", "--data-dir", p(&c.dir), "--json"];
+    let listed = run_ok(&bins.collector, &attachments);
     let png_line = listed
         .lines()
         .find(|l| l.contains("image/png"))

@@ -101,8 +101,7 @@ async fn expired_and_foreign_tokens_are_refused() {
 async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
     let (_tmp, c, agent_dir) = collector_with_agent("agent").await;
     let (agent, running) = start_agent(&agent_dir);
-    agent.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
-    c.wait_for_reports("the first report stored", 1, Duration::from_secs(20))
+    c.file_and_wait(&agent, draft(1), "the first report stored", 1)
         .await;
     eventually("connected", Duration::from_secs(5), || {
         agent.status().is_ok_and(|s| s.connected)
