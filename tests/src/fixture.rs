@@ -377,3 +377,22 @@ impl TestCollector {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 }
+
+impl TestCollector {
+    /// The ids of every stored report.
+    pub fn stored_ids(&self) -> std::collections::HashSet<pasopati_common::ReportId> {
+        self.stored_reports()
+            .into_iter()
+            .map(|r| r.report.id)
+            .collect()
+    }
+}
+
+/// A temporary folder and an in-process collector initialised in its `collector` subfolder with
+/// its collector.toml rewritten by `edit` (see [`init_collector_in`]).
+pub async fn configured_collector(edit: impl FnOnce(String) -> String) -> (TempDir, TestCollector) {
+    let tmp = tempdir();
+    let dir = init_collector_in(&tmp, edit);
+    let c = TestCollector::start(&dir, any_loopback_port()).await;
+    (tmp, c)
+}

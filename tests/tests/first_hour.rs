@@ -255,12 +255,10 @@ fn admin_mistakes_have_a_way_out() {
 async fn quarantined_reports_can_be_released_or_purged() {
     use pasopati_collector::control::{CollectorRequest, CollectorResponse};
     use pasopati_common::frame::{AgentFrame, Batch};
-    let tmp = tempdir();
     // A deny-listed word the agent does not know: the collector quarantines what carries it.
-    let dir = init_collector_in(&tmp, |t| {
-        t.replace("deny_list = []", "deny_list = [\"Budi Contoh\"]")
-    });
-    let c = TestCollector::start(&dir, any_loopback_port()).await;
+    let (tmp, c) =
+        configured_collector(|t| t.replace("deny_list = []", "deny_list = [\"Budi Contoh\"]"))
+            .await;
     let agent = tmp.path().join("agent");
     c.enroll_agent(&agent, "lapas-uji").await;
     let mut raw = RawClient::session(&agent, c.addr, pasopati_common::Epoch(1)).await;

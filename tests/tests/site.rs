@@ -256,9 +256,8 @@ fn heartbeat(backlog: u64) -> pasopati_common::frame::Heartbeat {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_list_shows_health_and_state() {
     let bins = bins!();
-    let tmp = tempdir();
-    let dir = init_collector_in(&tmp, offline_after("2s"));
-    let c = TestCollector::start(&dir, any_loopback_port()).await;
+    let (tmp, c) = configured_collector(offline_after("2s")).await;
+    let dir = c.dir.clone();
 
     let mut dirs = Vec::new();
     for id in ["lapas-online", "lapas-offline", "lapas-buffering"] {
@@ -405,12 +404,7 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
         Duration::from_secs(30),
     )
     .await;
-    let stored: std::collections::HashSet<_> = c
-        .stored_reports()
-        .into_iter()
-        .map(|r| r.report.id)
-        .collect();
-    assert_eq!(stored, saved);
+    assert_eq!(c.stored_ids(), saved);
     running.stop().await;
 }
 

@@ -185,9 +185,7 @@ async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
 /// lost or duplicated report and no gap in service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_rotate_while_syncing() {
-    let tmp = tempdir();
-    let dir = init_collector_in(&tmp, cert_lifetime("6s"));
-    let c = TestCollector::start(&dir, any_port()).await;
+    let (tmp, c) = configured_collector(cert_lifetime("6s")).await;
     let agent_dir = tmp.path().join("agent");
     c.enroll_agent(&agent_dir, "lapas-uji").await;
     let (agent, running) = start_agent(&agent_dir);
@@ -447,9 +445,7 @@ fn a_tampered_audit_log_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_agent_keeps_its_reports_and_recovers_with_a_new_token() {
     let bins = bins!();
-    let tmp = tempdir();
-    let dir = init_collector_in(&tmp, cert_lifetime("3s"));
-    let c = TestCollector::start(&dir, any_port()).await;
+    let (tmp, c) = configured_collector(cert_lifetime("3s")).await;
     let agent_dir = tmp.path().join("agent");
     c.enroll_agent_cli(&bins, &agent_dir, "lapas-uji").await;
     // Offline past expiry, reports filed meanwhile.
