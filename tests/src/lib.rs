@@ -61,31 +61,35 @@ fn command(program: &Path, args: &[&str]) -> (Command, Vec<String>) {
     (cmd, args)
 }
 
-/// Runs a command that must succeed; returns its stdout.
-pub fn run_ok(program: &Path, args: &[&str]) -> String {
+/// Runs a command whose success must be `succeed`; on anything else, panics with the command,
+/// its output and the directory it ran in.
+fn run_expecting(program: &Path, args: &[&str], succeed: bool) -> Output {
     let (mut cmd, args) = command(program, args);
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let wrong = if succeed {
+        "command failed"
+    } else {
+        "command should have failed"
+    };
     assert!(
-        output.status.success(),
-        "command failed:{}",
+        output.status.success() == succeed,
+        "{wrong}:{}",
         describe(program, &args, &output)
     );
+    output
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(program: &Path, args: &[&str]) -> String {
+    let output = run_expecting(program, args, true);
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs a command that must fail; returns its stderr.
 pub fn run_fail(program: &Path, args: &[&str]) -> String {
-    let (mut cmd, args) = command(program, args);
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(
-        !output.status.success(),
-        "command should have failed:{}",
-        describe(program, &args, &output)
-    );
+    let output = run_expecting(program, args, false);
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

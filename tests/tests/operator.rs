@@ -318,9 +318,8 @@ async fn a_60_kib_body_is_filed_from_a_file_and_from_standard_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_pointed_at_a_collector_directory_says_so() {
     let bins = bins!();
-    let tmp = tempdir();
-    let collector_dir = tmp.path().join("collector");
-    let c = TestCollector::start(&collector_dir, any_loopback_port()).await;
+    let (tmp, c) = collector_in_tempdir().await;
+    let collector_dir = c.dir.clone();
     for args in [
         vec!["status", "--data-dir", p(&collector_dir)],
         vec!["run", "--data-dir", p(&collector_dir)],
