@@ -140,6 +140,23 @@ fn pick(max: usize) -> usize {
     (random_u64() % max.max(1) as u64) as usize
 }
 
+/// Starts a site's agent syncing in this process (once: a started one is left as it is), without
+/// control socket, inbox or web form.
+fn start_syncing(
+    agent: &mut Option<Agent>,
+    tasks: &mut Vec<tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>>,
+    stop: &CancellationToken,
+) {
+    if let Some(agent) = agent.take() {
+        let options = RunOptions {
+            control_socket: false,
+            inbox: false,
+            web: false,
+        };
+        tasks.push(tokio::spawn(agent.run_with(options, stop.clone())));
+    }
+}
+
 fn invented_report() -> ReportDraft {
     // Notable incidents are rare: about one in forty reports.
     let index = if pick(40) == 0 {
@@ -304,16 +321,7 @@ pub async fn run(
     let mut agent_tasks = Vec::new();
     for (i, (_, agent)) in handles.iter_mut().enumerate() {
         if i < late_from {
-            if let Some(agent) = agent.take() {
-                agent_tasks.push(tokio::spawn(agent.run_with(
-                    RunOptions {
-                        control_socket: false,
-                        inbox: false,
-                        web: false,
-                    },
-                    agents_stop.clone(),
-                )));
-            }
+            start_syncing(agent, &mut agent_tasks, &agents_stop);
         }
     }
     pasopati_common::outln!(
@@ -335,16 +343,7 @@ pub async fn run(
                 start.elapsed().as_secs_f64()
             );
             for (_, agent) in handles.iter_mut() {
-                if let Some(agent) = agent.take() {
-                    agent_tasks.push(tokio::spawn(agent.run_with(
-                        RunOptions {
-                            control_socket: false,
-                            inbox: false,
-                            web: false,
-                        },
-                        agents_stop.clone(),
-                    )));
-                }
+                start_syncing(agent, &mut agent_tasks, &agents_stop);
             }
         }
         let (handle, _) = &handles[pick(handles.len())];
@@ -361,16 +360,7 @@ pub async fn run(
         }
     }
     for (_, agent) in handles.iter_mut() {
-        if let Some(agent) = agent.take() {
-            agent_tasks.push(tokio::spawn(agent.run_with(
-                RunOptions {
-                    control_socket: false,
-                    inbox: false,
-                    web: false,
-                },
-                agents_stop.clone(),
-            )));
-        }
+        start_syncing(agent, &mut agent_tasks, &agents_stop);
     }
 
     // Drain: wait until every agent's backlog is empty.

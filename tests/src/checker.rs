@@ -34,6 +34,29 @@ impl std::fmt::Display for Outcome {
 }
 
 impl Outcome {
+    /// Compares what was acknowledged with what `store` holds.
+    pub fn check_store(
+        scenario: &str,
+        acknowledged: &HashSet<ReportId>,
+        store: &pasopati_collector::store::Store,
+    ) -> Outcome {
+        let stored = store
+            .reports(&Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let gaps = store.gaps().unwrap_or_else(|e| panic!("{e}"));
+        Outcome::check(scenario, acknowledged, &stored, &gaps)
+    }
+
+    /// Compares what was acknowledged with the store of the stopped collector in `dir`.
+    pub fn check_stopped(
+        scenario: &str,
+        acknowledged: &HashSet<ReportId>,
+        dir: &std::path::Path,
+    ) -> Outcome {
+        let store = pasopati_collector::store::Store::open(dir).unwrap_or_else(|e| panic!("{e}"));
+        Outcome::check_store(scenario, acknowledged, &store)
+    }
+
     /// Compares what was acknowledged with what is stored.
     pub fn check(
         scenario: &str,

@@ -3,7 +3,10 @@
 //! running the collector and agents in-process on loopback, and speaking the raw protocol.
 
 pub mod checker;
+pub mod fixture;
 pub mod netsim;
+
+pub use fixture::*;
 
 use pasopati_agent::identity::Identity;
 use pasopati_collector::admin::SiteAdd;
@@ -58,31 +61,35 @@ fn command(program: &Path, args: &[&str]) -> (Command, Vec<String>) {
     (cmd, args)
 }
 
-/// Runs a command that must succeed; returns its stdout.
-pub fn run_ok(program: &Path, args: &[&str]) -> String {
+/// Runs a command whose success must be `succeed`; on anything else, panics with the command,
+/// its output and the directory it ran in.
+fn run_expecting(program: &Path, args: &[&str], succeed: bool) -> Output {
     let (mut cmd, args) = command(program, args);
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let wrong = if succeed {
+        "command failed"
+    } else {
+        "command should have failed"
+    };
     assert!(
-        output.status.success(),
-        "command failed:{}",
+        output.status.success() == succeed,
+        "{wrong}:{}",
         describe(program, &args, &output)
     );
+    output
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn run_ok(program: &Path, args: &[&str]) -> String {
+    let output = run_expecting(program, args, true);
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs a command that must fail; returns its stderr.
 pub fn run_fail(program: &Path, args: &[&str]) -> String {
-    let (mut cmd, args) = command(program, args);
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
-    assert!(
-        !output.status.success(),
-        "command should have failed:{}",
-        describe(program, &args, &output)
-    );
+    let output = run_expecting(program, args, false);
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -240,16 +247,7 @@ impl CollectorBin {
         collector.start();
         let token = collector.add_site("lapas-uji");
         let agent_dir = root.join("agent");
-        run_ok(
-            &bins.agent,
-            &[
-                "enroll",
-                "--data-dir",
-                path_str(&agent_dir),
-                "--token",
-                &token,
-            ],
-        );
+        run_ok(&bins.agent, &enroll_args(&agent_dir, &token));
         (collector, agent_dir)
     }
 
@@ -281,23 +279,8 @@ impl CollectorBin {
 
     /// `site add` through the CLI; returns the token.
     pub fn add_site(&self, id: &str) -> String {
-        let out = run_ok(
-            &self.bins.collector,
-            &[
-                "site",
-                "add",
-                "--data-dir",
-                path_str(&self.dir),
-                "--id",
-                id,
-                "--name",
-                "Lapas Uji",
-                "--type",
-                "lapas",
-                "--kanwil",
-                "Jawa Barat",
-            ],
-        );
+        let args = site_add_args(&self.dir, id, "Lapas Uji", "lapas", "Jawa Barat");
+        let out = run_ok(&self.bins.collector, &args);
         out.lines().last().unwrap_or_default().to_owned()
     }
 
@@ -449,7 +432,13 @@ impl TestCollector {
 
     /// Registers a site through the control socket and returns its token.
     pub async fn add_site(&self, id: &str) -> String {
-        match pasopati_collector::call(&self.dir, CollectorRequest::SiteAdd(site(id)))
+        self.register(site(id)).await
+    }
+
+    /// Registers any site through the control socket and returns its token.
+    pub async fn register(&self, add: SiteAdd) -> String {
+        let id = add.id.clone();
+        match pasopati_collector::call(&self.dir, CollectorRequest::SiteAdd(add))
             .await
             .as_deref()
         {
@@ -503,17 +492,15 @@ pub fn spawn_agent(
     tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
 ) {
     test_logging();
-    let agent = pasopati_agent::Agent::open(agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let agent = open_agent(agent_dir);
     let handle = agent.handle();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
+    let task = tokio::spawn(agent.run_with(in_process_options(), stop.clone()));
     (handle, task)
+}
+
+/// An agent.toml's text with the web form on any free loopback port, so tests never collide.
+pub fn web_form_on_any_port(text: String) -> String {
+    text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\"")
 }
 
 /// Starts the agent daemon of `agent` (enrolled) with its web form on a free loopback port and
@@ -523,22 +510,21 @@ pub async fn start_agent_form(
     agent: &std::path::Path,
     log: &std::path::Path,
 ) -> (Daemon, String) {
-    let path = agent.join("agent.toml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &path,
-        text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\""),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let daemon = Daemon::spawn(&bins.agent, &["run", "--data-dir", path_str(agent)], log);
+    edit_file(&agent.join("agent.toml"), web_form_on_any_port);
+    let daemon = spawn_agent_daemon(bins, agent, log);
+    let addr = web_form_addr(agent).await;
+    (daemon, addr)
+}
+
+/// The `host:port` of the running agent daemon's web form, once it serves (10 s at most).
+pub async fn web_form_addr(agent: &Path) -> String {
     for _ in 0..100 {
         if let Ok(s) = pasopati_agent::status(agent).await {
             if let Some(w) = s.web_form {
-                let addr = w
+                return w
                     .trim_start_matches("http://")
                     .trim_end_matches('/')
                     .to_owned();
-                return (daemon, addr);
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -610,6 +596,14 @@ impl RawClient {
         Self::connect_with(config, addr)
             .await
             .unwrap_or_else(|e| panic!("connect: {e}"))
+    }
+
+    /// Connects with the identity enrolled in `agent_dir` and says `Hello` for `epoch` with
+    /// nothing sent yet.
+    pub async fn session(agent_dir: &Path, addr: SocketAddr, epoch: Epoch) -> RawClient {
+        let mut raw = Self::connect(agent_dir, addr).await;
+        raw.hello(epoch, 0, 1).await;
+        raw
     }
 
     /// Connects with any client configuration; the error is the handshake's.
@@ -824,34 +818,19 @@ pub async fn dashboard_login_form(addr: SocketAddr) -> (String, String) {
         .and_then(|c| c.split(';').next())
         .unwrap_or_default()
         .to_owned();
-    let token = form
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_default()
-        .to_owned();
+    let token = hidden_field(&form.body, "csrf").unwrap_or_default();
     (cookie, token)
 }
 
 /// Signs in to a dashboard; returns the session cookie (`name=value`) and the CSRF token.
 pub async fn dashboard_login(addr: SocketAddr, username: &str, password: &str) -> (String, String) {
     let (form_cookie, form_token) = dashboard_login_form(addr).await;
-    let reply = http_call(
-        addr,
-        "POST",
-        "/login",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &form_cookie),
-        ],
-        &form_body(&[
-            ("username", username),
-            ("password", password),
-            ("csrf", &form_token),
-        ]),
-    )
-    .await;
+    let fields = [
+        ("username", username),
+        ("password", password),
+        ("csrf", &form_token),
+    ];
+    let reply = post_form(addr, "/login", &form_cookie, &fields).await;
     assert_eq!(reply.status, 303, "login as {username}: {}", reply.body);
     let cookie = reply
         .headers
@@ -861,14 +840,8 @@ pub async fn dashboard_login(addr: SocketAddr, username: &str, password: &str) -
         .find(|c| c.starts_with("pasopati_session="))
         .unwrap_or_default()
         .to_owned();
-    let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
-    let csrf = home
-        .body
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_default()
-        .to_owned();
+    let home = get_with_cookie(addr, "/", &cookie).await;
+    let csrf = hidden_field(&home.body, "csrf").unwrap_or_default();
     assert!(!csrf.is_empty(), "no CSRF token on the home page");
     (cookie, csrf)
 }

@@ -438,32 +438,20 @@ async fn the_collector_imports_polls_and_keeps_a_claims_register() {
     let d = path_str(&dir);
 
     let media = fixture("media.jsonl");
-    let first = run_ok(
-        &bins.collector,
-        &[
-            "media",
-            "import",
-            "--data-dir",
-            d,
-            "--file",
-            path_str(&media),
-        ],
-    );
+    let import = [
+        "media",
+        "import",
+        "--data-dir",
+        d,
+        "--file",
+        path_str(&media),
+    ];
+    let first = run_ok(&bins.collector, &import);
     assert!(
         first.contains("imported=34 already_stored=0 duplicates=4 errors=2"),
         "{first}"
     );
-    let again = run_ok(
-        &bins.collector,
-        &[
-            "media",
-            "import",
-            "--data-dir",
-            d,
-            "--file",
-            path_str(&media),
-        ],
-    );
+    let again = run_ok(&bins.collector, &import);
     assert!(again.contains("imported=0 already_stored=34"), "{again}");
 
     let listed = run_ok(
@@ -531,41 +519,29 @@ async fn the_collector_imports_polls_and_keeps_a_claims_register() {
         ],
     );
     let number = number.trim().to_owned();
-    let refused = run_fail(
-        &bins.collector,
-        &[
-            "claim",
-            "verdict",
-            "--data-dir",
-            d,
-            "--id",
-            &number,
-            "--verdict",
-            "salah",
-        ],
-    );
+    let verdict = [
+        "claim",
+        "verdict",
+        "--data-dir",
+        d,
+        "--id",
+        &number,
+        "--verdict",
+        "salah",
+    ];
+    let refused = run_fail(&bins.collector, &verdict);
     assert!(refused.contains("evidence"), "{refused}");
-    let judged = run_ok(
-        &bins.collector,
-        &[
-            "claim",
-            "verdict",
-            "--data-dir",
-            d,
-            "--id",
-            &number,
-            "--verdict",
-            "salah",
-            "--official-figure",
-            "50 WBP",
-            "--figure-source",
-            "Laporan Lapas Nabire",
-            "--as-of",
-            "2026-11-04T13:00:00+07:00",
-            "--report",
-            "r2",
-        ],
-    );
+    let evidence = [
+        "--official-figure",
+        "50 WBP",
+        "--figure-source",
+        "Laporan Lapas Nabire",
+        "--as-of",
+        "2026-11-04T13:00:00+07:00",
+        "--report",
+        "r2",
+    ];
+    let judged = run_ok(&bins.collector, &[&verdict[..], &evidence].concat());
     let review: Value =
         serde_json::from_str(judged.trim()).unwrap_or_else(|e| panic!("{e}: {judged}"));
     assert_eq!(review["@type"], "ClaimReview");

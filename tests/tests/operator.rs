@@ -1,14 +1,11 @@
 //! The site operator's first hour (issue 12, the agent's side): every screen tells the truth and
 //! every mistake gets a way out. Every name and number in this file is invented.
 
+use pasopati_tests::path_str as p;
 use pasopati_tests::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
-}
 
 /// Enrolls an agent in `<tmp>/agent` with the CLI and rewrites its agent.toml through `edit`.
 async fn enrolled_agent(
@@ -17,21 +14,27 @@ async fn enrolled_agent(
     tmp: &Path,
     edit: impl FnOnce(String) -> String,
 ) -> PathBuf {
-    let token = c.add_site("lapas-uji").await;
     let agent = tmp.join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent), "--token", &token],
-    );
-    let path = agent.join("agent.toml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(&path, edit(text)).unwrap_or_else(|e| panic!("{e}"));
+    c.enroll_agent_cli(bins, &agent, "lapas-uji").await;
+    edit_file(&agent.join("agent.toml"), edit);
     agent
 }
 
 /// The web form on port 0, so tests never collide.
 fn any_port(text: String) -> String {
-    text.replace("listen = \"127.0.0.1:8787\"", "listen = \"127.0.0.1:0\"")
+    web_form_on_any_port(text)
+}
+
+/// A report every test files.
+const APEL: (&str, &str) = ("Apel pagi", "Apel pagi diikuti petugas jaga.");
+
+/// Waits until the collector stores report `id` (as printed by `report`).
+async fn wait_arrival(c: &TestCollector, what: &str, id: &str) {
+    let id: pasopati_common::ReportId = id.parse().unwrap_or_else(|e| panic!("{e}"));
+    eventually(what, Duration::from_secs(20), || {
+        c.stored_report(&id).is_some()
+    })
+    .await;
 }
 
 fn status_json(bins: &Bins, agent: &Path) -> serde_json::Value {
@@ -39,42 +42,15 @@ fn status_json(bins: &Bins, agent: &Path) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn file(bins: &Bins, agent: &Path, title: &str, body: &str) -> String {
-    run_ok(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(agent),
-            "--category",
-            "kegiatan_kedinasan",
-            "--title",
-            title,
-            "--body",
-            body,
-        ],
-    )
-    .trim()
-    .to_owned()
+fn file(bins: &Bins, agent: &Path, (title, body): (&str, &str)) -> String {
+    let args = report_args(agent, "kegiatan_kedinasan", title, body);
+    run_ok(&bins.agent, &args).trim().to_owned()
 }
 
 async fn web_page(agent: &Path) -> String {
-    let mut url = None;
-    for _ in 0..100 {
-        if let Some(w) = pasopati_agent::status(agent)
-            .await
-            .ok()
-            .and_then(|s| s.web_form)
-        {
-            url = Some(w);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let url = url.unwrap_or_else(|| panic!("the web form did not start"));
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let addr = web_form_addr(agent).await;
     let (status, page) = http_raw(
-        addr,
+        &addr,
         format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
     )
     .await;
@@ -97,9 +73,8 @@ fn rows_for<'a>(page: &'a str, title: &str) -> Vec<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_form_and_status_show_one_row_per_report_with_the_centers_verdict() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let collector_dir = tmp.path().join("collector");
-    init_collector_with(&collector_dir, |t| {
+    let tmp = tempdir();
+    let collector_dir = init_collector_in(&tmp, |t| {
         let edited = t.replace("deny_list = []", "deny_list = [\"Si Kancil\"]");
         assert_ne!(
             edited, t,
@@ -107,66 +82,30 @@ async fn the_form_and_status_show_one_row_per_report_with_the_centers_verdict() 
         );
         edited
     });
-    let c = TestCollector::start(&collector_dir, ([127, 0, 0, 1], 0).into()).await;
+    let c = TestCollector::start(&collector_dir, any_loopback_port()).await;
     let agent = enrolled_agent(&c, &bins, tmp.path(), |t| {
         any_port(t).replace("time_zone = \"WIB\"", "time_zone = \"WITA\"")
     })
     .await;
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent)],
-        &tmp.path().join("agent.log"),
-    );
+    let _daemon = spawn_agent_daemon(&bins, &agent, &tmp.path().join("agent.log"));
     wait_agent_daemon(&agent).await;
 
     let id = file(
         &bins,
         &agent,
-        "Siaran pres",
-        "Kunjungan media ke bengkel kerja.",
+        ("Siaran pres", "Kunjungan media ke bengkel kerja."),
     );
+    let edit = revise_args("edit", &id, &agent, "--title", "Siaran pers");
+    run_ok(&bins.agent, &edit);
+    let reason = "Dobel dengan laporan humas.";
     run_ok(
         &bins.agent,
-        &[
-            "report",
-            "edit",
-            &id,
-            "--data-dir",
-            p(&agent),
-            "--title",
-            "Siaran pers",
-        ],
+        &revise_args("retract", &id, &agent, "--reason", reason),
     );
-    run_ok(
-        &bins.agent,
-        &[
-            "report",
-            "retract",
-            &id,
-            "--data-dir",
-            p(&agent),
-            "--reason",
-            "Dobel dengan laporan humas.",
-        ],
-    );
-    let leaky = file(
-        &bins,
-        &agent,
-        "Pembinaan bengkel",
-        "Kegiatan bengkel bersama Si Kancil berjalan tertib.",
-    );
-    let fine = file(
-        &bins,
-        &agent,
-        "Apel pagi",
-        "Apel pagi diikuti petugas jaga.",
-    );
-
-    let fine_id: pasopati_common::ReportId = fine.parse().unwrap_or_else(|e| panic!("{e}"));
-    eventually("the clean report arrives", Duration::from_secs(20), || {
-        c.store.report(&fine_id).ok().flatten().is_some()
-    })
-    .await;
+    let leaky_text = "Kegiatan bengkel bersama Si Kancil berjalan tertib.";
+    let leaky = file(&bins, &agent, ("Pembinaan bengkel", leaky_text));
+    let fine = file(&bins, &agent, APEL);
+    wait_arrival(&c, "the clean report arrives", &fine).await;
     let mut status = status_json(&bins, &agent);
     for _ in 0..100 {
         if status["center_verdicts"] == 1 && status["backlog"] == 0 {
@@ -246,8 +185,7 @@ async fn the_form_and_status_show_one_row_per_report_with_the_centers_verdict() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn excel_csv_with_semicolons_and_windows_1252_is_filed_and_stray_files_are_named() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
     let agent = enrolled_agent(&c, &bins, tmp.path(), any_port).await;
     let inbox = agent.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap_or_else(|e| panic!("{e}"));
@@ -269,23 +207,15 @@ async fn excel_csv_with_semicolons_and_windows_1252_is_filed_and_stray_files_are
     )
     .unwrap_or_else(|e| panic!("{e}"));
 
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent)],
-        &tmp.path().join("agent.log"),
-    );
+    let _daemon = spawn_agent_daemon(&bins, &agent, &tmp.path().join("agent.log"));
     let processed = inbox.join("processed/excel.csv");
     let rejected = inbox.join("rejected/rusak.csv");
     eventually("both CSVs handled", Duration::from_secs(20), || {
         processed.exists() && rejected.exists()
     })
     .await;
-    let error = std::fs::read_to_string(inbox.join("rejected/rusak.csv.error.txt"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        error.contains("CSV UTF-8") && error.contains("simpan sebagai CSV UTF-8"),
-        "{error}"
-    );
+    let error = inbox.join("rejected/rusak.csv.error.txt");
+    assert_file_holds(&error, &["CSV UTF-8", "simpan sebagai CSV UTF-8"]);
     eventually("the report arrives", Duration::from_secs(20), || {
         c.store.report_count().unwrap_or(0) == 1
     })
@@ -324,8 +254,7 @@ async fn excel_csv_with_semicolons_and_windows_1252_is_filed_and_stray_files_are
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_60_kib_body_is_filed_from_a_file_and_from_standard_input() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
     let agent = enrolled_agent(&c, &bins, tmp.path(), any_port).await;
     let line = "Pembinaan kemandirian berjalan tertib dan lancar hari ini.\n";
     let body: String = line.repeat(60 * 1024 / line.len());
@@ -333,48 +262,18 @@ async fn a_60_kib_body_is_filed_from_a_file_and_from_standard_input() {
     let body_file = tmp.path().join("isi.txt");
     std::fs::write(&body_file, &body).unwrap_or_else(|e| panic!("{e}"));
 
-    let from_file = run_ok(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&agent),
-            "--category",
-            "kegiatan_kedinasan",
-            "--title",
-            "Laporan panjang",
-            "--body-file",
-            p(&body_file),
-        ],
-    )
-    .trim()
-    .to_owned();
+    let from_body_file = ("--body-file", p(&body_file));
+    let long = report_args_with(
+        &agent,
+        "kegiatan_kedinasan",
+        "Laporan panjang",
+        from_body_file,
+    );
+    let from_file = run_ok(&bins.agent, &long).trim().to_owned();
 
-    let mut child = Command::new(&bins.agent)
-        .args([
-            "report",
-            "--data-dir",
-            p(&agent),
-            "--category",
-            "kegiatan_kedinasan",
-            "--title",
-            "Laporan panjang dari stdin",
-            "--body",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().unwrap_or_else(|| panic!("no stdin"));
-        stdin
-            .write_all(body.as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    let title = "Laporan panjang dari stdin";
+    let piped = report_args(&agent, "kegiatan_kedinasan", title, "-");
+    let out = run_with_stdin(&bins.agent, &piped, body.as_bytes());
     assert!(
         out.status.success(),
         "{}",
@@ -384,33 +283,12 @@ async fn a_60_kib_body_is_filed_from_a_file_and_from_standard_input() {
 
     let edited_body = format!("{body}Ralat: ditambah satu baris.\n");
     std::fs::write(&body_file, &edited_body).unwrap_or_else(|e| panic!("{e}"));
-    let edited = run_ok(
-        &bins.agent,
-        &[
-            "report",
-            "edit",
-            &from_file,
-            "--data-dir",
-            p(&agent),
-            "--body-file",
-            p(&body_file),
-        ],
-    );
+    let edit = revise_args("edit", &from_file, &agent, "--body-file", p(&body_file));
+    let edited = run_ok(&bins.agent, &edit);
     assert!(edited.contains("revision 1"), "{edited}");
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&agent),
-            "--category",
-            "humas",
-            "--title",
-            "t",
-            "--body-file",
-            p(&tmp.path().join("tidak-ada.txt")),
-        ],
-    );
+    let missing = tmp.path().join("tidak-ada.txt");
+    let args = report_args_with(&agent, "humas", "t", ("--body-file", p(&missing)));
+    let err = run_fail(&bins.agent, &args);
     assert!(err.contains("--body-file"), "{err}");
 
     let outbox = pasopati_agent::outbox::Outbox::open(&agent).unwrap_or_else(|e| panic!("{e}"));
@@ -440,9 +318,8 @@ async fn a_60_kib_body_is_filed_from_a_file_and_from_standard_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_pointed_at_a_collector_directory_says_so() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let collector_dir = tmp.path().join("collector");
-    let c = TestCollector::start(&collector_dir, ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
+    let collector_dir = c.dir.clone();
     for args in [
         vec!["status", "--data-dir", p(&collector_dir)],
         vec!["run", "--data-dir", p(&collector_dir)],
@@ -478,8 +355,7 @@ async fn an_agent_pointed_at_a_collector_directory_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_web_form_port_is_named_and_syncing_goes_on() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = taken.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
     let agent = enrolled_agent(&c, &bins, tmp.path(), |t| {
@@ -490,19 +366,10 @@ async fn a_taken_web_form_port_is_named_and_syncing_goes_on() {
     })
     .await;
     let log = tmp.path().join("agent.log");
-    let mut daemon = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent)], &log);
+    let mut daemon = spawn_agent_daemon(&bins, &agent, &log);
     wait_agent_daemon(&agent).await;
-    let id = file(
-        &bins,
-        &agent,
-        "Apel pagi",
-        "Apel pagi diikuti petugas jaga.",
-    );
-    let id: pasopati_common::ReportId = id.parse().unwrap_or_else(|e| panic!("{e}"));
-    eventually("the report arrives", Duration::from_secs(20), || {
-        c.store.report(&id).ok().flatten().is_some()
-    })
-    .await;
+    let id = file(&bins, &agent, APEL);
+    wait_arrival(&c, "the report arrives", &id).await;
     assert!(daemon.alive());
     let status = status_json(&bins, &agent);
     let problem = status["web_form_error"].as_str().unwrap_or_default();
@@ -542,8 +409,7 @@ impl Drop for Reaped {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_log_pipe_never_stops_the_daemon() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = collector_in_tempdir().await;
     let agent = enrolled_agent(&c, &bins, tmp.path(), any_port).await;
     let mut child = Reaped(
         Command::new(&bins.agent)
@@ -558,17 +424,8 @@ async fn a_closed_log_pipe_never_stops_the_daemon() {
     drop(child.0.stderr.take());
     drop(child.0.stdout.take());
     wait_agent_daemon(&agent).await;
-    let id = file(
-        &bins,
-        &agent,
-        "Apel pagi",
-        "Apel pagi diikuti petugas jaga.",
-    );
-    let id: pasopati_common::ReportId = id.parse().unwrap_or_else(|e| panic!("{e}"));
-    eventually("the report arrives", Duration::from_secs(20), || {
-        c.store.report(&id).ok().flatten().is_some()
-    })
-    .await;
+    let id = file(&bins, &agent, APEL);
+    wait_arrival(&c, "the report arrives", &id).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         child
@@ -601,10 +458,9 @@ async fn a_closed_log_pipe_never_stops_the_daemon() {
 #[test]
 fn validate_before_enrolling_says_enroll_first() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let config = tmp.path().join("agent.toml");
+    let tmp = tempdir();
     let out = Command::new(&bins.agent)
-        .args(["validate", "--config", p(&config)])
+        .args(["validate", "--config", p(&tmp.path().join("agent.toml"))])
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -18,10 +18,7 @@ fn run(cmd: &mut Command) -> String {
 
 #[test]
 fn debian_packages_hold_binaries_and_hardened_units() {
-    if std::env::var("PASOPATI_PACKAGING")
-        .map(|v| v != "1")
-        .unwrap_or(true)
-    {
+    if !pasopati_tests::switched_on("PASOPATI_PACKAGING") {
         pasopati_tests::skipped(
             "packaging",
             "install cargo-deb and set PASOPATI_PACKAGING=1",

@@ -7,27 +7,16 @@ use pasopati_common::pii::{Field, PiiGuard, PiiKind};
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, ReportDraft, Timestamp};
 use pasopati_tests::netsim::Rng;
+use pasopati_tests::path_str as p;
 use pasopati_tests::*;
-use std::path::Path;
 use std::time::Duration;
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
-}
 
 /// 1. A report holding a structurally valid NIK, a phone number or a register number is refused,
 /// naming the field and the kind, never the value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_refuses_inmate_identity_data() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-uji").await;
-    let agent = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent), "--token", &token],
-    );
+    let (tmp, _c, agent) = collector_with_agent_cli(&bins, "agent").await;
     let cases = [
         (
             "--body",
@@ -59,17 +48,7 @@ async fn the_agent_refuses_inmate_identity_data() {
         };
         let err = run_fail(
             &bins.agent,
-            &[
-                "report",
-                "--data-dir",
-                p(&agent),
-                "--category",
-                "layanan_kunjungan",
-                "--title",
-                title,
-                "--body",
-                body,
-            ],
+            &report_args(&agent, "layanan_kunjungan", title, body),
         );
         assert!(
             err.contains(field) && err.contains(kind),
@@ -82,11 +61,7 @@ async fn the_agent_refuses_inmate_identity_data() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status.backlog, 0, "a refused report was saved");
     // The same through a running daemon's control socket.
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent)],
-        &tmp.path().join("agent.log"),
-    );
+    let _daemon = spawn_agent_daemon(&bins, &agent, &tmp.path().join("agent.log"));
     let err = pasopati_agent::file_report(
         &agent,
         ReportDraft {
@@ -203,10 +178,7 @@ fn ordinary_report_text_is_not_mistaken_for_identity_data() {
 /// raw client) is quarantined, not stored, and admins see where the data is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_collector_quarantines_what_an_agent_let_through() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let agent = tmp.path().join("agent");
-    c.enroll_agent(&agent, "lapas-uji").await;
+    let (_tmp, c, agent) = collector_with_agent("agent").await;
     let mut raw = RawClient::connect(&agent, c.addr).await;
     raw.hello(Epoch(3), 0, 1).await;
     let validate = |d: ReportDraft| {
@@ -298,12 +270,8 @@ fn heartbeat(backlog: u64) -> pasopati_common::frame::Heartbeat {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_list_shows_health_and_state() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace("offline_after = \"10m\"", "offline_after = \"2s\"")
-    });
-    let c = TestCollector::start(&dir, ([127, 0, 0, 1], 0).into()).await;
+    let (tmp, c) = configured_collector(offline_after("2s")).await;
+    let dir = c.dir.clone();
 
     let mut dirs = Vec::new();
     for id in ["lapas-online", "lapas-offline", "lapas-buffering"] {
@@ -315,18 +283,10 @@ async fn site_list_shows_health_and_state() {
         dirs.push(agent);
     }
     // Online: a running agent with a heartbeat every second.
-    let path = dirs[0].join("agent.toml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &path,
-        text.replace("heartbeat_secs = 60", "heartbeat_secs = 1"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let _online = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&dirs[0])],
-        &tmp.path().join("online.log"),
-    );
+    edit_file(&dirs[0].join("agent.toml"), |t| {
+        t.replace("heartbeat_secs = 60", "heartbeat_secs = 1")
+    });
+    let _online = spawn_agent_daemon(&bins, &dirs[0], &tmp.path().join("online.log"));
     // Offline: connected once, then gone for longer than offline_after.
     {
         let mut raw = RawClient::connect(&dirs[1], c.addr).await;
@@ -410,21 +370,14 @@ async fn site_list_shows_health_and_state() {
 /// the collector hears of it, and filing works again after the backlog drains.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_outbox_refuses_cleanly_and_recovers() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let path = agent_dir.join("agent.toml");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &path,
-        text.replace("max_bytes = 1073741824", "max_bytes = 8000"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (tmp, c, agent_dir) = collector_with_agent("agent").await;
+    edit_file(&agent_dir.join("agent.toml"), |t| {
+        t.replace("max_bytes = 1073741824", "max_bytes = 8000")
+    });
 
     // The collector is away: the outbox fills.
     let addr = c.stop().await;
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let agent = open_agent(&agent_dir);
     let handle = agent.handle();
     let mut saved = std::collections::HashSet::new();
     let refusal = loop {
@@ -448,15 +401,7 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
 
     // The link returns: everything saved drains, and filing works again.
     let c = TestCollector::start(&tmp.path().join("collector"), addr).await;
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
+    let running = run_agent(agent);
     eventually(
         "the backlog drained",
         std::time::Duration::from_secs(30),
@@ -467,26 +412,14 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
         .file(draft(9999))
         .unwrap_or_else(|e| panic!("filing after the drain: {e}"));
     saved.insert(again.id);
-    eventually(
+    c.wait_for_reports(
         "the last report stored",
-        std::time::Duration::from_secs(30),
-        || {
-            c.store
-                .report_count()
-                .is_ok_and(|n| n == saved.len() as u64)
-        },
+        saved.len() as u64,
+        Duration::from_secs(30),
     )
     .await;
-    let stored: std::collections::HashSet<_> = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .map(|r| r.report.id)
-        .collect();
-    assert_eq!(stored, saved);
-    stop.cancel();
-    let _ = task.await;
+    assert_eq!(c.stored_ids(), saved);
+    running.stop().await;
 }
 
 /// 2. Inbox: a valid JSON file, a valid CSV file, a CSV with one bad row (the row and field named
@@ -495,26 +428,9 @@ async fn a_full_outbox_refuses_cleanly_and_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-uji").await;
-    let agent = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent), "--token", &token],
-    );
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent)],
-        &tmp.path().join("agent.log"),
-    );
-    let inbox = agent.join("inbox");
-    eventually(
-        "the inbox folder exists",
-        std::time::Duration::from_secs(10),
-        || inbox.is_dir(),
-    )
-    .await;
+    let (tmp, c, agent) = collector_with_agent_cli(&bins, "agent").await;
+    let _daemon = spawn_agent_daemon(&bins, &agent, &tmp.path().join("agent.log"));
+    let inbox = agent_inbox(&agent).await;
 
     // Invented content; no real person appears. The photo carries invented EXIF GPS.
     let photo = pasopati_common::attachment::samples::jpeg_with_gps(8);
@@ -564,18 +480,10 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         },
     )
     .await;
-    let error = std::fs::read_to_string(rejected.join("foto-salah.json.error.txt"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        error.contains("item 1: field `attachments`") && error.contains(".."),
-        "{error}"
-    );
-    let error = std::fs::read_to_string(rejected.join("salah.csv.error.txt"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        error.contains("row 3") && error.contains("`category`") && error.contains("olahraga"),
-        "{error}"
-    );
+    let photo_error = rejected.join("foto-salah.json.error.txt");
+    assert_file_holds(&photo_error, &["item 1: field `attachments`", ".."]);
+    let csv_error = rejected.join("salah.csv.error.txt");
+    assert_file_holds(&csv_error, &["row 3", "`category`", "olahraga"]);
     assert!(
         inbox.join("sebagian.json.tmp").exists(),
         "a half-written file was touched"
@@ -589,16 +497,10 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
     .unwrap_or_else(|e| panic!("{e}"));
     std::fs::rename(inbox.join("sebagian.json.tmp"), inbox.join("sebagian.json"))
         .unwrap_or_else(|e| panic!("{e}"));
-    eventually(
-        "all five reports stored",
-        std::time::Duration::from_secs(30),
-        || c.store.report_count().is_ok_and(|n| n == 5),
-    )
-    .await;
+    c.wait_for_reports("all five reports stored", 5, Duration::from_secs(30))
+        .await;
     let titles: std::collections::HashSet<String> = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .stored_reports()
         .into_iter()
         .map(|r| r.report.title)
         .collect();
@@ -609,9 +511,7 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         "{titles:?}"
     );
     let urgent = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"))
+        .stored_reports()
         .into_iter()
         .find(|r| r.report.title == "Kebakaran kecil")
         .map(|r| r.report.priority);
@@ -640,17 +540,7 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
     .unwrap_or_else(|e| panic!("{e}"));
     let docx = tmp.path().join("catatan.docx");
     std::fs::write(&docx, b"PK\x03\x04 bukan foto").unwrap_or_else(|e| panic!("{e}"));
-    let base = [
-        "report",
-        "--data-dir",
-        p(&agent),
-        "--category",
-        "humas",
-        "--title",
-        "Denah",
-        "--body",
-        "Denah ruang kunjungan.",
-    ];
+    let base = report_args(&agent, "humas", "Denah", "Denah ruang kunjungan.");
     let refused = run_fail(
         &bins.agent,
         &[&base[..], &["--attach", p(&png), "--attach", p(&docx)]].concat(),
@@ -664,15 +554,8 @@ async fn the_inbox_folder_files_good_files_and_explains_bad_ones() {
         c.store.attachments().is_ok_and(|a| a.len() == 2)
     })
     .await;
-    let listed = run_ok(
-        &bins.collector,
-        &[
-            "attachments",
-            "--data-dir",
-            p(&tmp.path().join("collector")),
-            "--json",
-        ],
-    );
+    let attachments = ["attachments", "--data-dir", p(&c.dir), "--json"];
+    let listed = run_ok(&bins.collector, &attachments);
     let png_line = listed
         .lines()
         .find(|l| l.contains("image/png"))
@@ -702,19 +585,32 @@ async fn post(addr: &str, body: String) -> (u16, String) {
     .await
 }
 
+/// Posts a report to the agent's form with the page's `token` (no priority).
+async fn post_report(
+    addr: &str,
+    token: &str,
+    category: &str,
+    title: &str,
+    body: &str,
+    occurred_at: &str,
+) -> (u16, String) {
+    let fields = [
+        ("token", token),
+        ("category", category),
+        ("title", title),
+        ("body", body),
+        ("priority", ""),
+        ("occurred_at", occurred_at),
+    ];
+    post(addr, form_body(&fields)).await
+}
+
 /// 3. The web form: filing a report through a real HTTP request lands it in the outbox; a bad
 /// field comes back with its message; a post without the page's token is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_form_files_reports_and_explains_mistakes() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-uji").await;
-    let agent = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent), "--token", &token],
-    );
+    let (tmp, c, agent) = collector_with_agent_cli(&bins, "agent").await;
     let (_daemon, addr) = start_agent_form(&bins, &agent, &tmp.path().join("agent.log")).await;
 
     let (status, page) = http_raw(
@@ -731,26 +627,16 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
         !page.contains("http://") && !page.contains("https://"),
         "the page loads something from outside"
     );
-    let csrf = page
-        .split("name=\"token\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no token"))
-        .to_owned();
+    let csrf = hidden_field(&page, "token").unwrap_or_else(|| panic!("no token"));
 
     // A good report: 303 to the page, and it is in the outbox (then at the collector).
-    let (status, response) = post(
-        &addr,
-        form_body(&[
-            ("token", &csrf),
-            ("category", "layanan_kunjungan"),
-            ("title", "Kunjungan tatap muka"),
-            ("body", "120 pengunjung dilayani dengan tertib."),
-            ("priority", ""),
-            ("occurred_at", "2026-11-27T09:30"),
-        ]),
-    )
-    .await;
+    let (title, body) = (
+        "Kunjungan tatap muka",
+        "120 pengunjung dilayani dengan tertib.",
+    );
+    let when = "2026-11-27T09:30";
+    let (status, response) =
+        post_report(&addr, &csrf, "layanan_kunjungan", title, body, when).await;
     assert_eq!(status, 303, "{response}");
     let id = response
         .split("tersimpan=")
@@ -761,15 +647,12 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     let report_id: pasopati_common::ReportId = id.parse().unwrap_or_else(|e| panic!("{e}"));
     eventually(
         "the form's report reaches the collector",
-        std::time::Duration::from_secs(20),
+        Duration::from_secs(20),
         || c.store.report(&report_id).is_ok_and(|r| r.is_some()),
     )
     .await;
     let stored = c
-        .store
-        .report(&report_id)
-        .ok()
-        .flatten()
+        .stored_report(&report_id)
         .unwrap_or_else(|| panic!("missing"));
     assert_eq!(
         stored.report.occurred_at.to_rfc3339(),
@@ -778,18 +661,10 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     );
 
     // An empty title: 400, the message next to the field, the other fields kept.
-    let (status, page) = post(
-        &addr,
-        form_body(&[
-            ("token", &csrf),
-            ("category", "humas"),
-            ("title", ""),
-            ("body", "Isi tetap ada."),
-            ("priority", ""),
-            ("occurred_at", ""),
-        ]),
-    )
-    .await;
+    let humas = |title: &'static str, body: &'static str| {
+        post_report(&addr, &csrf, "humas", title, body, "")
+    };
+    let (status, page) = humas("", "Isi tetap ada.").await;
     assert_eq!(status, 400);
     assert!(
         page.contains("id=\"galat-title\">Judul wajib diisi."),
@@ -797,18 +672,7 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
     );
     assert!(page.contains("Isi tetap ada."), "the body typed was lost");
     // Identity data: refused, the field named.
-    let (status, page) = post(
-        &addr,
-        form_body(&[
-            ("token", &csrf),
-            ("category", "humas"),
-            ("title", "Narahubung"),
-            ("body", "Hubungi 081234567890"),
-            ("priority", ""),
-            ("occurred_at", ""),
-        ]),
-    )
-    .await;
+    let (status, page) = humas("Narahubung", "Hubungi 081234567890").await;
     assert_eq!(status, 400);
     assert!(
         page.contains("id=\"galat-body\">Berisi nomor telepon"),
@@ -833,92 +697,33 @@ async fn the_web_form_files_reports_and_explains_mistakes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_retractions_are_revisions_kept_by_the_collector() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-uji").await;
-    let agent = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent), "--token", &token],
-    );
-    let id = run_ok(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&agent),
-            "--category",
-            "humas",
-            "--title",
-            "Siaran pres",
-            "--body",
-            "Kunjungan media.",
-        ],
-    )
-    .trim()
-    .to_owned();
+    let (tmp, c, agent) = collector_with_agent_cli(&bins, "agent").await;
+    let filing = report_args(&agent, "humas", "Siaran pres", "Kunjungan media.");
+    let id = run_ok(&bins.agent, &filing).trim().to_owned();
     let edited = run_ok(
         &bins.agent,
-        &[
-            "report",
-            "edit",
-            &id,
-            "--data-dir",
-            p(&agent),
-            "--title",
-            "Siaran pers",
-        ],
+        &revise_args("edit", &id, &agent, "--title", "Siaran pers"),
     );
     assert!(edited.contains("revision 1"), "{edited}");
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent)],
-        &tmp.path().join("agent.log"),
-    );
+    let _daemon = spawn_agent_daemon(&bins, &agent, &tmp.path().join("agent.log"));
     let report_id: pasopati_common::ReportId = id.parse().unwrap_or_else(|e| panic!("{e}"));
-    eventually(
-        "the edit arrives",
-        std::time::Duration::from_secs(20),
-        || {
-            c.store
-                .report(&report_id)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.report.revision == 1)
-        },
-    )
+    let twenty_seconds = Duration::from_secs(20);
+    c.wait_for_report("the edit arrives", &report_id, twenty_seconds, |r| {
+        r.report.revision == 1
+    })
     .await;
     // Through the running daemon this time.
     let retracted = run_ok(
         &bins.agent,
-        &[
-            "report",
-            "retract",
-            &id,
-            "--data-dir",
-            p(&agent),
-            "--reason",
-            "Dilaporkan ganda",
-        ],
+        &revise_args("retract", &id, &agent, "--reason", "Dilaporkan ganda"),
     );
     assert!(retracted.contains("revision 2"), "{retracted}");
-    eventually(
-        "the retraction arrives",
-        std::time::Duration::from_secs(20),
-        || {
-            c.store
-                .report(&report_id)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.report.retraction.as_deref() == Some("Dilaporkan ganda"))
-        },
-    )
+    c.wait_for_report("the retraction arrives", &report_id, twenty_seconds, |r| {
+        r.report.retraction.as_deref() == Some("Dilaporkan ganda")
+    })
     .await;
     let latest = c
-        .store
-        .report(&report_id)
-        .ok()
-        .flatten()
+        .stored_report(&report_id)
         .unwrap_or_else(|| panic!("missing"));
     assert_eq!(
         (latest.report.revision, latest.report.title.as_str()),
@@ -945,32 +750,17 @@ async fn edits_and_retractions_are_revisions_kept_by_the_collector() {
         .reports(&Default::default())
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(listed.len(), 1, "a report with revisions is listed once");
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "report",
-            "edit",
-            &id,
-            "--data-dir",
-            p(&agent),
-            "--title",
-            "Lagi",
-        ],
-    );
-    assert!(err.contains("retracted"), "{err}");
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "report",
-            "edit",
-            "00000000000000000000000000000000",
-            "--data-dir",
-            p(&agent),
-            "--title",
-            "x",
-        ],
-    );
-    assert!(err.contains("not known at this site"), "{err}");
+    let unknown = "00000000000000000000000000000000";
+    for (id, title, named) in [
+        (id.as_str(), "Lagi", "retracted"),
+        (unknown, "x", "not known at this site"),
+    ] {
+        let err = run_fail(
+            &bins.agent,
+            &revise_args("edit", id, &agent, "--title", title),
+        );
+        assert!(err.contains(named), "{err}");
+    }
 }
 
 /// 4. Attachments: a report filed through the CLI path (the files reach the agent in pieces over
@@ -984,11 +774,8 @@ async fn edits_and_retractions_are_revisions_kept_by_the_collector() {
 async fn attachments_resume_after_a_cut_and_arrive_without_gps() {
     use pasopati_common::attachment::{self, samples};
     use pasopati_tests::netsim::{LinkConfig, ProxyConfig, UdpProxy};
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let collector_dir = tmp.path().join("collector");
-    let c = TestCollector::start(&collector_dir, ([127, 0, 0, 1], 0).into()).await;
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let (tmp, c, agent_dir) = collector_with_agent("agent").await;
+    let collector_dir = c.dir.clone();
     let slow = LinkConfig {
         bandwidth: Some(512 * 1024),
         ..LinkConfig::default()
@@ -1003,13 +790,9 @@ async fn attachments_resume_after_a_cut_and_arrive_without_gps() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    let config_path = agent_dir.join("agent.toml");
-    let text = std::fs::read_to_string(&config_path).unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(
-        &config_path,
-        text.replace(&c.addr.to_string(), &proxy.addr.to_string()),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    edit_file(&agent_dir.join("agent.toml"), |t| {
+        t.replace(&c.addr.to_string(), &proxy.addr.to_string())
+    });
 
     // A 2 MiB PDF (invented bytes) and a photo with invented EXIF GPS.
     let mut rng = Rng::new(44);
@@ -1029,18 +812,10 @@ async fn attachments_resume_after_a_cut_and_arrive_without_gps() {
     let id = pasopati_agent::file_report_with(&agent_dir, draft(1), &files)
         .await
         .unwrap_or_else(|e| panic!("filing with attachments: {e}"));
-    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let agent = open_agent(&agent_dir);
     let handle = agent.handle();
     assert_eq!(handle.status().map(|s| s.attachments_pending).ok(), Some(2));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        pasopati_agent::RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
+    let running = run_agent(agent);
 
     // Cut the transfer once more than half of the PDF is durable at the collector.
     let part = collector_dir.join("attachments/partial").join(format!(
@@ -1060,10 +835,8 @@ async fn attachments_resume_after_a_cut_and_arrive_without_gps() {
     let mut urgent = draft(2);
     urgent.priority = Some(pasopati_common::Priority::Urgent);
     handle.file(urgent).unwrap_or_else(|e| panic!("{e}"));
-    eventually("the urgent report stored", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 2)
-    })
-    .await;
+    c.wait_for_reports("the urgent report stored", 2, Duration::from_secs(30))
+        .await;
     assert!(
         part_len() < size,
         "the urgent report waited for the whole attachment"
@@ -1164,6 +937,5 @@ async fn attachments_resume_after_a_cut_and_arrive_without_gps() {
         .join("attachments")
         .join(pasopati_common::hex(&pdf_hash))
         .exists());
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
 }

@@ -2,26 +2,21 @@
 //! Each test names the requirement of issue 2 it shows.
 
 use pasopati_agent::outbox::Outbox;
-use pasopati_agent::{Agent, RunOptions};
 use pasopati_collector::store::{GapKind, ReportQuery};
 use pasopati_common::frame::{AgentFrame, Batch, CollectorFrame, NackReason};
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::token::EnrollmentToken;
 use pasopati_common::{pki, Epoch, Priority, Report, ReportDraft, ReportId, Timestamp};
+use pasopati_tests::path_str as p;
 use pasopati_tests::*;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 fn validated(n: usize) -> Report {
     draft(n)
         .validate(Taxonomy::builtin(), Timestamp::now())
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
 }
 
 fn ids_of(reports: &[serde_json::Value]) -> Vec<String> {
@@ -83,15 +78,11 @@ fn tune_agent(agent_dir: &Path, batch: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_filed_while_the_collector_is_down_arrive_exactly_once() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let (mut collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     collector.kill9();
 
-    let _agent = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent_dir)],
-        &tmp.path().join("agent.log"),
-    );
+    let _agent = spawn_agent_daemon(&bins, &agent_dir, &tmp.path().join("agent.log"));
     wait_agent_daemon(&agent_dir).await;
     let mut filed = HashSet::new();
     for i in 0..1000 {
@@ -117,7 +108,7 @@ async fn reports_filed_while_the_collector_is_down_arrive_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let (mut collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     tune_agent(&agent_dir, 10);
 
@@ -127,11 +118,7 @@ async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
         .and_then(|o| o.file_reports(&reports))
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let _agent = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent_dir)],
-        &tmp.path().join("agent.log"),
-    );
+    let _agent = spawn_agent_daemon(&bins, &agent_dir, &tmp.path().join("agent.log"));
     let mut kills_during_sync = 0;
     let mut sessions_seen = 0;
     for round in 0..12u64 {
@@ -181,27 +168,19 @@ async fn collector_killed_during_sync_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_right_after_report_keeps_the_report() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let (mut collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
+    let log = tmp.path().join("agent.log");
     // The collector is down while reports are filed, so nothing leaves before the kill.
     collector.kill9();
-    let log = tmp.path().join("agent.log");
     let mut filed = HashSet::new();
     for i in 0..5 {
-        let mut agent = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent_dir)], &log);
+        let mut agent = spawn_agent_daemon(&bins, &agent_dir, &log);
+        let title = format!("Kunjungan sesi {i}");
+        let body = "Layanan kunjungan berjalan tertib. Teks uji buatan.";
         let out = run_ok(
             &bins.agent,
-            &[
-                "report",
-                "--data-dir",
-                p(&agent_dir),
-                "--category",
-                "layanan_kunjungan",
-                "--title",
-                &format!("Kunjungan sesi {i}"),
-                "--body",
-                "Layanan kunjungan berjalan tertib. Teks uji buatan.",
-            ],
+            &report_args(&agent_dir, "layanan_kunjungan", &title, body),
         );
         agent.kill9();
         let id = out.trim().to_owned();
@@ -213,7 +192,7 @@ async fn agent_killed_right_after_report_keeps_the_report() {
     }
     assert_eq!(filed.len(), 5);
     collector.start();
-    let _agent = Daemon::spawn(&bins.agent, &["run", "--data-dir", p(&agent_dir)], &log);
+    let _agent = spawn_agent_daemon(&bins, &agent_dir, &log);
     wait_backlog_zero(&agent_dir, Duration::from_secs(60)).await;
     assert_exactly_once(&collector.reports(), &filed);
 }
@@ -222,14 +201,7 @@ async fn agent_killed_right_after_report_keeps_the_report() {
 /// the stored report is unchanged; a batch that skips seqs is refused (and recorded).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_are_absorbed_conflicts_and_gaps_refused() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(
-        &tmp.path().join("collector"),
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await;
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
+    let (_tmp, c, agent_dir) = collector_with_agent("agent").await;
 
     let mut raw = RawClient::connect(&agent_dir, c.addr).await;
     let epoch = Epoch(0x5eed);
@@ -307,12 +279,7 @@ async fn replays_are_absorbed_conflicts_and_gaps_refused() {
 /// not mistaken for duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_and_re_enrolled_agent_starts_a_new_epoch() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(
-        &tmp.path().join("collector"),
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await;
+    let (tmp, c) = collector_in_tempdir().await;
     let agent_dir = tmp.path().join("agent");
     let mut epochs = Vec::new();
     for round in 0..2 {
@@ -327,31 +294,17 @@ async fn a_wiped_and_re_enrolled_agent_starts_a_new_epoch() {
         pasopati_agent::enroll(&agent_dir, &token, false)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+        let agent = open_agent(&agent_dir);
         epochs.push(agent.outbox().epoch());
         let handle = agent.handle();
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(agent.run_with(
-            RunOptions {
-                control_socket: false,
-                inbox: false,
-                web: false,
-            },
-            stop.clone(),
-        ));
+        let running = run_agent(agent);
         for i in 0..3 {
             handle.file(draft(i)).unwrap_or_else(|e| panic!("{e}"));
         }
         let want = 3 * (round + 1);
-        eventually("reports stored", Duration::from_secs(30), || {
-            c.store
-                .report_count()
-                .map(|n| n == want as u64)
-                .unwrap_or(false)
-        })
-        .await;
-        stop.cancel();
-        let _ = task.await;
+        c.wait_for_reports("reports stored", want, Duration::from_secs(30))
+            .await;
+        running.stop().await;
     }
     assert_ne!(epochs[0], epochs[1], "the wiped agent reused its epoch");
     let stored = c
@@ -369,13 +322,32 @@ async fn a_wiped_and_re_enrolled_agent_starts_a_new_epoch() {
     }
 }
 
+/// The collector closes `raw`'s connection (which sent `sent`) within 10 s and logs `logged.1`
+/// (`logged.0` says what is awaited).
+async fn assert_dropped(
+    raw: &RawClient,
+    collector: &CollectorBin,
+    sent: &str,
+    logged: (&str, &str),
+) {
+    let closed = tokio::time::timeout(Duration::from_secs(10), raw.conn.closed()).await;
+    assert!(
+        closed.is_ok(),
+        "the collector kept a connection that sent {sent}"
+    );
+    eventually(logged.0, Duration::from_secs(10), || {
+        collector.log().contains(logged.1)
+    })
+    .await;
+}
+
 /// 6. A frame over the size limit, garbage bytes on the session stream, and a client
 /// certificate from another CA are each refused with a logged reason, and the collector keeps
 /// serving others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let (collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     let addr = collector.addr.parse().unwrap_or_else(|e| panic!("{e}"));
 
@@ -390,15 +362,8 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
         .write_all(&[0u8; 1024])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let closed = tokio::time::timeout(Duration::from_secs(10), raw.conn.closed()).await;
-    assert!(
-        closed.is_ok(),
-        "the collector kept a connection that sent an oversized frame"
-    );
-    eventually("oversize logged", Duration::from_secs(10), || {
-        collector.log().contains("over the limit")
-    })
-    .await;
+    let logged = ("oversize logged", "over the limit");
+    assert_dropped(&raw, &collector, "an oversized frame", logged).await;
 
     // Garbage instead of Hello.
     let mut raw = RawClient::connect(&agent_dir, addr).await;
@@ -406,15 +371,8 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
         .write_all(&[0, 0, 0, 8, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let closed = tokio::time::timeout(Duration::from_secs(10), raw.conn.closed()).await;
-    assert!(
-        closed.is_ok(),
-        "the collector kept a connection that sent garbage"
-    );
-    eventually("garbage logged", Duration::from_secs(10), || {
-        collector.log().contains("unreadable Hello")
-    })
-    .await;
+    let logged = ("garbage logged", "unreadable Hello");
+    assert_dropped(&raw, &collector, "garbage", logged).await;
 
     // A certificate for the same site id from another CA.
     let foreign =
@@ -433,12 +391,8 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
         &std::fs::read_to_string(agent_dir.join("ca.crt")).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let tls = pki::agent_tls(
-        &real_ca,
-        cert.into(),
-        pki::key_der_from_pem(&key_pem).unwrap_or_else(|e| panic!("{e}")),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let key = pki::key_der_from_pem(&key_pem).unwrap_or_else(|e| panic!("{e}"));
+    let tls = pki::agent_tls(&real_ca, cert.into(), key).unwrap_or_else(|e| panic!("{e}"));
     let config = pasopati_common::quic::client_config(tls).unwrap_or_else(|e| panic!("{e}"));
     if let Ok(mut raw) = RawClient::connect_with(config, addr).await {
         // The client may finish its side of the handshake before the server's refusal arrives;
@@ -460,25 +414,9 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
     .await;
 
     // The collector still serves a well-behaved agent.
-    let _agent = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent_dir)],
-        &tmp.path().join("agent.log"),
-    );
-    let id = run_ok(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&agent_dir),
-            "--category",
-            "humas",
-            "--title",
-            "Siaran pers",
-            "--body",
-            "Teks uji buatan.",
-        ],
-    );
+    let _agent = spawn_agent_daemon(&bins, &agent_dir, &tmp.path().join("agent.log"));
+    let filing = report_args(&agent_dir, "humas", "Siaran pers", "Teks uji buatan.");
+    let id = run_ok(&bins.agent, &filing);
     wait_backlog_zero(&agent_dir, Duration::from_secs(30)).await;
     let stored = ids_of(&collector.reports());
     assert!(stored.contains(&id.trim().to_owned()));
@@ -489,29 +427,14 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_urgent_report_overtakes_a_routine_backlog() {
     const BACKLOG: u64 = 50_000;
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(
-        &tmp.path().join("collector"),
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-    )
-    .await;
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    let (_tmp, c, agent_dir) = collector_with_agent("agent").await;
+    let agent = open_agent(&agent_dir);
     let routine: Vec<Report> = (0..BACKLOG as usize).map(validated).collect();
     for chunk in routine.chunks(5_000) {
         agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
     }
     let handle = agent.handle();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(
-        RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
+    let running = run_agent(agent);
     eventually(
         "the backlog starts draining",
         Duration::from_secs(60),
@@ -532,15 +455,9 @@ async fn an_urgent_report_overtakes_a_routine_backlog() {
         Priority::Urgent,
         "kejadian_menonjol defaults to urgent"
     );
-    eventually("everything stored", Duration::from_secs(300), || {
-        c.store
-            .report_count()
-            .map(|n| n == BACKLOG + 1)
-            .unwrap_or(false)
-    })
-    .await;
-    stop.cancel();
-    let _ = task.await;
+    c.wait_for_reports("everything stored", BACKLOG + 1, Duration::from_secs(300))
+        .await;
+    running.stop().await;
     let stored = c
         .store
         .report(&urgent.id)
@@ -559,21 +476,15 @@ async fn an_urgent_report_overtakes_a_routine_backlog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn used_and_unknown_tokens_are_refused_clearly() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let mut collector = CollectorBin::init(&bins, tmp.path());
     collector.start();
     let token = collector.add_site("lapas-uji");
     let first = tmp.path().join("first");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&first), "--token", &token],
-    );
+    run_ok(&bins.agent, &enroll_args(&first, &token));
 
     let second = tmp.path().join("second");
-    let err = run_fail(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&second), "--token", &token],
-    );
+    let err = run_fail(&bins.agent, &enroll_args(&second, &token));
     assert!(err.contains("already used"), "{err}");
     assert!(
         !second.join("agent.crt").exists(),
@@ -583,29 +494,11 @@ async fn used_and_unknown_tokens_are_refused_clearly() {
     let mut unknown = EnrollmentToken::decode(&token).unwrap_or_else(|e| panic!("{e}"));
     unknown.secret = [0x42; 32];
     let third = tmp.path().join("third");
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "enroll",
-            "--data-dir",
-            p(&third),
-            "--token",
-            &unknown.encode(),
-        ],
-    );
+    let err = run_fail(&bins.agent, &enroll_args(&third, &unknown.encode()));
     assert!(err.contains("not known to this collector"), "{err}");
     assert!(!third.join("agent.crt").exists());
 
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "enroll",
-            "--data-dir",
-            p(&third),
-            "--token",
-            "pasopati1.AAAA",
-        ],
-    );
+    let err = run_fail(&bins.agent, &enroll_args(&third, "pasopati1.AAAA"));
     assert!(err.contains("damaged"), "{err}");
     let sites = run_ok(
         &bins.collector,
@@ -619,22 +512,9 @@ async fn used_and_unknown_tokens_are_refused_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn command_line_errors_are_clear() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let missing = tmp.path().join("missing");
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&missing),
-            "--category",
-            "humas",
-            "--title",
-            "t",
-            "--body",
-            "b",
-        ],
-    );
+    let err = run_fail(&bins.agent, &report_args(&missing, "humas", "t", "b"));
     assert!(err.contains("enroll"), "{err}");
     let err = run_fail(&bins.agent, &["status", "--data-dir", p(&missing)]);
     assert!(err.contains("enroll"), "{err}");
@@ -643,112 +523,39 @@ async fn command_line_errors_are_clear() {
         &["site", "list", "--data-dir", p(&missing)],
     );
     assert!(err.contains("pasopati-collector init"), "{err}");
-    let err = run_fail(
-        &bins.collector,
-        &[
-            "site",
-            "add",
-            "--data-dir",
-            p(&missing),
-            "--id",
-            "Bad Id",
-            "--name",
-            "x",
-            "--type",
-            "lapas",
-            "--kanwil",
-            "k",
-        ],
-    );
-    assert!(err.contains("not a valid site id"), "{err}");
-    let err = run_fail(
-        &bins.collector,
-        &[
-            "site",
-            "add",
-            "--data-dir",
-            p(&missing),
-            "--id",
-            "ok",
-            "--name",
-            "x",
-            "--type",
-            "kanwil",
-            "--kanwil",
-            "k",
-        ],
-    );
-    assert!(err.contains("not a site type"), "{err}");
+    for (id, site_type, named) in [
+        ("Bad Id", "lapas", "not a valid site id"),
+        ("ok", "kanwil", "not a site type"),
+    ] {
+        let args = site_add_args(&missing, id, "x", site_type, "k");
+        let err = run_fail(&bins.collector, &args);
+        assert!(err.contains(named), "{err}");
+    }
 
     let mut collector = CollectorBin::init(&bins, tmp.path());
     let err = run_fail(&bins.collector, &["init", "--data-dir", p(&collector.dir)]);
     assert!(err.contains("already holds a collector"), "{err}");
     let token = collector.add_site("lapas-uji"); // directly on the store: no daemon runs
-    let err = run_fail(
-        &bins.collector,
-        &[
-            "site",
-            "add",
-            "--data-dir",
-            p(&collector.dir),
-            "--id",
-            "lapas-uji",
-            "--name",
-            "x",
-            "--type",
-            "lapas",
-            "--kanwil",
-            "Jawa Barat",
-        ],
-    );
+    let again = site_add_args(&collector.dir, "lapas-uji", "x", "lapas", "Jawa Barat");
+    let err = run_fail(&bins.collector, &again);
     assert!(err.contains("already registered"), "{err}");
 
     // The collector is not running: enrollment says it cannot reach it.
     let agent_dir = tmp.path().join("agent");
-    let err = run_fail(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    let err = run_fail(&bins.agent, &enroll_args(&agent_dir, &token));
     assert!(err.contains("cannot reach the collector"), "{err}");
 
     collector.start();
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&agent_dir),
-            "--category",
-            "olahraga",
-            "--title",
-            "t",
-            "--body",
-            "b",
-        ],
-    );
+    run_ok(&bins.agent, &enroll_args(&agent_dir, &token));
+    let err = run_fail(&bins.agent, &report_args(&agent_dir, "olahraga", "t", "b"));
     assert!(
         err.contains("kejadian_menonjol"),
         "the error lists the categories: {err}"
     );
+    let filing = report_args(&agent_dir, "humas", "t", "b");
     let err = run_fail(
         &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&agent_dir),
-            "--category",
-            "humas",
-            "--title",
-            "t",
-            "--body",
-            "b",
-            "--occurred-at",
-            "kemarin",
-        ],
+        &[&filing[..], &["--occurred-at", "kemarin"]].concat(),
     );
     assert!(err.contains("RFC 3339"), "{err}");
     let status = run_ok(

@@ -5,19 +5,46 @@ use pasopati_collector::control::{CollectorRequest, CollectorResponse};
 use pasopati_collector::events::CollectorEvent;
 use pasopati_common::token::EnrollmentToken;
 use pasopati_common::SiteId;
+use pasopati_tests::path_str as p;
 use pasopati_tests::*;
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap_or_else(|| panic!("non-UTF-8 path"))
+fn any_port() -> SocketAddr {
+    any_loopback_port()
 }
 
-fn any_port() -> SocketAddr {
-    ([127, 0, 0, 1], 0).into()
+/// How many entries of the collector's audit log record `action`.
+fn audited(c: &TestCollector, action: &str) -> usize {
+    c.store
+        .audit_log()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|(_, e)| e.as_ref().is_ok_and(|e| e.action == action))
+        .count()
+}
+
+/// The ids of the stored reports, each stored once (else `twice` is the failure).
+fn stored_once(c: &TestCollector, twice: &str) -> HashSet<pasopati_common::ReportId> {
+    let stored = c
+        .store
+        .reports(&Default::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: HashSet<_> = stored.iter().map(|r| r.report.id).collect();
+    assert_eq!(stored.len(), ids.len(), "{twice}");
+    ids
+}
+
+/// A collector.toml edit: site certificates live `lifetime` (`"6s"`) instead of 90 days.
+fn cert_lifetime(lifetime: &str) -> impl FnOnce(String) -> String + '_ {
+    move |t| {
+        t.replace(
+            "site_cert_lifetime = \"90d\"",
+            &format!("site_cert_lifetime = \"{lifetime}\""),
+        )
+    }
 }
 
 /// 1. An expired token and a token for another collector's CA are refused with a precise
@@ -25,7 +52,7 @@ fn any_port() -> SocketAddr {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_and_foreign_tokens_are_refused() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let c = TestCollector::start(&tmp.path().join("a"), any_port()).await;
     let expiring = match pasopati_collector::call(
         &c.dir,
@@ -42,10 +69,7 @@ async fn expired_and_foreign_tokens_are_refused() {
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let dir = tmp.path().join("agent");
-    let err = run_fail(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&dir), "--token", &expiring],
-    );
+    let err = run_fail(&bins.agent, &enroll_args(&dir, &expiring));
     assert!(err.contains("expired at"), "{err}");
     assert!(!dir.join("agent.crt").exists());
 
@@ -64,25 +88,10 @@ async fn expired_and_foreign_tokens_are_refused() {
         };
     let mut foreign = EnrollmentToken::decode(&b_token).unwrap_or_else(|e| panic!("{e}"));
     foreign.collector_addr = c.addr.to_string();
-    let err = run_fail(
-        &bins.agent,
-        &[
-            "enroll",
-            "--data-dir",
-            p(&dir),
-            "--token",
-            &foreign.encode(),
-        ],
-    );
+    let err = run_fail(&bins.agent, &enroll_args(&dir, &foreign.encode()));
     assert!(err.contains("does not match the fingerprint"), "{err}");
     assert!(!dir.join("agent.crt").exists());
-    let issued = c
-        .store
-        .audit_log()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .filter(|(_, e)| e.as_ref().is_ok_and(|e| e.action == "cert_issued"))
-        .count();
+    let issued = audited(&c, "cert_issued");
     assert_eq!(issued, 0, "a certificate was issued");
 }
 
@@ -90,17 +99,10 @@ async fn expired_and_foreign_tokens_are_refused() {
 /// reports it files afterwards stay queued at the agent and are not stored centrally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let c = TestCollector::start(&tmp.path().join("collector"), any_port()).await;
-    let agent_dir = tmp.path().join("agent");
-    c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let stop = CancellationToken::new();
-    let (agent, task) = spawn_agent(&agent_dir, &stop);
-    agent.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
-    eventually("the first report stored", Duration::from_secs(20), || {
-        c.store.report_count().is_ok_and(|n| n == 1)
-    })
-    .await;
+    let (_tmp, c, agent_dir) = collector_with_agent("agent").await;
+    let (agent, running) = start_agent(&agent_dir);
+    c.file_and_wait(&agent, draft(1), "the first report stored", 1)
+        .await;
     eventually("connected", Duration::from_secs(5), || {
         agent.status().is_ok_and(|s| s.connected)
     })
@@ -171,8 +173,7 @@ async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
         Ok([CollectorResponse::Sites(sites)]) => assert_eq!(sites[0].state, "revoked"),
         other => panic!("{other:?}"),
     }
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
     drop(agent);
     // The agent kept its identity and its reports.
     assert!(agent_dir.join("agent.key").exists() && agent_dir.join("agent.crt").exists());
@@ -184,19 +185,10 @@ async fn revocation_closes_the_live_connection_and_keeps_reports_queued() {
 /// lost or duplicated report and no gap in service.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_rotate_while_syncing() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace(
-            "site_cert_lifetime = \"90d\"",
-            "site_cert_lifetime = \"6s\"",
-        )
-    });
-    let c = TestCollector::start(&dir, any_port()).await;
+    let (tmp, c) = configured_collector(cert_lifetime("6s")).await;
     let agent_dir = tmp.path().join("agent");
     c.enroll_agent(&agent_dir, "lapas-uji").await;
-    let stop = CancellationToken::new();
-    let (agent, task) = spawn_agent(&agent_dir, &stop);
+    let (agent, running) = start_agent(&agent_dir);
 
     let mut filed = HashSet::new();
     let mut worst_wait = Duration::ZERO;
@@ -217,25 +209,13 @@ async fn certificates_rotate_while_syncing() {
         worst_wait = worst_wait.max(filed_at.elapsed());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    stop.cancel();
-    let _ = task.await;
-    let renewals = c
-        .store
-        .audit_log()
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .filter(|(_, e)| e.as_ref().is_ok_and(|e| e.action == "cert_renewed"))
-        .count();
+    running.stop().await;
+    let renewals = audited(&c, "cert_renewed");
     assert!(
         renewals >= 3,
         "only {renewals} renewals in 16 s with a 6 s lifetime"
     );
-    let stored = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ids: HashSet<_> = stored.iter().map(|r| r.report.id).collect();
-    assert_eq!(stored.len(), ids.len(), "duplicates");
+    let ids = stored_once(&c, "duplicates");
     assert_eq!(ids, filed, "lost or unexpected reports");
     assert!(c.store.gaps().unwrap_or_else(|e| panic!("{e}")).is_empty());
     println!(
@@ -254,15 +234,11 @@ async fn certificates_rotate_while_syncing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooded_port_keeps_serving_with_bounded_memory() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let (collector, agent_dir) = CollectorBin::with_agent(&bins, tmp.path());
     let dir = collector.dir.clone();
     let addr: SocketAddr = collector.addr.parse().unwrap_or_else(|e| panic!("{e}"));
-    let _agent = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent_dir)],
-        &tmp.path().join("agent.log"),
-    );
+    let _agent = spawn_agent_daemon(&bins, &agent_dir, &tmp.path().join("agent.log"));
     let pid = collector.pid().unwrap_or_else(|| panic!("no pid"));
     let before = peak_rss_kib(pid).unwrap_or(0);
 
@@ -312,20 +288,13 @@ async fn a_flooded_port_keeps_serving_with_bounded_memory() {
     }
 
     // The enrolled agent is still served.
-    let id = run_ok(
-        &bins.agent,
-        &[
-            "report",
-            "--data-dir",
-            p(&agent_dir),
-            "--category",
-            "humas",
-            "--title",
-            "Setelah banjir paket",
-            "--body",
-            "Teks uji buatan.",
-        ],
+    let filing = report_args(
+        &agent_dir,
+        "humas",
+        "Setelah banjir paket",
+        "Teks uji buatan.",
     );
+    let id = run_ok(&bins.agent, &filing);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let reports = run_ok(
@@ -350,7 +319,7 @@ async fn a_flooded_port_keeps_serving_with_bounded_memory() {
 /// nothing is stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_with_one_certificate_store_nothing_twice() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let mut c = TestCollector::start(&tmp.path().join("collector"), any_port()).await;
     let first = tmp.path().join("first");
     c.enroll_agent(&first, "lapas-uji").await;
@@ -375,12 +344,7 @@ async fn two_agents_with_one_certificate_store_nothing_twice() {
     .await;
     stop.cancel();
     let _ = (ta.await, tb.await);
-    let stored = c
-        .store
-        .reports(&Default::default())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ids: HashSet<_> = stored.iter().map(|r| r.report.id).collect();
-    assert_eq!(stored.len(), ids.len(), "a report was stored twice");
+    let ids = stored_once(&c, "a report was stored twice");
     assert_eq!(ids, filed);
     let mut connects = 0;
     while let Ok(event) = c.events.try_recv() {
@@ -396,27 +360,12 @@ async fn two_agents_with_one_certificate_store_nothing_twice() {
 #[test]
 fn a_tampered_audit_log_is_named() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let tmp = tempdir();
     let dir = tmp.path().join("collector");
     run_ok(&bins.collector, &["init", "--data-dir", p(&dir)]);
     for id in ["lapas-satu", "lapas-dua", "lapas-tiga"] {
-        run_ok(
-            &bins.collector,
-            &[
-                "site",
-                "add",
-                "--data-dir",
-                p(&dir),
-                "--id",
-                id,
-                "--name",
-                "Lapas Uji",
-                "--type",
-                "lapas",
-                "--kanwil",
-                "Jawa Barat",
-            ],
-        );
+        let args = site_add_args(&dir, id, "Lapas Uji", "lapas", "Jawa Barat");
+        run_ok(&bins.collector, &args);
     }
     run_ok(
         &bins.collector,
@@ -496,21 +445,9 @@ fn a_tampered_audit_log_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_agent_keeps_its_reports_and_recovers_with_a_new_token() {
     let bins = bins!();
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let dir = tmp.path().join("collector");
-    init_collector_with(&dir, |t| {
-        t.replace(
-            "site_cert_lifetime = \"90d\"",
-            "site_cert_lifetime = \"3s\"",
-        )
-    });
-    let c = TestCollector::start(&dir, any_port()).await;
-    let token = c.add_site("lapas-uji").await;
+    let (tmp, c) = configured_collector(cert_lifetime("3s")).await;
     let agent_dir = tmp.path().join("agent");
-    run_ok(
-        &bins.agent,
-        &["enroll", "--data-dir", p(&agent_dir), "--token", &token],
-    );
+    c.enroll_agent_cli(&bins, &agent_dir, "lapas-uji").await;
     // Offline past expiry, reports filed meanwhile.
     let mut filed = HashSet::new();
     for i in 0..5 {
@@ -521,11 +458,7 @@ async fn an_expired_agent_keeps_its_reports_and_recovers_with_a_new_token() {
         );
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let _daemon = Daemon::spawn(
-        &bins.agent,
-        &["run", "--data-dir", p(&agent_dir)],
-        &tmp.path().join("agent.log"),
-    );
+    let _daemon = spawn_agent_daemon(&bins, &agent_dir, &tmp.path().join("agent.log"));
     eventually(
         "the agent says its certificate expired",
         Duration::from_secs(20),
@@ -541,21 +474,10 @@ async fn an_expired_agent_keeps_its_reports_and_recovers_with_a_new_token() {
     assert_eq!(c.store.report_count().unwrap_or_else(|e| panic!("{e}")), 0);
     // A new token; re-enrollment while the daemon runs; the queued reports go out.
     let token = c.new_token("lapas-uji").await;
-    run_ok(
-        &bins.agent,
-        &[
-            "enroll",
-            "--data-dir",
-            p(&agent_dir),
-            "--token",
-            &token,
-            "--force",
-        ],
-    );
-    eventually("the queued reports arrive", Duration::from_secs(30), || {
-        c.store.report_count().is_ok_and(|n| n == 5)
-    })
-    .await;
+    let force = [&enroll_args(&agent_dir, &token)[..], &["--force"]].concat();
+    run_ok(&bins.agent, &force);
+    c.wait_for_reports("the queued reports arrive", 5, Duration::from_secs(30))
+        .await;
     let stored: HashSet<_> = c
         .store
         .reports(&Default::default())

@@ -9,14 +9,13 @@
 //! Prints one `name=value` line per figure; the last line is `ratio_vs_raw_quinn=<x>`.
 //! `BENCH_REPORTS=N` changes the backlog size.
 
-use pasopati_agent::{Agent, RunOptions};
+use pasopati_agent::Agent;
 use pasopati_common::frame::{encode_value, Batch};
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{pki, Report, ReportDraft, Timestamp};
 use pasopati_tests::TestCollector;
 use redb::{Database, TableDefinition};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const BATCH: usize = 1024;
 
@@ -55,16 +54,8 @@ async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
         agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
     }
     let want = reports.len() as u64;
-    let stop = CancellationToken::new();
     let start = Instant::now();
-    let task = tokio::spawn(agent.run_with(
-        RunOptions {
-            control_socket: false,
-            inbox: false,
-            web: false,
-        },
-        stop.clone(),
-    ));
+    let running = pasopati_tests::run_agent(agent);
     loop {
         if c.store.report_count().unwrap_or(0) >= want {
             break;
@@ -72,8 +63,7 @@ async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed();
-    stop.cancel();
-    let _ = task.await;
+    running.stop().await;
     c.stop().await;
     elapsed
 }
