@@ -112,9 +112,10 @@ pub(crate) fn complete_renewal(
 ) -> Result<(), AgentError> {
     let (granted, _) = pki::site_of_cert(cert_der)?;
     if &granted != site {
-        return Err(AgentError::Pki(PkiError::BadCertificate(format!(
-            "the renewed certificate names site `{granted}`, not `{site}`"
-        ))));
+        return Err(AgentError::Pki(PkiError::WrongSite {
+            granted,
+            expected: site.clone(),
+        }));
     }
     if !data_dir.join(KEY_NEXT_FILE).exists() {
         return Err(AgentError::Io {
