@@ -304,29 +304,21 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
             }
             render(&state, &form, &errors, None, StatusCode::BAD_REQUEST).await
         }
-        Ok(Err(e)) => {
-            errors.insert("form", format!("Laporan belum tersimpan: {e}"));
-            render(
-                &state,
-                &form,
-                &errors,
-                None,
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-            .await
-        }
-        Err(e) => {
-            errors.insert("form", format!("Laporan belum tersimpan: {e}"));
-            render(
-                &state,
-                &form,
-                &errors,
-                None,
-                StatusCode::INTERNAL_SERVER_ERROR,
-            )
-            .await
-        }
+        Ok(Err(e)) => not_saved(&state, &form, errors, e, StatusCode::SERVICE_UNAVAILABLE).await,
+        Err(e) => not_saved(&state, &form, errors, e, StatusCode::INTERNAL_SERVER_ERROR).await,
     }
+}
+
+/// The form again, with the reason the report was not saved above it.
+async fn not_saved(
+    state: &WebState,
+    form: &ReportForm,
+    mut errors: HashMap<&'static str, String>,
+    e: impl std::fmt::Display + Send,
+    status: StatusCode,
+) -> Response {
+    errors.insert("form", format!("Laporan belum tersimpan: {e}"));
+    render(state, form, &errors, None, status).await
 }
 
 fn indonesian(e: &ReportError) -> (&'static str, String) {
