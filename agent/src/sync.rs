@@ -88,9 +88,9 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, AgentError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| AgentError::Io {
-            what: "agent task".into(),
-            message: e.to_string(),
+        .map_err(|source| AgentError::Task {
+            what: "agent task",
+            source,
         })?
 }
 
