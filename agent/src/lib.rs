@@ -83,13 +83,8 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
-    /// A blocking task of the agent panicked or was cancelled.
-    #[error("{what}: {source}")]
-    Task {
-        what: &'static str,
-        #[source]
-        source: tokio::task::JoinError,
-    },
+    #[error(transparent)]
+    Task(#[from] pasopati_common::task::TaskFailed),
     #[error("renewal: the renewal key is gone; the renewal will be retried")]
     RenewalKeyGone,
     #[error(transparent)]
@@ -773,17 +768,16 @@ async fn request(data_dir: &Path, request: AgentRequest) -> Result<AgentResponse
         let config = AgentConfig::load(data_dir)?;
         let dir = data_dir.to_owned();
         let req = request.clone();
-        let direct = tokio::task::spawn_blocking(move || -> Result<AgentResponse, OutboxError> {
-            let outbox = Outbox::open(&dir)?;
-            outbox.set_max_bytes(config.outbox.max_bytes);
-            let shared = Shared::new(dir, config, Arc::new(outbox));
-            Ok(control::answer(&shared, req, false))
-        })
-        .await
-        .map_err(|source| AgentError::Task {
-            what: "outbox task",
-            source,
-        })?;
+        let direct = pasopati_common::task::run_blocking(
+            "outbox task",
+            move || -> Result<AgentResponse, OutboxError> {
+                let outbox = Outbox::open(&dir)?;
+                outbox.set_max_bytes(config.outbox.max_bytes);
+                let shared = Shared::new(dir, config, Arc::new(outbox));
+                Ok(control::answer(&shared, req, false))
+            },
+        )
+        .await?;
         match direct {
             Err(OutboxError::Locked { .. } | OutboxError::Damaged { .. }) if attempt < 19 => {
                 // A daemon is starting or stopping (and sets a damaged outbox aside as it

@@ -60,13 +60,8 @@ pub enum CollectorError {
         #[source]
         source: std::io::Error,
     },
-    /// A blocking task of the collector panicked or was cancelled.
-    #[error("{what}: {source}")]
-    Task {
-        what: &'static str,
-        #[source]
-        source: tokio::task::JoinError,
-    },
+    #[error(transparent)]
+    Task(#[from] pasopati_common::task::TaskFailed),
     #[error("{0}")]
     Admin(String),
 }
@@ -481,7 +476,7 @@ pub async fn call(
         }
         let dir = data_dir.to_owned();
         let req = request.clone();
-        let direct = tokio::task::spawn_blocking(move || {
+        let direct = pasopati_common::task::run_blocking("admin task", move || {
             let collector = Collector::open(&dir)?;
             let (events, _) = broadcast::channel(1);
             let state = ServerState::new(
@@ -492,11 +487,7 @@ pub async fn call(
             );
             Ok::<_, CollectorError>(control::answer(&state, req, &admin::local_actor(None)))
         })
-        .await
-        .map_err(|source| CollectorError::Task {
-            what: "admin task",
-            source,
-        })?;
+        .await?;
         match direct {
             Err(CollectorError::Store(StoreError::Locked { .. })) if attempt < 19 => {
                 // A daemon is starting or stopping; its socket will answer shortly.

@@ -3,7 +3,7 @@
 //! the QUIC endpoints' TLS configuration ([`quic`]), the PKI's files ([`pki`]), opening a redb
 //! file privately ([`storage`]), the local control socket ([`control`]), the daemons' TOML
 //! configuration files ([`config_file`]), logging and the async runtime of the command lines
-//! ([`logging`]), and escaped terminal output ([`terminal`]).
+//! ([`logging`]), blocking work off the async threads ([`task`]), and escaped terminal output ([`terminal`]).
 
 pub use pasopati_protocol::*;
 
@@ -15,6 +15,7 @@ pub mod pki;
 pub mod quic;
 pub mod storage;
 pub mod stream;
+pub mod task;
 pub mod terminal;
 
 /// The wire frames and their codec (from the protocol crate) with the async stream reader and
