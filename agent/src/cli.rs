@@ -156,7 +156,7 @@ fn next_step(e: &anyhow::Error) -> Option<String> {
             enroll(dir)
         )),
         ConfigError::CollectorDir { .. } => Some(
-            "Pass the agent's data directory, where `pasopati-agent enroll` wrote agent.toml (/var/lib/pasopati-agent when installed from the package); for the collector use `pasopati-collector`.".into(),
+            "`pasopati-agent enroll` writes agent.toml there; for the collector use `pasopati-collector`.".into(),
         ),
         ConfigError::File(_) => None,
     }

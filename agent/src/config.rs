@@ -166,7 +166,7 @@ pub enum ConfigError {
     NotEnrolledYet { path: String, dir: String },
     #[error(transparent)]
     File(#[from] ConfigFileError),
-    #[error("{dir} is a collector's data directory (it holds collector.toml), not an agent's")]
+    #[error("{dir} is a collector's data directory (it holds collector.toml), not an agent's. Pass the agent's data directory, which holds agent.toml (/var/lib/pasopati-agent when installed from the package)")]
     CollectorDir { dir: String },
 }
 
