@@ -25,18 +25,22 @@ const UPLOAD_MAX_BYTES: u64 = attachment::HARD_MAX_BYTES;
 pub enum BlobError {
     #[error(transparent)]
     Invalid(#[from] AttachmentError),
-    #[error("attachment storage {path}: {message}. Check free disk space and permissions of the data directory")]
-    Io { path: String, message: String },
+    #[error("attachment storage {path}: {source}. Check free disk space and permissions of the data directory")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("upload {id} is unknown or incomplete (was it started with this data directory?)")]
     UnknownUpload { id: String },
     #[error("upload {id} expected its next piece at byte {expected}, got byte {got}; start the upload again")]
     UploadOutOfOrder { id: String, expected: u64, got: u64 },
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> BlobError {
+fn io_error(path: &Path, source: std::io::Error) -> BlobError {
     BlobError::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     }
 }
 

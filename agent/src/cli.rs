@@ -4,6 +4,8 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use pasopati_common::localtime;
+use pasopati_common::logging::{self, LogConfig};
+use pasopati_common::terminal::error_text;
 use pasopati_common::{Priority, ReportDraft, ReportId, Revision, Timestamp};
 use std::io::Read;
 use std::path::PathBuf;
@@ -123,42 +125,89 @@ enum Command {
 /// Runs the command line with the process's arguments.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,rustls=warn"));
-    // A closed log pipe must never decide whether the daemon lives: the subscriber's own report
-    // of a failed write goes to the same closed stderr through `eprintln!`, which panics, so it
-    // is switched off and log lines that cannot be written are dropped.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .log_internal_errors(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            pasopati_common::errln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+    logging::init_logging(LogConfig::DAEMON);
+    logging::run_command(Some(2), run(cli), |e| {
+        pasopati_common::errln!("error: {}", error_text(e.as_ref()));
+        if let Some(step) = next_step(e) {
+            pasopati_common::errln!("{step}");
         }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if pasopati_common::terminal::is_broken_pipe(e.as_ref()) => {
-            std::process::ExitCode::SUCCESS
+        if needs_a_person(e) {
+            std::process::ExitCode::from(EXIT_CONFIG)
+        } else {
+            std::process::ExitCode::FAILURE
         }
-        Err(e) => {
-            pasopati_common::errln!("error: {e:#}");
-            if needs_a_person(&e) {
-                std::process::ExitCode::from(EXIT_CONFIG)
-            } else {
-                std::process::ExitCode::FAILURE
-            }
-        }
+    })
+}
+
+/// The operator's next step after a failure, as the command to run, or `None` when the error
+/// says all there is. The library's errors say what is wrong; which command puts it right is
+/// this command line's to say.
+fn next_step(e: &anyhow::Error) -> Option<String> {
+    use crate::config::ConfigError;
+    use crate::outbox::OutboxError;
+    use crate::AgentError;
+    use pasopati_common::token::TokenError;
+    let enroll = |dir: &str| format!("`pasopati-agent enroll --data-dir {dir} --token <TOKEN>`");
+    let config_step = |c: &ConfigError| {
+        match c {
+        ConfigError::NotEnrolled { dir, .. } => Some(format!("Run {} first.", enroll(dir))),
+        ConfigError::NotEnrolledYet { dir, .. } => Some(format!(
+            "Run {} first, with the token from the media center, then start the agent again.",
+            enroll(dir)
+        )),
+        ConfigError::CollectorDir { .. } => Some(
+            "`pasopati-agent enroll` writes agent.toml there; for the collector use `pasopati-collector`.".into(),
+        ),
+        ConfigError::File(_) => None,
     }
+    };
+    let outbox_step = |o: &OutboxError| {
+        match o {
+        OutboxError::Locked { .. } => {
+            Some("Is `pasopati-agent run` running for this data directory?".into())
+        }
+        OutboxError::Damaged { .. } => Some(
+            "Start the agent daemon (`pasopati-agent run`): it keeps the damaged file aside and starts a fresh outbox.".into(),
+        ),
+        _ => None,
+    }
+    };
+    let token_step = |t: &TokenError| match t {
+        TokenError::Prefix => {
+            Some("Copy the whole last line printed by `pasopati-collector site add`.".into())
+        }
+        _ => None,
+    };
+    e.chain().find_map(|cause| {
+        if let Some(a) = cause.downcast_ref::<AgentError>() {
+            return match a {
+                AgentError::Config(c) => config_step(c),
+                AgentError::Outbox(o) => outbox_step(o),
+                AgentError::Token(t) => token_step(t),
+                AgentError::AlreadyEnrolled { .. } => Some(
+                    "Pass --force to replace its certificate (queued reports are kept).".into(),
+                ),
+                AgentError::AlreadyRunning(_) => Some(
+                    "Stop it first (`systemctl stop pasopati-agent`), or use the CLI commands, which talk to it.".into(),
+                ),
+                AgentError::ForeignSocket { .. } => Some(
+                    "Pass the agent's data directory, where `pasopati-agent enroll` wrote agent.toml.".into(),
+                ),
+                AgentError::CertificateExpired { dir, .. } => Some(expired_step(dir)),
+                _ => None,
+            };
+        }
+        cause
+            .downcast_ref::<ConfigError>()
+            .and_then(&config_step)
+            .or_else(|| cause.downcast_ref::<OutboxError>().and_then(&outbox_step))
+            .or_else(|| cause.downcast_ref::<TokenError>().and_then(&token_step))
+    })
+}
+
+/// What to do about an expired site certificate: a new token, then enrolling again.
+fn expired_step(dir: &str) -> String {
+    format!("Ask the media center for a new token (`pasopati-collector site token --id <SITE>`), then run `pasopati-agent enroll --data-dir {dir} --force --token <TOKEN>`.")
 }
 
 /// The exit status of a failure no restart can cure (not enrolled, a wrong data directory, an
@@ -375,6 +424,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 pasopati_common::outln!("times:            {zone} (UTC{:+})", zone.offset_hours());
                 if let Some(e) = &s.last_error {
                     pasopati_common::outln!("last error:       {e}");
+                }
+                if s.sync_state == "expired" {
+                    let dir = data_dir.display().to_string();
+                    pasopati_common::outln!("next step:        {}", expired_step(&dir));
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The agent's configuration file, `agent.toml` in its data directory, written by `enroll`.
 
 use pasopati_common::backoff::BackoffConfig;
+use pasopati_common::config_file::{self, CheckedConfig, ConfigFileError};
 use pasopati_common::localtime::Zone;
 use pasopati_common::pii::PiiConfig;
 use pasopati_common::SiteId;
@@ -159,13 +160,13 @@ impl SyncSettings {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path} is missing: this data directory is not enrolled; run `pasopati-agent enroll --data-dir {dir} --token <TOKEN>` first")]
+    #[error("{path} is missing: this data directory is not enrolled")]
     NotEnrolled { path: String, dir: String },
-    #[error("this site is not enrolled yet ({path} does not exist): run `pasopati-agent enroll --data-dir {dir} --token <TOKEN>` first, with the token from the media center, then start the agent again")]
+    #[error("this site is not enrolled yet ({path} does not exist)")]
     NotEnrolledYet { path: String, dir: String },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
-    #[error("{dir} is a collector's data directory (it holds collector.toml), not an agent's. Pass the agent's data directory, where `pasopati-agent enroll` wrote agent.toml (/var/lib/pasopati-agent when installed from the package); for the collector use `pasopati-collector`")]
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
+    #[error("{dir} is a collector's data directory (it holds collector.toml), not an agent's. Pass the agent's data directory, which holds agent.toml (/var/lib/pasopati-agent when installed from the package)")]
     CollectorDir { dir: String },
 }
 
@@ -198,10 +199,7 @@ impl AgentConfig {
         if !path.exists() {
             return Err(missing_config(data_dir));
         }
-        pasopati_common::read_toml(&path).map_err(|message| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        })
+        Ok(config_file::read_toml(&path)?)
     }
 
     /// Loads and checks a configuration file anywhere (for `validate --config`). A missing file
@@ -218,13 +216,7 @@ impl AgentConfig {
                 });
             }
         }
-        let invalid = |message| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        };
-        let config: AgentConfig = pasopati_common::read_toml(path).map_err(invalid)?;
-        config.check().map_err(invalid)?;
-        Ok(config)
+        Ok(config_file::load_checked(path)?)
     }
 
     /// Checks values that parse but cannot work.
@@ -296,17 +288,17 @@ impl AgentConfig {
 
     /// Writes `agent.toml` atomically.
     pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
-        let path = Self::path(data_dir);
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = toml::to_string_pretty(self).map_err(|e| invalid(e.to_string()))?;
-        let text = format!(
-            "# PASOPATI Edge agent configuration, written by `pasopati-agent enroll`.\n{text}"
-        );
-        pasopati_common::pki::write_file_atomic(&path, text.as_bytes(), 0o644)
-            .map_err(|e| invalid(e.to_string()))
+        Ok(config_file::save_toml(
+            &Self::path(data_dir),
+            "# PASOPATI Edge agent configuration, written by `pasopati-agent enroll`.\n",
+            self,
+        )?)
+    }
+}
+
+impl CheckedConfig for AgentConfig {
+    fn check(&self) -> Result<(), String> {
+        AgentConfig::check(self)
     }
 }
 

@@ -65,9 +65,9 @@ impl Identity {
 }
 
 fn rename(data_dir: &Path, from: &str, to: &str) -> Result<(), AgentError> {
-    std::fs::rename(data_dir.join(from), data_dir.join(to)).map_err(|e| AgentError::Io {
+    std::fs::rename(data_dir.join(from), data_dir.join(to)).map_err(|source| AgentError::Io {
         what: format!("renaming {from} to {to} in {}", data_dir.display()),
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -85,12 +85,12 @@ fn finish_renewal(data_dir: &Path) -> Result<(), AgentError> {
         }
         (false, true) => rename(data_dir, CERT_NEXT_FILE, CERT_FILE),
         (true, false) => {
-            std::fs::remove_file(data_dir.join(KEY_NEXT_FILE)).map_err(|e| AgentError::Io {
+            std::fs::remove_file(data_dir.join(KEY_NEXT_FILE)).map_err(|source| AgentError::Io {
                 what: format!(
                     "removing an unfinished renewal key in {}",
                     data_dir.display()
                 ),
-                message: e.to_string(),
+                source,
             })
         }
         (false, false) => Ok(()),
@@ -112,15 +112,13 @@ pub(crate) fn complete_renewal(
 ) -> Result<(), AgentError> {
     let (granted, _) = pki::site_of_cert(cert_der)?;
     if &granted != site {
-        return Err(AgentError::Pki(PkiError::BadCertificate(format!(
-            "the renewed certificate names site `{granted}`, not `{site}`"
-        ))));
+        return Err(AgentError::Pki(PkiError::WrongSite {
+            granted,
+            expected: site.clone(),
+        }));
     }
     if !data_dir.join(KEY_NEXT_FILE).exists() {
-        return Err(AgentError::Io {
-            what: "renewal".into(),
-            message: "the renewal key is gone; the renewal will be retried".into(),
-        });
+        return Err(AgentError::RenewalKeyGone);
     }
     pki::write_file_atomic(
         &data_dir.join(CERT_NEXT_FILE),
@@ -150,9 +148,9 @@ pub(crate) fn client_endpoint(remote: SocketAddr) -> Result<quinn::Endpoint, Age
     } else {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     };
-    quinn::Endpoint::client(local).map_err(|e| AgentError::Io {
+    quinn::Endpoint::client(local).map_err(|source| AgentError::Io {
         what: "opening a UDP socket".into(),
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -279,8 +277,8 @@ fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| AgentError::Io {
+        .map_err(|source| AgentError::Io {
             what: format!("creating the data directory {}", dir.display()),
-            message: e.to_string(),
+            source,
         })
 }

@@ -194,9 +194,9 @@ fn move_to(path: &Path, folder: &str, problems: Option<&Vec<String>>) -> std::io
 }
 
 fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
-    let io = |e: std::io::Error| AgentError::Io {
+    let io = |source: std::io::Error| AgentError::Io {
         what: format!("reading {}", path.display()),
-        message: e.to_string(),
+        source,
     };
     if let Some(inbox) = path.parent() {
         if let Err(problem) = inside(inbox, path) {

@@ -47,7 +47,7 @@ pub enum AgentError {
     Pki(#[from] PkiError),
     #[error(transparent)]
     Token(#[from] TokenError),
-    #[error("{dir} is already enrolled as {site}; pass --force to replace its certificate (queued reports are kept)")]
+    #[error("{dir} is already enrolled as {site}")]
     AlreadyEnrolled { dir: String, site: String },
     #[error("the collector refused the enrollment: {0}")]
     EnrollmentRefused(String),
@@ -59,11 +59,11 @@ pub enum AgentError {
     Frame(#[from] FrameError),
     #[error("the collector refused a batch: {0}")]
     BatchRefused(String),
-    #[error("an agent is already running for {0} (its control socket answers); stop it first (`systemctl stop pasopati-agent`), or use the CLI commands, which talk to it")]
+    #[error("an agent is already running for {0} (its control socket answers)")]
     AlreadyRunning(String),
     #[error(transparent)]
     Control(#[from] ControlError),
-    #[error("{path} answers in another protocol: this is not a PASOPATI agent's data directory (a collector's?). Pass the agent's data directory, where `pasopati-agent enroll` wrote agent.toml")]
+    #[error("{path} answers in another protocol: this is not a PASOPATI agent's data directory (a collector's?)")]
     ForeignSocket { path: String },
     #[error("{0}")]
     Rejected(String),
@@ -75,10 +75,18 @@ pub enum AgentError {
     Pii(Vec<Finding>),
     #[error("{0}")]
     DaemonFailed(String),
-    #[error("this site's certificate expired at {at}; reports stay queued. Ask the media center for a new token (`pasopati-collector site token --id <SITE>`), then run `pasopati-agent enroll --data-dir {dir} --force --token <TOKEN>`")]
+    #[error("this site's certificate expired at {at}; reports stay queued. Ask the media center for a new token and enroll again")]
     CertificateExpired { at: String, dir: String },
-    #[error("{what}: {message}")]
-    Io { what: String, message: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Task(#[from] pasopati_common::task::TaskFailed),
+    #[error("renewal: the renewal key is gone; the renewal will be retried")]
+    RenewalKeyGone,
     #[error(transparent)]
     Attachment(#[from] attachments::BlobError),
 }
@@ -656,8 +664,10 @@ impl Agent {
                 std::fs::remove_file(pasopati_common::control::socket_path(&self.shared.data_dir));
         }
         if self.shared.fatal.is_cancelled() {
+            // The I/O error itself was logged when it happened; redb's own word for what is left
+            // is that the file must be reopened.
             return Err(AgentError::Outbox(OutboxError::NeedsReopen(
-                "the outbox had an I/O error".into(),
+                redb::Error::PreviousIo,
             )));
         }
         Ok(())
@@ -758,17 +768,16 @@ async fn request(data_dir: &Path, request: AgentRequest) -> Result<AgentResponse
         let config = AgentConfig::load(data_dir)?;
         let dir = data_dir.to_owned();
         let req = request.clone();
-        let direct = tokio::task::spawn_blocking(move || -> Result<AgentResponse, OutboxError> {
-            let outbox = Outbox::open(&dir)?;
-            outbox.set_max_bytes(config.outbox.max_bytes);
-            let shared = Shared::new(dir, config, Arc::new(outbox));
-            Ok(control::answer(&shared, req, false))
-        })
-        .await
-        .map_err(|e| AgentError::Io {
-            what: "outbox task".into(),
-            message: e.to_string(),
-        })?;
+        let direct = pasopati_common::task::run_blocking(
+            "outbox task",
+            move || -> Result<AgentResponse, OutboxError> {
+                let outbox = Outbox::open(&dir)?;
+                outbox.set_max_bytes(config.outbox.max_bytes);
+                let shared = Shared::new(dir, config, Arc::new(outbox));
+                Ok(control::answer(&shared, req, false))
+            },
+        )
+        .await?;
         match direct {
             Err(OutboxError::Locked { .. } | OutboxError::Damaged { .. }) if attempt < 19 => {
                 // A daemon is starting or stopping (and sets a damaged outbox aside as it
@@ -819,9 +828,9 @@ pub async fn file_report_with(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let io = |e: std::io::Error| AgentError::Io {
+        let io = |source: std::io::Error| AgentError::Io {
             what: format!("reading attachment {}", file.display()),
-            message: e.to_string(),
+            source,
         };
         let size = tokio::fs::metadata(file).await.map_err(io)?.len();
         let limit = pasopati_common::attachment::HARD_MAX_BYTES;

@@ -53,24 +53,37 @@ pub const OUTBOX_FILE: &str = "outbox.redb";
 /// An outbox failure, with what the operator can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
-    #[error("the outbox {path} is in use by another process (is `pasopati-agent run` running for this data directory?)")]
+    #[error("the outbox {path} is in use by another process")]
     Locked { path: String },
     #[error("the outbox {path} cannot be opened: {message}. Check the permissions of the data directory")]
     Open { path: String, message: String },
-    #[error("the outbox {path} is damaged ({reason}). Start the agent daemon (`pasopati-agent run`): it keeps the damaged file aside and starts a fresh outbox")]
+    #[error("the outbox {path} is damaged ({reason})")]
     Damaged { path: String, reason: String },
     #[error(
         "outbox storage error: {0}. Check free disk space and permissions of the data directory"
     )]
-    Storage(String),
+    Storage(#[source] redb::Error),
     #[error("outbox storage error: {0}. Check free disk space and permissions of the data directory; the agent daemon restarts to reopen its outbox")]
-    NeedsReopen(String),
+    NeedsReopen(#[source] redb::Error),
     #[error("a stored report cannot be decoded ({0}); the outbox may be damaged")]
-    Corrupt(String),
+    Corrupt(#[source] pasopati_common::frame::FrameError),
     #[error(transparent)]
     Invalid(#[from] pasopati_common::report::ReportError),
     #[error("the outbox is full: {used} bytes of unsent reports reach its limit of {limit} bytes (`[outbox] max_bytes` in agent.toml). Nothing saved is dropped; new reports are refused until the link to the collector returns and the backlog drains")]
     Full { used: u64, limit: u64 },
+}
+
+impl From<OpenError> for OutboxError {
+    fn from(e: OpenError) -> Self {
+        match e {
+            OpenError::Locked { path } => OutboxError::Locked { path },
+            OpenError::Damaged { path, reason } => OutboxError::Damaged { path, reason },
+            OpenError::Other { path, reason } => OutboxError::Open {
+                path,
+                message: reason,
+            },
+        }
+    }
 }
 
 macro_rules! storage_from {
@@ -80,9 +93,9 @@ macro_rules! storage_from {
                 // After an I/O error redb refuses every later write until it is reopened.
                 match redb::Error::from(e) {
                     e @ (redb::Error::Io(_) | redb::Error::PreviousIo) => {
-                        OutboxError::NeedsReopen(e.to_string())
+                        OutboxError::NeedsReopen(e)
                     }
-                    other => OutboxError::Storage(other.to_string()),
+                    other => OutboxError::Storage(other),
                 }
             }
         }
@@ -192,22 +205,7 @@ impl Outbox {
     /// Opens the outbox in `data_dir`, creating it (with a fresh random epoch) if absent.
     pub fn open(data_dir: &Path) -> Result<Outbox, OutboxError> {
         let path = data_dir.join(OUTBOX_FILE);
-        let shown = path.display().to_string();
-        let db = pasopati_common::storage::open(&path).map_err(|e| match e {
-            OpenError::Locked { .. } => OutboxError::Locked {
-                path: shown.clone(),
-            },
-            OpenError::Damaged { reason, .. } => OutboxError::Damaged {
-                path: shown.clone(),
-                reason,
-            },
-            OpenError::Other { reason, .. } => OutboxError::Open {
-                path: shown.clone(),
-                message: reason,
-            },
-        })?;
-        let txn = db.begin_write()?;
-        let epoch = {
+        let (db, epoch) = pasopati_common::storage::open_prepared(&path, |txn| {
             let mut meta = txn.open_table(META)?;
             txn.open_table(QUEUE)?;
             txn.open_table(SENT_LOG)?;
@@ -216,7 +214,7 @@ impl Outbox {
             txn.open_table(PENDING_ATTACHMENTS)?;
             txn.open_table(VERDICTS)?;
             let existing = meta.get(EPOCH)?.map(|v| v.value());
-            match existing {
+            Ok::<_, OutboxError>(match existing {
                 Some(e) => Epoch(e),
                 None => {
                     let e = Epoch::random();
@@ -226,9 +224,8 @@ impl Outbox {
                     meta.insert(NEXT_FILING, 0)?;
                     e
                 }
-            }
-        };
-        txn.commit()?;
+            })
+        })?;
         Ok(Outbox {
             db,
             path,
@@ -347,7 +344,7 @@ impl Outbox {
         let table = txn.open_table(PENDING_ATTACHMENTS)?;
         let first = table.first()?;
         first
-            .map(|(_, v)| decode_value(v.value()).map_err(|e| OutboxError::Corrupt(e.to_string())))
+            .map(|(_, v)| decode_value(v.value()).map_err(OutboxError::Corrupt))
             .transpose()
     }
 
@@ -357,8 +354,7 @@ impl Outbox {
         let table = txn.open_table(PENDING_ATTACHMENTS)?;
         let mut out = std::collections::HashSet::new();
         for entry in table.iter()? {
-            let a: AttachmentRef =
-                decode_value(entry?.1.value()).map_err(|e| OutboxError::Corrupt(e.to_string()))?;
+            let a: AttachmentRef = decode_value(entry?.1.value()).map_err(OutboxError::Corrupt)?;
             out.insert(a.hash);
         }
         Ok(out)
@@ -773,11 +769,11 @@ fn get(meta: &impl ReadableTable<&'static str, u64>, key: &str) -> Result<u64, O
 }
 
 fn decode_report(raw: &[u8]) -> Result<Report, OutboxError> {
-    decode_value(raw).map_err(|e| OutboxError::Corrupt(e.to_string()))
+    decode_value(raw).map_err(OutboxError::Corrupt)
 }
 
 fn decode_verdict(raw: &[u8]) -> Result<CenterVerdict, OutboxError> {
-    decode_value(raw).map_err(|e| OutboxError::Corrupt(e.to_string()))
+    decode_value(raw).map_err(OutboxError::Corrupt)
 }
 
 #[cfg(test)]

@@ -86,12 +86,7 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AgentError> + Send + 'static,
 ) -> Result<T, AgentError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AgentError::Io {
-            what: "agent task".into(),
-            message: e.to_string(),
-        })?
+    pasopati_common::task::run_blocking("agent task", f).await?
 }
 
 /// One connection attempt with the identity as it is on disk now (so a renewal or a

@@ -13,6 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use pasopati_common::localtime;
 use pasopati_common::report::ReportError;
 use pasopati_common::taxonomy::Taxonomy;
@@ -303,29 +304,21 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
             }
             render(&state, &form, &errors, None, StatusCode::BAD_REQUEST).await
         }
-        Ok(Err(e)) => {
-            errors.insert("form", format!("Laporan belum tersimpan: {e}"));
-            render(
-                &state,
-                &form,
-                &errors,
-                None,
-                StatusCode::SERVICE_UNAVAILABLE,
-            )
-            .await
-        }
-        Err(e) => {
-            errors.insert("form", format!("Laporan belum tersimpan: {e}"));
-            render(
-                &state,
-                &form,
-                &errors,
-                None,
-                StatusCode::INTERNAL_SERVER_ERROR,
-            )
-            .await
-        }
+        Ok(Err(e)) => not_saved(&state, &form, errors, e, StatusCode::SERVICE_UNAVAILABLE).await,
+        Err(e) => not_saved(&state, &form, errors, e, StatusCode::INTERNAL_SERVER_ERROR).await,
     }
+}
+
+/// The form again, with the reason the report was not saved above it.
+async fn not_saved(
+    state: &WebState,
+    form: &ReportForm,
+    mut errors: HashMap<&'static str, String>,
+    e: impl std::fmt::Display + Send,
+    status: StatusCode,
+) -> Response {
+    errors.insert("form", format!("Laporan belum tersimpan: {e}"));
+    render(state, form, &errors, None, status).await
 }
 
 fn indonesian(e: &ReportError) -> (&'static str, String) {
@@ -362,52 +355,53 @@ fn indonesian(e: &ReportError) -> (&'static str, String) {
     }
 }
 
-/// The CSS class and the words (escaped HTML) for where a report stands.
-fn row_state(row: &ReportRow) -> (&'static str, String) {
+/// The CSS class and the words for where a report stands.
+fn row_state(row: &ReportRow) -> (&'static str, Markup) {
     let retracted = row.report.retraction.is_some();
     match &row.state {
         ReportState::Quarantined(reason) => (
             "dikarantina",
-            format!(
-                "dikarantina pusat<br><small>{}{}. Pusat menemukan data identitas WBP; laporan tidak ditampilkan di pusat. Hapus data itu lalu kirim laporan baru.</small>",
-                if retracted { "penarikan " } else { "" },
-                escape(reason)
-            ),
+            html! {
+                "dikarantina pusat" br;
+                small {
+                    @if retracted { "penarikan " }
+                    (reason)
+                    ". Pusat menemukan data identitas WBP; laporan tidak ditampilkan di pusat. Hapus data itu lalu kirim laporan baru."
+                }
+            },
         ),
         ReportState::Refused(reason) => (
             "ditolak",
-            format!(
-                "ditolak pusat<br><small>{}. Laporan ini tidak akan disimpan pusat; perbaiki lalu kirim laporan baru, atau hubungi admin pusat.</small>",
-                escape(reason)
-            ),
+            html! {
+                "ditolak pusat" br;
+                small {
+                    (reason)
+                    ". Laporan ini tidak akan disimpan pusat; perbaiki lalu kirim laporan baru, atau hubungi admin pusat."
+                }
+            },
         ),
         ReportState::Delivered if retracted => (
             "ditarik",
-            "ditarik<br><small>penarikan diterima pusat</small>".into(),
+            html! { "ditarik" br; small { "penarikan diterima pusat" } },
         ),
         ReportState::Saved if retracted => (
             "ditarik",
-            "ditarik<br><small>penarikan tersimpan, menunggu dikirim</small>".into(),
+            html! { "ditarik" br; small { "penarikan tersimpan, menunggu dikirim" } },
         ),
-        ReportState::Delivered => ("terkirim", "terkirim".into()),
-        ReportState::Saved => ("tersimpan", "tersimpan".into()),
+        ReportState::Delivered => ("terkirim", html! { "terkirim" }),
+        ReportState::Saved => ("tersimpan", html! { "tersimpan" }),
     }
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+/// The page's style sheet, inline: the form loads nothing from anywhere.
+const STYLE: &str = "
+body{font-family:system-ui,sans-serif;max-width:52rem;margin:1rem auto;padding:0 1rem;color:#1b1b1b}
+label{display:block;font-weight:600;margin-top:.8rem} input,select,textarea{width:100%;padding:.4rem;font:inherit;box-sizing:border-box}
+textarea{min-height:9rem} button{margin-top:1rem;padding:.6rem 1.4rem;font:inherit;font-weight:600}
+.galat{color:#a40000;margin:.2rem 0} .ok{background:#e6f4ea;padding:.6rem}
+table{width:100%;border-collapse:collapse;margin-top:1rem} td,th{border-bottom:1px solid #ccc;padding:.3rem;text-align:left}
+.tersimpan{color:#8a5a00} .terkirim{color:#116329} .ditarik{color:#555} .ditolak,.dikarantina{color:#a40000;font-weight:600}
+";
 
 async fn render(
     state: &WebState,
@@ -423,119 +417,96 @@ async fn render(
         .and_then(|r| r.ok())
         .unwrap_or_default();
     let zone = state.shared.config.zone();
-    let err = |field: &str| {
-        errors
-            .get(field)
-            .map(|m| format!("<p class=\"galat\" id=\"galat-{field}\">{}</p>", escape(m)))
-            .unwrap_or_default()
-    };
-    let mut options = String::from("<option value=\"\">— pilih —</option>");
-    for c in Taxonomy::builtin().categories() {
-        let selected = if c.id == form.category {
-            " selected"
-        } else {
-            ""
-        };
-        options.push_str(&format!(
-            "<option value=\"{}\"{selected}>{}</option>",
-            escape(&c.id),
-            escape(&c.label)
-        ));
-    }
-    let mut rows = String::new();
-    for row in &recent {
-        let r = &row.report;
-        let label = Taxonomy::builtin()
-            .get(&r.category)
-            .map(|c| c.label.as_str())
-            .unwrap_or(r.category.as_str());
-        let (class, state) = row_state(row);
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}{}{}</td><td class=\"{class}\">{state}</td></tr>",
-            escape(&localtime::format_local(r.filed_at, zone)),
-            escape(label),
-            escape(&r.title),
-            if r.priority == Priority::Urgent {
-                " <b>(segera)</b>"
-            } else {
-                ""
-            },
-            if r.revision > 0 && r.retraction.is_none() {
-                format!(" <small>(ralat ke-{})</small>", r.revision)
-            } else {
-                String::new()
-            },
-        ));
-    }
-    let mut warnings = String::new();
-    if let Some(problem) = state.shared.web_error.lock().ok().and_then(|e| e.clone()) {
-        warnings.push_str(&format!("<p class=\"galat\">{}</p>", escape(&problem)));
-    }
+    let web_problem = state.shared.web_error.lock().ok().and_then(|e| e.clone());
     let inbox_dir = state.shared.inbox_dir();
     let ignored = tokio::task::spawn_blocking(move || crate::inbox::ignored_files(&inbox_dir))
         .await
         .unwrap_or_default();
-    if !ignored.is_empty() {
-        warnings.push_str(&format!(
-            "<p class=\"galat\">Berkas di folder inbox yang tidak dibaca: {}. Hanya berkas .json dan .csv yang dibaca; pindahkan berkas ini (atau simpan sebagai CSV UTF-8 dengan nama .csv).</p>",
-            escape(&ignored.join(", "))
-        ));
-    }
-    let notice = saved
-        .map(|id| format!("<p class=\"ok\">Laporan tersimpan di komputer ini (nomor {}). Laporan akan terkirim ke pusat saat jaringan tersedia.</p>", escape(id)))
-        .unwrap_or_default();
-    let urgent = if form.priority == "urgent" {
-        " selected"
-    } else {
-        ""
+    let site = state.shared.config.site_id.as_str();
+    let taxonomy = Taxonomy::builtin();
+    // The message next to a field, if it has one.
+    let err = |field: &str| {
+        html! {
+            @if let Some(message) = errors.get(field) {
+                p.galat id={ "galat-" (field) } { (message) }
+            }
+        }
     };
-    let html = format!(
-        r#"<!doctype html>
-<html lang="id"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Laporan Kegiatan — {site}</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:52rem;margin:1rem auto;padding:0 1rem;color:#1b1b1b}}
-label{{display:block;font-weight:600;margin-top:.8rem}} input,select,textarea{{width:100%;padding:.4rem;font:inherit;box-sizing:border-box}}
-textarea{{min-height:9rem}} button{{margin-top:1rem;padding:.6rem 1.4rem;font:inherit;font-weight:600}}
-.galat{{color:#a40000;margin:.2rem 0}} .ok{{background:#e6f4ea;padding:.6rem}}
-table{{width:100%;border-collapse:collapse;margin-top:1rem}} td,th{{border-bottom:1px solid #ccc;padding:.3rem;text-align:left}}
-.tersimpan{{color:#8a5a00}} .terkirim{{color:#116329}} .ditarik{{color:#555}} .ditolak,.dikarantina{{color:#a40000;font-weight:600}}
-</style></head><body>
-<h1>Laporan Kegiatan</h1>
-<p>{site} · laporan disimpan di komputer ini dulu, lalu dikirim ke pusat saat jaringan tersedia.</p>
-{notice}{warnings}{form_error}
-<form method="post" action="/">
-<input type="hidden" name="token" value="{token}">
-<label for="category">Kategori</label><select id="category" name="category">{options}</select>{e_category}
-<label for="title">Judul</label><input id="title" name="title" maxlength="200" value="{title}">{e_title}
-<label for="body">Isi laporan</label><textarea id="body" name="body">{body}</textarea>{e_body}
-<p>Jangan menulis NIK, nomor telepon, nomor register, atau nama WBP.</p>
-<label for="priority">Prioritas</label><select id="priority" name="priority"><option value="">sesuai kategori</option><option value="normal">biasa</option><option value="urgent"{urgent}>segera</option></select>{e_priority}
-<label for="occurred_at">Waktu kejadian (kosongkan jika sekarang)</label><input id="occurred_at" name="occurred_at" type="datetime-local" value="{occurred_at}">{e_occurred_at}
-<button type="submit">Simpan laporan</button>
-</form>
-<h2>Laporan terakhir</h2>
-<table><tr><th>Waktu ({zone})</th><th>Kategori</th><th>Judul</th><th>Status</th></tr>{rows}</table>
-</body></html>"#,
-        site = escape(state.shared.config.site_id.as_str()),
-        token = state.token,
-        notice = notice,
-        warnings = warnings,
-        form_error = err("form"),
-        options = options,
-        e_category = err("category"),
-        title = escape(&form.title),
-        e_title = err("title"),
-        body = escape(&form.body),
-        e_body = err("body"),
-        urgent = urgent,
-        e_priority = err("priority"),
-        occurred_at = escape(&form.occurred_at),
-        e_occurred_at = err("occurred_at"),
-        rows = rows,
-        zone = zone,
-    );
-    (status, Html(html)).into_response()
+    let page = html! {
+        (DOCTYPE)
+        html lang="id" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Laporan Kegiatan — " (site) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { "Laporan Kegiatan" }
+                p { (site) " · laporan disimpan di komputer ini dulu, lalu dikirim ke pusat saat jaringan tersedia." }
+                @if let Some(id) = saved {
+                    p.ok { "Laporan tersimpan di komputer ini (nomor " (id) "). Laporan akan terkirim ke pusat saat jaringan tersedia." }
+                }
+                @if let Some(problem) = &web_problem {
+                    p.galat { (problem) }
+                }
+                @if !ignored.is_empty() {
+                    p.galat { "Berkas di folder inbox yang tidak dibaca: " (ignored.join(", ")) ". Hanya berkas .json dan .csv yang dibaca; pindahkan berkas ini (atau simpan sebagai CSV UTF-8 dengan nama .csv)." }
+                }
+                (err("form"))
+                form method="post" action="/" {
+                    input type="hidden" name="token" value=(state.token);
+                    label for="category" { "Kategori" }
+                    select #category name="category" {
+                        option value="" { "— pilih —" }
+                        @for c in taxonomy.categories() {
+                            option value=(c.id) selected[c.id == form.category] { (c.label) }
+                        }
+                    }
+                    (err("category"))
+                    label for="title" { "Judul" }
+                    input #title name="title" maxlength="200" value=(form.title);
+                    (err("title"))
+                    label for="body" { "Isi laporan" }
+                    textarea #body name="body" { (form.body) }
+                    (err("body"))
+                    p { "Jangan menulis NIK, nomor telepon, nomor register, atau nama WBP." }
+                    label for="priority" { "Prioritas" }
+                    select #priority name="priority" {
+                        option value="" { "sesuai kategori" }
+                        option value="normal" { "biasa" }
+                        option value="urgent" selected[form.priority == "urgent"] { "segera" }
+                    }
+                    (err("priority"))
+                    label for="occurred_at" { "Waktu kejadian (kosongkan jika sekarang)" }
+                    input #occurred_at name="occurred_at" type="datetime-local" value=(form.occurred_at);
+                    (err("occurred_at"))
+                    button type="submit" { "Simpan laporan" }
+                }
+                h2 { "Laporan terakhir" }
+                table {
+                    tr { th { "Waktu (" (zone) ")" } th { "Kategori" } th { "Judul" } th { "Status" } }
+                    @for row in &recent {
+                        @let r = &row.report;
+                        @let (class, words) = row_state(row);
+                        tr {
+                            td { (localtime::format_local(r.filed_at, zone)) }
+                            td { (taxonomy.get(&r.category).map(|c| c.label.as_str()).unwrap_or(r.category.as_str())) }
+                            td {
+                                (r.title)
+                                @if r.priority == Priority::Urgent { " " b { "(segera)" } }
+                                @if r.revision > 0 && r.retraction.is_none() {
+                                    " " small { "(ralat ke-" (r.revision) ")" }
+                                }
+                            }
+                            td class=(class) { (words) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    (status, Html(page.into_string())).into_response()
 }
 
 #[cfg(test)]
@@ -552,9 +523,11 @@ mod tests {
 
     #[test]
     fn html_is_escaped() {
+        let typed = "<a href=\"x\">&'";
+        let page = html! { p title=(typed) { (typed) } }.into_string();
         assert_eq!(
-            escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+            page,
+            "<p title=\"&lt;a href=&quot;x&quot;&gt;&amp;'\">&lt;a href=&quot;x&quot;&gt;&amp;'</p>"
         );
     }
 }

@@ -444,39 +444,8 @@ enum SiteCommand {
 /// Runs the command line with the process's arguments.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let default_filter = "info,quinn=warn,rustls=warn";
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        // A log line that cannot be written (stderr closed: `… 2>&1 | head -1`) is dropped.
-        // The default reports it with `eprintln!`, which panics on a closed stderr and took the
-        // signal task down with it, so SIGTERM was ignored. Logging never decides whether the
-        // daemon lives.
-        .log_internal_errors(false)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            pasopati_common::errln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if pasopati_common::terminal::is_broken_pipe(e.as_ref()) => {
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            pasopati_common::errln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    pasopati_common::logging::init_logging(pasopati_common::logging::LogConfig::DAEMON);
+    pasopati_common::logging::run_command(None, run(cli), crate::next_step::report_failure)
 }
 
 /// A time from the store (RFC 3339) as people read it: local time with its zone (WIB for the

@@ -1,5 +1,6 @@
 //! The collector's configuration file, `collector.toml` in its data directory, written by `init`.
 
+use pasopati_common::config_file::{self, CheckedConfig, ConfigFileError};
 use pasopati_common::pii::PiiConfig;
 use pasopati_common::HumanDuration;
 use serde::{Deserialize, Serialize};
@@ -161,10 +162,10 @@ fn default_token_ttl() -> HumanDuration {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path} is missing: {dir} is not a collector data directory; create one with `pasopati-collector init --data-dir {dir}`")]
+    #[error("{path} is missing: {dir} is not a collector data directory")]
     NotInitialised { path: String, dir: String },
-    #[error("{path}: {message}")]
-    Invalid { path: String, message: String },
+    #[error(transparent)]
+    File(#[from] ConfigFileError),
 }
 
 impl CollectorConfig {
@@ -211,21 +212,12 @@ impl CollectorConfig {
                 dir: data_dir.display().to_string(),
             });
         }
-        pasopati_common::read_toml(&path).map_err(|message| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        })
+        Ok(config_file::read_toml(&path)?)
     }
 
     /// Loads and checks a configuration file anywhere (for `validate --config`).
     pub fn load_file(path: &Path) -> Result<CollectorConfig, ConfigError> {
-        let invalid = |message| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        };
-        let config: CollectorConfig = pasopati_common::read_toml(path).map_err(invalid)?;
-        config.check().map_err(invalid)?;
-        Ok(config)
+        Ok(config_file::load_checked(path)?)
     }
 
     /// Checks values that parse but cannot work.
@@ -281,18 +273,18 @@ impl CollectorConfig {
 
     /// Writes `collector.toml` atomically.
     pub fn save(&self, data_dir: &Path) -> Result<(), ConfigError> {
-        let path = Self::path(data_dir);
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message,
-        };
-        let text = toml::to_string_pretty(self).map_err(|e| invalid(e.to_string()))?;
-        let text = format!(
+        Ok(config_file::save_toml(
+            &Self::path(data_dir),
             "# PASOPATI Edge collector configuration, written by `pasopati-collector init`.\n\
-             # Nothing listens anywhere but on the addresses below.\n{text}"
-        );
-        pasopati_common::pki::write_file_atomic(&path, text.as_bytes(), 0o644)
-            .map_err(|e| invalid(e.to_string()))
+             # Nothing listens anywhere but on the addresses below.\n",
+            self,
+        )?)
+    }
+}
+
+impl CheckedConfig for CollectorConfig {
+    fn check(&self) -> Result<(), String> {
+        CollectorConfig::check(self)
     }
 }
 

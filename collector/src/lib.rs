@@ -15,6 +15,7 @@ pub mod control;
 pub mod events;
 pub mod feeds;
 pub mod newsroom;
+mod next_step;
 mod server;
 pub mod store;
 pub mod web;
@@ -42,18 +43,25 @@ pub enum CollectorError {
     Pki(#[from] pasopati_common::pki::PkiError),
     #[error("{0} already holds a collector (collector.toml exists); use another directory or remove it first")]
     AlreadyInitialised(String),
-    #[error("cannot listen on {addr} (`{setting}` in collector.toml): {message}. Another program (or another collector) uses it: stop that, or choose another address in collector.toml")]
+    #[error("cannot listen on {addr} (`{setting}` in collector.toml): {source}. Another program (or another collector) uses it: stop that, or choose another address in collector.toml")]
     Listen {
         addr: String,
         setting: &'static str,
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
-    #[error("a collector is already running for {0} (its control socket answers); stop it first (`systemctl stop pasopati-collector`), or use the CLI commands, which talk to it")]
+    #[error("a collector is already running for {0} (its control socket answers)")]
     AlreadyRunning(String),
     #[error(transparent)]
     Control(#[from] pasopati_common::control::ControlError),
-    #[error("{what}: {message}")]
-    Io { what: String, message: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Task(#[from] pasopati_common::task::TaskFailed),
     #[error("{0}")]
     Admin(String),
 }
@@ -84,9 +92,9 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
-        .map_err(|e| CollectorError::Io {
+        .map_err(|source| CollectorError::Io {
             what: format!("creating {}", data_dir.display()),
-            message: e.to_string(),
+            source,
         })?;
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     if let Some((host, _)) = config.public_addr.rsplit_once(':') {
@@ -102,12 +110,12 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
     Store::open(data_dir)?;
     // The config is written last: its presence marks a complete data directory.
     config.save(data_dir)?;
-    pasopati_common::storage::make_private(data_dir).map_err(|e| CollectorError::Io {
+    pasopati_common::storage::make_private(data_dir).map_err(|source| CollectorError::Io {
         what: format!(
             "making {} private (mode 0700, files 0600)",
             data_dir.display()
         ),
-        message: e.to_string(),
+        source,
     })?;
     Ok(config)
 }
@@ -213,10 +221,10 @@ impl Collector {
             config.quic_listen = addr;
         }
         let server_config = self.authority.server_config()?;
-        let listen_err = |e: std::io::Error| CollectorError::Listen {
+        let listen_err = |source: std::io::Error| CollectorError::Listen {
             addr: config.quic_listen.to_string(),
             setting: "quic_listen",
-            message: e.to_string(),
+            source,
         };
         let socket = std::net::UdpSocket::bind(config.quic_listen).map_err(listen_err)?;
         let endpoint = quinn::Endpoint::new(
@@ -227,9 +235,9 @@ impl Collector {
         )
         .map_err(listen_err)?;
         if options.advertise_bound_addr {
-            let bound = endpoint.local_addr().map_err(|e| CollectorError::Io {
+            let bound = endpoint.local_addr().map_err(|source| CollectorError::Io {
                 what: "reading the bound address".into(),
-                message: e.to_string(),
+                source,
             })?;
             config.public_addr = bound.to_string();
         }
@@ -242,10 +250,10 @@ impl Collector {
             let addr = options.http_listen.unwrap_or(config.http_listen);
             let listener = std::net::TcpListener::bind(addr)
                 .and_then(|l| l.set_nonblocking(true).map(|_| l))
-                .map_err(|e| CollectorError::Listen {
+                .map_err(|source| CollectorError::Listen {
                     addr: addr.to_string(),
                     setting: "http_listen",
-                    message: e.to_string(),
+                    source,
                 })?;
             Some(listener)
         } else {
@@ -355,10 +363,12 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, CollectorError> {
-        self.endpoint.local_addr().map_err(|e| CollectorError::Io {
-            what: "reading the bound address".into(),
-            message: e.to_string(),
-        })
+        self.endpoint
+            .local_addr()
+            .map_err(|source| CollectorError::Io {
+                what: "reading the bound address".into(),
+                source,
+            })
     }
 
     /// A live feed of what happens (reports stored, sites connecting, refusals).
@@ -412,10 +422,10 @@ impl Server {
         });
         let dashboard = match self.http {
             Some(listener) => {
-                let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| {
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
                     CollectorError::Io {
                         what: "starting the dashboard".into(),
-                        message: e.to_string(),
+                        source,
                     }
                 })?;
                 tracing::info!(http = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "dashboard listening");
@@ -466,7 +476,7 @@ pub async fn call(
         }
         let dir = data_dir.to_owned();
         let req = request.clone();
-        let direct = tokio::task::spawn_blocking(move || {
+        let direct = pasopati_common::task::run_blocking("admin task", move || {
             let collector = Collector::open(&dir)?;
             let (events, _) = broadcast::channel(1);
             let state = ServerState::new(
@@ -477,11 +487,7 @@ pub async fn call(
             );
             Ok::<_, CollectorError>(control::answer(&state, req, &admin::local_actor(None)))
         })
-        .await
-        .map_err(|e| CollectorError::Io {
-            what: "admin task".into(),
-            message: e.to_string(),
-        })?;
+        .await?;
         match direct {
             Err(CollectorError::Store(StoreError::Locked { .. })) if attempt < 19 => {
                 // A daemon is starting or stopping; its socket will answer shortly.

@@ -34,16 +34,30 @@ pub enum PkiError {
     Rcgen(#[from] rcgen::Error),
     #[error("TLS configuration failed: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("TLS configuration failed: {0}")]
+    Quic(#[from] quinn::crypto::rustls::NoInitialCipherSuite),
     #[error("client verifier could not be built: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
-    #[error("{path}: {message}")]
-    File { path: String, message: String },
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the certificate signing request is unusable: {0}")]
-    BadCsr(String),
+    BadCsr(#[source] rcgen::Error),
     #[error("the certificate does not name a site (no `{SITE_URI_PREFIX}` URI)")]
     NoSiteName,
     #[error("the certificate cannot be parsed: {0}")]
-    BadCertificate(String),
+    BadCertificate(#[source] x509_parser::error::X509Error),
+    #[error("the certificate cannot be parsed: {0}")]
+    BadSiteName(#[source] crate::ids::SiteIdError),
+    #[error("the certificate cannot be parsed: {0}")]
+    BadCertificatePem(#[source] rustls_pki_types::pem::Error),
+    #[error("the certificate cannot be parsed: private key: {0}")]
+    BadKeyPem(#[source] rustls_pki_types::pem::Error),
+    #[error("the certificate cannot be parsed: the renewed certificate names site `{granted}`, not `{expected}`")]
+    WrongSite { granted: SiteId, expected: SiteId },
 }
 
 /// The crypto provider of the whole project: ring, as quinn's default. Every rustls config is
@@ -146,17 +160,14 @@ pub fn sign_site_cert(
     lifetime: Duration,
 ) -> Result<(Vec<u8>, crate::Timestamp), PkiError> {
     let issuer = issuer(ca_cert_pem, ca_key_pem)?;
-    let csr = CertificateSigningRequestParams::from_der(&csr_der.into())
-        .map_err(|e| PkiError::BadCsr(e.to_string()))?;
+    let csr =
+        CertificateSigningRequestParams::from_der(&csr_der.into()).map_err(PkiError::BadCsr)?;
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, format!("site {}", site.as_str()));
     params.distinguished_name = dn;
     let uri = format!("{SITE_URI_PREFIX}{}", site.as_str());
-    params.subject_alt_names = vec![SanType::URI(
-        uri.try_into()
-            .map_err(|e: rcgen::Error| PkiError::BadCsr(e.to_string()))?,
-    )];
+    params.subject_alt_names = vec![SanType::URI(uri.try_into().map_err(PkiError::BadCsr)?)];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.use_authority_key_identifier_extension = true;
@@ -173,7 +184,7 @@ pub fn sign_site_cert(
 pub fn validity_of_cert(der: &[u8]) -> Result<(crate::Timestamp, crate::Timestamp), PkiError> {
     use x509_parser::prelude::*;
     let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.into()))?;
     let v = cert.validity();
     Ok((
         crate::Timestamp(v.not_before.timestamp() * 1000),
@@ -185,16 +196,16 @@ pub fn validity_of_cert(der: &[u8]) -> Result<(crate::Timestamp, crate::Timestam
 pub fn site_of_cert(der: &[u8]) -> Result<(SiteId, i64), PkiError> {
     use x509_parser::prelude::*;
     let (_, cert) =
-        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.into()))?;
     let not_after = cert.validity().not_after.timestamp();
     let san = cert
         .subject_alternative_name()
-        .map_err(|e| PkiError::BadCertificate(e.to_string()))?
+        .map_err(PkiError::BadCertificate)?
         .ok_or(PkiError::NoSiteName)?;
     for name in &san.value.general_names {
         if let GeneralName::URI(uri) = name {
             if let Some(id) = uri.strip_prefix(SITE_URI_PREFIX) {
-                let site = SiteId::new(id).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+                let site = SiteId::new(id).map_err(PkiError::BadSiteName)?;
                 return Ok((site, not_after));
             }
         }
@@ -204,36 +215,20 @@ pub fn site_of_cert(der: &[u8]) -> Result<(SiteId, i64), PkiError> {
 
 /// Reads the first certificate of a PEM file or string.
 pub fn cert_der_from_pem(pem: &str) -> Result<CertificateDer<'static>, PkiError> {
-    CertificateDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| PkiError::BadCertificate(e.to_string()))
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(PkiError::BadCertificatePem)
 }
 
 /// Reads a PEM private key.
 pub fn key_der_from_pem(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
-    PrivateKeyDer::from_pem_slice(pem.as_bytes())
-        .map_err(|e| PkiError::BadCertificate(format!("private key: {e}")))
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(PkiError::BadKeyPem)
 }
 
-/// DER to PEM for a certificate.
+/// DER to PEM for a certificate: 64-character lines, each ending in a line feed.
 pub fn cert_pem_from_der(der: &[u8]) -> String {
-    let b64 = std_base64(der);
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(line).unwrap_or_default());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
-fn std_base64(data: &[u8]) -> String {
-    let mut s = crate::token::base64url_encode(data)
-        .replace('-', "+")
-        .replace('_', "/");
-    while !s.len().is_multiple_of(4) {
-        s.push('=');
-    }
-    s
+    pem::encode_config(
+        &pem::Pem::new("CERTIFICATE", der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 fn roots(ca_der: &CertificateDer<'static>) -> Result<Arc<RootCertStore>, PkiError> {
@@ -381,9 +376,9 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> Result<(), PkiError> 
 /// never a half-written one.
 pub fn write_file_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |e: std::io::Error| PkiError::File {
+    let err = |source: std::io::Error| PkiError::File {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     };
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
@@ -406,9 +401,9 @@ pub fn write_file_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), 
 
 /// Reads a text file, naming it in the error.
 pub fn read_text(path: &Path) -> Result<String, PkiError> {
-    std::fs::read_to_string(path).map_err(|e| PkiError::File {
+    std::fs::read_to_string(path).map_err(|source| PkiError::File {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     })
 }
 
@@ -455,7 +450,10 @@ mod tests {
     fn pem_round_trip() {
         let ca = new_ca("Test CA", DAY).unwrap();
         let der = cert_der_from_pem(&ca.cert_pem).unwrap();
-        let again = cert_der_from_pem(&cert_pem_from_der(&der)).unwrap();
+        let written = cert_pem_from_der(&der);
+        let again = cert_der_from_pem(&written).unwrap();
         assert_eq!(der, again);
+        // The layout the agent has always written: rcgen's own, 64-character lines, LF.
+        assert_eq!(written, ca.cert_pem);
     }
 }

@@ -29,8 +29,7 @@ fn transport(keep_alive: Option<Duration>) -> TransportConfig {
 
 /// The collector's QUIC server configuration.
 pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, PkiError> {
-    let crypto = QuicServerConfig::try_from(tls)
-        .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
+    let crypto = QuicServerConfig::try_from(tls)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     config.transport_config(Arc::new(transport(None)));
     // Bounded queue of handshakes not yet accepted; beyond it new attempts are refused.
@@ -41,8 +40,7 @@ pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, P
 
 /// An agent's QUIC client configuration.
 pub fn client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, PkiError> {
-    let crypto = QuicClientConfig::try_from(tls)
-        .map_err(|e| PkiError::Tls(rustls::Error::General(e.to_string())))?;
+    let crypto = QuicClientConfig::try_from(tls)?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
     config.transport_config(Arc::new(transport(Some(KEEP_ALIVE))));
     Ok(config)

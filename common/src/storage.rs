@@ -60,6 +60,24 @@ pub fn open(path: &Path) -> Result<redb::Database, OpenError> {
     }
 }
 
+/// Opens (creating if absent) the database at `path` and prepares it in one durable write
+/// transaction: `prepare` opens every table the owner uses (so readers never meet a missing one)
+/// and writes first-time values; its result is returned with the database. The owner's error
+/// type says what a locked, damaged or unopenable file means for it (`From<OpenError>`).
+pub fn open_prepared<T, E>(
+    path: &Path,
+    prepare: impl FnOnce(&redb::WriteTransaction) -> Result<T, E>,
+) -> Result<(redb::Database, T), E>
+where
+    E: From<OpenError> + From<redb::TransactionError> + From<redb::CommitError>,
+{
+    let db = open(path)?;
+    let txn = db.begin_write()?;
+    let prepared = prepare(&txn)?;
+    txn.commit()?;
+    Ok((db, prepared))
+}
+
 /// Renames a damaged file to `<name>.damaged-<unix seconds>` beside it and returns the new path.
 pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
     let stamp = crate::Timestamp::now().0 / 1000;

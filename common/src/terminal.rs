@@ -77,6 +77,23 @@ pub fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// An error and its causes as one line, `outer: cause: cause`, as a CLI prints it. A cause whose
+/// words its outer error already quotes (`the certificate cannot be parsed: {cause}`) is not
+/// repeated, so keeping an error's source never prints its text twice.
+pub fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        let words = cause.to_string();
+        if !text.contains(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        current = cause.source();
+    }
+    text
+}
+
 /// Writes one escaped line to standard output. When the reader went away (a closed pipe), the
 /// command has nothing left to do: it exits at once with status 0, as `head` expects.
 pub fn print_line(args: std::fmt::Arguments<'_>) {
@@ -121,6 +138,21 @@ mod tests {
         let bell = '\u{7}';
         write!(out, "x{bell}y").unwrap();
         assert_eq!(out.inner, b"x\\u{7}y");
+    }
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("the file cannot be read: {0}")]
+        struct Quoting(#[source] io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("loading the configuration")]
+        struct Context(#[source] Quoting);
+        let e = Context(Quoting(io::Error::other("disk gone")));
+        assert_eq!(
+            error_text(&e),
+            "loading the configuration: the file cannot be read: disk gone"
+        );
     }
 
     #[test]

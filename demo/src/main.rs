@@ -1,6 +1,8 @@
 //! `pasopati-demo`: parses the arguments, sets up logging, runs [`pasopati_demo::run`].
 
 use clap::Parser;
+use pasopati_common::logging::{self, LogConfig};
+use pasopati_common::terminal::error_text;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -26,34 +28,14 @@ struct Args {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // The demo prints its own story; its daemons' logs would drown it.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PASOPATI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .log_internal_errors(false)
-        .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            pasopati_common::errln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if pasopati_common::terminal::is_broken_pipe(e.as_ref()) => {
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            pasopati_common::errln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    logging::init_logging(LogConfig {
+        default_filter: "warn",
+        ..LogConfig::DAEMON
+    });
+    logging::run_command(None, run(args), |e| {
+        pasopati_common::errln!("error: {}", error_text(e.as_ref()));
+        std::process::ExitCode::FAILURE
+    })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -35,8 +35,8 @@ pub fn decode_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, FrameError> {
             max: MAX_FRAME_BYTES,
         });
     }
-    let (value, used) = bincode::decode_from_slice(bytes, config())
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (value, used) =
+        bincode::decode_from_slice(bytes, config()).map_err(FrameError::Malformed)?;
     if used != bytes.len() {
         return Err(FrameError::TrailingBytes {
             extra: bytes.len() - used,
@@ -51,7 +51,10 @@ pub enum FrameError {
     #[error("frame of {len} bytes is over the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
     #[error("frame is malformed: {0}")]
-    Malformed(String),
+    Malformed(#[source] bincode::error::DecodeError),
+    /// A value the codec cannot encode; this project's types never are (see [`encode_value`]).
+    #[error("frame is malformed: {0}")]
+    Unencodable(#[source] bincode::error::EncodeError),
     #[error("frame has {extra} trailing bytes after its end")]
     TrailingBytes { extra: usize },
     #[error("the peer closed the stream")]
@@ -64,7 +67,7 @@ pub enum FrameError {
 /// over the limit, so nothing is written for it.
 pub fn encode_frame<T: Encode>(value: &T) -> Result<Vec<u8>, FrameError> {
     let body = bincode::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+        .map_err(FrameError::Unencodable)?;
     if body.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge {
             len: body.len(),

@@ -18,7 +18,7 @@ use std::str::FromStr;
 pub struct SiteId(String);
 
 /// Why a string is not a site id.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not a valid site id: use 1 to 64 lower-case letters, digits, `-` or `_`, starting with a letter or digit (for example `lapas-cipinang`)")]
 pub struct SiteIdError(String);
 

@@ -844,6 +844,20 @@ mod tests {
         s
     }
 
+    /// An open session that has been handed an empty batch and waits for the store's answer.
+    fn storing_an_empty_batch() -> CollectorSession {
+        let mut s = open_session();
+        s.handle(
+            crate::frame::AgentFrame::Batch(crate::frame::Batch {
+                first_seq: 1,
+                reports: vec![],
+            }),
+            NOW,
+        )
+        .unwrap();
+        s
+    }
+
     #[test]
     fn collector_session_wants_hello_first() {
         let mut s = CollectorSession::new(Limits::default());
@@ -1035,28 +1049,12 @@ mod tests {
             ),
             "no frame is taken while the batch is being stored"
         );
-        let mut s = open_session();
-        s.handle(
-            crate::frame::AgentFrame::Batch(crate::frame::Batch {
-                first_seq: 1,
-                reports: vec![],
-            }),
-            NOW,
-        )
-        .unwrap();
+        let mut s = storing_an_empty_batch();
         assert!(
             s.answered(StoreAnswer::Done, NOW).is_err(),
             "a batch is answered with the frame to send"
         );
-        let mut s = open_session();
-        s.handle(
-            crate::frame::AgentFrame::Batch(crate::frame::Batch {
-                first_seq: 1,
-                reports: vec![],
-            }),
-            NOW,
-        )
-        .unwrap();
+        let mut s = storing_an_empty_batch();
         let ack = CollectorFrame::Ack { hwm: 0 };
         assert_eq!(
             s.answered(StoreAnswer::Reply(ack.clone()), NOW),

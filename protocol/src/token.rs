@@ -35,12 +35,12 @@ impl std::fmt::Debug for EnrollmentToken {
 /// A token that cannot be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
-    #[error("this is not a PASOPATI enrollment token (it should start with `{PREFIX}`); copy the whole last line printed by `pasopati-collector site add`")]
+    #[error("this is not a PASOPATI enrollment token (it should start with `{PREFIX}`)")]
     Prefix,
     #[error("the enrollment token is damaged ({0}); copy it again, all on one line")]
     Damaged(&'static str),
     #[error("the enrollment token names an invalid site id: {0}")]
-    Site(String),
+    Site(#[source] crate::ids::SiteIdError),
 }
 
 impl EnrollmentToken {
@@ -76,7 +76,7 @@ impl EnrollmentToken {
         }
         let token: EnrollmentToken = crate::frame::decode_value(&bytes)
             .map_err(|_| TokenError::Damaged("fields do not decode"))?;
-        SiteId::new(token.site_id.clone()).map_err(|e| TokenError::Site(e.to_string()))?;
+        SiteId::new(token.site_id.clone()).map_err(TokenError::Site)?;
         if token.collector_addr.is_empty() {
             return Err(TokenError::Damaged("no collector address"));
         }
@@ -85,50 +85,23 @@ impl EnrollmentToken {
 
     /// The site id, validated at decode time.
     pub fn site(&self) -> Result<SiteId, TokenError> {
-        SiteId::new(self.site_id.clone()).map_err(|e| TokenError::Site(e.to_string()))
+        SiteId::new(self.site_id.clone()).map_err(TokenError::Site)
     }
 }
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// Base64url without padding (RFC 4648 §5), decoded strictly: padding, the standard alphabet's
+/// `+` and `/`, and non-canonical trailing bits are refused, so a token has one spelling.
+const BASE64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Base64url without padding (RFC 4648 §5).
 pub fn base64url_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    base64::Engine::encode(&BASE64URL, data)
 }
 
-/// Decodes base64url without padding; `None` on any invalid character or length.
+/// Decodes base64url without padding; `None` on any invalid character, padding, length or
+/// non-canonical trailing bits.
 pub fn base64url_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let values: Option<Vec<u8>> = text
-        .bytes()
-        .map(|c| ALPHABET.iter().position(|&a| a == c).map(|p| p as u8))
-        .collect();
-    let values = values?;
-    if values.len() % 4 == 1 {
-        return None;
-    }
-    for chunk in values.chunks(4) {
-        let mut n = 0u32;
-        for (i, v) in chunk.iter().enumerate() {
-            n |= u32::from(*v) << (18 - 6 * i);
-        }
-        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-        out.extend_from_slice(&bytes[..chunk.len() - 1]);
-    }
-    Some(out)
+    base64::Engine::decode(&BASE64URL, text).ok()
 }
 
 #[cfg(test)]
@@ -146,6 +119,20 @@ mod tests {
         assert_eq!(base64url_encode(b"Man"), "TWFu");
         assert_eq!(base64url_decode("a"), None);
         assert_eq!(base64url_decode("ab+/"), None);
+        assert_eq!(base64url_decode("TWE="), None, "padding is refused");
+        assert_eq!(base64url_decode("TWE").as_deref(), Some(&b"Ma"[..]));
+        assert_eq!(base64url_decode("TWF"), None, "non-canonical trailing bits");
+    }
+
+    #[test]
+    fn tokens_from_the_hand_written_codec_still_decode() {
+        // A token encoded by the codec this crate had before it used the base64 crate.
+        let text = "pasopati1.FmNvbGxlY3Rvci5leGFtcGxlOjQ0MzMHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwxsYXBhcy1jb250b2gBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ";
+        let token = EnrollmentToken::decode(text).unwrap();
+        assert_eq!(token.collector_addr, "collector.example:4433");
+        assert_eq!(token.site_id, "lapas-contoh");
+        assert_eq!(token.secret, [1; 32]);
+        assert_eq!(token.encode(), text);
     }
 
     #[test]
