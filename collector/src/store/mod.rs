@@ -157,51 +157,54 @@ fn next_number(
     Ok(n)
 }
 
+/// Opens every table but the sessions' (made at the first login; users.rs), so readers never
+/// meet a missing one.
+fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(META)?;
+    txn.open_table(SITES)?;
+    txn.open_table(sites::TOKENS)?;
+    txn.open_table(HWM)?;
+    txn.open_table(REPORTS)?;
+    txn.open_table(ingest::BY_POSITION)?;
+    txn.open_table(BY_ID)?;
+    txn.open_table(LATEST)?;
+    txn.open_table(ingest::OWNERS)?;
+    txn.open_table(ingest::GAPS)?;
+    txn.open_table(ingest::REJECTIONS)?;
+    txn.open_table(ingest::VERDICTS)?;
+    txn.open_table(audit::AUDIT)?;
+    txn.open_table(QUARANTINE)?;
+    txn.open_table(ingest::HEARTBEATS)?;
+    txn.open_table(media::ATTACHMENTS_EXPECTED)?;
+    txn.open_table(media::ATTACHMENTS)?;
+    txn.open_table(media::MEDIA)?;
+    txn.open_table(media::MEDIA_IDS)?;
+    txn.open_table(publications::CLAIMS)?;
+    txn.open_table(users::USERS)?;
+    txn.open_table(users::API_TOKENS)?;
+    txn.open_table(users::API_TOKEN_INFO)?;
+    txn.open_table(publications::PUBLICATIONS)?;
+    Ok(())
+}
+
+impl From<OpenError> for StoreError {
+    fn from(e: OpenError) -> StoreError {
+        match e {
+            OpenError::Locked { path } => StoreError::Locked { path },
+            OpenError::Damaged { path, reason } => StoreError::Damaged { path, reason },
+            OpenError::Other { path, reason } => StoreError::Open {
+                path,
+                message: reason,
+            },
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if absent) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(STORE_FILE);
-        let shown = path.display().to_string();
-        let db = pasopati_common::storage::open(&path).map_err(|e| match e {
-            OpenError::Locked { .. } => StoreError::Locked {
-                path: shown.clone(),
-            },
-            OpenError::Damaged { reason, .. } => StoreError::Damaged {
-                path: shown.clone(),
-                reason,
-            },
-            OpenError::Other { reason, .. } => StoreError::Open {
-                path: shown.clone(),
-                message: reason,
-            },
-        })?;
-        let txn = db.begin_write()?;
-        // Every table but the sessions' (made at the first login; users.rs).
-        txn.open_table(META)?;
-        txn.open_table(SITES)?;
-        txn.open_table(sites::TOKENS)?;
-        txn.open_table(HWM)?;
-        txn.open_table(REPORTS)?;
-        txn.open_table(ingest::BY_POSITION)?;
-        txn.open_table(BY_ID)?;
-        txn.open_table(LATEST)?;
-        txn.open_table(ingest::OWNERS)?;
-        txn.open_table(ingest::GAPS)?;
-        txn.open_table(ingest::REJECTIONS)?;
-        txn.open_table(ingest::VERDICTS)?;
-        txn.open_table(audit::AUDIT)?;
-        txn.open_table(QUARANTINE)?;
-        txn.open_table(ingest::HEARTBEATS)?;
-        txn.open_table(media::ATTACHMENTS_EXPECTED)?;
-        txn.open_table(media::ATTACHMENTS)?;
-        txn.open_table(media::MEDIA)?;
-        txn.open_table(media::MEDIA_IDS)?;
-        txn.open_table(publications::CLAIMS)?;
-        txn.open_table(users::USERS)?;
-        txn.open_table(users::API_TOKENS)?;
-        txn.open_table(users::API_TOKEN_INFO)?;
-        txn.open_table(publications::PUBLICATIONS)?;
-        txn.commit()?;
+        let (db, ()) = pasopati_common::storage::open_prepared(&path, open_tables)?;
         Ok(Store { db, path })
     }
 
