@@ -320,16 +320,27 @@ async fn quarantined_reports_can_be_released_or_purged() {
         .report(&b.id)
         .unwrap_or_else(|e| panic!("{e}"))
         .is_none());
-    // The purged report's resend is recognised (same content hash), never stored.
+    // The purged report's resend is recognised (same content hash), never stored, and the
+    // site hears its quarantine again; the released one is stored and no longer named.
     raw.send(&AgentFrame::Batch(Batch {
-        first_seq: 2,
-        reports: vec![b.clone()],
+        first_seq: 1,
+        reports: vec![a.clone(), b.clone()],
     }))
     .await;
-    assert_eq!(
-        raw.recv().await,
-        pasopati_common::frame::CollectorFrame::Ack { hwm: 2 }
-    );
+    match raw.recv().await {
+        pasopati_common::frame::CollectorFrame::Nack {
+            hwm: 2,
+            reason:
+                pasopati_common::frame::NackReason::ReportsRefused {
+                    refused,
+                    quarantined,
+                },
+        } => {
+            assert!(refused.is_empty());
+            assert_eq!(quarantined.iter().map(|q| q.seq).collect::<Vec<_>>(), [2]);
+        }
+        other => panic!("expected only the purged report named, got {other:?}"),
+    }
     let held = c.store.quarantine().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(held.len(), 1);
     assert!(

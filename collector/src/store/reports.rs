@@ -174,6 +174,12 @@ impl Store {
             show_if_newest(&mut latest, &reports, &quarantine, &record.report, arrival)?;
             drop((reports, quarantine, latest));
             expect_attachments(&txn, &record.site, &record.report.attachments)?;
+            // Stored now: a resend of its seq is no longer answered with the quarantine.
+            txn.open_table(super::ingest::VERDICTS)?.remove((
+                record.site.as_str(),
+                record.epoch.0,
+                record.seq,
+            ))?;
             record
         };
         audit(
