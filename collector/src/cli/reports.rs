@@ -5,7 +5,7 @@ use super::{ask, done, failed, people_time, print_rows};
 use crate::control::{CollectorRequest, CollectorResponse};
 use anyhow::Context;
 use clap::Subcommand;
-use pasopati_common::{ReportId, SiteId};
+use pasopati_common::{Priority, ReportId, SiteId};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -59,7 +59,7 @@ pub(super) async fn reports(
                     r.site_id,
                     r.seq,
                     r.category,
-                    if r.priority == "urgent" {
+                    if r.priority == Priority::Urgent {
                         ", urgent"
                     } else {
                         ""

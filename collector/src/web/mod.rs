@@ -639,7 +639,7 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
                 if let Ok(id) = pasopati_common::SiteId::new(&site.id) {
                     let _ = state.events.send(CollectorEvent::SiteState {
                         site: id,
-                        state: site.state.to_string(),
+                        state: site.state,
                     });
                 }
             }

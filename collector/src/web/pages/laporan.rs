@@ -95,7 +95,7 @@ fn laporan_detail_page(web: &Web, who: Principal, id: String) -> Response {
     };
     let names = show::Names::of(&web.state.store);
     let zone = names.zone(&latest.site_id);
-    let priority = if latest.priority == "urgent" {
+    let priority = if latest.priority == pasopati_common::Priority::Urgent {
         "mendesak"
     } else {
         "biasa"

@@ -25,7 +25,7 @@ fn peringatan_page(web: &Web, who: Principal) -> Response {
     let urgent = api::find_reports_counting(
         web,
         &ListQuery {
-            priority: Some("urgent".into()),
+            priority: Some(pasopati_common::Priority::Urgent.as_str().into()),
             limit: Some(20),
             ..ListQuery::default()
         },

@@ -36,7 +36,7 @@ fn publikasi_page(web: &Web, who: Principal) -> Response {
         p { "Draf dibuat dari halaman laporan. Yang disetujui terbit di " a href="/feed/atom.xml" { "Atom" } " dan " a href="/feed/feed.json" { "JSON Feed" } ". " a href="/publikasi/ringkasan-harian" { "Ringkasan harian (cetak)" } }
         @for p in publications.iter().rev() {
             section.kotak id=(format!("p{}", p.number)) {
-                b { (p.title) } " — " (match p.state { PublicationState::Draft => "draf", PublicationState::Approved => "terbit" })
+                b { (p.title) } " — " (p.state.label())
                 p.teks { (p.body) }
                 div { "Laporan: " (p.reports.join(", ")) " · disusun " (p.drafted_by) @if let Some(a) = &p.approved_by { " · disetujui " (a) } }
                 @if editor && p.state == PublicationState::Draft {

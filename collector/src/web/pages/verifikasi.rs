@@ -3,7 +3,7 @@
 
 use super::{csrf_field, layout};
 use crate::admin::{self};
-use crate::store::Role;
+use crate::store::{Role, Verdict};
 use crate::web::api::internal;
 use crate::web::{check_csrf, respond, Principal, Web};
 use axum::extract::{Form, Path, State};
@@ -51,7 +51,7 @@ fn verifikasi_page(web: &Web, who: Principal) -> Response {
                 tr { td { (c.number) } td { (c.claim) } td { (c.appeared_source) " " (c.appeared_url) } td { b { (c.verdict.as_str()) } }
                      td { @if let Some(f) = &c.official_figure { (f.value) " — " (f.source) } } td { (c.linked_reports.join(", ")) }
                      @if editor { td { form method="post" action=(format!("/verifikasi/{}/vonis", c.number)) { (csrf_field(&who))
-                        select name="verdict" { @for v in ["benar", "salah", "menyesatkan", "belum_terverifikasi"] { option value=(v) { (v) } } }
+                        select name="verdict" { @for v in Verdict::ALL { option value=(v.as_str()) { (v.as_str()) } } }
                         input name="figure" placeholder="Angka resmi"; input name="figure_source" placeholder="Sumber"; input name="report" placeholder="ID laporan";
                         input name="evidence" placeholder="Bukti"; button type="submit" { "Simpan" } } } } }
             }
