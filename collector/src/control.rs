@@ -247,11 +247,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             .import(items)
             .map(CollectorResponse::MediaImported)
             .map_err(admin::AdminError::Store),
-        CollectorRequest::Media { after, limit } => state
-            .store
-            .media(after, limit as usize)
-            .map(|m| CollectorResponse::Json(json_lines(&m)))
-            .map_err(admin::AdminError::Store),
+        CollectorRequest::Media { after, limit } => json_answer(state.store.media(after, limit as usize)),
         CollectorRequest::Stories => state
             .newsroom
             .stories()
@@ -308,11 +304,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
                 .map_err(admin::AdminError::Store),
             Err(e) => Err(admin::AdminError::Store(e)),
         },
-        CollectorRequest::UserList => state
-            .store
-            .users()
-            .map(|u| CollectorResponse::Json(json_lines(&u)))
-            .map_err(admin::AdminError::Store),
+        CollectorRequest::UserList => json_answer(state.store.users()),
         CollectorRequest::UserDisable(name) => {
             done_if_found(state.store.disable_user(&name, actor), || {
                 format!("there is no user `{name}`")
@@ -333,11 +325,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             ))),
             Err(e) => Err(admin::AdminError::Store(e)),
         },
-        CollectorRequest::ApiTokenList => state
-            .store
-            .api_tokens()
-            .map(|t| CollectorResponse::Json(json_lines(&t)))
-            .map_err(admin::AdminError::Store),
+        CollectorRequest::ApiTokenList => json_answer(state.store.api_tokens()),
         CollectorRequest::ApiTokenRevoke(id) => done_if_found(
             state
                 .store
@@ -381,6 +369,13 @@ fn done_if_found(
         Ok(false) => Err(admin::AdminError::Invalid(missing())),
         Err(e) => Err(admin::AdminError::Store(e)),
     }
+}
+
+/// Stored records as the answer of one JSON document a line.
+fn json_answer<T: serde::Serialize>(
+    records: Result<Vec<T>, crate::store::StoreError>,
+) -> Result<CollectorResponse, admin::AdminError> {
+    Ok(CollectorResponse::Json(json_lines(&records?)))
 }
 
 /// Each value as one line of JSON.
