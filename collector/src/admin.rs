@@ -6,8 +6,8 @@ use crate::attachments::AttachmentDir;
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
 use crate::store::{
-    AuditEntry, Claim, Gap, OfficialFigure, ReportQuery, SiteRecord, SiteStatus, Store, StoreError,
-    StoredReport, Verdict,
+    AuditEntry, Claim, Gap, GapKind, OfficialFigure, ReportQuery, SiteRecord, SiteStatus, Store,
+    StoreError, StoredReport, Verdict,
 };
 use bincode::{Decode, Encode};
 use pasopati_common::attachment::AttachmentRef;
@@ -84,7 +84,7 @@ pub struct ReportView {
     pub epoch: String,
     pub seq: u64,
     pub category: String,
-    pub priority: String,
+    pub priority: pasopati_common::Priority,
     pub title: String,
     pub body: String,
     pub occurred_at: String,
@@ -136,7 +136,7 @@ pub struct GapView {
     pub epoch: String,
     pub from_seq: u64,
     pub to_seq: u64,
-    pub kind: String,
+    pub kind: GapKind,
     pub first_seen: String,
     pub last_seen: String,
     pub times: u64,
@@ -725,7 +725,7 @@ pub fn report_view(store: &Store, r: StoredReport) -> Result<ReportView, AdminEr
         epoch: r.epoch.to_string(),
         seq: r.seq,
         category: r.report.category,
-        priority: r.report.priority.to_string(),
+        priority: r.report.priority,
         title: r.report.title,
         body: r.report.body,
         occurred_at: r.report.occurred_at.to_rfc3339(),
@@ -825,16 +825,12 @@ pub fn gaps(store: &Store) -> Result<Vec<GapView>, AdminError> {
 }
 
 fn gap_view(g: Gap) -> GapView {
-    let kind = serde_json::to_value(g.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
     GapView {
         site_id: g.site.to_string(),
         epoch: g.epoch.to_string(),
         from_seq: g.from,
         to_seq: g.to,
-        kind,
+        kind: g.kind,
         first_seen: g.first_seen.to_rfc3339(),
         last_seen: g.last_seen.to_rfc3339(),
         times: g.times,

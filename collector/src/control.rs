@@ -213,16 +213,12 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             username,
             password_hash,
             role,
-        } => match state
-            .store
-            .update_user(&username, password_hash, role, actor)
-        {
-            Ok(true) => Ok(CollectorResponse::Done),
-            Ok(false) => Err(admin::AdminError::Invalid(format!(
-                "there is no user `{username}`; `user list` shows who there is"
-            ))),
-            Err(e) => Err(admin::AdminError::Store(e)),
-        },
+        } => done_if_found(
+            state
+                .store
+                .update_user(&username, password_hash, role, actor),
+            || format!("there is no user `{username}`; `user list` shows who there is"),
+        ),
         CollectorRequest::SiteList => {
             admin::site_list(&state.store, &state.config, &state.connected_sites())
                 .map(CollectorResponse::Sites)
@@ -251,11 +247,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             .import(items)
             .map(CollectorResponse::MediaImported)
             .map_err(admin::AdminError::Store),
-        CollectorRequest::Media { after, limit } => state
-            .store
-            .media(after, limit as usize)
-            .map(|m| CollectorResponse::Json(json_lines(&m)))
-            .map_err(admin::AdminError::Store),
+        CollectorRequest::Media { after, limit } => json_answer(state.store.media(after, limit as usize)),
         CollectorRequest::Stories => state
             .newsroom
             .stories()
@@ -312,18 +304,12 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
                 .map_err(admin::AdminError::Store),
             Err(e) => Err(admin::AdminError::Store(e)),
         },
-        CollectorRequest::UserList => state
-            .store
-            .users()
-            .map(|u| CollectorResponse::Json(json_lines(&u)))
-            .map_err(admin::AdminError::Store),
-        CollectorRequest::UserDisable(name) => match state.store.disable_user(&name, actor) {
-            Ok(true) => Ok(CollectorResponse::Done),
-            Ok(false) => Err(admin::AdminError::Invalid(format!(
-                "there is no user `{name}`"
-            ))),
-            Err(e) => Err(admin::AdminError::Store(e)),
-        },
+        CollectorRequest::UserList => json_answer(state.store.users()),
+        CollectorRequest::UserDisable(name) => {
+            done_if_found(state.store.disable_user(&name, actor), || {
+                format!("there is no user `{name}`")
+            })
+        }
         CollectorRequest::ApiTokenAdd {
             username,
             hash,
@@ -339,18 +325,14 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             ))),
             Err(e) => Err(admin::AdminError::Store(e)),
         },
-        CollectorRequest::ApiTokenList => state
-            .store
-            .api_tokens()
-            .map(|t| CollectorResponse::Json(json_lines(&t)))
-            .map_err(admin::AdminError::Store),
-        CollectorRequest::ApiTokenRevoke(id) => match state.store.revoke_api_token(&id, actor) {
-            Ok(Some(_)) => Ok(CollectorResponse::Done),
-            Ok(None) => Err(admin::AdminError::Invalid(format!(
-                "there is no API token `{id}`; see `pasopati-collector api-token list`"
-            ))),
-            Err(e) => Err(admin::AdminError::Store(e)),
-        },
+        CollectorRequest::ApiTokenList => json_answer(state.store.api_tokens()),
+        CollectorRequest::ApiTokenRevoke(id) => done_if_found(
+            state
+                .store
+                .revoke_api_token(&id, actor)
+                .map(|user| user.is_some()),
+            || format!("there is no API token `{id}`; see `pasopati-collector api-token list`"),
+        ),
         CollectorRequest::Claims => admin::claims(&state.store).map(|c| {
             CollectorResponse::Json(
                 c.iter()
@@ -376,6 +358,27 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
     result.unwrap_or_else(|e| CollectorResponse::Failed(e.to_string()))
 }
 
+/// `Done` for a change the store made; the refusal `missing` words when there was nothing to
+/// change.
+fn done_if_found(
+    found: Result<bool, crate::store::StoreError>,
+    missing: impl FnOnce() -> String,
+) -> Result<CollectorResponse, admin::AdminError> {
+    match found {
+        Ok(true) => Ok(CollectorResponse::Done),
+        Ok(false) => Err(admin::AdminError::Invalid(missing())),
+        Err(e) => Err(admin::AdminError::Store(e)),
+    }
+}
+
+/// Stored records as the answer of one JSON document a line.
+fn json_answer<T: serde::Serialize>(
+    records: Result<Vec<T>, crate::store::StoreError>,
+) -> Result<CollectorResponse, admin::AdminError> {
+    Ok(CollectorResponse::Json(json_lines(&records?)))
+}
+
+/// Each value as one line of JSON.
 fn json_lines<T: serde::Serialize>(values: &[T]) -> Vec<String> {
     values
         .iter()

@@ -1,6 +1,7 @@
 //! Events the collector publishes as they happen, for the demo's live output and, later, the
 //! dashboard's live views.
 
+use crate::admin::SiteState;
 use crate::store::StoredReport;
 use pasopati_common::SiteId;
 
@@ -9,13 +10,12 @@ use pasopati_common::SiteId;
 pub enum CollectorEvent {
     /// A report was durably stored for the first time.
     ReportStored(Box<StoredReport>),
+    /// A site's sync session opened.
     SiteConnected(SiteId),
+    /// A site's sync session closed.
     SiteDisconnected(SiteId),
-    /// A site's state changed (`online`, `buffering`, `offline`, `silent`, `revoked`).
-    SiteState {
-        site: SiteId,
-        state: String,
-    },
+    /// A site's state changed, as the dashboard shows it.
+    SiteState { site: SiteId, state: SiteState },
     /// A spike alert appeared (its JSON).
     Alert(String),
     /// A peer, frame or batch was refused.

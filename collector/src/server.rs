@@ -6,7 +6,7 @@ use crate::attachments::AttachmentDir;
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
 use crate::events::CollectorEvent;
-use crate::store::{BatchOutcome, SiteStatus, Store, TokenRefusal};
+use crate::store::{BatchOutcome, SiteStatus, Store, StoreError, TokenRefusal};
 use pasopati_common::frame::{
     read_frame, write_frame, AgentFrame, CollectorFrame, EnrollRequest, FrameError, Limits,
     NackReason, Refusal, RefusalCode,
@@ -213,14 +213,16 @@ impl ServerState {
 
     /// Logs a store failure; one that needs the store reopened stops the collector (its service
     /// manager restarts it), since every later write would fail too.
-    pub(crate) fn store_failed(&self, e: &crate::store::StoreError) {
+    pub(crate) fn store_failed(&self, e: &StoreError) {
         tracing::error!("store error: {e}");
-        if matches!(e, crate::store::StoreError::NeedsReopen) {
+        if matches!(e, StoreError::NeedsReopen) {
             self.fatal.cancel();
         }
     }
 
-    fn reject(&self, site: Option<&SiteId>, reason: String) {
+    /// Records and logs a refusal, and tells the event feed. Refusals of peers without a
+    /// certificate are recorded at a bounded rate (see [`RefusalBudget`]).
+    async fn reject(self: &Arc<Self>, site: Option<&SiteId>, reason: String) {
         if site.is_none() {
             let now = Timestamp::now();
             let decision = match self.anonymous_refusals.lock() {
@@ -235,9 +237,7 @@ impl ServerState {
                         Timestamp(since).to_rfc3339()
                     );
                     tracing::warn!("{summary}");
-                    if let Err(e) = self.store.record_rejection(None, summary) {
-                        self.store_failed(&e);
-                    }
+                    self.record_rejection(None, summary).await;
                 }
                 RefusalRecord::Record => {}
             }
@@ -246,13 +246,53 @@ impl ServerState {
             .map(|s| s.to_string())
             .unwrap_or_else(|| "unauthenticated peer".into());
         tracing::warn!(site = %who, "refused: {reason}");
-        if let Err(e) = self.store.record_rejection(site, reason.clone()) {
-            self.store_failed(&e);
-        }
+        self.record_rejection(site.cloned(), reason.clone()).await;
         let _ = self.events.send(CollectorEvent::Refused {
             site: site.cloned(),
             reason,
         });
+    }
+
+    /// Writes a refusal into the store's rejection log, off the async workers.
+    async fn record_rejection(self: &Arc<Self>, site: Option<SiteId>, reason: String) {
+        let written = store_call(self, move |st| {
+            st.store.record_rejection(site.as_ref(), reason)
+        })
+        .await;
+        if let Err(e) = written {
+            self.call_failed(&e);
+        }
+    }
+
+    /// Logs a store call that failed; see [`ServerState::store_failed`].
+    fn call_failed(&self, e: &StoreCallError) {
+        match e {
+            StoreCallError::Store(e) => self.store_failed(e),
+            StoreCallError::Unfinished(m) => tracing::error!("store call did not finish: {m}"),
+        }
+    }
+}
+
+/// Why a store call made off the async workers failed.
+#[derive(Debug, thiserror::Error)]
+enum StoreCallError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The blocking task did not finish (it panicked, or the runtime is shutting down).
+    #[error("{0}")]
+    Unfinished(String),
+}
+
+/// Runs `call` on the blocking pool, so that a connection's async task never waits for the
+/// store's disk (a commit is `Durability::Immediate`) while other sessions wait for it.
+async fn store_call<T: Send + 'static>(
+    state: &Arc<ServerState>,
+    call: impl FnOnce(&ServerState) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreCallError> {
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || call(&st)).await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(StoreCallError::Unfinished(e.to_string())),
     }
 }
 
@@ -284,10 +324,12 @@ pub(crate) async fn serve(
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
-                    state.reject(
-                        None,
-                        format!("connection from {remote} failed its TLS handshake: {e}"),
-                    );
+                    state
+                        .reject(
+                            None,
+                            format!("connection from {remote} failed its TLS handshake: {e}"),
+                        )
+                        .await;
                     return;
                 }
             };
@@ -356,19 +398,23 @@ async fn enrollment_connection(conn: quinn::Connection, state: Arc<ServerState>)
     let request = match first_frame(&mut recv).await {
         Ok(AgentFrame::Enroll(r)) => r,
         Ok(_) => {
-            state.reject(
-                None,
-                format!("{remote} sent a sync frame without a client certificate"),
-            );
+            state
+                .reject(
+                    None,
+                    format!("{remote} sent a sync frame without a client certificate"),
+                )
+                .await;
             let message = "this connection has no site certificate; enroll first with `pasopati-agent enroll`".to_owned();
             refuse(&conn, Some(&mut send), RefusalCode::NotEnrolled, message).await;
             return;
         }
         Err(e) => {
-            state.reject(
-                None,
-                format!("{remote} sent an unreadable enrollment frame: {e}"),
-            );
+            state
+                .reject(
+                    None,
+                    format!("{remote} sent an unreadable enrollment frame: {e}"),
+                )
+                .await;
             conn.close(close::PROTOCOL.into(), b"malformed frame");
             return;
         }
@@ -394,7 +440,9 @@ async fn enrollment_connection(conn: quinn::Connection, state: Arc<ServerState>)
         }
         Err(refusal) => refusal,
     };
-    state.reject(None, format!("enrollment from {remote} refused: {message}"));
+    state
+        .reject(None, format!("enrollment from {remote} refused: {message}"))
+        .await;
     refuse(&conn, Some(&mut send), code, message).await;
 }
 
@@ -455,10 +503,12 @@ async fn sync_connection(
     let site = match pki::site_of_cert(&cert) {
         Ok((site, _)) => site,
         Err(e) => {
-            state.reject(
-                None,
-                format!("{remote} presented a certificate without a site: {e}"),
-            );
+            state
+                .reject(
+                    None,
+                    format!("{remote} presented a certificate without a site: {e}"),
+                )
+                .await;
             conn.close(close::REFUSED.into(), b"certificate names no site");
             return;
         }
@@ -470,10 +520,11 @@ async fn sync_connection(
         return;
     };
     // The site must exist, be active, and this must be its current certificate.
-    let record = match state.store.site(&site) {
+    let s = site.clone();
+    let record = match store_call(&state, move |st| st.store.site(&s)).await {
         Ok(r) => r,
         Err(e) => {
-            state.store_failed(&e);
+            state.call_failed(&e);
             refuse(
                 &conn,
                 Some(&mut send),
@@ -492,7 +543,7 @@ async fn sync_connection(
         Some(_) => None,
     };
     if let Some((code, message)) = refusal {
-        state.reject(Some(&site), message.clone());
+        state.reject(Some(&site), message.clone()).await;
         refuse(&conn, Some(&mut send), code, message).await;
         return;
     }
@@ -501,8 +552,9 @@ async fn sync_connection(
         .is_some_and(|r| r.cert_fingerprint == Some(presented) && r.previous_fingerprint.is_some())
     {
         // The renewed certificate is in use: the one it replaced is no longer accepted.
-        if let Err(e) = state.store.retire_previous_cert(&site) {
-            state.store_failed(&e);
+        let s = site.clone();
+        if let Err(e) = store_call(&state, move |st| st.store.retire_previous_cert(&s)).await {
+            state.call_failed(&e);
         }
     }
     let conn_id = state.register(&site, &conn);
@@ -514,11 +566,11 @@ async fn sync_connection(
             tracing::debug!(%site, "session ended: {e}");
         }
         Err(SyncEnd::Violation(reason)) => {
-            state.reject(Some(&site), reason);
+            state.reject(Some(&site), reason).await;
             conn.close(close::PROTOCOL.into(), b"protocol violation");
         }
         Err(SyncEnd::Refused(code, message)) => {
-            state.reject(Some(&site), message.clone());
+            state.reject(Some(&site), message.clone()).await;
             refuse(&conn, Some(&mut send), code, message).await;
         }
     }
@@ -592,17 +644,20 @@ async fn run_sync(
                     epoch,
                     verdicts_from,
                 } => {
-                    let unavailable = |e: crate::store::StoreError| {
+                    let s = site.clone();
+                    let (stored, first_verdict) = store_call(state, move |st| {
+                        Ok::<_, crate::store::StoreError>((
+                            st.store.hwm(&s, epoch)?,
+                            st.store.first_verdict_from(&s, epoch, verdicts_from)?,
+                        ))
+                    })
+                    .await
+                    .map_err(|e| {
                         SyncEnd::Refused(
                             RefusalCode::Unavailable,
                             format!("store unavailable: {e}"),
                         )
-                    };
-                    let stored = state.store.hwm(site, epoch).map_err(unavailable)?;
-                    let first_verdict = state
-                        .store
-                        .first_verdict_from(site, epoch, verdicts_from)
-                        .map_err(unavailable)?;
+                    })?;
                     session
                         .hwm_read(stored, first_verdict, Timestamp::now())
                         .map_err(violation)?
@@ -657,18 +712,16 @@ async fn carry_out(
                         "the agent's outbox is behind this collector (restored from an older copy?); it will start a new epoch");
                 }
             }
-            let st = state.clone();
             let s = site.clone();
-            blocking(state, move || {
+            blocking(state, move |st| {
                 st.store.record_hello(&s, epoch, &decision, agent_time, now)
             })
             .await?;
             Ok(StoreAnswer::Done)
         }
         StoreCommand::RecordHeartbeat { heartbeat, now } => {
-            let st = state.clone();
             let s = site.clone();
-            blocking(state, move || {
+            blocking(state, move |st| {
                 st.store.record_heartbeat(&s, &heartbeat, now)
             })
             .await?;
@@ -676,14 +729,13 @@ async fn carry_out(
         }
         StoreCommand::RecordRejection { message, .. } => {
             tracing::warn!(%site, "{message}");
-            state.reject(Some(site), message);
+            state.reject(Some(site), message).await;
             Ok(StoreAnswer::Done)
         }
         StoreCommand::ApplyBatch { epoch, batch, now } => {
-            let st = state.clone();
             let s = site.clone();
             let limits = state.limits;
-            let outcome = blocking(state, move || {
+            let outcome = blocking(state, move |st| {
                 st.store
                     .apply_batch(&s, epoch, &batch, &limits, &st.guard, now)
             })
@@ -695,15 +747,16 @@ async fn carry_out(
             renew(state, site, presented, csr_der).await?,
         )),
         StoreCommand::Chunk { chunk, now } => {
-            let st = state.clone();
             let s = site.clone();
-            let reply = blocking(state, move || {
+            let reply = blocking(state, move |st| {
                 st.attachments.receive(&st.store, &s, &chunk, now)
             })
             .await?
             .map_err(|v| SyncEnd::Violation(format!("bad attachment chunk: {v}")))?;
             if let CollectorFrame::AttachmentRefused { reason, .. } = &reply {
-                state.reject(Some(site), format!("attachment refused: {reason}"));
+                state
+                    .reject(Some(site), format!("attachment refused: {reason}"))
+                    .await;
             }
             Ok(StoreAnswer::Reply(reply))
         }
@@ -770,9 +823,8 @@ async fn renew(
     presented: [u8; 32],
     csr_der: Vec<u8>,
 ) -> Result<CollectorFrame, SyncEnd> {
-    let st = state.clone();
     let s = site.clone();
-    let result = blocking(state, move || {
+    let result = blocking(state, move |st| {
         let lifetime = st.config.site_cert_lifetime.0;
         st.store.renew_cert(&s, &presented, Timestamp::now(), || {
             st.authority.sign_site(&csr_der, &s, lifetime)
@@ -785,19 +837,23 @@ async fn renew(
             CollectorFrame::Renewed { cert_der }
         }
         Err(message) => {
-            state.reject(Some(site), format!("renewal refused: {message}"));
+            state
+                .reject(Some(site), format!("renewal refused: {message}"))
+                .await;
             CollectorFrame::RenewalRefused { message }
         }
     })
 }
 
+/// [`store_call`] for a sync session: a failure refuses the session (the agent keeps its
+/// reports and tries again later), and one that needs the store reopened stops the collector.
 async fn blocking<T: Send + 'static>(
-    state: &ServerState,
-    f: impl FnOnce() -> Result<T, crate::store::StoreError> + Send + 'static,
+    state: &Arc<ServerState>,
+    call: impl FnOnce(&ServerState) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, SyncEnd> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => {
+    match store_call(state, call).await {
+        Ok(v) => Ok(v),
+        Err(StoreCallError::Store(e)) => {
             state.store_failed(&e);
             Err(SyncEnd::Refused(
                 RefusalCode::Unavailable,
@@ -806,7 +862,7 @@ async fn blocking<T: Send + 'static>(
                 ),
             ))
         }
-        Err(e) => Err(SyncEnd::Refused(RefusalCode::Unavailable, e.to_string())),
+        Err(StoreCallError::Unfinished(m)) => Err(SyncEnd::Refused(RefusalCode::Unavailable, m)),
     }
 }
 

@@ -57,6 +57,23 @@ pub enum GapKind {
     AgentRollback,
 }
 
+impl GapKind {
+    /// The kind's name, as `gaps` prints it and JSON shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapKind::SkippedSeqs => "skipped_seqs",
+            GapKind::CollectorRollback => "collector_rollback",
+            GapKind::AgentRollback => "agent_rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for GapKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A recorded gap.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Gap {

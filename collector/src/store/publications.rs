@@ -101,6 +101,16 @@ pub enum PublicationState {
     Approved,
 }
 
+impl PublicationState {
+    /// The state's name on the dashboard, in Bahasa Indonesia.
+    pub fn label(self) -> &'static str {
+        match self {
+            PublicationState::Draft => "draf",
+            PublicationState::Approved => "terbit",
+        }
+    }
+}
+
 /// A press release drafted from verified reports.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
 pub struct Publication {

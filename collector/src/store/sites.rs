@@ -210,10 +210,7 @@ impl Store {
             &format!("site:{site}"),
             "cert_renewed",
             site,
-            format!(
-                "fingerprint={}",
-                pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))
-            ),
+            fingerprint_details(&cert),
             now,
         )?;
         txn.commit()?;
@@ -348,10 +345,7 @@ impl Store {
             &actor,
             "cert_issued",
             site,
-            format!(
-                "fingerprint={}",
-                pasopati_common::hex(&pasopati_common::pki::fingerprint(&cert))
-            ),
+            fingerprint_details(&cert),
             now,
         )?;
         txn.commit()?;
@@ -472,6 +466,14 @@ fn registered(
         Some(v) => decode(v.value()),
         None => Err(StoreError::UnknownSite(site.to_string())),
     }
+}
+
+/// The audit details of an issued certificate: its SHA-256.
+fn fingerprint_details(cert: &[u8]) -> String {
+    format!(
+        "fingerprint={}",
+        pasopati_common::hex(&pasopati_common::pki::fingerprint(cert))
+    )
 }
 
 /// Changes the record of `site` within `txn`, if the site is registered (a site removed

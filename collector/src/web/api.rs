@@ -11,7 +11,7 @@
 //! or WIT for its reports and state, WIB for media and the center), as `web::show` decides.
 
 use super::show::{self, Zone};
-use super::{Principal, RouteKind, Web, ROUTES};
+use super::{blocking, respond, Principal, RouteKind, Web, ROUTES};
 use crate::admin;
 use crate::events::CollectorEvent;
 use crate::store::{PublicationState, StoredReport};
@@ -287,44 +287,53 @@ fn page<T: serde::Serialize>(q: &ListQuery, all: &[T]) -> Response {
     list(q, all.len(), items)
 }
 
+/// `GET /api/v1/reports`: Laporan (filter, halaman, CSV).
 pub async fn reports(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    let (found, total) = match find_reports(&web, &q) {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let names = show::Names::of(&web.state.store);
-    let items: Vec<Value> = found
-        .into_iter()
-        .filter_map(|r| admin::report_view(&web.state.store, r).ok())
-        .filter_map(|v| report_json(&names, &v))
-        .collect();
-    list(&q, total, items)
+    respond(&web, move |web| {
+        let (found, total) = match find_reports(web, &q) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        let names = show::Names::of(&web.state.store);
+        let items: Vec<Value> = found
+            .into_iter()
+            .filter_map(|r| admin::report_view(&web.state.store, r).ok())
+            .filter_map(|v| report_json(&names, &v))
+            .collect();
+        list(&q, total, items)
+    })
+    .await
 }
 
+/// `GET /api/v1/reports/{id}`: Satu laporan dengan revisinya.
 pub async fn report(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<pasopati_common::ReportId>() else {
-        return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
-    };
-    match admin::revisions(&web.state.store, &id) {
-        Ok(revisions) if !revisions.is_empty() => {
-            let names = show::Names::of(&web.state.store);
-            let revisions: Vec<Value> = revisions
-                .iter()
-                .filter_map(|r| report_json(&names, r))
-                .collect();
-            json_response(&json!({
-                "id": id.to_string(),
-                "latest": revisions.last(),
-                "revisions": revisions,
-            }))
+    respond(&web, move |web| {
+        let Ok(id) = id.parse::<pasopati_common::ReportId>() else {
+            return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
+        };
+        match admin::revisions(&web.state.store, &id) {
+            Ok(revisions) if !revisions.is_empty() => {
+                let names = show::Names::of(&web.state.store);
+                let revisions: Vec<Value> = revisions
+                    .iter()
+                    .filter_map(|r| report_json(&names, r))
+                    .collect();
+                json_response(&json!({
+                    "id": id.to_string(),
+                    "latest": revisions.last(),
+                    "revisions": revisions,
+                }))
+            }
+            Ok(_) => (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
+            Err(e) => internal(e),
         }
-        Ok(_) => (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
-        Err(e) => internal(e),
-    }
+    })
+    .await
 }
 
+/// `GET /api/v1/stories`: Cerita.
 pub async fn stories(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    match web.state.newsroom.stories() {
+    respond(&web, move |web| match web.state.newsroom.stories() {
         Ok(all) => {
             let site = q.site.as_deref().filter(|s| !s.is_empty());
             let mut s: Vec<&pasopati_analysis::batch::StoryResult> = all
@@ -335,24 +344,30 @@ pub async fn stories(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) ->
             page_in(&q, &s, Zone::Wib)
         }
         Err(e) => internal(e),
-    }
+    })
+    .await
 }
 
+/// `GET /api/v1/media`: Item media.
 pub async fn media(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    match web.state.store.media(0, usize::MAX) {
-        Ok(mut m) => {
-            m.reverse();
-            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
-                m.retain(|x| x.upt.iter().any(|u| u == site));
+    respond(&web, move |web| {
+        match web.state.store.media(0, usize::MAX) {
+            Ok(mut m) => {
+                m.reverse();
+                if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+                    m.retain(|x| x.upt.iter().any(|u| u == site));
+                }
+                page_in(&q, &m, Zone::Wib)
             }
-            page_in(&q, &m, Zone::Wib)
+            Err(e) => internal(e),
         }
-        Err(e) => internal(e),
-    }
+    })
+    .await
 }
 
+/// `GET /api/v1/sites`: UPT dan keadaannya.
 pub async fn sites(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    match site_views(&web) {
+    respond(&web, move |web| match site_views(web) {
         Ok(mut s) => {
             if let Some(k) = q.kanwil.as_deref().filter(|s| !s.is_empty()) {
                 s.retain(|x| x.kanwil == k);
@@ -371,7 +386,8 @@ pub async fn sites(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> R
             page(&q, &rows)
         }
         Err(r) => r,
-    }
+    })
+    .await
 }
 
 pub(crate) fn site_views(web: &Web) -> Result<Vec<admin::SiteView>, Response> {
@@ -399,31 +415,37 @@ pub(crate) fn alert_list(web: &Web) -> Result<Vec<Value>, Response> {
     Ok(alerts)
 }
 
+/// `GET /api/v1/alerts`: Peringatan lonjakan.
 pub async fn alerts(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    match alert_list(&web) {
+    respond(&web, move |web| match alert_list(web) {
         Ok(a) => page(&q, &a),
         Err(r) => r,
-    }
+    })
+    .await
 }
 
+/// `GET /api/v1/claims`: Register klaim (ClaimReview).
 pub async fn claims(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    match admin::claims(&web.state.store) {
+    respond(&web, move |web| match admin::claims(&web.state.store) {
         Ok(c) => {
             let reviews: Vec<Value> = c.iter().rev().map(admin::claim_review).collect();
             page(&q, &reviews)
         }
         Err(e) => internal(e),
-    }
+    })
+    .await
 }
 
+/// `GET /api/v1/publications`: Publikasi.
 pub async fn publications(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    match web.state.store.publications() {
+    respond(&web, move |web| match web.state.store.publications() {
         Ok(mut p) => {
             p.reverse();
             page(&q, &p)
         }
         Err(e) => internal(e),
-    }
+    })
+    .await
 }
 
 /// An attachment's file, by its BLAKE3 hash, with its type; never sniffed by the browser.
@@ -432,10 +454,11 @@ pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> 
     let Some(hash) = pasopati_common::unhex(&id).and_then(|v| <[u8; 32]>::try_from(v).ok()) else {
         return missing();
     };
-    let stored = match web.state.store.attachment(&hash) {
-        Ok(Some(a)) => a,
-        Ok(None) => return missing(),
-        Err(e) => return internal(e),
+    let stored = match blocking(&web, move |web| web.state.store.attachment(&hash)).await {
+        Ok(Ok(Some(a))) => a,
+        Ok(Ok(None)) => return missing(),
+        Ok(Err(e)) => return internal(e),
+        Err(refusal) => return refusal,
     };
     let path = web.state.attachments.path(&hash);
     match tokio::fs::read(&path).await {
@@ -490,16 +513,14 @@ const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let mut rx = web.state.events.subscribe();
-    let store = web.state.store.clone();
     let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
-    let allowed = move || web.auth.principal(&web.state.store, &headers).is_some();
     tokio::spawn(async move {
         let mut recheck = tokio::time::interval(STREAM_RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
                 _ = recheck.tick() => {
-                    if tx.is_closed() || !allowed() {
+                    if tx.is_closed() || !still_allowed(&web, &headers).await {
                         break;
                     }
                     continue;
@@ -511,46 +532,9 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
             };
-            let (kind, data) = match event {
-                CollectorEvent::ReportStored(r) => {
-                    let names = show::Names::of(&store);
-                    let zone = names.zone(r.site.as_str());
-                    (
-                        "report",
-                        json!({
-                            "id": r.report.id.to_string(),
-                            "site_id": r.site.to_string(),
-                            "site_name": names.unit(r.site.as_str()),
-                            "priority": r.report.priority.as_str(),
-                            "category": r.report.category,
-                            "category_label": show::category(&r.report.category),
-                            "title": r.report.title,
-                            "occurred_at": show::rfc3339(r.report.occurred_at.0, zone),
-                            "received_at": show::rfc3339(r.received_at.0, zone),
-                            "received_local": show::local(r.received_at.0, zone),
-                        }),
-                    )
-                }
-                CollectorEvent::SiteState { site, state } => (
-                    "site",
-                    json!({
-                        "id": site.to_string(),
-                        "name": show::Names::of(&store).unit(site.as_str()),
-                        "state": state,
-                    }),
-                ),
-                CollectorEvent::SiteConnected(site) => {
-                    ("site", json!({ "id": site.to_string(), "connected": true }))
-                }
-                CollectorEvent::SiteDisconnected(site) => (
-                    "site",
-                    json!({ "id": site.to_string(), "connected": false }),
-                ),
-                CollectorEvent::Alert(json_text) => (
-                    "alert",
-                    serde_json::from_str(&json_text).unwrap_or(Value::Null),
-                ),
-                CollectorEvent::Refused { .. } => continue,
+            let Ok(Some((kind, data))) = blocking(&web, move |web| event_data(web, event)).await
+            else {
+                continue;
             };
             let event = Event::default().event(kind).data(data.to_string());
             // Wait for room in the stream, checking the credentials while a slow reader
@@ -559,8 +543,8 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
                 match tokio::time::timeout(STREAM_RECHECK, tx.reserve()).await {
                     Ok(Ok(permit)) => break Some(permit),
                     Ok(Err(_)) => break None,
-                    Err(_) if !allowed() => break None,
-                    Err(_) => continue,
+                    Err(_) if still_allowed(&web, &headers).await => continue,
+                    Err(_) => break None,
                 }
             };
             match permit {
@@ -572,6 +556,64 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
     Sse::new(ReceiverStream(out))
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Whether the credentials of an event stream's request still name a user (read off the
+/// async workers).
+async fn still_allowed(web: &Arc<Web>, headers: &HeaderMap) -> bool {
+    let headers = headers.clone();
+    blocking(web, move |web| {
+        web.auth.principal(&web.state.store, &headers).is_some()
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// An event as the stream sends it: its kind and its JSON, with names and local times; `None`
+/// for what the stream does not carry.
+fn event_data(web: &Web, event: CollectorEvent) -> Option<(&'static str, Value)> {
+    let store = &web.state.store;
+    Some(match event {
+        CollectorEvent::ReportStored(r) => {
+            let names = show::Names::of(store);
+            let zone = names.zone(r.site.as_str());
+            (
+                "report",
+                json!({
+                    "id": r.report.id.to_string(),
+                    "site_id": r.site.to_string(),
+                    "site_name": names.unit(r.site.as_str()),
+                    "priority": r.report.priority.as_str(),
+                    "category": r.report.category,
+                    "category_label": show::category(&r.report.category),
+                    "title": r.report.title,
+                    "occurred_at": show::rfc3339(r.report.occurred_at.0, zone),
+                    "received_at": show::rfc3339(r.received_at.0, zone),
+                    "received_local": show::local(r.received_at.0, zone),
+                }),
+            )
+        }
+        CollectorEvent::SiteState { site, state } => (
+            "site",
+            json!({
+                "id": site.to_string(),
+                "name": show::Names::of(store).unit(site.as_str()),
+                "state": state,
+            }),
+        ),
+        CollectorEvent::SiteConnected(site) => {
+            ("site", json!({ "id": site.to_string(), "connected": true }))
+        }
+        CollectorEvent::SiteDisconnected(site) => (
+            "site",
+            json!({ "id": site.to_string(), "connected": false }),
+        ),
+        CollectorEvent::Alert(json_text) => (
+            "alert",
+            serde_json::from_str(&json_text).unwrap_or(Value::Null),
+        ),
+        CollectorEvent::Refused { .. } => return None,
+    })
 }
 
 /// An mpsc receiver as a stream of `Ok` events.
@@ -667,6 +709,7 @@ pub fn openapi_document() -> Value {
     })
 }
 
+/// `GET /api/v1/openapi.json`: Dokumen OpenAPI ini.
 pub async fn openapi() -> Response {
     json_response(&openapi_document())
 }
@@ -702,11 +745,12 @@ pub(crate) fn xml_escape(s: &str) -> String {
 
 /// Published items as an Atom 1.0 feed.
 pub async fn atom(State(web): State<Arc<Web>>) -> Response {
-    let items = match published(&web) {
+    respond(&web, move |web| {
+    let items = match published(web) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let base = base_url(&web);
+    let base = base_url(web);
     let updated = items.first().and_then(|p| p.approved_at).map_or_else(
         || Timestamp::now().to_rfc3339(),
         |t| Timestamp(t).to_rfc3339(),
@@ -748,35 +792,40 @@ pub async fn atom(State(web): State<Arc<Web>>) -> Response {
         out,
     )
         .into_response()
+})
+    .await
 }
 
 /// Published items as a JSON Feed 1.1.
 pub async fn json_feed(State(web): State<Arc<Web>>) -> Response {
-    let items = match published(&web) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let base = base_url(&web);
-    let feed = json!({
-        "version": "https://jsonfeed.org/version/1.1",
-        "title": "Publikasi Media Center PASOPATI",
-        "home_page_url": format!("{base}/publikasi"),
-        "feed_url": format!("{base}/feed/feed.json"),
-        "language": "id",
-        "authors": [{"name": "Media Center PASOPATI, Direktorat Jenderal Pemasyarakatan"}],
-        "items": items.iter().map(|p| json!({
-            "id": format!("urn:pasopati:publikasi:{}", p.number),
-            "url": format!("{base}/publikasi#p{}", p.number),
-            "title": p.title,
-            "content_text": p.body,
-            "date_published": Timestamp(p.approved_at.unwrap_or(p.drafted_at)).to_rfc3339(),
-        })).collect::<Vec<_>>(),
-    });
-    (
-        [(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")],
-        feed.to_string(),
-    )
-        .into_response()
+    respond(&web, move |web| {
+        let items = match published(web) {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
+        let base = base_url(web);
+        let feed = json!({
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "Publikasi Media Center PASOPATI",
+            "home_page_url": format!("{base}/publikasi"),
+            "feed_url": format!("{base}/feed/feed.json"),
+            "language": "id",
+            "authors": [{"name": "Media Center PASOPATI, Direktorat Jenderal Pemasyarakatan"}],
+            "items": items.iter().map(|p| json!({
+                "id": format!("urn:pasopati:publikasi:{}", p.number),
+                "url": format!("{base}/publikasi#p{}", p.number),
+                "title": p.title,
+                "content_text": p.body,
+                "date_published": Timestamp(p.approved_at.unwrap_or(p.drafted_at)).to_rfc3339(),
+            })).collect::<Vec<_>>(),
+        });
+        (
+            [(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")],
+            feed.to_string(),
+        )
+            .into_response()
+    })
+    .await
 }
 
 /// Prometheus text format.
@@ -784,79 +833,82 @@ pub async fn metrics(
     State(web): State<Arc<Web>>,
     Extension(_who): Extension<Principal>,
 ) -> Response {
-    let store = &web.state.store;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (labels, v) in lines {
-            out.push_str(&format!("{name}{labels} {v}\n"));
+    respond(&web, move |web| {
+        let store = &web.state.store;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (labels, v) in lines {
+                out.push_str(&format!("{name}{labels} {v}\n"));
+            }
+        };
+        let counts = match store.counts() {
+            Ok(c) => c,
+            Err(e) => return internal(e),
+        };
+        for (name, help, value) in [
+            (
+                "pasopati_reports_stored",
+                "Report revisions stored.",
+                counts.reports,
+            ),
+            (
+                "pasopati_rejections",
+                "Refused frames, batches and peers recorded.",
+                counts.rejections,
+            ),
+            (
+                "pasopati_quarantined_reports",
+                "Reports held for identity data.",
+                counts.quarantined,
+            ),
+            ("pasopati_gaps", "Recorded gaps.", counts.gaps),
+            ("pasopati_media_items", "Media items stored.", counts.media),
+        ] {
+            metric(name, "gauge", help, vec![(String::new(), value as f64)]);
         }
-    };
-    let counts = match store.counts() {
-        Ok(c) => c,
-        Err(e) => return internal(e),
-    };
-    for (name, help, value) in [
-        (
-            "pasopati_reports_stored",
-            "Report revisions stored.",
-            counts.reports,
-        ),
-        (
-            "pasopati_rejections",
-            "Refused frames, batches and peers recorded.",
-            counts.rejections,
-        ),
-        (
-            "pasopati_quarantined_reports",
-            "Reports held for identity data.",
-            counts.quarantined,
-        ),
-        ("pasopati_gaps", "Recorded gaps.", counts.gaps),
-        ("pasopati_media_items", "Media items stored.", counts.media),
-    ] {
-        metric(name, "gauge", help, vec![(String::new(), value as f64)]);
-    }
-    metric(
-        "pasopati_sessions_connected",
-        "gauge",
-        "Agents with a live sync session.",
-        vec![(String::new(), web.state.connected_sites().len() as f64)],
-    );
-    if let Ok(sites) = site_views(&web) {
-        let mut by_state: HashMap<String, f64> = HashMap::new();
-        for s in &sites {
-            *by_state.entry(s.state.to_string()).or_default() += 1.0;
-        }
-        let mut lines: Vec<(String, f64)> = by_state
-            .into_iter()
-            .map(|(k, v)| (format!("{{state=\"{k}\"}}"), v))
-            .collect();
-        lines.sort_by(|a, b| a.0.cmp(&b.0));
-        metric("pasopati_sites", "gauge", "Sites by state.", lines);
         metric(
-            "pasopati_site_backlog",
+            "pasopati_sessions_connected",
             "gauge",
-            "Reports waiting at each site (latest heartbeat).",
-            sites
-                .iter()
-                .filter_map(|s| {
-                    s.backlog
-                        .map(|b| (format!("{{site=\"{}\"}}", s.id), b as f64))
-                })
-                .collect(),
+            "Agents with a live sync session.",
+            vec![(String::new(), web.state.connected_sites().len() as f64)],
         );
-        metric(
-            "pasopati_site_reports",
-            "counter",
-            "Reports stored per site since registration (ingest rate: take its rate()).",
-            sites
-                .iter()
-                .map(|s| (format!("{{site=\"{}\"}}", s.id), s.reports as f64))
-                .collect(),
-        );
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+        if let Ok(sites) = site_views(web) {
+            let mut by_state: HashMap<String, f64> = HashMap::new();
+            for s in &sites {
+                *by_state.entry(s.state.to_string()).or_default() += 1.0;
+            }
+            let mut lines: Vec<(String, f64)> = by_state
+                .into_iter()
+                .map(|(k, v)| (format!("{{state=\"{k}\"}}"), v))
+                .collect();
+            lines.sort_by(|a, b| a.0.cmp(&b.0));
+            metric("pasopati_sites", "gauge", "Sites by state.", lines);
+            metric(
+                "pasopati_site_backlog",
+                "gauge",
+                "Reports waiting at each site (latest heartbeat).",
+                sites
+                    .iter()
+                    .filter_map(|s| {
+                        s.backlog
+                            .map(|b| (format!("{{site=\"{}\"}}", s.id), b as f64))
+                    })
+                    .collect(),
+            );
+            metric(
+                "pasopati_site_reports",
+                "counter",
+                "Reports stored per site since registration (ingest rate: take its rate()).",
+                sites
+                    .iter()
+                    .map(|s| (format!("{{site=\"{}\"}}", s.id), s.reports as f64))
+                    .collect(),
+            );
+        }
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    })
+    .await
 }
 
 #[cfg(test)]

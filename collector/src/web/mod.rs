@@ -499,7 +499,16 @@ async fn gate(State(web): State<Arc<Web>>, mut request: Request, next: Next) -> 
     let Access::Role(needed) = route.access else {
         return next.run(request).await;
     };
-    let Some(principal) = web.auth.principal(&web.state.store, request.headers()) else {
+    let headers = request.headers().clone();
+    let principal = match blocking(&web, move |web| {
+        web.auth.principal(&web.state.store, &headers)
+    })
+    .await
+    {
+        Ok(principal) => principal,
+        Err(refusal) => return refusal,
+    };
+    let Some(principal) = principal else {
         return match route.kind {
             RouteKind::Page => Redirect::to("/login").into_response(),
             _ => (
@@ -523,6 +532,27 @@ async fn gate(State(web): State<Arc<Web>>, mut request: Request, next: Next) -> 
     }
     request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+/// Runs `work` (store reads and writes, the analysis, rendering) on the blocking pool, so that
+/// no async worker waits for the disk or the CPU while other requests and the sync sessions
+/// wait for it. A task that panicked is answered with 500.
+pub(crate) async fn blocking<T: Send + 'static>(
+    web: &Arc<Web>,
+    work: impl FnOnce(&Web) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let web = web.clone();
+    tokio::task::spawn_blocking(move || work(&web))
+        .await
+        .map_err(api::internal)
+}
+
+/// [`blocking`] for a handler whose whole answer is worked out there.
+pub(crate) async fn respond(
+    web: &Arc<Web>,
+    work: impl FnOnce(&Web) -> Response + Send + 'static,
+) -> Response {
+    blocking(web, work).await.unwrap_or_else(|refusal| refusal)
 }
 
 /// Checks the CSRF token of a change made with a session cookie: the form's `csrf` field or
@@ -609,7 +639,7 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
                 if let Ok(id) = pasopati_common::SiteId::new(&site.id) {
                     let _ = state.events.send(CollectorEvent::SiteState {
                         site: id,
-                        state: site.state.to_string(),
+                        state: site.state,
                     });
                 }
             }

@@ -6,7 +6,7 @@ use crate::admin::{self, SiteState};
 use crate::store::Role;
 use crate::web::api::{self, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{check_csrf, Principal, Web};
+use crate::web::{check_csrf, respond, Principal, Web};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -38,7 +38,12 @@ pub async fn armada(
     Extension(who): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let mut sites = match api::site_views(&web) {
+    respond(&web, move |web| armada_page(web, who, q)).await
+}
+
+/// The work of [`armada`], off the async workers.
+fn armada_page(web: &Web, who: Principal, q: ListQuery) -> Response {
+    let mut sites = match api::site_views(web) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -104,6 +109,20 @@ pub async fn armada_cabut(
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<RevokeForm>,
+) -> Response {
+    respond(&web, move |web| {
+        armada_cabut_form(web, who, headers, id, form)
+    })
+    .await
+}
+
+/// The work of [`armada_cabut`], off the async workers.
+fn armada_cabut_form(
+    web: &Web,
+    who: Principal,
+    headers: HeaderMap,
+    id: String,
+    form: RevokeForm,
 ) -> Response {
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;

@@ -4,7 +4,7 @@
 use super::layout;
 use crate::web::api::{internal, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{Principal, Web};
+use crate::web::{respond, Principal, Web};
 use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::Extension;
@@ -21,11 +21,17 @@ fn sentiment_class(s: f64) -> &'static str {
     }
 }
 
+/// `GET /cerita`: Media & Cerita.
 pub async fn cerita(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> Response {
+    respond(&web, move |web| cerita_page(web, who, q)).await
+}
+
+/// The work of [`cerita`], off the async workers.
+fn cerita_page(web: &Web, who: Principal, q: ListQuery) -> Response {
     let all_stories = match web.state.newsroom.stories() {
         Ok(s) => s,
         Err(e) => return internal(e),

@@ -6,7 +6,7 @@ use crate::admin::{self};
 use crate::store::Role;
 use crate::web::api::{find_reports, internal, ListQuery};
 use crate::web::show::{self};
-use crate::web::{Principal, Web};
+use crate::web::{respond, Principal, Web};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,12 +14,18 @@ use axum::Extension;
 use maud::html;
 use std::sync::Arc;
 
+/// `GET /laporan`: Laporan: cari dan saring.
 pub async fn laporan(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let (found, total) = match find_reports(&web, &q) {
+    respond(&web, move |web| laporan_page(web, who, q)).await
+}
+
+/// The work of [`laporan`], off the async workers.
+fn laporan_page(web: &Web, who: Principal, q: ListQuery) -> Response {
+    let (found, total) = match find_reports(web, &q) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -65,11 +71,17 @@ pub async fn laporan(
     layout("Laporan", "/laporan", &who, body)
 }
 
+/// `GET /laporan/{id}`: Satu laporan dengan revisi dan lampiran.
 pub async fn laporan_detail(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Response {
+    respond(&web, move |web| laporan_detail_page(web, who, id)).await
+}
+
+/// The work of [`laporan_detail`], off the async workers.
+fn laporan_detail_page(web: &Web, who: Principal, id: String) -> Response {
     let Ok(rid) = id.parse::<pasopati_common::ReportId>() else {
         return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
     };
@@ -83,7 +95,7 @@ pub async fn laporan_detail(
     };
     let names = show::Names::of(&web.state.store);
     let zone = names.zone(&latest.site_id);
-    let priority = if latest.priority == "urgent" {
+    let priority = if latest.priority == pasopati_common::Priority::Urgent {
         "mendesak"
     } else {
         "biasa"

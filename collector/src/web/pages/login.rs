@@ -4,7 +4,7 @@
 use super::CsrfOnly;
 use crate::web::api::internal;
 use crate::web::auth::Login;
-use crate::web::{check_csrf, Principal, Web};
+use crate::web::{check_csrf, respond, Principal, Web};
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -48,6 +48,7 @@ fn login_markup(web: &Web, message: Option<&str>) -> Response {
     ([(header::SET_COOKIE, cookie)], Html(page.into_string())).into_response()
 }
 
+/// The login form.
 pub async fn login_page(State(web): State<Arc<Web>>) -> Response {
     login_markup(&web, None)
 }
@@ -96,31 +97,28 @@ pub async fn login(
         )
             .into_response();
     };
-    let store = web.state.store.clone();
-    let w = web.clone();
     let password = form.password;
-    // Argon2 takes tens of milliseconds: keep it off the async workers, holding the turn.
-    let verified = tokio::task::spawn_blocking(move || {
-        let user = w.auth.verify(&store, &username, &password);
+    // Argon2 takes tens of milliseconds and the session is a store write: both run off the
+    // async workers, the turn held only while verifying.
+    respond(&web, move |web| {
+        let user = web.auth.verify(&web.state.store, &username, &password);
         drop(turn);
-        user
+        match web.auth.finish(&web.state.store, &attempt, user) {
+            Login::Ok { cookie } => {
+                ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+            }
+            Login::Failed(e) => internal(e),
+            Login::Wrong => (
+                StatusCode::UNAUTHORIZED,
+                login_markup(web, Some("Nama pengguna atau kata sandi salah.")),
+            )
+                .into_response(),
+        }
     })
-    .await;
-    let user = match verified {
-        Ok(user) => user,
-        Err(e) => return internal(e),
-    };
-    match web.auth.finish(&web.state.store, &attempt, user) {
-        Login::Ok { cookie } => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
-        Login::Failed(e) => internal(e),
-        Login::Wrong => (
-            StatusCode::UNAUTHORIZED,
-            login_markup(&web, Some("Nama pengguna atau kata sandi salah.")),
-        )
-            .into_response(),
-    }
+    .await
 }
 
+/// Signs out: the session is deleted from the store and its cookie cleared.
 pub async fn logout(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
@@ -130,8 +128,11 @@ pub async fn logout(
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;
     }
-    match web.auth.logout(&web.state.store, &headers) {
-        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response(),
-        Err(e) => internal(e),
-    }
+    respond(&web, move |web| {
+        match web.auth.logout(&web.state.store, &headers) {
+            Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response(),
+            Err(e) => internal(e),
+        }
+    })
+    .await
 }

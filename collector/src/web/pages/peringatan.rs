@@ -4,22 +4,28 @@
 use super::layout;
 use crate::web::api::{self, ListQuery};
 use crate::web::show::{self};
-use crate::web::{Principal, Web};
+use crate::web::{respond, Principal, Web};
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use maud::html;
 use std::sync::Arc;
 
+/// `GET /peringatan`: Peringatan langsung.
 pub async fn peringatan(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
 ) -> Response {
-    let alerts = api::alert_list(&web).unwrap_or_default();
+    respond(&web, move |web| peringatan_page(web, who)).await
+}
+
+/// The work of [`peringatan`], off the async workers.
+fn peringatan_page(web: &Web, who: Principal) -> Response {
+    let alerts = api::alert_list(web).unwrap_or_default();
     let urgent = api::find_reports_counting(
-        &web,
+        web,
         &ListQuery {
-            priority: Some("urgent".into()),
+            priority: Some(pasopati_common::Priority::Urgent.as_str().into()),
             limit: Some(20),
             ..ListQuery::default()
         },

@@ -6,7 +6,7 @@ use crate::admin::{self};
 use crate::store::{Publication, PublicationState, Role};
 use crate::web::api::{find_reports, internal, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{check_csrf, Principal, Web};
+use crate::web::{check_csrf, respond, Principal, Web};
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -17,10 +17,16 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// `GET /publikasi`: Publikasi.
 pub async fn publikasi(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
 ) -> Response {
+    respond(&web, move |web| publikasi_page(web, who)).await
+}
+
+/// The work of [`publikasi`], off the async workers.
+fn publikasi_page(web: &Web, who: Principal) -> Response {
     let publications = match web.state.store.publications() {
         Ok(p) => p,
         Err(e) => return internal(e),
@@ -30,7 +36,7 @@ pub async fn publikasi(
         p { "Draf dibuat dari halaman laporan. Yang disetujui terbit di " a href="/feed/atom.xml" { "Atom" } " dan " a href="/feed/feed.json" { "JSON Feed" } ". " a href="/publikasi/ringkasan-harian" { "Ringkasan harian (cetak)" } }
         @for p in publications.iter().rev() {
             section.kotak id=(format!("p{}", p.number)) {
-                b { (p.title) } " — " (match p.state { PublicationState::Draft => "draf", PublicationState::Approved => "terbit" })
+                b { (p.title) } " — " (p.state.label())
                 p.teks { (p.body) }
                 div { "Laporan: " (p.reports.join(", ")) " · disusun " (p.drafted_by) @if let Some(a) = &p.approved_by { " · disetujui " (a) } }
                 @if editor && p.state == PublicationState::Draft {
@@ -66,12 +72,21 @@ fn press_release(site_name: &str, kanwil: &str, r: &admin::ReportView) -> (Strin
     (title, body)
 }
 
+/// `POST /publikasi`: Buat draf siaran pers dari laporan.
 pub async fn publikasi_draf(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Form(form): Form<DraftForm>,
 ) -> Response {
+    respond(&web, move |web| {
+        publikasi_draf_form(web, who, headers, form)
+    })
+    .await
+}
+
+/// The work of [`publikasi_draf`], off the async workers.
+fn publikasi_draf_form(web: &Web, who: Principal, headers: HeaderMap, form: DraftForm) -> Response {
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;
     }
@@ -115,12 +130,27 @@ pub async fn publikasi_draf(
     }
 }
 
+/// `POST /publikasi/{id}/setujui`: Setujui publikasi.
 pub async fn publikasi_setujui(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<u64>,
     Form(form): Form<CsrfOnly>,
+) -> Response {
+    respond(&web, move |web| {
+        publikasi_setujui_form(web, who, headers, id, form)
+    })
+    .await
+}
+
+/// The work of [`publikasi_setujui`], off the async workers.
+fn publikasi_setujui_form(
+    web: &Web,
+    who: Principal,
+    headers: HeaderMap,
+    id: u64,
+    form: CsrfOnly,
 ) -> Response {
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;
@@ -142,11 +172,17 @@ pub struct DigestQuery {
     kanwil: Option<String>,
 }
 
+/// `GET /publikasi/ringkasan-harian`: Ringkasan harian (cetak).
 pub async fn ringkasan_harian(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     Query(q): Query<DigestQuery>,
 ) -> Response {
+    respond(&web, move |web| ringkasan_harian_page(web, who, q)).await
+}
+
+/// The work of [`ringkasan_harian`], off the async workers.
+fn ringkasan_harian_page(web: &Web, who: Principal, q: DigestQuery) -> Response {
     let day = q
         .tanggal
         .clone()
@@ -163,7 +199,7 @@ pub async fn ringkasan_harian(
         limit: Some(1000),
         ..ListQuery::default()
     };
-    let (reports, total) = match find_reports(&web, &lq) {
+    let (reports, total) = match find_reports(web, &lq) {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -4,7 +4,7 @@
 use super::layout;
 use crate::web::api::{self, find_reports, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{Principal, Web};
+use crate::web::{respond, Principal, Web};
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
@@ -12,10 +12,16 @@ use maud::html;
 use pasopati_common::Timestamp;
 use std::sync::Arc;
 
+/// `GET /`: Ringkasan.
 pub async fn ringkasan(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
 ) -> Response {
+    respond(&web, move |web| ringkasan_page(web, who)).await
+}
+
+/// The work of [`ringkasan`], off the async workers.
+fn ringkasan_page(web: &Web, who: Principal) -> Response {
     let now = Timestamp::now().0;
     let today = pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(now));
     let q = ListQuery {
@@ -24,7 +30,7 @@ pub async fn ringkasan(
         limit: Some(1000),
         ..ListQuery::default()
     };
-    let (todays, total_today) = match find_reports(&web, &q) {
+    let (todays, total_today) = match find_reports(web, &q) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -32,13 +38,13 @@ pub async fn ringkasan(
         .iter()
         .filter(|r| r.report.priority == pasopati_common::Priority::Urgent)
         .collect();
-    let sites = match api::site_views(&web) {
+    let sites = match api::site_views(web) {
         Ok(s) => s,
         Err(r) => return r,
     };
     let names = show::Names::of(&web.state.store);
     let offline: Vec<_> = sites.iter().filter(|s| s.state == "offline").collect();
-    let alerts = api::alert_list(&web).unwrap_or_default();
+    let alerts = api::alert_list(web).unwrap_or_default();
     let all_stories = web.state.newsroom.stories().unwrap_or_default();
     let top = top_media_stories(&all_stories, 10);
     let mean =

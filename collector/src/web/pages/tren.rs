@@ -4,7 +4,7 @@
 use super::layout;
 use crate::web::api::internal;
 use crate::web::show::{self};
-use crate::web::{Principal, Web};
+use crate::web::{respond, Principal, Web};
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
@@ -27,7 +27,13 @@ fn bars(title: &str, data: &[(String, u64)]) -> Markup {
     }
 }
 
+/// `GET /tren`: Tren.
 pub async fn tren(State(web): State<Arc<Web>>, Extension(who): Extension<Principal>) -> Response {
+    respond(&web, move |web| tren_page(web, who)).await
+}
+
+/// The work of [`tren`], off the async workers.
+fn tren_page(web: &Web, who: Principal) -> Response {
     let insights = match web.state.newsroom.insights(None) {
         Ok(i) => i,
         Err(e) => return internal(e),

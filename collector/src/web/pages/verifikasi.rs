@@ -3,9 +3,9 @@
 
 use super::{csrf_field, layout};
 use crate::admin::{self};
-use crate::store::Role;
+use crate::store::{Role, Verdict};
 use crate::web::api::internal;
-use crate::web::{check_csrf, Principal, Web};
+use crate::web::{check_csrf, respond, Principal, Web};
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,10 +15,16 @@ use pasopati_common::Timestamp;
 use serde::Deserialize;
 use std::sync::Arc;
 
+/// `GET /verifikasi`: Register klaim.
 pub async fn verifikasi(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
 ) -> Response {
+    respond(&web, move |web| verifikasi_page(web, who)).await
+}
+
+/// The work of [`verifikasi`], off the async workers.
+fn verifikasi_page(web: &Web, who: Principal) -> Response {
     let claims = match admin::claims(&web.state.store) {
         Ok(c) => c,
         Err(e) => return internal(e),
@@ -45,7 +51,7 @@ pub async fn verifikasi(
                 tr { td { (c.number) } td { (c.claim) } td { (c.appeared_source) " " (c.appeared_url) } td { b { (c.verdict.as_str()) } }
                      td { @if let Some(f) = &c.official_figure { (f.value) " — " (f.source) } } td { (c.linked_reports.join(", ")) }
                      @if editor { td { form method="post" action=(format!("/verifikasi/{}/vonis", c.number)) { (csrf_field(&who))
-                        select name="verdict" { @for v in ["benar", "salah", "menyesatkan", "belum_terverifikasi"] { option value=(v) { (v) } } }
+                        select name="verdict" { @for v in Verdict::ALL { option value=(v.as_str()) { (v.as_str()) } } }
                         input name="figure" placeholder="Angka resmi"; input name="figure_source" placeholder="Sumber"; input name="report" placeholder="ID laporan";
                         input name="evidence" placeholder="Bukti"; button type="submit" { "Simpan" } } } } }
             }
@@ -74,11 +80,25 @@ pub struct ClaimForm {
     item: String,
 }
 
+/// `POST /verifikasi`: Catat klaim.
 pub async fn verifikasi_tambah(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Form(form): Form<ClaimForm>,
+) -> Response {
+    respond(&web, move |web| {
+        verifikasi_tambah_form(web, who, headers, form)
+    })
+    .await
+}
+
+/// The work of [`verifikasi_tambah`], off the async workers.
+fn verifikasi_tambah_form(
+    web: &Web,
+    who: Principal,
+    headers: HeaderMap,
+    form: ClaimForm,
 ) -> Response {
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;
@@ -113,12 +133,27 @@ pub struct VerdictForm {
     evidence: String,
 }
 
+/// `POST /verifikasi/{id}/vonis`: Catat vonis klaim.
 pub async fn verifikasi_vonis(
     State(web): State<Arc<Web>>,
     Extension(who): Extension<Principal>,
     headers: HeaderMap,
     Path(id): Path<u64>,
     Form(form): Form<VerdictForm>,
+) -> Response {
+    respond(&web, move |web| {
+        verifikasi_vonis_form(web, who, headers, id, form)
+    })
+    .await
+}
+
+/// The work of [`verifikasi_vonis`], off the async workers.
+fn verifikasi_vonis_form(
+    web: &Web,
+    who: Principal,
+    headers: HeaderMap,
+    id: u64,
+    form: VerdictForm,
 ) -> Response {
     if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
         return r;

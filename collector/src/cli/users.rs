@@ -1,0 +1,184 @@
+//! `user` and `api-token`: the dashboard's users and the API's bearer tokens.
+
+use super::{done, json_lines, people_time};
+use crate::control::CollectorRequest;
+use crate::store::Role;
+use anyhow::Context;
+use clap::Subcommand;
+use pasopati_common::{HumanDuration, Timestamp};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub(super) enum UserCommand {
+    /// Add a user. The password (at least 12 characters) is read from standard input.
+    Add {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// admin (fleet, users, sites), analyst (everything editorial) or viewer (read only).
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input (the only way; it keeps it out of `ps`).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users (JSON lines).
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Disable a user; their sessions and API tokens stop working at once.
+    Disable {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+    },
+    /// Set a user's new password, read from standard input (at least 12 characters).
+    Passwd {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Change a user's role: admin, analyst or viewer.
+    Role {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ApiTokenCommand {
+    /// Create a bearer token acting as a user; printed once, stored as its SHA-256. Its id
+    /// and expiry go to standard error.
+    Create {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// How long the token works (`90d`, `12h`); after that it is refused.
+        #[arg(long, default_value = "90d")]
+        expires: HumanDuration,
+    },
+    /// List API tokens (JSON lines: id, user, creation, expiry), never the tokens themselves.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Revoke one API token by its id (from `api-token list`); it stops working at once.
+    Revoke {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The token's id.
+        id: String,
+    },
+}
+
+/// Runs one `user` command.
+pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            data_dir,
+            username,
+            role,
+            password_stdin: _,
+        } => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let password = read_password()?;
+            let user = crate::web::auth::new_user(&username, role, &password)?;
+            done(&data_dir, CollectorRequest::UserAdd(user)).await?;
+            pasopati_common::outln!("user {username} added ({})", role.as_str());
+        }
+        UserCommand::Passwd {
+            data_dir,
+            username,
+            password_stdin: _,
+        } => {
+            let password = read_password()?;
+            let hashed = crate::web::auth::new_user(&username, Role::Viewer, &password)?;
+            let request = CollectorRequest::UserUpdate {
+                username: username.clone(),
+                password_hash: Some(hashed.password_hash),
+                role: None,
+            };
+            done(&data_dir, request).await?;
+            pasopati_common::outln!("password of {username} changed");
+        }
+        UserCommand::Role {
+            data_dir,
+            username,
+            role,
+        } => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let request = CollectorRequest::UserUpdate {
+                username: username.clone(),
+                password_hash: None,
+                role: Some(role),
+            };
+            done(&data_dir, request).await?;
+            pasopati_common::outln!("{username} is now {}", role.as_str());
+        }
+        UserCommand::List { data_dir } => {
+            json_lines(&data_dir, CollectorRequest::UserList).await?;
+        }
+        UserCommand::Disable { data_dir, username } => {
+            done(&data_dir, CollectorRequest::UserDisable(username.clone())).await?;
+            pasopati_common::outln!("user {username} disabled");
+        }
+    }
+    Ok(())
+}
+
+/// Runs one `api-token` command.
+pub(super) async fn api_token(command: ApiTokenCommand) -> anyhow::Result<()> {
+    match command {
+        ApiTokenCommand::Create {
+            data_dir,
+            username,
+            expires,
+        } => {
+            if expires.0.is_zero() {
+                anyhow::bail!("--expires must be longer than zero");
+            }
+            let (token, hash) = crate::web::auth::new_api_token();
+            let expires_at = Timestamp::now().0.saturating_add(expires.as_millis_i64());
+            let request = CollectorRequest::ApiTokenAdd {
+                username,
+                hash,
+                expires_at,
+            };
+            done(&data_dir, request).await?;
+            pasopati_common::outln!("{token}");
+            pasopati_common::errln!(
+                "token id {} valid until {}",
+                crate::store::api_token_id(&hash),
+                people_time(&Timestamp(expires_at).to_rfc3339())
+            );
+        }
+        ApiTokenCommand::List { data_dir } => {
+            json_lines(&data_dir, CollectorRequest::ApiTokenList).await?;
+        }
+        ApiTokenCommand::Revoke { data_dir, id } => {
+            done(&data_dir, CollectorRequest::ApiTokenRevoke(id.clone())).await?;
+            pasopati_common::outln!("API token {id} revoked");
+        }
+    }
+    Ok(())
+}
+
+/// The password on the first line of standard input (kept out of `ps` and the shell history).
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("reading the password from standard input")?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_owned())
+}
