@@ -63,18 +63,14 @@ impl<W: Write> Write for Terminal<W> {
     }
 }
 
-/// Whether `error` (anywhere in its chain) is a write into a closed pipe.
+/// Whether `error` is a write into a closed pipe: the command's own output closed (`… | head`),
+/// where the command returns the write's `io::Error` as it is. A broken pipe found deeper in an
+/// error's chain is a peer's (a daemon that closed its control socket) and is reported like any
+/// other failure, never taken for a reader that went away.
 pub fn is_broken_pipe(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if e.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-        {
-            return true;
-        }
-        current = e.source();
-    }
-    false
+    error
+        .downcast_ref::<io::Error>()
+        .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
 }
 
 /// An error and its causes as one line, `outer: cause: cause`, as a CLI prints it. A cause whose
@@ -156,10 +152,18 @@ mod tests {
     }
 
     #[test]
-    fn broken_pipes_are_recognised_in_a_chain() {
+    fn only_our_own_closed_output_is_a_broken_pipe() {
         let e = io::Error::new(io::ErrorKind::BrokenPipe, "pipe");
         assert!(is_broken_pipe(&e));
         let other = io::Error::other("disk");
         assert!(!is_broken_pipe(&other));
+        // A daemon that closed its socket under a request: a failure to report.
+        #[derive(Debug, thiserror::Error)]
+        #[error("the daemon did not answer")]
+        struct Peer(#[source] io::Error);
+        assert!(!is_broken_pipe(&Peer(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "pipe"
+        ))));
     }
 }
