@@ -122,11 +122,19 @@ where
         path: path.display().to_string(),
         source,
     };
-    stream.write_all(channel.tag()).await.map_err(io)?;
-    write_frame(&mut stream, request).await?;
+    // The other program's daemon answers a stranger with its own tag and closes without
+    // reading the request, so writing the request may fail (a broken pipe) while that tag waits
+    // to be read: read it before judging the write.
+    let sent = match stream.write_all(channel.tag()).await {
+        Ok(()) => write_frame(&mut stream, request).await,
+        Err(e) => Err(e.into()),
+    };
     let mut tag = [0u8; 8];
     match stream.read_exact(&mut tag).await {
         Ok(_) => {}
+        Err(_) if sent.is_err() => {
+            return Err(sent.err().map_or(ControlError::NoAnswer, Into::into))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             return Err(ControlError::NoAnswer)
         }
@@ -137,6 +145,7 @@ where
             found: Channel::describe(&tag),
         });
     }
+    sent?;
     let mut responses = Vec::new();
     while let Some(resp) = read_frame(&mut stream).await? {
         responses.push(resp);
