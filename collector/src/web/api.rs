@@ -880,15 +880,19 @@ mod tests {
 
     #[test]
     fn csv_cells_that_start_a_formula_are_neutralised() {
-        assert_eq!(csv_cell("=1+1"), "\"'=1+1\"");
-        assert_eq!(csv_cell("+62 811"), "\"'+62 811\"");
-        assert_eq!(csv_cell("-2+3"), "\"'-2+3\"");
-        assert_eq!(csv_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
-        assert_eq!(csv_cell("\t=1"), "\"'\t=1\"");
-        assert_eq!(csv_cell("\r=1"), "\"'\r=1\"");
-        assert_eq!(csv_cell("=\"a\""), "\"'=\"\"a\"\"\"");
-        assert_eq!(csv_cell("biasa"), "biasa");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        for (text, cell) in [
+            ("=1+1", "\"'=1+1\""),
+            ("+62 811", "\"'+62 811\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\t=1", "\"'\t=1\""),
+            ("\r=1", "\"'\r=1\""),
+            ("=\"a\"", "\"'=\"\"a\"\"\""),
+            ("biasa", "biasa"),
+            ("a,b", "\"a,b\""),
+        ] {
+            assert_eq!(csv_cell(text), cell, "{text:?}");
+        }
     }
 
     #[test]
