@@ -577,7 +577,7 @@ pub(crate) async fn serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .with_graceful_shutdown(shutdown.cancelled_owned())
     .await;
     if let Err(e) = result {
         tracing::error!("the dashboard stopped: {e}");
