@@ -112,7 +112,7 @@ pub(crate) async fn serve(
     pasopati_common::control::serve(
         listener,
         pasopati_common::control::Channel::Agent,
-        async move { shutdown.cancelled().await },
+        shutdown.cancelled_owned(),
         answer,
     )
     .await;

@@ -272,13 +272,8 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| AgentError::Io {
-            what: format!("creating the data directory {}", dir.display()),
-            source,
-        })
+    pasopati_common::storage::create_private_dir(dir).map_err(|source| AgentError::Io {
+        what: format!("creating the data directory {}", dir.display()),
+        source,
+    })
 }

@@ -113,7 +113,7 @@ pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>, shutdown: Can
         ))
         .with_state(state);
     if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
     {
         tracing::error!("web form stopped: {e}");

@@ -169,23 +169,19 @@ mod tests {
 
     #[test]
     fn counts_with_their_event() {
-        assert_eq!(
-            keys("Sebanyak 50 narapidana kabur dari Lapas"),
-            [("orang:kabur".into(), 50)]
-        );
-        assert_eq!(
-            keys("52 warga binaan melarikan diri"),
-            [("orang:kabur".into(), 52)]
-        );
-        assert_eq!(keys("dua orang napi tewas"), [("orang:tewas".into(), 2)]);
-        assert_eq!(
-            keys("petugas menemukan 12 unit ponsel yang kemudian disita"),
-            [("ponsel:ditemukan".into(), 12)]
-        );
-        assert_eq!(
-            keys("tujuh belas tahanan dipindahkan"),
-            [("orang:dipindahkan".into(), 17)]
-        );
+        for (text, key, count) in [
+            ("Sebanyak 50 narapidana kabur dari Lapas", "orang:kabur", 50),
+            ("52 warga binaan melarikan diri", "orang:kabur", 52),
+            ("dua orang napi tewas", "orang:tewas", 2),
+            (
+                "petugas menemukan 12 unit ponsel yang kemudian disita",
+                "ponsel:ditemukan",
+                12,
+            ),
+            ("tujuh belas tahanan dipindahkan", "orang:dipindahkan", 17),
+        ] {
+            assert_eq!(keys(text), [(key.into(), count)], "{text}");
+        }
         // A capacity is not a claim about the event.
         assert!(keys("Lapas berkapasitas 1.500 orang itu dihuni 3.000 warga binaan").is_empty());
     }

@@ -180,21 +180,24 @@ fn read_class(w: &[String], i: usize) -> Option<(String, usize)> {
     Some((class.to_owned(), used))
 }
 
-/// A parsed official name or alias: (type, qualifier, class, place words).
-fn parse_name(words: &[String]) -> Option<(String, String, String, Vec<String>)> {
-    let kind = words.first()?.clone();
-    if !is_type_word(&kind) {
-        return None;
-    }
-    let mut i = 1;
-    let mut qualifier = String::new();
-    if let Some((_, q)) = words
+/// The qualifier standing at `words[i]`, if one does, in its canonical form.
+fn read_qualifier(words: &[String], i: usize) -> Option<String> {
+    words
         .get(i)
         .and_then(|w| QUALIFIERS.iter().find(|(k, _)| k == w))
-    {
-        qualifier = (*q).to_owned();
-        i += 1;
-    }
+        .map(|(_, q)| (*q).to_owned())
+}
+
+/// What may follow a type word from `words[i]` on: a qualifier, then `kelas` and a class.
+/// Returns (qualifier, class, the index after them); empty for what is not there.
+fn read_qualifier_and_class(words: &[String], mut i: usize) -> (String, String, usize) {
+    let qualifier = match read_qualifier(words, i) {
+        Some(q) => {
+            i += 1;
+            q
+        }
+        None => String::new(),
+    };
     let mut class = String::new();
     if words.get(i).is_some_and(|w| w == "kelas") {
         if let Some((c, used)) = read_class(words, i + 1) {
@@ -202,6 +205,16 @@ fn parse_name(words: &[String]) -> Option<(String, String, String, Vec<String>)>
             i += 1 + used;
         }
     }
+    (qualifier, class, i)
+}
+
+/// A parsed official name or alias: (type, qualifier, class, place words).
+fn parse_name(words: &[String]) -> Option<(String, String, String, Vec<String>)> {
+    let kind = words.first()?.clone();
+    if !is_type_word(&kind) {
+        return None;
+    }
+    let (qualifier, class, i) = read_qualifier_and_class(words, 1);
     let place: Vec<String> = words[i..].to_vec();
     if place.is_empty() {
         return None;
@@ -395,29 +408,11 @@ impl Gazetteer {
 
     fn read_mention(&self, w: &[String], start: usize) -> Option<(Found, usize)> {
         let kind = &w[start];
-        let mut i = start + 1;
-        let mut qualifier = String::new();
-        if let Some((_, q)) = w
-            .get(i)
-            .and_then(|x| QUALIFIERS.iter().find(|(k, _)| k == x))
-        {
-            qualifier = (*q).to_owned();
-            i += 1;
-        }
-        let mut class = String::new();
-        if w.get(i).is_some_and(|x| x == "kelas") {
-            if let Some((c, used)) = read_class(w, i + 1) {
-                class = c;
-                i += 1 + used;
-            }
-        }
+        let (mut qualifier, class, mut i) = read_qualifier_and_class(w, start + 1);
         // A qualifier may also follow the class (`Lapas Kelas IIA Narkotika …`).
         if qualifier.is_empty() {
-            if let Some((_, q)) = w
-                .get(i)
-                .and_then(|x| QUALIFIERS.iter().find(|(k, _)| k == x))
-            {
-                qualifier = (*q).to_owned();
+            if let Some(q) = read_qualifier(w, i) {
+                qualifier = q;
                 i += 1;
             }
         }

@@ -76,7 +76,6 @@ pub struct InitOptions {
 
 /// Creates a collector data directory: configuration, CA, server certificate and empty store.
 pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, CollectorError> {
-    use std::os::unix::fs::DirBuilderExt;
     if CollectorConfig::path(data_dir).exists() {
         return Err(CollectorError::AlreadyInitialised(
             data_dir.display().to_string(),
@@ -88,14 +87,12 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
         options.public_addr,
     );
     config.check().map_err(CollectorError::Admin)?;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|source| CollectorError::Io {
+    pasopati_common::storage::create_private_dir(data_dir).map_err(|source| {
+        CollectorError::Io {
             what: format!("creating {}", data_dir.display()),
             source,
-        })?;
+        }
+    })?;
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     if let Some((host, _)) = config.public_addr.rsplit_once(':') {
         let host = host

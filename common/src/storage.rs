@@ -133,6 +133,15 @@ mod tests {
     }
 }
 
+/// Creates a data directory (and its parents) private to its owner, mode 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// Makes a data directory private to its owner: the directory (and the folders directly in it)
 /// mode 0700, the regular files directly in it 0600, whatever the umask or an existing folder's
 /// mode was. The stores hold password, token and key material; nobody else on the machine may

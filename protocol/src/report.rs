@@ -491,57 +491,39 @@ mod tests {
     #[test]
     fn revisions_keep_the_id_and_count_up() {
         let t = Taxonomy::builtin();
+        let revise =
+            |r: &Report, change: Revision, at: i64| r.revise(change, t, Timestamp(T0 + at));
         let r = draft("humas").validate(t, Timestamp(T0 + 1)).unwrap();
-        let edited = r
-            .revise(
-                Revision {
-                    title: Some("Judul baru".into()),
-                    ..Revision::default()
-                },
-                t,
-                Timestamp(T0 + 2),
-            )
-            .unwrap();
+        let title = Revision {
+            title: Some("Judul baru".into()),
+            ..Revision::default()
+        };
+        let edited = revise(&r, title, 2).unwrap();
         assert_eq!(
             (edited.id, edited.revision, edited.title.as_str()),
             (r.id, 1, "Judul baru")
         );
         assert_eq!(edited.body, r.body);
         assert_ne!(edited.content_hash(), r.content_hash());
-        let retracted = edited
-            .revise(
-                Revision {
-                    retract: Some("Salah input".into()),
-                    ..Revision::default()
-                },
-                t,
-                Timestamp(T0 + 3),
-            )
-            .unwrap();
+        let retraction = Revision {
+            retract: Some("Salah input".into()),
+            ..Revision::default()
+        };
+        let retracted = revise(&edited, retraction, 3).unwrap();
         assert_eq!(retracted.revision, 2);
-        assert!(retracted
-            .revise(Revision::default(), t, Timestamp(T0 + 4))
-            .is_err());
-        assert!(r
-            .revise(
-                Revision {
-                    retract: Some(" ".into()),
-                    ..Revision::default()
-                },
-                t,
-                Timestamp(T0 + 4)
-            )
-            .is_err());
-        assert!(r
-            .revise(
-                Revision {
-                    category: Some("lain".into()),
-                    ..Revision::default()
-                },
-                t,
-                Timestamp(T0 + 4)
-            )
-            .is_err());
+        assert!(revise(&retracted, Revision::default(), 4).is_err());
+        // A blank retraction reason and an unknown category are refused.
+        let blank_reason = Revision {
+            retract: Some(" ".into()),
+            ..Revision::default()
+        };
+        let unknown_category = Revision {
+            category: Some("lain".into()),
+            ..Revision::default()
+        };
+        for bad in [blank_reason, unknown_category] {
+            assert!(revise(&r, bad, 4).is_err());
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use pasopati_collector::admin::SiteAdd;
 use pasopati_collector::control::{CollectorRequest, CollectorResponse};
 use pasopati_collector::store::Store;
 use pasopati_collector::{BindOptions, Collector, InitOptions};
-use pasopati_common::frame::{read_frame, write_frame, AgentFrame, CollectorFrame, Hello};
+use pasopati_common::frame::{
+    read_frame, write_frame, AgentFrame, CollectorFrame, Hello, NackReason, RefusedReport,
+};
 use pasopati_common::{pki, Epoch, ReportDraft, SiteId, SiteType, Timestamp};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -577,6 +579,27 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
+}
+
+/// The reports a collector's answer names as quarantined, when it is a `Nack` at `hwm` that
+/// refuses none; any other answer fails the test.
+pub fn quarantined(frame: CollectorFrame, hwm: u64) -> Vec<RefusedReport> {
+    match frame {
+        CollectorFrame::Nack {
+            hwm: at,
+            reason:
+                NackReason::ReportsRefused {
+                    refused,
+                    quarantined,
+                },
+        } if at == hwm && refused.is_empty() => quarantined,
+        other => panic!("expected a Nack at {hwm} naming only quarantined reports, got {other:?}"),
+    }
+}
+
+/// The seqs of refused or quarantined reports.
+pub fn seqs(reports: &[RefusedReport]) -> Vec<u64> {
+    reports.iter().map(|r| r.seq).collect()
 }
 
 /// A raw protocol client with a site's real certificate, for sending frames the agent never

@@ -136,23 +136,14 @@ async fn a_quarantined_revision_never_hides_the_clean_one() {
     leaky.revision = 1;
     leaky.body = "Narahubung keluarga 0812 3456 7890.".into();
     let mut raw = RawClient::session(&dir, c.addr, Epoch(1)).await;
-    match send_batch(&mut raw, 1, vec![original.clone(), leaky]).await {
-        CollectorFrame::Nack {
-            hwm: 2,
-            reason:
-                NackReason::ReportsRefused {
-                    refused,
-                    quarantined,
-                },
-        } => {
-            assert!(refused.is_empty());
-            assert_eq!(quarantined.iter().map(|q| q.seq).collect::<Vec<_>>(), [2]);
-            // The agent learns where, never the value.
-            assert!(quarantined[0].reason.contains("nomor telepon"));
-            assert!(!quarantined[0].reason.contains("3456"));
-        }
-        other => panic!("expected the quarantine named, got {other:?}"),
-    }
+    let held = quarantined(
+        send_batch(&mut raw, 1, vec![original.clone(), leaky]).await,
+        2,
+    );
+    assert_eq!(seqs(&held), [2]);
+    // The agent learns where, never the value.
+    assert!(held[0].reason.contains("nomor telepon"));
+    assert!(!held[0].reason.contains("3456"));
     let shown = c
         .store
         .report(&original.id)

@@ -222,20 +222,8 @@ async fn the_collector_quarantines_what_an_agent_let_through() {
         reports: vec![leaky.clone()],
     }))
     .await;
-    match raw.recv().await {
-        CollectorFrame::Nack {
-            hwm: 2,
-            reason:
-                pasopati_common::frame::NackReason::ReportsRefused {
-                    refused,
-                    quarantined,
-                },
-        } => {
-            assert!(refused.is_empty());
-            assert_eq!(quarantined.iter().map(|q| q.seq).collect::<Vec<_>>(), [1]);
-        }
-        other => panic!("expected the quarantine named again, got {other:?}"),
-    }
+    // The quarantine is named again.
+    assert_eq!(seqs(&quarantined(raw.recv().await, 2)), [1]);
     match pasopati_collector::call(&c.dir, CollectorRequest::Quarantine)
         .await
         .as_deref()

@@ -1,6 +1,6 @@
 //! `audit`: the hash-chained log of admin actions, shown and verified.
 
-use super::{ask, failed, people_time};
+use super::{ask, failed, people_time, print_each};
 use crate::control::{CollectorRequest, CollectorResponse};
 use anyhow::bail;
 use clap::Subcommand;
@@ -42,21 +42,17 @@ pub(super) async fn run(command: AuditCommand) -> anyhow::Result<()> {
                 let CollectorResponse::Audit(entries) = response else {
                     return Err(failed(response));
                 };
-                for e in entries {
-                    if json {
-                        pasopati_common::outln!("{}", serde_json::to_string(&e)?);
-                    } else {
-                        pasopati_common::outln!(
-                            "{:>5} {} {:<14} {:<24} {} {}",
-                            e.seq,
-                            people_time(&e.at),
-                            e.action,
-                            e.subject,
-                            e.actor,
-                            e.details
-                        );
-                    }
-                }
+                print_each(entries, json, |e| {
+                    format!(
+                        "{:>5} {} {:<14} {:<24} {} {}",
+                        e.seq,
+                        people_time(&e.at),
+                        e.action,
+                        e.subject,
+                        e.actor,
+                        e.details
+                    )
+                })?;
             }
         }
     }

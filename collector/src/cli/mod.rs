@@ -253,6 +253,15 @@ fn print_rows<T: serde::Serialize>(
     if !json && rows.is_empty() {
         pasopati_common::outln!("{none}");
     }
+    print_each(rows, json, text)
+}
+
+/// Prints rows: one JSON object a line with `json`, else `text` of each.
+fn print_each<T: serde::Serialize>(
+    rows: Vec<T>,
+    json: bool,
+    text: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
     for row in rows {
         if json {
             pasopati_common::outln!("{}", serde_json::to_string(&row)?);

@@ -1,7 +1,7 @@
 //! What the collector holds from the sites: `reports`, `gaps`, `revisions`, `quarantine` (with
 //! `release` and `purge`) and `attachments`.
 
-use super::{ask, done, failed, people_time, print_rows};
+use super::{ask, done, failed, people_time, print_each, print_rows};
 use crate::control::{CollectorRequest, CollectorResponse};
 use anyhow::Context;
 use clap::Subcommand;
@@ -92,25 +92,21 @@ pub(super) async fn revisions(data_dir: &Path, id: ReportId, json: bool) -> anyh
         let CollectorResponse::Reports(revisions) = response else {
             return Err(failed(response));
         };
-        for r in revisions {
-            if json {
-                pasopati_common::outln!("{}", serde_json::to_string(&r)?);
-            } else {
-                let retracted = r
-                    .retraction
-                    .as_deref()
-                    .map(|why| format!(" RETRACTED: {why}"))
-                    .unwrap_or_default();
-                pasopati_common::outln!(
-                    "revision {} filed {} received {} [{}] {}{retracted}",
-                    r.revision,
-                    people_time(&r.filed_at),
-                    people_time(&r.received_at),
-                    r.category,
-                    r.title
-                );
-            }
-        }
+        print_each(revisions, json, |r| {
+            let retracted = r
+                .retraction
+                .as_deref()
+                .map(|why| format!(" RETRACTED: {why}"))
+                .unwrap_or_default();
+            format!(
+                "revision {} filed {} received {} [{}] {}{retracted}",
+                r.revision,
+                people_time(&r.filed_at),
+                people_time(&r.received_at),
+                r.category,
+                r.title
+            )
+        })?;
     }
     Ok(())
 }

@@ -146,6 +146,24 @@ fn decode<T: Decode<()>>(raw: &[u8]) -> Result<T, StoreError> {
     decode_value(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Changes the record under `key` within `txn`: reads it, lets `change` alter it and writes it
+/// back. Returns the changed record, or `None` (nothing written) if there is none under `key`.
+fn change_record<'k, K: redb::Key + 'static, T: Encode + Decode<()>>(
+    txn: &redb::WriteTransaction,
+    definition: TableDefinition<K, &'static [u8]>,
+    key: K::SelfType<'k>,
+    change: impl FnOnce(&mut T),
+) -> Result<Option<T>, StoreError> {
+    let mut table = txn.open_table(definition)?;
+    let existing = table.get(&key)?.map(|v| decode::<T>(v.value()));
+    let Some(mut record) = existing.transpose()? else {
+        return Ok(None);
+    };
+    change(&mut record);
+    table.insert(&key, encode(&record).as_slice())?;
+    Ok(Some(record))
+}
+
 /// Takes the next number of the counter `key` (starting at `first`) and moves the counter on.
 fn next_number(
     meta: &mut redb::Table<&'static str, u64>,

@@ -3,10 +3,10 @@
 //! drafted from verified reports, approved before they are published in the feeds.
 
 use super::audit::audit;
-use super::{decode, encode, next_number, Store, StoreError, META};
+use super::{change_record, encode, next_number, Store, StoreError, META};
 use bincode::{Decode, Encode};
 use pasopati_common::Timestamp;
-use redb::{ReadableTable, TableDefinition};
+use redb::TableDefinition;
 use serde::Serialize;
 
 /// Claim number → claim under verification.
@@ -156,15 +156,8 @@ impl Store {
         change: impl FnOnce(&mut Claim),
     ) -> Result<Option<Claim>, StoreError> {
         let txn = self.db.begin_write()?;
-        let claim = {
-            let mut table = txn.open_table(CLAIMS)?;
-            let existing = table.get(number)?.map(|v| decode::<Claim>(v.value()));
-            let Some(mut claim) = existing.transpose()? else {
-                return Ok(None);
-            };
-            change(&mut claim);
-            table.insert(number, encode(&claim).as_slice())?;
-            claim
+        let Some(claim) = change_record(&txn, CLAIMS, number, change)? else {
+            return Ok(None);
         };
         audit(
             &txn,
@@ -212,17 +205,13 @@ impl Store {
         actor: &str,
     ) -> Result<Option<Publication>, StoreError> {
         let txn = self.db.begin_write()?;
-        let p = {
-            let mut table = txn.open_table(PUBLICATIONS)?;
-            let existing = table.get(number)?.map(|v| decode::<Publication>(v.value()));
-            let Some(mut p) = existing.transpose()? else {
-                return Ok(None);
-            };
+        let approve = |p: &mut Publication| {
             p.state = PublicationState::Approved;
             p.approved_by = Some(actor.to_owned());
             p.approved_at = Some(Timestamp::now().0);
-            table.insert(number, encode(&p).as_slice())?;
-            p
+        };
+        let Some(p) = change_record(&txn, PUBLICATIONS, number, approve)? else {
+            return Ok(None);
         };
         audit(
             &txn,

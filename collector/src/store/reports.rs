@@ -4,7 +4,7 @@
 
 use super::audit::audit;
 use super::media::expect_attachments;
-use super::{decode, encode, Store, StoreError, BY_ID, LATEST, QUARANTINE, REPORTS};
+use super::{change_record, decode, encode, Store, StoreError, BY_ID, LATEST, QUARANTINE, REPORTS};
 use bincode::{Decode, Encode};
 use pasopati_common::pii::Finding;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
@@ -205,24 +205,19 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
-        let id = {
-            let mut quarantine = txn.open_table(QUARANTINE)?;
-            let Some(held) = quarantine
-                .get(arrival)?
-                .map(|v| decode::<Quarantined>(v.value()))
-            else {
-                return Ok(false);
-            };
-            let mut held = held?;
-            held.report.report.title = String::new();
-            held.report.report.body = String::new();
-            held.report.report.retraction = held.report.report.retraction.map(|_| String::new());
-            for a in &mut held.report.report.attachments {
+        let purge = |held: &mut Quarantined| {
+            let report = &mut held.report.report;
+            report.title = String::new();
+            report.body = String::new();
+            report.retraction = report.retraction.take().map(|_| String::new());
+            for a in &mut report.attachments {
                 a.name = String::new();
             }
-            quarantine.insert(arrival, encode(&held).as_slice())?;
-            held.report.report.id
         };
+        let Some(held) = change_record(&txn, QUARANTINE, arrival, purge)? else {
+            return Ok(false);
+        };
+        let id = held.report.report.id;
         audit(
             &txn,
             actor,

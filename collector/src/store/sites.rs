@@ -3,7 +3,7 @@
 //! certificate each site holds (issued at enrollment, renewed over the sync session).
 
 use super::audit::audit;
-use super::{decode, encode, Store, StoreError, HWM, SITES};
+use super::{change_record, decode, encode, Store, StoreError, HWM, SITES};
 use bincode::{Decode, Encode};
 use pasopati_common::frame::Heartbeat;
 use pasopati_common::{SiteId, SiteType, Timestamp};
@@ -205,14 +205,7 @@ impl Store {
             sites.insert(site.as_str(), encode(&record).as_slice())?;
             cert
         };
-        audit(
-            &txn,
-            &format!("site:{site}"),
-            "cert_renewed",
-            site,
-            fingerprint_details(&cert),
-            now,
-        )?;
+        audit_cert(&txn, site, "cert_renewed", &cert, now)?;
         txn.commit()?;
         Ok(Ok(cert))
     }
@@ -331,23 +324,15 @@ impl Store {
             sites.insert(site.as_str(), encode(&site_record).as_slice())?;
             cert
         };
-        let actor = format!("site:{site}");
         audit(
             &txn,
-            &actor,
+            &format!("site:{site}"),
             "token_used",
             site,
             format!("token_hash={}", pasopati_common::hex(&secret_hash[..4])),
             now,
         )?;
-        audit(
-            &txn,
-            &actor,
-            "cert_issued",
-            site,
-            fingerprint_details(&cert),
-            now,
-        )?;
+        audit_cert(&txn, site, "cert_issued", &cert, now)?;
         txn.commit()?;
         Ok(Ok(cert))
     }
@@ -468,11 +453,22 @@ fn registered(
     }
 }
 
-/// The audit details of an issued certificate: its SHA-256.
-fn fingerprint_details(cert: &[u8]) -> String {
-    format!(
-        "fingerprint={}",
-        pasopati_common::hex(&pasopati_common::pki::fingerprint(cert))
+/// Records in the audit log, as the site's own act, a certificate issued to it, by its SHA-256.
+fn audit_cert(
+    txn: &redb::WriteTransaction,
+    site: &SiteId,
+    action: &str,
+    cert: &[u8],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let fingerprint = pasopati_common::hex(&pasopati_common::pki::fingerprint(cert));
+    audit(
+        txn,
+        &format!("site:{site}"),
+        action,
+        site,
+        format!("fingerprint={fingerprint}"),
+        now,
     )
 }
 
@@ -483,15 +479,7 @@ pub(super) fn update_site(
     site: &SiteId,
     change: impl FnOnce(&mut SiteRecord),
 ) -> Result<(), StoreError> {
-    let mut sites = txn.open_table(SITES)?;
-    let record: Option<SiteRecord> = sites
-        .get(site.as_str())?
-        .map(|v| decode(v.value()))
-        .transpose()?;
-    if let Some(mut record) = record {
-        change(&mut record);
-        sites.insert(site.as_str(), encode(&record).as_slice())?;
-    }
+    change_record(txn, SITES, site.as_str(), change)?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! tokens (kept under the SHA-256 of the token).
 
 use super::audit::audit;
-use super::{decode, encode, Store, StoreError};
+use super::{change_record, decode, encode, Store, StoreError};
 use bincode::{Decode, Encode};
 use pasopati_common::Timestamp;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -153,14 +153,9 @@ impl Store {
     /// Disables a user; false if there is no such user.
     pub fn disable_user(&self, username: &str, actor: &str) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
-        {
-            let mut users = txn.open_table(USERS)?;
-            let existing = users.get(username)?.map(|v| decode::<User>(v.value()));
-            let Some(mut user) = existing.transpose()? else {
-                return Ok(false);
-            };
-            user.disabled = true;
-            users.insert(username, encode(&user).as_slice())?;
+        let disable = |user: &mut User| user.disabled = true;
+        if change_record(&txn, USERS, username, disable)?.is_none() {
+            return Ok(false);
         }
         // A disabled user's sessions go in the same transaction.
         remove_user_sessions(&txn, username)?;
@@ -186,13 +181,8 @@ impl Store {
         actor: &str,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
-        let details = {
-            let mut users = txn.open_table(USERS)?;
-            let existing = users.get(username)?.map(|v| decode::<User>(v.value()));
-            let Some(mut user) = existing.transpose()? else {
-                return Ok(false);
-            };
-            let mut details = Vec::new();
+        let mut details = Vec::new();
+        let update = |user: &mut User| {
             if let Some(hash) = password_hash {
                 user.password_hash = hash;
                 details.push("password changed".to_owned());
@@ -201,15 +191,16 @@ impl Store {
                 details.push(format!("role {} -> {}", user.role.as_str(), role.as_str()));
                 user.role = role;
             }
-            users.insert(username, encode(&user).as_slice())?;
-            details.join("; ")
         };
+        if change_record(&txn, USERS, username, update)?.is_none() {
+            return Ok(false);
+        }
         audit(
             &txn,
             actor,
             "user_update",
             &format!("user:{username}"),
-            details,
+            details.join("; "),
             Timestamp::now(),
         )?;
         txn.commit()?;

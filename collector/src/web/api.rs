@@ -11,44 +11,33 @@
 //! or WIT for its reports and state, WIB for media and the center), as `web::show` decides.
 
 use super::show::{self, Zone};
-use super::{blocking, respond, Principal, RouteKind, Web, ROUTES};
+use super::{blocking, RouteKind, Web, ROUTES};
 use crate::admin;
 use crate::events::CollectorEvent;
 use crate::store::{PublicationState, StoredReport};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use pasopati_common::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Query parameters of the lists; serialised (unset fields left out) for the dashboard's links.
+/// Query parameters of the lists; serialised for the dashboard's links (`serde_urlencoded`
+/// leaves unset fields out).
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 pub struct ListQuery {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub kanwil: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
 
@@ -288,52 +277,46 @@ fn page<T: serde::Serialize>(q: &ListQuery, all: &[T]) -> Response {
 }
 
 /// `GET /api/v1/reports`: Laporan (filter, halaman, CSV).
-pub async fn reports(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    respond(&web, move |web| {
-        let (found, total) = match find_reports(web, &q) {
-            Ok(x) => x,
-            Err(r) => return r,
-        };
-        let names = show::Names::of(&web.state.store);
-        let items: Vec<Value> = found
-            .into_iter()
-            .filter_map(|r| admin::report_view(&web.state.store, r).ok())
-            .filter_map(|v| report_json(&names, &v))
-            .collect();
-        list(&q, total, items)
-    })
-    .await
+pub fn reports(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    let (found, total) = match find_reports(web, &q) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let names = show::Names::of(&web.state.store);
+    let items: Vec<Value> = found
+        .into_iter()
+        .filter_map(|r| admin::report_view(&web.state.store, r).ok())
+        .filter_map(|v| report_json(&names, &v))
+        .collect();
+    list(&q, total, items)
 }
 
 /// `GET /api/v1/reports/{id}`: Satu laporan dengan revisinya.
-pub async fn report(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
-    respond(&web, move |web| {
-        let Ok(id) = id.parse::<pasopati_common::ReportId>() else {
-            return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
-        };
-        match admin::revisions(&web.state.store, &id) {
-            Ok(revisions) if !revisions.is_empty() => {
-                let names = show::Names::of(&web.state.store);
-                let revisions: Vec<Value> = revisions
-                    .iter()
-                    .filter_map(|r| report_json(&names, r))
-                    .collect();
-                json_response(&json!({
-                    "id": id.to_string(),
-                    "latest": revisions.last(),
-                    "revisions": revisions,
-                }))
-            }
-            Ok(_) => (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
-            Err(e) => internal(e),
+pub fn report(web: &Web, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<pasopati_common::ReportId>() else {
+        return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
+    };
+    match admin::revisions(&web.state.store, &id) {
+        Ok(revisions) if !revisions.is_empty() => {
+            let names = show::Names::of(&web.state.store);
+            let revisions: Vec<Value> = revisions
+                .iter()
+                .filter_map(|r| report_json(&names, r))
+                .collect();
+            json_response(&json!({
+                "id": id.to_string(),
+                "latest": revisions.last(),
+                "revisions": revisions,
+            }))
         }
-    })
-    .await
+        Ok(_) => (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 /// `GET /api/v1/stories`: Cerita.
-pub async fn stories(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    respond(&web, move |web| match web.state.newsroom.stories() {
+pub fn stories(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    match web.state.newsroom.stories() {
         Ok(all) => {
             let site = q.site.as_deref().filter(|s| !s.is_empty());
             let mut s: Vec<&pasopati_analysis::batch::StoryResult> = all
@@ -344,30 +327,26 @@ pub async fn stories(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) ->
             page_in(&q, &s, Zone::Wib)
         }
         Err(e) => internal(e),
-    })
-    .await
+    }
 }
 
 /// `GET /api/v1/media`: Item media.
-pub async fn media(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    respond(&web, move |web| {
-        match web.state.store.media(0, usize::MAX) {
-            Ok(mut m) => {
-                m.reverse();
-                if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
-                    m.retain(|x| x.upt.iter().any(|u| u == site));
-                }
-                page_in(&q, &m, Zone::Wib)
+pub fn media(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    match web.state.store.media(0, usize::MAX) {
+        Ok(mut m) => {
+            m.reverse();
+            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+                m.retain(|x| x.upt.iter().any(|u| u == site));
             }
-            Err(e) => internal(e),
+            page_in(&q, &m, Zone::Wib)
         }
-    })
-    .await
+        Err(e) => internal(e),
+    }
 }
 
 /// `GET /api/v1/sites`: UPT dan keadaannya.
-pub async fn sites(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    respond(&web, move |web| match site_views(web) {
+pub fn sites(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    match site_views(web) {
         Ok(mut s) => {
             if let Some(k) = q.kanwil.as_deref().filter(|s| !s.is_empty()) {
                 s.retain(|x| x.kanwil == k);
@@ -386,8 +365,7 @@ pub async fn sites(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> R
             page(&q, &rows)
         }
         Err(r) => r,
-    })
-    .await
+    }
 }
 
 pub(crate) fn site_views(web: &Web) -> Result<Vec<admin::SiteView>, Response> {
@@ -416,36 +394,33 @@ pub(crate) fn alert_list(web: &Web) -> Result<Vec<Value>, Response> {
 }
 
 /// `GET /api/v1/alerts`: Peringatan lonjakan.
-pub async fn alerts(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    respond(&web, move |web| match alert_list(web) {
+pub fn alerts(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    match alert_list(web) {
         Ok(a) => page(&q, &a),
         Err(r) => r,
-    })
-    .await
+    }
 }
 
 /// `GET /api/v1/claims`: Register klaim (ClaimReview).
-pub async fn claims(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    respond(&web, move |web| match admin::claims(&web.state.store) {
+pub fn claims(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    match admin::claims(&web.state.store) {
         Ok(c) => {
             let reviews: Vec<Value> = c.iter().rev().map(admin::claim_review).collect();
             page(&q, &reviews)
         }
         Err(e) => internal(e),
-    })
-    .await
+    }
 }
 
 /// `GET /api/v1/publications`: Publikasi.
-pub async fn publications(State(web): State<Arc<Web>>, Query(q): Query<ListQuery>) -> Response {
-    respond(&web, move |web| match web.state.store.publications() {
+pub fn publications(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    match web.state.store.publications() {
         Ok(mut p) => {
             p.reverse();
             page(&q, &p)
         }
         Err(e) => internal(e),
-    })
-    .await
+    }
 }
 
 /// An attachment's file, by its BLAKE3 hash, with its type; never sniffed by the browser.
@@ -744,8 +719,7 @@ pub(crate) fn xml_escape(s: &str) -> String {
 }
 
 /// Published items as an Atom 1.0 feed.
-pub async fn atom(State(web): State<Arc<Web>>) -> Response {
-    respond(&web, move |web| {
+pub fn atom(web: &Web, _: ()) -> Response {
     let items = match published(web) {
         Ok(p) => p,
         Err(r) => return r,
@@ -792,123 +766,112 @@ pub async fn atom(State(web): State<Arc<Web>>) -> Response {
         out,
     )
         .into_response()
-})
-    .await
 }
 
 /// Published items as a JSON Feed 1.1.
-pub async fn json_feed(State(web): State<Arc<Web>>) -> Response {
-    respond(&web, move |web| {
-        let items = match published(web) {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
-        let base = base_url(web);
-        let feed = json!({
-            "version": "https://jsonfeed.org/version/1.1",
-            "title": "Publikasi Media Center PASOPATI",
-            "home_page_url": format!("{base}/publikasi"),
-            "feed_url": format!("{base}/feed/feed.json"),
-            "language": "id",
-            "authors": [{"name": "Media Center PASOPATI, Direktorat Jenderal Pemasyarakatan"}],
-            "items": items.iter().map(|p| json!({
-                "id": format!("urn:pasopati:publikasi:{}", p.number),
-                "url": format!("{base}/publikasi#p{}", p.number),
-                "title": p.title,
-                "content_text": p.body,
-                "date_published": Timestamp(p.approved_at.unwrap_or(p.drafted_at)).to_rfc3339(),
-            })).collect::<Vec<_>>(),
-        });
-        (
-            [(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")],
-            feed.to_string(),
-        )
-            .into_response()
-    })
-    .await
+pub fn json_feed(web: &Web, _: ()) -> Response {
+    let items = match published(web) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let base = base_url(web);
+    let feed = json!({
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": "Publikasi Media Center PASOPATI",
+        "home_page_url": format!("{base}/publikasi"),
+        "feed_url": format!("{base}/feed/feed.json"),
+        "language": "id",
+        "authors": [{"name": "Media Center PASOPATI, Direktorat Jenderal Pemasyarakatan"}],
+        "items": items.iter().map(|p| json!({
+            "id": format!("urn:pasopati:publikasi:{}", p.number),
+            "url": format!("{base}/publikasi#p{}", p.number),
+            "title": p.title,
+            "content_text": p.body,
+            "date_published": Timestamp(p.approved_at.unwrap_or(p.drafted_at)).to_rfc3339(),
+        })).collect::<Vec<_>>(),
+    });
+    (
+        [(header::CONTENT_TYPE, "application/feed+json; charset=utf-8")],
+        feed.to_string(),
+    )
+        .into_response()
 }
 
 /// Prometheus text format.
-pub async fn metrics(
-    State(web): State<Arc<Web>>,
-    Extension(_who): Extension<Principal>,
-) -> Response {
-    respond(&web, move |web| {
-        let store = &web.state.store;
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-            for (labels, v) in lines {
-                out.push_str(&format!("{name}{labels} {v}\n"));
-            }
-        };
-        let counts = match store.counts() {
-            Ok(c) => c,
-            Err(e) => return internal(e),
-        };
-        for (name, help, value) in [
-            (
-                "pasopati_reports_stored",
-                "Report revisions stored.",
-                counts.reports,
-            ),
-            (
-                "pasopati_rejections",
-                "Refused frames, batches and peers recorded.",
-                counts.rejections,
-            ),
-            (
-                "pasopati_quarantined_reports",
-                "Reports held for identity data.",
-                counts.quarantined,
-            ),
-            ("pasopati_gaps", "Recorded gaps.", counts.gaps),
-            ("pasopati_media_items", "Media items stored.", counts.media),
-        ] {
-            metric(name, "gauge", help, vec![(String::new(), value as f64)]);
+pub fn metrics(web: &Web, _: ()) -> Response {
+    let store = &web.state.store;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in lines {
+            out.push_str(&format!("{name}{labels} {v}\n"));
         }
+    };
+    let counts = match store.counts() {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    for (name, help, value) in [
+        (
+            "pasopati_reports_stored",
+            "Report revisions stored.",
+            counts.reports,
+        ),
+        (
+            "pasopati_rejections",
+            "Refused frames, batches and peers recorded.",
+            counts.rejections,
+        ),
+        (
+            "pasopati_quarantined_reports",
+            "Reports held for identity data.",
+            counts.quarantined,
+        ),
+        ("pasopati_gaps", "Recorded gaps.", counts.gaps),
+        ("pasopati_media_items", "Media items stored.", counts.media),
+    ] {
+        metric(name, "gauge", help, vec![(String::new(), value as f64)]);
+    }
+    metric(
+        "pasopati_sessions_connected",
+        "gauge",
+        "Agents with a live sync session.",
+        vec![(String::new(), web.state.connected_sites().len() as f64)],
+    );
+    if let Ok(sites) = site_views(web) {
+        let mut by_state: HashMap<String, f64> = HashMap::new();
+        for s in &sites {
+            *by_state.entry(s.state.to_string()).or_default() += 1.0;
+        }
+        let mut lines: Vec<(String, f64)> = by_state
+            .into_iter()
+            .map(|(k, v)| (format!("{{state=\"{k}\"}}"), v))
+            .collect();
+        lines.sort_by(|a, b| a.0.cmp(&b.0));
+        metric("pasopati_sites", "gauge", "Sites by state.", lines);
         metric(
-            "pasopati_sessions_connected",
+            "pasopati_site_backlog",
             "gauge",
-            "Agents with a live sync session.",
-            vec![(String::new(), web.state.connected_sites().len() as f64)],
+            "Reports waiting at each site (latest heartbeat).",
+            sites
+                .iter()
+                .filter_map(|s| {
+                    s.backlog
+                        .map(|b| (format!("{{site=\"{}\"}}", s.id), b as f64))
+                })
+                .collect(),
         );
-        if let Ok(sites) = site_views(web) {
-            let mut by_state: HashMap<String, f64> = HashMap::new();
-            for s in &sites {
-                *by_state.entry(s.state.to_string()).or_default() += 1.0;
-            }
-            let mut lines: Vec<(String, f64)> = by_state
-                .into_iter()
-                .map(|(k, v)| (format!("{{state=\"{k}\"}}"), v))
-                .collect();
-            lines.sort_by(|a, b| a.0.cmp(&b.0));
-            metric("pasopati_sites", "gauge", "Sites by state.", lines);
-            metric(
-                "pasopati_site_backlog",
-                "gauge",
-                "Reports waiting at each site (latest heartbeat).",
-                sites
-                    .iter()
-                    .filter_map(|s| {
-                        s.backlog
-                            .map(|b| (format!("{{site=\"{}\"}}", s.id), b as f64))
-                    })
-                    .collect(),
-            );
-            metric(
-                "pasopati_site_reports",
-                "counter",
-                "Reports stored per site since registration (ingest rate: take its rate()).",
-                sites
-                    .iter()
-                    .map(|s| (format!("{{site=\"{}\"}}", s.id), s.reports as f64))
-                    .collect(),
-            );
-        }
-        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-    })
-    .await
+        metric(
+            "pasopati_site_reports",
+            "counter",
+            "Reports stored per site since registration (ingest rate: take its rate()).",
+            sites
+                .iter()
+                .map(|s| (format!("{{site=\"{}\"}}", s.id), s.reports as f64))
+                .collect(),
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 #[cfg(test)]
@@ -917,15 +880,19 @@ mod tests {
 
     #[test]
     fn csv_cells_that_start_a_formula_are_neutralised() {
-        assert_eq!(csv_cell("=1+1"), "\"'=1+1\"");
-        assert_eq!(csv_cell("+62 811"), "\"'+62 811\"");
-        assert_eq!(csv_cell("-2+3"), "\"'-2+3\"");
-        assert_eq!(csv_cell("@SUM(A1)"), "\"'@SUM(A1)\"");
-        assert_eq!(csv_cell("\t=1"), "\"'\t=1\"");
-        assert_eq!(csv_cell("\r=1"), "\"'\r=1\"");
-        assert_eq!(csv_cell("=\"a\""), "\"'=\"\"a\"\"\"");
-        assert_eq!(csv_cell("biasa"), "biasa");
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        for (text, cell) in [
+            ("=1+1", "\"'=1+1\""),
+            ("+62 811", "\"'+62 811\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\t=1", "\"'\t=1\""),
+            ("\r=1", "\"'\r=1\""),
+            ("=\"a\"", "\"'=\"\"a\"\"\""),
+            ("biasa", "biasa"),
+            ("a,b", "\"a,b\""),
+        ] {
+            assert_eq!(csv_cell(text), cell, "{text:?}");
+        }
     }
 
     #[test]

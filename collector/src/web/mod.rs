@@ -25,12 +25,13 @@ pub mod show;
 
 use crate::server::ServerState;
 use crate::store::Role;
-use axum::extract::{Request, State};
+use axum::extract::{Form, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::MethodRouter;
-use axum::Router;
+use axum::{Extension, Router};
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -70,12 +71,24 @@ const VIEWER: Access = Access::Role(Role::Viewer);
 const ANALYST: Access = Access::Role(Role::Analyst);
 const ADMIN: Access = Access::Role(Role::Admin);
 
+/// A row of [`ROUTES`]. `"GET"` and `"POST"` take an async handler as it is; `page` (GET),
+/// `form` (POST) and `reply` (GET) take the work of a page, a form or an API or feed answer,
+/// which [`page_route`], [`form_route`] and [`reply_route`] run on the blocking pool.
 macro_rules! route {
     ("GET", $p:literal, $a:expr, $k:ident, $h:expr, $s:literal) => {
         route!(@ "GET", $p, $a, $k, || axum::routing::get($h), $s)
     };
     ("POST", $p:literal, $a:expr, $k:ident, $h:expr, $s:literal) => {
         route!(@ "POST", $p, $a, $k, || axum::routing::post($h), $s)
+    };
+    (page $p:literal, $a:expr, $h:expr, $s:literal) => {
+        route!(@ "GET", $p, $a, Page, || page_route($h), $s)
+    };
+    (form $p:literal, $a:expr, $h:expr, $s:literal) => {
+        route!(@ "POST", $p, $a, Form, || form_route($h), $s)
+    };
+    (reply $p:literal, $a:expr, $k:ident, $h:expr, $s:literal) => {
+        route!(@ "GET", $p, $a, $k, || reply_route($h), $s)
     };
     (@ $m:literal, $p:literal, $a:expr, $k:ident, $h:expr, $s:literal) => {
         Route {
@@ -132,23 +145,9 @@ pub const ROUTES: &[Route] = &[
         "Keadaan layanan"
     ),
     route!("POST", "/logout", VIEWER, Form, pages::logout, "Keluar"),
-    route!("GET", "/", VIEWER, Page, pages::ringkasan, "Ringkasan"),
-    route!(
-        "GET",
-        "/laporan",
-        VIEWER,
-        Page,
-        pages::laporan,
-        "Laporan: cari dan saring"
-    ),
-    route!(
-        "GET",
-        "/laporan/{id}",
-        VIEWER,
-        Page,
-        pages::laporan_detail,
-        "Satu laporan dengan revisi dan lampiran"
-    ),
+    route!(page "/", VIEWER, pages::ringkasan, "Ringkasan"),
+    route!(page "/laporan", VIEWER, pages::laporan, "Laporan: cari dan saring"),
+    route!(page "/laporan/{id}", VIEWER, pages::laporan_detail, "Satu laporan dengan revisi dan lampiran"),
     route!(
         "GET",
         "/lampiran/{id}",
@@ -157,120 +156,22 @@ pub const ROUTES: &[Route] = &[
         api::attachment,
         "Berkas lampiran (foto atau PDF) menurut hash BLAKE3"
     ),
-    route!(
-        "GET",
-        "/cerita",
-        VIEWER,
-        Page,
-        pages::cerita,
-        "Media & Cerita"
-    ),
-    route!("GET", "/tren", VIEWER, Page, pages::tren, "Tren"),
-    route!(
-        "GET",
-        "/peringatan",
-        VIEWER,
-        Page,
-        pages::peringatan,
-        "Peringatan langsung"
-    ),
-    route!(
-        "GET",
-        "/armada",
-        VIEWER,
-        Page,
-        pages::armada,
-        "Armada: keadaan setiap UPT"
-    ),
-    route!(
-        "POST",
-        "/armada/{id}/cabut",
-        ADMIN,
-        Form,
-        pages::armada_cabut,
-        "Cabut sertifikat UPT"
-    ),
-    route!(
-        "GET",
-        "/verifikasi",
-        VIEWER,
-        Page,
-        pages::verifikasi,
-        "Register klaim"
-    ),
-    route!(
-        "POST",
-        "/verifikasi",
-        ANALYST,
-        Form,
-        pages::verifikasi_tambah,
-        "Catat klaim"
-    ),
-    route!(
-        "POST",
-        "/verifikasi/{id}/vonis",
-        ANALYST,
-        Form,
-        pages::verifikasi_vonis,
-        "Catat vonis klaim"
-    ),
-    route!(
-        "GET",
-        "/publikasi",
-        VIEWER,
-        Page,
-        pages::publikasi,
-        "Publikasi"
-    ),
-    route!(
-        "POST",
-        "/publikasi",
-        ANALYST,
-        Form,
-        pages::publikasi_draf,
-        "Buat draf siaran pers dari laporan"
-    ),
-    route!(
-        "POST",
-        "/publikasi/{id}/setujui",
-        ANALYST,
-        Form,
-        pages::publikasi_setujui,
-        "Setujui publikasi"
-    ),
-    route!(
-        "GET",
-        "/publikasi/ringkasan-harian",
-        VIEWER,
-        Page,
-        pages::ringkasan_harian,
-        "Ringkasan harian (cetak)"
-    ),
-    route!("GET", "/cakupan", VIEWER, Page, pages::cakupan, "Cakupan"),
-    route!(
-        "GET",
-        "/feed/atom.xml",
-        VIEWER,
-        Feed,
-        api::atom,
-        "Publikasi sebagai Atom"
-    ),
-    route!(
-        "GET",
-        "/feed/feed.json",
-        VIEWER,
-        Feed,
-        api::json_feed,
-        "Publikasi sebagai JSON Feed 1.1"
-    ),
-    route!(
-        "GET",
-        "/metrics",
-        VIEWER,
-        Api,
-        api::metrics,
-        "Metrik Prometheus"
-    ),
+    route!(page "/cerita", VIEWER, pages::cerita, "Media & Cerita"),
+    route!(page "/tren", VIEWER, pages::tren, "Tren"),
+    route!(page "/peringatan", VIEWER, pages::peringatan, "Peringatan langsung"),
+    route!(page "/armada", VIEWER, pages::armada, "Armada: keadaan setiap UPT"),
+    route!(form "/armada/{id}/cabut", ADMIN, pages::armada_cabut, "Cabut sertifikat UPT"),
+    route!(page "/verifikasi", VIEWER, pages::verifikasi, "Register klaim"),
+    route!(form "/verifikasi", ANALYST, pages::verifikasi_tambah, "Catat klaim"),
+    route!(form "/verifikasi/{id}/vonis", ANALYST, pages::verifikasi_vonis, "Catat vonis klaim"),
+    route!(page "/publikasi", VIEWER, pages::publikasi, "Publikasi"),
+    route!(form "/publikasi", ANALYST, pages::publikasi_draf, "Buat draf siaran pers dari laporan"),
+    route!(form "/publikasi/{id}/setujui", ANALYST, pages::publikasi_setujui, "Setujui publikasi"),
+    route!(page "/publikasi/ringkasan-harian", VIEWER, pages::ringkasan_harian, "Ringkasan harian (cetak)"),
+    route!(page "/cakupan", VIEWER, pages::cakupan, "Cakupan"),
+    route!(reply "/feed/atom.xml", VIEWER, Feed, api::atom, "Publikasi sebagai Atom"),
+    route!(reply "/feed/feed.json", VIEWER, Feed, api::json_feed, "Publikasi sebagai JSON Feed 1.1"),
+    route!(reply "/metrics", VIEWER, Api, api::metrics, "Metrik Prometheus"),
     route!(
         "GET",
         "/api/v1/openapi.json",
@@ -279,70 +180,14 @@ pub const ROUTES: &[Route] = &[
         api::openapi,
         "Dokumen OpenAPI ini"
     ),
-    route!(
-        "GET",
-        "/api/v1/reports",
-        VIEWER,
-        Api,
-        api::reports,
-        "Laporan (filter, halaman, CSV)"
-    ),
-    route!(
-        "GET",
-        "/api/v1/reports/{id}",
-        VIEWER,
-        Api,
-        api::report,
-        "Satu laporan dengan revisinya"
-    ),
-    route!(
-        "GET",
-        "/api/v1/stories",
-        VIEWER,
-        Api,
-        api::stories,
-        "Cerita"
-    ),
-    route!(
-        "GET",
-        "/api/v1/media",
-        VIEWER,
-        Api,
-        api::media,
-        "Item media"
-    ),
-    route!(
-        "GET",
-        "/api/v1/sites",
-        VIEWER,
-        Api,
-        api::sites,
-        "UPT dan keadaannya"
-    ),
-    route!(
-        "GET",
-        "/api/v1/alerts",
-        VIEWER,
-        Api,
-        api::alerts,
-        "Peringatan lonjakan"
-    ),
-    route!(
-        "GET",
-        "/api/v1/claims",
-        VIEWER,
-        Api,
-        api::claims,
-        "Register klaim (ClaimReview)"
-    ),
-    route!(
-        "GET",
-        "/api/v1/publications",
-        VIEWER,
-        Api,
-        api::publications,
-        "Publikasi"
-    ),
+    route!(reply "/api/v1/reports", VIEWER, Api, api::reports, "Laporan (filter, halaman, CSV)"),
+    route!(reply "/api/v1/reports/{id}", VIEWER, Api, api::report, "Satu laporan dengan revisinya"),
+    route!(reply "/api/v1/stories", VIEWER, Api, api::stories, "Cerita"),
+    route!(reply "/api/v1/media", VIEWER, Api, api::media, "Item media"),
+    route!(reply "/api/v1/sites", VIEWER, Api, api::sites, "UPT dan keadaannya"),
+    route!(reply "/api/v1/alerts", VIEWER, Api, api::alerts, "Peringatan lonjakan"),
+    route!(reply "/api/v1/claims", VIEWER, Api, api::claims, "Register klaim (ClaimReview)"),
+    route!(reply "/api/v1/publications", VIEWER, Api, api::publications, "Publikasi"),
     route!(
         "GET",
         "/api/v1/events",
@@ -555,6 +400,59 @@ pub(crate) async fn respond(
     blocking(web, work).await.unwrap_or_else(|refusal| refusal)
 }
 
+/// The route of a page: `render` draws it on the blocking pool for the signed-in user, with
+/// what the request carries (a `Query`, a `Path`, or `()` for nothing).
+fn page_route<I>(render: fn(&Web, Principal, I) -> Response) -> MethodRouter<Arc<Web>>
+where
+    I: FromRequestParts<Arc<Web>> + Send + 'static,
+{
+    axum::routing::get(
+        move |State(web): State<Arc<Web>>, Extension(who): Extension<Principal>, input: I| async move {
+            respond(&web, move |web| render(web, who, input)).await
+        },
+    )
+}
+
+/// A form posted from a page: it carries the session's CSRF token in its `csrf` field.
+pub(crate) trait PostedForm: DeserializeOwned + Send + 'static {
+    /// The form's CSRF token, if it carries one.
+    fn csrf(&self) -> Option<&str>;
+}
+
+/// The route of a form: its CSRF token is checked ([`check_csrf`]), then `change` makes the
+/// change on the blocking pool for the signed-in user, with the path's parameter (`()` where
+/// the path has none) and the form.
+fn form_route<P, F>(change: fn(&Web, Principal, P, F) -> Response) -> MethodRouter<Arc<Web>>
+where
+    P: FromRequestParts<Arc<Web>> + Send + 'static,
+    F: PostedForm,
+{
+    axum::routing::post(
+        move |State(web): State<Arc<Web>>,
+              Extension(who): Extension<Principal>,
+              headers: HeaderMap,
+              path: P,
+              Form(form): Form<F>| async move {
+            if let Err(refusal) = check_csrf(&who, &headers, form.csrf()) {
+                return refusal;
+            }
+            respond(&web, move |web| change(web, who, path, form)).await
+        },
+    )
+}
+
+/// The route of an API list or a feed: `answer` works it out on the blocking pool, with what
+/// the request carries (a `Query`, a `Path`, or `()` for nothing). The gate has already
+/// checked the user's role.
+fn reply_route<I>(answer: fn(&Web, I) -> Response) -> MethodRouter<Arc<Web>>
+where
+    I: FromRequestParts<Arc<Web>> + Send + 'static,
+{
+    axum::routing::get(move |State(web): State<Arc<Web>>, input: I| async move {
+        respond(&web, move |web| answer(web, input)).await
+    })
+}
+
 /// Checks the CSRF token of a change made with a session cookie: the form's `csrf` field or
 /// the `X-CSRF-Token` header must equal the session's. API tokens carry none and need none.
 pub(crate) fn check_csrf(
@@ -679,7 +577,7 @@ pub(crate) async fn serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .with_graceful_shutdown(shutdown.cancelled_owned())
     .await;
     if let Err(e) = result {
         tracing::error!("the dashboard stopped: {e}");

@@ -92,22 +92,15 @@ async fn main() {
         store
             .add_site(
                 &SiteRecord {
-                    id: id.clone(),
-                    name: upt.name.clone(),
-                    site_type,
-                    kanwil: upt.kanwil.clone(),
-                    status: SiteStatus::Active,
-                    created_at: Timestamp::now(),
                     enrolled_at: Some(Timestamp::now()),
-                    cert_fingerprint: None,
-                    previous_fingerprint: None,
-                    cert_not_after: None,
-                    revoked_at: None,
-                    clock_offset_ms: None,
-                    last_report_at: None,
-                    health: None,
-                    last_seen_at: None,
-                    reports: 0,
+                    ..SiteRecord::new(
+                        id.clone(),
+                        upt.name.clone(),
+                        site_type,
+                        upt.kanwil.clone(),
+                        SiteStatus::Active,
+                        Timestamp::now(),
+                    )
                 },
                 "bench",
             )

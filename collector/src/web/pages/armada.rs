@@ -6,16 +6,14 @@ use crate::admin::{self, SiteState};
 use crate::store::Role;
 use crate::web::api::{self, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{check_csrf, respond, Principal, Web};
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::web::{PostedForm, Principal, Web};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use maud::html;
 use pasopati_common::Timestamp;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 /// How long ago an RFC 3339 time was, in the largest whole unit (`45 dtk`, `12 mnt`, `3 jam`,
 /// `2 hari`).
@@ -33,16 +31,7 @@ fn age(rfc3339: &str) -> String {
 }
 
 /// The fleet: every site with its state, backlog and health, filtered by state and Kanwil.
-pub async fn armada(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    respond(&web, move |web| armada_page(web, who, q)).await
-}
-
-/// The work of [`armada`], off the async workers.
-fn armada_page(web: &Web, who: Principal, q: ListQuery) -> Response {
+pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
     let mut sites = match api::site_views(web) {
         Ok(s) => s,
         Err(r) => return r,
@@ -102,31 +91,19 @@ pub struct RevokeForm {
     konfirmasi: String,
 }
 
-/// Revokes a site, only when the form carries the site's id typed in `konfirmasi`.
-pub async fn armada_cabut(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<RevokeForm>,
-) -> Response {
-    respond(&web, move |web| {
-        armada_cabut_form(web, who, headers, id, form)
-    })
-    .await
+impl PostedForm for RevokeForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
-/// The work of [`armada_cabut`], off the async workers.
-fn armada_cabut_form(
+/// Revokes a site, only when the form carries the site's id typed in `konfirmasi`.
+pub fn armada_cabut(
     web: &Web,
     who: Principal,
-    headers: HeaderMap,
-    id: String,
+    Path(id): Path<String>,
     form: RevokeForm,
 ) -> Response {
-    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
-        return r;
-    }
     let Ok(site) = pasopati_common::SiteId::new(&id) else {
         return (StatusCode::BAD_REQUEST, "id UPT tidak sah").into_response();
     };

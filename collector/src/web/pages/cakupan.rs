@@ -4,24 +4,13 @@
 use super::layout;
 use crate::web::api::{internal, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{respond, Principal, Web};
-use axum::extract::{Query, State};
+use crate::web::{Principal, Web};
+use axum::extract::Query;
 use axum::response::Response;
-use axum::Extension;
 use maud::html;
-use std::sync::Arc;
 
 /// `GET /cakupan`: Cakupan.
-pub async fn cakupan(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    respond(&web, move |web| cakupan_page(web, who, q)).await
-}
-
-/// The work of [`cakupan`], off the async workers.
-fn cakupan_page(web: &Web, who: Principal, q: ListQuery) -> Response {
+pub fn cakupan(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
     let days = q.limit.map(|d| d as i64);
     let insights = match web.state.newsroom.insights(days) {
         Ok(i) => i,

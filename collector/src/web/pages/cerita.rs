@@ -4,12 +4,10 @@
 use super::layout;
 use crate::web::api::{internal, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{respond, Principal, Web};
-use axum::extract::{Query, State};
+use crate::web::{Principal, Web};
+use axum::extract::Query;
 use axum::response::Response;
-use axum::Extension;
 use maud::html;
-use std::sync::Arc;
 
 fn sentiment_class(s: f64) -> &'static str {
     if s < -0.2 {
@@ -22,16 +20,7 @@ fn sentiment_class(s: f64) -> &'static str {
 }
 
 /// `GET /cerita`: Media & Cerita.
-pub async fn cerita(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    respond(&web, move |web| cerita_page(web, who, q)).await
-}
-
-/// The work of [`cerita`], off the async workers.
-fn cerita_page(web: &Web, who: Principal, q: ListQuery) -> Response {
+pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
     let all_stories = match web.state.newsroom.stories() {
         Ok(s) => s,
         Err(e) => return internal(e),

@@ -6,25 +6,14 @@ use crate::admin::{self};
 use crate::store::Role;
 use crate::web::api::{find_reports, internal, ListQuery};
 use crate::web::show::{self};
-use crate::web::{respond, Principal, Web};
-use axum::extract::{Path, Query, State};
+use crate::web::{Principal, Web};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use maud::html;
-use std::sync::Arc;
 
 /// `GET /laporan`: Laporan: cari dan saring.
-pub async fn laporan(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    respond(&web, move |web| laporan_page(web, who, q)).await
-}
-
-/// The work of [`laporan`], off the async workers.
-fn laporan_page(web: &Web, who: Principal, q: ListQuery) -> Response {
+pub fn laporan(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
     let (found, total) = match find_reports(web, &q) {
         Ok(x) => x,
         Err(r) => return r,
@@ -72,16 +61,7 @@ fn laporan_page(web: &Web, who: Principal, q: ListQuery) -> Response {
 }
 
 /// `GET /laporan/{id}`: Satu laporan dengan revisi dan lampiran.
-pub async fn laporan_detail(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    Path(id): Path<String>,
-) -> Response {
-    respond(&web, move |web| laporan_detail_page(web, who, id)).await
-}
-
-/// The work of [`laporan_detail`], off the async workers.
-fn laporan_detail_page(web: &Web, who: Principal, id: String) -> Response {
+pub fn laporan_detail(web: &Web, who: Principal, Path(id): Path<String>) -> Response {
     let Ok(rid) = id.parse::<pasopati_common::ReportId>() else {
         return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
     };

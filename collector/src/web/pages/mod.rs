@@ -32,7 +32,7 @@ pub use tren::tren;
 pub use verifikasi::{verifikasi, verifikasi_tambah, verifikasi_vonis, ClaimForm, VerdictForm};
 
 use super::show;
-use super::Principal;
+use super::{PostedForm, Principal};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
@@ -160,4 +160,10 @@ const APP_JS: &str = r#"
 #[derive(Deserialize)]
 pub struct CsrfOnly {
     csrf: Option<String>,
+}
+
+impl PostedForm for CsrfOnly {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }

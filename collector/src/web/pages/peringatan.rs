@@ -4,23 +4,12 @@
 use super::layout;
 use crate::web::api::{self, ListQuery};
 use crate::web::show::{self};
-use crate::web::{respond, Principal, Web};
-use axum::extract::State;
+use crate::web::{Principal, Web};
 use axum::response::Response;
-use axum::Extension;
 use maud::html;
-use std::sync::Arc;
 
 /// `GET /peringatan`: Peringatan langsung.
-pub async fn peringatan(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-) -> Response {
-    respond(&web, move |web| peringatan_page(web, who)).await
-}
-
-/// The work of [`peringatan`], off the async workers.
-fn peringatan_page(web: &Web, who: Principal) -> Response {
+pub fn peringatan(web: &Web, who: Principal, _: ()) -> Response {
     let alerts = api::alert_list(web).unwrap_or_default();
     let urgent = api::find_reports_counting(
         web,

@@ -6,27 +6,17 @@ use crate::admin::{self};
 use crate::store::{Publication, PublicationState, Role};
 use crate::web::api::{find_reports, internal, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{check_csrf, respond, Principal, Web};
-use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::web::{PostedForm, Principal, Web};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use maud::html;
 use pasopati_common::Timestamp;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// `GET /publikasi`: Publikasi.
-pub async fn publikasi(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-) -> Response {
-    respond(&web, move |web| publikasi_page(web, who)).await
-}
-
-/// The work of [`publikasi`], off the async workers.
-fn publikasi_page(web: &Web, who: Principal) -> Response {
+pub fn publikasi(web: &Web, who: Principal, _: ()) -> Response {
     let publications = match web.state.store.publications() {
         Ok(p) => p,
         Err(e) => return internal(e),
@@ -54,6 +44,12 @@ pub struct DraftForm {
     report: String,
 }
 
+impl PostedForm for DraftForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
+}
+
 /// The press-release template: a dateline, the report in the third person, and the standard
 /// closing of the directorate's public relations.
 fn press_release(site_name: &str, kanwil: &str, r: &admin::ReportView) -> (String, String) {
@@ -73,23 +69,7 @@ fn press_release(site_name: &str, kanwil: &str, r: &admin::ReportView) -> (Strin
 }
 
 /// `POST /publikasi`: Buat draf siaran pers dari laporan.
-pub async fn publikasi_draf(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Form(form): Form<DraftForm>,
-) -> Response {
-    respond(&web, move |web| {
-        publikasi_draf_form(web, who, headers, form)
-    })
-    .await
-}
-
-/// The work of [`publikasi_draf`], off the async workers.
-fn publikasi_draf_form(web: &Web, who: Principal, headers: HeaderMap, form: DraftForm) -> Response {
-    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
-        return r;
-    }
+pub fn publikasi_draf(web: &Web, who: Principal, _: (), form: DraftForm) -> Response {
     let Ok(id) = form.report.trim().parse::<pasopati_common::ReportId>() else {
         return (StatusCode::BAD_REQUEST, "ID laporan tidak sah").into_response();
     };
@@ -131,30 +111,7 @@ fn publikasi_draf_form(web: &Web, who: Principal, headers: HeaderMap, form: Draf
 }
 
 /// `POST /publikasi/{id}/setujui`: Setujui publikasi.
-pub async fn publikasi_setujui(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<u64>,
-    Form(form): Form<CsrfOnly>,
-) -> Response {
-    respond(&web, move |web| {
-        publikasi_setujui_form(web, who, headers, id, form)
-    })
-    .await
-}
-
-/// The work of [`publikasi_setujui`], off the async workers.
-fn publikasi_setujui_form(
-    web: &Web,
-    who: Principal,
-    headers: HeaderMap,
-    id: u64,
-    form: CsrfOnly,
-) -> Response {
-    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
-        return r;
-    }
+pub fn publikasi_setujui(web: &Web, who: Principal, Path(id): Path<u64>, _: CsrfOnly) -> Response {
     match web
         .state
         .store
@@ -173,16 +130,7 @@ pub struct DigestQuery {
 }
 
 /// `GET /publikasi/ringkasan-harian`: Ringkasan harian (cetak).
-pub async fn ringkasan_harian(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    Query(q): Query<DigestQuery>,
-) -> Response {
-    respond(&web, move |web| ringkasan_harian_page(web, who, q)).await
-}
-
-/// The work of [`ringkasan_harian`], off the async workers.
-fn ringkasan_harian_page(web: &Web, who: Principal, q: DigestQuery) -> Response {
+pub fn ringkasan_harian(web: &Web, who: Principal, Query(q): Query<DigestQuery>) -> Response {
     let day = q
         .tanggal
         .clone()

@@ -4,24 +4,13 @@
 use super::layout;
 use crate::web::api::{self, find_reports, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{respond, Principal, Web};
-use axum::extract::State;
+use crate::web::{Principal, Web};
 use axum::response::Response;
-use axum::Extension;
 use maud::html;
 use pasopati_common::Timestamp;
-use std::sync::Arc;
 
 /// `GET /`: Ringkasan.
-pub async fn ringkasan(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-) -> Response {
-    respond(&web, move |web| ringkasan_page(web, who)).await
-}
-
-/// The work of [`ringkasan`], off the async workers.
-fn ringkasan_page(web: &Web, who: Principal) -> Response {
+pub fn ringkasan(web: &Web, who: Principal, _: ()) -> Response {
     let now = Timestamp::now().0;
     let today = pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(now));
     let q = ListQuery {

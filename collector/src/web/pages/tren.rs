@@ -4,13 +4,10 @@
 use super::layout;
 use crate::web::api::internal;
 use crate::web::show::{self};
-use crate::web::{respond, Principal, Web};
-use axum::extract::State;
+use crate::web::{Principal, Web};
 use axum::response::Response;
-use axum::Extension;
 use maud::{html, Markup};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 fn bars(title: &str, data: &[(String, u64)]) -> Markup {
     let max = data.iter().map(|d| d.1).max().unwrap_or(1).max(1) as f64;
@@ -28,12 +25,7 @@ fn bars(title: &str, data: &[(String, u64)]) -> Markup {
 }
 
 /// `GET /tren`: Tren.
-pub async fn tren(State(web): State<Arc<Web>>, Extension(who): Extension<Principal>) -> Response {
-    respond(&web, move |web| tren_page(web, who)).await
-}
-
-/// The work of [`tren`], off the async workers.
-fn tren_page(web: &Web, who: Principal) -> Response {
+pub fn tren(web: &Web, who: Principal, _: ()) -> Response {
     let insights = match web.state.newsroom.insights(None) {
         Ok(i) => i,
         Err(e) => return internal(e),

@@ -5,26 +5,16 @@ use super::{csrf_field, layout};
 use crate::admin::{self};
 use crate::store::{Role, Verdict};
 use crate::web::api::internal;
-use crate::web::{check_csrf, respond, Principal, Web};
-use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use crate::web::{PostedForm, Principal, Web};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use maud::html;
 use pasopati_common::Timestamp;
 use serde::Deserialize;
-use std::sync::Arc;
 
 /// `GET /verifikasi`: Register klaim.
-pub async fn verifikasi(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-) -> Response {
-    respond(&web, move |web| verifikasi_page(web, who)).await
-}
-
-/// The work of [`verifikasi`], off the async workers.
-fn verifikasi_page(web: &Web, who: Principal) -> Response {
+pub fn verifikasi(web: &Web, who: Principal, _: ()) -> Response {
     let claims = match admin::claims(&web.state.store) {
         Ok(c) => c,
         Err(e) => return internal(e),
@@ -80,29 +70,14 @@ pub struct ClaimForm {
     item: String,
 }
 
-/// `POST /verifikasi`: Catat klaim.
-pub async fn verifikasi_tambah(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Form(form): Form<ClaimForm>,
-) -> Response {
-    respond(&web, move |web| {
-        verifikasi_tambah_form(web, who, headers, form)
-    })
-    .await
+impl PostedForm for ClaimForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
-/// The work of [`verifikasi_tambah`], off the async workers.
-fn verifikasi_tambah_form(
-    web: &Web,
-    who: Principal,
-    headers: HeaderMap,
-    form: ClaimForm,
-) -> Response {
-    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
-        return r;
-    }
+/// `POST /verifikasi`: Catat klaim.
+pub fn verifikasi_tambah(web: &Web, who: Principal, _: (), form: ClaimForm) -> Response {
     let item = Some(form.item.trim().to_owned()).filter(|s| !s.is_empty());
     match admin::claim_add(
         &web.state.store,
@@ -133,31 +108,19 @@ pub struct VerdictForm {
     evidence: String,
 }
 
-/// `POST /verifikasi/{id}/vonis`: Catat vonis klaim.
-pub async fn verifikasi_vonis(
-    State(web): State<Arc<Web>>,
-    Extension(who): Extension<Principal>,
-    headers: HeaderMap,
-    Path(id): Path<u64>,
-    Form(form): Form<VerdictForm>,
-) -> Response {
-    respond(&web, move |web| {
-        verifikasi_vonis_form(web, who, headers, id, form)
-    })
-    .await
+impl PostedForm for VerdictForm {
+    fn csrf(&self) -> Option<&str> {
+        self.csrf.as_deref()
+    }
 }
 
-/// The work of [`verifikasi_vonis`], off the async workers.
-fn verifikasi_vonis_form(
+/// `POST /verifikasi/{id}/vonis`: Catat vonis klaim.
+pub fn verifikasi_vonis(
     web: &Web,
     who: Principal,
-    headers: HeaderMap,
-    id: u64,
+    Path(id): Path<u64>,
     form: VerdictForm,
 ) -> Response {
-    if let Err(r) = check_csrf(&who, &headers, form.csrf.as_deref()) {
-        return r;
-    }
     let figure = (!form.figure.trim().is_empty()).then(|| {
         (
             form.figure.trim().to_owned(),
