@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod events;
 pub mod feeds;
+mod group_commit;
 pub mod newsroom;
 mod next_step;
 mod server;
@@ -265,7 +266,7 @@ impl Collector {
             self.authority.clone(),
             config,
             events,
-        ));
+        )?);
         Ok(Server {
             endpoint,
             state,
@@ -484,7 +485,7 @@ pub async fn call(
                 collector.authority.clone(),
                 collector.config.clone(),
                 events,
-            );
+            )?;
             Ok::<_, CollectorError>(control::answer(&state, req, &admin::local_actor(None)))
         })
         .await?;
