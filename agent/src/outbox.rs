@@ -8,10 +8,13 @@
 //! backlog while seqs stay dense, which the collector's exactly-once rule depends on.
 //!
 //! Every method that changes state commits with redb's default `Durability::Immediate`, so when
-//! it returns the change is on disk.
+//! it returns the change is on disk, but one: a plain acknowledgement ([`Outbox::ack`]) commits
+//! without an fsync of its own and becomes durable with the next durable commit (losing it
+//! costs a resend the collector absorbs, never a report).
 
 use pasopati_common::attachment::AttachmentRef;
 use pasopati_common::frame::{decode_value, encode_value, RefusedReport};
+use pasopati_common::profile;
 use pasopati_common::storage::OpenError;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Priority, Report, ReportDraft, ReportId, Seq, Timestamp};
@@ -410,20 +413,27 @@ impl Outbox {
     /// Returns up to `max_reports` (and about `max_bytes`) reports starting at seq `from`: first
     /// those already in the sent log, then, if the log is exhausted, newly sequenced ones taken
     /// from the queue (urgent lane first). `None` when there is nothing to send.
+    ///
+    /// When seqs must be given, up to `batches` batches' worth are given in the one durable
+    /// transaction (the window's free places: they are sent at once, so an urgent report filed
+    /// meanwhile waits no longer than it would behind batches in flight); the later ones come
+    /// back from the sent log on the next calls, without another fsync.
     pub fn batch_from(
         &self,
         from: Seq,
         max_reports: usize,
         max_bytes: usize,
+        batches: usize,
     ) -> Result<Option<Staged>, OutboxError> {
-        let resend = self.read_sent(from, max_reports, max_bytes)?;
+        let resend =
+            profile::AGENT_READ_SENT.time(|| self.read_sent(from, max_reports, max_bytes))?;
         if !resend.is_empty() {
             return Ok(Some(Staged {
                 first_seq: from,
                 reports: resend,
             }));
         }
-        self.stage(from, max_reports, max_bytes)
+        profile::AGENT_STAGE.time(|| self.stage(from, max_reports, max_bytes, batches.max(1)))
     }
 
     fn read_sent(
@@ -451,12 +461,14 @@ impl Outbox {
     }
 
     /// Gives the next reports in the queue their seqs, starting at `from`, which must be the
-    /// outbox's next seq (anything else means the log still holds unsent entries).
+    /// outbox's next seq (anything else means the log still holds unsent entries), for up to
+    /// `batches` batches; returns the first.
     fn stage(
         &self,
         from: Seq,
         max_reports: usize,
         max_bytes: usize,
+        batches: usize,
     ) -> Result<Option<Staged>, OutboxError> {
         let txn = self.db.begin_write()?;
         let mut reports = Vec::new();
@@ -468,18 +480,27 @@ impl Outbox {
             }
             let mut queue = txn.open_table(QUEUE)?;
             let mut log = txn.open_table(SENT_LOG)?;
-            let mut bytes = 0;
             let mut seq = next_seq;
-            while reports.len() < max_reports && (bytes < max_bytes || reports.is_empty()) {
-                let Some((_, value)) = queue.pop_first()? else {
+            // The first batch is decoded and returned; the others only move to the log.
+            for batch in 0..batches {
+                let (mut count, mut bytes) = (0usize, 0usize);
+                while count < max_reports && (bytes < max_bytes || count == 0) {
+                    let Some((_, value)) = queue.pop_first()? else {
+                        break;
+                    };
+                    let raw = value.value().to_vec();
+                    drop(value);
+                    bytes += raw.len();
+                    count += 1;
+                    if batch == 0 {
+                        reports.push(decode_report(&raw)?);
+                    }
+                    log.insert(seq, raw.as_slice())?;
+                    seq += 1;
+                }
+                if count < max_reports && bytes < max_bytes {
                     break;
-                };
-                let raw = value.value().to_vec();
-                drop(value);
-                bytes += raw.len();
-                reports.push(decode_report(&raw)?);
-                log.insert(seq, raw.as_slice())?;
-                seq += 1;
+                }
             }
             if reports.is_empty() {
                 return Ok(None);
@@ -510,7 +531,16 @@ impl Outbox {
         refused: &[RefusedReport],
         quarantined: &[RefusedReport],
     ) -> Result<(), OutboxError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        if refused.is_empty() && quarantined.is_empty() {
+            // A plain acknowledgement need not reach the disk on its own: it becomes durable
+            // with the next durable commit (the next seqs given, the next filing). Lost in a
+            // crash, it only means the reports after the last durable one are sent again, and
+            // the collector recognises them as replays. Verdicts are for people and are kept
+            // durably at once.
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| OutboxError::Storage(e.into()))?;
+        }
         {
             let mut meta = txn.open_table(META)?;
             let mut log = txn.open_table(SENT_LOG)?;
@@ -799,15 +829,15 @@ mod tests {
                 .file(draft(&format!("rutin {i}"), Priority::Normal))
                 .unwrap();
         }
-        let first = outbox.batch_from(1, 2, usize::MAX).unwrap().unwrap();
+        let first = outbox.batch_from(1, 2, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(first.first_seq, 1);
         assert_eq!(first.reports[0].title, "rutin 0");
         outbox.file(draft("darurat", Priority::Urgent)).unwrap();
-        let second = outbox.batch_from(3, 2, usize::MAX).unwrap().unwrap();
+        let second = outbox.batch_from(3, 2, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(second.reports[0].title, "darurat");
         assert_eq!(second.reports[1].title, "rutin 2");
         // A resend of seq 1.. gives exactly the same reports.
-        let again = outbox.batch_from(1, 10, usize::MAX).unwrap().unwrap();
+        let again = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(again.reports.len(), 4);
         assert_eq!(again.reports[..2], first.reports[..]);
     }
@@ -824,7 +854,7 @@ mod tests {
                     .file(draft(&format!("r{i}"), Priority::Normal))
                     .unwrap();
             }
-            outbox.batch_from(1, 3, usize::MAX).unwrap().unwrap();
+            outbox.batch_from(1, 3, usize::MAX, 1).unwrap().unwrap();
             outbox.ack(2, 0).unwrap();
         }
         let outbox = Outbox::open(dir.path()).unwrap();
@@ -832,9 +862,9 @@ mod tests {
         let stats = outbox.stats().unwrap();
         assert_eq!((stats.acked_seq, stats.next_seq, stats.backlog), (2, 4, 2));
         assert!(stats.last_sync_at.is_some());
-        let rest = outbox.batch_from(3, 10, usize::MAX).unwrap().unwrap();
+        let rest = outbox.batch_from(3, 10, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(rest.reports.len(), 1);
-        let next = outbox.batch_from(4, 10, usize::MAX).unwrap().unwrap();
+        let next = outbox.batch_from(4, 10, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(next.reports[0].title, "r3");
     }
 
@@ -847,16 +877,45 @@ mod tests {
                 .file(draft(&format!("r{i}"), Priority::Normal))
                 .unwrap();
         }
-        outbox.batch_from(1, 6, usize::MAX).unwrap().unwrap();
+        outbox.batch_from(1, 6, usize::MAX, 1).unwrap().unwrap();
         outbox.ack(5, 3).unwrap();
         let p = outbox.positions().unwrap();
         assert_eq!((p.acked, p.oldest_retained, p.next_seq), (5, 3, 7));
         assert_eq!(outbox.stats().unwrap().backlog, 1);
         assert_eq!(outbox.unacknowledged().unwrap().len(), 1);
         // A collector restored to hwm 2 asks again from 3: the retained reports are there.
-        let again = outbox.batch_from(3, 10, usize::MAX).unwrap().unwrap();
+        let again = outbox.batch_from(3, 10, usize::MAX, 1).unwrap().unwrap();
         let titles: Vec<_> = again.reports.iter().map(|r| r.title.as_str()).collect();
         assert_eq!(titles, ["r2", "r3", "r4", "r5"]);
+    }
+
+    #[test]
+    fn seqs_for_several_batches_are_given_at_once_and_sent_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        for i in 0..7 {
+            outbox
+                .file(draft(&format!("r{i}"), Priority::Normal))
+                .unwrap();
+        }
+        // Three batches of two: the first comes back, the others are in the log already.
+        let first = outbox.batch_from(1, 2, usize::MAX, 3).unwrap().unwrap();
+        assert_eq!((first.first_seq, first.reports.len()), (1, 2));
+        assert_eq!(outbox.positions().unwrap().next_seq, 7);
+        assert_eq!(outbox.stats().unwrap().backlog, 7);
+        let second = outbox.batch_from(3, 2, usize::MAX, 3).unwrap().unwrap();
+        let third = outbox.batch_from(5, 2, usize::MAX, 3).unwrap().unwrap();
+        assert_eq!(
+            (
+                second.reports[0].title.as_str(),
+                third.reports[1].title.as_str()
+            ),
+            ("r2", "r5")
+        );
+        // The seventh is given its seq only when asked for.
+        let last = outbox.batch_from(7, 2, usize::MAX, 3).unwrap().unwrap();
+        assert_eq!((last.first_seq, last.reports.len()), (7, 1));
+        assert!(outbox.batch_from(8, 2, usize::MAX, 3).unwrap().is_none());
     }
 
     #[test]
@@ -877,7 +936,7 @@ mod tests {
         );
         assert!(saved > 3);
         assert_eq!(outbox.stats().unwrap().backlog, saved);
-        let staged = outbox.batch_from(1, 100, usize::MAX).unwrap().unwrap();
+        let staged = outbox.batch_from(1, 100, usize::MAX, 1).unwrap().unwrap();
         outbox.ack(staged.reports.len() as u64, 0).unwrap();
         assert_eq!(outbox.stats().unwrap().unsent_bytes, 0);
         outbox.file(draft("again", Priority::Normal)).unwrap();
@@ -937,11 +996,11 @@ mod tests {
                 .file(draft(&format!("r{i}"), Priority::Normal))
                 .unwrap();
         }
-        outbox.batch_from(1, 2, usize::MAX).unwrap();
+        outbox.batch_from(1, 2, usize::MAX, 1).unwrap();
         let old = outbox.epoch();
         let new = outbox.start_new_epoch().unwrap();
         assert_ne!(old, new);
-        let all = outbox.batch_from(1, 10, usize::MAX).unwrap().unwrap();
+        let all = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
         let titles: Vec<_> = all.reports.iter().map(|r| r.title.as_str()).collect();
         assert_eq!(titles, ["r0", "r1", "r2", "r3"]);
     }
@@ -985,7 +1044,7 @@ mod tests {
         assert_eq!(row.state, ReportState::Saved);
 
         // All four go out; the collector quarantines `lain` and stores the rest.
-        let staged = outbox.batch_from(1, 10, usize::MAX).unwrap().unwrap();
+        let staged = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
         let seq_of =
             |id: ReportId| 1 + staged.reports.iter().position(|r| r.id == id).unwrap() as u64;
         let quarantined = RefusedReport {

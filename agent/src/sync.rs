@@ -12,6 +12,7 @@ use pasopati_common::frame::{
     read_frame, write_frame, AgentFrame, Batch, Chunk, CollectorFrame, FrameError, NackReason,
     RefusalCode,
 };
+use pasopati_common::profile;
 use pasopati_common::sync::{AgentEvent, AgentSession, ProtocolError};
 use pasopati_common::transfer::{ChunkRequest, ChunkSender, SenderEvent};
 use pasopati_common::{pki, Timestamp};
@@ -220,9 +221,11 @@ async fn run_session(
                 .min(limits.max_frame_bytes as usize / 2)
                 .max(1);
             let start = session.next_batch_start();
+            let batches = session.free_slots();
             let ob = outbox.clone();
             let staged =
-                blocking(move || Ok(ob.batch_from(start, max_reports, max_bytes)?)).await?;
+                blocking(move || Ok(ob.batch_from(start, max_reports, max_bytes, batches)?))
+                    .await?;
             let Some(staged) = staged else {
                 queue_empty = true;
                 break;
@@ -232,6 +235,8 @@ async fn run_session(
             let first = staged.first_seq;
             let last = first + staged.reports.len() as u64 - 1;
             session.seqs_assigned(last + 1);
+            let sending = profile::AGENT_SEND.start();
+            profile::AGENT_SEND.add_items(staged.reports.len() as u64);
             write_frame(
                 &mut send,
                 &AgentFrame::Batch(Batch {
@@ -240,6 +245,7 @@ async fn run_session(
                 }),
             )
             .await?;
+            drop(sending);
             session.batch_sent(first, last)?;
             tracing::debug!(first, last, "batch sent");
         }
@@ -268,7 +274,7 @@ async fn run_session(
                     AgentEvent::Acked { hwm } => {
                         pasopati_common::faults::failpoint("agent.after_ack");
                         let ob = outbox.clone();
-                        blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
+                        blocking(move || Ok(profile::AGENT_ACK.time(|| ob.ack(hwm, retain))?)).await?;
                         tracing::debug!(hwm, "acknowledged");
                         // Everything sent is acknowledged after a heartbeat that reported a
                         // backlog: tell the center at once that the queue drained, so its fleet

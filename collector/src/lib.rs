@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod events;
 pub mod feeds;
+mod group_commit;
 pub mod newsroom;
 mod next_step;
 mod server;
@@ -262,7 +263,7 @@ impl Collector {
             self.authority.clone(),
             config,
             events,
-        ));
+        )?);
         Ok(Server {
             endpoint,
             state,
@@ -481,7 +482,7 @@ pub async fn call(
                 collector.authority.clone(),
                 collector.config.clone(),
                 events,
-            );
+            )?;
             Ok::<_, CollectorError>(control::answer(&state, req, &admin::local_actor(None)))
         })
         .await?;

@@ -47,6 +47,8 @@ pub(crate) struct ServerState {
     pub limits: Limits,
     /// The collector's own PII check of every report (agents check first).
     pub guard: PiiGuard,
+    /// Where every session's batches are stored, several to a commit.
+    pub commits: crate::group_commit::GroupCommit,
     pub events: broadcast::Sender<CollectorEvent>,
     /// Where attachments are received and kept, beside the store.
     pub attachments: AttachmentDir,
@@ -119,8 +121,16 @@ impl ServerState {
         authority: Arc<Authority>,
         config: CollectorConfig,
         events: broadcast::Sender<CollectorEvent>,
-    ) -> ServerState {
-        ServerState {
+    ) -> Result<ServerState, crate::CollectorError> {
+        let limits = Limits::default();
+        let commits =
+            crate::group_commit::GroupCommit::start(&store, limits, PiiGuard::new(&config.pii))
+                .map_err(|source| crate::CollectorError::Io {
+                    what: "starting the group commit".into(),
+                    source,
+                })?;
+        Ok(ServerState {
+            commits,
             attachments: AttachmentDir::of(&store),
             newsroom: Arc::new(crate::newsroom::Newsroom::new(
                 store.clone(),
@@ -131,13 +141,13 @@ impl ServerState {
             store,
             authority,
             config,
-            limits: Limits::default(),
+            limits,
             events,
             fatal: CancellationToken::new(),
             live: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             anonymous_refusals: Mutex::new(RefusalBudget::default()),
-        }
+        })
     }
 
     /// Sites with a live session now.
@@ -627,9 +637,11 @@ async fn run_sync(
             step = match step {
                 CollectorStep::Nothing => break,
                 CollectorStep::Send(frame) => {
+                    let replying = pasopati_common::profile::COLLECTOR_REPLY.start();
                     write_frame(send, &frame)
                         .await
                         .map_err(|e| SyncEnd::Peer(e.to_string()))?;
+                    drop(replying);
                     if let (CollectorFrame::Welcome(w), Some(epoch)) = (&frame, session.epoch()) {
                         tracing::info!(%site, %epoch, hwm = w.hwm, remote = %conn.remote_address(),
                             clock_offset_ms = agent_time.map(|t| t.millis_since(w.collector_time)),
@@ -733,14 +745,22 @@ async fn carry_out(
             Ok(StoreAnswer::Done)
         }
         StoreCommand::ApplyBatch { epoch, batch, now } => {
-            let s = site.clone();
-            let limits = state.limits;
-            let outcome = blocking(state, move |st| {
-                st.store
-                    .apply_batch(&s, epoch, &batch, &limits, &st.guard, now)
-            })
-            .await?;
-            pasopati_common::faults::failpoint("collector.after_commit");
+            let job = crate::store::BatchJob {
+                site: site.clone(),
+                epoch,
+                batch,
+                now,
+            };
+            let outcome = match state.commits.apply(job).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    state.store_failed(&e);
+                    return Err(SyncEnd::Refused(
+                        RefusalCode::Unavailable,
+                        format!("the collector cannot store now ({e}); reports stay queued, try again later"),
+                    ));
+                }
+            };
             Ok(StoreAnswer::Reply(batch_reply(state, site, epoch, outcome)))
         }
         StoreCommand::Renew { csr_der, .. } => Ok(StoreAnswer::Reply(

@@ -12,6 +12,7 @@ pub mod control;
 pub mod fuzzing;
 pub mod logging;
 pub mod pki;
+pub mod profile;
 pub mod quic;
 pub mod storage;
 pub mod stream;

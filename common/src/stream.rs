@@ -37,7 +37,9 @@ where
             FrameError::Io(e)
         }
     })?;
-    decode_value(&body).map(Some)
+    crate::profile::FRAME_DECODE
+        .time(|| decode_value(&body))
+        .map(Some)
 }
 
 #[cfg(test)]

@@ -224,6 +224,15 @@ impl AgentSession {
             && self.in_flight.len() < self.limits.max_batches_in_flight.max(1) as usize
     }
 
+    /// How many more batches the window has room for now.
+    pub fn free_slots(&self) -> usize {
+        match self.state {
+            AgentState::Streaming => (self.limits.max_batches_in_flight.max(1) as usize)
+                .saturating_sub(self.in_flight.len()),
+            AgentState::AwaitWelcome => 0,
+        }
+    }
+
     /// The seq the next batch must start at.
     pub fn next_batch_start(&self) -> Seq {
         self.sent + 1

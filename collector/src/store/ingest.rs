@@ -13,6 +13,7 @@ use bincode::{Decode, Encode};
 use pasopati_common::frame::{Batch, Heartbeat, Limits, NackReason, RefusedReport};
 use pasopati_common::ingest::{apply_batch_rules, BatchVerdict, Ledger, Verdicts};
 use pasopati_common::pii::{Finding, PiiGuard};
+use pasopati_common::profile;
 use pasopati_common::sync::HelloDecision;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
@@ -258,10 +259,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies a batch from (site, epoch) in one durable transaction. The rules are
-    /// `pasopati_common::ingest` (the same the simulation's model store follows); this is their
-    /// redb ledger. A batch the rules refuse leaves nothing behind: its transaction is aborted
-    /// and the refusal (with any gap) is recorded in a transaction of its own.
+    /// Applies a batch from (site, epoch) in one durable transaction: [`Store::apply_batches`]
+    /// with one job.
     pub fn apply_batch(
         &self,
         site: &SiteId,
@@ -271,92 +270,40 @@ impl Store {
         guard: &PiiGuard,
         now: Timestamp,
     ) -> Result<BatchOutcome, StoreError> {
+        let job = BatchJob {
+            site: site.clone(),
+            epoch,
+            batch: batch.clone(),
+            now,
+        };
+        let mut outcomes = self.apply_batches(std::slice::from_ref(&job), limits, guard)?;
+        outcomes.pop().ok_or(StoreError::Corrupt(
+            "a group of one batch came back empty".into(),
+        ))
+    }
+
+    /// Applies batches, of any sites, in order, in one durable transaction: the group commit.
+    /// Each batch is judged by the rules of `pasopati_common::ingest` (the same the
+    /// simulation's model store follows) against the hwm its predecessors in the group left,
+    /// exactly as if each had its own transaction; one fsync then makes them all durable, and
+    /// only after it does any of their answers go out. A batch the rules refuse as a whole
+    /// changes nothing (the rules decide that before the ledger's first write); its refusal
+    /// and any gap are recorded in the same transaction. An error fails the whole group, and
+    /// nothing of it is stored.
+    pub fn apply_batches(
+        &self,
+        jobs: &[BatchJob],
+        limits: &Limits,
+        guard: &PiiGuard,
+    ) -> Result<Vec<BatchOutcome>, StoreError> {
         let txn = self.db.begin_write()?;
-        let hwm = {
-            let hwm_table = txn.open_table(HWM)?;
-            let hwm = hwm_table
-                .get((site.as_str(), epoch.0))?
-                .map(|v| v.value())
-                .unwrap_or(0);
-            hwm
-        };
-        let (verdict, stored) = {
-            let mut ledger = RedbLedger::open(&txn, site, epoch, now)?;
-            let verdict = apply_batch_rules(
-                &mut ledger,
-                site,
-                hwm,
-                batch,
-                limits,
-                Taxonomy::builtin(),
-                |report| guard.check_report(report),
-                now,
-            )?;
-            let stored = match &verdict {
-                BatchVerdict::Applied(applied) => ledger.finish(applied.hwm)?,
-                BatchVerdict::Refused { .. } => Vec::new(),
-            };
-            (verdict, stored)
-        };
-        match verdict {
-            BatchVerdict::Refused {
-                hwm,
-                reason,
-                skipped,
-            } => {
-                // Whatever the ledger changed for the reports before the refusal goes.
-                txn.abort()?;
-                let txn = self.db.begin_write()?;
-                if let Some(range) = skipped {
-                    let mut gaps = txn.open_table(GAPS)?;
-                    upsert_gap(
-                        &mut gaps,
-                        site,
-                        epoch,
-                        *range.start(),
-                        *range.end(),
-                        GapKind::SkippedSeqs,
-                        now,
-                    )?;
-                }
-                let message = match &reason {
-                    NackReason::Conflict { seq } if *seq <= hwm => {
-                        format!("batch refused: epoch {epoch} {reason}; the stored report is kept")
-                    }
-                    NackReason::Conflict { seq } => format!(
-                        "batch refused: report {} arrived again with different content",
-                        batch.reports[(seq - batch.first_seq) as usize].id
-                    ),
-                    _ => format!("batch refused: {reason}"),
-                };
-                record_rejection(&txn, Some(site), message, now)?;
-                txn.commit()?;
-                Ok(BatchOutcome::Refused { hwm, reason })
-            }
-            BatchVerdict::Applied(applied) => {
-                for r in &applied.refused {
-                    record_rejection(
-                        &txn,
-                        Some(site),
-                        format!(
-                            "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
-                            r.id, r.revision, r.seq, r.reason
-                        ),
-                        now,
-                    )?;
-                }
-                touch_site(&txn, site, now, stored.len() as u64)?;
-                txn.commit()?;
-                Ok(BatchOutcome::Stored {
-                    hwm: applied.hwm,
-                    stored,
-                    replayed: applied.replayed,
-                    known_by_id: applied.known_by_id,
-                    quarantined: applied.quarantined,
-                    refused: applied.refused,
-                })
-            }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(apply_one(&txn, job, limits, guard)?);
         }
+        profile::COLLECTOR_COMMIT.time(|| txn.commit())?;
+        profile::COLLECTOR_COMMIT.add_items(jobs.len() as u64);
+        Ok(outcomes)
     }
 
     /// Records a refusal that is not about a batch (a malformed frame, a bad certificate).
@@ -379,6 +326,104 @@ impl Store {
     /// All recorded rejections, oldest first.
     pub fn rejections(&self) -> Result<Vec<Rejection>, StoreError> {
         self.read_all(REJECTIONS)
+    }
+}
+
+/// One batch waiting for the group commit.
+#[derive(Clone, Debug)]
+pub struct BatchJob {
+    pub site: SiteId,
+    pub epoch: Epoch,
+    pub batch: Batch,
+    pub now: Timestamp,
+}
+
+/// Applies one batch of a group inside the group's transaction.
+fn apply_one(
+    txn: &redb::WriteTransaction,
+    job: &BatchJob,
+    limits: &Limits,
+    guard: &PiiGuard,
+) -> Result<BatchOutcome, StoreError> {
+    let (site, epoch, batch, now) = (&job.site, job.epoch, &job.batch, job.now);
+    let hwm = txn
+        .open_table(HWM)?
+        .get((site.as_str(), epoch.0))?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    let (verdict, stored) = {
+        let _rules = profile::COLLECTOR_RULES.start();
+        profile::COLLECTOR_RULES.add_items(batch.reports.len() as u64);
+        let mut ledger = RedbLedger::open(txn, site, epoch, now)?;
+        let verdict = apply_batch_rules(
+            &mut ledger,
+            site,
+            hwm,
+            batch,
+            limits,
+            Taxonomy::builtin(),
+            |report| profile::COLLECTOR_PII.time(|| guard.check_report(report)),
+            now,
+        )?;
+        let stored = match &verdict {
+            BatchVerdict::Applied(applied) => ledger.finish(applied.hwm)?,
+            BatchVerdict::Refused { .. } => Vec::new(),
+        };
+        (verdict, stored)
+    };
+    match verdict {
+        BatchVerdict::Refused {
+            hwm,
+            reason,
+            skipped,
+        } => {
+            if let Some(range) = skipped {
+                let mut gaps = txn.open_table(GAPS)?;
+                upsert_gap(
+                    &mut gaps,
+                    site,
+                    epoch,
+                    *range.start(),
+                    *range.end(),
+                    GapKind::SkippedSeqs,
+                    now,
+                )?;
+            }
+            let message = match &reason {
+                NackReason::Conflict { seq } if *seq <= hwm => {
+                    format!("batch refused: epoch {epoch} {reason}; the stored report is kept")
+                }
+                NackReason::Conflict { seq } => format!(
+                    "batch refused: report {} arrived again with different content",
+                    batch.reports[(seq - batch.first_seq) as usize].id
+                ),
+                _ => format!("batch refused: {reason}"),
+            };
+            record_rejection(txn, Some(site), message, now)?;
+            Ok(BatchOutcome::Refused { hwm, reason })
+        }
+        BatchVerdict::Applied(applied) => {
+            for r in &applied.refused {
+                record_rejection(
+                    txn,
+                    Some(site),
+                    format!(
+                        "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
+                        r.id, r.revision, r.seq, r.reason
+                    ),
+                    now,
+                )?;
+            }
+            touch_site(txn, site, now, stored.len() as u64)?;
+            Ok(BatchOutcome::Stored {
+                hwm: applied.hwm,
+                stored,
+                replayed: applied.replayed,
+                known_by_id: applied.known_by_id,
+                quarantined: applied.quarantined,
+                refused: applied.refused,
+            })
+        }
     }
 }
 
@@ -724,6 +769,79 @@ mod tests {
             } => (hwm, stored.len(), quarantined.len() as u64, refused),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A group commit judges each batch against what the ones before it in the group left,
+    /// exactly as separate transactions would: consecutive batches of one site, a batch that
+    /// jumps a gap (refused, recorded, nothing stored), a replay, another site's batch.
+    #[test]
+    fn a_group_commit_is_the_same_as_one_transaction_per_batch() {
+        let other = SiteId::new("rutan-lain").unwrap();
+        let now = Timestamp(T0 + 10);
+        let mut later = batch(3, 2);
+        for r in &mut later.reports {
+            r.id.0[0] = 9;
+        }
+        let jobs = [
+            (site(), batch(1, 2)),
+            (site(), later.clone()),
+            (site(), batch(7, 1)),
+            (site(), batch(1, 2)),
+            (other.clone(), batch(1, 1)),
+        ]
+        .map(|(site, batch)| BatchJob {
+            site,
+            epoch: Epoch(5),
+            batch,
+            now,
+        });
+        let (_one, separately) = store();
+        separately
+            .add_site(
+                &crate::store::SiteRecord::new(
+                    other.clone(),
+                    "Rutan Lain".into(),
+                    pasopati_common::SiteType::Rutan,
+                    "Contoh".into(),
+                    crate::store::SiteStatus::Active,
+                    Timestamp(0),
+                ),
+                "test",
+            )
+            .unwrap();
+        let one_by_one: Vec<String> = jobs
+            .iter()
+            .map(|j| format!("{:?}", apply(&separately, &j.site, j.epoch, &j.batch, now)))
+            .collect();
+        let (_group, grouped) = store();
+        grouped
+            .add_site(
+                &crate::store::SiteRecord::new(
+                    other.clone(),
+                    "Rutan Lain".into(),
+                    pasopati_common::SiteType::Rutan,
+                    "Contoh".into(),
+                    crate::store::SiteStatus::Active,
+                    Timestamp(0),
+                ),
+                "test",
+            )
+            .unwrap();
+        let together: Vec<String> = grouped
+            .apply_batches(&jobs, &Limits::default(), &PiiGuard::default())
+            .unwrap()
+            .iter()
+            .map(|o| format!("{o:?}"))
+            .collect();
+        // Stored records carry their arrival time and numbers; those agree as well.
+        assert_eq!(together, one_by_one);
+        assert!(together[2].contains("Gap"), "{}", together[2]);
+        assert_eq!(grouped.hwm(&site(), Epoch(5)).unwrap(), 4);
+        assert_eq!(grouped.hwm(&other, Epoch(5)).unwrap(), 1);
+        assert_eq!(grouped.gaps().unwrap().len(), 1);
+        // Four of the site's own; the other site's report 1 is the site's id, refused by seq.
+        assert_eq!(grouped.report_count().unwrap(), 4);
+        assert!(together[4].contains("another site"), "{}", together[4]);
     }
 
     #[test]

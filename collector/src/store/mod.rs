@@ -44,7 +44,7 @@ mod sites;
 mod users;
 
 pub use audit::{verify_chain, AuditBreak, AuditEntry, StoredAuditEntry};
-pub use ingest::{BatchOutcome, Gap, GapKind, Rejection};
+pub use ingest::{BatchJob, BatchOutcome, Gap, GapKind, Rejection};
 pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
@@ -98,6 +98,18 @@ pub enum StoreError {
     SiteExists(String),
     #[error("site `{0}` is not registered; register it with `pasopati-collector site add`")]
     UnknownSite(String),
+}
+
+impl StoreError {
+    /// The same failure, for another of the batches it failed in one group commit (the error
+    /// types inside are not `Clone`; the text and the need to reopen are what callers act on).
+    pub fn for_another(&self) -> StoreError {
+        match self {
+            StoreError::NeedsReopen => StoreError::NeedsReopen,
+            StoreError::Storage(message) => StoreError::Storage(message.clone()),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
 }
 
 macro_rules! storage_from {

@@ -41,6 +41,40 @@ pub fn normalise(text: &str) -> String {
     Normalised::new(text).chars.into_iter().collect()
 }
 
+/// The normalised form of one character of the input, in order (empty for an invisible one):
+/// steps 1 to 4 of the module documentation, without the separator runs of step 5.
+fn normalised_char(c: char) -> impl Iterator<Item = char> {
+    let expanded: Vec<char> = if c.is_ascii() {
+        vec![c]
+    } else {
+        std::iter::once(c).nfkc().collect()
+    };
+    expanded
+        .into_iter()
+        .filter(|&d| !is_invisible(d))
+        .map(|d| fold_confusable(ascii_digit(d)))
+}
+
+/// The first character of `text`'s normalised form that is not a separator, reading only as
+/// far as it: the start of a body, where a finding that began in the title would go on.
+pub(crate) fn first_visible(text: &str) -> Option<char> {
+    text.chars()
+        .flat_map(normalised_char)
+        .find(|&c| !is_separator(c))
+}
+
+/// The last character of `text`'s normalised form that is not a separator, reading from the
+/// end only as far as it: the end of a title.
+pub(crate) fn last_visible(text: &str) -> Option<char> {
+    text.chars().rev().find_map(|c| {
+        normalised_char(c)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find(|&d| !is_separator(d))
+    })
+}
+
 /// The separator characters seen since the last other character.
 #[derive(Default)]
 struct SeparatorRun {

@@ -6,7 +6,13 @@
 //! 2. raw quinn: the same bytes over one QUIC stream with the same TLS configuration.
 //! 3. raw redb: the same records committed in batches of the same size, durably.
 //!
-//! Prints one `name=value` line per figure; the last line is `ratio_vs_raw_quinn=<x>`.
+//! 4. fleets: the same reports shared among 1, 10, 100 and 1,000 agents draining together
+//!    (`BENCH_FLEETS=1,10` to choose).
+//! 5. filing while draining: a report filed every 20 ms at an agent whose 50,000-report
+//!    backlog drains (`BENCH_LATENCY_BACKLOG`); p50 and p99 of the time `file` takes to return.
+//!
+//! Prints one `name=value` line per figure, then the per-stage profile of the single-agent sync
+//! (`stage.<name> calls total_ms per_call_us per_report_us share_of_wall`).
 //! `BENCH_REPORTS=N` changes the backlog size.
 
 use pasopati_agent::Agent;
@@ -43,19 +49,32 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
 }
 
 async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
+    bench_fleet(&root.join("single"), reports, 1).await
+}
+
+/// `agents` agents, each with its share of `reports` queued, drain together into one
+/// collector; returns the time until the collector holds them all.
+async fn bench_fleet(root: &std::path::Path, reports: &[Report], agents: usize) -> Duration {
+    let root = root.join(format!("fleet-{agents}"));
     let c = TestCollector::start(&root.join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-bench").await;
-    let agent_dir = root.join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
-    for chunk in reports.chunks(10_000) {
-        agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
+    let per_agent = reports.len().div_ceil(agents);
+    let mut opened = Vec::new();
+    for (i, share) in reports.chunks(per_agent).enumerate() {
+        let site = format!("lapas-bench-{i}");
+        let token = c.add_site(&site).await;
+        let agent_dir = root.join(&site);
+        pasopati_agent::enroll(&agent_dir, &token, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+        for chunk in share.chunks(10_000) {
+            agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
+        }
+        opened.push(agent);
     }
     let want = reports.len() as u64;
     let start = Instant::now();
-    let running = pasopati_tests::run_agent(agent);
+    let running: Vec<_> = opened.into_iter().map(pasopati_tests::run_agent).collect();
     loop {
         if c.store.report_count().unwrap_or(0) >= want {
             break;
@@ -63,9 +82,62 @@ async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed();
-    running.stop().await;
+    for agent in running {
+        agent.stop().await;
+    }
     c.stop().await;
     elapsed
+}
+
+/// Files one report every 20 ms at an agent while its `backlog` drains, and returns the time
+/// each filing took to return (durable at the site), sorted.
+async fn filing_latency(root: &std::path::Path, backlog: &[Report]) -> Vec<Duration> {
+    let root = root.join("latency");
+    let c = TestCollector::start(&root.join("collector"), ([127, 0, 0, 1], 0).into()).await;
+    let token = c.add_site("lapas-latency").await;
+    let agent_dir = root.join("agent");
+    pasopati_agent::enroll(&agent_dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    for chunk in backlog.chunks(10_000) {
+        agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let handle = agent.handle();
+    let want = backlog.len() as u64;
+    let running = pasopati_tests::run_agent(agent);
+    let mut took = Vec::new();
+    let mut n = 0;
+    while c.store.report_count().unwrap_or(0) < want {
+        n += 1;
+        let h = handle.clone();
+        let draft = ReportDraft {
+            category: "pembinaan_kepribadian".into(),
+            title: format!("Laporan saat antrean berjalan {n}"),
+            body: "Apel pagi berjalan tertib.".into(),
+            priority: None,
+            occurred_at: None,
+        };
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || h.file(draft))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        took.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop().await;
+    c.stop().await;
+    took.sort();
+    took
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 async fn bench_quinn(frames: &[Vec<u8>]) -> Duration {
@@ -184,7 +256,9 @@ async fn main() {
         .collect();
     let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
 
+    pasopati_common::profile::reset();
     let sync = bench_sync(root.path(), &reports).await;
+    let stages = pasopati_common::profile::snapshot();
     let quinn = bench_quinn(&frames).await;
     let redb = bench_redb(root.path(), &reports);
 
@@ -204,4 +278,51 @@ async fn main() {
         "ratio_vs_raw_quinn={:.3}",
         quinn.as_secs_f64() / sync.as_secs_f64()
     );
+    // Many sites draining at once (the same reports, shared out).
+    let fleets: Vec<usize> = std::env::var("BENCH_FLEETS")
+        .unwrap_or_else(|_| "1,10,100,1000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    for agents in fleets {
+        let took = bench_fleet(root.path(), &reports, agents).await;
+        println!(
+            "fleet_{agents}_reports_per_s={:.0}",
+            n as f64 / took.as_secs_f64()
+        );
+    }
+    // How long filing a report takes at a site while its backlog drains.
+    let backlog: usize = std::env::var("BENCH_LATENCY_BACKLOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000)
+        .min(reports.len());
+    let took = filing_latency(root.path(), &reports[..backlog]).await;
+    println!("filing_during_drain_count={}", took.len());
+    println!(
+        "filing_during_drain_p50_ms={:.2}",
+        percentile(&took, 0.50).as_secs_f64() * 1e3
+    );
+    println!(
+        "filing_during_drain_p99_ms={:.2}",
+        percentile(&took, 0.99).as_secs_f64() * 1e3
+    );
+    // Where the sync's time went (both sides run in this process; stages overlap in time, so
+    // shares of the wall clock need not add up to 1).
+    println!("stage calls total_ms per_call_us per_report_us share_of_wall");
+    for s in stages {
+        if s.calls == 0 {
+            continue;
+        }
+        let ms = s.nanos as f64 / 1e6;
+        println!(
+            "stage.{} {} {:.1} {:.1} {:.2} {:.3}",
+            s.name,
+            s.calls,
+            ms,
+            s.nanos as f64 / 1e3 / s.calls as f64,
+            s.nanos as f64 / 1e3 / n as f64,
+            ms / 1e3 / sync.as_secs_f64()
+        );
+    }
 }

@@ -1,0 +1,159 @@
+//! Where the sync's time goes: a fixed set of named stages, each with a call count and a total
+//! time, kept in process-wide atomic counters so that timing costs two clock reads and two
+//! atomic adds per stage and needs no subscriber. `bench-sync` prints the table, and the
+//! collector's `/metrics` exports it, so a regression shows which stage grew.
+//!
+//! A stage is timed around a closure ([`Stage::time`]) or from a [`Stage::start`] until its
+//! guard drops. Stages may nest (the collector's commit is inside its batch transaction); the
+//! table says which contain which.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// One named stage and what it cost so far.
+#[derive(Debug)]
+pub struct Stage {
+    name: &'static str,
+    calls: AtomicU64,
+    nanos: AtomicU64,
+    items: AtomicU64,
+}
+
+impl Stage {
+    const fn new(name: &'static str) -> Stage {
+        Stage {
+            name,
+            calls: AtomicU64::new(0),
+            nanos: AtomicU64::new(0),
+            items: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `f`, counting its time against this stage.
+    pub fn time<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _timer = self.start();
+        f()
+    }
+
+    /// Starts timing; the time runs until the returned guard drops.
+    pub fn start(&self) -> StageTimer<'_> {
+        StageTimer {
+            stage: self,
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts `n` items (reports, bytes) handled by this stage, for per-item figures.
+    pub fn add_items(&self, n: u64) {
+        self.items.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The stage's figures so far.
+    pub fn snapshot(&self) -> StageFigures {
+        StageFigures {
+            name: self.name,
+            calls: self.calls.load(Ordering::Relaxed),
+            nanos: self.nanos.load(Ordering::Relaxed),
+            items: self.items.load(Ordering::Relaxed),
+        }
+    }
+
+    fn reset(&self) {
+        self.calls.store(0, Ordering::Relaxed);
+        self.nanos.store(0, Ordering::Relaxed);
+        self.items.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Times a stage until dropped.
+#[derive(Debug)]
+pub struct StageTimer<'s> {
+    stage: &'s Stage,
+    started: Instant,
+}
+
+impl Drop for StageTimer<'_> {
+    fn drop(&mut self) {
+        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stage.nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.stage.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A stage's count, total time and items at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageFigures {
+    pub name: &'static str,
+    pub calls: u64,
+    pub nanos: u64,
+    pub items: u64,
+}
+
+/// The agent giving seqs to queued reports: its outbox write transaction, fsync included.
+pub static AGENT_STAGE: Stage = Stage::new("agent.stage_seqs");
+/// The agent reading already sequenced reports back from its sent log (resends, staged ahead).
+pub static AGENT_READ_SENT: Stage = Stage::new("agent.read_sent");
+/// The agent encoding a batch and handing it to QUIC.
+pub static AGENT_SEND: Stage = Stage::new("agent.encode_send");
+/// The agent recording an acknowledgement in its outbox.
+pub static AGENT_ACK: Stage = Stage::new("agent.record_ack");
+/// Decoding a frame read from a stream (bincode, with its size limit), on either side.
+pub static FRAME_DECODE: Stage = Stage::new("frame.decode");
+/// The collector waiting for the store to take a batch (the group commit's queue).
+pub static COLLECTOR_QUEUE: Stage = Stage::new("collector.queue_wait");
+/// The batch rules: `Report::check`, the PII guard, hashing and the ledger's writes.
+pub static COLLECTOR_RULES: Stage = Stage::new("collector.rules");
+/// The PII guard alone (inside the rules).
+pub static COLLECTOR_PII: Stage = Stage::new("collector.pii_scan");
+/// The store's commit of a group of batches, fsync included.
+pub static COLLECTOR_COMMIT: Stage = Stage::new("collector.commit");
+/// The collector encoding and sending an answer.
+pub static COLLECTOR_REPLY: Stage = Stage::new("collector.reply");
+
+/// Every stage, in the order a batch meets them.
+pub fn stages() -> [&'static Stage; 10] {
+    [
+        &AGENT_STAGE,
+        &AGENT_READ_SENT,
+        &AGENT_SEND,
+        &FRAME_DECODE,
+        &COLLECTOR_QUEUE,
+        &COLLECTOR_RULES,
+        &COLLECTOR_PII,
+        &COLLECTOR_COMMIT,
+        &COLLECTOR_REPLY,
+        &AGENT_ACK,
+    ]
+}
+
+/// Every stage's figures.
+pub fn snapshot() -> Vec<StageFigures> {
+    stages().iter().map(|s| s.snapshot()).collect()
+}
+
+/// Zeroes every stage (a benchmark's fresh start).
+pub fn reset() {
+    for stage in stages() {
+        stage.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_counts_calls_time_and_items() {
+        static S: Stage = Stage::new("test");
+        S.time(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+        {
+            let _t = S.start();
+            S.add_items(3);
+        }
+        let f = S.snapshot();
+        assert_eq!((f.name, f.calls, f.items), ("test", 2, 3));
+        assert!(f.nanos >= 2_000_000, "{f:?}");
+        S.reset();
+        assert_eq!(S.snapshot().calls, 0);
+    }
+}
