@@ -327,7 +327,10 @@ mod tests {
         let copy = "Denpasar - Dua napi kabur. Polisi mengejar.\nEditor : Dwi\nRed: Fulan\nSumber : Antara\n(ant/mhd)";
         assert_eq!(
             content_tokens(&strip_boilerplate(copy), NormalizeOptions::default()),
-            content_tokens("Dua napi kabur. Polisi mengejar.", NormalizeOptions::default())
+            content_tokens(
+                "Dua napi kabur. Polisi mengejar.",
+                NormalizeOptions::default()
+            )
         );
     }
 

@@ -120,6 +120,9 @@ const TOPICS: &[(&str, &str, &[&str])] = &[
         "integrasi_remisi",
         &[
             "remisi",
+            "grasi",
+            "amnesti",
+            "abolisi",
             "bersyarat",
             "asimilasi",
             "integrasi",
@@ -270,8 +273,14 @@ mod tests {
             set("Kericuhan pecah saat razia"),
             set("Razia dilanjutkan usai kericuhan")
         ));
-        assert!(!same_event(set("Napi kabur"), set("Panen cabai, pelatihan las")));
+        assert!(!same_event(
+            set("Napi kabur"),
+            set("Panen cabai, pelatihan las")
+        ));
         assert!(same_event(set("Panen cabai"), set("Napi kabur")));
-        assert_eq!(classify("Petugas diserang napi dengan gunting").0, "kekerasan");
+        assert_eq!(
+            classify("Petugas diserang napi dengan gunting").0,
+            "kekerasan"
+        );
     }
 }

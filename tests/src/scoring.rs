@@ -66,10 +66,7 @@ pub fn pairwise(
 
 /// Precision and recall of a found set against a wanted one (pairs such as copy → original or
 /// item → unit). A pair found but not wanted is named `+x→y`, a pair missed `-x→y`.
-pub fn set_scores(
-    got: &BTreeSet<(String, String)>,
-    want: &BTreeSet<(String, String)>,
-) -> Scores {
+pub fn set_scores(got: &BTreeSet<(String, String)>, want: &BTreeSet<(String, String)>) -> Scores {
     let hits = got.intersection(want).count();
     let wrong = got
         .difference(want)

@@ -25,9 +25,12 @@ struct Part {
 }
 
 fn load(name: &'static str) -> Part {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/analysis/eval").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/analysis/eval")
+        .join(name);
     let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("{}/{f}: {e}", dir.display()))
     };
     let media = read("media.jsonl");
     let truth: Value = serde_json::from_str(&read("truth.json")).unwrap_or_else(|e| panic!("{e}"));
@@ -42,7 +45,11 @@ fn load(name: &'static str) -> Part {
         coverage_days: 30,
     });
     assert!(result.errors.is_empty(), "{:?}", result.errors);
-    Part { name, truth, result }
+    Part {
+        name,
+        truth,
+        result,
+    }
 }
 
 fn map(v: &Value) -> HashMap<String, String> {
@@ -115,10 +122,20 @@ fn figures(part: &Part) -> Figures {
         .result
         .items
         .iter()
-        .flat_map(|i| i.placement.upt.iter().map(|u| (i.placement.id.clone(), u.clone())))
+        .flat_map(|i| {
+            i.placement
+                .upt
+                .iter()
+                .map(|u| (i.placement.id.clone(), u.clone()))
+        })
         .collect();
     let tags = set_scores(&got, &want);
-    Figures { stories, duplicates, tags, classes: by_class }
+    Figures {
+        stories,
+        duplicates,
+        tags,
+        classes: by_class,
+    }
 }
 
 fn print(part: &Part, f: &Figures, details: bool) {
@@ -132,7 +149,10 @@ fn print(part: &Part, f: &Figures, details: bool) {
     );
     println!(
         "{}: stories pairwise precision {:.3} recall {:.3} F1 {:.3}",
-        part.name, s.precision, s.recall, s.f1()
+        part.name,
+        s.precision,
+        s.recall,
+        s.f1()
     );
     println!(
         "{}: duplicates precision {:.3} recall {:.3}; tags precision {:.3} recall {:.3}",
@@ -141,7 +161,10 @@ fn print(part: &Part, f: &Figures, details: bool) {
     for (class, c) in &f.classes {
         println!(
             "{}:   class {class}: precision {:.3} recall {:.3} F1 {:.3}",
-            part.name, c.precision, c.recall, c.f1()
+            part.name,
+            c.precision,
+            c.recall,
+            c.f1()
         );
     }
     if details {
