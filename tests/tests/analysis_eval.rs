@@ -198,12 +198,26 @@ fn test_part_holds_its_floors() {
     let part = load("test");
     let f = figures(&part);
     print(&part, &f, false);
+    // Set a little below what the engine reached when the floors were set (F1 0.901,
+    // precision 1.000, duplicates 1.000 / 1.000, tags 1.000 / 0.983): one more wrong pair of
+    // copies or a few more wrong story pairs fail.
+    let routine = f
+        .classes
+        .iter()
+        .find(|(c, _)| c == "routine")
+        .map_or(0.0, |(_, s)| s.precision);
     let floors = [
-        ("stories F1", f.stories.f1(), 0.0),
-        ("duplicates recall", f.duplicates.recall, 0.0),
-        ("duplicates precision", f.duplicates.precision, 0.0),
-        ("tags precision", f.tags.precision, 0.0),
-        ("tags recall", f.tags.recall, 0.0),
+        ("stories F1", f.stories.f1(), 0.85),
+        ("stories precision", f.stories.precision, 0.95),
+        (
+            "routine look-alikes kept apart (routine precision)",
+            routine,
+            0.95,
+        ),
+        ("duplicates recall", f.duplicates.recall, 0.85),
+        ("duplicates precision", f.duplicates.precision, 0.95),
+        ("tags precision", f.tags.precision, 0.95),
+        ("tags recall", f.tags.recall, 0.95),
     ];
     for (what, got, floor) in floors {
         assert!(
