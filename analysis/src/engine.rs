@@ -157,7 +157,9 @@ pub enum Reason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CopyEvidence {
+    /// The same URL once normalised (tracking parameters, AMP paths, `www.`).
     SameUrl,
+    /// The same words of the body, without the portal's furniture.
     SameText,
     /// SimHash within [`NEAR_DUPLICATE_BITS`] of the original, the same units and figures.
     NearText,
