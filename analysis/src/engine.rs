@@ -230,8 +230,10 @@ const STORY_TERMS: usize = 96;
 const ITEM_TOKENS: usize = 160;
 /// How many of an item's rarest terms index its story.
 const KEY_TERMS: usize = 8;
-/// How many of an item's rarest terms look for candidate stories.
+/// How many of an item's rarest terms look for candidate stories when it names no unit.
 const LOOKUP_TERMS: usize = 32;
+/// How many stories found through shared terms and figures are scored, at most.
+const TERM_CANDIDATES: usize = 16;
 /// How many distinctive figures a story keeps.
 const STORY_NUMBERS: usize = 32;
 /// Least similarity at a shared unit, for an incident of the same event type, within the
@@ -840,58 +842,89 @@ impl Engine {
 
     /// Scores candidate stories and joins the best one that qualifies, or starts a story.
     fn place_in_story(&mut self, p: &Prepared, time: i64, title: &str, id: &str) -> (u32, Reason) {
+        // Every story at a unit the item names is a candidate. Stories sharing its rare terms
+        // or distinctive figures are candidates too, the ones sharing most first and at most
+        // `TERM_CANDIDATES` of them; an item that names a unit looks with fewer terms, since
+        // a story elsewhere needs close content to take it.
         let mut candidates: Vec<u32> = Vec::new();
         for u in &p.upt {
             if let Some(list) = self.by_unit.get(u) {
                 candidates.extend(list.iter().copied());
             }
         }
-        for t in &p.key_terms {
+        let lookup = if p.upt.is_empty() {
+            LOOKUP_TERMS
+        } else {
+            KEY_TERMS
+        };
+        let mut sharing: Vec<u32> = Vec::new();
+        for t in p.key_terms.iter().take(lookup) {
             if let Some(list) = self.by_term.get(t) {
-                candidates.extend(list.iter().copied());
+                sharing.extend(list.iter().copied());
             }
         }
         for n in &p.distinctive {
             if let Some(list) = self.by_number.get(n) {
-                candidates.extend(list.iter().copied());
+                sharing.extend(list.iter().copied());
             }
         }
+        sharing.sort_unstable();
+        let mut counted: Vec<(u32, u32)> = Vec::new();
+        for s in sharing {
+            match counted.last_mut() {
+                Some((last, n)) if *last == s => *n += 1,
+                _ => counted.push((s, 1)),
+            }
+        }
+        // Most shared first; among equals the newer story.
+        counted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+        candidates.extend(counted.iter().take(TERM_CANDIDATES).map(|(s, _)| *s));
         candidates.sort_unstable();
         candidates.dedup();
-        let total: f64 = p.sim_terms.iter().map(|&t| self.idf(t)).sum();
+
         // (story, rank, reason) of the best story joined; (story, score, refusal) of the
         // nearest refused.
-        let mut best: Option<(u32, f64, Reason)> = None;
+        let mut best: Option<(u32, f64, f64, Verdict)> = None;
         let mut nearest: Option<(u32, f64, Refusal)> = None;
+        // The item's term weights, once.
+        let weights: Vec<f64> = p.sim_terms.iter().map(|&t| self.idf(t)).collect();
+        let total: f64 = weights.iter().sum();
+        let reach = self.config.follow_up_ms.max(self.config.window_ms);
         for s in candidates {
             let story = &self.stories[s as usize];
-            if story.terms.is_empty() {
+            if story.terms.is_empty()
+                || time > story.last + reach
+                || time < story.first - reach
+                // Two places, two events: not near, not worth scoring.
+                || (!p.upt.is_empty()
+                    && !story.upt.is_empty()
+                    && !p.upt.iter().any(|u| story.upt.contains(u)))
+            {
                 continue;
             }
             let held: f64 = p
                 .sim_terms
                 .iter()
-                .filter(|t| story.terms.binary_search_by_key(*t, |(x, _)| *x).is_ok())
-                .map(|&t| self.idf(t))
+                .zip(&weights)
+                .filter(|(t, _)| story.terms.binary_search_by_key(*t, |(x, _)| *x).is_ok())
+                .map(|(_, w)| w)
                 .sum();
             let score = if total > 0.0 { held / total } else { 0.0 };
             match self.judge(p, story, time, score) {
-                Ok(reason) => {
+                Ok(verdict) => {
                     // A shared unit outranks content alone.
                     let rank = score
-                        + if matches!(reason, Reason::SimilarContent { .. }) {
+                        + if matches!(verdict, Verdict::SimilarContent) {
                             0.0
                         } else {
                             0.2
                         };
-                    if best.as_ref().is_none_or(|(_, b, _)| rank > *b) {
-                        best = Some((s, rank, reason));
+                    if best.as_ref().is_none_or(|(_, b, _, _)| rank > *b) {
+                        best = Some((s, rank, score, verdict));
                     }
                 }
                 // The nearest story worth naming: one the item could have joined but for this
-                // refusal; one at another unit is not near, and one too old only when there is
-                // nothing else.
-                Err(Refusal::OtherUnit) => {}
+                // refusal; one too old only when there is nothing else.
                 Err(refusal) => {
                     let late = |r: &Refusal| matches!(r, Refusal::TooLate);
                     let better = nearest
@@ -903,8 +936,9 @@ impl Engine {
                 }
             }
         }
+        let best = best.map(|(s, _, score, verdict)| (s, self.reason(p, s, time, score, verdict)));
         let (story, reason) = match best {
-            Some((s, _, reason)) => (s, reason),
+            Some((s, reason)) => (s, reason),
             None => {
                 let s = self.stories.len() as u32;
                 self.stories.push(Story {
@@ -935,7 +969,13 @@ impl Engine {
 
     /// Whether an item with similarity `score` to `story` joins it, and why; or why not. The
     /// rules are the module documentation's.
-    fn judge(&self, p: &Prepared, story: &Story, time: i64, score: f64) -> Result<Reason, Refusal> {
+    fn judge(
+        &self,
+        p: &Prepared,
+        story: &Story,
+        time: i64,
+        score: f64,
+    ) -> Result<Verdict, Refusal> {
         let config = &self.config;
         let gap = if time > story.last {
             time - story.last
@@ -958,8 +998,6 @@ impl Engine {
         };
         let shared = p.upt.iter().find(|u| story.upt.contains(u)).copied();
         if let Some(unit) = shared {
-            let unit = self.gazetteer.upts()[unit as usize].id.clone();
-            let score = round3(score);
             let incident = is_incident(p.category) || is_incident(story.category);
             if incident {
                 if within {
@@ -968,17 +1006,13 @@ impl Engine {
                     } else {
                         config.min_similarity_same_unit
                     })?;
-                    return Ok(Reason::SharedUnit { unit, score });
+                    return Ok(Verdict::SharedUnit(unit));
                 }
                 if !same_event {
                     return Err(Refusal::OtherEventType);
                 }
                 need(FOLLOW_UP_SIMILARITY)?;
-                return Ok(Reason::FollowUp {
-                    unit,
-                    score,
-                    hours_since_last: gap / 3_600_000,
-                });
+                return Ok(Verdict::FollowUp(unit));
             }
             if !within {
                 return Err(Refusal::TooLate);
@@ -998,7 +1032,7 @@ impl Engine {
             } else {
                 config.min_similarity_routine
             })?;
-            return Ok(Reason::SharedUnit { unit, score });
+            return Ok(Verdict::SharedUnit(unit));
         }
         if !p.upt.is_empty() && !story.upt.is_empty() {
             return Err(Refusal::OtherUnit);
@@ -1008,12 +1042,10 @@ impl Engine {
         if !same_event && score < CROSS_CATEGORY_SIMILARITY {
             return Err(Refusal::OtherEventType);
         }
-        let figures: Vec<u64> = p
+        let figures = p
             .distinctive
             .iter()
-            .filter(|n| story.numbers.binary_search(n).is_ok())
-            .copied()
-            .collect();
+            .any(|n| story.numbers.binary_search(n).is_ok());
         let needed = match (p.upt.is_empty(), story.upt.is_empty()) {
             // An article about a unit's event that does not name the unit, but perhaps its
             // place.
@@ -1021,25 +1053,49 @@ impl Engine {
             (true, false) => ARTICLE_SIMILARITY,
             // National news.
             (true, true) if !within => LATE_NATIONAL_SIMILARITY,
-            (true, true) if !figures.is_empty() => SHARED_FIGURE_SIMILARITY,
+            (true, true) if figures => SHARED_FIGURE_SIMILARITY,
             (true, true) => config.min_similarity_no_unit,
             // A unit's item and a story that names none: a unit's own ceremony on a national
             // day is its own story unless it reports the national figures.
-            (false, _) if within && !figures.is_empty() => config.min_similarity_no_unit,
+            (false, _) if within && figures => config.min_similarity_no_unit,
             (false, _) if within => UNIT_INTO_NATIONAL_SIMILARITY,
             (false, _) => return Err(Refusal::TooLate),
         };
         need(needed)?;
-        Ok(Reason::SimilarContent {
-            score: round3(score),
-            event: if p.topic != "lainnya" {
-                p.topic
-            } else {
-                story.topic
-            }
-            .to_owned(),
-            figures,
-        })
+        Ok(Verdict::SimilarContent)
+    }
+
+    /// The reason, for people, of a verdict to join story `s`.
+    fn reason(&self, p: &Prepared, s: u32, time: i64, score: f64, verdict: Verdict) -> Reason {
+        let story = &self.stories[s as usize];
+        let unit = |u: u16| self.gazetteer.upts()[u as usize].id.clone();
+        let score = round3(score);
+        match verdict {
+            Verdict::SharedUnit(u) => Reason::SharedUnit {
+                unit: unit(u),
+                score,
+            },
+            Verdict::FollowUp(u) => Reason::FollowUp {
+                unit: unit(u),
+                score,
+                hours_since_last: (time - story.last).max(story.first - time) / 3_600_000,
+            },
+            Verdict::SimilarContent => Reason::SimilarContent {
+                score,
+                event: if p.topic != "lainnya" {
+                    p.topic
+                } else {
+                    story.topic
+                }
+                .to_owned(),
+                figures: p
+                    .distinctive
+                    .iter()
+                    .filter(|n| story.numbers.binary_search(n).is_ok())
+                    .copied()
+                    .collect(),
+            },
+        }
     }
 
     /// Whether an item's terms name the place of one of `units` (`Palu` for Lapas Kelas IIA
@@ -1127,6 +1183,14 @@ impl Engine {
     pub fn doc_index(&self, id: &str) -> Option<usize> {
         self.by_id.get(id).map(|&i| i as usize)
     }
+}
+
+/// Which rule lets an item join a story (see [`Reason`], built only for the story joined).
+#[derive(Clone, Copy, Debug)]
+enum Verdict {
+    SharedUnit(u16),
+    FollowUp(u16),
+    SimilarContent,
 }
 
 /// An item or report read and scored, before placement.
