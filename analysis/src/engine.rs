@@ -232,6 +232,9 @@ const ITEM_TOKENS: usize = 160;
 const KEY_TERMS: usize = 8;
 /// How many of an item's rarest terms look for candidate stories when it names no unit.
 const LOOKUP_TERMS: usize = 32;
+/// How many of an item's rarest terms look for candidate stories when it names a unit (its
+/// unit's stories are candidates anyway; one elsewhere needs close content to take it).
+const UNIT_LOOKUP_TERMS: usize = 4;
 /// How many stories found through shared terms and figures are scored, at most.
 const TERM_CANDIDATES: usize = 16;
 /// How many distinctive figures a story keeps.
@@ -855,7 +858,7 @@ impl Engine {
         let lookup = if p.upt.is_empty() {
             LOOKUP_TERMS
         } else {
-            KEY_TERMS
+            UNIT_LOOKUP_TERMS
         };
         let mut sharing: Vec<u32> = Vec::new();
         for t in p.key_terms.iter().take(lookup) {
