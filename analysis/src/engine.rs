@@ -905,6 +905,11 @@ impl Engine {
             {
                 continue;
             }
+            // After the window every rule needs the same event type: no need to score.
+            let gap = (time - story.last).max(story.first - time);
+            if gap > self.config.window_ms && !topic::same_event(p.topics, story.topics) {
+                continue;
+            }
             let held: f64 = p
                 .sim_terms
                 .iter()
