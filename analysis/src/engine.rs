@@ -21,19 +21,25 @@
 //! the item and the story name:
 //!
 //! - **the same unit**, an incident (`kejadian_menonjol`, `keamanan_ketertiban`): within the
-//!   window (72 h) a low similarity suffices (0.10, or 0.20 when the keyword categories differ:
-//!   a riot reported as a search); until the follow-up window (7 days) the same event type and
-//!   0.15 (the recapture four days after the escape);
+//!   window (72 h) 0.05 when the event types agree (the topics the texts touch meet: a riot
+//!   reported through the search that set it off), else 0.10; until the follow-up window (7
+//!   days) the same event type and 0.10 (the recapture four days after the escape);
 //! - **the same unit**, routine activity (harvests, trainings, visits, ceremonies): within the
-//!   window, 0.25 *and* no conflicting quantities (`180 kilogram` against `1,1 ton`, `20 WBP`
-//!   against `15 WBP`): a templated headline a few days later is another event;
+//!   window only, no conflicting quantities (`180 kilogram` against `1,1 ton`, `20 WBP` against
+//!   `15 WBP`), and 0.15 with a quantity in common, else 0.25: a templated headline a few days
+//!   later is another event;
 //! - **the item names no unit, the story does** (an opinion piece, an interview, a feature about
-//!   the event): until the follow-up window, the same event type and 0.30;
+//!   the event): until the follow-up window, 0.20, or 0.15 when the item names the place of the
+//!   story's unit (`pekan ini di Palu`);
 //! - **neither names a unit** (national news: a remission day, a policy): within the window,
-//!   0.30, or 0.15 with a distinctive figure in common (`171.829`); until the follow-up window
-//!   0.40;
-//! - **the item names a unit, the story none**: within the window, 0.45;
+//!   0.25, or 0.15 with a distinctive figure (three digits or more) in common (`171.829`); until
+//!   the follow-up window 0.40;
+//! - **the item names a unit, the story none**: within the window, 0.55, or 0.25 with a
+//!   distinctive figure in common (a unit's own ceremony on a national day is its own story);
 //! - units on both sides and none shared: never.
+//!
+//! Where no unit is shared the event types must agree unless the similarity reaches 0.30;
+//! after the window they must agree.
 //!
 //! Candidate stories come from the units an item names, its four rarest terms and its
 //! distinctive figures, so scoring never scans all stories. Each placement carries its
