@@ -12,12 +12,39 @@
 //!
 //! A duplicate joins its original's story and points to the original (the earliest copy seen).
 //!
-//! Stories: an item or report joins the best-scoring story that (a) was active within the
-//! window (72 h) of its time, (b) names a common unit, or has no unit where the item has none,
-//! (c) has a compatible category (`topic::compatible`), and (d) is similar enough: the share of
-//! the item's terms, weighted by inverse document frequency, that the story's vocabulary holds
-//! is at least 0.10 when a unit is shared and 0.40 otherwise. Candidate stories come from the
-//! units an item names and from its four rarest terms, so scoring never scans all stories.
+//! Stories, the way an editor groups coverage: an item or report joins the best-scoring story
+//! it qualifies for, or starts one. Similarity is the share of the item's terms, weighted by
+//! inverse document frequency, that the story's vocabulary (its most frequent terms, which
+//! grows as items join: a centroid) holds; words of the names of the units the item names are
+//! left out of it, since the shared unit is counted on its own. Every window counts from the
+//! story's *last* item, so coverage that keeps coming keeps the story open. The rules, by what
+//! the item and the story name:
+//!
+//! - **the same unit**, an incident (`kejadian_menonjol`, `keamanan_ketertiban`): within the
+//!   window (72 h) 0.05 when the event types agree (the topics the texts touch meet: a riot
+//!   reported through the search that set it off), else 0.10; until the follow-up window (7
+//!   days) the same event type and 0.10 (the recapture four days after the escape);
+//! - **the same unit**, routine activity (harvests, trainings, visits, ceremonies): within the
+//!   window only, no conflicting quantities (`180 kilogram` against `1,1 ton`, `20 WBP` against
+//!   `15 WBP`), and 0.15 with a quantity in common, else 0.25: a templated headline a few days
+//!   later is another event;
+//! - **the item names no unit, the story does** (an opinion piece, an interview, a feature about
+//!   the event): until the follow-up window, 0.20, or 0.15 when the item names the place of the
+//!   story's unit (`pekan ini di Palu`);
+//! - **neither names a unit** (national news: a remission day, a policy): within the window,
+//!   0.25, or 0.15 with a distinctive figure (three digits or more) in common (`171.829`); until
+//!   the follow-up window 0.40;
+//! - **the item names a unit, the story none**: within the window, 0.55, or 0.25 with a
+//!   distinctive figure in common (a unit's own ceremony on a national day is its own story);
+//! - units on both sides and none shared: never.
+//!
+//! Where no unit is shared the event types must agree unless the similarity reaches 0.30;
+//! after the window they must agree.
+//!
+//! Candidate stories come from the units an item names, its four rarest terms and its
+//! distinctive figures, so scoring never scans all stories. Each placement carries its
+//! [`Reason`]: why the item joined its story, or, for a new story, the nearest story it did
+//! not join and why not.
 
 use crate::figures::Figure;
 use crate::gazetteer::{Ambiguous, Gazetteer};
@@ -32,14 +59,19 @@ use pasopati_protocol::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// How the engine decides.
+/// How the engine decides. The module documentation states the rules these numbers feed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EngineConfig {
-    /// How far apart in time two pieces of one story may be.
+    /// How long after a story's last item an item may still join it.
     pub window_ms: i64,
-    /// Least similarity to join a story that names a unit the item names.
+    /// How long after a story's last item coverage of the same incident at the same unit, or an
+    /// article about it that names no unit, may still join it.
+    pub follow_up_ms: i64,
+    /// Least similarity to join an incident's story at a unit the item names.
     pub min_similarity_same_unit: f64,
-    /// Least similarity to join a story when no unit is shared (one side names none).
+    /// Least similarity to join a routine activity's story at a unit the item names.
+    pub min_similarity_routine: f64,
+    /// Least similarity to join a story when no unit is shared (one side or both name none).
     pub min_similarity_no_unit: f64,
     pub normalize: NormalizeOptions,
 }
@@ -48,8 +80,10 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             window_ms: 72 * 3_600_000,
+            follow_up_ms: 7 * 24 * 3_600_000,
             min_similarity_same_unit: 0.10,
-            min_similarity_no_unit: 0.40,
+            min_similarity_routine: 0.25,
+            min_similarity_no_unit: 0.25,
             normalize: NormalizeOptions::default(),
         }
     }
@@ -93,6 +127,72 @@ pub struct Placement {
     pub sentiment: f64,
     pub topic: String,
     pub category: String,
+    /// Why the item is in its story.
+    pub reason: Reason,
+}
+
+/// Why an item or report is in its story, in a form the dashboard can show ("why is this item
+/// here"). Scores are similarities between 0 and 1 (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// A copy of an earlier item; it is in its original's story.
+    Copy { of: String, evidence: CopyEvidence },
+    /// It names a unit the story names and shares enough of the story's content, within the
+    /// window of the story's last item.
+    SharedUnit { unit: String, score: f64 },
+    /// Coverage of the same incident at the same unit, after the window but within the
+    /// follow-up window of the story's last item.
+    FollowUp {
+        unit: String,
+        score: f64,
+        hours_since_last: i64,
+    },
+    /// No unit is shared (the item or the story names none) but the content is close enough,
+    /// and the event type agrees; `figures` are the distinctive figures both hold.
+    SimilarContent {
+        score: f64,
+        event: String,
+        figures: Vec<u64>,
+    },
+    /// It started a story. `nearest` is the closest story it did not join, and why not.
+    NewStory { nearest: Option<Nearest> },
+}
+
+/// The evidence that an item is a copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyEvidence {
+    /// The same URL once normalised (tracking parameters, AMP paths, `www.`).
+    SameUrl,
+    /// The same words of the body, without the portal's furniture.
+    SameText,
+    /// SimHash within [`NEAR_DUPLICATE_BITS`] of the original, the same units and figures.
+    NearText,
+}
+
+/// The closest story an item did not join.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Nearest {
+    pub story: String,
+    pub score: f64,
+    pub refused: Refusal,
+}
+
+/// Why an item did not join a story.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    /// The similarity was below what the rule needs.
+    TooDissimilar { needed: f64 },
+    /// The event types (topic categories) differ.
+    OtherEventType,
+    /// Routine activity at the same unit whose quantities differ: another event.
+    OtherQuantities,
+    /// The story's last item is too long ago for this rule.
+    TooLate,
+    /// The item and the story name units, and none in common: two places, two events.
+    OtherUnit,
 }
 
 /// Words every item about corrections uses; they say nothing about which event.
@@ -124,6 +224,8 @@ const DOMAIN_STOPWORDS: &[&str] = &[
     "ii",
     "iii",
     "i",
+    // What masking leaves where initials stood (`berinisial [inisial]`).
+    "inisial",
 ];
 
 /// Least similarity at a shared unit for items whose categories differ.
@@ -133,7 +235,100 @@ const STORY_TERMS: usize = 96;
 /// How many tokens of an item are read for its terms (title and lead carry the event).
 const ITEM_TOKENS: usize = 160;
 /// How many of an item's rarest terms index its story.
-const KEY_TERMS: usize = 4;
+const KEY_TERMS: usize = 8;
+/// How many of an item's rarest terms look for candidate stories when it names no unit.
+const LOOKUP_TERMS: usize = 32;
+/// How many of an item's rarest terms look for candidate stories when it names a unit (its
+/// unit's stories are candidates anyway; one elsewhere needs close content to take it).
+const UNIT_LOOKUP_TERMS: usize = 4;
+/// How many stories found through shared terms and figures are scored, at most.
+const TERM_CANDIDATES: usize = 16;
+/// How many distinctive figures a story keeps.
+const STORY_NUMBERS: usize = 32;
+/// Least similarity at a shared unit, for an incident of the same event type, within the
+/// window.
+const SAME_EVENT_AT_UNIT_SIMILARITY: f64 = 0.05;
+/// Least similarity at a shared unit, for an incident of the same event type, after the window
+/// (a follow-up).
+const FOLLOW_UP_SIMILARITY: f64 = 0.10;
+/// Least similarity at a shared unit, for routine activity with a quantity in common.
+const SHARED_QUANTITY_SIMILARITY: f64 = 0.15;
+/// Least similarity for an item naming no unit to join a unit's story (an opinion piece).
+const ARTICLE_SIMILARITY: f64 = 0.20;
+/// The same, when the item names the place of one of the story's units (`pekan ini di Palu`).
+const ARTICLE_AT_PLACE_SIMILARITY: f64 = 0.15;
+/// Words of units' names that are not places.
+const NOT_PLACES: &[&str] = &[
+    "lapas",
+    "rutan",
+    "lpka",
+    "bapas",
+    "lp",
+    "kelas",
+    "klas",
+    "i",
+    "ii",
+    "iia",
+    "iib",
+    "iii",
+    "a",
+    "b",
+    "narkotika",
+    "perempuan",
+    "wanita",
+    "pemuda",
+    "terbuka",
+    "khusus",
+    "high",
+    "risk",
+    "rs",
+    "pengayoman",
+    "negara",
+];
+/// Least similarity between unit-less items with a distinctive figure in common.
+const SHARED_FIGURE_SIMILARITY: f64 = 0.15;
+/// Least similarity between unit-less items after the window.
+const LATE_NATIONAL_SIMILARITY: f64 = 0.40;
+/// Least similarity for an item naming a unit to join a story that names none.
+const UNIT_INTO_NATIONAL_SIMILARITY: f64 = 0.55;
+/// Nouns a quantity counts or measures (`180 kilogram`, `20 WBP`): routine activity at one
+/// unit with other quantities is another event.
+const QUANTITY_NOUNS: &[&str] = &[
+    "kilogram",
+    "kg",
+    "ton",
+    "kuintal",
+    "gram",
+    "liter",
+    "hektare",
+    "ha",
+    "meter",
+    "wbp",
+    "warga",
+    "narapidana",
+    "napi",
+    "orang",
+    "peserta",
+    "anak",
+    "andikpas",
+    "tahanan",
+    "peserta",
+    "ekor",
+    "ikat",
+    "kantong",
+    "pasang",
+    "produk",
+    "unit",
+    "paket",
+    "tim",
+    "kolam",
+    "pohon",
+];
+
+/// Whether a category is an incident's rather than routine activity's.
+fn is_incident(category: &str) -> bool {
+    matches!(category, "kejadian_menonjol" | "keamanan_ketertiban")
+}
 
 /// One placed item or report.
 #[derive(Clone, Debug)]
@@ -166,6 +361,13 @@ pub(crate) struct Story {
     pub last: i64,
     pub upt: Vec<u16>,
     pub category: &'static str,
+    pub topic: &'static str,
+    /// Every topic its items touch (see [`topic::topics_of`]).
+    pub topics: u32,
+    /// Distinctive figures of its items, sorted, at most `STORY_NUMBERS`.
+    pub numbers: Vec<u64>,
+    /// Quantities of its items (see `quantities`), sorted.
+    pub quantities: Vec<u64>,
     /// (term, count), sorted by term, at most `STORY_TERMS`.
     pub terms: Vec<(u32, u32)>,
     pub docs: Vec<u32>,
@@ -192,6 +394,11 @@ pub struct Engine {
     sim_docs: Vec<u32>,
     by_unit: HashMap<u16, Vec<u32>>,
     by_term: HashMap<u32, Vec<u32>>,
+    by_number: HashMap<u64, Vec<u32>>,
+    /// The words of each unit's name and aliases, by unit index.
+    unit_words: Vec<Vec<String>>,
+    /// The words of each unit's name and aliases that name its place, by unit index.
+    place_words: Vec<Vec<String>>,
     by_id: HashMap<String, u32>,
     /// The latest time placed, and how many documents since the last compaction.
     newest: i64,
@@ -210,6 +417,28 @@ impl Engine {
             .map(|(i, u)| (u.id.clone(), i as u16))
             .collect();
         let kanwils = gazetteer.kanwil_names();
+        let unit_words = gazetteer
+            .upts()
+            .iter()
+            .map(|u| {
+                let mut w = crate::text::words(&u.name);
+                for a in &u.aliases {
+                    w.extend(crate::text::words(a));
+                }
+                w.sort();
+                w.dedup();
+                w
+            })
+            .collect::<Vec<Vec<String>>>();
+        let place_words = unit_words
+            .iter()
+            .map(|w| {
+                w.iter()
+                    .filter(|x| !NOT_PLACES.contains(&x.as_str()))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
         Engine {
             config,
             gazetteer,
@@ -230,6 +459,9 @@ impl Engine {
             sim_docs: Vec::new(),
             by_unit: HashMap::new(),
             by_term: HashMap::new(),
+            by_number: HashMap::new(),
+            unit_words,
+            place_words,
             by_id: HashMap::new(),
             newest: i64::MIN,
             since_compaction: 0,
@@ -245,7 +477,7 @@ impl Engine {
             return;
         }
         self.since_compaction = 0;
-        let horizon = self.newest.saturating_sub(2 * self.config.window_ms);
+        let horizon = self.newest.saturating_sub(self.reach());
         for story in &mut self.stories {
             if story.last < horizon && !story.terms.is_empty() {
                 story.terms = Vec::new();
@@ -255,8 +487,18 @@ impl Engine {
         for list in self.by_unit.values_mut().chain(self.by_term.values_mut()) {
             list.retain(|&s| stories[s as usize].last >= horizon);
         }
+        for list in self.by_number.values_mut() {
+            list.retain(|&s| stories[s as usize].last >= horizon);
+        }
         self.by_unit.retain(|_, l| !l.is_empty());
         self.by_term.retain(|_, l| !l.is_empty());
+        self.by_number.retain(|_, l| !l.is_empty());
+    }
+
+    /// How long after its last item a story may still take an item: the longer window and one
+    /// more, for items published a little out of order.
+    fn reach(&self) -> i64 {
+        self.config.follow_up_ms.max(self.config.window_ms) + self.config.window_ms
     }
 
     /// An engine with the shipped gazetteer and lexicon.
@@ -289,22 +531,21 @@ impl Engine {
 
     /// Places a media item.
     pub fn add_item(&mut self, item: &MediaItem) -> Placement {
-        let text = format!("{}\n{}", item.title, item.text);
         let normalized_url = normalize_url(&item.url);
         let source = self.intern_source(&item.source);
-        let prepared = self.prepare(&text, &item.text, None);
+        let prepared = self.prepare(&item.title, &item.text, None);
         let time = item.published_at.0;
         let doc_index = self.docs.len() as u32;
         // 1 and 2: the same URL or the same content.
         let mut duplicate_of = None;
         if !item.url.trim().is_empty() {
             if let Some(&d) = self.by_url.get(&normalized_url) {
-                duplicate_of = Some(self.original(d));
+                duplicate_of = Some((self.original(d), CopyEvidence::SameUrl));
             }
         }
         if duplicate_of.is_none() {
             if let Some(&d) = self.by_content.get(&prepared.content_hash) {
-                duplicate_of = Some(self.original(d));
+                duplicate_of = Some((self.original(d), CopyEvidence::SameText));
             }
         }
         // 3: a near-duplicate with the same units and figures.
@@ -316,12 +557,19 @@ impl Engine {
                 .map(|(n, d)| (self.sim_docs[n as usize], d))
                 .filter(|&(doc, _)| self.near_duplicate_compatible(doc, &prepared, time))
                 .min_by_key(|&(doc, d)| (d, doc))
-                .map(|(doc, _)| self.original(doc));
+                .map(|(doc, _)| (self.original(doc), CopyEvidence::NearText));
         }
-        let story = match duplicate_of {
-            Some(original) => self.docs[original as usize].story,
+        let (story, reason) = match duplicate_of {
+            Some((original, evidence)) => (
+                self.docs[original as usize].story,
+                Reason::Copy {
+                    of: self.docs[original as usize].id.clone(),
+                    evidence,
+                },
+            ),
             None => self.place_in_story(&prepared, time, &item.title, &item.id),
         };
+        let duplicate_of = duplicate_of.map(|(d, _)| d);
         if !item.url.trim().is_empty() {
             self.by_url
                 .entry(normalized_url.clone())
@@ -340,7 +588,7 @@ impl Engine {
             time,
             source,
             item.social,
-            story,
+            (story, reason),
             duplicate_of,
             normalized_url,
         )
@@ -348,16 +596,15 @@ impl Engine {
 
     /// Places a site report. Its site id, when it is a gazetteer id, is one of its units.
     pub fn add_report(&mut self, report: &SiteReport) -> Placement {
-        let text = format!("{}\n{}", report.title, report.body);
         let source = self.intern_source(&format!("laporan:{}", report.site_id));
         let site_unit = self.upt_ids.get(&report.site_id).copied();
-        let mut prepared = self.prepare(&text, &report.body, site_unit);
+        let mut prepared = self.prepare(&report.title, &report.body, site_unit);
         // The category the site chose is authoritative.
         if let Some(c) = pasopati_protocol::taxonomy::Taxonomy::builtin().get(&report.category) {
             prepared.category = c.id.as_str();
         }
         let time = report.occurred_at.0;
-        let story = self.place_in_story(&prepared, time, &report.title, &report.id);
+        let placed = self.place_in_story(&prepared, time, &report.title, &report.id);
         self.finish(
             prepared,
             report.id.clone(),
@@ -365,7 +612,7 @@ impl Engine {
             time,
             source,
             false,
-            story,
+            placed,
             None,
             String::new(),
         )
@@ -380,7 +627,7 @@ impl Engine {
         time: i64,
         source: u32,
         social: bool,
-        story: u32,
+        (story, reason): (u32, Reason),
         duplicate_of: Option<u32>,
         normalized_url: String,
     ) -> Placement {
@@ -404,6 +651,7 @@ impl Engine {
             sentiment: prepared.sentiment as f64,
             topic: prepared.topic.to_owned(),
             category: prepared.category.to_owned(),
+            reason,
         };
         self.by_id.entry(id.clone()).or_insert(doc_index);
         self.newest = self.newest.max(time);
@@ -422,7 +670,8 @@ impl Engine {
             sentiment: prepared.sentiment,
             numbers: prepared.numbers,
             figures: prepared.figures,
-            key_terms: prepared.key_terms,
+            // Top terms read the four rarest.
+            key_terms: prepared.key_terms.into_iter().take(4).collect(),
         });
         self.stories[story as usize].docs.push(doc_index);
         self.compact();
@@ -460,8 +709,9 @@ impl Engine {
         ((self.seen as f64 + 1.0) / (df + 1.0)).ln() + 1.0
     }
 
-    fn prepare(&mut self, text: &str, body: &str, site_unit: Option<u16>) -> Prepared {
-        let all_words = crate::text::words(text);
+    fn prepare(&mut self, title: &str, body: &str, site_unit: Option<u16>) -> Prepared {
+        let text = format!("{title}\n{body}");
+        let all_words = crate::text::words(&text);
         let tags = self.gazetteer.tag_words(&all_words);
         let mut upt: Vec<u16> = tags
             .upt
@@ -488,8 +738,10 @@ impl Engine {
         kanwil.sort_unstable();
         kanwil.dedup();
         let (topic, category) = topic::classify_words(&all_words);
+        let topics = topic::topics_of(&all_words);
         let sentiment = self.lexicon.score_words(&all_words) as f32;
         let figures = crate::figures::figures_of(&all_words);
+        let quantities = quantities(&all_words);
         let tokens = content_of(all_words, self.config.normalize);
         let mut numbers: Vec<u64> = tokens
             .iter()
@@ -500,25 +752,53 @@ impl Engine {
             .collect();
         numbers.sort_unstable();
         numbers.dedup();
-        // Fingerprints of the body without the portal's furniture: a syndicated copy keeps the
-        // body and changes the title, the footer and the "read also" links.
-        let body_tokens = content_tokens(&strip_boilerplate(body), self.config.normalize);
+        // Distinctive figures: large enough to be rare (`171.829`, `2.941`, `400`), not a
+        // clock time (`02.30` reads `0230`).
+        let distinctive: Vec<u64> = tokens
+            .iter()
+            .filter(|t| is_number(t) && t.len() <= 9 && !t.starts_with('0'))
+            .filter_map(|t| t.parse().ok())
+            .filter(|n| *n >= 100 && !(1990..=2100).contains(n))
+            .fold(Vec::new(), |mut v, n| {
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+                v
+            });
+        // Fingerprints and terms of the body without the portal's furniture: a syndicated
+        // copy keeps the body and changes the title, the dateline, the footer and the "read
+        // also" links; and a portal's name says nothing about the event.
+        let stripped = strip_boilerplate(body);
+        let body_tokens = content_tokens(&stripped, self.config.normalize);
         let body_tokens = if body_tokens.is_empty() {
-            &tokens
+            tokens.clone()
         } else {
-            &body_tokens
+            body_tokens
         };
         let content_hash = hash64(body_tokens.join(" ").as_bytes());
-        let simhash = simhash(body_tokens);
+        let simhash = simhash(&body_tokens);
+        let term_tokens = content_tokens(title, self.config.normalize)
+            .into_iter()
+            .chain(body_tokens);
+        // Words of the names of the units the item names: the shared unit is counted apart.
+        let own_unit_words: Vec<&str> = upt
+            .iter()
+            .flat_map(|&u| self.unit_words[u as usize].iter().map(String::as_str))
+            .collect();
+        let own_unit_words: Vec<String> = own_unit_words.into_iter().map(str::to_owned).collect();
         // Terms: unique, without the domain's everyday words, from the head of the text.
         let mut term_ids: Vec<u32> = Vec::new();
-        for t in tokens.iter().take(ITEM_TOKENS) {
-            if DOMAIN_STOPWORDS.contains(&t.as_str()) || t.chars().count() < 3 && !is_number(t) {
+        let mut sim_terms: Vec<u32> = Vec::new();
+        for t in term_tokens.take(ITEM_TOKENS) {
+            if DOMAIN_STOPWORDS.contains(&t.as_str()) || t.chars().count() < 3 && !is_number(&t) {
                 continue;
             }
-            let id = self.term_id(t);
+            let id = self.term_id(&t);
             if !term_ids.contains(&id) {
                 term_ids.push(id);
+                if !own_unit_words.contains(&t) {
+                    sim_terms.push(id);
+                }
             }
         }
         self.seen += 1;
@@ -531,19 +811,27 @@ impl Engine {
             .map(|&t| (t, self.idf(t)))
             .collect();
         by_rarity.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let key_terms = by_rarity.iter().take(KEY_TERMS).map(|(t, _)| *t).collect();
+        let key_terms = by_rarity
+            .iter()
+            .take(LOOKUP_TERMS)
+            .map(|(t, _)| *t)
+            .collect();
         Prepared {
             upt,
             kanwil,
             ambiguous: tags.ambiguous,
             numbers,
+            distinctive,
+            quantities,
             figures,
             content_hash,
             simhash,
             term_ids,
+            sim_terms,
             key_terms,
             sentiment,
             topic,
+            topics,
             category,
         }
     }
@@ -562,56 +850,109 @@ impl Engine {
     }
 
     /// Scores candidate stories and joins the best one that qualifies, or starts a story.
-    fn place_in_story(&mut self, p: &Prepared, time: i64, title: &str, id: &str) -> u32 {
-        let window = self.config.window_ms;
+    fn place_in_story(&mut self, p: &Prepared, time: i64, title: &str, id: &str) -> (u32, Reason) {
+        // Every story at a unit the item names is a candidate. Stories sharing its rare terms
+        // or distinctive figures are candidates too, the ones sharing most first and at most
+        // `TERM_CANDIDATES` of them; an item that names a unit looks with fewer terms, since
+        // a story elsewhere needs close content to take it.
         let mut candidates: Vec<u32> = Vec::new();
         for u in &p.upt {
             if let Some(list) = self.by_unit.get(u) {
                 candidates.extend(list.iter().copied());
             }
         }
-        for t in &p.key_terms {
+        let lookup = if p.upt.is_empty() {
+            LOOKUP_TERMS
+        } else {
+            UNIT_LOOKUP_TERMS
+        };
+        let mut sharing: Vec<u32> = Vec::new();
+        for t in p.key_terms.iter().take(lookup) {
             if let Some(list) = self.by_term.get(t) {
-                candidates.extend(list.iter().copied());
+                sharing.extend(list.iter().copied());
             }
         }
+        for n in &p.distinctive {
+            if let Some(list) = self.by_number.get(n) {
+                sharing.extend(list.iter().copied());
+            }
+        }
+        sharing.sort_unstable();
+        let mut counted: Vec<(u32, u32)> = Vec::new();
+        for s in sharing {
+            match counted.last_mut() {
+                Some((last, n)) if *last == s => *n += 1,
+                _ => counted.push((s, 1)),
+            }
+        }
+        // Most shared first; among equals the newer story.
+        counted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+        candidates.extend(counted.iter().take(TERM_CANDIDATES).map(|(s, _)| *s));
         candidates.sort_unstable();
         candidates.dedup();
-        let total: f64 = p.term_ids.iter().map(|&t| self.idf(t)).sum();
-        let mut best: Option<(u32, f64)> = None;
+
+        // (story, rank, reason) of the best story joined; (story, score, refusal) of the
+        // nearest refused.
+        let mut best: Option<(u32, f64, f64, Verdict)> = None;
+        let mut nearest: Option<(u32, f64, Refusal)> = None;
+        // The item's term weights, once.
+        let weights: Vec<f64> = p.sim_terms.iter().map(|&t| self.idf(t)).collect();
+        let total: f64 = weights.iter().sum();
+        let reach = self.config.follow_up_ms.max(self.config.window_ms);
         for s in candidates {
             let story = &self.stories[s as usize];
-            if time < story.first - window || time > story.last + window || story.terms.is_empty() {
+            if story.terms.is_empty()
+                || time > story.last + reach
+                || time < story.first - reach
+                // Two places, two events: not near, not worth scoring.
+                || (!p.upt.is_empty()
+                    && !story.upt.is_empty()
+                    && !p.upt.iter().any(|u| story.upt.contains(u)))
+            {
                 continue;
             }
-            let shares_unit = p.upt.iter().any(|u| story.upt.contains(u));
-            if !shares_unit && !p.upt.is_empty() && !story.upt.is_empty() {
+            // After the window every rule needs the same event type: no need to score.
+            let gap = (time - story.last).max(story.first - time);
+            if gap > self.config.window_ms && !topic::same_event(p.topics, story.topics) {
                 continue;
             }
-            let threshold = if shares_unit {
-                self.config.min_similarity_same_unit
-            } else {
-                self.config.min_similarity_no_unit
-            };
             let held: f64 = p
-                .term_ids
+                .sim_terms
                 .iter()
-                .filter(|t| story.terms.binary_search_by_key(*t, |(x, _)| *x).is_ok())
-                .map(|&t| self.idf(t))
+                .zip(&weights)
+                .filter(|(t, _)| story.terms.binary_search_by_key(*t, |(x, _)| *x).is_ok())
+                .map(|(_, w)| w)
                 .sum();
             let score = if total > 0.0 { held / total } else { 0.0 };
-            // Categories from keywords can differ for one event (a minister's visit that looks
-            // at the clinic); a close match at the same unit overrides them.
-            let close_at_unit = shares_unit && score >= CROSS_CATEGORY_SIMILARITY;
-            if !(topic::compatible(story.category, p.category) || close_at_unit) {
-                continue;
-            }
-            if score >= threshold && best.is_none_or(|(_, b)| score > b) {
-                best = Some((s, score));
+            match self.judge(p, story, time, score) {
+                Ok(verdict) => {
+                    // A shared unit outranks content alone.
+                    let rank = score
+                        + if matches!(verdict, Verdict::SimilarContent) {
+                            0.0
+                        } else {
+                            0.2
+                        };
+                    if best.as_ref().is_none_or(|(_, b, _, _)| rank > *b) {
+                        best = Some((s, rank, score, verdict));
+                    }
+                }
+                // The nearest story worth naming: one the item could have joined but for this
+                // refusal; one too old only when there is nothing else.
+                Err(refusal) => {
+                    let late = |r: &Refusal| matches!(r, Refusal::TooLate);
+                    let better = nearest
+                        .as_ref()
+                        .is_none_or(|(_, b, r)| (late(&refusal), -score) < (late(r), -*b));
+                    if better {
+                        nearest = Some((s, score, refusal));
+                    }
+                }
             }
         }
-        let story = match best {
-            Some((s, _)) => s,
+        let best = best.map(|(s, _, score, verdict)| (s, self.reason(p, s, time, score, verdict)));
+        let (story, reason) = match best {
+            Some((s, reason)) => (s, reason),
             None => {
                 let s = self.stories.len() as u32;
                 self.stories.push(Story {
@@ -621,31 +962,200 @@ impl Engine {
                     last: time,
                     upt: Vec::new(),
                     category: p.category,
+                    topic: p.topic,
+                    topics: 0,
+                    numbers: Vec::new(),
+                    quantities: Vec::new(),
                     terms: Vec::new(),
                     docs: Vec::new(),
                 });
-                s
+                let nearest = nearest.map(|(n, score, refused)| Nearest {
+                    story: self.stories[n as usize].id.clone(),
+                    score: round3(score),
+                    refused,
+                });
+                (s, Reason::NewStory { nearest })
             }
         };
         self.absorb(story, p, time);
-        story
+        (story, reason)
     }
 
-    /// Adds an item's units, terms and time to a story and indexes the story under them.
+    /// Whether an item with similarity `score` to `story` joins it, and why; or why not. The
+    /// rules are the module documentation's.
+    fn judge(
+        &self,
+        p: &Prepared,
+        story: &Story,
+        time: i64,
+        score: f64,
+    ) -> Result<Verdict, Refusal> {
+        let config = &self.config;
+        let gap = if time > story.last {
+            time - story.last
+        } else if time < story.first {
+            story.first - time
+        } else {
+            0
+        };
+        let within = gap <= config.window_ms;
+        if gap > config.follow_up_ms.max(config.window_ms) {
+            return Err(Refusal::TooLate);
+        }
+        let same_event = topic::same_event(p.topics, story.topics);
+        let need = |needed: f64| {
+            if score >= needed {
+                Ok(())
+            } else {
+                Err(Refusal::TooDissimilar { needed })
+            }
+        };
+        let shared = p.upt.iter().find(|u| story.upt.contains(u)).copied();
+        if let Some(unit) = shared {
+            let incident = is_incident(p.category) || is_incident(story.category);
+            if incident {
+                if within {
+                    need(if same_event {
+                        SAME_EVENT_AT_UNIT_SIMILARITY
+                    } else {
+                        config.min_similarity_same_unit
+                    })?;
+                    return Ok(Verdict::SharedUnit(unit));
+                }
+                if !same_event {
+                    return Err(Refusal::OtherEventType);
+                }
+                need(FOLLOW_UP_SIMILARITY)?;
+                return Ok(Verdict::FollowUp(unit));
+            }
+            if !within {
+                return Err(Refusal::TooLate);
+            }
+            if !same_event && score < CROSS_CATEGORY_SIMILARITY {
+                return Err(Refusal::OtherEventType);
+            }
+            let shared_quantity = p
+                .quantities
+                .iter()
+                .any(|q| story.quantities.binary_search(q).is_ok());
+            if !p.quantities.is_empty() && !story.quantities.is_empty() && !shared_quantity {
+                return Err(Refusal::OtherQuantities);
+            }
+            need(if shared_quantity {
+                SHARED_QUANTITY_SIMILARITY
+            } else {
+                config.min_similarity_routine
+            })?;
+            return Ok(Verdict::SharedUnit(unit));
+        }
+        if !p.upt.is_empty() && !story.upt.is_empty() {
+            return Err(Refusal::OtherUnit);
+        }
+        // Keyword topics miss (a minister quoted makes `kedinasan`): close content overrides
+        // them, as at a unit.
+        if !same_event && score < CROSS_CATEGORY_SIMILARITY {
+            return Err(Refusal::OtherEventType);
+        }
+        let figures = p
+            .distinctive
+            .iter()
+            .any(|n| story.numbers.binary_search(n).is_ok());
+        let needed = match (p.upt.is_empty(), story.upt.is_empty()) {
+            // An article about a unit's event that does not name the unit, but perhaps its
+            // place.
+            (true, false) if self.names_place_of(p, &story.upt) => ARTICLE_AT_PLACE_SIMILARITY,
+            (true, false) => ARTICLE_SIMILARITY,
+            // National news.
+            (true, true) if !within => LATE_NATIONAL_SIMILARITY,
+            (true, true) if figures => SHARED_FIGURE_SIMILARITY,
+            (true, true) => config.min_similarity_no_unit,
+            // A unit's item and a story that names none: a unit's own ceremony on a national
+            // day is its own story unless it reports the national figures.
+            (false, _) if within && figures => config.min_similarity_no_unit,
+            (false, _) if within => UNIT_INTO_NATIONAL_SIMILARITY,
+            (false, _) => return Err(Refusal::TooLate),
+        };
+        need(needed)?;
+        Ok(Verdict::SimilarContent)
+    }
+
+    /// The reason, for people, of a verdict to join story `s`.
+    fn reason(&self, p: &Prepared, s: u32, time: i64, score: f64, verdict: Verdict) -> Reason {
+        let story = &self.stories[s as usize];
+        let unit = |u: u16| self.gazetteer.upts()[u as usize].id.clone();
+        let score = round3(score);
+        match verdict {
+            Verdict::SharedUnit(u) => Reason::SharedUnit {
+                unit: unit(u),
+                score,
+            },
+            Verdict::FollowUp(u) => Reason::FollowUp {
+                unit: unit(u),
+                score,
+                hours_since_last: (time - story.last).max(story.first - time) / 3_600_000,
+            },
+            Verdict::SimilarContent => Reason::SimilarContent {
+                score,
+                event: if p.topic != "lainnya" {
+                    p.topic
+                } else {
+                    story.topic
+                }
+                .to_owned(),
+                figures: p
+                    .distinctive
+                    .iter()
+                    .filter(|n| story.numbers.binary_search(n).is_ok())
+                    .copied()
+                    .collect(),
+            },
+        }
+    }
+
+    /// Whether an item's terms name the place of one of `units` (`Palu` for Lapas Kelas IIA
+    /// Palu).
+    fn names_place_of(&self, p: &Prepared, units: &[u16]) -> bool {
+        units.iter().any(|&u| {
+            self.place_words[u as usize]
+                .iter()
+                .any(|w| self.vocab.get(w).is_some_and(|id| p.term_ids.contains(id)))
+        })
+    }
+
+    /// Adds an item's units, terms, figures and time to a story and indexes the story under
+    /// them.
     fn absorb(&mut self, s: u32, p: &Prepared, time: i64) {
-        let window = self.config.window_ms;
+        let reach = self.reach();
         let story = &mut self.stories[s as usize];
         story.first = story.first.min(time);
         story.last = story.last.max(time);
         if story.category == "humas" {
             story.category = p.category;
         }
+        if story.topic == "lainnya" {
+            story.topic = p.topic;
+        }
+        story.topics |= p.topics;
         for u in &p.upt {
             if !story.upt.contains(u) {
                 story.upt.push(*u);
             }
         }
         story.upt.sort_unstable();
+        for &n in &p.distinctive {
+            if story.numbers.len() < STORY_NUMBERS {
+                if let Err(i) = story.numbers.binary_search(&n) {
+                    story.numbers.insert(i, n);
+                }
+            }
+        }
+        for &q in &p.quantities {
+            if story.quantities.len() < STORY_NUMBERS {
+                if let Err(i) = story.quantities.binary_search(&q) {
+                    story.quantities.insert(i, q);
+                }
+            }
+        }
         for &t in &p.term_ids {
             match story.terms.binary_search_by_key(&t, |(x, _)| *x) {
                 Ok(i) => story.terms[i].1 += 1,
@@ -666,17 +1176,20 @@ impl Engine {
             if !list.contains(&s) {
                 list.push(s);
             }
-            // Stories that ended more than a window before this one cannot take new items
-            // of this time; drop them from the index once it grows.
+            // Stories that ended too long before this one to take new items of this time;
+            // drop them from the index once it grows.
             if list.len() > 64 {
-                list.retain(|&x| stories[x as usize].last + 2 * window >= last);
+                list.retain(|&x| stories[x as usize].last + reach >= last);
             }
         };
         for u in &p.upt {
             keep(self.by_unit.entry(*u).or_default());
         }
-        for t in &p.key_terms {
+        for t in p.key_terms.iter().take(KEY_TERMS) {
             keep(self.by_term.entry(*t).or_default());
+        }
+        for n in &p.distinctive {
+            keep(self.by_number.entry(*n).or_default());
         }
     }
 
@@ -686,18 +1199,214 @@ impl Engine {
     }
 }
 
+/// Which rule lets an item join a story (see [`Reason`], built only for the story joined).
+#[derive(Clone, Copy, Debug)]
+enum Verdict {
+    SharedUnit(u16),
+    FollowUp(u16),
+    SimilarContent,
+}
+
 /// An item or report read and scored, before placement.
 struct Prepared {
     upt: Vec<u16>,
     kanwil: Vec<u8>,
     ambiguous: Vec<Ambiguous>,
     numbers: Vec<u64>,
+    /// Figures of at least three digits, in order of appearance.
+    distinctive: Vec<u64>,
+    /// Quantities (see [`quantities`]), sorted.
+    quantities: Vec<u64>,
     figures: Vec<Figure>,
     content_hash: u64,
     simhash: u64,
+    /// Every term, for the story's vocabulary.
     term_ids: Vec<u32>,
+    /// The terms that count for similarity: without the words of the item's units' names.
+    sim_terms: Vec<u32>,
     key_terms: Vec<u32>,
     sentiment: f32,
     topic: &'static str,
+    /// Every topic the text touches (see [`topic::topics_of`]).
+    topics: u32,
     category: &'static str,
+}
+
+/// A similarity rounded to three decimals, for people to read.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The quantities of a text: numbers followed within two words by a noun they count or
+/// measure ([`QUANTITY_NOUNS`]), sorted. `1,1 ton` reads `11`, which is still a quantity to
+/// compare.
+fn quantities(words: &[String]) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        if !is_number(w) || w.len() > 9 || (1990..=2100).contains(&w.parse::<u64>().unwrap_or(0)) {
+            continue;
+        }
+        let counts = words[i + 1..]
+            .iter()
+            .take(2)
+            .any(|n| QUANTITY_NOUNS.contains(&n.as_str()));
+        if counts {
+            if let Ok(v) = w.parse() {
+                out.push(v);
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per failure class of issue 14, on small invented cases (not the evaluation
+    //! set's items).
+
+    use super::*;
+
+    const HOUR: i64 = 3_600_000;
+    /// 2026-09-01 00:00 UTC.
+    const START: i64 = 1_788_220_800_000;
+
+    fn item(id: &str, hours: i64, title: &str, text: &str) -> MediaItem {
+        MediaItem {
+            id: id.into(),
+            url: format!("https://portal.example/{id}"),
+            source: "Portal Uji".into(),
+            title: title.into(),
+            text: text.into(),
+            published_at: Timestamp(START + hours * HOUR),
+            social: false,
+        }
+    }
+
+    fn place(items: &[MediaItem]) -> Vec<Placement> {
+        let mut engine = Engine::with_defaults(EngineConfig::default());
+        items.iter().map(|i| engine.add_item(i)).collect()
+    }
+
+    #[test]
+    fn national_news_without_a_unit_forms_one_story() {
+        let p = place(&[
+            item("g1", 0, "Presiden beri grasi kepada 3.517 narapidana sakit berat",
+                "Presiden memberikan grasi kepada 3.517 narapidana yang menderita sakit berat dan lanjut usia. Menteri menyebut keputusan itu mempertimbangkan kemanusiaan."),
+            item("g2", 3, "3.517 napi sakit berat dapat grasi, ini kriterianya",
+                "Sebanyak 3.517 narapidana menerima grasi dari Presiden. Kriteria penerima antara lain sakit berat menahun, lanjut usia di atas 70 tahun, dan berkelakuan baik."),
+            item("g3", 20, "Pengamat: grasi bagi napi sakit berat langkah kemanusiaan",
+                "Pengamat hukum menilai grasi bagi ribuan narapidana sakit berat dan lanjut usia sebagai langkah kemanusiaan, asalkan pemeriksaan kesehatan penerima dilakukan terbuka."),
+            item("o1", 5, "Pemerintah bangun sembilan gedung hunian baru",
+                "Pemerintah akan membangun sembilan gedung hunian baru tahun depan untuk mengurangi kepadatan, dengan anggaran dari pinjaman daerah."),
+        ]);
+        assert_eq!(p[1].story, p[0].story, "{:?}", p[1].reason);
+        assert_eq!(p[2].story, p[0].story, "{:?}", p[2].reason);
+        assert!(
+            matches!(p[1].reason, Reason::SimilarContent { ref figures, .. } if figures == &[3517])
+        );
+        assert_ne!(p[3].story, p[0].story);
+    }
+
+    #[test]
+    fn follow_up_days_later_joins_the_story_from_its_last_item() {
+        let p = place(&[
+            item("k1", 0, "Dua napi Lapas Bukittinggi kabur lewat atap",
+                "Dua narapidana Lapas Kelas IIA Bukittinggi kabur dengan menjebol atap dapur pada Selasa dini hari. Petugas dan polisi melakukan pengejaran."),
+            item("k2", 30, "Polisi sebar foto dua buronan Lapas Bukittinggi",
+                "Polisi menyebarkan foto dua narapidana yang kabur dari Lapas Bukittinggi ke terminal dan pasar."),
+            // Four days after the last item, five after the first.
+            item("k3", 30 + 96, "Satu napi kabur Lapas Bukittinggi ditangkap di Agam",
+                "Satu dari dua narapidana yang kabur dari Lapas Bukittinggi ditangkap di rumah kerabatnya di Agam. Satu lainnya masih buron."),
+            // Routine activity at the same unit the same day is another story.
+            item("r1", 30 + 97, "Lapas Bukittinggi gelar pelatihan menjahit",
+                "Lapas Kelas IIA Bukittinggi menggelar pelatihan menjahit bagi 20 warga binaan bersama balai latihan kerja."),
+        ]);
+        assert_eq!(p[1].story, p[0].story);
+        assert_eq!(p[2].story, p[0].story, "{:?}", p[2].reason);
+        assert!(
+            matches!(
+                p[2].reason,
+                Reason::FollowUp {
+                    hours_since_last: 96,
+                    ..
+                }
+            ),
+            "{:?}",
+            p[2].reason
+        );
+        assert_ne!(p[3].story, p[0].story);
+    }
+
+    #[test]
+    fn an_article_that_names_no_unit_joins_the_units_story() {
+        let p = place(&[
+            item("f1", 0, "Kebakaran hanguskan dapur Lapas Ambon",
+                "Api menghanguskan dapur umum Lapas Kelas IIA Ambon pada Rabu malam. Ratusan penghuni dievakuasi ke lapangan dan tidak ada korban jiwa."),
+            item("f2", 4, "Penyebab kebakaran dapur Lapas Ambon diselidiki",
+                "Polisi menyelidiki penyebab kebakaran dapur umum Lapas Ambon. Dugaan sementara api berasal dari tabung gas yang bocor."),
+            // An interview about the same fire that names the city but not the unit.
+            item("f3", 50, "Cerita juru masak yang selamat dari kebakaran dapur di Ambon",
+                "Juru masak yang bertugas malam itu bercerita api dari tabung gas cepat menjalar ke atap dapur umum. Ia membantu mengevakuasi penghuni ke lapangan."),
+            // An opinion piece about something else.
+            item("x1", 51, "Remisi dan rasa keadilan",
+                "Remisi yang diberikan setiap hari raya perlu dievaluasi agar tidak mengurangi rasa keadilan korban."),
+        ]);
+        assert_eq!(p[1].story, p[0].story);
+        assert_eq!(p[2].story, p[0].story, "{:?}", p[2].reason);
+        assert!(matches!(p[2].reason, Reason::SimilarContent { .. }));
+        assert_ne!(p[3].story, p[0].story);
+    }
+
+    #[test]
+    fn routine_activity_at_one_unit_with_other_quantities_stays_apart() {
+        let p = place(&[
+            item("h1", 0, "Warga binaan Lapas Bukittinggi panen terong 200 kilogram",
+                "Warga binaan Lapas Kelas IIA Bukittinggi memanen terong ungu sebanyak 200 kilogram dari kebun pembinaan."),
+            item("h2", 3, "Panen terong di kebun pembinaan Lapas Bukittinggi",
+                "Lapas Bukittinggi memanen 200 kilogram terong dari kebun pembinaan; hasilnya dijual ke pasar."),
+            // The same template two days later, another harvest.
+            item("h3", 50, "Warga binaan Lapas Bukittinggi panen terong 350 kilogram",
+                "Warga binaan Lapas Kelas IIA Bukittinggi kembali memanen terong ungu, kali ini 350 kilogram dari petak kebun yang lain."),
+        ]);
+        assert_eq!(p[1].story, p[0].story, "{:?}", p[1].reason);
+        assert_ne!(p[2].story, p[0].story);
+        assert!(
+            matches!(
+                p[2].reason,
+                Reason::NewStory {
+                    nearest: Some(Nearest {
+                        refused: Refusal::OtherQuantities,
+                        ..
+                    })
+                }
+            ),
+            "{:?}",
+            p[2].reason
+        );
+    }
+
+    #[test]
+    fn copies_with_a_dateline_or_a_footer_are_duplicates() {
+        let body = "Tiga narapidana Lapas Kelas IIA Bukittinggi menerima pelatihan las dari balai latihan kerja. Pelatihan berlangsung sepekan dan peserta mendapat sertifikat.";
+        let p = place(&[
+            item("o", 0, "Napi Lapas Bukittinggi dilatih mengelas", body),
+            item(
+                "d",
+                2,
+                "Tiga napi dilatih mengelas",
+                &format!("BUKITTINGGI, PORTAL.com - {body}"),
+            ),
+            item(
+                "e",
+                3,
+                "Pelatihan las di Lapas Bukittinggi",
+                &format!("{body}\nEditor : Fulan\n(ant/uji)"),
+            ),
+        ]);
+        assert_eq!(p[1].duplicate_of.as_deref(), Some("o"));
+        assert_eq!(p[2].duplicate_of.as_deref(), Some("o"));
+        assert!(matches!(p[1].reason, Reason::Copy { ref of, .. } if of == "o"));
+    }
 }

@@ -121,14 +121,42 @@ const BOILERPLATE: &[&str] = &[
     "scroll to continue",
 ];
 
-/// The text without boilerplate sentences (see [`BOILERPLATE`]). Sentences end at `.`, `!`,
+/// Labels that open a credit line (`Editor : Fulan`, `Red: Fulan`), read at the start of a
+/// sentence after the space some portals put before the colon is removed.
+const CREDIT_LABELS: &[&str] = &[
+    "red:",
+    "redaktur:",
+    "penyunting:",
+    "kontributor:",
+    "laporan wartawan",
+];
+
+/// Whether a sentence is a portal's furniture: a boilerplate phrase, a credit line, or a bare
+/// code in parentheses (`(ant/mhd)`, `(*/sb)`, `(hms)`) that signs a copy.
+fn is_furniture(sentence: &str) -> bool {
+    let trimmed = sentence.trim();
+    let lower = trimmed.to_lowercase().replace(" :", ":");
+    if BOILERPLATE.iter().any(|b| lower.contains(b)) {
+        return true;
+    }
+    if CREDIT_LABELS.iter().any(|l| lower.starts_with(l)) {
+        return true;
+    }
+    trimmed.starts_with('(')
+        && trimmed.ends_with(')')
+        && trimmed.chars().count() <= 24
+        && !trimmed.contains(' ')
+}
+
+/// The text without boilerplate sentences (see [`BOILERPLATE`]), credit lines and signature
+/// codes, and without a leading dateline (see [`strip_dateline`]). Sentences end at `.`, `!`,
 /// `?` or a line break.
 pub fn strip_boilerplate(text: &str) -> String {
+    let text = strip_dateline(text);
     let mut out = String::with_capacity(text.len());
     let mut sentence = String::new();
     let flush = |sentence: &mut String, out: &mut String| {
-        let lower = sentence.to_lowercase();
-        if !BOILERPLATE.iter().any(|b| lower.contains(b)) {
+        if !is_furniture(sentence) {
             out.push_str(sentence);
         }
         sentence.clear();
@@ -149,6 +177,44 @@ pub fn strip_boilerplate(text: &str) -> String {
     }
     flush(&mut sentence, &mut out);
     out
+}
+
+/// How far into a text a dateline may reach, in bytes.
+const DATELINE_MAX: usize = 64;
+
+/// The text without its leading datelines: `JAKARTA, KOMPAS.com - `, `Kutacane (ANTARA) - `,
+/// `POS-KUPANG.COM, KUPANG – `, `Denpasar - `. A syndicated copy often puts its own dateline
+/// in front of the original's, so they are removed while they last. A dateline is at most six
+/// words before a spaced dash, each a capitalised word, a word with a dot (a portal's domain) or
+/// a word in parentheses.
+pub fn strip_dateline(text: &str) -> &str {
+    let mut rest = text.trim_start();
+    loop {
+        let head_end = rest
+            .char_indices()
+            .map(|(i, _)| i)
+            .find(|&i| i >= DATELINE_MAX)
+            .unwrap_or(rest.len());
+        let head = &rest[..head_end];
+        let Some((at, dash)) = [" - ", " – ", " — "]
+            .iter()
+            .filter_map(|d| head.find(d).map(|at| (at, d.len())))
+            .min()
+        else {
+            return rest;
+        };
+        let words: Vec<&str> = rest[..at].split_whitespace().collect();
+        let dateline_word = |w: &&str| {
+            let w = w.trim_end_matches(',');
+            (w.starts_with('(') && w.ends_with(')'))
+                || w.contains('.')
+                || w.chars().next().is_some_and(char::is_uppercase)
+        };
+        if words.is_empty() || words.len() > 6 || !words.iter().all(dateline_word) {
+            return rest;
+        }
+        rest = rest[at + dash..].trim_start();
+    }
 }
 
 /// Removes particles and possessive endings from a word of at least five letters.
@@ -236,6 +302,35 @@ mod tests {
         assert_eq!(
             strip_boilerplate("Sebanyak 1.500 orang."),
             "Sebanyak 1.500 orang."
+        );
+    }
+
+    #[test]
+    fn datelines_and_credit_lines_go() {
+        assert_eq!(
+            strip_dateline("JAKARTA, KOMPAS.com - Sebanyak 1.186 napi bebas."),
+            "Sebanyak 1.186 napi bebas."
+        );
+        assert_eq!(
+            strip_dateline("JAKARTA, iNews.id - Jakarta (ANTARA) - Dua napi kabur."),
+            "Dua napi kabur."
+        );
+        assert_eq!(
+            strip_dateline("POS-KUPANG.COM, KUPANG – Remisi Natal."),
+            "Remisi Natal."
+        );
+        // A sentence that happens to hold a dash is not a dateline.
+        assert_eq!(
+            strip_dateline("Dua napi kabur - keduanya residivis."),
+            "Dua napi kabur - keduanya residivis."
+        );
+        let copy = "Denpasar - Dua napi kabur. Polisi mengejar.\nEditor : Dwi\nRed: Fulan\nSumber : Antara\n(ant/mhd)";
+        assert_eq!(
+            content_tokens(&strip_boilerplate(copy), NormalizeOptions::default()),
+            content_tokens(
+                "Dua napi kabur. Polisi mengejar.",
+                NormalizeOptions::default()
+            )
         );
     }
 

@@ -53,6 +53,28 @@ const TOPICS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "kekerasan",
+        "kejadian_menonjol",
+        &[
+            "penganiayaan",
+            "dianiaya",
+            "menganiaya",
+            "diserang",
+            "menyerang",
+            "penyerangan",
+            "pemukulan",
+            "dipukuli",
+            "ditusuk",
+            "pengeroyokan",
+            "dikeroyok",
+        ],
+    ),
+    (
+        "keracunan",
+        "kejadian_menonjol",
+        &["keracunan", "diare", "muntah", "muntaber"],
+    ),
+    (
         "narkoba",
         "keamanan_ketertiban",
         &[
@@ -98,6 +120,9 @@ const TOPICS: &[(&str, &str, &[&str])] = &[
         "integrasi_remisi",
         &[
             "remisi",
+            "grasi",
+            "amnesti",
+            "abolisi",
             "bersyarat",
             "asimilasi",
             "integrasi",
@@ -162,28 +187,54 @@ pub fn classify(text: &str) -> (&'static str, &'static str) {
 
 /// Like [`classify`] on text already split by [`crate::text::words`].
 pub fn classify_words(w: &[String]) -> (&'static str, &'static str) {
-    let mut kunker = Vec::new();
-    // A working visit (`kunjungan kerja`) is an official's, not a family's.
-    for i in 0..w.len().saturating_sub(1) {
-        if w[i] == "kunjungan" && w[i + 1] == "kerja" {
-            kunker.push(i);
-        }
-    }
-    let word = |i: usize| -> &str {
-        if kunker.contains(&i) {
-            "kunker"
-        } else {
-            w[i].as_str()
-        }
-    };
+    let read = read_words(w);
     let mut best = ("lainnya", "humas", 0usize);
     for (topic, category, keys) in TOPICS {
-        let hits = (0..w.len()).filter(|&i| keys.contains(&word(i))).count();
+        let hits = read.iter().filter(|x| keys.contains(x)).count();
         if hits > best.2 {
             best = (topic, category, hits);
         }
     }
     (best.0, best.1)
+}
+
+/// The words as the topic table reads them: a working visit (`kunjungan kerja`) is an
+/// official's, not a family's (`kunker`); `Sarana Asimilasi dan Edukasi` (SAE) and `lahan
+/// asimilasi` are where inmates farm and work, training rather than release (`pembinaan`).
+fn read_words(w: &[String]) -> Vec<&str> {
+    (0..w.len())
+        .map(|i| match w[i].as_str() {
+            "kunjungan" if w.get(i + 1).is_some_and(|x| x == "kerja") => "kunker",
+            "asimilasi"
+                if w.get(i + 2).is_some_and(|x| x == "edukasi")
+                    || i > 0 && matches!(w[i - 1].as_str(), "sarana" | "lahan" | "kebun") =>
+            {
+                "pembinaan"
+            }
+            x => x,
+        })
+        .collect()
+}
+
+/// The topics a text touches, as a set of bits (one per topic, in the order of the table; 0
+/// when none), on text already split by [`crate::text::words`]. Two items are about the same
+/// kind of event when their sets meet; keyword counts pick one topic per item, but a riot
+/// reported through the search that set it off touches both `kerusuhan` and `razia`.
+pub fn topics_of(w: &[String]) -> u32 {
+    let read = read_words(w);
+    let mut set = 0u32;
+    for (bit, (_, _, keys)) in TOPICS.iter().enumerate() {
+        if read.iter().any(|x| keys.contains(x)) {
+            set |= 1 << bit;
+        }
+    }
+    set
+}
+
+/// Whether two sets of topics (see [`topics_of`]) fit one event: they meet, or one is empty
+/// (nothing specific fits any).
+pub fn same_event(a: u32, b: u32) -> bool {
+    a == 0 || b == 0 || a & b != 0
 }
 
 /// Whether two categories may belong to one story. `humas` (nothing specific) fits any.
@@ -217,5 +268,19 @@ mod tests {
         assert_eq!(classify("Kunjungan kerja menteri ke lapas").0, "kedinasan");
         assert!(compatible("humas", "kejadian_menonjol"));
         assert!(!compatible("integrasi_remisi", "kejadian_menonjol"));
+        let set = |t: &str| topics_of(&words(t));
+        assert!(same_event(
+            set("Kericuhan pecah saat razia"),
+            set("Razia dilanjutkan usai kericuhan")
+        ));
+        assert!(!same_event(
+            set("Napi kabur"),
+            set("Panen cabai, pelatihan las")
+        ));
+        assert!(same_event(set("Panen cabai"), set("Napi kabur")));
+        assert_eq!(
+            classify("Petugas diserang napi dengan gunting").0,
+            "kekerasan"
+        );
     }
 }

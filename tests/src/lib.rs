@@ -5,6 +5,7 @@
 pub mod checker;
 pub mod fixture;
 pub mod netsim;
+pub mod scoring;
 
 pub use fixture::*;
 

@@ -36,44 +36,6 @@ fn analyze(media: &Path, reports: Option<&Path>, extra: &[&str]) -> Value {
     read_json(out.path())
 }
 
-/// Pairwise precision and recall of a clustering against the truth, over `ids`.
-fn pairwise(
-    ids: &[String],
-    truth: &dyn Fn(&str) -> String,
-    got: &dyn Fn(&str) -> String,
-) -> (f64, f64, Vec<String>) {
-    let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
-    let mut wrong = Vec::new();
-    for (i, a) in ids.iter().enumerate() {
-        for b in &ids[i + 1..] {
-            let (t, g) = (truth(a) == truth(b), got(a) == got(b));
-            match (t, g) {
-                (true, true) => tp += 1,
-                (false, true) => {
-                    fp += 1;
-                    wrong.push(format!("{a}+{b} joined"));
-                }
-                (true, false) => {
-                    fn_ += 1;
-                    wrong.push(format!("{a}+{b} apart"));
-                }
-                _ => {}
-            }
-        }
-    }
-    let p = if tp + fp == 0 {
-        1.0
-    } else {
-        f64::from(tp) / f64::from(tp + fp)
-    };
-    let r = if tp + fn_ == 0 {
-        1.0
-    } else {
-        f64::from(tp) / f64::from(tp + fn_)
-    };
-    (p, r, wrong)
-}
-
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -134,7 +96,10 @@ fn the_fixture_comes_out_right() {
         );
 
         // Stories: pairwise precision and recall.
-        let (p, r, wrong) = pairwise(&ids, &|id| events[id].clone(), &|id| story_of[id].clone());
+        let scores = pasopati_tests::scoring::pairwise(&ids, &|id| events[id].clone(), &|id| {
+            story_of[id].clone()
+        });
+        let (p, r, wrong) = (scores.precision, scores.recall, scores.wrong);
         println!("stories (stem={stem}): pairwise precision {p:.3}, recall {r:.3}; {wrong:?}");
         assert!(
             p >= 0.95 && r >= 0.95,
