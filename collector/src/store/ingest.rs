@@ -795,38 +795,26 @@ mod tests {
             batch,
             now,
         });
-        let (_one, separately) = store();
-        separately
-            .add_site(
-                &crate::store::SiteRecord::new(
-                    other.clone(),
-                    "Rutan Lain".into(),
-                    pasopati_common::SiteType::Rutan,
-                    "Contoh".into(),
-                    crate::store::SiteStatus::Active,
-                    Timestamp(0),
-                ),
-                "test",
-            )
-            .unwrap();
+        // Two stores, each with both sites registered.
+        let with_other = || {
+            let (dir, s) = store();
+            let record = crate::store::SiteRecord::new(
+                other.clone(),
+                "Rutan Lain".into(),
+                pasopati_common::SiteType::Rutan,
+                "Contoh".into(),
+                crate::store::SiteStatus::Active,
+                Timestamp(0),
+            );
+            s.add_site(&record, "test").unwrap();
+            (dir, s)
+        };
+        let (_one, separately) = with_other();
         let one_by_one: Vec<String> = jobs
             .iter()
             .map(|j| format!("{:?}", apply(&separately, &j.site, j.epoch, &j.batch, now)))
             .collect();
-        let (_group, grouped) = store();
-        grouped
-            .add_site(
-                &crate::store::SiteRecord::new(
-                    other.clone(),
-                    "Rutan Lain".into(),
-                    pasopati_common::SiteType::Rutan,
-                    "Contoh".into(),
-                    crate::store::SiteStatus::Active,
-                    Timestamp(0),
-                ),
-                "test",
-            )
-            .unwrap();
+        let (_group, grouped) = with_other();
         let together: Vec<String> = grouped
             .apply_batches(&jobs, &Limits::default(), &PiiGuard::default())
             .unwrap()
