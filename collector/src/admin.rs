@@ -177,7 +177,7 @@ pub fn canonical_kanwil(given: &str) -> Result<String, AdminError> {
     let wanted = fold(given);
     if wanted.is_empty() {
         return Err(AdminError::Invalid(
-            "--kanwil is empty; give the regional office, e.g. \"Jawa Barat\"".into(),
+            "the Kanwil is empty; give the regional office, e.g. \"Jawa Barat\"".into(),
         ));
     }
     if let Some(k) = known.iter().find(|k| fold(k) == wanted) {
@@ -233,7 +233,8 @@ pub fn site_reinstate(
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(AdminError::Invalid(
-            "--reason is empty; say why the site may come back (it goes into the audit log)".into(),
+            "the reason is empty; say why the site may come back (it goes into the audit log)"
+                .into(),
         ));
     }
     if !store.reinstate_site(site, actor, reason, Timestamp::now())? {
@@ -416,7 +417,7 @@ pub fn site_add(
     let kanwil = args.kanwil.trim().to_owned();
     if name.is_empty() {
         return Err(AdminError::Invalid(
-            "--name is empty; give the UPT's name, e.g. \"Lapas Kelas IIA Contoh\"".into(),
+            "the name is empty; give the UPT's name, e.g. \"Lapas Kelas IIA Contoh\"".into(),
         ));
     }
     let kanwil = canonical_kanwil(&kanwil)?;
@@ -795,7 +796,7 @@ fn nonempty_reason(reason: &str) -> Result<&str, AdminError> {
     let reason = reason.trim();
     if reason.is_empty() {
         Err(AdminError::Invalid(
-            "--reason is empty; say why (it goes into the audit log)".into(),
+            "the reason is empty; say why (it goes into the audit log)".into(),
         ))
     } else {
         Ok(reason)

@@ -78,7 +78,7 @@ pub const STORE_FILE: &str = "collector.redb";
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store {path} is in use by another process (is `pasopati-collector run` running for this data directory?)")]
+    #[error("the store {path} is in use by another process (is the collector running for this data directory?)")]
     Locked { path: String },
     #[error(
         "the store {path} cannot be opened: {message}. Check the permissions of the data directory"
@@ -96,7 +96,7 @@ pub enum StoreError {
     NeedsReopen,
     #[error("site `{0}` is already registered")]
     SiteExists(String),
-    #[error("site `{0}` is not registered; register it with `pasopati-collector site add`")]
+    #[error("site `{0}` is not registered")]
     UnknownSite(String),
 }
 
