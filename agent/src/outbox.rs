@@ -820,15 +820,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn urgent_reports_are_sequenced_first_and_seqs_stay_dense() {
+    /// A fresh outbox holding `n` routine reports titled `{prefix}0`, `{prefix}1`, ….
+    fn outbox_with(n: usize, prefix: &str) -> (tempfile::TempDir, Outbox) {
         let dir = tempfile::tempdir().unwrap();
         let outbox = Outbox::open(dir.path()).unwrap();
-        for i in 0..5 {
+        for i in 0..n {
             outbox
-                .file(draft(&format!("rutin {i}"), Priority::Normal))
+                .file(draft(&format!("{prefix}{i}"), Priority::Normal))
                 .unwrap();
         }
+        (dir, outbox)
+    }
+
+    #[test]
+    fn urgent_reports_are_sequenced_first_and_seqs_stay_dense() {
+        let (_dir, outbox) = outbox_with(5, "rutin ");
         let first = outbox.batch_from(1, 2, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(first.first_seq, 1);
         assert_eq!(first.reports[0].title, "rutin 0");
@@ -870,13 +876,7 @@ mod tests {
 
     #[test]
     fn acknowledged_reports_are_retained_for_a_resend() {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(dir.path()).unwrap();
-        for i in 0..6 {
-            outbox
-                .file(draft(&format!("r{i}"), Priority::Normal))
-                .unwrap();
-        }
+        let (_dir, outbox) = outbox_with(6, "r");
         outbox.batch_from(1, 6, usize::MAX, 1).unwrap().unwrap();
         outbox.ack(5, 3).unwrap();
         let p = outbox.positions().unwrap();
@@ -891,13 +891,7 @@ mod tests {
 
     #[test]
     fn seqs_for_several_batches_are_given_at_once_and_sent_from_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(dir.path()).unwrap();
-        for i in 0..7 {
-            outbox
-                .file(draft(&format!("r{i}"), Priority::Normal))
-                .unwrap();
-        }
+        let (_dir, outbox) = outbox_with(7, "r");
         // Three batches of two: the first comes back, the others are in the log already.
         let first = outbox.batch_from(1, 2, usize::MAX, 3).unwrap().unwrap();
         assert_eq!((first.first_seq, first.reports.len()), (1, 2));
@@ -989,13 +983,7 @@ mod tests {
 
     #[test]
     fn a_new_epoch_requeues_sent_reports_in_front() {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(dir.path()).unwrap();
-        for i in 0..4 {
-            outbox
-                .file(draft(&format!("r{i}"), Priority::Normal))
-                .unwrap();
-        }
+        let (_dir, outbox) = outbox_with(4, "r");
         outbox.batch_from(1, 2, usize::MAX, 1).unwrap();
         let old = outbox.epoch();
         let new = outbox.start_new_epoch().unwrap();
