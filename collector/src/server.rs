@@ -751,16 +751,11 @@ async fn carry_out(
                 batch,
                 now,
             };
-            let outcome = match state.commits.apply(job).await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    state.store_failed(&e);
-                    return Err(SyncEnd::Refused(
-                        RefusalCode::Unavailable,
-                        format!("the collector cannot store now ({e}); reports stay queued, try again later"),
-                    ));
-                }
-            };
+            let outcome = state
+                .commits
+                .apply(job)
+                .await
+                .map_err(|e| cannot_store(state, &e))?;
             Ok(StoreAnswer::Reply(batch_reply(state, site, epoch, outcome)))
         }
         StoreCommand::Renew { csr_der, .. } => Ok(StoreAnswer::Reply(
@@ -873,17 +868,19 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, SyncEnd> {
     match store_call(state, call).await {
         Ok(v) => Ok(v),
-        Err(StoreCallError::Store(e)) => {
-            state.store_failed(&e);
-            Err(SyncEnd::Refused(
-                RefusalCode::Unavailable,
-                format!(
-                    "the collector cannot store now ({e}); reports stay queued, try again later"
-                ),
-            ))
-        }
+        Err(StoreCallError::Store(e)) => Err(cannot_store(state, &e)),
         Err(StoreCallError::Unfinished(m)) => Err(SyncEnd::Refused(RefusalCode::Unavailable, m)),
     }
+}
+
+/// A session's end when the store failed it: logged (and the daemon stopped if the store must
+/// be reopened), and the agent told to keep its reports and come back.
+fn cannot_store(state: &ServerState, e: &StoreError) -> SyncEnd {
+    state.store_failed(e);
+    SyncEnd::Refused(
+        RefusalCode::Unavailable,
+        format!("the collector cannot store now ({e}); reports stay queued, try again later"),
+    )
 }
 
 #[cfg(test)]
