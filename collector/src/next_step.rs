@@ -35,13 +35,6 @@ fn next_step(e: &anyhow::Error) -> Option<String> {
                 _ => None,
             };
         }
-        if let Some(crate::store::StoreError::UnknownSite(site)) =
-            cause.downcast_ref::<crate::store::StoreError>()
-        {
-            return Some(format!(
-                "Register it with `pasopati-collector site add --id {site} ...`, or check the id with `pasopati-collector site list`."
-            ));
-        }
         cause.downcast_ref::<ConfigError>().and_then(config_step)
     })
 }

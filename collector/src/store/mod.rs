@@ -96,7 +96,9 @@ pub enum StoreError {
     NeedsReopen,
     #[error("site `{0}` is already registered")]
     SiteExists(String),
-    #[error("site `{0}` is not registered")]
+    // Admin answers travel as text over the control socket, so the command that registers a
+    // site stays in the message: the command line cannot add it after the fact.
+    #[error("site `{0}` is not registered; register it with `pasopati-collector site add`")]
     UnknownSite(String),
 }
 
