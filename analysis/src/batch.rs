@@ -126,7 +126,17 @@ pub fn analyze(input: BatchInput<'_>) -> BatchResult {
     }
     let stories = story_results(&engine);
     let trends = insight::trends(&engine);
-    let alerts = insight::spikes(&engine, &input.spikes);
+    let engagement: std::collections::HashMap<String, crate::social::Engagement> = items
+        .iter()
+        .filter(|i| i.social && i.engagement.is_known())
+        .map(|i| (i.id.clone(), i.engagement))
+        .collect();
+    let alerts = insight::spikes_weighed_at(
+        &engine,
+        &input.spikes,
+        insight::data_clock(&engine),
+        &engagement,
+    );
     let coverage = insight::coverage(&engine, input.coverage_days);
     let items: Vec<ItemResult> = item_results.into_iter().flatten().collect();
     let reports: Vec<Placement> = report_results.into_iter().flatten().collect();

@@ -100,6 +100,8 @@ pub struct MediaItem {
     pub published_at: Timestamp,
     /// A social-media post rather than a news article (spikes are hourly for these).
     pub social: bool,
+    /// Shares, replies, likes and views, as far as the source gives them.
+    pub engagement: crate::social::Engagement,
 }
 
 /// A site report as the analysis sees it.
@@ -1281,6 +1283,7 @@ mod tests {
             text: text.into(),
             published_at: Timestamp(START + hours * HOUR),
             social: false,
+            engagement: Default::default(),
         }
     }
 

@@ -137,7 +137,7 @@ fn link_href(e: &quick_xml::events::BytesStart<'_>, entry: Option<&mut Entry>) {
     }
 }
 
-fn resolve_entity(name: &str) -> String {
+pub(crate) fn resolve_entity(name: &str) -> String {
     let decoded = if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
         u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
     } else if let Some(dec) = name.strip_prefix('#') {
@@ -181,6 +181,7 @@ fn finish(e: Entry, source: &str) -> Result<MediaItem, String> {
         title,
         text,
         published_at,
+        engagement: Default::default(),
     })
 }
 

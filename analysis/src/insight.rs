@@ -10,8 +10,16 @@
 //! social: the previous 12 hours, at least 10 posts) a quiet series becoming merely less quiet
 //! (0 → 2 articles, 1 → 4) never alerts: it fails the minimum count, and the √m and 1 floors
 //! stop a flat zero baseline from making any blip a "jump".
+//!
+//! Social posts are weighed by their engagement ([`spikes_weighed_at`]): each post counts as
+//! [`Engagement::weight`] (`1 + log10(1 + shares + replies + likes + views / 100)`, at most 4)
+//! instead of 1, in the hour's volume and in the baseline's alike, and the rule above is applied
+//! to these volumes. A post whose source gives no figures weighs 1, so without engagement the
+//! rule is the plain count's. So that one viral post cannot make an alert alone, the hour must
+//! also hold at least half of `min_social` posts. News is counted, not weighed.
 
 use crate::engine::{Doc, Engine};
+use crate::social::Engagement;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -317,8 +325,12 @@ pub struct Alert {
     /// The day (`YYYY-MM-DD`) or hour.
     pub period: String,
     pub count: u64,
+    /// The period's volume: for social posts the sum of their engagement weights (see the
+    /// module's rule), for news the count.
+    pub volume: f64,
+    /// The baseline's mean volume.
     pub baseline_mean: f64,
-    /// `count / max(baseline_mean, 1)`.
+    /// `volume / max(baseline_mean, 1)`.
     pub jump: f64,
     pub top_sources: Vec<String>,
     pub top_terms: Vec<String>,
@@ -326,18 +338,25 @@ pub struct Alert {
 
 /// Whether `count` against `baseline` is a spike under `config` (see the module's rule).
 pub fn is_spike(count: u64, baseline: &[u64], min_count: u64, config: &SpikeConfig) -> bool {
-    if count < min_count || baseline.is_empty() {
+    let baseline: Vec<f64> = baseline.iter().map(|&b| b as f64).collect();
+    is_volume_spike(count as f64, &baseline, min_count as f64, config)
+}
+
+/// [`is_spike`] over volumes (weighed counts).
+pub fn is_volume_spike(
+    volume: f64,
+    baseline: &[f64],
+    min_volume: f64,
+    config: &SpikeConfig,
+) -> bool {
+    if volume < min_volume || baseline.is_empty() {
         return false;
     }
     let n = baseline.len() as f64;
-    let mean = baseline.iter().sum::<u64>() as f64 / n;
-    let var = baseline
-        .iter()
-        .map(|&b| (b as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n;
+    let mean = baseline.iter().sum::<f64>() / n;
+    let var = baseline.iter().map(|&b| (b - mean).powi(2)).sum::<f64>() / n;
     let spread = var.sqrt().max(mean.sqrt()).max(1.0);
-    count as f64 >= config.ratio * mean && count as f64 - mean >= config.z * spread
+    volume >= config.ratio * mean && volume - mean >= config.z * spread
 }
 
 /// Every spike in the data, news by day and social by hour.
@@ -345,8 +364,27 @@ pub fn spikes(engine: &Engine, config: &SpikeConfig) -> Vec<Alert> {
     spikes_at(engine, config, data_clock(engine))
 }
 
-/// Spikes among documents up to `clock`.
+/// Spikes among documents up to `clock`, every social post weighing 1.
 pub fn spikes_at(engine: &Engine, config: &SpikeConfig, clock: i64) -> Vec<Alert> {
+    spikes_weighed_at(engine, config, clock, &HashMap::new())
+}
+
+/// Spikes among documents up to `clock`, social posts weighed by their engagement (by item
+/// id; an id not in `engagement` weighs 1), as the module's rule says.
+pub fn spikes_weighed_at(
+    engine: &Engine,
+    config: &SpikeConfig,
+    clock: i64,
+    engagement: &HashMap<String, Engagement>,
+) -> Vec<Alert> {
+    let weight = |d: &Doc| -> f64 {
+        if d.social {
+            engagement.get(&d.id).map_or(1.0, Engagement::weight)
+        } else {
+            1.0
+        }
+    };
+    let volume = |docs: &[usize]| -> f64 { docs.iter().map(|&i| weight(&engine.docs[i])).sum() };
     let mut alerts = Vec::new();
     for social in [false, true] {
         let (unit, span, min) = if social {
@@ -378,21 +416,24 @@ pub fn spikes_at(engine: &Engine, config: &SpikeConfig, clock: i64) -> Vec<Alert
         for key in keys {
             let docs = &series[key];
             let count = docs.len() as u64;
-            if count < min {
+            // Social: at least half the minimum in posts, the minimum in volume.
+            let least_posts = if social { min.div_ceil(2).max(1) } else { min };
+            if count < least_posts {
                 continue;
             }
             let (name, period) = key;
-            let baseline: Vec<u64> = (1..=span)
+            let baseline: Vec<f64> = (1..=span)
                 .map(|back| {
                     series
                         .get(&(name.clone(), period - back))
-                        .map_or(0, |v| v.len() as u64)
+                        .map_or(0.0, |v| volume(v))
                 })
                 .collect();
-            if !is_spike(count, &baseline, min, config) {
+            let now = volume(docs);
+            if !is_volume_spike(now, &baseline, min as f64, config) {
                 continue;
             }
-            let mean = baseline.iter().sum::<u64>() as f64 / baseline.len() as f64;
+            let mean = baseline.iter().sum::<f64>() / baseline.len() as f64;
             alerts.push(Alert {
                 kind: if social { "social" } else { "news" }.to_owned(),
                 series: name.clone(),
@@ -403,8 +444,9 @@ pub fn spikes_at(engine: &Engine, config: &SpikeConfig, clock: i64) -> Vec<Alert
                     date_string(*period)
                 },
                 count,
+                volume: (now * 100.0).round() / 100.0,
                 baseline_mean: (mean * 100.0).round() / 100.0,
-                jump: (count as f64 / mean.max(1.0) * 100.0).round() / 100.0,
+                jump: (now / mean.max(1.0) * 100.0).round() / 100.0,
                 top_sources: top_of(
                     docs.iter()
                         .map(|&i| engine.sources[engine.docs[i].source as usize].clone()),
@@ -666,6 +708,82 @@ mod tests {
         // 23:30 UTC is the next day in WIB.
         let t = pasopati_protocol::Timestamp::parse_rfc3339("2026-11-26T23:30:00Z").unwrap();
         assert_eq!(date_string(day_of(t.0)), "2026-11-27");
+    }
+
+    #[test]
+    fn engagement_weighs_social_posts_in_spikes() {
+        use crate::engine::{Engine, EngineConfig, MediaItem};
+        let start = 1_795_000_000_000 - 1_795_000_000_000 % HOUR_MS;
+        let mut engine = Engine::new(
+            EngineConfig::default(),
+            crate::gazetteer::Gazetteer::builtin().clone(),
+            crate::sentiment::Lexicon::builtin().clone(),
+        );
+        let mut n = 0;
+        let mut post = |engine: &mut Engine, hour: i64| {
+            n += 1;
+            let id = format!("p{n}");
+            engine.add_item(&MediaItem {
+                id: id.clone(),
+                url: format!("https://sosial.contoh.invalid/{n}"),
+                source: "Sosial Uji".into(),
+                title: String::new(),
+                text: format!("kabar{n} catatan{n} pesan{n} cerita{n} ulasan{n}"),
+                published_at: pasopati_protocol::Timestamp(start + hour * HOUR_MS + n),
+                social: true,
+                engagement: Engagement::default(),
+            });
+            id
+        };
+        // One post an hour for twelve hours, then six in the thirteenth.
+        for hour in 0..12 {
+            post(&mut engine, hour);
+        }
+        let burst: Vec<String> = (0..6).map(|_| post(&mut engine, 12)).collect();
+        let config = SpikeConfig::default();
+        let clock = start + 13 * HOUR_MS;
+        let social = |alerts: Vec<Alert>| -> Vec<Alert> {
+            alerts
+                .into_iter()
+                .filter(|a| a.kind == "social" && a.series == "all")
+                .collect()
+        };
+        // Six posts nobody shared stay under the minimum of ten.
+        assert!(social(spikes_at(&engine, &config, clock)).is_empty());
+        // Six posts shared a thousand times each weigh 4 apiece: 24 against a baseline of 1.
+        let shared = Engagement {
+            shares: Some(600),
+            likes: Some(400),
+            ..Default::default()
+        };
+        let engagement: HashMap<String, Engagement> =
+            burst.iter().map(|id| (id.clone(), shared)).collect();
+        let alerts = social(spikes_weighed_at(&engine, &config, clock, &engagement));
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!((alerts[0].count, alerts[0].volume), (6, 24.0));
+        assert_eq!(alerts[0].baseline_mean, 1.0);
+        // One viral post alone is not a spike, however far it travelled.
+        let one: HashMap<String, Engagement> = burst[..1]
+            .iter()
+            .map(|id| {
+                (
+                    id.clone(),
+                    Engagement {
+                        views: Some(u64::MAX),
+                        ..shared
+                    },
+                )
+            })
+            .collect();
+        let mut lone = Engine::new(
+            EngineConfig::default(),
+            crate::gazetteer::Gazetteer::builtin().clone(),
+            crate::sentiment::Lexicon::builtin().clone(),
+        );
+        let only = post(&mut lone, 12);
+        let one: HashMap<String, Engagement> =
+            one.into_values().map(|e| (only.clone(), e)).collect();
+        assert!(social(spikes_weighed_at(&lone, &config, clock, &one)).is_empty());
     }
 
     #[test]

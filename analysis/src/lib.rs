@@ -15,6 +15,7 @@ pub mod insight;
 pub mod media;
 pub mod sentiment;
 pub mod simhash;
+pub mod social;
 pub mod text;
 pub mod topic;
 pub mod url;

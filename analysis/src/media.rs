@@ -146,6 +146,7 @@ pub fn read_media_jsonl(file: &str, text: &str) -> (Vec<MediaItem>, Vec<InputErr
             text: parsed.text,
             published_at,
             social,
+            engagement: Default::default(),
         })
     })
 }

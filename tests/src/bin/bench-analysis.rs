@@ -97,6 +97,7 @@ fn main() {
                 ),
                 published_at: Timestamp(time),
                 social: false,
+                engagement: Default::default(),
             }
         } else if roll < 13 && !recent.is_empty() {
             // The same article reached through a tracking link.
@@ -123,6 +124,7 @@ fn main() {
                 text: format!("{body}. {}.", filler(&mut rng, 40)),
                 published_at: Timestamp(time),
                 social: rng.below(10) == 0,
+                engagement: Default::default(),
             }
         };
         let began = Instant::now();
