@@ -50,6 +50,12 @@ pub struct CollectorConfig {
     /// News feeds (RSS 2.0 or Atom) polled for media items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub feeds: Vec<FeedConfig>,
+    /// Social media sources polled for posts (`[[social]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub social: Vec<SocialConfig>,
+    /// How feeds and social sources are polled (`[polling]`).
+    #[serde(default)]
+    pub polling: PollingSettings,
 }
 
 /// The analysis settings (`[analysis]`).
@@ -139,6 +145,150 @@ pub struct FeedConfig {
     pub every: HumanDuration,
 }
 
+/// The kinds of social source polled.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SocialKind {
+    Youtube,
+    Mastodon,
+    Bluesky,
+    Telegram,
+}
+
+impl SocialKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SocialKind::Youtube => "youtube",
+            SocialKind::Mastodon => "mastodon",
+            SocialKind::Bluesky => "bluesky",
+            SocialKind::Telegram => "telegram",
+        }
+    }
+}
+
+/// One polled social source (`[[social]]`). Which fields a kind needs:
+///
+/// * `youtube`: `channel` (the `UC…` channel id) or `url` (the channel's feed address).
+/// * `mastodon`: `instance` and either `tag` (a hashtag, without `#`) or `account` (the
+///   account's numeric id on that instance).
+/// * `bluesky`: `query` (search words); `instance` defaults to `https://public.api.bsky.app`.
+/// * `telegram`: `channel` (the public channel's name, as in `t.me/<name>`).
+///
+/// `instance` also replaces the default address of YouTube (`https://www.youtube.com`) and
+/// Telegram (`https://t.me`), which is how the tests point them at a local server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SocialConfig {
+    pub kind: SocialKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// How often to poll it (default 15 minutes).
+    #[serde(default = "default_feed_every")]
+    pub every: HumanDuration,
+}
+
+/// How sources are polled (`[polling]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollingSettings {
+    /// At least this long between two requests to one host, whichever sources they serve.
+    pub per_host_interval: HumanDuration,
+    /// How long one request may take.
+    pub timeout: HumanDuration,
+    /// The largest document read, in bytes.
+    pub max_bytes: u64,
+    /// The longest wait after repeated failures.
+    pub backoff_cap: HumanDuration,
+}
+
+impl Default for PollingSettings {
+    fn default() -> Self {
+        PollingSettings {
+            per_host_interval: HumanDuration::from_secs(2),
+            timeout: HumanDuration::from_secs(30),
+            max_bytes: 10 * 1024 * 1024,
+            backoff_cap: HumanDuration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// Whether `text` is one or more of ASCII letters, digits and the characters of `extra`.
+fn plain(text: &str, extra: &[char]) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+}
+
+impl SocialConfig {
+    /// Checks that the fields the kind needs are there and well formed.
+    pub fn check(&self) -> Result<(), String> {
+        let kind = self.kind.name();
+        let need = |field: &Option<String>, name: &str| -> Result<String, String> {
+            field
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("[[social]] kind = \"{kind}\" needs `{name}`"))
+        };
+        for (name, value) in [("instance", &self.instance), ("url", &self.url)] {
+            if let Some(v) = value {
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(format!(
+                        "[[social]] {name} `{v}` is not an http:// or https:// address"
+                    ));
+                }
+            }
+        }
+        if self.every.0 < std::time::Duration::from_secs(1) {
+            return Err(format!(
+                "[[social]] every of a {kind} source is under a second"
+            ));
+        }
+        match self.kind {
+            SocialKind::Youtube => {
+                if self.url.is_none() {
+                    let channel = need(&self.channel, "channel` (the UC… channel id) or `url")?;
+                    if !plain(&channel, &['_', '-']) {
+                        return Err(format!("[[social]] youtube channel `{channel}` is not a channel id (letters, digits, _ and -, as in UCxxxxxxxx)"));
+                    }
+                }
+            }
+            SocialKind::Mastodon => {
+                need(&self.instance, "instance` (such as https://mastodon.social")?;
+                match (&self.tag, &self.account) {
+                    (Some(tag), None) if plain(tag.trim_start_matches('#'), &['_']) => {}
+                    (None, Some(account)) if account.chars().all(|c| c.is_ascii_digit()) && !account.is_empty() => {}
+                    (Some(tag), None) => return Err(format!("[[social]] mastodon tag `{tag}` is not a hashtag (letters, digits and _)")),
+                    (None, Some(account)) => return Err(format!("[[social]] mastodon account `{account}` is not an account's numeric id (look it up with /api/v1/accounts/lookup?acct=name)")),
+                    _ => return Err("[[social]] kind = \"mastodon\" needs either `tag` or `account`, not both".into()),
+                }
+            }
+            SocialKind::Bluesky => {
+                need(&self.query, "query")?;
+            }
+            SocialKind::Telegram => {
+                let channel = need(&self.channel, "channel")?;
+                if !plain(&channel, &['_']) {
+                    return Err(format!("[[social]] telegram channel `{channel}` is not a public channel name (letters, digits and _, as in t.me/<name>)"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_feed_every() -> HumanDuration {
     HumanDuration::from_secs(900)
 }
@@ -196,6 +346,8 @@ impl CollectorConfig {
             analysis: AnalysisSettings::default(),
             dashboard: DashboardSettings::default(),
             feeds: Vec::new(),
+            social: Vec::new(),
+            polling: PollingSettings::default(),
         }
     }
 
@@ -239,6 +391,13 @@ impl CollectorConfig {
                     feed.url
                 ));
             }
+        }
+        for source in &self.social {
+            source.check()?;
+        }
+        let p = &self.polling;
+        if p.timeout.0.is_zero() || p.max_bytes == 0 || p.backoff_cap.0.is_zero() {
+            return Err("[polling] timeout, max_bytes and backoff_cap must be above 0".into());
         }
         if let Some(url) = &self.dashboard.public_url {
             let rest = url
@@ -314,6 +473,32 @@ mod tests {
         assert!(c.check().is_err());
         c.dashboard.public_url = Some("ftp://x.example".into());
         assert!(c.check().is_err());
+    }
+
+    #[test]
+    fn social_sources_are_checked_with_their_kind_named() {
+        let parse = |text: &str| -> Result<(), String> {
+            let mut c = CollectorConfig::with_defaults(None, None, None);
+            c.social = toml::from_str::<CollectorConfig>(&format!(
+                "quic_listen = \"0.0.0.0:4433\"\nhttp_listen = \"127.0.0.1:8080\"\npublic_addr = \"a.example:4433\"\n{text}"
+            ))
+            .map_err(|e| e.to_string())?
+            .social;
+            c.check()
+        };
+        parse("[[social]]\nkind = \"mastodon\"\ninstance = \"https://fedi.example\"\ntag = \"lapas\"\n").unwrap();
+        parse("[[social]]\nkind = \"youtube\"\nchannel = \"UCabc_DEF-1\"\n").unwrap();
+        let e = parse("[[social]]\nkind = \"mastodon\"\ninstance = \"https://fedi.example\"\n")
+            .unwrap_err();
+        assert!(e.contains("either `tag` or `account`"), "{e}");
+        let e = parse("[[social]]\nkind = \"telegram\"\n").unwrap_err();
+        assert!(e.contains("needs `channel`"), "{e}");
+        let e =
+            parse("[[social]]\nkind = \"bluesky\"\nquery = \"lapas\"\ninstance = \"ftp://x\"\n")
+                .unwrap_err();
+        assert!(e.contains("not an http"), "{e}");
+        let e = parse("[[social]]\nkind = \"myspace\"\n").unwrap_err();
+        assert!(e.contains("myspace"), "{e}");
     }
 
     #[test]

@@ -13,11 +13,11 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod events;
-pub mod feeds;
 mod group_commit;
 pub mod newsroom;
 mod next_step;
 mod server;
+pub mod sources;
 pub mod store;
 pub mod web;
 
@@ -411,10 +411,13 @@ impl Server {
         let control = self.control.map(|listener| {
             tokio::spawn(control::serve(listener, self.state.clone(), stop.clone()))
         });
-        let feeds = (!self.state.config.feeds.is_empty()).then(|| {
-            tokio::spawn(feeds::poll(
-                self.state.config.feeds.clone(),
+        let sources = sources::configured(&self.state.config.feeds, &self.state.config.social);
+        let feeds = (!sources.is_empty()).then(|| {
+            tokio::spawn(sources::poll(
+                sources,
                 self.state.newsroom.clone(),
+                self.state.store.clone(),
+                self.state.config.polling.clone(),
                 stop.clone(),
             ))
         });

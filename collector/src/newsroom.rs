@@ -7,13 +7,19 @@
 //! every stored batch is placed as it arrives. Placements recorded with an item are those of
 //! its arrival; a replay after a restart may place an item that arrived between reports a
 //! little differently, since reports are replayed after the media.
+//!
+//! The engagement of social posts (shares, replies, likes, views) is kept beside the items, in
+//! its own table, and in memory for the spikes, which weigh social posts by it. A post polled
+//! again updates its engagement even though the item itself is stored only once.
 
 use crate::config::AnalysisSettings;
 use crate::store::{Store, StoreError, StoredMedia, StoredReport};
 use pasopati_analysis::batch::StoryResult;
+use pasopati_analysis::social::Engagement;
 use pasopati_analysis::{Engine, MediaItem, SiteReport};
 use pasopati_common::pii::{PiiConfig, PiiGuard};
 use pasopati_common::Timestamp;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// What an import did.
@@ -33,6 +39,8 @@ pub struct Newsroom {
     settings: AnalysisSettings,
     guard: PiiGuard,
     engine: Mutex<Option<Engine>>,
+    /// The engagement of social posts by item id, read from the store with the replay.
+    engagement: Mutex<HashMap<String, Engagement>>,
     /// The newest report arrival the replay read; reports handed to `add_reports` up to it
     /// are already placed. −1 before any replay.
     replayed_arrival: std::sync::atomic::AtomicI64,
@@ -56,6 +64,7 @@ impl Newsroom {
             settings: settings.clone(),
             guard: PiiGuard::new(pii),
             engine: Mutex::new(None),
+            engagement: Mutex::new(HashMap::new()),
             replayed_arrival: std::sync::atomic::AtomicI64::new(-1),
             stories_cache: Mutex::new(None),
             insights_cache: Mutex::new(None),
@@ -80,6 +89,7 @@ impl Newsroom {
 
     fn replay(&self) -> Result<Engine, StoreError> {
         let mut engine = Engine::with_defaults(self.settings.engine());
+        let engagement = self.store.engagement_all()?;
         let mut after = 0;
         loop {
             let page = self.store.media(after, 10_000)?;
@@ -87,7 +97,8 @@ impl Newsroom {
                 break;
             };
             for m in page {
-                engine.add_item(&item_of(&m));
+                let known = engagement.get(&m.id).copied().unwrap_or_default();
+                engine.add_item(&item_of(&m, known));
             }
             after = last + 1;
         }
@@ -98,6 +109,7 @@ impl Newsroom {
         }
         self.replayed_arrival
             .store(newest, std::sync::atomic::Ordering::SeqCst);
+        *self.engagement_map()? = engagement;
         tracing::info!(
             docs = engine.len(),
             stories = engine.story_count(),
@@ -106,9 +118,39 @@ impl Newsroom {
         Ok(engine)
     }
 
-    /// Masks, places and stores media items; items whose id is stored already are skipped.
+    fn engagement_map(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Engagement>>, StoreError> {
+        self.engagement
+            .lock()
+            .map_err(|_| StoreError::Storage("the engagement table was poisoned".into()))
+    }
+
+    /// Masks, places and stores media items; items whose id is stored already are skipped,
+    /// but their engagement, when given, is recorded (a post read again has new counts).
     pub fn import(&self, items: Vec<MediaItem>) -> Result<ImportOutcome, StoreError> {
         self.with_engine(|engine| {
+            let engaged: Vec<(String, Engagement)> = items
+                .iter()
+                .filter(|i| i.engagement.is_known())
+                .map(|i| (i.id.clone(), i.engagement))
+                .collect();
+            self.store.put_engagement(&engaged)?;
+            {
+                let mut map = self.engagement_map()?;
+                for (id, e) in &engaged {
+                    let old = map.get(id).copied().unwrap_or_default();
+                    map.insert(
+                        id.clone(),
+                        Engagement {
+                            shares: e.shares.or(old.shares),
+                            replies: e.replies.or(old.replies),
+                            likes: e.likes.or(old.likes),
+                            views: e.views.or(old.views),
+                        },
+                    );
+                }
+            }
             let mut outcome = ImportOutcome::default();
             let mut fresh = Vec::new();
             // Ids stored already, then each id of this import as it is taken.
@@ -223,9 +265,10 @@ impl Newsroom {
             // The center's own clock, never a document's label: one report or feed item dated
             // years ahead must not move Cakupan, Tren or the spikes.
             let clock = Timestamp::now().0;
+            let engagement = self.engagement_map()?;
             let value = Arc::new(serde_json::json!({
                 "trends": pasopati_analysis::insight::trends_at(engine, clock),
-                "alerts": pasopati_analysis::insight::spikes_at(engine, &spikes, clock),
+                "alerts": pasopati_analysis::insight::spikes_weighed_at(engine, &spikes, clock, &engagement),
                 "coverage": pasopati_analysis::insight::coverage_at(engine, coverage_days, clock),
             }));
             *cache = Some((
@@ -239,7 +282,7 @@ impl Newsroom {
     }
 }
 
-fn item_of(m: &StoredMedia) -> MediaItem {
+fn item_of(m: &StoredMedia, engagement: Engagement) -> MediaItem {
     MediaItem {
         id: m.id.clone(),
         url: m.url.clone(),
@@ -248,6 +291,7 @@ fn item_of(m: &StoredMedia) -> MediaItem {
         text: m.text.clone(),
         published_at: Timestamp(m.published_at),
         social: m.social,
+        engagement,
     }
 }
 

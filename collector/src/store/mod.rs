@@ -10,6 +10,7 @@
 //! - `media.rs`: media items and attachments.
 //! - `users.rs`: dashboard users, their sessions and API tokens.
 //! - `publications.rs`: the claims register and press releases.
+//! - `sources.rs`: the engagement of social media items and the health of polled sources.
 //! - `audit.rs`: the hash-chained audit log, appended in the same transaction as the change it
 //!   records.
 //!
@@ -41,6 +42,7 @@ mod media;
 mod publications;
 mod reports;
 mod sites;
+mod sources;
 mod users;
 
 pub use audit::{verify_chain, AuditBreak, AuditEntry, StoredAuditEntry};
@@ -49,6 +51,7 @@ pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
+pub use sources::SourceHealth;
 pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};
 
 use bincode::{Decode, Encode};
@@ -216,6 +219,8 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(users::API_TOKENS)?;
     txn.open_table(users::API_TOKEN_INFO)?;
     txn.open_table(publications::PUBLICATIONS)?;
+    txn.open_table(sources::MEDIA_ENGAGEMENT)?;
+    txn.open_table(sources::SOURCE_HEALTH)?;
     Ok(())
 }
 

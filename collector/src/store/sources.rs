@@ -1,0 +1,181 @@
+//! What the polled sources left behind: the engagement of social media items, and each
+//! source's health (last success, last error, items today, next poll) with what its next
+//! conditional request needs (ETag, Last-Modified, the newest post seen).
+//!
+//! Both tables are new beside the media tables, whose records keep their encoding, so a data
+//! directory made before them opens unchanged (the tables are created empty). Their values are
+//! JSON rather than bincode, so that a field added later reads as its default in an older record
+//! instead of making the record undecodable.
+
+use super::{Store, StoreError};
+use pasopati_analysis::social::Engagement;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Media item id → its latest known [`Engagement`] (JSON).
+pub(super) const MEDIA_ENGAGEMENT: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("media_engagement");
+/// Source key → its [`SourceHealth`] (JSON).
+pub(super) const SOURCE_HEALTH: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("source_health");
+
+/// A polled source's health and the state of its next request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceHealth {
+    /// The source's key: its kind and address, as collector.toml gives them.
+    pub key: String,
+    /// `rss`, `youtube`, `mastodon`, `bluesky` or `telegram`.
+    pub kind: String,
+    /// What people read: `Mastodon #lapas di fedi.example`.
+    pub label: String,
+    /// The last request (milliseconds since the epoch).
+    pub last_poll: Option<i64>,
+    /// The last answer that was read (a document or `304 Not Modified`).
+    pub last_success: Option<i64>,
+    /// The last failure and when it was.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+    /// Failures since the last success; the wait before the next poll grows with them.
+    pub failures: u32,
+    /// `304 Not Modified` answers so far.
+    pub not_modified: u64,
+    /// The WIB day (days since 1970-01-01) `items_today` counts.
+    pub items_day: i64,
+    /// New items stored on that day.
+    pub items_today: u64,
+    /// New items stored since the source was first polled.
+    pub items_total: u64,
+    /// When the next poll is due.
+    pub next_poll: Option<i64>,
+    /// The address the validators below came with (a conditional request is made only to it).
+    pub validators_for: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// The newest post seen (Mastodon's `since_id`, Bluesky's `since`).
+    pub cursor: Option<String>,
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Storage(format!("cannot encode: {e}")))
+}
+
+fn from_json<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Store {
+    /// Records the engagement of media items (stored or about to be), each figure the newest
+    /// read where one was given and the one held before where not, in one transaction.
+    pub fn put_engagement(&self, items: &[(String, Engagement)]) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(MEDIA_ENGAGEMENT)?;
+            for (id, new) in items {
+                let old: Engagement = match table.get(id.as_str())? {
+                    Some(v) => from_json(v.value())?,
+                    None => Engagement::default(),
+                };
+                let merged = Engagement {
+                    shares: new.shares.or(old.shares),
+                    replies: new.replies.or(old.replies),
+                    likes: new.likes.or(old.likes),
+                    views: new.views.or(old.views),
+                };
+                table.insert(id.as_str(), to_json(&merged)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The engagement of every media item that has one, by item id.
+    pub fn engagement_all(&self) -> Result<HashMap<String, Engagement>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MEDIA_ENGAGEMENT)?;
+        let mut out = HashMap::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.insert(k.value().to_owned(), from_json(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The engagement of one media item.
+    pub fn engagement(&self, id: &str) -> Result<Option<Engagement>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MEDIA_ENGAGEMENT)?;
+        let value = table.get(id)?;
+        value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// The health of the source with this key.
+    pub fn source_health(&self, key: &str) -> Result<Option<SourceHealth>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SOURCE_HEALTH)?;
+        let value = table.get(key)?;
+        value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// Records a source's health under its key.
+    pub fn put_source_health(&self, health: &SourceHealth) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(SOURCE_HEALTH)?
+            .insert(health.key.as_str(), to_json(health)?.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::store;
+
+    #[test]
+    fn engagement_and_health_survive_a_reopen() {
+        let (dir, store) = store();
+        let first = Engagement {
+            shares: Some(2),
+            views: Some(100),
+            ..Default::default()
+        };
+        store.put_engagement(&[("a".into(), first)]).unwrap();
+        // A later read that gives likes but no views keeps the views known before.
+        let later = Engagement {
+            shares: Some(5),
+            likes: Some(1),
+            ..Default::default()
+        };
+        store.put_engagement(&[("a".into(), later)]).unwrap();
+        let health = SourceHealth {
+            key: "youtube https://yt.contoh.invalid/feed".into(),
+            kind: "youtube".into(),
+            etag: Some("\"v1\"".into()),
+            items_today: 3,
+            ..Default::default()
+        };
+        store.put_source_health(&health).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.engagement("a").unwrap(),
+            Some(Engagement {
+                shares: Some(5),
+                likes: Some(1),
+                views: Some(100),
+                replies: None
+            })
+        );
+        assert_eq!(store.engagement_all().unwrap().len(), 1);
+        assert_eq!(
+            store.source_health(&health.key).unwrap(),
+            Some(health.clone())
+        );
+        assert_eq!(store.source_health("tidak ada").unwrap(), None);
+    }
+}
