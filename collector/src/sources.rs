@@ -203,6 +203,29 @@ pub fn configured(feeds: &[FeedConfig], social: &[SocialConfig]) -> Vec<Source> 
         .collect()
 }
 
+/// The health of every configured source, in the configuration's order; a source never
+/// polled has an empty record. `items_today` counts only today's (WIB) items.
+pub fn health_of(
+    store: &Store,
+    feeds: &[FeedConfig],
+    social: &[SocialConfig],
+) -> Result<Vec<SourceHealth>, crate::store::StoreError> {
+    let today = pasopati_analysis::insight::day_of(Timestamp::now().0);
+    configured(feeds, social)
+        .iter()
+        .map(|source| {
+            let mut health = store
+                .source_health(&source.key)?
+                .unwrap_or_else(|| source.new_health());
+            health.label = source.label.clone();
+            if health.items_day != today {
+                health.items_today = 0;
+            }
+            Ok(health)
+        })
+        .collect()
+}
+
 /// A fetch that failed, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {

@@ -401,6 +401,38 @@ pub fn alerts(web: &Web, Query(q): Query<ListQuery>) -> Response {
     }
 }
 
+/// `GET /api/v1/sources`: every polled source with its health, times in WIB.
+pub fn sources(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    let config = &web.state.config;
+    let health = match crate::sources::health_of(&web.state.store, &config.feeds, &config.social)
+    {
+        Ok(h) => h,
+        Err(e) => return internal(e),
+    };
+    let time = |ms: Option<i64>| ms.map(|t| show::rfc3339(t, show::Zone::Wib));
+    let rows: Vec<Value> = health
+        .iter()
+        .map(|h| {
+            json!({
+                "key": h.key,
+                "kind": h.kind,
+                "label": h.label,
+                "state": crate::web::pages::source_state(h),
+                "last_poll": time(h.last_poll),
+                "last_success": time(h.last_success),
+                "last_error": h.last_error,
+                "last_error_at": time(h.last_error_at),
+                "failures": h.failures,
+                "not_modified": h.not_modified,
+                "items_today": h.items_today,
+                "items_total": h.items_total,
+                "next_poll": time(h.next_poll),
+            })
+        })
+        .collect();
+    page(&q, &rows)
+}
+
 /// `GET /api/v1/claims`: Register klaim (ClaimReview).
 pub fn claims(web: &Web, Query(q): Query<ListQuery>) -> Response {
     match admin::claims(&web.state.store) {

@@ -169,6 +169,7 @@ pub const ROUTES: &[Route] = &[
     route!(form "/publikasi/{id}/setujui", ANALYST, pages::publikasi_setujui, "Setujui publikasi"),
     route!(page "/publikasi/ringkasan-harian", VIEWER, pages::ringkasan_harian, "Ringkasan harian (cetak)"),
     route!(page "/cakupan", VIEWER, pages::cakupan, "Cakupan"),
+    route!(page "/sumber", VIEWER, pages::sumber, "Sumber: kesehatan umpan berita dan media sosial"),
     route!(reply "/feed/atom.xml", VIEWER, Feed, api::atom, "Publikasi sebagai Atom"),
     route!(reply "/feed/feed.json", VIEWER, Feed, api::json_feed, "Publikasi sebagai JSON Feed 1.1"),
     route!(reply "/metrics", VIEWER, Api, api::metrics, "Metrik Prometheus"),
@@ -186,6 +187,7 @@ pub const ROUTES: &[Route] = &[
     route!(reply "/api/v1/media", VIEWER, Api, api::media, "Item media"),
     route!(reply "/api/v1/sites", VIEWER, Api, api::sites, "UPT dan keadaannya"),
     route!(reply "/api/v1/alerts", VIEWER, Api, api::alerts, "Peringatan lonjakan"),
+    route!(reply "/api/v1/sources", VIEWER, Api, api::sources, "Sumber berkala dan kesehatannya"),
     route!(reply "/api/v1/claims", VIEWER, Api, api::claims, "Register klaim (ClaimReview)"),
     route!(reply "/api/v1/publications", VIEWER, Api, api::publications, "Publikasi"),
     route!(

@@ -1,6 +1,6 @@
 //! The dashboard's pages, server-rendered in Bahasa Indonesia with maud. No external assets:
 //! the style sheet and the few lines of JavaScript (the live feed of Peringatan, sorting the
-//! Armada table) are served by the collector itself at `/static/app.css` and `/static/app.js`,
+//! Armada and Sumber tables) are served by the collector itself at `/static/app.css` and `/static/app.js`,
 //! so the Content-Security-Policy needs no `unsafe-inline`; charts are SVG drawn here.
 //!
 //! One file per page (or per small group of related pages); this file holds what every page
@@ -15,6 +15,7 @@ mod login;
 mod peringatan;
 mod publikasi;
 mod ringkasan;
+mod sumber;
 mod tren;
 mod verifikasi;
 
@@ -28,6 +29,7 @@ pub use publikasi::{
     publikasi, publikasi_draf, publikasi_setujui, ringkasan_harian, DigestQuery, DraftForm,
 };
 pub use ringkasan::ringkasan;
+pub use sumber::{state as source_state, sumber};
 pub use tren::tren;
 pub use verifikasi::{verifikasi, verifikasi_tambah, verifikasi_vonis, ClaimForm, VerdictForm};
 
@@ -61,7 +63,7 @@ button{background:#123a5c;color:#fff;border:0;border-radius:4px;padding:.35rem .
 .masuk{max-width:360px;margin:3rem auto}.teks{white-space:pre-wrap}
 .kotak{background:#fff;padding:.6rem;margin:.6rem 0;border-radius:6px}
 .kartu small{display:block;color:#5f6368;font-size:.75rem}.usang{color:#5f6368;font-style:italic}
-details.cabut summary{cursor:pointer;color:#b00020}details.cabut input{width:10rem}
+tr.gagal td{color:#b00020}details.cabut summary{cursor:pointer;color:#b00020}details.cabut input{width:10rem}
 @media print{header,form{display:none}body{background:#fff}}
 "#;
 
@@ -75,6 +77,7 @@ const NAV: &[(&str, &str)] = &[
     ("/verifikasi", "Verifikasi"),
     ("/publikasi", "Publikasi"),
     ("/cakupan", "Cakupan"),
+    ("/sumber", "Sumber"),
 ];
 
 fn layout(title: &str, active: &str, who: &Principal, body: Markup) -> Response {

@@ -1,5 +1,5 @@
 //! Peringatan: the live feed (reports, site states, spikes over the event stream) and the spike
-//! alerts.
+//! alerts, with their volume ("Bobot": social posts weighed by their engagement).
 
 use super::layout;
 use crate::web::api::{self, ListQuery};
@@ -29,8 +29,8 @@ pub fn peringatan(web: &Web, who: Principal, _: ()) -> Response {
             @for r in &urgent { li.urgent { "MENDESAK: " (r.report.title) " — " (names.unit(r.site.as_str())) " (" (names.time(r.site.as_str(), r.received_at.0)) ")" } }
         }
         h2 { "Lonjakan" }
-        table { tr { th { "Periode" } th { "Seri" } th { "Jumlah" } th { "Rata-rata dasar" } th { "Sumber" } th { "Istilah" } }
-            @for a in &alerts { tr { td { (a["period"].as_str().unwrap_or_default()) } td { (a["label"].as_str().unwrap_or_default()) } td { (a["count"]) } td { (a["baseline_mean"]) } td { (a["top_sources"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } td { (a["top_terms"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } } }
+        table { tr { th { "Periode" } th { "Seri" } th { "Jumlah" } th { "Bobot" } th { "Rata-rata dasar" } th { "Sumber" } th { "Istilah" } }
+            @for a in &alerts { tr { td { (a["period"].as_str().unwrap_or_default()) } td { (a["label"].as_str().unwrap_or_default()) } td { (a["count"]) } td { (a["volume"]) } td { (a["baseline_mean"]) } td { (a["top_sources"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } td { (a["top_terms"].as_array().map(|v| v.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()) } } }
         }
     };
     layout("Peringatan", "/peringatan", &who, body)
