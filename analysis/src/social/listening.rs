@@ -8,7 +8,7 @@
 //! | field | column names |
 //! |---|---|
 //! | text (required, or title) | text, content, message, post, caption, description, snippet, full text, mention, teks, isi |
-//! | date (required) | date, published, published at, publish time, created at, timestamp, time, post date, tanggal, waktu |
+//! | date (required) | date, published, published at, published date, publish date, publish time, created at, timestamp, time, post date, tanggal, waktu |
 //! | id | id, post id, tweet id, mention id, content id |
 //! | url | url, link, permalink, post url, post link, tautan |
 //! | title | title, headline, judul |
@@ -74,6 +74,8 @@ const NAMES: &[(Field, &[&str])] = &[
             "date",
             "published",
             "published at",
+            "published date",
+            "publish date",
             "publish time",
             "created at",
             "timestamp",

@@ -309,6 +309,83 @@ fn short_hash(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The recorded documents of `tests/fixtures/social/`, each with its format, the items it
+    /// must give and the errors it must report.
+    #[test]
+    fn every_fixture_reads_as_recorded() {
+        macro_rules! fixture {
+            ($name:literal) => {
+                (
+                    $name,
+                    include_str!(concat!("../../../tests/fixtures/social/", $name)),
+                )
+            };
+        }
+        let cases = [
+            (SocialFormat::YouTube, fixture!("youtube.xml"), 2, 0),
+            (SocialFormat::Mastodon, fixture!("mastodon_tag.json"), 2, 0),
+            (SocialFormat::Bluesky, fixture!("bluesky_search.json"), 2, 0),
+            (SocialFormat::Telegram, fixture!("telegram.html"), 2, 0),
+            (SocialFormat::X, fixture!("tweets.js"), 2, 0),
+            (
+                SocialFormat::Instagram,
+                fixture!("instagram_posts_1.json"),
+                2,
+                0,
+            ),
+            (
+                SocialFormat::Facebook,
+                fixture!("facebook_your_posts_1.json"),
+                2,
+                0,
+            ),
+            (
+                SocialFormat::TikTok,
+                fixture!("user_data_tiktok.json"),
+                2,
+                0,
+            ),
+            (SocialFormat::ListeningCsv, fixture!("listening.csv"), 2, 1),
+            (
+                SocialFormat::ListeningCsv,
+                fixture!("listening_no_text.csv"),
+                0,
+                1,
+            ),
+        ];
+        for (format, (name, text), items, errors) in cases {
+            let read = read(format, name, text);
+            assert_eq!(
+                (read.items.len(), read.errors.len()),
+                (items, errors),
+                "{name}: {:?}",
+                read.errors
+            );
+            for item in &read.items {
+                let prefix = if format == SocialFormat::ListeningCsv {
+                    "listening"
+                } else {
+                    format.name()
+                };
+                assert!(
+                    item.id.starts_with(&format!("{prefix}:")),
+                    "{name}: {}",
+                    item.id
+                );
+                assert!(!item.text.is_empty(), "{name}: {}", item.id);
+            }
+        }
+        let ig = read(
+            SocialFormat::Instagram,
+            "ig",
+            include_str!("../../../tests/fixtures/social/instagram_posts_1.json"),
+        );
+        assert_eq!(
+            ig.items[0].text,
+            "Kegiatan pramuka di lapas uji — semangat kebersamaan ✨"
+        );
+    }
+
     #[test]
     fn engagement_weighs_logarithmically_and_is_capped() {
         let none = Engagement::default();
