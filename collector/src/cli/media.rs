@@ -65,9 +65,8 @@ async fn import(data_dir: PathBuf, file: PathBuf, format: Option<String>) -> any
         None | Some("auto" | "jsonl") => pasopati_analysis::media::read_media_jsonl(&name, &text),
         Some("rss" | "atom" | "feed") => pasopati_analysis::feed::read_feed(&name, &text),
         Some(other) => {
-            let format = pasopati_analysis::social::SocialFormat::parse(other).map_err(|e| {
-                anyhow::anyhow!("--format: {e}, or jsonl and feed for news files")
-            })?;
+            let format = pasopati_analysis::social::SocialFormat::parse(other)
+                .map_err(|e| anyhow::anyhow!("--format: {e}, or jsonl and feed for news files"))?;
             let read = pasopati_analysis::social::read(format, &name, &text);
             (read.items, read.errors)
         }

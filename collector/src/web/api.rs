@@ -404,8 +404,7 @@ pub fn alerts(web: &Web, Query(q): Query<ListQuery>) -> Response {
 /// `GET /api/v1/sources`: every polled source with its health, times in WIB.
 pub fn sources(web: &Web, Query(q): Query<ListQuery>) -> Response {
     let config = &web.state.config;
-    let health = match crate::sources::health_of(&web.state.store, &config.feeds, &config.social)
-    {
+    let health = match crate::sources::health_of(&web.state.store, &config.feeds, &config.social) {
         Ok(h) => h,
         Err(e) => return internal(e),
     };

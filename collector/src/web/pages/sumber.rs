@@ -28,8 +28,7 @@ pub fn state(h: &SourceHealth) -> &'static str {
 /// `GET /sumber`: Sumber.
 pub fn sumber(web: &Web, who: Principal, _: ()) -> Response {
     let config = &web.state.config;
-    let health = match crate::sources::health_of(&web.state.store, &config.feeds, &config.social)
-    {
+    let health = match crate::sources::health_of(&web.state.store, &config.feeds, &config.social) {
         Ok(h) => h,
         Err(e) => return internal(e),
     };
