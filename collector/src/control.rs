@@ -247,7 +247,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             .import(items)
             .map(CollectorResponse::MediaImported)
             .map_err(admin::AdminError::Store),
-        CollectorRequest::Media { after, limit } => json_answer(state.store.media(after, limit as usize)),
+        CollectorRequest::Media { after, limit } => json_answer(state.store.media_views(after, limit as usize)),
         CollectorRequest::Stories => state
             .newsroom
             .stories()

@@ -405,6 +405,17 @@ async fn social_sources_are_polled_politely_and_their_health_is_shown() {
         ],
     );
     assert!(refused.contains("listening-csv"), "{refused}");
+    let listed = run_ok(
+        &bins.collector,
+        &["media", "list", "--data-dir", &d, "--limit", "1000"],
+    );
+    let video: Value = listed
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["id"] == "youtube:UjiVideo001")
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(video["engagement"]["views"], 4321, "{video}");
+    assert_eq!(video["social"], true);
     let tweet = engagement("x:1861000000000000001");
     assert_eq!((tweet.shares, tweet.likes), (Some(6), Some(31)));
     let listened = engagement("listening:instagram:9001");

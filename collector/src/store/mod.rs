@@ -51,7 +51,7 @@ pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
-pub use sources::SourceHealth;
+pub use sources::{MediaView, SourceHealth};
 pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};
 
 use bincode::{Decode, Encode};

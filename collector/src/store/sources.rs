@@ -7,7 +7,7 @@
 //! JSON rather than bincode, so that a field added later reads as its default in an older record
 //! instead of making the record undecodable.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, StoredMedia};
 use pasopati_analysis::social::Engagement;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,16 @@ pub struct SourceHealth {
     pub cursor: Option<String>,
 }
 
+/// A stored media item with its engagement, as the CLI and the API list it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MediaView {
+    #[serde(flatten)]
+    pub media: StoredMedia,
+    /// Shares, replies, likes and views, when the source gave them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engagement: Option<Engagement>,
+}
+
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Storage(format!("cannot encode: {e}")))
 }
@@ -103,6 +113,27 @@ impl Store {
             out.insert(k.value().to_owned(), from_json(v.value())?);
         }
         Ok(out)
+    }
+
+    /// Media items in arrival order, from `after` (inclusive), at most `limit`, each with its
+    /// engagement.
+    pub fn media_views(&self, after: u64, limit: usize) -> Result<Vec<MediaView>, StoreError> {
+        let media = self.media(after, limit)?;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(MEDIA_ENGAGEMENT)?;
+        media
+            .into_iter()
+            .map(|m| {
+                let engagement = table
+                    .get(m.id.as_str())?
+                    .map(|v| from_json(v.value()))
+                    .transpose()?;
+                Ok(MediaView {
+                    media: m,
+                    engagement,
+                })
+            })
+            .collect()
     }
 
     /// The engagement of one media item.

@@ -332,11 +332,11 @@ pub fn stories(web: &Web, Query(q): Query<ListQuery>) -> Response {
 
 /// `GET /api/v1/media`: Item media.
 pub fn media(web: &Web, Query(q): Query<ListQuery>) -> Response {
-    match web.state.store.media(0, usize::MAX) {
+    match web.state.store.media_views(0, usize::MAX) {
         Ok(mut m) => {
             m.reverse();
             if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
-                m.retain(|x| x.upt.iter().any(|u| u == site));
+                m.retain(|x| x.media.upt.iter().any(|u| u == site));
             }
             page_in(&q, &m, Zone::Wib)
         }
