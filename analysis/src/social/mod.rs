@@ -88,20 +88,6 @@ impl Engagement {
     pub fn weight(&self) -> f64 {
         (1.0 + (1.0 + self.reach() as f64).log10()).min(MAX_WEIGHT)
     }
-
-    /// The larger of each figure: a post read again later has at least the reactions it had.
-    pub fn max(self, other: Engagement) -> Engagement {
-        let pick = |a: Option<u64>, b: Option<u64>| match (a, b) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        Engagement {
-            shares: pick(self.shares, other.shares),
-            replies: pick(self.replies, other.replies),
-            likes: pick(self.likes, other.likes),
-            views: pick(self.views, other.views),
-        }
-    }
 }
 
 /// The formats read here, by the names the command line and collector.toml use.
@@ -403,19 +389,6 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(viral.weight(), MAX_WEIGHT);
-        assert_eq!(
-            some.max(Engagement {
-                likes: Some(10),
-                views: Some(7),
-                ..Default::default()
-            }),
-            Engagement {
-                shares: Some(4),
-                replies: Some(2),
-                likes: Some(10),
-                views: Some(7)
-            }
-        );
     }
 
     #[test]
