@@ -639,6 +639,7 @@ mod tests {
                 title: format!("Kegiatan humas {}", upt.name),
                 body: format!("Kegiatan di {} berjalan tertib.", upt.name),
                 occurred_at: pasopati_protocol::Timestamp(*at),
+                urgent: false,
             });
         }
         let coverage = coverage_at(&engine, 30, now);

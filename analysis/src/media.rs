@@ -90,6 +90,9 @@ struct ReportLine {
     title: String,
     body: String,
     occurred_at: String,
+    /// `urgent` or `normal` (the default).
+    #[serde(default)]
+    priority: Option<String>,
 }
 
 /// Reads JSONL: each non-blank line is parsed as `L` and turned into a value by `convert`;
@@ -162,6 +165,7 @@ pub fn read_reports_jsonl(file: &str, text: &str) -> (Vec<SiteReport>, Vec<Input
             title: parsed.title,
             body: parsed.body,
             occurred_at,
+            urgent: parsed.priority.as_deref() == Some("urgent"),
         })
     })
 }

@@ -17,6 +17,7 @@ pub mod feeds;
 mod group_commit;
 pub mod newsroom;
 mod next_step;
+pub mod risk;
 mod server;
 pub mod store;
 pub mod web;
@@ -418,6 +419,12 @@ impl Server {
                 stop.clone(),
             ))
         });
+        let risk = tokio::spawn(risk::keep(
+            self.state.store.clone(),
+            self.state.newsroom.clone(),
+            self.state.config.clone(),
+            stop.clone(),
+        ));
         let dashboard = match self.http {
             Some(listener) => {
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
@@ -443,6 +450,7 @@ impl Server {
         if let Some(feeds) = feeds {
             let _ = feeds.await;
         }
+        let _ = risk.await;
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));

@@ -15,12 +15,15 @@ mod login;
 mod peringatan;
 mod publikasi;
 mod ringkasan;
+mod risiko;
 mod tren;
 mod verifikasi;
 
 pub use armada::{armada, armada_cabut, RevokeForm};
 pub use cakupan::cakupan;
-pub use cerita::cerita;
+pub use cerita::{
+    cerita, cerita_batal, cerita_detail, cerita_gabung, cerita_pisah, MergeForm, SplitForm,
+};
 pub use laporan::{laporan, laporan_detail};
 pub use login::{login, login_page, logout, LoginForm};
 pub use peringatan::peringatan;
@@ -28,6 +31,7 @@ pub use publikasi::{
     publikasi, publikasi_draf, publikasi_setujui, ringkasan_harian, DigestQuery, DraftForm,
 };
 pub use ringkasan::ringkasan;
+pub use risiko::risiko;
 pub use tren::tren;
 pub use verifikasi::{verifikasi, verifikasi_tambah, verifikasi_vonis, ClaimForm, VerdictForm};
 
@@ -75,6 +79,7 @@ const NAV: &[(&str, &str)] = &[
     ("/verifikasi", "Verifikasi"),
     ("/publikasi", "Publikasi"),
     ("/cakupan", "Cakupan"),
+    ("/risiko", "Risiko"),
 ];
 
 fn layout(title: &str, active: &str, who: &Principal, body: Markup) -> Response {
