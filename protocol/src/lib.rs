@@ -14,6 +14,8 @@ pub mod backoff;
 pub mod csv;
 pub mod duration;
 pub mod faults;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod frame;
 pub mod ids;
 pub mod ingest;

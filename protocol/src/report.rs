@@ -443,9 +443,7 @@ fn printable(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// 2026-01-01T00:00:00Z: reports must carry plausible times.
-    const T0: i64 = 1_767_225_600_000;
+    use crate::fixtures::T0;
 
     fn draft(category: &str) -> ReportDraft {
         ReportDraft {
