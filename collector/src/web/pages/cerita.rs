@@ -8,16 +8,7 @@ use crate::web::{Principal, Web};
 use axum::extract::Query;
 use axum::response::Response;
 use maud::html;
-
-fn sentiment_class(s: f64) -> &'static str {
-    if s < -0.2 {
-        "negatif"
-    } else if s > 0.2 {
-        "positif"
-    } else {
-        "netral"
-    }
-}
+use pasopati_analysis::sentiment;
 
 /// `GET /cerita`: Media & Cerita.
 pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
@@ -38,7 +29,7 @@ pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
         p { (total) " cerita dari media; salinan sindikasi dilipat. " a href="/api/v1/stories?format=csv&limit=1000" { "Unduh CSV" } }
         @for s in stories.iter().skip(q.offset()).take(q.limit()) {
             section.kotak {
-                b { (s.title) } " " span class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) }
+                b { (s.title) } " " span class=(sentiment::class(s.sentiment as f32)) { (format!("{:+.2}", s.sentiment)) }
                 div { "UPT: " (names.units(&s.upt)) " · Kanwil: " (s.kanwil.join(", ")) " · " (show::local_text(&s.first_seen, Zone::Wib)) " – " (show::local_text(&s.last_seen, Zone::Wib)) }
                 div { "Sumber: " (s.sources.join(", ")) " · " (s.items.len()) " item (" (s.duplicates.len()) " salinan)" }
                 @if !s.reports.is_empty() { div { "Laporan UPT: " @for r in &s.reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
