@@ -157,8 +157,21 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
-impl PostedForm for CsrfOnly {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
+/// Every form the pages post carries its CSRF token in a `csrf` field.
+macro_rules! posted_forms {
+    ($($form:ty),* $(,)?) => {$(
+        impl PostedForm for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        }
+    )*};
 }
+
+posted_forms!(
+    CsrfOnly,
+    armada::RevokeForm,
+    publikasi::DraftForm,
+    verifikasi::ClaimForm,
+    verifikasi::VerdictForm,
+);
