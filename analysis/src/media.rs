@@ -27,6 +27,13 @@ pub struct InputError {
     pub reason: String,
 }
 
+/// Checks that `errors` holds one error, whose reason says `says` (for the readers' tests).
+#[cfg(test)]
+pub(crate) fn assert_one_error(errors: &[InputError], says: &str) {
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].reason.contains(says), "{}", errors[0].reason);
+}
+
 /// Hosts and source names of social networks.
 const SOCIAL: &[&str] = &[
     "x.com",
@@ -350,12 +357,7 @@ mod tests {
             (items[0].title.as_str(), items[0].text.as_str()),
             ("T", "Isi berita")
         );
-        assert_eq!(errors.len(), 1);
-        assert!(
-            errors[0].reason.contains("unknown field `teks`"),
-            "{}",
-            errors[0].reason
-        );
+        assert_one_error(&errors, "unknown field `teks`");
     }
 
     #[test]
