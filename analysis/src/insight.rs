@@ -114,16 +114,6 @@ pub struct Trends {
     pub top_terms: Vec<TermCount>,
 }
 
-fn sentiment_class(s: f32) -> &'static str {
-    if s < -0.2 {
-        "negatif"
-    } else if s > 0.2 {
-        "positif"
-    } else {
-        "netral"
-    }
-}
-
 /// The documents that count: originals only.
 fn counted(engine: &Engine) -> impl Iterator<Item = &Doc> {
     engine.docs.iter().filter(|d| d.duplicate_of.is_none())
@@ -259,7 +249,10 @@ fn period_counts(
                 );
             }
             bump(&mut p.by_source, engine.sources[d.source as usize].clone());
-            bump(&mut p.by_sentiment, sentiment_class(d.sentiment).to_owned());
+            bump(
+                &mut p.by_sentiment,
+                crate::sentiment::class(d.sentiment).to_owned(),
+            );
         }
     };
     add(now, false);

@@ -292,15 +292,8 @@ fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(StoreError::Damaged { path, reason }) => {
-                let moved =
-                    pasopati_common::storage::move_aside(Path::new(&path)).map_err(|e| {
-                        StoreError::Open {
-                            path: path.clone(),
-                            message: format!(
-                                "it is damaged ({reason}) and cannot be moved aside: {e}"
-                            ),
-                        }
-                    })?;
+                let moved = pasopati_common::storage::move_damaged_aside(&path, &reason)
+                    .map_err(|message| StoreError::Open { path, message })?;
                 return Err(StoreError::MovedAside {
                     moved: moved.display().to_string(),
                     reason,

@@ -7,7 +7,7 @@ use crate::newsroom::EditError;
 use crate::store::{RecordedEdit, Role};
 use crate::web::api::{internal, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{PostedForm, Principal, Web};
+use crate::web::{Principal, Web};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,18 +15,9 @@ use maud::html;
 use pasopati_analysis::batch::StoryDocument;
 use pasopati_analysis::edits::StoryEdit;
 use pasopati_analysis::engine::{CopyEvidence, Reason, Refusal};
+use pasopati_analysis::sentiment;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-
-fn sentiment_class(s: f64) -> &'static str {
-    if s < -0.2 {
-        "negatif"
-    } else if s > 0.2 {
-        "positif"
-    } else {
-        "netral"
-    }
-}
 
 /// `GET /cerita`: Media & Cerita.
 pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
@@ -47,7 +38,7 @@ pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
         p { (total) " cerita dari media; salinan sindikasi dilipat. " a href="/api/v1/stories?format=csv&limit=1000" { "Unduh CSV" } }
         @for s in stories.iter().skip(q.offset()).take(q.limit()) {
             section.kotak {
-                b { a href=(format!("/cerita/{}", s.id)) { (s.title) } } " " span class=(sentiment_class(s.sentiment)) { (format!("{:+.2}", s.sentiment)) }
+                b { a href=(format!("/cerita/{}", s.id)) { (s.title) } } " " span class=(sentiment::class(s.sentiment as f32)) { (format!("{:+.2}", s.sentiment)) }
                 div { "UPT: " (names.units(&s.upt)) " · Kanwil: " (s.kanwil.join(", ")) " · " (show::local_text(&s.first_seen, Zone::Wib)) " – " (show::local_text(&s.last_seen, Zone::Wib)) }
                 div { "Sumber: " (s.sources.join(", ")) " · " (s.items.len()) " item (" (s.duplicates.len()) " salinan)" }
                 @if !s.reports.is_empty() { div { "Laporan UPT: " @for r in &s.reports { a href=(format!("/laporan/{r}")) { (r) } " " } } }
@@ -171,7 +162,7 @@ pub fn cerita_detail(web: &Web, who: Principal, Path(id): Path<String>) -> Respo
         .filter(|e| edit_touches(&e.edit, &story.id))
         .collect();
     let body = html! {
-        h2 { (story.title) " " span class=(sentiment_class(story.sentiment)) { (format!("{:+.2}", story.sentiment)) } }
+        h2 { (story.title) " " span class=(sentiment::class(story.sentiment as f32)) { (format!("{:+.2}", story.sentiment)) } }
         p { "UPT: " (names.units(&story.upt)) " · Kanwil: " (story.kanwil.join(", ")) " · " (show::local_text(&story.first_seen, Zone::Wib)) " – " (show::local_text(&story.last_seen, Zone::Wib)) " · " code { (story.id) } }
         @if !story.merged_from.is_empty() { p.pesan { "Analis menggabungkan ke cerita ini: " (story.merged_from.join(", ")) } }
         @if let Some(from) = &story.split_from { p.pesan { "Analis memisahkan cerita ini dari " a href=(format!("/cerita/{from}")) { (from) } } }
@@ -268,19 +259,13 @@ fn describe(edit: &StoryEdit) -> String {
 /// The split form: the checked documents are its `dok_<n>` fields.
 #[derive(Deserialize)]
 pub struct SplitForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
     #[serde(default)]
     title: String,
     #[serde(default)]
     note: String,
     #[serde(flatten)]
     checked: BTreeMap<String, String>,
-}
-
-impl PostedForm for SplitForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
 }
 
 /// `POST /cerita/{id}/pisah`: Pisahkan item ke cerita baru.
@@ -309,16 +294,10 @@ pub fn cerita_pisah(
 
 #[derive(Deserialize)]
 pub struct MergeForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
     from: String,
     #[serde(default)]
     note: String,
-}
-
-impl PostedForm for MergeForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
 }
 
 /// `POST /cerita/{id}/gabung`: Gabungkan cerita lain ke cerita ini.
