@@ -496,12 +496,7 @@ pub fn coverage_at(engine: &Engine, days: i64, clock: i64) -> Coverage {
         .iter()
         .enumerate()
         .map(|(k, name)| {
-            let members: Vec<usize> = upts
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| &u.kanwil == name)
-                .map(|(i, _)| i)
-                .collect();
+            let members = engine.gazetteer.kanwil_members(name);
             let silent_members = members
                 .iter()
                 .filter(|&&i| !mentioned.contains(&(i as u16)))

@@ -238,12 +238,7 @@ pub fn scores_at(
         .kanwils
         .iter()
         .filter_map(|name| {
-            let members: Vec<usize> = upts
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| &u.kanwil == name)
-                .map(|(i, _)| i)
-                .collect();
+            let members = engine.gazetteer.kanwil_members(name);
             if members.is_empty() {
                 return None;
             }

@@ -1973,6 +1973,26 @@ fn import_media_fixture(c: &TestCollector) {
     c.newsroom.import(media).unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Writes media JSONL into `folder` and imports it with the command line.
+fn import_media_lines(
+    bins: &Bins,
+    data_dir: &std::path::Path,
+    folder: &std::path::Path,
+    jsonl: &str,
+) {
+    let file = folder.join("media.jsonl");
+    std::fs::write(&file, jsonl).unwrap_or_else(|e| panic!("{e}"));
+    let import = [
+        "media",
+        "import",
+        "--data-dir",
+        path_str(data_dir),
+        "--file",
+        path_str(&file),
+    ];
+    run_ok(&bins.collector, &import);
+}
+
 /// Issue 14, part 2: a story's page says why each item is in it (a copy, a shared unit); an
 /// analyst merges two stories, splits an item out, and undoes the merge, from the dashboard
 /// and the command line; each edit is in the audit log, and the engine's own grouping never
@@ -2018,19 +2038,7 @@ async fn an_analyst_sees_why_items_are_in_a_story_and_merges_splits_and_undoes()
                 + "\n"
         })
         .collect();
-    let file = tmp.path().join("media.jsonl");
-    std::fs::write(&file, jsonl).unwrap_or_else(|e| panic!("{e}"));
-    run_ok(
-        &bins.collector,
-        &[
-            "media",
-            "import",
-            "--data-dir",
-            &d,
-            "--file",
-            path_str(&file),
-        ],
-    );
+    import_media_lines(&bins, &c.dir, tmp.path(), &jsonl);
     let (analyst, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
     let stories = || async {
         let reply = http_get(addr, "/api/v1/stories?limit=100", &[("Cookie", &analyst)]).await;
@@ -2207,19 +2215,7 @@ async fn the_risk_picture_is_explained_and_its_history_survives_a_restart() {
                 + "\n"
         })
         .collect();
-    let file = tmp.path().join("media.jsonl");
-    std::fs::write(&file, jsonl).unwrap_or_else(|e| panic!("{e}"));
-    run_ok(
-        &bins.collector,
-        &[
-            "media",
-            "import",
-            "--data-dir",
-            &d,
-            "--file",
-            path_str(&file),
-        ],
-    );
+    import_media_lines(&bins, &c.dir, tmp.path(), &jsonl);
     run_ok(
         &bins.collector,
         &[

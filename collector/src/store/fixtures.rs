@@ -47,3 +47,13 @@ pub(crate) fn apply(
         )
         .unwrap()
 }
+
+/// The actions of the store's audit log, oldest first.
+pub(crate) fn audit_actions(store: &Store) -> Vec<String> {
+    store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.unwrap().action)
+        .collect()
+}

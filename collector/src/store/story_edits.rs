@@ -163,12 +163,7 @@ mod tests {
             .undo_story_edit(9, "x", Timestamp(T0))
             .unwrap()
             .is_none());
-        let actions: Vec<String> = store
-            .audit_log()
-            .unwrap()
-            .into_iter()
-            .filter_map(|(_, e)| e.ok().map(|e| e.action))
-            .collect();
+        let actions = crate::store::fixtures::audit_actions(&store);
         assert_eq!(
             actions
                 .iter()
