@@ -244,15 +244,8 @@ impl Outbox {
     pub fn open_or_recover(data_dir: &Path) -> Result<(Outbox, Option<PathBuf>), OutboxError> {
         match Outbox::open(data_dir) {
             Err(OutboxError::Damaged { path, reason }) => {
-                let moved =
-                    pasopati_common::storage::move_aside(Path::new(&path)).map_err(|e| {
-                        OutboxError::Open {
-                            path: path.clone(),
-                            message: format!(
-                                "it is damaged ({reason}) and cannot be moved aside: {e}"
-                            ),
-                        }
-                    })?;
+                let moved = pasopati_common::storage::move_damaged_aside(&path, &reason)
+                    .map_err(|message| OutboxError::Open { path, message })?;
                 Ok((Outbox::open(data_dir)?, Some(moved)))
             }
             other => other.map(|o| (o, None)),

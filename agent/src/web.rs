@@ -13,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, PreEscaped};
 use pasopati_common::localtime;
 use pasopati_common::report::ReportError;
 use pasopati_common::taxonomy::Taxonomy;
@@ -432,80 +432,73 @@ async fn render(
             }
         }
     };
-    let page = html! {
-        (DOCTYPE)
-        html lang="id" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Laporan Kegiatan — " (site) }
-                style { (PreEscaped(STYLE)) }
+    let page = pasopati_common::html::page(
+        &format!("Laporan Kegiatan — {site}"),
+        html! { style { (PreEscaped(STYLE)) } },
+        html! {
+            h1 { "Laporan Kegiatan" }
+            p { (site) " · laporan disimpan di komputer ini dulu, lalu dikirim ke pusat saat jaringan tersedia." }
+            @if let Some(id) = saved {
+                p.ok { "Laporan tersimpan di komputer ini (nomor " (id) "). Laporan akan terkirim ke pusat saat jaringan tersedia." }
             }
-            body {
-                h1 { "Laporan Kegiatan" }
-                p { (site) " · laporan disimpan di komputer ini dulu, lalu dikirim ke pusat saat jaringan tersedia." }
-                @if let Some(id) = saved {
-                    p.ok { "Laporan tersimpan di komputer ini (nomor " (id) "). Laporan akan terkirim ke pusat saat jaringan tersedia." }
-                }
-                @if let Some(problem) = &web_problem {
-                    p.galat { (problem) }
-                }
-                @if !ignored.is_empty() {
-                    p.galat { "Berkas di folder inbox yang tidak dibaca: " (ignored.join(", ")) ". Hanya berkas .json dan .csv yang dibaca; pindahkan berkas ini (atau simpan sebagai CSV UTF-8 dengan nama .csv)." }
-                }
-                (err("form"))
-                form method="post" action="/" {
-                    input type="hidden" name="token" value=(state.token);
-                    label for="category" { "Kategori" }
-                    select #category name="category" {
-                        option value="" { "— pilih —" }
-                        @for c in taxonomy.categories() {
-                            option value=(c.id) selected[c.id == form.category] { (c.label) }
-                        }
+            @if let Some(problem) = &web_problem {
+                p.galat { (problem) }
+            }
+            @if !ignored.is_empty() {
+                p.galat { "Berkas di folder inbox yang tidak dibaca: " (ignored.join(", ")) ". Hanya berkas .json dan .csv yang dibaca; pindahkan berkas ini (atau simpan sebagai CSV UTF-8 dengan nama .csv)." }
+            }
+            (err("form"))
+            form method="post" action="/" {
+                input type="hidden" name="token" value=(state.token);
+                label for="category" { "Kategori" }
+                select #category name="category" {
+                    option value="" { "— pilih —" }
+                    @for c in taxonomy.categories() {
+                        option value=(c.id) selected[c.id == form.category] { (c.label) }
                     }
-                    (err("category"))
-                    label for="title" { "Judul" }
-                    input #title name="title" maxlength="200" value=(form.title);
-                    (err("title"))
-                    label for="body" { "Isi laporan" }
-                    textarea #body name="body" { (form.body) }
-                    (err("body"))
-                    p { "Jangan menulis NIK, nomor telepon, nomor register, atau nama WBP." }
-                    label for="priority" { "Prioritas" }
-                    select #priority name="priority" {
-                        option value="" { "sesuai kategori" }
-                        option value="normal" { "biasa" }
-                        option value="urgent" selected[form.priority == "urgent"] { "segera" }
-                    }
-                    (err("priority"))
-                    label for="occurred_at" { "Waktu kejadian (kosongkan jika sekarang)" }
-                    input #occurred_at name="occurred_at" type="datetime-local" value=(form.occurred_at);
-                    (err("occurred_at"))
-                    button type="submit" { "Simpan laporan" }
                 }
-                h2 { "Laporan terakhir" }
-                table {
-                    tr { th { "Waktu (" (zone) ")" } th { "Kategori" } th { "Judul" } th { "Status" } }
-                    @for row in &recent {
-                        @let r = &row.report;
-                        @let (class, words) = row_state(row);
-                        tr {
-                            td { (localtime::format_local(r.filed_at, zone)) }
-                            td { (taxonomy.get(&r.category).map(|c| c.label.as_str()).unwrap_or(r.category.as_str())) }
-                            td {
-                                (r.title)
-                                @if r.priority == Priority::Urgent { " " b { "(segera)" } }
-                                @if r.revision > 0 && r.retraction.is_none() {
-                                    " " small { "(ralat ke-" (r.revision) ")" }
-                                }
+                (err("category"))
+                label for="title" { "Judul" }
+                input #title name="title" maxlength="200" value=(form.title);
+                (err("title"))
+                label for="body" { "Isi laporan" }
+                textarea #body name="body" { (form.body) }
+                (err("body"))
+                p { "Jangan menulis NIK, nomor telepon, nomor register, atau nama WBP." }
+                label for="priority" { "Prioritas" }
+                select #priority name="priority" {
+                    option value="" { "sesuai kategori" }
+                    option value="normal" { "biasa" }
+                    option value="urgent" selected[form.priority == "urgent"] { "segera" }
+                }
+                (err("priority"))
+                label for="occurred_at" { "Waktu kejadian (kosongkan jika sekarang)" }
+                input #occurred_at name="occurred_at" type="datetime-local" value=(form.occurred_at);
+                (err("occurred_at"))
+                button type="submit" { "Simpan laporan" }
+            }
+            h2 { "Laporan terakhir" }
+            table {
+                tr { th { "Waktu (" (zone) ")" } th { "Kategori" } th { "Judul" } th { "Status" } }
+                @for row in &recent {
+                    @let r = &row.report;
+                    @let (class, words) = row_state(row);
+                    tr {
+                        td { (localtime::format_local(r.filed_at, zone)) }
+                        td { (taxonomy.get(&r.category).map(|c| c.label.as_str()).unwrap_or(r.category.as_str())) }
+                        td {
+                            (r.title)
+                            @if r.priority == Priority::Urgent { " " b { "(segera)" } }
+                            @if r.revision > 0 && r.retraction.is_none() {
+                                " " small { "(ralat ke-" (r.revision) ")" }
                             }
-                            td class=(class) { (words) }
                         }
+                        td class=(class) { (words) }
                     }
                 }
             }
-        }
-    };
+        },
+    );
     (status, Html(page.into_string())).into_response()
 }
 

@@ -2,7 +2,8 @@
 //! object out. Items are placed in order of publication (ties in input order), so a
 //! syndicated copy is a duplicate of the earliest copy; the output lists items in input order.
 
-use crate::engine::{Engine, EngineConfig, Placement};
+use crate::edits::{self, Group, StoryEdit};
+use crate::engine::{Engine, EngineConfig, Placement, Reason};
 use crate::gazetteer::Gazetteer;
 use crate::insight::{self, Alert, Coverage, FigureConflict, SpikeConfig, Trends};
 use crate::media::{read_media_jsonl, read_reports_jsonl, InputError};
@@ -53,6 +54,34 @@ pub struct StoryResult {
     /// For a story without linked reports: reports of its units within the window.
     pub suggested_reports: Vec<String>,
     pub figure_conflicts: Vec<FigureConflict>,
+    /// Stories an analyst merged into this one (see [`crate::edits`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<String>,
+    /// The story an analyst split this one from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split_from: Option<String>,
+}
+
+/// One item or report of a story, with why it is there.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoryDocument {
+    pub id: String,
+    pub report: bool,
+    pub source: String,
+    pub published_at: String,
+    pub duplicate_of: Option<String>,
+    /// Why the engine placed it in the story it placed it in.
+    pub reason: Reason,
+    /// Whether an analyst's edit moved it here from the story the engine chose.
+    pub moved_by_analyst: bool,
+}
+
+/// A story with each of its documents and why it is there.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoryDetail {
+    #[serde(flatten)]
+    pub story: StoryResult,
+    pub documents: Vec<StoryDocument>,
 }
 
 /// The whole result.
@@ -164,72 +193,121 @@ pub fn analyze(input: BatchInput<'_>) -> BatchResult {
 
 /// Every story the engine holds, with its items, reports, suggestions and figure conflicts.
 pub fn story_results(engine: &Engine) -> Vec<StoryResult> {
-    engine
-        .stories
+    story_results_with(engine, &[]).0
+}
+
+/// The stories after an analyst's `edits`, and the positions of the edits that no longer
+/// apply (see [`crate::edits`]).
+pub fn story_results_with(engine: &Engine, edits: &[StoryEdit]) -> (Vec<StoryResult>, Vec<usize>) {
+    let (groups, skipped) = edits::groups(engine, edits);
+    let stories = groups.iter().map(|g| story_result(engine, g)).collect();
+    (stories, skipped)
+}
+
+/// One story after `edits`, with each document and why it is there.
+pub fn story_detail(engine: &Engine, edits: &[StoryEdit], id: &str) -> Option<StoryDetail> {
+    let (groups, _) = edits::groups(engine, edits);
+    let group = groups.iter().find(|g| g.id == id)?;
+    let documents = group
+        .docs
         .iter()
-        .enumerate()
-        .map(|(s, story)| {
-            let docs: Vec<&crate::engine::Doc> = story
-                .docs
-                .iter()
-                .map(|&i| &engine.docs[i as usize])
-                .collect();
-            let media: Vec<&&crate::engine::Doc> = docs.iter().filter(|d| !d.report).collect();
-            let mut kanwil: Vec<String> = docs
-                .iter()
-                .flat_map(|d| d.kanwil.iter().map(|k| engine.kanwils[*k as usize].clone()))
-                .collect();
-            kanwil.sort();
-            kanwil.dedup();
-            let mut sources: Vec<String> = media
-                .iter()
-                .map(|d| engine.sources[d.source as usize].clone())
-                .collect();
-            sources.sort();
-            sources.dedup();
-            // A report edited after it was placed is placed again as its new revision; the
-            // story lists it once.
-            let mut seen = std::collections::HashSet::new();
-            let reports: Vec<String> = docs
-                .iter()
-                .filter(|d| d.report && seen.insert(d.id.as_str()))
-                .map(|d| d.id.clone())
-                .collect();
-            let sentiment = if media.is_empty() {
-                0.0
-            } else {
-                media.iter().map(|d| d.sentiment as f64).sum::<f64>() / media.len() as f64
-            };
-            StoryResult {
-                id: story.id.clone(),
-                title: story.title.clone(),
-                items: media.iter().map(|d| d.id.clone()).collect(),
-                duplicates: media
-                    .iter()
-                    .filter(|d| d.duplicate_of.is_some())
-                    .map(|d| d.id.clone())
-                    .collect(),
-                suggested_reports: if reports.is_empty() {
-                    insight::suggested_reports(engine, s as u32)
-                } else {
-                    Vec::new()
-                },
-                reports,
-                upt: story
-                    .upt
-                    .iter()
-                    .map(|&u| engine.gazetteer.upts()[u as usize].id.clone())
-                    .collect(),
-                kanwil,
-                category: story.category.to_owned(),
-                first_seen: pasopati_protocol::Timestamp(story.first).to_rfc3339(),
-                last_seen: pasopati_protocol::Timestamp(story.last).to_rfc3339(),
-                sentiment: (sentiment * 1000.0).round() / 1000.0,
-                sources,
-                figure_conflicts: insight::figure_conflicts(engine, &story.docs),
-            }
+        .filter_map(|&d| {
+            let doc = engine.docs.get(d as usize)?;
+            Some(StoryDocument {
+                id: doc.id.clone(),
+                report: doc.report,
+                source: engine.sources[doc.source as usize].clone(),
+                published_at: pasopati_protocol::Timestamp(doc.time).to_rfc3339(),
+                duplicate_of: doc.duplicate_of.map(|o| engine.docs[o as usize].id.clone()),
+                reason: engine.reason_of(d as usize)?,
+                moved_by_analyst: engine.stories[doc.story as usize].id != group.id,
+            })
         })
-        .collect()
+        .collect();
+    Some(StoryDetail {
+        story: story_result(engine, group),
+        documents,
+    })
+}
+
+/// A story as listed. An edited story's units and times are read from its documents; an
+/// unedited one's are the engine's story's.
+fn story_result(engine: &Engine, group: &Group) -> StoryResult {
+    let story = &engine.stories[group.story as usize];
+    let docs: Vec<&crate::engine::Doc> = group
+        .docs
+        .iter()
+        .map(|&i| &engine.docs[i as usize])
+        .collect();
+    let media: Vec<&&crate::engine::Doc> = docs.iter().filter(|d| !d.report).collect();
+    let mut kanwil: Vec<String> = docs
+        .iter()
+        .flat_map(|d| d.kanwil.iter().map(|k| engine.kanwils[*k as usize].clone()))
+        .collect();
+    kanwil.sort();
+    kanwil.dedup();
+    let mut sources: Vec<String> = media
+        .iter()
+        .map(|d| engine.sources[d.source as usize].clone())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    // A report edited after it was placed is placed again as its new revision; the story
+    // lists it once.
+    let mut seen = std::collections::HashSet::new();
+    let reports: Vec<String> = docs
+        .iter()
+        .filter(|d| d.report && seen.insert(d.id.as_str()))
+        .map(|d| d.id.clone())
+        .collect();
+    let sentiment = if media.is_empty() {
+        0.0
+    } else {
+        media.iter().map(|d| d.sentiment as f64).sum::<f64>() / media.len() as f64
+    };
+    let (upt, first, last, category) = if group.edited {
+        let mut upt: Vec<u16> = Vec::new();
+        for u in docs.iter().flat_map(|d| d.upt.iter()) {
+            if !upt.contains(u) {
+                upt.push(*u);
+            }
+        }
+        let first = docs.iter().map(|d| d.time).min().unwrap_or(story.first);
+        let last = docs.iter().map(|d| d.time).max().unwrap_or(story.last);
+        let category = docs.first().map_or(story.category, |d| d.category);
+        (upt, first, last, category)
+    } else {
+        (story.upt.clone(), story.first, story.last, story.category)
+    };
+    StoryResult {
+        id: group.id.clone(),
+        title: group.title.clone(),
+        items: media.iter().map(|d| d.id.clone()).collect(),
+        duplicates: media
+            .iter()
+            .filter(|d| d.duplicate_of.is_some())
+            .map(|d| d.id.clone())
+            .collect(),
+        suggested_reports: if reports.is_empty() && !group.edited {
+            insight::suggested_reports(engine, group.story)
+        } else {
+            Vec::new()
+        },
+        reports,
+        upt: upt
+            .iter()
+            .map(|&u| engine.gazetteer.upts()[u as usize].id.clone())
+            .collect(),
+        kanwil,
+        category: category.to_owned(),
+        first_seen: pasopati_protocol::Timestamp(first).to_rfc3339(),
+        last_seen: pasopati_protocol::Timestamp(last).to_rfc3339(),
+        sentiment: (sentiment * 1000.0).round() / 1000.0,
+        sources,
+        figure_conflicts: insight::figure_conflicts(engine, &group.docs),
+        merged_from: group.merged_from.clone(),
+        split_from: group.split_from.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -248,6 +326,7 @@ mod tests {
             title: "Dua WBP melarikan diri".into(),
             body: "Dua WBP melarikan diri melalui plafon kamar mandi.".into(),
             occurred_at: Timestamp(1_000_000),
+            urgent: false,
         };
         engine.add_report(&report);
         report.body = "Dua WBP melarikan diri melalui plafon kamar mandi; satu tertangkap.".into();

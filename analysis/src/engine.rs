@@ -113,6 +113,8 @@ pub struct SiteReport {
     pub title: String,
     pub body: String,
     pub occurred_at: Timestamp,
+    /// Filed as urgent by the site.
+    pub urgent: bool,
 }
 
 /// Where an item or report was placed and what was found in it.
@@ -195,6 +197,33 @@ pub enum Refusal {
     TooLate,
     /// The item and the story name units, and none in common: two places, two events.
     OtherUnit,
+}
+
+/// A [`Reason`] as each document keeps it: indexes instead of names, so a million documents
+/// keep theirs in a few tens of megabytes. [`Engine::reason_of`] writes it out.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Why {
+    Copy {
+        of: u32,
+        evidence: CopyEvidence,
+    },
+    SharedUnit {
+        unit: u16,
+        score: f32,
+    },
+    FollowUp {
+        unit: u16,
+        score: f32,
+        hours_since_last: i32,
+    },
+    SimilarContent {
+        score: f32,
+        event: &'static str,
+        figures: Box<[u64]>,
+    },
+    NewStory {
+        nearest: Option<(u32, f32, Refusal)>,
+    },
 }
 
 /// Words every item about corrections uses; they say nothing about which event.
@@ -337,6 +366,8 @@ fn is_incident(category: &str) -> bool {
 pub(crate) struct Doc {
     pub id: String,
     pub report: bool,
+    /// A report the site filed as urgent.
+    pub urgent: bool,
     pub time: i64,
     pub source: u32,
     pub social: bool,
@@ -352,6 +383,8 @@ pub(crate) struct Doc {
     pub figures: Vec<Figure>,
     /// The document's rarest terms when it arrived, for top terms.
     pub key_terms: Vec<u32>,
+    /// Why it is in its story.
+    pub why: Why,
 }
 
 /// A story: items and reports about one real-world event.
@@ -564,8 +597,8 @@ impl Engine {
         let (story, reason) = match duplicate_of {
             Some((original, evidence)) => (
                 self.docs[original as usize].story,
-                Reason::Copy {
-                    of: self.docs[original as usize].id.clone(),
+                Why::Copy {
+                    of: original,
                     evidence,
                 },
             ),
@@ -607,7 +640,7 @@ impl Engine {
         }
         let time = report.occurred_at.0;
         let placed = self.place_in_story(&prepared, time, &report.title, &report.id);
-        self.finish(
+        let placement = self.finish(
             prepared,
             report.id.clone(),
             true,
@@ -617,7 +650,11 @@ impl Engine {
             placed,
             None,
             String::new(),
-        )
+        );
+        if let Some(doc) = self.docs.last_mut() {
+            doc.urgent = report.urgent;
+        }
+        placement
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -629,7 +666,7 @@ impl Engine {
         time: i64,
         source: u32,
         social: bool,
-        (story, reason): (u32, Reason),
+        (story, why): (u32, Why),
         duplicate_of: Option<u32>,
         normalized_url: String,
     ) -> Placement {
@@ -653,13 +690,14 @@ impl Engine {
             sentiment: prepared.sentiment as f64,
             topic: prepared.topic.to_owned(),
             category: prepared.category.to_owned(),
-            reason,
+            reason: self.expand(&why),
         };
         self.by_id.entry(id.clone()).or_insert(doc_index);
         self.newest = self.newest.max(time);
         self.docs.push(Doc {
             id,
             report,
+            urgent: false,
             time,
             source,
             social,
@@ -674,6 +712,7 @@ impl Engine {
             figures: prepared.figures,
             // Top terms read the four rarest.
             key_terms: prepared.key_terms.into_iter().take(4).collect(),
+            why,
         });
         self.stories[story as usize].docs.push(doc_index);
         self.compact();
@@ -852,7 +891,7 @@ impl Engine {
     }
 
     /// Scores candidate stories and joins the best one that qualifies, or starts a story.
-    fn place_in_story(&mut self, p: &Prepared, time: i64, title: &str, id: &str) -> (u32, Reason) {
+    fn place_in_story(&mut self, p: &Prepared, time: i64, title: &str, id: &str) -> (u32, Why) {
         // Every story at a unit the item names is a candidate. Stories sharing its rare terms
         // or distinctive figures are candidates too, the ones sharing most first and at most
         // `TERM_CANDIDATES` of them; an item that names a unit looks with fewer terms, since
@@ -952,9 +991,9 @@ impl Engine {
                 }
             }
         }
-        let best = best.map(|(s, _, score, verdict)| (s, self.reason(p, s, time, score, verdict)));
-        let (story, reason) = match best {
-            Some((s, reason)) => (s, reason),
+        let best = best.map(|(s, _, score, verdict)| (s, self.why(p, s, time, score, verdict)));
+        let (story, why) = match best {
+            Some((s, why)) => (s, why),
             None => {
                 let s = self.stories.len() as u32;
                 self.stories.push(Story {
@@ -971,16 +1010,12 @@ impl Engine {
                     terms: Vec::new(),
                     docs: Vec::new(),
                 });
-                let nearest = nearest.map(|(n, score, refused)| Nearest {
-                    story: self.stories[n as usize].id.clone(),
-                    score: round3(score),
-                    refused,
-                });
-                (s, Reason::NewStory { nearest })
+                let nearest = nearest.map(|(n, score, refused)| (n, score as f32, refused));
+                (s, Why::NewStory { nearest })
             }
         };
         self.absorb(story, p, time);
-        (story, reason)
+        (story, why)
     }
 
     /// Whether an item with similarity `score` to `story` joins it, and why; or why not. The
@@ -1081,29 +1116,27 @@ impl Engine {
         Ok(Verdict::SimilarContent)
     }
 
-    /// The reason, for people, of a verdict to join story `s`.
-    fn reason(&self, p: &Prepared, s: u32, time: i64, score: f64, verdict: Verdict) -> Reason {
+    /// Why an item joins story `s` on `verdict`, as the document keeps it.
+    fn why(&self, p: &Prepared, s: u32, time: i64, score: f64, verdict: Verdict) -> Why {
         let story = &self.stories[s as usize];
-        let unit = |u: u16| self.gazetteer.upts()[u as usize].id.clone();
-        let score = round3(score);
+        let score = score as f32;
         match verdict {
-            Verdict::SharedUnit(u) => Reason::SharedUnit {
-                unit: unit(u),
+            Verdict::SharedUnit(unit) => Why::SharedUnit { unit, score },
+            Verdict::FollowUp(unit) => Why::FollowUp {
+                unit,
                 score,
+                hours_since_last: i32::try_from(
+                    (time - story.last).max(story.first - time) / 3_600_000,
+                )
+                .unwrap_or(i32::MAX),
             },
-            Verdict::FollowUp(u) => Reason::FollowUp {
-                unit: unit(u),
-                score,
-                hours_since_last: (time - story.last).max(story.first - time) / 3_600_000,
-            },
-            Verdict::SimilarContent => Reason::SimilarContent {
+            Verdict::SimilarContent => Why::SimilarContent {
                 score,
                 event: if p.topic != "lainnya" {
                     p.topic
                 } else {
                     story.topic
-                }
-                .to_owned(),
+                },
                 figures: p
                     .distinctive
                     .iter()
@@ -1112,6 +1145,52 @@ impl Engine {
                     .collect(),
             },
         }
+    }
+
+    /// A kept reason written out for people and the API.
+    fn expand(&self, why: &Why) -> Reason {
+        let unit = |u: u16| self.gazetteer.upts()[u as usize].id.clone();
+        let score = |x: f32| round3(f64::from(x));
+        match why {
+            Why::Copy { of, evidence } => Reason::Copy {
+                of: self.docs[*of as usize].id.clone(),
+                evidence: *evidence,
+            },
+            Why::SharedUnit { unit: u, score: x } => Reason::SharedUnit {
+                unit: unit(*u),
+                score: score(*x),
+            },
+            Why::FollowUp {
+                unit: u,
+                score: x,
+                hours_since_last,
+            } => Reason::FollowUp {
+                unit: unit(*u),
+                score: score(*x),
+                hours_since_last: i64::from(*hours_since_last),
+            },
+            Why::SimilarContent {
+                score: x,
+                event,
+                figures,
+            } => Reason::SimilarContent {
+                score: score(*x),
+                event: (*event).to_owned(),
+                figures: figures.to_vec(),
+            },
+            Why::NewStory { nearest } => Reason::NewStory {
+                nearest: nearest.map(|(n, x, refused)| Nearest {
+                    story: self.stories[n as usize].id.clone(),
+                    score: score(x),
+                    refused,
+                }),
+            },
+        }
+    }
+
+    /// Why the document at `doc` (see [`Engine::doc_index`]) is in its story.
+    pub fn reason_of(&self, doc: usize) -> Option<Reason> {
+        self.docs.get(doc).map(|d| self.expand(&d.why))
     }
 
     /// Whether an item's terms name the place of one of `units` (`Palu` for Lapas Kelas IIA

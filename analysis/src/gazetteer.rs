@@ -342,6 +342,16 @@ impl Gazetteer {
         set.into_iter().cloned().collect()
     }
 
+    /// The indexes (in [`Gazetteer::upts`]) of the units of Kanwil `name`.
+    pub fn kanwil_members(&self, name: &str) -> Vec<usize> {
+        self.upts
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.kanwil == name)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
     /// Finds the UPTs and Kanwil a text mentions.
     pub fn tag(&self, text: &str) -> Tags {
         self.tag_words(&words(text))

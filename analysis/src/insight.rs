@@ -122,16 +122,6 @@ pub struct Trends {
     pub top_terms: Vec<TermCount>,
 }
 
-fn sentiment_class(s: f32) -> &'static str {
-    if s < -0.2 {
-        "negatif"
-    } else if s > 0.2 {
-        "positif"
-    } else {
-        "netral"
-    }
-}
-
 /// The documents that count: originals only.
 fn counted(engine: &Engine) -> impl Iterator<Item = &Doc> {
     engine.docs.iter().filter(|d| d.duplicate_of.is_none())
@@ -267,7 +257,10 @@ fn period_counts(
                 );
             }
             bump(&mut p.by_source, engine.sources[d.source as usize].clone());
-            bump(&mut p.by_sentiment, sentiment_class(d.sentiment).to_owned());
+            bump(
+                &mut p.by_sentiment,
+                crate::sentiment::class(d.sentiment).to_owned(),
+            );
         }
     };
     add(now, false);
@@ -545,12 +538,7 @@ pub fn coverage_at(engine: &Engine, days: i64, clock: i64) -> Coverage {
         .iter()
         .enumerate()
         .map(|(k, name)| {
-            let members: Vec<usize> = upts
-                .iter()
-                .enumerate()
-                .filter(|(_, u)| &u.kanwil == name)
-                .map(|(i, _)| i)
-                .collect();
+            let members = engine.gazetteer.kanwil_members(name);
             let silent_members = members
                 .iter()
                 .filter(|&&i| !mentioned.contains(&(i as u16)))
@@ -681,6 +669,7 @@ mod tests {
                 title: format!("Kegiatan humas {}", upt.name),
                 body: format!("Kegiatan di {} berjalan tertib.", upt.name),
                 occurred_at: pasopati_protocol::Timestamp(*at),
+                urgent: false,
             });
         }
         let coverage = coverage_at(&engine, 30, now);

@@ -27,6 +27,13 @@ pub struct InputError {
     pub reason: String,
 }
 
+/// Checks that `errors` holds one error, whose reason says `says` (for the readers' tests).
+#[cfg(test)]
+pub(crate) fn assert_one_error(errors: &[InputError], says: &str) {
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].reason.contains(says), "{}", errors[0].reason);
+}
+
 /// Hosts and source names of social networks.
 const SOCIAL: &[&str] = &[
     "x.com",
@@ -90,6 +97,9 @@ struct ReportLine {
     title: String,
     body: String,
     occurred_at: String,
+    /// `urgent` or `normal` (the default).
+    #[serde(default)]
+    priority: Option<String>,
 }
 
 /// Reads JSONL: each non-blank line is parsed as `L` and turned into a value by `convert`;
@@ -163,6 +173,7 @@ pub fn read_reports_jsonl(file: &str, text: &str) -> (Vec<SiteReport>, Vec<Input
             title: parsed.title,
             body: parsed.body,
             occurred_at,
+            urgent: parsed.priority.as_deref() == Some("urgent"),
         })
     })
 }
@@ -351,27 +362,25 @@ mod tests {
             (items[0].title.as_str(), items[0].text.as_str()),
             ("T", "Isi berita")
         );
-        assert_eq!(errors.len(), 1);
-        assert!(
-            errors[0].reason.contains("unknown field `teks`"),
-            "{}",
-            errors[0].reason
-        );
+        assert_one_error(&errors, "unknown field `teks`");
     }
 
     #[test]
     fn initials_and_identity_numbers_are_masked() {
         let guard = PiiGuard::default();
-        let masked = mask(
-            &guard,
+        // Masks `text` and checks that none of `gone` is left in it.
+        let masked_without = |text: &str, gone: &[&str]| {
+            let masked = mask(&guard, text);
+            for g in gone {
+                assert!(!masked.contains(g), "{g}: {masked}");
+            }
+            masked
+        };
+        let masked = masked_without(
             "Napi berinisial AB (35) kabur; rekannya, inisial C.D., tertangkap. Hubungi 0812-3456-7890.",
-        );
-        assert!(
-            !masked.contains("AB") && !masked.contains("C.D."),
-            "{masked}"
+            &["AB", "C.D.", "3456"],
         );
         assert!(masked.contains("berinisial [inisial] (35)"), "{masked}");
-        assert!(!masked.contains("3456"), "{masked}");
         // Every initials of a list introduced that way are masked, not only the first.
         assert_eq!(
             mask(
@@ -389,13 +398,9 @@ mod tests {
             "berinisial [inisial] (27) dan WBP lain"
         );
         // Identity numbers in any of the forms the guard knows are masked too.
-        let masked = mask(
-            &guard,
+        masked_without(
             "NIK:３２０１\u{200b}0145 1290 0001, WA wa.me/6281234567890",
-        );
-        assert!(
-            !masked.contains("0145") && !masked.contains("6281"),
-            "{masked}"
+            &["0145", "6281"],
         );
         // Ordinary words after `inisial` stay.
         assert_eq!(

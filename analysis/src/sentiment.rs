@@ -23,6 +23,19 @@ const INTENSIFIERS: &[&str] = &[
 /// How far back a negator reaches.
 const NEGATION_WINDOW: usize = 2;
 
+/// The class a score falls in, as the breakdowns and the dashboard name it: `negatif` below
+/// −0.2, `positif` above 0.2, `netral` between. A document's score is an `f32`; a story's is
+/// an `f64` rounded to three decimals, which keeps its class when narrowed to an `f32`.
+pub fn class(score: f32) -> &'static str {
+    if score < -0.2 {
+        "negatif"
+    } else if score > 0.2 {
+        "positif"
+    } else {
+        "netral"
+    }
+}
+
 /// The lexicon.
 #[derive(Clone, Debug, Default)]
 pub struct Lexicon {

@@ -161,6 +161,15 @@ pub enum AdminError {
     Invalid(String),
 }
 
+impl From<crate::newsroom::EditError> for AdminError {
+    fn from(e: crate::newsroom::EditError) -> AdminError {
+        match e {
+            crate::newsroom::EditError::Store(e) => AdminError::Store(e),
+            refused => AdminError::Invalid(refused.to_string()),
+        }
+    }
+}
+
 /// The Kanwil of the gazetteer (`config/upt.csv`) that `given` names, in its own spelling: case,
 /// spacing and a leading "Kanwil" do not matter. Anything else is refused with the nearest
 /// names, so a typo never becomes a 39th Kanwil.

@@ -44,6 +44,9 @@ pub struct CollectorConfig {
     /// How the media analysis groups, compares and alerts.
     #[serde(default)]
     pub analysis: AnalysisSettings,
+    /// The daily risk score of each UPT and Kanwil (`[risk]`).
+    #[serde(default)]
+    pub risk: RiskSettings,
     /// The dashboard behind its reverse proxy (`[dashboard]`).
     #[serde(default)]
     pub dashboard: DashboardSettings,
@@ -105,6 +108,74 @@ impl AnalysisSettings {
             min_news: u64::from(self.min_news),
             min_social: u64::from(self.min_social),
             ..Default::default()
+        }
+    }
+}
+
+/// The risk score (`[risk]`): what counts, over how long, and how much each component weighs
+/// (points per unit of its value; see `pasopati_analysis::risk`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskSettings {
+    /// The days before each scored day that count.
+    pub period_days: u32,
+    pub weights: RiskWeightSettings,
+}
+
+/// Points per unit of each risk component (`[risk.weights]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RiskWeightSettings {
+    /// Per media item of negative tone naming the unit.
+    pub negative_coverage: u32,
+    /// Per spike alert of the unit.
+    pub spike: u32,
+    /// Per report the site filed as urgent.
+    pub urgent_report: u32,
+    /// For a unit with neither a report nor a mention in `[analysis] coverage_days`.
+    pub coverage_gap: u32,
+    /// Per claim about the unit still unverified.
+    pub unverified_claim: u32,
+}
+
+impl Default for RiskSettings {
+    fn default() -> Self {
+        RiskSettings {
+            period_days: 7,
+            weights: RiskWeightSettings::default(),
+        }
+    }
+}
+
+impl Default for RiskWeightSettings {
+    fn default() -> Self {
+        let w = pasopati_analysis::risk::RiskWeights::default();
+        // The analysis crate's defaults are whole points.
+        RiskWeightSettings {
+            negative_coverage: w.negative_coverage as u32,
+            spike: w.spike as u32,
+            urgent_report: w.urgent_report as u32,
+            coverage_gap: w.coverage_gap as u32,
+            unverified_claim: w.unverified_claim as u32,
+        }
+    }
+}
+
+impl RiskSettings {
+    /// The scoring configuration, with the analysis settings' coverage period and spikes.
+    pub fn config(&self, analysis: &AnalysisSettings) -> pasopati_analysis::risk::RiskConfig {
+        let w = &self.weights;
+        pasopati_analysis::risk::RiskConfig {
+            period_days: i64::from(self.period_days),
+            coverage_days: i64::from(analysis.coverage_days),
+            weights: pasopati_analysis::risk::RiskWeights {
+                negative_coverage: f64::from(w.negative_coverage),
+                spike: f64::from(w.spike),
+                urgent_report: f64::from(w.urgent_report),
+                coverage_gap: f64::from(w.coverage_gap),
+                unverified_claim: f64::from(w.unverified_claim),
+            },
+            spikes: analysis.spikes(),
         }
     }
 }
@@ -344,6 +415,7 @@ impl CollectorConfig {
             pii: PiiConfig::default(),
             http_secure_cookies: false,
             analysis: AnalysisSettings::default(),
+            risk: RiskSettings::default(),
             dashboard: DashboardSettings::default(),
             feeds: Vec::new(),
             social: Vec::new(),
@@ -377,6 +449,9 @@ impl CollectorConfig {
         let a = &self.analysis;
         if a.news_baseline_days == 0 || a.social_baseline_hours == 0 || a.coverage_days == 0 {
             return Err("[analysis] news_baseline_days, social_baseline_hours and coverage_days must be above 0".into());
+        }
+        if self.risk.period_days == 0 || self.risk.period_days > 366 {
+            return Err("[risk] period_days must be between 1 and 366".into());
         }
         for feed in &self.feeds {
             if !(feed.url.starts_with("http://") || feed.url.starts_with("https://")) {

@@ -65,6 +65,29 @@ pub enum CollectorRequest {
     },
     /// The stories of the live analysis.
     Stories,
+    /// One story with each item and report and why it is there.
+    StoryShow(String),
+    /// An analyst's merge of story `from` into story `into`.
+    StoryMerge {
+        from: String,
+        into: String,
+        note: String,
+    },
+    /// An analyst's split of `docs` out of `story`.
+    StorySplit {
+        story: String,
+        docs: Vec<String>,
+        title: String,
+        note: String,
+    },
+    /// Undo an analyst's story edit by its number.
+    StoryUndo(u64),
+    /// Every analyst's story edit.
+    StoryEdits,
+    /// Record today's risk scores now and answer the risk picture over `days`.
+    Risk {
+        days: i64,
+    },
     /// Trends, spikes and coverage over the last `coverage_days`.
     Insights {
         coverage_days: Option<i64>,
@@ -253,6 +276,41 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             .stories()
             .map(|s| CollectorResponse::Json(json_lines(&s)))
             .map_err(admin::AdminError::Store),
+        CollectorRequest::StoryShow(id) => match state.newsroom.story(&id) {
+            Ok(Some(detail)) => Ok(CollectorResponse::Json(json_lines(&[detail]))),
+            Ok(None) => Err(admin::AdminError::from(
+                crate::newsroom::EditError::NoStory(id),
+            )),
+            Err(e) => Err(admin::AdminError::Store(e)),
+        },
+        CollectorRequest::StoryMerge { from, into, note } => state
+            .newsroom
+            .merge_stories(&from, &into, &note, actor)
+            .map(|n| edited(n, &into))
+            .map_err(admin::AdminError::from),
+        CollectorRequest::StorySplit {
+            story,
+            docs,
+            title,
+            note,
+        } => state
+            .newsroom
+            .split_story(&story, &docs, &title, &note, actor)
+            .map(|n| edited(n, &format!("story-split-{n}")))
+            .map_err(admin::AdminError::from),
+        CollectorRequest::StoryUndo(number) => state
+            .newsroom
+            .undo_edit(number, actor)
+            .map(|e| CollectorResponse::Json(json_lines(&[e])))
+            .map_err(admin::AdminError::from),
+        CollectorRequest::StoryEdits => json_answer(state.newsroom.edits()),
+        CollectorRequest::Risk { days } => {
+            let now = pasopati_common::Timestamp::now();
+            crate::risk::record(&state.store, &state.newsroom, &state.config, now)
+                .and_then(|_| crate::risk::picture(&state.store, &state.config, now, days))
+                .map(|p| CollectorResponse::Json(json_lines(&[p])))
+                .map_err(admin::AdminError::Store)
+        }
         CollectorRequest::Insights { coverage_days } => state
             .newsroom
             .insights(coverage_days)
@@ -376,6 +434,13 @@ fn json_answer<T: serde::Serialize>(
     records: Result<Vec<T>, crate::store::StoreError>,
 ) -> Result<CollectorResponse, admin::AdminError> {
     Ok(CollectorResponse::Json(json_lines(&records?)))
+}
+
+/// The answer to a recorded story edit: its number and the story that shows it.
+fn edited(number: u64, story: &str) -> CollectorResponse {
+    CollectorResponse::Json(vec![
+        serde_json::json!({ "edit": number, "story": story }).to_string()
+    ])
 }
 
 /// Each value as one line of JSON.

@@ -16,6 +16,7 @@ pub mod events;
 mod group_commit;
 pub mod newsroom;
 mod next_step;
+pub mod risk;
 mod server;
 pub mod sources;
 pub mod store;
@@ -291,15 +292,8 @@ fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(StoreError::Damaged { path, reason }) => {
-                let moved =
-                    pasopati_common::storage::move_aside(Path::new(&path)).map_err(|e| {
-                        StoreError::Open {
-                            path: path.clone(),
-                            message: format!(
-                                "it is damaged ({reason}) and cannot be moved aside: {e}"
-                            ),
-                        }
-                    })?;
+                let moved = pasopati_common::storage::move_damaged_aside(&path, &reason)
+                    .map_err(|message| StoreError::Open { path, message })?;
                 return Err(StoreError::MovedAside {
                     moved: moved.display().to_string(),
                     reason,
@@ -421,6 +415,12 @@ impl Server {
                 stop.clone(),
             ))
         });
+        let risk = tokio::spawn(risk::keep(
+            self.state.store.clone(),
+            self.state.newsroom.clone(),
+            self.state.config.clone(),
+            stop.clone(),
+        ));
         let dashboard = match self.http {
             Some(listener) => {
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
@@ -446,6 +446,7 @@ impl Server {
         if let Some(feeds) = feeds {
             let _ = feeds.await;
         }
+        let _ = risk.await;
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));

@@ -13,8 +13,9 @@
 //! again updates its engagement even though the item itself is stored only once.
 
 use crate::config::AnalysisSettings;
-use crate::store::{Store, StoreError, StoredMedia, StoredReport};
-use pasopati_analysis::batch::StoryResult;
+use crate::store::{RecordedEdit, Store, StoreError, StoredMedia, StoredReport};
+use pasopati_analysis::batch::{StoryDetail, StoryResult};
+use pasopati_analysis::edits::StoryEdit;
 use pasopati_analysis::social::Engagement;
 use pasopati_analysis::{Engine, MediaItem, SiteReport};
 use pasopati_common::pii::{PiiConfig, PiiGuard};
@@ -33,6 +34,23 @@ pub struct ImportOutcome {
     pub duplicates: u64,
 }
 
+/// An analyst's edit to stories that was refused, or could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("no story `{0}` is listed now (a story merged into another is listed under that one)")]
+    NoStory(String),
+    #[error("a story cannot be merged into itself (`{0}`)")]
+    SameStory(String),
+    #[error("`{doc}` is not an item or report of story `{story}`")]
+    NotInStory { story: String, doc: String },
+    #[error("name the items or reports to split out of `{0}`, and leave at least one in it")]
+    NothingLeft(String),
+    #[error("there is no story edit number {0}")]
+    NoEdit(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The media desk.
 pub struct Newsroom {
     store: Arc<Store>,
@@ -46,10 +64,12 @@ pub struct Newsroom {
     replayed_arrival: std::sync::atomic::AtomicI64,
     stories_cache: Mutex<StoriesCache>,
     insights_cache: Mutex<InsightsCache>,
+    /// Moved on by every analyst's edit, so listed stories show it at once.
+    edits_generation: std::sync::atomic::AtomicU64,
 }
 
-/// Stories as last computed: (documents placed then, when, stories).
-type StoriesCache = Option<(usize, std::time::Instant, Arc<Vec<StoryResult>>)>;
+/// Stories as last computed: (documents placed then, edits generation, when, stories).
+type StoriesCache = Option<(usize, u64, std::time::Instant, Arc<Vec<StoryResult>>)>;
 /// Insights as last computed: (documents placed then, coverage days, when, insights).
 type InsightsCache = Option<(usize, i64, std::time::Instant, Arc<serde_json::Value>)>;
 
@@ -68,7 +88,25 @@ impl Newsroom {
             replayed_arrival: std::sync::atomic::AtomicI64::new(-1),
             stories_cache: Mutex::new(None),
             insights_cache: Mutex::new(None),
+            edits_generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The analysts' edits that apply, oldest first.
+    fn active_edits(&self) -> Result<Vec<StoryEdit>, StoreError> {
+        Ok(self
+            .store
+            .story_edits()?
+            .into_iter()
+            .filter(|e| e.active())
+            .map(|e| e.edit)
+            .collect())
+    }
+
+    /// Says that an analyst's edit was recorded or undone: stories are listed anew.
+    pub fn edits_changed(&self) {
+        self.edits_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn with_engine<T>(
@@ -225,22 +263,153 @@ impl Newsroom {
         self.with_engine(|engine| Ok(engine.len()))
     }
 
-    /// The stories of everything placed so far (recomputed at most every 10 seconds while
-    /// documents arrive).
+    /// The stories of everything placed so far, with the analysts' edits (recomputed at most
+    /// every 10 seconds while documents arrive, and at once after an edit).
     pub fn stories(&self) -> Result<Arc<Vec<StoryResult>>, StoreError> {
+        let generation = self
+            .edits_generation
+            .load(std::sync::atomic::Ordering::SeqCst);
         self.with_engine(|engine| {
             let mut cache = self
                 .stories_cache
                 .lock()
                 .map_err(|_| StoreError::Storage("the story cache was poisoned".into()))?;
-            if let Some((n, at, value)) = cache.as_ref() {
-                if *n == engine.len() || at.elapsed() < CACHE_FOR {
+            if let Some((n, g, at, value)) = cache.as_ref() {
+                if *g == generation && (*n == engine.len() || at.elapsed() < CACHE_FOR) {
                     return Ok(value.clone());
                 }
             }
-            let value = Arc::new(pasopati_analysis::batch::story_results(engine));
-            *cache = Some((engine.len(), std::time::Instant::now(), value.clone()));
+            let edits = self.active_edits()?;
+            let (stories, _) = pasopati_analysis::batch::story_results_with(engine, &edits);
+            let value = Arc::new(stories);
+            *cache = Some((
+                engine.len(),
+                generation,
+                std::time::Instant::now(),
+                value.clone(),
+            ));
             Ok(value)
+        })
+    }
+
+    /// One story with each item and report and why it is there; `None` if no story has this
+    /// id (now: it may have been merged into another).
+    pub fn story(&self, id: &str) -> Result<Option<StoryDetail>, StoreError> {
+        let edits = self.active_edits()?;
+        self.with_engine(|engine| Ok(pasopati_analysis::batch::story_detail(engine, &edits, id)))
+    }
+
+    /// Records an analyst's merge: every item and report of `from` is shown in `into`.
+    /// Returns the edit's number.
+    pub fn merge_stories(
+        &self,
+        from: &str,
+        into: &str,
+        note: &str,
+        actor: &str,
+    ) -> Result<u64, EditError> {
+        let (from, into) = (from.trim(), into.trim());
+        if from == into {
+            return Err(EditError::SameStory(from.to_owned()));
+        }
+        for id in [from, into] {
+            if self.story(id)?.is_none() {
+                return Err(EditError::NoStory(id.to_owned()));
+            }
+        }
+        let edit = StoryEdit::Merge {
+            from: from.to_owned(),
+            into: into.to_owned(),
+        };
+        self.record(edit, note, actor)
+    }
+
+    /// Records an analyst's split: the items and reports `docs` (with their copies) leave
+    /// `story` for a story of their own, titled `title` (or the story's title, marked as
+    /// split, when empty). Returns the edit's number; the new story's id is
+    /// `story-split-<number>`.
+    pub fn split_story(
+        &self,
+        story: &str,
+        docs: &[String],
+        title: &str,
+        note: &str,
+        actor: &str,
+    ) -> Result<u64, EditError> {
+        let story = story.trim();
+        let Some(detail) = self.story(story)? else {
+            return Err(EditError::NoStory(story.to_owned()));
+        };
+        let docs: Vec<String> = docs
+            .iter()
+            .map(|d| d.trim().to_owned())
+            .filter(|d| !d.is_empty())
+            .collect();
+        if let Some(stranger) = docs
+            .iter()
+            .find(|d| !detail.documents.iter().any(|x| &x.id == *d))
+        {
+            return Err(EditError::NotInStory {
+                story: story.to_owned(),
+                doc: stranger.clone(),
+            });
+        }
+        let moving = |x: &pasopati_analysis::batch::StoryDocument| {
+            docs.contains(&x.id) || x.duplicate_of.as_ref().is_some_and(|o| docs.contains(o))
+        };
+        if docs.is_empty() || detail.documents.iter().all(moving) {
+            return Err(EditError::NothingLeft(story.to_owned()));
+        }
+        let title = match title.trim() {
+            "" => format!("{} (dipisah)", detail.story.title),
+            t => t.chars().take(300).collect(),
+        };
+        let edit = StoryEdit::Split {
+            story: story.to_owned(),
+            id: String::new(),
+            title: pasopati_analysis::media::mask(&self.guard, &title),
+            docs,
+        };
+        self.record(edit, note, actor)
+    }
+
+    /// Undoes an analyst's edit by its number; it stays in the record, marked undone.
+    pub fn undo_edit(&self, number: u64, actor: &str) -> Result<RecordedEdit, EditError> {
+        let undone = self
+            .store
+            .undo_story_edit(number, actor, Timestamp::now())?
+            .ok_or(EditError::NoEdit(number))?;
+        self.edits_changed();
+        Ok(undone)
+    }
+
+    /// Every analyst's edit, oldest first, undone ones included.
+    pub fn edits(&self) -> Result<Vec<RecordedEdit>, StoreError> {
+        self.store.story_edits()
+    }
+
+    fn record(&self, edit: StoryEdit, note: &str, actor: &str) -> Result<u64, EditError> {
+        let note = pasopati_analysis::media::mask(&self.guard, note.trim());
+        let note: String = note.chars().take(500).collect();
+        let number = self
+            .store
+            .add_story_edit(edit, &note, actor, Timestamp::now())?;
+        self.edits_changed();
+        Ok(number)
+    }
+
+    /// The risk scores at `clock` (see `pasopati_analysis::risk`); `claims` counts open
+    /// unverified claims by unit.
+    pub fn risk_at(
+        &self,
+        config: &pasopati_analysis::risk::RiskConfig,
+        clock: i64,
+        claims: &std::collections::HashMap<String, u32>,
+    ) -> Result<Vec<pasopati_analysis::risk::RiskScore>, StoreError> {
+        self.with_engine(|engine| {
+            Ok(pasopati_analysis::risk::scores_at(
+                engine, config, clock, claims,
+            ))
         })
     }
 
@@ -303,6 +472,7 @@ fn report_of(r: &StoredReport) -> SiteReport {
         title: r.report.title.clone(),
         body: r.report.body.clone(),
         occurred_at: r.report.occurred_at,
+        urgent: r.report.priority == pasopati_common::Priority::Urgent,
     }
 }
 

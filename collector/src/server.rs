@@ -370,6 +370,20 @@ async fn handle_connection(conn: quinn::Connection, state: Arc<ServerState>) {
     }
 }
 
+/// Records why a connection is dropped (see [`ServerState::reject`]) and closes it with `code`
+/// and `reason`, without a refusal frame: the peer broke the protocol or named no site.
+async fn drop_connection(
+    state: &Arc<ServerState>,
+    conn: &quinn::Connection,
+    site: Option<&SiteId>,
+    message: String,
+    code: u32,
+    reason: &[u8],
+) {
+    state.reject(site, message).await;
+    conn.close(code.into(), reason);
+}
+
 async fn refuse(
     conn: &quinn::Connection,
     send: Option<&mut quinn::SendStream>,
@@ -419,13 +433,16 @@ async fn enrollment_connection(conn: quinn::Connection, state: Arc<ServerState>)
             return;
         }
         Err(e) => {
-            state
-                .reject(
-                    None,
-                    format!("{remote} sent an unreadable enrollment frame: {e}"),
-                )
-                .await;
-            conn.close(close::PROTOCOL.into(), b"malformed frame");
+            let message = format!("{remote} sent an unreadable enrollment frame: {e}");
+            drop_connection(
+                &state,
+                &conn,
+                None,
+                message,
+                close::PROTOCOL,
+                b"malformed frame",
+            )
+            .await;
             return;
         }
     };
@@ -513,13 +530,9 @@ async fn sync_connection(
     let site = match pki::site_of_cert(&cert) {
         Ok((site, _)) => site,
         Err(e) => {
-            state
-                .reject(
-                    None,
-                    format!("{remote} presented a certificate without a site: {e}"),
-                )
-                .await;
-            conn.close(close::REFUSED.into(), b"certificate names no site");
+            let message = format!("{remote} presented a certificate without a site: {e}");
+            let reason = b"certificate names no site";
+            drop_connection(&state, &conn, None, message, close::REFUSED, reason).await;
             return;
         }
     };
@@ -576,8 +589,8 @@ async fn sync_connection(
             tracing::debug!(%site, "session ended: {e}");
         }
         Err(SyncEnd::Violation(reason)) => {
-            state.reject(Some(&site), reason).await;
-            conn.close(close::PROTOCOL.into(), b"protocol violation");
+            let why = b"protocol violation";
+            drop_connection(&state, &conn, Some(&site), reason, close::PROTOCOL, why).await;
         }
         Err(SyncEnd::Refused(code, message)) => {
             state.reject(Some(&site), message.clone()).await;

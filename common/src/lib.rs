@@ -3,13 +3,15 @@
 //! the QUIC endpoints' TLS configuration ([`quic`]), the PKI's files ([`pki`]), opening a redb
 //! file privately ([`storage`]), the local control socket ([`control`]), the daemons' TOML
 //! configuration files ([`config_file`]), logging and the async runtime of the command lines
-//! ([`logging`]), blocking work off the async threads ([`task`]), and escaped terminal output ([`terminal`]).
+//! ([`logging`]), blocking work off the async threads ([`task`]), escaped terminal output
+//! ([`terminal`]), and the shell of the daemons' web pages ([`html`]).
 
 pub use pasopati_protocol::*;
 
 pub mod config_file;
 pub mod control;
 pub mod fuzzing;
+pub mod html;
 pub mod logging;
 pub mod pki;
 pub mod profile;

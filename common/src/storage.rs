@@ -91,6 +91,14 @@ pub fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
     Ok(target)
 }
 
+/// Moves the database at `path`, damaged for `reason`, aside with [`move_aside`]. When it cannot
+/// be moved, the error (for the owner's "cannot be opened" message) says what is wrong with the
+/// file and why it stays where it is.
+pub fn move_damaged_aside(path: &str, reason: &str) -> Result<PathBuf, String> {
+    move_aside(Path::new(path))
+        .map_err(|e| format!("it is damaged ({reason}) and cannot be moved aside: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

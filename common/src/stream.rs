@@ -45,30 +45,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{AgentFrame, Hello, MAX_FRAME_BYTES};
-    use crate::{Epoch, Timestamp};
-
-    fn sample() -> AgentFrame {
-        AgentFrame::Hello(Hello {
-            proto: 1,
-            epoch: Epoch(42),
-            oldest_unacked: 1,
-            oldest_retained: 1,
-            next_seq: 1,
-            agent_version: "0.1.0".into(),
-            agent_time: Timestamp(7),
-        })
-    }
+    use crate::fixtures::hello;
+    use crate::frame::{AgentFrame, MAX_FRAME_BYTES};
 
     #[tokio::test]
     async fn frames_round_trip() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &sample()).await.unwrap();
-        write_frame(&mut buf, &sample()).await.unwrap();
+        write_frame(&mut buf, &hello()).await.unwrap();
+        write_frame(&mut buf, &hello()).await.unwrap();
         let mut reader = &buf[..];
         for _ in 0..2 {
             let f: AgentFrame = read_frame(&mut reader).await.unwrap().unwrap();
-            assert_eq!(f, sample());
+            assert_eq!(f, hello());
         }
         assert!(read_frame::<_, AgentFrame>(&mut reader)
             .await
@@ -98,7 +86,7 @@ mod tests {
     #[tokio::test]
     async fn truncated_frame_is_an_error_not_a_clean_end() {
         let mut buf = Vec::new();
-        write_frame(&mut buf, &sample()).await.unwrap();
+        write_frame(&mut buf, &hello()).await.unwrap();
         buf.truncate(buf.len() - 1);
         let err = read_frame::<_, AgentFrame>(&mut &buf[..])
             .await

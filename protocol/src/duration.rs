@@ -63,18 +63,7 @@ impl FromStr for HumanDuration {
     }
 }
 
-impl TryFrom<String> for HumanDuration {
-    type Error = DurationError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<HumanDuration> for String {
-    fn from(d: HumanDuration) -> String {
-        d.to_string()
-    }
-}
+crate::text_conversions!(HumanDuration);
 
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

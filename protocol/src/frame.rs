@@ -427,25 +427,14 @@ pub enum CollectorFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample() -> AgentFrame {
-        AgentFrame::Hello(Hello {
-            proto: 1,
-            epoch: Epoch(42),
-            oldest_unacked: 1,
-            oldest_retained: 1,
-            next_seq: 1,
-            agent_version: "0.1.0".into(),
-            agent_time: crate::Timestamp(7),
-        })
-    }
+    use crate::fixtures::hello;
 
     #[test]
     fn frames_round_trip_through_the_codec() {
-        let wire = encode_frame(&sample()).unwrap();
+        let wire = encode_frame(&hello()).unwrap();
         let len = body_len([wire[0], wire[1], wire[2], wire[3]]).unwrap();
         assert_eq!(len, wire.len() - 4);
-        assert_eq!(decode_value::<AgentFrame>(&wire[4..]).unwrap(), sample());
+        assert_eq!(decode_value::<AgentFrame>(&wire[4..]).unwrap(), hello());
     }
 
     #[test]
@@ -463,7 +452,7 @@ mod tests {
         let err = decode_value::<AgentFrame>(&[0xff, 0xfe, 0xfd, 0xfc]).unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
 
-        let mut body = encode_value(&sample());
+        let mut body = encode_value(&hello());
         body.push(0);
         let err = decode_value::<AgentFrame>(&body).unwrap_err();
         assert!(

@@ -193,18 +193,7 @@ impl FromStr for ReportId {
     }
 }
 
-impl TryFrom<String> for ReportId {
-    type Error = ReportIdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<ReportId> for String {
-    fn from(id: ReportId) -> String {
-        id.to_string()
-    }
-}
+crate::text_conversions!(ReportId);
 
 #[cfg(test)]
 mod tests {

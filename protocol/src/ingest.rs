@@ -317,6 +317,40 @@ impl MemoryLedger {
             .get(&(site.clone(), epoch))
             .and_then(|v| v.within(from..=Seq::MAX).first_seq())
     }
+
+    /// Applies the batch rules (default limits, the built-in taxonomy) to `batch` of `site`
+    /// under `epoch`, as one transaction: an applied batch's changes are kept, a refused batch
+    /// leaves the ledger as it was.
+    pub fn apply_batch(
+        &mut self,
+        site: &SiteId,
+        epoch: u64,
+        hwm: Seq,
+        batch: &Batch,
+        pii: impl Fn(&Report) -> Vec<Finding>,
+        now: Timestamp,
+    ) -> BatchVerdict {
+        let mut staged = self.clone();
+        let mut view = MemoryLedgerView {
+            ledger: &mut staged,
+            site: site.clone(),
+            epoch,
+        };
+        let Ok(verdict) = apply_batch_rules(
+            &mut view,
+            site,
+            hwm,
+            batch,
+            &Limits::default(),
+            Taxonomy::builtin(),
+            pii,
+            now,
+        );
+        if matches!(verdict, BatchVerdict::Applied(_)) {
+            *self = staged;
+        }
+        verdict
+    }
 }
 
 /// One report held by a [`MemoryLedger`].
@@ -427,29 +461,10 @@ impl Ledger for MemoryLedgerView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Priority;
-
-    const T0: i64 = 1_767_225_600_000;
+    use crate::fixtures::{report, T0};
 
     fn site(name: &str) -> SiteId {
         SiteId::new(name).unwrap()
-    }
-
-    fn report(n: u64) -> Report {
-        let mut id = [0u8; 16];
-        id[8..].copy_from_slice(&n.to_be_bytes());
-        Report {
-            id: ReportId(id),
-            category: "humas".into(),
-            priority: Priority::Normal,
-            title: format!("Laporan {n}"),
-            body: "Isi".into(),
-            occurred_at: Timestamp(T0),
-            filed_at: Timestamp(T0),
-            revision: 0,
-            retraction: None,
-            attachments: Vec::new(),
-        }
     }
 
     fn apply(
@@ -459,28 +474,16 @@ mod tests {
         first_seq: Seq,
         reports: Vec<Report>,
     ) -> BatchVerdict {
-        let mut staged = ledger.clone();
-        let mut view = MemoryLedgerView {
-            ledger: &mut staged,
-            site: who.clone(),
-            epoch: 1,
-        };
         let batch = Batch { first_seq, reports };
         let guard = crate::pii::PiiGuard::default();
-        let Ok(verdict) = apply_batch_rules(
-            &mut view,
+        ledger.apply_batch(
             who,
+            1,
             hwm,
             &batch,
-            &Limits::default(),
-            Taxonomy::builtin(),
             |r| guard.check_report(r),
             Timestamp(T0 + 10),
-        );
-        if matches!(verdict, BatchVerdict::Applied(_)) {
-            *ledger = staged;
-        }
-        verdict
+        )
     }
 
     fn applied(v: BatchVerdict) -> Applied {

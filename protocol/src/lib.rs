@@ -9,11 +9,33 @@
 //! quinn, redb and rustls out of this crate's dependency tree. The I/O halves (QUIC, PKI files,
 //! redb, the control socket) are in `pasopati-common`, which re-exports this crate.
 
+/// The `String` conversions that serde's `try_from = "String", into = "String"` call, for a type
+/// that reads itself with `FromStr` and writes itself with `Display`.
+macro_rules! text_conversions {
+    ($t:ty) => {
+        impl TryFrom<String> for $t {
+            type Error = <$t as std::str::FromStr>::Err;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$t> for String {
+            fn from(value: $t) -> String {
+                value.to_string()
+            }
+        }
+    };
+}
+pub(crate) use text_conversions;
+
 pub mod attachment;
 pub mod backoff;
 pub mod csv;
 pub mod duration;
 pub mod faults;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod frame;
 pub mod ids;
 pub mod ingest;

@@ -136,19 +136,7 @@ impl std::str::FromStr for Zone {
     }
 }
 
-impl TryFrom<String> for Zone {
-    type Error = ZoneError;
-
-    fn try_from(s: String) -> Result<Zone, ZoneError> {
-        Zone::parse(&s)
-    }
-}
-
-impl From<Zone> for String {
-    fn from(z: Zone) -> String {
-        z.abbreviation().to_owned()
-    }
-}
+crate::text_conversions!(Zone);
 
 impl std::fmt::Display for Zone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -373,39 +373,47 @@ pub fn check_times(
     now: Timestamp,
 ) -> Result<(), ReportError> {
     let latest = Timestamp(now.0.saturating_add(CLOCK_SKEW_ALLOWANCE_MS));
-    let bad = |field: &str, t: Timestamp, rule: String| ReportError::Time {
-        field: field.to_owned(),
-        given: t.to_rfc3339(),
-        rule,
+    // A time outside its window names the field, the value and the rule (written only then).
+    let within = |field: &str, t: Timestamp, window: [Timestamp; 2], rule: &dyn Fn() -> String| {
+        if (window[0]..=window[1]).contains(&t) {
+            Ok(())
+        } else {
+            Err(ReportError::Time {
+                field: field.to_owned(),
+                given: t.to_rfc3339(),
+                rule: rule(),
+            })
+        }
     };
-    if filed_at < EARLIEST_FILED_AT || filed_at > latest {
-        return Err(bad(
-            "filing time",
-            filed_at,
+    within(
+        "filing time",
+        filed_at,
+        [EARLIEST_FILED_AT, latest],
+        &|| {
             format!(
                 "it must lie between {} and 7 days after now ({}); check the site's clock",
                 EARLIEST_FILED_AT.to_rfc3339(),
                 now.to_rfc3339()
-            ),
-        ));
-    }
+            )
+        },
+    )?;
     let occurred_latest = Timestamp(
         filed_at
             .0
             .saturating_add(OCCURRED_AFTER_FILING_ALLOWANCE_MS)
             .min(latest.0),
     );
-    if occurred_at < EARLIEST_OCCURRED_AT || occurred_at > occurred_latest {
-        return Err(bad(
-            "time of the event",
-            occurred_at,
+    within(
+        "time of the event",
+        occurred_at,
+        [EARLIEST_OCCURRED_AT, occurred_latest],
+        &|| {
             format!(
-                "it must lie between {} and one day after the report is filed; give the date the event happened",
-                EARLIEST_OCCURRED_AT.to_rfc3339()
-            ),
-        ));
-    }
-    Ok(())
+            "it must lie between {} and one day after the report is filed; give the date the event happened",
+            EARLIEST_OCCURRED_AT.to_rfc3339()
+        )
+        },
+    )
 }
 
 /// Characters that never belong in report text: C0 and C1 controls, DEL, and the two
@@ -443,9 +451,7 @@ fn printable(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// 2026-01-01T00:00:00Z: reports must carry plausible times.
-    const T0: i64 = 1_767_225_600_000;
+    use crate::fixtures::T0;
 
     fn draft(category: &str) -> ReportDraft {
         ReportDraft {

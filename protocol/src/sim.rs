@@ -21,8 +21,9 @@
 //! A failing seed prints itself; `PASOPATI_SIM_SEED=<n> cargo test -p pasopati-protocol sim`
 //! replays it (and `PASOPATI_SIM_SEEDS=<n>` runs more seeds).
 
+use crate::fixtures::SimRng;
 use crate::frame::{AgentFrame, Batch, CollectorFrame, Heartbeat, Limits, NackReason};
-use crate::ingest::{apply_batch_rules, BatchVerdict, MemoryLedger, MemoryLedgerView};
+use crate::ingest::{BatchVerdict, MemoryLedger};
 use crate::pii::{Field, Finding, PiiKind};
 use crate::sync::{
     AgentEvent, AgentSession, CollectorSession, CollectorStep, HelloDecision, ProtocolError,
@@ -32,34 +33,6 @@ use crate::taxonomy::Taxonomy;
 use crate::{Epoch, Priority, Report, ReportId, Seq, SiteId, Timestamp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::RangeInclusive;
-
-/// A small seeded generator (SplitMix64): deterministic, no crate needed.
-#[derive(Debug, Clone)]
-pub struct SimRng(u64);
-
-impl SimRng {
-    pub fn new(seed: u64) -> SimRng {
-        SimRng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    /// True with probability `per_mille / 1000`.
-    pub fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-}
 
 /// A deliberate bug the model can carry, so a test can show the checker catches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1186,22 +1159,9 @@ impl Sim {
                     .get(&(site.clone(), epoch.0))
                     .copied()
                     .unwrap_or(0);
-                let mut ledger = staged.ledger.clone();
-                let mut view = MemoryLedgerView {
-                    ledger: &mut ledger,
-                    site: site.clone(),
-                    epoch: epoch.0,
-                };
-                let Ok(verdict) = apply_batch_rules(
-                    &mut view,
-                    site,
-                    hwm,
-                    &batch,
-                    &Limits::default(),
-                    Taxonomy::builtin(),
-                    model_pii,
-                    now,
-                );
+                let verdict = staged
+                    .ledger
+                    .apply_batch(site, epoch.0, hwm, &batch, model_pii, now);
                 match verdict {
                     BatchVerdict::Refused {
                         hwm,
@@ -1216,7 +1176,6 @@ impl Sim {
                         StoreAnswer::Reply(CollectorFrame::Nack { hwm, reason })
                     }
                     BatchVerdict::Applied(applied) => {
-                        staged.ledger = ledger;
                         for r in &applied.refused {
                             staged.refused.insert((site.clone(), epoch.0, r.seq));
                         }

@@ -1142,34 +1142,20 @@ mod tests {
     fn hello_detects_collector_rollback_and_agent_rollback() {
         // The agent had 1..=10 acknowledged and still holds 7..=10.
         let (_, hello) = AgentSession::start(Epoch(1), 10, 7, 15, Timestamp(0));
+        // A welcome to an agent that is not behind the collector.
+        let welcome = |hwm, lost, rerequested| HelloDecision::Welcome {
+            hwm,
+            lost,
+            rerequested,
+            agent_behind: false,
+        };
         // The collector only has up to 4: 5..=6 are gone everywhere, 7..=10 are asked again.
         assert_eq!(
             decide_hello(4, &hello),
-            HelloDecision::Welcome {
-                hwm: 6,
-                lost: Some(5..=6),
-                rerequested: Some(7..=10),
-                agent_behind: false
-            }
+            welcome(6, Some(5..=6), Some(7..=10))
         );
-        assert_eq!(
-            decide_hello(8, &hello),
-            HelloDecision::Welcome {
-                hwm: 8,
-                lost: None,
-                rerequested: Some(9..=10),
-                agent_behind: false
-            }
-        );
-        assert_eq!(
-            decide_hello(12, &hello),
-            HelloDecision::Welcome {
-                hwm: 12,
-                lost: None,
-                rerequested: None,
-                agent_behind: false
-            }
-        );
+        assert_eq!(decide_hello(8, &hello), welcome(8, None, Some(9..=10)));
+        assert_eq!(decide_hello(12, &hello), welcome(12, None, None));
         assert_eq!(decide_hello(4, &hello).hwm_to_record(), Some(6));
         assert_eq!(decide_hello(8, &hello).hwm_to_record(), None);
         assert!(matches!(

@@ -369,6 +369,8 @@ pub struct TestCollector {
     /// The dashboard's address.
     pub http: Option<SocketAddr>,
     pub store: Arc<Store>,
+    /// The running collector's media desk (imports here are placed by its live engine).
+    pub newsroom: Arc<pasopati_collector::newsroom::Newsroom>,
     /// Everything the collector published since it started.
     pub events: tokio::sync::broadcast::Receiver<pasopati_collector::events::CollectorEvent>,
     shutdown: CancellationToken,
@@ -414,6 +416,7 @@ impl TestCollector {
         let addr = server.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let http = server.http_addr();
         let store = server.store().clone();
+        let newsroom = server.newsroom().clone();
         let events = server.events();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
@@ -427,6 +430,7 @@ impl TestCollector {
             addr,
             http,
             store,
+            newsroom,
             events,
             shutdown,
             task: Some(task),

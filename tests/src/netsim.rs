@@ -6,6 +6,7 @@
 //! a failing run's seed reproduces the same fault pattern; the proxy only carries datagrams and
 //! sleeps.
 
+use pasopati_common::fixtures::SimRng;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -30,21 +31,18 @@ pub struct LinkConfig {
     pub bandwidth: Option<u64>,
 }
 
-/// A small, fast, seeded generator (SplitMix64).
+/// A small, fast, seeded generator: the protocol simulation's SplitMix64, drawn from here as
+/// fractions and inclusive ranges.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng(SimRng);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng(SimRng::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`.

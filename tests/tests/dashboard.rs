@@ -1961,7 +1961,7 @@ async fn pages_show_local_time_names_and_labels_and_ringkasan_agrees() {
     running.stop().await;
 }
 
-/// Imports the analysis fixture's media items into the collector's store.
+/// Imports the analysis fixture's media items through the running collector's media desk.
 fn import_media_fixture(c: &TestCollector) {
     let (media, _) = pasopati_analysis::media::read_media_jsonl(
         "fixture",
@@ -1970,10 +1970,352 @@ fn import_media_fixture(c: &TestCollector) {
         )
         .unwrap_or_else(|e| panic!("{e}")),
     );
-    let newsroom = pasopati_collector::newsroom::Newsroom::new(
-        c.store.clone(),
-        &Default::default(),
-        &Default::default(),
+    c.newsroom.import(media).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Writes media JSONL into `folder` and imports it with the command line.
+fn import_media_lines(
+    bins: &Bins,
+    data_dir: &std::path::Path,
+    folder: &std::path::Path,
+    jsonl: &str,
+) {
+    let file = folder.join("media.jsonl");
+    std::fs::write(&file, jsonl).unwrap_or_else(|e| panic!("{e}"));
+    let import = [
+        "media",
+        "import",
+        "--data-dir",
+        path_str(data_dir),
+        "--file",
+        path_str(&file),
+    ];
+    run_ok(&bins.collector, &import);
+}
+
+/// Issue 14, part 2: a story's page says why each item is in it (a copy, a shared unit); an
+/// analyst merges two stories, splits an item out, and undoes the merge, from the dashboard
+/// and the command line; each edit is in the audit log, and the engine's own grouping never
+/// changes (undoing every edit gives back exactly the stories before). Invented news.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_sees_why_items_are_in_a_story_and_merges_splits_and_undoes() {
+    let bins = bins!();
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    let d = path_str(&c.dir).to_owned();
+    let fire = "Kebakaran melanda dapur Lapas Kelas IIA Palu pada Selasa malam; api padam dalam satu jam tanpa korban.";
+    let lines = [
+        (
+            "a",
+            "2026-11-10T12:00:00Z",
+            "Dapur Lapas Palu terbakar",
+            fire,
+        ),
+        (
+            "a-salin",
+            "2026-11-10T13:00:00Z",
+            "Dapur Lapas Palu terbakar",
+            fire,
+        ),
+        (
+            "b",
+            "2026-11-10T14:00:00Z",
+            "Api di dapur Lapas Palu padam dalam satu jam",
+            "Petugas Lapas Kelas IIA Palu memadamkan kebakaran dapur; tidak ada korban jiwa.",
+        ),
+        (
+            "c",
+            "2026-11-10T15:00:00Z",
+            "Rutan Makassar gelar panen sayur",
+            "Rutan Kelas I Makassar memanen 300 kilogram kangkung hasil kebun pembinaan.",
+        ),
+    ];
+    let jsonl: String = lines
+        .iter()
+        .map(|(id, at, title, text)| {
+            serde_json::json!({"id": id, "url": format!("https://berita-uji.example/{id}"),
+                "source": "Berita Uji", "title": title, "text": text, "published_at": at})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    import_media_lines(&bins, &c.dir, tmp.path(), &jsonl);
+    let (analyst, csrf) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let stories = || async {
+        let reply = http_get(addr, "/api/v1/stories?limit=100", &[("Cookie", &analyst)]).await;
+        let v: Value = serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("{e}"));
+        v["items"].as_array().cloned().unwrap_or_default()
+    };
+    let story_of = |stories: &[Value], item: &str| -> String {
+        stories
+            .iter()
+            .find(|s| {
+                s["items"]
+                    .as_array()
+                    .is_some_and(|i| i.iter().any(|x| x == item))
+            })
+            .and_then(|s| s["id"].as_str())
+            .unwrap_or_else(|| panic!("no story holds {item}: {stories:?}"))
+            .to_owned()
+    };
+    let before = stories().await;
+    assert_eq!(before.len(), 2, "{before:?}");
+    let (fire_story, harvest) = (story_of(&before, "a"), story_of(&before, "c"));
+
+    // Why each item is there, on the page and in the API.
+    let page = http_get(
+        addr,
+        &format!("/cerita/{fire_story}"),
+        &[("Cookie", &analyst)],
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Memulai cerita ini."), "{}", page.body);
+    assert!(
+        page.body.contains("Salinan dari a (teks sama)."),
+        "{}",
+        page.body
     );
-    newsroom.import(media).unwrap_or_else(|e| panic!("{e}"));
+    assert!(page.body.contains("Menyebut Lapas"), "{}", page.body);
+    let api = http_get(
+        addr,
+        &format!("/api/v1/stories/{fire_story}"),
+        &[("Cookie", &analyst)],
+    )
+    .await;
+    let api: Value = serde_json::from_str(&api.body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(api["documents"][1]["reason"]["kind"], "copy", "{api}");
+
+    // Merge the harvest into the fire story from the dashboard.
+    let merged = post_form(
+        addr,
+        &format!("/cerita/{fire_story}/gabung"),
+        &analyst,
+        &[("csrf", &csrf), ("from", &harvest), ("note", "uji gabung")],
+    )
+    .await;
+    assert_eq!(merged.status, 303, "{}", merged.body);
+    let after_merge = stories().await;
+    assert_eq!(after_merge.len(), 1, "{after_merge:?}");
+    assert_eq!(after_merge[0]["merged_from"][0], harvest.as_str());
+    let gone = http_get(addr, &format!("/cerita/{harvest}"), &[("Cookie", &analyst)]).await;
+    assert_eq!(
+        gone.status, 303,
+        "a merged story's page leads to where it went"
+    );
+    assert_eq!(
+        gone.header("location"),
+        Some(format!("/cerita/{fire_story}").as_str())
+    );
+    // Merging a story into itself is refused in words.
+    let refused = post_form(
+        addr,
+        &format!("/cerita/{fire_story}/gabung"),
+        &analyst,
+        &[("csrf", &csrf), ("from", &fire_story)],
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    assert!(
+        refused.body.contains("cannot be merged into itself"),
+        "{}",
+        refused.body
+    );
+
+    // Split the harvest item back out: the checked box is a `dok_<n>` field.
+    let split = post_form(
+        addr,
+        &format!("/cerita/{fire_story}/pisah"),
+        &analyst,
+        &[
+            ("csrf", &csrf),
+            ("dok_3", "c"),
+            ("title", "Panen kangkung"),
+            ("note", "peristiwa lain"),
+        ],
+    )
+    .await;
+    assert_eq!(split.status, 303, "{}", split.body);
+    assert_eq!(split.header("location"), Some("/cerita/story-split-2"));
+    let new = http_get(addr, "/cerita/story-split-2", &[("Cookie", &analyst)]).await;
+    assert!(new.body.contains("Dipindahkan analis."), "{}", new.body);
+    assert!(new.body.contains("Panen kangkung"), "{}", new.body);
+    assert_eq!(stories().await.len(), 2);
+
+    // The command line sees the same edits and undoes the merge; the split, whose item is no
+    // longer in that story, no longer applies: the engine's grouping is back exactly.
+    let edits = run_ok(&bins.collector, &["story", "edits", "--data-dir", &d]);
+    assert_eq!(edits.lines().count(), 2, "{edits}");
+    assert!(edits.contains("\"by\":\"dashboard:analis1\""), "{edits}");
+    run_ok(
+        &bins.collector,
+        &["story", "undo", "--data-dir", &d, "--edit", "1"],
+    );
+    let after_undo = stories().await;
+    let ids = |v: &[Value]| -> BTreeSet<String> {
+        v.iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(ids(&after_undo), ids(&before));
+    let refused = run_fail(
+        &bins.collector,
+        &[
+            "story",
+            "merge",
+            "--data-dir",
+            &d,
+            "--from",
+            "story-tidak-ada",
+            "--into",
+            &fire_story,
+        ],
+    );
+    assert!(
+        refused.contains("no story `story-tidak-ada` is listed now"),
+        "{refused}"
+    );
+    let shown = run_ok(
+        &bins.collector,
+        &["story", "show", "--data-dir", &d, "--id", &harvest],
+    );
+    assert!(shown.contains("\"documents\""), "{shown}");
+
+    let audit = c.store.audit_log().unwrap_or_else(|e| panic!("{e}"));
+    let actions: Vec<&str> = audit
+        .iter()
+        .filter_map(|(_, e)| e.as_ref().ok())
+        .map(|e| e.action.as_str())
+        .filter(|a| a.starts_with("story_edit"))
+        .collect();
+    assert_eq!(actions, ["story_edit", "story_edit", "story_edit_undo"]);
+}
+
+/// Issue 14, part 4: the risk picture. Negative coverage of a unit and an unverified claim
+/// about it make its score, explained part by part on the Risiko page, in the API and on the
+/// command line; a day recorded before a restart is still there after it, not recomputed,
+/// and drawn in the unit's sparkline. Invented news.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_risk_picture_is_explained_and_its_history_survives_a_restart() {
+    use pasopati_analysis::risk::{Component, Part, RiskScore, Scope};
+    let bins = bins!();
+    let tmp = tempdir();
+    let dir = tmp.path().join("collector");
+    init_collector_with(&dir, |t| t);
+    let c = collector_with_users(&dir).await;
+    let d = path_str(&dir).to_owned();
+    let now = pasopati_common::Timestamp::now();
+    let bad = "Kericuhan dan pungli di Lapas Kelas I Cipinang membuat keluarga warga binaan kecewa dan marah; pelayanan buruk.";
+    let jsonl: String = (0..3)
+        .map(|i| {
+            serde_json::json!({"id": format!("neg{i}"), "url": format!("https://berita-uji.example/neg{i}"),
+                "source": format!("Portal Uji {i}"), "title": format!("Keluhan keluarga ke-{i} di Lapas Cipinang"),
+                "text": format!("{bad} Keluhan ke-{i} dari pengunjung lain."),
+                "published_at": pasopati_common::Timestamp(now.0 - (i + 1) * 3_600_000).to_rfc3339()})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    import_media_lines(&bins, &c.dir, tmp.path(), &jsonl);
+    run_ok(
+        &bins.collector,
+        &[
+            "claim",
+            "add",
+            "--data-dir",
+            &d,
+            "--claim",
+            "Klaim uji: pungli di Lapas Cipinang",
+            "--item",
+            "neg0",
+        ],
+    );
+
+    let printed = run_ok(&bins.collector, &["risk", "--data-dir", &d]);
+    let picture: Value =
+        serde_json::from_str(printed.trim()).unwrap_or_else(|e| panic!("{e}: {printed}"));
+    let unit = picture["upt"]
+        .as_array()
+        .and_then(|u| u.iter().find(|x| x["scope"]["id"] == "lapas-cipinang"))
+        .unwrap_or_else(|| panic!("no score for the unit: {picture}"))
+        .clone();
+    let part = |name: &str| {
+        unit["parts"]
+            .as_array()
+            .and_then(|p| p.iter().find(|x| x["component"] == name))
+            .cloned()
+    };
+    assert_eq!(
+        part("negative_coverage").map(|p| p["value"].clone()),
+        Some(serde_json::json!(3.0)),
+        "{unit}"
+    );
+    assert_eq!(
+        part("unverified_claim").map(|p| p["points"].clone()),
+        Some(serde_json::json!(3.0)),
+        "{unit}"
+    );
+    let sum: f64 = unit["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["points"].as_f64())
+        .sum();
+    assert_eq!(unit["score"].as_f64(), Some(sum));
+
+    // A day recorded three days ago (as a running collector would have), then a restart.
+    let today = pasopati_analysis::insight::day_of(now.0);
+    let earlier = RiskScore {
+        scope: Scope::Upt("lapas-cipinang".into()),
+        score: 42.0,
+        parts: vec![Part {
+            component: Component::Spike,
+            value: 4.2,
+            weight: 10.0,
+            points: 42.0,
+        }],
+    };
+    c.store
+        .record_risk_day(today - 3, &[earlier])
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.stop().await;
+    let c = TestCollector::start(&dir, any_loopback_port()).await;
+    let (viewer, _) = dashboard_login(c.dashboard(), "pemirsa1", PASSWORD).await;
+    let api = http_get(c.dashboard(), "/api/v1/risk", &[("Cookie", &viewer)]).await;
+    assert_eq!(api.status, 200, "{}", api.body);
+    let api: Value = serde_json::from_str(&api.body).unwrap_or_else(|e| panic!("{e}"));
+    let history = api["upt"]
+        .as_array()
+        .and_then(|u| u.iter().find(|x| x["scope"]["id"] == "lapas-cipinang"))
+        .map(|x| x["history"].clone())
+        .unwrap_or_else(|| panic!("{api}"));
+    let history: Vec<f64> = history
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .collect();
+    assert_eq!(history.len(), 30);
+    assert_eq!(
+        history[26], 42.0,
+        "the recorded day was lost or recomputed: {history:?}"
+    );
+    assert!(history[29] > 0.0, "today is not recorded: {history:?}");
+    let page = http_get(c.dashboard(), "/risiko", &[("Cookie", &viewer)]).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Lapas Kelas I Cipinang"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("berita bernada negatif 3 × 2 = 6"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<polyline"), "{}", page.body);
+    assert!(
+        page.body.contains(" 42 "),
+        "the sparkline's label lacks the recorded day: {}",
+        page.body
+    );
 }

@@ -4,7 +4,7 @@
 //! [`Command`] is the whole command line in one place; [`run`] sends each command to the
 //! function of its group, one file each: `daemon.rs` (init, validate, run), `analyze.rs`,
 //! `site.rs`, `reports.rs` (reports, gaps, revisions, quarantine, attachments), `media.rs`
-//! (media, stories, insights), `claims.rs`, `users.rs` (users and API tokens) and `audit.rs`.
+//! (media, stories, insights), `stories.rs` (one story, analysts' merges and splits), `claims.rs`, `users.rs` (users and API tokens) and `audit.rs`.
 //! Admin commands reach the running daemon over its control socket, or open the store
 //! directly when none runs ([`crate::call`]).
 
@@ -15,6 +15,7 @@ mod daemon;
 mod media;
 mod reports;
 mod site;
+mod stories;
 mod users;
 
 use crate::control::{CollectorRequest, CollectorResponse};
@@ -114,6 +115,20 @@ enum Command {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// One story with why each item is in it; an analyst's merges and splits, and undoing them.
+    Story {
+        #[command(subcommand)]
+        command: stories::StoryCommand,
+    },
+    /// Record today's risk scores of every UPT and Kanwil now, and print the risk picture
+    /// (each score with its parts and its daily history) as one JSON object.
+    Risk {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// How many days of history.
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
     /// Trends, spike alerts and coverage gaps, as one JSON object.
     Insights {
         #[arg(long)]
@@ -184,6 +199,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attachments { data_dir, json } => reports::attachments(&data_dir, json).await,
         Command::Media { command } => media::run(command).await,
         Command::Stories { data_dir } => json_lines(&data_dir, CollectorRequest::Stories).await,
+        Command::Story { command } => stories::run(command).await,
+        Command::Risk { data_dir, days } => {
+            json_lines(&data_dir, CollectorRequest::Risk { days }).await
+        }
         Command::Insights {
             data_dir,
             coverage_days,

@@ -13,25 +13,22 @@ use std::path::{Path, PathBuf};
 pub(super) enum QuarantineAction {
     /// Move a quarantined report into the reports, after reading it and finding no identity
     /// data (the guard was wrong). Audited with the reason.
-    Release {
-        #[arg(long)]
-        data_dir: PathBuf,
-        /// The number `quarantine` shows.
-        #[arg(long)]
-        number: u64,
-        #[arg(long)]
-        reason: String,
-    },
+    Release(QuarantinedReport),
     /// Erase a quarantined report's text for good (its position stays, so a resend from the
     /// site is recognised and never stored). Audited with the reason.
-    Purge {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        number: u64,
-        #[arg(long)]
-        reason: String,
-    },
+    Purge(QuarantinedReport),
+}
+
+// The quarantined report `release` or `purge` acts on, and the reason the audit log keeps.
+#[derive(clap::Args)]
+pub(super) struct QuarantinedReport {
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The number `quarantine` shows.
+    #[arg(long)]
+    number: u64,
+    #[arg(long)]
+    reason: String,
 }
 
 /// `reports`: stored reports, oldest arrival first.
@@ -113,28 +110,22 @@ pub(super) async fn revisions(data_dir: &Path, id: ReportId, json: bool) -> anyh
 
 /// `quarantine release` and `quarantine purge`.
 pub(super) async fn quarantine_action(action: QuarantineAction) -> anyhow::Result<()> {
-    let (data_dir, request, outcome) = match action {
-        QuarantineAction::Release {
-            data_dir,
-            number,
-            reason,
-        } => (
-            data_dir,
-            CollectorRequest::QuarantineRelease { number, reason },
-            format!("quarantined report {number} released into the reports"),
+    type Request = fn(u64, String) -> CollectorRequest;
+    let (report, request, outcome): (_, Request, _) = match action {
+        QuarantineAction::Release(report) => (
+            report,
+            |number, reason| CollectorRequest::QuarantineRelease { number, reason },
+            "released into the reports",
         ),
-        QuarantineAction::Purge {
-            data_dir,
-            number,
-            reason,
-        } => (
-            data_dir,
-            CollectorRequest::QuarantinePurge { number, reason },
-            format!("quarantined report {number} purged"),
+        QuarantineAction::Purge(report) => (
+            report,
+            |number, reason| CollectorRequest::QuarantinePurge { number, reason },
+            "purged",
         ),
     };
-    done(&data_dir, request).await?;
-    pasopati_common::outln!("{outcome}");
+    let number = report.number;
+    done(&report.data_dir, request(number, report.reason)).await?;
+    pasopati_common::outln!("quarantined report {number} {outcome}");
     Ok(())
 }
 

@@ -12,10 +12,8 @@ use std::path::PathBuf;
 pub(super) enum SiteCommand {
     /// Register a site; prints its one-time enrollment token as the last line.
     Add {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        id: SiteId,
+        #[command(flatten)]
+        site: SiteArgs,
         #[arg(long)]
         name: String,
         #[arg(long = "type")]
@@ -28,29 +26,20 @@ pub(super) enum SiteCommand {
     },
     /// Mint a fresh one-time enrollment token for a registered site (printed as the last line).
     Token {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        id: SiteId,
+        #[command(flatten)]
+        site: SiteArgs,
         /// How long the token is valid, e.g. 72h, 7d, 30m (default: token_ttl of the config).
         #[arg(long)]
         ttl: Option<HumanDuration>,
     },
     /// Revoke a site: its live connection is closed and it cannot connect again.
-    Revoke {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        id: SiteId,
-    },
+    Revoke(SiteArgs),
     /// Let a revoked site back in: it keeps its reports and history, and gets a new one-time
     /// token. At the site, `pasopati-agent enroll --force --token -` keeps the outbox, so the
     /// reports queued while it was revoked are sent.
     Reinstate {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        id: SiteId,
+        #[command(flatten)]
+        site: SiteArgs,
         /// Why the site may come back (written to the audit log).
         #[arg(long)]
         reason: String,
@@ -60,22 +49,15 @@ pub(super) enum SiteCommand {
     },
     /// Change a site's name, and its Kanwil with --kanwil.
     Rename {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        id: SiteId,
+        #[command(flatten)]
+        site: SiteArgs,
         #[arg(long)]
         name: String,
         #[arg(long)]
         kanwil: Option<String>,
     },
     /// Remove a site registered by mistake (only one that never sent a report).
-    Remove {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        id: SiteId,
-    },
+    Remove(SiteArgs),
     /// List sites.
     List {
         #[arg(long)]
@@ -86,12 +68,20 @@ pub(super) enum SiteCommand {
     },
 }
 
+// The site a command acts on, and the collector's data directory.
+#[derive(clap::Args)]
+pub(super) struct SiteArgs {
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long)]
+    id: SiteId,
+}
+
 /// Runs one `site` command.
 pub(super) async fn run(command: SiteCommand) -> anyhow::Result<()> {
     match command {
         SiteCommand::Add {
-            data_dir,
-            id,
+            site: SiteArgs { data_dir, id },
             name,
             site_type,
             kanwil,
@@ -112,7 +102,10 @@ pub(super) async fn run(command: SiteCommand) -> anyhow::Result<()> {
             );
             pasopati_common::outln!("{token}");
         }
-        SiteCommand::Token { data_dir, id, ttl } => {
+        SiteCommand::Token {
+            site: SiteArgs { data_dir, id },
+            ttl,
+        } => {
             let request = CollectorRequest::SiteToken {
                 site: id.clone(),
                 ttl,
@@ -121,7 +114,7 @@ pub(super) async fn run(command: SiteCommand) -> anyhow::Result<()> {
             pasopati_common::outln!("new enrollment token for site {id}; once used, the site's previous certificate stops working:");
             pasopati_common::outln!("{token}");
         }
-        SiteCommand::Revoke { data_dir, id } => {
+        SiteCommand::Revoke(SiteArgs { data_dir, id }) => {
             match ask(&data_dir, CollectorRequest::SiteRevoke(id.clone())).await? {
                 CollectorResponse::Revoked { changed, closed } => {
                     if changed {
@@ -134,8 +127,7 @@ pub(super) async fn run(command: SiteCommand) -> anyhow::Result<()> {
             }
         }
         SiteCommand::Reinstate {
-            data_dir,
-            id,
+            site: SiteArgs { data_dir, id },
             reason,
             ttl,
         } => {
@@ -155,8 +147,7 @@ pub(super) async fn run(command: SiteCommand) -> anyhow::Result<()> {
             pasopati_common::outln!("{token}");
         }
         SiteCommand::Rename {
-            data_dir,
-            id,
+            site: SiteArgs { data_dir, id },
             name,
             kanwil,
         } => {
@@ -168,7 +159,7 @@ pub(super) async fn run(command: SiteCommand) -> anyhow::Result<()> {
             done(&data_dir, request).await?;
             pasopati_common::outln!("site {id} renamed");
         }
-        SiteCommand::Remove { data_dir, id } => {
+        SiteCommand::Remove(SiteArgs { data_dir, id }) => {
             done(&data_dir, CollectorRequest::SiteRemove(id.clone())).await?;
             pasopati_common::outln!("site {id} removed");
         }

@@ -12,10 +12,8 @@ use std::path::PathBuf;
 pub(super) enum UserCommand {
     /// Add a user. The password (at least 12 characters) is read from standard input.
     Add {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        username: String,
+        #[command(flatten)]
+        user: UserArgs,
         /// admin (fleet, users, sites), analyst (everything editorial) or viewer (read only).
         #[arg(long)]
         role: String,
@@ -29,30 +27,30 @@ pub(super) enum UserCommand {
         data_dir: PathBuf,
     },
     /// Disable a user; their sessions and API tokens stop working at once.
-    Disable {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        username: String,
-    },
+    Disable(UserArgs),
     /// Set a user's new password, read from standard input (at least 12 characters).
     Passwd {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        username: String,
+        #[command(flatten)]
+        user: UserArgs,
         #[arg(long, required = true)]
         password_stdin: bool,
     },
     /// Change a user's role: admin, analyst or viewer.
     Role {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        username: String,
+        #[command(flatten)]
+        user: UserArgs,
         #[arg(long)]
         role: String,
     },
+}
+
+// The user a command acts on, and the collector's data directory.
+#[derive(clap::Args)]
+pub(super) struct UserArgs {
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long)]
+    username: String,
 }
 
 #[derive(Subcommand)]
@@ -60,10 +58,8 @@ pub(super) enum ApiTokenCommand {
     /// Create a bearer token acting as a user; printed once, stored as its SHA-256. Its id
     /// and expiry go to standard error.
     Create {
-        #[arg(long)]
-        data_dir: PathBuf,
-        #[arg(long)]
-        username: String,
+        #[command(flatten)]
+        user: UserArgs,
         /// How long the token works (`90d`, `12h`); after that it is refused.
         #[arg(long, default_value = "90d")]
         expires: HumanDuration,
@@ -86,8 +82,7 @@ pub(super) enum ApiTokenCommand {
 pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Add {
-            data_dir,
-            username,
+            user: UserArgs { data_dir, username },
             role,
             password_stdin: _,
         } => {
@@ -98,8 +93,7 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
             pasopati_common::outln!("user {username} added ({})", role.as_str());
         }
         UserCommand::Passwd {
-            data_dir,
-            username,
+            user: UserArgs { data_dir, username },
             password_stdin: _,
         } => {
             let password = read_password()?;
@@ -113,8 +107,7 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
             pasopati_common::outln!("password of {username} changed");
         }
         UserCommand::Role {
-            data_dir,
-            username,
+            user: UserArgs { data_dir, username },
             role,
         } => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
@@ -129,7 +122,7 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
         UserCommand::List { data_dir } => {
             json_lines(&data_dir, CollectorRequest::UserList).await?;
         }
-        UserCommand::Disable { data_dir, username } => {
+        UserCommand::Disable(UserArgs { data_dir, username }) => {
             done(&data_dir, CollectorRequest::UserDisable(username.clone())).await?;
             pasopati_common::outln!("user {username} disabled");
         }
@@ -141,8 +134,7 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
 pub(super) async fn api_token(command: ApiTokenCommand) -> anyhow::Result<()> {
     match command {
         ApiTokenCommand::Create {
-            data_dir,
-            username,
+            user: UserArgs { data_dir, username },
             expires,
         } => {
             if expires.0.is_zero() {

@@ -1,14 +1,11 @@
 //! What the store's unit tests (and the newsroom's) start from: a store with one active site,
-//! plausible reports and batches of them.
+//! plausible reports and batches of them (the protocol's shared fixtures).
 
 use super::{BatchOutcome, SiteRecord, SiteStatus, Store};
+pub(crate) use pasopati_common::fixtures::{batch, report, T0};
 use pasopati_common::frame::{Batch, Limits};
 use pasopati_common::pii::PiiGuard;
-use pasopati_common::{Epoch, Priority, Report, ReportId, SiteId, SiteType, Timestamp};
-
-/// A plausible time for test reports (2026-01-01T00:00:00Z): the collector refuses reports
-/// from before 2020 or far in its future.
-pub(crate) const T0: i64 = 1_767_225_600_000;
+use pasopati_common::{Epoch, SiteId, SiteType, Timestamp};
 
 /// The site every test store has registered, active.
 pub(crate) fn site() -> SiteId {
@@ -31,32 +28,6 @@ pub(crate) fn store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-/// Report number `n`: its id ends in `n`, its title names it.
-pub(crate) fn report(n: u64) -> Report {
-    let mut id = [0u8; 16];
-    id[8..].copy_from_slice(&n.to_be_bytes());
-    Report {
-        id: ReportId(id),
-        category: "humas".into(),
-        priority: Priority::Normal,
-        title: format!("Laporan {n}"),
-        body: "Isi".into(),
-        occurred_at: Timestamp(T0),
-        filed_at: Timestamp(T0),
-        revision: 0,
-        retraction: None,
-        attachments: Vec::new(),
-    }
-}
-
-/// A batch of `n` reports from seq `first`, report `k` at seq `k`.
-pub(crate) fn batch(first: u64, n: u64) -> Batch {
-    Batch {
-        first_seq: first,
-        reports: (first..first + n).map(report).collect(),
-    }
-}
-
 /// Applies `batch` of `site` under `epoch` at `now`, with the default limits and PII guard.
 pub(crate) fn apply(
     store: &Store,
@@ -75,4 +46,14 @@ pub(crate) fn apply(
             now,
         )
         .unwrap()
+}
+
+/// The actions of the store's audit log, oldest first.
+pub(crate) fn audit_actions(store: &Store) -> Vec<String> {
+    store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.unwrap().action)
+        .collect()
 }

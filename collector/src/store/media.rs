@@ -166,6 +166,26 @@ impl Store {
         Ok(known)
     }
 
+    /// The stored media items of these ids (those stored), read in one transaction.
+    pub fn media_items<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<StoredMedia>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let by_id = txn.open_table(MEDIA_IDS)?;
+        let media = txn.open_table(MEDIA)?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(arrival) = by_id.get(id)?.map(|v| v.value()) else {
+                continue;
+            };
+            if let Some(raw) = media.get(arrival)? {
+                out.push(decode(raw.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Media items in arrival order, from `after` (inclusive), at most `limit`.
     pub fn media(&self, after: u64, limit: usize) -> Result<Vec<StoredMedia>, StoreError> {
         let txn = self.db.begin_read()?;

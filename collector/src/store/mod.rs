@@ -10,6 +10,8 @@
 //! - `media.rs`: media items and attachments.
 //! - `users.rs`: dashboard users, their sessions and API tokens.
 //! - `publications.rs`: the claims register and press releases.
+//! - `story_edits.rs`: analysts' merges and splits of stories.
+//! - `risk.rs`: the daily risk scores of UPTs and Kanwil.
 //! - `sources.rs`: the engagement of social media items and the health of polled sources.
 //! - `audit.rs`: the hash-chained audit log, appended in the same transaction as the change it
 //!   records.
@@ -41,8 +43,10 @@ mod ingest;
 mod media;
 mod publications;
 mod reports;
+mod risk;
 mod sites;
 mod sources;
+mod story_edits;
 mod users;
 
 pub use audit::{verify_chain, AuditBreak, AuditEntry, StoredAuditEntry};
@@ -52,6 +56,7 @@ pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Ver
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
 pub use sources::{MediaView, SourceHealth};
+pub use story_edits::RecordedEdit;
 pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};
 
 use bincode::{Decode, Encode};
@@ -221,6 +226,9 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(publications::PUBLICATIONS)?;
     txn.open_table(sources::MEDIA_ENGAGEMENT)?;
     txn.open_table(sources::SOURCE_HEALTH)?;
+    txn.open_table(story_edits::STORY_EDITS)?;
+    txn.open_table(risk::RISK)?;
+    txn.open_table(risk::RISK_DAYS)?;
     Ok(())
 }
 

@@ -566,12 +566,7 @@ mod tests {
             })
             .unwrap();
         assert!(stale.is_err(), "a retired certificate renewed");
-        let actions: Vec<_> = s
-            .audit_log()
-            .unwrap()
-            .into_iter()
-            .map(|(_, e)| e.unwrap().action)
-            .collect();
+        let actions = crate::store::fixtures::audit_actions(&s);
         assert_eq!(
             actions,
             [

@@ -486,12 +486,7 @@ mod tests {
         assert_eq!(store.api_token_user(&legacy).unwrap(), None);
         assert_eq!(store.revoke_api_token("tidakada", "test").unwrap(), None);
         assert_eq!(store.api_tokens().unwrap().len(), 2);
-        let actions: Vec<String> = store
-            .audit_log()
-            .unwrap()
-            .into_iter()
-            .filter_map(|(_, e)| e.ok().map(|e| e.action))
-            .collect();
+        let actions = crate::store::fixtures::audit_actions(&store);
         assert!(actions.iter().any(|a| a == "api_token_revoke"));
         assert_eq!(
             actions.iter().filter(|a| *a == "api_token_create").count(),

@@ -330,6 +330,35 @@ pub fn stories(web: &Web, Query(q): Query<ListQuery>) -> Response {
     }
 }
 
+/// `GET /api/v1/stories/{id}`: Satu cerita dengan alasan setiap item.
+pub fn story(web: &Web, Path(id): Path<String>) -> Response {
+    match web.state.newsroom.story(&id) {
+        Ok(Some(detail)) => match serde_json::to_value(&detail) {
+            Ok(value) => json_response(&value),
+            Err(e) => internal(e),
+        },
+        Ok(None) => (StatusCode::NOT_FOUND, "cerita tidak ditemukan").into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /api/v1/risk`: Skor risiko UPT dan Kanwil dengan riwayat harian (`limit` days of
+/// history, 30 by default).
+pub fn risk(web: &Web, Query(q): Query<ListQuery>) -> Response {
+    let days = q.limit.map_or(30, |d| d.min(366) as i64);
+    let picture = crate::risk::picture(
+        &web.state.store,
+        &web.state.config,
+        pasopati_common::Timestamp::now(),
+        days,
+    );
+    match picture.map(|p| serde_json::to_value(&p)) {
+        Ok(Ok(value)) => json_response(&value),
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
+    }
+}
+
 /// `GET /api/v1/media`: Item media.
 pub fn media(web: &Web, Query(q): Query<ListQuery>) -> Response {
     match web.state.store.media_views(0, usize::MAX) {

@@ -61,16 +61,7 @@ async fn bench_fleet(root: &std::path::Path, reports: &[Report], agents: usize) 
     let mut opened = Vec::new();
     for (i, share) in reports.chunks(per_agent).enumerate() {
         let site = format!("lapas-bench-{i}");
-        let token = c.add_site(&site).await;
-        let agent_dir = root.join(&site);
-        pasopati_agent::enroll(&agent_dir, &token, false)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
-        for chunk in share.chunks(10_000) {
-            agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
-        }
-        opened.push(agent);
+        opened.push(queued_agent(&c, &root.join(&site), &site, share).await);
     }
     let want = reports.len() as u64;
     let start = Instant::now();
@@ -89,20 +80,28 @@ async fn bench_fleet(root: &std::path::Path, reports: &[Report], agents: usize) 
     elapsed
 }
 
+/// Enrolls an agent for `site` in `dir` and queues `reports` in its outbox (10,000 a
+/// transaction), ready to run.
+async fn queued_agent(
+    c: &TestCollector,
+    dir: &std::path::Path,
+    site: &str,
+    reports: &[Report],
+) -> Agent {
+    c.enroll_agent(dir, site).await;
+    let agent = Agent::open(dir).unwrap_or_else(|e| panic!("{e}"));
+    for chunk in reports.chunks(10_000) {
+        agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
+    }
+    agent
+}
+
 /// Files one report every 20 ms at an agent while its `backlog` drains, and returns the time
 /// each filing took to return (durable at the site), sorted.
 async fn filing_latency(root: &std::path::Path, backlog: &[Report]) -> Vec<Duration> {
     let root = root.join("latency");
     let c = TestCollector::start(&root.join("collector"), ([127, 0, 0, 1], 0).into()).await;
-    let token = c.add_site("lapas-latency").await;
-    let agent_dir = root.join("agent");
-    pasopati_agent::enroll(&agent_dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let agent = Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
-    for chunk in backlog.chunks(10_000) {
-        agent.file_reports(chunk).unwrap_or_else(|e| panic!("{e}"));
-    }
+    let agent = queued_agent(&c, &root.join("agent"), "lapas-latency", backlog).await;
     let handle = agent.handle();
     let want = backlog.len() as u64;
     let running = pasopati_tests::run_agent(agent);

@@ -6,7 +6,7 @@ use crate::admin::{self, SiteState};
 use crate::store::Role;
 use crate::web::api::{self, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{PostedForm, Principal, Web};
+use crate::web::{Principal, Web};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -85,16 +85,10 @@ pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
 
 #[derive(Deserialize)]
 pub struct RevokeForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
     /// The site id, typed by the admin to confirm.
     #[serde(default)]
     konfirmasi: String,
-}
-
-impl PostedForm for RevokeForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
 }
 
 /// Revokes a site, only when the form carries the site's id typed in `konfirmasi`.

@@ -15,13 +15,16 @@ mod login;
 mod peringatan;
 mod publikasi;
 mod ringkasan;
+mod risiko;
 mod sumber;
 mod tren;
 mod verifikasi;
 
 pub use armada::{armada, armada_cabut, RevokeForm};
 pub use cakupan::cakupan;
-pub use cerita::cerita;
+pub use cerita::{
+    cerita, cerita_batal, cerita_detail, cerita_gabung, cerita_pisah, MergeForm, SplitForm,
+};
 pub use laporan::{laporan, laporan_detail};
 pub use login::{login, login_page, logout, LoginForm};
 pub use peringatan::peringatan;
@@ -29,6 +32,7 @@ pub use publikasi::{
     publikasi, publikasi_draf, publikasi_setujui, ringkasan_harian, DigestQuery, DraftForm,
 };
 pub use ringkasan::ringkasan;
+pub use risiko::risiko;
 pub use sumber::{state as source_state, sumber};
 pub use tren::tren;
 pub use verifikasi::{verifikasi, verifikasi_tambah, verifikasi_vonis, ClaimForm, VerdictForm};
@@ -37,7 +41,7 @@ use super::show;
 use super::{PostedForm, Principal};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Response};
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 use serde::Deserialize;
 
 /// The style sheet, served at `/static/app.css`.
@@ -77,36 +81,32 @@ const NAV: &[(&str, &str)] = &[
     ("/verifikasi", "Verifikasi"),
     ("/publikasi", "Publikasi"),
     ("/cakupan", "Cakupan"),
+    ("/risiko", "Risiko"),
     ("/sumber", "Sumber"),
 ];
 
 fn layout(title: &str, active: &str, who: &Principal, body: Markup) -> Response {
-    let page = html! {
-        (DOCTYPE)
-        html lang="id" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " — PASOPATI" }
-                link rel="stylesheet" href="/static/app.css";
-                script src="/static/app.js" defer {}
-            }
-            body {
-                header {
-                    span.brand { "PASOPATI" }
-                    @for (href, label) in NAV {
-                        a href=(href) class=(if *href == active { "aktif" } else { "" }) { (label) }
-                    }
-                    form method="post" action="/logout" {
-                        input type="hidden" name="csrf" value=(who.csrf.clone().unwrap_or_default());
-                        span { (who.username) " (" (who.role.as_str()) ") " }
-                        button type="submit" { "Keluar" }
-                    }
+    let page = pasopati_common::html::page(
+        &format!("{title} — PASOPATI"),
+        html! {
+            link rel="stylesheet" href="/static/app.css";
+            script src="/static/app.js" defer {}
+        },
+        html! {
+            header {
+                span.brand { "PASOPATI" }
+                @for (href, label) in NAV {
+                    a href=(href) class=(if *href == active { "aktif" } else { "" }) { (label) }
                 }
-                main { h1 { (title) } (body) }
+                form method="post" action="/logout" {
+                    (csrf_field(who))
+                    span { (who.username) " (" (who.role.as_str()) ") " }
+                    button type="submit" { "Keluar" }
+                }
             }
-        }
-    };
+            main { h1 { (title) } (body) }
+        },
+    );
     Html(page.into_string()).into_response()
 }
 
@@ -165,8 +165,23 @@ pub struct CsrfOnly {
     csrf: Option<String>,
 }
 
-impl PostedForm for CsrfOnly {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
+/// Every form the pages post carries its CSRF token in a `csrf` field.
+macro_rules! posted_forms {
+    ($($form:ty),* $(,)?) => {$(
+        impl PostedForm for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        }
+    )*};
 }
+
+posted_forms!(
+    CsrfOnly,
+    cerita::MergeForm,
+    cerita::SplitForm,
+    armada::RevokeForm,
+    publikasi::DraftForm,
+    verifikasi::ClaimForm,
+    verifikasi::VerdictForm,
+);

@@ -6,7 +6,7 @@ use crate::admin::{self};
 use crate::store::{Publication, PublicationState, Role};
 use crate::web::api::{find_reports, internal, ListQuery};
 use crate::web::show::{self, Zone};
-use crate::web::{PostedForm, Principal, Web};
+use crate::web::{Principal, Web};
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -40,14 +40,8 @@ pub fn publikasi(web: &Web, who: Principal, _: ()) -> Response {
 
 #[derive(Deserialize)]
 pub struct DraftForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
     report: String,
-}
-
-impl PostedForm for DraftForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
 }
 
 /// The press-release template: a dateline, the report in the third person, and the standard

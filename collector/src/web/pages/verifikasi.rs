@@ -5,7 +5,7 @@ use super::{csrf_field, layout};
 use crate::admin::{self};
 use crate::store::{Role, Verdict};
 use crate::web::api::internal;
-use crate::web::{PostedForm, Principal, Web};
+use crate::web::{Principal, Web};
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -60,7 +60,7 @@ pub fn verifikasi(web: &Web, who: Principal, _: ()) -> Response {
 
 #[derive(Deserialize)]
 pub struct ClaimForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
     claim: String,
     #[serde(default)]
     url: String,
@@ -68,12 +68,6 @@ pub struct ClaimForm {
     source: String,
     #[serde(default)]
     item: String,
-}
-
-impl PostedForm for ClaimForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
 }
 
 /// `POST /verifikasi`: Catat klaim.
@@ -96,7 +90,7 @@ pub fn verifikasi_tambah(web: &Web, who: Principal, _: (), form: ClaimForm) -> R
 
 #[derive(Deserialize)]
 pub struct VerdictForm {
-    csrf: Option<String>,
+    pub(super) csrf: Option<String>,
     verdict: String,
     #[serde(default)]
     figure: String,
@@ -106,12 +100,6 @@ pub struct VerdictForm {
     report: String,
     #[serde(default)]
     evidence: String,
-}
-
-impl PostedForm for VerdictForm {
-    fn csrf(&self) -> Option<&str> {
-        self.csrf.as_deref()
-    }
 }
 
 /// `POST /verifikasi/{id}/vonis`: Catat vonis klaim.

@@ -1,0 +1,175 @@
+//! Analysts' edits to stories (merges and splits), kept in the order they were made. The
+//! newsroom lays them over the engine's stories each time stories are listed
+//! (`pasopati_analysis::edits`); the engine never reads them. An edit is undone by marking it,
+//! never by deleting it, and both are in the audit log.
+
+use super::audit::audit;
+use super::{change_record, encode, next_number, Store, StoreError, META};
+use bincode::{Decode, Encode};
+use pasopati_analysis::edits::StoryEdit;
+use pasopati_common::Timestamp;
+use redb::TableDefinition;
+use serde::Serialize;
+
+/// Edit number → recorded edit.
+pub(super) const STORY_EDITS: TableDefinition<u64, &[u8]> = TableDefinition::new("story_edits");
+/// The counter of edit numbers.
+const NEXT_STORY_EDIT: &str = "next_story_edit";
+
+/// An edit as recorded: who made it, when, why, and whether it was undone.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+pub struct RecordedEdit {
+    pub number: u64,
+    pub edit: StoryEdit,
+    /// The analyst's reason, shown with the edit.
+    pub note: String,
+    pub by: String,
+    pub at: i64,
+    pub undone_by: Option<String>,
+    pub undone_at: Option<i64>,
+}
+
+impl RecordedEdit {
+    /// Whether it still applies (it was not undone).
+    pub fn active(&self) -> bool {
+        self.undone_at.is_none()
+    }
+}
+
+impl Store {
+    /// Records an edit; returns its number. The id of a story split out is
+    /// `story-split-<number>`, set here whatever the caller put.
+    pub fn add_story_edit(
+        &self,
+        mut edit: StoryEdit,
+        note: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let number = next_number(&mut txn.open_table(META)?, NEXT_STORY_EDIT, 1)?;
+        let details = match &mut edit {
+            StoryEdit::Merge { from, into } => format!("merge {from} into {into}"),
+            StoryEdit::Split {
+                story, id, docs, ..
+            } => {
+                *id = format!("story-split-{number}");
+                format!("split {} from {story} into {id}", docs.join(","))
+            }
+        };
+        let record = RecordedEdit {
+            number,
+            edit,
+            note: note.to_owned(),
+            by: actor.to_owned(),
+            at: now.0,
+            undone_by: None,
+            undone_at: None,
+        };
+        txn.open_table(STORY_EDITS)?
+            .insert(number, encode(&record).as_slice())?;
+        audit(
+            &txn,
+            actor,
+            "story_edit",
+            &format!("story_edit:{number}"),
+            details.chars().take(200).collect(),
+            now,
+        )?;
+        txn.commit()?;
+        Ok(number)
+    }
+
+    /// Marks edit `number` undone; `None` if there is no such edit. Undoing an edit twice
+    /// changes nothing the second time.
+    pub fn undo_story_edit(
+        &self,
+        number: u64,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<Option<RecordedEdit>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let undo = |r: &mut RecordedEdit| {
+            if r.undone_at.is_none() {
+                r.undone_by = Some(actor.to_owned());
+                r.undone_at = Some(now.0);
+            }
+        };
+        let Some(record) = change_record(&txn, STORY_EDITS, number, undo)? else {
+            return Ok(None);
+        };
+        audit(
+            &txn,
+            actor,
+            "story_edit_undo",
+            &format!("story_edit:{number}"),
+            String::new(),
+            now,
+        )?;
+        txn.commit()?;
+        Ok(Some(record))
+    }
+
+    /// Every edit, oldest first, undone ones included.
+    pub fn story_edits(&self) -> Result<Vec<RecordedEdit>, StoreError> {
+        self.read_all(STORY_EDITS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{store, T0};
+
+    #[test]
+    fn edits_are_kept_in_order_and_undone_by_marking() {
+        let (_dir, store) = store();
+        let merge = StoryEdit::Merge {
+            from: "story-b".into(),
+            into: "story-a".into(),
+        };
+        let split = StoryEdit::Split {
+            story: "story-a".into(),
+            id: "whatever".into(),
+            title: "Judul".into(),
+            docs: vec!["x".into()],
+        };
+        let n1 = store
+            .add_story_edit(merge.clone(), "sama", "dashboard:ani", Timestamp(T0))
+            .unwrap();
+        let n2 = store
+            .add_story_edit(split, "beda", "dashboard:ani", Timestamp(T0 + 1))
+            .unwrap();
+        assert_eq!((n1, n2), (1, 2));
+        let edits = store.story_edits().unwrap();
+        assert_eq!(edits[0].edit, merge);
+        assert!(
+            matches!(&edits[1].edit, StoryEdit::Split { id, .. } if id == "story-split-2"),
+            "the split story's id is the store's: {:?}",
+            edits[1].edit
+        );
+        let undone = store
+            .undo_story_edit(1, "dashboard:budi", Timestamp(T0 + 2))
+            .unwrap()
+            .unwrap();
+        assert!(!undone.active());
+        // Undoing again keeps the first undo.
+        let again = store
+            .undo_story_edit(1, "dashboard:cici", Timestamp(T0 + 3))
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.undone_by.as_deref(), Some("dashboard:budi"));
+        assert!(store
+            .undo_story_edit(9, "x", Timestamp(T0))
+            .unwrap()
+            .is_none());
+        let actions = crate::store::fixtures::audit_actions(&store);
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| a.starts_with("story_edit"))
+                .count(),
+            4
+        );
+    }
+}
