@@ -50,6 +50,7 @@ use crate::figures::Figure;
 use crate::gazetteer::{Ambiguous, Gazetteer};
 use crate::sentiment::Lexicon;
 use crate::simhash::{simhash, SimIndex, NEAR_DUPLICATE_BITS};
+use crate::text::FastMap;
 use crate::text::{
     content_of, content_tokens, hash64, is_number, strip_boilerplate, NormalizeOptions,
 };
@@ -57,7 +58,6 @@ use crate::topic;
 use crate::url::normalize_url;
 use pasopati_protocol::Timestamp;
 use serde::Serialize;
-use std::collections::HashMap;
 
 /// How the engine decides. The module documentation states the rules these numbers feed.
 #[derive(Clone, Debug, PartialEq)]
@@ -226,38 +226,43 @@ pub(crate) enum Why {
     },
 }
 
-/// Words every item about corrections uses; they say nothing about which event.
-const DOMAIN_STOPWORDS: &[&str] = &[
-    "lapas",
-    "rutan",
-    "lpka",
-    "bapas",
-    "kelas",
-    "klas",
-    "lembaga",
-    "pemasyarakatan",
-    "warga",
-    "binaan",
-    "wbp",
-    "narapidana",
-    "napi",
-    "tahanan",
-    "petugas",
-    "kepala",
-    "kalapas",
-    "karutan",
-    "ditjenpas",
-    "kanwil",
-    "kemenkumham",
-    "kemenimipas",
-    "iia",
-    "iib",
-    "ii",
-    "iii",
-    "i",
-    // What masking leaves where initials stood (`berinisial [inisial]`).
-    "inisial",
-];
+/// Whether a word is one every item about corrections uses; it says nothing about which
+/// event. (A `match`, which compiles to a comparison by length and bytes, because this is
+/// asked of every token.)
+fn is_domain_stopword(word: &str) -> bool {
+    matches!(
+        word,
+        "lapas"
+            | "rutan"
+            | "lpka"
+            | "bapas"
+            | "kelas"
+            | "klas"
+            | "lembaga"
+            | "pemasyarakatan"
+            | "warga"
+            | "binaan"
+            | "wbp"
+            | "narapidana"
+            | "napi"
+            | "tahanan"
+            | "petugas"
+            | "kepala"
+            | "kalapas"
+            | "karutan"
+            | "ditjenpas"
+            | "kanwil"
+            | "kemenkumham"
+            | "kemenimipas"
+            | "iia"
+            | "iib"
+            | "ii"
+            | "iii"
+            | "i"
+            // What masking leaves where initials stood (`berinisial [inisial]`).
+            | "inisial"
+    )
+}
 
 /// Least similarity at a shared unit for items whose categories differ.
 const CROSS_CATEGORY_SIMILARITY: f64 = 0.30;
@@ -373,16 +378,16 @@ pub(crate) struct Doc {
     pub social: bool,
     pub story: u32,
     pub duplicate_of: Option<u32>,
-    pub upt: Vec<u16>,
-    pub kanwil: Vec<u8>,
+    pub upt: Box<[u16]>,
+    pub kanwil: Box<[u8]>,
     pub category: &'static str,
     pub topic: &'static str,
     pub sentiment: f32,
     /// Numbers of the text, sorted, for the near-duplicate check.
-    pub numbers: Vec<u64>,
-    pub figures: Vec<Figure>,
+    pub numbers: Box<[u64]>,
+    pub figures: Box<[Figure]>,
     /// The document's rarest terms when it arrived, for top terms.
-    pub key_terms: Vec<u32>,
+    pub key_terms: Box<[u32]>,
     /// Why it is in its story.
     pub why: Why,
 }
@@ -413,28 +418,32 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) gazetteer: Gazetteer,
     lexicon: Lexicon,
-    vocab: HashMap<String, u32>,
+    vocab: FastMap<String, u32>,
     pub(crate) terms: Vec<String>,
     df: Vec<u32>,
     seen: u32,
     pub(crate) docs: Vec<Doc>,
     pub(crate) stories: Vec<Story>,
     pub(crate) sources: Vec<String>,
-    source_ids: HashMap<String, u32>,
-    upt_ids: HashMap<String, u16>,
+    source_ids: FastMap<String, u32>,
+    upt_ids: FastMap<String, u16>,
     pub(crate) kanwils: Vec<String>,
-    by_url: HashMap<String, u32>,
-    by_content: HashMap<u64, u32>,
+    /// The hash of each normalised URL (`text::hash64`) → its first document. A 64-bit hash
+    /// instead of the URL: a million URLs take 16 MB instead of 120, and two URLs sharing a
+    /// hash (about one chance in ten million at that size) would be read as one.
+    by_url: FastMap<u64, u32>,
+    by_content: FastMap<u64, u32>,
     sim: SimIndex,
     sim_docs: Vec<u32>,
-    by_unit: HashMap<u16, Vec<u32>>,
-    by_term: HashMap<u32, Vec<u32>>,
-    by_number: HashMap<u64, Vec<u32>>,
+    by_unit: FastMap<u16, Vec<u32>>,
+    by_term: FastMap<u32, Vec<u32>>,
+    by_number: FastMap<u64, Vec<u32>>,
     /// The words of each unit's name and aliases, by unit index.
     unit_words: Vec<Vec<String>>,
     /// The words of each unit's name and aliases that name its place, by unit index.
     place_words: Vec<Vec<String>>,
-    by_id: HashMap<String, u32>,
+    /// The hash of each id → its first document (the document's id is compared on look-up).
+    by_id: FastMap<u64, u32>,
     /// The latest time placed, and how many documents since the last compaction.
     newest: i64,
     since_compaction: u32,
@@ -478,33 +487,33 @@ impl Engine {
             config,
             gazetteer,
             lexicon,
-            vocab: HashMap::new(),
+            vocab: FastMap::default(),
             terms: Vec::new(),
             df: Vec::new(),
             seen: 0,
             docs: Vec::new(),
             stories: Vec::new(),
             sources: Vec::new(),
-            source_ids: HashMap::new(),
+            source_ids: FastMap::default(),
             upt_ids,
             kanwils,
-            by_url: HashMap::new(),
-            by_content: HashMap::new(),
+            by_url: FastMap::default(),
+            by_content: FastMap::default(),
             sim: SimIndex::default(),
             sim_docs: Vec::new(),
-            by_unit: HashMap::new(),
-            by_term: HashMap::new(),
-            by_number: HashMap::new(),
+            by_unit: FastMap::default(),
+            by_term: FastMap::default(),
+            by_number: FastMap::default(),
             unit_words,
             place_words,
-            by_id: HashMap::new(),
+            by_id: FastMap::default(),
             newest: i64::MIN,
             since_compaction: 0,
         }
     }
 
-    /// Frees the vocabulary of stories that ended more than two windows before the newest
-    /// document: no item within the window of the newest can join them. An item arriving much
+    /// Frees the vocabulary and figures of stories that ended more than two windows before the
+    /// newest document: no item within the window of the newest can join them. An item arriving much
     /// later than it was published (an old article imported today) starts its own story.
     fn compact(&mut self) {
         self.since_compaction += 1;
@@ -513,9 +522,14 @@ impl Engine {
         }
         self.since_compaction = 0;
         let horizon = self.newest.saturating_sub(self.reach());
+        // What only judging a new item reads goes; what listing stories reads stays.
         for story in &mut self.stories {
             if story.last < horizon && !story.terms.is_empty() {
                 story.terms = Vec::new();
+                story.numbers = Vec::new();
+                story.quantities = Vec::new();
+                story.docs.shrink_to_fit();
+                story.upt.shrink_to_fit();
             }
         }
         let stories = &self.stories;
@@ -567,6 +581,7 @@ impl Engine {
     /// Places a media item.
     pub fn add_item(&mut self, item: &MediaItem) -> Placement {
         let normalized_url = normalize_url(&item.url);
+        let url_key = hash64(normalized_url.as_bytes());
         let source = self.intern_source(&item.source);
         let prepared = self.prepare(&item.title, &item.text, None);
         let time = item.published_at.0;
@@ -574,7 +589,7 @@ impl Engine {
         // 1 and 2: the same URL or the same content.
         let mut duplicate_of = None;
         if !item.url.trim().is_empty() {
-            if let Some(&d) = self.by_url.get(&normalized_url) {
+            if let Some(&d) = self.by_url.get(&url_key) {
                 duplicate_of = Some((self.original(d), CopyEvidence::SameUrl));
             }
         }
@@ -606,9 +621,7 @@ impl Engine {
         };
         let duplicate_of = duplicate_of.map(|(d, _)| d);
         if !item.url.trim().is_empty() {
-            self.by_url
-                .entry(normalized_url.clone())
-                .or_insert(doc_index);
+            self.by_url.entry(url_key).or_insert(doc_index);
         }
         self.by_content
             .entry(prepared.content_hash)
@@ -692,7 +705,7 @@ impl Engine {
             category: prepared.category.to_owned(),
             reason: self.expand(&why),
         };
-        self.by_id.entry(id.clone()).or_insert(doc_index);
+        self.by_id.entry(hash64(id.as_bytes())).or_insert(doc_index);
         self.newest = self.newest.max(time);
         self.docs.push(Doc {
             id,
@@ -703,13 +716,13 @@ impl Engine {
             social,
             story,
             duplicate_of,
-            upt: prepared.upt,
-            kanwil: prepared.kanwil,
+            upt: prepared.upt.into_boxed_slice(),
+            kanwil: prepared.kanwil.into_boxed_slice(),
             category: prepared.category,
             topic: prepared.topic,
             sentiment: prepared.sentiment,
-            numbers: prepared.numbers,
-            figures: prepared.figures,
+            numbers: prepared.numbers.into_boxed_slice(),
+            figures: prepared.figures.into_boxed_slice(),
             // Top terms read the four rarest.
             key_terms: prepared.key_terms.into_iter().take(4).collect(),
             why,
@@ -816,22 +829,21 @@ impl Engine {
         } else {
             body_tokens
         };
-        let content_hash = hash64(body_tokens.join(" ").as_bytes());
+        let content_hash = crate::text::hash_tokens(&body_tokens);
         let simhash = simhash(&body_tokens);
         let term_tokens = content_tokens(title, self.config.normalize)
             .into_iter()
             .chain(body_tokens);
         // Words of the names of the units the item names: the shared unit is counted apart.
-        let own_unit_words: Vec<&str> = upt
+        let own_unit_words: Vec<String> = upt
             .iter()
-            .flat_map(|&u| self.unit_words[u as usize].iter().map(String::as_str))
+            .flat_map(|&u| self.unit_words[u as usize].iter().cloned())
             .collect();
-        let own_unit_words: Vec<String> = own_unit_words.into_iter().map(str::to_owned).collect();
         // Terms: unique, without the domain's everyday words, from the head of the text.
         let mut term_ids: Vec<u32> = Vec::new();
         let mut sim_terms: Vec<u32> = Vec::new();
         for t in term_tokens.take(ITEM_TOKENS) {
-            if DOMAIN_STOPWORDS.contains(&t.as_str()) || t.chars().count() < 3 && !is_number(&t) {
+            if is_domain_stopword(&t) || t.chars().count() < 3 && !is_number(&t) {
                 continue;
             }
             let id = self.term_id(&t);
@@ -879,8 +891,8 @@ impl Engine {
 
     fn near_duplicate_compatible(&self, doc: u32, p: &Prepared, time: i64) -> bool {
         let d = &self.docs[doc as usize];
-        let units_ok = d.upt.is_empty() || p.upt.is_empty() || d.upt == p.upt;
-        let (short, long) = if d.numbers.len() <= p.numbers.len() {
+        let units_ok = d.upt.is_empty() || p.upt.is_empty() || *d.upt == *p.upt;
+        let (short, long): (&[u64], &[u64]) = if d.numbers.len() <= p.numbers.len() {
             (&d.numbers, &p.numbers)
         } else {
             (&p.numbers, &d.numbers)
@@ -1276,7 +1288,12 @@ impl Engine {
 
     /// The placement of an item or report by id.
     pub fn doc_index(&self, id: &str) -> Option<usize> {
-        self.by_id.get(id).map(|&i| i as usize)
+        match self.by_id.get(&hash64(id.as_bytes())) {
+            Some(&i) if self.docs[i as usize].id == id => Some(i as usize),
+            // Another id with the same hash came first: find it the long way.
+            Some(_) => self.docs.iter().position(|d| d.id == id),
+            None => None,
+        }
     }
 }
 

@@ -78,6 +78,9 @@ pub struct Gazetteer {
     longest_place: usize,
     /// Phrase aliases that do not start with a type word (`RS Pengayoman`).
     phrases: Vec<(Vec<String>, usize)>,
+    /// The first word of each phrase alias → the phrases it starts (indexes in `phrases`), so
+    /// a text is read once instead of once per phrase.
+    phrase_starts: crate::text::FastMap<String, Vec<usize>>,
     /// Normalised kanwil names and short forms → kanwil name.
     kanwils: HashMap<String, String>,
 }
@@ -287,6 +290,7 @@ impl Gazetteer {
             by_place: HashMap::new(),
             longest_place: 1,
             phrases: Vec::new(),
+            phrase_starts: Default::default(),
             kanwils: HashMap::new(),
             upts: Vec::new(),
         };
@@ -310,7 +314,13 @@ impl Gazetteer {
                             any.push(i);
                         }
                     }
-                    None if !w.is_empty() => g.phrases.push((w, i)),
+                    None if !w.is_empty() => {
+                        g.phrase_starts
+                            .entry(w[0].clone())
+                            .or_default()
+                            .push(g.phrases.len());
+                        g.phrases.push((w, i));
+                    }
                     None => {}
                 }
             }
@@ -397,9 +407,12 @@ impl Gazetteer {
             }
             i += 1;
         }
-        for (phrase, j) in &self.phrases {
-            if w.windows(phrase.len()).any(|win| win == phrase.as_slice()) {
-                upt.insert(self.upts[*j].id.clone());
+        for (at, word) in w.iter().enumerate() {
+            for &p in self.phrase_starts.get(word).into_iter().flatten() {
+                let (phrase, j) = &self.phrases[p];
+                if w[at..].starts_with(phrase) {
+                    upt.insert(self.upts[*j].id.clone());
+                }
             }
         }
         for id in &upt {

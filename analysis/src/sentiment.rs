@@ -7,7 +7,7 @@
 //! and a string of them approaches ±1. A story's sentiment is the mean of its items'.
 
 use crate::text::words;
-use std::collections::HashMap;
+use crate::text::FastMap;
 
 /// The lexicon shipped in `config/sentimen.tsv`.
 pub const BUILTIN_TSV: &str = include_str!("../../config/sentimen.tsv");
@@ -39,8 +39,9 @@ pub fn class(score: f32) -> &'static str {
 /// The lexicon.
 #[derive(Clone, Debug, Default)]
 pub struct Lexicon {
-    words: HashMap<String, f64>,
-    phrases: HashMap<(String, String), f64>,
+    words: FastMap<String, f64>,
+    /// Two-word phrases: first word → (second word, score).
+    phrases: FastMap<String, Vec<(String, f64)>>,
 }
 
 /// A lexicon line that cannot be read.
@@ -84,7 +85,11 @@ impl Lexicon {
                     lexicon.words.insert(w.clone(), score);
                 }
                 [a, b] => {
-                    lexicon.phrases.insert((a.clone(), b.clone()), score);
+                    let seconds = lexicon.phrases.entry(a.clone()).or_default();
+                    match seconds.iter_mut().find(|(x, _)| x == b) {
+                        Some(entry) => entry.1 = score,
+                        None => seconds.push((b.clone(), score)),
+                    }
                 }
                 _ => return Err(err("a term is one or two words")),
             }
@@ -110,10 +115,13 @@ impl Lexicon {
         let mut sum = 0.0;
         let mut i = 0;
         while i < w.len() {
-            let (score, used) = match w
-                .get(i + 1)
-                .and_then(|next| self.phrases.get(&(w[i].clone(), next.clone())))
-            {
+            let (score, used) = match w.get(i + 1).and_then(|next| {
+                self.phrases
+                    .get(w[i].as_str())?
+                    .iter()
+                    .find(|(second, _)| second == next)
+                    .map(|(_, score)| score)
+            }) {
                 Some(&s) => (s, 2),
                 None => match self.word_score(&w[i]) {
                     Some(s) => (s, 1),

@@ -7,7 +7,6 @@
 //! (`tahanan` "detainee" and `tahan` "hold"); the fixture measures both settings
 //! (`tests/tests/analysis.rs`).
 
-use std::collections::HashSet;
 use std::sync::OnceLock;
 
 /// Function words that carry no topic. Written for this project.
@@ -23,8 +22,8 @@ hal pihak kata ujar ucap tutur jelas menurut kepadanya baca juga selengkapnya be
 red editor reporter wib wita wit hari senin selasa rabu kamis jumat sabtu minggu pukul tahun \
 bulan tanggal se nya lah kah pula pun hingga usai kala tengah dini pagi siang sore malam";
 
-fn stopwords() -> &'static HashSet<&'static str> {
-    static SET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+fn stopwords() -> &'static FastSet<&'static str> {
+    static SET: OnceLock<FastSet<&'static str>> = OnceLock::new();
     SET.get_or_init(|| STOPWORDS.split_whitespace().collect())
 }
 
@@ -251,6 +250,98 @@ pub fn hash64(data: &[u8]) -> u64 {
     mix64(h)
 }
 
+/// The hash of `tokens` joined by single spaces, without joining them: the same value as
+/// `hash64(tokens.join(" ").as_bytes())`.
+pub fn hash_tokens(tokens: &[String]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, t) in tokens.iter().enumerate() {
+        let space = if i > 0 { &b" "[..] } else { &[][..] };
+        for b in space.iter().chain(t.as_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    mix64(h)
+}
+
+/// A fast hasher for the engine's maps of words, ids and numbers (SipHash, the standard
+/// one, was a tenth of the engine's time). Eight bytes at a time are folded in by
+/// rotate-xor-multiply and the result is finished with [`mix64`]. Each process starts from its
+/// own random seed, so which keys share a bucket cannot be worked out from outside, although
+/// this is not a keyed hash in the cryptographic sense: the maps hold at most a window of
+/// media text, and a flood of crafted words slows the analysis, never the reports.
+#[derive(Clone, Copy, Debug)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        mix64(self.0)
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Builds [`FastHasher`]s from the process's seed.
+#[derive(Clone, Copy, Debug)]
+pub struct FastState(u64);
+
+impl Default for FastState {
+    fn default() -> Self {
+        static SEED: OnceLock<u64> = OnceLock::new();
+        FastState(*SEED.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(0x5a5a);
+            h.finish()
+        }))
+    }
+}
+
+impl std::hash::BuildHasher for FastState {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(self.0)
+    }
+}
+
+/// A map with [`FastHasher`].
+pub type FastMap<K, V> = std::collections::HashMap<K, V, FastState>;
+/// A set with [`FastHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, FastState>;
+
 /// SplitMix64's finaliser.
 pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -261,6 +352,22 @@ pub fn mix64(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashing_tokens_equals_hashing_them_joined() {
+        for tokens in [
+            vec![],
+            vec!["a".to_owned()],
+            vec!["dua".into(), "napi".into(), "1500".into()],
+        ] {
+            assert_eq!(hash_tokens(&tokens), hash64(tokens.join(" ").as_bytes()));
+        }
+        // The fast hasher tells apart what differs in length only.
+        use std::hash::BuildHasher;
+        let s = FastState::default();
+        assert_ne!(s.hash_one("ab"), s.hash_one("ab\0"));
+        assert_eq!(s.hash_one("kabur"), FastState::default().hash_one("kabur"));
+    }
 
     #[test]
     fn numbers_stay_whole_and_punctuation_goes() {
