@@ -422,8 +422,8 @@ pub struct Engine {
     pub(crate) terms: Vec<String>,
     df: Vec<u32>,
     seen: u32,
-    pub(crate) docs: Vec<Doc>,
-    pub(crate) stories: Vec<Story>,
+    pub(crate) docs: crate::chunked::Chunked<Doc>,
+    pub(crate) stories: crate::chunked::Chunked<Story>,
     pub(crate) sources: Vec<String>,
     source_ids: FastMap<String, u32>,
     upt_ids: FastMap<String, u16>,
@@ -491,8 +491,8 @@ impl Engine {
             terms: Vec::new(),
             df: Vec::new(),
             seen: 0,
-            docs: Vec::new(),
-            stories: Vec::new(),
+            docs: Default::default(),
+            stories: Default::default(),
             sources: Vec::new(),
             source_ids: FastMap::default(),
             upt_ids,
@@ -523,7 +523,7 @@ impl Engine {
         self.since_compaction = 0;
         let horizon = self.newest.saturating_sub(self.reach());
         // What only judging a new item reads goes; what listing stories reads stays.
-        for story in &mut self.stories {
+        for story in self.stories.iter_mut() {
             if story.last < horizon && !story.terms.is_empty() {
                 story.terms = Vec::new();
                 story.numbers = Vec::new();

@@ -9,6 +9,7 @@
 //! [`batch`] is the `analyze` command's contract.
 
 pub mod batch;
+pub mod chunked;
 pub mod edits;
 pub mod engine;
 pub mod feed;
