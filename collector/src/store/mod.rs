@@ -55,7 +55,7 @@ pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
-pub use sources::{MediaView, SourceHealth};
+pub use sources::{MediaView, SourceHealth, Validators};
 pub use story_edits::RecordedEdit;
 pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};
 
