@@ -471,11 +471,15 @@ mod tests {
 
     #[test]
     fn meta_text_is_repaired_and_other_text_kept() {
-        assert_eq!(repair_meta_text("Kegiatan \u{c3}\u{a9}"), "Kegiatan é");
-        assert_eq!(repair_meta_text("Biasa saja"), "Biasa saja");
-        assert_eq!(repair_meta_text("Kafé ☕"), "Kafé ☕");
-        // Latin-1 text that is not UTF-8 read byte by byte stays as it was.
-        assert_eq!(repair_meta_text("café"), "café");
+        for (text, repaired) in [
+            ("Kegiatan \u{c3}\u{a9}", "Kegiatan é"),
+            ("Biasa saja", "Biasa saja"),
+            ("Kafé ☕", "Kafé ☕"),
+            // Latin-1 text that is not UTF-8 read byte by byte stays as it was.
+            ("café", "café"),
+        ] {
+            assert_eq!(repair_meta_text(text), repaired, "{text}");
+        }
     }
 
     #[test]
