@@ -992,30 +992,26 @@ mod tests {
         let outbox = Outbox::open(dir.path()).unwrap();
         let first = outbox.file(draft("asli", Priority::Normal)).unwrap();
         let now = Timestamp::now();
-        let edit = first
-            .revise(
-                pasopati_common::Revision {
-                    title: Some("ralat".into()),
-                    ..Default::default()
-                },
-                Taxonomy::builtin(),
-                now,
-            )
-            .unwrap();
-        outbox.file_reports(std::slice::from_ref(&edit)).unwrap();
-        let retraction = edit
-            .revise(
-                pasopati_common::Revision {
-                    retract: Some("salah kirim".into()),
-                    ..Default::default()
-                },
-                Taxonomy::builtin(),
-                now,
-            )
-            .unwrap();
-        outbox
-            .file_reports(std::slice::from_ref(&retraction))
-            .unwrap();
+        // Files a revision of `report` as the site would, returning it.
+        let revise = |report: &Report, changes: pasopati_common::Revision| {
+            let revised = report.revise(changes, Taxonomy::builtin(), now).unwrap();
+            outbox.file_reports(std::slice::from_ref(&revised)).unwrap();
+            revised
+        };
+        let edit = revise(
+            &first,
+            pasopati_common::Revision {
+                title: Some("ralat".into()),
+                ..Default::default()
+            },
+        );
+        revise(
+            &edit,
+            pasopati_common::Revision {
+                retract: Some("salah kirim".into()),
+                ..Default::default()
+            },
+        );
         let other = outbox.file(draft("lain", Priority::Normal)).unwrap();
         let rows = outbox.recent_reports(10).unwrap();
         assert_eq!(rows.len(), 2, "one row per report: {rows:?}");

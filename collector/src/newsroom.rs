@@ -62,20 +62,44 @@ pub struct Newsroom {
     /// The newest report arrival the replay read; reports handed to `add_reports` up to it
     /// are already placed. −1 before any replay.
     replayed_arrival: std::sync::atomic::AtomicI64,
-    stories_cache: Mutex<StoriesCache>,
-    insights_cache: Mutex<InsightsCache>,
+    /// Stories as last computed, for the edits generation then.
+    stories_cache: Cached<u64, Vec<StoryResult>>,
+    /// Insights as last computed, for the coverage days then.
+    insights_cache: Cached<i64, serde_json::Value>,
     /// Moved on by every analyst's edit, so listed stories show it at once.
     edits_generation: std::sync::atomic::AtomicU64,
 }
 
-/// Stories as last computed: (documents placed then, edits generation, when, stories).
-type StoriesCache = Option<(usize, u64, std::time::Instant, Arc<Vec<StoryResult>>)>;
-/// Insights as last computed: (documents placed then, coverage days, when, insights).
-type InsightsCache = Option<(usize, i64, std::time::Instant, Arc<serde_json::Value>)>;
+/// A value as last computed: (documents placed then, what else it was computed for, when,
+/// the value).
+type Cached<K, V> = Mutex<Option<(usize, K, std::time::Instant, Arc<V>)>>;
 
 /// How long computed stories and insights serve while new documents arrive. Nothing is
 /// recomputed while nothing new arrived.
 const CACHE_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The value `cache` holds for `key` while the engine still has `documents` placed (or for
+/// [`CACHE_FOR`] while documents arrive); otherwise `compute`'s, kept in `cache`. `what` names
+/// the cache in the error of a poisoned lock.
+fn cached<K: PartialEq, V>(
+    cache: &Cached<K, V>,
+    what: &str,
+    documents: usize,
+    key: K,
+    compute: impl FnOnce() -> Result<V, StoreError>,
+) -> Result<Arc<V>, StoreError> {
+    let mut cache = cache
+        .lock()
+        .map_err(|_| StoreError::Storage(format!("the {what} cache was poisoned")))?;
+    if let Some((n, k, at, value)) = cache.as_ref() {
+        if *k == key && (*n == documents || at.elapsed() < CACHE_FOR) {
+            return Ok(value.clone());
+        }
+    }
+    let value = Arc::new(compute()?);
+    *cache = Some((documents, key, std::time::Instant::now(), value.clone()));
+    Ok(value)
+}
 
 impl Newsroom {
     pub fn new(store: Arc<Store>, pii: &PiiConfig, settings: &AnalysisSettings) -> Newsroom {
@@ -270,25 +294,17 @@ impl Newsroom {
             .edits_generation
             .load(std::sync::atomic::Ordering::SeqCst);
         self.with_engine(|engine| {
-            let mut cache = self
-                .stories_cache
-                .lock()
-                .map_err(|_| StoreError::Storage("the story cache was poisoned".into()))?;
-            if let Some((n, g, at, value)) = cache.as_ref() {
-                if *g == generation && (*n == engine.len() || at.elapsed() < CACHE_FOR) {
-                    return Ok(value.clone());
-                }
-            }
-            let edits = self.active_edits()?;
-            let (stories, _) = pasopati_analysis::batch::story_results_with(engine, &edits);
-            let value = Arc::new(stories);
-            *cache = Some((
+            cached(
+                &self.stories_cache,
+                "story",
                 engine.len(),
                 generation,
-                std::time::Instant::now(),
-                value.clone(),
-            ));
-            Ok(value)
+                || {
+                    let edits = self.active_edits()?;
+                    let (stories, _) = pasopati_analysis::batch::story_results_with(engine, &edits);
+                    Ok(stories)
+                },
+            )
         })
     }
 
@@ -422,31 +438,17 @@ impl Newsroom {
         let coverage_days = coverage_days.unwrap_or(i64::from(self.settings.coverage_days));
         let spikes = self.settings.spikes();
         self.with_engine(|engine| {
-            let mut cache = self
-                .insights_cache
-                .lock()
-                .map_err(|_| StoreError::Storage("the insight cache was poisoned".into()))?;
-            if let Some((n, days, at, value)) = cache.as_ref() {
-                if *days == coverage_days && (*n == engine.len() || at.elapsed() < CACHE_FOR) {
-                    return Ok(value.clone());
-                }
-            }
-            // The center's own clock, never a document's label: one report or feed item dated
-            // years ahead must not move Cakupan, Tren or the spikes.
-            let clock = Timestamp::now().0;
-            let engagement = self.engagement_map()?;
-            let value = Arc::new(serde_json::json!({
-                "trends": pasopati_analysis::insight::trends_at(engine, clock),
-                "alerts": pasopati_analysis::insight::spikes_weighed_at(engine, &spikes, clock, &engagement),
-                "coverage": pasopati_analysis::insight::coverage_at(engine, coverage_days, clock),
-            }));
-            *cache = Some((
-                engine.len(),
-                coverage_days,
-                std::time::Instant::now(),
-                value.clone(),
-            ));
-            Ok(value)
+            cached(&self.insights_cache, "insight", engine.len(), coverage_days, || {
+                // The center's own clock, never a document's label: one report or feed item
+                // dated years ahead must not move Cakupan, Tren or the spikes.
+                let clock = Timestamp::now().0;
+                let engagement = self.engagement_map()?;
+                Ok(serde_json::json!({
+                    "trends": pasopati_analysis::insight::trends_at(engine, clock),
+                    "alerts": pasopati_analysis::insight::spikes_weighed_at(engine, &spikes, clock, &engagement),
+                    "coverage": pasopati_analysis::insight::coverage_at(engine, coverage_days, clock),
+                }))
+            })
         })
     }
 }

@@ -27,7 +27,7 @@
 
 use crate::config::{FeedConfig, PollingSettings, SocialConfig, SocialKind};
 use crate::newsroom::Newsroom;
-use crate::store::{SourceHealth, Store};
+use crate::store::{SourceHealth, Store, Validators};
 use pasopati_analysis::social::SocialFormat;
 use pasopati_common::backoff::{Backoff, BackoffConfig};
 use pasopati_common::Timestamp;
@@ -246,8 +246,7 @@ pub enum Fetched {
     NotModified,
     Document {
         text: String,
-        etag: Option<String>,
-        last_modified: Option<String>,
+        validators: Validators,
     },
 }
 
@@ -266,8 +265,7 @@ pub fn client(polling: &PollingSettings) -> ureq::Agent {
 pub fn fetch_conditional(
     agent: &ureq::Agent,
     url: &str,
-    etag: Option<&str>,
-    last_modified: Option<&str>,
+    validators: &Validators,
     max_bytes: u64,
 ) -> Result<Fetched, FetchError> {
     let fetch_error = |e: ureq::Error| FetchError::Fetch {
@@ -275,10 +273,10 @@ pub fn fetch_conditional(
         message: e.to_string(),
     };
     let mut request = agent.get(url);
-    if let Some(etag) = etag {
+    if let Some(etag) = &validators.etag {
         request = request.header("If-None-Match", etag);
     }
-    if let Some(date) = last_modified {
+    if let Some(date) = &validators.last_modified {
         request = request.header("If-Modified-Since", date);
     }
     let mut response = request.call().map_err(fetch_error)?;
@@ -304,18 +302,17 @@ pub fn fetch_conditional(
             });
         }
     }
-    let (etag, last_modified) = (header("etag"), header("last-modified"));
+    let validators = Validators {
+        etag: header("etag"),
+        last_modified: header("last-modified"),
+    };
     let text = response
         .body_mut()
         .with_config()
         .limit(max_bytes)
         .read_to_string()
         .map_err(fetch_error)?;
-    Ok(Fetched::Document {
-        text,
-        etag,
-        last_modified,
-    })
+    Ok(Fetched::Document { text, validators })
 }
 
 /// The turns of each host: a request to a host waits until `per_host_interval` after the one
@@ -492,12 +489,13 @@ fn poll_once(
     health.last_poll = Some(now);
     let address = source.address_with(health.cursor.as_deref());
     let same_address = health.validators_for.as_deref() == Some(address.as_str());
-    let (etag, modified) = if same_address {
-        (health.etag.as_deref(), health.last_modified.as_deref())
+    let none = Validators::default();
+    let validators = if same_address {
+        &health.validators
     } else {
-        (None, None)
+        &none
     };
-    let result = fetch_conditional(agent, &address, etag, modified, max_bytes)
+    let result = fetch_conditional(agent, &address, validators, max_bytes)
         .map_err(|e| {
             let retry_after = match &e {
                 FetchError::Status { retry_after, .. } => *retry_after,
@@ -531,17 +529,13 @@ fn read_and_import(
     health: &mut SourceHealth,
     newsroom: &Newsroom,
 ) -> Result<(), PollFailure> {
-    let (text, etag, last_modified) = match fetched {
+    let (text, validators) = match fetched {
         Fetched::NotModified => {
             health.not_modified += 1;
             tracing::debug!(source = %source.key, "not modified");
             return Ok(());
         }
-        Fetched::Document {
-            text,
-            etag,
-            last_modified,
-        } => (text, etag, last_modified),
+        Fetched::Document { text, validators } => (text, validators),
     };
     let (items, errors, newest) = match source.reader {
         Reader::Feed => {
@@ -576,8 +570,7 @@ fn read_and_import(
         health.cursor = newest;
     }
     health.validators_for = Some(address.to_owned());
-    health.etag = etag;
-    health.last_modified = last_modified;
+    health.validators = validators;
     tracing::info!(source = %source.key, added = outcome.added, duplicates = outcome.duplicates, already_stored = outcome.known, skipped = errors.len(), "source polled");
     Ok(())
 }

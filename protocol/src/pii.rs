@@ -736,55 +736,95 @@ mod tests {
             .collect()
     }
 
+    /// A guard that blocks and denies the (made-up) name `Fulan Bin Contoh`.
+    fn fulan_denied() -> PiiGuard {
+        PiiGuard::new(&PiiConfig {
+            mode: Mode::Block,
+            deny_list: vec!["Fulan Bin Contoh".into()],
+        })
+    }
+
+    /// Asserts that each text holds one finding, of `kind`.
+    fn assert_found(kind: PiiKind, texts: &[&str]) {
+        for text in texts {
+            assert_eq!(kinds(text), [kind], "{text}");
+        }
+    }
+
+    /// Asserts that no text holds a finding.
+    fn assert_clean(texts: &[&str]) {
+        for text in texts {
+            assert!(kinds(text).is_empty(), "{text}");
+        }
+    }
+
     // Every number below is invented and structurally made up for the test; none is a real
     // person's.
     #[test]
     fn niks_are_found_with_any_grouping() {
-        assert_eq!(kinds("NIK 3201014512900001 tercatat"), [PiiKind::Nik]);
-        assert_eq!(kinds("nik: 3201 0145 1290 0001."), [PiiKind::Nik]);
-        assert_eq!(kinds("32.01.01.451290.0001"), [PiiKind::Nik]);
+        assert_found(
+            PiiKind::Nik,
+            &[
+                "NIK 3201014512900001 tercatat",
+                "nik: 3201 0145 1290 0001.",
+                "32.01.01.451290.0001",
+            ],
+        );
         let f = PiiGuard::default().scan(Field::Body, "a 3201014512900001");
         assert_eq!((f[0].position, f[0].length), (3, 16));
     }
 
     #[test]
     fn sixteen_digits_without_nik_structure_are_not_niks() {
-        assert!(kinds("3201013212900001").is_empty(), "day 32");
-        assert!(kinds("3201011513900001").is_empty(), "month 13");
-        assert!(kinds("3201011512900000").is_empty(), "serial 0000");
-        assert!(kinds("9901011512900001").is_empty(), "province 99");
-        assert!(kinds("Rp 1.500.000.000.000.000").is_empty(), "money");
-        assert!(kinds("32010145129000011").is_empty(), "17 digits");
+        assert_clean(&[
+            "3201013212900001",         // day 32
+            "3201011513900001",         // month 13
+            "3201011512900000",         // serial 0000
+            "9901011512900001",         // province 99
+            "Rp 1.500.000.000.000.000", // money
+            "32010145129000011",        // 17 digits
+        ]);
     }
 
     #[test]
     fn phone_numbers_are_found() {
-        assert_eq!(kinds("hubungi 081234567890"), [PiiKind::Phone]);
-        assert_eq!(kinds("hubungi +62 812-3456-7890"), [PiiKind::Phone]);
-        assert_eq!(kinds("62812345678"), [PiiKind::Phone]);
-        assert_eq!(kinds("0812.3456.789"), [PiiKind::Phone]);
-        assert!(kinds("08-12-2025").is_empty(), "a date");
-        assert!(kinds("021 5551234").is_empty(), "a landline");
-        assert!(kinds("0812345").is_empty(), "too short");
+        assert_found(
+            PiiKind::Phone,
+            &[
+                "hubungi 081234567890",
+                "hubungi +62 812-3456-7890",
+                "62812345678",
+                "0812.3456.789",
+            ],
+        );
+        assert_clean(&[
+            "08-12-2025",  // a date
+            "021 5551234", // a landline
+            "0812345",     // too short
+        ]);
     }
 
     #[test]
     fn register_numbers_are_found() {
-        assert_eq!(kinds("register B.I 123/2024"), [PiiKind::RegisterNumber]);
-        assert_eq!(kinds("A.II-45"), [PiiKind::RegisterNumber]);
-        assert_eq!(kinds("reg. B.IIa.7/2025"), [PiiKind::RegisterNumber]);
-        assert_eq!(kinds("B.III 9"), [PiiKind::RegisterNumber]);
-        assert!(kinds("Lapas Kelas IIA Bogor, Rutan Kelas IIB 2").is_empty());
-        assert!(kinds("BI 7-Day Rate dan B.Indonesia 3").is_empty());
-        assert!(kinds("A.I saja").is_empty(), "a book without a number");
+        assert_found(
+            PiiKind::RegisterNumber,
+            &[
+                "register B.I 123/2024",
+                "A.II-45",
+                "reg. B.IIa.7/2025",
+                "B.III 9",
+            ],
+        );
+        assert_clean(&[
+            "Lapas Kelas IIA Bogor, Rutan Kelas IIB 2",
+            "BI 7-Day Rate dan B.Indonesia 3",
+            "A.I saja", // a book without a number
+        ]);
     }
 
     #[test]
     fn deny_list_matches_whole_words_in_any_case() {
-        let guard = PiiGuard::new(&PiiConfig {
-            mode: Mode::Block,
-            deny_list: vec!["Fulan Bin Contoh".into()],
-        });
+        let guard = fulan_denied();
         let f = guard.scan(Field::Title, "Kunjungan untuk fulan bin contoh hari ini");
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind, PiiKind::DenyListed);
@@ -935,10 +975,7 @@ mod tests {
 
     #[test]
     fn the_deny_list_reads_the_normalised_text() {
-        let guard = PiiGuard::new(&PiiConfig {
-            mode: Mode::Block,
-            deny_list: vec!["Fulan Bin Contoh".into()],
-        });
+        let guard = fulan_denied();
         let f = guard.scan(Field::Body, "oleh fulan  bin\u{200b} CONTOH.");
         assert_eq!((f.len(), f[0].position, f[0].length), (1, 6, 18));
     }

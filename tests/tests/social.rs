@@ -13,7 +13,7 @@ use pasopati_tests::*;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,8 +27,48 @@ fn social_fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The arguments of `pasopati-collector media import` of `file`, read as `format`, into the
+/// data directory `dir`.
+fn import_args<'a>(dir: &'a str, format: &'a str, file: &'a Path) -> [&'a str; 8] {
+    let file = path_str(file);
+    [
+        "media",
+        "import",
+        "--data-dir",
+        dir,
+        "--format",
+        format,
+        "--file",
+        file,
+    ]
+}
+
 fn read_fixture(name: &str) -> String {
     std::fs::read_to_string(social_fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A status, the headers to add (each ending in CRLF) and a body.
+type Answer = (u16, String, String);
+
+/// The answer for a document sent with a validator (its ETag or Last-Modified `header`):
+/// `304 Not Modified` when the request carried the validator (`unchanged`), else the document.
+fn validated(unchanged: bool, header: String, document: &str) -> Answer {
+    if unchanged {
+        (304, String::new(), String::new())
+    } else {
+        (200, header, document.to_owned())
+    }
+}
+
+/// The answer for a source polled with a cursor: `empty` (no newer posts) when `target` passes
+/// `cursor`, else the document.
+fn after_cursor(target: &str, cursor: &str, empty: &str, document: &str) -> Answer {
+    let body = if target.contains(cursor) {
+        empty
+    } else {
+        document
+    };
+    (200, String::new(), body.to_owned())
 }
 
 /// One request the server saw.
@@ -86,39 +126,23 @@ impl Platforms {
                 };
                 let if_none_match = header("if-none-match");
                 let if_modified = header("if-modified-since");
-                let (status, extra, body): (u16, String, String) =
+                let (status, extra, body): Answer =
                     if target.starts_with("/feeds/videos.xml?channel_id=UCujiKanal01") {
-                        if if_none_match.as_deref() == Some(YOUTUBE_ETAG) {
-                            (304, String::new(), String::new())
-                        } else {
-                            (
-                                200,
-                                format!("ETag: {YOUTUBE_ETAG}\r\n"),
-                                documents[0].clone(),
-                            )
-                        }
+                        validated(
+                            if_none_match.as_deref() == Some(YOUTUBE_ETAG),
+                            format!("ETag: {YOUTUBE_ETAG}\r\n"),
+                            &documents[0],
+                        )
                     } else if target.starts_with("/api/v1/timelines/tag/lapasuji") {
-                        if target.contains("min_id=") {
-                            (200, String::new(), "[]".into())
-                        } else {
-                            (200, String::new(), documents[1].clone())
-                        }
+                        after_cursor(&target, "min_id=", "[]", &documents[1])
                     } else if target.starts_with("/xrpc/app.bsky.feed.searchPosts") {
-                        if target.contains("since=") {
-                            (200, String::new(), r#"{"posts":[]}"#.into())
-                        } else {
-                            (200, String::new(), documents[2].clone())
-                        }
+                        after_cursor(&target, "since=", r#"{"posts":[]}"#, &documents[2])
                     } else if target == "/s/kanaluji" {
-                        if if_modified.as_deref() == Some(TELEGRAM_MODIFIED) {
-                            (304, String::new(), String::new())
-                        } else {
-                            (
-                                200,
-                                format!("Last-Modified: {TELEGRAM_MODIFIED}\r\n"),
-                                documents[3].clone(),
-                            )
-                        }
+                        validated(
+                            if_modified.as_deref() == Some(TELEGRAM_MODIFIED),
+                            format!("Last-Modified: {TELEGRAM_MODIFIED}\r\n"),
+                            &documents[3],
+                        )
                     } else if target == "/s/kanalrusak" {
                         (500, String::new(), "kesalahan server uji".into())
                     } else {
@@ -340,19 +364,7 @@ async fn social_sources_are_polled_politely_and_their_health_is_shown() {
     let d = path_str(&dir).to_owned();
     let import = |format: &str, file: &str| {
         let path = social_fixture(file);
-        run_ok(
-            &bins.collector,
-            &[
-                "media",
-                "import",
-                "--data-dir",
-                &d,
-                "--format",
-                format,
-                "--file",
-                path_str(&path),
-            ],
-        )
+        run_ok(&bins.collector, &import_args(&d, format, &path))
     };
     for (format, file) in [
         ("x", "tweets.js"),
@@ -372,18 +384,8 @@ async fn social_sources_are_polled_politely_and_their_health_is_shown() {
         "{out}"
     );
     let path = social_fixture("listening_no_text.csv");
-    let args = [
-        "media",
-        "import",
-        "--data-dir",
-        &d,
-        "--format",
-        "listening-csv",
-        "--file",
-        path_str(&path),
-    ];
     let out = std::process::Command::new(&bins.collector)
-        .args(args)
+        .args(import_args(&d, "listening-csv", &path))
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -391,19 +393,7 @@ async fn social_sources_are_polled_politely_and_their_health_is_shown() {
         stderr.contains("listening_no_text.csv:1:") && stderr.contains("lacks a text column"),
         "{stderr}"
     );
-    let refused = run_fail(
-        &bins.collector,
-        &[
-            "media",
-            "import",
-            "--data-dir",
-            &d,
-            "--format",
-            "myspace",
-            "--file",
-            path_str(&path),
-        ],
-    );
+    let refused = run_fail(&bins.collector, &import_args(&d, "myspace", &path));
     assert!(refused.contains("listening-csv"), "{refused}");
     let listed = run_ok(
         &bins.collector,

@@ -7,7 +7,7 @@
 //! The newest `indexedAt` is returned, so that the next poll passes it as `since` and gets
 //! only newer posts.
 
-use super::{collect, error, Engagement, Post, SocialRead};
+use super::{collect, rfc3339, Engagement, Post, SocialRead};
 use pasopati_protocol::Timestamp;
 use serde::Deserialize;
 
@@ -53,14 +53,11 @@ pub(super) fn read(file: &str, json: &str) -> SocialRead {
     let answer: Answer = match serde_json::from_str(json) {
         Ok(a) => a,
         Err(e) => {
-            return SocialRead {
-                errors: vec![error(
-                    file,
-                    0,
-                    format!("not a Bluesky searchPosts answer (an object with `posts`): {e}"),
-                )],
-                ..Default::default()
-            }
+            return SocialRead::failed(
+                file,
+                0,
+                format!("not a Bluesky searchPosts answer (an object with `posts`): {e}"),
+            )
         }
     };
     let mut newest: Option<(Timestamp, String)> = None;
@@ -92,8 +89,7 @@ fn finish(p: PostView) -> Result<Post, String> {
     } else {
         &p.record.created_at
     };
-    let published_at = Timestamp::parse_rfc3339(date)
-        .map_err(|_| format!("`createdAt` `{date}` is not an RFC 3339 time"))?;
+    let published_at = rfc3339("createdAt", date)?;
     let rkey = p
         .uri
         .strip_prefix("at://")
@@ -104,25 +100,24 @@ fn finish(p: PostView) -> Result<Post, String> {
         (None, None) => None,
         (a, b) => Some(a.unwrap_or(0).saturating_add(b.unwrap_or(0))),
     };
-    Ok(Post {
-        url: format!("https://bsky.app/profile/{}/post/{rkey}", p.author.handle),
-        id: format!("bluesky:{}", p.uri),
-        source: format!("Bluesky @{}", p.author.handle),
-        title: String::new(),
-        text: p.record.text.trim().to_owned(),
-        published_at,
-        engagement: Engagement {
-            shares,
-            replies: p.reply_count,
-            likes: p.like_count,
-            views: None,
-        },
-    })
+    let handle = &p.author.handle;
+    let url = format!("https://bsky.app/profile/{handle}/post/{rkey}");
+    let source = format!("Bluesky @{handle}");
+    let text = p.record.text.trim().to_owned();
+    let engagement = Engagement {
+        shares,
+        replies: p.reply_count,
+        likes: p.like_count,
+        views: None,
+    };
+    let id = format!("bluesky:{}", p.uri);
+    Ok(Post::new(id, url, source, text, published_at).with(engagement))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::social::assert_read;
 
     #[test]
     fn posts_are_read_with_counts_and_the_newest_index_time() {
@@ -135,7 +130,7 @@ mod tests {
  {"uri":"bukan-at","author":{"handle":"h.bsky.social"},"record":{"text":"x","createdAt":"2026-11-20T02:00:00Z"},"indexedAt":"2026-11-20T00:00:00Z"}
 ]}"#;
         let read = read("bsky.json", json);
-        assert_eq!(read.items.len(), 2, "{:?}", read.errors);
+        assert_read(&read, 2, &["at://"]);
         let first = &read.items[0];
         assert_eq!(
             first.url,
@@ -145,8 +140,6 @@ mod tests {
         assert_eq!(first.engagement.replies, Some(2));
         assert_eq!(first.engagement.likes, Some(11));
         assert_eq!(read.items[1].engagement, Engagement::default());
-        assert_eq!(read.errors.len(), 1);
-        assert!(read.errors[0].reason.contains("at://"), "{:?}", read.errors);
         assert_eq!(read.newest.as_deref(), Some("2026-11-20T02:00:01Z"));
     }
 }

@@ -18,7 +18,7 @@
 //! [`super::repair_meta_text`].
 
 use super::{
-    collect, error, from_unix_seconds, json_count, repair_meta_text, short_hash, Engagement, Post,
+    collect, from_unix_seconds, json_count, repair_meta_text, short_hash, Engagement, Post,
     SocialRead,
 };
 use crate::feed::parse_feed_date;
@@ -26,10 +26,7 @@ use pasopati_protocol::Timestamp;
 use serde_json::Value;
 
 fn not_json(file: &str, what: &str, e: impl std::fmt::Display) -> SocialRead {
-    SocialRead {
-        errors: vec![error(file, 0, format!("not {what}: {e}"))],
-        ..Default::default()
-    }
+    SocialRead::failed(file, 0, format!("not {what}: {e}"))
 }
 
 /// Reads an X archive's `tweets.js` (or the same array as plain JSON).
@@ -61,20 +58,16 @@ pub(super) fn read_x(file: &str, text: &str) -> SocialRead {
             let date = tweet["created_at"].as_str().unwrap_or_default();
             let published_at = parse_x_date(date)
                 .ok_or_else(|| format!("`created_at` `{date}` is not an X archive time"))?;
-            Ok(Post {
-                url: format!("https://x.com/i/status/{id}"),
-                id: format!("x:{id}"),
-                source: "X".into(),
-                title: String::new(),
-                text: text.trim().to_owned(),
-                published_at,
-                engagement: Engagement {
-                    shares: json_count(tweet.get("retweet_count")),
-                    likes: json_count(tweet.get("favorite_count")),
-                    replies: json_count(tweet.get("reply_count")),
-                    views: None,
-                },
-            })
+            let url = format!("https://x.com/i/status/{id}");
+            let text = text.trim().to_owned();
+            let engagement = Engagement {
+                shares: json_count(tweet.get("retweet_count")),
+                likes: json_count(tweet.get("favorite_count")),
+                replies: json_count(tweet.get("reply_count")),
+                views: None,
+            };
+            let id = format!("x:{id}");
+            Ok(Post::new(id, url, "X".into(), text, published_at).with(engagement))
         })
         .collect();
     collect(file, posts)
@@ -111,15 +104,9 @@ pub(super) fn read_instagram(file: &str, text: &str) -> SocialRead {
                 .ok_or("the post has no `creation_timestamp`")?;
             let published_at =
                 from_unix_seconds(seconds).ok_or("`creation_timestamp` is out of range")?;
-            Ok(Post {
-                id: format!("instagram:{seconds}:{}", short_hash(&caption)),
-                url: String::new(),
-                source: "Instagram".into(),
-                title: String::new(),
-                text: caption.trim().to_owned(),
-                published_at,
-                engagement: Engagement::default(),
-            })
+            let id = format!("instagram:{seconds}:{}", short_hash(&caption));
+            let (url, text) = (String::new(), caption.trim().to_owned());
+            Ok(Post::new(id, url, "Instagram".into(), text, published_at))
         })
         .collect();
     collect(file, posts)
@@ -159,15 +146,9 @@ pub(super) fn read_facebook(file: &str, text: &str) -> SocialRead {
                 .flat_map(|a| a["data"].as_array().into_iter().flatten())
                 .find_map(|d| d["external_context"]["url"].as_str())
                 .unwrap_or_default();
-            Ok(Post {
-                id: format!("facebook:{seconds}:{}", short_hash(&body)),
-                url: link.to_owned(),
-                source: "Facebook".into(),
-                title: String::new(),
-                text: body.trim().to_owned(),
-                published_at,
-                engagement: Engagement::default(),
-            })
+            let id = format!("facebook:{seconds}:{}", short_hash(&body));
+            let (url, text) = (link.to_owned(), body.trim().to_owned());
+            Ok(Post::new(id, url, "Facebook".into(), text, published_at))
         })
         .collect();
     collect(file, posts)
@@ -184,14 +165,11 @@ pub(super) fn read_tiktok(file: &str, text: &str) -> SocialRead {
         .or_else(|| data.pointer("/Post/Posts/VideoList"))
         .and_then(Value::as_array);
     let Some(list) = list else {
-        return SocialRead {
-            errors: vec![error(
-                file,
-                0,
-                "no video list (`Video.Videos.VideoList` or `Post.Posts.VideoList`): is this TikTok's user_data_tiktok.json in JSON format?",
-            )],
-            ..Default::default()
-        };
+        return SocialRead::failed(
+            file,
+            0,
+            "no video list (`Video.Videos.VideoList` or `Post.Posts.VideoList`): is this TikTok's user_data_tiktok.json in JSON format?",
+        );
     };
     let posts = list
         .iter()
@@ -208,18 +186,13 @@ pub(super) fn read_tiktok(file: &str, text: &str) -> SocialRead {
                 .as_str()
                 .or_else(|| video["Description"].as_str())
                 .unwrap_or_default();
-            Ok(Post {
-                id: format!("tiktok:{link}"),
-                url: link,
-                source: "TikTok".into(),
-                title: String::new(),
-                text: title.trim().to_owned(),
-                published_at,
-                engagement: Engagement {
-                    likes: json_count(video.get("Likes")),
-                    ..Default::default()
-                },
-            })
+            let id = format!("tiktok:{link}");
+            let text = title.trim().to_owned();
+            let engagement = Engagement {
+                likes: json_count(video.get("Likes")),
+                ..Default::default()
+            };
+            Ok(Post::new(id, link, "TikTok".into(), text, published_at).with(engagement))
         })
         .collect();
     collect(file, posts)
@@ -228,6 +201,7 @@ pub(super) fn read_tiktok(file: &str, text: &str) -> SocialRead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::social::assert_read;
 
     #[test]
     fn an_x_archive_is_read_with_its_string_counts() {
@@ -236,7 +210,7 @@ mod tests {
   {"tweet":{"id_str":"1860000000000000002","full_text":"Rusak","created_at":"kemarin"}}
 ]"#;
         let read = read_x("tweets.js", js);
-        assert_eq!(read.items.len(), 1, "{:?}", read.errors);
+        assert_read(&read, 1, &["created_at"]);
         let t = &read.items[0];
         assert_eq!(t.id, "x:1860000000000000001");
         assert_eq!(t.url, "https://x.com/i/status/1860000000000000001");
@@ -246,8 +220,6 @@ mod tests {
         );
         assert_eq!(t.engagement.shares, Some(4));
         assert_eq!(t.engagement.likes, Some(15));
-        assert_eq!(read.errors.len(), 1);
-        assert!(read.errors[0].reason.contains("created_at"));
     }
 
     #[test]
@@ -255,14 +227,13 @@ mod tests {
         let ig = r#"[{"media":[{"uri":"media/posts/202611/a.jpg","creation_timestamp":1795650000,"title":"Kegiatan pramuka \u00c3\u00a9 di lapas uji"}],"title":"","creation_timestamp":1795650000},
                      {"title":"Tanpa waktu"}]"#;
         let read = read_instagram("posts_1.json", ig);
-        assert_eq!(read.items.len(), 1, "{:?}", read.errors);
+        assert_read(&read, 1, &["creation_timestamp"]);
         assert_eq!(read.items[0].text, "Kegiatan pramuka é di lapas uji");
         assert!(read.items[0].id.starts_with("instagram:1795650000:"));
-        assert_eq!(read.errors.len(), 1);
 
         let fb = r#"[{"timestamp":1795650000,"data":[{"post":"Bakti sosial petugas uji."}],"attachments":[{"data":[{"external_context":{"url":"https://berita.contoh.invalid/a"}}]}],"title":"Akun Uji updated status."}]"#;
         let read = read_facebook("your_posts_1.json", fb);
-        assert_eq!(read.items.len(), 1, "{:?}", read.errors);
+        assert_read(&read, 1, &[]);
         assert_eq!(read.items[0].url, "https://berita.contoh.invalid/a");
         assert_eq!(read.items[0].text, "Bakti sosial petugas uji.");
     }
@@ -275,11 +246,11 @@ mod tests {
                 path.0, path.1
             );
             let read = read_tiktok("user_data_tiktok.json", &json);
-            assert_eq!(read.items.len(), 1, "{:?}", read.errors);
+            assert_read(&read, 1, &[]);
             assert_eq!(read.items[0].engagement.likes, Some(2500));
             assert_eq!(read.items[0].text, "Senam pagi");
         }
         let read = read_tiktok("user_data_tiktok.json", "{}");
-        assert!(read.errors[0].reason.contains("VideoList"));
+        assert_read(&read, 0, &["VideoList"]);
     }
 }

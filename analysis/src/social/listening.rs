@@ -201,19 +201,11 @@ pub(super) fn read(file: &str, text: &str) -> SocialRead {
         .unwrap_or(',');
     let records = match pasopati_protocol::csv::records_with(text, delimiter) {
         Ok(r) => r,
-        Err(e) => {
-            return SocialRead {
-                errors: vec![error(file, 0, format!("not a readable CSV file: {e}"))],
-                ..Default::default()
-            }
-        }
+        Err(e) => return SocialRead::failed(file, 0, format!("not a readable CSV file: {e}")),
     };
     let mut rows = records.into_iter();
     let Some((header_at, header)) = rows.next() else {
-        return SocialRead {
-            errors: vec![error(file, 1, "the file is empty: a header row is needed")],
-            ..Default::default()
-        };
+        return SocialRead::failed(file, 1, "the file is empty: a header row is needed");
     };
     let mut columns: Vec<(Field, usize)> = Vec::new();
     for (i, name) in header.iter().enumerate() {
@@ -233,18 +225,15 @@ pub(super) fn read(file: &str, text: &str) -> SocialRead {
         missing.push(format!("a date column (one of: {})", accepted(Field::Date)));
     }
     if !missing.is_empty() {
-        return SocialRead {
-            errors: vec![error(
-                file,
-                header_at,
-                format!(
-                    "the header lacks {}; its columns are: {}",
-                    missing.join(" and "),
-                    header.join(", ")
-                ),
-            )],
-            ..Default::default()
-        };
+        return SocialRead::failed(
+            file,
+            header_at,
+            format!(
+                "the header lacks {}; its columns are: {}",
+                missing.join(" and "),
+                header.join(", ")
+            ),
+        );
     }
     let mut read = SocialRead::default();
     for (line, row) in rows {
@@ -316,23 +305,16 @@ fn post(
     let news = ["news", "berita", "media online"]
         .iter()
         .any(|k| p.contains(k));
-    Ok((
-        Post {
-            id: format!("listening:{id}"),
-            url,
-            source,
-            title: value(Field::Title).to_owned(),
-            text,
-            published_at,
-            engagement: Engagement {
-                shares: count(Field::Shares)?,
-                replies: count(Field::Replies)?,
-                likes: count(Field::Likes)?,
-                views: count(Field::Views)?,
-            },
-        },
-        !news,
-    ))
+    let engagement = Engagement {
+        shares: count(Field::Shares)?,
+        replies: count(Field::Replies)?,
+        likes: count(Field::Likes)?,
+        views: count(Field::Views)?,
+    };
+    let post = Post::new(format!("listening:{id}"), url, source, text, published_at)
+        .titled(value(Field::Title).to_owned())
+        .with(engagement);
+    Ok((post, !news))
 }
 
 /// A date as listening tools write it (see the module's list); a time without a zone is WIB.
@@ -359,6 +341,7 @@ fn parse_date(text: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::social::assert_read;
 
     #[test]
     fn common_columns_are_mapped_and_bad_rows_named() {
@@ -368,7 +351,7 @@ mod tests {
                    103;Twitter;@akun_uji;Tanggal ganda;03/04/2026;;;;;;\n\
                    104;Twitter;@akun_uji;Angka aneh;2026-11-20;x;;;;;\n";
         let read = read("listening.csv", csv);
-        assert_eq!(read.items.len(), 2, "{:?}", read.errors);
+        assert_read(&read, 2, &["Published At", "Retweets"]);
         let tweet = &read.items[0];
         assert_eq!(tweet.id, "listening:twitter:101");
         assert_eq!(tweet.source, "Twitter @akun_uji");
@@ -389,26 +372,14 @@ mod tests {
         assert!(!read.items[1].social, "a news row is news");
         let lines: Vec<usize> = read.errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [4, 5]);
-        assert!(
-            read.errors[0].reason.contains("Published At"),
-            "{:?}",
-            read.errors
-        );
-        assert!(
-            read.errors[1].reason.contains("Retweets"),
-            "{:?}",
-            read.errors
-        );
     }
 
     #[test]
     fn a_header_without_text_or_date_is_refused_with_its_columns() {
         let read = read("x.csv", "Kolom A,Waktu Posting\n1,2\n");
-        assert!(read.items.is_empty());
-        assert_eq!(read.errors.len(), 1);
+        assert_read(&read, 0, &["lacks a text column"]);
         let e = &read.errors[0];
         assert_eq!(e.line, 1);
-        assert!(e.reason.contains("lacks a text column"), "{}", e.reason);
         assert!(e.reason.contains("Kolom A, Waktu Posting"), "{}", e.reason);
     }
 }

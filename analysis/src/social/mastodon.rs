@@ -8,8 +8,7 @@
 //! The newest id is returned, so that the next poll passes it as `since_id` and gets only
 //! newer posts. Mastodon's ids are decimal numbers that grow with time, compared as numbers.
 
-use super::{collect, error, Engagement, Post, SocialRead};
-use pasopati_protocol::Timestamp;
+use super::{collect, rfc3339, source_name, Engagement, Post, SocialRead};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -52,14 +51,11 @@ pub(super) fn read(file: &str, json: &str) -> SocialRead {
     let statuses: Vec<serde_json::Value> = match serde_json::from_str(json) {
         Ok(v) => v,
         Err(e) => {
-            return SocialRead {
-                errors: vec![error(
-                    file,
-                    0,
-                    format!("not a Mastodon timeline (a JSON array of statuses): {e}"),
-                )],
-                ..Default::default()
-            }
+            return SocialRead::failed(
+                file,
+                0,
+                format!("not a Mastodon timeline (a JSON array of statuses): {e}"),
+            )
         }
     };
     let mut newest: Option<String> = None;
@@ -88,8 +84,7 @@ pub(super) fn read(file: &str, json: &str) -> SocialRead {
 }
 
 fn finish(s: Status) -> Result<Post, String> {
-    let published_at = Timestamp::parse_rfc3339(&s.created_at)
-        .map_err(|_| format!("`created_at` `{}` is not an RFC 3339 time", s.created_at))?;
+    let published_at = rfc3339("created_at", &s.created_at)?;
     let url = s
         .url
         .filter(|u| !u.is_empty())
@@ -107,29 +102,21 @@ fn finish(s: Status) -> Result<Post, String> {
         format!("{spoiler}. {content}")
     };
     let acct = s.account.map(|a| a.acct).unwrap_or_default();
-    Ok(Post {
-        id: format!("mastodon:{identity}"),
-        url,
-        source: if acct.is_empty() {
-            "Mastodon".into()
-        } else {
-            format!("Mastodon @{acct}")
-        },
-        title: String::new(),
-        text,
-        published_at,
-        engagement: Engagement {
-            shares: s.reblogs_count,
-            replies: s.replies_count,
-            likes: s.favourites_count,
-            views: None,
-        },
-    })
+    let id = format!("mastodon:{identity}");
+    let source = source_name("Mastodon", " @", &acct);
+    let engagement = Engagement {
+        shares: s.reblogs_count,
+        replies: s.replies_count,
+        likes: s.favourites_count,
+        views: None,
+    };
+    Ok(Post::new(id, url, source, text, published_at).with(engagement))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::social::assert_read;
 
     const TIMELINE: &str = r#"[
  {"id":"113500000000000002","created_at":"2026-11-20T03:04:05.000Z","uri":"https://fedi.contoh.invalid/users/humas_uji/statuses/113500000000000002",
@@ -147,7 +134,7 @@ mod tests {
     #[test]
     fn statuses_are_read_with_counts_and_boosts_as_their_original() {
         let read = read("tag.json", TIMELINE);
-        assert_eq!(read.items.len(), 2, "{:?}", read.errors);
+        assert_read(&read, 2, &["created_at"]);
         let first = &read.items[0];
         assert_eq!(first.text, "Pelatihan menjahit di #lapas uji & pameran.");
         assert_eq!(first.source, "Mastodon @humas_uji");
@@ -167,12 +154,6 @@ mod tests {
         );
         assert_eq!(boosted.text, "Info. Kunjungan keluarga dibuka kembali.");
         assert_eq!(boosted.engagement.likes, Some(30));
-        assert_eq!(read.errors.len(), 1);
-        assert!(
-            read.errors[0].reason.contains("created_at"),
-            "{:?}",
-            read.errors
-        );
         assert_eq!(read.newest.as_deref(), Some("113500000000000010"));
     }
 
@@ -181,8 +162,6 @@ mod tests {
         assert!(newer_id("100", "99"));
         assert!(!newer_id("99", "100"));
         let read = read("x.json", "<html>rate limited</html>");
-        assert!(read.items.is_empty());
-        assert_eq!(read.errors.len(), 1);
-        assert!(read.errors[0].reason.contains("Mastodon timeline"));
+        assert_read(&read, 0, &["Mastodon timeline"]);
     }
 }

@@ -153,6 +153,17 @@ pub struct SocialRead {
     pub newest: Option<String>,
 }
 
+impl SocialRead {
+    /// A read that gave no items, only one error about the whole document (or its header at
+    /// `line`).
+    fn failed(file: &str, line: usize, reason: impl Into<String>) -> SocialRead {
+        SocialRead {
+            errors: vec![error(file, line, reason)],
+            ..Default::default()
+        }
+    }
+}
+
 /// Reads a document of `format`; `file` names it in errors.
 pub fn read(format: SocialFormat, file: &str, text: &str) -> SocialRead {
     match format {
@@ -180,6 +191,29 @@ struct Post {
 }
 
 impl Post {
+    /// A post without a title, and with no engagement until [`Post::with`] gives it.
+    fn new(id: String, url: String, source: String, text: String, published_at: Timestamp) -> Post {
+        Post {
+            id,
+            url,
+            source,
+            title: String::new(),
+            text,
+            published_at,
+            engagement: Engagement::default(),
+        }
+    }
+
+    /// The post with a title (a video's, or a listening tool's headline).
+    fn titled(self, title: String) -> Post {
+        Post { title, ..self }
+    }
+
+    /// The post with the engagement its source gave.
+    fn with(self, engagement: Engagement) -> Post {
+        Post { engagement, ..self }
+    }
+
     /// The media item of a post, or why there is none.
     fn into_item(self) -> Result<MediaItem, String> {
         if self.id.trim().is_empty() {
@@ -224,6 +258,32 @@ fn collect(file: &str, posts: Vec<Result<Post, String>>) -> SocialRead {
         }
     }
     read
+}
+
+/// A post's source: the network's name alone, or followed by `separator` and the channel or
+/// account when there is one (`YouTube: Kanal`, `Mastodon @akun`).
+fn source_name(network: &str, separator: &str, name: &str) -> String {
+    if name.is_empty() {
+        network.to_owned()
+    } else {
+        format!("{network}{separator}{name}")
+    }
+}
+
+/// The RFC 3339 time in field `field`, or the error naming the field and its value.
+fn rfc3339(field: &str, value: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_rfc3339(value)
+        .map_err(|_| format!("`{field}` `{value}` is not an RFC 3339 time"))
+}
+
+/// Asserts that `read` gave `items` items and, in order, one error holding each of `errors`.
+#[cfg(test)]
+fn assert_read(read: &SocialRead, items: usize, errors: &[&str]) {
+    assert_eq!(read.items.len(), items, "{:?}", read.errors);
+    assert_eq!(read.errors.len(), errors.len(), "{:?}", read.errors);
+    for (error, part) in read.errors.iter().zip(errors) {
+        assert!(error.reason.contains(part), "{part}: {:?}", read.errors);
+    }
 }
 
 /// A timestamp from Unix seconds.
@@ -411,11 +471,15 @@ mod tests {
 
     #[test]
     fn meta_text_is_repaired_and_other_text_kept() {
-        assert_eq!(repair_meta_text("Kegiatan \u{c3}\u{a9}"), "Kegiatan é");
-        assert_eq!(repair_meta_text("Biasa saja"), "Biasa saja");
-        assert_eq!(repair_meta_text("Kafé ☕"), "Kafé ☕");
-        // Latin-1 text that is not UTF-8 read byte by byte stays as it was.
-        assert_eq!(repair_meta_text("café"), "café");
+        for (text, repaired) in [
+            ("Kegiatan \u{c3}\u{a9}", "Kegiatan é"),
+            ("Biasa saja", "Biasa saja"),
+            ("Kafé ☕", "Kafé ☕"),
+            // Latin-1 text that is not UTF-8 read byte by byte stays as it was.
+            ("café", "café"),
+        ] {
+            assert_eq!(repair_meta_text(text), repaired, "{text}");
+        }
     }
 
     #[test]

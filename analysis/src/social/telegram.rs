@@ -9,7 +9,7 @@
 //! without any `data-post` is one error (Telegram answers a private or missing channel with a
 //! page that has none).
 
-use super::{collect, error, html_text, parse_count, Engagement, Post, SocialRead};
+use super::{collect, html_text, parse_count, source_name, Engagement, Post, SocialRead};
 use pasopati_protocol::Timestamp;
 
 /// The value of attribute `name` in the first tag of `html` that has it, HTML-unescaped.
@@ -62,21 +62,14 @@ pub(super) fn read(file: &str, html: &str) -> SocialRead {
         .and_then(|at| attribute_after(&html[at..], "content"))
         .map(html_text)
         .unwrap_or_default();
-    let source = if channel.is_empty() {
-        "Telegram".to_owned()
-    } else {
-        format!("Telegram: {channel}")
-    };
+    let source = source_name("Telegram", ": ", &channel);
     let mut starts: Vec<usize> = html.match_indices("data-post=\"").map(|(i, _)| i).collect();
     if starts.is_empty() {
-        return SocialRead {
-            errors: vec![error(
-                file,
-                0,
-                "the page holds no channel messages (`data-post`): is the channel public, and is the address https://t.me/s/<channel>?",
-            )],
-            ..Default::default()
-        };
+        return SocialRead::failed(
+            file,
+            0,
+            "the page holds no channel messages (`data-post`): is the channel public, and is the address https://t.me/s/<channel>?",
+        );
     }
     starts.push(html.len());
     let mut posts = Vec::new();
@@ -102,23 +95,19 @@ fn message(block: &str, text_html: &str, source: &str) -> Result<Post, String> {
     let published_at = Timestamp::parse_rfc3339(date)
         .map_err(|_| format!("the time `{date}` is not an RFC 3339 time"))?;
     let views = span_text(block, "tgme_widget_message_views").and_then(parse_count);
-    Ok(Post {
-        id: format!("telegram:{post}"),
-        url: format!("https://t.me/{post}"),
-        source: source.to_owned(),
-        title: String::new(),
-        text: html_text(text_html),
-        published_at,
-        engagement: Engagement {
-            views,
-            ..Default::default()
-        },
-    })
+    let (id, url) = (format!("telegram:{post}"), format!("https://t.me/{post}"));
+    let text = html_text(text_html);
+    let engagement = Engagement {
+        views,
+        ..Default::default()
+    };
+    Ok(Post::new(id, url, source.to_owned(), text, published_at).with(engagement))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::social::assert_read;
 
     const PAGE: &str = r#"<!DOCTYPE html><html><head><meta property="og:title" content="Kanal Uji &amp; Berita"></head><body>
 <div class="tgme_widget_message_wrap js-widget_message_wrap"><div class="tgme_widget_message js-widget_message" data-post="kanaluji/41">
@@ -132,7 +121,7 @@ mod tests {
     #[test]
     fn messages_are_read_with_views_and_textless_ones_passed_over() {
         let read = read("t.html", PAGE);
-        assert_eq!(read.items.len(), 1, "{:?}", read.errors);
+        assert_read(&read, 1, &["<time"]);
         let m = &read.items[0];
         assert_eq!(m.id, "telegram:kanaluji/41");
         assert_eq!(m.url, "https://t.me/kanaluji/41");
@@ -142,14 +131,11 @@ mod tests {
             "Pameran karya warga binaan dibuka hari ini. Tambahan"
         );
         assert_eq!(m.engagement.views, Some(1200));
-        assert_eq!(read.errors.len(), 1, "{:?}", read.errors);
-        assert!(read.errors[0].reason.contains("<time"), "{:?}", read.errors);
     }
 
     #[test]
     fn a_page_without_messages_is_one_error() {
         let read = read("t.html", "<html><body>Channel not found</body></html>");
-        assert_eq!(read.errors.len(), 1);
-        assert!(read.errors[0].reason.contains("public"));
+        assert_read(&read, 0, &["public"]);
     }
 }

@@ -4,8 +4,7 @@
 //! `media:statistics views` are the views and `media:starRating count` the likes. The feed's
 //! `title` (the channel's name) is the source.
 
-use super::{collect, error, Engagement, Post, SocialRead};
-use pasopati_protocol::Timestamp;
+use super::{collect, error, rfc3339, source_name, Engagement, Post, SocialRead};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -125,35 +124,27 @@ fn finish(e: Entry, channel: &str) -> Result<Post, String> {
     if video.is_empty() {
         return Err("no yt:videoId and no id".into());
     }
-    let published_at = Timestamp::parse_rfc3339(&e.published)
-        .map_err(|_| format!("`published` `{}` is not an RFC 3339 time", e.published))?;
+    let published_at = rfc3339("published", &e.published)?;
     let url = if e.link.is_empty() {
         format!("https://www.youtube.com/watch?v={video}")
     } else {
         e.link
     };
-    Ok(Post {
-        id: format!("youtube:{video}"),
-        url,
-        source: if channel.is_empty() {
-            "YouTube".into()
-        } else {
-            format!("YouTube: {channel}")
-        },
-        title: e.title,
-        text: e.description,
-        published_at,
-        engagement: Engagement {
+    let id = format!("youtube:{video}");
+    let source = source_name("YouTube", ": ", channel);
+    Ok(Post::new(id, url, source, e.description, published_at)
+        .titled(e.title)
+        .with(Engagement {
             views: e.views,
             likes: e.likes,
             ..Default::default()
-        },
-    })
+        }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::social::assert_read;
 
     const FEED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <feed xmlns:yt="http://www.youtube.com/xml/schemas/2015" xmlns:media="http://search.yahoo.com/mrss/" xmlns="http://www.w3.org/2005/Atom">
@@ -179,7 +170,7 @@ mod tests {
     #[test]
     fn videos_are_read_with_views_and_ratings() {
         let read = read("yt.xml", FEED);
-        assert_eq!(read.items.len(), 1, "{:?}", read.errors);
+        assert_read(&read, 1, &["post 2:"]);
         let v = &read.items[0];
         assert_eq!(v.id, "youtube:AbCdEf12345");
         assert_eq!(v.source, "YouTube: Kanal Uji Pemasyarakatan");
@@ -188,12 +179,7 @@ mod tests {
         assert_eq!(v.engagement.views, Some(1234));
         assert_eq!(v.engagement.likes, Some(42));
         assert_eq!(v.engagement.shares, None);
-        assert_eq!(read.errors.len(), 1);
-        assert!(
-            read.errors[0].reason.starts_with("post 2:"),
-            "{:?}",
-            read.errors
-        );
+        assert!(read.errors[0].reason.starts_with("post 2:"));
     }
 
     #[test]
@@ -201,7 +187,6 @@ mod tests {
         let marker = "<entry><id>yt:video:Rusak</id>";
         let cut = &FEED[..FEED.find(marker).unwrap_or(0) + marker.len()];
         let read = read("yt.xml", cut);
-        assert_eq!(read.items.len(), 1);
-        assert!(read.errors.iter().any(|e| e.reason.contains("ends inside")));
+        assert_read(&read, 1, &["ends inside"]);
     }
 }

@@ -757,6 +757,14 @@ mod tests {
 
     const E: Epoch = Epoch(9);
 
+    /// Revision `revision` of `report`, changed by `change`.
+    fn revision_of(report: &Report, revision: u32, change: impl FnOnce(&mut Report)) -> Report {
+        let mut next = report.clone();
+        next.revision = revision;
+        change(&mut next);
+        next
+    }
+
     /// What a stored batch did: hwm, reports stored, reports quarantined, reports refused.
     fn stored_outcome(out: BatchOutcome) -> (Seq, usize, u64, Vec<RefusedReport>) {
         match out {
@@ -839,12 +847,10 @@ mod tests {
         let now = Timestamp(T0 + 10);
         let original = report(1);
         apply(&s, &site(), E, &batch(1, 1), now);
-        let mut edit = original.clone();
-        edit.revision = 1;
-        edit.title = "Teks situs lain".into();
-        let mut retract = original.clone();
-        retract.revision = 2;
-        retract.retraction = Some("disembunyikan".into());
+        let edit = revision_of(&original, 1, |r| r.title = "Teks situs lain".into());
+        let retract = revision_of(&original, 2, |r| {
+            r.retraction = Some("disembunyikan".into());
+        });
         let foreign = Batch {
             first_seq: 1,
             reports: vec![edit, retract, report(50)],
@@ -873,12 +879,11 @@ mod tests {
             .iter()
             .any(|r| r.reason.contains("refused, not stored")));
         // The owner itself may still edit.
-        let mut own = original.clone();
-        own.revision = 1;
-        own.title = "Judul diperbaiki".into();
         let b = Batch {
             first_seq: 2,
-            reports: vec![own],
+            reports: vec![revision_of(&original, 1, |r| {
+                r.title = "Judul diperbaiki".into();
+            })],
         };
         let (_, stored, _, refused) = stored_outcome(apply(&s, &site(), E, &b, now));
         assert_eq!((stored, refused.len()), (1, 0));
@@ -930,12 +935,11 @@ mod tests {
         let now = Timestamp(T0 + 10);
         let original = report(1);
         apply(&s, &site(), E, &batch(1, 1), now);
-        let mut leaky = original.clone();
-        leaky.revision = 1;
-        leaky.body = "Hubungi 081234567890".into();
         let b = Batch {
             first_seq: 2,
-            reports: vec![leaky],
+            reports: vec![revision_of(&original, 1, |r| {
+                r.body = "Hubungi 081234567890".into();
+            })],
         };
         let (_, stored, quarantined, _) = stored_outcome(apply(&s, &site(), E, &b, now));
         assert_eq!((stored, quarantined), (0, 1));

@@ -55,7 +55,7 @@ pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
-pub use sources::{MediaView, SourceHealth};
+pub use sources::{MediaView, SourceHealth, Validators};
 pub use story_edits::RecordedEdit;
 pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};
 
@@ -195,6 +195,63 @@ fn next_number(
     let n = meta.get(key)?.map(|v| v.value()).unwrap_or(first);
     meta.insert(key, n + 1)?;
     Ok(n)
+}
+
+/// A register of numbered records (claims, publications, story edits): their table, the
+/// counter of their numbers, and their name in audit entries (`claim:7`).
+struct Register {
+    table: TableDefinition<'static, u64, &'static [u8]>,
+    counter: &'static str,
+    kind: &'static str,
+}
+
+impl Store {
+    /// Files the record `make` makes of the next number of `register`, with the audit entry
+    /// `action` by `actor` at `at` saying what `make` gives with it (cut to 200 characters);
+    /// returns the number.
+    fn add_numbered<T: Encode>(
+        &self,
+        register: &Register,
+        actor: &str,
+        action: &str,
+        at: pasopati_common::Timestamp,
+        make: impl FnOnce(u64) -> (T, String),
+    ) -> Result<u64, StoreError> {
+        let txn = self.db.begin_write()?;
+        let number = next_number(&mut txn.open_table(META)?, register.counter, 1)?;
+        let (record, details) = make(number);
+        txn.open_table(register.table)?
+            .insert(number, encode(&record).as_slice())?;
+        let subject = format!("{}:{number}", register.kind);
+        let details = details.chars().take(200).collect();
+        audit::audit(&txn, actor, action, &subject, details, at)?;
+        txn.commit()?;
+        Ok(number)
+    }
+
+    /// Changes record `number` of `register` with `change`, which gives what the audit entry
+    /// `action` by `actor` at `at` says; `None` (nothing changed, nothing audited) if there is
+    /// no such record.
+    fn change_numbered<T: Encode + Decode<()>>(
+        &self,
+        register: &Register,
+        number: u64,
+        actor: &str,
+        action: &str,
+        at: pasopati_common::Timestamp,
+        change: impl FnOnce(&mut T) -> String,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut details = String::new();
+        let changed = change_record(&txn, register.table, number, |r| details = change(r))?;
+        let Some(record) = changed else {
+            return Ok(None);
+        };
+        let subject = format!("{}:{number}", register.kind);
+        audit::audit(&txn, actor, action, &subject, details, at)?;
+        txn.commit()?;
+        Ok(Some(record))
+    }
 }
 
 /// Opens every table but the sessions' (made at the first login; users.rs), so readers never

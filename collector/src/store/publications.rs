@@ -2,8 +2,7 @@
 //! media, with verdicts and their evidence, as schema.org's ClaimReview) and press releases
 //! drafted from verified reports, approved before they are published in the feeds.
 
-use super::audit::audit;
-use super::{change_record, encode, next_number, Store, StoreError, META};
+use super::{Register, Store, StoreError};
 use bincode::{Decode, Encode};
 use pasopati_common::Timestamp;
 use redb::TableDefinition;
@@ -13,10 +12,6 @@ use serde::Serialize;
 pub(super) const CLAIMS: TableDefinition<u64, &[u8]> = TableDefinition::new("claims");
 /// Publication number → press release draft or published item.
 pub(super) const PUBLICATIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("publications");
-/// The counter of claim numbers.
-const NEXT_CLAIM: &str = "next_claim";
-/// The counter of publication numbers.
-const NEXT_PUBLICATION: &str = "next_publication";
 
 /// A verdict on a claim, in the words of the media center.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
@@ -126,25 +121,29 @@ pub struct Publication {
     pub approved_at: Option<i64>,
 }
 
+/// Where claims are kept, numbered from `next_claim`.
+const CLAIM_REGISTER: Register = Register {
+    table: CLAIMS,
+    counter: "next_claim",
+    kind: "claim",
+};
+/// Where publications are kept, numbered from `next_publication`.
+const PUBLICATION_REGISTER: Register = Register {
+    table: PUBLICATIONS,
+    counter: "next_publication",
+    kind: "publication",
+};
+
 /// The claims register.
 impl Store {
     /// Adds a claim to the register; returns its number.
     pub fn add_claim(&self, mut claim: Claim, actor: &str) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write()?;
-        let number = next_number(&mut txn.open_table(META)?, NEXT_CLAIM, 1)?;
-        claim.number = number;
-        txn.open_table(CLAIMS)?
-            .insert(number, encode(&claim).as_slice())?;
-        audit(
-            &txn,
-            actor,
-            "claim_add",
-            &format!("claim:{number}"),
-            claim.claim.chars().take(200).collect(),
-            Timestamp(claim.created_at),
-        )?;
-        txn.commit()?;
-        Ok(number)
+        let at = Timestamp(claim.created_at);
+        self.add_numbered(&CLAIM_REGISTER, actor, "claim_add", at, |number| {
+            claim.number = number;
+            let details = claim.claim.clone();
+            (claim, details)
+        })
     }
 
     /// Changes a claim with `change`; `None` if there is no such claim.
@@ -155,20 +154,11 @@ impl Store {
         action: &str,
         change: impl FnOnce(&mut Claim),
     ) -> Result<Option<Claim>, StoreError> {
-        let txn = self.db.begin_write()?;
-        let Some(claim) = change_record(&txn, CLAIMS, number, change)? else {
-            return Ok(None);
-        };
-        audit(
-            &txn,
-            actor,
-            action,
-            &format!("claim:{number}"),
-            format!("verdict={}", claim.verdict.as_str()),
-            Timestamp::now(),
-        )?;
-        txn.commit()?;
-        Ok(Some(claim))
+        let now = Timestamp::now();
+        self.change_numbered(&CLAIM_REGISTER, number, actor, action, now, |claim| {
+            change(claim);
+            format!("verdict={}", claim.verdict.as_str())
+        })
     }
 
     /// The claim register, oldest first.
@@ -181,21 +171,18 @@ impl Store {
 impl Store {
     /// Adds a publication draft; returns its number.
     pub fn add_publication(&self, mut p: Publication, actor: &str) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write()?;
-        let number = next_number(&mut txn.open_table(META)?, NEXT_PUBLICATION, 1)?;
-        p.number = number;
-        txn.open_table(PUBLICATIONS)?
-            .insert(number, encode(&p).as_slice())?;
-        audit(
-            &txn,
+        let at = Timestamp(p.drafted_at);
+        self.add_numbered(
+            &PUBLICATION_REGISTER,
             actor,
             "publication_draft",
-            &format!("publication:{number}"),
-            p.title.chars().take(200).collect(),
-            Timestamp(p.drafted_at),
-        )?;
-        txn.commit()?;
-        Ok(number)
+            at,
+            |number| {
+                p.number = number;
+                let details = p.title.clone();
+                (p, details)
+            },
+        )
     }
 
     /// Approves a publication; `None` if there is none with this number.
@@ -204,25 +191,15 @@ impl Store {
         number: u64,
         actor: &str,
     ) -> Result<Option<Publication>, StoreError> {
-        let txn = self.db.begin_write()?;
+        let now = Timestamp::now();
         let approve = |p: &mut Publication| {
             p.state = PublicationState::Approved;
             p.approved_by = Some(actor.to_owned());
-            p.approved_at = Some(Timestamp::now().0);
+            p.approved_at = Some(now.0);
+            String::new()
         };
-        let Some(p) = change_record(&txn, PUBLICATIONS, number, approve)? else {
-            return Ok(None);
-        };
-        audit(
-            &txn,
-            actor,
-            "publication_approve",
-            &format!("publication:{number}"),
-            String::new(),
-            Timestamp::now(),
-        )?;
-        txn.commit()?;
-        Ok(Some(p))
+        let action = "publication_approve";
+        self.change_numbered(&PUBLICATION_REGISTER, number, actor, action, now, approve)
     }
 
     /// Every publication, oldest first.

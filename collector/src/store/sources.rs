@@ -51,10 +51,21 @@ pub struct SourceHealth {
     pub next_poll: Option<i64>,
     /// The address the validators below came with (a conditional request is made only to it).
     pub validators_for: Option<String>,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+    /// Stored as the record's own `etag` and `last_modified` fields.
+    #[serde(flatten)]
+    pub validators: Validators,
     /// The newest post seen (Mastodon's `since_id`, Bluesky's `since`).
     pub cursor: Option<String>,
+}
+
+/// What an answer gave for making the next request to its address conditional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Validators {
+    /// Sent back as `If-None-Match`.
+    pub etag: Option<String>,
+    /// Sent back as `If-Modified-Since`.
+    pub last_modified: Option<String>,
 }
 
 /// A stored media item with its engagement, as the CLI and the API list it.
@@ -76,6 +87,32 @@ fn from_json<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T, StoreError> 
 }
 
 impl Store {
+    /// The JSON value under `key` in `table`.
+    fn json_get<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(table)?;
+        let value = table.get(key)?;
+        value.map(|v| from_json(v.value())).transpose()
+    }
+
+    /// Records `value` as JSON under `key` in `table`.
+    fn json_put<T: Serialize>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(table)?
+            .insert(key, to_json(value)?.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Records the engagement of media items (stored or about to be), each figure the newest
     /// read where one was given and the one held before where not, in one transaction.
     pub fn put_engagement(&self, items: &[(String, Engagement)]) -> Result<(), StoreError> {
@@ -138,27 +175,17 @@ impl Store {
 
     /// The engagement of one media item.
     pub fn engagement(&self, id: &str) -> Result<Option<Engagement>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(MEDIA_ENGAGEMENT)?;
-        let value = table.get(id)?;
-        value.map(|v| from_json(v.value())).transpose()
+        self.json_get(MEDIA_ENGAGEMENT, id)
     }
 
     /// The health of the source with this key.
     pub fn source_health(&self, key: &str) -> Result<Option<SourceHealth>, StoreError> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(SOURCE_HEALTH)?;
-        let value = table.get(key)?;
-        value.map(|v| from_json(v.value())).transpose()
+        self.json_get(SOURCE_HEALTH, key)
     }
 
     /// Records a source's health under its key.
     pub fn put_source_health(&self, health: &SourceHealth) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
-        txn.open_table(SOURCE_HEALTH)?
-            .insert(health.key.as_str(), to_json(health)?.as_slice())?;
-        txn.commit()?;
-        Ok(())
+        self.json_put(SOURCE_HEALTH, &health.key, health)
     }
 }
 
@@ -166,6 +193,29 @@ impl Store {
 mod tests {
     use super::*;
     use crate::store::fixtures::store;
+
+    /// The record's JSON is flat, its validators among its own fields, and a record missing
+    /// fields (an older one) reads them as their defaults.
+    #[test]
+    fn health_is_stored_as_flat_json() {
+        let health = SourceHealth {
+            key: "k".into(),
+            failures: 2,
+            validators: Validators {
+                etag: Some("e".into()),
+                last_modified: None,
+            },
+            ..Default::default()
+        };
+        let json = to_json(&health).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&json),
+            r#"{"key":"k","kind":"","label":"","last_poll":null,"last_success":null,"last_error":null,"last_error_at":null,"failures":2,"not_modified":0,"items_day":0,"items_today":0,"items_total":0,"next_poll":null,"validators_for":null,"etag":"e","last_modified":null,"cursor":null}"#
+        );
+        assert_eq!(from_json::<SourceHealth>(&json).unwrap(), health);
+        let older: SourceHealth = from_json(br#"{"key":"k","failures":2,"etag":"e"}"#).unwrap();
+        assert_eq!(older, health);
+    }
 
     #[test]
     fn engagement_and_health_survive_a_reopen() {
@@ -186,7 +236,10 @@ mod tests {
         let health = SourceHealth {
             key: "youtube https://yt.contoh.invalid/feed".into(),
             kind: "youtube".into(),
-            etag: Some("\"v1\"".into()),
+            validators: Validators {
+                etag: Some("\"v1\"".into()),
+                last_modified: None,
+            },
             items_today: 3,
             ..Default::default()
         };

@@ -3,8 +3,7 @@
 //! (`pasopati_analysis::edits`); the engine never reads them. An edit is undone by marking it,
 //! never by deleting it, and both are in the audit log.
 
-use super::audit::audit;
-use super::{change_record, encode, next_number, Store, StoreError, META};
+use super::{Register, Store, StoreError};
 use bincode::{Decode, Encode};
 use pasopati_analysis::edits::StoryEdit;
 use pasopati_common::Timestamp;
@@ -13,8 +12,12 @@ use serde::Serialize;
 
 /// Edit number → recorded edit.
 pub(super) const STORY_EDITS: TableDefinition<u64, &[u8]> = TableDefinition::new("story_edits");
-/// The counter of edit numbers.
-const NEXT_STORY_EDIT: &str = "next_story_edit";
+/// Where edits are kept, numbered from `next_story_edit`.
+const STORY_EDIT_REGISTER: Register = Register {
+    table: STORY_EDITS,
+    counter: "next_story_edit",
+    kind: "story_edit",
+};
 
 /// An edit as recorded: who made it, when, why, and whether it was undone.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
@@ -46,38 +49,27 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let txn = self.db.begin_write()?;
-        let number = next_number(&mut txn.open_table(META)?, NEXT_STORY_EDIT, 1)?;
-        let details = match &mut edit {
-            StoryEdit::Merge { from, into } => format!("merge {from} into {into}"),
-            StoryEdit::Split {
-                story, id, docs, ..
-            } => {
-                *id = format!("story-split-{number}");
-                format!("split {} from {story} into {id}", docs.join(","))
-            }
-        };
-        let record = RecordedEdit {
-            number,
-            edit,
-            note: note.to_owned(),
-            by: actor.to_owned(),
-            at: now.0,
-            undone_by: None,
-            undone_at: None,
-        };
-        txn.open_table(STORY_EDITS)?
-            .insert(number, encode(&record).as_slice())?;
-        audit(
-            &txn,
-            actor,
-            "story_edit",
-            &format!("story_edit:{number}"),
-            details.chars().take(200).collect(),
-            now,
-        )?;
-        txn.commit()?;
-        Ok(number)
+        self.add_numbered(&STORY_EDIT_REGISTER, actor, "story_edit", now, |number| {
+            let details = match &mut edit {
+                StoryEdit::Merge { from, into } => format!("merge {from} into {into}"),
+                StoryEdit::Split {
+                    story, id, docs, ..
+                } => {
+                    *id = format!("story-split-{number}");
+                    format!("split {} from {story} into {id}", docs.join(","))
+                }
+            };
+            let record = RecordedEdit {
+                number,
+                edit,
+                note: note.to_owned(),
+                by: actor.to_owned(),
+                at: now.0,
+                undone_by: None,
+                undone_at: None,
+            };
+            (record, details)
+        })
     }
 
     /// Marks edit `number` undone; `None` if there is no such edit. Undoing an edit twice
@@ -88,26 +80,21 @@ impl Store {
         actor: &str,
         now: Timestamp,
     ) -> Result<Option<RecordedEdit>, StoreError> {
-        let txn = self.db.begin_write()?;
         let undo = |r: &mut RecordedEdit| {
             if r.undone_at.is_none() {
                 r.undone_by = Some(actor.to_owned());
                 r.undone_at = Some(now.0);
             }
+            String::new()
         };
-        let Some(record) = change_record(&txn, STORY_EDITS, number, undo)? else {
-            return Ok(None);
-        };
-        audit(
-            &txn,
+        self.change_numbered(
+            &STORY_EDIT_REGISTER,
+            number,
             actor,
             "story_edit_undo",
-            &format!("story_edit:{number}"),
-            String::new(),
             now,
-        )?;
-        txn.commit()?;
-        Ok(Some(record))
+            undo,
+        )
     }
 
     /// Every edit, oldest first, undone ones included.
