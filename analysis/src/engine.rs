@@ -164,7 +164,7 @@ pub enum Reason {
 }
 
 /// The evidence that an item is a copy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, bincode::Encode, bincode::Decode)]
 #[serde(rename_all = "snake_case")]
 pub enum CopyEvidence {
     /// The same URL once normalised (tracking parameters, AMP paths, `www.`).
@@ -184,7 +184,7 @@ pub struct Nearest {
 }
 
 /// Why an item did not join a story.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, bincode::Encode, bincode::Decode)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Refusal {
     /// The similarity was below what the rule needs.
@@ -417,36 +417,36 @@ pub(crate) struct Story {
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) gazetteer: Gazetteer,
-    lexicon: Lexicon,
-    vocab: FastMap<String, u32>,
+    pub(crate) lexicon: Lexicon,
+    pub(crate) vocab: FastMap<String, u32>,
     pub(crate) terms: Vec<String>,
-    df: Vec<u32>,
-    seen: u32,
+    pub(crate) df: Vec<u32>,
+    pub(crate) seen: u32,
     pub(crate) docs: crate::chunked::Chunked<Doc>,
     pub(crate) stories: crate::chunked::Chunked<Story>,
     pub(crate) sources: Vec<String>,
-    source_ids: FastMap<String, u32>,
-    upt_ids: FastMap<String, u16>,
+    pub(crate) source_ids: FastMap<String, u32>,
+    pub(crate) upt_ids: FastMap<String, u16>,
     pub(crate) kanwils: Vec<String>,
     /// The hash of each normalised URL (`text::hash64`) → its first document. A 64-bit hash
     /// instead of the URL: a million URLs take 16 MB instead of 120, and two URLs sharing a
     /// hash (about one chance in ten million at that size) would be read as one.
-    by_url: FastMap<u64, u32>,
-    by_content: FastMap<u64, u32>,
-    sim: SimIndex,
-    sim_docs: Vec<u32>,
-    by_unit: FastMap<u16, Vec<u32>>,
-    by_term: FastMap<u32, Vec<u32>>,
-    by_number: FastMap<u64, Vec<u32>>,
+    pub(crate) by_url: FastMap<u64, u32>,
+    pub(crate) by_content: FastMap<u64, u32>,
+    pub(crate) sim: SimIndex,
+    pub(crate) sim_docs: Vec<u32>,
+    pub(crate) by_unit: FastMap<u16, Vec<u32>>,
+    pub(crate) by_term: FastMap<u32, Vec<u32>>,
+    pub(crate) by_number: FastMap<u64, Vec<u32>>,
     /// The words of each unit's name and aliases, by unit index.
-    unit_words: Vec<Vec<String>>,
+    pub(crate) unit_words: Vec<Vec<String>>,
     /// The words of each unit's name and aliases that name its place, by unit index.
-    place_words: Vec<Vec<String>>,
+    pub(crate) place_words: Vec<Vec<String>>,
     /// The hash of each id → its first document (the document's id is compared on look-up).
-    by_id: FastMap<u64, u32>,
+    pub(crate) by_id: FastMap<u64, u32>,
     /// The latest time placed, and how many documents since the last compaction.
-    newest: i64,
-    since_compaction: u32,
+    pub(crate) newest: i64,
+    pub(crate) since_compaction: u32,
 }
 
 /// Documents between compactions of stories too old to take new items.
@@ -557,6 +557,11 @@ impl Engine {
             Gazetteer::builtin().clone(),
             Lexicon::builtin().clone(),
         )
+    }
+
+    /// How many words the lexicon scores (part of what a snapshot must agree with).
+    pub(crate) fn lexicon_size(&self) -> usize {
+        self.lexicon.len()
     }
 
     /// How many items and reports were placed.

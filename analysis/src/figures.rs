@@ -11,7 +11,7 @@ use crate::text::words;
 use serde::Serialize;
 
 /// One figure.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, bincode::Encode, bincode::Decode)]
 pub struct Figure {
     /// `orang:kabur`, `ponsel:ditemukan`, …
     pub key: String,

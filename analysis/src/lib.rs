@@ -20,6 +20,7 @@ pub mod media;
 pub mod risk;
 pub mod sentiment;
 pub mod simhash;
+pub mod snapshot;
 pub mod social;
 pub mod text;
 pub mod topic;

@@ -53,6 +53,16 @@ pub struct LexiconError {
 }
 
 impl Lexicon {
+    /// How many words and phrases it scores.
+    pub fn len(&self) -> usize {
+        self.words.len() + self.phrases.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Whether it scores nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The shipped lexicon.
     pub fn builtin() -> &'static Lexicon {
         static L: std::sync::OnceLock<Lexicon> = std::sync::OnceLock::new();

@@ -46,7 +46,7 @@ pub fn simhash(tokens: &[String]) -> u64 {
 }
 
 /// Fingerprints by block, for near-duplicate lookups.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, bincode::Encode, bincode::Decode)]
 pub struct SimIndex {
     tables: [HashMap<u16, Vec<u32>>; 4],
     hashes: Vec<u64>,

@@ -180,6 +180,24 @@ const TOPICS: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// The name of a topic or a category as the engine keeps it (a `&'static str` of the topic
+/// table or the taxonomy), for a name read back from a snapshot; `None` for a name neither
+/// knows.
+pub(crate) fn static_name(name: &str) -> Option<&'static str> {
+    if name == "lainnya" {
+        return Some("lainnya");
+    }
+    TOPICS
+        .iter()
+        .flat_map(|(topic, category, _)| [*topic, *category])
+        .find(|x| *x == name)
+        .or_else(|| {
+            pasopati_protocol::taxonomy::Taxonomy::builtin()
+                .get(name)
+                .map(|c| c.id.as_str())
+        })
+}
+
 /// The topic and category of a text; `("lainnya", "humas")` when nothing fits.
 pub fn classify(text: &str) -> (&'static str, &'static str) {
     classify_words(&words(text))

@@ -415,6 +415,10 @@ impl Server {
                 stop.clone(),
             ))
         });
+        let snapshots = tokio::spawn(newsroom::keep_snapshots(
+            self.state.newsroom.clone(),
+            stop.clone(),
+        ));
         let risk = tokio::spawn(risk::keep(
             self.state.store.clone(),
             self.state.newsroom.clone(),
@@ -447,6 +451,7 @@ impl Server {
             let _ = feeds.await;
         }
         let _ = risk.await;
+        let _ = snapshots.await;
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));

@@ -11,7 +11,10 @@
 //! * `near_dup_lookup_us` at full size, and the same lookup by brute force over every
 //!   fingerprint (`brute_force_lookup_us`), and their ratio;
 //! * `index_recall`: on a 20,000-item sample, the share of brute force's near-duplicates
-//!   (≤ 3 bits) the index finds.
+//!   (≤ 3 bits) the index finds;
+//! * `snapshot_mib`, `snapshot_write_s`, `snapshot_read_s`: the engine written to a file and
+//!   read back, against `replay_s`, the time placing everything took (a restart without a
+//!   snapshot).
 //!
 //! `BENCH_ITEMS=N` changes the size.
 
@@ -146,6 +149,50 @@ fn main() {
     println!("duplicates={duplicates}");
     println!("intake_items_per_s={per_s:.0}");
     println!("peak_rss_mib={:.1}", peak_rss_mib());
+
+    // A restart from a snapshot instead of placing everything again.
+    let snapshot_path =
+        std::env::temp_dir().join(format!("bench-analysis-{}.snapshot", std::process::id()));
+    let began = Instant::now();
+    let written = std::fs::File::create(&snapshot_path)
+        .map(std::io::BufWriter::new)
+        .map_err(|e| e.to_string())
+        .and_then(|mut out| {
+            engine
+                .write_snapshot(&mut out, &[])
+                .map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut out).map_err(|e| e.to_string())
+        });
+    let write_s = began.elapsed().as_secs_f64();
+    match written {
+        Ok(()) => {
+            let bytes = std::fs::metadata(&snapshot_path).map_or(0, |m| m.len());
+            let began = Instant::now();
+            let read = std::fs::File::open(&snapshot_path)
+                .map_err(|e| e.to_string())
+                .and_then(|f| {
+                    Engine::read_snapshot(
+                        EngineConfig::default(),
+                        &mut std::io::BufReader::new(f),
+                        usize::MAX,
+                    )
+                    .map_err(|e| e.to_string())
+                });
+            let read_s = began.elapsed().as_secs_f64();
+            match read {
+                Ok((restored, _)) => {
+                    println!("snapshot_mib={:.1}", bytes as f64 / 1_048_576.0);
+                    println!("snapshot_write_s={write_s:.2}");
+                    println!("snapshot_read_s={read_s:.2}");
+                    println!("replay_s={:.1}", placing.as_secs_f64());
+                    println!("restored_documents={}", restored.len());
+                }
+                Err(e) => println!("snapshot_error={e}"),
+            }
+        }
+        Err(e) => println!("snapshot_error={e}"),
+    }
+    let _ = std::fs::remove_file(&snapshot_path);
 
     // Near-duplicate lookups at full size: the index against brute force.
     let index = engine.simhash_index();
