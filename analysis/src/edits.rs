@@ -254,13 +254,13 @@ mod tests {
         let fire = story_of(&story_results(&e), "a").to_owned();
         let edits = [StoryEdit::Split {
             story: fire.clone(),
-            id: "story-split-1".into(),
+            id: "pisah-1".into(),
             title: "Laporan awal kebakaran".into(),
             docs: vec!["a".into()],
         }];
         let (after, skipped) = story_results_with(&e, &edits);
         assert!(skipped.is_empty());
-        let new = after.iter().find(|s| s.id == "story-split-1").unwrap();
+        let new = after.iter().find(|s| s.id == "pisah-1").unwrap();
         assert_eq!(new.items, ["a", "a-copy"]);
         assert_eq!(new.split_from.as_deref(), Some(fire.as_str()));
         assert_eq!(new.title, "Laporan awal kebakaran");
@@ -268,7 +268,7 @@ mod tests {
         assert_eq!(old.items, ["b"]);
         // The split story is listed right after the story it came from.
         let at = |id: &str| after.iter().position(|s| s.id == id).unwrap();
-        assert_eq!(at("story-split-1"), at(&fire) + 1);
+        assert_eq!(at("pisah-1"), at(&fire) + 1);
     }
 
     #[test]
@@ -293,7 +293,7 @@ mod tests {
             // Splitting out every document would leave an empty story.
             StoryEdit::Split {
                 story: fire.to_owned(),
-                id: "story-split-9".into(),
+                id: "pisah-9".into(),
                 title: "x".into(),
                 docs: vec!["a".into(), "b".into(), "c".into()],
             },

@@ -296,7 +296,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
         } => state
             .newsroom
             .split_story(&story, &docs, &title, &note, actor)
-            .map(|n| edited(n, &format!("story-split-{n}")))
+            .map(|n| edited(n, &format!("pisah-{n}")))
             .map_err(admin::AdminError::from),
         CollectorRequest::StoryUndo(number) => state
             .newsroom

@@ -2135,8 +2135,8 @@ async fn an_analyst_sees_why_items_are_in_a_story_and_merges_splits_and_undoes()
     )
     .await;
     assert_eq!(split.status, 303, "{}", split.body);
-    assert_eq!(split.header("location"), Some("/cerita/story-split-2"));
-    let new = http_get(addr, "/cerita/story-split-2", &[("Cookie", &analyst)]).await;
+    assert_eq!(split.header("location"), Some("/cerita/pisah-2"));
+    let new = http_get(addr, "/cerita/pisah-2", &[("Cookie", &analyst)]).await;
     assert!(new.body.contains("Dipindahkan analis."), "{}", new.body);
     assert!(new.body.contains("Panen kangkung"), "{}", new.body);
     assert_eq!(stories().await.len(), 2);

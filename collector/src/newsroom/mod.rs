@@ -419,7 +419,7 @@ impl Newsroom {
     /// Records an analyst's split: the items and reports `docs` (with their copies) leave
     /// `story` for a story of their own, titled `title` (or the story's title, marked as
     /// split, when empty). Returns the edit's number; the new story's id is
-    /// `story-split-<number>`.
+    /// `pisah-<number>`.
     pub fn split_story(
         &self,
         story: &str,

@@ -41,7 +41,8 @@ impl RecordedEdit {
 
 impl Store {
     /// Records an edit; returns its number. The id of a story split out is
-    /// `story-split-<number>`, set here whatever the caller put.
+    /// `pisah-<number>` (the engine's ids all start `story-`, so the two never meet), set
+    /// here whatever the caller put.
     pub fn add_story_edit(
         &self,
         mut edit: StoryEdit,
@@ -55,7 +56,7 @@ impl Store {
                 StoryEdit::Split {
                     story, id, docs, ..
                 } => {
-                    *id = format!("story-split-{number}");
+                    *id = format!("pisah-{number}");
                     format!("split {} from {story} into {id}", docs.join(","))
                 }
             };
@@ -131,7 +132,7 @@ mod tests {
         let edits = store.story_edits().unwrap();
         assert_eq!(edits[0].edit, merge);
         assert!(
-            matches!(&edits[1].edit, StoryEdit::Split { id, .. } if id == "story-split-2"),
+            matches!(&edits[1].edit, StoryEdit::Split { id, .. } if id == "pisah-2"),
             "the split story's id is the store's: {:?}",
             edits[1].edit
         );

@@ -287,7 +287,7 @@ pub fn cerita_pisah(
         .newsroom
         .split_story(&id, &docs, &form.title, &form.note, &actor)
     {
-        Ok(n) => Redirect::to(&format!("/cerita/story-split-{n}")).into_response(),
+        Ok(n) => Redirect::to(&format!("/cerita/pisah-{n}")).into_response(),
         Err(e) => refused(e),
     }
 }
