@@ -619,27 +619,18 @@ mod tests {
         let settings = AnalysisSettings::default();
         let newsroom = Newsroom::new(store.clone(), &PiiConfig::default(), &settings);
         newsroom.import(media(0, 6)).unwrap();
-        let first = stored_reports(apply(
-            &store,
-            &site(),
-            Epoch(1),
-            &batch(1, 3),
-            Timestamp(T0),
-        ));
-        let late = stored_reports(apply(
-            &store,
-            &site(),
-            Epoch(1),
-            &batch(4, 2),
-            Timestamp(T0),
-        ));
-        let third = stored_reports(apply(
-            &store,
-            &site(),
-            Epoch(1),
-            &batch(6, 2),
-            Timestamp(T0),
-        ));
+        let batch_of = |from, n| {
+            stored_reports(apply(
+                &store,
+                &site(),
+                Epoch(1),
+                &batch(from, n),
+                Timestamp(T0),
+            ))
+        };
+        let first = batch_of(1, 3);
+        let late = batch_of(4, 2);
+        let third = batch_of(6, 2);
         // The first and third batches are placed; the second is still on its way.
         newsroom.add_reports(&first);
         newsroom.add_reports(&third);
