@@ -663,6 +663,26 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_ahead_of_its_store_is_not_used() {
+        let (dir, store) = store();
+        let settings = AnalysisSettings::default();
+        let newsroom = Newsroom::new(Arc::new(store), &PiiConfig::default(), &settings);
+        newsroom.import(media(0, 4)).unwrap();
+        newsroom.write_snapshot(0).unwrap();
+        // Another store (or this one from an older backup) with the snapshot beside it.
+        let (other_dir, other) = crate::store::fixtures::store();
+        std::fs::copy(
+            dir.path().join(SNAPSHOT_FILE),
+            other_dir.path().join(SNAPSHOT_FILE),
+        )
+        .unwrap();
+        let other = Newsroom::new(Arc::new(other), &PiiConfig::default(), &settings);
+        other.import(media(10, 2)).unwrap();
+        // Its own two items, not the snapshot's four as well.
+        assert_eq!(other.documents().unwrap(), 2);
+    }
+
+    #[test]
     fn a_damaged_snapshot_means_a_rebuild_not_an_error() {
         let (dir, store) = store();
         let store = Arc::new(store);

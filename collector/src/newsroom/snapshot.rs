@@ -4,8 +4,10 @@
 //! [`SNAPSHOT_EVERY`] when documents were placed since the last one, and at shutdown, to a
 //! temporary file that is synced and then renamed over the old one, so a crash leaves the old
 //! snapshot or the new one, never half of one. Its tag says where in the store it was taken:
-//! the next media arrival, the report arrival below which every report was placed, and the
-//! few above it that were placed too (sessions hand batches over a little out of order). A
+//! the next media arrival (with a mark of the last item, so a snapshot is never used with
+//! another store, or one restored from an older backup), the report arrival below which every
+//! report was placed, and the few above it that were placed too (sessions hand batches over a
+//! little out of order). A
 //! snapshot that cannot be read is set aside with a warning and the engine is rebuilt from the
 //! store, as it was before snapshots.
 
@@ -58,7 +60,8 @@ impl Newsroom {
         if engine.len() == after {
             return Ok(None);
         }
-        let mut tag = vec![self.media_next.load(Ordering::SeqCst)];
+        let media_next = self.media_next.load(Ordering::SeqCst);
+        let mut tag = vec![media_next, self.last_media_mark(media_next)];
         {
             let placed = self
                 .placed_reports
@@ -117,7 +120,11 @@ impl Newsroom {
         let mut input = std::io::BufReader::new(file);
         match Engine::read_snapshot(self.settings.engine(), &mut input, limit) {
             Ok((engine, tag)) => match tag[..] {
-                [media_next, below, ref above @ ..] => Some((
+                [media_next, mark, below, ..] if !self.store_holds(media_next, mark, below) => {
+                    tracing::warn!(path = %path.display(), "the analysis snapshot is ahead of the store (a store restored from an older backup?); placing every stored item again");
+                    None
+                }
+                [media_next, _, below, ref above @ ..] => Some((
                     engine,
                     media_next,
                     super::PlacedReports {
@@ -135,6 +142,29 @@ impl Newsroom {
                 None
             }
         }
+    }
+}
+
+impl Newsroom {
+    /// A mark of the last media item placed before `media_next`: the hash of its id (0 for
+    /// none), so a snapshot is only used with the store it was taken from.
+    fn last_media_mark(&self, media_next: u64) -> u64 {
+        match media_next.checked_sub(1) {
+            Some(last) => self
+                .store
+                .media(last, 1)
+                .ok()
+                .and_then(|m| m.into_iter().next())
+                .map_or(0, |m| pasopati_analysis::text::hash64(m.id.as_bytes())),
+            None => 0,
+        }
+    }
+
+    /// Whether the store holds everything a snapshot tagged (`media_next`, `mark`, `below`)
+    /// holds: the same last media item, and at least as many report arrivals.
+    fn store_holds(&self, media_next: u64, mark: u64, below: u64) -> bool {
+        let reports = self.store.counts().map_or(0, |c| c.reports);
+        self.last_media_mark(media_next) == mark && reports >= below
     }
 }
 
