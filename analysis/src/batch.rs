@@ -242,7 +242,12 @@ fn story_result(engine: &Engine, group: &Group) -> StoryResult {
     let media: Vec<&&crate::engine::Doc> = docs.iter().filter(|d| !d.report).collect();
     let mut kanwil: Vec<String> = docs
         .iter()
-        .flat_map(|d| d.kanwil.iter().map(|k| engine.kanwils[*k as usize].clone()))
+        .flat_map(|d| {
+            engine
+                .kanwil_of(d)
+                .iter()
+                .map(|k| engine.kanwils[*k as usize].clone())
+        })
         .collect();
     kanwil.sort();
     kanwil.dedup();
@@ -267,7 +272,7 @@ fn story_result(engine: &Engine, group: &Group) -> StoryResult {
     };
     let (upt, first, last, category) = if group.edited {
         let mut upt: Vec<u16> = Vec::new();
-        for u in docs.iter().flat_map(|d| d.upt.iter()) {
+        for u in docs.iter().flat_map(|d| engine.upt_of(d).iter()) {
             if !upt.contains(u) {
                 upt.push(*u);
             }

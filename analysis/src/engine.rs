@@ -46,8 +46,8 @@
 //! [`Reason`]: why the item joined its story, or, for a new story, the nearest story it did
 //! not join and why not.
 
-use crate::figures::Figure;
 use crate::gazetteer::{Ambiguous, Gazetteer};
+use crate::lists::Span;
 use crate::sentiment::Lexicon;
 use crate::simhash::{simhash, SimIndex, NEAR_DUPLICATE_BITS};
 use crate::text::FastMap;
@@ -378,16 +378,17 @@ pub(crate) struct Doc {
     pub social: bool,
     pub story: u32,
     pub duplicate_of: Option<u32>,
-    pub upt: Box<[u16]>,
-    pub kanwil: Box<[u8]>,
+    /// Its lists, in the engine's [`Lists`] (`Engine::upt_of` and the like read them).
+    pub upt: Span,
+    pub kanwil: Span,
     pub category: &'static str,
     pub topic: &'static str,
     pub sentiment: f32,
     /// Numbers of the text, sorted, for the near-duplicate check.
-    pub numbers: Box<[u64]>,
-    pub figures: Box<[Figure]>,
+    pub numbers: Span,
+    pub figures: Span,
     /// The document's rarest terms when it arrived, for top terms.
-    pub key_terms: Box<[u32]>,
+    pub key_terms: Span,
     /// Why it is in its story.
     pub why: Why,
 }
@@ -447,6 +448,8 @@ pub struct Engine {
     /// The latest time placed, and how many documents since the last compaction.
     pub(crate) newest: i64,
     pub(crate) since_compaction: u32,
+    /// Every document's small lists.
+    pub(crate) lists: crate::lists::Lists,
 }
 
 /// Documents between compactions of stories too old to take new items.
@@ -509,6 +512,7 @@ impl Engine {
             by_id: FastMap::default(),
             newest: i64::MIN,
             since_compaction: 0,
+            lists: Default::default(),
         }
     }
 
@@ -562,6 +566,29 @@ impl Engine {
     /// How many words the lexicon scores (part of what a snapshot must agree with).
     pub(crate) fn lexicon_size(&self) -> usize {
         self.lexicon.len()
+    }
+
+    /// The units a document names.
+    pub(crate) fn upt_of(&self, d: &Doc) -> &[u16] {
+        self.lists.units(d.upt)
+    }
+
+    /// The Kanwil a document names.
+    pub(crate) fn kanwil_of(&self, d: &Doc) -> &[u8] {
+        self.lists.kanwil(d.kanwil)
+    }
+
+    /// A document's four rarest terms when it arrived.
+    pub(crate) fn key_terms_of(&self, d: &Doc) -> &[u32] {
+        self.lists.terms(d.key_terms)
+    }
+
+    /// A document's figures, as (key, value).
+    pub(crate) fn figures_of<'a>(&'a self, d: &Doc) -> impl Iterator<Item = (&'a str, u64)> + 'a {
+        self.lists
+            .figures(d.figures)
+            .iter()
+            .map(|f| (self.lists.figure_key(f), f.value))
     }
 
     /// How many items and reports were placed.
@@ -721,15 +748,17 @@ impl Engine {
             social,
             story,
             duplicate_of,
-            upt: prepared.upt.into_boxed_slice(),
-            kanwil: prepared.kanwil.into_boxed_slice(),
+            upt: self.lists.add_units(&prepared.upt),
+            kanwil: self.lists.add_kanwil(&prepared.kanwil),
             category: prepared.category,
             topic: prepared.topic,
             sentiment: prepared.sentiment,
-            numbers: prepared.numbers.into_boxed_slice(),
-            figures: prepared.figures.into_boxed_slice(),
+            numbers: self.lists.add_numbers(&prepared.numbers),
+            figures: self.lists.add_figures(&prepared.figures),
             // Top terms read the four rarest.
-            key_terms: prepared.key_terms.into_iter().take(4).collect(),
+            key_terms: self
+                .lists
+                .add_terms(&prepared.key_terms[..prepared.key_terms.len().min(4)]),
             why,
         });
         self.stories[story as usize].docs.push(doc_index);
@@ -896,11 +925,12 @@ impl Engine {
 
     fn near_duplicate_compatible(&self, doc: u32, p: &Prepared, time: i64) -> bool {
         let d = &self.docs[doc as usize];
-        let units_ok = d.upt.is_empty() || p.upt.is_empty() || *d.upt == *p.upt;
-        let (short, long): (&[u64], &[u64]) = if d.numbers.len() <= p.numbers.len() {
-            (&d.numbers, &p.numbers)
+        let (upt, numbers) = (self.upt_of(d), self.lists.numbers(d.numbers));
+        let units_ok = upt.is_empty() || p.upt.is_empty() || upt == p.upt.as_slice();
+        let (short, long): (&[u64], &[u64]) = if numbers.len() <= p.numbers.len() {
+            (numbers, &p.numbers)
         } else {
-            (&p.numbers, &d.numbers)
+            (&p.numbers, numbers)
         };
         let figures_ok = short.iter().all(|n| long.binary_search(n).is_ok());
         let time_ok = (d.time - time).abs() <= 2 * self.config.window_ms;
@@ -1320,7 +1350,7 @@ struct Prepared {
     distinctive: Vec<u64>,
     /// Quantities (see [`quantities`]), sorted.
     quantities: Vec<u64>,
-    figures: Vec<Figure>,
+    figures: Vec<crate::figures::Figure>,
     content_hash: u64,
     simhash: u64,
     /// Every term, for the story's vocabulary.

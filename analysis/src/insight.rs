@@ -198,7 +198,7 @@ pub fn trends_at(engine: &Engine, clock: i64) -> Trends {
         } else {
             continue;
         };
-        for t in &d.key_terms {
+        for t in engine.key_terms_of(d) {
             *target.entry(*t).or_default() += 1;
         }
     }
@@ -247,10 +247,10 @@ fn period_counts(
                 p.total.count += 1;
             }
             bump(&mut p.by_category, d.category.to_owned());
-            for k in &d.kanwil {
+            for k in engine.kanwil_of(d) {
                 bump(&mut p.by_kanwil, engine.kanwils[*k as usize].clone());
             }
-            for u in &d.upt {
+            for u in engine.upt_of(d) {
                 bump(
                     &mut p.by_upt,
                     engine.gazetteer.upts()[*u as usize].id.clone(),
@@ -395,7 +395,7 @@ pub fn spikes_weighed_at(
             let period = (d.time + WIB_MS).div_euclid(unit);
             let mut keys = vec![("all".to_owned(), "semua pemberitaan".to_owned())];
             keys.push((format!("topic:{}", d.topic), format!("topik {}", d.topic)));
-            for u in &d.upt {
+            for u in engine.upt_of(d) {
                 let upt = &engine.gazetteer.upts()[*u as usize];
                 keys.push((format!("upt:{}", upt.id), upt.name.clone()));
             }
@@ -447,7 +447,7 @@ pub fn spikes_weighed_at(
                 ),
                 top_terms: top_of(
                     docs.iter()
-                        .flat_map(|&i| engine.docs[i].key_terms.iter())
+                        .flat_map(|&i| engine.key_terms_of(&engine.docs[i]).iter())
                         .map(|&t| engine.terms[t as usize].clone()),
                     5,
                 ),
@@ -512,12 +512,12 @@ pub fn coverage_at(engine: &Engine, days: i64, clock: i64) -> Coverage {
     let mut reported: HashSet<u16> = HashSet::new();
     let mut media: HashMap<u16, (u64, u64)> = HashMap::new();
     for d in counted(engine).filter(|d| d.time > from && current(d, clock)) {
-        mentioned.extend(d.upt.iter().copied());
-        kanwil_seen.extend(d.kanwil.iter().copied());
+        mentioned.extend(engine.upt_of(d).iter().copied());
+        kanwil_seen.extend(engine.kanwil_of(d).iter().copied());
         if d.report {
-            reported.extend(d.upt.iter().copied());
+            reported.extend(engine.upt_of(d).iter().copied());
         } else {
-            for u in &d.upt {
+            for u in engine.upt_of(d) {
                 let e = media.entry(*u).or_default();
                 e.0 += 1;
                 if d.sentiment < -0.2 {
@@ -595,20 +595,20 @@ pub(crate) fn figure_conflicts(engine: &Engine, docs: &[u32]) -> Vec<FigureConfl
         if item.report {
             continue;
         }
-        for f in &item.figures {
+        for (key, value) in engine.figures_of(item) {
             for r in &reports {
-                if let Some(rf) = r.figures.iter().find(|x| x.key == f.key) {
-                    if rf.value != f.value
+                if let Some((_, report_value)) = engine.figures_of(r).find(|(k, _)| *k == key) {
+                    if report_value != value
                         && !out.iter().any(|c: &FigureConflict| {
-                            c.key == f.key && c.item == item.id && c.report == r.id
+                            c.key == key && c.item == item.id && c.report == r.id
                         })
                     {
                         out.push(FigureConflict {
-                            key: f.key.clone(),
+                            key: key.to_owned(),
                             item: item.id.clone(),
-                            media_value: f.value,
+                            media_value: value,
                             report: r.id.clone(),
-                            report_value: rf.value,
+                            report_value,
                         });
                     }
                 }
@@ -631,7 +631,7 @@ pub(crate) fn suggested_reports(engine: &Engine, story: u32) -> Vec<String> {
         .filter(|d| {
             d.report
                 && d.story != story
-                && d.upt.iter().any(|u| s.upt.contains(u))
+                && engine.upt_of(d).iter().any(|u| s.upt.contains(u))
                 && d.time >= s.first - window
                 && d.time <= s.last + window
         })

@@ -16,6 +16,7 @@ pub mod feed;
 pub mod figures;
 pub mod gazetteer;
 pub mod insight;
+mod lists;
 pub mod media;
 pub mod risk;
 pub mod sentiment;

@@ -182,14 +182,14 @@ pub fn scores_at(
     {
         if d.report {
             if d.urgent && urgent_seen.insert(d.id.as_str()) {
-                for &u in &d.upt {
+                for &u in engine.upt_of(d) {
                     *values[u as usize]
                         .entry(Component::UrgentReport)
                         .or_default() += 1.0;
                 }
             }
         } else if d.duplicate_of.is_none() && d.sentiment < -0.2 {
-            for &u in &d.upt {
+            for &u in engine.upt_of(d) {
                 *values[u as usize]
                     .entry(Component::NegativeCoverage)
                     .or_default() += 1.0;

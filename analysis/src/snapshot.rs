@@ -23,7 +23,7 @@ use std::io::{Read, Write};
 /// The first bytes of every snapshot.
 const MAGIC: [u8; 8] = *b"PSPANLS1";
 /// The format's version: moved on whenever what is written changes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// The most a snapshot's state may claim, so that a damaged length is refused instead of
 /// allocated (a million documents take about a third of this).
 pub const MAX_SNAPSHOT_BYTES: usize = 2 << 30;
@@ -132,7 +132,8 @@ impl Encode for StateRef<'_> {
         s.by_number.encode(e)?;
         s.by_id.encode(e)?;
         s.newest.encode(e)?;
-        s.since_compaction.encode(e)
+        s.since_compaction.encode(e)?;
+        s.lists.encode(e)
     }
 }
 
@@ -157,6 +158,7 @@ struct State {
     by_id: crate::text::FastMap<u64, u32>,
     newest: i64,
     since_compaction: u32,
+    lists: crate::lists::Lists,
 }
 
 impl State {
@@ -179,6 +181,7 @@ impl State {
         e.by_id = self.by_id;
         e.newest = self.newest;
         e.since_compaction = self.since_compaction;
+        e.lists = self.lists;
     }
 }
 
