@@ -266,13 +266,21 @@ async fn social_sources_are_polled_politely_and_their_health_is_shown() {
         },
     )
     .await;
-    let yt_health = c
-        .store
-        .source_health(&format!(
-            "youtube {base}/feeds/videos.xml?channel_id=UCujiKanal01"
-        ))
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|| panic!("no YouTube health"));
+    let yt_key = format!("youtube {base}/feeds/videos.xml?channel_id=UCujiKanal01");
+    let yt_now = || {
+        c.store
+            .source_health(&yt_key)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no YouTube health"))
+    };
+    // The server has answered the 304; the poller records it just after.
+    eventually(
+        "the 304 in the health record",
+        Duration::from_secs(20),
+        || yt_now().not_modified >= 1,
+    )
+    .await;
+    let yt_health = yt_now();
     assert!(yt_health.not_modified >= 1, "{yt_health:?}");
     assert_eq!(yt_health.failures, 0);
     assert_eq!(yt_health.items_total, 2, "{yt_health:?}");
