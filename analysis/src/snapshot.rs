@@ -54,10 +54,9 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-/// What gives the engine's numbers their meaning under `config`.
-fn fingerprint(engine_config: &EngineConfig) -> u64 {
-    let engine = Engine::with_defaults(engine_config.clone());
-    let mut text = format!("{engine_config:?}");
+/// What gives `engine`'s numbers their meaning: its configuration, units and lexicon.
+fn fingerprint(engine: &Engine) -> u64 {
+    let mut text = format!("{:?}", engine.config);
     for u in engine.gazetteer.upts() {
         text.push_str(&u.id);
         text.push('\n');
@@ -72,7 +71,7 @@ impl Engine {
         let header = Header {
             magic: MAGIC,
             version: VERSION,
-            fingerprint: fingerprint(&self.config),
+            fingerprint: fingerprint(self),
             tag: tag.to_vec(),
         };
         bincode::encode_into_std_write(&header, out, config()).map_err(SnapshotError::Encode)?;
@@ -96,10 +95,10 @@ impl Engine {
         if header.magic != MAGIC {
             return Err(SnapshotError::NotASnapshot);
         }
-        if header.version != VERSION || header.fingerprint != fingerprint(&engine_config) {
+        let mut engine = Engine::with_defaults(engine_config);
+        if header.version != VERSION || header.fingerprint != fingerprint(&engine) {
             return Err(SnapshotError::Stale);
         }
-        let mut engine = Engine::with_defaults(engine_config);
         let bounded = config().with_limit::<MAX_SNAPSHOT_BYTES>();
         let state: State =
             bincode::decode_from_std_read(&mut input, bounded).map_err(SnapshotError::Decode)?;

@@ -404,8 +404,9 @@ impl Newsroom {
         if from == into {
             return Err(EditError::SameStory(from.to_owned()));
         }
+        let listed = self.stories()?;
         for id in [from, into] {
-            if self.story(id)?.is_none() {
+            if !listed.iter().any(|s| s.id == id) {
                 return Err(EditError::NoStory(id.to_owned()));
             }
         }
