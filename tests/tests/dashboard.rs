@@ -834,7 +834,18 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
     browser.screenshot(&shots.join("peringatan.png")).await;
     let detail = format!("/laporan/{}", other_report.id);
+    let story = c
+        .newsroom
+        .stories()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .max_by_key(|s| s.items.len())
+        .map(|s| format!("/cerita/{}", s.id))
+        .unwrap_or_else(|| panic!("no story"));
     for (path, name) in [
+        (story.as_str(), "cerita-detail"),
+        ("/risiko", "risiko"),
+        ("/sumber", "sumber"),
         ("/", "ringkasan"),
         (detail.as_str(), "laporan-detail"),
         ("/publikasi/ringkasan-harian", "ringkasan-harian"),
