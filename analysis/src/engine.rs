@@ -52,7 +52,7 @@ use crate::sentiment::Lexicon;
 use crate::simhash::{simhash, SimIndex, NEAR_DUPLICATE_BITS};
 use crate::text::FastMap;
 use crate::text::{
-    content_of, content_tokens, hash64, is_number, strip_boilerplate, NormalizeOptions,
+    content_of, hash64, is_number, strip_boilerplate, NormalizeOptions,
 };
 use crate::topic;
 use crate::url::normalize_url;
@@ -798,22 +798,28 @@ impl Engine {
     }
 
     fn prepare(&mut self, title: &str, body: &str, site_unit: Option<u16>) -> Prepared {
-        let text = format!("{title}\n{body}");
-        let all_words = crate::text::words(&text);
-        let tags = self.gazetteer.tag_words(&all_words);
-        let mut upt: Vec<u16> = tags
-            .upt
-            .iter()
-            .filter_map(|id| self.upt_ids.get(id).copied())
-            .collect();
+        // Every word of the item is a slice of one buffer: the title's words, then the body's
+        // (a line break parts them, so this is what reading "title\nbody" gives).
+        let mut buf = String::with_capacity(title.len() + body.len() + 2);
+        crate::text::push_words(title, &mut buf);
+        let title_end = buf.len();
+        crate::text::push_words(body, &mut buf);
+        let title_words = crate::text::split_words(&buf[..title_end]);
+        let body_words = crate::text::split_words(&buf[title_end..]);
+        let all_words: Vec<&str> = title_words.iter().chain(&body_words).copied().collect();
+        let crate::gazetteer::TagIndexes {
+            upt: tagged,
+            kanwil: tagged_kanwil,
+            ambiguous,
+        } = self.gazetteer.tag_indexes(&all_words);
+        let mut upt: Vec<u16> = tagged.iter().map(|&j| j as u16).collect();
         if let Some(u) = site_unit {
             if !upt.contains(&u) {
                 upt.push(u);
             }
         }
         upt.sort_unstable();
-        let mut kanwil: Vec<u8> = tags
-            .kanwil
+        let mut kanwil: Vec<u8> = tagged_kanwil
             .iter()
             .filter_map(|k| self.kanwils.iter().position(|x| x == k).map(|p| p as u8))
             .collect();
@@ -825,12 +831,13 @@ impl Engine {
         }
         kanwil.sort_unstable();
         kanwil.dedup();
-        let (topic, category) = topic::classify_words(&all_words);
-        let topics = topic::topics_of(&all_words);
+        let (topic, category, topics) = topic::read_topics(&all_words);
         let sentiment = self.lexicon.score_words(&all_words) as f32;
         let figures = crate::figures::figures_of(&all_words);
         let quantities = quantities(&all_words);
-        let tokens = content_of(all_words, self.config.normalize);
+        let title_tokens = content_of(&title_words, self.config.normalize);
+        let body_content = content_of(&body_words, self.config.normalize);
+        let tokens: Vec<&str> = title_tokens.iter().chain(&body_content).copied().collect();
         let mut numbers: Vec<u64> = tokens
             .iter()
             .filter(|t| is_number(t) && t.len() <= 9)
@@ -855,9 +862,17 @@ impl Engine {
             });
         // Fingerprints and terms of the body without the portal's furniture: a syndicated
         // copy keeps the body and changes the title, the dateline, the footer and the "read
-        // also" links; and a portal's name says nothing about the event.
+        // also" links; and a portal's name says nothing about the event. A body with no
+        // furniture keeps the words already read.
         let stripped = strip_boilerplate(body);
-        let body_tokens = content_tokens(&stripped, self.config.normalize);
+        let mut stripped_buf = String::new();
+        let body_tokens: Vec<&str> = if *stripped == *body {
+            body_content
+        } else {
+            stripped_buf.reserve(stripped.len() + 1);
+            crate::text::push_words(&stripped, &mut stripped_buf);
+            content_of(&crate::text::split_words(&stripped_buf), self.config.normalize)
+        };
         let body_tokens = if body_tokens.is_empty() {
             tokens.clone()
         } else {
@@ -865,25 +880,23 @@ impl Engine {
         };
         let content_hash = crate::text::hash_tokens(&body_tokens);
         let simhash = simhash(&body_tokens);
-        let term_tokens = content_tokens(title, self.config.normalize)
-            .into_iter()
-            .chain(body_tokens);
-        // Words of the names of the units the item names: the shared unit is counted apart.
-        let own_unit_words: Vec<String> = upt
-            .iter()
-            .flat_map(|&u| self.unit_words[u as usize].iter().cloned())
-            .collect();
+        let term_tokens = title_tokens.iter().chain(&body_tokens).copied();
         // Terms: unique, without the domain's everyday words, from the head of the text.
+        // Words of the names of the units the item names are left out of the terms that
+        // count for similarity: the shared unit is counted apart.
         let mut term_ids: Vec<u32> = Vec::new();
         let mut sim_terms: Vec<u32> = Vec::new();
         for t in term_tokens.take(ITEM_TOKENS) {
-            if is_domain_stopword(&t) || t.chars().count() < 3 && !is_number(&t) {
+            if is_domain_stopword(t) || t.chars().count() < 3 && !is_number(t) {
                 continue;
             }
-            let id = self.term_id(&t);
+            let id = self.term_id(t);
             if !term_ids.contains(&id) {
                 term_ids.push(id);
-                if !own_unit_words.contains(&t) {
+                let own_unit_word = upt
+                    .iter()
+                    .any(|&u| self.unit_words[u as usize].iter().any(|w| w == t));
+                if !own_unit_word {
                     sim_terms.push(id);
                 }
             }
@@ -906,7 +919,7 @@ impl Engine {
         Prepared {
             upt,
             kanwil,
-            ambiguous: tags.ambiguous,
+            ambiguous,
             numbers,
             distinctive,
             quantities,
@@ -1373,7 +1386,7 @@ fn round3(x: f64) -> f64 {
 /// The quantities of a text: numbers followed within two words by a noun they count or
 /// measure ([`QUANTITY_NOUNS`]), sorted. `1,1 ton` reads `11`, which is still a quantity to
 /// compare.
-fn quantities(words: &[String]) -> Vec<u64> {
+fn quantities(words: &[&str]) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::new();
     for (i, w) in words.iter().enumerate() {
         if !is_number(w) || w.len() > 9 || (1990..=2100).contains(&w.parse::<u64>().unwrap_or(0)) {
@@ -1382,7 +1395,7 @@ fn quantities(words: &[String]) -> Vec<u64> {
         let counts = words[i + 1..]
             .iter()
             .take(2)
-            .any(|n| QUANTITY_NOUNS.contains(&n.as_str()));
+            .any(|n| QUANTITY_NOUNS.contains(n));
         if counts {
             if let Ok(v) = w.parse() {
                 out.push(v);

@@ -7,7 +7,6 @@
 //! figures with an event are compared, since a bare count (`1.500 warga binaan`, the capacity)
 //! is not a claim about the event.
 
-use crate::text::words;
 use serde::Serialize;
 
 /// One figure.
@@ -95,12 +94,12 @@ const EVENTS: &[(&str, &str)] = &[
     ("positif", "positif"),
 ];
 
-fn number_at(w: &[String], i: usize) -> Option<(u64, usize)> {
+fn number_at(w: &[&str], i: usize) -> Option<(u64, usize)> {
     let t = &w[i];
     if crate::text::is_number(t) && t.len() <= 9 {
         return t.parse().ok().map(|v| (v, 1));
     }
-    if w.get(i + 1).is_some_and(|n| n == "belas") {
+    if w.get(i + 1).is_some_and(|n| *n == "belas") {
         let unit = NUMBER_WORDS.iter().find(|(k, _)| k == t).map(|(_, v)| *v)?;
         return (unit > 1 && unit < 10).then_some((10 + unit, 2));
     }
@@ -112,11 +111,11 @@ fn number_at(w: &[String], i: usize) -> Option<(u64, usize)> {
 
 /// The figures of a text, in order.
 pub fn figures(text: &str) -> Vec<Figure> {
-    figures_of(&words(text))
+    crate::text::with_words(text, figures_of)
 }
 
 /// Like [`figures`] on text already split by [`crate::text::words`].
-pub fn figures_of(w: &[String]) -> Vec<Figure> {
+pub fn figures_of(w: &[&str]) -> Vec<Figure> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < w.len() {
@@ -124,7 +123,7 @@ pub fn figures_of(w: &[String]) -> Vec<Figure> {
             i += 1;
             continue;
         };
-        let class_of = |x: &String| NOUNS.iter().find(|(k, _)| *k == x).map(|(_, c)| *c);
+        let class_of = |x: &&str| NOUNS.iter().find(|(k, _)| k == x).map(|(_, c)| *c);
         let start = i + used;
         let first = (start..w.len().min(start + 3)).find(|&k| class_of(&w[k]).is_some());
         let mut noun = None;

@@ -14,7 +14,6 @@
 //! qualifier prefers the unit without one (`Lapas Bandung` is not `Lapas Perempuan Bandung`);
 //! if there is none and exactly one qualified unit fits, that one is taken.
 
-use crate::text::words;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 
@@ -48,6 +47,16 @@ pub struct Tags {
     pub upt: Vec<String>,
     /// Kanwil names: those of the tagged UPTs and those named directly (`Kanwil … Jawa Barat`).
     pub kanwil: Vec<String>,
+    pub ambiguous: Vec<Ambiguous>,
+}
+
+/// [`Tags`] as indexes: see [`Gazetteer::tag_indexes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagIndexes<'g> {
+    /// Indexes in [`Gazetteer::upts`], in the order of their ids.
+    pub upt: Vec<usize>,
+    /// Kanwil names, sorted.
+    pub kanwil: Vec<&'g str>,
     pub ambiguous: Vec<Ambiguous>,
 }
 
@@ -126,14 +135,14 @@ const KANWIL_SHORT: &[(&str, &str)] = &[
 /// Normalised words with the multi-word type names collapsed to one word and `klas` read as
 /// `kelas`.
 fn mention_words(text: &str) -> Vec<String> {
-    collapse(&words(text))
+    crate::text::with_words(text, |w| collapse(w).into_iter().map(str::to_owned).collect())
 }
 
 /// Collapses multi-word type names in already split words.
-fn collapse(raw: &[String]) -> Vec<String> {
+fn collapse<'a>(raw: &[&'a str]) -> Vec<&'a str> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
-    let at = |i: usize, w: &str| raw.get(i).is_some_and(|x| x == w);
+    let at = |i: usize, w: &str| raw.get(i).is_some_and(|x| *x == w);
     while i < raw.len() {
         let (word, used) = if at(i, "lembaga") && at(i + 1, "pemasyarakatan") {
             ("lapas", 2)
@@ -154,9 +163,9 @@ fn collapse(raw: &[String]) -> Vec<String> {
         } else if at(i, "klas") {
             ("kelas", 1)
         } else {
-            (raw[i].as_str(), 1)
+            (raw[i], 1)
         };
-        out.push(word.to_owned());
+        out.push(word);
         i += used;
     }
     out
@@ -167,9 +176,9 @@ fn is_type_word(w: &str) -> bool {
 }
 
 /// Reads a class after `kelas` at `i`: returns (class, words used).
-fn read_class(w: &[String], i: usize) -> Option<(String, usize)> {
-    let first = w.get(i)?.as_str();
-    let next = w.get(i + 1).map(String::as_str);
+fn read_class(w: &[&str], i: usize) -> Option<(String, usize)> {
+    let first = *w.get(i)?;
+    let next = w.get(i + 1).copied();
     let (class, used) = match (first, next) {
         ("ii" | "2", Some("a")) => ("iia", 2),
         ("ii" | "2", Some("b")) => ("iib", 2),
@@ -184,7 +193,7 @@ fn read_class(w: &[String], i: usize) -> Option<(String, usize)> {
 }
 
 /// The qualifier standing at `words[i]`, if one does, in its canonical form.
-fn read_qualifier(words: &[String], i: usize) -> Option<String> {
+fn read_qualifier(words: &[&str], i: usize) -> Option<String> {
     words
         .get(i)
         .and_then(|w| QUALIFIERS.iter().find(|(k, _)| k == w))
@@ -193,7 +202,7 @@ fn read_qualifier(words: &[String], i: usize) -> Option<String> {
 
 /// What may follow a type word from `words[i]` on: a qualifier, then `kelas` and a class.
 /// Returns (qualifier, class, the index after them); empty for what is not there.
-fn read_qualifier_and_class(words: &[String], mut i: usize) -> (String, String, usize) {
+fn read_qualifier_and_class(words: &[&str], mut i: usize) -> (String, String, usize) {
     let qualifier = match read_qualifier(words, i) {
         Some(q) => {
             i += 1;
@@ -202,7 +211,7 @@ fn read_qualifier_and_class(words: &[String], mut i: usize) -> (String, String, 
         None => String::new(),
     };
     let mut class = String::new();
-    if words.get(i).is_some_and(|w| w == "kelas") {
+    if words.get(i).is_some_and(|w| *w == "kelas") {
         if let Some((c, used)) = read_class(words, i + 1) {
             class = c;
             i += 1 + used;
@@ -212,13 +221,13 @@ fn read_qualifier_and_class(words: &[String], mut i: usize) -> (String, String, 
 }
 
 /// A parsed official name or alias: (type, qualifier, class, place words).
-fn parse_name(words: &[String]) -> Option<(String, String, String, Vec<String>)> {
-    let kind = words.first()?.clone();
+fn parse_name(words: &[&str]) -> Option<(String, String, String, Vec<String>)> {
+    let kind = (*words.first()?).to_owned();
     if !is_type_word(&kind) {
         return None;
     }
     let (qualifier, class, i) = read_qualifier_and_class(words, 1);
-    let place: Vec<String> = words[i..].to_vec();
+    let place: Vec<String> = words[i..].iter().map(|w| (*w).to_owned()).collect();
     if place.is_empty() {
         return None;
     }
@@ -298,7 +307,8 @@ impl Gazetteer {
             g.by_id.insert(u.id.clone(), i);
             for name in std::iter::once(&u.name).chain(&u.aliases) {
                 let w = mention_words(name);
-                match parse_name(&w) {
+                let refs: Vec<&str> = w.iter().map(String::as_str).collect();
+                match parse_name(&refs) {
                     Some((kind, qualifier, class, place)) => {
                         g.longest_place = g.longest_place.max(place.len());
                         let place = place.join(" ");
@@ -364,22 +374,33 @@ impl Gazetteer {
 
     /// Finds the UPTs and Kanwil a text mentions.
     pub fn tag(&self, text: &str) -> Tags {
-        self.tag_words(&words(text))
+        crate::text::with_words(text, |w| self.tag_words(w))
     }
 
     /// Like [`Gazetteer::tag`] on text already split by [`crate::text::words`].
-    pub fn tag_words(&self, words: &[String]) -> Tags {
+    pub fn tag_words(&self, words: &[&str]) -> Tags {
+        let found = self.tag_indexes(words);
+        Tags {
+            upt: found.upt.iter().map(|&j| self.upts[j].id.clone()).collect(),
+            kanwil: found.kanwil.into_iter().map(str::to_owned).collect(),
+            ambiguous: found.ambiguous,
+        }
+    }
+
+    /// Like [`Gazetteer::tag_words`], with units as indexes in [`Gazetteer::upts`] (sorted by
+    /// id) and Kanwil names borrowed: the engine's form, without a string per tag.
+    pub fn tag_indexes(&self, words: &[&str]) -> TagIndexes<'_> {
         let w = collapse(words);
-        let mut upt = BTreeSet::new();
-        let mut kanwil = BTreeSet::new();
+        let mut upt: BTreeSet<(&str, usize)> = BTreeSet::new();
+        let mut kanwil: BTreeSet<&str> = BTreeSet::new();
         let mut ambiguous: Vec<Ambiguous> = Vec::new();
         let mut i = 0;
         while i < w.len() {
-            if is_type_word(&w[i]) {
+            if is_type_word(w[i]) {
                 if let Some((found, used)) = self.read_mention(&w, i) {
                     match found {
                         Found::One(j) => {
-                            upt.insert(self.upts[j].id.clone());
+                            upt.insert((&self.upts[j].id, j));
                         }
                         Found::Many(mention, candidates) => {
                             if !ambiguous.iter().any(|a| a.mention == mention) {
@@ -399,7 +420,7 @@ impl Gazetteer {
             }
             if w[i] == "kanwil"
                 || w[i] == "kakanwil"
-                || (w[i] == "kantor" && w.get(i + 1).is_some_and(|x| x == "wilayah"))
+                || (w[i] == "kantor" && w.get(i + 1).is_some_and(|x| *x == "wilayah"))
             {
                 if let Some(k) = self.read_kanwil(&w, i) {
                     kanwil.insert(k);
@@ -408,29 +429,28 @@ impl Gazetteer {
             i += 1;
         }
         for (at, word) in w.iter().enumerate() {
-            for &p in self.phrase_starts.get(word).into_iter().flatten() {
+            for &p in self.phrase_starts.get(*word).into_iter().flatten() {
                 let (phrase, j) = &self.phrases[p];
-                if w[at..].starts_with(phrase) {
-                    upt.insert(self.upts[*j].id.clone());
+                let rest = &w[at..];
+                if rest.len() >= phrase.len() && phrase.iter().zip(rest).all(|(a, b)| a == b) {
+                    upt.insert((&self.upts[*j].id, *j));
                 }
             }
         }
-        for id in &upt {
-            if let Some(u) = self.get(id) {
-                kanwil.insert(u.kanwil.clone());
-            }
+        for &(_, j) in &upt {
+            kanwil.insert(&self.upts[j].kanwil);
         }
         // A mention resolved elsewhere in the text is not ambiguous any more.
-        ambiguous.retain(|a| !a.candidates.iter().any(|c| upt.contains(c)));
-        Tags {
-            upt: upt.into_iter().collect(),
+        ambiguous.retain(|a| !a.candidates.iter().any(|c| upt.iter().any(|(id, _)| id == c)));
+        TagIndexes {
+            upt: upt.into_iter().map(|(_, j)| j).collect(),
             kanwil: kanwil.into_iter().collect(),
             ambiguous,
         }
     }
 
-    fn read_mention(&self, w: &[String], start: usize) -> Option<(Found, usize)> {
-        let kind = &w[start];
+    fn read_mention(&self, w: &[&str], start: usize) -> Option<(Found, usize)> {
+        let kind = w[start];
         let (mut qualifier, class, mut i) = read_qualifier_and_class(w, start + 1);
         // A qualifier may also follow the class (`Lapas Kelas IIA Narkotika …`).
         if qualifier.is_empty() {
@@ -485,7 +505,7 @@ impl Gazetteer {
         None
     }
 
-    fn read_kanwil(&self, w: &[String], start: usize) -> Option<String> {
+    fn read_kanwil(&self, w: &[&str], start: usize) -> Option<&str> {
         // Skip the ministry's name between `Kanwil` and the province.
         let skip = [
             "kanwil",
@@ -508,13 +528,13 @@ impl Gazetteer {
             "prov",
         ];
         let mut i = start;
-        while w.get(i).is_some_and(|x| skip.contains(&x.as_str())) && i < start + 8 {
+        while w.get(i).is_some_and(|x| skip.contains(x)) && i < start + 8 {
             i += 1;
         }
         for len in (1..=4).rev() {
             if i + len <= w.len() {
                 if let Some(k) = self.kanwils.get(&w[i..i + len].join(" ")) {
-                    return Some(k.clone());
+                    return Some(k);
                 }
             }
         }

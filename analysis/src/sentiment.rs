@@ -117,17 +117,17 @@ impl Lexicon {
 
     /// The sentiment of a text, in −1..1.
     pub fn score(&self, text: &str) -> f64 {
-        self.score_words(&words(text))
+        crate::text::with_words(text, |w| self.score_words(w))
     }
 
     /// Like [`Lexicon::score`] on text already split by [`crate::text::words`].
-    pub fn score_words(&self, w: &[String]) -> f64 {
+    pub fn score_words(&self, w: &[&str]) -> f64 {
         let mut sum = 0.0;
         let mut i = 0;
         while i < w.len() {
             let (score, used) = match w.get(i + 1).and_then(|next| {
                 self.phrases
-                    .get(w[i].as_str())?
+                    .get(w[i])?
                     .iter()
                     .find(|(second, _)| second == next)
                     .map(|(_, score)| score)
@@ -147,8 +147,8 @@ impl Lexicon {
             }
             let prev = i.checked_sub(1).and_then(|p| w.get(p));
             let next = w.get(i + used);
-            if prev.is_some_and(|p| INTENSIFIERS.contains(&p.as_str()))
-                || next.is_some_and(|n| INTENSIFIERS.contains(&n.as_str()))
+            if prev.is_some_and(|p| INTENSIFIERS.contains(p))
+                || next.is_some_and(|n| INTENSIFIERS.contains(n))
             {
                 s *= 1.5;
             }
@@ -161,10 +161,10 @@ impl Lexicon {
 
 /// Whether a negator comes within [`NEGATION_WINDOW`] content words before word `i`
 /// (stopwords such as `ada` and `yang` are not counted: "tidak ada napi yang kabur").
-fn negated(w: &[String], i: usize) -> bool {
+fn negated(w: &[&str], i: usize) -> bool {
     let mut counted = 0;
     for word in w[..i].iter().rev() {
-        if NEGATORS.contains(&word.as_str()) {
+        if NEGATORS.contains(word) {
             return true;
         }
         if !crate::text::is_stopword(word) {

@@ -7,36 +7,31 @@
 //! by construction (the benchmark checks it), and a lookup touches four buckets instead of
 //! every item.
 
-use crate::text::hash64;
+use crate::text::{fnv, hash64, mix64, FNV_START};
 use std::collections::HashMap;
 
 /// The distance at or below which two items are near-duplicates.
 pub const NEAR_DUPLICATE_BITS: u32 = 3;
 
 /// The SimHash of a token sequence, over word bigrams (single words for one-word texts).
-pub fn simhash(tokens: &[String]) -> u64 {
+pub fn simhash<S: AsRef<str>>(tokens: &[S]) -> u64 {
     let mut counts = [0i32; 64];
     let mut add = |h: u64| {
+        // +1 for a set bit, -1 for a clear one, without a branch.
         for (bit, c) in counts.iter_mut().enumerate() {
-            if h >> bit & 1 == 1 {
-                *c += 1;
-            } else {
-                *c -= 1;
-            }
+            *c += ((h >> bit & 1) as i32) * 2 - 1;
         }
     };
     if tokens.len() < 2 {
         for t in tokens {
-            add(hash64(t.as_bytes()));
+            add(hash64(t.as_ref().as_bytes()));
         }
     } else {
-        let mut buf = String::new();
+        // The hash of "first second", without joining them.
         for pair in tokens.windows(2) {
-            buf.clear();
-            buf.push_str(&pair[0]);
-            buf.push(' ');
-            buf.push_str(&pair[1]);
-            add(hash64(buf.as_bytes()));
+            let h = fnv(FNV_START, pair[0].as_ref().as_bytes());
+            let h = fnv(fnv(h, b" "), pair[1].as_ref().as_bytes());
+            add(mix64(h));
         }
     }
     counts

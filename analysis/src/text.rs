@@ -7,6 +7,7 @@
 //! (`tahanan` "detainee" and `tahan` "hold"); the fixture measures both settings
 //! (`tests/tests/analysis.rs`).
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 /// Function words that carry no topic. Written for this project.
@@ -42,50 +43,81 @@ pub struct NormalizeOptions {
 /// Lower-case words and numbers of `text`, in order, with punctuation removed. Numbers written
 /// with thousands separators (`1.500`, `2,5`) keep their digits together.
 pub fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::with_capacity(text.len() / 6);
-    let mut word = String::new();
+    let mut buf = String::with_capacity(text.len());
+    push_words(text, &mut buf);
+    split_words(&buf).into_iter().map(str::to_owned).collect()
+}
+
+/// Appends the words of `text` (as [`words`] reads them) to `buf`, each followed by one space:
+/// the engine reads an item's words as slices of one buffer instead of a string each.
+pub fn push_words(text: &str, buf: &mut String) {
+    let mut in_word = false;
     let mut prev = ' ';
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         let next = chars.peek().copied();
-        let this = c;
         if c.is_ascii_alphanumeric() {
-            word.push(c.to_ascii_lowercase());
+            buf.push(c.to_ascii_lowercase());
+            in_word = true;
         } else if c.is_alphanumeric() {
-            word.extend(c.to_lowercase());
+            // Lower case never yields a space, so the words stay apart.
+            buf.extend(c.to_lowercase());
+            in_word = true;
         } else if (c == '.' || c == ',')
             && prev.is_ascii_digit()
             && next.is_some_and(|n| n.is_ascii_digit())
         {
             // A dot or comma between two digits belongs to the number.
-        } else if c == '-' && !word.is_empty() && next.is_some_and(char::is_alphanumeric) {
+        } else if c == '-' && in_word && next.is_some_and(char::is_alphanumeric) {
             // A hyphen inside a word (`warga-binaan`, `II-A`) joins it.
-        } else if !word.is_empty() {
-            out.push(std::mem::take(&mut word));
+        } else if in_word {
+            buf.push(' ');
+            in_word = false;
         }
-        prev = this;
+        prev = c;
     }
-    if !word.is_empty() {
-        out.push(word);
+    if in_word {
+        buf.push(' ');
     }
-    out
+}
+
+/// Calls `f` with the words of `text`, read as [`words`] reads them.
+pub fn with_words<R>(text: &str, f: impl FnOnce(&[&str]) -> R) -> R {
+    let mut buf = String::with_capacity(text.len() + 1);
+    push_words(text, &mut buf);
+    f(&split_words(&buf))
+}
+
+/// The words of a buffer written by [`push_words`].
+pub fn split_words(buf: &str) -> Vec<&str> {
+    buf.split(' ').filter(|w| !w.is_empty()).collect()
 }
 
 /// The content tokens of `text`: words without stopwords, optionally stemmed.
 pub fn content_tokens(text: &str, options: NormalizeOptions) -> Vec<String> {
-    content_of(words(text), options)
+    let mut buf = String::with_capacity(text.len());
+    push_words(text, &mut buf);
+    content_of(&split_words(&buf), options)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The content tokens of already split words.
-pub fn content_of(words: Vec<String>, options: NormalizeOptions) -> Vec<String> {
+pub fn content_of<'a>(words: &[&'a str], options: NormalizeOptions) -> Vec<&'a str> {
     words
-        .into_iter()
+        .iter()
         .filter(|w| {
             // Single letters are noise; single digits are figures.
-            !is_stopword(w) && (w.chars().count() != 1 || w.chars().all(char::is_numeric))
+            !is_stopword(w) && (!is_one_char(w) || w.chars().all(char::is_numeric))
         })
-        .map(|w| if options.stem { stem(&w) } else { w })
+        .map(|w| if options.stem { stem(w) } else { w })
         .collect()
+}
+
+fn is_one_char(w: &str) -> bool {
+    let mut chars = w.chars();
+    chars.next().is_some() && chars.next().is_none()
 }
 
 /// Phrases that mark a sentence as a portal's furniture rather than the article: syndication
@@ -131,10 +163,18 @@ const CREDIT_LABELS: &[&str] = &[
 ];
 
 /// Whether a sentence is a portal's furniture: a boilerplate phrase, a credit line, or a bare
-/// code in parentheses (`(ant/mhd)`, `(*/sb)`, `(hms)`) that signs a copy.
-fn is_furniture(sentence: &str) -> bool {
+/// code in parentheses (`(ant/mhd)`, `(*/sb)`, `(hms)`) that signs a copy. `lower` is scratch
+/// space, kept by the caller so that sentences cost no allocation.
+fn is_furniture(sentence: &str, lower: &mut String) -> bool {
     let trimmed = sentence.trim();
-    let lower = trimmed.to_lowercase().replace(" :", ":");
+    lower.clear();
+    for c in trimmed.chars() {
+        // The space some portals put before a colon goes (`Editor : Fulan`).
+        if c == ':' && lower.ends_with(' ') {
+            lower.pop();
+        }
+        lower.extend(c.to_lowercase());
+    }
     if BOILERPLATE.iter().any(|b| lower.contains(b)) {
         return true;
     }
@@ -149,33 +189,42 @@ fn is_furniture(sentence: &str) -> bool {
 
 /// The text without boilerplate sentences (see [`BOILERPLATE`]), credit lines and signature
 /// codes, and without a leading dateline (see [`strip_dateline`]). Sentences end at `.`, `!`,
-/// `?` or a line break.
-pub fn strip_boilerplate(text: &str) -> String {
+/// `?` or a line break. A text with nothing to remove is returned as it is, without a copy.
+pub fn strip_boilerplate(text: &str) -> Cow<'_, str> {
     let text = strip_dateline(text);
-    let mut out = String::with_capacity(text.len());
-    let mut sentence = String::new();
-    let flush = |sentence: &mut String, out: &mut String| {
-        if !is_furniture(sentence) {
+    let mut lower = String::new();
+    let mut kept: Option<String> = None;
+    let mut start = 0;
+    let mut sentence_end = |start: usize, end: usize, kept: &mut Option<String>| {
+        let sentence = &text[start..end];
+        if is_furniture(sentence, &mut lower) {
+            kept.get_or_insert_with(|| text[..start].to_owned());
+        } else if let Some(out) = kept {
             out.push_str(sentence);
         }
-        sentence.clear();
     };
-    let chars: Vec<char> = text.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        sentence.push(c);
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
         let ends = match c {
             '\n' | '!' | '?' => true,
             // A dot ends a sentence unless it sits inside a number (1.500) or an abbreviation
             // followed directly by a letter.
-            '.' => chars.get(i + 1).is_none_or(|n| n.is_whitespace()),
+            '.' => chars.peek().is_none_or(|(_, n)| n.is_whitespace()),
             _ => false,
         };
         if ends {
-            flush(&mut sentence, &mut out);
+            let end = i + c.len_utf8();
+            sentence_end(start, end, &mut kept);
+            start = end;
         }
     }
-    flush(&mut sentence, &mut out);
-    out
+    if start < text.len() {
+        sentence_end(start, text.len(), &mut kept);
+    }
+    match kept {
+        Some(out) => Cow::Owned(out),
+        None => Cow::Borrowed(text),
+    }
 }
 
 /// How far into a text a dateline may reach, in bytes.
@@ -216,18 +265,19 @@ pub fn strip_dateline(text: &str) -> &str {
     }
 }
 
-/// Removes particles and possessive endings from a word of at least five letters.
-pub fn stem(word: &str) -> String {
-    let mut w = word.to_owned();
+/// Removes particles and possessive endings from a word of at least five letters. Only endings
+/// go, so the stem is the start of the word.
+pub fn stem(word: &str) -> &str {
+    let mut w = word;
     for suffix in ["lah", "kah", "tah", "pun"] {
         if w.len() >= suffix.len() + 4 && w.ends_with(suffix) {
-            w.truncate(w.len() - suffix.len());
+            w = &w[..w.len() - suffix.len()];
             break;
         }
     }
     for suffix in ["nya", "ku", "mu"] {
         if w.len() >= suffix.len() + 4 && w.ends_with(suffix) {
-            w.truncate(w.len() - suffix.len());
+            w = &w[..w.len() - suffix.len()];
             break;
         }
     }
@@ -242,26 +292,32 @@ pub fn is_number(token: &str) -> bool {
 /// A stable 64-bit hash (FNV-1a followed by a SplitMix64 finaliser), the same on every machine
 /// and run, so fingerprints can be stored.
 pub fn hash64(data: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in data {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix64(h)
+    mix64(fnv(FNV_START, data))
 }
 
 /// The hash of `tokens` joined by single spaces, without joining them: the same value as
 /// `hash64(tokens.join(" ").as_bytes())`.
-pub fn hash_tokens(tokens: &[String]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+pub fn hash_tokens<S: AsRef<str>>(tokens: &[S]) -> u64 {
+    let mut h = FNV_START;
     for (i, t) in tokens.iter().enumerate() {
-        let space = if i > 0 { &b" "[..] } else { &[][..] };
-        for b in space.iter().chain(t.as_bytes()) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        if i > 0 {
+            h = fnv(h, b" ");
         }
+        h = fnv(h, t.as_ref().as_bytes());
     }
     mix64(h)
+}
+
+/// Where FNV-1a starts.
+pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `data`, from state `h`: [`hash64`] of several pieces without joining them.
+pub(crate) fn fnv(mut h: u64, data: &[u8]) -> u64 {
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// A fast hasher for the engine's maps of words, ids and numbers (SipHash, the standard

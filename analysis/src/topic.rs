@@ -4,7 +4,6 @@
 //! topics: the caller passes text with mentions of units as they are, and `narkotika` is not a
 //! topic word (`narkoba`, `sabu`, `ganja` are).
 
-use crate::text::words;
 
 /// (topic, category, keywords). The first topic with the most keyword hits wins.
 const TOPICS: &[(&str, &str, &[&str])] = &[
@@ -200,14 +199,22 @@ pub(crate) fn static_name(name: &str) -> Option<&'static str> {
 
 /// The topic and category of a text; `("lainnya", "humas")` when nothing fits.
 pub fn classify(text: &str) -> (&'static str, &'static str) {
-    classify_words(&words(text))
+    crate::text::with_words(text, classify_words)
 }
 
 /// Like [`classify`] on text already split by [`crate::text::words`].
-pub fn classify_words(w: &[String]) -> (&'static str, &'static str) {
+pub fn classify_words(w: &[&str]) -> (&'static str, &'static str) {
+    let (topic, category, _) = read_topics(w);
+    (topic, category)
+}
+
+/// [`classify_words`] and [`topics_of`] in one reading of the words.
+pub fn read_topics(w: &[&str]) -> (&'static str, &'static str, u32) {
     let mut hits = [0usize; 32];
+    let mut set = 0;
     for x in read_words(w) {
         let mut mask = topic_mask(x);
+        set |= mask;
         while mask != 0 {
             hits[mask.trailing_zeros() as usize] += 1;
             mask &= mask - 1;
@@ -219,7 +226,7 @@ pub fn classify_words(w: &[String]) -> (&'static str, &'static str) {
             best = (topic, category, hits[i]);
         }
     }
-    (best.0, best.1)
+    (best.0, best.1, set)
 }
 
 // A topic is a bit of a `u32`.
@@ -245,29 +252,25 @@ fn topic_mask(word: &str) -> u32 {
 /// The words as the topic table reads them: a working visit (`kunjungan kerja`) is an
 /// official's, not a family's (`kunker`); `Sarana Asimilasi dan Edukasi` (SAE) and `lahan
 /// asimilasi` are where inmates farm and work, training rather than release (`pembinaan`).
-fn read_words(w: &[String]) -> Vec<&str> {
-    (0..w.len())
-        .map(|i| match w[i].as_str() {
-            "kunjungan" if w.get(i + 1).is_some_and(|x| x == "kerja") => "kunker",
+fn read_words<'a>(w: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
+    (0..w.len()).map(|i| match w[i] {
+            "kunjungan" if w.get(i + 1).is_some_and(|x| *x == "kerja") => "kunker",
             "asimilasi"
-                if w.get(i + 2).is_some_and(|x| x == "edukasi")
-                    || i > 0 && matches!(w[i - 1].as_str(), "sarana" | "lahan" | "kebun") =>
+                if w.get(i + 2).is_some_and(|x| *x == "edukasi")
+                    || i > 0 && matches!(w[i - 1], "sarana" | "lahan" | "kebun") =>
             {
                 "pembinaan"
             }
             x => x,
         })
-        .collect()
 }
 
 /// The topics a text touches, as a set of bits (one per topic, in the order of the table; 0
 /// when none), on text already split by [`crate::text::words`]. Two items are about the same
 /// kind of event when their sets meet; keyword counts pick one topic per item, but a riot
 /// reported through the search that set it off touches both `kerusuhan` and `razia`.
-pub fn topics_of(w: &[String]) -> u32 {
-    read_words(w)
-        .into_iter()
-        .fold(0, |set, x| set | topic_mask(x))
+pub fn topics_of(w: &[&str]) -> u32 {
+    read_words(w).fold(0, |set, x| set | topic_mask(x))
 }
 
 /// Whether two sets of topics (see [`topics_of`]) fit one event: they meet, or one is empty
@@ -307,7 +310,7 @@ mod tests {
         assert_eq!(classify("Kunjungan kerja menteri ke lapas").0, "kedinasan");
         assert!(compatible("humas", "kejadian_menonjol"));
         assert!(!compatible("integrasi_remisi", "kejadian_menonjol"));
-        let set = |t: &str| topics_of(&words(t));
+        let set = |t: &str| crate::text::with_words(t, topics_of);
         assert!(same_event(
             set("Kericuhan pecah saat razia"),
             set("Razia dilanjutkan usai kericuhan")
