@@ -419,8 +419,7 @@ pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) gazetteer: Gazetteer,
     pub(crate) lexicon: Lexicon,
-    pub(crate) vocab: FastMap<String, u32>,
-    pub(crate) terms: Vec<String>,
+    pub(crate) vocab: crate::vocab::Vocabulary,
     pub(crate) df: Vec<u32>,
     pub(crate) seen: u32,
     pub(crate) docs: crate::chunked::Chunked<Doc>,
@@ -490,8 +489,7 @@ impl Engine {
             config,
             gazetteer,
             lexicon,
-            vocab: FastMap::default(),
-            terms: Vec::new(),
+            vocab: crate::vocab::Vocabulary::default(),
             df: Vec::new(),
             seen: 0,
             docs: Default::default(),
@@ -782,13 +780,10 @@ impl Engine {
     }
 
     fn term_id(&mut self, term: &str) -> u32 {
-        if let Some(&id) = self.vocab.get(term) {
-            return id;
+        let id = self.vocab.intern(term);
+        if id as usize >= self.df.len() {
+            self.df.push(0);
         }
-        let id = self.terms.len() as u32;
-        self.terms.push(term.to_owned());
-        self.vocab.insert(term.to_owned(), id);
-        self.df.push(0);
         id
     }
 
@@ -907,7 +902,7 @@ impl Engine {
         }
         let mut by_rarity: Vec<(u32, f64)> = term_ids
             .iter()
-            .filter(|&&t| !is_number(&self.terms[t as usize]))
+            .filter(|&&t| !is_number(self.vocab.term(t)))
             .map(|&t| (t, self.idf(t)))
             .collect();
         by_rarity.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -1259,7 +1254,7 @@ impl Engine {
         units.iter().any(|&u| {
             self.place_words[u as usize]
                 .iter()
-                .any(|w| self.vocab.get(w).is_some_and(|id| p.term_ids.contains(id)))
+                .any(|w| self.vocab.get(w).is_some_and(|id| p.term_ids.contains(&id)))
         })
     }
 

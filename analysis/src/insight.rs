@@ -206,7 +206,7 @@ pub fn trends_at(engine: &Engine, clock: i64) -> Trends {
         .iter()
         .filter(|(_, &c)| c >= 2)
         .map(|(&t, &c)| TermCount {
-            term: engine.terms[t as usize].clone(),
+            term: engine.vocab.term(t).to_owned(),
             count: c,
             previous: before.get(&t).copied().unwrap_or(0),
         })
@@ -448,7 +448,7 @@ pub fn spikes_weighed_at(
                 top_terms: top_of(
                     docs.iter()
                         .flat_map(|&i| engine.key_terms_of(&engine.docs[i]).iter())
-                        .map(|&t| engine.terms[t as usize].clone()),
+                        .map(|&t| engine.vocab.term(t).to_owned()),
                     5,
                 ),
             });

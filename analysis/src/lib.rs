@@ -26,5 +26,6 @@ pub mod social;
 pub mod text;
 pub mod topic;
 pub mod url;
+pub mod vocab;
 
 pub use engine::{Engine, EngineConfig, MediaItem, Placement, SiteReport};

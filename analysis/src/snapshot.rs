@@ -23,7 +23,7 @@ use std::io::{Read, Write};
 /// The first bytes of every snapshot.
 const MAGIC: [u8; 8] = *b"PSPANLS1";
 /// The format's version: moved on whenever what is written changes.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 /// The most a snapshot's state may claim, so that a damaged length is refused instead of
 /// allocated (a million documents take about a third of this).
 pub const MAX_SNAPSHOT_BYTES: usize = 2 << 30;
@@ -115,7 +115,6 @@ impl Encode for StateRef<'_> {
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
         let s = self.0;
         s.vocab.encode(e)?;
-        s.terms.encode(e)?;
         s.df.encode(e)?;
         s.seen.encode(e)?;
         s.docs.encode(e)?;
@@ -139,8 +138,7 @@ impl Encode for StateRef<'_> {
 /// The engine's state as read back.
 #[derive(Decode)]
 struct State {
-    vocab: crate::text::FastMap<String, u32>,
-    terms: Vec<String>,
+    vocab: crate::vocab::Vocabulary,
     df: Vec<u32>,
     seen: u32,
     docs: Chunked<Doc>,
@@ -163,7 +161,6 @@ struct State {
 impl State {
     fn into_engine(self, e: &mut Engine) {
         e.vocab = self.vocab;
-        e.terms = self.terms;
         e.df = self.df;
         e.seen = self.seen;
         e.docs = self.docs;

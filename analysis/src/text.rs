@@ -168,12 +168,20 @@ const CREDIT_LABELS: &[&str] = &[
 fn is_furniture(sentence: &str, lower: &mut String) -> bool {
     let trimmed = sentence.trim();
     lower.clear();
-    for c in trimmed.chars() {
-        // The space some portals put before a colon goes (`Editor : Fulan`).
-        if c == ':' && lower.ends_with(' ') {
-            lower.pop();
+    if trimmed.is_ascii() {
+        lower.push_str(trimmed);
+        lower.make_ascii_lowercase();
+        if lower.contains(" :") {
+            *lower = lower.replace(" :", ":");
         }
-        lower.extend(c.to_lowercase());
+    } else {
+        for c in trimmed.chars() {
+            // The space some portals put before a colon goes (`Editor : Fulan`).
+            if c == ':' && lower.ends_with(' ') {
+                lower.pop();
+            }
+            lower.extend(c.to_lowercase());
+        }
     }
     if BOILERPLATE.iter().any(|b| lower.contains(b)) {
         return true;

@@ -1,0 +1,149 @@
+//! The engine's vocabulary: every term it has met, numbered in the order it met them.
+//!
+//! Looking a word up is the commonest thing the engine does (every content word of every item),
+//! so the index keeps words of up to 15 bytes, nearly all of them, packed into the key itself:
+//! a lookup hashes and compares two machine words and never follows a pointer to a string
+//! elsewhere in memory. Longer words are kept in a second map. The terms themselves sit end to
+//! end in one string, so a million items' vocabulary is a few allocations, not one per word.
+
+use crate::text::FastMap;
+use bincode::de::Decoder;
+use bincode::enc::Encoder;
+use bincode::error::{DecodeError, EncodeError};
+use bincode::{Decode, Encode};
+
+/// Terms and their numbers.
+#[derive(Debug, Default, Clone)]
+pub struct Vocabulary {
+    /// Every term, end to end.
+    text: String,
+    /// Where each term ends in `text`.
+    ends: Vec<u32>,
+    /// Terms of up to 15 bytes, by [`packed`] key.
+    short: FastMap<u128, u32>,
+    /// Longer terms.
+    long: FastMap<Box<str>, u32>,
+}
+
+/// A word of up to 15 bytes as one number: its bytes, then its length in the last byte, so that
+/// two words share a key only when they are equal.
+fn packed(word: &str) -> Option<u128> {
+    let bytes = word.as_bytes();
+    if bytes.len() > 15 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    key[..bytes.len()].copy_from_slice(bytes);
+    key[15] = bytes.len() as u8;
+    Some(u128::from_le_bytes(key))
+}
+
+impl Vocabulary {
+    /// The number of `term`, if it has been met.
+    pub fn get(&self, term: &str) -> Option<u32> {
+        match packed(term) {
+            Some(key) => self.short.get(&key).copied(),
+            None => self.long.get(term).copied(),
+        }
+    }
+
+    /// The number of `term`, given a new one if it has not been met.
+    pub fn intern(&mut self, term: &str) -> u32 {
+        if let Some(id) = self.get(term) {
+            return id;
+        }
+        let id = self.ends.len() as u32;
+        self.push(term, id);
+        id
+    }
+
+    fn push(&mut self, term: &str, id: u32) {
+        self.text.push_str(term);
+        self.ends.push(self.text.len() as u32);
+        match packed(term) {
+            Some(key) => {
+                self.short.insert(key, id);
+            }
+            None => {
+                self.long.insert(term.into(), id);
+            }
+        }
+    }
+
+    /// The term numbered `id` (empty for a number never given).
+    pub fn term(&self, id: u32) -> &str {
+        let i = id as usize;
+        let (Some(&end), start) = (self.ends.get(i), i.checked_sub(1)) else {
+            return "";
+        };
+        let start = start.map_or(0, |s| self.ends[s]);
+        self.text.get(start as usize..end as usize).unwrap_or("")
+    }
+
+    /// How many terms there are.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no term has been met.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
+/// Only the terms are written; the index is rebuilt when they are read back.
+impl Encode for Vocabulary {
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        self.text.encode(e)?;
+        self.ends.encode(e)
+    }
+}
+
+impl<Ctx> Decode<Ctx> for Vocabulary {
+    fn decode<D: Decoder<Context = Ctx>>(d: &mut D) -> Result<Self, DecodeError> {
+        let text: String = Decode::decode(d)?;
+        let ends: Vec<u32> = Decode::decode(d)?;
+        let mut vocabulary = Vocabulary {
+            text: String::with_capacity(text.len()),
+            ..Vocabulary::default()
+        };
+        let mut start = 0usize;
+        for (id, &end) in ends.iter().enumerate() {
+            let term = text
+                .get(start..end as usize)
+                .ok_or_else(|| DecodeError::OtherString("a term outside the vocabulary".into()))?;
+            vocabulary.push(term, id as u32);
+            start = end as usize;
+        }
+        Ok(vocabulary)
+    }
+}
+
+bincode::impl_borrow_decode!(Vocabulary);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terms_keep_their_numbers_short_or_long_and_survive_a_round_trip() {
+        let mut v = Vocabulary::default();
+        let long = "pemasyarakatannya-berkelanjutan";
+        let words = ["kabur", "", "a", "lapas\0", long, "123456789012345", "1234567890123456"];
+        let ids: Vec<u32> = words.iter().map(|w| v.intern(w)).collect();
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(v.intern("kabur"), 0);
+        assert_eq!(v.get("lapas"), None, "a trailing zero byte is another word");
+        for (w, id) in words.iter().zip(&ids) {
+            assert_eq!(v.term(*id), *w);
+        }
+        assert_eq!(v.term(99), "");
+        let config = bincode::config::standard();
+        let bytes = bincode::encode_to_vec(&v, config).unwrap();
+        let (back, _): (Vocabulary, usize) = bincode::decode_from_slice(&bytes, config).unwrap();
+        for (w, id) in words.iter().zip(&ids) {
+            assert_eq!(back.get(w), Some(*id));
+            assert_eq!(back.term(*id), *w);
+        }
+    }
+}
