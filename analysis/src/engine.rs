@@ -991,9 +991,11 @@ impl Engine {
         // nearest refused.
         let mut best: Option<(u32, f64, f64, Verdict)> = None;
         let mut nearest: Option<(u32, f64, Refusal)> = None;
-        // The item's term weights, once.
-        let weights: Vec<f64> = p.sim_terms.iter().map(|&t| self.idf(t)).collect();
-        let total: f64 = weights.iter().sum();
+        // The item's terms with their weights, once, in term order: each story's terms are
+        // kept in term order too, so scoring a story is one walk along both.
+        let mut weighted: Vec<(u32, f64)> = p.sim_terms.iter().map(|&t| (t, self.idf(t))).collect();
+        weighted.sort_unstable_by_key(|(t, _)| *t);
+        let total: f64 = weighted.iter().map(|(_, w)| w).sum();
         let reach = self.config.follow_up_ms.max(self.config.window_ms);
         for s in candidates {
             let story = &self.stories[s as usize];
@@ -1012,13 +1014,7 @@ impl Engine {
             if gap > self.config.window_ms && !topic::same_event(p.topics, story.topics) {
                 continue;
             }
-            let held: f64 = p
-                .sim_terms
-                .iter()
-                .zip(&weights)
-                .filter(|(t, _)| story.terms.binary_search_by_key(*t, |(x, _)| *x).is_ok())
-                .map(|(_, w)| w)
-                .sum();
+            let held = held_weight(&weighted, &story.terms);
             let score = if total > 0.0 { held / total } else { 0.0 };
             match self.judge(p, story, time, score) {
                 Ok(verdict) => {
@@ -1313,7 +1309,8 @@ impl Engine {
                 list.push(s);
             }
             // Stories that ended too long before this one to take new items of this time;
-            // drop them from the index once it grows.
+            // drop them from the index once it grows (each time it doubles, so that a list
+            // of recent stories is not walked on every item; compaction prunes them all).
             if list.len() > 64 {
                 list.retain(|&x| stories[x as usize].last + reach >= last);
             }
@@ -1371,6 +1368,25 @@ struct Prepared {
     /// Every topic the text touches (see [`topic::topics_of`]).
     topics: u32,
     category: &'static str,
+}
+
+/// The weight of the item's terms (sorted by term) that a story's terms (sorted by term) hold.
+/// A walk along both, not a search per term: the story's terms are read once, in order,
+/// which is what the memory is quickest at.
+fn held_weight(item: &[(u32, f64)], story: &[(u32, u32)]) -> f64 {
+    let (mut i, mut j, mut held) = (0, 0, 0.0);
+    while let (Some(&(a, w)), Some(&(b, _))) = (item.get(i), story.get(j)) {
+        match a.cmp(&b) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                held += w;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    held
 }
 
 /// A similarity rounded to three decimals, for people to read.

@@ -15,7 +15,8 @@
 //! if there is none and exactly one qualified unit fits, that one is taken.
 
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use crate::text::FastMap;
+use std::collections::BTreeSet;
 
 /// The gazetteer shipped with the collector.
 pub const BUILTIN_CSV: &str = include_str!("../../config/upt.csv");
@@ -78,20 +79,20 @@ type Key = (String, String, String);
 #[derive(Clone, Debug)]
 pub struct Gazetteer {
     upts: Vec<Upt>,
-    by_id: HashMap<String, usize>,
+    by_id: FastMap<String, usize>,
     /// Exact (type, qualifier, place) → (class, unit index).
-    by_key: HashMap<Key, Vec<(String, usize)>>,
+    by_key: FastMap<Key, Vec<(String, usize)>>,
     /// (type, place) → unit indexes of every qualifier, for mentions without one.
-    by_place: HashMap<(String, String), Vec<usize>>,
+    by_place: FastMap<(String, String), Vec<usize>>,
     /// The longest place, in words, per type.
     longest_place: usize,
     /// Phrase aliases that do not start with a type word (`RS Pengayoman`).
     phrases: Vec<(Vec<String>, usize)>,
     /// The first word of each phrase alias → the phrases it starts (indexes in `phrases`), so
     /// a text is read once instead of once per phrase.
-    phrase_starts: crate::text::FastMap<String, Vec<usize>>,
+    phrase_starts: FastMap<String, Vec<usize>>,
     /// Normalised kanwil names and short forms → kanwil name.
-    kanwils: HashMap<String, String>,
+    kanwils: FastMap<String, String>,
 }
 
 const QUALIFIERS: &[(&str, &str)] = &[
@@ -294,13 +295,13 @@ impl Gazetteer {
 
     fn new(upts: Vec<Upt>) -> Gazetteer {
         let mut g = Gazetteer {
-            by_id: HashMap::new(),
-            by_key: HashMap::new(),
-            by_place: HashMap::new(),
+            by_id: FastMap::default(),
+            by_key: FastMap::default(),
+            by_place: FastMap::default(),
             longest_place: 1,
             phrases: Vec::new(),
             phrase_starts: Default::default(),
-            kanwils: HashMap::new(),
+            kanwils: FastMap::default(),
             upts: Vec::new(),
         };
         for (i, u) in upts.iter().enumerate() {

@@ -367,6 +367,10 @@ impl std::hash::Hasher for FastHasher {
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
     }
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
     fn finish(&self) -> u64 {
         mix64(self.0)
     }
