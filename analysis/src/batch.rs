@@ -214,13 +214,15 @@ pub fn story_detail(engine: &Engine, edits: &[StoryEdit], id: &str) -> Option<St
         .filter_map(|&d| {
             let doc = engine.docs.get(d as usize)?;
             Some(StoryDocument {
-                id: doc.id.clone(),
+                id: engine.id_of(doc).to_owned(),
                 report: doc.report,
                 source: engine.sources[doc.source as usize].clone(),
                 published_at: pasopati_protocol::Timestamp(doc.time).to_rfc3339(),
-                duplicate_of: doc.duplicate_of.map(|o| engine.docs[o as usize].id.clone()),
+                duplicate_of: doc
+                    .duplicate_of
+                    .map(|o| engine.id_of(&engine.docs[o as usize]).to_owned()),
                 reason: engine.reason_of(d as usize)?,
-                moved_by_analyst: engine.stories[doc.story as usize].id != group.id,
+                moved_by_analyst: engine.story_id(&engine.stories[doc.story as usize]) != group.id,
             })
         })
         .collect();
@@ -262,8 +264,8 @@ fn story_result(engine: &Engine, group: &Group) -> StoryResult {
     let mut seen = std::collections::HashSet::new();
     let reports: Vec<String> = docs
         .iter()
-        .filter(|d| d.report && seen.insert(d.id.as_str()))
-        .map(|d| d.id.clone())
+        .filter(|d| d.report && seen.insert(engine.id_of(d)))
+        .map(|d| engine.id_of(d).to_owned())
         .collect();
     let sentiment = if media.is_empty() {
         0.0
@@ -287,11 +289,11 @@ fn story_result(engine: &Engine, group: &Group) -> StoryResult {
     StoryResult {
         id: group.id.clone(),
         title: group.title.clone(),
-        items: media.iter().map(|d| d.id.clone()).collect(),
+        items: media.iter().map(|d| engine.id_of(d).to_owned()).collect(),
         duplicates: media
             .iter()
             .filter(|d| d.duplicate_of.is_some())
-            .map(|d| d.id.clone())
+            .map(|d| engine.id_of(d).to_owned())
             .collect(),
         suggested_reports: if reports.is_empty() && !group.edited {
             insight::suggested_reports(engine, group.story)

@@ -52,8 +52,8 @@ pub(crate) fn groups(engine: &Engine, edits: &[StoryEdit]) -> (Vec<Group>, Vec<u
         .enumerate()
         .map(|(s, story)| {
             Some(Group {
-                id: story.id.clone(),
-                title: story.title.clone(),
+                id: engine.story_id(story).to_owned(),
+                title: engine.story_title(story).to_owned(),
                 story: s as u32,
                 docs: story.docs.clone(),
                 edited: false,
@@ -152,7 +152,7 @@ fn split(
         .docs
         .iter()
         .copied()
-        .filter(|&d| names.contains(engine.docs[d as usize].id.as_str()))
+        .filter(|&d| names.contains(engine.id_of(&engine.docs[d as usize])))
         .collect();
     let (moved, kept): (Vec<u32>, Vec<u32>) = source.docs.iter().partition(|&&d| {
         named.contains(&d)

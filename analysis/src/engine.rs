@@ -369,7 +369,8 @@ fn is_incident(category: &str) -> bool {
 /// One placed item or report.
 #[derive(Clone, Debug)]
 pub(crate) struct Doc {
-    pub id: String,
+    /// Its id, in the engine's `names` (`Engine::id_of` reads it).
+    pub id: u32,
     pub report: bool,
     /// A report the site filed as urgent.
     pub urgent: bool,
@@ -396,8 +397,10 @@ pub(crate) struct Doc {
 /// A story: items and reports about one real-world event.
 #[derive(Clone, Debug)]
 pub(crate) struct Story {
-    pub id: String,
-    pub title: String,
+    /// Its id and title, in the engine's `names` (`Engine::story_id` and
+    /// `Engine::story_title` read them).
+    pub id: u32,
+    pub title: u32,
     pub first: i64,
     pub last: i64,
     pub upt: Vec<u16>,
@@ -424,6 +427,8 @@ pub struct Engine {
     pub(crate) seen: u32,
     pub(crate) docs: crate::chunked::Chunked<Doc>,
     pub(crate) stories: crate::chunked::Chunked<Story>,
+    /// Documents' ids and stories' ids and titles.
+    pub(crate) names: crate::texts::Texts,
     pub(crate) sources: Vec<String>,
     pub(crate) source_ids: FastMap<String, u32>,
     pub(crate) upt_ids: FastMap<String, u16>,
@@ -493,6 +498,7 @@ impl Engine {
             df: Vec::new(),
             seen: 0,
             docs: Default::default(),
+            names: Default::default(),
             stories: Default::default(),
             sources: Vec::new(),
             source_ids: FastMap::default(),
@@ -564,6 +570,21 @@ impl Engine {
     /// How many words the lexicon scores (part of what a snapshot must agree with).
     pub(crate) fn lexicon_size(&self) -> usize {
         self.lexicon.len()
+    }
+
+    /// A document's id.
+    pub(crate) fn id_of(&self, d: &Doc) -> &str {
+        self.names.get(d.id)
+    }
+
+    /// A story's id.
+    pub(crate) fn story_id(&self, s: &Story) -> &str {
+        self.names.get(s.id)
+    }
+
+    /// A story's title: its first item's.
+    pub(crate) fn story_title(&self, s: &Story) -> &str {
+        self.names.get(s.title)
     }
 
     /// The units a document names.
@@ -717,8 +738,8 @@ impl Engine {
         let placement = Placement {
             id: id.clone(),
             normalized_url,
-            duplicate_of: duplicate_of.map(|d| self.docs[d as usize].id.clone()),
-            story: self.stories[story as usize].id.clone(),
+            duplicate_of: duplicate_of.map(|d| self.id_of(&self.docs[d as usize]).to_owned()),
+            story: self.story_id(&self.stories[story as usize]).to_owned(),
             upt: prepared
                 .upt
                 .iter()
@@ -737,8 +758,9 @@ impl Engine {
         };
         self.by_id.entry(hash64(id.as_bytes())).or_insert(doc_index);
         self.newest = self.newest.max(time);
+        let name = self.names.push(&id);
         self.docs.push(Doc {
-            id,
+            id: name,
             report,
             urgent: false,
             time,
@@ -1047,9 +1069,11 @@ impl Engine {
             Some((s, why)) => (s, why),
             None => {
                 let s = self.stories.len() as u32;
+                let story_id = self.names.push(&format!("story-{id}"));
+                let title = self.names.push(title.trim());
                 self.stories.push(Story {
-                    id: format!("story-{id}"),
-                    title: title.trim().to_owned(),
+                    id: story_id,
+                    title,
                     first: time,
                     last: time,
                     upt: Vec::new(),
@@ -1204,7 +1228,7 @@ impl Engine {
         let score = |x: f32| round3(f64::from(x));
         match why {
             Why::Copy { of, evidence } => Reason::Copy {
-                of: self.docs[*of as usize].id.clone(),
+                of: self.id_of(&self.docs[*of as usize]).to_owned(),
                 evidence: *evidence,
             },
             Why::SharedUnit { unit: u, score: x } => Reason::SharedUnit {
@@ -1231,7 +1255,7 @@ impl Engine {
             },
             Why::NewStory { nearest } => Reason::NewStory {
                 nearest: nearest.map(|(n, x, refused)| Nearest {
-                    story: self.stories[n as usize].id.clone(),
+                    story: self.story_id(&self.stories[n as usize]).to_owned(),
                     score: score(x),
                     refused,
                 }),
@@ -1329,9 +1353,9 @@ impl Engine {
     /// The placement of an item or report by id.
     pub fn doc_index(&self, id: &str) -> Option<usize> {
         match self.by_id.get(&hash64(id.as_bytes())) {
-            Some(&i) if self.docs[i as usize].id == id => Some(i as usize),
+            Some(&i) if self.id_of(&self.docs[i as usize]) == id => Some(i as usize),
             // Another id with the same hash came first: find it the long way.
-            Some(_) => self.docs.iter().position(|d| d.id == id),
+            Some(_) => self.docs.iter().position(|d| self.id_of(d) == id),
             None => None,
         }
     }

@@ -372,7 +372,9 @@ pub fn spikes_weighed_at(
 ) -> Vec<Alert> {
     let weight = |d: &Doc| -> f64 {
         if d.social {
-            engagement.get(&d.id).map_or(1.0, Engagement::weight)
+            engagement
+                .get(engine.id_of(d))
+                .map_or(1.0, Engagement::weight)
         } else {
             1.0
         }
@@ -600,14 +602,16 @@ pub(crate) fn figure_conflicts(engine: &Engine, docs: &[u32]) -> Vec<FigureConfl
                 if let Some((_, report_value)) = engine.figures_of(r).find(|(k, _)| *k == key) {
                     if report_value != value
                         && !out.iter().any(|c: &FigureConflict| {
-                            c.key == key && c.item == item.id && c.report == r.id
+                            c.key == key
+                                && c.item == engine.id_of(item)
+                                && c.report == engine.id_of(r)
                         })
                     {
                         out.push(FigureConflict {
                             key: key.to_owned(),
-                            item: item.id.clone(),
+                            item: engine.id_of(item).to_owned(),
                             media_value: value,
-                            report: r.id.clone(),
+                            report: engine.id_of(r).to_owned(),
                             report_value,
                         });
                     }
@@ -635,7 +639,7 @@ pub(crate) fn suggested_reports(engine: &Engine, story: u32) -> Vec<String> {
                 && d.time >= s.first - window
                 && d.time <= s.last + window
         })
-        .map(|d| d.id.clone())
+        .map(|d| engine.id_of(d).to_owned())
         .collect()
 }
 

@@ -24,6 +24,7 @@ pub mod simhash;
 pub mod snapshot;
 pub mod social;
 pub mod text;
+pub mod texts;
 pub mod topic;
 pub mod url;
 pub mod vocab;

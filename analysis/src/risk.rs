@@ -181,7 +181,7 @@ pub fn scores_at(
         .filter(|d| d.time > from && d.time <= clock)
     {
         if d.report {
-            if d.urgent && urgent_seen.insert(d.id.as_str()) {
+            if d.urgent && urgent_seen.insert(engine.id_of(d)) {
                 for &u in engine.upt_of(d) {
                     *values[u as usize]
                         .entry(Component::UrgentReport)

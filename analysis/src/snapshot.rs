@@ -23,7 +23,7 @@ use std::io::{Read, Write};
 /// The first bytes of every snapshot.
 const MAGIC: [u8; 8] = *b"PSPANLS1";
 /// The format's version: moved on whenever what is written changes.
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// The most a snapshot's state may claim, so that a damaged length is refused instead of
 /// allocated (a million documents take about a third of this).
 pub const MAX_SNAPSHOT_BYTES: usize = 2 << 30;
@@ -119,6 +119,7 @@ impl Encode for StateRef<'_> {
         s.seen.encode(e)?;
         s.docs.encode(e)?;
         s.stories.encode(e)?;
+        s.names.encode(e)?;
         s.sources.encode(e)?;
         s.source_ids.encode(e)?;
         s.by_url.encode(e)?;
@@ -143,6 +144,7 @@ struct State {
     seen: u32,
     docs: Chunked<Doc>,
     stories: Chunked<Story>,
+    names: crate::texts::Texts,
     sources: Vec<String>,
     source_ids: crate::text::FastMap<String, u32>,
     by_url: crate::text::FastMap<u64, u32>,
@@ -165,6 +167,7 @@ impl State {
         e.seen = self.seen;
         e.docs = self.docs;
         e.stories = self.stories;
+        e.names = self.names;
         e.sources = self.sources;
         e.source_ids = self.source_ids;
         e.by_url = self.by_url;

@@ -3,10 +3,11 @@
 //! Looking a word up is the commonest thing the engine does (every content word of every item),
 //! so the index keeps words of up to 15 bytes, nearly all of them, packed into the key itself:
 //! a lookup hashes and compares two machine words and never follows a pointer to a string
-//! elsewhere in memory. Longer words are kept in a second map. The terms themselves sit end to
-//! end in one string, so a million items' vocabulary is a few allocations, not one per word.
+//! elsewhere in memory. Longer words are kept in a second map. The terms themselves are
+//! [`Texts`], end to end in one string.
 
 use crate::text::FastMap;
+use crate::texts::Texts;
 use bincode::de::Decoder;
 use bincode::enc::Encoder;
 use bincode::error::{DecodeError, EncodeError};
@@ -15,10 +16,8 @@ use bincode::{Decode, Encode};
 /// Terms and their numbers.
 #[derive(Debug, Default, Clone)]
 pub struct Vocabulary {
-    /// Every term, end to end.
-    text: String,
-    /// Where each term ends in `text`.
-    ends: Vec<u32>,
+    /// Every term, numbered.
+    terms: Texts,
     /// Terms of up to 15 bytes, by [`packed`] key.
     short: FastMap<u128, u32>,
     /// Longer terms.
@@ -52,14 +51,12 @@ impl Vocabulary {
         if let Some(id) = self.get(term) {
             return id;
         }
-        let id = self.ends.len() as u32;
-        self.push(term, id);
+        let id = self.terms.push(term);
+        self.index(term, id);
         id
     }
 
-    fn push(&mut self, term: &str, id: u32) {
-        self.text.push_str(term);
-        self.ends.push(self.text.len() as u32);
+    fn index(&mut self, term: &str, id: u32) {
         match packed(term) {
             Some(key) => {
                 self.short.insert(key, id);
@@ -72,49 +69,35 @@ impl Vocabulary {
 
     /// The term numbered `id` (empty for a number never given).
     pub fn term(&self, id: u32) -> &str {
-        let i = id as usize;
-        let (Some(&end), start) = (self.ends.get(i), i.checked_sub(1)) else {
-            return "";
-        };
-        let start = start.map_or(0, |s| self.ends[s]);
-        self.text.get(start as usize..end as usize).unwrap_or("")
+        self.terms.get(id)
     }
 
     /// How many terms there are.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.terms.len()
     }
 
     /// Whether no term has been met.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.terms.is_empty()
     }
 }
 
 /// Only the terms are written; the index is rebuilt when they are read back.
 impl Encode for Vocabulary {
     fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
-        self.text.encode(e)?;
-        self.ends.encode(e)
+        self.terms.encode(e)
     }
 }
 
 impl<Ctx> Decode<Ctx> for Vocabulary {
     fn decode<D: Decoder<Context = Ctx>>(d: &mut D) -> Result<Self, DecodeError> {
-        let text: String = Decode::decode(d)?;
-        let ends: Vec<u32> = Decode::decode(d)?;
-        let mut vocabulary = Vocabulary {
-            text: String::with_capacity(text.len()),
-            ..Vocabulary::default()
-        };
-        let mut start = 0usize;
-        for (id, &end) in ends.iter().enumerate() {
-            let term = text
-                .get(start..end as usize)
-                .ok_or_else(|| DecodeError::OtherString("a term outside the vocabulary".into()))?;
-            vocabulary.push(term, id as u32);
-            start = end as usize;
+        let terms: Texts = Decode::decode(d)?;
+        let mut vocabulary = Vocabulary::default();
+        for (id, term) in terms.iter().enumerate() {
+            vocabulary.index(term, id as u32);
         }
+        vocabulary.terms = terms;
         Ok(vocabulary)
     }
 }
