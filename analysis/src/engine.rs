@@ -1003,8 +1003,13 @@ impl Engine {
                 _ => counted.push((s, 1)),
             }
         }
-        // Most shared first; among equals the newer story.
-        counted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+        // Most shared first; among equals the newer story. Only which stories make the first
+        // `TERM_CANDIDATES` matters, not their order.
+        if counted.len() > TERM_CANDIDATES {
+            counted.select_nth_unstable_by(TERM_CANDIDATES, |a, b| {
+                b.1.cmp(&a.1).then(b.0.cmp(&a.0))
+            });
+        }
         candidates.extend(counted.iter().take(TERM_CANDIDATES).map(|(s, _)| *s));
         candidates.sort_unstable();
         candidates.dedup();
@@ -1333,9 +1338,9 @@ impl Engine {
                 list.push(s);
             }
             // Stories that ended too long before this one to take new items of this time;
-            // drop them from the index once it grows (each time it doubles, so that a list
-            // of recent stories is not walked on every item; compaction prunes them all).
-            if list.len() > 64 {
+            // drop them from the index once it grows, at every eighth addition (a list of
+            // recent stories is not walked on every item; compaction prunes them all).
+            if list.len() > 64 && list.len() % 8 == 0 {
                 list.retain(|&x| stories[x as usize].last + reach >= last);
             }
         };

@@ -8,7 +8,6 @@
 //! every item.
 
 use crate::text::{fnv, hash64, mix64, FNV_START};
-use std::collections::HashMap;
 
 /// The distance at or below which two items are near-duplicates.
 pub const NEAR_DUPLICATE_BITS: u32 = 3;
@@ -40,11 +39,26 @@ pub fn simhash<S: AsRef<str>>(tokens: &[S]) -> u64 {
         .fold(0u64, |h, (bit, &c)| if c > 0 { h | 1 << bit } else { h })
 }
 
-/// Fingerprints by block, for near-duplicate lookups.
-#[derive(Debug, Default, bincode::Encode, bincode::Decode)]
+/// Fingerprints by block, for near-duplicate lookups. Each table has a bucket for every value
+/// of its 16-bit block, found by indexing rather than hashing.
+#[derive(Debug, bincode::Encode, bincode::Decode)]
 pub struct SimIndex {
-    tables: [HashMap<u16, Vec<u32>>; 4],
+    tables: [Vec<Vec<u32>>; 4],
     hashes: Vec<u64>,
+}
+
+impl Default for SimIndex {
+    fn default() -> SimIndex {
+        SimIndex {
+            tables: std::array::from_fn(|_| vec![Vec::new(); 1 << 16]),
+            hashes: Vec::new(),
+        }
+    }
+}
+
+/// Block `i` (0–3) of a fingerprint.
+fn block(hash: u64, i: usize) -> usize {
+    usize::from((hash >> (16 * i)) as u16)
 }
 
 impl SimIndex {
@@ -53,7 +67,10 @@ impl SimIndex {
         let n = self.hashes.len() as u32;
         self.hashes.push(hash);
         for (i, table) in self.tables.iter_mut().enumerate() {
-            table.entry((hash >> (16 * i)) as u16).or_default().push(n);
+            // A table read back damaged (shorter) loses the bucket, not the process.
+            if let Some(bucket) = table.get_mut(block(hash, i)) {
+                bucket.push(n);
+            }
         }
         n
     }
@@ -63,9 +80,12 @@ impl SimIndex {
     pub fn near(&self, hash: u64, max_bits: u32) -> Vec<(u32, u32)> {
         let mut out: Vec<(u32, u32)> = Vec::new();
         for (i, table) in self.tables.iter().enumerate() {
-            if let Some(bucket) = table.get(&((hash >> (16 * i)) as u16)) {
+            if let Some(bucket) = table.get(block(hash, i)) {
                 for &n in bucket {
-                    let d = (self.hashes[n as usize] ^ hash).count_ones();
+                    let Some(stored) = self.hashes.get(n as usize) else {
+                        continue;
+                    };
+                    let d = (stored ^ hash).count_ones();
                     if d <= max_bits && !out.iter().any(|(m, _)| *m == n) {
                         out.push((n, d));
                     }
