@@ -14,8 +14,8 @@
 //! qualifier prefers the unit without one (`Lapas Bandung` is not `Lapas Perempuan Bandung`);
 //! if there is none and exactly one qualified unit fits, that one is taken.
 
-use serde::Serialize;
 use crate::text::FastMap;
+use serde::Serialize;
 use std::collections::BTreeSet;
 
 /// The gazetteer shipped with the collector.
@@ -136,7 +136,9 @@ const KANWIL_SHORT: &[(&str, &str)] = &[
 /// Normalised words with the multi-word type names collapsed to one word and `klas` read as
 /// `kelas`.
 fn mention_words(text: &str) -> Vec<String> {
-    crate::text::with_words(text, |w| collapse(w).into_iter().map(str::to_owned).collect())
+    crate::text::with_words(text, |w| {
+        collapse(w).into_iter().map(str::to_owned).collect()
+    })
 }
 
 /// Collapses multi-word type names in already split words.
@@ -442,7 +444,11 @@ impl Gazetteer {
             kanwil.insert(&self.upts[j].kanwil);
         }
         // A mention resolved elsewhere in the text is not ambiguous any more.
-        ambiguous.retain(|a| !a.candidates.iter().any(|c| upt.iter().any(|(id, _)| id == c)));
+        ambiguous.retain(|a| {
+            !a.candidates
+                .iter()
+                .any(|c| upt.iter().any(|(id, _)| id == c))
+        });
         TagIndexes {
             upt: upt.into_iter().map(|(_, j)| j).collect(),
             kanwil: kanwil.into_iter().collect(),

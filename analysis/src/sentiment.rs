@@ -7,7 +7,7 @@
 //! and a string of them approaches ±1. A story's sentiment is the mean of its items'.
 
 use crate::text::words;
-use crate::text::FastMap;
+use crate::text::WordMap;
 
 /// The lexicon shipped in `config/sentimen.tsv`.
 pub const BUILTIN_TSV: &str = include_str!("../../config/sentimen.tsv");
@@ -39,9 +39,9 @@ pub fn class(score: f32) -> &'static str {
 /// The lexicon.
 #[derive(Clone, Debug, Default)]
 pub struct Lexicon {
-    words: FastMap<String, f64>,
+    words: WordMap<f64>,
     /// Two-word phrases: first word → (second word, score).
-    phrases: FastMap<String, Vec<(String, f64)>>,
+    phrases: WordMap<Vec<(String, f64)>>,
 }
 
 /// A lexicon line that cannot be read.
@@ -92,10 +92,10 @@ impl Lexicon {
             }
             match words(term).as_slice() {
                 [w] => {
-                    lexicon.words.insert(w.clone(), score);
+                    lexicon.words.insert(w, score);
                 }
                 [a, b] => {
-                    let seconds = lexicon.phrases.entry(a.clone()).or_default();
+                    let seconds = lexicon.phrases.entry_or_insert_with(a, Vec::new);
                     match seconds.iter_mut().find(|(x, _)| x == b) {
                         Some(entry) => entry.1 = score,
                         None => seconds.push((b.clone(), score)),
@@ -133,7 +133,7 @@ impl Lexicon {
                     .map(|(_, score)| score)
             }) {
                 Some(&s) => (s, 2),
-                None => match self.word_score(&w[i]) {
+                None => match self.word_score(w[i]) {
                     Some(s) => (s, 1),
                     None => {
                         i += 1;

@@ -166,6 +166,7 @@ impl State {
         e.df = self.df;
         e.seen = self.seen;
         e.docs = self.docs;
+        e.briefs = self.stories.iter().map(crate::engine::Brief::of).collect();
         e.stories = self.stories;
         e.names = self.names;
         e.sources = self.sources;

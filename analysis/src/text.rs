@@ -23,9 +23,15 @@ hal pihak kata ujar ucap tutur jelas menurut kepadanya baca juga selengkapnya be
 red editor reporter wib wita wit hari senin selasa rabu kamis jumat sabtu minggu pukul tahun \
 bulan tanggal se nya lah kah pula pun hingga usai kala tengah dini pagi siang sore malam";
 
-fn stopwords() -> &'static FastSet<&'static str> {
-    static SET: OnceLock<FastSet<&'static str>> = OnceLock::new();
-    SET.get_or_init(|| STOPWORDS.split_whitespace().collect())
+fn stopwords() -> &'static WordMap<()> {
+    static SET: OnceLock<WordMap<()>> = OnceLock::new();
+    SET.get_or_init(|| {
+        let mut set = WordMap::default();
+        for w in STOPWORDS.split_whitespace() {
+            set.insert(w, ());
+        }
+        set
+    })
 }
 
 /// Whether a (lower-case) word is a stopword.
@@ -409,6 +415,83 @@ impl std::hash::BuildHasher for FastState {
 pub type FastMap<K, V> = std::collections::HashMap<K, V, FastState>;
 /// A set with [`FastHasher`].
 pub type FastSet<K> = std::collections::HashSet<K, FastState>;
+
+/// A map keyed by words, for the look-ups made for every word of every item. Words of up to
+/// 15 bytes (nearly all) are packed into the key itself (see [`packed`]): a look-up hashes and
+/// compares two machine words instead of hashing bytes and comparing strings kept elsewhere
+/// in memory. Longer words are kept in a second map.
+#[derive(Debug, Clone)]
+pub struct WordMap<V> {
+    short: FastMap<u128, V>,
+    long: FastMap<Box<str>, V>,
+}
+
+impl<V> Default for WordMap<V> {
+    fn default() -> Self {
+        WordMap {
+            short: FastMap::default(),
+            long: FastMap::default(),
+        }
+    }
+}
+
+/// A word of up to 15 bytes as one number: its bytes, then its length in the last byte, so that
+/// two words share a key only when they are equal.
+pub fn packed(word: &str) -> Option<u128> {
+    let bytes = word.as_bytes();
+    if bytes.len() > 15 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    key[..bytes.len()].copy_from_slice(bytes);
+    key[15] = bytes.len() as u8;
+    Some(u128::from_le_bytes(key))
+}
+
+impl<V> WordMap<V> {
+    pub fn get(&self, word: &str) -> Option<&V> {
+        match packed(word) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(word),
+        }
+    }
+
+    pub fn contains(&self, word: &str) -> bool {
+        self.get(word).is_some()
+    }
+
+    /// The value of `word`, inserted by `make` if there is none.
+    pub fn entry_or_insert_with(&mut self, word: &str, make: impl FnOnce() -> V) -> &mut V {
+        match packed(word) {
+            Some(key) => self.short.entry(key).or_insert_with(make),
+            None => self.long.entry(word.into()).or_insert_with(make),
+        }
+    }
+
+    pub fn insert(&mut self, word: &str, value: V) {
+        match packed(word) {
+            Some(key) => {
+                self.short.insert(key, value);
+            }
+            None => {
+                self.long.insert(word.into(), value);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every value, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.short.values().chain(self.long.values())
+    }
+}
 
 /// SplitMix64's finaliser.
 pub fn mix64(mut z: u64) -> u64 {

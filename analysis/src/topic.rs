@@ -4,7 +4,6 @@
 //! topics: the caller passes text with mentions of units as they are, and `narkotika` is not a
 //! topic word (`narkoba`, `sabu`, `ganja` are).
 
-
 /// (topic, category, keywords). The first topic with the most keyword hits wins.
 const TOPICS: &[(&str, &str, &[&str])] = &[
     (
@@ -235,13 +234,12 @@ const _: () = assert!(TOPICS.len() <= 32);
 /// The topics whose keywords hold `word`, as bits in the order of [`TOPICS`]: one look-up per
 /// word instead of a scan of every keyword list.
 fn topic_mask(word: &str) -> u32 {
-    static INDEX: std::sync::OnceLock<crate::text::FastMap<&'static str, u32>> =
-        std::sync::OnceLock::new();
+    static INDEX: std::sync::OnceLock<crate::text::WordMap<u32>> = std::sync::OnceLock::new();
     let index = INDEX.get_or_init(|| {
-        let mut index = crate::text::FastMap::default();
+        let mut index = crate::text::WordMap::default();
         for (bit, (_, _, keys)) in TOPICS.iter().enumerate() {
             for k in keys.iter() {
-                *index.entry(*k).or_insert(0) |= 1u32 << bit;
+                *index.entry_or_insert_with(k, || 0) |= 1u32 << bit;
             }
         }
         index
@@ -254,15 +252,15 @@ fn topic_mask(word: &str) -> u32 {
 /// asimilasi` are where inmates farm and work, training rather than release (`pembinaan`).
 fn read_words<'a>(w: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
     (0..w.len()).map(|i| match w[i] {
-            "kunjungan" if w.get(i + 1).is_some_and(|x| *x == "kerja") => "kunker",
-            "asimilasi"
-                if w.get(i + 2).is_some_and(|x| *x == "edukasi")
-                    || i > 0 && matches!(w[i - 1], "sarana" | "lahan" | "kebun") =>
-            {
-                "pembinaan"
-            }
-            x => x,
-        })
+        "kunjungan" if w.get(i + 1).is_some_and(|x| *x == "kerja") => "kunker",
+        "asimilasi"
+            if w.get(i + 2).is_some_and(|x| *x == "edukasi")
+                || i > 0 && matches!(w[i - 1], "sarana" | "lahan" | "kebun") =>
+        {
+            "pembinaan"
+        }
+        x => x,
+    })
 }
 
 /// The topics a text touches, as a set of bits (one per topic, in the order of the table; 0

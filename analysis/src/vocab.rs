@@ -1,12 +1,10 @@
 //! The engine's vocabulary: every term it has met, numbered in the order it met them.
 //!
 //! Looking a word up is the commonest thing the engine does (every content word of every item),
-//! so the index keeps words of up to 15 bytes, nearly all of them, packed into the key itself:
-//! a lookup hashes and compares two machine words and never follows a pointer to a string
-//! elsewhere in memory. Longer words are kept in a second map. The terms themselves are
-//! [`Texts`], end to end in one string.
+//! so the index is a [`WordMap`], which packs short words into its keys. The terms themselves
+//! are [`Texts`], end to end in one string.
 
-use crate::text::FastMap;
+use crate::text::WordMap;
 use crate::texts::Texts;
 use bincode::de::Decoder;
 use bincode::enc::Encoder;
@@ -18,32 +16,14 @@ use bincode::{Decode, Encode};
 pub struct Vocabulary {
     /// Every term, numbered.
     terms: Texts,
-    /// Terms of up to 15 bytes, by [`packed`] key.
-    short: FastMap<u128, u32>,
-    /// Longer terms.
-    long: FastMap<Box<str>, u32>,
-}
-
-/// A word of up to 15 bytes as one number: its bytes, then its length in the last byte, so that
-/// two words share a key only when they are equal.
-fn packed(word: &str) -> Option<u128> {
-    let bytes = word.as_bytes();
-    if bytes.len() > 15 {
-        return None;
-    }
-    let mut key = [0u8; 16];
-    key[..bytes.len()].copy_from_slice(bytes);
-    key[15] = bytes.len() as u8;
-    Some(u128::from_le_bytes(key))
+    /// Term → number.
+    index: WordMap<u32>,
 }
 
 impl Vocabulary {
     /// The number of `term`, if it has been met.
     pub fn get(&self, term: &str) -> Option<u32> {
-        match packed(term) {
-            Some(key) => self.short.get(&key).copied(),
-            None => self.long.get(term).copied(),
-        }
+        self.index.get(term).copied()
     }
 
     /// The number of `term`, given a new one if it has not been met.
@@ -57,14 +37,7 @@ impl Vocabulary {
     }
 
     fn index(&mut self, term: &str, id: u32) {
-        match packed(term) {
-            Some(key) => {
-                self.short.insert(key, id);
-            }
-            None => {
-                self.long.insert(term.into(), id);
-            }
-        }
+        self.index.insert(term, id);
     }
 
     /// The term numbered `id` (empty for a number never given).
@@ -112,7 +85,15 @@ mod tests {
     fn terms_keep_their_numbers_short_or_long_and_survive_a_round_trip() {
         let mut v = Vocabulary::default();
         let long = "pemasyarakatannya-berkelanjutan";
-        let words = ["kabur", "", "a", "lapas\0", long, "123456789012345", "1234567890123456"];
+        let words = [
+            "kabur",
+            "",
+            "a",
+            "lapas\0",
+            long,
+            "123456789012345",
+            "1234567890123456",
+        ];
         let ids: Vec<u32> = words.iter().map(|w| v.intern(w)).collect();
         assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6]);
         assert_eq!(v.intern("kabur"), 0);
