@@ -419,6 +419,12 @@ impl Server {
             self.state.newsroom.clone(),
             stop.clone(),
         ));
+        let placer = newsroom::placer::spawn(self.state.newsroom.clone(), stop.clone()).map_err(
+            |source| CollectorError::Io {
+                what: "starting the analysis of stored reports".into(),
+                source,
+            },
+        )?;
         let risk = tokio::spawn(risk::keep(
             self.state.store.clone(),
             self.state.newsroom.clone(),
@@ -452,6 +458,8 @@ impl Server {
         }
         let _ = risk.await;
         let _ = snapshots.await;
+        newsroom::placer::wake(&self.state.newsroom);
+        let _ = tokio::task::spawn_blocking(move || placer.join()).await;
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));

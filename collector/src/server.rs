@@ -816,9 +816,8 @@ fn batch_reply(
                     "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
             }
             if !stored.is_empty() {
-                let newsroom = state.newsroom.clone();
-                let placed = stored.clone();
-                tokio::task::spawn_blocking(move || newsroom.add_reports(&placed));
+                // The placer reads them back from the store (see `newsroom::placer`).
+                state.newsroom.reports_stored();
             }
             for report in stored {
                 let _ = state

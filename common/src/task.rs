@@ -19,3 +19,23 @@ pub async fn run_blocking<T: Send + 'static>(
         .await
         .map_err(|source| TaskFailed { what, source })
 }
+
+/// Lowers the calling thread's scheduling priority to `nice` (1–19: the higher, the more it
+/// yields). Background work that may lag, such as the collector's analysis of stored reports,
+/// calls it so that it takes the cores only when sessions and the dashboard leave them free. A
+/// refusal (some sandboxes forbid it) is ignored: the work still runs, at normal priority.
+pub fn lower_this_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `gettid` and `setpriority` take plain integers, touch no memory of ours, and
+        // affect only the calling thread (on Linux, `PRIO_PROCESS` with a thread id names that
+        // thread).
+        #[allow(unsafe_code)]
+        let _ = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+        };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
