@@ -423,6 +423,25 @@ pub fn forbidden_char(c: char) -> bool {
 }
 
 fn no_control(field: &'static str, text: &str, multiline: bool) -> Result<(), ReportError> {
+    if text.is_ascii() {
+        // The same rule byte by byte (in ASCII a byte is a character): controls are 0x00–0x1f
+        // and 0x7f.
+        let found = text.bytes().position(|b| {
+            (b < 0x20 || b == 0x7f) && !(multiline && matches!(b, b'\n' | b'\t' | b'\r'))
+        });
+        return match found {
+            Some(i) => Err(ReportError::ControlCharacter {
+                field: field.to_owned(),
+                position: i + 1,
+            }),
+            None => Ok(()),
+        };
+    }
+    no_control_by_char(field, text, multiline)
+}
+
+/// [`no_control`] read character by character, for any text.
+fn no_control_by_char(field: &'static str, text: &str, multiline: bool) -> Result<(), ReportError> {
     for (i, c) in text.chars().enumerate() {
         let allowed = multiline && matches!(c, '\n' | '\t' | '\r');
         if forbidden_char(c) && !allowed {
@@ -451,6 +470,18 @@ fn printable(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_control_check_is_the_character_check() {
+        for b in 0u8..128 {
+            let text = format!("ab{}cd", char::from(b));
+            for multiline in [false, true] {
+                let fast = no_control("body", &text, multiline).map_err(|e| e.to_string());
+                let slow = no_control_by_char("body", &text, multiline).map_err(|e| e.to_string());
+                assert_eq!(fast, slow, "byte {b:#x}, multiline {multiline}");
+            }
+        }
+    }
     use crate::fixtures::T0;
 
     fn draft(category: &str) -> ReportDraft {
