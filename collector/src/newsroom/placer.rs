@@ -63,9 +63,15 @@ impl Newsroom {
     /// Places every stored report not placed yet, a page at a time, if the engine is running
     /// (before it runs, its replay places them). Returns how many it placed. Blocking.
     pub fn place_stored(&self) -> Result<usize, StoreError> {
+        self.place_stored_until(&|| false)
+    }
+
+    /// Like [`Newsroom::place_stored`], stopping between pages once `stop` says so: a daemon
+    /// stopping with a long backlog unplaced does not wait for it (a restart places it).
+    fn place_stored_until(&self, stop: &dyn Fn() -> bool) -> Result<usize, StoreError> {
         let poisoned = || StoreError::Storage("the analysis engine was poisoned by a panic".into());
         let mut total = 0;
-        loop {
+        while !stop() {
             let mut slot = self.engine.lock().map_err(|_| poisoned())?;
             let Some(engine) = slot.as_mut() else {
                 return Ok(total);
@@ -89,6 +95,7 @@ impl Newsroom {
             let below = placed.below;
             placed.above.retain(|a| *a >= below);
         }
+        Ok(total)
     }
 }
 
@@ -103,7 +110,7 @@ pub fn spawn(
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
             while !stop.is_cancelled() {
-                if let Err(e) = newsroom.place_stored() {
+                if let Err(e) = newsroom.place_stored_until(&|| stop.is_cancelled()) {
                     tracing::warn!(error = %e, "stored reports could not be placed in the analysis; trying again");
                 }
                 newsroom.stored_signal.wait(IDLE_LOOK);
