@@ -66,9 +66,6 @@ pub struct Newsroom {
     engine: Mutex<Option<Engine>>,
     /// The engagement of social posts by item id, read from the store with the replay.
     engagement: Mutex<HashMap<String, Engagement>>,
-    /// The newest report arrival the replay read; reports handed to `add_reports` up to it
-    /// are already placed. −1 before any replay.
-    replayed_arrival: std::sync::atomic::AtomicI64,
     /// Stories as last computed, for the edits generation then.
     stories_cache: Cached<u64, Vec<StoryResult>>,
     /// Insights as last computed, for the coverage days then.
@@ -146,7 +143,6 @@ impl Newsroom {
             guard: PiiGuard::new(pii),
             engine: Mutex::new(None),
             engagement: Mutex::new(HashMap::new()),
-            replayed_arrival: std::sync::atomic::AtomicI64::new(-1),
             stories_cache: Mutex::new(None),
             insights_cache: Mutex::new(None),
             edits_generation: AtomicU64::new(0),
@@ -225,7 +221,6 @@ impl Newsroom {
                 engine.add_report(&report_of(&r));
             }
         }
-        self.replayed_arrival.store(newest, Ordering::SeqCst);
         // Everything the store held is placed now.
         placed.below = placed.below.max((newest + 1).max(0) as u64);
         placed.above.retain(|a| *a >= placed.below);
@@ -341,16 +336,13 @@ impl Newsroom {
     pub fn add_reports(&self, reports: &[StoredReport]) {
         if let Ok(mut slot) = self.engine.lock() {
             if let Some(engine) = slot.as_mut() {
-                let replayed = self
-                    .replayed_arrival
-                    .load(std::sync::atomic::Ordering::SeqCst);
                 if let Ok(mut placed) = self.placed_reports.lock() {
-                    // Not what the replay or the placer placed already.
-                    for r in reports.iter().filter(|r| {
-                        r.arrival as i64 > replayed
-                            && r.arrival >= placed.below
-                            && !placed.above.contains(&r.arrival)
-                    }) {
+                    // Not what the replay or the placer placed already (the replay moves
+                    // `below` past everything it read).
+                    for r in reports
+                        .iter()
+                        .filter(|r| r.arrival >= placed.below && !placed.above.contains(&r.arrival))
+                    {
                         engine.add_report(&report_of(r));
                     }
                     for r in reports {
@@ -619,6 +611,17 @@ mod tests {
         stored
     }
 
+    /// Stores the site's reports `from..from + n` as one batch, and returns them.
+    fn stored_batch(store: &Store, from: u64, n: u64) -> Vec<StoredReport> {
+        stored_reports(apply(
+            store,
+            &site(),
+            Epoch(1),
+            &batch(from, n),
+            Timestamp(T0),
+        ))
+    }
+
     /// A restart reads the snapshot and places only what was stored after it, including a
     /// batch stored before the snapshot but handed over after it (placed out of order), and
     /// ends with the same stories as a rebuild from nothing.
@@ -631,15 +634,7 @@ mod tests {
             &PiiConfig::default(),
             &AnalysisSettings::default(),
         );
-        let batch_of = |from, n| {
-            stored_reports(apply(
-                &store,
-                &site(),
-                Epoch(1),
-                &batch(from, n),
-                Timestamp(T0),
-            ))
-        };
+        let batch_of = |from, n| stored_batch(&store, from, n);
         // Before the engine runs, the placer leaves everything to its replay.
         batch_of(1, 3);
         assert_eq!(newsroom.place_stored().unwrap(), 0);
@@ -664,15 +659,7 @@ mod tests {
         let settings = AnalysisSettings::default();
         let newsroom = Newsroom::new(store.clone(), &PiiConfig::default(), &settings);
         newsroom.import(media(0, 6)).unwrap();
-        let batch_of = |from, n| {
-            stored_reports(apply(
-                &store,
-                &site(),
-                Epoch(1),
-                &batch(from, n),
-                Timestamp(T0),
-            ))
-        };
+        let batch_of = |from, n| stored_batch(&store, from, n);
         let first = batch_of(1, 3);
         let late = batch_of(4, 2);
         let third = batch_of(6, 2);
