@@ -1,11 +1,21 @@
 //! The outbox: every report filed at the site, durable in redb until the collector holds it.
 //!
-//! A filed report first waits in the queue, keyed by (priority lane, filing number), so urgent
-//! reports come out first and each lane is first-in first-out. Just before it is sent, a report
-//! is given the next seq of the epoch and moved to the sent log in one transaction; from then on
-//! it is resent with that same seq until the collector acknowledges it, and only then deleted.
-//! Giving seqs at sending time, not filing time, is what lets an urgent report overtake a routine
-//! backlog while seqs stay dense, which the collector's exactly-once rule depends on.
+//! A filed report is written once, keyed by (priority lane, filing number), and never moves.
+//! Urgent reports come out first and each lane is first-in first-out: just before they are
+//! sent, the next reports are given the next seqs of the epoch, and a cursor per lane (the
+//! first filing number not yet given a seq) moves past them in the same transaction. The sent
+//! log records them as runs: the reports of one lane between two filing numbers, with
+//! consecutive seqs from the run's first. From then on a report is resent with that same seq
+//! until the collector acknowledges it, and only then deleted. Giving seqs at sending time, not
+//! filing time, is what lets an urgent report overtake a routine backlog while seqs stay dense,
+//! which the collector's exactly-once rule depends on.
+//!
+//! Why runs and cursors: redb rewrites a page to delete one entry, so a queue entry deleted and
+//! a sent-log entry written and deleted per report cost more than the report's own write (the
+//! first layout moved each report from a queue table to a sent log and deleted it there; a
+//! drain spent two thirds of the agent's time on that). Now a report costs its write when filed,
+//! a read when sent and a delete when its acknowledgement leaves retention; a batch costs one
+//! run.
 //!
 //! Every method that changes state commits with redb's default `Durability::Immediate`, so when
 //! it returns the change is on disk, but one: a plain acknowledgement ([`Outbox::ack`]) commits
@@ -18,15 +28,25 @@ use pasopati_common::profile;
 use pasopati_common::storage::OpenError;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Priority, Report, ReportDraft, ReportId, Seq, Timestamp};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// (lane, filing number) → encoded report. Lane 0 is urgent, lane 1 routine.
-const QUEUE: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("queue");
-/// seq → encoded report, for reports given a seq and not yet acknowledged.
-const SENT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("sent_log");
+/// (lane, filing number) → encoded report, for every report queued, sent, or acknowledged and
+/// retained. Lane 0 is urgent, lane 1 routine. In each lane, the reports from the lane's cursor
+/// on are queued; the ones before it were given seqs.
+const REPORTS: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("reports");
+/// First seq of a run → the run (lane, first filing number, last filing number, count): the
+/// reports of that lane filed between the two numbers, given consecutive seqs. Runs follow one
+/// another without a gap, from the oldest retained seq to the last seq given.
+const SENT_LOG: TableDefinition<u64, (u8, u64, u64, u32)> = TableDefinition::new("sent_runs");
+/// The first release's queue and sent log, which held the reports themselves. An outbox that
+/// has them is converted when it is opened.
+const OLD_QUEUE: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("queue");
+const OLD_SENT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("sent_log");
 /// Report id → the latest revision filed here, so staff can edit or retract a report.
 const LATEST: TableDefinition<&[u8], &[u8]> = TableDefinition::new("latest");
 /// SHA-256 of an inbox file → when its reports were filed, so a file filed just before a crash
@@ -46,6 +66,8 @@ const NEXT_SEQ: &str = "next_seq";
 const ACKED_SEQ: &str = "acked_seq";
 const NEXT_FILING: &str = "next_filing";
 const LAST_SYNC_AT: &str = "last_sync_at";
+/// Per lane, the first filing number not yet given a seq.
+const CURSOR: [&str; 2] = ["cursor_urgent", "cursor_routine"];
 const UNSENT_BYTES: &str = "unsent_bytes";
 /// The default limit on unsent reports, in bytes of their encoding.
 pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
@@ -70,6 +92,8 @@ pub enum OutboxError {
     NeedsReopen(#[source] redb::Error),
     #[error("a stored report cannot be decoded ({0}); the outbox may be damaged")]
     Corrupt(#[source] pasopati_common::frame::FrameError),
+    #[error("the outbox is inconsistent: {0}. Keep a copy of the data directory for support")]
+    Inconsistent(String),
     #[error(transparent)]
     Invalid(#[from] pasopati_common::report::ReportError),
     #[error("the outbox is full: {used} bytes of unsent reports reach its limit of {limit} bytes (`[outbox] max_bytes` in agent.toml). Nothing saved is dropped; new reports are refused until the link to the collector returns and the backlog drains")]
@@ -209,14 +233,17 @@ impl Outbox {
     pub fn open(data_dir: &Path) -> Result<Outbox, OutboxError> {
         let path = data_dir.join(OUTBOX_FILE);
         let (db, epoch) = pasopati_common::storage::open_prepared(&path, |txn| {
-            let mut meta = txn.open_table(META)?;
-            txn.open_table(QUEUE)?;
+            let meta = txn.open_table(META)?;
+            txn.open_table(REPORTS)?;
             txn.open_table(SENT_LOG)?;
             txn.open_table(LATEST)?;
             txn.open_table(INBOX_SEEN)?;
             txn.open_table(PENDING_ATTACHMENTS)?;
             txn.open_table(VERDICTS)?;
             let existing = meta.get(EPOCH)?.map(|v| v.value());
+            drop(meta);
+            convert_first_release(txn)?;
+            let mut meta = txn.open_table(META)?;
             Ok::<_, OutboxError>(match existing {
                 Some(e) => Epoch(e),
                 None => {
@@ -305,7 +332,6 @@ impl Outbox {
         }
         {
             let mut meta = txn.open_table(META)?;
-            let mut queue = txn.open_table(QUEUE)?;
             let encoded: Vec<Vec<u8>> = reports.iter().map(encode_value).collect();
             let adding: u64 = encoded.iter().map(|e| e.len() as u64).sum::<u64>()
                 + attachments.iter().map(|a| a.size).sum::<u64>();
@@ -317,8 +343,9 @@ impl Outbox {
             }
             let mut filing = get(&meta, NEXT_FILING)?;
             let mut latest = txn.open_table(LATEST)?;
+            let mut bodies = txn.open_table(REPORTS)?;
             for (report, bytes) in reports.iter().zip(&encoded) {
-                queue.insert((lane(report.priority), filing), bytes.as_slice())?;
+                bodies.insert((lane(report.priority), filing), bytes.as_slice())?;
                 filing += 1;
                 latest.insert(&report.id.0[..], bytes.as_slice())?;
             }
@@ -437,25 +464,20 @@ impl Outbox {
     ) -> Result<Vec<Report>, OutboxError> {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(SENT_LOG)?;
+        let bodies = txn.open_table(REPORTS)?;
         let mut out = Vec::new();
         let mut bytes = 0;
-        for (expected, entry) in (from..).zip(log.range(from..)?) {
-            let (seq, value) = entry?;
-            if seq.value() != expected
-                || out.len() >= max_reports
-                || (bytes >= max_bytes && !out.is_empty())
-            {
-                break;
+        each_sent(&log, &bodies, from, |_, _, raw| {
+            if out.len() >= max_reports || (bytes >= max_bytes && !out.is_empty()) {
+                return Ok(false);
             }
-            bytes += value.value().len();
-            out.push(decode_report(value.value())?);
-        }
+            bytes += raw.len();
+            out.push(decode_report(raw)?);
+            Ok(true)
+        })?;
         Ok(out)
     }
 
-    /// Gives the next reports in the queue their seqs, starting at `from`, which must be the
-    /// outbox's next seq (anything else means the log still holds unsent entries), for up to
-    /// `batches` batches; returns the first.
     fn stage(
         &self,
         from: Seq,
@@ -471,28 +493,43 @@ impl Outbox {
             if next_seq != from {
                 return Ok(None);
             }
-            let mut queue = txn.open_table(QUEUE)?;
             let mut log = txn.open_table(SENT_LOG)?;
+            let bodies = txn.open_table(REPORTS)?;
             let mut seq = next_seq;
-            // The first batch is decoded and returned; the others only move to the log.
-            for batch in 0..batches {
-                let (mut count, mut bytes) = (0usize, 0usize);
-                while count < max_reports && (bytes < max_bytes || count == 0) {
-                    let Some((_, value)) = queue.pop_first()? else {
-                        break;
-                    };
-                    let raw = value.value().to_vec();
-                    drop(value);
-                    bytes += raw.len();
-                    count += 1;
-                    if batch == 0 {
-                        reports.push(decode_report(&raw)?);
+            // Up to `batches` batches, urgent lane first; the first batch is decoded and
+            // returned, the others are only given seqs.
+            let (mut batch, mut count, mut bytes) = (0usize, 0usize, 0usize);
+            'lanes: for lane in [0u8, 1u8] {
+                let cursor = get(&meta, CURSOR[lane as usize])?;
+                let mut run: Option<(u64, u64, u32)> = None;
+                for entry in bodies.range((lane, cursor)..=(lane, u64::MAX))? {
+                    let (key, value) = entry?;
+                    let raw = value.value();
+                    if count >= max_reports || (bytes >= max_bytes && count > 0) {
+                        batch += 1;
+                        (count, bytes) = (0, 0);
                     }
-                    log.insert(seq, raw.as_slice())?;
-                    seq += 1;
+                    if batch == batches {
+                        break;
+                    }
+                    if batch == 0 {
+                        reports.push(decode_report(raw)?);
+                    }
+                    count += 1;
+                    bytes += raw.len();
+                    let filing = key.value().1;
+                    run = Some(match run {
+                        None => (filing, filing, 1),
+                        Some((first, _, n)) => (first, filing, n + 1),
+                    });
                 }
-                if count < max_reports && bytes < max_bytes {
-                    break;
+                if let Some((first, last, n)) = run {
+                    log.insert(seq, (lane, first, last, n))?;
+                    seq += u64::from(n);
+                    meta.insert(CURSOR[lane as usize], last + 1)?;
+                }
+                if batch == batches {
+                    break 'lanes;
                 }
             }
             if reports.is_empty() {
@@ -537,6 +574,7 @@ impl Outbox {
         {
             let mut meta = txn.open_table(META)?;
             let mut log = txn.open_table(SENT_LOG)?;
+            let mut bodies = txn.open_table(REPORTS)?;
             let mut verdicts = txn.open_table(VERDICTS)?;
             let latest = txn.open_table(LATEST)?;
             let now = Timestamp::now();
@@ -547,10 +585,7 @@ impl Outbox {
             for (r, kind) in tagged {
                 // The title from the sent log (before retention may drop the seq), else from the
                 // latest revision filed here.
-                let from_log = match log.get(r.seq)? {
-                    Some(v) => Some(decode_report(v.value())?),
-                    None => None,
-                };
+                let from_log = report_at(&log, &bodies, r.seq)?;
                 let title = match from_log.filter(|rep| rep.id == r.id) {
                     Some(rep) => rep.title,
                     None => match latest.get(&r.id.0[..])? {
@@ -572,16 +607,20 @@ impl Outbox {
             let acked = get(&meta, ACKED_SEQ)?;
             if hwm > acked {
                 let mut freed = 0u64;
-                for entry in log.range(acked + 1..=hwm)? {
-                    freed += entry?.1.value().len() as u64;
-                }
+                each_sent(&log, &bodies, acked + 1, |seq, _, raw| {
+                    if seq > hwm {
+                        return Ok(false);
+                    }
+                    freed += raw.len() as u64;
+                    Ok(true)
+                })?;
                 let used = get(&meta, UNSENT_BYTES)?;
                 meta.insert(UNSENT_BYTES, used.saturating_sub(freed))?;
                 if freed > 0 {
                     self.full.store(false, Ordering::SeqCst);
                 }
                 let keep_from = hwm.saturating_sub(retain) + 1;
-                log.retain_in(..keep_from, |_, _| false)?;
+                forget_before(&mut log, &mut bodies, keep_from)?;
                 meta.insert(ACKED_SEQ, hwm)?;
             }
             meta.insert(LAST_SYNC_AT, now.0.max(0) as u64)?;
@@ -626,26 +665,17 @@ impl Outbox {
         let txn = self.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
-            let mut queue = txn.open_table(QUEUE)?;
             let mut log = txn.open_table(SENT_LOG)?;
-            // Renumber the lanes: the unacknowledged reports from the sent log first, in seq
-            // order, then the queue as it was. Acknowledged ones belong to the old epoch and are
-            // dropped. This is rare (an outbox restored from a copy), so O(n) is fine.
+            let mut bodies = txn.open_table(REPORTS)?;
+            // Acknowledged reports belong to the old epoch and are dropped; the runs are
+            // forgotten and the cursors go back to the start of their lanes, so the
+            // unacknowledged reports are queued again in front of everything filed after them.
             let acked = get(&meta, ACKED_SEQ)?;
-            let mut reordered = Vec::new();
-            while let Some((seq, value)) = log.pop_first()? {
-                if seq.value() > acked {
-                    reordered.push(value.value().to_vec());
-                }
+            forget_before(&mut log, &mut bodies, acked + 1)?;
+            log.retain(|_, _| false)?;
+            for cursor in CURSOR {
+                meta.insert(cursor, 0)?;
             }
-            while let Some((_, value)) = queue.pop_first()? {
-                reordered.push(value.value().to_vec());
-            }
-            for (filing, raw) in reordered.iter().enumerate() {
-                let report = decode_report(raw)?;
-                queue.insert((lane(report.priority), filing as u64), raw.as_slice())?;
-            }
-            meta.insert(NEXT_FILING, reordered.len() as u64)?;
             meta.insert(EPOCH, epoch.0)?;
             meta.insert(NEXT_SEQ, 1)?;
             meta.insert(ACKED_SEQ, 0)?;
@@ -659,8 +689,8 @@ impl Outbox {
     pub fn stats(&self) -> Result<OutboxStats, OutboxError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        let queue = txn.open_table(QUEUE)?;
         let log = txn.open_table(SENT_LOG)?;
+        let bodies = txn.open_table(REPORTS)?;
         let mut oldest: Option<Timestamp> = None;
         let mut consider = |raw: &[u8]| -> Result<(), OutboxError> {
             let r = decode_report(raw)?;
@@ -669,22 +699,36 @@ impl Outbox {
         };
         let acked = get(&meta, ACKED_SEQ)?;
         let next_seq = get(&meta, NEXT_SEQ)?;
-        if let Some(entry) = log.range(acked + 1..)?.next() {
-            consider(entry?.1.value())?;
-        }
+        each_sent(&log, &bodies, acked + 1, |_, _, raw| {
+            consider(raw)?;
+            Ok(false)
+        })?;
+        let mut queued = [0u64; 2];
         for lane in [0u8, 1u8] {
-            if let Some(entry) = queue.range((lane, 0)..=(lane, u64::MAX))?.next() {
-                let (_, v) = entry?;
-                consider(v.value())?;
+            let cursor = get(&meta, CURSOR[lane as usize])?;
+            let mut waiting = bodies.range((lane, cursor)..=(lane, u64::MAX))?;
+            if let Some(entry) = waiting.next() {
+                consider(entry?.1.value())?;
+            }
+            // Urgent reports are few; the routine lane is counted from the totals below.
+            if lane == 0 {
+                queued[0] = bodies.range((lane, cursor)..=(lane, u64::MAX))?.count() as u64;
             }
         }
-        let queued_urgent = queue.range((0u8, 0)..=(0u8, u64::MAX))?.count() as u64;
+        // Every report held is queued, sent, or acknowledged and retained; the runs hold the
+        // last two, one seq each, from the oldest retained to the last given.
+        let sequenced = match log.first()? {
+            Some((first, _)) => next_seq.saturating_sub(first.value()),
+            None => 0,
+        };
+        let queued_all = bodies.len()?.saturating_sub(sequenced);
+        queued[1] = queued_all.saturating_sub(queued[0]);
         let last_sync = meta.get(LAST_SYNC_AT)?.map(|v| Timestamp(v.value() as i64));
         let attachments_pending = txn.open_table(PENDING_ATTACHMENTS)?.len()?;
         Ok(OutboxStats {
             epoch: self.epoch(),
-            backlog: queue.len()? + next_seq.saturating_sub(acked + 1),
-            queued_urgent,
+            backlog: queued_all + next_seq.saturating_sub(acked + 1),
+            queued_urgent: queued[0],
             oldest_unsent_at: oldest,
             acked_seq: acked,
             next_seq,
@@ -701,16 +745,28 @@ impl Outbox {
     pub fn recent(&self, limit: usize) -> Result<Vec<(Report, bool)>, OutboxError> {
         let txn = self.db.begin_read()?;
         let acked = get(&txn.open_table(META)?, ACKED_SEQ)?;
-        let mut out = Vec::new();
-        let queue = txn.open_table(QUEUE)?;
-        for lane in [0u8, 1u8] {
-            for entry in queue.range((lane, 0)..=(lane, u64::MAX))?.rev().take(limit) {
-                out.push((decode_report(entry?.1.value())?, false));
+        let log = txn.open_table(SENT_LOG)?;
+        let bodies = txn.open_table(REPORTS)?;
+        // Which of the reports held were acknowledged (a retained few thousand at most).
+        let mut acknowledged = std::collections::HashSet::new();
+        each_sent(&log, &bodies, 0, |seq, key, _| {
+            if seq > acked {
+                return Ok(false);
             }
-        }
-        for entry in txn.open_table(SENT_LOG)?.iter()?.rev().take(limit) {
-            let (seq, value) = entry?;
-            out.push((decode_report(value.value())?, seq.value() <= acked));
+            acknowledged.insert(key);
+            Ok(true)
+        })?;
+        let mut out = Vec::new();
+        for lane in [0u8, 1u8] {
+            for entry in bodies
+                .range((lane, 0)..=(lane, u64::MAX))?
+                .rev()
+                .take(limit)
+            {
+                let (key, value) = entry?;
+                let report = decode_report(value.value())?;
+                out.push((report, acknowledged.contains(&key.value())));
+            }
         }
         out.sort_by(|a, b| b.0.filed_at.cmp(&a.0.filed_at).then(b.0.id.cmp(&a.0.id)));
         out.truncate(limit);
@@ -769,12 +825,23 @@ impl Outbox {
     pub fn unacknowledged(&self) -> Result<Vec<ReportId>, OutboxError> {
         let txn = self.db.begin_read()?;
         let acked = get(&txn.open_table(META)?, ACKED_SEQ)?;
+        let meta = txn.open_table(META)?;
         let mut out = Vec::new();
-        for entry in txn.open_table(SENT_LOG)?.range(acked + 1..)? {
-            out.push(decode_report(entry?.1.value())?.id);
-        }
-        for entry in txn.open_table(QUEUE)?.iter()? {
-            out.push(decode_report(entry?.1.value())?.id);
+        let bodies = txn.open_table(REPORTS)?;
+        each_sent(
+            &txn.open_table(SENT_LOG)?,
+            &bodies,
+            acked + 1,
+            |_, _, raw| {
+                out.push(decode_report(raw)?.id);
+                Ok(true)
+            },
+        )?;
+        for lane in [0u8, 1u8] {
+            let cursor = get(&meta, CURSOR[lane as usize])?;
+            for entry in bodies.range((lane, cursor)..=(lane, u64::MAX))? {
+                out.push(decode_report(entry?.1.value())?.id);
+            }
         }
         Ok(out)
     }
@@ -797,6 +864,153 @@ fn decode_report(raw: &[u8]) -> Result<Report, OutboxError> {
 
 fn decode_verdict(raw: &[u8]) -> Result<CenterVerdict, OutboxError> {
     decode_value(raw).map_err(OutboxError::Corrupt)
+}
+
+/// Calls `each` with (seq, key, encoded report) for every report given a seq from `from` on,
+/// in seq order, while it returns true.
+fn each_sent(
+    log: &impl ReadableTable<u64, (u8, u64, u64, u32)>,
+    bodies: &impl ReadableTable<(u8, u64), &'static [u8]>,
+    from: Seq,
+    mut each: impl FnMut(Seq, (u8, u64), &[u8]) -> Result<bool, OutboxError>,
+) -> Result<(), OutboxError> {
+    // The run holding `from` starts at or before it; when none does, every run is later.
+    let start = match log.range(..=from)?.next_back() {
+        Some(entry) => entry?.0.value(),
+        None => match log.first()? {
+            Some((first, _)) => first.value(),
+            None => return Ok(()),
+        },
+    };
+    let mut expected = start;
+    for run in log.range(start..)? {
+        let (first_seq, run) = run?;
+        let (first_seq, (lane, first, last, count)) = (first_seq.value(), run.value());
+        if first_seq != expected {
+            return Err(OutboxError::Inconsistent(format!(
+                "the sent log skips from seq {expected} to seq {first_seq}"
+            )));
+        }
+        let mut seq = first_seq;
+        for entry in bodies.range((lane, first)..=(lane, last))? {
+            let (key, value) = entry?;
+            if seq >= from && !each(seq, key.value(), value.value())? {
+                return Ok(());
+            }
+            seq += 1;
+        }
+        if seq != first_seq + u64::from(count) {
+            return Err(OutboxError::Inconsistent(format!(
+                "the run of seqs from {first_seq} holds {} reports, not {count}",
+                seq - first_seq
+            )));
+        }
+        expected = seq;
+    }
+    Ok(())
+}
+
+/// The report given `seq`, if it is still held.
+fn report_at(
+    log: &impl ReadableTable<u64, (u8, u64, u64, u32)>,
+    bodies: &impl ReadableTable<(u8, u64), &'static [u8]>,
+    seq: Seq,
+) -> Result<Option<Report>, OutboxError> {
+    let mut found = None;
+    each_sent(log, bodies, seq, |at, _, raw| {
+        if at == seq {
+            found = Some(decode_report(raw)?);
+        }
+        Ok(false)
+    })?;
+    Ok(found)
+}
+
+/// Deletes the reports given seqs before `keep_from`, and their runs.
+fn forget_before(
+    log: &mut redb::Table<u64, (u8, u64, u64, u32)>,
+    bodies: &mut redb::Table<(u8, u64), &[u8]>,
+    keep_from: Seq,
+) -> Result<(), OutboxError> {
+    let old: Vec<(u64, (u8, u64, u64, u32))> = log
+        .range(..keep_from)?
+        .map(|entry| entry.map(|(k, v)| (k.value(), v.value())))
+        .collect::<Result<_, _>>()?;
+    for (first_seq, (lane, first, last, count)) in old {
+        log.remove(first_seq)?;
+        let end = first_seq + u64::from(count);
+        if end <= keep_from {
+            bodies.retain_in((lane, first)..=(lane, last), |_, _| false)?;
+            continue;
+        }
+        // The run straddles `keep_from`: its head goes, its tail stays as a shorter run.
+        let mut dropping = keep_from - first_seq;
+        bodies.retain_in((lane, first)..=(lane, last), |_, _| {
+            let keep = dropping == 0;
+            dropping = dropping.saturating_sub(1);
+            keep
+        })?;
+        let tail_first = match bodies.range((lane, first)..=(lane, last))?.next() {
+            Some(entry) => entry?.0.value().1,
+            None => return Err(missing(first_seq)),
+        };
+        log.insert(
+            keep_from,
+            (lane, tail_first, last, (end - keep_from) as u32),
+        )?;
+    }
+    Ok(())
+}
+
+fn missing(seq: Seq) -> OutboxError {
+    OutboxError::Inconsistent(format!(
+        "the reports of the run from seq {seq} are not all held"
+    ))
+}
+
+/// Converts an outbox of the first release, whose queue and sent log held the reports
+/// themselves, in the transaction that opens it. The reports of the sent log are written under
+/// new filing numbers in seq order, one run each, and the queue's after them; the cursors start
+/// at the first queued, so each lane keeps its order and every seq stays. A no-op for an
+/// outbox without the old tables.
+fn convert_first_release(txn: &redb::WriteTransaction) -> Result<(), OutboxError> {
+    let names: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+    let has = |name: &str| names.iter().any(|n| n == name);
+    if !has(OLD_QUEUE.name()) && !has(OLD_SENT_LOG.name()) {
+        return Ok(());
+    }
+    let mut meta = txn.open_table(META)?;
+    let mut bodies = txn.open_table(REPORTS)?;
+    let mut log = txn.open_table(SENT_LOG)?;
+    let mut filing = get(&meta, NEXT_FILING)?;
+    if has(OLD_SENT_LOG.name()) {
+        let mut old = txn.open_table(OLD_SENT_LOG)?;
+        while let Some((seq, value)) = old.pop_first()? {
+            let lane = lane(decode_report(value.value())?.priority);
+            bodies.insert((lane, filing), value.value())?;
+            log.insert(seq.value(), (lane, filing, filing, 1))?;
+            filing += 1;
+        }
+    }
+    for cursor in CURSOR {
+        meta.insert(cursor, filing)?;
+    }
+    if has(OLD_QUEUE.name()) {
+        let mut old = txn.open_table(OLD_QUEUE)?;
+        while let Some((key, value)) = old.pop_first()? {
+            bodies.insert((key.value().0, filing), value.value())?;
+            filing += 1;
+        }
+    }
+    meta.insert(NEXT_FILING, filing)?;
+    drop((meta, bodies, log));
+    if has(OLD_SENT_LOG.name()) {
+        txn.delete_table(OLD_SENT_LOG)?;
+    }
+    if has(OLD_QUEUE.name()) {
+        txn.delete_table(OLD_QUEUE)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -823,6 +1037,213 @@ mod tests {
                 .unwrap();
         }
         (dir, outbox)
+    }
+
+    fn held_reports(outbox: &Outbox) -> u64 {
+        let txn = outbox.db.begin_read().unwrap();
+        txn.open_table(REPORTS).unwrap().len().unwrap()
+    }
+
+    #[test]
+    fn a_report_leaves_the_file_once_acknowledged_and_out_of_retention() {
+        let (_dir, outbox) = outbox_with(6, "r");
+        outbox.batch_from(1, 6, usize::MAX, 1).unwrap().unwrap();
+        assert_eq!(held_reports(&outbox), 6);
+        outbox.ack(4, 1).unwrap();
+        // Seqs 1-3 are gone, 4 is retained, 5 and 6 wait for their acknowledgement.
+        assert_eq!(held_reports(&outbox), 3);
+        assert_eq!(outbox.positions().unwrap().oldest_retained, 4);
+        // A new epoch drops the retained one and queues the others again, in order.
+        outbox.start_new_epoch().unwrap();
+        assert_eq!(held_reports(&outbox), 2);
+        let again = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
+        let titles: Vec<&str> = again.reports.iter().map(|r| r.title.as_str()).collect();
+        assert_eq!(titles, ["r4", "r5"]);
+        outbox.ack(2, 0).unwrap();
+        assert_eq!(held_reports(&outbox), 0);
+        assert_eq!(outbox.stats().unwrap().unsent_bytes, 0);
+    }
+
+    /// Random filings, sends, resends, acknowledgements, reopenings and new epochs against a
+    /// model of what the outbox promises: lanes in filing order, dense seqs, resends the same,
+    /// retention, and nothing held that should not be.
+    #[test]
+    fn the_outbox_keeps_its_promises_under_random_operations() {
+        use std::collections::BTreeMap;
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(dir.path()).unwrap();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n.max(1)
+        };
+        // (lane, filing) → title of queued reports; seq → (lane, filing, title) of sequenced ones.
+        let mut queued: BTreeMap<(u8, u64), String> = BTreeMap::new();
+        let mut sent: BTreeMap<u64, (u8, u64, String)> = BTreeMap::new();
+        let (mut filing, mut next_seq, mut acked) = (0u64, 1u64, 0u64);
+        for step in 0..600 {
+            match next(100) {
+                0..=39 => {
+                    let urgent = next(5) == 0;
+                    let title = format!("laporan {step}");
+                    let priority = if urgent {
+                        Priority::Urgent
+                    } else {
+                        Priority::Normal
+                    };
+                    outbox.file(draft(&title, priority)).unwrap();
+                    queued.insert((u8::from(!urgent), filing), title);
+                    filing += 1;
+                }
+                40..=64 => {
+                    let (k, batches) = (1 + next(6) as usize, 1 + next(3) as usize);
+                    let staged = outbox.batch_from(next_seq, k, usize::MAX, batches).unwrap();
+                    let mut first = Vec::new();
+                    for i in 0..k * batches {
+                        let Some(((lane, f), title)) = queued.pop_first() else {
+                            break;
+                        };
+                        if i < k {
+                            first.push(title.clone());
+                        }
+                        sent.insert(next_seq, (lane, f, title));
+                        next_seq += 1;
+                    }
+                    let got: Vec<String> = staged
+                        .map(|s| s.reports.into_iter().map(|r| r.title).collect())
+                        .unwrap_or_default();
+                    assert_eq!(got, first, "step {step}: staged");
+                }
+                65..=74 if next_seq > 1 => {
+                    let low = *sent.keys().next().unwrap_or(&next_seq);
+                    let from = low + next(next_seq - low);
+                    let k = 1 + next(8) as usize;
+                    let got: Vec<String> = outbox
+                        .batch_from(from, k, usize::MAX, 1)
+                        .unwrap()
+                        .map(|s| s.reports.into_iter().map(|r| r.title).collect())
+                        .unwrap_or_default();
+                    let want: Vec<String> = sent
+                        .range(from..)
+                        .take(k)
+                        .map(|(_, v)| v.2.clone())
+                        .collect();
+                    assert_eq!(got, want, "step {step}: resend from {from}");
+                }
+                75..=89 if next_seq - 1 > acked => {
+                    let hwm = acked + 1 + next(next_seq - 1 - acked);
+                    let retain = next(4);
+                    outbox.ack(hwm, retain).unwrap();
+                    acked = hwm;
+                    let keep_from = hwm.saturating_sub(retain) + 1;
+                    sent.retain(|&seq, _| seq >= keep_from);
+                }
+                90..=94 => {
+                    drop(outbox);
+                    outbox = Outbox::open(dir.path()).unwrap();
+                }
+                95..=96 => {
+                    outbox.start_new_epoch().unwrap();
+                    for (seq, (lane, f, title)) in std::mem::take(&mut sent) {
+                        if seq > acked {
+                            queued.insert((lane, f), title);
+                        }
+                    }
+                    (next_seq, acked) = (1, 0);
+                }
+                _ => {}
+            }
+            let unacknowledged: Vec<ReportId> = outbox.unacknowledged().unwrap();
+            let titles: Vec<String> = unacknowledged
+                .iter()
+                .map(|id| outbox.latest(id).unwrap().unwrap().title)
+                .collect();
+            let want: Vec<String> = sent
+                .range(acked + 1..)
+                .map(|(_, v)| v.2.clone())
+                .chain(queued.values().cloned())
+                .collect();
+            assert_eq!(titles, want, "step {step}: unacknowledged");
+            let stats = outbox.stats().unwrap();
+            assert_eq!(stats.backlog, want.len() as u64, "step {step}: backlog");
+            let urgent = queued.keys().filter(|(lane, _)| *lane == 0).count() as u64;
+            assert_eq!(stats.queued_urgent, urgent, "step {step}: urgent");
+            assert_eq!(
+                held_reports(&outbox),
+                (queued.len() + sent.len()) as u64,
+                "step {step}: held"
+            );
+            let p = outbox.positions().unwrap();
+            assert_eq!((p.acked, p.next_seq), (acked, next_seq), "step {step}");
+        }
+    }
+
+    #[test]
+    fn a_first_release_outbox_is_converted_keeping_seqs_and_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = |title: &str, priority| {
+            draft(title, priority)
+                .validate(Taxonomy::builtin(), Timestamp::now())
+                .unwrap()
+        };
+        let epoch = 0x5eed;
+        {
+            // The first release's layout: the queue and the sent log hold the reports.
+            let db = redb::Database::create(dir.path().join(OUTBOX_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(META).unwrap();
+                for (key, value) in [
+                    (EPOCH, epoch),
+                    (NEXT_SEQ, 3),
+                    (ACKED_SEQ, 1),
+                    (NEXT_FILING, 5),
+                ] {
+                    meta.insert(key, value).unwrap();
+                }
+                let mut log = txn.open_table(OLD_SENT_LOG).unwrap();
+                for (seq, title) in [(1u64, "terkirim 1"), (2, "terkirim 2")] {
+                    let bytes = encode_value(&report(title, Priority::Normal));
+                    log.insert(seq, bytes.as_slice()).unwrap();
+                }
+                let mut queue = txn.open_table(OLD_QUEUE).unwrap();
+                let routine = encode_value(&report("antre rutin", Priority::Normal));
+                let urgent = encode_value(&report("antre darurat", Priority::Urgent));
+                queue.insert((1u8, 3u64), routine.as_slice()).unwrap();
+                queue.insert((0u8, 4u64), urgent.as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let outbox = Outbox::open(dir.path()).unwrap();
+        assert_eq!(outbox.epoch(), Epoch(epoch));
+        let p = outbox.positions().unwrap();
+        assert_eq!((p.acked, p.oldest_retained, p.next_seq), (1, 1, 3));
+        let titles = |reports: &[Report]| -> Vec<String> {
+            reports.iter().map(|r| r.title.clone()).collect()
+        };
+        // Seq 2 is resent as it was; the queue gives the urgent report the next seq.
+        let resend = outbox.batch_from(2, 10, usize::MAX, 1).unwrap().unwrap();
+        assert_eq!(titles(&resend.reports), ["terkirim 2"]);
+        let next = outbox.batch_from(3, 10, usize::MAX, 1).unwrap().unwrap();
+        assert_eq!(titles(&next.reports), ["antre darurat", "antre rutin"]);
+        drop(outbox);
+        // Converted once: the old tables are gone and a reopen changes nothing.
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let txn = outbox.db.begin_read().unwrap();
+        let names: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "queue" || n == "sent_log"),
+            "{names:?}"
+        );
+        drop(txn);
+        assert_eq!(held_reports(&outbox), 4);
+        assert_eq!(outbox.positions().unwrap().next_seq, 5);
     }
 
     #[test]
