@@ -758,11 +758,29 @@ async fn carry_out(
             Ok(StoreAnswer::Done)
         }
         StoreCommand::ApplyBatch { epoch, batch, now } => {
-            let job = crate::store::BatchJob {
+            let mut job = crate::store::BatchJob {
                 site: site.clone(),
                 epoch,
                 batch,
                 now,
+                examined: None,
+            };
+            // Checks, hashes and the PII guard run here, in parallel across sessions, so the
+            // store's one writer only applies the rules that need the store.
+            let st = state.clone();
+            let job = match tokio::task::spawn_blocking(move || {
+                job.examine(&st.guard);
+                job
+            })
+            .await
+            {
+                Ok(job) => job,
+                Err(e) => {
+                    return Err(SyncEnd::Refused(
+                        RefusalCode::Unavailable,
+                        format!("the collector could not examine a batch: {e}"),
+                    ))
+                }
             };
             let outcome = state
                 .commits

@@ -99,11 +99,14 @@ pub static AGENT_SEND: Stage = Stage::new("agent.encode_send");
 pub static AGENT_ACK: Stage = Stage::new("agent.record_ack");
 /// Decoding a frame read from a stream (bincode, with its size limit), on either side.
 pub static FRAME_DECODE: Stage = Stage::new("frame.decode");
+/// The collector examining a batch before the store: `Report::check`, hashing and the PII
+/// guard, in the session, outside the store's one writer.
+pub static COLLECTOR_EXAMINE: Stage = Stage::new("collector.examine");
 /// The collector waiting for the store to take a batch (the group commit's queue).
 pub static COLLECTOR_QUEUE: Stage = Stage::new("collector.queue_wait");
-/// The batch rules: `Report::check`, the PII guard, hashing and the ledger's writes.
+/// The batch rules against the store: positions, ownership, revisions and the ledger's writes.
 pub static COLLECTOR_RULES: Stage = Stage::new("collector.rules");
-/// The PII guard alone (inside the rules).
+/// The PII guard alone (inside the examination).
 pub static COLLECTOR_PII: Stage = Stage::new("collector.pii_scan");
 /// The store's commit of a group of batches, fsync included.
 pub static COLLECTOR_COMMIT: Stage = Stage::new("collector.commit");
@@ -111,15 +114,16 @@ pub static COLLECTOR_COMMIT: Stage = Stage::new("collector.commit");
 pub static COLLECTOR_REPLY: Stage = Stage::new("collector.reply");
 
 /// Every stage, in the order a batch meets them.
-pub fn stages() -> [&'static Stage; 10] {
+pub fn stages() -> [&'static Stage; 11] {
     [
         &AGENT_STAGE,
         &AGENT_READ_SENT,
         &AGENT_SEND,
         &FRAME_DECODE,
+        &COLLECTOR_EXAMINE,
+        &COLLECTOR_PII,
         &COLLECTOR_QUEUE,
         &COLLECTOR_RULES,
-        &COLLECTOR_PII,
         &COLLECTOR_COMMIT,
         &COLLECTOR_REPLY,
         &AGENT_ACK,

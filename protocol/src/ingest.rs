@@ -162,6 +162,44 @@ impl Applied {
     }
 }
 
+/// What the rules judge of one report without the store: whether it keeps the report rules
+/// the agent applied before saving it, its content hash, and (when it keeps them) the PII
+/// guard's findings. Working these out is most of a batch's CPU, and none of it needs the
+/// store's one writer, so the collector examines a batch before it waits for the writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Examined {
+    /// Why the report breaks the report rules, if it does.
+    pub problem: Option<String>,
+    pub hash: [u8; 32],
+    pub findings: Vec<Finding>,
+}
+
+/// Examines every report of `batch` at `now`. `pii` is the PII guard's verdict on a report
+/// (the collector passes `PiiGuard::check_report`).
+pub fn examine(
+    batch: &Batch,
+    taxonomy: &Taxonomy,
+    pii: impl Fn(&Report) -> Vec<Finding>,
+    now: Timestamp,
+) -> Vec<Examined> {
+    batch
+        .reports
+        .iter()
+        .map(|report| {
+            let problem = report.check(taxonomy, now).err().map(|e| e.to_string());
+            Examined {
+                findings: if problem.is_none() {
+                    pii(report)
+                } else {
+                    Vec::new()
+                },
+                problem,
+                hash: report.content_hash(),
+            }
+        })
+        .collect()
+}
+
 /// Applies the rules to a batch from `site`, given its stored `hwm` for the batch's epoch.
 /// `pii` is the PII guard's verdict on a report (the collector passes `PiiGuard::check_report`).
 #[allow(clippy::too_many_arguments)]
@@ -175,6 +213,34 @@ pub fn apply_batch_rules<L: Ledger>(
     pii: impl Fn(&Report) -> Vec<Finding>,
     now: Timestamp,
 ) -> Result<BatchVerdict, L::Error> {
+    let examined = examine(batch, taxonomy, pii, now);
+    apply_examined_batch(ledger, site, hwm, batch, &examined, limits)
+}
+
+/// [`apply_batch_rules`] for a batch already examined ([`examine`], one entry per report).
+pub fn apply_examined_batch<L: Ledger>(
+    ledger: &mut L,
+    site: &SiteId,
+    hwm: Seq,
+    batch: &Batch,
+    examined: &[Examined],
+    limits: &Limits,
+) -> Result<BatchVerdict, L::Error> {
+    if examined.len() != batch.reports.len() {
+        // A caller's mistake, not the agent's: judge nothing rather than misjudge.
+        return Ok(BatchVerdict::Refused {
+            hwm,
+            reason: NackReason::Unavailable {
+                message: format!(
+                    "the collector examined {} reports of a batch of {}; it keeps nothing of \
+                     the batch, and the agent sends it again",
+                    examined.len(),
+                    batch.reports.len()
+                ),
+            },
+            skipped: None,
+        });
+    }
     let plan = match plan_batch(hwm, batch.first_seq, batch.reports.len(), limits) {
         Ok(plan) => plan,
         Err(reason) => {
@@ -190,6 +256,7 @@ pub fn apply_batch_rules<L: Ledger>(
         }
     };
     let report_at = |seq: Seq| &batch.reports[(seq - batch.first_seq) as usize];
+    let examined_at = |seq: Seq| &examined[(seq - batch.first_seq) as usize];
     let mut applied = Applied {
         hwm,
         ..Applied::default()
@@ -202,7 +269,7 @@ pub fn apply_batch_rules<L: Ledger>(
         for seq in range {
             // Below the hwm but held nowhere: a seq refused or recorded lost. Nothing to compare.
             let held = ledger.hash_at(seq)?;
-            if held.is_some_and(|hash| hash != report_at(seq).content_hash()) {
+            if held.is_some_and(|hash| hash != examined_at(seq).hash) {
                 return Ok(conflict(hwm, seq));
             }
             applied.replayed += 1;
@@ -214,9 +281,10 @@ pub fn apply_batch_rules<L: Ledger>(
             applied.hwm = seq;
             // The same rule the agent applied before saving; then ownership: only the site that
             // first filed a report id may revise or retract it.
-            let problem = match report.check(taxonomy, now) {
-                Err(e) => Some(e.to_string()),
-                Ok(()) => match ledger.owner(&report.id)? {
+            let facts = examined_at(seq);
+            let problem = match &facts.problem {
+                Some(problem) => Some(problem.clone()),
+                None => match ledger.owner(&report.id)? {
                     Some(owner) if owner != *site => Some(format!(
                         "report {} belongs to another site; a site may only revise or retract its own reports",
                         report.id
@@ -233,7 +301,7 @@ pub fn apply_batch_rules<L: Ledger>(
                 });
                 continue;
             }
-            let hash = report.content_hash();
+            let hash = facts.hash;
             match ledger.hash_of_revision(&report.id, report.revision)? {
                 Some(held) if held != hash => applied.refused.push(RefusedReport {
                     seq,
@@ -251,7 +319,7 @@ pub fn apply_batch_rules<L: Ledger>(
                     applied.known_by_id += 1;
                 }
                 None => {
-                    let findings = pii(report);
+                    let findings = facts.findings.clone();
                     if findings.is_empty() {
                         applied.stored.push(seq);
                     } else {

@@ -11,7 +11,9 @@ use super::{
 };
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{Batch, Heartbeat, Limits, NackReason, RefusedReport};
-use pasopati_common::ingest::{apply_batch_rules, BatchVerdict, Ledger, Verdicts};
+use pasopati_common::ingest::{
+    apply_examined_batch, examine, BatchVerdict, Examined, Ledger, Verdicts,
+};
 use pasopati_common::pii::{Finding, PiiGuard};
 use pasopati_common::profile;
 use pasopati_common::sync::HelloDecision;
@@ -275,6 +277,7 @@ impl Store {
             epoch,
             batch: batch.clone(),
             now,
+            examined: None,
         };
         let mut outcomes = self.apply_batches(std::slice::from_ref(&job), limits, guard)?;
         outcomes.pop().ok_or(StoreError::Corrupt(
@@ -336,6 +339,28 @@ pub struct BatchJob {
     pub epoch: Epoch,
     pub batch: Batch,
     pub now: Timestamp,
+    /// The batch examined at `now` ([`BatchJob::examine`]) before it came to the store's
+    /// writer; when absent, the writer examines it.
+    pub examined: Option<Vec<Examined>>,
+}
+
+impl BatchJob {
+    /// Works out what the rules judge of each report without the store (checks, hashes, the
+    /// PII guard), so the store's one writer does not have to.
+    pub fn examine(&mut self, guard: &PiiGuard) {
+        self.examined = Some(examined(&self.batch, guard, self.now));
+    }
+}
+
+fn examined(batch: &Batch, guard: &PiiGuard, now: Timestamp) -> Vec<Examined> {
+    let _examining = profile::COLLECTOR_EXAMINE.start();
+    profile::COLLECTOR_EXAMINE.add_items(batch.reports.len() as u64);
+    examine(
+        batch,
+        Taxonomy::builtin(),
+        |report| profile::COLLECTOR_PII.time(|| guard.check_report(report)),
+        now,
+    )
 }
 
 /// Applies one batch of a group inside the group's transaction.
@@ -351,20 +376,19 @@ fn apply_one(
         .get((site.as_str(), epoch.0))?
         .map(|v| v.value())
         .unwrap_or(0);
+    let examined_here;
+    let examined = match &job.examined {
+        Some(examined) => examined,
+        None => {
+            examined_here = examined(batch, guard, now);
+            &examined_here
+        }
+    };
     let (verdict, stored) = {
         let _rules = profile::COLLECTOR_RULES.start();
         profile::COLLECTOR_RULES.add_items(batch.reports.len() as u64);
         let mut ledger = RedbLedger::open(txn, site, epoch, now)?;
-        let verdict = apply_batch_rules(
-            &mut ledger,
-            site,
-            hwm,
-            batch,
-            limits,
-            Taxonomy::builtin(),
-            |report| profile::COLLECTOR_PII.time(|| guard.check_report(report)),
-            now,
-        )?;
+        let verdict = apply_examined_batch(&mut ledger, site, hwm, batch, examined, limits)?;
         let stored = match &verdict {
             BatchVerdict::Applied(applied) => ledger.finish(applied.hwm)?,
             BatchVerdict::Refused { .. } => Vec::new(),
@@ -802,7 +826,14 @@ mod tests {
             epoch: Epoch(5),
             batch,
             now,
+            examined: None,
         });
+        // Some examined before they come to the store's writer, as a session does, some not:
+        // the same outcomes either way.
+        let mut jobs = jobs;
+        for job in jobs.iter_mut().step_by(2) {
+            job.examine(&PiiGuard::default());
+        }
         // Two stores, each with both sites registered.
         let with_other = || {
             let (dir, s) = store();
