@@ -10,12 +10,12 @@
 //! filing time, is what lets an urgent report overtake a routine backlog while seqs stay dense,
 //! which the collector's exactly-once rule depends on.
 //!
-//! Why runs and cursors: redb rewrites a page to delete one entry, so a queue entry deleted and
-//! a sent-log entry written and deleted per report cost more than the report's own write (the
-//! first layout moved each report from a queue table to a sent log and deleted it there; a
-//! drain spent two thirds of the agent's time on that). Now a report costs its write when filed,
-//! a read when sent and a delete when its acknowledgement leaves retention; a batch costs one
-//! run.
+//! Why runs, cursors and segments: redb rewrites pages to delete one entry, so a queue entry
+//! deleted and a sent-log entry written and deleted per report cost more than the report's own
+//! write (the first layout moved each report from a queue table to a sent log and deleted it
+//! there; a drain spent two thirds of the agent's time on that). Now a report costs its write
+//! when filed and a read when sent; a batch costs one run; and reports leave the file a segment
+//! (4,096 filing numbers, [`segments`]) at a time, when none of the segment is held any more.
 //!
 //! Every method that changes state commits with redb's default `Durability::Immediate`, so when
 //! it returns the change is on disk, but one: a plain acknowledgement ([`Outbox::ack`]) commits
@@ -34,11 +34,13 @@ use redb::{
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod segments;
+use segments::Segments;
+
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// (lane, filing number) → encoded report, for every report queued, sent, or acknowledged and
-/// retained. Lane 0 is urgent, lane 1 routine. In each lane, the reports from the lane's cursor
-/// on are queued; the ones before it were given seqs.
-const REPORTS: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("reports");
+// The reports themselves are in segments ([`segments`]): (lane, filing number) → encoded
+// report. Lane 0 is urgent, lane 1 routine. In each lane, the reports from the lane's cursor on
+// are queued; the ones before it were given seqs.
 /// First seq of a run → the run (lane, first filing number, last filing number, count): the
 /// reports of that lane filed between the two numbers, given consecutive seqs. Runs follow one
 /// another without a gap, from the oldest retained seq to the last seq given.
@@ -234,7 +236,7 @@ impl Outbox {
         let path = data_dir.join(OUTBOX_FILE);
         let (db, epoch) = pasopati_common::storage::open_prepared(&path, |txn| {
             let meta = txn.open_table(META)?;
-            txn.open_table(REPORTS)?;
+            segments::prepare(txn)?;
             txn.open_table(SENT_LOG)?;
             txn.open_table(LATEST)?;
             txn.open_table(INBOX_SEEN)?;
@@ -341,11 +343,11 @@ impl Outbox {
                 self.full.store(true, Ordering::SeqCst);
                 return Err(OutboxError::Full { used, limit });
             }
-            let mut filing = get(&meta, NEXT_FILING)?;
+            let first_filing = get(&meta, NEXT_FILING)?;
+            let mut filing = first_filing;
             let mut latest = txn.open_table(LATEST)?;
-            let mut bodies = txn.open_table(REPORTS)?;
             for (report, bytes) in reports.iter().zip(&encoded) {
-                bodies.insert((lane(report.priority), filing), bytes.as_slice())?;
+                segments::insert(&txn, lane(report.priority), filing, bytes)?;
                 filing += 1;
                 latest.insert(&report.id.0[..], bytes.as_slice())?;
             }
@@ -356,6 +358,10 @@ impl Outbox {
             }
             meta.insert(NEXT_FILING, filing)?;
             meta.insert(UNSENT_BYTES, used + adding)?;
+            if segments::segment_of(filing) != segments::segment_of(first_filing) {
+                // Filing moved on: a segment left with nothing held can go now.
+                segments::drop_empty(&txn, filing)?;
+            }
         }
         txn.commit()?;
         Ok(true)
@@ -464,10 +470,9 @@ impl Outbox {
     ) -> Result<Vec<Report>, OutboxError> {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(SENT_LOG)?;
-        let bodies = txn.open_table(REPORTS)?;
         let mut out = Vec::new();
         let mut bytes = 0;
-        each_sent(&log, &bodies, from, |_, _, raw| {
+        each_sent(&log, &txn, from, |_, _, raw| {
             if out.len() >= max_reports || (bytes >= max_bytes && !out.is_empty()) {
                 return Ok(false);
             }
@@ -494,42 +499,48 @@ impl Outbox {
                 return Ok(None);
             }
             let mut log = txn.open_table(SENT_LOG)?;
-            let bodies = txn.open_table(REPORTS)?;
             let mut seq = next_seq;
             // Up to `batches` batches, urgent lane first; the first batch is decoded and
-            // returned, the others are only given seqs.
+            // returned, the others are only given seqs. A run stays within one segment.
             let (mut batch, mut count, mut bytes) = (0usize, 0usize, 0usize);
-            'lanes: for lane in [0u8, 1u8] {
+            for lane in [0u8, 1u8] {
                 let cursor = get(&meta, CURSOR[lane as usize])?;
                 let mut run: Option<(u64, u64, u32)> = None;
-                for entry in bodies.range((lane, cursor)..=(lane, u64::MAX))? {
-                    let (key, value) = entry?;
-                    let raw = value.value();
+                let mut runs = Vec::new();
+                segments::each_in_lane(&txn, lane, cursor, false, |filing, raw| {
                     if count >= max_reports || (bytes >= max_bytes && count > 0) {
                         batch += 1;
                         (count, bytes) = (0, 0);
                     }
                     if batch == batches {
-                        break;
+                        return Ok(false);
                     }
                     if batch == 0 {
                         reports.push(decode_report(raw)?);
                     }
                     count += 1;
                     bytes += raw.len();
-                    let filing = key.value().1;
                     run = Some(match run {
-                        None => (filing, filing, 1),
-                        Some((first, _, n)) => (first, filing, n + 1),
+                        Some((first, _, n))
+                            if segments::segment_of(first) == segments::segment_of(filing) =>
+                        {
+                            (first, filing, n + 1)
+                        }
+                        other => {
+                            runs.extend(other);
+                            (filing, filing, 1)
+                        }
                     });
-                }
-                if let Some((first, last, n)) = run {
+                    Ok(true)
+                })?;
+                runs.extend(run);
+                for (first, last, n) in runs {
                     log.insert(seq, (lane, first, last, n))?;
                     seq += u64::from(n);
                     meta.insert(CURSOR[lane as usize], last + 1)?;
                 }
                 if batch == batches {
-                    break 'lanes;
+                    break;
                 }
             }
             if reports.is_empty() {
@@ -574,7 +585,6 @@ impl Outbox {
         {
             let mut meta = txn.open_table(META)?;
             let mut log = txn.open_table(SENT_LOG)?;
-            let mut bodies = txn.open_table(REPORTS)?;
             let mut verdicts = txn.open_table(VERDICTS)?;
             let latest = txn.open_table(LATEST)?;
             let now = Timestamp::now();
@@ -585,7 +595,7 @@ impl Outbox {
             for (r, kind) in tagged {
                 // The title from the sent log (before retention may drop the seq), else from the
                 // latest revision filed here.
-                let from_log = report_at(&log, &bodies, r.seq)?;
+                let from_log = report_at(&log, &txn, r.seq)?;
                 let title = match from_log.filter(|rep| rep.id == r.id) {
                     Some(rep) => rep.title,
                     None => match latest.get(&r.id.0[..])? {
@@ -607,7 +617,7 @@ impl Outbox {
             let acked = get(&meta, ACKED_SEQ)?;
             if hwm > acked {
                 let mut freed = 0u64;
-                each_sent(&log, &bodies, acked + 1, |seq, _, raw| {
+                each_sent(&log, &txn, acked + 1, |seq, _, raw| {
                     if seq > hwm {
                         return Ok(false);
                     }
@@ -620,7 +630,8 @@ impl Outbox {
                     self.full.store(false, Ordering::SeqCst);
                 }
                 let keep_from = hwm.saturating_sub(retain) + 1;
-                forget_before(&mut log, &mut bodies, keep_from)?;
+                forget_before(&txn, &mut log, keep_from)?;
+                segments::drop_empty(&txn, get(&meta, NEXT_FILING)?)?;
                 meta.insert(ACKED_SEQ, hwm)?;
             }
             meta.insert(LAST_SYNC_AT, now.0.max(0) as u64)?;
@@ -666,16 +677,26 @@ impl Outbox {
         {
             let mut meta = txn.open_table(META)?;
             let mut log = txn.open_table(SENT_LOG)?;
-            let mut bodies = txn.open_table(REPORTS)?;
-            // Acknowledged reports belong to the old epoch and are dropped; the runs are
-            // forgotten and the cursors go back to the start of their lanes, so the
-            // unacknowledged reports are queued again in front of everything filed after them.
+            // Acknowledged reports belong to the old epoch and are forgotten. Each lane's
+            // cursor goes back to its first unacknowledged report, so those are queued again in
+            // front of everything filed after them (a lane's acknowledged reports come before
+            // its unacknowledged ones), and the runs go.
             let acked = get(&meta, ACKED_SEQ)?;
-            forget_before(&mut log, &mut bodies, acked + 1)?;
+            let mut first_unacked: [Option<u64>; 2] = [None, None];
+            each_sent(&log, &txn, acked + 1, |_, (lane, filing), _| {
+                let first = &mut first_unacked[usize::from(lane.min(1))];
+                first.get_or_insert(filing);
+                Ok(true)
+            })?;
+            forget_before(&txn, &mut log, acked + 1)?;
+            // The unacknowledged ones stay held, as queued.
             log.retain(|_, _| false)?;
-            for cursor in CURSOR {
-                meta.insert(cursor, 0)?;
+            for (lane, first) in first_unacked.into_iter().enumerate() {
+                if let Some(filing) = first {
+                    meta.insert(CURSOR[lane], filing)?;
+                }
             }
+            segments::drop_empty(&txn, get(&meta, NEXT_FILING)?)?;
             meta.insert(EPOCH, epoch.0)?;
             meta.insert(NEXT_SEQ, 1)?;
             meta.insert(ACKED_SEQ, 0)?;
@@ -690,7 +711,6 @@ impl Outbox {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let log = txn.open_table(SENT_LOG)?;
-        let bodies = txn.open_table(REPORTS)?;
         let mut oldest: Option<Timestamp> = None;
         let mut consider = |raw: &[u8]| -> Result<(), OutboxError> {
             let r = decode_report(raw)?;
@@ -699,29 +719,30 @@ impl Outbox {
         };
         let acked = get(&meta, ACKED_SEQ)?;
         let next_seq = get(&meta, NEXT_SEQ)?;
-        each_sent(&log, &bodies, acked + 1, |_, _, raw| {
+        each_sent(&log, &txn, acked + 1, |_, _, raw| {
             consider(raw)?;
             Ok(false)
         })?;
         let mut queued = [0u64; 2];
         for lane in [0u8, 1u8] {
             let cursor = get(&meta, CURSOR[lane as usize])?;
-            let mut waiting = bodies.range((lane, cursor)..=(lane, u64::MAX))?;
-            if let Some(entry) = waiting.next() {
-                consider(entry?.1.value())?;
-            }
-            // Urgent reports are few; the routine lane is counted from the totals below.
-            if lane == 0 {
-                queued[0] = bodies.range((lane, cursor)..=(lane, u64::MAX))?.count() as u64;
-            }
+            segments::each_in_lane(&txn, lane, cursor, false, |_, raw| {
+                consider(raw)?;
+                Ok(false)
+            })?;
         }
+        // Urgent reports are few; the routine lane is counted from the totals below.
+        segments::each_in_lane(&txn, 0, get(&meta, CURSOR[0])?, false, |_, _| {
+            queued[0] += 1;
+            Ok(true)
+        })?;
         // Every report held is queued, sent, or acknowledged and retained; the runs hold the
         // last two, one seq each, from the oldest retained to the last given.
         let sequenced = match log.first()? {
             Some((first, _)) => next_seq.saturating_sub(first.value()),
             None => 0,
         };
-        let queued_all = bodies.len()?.saturating_sub(sequenced);
+        let queued_all = segments::held(&txn)?.saturating_sub(sequenced);
         queued[1] = queued_all.saturating_sub(queued[0]);
         let last_sync = meta.get(LAST_SYNC_AT)?.map(|v| Timestamp(v.value() as i64));
         let attachments_pending = txn.open_table(PENDING_ATTACHMENTS)?.len()?;
@@ -744,29 +765,34 @@ impl Outbox {
     /// newest first, each with whether the collector has acknowledged it.
     pub fn recent(&self, limit: usize) -> Result<Vec<(Report, bool)>, OutboxError> {
         let txn = self.db.begin_read()?;
-        let acked = get(&txn.open_table(META)?, ACKED_SEQ)?;
+        let meta = txn.open_table(META)?;
+        let acked = get(&meta, ACKED_SEQ)?;
         let log = txn.open_table(SENT_LOG)?;
-        let bodies = txn.open_table(REPORTS)?;
-        // Which of the reports held were acknowledged (a retained few thousand at most).
+        // Which of the reports held were acknowledged (a retained few thousand at most), and
+        // where each lane's held reports begin.
         let mut acknowledged = std::collections::HashSet::new();
-        each_sent(&log, &bodies, 0, |seq, key, _| {
-            if seq > acked {
-                return Ok(false);
+        let mut held_from = [get(&meta, CURSOR[0])?, get(&meta, CURSOR[1])?];
+        each_sent(&log, &txn, 0, |seq, (lane, filing), _| {
+            let from = &mut held_from[usize::from(lane.min(1))];
+            *from = (*from).min(filing);
+            if seq <= acked {
+                acknowledged.insert((lane, filing));
             }
-            acknowledged.insert(key);
             Ok(true)
         })?;
         let mut out = Vec::new();
         for lane in [0u8, 1u8] {
-            for entry in bodies
-                .range((lane, 0)..=(lane, u64::MAX))?
-                .rev()
-                .take(limit)
-            {
-                let (key, value) = entry?;
-                let report = decode_report(value.value())?;
-                out.push((report, acknowledged.contains(&key.value())));
-            }
+            let mut left = limit;
+            let from = held_from[usize::from(lane)];
+            segments::each_in_lane(&txn, lane, from, true, |filing, raw| {
+                if left == 0 {
+                    return Ok(false);
+                }
+                left -= 1;
+                let report = decode_report(raw)?;
+                out.push((report, acknowledged.contains(&(lane, filing))));
+                Ok(true)
+            })?;
         }
         out.sort_by(|a, b| b.0.filed_at.cmp(&a.0.filed_at).then(b.0.id.cmp(&a.0.id)));
         out.truncate(limit);
@@ -824,24 +850,19 @@ impl Outbox {
     /// routine). For tests and diagnostics.
     pub fn unacknowledged(&self) -> Result<Vec<ReportId>, OutboxError> {
         let txn = self.db.begin_read()?;
-        let acked = get(&txn.open_table(META)?, ACKED_SEQ)?;
         let meta = txn.open_table(META)?;
+        let acked = get(&meta, ACKED_SEQ)?;
         let mut out = Vec::new();
-        let bodies = txn.open_table(REPORTS)?;
-        each_sent(
-            &txn.open_table(SENT_LOG)?,
-            &bodies,
-            acked + 1,
-            |_, _, raw| {
-                out.push(decode_report(raw)?.id);
-                Ok(true)
-            },
-        )?;
+        each_sent(&txn.open_table(SENT_LOG)?, &txn, acked + 1, |_, _, raw| {
+            out.push(decode_report(raw)?.id);
+            Ok(true)
+        })?;
         for lane in [0u8, 1u8] {
             let cursor = get(&meta, CURSOR[lane as usize])?;
-            for entry in bodies.range((lane, cursor)..=(lane, u64::MAX))? {
-                out.push(decode_report(entry?.1.value())?.id);
-            }
+            segments::each_in_lane(&txn, lane, cursor, false, |_, raw| {
+                out.push(decode_report(raw)?.id);
+                Ok(true)
+            })?;
         }
         Ok(out)
     }
@@ -866,11 +887,11 @@ fn decode_verdict(raw: &[u8]) -> Result<CenterVerdict, OutboxError> {
     decode_value(raw).map_err(OutboxError::Corrupt)
 }
 
-/// Calls `each` with (seq, key, encoded report) for every report given a seq from `from` on,
-/// in seq order, while it returns true.
+/// Calls `each` with (seq, (lane, filing number), encoded report) for every report given a
+/// seq from `from` on, in seq order, while it returns true.
 fn each_sent(
     log: &impl ReadableTable<u64, (u8, u64, u64, u32)>,
-    bodies: &impl ReadableTable<(u8, u64), &'static [u8]>,
+    txn: &impl Segments,
     from: Seq,
     mut each: impl FnMut(Seq, (u8, u64), &[u8]) -> Result<bool, OutboxError>,
 ) -> Result<(), OutboxError> {
@@ -891,21 +912,26 @@ fn each_sent(
                 "the sent log skips from seq {expected} to seq {first_seq}"
             )));
         }
+        let end = first_seq + u64::from(count);
+        if end <= from {
+            expected = end;
+            continue;
+        }
+        let table = txn
+            .segment(segments::segment_of(first))?
+            .ok_or_else(|| missing(first_seq))?;
         let mut seq = first_seq;
-        for entry in bodies.range((lane, first)..=(lane, last))? {
+        for entry in table.range((lane, first)..=(lane, last))? {
             let (key, value) = entry?;
             if seq >= from && !each(seq, key.value(), value.value())? {
                 return Ok(());
             }
             seq += 1;
         }
-        if seq != first_seq + u64::from(count) {
-            return Err(OutboxError::Inconsistent(format!(
-                "the run of seqs from {first_seq} holds {} reports, not {count}",
-                seq - first_seq
-            )));
+        if seq != end {
+            return Err(missing(first_seq));
         }
-        expected = seq;
+        expected = end;
     }
     Ok(())
 }
@@ -913,11 +939,11 @@ fn each_sent(
 /// The report given `seq`, if it is still held.
 fn report_at(
     log: &impl ReadableTable<u64, (u8, u64, u64, u32)>,
-    bodies: &impl ReadableTable<(u8, u64), &'static [u8]>,
+    txn: &impl Segments,
     seq: Seq,
 ) -> Result<Option<Report>, OutboxError> {
     let mut found = None;
-    each_sent(log, bodies, seq, |at, _, raw| {
+    each_sent(log, txn, seq, |at, _, raw| {
         if at == seq {
             found = Some(decode_report(raw)?);
         }
@@ -926,10 +952,11 @@ fn report_at(
     Ok(found)
 }
 
-/// Deletes the reports given seqs before `keep_from`, and their runs.
+/// Forgets the reports given seqs before `keep_from`, and their runs. Their segments go when
+/// nothing in them is held any more ([`segments::drop_empty`]).
 fn forget_before(
+    txn: &redb::WriteTransaction,
     log: &mut redb::Table<u64, (u8, u64, u64, u32)>,
-    bodies: &mut redb::Table<(u8, u64), &[u8]>,
     keep_from: Seq,
 ) -> Result<(), OutboxError> {
     let old: Vec<(u64, (u8, u64, u64, u32))> = log
@@ -939,20 +966,22 @@ fn forget_before(
     for (first_seq, (lane, first, last, count)) in old {
         log.remove(first_seq)?;
         let end = first_seq + u64::from(count);
+        let segment = segments::segment_of(first);
         if end <= keep_from {
-            bodies.retain_in((lane, first)..=(lane, last), |_, _| false)?;
+            segments::forget(txn, segment, u64::from(count))?;
             continue;
         }
-        // The run straddles `keep_from`: its head goes, its tail stays as a shorter run.
-        let mut dropping = keep_from - first_seq;
-        bodies.retain_in((lane, first)..=(lane, last), |_, _| {
-            let keep = dropping == 0;
-            dropping = dropping.saturating_sub(1);
-            keep
-        })?;
-        let tail_first = match bodies.range((lane, first)..=(lane, last))?.next() {
-            Some(entry) => entry?.0.value().1,
-            None => return Err(missing(first_seq)),
+        // The run straddles `keep_from`: its head is forgotten, its tail stays as a shorter run.
+        let dropping = keep_from - first_seq;
+        segments::forget(txn, segment, dropping)?;
+        let tail_first = {
+            let table = txn.segment(segment)?.ok_or_else(|| missing(first_seq))?;
+            let mut keys = table.range((lane, first)..=(lane, last))?;
+            let tail = keys.nth(dropping as usize).transpose()?;
+            match tail {
+                Some((key, _)) => key.value().1,
+                None => return Err(missing(first_seq)),
+            }
         };
         log.insert(
             keep_from,
@@ -980,14 +1009,13 @@ fn convert_first_release(txn: &redb::WriteTransaction) -> Result<(), OutboxError
         return Ok(());
     }
     let mut meta = txn.open_table(META)?;
-    let mut bodies = txn.open_table(REPORTS)?;
     let mut log = txn.open_table(SENT_LOG)?;
     let mut filing = get(&meta, NEXT_FILING)?;
     if has(OLD_SENT_LOG.name()) {
         let mut old = txn.open_table(OLD_SENT_LOG)?;
         while let Some((seq, value)) = old.pop_first()? {
             let lane = lane(decode_report(value.value())?.priority);
-            bodies.insert((lane, filing), value.value())?;
+            segments::insert(txn, lane, filing, value.value())?;
             log.insert(seq.value(), (lane, filing, filing, 1))?;
             filing += 1;
         }
@@ -998,12 +1026,12 @@ fn convert_first_release(txn: &redb::WriteTransaction) -> Result<(), OutboxError
     if has(OLD_QUEUE.name()) {
         let mut old = txn.open_table(OLD_QUEUE)?;
         while let Some((key, value)) = old.pop_first()? {
-            bodies.insert((key.value().0, filing), value.value())?;
+            segments::insert(txn, key.value().0, filing, value.value())?;
             filing += 1;
         }
     }
     meta.insert(NEXT_FILING, filing)?;
-    drop((meta, bodies, log));
+    drop((meta, log));
     if has(OLD_SENT_LOG.name()) {
         txn.delete_table(OLD_SENT_LOG)?;
     }
@@ -1041,7 +1069,7 @@ mod tests {
 
     fn held_reports(outbox: &Outbox) -> u64 {
         let txn = outbox.db.begin_read().unwrap();
-        txn.open_table(REPORTS).unwrap().len().unwrap()
+        segments::held(&txn).unwrap()
     }
 
     #[test]
@@ -1083,7 +1111,7 @@ mod tests {
         let mut queued: BTreeMap<(u8, u64), String> = BTreeMap::new();
         let mut sent: BTreeMap<u64, (u8, u64, String)> = BTreeMap::new();
         let (mut filing, mut next_seq, mut acked) = (0u64, 1u64, 0u64);
-        for step in 0..600 {
+        for step in 0..3000 {
             match next(100) {
                 0..=39 => {
                     let urgent = next(5) == 0;
@@ -1116,7 +1144,8 @@ mod tests {
                         .unwrap_or_default();
                     assert_eq!(got, first, "step {step}: staged");
                 }
-                65..=74 if next_seq > 1 => {
+                65..=74 if sent.range(acked + 1..).next().is_some() => {
+                    // A resend of seqs given (from the next seq on, it would be staging).
                     let low = *sent.keys().next().unwrap_or(&next_seq);
                     let from = low + next(next_seq - low);
                     let k = 1 + next(8) as usize;
@@ -1177,7 +1206,55 @@ mod tests {
             );
             let p = outbox.positions().unwrap();
             assert_eq!((p.acked, p.next_seq), (acked, next_seq), "step {step}");
+            // A segment's table goes once nothing in it is held and filing has moved on.
+            let mut wanted: Vec<u64> = queued
+                .keys()
+                .map(|k| k.1)
+                .chain(sent.values().map(|v| v.1))
+                // The segment still being filed into stays, even empty.
+                .chain(
+                    filing
+                        .checked_sub(1)
+                        .filter(|&f| segments::segment_of(f) == segments::segment_of(filing)),
+                )
+                .map(segments::segment_of)
+                .collect();
+            wanted.sort_unstable();
+            wanted.dedup();
+            let txn = outbox.db.begin_read().unwrap();
+            assert_eq!(
+                segments::tables(&txn),
+                wanted,
+                "step {step}: segment tables"
+            );
         }
+    }
+
+    #[test]
+    fn segments_go_as_a_whole_once_nothing_in_them_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path()).unwrap();
+        let reports: Vec<Report> = (0..40)
+            .map(|i| {
+                draft(&format!("r{i}"), Priority::Normal)
+                    .validate(Taxonomy::builtin(), Timestamp::now())
+                    .unwrap()
+            })
+            .collect();
+        outbox.file_reports(&reports).unwrap();
+        let tables = |o: &Outbox| segments::tables(&o.db.begin_read().unwrap());
+        assert_eq!(tables(&outbox), [0, 1, 2]);
+        outbox.batch_from(1, 40, usize::MAX, 1).unwrap().unwrap();
+        // Seqs 1-20 forgotten: segment 0 (filings 0-15) goes, segment 1 stays for 16-19 ...
+        outbox.ack(30, 10).unwrap();
+        assert_eq!(tables(&outbox), [1, 2]);
+        assert_eq!(held_reports(&outbox), 20);
+        // ... and everything forgotten leaves only the segment filing goes on in.
+        outbox.ack(40, 0).unwrap();
+        assert_eq!(tables(&outbox), [2]);
+        assert_eq!(held_reports(&outbox), 0);
+        let resend = outbox.batch_from(41, 10, usize::MAX, 1).unwrap();
+        assert!(resend.is_none());
     }
 
     #[test]
