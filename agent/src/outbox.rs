@@ -491,7 +491,9 @@ impl Outbox {
         batches: usize,
     ) -> Result<Option<Staged>, OutboxError> {
         let txn = self.db.begin_write()?;
-        let mut reports = Vec::new();
+        // The first batch's reports are copied out and decoded after the commit, so the write
+        // lock (which a report being filed waits for) is held no longer than it must be.
+        let mut raw_reports: Vec<Vec<u8>> = Vec::new();
         {
             let mut meta = txn.open_table(META)?;
             let next_seq = get(&meta, NEXT_SEQ)?;
@@ -516,7 +518,7 @@ impl Outbox {
                         return Ok(false);
                     }
                     if batch == 0 {
-                        reports.push(decode_report(raw)?);
+                        raw_reports.push(raw.to_vec());
                     }
                     count += 1;
                     bytes += raw.len();
@@ -543,12 +545,16 @@ impl Outbox {
                     break;
                 }
             }
-            if reports.is_empty() {
+            if raw_reports.is_empty() {
                 return Ok(None);
             }
             meta.insert(NEXT_SEQ, seq)?;
         }
         txn.commit()?;
+        let reports = raw_reports
+            .iter()
+            .map(|raw| decode_report(raw))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(Staged {
             first_seq: from,
             reports,

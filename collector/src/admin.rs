@@ -635,6 +635,7 @@ pub fn site_list(
     online: &[SiteId],
 ) -> Result<Vec<SiteView>, AdminError> {
     let now = Timestamp::now();
+    let online: std::collections::HashSet<&SiteId> = online.iter().collect();
     Ok(store
         .sites()?
         .into_iter()
@@ -672,6 +673,29 @@ pub fn site_list(
                 clock_offset_ms: s.clock_offset_ms,
                 reports: s.reports,
             }
+        })
+        .collect())
+}
+
+/// Each site's state as the dashboard shows it, without the rest of its view: every site, or
+/// only `only`.
+pub fn site_states(
+    store: &Store,
+    config: &CollectorConfig,
+    online: &[SiteId],
+    only: Option<&SiteId>,
+) -> Result<Vec<(SiteId, SiteState)>, AdminError> {
+    let now = Timestamp::now();
+    let online: std::collections::HashSet<&SiteId> = online.iter().collect();
+    let sites = match only {
+        Some(id) => store.site(id)?.into_iter().collect(),
+        None => store.sites()?,
+    };
+    Ok(sites
+        .into_iter()
+        .map(|s| {
+            let state = site_state(&s, online.contains(&s.id), now, config);
+            (s.id, state)
         })
         .collect())
 }

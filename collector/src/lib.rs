@@ -225,7 +225,7 @@ impl Collector {
             setting: "quic_listen",
             source,
         };
-        let socket = std::net::UdpSocket::bind(config.quic_listen).map_err(listen_err)?;
+        let socket = quic_socket(config.quic_listen).map_err(listen_err)?;
         let endpoint = quinn::Endpoint::new(
             endpoint_config(&self.data_dir)?,
             Some(server_config),
@@ -306,6 +306,33 @@ fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
 
 /// The file holding the key of the collector's QUIC stateless resets.
 pub const RESET_KEY_FILE: &str = "reset.key";
+
+/// How much the QUIC socket asks the kernel to buffer each way. Hundreds of sites sending at
+/// once overflow Linux's default (about 200 KiB): a datagram dropped there costs its sender a
+/// retransmission timeout, and a dropped handshake or first batch seconds of backoff.
+const QUIC_SOCKET_BUFFER: usize = 8 << 20;
+
+/// The collector's UDP socket, bound to `addr`, with the buffers of [`QUIC_SOCKET_BUFFER`]
+/// where the kernel allows them (`net.core.rmem_max` and `wmem_max` cap what it grants).
+fn quic_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Larger buffers are a help, not a requirement: a refusal leaves the kernel's default.
+    let _ = socket.set_recv_buffer_size(QUIC_SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(QUIC_SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    // Linux reports twice what it grants, for its bookkeeping.
+    if granted < QUIC_SOCKET_BUFFER {
+        tracing::info!(
+            granted_bytes = granted,
+            wanted_bytes = QUIC_SOCKET_BUFFER,
+            "the QUIC socket's receive buffer is smaller than wanted; raise net.core.rmem_max \
+             (see packaging/INSTALL.md) if many sites sync at once"
+        );
+    }
+    Ok(socket.into())
+}
 
 /// The endpoint configuration with a stateless-reset key kept in the data directory. A collector
 /// restarted after a crash then answers its predecessor's connections with valid stateless

@@ -502,6 +502,7 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
         std::collections::HashMap::new();
     let mut alerts: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut ticks = 0u64;
+    // The first look at the alerts is the baseline: nothing is new in it.
     let mut first = true;
     // A connection opening or closing is looked at at once, so that a session shorter than
     // the two-second tick still shows as online and then offline.
@@ -509,11 +510,24 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
     let mut timer = tokio::time::interval(std::time::Duration::from_secs(2));
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     timer.tick().await;
+    // Every site's state now is the baseline a change is measured against.
+    let s = state.clone();
+    let baseline = tokio::task::spawn_blocking(move || {
+        crate::admin::site_states(&s.store, &s.config, &s.connected_sites(), None).ok()
+    })
+    .await;
+    for (site, site_state) in baseline.ok().flatten().into_iter().flatten() {
+        states.insert(site.to_string(), site_state);
+    }
     loop {
-        let on_timer = tokio::select! {
-            _ = timer.tick() => true,
+        // On the timer every site is looked at; on a connection opening or closing, only that
+        // site (a thousand sites reconnecting together must not mean a million looks).
+        let (on_timer, only) = tokio::select! {
+            _ = timer.tick() => (true, None),
             event = connections.recv() => match event {
-                Ok(CollectorEvent::SiteConnected(_) | CollectorEvent::SiteDisconnected(_)) => false,
+                Ok(CollectorEvent::SiteConnected(site) | CollectorEvent::SiteDisconnected(site)) => {
+                    (false, Some(site))
+                }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
@@ -525,7 +539,9 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
             ticks += 1;
         }
         let found = tokio::task::spawn_blocking(move || {
-            let sites = crate::admin::site_list(&s.store, &s.config, &s.connected_sites()).ok();
+            let sites =
+                crate::admin::site_states(&s.store, &s.config, &s.connected_sites(), only.as_ref())
+                    .ok();
             let new_alerts = if check_alerts {
                 s.newsroom
                     .insights(None)
@@ -540,17 +556,15 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
         let Ok((sites, new_alerts)) = found else {
             continue;
         };
-        for site in sites.into_iter().flatten() {
-            let changed = states.get(&site.id) != Some(&site.state);
-            if changed && !first {
-                if let Ok(id) = pasopati_common::SiteId::new(&site.id) {
-                    let _ = state.events.send(CollectorEvent::SiteState {
-                        site: id,
-                        state: site.state,
-                    });
-                }
+        for (site, site_state) in sites.into_iter().flatten() {
+            let changed = states.get(site.as_str()) != Some(&site_state);
+            if changed {
+                let _ = state.events.send(CollectorEvent::SiteState {
+                    site: site.clone(),
+                    state: site_state,
+                });
             }
-            states.insert(site.id, site.state);
+            states.insert(site.to_string(), site_state);
         }
         for mut alert in new_alerts.into_iter().flatten() {
             let key = format!(
@@ -564,7 +578,9 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
                 let _ = state.events.send(CollectorEvent::Alert(alert.to_string()));
             }
         }
-        first = false;
+        if check_alerts {
+            first = false;
+        }
     }
 }
 
