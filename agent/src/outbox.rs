@@ -536,9 +536,11 @@ impl Outbox {
                     Ok(true)
                 })?;
                 runs.extend(run);
-                for (first, last, n) in runs {
+                for &(first, last, n) in &runs {
                     log.insert(seq, (lane, first, last, n))?;
                     seq += u64::from(n);
+                }
+                if let Some(&(_, last, _)) = runs.last() {
                     meta.insert(CURSOR[lane as usize], last + 1)?;
                 }
                 if batch == batches {
@@ -729,19 +731,21 @@ impl Outbox {
             consider(raw)?;
             Ok(false)
         })?;
-        let mut queued = [0u64; 2];
+        // The first queued report of each lane, and the urgent ones counted (they are few; the
+        // routine lane is counted from the totals below).
+        let mut queued_urgent = 0u64;
         for lane in [0u8, 1u8] {
             let cursor = get(&meta, CURSOR[lane as usize])?;
+            let mut first = true;
             segments::each_in_lane(&txn, lane, cursor, false, |_, raw| {
-                consider(raw)?;
-                Ok(false)
+                if first {
+                    consider(raw)?;
+                    first = false;
+                }
+                queued_urgent += u64::from(lane == 0);
+                Ok(lane == 0)
             })?;
         }
-        // Urgent reports are few; the routine lane is counted from the totals below.
-        segments::each_in_lane(&txn, 0, get(&meta, CURSOR[0])?, false, |_, _| {
-            queued[0] += 1;
-            Ok(true)
-        })?;
         // Every report held is queued, sent, or acknowledged and retained; the runs hold the
         // last two, one seq each, from the oldest retained to the last given.
         let sequenced = match log.first()? {
@@ -749,13 +753,12 @@ impl Outbox {
             None => 0,
         };
         let queued_all = segments::held(&txn)?.saturating_sub(sequenced);
-        queued[1] = queued_all.saturating_sub(queued[0]);
         let last_sync = meta.get(LAST_SYNC_AT)?.map(|v| Timestamp(v.value() as i64));
         let attachments_pending = txn.open_table(PENDING_ATTACHMENTS)?.len()?;
         Ok(OutboxStats {
             epoch: self.epoch(),
             backlog: queued_all + next_seq.saturating_sub(acked + 1),
-            queued_urgent: queued[0],
+            queued_urgent,
             oldest_unsent_at: oldest,
             acked_seq: acked,
             next_seq,

@@ -321,8 +321,13 @@ fn quic_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocke
     let _ = socket.set_recv_buffer_size(QUIC_SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(QUIC_SOCKET_BUFFER);
     socket.bind(&addr.into())?;
-    let granted = socket.recv_buffer_size().unwrap_or(0);
+    let reported = socket.recv_buffer_size().unwrap_or(0);
     // Linux reports twice what it grants, for its bookkeeping.
+    let granted = if cfg!(target_os = "linux") {
+        reported / 2
+    } else {
+        reported
+    };
     if granted < QUIC_SOCKET_BUFFER {
         tracing::info!(
             granted_bytes = granted,

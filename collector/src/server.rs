@@ -767,21 +767,11 @@ async fn carry_out(
             };
             // Checks, hashes and the PII guard run here, in parallel across sessions, so the
             // store's one writer only applies the rules that need the store.
-            let st = state.clone();
-            let job = match tokio::task::spawn_blocking(move || {
+            let job = blocking(state, move |st| {
                 job.examine(&st.guard);
-                job
+                Ok(job)
             })
-            .await
-            {
-                Ok(job) => job,
-                Err(e) => {
-                    return Err(SyncEnd::Refused(
-                        RefusalCode::Unavailable,
-                        format!("the collector could not examine a batch: {e}"),
-                    ))
-                }
-            };
+            .await?;
             let outcome = state
                 .commits
                 .apply(job)
