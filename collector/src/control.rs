@@ -223,6 +223,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
         }
         CollectorRequest::QuarantineRelease { number, reason } => {
             admin::quarantine_release(&state.store, number, &reason, actor).map(|released| {
+                state.report_index.reports_stored();
                 let newsroom = state.newsroom.clone();
                 tokio::task::spawn_blocking(move || newsroom.add_reports(&[released]));
                 CollectorResponse::Done

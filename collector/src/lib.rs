@@ -16,6 +16,7 @@ pub mod events;
 mod group_commit;
 pub mod newsroom;
 mod next_step;
+pub mod report_index;
 pub mod risk;
 mod server;
 pub mod sources;
@@ -381,6 +382,11 @@ impl Server {
         &self.state.newsroom
     }
 
+    /// The index of the dashboard's report lists.
+    pub fn report_index(&self) -> &Arc<report_index::ReportIndex> {
+        &self.state.report_index
+    }
+
     /// The dashboard's bound TCP address, if it serves one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().and_then(|l| l.local_addr().ok())
@@ -457,6 +463,15 @@ impl Server {
                 source,
             },
         )?;
+        let indexer = report_index::spawn_feeder(
+            self.state.report_index.clone(),
+            self.state.store.clone(),
+            stop.clone(),
+        )
+        .map_err(|source| CollectorError::Io {
+            what: "starting the report index".into(),
+            source,
+        })?;
         let risk = tokio::spawn(risk::keep(
             self.state.store.clone(),
             self.state.newsroom.clone(),
@@ -492,6 +507,8 @@ impl Server {
         let _ = snapshots.await;
         newsroom::placer::wake(&self.state.newsroom);
         let _ = tokio::task::spawn_blocking(move || placer.join()).await;
+        report_index::wake(&self.state.report_index);
+        let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
         if let Some(control) = control {
             let _ = control.await;
             let _ = std::fs::remove_file(pasopati_common::control::socket_path(&self.data_dir));

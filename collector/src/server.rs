@@ -54,6 +54,8 @@ pub(crate) struct ServerState {
     pub attachments: AttachmentDir,
     /// Media intake and the live analysis.
     pub newsroom: Arc<crate::newsroom::Newsroom>,
+    /// The index of the dashboard's report lists and searches.
+    pub report_index: Arc<crate::report_index::ReportIndex>,
     /// Cancelled when the collector cannot go on (the store must be reopened): `run` returns an
     /// error so the service manager restarts the process.
     pub fatal: CancellationToken,
@@ -129,7 +131,11 @@ impl ServerState {
                     what: "starting the group commit".into(),
                     source,
                 })?;
+        let data_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
+        let report_index = crate::report_index::ReportIndex::open(data_dir)
+            .map_err(|e| crate::CollectorError::Admin(e.to_string()))?;
         Ok(ServerState {
+            report_index: Arc::new(report_index),
             commits,
             attachments: AttachmentDir::of(&store),
             newsroom: Arc::new(crate::newsroom::Newsroom::new(
@@ -824,8 +830,10 @@ fn batch_reply(
                     "reports carrying inmate identity data were quarantined, not stored; see `pasopati-collector quarantine` and ask the site to check its agent's PII guard");
             }
             if !stored.is_empty() {
-                // The placer reads them back from the store (see `newsroom::placer`).
+                // The placer and the report index read them back from the store (see
+                // `newsroom::placer` and `report_index`).
                 state.newsroom.reports_stored();
+                state.report_index.reports_stored();
             }
             for report in stored {
                 let _ = state

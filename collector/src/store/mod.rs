@@ -79,6 +79,9 @@ const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine
 const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
 /// Report id → arrival number of its latest revision.
 const LATEST: TableDefinition<&[u8], u64> = TableDefinition::new("latest");
+/// Arrival numbers of reports released from quarantine that the report index has not taken
+/// yet (`crate::report_index`): it follows arrivals, and a released report keeps its old one.
+const INDEX_LATE: TableDefinition<u64, ()> = TableDefinition::new("index_late");
 
 /// The store's file name inside the data directory.
 pub const STORE_FILE: &str = "collector.redb";
@@ -265,6 +268,7 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(ingest::BY_POSITION)?;
     txn.open_table(BY_ID)?;
     txn.open_table(LATEST)?;
+    txn.open_table(INDEX_LATE)?;
     txn.open_table(ingest::OWNERS)?;
     txn.open_table(ingest::GAPS)?;
     txn.open_table(ingest::REJECTIONS)?;

@@ -4,7 +4,10 @@
 
 use super::audit::audit;
 use super::media::expect_attachments;
-use super::{change_record, decode, encode, Store, StoreError, BY_ID, LATEST, QUARANTINE, REPORTS};
+use super::{
+    change_record, decode, encode, Store, StoreError, BY_ID, INDEX_LATE, LATEST, QUARANTINE,
+    REPORTS,
+};
 use bincode::{Decode, Encode};
 use pasopati_common::pii::Finding;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
@@ -63,42 +66,101 @@ impl Store {
         Ok(out)
     }
 
-    /// Stored reports at their latest revision, newest first, that `keep` accepts: skips
-    /// `offset` of them and returns at most `limit`, with the number of matches seen (which
-    /// is the total when the scan reached the end).
-    /// Without `count_all`, the scan ends once `limit` reports are found (the count is then a
-    /// lower bound). `received_since` ends the scan at the first report received before it: arrivals are in
-    /// order of receipt, and a report cannot have happened after it was received, so nothing
-    /// older can be from after that time.
-    pub fn reports_newest(
+    /// Visits each stored report at its latest revision with an arrival number of `from` or
+    /// more, newest first: the tail the report index has not taken yet (`crate::report_index`).
+    pub fn newest_from(
         &self,
-        mut keep: impl FnMut(&StoredReport) -> bool,
-        offset: usize,
+        from: u64,
+        mut visit: impl FnMut(StoredReport),
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read()?;
+        let reports = txn.open_table(REPORTS)?;
+        let latest = txn.open_table(LATEST)?;
+        for entry in reports.range(from..)?.rev() {
+            let r: StoredReport = decode(entry?.1.value())?;
+            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) == Some(r.arrival) {
+                visit(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` stored reports at their latest revision with an arrival number of `from`
+    /// or more, in arrival order, with the arrival number to go on from: every arrival before
+    /// it is either returned or no longer the latest revision of its report.
+    pub fn latest_from(
+        &self,
+        from: u64,
         limit: usize,
-        received_since: Option<Timestamp>,
-        count_all: bool,
-    ) -> Result<(Vec<StoredReport>, usize), StoreError> {
+    ) -> Result<(Vec<StoredReport>, u64), StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
         let latest = txn.open_table(LATEST)?;
         let mut out = Vec::new();
-        let mut matched = 0usize;
-        for entry in reports.iter()?.rev() {
-            let r: StoredReport = decode(entry?.1.value())?;
-            if received_since.is_some_and(|t| r.received_at < t) {
+        let mut next = from;
+        for entry in reports.range(from..)? {
+            if out.len() >= limit {
                 break;
             }
-            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) || !keep(&r) {
-                continue;
-            }
-            matched += 1;
-            if matched > offset && out.len() < limit {
+            let (arrival, value) = entry?;
+            next = arrival.value().saturating_add(1);
+            let r: StoredReport = decode(value.value())?;
+            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) == Some(r.arrival) {
                 out.push(r);
-            } else if limit == 0 || (out.len() >= limit && received_since.is_none() && !count_all) {
-                break;
             }
         }
-        Ok((out, matched))
+        Ok((out, next))
+    }
+
+    /// The stored reports at these arrivals, in the same order (`None` where there is none).
+    pub fn reports_at(&self, arrivals: &[u64]) -> Result<Vec<Option<StoredReport>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let reports = txn.open_table(REPORTS)?;
+        arrivals
+            .iter()
+            .map(|a| reports.get(a)?.map(|v| decode(v.value())).transpose())
+            .collect()
+    }
+
+    /// Reports released from quarantine that the report index has not taken yet: each
+    /// arrival, with its report if that is the latest revision shown.
+    pub fn late_for_index(&self) -> Result<Vec<(u64, Option<StoredReport>)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let late = txn.open_table(INDEX_LATE)?;
+        let reports = txn.open_table(REPORTS)?;
+        let latest = txn.open_table(LATEST)?;
+        let mut out = Vec::new();
+        for entry in late.iter()? {
+            let arrival = entry?.0.value();
+            let report = match reports.get(arrival)? {
+                Some(v) => Some(decode::<StoredReport>(v.value())?),
+                None => None,
+            };
+            let shown = match report {
+                Some(r) if latest.get(&r.report.id.0[..])?.map(|v| v.value()) == Some(arrival) => {
+                    Some(r)
+                }
+                _ => None,
+            };
+            out.push((arrival, shown));
+        }
+        Ok(out)
+    }
+
+    /// The report index has taken these released reports.
+    pub fn forget_late_for_index(&self, arrivals: &[u64]) -> Result<(), StoreError> {
+        if arrivals.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut late = txn.open_table(INDEX_LATE)?;
+            for a in arrivals {
+                late.remove(a)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Every stored revision of a report, oldest first.
@@ -174,6 +236,9 @@ impl Store {
             show_if_newest(&mut latest, &reports, &quarantine, &record.report, arrival)?;
             drop((reports, quarantine, latest));
             expect_attachments(&txn, &record.site, &record.report.attachments)?;
+            // Released with its old arrival number: the report index, which follows arrivals,
+            // must be told (`crate::report_index`).
+            txn.open_table(INDEX_LATE)?.insert(arrival, ())?;
             // Stored now: a resend of its seq is no longer answered with the quarantine.
             txn.open_table(super::ingest::VERDICTS)?.remove((
                 record.site.as_str(),

@@ -14,6 +14,7 @@ use super::show::{self, Zone};
 use super::{blocking, RouteKind, Web, ROUTES};
 use crate::admin;
 use crate::events::CollectorEvent;
+use crate::report_index::{self, ReportFilter};
 use crate::store::{PublicationState, StoredReport};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -21,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use pasopati_common::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Query parameters of the lists; serialised for the dashboard's links (`serde_urlencoded`
@@ -74,74 +75,50 @@ pub fn parse_when(text: &str, end_of_day: bool) -> Option<i64> {
         .map(|ts| ts.0)
 }
 
-fn stemmed(text: &str) -> Vec<String> {
-    pasopati_analysis::text::content_tokens(
-        text,
-        pasopati_analysis::text::NormalizeOptions { stem: true },
-    )
-}
-
-/// Reports newest first matching the query, and how many match.
+/// Reports newest first matching the query, and how many match: from the report index
+/// (`crate::report_index`), reading only the page's reports.
 pub fn find_reports(web: &Web, q: &ListQuery) -> Result<(Vec<StoredReport>, usize), Response> {
-    find_reports_counting(web, q, true)
+    let filter = report_filter(web, q)?;
+    let found = web
+        .state
+        .report_index
+        .find(&web.state.store, &filter, q.offset(), q.limit())
+        .map_err(internal)?;
+    Ok((found.reports, found.total))
 }
 
-/// Like [`find_reports`]; without `count_all` the scan stops at the page's end and the count
-/// is only a lower bound (for lists that show no total).
-pub fn find_reports_counting(
-    web: &Web,
-    q: &ListQuery,
-    count_all: bool,
-) -> Result<(Vec<StoredReport>, usize), Response> {
-    let kanwil_of: HashMap<String, String> = web
-        .state
-        .store
-        .sites()
-        .map_err(internal)?
-        .into_iter()
-        .map(|s| (s.id.to_string(), s.kanwil))
-        .collect();
-    let words: Vec<String> = q.q.as_deref().map(stemmed).unwrap_or_default();
-    let since = q.since.as_deref().and_then(|t| parse_when(t, false));
-    let until = q.until.as_deref().and_then(|t| parse_when(t, true));
+/// The index's filter of a list query: a Kanwil becomes its sites.
+fn report_filter(web: &Web, q: &ListQuery) -> Result<ReportFilter, Response> {
     let nonempty = |o: &Option<String>| {
         o.as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    let (category, site, priority, kanwil) = (
-        nonempty(&q.category),
-        nonempty(&q.site),
-        nonempty(&q.priority),
-        nonempty(&q.kanwil),
-    );
-    web.state
-        .store
-        .reports_newest(
-            |r| {
-                category.as_ref().is_none_or(|c| &r.report.category == c)
-                    && site.as_ref().is_none_or(|s| r.site.as_str() == s)
-                    && priority
-                        .as_ref()
-                        .is_none_or(|p| r.report.priority.as_str() == p)
-                    && kanwil
-                        .as_ref()
-                        .is_none_or(|k| kanwil_of.get(r.site.as_str()) == Some(k))
-                    && since.is_none_or(|t| r.report.occurred_at.0 >= t)
-                    && until.is_none_or(|t| r.report.occurred_at.0 <= t)
-                    && (words.is_empty() || {
-                        let text = stemmed(&format!("{} {}", r.report.title, r.report.body));
-                        words.iter().all(|w| text.contains(w))
-                    })
-            },
-            q.offset(),
-            q.limit(),
-            // An hour of slack for the collector's clock being set back.
-            since.map(|t| Timestamp(t - 3_600_000)),
-            count_all,
-        )
-        .map_err(internal)
+    let mut sites: Option<BTreeSet<String>> = nonempty(&q.site).map(|s| BTreeSet::from([s]));
+    if let Some(kanwil) = nonempty(&q.kanwil) {
+        let of_kanwil: BTreeSet<String> = web
+            .state
+            .store
+            .sites()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|s| s.kanwil == kanwil)
+            .map(|s| s.id.to_string())
+            .collect();
+        sites = Some(match sites {
+            Some(asked) => asked.intersection(&of_kanwil).cloned().collect(),
+            None => of_kanwil,
+        });
+    }
+    Ok(ReportFilter {
+        words: q.q.as_deref().map(report_index::stems).unwrap_or_default(),
+        category: nonempty(&q.category),
+        sites,
+        priority: nonempty(&q.priority),
+        occurred_since: q.since.as_deref().and_then(|t| parse_when(t, false)),
+        occurred_until: q.until.as_deref().and_then(|t| parse_when(t, true)),
+    })
 }
 
 /// Rewrites every time of a JSON value (keys ending in `_at`, and `first_seen`, `last_seen`,

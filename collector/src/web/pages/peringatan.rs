@@ -11,14 +11,13 @@ use maud::html;
 /// `GET /peringatan`: Peringatan langsung.
 pub fn peringatan(web: &Web, who: Principal, _: ()) -> Response {
     let alerts = api::alert_list(web).unwrap_or_default();
-    let urgent = api::find_reports_counting(
+    let urgent = api::find_reports(
         web,
         &ListQuery {
             priority: Some(pasopati_common::Priority::Urgent.as_str().into()),
             limit: Some(20),
             ..ListQuery::default()
         },
-        false,
     )
     .map(|x| x.0)
     .unwrap_or_default();
