@@ -55,6 +55,9 @@ pub enum CollectorRequest {
     Gaps,
     Revisions(pasopati_common::ReportId),
     Quarantine,
+    /// Write a consistent copy of the store into the data directory under this name (one
+    /// `backup::snapshot_name` makes; never another path), for `backup`.
+    StoreSnapshot(String),
     Attachments,
     /// Store and analyse media items (in pieces of a few hundred).
     MediaImport(Vec<pasopati_analysis::MediaItem>),
@@ -260,6 +263,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
         CollectorRequest::Revisions(id) => {
             admin::revisions(&state.store, &id).map(CollectorResponse::Reports)
         }
+        CollectorRequest::StoreSnapshot(name) => store_snapshot(state, &name),
         CollectorRequest::Quarantine => {
             admin::quarantine(&state.store).map(CollectorResponse::Quarantine)
         }
@@ -442,6 +446,33 @@ fn edited(number: u64, story: &str) -> CollectorResponse {
     CollectorResponse::Json(vec![
         serde_json::json!({ "edit": number, "story": story }).to_string()
     ])
+}
+
+/// Copies the store for a backup into the data directory; answers how many reports it holds.
+fn store_snapshot(state: &ServerState, name: &str) -> Result<CollectorResponse, admin::AdminError> {
+    if !crate::backup::is_snapshot_name(name) {
+        return Err(admin::AdminError::Invalid(format!(
+            "`{name}` is not a name for a store copy; use `pasopati-collector backup`"
+        )));
+    }
+    let dir = state
+        .store
+        .path()
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let summary = state.store.snapshot_to(&dir.join(name))?;
+    tracing::info!(
+        copy = name,
+        reports = summary.reports,
+        entries = summary.entries,
+        "store copied for a backup"
+    );
+    Ok(CollectorResponse::Json(vec![serde_json::json!({
+        "reports": summary.reports,
+        "entries": summary.entries,
+        "tables": summary.tables,
+    })
+    .to_string()]))
 }
 
 /// Each value as one line of JSON.

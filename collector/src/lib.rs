@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod attachments;
 pub mod authority;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -260,11 +261,14 @@ impl Collector {
             None
         };
         let (events, _) = broadcast::channel(4096);
+        let index = report_index::ReportIndex::open(&self.data_dir)
+            .map_err(|e| CollectorError::Admin(e.to_string()))?;
         let state = Arc::new(ServerState::new(
             self.store.clone(),
             self.authority.clone(),
             config,
             events,
+            Arc::new(index),
         )?);
         Ok(Server {
             endpoint,
@@ -543,11 +547,15 @@ pub async fn call(
         let direct = pasopati_common::task::run_blocking("admin task", move || {
             let collector = Collector::open(&dir)?;
             let (events, _) = broadcast::channel(1);
+            // Nothing lists reports through the index here; the daemon keeps the real one.
+            let index = report_index::ReportIndex::in_memory()
+                .map_err(|e| CollectorError::Admin(e.to_string()))?;
             let state = ServerState::new(
                 collector.store.clone(),
                 collector.authority.clone(),
                 collector.config.clone(),
                 events,
+                Arc::new(index),
             )?;
             Ok::<_, CollectorError>(control::answer(&state, req, &admin::local_actor(None)))
         })

@@ -284,6 +284,21 @@ impl ReportIndex {
         if index.schema() != schema {
             return Err(err("its fields are not this version's".into()));
         }
+        Self::with_index(index, fields, dir)
+    }
+
+    /// An index held in memory, for admin commands run without the daemon (they list no
+    /// reports through it, and must not make files the daemon's user cannot write).
+    pub fn in_memory() -> Result<ReportIndex, IndexError> {
+        let (schema, fields) = schema();
+        Self::with_index(Index::create_in_ram(schema), fields, Path::new("(memory)"))
+    }
+
+    fn with_index(index: Index, fields: Fields, dir: &Path) -> Result<ReportIndex, IndexError> {
+        let err = |message: String| IndexError::Index {
+            dir: dir.display().to_string(),
+            message,
+        };
         index.tokenizers().register(
             WORDS_TOKENIZER,
             TextAnalyzer::from(WhitespaceTokenizer::default()),

@@ -123,6 +123,7 @@ impl ServerState {
         authority: Arc<Authority>,
         config: CollectorConfig,
         events: broadcast::Sender<CollectorEvent>,
+        report_index: Arc<crate::report_index::ReportIndex>,
     ) -> Result<ServerState, crate::CollectorError> {
         let limits = Limits::default();
         let commits =
@@ -131,11 +132,8 @@ impl ServerState {
                     what: "starting the group commit".into(),
                     source,
                 })?;
-        let data_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
-        let report_index = crate::report_index::ReportIndex::open(data_dir)
-            .map_err(|e| crate::CollectorError::Admin(e.to_string()))?;
         Ok(ServerState {
-            report_index: Arc::new(report_index),
+            report_index,
             commits,
             attachments: AttachmentDir::of(&store),
             newsroom: Arc::new(crate::newsroom::Newsroom::new(

@@ -10,6 +10,7 @@
 
 mod analyze;
 mod audit;
+mod backup;
 mod claims;
 mod daemon;
 mod media;
@@ -50,6 +51,24 @@ enum Command {
     Run {
         #[arg(long)]
         data_dir: PathBuf,
+    },
+    /// Write a backup of the data directory (a consistent copy of the store, the
+    /// configuration, the CA and keys, the attachments) into one file, mode 0600. Safe while
+    /// the daemon runs.
+    Backup {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The backup file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Bring a backup back into an empty data directory (the daemon stopped). Agents resend
+    /// what the center received after the backup.
+    Restore {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        from: PathBuf,
     },
     /// Manage sites.
     Site {
@@ -178,6 +197,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(args) => analyze::run(args),
         Command::Validate { config } => daemon::validate(&config),
         Command::Run { data_dir } => daemon::run(&data_dir).await,
+        Command::Backup { data_dir, out } => backup::backup(&data_dir, &out).await,
+        Command::Restore { data_dir, from } => backup::restore(&data_dir, &from),
         Command::Site { command } => site::run(command).await,
         Command::Reports {
             data_dir,

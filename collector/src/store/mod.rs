@@ -15,6 +15,7 @@
 //! - `sources.rs`: the engagement of social media items and the health of polled sources.
 //! - `audit.rs`: the hash-chained audit log, appended in the same transaction as the change it
 //!   records.
+//! - `snapshot.rs`: a consistent copy of every table while writers go on (for backups).
 //!
 //! Every batch is applied in a single write transaction that stores the new reports and advances
 //! the high-water mark together, committed with `Durability::Immediate` before the ack is sent.
@@ -45,6 +46,7 @@ mod publications;
 mod reports;
 mod risk;
 mod sites;
+mod snapshot;
 mod sources;
 mod story_edits;
 mod users;
@@ -55,6 +57,7 @@ pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
+pub use snapshot::SnapshotSummary;
 pub use sources::{MediaView, SourceHealth, Validators};
 pub use story_edits::RecordedEdit;
 pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};

@@ -19,7 +19,7 @@ pub(super) const API_TOKEN_INFO: TableDefinition<&[u8], &[u8]> =
     TableDefinition::new("api_token_info");
 /// SHA-256 of a dashboard session id → the session (sessions, web/auth.rs). Created on first
 /// login; a store without it has no sessions.
-const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 
 /// What a dashboard user may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, Serialize)]
