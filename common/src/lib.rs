@@ -13,6 +13,8 @@ pub mod control;
 pub mod fuzzing;
 pub mod html;
 pub mod logging;
+#[cfg(feature = "fixtures")]
+pub mod pgtest;
 pub mod pki;
 pub mod profile;
 pub mod quic;

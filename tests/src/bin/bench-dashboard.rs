@@ -203,9 +203,29 @@ async fn main() {
             panic!("the report index did not catch up in an hour");
         }
     }
+    let size = |path: &std::path::Path| -> u64 {
+        let mut total = 0;
+        let mut stack = vec![path.to_owned()];
+        while let Some(p) = stack.pop() {
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => stack.extend(
+                    std::fs::read_dir(&p)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .map(|e| e.path()),
+                ),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+        total
+    };
     println!(
-        "report index caught up with {filed} reports in {:.1}s",
-        indexing.elapsed().as_secs_f64()
+        "report index caught up with {filed} reports in {:.1}s: index {:.1} MiB, store {:.1} MiB",
+        indexing.elapsed().as_secs_f64(),
+        size(&dir.join("index")) as f64 / (1 << 20) as f64,
+        size(&dir.join("collector.redb")) as f64 / (1 << 20) as f64,
     );
     let (cookie, _) = dashboard_login(addr, "bench", PASSWORD).await;
     let kanwil = gazetteer.upts()[0].kanwil.replace(' ', "+");
