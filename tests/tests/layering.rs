@@ -110,3 +110,22 @@ fn the_protocol_and_the_analysis_do_no_io() {
     // The daemons reach the protocol through common, which re-exports it whole.
     assert!(reaches("pasopati-common").contains("pasopati-protocol"));
 }
+
+/// One crypto provider (ARCHITECTURE.md, invariant 10): ring, for QUIC, the dashboard's feed
+/// client and the PostgreSQL store's TLS alike. A second provider (aws-lc) or another TLS stack
+/// (OpenSSL, native-tls) in either daemon would bring back the process-level provider question
+/// and a C library to keep patched.
+#[test]
+fn the_daemons_carry_one_tls_stack_with_one_crypto_provider() {
+    for daemon in ["pasopati-collector", "pasopati-agent"] {
+        let reached = reaches(daemon);
+        assert!(reached.contains("ring"), "{daemon} does not reach ring");
+        let others: Vec<&String> = reached
+            .iter()
+            .filter(|n| {
+                n.starts_with("aws-lc") || n.starts_with("openssl") || n.as_str() == "native-tls"
+            })
+            .collect();
+        assert!(others.is_empty(), "{daemon} reaches {others:?}");
+    }
+}

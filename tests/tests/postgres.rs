@@ -75,3 +75,147 @@ fn a_cluster_starts_on_loopback_only_and_stops_when_dropped() {
         "nothing listens after the drop"
     );
 }
+
+mod migrations {
+    use super::*;
+    use pasopati_collector::store::pg::{
+        migrate, migrate_list_for_tests, Connector, Migration, PgOptions, MIGRATIONS,
+    };
+
+    async fn client(server: &PgServer, db: &str) -> tokio_postgres::Client {
+        let url = format!("{}?sslmode=disable", server.url(db));
+        Connector::new(&PgOptions { url, ca_file: None })
+            .unwrap_or_else(|e| panic!("{e}"))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn database(server: &PgServer, name: &str) {
+        server
+            .psql("postgres", &format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_schema_is_applied_once_checked_on_every_start_and_never_half() {
+        let test = "the_schema_is_applied_once_checked_on_every_start_and_never_half";
+        let server = match PgServer::start() {
+            Ok(s) => s,
+            Err(why) => return skip_or_fail(test, &why),
+        };
+        // A fresh database gets every version; a second start applies nothing.
+        database(&server, "segar");
+        let mut c = client(&server, "segar").await;
+        let first = migrate(&mut c).await.unwrap_or_else(|e| panic!("{e}"));
+        let newest = MIGRATIONS.last().map_or(0, |m| m.version);
+        assert_eq!(first.version, newest);
+        assert_eq!(first.applied.len(), MIGRATIONS.len());
+        let again = migrate(&mut c).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.applied.is_empty());
+        assert_eq!(
+            server.psql("segar", "SELECT value FROM meta WHERE key = 'next_arrival'"),
+            Ok("0".into())
+        );
+        // The audit log takes appends and refuses changes.
+        server
+            .psql(
+                "segar",
+                "INSERT INTO audit VALUES (1, 0, 'admin', 'uji', 'x', '', '\\x00', '\\x01')",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let changed = server.psql("segar", "UPDATE audit SET actor = 'orang lain'");
+        assert!(changed.is_err_and(|e| e.contains("append-only")));
+        assert!(server.psql("segar", "DELETE FROM audit").is_err());
+
+        // A database a newer collector migrated is refused, as is one whose recorded file
+        // differs from this binary's.
+        database(&server, "baru");
+        let mut c = client(&server, "baru").await;
+        let v1 = Migration {
+            version: 1,
+            name: "satu",
+            sql: "CREATE TABLE satu (n int)",
+        };
+        let v2 = Migration {
+            version: 2,
+            name: "dua",
+            sql: "CREATE TABLE dua (n int)",
+        };
+        migrate_list_for_tests(&mut c, &[v1, v2])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = migrate_list_for_tests(&mut c, &[v1])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("newer than this collector knows"), "{err}");
+        let edited = Migration {
+            sql: "CREATE TABLE satu (n bigint)",
+            ..v1
+        };
+        let err = migrate_list_for_tests(&mut c, &[edited, v2])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("differs from this collector's file"), "{err}");
+
+        // A version that fails leaves nothing of itself.
+        database(&server, "gagal");
+        let mut c = client(&server, "gagal").await;
+        let broken = Migration {
+            version: 2,
+            name: "rusak",
+            sql: "CREATE TABLE setengah (n int); SELECT kolom_yang_tidak_ada FROM setengah",
+        };
+        let err = migrate_list_for_tests(&mut c, &[v1, broken])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("could not be applied"), "{err}");
+        assert_eq!(
+            server.psql("gagal", "SELECT max(version) FROM schema_migrations"),
+            Ok("1".into())
+        );
+        assert_eq!(
+            server.psql("gagal", "SELECT to_regclass('setengah') IS NULL"),
+            Ok("t".into())
+        );
+        // The lock was let go: the next start goes on.
+        migrate_list_for_tests(&mut c, &[v1])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn collectors_starting_together_migrate_once() {
+        let test = "collectors_starting_together_migrate_once";
+        let server = match PgServer::start() {
+            Ok(s) => s,
+            Err(why) => return skip_or_fail(test, &why),
+        };
+        database(&server, "bersama");
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            let mut c = client(&server, "bersama").await;
+            runs.push(tokio::spawn(async move { migrate(&mut c).await }));
+        }
+        let mut applied = 0;
+        for r in runs {
+            let done = r
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            applied += done.applied.len();
+        }
+        assert_eq!(
+            applied,
+            MIGRATIONS.len(),
+            "each version applied by exactly one"
+        );
+        assert_eq!(
+            server.psql("bersama", "SELECT count(*) FROM schema_migrations"),
+            Ok(MIGRATIONS.len().to_string())
+        );
+    }
+}

@@ -42,6 +42,7 @@ mod audit;
 pub(crate) mod fixtures;
 mod ingest;
 mod media;
+pub mod pg;
 mod publications;
 mod reports;
 mod risk;
@@ -114,6 +115,10 @@ pub enum StoreError {
     // site stays in the message: the command line cannot add it after the fact.
     #[error("site `{0}` is not registered; register it with `pasopati-collector site add`")]
     UnknownSite(String),
+    /// The PostgreSQL store (`pg`): a refused configuration, a lost connection or a failed
+    /// statement, said in full.
+    #[error("the PostgreSQL store: {0}")]
+    Database(String),
 }
 
 impl StoreError {
