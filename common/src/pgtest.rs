@@ -377,6 +377,30 @@ impl PgServer {
         Ok(())
     }
 
+    /// Serves TLS with this certificate and key (PEM) and refuses every TCP connection without
+    /// it, as a production server should; reloads the configuration.
+    pub fn require_tls(&self, cert_pem: &str, key_pem: &str) -> Result<(), PgError> {
+        let write = |name: &str, text: &str| -> Result<(), PgError> {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.data.join(name);
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+            if let Some((uid, gid)) = self.user {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        };
+        write("server.crt", cert_pem)?;
+        write("server.key", key_pem)?;
+        write(
+            "pg_hba.conf",
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl replication all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )?;
+        self.append_conf("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")?;
+        self.psql("postgres", "SELECT pg_reload_conf()").map(|_| ())
+    }
+
     /// The server's log so far, for a failing test's message.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("server.log")).unwrap_or_default()

@@ -219,3 +219,57 @@ mod migrations {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_connection_is_tls_verified_against_its_ca_or_refused() {
+    use pasopati_collector::store::pg::{Connector, PgOptions};
+    let test = "the_store_connection_is_tls_verified_against_its_ca_or_refused";
+    let server = match PgServer::start() {
+        Ok(s) => s,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    let year = std::time::Duration::from_secs(365 * 86_400);
+    let ca =
+        pasopati_common::pki::new_ca("CA basis data uji", year).unwrap_or_else(|e| panic!("{e}"));
+    let cert = pasopati_common::pki::new_server_cert(
+        &ca.cert_pem,
+        &ca.key_pem,
+        &["127.0.0.1".into()],
+        year,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    server
+        .require_tls(&cert.cert_pem, &cert.key_pem)
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    let connect = |mode: &str, ca_file: Option<std::path::PathBuf>| {
+        let url = format!("{}?sslmode={mode}", server.url("postgres"));
+        async move { Connector::new(&PgOptions { url, ca_file })?.connect().await }
+    };
+    // Verified TLS: the session is encrypted.
+    let client = connect("require", Some(ca_file.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", server.log()));
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(row.get::<_, bool>(0));
+    // A server whose certificate another CA signed is refused.
+    let other = pasopati_common::pki::new_ca("CA lain", year).unwrap_or_else(|e| panic!("{e}"));
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&other_file, &other.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    let err = connect("require", Some(other_file))
+        .await
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("cannot connect"), "{err}");
+    // Plaintext, even on loopback, is refused by a server that requires TLS.
+    assert!(connect("disable", None).await.is_err());
+}
