@@ -112,6 +112,40 @@ impl Store {
         Ok((out, next))
     }
 
+    /// How many reports are shown (each at its latest clean revision), without reading them.
+    pub fn shown_count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(LATEST)?.len()?)
+    }
+
+    /// The shown reports, newest first: `limit` of them after skipping `offset`. Reads only
+    /// those and the ones skipped (the dashboard's default list, at any size of the store).
+    pub fn newest_shown(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<StoredReport>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let reports = txn.open_table(REPORTS)?;
+        let latest = txn.open_table(LATEST)?;
+        let mut out = Vec::new();
+        let mut seen = 0usize;
+        for entry in reports.iter()?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let r: StoredReport = decode(entry?.1.value())?;
+            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) {
+                continue;
+            }
+            if seen >= offset {
+                out.push(r);
+            }
+            seen += 1;
+        }
+        Ok(out)
+    }
+
     /// The stored reports at these arrivals, in the same order (`None` where there is none).
     pub fn reports_at(&self, arrivals: &[u64]) -> Result<Vec<Option<StoredReport>>, StoreError> {
         let txn = self.db.begin_read()?;
