@@ -135,24 +135,25 @@ fn files_to_back_up(data_dir: &Path) -> Result<Vec<PathBuf>, BackupError> {
     Ok(out)
 }
 
-fn sha256_of(path: &Path) -> Result<(u64, String), BackupError> {
-    let mut file = std::fs::File::open(path).map_err(io(path))?;
+/// Copies `from` into `to`, returning how many bytes and their SHA-256 (hex).
+fn copy_hashed(from: &mut dyn Read, to: &mut dyn Write) -> std::io::Result<(u64, String)> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 16];
     let mut bytes = 0u64;
     loop {
-        let n = file.read(&mut buf).map_err(io(path))?;
+        let n = from.read(&mut buf)?;
         if n == 0 {
-            break;
+            return Ok((bytes, pasopati_common::hex(ctx.finish().as_ref())));
         }
         ctx.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
         bytes += n as u64;
     }
-    Ok((bytes, hex(ctx.finish().as_ref())))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn sha256_of(path: &Path) -> Result<(u64, String), BackupError> {
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    copy_hashed(&mut file, &mut std::io::sink()).map_err(io(path))
 }
 
 fn slash_path(p: &Path) -> String {
@@ -338,20 +339,9 @@ fn unpack(from: &Path, data_dir: &Path) -> Result<Manifest, BackupError> {
             .mode(0o600)
             .open(&target)
             .map_err(io(&target))?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 1 << 16];
-        let mut bytes = 0u64;
-        loop {
-            let n = entry.read(&mut buf).map_err(io(from))?;
-            if n == 0 {
-                break;
-            }
-            ctx.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(io(&target))?;
-            bytes += n as u64;
-        }
+        let (bytes, sha256) = copy_hashed(&mut entry, &mut out).map_err(io(&target))?;
         out.sync_all().map_err(io(&target))?;
-        if bytes != listed.bytes || hex(ctx.finish().as_ref()) != listed.sha256 {
+        if bytes != listed.bytes || sha256 != listed.sha256 {
             return Err(invalid(format!(
                 "`{name}` does not match its manifest (the file is damaged or was changed)"
             )));

@@ -25,7 +25,7 @@ use pasopati_common::ReportId;
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
@@ -243,7 +243,7 @@ pub struct ReportIndex {
     fields: Fields,
     reader: IndexReader,
     view: RwLock<Arc<View>>,
-    signal: Signal,
+    signal: pasopati_common::task::Wakeup,
 }
 
 /// A page of reports and how many match in all.
@@ -332,7 +332,7 @@ impl ReportIndex {
             fields,
             reader,
             view,
-            signal: Signal::default(),
+            signal: pasopati_common::task::Wakeup::default(),
         })
     }
 
@@ -621,32 +621,6 @@ impl Feeder<'_> {
         self.uncommitted = 0;
         self.last_commit = Instant::now();
         Ok(())
-    }
-}
-
-/// Reports were stored since the feeder last looked.
-#[derive(Debug, Default)]
-struct Signal {
-    stored: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl Signal {
-    fn raise(&self) {
-        if let Ok(mut stored) = self.stored.lock() {
-            *stored = true;
-            self.wake.notify_one();
-        }
-    }
-
-    /// Waits until raised or `timeout` passes, and lowers it.
-    fn wait(&self, timeout: Duration) {
-        let Ok(stored) = self.stored.lock() else {
-            return;
-        };
-        if let Ok((mut stored, _)) = self.wake.wait_timeout_while(stored, timeout, |s| !*s) {
-            *stored = false;
-        }
     }
 }
 

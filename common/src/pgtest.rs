@@ -306,10 +306,12 @@ impl PgServer {
         if !base.status.success() {
             return Err(format!("pg_basebackup failed: {}", text(&base)));
         }
-        // A promoted standby must not wait for a standby of its own: it inherits the primary's
-        // settings, and with `synchronous_standby_names = '*'` every commit would hang.
+        // A promoted standby must not wait for a standby of its own: the base backup copied the
+        // primary's `synchronous_standby_names = '*'` (postgresql.auto.conf, where ALTER SYSTEM
+        // wrote it), and with it every commit after promotion would hang. It goes; the default
+        // is none.
         standby.append_conf(&format!(
-            "unix_socket_directories = '{}'\ncluster_name = 'standby1'\nsynchronous_standby_names = ''\n",
+            "unix_socket_directories = '{}'\ncluster_name = 'standby1'\n",
             standby.root.path().display()
         ))?;
         std::fs::write(

@@ -39,3 +39,32 @@ pub fn lower_this_thread_priority(nice: i32) {
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
 }
+
+/// Wakes a background thread that waits for work (the collector's analysis placer and its
+/// report index feeder): raised by whoever made work, and lowered by the waiter each time it
+/// wakes, so raises while it works make one more round, never a backlog of wake-ups.
+#[derive(Debug, Default)]
+pub struct Wakeup {
+    raised: std::sync::Mutex<bool>,
+    wake: std::sync::Condvar,
+}
+
+impl Wakeup {
+    /// Raises it. Cheap and never blocking.
+    pub fn raise(&self) {
+        if let Ok(mut raised) = self.raised.lock() {
+            *raised = true;
+            self.wake.notify_one();
+        }
+    }
+
+    /// Waits until raised or `timeout` passes, and lowers it.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        let Ok(raised) = self.raised.lock() else {
+            return;
+        };
+        if let Ok((mut raised, _)) = self.wake.wait_timeout_while(raised, timeout, |r| !*r) {
+            *raised = false;
+        }
+    }
+}

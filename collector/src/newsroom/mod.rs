@@ -80,7 +80,7 @@ pub struct Newsroom {
     /// How many documents the last rebuild placed (the rest came from the snapshot).
     rebuilt_documents: AtomicUsize,
     /// Raised when reports are stored, for the placer.
-    stored_signal: placer::Signal,
+    stored_signal: pasopati_common::task::Wakeup,
 }
 
 /// The report arrivals placed: every arrival below `below`, and those in `above`. Batches are
@@ -149,7 +149,7 @@ impl Newsroom {
             media_next: AtomicU64::new(0),
             placed_reports: Mutex::new(PlacedReports::default()),
             rebuilt_documents: AtomicUsize::new(0),
-            stored_signal: placer::Signal::default(),
+            stored_signal: pasopati_common::task::Wakeup::default(),
         }
     }
 

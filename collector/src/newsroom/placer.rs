@@ -12,7 +12,7 @@
 
 use super::{report_of, Newsroom};
 use crate::store::{ReportQuery, StoreError};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -26,32 +26,6 @@ const IDLE_LOOK: Duration = Duration::from_secs(1);
 
 /// The placer thread's scheduling priority (nice): it yields the cores to everything else.
 const NICE: i32 = 10;
-
-/// Reports were stored since the placer last looked.
-#[derive(Debug, Default)]
-pub(super) struct Signal {
-    stored: Mutex<bool>,
-    wake: Condvar,
-}
-
-impl Signal {
-    fn raise(&self) {
-        if let Ok(mut stored) = self.stored.lock() {
-            *stored = true;
-            self.wake.notify_one();
-        }
-    }
-
-    /// Waits until raised or `timeout` passes, and lowers it.
-    fn wait(&self, timeout: Duration) {
-        let Ok(stored) = self.stored.lock() else {
-            return;
-        };
-        if let Ok((mut stored, _)) = self.wake.wait_timeout_while(stored, timeout, |s| !*s) {
-            *stored = false;
-        }
-    }
-}
 
 impl Newsroom {
     /// Tells the placer that reports were stored. Cheap and never blocking: sessions call it
