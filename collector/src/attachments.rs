@@ -38,7 +38,7 @@ impl AttachmentDir {
 
     /// The attachment folder beside a store (in the same data directory).
     pub fn of(store: &Store) -> AttachmentDir {
-        AttachmentDir::new(store.path().parent().unwrap_or(Path::new(".")))
+        AttachmentDir::new(store.data_dir())
     }
 
     /// Where a verified attachment's bytes are.

@@ -455,11 +455,7 @@ fn store_snapshot(state: &ServerState, name: &str) -> Result<CollectorResponse, 
             "`{name}` is not a name for a store copy; use `pasopati-collector backup`"
         )));
     }
-    let dir = state
-        .store
-        .path()
-        .parent()
-        .unwrap_or(std::path::Path::new("."));
+    let dir = state.store.data_dir();
     let summary = state.store.snapshot_to(&dir.join(name))?;
     tracing::info!(
         copy = name,

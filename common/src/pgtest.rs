@@ -94,6 +94,44 @@ fn free_port() -> Result<u16, PgError> {
         .map_err(|e| e.to_string())
 }
 
+/// The server every test of this process shares, started on first use. A watchdog process
+/// stops it and removes its directory once this process has ended, however it ended (a
+/// static is never dropped, and a panicking test must not leave a server running).
+pub fn shared() -> Result<&'static PgServer, PgError> {
+    static SHARED: std::sync::OnceLock<Result<PgServer, PgError>> = std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let server = PgServer::start()?;
+            let pid = server.pid.ok_or("the shared server has no process id")?;
+            let script = format!(
+                "while kill -0 {me} 2>/dev/null; do sleep 1; done; kill -QUIT -- -{pid} 2>/dev/null; sleep 2; kill -KILL -- -{pid} 2>/dev/null; rm -rf '{root}'",
+                me = std::process::id(),
+                root = server.root.path().display()
+            );
+            Command::new("sh")
+                .args(["-c", &script])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start the shared server's watchdog: {e}"))?;
+            Ok(server)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A new, empty database on the [`shared`] server; returns its URL (plain TCP on loopback,
+/// `sslmode=disable`, as the collector accepts for a database on this machine).
+pub fn fresh_database() -> Result<String, PgError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let server = shared()?;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("t{}_{n}", std::process::id());
+    server.psql("postgres", &format!("CREATE DATABASE {name}"))?;
+    Ok(format!("{}?sslmode=disable", server.url(&name)))
+}
+
 /// One PostgreSQL server (a primary, or a standby made by [`PgServer::standby`]), stopped at
 /// once when dropped.
 pub struct PgServer {

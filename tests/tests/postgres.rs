@@ -84,11 +84,14 @@ mod migrations {
 
     async fn client(server: &PgServer, db: &str) -> tokio_postgres::Client {
         let url = format!("{}?sslmode=disable", server.url(db));
-        Connector::new(&PgOptions { url, ca_file: None })
-            .unwrap_or_else(|e| panic!("{e}"))
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
+        Connector::new(&PgOptions {
+            url,
+            ..PgOptions::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn database(server: &PgServer, name: &str) {
@@ -246,7 +249,15 @@ async fn the_store_connection_is_tls_verified_against_its_ca_or_refused() {
     std::fs::write(&ca_file, &ca.cert_pem).unwrap_or_else(|e| panic!("{e}"));
     let connect = |mode: &str, ca_file: Option<std::path::PathBuf>| {
         let url = format!("{}?sslmode={mode}", server.url("postgres"));
-        async move { Connector::new(&PgOptions { url, ca_file })?.connect().await }
+        async move {
+            Connector::new(&PgOptions {
+                url,
+                ca_file,
+                ..PgOptions::default()
+            })?
+            .connect()
+            .await
+        }
     };
     // Verified TLS: the session is encrypted.
     let client = connect("require", Some(ca_file.clone()))

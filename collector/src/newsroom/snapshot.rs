@@ -41,10 +41,7 @@ pub enum SnapshotWriteError {
 
 impl Newsroom {
     fn snapshot_path(&self) -> PathBuf {
-        self.store
-            .path()
-            .parent()
-            .map_or_else(|| PathBuf::from(SNAPSHOT_FILE), |d| d.join(SNAPSHOT_FILE))
+        self.store.data_dir().join(SNAPSHOT_FILE)
     }
 
     /// Writes the engine's snapshot if the engine runs and placed anything since `after`

@@ -2,7 +2,7 @@
 //! users, API tokens, claims, publications, quarantine), hash-chained, appended in the same
 //! transaction as the change it records, and the walk that verifies the chain.
 
-use super::{decode, encode, Store, StoreError, META};
+use super::{decode, encode, RedbStore, StoreError, META};
 use bincode::{Decode, Encode};
 use pasopati_common::frame::decode_value;
 use pasopati_common::Timestamp;
@@ -29,7 +29,7 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     /// The SHA-256 of everything in the entry but its own hash.
-    fn compute_hash(&self) -> [u8; 32] {
+    pub(super) fn compute_hash(&self) -> [u8; 32] {
         let body = encode(&(
             self.seq,
             self.at,
@@ -144,7 +144,7 @@ pub(super) fn audit(
     Ok(())
 }
 
-impl Store {
+impl RedbStore {
     /// The audit log, oldest first, as stored (undecodable entries included as errors).
     pub fn audit_log(&self) -> Result<Vec<StoredAuditEntry>, StoreError> {
         let txn = self.db.begin_read()?;

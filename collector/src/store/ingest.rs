@@ -6,8 +6,8 @@ use super::media::expect_attachments;
 use super::reports::{revision_range, show_if_newest, Quarantined, StoredReport};
 use super::sites::update_site;
 use super::{
-    decode, encode, next_number, Health, Store, StoreError, BY_ID, HWM, LATEST, META, QUARANTINE,
-    REPORTS,
+    decode, encode, next_number, Health, RedbStore, SiteRecord, StoreError, BY_ID, HWM, LATEST,
+    META, QUARANTINE, REPORTS,
 };
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{Batch, Heartbeat, Limits, NackReason, RefusedReport};
@@ -118,7 +118,7 @@ pub enum BatchOutcome {
     Refused { hwm: Seq, reason: NackReason },
 }
 
-impl Store {
+impl RedbStore {
     /// The high-water mark of (site, epoch); 0 if never seen.
     pub fn hwm(&self, site: &SiteId, epoch: Epoch) -> Result<Seq, StoreError> {
         let txn = self.db.begin_read()?;
@@ -180,17 +180,7 @@ impl Store {
                     txn.open_table(HWM)?.insert((site.as_str(), epoch.0), set)?;
                 }
                 if let Some(range) = rerequested {
-                    record_rejection(
-                        &txn,
-                        Some(site),
-                        format!(
-                            "rollback detected for epoch {epoch}: seqs {}..={} were acknowledged \
-                             earlier but are not in this store; the agent sends them again",
-                            range.start(),
-                            range.end()
-                        ),
-                        now,
-                    )?;
+                    record_rejection(&txn, Some(site), rerequested_message(epoch, range), now)?;
                 }
                 if *agent_behind {
                     upsert_gap(
@@ -204,10 +194,7 @@ impl Store {
                     )?;
                 }
             }
-            update_site(&txn, site, |record| {
-                record.last_seen_at = Some(now);
-                record.clock_offset_ms = Some(agent_time.millis_since(now));
-            })?;
+            update_site(&txn, site, |record| note_hello(record, agent_time, now))?;
         }
         txn.commit()?;
         Ok(())
@@ -222,16 +209,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
-            update_site(&txn, site, |record| {
-                let previous_backlog = record.health.as_ref().map(|h| h.heartbeat.backlog);
-                record.health = Some(Health {
-                    heartbeat: heartbeat.clone(),
-                    received_at: now,
-                    previous_backlog,
-                });
-                record.clock_offset_ms = Some(heartbeat.agent_time.millis_since(now));
-                record.last_seen_at = Some(now);
-            })?;
+            update_site(&txn, site, |record| note_heartbeat(record, heartbeat, now))?;
             let mut history = txn.open_table(HEARTBEATS)?;
             // Two heartbeats within one millisecond keep both: the later one moves up a bit.
             let mut at = now.0;
@@ -352,7 +330,7 @@ impl BatchJob {
     }
 }
 
-fn examined(batch: &Batch, guard: &PiiGuard, now: Timestamp) -> Vec<Examined> {
+pub(super) fn examined(batch: &Batch, guard: &PiiGuard, now: Timestamp) -> Vec<Examined> {
     let _examining = profile::COLLECTOR_EXAMINE.start();
     profile::COLLECTOR_EXAMINE.add_items(batch.reports.len() as u64);
     examine(
@@ -413,30 +391,13 @@ fn apply_one(
                     now,
                 )?;
             }
-            let message = match &reason {
-                NackReason::Conflict { seq } if *seq <= hwm => {
-                    format!("batch refused: epoch {epoch} {reason}; the stored report is kept")
-                }
-                NackReason::Conflict { seq } => format!(
-                    "batch refused: report {} arrived again with different content",
-                    batch.reports[(seq - batch.first_seq) as usize].id
-                ),
-                _ => format!("batch refused: {reason}"),
-            };
+            let message = batch_refusal_message(batch, epoch, hwm, &reason);
             record_rejection(txn, Some(site), message, now)?;
             Ok(BatchOutcome::Refused { hwm, reason })
         }
         BatchVerdict::Applied(applied) => {
             for r in &applied.refused {
-                record_rejection(
-                    txn,
-                    Some(site),
-                    format!(
-                        "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
-                        r.id, r.revision, r.seq, r.reason
-                    ),
-                    now,
-                )?;
+                record_rejection(txn, Some(site), report_refusal_message(epoch, r), now)?;
             }
             touch_site(txn, site, now, stored.len() as u64)?;
             Ok(BatchOutcome::Stored {
@@ -471,9 +432,9 @@ struct RedbLedger<'t> {
 
 /// A verdict kept by position (the value of [`VERDICTS`]).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-struct KeptVerdict {
-    quarantined: bool,
-    report: RefusedReport,
+pub(super) struct KeptVerdict {
+    pub(super) quarantined: bool,
+    pub(super) report: RefusedReport,
 }
 
 impl<'t> RedbLedger<'t> {
@@ -718,9 +679,24 @@ fn upsert_gap(
 ) -> Result<(), StoreError> {
     let key = (site.as_str(), epoch.0, from);
     let existing: Option<Gap> = gaps.get(key)?.map(|v| decode(v.value())).transpose()?;
-    let gap = match existing {
+    let gap = merged_gap(existing, site, epoch, from..=to, kind, now);
+    gaps.insert(key, encode(&gap).as_slice())?;
+    Ok(())
+}
+
+/// The gap of (site, epoch) from `range`'s start to its end as recorded now: a new one, or
+/// `existing` (the gap recorded at that start) seen again.
+pub(super) fn merged_gap(
+    existing: Option<Gap>,
+    site: &SiteId,
+    epoch: Epoch,
+    range: RangeInclusive<Seq>,
+    kind: GapKind,
+    now: Timestamp,
+) -> Gap {
+    match existing {
         Some(mut g) if g.kind == kind => {
-            g.to = g.to.max(to);
+            g.to = g.to.max(*range.end());
             g.last_seen = now;
             g.times += 1;
             g
@@ -728,16 +704,84 @@ fn upsert_gap(
         _ => Gap {
             site: site.clone(),
             epoch,
-            from,
-            to,
+            from: *range.start(),
+            to: *range.end(),
             kind,
             first_seen: now,
             last_seen: now,
             times: 1,
         },
-    };
-    gaps.insert(key, encode(&gap).as_slice())?;
-    Ok(())
+    }
+}
+
+/// What the rejection log says of a batch refused whole.
+pub(super) fn batch_refusal_message(
+    batch: &Batch,
+    epoch: Epoch,
+    hwm: Seq,
+    reason: &NackReason,
+) -> String {
+    match reason {
+        NackReason::Conflict { seq } if *seq <= hwm => {
+            format!("batch refused: epoch {epoch} {reason}; the stored report is kept")
+        }
+        NackReason::Conflict { seq } => match seq
+            .checked_sub(batch.first_seq)
+            .and_then(|i| batch.reports.get(i as usize))
+        {
+            Some(report) => format!(
+                "batch refused: report {} arrived again with different content",
+                report.id
+            ),
+            None => format!("batch refused: {reason}"),
+        },
+        _ => format!("batch refused: {reason}"),
+    }
+}
+
+/// What the rejection log says of one report refused within a batch.
+pub(super) fn report_refusal_message(epoch: Epoch, r: &RefusedReport) -> String {
+    format!(
+        "report {} revision {} (epoch {epoch}, seq {}) refused, not stored: {}",
+        r.id, r.revision, r.seq, r.reason
+    )
+}
+
+/// What the rejection log says when a `Hello` shows the collector lost acknowledged seqs.
+pub(super) fn rerequested_message(epoch: Epoch, range: &RangeInclusive<Seq>) -> String {
+    format!(
+        "rollback detected for epoch {epoch}: seqs {}..={} were acknowledged earlier but are \
+         not in this store; the agent sends them again",
+        range.start(),
+        range.end()
+    )
+}
+
+/// A site's record after a `Hello` with the agent's clock at `agent_time`.
+pub(super) fn note_hello(record: &mut SiteRecord, agent_time: Timestamp, now: Timestamp) {
+    record.last_seen_at = Some(now);
+    record.clock_offset_ms = Some(agent_time.millis_since(now));
+}
+
+/// A site's record after a heartbeat.
+pub(super) fn note_heartbeat(record: &mut SiteRecord, heartbeat: &Heartbeat, now: Timestamp) {
+    let previous_backlog = record.health.as_ref().map(|h| h.heartbeat.backlog);
+    record.health = Some(Health {
+        heartbeat: heartbeat.clone(),
+        received_at: now,
+        previous_backlog,
+    });
+    record.clock_offset_ms = Some(heartbeat.agent_time.millis_since(now));
+    record.last_seen_at = Some(now);
+}
+
+/// A site's record after a batch of it stored `new_reports` new reports.
+pub(super) fn note_batch(record: &mut SiteRecord, now: Timestamp, new_reports: u64) {
+    record.last_seen_at = Some(now);
+    record.reports += new_reports;
+    if new_reports > 0 {
+        record.last_report_at = Some(now);
+    }
 }
 
 /// Records a refusal within `txn`, under the next rejection number.
@@ -765,13 +809,7 @@ fn touch_site(
     now: Timestamp,
     new_reports: u64,
 ) -> Result<(), StoreError> {
-    update_site(txn, site, |record| {
-        record.last_seen_at = Some(now);
-        record.reports += new_reports;
-        if new_reports > 0 {
-            record.last_report_at = Some(now);
-        }
-    })
+    update_site(txn, site, |record| note_batch(record, now, new_reports))
 }
 
 #[cfg(test)]

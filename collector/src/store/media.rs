@@ -2,7 +2,7 @@
 //! analysis placed each on arrival) and attachments: those a stored report brings and a site
 //! is expected to send, and those the collector holds.
 
-use super::{decode, encode, Store, StoreError, META};
+use super::{decode, encode, RedbStore, StoreError, META};
 use bincode::{Decode, Encode};
 use pasopati_common::attachment::AttachmentRef;
 use pasopati_common::{SiteId, Timestamp};
@@ -56,7 +56,7 @@ pub struct StoredMedia {
     pub category: String,
 }
 
-impl Store {
+impl RedbStore {
     /// The reference of attachment `hash` if a stored report of `site` brings it and it is not
     /// held yet.
     pub fn expected_attachment(

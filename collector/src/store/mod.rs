@@ -46,6 +46,7 @@ pub mod pg;
 mod publications;
 mod reports;
 mod risk;
+mod seam;
 mod sites;
 mod snapshot;
 mod sources;
@@ -57,6 +58,7 @@ pub use ingest::{BatchJob, BatchOutcome, Gap, GapKind, Rejection};
 pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
+pub use seam::{Store, StoreLocation};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
 pub use snapshot::SnapshotSummary;
 pub use sources::{MediaView, SourceHealth, Validators};
@@ -163,8 +165,8 @@ pub struct StoreCounts {
     pub media: u64,
 }
 
-/// The collector's store; see the module documentation for what it keeps and how.
-pub struct Store {
+/// The embedded store: one redb file in the data directory (the default backend).
+pub struct RedbStore {
     db: Database,
     path: PathBuf,
 }
@@ -216,7 +218,7 @@ struct Register {
     kind: &'static str,
 }
 
-impl Store {
+impl RedbStore {
     /// Files the record `make` makes of the next number of `register`, with the audit entry
     /// `action` by `actor` at `at` saying what `make` gives with it (cut to 200 characters);
     /// returns the number.
@@ -314,12 +316,12 @@ impl From<OpenError> for StoreError {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Opens (creating if absent) the store in `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+    pub fn open(data_dir: &Path) -> Result<RedbStore, StoreError> {
         let path = data_dir.join(STORE_FILE);
         let (db, ()) = pasopati_common::storage::open_prepared(&path, open_tables)?;
-        Ok(Store { db, path })
+        Ok(RedbStore { db, path })
     }
 
     /// The store's file.

@@ -2,7 +2,7 @@
 //! media, with verdicts and their evidence, as schema.org's ClaimReview) and press releases
 //! drafted from verified reports, approved before they are published in the feeds.
 
-use super::{Register, Store, StoreError};
+use super::{RedbStore, Register, StoreError};
 use bincode::{Decode, Encode};
 use pasopati_common::Timestamp;
 use redb::TableDefinition;
@@ -135,7 +135,7 @@ const PUBLICATION_REGISTER: Register = Register {
 };
 
 /// The claims register.
-impl Store {
+impl RedbStore {
     /// Adds a claim to the register; returns its number.
     pub fn add_claim(&self, mut claim: Claim, actor: &str) -> Result<u64, StoreError> {
         let at = Timestamp(claim.created_at);
@@ -168,7 +168,7 @@ impl Store {
 }
 
 /// Press releases.
-impl Store {
+impl RedbStore {
     /// Adds a publication draft; returns its number.
     pub fn add_publication(&self, mut p: Publication, actor: &str) -> Result<u64, StoreError> {
         let at = Timestamp(p.drafted_at);

@@ -5,7 +5,7 @@
 use super::audit::audit;
 use super::media::expect_attachments;
 use super::{
-    change_record, decode, encode, Store, StoreError, BY_ID, INDEX_LATE, LATEST, QUARANTINE,
+    change_record, decode, encode, RedbStore, StoreError, BY_ID, INDEX_LATE, LATEST, QUARANTINE,
     REPORTS,
 };
 use bincode::{Decode, Encode};
@@ -41,7 +41,7 @@ pub struct ReportQuery {
     pub limit: Option<usize>,
 }
 
-impl Store {
+impl RedbStore {
     /// Stored reports in arrival order, each at its latest revision (earlier revisions are in
     /// [`Store::revisions`]).
     pub fn reports(&self, query: &ReportQuery) -> Result<Vec<StoredReport>, StoreError> {
@@ -238,7 +238,7 @@ impl Store {
 
 /// Corrections of the quarantine: an admin releases a report the guard was wrong about, or
 /// purges one's text. Each is in the audit log, in the same transaction as the change.
-impl Store {
+impl RedbStore {
     /// Releases a quarantined report into the reports (the guard was wrong: an admin read it
     /// and found no identity data). It becomes the shown revision if it is the newest.
     pub fn release_quarantined(
@@ -304,16 +304,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
-        let purge = |held: &mut Quarantined| {
-            let report = &mut held.report.report;
-            report.title = String::new();
-            report.body = String::new();
-            report.retraction = report.retraction.take().map(|_| String::new());
-            for a in &mut report.attachments {
-                a.name = String::new();
-            }
-        };
-        let Some(held) = change_record(&txn, QUARANTINE, arrival, purge)? else {
+        let Some(held) = change_record(&txn, QUARANTINE, arrival, purge_text)? else {
             return Ok(false);
         };
         let id = held.report.report.id;
@@ -327,6 +318,17 @@ impl Store {
         )?;
         txn.commit()?;
         Ok(true)
+    }
+}
+
+/// Purges a quarantined report's text: title, body, reason and attachment names.
+pub(super) fn purge_text(held: &mut Quarantined) {
+    let report = &mut held.report.report;
+    report.title = String::new();
+    report.body = String::new();
+    report.retraction = report.retraction.take().map(|_| String::new());
+    for a in &mut report.attachments {
+        a.name = String::new();
     }
 }
 

@@ -2,7 +2,7 @@
 //! so the dashboard can draw how a unit's risk moved. A day is recorded whole, replacing what
 //! was recorded for it before (today's scores are recorded again through the day).
 
-use super::{decode, encode, Store, StoreError};
+use super::{decode, encode, RedbStore, StoreError};
 use pasopati_analysis::risk::RiskScore;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -12,7 +12,7 @@ pub(super) const RISK: TableDefinition<(i64, &str), &[u8]> = TableDefinition::ne
 /// recorded calm is told from a day never recorded.
 pub(super) const RISK_DAYS: TableDefinition<i64, u64> = TableDefinition::new("risk_days");
 
-impl Store {
+impl RedbStore {
     /// Records the scores of `day`, replacing any recorded for it, in one transaction.
     pub fn record_risk_day(&self, day: i64, scores: &[RiskScore]) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(store.risk_days(99, 200).unwrap(), [100, 101, 102]);
         // The history survives reopening the store.
         drop(store);
-        let reopened = Store::open(dir.path()).unwrap();
+        let reopened = crate::store::fixtures::open(dir.path());
         assert_eq!(reopened.risk_history(101, 101).unwrap().len(), 1);
     }
 }

@@ -3,7 +3,7 @@
 //! certificate each site holds (issued at enrollment, renewed over the sync session).
 
 use super::audit::audit;
-use super::{change_record, decode, encode, Store, StoreError, HWM, SITES};
+use super::{change_record, decode, encode, RedbStore, StoreError, HWM, SITES};
 use bincode::{Decode, Encode};
 use pasopati_common::frame::Heartbeat;
 use pasopati_common::{SiteId, SiteType, Timestamp};
@@ -86,11 +86,11 @@ impl SiteRecord {
 
 /// An enrollment token as stored, under the SHA-256 of its secret.
 #[derive(Clone, Debug, Encode, Decode)]
-struct TokenRecord {
-    site: SiteId,
-    created_at: Timestamp,
-    expires_at: Timestamp,
-    used_at: Option<Timestamp>,
+pub(super) struct TokenRecord {
+    pub(super) site: SiteId,
+    pub(super) created_at: Timestamp,
+    pub(super) expires_at: Timestamp,
+    pub(super) used_at: Option<Timestamp>,
 }
 
 /// A site's latest heartbeat as the collector keeps it.
@@ -112,7 +112,7 @@ pub enum TokenRefusal {
     BadRequest(String),
 }
 
-impl Store {
+impl RedbStore {
     /// Registers a new site.
     pub fn add_site(&self, site: &SiteRecord, actor: &str) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
@@ -341,7 +341,7 @@ impl Store {
 /// Corrections an admin makes after the fact: a way back for a revoked site, renaming and
 /// removing sites, releasing or purging quarantined reports, changing a user's password or role.
 /// Each is in the audit log, in the same transaction as the change.
-impl Store {
+impl RedbStore {
     /// marks and gaps, and no earlier certificate is accepted. False if it was not revoked.
     pub fn reinstate_site(
         &self,

@@ -8,7 +8,9 @@
 //! backup without a word.
 
 use super::{audit, ingest, media, publications, risk, sites, sources, story_edits, users};
-use super::{Store, StoreError, BY_ID, HWM, INDEX_LATE, LATEST, META, QUARANTINE, REPORTS, SITES};
+use super::{
+    RedbStore, StoreError, BY_ID, HWM, INDEX_LATE, LATEST, META, QUARANTINE, REPORTS, SITES,
+};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
 };
@@ -87,7 +89,7 @@ impl Copy {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Writes a consistent copy of the store to a new redb file at `path` (which must not
     /// exist), while other transactions go on.
     pub fn snapshot_to(&self, path: &Path) -> Result<SnapshotSummary, StoreError> {
@@ -162,7 +164,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::fixtures::{apply, batch, site, store, T0};
+    use crate::store::fixtures::{apply, batch, redb_store as store, site, T0};
     use pasopati_common::{Epoch, Timestamp};
 
     #[test]
@@ -190,7 +192,7 @@ mod tests {
             n.sort();
             n
         };
-        let live = s.db.begin_read().unwrap();
+        let live = s.as_redb().unwrap().db.begin_read().unwrap();
         assert_eq!(names(&read), names(&live));
         assert_eq!(
             read.open_table(audit::AUDIT).unwrap().len().unwrap(),
@@ -200,7 +202,7 @@ mod tests {
         drop((read, copy));
         let restored_dir = tempfile::tempdir().unwrap();
         std::fs::copy(&out, restored_dir.path().join(crate::store::STORE_FILE)).unwrap();
-        let restored = Store::open(restored_dir.path()).unwrap();
+        let restored = crate::store::Store::open(restored_dir.path()).unwrap();
         assert_eq!(restored.report_count().unwrap(), 30);
         assert!(restored.verify_audit().unwrap().is_ok());
     }
@@ -208,7 +210,7 @@ mod tests {
     #[test]
     fn a_table_the_copy_does_not_know_fails_the_copy() {
         let (dir, s) = store();
-        let txn = s.db.begin_write().unwrap();
+        let txn = s.as_redb().unwrap().db.begin_write().unwrap();
         txn.open_table(TableDefinition::<u64, u64>::new("unknown_later_table"))
             .unwrap()
             .insert(1, 1)

@@ -7,7 +7,7 @@
 //! JSON rather than bincode, so that a field added later reads as its default in an older record
 //! instead of making the record undecodable.
 
-use super::{Store, StoreError, StoredMedia};
+use super::{RedbStore, StoreError, StoredMedia};
 use pasopati_analysis::social::Engagement;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -78,15 +78,26 @@ pub struct MediaView {
     pub engagement: Option<Engagement>,
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+/// The engagement of an item read now (`new`) over the one held (`old`): each figure the newest
+/// read where one was given, the one held before where not.
+pub(super) fn merge_engagement(new: &Engagement, old: &Engagement) -> Engagement {
+    Engagement {
+        shares: new.shares.or(old.shares),
+        replies: new.replies.or(old.replies),
+        likes: new.likes.or(old.likes),
+        views: new.views.or(old.views),
+    }
+}
+
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Storage(format!("cannot encode: {e}")))
 }
 
-fn from_json<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T, StoreError> {
+pub(super) fn from_json<T: for<'de> Deserialize<'de>>(raw: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-impl Store {
+impl RedbStore {
     /// The JSON value under `key` in `table`.
     fn json_get<T: for<'de> Deserialize<'de>>(
         &self,
@@ -127,12 +138,7 @@ impl Store {
                     Some(v) => from_json(v.value())?,
                     None => Engagement::default(),
                 };
-                let merged = Engagement {
-                    shares: new.shares.or(old.shares),
-                    replies: new.replies.or(old.replies),
-                    likes: new.likes.or(old.likes),
-                    views: new.views.or(old.views),
-                };
+                let merged = merge_engagement(new, &old);
                 table.insert(id.as_str(), to_json(&merged)?.as_slice())?;
             }
         }
@@ -245,7 +251,7 @@ mod tests {
         };
         store.put_source_health(&health).unwrap();
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = crate::store::fixtures::open(dir.path());
         assert_eq!(
             store.engagement("a").unwrap(),
             Some(Engagement {

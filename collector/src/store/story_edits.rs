@@ -3,7 +3,7 @@
 //! (`pasopati_analysis::edits`); the engine never reads them. An edit is undone by marking it,
 //! never by deleting it, and both are in the audit log.
 
-use super::{Register, Store, StoreError};
+use super::{RedbStore, Register, StoreError};
 use bincode::{Decode, Encode};
 use pasopati_analysis::edits::StoryEdit;
 use pasopati_common::Timestamp;
@@ -39,37 +39,19 @@ impl RecordedEdit {
     }
 }
 
-impl Store {
+impl RedbStore {
     /// Records an edit; returns its number. The id of a story split out is
     /// `pisah-<number>` (the engine's ids all start `story-`, so the two never meet), set
     /// here whatever the caller put.
     pub fn add_story_edit(
         &self,
-        mut edit: StoryEdit,
+        edit: StoryEdit,
         note: &str,
         actor: &str,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         self.add_numbered(&STORY_EDIT_REGISTER, actor, "story_edit", now, |number| {
-            let details = match &mut edit {
-                StoryEdit::Merge { from, into } => format!("merge {from} into {into}"),
-                StoryEdit::Split {
-                    story, id, docs, ..
-                } => {
-                    *id = format!("pisah-{number}");
-                    format!("split {} from {story} into {id}", docs.join(","))
-                }
-            };
-            let record = RecordedEdit {
-                number,
-                edit,
-                note: note.to_owned(),
-                by: actor.to_owned(),
-                at: now.0,
-                undone_by: None,
-                undone_at: None,
-            };
-            (record, details)
+            recorded_edit(number, edit, note, actor, now)
         })
     }
 
@@ -82,10 +64,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<RecordedEdit>, StoreError> {
         let undo = |r: &mut RecordedEdit| {
-            if r.undone_at.is_none() {
-                r.undone_by = Some(actor.to_owned());
-                r.undone_at = Some(now.0);
-            }
+            undo_edit(r, actor, now);
             String::new()
         };
         self.change_numbered(
@@ -101,6 +80,44 @@ impl Store {
     /// Every edit, oldest first, undone ones included.
     pub fn story_edits(&self) -> Result<Vec<RecordedEdit>, StoreError> {
         self.read_all(STORY_EDITS)
+    }
+}
+
+/// Edit `number` as recorded by `actor` at `now`, with what the audit entry says of it. A
+/// split's new story is named after the edit (`pisah-N`).
+pub(super) fn recorded_edit(
+    number: u64,
+    mut edit: StoryEdit,
+    note: &str,
+    actor: &str,
+    now: Timestamp,
+) -> (RecordedEdit, String) {
+    let details = match &mut edit {
+        StoryEdit::Merge { from, into } => format!("merge {from} into {into}"),
+        StoryEdit::Split {
+            story, id, docs, ..
+        } => {
+            *id = format!("pisah-{number}");
+            format!("split {} from {story} into {id}", docs.join(","))
+        }
+    };
+    let record = RecordedEdit {
+        number,
+        edit,
+        note: note.to_owned(),
+        by: actor.to_owned(),
+        at: now.0,
+        undone_by: None,
+        undone_at: None,
+    };
+    (record, details)
+}
+
+/// Marks an edit undone by `actor` at `now` (once: undoing it again changes nothing).
+pub(super) fn undo_edit(r: &mut RecordedEdit, actor: &str, now: Timestamp) {
+    if r.undone_at.is_none() {
+        r.undone_by = Some(actor.to_owned());
+        r.undone_at = Some(now.0);
     }
 }
 

@@ -3,7 +3,7 @@
 //! tokens (kept under the SHA-256 of the token).
 
 use super::audit::audit;
-use super::{change_record, decode, encode, Store, StoreError};
+use super::{change_record, decode, encode, RedbStore, StoreError};
 use bincode::{Decode, Encode};
 use pasopati_common::Timestamp;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
@@ -111,7 +111,7 @@ pub fn api_token_id(hash: &[u8]) -> String {
 }
 
 /// Dashboard users.
-impl Store {
+impl RedbStore {
     /// Adds a user; refuses an existing username.
     pub fn add_user(&self, user: &User, actor: &str) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
@@ -209,7 +209,7 @@ impl Store {
 }
 
 /// API tokens: bearer tokens for the API and the feeds, acting as a user.
-impl Store {
+impl RedbStore {
     /// Stores an API token (its SHA-256) for a user, valid until `expires_at` (Unix ms).
     pub fn add_api_token(
         &self,
@@ -332,7 +332,7 @@ impl Store {
 }
 
 /// Dashboard sessions (used by web/auth.rs), kept so that a restart signs nobody out.
-impl Store {
+impl RedbStore {
     /// Stores a new session under the SHA-256 of its id. In the same transaction, expired
     /// sessions are swept and, if the user already has `max_per_user` live sessions, the
     /// oldest are removed so that at most that many remain.
@@ -439,6 +439,18 @@ fn sessions_table(txn: &redb::ReadTransaction) -> Result<Option<SessionsTable>, 
 }
 
 #[cfg(test)]
+impl RedbStore {
+    pub(crate) fn insert_legacy_api_token_for_tests(&self, hash: &[u8; 32], username: &str) {
+        let txn = self.db.begin_write().unwrap();
+        txn.open_table(API_TOKENS)
+            .unwrap()
+            .insert(&hash[..], username)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::super::fixtures::store;
     use super::*;
@@ -455,14 +467,7 @@ mod tests {
         store.add_api_token(&stale, "ana", now - 1, "test").unwrap();
         // A record written before tokens expired: only the hash → username row.
         let legacy = pasopati_common::sha256(b"pst_lama");
-        {
-            let txn = store.db.begin_write().unwrap();
-            txn.open_table(API_TOKENS)
-                .unwrap()
-                .insert(&legacy[..], "budi")
-                .unwrap();
-            txn.commit().unwrap();
-        }
+        store.insert_legacy_api_token_for_tests(&legacy, "budi");
         assert_eq!(store.api_token_user(&live).unwrap().as_deref(), Some("ana"));
         assert_eq!(store.api_token_user(&stale).unwrap(), None);
         assert_eq!(

@@ -15,6 +15,13 @@
 //! this machine (loopback or a Unix socket). `sslmode=prefer`, the client library's default,
 //! is refused: it falls back to plaintext without a word.
 
+mod ingest;
+mod records;
+mod reports;
+mod store;
+
+pub use store::{PgStore, DEFAULT_MAX_CONNECTIONS};
+
 use super::StoreError;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -42,12 +49,23 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 const MIGRATION_LOCK: i64 = 0x5041_534F_5041_5449;
 
 /// How to reach the database.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PgOptions {
     /// A libpq-style URL or key-value string (`postgres://USER@HOST:PORT/DB?sslmode=require`).
     pub url: String,
     /// The CA certificate(s), PEM, that sign the database server's certificate.
     pub ca_file: Option<PathBuf>,
+    /// How many connections this collector opens at most (default
+    /// [`store::DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: Option<usize>,
+}
+
+impl PgOptions {
+    /// The configured connection limit, or the default.
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+            .unwrap_or(store::DEFAULT_MAX_CONNECTIONS)
+    }
 }
 
 fn database(message: impl std::fmt::Display) -> StoreError {
@@ -143,7 +161,7 @@ impl Connector {
 }
 
 /// The store address with any password replaced, for messages.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -319,7 +337,7 @@ mod tests {
     fn a_connection_that_could_fall_back_to_plaintext_is_refused() {
         let opts = |url: &str| PgOptions {
             url: url.into(),
-            ca_file: None,
+            ..PgOptions::default()
         };
         let refused = |url: &str| match Connector::new(&opts(url)) {
             Ok(_) => panic!("{url} accepted"),

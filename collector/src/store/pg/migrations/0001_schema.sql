@@ -9,15 +9,22 @@
 -- counters are bigint. Records that are read whole and never queried by their fields stay bytea
 -- holding the same bincode as the redb store, so both backends round-trip them byte for byte.
 
--- Counters and single numbers by name: next_arrival, audit_count, the registers' numbers.
+-- Key columns of text are compared byte by byte (COLLATE "C"), as the redb store orders them,
+-- whatever the database's locale.
+
+-- Counters and single numbers by name: next_arrival, audit_count, the registers' numbers, and
+-- the counts of stored, quarantined and shown reports (moved in the transactions that change
+-- them, since counting millions of rows is not free).
 CREATE TABLE meta (
-    key text PRIMARY KEY,
+    key text COLLATE "C" PRIMARY KEY,
     value bigint NOT NULL
 );
-INSERT INTO meta (key, value) VALUES ('next_arrival', 0), ('audit_count', 0);
+INSERT INTO meta (key, value) VALUES
+    ('next_arrival', 0), ('audit_count', 0),
+    ('stored_count', 0), ('quarantined_count', 0), ('shown_count', 0);
 
 CREATE TABLE sites (
-    id text PRIMARY KEY,
+    id text COLLATE "C" PRIMARY KEY,
     status text NOT NULL CHECK (status IN ('pending', 'active', 'revoked')),
     kanwil text NOT NULL,
     -- The whole SiteRecord (bincode); the columns above are what queries and row locks need.
@@ -28,13 +35,14 @@ CREATE INDEX sites_by_kanwil ON sites (kanwil);
 -- Enrollment tokens by the SHA-256 of their secret.
 CREATE TABLE tokens (
     secret_hash bytea PRIMARY KEY,
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     record bytea NOT NULL
 );
+CREATE INDEX tokens_by_site ON tokens (site);
 
 -- High-water mark per (site, epoch), moved in the same transaction as the reports.
 CREATE TABLE hwm (
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     epoch bigint NOT NULL,
     hwm bigint NOT NULL,
     PRIMARY KEY (site, epoch)
@@ -44,7 +52,7 @@ CREATE TABLE hwm (
 -- in commit order (one locked counter row, meta.next_arrival), as in the redb store.
 CREATE TABLE revisions (
     arrival bigint PRIMARY KEY,
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     epoch bigint NOT NULL,
     seq bigint NOT NULL,
     report_id bytea NOT NULL,
@@ -73,9 +81,15 @@ CREATE INDEX revisions_occurred ON revisions (occurred_at) WHERE is_latest;
 CREATE INDEX revisions_search ON revisions USING gin (search) WHERE is_latest;
 CREATE INDEX revisions_quarantined ON revisions (arrival) WHERE findings IS NOT NULL;
 
+-- Reports released from quarantine that the report index has not taken yet: it follows
+-- arrivals, and a released report keeps its old one.
+CREATE TABLE index_late (
+    arrival bigint PRIMARY KEY
+);
+
 -- (site, epoch, seq) -> arrival, for replays.
 CREATE TABLE positions (
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     epoch bigint NOT NULL,
     seq bigint NOT NULL,
     arrival bigint NOT NULL,
@@ -90,7 +104,7 @@ CREATE TABLE owners (
 
 -- The verdict on a position refused or quarantined, kept until the site has heard it.
 CREATE TABLE verdicts (
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     epoch bigint NOT NULL,
     seq bigint NOT NULL,
     record bytea NOT NULL,
@@ -98,7 +112,7 @@ CREATE TABLE verdicts (
 );
 
 CREATE TABLE gaps (
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     epoch bigint NOT NULL,
     from_seq bigint NOT NULL,
     record bytea NOT NULL,
@@ -111,14 +125,14 @@ CREATE TABLE rejections (
 );
 
 CREATE TABLE heartbeats (
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     at bigint NOT NULL,
     record bytea NOT NULL,
     PRIMARY KEY (site, at)
 );
 
 CREATE TABLE attachments_expected (
-    site text NOT NULL,
+    site text COLLATE "C" NOT NULL,
     hash bytea NOT NULL,
     record bytea NOT NULL,
     PRIMARY KEY (site, hash)
@@ -131,7 +145,7 @@ CREATE TABLE attachments (
 
 CREATE TABLE media (
     n bigint PRIMARY KEY,
-    id text NOT NULL UNIQUE,
+    id text COLLATE "C" NOT NULL UNIQUE,
     record bytea NOT NULL
 );
 
@@ -141,33 +155,35 @@ CREATE TABLE publications (n bigint PRIMARY KEY, record bytea NOT NULL);
 CREATE TABLE story_edits (n bigint PRIMARY KEY, record bytea NOT NULL);
 
 CREATE TABLE users (
-    username text PRIMARY KEY,
+    username text COLLATE "C" PRIMARY KEY,
     record bytea NOT NULL
 );
 
 -- API tokens by the SHA-256 of their secret.
 CREATE TABLE api_tokens (
     hash bytea PRIMARY KEY,
-    username text NOT NULL,
-    info bytea NOT NULL
+    username text COLLATE "C" NOT NULL,
+    -- NULL for a token made before tokens expired (moved from an older redb store).
+    info bytea
 );
 
 -- Dashboard sessions by the SHA-256 of their id: in the store, so that a user is not logged out
 -- when the instance that served the login dies.
 CREATE TABLE sessions (
     hash bytea PRIMARY KEY,
-    username text NOT NULL,
+    username text COLLATE "C" NOT NULL,
+    created_at bigint NOT NULL,
     expires_at bigint NOT NULL,
     record bytea NOT NULL
 );
 CREATE INDEX sessions_by_user ON sessions (username);
 
-CREATE TABLE media_engagement (id text PRIMARY KEY, record bytea NOT NULL);
-CREATE TABLE source_health (key text PRIMARY KEY, record bytea NOT NULL);
+CREATE TABLE media_engagement (id text COLLATE "C" PRIMARY KEY, record bytea NOT NULL);
+CREATE TABLE source_health (key text COLLATE "C" PRIMARY KEY, record bytea NOT NULL);
 
 CREATE TABLE risk (
     day bigint NOT NULL,
-    unit text NOT NULL,
+    unit text COLLATE "C" NOT NULL,
     record bytea NOT NULL,
     PRIMARY KEY (day, unit)
 );

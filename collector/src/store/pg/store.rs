@@ -1,0 +1,238 @@
+//! [`PgStore`]: the collector's store on PostgreSQL, behind the same methods as the redb store.
+//!
+//! The methods are synchronous, like the redb store's, and every caller already runs where it
+//! may block (the blocking pool, the group commit's thread, the command line). The store owns a
+//! one-thread tokio runtime that drives its connections; each method is one `block_on` over one
+//! transaction on a pooled connection. A method called from inside an async task would panic,
+//! which shows at once a store call made off the blocking pool.
+
+use super::{explain, migrate, Connector, PgOptions};
+use crate::store::StoreError;
+use bincode::{Decode, Encode};
+use std::future::Future;
+use std::sync::Mutex;
+use tokio_postgres::types::{FromSql, ToSql};
+use tokio_postgres::{Client, GenericClient, Row};
+
+/// How many connections one collector opens at most, unless configured.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// The collector's store on PostgreSQL; see the module documentation.
+pub struct PgStore {
+    /// `None` only while dropping.
+    rt: Option<tokio::runtime::Runtime>,
+    pub(super) pool: Pool,
+    location: String,
+}
+
+impl PgStore {
+    /// Connects, and brings the database's schema to this binary's version.
+    pub fn open(options: &PgOptions) -> Result<PgStore, StoreError> {
+        let connector = Connector::new(options)?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("pg-io")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                StoreError::Database(format!("cannot start the store's I/O thread: {e}"))
+            })?;
+        let store = PgStore {
+            rt: Some(rt),
+            pool: Pool::new(connector, options.max_connections()),
+            location: super::redact(&options.url),
+        };
+        store.run(async {
+            let mut client = store.pool.get().await?;
+            migrate(&mut client).await
+        })?;
+        Ok(store)
+    }
+
+    /// The database's address, without its password.
+    pub fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    /// Runs `work` to its end on the store's runtime.
+    pub(super) fn run<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match &self.rt {
+            Some(rt) => rt.block_on(work),
+            None => Err(StoreError::Database("the store is closed".into())),
+        }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // The last handle may go inside an async task; a runtime cannot be dropped there.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The store's connections: idle ones kept for the next call, at most `max` open at once.
+pub(super) struct Pool {
+    connector: Connector,
+    idle: Mutex<Vec<Client>>,
+    permits: tokio::sync::Semaphore,
+}
+
+/// A connection taken from the pool, given back when dropped (unless it closed).
+pub(super) struct Pooled<'p> {
+    client: Option<Client>,
+    pool: &'p Pool,
+    _permit: tokio::sync::SemaphorePermit<'p>,
+}
+
+impl Pool {
+    fn new(connector: Connector, max: usize) -> Pool {
+        Pool {
+            connector,
+            idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(max.max(1)),
+        }
+    }
+
+    /// A connection: an idle one still open, or a new one.
+    pub(super) async fn get(&self) -> Result<Pooled<'_>, StoreError> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Database("the store is closed".into()))?;
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|c| !c.is_closed());
+            idle.pop()
+        };
+        let client = match reused {
+            Some(c) => c,
+            None => self.connector.connect().await?,
+        };
+        Ok(Pooled {
+            client: Some(client),
+            pool: self,
+            _permit: permit,
+        })
+    }
+}
+
+impl std::ops::Deref for Pooled<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        match &self.client {
+            Some(c) => c,
+            None => unreachable!("a pooled connection is held until it is dropped"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Pooled<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        match &mut self.client {
+            Some(c) => c,
+            None => unreachable!("a pooled connection is held until it is dropped"),
+        }
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            if !client.is_closed() {
+                let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+                idle.push(client);
+            }
+        }
+    }
+}
+
+/// Parameters of a statement.
+pub(super) type Params<'a> = [&'a (dyn ToSql + Sync)];
+
+/// Column `i` of `row`, or why it cannot be read.
+pub(super) fn col<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, StoreError> {
+    row.try_get(i)
+        .map_err(|e| StoreError::Corrupt(format!("column {i}: {}", explain(&e))))
+}
+
+/// A u64 of the store's types as PostgreSQL's bigint. Numbers past i64::MAX only appear as the
+/// open end of a range, where i64::MAX means the same.
+pub(super) fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A bigint read back as the u64 it was written from.
+pub(super) fn unbig(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("a stored count is negative ({v})")))
+}
+
+/// A record as stored: bincode, as in the redb store.
+pub(super) fn enc<T: Encode>(v: &T) -> Vec<u8> {
+    crate::store::encode(v)
+}
+
+/// A stored record read back.
+pub(super) fn dec<T: Decode<()>>(raw: &[u8]) -> Result<T, StoreError> {
+    crate::store::decode(raw)
+}
+
+/// The record (bincode, first column) of the one row `sql` finds, if any.
+pub(super) async fn record<T: Decode<()>>(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Option<T>, StoreError> {
+    match c.query_opt(sql, params).await? {
+        Some(row) => Ok(Some(dec(col::<&[u8]>(&row, 0)?)?)),
+        None => Ok(None),
+    }
+}
+
+/// The records (bincode, first column) of every row `sql` finds, in its order.
+pub(super) async fn records<T: Decode<()>>(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &Params<'_>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = c.query(sql, params).await?;
+    rows.iter().map(|row| dec(col::<&[u8]>(row, 0)?)).collect()
+}
+
+/// Takes the next number of the counter `key` (starting at `first`) and moves it on. The
+/// counter's row stays locked until the transaction ends, so numbers are given in commit order.
+pub(super) async fn next_number(
+    c: &impl GenericClient,
+    key: &str,
+    first: u64,
+) -> Result<u64, StoreError> {
+    let row = c
+        .query_one(
+            "INSERT INTO meta (key, value) VALUES ($1, $2::bigint + 1)
+             ON CONFLICT (key) DO UPDATE SET value = meta.value + 1
+             RETURNING value - 1",
+            &[&key, &big(first)],
+        )
+        .await?;
+    unbig(col(&row, 0)?)
+}
+
+/// The value of the counter `key`, or `default` if it was never moved.
+pub(super) async fn counter(
+    c: &impl GenericClient,
+    key: &str,
+    default: u64,
+) -> Result<u64, StoreError> {
+    match c
+        .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+        .await?
+    {
+        Some(row) => unbig(col(&row, 0)?),
+        None => Ok(default),
+    }
+}
