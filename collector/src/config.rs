@@ -59,6 +59,26 @@ pub struct CollectorConfig {
     /// How feeds and social sources are polled (`[polling]`).
     #[serde(default)]
     pub polling: PollingSettings,
+    /// A PostgreSQL store (`[store]`); without it the store is the embedded redb file in the
+    /// data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreSettings>,
+}
+
+/// A PostgreSQL store (`[store]`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT][,HOST2[:PORT]…]/DATABASE?sslmode=require`;
+    /// several hosts with `target_session_attrs=read-write` follow a failover.
+    pub url: String,
+    /// The CA certificate(s), PEM, that sign the database server's certificate (needed for
+    /// `sslmode=require`); relative to the data directory unless absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// How many connections this collector opens at most (default 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
 }
 
 /// The analysis settings (`[analysis]`).
@@ -390,6 +410,18 @@ pub enum ConfigError {
 }
 
 impl CollectorConfig {
+    /// Where the store of the collector in `data_dir` is.
+    pub fn store_location(&self, data_dir: &Path) -> crate::store::StoreLocation {
+        match &self.store {
+            None => crate::store::StoreLocation::Redb(data_dir.to_owned()),
+            Some(settings) => crate::store::StoreLocation::Postgres(crate::store::pg::PgOptions {
+                url: settings.url.clone(),
+                ca_file: settings.ca_file.as_ref().map(|f| data_dir.join(f)),
+                max_connections: settings.max_connections,
+            }),
+        }
+    }
+
     /// Defaults for `init`: QUIC on all interfaces, port 4433; HTTP on loopback only.
     pub fn with_defaults(
         quic_listen: Option<SocketAddr>,
@@ -418,6 +450,7 @@ impl CollectorConfig {
             risk: RiskSettings::default(),
             dashboard: DashboardSettings::default(),
             feeds: Vec::new(),
+            store: None,
             social: Vec::new(),
             polling: PollingSettings::default(),
         }

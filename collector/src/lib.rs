@@ -29,7 +29,7 @@ use crate::config::CollectorConfig;
 use crate::control::{CollectorRequest, CollectorResponse};
 use crate::events::CollectorEvent;
 use crate::server::ServerState;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreLocation};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,6 +76,8 @@ pub struct InitOptions {
     pub quic_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
     pub public_addr: Option<String>,
+    /// A PostgreSQL store instead of the embedded one (`[store]`).
+    pub store: Option<config::StoreSettings>,
 }
 
 /// Creates a collector data directory: configuration, CA, server certificate and empty store.
@@ -85,18 +87,29 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
             data_dir.display().to_string(),
         ));
     }
-    let config = CollectorConfig::with_defaults(
+    let mut config = CollectorConfig::with_defaults(
         options.quic_listen,
         options.http_listen,
         options.public_addr,
     );
+    config.store = options.store;
     config.check().map_err(CollectorError::Admin)?;
+    let existed = data_dir.exists();
     pasopati_common::storage::create_private_dir(data_dir).map_err(|source| {
         CollectorError::Io {
             what: format!("creating {}", data_dir.display()),
             source,
         }
     })?;
+    if let Err(e) = prepare_store(data_dir, &mut config) {
+        // Nothing half-made stays: a directory made now goes, else only the CA copied now.
+        if existed {
+            let _ = std::fs::remove_file(data_dir.join(STORE_CA_FILE));
+        } else {
+            let _ = std::fs::remove_dir_all(data_dir);
+        }
+        return Err(e);
+    }
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     if let Some((host, _)) = config.public_addr.rsplit_once(':') {
         let host = host
@@ -108,7 +121,6 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
         }
     }
     Authority::create(data_dir, &names)?;
-    Store::open(data_dir)?;
     // The config is written last: its presence marks a complete data directory.
     config.save(data_dir)?;
     pasopati_common::storage::make_private(data_dir).map_err(|source| CollectorError::Io {
@@ -119,6 +131,35 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
         source,
     })?;
     Ok(config)
+}
+
+/// Opens the store of the collector in `data_dir` (the one its configuration names), for
+/// tools and tests that read a stopped collector's data.
+pub fn open_store(data_dir: &Path) -> Result<Store, CollectorError> {
+    let config = CollectorConfig::load(data_dir)?;
+    Ok(Store::open_at(&config.store_location(data_dir), data_dir)?)
+}
+
+/// The copy `init --store-ca` keeps of the database's CA certificate.
+pub const STORE_CA_FILE: &str = "store-ca.pem";
+
+/// Makes the store of a new data directory: copies the database's CA certificate in (so the
+/// service user can read it and backups hold it), and opens the store, which makes the
+/// schema of a PostgreSQL one; a database that cannot be reached fails `init` here.
+fn prepare_store(data_dir: &Path, config: &mut CollectorConfig) -> Result<(), CollectorError> {
+    if let Some(settings) = &mut config.store {
+        if let Some(ca) = settings.ca_file.take() {
+            std::fs::copy(&ca, data_dir.join(STORE_CA_FILE)).map_err(|source| {
+                CollectorError::Io {
+                    what: format!("copying the database's CA certificate {}", ca.display()),
+                    source,
+                }
+            })?;
+            settings.ca_file = Some(PathBuf::from(STORE_CA_FILE));
+        }
+    }
+    Store::open_at(&config.store_location(data_dir), data_dir)?;
+    Ok(())
 }
 
 /// An opened collector data directory.
@@ -161,7 +202,7 @@ impl Collector {
     /// Opens the configuration, certificates and store of `data_dir`; fails at once if another
     /// process holds the store.
     pub fn open(data_dir: &Path) -> Result<Collector, CollectorError> {
-        Self::open_with(data_dir, Store::open)
+        Self::open_with(data_dir, Store::open_at)
     }
 
     /// Like [`Collector::open`], but waits up to thirty seconds while a CLI command holds the
@@ -177,11 +218,11 @@ impl Collector {
 
     fn open_with(
         data_dir: &Path,
-        open_store: fn(&Path) -> Result<Store, StoreError>,
+        open_store: fn(&StoreLocation, &Path) -> Result<Store, StoreError>,
     ) -> Result<Collector, CollectorError> {
         let config = CollectorConfig::load(data_dir)?;
         let authority = Arc::new(Authority::load(data_dir)?);
-        let store = Arc::new(open_store(data_dir)?);
+        let store = Arc::new(open_store(&config.store_location(data_dir), data_dir)?);
         if let Err(e) = pasopati_common::storage::make_private(data_dir) {
             tracing::warn!(dir = %data_dir.display(), "cannot make the data directory private (mode 0700, files 0600): {e}");
         }
@@ -283,11 +324,11 @@ impl Collector {
 /// Opens the store for the daemon, waiting up to thirty seconds while another process holds it.
 /// A damaged store is moved aside (never deleted) and the daemon stops with instructions, so it
 /// neither crash-loops on the file nor silently starts empty.
-fn open_store_waiting(data_dir: &Path) -> Result<Store, StoreError> {
+fn open_store_waiting(location: &StoreLocation, data_dir: &Path) -> Result<Store, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut said = false;
     loop {
-        match Store::open(data_dir) {
+        match Store::open_at(location, data_dir) {
             Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 if !said {
                     said = true;

@@ -53,7 +53,7 @@ impl Outcome {
         acknowledged: &HashSet<ReportId>,
         dir: &std::path::Path,
     ) -> Outcome {
-        let store = pasopati_collector::store::Store::open(dir).unwrap_or_else(|e| panic!("{e}"));
+        let store = pasopati_collector::open_store(dir).unwrap_or_else(|e| panic!("{e}"));
         Outcome::check_store(scenario, acknowledged, &store)
     }
 

@@ -219,21 +219,23 @@ impl CollectorBin {
     /// Initialises `<root>/collector` listening on and advertising `addr` (not started).
     pub fn init_at(bins: &Bins, root: &Path, addr: String) -> CollectorBin {
         let dir = root.join("collector");
-        run_ok(
-            &bins.collector,
-            &[
-                "init",
-                "--data-dir",
-                path_str(&dir),
-                "--quic-listen",
-                &addr,
-                "--public-addr",
-                &addr,
-                // Tests run many collectors at once: each takes any free dashboard port.
-                "--http-listen",
-                "127.0.0.1:0",
-            ],
-        );
+        let mut args = vec![
+            "init".to_owned(),
+            "--data-dir".to_owned(),
+            path_str(&dir).to_owned(),
+            "--quic-listen".to_owned(),
+            addr.clone(),
+            "--public-addr".to_owned(),
+            addr.clone(),
+            // Tests run many collectors at once: each takes any free dashboard port.
+            "--http-listen".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ];
+        if let Some(store) = test_store() {
+            args.extend(["--store".to_owned(), store.url]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_ok(&bins.collector, &args);
         CollectorBin {
             bins: bins.clone(),
             log: root.join("collector.log"),
@@ -362,6 +364,31 @@ pub fn draft(n: usize) -> ReportDraft {
     }
 }
 
+/// The store collectors made by these helpers keep their data in: PostgreSQL when
+/// `PASOPATI_TEST_STORE=postgres` (a new database on this test process's shared server, so the
+/// same suites prove both backends; `.ci/run` runs them so), else `None`, the embedded redb.
+pub fn test_store() -> Option<pasopati_collector::config::StoreSettings> {
+    if std::env::var("PASOPATI_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let url = pasopati_common::pgtest::fresh_database()
+        .unwrap_or_else(|e| panic!("PASOPATI_TEST_STORE=postgres, but {e}"));
+    Some(pasopati_collector::config::StoreSettings {
+        url,
+        ca_file: None,
+        max_connections: None,
+    })
+}
+
+/// `init` options for a test collector listening on `quic_listen`, on the [`test_store`].
+pub fn test_init_options(quic_listen: Option<SocketAddr>) -> InitOptions {
+    InitOptions {
+        quic_listen,
+        store: test_store(),
+        ..InitOptions::default()
+    }
+}
+
 /// A collector running in this process on an ephemeral loopback port.
 pub struct TestCollector {
     pub dir: PathBuf,
@@ -382,14 +409,8 @@ impl TestCollector {
     pub async fn start(dir: &Path, addr: SocketAddr) -> TestCollector {
         test_logging();
         if !dir.join("collector.toml").exists() {
-            pasopati_collector::init(
-                dir,
-                InitOptions {
-                    quic_listen: Some(addr),
-                    ..InitOptions::default()
-                },
-            )
-            .unwrap_or_else(|e| panic!("init: {e}"));
+            pasopati_collector::init(dir, test_init_options(Some(addr)))
+                .unwrap_or_else(|e| panic!("init: {e}"));
         }
         // A collector stopped in this process may hold its UDP port a moment longer while its
         // endpoint drains (a real daemon's exit frees it at once): retry a bind on a fixed port.
@@ -563,14 +584,8 @@ pub fn skipped(suite: &str, why: &str) {
 /// `collector.toml` through `edit`, for tests that need other settings; start it with
 /// [`TestCollector::start`].
 pub fn init_collector_with(dir: &Path, edit: impl FnOnce(String) -> String) {
-    pasopati_collector::init(
-        dir,
-        InitOptions {
-            quic_listen: Some(([127, 0, 0, 1], 0).into()),
-            ..InitOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("init: {e}"));
+    pasopati_collector::init(dir, test_init_options(Some(([127, 0, 0, 1], 0).into())))
+        .unwrap_or_else(|e| panic!("init: {e}"));
     let config = dir.join("collector.toml");
     let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&config, edit(text)).unwrap_or_else(|e| panic!("{e}"));

@@ -478,7 +478,7 @@ async fn output_into_a_closed_pipe_ends_quietly() {
     let bins = bins!();
     let tmp = tempdir();
     let dir = tmp.path().join("collector");
-    pasopati_collector::init(&dir, pasopati_collector::InitOptions::default())
+    pasopati_collector::init(&dir, pasopati_tests::test_init_options(None))
         .unwrap_or_else(|e| panic!("{e}"));
     for i in 0..20 {
         pasopati_collector::call(
@@ -519,7 +519,7 @@ fn init_makes_the_data_directory_private() {
     std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
         .unwrap_or_else(|e| panic!("{e}"));
-    pasopati_collector::init(&dir, pasopati_collector::InitOptions::default())
+    pasopati_collector::init(&dir, pasopati_tests::test_init_options(None))
         .unwrap_or_else(|e| panic!("{e}"));
     let mode = |p: &std::path::Path| {
         std::fs::metadata(p)

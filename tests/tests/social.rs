@@ -8,7 +8,7 @@
 //! command line, and that engagement and health survive a restart. No mocks: every byte goes
 //! over a socket.
 
-use pasopati_collector::store::{Role, Store};
+use pasopati_collector::store::Role;
 use pasopati_tests::*;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -421,7 +421,7 @@ async fn social_sources_are_polled_politely_and_their_health_is_shown() {
 
     // 6. Engagement and health survive a restart.
     c.stop().await;
-    let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let store = pasopati_collector::open_store(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         store
             .engagement("youtube:UjiVideo001")

@@ -76,7 +76,7 @@ async fn expired_and_foreign_tokens_are_refused() {
     // Collector B's token, pointed at collector A: the agent refuses A's CA before sending the
     // secret anywhere.
     let b_dir = tmp.path().join("b");
-    pasopati_collector::init(&b_dir, pasopati_collector::InitOptions::default())
+    pasopati_collector::init(&b_dir, pasopati_tests::test_init_options(None))
         .unwrap_or_else(|e| panic!("{e}"));
     let b_token =
         match pasopati_collector::call(&b_dir, CollectorRequest::SiteAdd(site("lapas-uji")))

@@ -19,6 +19,14 @@ pub(super) struct InitArgs {
     /// host:port agents dial, written into enrollment tokens.
     #[arg(long)]
     public_addr: Option<String>,
+    /// Keep the store in PostgreSQL instead of the embedded redb file:
+    /// postgres://USER@HOST:PORT/DB?sslmode=require (the schema is made now).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// The CA certificate (PEM) that signs the database server's certificate, for
+    /// sslmode=require; copied into the data directory.
+    #[arg(long, value_name = "FILE", requires = "store")]
+    store_ca: Option<PathBuf>,
 }
 
 /// Creates a data directory, warning when agents would be told to dial this machine only.
@@ -28,13 +36,21 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
         quic_listen,
         http_listen,
         public_addr,
+        store,
+        store_ca,
     } = args;
+    let store = store.map(|url| crate::config::StoreSettings {
+        url,
+        ca_file: store_ca,
+        max_connections: None,
+    });
     let config = crate::init(
         &data_dir,
         InitOptions {
             quic_listen,
             http_listen,
             public_addr,
+            store,
         },
     )?;
     pasopati_common::outln!("collector initialised in {}", data_dir.display());

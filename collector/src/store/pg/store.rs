@@ -54,14 +54,42 @@ impl PgStore {
         self.location.clone()
     }
 
-    /// Runs `work` to its end on the store's runtime.
+    /// Runs `work` to its end on this thread, with the store's runtime as the context for the
+    /// connections it opens (their I/O runs on the runtime's thread). Unlike
+    /// `Runtime::block_on`, this may be called from inside another runtime's task, as the
+    /// redb store's methods may: it blocks that thread for the call, as a redb transaction does.
     pub(super) fn run<T>(
         &self,
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         match &self.rt {
-            Some(rt) => rt.block_on(work),
+            Some(rt) => {
+                let _context = rt.enter();
+                park_on(work)
+            }
             None => Err(StoreError::Database("the store is closed".into())),
+        }
+    }
+}
+
+/// Polls `work` on this thread, parking it between wake-ups.
+fn park_on<F: Future>(work: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut work = std::pin::pin!(work);
+    loop {
+        match work.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => return out,
+            std::task::Poll::Pending => std::thread::park(),
         }
     }
 }
