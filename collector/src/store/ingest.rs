@@ -1130,6 +1130,30 @@ mod tests {
     }
 
     #[test]
+    fn epochs_past_the_top_bit_each_keep_their_own_hwm() {
+        // Agents draw epochs at random from all 64 bits; a backend that stores them in a
+        // signed column must keep every bit, or two epochs share one hwm.
+        let (_d, s) = store();
+        let (high, higher) = (Epoch(0x8000_0000_0000_0001), Epoch(u64::MAX));
+        assert!(matches!(
+            apply(&s, &site(), high, &batch(1, 3), Timestamp(T0)),
+            BatchOutcome::Stored { hwm: 3, .. }
+        ));
+        assert_eq!(s.hwm(&site(), high).unwrap(), 3);
+        assert_eq!(s.hwm(&site(), higher).unwrap(), 0);
+        // The next batch of that epoch is judged against its own hwm.
+        assert!(matches!(
+            apply(&s, &site(), high, &batch(4, 2), Timestamp(T0 + 1)),
+            BatchOutcome::Stored { hwm: 5, .. }
+        ));
+        assert!(matches!(
+            apply(&s, &site(), higher, &batch(9, 1), Timestamp(T0 + 2)),
+            BatchOutcome::Refused { hwm: 0, .. }
+        ));
+        assert_eq!(s.first_verdict_from(&site(), high, 1).unwrap(), None);
+    }
+
+    #[test]
     fn collector_rollback_is_recorded_as_a_gap() {
         let (_d, s) = store();
         let decision = HelloDecision::Welcome {

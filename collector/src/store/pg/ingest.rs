@@ -11,8 +11,10 @@
 //! synchronous standby has the WAL, so an ack still means durable (on both machines).
 
 use super::records::{put_site, site_for_update, update_site};
-use super::reports::{expect_attachments, move_counters};
-use super::store::{big, col, dec, enc, records, unbig, PgStore};
+use super::reports::{expect_attachments, move_counters, EXPECT_ATTACHMENTS, MOVE_COUNTERS};
+use super::store::{
+    big, col, dec, enc, epoch_col, epoch_of, in_order, records, unbig, PgStore, Pooled, Step,
+};
 use crate::store::ingest::{
     batch_refusal_message, examined, merged_gap, note_batch, note_heartbeat, note_hello,
     report_refusal_message, rerequested_message, KeptVerdict,
@@ -29,7 +31,8 @@ use pasopati_common::sync::HelloDecision;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::RangeInclusive;
-use tokio_postgres::GenericClient;
+use tokio_postgres::ToStatement;
+use tokio_postgres::{GenericClient, Statement};
 
 /// How long heartbeat history is kept (as in the redb store).
 const HEARTBEAT_HISTORY_MS: i64 = 7 * 86_400_000;
@@ -53,7 +56,7 @@ impl PgStore {
             let row = c
                 .query_one(
                     "SELECT min(seq) FROM verdicts WHERE site = $1 AND epoch = $2 AND seq >= $3",
-                    &[&site.as_str(), &big(epoch.0), &big(from)],
+                    &[&site.as_str(), &epoch_col(epoch.0), &big(from)],
                 )
                 .await?;
             col::<Option<i64>>(&row, 0)?.map(unbig).transpose()
@@ -89,7 +92,8 @@ impl PgStore {
                 }
                 if let Some(range) = rerequested {
                     let reason = rerequested_message(epoch, range);
-                    insert_rejections(&txn, &[rejection(site, reason, now)]).await?;
+                    insert_rejections(&txn, INSERT_REJECTIONS, &[rejection(site, reason, now)])
+                        .await?;
                 }
                 if *agent_behind {
                     let kind = GapKind::AgentRollback;
@@ -183,6 +187,7 @@ impl PgStore {
     ) -> Result<Vec<BatchOutcome>, StoreError> {
         self.run(async {
             let mut c = self.pool.get().await?;
+            let statements = WriteStatements::prepare(&mut c).await?;
             let txn = c.transaction().await?;
             let mut group = Group::read(&txn, jobs).await?;
             let mut outcomes = Vec::with_capacity(jobs.len());
@@ -190,7 +195,7 @@ impl PgStore {
                 outcomes.push(group.judge(job, limits, guard)?);
             }
             let committing = profile::COLLECTOR_COMMIT.start();
-            group.write(&txn).await?;
+            group.write(&txn, &statements).await?;
             txn.commit().await?;
             drop(committing);
             profile::COLLECTOR_COMMIT.add_items(jobs.len() as u64);
@@ -211,7 +216,7 @@ impl PgStore {
         self.run(async {
             let mut c = self.pool.get().await?;
             let txn = c.transaction().await?;
-            insert_rejections(&txn, &[rejection]).await?;
+            insert_rejections(&txn, INSERT_REJECTIONS, &[rejection]).await?;
             txn.commit().await?;
             Ok(())
         })
@@ -256,7 +261,7 @@ async fn hwm_of(c: &impl GenericClient, site: &SiteId, epoch: Epoch) -> Result<S
     let row = c
         .query_opt(
             "SELECT hwm FROM hwm WHERE site = $1 AND epoch = $2",
-            &[&site.as_str(), &big(epoch.0)],
+            &[&site.as_str(), &epoch_col(epoch.0)],
         )
         .await?;
     match row {
@@ -274,7 +279,7 @@ async fn set_hwm(
     c.execute(
         "INSERT INTO hwm (site, epoch, hwm) VALUES ($1, $2, $3)
          ON CONFLICT (site, epoch) DO UPDATE SET hwm = $3",
-        &[&site.as_str(), &big(epoch.0), &big(hwm)],
+        &[&site.as_str(), &epoch_col(epoch.0), &big(hwm)],
     )
     .await?;
     Ok(())
@@ -288,31 +293,27 @@ fn rejection(site: &SiteId, reason: String, now: Timestamp) -> Rejection {
     }
 }
 
-/// Files rejections under the next rejection numbers.
-async fn insert_rejections(
+/// Files rejections under the next rejection numbers: their count and record array.
+const INSERT_REJECTIONS: &str = "WITH counter AS (
+         INSERT INTO meta (key, value) VALUES ('next_rejection', $1::bigint)
+         ON CONFLICT (key) DO UPDATE SET value = meta.value + $1::bigint
+         RETURNING value - $1::bigint AS first)
+     INSERT INTO rejections (n, record)
+     SELECT counter.first + t.i - 1, t.record
+     FROM counter, unnest($2::bytea[]) WITH ORDINALITY AS t(record, i)";
+
+/// Files rejections under the next rejection numbers, with [`INSERT_REJECTIONS`].
+async fn insert_rejections<S: ToStatement + ?Sized + Sync + Send>(
     c: &impl GenericClient,
+    statement: &S,
     rejections: &[Rejection],
 ) -> Result<(), StoreError> {
     if rejections.is_empty() {
         return Ok(());
     }
     let n = rejections.len() as i64;
-    let row = c
-        .query_one(
-            "INSERT INTO meta (key, value) VALUES ('next_rejection', $1)
-             ON CONFLICT (key) DO UPDATE SET value = meta.value + $1
-             RETURNING value - $1",
-            &[&n],
-        )
-        .await?;
-    let first: i64 = col(&row, 0)?;
-    let numbers: Vec<i64> = (first..first + n).collect();
     let blobs: Vec<Vec<u8>> = rejections.iter().map(enc).collect();
-    c.execute(
-        "INSERT INTO rejections (n, record) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-        &[&numbers, &blobs],
-    )
-    .await?;
+    c.execute(statement, &[&n, &blobs]).await?;
     Ok(())
 }
 
@@ -324,7 +325,7 @@ async fn upsert_gap(
     kind: GapKind,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let key = (site.as_str(), big(epoch.0), big(*range.start()));
+    let key = (site.as_str(), epoch_col(epoch.0), big(*range.start()));
     let existing: Option<Gap> = records(
         c,
         "SELECT record FROM gaps WHERE site = $1 AND epoch = $2 AND from_seq = $3 FOR UPDATE",
@@ -383,29 +384,35 @@ struct Group {
 }
 
 impl Group {
-    /// Locks the group's sites and the arrival counter, and reads what the rules may ask.
+    /// Locks the group's sites and the arrival counter, and reads what the rules may ask: the
+    /// statements of each step go out together (tokio-postgres pipelines them), so a group
+    /// costs a few round trips however many batches and reports it holds.
     async fn read(c: &impl GenericClient, jobs: &[BatchJob]) -> Result<Group, StoreError> {
         let mut site_ids: Vec<&str> = jobs.iter().map(|j| j.site.as_str()).collect();
         site_ids.sort_unstable();
         site_ids.dedup();
+        let (site_rows, counter_row) = tokio::try_join!(
+            async {
+                c.query(
+                    "SELECT record FROM sites WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    &[&site_ids],
+                )
+                .await
+            },
+            async {
+                c.query_one(
+                    "SELECT value FROM meta WHERE key = 'next_arrival' FOR UPDATE",
+                    &[],
+                )
+                .await
+            },
+        )?;
         let mut sites = BTreeMap::new();
-        for row in c
-            .query(
-                "SELECT record FROM sites WHERE id = ANY($1) ORDER BY id COLLATE \"C\" FOR UPDATE",
-                &[&site_ids],
-            )
-            .await?
-        {
-            let record: SiteRecord = dec(col::<&[u8]>(&row, 0)?)?;
+        for row in &site_rows {
+            let record: SiteRecord = dec(col::<&[u8]>(row, 0)?)?;
             sites.insert(record.id.clone(), record);
         }
-        let row = c
-            .query_one(
-                "SELECT value FROM meta WHERE key = 'next_arrival' FOR UPDATE",
-                &[],
-            )
-            .await?;
-        let next_arrival = unbig(col(&row, 0)?)?;
+        let next_arrival = unbig(col(&counter_row, 0)?)?;
         let mut group = Group {
             sites,
             touched_sites: HashSet::new(),
@@ -428,59 +435,100 @@ impl Group {
             rejections: Vec::new(),
             gaps: Vec::new(),
         };
+        // Each batch's (site, epoch) and seq range, and every report id the group carries.
+        let (mut sites, mut epochs, mut lows, mut highs) = (vec![], vec![], vec![], vec![]);
         let mut ids: Vec<Vec<u8>> = Vec::new();
         for job in jobs {
-            let (site, epoch) = (&job.site, job.epoch.0);
-            if let std::collections::hash_map::Entry::Vacant(slot) =
-                group.hwm.entry((site.clone(), epoch))
-            {
-                slot.insert(hwm_of(c, site, job.epoch).await?);
-            }
             ids.extend(job.batch.reports.iter().map(|r| r.id.0.to_vec()));
-            let Some(last) = (job.batch.reports.len() as u64)
+            let last = (job.batch.reports.len() as u64)
                 .checked_sub(1)
                 .and_then(|n| job.batch.first_seq.checked_add(n))
-            else {
-                continue;
-            };
-            let range = (big(job.batch.first_seq), big(last));
-            let rows = c
-                .query(
-                    "SELECT p.seq, p.arrival, r.report_id, r.revision, r.content_hash
-                     FROM positions p JOIN revisions r ON r.arrival = p.arrival
-                     WHERE p.site = $1 AND p.epoch = $2 AND p.seq BETWEEN $3 AND $4",
-                    &[&site.as_str(), &big(epoch), &range.0, &range.1],
-                )
-                .await?;
-            for row in &rows {
-                let arrival = unbig(col(row, 1)?)?;
-                let seq = unbig(col(row, 0)?)?;
-                group.positions.insert((site.clone(), epoch, seq), arrival);
-                group.note_held(arrival, col(row, 2)?, col(row, 3)?, col(row, 4)?)?;
-            }
-            let rows = c
-                .query(
-                    "SELECT seq, record FROM verdicts
-                     WHERE site = $1 AND epoch = $2 AND seq BETWEEN $3 AND $4",
-                    &[&site.as_str(), &big(epoch), &range.0, &range.1],
-                )
-                .await?;
-            for row in &rows {
-                let seq = unbig(col(row, 0)?)?;
-                let kept: KeptVerdict = dec(col::<&[u8]>(row, 1)?)?;
-                group.verdicts.insert((site.clone(), epoch, seq), kept);
-            }
+                .unwrap_or(job.batch.first_seq);
+            sites.push(job.site.as_str());
+            epochs.push(epoch_col(job.epoch.0));
+            lows.push(big(job.batch.first_seq));
+            highs.push(big(last));
         }
         ids.sort_unstable();
         ids.dedup();
-        let rows = c
-            .query(
-                "SELECT arrival, report_id, revision, content_hash, is_latest
-                 FROM revisions WHERE report_id = ANY($1)",
-                &[&ids],
-            )
-            .await?;
-        for row in &rows {
+        let (hwm_rows, position_rows, verdict_rows, revision_rows, owner_rows) = tokio::try_join!(
+            async {
+                c.query(
+                    "SELECT h.site, h.epoch, h.hwm FROM hwm h
+                     JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::bigint[])) AS q(site, epoch)
+                       ON h.site = q.site AND h.epoch = q.epoch",
+                    &[&sites, &epochs],
+                )
+                .await
+            },
+            async {
+                c.query(
+                    "SELECT p.site, p.epoch, p.seq, p.arrival, r.report_id, r.revision, r.content_hash
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                          AS q(site, epoch, lo, hi)
+                     JOIN positions p ON p.site = q.site AND p.epoch = q.epoch
+                          AND p.seq BETWEEN q.lo AND q.hi
+                     JOIN revisions r ON r.arrival = p.arrival",
+                    &[&sites, &epochs, &lows, &highs],
+                )
+                .await
+            },
+            async {
+                c.query(
+                    "SELECT v.site, v.epoch, v.seq, v.record
+                     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                          AS q(site, epoch, lo, hi)
+                     JOIN verdicts v ON v.site = q.site AND v.epoch = q.epoch
+                          AND v.seq BETWEEN q.lo AND q.hi",
+                    &[&sites, &epochs, &lows, &highs],
+                )
+                .await
+            },
+            async {
+                c.query(
+                    "SELECT arrival, report_id, revision, content_hash, is_latest
+                     FROM revisions WHERE report_id = ANY($1)",
+                    &[&ids],
+                )
+                .await
+            },
+            async {
+                c.query(
+                    "SELECT report_id, site FROM owners WHERE report_id = ANY($1)",
+                    &[&ids],
+                )
+                .await
+            },
+        )?;
+        for row in &hwm_rows {
+            let key = (site_id(col(row, 0)?)?, epoch_of(col(row, 1)?));
+            group.hwm.insert(key, unbig(col(row, 2)?)?);
+        }
+        for job in jobs {
+            group
+                .hwm
+                .entry((job.site.clone(), job.epoch.0))
+                .or_insert(0);
+        }
+        for row in &position_rows {
+            let key = (
+                site_id(col(row, 0)?)?,
+                epoch_of(col(row, 1)?),
+                unbig(col(row, 2)?)?,
+            );
+            let arrival = unbig(col(row, 3)?)?;
+            group.positions.insert(key, arrival);
+            group.note_held(arrival, col(row, 4)?, col(row, 5)?, col(row, 6)?)?;
+        }
+        for row in &verdict_rows {
+            let key = (
+                site_id(col(row, 0)?)?,
+                epoch_of(col(row, 1)?),
+                unbig(col(row, 2)?)?,
+            );
+            group.verdicts.insert(key, dec(col::<&[u8]>(row, 3)?)?);
+        }
+        for row in &revision_rows {
             let arrival = unbig(col(row, 0)?)?;
             let held = group.note_held(arrival, col(row, 1)?, col(row, 2)?, col(row, 3)?)?;
             if col::<bool>(row, 4)? {
@@ -488,17 +536,10 @@ impl Group {
                 group.shown_before.insert(held.id);
             }
         }
-        let rows = c
-            .query(
-                "SELECT report_id, site FROM owners WHERE report_id = ANY($1)",
-                &[&ids],
-            )
-            .await?;
-        for row in &rows {
-            let id = id16(col(row, 0)?)?;
-            let site = SiteId::new(col::<&str>(row, 1)?)
-                .map_err(|e| StoreError::Corrupt(format!("an owner's site id: {e}")))?;
-            group.owners.insert(id, site);
+        for row in &owner_rows {
+            group
+                .owners
+                .insert(id16(col(row, 0)?)?, site_id(col(row, 1)?)?);
         }
         Ok(group)
     }
@@ -596,77 +637,15 @@ impl Group {
         }
     }
 
-    /// Writes what the group holds, one statement per table.
-    async fn write(self, c: &impl GenericClient) -> Result<(), StoreError> {
-        // Revisions no longer shown first: the partial unique index allows one shown each.
+    /// Writes what the group holds: one statement per table, all sent together.
+    async fn write(&self, c: &impl GenericClient, st: &WriteStatements) -> Result<(), StoreError> {
         let unshown: Vec<Vec<u8>> = self.latest_changed.iter().map(|id| id.to_vec()).collect();
-        if !unshown.is_empty() {
-            c.execute(
-                "UPDATE revisions SET is_latest = false
-                 WHERE report_id = ANY($1) AND is_latest AND arrival < $2",
-                &[&unshown, &big(self.first_arrival)],
-            )
-            .await?;
-        }
-        if !self.new_revisions.is_empty() {
-            let mut cols = RevisionColumns::default();
-            for new in &self.new_revisions {
-                let shown = self.latest.get(&new.record.report.id.0) == Some(&new.record.arrival);
-                cols.push(new, shown);
-            }
-            cols.insert(c).await?;
-        }
-        if !self.new_positions.is_empty() {
-            let mut sites = Vec::new();
-            let (mut epochs, mut seqs, mut arrivals) = (Vec::new(), Vec::new(), Vec::new());
-            for (site, epoch, seq, arrival) in &self.new_positions {
-                sites.push(site.as_str());
-                epochs.push(big(*epoch));
-                seqs.push(big(*seq));
-                arrivals.push(big(*arrival));
-            }
-            c.execute(
-                "INSERT INTO positions (site, epoch, seq, arrival)
-                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
-                 ON CONFLICT (site, epoch, seq) DO UPDATE SET arrival = excluded.arrival",
-                &[&sites, &epochs, &seqs, &arrivals],
-            )
-            .await?;
-        }
-        if !self.new_owners.is_empty() {
-            let ids: Vec<Vec<u8>> = self.new_owners.iter().map(|(id, _)| id.to_vec()).collect();
-            let sites: Vec<&str> = self.new_owners.iter().map(|(_, s)| s.as_str()).collect();
-            c.execute(
-                "INSERT INTO owners (report_id, site) SELECT * FROM unnest($1::bytea[], $2::text[])",
-                &[&ids, &sites],
-            )
-            .await?;
-        }
-        if !self.new_verdicts.is_empty() {
-            let mut sites = Vec::new();
-            let (mut epochs, mut seqs, mut blobs) = (Vec::new(), Vec::new(), Vec::new());
-            for ((site, epoch, seq), kept) in &self.new_verdicts {
-                sites.push(site.as_str());
-                epochs.push(big(*epoch));
-                seqs.push(big(*seq));
-                blobs.push(enc(kept));
-            }
-            c.execute(
-                "INSERT INTO verdicts (site, epoch, seq, record)
-                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])
-                 ON CONFLICT (site, epoch, seq) DO UPDATE SET record = excluded.record",
-                &[&sites, &epochs, &seqs, &blobs],
-            )
-            .await?;
-        }
-        for key in &self.hwm_changed {
-            if let Some(hwm) = self.hwm.get(key) {
-                set_hwm(c, &key.0, Epoch(key.1), *hwm).await?;
-            }
-        }
+        let mut revisions = RevisionColumns::default();
         let mut expected = Vec::new();
         let (mut stored, mut quarantined) = (0i64, 0i64);
         for new in &self.new_revisions {
+            let shown = self.latest.get(&new.record.report.id.0) == Some(&new.record.arrival);
+            revisions.push(new, shown);
             if new.findings.is_empty() {
                 stored += 1;
                 let site = &new.record.site;
@@ -681,30 +660,207 @@ impl Group {
                 quarantined += 1;
             }
         }
-        expect_attachments(c, &expected).await?;
         let shown = self
             .latest_changed
             .iter()
             .filter(|id| !self.shown_before.contains(*id))
             .count() as i64;
-        move_counters(c, stored, quarantined, shown).await?;
-        if self.next_arrival != self.first_arrival {
-            c.execute(
-                "UPDATE meta SET value = $1 WHERE key = 'next_arrival'",
-                &[&big(self.next_arrival)],
-            )
-            .await?;
+        let mut positions = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (site, epoch, seq, arrival) in &self.new_positions {
+            positions.0.push(site.as_str());
+            positions.1.push(epoch_col(*epoch));
+            positions.2.push(big(*seq));
+            positions.3.push(big(*arrival));
         }
-        insert_rejections(c, &self.rejections).await?;
+        let owner_ids: Vec<Vec<u8>> = self.new_owners.iter().map(|(id, _)| id.to_vec()).collect();
+        let owner_sites: Vec<&str> = self.new_owners.iter().map(|(_, s)| s.as_str()).collect();
+        let mut verdicts = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((site, epoch, seq), kept) in &self.new_verdicts {
+            verdicts.0.push(site.as_str());
+            verdicts.1.push(epoch_col(*epoch));
+            verdicts.2.push(big(*seq));
+            verdicts.3.push(enc(kept));
+        }
+        let mut hwms = (Vec::new(), Vec::new(), Vec::new());
+        for key in &self.hwm_changed {
+            if let Some(hwm) = self.hwm.get(key) {
+                hwms.0.push(key.0.as_str());
+                hwms.1.push(epoch_col(key.1));
+                hwms.2.push(big(*hwm));
+            }
+        }
+        let mut sites = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for id in &self.touched_sites {
+            if let Some(record) = self.sites.get(id) {
+                sites.0.push(id.as_str());
+                sites.1.push(super::records::status_name(record.status));
+                sites.2.push(record.kanwil.as_str());
+                sites.3.push(enc(record));
+            }
+        }
+        let arrival_moved = self.next_arrival != self.first_arrival;
+        let mut steps: Vec<Step<'_>> = Vec::new();
+        // Revisions no longer shown first: the partial unique index allows one shown each.
+        if !unshown.is_empty() {
+            let params: (Vec<Vec<u8>>, i64) = (unshown, big(self.first_arrival));
+            steps.push(Box::pin(async move {
+                c.execute(&st.unset_latest, &[&params.0, &params.1]).await?;
+                Ok(())
+            }));
+        }
+        if !self.new_revisions.is_empty() {
+            steps.push(Box::pin(revisions.insert(c, &st.insert_revisions)));
+        }
+        if !positions.0.is_empty() {
+            steps.push(Box::pin(async move {
+                let p = &positions;
+                c.execute(&st.insert_positions, &[&p.0, &p.1, &p.2, &p.3])
+                    .await?;
+                Ok(())
+            }));
+        }
+        if !owner_ids.is_empty() {
+            steps.push(Box::pin(async move {
+                c.execute(&st.insert_owners, &[&owner_ids, &owner_sites])
+                    .await?;
+                Ok(())
+            }));
+        }
+        if !verdicts.0.is_empty() {
+            steps.push(Box::pin(async move {
+                let v = &verdicts;
+                c.execute(&st.insert_verdicts, &[&v.0, &v.1, &v.2, &v.3])
+                    .await?;
+                Ok(())
+            }));
+        }
+        if !hwms.0.is_empty() {
+            steps.push(Box::pin(async move {
+                c.execute(&st.set_hwms, &[&hwms.0, &hwms.1, &hwms.2])
+                    .await?;
+                Ok(())
+            }));
+        }
+        if arrival_moved {
+            let next = big(self.next_arrival);
+            steps.push(Box::pin(async move {
+                c.execute(&st.next_arrival, &[&next]).await?;
+                Ok(())
+            }));
+        }
+        steps.push(Box::pin(move_counters(
+            c,
+            &st.move_counters,
+            stored,
+            quarantined,
+            shown,
+        )));
+        steps.push(Box::pin(insert_rejections(
+            c,
+            &st.insert_rejections,
+            &self.rejections,
+        )));
+        steps.push(Box::pin(expect_attachments(
+            c,
+            &st.expect_attachments,
+            &expected,
+        )));
+        if !sites.0.is_empty() {
+            steps.push(Box::pin(async move {
+                let x = &sites;
+                c.execute(&st.update_sites, &[&x.0, &x.1, &x.2, &x.3])
+                    .await?;
+                Ok(())
+            }));
+        }
+        in_order(steps).await?;
         for (site, epoch, range, kind, now) in &self.gaps {
             upsert_gap(c, site, *epoch, range.clone(), *kind, *now).await?;
         }
-        for site in &self.touched_sites {
-            if let Some(record) = self.sites.get(site) {
-                put_site(c, record).await?;
-            }
-        }
         Ok(())
+    }
+}
+
+fn site_id(raw: &str) -> Result<SiteId, StoreError> {
+    SiteId::new(raw).map_err(|e| StoreError::Corrupt(format!("a stored site id: {e}")))
+}
+
+/// Inserts revisions from column arrays (see [`RevisionColumns`]).
+pub(super) const INSERT_REVISIONS: &str = "INSERT INTO revisions (arrival, site, epoch, seq,
+         report_id, revision, category, priority, title, body, occurred_at, received_at,
+         content_hash, record, findings, is_latest)
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bytea[],
+         $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[],
+         $12::bigint[], $13::bytea[], $14::bytea[], $15::bytea[], $16::boolean[])";
+
+/// The statements a group commit writes with, prepared on its connection before the
+/// transaction begins.
+struct WriteStatements {
+    unset_latest: Statement,
+    insert_revisions: Statement,
+    insert_positions: Statement,
+    insert_owners: Statement,
+    insert_verdicts: Statement,
+    set_hwms: Statement,
+    next_arrival: Statement,
+    move_counters: Statement,
+    insert_rejections: Statement,
+    expect_attachments: Statement,
+    update_sites: Statement,
+}
+
+impl WriteStatements {
+    async fn prepare(c: &mut Pooled<'_>) -> Result<WriteStatements, StoreError> {
+        Ok(WriteStatements {
+            unset_latest: c
+                .prepared(
+                    "UPDATE revisions SET is_latest = false
+                     WHERE report_id = ANY($1) AND is_latest AND arrival < $2",
+                )
+                .await?,
+            insert_revisions: c.prepared(INSERT_REVISIONS).await?,
+            insert_positions: c
+                .prepared(
+                    "INSERT INTO positions (site, epoch, seq, arrival)
+                     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[])
+                     ON CONFLICT (site, epoch, seq) DO UPDATE SET arrival = excluded.arrival",
+                )
+                .await?,
+            insert_owners: c
+                .prepared(
+                    "INSERT INTO owners (report_id, site)
+                     SELECT * FROM unnest($1::bytea[], $2::text[])",
+                )
+                .await?,
+            insert_verdicts: c
+                .prepared(
+                    "INSERT INTO verdicts (site, epoch, seq, record)
+                     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bytea[])
+                     ON CONFLICT (site, epoch, seq) DO UPDATE SET record = excluded.record",
+                )
+                .await?,
+            set_hwms: c
+                .prepared(
+                    "INSERT INTO hwm (site, epoch, hwm)
+                     SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
+                     ON CONFLICT (site, epoch) DO UPDATE SET hwm = excluded.hwm",
+                )
+                .await?,
+            next_arrival: c
+                .prepared("UPDATE meta SET value = $1 WHERE key = 'next_arrival'")
+                .await?,
+            move_counters: c.prepared(MOVE_COUNTERS).await?,
+            insert_rejections: c.prepared(INSERT_REJECTIONS).await?,
+            expect_attachments: c.prepared(EXPECT_ATTACHMENTS).await?,
+            update_sites: c
+                .prepared(
+                    "UPDATE sites SET status = q.status, kanwil = q.kanwil, record = q.record
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[])
+                          AS q(id, status, kanwil, record)
+                     WHERE sites.id = q.id",
+                )
+                .await?,
+        })
     }
 }
 
@@ -744,7 +900,7 @@ impl RevisionColumns {
     pub(super) fn push_record(&mut self, r: &StoredReport, findings: &[Finding], shown: bool) {
         self.arrival.push(big(r.arrival));
         self.site.push(r.site.as_str().to_owned());
-        self.epoch.push(big(r.epoch.0));
+        self.epoch.push(epoch_col(r.epoch.0));
         self.seq.push(big(r.seq));
         self.report_id.push(r.report.id.0.to_vec());
         self.revision.push(i64::from(r.report.revision));
@@ -761,15 +917,13 @@ impl RevisionColumns {
         self.is_latest.push(shown);
     }
 
-    pub(super) async fn insert(&self, c: &impl GenericClient) -> Result<(), StoreError> {
+    pub(super) async fn insert<S: ToStatement + ?Sized + Sync + Send>(
+        &self,
+        c: &impl GenericClient,
+        statement: &S,
+    ) -> Result<(), StoreError> {
         c.execute(
-            "INSERT INTO revisions (arrival, site, epoch, seq, report_id, revision, category,
-                 priority, title, body, occurred_at, received_at, content_hash, record,
-                 findings, is_latest)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[],
-                 $5::bytea[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[],
-                 $11::bigint[], $12::bigint[], $13::bytea[], $14::bytea[], $15::bytea[],
-                 $16::boolean[])",
+            statement,
             &[
                 &self.arrival,
                 &self.site,

@@ -86,7 +86,7 @@ fn hash32(raw: &[u8]) -> Result<[u8; 32], StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("a stored hash has {} bytes", raw.len())))
 }
 
-fn status_name(status: SiteStatus) -> &'static str {
+pub(super) fn status_name(status: SiteStatus) -> &'static str {
     match status {
         SiteStatus::Pending => "pending",
         SiteStatus::Active => "active",

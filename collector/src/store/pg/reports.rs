@@ -5,18 +5,27 @@
 //! millions of rows is not free on PostgreSQL.
 
 use super::records::{audit, site_for_update};
-use super::store::{big, col, dec, enc, unbig, PgStore};
+use super::store::{big, col, dec, enc, epoch_col, unbig, PgStore};
 use crate::store::{Quarantined, ReportQuery, SnapshotSummary, StoreError, StoredReport};
 use pasopati_common::attachment::AttachmentRef;
 use pasopati_common::pii::Finding;
 use pasopati_common::{ReportId, SiteId, Timestamp};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use tokio_postgres::ToStatement;
 use tokio_postgres::{GenericClient, IsolationLevel};
 
-/// Moves the report counters by these amounts (kept in `meta`).
-pub(super) async fn move_counters(
+/// Moves the report counters (kept in `meta`) by its three amounts: stored, quarantined, shown.
+pub(super) const MOVE_COUNTERS: &str = "UPDATE meta SET value = value + CASE key
+         WHEN 'stored_count' THEN $1::bigint
+         WHEN 'quarantined_count' THEN $2::bigint
+         ELSE $3::bigint END
+     WHERE key IN ('stored_count', 'quarantined_count', 'shown_count')";
+
+/// Moves the report counters by these amounts, with [`MOVE_COUNTERS`] (text or prepared).
+pub(super) async fn move_counters<S: ToStatement + ?Sized + Sync + Send>(
     c: &impl GenericClient,
+    statement: &S,
     stored: i64,
     quarantined: i64,
     shown: i64,
@@ -24,21 +33,21 @@ pub(super) async fn move_counters(
     if stored == 0 && quarantined == 0 && shown == 0 {
         return Ok(());
     }
-    c.execute(
-        "UPDATE meta SET value = value + CASE key
-             WHEN 'stored_count' THEN $1::bigint
-             WHEN 'quarantined_count' THEN $2::bigint
-             ELSE $3::bigint END
-         WHERE key IN ('stored_count', 'quarantined_count', 'shown_count')",
-        &[&stored, &quarantined, &shown],
-    )
-    .await?;
+    c.execute(statement, &[&stored, &quarantined, &shown])
+        .await?;
     Ok(())
 }
 
+/// Notes expected attachments: site, hash and record arrays, skipping those held already.
+pub(super) const EXPECT_ATTACHMENTS: &str = "INSERT INTO attachments_expected (site, hash, record)
+     SELECT s, h, r FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(s, h, r)
+     WHERE NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = t.h)
+     ON CONFLICT (site, hash) DO UPDATE SET record = excluded.record";
+
 /// Notes the attachments `site`'s stored reports bring that the collector does not hold yet.
-pub(super) async fn expect_attachments(
+pub(super) async fn expect_attachments<S: ToStatement + ?Sized + Sync + Send>(
     c: &impl GenericClient,
+    statement: &S,
     expected: &[(SiteId, AttachmentRef)],
 ) -> Result<(), StoreError> {
     let mut seen = HashSet::new();
@@ -53,14 +62,7 @@ pub(super) async fn expect_attachments(
     if sites.is_empty() {
         return Ok(());
     }
-    c.execute(
-        "INSERT INTO attachments_expected (site, hash, record)
-         SELECT s, h, r FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS t(s, h, r)
-         WHERE NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = t.h)
-         ON CONFLICT (site, hash) DO UPDATE SET record = excluded.record",
-        &[&sites, &hashes, &blobs],
-    )
-    .await?;
+    c.execute(statement, &[&sites, &hashes, &blobs]).await?;
     Ok(())
 }
 
@@ -285,14 +287,14 @@ impl PgStore {
             )
             .await?;
             let newly_shown = i64::from(newer && shown.is_none());
-            move_counters(&txn, 1, -1, newly_shown).await?;
+            move_counters(&txn, MOVE_COUNTERS, 1, -1, newly_shown).await?;
             let expected: Vec<(SiteId, AttachmentRef)> = record
                 .report
                 .attachments
                 .iter()
                 .map(|a| (record.site.clone(), a.clone()))
                 .collect();
-            expect_attachments(&txn, &expected).await?;
+            expect_attachments(&txn, EXPECT_ATTACHMENTS, &expected).await?;
             // Released with its old arrival number: the report index, which follows arrivals,
             // must be told (`crate::report_index`).
             txn.execute(
@@ -305,7 +307,7 @@ impl PgStore {
                 "DELETE FROM verdicts WHERE site = $1 AND epoch = $2 AND seq = $3",
                 &[
                     &record.site.as_str(),
-                    &big(record.epoch.0),
+                    &epoch_col(record.epoch.0),
                     &big(record.seq),
                 ],
             )

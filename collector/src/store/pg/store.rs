@@ -9,10 +9,12 @@
 use super::{explain, migrate, Connector, PgOptions};
 use crate::store::StoreError;
 use bincode::{Decode, Encode};
+use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::{Client, GenericClient, Row};
+use tokio_postgres::{Client, GenericClient, Row, Statement};
 
 /// How many connections one collector opens at most, unless configured.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
@@ -106,13 +108,19 @@ impl Drop for PgStore {
 /// The store's connections: idle ones kept for the next call, at most `max` open at once.
 pub(super) struct Pool {
     connector: Connector,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     permits: tokio::sync::Semaphore,
+}
+
+/// One connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
 }
 
 /// A connection taken from the pool, given back when dropped (unless it closed).
 pub(super) struct Pooled<'p> {
-    client: Option<Client>,
+    client: Option<Conn>,
     pool: &'p Pool,
     _permit: tokio::sync::SemaphorePermit<'p>,
 }
@@ -135,12 +143,15 @@ impl Pool {
             .map_err(|_| StoreError::Database("the store is closed".into()))?;
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-            idle.retain(|c| !c.is_closed());
+            idle.retain(|c| !c.client.is_closed());
             idle.pop()
         };
         let client = match reused {
             Some(c) => c,
-            None => self.connector.connect().await?,
+            None => Conn {
+                client: self.connector.connect().await?,
+                statements: HashMap::new(),
+            },
         };
         Ok(Pooled {
             client: Some(client),
@@ -150,11 +161,29 @@ impl Pool {
     }
 }
 
+impl Pooled<'_> {
+    /// The statement `sql` prepared on this connection (prepared once, kept while the
+    /// connection lives). A prepared statement is sent as one message when its future is first
+    /// polled, which is what lets [`in_order`] send several in a known order.
+    pub(super) async fn prepared(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        let conn = match &mut self.client {
+            Some(c) => c,
+            None => unreachable!("a pooled connection is held until it is dropped"),
+        };
+        if let Some(statement) = conn.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = conn.client.prepare(sql).await?;
+        conn.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
 impl std::ops::Deref for Pooled<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
         match &self.client {
-            Some(c) => c,
+            Some(c) => &c.client,
             None => unreachable!("a pooled connection is held until it is dropped"),
         }
     }
@@ -163,7 +192,7 @@ impl std::ops::Deref for Pooled<'_> {
 impl std::ops::DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut Client {
         match &mut self.client {
-            Some(c) => c,
+            Some(c) => &mut c.client,
             None => unreachable!("a pooled connection is held until it is dropped"),
         }
     }
@@ -172,7 +201,7 @@ impl std::ops::DerefMut for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            if !client.is_closed() {
+            if !client.client.is_closed() {
                 let mut idle = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
                 idle.push(client);
             }
@@ -193,6 +222,17 @@ pub(super) fn col<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, Store
 /// open end of a range, where i64::MAX means the same.
 pub(super) fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// An epoch as PostgreSQL's bigint. Epochs are random u64 values, compared only for equality,
+/// so all 64 bits are kept (those above i64::MAX read as negative numbers).
+pub(super) fn epoch_col(epoch: u64) -> i64 {
+    i64::from_be_bytes(epoch.to_be_bytes())
+}
+
+/// An epoch read back from its bigint.
+pub(super) fn epoch_of(v: i64) -> u64 {
+    u64::from_be_bytes(v.to_be_bytes())
 }
 
 /// A bigint read back as the u64 it was written from.
@@ -262,5 +302,43 @@ pub(super) async fn counter(
     {
         Some(row) => unbig(col(&row, 0)?),
         None => Ok(default),
+    }
+}
+
+/// A statement's work, boxed so that statements of different shapes share one list.
+pub(super) type Step<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + 'a>>;
+
+/// Runs `steps` pipelined: each is polled first in the list's order (so prepared statements go
+/// out in that order and PostgreSQL runs them so), then all are driven to their end. The error
+/// is the earliest step's: after it, PostgreSQL refuses the rest of the transaction, and their
+/// "transaction is aborted" says nothing.
+pub(super) async fn in_order(steps: Vec<Step<'_>>) -> Result<(), StoreError> {
+    let mut steps: Vec<Option<Step<'_>>> = steps.into_iter().map(Some).collect();
+    let mut first_error: Option<(usize, StoreError)> = None;
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, slot) in steps.iter_mut().enumerate() {
+            let Some(step) = slot else { continue };
+            match step.as_mut().poll(cx) {
+                std::task::Poll::Ready(result) => {
+                    *slot = None;
+                    if let Err(e) = result {
+                        if first_error.as_ref().is_none_or(|(at, _)| i < *at) {
+                            first_error = Some((i, e));
+                        }
+                    }
+                }
+                std::task::Poll::Pending => pending = true,
+            }
+        }
+        match pending {
+            true => std::task::Poll::Pending,
+            false => std::task::Poll::Ready(()),
+        }
+    })
+    .await;
+    match first_error {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
     }
 }
