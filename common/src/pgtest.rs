@@ -202,7 +202,18 @@ impl PgServer {
 
     /// Runs one of the server binaries as the server's user, waiting for it.
     fn run(&self, program: &str, args: &[&str]) -> Result<Output, PgError> {
+        self.run_with(program, args, &[])
+    }
+
+    /// [`PgServer::run`] with more environment variables.
+    fn run_with(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Output, PgError> {
         let mut command = Command::new(self.bin.join(program));
+        command.envs(env.iter().copied());
         command
             .args(args)
             .env("HOME", self.root.path())
@@ -306,6 +317,21 @@ impl PgServer {
         match out.status.success() {
             true => Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
             false => Err(format!("psql `{sql}`: {}", text(&out))),
+        }
+    }
+
+    /// `pg_dump` of database `db` with `args` (for example `--data-only`), as it writes it,
+    /// with bytea in PostgreSQL's escape format: printable bytes stay as they are, so text kept
+    /// inside a binary column shows as text.
+    pub fn dump(&self, db: &str, args: &[&str]) -> Result<Vec<u8>, PgError> {
+        let port = self.port.to_string();
+        let mut all = vec!["-h", "127.0.0.1", "-p", &port, "-U", SUPERUSER, "-d", db];
+        all.extend_from_slice(args);
+        let env = [("PGOPTIONS", "-c bytea_output=escape")];
+        let out = self.run_with("pg_dump", &all, &env)?;
+        match out.status.success() {
+            true => Ok(out.stdout),
+            false => Err(format!("pg_dump {db}: {}", text(&out))),
         }
     }
 

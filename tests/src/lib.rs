@@ -380,6 +380,40 @@ pub fn test_store() -> Option<pasopati_collector::config::StoreSettings> {
     })
 }
 
+/// Every byte the store of the collector in `dir` holds: the redb file, or a `pg_dump` of its
+/// PostgreSQL database (on the test server); for tests that prove something is never stored
+/// in the clear.
+pub fn store_bytes(dir: &Path) -> Vec<u8> {
+    let config =
+        pasopati_collector::config::CollectorConfig::load(dir).unwrap_or_else(|e| panic!("{e}"));
+    match config.store {
+        None => std::fs::read(dir.join(pasopati_collector::store::STORE_FILE))
+            .unwrap_or_else(|e| panic!("{e}")),
+        Some(store) => {
+            let db = store
+                .url
+                .rsplit('/')
+                .next()
+                .and_then(|tail| tail.split('?').next())
+                .unwrap_or_else(|| panic!("no database in {}", store.url));
+            let server = pasopati_common::pgtest::shared().unwrap_or_else(|e| panic!("{e}"));
+            server
+                .dump(db, &["--data-only"])
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    }
+}
+
+/// For a test of what only the embedded redb store has (its file): when the suites run on
+/// PostgreSQL, says so and why, and returns true (the test then stops, passing).
+pub fn redb_only(test: &str, why: &str) -> bool {
+    if std::env::var("PASOPATI_TEST_STORE").as_deref() == Ok("postgres") {
+        skipped(test, &format!("redb only: {why}"));
+        return true;
+    }
+    false
+}
+
 /// `init` options for a test collector listening on `quic_listen`, on the [`test_store`].
 pub fn test_init_options(quic_listen: Option<SocketAddr>) -> InitOptions {
     InitOptions {

@@ -1557,8 +1557,7 @@ async fn sessions_survive_a_restart_and_logout_removes_them() {
 
     let id = cookie.trim_start_matches("pasopati_session=").to_owned();
     assert_eq!(id.len(), 64, "unexpected cookie {cookie}");
-    let file = std::fs::read(dir.join(pasopati_collector::store::STORE_FILE))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let file = pasopati_tests::store_bytes(&dir);
     assert!(
         !file.windows(id.len()).any(|w| w == id.as_bytes()),
         "the session id is stored in the clear"
