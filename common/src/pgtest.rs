@@ -335,6 +335,48 @@ impl PgServer {
         }
     }
 
+    /// `pg_restore` of `dump` (pg_dump's custom format, `-Fc`) into database `db`, which must
+    /// exist and be empty.
+    pub fn restore(&self, db: &str, dump: &[u8]) -> Result<(), PgError> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let port = self.port.to_string();
+        let mut command = Command::new(self.bin.join("pg_restore"));
+        command
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                SUPERUSER,
+                "-d",
+                db,
+                "--exit-on-error",
+            ])
+            .env("HOME", self.root.path())
+            .current_dir(self.root.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some((uid, gid)) = self.user {
+            command.uid(uid).gid(gid);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run pg_restore: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(dump)
+                .map_err(|e| format!("cannot feed pg_restore: {e}"))?;
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        match out.status.success() {
+            true => Ok(()),
+            false => Err(format!("pg_restore into {db}: {}", text(&out))),
+        }
+    }
+
     /// Makes a synchronous streaming standby of this server (`pg_basebackup -R`, a replication
     /// slot), starts it, and waits until this server reports it as `sync`: from then on a commit
     /// here returns only once the standby has the WAL.

@@ -218,6 +218,16 @@ impl CollectorBin {
 
     /// Initialises `<root>/collector` listening on and advertising `addr` (not started).
     pub fn init_at(bins: &Bins, root: &Path, addr: String) -> CollectorBin {
+        Self::init_on(bins, root, addr, test_store())
+    }
+
+    /// [`CollectorBin::init_at`] with its store on `store` (PostgreSQL) or, for `None`, redb.
+    pub fn init_on(
+        bins: &Bins,
+        root: &Path,
+        addr: String,
+        store: Option<pasopati_collector::config::StoreSettings>,
+    ) -> CollectorBin {
         let dir = root.join("collector");
         let mut args = vec![
             "init".to_owned(),
@@ -231,7 +241,7 @@ impl CollectorBin {
             "--http-listen".to_owned(),
             "127.0.0.1:0".to_owned(),
         ];
-        if let Some(store) = test_store() {
+        if let Some(store) = store {
             args.extend(["--store".to_owned(), store.url]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
