@@ -451,11 +451,31 @@ pub struct TestCollector {
 impl TestCollector {
     /// Initialises `dir` (if needed) and starts a collector on `addr` (port 0 for any).
     pub async fn start(dir: &Path, addr: SocketAddr) -> TestCollector {
-        test_logging();
         if !dir.join("collector.toml").exists() {
             pasopati_collector::init(dir, test_init_options(Some(addr)))
                 .unwrap_or_else(|e| panic!("init: {e}"));
         }
+        Self::start_initialised(dir, addr).await
+    }
+
+    /// Like [`TestCollector::start`], a new collector with its store on `store` (PostgreSQL)
+    /// or, for `None`, redb, whatever `PASOPATI_TEST_STORE` says (the benches measure both).
+    pub async fn start_on(
+        dir: &Path,
+        addr: SocketAddr,
+        store: Option<pasopati_collector::config::StoreSettings>,
+    ) -> TestCollector {
+        let options = InitOptions {
+            quic_listen: Some(addr),
+            store,
+            ..InitOptions::default()
+        };
+        pasopati_collector::init(dir, options).unwrap_or_else(|e| panic!("init: {e}"));
+        Self::start_initialised(dir, addr).await
+    }
+
+    async fn start_initialised(dir: &Path, addr: SocketAddr) -> TestCollector {
+        test_logging();
         // A collector stopped in this process may hold its UDP port a moment longer while its
         // endpoint drains (a real daemon's exit frees it at once): retry a bind on a fixed port.
         let mut attempts = 0;

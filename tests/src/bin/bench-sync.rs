@@ -11,8 +11,12 @@
 //! 5. filing while draining: a report filed every 20 ms at an agent whose 50,000-report
 //!    backlog drains (`BENCH_LATENCY_BACKLOG`); p50 and p99 of the time `file` takes to return.
 //!
-//! Prints one `name=value` line per figure, then the per-stage profile of the single-agent sync
-//! (`stage.<name> calls total_ms per_call_us per_report_us share_of_wall`).
+//! Steps 1, 4 and 5 run for each store backend of `BENCH_STORES` (default `redb,postgres`;
+//! PostgreSQL on a server the bench starts from Debian's binaries, fsync on, skipped with a note
+//! when there are none). Redb's figures keep their names; PostgreSQL's are prefixed `pg_`.
+//!
+//! Prints one `name=value` line per figure, then the per-stage profile of each backend's
+//! single-agent sync (`stage.<name> calls total_ms per_call_us per_report_us share_of_wall`).
 //! `BENCH_REPORTS=N` changes the backlog size.
 
 use pasopati_agent::Agent;
@@ -48,15 +52,53 @@ fn mib_per_s(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / elapsed.as_secs_f64()
 }
 
-async fn bench_sync(root: &std::path::Path, reports: &[Report]) -> Duration {
-    bench_fleet(&root.join("single"), reports, 1).await
+/// A store backend to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Redb,
+    Postgres,
+}
+
+impl Backend {
+    /// The prefix of its figures' names.
+    fn prefix(self) -> &'static str {
+        match self {
+            Backend::Redb => "",
+            Backend::Postgres => "pg_",
+        }
+    }
+
+    /// A new store of this backend for one collector.
+    fn store(self) -> Option<pasopati_collector::config::StoreSettings> {
+        match self {
+            Backend::Redb => None,
+            Backend::Postgres => Some(pasopati_collector::config::StoreSettings {
+                url: pasopati_common::pgtest::fresh_database().unwrap_or_else(|e| panic!("{e}")),
+                ca_file: None,
+                max_connections: None,
+            }),
+        }
+    }
+
+    async fn collector(self, dir: &std::path::Path) -> TestCollector {
+        TestCollector::start_on(dir, ([127, 0, 0, 1], 0).into(), self.store()).await
+    }
+}
+
+async fn bench_sync(root: &std::path::Path, reports: &[Report], backend: Backend) -> Duration {
+    bench_fleet(&root.join("single"), reports, 1, backend).await
 }
 
 /// `agents` agents, each with its share of `reports` queued, drain together into one
 /// collector; returns the time until the collector holds them all.
-async fn bench_fleet(root: &std::path::Path, reports: &[Report], agents: usize) -> Duration {
-    let root = root.join(format!("fleet-{agents}"));
-    let c = TestCollector::start(&root.join("collector"), ([127, 0, 0, 1], 0).into()).await;
+async fn bench_fleet(
+    root: &std::path::Path,
+    reports: &[Report],
+    agents: usize,
+    backend: Backend,
+) -> Duration {
+    let root = root.join(format!("{backend:?}-fleet-{agents}"));
+    let c = backend.collector(&root.join("collector")).await;
     let per_agent = reports.len().div_ceil(agents);
     let mut opened = Vec::new();
     for (i, share) in reports.chunks(per_agent).enumerate() {
@@ -98,9 +140,13 @@ async fn queued_agent(
 
 /// Files one report every 20 ms at an agent while its `backlog` drains, and returns the time
 /// each filing took to return (durable at the site), sorted.
-async fn filing_latency(root: &std::path::Path, backlog: &[Report]) -> Vec<Duration> {
-    let root = root.join("latency");
-    let c = TestCollector::start(&root.join("collector"), ([127, 0, 0, 1], 0).into()).await;
+async fn filing_latency(
+    root: &std::path::Path,
+    backlog: &[Report],
+    backend: Backend,
+) -> Vec<Duration> {
+    let root = root.join(format!("{backend:?}-latency"));
+    let c = backend.collector(&root.join("collector")).await;
     let agent = queued_agent(&c, &root.join("agent"), "lapas-latency", backlog).await;
     let handle = agent.handle();
     let want = backlog.len() as u64;
@@ -255,26 +301,56 @@ async fn main() {
         .collect();
     let bytes: u64 = frames.iter().map(|f| f.len() as u64).sum();
 
-    pasopati_common::profile::reset();
-    let sync = bench_sync(root.path(), &reports).await;
-    let stages = pasopati_common::profile::snapshot();
     let quinn = bench_quinn(&frames).await;
     let redb = bench_redb(root.path(), &reports);
-
-    let sync_rate = n as f64 / sync.as_secs_f64();
     let redb_rate = n as f64 / redb.as_secs_f64();
     println!("reports={n}");
     println!("payload_mib={:.1}", bytes as f64 / (1024.0 * 1024.0));
-    println!("sync_seconds={:.3}", sync.as_secs_f64());
-    println!("sync_reports_per_s={sync_rate:.0}");
-    println!("sync_mib_per_s={:.1}", mib_per_s(bytes, sync));
     println!("raw_quinn_seconds={:.3}", quinn.as_secs_f64());
     println!("raw_quinn_mib_per_s={:.1}", mib_per_s(bytes, quinn));
     println!("raw_redb_seconds={:.3}", redb.as_secs_f64());
     println!("raw_redb_reports_per_s={redb_rate:.0}");
-    println!("ratio_vs_raw_redb={:.3}", sync_rate / redb_rate);
+    let backends: Vec<Backend> = std::env::var("BENCH_STORES")
+        .unwrap_or_else(|_| "redb,postgres".into())
+        .split(',')
+        .filter_map(|b| match b.trim() {
+            "redb" => Some(Backend::Redb),
+            "postgres" => Some(Backend::Postgres),
+            _ => None,
+        })
+        .collect();
+    for backend in backends {
+        if backend == Backend::Postgres {
+            if let Err(why) = pasopati_common::pgtest::shared() {
+                println!("pg_skipped={why}");
+                continue;
+            }
+        }
+        measure(root.path(), &reports, bytes, quinn, redb_rate, backend).await;
+    }
+}
+
+/// Steps 1, 4 and 5 on one backend, printed with its prefix.
+async fn measure(
+    root: &std::path::Path,
+    reports: &[Report],
+    bytes: u64,
+    quinn: Duration,
+    redb_rate: f64,
+    backend: Backend,
+) {
+    let n = reports.len();
+    let pre = backend.prefix();
+    pasopati_common::profile::reset();
+    let sync = bench_sync(root, reports, backend).await;
+    let stages = pasopati_common::profile::snapshot();
+    let sync_rate = n as f64 / sync.as_secs_f64();
+    println!("{pre}sync_seconds={:.3}", sync.as_secs_f64());
+    println!("{pre}sync_reports_per_s={sync_rate:.0}");
+    println!("{pre}sync_mib_per_s={:.1}", mib_per_s(bytes, sync));
+    println!("{pre}ratio_vs_raw_redb={:.3}", sync_rate / redb_rate);
     println!(
-        "ratio_vs_raw_quinn={:.3}",
+        "{pre}ratio_vs_raw_quinn={:.3}",
         quinn.as_secs_f64() / sync.as_secs_f64()
     );
     // Many sites draining at once (the same reports, shared out).
@@ -284,9 +360,9 @@ async fn main() {
         .filter_map(|v| v.trim().parse().ok())
         .collect();
     for agents in fleets {
-        let took = bench_fleet(root.path(), &reports, agents).await;
+        let took = bench_fleet(root, reports, agents, backend).await;
         println!(
-            "fleet_{agents}_reports_per_s={:.0}",
+            "{pre}fleet_{agents}_reports_per_s={:.0}",
             n as f64 / took.as_secs_f64()
         );
     }
@@ -296,26 +372,28 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(50_000)
         .min(reports.len());
-    let took = filing_latency(root.path(), &reports[..backlog]).await;
-    println!("filing_during_drain_count={}", took.len());
-    println!(
-        "filing_during_drain_p50_ms={:.2}",
-        percentile(&took, 0.50).as_secs_f64() * 1e3
-    );
-    println!(
-        "filing_during_drain_p99_ms={:.2}",
-        percentile(&took, 0.99).as_secs_f64() * 1e3
-    );
+    if backlog > 0 {
+        let took = filing_latency(root, &reports[..backlog], backend).await;
+        println!("{pre}filing_during_drain_count={}", took.len());
+        println!(
+            "{pre}filing_during_drain_p50_ms={:.2}",
+            percentile(&took, 0.50).as_secs_f64() * 1e3
+        );
+        println!(
+            "{pre}filing_during_drain_p99_ms={:.2}",
+            percentile(&took, 0.99).as_secs_f64() * 1e3
+        );
+    }
     // Where the sync's time went (both sides run in this process; stages overlap in time, so
     // shares of the wall clock need not add up to 1).
-    println!("stage calls total_ms per_call_us per_report_us share_of_wall");
+    println!("{pre}stage calls total_ms per_call_us per_report_us share_of_wall");
     for s in stages {
         if s.calls == 0 {
             continue;
         }
         let ms = s.nanos as f64 / 1e6;
         println!(
-            "stage.{} {} {:.1} {:.1} {:.2} {:.3}",
+            "{pre}stage.{} {} {:.1} {:.1} {:.2} {:.3}",
             s.name,
             s.calls,
             ms,
