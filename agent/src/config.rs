@@ -221,9 +221,9 @@ impl AgentConfig {
 
     /// Checks values that parse but cannot work.
     pub fn check(&self) -> Result<(), String> {
-        if !pasopati_common::is_host_port(&self.collector_addr) {
+        if !pasopati_common::is_host_port_list(&self.collector_addr) {
             return Err(format!(
-                "collector_addr `{}` is not host:port (for example collector.example.go.id:4433)",
+                "collector_addr `{}` is not host:port (for example collector.example.go.id:4433; several collectors separated by commas)",
                 self.collector_addr
             ));
         }

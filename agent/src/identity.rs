@@ -172,50 +172,22 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
     create_private_dir(data_dir)?;
 
     let (key_pem, csr_der) = pki::new_agent_key_and_csr(&site)?;
-    let remote = resolve(&token.collector_addr).await?;
-    let endpoint = client_endpoint(remote)?;
-    let config = pasopati_common::quic::client_config(pki::enrollment_tls(token.ca_fingerprint)?)?;
-    let unreachable = |message: String| AgentError::Unreachable {
+    // Each collector of the token in turn, until one answers; a refusal is final (every
+    // collector of one store gives the same).
+    let mut answer = Err(AgentError::Unreachable {
         addr: token.collector_addr.clone(),
-        message,
-    };
-    let connecting = endpoint
-        .connect_with(config, remote, pki::COLLECTOR_SERVER_NAME)
-        .map_err(|e| unreachable(e.to_string()))?;
-    let conn = tokio::time::timeout(Duration::from_secs(15), connecting)
-        .await
-        .map_err(|_| unreachable("no answer within 15 s (is UDP to this port open?)".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
-    let (mut send, mut recv) = conn
-        .open_bi()
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
-    write_frame(
-        &mut send,
-        &AgentFrame::Enroll(EnrollRequest {
-            site_id: site.to_string(),
-            secret: token.secret.to_vec(),
-            csr_der,
-        }),
-    )
-    .await?;
-    let answer: Option<CollectorFrame> =
-        tokio::time::timeout(Duration::from_secs(30), read_frame(&mut recv))
-            .await
-            .map_err(|_| unreachable("the collector did not answer the enrollment".into()))??;
-    conn.close(0u32.into(), b"enrolled");
-    endpoint.wait_idle().await;
-    let (cert_der, ca_der) = match answer {
-        Some(CollectorFrame::Enrolled { cert_der, ca_der }) => (cert_der, ca_der),
-        Some(CollectorFrame::Refused(refusal)) => {
-            return Err(AgentError::EnrollmentRefused(refusal.message))
+        message: "the token names no collector".into(),
+    });
+    for addr in pasopati_common::collector_addrs(&token.collector_addr) {
+        answer = enroll_at(addr, &token, &site, csr_der.clone()).await;
+        match &answer {
+            Err(AgentError::Unreachable { addr, message }) => {
+                tracing::warn!(collector = %addr, "{message}; trying the next collector if the token names one");
+            }
+            _ => break,
         }
-        Some(_) | None => {
-            return Err(AgentError::EnrollmentRefused(
-                "the collector gave no certificate".into(),
-            ))
-        }
-    };
+    }
+    let (cert_der, ca_der) = answer?;
     if pki::fingerprint(&ca_der) != token.ca_fingerprint {
         return Err(AgentError::EnrollmentRefused(
             "the CA certificate sent does not match the token's fingerprint".into(),
@@ -276,4 +248,55 @@ fn create_private_dir(dir: &Path) -> Result<(), AgentError> {
         what: format!("creating the data directory {}", dir.display()),
         source,
     })
+}
+
+/// One enrollment exchange with the collector at `addr`: the certificate and CA it sends.
+async fn enroll_at(
+    addr: &str,
+    token: &EnrollmentToken,
+    site: &SiteId,
+    csr_der: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<u8>), AgentError> {
+    let remote = resolve(addr).await?;
+    let endpoint = client_endpoint(remote)?;
+    let config = pasopati_common::quic::client_config(pki::enrollment_tls(token.ca_fingerprint)?)?;
+    let unreachable = |message: String| AgentError::Unreachable {
+        addr: addr.to_owned(),
+        message,
+    };
+    let connecting = endpoint
+        .connect_with(config, remote, pki::COLLECTOR_SERVER_NAME)
+        .map_err(|e| unreachable(e.to_string()))?;
+    let conn = tokio::time::timeout(Duration::from_secs(15), connecting)
+        .await
+        .map_err(|_| unreachable("no answer within 15 s (is UDP to this port open?)".into()))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    let (mut send, mut recv) = conn
+        .open_bi()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    write_frame(
+        &mut send,
+        &AgentFrame::Enroll(EnrollRequest {
+            site_id: site.to_string(),
+            secret: token.secret.to_vec(),
+            csr_der,
+        }),
+    )
+    .await?;
+    let answer: Option<CollectorFrame> =
+        tokio::time::timeout(Duration::from_secs(30), read_frame(&mut recv))
+            .await
+            .map_err(|_| unreachable("the collector did not answer the enrollment".into()))??;
+    conn.close(0u32.into(), b"enrolled");
+    endpoint.wait_idle().await;
+    match answer {
+        Some(CollectorFrame::Enrolled { cert_der, ca_der }) => Ok((cert_der, ca_der)),
+        Some(CollectorFrame::Refused(refusal)) => {
+            Err(AgentError::EnrollmentRefused(refusal.message))
+        }
+        Some(_) | None => Err(AgentError::EnrollmentRefused(
+            "the collector gave no certificate".into(),
+        )),
+    }
 }

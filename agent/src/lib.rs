@@ -236,9 +236,31 @@ pub(crate) struct Shared {
     /// Cancelled when the outbox must be reopened (after an I/O error): the daemon stops with an
     /// error so its service manager restarts it.
     fatal: CancellationToken,
+    /// Which of the collector addresses (`collector_addr`, a list when several collectors share
+    /// one store) the next connection dials; it moves on after each failed attempt.
+    next_collector: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
+    /// The collector address the next connection dials.
+    pub(crate) fn collector(&self) -> String {
+        let addrs = pasopati_common::collector_addrs(&self.config.collector_addr);
+        let at = self
+            .next_collector
+            .load(std::sync::atomic::Ordering::Relaxed);
+        match addrs.get(at % addrs.len().max(1)) {
+            Some(addr) => (*addr).to_owned(),
+            None => self.config.collector_addr.clone(),
+        }
+    }
+
+    /// After a failed attempt: the next connection dials the next collector of the list (the
+    /// same one when there is only one), after the same backoff.
+    pub(crate) fn next_collector(&self) {
+        self.next_collector
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn new(data_dir: PathBuf, config: AgentConfig, outbox: Arc<Outbox>) -> Shared {
         Shared {
             blobs: attachments::Blobs::new(&data_dir),
@@ -248,6 +270,7 @@ impl Shared {
             wake: Notify::new(),
             state: Mutex::new(SyncState::default()),
             web_addr: Mutex::new(None),
+            next_collector: std::sync::atomic::AtomicUsize::new(0),
             web_error: Mutex::new(None),
             fatal: CancellationToken::new(),
         }

@@ -64,7 +64,10 @@ pub(crate) async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) 
                 }
                 continue;
             }
-            Err(e) => shared.record_error(&e),
+            Err(e) => {
+                shared.record_error(&e);
+                shared.next_collector();
+            }
         }
         let delay = backoff.next_delay(pasopati_common::random_u64());
         tracing::debug!(
@@ -110,13 +113,18 @@ async fn attempt(
     }
     let client = identity.client_config()?;
     let settings = &shared.config.sync;
-    let addr_text = &shared.config.collector_addr;
+    let addr_text = shared.collector();
     let unreachable = |message: String| AgentError::Unreachable {
         addr: addr_text.clone(),
         message,
     };
-    let remote = resolve(addr_text).await?;
-    if endpoint_slot.is_none() {
+    let remote = resolve(&addr_text).await?;
+    // A list may mix address families; the endpoint must match the collector dialled.
+    let family_differs = endpoint_slot
+        .as_ref()
+        .and_then(|e| e.local_addr().ok())
+        .is_some_and(|local| local.is_ipv6() != remote.is_ipv6());
+    if endpoint_slot.is_none() || family_differs {
         *endpoint_slot = Some(client_endpoint(remote)?);
     }
     let Some(endpoint) = endpoint_slot.as_ref() else {
@@ -168,7 +176,7 @@ async fn run_session(
     let settings = &shared.config.sync;
     let outbox: Arc<Outbox> = shared.outbox.clone();
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| AgentError::Unreachable {
-        addr: shared.config.collector_addr.clone(),
+        addr: shared.collector(),
         message: e.to_string(),
     })?;
     let positions = outbox.positions()?;
@@ -344,7 +352,7 @@ async fn run_session(
                     backoff.reset();
                     shared.set_phase(SyncPhase::Connected, None);
                     tracing::info!(
-                        collector = %shared.config.collector_addr,
+                        collector = %shared.collector(),
                         epoch = %outbox.epoch(),
                         hwm = session.acked(),
                         "connected to the collector"
@@ -370,7 +378,7 @@ async fn run_session(
             }
             _ = tokio::time::sleep(ACK_TIMEOUT), if session.awaiting_reply() => {
                 return Err(AgentError::Unreachable {
-                    addr: shared.config.collector_addr.clone(),
+                    addr: shared.collector(),
                     message: format!("no acknowledgement for {}s", ACK_TIMEOUT.as_secs()),
                 });
             }

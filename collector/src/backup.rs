@@ -164,14 +164,19 @@ fn slash_path(p: &Path) -> String {
 }
 
 /// Writes the backup file `out` of `data_dir`, whose store copy is at `store_copy` (made by
-/// `Store::snapshot_to`, holding `reports` report revisions). Returns its manifest.
+/// `Store::snapshot_to`, holding `reports` report revisions). Returns its manifest. Without a
+/// copy (the store is in PostgreSQL, backed up with its own tools) the file holds the rest of
+/// the data directory: restored elsewhere, it is a second collector on the same database.
 pub fn write_archive(
     data_dir: &Path,
-    store_copy: &Path,
+    store_copy: Option<&Path>,
     reports: u64,
     out: &Path,
 ) -> Result<Manifest, BackupError> {
-    let mut sources: Vec<(String, PathBuf)> = vec![(STORE_FILE.to_owned(), store_copy.to_owned())];
+    let mut sources: Vec<(String, PathBuf)> = store_copy
+        .map(|copy| (STORE_FILE.to_owned(), copy.to_owned()))
+        .into_iter()
+        .collect();
     for rel in files_to_back_up(data_dir)? {
         sources.push((slash_path(&rel), data_dir.join(&rel)));
     }
@@ -394,7 +399,7 @@ mod tests {
         std::fs::write(&copy, "the consistent copy").unwrap();
         let out_dir = tempfile::tempdir().unwrap();
         let out = out_dir.path().join("b.tar");
-        let manifest = write_archive(d.path(), &copy, 7, &out).unwrap();
+        let manifest = write_archive(d.path(), Some(&copy), 7, &out).unwrap();
         let names: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             names,
@@ -408,7 +413,7 @@ mod tests {
         let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "the backup holds the CA key");
         assert!(matches!(
-            write_archive(d.path(), &copy, 7, &out),
+            write_archive(d.path(), Some(&copy), 7, &out),
             Err(BackupError::Exists(_))
         ));
         let target = out_dir.path().join("restored");
@@ -440,7 +445,7 @@ mod tests {
         std::fs::write(&copy, "the consistent copy").unwrap();
         let out_dir = tempfile::tempdir().unwrap();
         let out = out_dir.path().join("b.tar");
-        write_archive(d.path(), &copy, 7, &out).unwrap();
+        write_archive(d.path(), Some(&copy), 7, &out).unwrap();
         let bytes = std::fs::read(&out).unwrap();
         // One byte of the store copy changed.
         let at = bytes.windows(10).position(|w| w == b"consistent").unwrap();

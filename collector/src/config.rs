@@ -22,7 +22,9 @@ pub struct CollectorConfig {
     /// that terminates TLS.
     #[serde(default)]
     pub http_secure_cookies: bool,
-    /// `host:port` agents dial; written into enrollment tokens.
+    /// `host:port` agents dial; written into enrollment tokens. Several collectors on one
+    /// PostgreSQL store list them all, separated by commas, the same on every instance: agents
+    /// try them in order and move to the next when one is lost.
     pub public_addr: String,
     /// Lifetime of site certificates (agents renew at about half of it).
     #[serde(default = "default_site_cert_lifetime")]
@@ -519,9 +521,9 @@ impl CollectorConfig {
                 ));
             }
         }
-        if !pasopati_common::is_host_port(&self.public_addr) {
+        if !pasopati_common::is_host_port_list(&self.public_addr) {
             return Err(format!(
-                    "public_addr `{}` is not host:port (the address agents dial, e.g. collector.example.go.id:4433)",
+                    "public_addr `{}` is not host:port (the address agents dial, e.g. collector.example.go.id:4433; with several collectors on one PostgreSQL store, every one of them separated by commas)",
                     self.public_addr
             ));
         }

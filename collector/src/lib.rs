@@ -111,13 +111,15 @@ pub fn init(data_dir: &Path, options: InitOptions) -> Result<CollectorConfig, Co
         return Err(e);
     }
     let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    if let Some((host, _)) = config.public_addr.rsplit_once(':') {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
-        if !host.is_empty() && !names.contains(&host) {
-            names.push(host);
+    for addr in pasopati_common::collector_addrs(&config.public_addr) {
+        if let Some((host, _)) = addr.rsplit_once(':') {
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            if !host.is_empty() && !names.contains(&host) {
+                names.push(host);
+            }
         }
     }
     Authority::create(data_dir, &names)?;

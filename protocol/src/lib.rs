@@ -71,6 +71,21 @@ pub fn is_host_port(addr: &str) -> bool {
         .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
+/// The collector addresses of a list (`host:port[,host:port…]`): every collector serving one
+/// store, in the order an agent tries them. Empty entries are skipped.
+pub fn collector_addrs(list: &str) -> Vec<&str> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+/// Whether `list` is one or more `host:port` addresses separated by commas.
+pub fn is_host_port_list(list: &str) -> bool {
+    let addrs = collector_addrs(list);
+    !addrs.is_empty() && addrs.iter().all(|a| is_host_port(a))
+}
+
 /// Hex-encodes bytes in lower case.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -128,6 +143,23 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 /// A random `u64` from the operating system's random source.
 pub fn random_u64() -> u64 {
     u64::from_le_bytes(random_bytes::<8>())
+}
+
+#[cfg(test)]
+mod addr_list_tests {
+    use super::*;
+
+    #[test]
+    fn an_address_list_is_read_in_order_and_checked_entry_by_entry() {
+        assert_eq!(
+            collector_addrs(" a.example:4433, b.example:4433 ,"),
+            ["a.example:4433", "b.example:4433"]
+        );
+        assert!(is_host_port_list("a.example:4433"));
+        assert!(is_host_port_list("a.example:4433,[::1]:4433"));
+        assert!(!is_host_port_list("a.example:4433,b.example"));
+        assert!(!is_host_port_list(" , "));
+    }
 }
 
 #[cfg(test)]

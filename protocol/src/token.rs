@@ -13,7 +13,8 @@ const PREFIX: &str = "pasopati1.";
 /// A decoded enrollment token.
 #[derive(Clone, PartialEq, Eq, Encode, Decode)]
 pub struct EnrollmentToken {
-    /// `host:port` of the collector's QUIC listener as agents reach it.
+    /// `host:port` of the collector's QUIC listener as agents reach it; with several collectors
+    /// on one store, every one of them, separated by commas, in the order agents try them.
     pub collector_addr: String,
     /// SHA-256 of the collector CA certificate (DER).
     pub ca_fingerprint: [u8; 32],

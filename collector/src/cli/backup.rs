@@ -13,6 +13,10 @@ pub(super) async fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<()> {
     if out.exists() {
         anyhow::bail!(backup::BackupError::Exists(out.display().to_string()));
     }
+    let config = crate::config::CollectorConfig::load(data_dir)?;
+    if config.store.is_some() {
+        return backup_without_store(data_dir, out).await;
+    }
     let name = backup::snapshot_name(std::process::id(), pasopati_common::Timestamp::now().0);
     let copy = data_dir.join(&name);
     let answer = ask(data_dir, CollectorRequest::StoreSnapshot(name)).await;
@@ -25,7 +29,7 @@ pub(super) async fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<()> {
                 .unwrap_or(0);
             let (dir, copy, out) = (data_dir.to_owned(), copy.clone(), out.to_owned());
             pasopati_common::task::run_blocking("writing the backup", move || {
-                backup::write_archive(&dir, &copy, reports, &out)
+                backup::write_archive(&dir, Some(&copy), reports, &out)
             })
             .await
             .map_err(anyhow::Error::from)
@@ -44,6 +48,23 @@ pub(super) async fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<()> {
         manifest.files.len(),
         bytes as f64 / (1 << 20) as f64,
         manifest.reports
+    );
+    Ok(())
+}
+
+/// `backup` of a collector whose store is in PostgreSQL: the data directory without the store
+/// (the database is backed up with its own tools). Restored on another machine, it makes a
+/// second collector on the same database.
+async fn backup_without_store(data_dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let (dir, target) = (data_dir.to_owned(), out.to_owned());
+    let manifest = pasopati_common::task::run_blocking("writing the backup", move || {
+        backup::write_archive(&dir, None, 0, &target)
+    })
+    .await??;
+    println!(
+        "backup written: {} ({} files): the configuration, CA and keys of this collector. The store is in PostgreSQL and is not in this file: back it up with pg_dump (packaging/INSTALL.md). `restore` this file on another machine to add a second collector on the same database. It holds the CA key: keep it where only admins can read it.",
+        out.display(),
+        manifest.files.len()
     );
     Ok(())
 }

@@ -54,14 +54,15 @@ pub(super) fn init(args: InitArgs) -> anyhow::Result<()> {
         },
     )?;
     pasopati_common::outln!("collector initialised in {}", data_dir.display());
-    let loopback = config
-        .public_addr
-        .rsplit_once(':')
-        .is_some_and(|(host, _)| {
-            matches!(
-                host.trim_matches(['[', ']']),
-                "127.0.0.1" | "localhost" | "::1"
-            )
+    let loopback = pasopati_common::collector_addrs(&config.public_addr)
+        .iter()
+        .all(|addr| {
+            addr.rsplit_once(':').is_some_and(|(host, _)| {
+                matches!(
+                    host.trim_matches(['[', ']']),
+                    "127.0.0.1" | "localhost" | "::1"
+                )
+            })
         });
     if loopback {
         pasopati_common::errln!(
