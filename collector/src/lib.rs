@@ -11,6 +11,7 @@ pub mod attachments;
 pub mod authority;
 pub mod backup;
 pub mod cli;
+mod cluster;
 pub mod config;
 pub mod control;
 pub mod events;
@@ -519,6 +520,10 @@ impl Server {
             what: "starting the report index".into(),
             source,
         })?;
+        let revocations =
+            self.state.store.is_postgres().then(|| {
+                tokio::spawn(cluster::cut_revoked_sites(self.state.clone(), stop.clone()))
+            });
         let risk = tokio::spawn(risk::keep(
             self.state.store.clone(),
             self.state.newsroom.clone(),
@@ -551,6 +556,9 @@ impl Server {
             let _ = feeds.await;
         }
         let _ = risk.await;
+        if let Some(revocations) = revocations {
+            let _ = revocations.await;
+        }
         let _ = snapshots.await;
         newsroom::placer::wake(&self.state.newsroom);
         let _ = tokio::task::spawn_blocking(move || placer.join()).await;

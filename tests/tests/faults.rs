@@ -256,11 +256,23 @@ impl Procs {
         batch: usize,
         store: Option<pasopati_collector::config::StoreSettings>,
     ) -> Procs {
+        Procs::new_prepared(agents, batch, store, |_, _| {})
+    }
+
+    /// [`Procs::new_on`], with `prepare` given the binaries and the collector's directory
+    /// after `init` and before the collector starts and the sites' tokens are minted.
+    fn new_prepared(
+        agents: usize,
+        batch: usize,
+        store: Option<pasopati_collector::config::StoreSettings>,
+        prepare: impl FnOnce(&Bins, &Path),
+    ) -> Procs {
         let bins = bins!();
         let root = tempdir();
         // Initialised through the CLI on a free port; started below with fault injection.
         let addr = format!("127.0.0.1:{}", free_udp_port());
         let initialised = CollectorBin::init_on(&bins, root.path(), addr, store);
+        prepare(&bins, &initialised.dir);
         let collector_dir = initialised.dir.clone();
         let mut procs = Procs {
             bins,
@@ -666,6 +678,108 @@ async fn scenario_postgres_store_restored_from_a_dump() {
         "the rollback was not detected"
     );
     procs.finish("postgres_store_restored_from_a_dump", 0).await;
+}
+
+/// Two collectors serve one PostgreSQL store; the tokens name both. Agents file while the
+/// collector they are connected to is SIGKILLed: they move to the other one (the same backoff),
+/// and every acknowledged report is stored once, whichever collector took it. The second
+/// collector is made the documented way: `backup` of the first (its configuration and keys,
+/// without the store) restored on the second machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
+    let test = "scenario_two_collectors_on_one_postgres_store_one_killed";
+    if let Err(why) = pasopati_common::pgtest::shared() {
+        return pasopati_common::pgtest::skip_or_fail(test, &why);
+    }
+    let url = pasopati_common::pgtest::fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let store = pasopati_collector::config::StoreSettings {
+        url,
+        ca_file: None,
+        max_connections: None,
+    };
+    let second_dir = std::cell::RefCell::new(PathBuf::new());
+    let second_addr = format!("127.0.0.1:{}", free_udp_port());
+    let agents = 4;
+    let mut procs = Procs::new_prepared(agents, 8, Some(store), |bins, first| {
+        let config = first.join("collector.toml");
+        let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        let first_addr = text
+            .lines()
+            .find_map(|l| l.strip_prefix("public_addr = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("no public_addr in {text}"))
+            .to_owned();
+        let both = format!("{first_addr},{second_addr}");
+        let text = text.replace(
+            &format!("public_addr = \"{first_addr}\""),
+            &format!("public_addr = \"{both}\""),
+        );
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+        // The second instance: the first's backup (no store in it) restored, listening on
+        // its own address.
+        let root = first.parent().unwrap_or_else(|| panic!("no parent"));
+        let file = root.join("instance.tar");
+        run_ok(
+            &bins.collector,
+            &["backup", "--data-dir", p(first), "--out", p(&file)],
+        );
+        let dir = root.join("collector-2");
+        run_ok(
+            &bins.collector,
+            &["restore", "--data-dir", p(&dir), "--from", p(&file)],
+        );
+        let config = dir.join("collector.toml");
+        let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+        let text = text.replace(
+            &format!("quic_listen = \"{first_addr}\""),
+            &format!("quic_listen = \"{second_addr}\""),
+        );
+        assert!(text.contains(&second_addr), "{text}");
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+        *second_dir.borrow_mut() = dir;
+    });
+    let second_dir = second_dir.into_inner();
+    let mut second = procs.spawn(
+        &procs.bins.collector.clone(),
+        &["run", "--data-dir", p(&second_dir)],
+        "collector-2.log",
+        &[],
+    );
+    for i in 0..agents {
+        procs.start_agent(i, &[]);
+    }
+    for n in 0..40 {
+        procs
+            .file(n % agents, n)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(60)).await;
+    // The first collector dies with sessions open; the agents keep filing.
+    let killed = Instant::now();
+    if let Some(c) = procs.collector.as_mut() {
+        c.kill9();
+    }
+    for n in 40..80 {
+        procs
+            .file(n % agents, n)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    procs.drain(Duration::from_secs(120)).await;
+    let flowing = killed.elapsed();
+    println!(
+        "scenario=two_collectors_one_killed agents={agents} seconds_from_kill_until_drained={:.1}",
+        flowing.as_secs_f64()
+    );
+    let log =
+        std::fs::read_to_string(procs.root.path().join("collector-2.log")).unwrap_or_default();
+    assert!(
+        log.matches("session started").count() >= agents,
+        "not every agent moved to the second collector:\n{log}"
+    );
+    second.stop();
+    procs.finish("two_collectors_one_killed", 0).await;
 }
 
 /// A backup taken with `pasopati-collector backup` while the daemon runs and agents keep

@@ -95,6 +95,80 @@ async fn expired_and_foreign_tokens_are_refused() {
     assert_eq!(issued, 0, "a certificate was issued");
 }
 
+/// Issue 16: two collectors serve one PostgreSQL store; a site connected to the second is
+/// revoked through the first, and the second cuts it within 5 seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_revoked_through_one_collector_is_cut_on_the_other_within_five_seconds() {
+    let test = "a_site_revoked_through_one_collector_is_cut_on_the_other_within_five_seconds";
+    if let Err(why) = pasopati_common::pgtest::shared() {
+        return pasopati_common::pgtest::skip_or_fail(test, &why);
+    }
+    let url = pasopati_common::pgtest::fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let store = pasopati_collector::config::StoreSettings {
+        url,
+        ca_file: None,
+        max_connections: None,
+    };
+    let tmp = tempdir();
+    let (first_dir, second_dir) = (tmp.path().join("first"), tmp.path().join("second"));
+    let first = TestCollector::start_on(&first_dir, any_port(), Some(store)).await;
+    // The second instance: the first's configuration and keys (what `backup` carries).
+    std::fs::create_dir_all(&second_dir).unwrap_or_else(|e| panic!("{e}"));
+    for entry in std::fs::read_dir(&first_dir).unwrap_or_else(|e| panic!("{e}")) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let name = entry.file_name();
+        let plain = entry.file_type().is_ok_and(|t| t.is_file());
+        if plain && name != "control.sock" && name != "analysis.snapshot" {
+            std::fs::copy(entry.path(), second_dir.join(&name)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    let second = TestCollector::start(&second_dir, any_port()).await;
+    let agent_dir = tmp.path().join("agent");
+    first.enroll_agent(&agent_dir, "lapas-uji").await;
+    // The agent dials the second collector.
+    let config = agent_dir.join("agent.toml");
+    let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
+    let text = text.replace(&first.addr.to_string(), &second.addr.to_string());
+    std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
+    let (agent, _running) = start_agent(&agent_dir);
+    second
+        .file_and_wait(&agent, draft(1), "the first report stored", 1)
+        .await;
+    // One store: what the second took, the first reads.
+    assert_eq!(
+        stored_once(&first, "stored twice"),
+        stored_once(&second, "stored twice")
+    );
+    let site = SiteId::new("lapas-uji").unwrap_or_else(|e| panic!("{e}"));
+    let revoked_at = Instant::now();
+    match pasopati_collector::call(&first.dir, CollectorRequest::SiteRevoke(site))
+        .await
+        .as_deref()
+    {
+        // Revoked in the store; nothing to close on the first collector.
+        Ok(
+            [CollectorResponse::Revoked {
+                changed: true,
+                closed: 0,
+            }],
+        ) => {}
+        other => panic!("revoke: {other:?}"),
+    }
+    eventually(
+        "the second collector cuts the site",
+        Duration::from_secs(5),
+        || {
+            agent
+                .status()
+                .is_ok_and(|s| !s.connected && s.sync_state == "revoked")
+        },
+    )
+    .await;
+    let elapsed = revoked_at.elapsed();
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    println!("revoked through one collector, cut by the other after {elapsed:?}");
+}
+
 /// 2. A revoked site's live connection is closed within 5 seconds; its reconnects are refused;
 /// reports it files afterwards stay queued at the agent and are not stored centrally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,6 +95,11 @@ impl Store {
         }
     }
 
+    /// The sites revoked now.
+    pub fn revoked_sites(&self) -> Result<Vec<SiteId>, StoreError> {
+        dispatch!(self, revoked_sites())
+    }
+
     /// Whether the backend is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

@@ -234,6 +234,16 @@ impl RedbStore {
         self.read_all(SITES)
     }
 
+    /// The sites revoked now.
+    pub fn revoked_sites(&self) -> Result<Vec<SiteId>, StoreError> {
+        Ok(self
+            .sites()?
+            .into_iter()
+            .filter(|s| s.status == SiteStatus::Revoked)
+            .map(|s| s.id)
+            .collect())
+    }
+
     /// Stores a token (by the hash of its secret) for a registered site.
     pub fn add_token(
         &self,

@@ -271,6 +271,24 @@ impl PgStore {
         self.all("SELECT record FROM sites ORDER BY id", &[])
     }
 
+    pub fn revoked_sites(&self) -> Result<Vec<SiteId>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let rows = c
+                .query(
+                    "SELECT id FROM sites WHERE status = 'revoked' ORDER BY id",
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    SiteId::new(col::<&str>(r, 0)?)
+                        .map_err(|e| StoreError::Corrupt(format!("a stored site id: {e}")))
+                })
+                .collect()
+        })
+    }
+
     pub fn add_token(
         &self,
         site: &SiteId,
