@@ -424,6 +424,20 @@ pub fn redb_only(test: &str, why: &str) -> bool {
     false
 }
 
+/// For a test that always runs on PostgreSQL (its own servers or databases): in the second
+/// pass of `.ci/run` (`PASOPATI_TEST_STORE=postgres`) it ran already in the first, so it says
+/// so and returns true (the test then stops, passing).
+pub fn ran_in_the_first_pass(test: &str) -> bool {
+    if std::env::var("PASOPATI_TEST_STORE").as_deref() == Ok("postgres") {
+        skipped(
+            test,
+            "always on PostgreSQL; it ran in the pass without PASOPATI_TEST_STORE",
+        );
+        return true;
+    }
+    false
+}
+
 /// `init` options for a test collector listening on `quic_listen`, on the [`test_store`].
 pub fn test_init_options(quic_listen: Option<SocketAddr>) -> InitOptions {
     InitOptions {

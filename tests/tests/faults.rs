@@ -607,6 +607,9 @@ async fn scenario_collector_restored_from_an_older_copy() {
 /// that lost acknowledged seqs and resend them: nothing lost, nothing twice, no gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenario_postgres_store_restored_from_a_dump() {
+    if pasopati_tests::ran_in_the_first_pass("scenario_postgres_store_restored_from_a_dump") {
+        return;
+    }
     let test = "scenario_postgres_store_restored_from_a_dump";
     let server = match pasopati_common::pgtest::shared() {
         Ok(s) => s,
@@ -680,18 +683,12 @@ async fn scenario_postgres_store_restored_from_a_dump() {
     procs.finish("postgres_store_restored_from_a_dump", 0).await;
 }
 
-/// Two collectors serve one PostgreSQL store; the tokens name both. Agents file while the
-/// collector they are connected to is SIGKILLed: they move to the other one (the same backoff),
-/// and every acknowledged report is stored once, whichever collector took it. The second
-/// collector is made the documented way: `backup` of the first (its configuration and keys,
-/// without the store) restored on the second machine.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
-    let test = "scenario_two_collectors_on_one_postgres_store_one_killed";
-    if let Err(why) = pasopati_common::pgtest::shared() {
-        return pasopati_common::pgtest::skip_or_fail(test, &why);
-    }
-    let url = pasopati_common::pgtest::fresh_database().unwrap_or_else(|e| panic!("{e}"));
+/// Two collectors on one PostgreSQL store at `url`, `agents` agents enrolled with tokens naming
+/// both (nothing started but the first collector). The second collector is made the
+/// documented way: `backup` of the first (its configuration and keys, without the store)
+/// restored in another directory, listening on its own address. Returns the harness and the
+/// second collector's directory.
+fn two_collectors(agents: usize, url: String) -> (Procs, PathBuf) {
     let store = pasopati_collector::config::StoreSettings {
         url,
         ca_file: None,
@@ -699,8 +696,7 @@ async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
     };
     let second_dir = std::cell::RefCell::new(PathBuf::new());
     let second_addr = format!("127.0.0.1:{}", free_udp_port());
-    let agents = 4;
-    let mut procs = Procs::new_prepared(agents, 8, Some(store), |bins, first| {
+    let procs = Procs::new_prepared(agents, 8, Some(store), |bins, first| {
         let config = first.join("collector.toml");
         let text = std::fs::read_to_string(&config).unwrap_or_else(|e| panic!("{e}"));
         let first_addr = text
@@ -715,8 +711,6 @@ async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
             &format!("public_addr = \"{both}\""),
         );
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
-        // The second instance: the first's backup (no store in it) restored, listening on
-        // its own address.
         let root = first.parent().unwrap_or_else(|| panic!("no parent"));
         let file = root.join("instance.tar");
         run_ok(
@@ -738,13 +732,39 @@ async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
         std::fs::write(&config, text).unwrap_or_else(|e| panic!("{e}"));
         *second_dir.borrow_mut() = dir;
     });
-    let second_dir = second_dir.into_inner();
-    let mut second = procs.spawn(
-        &procs.bins.collector.clone(),
-        &["run", "--data-dir", p(&second_dir)],
-        "collector-2.log",
-        &[],
-    );
+    (procs, second_dir.into_inner())
+}
+
+impl Procs {
+    /// Starts the collector of `dir` (another instance on the same store), logging to `log`.
+    fn start_other_collector(&self, dir: &Path, log: &str) -> Daemon {
+        self.spawn(
+            &self.bins.collector.clone(),
+            &["run", "--data-dir", p(dir)],
+            log,
+            &[],
+        )
+    }
+}
+
+/// Two collectors serve one PostgreSQL store; the tokens name both. Agents file while the
+/// collector they are connected to is SIGKILLed: they move to the other one (the same backoff),
+/// and every acknowledged report is stored once, whichever collector took it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
+    if pasopati_tests::ran_in_the_first_pass(
+        "scenario_two_collectors_on_one_postgres_store_one_killed",
+    ) {
+        return;
+    }
+    let test = "scenario_two_collectors_on_one_postgres_store_one_killed";
+    if let Err(why) = pasopati_common::pgtest::shared() {
+        return pasopati_common::pgtest::skip_or_fail(test, &why);
+    }
+    let url = pasopati_common::pgtest::fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let agents = 4;
+    let (mut procs, second_dir) = two_collectors(agents, url);
+    let mut second = procs.start_other_collector(&second_dir, "collector-2.log");
     for i in 0..agents {
         procs.start_agent(i, &[]);
     }
@@ -780,6 +800,80 @@ async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
     );
     second.stop();
     procs.finish("two_collectors_one_killed", 0).await;
+}
+
+/// Issue 16's failover: a PostgreSQL primary with a synchronous standby, two collectors on it
+/// (their store address names both servers, `target_session_attrs=read-write`), agents filing
+/// all along. At seeded points the primary is SIGKILLed and the standby promoted, and then one
+/// collector SIGKILLed: nothing acknowledged is lost or stored twice, no gap, and the time
+/// from the database's death until every agent has drained is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenario_postgres_failover_with_two_collectors() {
+    if pasopati_tests::ran_in_the_first_pass("scenario_postgres_failover_with_two_collectors") {
+        return;
+    }
+    let test = "scenario_postgres_failover_with_two_collectors";
+    let agents = if soak() { 50 } else { 12 };
+    let mut runs = vec![1601u64, 9521];
+    if let Ok(seed) = std::env::var("PASOPATI_SEED") {
+        runs = seed.parse().map(|s| vec![s]).unwrap_or(runs);
+    }
+    for seed in runs {
+        let mut rng = Rng::new(seed);
+        let primary = match pasopati_common::pgtest::PgServer::start() {
+            Ok(s) => s,
+            Err(why) => return pasopati_common::pgtest::skip_or_fail(test, &why),
+        };
+        let mut primary = primary;
+        primary
+            .psql("postgres", "CREATE DATABASE pasopati")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let standby = primary
+            .standby()
+            .unwrap_or_else(|e| panic!("{e}\n{}", primary.log()));
+        let url = format!(
+            "postgres://{}@127.0.0.1:{},127.0.0.1:{}/pasopati?sslmode=disable&target_session_attrs=read-write",
+            pasopati_common::pgtest::SUPERUSER,
+            primary.port(),
+            standby.port()
+        );
+        let (mut procs, second_dir) = two_collectors(agents, url);
+        let mut second = procs.start_other_collector(&second_dir, "collector-2.log");
+        for i in 0..agents {
+            procs.start_agent(i, &[]);
+        }
+        let total = 6 * agents;
+        let db_dies = agents + rng.below(agents as u64) as usize;
+        let collector_dies = db_dies + 1 + rng.below(agents as u64) as usize;
+        let mut died = None;
+        for n in 0..total {
+            if n == db_dies {
+                primary.kill().unwrap_or_else(|e| panic!("{e}"));
+                died = Some(Instant::now());
+                standby
+                    .promote()
+                    .unwrap_or_else(|e| panic!("{e}\n{}", standby.log()));
+            }
+            if n == collector_dies {
+                if let Some(c) = procs.collector.as_mut() {
+                    c.kill9();
+                }
+            }
+            procs
+                .file(n % agents, n)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        procs.drain(Duration::from_secs(180)).await;
+        let took = died.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        println!(
+            "scenario=postgres_failover seed={seed} agents={agents} reports={total} seconds_from_database_kill_until_drained={took:.1}"
+        );
+        second.stop();
+        procs.finish("postgres_failover", seed).await;
+        drop(standby);
+    }
 }
 
 /// A backup taken with `pasopati-collector backup` while the daemon runs and agents keep
