@@ -1,9 +1,17 @@
 //! What several collectors serving one PostgreSQL store keep in step, beyond what the store's
-//! transactions already do. So far: a site revoked through any instance loses its live
-//! connection on every instance within [`REVOCATION_CHECK`] (the instance that took the
-//! command closes it at once; the others see the revocation in the store). A new session on any
-//! instance reads the site's status from the store, so it is refused there at once.
+//! transactions already do:
+//!
+//! - a site revoked through any instance loses its live connection on every instance within
+//!   [`REVOCATION_CHECK`] (the instance that took the command closes it at once; the others
+//!   see the revocation in the store). A new session on any instance reads the site's status
+//!   from the store, so it is refused there at once;
+//! - reports stored through any instance reach every instance's live event stream (the
+//!   dashboard's), analysis and report index: each group commit that stores reports sends a
+//!   PostgreSQL notification with their arrival numbers in its transaction (delivered only if
+//!   it commits), and each instance reads the reports of the others' notifications back from
+//!   the store.
 
+use crate::events::CollectorEvent;
 use crate::server::ServerState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,5 +46,72 @@ pub async fn cut_revoked_sites(state: Arc<ServerState>, stop: CancellationToken)
             Ok(Err(e)) => tracing::warn!("cannot read revoked sites from the store: {e}"),
             Err(e) => tracing::warn!("the revocation check failed: {e}"),
         }
+    }
+}
+
+/// The most arrivals one notification is read back for (a group commit stores far fewer).
+const RELAY_LIMIT: u64 = 100_000;
+
+/// Relays reports stored through the other collectors on the store into this one's events,
+/// analysis and report index, until `stop`. Listens again a second after the database goes
+/// away (a failover).
+pub async fn relay_stored_reports(state: Arc<ServerState>, stop: CancellationToken) {
+    let Some(own) = state.store.as_postgres().map(|pg| pg.instance()) else {
+        return;
+    };
+    loop {
+        let st = state.clone();
+        let listening = tokio::task::spawn_blocking(move || {
+            st.store.as_postgres().map(|pg| pg.stored_notifications())
+        })
+        .await;
+        match listening {
+            Ok(Some(Ok(mut notifications))) => loop {
+                tokio::select! {
+                    payload = notifications.recv() => match payload {
+                        Some(payload) => relay(&state, own, &payload).await,
+                        None => break,
+                    },
+                    _ = stop.cancelled() => return,
+                }
+            },
+            Ok(Some(Err(e))) => tracing::warn!("cannot listen for reports stored elsewhere: {e}"),
+            Ok(None) => return,
+            Err(e) => tracing::warn!("the listener for reports stored elsewhere failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// One notification: `INSTANCE FIRST LAST` (arrival numbers).
+async fn relay(state: &Arc<ServerState>, own: u64, payload: &str) {
+    let numbers: Vec<u64> = payload
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [instance, first, last] = numbers[..] else {
+        tracing::warn!(payload, "an unreadable notification of stored reports");
+        return;
+    };
+    if instance == own || last < first {
+        return;
+    }
+    crate::newsroom::placer::wake(&state.newsroom);
+    crate::report_index::wake(&state.report_index);
+    let arrivals: Vec<u64> = (first..=last.min(first.saturating_add(RELAY_LIMIT))).collect();
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || st.store.reports_at(&arrivals)).await {
+        Ok(Ok(reports)) => {
+            for report in reports.into_iter().flatten() {
+                let _ = state
+                    .events
+                    .send(CollectorEvent::ReportStored(Box::new(report)));
+            }
+        }
+        Ok(Err(e)) => tracing::warn!("cannot read reports stored elsewhere: {e}"),
+        Err(e) => tracing::warn!("reading reports stored elsewhere failed: {e}"),
     }
 }

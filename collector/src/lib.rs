@@ -524,6 +524,12 @@ impl Server {
             self.state.store.is_postgres().then(|| {
                 tokio::spawn(cluster::cut_revoked_sites(self.state.clone(), stop.clone()))
             });
+        let relay = self.state.store.is_postgres().then(|| {
+            tokio::spawn(cluster::relay_stored_reports(
+                self.state.clone(),
+                stop.clone(),
+            ))
+        });
         let risk = tokio::spawn(risk::keep(
             self.state.store.clone(),
             self.state.newsroom.clone(),
@@ -558,6 +564,9 @@ impl Server {
         let _ = risk.await;
         if let Some(revocations) = revocations {
             let _ = revocations.await;
+        }
+        if let Some(relay) = relay {
+            let _ = relay.await;
         }
         let _ = snapshots.await;
         newsroom::placer::wake(&self.state.newsroom);

@@ -447,6 +447,34 @@ pub fn test_init_options(quic_listen: Option<SocketAddr>) -> InitOptions {
     }
 }
 
+/// Two collectors in this process serving one new PostgreSQL database (on the test process's
+/// server), in `<root>/first` and `<root>/second`: the second has the first's configuration
+/// and keys (what `backup` carries) and listens on its own port. `Err` says why there is no
+/// PostgreSQL (the caller skips or fails with [`pasopati_common::pgtest::skip_or_fail`]).
+pub async fn two_collectors_on_postgres(
+    root: &Path,
+) -> Result<(TestCollector, TestCollector), String> {
+    pasopati_common::pgtest::shared()?;
+    let store = pasopati_collector::config::StoreSettings {
+        url: pasopati_common::pgtest::fresh_database()?,
+        ca_file: None,
+        max_connections: None,
+    };
+    let (first_dir, second_dir) = (root.join("first"), root.join("second"));
+    let first = TestCollector::start_on(&first_dir, any_loopback_port(), Some(store)).await;
+    std::fs::create_dir_all(&second_dir).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(&first_dir).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name();
+        let plain = entry.file_type().is_ok_and(|t| t.is_file());
+        if plain && name != "control.sock" && name != "analysis.snapshot" {
+            std::fs::copy(entry.path(), second_dir.join(&name)).map_err(|e| e.to_string())?;
+        }
+    }
+    let second = TestCollector::start(&second_dir, any_loopback_port()).await;
+    Ok((first, second))
+}
+
 /// A collector running in this process on an ephemeral loopback port.
 pub struct TestCollector {
     pub dir: PathBuf,

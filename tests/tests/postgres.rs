@@ -284,3 +284,42 @@ async fn the_store_connection_is_tls_verified_against_its_ca_or_refused() {
     // Plaintext, even on loopback, is refused by a server that requires TLS.
     assert!(connect("disable", None).await.is_err());
 }
+
+/// Reports stored through one collector reach the live event stream (the dashboard's) of the
+/// other collector on the same store, through the store's notifications.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_stored_through_one_collector_is_an_event_on_the_other() {
+    use pasopati_collector::events::CollectorEvent;
+    let test = "a_report_stored_through_one_collector_is_an_event_on_the_other";
+    let tmp = pasopati_tests::tempdir();
+    let (first, mut second) = match pasopati_tests::two_collectors_on_postgres(tmp.path()).await {
+        Ok(both) => both,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    let agent_dir = tmp.path().join("agent");
+    first.enroll_agent(&agent_dir, "lapas-uji").await;
+    let (agent, _running) = pasopati_tests::start_agent(&agent_dir);
+    let id = agent
+        .file(pasopati_tests::draft(1))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .id;
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match second.events.recv().await {
+                Ok(CollectorEvent::ReportStored(r)) if r.report.id == id => return r,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the second collector never announced the report"));
+    assert_eq!(seen.site.as_str(), "lapas-uji");
+    // The first collector took it (the agent dials only the first).
+    assert!(first
+        .store
+        .report(&id)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .is_some());
+}

@@ -100,29 +100,11 @@ async fn expired_and_foreign_tokens_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_revoked_through_one_collector_is_cut_on_the_other_within_five_seconds() {
     let test = "a_site_revoked_through_one_collector_is_cut_on_the_other_within_five_seconds";
-    if let Err(why) = pasopati_common::pgtest::shared() {
-        return pasopati_common::pgtest::skip_or_fail(test, &why);
-    }
-    let url = pasopati_common::pgtest::fresh_database().unwrap_or_else(|e| panic!("{e}"));
-    let store = pasopati_collector::config::StoreSettings {
-        url,
-        ca_file: None,
-        max_connections: None,
-    };
     let tmp = tempdir();
-    let (first_dir, second_dir) = (tmp.path().join("first"), tmp.path().join("second"));
-    let first = TestCollector::start_on(&first_dir, any_port(), Some(store)).await;
-    // The second instance: the first's configuration and keys (what `backup` carries).
-    std::fs::create_dir_all(&second_dir).unwrap_or_else(|e| panic!("{e}"));
-    for entry in std::fs::read_dir(&first_dir).unwrap_or_else(|e| panic!("{e}")) {
-        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
-        let name = entry.file_name();
-        let plain = entry.file_type().is_ok_and(|t| t.is_file());
-        if plain && name != "control.sock" && name != "analysis.snapshot" {
-            std::fs::copy(entry.path(), second_dir.join(&name)).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
-    let second = TestCollector::start(&second_dir, any_port()).await;
+    let (first, second) = match two_collectors_on_postgres(tmp.path()).await {
+        Ok(both) => both,
+        Err(why) => return pasopati_common::pgtest::skip_or_fail(test, &why),
+    };
     let agent_dir = tmp.path().join("agent");
     first.enroll_agent(&agent_dir, "lapas-uji").await;
     // The agent dials the second collector.

@@ -100,6 +100,14 @@ impl Store {
         dispatch!(self, revoked_sites())
     }
 
+    /// The PostgreSQL store, when that is the backend (what several collectors share).
+    pub fn as_postgres(&self) -> Option<&pg::PgStore> {
+        match &self.backend {
+            Backend::Redb(_) => None,
+            Backend::Postgres(s) => Some(s),
+        }
+    }
+
     /// Whether the backend is PostgreSQL.
     pub fn is_postgres(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

@@ -196,6 +196,20 @@ impl PgStore {
             }
             let committing = profile::COLLECTOR_COMMIT.start();
             group.write(&txn, &statements).await?;
+            if group.next_arrival > group.first_arrival {
+                // Delivered to the other collectors when (and only if) this commits.
+                let payload = format!(
+                    "{} {} {}",
+                    self.instance(),
+                    group.first_arrival,
+                    group.next_arrival - 1
+                );
+                txn.execute(
+                    "SELECT pg_notify($1, $2)",
+                    &[&super::store::STORED_CHANNEL, &payload],
+                )
+                .await?;
+            }
             txn.commit().await?;
             drop(committing);
             profile::COLLECTOR_COMMIT.add_items(jobs.len() as u64);

@@ -20,7 +20,7 @@ mod records;
 mod reports;
 mod store;
 
-pub use store::{PgStore, DEFAULT_MAX_CONNECTIONS};
+pub use store::{PgStore, DEFAULT_MAX_CONNECTIONS, STORED_CHANNEL};
 
 use super::StoreError;
 use rustls_pki_types::pem::PemObject;
@@ -129,6 +129,33 @@ impl Connector {
         }
     }
 
+    /// Opens a connection that listens on `channel` and sends each notification's payload to
+    /// `tx`, until the connection ends or `tx` is closed; its I/O runs on a task of the
+    /// current runtime.
+    pub async fn listen(
+        &self,
+        channel: &'static str,
+        tx: tokio::sync::mpsc::Sender<String>,
+    ) -> Result<(), StoreError> {
+        let failed = |e: tokio_postgres::Error| {
+            database(format!("cannot connect to the store: {}", explain(&e)))
+        };
+        match self {
+            Connector::Plain(config) => {
+                let (client, connection) = config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(failed)?;
+                tokio::spawn(listening(client, connection, channel, tx));
+            }
+            Connector::Tls(config, tls) => {
+                let (client, connection) = config.connect(tls.clone()).await.map_err(failed)?;
+                tokio::spawn(listening(client, connection, channel, tx));
+            }
+        }
+        Ok(())
+    }
+
     /// Opens one connection, whose I/O runs on a task of the current runtime.
     pub async fn connect(&self) -> Result<Client, StoreError> {
         let failed = |e: tokio_postgres::Error| {
@@ -158,6 +185,41 @@ impl Connector {
             }
         }
     }
+}
+
+/// Drives a listening connection: `LISTEN channel`, then every notification's payload to `tx`.
+async fn listening<S, T>(
+    client: Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    channel: &'static str,
+    tx: tokio::sync::mpsc::Sender<String>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let forward = async {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if tx.send(n.payload().to_owned()).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!(error = %explain(&e), "the store's notification connection ended");
+                    return;
+                }
+                None => return,
+            }
+        }
+    };
+    let listen = async {
+        if let Err(e) = client.batch_execute(&format!("LISTEN {channel}")).await {
+            tracing::warn!(error = %explain(&e), "cannot listen for the store's notifications");
+        }
+    };
+    tokio::join!(forward, listen);
 }
 
 /// The store address with any password replaced, for messages.

@@ -25,7 +25,11 @@ pub struct PgStore {
     rt: Option<tokio::runtime::Runtime>,
     pub(super) pool: Pool,
     location: String,
+    instance: u64,
 }
+
+/// The channel on which each group commit that stored reports announces their arrivals.
+pub const STORED_CHANNEL: &str = "pasopati_stored";
 
 impl PgStore {
     /// Connects, and brings the database's schema to this binary's version.
@@ -43,12 +47,28 @@ impl PgStore {
             rt: Some(rt),
             pool: Pool::new(connector, options.max_connections()),
             location: super::redact(&options.url),
+            instance: pasopati_common::random_u64(),
         };
         store.run(async {
             let mut client = store.pool.get().await?;
             migrate(&mut client).await
         })?;
         Ok(store)
+    }
+
+    /// This process's id among the collectors on the database (random, per start), which the
+    /// notifications it sends carry so it can tell its own.
+    pub fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// Notifications of reports stored by any collector on the database: each a payload
+    /// `INSTANCE FIRST_ARRIVAL LAST_ARRIVAL` ([`STORED_CHANNEL`]). The receiver ends when the
+    /// listening connection does (the database went away); listen again then.
+    pub fn stored_notifications(&self) -> Result<tokio::sync::mpsc::Receiver<String>, StoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        self.run(async { self.pool.connector.listen(STORED_CHANNEL, tx).await })?;
+        Ok(rx)
     }
 
     /// The database's address, without its password.
@@ -107,7 +127,7 @@ impl Drop for PgStore {
 
 /// The store's connections: idle ones kept for the next call, at most `max` open at once.
 pub(super) struct Pool {
-    connector: Connector,
+    pub(super) connector: Connector,
     idle: Mutex<Vec<Conn>>,
     permits: tokio::sync::Semaphore,
 }
