@@ -79,6 +79,33 @@ mod tests {
     }
 
     #[test]
+    fn writers_of_one_day_at_once_take_turns() {
+        // The daemon's keeper and the `risk` command (or two collectors on one database) may
+        // record the same day together; neither fails, and the day holds one writer's scores.
+        let (_dir, store) = store();
+        let store = std::sync::Arc::new(store);
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0..40 {
+                        // The two writers list the units in opposite orders.
+                        let mut scores = vec![score("a", f64::from(w * 100 + i)), score("b", 1.0)];
+                        if w == 1 {
+                            scores.reverse();
+                        }
+                        store.record_risk_day(200, &scores).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(store.risk_history(200, 200).unwrap().len(), 2);
+    }
+
+    #[test]
     fn a_day_is_replaced_whole_and_calm_days_are_recorded() {
         let (dir, store) = store();
         store

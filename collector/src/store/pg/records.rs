@@ -1099,6 +1099,9 @@ impl PgStore {
         self.run(async {
             let mut c = self.pool.get().await?;
             let txn = c.transaction().await?;
+            // In id order, so two writers lock the rows in the same order.
+            let mut items: Vec<&(String, Engagement)> = items.iter().collect();
+            items.sort_by(|a, b| a.0.cmp(&b.0));
             for (id, new) in items {
                 let old = txn
                     .query_opt(
@@ -1198,6 +1201,14 @@ impl PgStore {
         self.run(async {
             let mut c = self.pool.get().await?;
             let txn = c.transaction().await?;
+            // The day's row first: two writers of one day (the daemon's keeper and `risk`, or
+            // two collectors) take turns instead of deadlocking on its scores.
+            txn.execute(
+                "INSERT INTO risk_days (day, n) VALUES ($1, 0)
+                 ON CONFLICT (day) DO UPDATE SET n = risk_days.n",
+                &[&day],
+            )
+            .await?;
             txn.execute("DELETE FROM risk WHERE day = $1", &[&day])
                 .await?;
             let units: Vec<String> = scores.iter().map(|s| s.scope.key()).collect();
