@@ -857,7 +857,16 @@ mod tests {
                 60..=62 => {
                     drop(writer.take());
                     index = ReportIndex::open(dir.path()).unwrap();
-                    writer = Some(index.writer().unwrap());
+                    // A dropped writer's threads may hold the index's lock a moment longer.
+                    let mut reopened = index.writer();
+                    for _ in 0..200 {
+                        if reopened.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        reopened = index.writer();
+                    }
+                    writer = Some(reopened.unwrap());
                 }
                 _ => {
                     let filter = random_filter(&mut rng);
