@@ -371,6 +371,34 @@ impl Procs {
         }
     }
 
+    /// Waits until the restored collector lists `want` reports (the agents resent what the
+    /// restored store missed) and checks that it saw the rollback.
+    async fn wait_restored(&self, want: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let n = run_ok(
+                &self.bins.collector,
+                &["reports", "--data-dir", p(&self.collector_dir), "--json"],
+            )
+            .lines()
+            .count();
+            if n >= want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {n} of {want} reports after the restore"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let log =
+            std::fs::read_to_string(self.root.path().join("collector.log")).unwrap_or_default();
+        assert!(
+            log.contains("rollback detected"),
+            "the rollback was not detected"
+        );
+    }
+
     fn collector_alive(&mut self) -> bool {
         self.collector.as_mut().is_some_and(|d| d.alive())
     }
@@ -576,28 +604,7 @@ async fn scenario_collector_restored_from_an_older_copy() {
         .unwrap_or_else(|e| panic!("{e}"));
     procs.start_collector(&[]);
     // Agents reconnect after the restart; the collector re-requests 41..100 from them.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = run_ok(
-            &procs.bins.collector,
-            &["reports", "--data-dir", p(&procs.collector_dir), "--json"],
-        )
-        .lines()
-        .count();
-        if n >= 100 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of 100 reports after the restore"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let log = std::fs::read_to_string(procs.root.path().join("collector.log")).unwrap_or_default();
-    assert!(
-        log.contains("rollback detected"),
-        "the rollback was not detected"
-    );
+    procs.wait_restored(100).await;
     procs.finish("collector_restored_from_backup", 0).await;
 }
 
@@ -658,28 +665,7 @@ async fn scenario_postgres_store_restored_from_a_dump() {
     assert!(text.contains(&url), "{text}");
     std::fs::write(&config, text.replace(&url, &restored_url)).unwrap_or_else(|e| panic!("{e}"));
     procs.start_collector(&[]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let n = run_ok(
-            &procs.bins.collector,
-            &["reports", "--data-dir", p(&procs.collector_dir), "--json"],
-        )
-        .lines()
-        .count();
-        if n >= 100 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {n} of 100 reports after the restore"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let log = std::fs::read_to_string(procs.root.path().join("collector.log")).unwrap_or_default();
-    assert!(
-        log.contains("rollback detected"),
-        "the rollback was not detected"
-    );
+    procs.wait_restored(100).await;
     procs.finish("postgres_store_restored_from_a_dump", 0).await;
 }
 

@@ -239,30 +239,6 @@ impl RedbStore {
         Ok(out)
     }
 
-    /// Applies a batch from (site, epoch) in one durable transaction: [`Store::apply_batches`]
-    /// with one job.
-    pub fn apply_batch(
-        &self,
-        site: &SiteId,
-        epoch: Epoch,
-        batch: &Batch,
-        limits: &Limits,
-        guard: &PiiGuard,
-        now: Timestamp,
-    ) -> Result<BatchOutcome, StoreError> {
-        let job = BatchJob {
-            site: site.clone(),
-            epoch,
-            batch: batch.clone(),
-            now,
-            examined: None,
-        };
-        let mut outcomes = self.apply_batches(std::slice::from_ref(&job), limits, guard)?;
-        outcomes.pop().ok_or(StoreError::Corrupt(
-            "a group of one batch came back empty".into(),
-        ))
-    }
-
     /// Applies batches, of any sites, in order, in one durable transaction: the group commit.
     /// Each batch is judged by the rules of `pasopati_common::ingest` (the same the
     /// simulation's model store follows) against the hwm its predecessors in the group left,

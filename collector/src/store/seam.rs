@@ -184,7 +184,17 @@ impl Store {
         guard: &PiiGuard,
         now: Timestamp,
     ) -> Result<BatchOutcome, StoreError> {
-        dispatch!(self, apply_batch(site, epoch, batch, limits, guard, now))
+        let job = BatchJob {
+            site: site.clone(),
+            epoch,
+            batch: batch.clone(),
+            now,
+            examined: None,
+        };
+        let mut outcomes = self.apply_batches(std::slice::from_ref(&job), limits, guard)?;
+        outcomes.pop().ok_or(StoreError::Corrupt(
+            "a group of one batch came back empty".into(),
+        ))
     }
 
     /// Applies batches, of any sites, in order, in one durable transaction: the group commit.

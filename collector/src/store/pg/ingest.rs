@@ -23,7 +23,7 @@ use crate::store::{
     BatchJob, BatchOutcome, Gap, GapKind, Rejection, SiteRecord, StoreCounts, StoreError,
     StoredReport,
 };
-use pasopati_common::frame::{Batch, Heartbeat, Limits};
+use pasopati_common::frame::{Heartbeat, Limits};
 use pasopati_common::ingest::{apply_examined_batch, BatchVerdict, Ledger, Verdicts};
 use pasopati_common::pii::{Finding, PiiGuard};
 use pasopati_common::profile;
@@ -155,28 +155,6 @@ impl PgStore {
                 .map(|r| Ok((Timestamp(col(r, 0)?), dec(col::<&[u8]>(r, 1)?)?)))
                 .collect()
         })
-    }
-
-    pub fn apply_batch(
-        &self,
-        site: &SiteId,
-        epoch: Epoch,
-        batch: &Batch,
-        limits: &Limits,
-        guard: &PiiGuard,
-        now: Timestamp,
-    ) -> Result<BatchOutcome, StoreError> {
-        let job = BatchJob {
-            site: site.clone(),
-            epoch,
-            batch: batch.clone(),
-            now,
-            examined: None,
-        };
-        let mut outcomes = self.apply_batches(std::slice::from_ref(&job), limits, guard)?;
-        outcomes.pop().ok_or(StoreError::Corrupt(
-            "a group of one batch came back empty".into(),
-        ))
     }
 
     pub fn apply_batches(
