@@ -16,6 +16,7 @@ mod daemon;
 mod media;
 mod reports;
 mod site;
+mod store;
 mod stories;
 mod users;
 
@@ -69,6 +70,11 @@ enum Command {
         data_dir: PathBuf,
         #[arg(long)]
         from: PathBuf,
+    },
+    /// The store itself: `migrate` moves a redb store into PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
     /// Manage sites.
     Site {
@@ -199,6 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { data_dir } => daemon::run(&data_dir).await,
         Command::Backup { data_dir, out } => backup::backup(&data_dir, &out).await,
         Command::Restore { data_dir, from } => backup::restore(&data_dir, &from),
+        Command::Store { command } => store::run(command),
         Command::Site { command } => site::run(command).await,
         Command::Reports {
             data_dir,

@@ -121,6 +121,9 @@ pub enum StoreError {
     /// statement, said in full.
     #[error("the PostgreSQL store: {0}")]
     Database(String),
+    /// Moving a redb store into PostgreSQL (`store migrate`) cannot go on, said in full.
+    #[error("moving the store into PostgreSQL: {0}")]
+    Migration(String),
 }
 
 impl StoreError {

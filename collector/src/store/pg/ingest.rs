@@ -879,7 +879,7 @@ pub(super) struct RevisionColumns {
 
 /// Text for a searched column: PostgreSQL's text cannot hold NUL, which a report may (the
 /// record column keeps the exact report).
-fn searchable(text: &str) -> String {
+pub(super) fn searchable(text: &str) -> String {
     text.replace('\0', "")
 }
 

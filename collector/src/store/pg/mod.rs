@@ -15,11 +15,13 @@
 //! this machine (loopback or a Unix socket). `sslmode=prefer`, the client library's default,
 //! is refused: it falls back to plaintext without a word.
 
+mod import;
 mod ingest;
 mod records;
 mod reports;
 mod store;
 
+pub use import::{ImportProgress, ImportSummary, TableCheck};
 pub use store::{PgStore, DEFAULT_MAX_CONNECTIONS, STORED_CHANNEL};
 
 use super::StoreError;
@@ -39,11 +41,18 @@ pub struct Migration {
 
 /// Every migration, in order. A new file in `migrations/` is a new line here (a unit test
 /// checks that the two agree).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "schema",
-    sql: include_str!("migrations/0001_schema.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "schema",
+        sql: include_str!("migrations/0001_schema.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "store_import",
+        sql: include_str!("migrations/0002_store_import.sql"),
+    },
+];
 
 /// The advisory lock key the migration runner holds ("PASOPATI" in ASCII).
 const MIGRATION_LOCK: i64 = 0x5041_534F_5041_5449;
@@ -223,7 +232,7 @@ async fn listening<S, T>(
 }
 
 /// The store address with any password replaced, for messages.
-pub(super) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];

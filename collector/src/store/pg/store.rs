@@ -94,8 +94,13 @@ impl PgStore {
     }
 }
 
-/// Polls `work` on this thread, parking it between wake-ups.
+/// Polls `work` on this thread, parking it between wake-ups. The work is polled outside
+/// tokio's cooperative budget: called from inside another runtime's task, it would otherwise
+/// spend that task's budget, which only refills when the task yields to its runtime, and a
+/// call that this thread never leaves would spin on "yield now" for ever (a long `store
+/// migrate` did).
 fn park_on<F: Future>(work: F) -> F::Output {
+    let work = tokio::task::unconstrained(work);
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: std::sync::Arc<Self>) {
