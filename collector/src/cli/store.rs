@@ -91,7 +91,7 @@ fn migrate(
     let mut report = |p: &ImportProgress| {
         if p.done {
             pasopati_common::errln!("  {}: {} rows", p.table, p.copied);
-        } else if p.copied % (rows_per_chunk as u64 * 20) == 0 {
+        } else if p.copied.is_multiple_of(rows_per_chunk as u64 * 20) {
             pasopati_common::errln!("  {}: {} rows so far", p.table, p.copied);
         }
         ControlFlow::Continue(())
