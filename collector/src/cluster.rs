@@ -9,7 +9,13 @@
 //!   dashboard's), analysis and report index: each group commit that stores reports sends a
 //!   PostgreSQL notification with their arrival numbers in its transaction (delivered only if
 //!   it commits), and each instance reads the reports of the others' notifications back from
-//!   the store.
+//!   the store;
+//! - the media desk (polling the feeds and social sources, recording the risk days) runs on
+//!   one instance at a time: the one holding the database's advisory lock
+//!   ([`lead_media_desk`]). When it dies, its connection ends and another takes the lock
+//!   within [`LEAD_CHECK`]. Every instance's analysis follows the media items the leader
+//!   stored, with the leader's placement recorded on each item, and its analysts' story edits
+//!   are in the store, so every dashboard shows the same stories.
 
 use crate::events::CollectorEvent;
 use crate::server::ServerState;
@@ -114,4 +120,58 @@ async fn relay(state: &Arc<ServerState>, own: u64, payload: &str) {
         Ok(Err(e)) => tracing::warn!("cannot read reports stored elsewhere: {e}"),
         Err(e) => tracing::warn!("reading reports stored elsewhere failed: {e}"),
     }
+}
+
+/// How often the media desk's leader proves it still holds the lock, and how often the others
+/// try to take it.
+pub const LEAD_CHECK: Duration = Duration::from_secs(1);
+
+/// Keeps this instance's claim on the media desk until `stop`: takes the lock when it is
+/// free, proves every [`LEAD_CHECK`] that it still holds it, and gives up the lead the moment
+/// its connection is lost (a database failover frees every lock; whoever takes it first on
+/// the new primary leads). Only a shared store has this; on redb the one collector leads.
+pub async fn lead_media_desk(state: Arc<ServerState>, stop: CancellationToken) {
+    if !state.store.is_postgres() {
+        return;
+    }
+    state.newsroom.set_leading(false);
+    let mut lead: Option<crate::store::pg::Lead> = None;
+    loop {
+        let st = state.clone();
+        let held = lead.take();
+        let checked = tokio::task::spawn_blocking(move || {
+            let pg = st.store.as_postgres()?;
+            match held {
+                Some(l) if pg.still_leads(&l) => Some(l),
+                _ => match pg.try_lead() {
+                    Ok(taken) => taken,
+                    Err(e) => {
+                        tracing::warn!("cannot ask the store who leads the media desk: {e}");
+                        None
+                    }
+                },
+            }
+        })
+        .await;
+        lead = checked.unwrap_or_else(|e| {
+            tracing::warn!("the media desk's lead check failed: {e}");
+            None
+        });
+        let leads = lead.is_some();
+        if leads != state.newsroom.leads() {
+            state.newsroom.set_leading(leads);
+            if leads {
+                tracing::info!("this collector leads the media desk now (polls the sources, records the risk days)");
+            } else {
+                tracing::warn!("this collector no longer leads the media desk (its connection to the store was lost); another takes over");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LEAD_CHECK) => {}
+            _ = stop.cancelled() => break,
+        }
+    }
+    state.newsroom.set_leading(false);
+    // Dropping the lead closes its connection: the lock is free for another at once.
+    drop(lead);
 }

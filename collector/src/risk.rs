@@ -84,6 +84,14 @@ pub async fn keep(
     shutdown: CancellationToken,
 ) {
     loop {
+        // On a shared store the collector leading the media desk records the day; the others
+        // look again shortly, to take over if the leader is gone.
+        if !newsroom.leads() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                _ = shutdown.cancelled() => break,
+            }
+        }
         let (s, n, c) = (store.clone(), newsroom.clone(), config.clone());
         match tokio::task::spawn_blocking(move || record(&s, &n, &c, Timestamp::now())).await {
             Ok(Ok(scores)) => tracing::debug!(scores = scores.len(), "risk scores recorded"),

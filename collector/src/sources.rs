@@ -422,6 +422,12 @@ async fn poll_source(
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => break,
         }
+        // On a shared store only the collector leading the media desk polls: two polling
+        // the same feeds would store each item once but place it twice, in two orders.
+        if !newsroom.leads() {
+            wait = crate::cluster::LEAD_CHECK;
+            continue;
+        }
         tokio::select! {
             _ = gate.turn(&host) => {}
             _ = shutdown.cancelled() => break,

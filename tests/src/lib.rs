@@ -454,6 +454,15 @@ pub fn test_init_options(quic_listen: Option<SocketAddr>) -> InitOptions {
 pub async fn two_collectors_on_postgres(
     root: &Path,
 ) -> Result<(TestCollector, TestCollector), String> {
+    two_collectors_on_postgres_with(root, |config| config).await
+}
+
+/// [`two_collectors_on_postgres`], with the first's `collector.toml` (which the second copies)
+/// changed by `edit` before either starts.
+pub async fn two_collectors_on_postgres_with(
+    root: &Path,
+    edit: impl FnOnce(String) -> String,
+) -> Result<(TestCollector, TestCollector), String> {
     pasopati_common::pgtest::shared()?;
     let store = pasopati_collector::config::StoreSettings {
         url: pasopati_common::pgtest::fresh_database()?,
@@ -461,7 +470,17 @@ pub async fn two_collectors_on_postgres(
         max_connections: None,
     };
     let (first_dir, second_dir) = (root.join("first"), root.join("second"));
-    let first = TestCollector::start_on(&first_dir, any_loopback_port(), Some(store)).await;
+    let addr = any_loopback_port();
+    let options = InitOptions {
+        quic_listen: Some(addr),
+        store: Some(store),
+        ..InitOptions::default()
+    };
+    pasopati_collector::init(&first_dir, options).map_err(|e| format!("init: {e}"))?;
+    let config = first_dir.join("collector.toml");
+    let text = std::fs::read_to_string(&config).map_err(|e| e.to_string())?;
+    std::fs::write(&config, edit(text)).map_err(|e| e.to_string())?;
+    let first = TestCollector::start(&first_dir, addr).await;
     std::fs::create_dir_all(&second_dir).map_err(|e| e.to_string())?;
     for entry in std::fs::read_dir(&first_dir).map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;

@@ -323,3 +323,138 @@ async fn a_report_stored_through_one_collector_is_an_event_on_the_other() {
         .unwrap_or_else(|e| panic!("{e}"))
         .is_some());
 }
+
+/// Serves whatever `body` holds now as an RSS feed on loopback; returns its URL.
+async fn serve_changing_feed(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.lock().map(|b| b.clone()).unwrap_or_default();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/feed.xml")
+}
+
+/// An RSS feed of these (link, title, text) items (invented news about real units).
+fn feed_of(items: &[(&str, &str, &str)]) -> String {
+    let mut xml = String::from(r#"<rss version="2.0"><channel><title>Portal Uji</title>"#);
+    for (link, title, text) in items {
+        xml.push_str(&format!(
+            "<item><title>{title}</title><link>{link}</link><description>{text}</description><pubDate>Sat, 21 Nov 2026 09:00:00 WIB</pubDate></item>"
+        ));
+    }
+    xml.push_str("</channel></rss>");
+    xml
+}
+
+/// The stories of `c`'s live analysis that hold the feed item linked `link`, as (story id,
+/// its items).
+fn story_with(c: &pasopati_tests::TestCollector, link: &str) -> Option<(String, Vec<String>)> {
+    let media = c.store.media(0, 1_000).unwrap_or_else(|e| panic!("{e}"));
+    let id = media.iter().find(|m| m.url == link)?.id.clone();
+    let stories = c.newsroom.stories().unwrap_or_else(|e| panic!("{e}"));
+    stories
+        .iter()
+        .find(|s| s.items.contains(&id))
+        .map(|s| (s.id.clone(), s.items.clone()))
+}
+
+/// On one PostgreSQL store, one collector at a time leads the media desk (polls the feeds),
+/// every collector's analysis holds what the leader stored in the same stories, and when the
+/// leader stops, the other takes over and polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_media_desk_runs_on_one_collector_and_moves_when_it_stops() {
+    let test = "the_media_desk_runs_on_one_collector_and_moves_when_it_stops";
+    let tmp = pasopati_tests::tempdir();
+    let first_items = [
+        (
+            "https://uji.example/1",
+            "Warga Binaan Lapas Sukamiskin Panen Sayur",
+            "Warga binaan Lapas Kelas I Sukamiskin memanen sayur hasil kebun pembinaan.",
+        ),
+        (
+            "https://uji.example/2",
+            "Panen Sayur di Lapas Sukamiskin",
+            "Lapas Kelas I Sukamiskin menggelar panen sayur hasil kebun pembinaan warga binaan.",
+        ),
+    ];
+    let body = std::sync::Arc::new(std::sync::Mutex::new(feed_of(&[])));
+    let feed = serve_changing_feed(body.clone()).await;
+    let both = pasopati_tests::two_collectors_on_postgres_with(tmp.path(), |t| {
+        format!("{t}\n[[feeds]]\nurl = \"{feed}\"\nevery = \"1s\"\n")
+    })
+    .await;
+    let (first, second) = match both {
+        Ok(both) => both,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    let wait = std::time::Duration::from_secs(20);
+    pasopati_tests::eventually("one collector leads the media desk", wait, || {
+        first.newsroom.leads() != second.newsroom.leads()
+    })
+    .await;
+    // Both analyses run before the feed has anything: what the follower holds later, it
+    // took from the store as the leader stored it, not from a rebuild.
+    for c in [&first, &second] {
+        assert!(c
+            .newsroom
+            .stories()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty());
+    }
+    if let Ok(mut b) = body.lock() {
+        *b = feed_of(&first_items);
+    }
+    pasopati_tests::eventually("both analyses hold the feed's story", wait, || {
+        let (a, b) = (
+            story_with(&first, "https://uji.example/2"),
+            story_with(&second, "https://uji.example/2"),
+        );
+        a.is_some() && a == b && a.is_some_and(|(_, items)| items.len() == 2)
+    })
+    .await;
+    let (leader, other) = if first.newsroom.leads() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    assert!(!other.newsroom.leads(), "two collectors lead at once");
+    leader.stop().await;
+    pasopati_tests::eventually("the other collector takes the lead", wait, || {
+        other.newsroom.leads()
+    })
+    .await;
+    if let Ok(mut b) = body.lock() {
+        let mut items = first_items.to_vec();
+        items.push((
+            "https://uji.example/3",
+            "Lapas Sukamiskin Kembali Panen Sayur",
+            "Warga binaan Lapas Kelas I Sukamiskin kembali memanen sayur dari kebun pembinaan.",
+        ));
+        *b = feed_of(&items);
+    }
+    pasopati_tests::eventually("the new leader polls the feed", wait, || {
+        story_with(&other, "https://uji.example/3").is_some()
+    })
+    .await;
+}

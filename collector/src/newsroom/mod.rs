@@ -81,6 +81,10 @@ pub struct Newsroom {
     rebuilt_documents: AtomicUsize,
     /// Raised when reports are stored, for the placer.
     stored_signal: pasopati_common::task::Wakeup,
+    /// Whether this collector leads the media desk: polls the sources and records the risk
+    /// days. Always on a store of its own; on a shared store, the one collector holding the
+    /// database's lock (`crate::cluster::lead_media_desk`).
+    leading: std::sync::atomic::AtomicBool,
 }
 
 /// The report arrivals placed: every arrival below `below`, and those in `above`. Batches are
@@ -150,7 +154,67 @@ impl Newsroom {
             placed_reports: Mutex::new(PlacedReports::default()),
             rebuilt_documents: AtomicUsize::new(0),
             stored_signal: pasopati_common::task::Wakeup::default(),
+            leading: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// Whether this collector leads the media desk (see the field).
+    pub fn leads(&self) -> bool {
+        self.leading.load(Ordering::SeqCst)
+    }
+
+    /// Takes or gives up the lead of the media desk.
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::SeqCst);
+    }
+
+    /// Places the media items stored from `from` up to (not including) `to`, or to the end,
+    /// in arrival order, with their engagement as stored; moves `media_next` past them.
+    /// Items this engine placed as it imported them are past `media_next` already; the ones
+    /// placed here were stored by another collector on a shared store, which this one follows
+    /// so that every instance's analysis holds every item.
+    fn place_stored_media(
+        &self,
+        engine: &mut Engine,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<usize, StoreError> {
+        let mut after = from;
+        let mut total = 0;
+        while to.is_none_or(|to| after < to) {
+            let page = self.store.media(after, 1_000)?;
+            let mut placed_any = false;
+            for m in page.iter().filter(|m| to.is_none_or(|to| m.arrival < to)) {
+                let engagement = self.store.engagement(&m.id)?.unwrap_or_default();
+                if engagement.is_known() {
+                    self.engagement_map()?.insert(m.id.clone(), engagement);
+                }
+                engine.add_item(&item_of(m, engagement));
+                after = m.arrival + 1;
+                total += 1;
+                placed_any = true;
+            }
+            if !placed_any {
+                break;
+            }
+        }
+        if to.is_none() {
+            self.media_next.fetch_max(after, Ordering::SeqCst);
+        }
+        Ok(total)
+    }
+
+    /// Places the media items other collectors stored since this engine's last, if the engine
+    /// runs (its replay places them otherwise). Blocking.
+    pub fn follow_stored_media(&self) -> Result<usize, StoreError> {
+        let mut slot = self.engine.lock().map_err(|_| {
+            StoreError::Storage("the analysis engine was poisoned by a panic".into())
+        })?;
+        let Some(engine) = slot.as_mut() else {
+            return Ok(0);
+        };
+        let from = self.media_next.load(Ordering::SeqCst);
+        self.place_stored_media(engine, from, None)
     }
 
     /// The analysts' edits that apply, oldest first.
@@ -272,6 +336,10 @@ impl Newsroom {
                     );
                 }
             }
+            // What other collectors stored first is placed first, as they placed it.
+            let from = self.media_next.load(Ordering::SeqCst);
+            self.place_stored_media(engine, from, None)?;
+            let placed_before = self.media_next.load(Ordering::SeqCst);
             let mut outcome = ImportOutcome::default();
             let mut fresh = Vec::new();
             // Ids stored already, then each id of this import as it is taken.
@@ -290,8 +358,9 @@ impl Newsroom {
             let placements: Vec<_> = fresh.iter().map(|item| engine.add_item(item)).collect();
             let ids: Vec<String> = fresh.iter().map(|i| i.id.clone()).collect();
             let now = Timestamp::now().0;
-            let mut next = None;
+            let (mut first, mut next) = (None, None);
             let added = self.store.add_media(&ids, |i, arrival| {
+                first.get_or_insert(arrival);
                 next = Some(arrival + 1);
                 let (item, p) = (&fresh[i], &placements[i]);
                 StoredMedia {
@@ -314,6 +383,11 @@ impl Newsroom {
                     category: p.category.clone(),
                 }
             })?;
+            // Items another collector stored between this engine's catching up and this
+            // commit took the numbers before ours: placed now, after ours.
+            if let Some(first) = first.filter(|f| *f > placed_before) {
+                self.place_stored_media(engine, placed_before, Some(first))?;
+            }
             if let Some(next) = next {
                 self.media_next.fetch_max(next, Ordering::SeqCst);
             }
@@ -650,6 +724,47 @@ mod tests {
         newsroom.add_reports(&third);
         assert_eq!(newsroom.place_stored().unwrap(), 0);
         assert_eq!(newsroom.documents().unwrap(), 3 + 300 + 2);
+    }
+
+    /// Two collectors' desks on one store: each places what the other stored, once, and an
+    /// import places what the other stored before its own items.
+    #[test]
+    fn each_desk_follows_the_media_another_stored_once() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        let settings = AnalysisSettings::default();
+        let leader = Newsroom::new(store.clone(), &PiiConfig::default(), &settings);
+        let other = Newsroom::new(store.clone(), &PiiConfig::default(), &settings);
+        assert_eq!(
+            (leader.documents().unwrap(), other.documents().unwrap()),
+            (0, 0)
+        );
+        leader.import(media(0, 4)).unwrap();
+        assert_eq!(other.follow_stored_media().unwrap(), 4);
+        assert_eq!(other.follow_stored_media().unwrap(), 0, "placed once");
+        assert_eq!(
+            leader.follow_stored_media().unwrap(),
+            0,
+            "its own are placed"
+        );
+        // The leader stores more; the other imports before it looked: those first, then its own.
+        leader.import(media(4, 3)).unwrap();
+        let outcome = other.import(media(7, 2)).unwrap();
+        assert_eq!(outcome.added, 2);
+        assert_eq!(other.documents().unwrap(), 9);
+        assert_eq!(leader.follow_stored_media().unwrap(), 2);
+        assert_eq!(leader.documents().unwrap(), 9);
+        let ids = |n: &Newsroom| {
+            let mut ids: Vec<Vec<String>> = n
+                .stories()
+                .unwrap()
+                .iter()
+                .map(|s| s.items.clone())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&leader), ids(&other));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The placer: stored site reports go into the analysis engine from one background thread, at
-//! low priority, read back from the store in arrival order.
+//! low priority, read back from the store in arrival order; so do media items another
+//! collector on a shared store stored (`Newsroom::follow_stored_media`).
 //!
 //! Sessions only signal that reports were stored ([`Newsroom::reports_stored`]); they never wait
 //! for the analysis, and the analysis never takes the cores from them. On a machine as small as
@@ -84,6 +85,9 @@ pub fn spawn(
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
             while !stop.is_cancelled() {
+                if let Err(e) = newsroom.follow_stored_media() {
+                    tracing::warn!(error = %e, "media items stored by another collector could not be placed in the analysis; trying again");
+                }
                 if let Err(e) = newsroom.place_stored_until(&|| stop.is_cancelled()) {
                     tracing::warn!(error = %e, "stored reports could not be placed in the analysis; trying again");
                 }

@@ -22,7 +22,7 @@ mod reports;
 mod store;
 
 pub use import::{ImportProgress, ImportSummary, TableCheck};
-pub use store::{PgStore, DEFAULT_MAX_CONNECTIONS, STORED_CHANNEL};
+pub use store::{Lead, PgStore, DEFAULT_MAX_CONNECTIONS, STORED_CHANNEL};
 
 use super::StoreError;
 use rustls_pki_types::pem::PemObject;

@@ -28,6 +28,14 @@ pub struct PgStore {
     instance: u64,
 }
 
+/// The advisory lock the collector leading the media desk holds ("PASPDESK" in ASCII).
+const MEDIA_DESK_LOCK: i64 = 0x5041_5350_4445_534B;
+
+/// The lead of the media desk, held while this lives: see [`PgStore::try_lead`].
+pub struct Lead {
+    client: Client,
+}
+
 /// The channel on which each group commit that stored reports announces their arrivals.
 pub const STORED_CHANNEL: &str = "pasopati_stored";
 
@@ -69,6 +77,43 @@ impl PgStore {
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         self.run(async { self.pool.connector.listen(STORED_CHANNEL, tx).await })?;
         Ok(rx)
+    }
+
+    /// Takes the lead of the media desk if no other collector on the database holds it: a
+    /// session advisory lock on a connection of its own, held while the returned [`Lead`]
+    /// lives (dropped, or its connection lost, the lock is free for another). `None`: another
+    /// collector leads.
+    pub fn try_lead(&self) -> Result<Option<Lead>, StoreError> {
+        self.run(async {
+            let client = self.pool.connector.connect().await?;
+            // A leader cut off from the database (a partition, a frozen machine) is ended by
+            // the server after this much silence, which frees the lock for another; the
+            // leader speaks every second (`still_leads`). PostgreSQL before 14 lacks it.
+            let _ = client
+                .batch_execute("SET idle_session_timeout = '15s'")
+                .await;
+            let row = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&MEDIA_DESK_LOCK])
+                .await?;
+            let taken: bool = col(&row, 0)?;
+            Ok(taken.then_some(Lead { client }))
+        })
+    }
+
+    /// Whether `lead` still holds the lock: its connection answers within five seconds.
+    pub fn still_leads(&self, lead: &Lead) -> bool {
+        self.run(async {
+            match tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                lead.client.simple_query("SELECT 1"),
+            )
+            .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                _ => Err(StoreError::Database("the lead's connection is lost".into())),
+            }
+        })
+        .is_ok()
     }
 
     /// The database's address, without its password.
