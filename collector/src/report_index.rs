@@ -19,6 +19,10 @@
 //!
 //! The index can always be thrown away: one that is missing, damaged or of another format is
 //! rebuilt from the store, while queries fall back on the tail meanwhile.
+//!
+//! On a PostgreSQL store the index is a table of the database, shared by every collector on it,
+//! with the words read by PostgreSQL's `indonesian` text search (`crate::store::pg::search`);
+//! [`ReportIndex::find`] and the feeder hand the work to it, and the tantivy index is not used.
 
 use crate::store::{Store, StoreError, StoredReport};
 use pasopati_common::ReportId;
@@ -81,6 +85,9 @@ pub enum IndexError {
 pub struct ReportFilter {
     /// Stemmed words that must all be in the title or body.
     pub words: Vec<String>,
+    /// The search as typed, which a PostgreSQL store reads with its own stemmer
+    /// (`crate::store::pg::search`); empty: `words`, as they are.
+    pub text: String,
     pub category: Option<String>,
     /// Only these sites (a site asked for, or the sites of a Kanwil); `Some` of an empty set
     /// matches nothing.
@@ -107,6 +114,15 @@ pub fn stems(text: &str) -> Vec<String> {
 }
 
 impl ReportFilter {
+    /// The search as typed, or the words when none was typed.
+    pub fn search_text(&self) -> String {
+        if self.text.trim().is_empty() {
+            self.words.join(" ")
+        } else {
+            self.text.clone()
+        }
+    }
+
     /// Whether `r` matches: the same question the index answers, asked of one report.
     pub fn matches(&self, r: &StoredReport) -> bool {
         self.category
@@ -377,6 +393,11 @@ impl ReportIndex {
             let reports = store.newest_shown(offset, limit)?;
             return Ok(Found { reports, total });
         }
+        if let Some(pg) = store.as_postgres() {
+            // The database holds the index every collector on it shares.
+            let (reports, total) = pg.find_reports(filter, offset, limit)?;
+            return Ok(Found { reports, total });
+        }
         // The released reports are read before the view is taken: the feeder forgets one only
         // after committing it, so whichever view this query then takes either holds it or
         // leaves it to this list. (Read after the view, a commit in between could hide it.)
@@ -509,6 +530,16 @@ impl ReportIndex {
         store: &Store,
         stop: &dyn Fn() -> bool,
     ) -> Result<usize, IndexError> {
+        if let Some(pg) = store.as_postgres() {
+            let mut total = 0;
+            loop {
+                let (taken, caught_up) = pg.feed_report_index(PAGE as u64)?;
+                total += taken as usize;
+                if caught_up || stop() {
+                    return Ok(total);
+                }
+            }
+        }
         let mut feeder = Feeder {
             index: self,
             writer,
@@ -956,9 +987,10 @@ mod tests {
         check(&index);
     }
 
+    /// The tantivy index serves a redb store only (PostgreSQL keeps its own, in the database).
     #[test]
     fn an_index_of_another_format_or_damaged_is_built_again_from_the_store() {
-        let (dir, s) = store();
+        let (dir, s) = crate::store::fixtures::redb_store();
         apply(
             &s,
             &site(),

@@ -113,6 +113,7 @@ fn report_filter(web: &Web, q: &ListQuery) -> Result<ReportFilter, Response> {
     }
     Ok(ReportFilter {
         words: q.q.as_deref().map(report_index::stems).unwrap_or_default(),
+        text: q.q.clone().unwrap_or_default(),
         category: nonempty(&q.category),
         sites,
         priority: nonempty(&q.priority),

@@ -504,6 +504,8 @@ fn meta(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
         ("shown_count", len(txn, LATEST)?),
         ("next_arrival", 0),
         ("audit_count", 0),
+        // The report index starts empty: the feeder builds it from the moved reports.
+        ("report_index_next", 0),
     ] {
         if !values.iter().any(|(k, _)| k == key) {
             values.push((key.to_owned(), n));

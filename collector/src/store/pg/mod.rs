@@ -19,6 +19,7 @@ mod import;
 mod ingest;
 mod records;
 mod reports;
+mod search;
 mod store;
 
 pub use import::{ImportProgress, ImportSummary, TableCheck};
@@ -51,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "store_import",
         sql: include_str!("migrations/0002_store_import.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "report_index",
+        sql: include_str!("migrations/0003_report_index.sql"),
     },
 ];
 

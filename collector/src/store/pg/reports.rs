@@ -297,6 +297,9 @@ impl PgStore {
             expect_attachments(&txn, EXPECT_ATTACHMENTS, &expected).await?;
             // Released with its old arrival number: the report index, which follows arrivals,
             // must be told (`crate::report_index`).
+            if newer {
+                super::search::index_released(&txn, arrival).await?;
+            }
             txn.execute(
                 "INSERT INTO index_late (arrival) VALUES ($1) ON CONFLICT DO NOTHING",
                 &[&big(arrival)],

@@ -1,0 +1,319 @@
+//! The report index on PostgreSQL: the dashboard's report lists, counts and searches, answered
+//! by the database every collector on it shares (the redb store's counterpart is the tantivy
+//! index of `crate::report_index`, which answers the same [`ReportFilter`]).
+//!
+//! `report_index` holds each report's latest stored revision with what lists filter by, and its
+//! words as PostgreSQL's `indonesian` text search configuration (a Snowball stemmer) reads
+//! them, under a GIN index (schema version 3). It is derived after the commit: the feeder
+//! ([`PgStore::feed_report_index`]) takes arrivals in order and moves
+//! `meta.report_index_next` with them in one transaction. A query reads, in one snapshot, the
+//! index below that mark and the revisions at or past it (the tail, a second's worth while the
+//! feeder keeps up), leaving out of the index whatever the tail has a newer revision of; so it
+//! is exact the moment a batch commits. A report released from quarantine is put in by the
+//! release's transaction.
+
+use super::store::{big, col, dec, unbig, PgStore};
+use crate::report_index::ReportFilter;
+use crate::store::{StoreError, StoredReport};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, IsolationLevel};
+
+/// Puts the latest revisions among arrivals `$1 <= arrival < $2` into the index, replacing an
+/// older revision of the same report. Also what a release runs for its one arrival.
+pub(super) const INDEX_REVISIONS: &str = "INSERT INTO report_index (report_id, arrival,
+         revision, site, category, priority, occurred_at, words)
+     SELECT report_id, arrival, revision, site, category, priority, occurred_at,
+            to_tsvector('indonesian', title || ' ' || body)
+     FROM revisions WHERE arrival >= $1 AND arrival < $2 AND is_latest
+     ON CONFLICT (report_id) DO UPDATE SET arrival = excluded.arrival,
+         revision = excluded.revision, site = excluded.site, category = excluded.category,
+         priority = excluded.priority, occurred_at = excluded.occurred_at, words = excluded.words
+     WHERE report_index.revision <= excluded.revision";
+
+/// A statement's text and its parameters, built together.
+#[derive(Default)]
+struct Sql {
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Sql {
+    /// Adds a parameter; returns its placeholder.
+    fn arg(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.params.push(Box::new(value));
+        format!("${}", self.params.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+impl PgStore {
+    /// Takes the next `limit` arrivals into the report index (fewer if the store holds fewer).
+    /// Returns how many reports went in and whether the index has caught up with the store.
+    /// Collectors sharing the store take turns on the mark's row.
+    pub fn feed_report_index(&self, limit: u64) -> Result<(u64, bool), StoreError> {
+        self.run(async {
+            let mut c = self.pool.get().await?;
+            let txn = c.transaction().await?;
+            let next = txn
+                .query_one(
+                    "SELECT value FROM meta WHERE key = 'report_index_next' FOR UPDATE",
+                    &[],
+                )
+                .await?;
+            let next = unbig(col(&next, 0)?)?;
+            let end = txn
+                .query_one("SELECT value FROM meta WHERE key = 'next_arrival'", &[])
+                .await?;
+            let end = unbig(col(&end, 0)?)?;
+            let to = end.min(next.saturating_add(limit));
+            let mut taken = 0;
+            if to > next {
+                taken = txn
+                    .execute(INDEX_REVISIONS, &[&big(next), &big(to)])
+                    .await?;
+                txn.execute(
+                    "UPDATE meta SET value = $1 WHERE key = 'report_index_next'",
+                    &[&big(to)],
+                )
+                .await?;
+            }
+            // Releases put themselves in; the redb store's late list is not needed here.
+            txn.execute("DELETE FROM index_late WHERE arrival < $1", &[&big(to)])
+                .await?;
+            txn.commit().await?;
+            Ok((taken, to == end))
+        })
+    }
+
+    /// The reports matching `filter` at their latest revision, newest first: `limit` of them
+    /// after skipping `offset`, with how many match in all.
+    pub fn find_reports(
+        &self,
+        filter: &ReportFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<StoredReport>, usize), StoreError> {
+        let mut sql = Sql::default();
+        let mut conds: Vec<(String, String)> = Vec::new();
+        let mut both = |column: &str, op: &str, placeholder: String| {
+            conds.push((
+                format!("i.{column} {op} {placeholder}"),
+                format!("t.{column} {op} {placeholder}"),
+            ));
+        };
+        if let Some(c) = &filter.category {
+            both("category", "=", sql.arg(c.clone()));
+        }
+        if let Some(sites) = &filter.sites {
+            both(
+                "site",
+                "= ANY",
+                format!("({})", sql.arg(sites.iter().cloned().collect::<Vec<_>>())),
+            );
+        }
+        if let Some(p) = &filter.priority {
+            both("priority", "=", sql.arg(p.clone()));
+        }
+        if let Some(t) = filter.occurred_since {
+            both("occurred_at", ">=", sql.arg(t));
+        }
+        if let Some(t) = filter.occurred_until {
+            both("occurred_at", "<=", sql.arg(t));
+        }
+        // Words only where the lists' own reading of the text finds some (a search of stop
+        // words alone filters nothing, on either backend).
+        let text = filter.search_text();
+        if !filter.words.is_empty() {
+            let q = format!("plainto_tsquery('indonesian', {})", sql.arg(text));
+            conds.push((
+                format!("i.words @@ {q}"),
+                format!("to_tsvector('indonesian', t.title || ' ' || t.body) @@ {q}"),
+            ));
+        }
+        let next = sql.arg(0i64);
+        let next_at = sql.params.len() - 1;
+        let (limit_p, offset_p) = (sql.arg(big(limit as u64)), sql.arg(big(offset as u64)));
+        let and = |side: fn(&(String, String)) -> &String| -> String {
+            conds.iter().map(|c| format!(" AND {}", side(c))).collect()
+        };
+        let query = format!(
+            "WITH tail AS MATERIALIZED (
+                 SELECT arrival, report_id, site, category, priority, occurred_at, title, body
+                 FROM revisions WHERE arrival >= {next} AND is_latest),
+             hits AS (
+                 SELECT i.arrival FROM report_index i
+                 WHERE i.arrival < {next} AND i.report_id NOT IN (SELECT report_id FROM tail){}
+                 UNION ALL
+                 SELECT t.arrival FROM tail t WHERE true{})
+             SELECT (SELECT count(*) FROM hits),
+                    ARRAY(SELECT arrival FROM hits ORDER BY arrival DESC
+                          LIMIT {limit_p} OFFSET {offset_p})",
+            and(|c| &c.0),
+            and(|c| &c.1),
+        );
+        self.run(async {
+            let mut c = self.pool.get().await?;
+            let txn = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let mark = txn
+                .query_one(
+                    "SELECT value FROM meta WHERE key = 'report_index_next'",
+                    &[],
+                )
+                .await?;
+            let mark: i64 = col(&mark, 0)?;
+            sql.params[next_at] = Box::new(mark);
+            let row = txn.query_one(&query, &sql.refs()).await?;
+            let total: i64 = col(&row, 0)?;
+            let arrivals: Vec<i64> = col(&row, 1)?;
+            let rows = txn
+                .query(
+                    "SELECT record FROM revisions WHERE arrival = ANY($1) ORDER BY arrival DESC",
+                    &[&arrivals],
+                )
+                .await?;
+            let reports = rows
+                .iter()
+                .map(|r| dec::<StoredReport>(col::<&[u8]>(r, 0)?))
+                .collect::<Result<Vec<_>, _>>()?;
+            txn.commit().await?;
+            Ok((reports, unbig(total)? as usize))
+        })
+    }
+}
+
+/// Puts a released revision into the report index in the release's transaction, if it is the
+/// one shown now.
+pub(super) async fn index_released(c: &impl GenericClient, arrival: u64) -> Result<(), StoreError> {
+    c.execute(
+        INDEX_REVISIONS,
+        &[&big(arrival), &big(arrival.saturating_add(1))],
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{apply, report, site, T0};
+    use crate::store::pg::PgOptions;
+    use crate::store::{SiteRecord, SiteStatus, Store, StoreLocation};
+    use pasopati_common::frame::Batch;
+    use pasopati_common::{Epoch, SiteType, Timestamp};
+
+    fn store(test: &str) -> Option<(tempfile::TempDir, Store)> {
+        let url = match pasopati_common::pgtest::fresh_database() {
+            Ok(url) => url,
+            Err(e) => {
+                pasopati_common::pgtest::skip_or_fail(test, &e.to_string());
+                return None;
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let options = PgOptions {
+            url,
+            ..PgOptions::default()
+        };
+        let s = Store::open_at(&StoreLocation::Postgres(options), dir.path()).unwrap();
+        let record = SiteRecord::new(
+            site(),
+            "Lapas Contoh".into(),
+            SiteType::Lapas,
+            "Contoh".into(),
+            SiteStatus::Active,
+            Timestamp(0),
+        );
+        s.add_site(&record, "test").unwrap();
+        Some((dir, s))
+    }
+
+    fn titled(n: u64, title: &str) -> pasopati_common::Report {
+        let mut r = report(n);
+        r.title = title.into();
+        r
+    }
+
+    fn search(s: &Store, text: &str) -> (Vec<u64>, usize) {
+        let filter = ReportFilter {
+            words: crate::report_index::stems(text),
+            text: text.into(),
+            ..ReportFilter::default()
+        };
+        let (reports, total) = s
+            .as_postgres()
+            .unwrap()
+            .find_reports(&filter, 0, 10)
+            .unwrap();
+        (reports.iter().map(|r| r.arrival).collect(), total)
+    }
+
+    /// Words are matched as PostgreSQL's Indonesian stemmer reads them ("membina" finds
+    /// "pembinaan"), through the GIN index below the feeder's mark and in the revisions past
+    /// it alike.
+    #[test]
+    fn searches_stem_indonesian_words_in_the_index_and_the_tail_alike() {
+        let test = "searches_stem_indonesian_words_in_the_index_and_the_tail_alike";
+        let Some((_dir, s)) = store(test) else { return };
+        let first = Batch {
+            first_seq: 1,
+            reports: vec![
+                titled(1, "Kegiatan pembinaan kemandirian warga binaan"),
+                titled(2, "Razia kamar hunian blok A"),
+            ],
+        };
+        apply(&s, &site(), Epoch(1), &first, Timestamp(T0));
+        let pg = s.as_postgres().unwrap();
+        assert_eq!(pg.feed_report_index(100).unwrap(), (2, true));
+        let later = Batch {
+            first_seq: 3,
+            reports: vec![titled(3, "Pelatihan membina usaha mandiri")],
+        };
+        apply(&s, &site(), Epoch(1), &later, Timestamp(T0));
+        // 0 and 1 are in the index, 2 only in the tail.
+        assert_eq!(search(&s, "membina"), (vec![2, 0], 2));
+        assert_eq!(search(&s, "razia"), (vec![1], 1));
+        assert_eq!(pg.feed_report_index(100).unwrap(), (1, true));
+        assert_eq!(search(&s, "membina"), (vec![2, 0], 2));
+        // A newer revision in the tail hides the indexed one.
+        let mut revised = titled(2, "Razia gabungan kamar hunian");
+        revised.revision = 1;
+        let revision = Batch {
+            first_seq: 4,
+            reports: vec![revised],
+        };
+        apply(&s, &site(), Epoch(1), &revision, Timestamp(T0));
+        assert_eq!(search(&s, "razia"), (vec![3], 1));
+        assert_eq!(search(&s, "gabungan"), (vec![3], 1));
+        // The words go through the GIN index.
+        let plan = pg
+            .run(async {
+                let c = pg.pool.get().await?;
+                c.batch_execute("SET enable_seqscan = off").await?;
+                let rows = c
+                    .query(
+                        "EXPLAIN SELECT arrival FROM report_index
+                         WHERE words @@ plainto_tsquery('indonesian', 'membina')",
+                        &[],
+                    )
+                    .await?;
+                c.batch_execute("RESET enable_seqscan").await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| r.get::<_, String>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            })
+            .unwrap();
+        assert!(plan.contains("report_index_words"), "{plan}");
+    }
+}
