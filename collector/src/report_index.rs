@@ -531,14 +531,7 @@ impl ReportIndex {
         stop: &dyn Fn() -> bool,
     ) -> Result<usize, IndexError> {
         if let Some(pg) = store.as_postgres() {
-            let mut total = 0;
-            loop {
-                let (taken, caught_up) = pg.feed_report_index(PAGE as u64)?;
-                total += taken as usize;
-                if caught_up || stop() {
-                    return Ok(total);
-                }
-            }
+            return feed_database(pg, stop);
         }
         let mut feeder = Feeder {
             index: self,
@@ -562,11 +555,36 @@ impl ReportIndex {
         }
     }
 
+    /// The first arrival the index in use has not taken: this one's, or on a PostgreSQL
+    /// store, the database's.
+    pub fn taken_through(&self, store: &Store) -> Result<u64, IndexError> {
+        match store.as_postgres() {
+            Some(pg) => Ok(pg.report_index_mark()?),
+            None => Ok(self.next_arrival()),
+        }
+    }
+
     /// Takes everything the store holds beyond the index, with a writer of its own. For tests
     /// and tools; the daemon runs [`spawn_feeder`].
     pub fn catch_up(&self, store: &Store) -> Result<usize, IndexError> {
         let mut writer = self.writer()?;
         self.feed(&mut writer, store, &|| false)
+    }
+}
+
+/// The feeder's work on a PostgreSQL store: the database's index takes the arrivals past its
+/// mark, a page per transaction, until it has caught up or `stop` says so.
+fn feed_database(
+    pg: &crate::store::pg::PgStore,
+    stop: &dyn Fn() -> bool,
+) -> Result<usize, IndexError> {
+    let mut total = 0;
+    loop {
+        let (taken, caught_up) = pg.feed_report_index(PAGE as u64)?;
+        total += taken as usize;
+        if caught_up || stop() {
+            return Ok(total);
+        }
     }
 }
 
@@ -671,9 +689,10 @@ pub fn spawn_feeder(
             let mut writer = None;
             while !stop.is_cancelled() {
                 let started = Instant::now();
-                let round = match writer.as_mut() {
-                    Some(w) => index.feed(w, &store, &|| stop.is_cancelled()),
-                    None => index.writer().and_then(|w| {
+                let round = match (store.as_postgres(), writer.as_mut()) {
+                    (Some(pg), _) => feed_database(pg, &|| stop.is_cancelled()),
+                    (None, Some(w)) => index.feed(w, &store, &|| stop.is_cancelled()),
+                    (None, None) => index.writer().and_then(|w| {
                         index.feed(writer.insert(w), &store, &|| stop.is_cancelled())
                     }),
                 };

@@ -6,6 +6,10 @@
 //! (median and slowest of 20 requests after one warm-up) and its weight in bytes.
 //! `BENCH_REPORTS=N` and `BENCH_SITES=N` change the load; `BENCH_SERVE=1` keeps serving
 //! afterwards and prints the URL and a session cookie, for `wrk` or `hyperfine`.
+//!
+//! It runs once per store backend of `BENCH_STORES` (default `redb,postgres`; PostgreSQL on a
+//! server the bench starts from Debian's binaries, skipped with a note when there are none).
+//! Redb's lines keep their names; PostgreSQL's start with `pg_`.
 
 use pasopati_collector::store::{Role, SiteRecord, SiteStatus};
 use pasopati_collector::{BindOptions, Collector, InitOptions};
@@ -61,12 +65,42 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000);
+    let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "redb,postgres".into());
+    for backend in stores.split(',').map(str::trim) {
+        let store = match backend {
+            "redb" => None,
+            "postgres" => match pasopati_common::pgtest::fresh_database() {
+                Ok(url) => Some(pasopati_collector::config::StoreSettings {
+                    url,
+                    ca_file: None,
+                    max_connections: None,
+                }),
+                Err(why) => {
+                    println!("pg_skipped={why}");
+                    continue;
+                }
+            },
+            other => panic!("BENCH_STORES: unknown backend {other}"),
+        };
+        let prefix = if store.is_some() { "pg_" } else { "" };
+        measure(reports, site_count, store, prefix).await;
+    }
+}
+
+/// Loads, serves and times the pages on one backend, each line starting with `prefix`.
+async fn measure(
+    reports: usize,
+    site_count: usize,
+    store_settings: Option<pasopati_collector::config::StoreSettings>,
+    prefix: &str,
+) {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let dir = tmp.path().join("collector");
     pasopati_collector::init(
         &dir,
         InitOptions {
             quic_listen: Some(([127, 0, 0, 1], 0).into()),
+            store: store_settings,
             ..Default::default()
         },
     )
@@ -168,7 +202,7 @@ async fn main() {
         }
     }
     println!(
-        "loaded sites={site_count} reports={filed} in {:.1}s",
+        "{prefix}loaded sites={site_count} reports={filed} in {:.1}s",
         loading.elapsed().as_secs_f64()
     );
     add_dashboard_user(&store, "bench", Role::Admin, PASSWORD);
@@ -197,7 +231,11 @@ async fn main() {
     // once it has caught up (before that, they read the store's tail as well).
     let indexing = Instant::now();
     // Every report was stored (none refused or held): their arrival numbers are 0..filed.
-    while index.next_arrival() < filed as u64 {
+    while index
+        .taken_through(&store)
+        .unwrap_or_else(|e| panic!("{e}"))
+        < filed as u64
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if indexing.elapsed() > Duration::from_secs(3_600) {
             panic!("the report index did not catch up in an hour");
@@ -221,11 +259,17 @@ async fn main() {
         }
         total
     };
+    let (index_bytes, store_bytes) = match store.as_postgres() {
+        Some(pg) => pg
+            .report_index_and_database_bytes()
+            .unwrap_or_else(|e| panic!("{e}")),
+        None => (size(&dir.join("index")), size(&dir.join("collector.redb"))),
+    };
     println!(
-        "report index caught up with {filed} reports in {:.1}s: index {:.1} MiB, store {:.1} MiB",
+        "{prefix}report index caught up with {filed} reports in {:.1}s: index {:.1} MiB, store {:.1} MiB",
         indexing.elapsed().as_secs_f64(),
-        size(&dir.join("index")) as f64 / (1 << 20) as f64,
-        size(&dir.join("collector.redb")) as f64 / (1 << 20) as f64,
+        index_bytes as f64 / (1 << 20) as f64,
+        store_bytes as f64 / (1 << 20) as f64,
     );
     let (cookie, _) = dashboard_login(addr, "bench", PASSWORD).await;
     let kanwil = gazetteer.upts()[0].kanwil.replace(' ', "+");
@@ -262,7 +306,7 @@ async fn main() {
         }
         times.sort();
         println!(
-            "page={path} status={status} ttfb_median_ms={:.1} ttfb_max_ms={:.1} first_request_ms={:.1} bytes={bytes}",
+            "{prefix}page={path} status={status} ttfb_median_ms={:.1} ttfb_max_ms={:.1} first_request_ms={:.1} bytes={bytes}",
             times[times.len() / 2].as_secs_f64() * 1e3,
             times[times.len() - 1].as_secs_f64() * 1e3,
             warm.as_secs_f64() * 1e3
