@@ -167,34 +167,23 @@ impl PgStore {
         let next = sql.arg(0i64);
         let next_at = sql.params.len() - 1;
         let (limit_p, offset_p) = (sql.arg(big(limit as u64)), sql.arg(big(offset as u64)));
-        let window = sql.arg(big(limit.saturating_add(offset) as u64));
         let and = |side: fn(&(String, String)) -> &String| -> String {
             conds.iter().map(|c| format!(" AND {}", side(c))).collect()
         };
-        let (on_index, on_tail) = (and(|c| &c.0), and(|c| &c.1));
-        // The count adds up parts each index can answer alone (the words' GIN index and the
-        // columns' btrees, without reading the rows where the table is all visible): every
-        // match in the index, less those at or past the mark (released reports the tail holds)
-        // and those the tail has a newer revision of, plus the tail's matches. The page takes
-        // the index's newest matches first, which for a common word stops early.
         let query = format!(
             "WITH tail AS MATERIALIZED (
                  SELECT arrival, report_id, site, category, priority, occurred_at, title, body
-                 FROM revisions WHERE arrival >= {next} AND is_latest)
-             SELECT
-                 (SELECT count(*) FROM report_index i WHERE true{on_index})
-                 - (SELECT count(*) FROM report_index i WHERE i.arrival >= {next}{on_index})
-                 - (SELECT count(*) FROM report_index i JOIN tail t ON t.report_id = i.report_id
-                    WHERE i.arrival < {next}{on_index})
-                 + (SELECT count(*) FROM tail t WHERE true{on_tail}),
-                 ARRAY(SELECT arrival FROM (
-                     (SELECT i.arrival FROM report_index i
-                      WHERE i.arrival < {next}
-                        AND i.report_id NOT IN (SELECT report_id FROM tail){on_index}
-                      ORDER BY i.arrival DESC LIMIT {window})
-                     UNION ALL
-                     (SELECT t.arrival FROM tail t WHERE true{on_tail})
-                 ) page ORDER BY arrival DESC LIMIT {limit_p} OFFSET {offset_p})"
+                 FROM revisions WHERE arrival >= {next} AND is_latest),
+             hits AS (
+                 SELECT i.arrival FROM report_index i
+                 WHERE i.arrival < {next} AND i.report_id NOT IN (SELECT report_id FROM tail){}
+                 UNION ALL
+                 SELECT t.arrival FROM tail t WHERE true{})
+             SELECT (SELECT count(*) FROM hits),
+                    ARRAY(SELECT arrival FROM hits ORDER BY arrival DESC
+                          LIMIT {limit_p} OFFSET {offset_p})",
+            and(|c| &c.0),
+            and(|c| &c.1),
         );
         self.run(async {
             let mut c = self.pool.get().await?;
