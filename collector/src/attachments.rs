@@ -11,6 +11,10 @@
 //! else is answered with that length, so resent or reordered chunks cannot corrupt a file. When
 //! the partial file is complete it is hashed, checked for metadata, renamed into place, and only
 //! then recorded in the store and acknowledged.
+//!
+//! On a PostgreSQL store the bytes also go into the database before the record, and a
+//! collector that lacks a file another received makes its copy from there on first use
+//! ([`AttachmentDir::local_copy`]).
 
 use crate::store::{Store, StoreError};
 use pasopati_common::attachment::{self, MediaType};
@@ -46,6 +50,42 @@ impl AttachmentDir {
         self.dir.join(hex(hash))
     }
 
+    /// Where a verified attachment's bytes are on this machine, copied from the database
+    /// first if another collector on it received them; `None` when nobody holds them.
+    /// Blocking.
+    pub fn local_copy(
+        &self,
+        store: &Store,
+        hash: &[u8; 32],
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let path = self.path(hash);
+        if path.is_file() {
+            return Ok(Some(path));
+        }
+        let Some(pg) = store.as_postgres() else {
+            return Ok(None);
+        };
+        let Some(bytes) = pg.attachment_bytes(hash)? else {
+            return Ok(None);
+        };
+        if attachment::content_hash(&bytes) != *hash {
+            return Err(StoreError::Corrupt(format!(
+                "the database's copy of attachment {} does not match its hash",
+                hex(hash)
+            )));
+        }
+        let io = |what: &str, e: std::io::Error| {
+            StoreError::Storage(format!("attachment file {}: {what}: {e}", path.display()))
+        };
+        fs::create_dir_all(&self.dir).map_err(|e| io("creating its folder", e))?;
+        let temporary = self
+            .dir
+            .join(format!("{}.copy-{}", hex(hash), std::process::id()));
+        fs::write(&temporary, &bytes).map_err(|e| io("writing a copy", e))?;
+        fs::rename(&temporary, &path).map_err(|e| io("moving the copy into place", e))?;
+        Ok(Some(path))
+    }
+
     fn partial(&self, site: &SiteId, hash: &[u8; 32]) -> PathBuf {
         self.dir
             .join("partial")
@@ -73,7 +113,7 @@ impl AttachmentDir {
         let hash = chunk.hash;
         let refused = |reason: String| Ok(Ok(CollectorFrame::AttachmentRefused { hash, reason }));
         if let Some(stored) = store.attachment(&hash)? {
-            if self.path(&hash).is_file() {
+            if self.local_copy(store, &hash)?.is_some() {
                 return Ok(Ok(CollectorFrame::ChunkAck {
                     hash,
                     received: stored.reference.size,
@@ -146,6 +186,9 @@ impl AttachmentDir {
                 "it still carries metadata (EXIF, text chunks) or is not the type its report gives; upgrade the agent"
                     .into(),
             );
+        }
+        if let Some(pg) = store.as_postgres() {
+            pg.put_attachment_bytes(&hash, &bytes)?;
         }
         let target = self.path(&hash);
         fs::rename(&part, &target).map_err(|e| io("moving into place", e))?;

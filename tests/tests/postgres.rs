@@ -458,3 +458,41 @@ async fn the_media_desk_runs_on_one_collector_and_moves_when_it_stops() {
     })
     .await;
 }
+
+/// An attachment one collector received is served by the other: the bytes are in the database,
+/// and the other makes its local copy from there on first use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_received_by_one_collector_is_served_by_the_other() {
+    let test = "an_attachment_received_by_one_collector_is_served_by_the_other";
+    let tmp = pasopati_tests::tempdir();
+    let (first, second) = match pasopati_tests::two_collectors_on_postgres(tmp.path()).await {
+        Ok(both) => both,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    let agent_dir = tmp.path().join("agent");
+    first.enroll_agent(&agent_dir, "lapas-uji").await;
+    // A small PDF of invented bytes.
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..20_000u32).map(|i| (i * 7 % 251) as u8));
+    pdf.extend_from_slice(b"\n%%EOF\n");
+    let file = tmp.path().join("surat.pdf");
+    std::fs::write(&file, &pdf).unwrap_or_else(|e| panic!("{e}"));
+    let hash = pasopati_common::attachment::content_hash(&pdf);
+    pasopati_agent::file_report_with(&agent_dir, pasopati_tests::draft(1), &[file])
+        .await
+        .unwrap_or_else(|e| panic!("filing with an attachment: {e}"));
+    let (_agent, _running) = pasopati_tests::start_agent(&agent_dir);
+    pasopati_tests::eventually(
+        "the attachment stored through the first collector",
+        std::time::Duration::from_secs(30),
+        || first.store.attachment(&hash).is_ok_and(|a| a.is_some()),
+    )
+    .await;
+    let theirs = pasopati_collector::attachments::AttachmentDir::new(&second.dir);
+    assert!(!theirs.path(&hash).exists(), "the second has no copy yet");
+    let path = theirs
+        .local_copy(&second.store, &hash)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("the second collector cannot serve the attachment"));
+    assert_eq!(std::fs::read(&path).unwrap_or_else(|e| panic!("{e}")), pdf);
+}

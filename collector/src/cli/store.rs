@@ -99,6 +99,21 @@ fn migrate(
     let Some(summary) = to.import_from(&from, &source, rows_per_chunk, &mut report)? else {
         anyhow::bail!("the move stopped before its end; run the same command again to go on");
     };
+    // Attachments' bytes go into the database too, so that a second collector on it can
+    // serve them (each keeps a copy in its own data directory).
+    let files = crate::attachments::AttachmentDir::new(data_dir);
+    let mut uploaded = 0usize;
+    for a in from.attachments()? {
+        let hash = a.reference.hash;
+        let path = files.path(&hash);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading attachment {}", path.display()))?;
+        to.put_attachment_bytes(&hash, &bytes)?;
+        uploaded += 1;
+    }
+    if uploaded > 0 {
+        pasopati_common::errln!("  attachments: {uploaded} files");
+    }
     drop((from, to));
     // The configuration names the new store before the old file moves aside: a crash between
     // the two leaves a collector on PostgreSQL and a redb file it no longer reads.

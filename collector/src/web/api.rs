@@ -473,7 +473,16 @@ pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> 
         Ok(Err(e)) => return internal(e),
         Err(refusal) => return refusal,
     };
-    let path = web.state.attachments.path(&hash);
+    let path = match blocking(&web, move |web| {
+        web.state.attachments.local_copy(&web.state.store, &hash)
+    })
+    .await
+    {
+        Ok(Ok(Some(path))) => path,
+        Ok(Ok(None)) => return missing(),
+        Ok(Err(e)) => return internal(e),
+        Err(refusal) => return refusal,
+    };
     match tokio::fs::read(&path).await {
         Ok(bytes) => {
             let name: String = stored

@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "report_index",
         sql: include_str!("migrations/0003_report_index.sql"),
     },
+    Migration {
+        version: 4,
+        name: "attachment_bytes",
+        sql: include_str!("migrations/0004_attachment_bytes.sql"),
+    },
 ];
 
 /// The advisory lock key the migration runner holds ("PASOPATI" in ASCII).

@@ -1320,3 +1320,33 @@ impl PgStore {
         .unwrap();
     }
 }
+
+impl PgStore {
+    /// Keeps an attachment's bytes in the database, for every collector on it. Idempotent.
+    pub fn put_attachment_bytes(&self, hash: &[u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            c.execute(
+                "INSERT INTO attachment_bytes (hash, bytes) VALUES ($1, $2)
+                 ON CONFLICT (hash) DO NOTHING",
+                &[&&hash[..], &bytes],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// An attachment's bytes as the database keeps them, if it does.
+    pub fn attachment_bytes(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let row = c
+                .query_opt(
+                    "SELECT bytes FROM attachment_bytes WHERE hash = $1",
+                    &[&&hash[..]],
+                )
+                .await?;
+            row.map(|r| col::<Vec<u8>>(&r, 0)).transpose()
+        })
+    }
+}
