@@ -317,6 +317,7 @@ async fn main() {
     let stores = std::env::var("BENCH_STORES").unwrap_or_else(|_| "redb,postgres".into());
     for backend in stores.split(',').map(str::trim) {
         let dir = root.path().join(backend);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
         let (store, prefix) = match backend {
             "redb" => (Store::open(&dir).unwrap_or_else(|e| panic!("{e}")), ""),
             "postgres" => match pasopati_common::pgtest::fresh_database() {
