@@ -267,6 +267,39 @@ pub struct ReportIndex {
 pub struct Found {
     pub reports: Vec<StoredReport>,
     pub total: usize,
+    /// `total` is a lower bound: a search on PostgreSQL stops counting past [`COUNT_BOUND`]
+    /// (counting a million matches exactly there reads every one; tantivy counts them all).
+    pub at_least: bool,
+}
+
+/// The most matches a PostgreSQL search counts one by one; past it, lists say "lebih dari".
+pub const COUNT_BOUND: usize = 10_000;
+
+/// How many match, as lists show it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Total {
+    pub count: usize,
+    /// `count` is a lower bound (see [`Found::at_least`]).
+    pub at_least: bool,
+}
+
+impl From<usize> for Total {
+    fn from(count: usize) -> Total {
+        Total {
+            count,
+            at_least: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Total {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.at_least {
+            write!(f, "lebih dari {}", self.count)
+        } else {
+            write!(f, "{}", self.count)
+        }
+    }
 }
 
 impl ReportIndex {
@@ -391,12 +424,20 @@ impl ReportIndex {
             // the page, and counts the shown reports without reading them.
             let total = store.shown_count()? as usize;
             let reports = store.newest_shown(offset, limit)?;
-            return Ok(Found { reports, total });
+            return Ok(Found {
+                reports,
+                total,
+                at_least: false,
+            });
         }
         if let Some(pg) = store.as_postgres() {
             // The database holds the index every collector on it shares.
-            let (reports, total) = pg.find_reports(filter, offset, limit)?;
-            return Ok(Found { reports, total });
+            let (reports, total, at_least) = pg.find_reports(filter, offset, limit)?;
+            return Ok(Found {
+                reports,
+                total,
+                at_least,
+            });
         }
         // The released reports are read before the view is taken: the feeder forgets one only
         // after committing it, so whichever view this query then takes either holds it or
@@ -471,6 +512,7 @@ impl ReportIndex {
         Ok(Found {
             reports: page,
             total,
+            at_least: false,
         })
     }
 

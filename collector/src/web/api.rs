@@ -2,7 +2,8 @@
 //! publication feeds and the Prometheus metrics.
 //!
 //! Lists take `limit` (default 50, at most 1,000) and `offset`, answer
-//! `{"total", "offset", "limit", "items": […]}`, and `format=csv` gives the same rows as CSV.
+//! `{"total", "offset", "limit", "items": […]}` (with `"total_exact": false` when a search on
+//! PostgreSQL matched more than it counts), and `format=csv` gives the same rows as CSV.
 //! Report filters: `q` (full text, Indonesian-aware: words are compared after the light
 //! stemmer), `category`, `kanwil`, `site`, `priority`, `since`, `until` (RFC 3339 or
 //! `YYYY-MM-DD`, WIB).
@@ -77,14 +78,21 @@ pub fn parse_when(text: &str, end_of_day: bool) -> Option<i64> {
 
 /// Reports newest first matching the query, and how many match: from the report index
 /// (`crate::report_index`), reading only the page's reports.
-pub fn find_reports(web: &Web, q: &ListQuery) -> Result<(Vec<StoredReport>, usize), Response> {
+pub fn find_reports(
+    web: &Web,
+    q: &ListQuery,
+) -> Result<(Vec<StoredReport>, report_index::Total), Response> {
     let filter = report_filter(web, q)?;
     let found = web
         .state
         .report_index
         .find(&web.state.store, &filter, q.offset(), q.limit())
         .map_err(internal)?;
-    Ok((found.reports, found.total))
+    let total = report_index::Total {
+        count: found.total,
+        at_least: found.at_least,
+    };
+    Ok((found.reports, total))
 }
 
 /// The index's filter of a list query: a Kanwil becomes its sites.
@@ -160,17 +168,22 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-/// A list as JSON or CSV.
-fn list(q: &ListQuery, total: usize, items: Vec<Value>) -> Response {
+/// A list as JSON or CSV. A total that is a lower bound says so (`"total_exact": false`).
+fn list(q: &ListQuery, total: impl Into<report_index::Total>, items: Vec<Value>) -> Response {
     if q.format.as_deref() == Some("csv") {
         return csv(&items);
     }
-    json_response(&json!({
-        "total": total,
+    let total = total.into();
+    let mut body = json!({
+        "total": total.count,
         "offset": q.offset(),
         "limit": q.limit(),
         "items": items,
-    }))
+    });
+    if total.at_least {
+        body["total_exact"] = json!(false);
+    }
+    json_response(&body)
 }
 
 fn json_response(v: &Value) -> Response {

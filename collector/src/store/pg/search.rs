@@ -13,7 +13,7 @@
 //! release's transaction.
 
 use super::store::{big, col, dec, unbig, PgStore};
-use crate::report_index::ReportFilter;
+use crate::report_index::{ReportFilter, COUNT_BOUND};
 use crate::store::{StoreError, StoredReport};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel};
@@ -120,13 +120,14 @@ impl PgStore {
     }
 
     /// The reports matching `filter` at their latest revision, newest first: `limit` of them
-    /// after skipping `offset`, with how many match in all.
+    /// after skipping `offset`, with how many match in all and whether that is a lower bound
+    /// (more than [`COUNT_BOUND`] in the index: the count stops there).
     pub fn find_reports(
         &self,
         filter: &ReportFilter,
         offset: usize,
         limit: usize,
-    ) -> Result<(Vec<StoredReport>, usize), StoreError> {
+    ) -> Result<(Vec<StoredReport>, usize, bool), StoreError> {
         let mut sql = Sql::default();
         let mut conds: Vec<(String, String)> = Vec::new();
         let mut both = |column: &str, op: &str, placeholder: String| {
@@ -167,23 +168,33 @@ impl PgStore {
         let next = sql.arg(0i64);
         let next_at = sql.params.len() - 1;
         let (limit_p, offset_p) = (sql.arg(big(limit as u64)), sql.arg(big(offset as u64)));
+        let window = sql.arg(big(limit.saturating_add(offset) as u64));
+        let bound = sql.arg(big(COUNT_BOUND as u64 + 1));
         let and = |side: fn(&(String, String)) -> &String| -> String {
             conds.iter().map(|c| format!(" AND {}", side(c))).collect()
         };
+        let (on_index, on_tail) = (and(|c| &c.0), and(|c| &c.1));
+        // The index's matches are counted up to the bound only, and the page takes its newest
+        // matches first: a search whose words are in most reports stops early on both, where
+        // counting them all reads every match (628 ms at a million, measured).
         let query = format!(
             "WITH tail AS MATERIALIZED (
                  SELECT arrival, report_id, site, category, priority, occurred_at, title, body
-                 FROM revisions WHERE arrival >= {next} AND is_latest),
-             hits AS (
-                 SELECT i.arrival FROM report_index i
-                 WHERE i.arrival < {next} AND i.report_id NOT IN (SELECT report_id FROM tail){}
-                 UNION ALL
-                 SELECT t.arrival FROM tail t WHERE true{})
-             SELECT (SELECT count(*) FROM hits),
-                    ARRAY(SELECT arrival FROM hits ORDER BY arrival DESC
-                          LIMIT {limit_p} OFFSET {offset_p})",
-            and(|c| &c.0),
-            and(|c| &c.1),
+                 FROM revisions WHERE arrival >= {next} AND is_latest)
+             SELECT
+                 (SELECT count(*) FROM (SELECT 1 FROM report_index i
+                     WHERE i.arrival < {next}
+                       AND i.report_id NOT IN (SELECT report_id FROM tail){on_index}
+                     LIMIT {bound}) counted),
+                 (SELECT count(*) FROM tail t WHERE true{on_tail}),
+                 ARRAY(SELECT arrival FROM (
+                     (SELECT i.arrival FROM report_index i
+                      WHERE i.arrival < {next}
+                        AND i.report_id NOT IN (SELECT report_id FROM tail){on_index}
+                      ORDER BY i.arrival DESC LIMIT {window})
+                     UNION ALL
+                     (SELECT t.arrival FROM tail t WHERE true{on_tail})
+                 ) page ORDER BY arrival DESC LIMIT {limit_p} OFFSET {offset_p})"
         );
         self.run(async {
             let mut c = self.pool.get().await?;
@@ -202,8 +213,9 @@ impl PgStore {
             let mark: i64 = col(&mark, 0)?;
             sql.params[next_at] = Box::new(mark);
             let row = txn.query_one(&query, &sql.refs()).await?;
-            let total: i64 = col(&row, 0)?;
-            let arrivals: Vec<i64> = col(&row, 1)?;
+            let indexed = unbig(col(&row, 0)?)? as usize;
+            let tail = unbig(col(&row, 1)?)? as usize;
+            let arrivals: Vec<i64> = col(&row, 2)?;
             let rows = txn
                 .query(
                     "SELECT record FROM revisions WHERE arrival = ANY($1) ORDER BY arrival DESC",
@@ -215,7 +227,8 @@ impl PgStore {
                 .map(|r| dec::<StoredReport>(col::<&[u8]>(r, 0)?))
                 .collect::<Result<Vec<_>, _>>()?;
             txn.commit().await?;
-            Ok((reports, unbig(total)? as usize))
+            let at_least = indexed > COUNT_BOUND;
+            Ok((reports, indexed.min(COUNT_BOUND) + tail, at_least))
         })
     }
 }
@@ -278,12 +291,54 @@ mod tests {
             text: text.into(),
             ..ReportFilter::default()
         };
-        let (reports, total) = s
+        let (reports, total, _) = s
             .as_postgres()
             .unwrap()
             .find_reports(&filter, 0, 10)
             .unwrap();
         (reports.iter().map(|r| r.arrival).collect(), total)
+    }
+
+    /// A search matching more than the bound counts up to it and says so; the page is still
+    /// the newest matches, and a rarer search is counted exactly.
+    #[test]
+    fn a_search_matching_more_than_the_bound_says_at_least() {
+        let test = "a_search_matching_more_than_the_bound_says_at_least";
+        let Some((_dir, s)) = store(test) else { return };
+        let n = COUNT_BOUND as u64 + 40;
+        for first in (1..=n).step_by(1_000) {
+            let count = 1_000.min(n + 1 - first);
+            apply(
+                &s,
+                &site(),
+                Epoch(1),
+                &pasopati_common::fixtures::batch(first, count),
+                Timestamp(T0),
+            );
+        }
+        let pg = s.as_postgres().unwrap();
+        while !pg.feed_report_index(5_000).unwrap().1 {}
+        // Ten more in the tail, past the index's mark.
+        apply(
+            &s,
+            &site(),
+            Epoch(1),
+            &pasopati_common::fixtures::batch(n + 1, 10),
+            Timestamp(T0),
+        );
+        let filter = |text: &str| ReportFilter {
+            words: crate::report_index::stems(text),
+            text: text.into(),
+            ..ReportFilter::default()
+        };
+        let (page, total, at_least) = pg.find_reports(&filter("laporan"), 0, 5).unwrap();
+        assert!(at_least);
+        assert_eq!(total, COUNT_BOUND + 10);
+        let newest: Vec<u64> = page.iter().map(|r| r.arrival).collect();
+        assert_eq!(newest, [n + 9, n + 8, n + 7, n + 6, n + 5]);
+        // A word in no report: counted exactly.
+        let (page, total, at_least) = pg.find_reports(&filter("kebakaran"), 0, 5).unwrap();
+        assert_eq!((page.len(), total, at_least), (0, 0, false));
     }
 
     /// Words are matched as PostgreSQL's Indonesian stemmer reads them ("membina" finds

@@ -55,7 +55,7 @@ pub fn laporan(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Respons
                      td { (r.report.revision) } }
             }
         }
-        @if next < total { p { a href=(format!("/laporan?{}", next_query.to_query_string())) { "Berikutnya →" } } }
+        @if next < total.count || total.at_least { p { a href=(format!("/laporan?{}", next_query.to_query_string())) { "Berikutnya →" } } }
     };
     layout("Laporan", "/laporan", &who, body)
 }
