@@ -374,7 +374,7 @@ impl Procs {
     /// Waits until the restored collector lists `want` reports (the agents resent what the
     /// restored store missed) and checks that it saw the rollback.
     async fn wait_restored(&self, want: usize) {
-        self.wait_stored(want).await;
+        self.wait_stored(want, Duration::from_secs(60)).await;
         assert!(
             self.collector_log().contains("rollback detected"),
             "the rollback was not detected"
@@ -385,9 +385,9 @@ impl Procs {
         std::fs::read_to_string(self.root.path().join("collector.log")).unwrap_or_default()
     }
 
-    /// Waits until the collector lists `want` reports.
-    async fn wait_stored(&self, want: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Waits until the collector lists `want` reports, at most `timeout`.
+    async fn wait_stored(&self, want: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         loop {
             let n = run_ok(
                 &self.bins.collector,
@@ -746,7 +746,7 @@ async fn scenario_redb_store_moved_into_postgres_while_sites_file() {
     for n in 70..100 {
         procs.file(n % 2, n).await.unwrap_or_else(|e| panic!("{e}"));
     }
-    procs.wait_stored(100).await;
+    procs.wait_stored(100, Duration::from_secs(60)).await;
     // The move kept every site's high-water mark: no agent had to resend what it was told
     // was stored.
     assert!(
@@ -1016,24 +1016,8 @@ async fn scenario_backup_while_running_then_restore_on_a_new_machine() {
     );
     assert!(restored.contains("restored into"), "{restored}");
     procs.start_collector(&[]);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let stored = run_ok(
-            &procs.bins.collector,
-            &["reports", "--data-dir", p(&procs.collector_dir), "--json"],
-        )
-        .lines()
-        .count();
-        if stored >= end {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "only {stored} of {end} reports after the restore"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let log = std::fs::read_to_string(procs.root.path().join("collector.log")).unwrap_or_default();
+    procs.wait_stored(end, Duration::from_secs(90)).await;
+    let log = procs.collector_log();
     assert!(
         log.contains("rollback detected"),
         "the rollback was not detected"

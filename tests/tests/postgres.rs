@@ -324,37 +324,6 @@ async fn a_report_stored_through_one_collector_is_an_event_on_the_other() {
         .is_some());
 }
 
-/// Serves whatever `body` holds now as an RSS feed on loopback; returns its URL.
-async fn serve_changing_feed(body: std::sync::Arc<std::sync::Mutex<String>>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let body = body.lock().map(|b| b.clone()).unwrap_or_default();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(body.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/feed.xml")
-}
-
 /// An RSS feed of these (link, title, text) items (invented news about real units).
 fn feed_of(items: &[(&str, &str, &str)]) -> String {
     let mut xml = String::from(r#"<rss version="2.0"><channel><title>Portal Uji</title>"#);
@@ -399,7 +368,7 @@ async fn the_media_desk_runs_on_one_collector_and_moves_when_it_stops() {
         ),
     ];
     let body = std::sync::Arc::new(std::sync::Mutex::new(feed_of(&[])));
-    let feed = serve_changing_feed(body.clone()).await;
+    let feed = pasopati_tests::serve_feed(body.clone()).await;
     let both = pasopati_tests::two_collectors_on_postgres_with(tmp.path(), |t| {
         format!("{t}\n[[feeds]]\nurl = \"{feed}\"\nevery = \"1s\"\n")
     })

@@ -51,7 +51,8 @@ pub(crate) fn redb_store() -> (tempfile::TempDir, Store) {
     with_site(dir, store)
 }
 
-fn with_site(dir: tempfile::TempDir, store: Store) -> (tempfile::TempDir, Store) {
+/// `store` in `dir` with [`site`] registered and active.
+pub(crate) fn with_site(dir: tempfile::TempDir, store: Store) -> (tempfile::TempDir, Store) {
     let record = SiteRecord::new(
         site(),
         "Lapas Contoh".into(),

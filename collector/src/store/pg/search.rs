@@ -12,7 +12,7 @@
 //! is exact the moment a batch commits. A report released from quarantine is put in by the
 //! release's transaction.
 
-use super::store::{big, col, dec, unbig, PgStore};
+use super::store::{big, col, counter, dec, unbig, PgStore};
 use crate::report_index::{ReportFilter, COUNT_BOUND};
 use crate::store::{StoreError, StoredReport};
 use tokio_postgres::types::ToSql;
@@ -66,10 +66,7 @@ impl PgStore {
                 )
                 .await?;
             let next = unbig(col(&next, 0)?)?;
-            let end = txn
-                .query_one("SELECT value FROM meta WHERE key = 'next_arrival'", &[])
-                .await?;
-            let end = unbig(col(&end, 0)?)?;
+            let end = counter(&txn, "next_arrival", 0).await?;
             let to = end.min(next.saturating_add(limit));
             let mut taken = 0;
             if to > next {
@@ -94,13 +91,7 @@ impl PgStore {
     pub fn report_index_mark(&self) -> Result<u64, StoreError> {
         self.run(async {
             let c = self.pool.get().await?;
-            let row = c
-                .query_one(
-                    "SELECT value FROM meta WHERE key = 'report_index_next'",
-                    &[],
-                )
-                .await?;
-            unbig(col(&row, 0)?)
+            counter(&*c, "report_index_next", 0).await
         })
     }
 
@@ -204,14 +195,8 @@ impl PgStore {
                 .read_only(true)
                 .start()
                 .await?;
-            let mark = txn
-                .query_one(
-                    "SELECT value FROM meta WHERE key = 'report_index_next'",
-                    &[],
-                )
-                .await?;
-            let mark: i64 = col(&mark, 0)?;
-            sql.params[next_at] = Box::new(mark);
+            let mark = counter(&txn, "report_index_next", 0).await?;
+            sql.params[next_at] = Box::new(big(mark));
             let row = txn.query_one(&query, &sql.refs()).await?;
             let indexed = unbig(col(&row, 0)?)? as usize;
             let tail = unbig(col(&row, 1)?)? as usize;
@@ -249,9 +234,9 @@ mod tests {
     use super::*;
     use crate::store::fixtures::{apply, report, site, T0};
     use crate::store::pg::PgOptions;
-    use crate::store::{SiteRecord, SiteStatus, Store, StoreLocation};
+    use crate::store::{Store, StoreLocation};
     use pasopati_common::frame::Batch;
-    use pasopati_common::{Epoch, SiteType, Timestamp};
+    use pasopati_common::{Epoch, Timestamp};
 
     fn store(test: &str) -> Option<(tempfile::TempDir, Store)> {
         let url = match pasopati_common::pgtest::fresh_database() {
@@ -267,15 +252,7 @@ mod tests {
             ..PgOptions::default()
         };
         let s = Store::open_at(&StoreLocation::Postgres(options), dir.path()).unwrap();
-        let record = SiteRecord::new(
-            site(),
-            "Lapas Contoh".into(),
-            SiteType::Lapas,
-            "Contoh".into(),
-            SiteStatus::Active,
-            Timestamp(0),
-        );
-        s.add_site(&record, "test").unwrap();
+        let (dir, s) = crate::store::fixtures::with_site(dir, s);
         Some((dir, s))
     }
 
