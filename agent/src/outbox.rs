@@ -77,6 +77,17 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 /// The outbox file's name inside the data directory.
 pub const OUTBOX_FILE: &str = "outbox.redb";
 
+/// The outbox file's layout (`storage::Layout`). Layout 1 is the first stamped one; an unstamped
+/// file from before is layout 1 too (a first release's queue is converted by
+/// `convert_first_release`, which is a no-op on anything newer). A release that changes the
+/// layout raises `current`, adds its migration below and checks in a new golden outbox
+/// (`tests/golden/`).
+pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
+    kind: "outbox",
+    current: 1,
+    oldest_reader: 1,
+};
+
 /// An outbox failure, with what the operator can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
@@ -86,6 +97,9 @@ pub enum OutboxError {
     Open { path: String, message: String },
     #[error("the outbox {path} is damaged ({reason})")]
     Damaged { path: String, reason: String },
+    /// Written by a newer agent than this one; never moved aside (see `storage::Layout`).
+    #[error("the outbox {0}")]
+    Newer(String),
     #[error(
         "outbox storage error: {0}. Check free disk space and permissions of the data directory"
     )]
@@ -107,6 +121,7 @@ impl From<OpenError> for OutboxError {
         match e {
             OpenError::Locked { path } => OutboxError::Locked { path },
             OpenError::Damaged { path, reason } => OutboxError::Damaged { path, reason },
+            newer @ OpenError::Newer { .. } => OutboxError::Newer(newer.to_string()),
             OpenError::Other { path, reason } => OutboxError::Open {
                 path,
                 message: reason,
@@ -234,7 +249,8 @@ impl Outbox {
     /// Opens the outbox in `data_dir`, creating it (with a fresh random epoch) if absent.
     pub fn open(data_dir: &Path) -> Result<Outbox, OutboxError> {
         let path = data_dir.join(OUTBOX_FILE);
-        let (db, epoch) = pasopati_common::storage::open_prepared(&path, |txn| {
+        let (db, epoch) = pasopati_common::storage::open_prepared(&path, |txn, fresh| {
+            LAYOUT.prepare(txn, &path, META, fresh, |_from| Ok::<_, OutboxError>(()))?;
             let meta = txn.open_table(META)?;
             segments::prepare(txn)?;
             txn.open_table(SENT_LOG)?;

@@ -4,6 +4,7 @@
 
 pub mod checker;
 pub mod fixture;
+pub mod golden;
 pub mod netsim;
 pub mod scoring;
 

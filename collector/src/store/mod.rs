@@ -103,6 +103,9 @@ pub enum StoreError {
     Open { path: String, message: String },
     #[error("the store {path} is damaged ({reason}). Start the daemon to move it aside, then restore the latest backup of collector.redb")]
     Damaged { path: String, reason: String },
+    /// Written by a newer collector than this one; never moved aside (see `storage::Layout`).
+    #[error("the store {0}")]
+    Newer(String),
     #[error("the store was damaged ({reason}) and is kept aside at {moved}. Restore the latest backup of collector.redb into the data directory and start again (agents resend what they still hold); or start again as is to begin with an empty store (agents are then refused until their sites are registered again)")]
     MovedAside { moved: String, reason: String },
     #[error("store error: {0}. Check free disk space and permissions of the data directory")]
@@ -270,6 +273,16 @@ impl RedbStore {
     }
 }
 
+/// The redb store file's layout (`storage::Layout`): layout 1 is the first stamped one, and an
+/// unstamped file from before is layout 1 too. A release that changes the layout raises
+/// `current`, adds its migration here and checks in a new golden store (`tests/golden/`).
+/// (PostgreSQL keeps its own numbered migrations, `pg/migrations`.)
+pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
+    kind: "store",
+    current: 1,
+    oldest_reader: 1,
+};
+
 /// Opens every table but the sessions' (made at the first login; users.rs), so readers never
 /// meet a missing one.
 fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
@@ -311,6 +324,7 @@ impl From<OpenError> for StoreError {
         match e {
             OpenError::Locked { path } => StoreError::Locked { path },
             OpenError::Damaged { path, reason } => StoreError::Damaged { path, reason },
+            newer @ OpenError::Newer { .. } => StoreError::Newer(newer.to_string()),
             OpenError::Other { path, reason } => StoreError::Open {
                 path,
                 message: reason,
@@ -323,7 +337,10 @@ impl RedbStore {
     /// Opens (creating if absent) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<RedbStore, StoreError> {
         let path = data_dir.join(STORE_FILE);
-        let (db, ()) = pasopati_common::storage::open_prepared(&path, open_tables)?;
+        let (db, ()) = pasopati_common::storage::open_prepared(&path, |txn, fresh| {
+            open_tables(txn)?;
+            LAYOUT.prepare(txn, &path, META, fresh, |_from| Ok::<_, StoreError>(()))
+        })?;
         Ok(RedbStore { db, path })
     }
 

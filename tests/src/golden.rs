@@ -1,0 +1,410 @@
+//! What each release wrote, kept so every later release proves it still reads it: the wire
+//! frames of each protocol version and the outbox and store files of each layout, checked in
+//! under `tests/golden/` and read back by `tests/tests/compat.rs`.
+//!
+//! The values here are the ones the files hold, built with today's types. When a type changes,
+//! the builder of an older version's values changes with it to say what those old bytes mean
+//! now (a new field's default, say), and the old files stay as they were: that is the migration
+//! being tested. A new protocol version or layout adds its own files; old ones are never
+//! rewritten.
+//!
+//! Every report here is invented: the names, places and numbers cannot be real.
+
+use pasopati_common::attachment::{AttachmentRef, MediaType};
+use pasopati_common::frame::{
+    AgentFrame, Batch, Chunk, CollectorFrame, EnrollRequest, Heartbeat, Hello, Limits, NackReason,
+    Refusal, RefusalCode, RefusedReport, Welcome,
+};
+use pasopati_common::{Epoch, Priority, Report, ReportId, Timestamp};
+use std::path::PathBuf;
+
+/// Where the golden files live: `tests/golden/`.
+pub fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden")
+}
+
+/// 2026-11-01 08:00 WIB, the clock of every golden value.
+pub const T: i64 = 1_793_494_800_000;
+
+/// A frame as one side sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GoldenFrame {
+    Agent(AgentFrame),
+    Collector(CollectorFrame),
+}
+
+impl GoldenFrame {
+    /// The file name's prefix: which side sends it.
+    pub fn side(&self) -> &'static str {
+        match self {
+            GoldenFrame::Agent(_) => "agent",
+            GoldenFrame::Collector(_) => "collector",
+        }
+    }
+
+    /// The frame's body as this release encodes it.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            GoldenFrame::Agent(f) => pasopati_common::frame::encode_value(f),
+            GoldenFrame::Collector(f) => pasopati_common::frame::encode_value(f),
+        }
+    }
+
+    /// Decodes a body as a frame of the same side, within the frame limit.
+    pub fn decode_like(&self, body: &[u8]) -> Result<GoldenFrame, String> {
+        use pasopati_common::frame::decode_value;
+        match self {
+            GoldenFrame::Agent(_) => decode_value(body).map(GoldenFrame::Agent),
+            GoldenFrame::Collector(_) => decode_value(body).map(GoldenFrame::Collector),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// A golden report: invented, numbered, with a fixed id and clock.
+pub fn report(n: u8, priority: Priority) -> Report {
+    let mut id = [0u8; 16];
+    id[0] = 0x60;
+    id[15] = n;
+    Report {
+        id: ReportId(id),
+        category: "kegiatan_kedinasan".into(),
+        priority,
+        title: format!("Laporan emas nomor {n}"),
+        body: format!(
+            "Kegiatan rekaan nomor {n} di unit contoh; nama dan angka di sini tidak nyata."
+        ),
+        occurred_at: Timestamp(T - 3_600_000),
+        filed_at: Timestamp(T + i64::from(n) * 1000),
+        revision: 0,
+        retraction: None,
+        attachments: Vec::new(),
+    }
+}
+
+/// A report with a photo, for frames and files that carry an attachment reference.
+pub fn report_with_photo(n: u8) -> Report {
+    Report {
+        attachments: vec![AttachmentRef {
+            hash: [0xab; 32],
+            name: "foto-kegiatan.jpg".into(),
+            media_type: MediaType::Jpeg,
+            size: 2048,
+        }],
+        ..report(n, Priority::Normal)
+    }
+}
+
+/// The frames of protocol version `proto`, by name. Version 1 is the protocol of the first
+/// release that kept golden files.
+pub fn wire_frames(proto: u16) -> Vec<(&'static str, GoldenFrame)> {
+    match proto {
+        1 => wire_v1(),
+        _ => Vec::new(),
+    }
+}
+
+fn refused(seq: u64, n: u8) -> RefusedReport {
+    RefusedReport {
+        seq,
+        id: report(n, Priority::Normal).id,
+        revision: 0,
+        reason: "the title is empty".into(),
+    }
+}
+
+fn wire_v1() -> Vec<(&'static str, GoldenFrame)> {
+    use AgentFrame as A;
+    use CollectorFrame as C;
+    use GoldenFrame::{Agent, Collector};
+    let mut retracted = report(3, Priority::Normal);
+    retracted.revision = 1;
+    retracted.retraction = Some("dilaporkan ganda".into());
+    vec![
+        (
+            "hello",
+            Agent(A::Hello(Hello {
+                proto: 1,
+                epoch: Epoch(0x1234_5678_9abc),
+                oldest_unacked: 11,
+                oldest_retained: 3,
+                next_seq: 15,
+                agent_version: "0.1.0".into(),
+                agent_time: Timestamp(T),
+            })),
+        ),
+        (
+            "batch",
+            Agent(A::Batch(Batch {
+                first_seq: 11,
+                reports: vec![
+                    report(1, Priority::Normal),
+                    report(2, Priority::Urgent),
+                    retracted,
+                    report_with_photo(4),
+                ],
+            })),
+        ),
+        (
+            "enroll",
+            Agent(A::Enroll(EnrollRequest {
+                site_id: "lapas-contoh".into(),
+                secret: vec![7; 32],
+                csr_der: vec![0x30, 0x82, 0x01, 0x00, 1, 2, 3],
+            })),
+        ),
+        (
+            "renew",
+            Agent(A::Renew {
+                csr_der: vec![0x30, 0x82, 0x01, 0x01, 4, 5, 6],
+            }),
+        ),
+        (
+            "heartbeat",
+            Agent(A::Heartbeat(Heartbeat {
+                agent_time: Timestamp(T),
+                agent_version: "0.1.0".into(),
+                backlog: 4,
+                oldest_unsent_at: Some(Timestamp(T - 60_000)),
+                last_sync_at: None,
+                cpu_percent: 12.5,
+                mem_used_bytes: 48 << 20,
+                disk_free_bytes: 20 << 30,
+                uptime_secs: 86_400,
+                quota_full: false,
+            })),
+        ),
+        (
+            "chunk",
+            Agent(A::Chunk(Chunk {
+                hash: [0xab; 32],
+                size: 2048,
+                offset: 1024,
+                data: vec![0x5a; 64],
+            })),
+        ),
+        (
+            "welcome",
+            Collector(C::Welcome(Welcome {
+                hwm: 10,
+                limits: Limits::default(),
+                collector_time: Timestamp(T + 500),
+            })),
+        ),
+        ("ack", Collector(C::Ack { hwm: 14 })),
+        (
+            "nack-gap",
+            Collector(C::Nack {
+                hwm: 10,
+                reason: NackReason::Gap {
+                    expected: 11,
+                    got: 13,
+                },
+            }),
+        ),
+        (
+            "nack-conflict",
+            Collector(C::Nack {
+                hwm: 10,
+                reason: NackReason::Conflict { seq: 9 },
+            }),
+        ),
+        (
+            "nack-over-limit",
+            Collector(C::Nack {
+                hwm: 10,
+                reason: NackReason::OverLimit { reports: 5000 },
+            }),
+        ),
+        (
+            "nack-unavailable",
+            Collector(C::Nack {
+                hwm: 10,
+                reason: NackReason::Unavailable {
+                    message: "disk full".into(),
+                },
+            }),
+        ),
+        (
+            "nack-reports-refused",
+            Collector(C::Nack {
+                hwm: 14,
+                reason: NackReason::ReportsRefused {
+                    refused: vec![refused(12, 2)],
+                    quarantined: vec![refused(13, 3)],
+                },
+            }),
+        ),
+        (
+            "enrolled",
+            Collector(C::Enrolled {
+                cert_der: vec![0x30, 0x82, 2, 1],
+                ca_der: vec![0x30, 0x82, 3, 1],
+            }),
+        ),
+        (
+            "refused",
+            Collector(C::Refused(Refusal {
+                code: RefusalCode::TokenUsed,
+                message: "the enrollment token was used already".into(),
+            })),
+        ),
+        (
+            "renewed",
+            Collector(C::Renewed {
+                cert_der: vec![0x30, 0x82, 4, 1],
+            }),
+        ),
+        (
+            "renewal-refused",
+            Collector(C::RenewalRefused {
+                message: "try again later".into(),
+            }),
+        ),
+        (
+            "chunk-ack",
+            Collector(C::ChunkAck {
+                hash: [0xab; 32],
+                received: 1088,
+            }),
+        ),
+        (
+            "attachment-refused",
+            Collector(C::AttachmentRefused {
+                hash: [0xcd; 32],
+                reason: "no stored report refers to it".into(),
+            }),
+        ),
+    ]
+}
+
+/// The inbox file the golden outbox remembers having filed (its content hash).
+pub const OUTBOX_SOURCE: [u8; 32] = [0x11; 32];
+/// The epoch of the golden store's site.
+pub const STORE_EPOCH: Epoch = Epoch(0x0bad_cafe_0042);
+/// The golden store's sites: one active, one revoked.
+pub const STORE_SITES: [&str; 2] = ["lapas-emas", "rutan-emas"];
+/// The golden store's user (the hash is not of any password: nobody signs in with it).
+pub const STORE_USER: &str = "analis-emas";
+
+/// The reports the golden outbox holds, in the order filed: two urgent among them, the fourth
+/// with a photo.
+pub fn outbox_reports() -> Vec<Report> {
+    vec![
+        report(1, Priority::Normal),
+        report(2, Priority::Urgent),
+        report(3, Priority::Normal),
+        report_with_photo(4),
+        report(5, Priority::Urgent),
+    ]
+}
+
+/// Writes the golden outbox of this release into `dir` (which must hold none): the five
+/// reports filed (with the photo's reference and an inbox file's hash), three given seqs and
+/// sent (urgent first), the first two acknowledged with a verdict of the center on seq 2.
+pub fn write_outbox(dir: &std::path::Path) -> Result<(), String> {
+    use pasopati_agent::outbox::Outbox;
+    let outbox = Outbox::open(dir).map_err(|e| e.to_string())?;
+    let reports = outbox_reports();
+    let photo = reports[3].attachments.clone();
+    outbox
+        .file_reports_once(&reports, &photo, Some(&OUTBOX_SOURCE))
+        .map_err(|e| e.to_string())?;
+    outbox
+        .batch_from(1, 3, 1 << 20, 1)
+        .map_err(|e| e.to_string())?
+        .ok_or("nothing to send")?;
+    outbox
+        .ack_with_verdicts(2, 1000, &[], &[refused(2, 5)])
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Writes the golden store of this release into `dir` (which must hold none): two sites (the
+/// second revoked), a session's `Hello` and one batch of four reports from the first (one with
+/// a photo the store then expects), a heartbeat, and a user; each change in the audit log.
+pub fn write_store(dir: &std::path::Path) -> Result<(), String> {
+    use pasopati_collector::store::{Role, SiteRecord, SiteStatus, Store, User};
+    use pasopati_common::pii::{PiiConfig, PiiGuard};
+    use pasopati_common::{SiteId, SiteType};
+    let e = |e: pasopati_collector::store::StoreError| e.to_string();
+    let store = Store::open(dir).map_err(e)?;
+    let ids: Vec<SiteId> = STORE_SITES
+        .iter()
+        .map(|s| SiteId::new(*s).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    for (id, kind) in ids.iter().zip([SiteType::Lapas, SiteType::Rutan]) {
+        let site = SiteRecord::new(
+            id.clone(),
+            format!("Unit Emas {id}"),
+            kind,
+            "Kanwil Contoh".into(),
+            SiteStatus::Active,
+            Timestamp(T),
+        );
+        store.add_site(&site, "golden").map_err(e)?;
+    }
+    store
+        .revoke_site(&ids[1], "golden", Timestamp(T + 1000))
+        .map_err(e)?;
+    let hello = Hello {
+        proto: 1,
+        epoch: STORE_EPOCH,
+        oldest_unacked: 1,
+        oldest_retained: 1,
+        next_seq: 1,
+        agent_version: "0.1.0".into(),
+        agent_time: Timestamp(T),
+    };
+    let decision = pasopati_common::sync::decide_hello(0, &hello);
+    store
+        .record_hello(&ids[0], STORE_EPOCH, &decision, Timestamp(T), Timestamp(T))
+        .map_err(e)?;
+    let batch = Batch {
+        first_seq: 1,
+        reports: vec![
+            report(1, Priority::Normal),
+            report(2, Priority::Urgent),
+            report(3, Priority::Normal),
+            report_with_photo(4),
+        ],
+    };
+    let guard = PiiGuard::new(&PiiConfig::default());
+    let outcome = store
+        .apply_batch(
+            &ids[0],
+            STORE_EPOCH,
+            &batch,
+            &Limits::default(),
+            &guard,
+            Timestamp(T + 2000),
+        )
+        .map_err(e)?;
+    match outcome {
+        pasopati_collector::store::BatchOutcome::Stored {
+            hwm: 4,
+            ref quarantined,
+            ref refused,
+            ..
+        } if quarantined.is_empty() && refused.is_empty() => {}
+        other => return Err(format!("the golden batch was not stored whole: {other:?}")),
+    }
+    if let Some(GoldenFrame::Agent(AgentFrame::Heartbeat(beat))) = wire_v1()
+        .into_iter()
+        .find(|(name, _)| *name == "heartbeat")
+        .map(|(_, f)| f)
+    {
+        store
+            .record_heartbeat(&ids[0], &beat, Timestamp(T + 3000))
+            .map_err(e)?;
+    }
+    let user = User {
+        username: STORE_USER.into(),
+        role: Role::Analyst,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$ZW1hcw$not-a-real-hash".into(),
+        disabled: false,
+        created_at: T,
+    };
+    store.add_user(&user, "golden").map_err(e)?;
+    Ok(())
+}
