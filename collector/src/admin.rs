@@ -62,6 +62,16 @@ pub struct SiteView {
     /// The site's outbox is full and refuses new reports.
     pub quota_full: Option<bool>,
     pub heartbeat_at: Option<String>,
+    /// The version of the center's configuration the agent runs (from its last status; none
+    /// from an agent of protocol 1).
+    pub config_version: Option<u64>,
+    /// The version the center wants it to run (0: no configuration set for it).
+    pub config_wanted: u64,
+    /// Why the agent did not apply the configuration last offered, if it did not.
+    pub config_error: Option<String>,
+    /// Where its update stands: `idle`, `downloading`, `installed`, `healthy`,
+    /// `rolled_back` or `refused` (none from an agent of protocol 1).
+    pub update: Option<String>,
 }
 
 /// An audit entry as `audit show` prints it.
@@ -636,11 +646,15 @@ pub fn site_list(
 ) -> Result<Vec<SiteView>, AdminError> {
     let now = Timestamp::now();
     let online: std::collections::HashSet<&SiteId> = online.iter().collect();
+    let layers = crate::fleet::config::layers(store)?;
+    let running = crate::fleet::running(store)?;
     Ok(store
         .sites()?
         .into_iter()
         .map(|s| {
             let connected = online.contains(&s.id);
+            let wanted = crate::fleet::config::merge(&layers, &s).version;
+            let run = running.get(s.id.as_str());
             let state = site_state(&s, connected, now, config);
             let hb = s.health.as_ref().map(|h| &h.heartbeat);
             SiteView {
@@ -658,9 +672,17 @@ pub fn site_list(
                 disk_free_bytes: hb.map(|h| h.disk_free_bytes),
                 mem_used_bytes: hb.map(|h| h.mem_used_bytes),
                 cpu_percent: hb.map(|h| h.cpu_percent),
-                agent_version: hb.map(|h| h.agent_version.clone()),
+                // What the agent last said it runs: its status (which a version change sends at
+                // once), else its heartbeat.
+                agent_version: run
+                    .map(|r| r.agent_version.clone())
+                    .or_else(|| hb.map(|h| h.agent_version.clone())),
                 quota_full: hb.map(|h| h.quota_full),
                 heartbeat_at: s.health.as_ref().map(|h| h.received_at.to_rfc3339()),
+                config_version: run.map(|r| r.config_version),
+                config_wanted: wanted,
+                config_error: run.and_then(|r| r.config_error.clone()),
+                update: run.map(|r| r.update.clone()),
                 id: s.id.to_string(),
                 name: s.name,
                 site_type: s.site_type.to_string(),

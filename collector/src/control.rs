@@ -32,6 +32,8 @@ pub enum CollectorRequest {
     /// Remove a site that never sent a report.
     SiteRemove(SiteId),
     SiteList,
+    /// Releases, rollouts and remote configuration (`crate::fleet`).
+    Fleet(crate::fleet::FleetRequest),
     /// Move a quarantined report (by its number) into the reports.
     QuarantineRelease {
         number: u64,
@@ -246,6 +248,11 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
                 .update_user(&username, password_hash, role, actor),
             || format!("there is no user `{username}`; `user list` shows who there is"),
         ),
+        CollectorRequest::Fleet(request) => {
+            crate::fleet::answer(&state.store, request, actor, pasopati_common::Timestamp::now())
+                .map(CollectorResponse::Json)
+                .map_err(|e| admin::AdminError::Invalid(e.to_string()))
+        }
         CollectorRequest::SiteList => {
             admin::site_list(&state.store, &state.config, &state.connected_sites())
                 .map(CollectorResponse::Sites)

@@ -15,6 +15,7 @@ mod cluster;
 pub mod config;
 pub mod control;
 pub mod events;
+pub mod fleet;
 mod group_commit;
 pub mod newsroom;
 mod next_step;

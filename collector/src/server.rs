@@ -800,6 +800,38 @@ async fn carry_out(
             }
             Ok(StoreAnswer::Reply(reply))
         }
+        StoreCommand::RecordStatus { status, now } => {
+            let s = site.clone();
+            let directives = blocking(state, move |st| {
+                let record = st
+                    .store
+                    .site(&s)?
+                    .ok_or_else(|| crate::store::StoreError::UnknownSite(s.to_string()))?;
+                let directives = crate::fleet::on_status(&st.store, &record, &status, now)
+                    .map_err(|e| crate::store::StoreError::Storage(e.to_string()))?;
+                crate::fleet::rollout::step(&st.store, now)?;
+                Ok(directives)
+            })
+            .await?;
+            Ok(StoreAnswer::Reply(CollectorFrame::Directives(directives)))
+        }
+        StoreCommand::Fetch { sha256, offset } => {
+            let data = blocking(state, move |st| {
+                crate::fleet::release::package_part(
+                    &st.store,
+                    &sha256,
+                    offset,
+                    pasopati_common::fleet::RELEASE_PART_BYTES,
+                )
+                .map_err(|e| crate::store::StoreError::Storage(e.to_string()))
+            })
+            .await?;
+            Ok(StoreAnswer::Reply(CollectorFrame::ReleasePart {
+                sha256,
+                offset,
+                data,
+            }))
+        }
     }
 }
 

@@ -368,6 +368,12 @@ pub enum AgentFrame {
     Heartbeat(Heartbeat),
     /// Part of an attachment; see [`Chunk`].
     Chunk(Chunk),
+    /// Protocol 2: what the agent runs and where its configuration and update stand; answered
+    /// with [`CollectorFrame::Directives`]. See [`crate::fleet`].
+    Status(crate::fleet::AgentStatus),
+    /// Protocol 2: asks for the part of the release `sha256` from `offset`; answered with
+    /// [`CollectorFrame::ReleasePart`].
+    Fetch { sha256: [u8; 32], offset: u64 },
 }
 
 /// Part of an attachment. An empty `data` asks how much the collector already holds. The
@@ -421,6 +427,15 @@ pub enum CollectorFrame {
     AttachmentRefused {
         hash: [u8; 32],
         reason: String,
+    },
+    /// Protocol 2: the answer to a `Status`: what the center wants of the agent now.
+    Directives(crate::fleet::Directives),
+    /// Protocol 2: the answer to a `Fetch`: up to [`crate::fleet::RELEASE_PART_BYTES`] of the
+    /// release from `offset` (empty past its end, or when the center no longer offers it).
+    ReleasePart {
+        sha256: [u8; 32],
+        offset: u64,
+        data: Vec<u8>,
     },
 }
 

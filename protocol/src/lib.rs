@@ -37,6 +37,7 @@ pub mod faults;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod frame;
+pub mod fleet;
 pub mod ids;
 pub mod ingest;
 pub mod localtime;
@@ -58,8 +59,16 @@ pub use timestamp::Timestamp;
 /// The ALPN protocol id of the agent–collector protocol.
 pub const ALPN: &[u8] = b"pasopati/1";
 
-/// The protocol version carried in `Hello`.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version carried in `Hello`: this release speaks it.
+///
+/// 1. The first: reports, heartbeats, attachments, renewal.
+/// 2. Adds running the fleet from the center: `Status` / `Directives` and `Fetch` /
+///    `ReleasePart` ([`fleet`]). Nothing of version 1 changed.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version a collector of this release still serves: the one before, so
+/// agents one release behind keep syncing during a rollout.
+pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
 
 /// The version of this build, reported by agents to the collector.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -66,6 +66,14 @@ pub enum AgentEvent {
     ChunkAcked { hash: [u8; 32], received: u64 },
     /// The collector will never take this attachment: drop it, logging the reason.
     AttachmentRefused { hash: [u8; 32], reason: String },
+    /// What the center wants of the agent now (the answer to a `Status`).
+    Directives(crate::fleet::Directives),
+    /// Part of a release the agent fetched (empty: nothing more, or no longer offered).
+    ReleasePart {
+        sha256: [u8; 32],
+        offset: u64,
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +95,10 @@ pub struct AgentSession {
     renewing: bool,
     /// The attachment whose chunk awaits its `ChunkAck`.
     chunk_outstanding: Option<[u8; 32]>,
+    /// `Status` frames sent whose `Directives` have not arrived (protocol 2).
+    statuses_outstanding: u32,
+    /// The release whose `Fetch` awaits its `ReleasePart` (protocol 2).
+    fetch_outstanding: Option<[u8; 32]>,
 }
 
 impl AgentSession {
@@ -119,6 +131,8 @@ impl AgentSession {
             limits: Limits::default(),
             renewing: false,
             chunk_outstanding: None,
+            statuses_outstanding: 0,
+            fetch_outstanding: None,
         };
         (session, hello)
     }
@@ -193,6 +207,27 @@ impl AgentSession {
             {
                 self.chunk_outstanding = None;
                 Ok(AgentEvent::AttachmentRefused { hash, reason })
+            }
+            (AgentState::Streaming, CollectorFrame::Directives(directives))
+                if self.statuses_outstanding > 0 =>
+            {
+                self.statuses_outstanding -= 1;
+                Ok(AgentEvent::Directives(directives))
+            }
+            (
+                AgentState::Streaming,
+                CollectorFrame::ReleasePart {
+                    sha256,
+                    offset,
+                    data,
+                },
+            ) if self.fetch_outstanding == Some(sha256) => {
+                self.fetch_outstanding = None;
+                Ok(AgentEvent::ReleasePart {
+                    sha256,
+                    offset,
+                    data,
+                })
             }
             (_, CollectorFrame::Refused(refusal)) => Err(ProtocolError::Refused(refusal)),
             (AgentState::AwaitWelcome, other) => Err(ProtocolError::Unexpected {
@@ -292,9 +327,34 @@ impl AgentSession {
         self.chunk_outstanding = Some(hash);
     }
 
-    /// Whether the agent waits for an answer to a batch or a chunk.
+    /// Whether the agent waits for an answer to a batch, a chunk, a status or a fetch.
     pub fn awaiting_reply(&self) -> bool {
-        !self.in_flight.is_empty() || self.chunk_outstanding.is_some()
+        !self.in_flight.is_empty()
+            || self.chunk_outstanding.is_some()
+            || self.statuses_outstanding > 0
+            || self.fetch_outstanding.is_some()
+    }
+
+    /// Whether a `Status` may go now (welcomed; one at a time).
+    pub fn can_send_status(&self) -> bool {
+        self.state == AgentState::Streaming && self.statuses_outstanding == 0
+    }
+
+    /// Records that a `Status` was sent.
+    pub fn status_sent(&mut self) {
+        self.statuses_outstanding += 1;
+    }
+
+    /// Whether part of a release may be fetched now. Reports come first, as for attachments:
+    /// only when no batch awaits its ack and no chunk or fetch is outstanding (the caller also
+    /// checks that no report waits), so an urgent report waits for one part at most.
+    pub fn can_fetch(&self) -> bool {
+        self.can_send_chunk() && self.fetch_outstanding.is_none()
+    }
+
+    /// Records that a `Fetch` for release `sha256` was sent.
+    pub fn fetch_sent(&mut self, sha256: [u8; 32]) {
+        self.fetch_outstanding = Some(sha256);
     }
 
     /// Everything up to this seq is known stored centrally.
@@ -314,6 +374,8 @@ fn collector_frame_name(frame: &CollectorFrame) -> &'static str {
         CollectorFrame::RenewalRefused { .. } => "RenewalRefused",
         CollectorFrame::ChunkAck { .. } => "ChunkAck",
         CollectorFrame::AttachmentRefused { .. } => "AttachmentRefused",
+        CollectorFrame::Directives(_) => "Directives",
+        CollectorFrame::ReleasePart { .. } => "ReleasePart",
     }
 }
 
@@ -351,12 +413,18 @@ impl HelloDecision {
 
 /// Decides on a `Hello`. `stored_hwm` is 0 for an epoch never seen.
 pub fn decide_hello(stored_hwm: Seq, hello: &Hello) -> HelloDecision {
-    if hello.proto != crate::PROTOCOL_VERSION {
+    if !(crate::OLDEST_PROTOCOL_VERSION..=crate::PROTOCOL_VERSION).contains(&hello.proto) {
+        let advice = if hello.proto > crate::PROTOCOL_VERSION {
+            "upgrade the collector first (collectors are upgraded before their agents)"
+        } else {
+            "install a newer agent at the site"
+        };
         return HelloDecision::Refuse(Refusal {
             code: RefusalCode::ProtocolVersion,
             message: format!(
-                "agent speaks protocol {} but this collector speaks {}; upgrade the agent",
+                "agent speaks protocol {} but this collector speaks {} to {}; {advice}",
                 hello.proto,
+                crate::OLDEST_PROTOCOL_VERSION,
                 crate::PROTOCOL_VERSION
             ),
         });
@@ -482,6 +550,16 @@ pub enum StoreCommand {
         chunk: crate::frame::Chunk,
         now: Timestamp,
     },
+    /// Protocol 2: record what the agent runs (it passed [`crate::fleet::AgentStatus::check`])
+    /// and decide what the center wants of it. Answer with [`StoreAnswer::Reply`] carrying
+    /// `Directives`.
+    RecordStatus {
+        status: crate::fleet::AgentStatus,
+        now: Timestamp,
+    },
+    /// Protocol 2: read part of a release the site is offered. Answer with
+    /// [`StoreAnswer::Reply`] carrying `ReleasePart`.
+    Fetch { sha256: [u8; 32], offset: u64 },
 }
 
 /// How the store carried out a [`StoreCommand`].
@@ -504,6 +582,10 @@ pub enum SessionViolation {
     EnrollOnSyncSession,
     #[error("a second Renew on one session")]
     SecondRenew,
+    #[error("{frame} is not part of protocol {proto}, which the agent's Hello named")]
+    NotInProtocol { frame: &'static str, proto: u16 },
+    #[error("status refused: {0}")]
+    BadStatus(String),
     /// The I/O shell called the session out of turn (a frame while a store command or a read
     /// was outstanding, or an answer nobody asked for). This is a bug in the shell, not the
     /// agent's doing; the session ends all the same.
@@ -544,6 +626,8 @@ pub struct CollectorSession {
     answered: Seq,
     /// The last seq of the batch whose answer is outstanding.
     batch_last: Option<Seq>,
+    /// The protocol version the agent's `Hello` named (0 before it).
+    proto: u16,
 }
 
 impl CollectorSession {
@@ -557,7 +641,13 @@ impl CollectorSession {
             heartbeat_refused: false,
             answered: 0,
             batch_last: None,
+            proto: 0,
         }
+    }
+
+    /// The protocol version the agent's `Hello` named (0 before it arrived).
+    pub fn proto(&self) -> u16 {
+        self.proto
     }
 
     /// The epoch of the session, once its `Hello` arrived.
@@ -594,6 +684,7 @@ impl CollectorSession {
             }
             (CollectorState::AwaitHello, AgentFrame::Hello(hello)) => {
                 let (epoch, verdicts_from) = (hello.epoch, hello.oldest_unacked);
+                self.proto = hello.proto;
                 self.state = CollectorState::ReadingHwm { hello };
                 return Ok(CollectorStep::ReadHwm {
                     epoch,
@@ -656,6 +747,19 @@ impl CollectorSession {
                 }
             },
             AgentFrame::Chunk(chunk) => (StoreCommand::Chunk { chunk, now }, Outstanding::Reply),
+            AgentFrame::Status(_) | AgentFrame::Fetch { .. } if self.proto < 2 => {
+                return self.violation(SessionViolation::NotInProtocol {
+                    frame: agent_frame_name(&frame),
+                    proto: self.proto,
+                })
+            }
+            AgentFrame::Status(status) => match status.check() {
+                Ok(()) => (StoreCommand::RecordStatus { status, now }, Outstanding::Reply),
+                Err(problem) => return self.violation(SessionViolation::BadStatus(problem)),
+            },
+            AgentFrame::Fetch { sha256, offset } => {
+                (StoreCommand::Fetch { sha256, offset }, Outstanding::Reply)
+            }
             // Handled above; kept exhaustive so a new frame type is a compile error here.
             AgentFrame::Hello(_) | AgentFrame::Enroll(_) => {
                 return self.violation(SessionViolation::OutOfTurn("unreachable frame"))
@@ -789,6 +893,8 @@ pub fn agent_frame_name(frame: &crate::frame::AgentFrame) -> &'static str {
         AgentFrame::Renew { .. } => "Renew",
         AgentFrame::Heartbeat(_) => "Heartbeat",
         AgentFrame::Chunk(_) => "Chunk",
+        AgentFrame::Status(_) => "Status",
+        AgentFrame::Fetch { .. } => "Fetch",
     }
 }
 

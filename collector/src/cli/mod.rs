@@ -13,6 +13,7 @@ mod audit;
 mod backup;
 mod claims;
 mod daemon;
+mod fleet;
 mod media;
 mod reports;
 mod site;
@@ -75,6 +76,16 @@ enum Command {
     Store {
         #[command(subcommand)]
         command: store::StoreCommand,
+    },
+    /// Signed agent releases: `key`, `add`, `list`.
+    Release {
+        #[command(subcommand)]
+        command: fleet::ReleaseCommand,
+    },
+    /// Staged rollouts of a release: `start`, `status`, `pause`, `resume`, `abort`.
+    Rollout {
+        #[command(subcommand)]
+        command: fleet::RolloutCommand,
     },
     /// Manage sites.
     Site {
@@ -207,6 +218,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Restore { data_dir, from } => backup::restore(&data_dir, &from),
         Command::Store { command } => store::run(command),
         Command::Site { command } => site::run(command).await,
+        Command::Release { command } => fleet::release(command).await,
+        Command::Rollout { command } => fleet::rollout(command).await,
         Command::Reports {
             data_dir,
             json,

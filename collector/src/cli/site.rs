@@ -58,6 +58,11 @@ pub(super) enum SiteCommand {
     },
     /// Remove a site registered by mistake (only one that never sent a report).
     Remove(SiteArgs),
+    /// The settings the center wants sites to run (`set`).
+    Config {
+        #[command(subcommand)]
+        command: super::fleet::ConfigCommand,
+    },
     /// List sites.
     List {
         #[arg(long)]
@@ -163,6 +168,7 @@ pub(super) async fn run(command: SiteCommand) -> anyhow::Result<()> {
             done(&data_dir, CollectorRequest::SiteRemove(id.clone())).await?;
             pasopati_common::outln!("site {id} removed");
         }
+        SiteCommand::Config { command } => super::fleet::config(command).await?,
         SiteCommand::List { data_dir, json } => {
             match ask(&data_dir, CollectorRequest::SiteList).await? {
                 CollectorResponse::Sites(sites) if json => {

@@ -114,6 +114,21 @@ fn migrate(
     if uploaded > 0 {
         pasopati_common::errln!("  attachments: {uploaded} files");
     }
+    // So are release packages, for the same reason.
+    let mut packages = 0usize;
+    for (_, record) in from.fleet_list(crate::fleet::kind::RELEASE)? {
+        let release: crate::fleet::release::ReleaseRecord = crate::fleet::from_json(&record)?;
+        let path = data_dir
+            .join(crate::fleet::release::PACKAGE_DIR)
+            .join(&release.sha256);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading release package {}", path.display()))?;
+        to.put_release_package(&release.sha256_bytes()?, &bytes)?;
+        packages += 1;
+    }
+    if packages > 0 {
+        pasopati_common::errln!("  release packages: {packages}");
+    }
     drop((from, to));
     // The configuration names the new store before the old file moves aside: a crash between
     // the two leaves a collector on PostgreSQL and a redb file it no longer reads.

@@ -49,6 +49,7 @@ mod risk;
 mod seam;
 mod sites;
 mod snapshot;
+pub mod fleet;
 mod sources;
 mod story_edits;
 mod users;
@@ -277,9 +278,11 @@ impl RedbStore {
 /// unstamped file from before is layout 1 too. A release that changes the layout raises
 /// `current`, adds its migration here and checks in a new golden store (`tests/golden/`).
 /// (PostgreSQL keeps its own numbered migrations, `pg/migrations`.)
+///
+/// 2. Adds the `fleet` table (`fleet.rs`); a release of layout 1 ignores it.
 pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
     kind: "store",
-    current: 1,
+    current: 2,
     oldest_reader: 1,
 };
 
@@ -316,6 +319,7 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(story_edits::STORY_EDITS)?;
     txn.open_table(risk::RISK)?;
     txn.open_table(risk::RISK_DAYS)?;
+    txn.open_table(fleet::FLEET)?;
     Ok(())
 }
 

@@ -627,6 +627,28 @@ impl Store {
         dispatch!(self, undo_story_edit(number, actor, now))
     }
 
+    /// The fleet record of `kind` under `key` (`store::fleet`).
+    pub fn fleet_get(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        dispatch!(self, fleet_get(kind, key))
+    }
+
+    /// Every fleet record of `kind`, by key.
+    pub fn fleet_list(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        dispatch!(self, fleet_list(kind))
+    }
+
+    /// Reads the fleet record of `kind` under `key` and writes what `change` makes of it, with
+    /// `audit` when that changed anything, in one transaction (two collectors take turns).
+    pub fn fleet_update<T>(
+        &self,
+        kind: &str,
+        key: &str,
+        audit: Option<super::fleet::FleetAudit>,
+        change: impl FnOnce(Option<&[u8]>) -> Result<(super::fleet::FleetWrite, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        dispatch!(self, fleet_update(kind, key, audit, change))
+    }
+
     /// Every edit, oldest first, undone ones included.
     pub fn story_edits(&self) -> Result<Vec<RecordedEdit>, StoreError> {
         dispatch!(self, story_edits())

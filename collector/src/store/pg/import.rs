@@ -334,6 +334,16 @@ const TARGETS: &[Target] = &[
         conflict: NOTHING,
     },
     Target {
+        table: "fleet",
+        columns: &[
+            ("kind", Kind::Text),
+            ("key", Kind::Text),
+            ("record", Kind::Bytes),
+        ],
+        source: fleet_records,
+        conflict: NOTHING,
+    },
+    Target {
         table: "risk_days",
         columns: &[("day", Kind::Int), ("n", Kind::Int)],
         source: risk_days,
@@ -399,6 +409,7 @@ fn redb_tables() -> Vec<String> {
         sources::SOURCE_HEALTH.name(),
         risk::RISK.name(),
         risk::RISK_DAYS.name(),
+        crate::store::fleet::FLEET.name(),
         audit::AUDIT.name(),
     ]
     .iter()
@@ -727,6 +738,14 @@ fn media_engagement(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) 
 
 fn source_health(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     named(txn, sources::SOURCE_HEALTH, skip, sink)
+}
+
+/// The fleet's records (configuration layers, what agents run, releases, the rollout).
+fn fleet_records(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+    each(txn, crate::store::fleet::FLEET, skip, sink, |k, v| {
+        let (kind, key) = k.value();
+        Ok(vec![text(kind), text(key), bytes(v.value())])
+    })
 }
 
 /// Media items by id, each with its number and record.

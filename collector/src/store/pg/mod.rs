@@ -15,6 +15,7 @@
 //! this machine (loopback or a Unix socket). `sslmode=prefer`, the client library's default,
 //! is refused: it falls back to plaintext without a word.
 
+mod fleet;
 mod import;
 mod ingest;
 mod records;
@@ -62,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "attachment_bytes",
         sql: include_str!("migrations/0004_attachment_bytes.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "fleet",
+        sql: include_str!("migrations/0005_fleet.sql"),
     },
 ];
 

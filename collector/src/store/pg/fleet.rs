@@ -1,0 +1,120 @@
+//! The fleet's records on PostgreSQL (the redb store's `fleet.rs`), and the release packages
+//! every collector on the database serves.
+
+use super::records::audit;
+use super::store::{col, PgStore};
+use crate::store::fleet::{FleetAudit, FleetWrite};
+use crate::store::StoreError;
+
+impl PgStore {
+    pub fn fleet_get(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let row = c
+                .query_opt(
+                    "SELECT record FROM fleet WHERE kind = $1 AND key = $2",
+                    &[&kind, &key],
+                )
+                .await?;
+            row.map(|r| col::<Vec<u8>>(&r, 0)).transpose()
+        })
+    }
+
+    pub fn fleet_list(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let rows = c
+                .query(
+                    "SELECT key, record FROM fleet WHERE kind = $1 ORDER BY key",
+                    &[&kind],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| Ok((col::<String>(r, 0)?, col::<Vec<u8>>(r, 1)?)))
+                .collect()
+        })
+    }
+
+    /// As on redb; the row is locked (`FOR UPDATE`) for the change, so two collectors changing
+    /// one record take turns. A record not there yet is serialised by inserting a placeholder
+    /// first (`ON CONFLICT DO NOTHING`), so the first writers of a key also take turns.
+    pub fn fleet_update<T>(
+        &self,
+        kind: &str,
+        key: &str,
+        audit_entry: Option<FleetAudit>,
+        change: impl FnOnce(Option<&[u8]>) -> Result<(FleetWrite, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        self.run(async {
+            let mut c = self.pool.get().await?;
+            let txn = c.transaction().await?;
+            let row = txn
+                .query_opt(
+                    "SELECT record FROM fleet WHERE kind = $1 AND key = $2 FOR UPDATE",
+                    &[&kind, &key],
+                )
+                .await?;
+            let current = row.map(|r| col::<Vec<u8>>(&r, 0)).transpose()?;
+            let (write, out) = change(current.as_deref())?;
+            let changed = match write {
+                FleetWrite::Keep => false,
+                FleetWrite::Put(bytes) => {
+                    let changed = current.as_deref() != Some(bytes.as_slice());
+                    if changed {
+                        txn.execute(
+                            "INSERT INTO fleet (kind, key, record) VALUES ($1, $2, $3)
+                             ON CONFLICT (kind, key) DO UPDATE SET record = $3",
+                            &[&kind, &key, &bytes],
+                        )
+                        .await?;
+                    }
+                    changed
+                }
+                FleetWrite::Remove => {
+                    txn.execute(
+                        "DELETE FROM fleet WHERE kind = $1 AND key = $2",
+                        &[&kind, &key],
+                    )
+                    .await?
+                        > 0
+                }
+            };
+            if !changed {
+                return Ok(out);
+            }
+            if let Some(a) = audit_entry {
+                audit(&txn, &a.actor, &a.action, &a.subject, a.details, a.at).await?;
+            }
+            txn.commit().await?;
+            Ok(out)
+        })
+    }
+
+    /// Keeps a release package's bytes under its SHA-256 (once).
+    pub fn put_release_package(&self, sha256: &[u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            c.execute(
+                "INSERT INTO release_packages (sha256, bytes) VALUES ($1, $2)
+                 ON CONFLICT (sha256) DO NOTHING",
+                &[&&sha256[..], &bytes],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// A release package's bytes, if the database keeps them.
+    pub fn release_package(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let row = c
+                .query_opt(
+                    "SELECT bytes FROM release_packages WHERE sha256 = $1",
+                    &[&&sha256[..]],
+                )
+                .await?;
+            row.map(|r| col::<Vec<u8>>(&r, 0)).transpose()
+        })
+    }
+}
