@@ -12,7 +12,12 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "pasopati-agent", version, about = "PASOPATI Edge site agent")]
+#[command(
+    name = "pasopati-agent",
+    // What this executable runs as, a stamp included (`fleet::stamp_version`).
+    version = pasopati_common::version(),
+    about = "PASOPATI Edge site agent"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -126,7 +131,16 @@ enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init_logging(LogConfig::DAEMON);
+    if let Command::Run { data_dir } = &cli.command {
+        // The packaged executable may hand over to an installed release (`launch.rs`); `exec`
+        // returns only if that fails, and then this one runs.
+        crate::launch::hand_over(data_dir);
+    }
     logging::run_command(Some(2), run(cli), |e| {
+        if let Some(crate::AgentError::Restart(version)) = e.downcast_ref::<crate::AgentError>() {
+            tracing::info!(%version, "restarting into another version");
+            return std::process::ExitCode::from(crate::launch::EXIT_RESTART);
+        }
         pasopati_common::errln!("error: {}", error_text(e.as_ref()));
         if let Some(step) = next_step(e) {
             pasopati_common::errln!("{step}");

@@ -37,6 +37,17 @@ pub struct AgentConfig {
     pub web: WebSettings,
     #[serde(default)]
     pub attachments: AttachmentSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// The agent's own log.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `error`, `warn`, `info` or `debug`; unset, `PASOPATI_LOG` or `info` decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
 }
 
 /// The site itself.
@@ -89,11 +100,23 @@ impl Default for WebSettings {
 }
 
 /// The inbox folder.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboxSettings {
+    /// Whether the folder is watched.
+    pub enabled: bool,
     /// Where report files are dropped (default: `inbox/` in the data directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        InboxSettings {
+            enabled: true,
+            dir: None,
+        }
+    }
 }
 
 /// Limits of the outbox.
@@ -275,6 +298,13 @@ impl AgentConfig {
         if self.pii.deny_list.iter().any(|t| t.trim().is_empty()) {
             return Err("[pii] deny_list has an empty term".into());
         }
+        if let Some(level) = &self.log.level {
+            if !["error", "warn", "info", "debug"].contains(&level.as_str()) {
+                return Err(format!(
+                    "[log] level `{level}` is not one of error, warn, info, debug"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -366,6 +396,7 @@ mod tests {
             inbox: InboxSettings::default(),
             web: WebSettings::default(),
             attachments: AttachmentSettings::default(),
+            log: LogSettings::default(),
         };
         config.save(dir.path()).unwrap();
         assert_eq!(AgentConfig::load(dir.path()).unwrap(), config);

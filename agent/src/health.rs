@@ -33,7 +33,7 @@ impl HealthProbe {
         };
         Heartbeat {
             agent_time: Timestamp::now(),
-            agent_version: pasopati_common::VERSION.to_owned(),
+            agent_version: pasopati_common::version().to_owned(),
             backlog: stats.backlog,
             oldest_unsent_at: stats.oldest_unsent_at,
             last_sync_at: stats.last_sync_at,

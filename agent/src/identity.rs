@@ -231,6 +231,7 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
             inbox: Default::default(),
             web: Default::default(),
             attachments: Default::default(),
+            log: Default::default(),
         },
     };
     config.save(data_dir)?;

@@ -65,6 +65,13 @@ pub(crate) async fn watch(dir: PathBuf, shared: Arc<Shared>, shutdown: Cancellat
     // Files not read, each logged once while it stays.
     let mut told: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
+        // The center may switch the inbox off and on; files wait while it is off.
+        if !shared.config().inbox.enabled {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => continue,
+                _ = shutdown.cancelled() => break,
+            }
+        }
         let d = dir.clone();
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || scan(&d, &s)).await;
@@ -223,7 +230,7 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
         Ok(rows) => rows,
         Err(problem) => return Ok(Ingested::Rejected(vec![problem])),
     };
-    let guard = PiiGuard::new(&shared.config.pii);
+    let guard = PiiGuard::new(&shared.config().pii);
     let mut reports: Vec<Report> = Vec::new();
     let mut attachments = Vec::new();
     let mut problems = Vec::new();
@@ -243,7 +250,7 @@ fn ingest(path: &Path, shared: &Shared) -> Result<Ingested, AgentError> {
                     let prepared = attachment_path(inbox, name).and_then(|file| {
                         shared
                             .blobs
-                            .prepare_file(&file, shared.config.attachments.max_bytes)
+                            .prepare_file(&file, shared.config().attachments.max_bytes)
                             .map_err(|e| e.to_string())
                     });
                     match prepared {

@@ -9,9 +9,11 @@ pub mod attachments;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod fleet;
 mod health;
 pub mod identity;
 pub mod inbox;
+pub mod launch;
 pub mod outbox;
 mod sync;
 mod web;
@@ -89,6 +91,10 @@ pub enum AgentError {
     RenewalKeyGone,
     #[error(transparent)]
     Attachment(#[from] attachments::BlobError),
+    /// Not a failure: the agent stops so that it is started again on another version (a
+    /// release installed, or a trial version given up); exit status `launch::EXIT_RESTART`.
+    #[error("the agent restarts to run version {0}")]
+    Restart(String),
 }
 
 /// Applies the PII guard to a draft: refuses it (block mode) or returns it with every finding
@@ -224,7 +230,17 @@ struct SyncState {
 /// State shared by the sync loop, the control socket and in-process callers.
 pub(crate) struct Shared {
     data_dir: PathBuf,
-    config: AgentConfig,
+    /// `agent.toml` as the site wrote it.
+    base_config: AgentConfig,
+    /// What runs: `base_config` with the center's settings laid over it (`fleet.rs`).
+    config: std::sync::RwLock<Arc<AgentConfig>>,
+    /// Ticks whenever `config` changes, for the parts that follow it while they run.
+    config_changed: tokio::sync::watch::Sender<u64>,
+    /// The center's settings, release key and releases.
+    fleet: fleet::Fleet,
+    /// Cancelled with the version to start when the agent must restart into another.
+    restart: Mutex<Option<String>>,
+    restart_now: CancellationToken,
     outbox: Arc<Outbox>,
     blobs: attachments::Blobs,
     wake: Notify,
@@ -242,15 +258,46 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The configuration that runs now.
+    pub(crate) fn config(&self) -> Arc<AgentConfig> {
+        self.config
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Runs `config` from now on: the outbox's quota and the log level change at once, and the
+    /// web form and the inbox follow (`config_changed`).
+    pub(crate) fn set_config(&self, config: AgentConfig) {
+        self.outbox.set_max_bytes(config.outbox.max_bytes);
+        if let Some(level) = &config.log.level {
+            pasopati_common::logging::set_level(level);
+        }
+        match self.config.write() {
+            Ok(mut c) => *c = Arc::new(config),
+            Err(p) => *p.into_inner() = Arc::new(config),
+        }
+        self.config_changed.send_modify(|n| *n += 1);
+    }
+
+    /// Stops the daemon so that it starts again on `version`.
+    pub(crate) fn restart_into(&self, version: String) {
+        if let Ok(mut r) = self.restart.lock() {
+            *r = Some(version);
+        }
+        self.restart_now.cancel();
+    }
+
     /// The collector address the next connection dials.
     pub(crate) fn collector(&self) -> String {
-        let addrs = pasopati_common::collector_addrs(&self.config.collector_addr);
+        let config = self.config();
+        let addrs = pasopati_common::collector_addrs(&config.collector_addr);
         let at = self
             .next_collector
             .load(std::sync::atomic::Ordering::Relaxed);
         match addrs.get(at % addrs.len().max(1)) {
             Some(addr) => (*addr).to_owned(),
-            None => self.config.collector_addr.clone(),
+            None => config.collector_addr.clone(),
         }
     }
 
@@ -261,11 +308,21 @@ impl Shared {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn new(data_dir: PathBuf, config: AgentConfig, outbox: Arc<Outbox>) -> Shared {
+    fn new(data_dir: PathBuf, base_config: AgentConfig, outbox: Arc<Outbox>) -> Shared {
+        let (config, remote) = fleet::load_effective(&data_dir, &base_config);
+        outbox.set_max_bytes(config.outbox.max_bytes);
+        if let Some(level) = &config.log.level {
+            pasopati_common::logging::set_level(level);
+        }
         Shared {
             blobs: attachments::Blobs::new(&data_dir),
+            fleet: fleet::Fleet::open(&data_dir, &remote),
             data_dir,
-            config,
+            base_config,
+            config: std::sync::RwLock::new(Arc::new(config)),
+            config_changed: tokio::sync::watch::channel(0).0,
+            restart: Mutex::new(None),
+            restart_now: CancellationToken::new(),
             outbox,
             wake: Notify::new(),
             state: Mutex::new(SyncState::default()),
@@ -302,7 +359,7 @@ impl Shared {
                 pasopati_common::Timestamp::now(),
             )
             .map_err(|e| AgentError::Outbox(OutboxError::Invalid(e)))?;
-        let guard = PiiGuard::new(&self.config.pii);
+        let guard = PiiGuard::new(&self.config().pii);
         let findings = guard.check_report(&next);
         if !findings.is_empty() {
             return Err(AgentError::Pii(findings));
@@ -324,7 +381,7 @@ impl Shared {
         if attachments.len() > pasopati_common::attachment::MAX_PER_REPORT {
             return Err(BlobError::Invalid(AttachmentError::TooMany).into());
         }
-        let guard = PiiGuard::new(&self.config.pii);
+        let guard = PiiGuard::new(&self.config().pii);
         let draft = guard_draft(&guard, draft)?;
         let mut report = draft
             .validate(
@@ -361,7 +418,7 @@ impl Shared {
         draft: ReportDraft,
         uploads: &[control::Upload],
     ) -> Result<Report, AgentError> {
-        let max = self.config.attachments.max_bytes;
+        let max = self.config().attachments.max_bytes;
         let refs = uploads
             .iter()
             .map(|u| self.blobs.prepare_upload(&u.id, &u.name, max))
@@ -371,7 +428,7 @@ impl Shared {
 
     /// Files a report with attachments read from files this process can read.
     fn file_with_files(&self, draft: ReportDraft, files: &[PathBuf]) -> Result<Report, AgentError> {
-        let max = self.config.attachments.max_bytes;
+        let max = self.config().attachments.max_bytes;
         let refs = files
             .iter()
             .map(|f| self.blobs.prepare_file(f, max))
@@ -382,7 +439,7 @@ impl Shared {
     fn file_reports(&self, reports: &[Report]) -> Result<(), AgentError> {
         // Bulk filing (inbox files, tests) takes validated reports; the guard still applies,
         // and in this path it blocks whatever the mode, since nobody is there to see a redaction.
-        let guard = PiiGuard::new(&self.config.pii);
+        let guard = PiiGuard::new(&self.config().pii);
         let findings: Vec<_> = reports.iter().flat_map(|r| guard.check_report(r)).collect();
         if !findings.is_empty() {
             return Err(AgentError::Pii(findings));
@@ -399,7 +456,7 @@ impl Shared {
 
     /// The inbox folder watched for report files.
     fn inbox_dir(&self) -> PathBuf {
-        self.config
+        self.config()
             .inbox
             .dir
             .clone()
@@ -408,7 +465,7 @@ impl Shared {
 
     fn status(&self, daemon_running: bool) -> Result<AgentStatus, AgentError> {
         let stats = self.outbox.stats()?;
-        let zone = self.config.zone();
+        let zone = self.config().zone();
         let json_time =
             |t: pasopati_common::Timestamp| pasopati_common::localtime::to_rfc3339_local(t, zone);
         let (center_verdicts, latest) = self.outbox.verdicts(STATUS_VERDICTS)?;
@@ -431,8 +488,8 @@ impl Shared {
             Err(_) => (SyncPhase::Stopped, None),
         };
         Ok(AgentStatus {
-            site_id: self.config.site_id.to_string(),
-            collector: self.config.collector_addr.clone(),
+            site_id: self.config().site_id.to_string(),
+            collector: self.config().collector_addr.clone(),
             epoch: stats.epoch.to_string(),
             backlog: stats.backlog,
             queued_urgent: stats.queued_urgent,
@@ -659,7 +716,7 @@ impl Agent {
         };
         tracing::info!(
             site = %self.identity.site_id,
-            collector = %self.shared.config.collector_addr,
+            collector = %self.shared.config().collector_addr,
             epoch = %self.shared.outbox.epoch(),
             "agent running"
         );
@@ -667,14 +724,19 @@ impl Agent {
             let dir = self.shared.inbox_dir();
             tokio::spawn(inbox::watch(dir, self.shared.clone(), shutdown.clone()))
         });
-        let web = (options.web && self.shared.config.web.enabled).then(|| {
-            tokio::spawn(web::serve(
-                self.shared.config.web.listen,
-                self.shared.clone(),
-                shutdown.clone(),
-            ))
+        let web = options
+            .web
+            .then(|| tokio::spawn(web::switch(self.shared.clone(), shutdown.clone())));
+        // A release installed (or a trial version given up) stops the daemon to start again.
+        let restart = self.shared.restart_now.clone();
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            restart.cancelled().await;
+            stopper.cancel();
         });
+        let watchdog = tokio::spawn(trial_watchdog(self.shared.clone(), shutdown.clone()));
         sync::sync_loop(self.shared.clone(), shutdown).await;
+        watchdog.abort();
         if let Some(web) = web {
             let _ = web.await;
         }
@@ -686,6 +748,10 @@ impl Agent {
             let _ =
                 std::fs::remove_file(pasopati_common::control::socket_path(&self.shared.data_dir));
         }
+        let restart = self.shared.restart.lock().ok().and_then(|mut r| r.take());
+        if let Some(version) = restart {
+            return Err(AgentError::Restart(version));
+        }
         if self.shared.fatal.is_cancelled() {
             // The I/O error itself was logged when it happened; redb's own word for what is left
             // is that the file must be reopened.
@@ -694,6 +760,37 @@ impl Agent {
             )));
         }
         Ok(())
+    }
+}
+
+/// While this version runs on trial (`launch.rs`), gives it up once its health timeout passes
+/// without a healthy session: the version before runs from the next start.
+async fn trial_watchdog(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let state = launch::LaunchState::load(&shared.data_dir);
+    let Some(trial) = state
+        .trial
+        .filter(|t| t.version == pasopati_common::version())
+    else {
+        return;
+    };
+    let left = trial.installed_at + i64::from(trial.health_timeout_secs) * 1000
+        - pasopati_common::Timestamp::now().0;
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_millis(left.max(0) as u64)) => {}
+        _ = shutdown.cancelled() => return,
+    }
+    // Still on trial (a healthy session would have ended it)?
+    let now = launch::LaunchState::load(&shared.data_dir);
+    if now.trial.as_ref().is_some_and(|t| t.version == trial.version) {
+        let reason = format!(
+            "no healthy session with the collector within {} s of installing",
+            trial.health_timeout_secs
+        );
+        tracing::error!(version = %trial.version, "{reason}; going back to the version before");
+        if let Err(e) = launch::give_up(&shared.data_dir, &reason) {
+            tracing::error!("{e}");
+        }
+        shared.restart_into(trial.previous.unwrap_or_else(|| "the packaged version".into()));
     }
 }
 

@@ -36,7 +36,7 @@ enum SessionEnd {
 
 /// Runs until `shutdown` is cancelled.
 pub(crate) async fn sync_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
-    let settings = shared.config.sync.clone();
+    let settings = shared.config().sync.clone();
     let mut backoff = Backoff::new(settings.backoff());
     let mut endpoint: Option<quinn::Endpoint> = None;
     loop {
@@ -112,7 +112,7 @@ async fn attempt(
         });
     }
     let client = identity.client_config()?;
-    let settings = &shared.config.sync;
+    let settings = &shared.config().sync;
     let addr_text = shared.collector();
     let unreachable = |message: String| AgentError::Unreachable {
         addr: addr_text.clone(),
@@ -173,7 +173,7 @@ async fn run_session(
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
 ) -> Result<SessionEnd, AgentError> {
-    let settings = &shared.config.sync;
+    let settings = &shared.config().sync;
     let outbox: Arc<Outbox> = shared.outbox.clone();
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| AgentError::Unreachable {
         addr: shared.collector(),
@@ -188,8 +188,11 @@ async fn run_session(
         Timestamp::now(),
     );
     let retain = settings.retain_acked;
-    let heartbeat_every = Duration::from_secs(settings.heartbeat_secs.max(1));
     let mut next_heartbeat: Option<Instant> = None;
+    // Protocol 2: a `Status` goes after the `Welcome`, after each heartbeat and whenever what it
+    // says changed; the first `Directives` of a session make a version on trial healthy.
+    let mut status_due = false;
+    let mut directed = false;
     // The backlog the last heartbeat reported, and whether the outbox had nothing left to
     // stage the last time the loop asked.
     let mut reported_backlog = 0u64;
@@ -257,12 +260,24 @@ async fn run_session(
             session.batch_sent(first, last)?;
             tracing::debug!(first, last, "batch sent");
         }
+        if status_due && session.can_send_status() {
+            write_frame(&mut send, &AgentFrame::Status(shared.fleet.status())).await?;
+            session.status_sent();
+            status_due = false;
+        }
         // Attachments go only when every report is sent and acknowledged; one chunk at a time.
         if session.can_send_chunk() {
             if let Some(chunk) = transfer.next_chunk(&outbox, &shared.blobs).await? {
                 let hash = chunk.hash;
                 write_frame(&mut send, &AgentFrame::Chunk(chunk)).await?;
                 session.chunk_sent(hash);
+            }
+        }
+        // A release's parts go last: no report waiting, nothing unanswered, one part at a time.
+        if queue_empty && session.can_fetch() {
+            if let Some((sha256, offset)) = shared.fleet.next_fetch() {
+                write_frame(&mut send, &AgentFrame::Fetch { sha256, offset }).await?;
+                session.fetch_sent(sha256);
             }
         }
         tokio::select! {
@@ -346,8 +361,46 @@ async fn run_session(
                             "the collector refused an attachment ({reason}); it is dropped from the outbox");
                         transfer.finished(&outbox, &shared.blobs, hash).await?;
                     }
+                    AgentEvent::Directives(directives) => {
+                        let sh = shared.clone();
+                        let first = !directed;
+                        directed = true;
+                        let (outcome, healthy) = blocking(move || {
+                            let outcome = sh.fleet.on_directives(directives, &sh.base_config, Timestamp::now());
+                            // A session welcomed and answered: a version on trial is healthy.
+                            let healthy = first && crate::launch::healthy(&sh.data_dir).map_err(|e| AgentError::Io {
+                                what: "cannot record the new version as healthy".into(),
+                                source: std::io::Error::other(e.to_string()),
+                            })?;
+                            Ok((outcome, healthy))
+                        }).await?;
+                        if healthy {
+                            tracing::info!(version = pasopati_common::version(), "this version came back healthy; it stays");
+                        }
+                        if let Some(config) = outcome.config {
+                            // A shorter heartbeat interval counts from now.
+                            let every = Duration::from_secs(config.sync.heartbeat_secs.max(1));
+                            next_heartbeat = next_heartbeat.map(|at| at.min(Instant::now() + every));
+                            shared.set_config(config);
+                        }
+                        status_due |= outcome.status_changed || healthy;
+                    }
+                    AgentEvent::ReleasePart { sha256, offset, data } => {
+                        let sh = shared.clone();
+                        let part = blocking(move || Ok(sh.fleet.on_part(sha256, offset, &data, Timestamp::now()))).await?;
+                        match part {
+                            crate::fleet::PartOutcome::More => {}
+                            crate::fleet::PartOutcome::Stopped => status_due = true,
+                            crate::fleet::PartOutcome::Installed(version) => {
+                                // The outbox is as it was; the daemon stops and starts again
+                                // on the new version.
+                                shared.restart_into(version);
+                            }
+                        }
+                    }
                 }
                 if welcome {
+                    status_due = true;
                     next_heartbeat = Some(Instant::now());
                     backoff.reset();
                     shared.set_phase(SyncPhase::Connected, None);
@@ -366,7 +419,10 @@ async fn run_session(
                 let heartbeat = probe.heartbeat(&stats);
                 reported_backlog = heartbeat.backlog;
                 write_frame(&mut send, &AgentFrame::Heartbeat(heartbeat)).await?;
-                next_heartbeat = Some(Instant::now() + heartbeat_every);
+                status_due = true;
+                // Read each time: the center may change the interval while the session runs.
+                let every = Duration::from_secs(shared.config().sync.heartbeat_secs.max(1));
+                next_heartbeat = Some(Instant::now() + every);
             }
             _ = tokio::time::sleep_until(renewal.at), if session.can_renew() => {
                 let dir = shared.data_dir.clone();

@@ -120,6 +120,45 @@ pub(crate) async fn serve(listen: SocketAddr, shared: Arc<Shared>, shutdown: Can
     }
 }
 
+/// Serves the form while `[web] enabled` says so, following the setting as it changes (the
+/// center may switch the form off and on), until `shutdown`.
+pub(crate) async fn switch(shared: Arc<Shared>, shutdown: CancellationToken) {
+    let mut changes = shared.config_changed.subscribe();
+    loop {
+        let config = shared.config();
+        let (enabled, listen) = (config.web.enabled, config.web.listen);
+        let stop = shutdown.child_token();
+        let serving = enabled.then(|| tokio::spawn(serve(listen, shared.clone(), stop.clone())));
+        if !enabled {
+            tracing::info!("the web form is switched off ([web] enabled = false)");
+        }
+        let ended = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break true,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        break true;
+                    }
+                    let now = shared.config();
+                    if (now.web.enabled, now.web.listen) != (enabled, listen) {
+                        break false;
+                    }
+                }
+            }
+        };
+        stop.cancel();
+        if let Some(task) = serving {
+            let _ = task.await;
+        }
+        if let Ok(mut addr) = shared.web_addr.lock() {
+            *addr = None;
+        }
+        if ended {
+            return;
+        }
+    }
+}
+
 /// What the operator is told when the form cannot listen: the setting, the port and the fix.
 pub(crate) fn bind_problem(listen: SocketAddr, e: &std::io::Error) -> String {
     let why = if e.kind() == std::io::ErrorKind::AddrInUse {
@@ -250,7 +289,7 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
     };
     let occurred_at = match form.occurred_at.trim() {
         "" => None,
-        local => match pasopati_common::localtime::parse_local(local, state.shared.config.zone()) {
+        local => match pasopati_common::localtime::parse_local(local, state.shared.config().zone()) {
             Some(t) => Some(t),
             None => {
                 errors.insert("occurred_at", "Tanggal dan jam tidak dikenali.".into());
@@ -416,13 +455,14 @@ async fn render(
         .ok()
         .and_then(|r| r.ok())
         .unwrap_or_default();
-    let zone = state.shared.config.zone();
+    let zone = state.shared.config().zone();
     let web_problem = state.shared.web_error.lock().ok().and_then(|e| e.clone());
     let inbox_dir = state.shared.inbox_dir();
     let ignored = tokio::task::spawn_blocking(move || crate::inbox::ignored_files(&inbox_dir))
         .await
         .unwrap_or_default();
-    let site = state.shared.config.site_id.as_str();
+    let config = state.shared.config();
+    let site = config.site_id.as_str();
     let taxonomy = Taxonomy::builtin();
     // The message next to a field, if it has one.
     let err = |field: &str| {

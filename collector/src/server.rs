@@ -801,8 +801,10 @@ async fn carry_out(
             Ok(StoreAnswer::Reply(reply))
         }
         StoreCommand::RecordStatus { status, now } => {
+            // Running the fleet never holds up reports: a failure here is logged and answered
+            // with no directives, and the session goes on.
             let s = site.clone();
-            let directives = blocking(state, move |st| {
+            let directives = store_call(state, move |st| {
                 let record = st
                     .store
                     .site(&s)?
@@ -812,7 +814,15 @@ async fn carry_out(
                 crate::fleet::rollout::step(&st.store, now)?;
                 Ok(directives)
             })
-            .await?;
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(%site, "cannot answer the agent's status: {e}");
+                pasopati_common::fleet::Directives {
+                    config: None,
+                    release: None,
+                    release_key: None,
+                }
+            });
             Ok(StoreAnswer::Reply(CollectorFrame::Directives(directives)))
         }
         StoreCommand::Fetch { sha256, offset } => {

@@ -36,12 +36,35 @@ pub fn init_logging(config: LogConfig) {
     // subscriber's own report of a failed write goes to the same closed stderr through
     // `eprintln!`, which panics (it once took the signal task down, so SIGTERM was ignored). So
     // that report is switched off, and log lines that cannot be written are dropped.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(config.filter())
         .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder.init();
+    let _ = LEVEL.set(Box::new(move |filter| {
+        handle.reload(filter).map_err(|e| e.to_string())
+    }));
+}
+
+type Reload = Box<dyn Fn(tracing_subscriber::EnvFilter) -> Result<(), String> + Send + Sync>;
+
+/// Changes the level of the filter [`init_logging`] set up.
+static LEVEL: std::sync::OnceLock<Reload> = std::sync::OnceLock::new();
+
+/// Logs at `level` (`error`, `warn`, `info`, `debug`) from now on, quinn and rustls staying at
+/// `warn` (the agent's `[log] level`, which the center may set). Nothing happens in a process
+/// whose logging was not set up by [`init_logging`] (tests, in-process daemons).
+pub fn set_level(level: &str) {
+    let Some(reload) = LEVEL.get() else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!("{level},quinn=warn,rustls=warn"));
+    if let Err(e) = reload(filter) {
+        tracing::warn!("cannot change the log level: {e}");
+    }
 }
 
 /// Runs a command on a multi-threaded runtime (`worker_threads` of them, or one per core) and

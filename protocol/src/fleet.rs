@@ -63,6 +63,89 @@ impl std::fmt::Display for Version {
     }
 }
 
+/// What precedes the version in an executable's version slot. It occurs once in a built
+/// executable, so [`stamp_version`] can find the slot.
+pub const VERSION_MARKER: &[u8; 24] = b"\0PASOPATI-VERSION-SLOT:\0";
+/// The slot's size: the marker and up to 40 bytes of version.
+pub const VERSION_SLOT_BYTES: usize = 64;
+
+/// The slot holding `version` (truncated to fit), built at compile time.
+pub const fn version_slot(version: &str) -> [u8; VERSION_SLOT_BYTES] {
+    let mut slot = [0u8; VERSION_SLOT_BYTES];
+    let mut i = 0;
+    while i < VERSION_MARKER.len() {
+        slot[i] = VERSION_MARKER[i];
+        i += 1;
+    }
+    let bytes = version.as_bytes();
+    let mut j = 0;
+    while j < bytes.len() && VERSION_MARKER.len() + j < VERSION_SLOT_BYTES - 1 {
+        slot[VERSION_MARKER.len() + j] = bytes[j];
+        j += 1;
+    }
+    slot
+}
+
+/// The version in a slot, read through an opaque reference (`black_box`) so that what the file
+/// holds at run time counts, not what the compiler saw (the stamping test of
+/// `tests/tests/fleet.rs` runs a stamped executable and checks what it reports). `None` for an
+/// empty slot.
+pub fn slot_version(slot: &[u8; VERSION_SLOT_BYTES]) -> Option<String> {
+    let bytes: [u8; VERSION_SLOT_BYTES] = *std::hint::black_box(slot);
+    let text = &bytes[VERSION_MARKER.len()..];
+    let len = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+    std::str::from_utf8(&text[..len])
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+/// The marker as [`stamp_version`] looks for it. It is kept masked here and unmasked when
+/// needed, so that the only copy of the plain marker in an executable is its slot.
+fn marker() -> Vec<u8> {
+    const MASK: u8 = 0x5a;
+    const MASKED: [u8; 24] = {
+        let mut m = [0u8; 24];
+        let mut i = 0;
+        while i < 24 {
+            m[i] = VERSION_MARKER[i] ^ MASK;
+            i += 1;
+        }
+        m
+    };
+    std::hint::black_box(MASKED).iter().map(|b| b ^ MASK).collect()
+}
+
+/// Writes `version` into the version slot of an executable's bytes: how a release is built at
+/// another version without compiling it again. Refused unless the slot occurs exactly once and
+/// the version fits and reads as one.
+pub fn stamp_version(executable: &mut [u8], version: &str) -> Result<(), String> {
+    version
+        .parse::<Version>()
+        .map_err(|e| e.to_string())?;
+    let room = VERSION_SLOT_BYTES - VERSION_MARKER.len() - 1;
+    if version.len() > room {
+        return Err(format!("the version is longer than {room} bytes"));
+    }
+    let marker = marker();
+    let found: Vec<usize> = executable
+        .windows(marker.len())
+        .enumerate()
+        .filter(|(_, w)| *w == marker.as_slice())
+        .map(|(i, _)| i)
+        .collect();
+    let [at] = found[..] else {
+        return Err(format!(
+            "the executable has {} version slots, not one: is it a PASOPATI agent?",
+            found.len()
+        ));
+    };
+    let slot = &mut executable[at + VERSION_MARKER.len()..at + VERSION_SLOT_BYTES];
+    slot.fill(0);
+    slot[..version.len()].copy_from_slice(version.as_bytes());
+    Ok(())
+}
+
 /// The processor architecture of this build, as releases name it (`x86_64`, `aarch64`).
 pub const ARCH: &str = std::env::consts::ARCH;
 
@@ -89,7 +172,7 @@ impl LogLevel {
 /// A setting the center may change on a site, named by its key in `agent.toml` (dotted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Setting {
-    /// `sync.heartbeat_secs`: seconds between heartbeats, 5 to 86,400.
+    /// `sync.heartbeat_secs`: seconds between heartbeats, 1 to 86,400.
     HeartbeatSecs(u64),
     /// `outbox.max_bytes`: bytes of unsent reports the outbox may hold, at least 1 MiB.
     OutboxMaxBytes(u64),
@@ -106,7 +189,7 @@ pub enum Setting {
 
 /// Every key the center may set, with what it takes, for messages and `--help`.
 pub const SETTING_KEYS: &[(&str, &str)] = &[
-    ("sync.heartbeat_secs", "seconds between heartbeats, 5 to 86400"),
+    ("sync.heartbeat_secs", "seconds between heartbeats, 1 to 86400"),
     ("outbox.max_bytes", "bytes of unsent reports, at least 1048576"),
     ("pii.deny_list", "terms separated by `;` (empty clears)"),
     ("inbox.enabled", "true or false"),
@@ -153,7 +236,7 @@ impl Setting {
         };
         Ok(match key {
             "sync.heartbeat_secs" => match value.parse::<u64>() {
-                Ok(n) if (5..=86_400).contains(&n) => Setting::HeartbeatSecs(n),
+                Ok(n) if (1..=86_400).contains(&n) => Setting::HeartbeatSecs(n),
                 _ => return Err(bad()),
             },
             "outbox.max_bytes" => match value.parse::<u64>() {
@@ -389,7 +472,8 @@ pub struct ReleaseOffer {
 }
 
 /// Where an agent's update stands, as it reports it.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum UpdateState {
     /// Nothing to do, or nothing offered.
     Idle,
@@ -593,7 +677,7 @@ mod tests {
             Ok(Setting::HeartbeatSecs(30))
         );
         for (key, value) in [
-            ("sync.heartbeat_secs", "1"),
+            ("sync.heartbeat_secs", "0"),
             ("sync.heartbeat_secs", "thirty"),
             ("outbox.max_bytes", "1000"),
             ("web.enabled", "yes"),

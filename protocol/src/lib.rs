@@ -70,8 +70,21 @@ pub const PROTOCOL_VERSION: u16 = 2;
 /// agents one release behind keep syncing during a rollout.
 pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
 
-/// The version of this build, reported by agents to the collector.
+/// The version of this build as Cargo knows it. What an agent reports is [`version`], which a
+/// release build may have stamped with another (see [`fleet::stamp_version`]).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The version this executable runs as: [`VERSION`], unless the executable was stamped with
+/// another after it was built (the slot is read from memory at run time, so a stamp in the file
+/// is what runs).
+pub fn version() -> &'static str {
+    static RUNNING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUNNING.get_or_init(|| fleet::slot_version(&VERSION_SLOT).unwrap_or_else(|| VERSION.to_owned()))
+}
+
+/// The stamp slot: [`fleet::VERSION_MARKER`], then the version, NUL-padded.
+#[used]
+static VERSION_SLOT: [u8; fleet::VERSION_SLOT_BYTES] = fleet::version_slot(VERSION);
 
 /// Whether `addr` is `host:port` with a non-empty host and a numeric port. (Port 0 passes: an
 /// in-process collector bound to an ephemeral port advertises the port it got.)

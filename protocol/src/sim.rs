@@ -885,7 +885,9 @@ impl Sim {
             Ok(AgentEvent::Nothing)
             | Ok(AgentEvent::RenewalRefused { .. })
             | Ok(AgentEvent::ChunkAcked { .. })
-            | Ok(AgentEvent::AttachmentRefused { .. }) => {}
+            | Ok(AgentEvent::AttachmentRefused { .. })
+            | Ok(AgentEvent::Directives(_))
+            | Ok(AgentEvent::ReleasePart { .. }) => {}
             Ok(AgentEvent::Refused {
                 hwm,
                 reason:
@@ -1197,6 +1199,21 @@ impl Sim {
                 StoreAnswer::Reply(CollectorFrame::AttachmentRefused {
                     hash: chunk.hash,
                     reason: "the simulation holds no attachments".into(),
+                })
+            }
+            // The simulated agents never send a status or fetch a release.
+            StoreCommand::RecordStatus { .. } => {
+                StoreAnswer::Reply(CollectorFrame::Directives(crate::fleet::Directives {
+                    config: None,
+                    release: None,
+                    release_key: None,
+                }))
+            }
+            StoreCommand::Fetch { sha256, offset } => {
+                StoreAnswer::Reply(CollectorFrame::ReleasePart {
+                    sha256,
+                    offset,
+                    data: Vec::new(),
                 })
             }
         };

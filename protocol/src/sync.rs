@@ -118,7 +118,7 @@ impl AgentSession {
             oldest_unacked: acked + 1,
             oldest_retained: oldest_retained.clamp(1, acked + 1),
             next_seq,
-            agent_version: crate::VERSION.to_owned(),
+            agent_version: crate::version().to_owned(),
             agent_time: now,
         };
         let session = AgentSession {

@@ -809,6 +809,13 @@ impl RawClient {
         }
     }
 
+    /// The next frame, or why there is none (`Ok(None)`: the collector closed the stream).
+    pub async fn recv_result(
+        &mut self,
+    ) -> Result<Option<CollectorFrame>, pasopati_common::frame::FrameError> {
+        read_frame(&mut self.recv).await
+    }
+
     /// Sends `Hello` for `epoch` and returns the welcome's hwm.
     pub async fn hello(&mut self, epoch: Epoch, acked: u64, next_seq: u64) -> u64 {
         self.send(&AgentFrame::Hello(Hello {
