@@ -58,7 +58,9 @@ pub fn effective_config(base: &AgentConfig, remote: &RemoteConfig) -> Result<Age
     for setting in &settings {
         setting.write_into(&mut table);
     }
-    let config: AgentConfig = table.try_into().map_err(|e: toml::de::Error| e.to_string())?;
+    let config: AgentConfig = table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())?;
     config.check()?;
     Ok(config)
 }
@@ -215,7 +217,9 @@ impl Fleet {
             None if key.len() != 32 => false,
             None => {
                 let path = self.data_dir.join(RELEASE_KEY_FILE);
-                if let Err(e) = pasopati_common::pki::write_file_atomic(&path, hex(key).as_bytes(), 0o600) {
+                if let Err(e) =
+                    pasopati_common::pki::write_file_atomic(&path, hex(key).as_bytes(), 0o600)
+                {
                     tracing::error!("cannot keep the release key in {}: {e}", path.display());
                     return false;
                 }
@@ -249,7 +253,8 @@ impl Fleet {
                     format!("{header}{text}").as_bytes(),
                     0o600,
                 ) {
-                    state.config_error = Some(format!("version {}: cannot be kept: {e}", config.version));
+                    state.config_error =
+                        Some(format!("version {}: cannot be kept: {e}", config.version));
                     return None;
                 }
                 let shown: Vec<String> = config
@@ -264,7 +269,10 @@ impl Fleet {
                 Some(effective)
             }
             Err(reason) => {
-                tracing::error!(version = config.version, "settings from the center refused ({reason}); the ones running stay");
+                tracing::error!(
+                    version = config.version,
+                    "settings from the center refused ({reason}); the ones running stay"
+                );
                 state.config_error = Some(format!("version {} refused: {reason}", config.version));
                 None
             }
@@ -321,12 +329,17 @@ impl Fleet {
             .data_dir
             .join(DOWNLOAD_DIR)
             .join(format!("{}.part", hex(&manifest.sha256)));
-        if let Err(e) = pasopati_common::storage::create_private_dir(&self.data_dir.join(DOWNLOAD_DIR)) {
+        if let Err(e) =
+            pasopati_common::storage::create_private_dir(&self.data_dir.join(DOWNLOAD_DIR))
+        {
             tracing::error!("cannot make the download folder: {e}");
             return false;
         }
         // A part already held (from a download cut off earlier) is kept: the download resumes.
-        let received = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0).min(manifest.size);
+        let received = std::fs::metadata(&path)
+            .map(|m| m.len())
+            .unwrap_or(0)
+            .min(manifest.size);
         tracing::info!(version = %manifest.version, bytes = manifest.size, from = received, "downloading a release the center offers");
         state.download = Some(Download {
             signed: offer.release,
@@ -348,7 +361,13 @@ impl Fleet {
 
     /// Takes a fetched part: appends it, and once the whole package is held checks it against
     /// its signed manifest and installs it on trial.
-    pub fn on_part(&self, sha256: [u8; 32], offset: u64, data: &[u8], now: Timestamp) -> PartOutcome {
+    pub fn on_part(
+        &self,
+        sha256: [u8; 32],
+        offset: u64,
+        data: &[u8],
+        now: Timestamp,
+    ) -> PartOutcome {
         let mut state = self.state();
         let Some(d) = state.download.as_mut() else {
             return PartOutcome::Stopped;
@@ -480,7 +499,8 @@ mod tests {
 
         let err = effective_config(&base(), &remote(5, &[("collector_addr", "x:1")])).unwrap_err();
         assert!(err.contains("cannot be set from the center"), "{err}");
-        let err = effective_config(&base(), &remote(5, &[("sync.heartbeat_secs", "0")])).unwrap_err();
+        let err =
+            effective_config(&base(), &remote(5, &[("sync.heartbeat_secs", "0")])).unwrap_err();
         assert!(err.contains("1 to 86400"), "{err}");
     }
 
@@ -509,7 +529,10 @@ mod tests {
         let status = fleet.status();
         assert_eq!(status.config_version, 7, "the last good one runs");
         let error = status.config_error.unwrap();
-        assert!(error.starts_with("version 8 refused") && error.contains("log.level"), "{error}");
+        assert!(
+            error.starts_with("version 8 refused") && error.contains("log.level"),
+            "{error}"
+        );
         assert_eq!(load_effective(dir.path(), &base()).1.version, 7);
     }
 
@@ -522,8 +545,16 @@ mod tests {
             release: None,
             release_key: Some(vec![k; 32]),
         };
-        assert!(fleet.on_directives(key(1), &base(), Timestamp(0)).status_changed);
-        assert!(!fleet.on_directives(key(2), &base(), Timestamp(0)).status_changed);
+        assert!(
+            fleet
+                .on_directives(key(1), &base(), Timestamp(0))
+                .status_changed
+        );
+        assert!(
+            !fleet
+                .on_directives(key(2), &base(), Timestamp(0))
+                .status_changed
+        );
         assert_eq!(fleet.release_key(), Some(vec![1; 32]));
         let reopened = Fleet::open(dir.path(), &RemoteFile::default());
         assert_eq!(reopened.release_key(), Some(vec![1; 32]));

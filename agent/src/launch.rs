@@ -125,12 +125,10 @@ impl LaunchState {
         pasopati_common::storage::create_private_dir(&dir).map_err(io("cannot create", &dir))?;
         let path = dir.join(STATE_FILE);
         let bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        pasopati_common::pki::write_file_atomic(&path, &bytes, 0o600).map_err(|e| {
-            LaunchError::Io {
-                what: "cannot write",
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            }
+        pasopati_common::pki::write_file_atomic(&path, &bytes, 0o600).map_err(|e| LaunchError::Io {
+            what: "cannot write",
+            path: path.clone(),
+            source: std::io::Error::other(e.to_string()),
         })
     }
 
@@ -190,13 +188,11 @@ pub fn decide(data_dir: &Path, release_key: Option<&[u8]>) -> Result<Launch, Lau
     if std::env::var_os(LAUNCHED_ENV).is_some() {
         return Ok(Launch::Here);
     }
-    let packaged: Version = pasopati_common::version()
-        .parse()
-        .unwrap_or(Version {
-            major: 0,
-            minor: 0,
-            patch: 0,
-        });
+    let packaged: Version = pasopati_common::version().parse().unwrap_or(Version {
+        major: 0,
+        minor: 0,
+        patch: 0,
+    });
     let (mut state, wanted) = plan(LaunchState::load(data_dir), packaged);
     let Some(version) = wanted else {
         state.save(data_dir)?;
@@ -283,11 +279,14 @@ pub fn install(
 /// The installed version running now, if this is one (else the packaged executable runs).
 fn running_installed(state: &LaunchState) -> Option<String> {
     let here = pasopati_common::version();
-    [state.trial.as_ref().map(|t| t.version.as_str()), state.current.as_deref()]
-        .into_iter()
-        .flatten()
-        .find(|v| *v == here)
-        .map(str::to_owned)
+    [
+        state.trial.as_ref().map(|t| t.version.as_str()),
+        state.current.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|v| *v == here)
+    .map(str::to_owned)
 }
 
 /// Deletes installed versions the state no longer names (the two it may still need stay).
@@ -407,7 +406,11 @@ mod tests {
             state = next;
         }
         let (next, wanted) = plan(state, v("0.1.0"));
-        assert_eq!(wanted.as_deref(), Some("0.2.0"), "back to the version before");
+        assert_eq!(
+            wanted.as_deref(),
+            Some("0.2.0"),
+            "back to the version before"
+        );
         assert_eq!(next.trial, None);
         assert!(matches!(
             next.last,
@@ -439,10 +442,9 @@ mod tests {
     #[test]
     fn an_installed_executable_changed_on_disk_is_not_started() {
         let dir = tempfile::tempdir().unwrap();
-        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(
-            &ring::rand::SystemRandom::new(),
-        )
-        .unwrap();
+        let pkcs8 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .unwrap();
         let key = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         let public = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
         let package = b"#!/bin/sh\nexit 0\n".to_vec();

@@ -781,7 +781,11 @@ async fn trial_watchdog(shared: Arc<Shared>, shutdown: CancellationToken) {
     }
     // Still on trial (a healthy session would have ended it)?
     let now = launch::LaunchState::load(&shared.data_dir);
-    if now.trial.as_ref().is_some_and(|t| t.version == trial.version) {
+    if now
+        .trial
+        .as_ref()
+        .is_some_and(|t| t.version == trial.version)
+    {
         let reason = format!(
             "no healthy session with the collector within {} s of installing",
             trial.health_timeout_secs
@@ -790,7 +794,11 @@ async fn trial_watchdog(shared: Arc<Shared>, shutdown: CancellationToken) {
         if let Err(e) = launch::give_up(&shared.data_dir, &reason) {
             tracing::error!("{e}");
         }
-        shared.restart_into(trial.previous.unwrap_or_else(|| "the packaged version".into()));
+        shared.restart_into(
+            trial
+                .previous
+                .unwrap_or_else(|| "the packaged version".into()),
+        );
     }
 }
 

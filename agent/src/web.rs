@@ -289,7 +289,8 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
     };
     let occurred_at = match form.occurred_at.trim() {
         "" => None,
-        local => match pasopati_common::localtime::parse_local(local, state.shared.config().zone()) {
+        local => match pasopati_common::localtime::parse_local(local, state.shared.config().zone())
+        {
             Some(t) => Some(t),
             None => {
                 errors.insert("occurred_at", "Tanggal dan jam tidak dikenali.".into());

@@ -113,16 +113,17 @@ fn marker() -> Vec<u8> {
         }
         m
     };
-    std::hint::black_box(MASKED).iter().map(|b| b ^ MASK).collect()
+    std::hint::black_box(MASKED)
+        .iter()
+        .map(|b| b ^ MASK)
+        .collect()
 }
 
 /// Writes `version` into the version slot of an executable's bytes: how a release is built at
 /// another version without compiling it again. Refused unless the slot occurs exactly once and
 /// the version fits and reads as one.
 pub fn stamp_version(executable: &mut [u8], version: &str) -> Result<(), String> {
-    version
-        .parse::<Version>()
-        .map_err(|e| e.to_string())?;
+    version.parse::<Version>().map_err(|e| e.to_string())?;
     let room = VERSION_SLOT_BYTES - VERSION_MARKER.len() - 1;
     if version.len() > room {
         return Err(format!("the version is longer than {room} bytes"));
@@ -189,8 +190,14 @@ pub enum Setting {
 
 /// Every key the center may set, with what it takes, for messages and `--help`.
 pub const SETTING_KEYS: &[(&str, &str)] = &[
-    ("sync.heartbeat_secs", "seconds between heartbeats, 1 to 86400"),
-    ("outbox.max_bytes", "bytes of unsent reports, at least 1048576"),
+    (
+        "sync.heartbeat_secs",
+        "seconds between heartbeats, 1 to 86400",
+    ),
+    (
+        "outbox.max_bytes",
+        "bytes of unsent reports, at least 1048576",
+    ),
     ("pii.deny_list", "terms separated by `;` (empty clears)"),
     ("inbox.enabled", "true or false"),
     ("web.enabled", "true or false"),
@@ -608,7 +615,16 @@ mod tests {
         assert!(v("0.10.0") > v("0.9.9"));
         assert!(v("1.0.0") > v("0.99.99"));
         assert_eq!(v("0.2.0-rc1"), v("0.2.0"));
-        for bad in ["", "1", "1.2", "1.2.3.4", "a.b.c", "1..2", "-1.0.0", "1.0.99999999999"] {
+        for bad in [
+            "",
+            "1",
+            "1.2",
+            "1.2.3.4",
+            "a.b.c",
+            "1..2",
+            "-1.0.0",
+            "1.0.99999999999",
+        ] {
             assert!(bad.parse::<Version>().is_err(), "{bad:?} parsed");
         }
     }
@@ -624,7 +640,9 @@ mod tests {
         assert_eq!(m.check_package(&package), Ok(()));
 
         // Another key, a changed manifest, a tampered package.
-        let other = ring::signature::KeyPair::public_key(&self::key()).as_ref().to_vec();
+        let other = ring::signature::KeyPair::public_key(&self::key())
+            .as_ref()
+            .to_vec();
         assert_eq!(signed.verify(&other), Err(ReleaseRefusal::BadSignature));
         let mut forged = signed.clone();
         let mut lifted = manifest("0.2.0", &package);
@@ -685,7 +703,10 @@ mod tests {
             ("log.level", "info\nx"),
         ] {
             let err = Setting::parse(key, value).unwrap_err();
-            assert!(matches!(err, SettingError::BadValue { .. }), "{key}={value}: {err}");
+            assert!(
+                matches!(err, SettingError::BadValue { .. }),
+                "{key}={value}: {err}"
+            );
             assert!(err.to_string().contains(key), "{err}");
         }
         let err = Setting::parse("sync.collector_addr", "evil:1").unwrap_err();
@@ -703,7 +724,10 @@ mod tests {
         Setting::WebEnabled(false).write_into(&mut doc);
         let text = toml::to_string(&doc).unwrap();
         assert!(text.contains("heartbeat_secs = 30"), "{text}");
-        assert!(text.contains("deny_list = [\"Nama Rekaan\", \"Nama Lain\"]"), "{text}");
+        assert!(
+            text.contains("deny_list = [\"Nama Rekaan\", \"Nama Lain\"]"),
+            "{text}"
+        );
         assert!(text.contains("[web]\nenabled = false"), "{text}");
 
         let twice = RemoteConfig {

@@ -373,7 +373,10 @@ pub enum AgentFrame {
     Status(crate::fleet::AgentStatus),
     /// Protocol 2: asks for the part of the release `sha256` from `offset`; answered with
     /// [`CollectorFrame::ReleasePart`].
-    Fetch { sha256: [u8; 32], offset: u64 },
+    Fetch {
+        sha256: [u8; 32],
+        offset: u64,
+    },
 }
 
 /// Part of an attachment. An empty `data` asks how much the collector already holds. The

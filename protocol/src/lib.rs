@@ -36,8 +36,8 @@ pub mod duration;
 pub mod faults;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
-pub mod frame;
 pub mod fleet;
+pub mod frame;
 pub mod ids;
 pub mod ingest;
 pub mod localtime;

@@ -754,7 +754,10 @@ impl CollectorSession {
                 })
             }
             AgentFrame::Status(status) => match status.check() {
-                Ok(()) => (StoreCommand::RecordStatus { status, now }, Outstanding::Reply),
+                Ok(()) => (
+                    StoreCommand::RecordStatus { status, now },
+                    Outstanding::Reply,
+                ),
                 Err(problem) => return self.violation(SessionViolation::BadStatus(problem)),
             },
             AgentFrame::Fetch { sha256, offset } => {
@@ -990,6 +993,75 @@ mod tests {
             Err(SessionViolation::FrameBeforeHello { got: "Batch" })
         ));
         assert!(s.handle(hello(5), NOW).is_err(), "a violation closes it");
+    }
+
+    #[test]
+    fn a_release_part_is_fetched_only_when_no_report_waits_and_one_at_a_time() {
+        let (mut s, _) = AgentSession::start(Epoch(1), 0, 1, 1, Timestamp(0));
+        assert!(
+            !s.can_fetch() && !s.can_send_status(),
+            "not before the Welcome"
+        );
+        s.handle(welcome(0)).unwrap();
+        assert!(s.can_fetch());
+        s.batch_sent(1, 1).unwrap();
+        assert!(!s.can_fetch(), "a batch awaits its ack");
+        s.handle(CollectorFrame::Ack { hwm: 1 }).unwrap();
+        assert!(s.can_fetch());
+        s.fetch_sent([1; 32]);
+        assert!(!s.can_fetch() && s.awaiting_reply(), "one part at a time");
+        let part = |sha| CollectorFrame::ReleasePart {
+            sha256: sha,
+            offset: 0,
+            data: vec![1, 2, 3],
+        };
+        assert!(matches!(
+            s.clone().handle(part([2; 32])),
+            Err(ProtocolError::Unexpected { .. })
+        ));
+        assert!(matches!(
+            s.handle(part([1; 32])),
+            Ok(AgentEvent::ReleasePart { .. })
+        ));
+        assert!(s.can_fetch() && !s.awaiting_reply());
+        // Directives answer a status; unasked, they break the protocol.
+        let directives = CollectorFrame::Directives(crate::fleet::Directives {
+            config: None,
+            release: None,
+            release_key: None,
+        });
+        assert!(s.clone().handle(directives.clone()).is_err());
+        s.status_sent();
+        assert!(!s.can_send_status());
+        assert!(matches!(
+            s.handle(directives),
+            Ok(AgentEvent::Directives(_))
+        ));
+    }
+
+    #[test]
+    fn a_collector_serves_the_protocol_before_and_keeps_its_sessions_to_it() {
+        let mut s = CollectorSession::new(Limits::default());
+        let (_, mut old) = AgentSession::start(Epoch(3), 0, 1, 1, Timestamp(0));
+        old.proto = crate::OLDEST_PROTOCOL_VERSION;
+        s.handle(crate::frame::AgentFrame::Hello(old), NOW).unwrap();
+        assert!(matches!(
+            s.hwm_read(0, None, NOW),
+            Ok(CollectorStep::Store(StoreCommand::RecordHello { .. }))
+        ));
+        s.answered(StoreAnswer::Done, NOW).unwrap();
+        assert_eq!(s.proto(), 1);
+        let fetch = crate::frame::AgentFrame::Fetch {
+            sha256: [0; 32],
+            offset: 0,
+        };
+        assert_eq!(
+            s.handle(fetch, NOW),
+            Err(SessionViolation::NotInProtocol {
+                frame: "Fetch",
+                proto: 1
+            })
+        );
     }
 
     #[test]

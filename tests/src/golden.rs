@@ -100,8 +100,112 @@ pub fn report_with_photo(n: u8) -> Report {
 pub fn wire_frames(proto: u16) -> Vec<(&'static str, GoldenFrame)> {
     match proto {
         1 => wire_v1(),
+        2 => {
+            let mut frames = wire_v1();
+            frames.extend(wire_v2_additions());
+            frames
+        }
         _ => Vec::new(),
     }
+}
+
+/// A signed release for golden frames: a fixed manifest and a fixed (not real) signature.
+pub fn golden_release() -> pasopati_common::fleet::SignedRelease {
+    use pasopati_common::fleet::{ReleaseManifest, SignedRelease};
+    SignedRelease {
+        manifest: pasopati_common::frame::encode_value(&ReleaseManifest {
+            version: "0.2.0".into(),
+            arch: "x86_64".into(),
+            size: 4096,
+            sha256: [0x22; 32],
+            signed_at: Timestamp(T),
+            downgrade_until: None,
+        }),
+        signature: vec![0x33; 64],
+    }
+}
+
+/// What protocol 2 added: the fleet's frames.
+fn wire_v2_additions() -> Vec<(&'static str, GoldenFrame)> {
+    use pasopati_common::fleet::{
+        AgentStatus, Directives, ReleaseOffer, RemoteConfig, UpdateState,
+    };
+    use AgentFrame as A;
+    use CollectorFrame as C;
+    use GoldenFrame::{Agent, Collector};
+    vec![
+        (
+            "status",
+            Agent(A::Status(AgentStatus {
+                agent_version: "0.2.0".into(),
+                arch: "x86_64".into(),
+                config_version: 3,
+                config_error: Some(
+                    "version 4 refused: log.level takes error, warn, info or debug".into(),
+                ),
+                update: UpdateState::Downloading {
+                    version: "0.3.0".into(),
+                    received: 262_144,
+                    size: 1_048_576,
+                },
+                release_key: Some([0x44; 32]),
+            })),
+        ),
+        (
+            "status-rolled-back",
+            Agent(A::Status(AgentStatus {
+                agent_version: "0.2.0".into(),
+                arch: "aarch64".into(),
+                config_version: 0,
+                config_error: None,
+                update: UpdateState::RolledBack {
+                    version: "0.3.0".into(),
+                    reason: "started 3 times without coming back healthy".into(),
+                },
+                release_key: None,
+            })),
+        ),
+        (
+            "fetch",
+            Agent(A::Fetch {
+                sha256: [0x22; 32],
+                offset: 262_144,
+            }),
+        ),
+        (
+            "directives",
+            Collector(C::Directives(Directives {
+                config: Some(RemoteConfig {
+                    version: 4,
+                    settings: vec![
+                        ("sync.heartbeat_secs".into(), "30".into()),
+                        ("web.enabled".into(), "false".into()),
+                    ],
+                }),
+                release: Some(ReleaseOffer {
+                    release: golden_release(),
+                    health_timeout_secs: 600,
+                }),
+                release_key: Some(vec![0x55; 32]),
+            })),
+        ),
+        (
+            "directives-none",
+            Collector(C::Directives(Directives {
+                config: None,
+                release: None,
+                release_key: None,
+            })),
+        ),
+        (
+            "release-part",
+            Collector(C::ReleasePart {
+                sha256: [0x22; 32],
+                offset: 262_144,
+                data: vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0],
+            }),
+        ),
+    ]
 }
 
 fn refused(seq: u64, n: u8) -> RefusedReport {
@@ -406,5 +510,59 @@ pub fn write_store(dir: &std::path::Path) -> Result<(), String> {
         created_at: T,
     };
     store.add_user(&user, "golden").map_err(e)?;
+    write_fleet(&store, dir)
+}
+
+/// The version of the golden store's release.
+pub const STORE_RELEASE: &str = "0.2.0";
+
+/// Layout 2's fleet records: a release key and a release, a configuration for the whole
+/// fleet, what the first site's agent runs, and a rollout.
+fn write_fleet(
+    store: &pasopati_collector::store::Store,
+    dir: &std::path::Path,
+) -> Result<(), String> {
+    use pasopati_collector::fleet::{self, config, release, rollout};
+    use pasopati_common::fleet::{AgentStatus, Setting, UpdateState};
+    let f = |e: fleet::FleetError| e.to_string();
+    release::create_key(store, dir, "golden").map_err(f)?;
+    let package = dir.join("package");
+    std::fs::write(
+        &package,
+        b"#!/bin/sh\n# a golden release, not an agent\nexit 0\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let new = release::NewRelease {
+        package: &package,
+        version: STORE_RELEASE,
+        arch: Some("x86_64"),
+        key: None,
+        downgrade_until: None,
+    };
+    let signed = release::sign_and_stage(dir, &new).map_err(f)?;
+    release::record(store, &signed, "golden", Timestamp(T)).map_err(f)?;
+    let heartbeat = Setting::parse("sync.heartbeat_secs", "30").map_err(|e| e.to_string())?;
+    config::set(
+        store,
+        &config::Scope::All,
+        &[heartbeat],
+        "golden",
+        Timestamp(T),
+    )
+    .map_err(f)?;
+    let site = store
+        .site(&pasopati_common::SiteId::new(STORE_SITES[0]).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?
+        .ok_or("no golden site")?;
+    let status = AgentStatus {
+        agent_version: "0.1.0".into(),
+        arch: "x86_64".into(),
+        config_version: 1,
+        config_error: None,
+        update: UpdateState::Idle,
+        release_key: None,
+    };
+    fleet::on_status(store, &site, &status, Timestamp(T)).map_err(f)?;
+    rollout::start(store, STORE_RELEASE, &[], Some(600), "golden", Timestamp(T)).map_err(f)?;
     Ok(())
 }

@@ -118,10 +118,7 @@ impl Fleet {
         let mut sites = Vec::new();
         for (kanwil, n) in kanwils {
             for i in 0..*n {
-                let id = format!(
-                    "lapas-{}-{i}",
-                    kanwil.to_lowercase().replace(' ', "-")
-                );
+                let id = format!("lapas-{}-{i}", kanwil.to_lowercase().replace(' ', "-"));
                 let args = site_add_args(&collector.dir, &id, "Lapas Uji", "lapas", kanwil);
                 let token = run_ok(&bins.collector, &args)
                     .lines()
@@ -182,7 +179,10 @@ impl Fleet {
             Ok(id) => {
                 self.acknowledged.insert(id);
             }
-            Err(e) => eprintln!("report {n} at {} not saved (not counted): {e}", self.sites[i].id),
+            Err(e) => eprintln!(
+                "report {n} at {} not saved (not counted): {e}",
+                self.sites[i].id
+            ),
         }
     }
 
@@ -267,7 +267,14 @@ async fn the_centers_settings_reach_a_site_which_reports_what_it_runs() {
     // heartbeat. The first set makes heartbeats come every second.
     collector_cli(
         &fleet.collector,
-        &["site", "config", "set", "--kanwil", "Jawa Barat", "sync.heartbeat_secs=1"],
+        &[
+            "site",
+            "config",
+            "set",
+            "--kanwil",
+            "Jawa Barat",
+            "sync.heartbeat_secs=1",
+        ],
     );
     fleet.supervise();
     let c = &fleet.collector;
@@ -280,14 +287,28 @@ async fn the_centers_settings_reach_a_site_which_reports_what_it_runs() {
     .await;
     let out = collector_cli(
         c,
-        &["site", "config", "set", "--kanwil", "Jawa Barat", "web.enabled=false", "pii.deny_list=Nama Rekaan Uji"],
+        &[
+            "site",
+            "config",
+            "set",
+            "--kanwil",
+            "Jawa Barat",
+            "web.enabled=false",
+            "pii.deny_list=Nama Rekaan Uji",
+        ],
     );
     assert!(out.contains("1 sites"), "{out}");
-    let listed = until("the site to run the configuration", Duration::from_secs(30), || {
-        site_list(c)
-            .into_iter()
-            .find(|s| s["id"] == barat.as_str() && s["config_version"] == s["config_wanted"] && s["config_wanted"].as_u64() > Some(0))
-    })
+    let listed = until(
+        "the site to run the configuration",
+        Duration::from_secs(30),
+        || {
+            site_list(c).into_iter().find(|s| {
+                s["id"] == barat.as_str()
+                    && s["config_version"] == s["config_wanted"]
+                    && s["config_wanted"].as_u64() > Some(0)
+            })
+        },
+    )
     .await;
     assert_eq!(listed["config_error"], serde_json::Value::Null);
     // The other Kanwil's site runs no configuration from the center.
@@ -308,7 +329,9 @@ async fn the_centers_settings_reach_a_site_which_reports_what_it_runs() {
     assert_eq!(fleet.sites[0].starts, 1, "the agent was restarted");
     let mut refused = draft(1);
     refused.body = "Kegiatan bersama Nama Rekaan Uji di aula.".into();
-    let err = pasopati_agent::file_report(&dir, refused).await.unwrap_err();
+    let err = pasopati_agent::file_report(&dir, refused)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("identity data"), "{err}");
     let remote = std::fs::read_to_string(dir.join("remote.toml")).unwrap();
     assert!(remote.contains("heartbeat_secs"), "{remote}");
@@ -321,7 +344,15 @@ async fn the_centers_settings_reach_a_site_which_reports_what_it_runs() {
     // A setting the center may not make is refused at the center, with the keys it may.
     let err = run_fail(
         &c.bins.collector,
-        &["site", "config", "set", "--data-dir", path_str(&c.dir), "--all", "collector_addr=x:1"],
+        &[
+            "site",
+            "config",
+            "set",
+            "--data-dir",
+            path_str(&c.dir),
+            "--all",
+            "collector_addr=x:1",
+        ],
     );
     assert!(err.contains("sync.heartbeat_secs"), "{err}");
 }
@@ -359,7 +390,10 @@ async fn an_agent_of_the_protocol_before_still_syncs_and_cannot_use_the_new_fram
     .await;
     assert!(matches!(old.recv().await, CollectorFrame::Welcome(w) if w.hwm == 0));
     let report = draft(1)
-        .validate(pasopati_common::taxonomy::Taxonomy::builtin(), Timestamp::now())
+        .validate(
+            pasopati_common::taxonomy::Taxonomy::builtin(),
+            Timestamp::now(),
+        )
         .unwrap();
     old.send(&AgentFrame::Batch(Batch {
         first_seq: 1,
@@ -391,7 +425,9 @@ async fn an_agent_of_the_protocol_before_still_syncs_and_cannot_use_the_new_fram
         }))
         .await;
     match future.recv().await {
-        CollectorFrame::Refused(r) => assert!(r.message.contains("upgrade the collector"), "{}", r.message),
+        CollectorFrame::Refused(r) => {
+            assert!(r.message.contains("upgrade the collector"), "{}", r.message)
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -402,7 +438,10 @@ async fn tampered_wrongly_signed_and_downgrade_releases_are_refused() {
     let bins = bins!();
     let c_dir = fleet.collector.dir.clone();
     collector_cli(&fleet.collector, &["release", "key"]);
-    collector_cli(&fleet.collector, &["site", "config", "set", "--all", "sync.heartbeat_secs=1"]);
+    collector_cli(
+        &fleet.collector,
+        &["site", "config", "set", "--all", "sync.heartbeat_secs=1"],
+    );
     fleet.supervise();
 
     // Signed by another key: the collector will not record it.
@@ -412,39 +451,89 @@ async fn tampered_wrongly_signed_and_downgrade_releases_are_refused() {
     let package = agent_release(&bins, fleet.root.path(), "0.5.0");
     let err = run_fail(
         &bins.collector,
-        &["release", "add", "--data-dir", path_str(&c_dir), "--file", path_str(&package), "--version", "0.5.0",
-          "--key", path_str(&other_c.dir.join("release-signing.key"))],
+        &[
+            "release",
+            "add",
+            "--data-dir",
+            path_str(&c_dir),
+            "--file",
+            path_str(&package),
+            "--version",
+            "0.5.0",
+            "--key",
+            path_str(&other_c.dir.join("release-signing.key")),
+        ],
     );
-    assert!(err.contains("not signed by this site's release key") || err.contains("release key"), "{err}");
+    assert!(
+        err.contains("not signed by this site's release key") || err.contains("release key"),
+        "{err}"
+    );
 
     // A downgrade: recorded (it is signed), offered, refused by the agent; the rollout pauses.
     let old = agent_release(&bins, fleet.root.path(), "0.0.1");
-    collector_cli(&fleet.collector, &["release", "add", "--file", path_str(&old), "--version", "0.0.1"]);
-    collector_cli(&fleet.collector, &["rollout", "start", "--version", "0.0.1"]);
-    let head = until("the downgrade to be refused", Duration::from_secs(60), || {
-        fleet.supervise_quiet();
-        let (head, _) = rollout_status(&fleet.collector);
-        (head["state"] == "paused").then_some(head)
-    })
+    collector_cli(
+        &fleet.collector,
+        &[
+            "release",
+            "add",
+            "--file",
+            path_str(&old),
+            "--version",
+            "0.0.1",
+        ],
+    );
+    collector_cli(
+        &fleet.collector,
+        &["rollout", "start", "--version", "0.0.1"],
+    );
+    let head = until(
+        "the downgrade to be refused",
+        Duration::from_secs(60),
+        || {
+            fleet.supervise_quiet();
+            let (head, _) = rollout_status(&fleet.collector);
+            (head["state"] == "paused").then_some(head)
+        },
+    )
     .await;
     let reason = head["reason"].as_str().unwrap_or_default().to_owned();
-    assert!(reason.contains("refused") && reason.contains("not newer"), "{reason}");
+    assert!(
+        reason.contains("refused") && reason.contains("not newer"),
+        "{reason}"
+    );
     collector_cli(&fleet.collector, &["rollout", "abort"]);
 
     // Tampered on the collector's disk after it was signed: downloaded, refused, paused.
-    collector_cli(&fleet.collector, &["release", "add", "--file", path_str(&package), "--version", "0.5.0"]);
+    collector_cli(
+        &fleet.collector,
+        &[
+            "release",
+            "add",
+            "--file",
+            path_str(&package),
+            "--version",
+            "0.5.0",
+        ],
+    );
     let sha = pasopati_common::hex(&pasopati_common::sha256(&std::fs::read(&package).unwrap()));
     let stored = c_dir.join("releases").join(&sha);
     let mut bytes = std::fs::read(&stored).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&stored, bytes).unwrap();
-    collector_cli(&fleet.collector, &["rollout", "start", "--version", "0.5.0"]);
-    let head = until("the tampered release to be refused", Duration::from_secs(60), || {
-        fleet.supervise_quiet();
-        let (head, _) = rollout_status(&fleet.collector);
-        (head["state"] == "paused").then_some(head)
-    })
+    collector_cli(
+        &fleet.collector,
+        &["rollout", "start", "--version", "0.5.0"],
+    );
+    let head = until(
+        "the tampered release to be refused",
+        Duration::from_secs(60),
+        || {
+            fleet.supervise_quiet();
+            let (head, _) = rollout_status(&fleet.collector);
+            (head["state"] == "paused").then_some(head)
+        },
+    )
     .await;
     let reason = head["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("SHA-256"), "{reason}");
@@ -466,45 +555,89 @@ async fn a_release_rolls_out_in_three_waves_and_a_crashing_one_rolls_back_by_its
     let bins = bins!();
     let mut fleet = Fleet::new(&[("Jawa Barat", 6), ("Jawa Tengah", 7), ("Jawa Timur", 7)]);
     collector_cli(&fleet.collector, &["release", "key"]);
-    collector_cli(&fleet.collector, &["site", "config", "set", "--all", "sync.heartbeat_secs=1"]);
+    collector_cli(
+        &fleet.collector,
+        &["site", "config", "set", "--all", "sync.heartbeat_secs=1"],
+    );
     let mut filed = 0usize;
     fleet
-        .run_until("every site to connect", Duration::from_secs(60), Duration::from_millis(100), &mut filed, |c| {
-            site_list(c).iter().all(|s| s["config_version"] == s["config_wanted"])
-        })
+        .run_until(
+            "every site to connect",
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            &mut filed,
+            |c| {
+                site_list(c)
+                    .iter()
+                    .all(|s| s["config_version"] == s["config_wanted"])
+            },
+        )
         .await;
 
     // Run 1: a new version in three waves.
     let next = agent_release(&bins, fleet.root.path(), "0.2.0");
-    collector_cli(&fleet.collector, &["release", "add", "--file", path_str(&next), "--version", "0.2.0"]);
     collector_cli(
         &fleet.collector,
-        &["rollout", "start", "--version", "0.2.0", "--wave", "kanwil=Jawa Barat", "--wave", "percent=60", "--wave", "percent=100", "--health-timeout", "90s"],
+        &[
+            "release",
+            "add",
+            "--file",
+            path_str(&next),
+            "--version",
+            "0.2.0",
+        ],
+    );
+    collector_cli(
+        &fleet.collector,
+        &[
+            "rollout",
+            "start",
+            "--version",
+            "0.2.0",
+            "--wave",
+            "kanwil=Jawa Barat",
+            "--wave",
+            "percent=60",
+            "--wave",
+            "percent=100",
+            "--health-timeout",
+            "90s",
+        ],
     );
     let mut waves_seen = Vec::new();
     fleet
-        .run_until("the rollout to complete", Duration::from_secs(240), Duration::from_millis(100), &mut filed, |c| {
-            let (head, sites) = rollout_status(c);
-            let wave = head["wave"].as_u64().unwrap_or(0);
-            if waves_seen.last() != Some(&wave) {
-                waves_seen.push(wave);
-            }
-            // No site of a later wave is offered before its wave.
-            for s in &sites {
-                if s["wave"].as_u64() > Some(wave) {
-                    assert_eq!(s["state"], "waiting", "{s}");
+        .run_until(
+            "the rollout to complete",
+            Duration::from_secs(240),
+            Duration::from_millis(50),
+            &mut filed,
+            |c| {
+                let (head, sites) = rollout_status(c);
+                let wave = head["wave"].as_u64().unwrap_or(0);
+                if waves_seen.last() != Some(&wave) {
+                    waves_seen.push(wave);
                 }
-            }
-            assert_ne!(head["state"], "paused", "{head}");
-            head["state"] == "completed"
-        })
+                // No site of a later wave is offered before its wave.
+                for s in &sites {
+                    if s["wave"].as_u64() > Some(wave) {
+                        assert_eq!(s["state"], "waiting", "{s}");
+                    }
+                }
+                assert_ne!(head["state"], "paused", "{head}");
+                head["state"] == "completed"
+            },
+        )
         .await;
     assert_eq!(waves_seen, vec![0, 1, 2], "waves in order");
     let running = versions(&fleet.collector);
     assert!(running.iter().all(|(_, v)| v == "0.2.0"), "{running:?}");
     for site in &fleet.sites {
         assert!(site.dir.join("versions/0.2.0/pasopati-agent").exists());
-        assert!(site.starts >= 2, "{} never restarted into the release", site.id);
+        assert!(
+            site.starts >= 2,
+            "{} never restarted into the release",
+            site.id
+        );
     }
     fleet.drain(Duration::from_secs(60)).await;
     fleet.check("rollout_in_three_waves").assert_clean(0);
@@ -512,24 +645,55 @@ async fn a_release_rolls_out_in_three_waves_and_a_crashing_one_rolls_back_by_its
     // Run 2: a release that crashes at start. Its first wave rolls back by itself, the rollout
     // pauses, and the second wave is never offered it.
     let crashing = fleet.root.path().join("pasopati-agent-0.3.0");
-    std::fs::write(&crashing, "#!/bin/sh\necho 'this release is broken' >&2\nexit 1\n").unwrap();
+    std::fs::write(
+        &crashing,
+        "#!/bin/sh\necho 'this release is broken' >&2\nexit 1\n",
+    )
+    .unwrap();
     collector_cli(
         &fleet.collector,
-        &["release", "add", "--file", path_str(&crashing), "--version", "0.3.0", "--arch", pasopati_common::fleet::ARCH],
+        &[
+            "release",
+            "add",
+            "--file",
+            path_str(&crashing),
+            "--version",
+            "0.3.0",
+            "--arch",
+            pasopati_common::fleet::ARCH,
+        ],
     );
     let first_wave: Vec<String> = fleet.sites[..3].iter().map(|s| s.id.clone()).collect();
     collector_cli(
         &fleet.collector,
-        &["rollout", "start", "--version", "0.3.0", "--wave", &format!("sites={}", first_wave.join(",")), "--wave", "percent=100", "--health-timeout", "90s"],
+        &[
+            "rollout",
+            "start",
+            "--version",
+            "0.3.0",
+            "--wave",
+            &format!("sites={}", first_wave.join(",")),
+            "--wave",
+            "percent=100",
+            "--health-timeout",
+            "90s",
+        ],
     );
     fleet
-        .run_until("the rollout to pause", Duration::from_secs(120), Duration::from_millis(100), &mut filed, |c| {
-            rollout_status(c).0["state"] == "paused"
-        })
+        .run_until(
+            "the rollout to pause",
+            Duration::from_secs(120),
+            Duration::from_millis(50),
+            &mut filed,
+            |c| rollout_status(c).0["state"] == "paused",
+        )
         .await;
     let (head, sites) = rollout_status(&fleet.collector);
     let reason = head["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("rolled back") && reason.contains("without coming back healthy"), "{reason}");
+    assert!(
+        reason.contains("rolled back") && reason.contains("without coming back healthy"),
+        "{reason}"
+    );
     assert_eq!(head["wave"], 0, "{head}");
     for s in &sites {
         if s["wave"] == 1 {
@@ -538,14 +702,89 @@ async fn a_release_rolls_out_in_three_waves_and_a_crashing_one_rolls_back_by_its
     }
     // Every site of the first wave goes back to 0.2.0 and says why.
     fleet
-        .run_until("the first wave to roll back", Duration::from_secs(120), Duration::from_millis(100), &mut filed, |c| {
-            let (_, sites) = rollout_status(c);
-            sites.iter().filter(|s| s["wave"] == 0).all(|s| s["state"] == "rolled_back")
-        })
+        .run_until(
+            "the first wave to roll back",
+            Duration::from_secs(120),
+            Duration::from_millis(50),
+            &mut filed,
+            |c| {
+                let (_, sites) = rollout_status(c);
+                sites
+                    .iter()
+                    .filter(|s| s["wave"] == 0)
+                    .all(|s| s["state"] == "rolled_back")
+            },
+        )
         .await;
     let running = versions(&fleet.collector);
     assert!(running.iter().all(|(_, v)| v == "0.2.0"), "{running:?}");
     fleet.drain(Duration::from_secs(60)).await;
     fleet.check("crashing_release_rolled_back").assert_clean(0);
-    println!("reports filed across both runs: {filed}; agent starts: {}", fleet.sites.iter().map(|s| s.starts).sum::<u32>());
+    println!(
+        "reports filed across both runs: {filed}; agent starts: {}",
+        fleet.sites.iter().map(|s| s.starts).sum::<u32>()
+    );
+}
+
+/// Puts the running version (this test process's) on trial in `dir`, installed now.
+fn on_trial(dir: &Path, health_timeout_secs: u32) {
+    use pasopati_agent::launch::{LaunchState, Trial};
+    LaunchState {
+        current: None,
+        trial: Some(Trial {
+            version: pasopati_common::version().to_owned(),
+            previous: None,
+            attempts: 1,
+            installed_at: Timestamp::now().0,
+            health_timeout_secs,
+        }),
+        last: None,
+    }
+    .save(dir)
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_on_trial_goes_back_by_itself_unless_a_session_comes_back_healthy() {
+    use pasopati_agent::launch::LaunchState;
+    use pasopati_common::fleet::UpdateState;
+    // With the collector reachable, the first answered status ends the trial: the version stays.
+    let (_dir, collector, agent) = pasopati_tests::collector_with_agent("lapas-uji-coba").await;
+    on_trial(&agent, 30);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (_, task) = pasopati_tests::spawn_agent(&agent, &stop);
+    let state = until("the trial to end healthy", Duration::from_secs(20), || {
+        let s = LaunchState::load(&agent);
+        s.trial.is_none().then_some(s)
+    })
+    .await;
+    assert_eq!(state.current.as_deref(), Some(pasopati_common::version()));
+    assert!(
+        matches!(state.last, Some(UpdateState::Healthy { .. })),
+        "{state:?}"
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    // Without it, the health timeout ends the trial: the agent stops to start the version before.
+    drop(collector);
+    on_trial(&agent, 1);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (_, task) = pasopati_tests::spawn_agent(&agent, &stop);
+    let ended = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap_or_else(|_| panic!("the agent kept running past its health timeout"))
+        .unwrap();
+    assert!(
+        matches!(ended, Err(pasopati_agent::AgentError::Restart(_))),
+        "{ended:?}"
+    );
+    let state = LaunchState::load(&agent);
+    assert_eq!((state.trial, state.current), (None, None));
+    match state.last {
+        Some(UpdateState::RolledBack { reason, .. }) => {
+            assert!(reason.contains("no healthy session"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -135,7 +135,10 @@ pub(super) async fn release(command: ReleaseCommand) -> anyhow::Result<()> {
             let lines = ask_fleet(&data_dir, FleetRequest::ReleaseKey).await?;
             let key: serde_json::Value = serde_json::from_str(lines.first().map_or("{}", |l| l))?;
             pasopati_common::outln!("release key made; agents receive it with their next session and in new enrollment tokens.");
-            pasopati_common::outln!("private key: {} (mode 0600; keep a copy offline)", field(&key, "private_key"));
+            pasopati_common::outln!(
+                "private key: {} (mode 0600; keep a copy offline)",
+                field(&key, "private_key")
+            );
             pasopati_common::outln!("public key sha256: {}", field(&key, "sha256"));
         }
         ReleaseCommand::Add {
@@ -160,7 +163,8 @@ pub(super) async fn release(command: ReleaseCommand) -> anyhow::Result<()> {
             let signed = release::sign_and_stage(&data_dir, &new)?;
             let encoded = pasopati_common::frame::encode_value(&signed);
             let lines = ask_fleet(&data_dir, FleetRequest::ReleaseRecord(encoded)).await?;
-            let record: serde_json::Value = serde_json::from_str(lines.first().map_or("{}", |l| l))?;
+            let record: serde_json::Value =
+                serde_json::from_str(lines.first().map_or("{}", |l| l))?;
             pasopati_common::outln!(
                 "release {} recorded: {} bytes for {}, sha256 {}",
                 field(&record, "version"),
@@ -208,8 +212,8 @@ pub(super) async fn rollout(command: RolloutCommand) -> anyhow::Result<()> {
             waves,
             health_timeout,
         } => {
-            let health_timeout_secs = health_timeout
-                .map(|d| u32::try_from(d.0.as_secs()).unwrap_or(u32::MAX).max(1));
+            let health_timeout_secs =
+                health_timeout.map(|d| u32::try_from(d.0.as_secs()).unwrap_or(u32::MAX).max(1));
             let request = FleetRequest::RolloutStart {
                 version,
                 waves,
@@ -253,7 +257,10 @@ pub(super) async fn rollout(command: RolloutCommand) -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     for (i, w) in waves.iter().enumerate() {
         let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-        for s in sites.iter().filter(|s| s["wave"].as_u64() == Some(i as u64)) {
+        for s in sites
+            .iter()
+            .filter(|s| s["wave"].as_u64() == Some(i as u64))
+        {
             *counts.entry(field(s, "state").into_owned()).or_default() += 1;
         }
         let counts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -297,10 +304,19 @@ pub(super) async fn config(command: ConfigCommand) -> anyhow::Result<()> {
         .map(|s| {
             s.split_once('=')
                 .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-                .ok_or_else(|| anyhow::anyhow!("`{s}`: give KEY=VALUE, such as sync.heartbeat_secs=30"))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("`{s}`: give KEY=VALUE, such as sync.heartbeat_secs=30")
+                })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let lines = ask_fleet(&data_dir, FleetRequest::ConfigSet { scope, settings: pairs }).await?;
+    let lines = ask_fleet(
+        &data_dir,
+        FleetRequest::ConfigSet {
+            scope,
+            settings: pairs,
+        },
+    )
+    .await?;
     let answer: serde_json::Value = serde_json::from_str(lines.first().map_or("{}", |l| l))?;
     pasopati_common::outln!(
         "configuration version {} set for {} ({} sites); agents apply it at their next status, and `site list` shows who runs it",

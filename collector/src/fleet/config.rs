@@ -160,7 +160,10 @@ mod tests {
         let v1 = set(
             &store,
             &Scope::All,
-            &[setting("sync.heartbeat_secs=120"), setting("web.enabled=false")],
+            &[
+                setting("sync.heartbeat_secs=120"),
+                setting("web.enabled=false"),
+            ],
             "admin",
             now,
         )
@@ -187,7 +190,10 @@ mod tests {
         assert_eq!(
             config.settings,
             vec![
-                ("pii.deny_list".into(), "Nama Rekaan Satu;Nama Rekaan Dua".into()),
+                (
+                    "pii.deny_list".into(),
+                    "Nama Rekaan Satu;Nama Rekaan Dua".into()
+                ),
                 ("sync.heartbeat_secs".into(), "30".into()),
                 ("web.enabled".into(), "false".into()),
             ]
@@ -208,7 +214,10 @@ mod tests {
             .map(|e| e.details.as_str())
             .collect();
         assert_eq!(details.len(), 3, "{details:?}");
-        assert!(details[2].contains("pii.deny_list=(2 terms)"), "{details:?}");
+        assert!(
+            details[2].contains("pii.deny_list=(2 terms)"),
+            "{details:?}"
+        );
         assert!(!details.iter().any(|d| d.contains("Rekaan")), "{details:?}");
     }
 

@@ -138,7 +138,9 @@ impl SiteRunning {
 }
 
 /// What every site's agent last reported it runs, by site id.
-pub fn running(store: &Store) -> Result<std::collections::HashMap<String, SiteRunning>, StoreError> {
+pub fn running(
+    store: &Store,
+) -> Result<std::collections::HashMap<String, SiteRunning>, StoreError> {
     Ok(list(store, kind::RUNNING)?.into_iter().collect())
 }
 
@@ -274,10 +276,7 @@ pub fn answer(
             let record = release::record(store, &signed, actor, now)?;
             Ok(vec![json_line(&record)?])
         }
-        FleetRequest::ReleaseList => release::releases(store)?
-            .iter()
-            .map(json_line)
-            .collect(),
+        FleetRequest::ReleaseList => release::releases(store)?.iter().map(json_line).collect(),
         FleetRequest::RolloutStart {
             version,
             waves,
@@ -305,7 +304,8 @@ pub fn answer(
                 None if scope == "all" => config::Scope::All,
                 Some(("kanwil", name)) => config::Scope::Kanwil(name.to_owned()),
                 Some(("site", id)) => config::Scope::Site(
-                    pasopati_common::SiteId::new(id).map_err(|e| FleetError::Refused(e.to_string()))?,
+                    pasopati_common::SiteId::new(id)
+                        .map_err(|e| FleetError::Refused(e.to_string()))?,
                 ),
                 _ => return Err(FleetError::Refused(format!("`{scope}` is not a scope"))),
             };

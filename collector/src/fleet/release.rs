@@ -32,7 +32,9 @@ struct PublicKeyRecord {
 pub fn public_key(store: &Store) -> Result<Option<Vec<u8>>, StoreError> {
     let record: Option<PublicKeyRecord> = get(store, kind::COUNTER, "release_key")?;
     record
-        .map(|r| pasopati_common::unhex(&r.key).ok_or_else(|| StoreError::Corrupt("release key".into())))
+        .map(|r| {
+            pasopati_common::unhex(&r.key).ok_or_else(|| StoreError::Corrupt("release key".into()))
+        })
         .transpose()
 }
 
@@ -53,9 +55,8 @@ pub fn create_key(store: &Store, data_dir: &Path, actor: &str) -> Result<Vec<u8>
     let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
         .map_err(|_| FleetError::Refused("the new key cannot be read back".into()))?;
     let public = pair.public_key().as_ref().to_vec();
-    pasopati_common::pki::write_private_file(&path, pkcs8.as_ref()).map_err(|e| {
-        FleetError::Refused(format!("cannot write {}: {e}", path.display()))
-    })?;
+    pasopati_common::pki::write_private_file(&path, pkcs8.as_ref())
+        .map_err(|e| FleetError::Refused(format!("cannot write {}: {e}", path.display())))?;
     let record = PublicKeyRecord {
         key: hex(&public),
         created_at: Timestamp::now().0,
@@ -69,7 +70,9 @@ pub fn create_key(store: &Store, data_dir: &Path, actor: &str) -> Result<Vec<u8>
     };
     store.fleet_update(kind::COUNTER, "release_key", Some(audit), |current| {
         if current.is_some() {
-            return Err(StoreError::Corrupt("a release key appeared meanwhile".into()));
+            return Err(StoreError::Corrupt(
+                "a release key appeared meanwhile".into(),
+            ));
         }
         Ok((FleetWrite::Put(to_json(&record)?), ()))
     })?;
@@ -148,7 +151,10 @@ pub struct NewRelease<'a> {
 /// of `release add`, which reads the admin's file and key (whether it is the key agents trust,
 /// [`record`] checks). Returns the signed release.
 pub fn sign_and_stage(data_dir: &Path, new: &NewRelease<'_>) -> Result<SignedRelease, FleetError> {
-    let version: Version = new.version.parse().map_err(|e| FleetError::Refused(format!("{e}")))?;
+    let version: Version = new
+        .version
+        .parse()
+        .map_err(|e| FleetError::Refused(format!("{e}")))?;
     let meta = std::fs::metadata(new.package).map_err(|source| FleetError::Io {
         what: format!("cannot read {}", new.package.display()),
         source,
@@ -276,33 +282,41 @@ pub fn record(
             manifest.arch,
             manifest.size,
             record.sha256,
-            if manifest.downgrade_until.is_some() { " (rollback allowed)" } else { "" }
+            if manifest.downgrade_until.is_some() {
+                " (rollback allowed)"
+            } else {
+                ""
+            }
         ),
         at: now,
     };
-    store.fleet_update(kind::RELEASE, &manifest.version, Some(audit), |current| {
-        if let Some(existing) = current.map(from_json::<ReleaseRecord>).transpose()? {
-            if existing.sha256 != record.sha256 {
-                return Err(StoreError::Corrupt(format!(
-                    "release {} exists with another package; give the new one a new version",
-                    existing.version
-                )));
+    store
+        .fleet_update(kind::RELEASE, &manifest.version, Some(audit), |current| {
+            if let Some(existing) = current.map(from_json::<ReleaseRecord>).transpose()? {
+                if existing.sha256 != record.sha256 {
+                    return Err(StoreError::Corrupt(format!(
+                        "release {} exists with another package; give the new one a new version",
+                        existing.version
+                    )));
+                }
+                return Ok((FleetWrite::Keep, existing));
             }
-            return Ok((FleetWrite::Keep, existing));
-        }
-        Ok((FleetWrite::Put(to_json(&record)?), record.clone()))
-    })
-    .map_err(|e| match e {
-        StoreError::Corrupt(message) if message.contains("another package") => {
-            FleetError::Refused(message)
-        }
-        other => other.into(),
-    })
+            Ok((FleetWrite::Put(to_json(&record)?), record.clone()))
+        })
+        .map_err(|e| match e {
+            StoreError::Corrupt(message) if message.contains("another package") => {
+                FleetError::Refused(message)
+            }
+            other => other.into(),
+        })
 }
 
 /// Every recorded release, by version.
 pub fn releases(store: &Store) -> Result<Vec<ReleaseRecord>, StoreError> {
-    Ok(list(store, kind::RELEASE)?.into_iter().map(|(_, r)| r).collect())
+    Ok(list(store, kind::RELEASE)?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
 }
 
 /// The release of `version`, if recorded.
@@ -323,7 +337,12 @@ pub fn package_part(
     let mut file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let Some(bytes) = store.as_postgres().map(|pg| pg.release_package(sha256)).transpose()?.flatten() else {
+            let Some(bytes) = store
+                .as_postgres()
+                .map(|pg| pg.release_package(sha256))
+                .transpose()?
+                .flatten()
+            else {
                 return Ok(Vec::new());
             };
             write_package(&path, &bytes)?;

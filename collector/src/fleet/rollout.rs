@@ -36,9 +36,9 @@ pub enum WaveSpec {
 impl std::str::FromStr for WaveSpec {
     type Err = String;
     fn from_str(text: &str) -> Result<WaveSpec, String> {
-        let (what, value) = text.split_once('=').ok_or_else(|| {
-            format!("`{text}`: a wave is kanwil=NAME, sites=ID,ID… or percent=N")
-        })?;
+        let (what, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("`{text}`: a wave is kanwil=NAME, sites=ID,ID… or percent=N"))?;
         match what {
             "kanwil" if !value.trim().is_empty() => Ok(WaveSpec::Kanwil(value.trim().to_owned())),
             "sites" => value
@@ -56,7 +56,9 @@ impl std::str::FromStr for WaveSpec {
                 }),
             "percent" => match value.trim().parse::<u8>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(WaveSpec::Percent(n)),
-                _ => Err(format!("percent={value}: give a whole number from 1 to 100")),
+                _ => Err(format!(
+                    "percent={value}: give a whole number from 1 to 100"
+                )),
             },
             _ => Err(format!(
                 "`{text}`: a wave is kanwil=NAME, sites=ID,ID… or percent=N"
@@ -199,9 +201,10 @@ pub fn advance(rollout: &Rollout, running: &HashMap<String, SiteRunning>) -> Opt
         }
     }
     let current = rollout.waves.get(rollout.wave)?;
-    let all_healthy = current.sites.iter().all(|site| {
-        progress(rollout, rollout.wave, running.get(site)) == SiteProgress::Healthy
-    });
+    let all_healthy = current
+        .sites
+        .iter()
+        .all(|site| progress(rollout, rollout.wave, running.get(site)) == SiteProgress::Healthy);
     if !all_healthy {
         return None;
     }
@@ -348,14 +351,19 @@ pub fn start(
             .join(", ")
     );
     store
-        .fleet_update(kind::ROLLOUT, CURRENT, audit(actor, "rollout_start", details, now), |current| {
-            if let Some(existing) = current.map(from_json::<Rollout>).transpose()? {
-                if matches!(existing.state, RolloutState::Running | RolloutState::Paused) {
-                    return Ok((FleetWrite::Keep, Err(existing)));
+        .fleet_update(
+            kind::ROLLOUT,
+            CURRENT,
+            audit(actor, "rollout_start", details, now),
+            |current| {
+                if let Some(existing) = current.map(from_json::<Rollout>).transpose()? {
+                    if matches!(existing.state, RolloutState::Running | RolloutState::Paused) {
+                        return Ok((FleetWrite::Keep, Err(existing)));
+                    }
                 }
-            }
-            Ok((FleetWrite::Put(to_json(&rollout)?), Ok(rollout.clone())))
-        })?
+                Ok((FleetWrite::Put(to_json(&rollout)?), Ok(rollout.clone())))
+            },
+        )?
         .map_err(|existing| {
             FleetError::Refused(format!(
                 "the rollout of {} is {}; abort it first (`rollout abort`)",
@@ -386,39 +394,44 @@ pub fn control(
         Control::Abort => "rollout_abort",
     };
     store
-        .fleet_update(kind::ROLLOUT, CURRENT, audit(actor, action, String::new(), now), |current| {
-            let Some(mut rollout) = current.map(from_json::<Rollout>).transpose()? else {
-                return Ok((FleetWrite::Keep, Err("there is no rollout".to_owned())));
-            };
-            let allowed = match (what, rollout.state) {
-                (Control::Pause, RolloutState::Running) => {
-                    rollout.state = RolloutState::Paused;
-                    rollout.reason = Some(format!("paused by {actor}"));
-                    true
+        .fleet_update(
+            kind::ROLLOUT,
+            CURRENT,
+            audit(actor, action, String::new(), now),
+            |current| {
+                let Some(mut rollout) = current.map(from_json::<Rollout>).transpose()? else {
+                    return Ok((FleetWrite::Keep, Err("there is no rollout".to_owned())));
+                };
+                let allowed = match (what, rollout.state) {
+                    (Control::Pause, RolloutState::Running) => {
+                        rollout.state = RolloutState::Paused;
+                        rollout.reason = Some(format!("paused by {actor}"));
+                        true
+                    }
+                    (Control::Resume, RolloutState::Paused) => {
+                        rollout.state = RolloutState::Running;
+                        rollout.reason = None;
+                        true
+                    }
+                    (Control::Abort, RolloutState::Running | RolloutState::Paused) => {
+                        rollout.state = RolloutState::Aborted;
+                        rollout.reason = Some(format!("aborted by {actor}"));
+                        true
+                    }
+                    _ => false,
+                };
+                if !allowed {
+                    let message = format!(
+                        "the rollout of {} is {}",
+                        rollout.version,
+                        rollout.state.as_str()
+                    );
+                    return Ok((FleetWrite::Keep, Err(message)));
                 }
-                (Control::Resume, RolloutState::Paused) => {
-                    rollout.state = RolloutState::Running;
-                    rollout.reason = None;
-                    true
-                }
-                (Control::Abort, RolloutState::Running | RolloutState::Paused) => {
-                    rollout.state = RolloutState::Aborted;
-                    rollout.reason = Some(format!("aborted by {actor}"));
-                    true
-                }
-                _ => false,
-            };
-            if !allowed {
-                let message = format!(
-                    "the rollout of {} is {}",
-                    rollout.version,
-                    rollout.state.as_str()
-                );
-                return Ok((FleetWrite::Keep, Err(message)));
-            }
-            rollout.changed_at = now.0;
-            Ok((FleetWrite::Put(to_json(&rollout)?), Ok(rollout)))
-        })?
+                rollout.changed_at = now.0;
+                Ok((FleetWrite::Put(to_json(&rollout)?), Ok(rollout)))
+            },
+        )?
         .map_err(FleetError::Refused)
 }
 
@@ -455,7 +468,8 @@ pub fn offer_for(
     let Some(rollout) = current(store)? else {
         return Ok(None);
     };
-    if rollout.state != RolloutState::Running || !rollout.offered_sites().any(|s| s == site.as_str())
+    if rollout.state != RolloutState::Running
+        || !rollout.offered_sites().any(|s| s == site.as_str())
     {
         return Ok(None);
     }
@@ -547,14 +561,25 @@ mod tests {
         assert_eq!(all.len(), 20);
 
         let shares = resolve_waves(
-            &[WaveSpec::Percent(10), WaveSpec::Percent(50), WaveSpec::Percent(100)],
+            &[
+                WaveSpec::Percent(10),
+                WaveSpec::Percent(50),
+                WaveSpec::Percent(100),
+            ],
             &fleet(),
         )
         .unwrap();
         let sizes: Vec<usize> = shares.iter().map(|w| w.sites.len()).collect();
         assert_eq!(sizes, vec![2, 8, 10]);
 
-        for bad in ["kanwil=", "percent=0", "percent=101", "sites=", "wave=1", "kanwil"] {
+        for bad in [
+            "kanwil=",
+            "percent=0",
+            "percent=101",
+            "sites=",
+            "wave=1",
+            "kanwil",
+        ] {
             assert!(bad.parse::<WaveSpec>().is_err(), "{bad}");
         }
         let err = resolve_waves(&[WaveSpec::Kanwil("Kanwil C".into())], &fleet()).unwrap_err();
@@ -565,7 +590,10 @@ mod tests {
 
     #[test]
     fn a_wave_moves_on_when_all_its_sites_are_healthy_and_a_rollback_pauses() {
-        let specs = [WaveSpec::Kanwil("Kanwil A".into()), WaveSpec::Kanwil("Kanwil B".into())];
+        let specs = [
+            WaveSpec::Kanwil("Kanwil A".into()),
+            WaveSpec::Kanwil("Kanwil B".into()),
+        ];
         let rollout = Rollout {
             version: "0.2.0".into(),
             waves: resolve_waves(&specs, &fleet()).unwrap(),
@@ -589,14 +617,20 @@ mod tests {
         let paused = advance(&second, &running).unwrap();
         assert_eq!(paused.state, RolloutState::Paused);
         let reason = paused.reason.clone().unwrap();
-        assert!(reason.contains("lapas-b3") && reason.contains("crashed at start"), "{reason}");
+        assert!(
+            reason.contains("lapas-b3") && reason.contains("crashed at start"),
+            "{reason}"
+        );
         assert_eq!(advance(&paused, &running), None, "a paused rollout stays");
 
         // A rollback in a wave not offered yet cannot pause anything.
         let mut early = running.clone();
         early.remove("lapas-b3");
         early.insert("lapas-b5".into(), reported("0.1.0", "rolled_back", "0.2.0"));
-        assert_eq!(advance(&rollout, &early).map(|r| r.state), Some(RolloutState::Running));
+        assert_eq!(
+            advance(&rollout, &early).map(|r| r.state),
+            Some(RolloutState::Running)
+        );
 
         for i in 0..10 {
             running.insert(format!("lapas-b{i}"), reported("0.2.0", "healthy", "0.2.0"));

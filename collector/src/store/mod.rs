@@ -40,6 +40,7 @@
 mod audit;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod fleet;
 mod ingest;
 mod media;
 pub mod pg;
@@ -49,7 +50,6 @@ mod risk;
 mod seam;
 mod sites;
 mod snapshot;
-pub mod fleet;
 mod sources;
 mod story_edits;
 mod users;
