@@ -2329,3 +2329,70 @@ async fn the_risk_picture_is_explained_and_its_history_survives_a_restart() {
         page.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn armada_shows_a_paused_rollout_with_the_reason_and_a_site_behind_on_its_settings() {
+    use pasopati_collector::fleet::{self, config, release, rollout};
+    use pasopati_common::fleet::{AgentStatus, Setting, UpdateState};
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    let id = MAKASSAR.0;
+    let _agent = enroll_named(&c, &tmp.path().join("agent"), MAKASSAR).await;
+    let site = c
+        .store
+        .site(&pasopati_common::SiteId::new(id).unwrap())
+        .unwrap()
+        .unwrap();
+    let now = pasopati_common::Timestamp::now();
+    release::create_key(&c.store, &c.dir, "admin").unwrap();
+    let package = tmp.path().join("pasopati-agent-0.2.0");
+    std::fs::write(&package, "#!/bin/sh\nexit 0\n").unwrap();
+    let signed = release::sign_and_stage(
+        &c.dir,
+        &release::NewRelease {
+            package: &package,
+            version: "0.2.0",
+            arch: Some("x86_64"),
+            key: None,
+            downgrade_until: None,
+        },
+    )
+    .unwrap();
+    release::record(&c.store, &signed, "admin", now).unwrap();
+    rollout::start(&c.store, "0.2.0", &[], Some(600), "admin", now).unwrap();
+    let version = config::set(
+        &c.store,
+        &config::Scope::All,
+        &[Setting::parse("sync.heartbeat_secs", "30").unwrap()],
+        "admin",
+        now,
+    )
+    .unwrap();
+    // The site reports it went back from 0.2.0, still on no configuration from the center.
+    let status = AgentStatus {
+        agent_version: "0.1.0".into(),
+        arch: "x86_64".into(),
+        config_version: 0,
+        config_error: None,
+        update: UpdateState::RolledBack {
+            version: "0.2.0".into(),
+            reason: "started 3 times without coming back healthy".into(),
+        },
+        release_key: None,
+    };
+    fleet::on_status(&c.store, &site, &status, now).unwrap();
+    let paused = rollout::step(&c.store, now).unwrap().unwrap();
+    assert_eq!(paused.state, rollout::RolloutState::Paused);
+
+    let (cookie, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let page = http_get(addr, "/armada", &[("Cookie", &cookie)]).await;
+    let section = section(&page.body, "id=\"pembaruan\"", "</section>");
+    assert!(section.contains("Pembaruan dijeda"), "{section}");
+    assert!(
+        section.contains("started 3 times without coming back healthy"),
+        "{section}"
+    );
+    assert!(section.contains("kembali ke versi sebelumnya"), "{section}");
+    assert!(section.contains(id), "{section}");
+    let row = armada_row(&page.body, id);
+    assert!(row.contains(&format!("belum (pusat: v{version})")), "{row}");
+}

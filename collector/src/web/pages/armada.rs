@@ -1,4 +1,5 @@
-//! Armada: the state of every site (filterable, sortable, with a summary per Kanwil), and
+//! Armada: the state of every site (filterable, sortable, with a summary per Kanwil), the
+//! rollout of an agent release (its waves, each site's progress, and why it paused), and
 //! revoking a site, which needs its id typed.
 
 use super::{csrf_field, kanwil_select, layout};
@@ -30,6 +31,72 @@ fn age(rfc3339: &str) -> String {
     }
 }
 
+/// A rollout's progress of a site, in words.
+fn progress_label(p: crate::fleet::rollout::SiteProgress) -> &'static str {
+    use crate::fleet::rollout::SiteProgress as P;
+    match p {
+        P::Waiting => "menunggu gelombangnya",
+        P::Offered => "ditawarkan",
+        P::Downloading => "mengunduh",
+        P::Installed => "terpasang, memulai ulang",
+        P::Healthy => "sehat",
+        P::RolledBack => "kembali ke versi sebelumnya",
+        P::Refused => "menolak",
+    }
+}
+
+/// The rollout of an agent release, if one was started: its state, why it paused, each wave's
+/// sites by progress, and the sites that went back or refused, with their reasons.
+fn rollout_section(web: &Web) -> maud::Markup {
+    use crate::fleet::rollout::{self, RolloutState, SiteProgress};
+    let store = &web.state.store;
+    let (Ok(Some(r)), Ok(running)) = (rollout::current(store), crate::fleet::running(store)) else {
+        return html! {};
+    };
+    let progress = rollout::site_progress(&r, &running);
+    let state = match r.state {
+        RolloutState::Running => "berjalan",
+        RolloutState::Paused => "DIJEDA",
+        RolloutState::Aborted => "dibatalkan",
+        RolloutState::Completed => "selesai",
+    };
+    let mut counts: Vec<BTreeMap<&str, usize>> = vec![BTreeMap::new(); r.waves.len()];
+    for (_, wave, p) in &progress {
+        if let Some(c) = counts.get_mut(*wave) {
+            *c.entry(progress_label(*p)).or_default() += 1;
+        }
+    }
+    let trouble: Vec<&(String, usize, SiteProgress)> = progress
+        .iter()
+        .filter(|(_, _, p)| matches!(p, SiteProgress::RolledBack | SiteProgress::Refused))
+        .collect();
+    html! {
+        section #pembaruan {
+            h2 { "Pembaruan agen ke versi " (r.version) ": " (state) }
+            @if let (RolloutState::Paused, Some(reason)) = (r.state, &r.reason) {
+                p.pesan { "Pembaruan dijeda: " (reason) ". Periksa UPT di bawah, lalu lanjutkan atau batalkan dengan "
+                    code { "pasopati-collector rollout resume" } " / " code { "rollout abort" } "." }
+            }
+            p { small { "Gelombang " (r.wave + 1) " dari " (r.waves.len()) ". Gelombang berikutnya dimulai setelah semua UPT gelombang ini sehat pada versi baru; UPT yang tidak sehat dalam "
+                (r.health_timeout_secs) " detik kembali sendiri ke versi sebelumnya." } }
+            table.urut #gelombang { tr { th { "Gelombang" } th { "UPT" } th { "Keadaan" } }
+                @for ((i, w), c) in r.waves.iter().enumerate().zip(&counts) {
+                    tr { td { (i + 1) ". " (w.label) } td { (w.sites.len()) }
+                         td { @for (label, n) in c { (n) " " (label) "; " } } }
+                }
+            }
+            @if !trouble.is_empty() {
+                table.urut #masalah-pembaruan { tr { th { "UPT" } th { "Keadaan" } th { "Alasan" } }
+                    @for (site, _, p) in &trouble {
+                        tr { td { (site) } td { (progress_label(*p)) }
+                             td { (running.get(site.as_str()).and_then(|r| r.update_reason.clone()).unwrap_or_default()) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The fleet: every site with its state, backlog and health, filtered by state and Kanwil.
 pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
     let mut sites = match api::site_views(web) {
@@ -53,6 +120,7 @@ pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
     let states = SiteState::ALL;
     let admin = who.role >= Role::Admin;
     let body = html! {
+        (rollout_section(web))
         form.saring method="get" action="/armada" {
             select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st.as_str()) selected[q.state.as_deref() == Some(st.as_str())] { (st.label()) } } }
             (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil"))
@@ -60,13 +128,16 @@ pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
         }
         p { small { "Online: tersambung sekarang. Offline: tidak ada sambungan. Menumpuk: antrean bertambah. Senyap: tersambung tetapi tanpa laporan. "
             "Antrean: laporan yang belum dikirim menurut detak (heartbeat) terakhir; \u{201c}usang\u{201d} bila pusat sudah menerima laporan sesudah detak itu. Waktu menurut zona UPT." } }
-        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Umur laporan tertua yang belum terkirim" } th { "Sinkron terakhir" } th { "Versi agen" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if admin { th { "" } } }
+        table.urut #armada { tr { th { "UPT" } th { "Kanwil" } th { "Keadaan" } th { "Antrean" } th { "Umur laporan tertua yang belum terkirim" } th { "Sinkron terakhir" } th { "Versi agen" } th { "Konfigurasi" } th { "Disk bebas (GiB)" } th { "Selisih jam (ms)" } @if admin { th { "" } } }
             @for s in &sites {
                 @let zone = Zone::of_kanwil(&s.kanwil);
                 @let stale = s.backlog_stale && s.backlog.is_some_and(|b| b > 0);
                 tr data-site=(s.id) { td { (s.name) } td { (s.kanwil) } td class=(s.state.as_str()) { (s.state.label()) }
                      td { @if let Some(b) = s.backlog { @if stale { span.usang title=(format!("dilaporkan {}; ada laporan tersimpan sesudahnya", s.heartbeat_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_default())) { (b) " (usang)" } } @else { (b) } } }
                      td { @if !stale { (s.oldest_unsent_at.as_deref().map(age).unwrap_or_default()) } } td { (s.last_sync_at.as_deref().map(|t| show::local_text(t, zone)).unwrap_or_else(|| "belum pernah".into())) } td { (s.agent_version.clone().unwrap_or_default()) }
+                     td { @if s.config_wanted > 0 { @match s.config_version.filter(|v| *v > 0) { Some(v) if v == s.config_wanted => { "v" (v) }
+                            Some(v) => { span.usang title=(s.config_error.clone().unwrap_or_else(|| "belum menerima versi terbaru".into())) { "v" (v) " (pusat: v" (s.config_wanted) ")" } }
+                            None => { span.usang title=(s.config_error.clone().unwrap_or_else(|| "belum menerima pengaturan pusat".into())) { "belum (pusat: v" (s.config_wanted) ")" } } } } }
                      td { (s.disk_free_bytes.map(|b| format!("{:.1}", b as f64 / 1_073_741_824.0)).unwrap_or_default()) } td { (s.clock_offset_ms.map(|c| c.to_string()).unwrap_or_default()) }
                      @if admin { td { @if s.state != "revoked" {
                         details.cabut { summary { "Cabut…" }
