@@ -211,6 +211,15 @@ pub async fn enroll(data_dir: &Path, token_text: &str, force: bool) -> Result<Si
         pki::cert_pem_from_der(&ca_der).as_bytes(),
         0o644,
     )?;
+    // The center's release key, when the token brings it, is trusted from now on (a new
+    // enrollment is the admin's word, so it replaces a key trusted before).
+    if let Some(key) = token.release_key {
+        pki::write_file_atomic(
+            &data_dir.join(crate::fleet::RELEASE_KEY_FILE),
+            pasopati_common::hex(&key).as_bytes(),
+            0o600,
+        )?;
+    }
     // A re-enrollment keeps the operator's settings; only the site and the address change.
     let config = match AgentConfig::load(data_dir) {
         Ok(old) => AgentConfig {

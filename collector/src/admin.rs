@@ -481,7 +481,12 @@ fn mint_token(
     now: Timestamp,
     actor: &str,
 ) -> Result<String, AdminError> {
-    let token = EnrollmentToken::mint(config.public_addr.clone(), authority.ca_fingerprint(), site);
+    let mut token =
+        EnrollmentToken::mint(config.public_addr.clone(), authority.ca_fingerprint(), site);
+    // The release key, once the center has one, goes with the token: the agent trusts it from
+    // enrollment on instead of from its first session.
+    token.release_key = crate::fleet::release::public_key(store)?
+        .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok());
     let ttl = ttl.unwrap_or(config.token_ttl);
     let expires = Timestamp(now.0.saturating_add(ttl.as_millis_i64()));
     store.add_token(

@@ -8,7 +8,8 @@
 //!   daemon through its control socket, or the command itself when no daemon runs) with
 //!   `Store::snapshot_to`;
 //! - every other file the collector needs to start on a new machine: `collector.toml`, the CA and
-//!   server certificates and keys, `reset.key`, the attachments.
+//!   server certificates and keys, `reset.key`, the attachments, the release packages (and the
+//!   private release key, while it is kept on this machine).
 //!
 //! Left out: what the collector rebuilds from the store (the report index under `index/` and the
 //! analysis snapshot), the live store file, the control socket, files moved aside as damaged,
@@ -108,6 +109,7 @@ fn belongs_in_backup(relative: &Path) -> bool {
         || is_snapshot_name(&name);
     let transient = name.contains(".damaged-")
         || name.ends_with(".tmp")
+        || name.ends_with(".staged")
         || relative.starts_with(Path::new("attachments").join("partial"));
     !(derived || live || transient)
 }

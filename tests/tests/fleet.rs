@@ -788,3 +788,32 @@ async fn a_version_on_trial_goes_back_by_itself_unless_a_session_comes_back_heal
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_site_enrolled_after_the_release_key_trusts_it_from_enrollment() {
+    let bins = bins!();
+    let root = tempdir();
+    let addr = format!("127.0.0.1:{}", pasopati_tests::free_udp_port());
+    let mut collector = CollectorBin::init_on(&bins, root.path(), addr, None);
+    collector.start();
+    let made = collector_cli(&collector, &["release", "key"]);
+    let sha = made
+        .lines()
+        .find_map(|l| l.strip_prefix("public key sha256: "))
+        .unwrap_or_else(|| panic!("{made}"))
+        .trim()
+        .to_owned();
+    let token = collector.add_site("lapas-baru");
+    assert!(token.starts_with("pasopati2."), "{token}");
+    let dir = root.path().join("agent");
+    run_ok(&bins.agent, &enroll_args(&dir, &token));
+    let trusted = std::fs::read_to_string(dir.join("release-key.pub")).unwrap();
+    let key = pasopati_common::unhex(trusted.trim()).unwrap();
+    assert_eq!(pasopati_common::hex(&pasopati_common::sha256(&key)), sha);
+    // A second key is refused: agents trust the first.
+    let err = run_fail(
+        &bins.collector,
+        &["release", "key", "--data-dir", path_str(&collector.dir)],
+    );
+    assert!(err.contains("exists already"), "{err}");
+}
