@@ -435,6 +435,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         crate::inbox::IGNORED_HINT
                     );
                 }
+                pasopati_common::outln!("agent version:    {}", s.agent_version);
+                if s.center_settings > 0 || s.center_settings_error.is_some() {
+                    pasopati_common::outln!(
+                        "center settings:  version {}{}",
+                        s.center_settings,
+                        s.center_settings_error
+                            .as_deref()
+                            .map(|e| format!(" (the last offered were refused: {e})"))
+                            .unwrap_or_default()
+                    );
+                }
+                if s.update != "idle" {
+                    pasopati_common::outln!("update:           {}", s.update);
+                }
                 pasopati_common::outln!("times:            {zone} (UTC{:+})", zone.offset_hours());
                 if let Some(e) = &s.last_error {
                     pasopati_common::outln!("last error:       {e}");

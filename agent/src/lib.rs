@@ -175,6 +175,15 @@ pub struct AgentStatus {
     /// Files in the inbox folder that are not read (only `.json` and `.csv` are), untouched for
     /// a while: left where they are, named here so the operator can move them.
     pub inbox_ignored: Vec<String>,
+    /// The version this agent runs.
+    pub agent_version: String,
+    /// The version of the center's settings it runs (0: none), and why the last ones offered
+    /// were refused, if they were.
+    pub center_settings: u64,
+    pub center_settings_error: Option<String>,
+    /// Where its last update stands (`idle`, `downloading`, `installed`, `healthy`,
+    /// `rolled_back`, `refused`), with the version and reason.
+    pub update: String,
 }
 
 /// A refused or quarantined report as `status` shows it.
@@ -487,6 +496,7 @@ impl Shared {
             Ok(s) => (s.phase, s.last_error.clone()),
             Err(_) => (SyncPhase::Stopped, None),
         };
+        let fleet_status = self.fleet.status();
         Ok(AgentStatus {
             site_id: self.config().site_id.to_string(),
             collector: self.config().collector_addr.clone(),
@@ -514,6 +524,17 @@ impl Shared {
             center_verdicts,
             latest_verdicts,
             inbox_ignored: inbox::ignored_files(&self.inbox_dir()),
+            agent_version: pasopati_common::version().to_owned(),
+            center_settings: fleet_status.config_version,
+            center_settings_error: fleet_status.config_error,
+            update: match &fleet_status.update {
+                pasopati_common::fleet::UpdateState::Idle => "idle".to_owned(),
+                pasopati_common::fleet::UpdateState::RolledBack { version, reason }
+                | pasopati_common::fleet::UpdateState::Refused { version, reason } => {
+                    format!("{} {version}: {reason}", fleet_status.update.name())
+                }
+                other => format!("{} {}", other.name(), other.version().unwrap_or_default()),
+            },
             sync_state: if daemon_running {
                 phase.as_str().to_owned()
             } else {
