@@ -131,10 +131,21 @@ enum Command {
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init_logging(LogConfig::DAEMON);
-    if let Command::Run { data_dir } = &cli.command {
-        // The packaged executable may hand over to an installed release (`launch.rs`); `exec`
-        // returns only if that fails, and then this one runs.
-        crate::launch::hand_over(data_dir);
+    // The packaged executable may hand over to an installed release (`launch.rs`); `exec`
+    // returns only if that fails, and then this one runs.
+    match &cli.command {
+        Command::Run { data_dir } => crate::launch::hand_over(data_dir),
+        Command::Status { data_dir, .. }
+        | Command::Report {
+            data_dir: Some(data_dir),
+            ..
+        }
+        | Command::Report {
+            action:
+                Some(ReportAction::Edit { data_dir, .. } | ReportAction::Retract { data_dir, .. }),
+            ..
+        } => crate::launch::hand_over_command(data_dir),
+        _ => {}
     }
     logging::run_command(Some(2), run(cli), |e| {
         if let Some(crate::AgentError::Restart(version)) = e.downcast_ref::<crate::AgentError>() {

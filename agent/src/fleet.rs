@@ -105,6 +105,8 @@ struct State {
     download: Option<Download>,
     /// The last refusal logged, so each is logged once.
     refused: Option<(String, String)>,
+    /// The version of the center's settings refused last, so it is judged once.
+    refused_config: Option<u64>,
 }
 
 /// What [`Fleet::on_directives`] asks of the daemon.
@@ -231,8 +233,12 @@ impl Fleet {
     }
 
     fn take_config(&self, config: &RemoteConfig, base: &AgentConfig) -> Option<AgentConfig> {
-        let checked = effective_config(base, config);
         let mut state = self.state();
+        // Offered again with every status until the center changes it: judged once.
+        if state.refused_config == Some(config.version) {
+            return None;
+        }
+        let checked = effective_config(base, config);
         match checked {
             Ok(effective) => {
                 let file = RemoteFile {
@@ -274,6 +280,7 @@ impl Fleet {
                     "settings from the center refused ({reason}); the ones running stay"
                 );
                 state.config_error = Some(format!("version {} refused: {reason}", config.version));
+                state.refused_config = Some(config.version);
                 None
             }
         }
@@ -524,8 +531,13 @@ mod tests {
             release: None,
             release_key: None,
         };
-        let outcome = fleet.on_directives(bad, &base(), Timestamp(0));
+        let outcome = fleet.on_directives(bad.clone(), &base(), Timestamp(0));
         assert!(outcome.config.is_none() && outcome.status_changed);
+        // Offered again (with every status), it is not judged or logged again.
+        assert!(fleet
+            .on_directives(bad, &base(), Timestamp(0))
+            .config
+            .is_none());
         let status = fleet.status();
         assert_eq!(status.config_version, 7, "the last good one runs");
         let error = status.config_error.unwrap();

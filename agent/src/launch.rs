@@ -364,6 +364,36 @@ pub fn hand_over(data_dir: &Path) {
     }
 }
 
+/// For every other command on an enrolled data directory (`report`, `status`): the command is
+/// answered by the executable of the version the daemon runs, so the command line and the
+/// daemon always speak the same control protocol. Nothing is counted or changed here; an
+/// installed executable that does not verify is not started, and this one answers.
+pub fn hand_over_command(data_dir: &Path) {
+    if std::env::var_os(LAUNCHED_ENV).is_some() {
+        return;
+    }
+    let packaged: Version = match pasopati_common::version().parse() {
+        Ok(v) => v,
+        Err(_) => return,
+    };
+    let state = LaunchState::load(data_dir);
+    let running = match &state.trial {
+        Some(t) if t.attempts < MAX_ATTEMPTS => Some(t.version.clone()),
+        Some(t) => t.previous.clone(),
+        None => state.current.clone(),
+    };
+    let Some(version) = running.filter(|v| v.parse::<Version>().is_ok_and(|v| v > packaged)) else {
+        return;
+    };
+    let key = std::fs::read_to_string(data_dir.join(crate::fleet::RELEASE_KEY_FILE))
+        .ok()
+        .and_then(|t| pasopati_common::unhex(t.trim()));
+    if let Ok(path) = verify_installed(data_dir, &version, key.as_deref()) {
+        let e = exec(&version, &path);
+        tracing::warn!(%version, "cannot hand the command to the installed release ({e}); this version answers");
+    }
+}
+
 /// Starts `path` in place of this process with the same arguments. Returns only on failure.
 pub fn exec(version: &str, path: &Path) -> std::io::Error {
     use std::os::unix::process::CommandExt;

@@ -639,6 +639,25 @@ async fn a_release_rolls_out_in_three_waves_and_a_crashing_one_rolls_back_by_its
             site.id
         );
     }
+    // The operator's commands, run with the packaged executable, are answered by the release
+    // the daemon runs (the two speak the same control protocol). With the daemon stopped the
+    // command reads the outbox itself, so the version it reports is its own.
+    if let Some(d) = fleet.sites[0].daemon.as_mut() {
+        d.stop();
+    }
+    let status = run_ok(
+        &fleet.packaged,
+        &[
+            "status",
+            "--data-dir",
+            path_str(&fleet.sites[0].dir),
+            "--json",
+        ],
+    );
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["daemon_running"], false, "{status}");
+    assert_eq!(status["agent_version"], "0.2.0", "{status}");
+    assert_eq!(status["update"], "healthy 0.2.0", "{status}");
     fleet.drain(Duration::from_secs(60)).await;
     fleet.check("rollout_in_three_waves").assert_clean(0);
 

@@ -112,6 +112,9 @@ pub struct Rollout {
     pub started_at: i64,
     pub started_by: String,
     pub changed_at: i64,
+    /// When it was last resumed: a site's rollback or refusal reported before then is tried
+    /// again (the release is offered to it anew).
+    pub resumed_at: i64,
 }
 
 impl Rollout {
@@ -161,10 +164,12 @@ pub fn progress(rollout: &Rollout, wave: usize, running: Option<&SiteRunning>) -
         return SiteProgress::Offered;
     };
     let about_this = r.update_version.as_deref() == Some(rollout.version.as_str());
+    // A failure reported before the admin resumed the rollout is tried again.
+    let failed = about_this && r.reported_at >= rollout.resumed_at;
     match r.update.as_str() {
         "healthy" if about_this && r.agent_version == rollout.version => SiteProgress::Healthy,
-        "rolled_back" if about_this => SiteProgress::RolledBack,
-        "refused" if about_this => SiteProgress::Refused,
+        "rolled_back" if failed => SiteProgress::RolledBack,
+        "refused" if failed => SiteProgress::Refused,
         "installed" if about_this => SiteProgress::Installed,
         "downloading" if about_this => SiteProgress::Downloading,
         _ => SiteProgress::Offered,
@@ -339,6 +344,9 @@ pub fn start(
         started_at: now.0,
         started_by: actor.to_owned(),
         changed_at: now.0,
+        // A site's failure with this version in an earlier rollout does not count against
+        // this one.
+        resumed_at: now.0,
     };
     let details = format!(
         "{version} in {} wave(s): {}",
@@ -411,6 +419,7 @@ pub fn control(
                     (Control::Resume, RolloutState::Paused) => {
                         rollout.state = RolloutState::Running;
                         rollout.reason = None;
+                        rollout.resumed_at = now.0;
                         true
                     }
                     (Control::Abort, RolloutState::Running | RolloutState::Paused) => {
@@ -437,6 +446,10 @@ pub fn control(
 
 /// Applies [`advance`] to the stored rollout; returns it when it changed.
 pub fn step(store: &Store, now: Timestamp) -> Result<Option<Rollout>, StoreError> {
+    // Most statuses come while no rollout runs: one read, no write transaction.
+    if current(store)?.is_none_or(|r| r.state != RolloutState::Running) {
+        return Ok(None);
+    }
     let running = super::running(store)?;
     store.fleet_update(kind::ROLLOUT, CURRENT, None, |current| {
         let Some(rollout) = current.map(from_json::<Rollout>).transpose()? else {
@@ -632,6 +645,21 @@ mod tests {
             Some(RolloutState::Running)
         );
 
+        // Resumed after that report: the site is offered the release again.
+        let resumed = Rollout {
+            state: RolloutState::Running,
+            resumed_at: 1,
+            ..paused.clone()
+        };
+        assert_eq!(
+            progress(&resumed, 1, running.get("lapas-b3")),
+            SiteProgress::Offered
+        );
+        assert_eq!(
+            advance(&resumed, &running),
+            None,
+            "not paused again at once"
+        );
         for i in 0..10 {
             running.insert(format!("lapas-b{i}"), reported("0.2.0", "healthy", "0.2.0"));
         }

@@ -35,9 +35,9 @@ impl PgStore {
         })
     }
 
-    /// As on redb; the row is locked (`FOR UPDATE`) for the change, so two collectors changing
-    /// one record take turns. A record not there yet is serialised by inserting a placeholder
-    /// first (`ON CONFLICT DO NOTHING`), so the first writers of a key also take turns.
+    /// As on redb. The change holds a transaction-level advisory lock on (kind, key), taken
+    /// before the record is read, so two collectors changing one record take turns, the first
+    /// writers of a record not there yet included (a row lock would find nothing to lock).
     pub fn fleet_update<T>(
         &self,
         kind: &str,
@@ -48,9 +48,15 @@ impl PgStore {
         self.run(async {
             let mut c = self.pool.get().await?;
             let txn = c.transaction().await?;
+            let lock = format!("pasopati fleet {kind}/{key}");
+            txn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&lock],
+            )
+            .await?;
             let row = txn
                 .query_opt(
-                    "SELECT record FROM fleet WHERE kind = $1 AND key = $2 FOR UPDATE",
+                    "SELECT record FROM fleet WHERE kind = $1 AND key = $2",
                     &[&kind, &key],
                 )
                 .await?;
