@@ -571,4 +571,79 @@ mod tests {
         let reopened = Fleet::open(dir.path(), &RemoteFile::default());
         assert_eq!(reopened.release_key(), Some(vec![1; 32]));
     }
+
+    fn signed_by(
+        key: &ring::signature::Ed25519KeyPair,
+        version: &str,
+        package: &[u8],
+    ) -> SignedRelease {
+        SignedRelease::sign(
+            &ReleaseManifest {
+                version: version.into(),
+                arch: ARCH.into(),
+                size: package.len() as u64,
+                sha256: pasopati_common::sha256(package),
+                signed_at: Timestamp(0),
+                downgrade_until: None,
+            },
+            key,
+        )
+    }
+
+    fn key() -> ring::signature::Ed25519KeyPair {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap()
+    }
+
+    #[test]
+    fn a_release_signed_by_another_key_is_refused_reported_and_never_fetched() {
+        use ring::signature::KeyPair;
+        let dir = tempfile::tempdir().unwrap();
+        let fleet = Fleet::open(dir.path(), &RemoteFile::default());
+        let trusted = key();
+        let other = key();
+        let offer = |release| Directives {
+            config: None,
+            release: Some(ReleaseOffer {
+                release,
+                health_timeout_secs: 60,
+            }),
+            release_key: Some(trusted.public_key().as_ref().to_vec()),
+        };
+        let package = b"a release".to_vec();
+        let outcome = fleet.on_directives(
+            offer(signed_by(&other, "99.0.0", &package)),
+            &base(),
+            Timestamp(0),
+        );
+        assert!(outcome.status_changed);
+        assert_eq!(fleet.next_fetch(), None, "nothing is downloaded");
+        match fleet.status().update {
+            UpdateState::Refused { version, reason } => {
+                assert_eq!(version, "99.0.0");
+                assert!(reason.contains("not signed"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same release signed by the trusted key is downloaded.
+        fleet.on_directives(
+            offer(signed_by(&trusted, "99.0.0", &package)),
+            &base(),
+            Timestamp(0),
+        );
+        assert_eq!(
+            fleet.next_fetch(),
+            Some((pasopati_common::sha256(&package), 0))
+        );
+        // A part for another release, or from the wrong place, is not taken.
+        assert_eq!(
+            fleet.on_part([9; 32], 0, b"xx", Timestamp(0)),
+            PartOutcome::More
+        );
+        assert_eq!(
+            fleet.next_fetch(),
+            Some((pasopati_common::sha256(&package), 0))
+        );
+    }
 }

@@ -1711,9 +1711,20 @@ async fn armada_follows_connections_and_batches_and_revoking_needs_the_site_id()
     let id = MAKASSAR.0;
     let agent = enroll_named(&c, &tmp.path().join("agent"), MAKASSAR).await;
     let handle = agent.handle();
-    handle.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
     let running = run_agent(agent);
     let site = pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}"));
+    // Connected first, its first heartbeat (sent at the Welcome) reporting nothing queued: an
+    // agent that reported a backlog tells the center at once when it drains, which would
+    // replace the heartbeat this test records below.
+    eventually("the first heartbeat", Duration::from_secs(30), || {
+        c.store
+            .site(&site)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.health.is_some())
+    })
+    .await;
+    handle.file(draft(1)).unwrap_or_else(|e| panic!("{e}"));
     eventually(
         "the report stored and a heartbeat",
         Duration::from_secs(30),
