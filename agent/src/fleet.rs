@@ -646,4 +646,43 @@ mod tests {
             Some((pasopati_common::sha256(&package), 0))
         );
     }
+
+    #[test]
+    fn a_download_cut_off_resumes_from_the_bytes_held() {
+        use ring::signature::KeyPair;
+        let dir = tempfile::tempdir().unwrap();
+        let trusted = key();
+        let package: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let sha = pasopati_common::sha256(&package);
+        let offer = || Directives {
+            config: None,
+            release: Some(ReleaseOffer {
+                release: signed_by(&trusted, "99.0.0", &package),
+                health_timeout_secs: 60,
+            }),
+            release_key: Some(trusted.public_key().as_ref().to_vec()),
+        };
+        let fleet = Fleet::open(dir.path(), &RemoteFile::default());
+        fleet.on_directives(offer(), &base(), Timestamp(0));
+        assert_eq!(
+            fleet.on_part(sha, 0, &package[..400], Timestamp(0)),
+            PartOutcome::More
+        );
+        assert_eq!(fleet.next_fetch(), Some((sha, 400)));
+        // The agent restarts (or the link drops and the offer comes again): it goes on at 400.
+        drop(fleet);
+        let fleet = Fleet::open(dir.path(), &RemoteFile::default());
+        fleet.on_directives(offer(), &base(), Timestamp(0));
+        assert_eq!(fleet.next_fetch(), Some((sha, 400)));
+        assert_eq!(
+            fleet.on_part(sha, 400, &package[400..], Timestamp(0)),
+            PartOutcome::Installed("99.0.0".into())
+        );
+        let installed = crate::launch::versions_dir(dir.path())
+            .join("99.0.0")
+            .join("pasopati-agent");
+        assert_eq!(std::fs::read(installed).unwrap(), package);
+        let state = crate::launch::LaunchState::load(dir.path());
+        assert_eq!(state.trial.map(|t| t.version), Some("99.0.0".into()));
+    }
 }

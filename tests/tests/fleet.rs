@@ -486,17 +486,7 @@ async fn tampered_wrongly_signed_and_downgrade_releases_are_refused() {
         &fleet.collector,
         &["rollout", "start", "--version", "0.0.1"],
     );
-    let head = until(
-        "the downgrade to be refused",
-        Duration::from_secs(60),
-        || {
-            fleet.supervise_quiet();
-            let (head, _) = rollout_status(&fleet.collector);
-            (head["state"] == "paused").then_some(head)
-        },
-    )
-    .await;
-    let reason = head["reason"].as_str().unwrap_or_default().to_owned();
+    let reason = fleet.until_paused("the downgrade to be refused").await;
     assert!(
         reason.contains("refused") && reason.contains("not newer"),
         "{reason}"
@@ -525,17 +515,9 @@ async fn tampered_wrongly_signed_and_downgrade_releases_are_refused() {
         &fleet.collector,
         &["rollout", "start", "--version", "0.5.0"],
     );
-    let head = until(
-        "the tampered release to be refused",
-        Duration::from_secs(60),
-        || {
-            fleet.supervise_quiet();
-            let (head, _) = rollout_status(&fleet.collector);
-            (head["state"] == "paused").then_some(head)
-        },
-    )
-    .await;
-    let reason = head["reason"].as_str().unwrap_or_default().to_owned();
+    let reason = fleet
+        .until_paused("the tampered release to be refused")
+        .await;
     assert!(reason.contains("SHA-256"), "{reason}");
     // Nothing was installed: the site still runs the packaged version.
     let running = versions(&fleet.collector);
@@ -544,9 +526,15 @@ async fn tampered_wrongly_signed_and_downgrade_releases_are_refused() {
 }
 
 impl Fleet {
-    /// [`Fleet::supervise`] for a synchronous check.
-    fn supervise_quiet(&mut self) {
-        self.supervise();
+    /// Supervises until the rollout pauses (a minute at most); returns why it paused.
+    async fn until_paused(&mut self, what: &str) -> String {
+        let head = until(what, Duration::from_secs(60), || {
+            self.supervise();
+            let (head, _) = rollout_status(&self.collector);
+            (head["state"] == "paused").then_some(head)
+        })
+        .await;
+        head["reason"].as_str().unwrap_or_default().to_owned()
     }
 }
 
