@@ -70,11 +70,19 @@ fn debian_packages_hold_binaries_and_hardened_units() {
         let unit =
             std::fs::read_to_string(root.join(format!("lib/systemd/system/{package}.service")))
                 .unwrap_or_else(|e| panic!("{e}"));
+        // The agent is started again whatever its exit status but 78 (a person must act): a
+        // release from the center that exits at once, even cleanly, must be started again so
+        // that its failed starts are counted and the site goes back (agent/src/launch.rs).
+        let restart = if package == "pasopati-agent" {
+            "Restart=always"
+        } else {
+            "Restart=on-failure"
+        };
         for line in [
             "ProtectSystem=strict",
             "NoNewPrivileges=yes",
             "UMask=0077",
-            "Restart=on-failure",
+            restart,
             "SystemCallFilter=@system-service",
             "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
             &format!("StateDirectory={package}"),
