@@ -193,7 +193,13 @@ pub fn decide(data_dir: &Path, release_key: Option<&[u8]>) -> Result<Launch, Lau
         minor: 0,
         patch: 0,
     });
-    let (mut state, wanted) = plan(LaunchState::load(data_dir), packaged);
+    let before = LaunchState::load(data_dir);
+    let (mut state, wanted) = plan(before.clone(), packaged);
+    if let (Some(trial), None) = (&before.trial, &state.trial) {
+        tracing::error!(version = %trial.version, attempts = trial.attempts,
+            "the new version did not come back healthy after {} starts; going back to the version before it",
+            trial.attempts);
+    }
     let Some(version) = wanted else {
         state.save(data_dir)?;
         return Ok(Launch::Here);

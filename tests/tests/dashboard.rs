@@ -2397,7 +2397,10 @@ async fn armada_shows_a_paused_rollout_with_the_reason_and_a_site_behind_on_its_
     let (cookie, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
     let page = http_get(addr, "/armada", &[("Cookie", &cookie)]).await;
     let section = section(&page.body, "id=\"pembaruan\"", "</section>");
-    assert!(section.contains("Pembaruan dijeda"), "{section}");
+    assert!(
+        section.contains("Pembaruan dijeda: 1 UPT tidak sehat"),
+        "{section}"
+    );
     assert!(
         section.contains("started 3 times without coming back healthy"),
         "{section}"

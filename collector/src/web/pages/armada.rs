@@ -73,9 +73,11 @@ fn rollout_section(web: &Web) -> maud::Markup {
     html! {
         section #pembaruan {
             h2 { "Pembaruan agen ke versi " (r.version) ": " (state) }
-            @if let (RolloutState::Paused, Some(reason)) = (r.state, &r.reason) {
-                p.pesan { "Pembaruan dijeda: " (reason) ". Periksa UPT di bawah, lalu lanjutkan atau batalkan dengan "
-                    code { "pasopati-collector rollout resume" } " / " code { "rollout abort" } "." }
+            @if r.state == RolloutState::Paused {
+                p.pesan {
+                    @if trouble.is_empty() { "Pembaruan dijeda oleh admin. " }
+                    @else { "Pembaruan dijeda: " (trouble.len()) " UPT tidak sehat pada versi " (r.version) " (lihat tabel di bawah, dengan alasan dari UPT). " }
+                    "Lanjutkan dengan " code { "pasopati-collector rollout resume" } " (UPT yang gagal dicoba lagi) atau batalkan dengan " code { "rollout abort" } "." }
             }
             p { small { "Gelombang " (r.wave + 1) " dari " (r.waves.len()) ". Gelombang berikutnya dimulai setelah semua UPT gelombang ini sehat pada versi baru; UPT yang tidak sehat dalam "
                 (r.health_timeout_secs) " detik kembali sendiri ke versi sebelumnya." } }
@@ -86,6 +88,7 @@ fn rollout_section(web: &Web) -> maud::Markup {
                 }
             }
             @if !trouble.is_empty() {
+                h3 { "UPT yang tidak sehat pada versi baru" }
                 table.urut #masalah-pembaruan { tr { th { "UPT" } th { "Keadaan" } th { "Alasan" } }
                     @for (site, _, p) in &trouble {
                         tr { td { (site) } td { (progress_label(*p)) }
