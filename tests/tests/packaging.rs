@@ -92,8 +92,9 @@ fn debian_packages_hold_binaries_and_hardened_units() {
         }
         let binary = root.join(format!("usr/bin/{package}"));
         let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+        // Stripped release binaries are 15-22 MB; with debug symbols they are ten times that.
         assert!(
-            size < 20 * 1024 * 1024,
+            size < 32 * 1024 * 1024,
             "{package} ships {size} bytes: not stripped?"
         );
         let version = run(Command::new(&binary).arg("--version"));
