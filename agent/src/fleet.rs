@@ -29,6 +29,14 @@ pub const RELEASE_KEY_FILE: &str = "release-key.pub";
 pub const REMOTE_CONFIG_FILE: &str = "remote.toml";
 const DOWNLOAD_DIR: &str = "updates";
 
+/// The release key this agent trusts (`release-key.pub` in `data_dir`), if it holds one.
+pub fn trusted_release_key(data_dir: &Path) -> Option<Vec<u8>> {
+    std::fs::read_to_string(data_dir.join(RELEASE_KEY_FILE))
+        .ok()
+        .and_then(|t| pasopati_common::unhex(t.trim()))
+        .filter(|k| k.len() == 32)
+}
+
 /// The settings from the center, as kept in `remote.toml`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -139,10 +147,7 @@ impl Fleet {
     /// Opens the fleet state of `data_dir`: the trusted release key and the version of the
     /// center's settings that runs.
     pub fn open(data_dir: &Path, remote: &RemoteFile) -> Fleet {
-        let release_key = std::fs::read_to_string(data_dir.join(RELEASE_KEY_FILE))
-            .ok()
-            .and_then(|t| pasopati_common::unhex(t.trim()))
-            .filter(|k| k.len() == 32);
+        let release_key = trusted_release_key(data_dir);
         Fleet {
             data_dir: data_dir.to_owned(),
             state: Mutex::new(State {

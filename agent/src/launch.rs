@@ -355,9 +355,7 @@ pub fn give_up(data_dir: &Path, reason: &str) -> Result<(), LaunchError> {
 /// it in place of this process. Returns when this executable is to run the agent (also when the
 /// hand-over failed, which is logged: the packaged version is better than none).
 pub fn hand_over(data_dir: &Path) {
-    let key = std::fs::read_to_string(data_dir.join(crate::fleet::RELEASE_KEY_FILE))
-        .ok()
-        .and_then(|t| pasopati_common::unhex(t.trim()));
+    let key = crate::fleet::trusted_release_key(data_dir);
     match decide(data_dir, key.as_deref()) {
         Ok(Launch::Here) => {}
         Ok(Launch::Exec { version, path }) => {
@@ -391,9 +389,7 @@ pub fn hand_over_command(data_dir: &Path) {
     let Some(version) = running.filter(|v| v.parse::<Version>().is_ok_and(|v| v > packaged)) else {
         return;
     };
-    let key = std::fs::read_to_string(data_dir.join(crate::fleet::RELEASE_KEY_FILE))
-        .ok()
-        .and_then(|t| pasopati_common::unhex(t.trim()));
+    let key = crate::fleet::trusted_release_key(data_dir);
     if let Ok(path) = verify_installed(data_dir, &version, key.as_deref()) {
         let e = exec(&version, &path);
         tracing::warn!(%version, "cannot hand the command to the installed release ({e}); this version answers");

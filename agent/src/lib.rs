@@ -645,8 +645,8 @@ impl Agent {
                     }
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
+                // The quota is set by `Shared::new`, with the center's settings laid over.
                 Ok((outbox, moved)) => {
-                    outbox.set_max_bytes(config.outbox.max_bytes);
                     if let Some(moved) = moved {
                         tracing::error!(
                             damaged = %moved.display(),
@@ -921,7 +921,6 @@ async fn request(data_dir: &Path, request: AgentRequest) -> Result<AgentResponse
             "outbox task",
             move || -> Result<AgentResponse, OutboxError> {
                 let outbox = Outbox::open(&dir)?;
-                outbox.set_max_bytes(config.outbox.max_bytes);
                 let shared = Shared::new(dir, config, Arc::new(outbox));
                 Ok(control::answer(&shared, req, false))
             },

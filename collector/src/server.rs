@@ -811,7 +811,7 @@ async fn carry_out(
                     .ok_or_else(|| crate::store::StoreError::UnknownSite(s.to_string()))?;
                 let directives = crate::fleet::on_status(&st.store, &record, &status, now)
                     .map_err(|e| crate::store::StoreError::Storage(e.to_string()))?;
-                crate::fleet::rollout::step(&st.store, now)?;
+                crate::fleet::rollout::step(&st.store)?;
                 Ok(directives)
             })
             .await

@@ -2391,7 +2391,7 @@ async fn armada_shows_a_paused_rollout_with_the_reason_and_a_site_behind_on_its_
         release_key: None,
     };
     fleet::on_status(&c.store, &site, &status, now).unwrap();
-    let paused = rollout::step(&c.store, now).unwrap().unwrap();
+    let paused = rollout::step(&c.store).unwrap().unwrap();
     assert_eq!(paused.state, rollout::RolloutState::Paused);
 
     let (cookie, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;

@@ -40,14 +40,12 @@ impl Scope {
 }
 
 /// One layer: its settings (key → value as `Setting::parse` reads it) and the version of its
-/// last change.
+/// last change (who made it, and when, is in the audit log).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ConfigLayer {
     pub settings: BTreeMap<String, String>,
     pub version: u64,
-    pub changed_at: i64,
-    pub changed_by: String,
 }
 
 /// Sets `settings` on the layer of `scope` (other keys of the layer stay), audited, and returns
@@ -100,8 +98,6 @@ pub fn set(
                 .insert(setting.key().to_owned(), setting.value());
         }
         layer.version = version;
-        layer.changed_at = now.0;
-        layer.changed_by = actor.to_owned();
         Ok((FleetWrite::Put(to_json(&layer)?), ()))
     })?;
     Ok(version)

@@ -105,8 +105,6 @@ pub struct SiteRunning {
     pub update_version: Option<String>,
     /// Why the update was rolled back or refused.
     pub update_reason: Option<String>,
-    /// Bytes held of a download, and its size.
-    pub download: Option<(u64, u64)>,
     /// Whether it holds the center's current release key.
     pub has_release_key: bool,
     /// When it reported this (Unix milliseconds).
@@ -115,12 +113,11 @@ pub struct SiteRunning {
 
 impl SiteRunning {
     fn from_status(status: &AgentStatus, key_ok: bool, now: Timestamp) -> SiteRunning {
-        let (update_reason, download) = match &status.update {
+        let update_reason = match &status.update {
             UpdateState::RolledBack { reason, .. } | UpdateState::Refused { reason, .. } => {
-                (Some(reason.clone()), None)
+                Some(reason.clone())
             }
-            UpdateState::Downloading { received, size, .. } => (None, Some((*received, *size))),
-            _ => (None, None),
+            _ => None,
         };
         SiteRunning {
             agent_version: status.agent_version.clone(),
@@ -130,7 +127,6 @@ impl SiteRunning {
             update: status.update.name().to_owned(),
             update_version: status.update.version().map(str::to_owned),
             update_reason,
-            download,
             has_release_key: key_ok,
             reported_at: now.0,
         }
@@ -156,27 +152,27 @@ pub fn on_status(
     let center_key = release::public_key(store)?;
     let key_fingerprint = center_key.as_ref().map(|k| pasopati_common::sha256(k));
     let key_ok = key_fingerprint.is_some() && status.release_key == key_fingerprint;
-    let mut running = SiteRunning::from_status(status, key_ok, now);
+    let reported = SiteRunning::from_status(status, key_ok, now);
     let id = site.id.as_str().to_owned();
     // Only what changed is written (the time of the report alone is not worth a commit per
-    // heartbeat): a status that says the same as the last one keeps the record.
-    store.fleet_update(kind::RUNNING, &id, None, |current| {
+    // heartbeat): a status that says the same as the last one keeps the record, and the
+    // record as kept is what the offer below is judged by, as the rollout's rule judges it.
+    let running = store.fleet_update(kind::RUNNING, &id, None, |current| {
         let previous: Option<SiteRunning> = current.map(from_json).transpose()?;
         if let Some(previous) = previous {
             let same = SiteRunning {
                 reported_at: previous.reported_at,
-                ..running.clone()
+                ..reported.clone()
             };
             if same == previous && now.0 - previous.reported_at < 15 * 60_000 {
-                return Ok((FleetWrite::Keep, ()));
+                return Ok((FleetWrite::Keep, previous));
             }
         }
-        Ok((FleetWrite::Put(to_json(&running)?), ()))
+        Ok((FleetWrite::Put(to_json(&reported)?), reported.clone()))
     })?;
-    running.reported_at = now.0;
     let wanted = config::wanted(store, site)?;
     let config = (wanted.version > 0 && wanted.version != status.config_version).then_some(wanted);
-    let release = rollout::offer_for(store, &site.id, &running, now)?;
+    let release = rollout::offer_for(store, &site.id, &running)?;
     Ok(Directives {
         config,
         release,
@@ -363,4 +359,60 @@ fn rollout_status(store: &Store) -> Result<Vec<String>, FleetError> {
         })?);
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{site, store};
+    use pasopati_common::fleet::AgentStatus;
+
+    fn rolled_back() -> AgentStatus {
+        AgentStatus {
+            agent_version: "0.1.0".into(),
+            arch: "x86_64".into(),
+            config_version: 0,
+            config_error: None,
+            update: UpdateState::RolledBack {
+                version: "0.2.0".into(),
+                reason: "started 3 times without coming back healthy".into(),
+            },
+            release_key: None,
+        }
+    }
+
+    #[test]
+    fn a_resumed_rollout_offers_the_release_again_to_a_site_still_reporting_its_old_failure() {
+        let (_dir, store) = store();
+        let record = store.site(&site()).unwrap().unwrap();
+        release::create_key(&store, store.data_dir(), "admin").unwrap();
+        let package = store.data_dir().join("package");
+        std::fs::write(&package, "#!/bin/sh\nexit 0\n").unwrap();
+        let new = release::NewRelease {
+            package: &package,
+            version: "0.2.0",
+            arch: Some("x86_64"),
+            key: None,
+            downgrade_until: None,
+        };
+        let signed = release::sign_and_stage(store.data_dir(), &new).unwrap();
+        release::record(&store, &signed, "admin", Timestamp(1_000)).unwrap();
+        rollout::start(&store, "0.2.0", &[], Some(600), "admin", Timestamp(1_000)).unwrap();
+
+        // The site goes back from 0.2.0: no offer, and the rollout pauses.
+        let answer = on_status(&store, &record, &rolled_back(), Timestamp(2_000)).unwrap();
+        assert!(answer.release.is_none());
+        let paused = rollout::step(&store).unwrap().unwrap();
+        assert_eq!(paused.state, rollout::RolloutState::Paused);
+
+        // Resumed, the site still says what it said before (its record is kept, not
+        // rewritten): it is offered the release again, and the rollout stays running.
+        rollout::control(&store, rollout::Control::Resume, "admin", Timestamp(3_000)).unwrap();
+        let answer = on_status(&store, &record, &rolled_back(), Timestamp(4_000)).unwrap();
+        assert!(
+            answer.release.is_some(),
+            "not offered again after the resume"
+        );
+        assert_eq!(rollout::step(&store).unwrap(), None);
+    }
 }

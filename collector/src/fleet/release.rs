@@ -81,9 +81,15 @@ pub fn create_key(store: &Store, data_dir: &Path, actor: &str) -> Result<Vec<u8>
 
 /// Reads a private release key (PKCS#8 DER, as `release key` writes it).
 pub fn read_key(path: &Path) -> Result<Ed25519KeyPair, FleetError> {
-    let bytes = std::fs::read(path).map_err(|source| FleetError::Io {
-        what: format!("cannot read the release key {}", path.display()),
-        source,
+    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => FleetError::Refused(format!(
+            "there is no release key at {}: make one with `pasopati-collector release key`, or give the copy kept offline with --key FILE",
+            path.display()
+        )),
+        _ => FleetError::Io {
+            what: format!("cannot read the release key {}", path.display()),
+            source,
+        },
     })?;
     Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| {
         FleetError::Refused(format!(
@@ -294,20 +300,16 @@ pub fn record(
         .fleet_update(kind::RELEASE, &manifest.version, Some(audit), |current| {
             if let Some(existing) = current.map(from_json::<ReleaseRecord>).transpose()? {
                 if existing.sha256 != record.sha256 {
-                    return Err(StoreError::Corrupt(format!(
-                        "release {} exists with another package; give the new one a new version",
-                        existing.version
-                    )));
+                    return Ok((FleetWrite::Keep, Err(existing.version)));
                 }
-                return Ok((FleetWrite::Keep, existing));
+                return Ok((FleetWrite::Keep, Ok(existing)));
             }
-            Ok((FleetWrite::Put(to_json(&record)?), record.clone()))
-        })
-        .map_err(|e| match e {
-            StoreError::Corrupt(message) if message.contains("another package") => {
-                FleetError::Refused(message)
-            }
-            other => other.into(),
+            Ok((FleetWrite::Put(to_json(&record)?), Ok(record.clone())))
+        })?
+        .map_err(|version| {
+            FleetError::Refused(format!(
+                "release {version} exists with another package; give the new one a new version"
+            ))
         })
 }
 

@@ -111,7 +111,6 @@ pub struct Rollout {
     pub health_timeout_secs: u32,
     pub started_at: i64,
     pub started_by: String,
-    pub changed_at: i64,
     /// When it was last resumed: a site's rollback or refusal reported before then is tried
     /// again (the release is offered to it anew).
     pub resumed_at: i64,
@@ -343,7 +342,6 @@ pub fn start(
         health_timeout_secs: health_timeout_secs.unwrap_or(DEFAULT_HEALTH_TIMEOUT_SECS),
         started_at: now.0,
         started_by: actor.to_owned(),
-        changed_at: now.0,
         // A site's failure with this version in an earlier rollout does not count against
         // this one.
         resumed_at: now.0,
@@ -408,7 +406,9 @@ pub fn control(
             audit(actor, action, String::new(), now),
             |current| {
                 let Some(mut rollout) = current.map(from_json::<Rollout>).transpose()? else {
-                    return Ok((FleetWrite::Keep, Err("there is no rollout".to_owned())));
+                    let none =
+                        "there is no rollout; start one with `pasopati-collector rollout start`";
+                    return Ok((FleetWrite::Keep, Err(none.to_owned())));
                 };
                 let allowed = match (what, rollout.state) {
                     (Control::Pause, RolloutState::Running) => {
@@ -437,7 +437,6 @@ pub fn control(
                     );
                     return Ok((FleetWrite::Keep, Err(message)));
                 }
-                rollout.changed_at = now.0;
                 Ok((FleetWrite::Put(to_json(&rollout)?), Ok(rollout)))
             },
         )?
@@ -445,7 +444,7 @@ pub fn control(
 }
 
 /// Applies [`advance`] to the stored rollout; returns it when it changed.
-pub fn step(store: &Store, now: Timestamp) -> Result<Option<Rollout>, StoreError> {
+pub fn step(store: &Store) -> Result<Option<Rollout>, StoreError> {
     // Most statuses come while no rollout runs: one read, no write transaction.
     if current(store)?.is_none_or(|r| r.state != RolloutState::Running) {
         return Ok(None);
@@ -456,8 +455,7 @@ pub fn step(store: &Store, now: Timestamp) -> Result<Option<Rollout>, StoreError
             return Ok((FleetWrite::Keep, None));
         };
         match advance(&rollout, &running) {
-            Some(mut next) => {
-                next.changed_at = now.0;
+            Some(next) => {
                 if next.state == RolloutState::Paused {
                     tracing::warn!(version = %next.version, reason = next.reason.as_deref().unwrap_or(""), "rollout paused");
                 } else {
@@ -476,7 +474,6 @@ pub fn offer_for(
     store: &Store,
     site: &SiteId,
     running: &SiteRunning,
-    _now: Timestamp,
 ) -> Result<Option<ReleaseOffer>, StoreError> {
     let Some(rollout) = current(store)? else {
         return Ok(None);

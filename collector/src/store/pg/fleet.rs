@@ -1,7 +1,7 @@
 //! The fleet's records on PostgreSQL (the redb store's `fleet.rs`), and the release packages
 //! every collector on the database serves.
 
-use super::records::audit;
+use super::records::{audit, Blobs};
 use super::store::{col, PgStore};
 use crate::store::fleet::{FleetAudit, FleetWrite};
 use crate::store::StoreError;
@@ -98,29 +98,11 @@ impl PgStore {
 
     /// Keeps a release package's bytes under its SHA-256 (once).
     pub fn put_release_package(&self, sha256: &[u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
-        self.run(async {
-            let c = self.pool.get().await?;
-            c.execute(
-                "INSERT INTO release_packages (sha256, bytes) VALUES ($1, $2)
-                 ON CONFLICT (sha256) DO NOTHING",
-                &[&&sha256[..], &bytes],
-            )
-            .await?;
-            Ok(())
-        })
+        self.put_blob(Blobs::RELEASE_PACKAGES, sha256, bytes)
     }
 
     /// A release package's bytes, if the database keeps them.
     pub fn release_package(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.run(async {
-            let c = self.pool.get().await?;
-            let row = c
-                .query_opt(
-                    "SELECT bytes FROM release_packages WHERE sha256 = $1",
-                    &[&&sha256[..]],
-                )
-                .await?;
-            row.map(|r| col::<Vec<u8>>(&r, 0)).transpose()
-        })
+        self.blob(Blobs::RELEASE_PACKAGES, sha256)
     }
 }

@@ -1324,29 +1324,62 @@ impl PgStore {
 impl PgStore {
     /// Keeps an attachment's bytes in the database, for every collector on it. Idempotent.
     pub fn put_attachment_bytes(&self, hash: &[u8; 32], bytes: &[u8]) -> Result<(), StoreError> {
-        self.run(async {
-            let c = self.pool.get().await?;
-            c.execute(
-                "INSERT INTO attachment_bytes (hash, bytes) VALUES ($1, $2)
-                 ON CONFLICT (hash) DO NOTHING",
-                &[&&hash[..], &bytes],
-            )
-            .await?;
-            Ok(())
-        })
+        self.put_blob(Blobs::ATTACHMENTS, hash, bytes)
     }
 
     /// An attachment's bytes as the database keeps them, if it does.
     pub fn attachment_bytes(&self, hash: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.blob(Blobs::ATTACHMENTS, hash)
+    }
+
+    /// Keeps content-addressed bytes under their hash in `table`, once.
+    pub(super) fn put_blob(
+        &self,
+        table: Blobs,
+        hash: &[u8; 32],
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO {} ({key}, bytes) VALUES ($1, $2) ON CONFLICT ({key}) DO NOTHING",
+            table.table,
+            key = table.key
+        );
         self.run(async {
             let c = self.pool.get().await?;
-            let row = c
-                .query_opt(
-                    "SELECT bytes FROM attachment_bytes WHERE hash = $1",
-                    &[&&hash[..]],
-                )
-                .await?;
+            c.execute(&sql, &[&&hash[..], &bytes]).await?;
+            Ok(())
+        })
+    }
+
+    /// The bytes `table` keeps under `hash`, if any.
+    pub(super) fn blob(
+        &self,
+        table: Blobs,
+        hash: &[u8; 32],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let sql = format!("SELECT bytes FROM {} WHERE {} = $1", table.table, table.key);
+        self.run(async {
+            let c = self.pool.get().await?;
+            let row = c.query_opt(&sql, &[&&hash[..]]).await?;
             row.map(|r| col::<Vec<u8>>(&r, 0)).transpose()
         })
     }
+}
+
+/// A table of content-addressed bytes: its name and its hash column.
+#[derive(Clone, Copy)]
+pub(super) struct Blobs {
+    table: &'static str,
+    key: &'static str,
+}
+
+impl Blobs {
+    pub(super) const ATTACHMENTS: Blobs = Blobs {
+        table: "attachment_bytes",
+        key: "hash",
+    };
+    pub(super) const RELEASE_PACKAGES: Blobs = Blobs {
+        table: "release_packages",
+        key: "sha256",
+    };
 }
