@@ -277,6 +277,10 @@ const LOOKUP_TERMS: usize = 32;
 const UNIT_LOOKUP_TERMS: usize = 4;
 /// How many stories found through shared terms and figures are scored, at most.
 const TERM_CANDIDATES: usize = 16;
+/// How many stories each unit, term and figure of the index names, at most: the ones that took
+/// an item with it most recently. A term shared by more stories than this at once carries little
+/// evidence, and without a bound a replay of millions of similar items is quadratic.
+const INDEX_DEPTH: usize = 48;
 /// How many distinctive figures a story keeps.
 const STORY_NUMBERS: usize = 32;
 /// Least similarity at a shared unit, for an incident of the same event type, within the
@@ -1028,8 +1032,9 @@ impl Engine {
 
     /// Scores candidate stories and joins the best one that qualifies, or starts a story.
     fn place_in_story(&mut self, p: &Prepared, time: i64, title: &str, id: &str) -> (u32, Why) {
-        // Every story at a unit the item names is a candidate. Stories sharing its rare terms
-        // or distinctive figures are candidates too, the ones sharing most first and at most
+        // The stories most recently active at a unit the item names are candidates (up to
+        // `INDEX_DEPTH` per unit). Stories sharing its rare terms or distinctive figures are
+        // candidates too, the ones sharing most first and at most
         // `TERM_CANDIDATES` of them; an item that names a unit looks with fewer terms, since
         // a story elsewhere needs close content to take it.
         let mut candidates: Vec<u32> = Vec::new();
@@ -1403,15 +1408,24 @@ impl Engine {
         }
         let last = story.last;
         let stories = &self.stories;
+        // Each list runs from the story that took an item with this key least recently to the
+        // one that took one last, and holds `INDEX_DEPTH` stories at most.
         let keep = |list: &mut Vec<u32>| {
-            if !list.contains(&s) {
-                list.push(s);
+            match list.iter().rposition(|&x| x == s) {
+                Some(i) if i + 1 == list.len() => {}
+                Some(i) => {
+                    list.remove(i);
+                    list.push(s);
+                }
+                None => list.push(s),
             }
-            // Stories that ended too long before this one to take new items of this time;
-            // drop them from the index once it grows, at every eighth addition (a list of
-            // recent stories is not walked on every item; compaction prunes them all).
-            if list.len() > 64 && list.len().is_multiple_of(8) {
+            // Stories that ended too long before this one to take new items of this time go
+            // first; then the least recent, beyond the depth (compaction prunes them all).
+            if list.len() > INDEX_DEPTH / 2 && stories[list[0] as usize].last + reach < last {
                 list.retain(|&x| stories[x as usize].last + reach >= last);
+            }
+            if list.len() > INDEX_DEPTH {
+                list.drain(..list.len() - INDEX_DEPTH);
             }
         };
         for u in &p.upt {
@@ -1544,6 +1558,46 @@ mod tests {
     fn place(items: &[MediaItem]) -> Vec<Placement> {
         let mut engine = Engine::with_defaults(EngineConfig::default());
         items.iter().map(|i| engine.add_item(i)).collect()
+    }
+
+    #[test]
+    fn the_index_stays_bounded_and_keeps_the_stories_still_taking_items() {
+        // Many distinct stories that all share the same few words, as generated reports do:
+        // each index list holds the most recently active stories only, and a story that keeps
+        // taking items stays findable however many others came after it.
+        let mut engine = Engine::with_defaults(EngineConfig::default());
+        let lasting = "Banjir rendam gudang logistik kantor wilayah, 4.812 karung beras basah";
+        let first = engine.add_item(&item("keep-0", 0, lasting, lasting));
+        // An invented word per number, letters only.
+        let word = |mut n: usize, salt: u8| {
+            let mut w = String::from("zu");
+            for _ in 0..4 {
+                w.push(char::from(b'a' + ((n % 26) as u8 + salt) % 26));
+                n /= 26;
+            }
+            w
+        };
+        for n in 0..600 {
+            let words = format!("Kalimaya {} {} {}", word(n, 0), word(n, 7), word(n, 13));
+            engine.add_item(&item(&format!("x{n}"), 0, &words, &words));
+            if n % 50 == 49 {
+                let again = engine.add_item(&item(&format!("keep-{n}"), 0, lasting, lasting));
+                assert_eq!(again.story, first.story, "{:?}", again.reason);
+            }
+        }
+        let longest = engine
+            .by_term
+            .values()
+            .chain(engine.by_unit.values())
+            .map(Vec::len)
+            .chain(engine.by_number.values().map(Vec::len))
+            .max()
+            .unwrap_or(0);
+        assert!(
+            longest <= INDEX_DEPTH,
+            "an index list holds {longest} stories"
+        );
+        assert!(engine.by_term.values().any(|l| l.len() == INDEX_DEPTH));
     }
 
     #[test]
