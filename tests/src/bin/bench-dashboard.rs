@@ -206,6 +206,9 @@ async fn measure(
         loading.elapsed().as_secs_f64()
     );
     add_dashboard_user(&store, "bench", Role::Admin, PASSWORD);
+    // With no analysis snapshot yet, starting the dashboard replays every stored report into the
+    // media analysis, as a collector would after losing its snapshot.
+    let starting = Instant::now();
     let server = collector
         .bind(BindOptions {
             quic_listen: None,
@@ -223,6 +226,10 @@ async fn measure(
         .newsroom()
         .import(media)
         .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "{prefix}analysis replay of {filed} reports and media import in {:.1}s",
+        starting.elapsed().as_secs_f64()
+    );
     let addr = server.http_addr().unwrap_or_else(|| panic!("no dashboard"));
     let stop = CancellationToken::new();
     let index = server.report_index().clone();
