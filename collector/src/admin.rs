@@ -6,8 +6,8 @@ use crate::attachments::AttachmentDir;
 use crate::authority::Authority;
 use crate::config::CollectorConfig;
 use crate::store::{
-    AuditEntry, Claim, Gap, GapKind, OfficialFigure, ReportQuery, SiteRecord, SiteStatus, Store,
-    StoreError, StoredReport, Verdict,
+    AuditEntry, Claim, Gap, GapKind, OfficialFigure, ReportQuery, Role, Scope, SiteRecord,
+    SiteStatus, Store, StoreError, StoredReport, Verdict,
 };
 use bincode::{Decode, Encode};
 use pasopati_common::attachment::AttachmentRef;
@@ -183,6 +183,30 @@ impl From<crate::newsroom::EditError> for AdminError {
 /// The Kanwil of the gazetteer (`config/upt.csv`) that `given` names, in its own spelling: case,
 /// spacing and a leading "Kanwil" do not matter. Anything else is refused with the nearest
 /// names, so a typo never becomes a 39th Kanwil.
+/// Checks the scope of a regional role before a user gets it: an upt_operator's site must be
+/// registered (a Kanwil was checked against the gazetteer when the CLI read it).
+pub fn check_role_scope(store: &Store, role: &Role) -> Result<(), AdminError> {
+    match role.scope() {
+        Scope::Site(site) => {
+            let known = SiteId::new(&site)
+                .ok()
+                .map(|id| store.site(&id))
+                .transpose()?
+                .flatten()
+                .is_some();
+            if known {
+                Ok(())
+            } else {
+                Err(AdminError::Invalid(format!(
+                    "there is no site `{site}`; `pasopati-collector site list` shows the sites"
+                )))
+            }
+        }
+        Scope::Kanwil(kanwil) => canonical_kanwil(&kanwil).map(|_| ()),
+        Scope::National => Ok(()),
+    }
+}
+
 pub fn canonical_kanwil(given: &str) -> Result<String, AdminError> {
     let known = pasopati_analysis::gazetteer::Gazetteer::builtin().kanwil_names();
     let fold = |s: &str| {

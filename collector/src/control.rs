@@ -242,12 +242,15 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
             username,
             password_hash,
             role,
-        } => done_if_found(
-            state
-                .store
-                .update_user(&username, password_hash, role, actor),
-            || format!("there is no user `{username}`; `user list` shows who there is"),
-        ),
+        } => match role.as_ref().map(|r| admin::check_role_scope(&state.store, r)) {
+            Some(Err(e)) => Err(e),
+            _ => done_if_found(
+                state
+                    .store
+                    .update_user(&username, password_hash, role, actor),
+                || format!("there is no user `{username}`; `user list` shows who there is"),
+            ),
+        },
         CollectorRequest::Fleet(request) => {
             crate::fleet::answer(&state.store, request, actor, pasopati_common::Timestamp::now())
                 .map(CollectorResponse::Json)
@@ -367,11 +370,13 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
                 "user `{}` exists already; change a password with `user passwd` or a role with `user role`",
                 user.username
             ))),
-            Ok(None) => state
-                .store
-                .add_user(&user, actor)
-                .map(|_| CollectorResponse::Done)
-                .map_err(admin::AdminError::Store),
+            Ok(None) => admin::check_role_scope(&state.store, &user.role).and_then(|()| {
+                state
+                    .store
+                    .add_user(&user, actor)
+                    .map(|_| CollectorResponse::Done)
+                    .map_err(admin::AdminError::Store)
+            }),
             Err(e) => Err(admin::AdminError::Store(e)),
         },
         CollectorRequest::UserList => json_answer(state.store.users()),

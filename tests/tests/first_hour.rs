@@ -232,6 +232,88 @@ fn admin_mistakes_have_a_way_out() {
     );
     let users = run_ok(&bins.collector, &["user", "list", "--data-dir", d]);
     assert!(users.contains("\"role\":\"analyst\""), "{users}");
+
+    // Regional users (issue 18): a Kanwil, spelt loosely, is the gazetteer's; a site must be
+    // registered; a regional role without its scope, or with the wrong one, is refused with
+    // what to add.
+    let add_as = |name: &str, scope: &[&str]| {
+        let mut args = vec!["user", "add", "--data-dir", d, "--username", name];
+        args.extend_from_slice(scope);
+        args.push("--password-stdin");
+        with_stdin(&args, "kata-sandi-panjang-2")
+    };
+    let ok = add_as(
+        "kanwil1",
+        &["--role", "kanwil_admin", "--kanwil", "jawa  tengah"],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let refusals = [
+        (vec!["--role", "kanwil_analyst"], "add --kanwil"),
+        (
+            vec!["--role", "kanwil_analyst", "--kanwil", "Jawa Tngah"],
+            "Jawa Tengah",
+        ),
+        (vec!["--role", "upt_operator"], "add --site"),
+        (
+            vec!["--role", "upt_operator", "--site", "lapas-tidak-ada"],
+            "site list",
+        ),
+        (
+            vec!["--role", "viewer", "--kanwil", "Jawa Tengah"],
+            "whole country",
+        ),
+        (
+            vec!["--role", "kanwil_boss", "--kanwil", "Jawa Tengah"],
+            "upt_operator",
+        ),
+    ];
+    for (n, (scope, hint)) in refusals.iter().enumerate() {
+        let out = add_as(&format!("salah{n}"), scope);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(hint),
+            "{scope:?}: {err}"
+        );
+    }
+    run_ok(
+        &bins.collector,
+        &site_add_args(
+            &collector.dir,
+            "lapas-operator",
+            "Lapas Operator",
+            "lapas",
+            "Jawa Tengah",
+        ),
+    );
+    run_ok(
+        &bins.collector,
+        &[
+            "user",
+            "role",
+            "--data-dir",
+            d,
+            "--username",
+            "ana",
+            "--role",
+            "upt_operator",
+            "--site",
+            "lapas-operator",
+        ],
+    );
+    let users = run_ok(&bins.collector, &["user", "list", "--data-dir", d]);
+    assert!(
+        users.contains(r#""username":"kanwil1","role":"kanwil_admin","kanwil":"Jawa Tengah""#),
+        "{users}"
+    );
+    assert!(
+        users.contains(r#""username":"ana","role":"upt_operator","site":"lapas-operator""#),
+        "{users}"
+    );
+    assert!(!users.contains("salah"), "{users}");
     let audit = run_ok(&bins.collector, &["audit", "show", "--data-dir", d]);
     for action in ["site_rename", "site_remove", "user_update"] {
         assert!(audit.contains(action), "no {action} in the audit log");

@@ -14,9 +14,13 @@ pub(super) enum UserCommand {
     Add {
         #[command(flatten)]
         user: UserArgs,
-        /// admin (fleet, users, sites), analyst (everything editorial) or viewer (read only).
+        /// admin (fleet, users, sites), analyst (everything editorial) or viewer (read only),
+        /// for the whole country; kanwil_admin or kanwil_analyst for one Kanwil (--kanwil);
+        /// upt_operator for one site (--site).
         #[arg(long)]
         role: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
         /// Read the password from standard input (the only way; it keeps it out of `ps`).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -35,13 +39,39 @@ pub(super) enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Change a user's role: admin, analyst or viewer.
+    /// Change a user's role: admin, analyst, viewer, kanwil_admin or kanwil_analyst (with
+    /// --kanwil), upt_operator (with --site).
     Role {
         #[command(flatten)]
         user: UserArgs,
         #[arg(long)]
         role: String,
+        #[command(flatten)]
+        scope: ScopeArgs,
     },
+}
+
+// The part of the country a regional role sees.
+#[derive(clap::Args)]
+pub(super) struct ScopeArgs {
+    /// The Kanwil of a kanwil_admin or kanwil_analyst, e.g. "Jawa Tengah".
+    #[arg(long)]
+    kanwil: Option<String>,
+    /// The site of an upt_operator (its id, as `site list` shows it).
+    #[arg(long)]
+    site: Option<String>,
+}
+
+impl ScopeArgs {
+    /// The role named `name` with this scope; a Kanwil is checked against the gazetteer here,
+    /// a site by the daemon.
+    fn role(self, name: &str) -> anyhow::Result<Role> {
+        let kanwil = match self.kanwil {
+            Some(k) => Some(crate::admin::canonical_kanwil(&k).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        Role::from_parts(name, kanwil, self.site).map_err(anyhow::Error::msg)
+    }
 }
 
 // The user a command acts on, and the collector's data directory.
@@ -84,13 +114,15 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Add {
             user: UserArgs { data_dir, username },
             role,
+            scope,
             password_stdin: _,
         } => {
-            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let role = scope.role(&role)?;
+            let described = role.describe();
             let password = read_password()?;
             let user = crate::web::auth::new_user(&username, role, &password)?;
             done(&data_dir, CollectorRequest::UserAdd(user)).await?;
-            pasopati_common::outln!("user {username} added ({})", role.as_str());
+            pasopati_common::outln!("user {username} added ({described})");
         }
         UserCommand::Passwd {
             user: UserArgs { data_dir, username },
@@ -109,15 +141,17 @@ pub(super) async fn user(command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Role {
             user: UserArgs { data_dir, username },
             role,
+            scope,
         } => {
-            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let role = scope.role(&role)?;
+            let described = role.describe();
             let request = CollectorRequest::UserUpdate {
                 username: username.clone(),
                 password_hash: None,
                 role: Some(role),
             };
             done(&data_dir, request).await?;
-            pasopati_common::outln!("{username} is now {}", role.as_str());
+            pasopati_common::outln!("{username} is now {described}");
         }
         UserCommand::List { data_dir } => {
             json_lines(&data_dir, CollectorRequest::UserList).await?;

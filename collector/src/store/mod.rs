@@ -64,7 +64,9 @@ pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
 pub use snapshot::SnapshotSummary;
 pub use sources::{MediaView, SourceHealth, Validators};
 pub use story_edits::RecordedEdit;
-pub use users::{api_token_id, ApiTokenInfo, ApiTokenView, Role, StoredSession, User};
+pub use users::{
+    api_token_id, ApiTokenInfo, ApiTokenView, Capability, Role, Scope, StoredSession, User,
+};
 
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{decode_value, encode_value};

@@ -21,53 +21,199 @@ pub(super) const API_TOKEN_INFO: TableDefinition<&[u8], &[u8]> =
 /// login; a store without it has no sessions.
 pub(super) const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
 
-/// What a dashboard user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What a dashboard user may do, and over which part of the country. The national roles see
+/// everything; the regional roles carry their scope, so a Kanwil user without a Kanwil cannot
+/// exist. New roles are only ever appended (the store keeps roles by their position).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Role {
-    /// Read only.
+    /// Read only, the whole country.
     Viewer,
-    /// Everything editorial: verdicts, publications.
+    /// Everything editorial: verdicts, publications, story edits; the whole country.
     Analyst,
     /// The fleet, users and sites, and everything an analyst does.
     Admin,
+    /// A regional office's administrator: its sites and their tokens, and everything a Kanwil
+    /// analyst does there.
+    KanwilAdmin { kanwil: String },
+    /// A regional office's analyst: its reports, the media and stories about its units, its
+    /// alerts; editorial work on them.
+    KanwilAnalyst { kanwil: String },
+    /// One site's operator: its own reports and their sync state, the media about its unit,
+    /// and the unit's official response to a story.
+    UptOperator { site: String },
+}
+
+/// What a route needs of its user (the `access` of a row of the dashboard's routes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Capability {
+    /// Reading.
+    Read,
+    /// Editorial work: verdicts, publications, story edits, approving official responses.
+    Edit,
+    /// Writing a unit's official response to a story.
+    Respond,
+    /// Sites, their tokens and the fleet.
+    Administer,
+}
+
+/// Which part of the country a user sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    National,
+    Kanwil(String),
+    Site(String),
 }
 
 impl Role {
     /// The role's name, as the CLI takes it and JSON shows it.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             Role::Viewer => "viewer",
             Role::Analyst => "analyst",
             Role::Admin => "admin",
+            Role::KanwilAdmin { .. } => "kanwil_admin",
+            Role::KanwilAnalyst { .. } => "kanwil_analyst",
+            Role::UptOperator { .. } => "upt_operator",
+        }
+    }
+
+    /// One role of each kind (the regional ones with an empty scope), for tables of who may
+    /// do what.
+    pub fn every_kind() -> [Role; 6] {
+        [
+            Role::Viewer,
+            Role::Analyst,
+            Role::Admin,
+            Role::KanwilAdmin {
+                kanwil: String::new(),
+            },
+            Role::KanwilAnalyst {
+                kanwil: String::new(),
+            },
+            Role::UptOperator {
+                site: String::new(),
+            },
+        ]
+    }
+
+    /// The part of the country the role sees.
+    pub fn scope(&self) -> Scope {
+        match self {
+            Role::Viewer | Role::Analyst | Role::Admin => Scope::National,
+            Role::KanwilAdmin { kanwil } | Role::KanwilAnalyst { kanwil } => {
+                Scope::Kanwil(kanwil.clone())
+            }
+            Role::UptOperator { site } => Scope::Site(site.clone()),
+        }
+    }
+
+    /// Whether the role may do what a route needs (within its scope). This is the one table
+    /// of who may do what.
+    pub fn may(&self, need: Capability) -> bool {
+        use Capability::*;
+        match self {
+            Role::Viewer => need == Read,
+            Role::Analyst | Role::KanwilAnalyst { .. } => matches!(need, Read | Edit),
+            Role::Admin | Role::KanwilAdmin { .. } => matches!(need, Read | Edit | Administer),
+            Role::UptOperator { .. } => matches!(need, Read | Respond),
+        }
+    }
+
+    /// The role a user is given from the CLI's words: a role name, with the Kanwil (already
+    /// checked against the gazetteer) or the site a regional role needs.
+    pub fn from_parts(
+        name: &str,
+        kanwil: Option<String>,
+        site: Option<String>,
+    ) -> Result<Role, String> {
+        let name = name.trim().to_lowercase().replace('-', "_");
+        let national = |role: Role| match (&kanwil, &site) {
+            (None, None) => Ok(role),
+            _ => Err(format!(
+                "the role {name} sees the whole country; leave out --kanwil and --site \
+                 (or use kanwil_admin, kanwil_analyst or upt_operator)"
+            )),
+        };
+        let regional = |make: fn(String) -> Role| {
+            match (&kanwil, &site) {
+            (Some(k), None) => Ok(make(k.clone())),
+            (None, _) => Err(format!(
+                "the role {name} is for one regional office: add --kanwil, e.g. --kanwil \"Jawa Tengah\""
+            )),
+            (Some(_), Some(_)) => Err(format!("the role {name} takes --kanwil, not --site")),
+        }
+        };
+        match name.as_str() {
+            "viewer" => national(Role::Viewer),
+            "analyst" => national(Role::Analyst),
+            "admin" => national(Role::Admin),
+            "kanwil_admin" => regional(|kanwil| Role::KanwilAdmin { kanwil }),
+            "kanwil_analyst" => regional(|kanwil| Role::KanwilAnalyst { kanwil }),
+            "upt_operator" => match (&kanwil, &site) {
+                (None, Some(s)) => Ok(Role::UptOperator { site: s.clone() }),
+                (None, None) => Err(
+                    "the role upt_operator is for one site: add --site SITE_ID (`site list` shows them)".into(),
+                ),
+                (Some(_), _) => Err("the role upt_operator takes --site, not --kanwil".into()),
+            },
+            other => Err(format!(
+                "role `{other}` is unknown; use admin, analyst, viewer, kanwil_admin, kanwil_analyst or upt_operator"
+            )),
+        }
+    }
+
+    /// The role and its scope, as the audit log and the CLI show them.
+    pub fn describe(&self) -> String {
+        match self.scope() {
+            Scope::National => self.as_str().to_owned(),
+            Scope::Kanwil(k) => format!("{} (Kanwil {k})", self.as_str()),
+            Scope::Site(s) => format!("{} (site {s})", self.as_str()),
         }
     }
 }
 
 impl std::str::FromStr for Role {
     type Err = String;
+    /// A national role by name (the regional ones need their scope: [`Role::from_parts`]).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_lowercase().as_str() {
-            "viewer" => Ok(Role::Viewer),
-            "analyst" => Ok(Role::Analyst),
-            "admin" => Ok(Role::Admin),
-            other => Err(format!(
-                "role `{other}` is unknown; use admin, analyst or viewer"
-            )),
-        }
+        Role::from_parts(s, None, None)
+    }
+}
+
+/// As JSON a role is its name, and a regional role also names its Kanwil or site.
+impl Serialize for Role {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
 /// A dashboard user.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct User {
     pub username: String,
     pub role: Role,
     /// Argon2id in PHC string form; never shown.
-    #[serde(skip)]
     pub password_hash: String,
     pub disabled: bool,
     pub created_at: i64,
+}
+
+/// As `user list` shows a user: never the password hash; a regional user's Kanwil or site.
+impl Serialize for User {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("username", &self.username)?;
+        map.serialize_entry("role", self.role.as_str())?;
+        match self.role.scope() {
+            Scope::National => {}
+            Scope::Kanwil(k) => map.serialize_entry("kanwil", &k)?,
+            Scope::Site(s) => map.serialize_entry("site", &s)?,
+        }
+        map.serialize_entry("disabled", &self.disabled)?;
+        map.serialize_entry("created_at", &self.created_at)?;
+        map.end()
+    }
 }
 
 /// When an API token was made and when it stops working (Unix milliseconds).
@@ -130,7 +276,7 @@ impl RedbStore {
             actor,
             "user_add",
             &format!("user:{}", user.username),
-            format!("role={}", user.role.as_str()),
+            format!("role={}", user.role.describe()),
             Timestamp(user.created_at),
         )?;
         txn.commit()?;
@@ -188,7 +334,11 @@ impl RedbStore {
                 details.push("password changed".to_owned());
             }
             if let Some(role) = role {
-                details.push(format!("role {} -> {}", user.role.as_str(), role.as_str()));
+                details.push(format!(
+                    "role {} -> {}",
+                    user.role.describe(),
+                    role.describe()
+                ));
                 user.role = role;
             }
         };

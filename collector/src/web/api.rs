@@ -11,8 +11,9 @@
 //! Times are RFC 3339 with the offset of the zone a person there reads (the site's WIB, WITA
 //! or WIT for its reports and state, WIB for media and the center), as `web::show` decides.
 
+use super::scope::Reach;
 use super::show::{self, Zone};
-use super::{blocking, RouteKind, Web, ROUTES};
+use super::{blocking, Principal, RouteKind, Web, ROUTES};
 use crate::admin;
 use crate::events::CollectorEvent;
 use crate::report_index::{self, ReportFilter};
@@ -20,6 +21,7 @@ use crate::store::{PublicationState, StoredReport};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use pasopati_common::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -76,13 +78,16 @@ pub fn parse_when(text: &str, end_of_day: bool) -> Option<i64> {
         .map(|ts| ts.0)
 }
 
-/// Reports newest first matching the query, and how many match: from the report index
-/// (`crate::report_index`), reading only the page's reports.
+/// Reports newest first matching the query within what `reach` sees, and how many match:
+/// from the report index (`crate::report_index`), reading only the page's reports. The
+/// scope's sites are part of the index's query, so a count never includes another scope.
 pub fn find_reports(
     web: &Web,
+    reach: &Reach,
     q: &ListQuery,
 ) -> Result<(Vec<StoredReport>, report_index::Total), Response> {
-    let filter = report_filter(web, q)?;
+    let mut filter = report_filter(web, q)?;
+    filter.sites = reach.narrow(filter.sites.take());
     let found = web
         .state
         .report_index
@@ -268,8 +273,8 @@ fn page<T: serde::Serialize>(q: &ListQuery, all: &[T]) -> Response {
 }
 
 /// `GET /api/v1/reports`: Laporan (filter, halaman, CSV).
-pub fn reports(web: &Web, Query(q): Query<ListQuery>) -> Response {
-    let (found, total) = match find_reports(web, &q) {
+pub fn reports(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
+    let (found, total) = match find_reports(web, &who.reach, &q) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -283,11 +288,11 @@ pub fn reports(web: &Web, Query(q): Query<ListQuery>) -> Response {
 }
 
 /// `GET /api/v1/reports/{id}`: Satu laporan dengan revisinya.
-pub fn report(web: &Web, Path(id): Path<String>) -> Response {
+pub fn report(web: &Web, who: Principal, Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<pasopati_common::ReportId>() else {
         return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
     };
-    match admin::revisions(&web.state.store, &id) {
+    match report_revisions(web, &who.reach, &id) {
         Ok(revisions) if !revisions.is_empty() => {
             let names = show::Names::of(&web.state.store);
             let revisions: Vec<Value> = revisions
@@ -305,25 +310,72 @@ pub fn report(web: &Web, Path(id): Path<String>) -> Response {
     }
 }
 
+/// A report's revisions, oldest first, when its site is in `reach`; none when there is no
+/// such report or it is another scope's (the two answers are the same, so a regional user
+/// cannot learn which report ids exist elsewhere).
+pub(crate) fn report_revisions(
+    web: &Web,
+    reach: &Reach,
+    id: &pasopati_common::ReportId,
+) -> Result<Vec<admin::ReportView>, admin::AdminError> {
+    let revisions = match admin::revisions(&web.state.store, id) {
+        Ok(r) => r,
+        Err(admin::AdminError::Invalid(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(if revisions.iter().all(|r| reach.site(&r.site_id)) {
+        revisions
+    } else {
+        Vec::new()
+    })
+}
+
+/// The stories `reach` sees, newest first: those about its units; a story's reports from
+/// elsewhere are left out of it.
+pub(crate) fn scoped_stories(
+    web: &Web,
+    reach: &Reach,
+) -> Result<Vec<pasopati_analysis::batch::StoryResult>, Response> {
+    let all = web.state.newsroom.stories().map_err(internal)?;
+    let mut stories: Vec<pasopati_analysis::batch::StoryResult> = all
+        .iter()
+        .filter(|s| reach.tagged(&s.upt, &s.kanwil))
+        .cloned()
+        .collect();
+    if !reach.is_national() {
+        let store = &web.state.store;
+        let mine = |id: &String| -> bool {
+            id.parse::<pasopati_common::ReportId>()
+                .ok()
+                .and_then(|rid| store.report(&rid).ok().flatten())
+                .is_some_and(|r| reach.site(r.site.as_str()))
+        };
+        for s in &mut stories {
+            s.reports.retain(&mine);
+            s.suggested_reports.retain(&mine);
+            s.figure_conflicts.retain(|c| mine(&c.report));
+        }
+    }
+    stories.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    Ok(stories)
+}
+
 /// `GET /api/v1/stories`: Cerita.
-pub fn stories(web: &Web, Query(q): Query<ListQuery>) -> Response {
-    match web.state.newsroom.stories() {
-        Ok(all) => {
-            let site = q.site.as_deref().filter(|s| !s.is_empty());
-            let mut s: Vec<&pasopati_analysis::batch::StoryResult> = all
-                .iter()
-                .filter(|x| site.is_none_or(|site| x.upt.iter().any(|u| u == site)))
-                .collect();
-            s.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+pub fn stories(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
+    match scoped_stories(web, &who.reach) {
+        Ok(mut s) => {
+            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+                s.retain(|x| x.upt.iter().any(|u| u == site));
+            }
             page_in(&q, &s, Zone::Wib)
         }
-        Err(e) => internal(e),
+        Err(r) => r,
     }
 }
 
 /// `GET /api/v1/stories/{id}`: Satu cerita dengan alasan setiap item.
-pub fn story(web: &Web, Path(id): Path<String>) -> Response {
-    match web.state.newsroom.story(&id) {
+pub fn story(web: &Web, who: Principal, Path(id): Path<String>) -> Response {
+    match scoped_story(web, &who.reach, &id) {
         Ok(Some(detail)) => match serde_json::to_value(&detail) {
             Ok(value) => json_response(&value),
             Err(e) => internal(e),
@@ -333,9 +385,38 @@ pub fn story(web: &Web, Path(id): Path<String>) -> Response {
     }
 }
 
+/// A story with the reason for each of its items, when `reach` sees it; its reports from
+/// elsewhere are left out.
+pub(crate) fn scoped_story(
+    web: &Web,
+    reach: &Reach,
+    id: &str,
+) -> Result<Option<pasopati_analysis::batch::StoryDetail>, crate::store::StoreError> {
+    let Some(mut detail) = web.state.newsroom.story(id)? else {
+        return Ok(None);
+    };
+    if !reach.tagged(&detail.story.upt, &detail.story.kanwil) {
+        return Ok(None);
+    }
+    if !reach.is_national() {
+        let store = &web.state.store;
+        let mine = |id: &str| -> bool {
+            id.parse::<pasopati_common::ReportId>()
+                .ok()
+                .and_then(|rid| store.report(&rid).ok().flatten())
+                .is_some_and(|r| reach.site(r.site.as_str()))
+        };
+        detail.documents.retain(|d| !d.report || mine(&d.id));
+        detail.story.reports.retain(|r| mine(r));
+        detail.story.suggested_reports.retain(|r| mine(r));
+        detail.story.figure_conflicts.retain(|c| mine(&c.report));
+    }
+    Ok(Some(detail))
+}
+
 /// `GET /api/v1/risk`: Skor risiko UPT dan Kanwil dengan riwayat harian (`limit` days of
 /// history, 30 by default).
-pub fn risk(web: &Web, Query(q): Query<ListQuery>) -> Response {
+pub fn risk(web: &Web, _who: Principal, Query(q): Query<ListQuery>) -> Response {
     let days = q.limit.map_or(30, |d| d.min(366) as i64);
     let picture = crate::risk::picture(
         &web.state.store,
@@ -351,10 +432,11 @@ pub fn risk(web: &Web, Query(q): Query<ListQuery>) -> Response {
 }
 
 /// `GET /api/v1/media`: Item media.
-pub fn media(web: &Web, Query(q): Query<ListQuery>) -> Response {
+pub fn media(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
     match web.state.store.media_views(0, usize::MAX) {
         Ok(mut m) => {
             m.reverse();
+            m.retain(|x| who.reach.tagged(&x.media.upt, &x.media.kanwil));
             if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
                 m.retain(|x| x.media.upt.iter().any(|u| u == site));
             }
@@ -365,8 +447,8 @@ pub fn media(web: &Web, Query(q): Query<ListQuery>) -> Response {
 }
 
 /// `GET /api/v1/sites`: UPT dan keadaannya.
-pub fn sites(web: &Web, Query(q): Query<ListQuery>) -> Response {
-    match site_views(web) {
+pub fn sites(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
+    match site_views(web, &who.reach) {
         Ok(mut s) => {
             if let Some(k) = q.kanwil.as_deref().filter(|s| !s.is_empty()) {
                 s.retain(|x| x.kanwil == k);
@@ -388,18 +470,23 @@ pub fn sites(web: &Web, Query(q): Query<ListQuery>) -> Response {
     }
 }
 
-pub(crate) fn site_views(web: &Web) -> Result<Vec<admin::SiteView>, Response> {
-    admin::site_list(
+/// The sites `reach` sees, with their state.
+pub(crate) fn site_views(web: &Web, reach: &Reach) -> Result<Vec<admin::SiteView>, Response> {
+    let mut views = admin::site_list(
         &web.state.store,
         &web.state.config,
         &web.state.connected_sites(),
     )
-    .map_err(internal)
+    .map_err(internal)?;
+    views.retain(|v| reach.site(&v.id));
+    Ok(views)
 }
 
-pub(crate) fn alert_list(web: &Web) -> Result<Vec<Value>, Response> {
+/// The spike alerts `reach` sees, newest first, each with its id.
+pub(crate) fn alert_list(web: &Web, reach: &Reach) -> Result<Vec<Value>, Response> {
     let insights = web.state.newsroom.insights(None).map_err(internal)?;
     let mut alerts = insights["alerts"].as_array().cloned().unwrap_or_default();
+    alerts.retain(|a| reach.alert(a));
     for a in &mut alerts {
         let id = format!(
             "{}:{}:{}",
@@ -414,15 +501,15 @@ pub(crate) fn alert_list(web: &Web) -> Result<Vec<Value>, Response> {
 }
 
 /// `GET /api/v1/alerts`: Peringatan lonjakan.
-pub fn alerts(web: &Web, Query(q): Query<ListQuery>) -> Response {
-    match alert_list(web) {
+pub fn alerts(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
+    match alert_list(web, &who.reach) {
         Ok(a) => page(&q, &a),
         Err(r) => r,
     }
 }
 
 /// `GET /api/v1/sources`: every polled source with its health, times in WIB.
-pub fn sources(web: &Web, Query(q): Query<ListQuery>) -> Response {
+pub fn sources(web: &Web, _who: Principal, Query(q): Query<ListQuery>) -> Response {
     let config = &web.state.config;
     let health = match crate::sources::health_of(&web.state.store, &config.feeds, &config.social) {
         Ok(h) => h,
@@ -453,7 +540,7 @@ pub fn sources(web: &Web, Query(q): Query<ListQuery>) -> Response {
 }
 
 /// `GET /api/v1/claims`: Register klaim (ClaimReview).
-pub fn claims(web: &Web, Query(q): Query<ListQuery>) -> Response {
+pub fn claims(web: &Web, _who: Principal, Query(q): Query<ListQuery>) -> Response {
     match admin::claims(&web.state.store) {
         Ok(c) => {
             let reviews: Vec<Value> = c.iter().rev().map(admin::claim_review).collect();
@@ -464,7 +551,7 @@ pub fn claims(web: &Web, Query(q): Query<ListQuery>) -> Response {
 }
 
 /// `GET /api/v1/publications`: Publikasi.
-pub fn publications(web: &Web, Query(q): Query<ListQuery>) -> Response {
+pub fn publications(web: &Web, _who: Principal, Query(q): Query<ListQuery>) -> Response {
     match web.state.store.publications() {
         Ok(mut p) => {
             p.reverse();
@@ -475,13 +562,21 @@ pub fn publications(web: &Web, Query(q): Query<ListQuery>) -> Response {
 }
 
 /// An attachment's file, by its BLAKE3 hash, with its type; never sniffed by the browser.
-pub async fn attachment(State(web): State<Arc<Web>>, Path(id): Path<String>) -> Response {
+///
+/// A regional user gets only a file that a site in scope sent (the store keeps the first
+/// site to send a file; the same file sent by two sites is that first site's to see).
+pub async fn attachment(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
     let missing = || (StatusCode::NOT_FOUND, "lampiran tidak ditemukan").into_response();
     let Some(hash) = pasopati_common::unhex(&id).and_then(|v| <[u8; 32]>::try_from(v).ok()) else {
         return missing();
     };
     let stored = match blocking(&web, move |web| web.state.store.attachment(&hash)).await {
-        Ok(Ok(Some(a))) => a,
+        Ok(Ok(Some(a))) if who.reach.site(a.site.as_str()) => a,
+        Ok(Ok(Some(_))) => return missing(),
         Ok(Ok(None)) => return missing(),
         Ok(Err(e)) => return internal(e),
         Err(refusal) => return refusal,
@@ -545,8 +640,13 @@ const STREAM_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// the object's id. The request's credentials are checked again every two seconds (and while
 /// waiting for a slow reader), so the stream ends within a few seconds of a logout, the
 /// user's disabling, a revoked or expired API token, or the session's expiry.
-pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response {
+pub async fn events(
+    State(web): State<Arc<Web>>,
+    Extension(who): Extension<Principal>,
+    headers: HeaderMap,
+) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
+    let mut reach = who.reach;
     let mut rx = web.state.events.subscribe();
     let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
     tokio::spawn(async move {
@@ -555,8 +655,12 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
         loop {
             let received = tokio::select! {
                 _ = recheck.tick() => {
-                    if tx.is_closed() || !still_allowed(&web, &headers).await {
+                    if tx.is_closed() {
                         break;
+                    }
+                    match still_allowed(&web, &headers).await {
+                        Some(now) => reach = now,
+                        None => break,
                     }
                     continue;
                 }
@@ -567,7 +671,9 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(_) => break,
             };
-            let Ok(Some((kind, data))) = blocking(&web, move |web| event_data(web, event)).await
+            let seen = reach.clone();
+            let Ok(Some((kind, data))) =
+                blocking(&web, move |web| event_data(web, &seen, event)).await
             else {
                 continue;
             };
@@ -578,7 +684,7 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
                 match tokio::time::timeout(STREAM_RECHECK, tx.reserve()).await {
                     Ok(Ok(permit)) => break Some(permit),
                     Ok(Err(_)) => break None,
-                    Err(_) if still_allowed(&web, &headers).await => continue,
+                    Err(_) if still_allowed(&web, &headers).await.is_some() => continue,
                     Err(_) => break None,
                 }
             };
@@ -593,21 +699,37 @@ pub async fn events(State(web): State<Arc<Web>>, headers: HeaderMap) -> Response
         .into_response()
 }
 
-/// Whether the credentials of an event stream's request still name a user (read off the
-/// async workers).
-async fn still_allowed(web: &Arc<Web>, headers: &HeaderMap) -> bool {
+/// What the user of an event stream's request sees now, if the credentials still name a user
+/// (read off the async workers): a role or a site's Kanwil may have changed.
+async fn still_allowed(web: &Arc<Web>, headers: &HeaderMap) -> Option<Arc<Reach>> {
     let headers = headers.clone();
     blocking(web, move |web| {
-        web.auth.principal(&web.state.store, &headers).is_some()
+        web.auth
+            .principal(&web.state.store, &headers)
+            .map(|p| p.reach)
     })
     .await
-    .unwrap_or(false)
+    .ok()
+    .flatten()
 }
 
-/// An event as the stream sends it: its kind and its JSON, with names and local times; `None`
-/// for what the stream does not carry.
-fn event_data(web: &Web, event: CollectorEvent) -> Option<(&'static str, Value)> {
+/// An event as the stream sends it to a user who sees `reach`: its kind and its JSON, with
+/// names and local times; `None` for what the stream does not carry or the user does not see.
+fn event_data(web: &Web, reach: &Reach, event: CollectorEvent) -> Option<(&'static str, Value)> {
     let store = &web.state.store;
+    let seen = match &event {
+        CollectorEvent::ReportStored(r) => reach.site(r.site.as_str()),
+        CollectorEvent::SiteState { site, .. }
+        | CollectorEvent::SiteConnected(site)
+        | CollectorEvent::SiteDisconnected(site) => reach.site(site.as_str()),
+        CollectorEvent::Alert(json_text) => serde_json::from_str::<Value>(json_text)
+            .ok()
+            .is_some_and(|a| reach.alert(&a)),
+        CollectorEvent::Refused { .. } => false,
+    };
+    if !seen {
+        return None;
+    }
     Some(match event {
         CollectorEvent::ReportStored(r) => {
             let names = show::Names::of(store);
@@ -718,9 +840,10 @@ pub fn openapi_document() -> Value {
                 "403": {"description": "Role too low or CSRF token missing"},
             },
         });
-        if let super::Access::Role(role) = r.access {
+        if r.access != super::Access::Public {
             op["security"] = json!([{"session": []}, {"bearer": []}]);
-            op["x-role"] = json!(role.as_str());
+            // The roles that pass, and whether a regional role sees only its scope.
+            op["x-roles"] = json!(r.access.role_names());
         } else {
             op["security"] = json!([]);
         }
@@ -779,7 +902,7 @@ pub(crate) fn xml_escape(s: &str) -> String {
 }
 
 /// Published items as an Atom 1.0 feed.
-pub fn atom(web: &Web, _: ()) -> Response {
+pub fn atom(web: &Web, _who: Principal, _: ()) -> Response {
     let items = match published(web) {
         Ok(p) => p,
         Err(r) => return r,
@@ -829,7 +952,7 @@ pub fn atom(web: &Web, _: ()) -> Response {
 }
 
 /// Published items as a JSON Feed 1.1.
-pub fn json_feed(web: &Web, _: ()) -> Response {
+pub fn json_feed(web: &Web, _who: Principal, _: ()) -> Response {
     let items = match published(web) {
         Ok(p) => p,
         Err(r) => return r,
@@ -858,7 +981,7 @@ pub fn json_feed(web: &Web, _: ()) -> Response {
 }
 
 /// Prometheus text format.
-pub fn metrics(web: &Web, _: ()) -> Response {
+pub fn metrics(web: &Web, who: Principal, _: ()) -> Response {
     let store = &web.state.store;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
@@ -898,7 +1021,7 @@ pub fn metrics(web: &Web, _: ()) -> Response {
         "Agents with a live sync session.",
         vec![(String::new(), web.state.connected_sites().len() as f64)],
     );
-    if let Ok(sites) = site_views(web) {
+    if let Ok(sites) = site_views(web, &who.reach) {
         let mut by_state: HashMap<String, f64> = HashMap::new();
         for s in &sites {
             *by_state.entry(s.state.to_string()).or_default() += 1.0;

@@ -338,7 +338,8 @@ impl Auth {
     }
 
     /// The signed-in user of a request: a live session cookie, or a bearer API token. The
-    /// user's current record decides (a disabled user is signed out at once).
+    /// user's current record decides (a disabled user is signed out at once), and so does the
+    /// site table for what a regional user sees; a store that cannot say signs nobody in.
     pub fn principal(&self, store: &Store, headers: &HeaderMap) -> Option<Principal> {
         if let Some(token) = headers
             .get("authorization")
@@ -352,9 +353,11 @@ impl Auth {
                 .ok()
                 .flatten()
                 .filter(|u| !u.disabled)?;
+            let reach = super::scope::Reach::of(store, &user.role).ok()?;
             return Some(Principal {
                 username: user.username,
                 role: user.role,
+                reach: Arc::new(reach),
                 csrf: None,
             });
         }
@@ -369,9 +372,11 @@ impl Auth {
             .ok()
             .flatten()
             .filter(|u| !u.disabled)?;
+        let reach = super::scope::Reach::of(store, &user.role).ok()?;
         Some(Principal {
             username: user.username,
             role: user.role,
+            reach: Arc::new(reach),
             csrf: Some(csrf),
         })
     }

@@ -21,10 +21,11 @@ mod api;
 pub use api::openapi_document;
 pub mod auth;
 pub mod pages;
+pub mod scope;
 pub mod show;
 
 use crate::server::ServerState;
-use crate::store::Role;
+use crate::store::{Capability, Role, Scope};
 use axum::extract::{Form, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
@@ -40,8 +41,47 @@ use tokio_util::sync::CancellationToken;
 pub enum Access {
     /// Anyone (`/login`, `/healthz`, the style sheet and the script).
     Public,
-    /// A signed-in user of at least this role.
-    Role(Role),
+    /// A signed-in user whose role may do this ([`Role::may`]), of the whole country.
+    National(Capability),
+    /// A signed-in user whose role may do this, national or regional: the route reads and
+    /// changes only through the user's [`scope::Reach`].
+    Scoped(Capability),
+}
+
+impl Access {
+    /// Whether `role` passes this row (before its handler looks at what is in scope).
+    pub fn allows(&self, role: &Role) -> bool {
+        match self {
+            Access::Public => true,
+            Access::National(need) => role.may(*need) && role.scope() == Scope::National,
+            Access::Scoped(need) => role.may(*need),
+        }
+    }
+
+    /// The roles that pass this row, by name.
+    pub fn role_names(&self) -> Vec<&'static str> {
+        Role::every_kind()
+            .iter()
+            .filter(|r| self.allows(r))
+            .map(Role::as_str)
+            .collect()
+    }
+
+    /// What the row needs, in the words of a refusal.
+    fn needs(&self) -> &'static str {
+        match self {
+            Access::Public => "siapa saja",
+            Access::National(Capability::Read) => "peran nasional (viewer, analyst atau admin)",
+            Access::National(Capability::Edit) => "peran analyst atau admin",
+            Access::National(_) => "peran admin",
+            Access::Scoped(Capability::Read) => "pengguna yang masuk",
+            Access::Scoped(Capability::Edit) => {
+                "peran analyst, admin, kanwil_analyst atau kanwil_admin"
+            }
+            Access::Scoped(Capability::Respond) => "peran upt_operator",
+            Access::Scoped(Capability::Administer) => "peran admin atau kanwil_admin",
+        }
+    }
 }
 
 /// One route of the dashboard or API.
@@ -67,9 +107,12 @@ pub enum RouteKind {
     Static,
 }
 
-const VIEWER: Access = Access::Role(Role::Viewer);
-const ANALYST: Access = Access::Role(Role::Analyst);
-const ADMIN: Access = Access::Role(Role::Admin);
+// Rows for national users only; regional users are refused these at the gate.
+pub(crate) const VIEWER: Access = Access::National(Capability::Read);
+pub(crate) const ANALYST: Access = Access::National(Capability::Edit);
+// Rows that read and change only through the user's scope, for regional users too.
+pub(crate) const READER: Access = Access::Scoped(Capability::Read);
+pub(crate) const SITE_ADMIN: Access = Access::Scoped(Capability::Administer);
 
 /// A row of [`ROUTES`]. `"GET"` and `"POST"` take an async handler as it is; `page` (GET),
 /// `form` (POST) and `reply` (GET) take the work of a page, a form or an API or feed answer,
@@ -144,27 +187,27 @@ pub const ROUTES: &[Route] = &[
         || async { "ok" },
         "Keadaan layanan"
     ),
-    route!("POST", "/logout", VIEWER, Form, pages::logout, "Keluar"),
-    route!(page "/", VIEWER, pages::ringkasan, "Ringkasan"),
-    route!(page "/laporan", VIEWER, pages::laporan, "Laporan: cari dan saring"),
-    route!(page "/laporan/{id}", VIEWER, pages::laporan_detail, "Satu laporan dengan revisi dan lampiran"),
+    route!("POST", "/logout", READER, Form, pages::logout, "Keluar"),
+    route!(page "/", READER, pages::ringkasan, "Ringkasan"),
+    route!(page "/laporan", READER, pages::laporan, "Laporan: cari dan saring"),
+    route!(page "/laporan/{id}", READER, pages::laporan_detail, "Satu laporan dengan revisi dan lampiran"),
     route!(
         "GET",
         "/lampiran/{id}",
-        VIEWER,
+        READER,
         Api,
         api::attachment,
         "Berkas lampiran (foto atau PDF) menurut hash BLAKE3"
     ),
-    route!(page "/cerita", VIEWER, pages::cerita, "Media & Cerita"),
-    route!(page "/cerita/{id}", VIEWER, pages::cerita_detail, "Satu cerita: mengapa setiap item ada di dalamnya"),
+    route!(page "/cerita", READER, pages::cerita, "Media & Cerita"),
+    route!(page "/cerita/{id}", READER, pages::cerita_detail, "Satu cerita: mengapa setiap item ada di dalamnya"),
     route!(form "/cerita/{id}/pisah", ANALYST, pages::cerita_pisah, "Pisahkan item ke cerita baru"),
     route!(form "/cerita/{id}/gabung", ANALYST, pages::cerita_gabung, "Gabungkan cerita lain ke cerita ini"),
     route!(form "/cerita/suntingan/{id}/batal", ANALYST, pages::cerita_batal, "Batalkan suntingan cerita"),
     route!(page "/tren", VIEWER, pages::tren, "Tren"),
-    route!(page "/peringatan", VIEWER, pages::peringatan, "Peringatan langsung"),
-    route!(page "/armada", VIEWER, pages::armada, "Armada: keadaan setiap UPT"),
-    route!(form "/armada/{id}/cabut", ADMIN, pages::armada_cabut, "Cabut sertifikat UPT"),
+    route!(page "/peringatan", READER, pages::peringatan, "Peringatan langsung"),
+    route!(page "/armada", READER, pages::armada, "Armada: keadaan setiap UPT"),
+    route!(form "/armada/{id}/cabut", SITE_ADMIN, pages::armada_cabut, "Cabut sertifikat UPT"),
     route!(page "/verifikasi", VIEWER, pages::verifikasi, "Register klaim"),
     route!(form "/verifikasi", ANALYST, pages::verifikasi_tambah, "Catat klaim"),
     route!(form "/verifikasi/{id}/vonis", ANALYST, pages::verifikasi_vonis, "Catat vonis klaim"),
@@ -181,18 +224,18 @@ pub const ROUTES: &[Route] = &[
     route!(
         "GET",
         "/api/v1/openapi.json",
-        VIEWER,
+        READER,
         Api,
         api::openapi,
         "Dokumen OpenAPI ini"
     ),
-    route!(reply "/api/v1/reports", VIEWER, Api, api::reports, "Laporan (filter, halaman, CSV)"),
-    route!(reply "/api/v1/reports/{id}", VIEWER, Api, api::report, "Satu laporan dengan revisinya"),
-    route!(reply "/api/v1/stories", VIEWER, Api, api::stories, "Cerita"),
-    route!(reply "/api/v1/stories/{id}", VIEWER, Api, api::story, "Satu cerita dengan alasan setiap item"),
-    route!(reply "/api/v1/media", VIEWER, Api, api::media, "Item media"),
-    route!(reply "/api/v1/sites", VIEWER, Api, api::sites, "UPT dan keadaannya"),
-    route!(reply "/api/v1/alerts", VIEWER, Api, api::alerts, "Peringatan lonjakan"),
+    route!(reply "/api/v1/reports", READER, Api, api::reports, "Laporan (filter, halaman, CSV)"),
+    route!(reply "/api/v1/reports/{id}", READER, Api, api::report, "Satu laporan dengan revisinya"),
+    route!(reply "/api/v1/stories", READER, Api, api::stories, "Cerita"),
+    route!(reply "/api/v1/stories/{id}", READER, Api, api::story, "Satu cerita dengan alasan setiap item"),
+    route!(reply "/api/v1/media", READER, Api, api::media, "Item media"),
+    route!(reply "/api/v1/sites", READER, Api, api::sites, "UPT dan keadaannya"),
+    route!(reply "/api/v1/alerts", READER, Api, api::alerts, "Peringatan lonjakan"),
     route!(reply "/api/v1/risk", VIEWER, Api, api::risk, "Skor risiko UPT dan Kanwil dengan riwayat harian"),
     route!(reply "/api/v1/sources", VIEWER, Api, api::sources, "Sumber berkala dan kesehatannya"),
     route!(reply "/api/v1/claims", VIEWER, Api, api::claims, "Register klaim (ClaimReview)"),
@@ -200,7 +243,7 @@ pub const ROUTES: &[Route] = &[
     route!(
         "GET",
         "/api/v1/events",
-        VIEWER,
+        READER,
         Api,
         api::events,
         "Aliran peristiwa (Server-Sent Events)"
@@ -218,8 +261,18 @@ pub struct Web {
 pub struct Principal {
     pub username: String,
     pub role: Role,
+    /// What the user sees, worked out for this request.
+    pub reach: Arc<scope::Reach>,
     /// The session's CSRF token; `None` for API tokens (not cookie-based).
     pub csrf: Option<String>,
+}
+
+impl Principal {
+    /// Whether the user passes a route's access (pages show a form or a link only to those
+    /// the form's route would let through).
+    pub fn may(&self, access: Access) -> bool {
+        access.allows(&self.role)
+    }
 }
 
 /// Builds the router from [`ROUTES`].
@@ -350,9 +403,9 @@ async fn gate(State(web): State<Arc<Web>>, mut request: Request, next: Next) -> 
                 .into_response()
         }
     };
-    let Access::Role(needed) = route.access else {
+    if route.access == Access::Public {
         return next.run(request).await;
-    };
+    }
     let headers = request.headers().clone();
     let principal = match blocking(&web, move |web| {
         web.auth.principal(&web.state.store, &headers)
@@ -373,13 +426,13 @@ async fn gate(State(web): State<Arc<Web>>, mut request: Request, next: Next) -> 
                 .into_response(),
         };
     };
-    if principal.role < needed {
+    if !route.access.allows(&principal.role) {
         return (
             StatusCode::FORBIDDEN,
             format!(
                 "peran {} tidak boleh melakukan ini (perlu {})",
                 principal.role.as_str(),
-                needed.as_str()
+                route.access.needs()
             ),
         )
             .into_response();
@@ -450,16 +503,18 @@ where
     )
 }
 
-/// The route of an API list or a feed: `answer` works it out on the blocking pool, with what
-/// the request carries (a `Query`, a `Path`, or `()` for nothing). The gate has already
-/// checked the user's role.
-fn reply_route<I>(answer: fn(&Web, I) -> Response) -> MethodRouter<Arc<Web>>
+/// The route of an API list or a feed: `answer` works it out on the blocking pool for the
+/// signed-in user, with what the request carries (a `Query`, a `Path`, or `()` for nothing).
+/// The gate has already checked the user's role.
+fn reply_route<I>(answer: fn(&Web, Principal, I) -> Response) -> MethodRouter<Arc<Web>>
 where
     I: FromRequestParts<Arc<Web>> + Send + 'static,
 {
-    axum::routing::get(move |State(web): State<Arc<Web>>, input: I| async move {
-        respond(&web, move |web| answer(web, input)).await
-    })
+    axum::routing::get(
+        move |State(web): State<Arc<Web>>, Extension(who): Extension<Principal>, input: I| async move {
+            respond(&web, move |web| answer(web, who, input)).await
+        },
+    )
 }
 
 /// Checks the CSRF token of a change made with a session cookie: the form's `csrf` field or

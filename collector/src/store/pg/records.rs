@@ -511,7 +511,7 @@ impl PgStore {
                 )));
             }
             let subject = format!("user:{}", user.username);
-            let details = format!("role={}", user.role.as_str());
+            let details = format!("role={}", user.role.describe());
             let at = Timestamp(user.created_at);
             audit(&txn, actor, "user_add", &subject, details, at).await?;
             txn.commit().await?;
@@ -548,7 +548,11 @@ impl PgStore {
                 details.push("password changed".to_owned());
             }
             if let Some(role) = role {
-                details.push(format!("role {} -> {}", user.role.as_str(), role.as_str()));
+                details.push(format!(
+                    "role {} -> {}",
+                    user.role.describe(),
+                    role.describe()
+                ));
                 user.role = role;
             }
             details.join("; ")

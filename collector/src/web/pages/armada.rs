@@ -4,7 +4,6 @@
 
 use super::{csrf_field, kanwil_select, layout};
 use crate::admin::{self, SiteState};
-use crate::store::Role;
 use crate::web::api::{self, ListQuery};
 use crate::web::show::{self, Zone};
 use crate::web::{Principal, Web};
@@ -102,7 +101,7 @@ fn rollout_section(web: &Web) -> maud::Markup {
 
 /// The fleet: every site with its state, backlog and health, filtered by state and Kanwil.
 pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    let mut sites = match api::site_views(web) {
+    let mut sites = match api::site_views(web, &who.reach) {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -121,12 +120,13 @@ pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
         sites.retain(|s| s.state == st);
     }
     let states = SiteState::ALL;
-    let admin = who.role >= Role::Admin;
+    let admin = who.may(crate::web::SITE_ADMIN);
     let body = html! {
-        (rollout_section(web))
+        // The rollout concerns the whole fleet: national users only.
+        @if who.reach.is_national() { (rollout_section(web)) }
         form.saring method="get" action="/armada" {
             select name="state" { option value="" { "Semua keadaan" } @for st in states { option value=(st.as_str()) selected[q.state.as_deref() == Some(st.as_str())] { (st.label()) } } }
-            (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil"))
+            @if who.reach.is_national() { (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil")) }
             button type="submit" { "Saring" }
         }
         p { small { "Online: tersambung sekarang. Offline: tidak ada sambungan. Menumpuk: antrean bertambah. Senyap: tersambung tetapi tanpa laporan. "
@@ -175,6 +175,10 @@ pub fn armada_cabut(
     let Ok(site) = pasopati_common::SiteId::new(&id) else {
         return (StatusCode::BAD_REQUEST, "id UPT tidak sah").into_response();
     };
+    // A Kanwil's administrator revokes only the Kanwil's own sites; another's is not found.
+    if !who.reach.site(site.as_str()) {
+        return (StatusCode::NOT_FOUND, "UPT tidak ditemukan").into_response();
+    }
     if form.konfirmasi.trim() != site.as_str() {
         return (
             StatusCode::BAD_REQUEST,

@@ -4,8 +4,8 @@
 
 use super::{csrf_field, layout, CsrfOnly};
 use crate::newsroom::EditError;
-use crate::store::{RecordedEdit, Role};
-use crate::web::api::{internal, ListQuery};
+use crate::store::RecordedEdit;
+use crate::web::api::{self, internal, ListQuery};
 use crate::web::show::{self, Zone};
 use crate::web::{Principal, Web};
 use axum::extract::{Path, Query};
@@ -21,17 +21,16 @@ use std::collections::BTreeMap;
 
 /// `GET /cerita`: Media & Cerita.
 pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    let all_stories = match web.state.newsroom.stories() {
+    let all_stories = match api::scoped_stories(web, &who.reach) {
         Ok(s) => s,
-        Err(e) => return internal(e),
+        Err(r) => return r,
     };
     let site = q.site.as_deref().filter(|s| !s.is_empty());
-    let mut stories: Vec<&pasopati_analysis::batch::StoryResult> = all_stories
+    let stories: Vec<&pasopati_analysis::batch::StoryResult> = all_stories
         .iter()
         .filter(|s| !s.items.is_empty())
         .filter(|s| site.is_none_or(|site| s.upt.iter().any(|u| u == site)))
         .collect();
-    stories.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
     let total = stories.len();
     let names = show::Names::of(&web.state.store);
     let body = html! {
@@ -115,7 +114,7 @@ fn why(reason: &Reason, names: &show::Names) -> String {
 /// `GET /cerita/{id}`: one story, each item and report with why it is there, and (for
 /// analysts) merging, splitting and undoing.
 pub fn cerita_detail(web: &Web, who: Principal, Path(id): Path<String>) -> Response {
-    let detail = match web.state.newsroom.story(&id) {
+    let detail = match api::scoped_story(web, &who.reach, &id) {
         Ok(Some(d)) => d,
         Ok(None) => return moved_or_missing(web, &id),
         Err(e) => return internal(e),
@@ -156,7 +155,7 @@ pub fn cerita_detail(web: &Web, who: Principal, Path(id): Path<String>) -> Respo
         }
     };
     let names = show::Names::of(&web.state.store);
-    let editor = who.role >= Role::Analyst;
+    let editor = who.may(crate::web::ANALYST);
     let touching: Vec<&RecordedEdit> = edits
         .iter()
         .filter(|e| edit_touches(&e.edit, &story.id))

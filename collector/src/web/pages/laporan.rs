@@ -2,8 +2,6 @@
 //! attachments.
 
 use super::{csrf_field, kanwil_select, layout};
-use crate::admin::{self};
-use crate::store::Role;
 use crate::web::api::{find_reports, internal, ListQuery};
 use crate::web::show::{self};
 use crate::web::{Principal, Web};
@@ -14,11 +12,12 @@ use maud::html;
 
 /// `GET /laporan`: Laporan: cari dan saring.
 pub fn laporan(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    let (found, total) = match find_reports(web, &q) {
+    let (found, total) = match find_reports(web, &who.reach, &q) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let sites = web.state.store.sites().unwrap_or_default();
+    let mut sites = web.state.store.sites().unwrap_or_default();
+    sites.retain(|s| who.reach.site(s.id.as_str()));
     let names = show::Names::of(&web.state.store);
     let taxonomy = pasopati_common::taxonomy::Taxonomy::builtin();
     let v = |o: &Option<String>| o.clone().unwrap_or_default();
@@ -40,7 +39,7 @@ pub fn laporan(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Respons
         form.saring method="get" action="/laporan" {
             input name="q" placeholder="Cari teks…" value=(v(&q.q));
             select name="category" { option value="" { "Semua kategori" } @for c in taxonomy.categories() { option value=(c.id) selected[q.category.as_deref() == Some(c.id.as_str())] { (c.label) } } }
-            (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil"))
+            @if who.reach.is_national() { (kanwil_select(q.kanwil.as_deref(), "Semua Kanwil")) }
             select name="site" { option value="" { "Semua UPT" } @for s in &sites { option value=(s.id.as_str()) selected[q.site.as_deref() == Some(s.id.as_str())] { (s.name) } } }
             select name="priority" { option value="" { "Semua prioritas" } option value="urgent" selected[q.priority.as_deref() == Some("urgent")] { "mendesak" } option value="normal" selected[q.priority.as_deref() == Some("normal")] { "biasa" } }
             input name="since" type="date" value=(v(&q.since));
@@ -65,7 +64,7 @@ pub fn laporan_detail(web: &Web, who: Principal, Path(id): Path<String>) -> Resp
     let Ok(rid) = id.parse::<pasopati_common::ReportId>() else {
         return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response();
     };
-    let revisions = match admin::revisions(&web.state.store, &rid) {
+    let revisions = match crate::web::api::report_revisions(web, &who.reach, &rid) {
         Ok(r) if !r.is_empty() => r,
         Ok(_) => return (StatusCode::NOT_FOUND, "laporan tidak ditemukan").into_response(),
         Err(e) => return internal(e),
@@ -94,7 +93,7 @@ pub fn laporan_detail(web: &Web, who: Principal, Path(id): Path<String>) -> Resp
         table { tr { th { "Rev." } th { "Diajukan" } th { "Judul" } th { "Ditarik" } }
             @for r in &revisions { tr { td { (r.revision) } td { (show::local_text(&r.filed_at, zone)) } td { (r.title) } td { (r.retraction.clone().unwrap_or_default()) } } }
         }
-        @if who.role >= Role::Analyst {
+        @if who.may(crate::web::ANALYST) {
             h2 { "Jadikan draf siaran pers" }
             form method="post" action="/publikasi" { (csrf_field(&who)) input type="hidden" name="report" value=(latest.id); button type="submit" { "Buat draf" } }
         }

@@ -95,12 +95,13 @@ fn layout(title: &str, active: &str, who: &Principal, body: Markup) -> Response 
         html! {
             header {
                 span.brand { "PASOPATI" }
-                @for (href, label) in NAV {
+                // Only the pages the user may open.
+                @for (href, label) in NAV.iter().filter(|(href, _)| may_open(who, href)) {
                     a href=(href) class=(if *href == active { "aktif" } else { "" }) { (label) }
                 }
                 form method="post" action="/logout" {
                     (csrf_field(who))
-                    span { (who.username) " (" (who.role.as_str()) ") " }
+                    span { (who.username) " (" (who.role.describe()) ") " }
                     button type="submit" { "Keluar" }
                 }
             }
@@ -108,6 +109,14 @@ fn layout(title: &str, active: &str, who: &Principal, body: Markup) -> Response 
         },
     );
     Html(page.into_string()).into_response()
+}
+
+/// Whether the page at `path` would let the user in.
+fn may_open(who: &Principal, path: &str) -> bool {
+    crate::web::ROUTES
+        .iter()
+        .find(|r| r.method == "GET" && r.path == path)
+        .is_some_and(|r| who.may(r.access))
 }
 
 fn csrf_field(who: &Principal) -> Markup {

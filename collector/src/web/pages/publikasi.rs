@@ -3,7 +3,7 @@
 
 use super::{csrf_field, kanwil_select, layout, CsrfOnly};
 use crate::admin::{self};
-use crate::store::{Publication, PublicationState, Role};
+use crate::store::{Publication, PublicationState};
 use crate::web::api::{find_reports, internal, ListQuery};
 use crate::web::show::{self, Zone};
 use crate::web::{Principal, Web};
@@ -21,7 +21,7 @@ pub fn publikasi(web: &Web, who: Principal, _: ()) -> Response {
         Ok(p) => p,
         Err(e) => return internal(e),
     };
-    let editor = who.role >= Role::Analyst;
+    let editor = who.may(crate::web::ANALYST);
     let body = html! {
         p { "Draf dibuat dari halaman laporan. Yang disetujui terbit di " a href="/feed/atom.xml" { "Atom" } " dan " a href="/feed/feed.json" { "JSON Feed" } ". " a href="/publikasi/ringkasan-harian" { "Ringkasan harian (cetak)" } }
         @for p in publications.iter().rev() {
@@ -141,7 +141,7 @@ pub fn ringkasan_harian(web: &Web, who: Principal, Query(q): Query<DigestQuery>)
         limit: Some(1000),
         ..ListQuery::default()
     };
-    let (reports, total) = match find_reports(web, &lq) {
+    let (reports, total) = match find_reports(web, &who.reach, &lq) {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -3,7 +3,7 @@
 
 use super::{csrf_field, layout};
 use crate::admin::{self};
-use crate::store::{Role, Verdict};
+use crate::store::Verdict;
 use crate::web::api::internal;
 use crate::web::{Principal, Web};
 use axum::extract::Path;
@@ -24,7 +24,7 @@ pub fn verifikasi(web: &Web, who: Principal, _: ()) -> Response {
         .iter()
         .flat_map(|s| s.figure_conflicts.iter().map(move |c| (&s.title, c)))
         .collect();
-    let editor = who.role >= Role::Analyst;
+    let editor = who.may(crate::web::ANALYST);
     let body = html! {
         @if !conflicts.is_empty() {
             h2 { "Angka media yang berbeda dengan laporan UPT" }
