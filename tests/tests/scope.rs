@@ -289,6 +289,84 @@ async fn nobody_sees_another_scope_on_any_route() {
         sessions.push(dashboard_login(addr, p.username, PASSWORD).await);
     }
 
+    // The unit's official response to the story about it: its operator writes it (an
+    // operator elsewhere cannot, and the PII guard stops an identity number), the Kanwil's
+    // analyst approves it (another Kanwil's cannot find it), a national analyst drafts a press
+    // release from it (a Kanwil analyst may not).
+    let session = |user: &str| {
+        let i = people
+            .iter()
+            .position(|p| p.username == user)
+            .unwrap_or_else(|| panic!("{user}"));
+        sessions[i].clone()
+    };
+    let semarang_story = c
+        .newsroom
+        .stories()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .find(|s| s.upt.iter().any(|u| u == SEMARANG) && !s.items.is_empty())
+        .map(|s| s.id.clone())
+        .unwrap_or_else(|| panic!("no story about {SEMARANG}"));
+    let respond = |user: &str, text: &str| {
+        let (cookie, csrf) = session(user);
+        let path = format!("/cerita/{semarang_story}/tanggapan");
+        let text = text.to_owned();
+        async move { post_form(addr, &path, &cookie, &[("csrf", &csrf), ("teks", &text)]).await }
+    };
+    let answer = "Tanggapanpenanda Semarang: lomba kebersihan berjalan tertib dan terbuka.";
+    let elsewhere = respond("operator-sukamiskin", answer).await;
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+    let identity = respond(
+        "operator-semarang",
+        "Warga binaan NIK 3201014512900001 ikut lomba.",
+    )
+    .await;
+    assert_eq!(identity.status, 400, "{}", identity.body);
+    assert!(identity.body.contains("identitas"), "{}", identity.body);
+    let filed = respond("operator-semarang", answer).await;
+    assert_eq!(filed.status, 303, "{}", filed.body);
+    let responses = c.store.responses().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(responses.len(), 1, "{responses:?}");
+    let number = responses[0].number;
+    assert_eq!(responses[0].site, SEMARANG);
+    traces.add(SEMARANG, answer.to_owned());
+    let act = |user: &str, what: &str| {
+        let (cookie, csrf) = session(user);
+        let path = format!("/tanggapan/{number}/{what}");
+        async move {
+            post_form(addr, &path, &cookie, &[("csrf", &csrf)])
+                .await
+                .status
+        }
+    };
+    assert_eq!(act("jabar-analis", "setujui").await, 404);
+    assert_eq!(act("operator-semarang", "setujui").await, 403);
+    assert_eq!(act("jateng-analis", "draf").await, 403);
+    assert_eq!(
+        act("nasional-analis", "draf").await,
+        400,
+        "not approved yet"
+    );
+    assert_eq!(act("jateng-analis", "setujui").await, 303);
+    assert_eq!(act("nasional-analis", "draf").await, 303);
+    let responses = c.store.responses().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(responses[0].approved_by.as_deref(), Some("jateng-analis"));
+    let publication = responses[0]
+        .publication
+        .unwrap_or_else(|| panic!("no draft"));
+    let drafted = c.store.publications().unwrap_or_else(|e| panic!("{e}"));
+    assert!(drafted
+        .iter()
+        .any(|p| p.number == publication && p.body.contains(answer)));
+    let page = http_get(
+        addr,
+        &format!("/cerita/{semarang_story}"),
+        &[("Cookie", &session("jateng-admin").0)],
+    )
+    .await;
+    assert!(page.body.contains(answer), "{}", page.body);
+
     // Every route, every user, every id the route takes, and filters asking for elsewhere.
     let site_ids: Vec<String> = sites.iter().map(|(s, _)| s.to_string()).collect();
     let filters = [
@@ -312,7 +390,8 @@ async fn nobody_sees_another_scope_on_any_route() {
         let ids: Vec<String> = match r.path {
             "/laporan/{id}" | "/api/v1/reports/{id}" => report_ids.clone(),
             "/lampiran/{id}" => hashes.clone(),
-            "/cerita/{id}" | "/api/v1/stories/{id}" => story_ids.clone(),
+            "/cerita/{id}" | "/api/v1/stories/{id}" | "/cerita/{id}/tanggapan" => story_ids.clone(),
+            "/tanggapan/{id}/setujui" | "/tanggapan/{id}/draf" => vec![number.to_string()],
             "/armada/{id}/cabut" => site_ids.clone(),
             p if p.contains("{id}") => vec!["1".into()],
             _ => vec![String::new()],

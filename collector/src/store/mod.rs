@@ -10,6 +10,7 @@
 //! - `media.rs`: media items and attachments.
 //! - `users.rs`: dashboard users, their sessions and API tokens.
 //! - `publications.rs`: the claims register and press releases.
+//! - `responses.rs`: the units' official responses to stories.
 //! - `story_edits.rs`: analysts' merges and splits of stories.
 //! - `risk.rs`: the daily risk scores of UPTs and Kanwil.
 //! - `sources.rs`: the engagement of social media items and the health of polled sources.
@@ -46,6 +47,7 @@ mod media;
 pub mod pg;
 mod publications;
 mod reports;
+mod responses;
 mod risk;
 mod seam;
 mod sites;
@@ -59,6 +61,7 @@ pub use ingest::{BatchJob, BatchOutcome, Gap, GapKind, Rejection};
 pub use media::{StoredAttachment, StoredMedia};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
+pub use responses::{OfficialResponse, ResponseState};
 pub use seam::{Store, StoreLocation};
 pub use sites::{Health, SiteRecord, SiteStatus, TokenRefusal};
 pub use snapshot::SnapshotSummary;
@@ -316,6 +319,7 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(users::API_TOKENS)?;
     txn.open_table(users::API_TOKEN_INFO)?;
     txn.open_table(publications::PUBLICATIONS)?;
+    txn.open_table(responses::RESPONSES)?;
     txn.open_table(sources::MEDIA_ENGAGEMENT)?;
     txn.open_table(sources::SOURCE_HEALTH)?;
     txn.open_table(story_edits::STORY_EDITS)?;

@@ -340,6 +340,27 @@ impl Store {
         dispatch!(self, publications())
     }
 
+    /// Files a unit's official response to a story; returns its number.
+    pub fn add_response(&self, r: OfficialResponse, actor: &str) -> Result<u64, StoreError> {
+        dispatch!(self, add_response(r, actor))
+    }
+
+    /// Changes an official response, audited as `action`; `None` if there is none.
+    pub fn update_response(
+        &self,
+        number: u64,
+        actor: &str,
+        action: &str,
+        change: impl FnOnce(&mut OfficialResponse),
+    ) -> Result<Option<OfficialResponse>, StoreError> {
+        dispatch!(self, update_response(number, actor, action, change))
+    }
+
+    /// Every official response, oldest first.
+    pub fn responses(&self) -> Result<Vec<OfficialResponse>, StoreError> {
+        dispatch!(self, responses())
+    }
+
     /// Stored reports in arrival order, each at its latest revision (earlier revisions are in
     /// [`Store::revisions`]).
     pub fn reports(&self, query: &ReportQuery) -> Result<Vec<StoredReport>, StoreError> {

@@ -7,7 +7,9 @@
 //! copy fail: a table added later without a line here would otherwise be left out of every
 //! backup without a word.
 
-use super::{audit, ingest, media, publications, risk, sites, sources, story_edits, users};
+use super::{
+    audit, ingest, media, publications, responses, risk, sites, sources, story_edits, users,
+};
 use super::{
     RedbStore, StoreError, BY_ID, HWM, INDEX_LATE, LATEST, META, QUARANTINE, REPORTS, SITES,
 };
@@ -131,6 +133,7 @@ impl RedbStore {
         copy.table(&source, media::MEDIA_IDS)?;
         copy.table(&source, publications::CLAIMS)?;
         copy.table(&source, publications::PUBLICATIONS)?;
+        copy.table(&source, responses::RESPONSES)?;
         copy.table(&source, users::USERS)?;
         copy.table(&source, users::API_TOKENS)?;
         copy.table(&source, users::API_TOKEN_INFO)?;

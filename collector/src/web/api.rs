@@ -561,6 +561,21 @@ pub fn publications(web: &Web, _who: Principal, Query(q): Query<ListQuery>) -> R
     }
 }
 
+/// `GET /api/v1/responses`: the units' official responses the user sees, newest first.
+pub fn responses(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
+    match web.state.store.responses() {
+        Ok(mut r) => {
+            r.retain(|x| who.reach.site(&x.site));
+            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
+                r.retain(|x| x.site == site);
+            }
+            r.reverse();
+            page(&q, &r)
+        }
+        Err(e) => internal(e),
+    }
+}
+
 /// An attachment's file, by its BLAKE3 hash, with its type; never sniffed by the browser.
 ///
 /// A regional user gets only a file that a site in scope sent (the store keeps the first

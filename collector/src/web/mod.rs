@@ -113,6 +113,8 @@ pub(crate) const ANALYST: Access = Access::National(Capability::Edit);
 // Rows that read and change only through the user's scope, for regional users too.
 pub(crate) const READER: Access = Access::Scoped(Capability::Read);
 pub(crate) const SITE_ADMIN: Access = Access::Scoped(Capability::Administer);
+pub(crate) const EDITOR: Access = Access::Scoped(Capability::Edit);
+pub(crate) const RESPONDER: Access = Access::Scoped(Capability::Respond);
 
 /// A row of [`ROUTES`]. `"GET"` and `"POST"` take an async handler as it is; `page` (GET),
 /// `form` (POST) and `reply` (GET) take the work of a page, a form or an API or feed answer,
@@ -204,6 +206,9 @@ pub const ROUTES: &[Route] = &[
     route!(form "/cerita/{id}/pisah", ANALYST, pages::cerita_pisah, "Pisahkan item ke cerita baru"),
     route!(form "/cerita/{id}/gabung", ANALYST, pages::cerita_gabung, "Gabungkan cerita lain ke cerita ini"),
     route!(form "/cerita/suntingan/{id}/batal", ANALYST, pages::cerita_batal, "Batalkan suntingan cerita"),
+    route!(form "/cerita/{id}/tanggapan", RESPONDER, pages::tanggapan_kirim, "Kirim tanggapan resmi UPT atas cerita"),
+    route!(form "/tanggapan/{id}/setujui", EDITOR, pages::tanggapan_setujui, "Setujui tanggapan resmi UPT"),
+    route!(form "/tanggapan/{id}/draf", ANALYST, pages::tanggapan_draf, "Jadikan tanggapan resmi draf siaran pers"),
     route!(page "/tren", VIEWER, pages::tren, "Tren"),
     route!(page "/peringatan", READER, pages::peringatan, "Peringatan langsung"),
     route!(page "/armada", READER, pages::armada, "Armada: keadaan setiap UPT"),
@@ -240,6 +245,7 @@ pub const ROUTES: &[Route] = &[
     route!(reply "/api/v1/sources", VIEWER, Api, api::sources, "Sumber berkala dan kesehatannya"),
     route!(reply "/api/v1/claims", VIEWER, Api, api::claims, "Register klaim (ClaimReview)"),
     route!(reply "/api/v1/publications", VIEWER, Api, api::publications, "Publikasi"),
+    route!(reply "/api/v1/responses", READER, Api, api::responses, "Tanggapan resmi UPT atas cerita"),
     route!(
         "GET",
         "/api/v1/events",

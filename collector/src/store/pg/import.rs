@@ -284,6 +284,12 @@ const TARGETS: &[Target] = &[
         conflict: NOTHING,
     },
     Target {
+        table: "official_responses",
+        columns: NUMBERED,
+        source: official_responses,
+        conflict: NOTHING,
+    },
+    Target {
         table: "users",
         columns: &[("username", Kind::Text), ("record", Kind::Bytes)],
         source: users,
@@ -400,6 +406,7 @@ fn redb_tables() -> Vec<String> {
         media::MEDIA_IDS.name(),
         publications::CLAIMS.name(),
         publications::PUBLICATIONS.name(),
+        crate::store::responses::RESPONSES.name(),
         story_edits::STORY_EDITS.name(),
         users::USERS.name(),
         users::API_TOKENS.name(),
@@ -680,6 +687,10 @@ fn claims(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
 
 fn publications(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, publications::PUBLICATIONS, skip, sink)
+}
+
+fn official_responses(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+    numbered(txn, crate::store::responses::RESPONSES, skip, sink)
 }
 
 fn story_edits(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {

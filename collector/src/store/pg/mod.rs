@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fleet",
         sql: include_str!("migrations/0005_fleet.sql"),
     },
+    Migration {
+        version: 6,
+        name: "official_responses",
+        sql: include_str!("migrations/0006_official_responses.sql"),
+    },
 ];
 
 /// The advisory lock key the migration runner holds ("PASOPATI" in ASCII).

@@ -7,6 +7,7 @@ use super::store::{
     big, col, counter, dec, enc, next_number, record, records, unbig, Params, PgStore,
 };
 use crate::store::audit::AuditEntry;
+use crate::store::responses::OfficialResponse;
 use crate::store::sites::TokenRecord;
 use crate::store::sources::{from_json, merge_engagement, to_json};
 use crate::store::story_edits::{recorded_edit, undo_edit};
@@ -948,6 +949,11 @@ const PUBLICATIONS: Register = Register {
     counter: "next_publication",
     kind: "publication",
 };
+const RESPONSES: Register = Register {
+    table: "official_responses",
+    counter: "next_response",
+    kind: "response",
+};
 const STORY_EDITS: Register = Register {
     table: "story_edits",
     counter: "next_story_edit",
@@ -1062,6 +1068,33 @@ impl PgStore {
 
     pub fn publications(&self) -> Result<Vec<Publication>, StoreError> {
         self.all("SELECT record FROM publications ORDER BY n", &[])
+    }
+
+    pub fn add_response(&self, mut r: OfficialResponse, actor: &str) -> Result<u64, StoreError> {
+        let at = Timestamp(r.written_at);
+        self.add_numbered(&RESPONSES, actor, "response_add", at, |number| {
+            r.number = number;
+            let details = format!("site={} story={}", r.site, r.story);
+            (r, details)
+        })
+    }
+
+    pub fn update_response(
+        &self,
+        number: u64,
+        actor: &str,
+        action: &str,
+        change: impl FnOnce(&mut OfficialResponse),
+    ) -> Result<Option<OfficialResponse>, StoreError> {
+        let now = Timestamp::now();
+        self.change_numbered(&RESPONSES, number, actor, action, now, |r| {
+            change(r);
+            format!("state={}", r.state.label())
+        })
+    }
+
+    pub fn responses(&self) -> Result<Vec<OfficialResponse>, StoreError> {
+        self.all("SELECT record FROM official_responses ORDER BY n", &[])
     }
 
     pub fn add_story_edit(

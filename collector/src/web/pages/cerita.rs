@@ -220,6 +220,7 @@ pub fn cerita_detail(web: &Web, who: Principal, Path(id): Path<String>) -> Respo
                 }
             }
         }
+        (super::tanggapan::section(web, &who, &story.id))
         p.usang { "Suntingan analis hanya mengubah tampilan cerita; aturan pengelompokan mesin tidak belajar darinya. Item baru tetap ditempatkan oleh aturan yang sama." }
     };
     layout("Cerita", "/cerita", &who, body)

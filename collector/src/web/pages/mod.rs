@@ -17,6 +17,7 @@ mod publikasi;
 mod ringkasan;
 mod risiko;
 mod sumber;
+mod tanggapan;
 mod tren;
 mod verifikasi;
 
@@ -34,6 +35,7 @@ pub use publikasi::{
 pub use ringkasan::ringkasan;
 pub use risiko::risiko;
 pub use sumber::{state as source_state, sumber};
+pub use tanggapan::{tanggapan_draf, tanggapan_kirim, tanggapan_setujui, ResponseForm};
 pub use tren::tren;
 pub use verifikasi::{verifikasi, verifikasi_tambah, verifikasi_vonis, ClaimForm, VerdictForm};
 
@@ -193,4 +195,5 @@ posted_forms!(
     publikasi::DraftForm,
     verifikasi::ClaimForm,
     verifikasi::VerdictForm,
+    tanggapan::ResponseForm,
 );
