@@ -2410,3 +2410,40 @@ async fn armada_shows_a_paused_rollout_with_the_reason_and_a_site_behind_on_its_
     let row = armada_row(&page.body, id);
     assert!(row.contains(&format!("belum (pusat: v{version})")), "{row}");
 }
+
+/// Issue 18, point 4: Risiko and Cakupan draw the tile-grid map of the Kanwil (no map service),
+/// a square for each of the 38 with its figure, and a square opens the Kanwil's sites.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kanwil_map_has_every_kanwil_and_opens_its_sites() {
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    let _semarang = enroll_named(
+        &c,
+        &tmp.path().join("agent"),
+        ("lapas-semarang", "Lapas Kelas I Semarang", "Jawa Tengah"),
+    )
+    .await;
+    let _bogor = enroll_named(
+        &c,
+        &tmp.path().join("agent-2"),
+        ("lapas-bogor", "Lapas Kelas IIA Bogor", "Jawa Barat"),
+    )
+    .await;
+    let (cookie, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    for page in ["/cakupan", "/risiko"] {
+        let reply = http_get(addr, page, &[("Cookie", &cookie)]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let grid = section(&reply.body, "class=\"petagrid\"", "</div>");
+        let squares = grid.matches("href=\"/armada?kanwil=").count();
+        assert_eq!(squares, 38, "{page}: {grid}");
+        assert!(
+            grid.contains("href=\"/armada?kanwil=Jawa+Tengah\""),
+            "{grid}"
+        );
+    }
+    let css = http_get(addr, "/static/app.css", &[]).await.body;
+    assert!(css.contains(".petagrid .c13{grid-column:14}"), "{css}");
+    let armada = http_get(addr, "/armada?kanwil=Jawa+Tengah", &[("Cookie", &cookie)]).await;
+    assert_eq!(armada.status, 200);
+    assert!(armada.body.contains("data-site=\"lapas-semarang\""));
+    assert!(!armada.body.contains("data-site=\"lapas-bogor\""));
+}

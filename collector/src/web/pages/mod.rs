@@ -13,6 +13,7 @@ mod cerita;
 mod laporan;
 mod login;
 mod peringatan;
+mod peta;
 mod publikasi;
 mod ringkasan;
 mod risiko;
@@ -138,7 +139,13 @@ fn kanwil_select(selected: Option<&str>, all: &str) -> Markup {
 
 /// The style sheet of every page.
 pub async fn app_css() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+    static SHEET: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("{STYLE}{}", peta::css()));
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        SHEET.as_str(),
+    )
+        .into_response()
 }
 
 /// The script of every page: the live feed where the page has one, sorting of `table.urut`.

@@ -88,6 +88,15 @@ pub fn risiko(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
         p { "Per " (show::local_text(&picture.as_of, Zone::Wib)) ": skor 0–100 dari " (picture.period_days) " hari terakhir; garis menunjukkan " (picture.days) " hari sejak " (picture.from) " (" (picture.recorded_days) " hari tercatat)." }
         p.usang { "Bobot (collector.toml [risk.weights]): berita negatif " (w.negative_coverage) ", lonjakan " (w.spike) ", laporan mendesak " (w.urgent_report) ", tanpa kabar " (w.coverage_gap) ", klaim belum terverifikasi " (w.unverified_claim) " poin per satuan; jumlahnya paling tinggi 100." }
         h2 { "Kanwil" }
+        (super::peta::kanwil_map(
+            "Skor risiko hari ini per Kanwil (klik untuk melihat UPT-nya)",
+            ["0–9", "10–24", "25–49", "50–74", "75–100"],
+            |k| picture.kanwil.iter().find(|r| matches!(&r.today.scope, Scope::Kanwil(x) if x == k)).map(|r| super::peta::Tile {
+                step: match r.today.score { s if s < 10.0 => 0, s if s < 25.0 => 1, s if s < 50.0 => 2, s if s < 75.0 => 3, _ => 4 },
+                figure: format!("{:.0}", r.today.score),
+                detail: format!("skor {:.0}; {}", r.today.score, parts(r)),
+            }),
+        ))
         table { tr { th { "Kanwil" } th { "Skor" } th { "Riwayat" } th { "Rincian" } }
             @for r in &picture.kanwil { (row(r)) } }
         h2 { "UPT" }
