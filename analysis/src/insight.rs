@@ -103,6 +103,10 @@ pub struct PeriodCounts {
     pub by_source: BTreeMap<String, Count>,
     /// `negatif` (below −0.2), `netral`, `positif` (above 0.2).
     pub by_sentiment: BTreeMap<String, Count>,
+    /// Of the period's count, the site reports (the rest are media items).
+    pub reports: u64,
+    /// The period's media items alone, by tone (`negatif`, `netral`, `positif`).
+    pub media_by_sentiment: BTreeMap<String, u64>,
 }
 
 /// A term and how often it came up.
@@ -245,6 +249,13 @@ fn period_counts(
                 p.total.previous += 1;
             } else {
                 p.total.count += 1;
+                if d.report {
+                    p.reports += 1;
+                } else {
+                    *p.media_by_sentiment
+                        .entry(crate::sentiment::class(d.sentiment).to_owned())
+                        .or_default() += 1;
+                }
             }
             bump(&mut p.by_category, d.category.to_owned());
             for k in engine.kanwil_of(d) {

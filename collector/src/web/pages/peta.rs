@@ -93,6 +93,7 @@ pub(crate) fn css() -> String {
 .petagrid a{{display:flex;flex-direction:column;justify-content:center;align-items:center;border-radius:4px;text-decoration:none;color:#111;font-size:.7rem;line-height:1.1}}\
 .petagrid a b{{font-size:.85rem}}.petagrid a:hover,.petagrid a:focus{{outline:2px solid #123a5c}}\
 .legenda{{display:flex;gap:.3rem;font-size:.75rem;margin-top:.3rem}}.legenda span{{padding:.1rem .4rem;border-radius:3px}}\
+.nada0{{background:#c62828;color:#fff}}.nada1{{background:#9aa0a6}}.nada2{{background:#2e7d32;color:#fff}}.nada3{{background:#2f6f9f;color:#fff}}\
 .t0{{background:#e6f4ea}}.t1{{background:#fef7cd}}.t2{{background:#fde2b5}}.t3{{background:#f9b9a6}}.t4{{background:#e57373;color:#fff}}.tn{{background:#e8eaed;color:#5f6368}}"
     );
     for c in 0..COLUMNS {
