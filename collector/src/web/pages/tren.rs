@@ -65,6 +65,21 @@ pub(crate) fn calendar(
         .collect()
 }
 
+/// The segments of a stacked bar standing on `base`, `scale` pixels per item: (tone, top,
+/// height) of each tone that has items.
+fn stacked(counts: &[u64; 3], base: f64, scale: f64) -> Vec<(usize, f64, f64)> {
+    let mut top = base;
+    let mut out = Vec::new();
+    for (k, n) in counts.iter().enumerate() {
+        if *n > 0 {
+            let h = scale * *n as f64;
+            top -= h;
+            out.push((k, top, h));
+        }
+    }
+    out
+}
+
 /// Two panels on one time axis: media items per day stacked by tone, and site reports per
 /// day. Every day has its slot; a label every seventh day and on the last.
 fn timeline(days: &[Day]) -> Markup {
@@ -100,13 +115,8 @@ fn timeline(days: &[Day]) -> Markup {
                 @let total: u64 = d.media.iter().sum();
                 g {
                     title { (d.date) ": " (d.media[0]) " negatif, " (d.media[1]) " netral, " (d.media[2]) " positif; " (d.reports) " laporan UPT" @if d.spike { "; lonjakan" } }
-                    @let mut base = media_top + PANEL;
-                    @for (k, n) in d.media.iter().enumerate() {
-                        @let h = PANEL * *n as f64 / media_max;
-                        @if *n > 0 {
-                            rect x=(x(i)) y=(format!("{:.1}", base - h)) width=(SLOT - 4) height=(format!("{:.1}", h)) fill=(colours[k]) {}
-                        }
-                        @let _ = { base -= h; };
+                    @for (k, y, h) in stacked(&d.media, media_top + PANEL, PANEL / media_max) {
+                        rect x=(x(i)) y=(format!("{y:.1}")) width=(SLOT - 4) height=(format!("{h:.1}")) fill=(colours[k]) {}
                     }
                     @if d.reports > 0 {
                         @let h = PANEL * d.reports as f64 / report_max;
