@@ -502,6 +502,12 @@ pub struct Engine {
     /// The latest time placed, and how many documents since the last compaction.
     pub(crate) newest: i64,
     pub(crate) since_compaction: u32,
+    /// The stories whose vocabulary is still kept, so that compaction looks at them alone and
+    /// not at every story ever made; worked out from the stories when first needed (a snapshot
+    /// does not keep it).
+    pub(crate) open_stories: Option<Vec<u32>>,
+    /// Compactions since the index lists were last pruned of ended stories.
+    pub(crate) since_index_pruning: usize,
     /// Every document's small lists.
     pub(crate) lists: crate::lists::Lists,
 }
@@ -567,6 +573,8 @@ impl Engine {
             by_id: FastMap::default(),
             newest: i64::MIN,
             since_compaction: 0,
+            open_stories: None,
+            since_index_pruning: 0,
             lists: Default::default(),
         }
     }
@@ -581,17 +589,39 @@ impl Engine {
         }
         self.since_compaction = 0;
         let horizon = self.newest.saturating_sub(self.reach());
-        // What only judging a new item reads goes; what listing stories reads stays.
-        for (story, brief) in self.stories.iter_mut().zip(self.briefs.iter_mut()) {
-            if story.last < horizon && !story.terms.is_empty() {
-                brief.open = false;
-                story.terms = Vec::new();
-                story.numbers = Vec::new();
-                story.quantities = Vec::new();
-                story.docs.shrink_to_fit();
-                story.upt.shrink_to_fit();
+        // What only judging a new item reads goes; what listing stories reads stays. Only the
+        // stories still open are looked at, so a compaction costs what arrived since the last.
+        let stories = &mut self.stories;
+        let open = self.open_stories.get_or_insert_with(|| {
+            (0..stories.len())
+                .filter(|&s| !stories[s].terms.is_empty())
+                .map(|s| s as u32)
+                .collect()
+        });
+        open.retain(|&s| {
+            let story = &mut stories[s as usize];
+            if story.last >= horizon {
+                return true;
             }
+            if let Some(brief) = self.briefs.get_mut(s as usize) {
+                brief.open = false;
+            }
+            story.terms = Vec::new();
+            story.numbers = Vec::new();
+            story.quantities = Vec::new();
+            story.docs.shrink_to_fit();
+            story.upt.shrink_to_fit();
+            false
+        });
+        // The index lists hold `INDEX_DEPTH` stories at most and drop ended ones as they grow
+        // (`place`); pruning every list is left for when as many compactions have passed as
+        // there are lists per `COMPACT_EVERY`, so that it costs a bounded share of each item.
+        self.since_index_pruning += 1;
+        let lists = self.by_unit.len() + self.by_term.len() + self.by_number.len();
+        if self.since_index_pruning * (COMPACT_EVERY as usize) < lists {
+            return;
         }
+        self.since_index_pruning = 0;
         let stories = &self.stories;
         for list in self.by_unit.values_mut().chain(self.by_term.values_mut()) {
             list.retain(|&s| stories[s as usize].last >= horizon);
@@ -1147,6 +1177,9 @@ impl Engine {
                     units_len: 0,
                     open: false,
                 });
+                if let Some(open) = self.open_stories.as_mut() {
+                    open.push(self.stories.len() as u32);
+                }
                 self.stories.push(Story {
                     id: story_id,
                     title,
