@@ -1634,6 +1634,48 @@ mod tests {
     }
 
     #[test]
+    fn compaction_closes_ended_stories_and_keeps_only_open_ones_in_view() {
+        // Distinct stories, one an hour for 250 days: the ended ones lose their vocabulary
+        // and leave the list compaction walks, so that list stays the size of the window.
+        let mut engine = Engine::with_defaults(EngineConfig::default());
+        let word = |mut n: usize| {
+            let mut w = String::from("zo");
+            for _ in 0..4 {
+                w.push(char::from(b'a' + (n % 26) as u8));
+                n /= 26;
+            }
+            w
+        };
+        let hours = 6_000;
+        for h in 0..hours {
+            let text = format!("{} {} {}", word(h), word(h + 7_000), word(h + 14_000));
+            engine.add_item(&item(&format!("s{h}"), h as i64, &text, &text));
+        }
+        let open = engine.open_stories.as_ref().map_or(0, Vec::len);
+        let reach_hours = (engine.reach() / HOUR) as usize;
+        assert!(
+            open <= reach_hours + COMPACT_EVERY as usize,
+            "{open} stories kept open"
+        );
+        assert!(
+            engine.stories.len() >= hours / 2,
+            "{}",
+            engine.stories.len()
+        );
+        let first = &engine.stories[0];
+        assert!(
+            first.terms.is_empty(),
+            "the first story still holds its terms"
+        );
+        // And one made after the first compaction, which ended since.
+        let later = &engine.stories[engine.stories.len() - 1_000];
+        assert!(
+            later.terms.is_empty(),
+            "a later story still holds its terms"
+        );
+    }
+
+    #[test]
     fn national_news_without_a_unit_forms_one_story() {
         let p = place(&[
             item("g1", 0, "Presiden beri grasi kepada 3.517 narapidana sakit berat",
