@@ -1635,7 +1635,7 @@ mod tests {
 
     #[test]
     fn compaction_closes_ended_stories_and_keeps_only_open_ones_in_view() {
-        // Distinct stories, one an hour for 250 days: the ended ones lose their vocabulary
+        // Distinct stories, one an hour for 375 days: the ended ones lose their vocabulary
         // and leave the list compaction walks, so that list stays the size of the window.
         let mut engine = Engine::with_defaults(EngineConfig::default());
         let word = |mut n: usize| {
@@ -1646,7 +1646,7 @@ mod tests {
             }
             w
         };
-        let hours = 6_000;
+        let hours = 9_000;
         for h in 0..hours {
             let text = format!("{} {} {}", word(h), word(h + 7_000), word(h + 14_000));
             engine.add_item(&item(&format!("s{h}"), h as i64, &text, &text));
@@ -1667,8 +1667,9 @@ mod tests {
             first.terms.is_empty(),
             "the first story still holds its terms"
         );
-        // And one made after the first compaction, which ended since.
-        let later = &engine.stories[engine.stories.len() - 1_000];
+        // And one made after the first compaction (at item 4,096), which ended well before the
+        // second (at 8,192).
+        let later = &engine.stories[4_500];
         assert!(
             later.terms.is_empty(),
             "a later story still holds its terms"
