@@ -834,6 +834,12 @@ async fn in_a_browser_an_urgent_report_appears_live() {
     std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("{e}"));
     browser.screenshot(&shots.join("peringatan.png")).await;
     let detail = format!("/laporan/{}", other_report.id);
+    let morning = format!(
+        "/pagi?tanggal={}",
+        pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(
+            pasopati_common::Timestamp::now().0
+        ))
+    );
     let story = c
         .newsroom
         .stories()
@@ -856,6 +862,7 @@ async fn in_a_browser_an_urgent_report_appears_live() {
         ("/verifikasi", "verifikasi"),
         ("/publikasi", "publikasi"),
         ("/cakupan", "cakupan"),
+        (morning.as_str(), "pagi"),
     ] {
         browser.go(&format!("{base}{path}")).await;
         browser.screenshot(&shots.join(format!("{name}.png"))).await;

@@ -369,8 +369,15 @@ async fn nobody_sees_another_scope_on_any_route() {
 
     // Every route, every user, every id the route takes, and filters asking for elsewhere.
     let site_ids: Vec<String> = sites.iter().map(|(s, _)| s.to_string()).collect();
+    let today = pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(
+        pasopati_common::Timestamp::now().0,
+    ));
+    let on_today = format!("?tanggal={today}");
+    let on_today_text = format!("?tanggal={today}&format=text");
     let filters = [
         "",
+        on_today.as_str(),
+        on_today_text.as_str(),
         "?format=csv&limit=1000",
         "?q=Laporanpenanda",
         "?site=lapas-sukamiskin",
@@ -492,6 +499,56 @@ async fn nobody_sees_another_scope_on_any_route() {
             },
             "{user}"
         );
+    }
+
+    // The morning digest of today names each scope's urgent reports, and only those.
+    for (user, wanted) in [
+        (
+            "operator-semarang",
+            vec!["Laporanpenanda lapas-semarang nomor 0"],
+        ),
+        (
+            "jateng-analis",
+            vec![
+                "Laporanpenanda lapas-semarang nomor 0",
+                "Laporanpenanda lapas-magelang nomor 2",
+            ],
+        ),
+        (
+            "jabar-admin",
+            vec!["Laporanpenanda lapas-sukamiskin nomor 4"],
+        ),
+        (
+            "nasional-pemirsa",
+            vec![
+                "Laporanpenanda lapas-semarang nomor 0",
+                "Laporanpenanda lapas-sukamiskin nomor 4",
+            ],
+        ),
+    ] {
+        let i = people
+            .iter()
+            .position(|p| p.username == user)
+            .unwrap_or_else(|| panic!("{user}"));
+        let reply = http_get(
+            addr,
+            &format!("/pagi{on_today_text}"),
+            &[("Cookie", &sessions[i].0)],
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(
+            reply.body.starts_with("Ringkasan pagi PASOPATI — "),
+            "{}",
+            reply.body
+        );
+        for w in wanted {
+            assert!(
+                reply.body.contains(w),
+                "{user}'s digest lacks {w}: {}",
+                reply.body
+            );
+        }
     }
 
     // The live stream: each user hears of the reports of their scope only.

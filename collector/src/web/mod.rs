@@ -20,6 +20,7 @@
 mod api;
 pub use api::openapi_document;
 pub mod auth;
+pub mod digest;
 pub mod pages;
 pub mod scope;
 pub mod show;
@@ -191,6 +192,7 @@ pub const ROUTES: &[Route] = &[
     ),
     route!("POST", "/logout", READER, Form, pages::logout, "Keluar"),
     route!(page "/", READER, pages::ringkasan, "Ringkasan"),
+    route!(page "/pagi", READER, pages::pagi, "Ringkasan pagi: kemarin dalam cakupan pengguna (cetak, atau teks polos)"),
     route!(page "/laporan", READER, pages::laporan, "Laporan: cari dan saring"),
     route!(page "/laporan/{id}", READER, pages::laporan_detail, "Satu laporan dengan revisi dan lampiran"),
     route!(

@@ -12,6 +12,7 @@ mod cakupan;
 mod cerita;
 mod laporan;
 mod login;
+mod pagi;
 mod peringatan;
 mod peta;
 mod publikasi;
@@ -29,6 +30,7 @@ pub use cerita::{
 };
 pub use laporan::{laporan, laporan_detail};
 pub use login::{login, login_page, logout, LoginForm};
+pub use pagi::{pagi, MorningQuery};
 pub use peringatan::peringatan;
 pub use publikasi::{
     publikasi, publikasi_draf, publikasi_setujui, ringkasan_harian, DigestQuery, DraftForm,
@@ -76,6 +78,7 @@ tr.gagal td{color:#b00020}details.cabut summary{cursor:pointer;color:#b00020}det
 
 const NAV: &[(&str, &str)] = &[
     ("/", "Ringkasan"),
+    ("/pagi", "Pagi"),
     ("/laporan", "Laporan"),
     ("/cerita", "Media & Cerita"),
     ("/tren", "Tren"),
