@@ -65,6 +65,11 @@ pub struct CollectorConfig {
     /// data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreSettings>,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::notify::NotifySettings::is_empty"
+    )]
+    pub notify: crate::notify::NotifySettings,
 }
 
 /// A PostgreSQL store (`[store]`).
@@ -453,6 +458,7 @@ impl CollectorConfig {
             dashboard: DashboardSettings::default(),
             feeds: Vec::new(),
             store: None,
+            notify: Default::default(),
             social: Vec::new(),
             polling: PollingSettings::default(),
         }

@@ -19,6 +19,7 @@ pub mod fleet;
 mod group_commit;
 pub mod newsroom;
 mod next_step;
+pub mod notify;
 pub mod report_index;
 pub mod risk;
 mod server;
@@ -70,6 +71,8 @@ pub enum CollectorError {
     Task(#[from] pasopati_common::task::TaskFailed),
     #[error("{0}")]
     Admin(String),
+    #[error(transparent)]
+    Notify(#[from] notify::NotifyError),
 }
 
 /// Options of `init`.
@@ -542,6 +545,18 @@ impl Server {
             self.state.config.clone(),
             stop.clone(),
         ));
+        // Notifications, when collector.toml has rules. On a shared PostgreSQL store give
+        // `[notify]` to one collector only (the outbox is shared; two notifiers would both send).
+        let notifications = if self.state.config.notify.is_empty() {
+            None
+        } else {
+            let notifier = notify::Notifier::new(&self.state.config.notify, &self.data_dir)?;
+            Some(tokio::spawn(notify::run(
+                Arc::new(notifier),
+                self.state.store.clone(),
+                stop.clone(),
+            )))
+        };
         let dashboard = match self.http {
             Some(listener) => {
                 let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
@@ -568,6 +583,9 @@ impl Server {
             let _ = feeds.await;
         }
         let _ = risk.await;
+        if let Some(notifications) = notifications {
+            let _ = notifications.await;
+        }
         if let Some(revocations) = revocations {
             let _ = revocations.await;
         }

@@ -4,7 +4,8 @@
 //!   `name`, it kills itself with SIGKILL, as a power cut at exactly that point would. Names:
 //!   `collector.after_commit` (batch stored, ack not sent), `agent.after_ack` (ack received, not
 //!   yet recorded in the outbox), `agent.after_stage` (seqs given, batch not sent),
-//!   `collector.migrate_after_chunk` (`store migrate` wrote a chunk, the next not begun).
+//!   `collector.migrate_after_chunk` (`store migrate` wrote a chunk, the next not begun),
+//!   `collector.notify_after_send` (a channel took a notification, the outbox not yet told).
 //! * `PASOPATI_CLOCK_OFFSET_MS=±N`: shifts this process's wall clock (as [`crate::Timestamp::now`]
 //!   reads it) by N milliseconds, to test skewed site clocks.
 //!

@@ -11,6 +11,7 @@
 //! - `users.rs`: dashboard users, their sessions and API tokens.
 //! - `publications.rs`: the claims register and press releases.
 //! - `responses.rs`: the units' official responses to stories.
+//! - `notifications.rs`: the notification outbox and the notifier's cursor.
 //! - `story_edits.rs`: analysts' merges and splits of stories.
 //! - `risk.rs`: the daily risk scores of UPTs and Kanwil.
 //! - `sources.rs`: the engagement of social media items and the health of polled sources.
@@ -44,6 +45,7 @@ pub(crate) mod fixtures;
 pub mod fleet;
 mod ingest;
 mod media;
+mod notifications;
 pub mod pg;
 mod publications;
 mod reports;
@@ -59,6 +61,7 @@ mod users;
 pub use audit::{verify_chain, AuditBreak, AuditEntry, StoredAuditEntry};
 pub use ingest::{BatchJob, BatchOutcome, Gap, GapKind, Rejection};
 pub use media::{StoredAttachment, StoredMedia};
+pub use notifications::Notification;
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use responses::{OfficialResponse, ResponseState};
@@ -320,6 +323,7 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(users::API_TOKEN_INFO)?;
     txn.open_table(publications::PUBLICATIONS)?;
     txn.open_table(responses::RESPONSES)?;
+    txn.open_table(notifications::NOTIFICATIONS)?;
     txn.open_table(sources::MEDIA_ENGAGEMENT)?;
     txn.open_table(sources::SOURCE_HEALTH)?;
     txn.open_table(story_edits::STORY_EDITS)?;

@@ -356,6 +356,26 @@ impl Store {
         dispatch!(self, update_response(number, actor, action, change))
     }
 
+    /// The first report arrival the notifier has not looked at (`None` before its first look).
+    pub fn notify_cursor(&self) -> Result<Option<u64>, StoreError> {
+        dispatch!(self, notify_cursor())
+    }
+
+    /// Writes outbox messages (new ones get their id) and, when given, the notifier's cursor,
+    /// in one transaction.
+    pub fn save_notifications(
+        &self,
+        changed: Vec<Notification>,
+        cursor: Option<u64>,
+    ) -> Result<Vec<Notification>, StoreError> {
+        dispatch!(self, save_notifications(changed, cursor))
+    }
+
+    /// The outbox: every message not sent yet and the `recent` last sent, by id.
+    pub fn notifications(&self, recent: usize) -> Result<Vec<Notification>, StoreError> {
+        dispatch!(self, notifications(recent))
+    }
+
     /// Every official response, oldest first.
     pub fn responses(&self) -> Result<Vec<OfficialResponse>, StoreError> {
         dispatch!(self, responses())

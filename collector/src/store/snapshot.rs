@@ -8,7 +8,8 @@
 //! backup without a word.
 
 use super::{
-    audit, ingest, media, publications, responses, risk, sites, sources, story_edits, users,
+    audit, ingest, media, notifications, publications, responses, risk, sites, sources,
+    story_edits, users,
 };
 use super::{
     RedbStore, StoreError, BY_ID, HWM, INDEX_LATE, LATEST, META, QUARANTINE, REPORTS, SITES,
@@ -134,6 +135,7 @@ impl RedbStore {
         copy.table(&source, publications::CLAIMS)?;
         copy.table(&source, publications::PUBLICATIONS)?;
         copy.table(&source, responses::RESPONSES)?;
+        copy.table(&source, notifications::NOTIFICATIONS)?;
         copy.table(&source, users::USERS)?;
         copy.table(&source, users::API_TOKENS)?;
         copy.table(&source, users::API_TOKEN_INFO)?;

@@ -290,6 +290,12 @@ const TARGETS: &[Target] = &[
         conflict: NOTHING,
     },
     Target {
+        table: "notifications",
+        columns: NUMBERED,
+        source: notifications,
+        conflict: NOTHING,
+    },
+    Target {
         table: "users",
         columns: &[("username", Kind::Text), ("record", Kind::Bytes)],
         source: users,
@@ -407,6 +413,7 @@ fn redb_tables() -> Vec<String> {
         publications::CLAIMS.name(),
         publications::PUBLICATIONS.name(),
         crate::store::responses::RESPONSES.name(),
+        crate::store::notifications::NOTIFICATIONS.name(),
         story_edits::STORY_EDITS.name(),
         users::USERS.name(),
         users::API_TOKENS.name(),
@@ -687,6 +694,10 @@ fn claims(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
 
 fn publications(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, publications::PUBLICATIONS, skip, sink)
+}
+
+fn notifications(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+    numbered(txn, crate::store::notifications::NOTIFICATIONS, skip, sink)
 }
 
 fn official_responses(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {

@@ -18,6 +18,7 @@
 mod fleet;
 mod import;
 mod ingest;
+mod notifications;
 mod records;
 mod reports;
 mod search;
@@ -71,8 +72,8 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 6,
-        name: "official_responses",
-        sql: include_str!("migrations/0006_official_responses.sql"),
+        name: "responses_and_notifications",
+        sql: include_str!("migrations/0006_responses_and_notifications.sql"),
     },
 ];
 

@@ -1,0 +1,225 @@
+//! Issue 18, point 2: notifications through the durable outbox. The real collector binary
+//! sends to a webhook receiver that listens on loopback in this test process, checks every
+//! request's HMAC signature and drops a message whose id it has seen. A burst of urgent
+//! reports from three sites is one message; the collector is SIGKILLed right after the
+//! receiver took it and before the outbox recorded that (failpoint
+//! `collector.notify_after_send`); started again, it sends the same message again (at least
+//! once), the receiver drops the duplicate by its id, and nothing else is sent (no flood, no
+//! loss). All content is invented.
+
+use pasopati_tests::*;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const SECRET: &str = "kunci-webhook-uji-yang-cukup-panjang";
+
+/// What the receiver saw: every delivery (id, body) with a good signature, and the bad ones.
+#[derive(Default)]
+struct Received {
+    deliveries: Vec<(u64, serde_json::Value)>,
+    bad_signatures: usize,
+}
+
+impl Received {
+    /// The messages, each once (duplicates dropped by id).
+    fn unique(&self) -> BTreeMap<u64, serde_json::Value> {
+        self.deliveries.iter().cloned().collect()
+    }
+}
+
+/// A webhook receiver on loopback: reads each request, checks `X-Pasopati-Signature` over the
+/// exact body, answers 200 (401 to a bad signature).
+async fn receiver() -> (String, Arc<Mutex<Received>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}/hook",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let seen = Arc::new(Mutex::new(Received::default()));
+    let state = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 8192];
+                let (head, body_start) = loop {
+                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    raw.extend_from_slice(&buf[..n]);
+                    if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break (String::from_utf8_lossy(&raw[..i]).to_string(), i + 4);
+                    }
+                };
+                let header = |name: &str| {
+                    head.lines()
+                        .filter_map(|l| l.split_once(':'))
+                        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.trim().to_owned())
+                };
+                let length: usize = header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while raw.len() < body_start + length {
+                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    raw.extend_from_slice(&buf[..n]);
+                }
+                let body = &raw[body_start..body_start + length];
+                let expected = format!(
+                    "sha256={}",
+                    pasopati_collector::notify::signature(SECRET.as_bytes(), body)
+                );
+                let good = header("x-pasopati-signature").as_deref() == Some(expected.as_str());
+                let id: Option<u64> = header("x-pasopati-id").and_then(|v| v.parse().ok());
+                let status = {
+                    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                    match (good, id, serde_json::from_slice(body)) {
+                        (true, Some(id), Ok(json)) => {
+                            s.deliveries.push((id, json));
+                            "200 OK"
+                        }
+                        _ => {
+                            s.bad_signatures += 1;
+                            "401 Unauthorized"
+                        }
+                    }
+                };
+                let reply =
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn start_with_env(c: &mut CollectorBin, env: &[(&str, &str)]) {
+    let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    args.push(c.bins.collector.to_string_lossy().into_owned());
+    args.extend([
+        "run".into(),
+        "--data-dir".into(),
+        path_str(&c.dir).to_owned(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    c.daemon = Some(Daemon::spawn(
+        std::path::Path::new("/usr/bin/env"),
+        &args,
+        &c.log,
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
+    let bins = bins!();
+    let tmp = tempdir();
+    let (url, received) = receiver().await;
+    let mut collector = CollectorBin::init(&bins, tmp.path());
+    std::fs::write(collector.dir.join("webhook.secret"), SECRET).unwrap_or_else(|e| panic!("{e}"));
+    edit_file(&collector.dir.join("collector.toml"), |t| {
+        format!(
+            "{t}\n[[notify.channels]]\nname = \"pusat\"\nkind = \"webhook\"\nurl = \"{url}\"\nsecret_file = \"webhook.secret\"\n\n\
+             [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"pusat\"\ngroup = \"20s\"\nmax_per_hour = 6\n"
+        )
+    });
+    // The first message the channel takes kills the collector before the outbox knows.
+    start_with_env(
+        &mut collector,
+        &[("PASOPATI_FAILPOINTS", "collector.notify_after_send=1")],
+    );
+
+    // Twelve urgent reports from three sites, and two routine ones that tell nobody.
+    let mut running = Vec::new();
+    for (i, site) in ["lapas-satu", "lapas-dua", "lapas-tiga"].iter().enumerate() {
+        let token = collector.add_site(site);
+        let dir = tmp.path().join(site);
+        pasopati_agent::enroll(&dir, &token, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let agent = open_agent(&dir);
+        let handle = agent.handle();
+        for n in 0..4 {
+            let mut d = draft(i * 10 + n);
+            d.priority = Some(pasopati_common::Priority::Urgent);
+            d.category = "kejadian_menonjol".into();
+            d.title = format!("Kebakaran kecil uji {site} {n}");
+            handle.file(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        if i == 0 {
+            handle.file(draft(99)).unwrap_or_else(|e| panic!("{e}"));
+            handle.file(draft(98)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        running.push(run_agent(agent));
+    }
+
+    // The receiver takes the message, and the collector dies right after.
+    eventually("the first delivery", Duration::from_secs(60), || {
+        !received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .deliveries
+            .is_empty()
+    })
+    .await;
+    eventually(
+        "the collector killed by its failpoint",
+        Duration::from_secs(10),
+        || collector.daemon.as_mut().is_some_and(|d| !d.alive()),
+    )
+    .await;
+    assert!(
+        collector
+            .log()
+            .contains("failpoint collector.notify_after_send"),
+        "{}",
+        collector.log()
+    );
+
+    // Started again, it sends the message again (the outbox never heard it went).
+    collector.start();
+    eventually("the second delivery", Duration::from_secs(60), || {
+        received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .deliveries
+            .len()
+            >= 2
+    })
+    .await;
+    // And nothing more: no flood after the restart.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seen = received.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(seen.bad_signatures, 0);
+    assert_eq!(seen.deliveries.len(), 2, "{:?}", seen.deliveries);
+    let unique = seen.unique();
+    assert_eq!(
+        unique.len(),
+        1,
+        "the duplicate carries the same id: {unique:?}"
+    );
+    let message = unique
+        .values()
+        .next()
+        .unwrap_or_else(|| panic!("no message"));
+    let text = message["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("12 laporan mendesak dari 3 UPT dalam 1 menit"),
+        "{text}"
+    );
+    assert_eq!(message["count"], 12, "{message}");
+    assert_eq!(message["event"], "urgent_report");
+    drop(seen);
+    for r in running {
+        r.stop().await;
+    }
+    collector.stop();
+}
