@@ -197,10 +197,12 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
     .await;
     // And nothing more: no flood after the restart.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let seen = received.lock().unwrap_or_else(|e| e.into_inner());
-    assert_eq!(seen.bad_signatures, 0);
-    assert_eq!(seen.deliveries.len(), 2, "{:?}", seen.deliveries);
-    let unique = seen.unique();
+    let (bad, deliveries, unique) = {
+        let seen = received.lock().unwrap_or_else(|e| e.into_inner());
+        (seen.bad_signatures, seen.deliveries.clone(), seen.unique())
+    };
+    assert_eq!(bad, 0);
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
     assert_eq!(
         unique.len(),
         1,
@@ -217,7 +219,6 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
     );
     assert_eq!(message["count"], 12, "{message}");
     assert_eq!(message["event"], "urgent_report");
-    drop(seen);
     for r in running {
         r.stop().await;
     }

@@ -164,7 +164,9 @@ pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
         .iter()
         .chain(&picture.kanwil)
         .filter_map(|r| match &r.today.scope {
-            pasopati_analysis::risk::Scope::Upt(id) if reach.tagged(&[id.clone()], &[]) => {
+            pasopati_analysis::risk::Scope::Upt(id)
+                if reach.tagged(std::slice::from_ref(id), &[]) =>
+            {
                 Some((names.unit(id), r.today.score))
             }
             pasopati_analysis::risk::Scope::Kanwil(k)
