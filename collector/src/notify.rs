@@ -9,7 +9,9 @@
 //! id, which the receiver drops.
 //!
 //! Channels: a JSON webhook, signed with HMAC-SHA-256 over the body (`X-Pasopati-Signature:
-//! sha256=<hex>`) and carrying the message id (`X-Pasopati-Id`).
+//! sha256=<hex>`) and carrying the message id (`X-Pasopati-Id`); the Telegram Bot API's
+//! `sendMessage` to a chat, the message ending with its id ("#17") since the Bot API has no
+//! field for one (a 429's `retry_after` is honoured).
 
 use crate::store::{Notification, SiteRecord, Store, StoreError, StoredReport};
 use pasopati_common::{HumanDuration, Priority, Timestamp};
@@ -40,11 +42,14 @@ pub struct ChannelConfig {
     /// The name rules use.
     pub name: String,
     pub kind: ChannelKind,
-    /// The webhook's address.
+    /// The webhook's address; for Telegram, the Bot API's (`https://api.telegram.org`).
     pub url: String,
     /// The file (relative to the data directory, or absolute) holding the HMAC key the
-    /// webhook's receiver checks signatures with; keep it 0600.
+    /// webhook's receiver checks signatures with, or the Telegram bot's token; keep it 0600.
     pub secret_file: PathBuf,
+    /// The Telegram chat the bot writes to (a group's id such as `-1001234567890`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
     /// Only what happens in this Kanwil, or at this site (neither: the whole country).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kanwil: Option<String>,
@@ -56,6 +61,7 @@ pub struct ChannelConfig {
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Webhook,
+    Telegram,
 }
 
 /// What is told, to which channel, how grouped.
@@ -126,6 +132,12 @@ impl Notifier {
             if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
                 return Err(NotifyError::Settings(format!(
                     "channel `{}`: the url must start with https:// (or http:// inside the center's network)",
+                    c.name
+                )));
+            }
+            if c.kind == ChannelKind::Telegram && c.chat_id.as_deref().is_none_or(str::is_empty) {
+                return Err(NotifyError::Settings(format!(
+                    "channel `{}`: a telegram channel needs chat_id, the chat the bot writes to",
                     c.name
                 )));
             }
@@ -264,11 +276,14 @@ impl Notifier {
                 continue;
             }
             let result = match self.channels.iter().find(|c| c.config.name == n.channel) {
-                Some(channel) => self.post(channel, &n),
-                None => Err(format!(
+                Some(channel) => match channel.config.kind {
+                    ChannelKind::Webhook => self.post(channel, &n),
+                    ChannelKind::Telegram => self.send_telegram(channel, &n),
+                },
+                None => Err(Refusal::from(format!(
                     "the channel `{}` is no longer configured",
                     n.channel
-                )),
+                ))),
             };
             match result {
                 Ok(()) => {
@@ -277,13 +292,13 @@ impl Notifier {
                     n.last_error = None;
                     sent += 1;
                 }
-                Err(e) => {
+                Err(refusal) => {
                     n.attempts += 1;
-                    let wait = backoff(n.attempts);
+                    let wait = refusal.retry_after.unwrap_or_else(|| backoff(n.attempts));
                     n.next_attempt_at = now.0 + wait.as_millis() as i64;
                     tracing::warn!(channel = %n.channel, id = n.id, attempts = n.attempts,
-                        "notification not delivered, trying again in {}s: {e}", wait.as_secs());
-                    n.last_error = Some(e);
+                        "notification not delivered, trying again in {}s: {}", wait.as_secs(), refusal.message);
+                    n.last_error = Some(refusal.message);
                 }
             }
             store.save_notifications(vec![n], None)?;
@@ -291,8 +306,52 @@ impl Notifier {
         Ok(sent)
     }
 
+    /// Sends a message with the Bot API's `sendMessage`; the text ends with the message's id.
+    fn send_telegram(&self, channel: &Channel, n: &Notification) -> Result<(), Refusal> {
+        let token = String::from_utf8_lossy(&channel.secret);
+        let url = format!(
+            "{}/bot{}/sendMessage",
+            channel.config.url.trim_end_matches('/'),
+            token
+        );
+        let body = serde_json::json!({
+            "chat_id": channel.config.chat_id,
+            "text": format!("{}\n#{}", text(n), n.id),
+            "disable_web_page_preview": true,
+        })
+        .to_string();
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes())
+            // The token is part of the address: never repeat the transport's message.
+            .map_err(|_| Refusal::from("the Telegram Bot API could not be reached".to_owned()))?;
+        let status = response.status().as_u16();
+        let answer: serde_json::Value = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        if (200..300).contains(&status) && answer["ok"] == true {
+            return Ok(());
+        }
+        Err(Refusal {
+            message: format!(
+                "the Telegram Bot API answered HTTP {status}: {}",
+                answer["description"].as_str().unwrap_or("no description")
+            ),
+            retry_after: answer["parameters"]["retry_after"]
+                .as_u64()
+                .map(Duration::from_secs),
+        })
+    }
+
     /// Posts a message to a webhook: JSON, signed over the exact body.
-    fn post(&self, channel: &Channel, n: &Notification) -> Result<(), String> {
+    fn post(&self, channel: &Channel, n: &Notification) -> Result<(), Refusal> {
         let body = serde_json::json!({
             "id": n.id,
             "event": n.event,
@@ -310,12 +369,27 @@ impl Notifier {
             .header("X-Pasopati-Id", &n.id.to_string())
             .header("X-Pasopati-Signature", &format!("sha256={signature}"))
             .send(body.as_bytes())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Refusal::from(e.to_string()))?;
         let status = response.status().as_u16();
         if (200..300).contains(&status) {
             Ok(())
         } else {
-            Err(format!("the webhook answered HTTP {status}"))
+            Err(Refusal::from(format!("the webhook answered HTTP {status}")))
+        }
+    }
+}
+
+/// Why a channel did not take a message, and when it asked to be tried again.
+struct Refusal {
+    message: String,
+    retry_after: Option<Duration>,
+}
+
+impl From<String> for Refusal {
+    fn from(message: String) -> Refusal {
+        Refusal {
+            message,
+            retry_after: None,
         }
     }
 }

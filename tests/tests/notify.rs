@@ -1,6 +1,8 @@
 //! Issue 18, point 2: notifications through the durable outbox. The real collector binary
 //! sends to a webhook receiver that listens on loopback in this test process, checks every
-//! request's HMAC signature and drops a message whose id it has seen. A burst of urgent
+//! request's HMAC signature and drops a message whose id it has seen, and to a server there
+//! that speaks the Telegram Bot API's `sendMessage` (its first answer a 429 with
+//! `retry_after`, as the real API throttles). A burst of urgent
 //! reports from three sites is one message; the collector is SIGKILLed right after the
 //! receiver took it and before the outbox recorded that (failpoint
 //! `collector.notify_after_send`); started again, it sends the same message again (at least
@@ -14,12 +16,20 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "kunci-webhook-uji-yang-cukup-panjang";
+/// An invented bot token (the Bot API's shape: id, colon, secret).
+const BOT_TOKEN: &str = "123456789:uji-token-bot-buatan-bukan-asli";
+const CHAT: &str = "-1001234567890";
 
 /// What the receiver saw: every delivery (id, body) with a good signature, and the bad ones.
 #[derive(Default)]
 struct Received {
     deliveries: Vec<(u64, serde_json::Value)>,
     bad_signatures: usize,
+    /// `sendMessage` calls taken: the id at the end of the text, and the text.
+    telegram: Vec<(u64, String)>,
+    /// `sendMessage` calls answered 429, and ones with a wrong token or chat.
+    throttled: usize,
+    bad_bot_calls: usize,
 }
 
 impl Received {
@@ -74,6 +84,20 @@ async fn receiver() -> (String, Arc<Mutex<Received>>) {
                     raw.extend_from_slice(&buf[..n]);
                 }
                 let body = &raw[body_start..body_start + length];
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                if path.starts_with("/bot") {
+                    let (status, answer) = bot_api(&state, &path, body);
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    let _ = stream.write_all(reply.as_bytes()).await;
+                    return;
+                }
                 let expected = format!(
                     "sha256={}",
                     pasopati_collector::notify::signature(SECRET.as_bytes(), body)
@@ -102,6 +126,34 @@ async fn receiver() -> (String, Arc<Mutex<Received>>) {
     (url, seen)
 }
 
+/// The Bot API's `sendMessage`, as far as the collector uses it: the token in the path, the
+/// chat and text in JSON; the first call is throttled (429, `retry_after` 1).
+fn bot_api(state: &Mutex<Received>, path: &str, body: &[u8]) -> (&'static str, String) {
+    let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    if path != format!("/bot{BOT_TOKEN}/sendMessage") || json["chat_id"] != CHAT {
+        s.bad_bot_calls += 1;
+        return (
+            "404 Not Found",
+            r#"{"ok":false,"error_code":404,"description":"Not Found"}"#.into(),
+        );
+    }
+    if s.throttled == 0 {
+        s.throttled += 1;
+        return (
+            "429 Too Many Requests",
+            r#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 1","parameters":{"retry_after":1}}"#.into(),
+        );
+    }
+    let text = json["text"].as_str().unwrap_or_default().to_owned();
+    let id = text
+        .rsplit_once('#')
+        .and_then(|(_, id)| id.trim().parse().ok())
+        .unwrap_or(0);
+    s.telegram.push((id, text));
+    ("200 OK", r#"{"ok":true,"result":{"message_id":1}}"#.into())
+}
+
 fn start_with_env(c: &mut CollectorBin, env: &[(&str, &str)]) {
     let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     args.push(c.bins.collector.to_string_lossy().into_owned());
@@ -125,10 +177,14 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
     let (url, received) = receiver().await;
     let mut collector = CollectorBin::init(&bins, tmp.path());
     std::fs::write(collector.dir.join("webhook.secret"), SECRET).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(collector.dir.join("bot.token"), BOT_TOKEN).unwrap_or_else(|e| panic!("{e}"));
+    let bot_api_base = url.trim_end_matches("/hook").to_owned();
     edit_file(&collector.dir.join("collector.toml"), |t| {
         format!(
             "{t}\n[[notify.channels]]\nname = \"pusat\"\nkind = \"webhook\"\nurl = \"{url}\"\nsecret_file = \"webhook.secret\"\n\n\
-             [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"pusat\"\ngroup = \"20s\"\nmax_per_hour = 6\n"
+             [[notify.channels]]\nname = \"bot\"\nkind = \"telegram\"\nurl = \"{bot_api_base}\"\nsecret_file = \"bot.token\"\nchat_id = \"{CHAT}\"\n\n\
+             [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"pusat\"\ngroup = \"20s\"\nmax_per_hour = 6\n\n\
+             [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"bot\"\ngroup = \"20s\"\nmax_per_hour = 6\n"
         )
     });
     // The first message the channel takes kills the collector before the outbox knows.
@@ -219,6 +275,28 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
     );
     assert_eq!(message["count"], 12, "{message}");
     assert_eq!(message["event"], "urgent_report");
+
+    // The chat got the same burst once, after waiting out the Bot API's 429.
+    eventually("the chat's message", Duration::from_secs(30), || {
+        !received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .telegram
+            .is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (chat, throttled, bad_bot) = {
+        let seen = received.lock().unwrap_or_else(|e| e.into_inner());
+        (seen.telegram.clone(), seen.throttled, seen.bad_bot_calls)
+    };
+    assert_eq!((throttled, bad_bot), (1, 0));
+    assert_eq!(chat.len(), 1, "{chat:?}");
+    assert!(chat[0].0 > 0, "the text ends with its id: {chat:?}");
+    assert!(
+        chat[0].1.starts_with("12 laporan mendesak dari 3 UPT"),
+        "{chat:?}"
+    );
     for r in running {
         r.stop().await;
     }
