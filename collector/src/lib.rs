@@ -23,6 +23,7 @@ pub mod notify;
 pub mod report_index;
 pub mod risk;
 mod server;
+pub mod smtp;
 pub mod sources;
 pub mod store;
 pub mod web;

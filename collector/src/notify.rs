@@ -11,7 +11,8 @@
 //! Channels: a JSON webhook, signed with HMAC-SHA-256 over the body (`X-Pasopati-Signature:
 //! sha256=<hex>`) and carrying the message id (`X-Pasopati-Id`); the Telegram Bot API's
 //! `sendMessage` to a chat, the message ending with its id ("#17") since the Bot API has no
-//! field for one (a 429's `retry_after` is honoured).
+//! field for one (a 429's `retry_after` is honoured); email over SMTP with STARTTLS
+//! (`smtp.rs`), its `Message-ID` the same for every attempt.
 
 use crate::store::{Notification, SiteRecord, Store, StoreError, StoredReport};
 use pasopati_common::{HumanDuration, Priority, Timestamp};
@@ -42,11 +43,27 @@ pub struct ChannelConfig {
     /// The name rules use.
     pub name: String,
     pub kind: ChannelKind,
-    /// The webhook's address; for Telegram, the Bot API's (`https://api.telegram.org`).
+    /// The webhook's address; for Telegram, the Bot API's (`https://api.telegram.org`); for
+    /// email, the mail server's (`smtp://mail.example.go.id:587`).
     pub url: String,
     /// The file (relative to the data directory, or absolute) holding the HMAC key the
-    /// webhook's receiver checks signatures with, or the Telegram bot's token; keep it 0600.
-    pub secret_file: PathBuf,
+    /// webhook's receiver checks signatures with, the Telegram bot's token, or the SMTP
+    /// user's password; keep it 0600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    /// Email: the SMTP user (with `secret_file` for its password), the sender, the
+    /// recipients, the CA file to trust the server by (else the public roots), and whether a
+    /// relay on this machine may be spoken to without STARTTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub plain_loopback: bool,
     /// The Telegram chat the bot writes to (a group's id such as `-1001234567890`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_id: Option<String>,
@@ -62,6 +79,7 @@ pub struct ChannelConfig {
 pub enum ChannelKind {
     Webhook,
     Telegram,
+    Email,
 }
 
 /// What is told, to which channel, how grouped.
@@ -109,6 +127,8 @@ pub enum NotifyError {
 struct Channel {
     config: ChannelConfig,
     secret: Vec<u8>,
+    /// For email: the server, ready to send to.
+    smtp: Option<crate::smtp::Server>,
 }
 
 /// The notifier: the settings checked, the channels' keys read.
@@ -129,7 +149,8 @@ impl Notifier {
                     c.name
                 )));
             }
-            if !(c.url.starts_with("https://") || c.url.starts_with("http://")) {
+            let web = c.url.starts_with("https://") || c.url.starts_with("http://");
+            if c.kind != ChannelKind::Email && !web {
                 return Err(NotifyError::Settings(format!(
                     "channel `{}`: the url must start with https:// (or http:// inside the center's network)",
                     c.name
@@ -141,23 +162,41 @@ impl Notifier {
                     c.name
                 )));
             }
-            let path = data_dir.join(&c.secret_file);
-            let secret = std::fs::read(&path).map_err(|source| NotifyError::Secret {
-                channel: c.name.clone(),
-                path: path.clone(),
-                source,
-            })?;
-            let secret = secret.trim_ascii().to_vec();
-            if secret.len() < 16 {
-                return Err(NotifyError::Settings(format!(
-                    "channel `{}`: the secret in {} is shorter than 16 bytes",
-                    c.name,
-                    path.display()
-                )));
-            }
+            let needs_secret = c.kind != ChannelKind::Email || c.user.is_some();
+            let secret = match (&c.secret_file, needs_secret) {
+                (Some(file), true) => {
+                    let path = data_dir.join(file);
+                    let secret = std::fs::read(&path).map_err(|source| NotifyError::Secret {
+                        channel: c.name.clone(),
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let secret = secret.trim_ascii().to_vec();
+                    if secret.len() < 16 && c.kind == ChannelKind::Webhook {
+                        return Err(NotifyError::Settings(format!(
+                            "channel `{}`: the secret in {} is shorter than 16 bytes",
+                            c.name,
+                            path.display()
+                        )));
+                    }
+                    secret
+                }
+                (None, true) => {
+                    return Err(NotifyError::Settings(format!(
+                        "channel `{}` needs secret_file (the webhook's key, the bot's token, or the SMTP user's password)",
+                        c.name
+                    )))
+                }
+                (_, false) => Vec::new(),
+            };
+            let smtp = match c.kind {
+                ChannelKind::Email => Some(email_server(c, &secret, data_dir)?),
+                _ => None,
+            };
             channels.push(Channel {
                 config: c.clone(),
                 secret,
+                smtp,
             });
         }
         for r in &settings.rules {
@@ -279,6 +318,7 @@ impl Notifier {
                 Some(channel) => match channel.config.kind {
                     ChannelKind::Webhook => self.post(channel, &n),
                     ChannelKind::Telegram => self.send_telegram(channel, &n),
+                    ChannelKind::Email => send_email(channel, &n),
                 },
                 None => Err(Refusal::from(format!(
                     "the channel `{}` is no longer configured",
@@ -377,6 +417,81 @@ impl Notifier {
             Err(Refusal::from(format!("the webhook answered HTTP {status}")))
         }
     }
+}
+
+/// An email channel's server, from its settings: `smtp://HOST[:PORT]` (587 by default), a
+/// sender and at least one recipient.
+fn email_server(
+    c: &ChannelConfig,
+    password: &[u8],
+    data_dir: &Path,
+) -> Result<crate::smtp::Server, NotifyError> {
+    let bad = |what: &str| NotifyError::Settings(format!("channel `{}`: {what}", c.name));
+    let rest = c
+        .url
+        .strip_prefix("smtp://")
+        .ok_or_else(|| bad("an email channel's url is smtp://HOST:PORT (port 587 by default)"))?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (
+            h.to_owned(),
+            p.parse::<u16>()
+                .map_err(|_| bad("the port in the url is not a number"))?,
+        ),
+        None => (rest.to_owned(), 587),
+    };
+    if host.is_empty() {
+        return Err(bad("the url names no mail server"));
+    }
+    if c.from.as_deref().is_none_or(|f| !f.contains('@')) {
+        return Err(bad("an email channel needs from = \"sender@domain\""));
+    }
+    if c.to.is_empty() || c.to.iter().any(|t| !t.contains('@')) {
+        return Err(bad("an email channel needs to = [\"someone@domain\", …]"));
+    }
+    let ca = c.ca_file.as_ref().map(|f| data_dir.join(f));
+    let tls = crate::smtp::tls_config(ca.as_deref()).map_err(|e| bad(&e.to_string()))?;
+    Ok(crate::smtp::Server {
+        host,
+        port,
+        plain_loopback: c.plain_loopback,
+        user: c.user.clone(),
+        password: c
+            .user
+            .as_ref()
+            .map(|_| String::from_utf8_lossy(password).into_owned()),
+        tls,
+    })
+}
+
+/// Sends a message as an email; its Message-ID is the same on every attempt.
+fn send_email(channel: &Channel, n: &Notification) -> Result<(), Refusal> {
+    let Some(server) = &channel.smtp else {
+        return Err(Refusal::from("the email channel has no server".to_owned()));
+    };
+    let text = text(n);
+    let mail = crate::smtp::Mail {
+        from: channel.config.from.clone().unwrap_or_default(),
+        to: channel.config.to.clone(),
+        message_id: format!("notification-{}-{}@pasopati", n.id, n.opened_at),
+        subject: text.lines().next().unwrap_or("PASOPATI").to_owned(),
+        text,
+        html: None,
+        date: rfc2822(Timestamp::now()),
+    };
+    crate::smtp::send(server, &mail).map_err(|e| Refusal::from(e.to_string()))
+}
+
+/// A time as an email's Date header, in WIB.
+fn rfc2822(t: Timestamp) -> String {
+    let wib = time::UtcOffset::from_hms(7, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.0) * 1_000_000)
+        .map(|d| d.to_offset(wib))
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc2822)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// Why a channel did not take a message, and when it asked to be tried again.

@@ -2,7 +2,9 @@
 //! sends to a webhook receiver that listens on loopback in this test process, checks every
 //! request's HMAC signature and drops a message whose id it has seen, and to a server there
 //! that speaks the Telegram Bot API's `sendMessage` (its first answer a 429 with
-//! `retry_after`, as the real API throttles). A burst of urgent
+//! `retry_after`, as the real API throttles), and by email to a real SMTP server (Python's
+//! aiosmtpd, from Debian's python3-aiosmtpd) that demands STARTTLS with a certificate made
+//! here. A burst of urgent
 //! reports from three sites is one message; the collector is SIGKILLed right after the
 //! receiver took it and before the outbox recorded that (failpoint
 //! `collector.notify_after_send`); started again, it sends the same message again (at least
@@ -154,6 +156,65 @@ fn bot_api(state: &Mutex<Received>, path: &str, body: &[u8]) -> (&'static str, S
     ("200 OK", r#"{"ok":true,"result":{"message_id":1}}"#.into())
 }
 
+/// A real SMTP server requiring STARTTLS, on a free port of loopback, writing every message it
+/// takes to its log; `None` (the email part skipped) where aiosmtpd is not installed, unless
+/// `PASOPATI_SMTP=1` says it must be.
+fn smtp_server(dir: &std::path::Path) -> Option<(Daemon, u16, std::path::PathBuf)> {
+    let python = std::path::Path::new("/usr/bin/python3");
+    let have = std::process::Command::new(python)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("PASOPATI_SMTP").is_none(),
+            "PASOPATI_SMTP is set but /usr/bin/python3 has no aiosmtpd"
+        );
+        skipped("email notifications", "aiosmtpd is not installed (apt-get install python3-aiosmtpd; PASOPATI_SMTP=1 makes this a failure)");
+        return None;
+    }
+    let lifetime = Duration::from_secs(3600);
+    let ca = pasopati_common::pki::new_ca("SMTP uji", lifetime).unwrap_or_else(|e| panic!("{e}"));
+    let server = pasopati_common::pki::new_server_cert(
+        &ca.cert_pem,
+        &ca.key_pem,
+        &["localhost".to_owned()],
+        lifetime,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (cert, key, ca_file) = (
+        dir.join("smtp-cert.pem"),
+        dir.join("smtp-key.pem"),
+        dir.join("smtp-ca.pem"),
+    );
+    std::fs::write(&cert, &server.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&key, &server.key_pem).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&ca_file, &ca.cert_pem).unwrap_or_else(|e| panic!("{e}"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = Daemon::spawn(
+        std::path::Path::new("/usr/bin/env"),
+        &[
+            "PYTHONUNBUFFERED=1",
+            "/usr/bin/python3",
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            &listen,
+            "--tlscert",
+            path_str(&cert),
+            "--tlskey",
+            path_str(&key),
+        ],
+        &dir.join("smtp.log"),
+    );
+    Some((daemon, port, ca_file))
+}
+
 fn start_with_env(c: &mut CollectorBin, env: &[(&str, &str)]) {
     let mut args: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     args.push(c.bins.collector.to_string_lossy().into_owned());
@@ -179,12 +240,32 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
     std::fs::write(collector.dir.join("webhook.secret"), SECRET).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(collector.dir.join("bot.token"), BOT_TOKEN).unwrap_or_else(|e| panic!("{e}"));
     let bot_api_base = url.trim_end_matches("/hook").to_owned();
+    let smtp = smtp_server(tmp.path());
+    let email = match &smtp {
+        Some((_, port, ca)) => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "aiosmtpd did not start"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            format!(
+                "[[notify.channels]]\nname = \"surel\"\nkind = \"email\"\nurl = \"smtp://localhost:{port}\"\n\
+                 from = \"pasopati@pusat.example\"\nto = [\"humas@pusat.example\"]\nca_file = \"{}\"\n\n\
+                 [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"surel\"\ngroup = \"20s\"\n\n",
+                path_str(ca)
+            )
+        }
+        None => String::new(),
+    };
     edit_file(&collector.dir.join("collector.toml"), |t| {
         format!(
             "{t}\n[[notify.channels]]\nname = \"pusat\"\nkind = \"webhook\"\nurl = \"{url}\"\nsecret_file = \"webhook.secret\"\n\n\
              [[notify.channels]]\nname = \"bot\"\nkind = \"telegram\"\nurl = \"{bot_api_base}\"\nsecret_file = \"bot.token\"\nchat_id = \"{CHAT}\"\n\n\
              [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"pusat\"\ngroup = \"20s\"\nmax_per_hour = 6\n\n\
-             [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"bot\"\ngroup = \"20s\"\nmax_per_hour = 6\n"
+             [[notify.rules]]\nevent = \"urgent_report\"\nchannel = \"bot\"\ngroup = \"20s\"\nmax_per_hour = 6\n\n{email}"
         )
     });
     // The first message the channel takes kills the collector before the outbox knows.
@@ -297,6 +378,27 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
         chat[0].1.starts_with("12 laporan mendesak dari 3 UPT"),
         "{chat:?}"
     );
+    // The mail server took the burst once, over STARTTLS (it refuses mail without).
+    if let Some((_, _, _)) = &smtp {
+        let log = tmp.path().join("smtp.log");
+        eventually("the email", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("END MESSAGE"))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mail = std::fs::read_to_string(&log).unwrap_or_default();
+        let ids: Vec<&str> = mail
+            .lines()
+            .filter(|l| l.starts_with("Message-ID: <notification-"))
+            .collect();
+        assert_eq!(ids.len(), 1, "{mail}");
+        assert!(
+            mail.contains("12 laporan mendesak dari 3 UPT dalam 1 menit"),
+            "{mail}"
+        );
+        assert!(mail.contains("Subject: 12 laporan mendesak"), "{mail}");
+        assert!(mail.contains("To: humas@pusat.example"), "{mail}");
+    }
     for r in running {
         r.stop().await;
     }

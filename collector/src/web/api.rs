@@ -330,43 +330,47 @@ pub(crate) fn report_revisions(
     })
 }
 
-/// The stories `reach` sees, newest first: those about its units; a story's reports from
-/// elsewhere are left out of it.
+/// The stories `reach` sees, in no particular order: for the whole country the analysis' own
+/// list, shared (never copied: it holds every story); for a scope the stories about its units,
+/// each without its reports from elsewhere.
 pub(crate) fn scoped_stories(
     web: &Web,
     reach: &Reach,
-) -> Result<Vec<pasopati_analysis::batch::StoryResult>, Response> {
+) -> Result<Arc<Vec<pasopati_analysis::batch::StoryResult>>, Response> {
     let all = web.state.newsroom.stories().map_err(internal)?;
+    if reach.is_national() {
+        return Ok(all);
+    }
     let mut stories: Vec<pasopati_analysis::batch::StoryResult> = all
         .iter()
         .filter(|s| reach.tagged(&s.upt, &s.kanwil))
         .cloned()
         .collect();
-    if !reach.is_national() {
-        let store = &web.state.store;
-        let mine = |id: &String| -> bool {
-            id.parse::<pasopati_common::ReportId>()
-                .ok()
-                .and_then(|rid| store.report(&rid).ok().flatten())
-                .is_some_and(|r| reach.site(r.site.as_str()))
-        };
-        for s in &mut stories {
-            s.reports.retain(&mine);
-            s.suggested_reports.retain(&mine);
-            s.figure_conflicts.retain(|c| mine(&c.report));
-        }
+    let store = &web.state.store;
+    let mine = |id: &String| -> bool {
+        id.parse::<pasopati_common::ReportId>()
+            .ok()
+            .and_then(|rid| store.report(&rid).ok().flatten())
+            .is_some_and(|r| reach.site(r.site.as_str()))
+    };
+    for s in &mut stories {
+        s.reports.retain(&mine);
+        s.suggested_reports.retain(&mine);
+        s.figure_conflicts.retain(|c| mine(&c.report));
     }
-    stories.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
-    Ok(stories)
+    Ok(Arc::new(stories))
 }
 
 /// `GET /api/v1/stories`: Cerita.
 pub fn stories(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
     match scoped_stories(web, &who.reach) {
-        Ok(mut s) => {
-            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
-                s.retain(|x| x.upt.iter().any(|u| u == site));
-            }
+        Ok(all) => {
+            let site = q.site.as_deref().filter(|s| !s.is_empty());
+            let mut s: Vec<&pasopati_analysis::batch::StoryResult> = all
+                .iter()
+                .filter(|x| site.is_none_or(|site| x.upt.iter().any(|u| u == site)))
+                .collect();
+            s.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
             page_in(&q, &s, Zone::Wib)
         }
         Err(r) => r,

@@ -98,8 +98,9 @@ pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
         })
         .collect();
 
-    let mut stories: Vec<_> = scoped_stories(web, reach)?
-        .into_iter()
+    let all = scoped_stories(web, reach)?;
+    let mut stories: Vec<_> = all
+        .iter()
         .filter(|s| !s.items.is_empty() && spans(&s.first_seen, &s.last_seen, day))
         .collect();
     stories.sort_by(|a, b| {

@@ -31,6 +31,8 @@ pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
         .filter(|s| !s.items.is_empty())
         .filter(|s| site.is_none_or(|site| s.upt.iter().any(|u| u == site)))
         .collect();
+    let mut stories = stories;
+    stories.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
     let total = stories.len();
     let names = show::Names::of(&web.state.store);
     let body = html! {
