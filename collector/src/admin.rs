@@ -183,6 +183,15 @@ impl From<crate::newsroom::EditError> for AdminError {
 /// The Kanwil of the gazetteer (`config/upt.csv`) that `given` names, in its own spelling: case,
 /// spacing and a leading "Kanwil" do not matter. Anything else is refused with the nearest
 /// names, so a typo never becomes a 39th Kanwil.
+/// A site's name and Kanwil as registered, or its id and no Kanwil if it is not (any more).
+pub fn site_name_and_kanwil(store: &Store, site: &str) -> (String, String) {
+    SiteId::new(site)
+        .ok()
+        .and_then(|s| store.site(&s).ok().flatten())
+        .map(|s| (s.name, s.kanwil))
+        .unwrap_or_else(|| (site.to_owned(), String::new()))
+}
+
 /// Checks the scope of a regional role before a user gets it: an upt_operator's site must be
 /// registered (a Kanwil was checked against the gazetteer when the CLI read it).
 pub fn check_role_scope(store: &Store, role: &Role) -> Result<(), AdminError> {

@@ -3,7 +3,7 @@
 //! command line, configuration edits, waiting for reports to sync, and the dashboard's session
 //! helpers (GET with a cookie, a form POST with its cookie).
 
-use crate::{form_body, http_call, path_str, run_ok, Bins, Daemon, HttpReply, TestCollector};
+use crate::{form_body, http_call, path_str, run_ok, site, Bins, Daemon, HttpReply, TestCollector};
 use pasopati_agent::{Agent, AgentError, AgentHandle, RunOptions};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -395,4 +395,24 @@ pub async fn configured_collector(edit: impl FnOnce(String) -> String) -> (TempD
     let dir = init_collector_in(&tmp, edit);
     let c = TestCollector::start(&dir, any_loopback_port()).await;
     (tmp, c)
+}
+
+/// Registers site `id` with its name and Kanwil, enrolls an agent for it in `dir`, and opens
+/// it (not running).
+pub async fn enroll_named(
+    c: &TestCollector,
+    dir: &std::path::Path,
+    (id, name, kanwil): (&str, &str, &str),
+) -> pasopati_agent::Agent {
+    let token = c
+        .register(pasopati_collector::admin::SiteAdd {
+            name: name.into(),
+            kanwil: kanwil.into(),
+            ..site(id)
+        })
+        .await;
+    pasopati_agent::enroll(dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
+    open_agent(dir)
 }

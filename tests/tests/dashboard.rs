@@ -1645,24 +1645,6 @@ const SORONG: (&str, &str, &str) = ("lapas-sorong", "Lapas Kelas IIB Sorong", "P
 
 /// Registers a site named as the gazetteer names it and enrolls an agent for it in `dir`;
 /// returns the agent, ready to run.
-async fn enroll_named(
-    c: &TestCollector,
-    dir: &std::path::Path,
-    (id, name, kanwil): (&str, &str, &str),
-) -> pasopati_agent::Agent {
-    let token = c
-        .register(pasopati_collector::admin::SiteAdd {
-            name: name.into(),
-            kanwil: kanwil.into(),
-            ..site(id)
-        })
-        .await;
-    pasopati_agent::enroll(dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
-    open_agent(dir)
-}
-
 /// Enrolls an agent for `lapas-uji` in `dir`, files `drafts` there, runs it until the collector
 /// holds them all, and stops it; returns the filed reports.
 async fn sync_reports(

@@ -146,19 +146,6 @@ fn media_lines() -> Vec<(&'static str, &'static str, &'static str, &'static str)
     ]
 }
 
-async fn enroll(c: &TestCollector, dir: &std::path::Path, id: &str, kanwil: &str) {
-    let token = c
-        .register(pasopati_collector::admin::SiteAdd {
-            name: format!("Situspenanda {id}"),
-            kanwil: kanwil.into(),
-            ..site(id)
-        })
-        .await;
-    pasopati_agent::enroll(dir, &token, false)
-        .await
-        .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
-}
-
 /// A report of `site`, with a photo made for it, filed at its agent.
 fn file_report(
     agent: &pasopati_agent::AgentHandle,
@@ -231,8 +218,8 @@ async fn nobody_sees_another_scope_on_any_route() {
     let mut hashes = Vec::new();
     for (i, (id, kanwil)) in sites.iter().enumerate() {
         let agent_dir = tmp.path().join(id);
-        enroll(&c, &agent_dir, id, kanwil).await;
-        let agent = open_agent(&agent_dir);
+        let name = format!("Situspenanda {id}");
+        let agent = enroll_named(&c, &agent_dir, (id, &name, kanwil)).await;
         let handle = agent.handle();
         for n in 0..2u16 {
             let (report, hash) = file_report(&handle, &agent_dir, id, (i as u16) * 2 + n, n == 0);

@@ -58,13 +58,24 @@ const RESPONSE_REGISTER: Register = Register {
     kind: "response",
 };
 
+impl OfficialResponse {
+    /// What the audit log says of a response filed, and of one changed (both backends).
+    pub(super) fn filed_details(&self) -> String {
+        format!("site={} story={}", self.site, self.story)
+    }
+
+    pub(super) fn changed_details(&self) -> String {
+        format!("state={}", self.state.label())
+    }
+}
+
 impl RedbStore {
     /// Files a unit's response; returns its number.
     pub fn add_response(&self, mut r: OfficialResponse, actor: &str) -> Result<u64, StoreError> {
         let at = Timestamp(r.written_at);
         self.add_numbered(&RESPONSE_REGISTER, actor, "response_add", at, |number| {
             r.number = number;
-            let details = format!("site={} story={}", r.site, r.story);
+            let details = r.filed_details();
             (r, details)
         })
     }
@@ -81,7 +92,7 @@ impl RedbStore {
         let now = Timestamp::now();
         self.change_numbered(&RESPONSE_REGISTER, number, actor, action, now, |r| {
             change(r);
-            format!("state={}", r.state.label())
+            r.changed_details()
         })
     }
 

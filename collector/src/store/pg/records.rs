@@ -1074,7 +1074,7 @@ impl PgStore {
         let at = Timestamp(r.written_at);
         self.add_numbered(&RESPONSES, actor, "response_add", at, |number| {
             r.number = number;
-            let details = format!("site={} story={}", r.site, r.story);
+            let details = r.filed_details();
             (r, details)
         })
     }
@@ -1089,7 +1089,7 @@ impl PgStore {
         let now = Timestamp::now();
         self.change_numbered(&RESPONSES, number, actor, action, now, |r| {
             change(r);
-            format!("state={}", r.state.label())
+            r.changed_details()
         })
     }
 

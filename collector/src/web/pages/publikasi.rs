@@ -75,12 +75,7 @@ pub fn publikasi_draf(web: &Web, who: Principal, _: (), form: DraftForm) -> Resp
     if latest.retraction.is_some() {
         return (StatusCode::BAD_REQUEST, "laporan ini sudah ditarik").into_response();
     }
-    let site = pasopati_common::SiteId::new(&latest.site_id)
-        .ok()
-        .and_then(|s| web.state.store.site(&s).ok().flatten());
-    let (name, kanwil) = site
-        .map(|s| (s.name, s.kanwil))
-        .unwrap_or_else(|| (latest.site_id.clone(), String::new()));
+    let (name, kanwil) = admin::site_name_and_kanwil(&web.state.store, &latest.site_id);
     let (title, body) = press_release(&name, &kanwil, &latest);
     let p = Publication {
         number: 0,

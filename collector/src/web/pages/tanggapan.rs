@@ -188,12 +188,7 @@ pub fn tanggapan_draf(web: &Web, who: Principal, Path(number): Path<u64>, _: Csr
     if let Some(n) = response.publication {
         return Redirect::to(&format!("/publikasi#p{n}")).into_response();
     }
-    let site = pasopati_common::SiteId::new(&response.site)
-        .ok()
-        .and_then(|s| web.state.store.site(&s).ok().flatten());
-    let (name, kanwil) = site
-        .map(|s| (s.name, s.kanwil))
-        .unwrap_or_else(|| (response.site.clone(), String::new()));
+    let (name, kanwil) = crate::admin::site_name_and_kanwil(&web.state.store, &response.site);
     let actor = format!("dashboard:{}", who.username);
     let draft = Publication {
         number: 0,
