@@ -416,3 +416,43 @@ pub async fn enroll_named(
         .unwrap_or_else(|e| panic!("enrolling {id}: {e}"));
     open_agent(dir)
 }
+
+/// Opens the dashboard's event stream with one credential header (`Cookie` or
+/// `Authorization`); yields each event's kind and JSON.
+pub async fn subscribe_events(
+    addr: SocketAddr,
+    (name, value): (&str, &str),
+) -> tokio::sync::mpsc::UnboundedReceiver<(String, serde_json::Value)> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = format!("GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\n{name}: {value}\r\nAccept: text/event-stream\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        let mut event = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(name) = line
+                .strip_prefix("event: ")
+                .or_else(|| line.strip_prefix("event:"))
+            {
+                event = name.trim().to_owned();
+            } else if let Some(data) = line
+                .strip_prefix("data: ")
+                .or_else(|| line.strip_prefix("data:"))
+            {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) {
+                    if tx.send((event.clone(), v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}

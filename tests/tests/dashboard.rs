@@ -232,44 +232,6 @@ async fn the_openapi_document_lists_every_route() {
 }
 
 /// Reads server-sent events from `/api/v1/events` into a channel: (event name, data).
-async fn subscribe(
-    addr: SocketAddr,
-    auth: String,
-) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let request = format!("GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nAccept: text/event-stream\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        let mut event = String::new();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(name) = line
-                .strip_prefix("event: ")
-                .or_else(|| line.strip_prefix("event:"))
-            {
-                event = name.trim().to_owned();
-            } else if let Some(data) = line
-                .strip_prefix("data: ")
-                .or_else(|| line.strip_prefix("data:"))
-            {
-                if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                    if tx.send((event.clone(), v)).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    rx
-}
-
 /// 3. The fleet board shows a site going offline after its agent stops; the event stream
 /// carries a new urgent report (with the time it took printed) and the state change.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +264,7 @@ async fn armada_shows_a_site_going_offline_and_events_stream_live() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let mut events = subscribe(addr, bearer.clone()).await;
+    let mut events = subscribe_events(addr, ("Authorization", &bearer)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut urgent = draft(1);
     urgent.priority = Some(pasopati_common::Priority::Urgent);

@@ -12,7 +12,6 @@ use pasopati_collector::web::ROUTES;
 use pasopati_tests::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const PASSWORD: &str = "sandi-uji-yang-panjang";
@@ -171,35 +170,6 @@ fn file_report(
         .file_with_files(d, &[path])
         .unwrap_or_else(|e| panic!("{e}"));
     (report, pasopati_common::hex(&hash))
-}
-
-async fn stream_events(
-    addr: SocketAddr,
-    cookie: String,
-) -> tokio::sync::mpsc::UnboundedReceiver<String> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let request = format!(
-        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(data) = line.strip_prefix("data:") {
-                if tx.send(data.trim().to_owned()).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    rx
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -544,7 +514,8 @@ async fn nobody_sees_another_scope_on_any_route() {
             .iter()
             .position(|p| p.username == user)
             .unwrap_or_else(|| panic!("{user}"));
-        stream_events(addr, sessions[i].0.clone())
+        let cookie = sessions[i].0.clone();
+        async move { subscribe_events(addr, ("Cookie", &cookie)).await }
     };
     let mut operator = listen("operator-semarang").await;
     let mut jabar = listen("jabar-analis").await;
@@ -555,10 +526,10 @@ async fn nobody_sees_another_scope_on_any_route() {
     }
     c.wait_for_reports("the new reports", 9, Duration::from_secs(60))
         .await;
-    let heard = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
+    let heard = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>| {
         let mut all = Vec::new();
-        while let Ok(data) = rx.try_recv() {
-            all.push(data);
+        while let Ok((_, data)) = rx.try_recv() {
+            all.push(data.to_string());
         }
         all
     };

@@ -346,19 +346,27 @@ pub(crate) fn scoped_stories(
         .filter(|s| reach.tagged(&s.upt, &s.kanwil))
         .cloned()
         .collect();
-    let store = &web.state.store;
-    let mine = |id: &String| -> bool {
-        id.parse::<pasopati_common::ReportId>()
-            .ok()
-            .and_then(|rid| store.report(&rid).ok().flatten())
-            .is_some_and(|r| reach.site(r.site.as_str()))
-    };
     for s in &mut stories {
-        s.reports.retain(&mine);
-        s.suggested_reports.retain(&mine);
-        s.figure_conflicts.retain(|c| mine(&c.report));
+        drop_reports_elsewhere(web, reach, s);
     }
     Ok(Arc::new(stories))
+}
+
+/// Whether the report `id` is of a site in `reach`.
+fn report_in_reach(web: &Web, reach: &Reach, id: &str) -> bool {
+    id.parse::<pasopati_common::ReportId>()
+        .ok()
+        .and_then(|rid| web.state.store.report(&rid).ok().flatten())
+        .is_some_and(|r| reach.site(r.site.as_str()))
+}
+
+/// Takes out of a story the reports (linked, suggested, with a figure conflict) of sites
+/// outside `reach`.
+fn drop_reports_elsewhere(web: &Web, reach: &Reach, s: &mut pasopati_analysis::batch::StoryResult) {
+    let mine = |id: &String| report_in_reach(web, reach, id);
+    s.reports.retain(mine);
+    s.suggested_reports.retain(mine);
+    s.figure_conflicts.retain(|c| mine(&c.report));
 }
 
 /// `GET /api/v1/stories`: Cerita.
@@ -403,17 +411,10 @@ pub(crate) fn scoped_story(
         return Ok(None);
     }
     if !reach.is_national() {
-        let store = &web.state.store;
-        let mine = |id: &str| -> bool {
-            id.parse::<pasopati_common::ReportId>()
-                .ok()
-                .and_then(|rid| store.report(&rid).ok().flatten())
-                .is_some_and(|r| reach.site(r.site.as_str()))
-        };
-        detail.documents.retain(|d| !d.report || mine(&d.id));
-        detail.story.reports.retain(|r| mine(r));
-        detail.story.suggested_reports.retain(|r| mine(r));
-        detail.story.figure_conflicts.retain(|c| mine(&c.report));
+        detail
+            .documents
+            .retain(|d| !d.report || report_in_reach(web, reach, &d.id));
+        drop_reports_elsewhere(web, reach, &mut detail.story);
     }
     Ok(Some(detail))
 }
