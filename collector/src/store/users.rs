@@ -166,8 +166,8 @@ impl Role {
     pub fn describe(&self) -> String {
         match self.scope() {
             Scope::National => self.as_str().to_owned(),
-            Scope::Kanwil(k) => format!("{} (Kanwil {k})", self.as_str()),
-            Scope::Site(s) => format!("{} (site {s})", self.as_str()),
+            Scope::Kanwil(k) => format!("{}, Kanwil {k}", self.as_str()),
+            Scope::Site(s) => format!("{}, site {s}", self.as_str()),
         }
     }
 }
