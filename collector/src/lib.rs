@@ -546,15 +546,15 @@ impl Server {
             self.state.config.clone(),
             stop.clone(),
         ));
-        // Notifications, when collector.toml has rules. On a shared PostgreSQL store give
-        // `[notify]` to one collector only (the outbox is shared; two notifiers would both send).
+        // Notifications, when collector.toml has rules. On a shared PostgreSQL store only the
+        // collector leading the media desk gathers and sends.
         let notifications = if self.state.config.notify.is_empty() {
             None
         } else {
             let notifier = notify::Notifier::new(&self.state.config.notify, &self.data_dir)?;
             Some(tokio::spawn(notify::run(
                 Arc::new(notifier),
-                self.state.store.clone(),
+                self.state.clone(),
                 stop.clone(),
             )))
         };

@@ -1,25 +1,44 @@
-//! Notifications: telling people what needs them without a dashboard open. The notifier looks
-//! at every report stored after its cursor; each rule of `[[notify.rules]]` gathers the urgent
-//! ones of its channel's scope into one message per group window ("12 laporan mendesak dari 5
+//! Notifications: telling people what needs them without a dashboard open.
+//!
+//! Each rule of `[[notify.rules]]` names an event and a channel; the channel's `kanwil` or
+//! `site` is the rule's scope (a Kanwil gets its own channel and rules). The events:
+//! - `urgent_report`: every new urgent report, read from the store after the notifier's cursor;
+//! - `spike`, `negative_story`, `coverage_gap`, `silent_site` (no contact for `hours`) and
+//!   `rollout_paused`: conditions, worked out every few seconds from the analysis, the site
+//!   table and the fleet, each told once when it starts to hold (a key per condition is kept
+//!   as told until it no longer holds, so one that ends and comes back is told again);
+//! - `morning_digest`: the day before's digest (`web/digest.rs`) at `at` (06:30 WIB by
+//!   default), once a day.
+//!
+//! What a rule tells gathers into one message per group window ("12 laporan mendesak dari 5
 //! UPT dalam 10 menit"), at most `max_per_hour` messages an hour (a burst beyond that waits in
-//! the open message). Messages and the cursor are written to the store's outbox in one
-//! transaction (`store/notifications.rs`); a message is sent when its window has closed and
-//! marked sent only after its channel took it, with backoff between failed attempts. So a crash
-//! loses nothing and floods nobody: at worst the message being sent goes again, with the same
-//! id, which the receiver drops.
+//! the open message). Messages, the cursor and the told conditions are written to the store's
+//! outbox in one transaction (`store/notifications.rs`); a message is sent when its window has
+//! closed and marked sent only after its channel took it, with backoff between failed
+//! attempts. So a crash loses nothing and floods nobody: at worst the message being sent goes
+//! again, with the same id, which the receiver drops. On a shared PostgreSQL store only the
+//! collector leading the media desk gathers and sends, so every instance can carry the same
+//! `[notify]`.
 //!
 //! Channels: a JSON webhook, signed with HMAC-SHA-256 over the body (`X-Pasopati-Signature:
 //! sha256=<hex>`) and carrying the message id (`X-Pasopati-Id`); the Telegram Bot API's
 //! `sendMessage` to a chat, the message ending with its id ("#17") since the Bot API has no
 //! field for one (a 429's `retry_after` is honoured); email over SMTP with STARTTLS
-//! (`smtp.rs`), its `Message-ID` the same for every attempt.
+//! (`smtp.rs`), its `Message-ID` the same for every attempt, the digest with an HTML part.
 
-use crate::store::{Notification, SiteRecord, Store, StoreError, StoredReport};
+use crate::store::{
+    Notification, OutboxChange, Scope, SiteRecord, SiteStatus, Store, StoreError, StoredReport,
+};
+use crate::web::scope::Reach;
+use crate::web::show::Names;
+use crate::ServerState;
+use pasopati_analysis::insight::{date_string, day_of};
 use pasopati_common::{HumanDuration, Priority, Timestamp};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// `[notify]` of collector.toml.
@@ -86,7 +105,7 @@ pub enum ChannelKind {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
-    /// `urgent_report`.
+    /// One of [`EVENTS`].
     pub event: String,
     pub channel: String,
     /// How long a message gathers events before it is sent.
@@ -95,6 +114,40 @@ pub struct RuleConfig {
     /// The most messages of this rule an hour; more events wait in the open message.
     #[serde(default = "default_max_per_hour")]
     pub max_per_hour: u32,
+    /// `silent_site`: how long without contact makes a site silent (`24h` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_for: Option<HumanDuration>,
+    /// `morning_digest`: the time of day it is sent, `HH:MM` WIB (06:30 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+impl RuleConfig {
+    /// The name its told conditions are kept under: channel, event and what tunes it.
+    fn name(&self) -> String {
+        match self.event.as_str() {
+            "silent_site" => format!(
+                "{}/{}/{}s",
+                self.channel,
+                self.event,
+                self.silent_for().as_secs()
+            ),
+            _ => format!("{}/{}", self.channel, self.event),
+        }
+    }
+
+    fn silent_for(&self) -> Duration {
+        self.silent_for
+            .map_or(Duration::from_secs(24 * 3_600), |d| d.0)
+    }
+
+    /// The digest's time of day in minutes after midnight WIB, if `at` reads as `HH:MM`.
+    fn digest_minute(&self) -> Option<i64> {
+        let at = self.at.as_deref().unwrap_or("06:30");
+        let (h, m) = at.split_once(':')?;
+        let (h, m): (i64, i64) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+        ((0..24).contains(&h) && (0..60).contains(&m)).then_some(h * 60 + m)
+    }
 }
 
 fn default_group() -> HumanDuration {
@@ -106,7 +159,24 @@ fn default_max_per_hour() -> u32 {
 }
 
 /// The events rules can name.
-pub const EVENTS: &[&str] = &["urgent_report"];
+pub const EVENTS: &[&str] = &[
+    "urgent_report",
+    "spike",
+    "negative_story",
+    "coverage_gap",
+    "silent_site",
+    "rollout_paused",
+    "morning_digest",
+];
+
+/// How often conditions are worked out again (the urgent reports are read every second).
+const CONDITIONS_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a negative story stays news: its last item within this many hours.
+const NEGATIVE_STORY_HOURS: i64 = 24;
+
+/// A Telegram message's length limit is 4,096 characters; longer texts are cut before it.
+const TELEGRAM_MAX_CHARS: usize = 3_900;
 
 /// Why the notification settings cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +191,8 @@ pub enum NotifyError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the morning digest for channel `{0}` could not be built (the log above says why)")]
+    Digest(String),
 }
 
 /// A channel ready to send: its settings and its key.
@@ -136,6 +208,8 @@ pub struct Notifier {
     rules: Vec<RuleConfig>,
     channels: Vec<Channel>,
     agent: ureq::Agent,
+    /// When conditions were last worked out.
+    conditions_at: Mutex<Option<Instant>>,
 }
 
 impl Notifier {
@@ -213,6 +287,43 @@ impl Notifier {
                     r.channel
                 )));
             }
+            if r.silent_for.is_some() && r.event != "silent_site" {
+                return Err(NotifyError::Settings(format!(
+                    "the rule for `{}` on `{}` has silent_for, which only silent_site takes",
+                    r.event, r.channel
+                )));
+            }
+            if r.silent_for().is_zero() {
+                return Err(NotifyError::Settings(format!(
+                    "the silent_site rule on `{}` needs silent_for above zero (\"24h\", say)",
+                    r.channel
+                )));
+            }
+            if r.at.is_some() && r.event != "morning_digest" {
+                return Err(NotifyError::Settings(format!(
+                    "the rule for `{}` on `{}` has at, which only morning_digest takes",
+                    r.event, r.channel
+                )));
+            }
+            if r.digest_minute().is_none() {
+                return Err(NotifyError::Settings(format!(
+                    "the morning_digest rule on `{}`: at = \"{}\" is not a time of day such as \"06:30\" (WIB)",
+                    r.channel,
+                    r.at.as_deref().unwrap_or_default()
+                )));
+            }
+            if settings
+                .rules
+                .iter()
+                .filter(|o| o.name() == r.name())
+                .count()
+                > 1
+            {
+                return Err(NotifyError::Settings(format!(
+                    "two rules tell `{}` to channel `{}`; keep one",
+                    r.event, r.channel
+                )));
+            }
             if r.group.0.is_zero() || r.max_per_hour == 0 {
                 return Err(NotifyError::Settings(format!(
                     "the rule for `{}` needs a group window above zero and max_per_hour of 1 or more",
@@ -230,79 +341,125 @@ impl Notifier {
             rules: settings.rules.clone(),
             channels,
             agent,
+            conditions_at: Mutex::new(None),
         })
     }
 
-    /// Gathers the urgent reports stored since the cursor into the outbox (one transaction
-    /// with the cursor's move). On the first look the cursor starts after what is stored: a
-    /// new notifier does not tell the past.
-    pub fn gather(&self, store: &Store, now: Timestamp) -> Result<usize, NotifyError> {
+    /// One pass: the urgent reports stored since the cursor, and (every few seconds) the
+    /// conditions and the digests, into the outbox in one transaction with the cursor's move
+    /// and the told conditions. On the first look the cursor starts after what is stored: a
+    /// new notifier does not tell past reports. Returns how many messages it opened or grew.
+    pub(crate) fn gather(&self, state: &ServerState, now: Timestamp) -> Result<usize, NotifyError> {
+        let store = &state.store;
         let Some(cursor) = store.notify_cursor()? else {
             let start = store
                 .newest_shown(0, 1)?
                 .first()
                 .map_or(0, |r| r.arrival + 1);
-            store.save_notifications(Vec::new(), Some(start))?;
+            store.save_notifications(OutboxChange {
+                cursor: Some(start),
+                ..OutboxChange::default()
+            })?;
             return Ok(0);
         };
         let (reports, next) = store.latest_from(cursor, 1_000)?;
-        if next == cursor {
+        let conditions_due = {
+            let mut at = self.conditions_at.lock().unwrap_or_else(|e| e.into_inner());
+            let due = at.is_none_or(|t| t.elapsed() >= CONDITIONS_EVERY);
+            if due {
+                *at = Some(Instant::now());
+            }
+            due
+        };
+        if next == cursor && !conditions_due {
             return Ok(0);
         }
-        let urgent: Vec<&StoredReport> = reports
+        let limit = self
+            .rules
+            .iter()
+            .map(|r| r.max_per_hour as usize)
+            .sum::<usize>()
+            + 64;
+        let mut pass = Pass {
+            outbox: store.recent_notifications(limit)?,
+            changed: Vec::new(),
+            now,
+        };
+        let sites = store.sites()?;
+        let names = Names::of_sites(&sites);
+        let mut reaches: HashMap<String, Reach> = HashMap::new();
+        let mut reach_of = |channel: &ChannelConfig| -> Result<Reach, StoreError> {
+            if let Some(r) = reaches.get(&channel.name) {
+                return Ok(r.clone());
+            }
+            let scope = match (&channel.site, &channel.kanwil) {
+                (Some(site), _) => Scope::Site(site.clone()),
+                (None, Some(k)) => Scope::Kanwil(k.clone()),
+                (None, None) => Scope::National,
+            };
+            let r = Reach::of_scope(store, scope)?;
+            reaches.insert(channel.name.clone(), r.clone());
+            Ok(r)
+        };
+
+        let urgent: Vec<Event> = reports
             .iter()
             .filter(|r| r.report.priority == Priority::Urgent && r.report.revision <= 1)
+            .map(|r| urgent_event(r, &names))
             .collect();
-        let mut changed: Vec<Notification> = Vec::new();
-        if !urgent.is_empty() {
-            let sites = store.sites()?;
-            let outbox = store.notifications(100)?;
-            for rule in self.rules.iter().filter(|r| r.event == "urgent_report") {
-                let Some(channel) = self.channels.iter().find(|c| c.config.name == rule.channel)
-                else {
-                    continue;
-                };
-                let mine: Vec<&&StoredReport> = urgent
-                    .iter()
-                    .filter(|r| in_scope(&channel.config, &sites, r.site.as_str()))
-                    .collect();
-                if mine.is_empty() {
-                    continue;
+        let mut active_changes = Vec::new();
+        let told = if conditions_due {
+            store.notify_active()?
+        } else {
+            BTreeMap::new()
+        };
+        let mut conditions: HashMap<&str, Vec<Event>> = HashMap::new();
+        for rule in &self.rules {
+            let Some(channel) = self.channels.iter().find(|c| c.config.name == rule.channel) else {
+                continue;
+            };
+            if rule.event == "urgent_report" {
+                let reach = reach_of(&channel.config)?;
+                let mine: Vec<&Event> = urgent.iter().filter(|e| e.within(&reach)).collect();
+                pass.add(rule, &mine);
+                continue;
+            }
+            if !conditions_due {
+                continue;
+            }
+            let reach = reach_of(&channel.config)?;
+            let before = told.get(&rule.name()).cloned().unwrap_or_default();
+            if rule.event == "morning_digest" {
+                if let Some(day) = digest_day(rule, now, &before) {
+                    let digest = crate::web::digest::build(state, &reach, day - 1)
+                        .map_err(|_| NotifyError::Digest(channel.config.name.clone()))?;
+                    pass.changed.push(digest_message(rule, &digest, now));
+                    active_changes.push((rule.name(), vec![date_string(day)]));
                 }
-                let open = changed
-                    .iter()
-                    .position(|n| open_for(n, rule, now))
-                    .or_else(|| {
-                        outbox.iter().find(|n| open_for(n, rule, now)).map(|n| {
-                            changed.push(n.clone());
-                            changed.len() - 1
-                        })
-                    });
-                let index = match open {
-                    Some(i) => i,
-                    None => {
-                        changed.push(new_message(rule, &outbox, now));
-                        changed.len() - 1
-                    }
-                };
-                let message = &mut changed[index];
-                for r in mine {
-                    message.count += 1;
-                    if !message.sites.contains(&r.site.to_string()) {
-                        message.sites.push(r.site.to_string());
-                    }
-                    if message.lines.len() < 5 {
-                        let name = sites
-                            .iter()
-                            .find(|s| s.id == r.site)
-                            .map_or_else(|| r.site.to_string(), |s| s.name.clone());
-                        message.lines.push(format!("{name}: {}", r.report.title));
-                    }
-                }
+                continue;
+            }
+            if !conditions.contains_key(rule.event.as_str()) {
+                let found = conditions_of(state, &rule.event, rule, &sites, &names, now)?;
+                conditions.insert(rule.event.as_str(), found);
+            }
+            let mine: Vec<&Event> = conditions
+                .get(rule.event.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|e| e.within(&reach))
+                .collect();
+            let (new, holding) = newly_holding(&before, &mine);
+            pass.add(rule, &new);
+            if holding != before {
+                active_changes.push((rule.name(), holding));
             }
         }
-        let n = changed.len();
-        store.save_notifications(changed, Some(next))?;
+        let n = pass.changed.len();
+        store.save_notifications(OutboxChange {
+            messages: pass.changed,
+            cursor: (next != cursor).then_some(next),
+            active: active_changes,
+        })?;
         Ok(n)
     }
 
@@ -310,8 +467,8 @@ impl Notifier {
     /// many went. A message is marked sent only after its channel took it.
     pub fn send_due(&self, store: &Store, now: Timestamp) -> Result<usize, NotifyError> {
         let mut sent = 0;
-        for mut n in store.notifications(0)? {
-            if n.sent_at.is_some() || n.due_at > now.0 || n.next_attempt_at > now.0 {
+        for mut n in store.pending_notifications()? {
+            if n.due_at > now.0 || n.next_attempt_at > now.0 {
                 continue;
             }
             let result = match self.channels.iter().find(|c| c.config.name == n.channel) {
@@ -341,7 +498,10 @@ impl Notifier {
                     n.last_error = Some(refusal.message);
                 }
             }
-            store.save_notifications(vec![n], None)?;
+            store.save_notifications(OutboxChange {
+                messages: vec![n],
+                ..OutboxChange::default()
+            })?;
         }
         Ok(sent)
     }
@@ -356,7 +516,7 @@ impl Notifier {
         );
         let body = serde_json::json!({
             "chat_id": channel.config.chat_id,
-            "text": format!("{}\n#{}", text(n), n.id),
+            "text": format!("{}\n#{}", cut(&text(n), TELEGRAM_MAX_CHARS), n.id),
             "disable_web_page_preview": true,
         })
         .to_string();
@@ -395,6 +555,7 @@ impl Notifier {
         let body = serde_json::json!({
             "id": n.id,
             "event": n.event,
+            "subject": subject(n),
             "text": text(n),
             "count": n.count,
             "sites": n.sites,
@@ -473,12 +634,27 @@ fn send_email(channel: &Channel, n: &Notification) -> Result<(), Refusal> {
         from: channel.config.from.clone().unwrap_or_default(),
         to: channel.config.to.clone(),
         message_id: format!("notification-{}-{}@pasopati", n.id, n.opened_at),
-        subject: text.lines().next().unwrap_or("PASOPATI").to_owned(),
+        subject: subject(n),
         text,
-        html: None,
+        html: n.html.clone(),
         date: rfc2822(Timestamp::now()),
     };
     crate::smtp::send(server, &mail).map_err(|e| Refusal::from(e.to_string()))
+}
+
+/// A message's subject: the digest's own, else its first line.
+fn subject(n: &Notification) -> String {
+    n.subject
+        .clone()
+        .unwrap_or_else(|| text(n).lines().next().unwrap_or("PASOPATI").to_owned())
+}
+
+/// `text` cut to at most `max` characters, ending with "…" when cut.
+fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 /// A time as an email's Date header, in WIB.
@@ -515,16 +691,324 @@ pub fn signature(secret: &[u8], body: &[u8]) -> String {
     pasopati_common::hex(ring::hmac::sign(&key, body).as_ref())
 }
 
-/// Whether a site is in a channel's scope.
-fn in_scope(channel: &ChannelConfig, sites: &[SiteRecord], site: &str) -> bool {
-    if let Some(only) = &channel.site {
-        return only == site;
+/// One thing a rule may tell: an urgent report, or a condition that holds now.
+#[derive(Clone, Debug, PartialEq)]
+struct Event {
+    /// Stable while the condition holds: what the outbox keeps as told.
+    key: String,
+    /// The site or unit it is about (a message counts each once).
+    about: String,
+    /// The sites, units and Kanwil it concerns, for the channels' scopes.
+    sites: Vec<String>,
+    upt: Vec<String>,
+    kanwil: Vec<String>,
+    /// Its line in a message.
+    line: String,
+}
+
+impl Event {
+    /// Whether a channel of `reach` is told of it.
+    fn within(&self, reach: &Reach) -> bool {
+        reach.is_national()
+            || self.sites.iter().any(|s| reach.site(s))
+            || reach.tagged(&self.upt, &self.kanwil)
     }
-    match &channel.kanwil {
-        Some(k) => sites
+}
+
+/// The messages one pass opens or grows.
+struct Pass {
+    /// The newest messages of the outbox (for open windows and the hourly limits).
+    outbox: Vec<Notification>,
+    changed: Vec<Notification>,
+    now: Timestamp,
+}
+
+impl Pass {
+    /// Adds `events` to the rule's open message, or to a new one.
+    fn add(&mut self, rule: &RuleConfig, events: &[&Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let now = self.now;
+        let open = self
+            .changed
             .iter()
-            .any(|s| s.id.as_str() == site && &s.kanwil == k),
-        None => true,
+            .position(|n| open_for(n, rule, now))
+            .or_else(|| {
+                self.outbox
+                    .iter()
+                    .find(|n| open_for(n, rule, now))
+                    .map(|n| {
+                        self.changed.push(n.clone());
+                        self.changed.len() - 1
+                    })
+            });
+        let index = match open {
+            Some(i) => i,
+            None => {
+                self.changed.push(new_message(rule, &self.outbox, now));
+                self.changed.len() - 1
+            }
+        };
+        let message = &mut self.changed[index];
+        for e in events {
+            message.count += 1;
+            if !message.sites.contains(&e.about) {
+                message.sites.push(e.about.clone());
+            }
+            if message.lines.len() < 5 {
+                message.lines.push(e.line.clone());
+            }
+        }
+    }
+}
+
+/// An urgent report as an event.
+fn urgent_event(r: &StoredReport, names: &Names) -> Event {
+    let site = r.site.to_string();
+    Event {
+        key: r.report.id.to_string(),
+        line: format!("{}: {}", names.unit(&site), r.report.title),
+        about: site.clone(),
+        upt: vec![site.clone()],
+        sites: vec![site],
+        kanwil: Vec::new(),
+    }
+}
+
+/// The conditions of `event` that hold at `now`, across the whole country.
+fn conditions_of(
+    state: &ServerState,
+    event: &str,
+    rule: &RuleConfig,
+    sites: &[SiteRecord],
+    names: &Names,
+    now: Timestamp,
+) -> Result<Vec<Event>, NotifyError> {
+    Ok(match event {
+        "spike" => {
+            let insights = state.newsroom.insights(None)?;
+            spikes(insights["alerts"].as_array().map_or(&[][..], Vec::as_slice))
+        }
+        "negative_story" => negative_stories(&state.newsroom.stories()?, names, now),
+        "coverage_gap" => {
+            let insights = state.newsroom.insights(None)?;
+            coverage_gaps(&insights["coverage"]["negative_without_reports"], names)
+        }
+        "silent_site" => silent_sites(sites, rule.silent_for(), names, now),
+        "rollout_paused" => crate::fleet::rollout::current(&state.store)?
+            .map(|r| paused_rollout(&r))
+            .into_iter()
+            .flatten()
+            .collect(),
+        _ => Vec::new(),
+    })
+}
+
+/// Spike alerts, as the analysis gives them (JSON), each for its series and period.
+fn spikes(alerts: &[serde_json::Value]) -> Vec<Event> {
+    alerts
+        .iter()
+        .map(|a| {
+            let series = a["series"].as_str().unwrap_or_default();
+            let unit = series.strip_prefix("upt:").map(str::to_owned);
+            Event {
+                key: format!(
+                    "{}:{series}:{}",
+                    a["kind"].as_str().unwrap_or_default(),
+                    a["period"].as_str().unwrap_or_default()
+                ),
+                about: series.to_owned(),
+                sites: Vec::new(),
+                upt: unit.into_iter().collect(),
+                kanwil: Vec::new(),
+                line: format!(
+                    "{}: {} item pada {} (biasanya {:.1})",
+                    a["label"].as_str().unwrap_or(series),
+                    a["count"].as_u64().unwrap_or(0),
+                    a["period"].as_str().unwrap_or_default(),
+                    a["baseline_mean"].as_f64().unwrap_or(0.0)
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Stories with media whose tone is negative and whose last item is under a day old.
+fn negative_stories(
+    stories: &[pasopati_analysis::batch::StoryResult],
+    names: &Names,
+    now: Timestamp,
+) -> Vec<Event> {
+    let since = now.0 - NEGATIVE_STORY_HOURS * 3_600_000;
+    stories
+        .iter()
+        .filter(|s| !s.items.is_empty())
+        .filter(|s| pasopati_analysis::sentiment::class(s.sentiment as f32) == "negatif")
+        .filter(|s| Timestamp::parse_rfc3339(&s.last_seen).is_ok_and(|t| t.0 >= since))
+        .map(|s| {
+            let about = s
+                .upt
+                .first()
+                .or(s.kanwil.first())
+                .cloned()
+                .unwrap_or_else(|| s.id.clone());
+            let units = if s.upt.is_empty() {
+                s.kanwil
+                    .iter()
+                    .map(|k| format!("Kanwil {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                names.units(&s.upt)
+            };
+            Event {
+                key: s.id.clone(),
+                about,
+                sites: Vec::new(),
+                upt: s.upt.clone(),
+                kanwil: s.kanwil.clone(),
+                line: format!("{} ({} item; {units})", s.title, s.items.len()),
+            }
+        })
+        .collect()
+}
+
+/// Units whose media coverage is mostly negative while they filed nothing (the analysis'
+/// `negative_without_reports`, JSON).
+fn coverage_gaps(gaps: &serde_json::Value, names: &Names) -> Vec<Event> {
+    gaps.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| {
+            let upt = g["upt"].as_str()?.to_owned();
+            Some(Event {
+                key: upt.clone(),
+                line: format!(
+                    "{}: {} item media, {:.0}% negatif, tanpa laporan UPT",
+                    names.unit(&upt),
+                    g["items"].as_u64().unwrap_or(0),
+                    g["negative_share"].as_f64().unwrap_or(0.0) * 100.0
+                ),
+                about: upt.clone(),
+                sites: Vec::new(),
+                upt: vec![upt],
+                kanwil: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+/// Enrolled sites not heard from for `silent_for`; the key carries the last contact, so a
+/// site that comes back and goes silent again is told again.
+fn silent_sites(
+    sites: &[SiteRecord],
+    silent_for: Duration,
+    names: &Names,
+    now: Timestamp,
+) -> Vec<Event> {
+    let limit = now.0 - silent_for.as_millis().min(i64::MAX as u128) as i64;
+    sites
+        .iter()
+        .filter(|s| s.status == SiteStatus::Active)
+        .filter_map(|s| {
+            let last = s.last_seen_at.or(s.enrolled_at)?;
+            (last.0 < limit).then(|| {
+                let id = s.id.to_string();
+                Event {
+                    key: format!("{id}@{}", last.0),
+                    line: format!(
+                        "{}: terakhir terhubung {} ({})",
+                        s.name,
+                        names.time(&id, last.0),
+                        ago(now.0 - last.0)
+                    ),
+                    about: id.clone(),
+                    upt: vec![id.clone()],
+                    sites: vec![id],
+                    kanwil: Vec::new(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// How long ago, in words: "3 jam lalu", "2 hari lalu".
+fn ago(ms: i64) -> String {
+    let minutes = ms / 60_000;
+    match minutes {
+        m if m < 120 => format!("{m} menit lalu"),
+        m if m < 48 * 60 => format!("{} jam lalu", m / 60),
+        m => format!("{} hari lalu", m / (24 * 60)),
+    }
+}
+
+/// A paused rollout, told to the channels whose scope holds one of its sites.
+fn paused_rollout(r: &crate::fleet::rollout::Rollout) -> Option<Event> {
+    (r.state == crate::fleet::rollout::RolloutState::Paused).then(|| Event {
+        key: format!("{}@{}@{}", r.version, r.started_at, r.resumed_at),
+        about: r.version.clone(),
+        sites: r.waves.iter().flat_map(|w| w.sites.clone()).collect(),
+        upt: Vec::new(),
+        kanwil: Vec::new(),
+        line: format!(
+            "Rilis {} berhenti di gelombang {} dari {}: {}",
+            r.version,
+            r.wave + 1,
+            r.waves.len(),
+            r.reason.as_deref().unwrap_or("tanpa keterangan")
+        ),
+    })
+}
+
+/// Of the conditions holding now, those not told before, and the keys to keep as told.
+fn newly_holding<'a>(before: &[String], now: &[&'a Event]) -> (Vec<&'a Event>, Vec<String>) {
+    let told: BTreeSet<&str> = before.iter().map(String::as_str).collect();
+    let new = now
+        .iter()
+        .filter(|e| !told.contains(e.key.as_str()))
+        .copied()
+        .collect();
+    let holding: BTreeSet<String> = now.iter().map(|e| e.key.clone()).collect();
+    (new, holding.into_iter().collect())
+}
+
+/// The day (WIB) whose digest is due at `now` and not sent yet: today, once the rule's time
+/// of day has come.
+fn digest_day(rule: &RuleConfig, now: Timestamp, before: &[String]) -> Option<i64> {
+    let today = day_of(now.0);
+    let minute = (now.0 + 7 * 3_600_000).rem_euclid(86_400_000) / 60_000;
+    let due = rule.digest_minute().is_some_and(|at| minute >= at);
+    (due && !before.contains(&date_string(today))).then_some(today)
+}
+
+/// The digest as a message, written whole now.
+fn digest_message(
+    rule: &RuleConfig,
+    digest: &crate::web::digest::Digest,
+    now: Timestamp,
+) -> Notification {
+    let subject = digest.subject();
+    let html = maud::html! {
+        (maud::DOCTYPE)
+        html lang="id" {
+            head {
+                meta charset="utf-8";
+                title { (subject) }
+            }
+            body style="font-family: sans-serif; max-width: 46em; margin: auto; line-height: 1.45" {
+                h1 style="font-size: 1.3em" { (subject) }
+                (digest.html())
+            }
+        }
+    };
+    Notification {
+        due_at: now.0,
+        count: 1,
+        subject: Some(subject),
+        body: Some(digest.text()),
+        html: Some(html.into_string()),
+        ..new_message(rule, &[], now)
     }
 }
 
@@ -558,6 +1042,9 @@ fn new_message(rule: &RuleConfig, outbox: &[Notification], now: Timestamp) -> No
         count: 0,
         sites: Vec::new(),
         lines: Vec::new(),
+        subject: None,
+        body: None,
+        html: None,
         sent_at: None,
         attempts: 0,
         next_attempt_at: 0,
@@ -565,15 +1052,30 @@ fn new_message(rule: &RuleConfig, outbox: &[Notification], now: Timestamp) -> No
     }
 }
 
-/// The message as people read it, in Bahasa Indonesia.
+/// The message as people read it, in Bahasa Indonesia: a headline saying how many of what,
+/// the first lines, and how many more.
 pub fn text(n: &Notification) -> String {
+    if let Some(body) = &n.body {
+        return body.clone();
+    }
     let minutes = ((n.due_at - n.opened_at) / 60_000).max(1);
-    let mut out = format!(
-        "{} laporan mendesak dari {} UPT dalam {} menit",
-        n.count,
-        n.sites.len(),
-        minutes
-    );
+    let mut out = match n.event.as_str() {
+        "urgent_report" => format!(
+            "{} laporan mendesak dari {} UPT dalam {} menit",
+            n.count,
+            n.sites.len(),
+            minutes
+        ),
+        "spike" => format!("{} lonjakan pemberitaan", n.count),
+        "negative_story" => format!("{} cerita media bernada negatif", n.count),
+        "coverage_gap" => format!(
+            "{} UPT diberitakan negatif tanpa laporan dari UPT itu",
+            n.count
+        ),
+        "silent_site" => format!("{} UPT tidak terhubung ke pusat", n.count),
+        "rollout_paused" => "Peluncuran rilis berhenti".to_owned(),
+        other => format!("{} pemberitahuan {other}", n.count),
+    };
     for l in &n.lines {
         out.push_str("\n- ");
         out.push_str(l);
@@ -592,8 +1094,13 @@ fn backoff(attempts: u32) -> Duration {
     Duration::from_secs((5u64 << attempts.min(7).saturating_sub(1)).min(600))
 }
 
-/// Runs the notifier every second until `shutdown`.
-pub async fn run(notifier: Arc<Notifier>, store: Arc<Store>, shutdown: CancellationToken) {
+/// Runs the notifier every second until `shutdown`; on a shared PostgreSQL store only while
+/// this collector leads the media desk (the analysis the conditions come from is its).
+pub(crate) async fn run(
+    notifier: Arc<Notifier>,
+    state: Arc<ServerState>,
+    shutdown: CancellationToken,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -601,11 +1108,13 @@ pub async fn run(notifier: Arc<Notifier>, store: Arc<Store>, shutdown: Cancellat
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let (n, s) = (notifier.clone(), store.clone());
+        if !state.newsroom.leads() {
+            continue;
+        }
+        let (n, s) = (notifier.clone(), state.clone());
         let work = tokio::task::spawn_blocking(move || {
-            let now = Timestamp::now();
-            n.gather(&s, now)?;
-            n.send_due(&s, Timestamp::now())
+            n.gather(&s, Timestamp::now())?;
+            n.send_due(&s.store, Timestamp::now())
         })
         .await;
         match work {
@@ -626,7 +1135,277 @@ mod tests {
             channel: "pusat".into(),
             group: HumanDuration::from_secs(600),
             max_per_hour: max,
+            silent_for: None,
+            at: None,
         }
+    }
+
+    fn event(key: &str, site: &str) -> Event {
+        Event {
+            key: key.into(),
+            about: site.into(),
+            sites: vec![site.into()],
+            upt: vec![site.into()],
+            kanwil: Vec::new(),
+            line: format!("{site}: {key}"),
+        }
+    }
+
+    #[test]
+    fn a_condition_is_told_once_while_it_holds_and_again_when_it_comes_back() {
+        let (a, b) = (event("a", "lapas-satu"), event("b", "lapas-dua"));
+        let (new, holding) = newly_holding(&[], &[&a, &b]);
+        assert_eq!(new, vec![&a, &b]);
+        assert_eq!(holding, vec!["a".to_owned(), "b".to_owned()]);
+        // Still holding: nothing new.
+        let (new, again) = newly_holding(&holding, &[&b, &a]);
+        assert!(new.is_empty());
+        assert_eq!(again, holding);
+        // `a` ends; when it holds again it is told again.
+        let (_, without_a) = newly_holding(&holding, &[&b]);
+        assert_eq!(without_a, vec!["b".to_owned()]);
+        let (new, _) = newly_holding(&without_a, &[&a, &b]);
+        assert_eq!(new, vec![&a]);
+    }
+
+    #[test]
+    fn a_site_is_silent_after_its_window_and_a_new_silence_is_a_new_key() {
+        let now = Timestamp(1_800_000_000_000);
+        let hour = 3_600_000;
+        let site = |id: &str, status, seen: Option<i64>| {
+            let mut s = SiteRecord::new(
+                pasopati_common::SiteId::new(id).unwrap_or_else(|e| panic!("{e}")),
+                format!("Lapas Uji {id}"),
+                pasopati_common::SiteType::Lapas,
+                "Jawa Tengah".into(),
+                status,
+                Timestamp(now.0 - 100 * hour),
+            );
+            s.enrolled_at = Some(Timestamp(now.0 - 90 * hour));
+            s.last_seen_at = seen.map(Timestamp);
+            s
+        };
+        let sites = [
+            site("diam", SiteStatus::Active, Some(now.0 - 30 * hour)),
+            site("hidup", SiteStatus::Active, Some(now.0 - hour)),
+            site("dicabut", SiteStatus::Revoked, Some(now.0 - 50 * hour)),
+            site("belum", SiteStatus::Pending, None),
+            // Enrolled and never heard from since: silent from its enrolment.
+            site("bisu", SiteStatus::Active, None),
+        ];
+        let names = Names::of_sites(&sites);
+        let day = Duration::from_secs(24 * 3_600);
+        let silent = silent_sites(&sites, day, &names, now);
+        let keys: Vec<&str> = silent.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                format!("diam@{}", now.0 - 30 * hour),
+                format!("bisu@{}", now.0 - 90 * hour)
+            ]
+        );
+        assert!(
+            silent[0]
+                .line
+                .starts_with("Lapas Uji diam: terakhir terhubung "),
+            "{}",
+            silent[0].line
+        );
+        assert!(
+            silent[0].line.ends_with("(30 jam lalu)"),
+            "{}",
+            silent[0].line
+        );
+        assert!(
+            silent[1].line.ends_with("(3 hari lalu)"),
+            "{}",
+            silent[1].line
+        );
+        // A longer window: only the one silent for three days.
+        assert_eq!(silent_sites(&sites, day * 2, &names, now).len(), 1);
+    }
+
+    #[test]
+    fn the_digest_is_due_once_a_day_after_its_time_wib() {
+        let rule = RuleConfig {
+            event: "morning_digest".into(),
+            at: Some("06:30".into()),
+            ..rule(6)
+        };
+        let at = |t: &str| Timestamp::parse_rfc3339(t).unwrap_or_else(|e| panic!("{e}"));
+        // 06:29 WIB is too early; 06:30 WIB is the day's turn.
+        assert_eq!(
+            digest_day(&rule, at("2026-12-02T06:29:00+07:00"), &[]),
+            None
+        );
+        let day = digest_day(&rule, at("2026-12-02T06:30:00+07:00"), &[]);
+        assert_eq!(day.map(date_string).as_deref(), Some("2026-12-02"));
+        // Once told, not again that day; the next day again.
+        let told = vec!["2026-12-02".to_owned()];
+        assert_eq!(
+            digest_day(&rule, at("2026-12-02T23:59:00+07:00"), &told),
+            None
+        );
+        let next = digest_day(&rule, at("2026-12-03T07:00:00+07:00"), &told);
+        assert_eq!(next.map(date_string).as_deref(), Some("2026-12-03"));
+        // A time that is not a time is refused with the settings.
+        let bad = RuleConfig {
+            at: Some("6.30".into()),
+            ..rule.clone()
+        };
+        assert_eq!(bad.digest_minute(), None);
+        assert_eq!(rule.digest_minute(), Some(390));
+    }
+
+    #[test]
+    fn a_paused_rollout_and_spikes_reach_the_scopes_of_what_they_concern() {
+        use crate::fleet::rollout::{Rollout, RolloutState, Wave};
+        let rollout = Rollout {
+            version: "0.9.1".into(),
+            waves: vec![
+                Wave {
+                    label: "uji".into(),
+                    sites: vec!["lapas-satu".into()],
+                },
+                Wave {
+                    label: "sisanya".into(),
+                    sites: vec!["lapas-dua".into()],
+                },
+            ],
+            wave: 1,
+            state: RolloutState::Paused,
+            reason: Some("lapas-dua kembali ke rilis sebelumnya".into()),
+            ..Rollout::default()
+        };
+        let e = paused_rollout(&rollout).unwrap_or_else(|| panic!("not an event"));
+        assert_eq!(
+            e.line,
+            "Rilis 0.9.1 berhenti di gelombang 2 dari 2: lapas-dua kembali ke rilis sebelumnya"
+        );
+        let running = Rollout {
+            state: RolloutState::Running,
+            ..rollout.clone()
+        };
+        assert_eq!(paused_rollout(&running), None);
+        let resumed_and_paused_again = Rollout {
+            resumed_at: 5,
+            ..rollout
+        };
+        assert_ne!(
+            paused_rollout(&resumed_and_paused_again).map(|e| e.key),
+            Some(e.key.clone())
+        );
+
+        let alerts = [
+            serde_json::json!({"kind": "news", "series": "upt:lapas-satu", "label": "Lapas Uji Satu",
+                "period": "2026-12-01", "count": 9, "baseline_mean": 1.25}),
+            serde_json::json!({"kind": "news", "series": "all", "label": "Semua berita",
+                "period": "2026-12-01", "count": 40, "baseline_mean": 12.0}),
+        ];
+        let found = spikes(&alerts);
+        assert_eq!(found[0].key, "news:upt:lapas-satu:2026-12-01");
+        assert_eq!(
+            found[0].line,
+            "Lapas Uji Satu: 9 item pada 2026-12-01 (biasanya 1.2)"
+        );
+        assert_eq!(found[0].upt, vec!["lapas-satu".to_owned()]);
+        assert!(
+            found[1].upt.is_empty(),
+            "a national series concerns no unit"
+        );
+    }
+
+    #[test]
+    fn each_event_has_its_own_headline_and_the_digest_its_own_text() {
+        let of = |event: &str, count: u64| Notification {
+            event: event.into(),
+            count,
+            lines: vec!["baris".into()],
+            ..new_message(&rule(6), &[], Timestamp(0))
+        };
+        assert!(
+            text(&of("spike", 2)).starts_with("2 lonjakan pemberitaan\n- baris\n… dan 1 lainnya")
+        );
+        assert!(
+            text(&of("negative_story", 1)).starts_with("1 cerita media bernada negatif\n- baris")
+        );
+        assert!(text(&of("silent_site", 1)).starts_with("1 UPT tidak terhubung ke pusat"));
+        assert!(text(&of("coverage_gap", 1)).starts_with("1 UPT diberitakan negatif tanpa laporan"));
+        assert!(text(&of("rollout_paused", 1)).starts_with("Peluncuran rilis berhenti"));
+        let digest = Notification {
+            subject: Some("Ringkasan pagi".into()),
+            body: Some("isi ringkasan".into()),
+            ..of("morning_digest", 1)
+        };
+        assert_eq!(text(&digest), "isi ringkasan");
+        assert_eq!(subject(&digest), "Ringkasan pagi");
+        assert_eq!(subject(&of("spike", 2)), "2 lonjakan pemberitaan");
+        assert_eq!(cut("abcdef", 3), "abc…");
+        assert_eq!(cut("abc", 3), "abc");
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_with_what_to_change() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(
+            dir.path().join("kunci"),
+            "kunci-webhook-uji-yang-cukup-panjang",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let channel = ChannelConfig {
+            name: "pusat".into(),
+            kind: ChannelKind::Webhook,
+            url: "http://127.0.0.1:9/hook".into(),
+            secret_file: Some("kunci".into()),
+            user: None,
+            from: None,
+            to: Vec::new(),
+            ca_file: None,
+            plain_loopback: false,
+            chat_id: None,
+            kanwil: None,
+            site: None,
+        };
+        let refused = |rules: Vec<RuleConfig>| {
+            let settings = NotifySettings {
+                channels: vec![channel.clone()],
+                rules,
+            };
+            match Notifier::new(&settings, dir.path()) {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        };
+        let silent = RuleConfig {
+            event: "silent_site".into(),
+            silent_for: Some(HumanDuration::from_secs(3_600)),
+            ..rule(6)
+        };
+        assert_eq!(refused(vec![silent.clone()]), "");
+        assert!(
+            refused(vec![silent.clone(), silent.clone()]).contains("two rules tell `silent_site`")
+        );
+        let other_window = RuleConfig {
+            silent_for: Some(HumanDuration::from_secs(7_200)),
+            ..silent.clone()
+        };
+        assert_eq!(refused(vec![silent.clone(), other_window]), "");
+        assert!(refused(vec![RuleConfig {
+            at: Some("25:00".into()),
+            event: "morning_digest".into(),
+            ..rule(6)
+        }])
+        .contains("is not a time of day"));
+        assert!(refused(vec![RuleConfig {
+            silent_for: Some(HumanDuration::from_secs(60)),
+            ..rule(6)
+        }])
+        .contains("only silent_site takes"));
+        assert!(refused(vec![RuleConfig {
+            event: "lonjakan".into(),
+            ..rule(6)
+        }])
+        .contains("known events: urgent_report, spike"));
     }
 
     #[test]

@@ -61,7 +61,7 @@ mod users;
 pub use audit::{verify_chain, AuditBreak, AuditEntry, StoredAuditEntry};
 pub use ingest::{BatchJob, BatchOutcome, Gap, GapKind, Rejection};
 pub use media::{StoredAttachment, StoredMedia};
-pub use notifications::Notification;
+pub use notifications::{Notification, OutboxChange};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use responses::{OfficialResponse, ResponseState};
@@ -324,6 +324,7 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(publications::PUBLICATIONS)?;
     txn.open_table(responses::RESPONSES)?;
     txn.open_table(notifications::NOTIFICATIONS)?;
+    txn.open_table(notifications::NOTIFY_ACTIVE)?;
     txn.open_table(sources::MEDIA_ENGAGEMENT)?;
     txn.open_table(sources::SOURCE_HEALTH)?;
     txn.open_table(story_edits::STORY_EDITS)?;

@@ -361,19 +361,30 @@ impl Store {
         dispatch!(self, notify_cursor())
     }
 
-    /// Writes outbox messages (new ones get their id) and, when given, the notifier's cursor,
+    /// Writes a notifier pass (new messages get their id, the cursor, the told conditions)
     /// in one transaction.
     pub fn save_notifications(
         &self,
-        changed: Vec<Notification>,
-        cursor: Option<u64>,
+        change: OutboxChange,
     ) -> Result<Vec<Notification>, StoreError> {
-        dispatch!(self, save_notifications(changed, cursor))
+        dispatch!(self, save_notifications(change))
     }
 
-    /// The outbox: every message not sent yet and the `recent` last sent, by id.
-    pub fn notifications(&self, recent: usize) -> Result<Vec<Notification>, StoreError> {
-        dispatch!(self, notifications(recent))
+    /// The outbox's messages not sent yet, oldest first.
+    pub fn pending_notifications(&self) -> Result<Vec<Notification>, StoreError> {
+        dispatch!(self, pending_notifications())
+    }
+
+    /// The `limit` newest messages, newest first.
+    pub fn recent_notifications(&self, limit: usize) -> Result<Vec<Notification>, StoreError> {
+        dispatch!(self, recent_notifications(limit))
+    }
+
+    /// Every notification rule's told conditions that still hold: rule name → keys.
+    pub fn notify_active(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError> {
+        dispatch!(self, notify_active())
     }
 
     /// Every official response, oldest first.

@@ -136,6 +136,7 @@ impl RedbStore {
         copy.table(&source, publications::PUBLICATIONS)?;
         copy.table(&source, responses::RESPONSES)?;
         copy.table(&source, notifications::NOTIFICATIONS)?;
+        copy.table(&source, notifications::NOTIFY_ACTIVE)?;
         copy.table(&source, users::USERS)?;
         copy.table(&source, users::API_TOKENS)?;
         copy.table(&source, users::API_TOKEN_INFO)?;

@@ -18,6 +18,7 @@ use crate::admin;
 use crate::events::CollectorEvent;
 use crate::report_index::{self, ReportFilter};
 use crate::store::{PublicationState, StoredReport};
+use crate::ServerState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -82,16 +83,15 @@ pub fn parse_when(text: &str, end_of_day: bool) -> Option<i64> {
 /// from the report index (`crate::report_index`), reading only the page's reports. The
 /// scope's sites are part of the index's query, so a count never includes another scope.
 pub fn find_reports(
-    web: &Web,
+    state: &ServerState,
     reach: &Reach,
     q: &ListQuery,
 ) -> Result<(Vec<StoredReport>, report_index::Total), Response> {
-    let mut filter = report_filter(web, q)?;
+    let mut filter = report_filter(state, q)?;
     filter.sites = reach.narrow(filter.sites.take());
-    let found = web
-        .state
+    let found = state
         .report_index
-        .find(&web.state.store, &filter, q.offset(), q.limit())
+        .find(&state.store, &filter, q.offset(), q.limit())
         .map_err(internal)?;
     let total = report_index::Total {
         count: found.total,
@@ -101,7 +101,7 @@ pub fn find_reports(
 }
 
 /// The index's filter of a list query: a Kanwil becomes its sites.
-fn report_filter(web: &Web, q: &ListQuery) -> Result<ReportFilter, Response> {
+fn report_filter(state: &ServerState, q: &ListQuery) -> Result<ReportFilter, Response> {
     let nonempty = |o: &Option<String>| {
         o.as_deref()
             .map(str::trim)
@@ -110,8 +110,7 @@ fn report_filter(web: &Web, q: &ListQuery) -> Result<ReportFilter, Response> {
     };
     let mut sites: Option<BTreeSet<String>> = nonempty(&q.site).map(|s| BTreeSet::from([s]));
     if let Some(kanwil) = nonempty(&q.kanwil) {
-        let of_kanwil: BTreeSet<String> = web
-            .state
+        let of_kanwil: BTreeSet<String> = state
             .store
             .sites()
             .map_err(internal)?
@@ -274,7 +273,7 @@ fn page<T: serde::Serialize>(q: &ListQuery, all: &[T]) -> Response {
 
 /// `GET /api/v1/reports`: Laporan (filter, halaman, CSV).
 pub fn reports(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    let (found, total) = match find_reports(web, &who.reach, &q) {
+    let (found, total) = match find_reports(&web.state, &who.reach, &q) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -334,10 +333,10 @@ pub(crate) fn report_revisions(
 /// list, shared (never copied: it holds every story); for a scope the stories about its units,
 /// each without its reports from elsewhere.
 pub(crate) fn scoped_stories(
-    web: &Web,
+    state: &ServerState,
     reach: &Reach,
 ) -> Result<Arc<Vec<pasopati_analysis::batch::StoryResult>>, Response> {
-    let all = web.state.newsroom.stories().map_err(internal)?;
+    let all = state.newsroom.stories().map_err(internal)?;
     if reach.is_national() {
         return Ok(all);
     }
@@ -347,23 +346,27 @@ pub(crate) fn scoped_stories(
         .cloned()
         .collect();
     for s in &mut stories {
-        drop_reports_elsewhere(web, reach, s);
+        drop_reports_elsewhere(state, reach, s);
     }
     Ok(Arc::new(stories))
 }
 
 /// Whether the report `id` is of a site in `reach`.
-fn report_in_reach(web: &Web, reach: &Reach, id: &str) -> bool {
+fn report_in_reach(state: &ServerState, reach: &Reach, id: &str) -> bool {
     id.parse::<pasopati_common::ReportId>()
         .ok()
-        .and_then(|rid| web.state.store.report(&rid).ok().flatten())
+        .and_then(|rid| state.store.report(&rid).ok().flatten())
         .is_some_and(|r| reach.site(r.site.as_str()))
 }
 
 /// Takes out of a story the reports (linked, suggested, with a figure conflict) of sites
 /// outside `reach`.
-fn drop_reports_elsewhere(web: &Web, reach: &Reach, s: &mut pasopati_analysis::batch::StoryResult) {
-    let mine = |id: &String| report_in_reach(web, reach, id);
+fn drop_reports_elsewhere(
+    state: &ServerState,
+    reach: &Reach,
+    s: &mut pasopati_analysis::batch::StoryResult,
+) {
+    let mine = |id: &String| report_in_reach(state, reach, id);
     s.reports.retain(mine);
     s.suggested_reports.retain(mine);
     s.figure_conflicts.retain(|c| mine(&c.report));
@@ -371,7 +374,7 @@ fn drop_reports_elsewhere(web: &Web, reach: &Reach, s: &mut pasopati_analysis::b
 
 /// `GET /api/v1/stories`: Cerita.
 pub fn stories(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    match scoped_stories(web, &who.reach) {
+    match scoped_stories(&web.state, &who.reach) {
         Ok(all) => {
             let site = q.site.as_deref().filter(|s| !s.is_empty());
             let mut s: Vec<&pasopati_analysis::batch::StoryResult> = all
@@ -413,8 +416,8 @@ pub(crate) fn scoped_story(
     if !reach.is_national() {
         detail
             .documents
-            .retain(|d| !d.report || report_in_reach(web, reach, &d.id));
-        drop_reports_elsewhere(web, reach, &mut detail.story);
+            .retain(|d| !d.report || report_in_reach(&web.state, reach, &d.id));
+        drop_reports_elsewhere(&web.state, reach, &mut detail.story);
     }
     Ok(Some(detail))
 }
@@ -488,8 +491,8 @@ pub(crate) fn site_views(web: &Web, reach: &Reach) -> Result<Vec<admin::SiteView
 }
 
 /// The spike alerts `reach` sees, newest first, each with its id.
-pub(crate) fn alert_list(web: &Web, reach: &Reach) -> Result<Vec<Value>, Response> {
-    let insights = web.state.newsroom.insights(None).map_err(internal)?;
+pub(crate) fn alert_list(state: &ServerState, reach: &Reach) -> Result<Vec<Value>, Response> {
+    let insights = state.newsroom.insights(None).map_err(internal)?;
     let mut alerts = insights["alerts"].as_array().cloned().unwrap_or_default();
     alerts.retain(|a| reach.alert(a));
     for a in &mut alerts {
@@ -507,7 +510,7 @@ pub(crate) fn alert_list(web: &Web, reach: &Reach) -> Result<Vec<Value>, Respons
 
 /// `GET /api/v1/alerts`: Peringatan lonjakan.
 pub fn alerts(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    match alert_list(web, &who.reach) {
+    match alert_list(&web.state, &who.reach) {
         Ok(a) => page(&q, &a),
         Err(r) => r,
     }

@@ -7,8 +7,8 @@
 use super::api::{alert_list, find_reports, scoped_stories, ListQuery};
 use super::scope::Reach;
 use super::show::Names;
-use super::Web;
 use crate::store::Scope;
+use crate::ServerState;
 use axum::response::Response;
 use maud::{html, Markup};
 use pasopati_analysis::insight::{date_string, day_of};
@@ -64,8 +64,8 @@ fn spans(first: &str, last: &str, day: i64) -> bool {
 }
 
 /// The digest of `day` for what `reach` sees.
-pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
-    let store = &web.state.store;
+pub(crate) fn build(state: &ServerState, reach: &Reach, day: i64) -> Result<Digest, Response> {
+    let store = &state.store;
     let names = Names::of(store);
     let date = date_string(day);
     let scope = match reach.scope() {
@@ -79,13 +79,13 @@ pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
         limit: Some(1),
         ..ListQuery::default()
     };
-    let (_, total) = find_reports(web, reach, &of_day)?;
+    let (_, total) = find_reports(state, reach, &of_day)?;
     let urgent_query = ListQuery {
         priority: Some(Priority::Urgent.as_str().into()),
         limit: Some(SHOWN),
         ..of_day
     };
-    let (urgent, urgent_total) = find_reports(web, reach, &urgent_query)?;
+    let (urgent, urgent_total) = find_reports(state, reach, &urgent_query)?;
     let urgent = urgent
         .iter()
         .map(|r| Line {
@@ -98,7 +98,7 @@ pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
         })
         .collect();
 
-    let all = scoped_stories(web, reach)?;
+    let all = scoped_stories(state, reach)?;
     let mut stories: Vec<_> = all
         .iter()
         .filter(|s| !s.items.is_empty() && spans(&s.first_seen, &s.last_seen, day))
@@ -115,7 +115,7 @@ pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
         .filter(|s| tone(s.sentiment) == "negatif")
         .count();
 
-    let alerts = alert_list(web, reach)?
+    let alerts = alert_list(state, reach)?
         .into_iter()
         .filter(|a| a["period"].as_str() == Some(date.as_str()))
         .map(|a| {
@@ -128,8 +128,7 @@ pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
         })
         .collect();
 
-    let insights = web
-        .state
+    let insights = state
         .newsroom
         .insights(None)
         .map_err(super::api::internal)?;
@@ -158,7 +157,7 @@ pub fn build(web: &Web, reach: &Reach, day: i64) -> Result<Digest, Response> {
         })
         .collect();
 
-    let picture = crate::risk::picture(store, &web.state.config, Timestamp::now(), 1)
+    let picture = crate::risk::picture(store, &state.config, Timestamp::now(), 1)
         .map_err(super::api::internal)?;
     let mut risk: Vec<(String, f64)> = picture
         .upt

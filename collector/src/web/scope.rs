@@ -38,7 +38,11 @@ impl Reach {
 
     /// What `role` sees today, from the site table and the gazetteer.
     pub fn of(store: &Store, role: &Role) -> Result<Reach, StoreError> {
-        let scope = role.scope();
+        Reach::of_scope(store, role.scope())
+    }
+
+    /// What `scope` takes in today (a user's, or a notification channel's).
+    pub fn of_scope(store: &Store, scope: Scope) -> Result<Reach, StoreError> {
         let (sites, units) = match &scope {
             Scope::National => return Ok(Reach::national()),
             Scope::Kanwil(kanwil) => {

@@ -56,12 +56,15 @@ pub struct Names {
 impl Names {
     /// The names of the store's sites; a store that cannot be read leaves only the gazetteer.
     pub fn of(store: &crate::store::Store) -> Names {
+        Names::of_sites(&store.sites().unwrap_or_default())
+    }
+
+    /// The names of these sites, and the gazetteer's.
+    pub fn of_sites(sites: &[crate::store::SiteRecord]) -> Names {
         Names {
-            sites: store
-                .sites()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| (s.id.to_string(), (s.name, s.kanwil)))
+            sites: sites
+                .iter()
+                .map(|s| (s.id.to_string(), (s.name.clone(), s.kanwil.clone())))
                 .collect(),
         }
     }

@@ -296,6 +296,12 @@ const TARGETS: &[Target] = &[
         conflict: NOTHING,
     },
     Target {
+        table: "notify_active",
+        columns: &[("name", Kind::Text), ("keys", Kind::Bytes)],
+        source: notify_active,
+        conflict: NOTHING,
+    },
+    Target {
         table: "users",
         columns: &[("username", Kind::Text), ("record", Kind::Bytes)],
         source: users,
@@ -414,6 +420,7 @@ fn redb_tables() -> Vec<String> {
         publications::PUBLICATIONS.name(),
         crate::store::responses::RESPONSES.name(),
         crate::store::notifications::NOTIFICATIONS.name(),
+        crate::store::notifications::NOTIFY_ACTIVE.name(),
         story_edits::STORY_EDITS.name(),
         users::USERS.name(),
         users::API_TOKENS.name(),
@@ -698,6 +705,16 @@ fn publications(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> F
 
 fn notifications(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, crate::store::notifications::NOTIFICATIONS, skip, sink)
+}
+
+fn notify_active(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+    each(
+        txn,
+        crate::store::notifications::NOTIFY_ACTIVE,
+        skip,
+        sink,
+        |k, v| Ok(vec![text(k.value()), bytes(v.value())]),
+    )
 }
 
 fn official_responses(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {

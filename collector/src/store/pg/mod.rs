@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "responses_and_notifications",
         sql: include_str!("migrations/0006_responses_and_notifications.sql"),
     },
+    Migration {
+        version: 7,
+        name: "notify_active",
+        sql: include_str!("migrations/0007_notify_active.sql"),
+    },
 ];
 
 /// The advisory lock key the migration runner holds ("PASOPATI" in ASCII).

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 /// `GET /cerita`: Media & Cerita.
 pub fn cerita(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    let all_stories = match api::scoped_stories(web, &who.reach) {
+    let all_stories = match api::scoped_stories(&web.state, &who.reach) {
         Ok(s) => s,
         Err(r) => return r,
     };

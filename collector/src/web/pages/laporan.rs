@@ -12,7 +12,7 @@ use maud::html;
 
 /// `GET /laporan`: Laporan: cari dan saring.
 pub fn laporan(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    let (found, total) = match find_reports(web, &who.reach, &q) {
+    let (found, total) = match find_reports(&web.state, &who.reach, &q) {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -20,7 +20,7 @@ pub struct MorningQuery {
 /// `GET /pagi`: Ringkasan pagi.
 pub fn pagi(web: &Web, who: Principal, Query(q): Query<MorningQuery>) -> Response {
     let day = digest::day_asked(q.tanggal.as_deref(), Timestamp::now());
-    let d = match digest::build(web, &who.reach, day) {
+    let d = match digest::build(&web.state, &who.reach, day) {
         Ok(d) => d,
         Err(refusal) => return refusal,
     };

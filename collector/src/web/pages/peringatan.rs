@@ -10,9 +10,9 @@ use maud::html;
 
 /// `GET /peringatan`: Peringatan langsung.
 pub fn peringatan(web: &Web, who: Principal, _: ()) -> Response {
-    let alerts = api::alert_list(web, &who.reach).unwrap_or_default();
+    let alerts = api::alert_list(&web.state, &who.reach).unwrap_or_default();
     let urgent = api::find_reports(
-        web,
+        &web.state,
         &who.reach,
         &ListQuery {
             priority: Some(pasopati_common::Priority::Urgent.as_str().into()),

@@ -136,7 +136,7 @@ pub fn ringkasan_harian(web: &Web, who: Principal, Query(q): Query<DigestQuery>)
         limit: Some(1000),
         ..ListQuery::default()
     };
-    let (reports, total) = match find_reports(web, &who.reach, &lq) {
+    let (reports, total) = match find_reports(&web.state, &who.reach, &lq) {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -19,7 +19,7 @@ pub fn ringkasan(web: &Web, who: Principal, _: ()) -> Response {
         limit: Some(1000),
         ..ListQuery::default()
     };
-    let (todays, total_today) = match find_reports(web, &who.reach, &q) {
+    let (todays, total_today) = match find_reports(&web.state, &who.reach, &q) {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -33,8 +33,8 @@ pub fn ringkasan(web: &Web, who: Principal, _: ()) -> Response {
     };
     let names = show::Names::of(&web.state.store);
     let offline: Vec<_> = sites.iter().filter(|s| s.state == "offline").collect();
-    let alerts = api::alert_list(web, &who.reach).unwrap_or_default();
-    let all_stories = api::scoped_stories(web, &who.reach).unwrap_or_default();
+    let alerts = api::alert_list(&web.state, &who.reach).unwrap_or_default();
+    let all_stories = api::scoped_stories(&web.state, &who.reach).unwrap_or_default();
     let top = top_media_stories(&all_stories, 10);
     let mean =
         (!top.is_empty()).then(|| top.iter().map(|s| s.sentiment).sum::<f64>() / top.len() as f64);
