@@ -795,7 +795,15 @@ fn conditions_of(
             let insights = state.newsroom.insights(None)?;
             coverage_gaps(&insights["coverage"]["negative_without_reports"], names)
         }
-        "silent_site" => silent_sites(sites, rule.silent_for(), names, now),
+        "silent_site" => {
+            let connected = state.connected_sites();
+            let quiet: Vec<SiteRecord> = sites
+                .iter()
+                .filter(|s| !connected.contains(&s.id))
+                .cloned()
+                .collect();
+            silent_sites(&quiet, rule.silent_for(), names, now)
+        }
         "rollout_paused" => crate::fleet::rollout::current(&state.store)?
             .map(|r| paused_rollout(&r))
             .into_iter()
@@ -899,8 +907,10 @@ fn coverage_gaps(gaps: &serde_json::Value, names: &Names) -> Vec<Event> {
         .collect()
 }
 
-/// Enrolled sites not heard from for `silent_for`; the key carries the last contact, so a
-/// site that comes back and goes silent again is told again.
+/// Enrolled sites not heard from for `silent_for` (of those not connected here now; on a
+/// shared store a site connected to another collector counts by its last heartbeat there);
+/// the key carries the last contact, so a site that comes back and goes silent again is told
+/// again.
 fn silent_sites(
     sites: &[SiteRecord],
     silent_for: Duration,

@@ -234,7 +234,8 @@ pub fn send(server: &Server, mail: &Mail) -> Result<(), SmtpError> {
 }
 
 /// The message: headers, and a plain-text part with an HTML alternative when there is one.
-/// Bodies go as 8-bit UTF-8 when the server takes it, else base64.
+/// Bodies go as 8-bit UTF-8 when the server takes it and no line is longer than SMTP allows
+/// (998 bytes; generated HTML is one long line), else base64.
 pub fn message(mail: &Mail, eight_bit: bool) -> String {
     let boundary = format!(
         "pasopati-{}",
@@ -248,7 +249,7 @@ pub fn message(mail: &Mail, eight_bit: bool) -> String {
     out.push_str(&format!("Message-ID: <{}>\r\n", mail.message_id));
     out.push_str("MIME-Version: 1.0\r\n");
     let part = |content_type: &str, body: &str| -> String {
-        if eight_bit {
+        if eight_bit && body.lines().all(|l| l.len() <= MAX_LINE) {
             format!(
                 "Content-Type: {content_type}; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
                 crlf(body)
@@ -276,6 +277,9 @@ pub fn message(mail: &Mail, eight_bit: bool) -> String {
     }
     out
 }
+
+/// The longest line SMTP carries, without its CRLF (RFC 5321, 4.5.3.1.6).
+const MAX_LINE: usize = 998;
 
 /// Lines end in CRLF.
 fn crlf(text: &str) -> String {
@@ -388,5 +392,14 @@ mod tests {
             ),
             "{b}"
         );
+        // A line longer than SMTP carries goes as base64 even where 8-bit is offered.
+        let long = Mail {
+            html: Some(format!("<p>{}</p>", "panjang ".repeat(200))),
+            ..mail
+        };
+        let m = message(&long, true);
+        assert!(m.contains("text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit"));
+        assert!(m.contains("text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64"));
+        assert!(m.lines().all(|l| l.len() <= 998));
     }
 }

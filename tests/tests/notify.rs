@@ -108,8 +108,10 @@ async fn receiver() -> (String, Arc<Mutex<Received>>) {
                 let id: Option<u64> = header("x-pasopati-id").and_then(|v| v.parse().ok());
                 let status = {
                     let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-                    match (good, id, serde_json::from_slice(body)) {
-                        (true, Some(id), Ok(json)) => {
+                    match (good, id, serde_json::from_slice::<serde_json::Value>(body)) {
+                        (true, Some(id), Ok(mut json)) => {
+                            // Which channel's address it came to, for the scope tests.
+                            json["_path"] = serde_json::Value::String(path.clone());
                             s.deliveries.push((id, json));
                             "200 OK"
                         }
@@ -403,4 +405,286 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
         r.stop().await;
     }
     collector.stop();
+}
+
+/// The deliveries to one channel's path, each once, in id order.
+fn to_channel(received: &Mutex<Received>, path: &str) -> Vec<serde_json::Value> {
+    received
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unique()
+        .into_values()
+        .filter(|m| m["_path"] == path)
+        .collect()
+}
+
+/// The events of the deliveries to one channel, in id order.
+fn events_of(received: &Mutex<Received>, path: &str) -> Vec<String> {
+    to_channel(received, path)
+        .iter()
+        .map(|m| m["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Issue 18, points 2 and 3: conditions and the morning digest, per scope. Three webhook
+/// channels: the center's (national), Kanwil Sulawesi Tengah's and Kanwil Jawa Barat's, each
+/// with rules for a silent site, a negative story, a coverage gap and the morning digest (due
+/// at 00:00, so at once). A site of Sulawesi Tengah connects once and goes quiet; invented
+/// negative news about Lapas Kelas IIA Palu (Sulawesi Tengah) is imported. The center and
+/// Sulawesi Tengah are each told once of each; Jawa Barat hears of none of it and gets only
+/// its own digest. Restarted, the collector tells nothing again: what it told is in the
+/// outbox's transaction. The digest also goes by email with an HTML part, where aiosmtpd is
+/// installed. All names and news are invented.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_and_the_morning_digest_reach_each_scope_once() {
+    let bins = bins!();
+    let tmp = tempdir();
+    let (url, received) = receiver().await;
+    let mut collector = CollectorBin::init(&bins, tmp.path());
+    std::fs::write(collector.dir.join("webhook.secret"), SECRET).unwrap_or_else(|e| panic!("{e}"));
+    let smtp = smtp_server(tmp.path());
+    let mut config = String::new();
+    for (name, kanwil) in [
+        ("pusat", None),
+        ("sulteng", Some("Sulawesi Tengah")),
+        ("jabar", Some("Jawa Barat")),
+    ] {
+        config.push_str(&format!(
+            "[[notify.channels]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}/{name}\"\nsecret_file = \"webhook.secret\"\n{}\n",
+            kanwil.map(|k| format!("kanwil = \"{k}\"\n")).unwrap_or_default()
+        ));
+        for event in ["negative_story", "coverage_gap"] {
+            config.push_str(&format!(
+                "[[notify.rules]]\nevent = \"{event}\"\nchannel = \"{name}\"\ngroup = \"2s\"\n\n"
+            ));
+        }
+        config.push_str(&format!(
+            "[[notify.rules]]\nevent = \"silent_site\"\nchannel = \"{name}\"\nsilent_for = \"3s\"\ngroup = \"2s\"\n\n\
+             [[notify.rules]]\nevent = \"morning_digest\"\nchannel = \"{name}\"\nat = \"00:00\"\n\n"
+        ));
+    }
+    if let Some((_, port, ca)) = &smtp {
+        wait_for_port(*port).await;
+        config.push_str(&format!(
+            "[[notify.channels]]\nname = \"surel\"\nkind = \"email\"\nurl = \"smtp://localhost:{port}\"\n\
+             from = \"pasopati@pusat.example\"\nto = [\"humas@pusat.example\"]\nca_file = \"{}\"\n\n\
+             [[notify.rules]]\nevent = \"morning_digest\"\nchannel = \"surel\"\nat = \"00:00\"\n\n",
+            path_str(ca)
+        ));
+    }
+    edit_file(&collector.dir.join("collector.toml"), |t| {
+        format!("{t}\n{config}")
+    });
+    collector.start();
+
+    // Every channel gets its digest of yesterday at once (00:00 has passed), for its scope.
+    for path in ["/hook/pusat", "/hook/sulteng", "/hook/jabar"] {
+        eventually(
+            &format!("the digest to {path}"),
+            Duration::from_secs(30),
+            || events_of(&received, path).contains(&"morning_digest".to_owned()),
+        )
+        .await;
+    }
+    let digest = |path: &str| {
+        to_channel(&received, path)
+            .into_iter()
+            .find(|m| m["event"] == "morning_digest")
+            .unwrap_or_default()
+    };
+    let yesterday = {
+        let now = pasopati_common::Timestamp::now().0;
+        pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(now) - 1)
+    };
+    assert_eq!(
+        digest("/hook/sulteng")["subject"],
+        format!("Ringkasan pagi PASOPATI — Kanwil Sulawesi Tengah — {yesterday}")
+    );
+    assert_eq!(
+        digest("/hook/pusat")["subject"],
+        format!("Ringkasan pagi PASOPATI — Nasional — {yesterday}")
+    );
+    let text = digest("/hook/jabar")["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(text.contains("Laporan mendesak:"), "{text}");
+
+    // A site of Sulawesi Tengah connects, files one report, and goes quiet.
+    let token = run_ok(
+        &bins.collector,
+        &site_add_args(
+            &collector.dir,
+            "lapas-uji-palu",
+            "Lapas Uji Palu",
+            "lapas",
+            "Sulawesi Tengah",
+        ),
+    )
+    .lines()
+    .last()
+    .unwrap_or_default()
+    .to_owned();
+    let dir = tmp.path().join("lapas-uji-palu");
+    pasopati_agent::enroll(&dir, &token, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let agent = open_agent(&dir);
+    agent
+        .handle()
+        .file(draft(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let running = run_agent(agent);
+    eventually("the site's report stored", Duration::from_secs(30), || {
+        collector.reports().len() == 1
+    })
+    .await;
+    running.stop().await;
+
+    // Invented negative news about Lapas Kelas IIA Palu, three outlets.
+    let now = pasopati_common::Timestamp::now();
+    let lines: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, outlet)| {
+            let (title, text) = NEGATIVE_NEWS[i];
+            serde_json::json!({
+                "id": format!("uji-{outlet}"),
+                "url": format!("https://{outlet}.uji.example/berita/kerusuhan-lapas-palu"),
+                "source": format!("{outlet}.uji.example"),
+                "title": title,
+                "text": text,
+                "published_at": pasopati_common::Timestamp(now.0 - (i as i64 + 1) * 600_000).to_rfc3339(),
+            })
+            .to_string()
+        })
+        .collect();
+    let file = tmp.path().join("berita.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+    run_ok(
+        &bins.collector,
+        &[
+            "media",
+            "import",
+            "--data-dir",
+            path_str(&collector.dir),
+            "--file",
+            path_str(&file),
+        ],
+    );
+
+    let wanted = ["coverage_gap", "negative_story", "silent_site"];
+    for path in ["/hook/pusat", "/hook/sulteng"] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let events = events_of(&received, path);
+            if wanted.iter().all(|w| events.contains(&w.to_string())) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path} was told only {events:?}; the collector's log:\n{}",
+                collector.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let told = |path: &str, event: &str| -> serde_json::Value {
+        to_channel(&received, path)
+            .into_iter()
+            .find(|m| m["event"] == event)
+            .unwrap_or_default()
+    };
+    let silent = told("/hook/sulteng", "silent_site");
+    let silent_text = silent["text"].as_str().unwrap_or_default();
+    assert!(
+        silent_text
+            .starts_with("1 UPT tidak terhubung ke pusat\n- Lapas Uji Palu: terakhir terhubung "),
+        "{silent}"
+    );
+    let story = told("/hook/sulteng", "negative_story");
+    assert!(
+        story["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Kerusuhan di Lapas Kelas IIA Palu"),
+        "{story}"
+    );
+    let gap = told("/hook/pusat", "coverage_gap");
+    assert!(
+        gap["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Lapas Kelas IIA Palu: 3 item media, 100% negatif, tanpa laporan UPT"),
+        "{gap}"
+    );
+
+    // Restarted: nothing is told again (the told conditions and the day's digest are kept
+    // with the messages), and Jawa Barat heard only its digest.
+    collector.stop();
+    collector.start();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let mut expected = vec!["morning_digest".to_owned()];
+    expected.extend(wanted.iter().map(|w| w.to_string()));
+    expected.sort();
+    for path in ["/hook/pusat", "/hook/sulteng"] {
+        let mut events = events_of(&received, path);
+        events.sort();
+        assert_eq!(
+            events,
+            expected,
+            "{path}: {:?}",
+            to_channel(&received, path)
+        );
+    }
+    assert_eq!(events_of(&received, "/hook/jabar"), ["morning_digest"]);
+    let (bad, all) = {
+        let seen = received.lock().unwrap_or_else(|e| e.into_inner());
+        (seen.bad_signatures, seen.deliveries.len())
+    };
+    assert_eq!(bad, 0);
+    assert_eq!(
+        all, 9,
+        "each message went once: nothing failed to be marked sent"
+    );
+
+    // The digest by email: a plain text part and an HTML part, once.
+    if smtp.is_some() {
+        let log = tmp.path().join("smtp.log");
+        eventually("the digest's email", Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("END MESSAGE"))
+        })
+        .await;
+        let mail = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(mail.matches("END MESSAGE").count(), 1, "{mail}");
+        assert!(mail.contains("Content-Type: text/html"), "{mail}");
+        assert!(mail.contains("Content-Type: text/plain"), "{mail}");
+        assert!(mail.contains("Ringkasan pagi PASOPATI"), "{mail}");
+    }
+    collector.stop();
+}
+
+/// Invented negative news about one unit, from three outlets, each worded its own way (so
+/// none is a copy of another).
+const NEGATIVE_NEWS: [(&str, &str); 3] = [
+    (
+        "Kerusuhan di Lapas Kelas IIA Palu, dua warga binaan dianiaya",
+        "Kerusuhan pecah di Lapas Kelas IIA Palu. Dua warga binaan dianiaya dalam keributan di blok hunian (berita uji, tidak nyata).",
+    ),
+    (
+        "Bentrok di Lapas Palu, petugas sebut keributan sudah reda",
+        "Bentrok antarpenghuni di Lapas Palu berlanjut hingga malam; kondisi buruk, kata warga sekitar (berita uji, tidak nyata).",
+    ),
+    (
+        "Keluarga warga binaan Lapas Kelas IIA Palu keluhkan penganiayaan dan pungli",
+        "Keluarga mengadukan penganiayaan dan pungli di Lapas Kelas IIA Palu setelah kerusuhan pekan ini (berita uji, tidak nyata).",
+    ),
+];
+
+/// Waits until something listens on the loopback port.
+async fn wait_for_port(port: u16) {
+    eventually("the server's port", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
 }
