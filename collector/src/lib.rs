@@ -552,6 +552,12 @@ impl Server {
             None
         } else {
             let notifier = notify::Notifier::new(&self.state.config.notify, &self.data_dir)?;
+            let store = self.state.store.clone();
+            pasopati_common::task::run_blocking("starting the notifications", move || {
+                notify::begin(&store)
+            })
+            .await
+            .map_err(|e| CollectorError::Admin(e.to_string()))??;
             Some(tokio::spawn(notify::run(
                 Arc::new(notifier),
                 self.state.clone(),

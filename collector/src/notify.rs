@@ -352,14 +352,7 @@ impl Notifier {
     pub(crate) fn gather(&self, state: &ServerState, now: Timestamp) -> Result<usize, NotifyError> {
         let store = &state.store;
         let Some(cursor) = store.notify_cursor()? else {
-            let start = store
-                .newest_shown(0, 1)?
-                .first()
-                .map_or(0, |r| r.arrival + 1);
-            store.save_notifications(OutboxChange {
-                cursor: Some(start),
-                ..OutboxChange::default()
-            })?;
+            begin(store)?;
             return Ok(0);
         };
         let (reports, next) = store.latest_from(cursor, 1_000)?;
@@ -689,6 +682,24 @@ impl From<String> for Refusal {
 pub fn signature(secret: &[u8], body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     pasopati_common::hex(ring::hmac::sign(&key, body).as_ref())
+}
+
+/// Places the notifier's cursor after the reports stored so far, unless it has one: a new
+/// notifier does not tell past reports. Called when the collector starts, before it serves
+/// sites and whether or not it leads, so reports arriving before the first look are told.
+pub(crate) fn begin(store: &Store) -> Result<(), NotifyError> {
+    if store.notify_cursor()?.is_some() {
+        return Ok(());
+    }
+    let start = store
+        .newest_shown(0, 1)?
+        .first()
+        .map_or(0, |r| r.arrival + 1);
+    store.save_notifications(OutboxChange {
+        cursor: Some(start),
+        ..OutboxChange::default()
+    })?;
+    Ok(())
 }
 
 /// One thing a rule may tell: an urgent report, or a condition that holds now.

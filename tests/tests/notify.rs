@@ -301,13 +301,18 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
     }
 
     // The receiver takes the message, and the collector dies right after.
-    eventually("the first delivery", Duration::from_secs(60), || {
-        !received
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .deliveries
-            .is_empty()
-    })
+    until(
+        "the first delivery",
+        &collector,
+        Duration::from_secs(60),
+        || {
+            !received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .deliveries
+                .is_empty()
+        },
+    )
     .await;
     eventually(
         "the collector killed by its failpoint",
@@ -575,19 +580,16 @@ async fn conditions_and_the_morning_digest_reach_each_scope_once() {
 
     let wanted = ["coverage_gap", "negative_story", "silent_site"];
     for path in ["/hook/pusat", "/hook/sulteng"] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let events = events_of(&received, path);
-            if wanted.iter().all(|w| events.contains(&w.to_string())) {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{path} was told only {events:?}; the collector's log:\n{}",
-                collector.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        until(
+            &format!("the conditions told to {path}"),
+            &collector,
+            Duration::from_secs(60),
+            || {
+                let events = events_of(&received, path);
+                wanted.iter().all(|w| events.contains(&w.to_string()))
+            },
+        )
+        .await;
     }
     let told = |path: &str, event: &str| -> serde_json::Value {
         to_channel(&received, path)
@@ -680,6 +682,24 @@ const NEGATIVE_NEWS: [(&str, &str); 3] = [
         "Keluarga mengadukan penganiayaan dan pungli di Lapas Kelas IIA Palu setelah kerusuhan pekan ini (berita uji, tidak nyata).",
     ),
 ];
+
+/// Waits for `check`, and on a timeout fails with the collector's log.
+async fn until(
+    what: &str,
+    collector: &CollectorBin,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; the collector's log:\n{}",
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 /// Waits until something listens on the loopback port.
 async fn wait_for_port(port: u16) {
