@@ -510,7 +510,96 @@ pub fn write_store(dir: &std::path::Path) -> Result<(), String> {
         created_at: T,
     };
     store.add_user(&user, "golden").map_err(e)?;
-    write_fleet(&store, dir)
+    write_fleet(&store, dir)?;
+    write_regions(&store)
+}
+
+/// Layout 3's records: a Kanwil user and a unit's operator, the unit's official response to
+/// a story, and a notification with its rule's told condition and the notifier's cursor.
+fn write_regions(store: &pasopati_collector::store::Store) -> Result<(), String> {
+    use pasopati_collector::store::{OutboxChange, User};
+    let e = |e: pasopati_collector::store::StoreError| e.to_string();
+    for (username, role) in regional_users() {
+        let user = User {
+            username: username.into(),
+            role,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$ZW1hcw$not-a-real-hash".into(),
+            disabled: false,
+            created_at: T,
+        };
+        store.add_user(&user, "golden").map_err(e)?;
+    }
+    store
+        .add_response(golden_response(), "golden-operator")
+        .map_err(e)?;
+    store
+        .save_notifications(OutboxChange {
+            messages: vec![golden_notification()],
+            cursor: Some(5),
+            active: vec![(GOLDEN_RULE.into(), vec![format!("{}@{T}", STORE_SITES[0])])],
+        })
+        .map_err(e)?;
+    Ok(())
+}
+
+/// The told-conditions name of layout 3's notification rule.
+pub const GOLDEN_RULE: &str = "pusat/silent_site/86400s";
+
+/// Layout 3's regional users.
+pub fn regional_users() -> [(&'static str, pasopati_collector::store::Role); 2] {
+    use pasopati_collector::store::Role;
+    [
+        (
+            "emas-kanwil",
+            Role::KanwilAdmin {
+                kanwil: "Kanwil Contoh".into(),
+            },
+        ),
+        (
+            "emas-operator",
+            Role::UptOperator {
+                site: STORE_SITES[0].into(),
+            },
+        ),
+    ]
+}
+
+/// Layout 3's official response, as stored (number 1).
+pub fn golden_response() -> pasopati_collector::store::OfficialResponse {
+    pasopati_collector::store::OfficialResponse {
+        number: 1,
+        story: "cerita-emas".into(),
+        story_title: "Kegiatan emas di Unit Emas (rekaan)".into(),
+        site: STORE_SITES[0].into(),
+        text: "Tanggapan resmi rekaan: kegiatan berjalan tertib.".into(),
+        written_by: "emas-operator".into(),
+        written_at: T + 4000,
+        state: pasopati_collector::store::ResponseState::Submitted,
+        approved_by: None,
+        approved_at: None,
+        publication: None,
+    }
+}
+
+/// Layout 3's notification, as stored (id 1).
+pub fn golden_notification() -> pasopati_collector::store::Notification {
+    pasopati_collector::store::Notification {
+        id: 1,
+        channel: "pusat".into(),
+        event: "silent_site".into(),
+        opened_at: T + 5000,
+        due_at: T + 605_000,
+        count: 1,
+        sites: vec![STORE_SITES[0].into()],
+        lines: vec!["Unit Emas: terakhir terhubung (rekaan)".into()],
+        subject: None,
+        body: None,
+        html: None,
+        sent_at: None,
+        attempts: 1,
+        next_attempt_at: T + 610_000,
+        last_error: Some("the webhook answered HTTP 503".into()),
+    }
 }
 
 /// The version of the golden store's release.

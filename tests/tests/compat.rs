@@ -218,6 +218,22 @@ fn check_store(dir: &Path, layout: u64) {
         .unwrap()
         .unwrap_or_else(|b| panic!("layout {layout}: the audit chain breaks: {b:?}"));
     assert!(entries >= 4, "{entries} audit entries");
+    if layout >= 3 {
+        for (username, role) in golden::regional_users() {
+            let user = store.user(username).unwrap().unwrap();
+            assert_eq!(user.role, role, "layout {layout}");
+        }
+        assert_eq!(store.responses().unwrap(), [golden::golden_response()]);
+        assert_eq!(
+            store.pending_notifications().unwrap(),
+            [golden::golden_notification()]
+        );
+        assert_eq!(store.notify_cursor().unwrap(), Some(5));
+        assert_eq!(
+            store.notify_active().unwrap().get(golden::GOLDEN_RULE),
+            Some(&vec![format!("{}@{}", golden::STORE_SITES[0], golden::T)])
+        );
+    }
     // Still writable: the next report of the site lands after the golden ones.
     let next = pasopati_common::frame::Batch {
         first_seq: 5,

@@ -288,9 +288,12 @@ impl RedbStore {
 /// (PostgreSQL keeps its own numbered migrations, `pg/migrations`.)
 ///
 /// 2. Adds the `fleet` table (`fleet.rs`); a release of layout 1 ignores it.
+/// 3. Adds the regional roles (`Role` variants appended, so older users still decode), the
+///    `official_responses`, `notifications` and `notify_active` tables; a release of an
+///    earlier layout ignores the tables (and cannot sign in a regional user).
 pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
     kind: "store",
-    current: 2,
+    current: 3,
     oldest_reader: 1,
 };
 
