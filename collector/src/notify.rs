@@ -395,11 +395,16 @@ impl Notifier {
             Ok(r)
         };
 
-        let urgent: Vec<Event> = reports
+        let mut urgent: Vec<Event> = Vec::new();
+        for r in reports
             .iter()
-            .filter(|r| r.report.priority == Priority::Urgent && r.report.revision <= 1)
-            .map(|r| urgent_event(r, &names))
-            .collect();
+            .filter(|r| r.report.priority == Priority::Urgent)
+        {
+            if r.report.revision > 0 && told_urgent_before(store, r, cursor)? {
+                continue;
+            }
+            urgent.push(urgent_event(r, &names));
+        }
         let mut active_changes = Vec::new();
         let told = if conditions_due {
             store.notify_active()?
@@ -772,6 +777,17 @@ impl Pass {
             }
         }
     }
+}
+
+/// Whether an earlier revision of `r` was urgent and looked at before `cursor` (so told): a
+/// revision of an urgent report is not news, but a report revised before the notifier first
+/// saw it, or one that became urgent, is.
+fn told_urgent_before(store: &Store, r: &StoredReport, cursor: u64) -> Result<bool, StoreError> {
+    Ok(store.revisions(&r.report.id)?.iter().any(|earlier| {
+        earlier.arrival < cursor
+            && earlier.report.revision < r.report.revision
+            && earlier.report.priority == Priority::Urgent
+    }))
 }
 
 /// An urgent report as an event.
@@ -1170,6 +1186,52 @@ mod tests {
             kanwil: Vec::new(),
             line: format!("{site}: {key}"),
         }
+    }
+
+    #[test]
+    fn a_revision_is_told_only_when_no_urgent_one_was_seen_before() {
+        use crate::store::fixtures::{apply, report, site, store, T0};
+        use pasopati_common::frame::Batch;
+        let (_dir, store) = store();
+        let urgent = |mut r: pasopati_common::Report| {
+            r.priority = Priority::Urgent;
+            r
+        };
+        let revised = |mut r: pasopati_common::Report| {
+            r.revision = 1;
+            r.filed_at = Timestamp(T0 + 1_000);
+            r
+        };
+        let first = Batch {
+            first_seq: 1,
+            reports: vec![urgent(report(1)), report(2)],
+        };
+        apply(
+            &store,
+            &site(),
+            pasopati_common::Epoch(1),
+            &first,
+            Timestamp(T0 + 10),
+        );
+        let cursor = store.latest_from(0, 100).unwrap().1;
+        let second = Batch {
+            first_seq: 3,
+            reports: vec![revised(urgent(report(1))), revised(urgent(report(2)))],
+        };
+        apply(
+            &store,
+            &site(),
+            pasopati_common::Epoch(1),
+            &second,
+            Timestamp(T0 + 20),
+        );
+        let latest = |n: u64| store.report(&report(n).id).unwrap().unwrap();
+        // Report 1 was urgent when the notifier looked: its revision is not news.
+        assert!(told_urgent_before(&store, &latest(1), cursor).unwrap());
+        // Report 2 became urgent with its revision: news.
+        assert!(!told_urgent_before(&store, &latest(2), cursor).unwrap());
+        // Revised before the notifier first looked: news too.
+        assert!(!told_urgent_before(&store, &latest(1), 0).unwrap());
     }
 
     #[test]
