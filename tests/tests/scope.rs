@@ -356,7 +356,7 @@ async fn nobody_sees_another_scope_on_any_route() {
             "/lampiran/{id}" => hashes.clone(),
             "/cerita/{id}" | "/api/v1/stories/{id}" | "/cerita/{id}/tanggapan" => story_ids.clone(),
             "/tanggapan/{id}/setujui" | "/tanggapan/{id}/draf" => vec![number.to_string()],
-            "/armada/{id}/cabut" => site_ids.clone(),
+            "/armada/{id}/cabut" | "/armada/{id}/token" => site_ids.clone(),
             p if p.contains("{id}") => vec!["1".into()],
             _ => vec![String::new()],
         };
@@ -422,6 +422,27 @@ async fn nobody_sees_another_scope_on_any_route() {
             "{id} was revoked"
         );
     }
+
+    // A Kanwil's administrator mints an enrollment token for the Kanwil's own site, shown
+    // once; another Kanwil's site is not found (the walk above).
+    let i = people
+        .iter()
+        .position(|p| p.username == "jabar-admin")
+        .unwrap_or_else(|| panic!("jabar-admin"));
+    let (cookie, csrf) = &sessions[i];
+    let reply = post_form(
+        addr,
+        "/armada/lapas-sukamiskin/token",
+        cookie,
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("<pre class=\"token\">pasopati"),
+        "{}",
+        reply.body
+    );
 
     // What a scope holds is all there: the Kanwil's reports and news, not an empty page.
     let count = |cookie: &str, path: &str| {

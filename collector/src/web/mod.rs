@@ -214,6 +214,7 @@ pub const ROUTES: &[Route] = &[
     route!(page "/tren", VIEWER, pages::tren, "Tren"),
     route!(page "/peringatan", READER, pages::peringatan, "Peringatan langsung"),
     route!(page "/armada", READER, pages::armada, "Armada: keadaan setiap UPT"),
+    route!(form "/armada/{id}/token", SITE_ADMIN, pages::armada_token, "Token pendaftaran baru untuk UPT"),
     route!(form "/armada/{id}/cabut", SITE_ADMIN, pages::armada_cabut, "Cabut sertifikat UPT"),
     route!(page "/verifikasi", VIEWER, pages::verifikasi, "Register klaim"),
     route!(form "/verifikasi", ANALYST, pages::verifikasi_tambah, "Catat klaim"),

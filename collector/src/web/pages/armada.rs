@@ -2,7 +2,7 @@
 //! rollout of an agent release (its waves, each site's progress, and why it paused), and
 //! revoking a site, which needs its id typed.
 
-use super::{csrf_field, kanwil_select, layout};
+use super::{csrf_field, kanwil_select, layout, CsrfOnly};
 use crate::admin::{self, SiteState};
 use crate::web::api::{self, ListQuery};
 use crate::web::show::{self, Zone};
@@ -143,6 +143,8 @@ pub fn armada(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response
                             None => { span.usang title=(s.config_error.clone().unwrap_or_else(|| "belum menerima pengaturan pusat".into())) { "belum (pusat: v" (s.config_wanted) ")" } } } } }
                      td { (s.disk_free_bytes.map(|b| format!("{:.1}", b as f64 / 1_073_741_824.0)).unwrap_or_default()) } td { (s.clock_offset_ms.map(|c| c.to_string()).unwrap_or_default()) }
                      @if admin { td { @if s.state != "revoked" {
+                        form.token method="post" action=(format!("/armada/{}/token", s.id)) { (csrf_field(&who))
+                            button type="submit" title=(format!("Token pendaftaran baru untuk {} (pemasangan ulang, token hilang)", s.name)) { "Token baru" } }
                         details.cabut { summary { "Cabut…" }
                             form method="post" action=(format!("/armada/{}/cabut", s.id)) { (csrf_field(&who))
                                 label { "Ketik " code { (s.id) } " untuk mencabut sertifikat " (s.name) ": " input name="konfirmasi" autocomplete="off" required; }
@@ -163,6 +165,42 @@ pub struct RevokeForm {
     /// The site id, typed by the admin to confirm.
     #[serde(default)]
     konfirmasi: String,
+}
+
+/// Mints a new enrollment token for a site in the user's reach (a first installation, a
+/// re-installation after a disk failure, a lost token) and shows it once.
+pub fn armada_token(web: &Web, who: Principal, Path(id): Path<String>, _: CsrfOnly) -> Response {
+    let Ok(site) = pasopati_common::SiteId::new(&id) else {
+        return (StatusCode::BAD_REQUEST, "id UPT tidak sah").into_response();
+    };
+    // A Kanwil's administrator mints tokens only for the Kanwil's own sites.
+    if !who.reach.site(site.as_str()) {
+        return (StatusCode::NOT_FOUND, "UPT tidak ditemukan").into_response();
+    }
+    let state = &web.state;
+    let token = match admin::site_token(
+        &state.store,
+        &state.authority,
+        &state.config,
+        &site,
+        None,
+        &format!("dashboard:{}", who.username),
+    ) {
+        Ok(t) => t,
+        Err(admin::AdminError::Store(crate::store::StoreError::UnknownSite(_))) => {
+            return (StatusCode::NOT_FOUND, "UPT tidak ditemukan").into_response()
+        }
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let name = show::Names::of(&state.store).unit(site.as_str());
+    let body = html! {
+        p { "Token pendaftaran baru untuk " b { (name) } " (" code { (site.as_str()) } "), berlaku "
+            (state.config.token_ttl) " dan hanya sekali pakai. Token ini hanya ditampilkan sekarang: salin, lalu kirim ke operator UPT lewat jalur yang aman." }
+        pre.token { (token) }
+        p { "Di UPT: " code { "sudo -u pasopati pasopati-agent enroll --data-dir /var/lib/pasopati-agent --token -" } ", tempel token, Enter, lalu Ctrl-D. Sertifikat lama tetap berlaku sampai token ini dipakai." }
+        p { a href="/armada" { "Kembali ke Armada" } }
+    };
+    layout("Armada", "/armada", &who, body)
 }
 
 /// Revokes a site, only when the form carries the site's id typed in `konfirmasi`.

@@ -23,7 +23,7 @@ mod tanggapan;
 mod tren;
 mod verifikasi;
 
-pub use armada::{armada, armada_cabut, RevokeForm};
+pub use armada::{armada, armada_cabut, armada_token, RevokeForm};
 pub use cakupan::cakupan;
 pub use cerita::{
     cerita, cerita_batal, cerita_detail, cerita_gabung, cerita_pisah, MergeForm, SplitForm,
