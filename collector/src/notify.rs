@@ -1070,23 +1070,7 @@ fn new_message(rule: &RuleConfig, outbox: &[Notification], now: Timestamp) -> No
         let oldest = recent[recent.len() - rule.max_per_hour as usize];
         due = due.max(oldest + hour);
     }
-    Notification {
-        id: 0,
-        channel: rule.channel.clone(),
-        event: rule.event.clone(),
-        opened_at: now.0,
-        due_at: due,
-        count: 0,
-        sites: Vec::new(),
-        lines: Vec::new(),
-        subject: None,
-        body: None,
-        html: None,
-        sent_at: None,
-        attempts: 0,
-        next_attempt_at: 0,
-        last_error: None,
-    }
+    Notification::opening(&rule.channel, &rule.event, now.0, due)
 }
 
 /// The message as people read it, in Bahasa Indonesia: a headline saying how many of what,

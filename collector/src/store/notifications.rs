@@ -62,6 +62,30 @@ pub struct Notification {
     pub last_error: Option<String>,
 }
 
+impl Notification {
+    /// A message of `event` to `channel`, opened at `opened_at` and due at `due_at`, with
+    /// nothing gathered yet (its id is given when it is first saved).
+    pub fn opening(channel: &str, event: &str, opened_at: i64, due_at: i64) -> Notification {
+        Notification {
+            id: 0,
+            channel: channel.to_owned(),
+            event: event.to_owned(),
+            opened_at,
+            due_at,
+            count: 0,
+            sites: Vec::new(),
+            lines: Vec::new(),
+            subject: None,
+            body: None,
+            html: None,
+            sent_at: None,
+            attempts: 0,
+            next_attempt_at: 0,
+            last_error: None,
+        }
+    }
+}
+
 /// What one pass of the notifier writes, in one transaction.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutboxChange {
@@ -183,21 +207,10 @@ mod tests {
 
     fn message(channel: &str) -> Notification {
         Notification {
-            id: 0,
-            channel: channel.into(),
-            event: "urgent_report".into(),
-            opened_at: 1,
-            due_at: 2,
             count: 1,
             sites: vec!["lapas-uji".into()],
             lines: vec!["Lapas Uji: kebakaran kecil (uji)".into()],
-            subject: None,
-            body: None,
-            html: None,
-            sent_at: None,
-            attempts: 0,
-            next_attempt_at: 0,
-            last_error: None,
+            ..Notification::opening(channel, "urgent_report", 1, 2)
         }
     }
 

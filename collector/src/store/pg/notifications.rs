@@ -95,12 +95,7 @@ impl PgStore {
                     &[&big(first)],
                 )
                 .await?;
-            rows.iter()
-                .map(|row| {
-                    let bytes: Vec<u8> = row.try_get(0)?;
-                    dec(&bytes)
-                })
-                .collect()
+            records(&rows)
         })?;
         Ok(all.into_iter().filter(|n| n.sent_at.is_none()).collect())
     }
@@ -114,12 +109,7 @@ impl PgStore {
                     &[&(limit.min(i64::MAX as usize) as i64)],
                 )
                 .await?;
-            rows.iter()
-                .map(|row| {
-                    let bytes: Vec<u8> = row.try_get(0)?;
-                    dec(&bytes)
-                })
-                .collect()
+            records(&rows)
         })
     }
 
@@ -136,4 +126,14 @@ impl PgStore {
             Ok(all)
         })
     }
+}
+
+/// The messages of rows whose first column is a message's record.
+fn records(rows: &[tokio_postgres::Row]) -> Result<Vec<Notification>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let bytes: Vec<u8> = row.try_get(0)?;
+            dec(&bytes)
+        })
+        .collect()
 }
