@@ -4,7 +4,9 @@
 //! 1. sync: a 200,000-report backlog (1 KiB bodies) at one agent drains to an in-process
 //!    collector over QUIC with mutual TLS, durable on both sides.
 //! 2. raw quinn: the same bytes over one QUIC stream with the same TLS configuration.
-//! 3. raw redb: the same records committed in batches of the same size, durably.
+//! 3. raw redb: the same records committed in batches of the same size, durably; and the same
+//!    twice at once into two files (the agent's and the collector's share of a durable sync),
+//!    the ceiling of any sync on this machine that keeps both sides durable.
 //!
 //! 4. fleets: the same reports shared among 1, 10, 100 and 1,000 agents draining together
 //!    (`BENCH_FLEETS=1,10` to choose).
@@ -259,9 +261,26 @@ async fn bench_quinn(frames: &[Vec<u8>]) -> Duration {
     elapsed
 }
 
+/// The raw floor twice at once, in two files on two threads: what this machine's disk and
+/// cores allow when every report is written durably by two parties, as the sync must (the
+/// agent's outbox and the collector's store). Returns the time until both finished.
+fn bench_redb_two_writers(root: &std::path::Path, reports: &[Report]) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for name in ["raw-agent.redb", "raw-collector.redb"] {
+            s.spawn(move || bench_redb_file(&root.join(name), reports));
+        }
+    });
+    start.elapsed()
+}
+
 fn bench_redb(root: &std::path::Path, reports: &[Report]) -> Duration {
+    bench_redb_file(&root.join("raw.redb"), reports)
+}
+
+fn bench_redb_file(path: &std::path::Path, reports: &[Report]) -> Duration {
     const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("bench");
-    let db = Database::create(root.join("raw.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let db = Database::create(path).unwrap_or_else(|e| panic!("{e}"));
     let encoded: Vec<Vec<u8>> = reports.iter().map(encode_value).collect();
     let start = Instant::now();
     for (b, chunk) in encoded.chunks(BATCH).enumerate() {
@@ -310,6 +329,10 @@ async fn main() {
     println!("raw_quinn_mib_per_s={:.1}", mib_per_s(bytes, quinn));
     println!("raw_redb_seconds={:.3}", redb.as_secs_f64());
     println!("raw_redb_reports_per_s={redb_rate:.0}");
+    let two = bench_redb_two_writers(root.path(), &reports);
+    let two_rate = n as f64 / two.as_secs_f64();
+    println!("raw_redb_two_writers_reports_per_s={two_rate:.0}");
+    println!("ceiling_ratio_two_writers={:.3}", two_rate / redb_rate);
     let backends: Vec<Backend> = std::env::var("BENCH_STORES")
         .unwrap_or_else(|_| "redb,postgres".into())
         .split(',')
