@@ -429,10 +429,18 @@ impl Notifier {
             let before = told.get(&rule.name()).cloned().unwrap_or_default();
             if rule.event == "morning_digest" {
                 if let Some(day) = digest_day(rule, now, &before) {
-                    let digest = crate::web::digest::build(state, &reach, day - 1)
-                        .map_err(|_| NotifyError::Digest(channel.config.name.clone()))?;
-                    pass.changed.push(digest_message(rule, &digest, now));
-                    active_changes.push((rule.name(), vec![date_string(day)]));
+                    // A digest that cannot be built now is tried again at the next pass; it
+                    // holds up nothing else.
+                    match crate::web::digest::build(state, &reach, day - 1) {
+                        Ok(digest) => {
+                            pass.changed.push(digest_message(rule, &digest, now));
+                            active_changes.push((rule.name(), vec![date_string(day)]));
+                        }
+                        Err(_) => tracing::warn!(
+                            "notifications: {}",
+                            NotifyError::Digest(channel.config.name.clone())
+                        ),
+                    }
                 }
                 continue;
             }
