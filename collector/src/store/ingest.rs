@@ -817,6 +817,20 @@ mod tests {
         }
     }
 
+    /// The owners of report ids, read at once: each filed id with its site, unknown ids left
+    /// out (on the backend the tests are set to).
+    #[test]
+    fn the_owners_of_report_ids_are_read_at_once() {
+        let (_dir, store) = store();
+        apply(&store, &site(), E, &batch(1, 3), Timestamp(T0 + 10));
+        let ids: Vec<ReportId> = [1, 3, 7].iter().map(|&n| report(n).id).collect();
+        let owners = store.owners_of(&ids).unwrap();
+        assert_eq!(owners.len(), 2, "{owners:?}");
+        assert_eq!(owners.get(&ids[0]), Some(&site()));
+        assert_eq!(owners.get(&ids[1]), Some(&site()));
+        assert!(store.owners_of(&[]).unwrap().is_empty());
+    }
+
     /// A group commit judges each batch against what the ones before it in the group left,
     /// exactly as separate transactions would: consecutive batches of one site, a batch that
     /// jumps a gap (refused, recorded, nothing stored), a replay, another site's batch.

@@ -224,6 +224,34 @@ impl RedbStore {
         value.map(|v| decode(v.value())).transpose()
     }
 
+    /// The sites that filed these report ids (unknown ids are left out), read in one
+    /// transaction.
+    pub fn owners_of(
+        &self,
+        ids: &[ReportId],
+    ) -> Result<std::collections::HashMap<ReportId, SiteId>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let owners = txn.open_table(super::ingest::OWNERS)?;
+        let latest = txn.open_table(LATEST)?;
+        let reports = txn.open_table(REPORTS)?;
+        let mut found = std::collections::HashMap::with_capacity(ids.len());
+        for id in ids {
+            if let Some(site) = owners.get(&id.0[..])? {
+                if let Ok(site) = SiteId::new(site.value()) {
+                    found.insert(*id, site);
+                }
+                continue;
+            }
+            // Reports stored before the owners table existed: the latest revision says.
+            if let Some(arrival) = latest.get(&id.0[..])?.map(|v| v.value()) {
+                if let Some(v) = reports.get(arrival)? {
+                    found.insert(*id, decode::<StoredReport>(v.value())?.site);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// How many report revisions are stored (quarantined ones not counted).
     pub fn report_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;

@@ -455,6 +455,14 @@ impl Store {
         dispatch!(self, revisions(id))
     }
 
+    /// The sites that filed these report ids (unknown ids left out), in one read.
+    pub fn owners_of(
+        &self,
+        ids: &[ReportId],
+    ) -> Result<std::collections::HashMap<ReportId, SiteId>, StoreError> {
+        dispatch!(self, owners_of(ids))
+    }
+
     /// The latest revision of the report with this id.
     pub fn report(&self, id: &ReportId) -> Result<Option<StoredReport>, StoreError> {
         dispatch!(self, report(id))

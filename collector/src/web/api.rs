@@ -345,31 +345,49 @@ pub(crate) fn scoped_stories(
         .filter(|s| reach.tagged(&s.upt, &s.kanwil))
         .cloned()
         .collect();
+    let sites = report_sites(state, stories.iter().flat_map(linked_reports)).map_err(internal)?;
     for s in &mut stories {
-        drop_reports_elsewhere(state, reach, s);
+        drop_reports_elsewhere(&sites, reach, s);
     }
     Ok(Arc::new(stories))
 }
 
-/// Whether the report `id` is of a site in `reach`.
-fn report_in_reach(state: &ServerState, reach: &Reach, id: &str) -> bool {
-    id.parse::<pasopati_common::ReportId>()
-        .ok()
-        .and_then(|rid| state.store.report(&rid).ok().flatten())
-        .is_some_and(|r| reach.site(r.site.as_str()))
+/// Every report id a story names: linked, suggested, with a figure conflict.
+fn linked_reports(s: &pasopati_analysis::batch::StoryResult) -> impl Iterator<Item = &String> {
+    s.reports
+        .iter()
+        .chain(&s.suggested_reports)
+        .chain(s.figure_conflicts.iter().map(|c| &c.report))
 }
 
-/// Takes out of a story the reports (linked, suggested, with a figure conflict) of sites
-/// outside `reach`.
-fn drop_reports_elsewhere(
+/// The sites of these report ids, read from the store at once (one query on PostgreSQL).
+fn report_sites<'a>(
     state: &ServerState,
+    ids: impl Iterator<Item = &'a String>,
+) -> Result<HashMap<String, String>, crate::store::StoreError> {
+    let ids: Vec<pasopati_common::ReportId> = ids.filter_map(|id| id.parse().ok()).collect();
+    Ok(state
+        .store
+        .owners_of(&ids)?
+        .into_iter()
+        .map(|(id, site)| (id.to_string(), site.to_string()))
+        .collect())
+}
+
+/// Takes out of a story what concerns other scopes: the reports (linked, suggested, with a
+/// figure conflict) of sites outside `reach`, and the units and Kanwil outside it (a story
+/// about units of two Kanwil shows each Kanwil its own); `sites` gives each report's site (an
+/// id it lacks is not in reach).
+fn drop_reports_elsewhere(
+    sites: &HashMap<String, String>,
     reach: &Reach,
     s: &mut pasopati_analysis::batch::StoryResult,
 ) {
-    let mine = |id: &String| report_in_reach(state, reach, id);
+    let mine = |id: &String| sites.get(id).is_some_and(|site| reach.site(site));
     s.reports.retain(mine);
     s.suggested_reports.retain(mine);
     s.figure_conflicts.retain(|c| mine(&c.report));
+    reach.own_tags(&mut s.upt, &mut s.kanwil);
 }
 
 /// `GET /api/v1/stories`: Cerita.
@@ -414,10 +432,33 @@ pub(crate) fn scoped_story(
         return Ok(None);
     }
     if !reach.is_national() {
-        detail
+        let ids = detail
             .documents
-            .retain(|d| !d.report || report_in_reach(&web.state, reach, &d.id));
-        drop_reports_elsewhere(&web.state, reach, &mut detail.story);
+            .iter()
+            .filter(|d| d.report)
+            .map(|d| &d.id)
+            .chain(linked_reports(&detail.story));
+        let sites = report_sites(&web.state, ids)?;
+        let mine = |id: &String| sites.get(id).is_some_and(|site| reach.site(site));
+        detail.documents.retain(|d| !d.report || mine(&d.id));
+        drop_reports_elsewhere(&sites, reach, &mut detail.story);
+        // A document that started the story names the nearest story it did not join; one the
+        // user cannot see is not named.
+        for d in &mut detail.documents {
+            if let pasopati_analysis::engine::Reason::NewStory {
+                nearest: Some(nearest),
+            } = &d.reason
+            {
+                let seen = web
+                    .state
+                    .newsroom
+                    .story(&nearest.story)?
+                    .is_some_and(|o| reach.tagged(&o.story.upt, &o.story.kanwil));
+                if !seen {
+                    d.reason = pasopati_analysis::engine::Reason::NewStory { nearest: None };
+                }
+            }
+        }
     }
     Ok(Some(detail))
 }
@@ -445,6 +486,9 @@ pub fn media(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response 
         Ok(mut m) => {
             m.reverse();
             m.retain(|x| who.reach.tagged(&x.media.upt, &x.media.kanwil));
+            for x in &mut m {
+                who.reach.own_tags(&mut x.media.upt, &mut x.media.kanwil);
+            }
             if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
                 m.retain(|x| x.media.upt.iter().any(|u| u == site));
             }

@@ -108,6 +108,16 @@ impl Reach {
         }
     }
 
+    /// Keeps of a story's or media item's unit and Kanwil tags those in scope: an item about
+    /// units of two Kanwil shows each Kanwil its own.
+    pub fn own_tags(&self, upt: &mut Vec<String>, kanwil: &mut Vec<String>) {
+        if self.is_national() {
+            return;
+        }
+        upt.retain(|u| self.tagged(std::slice::from_ref(u), &[]));
+        kanwil.retain(|k| self.tagged(&[], std::slice::from_ref(k)));
+    }
+
     /// Whether a spike alert (as the analysis gives it, JSON) is in scope: the national ones
     /// (a topic, everything) are not; a unit's are when the unit is.
     pub fn alert(&self, alert: &Value) -> bool {

@@ -216,6 +216,31 @@ impl PgStore {
         )
     }
 
+    pub fn owners_of(
+        &self,
+        ids: &[ReportId],
+    ) -> Result<std::collections::HashMap<ReportId, SiteId>, StoreError> {
+        let keys: Vec<&[u8]> = ids.iter().map(|id| &id.0[..]).collect();
+        self.run(async {
+            let c = self.pool.get().await?;
+            let rows = c
+                .query(
+                    "SELECT report_id, site FROM owners WHERE report_id = ANY($1)",
+                    &[&keys],
+                )
+                .await?;
+            let mut found = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let id: &[u8] = col(row, 0)?;
+                let site: &str = col(row, 1)?;
+                if let (Ok(id), Ok(site)) = (<[u8; 16]>::try_from(id), SiteId::new(site)) {
+                    found.insert(ReportId(id), site);
+                }
+            }
+            Ok(found)
+        })
+    }
+
     pub fn report_count(&self) -> Result<u64, StoreError> {
         self.counter("stored_count")
     }
