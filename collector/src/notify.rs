@@ -411,7 +411,9 @@ impl Notifier {
         } else {
             BTreeMap::new()
         };
-        let mut conditions: HashMap<&str, Vec<Event>> = HashMap::new();
+        // Worked out once per pass for each event (and silence window), whatever the
+        // number of channels.
+        let mut conditions: HashMap<String, Vec<Event>> = HashMap::new();
         for rule in &self.rules {
             let Some(channel) = self.channels.iter().find(|c| c.config.name == rule.channel) else {
                 continue;
@@ -444,12 +446,16 @@ impl Notifier {
                 }
                 continue;
             }
-            if !conditions.contains_key(rule.event.as_str()) {
+            let key = match rule.event.as_str() {
+                "silent_site" => format!("silent_site/{}", rule.silent_for().as_millis()),
+                other => other.to_owned(),
+            };
+            if !conditions.contains_key(&key) {
                 let found = conditions_of(state, &rule.event, rule, &sites, &names, now)?;
-                conditions.insert(rule.event.as_str(), found);
+                conditions.insert(key.clone(), found);
             }
             let mine: Vec<&Event> = conditions
-                .get(rule.event.as_str())
+                .get(&key)
                 .into_iter()
                 .flatten()
                 .filter(|e| e.within(&reach))
