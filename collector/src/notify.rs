@@ -136,6 +136,15 @@ impl RuleConfig {
         }
     }
 
+    /// What the conditions it tells depend on, whatever the channel: its event, and for
+    /// `silent_site` its window.
+    fn conditions_key(&self) -> String {
+        match self.event.as_str() {
+            "silent_site" => format!("silent_site/{}", self.silent_for().as_millis()),
+            other => other.to_owned(),
+        }
+    }
+
     fn silent_for(&self) -> Duration {
         self.silent_for
             .map_or(Duration::from_secs(24 * 3_600), |d| d.0)
@@ -380,20 +389,19 @@ impl Notifier {
         };
         let sites = store.sites()?;
         let names = Names::of_sites(&sites);
-        let mut reaches: HashMap<String, Reach> = HashMap::new();
-        let mut reach_of = |channel: &ChannelConfig| -> Result<Reach, StoreError> {
-            if let Some(r) = reaches.get(&channel.name) {
-                return Ok(r.clone());
-            }
-            let scope = match (&channel.site, &channel.kanwil) {
-                (Some(site), _) => Scope::Site(site.clone()),
-                (None, Some(k)) => Scope::Kanwil(k.clone()),
-                (None, None) => Scope::National,
-            };
-            let r = Reach::of_scope(store, scope)?;
-            reaches.insert(channel.name.clone(), r.clone());
-            Ok(r)
-        };
+        // Each channel's scope, from the site table read once for the pass.
+        let reaches: HashMap<&str, Reach> = self
+            .channels
+            .iter()
+            .map(|c| {
+                let scope = match (&c.config.site, &c.config.kanwil) {
+                    (Some(site), _) => Scope::Site(site.clone()),
+                    (None, Some(k)) => Scope::Kanwil(k.clone()),
+                    (None, None) => Scope::National,
+                };
+                (c.config.name.as_str(), Reach::of_scope(&sites, scope))
+            })
+            .collect();
 
         let mut urgent: Vec<Event> = Vec::new();
         for r in reports
@@ -415,41 +423,36 @@ impl Notifier {
         // number of channels.
         let mut conditions: HashMap<String, Vec<Event>> = HashMap::new();
         for rule in &self.rules {
-            let Some(channel) = self.channels.iter().find(|c| c.config.name == rule.channel) else {
+            let Some(reach) = reaches.get(rule.channel.as_str()) else {
                 continue;
             };
             if rule.event == "urgent_report" {
-                let reach = reach_of(&channel.config)?;
-                let mine: Vec<&Event> = urgent.iter().filter(|e| e.within(&reach)).collect();
+                let mine: Vec<&Event> = urgent.iter().filter(|e| e.within(reach)).collect();
                 pass.add(rule, &mine);
                 continue;
             }
             if !conditions_due {
                 continue;
             }
-            let reach = reach_of(&channel.config)?;
             let before = told.get(&rule.name()).cloned().unwrap_or_default();
             if rule.event == "morning_digest" {
                 if let Some(day) = digest_day(rule, now, &before) {
                     // A digest that cannot be built now is tried again at the next pass; it
                     // holds up nothing else.
-                    match crate::web::digest::build(state, &reach, day - 1) {
+                    match crate::web::digest::build(state, reach, day - 1) {
                         Ok(digest) => {
                             pass.changed.push(digest_message(rule, &digest, now));
                             active_changes.push((rule.name(), vec![date_string(day)]));
                         }
                         Err(_) => tracing::warn!(
                             "notifications: {}",
-                            NotifyError::Digest(channel.config.name.clone())
+                            NotifyError::Digest(rule.channel.clone())
                         ),
                     }
                 }
                 continue;
             }
-            let key = match rule.event.as_str() {
-                "silent_site" => format!("silent_site/{}", rule.silent_for().as_millis()),
-                other => other.to_owned(),
-            };
+            let key = rule.conditions_key();
             if !conditions.contains_key(&key) {
                 let found = conditions_of(state, &rule.event, rule, &sites, &names, now)?;
                 conditions.insert(key.clone(), found);
@@ -458,7 +461,7 @@ impl Notifier {
                 .get(&key)
                 .into_iter()
                 .flatten()
-                .filter(|e| e.within(&reach))
+                .filter(|e| e.within(reach))
                 .collect();
             let (new, holding) = newly_holding(&before, &mine);
             pass.add(rule, &new);

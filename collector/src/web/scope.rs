@@ -10,7 +10,7 @@
 //! by their units. A route whose data cannot be scoped this way is refused to regional users
 //! at the gate ([`super::Access`]), so nothing reaches them by default.
 
-use crate::store::{Role, Scope, Store, StoreError};
+use crate::store::{Role, Scope, SiteRecord, Store, StoreError};
 use pasopati_analysis::gazetteer::Gazetteer;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -38,17 +38,20 @@ impl Reach {
 
     /// What `role` sees today, from the site table and the gazetteer.
     pub fn of(store: &Store, role: &Role) -> Result<Reach, StoreError> {
-        Reach::of_scope(store, role.scope())
+        match role.scope() {
+            Scope::National => Ok(Reach::national()),
+            scope => Ok(Reach::of_scope(&store.sites()?, scope)),
+        }
     }
 
-    /// What `scope` takes in today (a user's, or a notification channel's).
-    pub fn of_scope(store: &Store, scope: Scope) -> Result<Reach, StoreError> {
+    /// What `scope` takes in, given the site table (a user's scope, or a notification
+    /// channel's).
+    pub fn of_scope(all_sites: &[SiteRecord], scope: Scope) -> Reach {
         let (sites, units) = match &scope {
-            Scope::National => return Ok(Reach::national()),
+            Scope::National => return Reach::national(),
             Scope::Kanwil(kanwil) => {
-                let sites: BTreeSet<String> = store
-                    .sites()?
-                    .into_iter()
+                let sites: BTreeSet<String> = all_sites
+                    .iter()
                     .filter(|s| &s.kanwil == kanwil)
                     .map(|s| s.id.to_string())
                     .collect();
@@ -67,11 +70,11 @@ impl Reach {
                 BTreeSet::from([site.clone()]),
             ),
         };
-        Ok(Reach {
+        Reach {
             scope,
             sites: Some(sites),
             units,
-        })
+        }
     }
 
     /// Whether this is the whole country.
