@@ -662,9 +662,14 @@ async fn conditions_and_the_morning_digest_reach_each_scope_once() {
     // The digest by email: a plain text part and an HTML part, once.
     if smtp.is_some() {
         let log = tmp.path().join("smtp.log");
-        eventually("the digest's email", Duration::from_secs(30), || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("END MESSAGE"))
-        })
+        // A refused first attempt is tried again after 5, 10, 20 and 40 s: wait past those,
+        // and on a timeout show the collector's log (it names each refusal).
+        until(
+            "the digest's email",
+            &collector,
+            Duration::from_secs(120),
+            || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("END MESSAGE")),
+        )
         .await;
         let mail = std::fs::read_to_string(&log).unwrap_or_default();
         assert_eq!(mail.matches("END MESSAGE").count(), 1, "{mail}");
