@@ -388,7 +388,8 @@ async fn a_burst_is_one_message_delivered_at_least_once_across_a_crash() {
     // The mail server took the burst once, over STARTTLS (it refuses mail without).
     if let Some((_, _, _)) = &smtp {
         let log = tmp.path().join("smtp.log");
-        eventually("the email", Duration::from_secs(30), || {
+        // As for the digest below: past the retries' backoff, with the log on a timeout.
+        until("the email", &collector, Duration::from_secs(120), || {
             std::fs::read_to_string(&log).is_ok_and(|t| t.contains("END MESSAGE"))
         })
         .await;
