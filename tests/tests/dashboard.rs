@@ -2398,3 +2398,81 @@ async fn the_kanwil_map_has_every_kanwil_and_opens_its_sites() {
     assert!(armada.body.contains("data-site=\"lapas-semarang\""));
     assert!(!armada.body.contains("data-site=\"lapas-bogor\""));
 }
+
+/// Ringkasan counts today's reports and today's urgent ones through the report index, all of
+/// them: the urgent card is their number however many there are (it was the urgent ones among
+/// the first thousand of the day), the list shows the newest hundred, and a link opens the rest
+/// on Laporan with the same count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ringkasan_counts_every_urgent_report_of_today_and_links_to_the_rest() {
+    use pasopati_collector::store::{SiteRecord, SiteStatus};
+    use pasopati_common::{Epoch, SiteId, SiteType, Timestamp};
+    let (_tmp, c, addr) = dashboard_in_tempdir().await;
+    let site = SiteId::new(SORONG.0).unwrap_or_else(|e| panic!("{e}"));
+    let now = Timestamp::now();
+    c.store
+        .add_site(
+            &SiteRecord::new(
+                site.clone(),
+                SORONG.1.into(),
+                SiteType::Lapas,
+                SORONG.2.into(),
+                SiteStatus::Active,
+                now,
+            ),
+            "uji",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    // 130 invented reports happening now, 105 of them urgent.
+    let reports = (0..130)
+        .map(|n| {
+            let mut d = draft(n);
+            if n >= 25 {
+                d.priority = Some(pasopati_common::Priority::Urgent);
+            }
+            d.occurred_at = Some(now);
+            d.validate(pasopati_common::taxonomy::Taxonomy::builtin(), now)
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    c.store
+        .apply_batch(
+            &site,
+            Epoch(1),
+            &pasopati_common::frame::Batch {
+                first_seq: 1,
+                reports,
+            },
+            &pasopati_common::frame::Limits::default(),
+            &pasopati_common::pii::PiiGuard::default(),
+            now,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (cookie, _) = dashboard_login(addr, "analis1", PASSWORD).await;
+    let home = http_get(addr, "/", &[("Cookie", &cookie)]).await;
+    assert_eq!(home.status, 200, "{}", home.body);
+    let card = |title: &str| section(&home.body, title, "</b>");
+    assert!(
+        card("Laporan UPT hari ini").ends_with(">130"),
+        "{}",
+        home.body
+    );
+    assert!(
+        card("Laporan mendesak hari ini<b").ends_with(">105"),
+        "{}",
+        home.body
+    );
+    let listed = section(&home.body, "Laporan mendesak hari ini</h2>", "</ul>");
+    assert_eq!(listed.matches("<li class=\"urgent\">").count(), 100);
+    assert!(listed.contains("Apel pagi ke-129"), "the newest first");
+    let link = section(&home.body, "<p><a href=\"/laporan?", "\"");
+    assert!(
+        home.body.contains("Semua 105 laporan mendesak hari ini"),
+        "{}",
+        home.body
+    );
+    let rest = http_get(addr, &format!("/laporan?{link}"), &[("Cookie", &cookie)]).await;
+    assert_eq!(rest.status, 200, "{}", rest.body);
+    assert!(rest.body.contains("<p>105 laporan. "), "{}", rest.body);
+    assert!(link.contains("priority=urgent"), "{link}");
+}

@@ -287,6 +287,7 @@ async fn measure(
         "/laporan?q=blok+3&category=humas".into(),
         "/laporan?q=peserta+hadir".into(),
         format!("/laporan?kanwil={kanwil}&priority=urgent"),
+        format!("/laporan?kanwil={kanwil}&q=blok+3"),
         format!("/laporan?site={site}&since=2020-01-01"),
         "/laporan?offset=5000".into(),
         "/cerita".into(),

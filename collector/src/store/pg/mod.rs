@@ -80,6 +80,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "notify_active",
         sql: include_str!("migrations/0007_notify_active.sql"),
     },
+    Migration {
+        version: 8,
+        name: "report_index_filters",
+        sql: include_str!("migrations/0008_report_index_filters.sql"),
+    },
 ];
 
 /// The advisory lock key the migration runner holds ("PASOPATI" in ASCII).

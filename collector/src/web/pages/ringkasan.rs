@@ -9,24 +9,34 @@ use axum::response::Response;
 use maud::html;
 use pasopati_common::Timestamp;
 
+/// How many of today's urgent reports Ringkasan lists; the rest are a link away.
+const URGENT_LISTED: usize = 100;
+
 /// `GET /`: Ringkasan.
 pub fn ringkasan(web: &Web, who: Principal, _: ()) -> Response {
     let now = Timestamp::now().0;
     let today = pasopati_analysis::insight::date_string(pasopati_analysis::insight::day_of(now));
-    let q = ListQuery {
+    // Today's reports are counted, and today's urgent ones listed, by the report index: the
+    // page never reads today's reports themselves (a third of a million on a busy day).
+    let today_q = ListQuery {
         since: Some(today.clone()),
         until: Some(today.clone()),
-        limit: Some(1000),
+        limit: Some(1),
         ..ListQuery::default()
     };
-    let (todays, total_today) = match find_reports(&web.state, &who.reach, &q) {
+    let (_, total_today) = match find_reports(&web.state, &who.reach, &today_q) {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let urgent: Vec<_> = todays
-        .iter()
-        .filter(|r| r.report.priority == pasopati_common::Priority::Urgent)
-        .collect();
+    let urgent_q = ListQuery {
+        priority: Some(pasopati_common::Priority::Urgent.as_str().to_owned()),
+        limit: Some(URGENT_LISTED),
+        ..today_q
+    };
+    let (urgent, total_urgent) = match find_reports(&web.state, &who.reach, &urgent_q) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
     let sites = match api::site_views(web, &who.reach) {
         Ok(s) => s,
         Err(r) => return r,
@@ -43,7 +53,7 @@ pub fn ringkasan(web: &Web, who: Principal, _: ()) -> Response {
     let body = html! {
         div.kartu {
             div { "Laporan UPT hari ini" b { (total_today) } small { "terjadi " (today) " (WIB)" } }
-            div { "Laporan mendesak hari ini" b class=(problem(!urgent.is_empty())) { (urgent.len()) } small { "prioritas mendesak, dari laporan hari ini" } }
+            div { "Laporan mendesak hari ini" b class=(problem(!urgent.is_empty())) { (total_urgent) } small { "prioritas mendesak, dari laporan hari ini" } }
             div { "Lonjakan" b class=(problem(!alerts.is_empty())) { (alerts.len()) } small { "media dan laporan, seluruh data; lihat Peringatan" } }
             div { "UPT offline sekarang" b class=(problem(!offline.is_empty())) { (offline.len()) } small { "dari " (sites.len()) " UPT terdaftar" } }
             div { "Sentimen media" b class=(problem(mean.is_some_and(|m| m < -0.2))) { (mean.map_or_else(|| "–".to_owned(), |m| format!("{m:+.2}"))) }
@@ -52,6 +62,9 @@ pub fn ringkasan(web: &Web, who: Principal, _: ()) -> Response {
         h2 { "Laporan mendesak hari ini" }
         @if urgent.is_empty() { p { "Tidak ada." } }
         ul { @for r in &urgent { li.urgent { a href=(format!("/laporan/{}", r.report.id)) { (r.report.title) } " — " (names.unit(r.site.as_str())) " " (names.time(r.site.as_str(), r.report.occurred_at.0)) } } }
+        @if total_urgent.count > urgent.len() {
+            p { a href=(format!("/laporan?{}", ListQuery { limit: None, ..urgent_q }.to_query_string())) { "Semua " (total_urgent) " laporan mendesak hari ini" } }
+        }
         h2 { "Cerita media teratas" }
         p { small { "Cerita dengan item media terbanyak dari seluruh media yang tersimpan; salinan sindikasi tidak dihitung. Laporan UPT yang terkait disebut, tetapi tidak menaikkan peringkat." } }
         @if top.is_empty() { p { "Belum ada item media." } }
