@@ -340,7 +340,8 @@ impl Outbox {
         attachments: &[AttachmentRef],
         source: Option<&[u8; 32]>,
     ) -> Result<bool, OutboxError> {
-        let txn = self.db.begin_write()?;
+        let _filing = profile::AGENT_FILE.start();
+        let txn = profile::AGENT_FILE_WAIT.time(|| self.db.begin_write())?;
         if let Some(hash) = source {
             let mut seen = txn.open_table(INBOX_SEEN)?;
             if seen.get(&hash[..])?.is_some() {

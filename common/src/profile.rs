@@ -1,7 +1,8 @@
-//! Where the sync's time goes: a fixed set of named stages, each with a call count and a total
-//! time, kept in process-wide atomic counters so that timing costs two clock reads and two
-//! atomic adds per stage and needs no subscriber. `bench-sync` prints the table, and the
-//! collector's `/metrics` exports it, so a regression shows which stage grew.
+//! Where the sync's time goes: a fixed set of named stages, each with a call count, a total
+//! time and its slowest call, kept in process-wide atomic counters so that timing costs two
+//! clock reads and three atomic operations per stage and needs no subscriber. `bench-sync`
+//! prints the table, and the collector's `/metrics` exports it, so a regression shows which
+//! stage grew and a stall which stage held it.
 //!
 //! A stage is timed around a closure ([`Stage::time`]) or from a [`Stage::start`] until its
 //! guard drops. Stages may nest (the collector's commit is inside its batch transaction); the
@@ -16,6 +17,7 @@ pub struct Stage {
     name: &'static str,
     calls: AtomicU64,
     nanos: AtomicU64,
+    max_nanos: AtomicU64,
     items: AtomicU64,
 }
 
@@ -25,6 +27,7 @@ impl Stage {
             name,
             calls: AtomicU64::new(0),
             nanos: AtomicU64::new(0),
+            max_nanos: AtomicU64::new(0),
             items: AtomicU64::new(0),
         }
     }
@@ -54,6 +57,7 @@ impl Stage {
             name: self.name,
             calls: self.calls.load(Ordering::Relaxed),
             nanos: self.nanos.load(Ordering::Relaxed),
+            max_nanos: self.max_nanos.load(Ordering::Relaxed),
             items: self.items.load(Ordering::Relaxed),
         }
     }
@@ -61,6 +65,7 @@ impl Stage {
     fn reset(&self) {
         self.calls.store(0, Ordering::Relaxed);
         self.nanos.store(0, Ordering::Relaxed);
+        self.max_nanos.store(0, Ordering::Relaxed);
         self.items.store(0, Ordering::Relaxed);
     }
 }
@@ -76,6 +81,7 @@ impl Drop for StageTimer<'_> {
     fn drop(&mut self) {
         let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.stage.nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.stage.max_nanos.fetch_max(nanos, Ordering::Relaxed);
         self.stage.calls.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -86,9 +92,16 @@ pub struct StageFigures {
     pub name: &'static str,
     pub calls: u64,
     pub nanos: u64,
+    /// The slowest single call.
+    pub max_nanos: u64,
     pub items: u64,
 }
 
+/// A report being filed at the site: its outbox write transaction, from asking for the write
+/// lock until the commit's fsync returns (what `pasopati-agent report` waits for).
+pub static AGENT_FILE: Stage = Stage::new("agent.file");
+/// Within it, the wait for the outbox's write lock, which the sync's transactions hold in turn.
+pub static AGENT_FILE_WAIT: Stage = Stage::new("agent.file_wait_lock");
 /// The agent giving seqs to queued reports: its outbox write transaction, fsync included.
 pub static AGENT_STAGE: Stage = Stage::new("agent.stage_seqs");
 /// The agent reading already sequenced reports back from its sent log (resends, staged ahead).
@@ -114,8 +127,10 @@ pub static COLLECTOR_COMMIT: Stage = Stage::new("collector.commit");
 pub static COLLECTOR_REPLY: Stage = Stage::new("collector.reply");
 
 /// Every stage, in the order a batch meets them.
-pub fn stages() -> [&'static Stage; 11] {
+pub fn stages() -> [&'static Stage; 13] {
     [
+        &AGENT_FILE,
+        &AGENT_FILE_WAIT,
         &AGENT_STAGE,
         &AGENT_READ_SENT,
         &AGENT_SEND,
@@ -157,7 +172,8 @@ mod tests {
         let f = S.snapshot();
         assert_eq!((f.name, f.calls, f.items), ("test", 2, 3));
         assert!(f.nanos >= 2_000_000, "{f:?}");
+        assert!(f.max_nanos >= 2_000_000 && f.max_nanos <= f.nanos, "{f:?}");
         S.reset();
-        assert_eq!(S.snapshot().calls, 0);
+        assert_eq!((S.snapshot().calls, S.snapshot().max_nanos), (0, 0));
     }
 }

@@ -2476,3 +2476,31 @@ async fn ringkasan_counts_every_urgent_report_of_today_and_links_to_the_rest() {
     assert!(rest.body.contains("<p>105 laporan. "), "{}", rest.body);
     assert!(link.contains("priority=urgent"), "{link}");
 }
+
+/// `/metrics` exports where the sync's time goes, stage by stage, with each stage's slowest
+/// call (the same figures `bench-sync` prints), and only the collector's own stages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_say_where_the_sync_spends_its_time() {
+    let (tmp, c, addr) = dashboard_in_tempdir().await;
+    sync_reports(&c, &tmp.path().join("agent"), vec![draft(1), draft(2)]).await;
+    let (cookie, _) = dashboard_login(addr, "pemirsa1", PASSWORD).await;
+    let reply = http_get(addr, "/metrics", &[("Cookie", &cookie)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let value = |series: &str| -> f64 {
+        reply
+            .body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {}", reply.body))
+    };
+    assert!(value("pasopati_stage_calls_total{stage=\"collector.commit\"}") >= 1.0);
+    assert!(value("pasopati_stage_seconds_total{stage=\"collector.rules\"}") > 0.0);
+    let slowest = value("pasopati_stage_max_seconds{stage=\"collector.commit\"}");
+    assert!(slowest > 0.0 && slowest < 60.0, "{slowest}");
+    assert!(
+        !reply.body.contains("stage=\"agent."),
+        "the agent's stages are not the collector's: {}",
+        reply.body
+    );
+    assert_eq!(reply.body.matches("# TYPE pasopati_stage_").count(), 3);
+}

@@ -451,6 +451,11 @@ async fn nobody_sees_another_scope_on_any_route() {
         "{}",
         reply.body
     );
+    assert!(
+        reply.body.contains("berlaku 3 hari dan hanya sekali pakai"),
+        "the token's lifetime in words: {}",
+        reply.body
+    );
 
     // What a scope holds is all there: the Kanwil's reports and news, not an empty page.
     let count = |cookie: &str, path: &str| {

@@ -1121,6 +1121,36 @@ pub fn metrics(web: &Web, who: Principal, _: ()) -> Response {
                 .collect(),
         );
     }
+    // Where this collector's sync time goes, stage by stage (TESTING.md has the table), and
+    // each stage's slowest call: a stall shows which stage held it.
+    let stages: Vec<_> = pasopati_common::profile::snapshot()
+        .into_iter()
+        .filter(|s| !s.name.starts_with("agent."))
+        .collect();
+    let per_stage = |value: fn(&pasopati_common::profile::StageFigures) -> f64| {
+        stages
+            .iter()
+            .map(|s| (format!("{{stage=\"{}\"}}", s.name), value(s)))
+            .collect()
+    };
+    metric(
+        "pasopati_stage_calls_total",
+        "counter",
+        "Calls of each timed stage of the sync.",
+        per_stage(|s| s.calls as f64),
+    );
+    metric(
+        "pasopati_stage_seconds_total",
+        "counter",
+        "Time spent in each timed stage of the sync.",
+        per_stage(|s| s.nanos as f64 / 1e9),
+    );
+    metric(
+        "pasopati_stage_max_seconds",
+        "gauge",
+        "The slowest single call of each stage since the collector started.",
+        per_stage(|s| s.max_nanos as f64 / 1e9),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -33,6 +33,22 @@ pub fn rfc3339_text(text: &str, zone: Zone) -> String {
     Timestamp::parse_rfc3339(text).map_or_else(|_| text.to_owned(), |t| rfc3339(t.0, zone))
 }
 
+/// A duration in Indonesian words, in the largest unit that divides it: `3 hari`, `36 jam`,
+/// `90 menit`, `45 detik`.
+pub fn duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    for (unit, per) in [("hari", 86_400), ("jam", 3_600), ("menit", 60)] {
+        if secs >= per && secs.is_multiple_of(per) {
+            return format!("{} {unit}", secs / per);
+        }
+    }
+    if d.subsec_millis() == 0 {
+        format!("{secs} detik")
+    } else {
+        format!("{} milidetik", d.as_millis())
+    }
+}
+
 /// The label of a report category (`Kejadian Menonjol` for `kejadian_menonjol`); an unknown id
 /// is shown as it is.
 pub fn category(id: &str) -> String {
@@ -109,6 +125,20 @@ impl Names {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_are_said_in_the_largest_whole_unit() {
+        use std::time::Duration;
+        for (d, text) in [
+            (Duration::from_secs(3 * 86_400), "3 hari"),
+            (Duration::from_secs(36 * 3_600), "36 jam"),
+            (Duration::from_secs(90 * 60), "90 menit"),
+            (Duration::from_secs(45), "45 detik"),
+            (Duration::from_millis(1_500), "1500 milidetik"),
+        ] {
+            assert_eq!(super::duration(d), text);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -195,7 +195,7 @@ pub fn armada_token(web: &Web, who: Principal, Path(id): Path<String>, _: CsrfOn
     let name = show::Names::of(&state.store).unit(site.as_str());
     let body = html! {
         p { "Token pendaftaran baru untuk " b { (name) } " (" code { (site.as_str()) } "), berlaku "
-            (state.config.token_ttl) " dan hanya sekali pakai. Token ini hanya ditampilkan sekarang: salin, lalu kirim ke operator UPT lewat jalur yang aman." }
+            (show::duration(state.config.token_ttl.0)) " dan hanya sekali pakai. Token ini hanya ditampilkan sekarang: salin, lalu kirim ke operator UPT lewat jalur yang aman." }
         pre.token { (token) }
         p { "Di UPT: " code { "sudo -u pasopati pasopati-agent enroll --data-dir /var/lib/pasopati-agent --token -" } ", tempel token, Enter, lalu Ctrl-D. Sertifikat lama tetap berlaku sampai token ini dipakai." }
         p { a href="/armada" { "Kembali ke Armada" } }
