@@ -131,11 +131,17 @@ impl PgStore {
             both("category", "=", sql.arg(c.clone()));
         }
         if let Some(sites) = &filter.sites {
-            both(
-                "site",
-                "= ANY",
-                format!("({})", sql.arg(sites.iter().cloned().collect::<Vec<_>>())),
-            );
+            // One site as an equality: PostgreSQL 15 reads an index in order only for that,
+            // so a site's newest reports come from (site, arrival) backwards; `= ANY` of one
+            // site scanned all arrivals backwards instead (132 ms at ten million, measured).
+            match sites.iter().collect::<Vec<_>>()[..] {
+                [one] => both("site", "=", sql.arg(one.clone())),
+                _ => both(
+                    "site",
+                    "= ANY",
+                    format!("({})", sql.arg(sites.iter().cloned().collect::<Vec<_>>())),
+                ),
+            }
         }
         if let Some(p) = &filter.priority {
             both("priority", "=", sql.arg(p.clone()));
