@@ -13,7 +13,8 @@
 //! 5. filing while draining: a report filed every 20 ms at an agent whose 50,000-report
 //!    backlog drains (`BENCH_LATENCY_BACKLOG`), over 5 such drains (`BENCH_LATENCY_ROUNDS`);
 //!    p50, p90, p99 and the slowest of the times `file` takes to return, and the agent's
-//!    transactions meanwhile (each one's slowest call: a filing waits for the write lock).
+//!    transactions meanwhile (each one's slowest call: a filing waits for the write lock);
+//!    and as many filings at an agent with nothing to sync, the floor of a durable filing.
 //!
 //! Steps 1, 4 and 5 run for each store backend of `BENCH_STORES` (default `redb,postgres`;
 //! PostgreSQL on a server the bench starts from Debian's binaries, fsync on, skipped with a note
@@ -149,12 +150,14 @@ async fn filing_latency(
     backlog: &[Report],
     backend: Backend,
     round: usize,
-) -> Vec<Duration> {
+) -> (Vec<Duration>, Vec<pasopati_common::profile::StageFigures>) {
     let root = root.join(format!("{backend:?}-latency-{round}"));
     let c = backend.collector(&root.join("collector")).await;
     let agent = queued_agent(&c, &root.join("agent"), "lapas-latency", backlog).await;
     let handle = agent.handle();
     let want = backlog.len() as u64;
+    // The stages count from here: queueing the backlog is not filing while it drains.
+    pasopati_common::profile::reset();
     let running = pasopati_tests::run_agent(agent);
     let mut took = Vec::new();
     let mut n = 0;
@@ -176,7 +179,33 @@ async fn filing_latency(
         took.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let stages = pasopati_common::profile::snapshot();
     running.stop().await;
+    c.stop().await;
+    took.sort();
+    (took, stages)
+}
+
+/// Files `count` reports, one every 5 ms, at an enrolled agent that is not syncing: the same
+/// durable commit with nothing to wait for, the floor of filing on this disk.
+async fn filing_idle(root: &std::path::Path, backend: Backend, count: usize) -> Vec<Duration> {
+    let root = root.join(format!("{backend:?}-idle"));
+    let c = backend.collector(&root.join("collector")).await;
+    let agent = queued_agent(&c, &root.join("agent"), "lapas-idle", &[]).await;
+    let mut took = Vec::with_capacity(count);
+    for n in 0..count {
+        let draft = ReportDraft {
+            category: "pembinaan_kepribadian".into(),
+            title: format!("Laporan tanpa antrean {n}"),
+            body: "Apel pagi berjalan tertib.".into(),
+            priority: None,
+            occurred_at: None,
+        };
+        let started = Instant::now();
+        agent.file(draft).unwrap_or_else(|e| panic!("{e}"));
+        took.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     c.stop().await;
     took.sort();
     took
@@ -404,13 +433,30 @@ async fn measure(
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     if backlog > 0 && rounds > 0 {
-        pasopati_common::profile::reset();
         let mut took = Vec::new();
+        let mut filing_stages: Vec<pasopati_common::profile::StageFigures> = Vec::new();
         for round in 0..rounds {
-            took.extend(filing_latency(root, &reports[..backlog], backend, round).await);
+            let (times, stages) = filing_latency(root, &reports[..backlog], backend, round).await;
+            took.extend(times);
+            if filing_stages.is_empty() {
+                filing_stages = stages;
+                continue;
+            }
+            for (sum, s) in filing_stages.iter_mut().zip(stages) {
+                sum.calls += s.calls;
+                sum.nanos += s.nanos;
+                sum.items += s.items;
+                sum.max_nanos = sum.max_nanos.max(s.max_nanos);
+            }
         }
         took.sort();
-        let filing_stages = pasopati_common::profile::snapshot();
+        let idle = filing_idle(root, backend, took.len()).await;
+        for (name, p) in [("p50", 0.50), ("p99", 0.99), ("max", 1.0)] {
+            println!(
+                "{pre}filing_idle_{name}_ms={:.2}",
+                percentile(&idle, p).as_secs_f64() * 1e3
+            );
+        }
         println!("{pre}filing_during_drain_rounds={rounds}");
         println!("{pre}filing_during_drain_count={}", took.len());
         for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
