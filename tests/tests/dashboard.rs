@@ -2401,7 +2401,7 @@ async fn the_kanwil_map_has_every_kanwil_and_opens_its_sites() {
 
 /// Ringkasan counts today's reports and today's urgent ones through the report index, all of
 /// them: the urgent card is their number however many there are (it was the urgent ones among
-/// the first thousand of the day), the list shows the newest hundred, and a link opens the rest
+/// the first thousand of the day), the list shows the newest twenty, and a link opens the rest
 /// on Laporan with the same count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ringkasan_counts_every_urgent_report_of_today_and_links_to_the_rest() {
@@ -2463,7 +2463,7 @@ async fn ringkasan_counts_every_urgent_report_of_today_and_links_to_the_rest() {
         home.body
     );
     let listed = section(&home.body, "Laporan mendesak hari ini</h2>", "</ul>");
-    assert_eq!(listed.matches("<li class=\"urgent\">").count(), 100);
+    assert_eq!(listed.matches("<li class=\"urgent\">").count(), 20);
     assert!(listed.contains("Apel pagi ke-129"), "the newest first");
     let link = section(&home.body, "<p><a href=\"/laporan?", "\"");
     assert!(

@@ -10,7 +10,7 @@ use maud::html;
 use pasopati_common::Timestamp;
 
 /// How many of today's urgent reports Ringkasan lists; the rest are a link away.
-const URGENT_LISTED: usize = 100;
+const URGENT_LISTED: usize = 20;
 
 /// `GET /`: Ringkasan.
 pub fn ringkasan(web: &Web, who: Principal, _: ()) -> Response {
