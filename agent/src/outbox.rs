@@ -380,7 +380,7 @@ impl Outbox {
                 segments::drop_empty(&txn, filing)?;
             }
         }
-        txn.commit()?;
+        profile::AGENT_FILE_COMMIT.time(|| txn.commit())?;
         Ok(true)
     }
 

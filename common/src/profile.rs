@@ -102,6 +102,8 @@ pub struct StageFigures {
 pub static AGENT_FILE: Stage = Stage::new("agent.file");
 /// Within it, the wait for the outbox's write lock, which the sync's transactions hold in turn.
 pub static AGENT_FILE_WAIT: Stage = Stage::new("agent.file_wait_lock");
+/// Within it, the commit: the pages written and the fsync.
+pub static AGENT_FILE_COMMIT: Stage = Stage::new("agent.file_commit");
 /// The agent giving seqs to queued reports: its outbox write transaction, fsync included.
 pub static AGENT_STAGE: Stage = Stage::new("agent.stage_seqs");
 /// The agent reading already sequenced reports back from its sent log (resends, staged ahead).
@@ -127,10 +129,11 @@ pub static COLLECTOR_COMMIT: Stage = Stage::new("collector.commit");
 pub static COLLECTOR_REPLY: Stage = Stage::new("collector.reply");
 
 /// Every stage, in the order a batch meets them.
-pub fn stages() -> [&'static Stage; 13] {
+pub fn stages() -> [&'static Stage; 14] {
     [
         &AGENT_FILE,
         &AGENT_FILE_WAIT,
+        &AGENT_FILE_COMMIT,
         &AGENT_STAGE,
         &AGENT_READ_SENT,
         &AGENT_SEND,

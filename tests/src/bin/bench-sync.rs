@@ -6,15 +6,19 @@
 //! 2. raw quinn: the same bytes over one QUIC stream with the same TLS configuration.
 //! 3. raw redb: the same records committed in batches of the same size, durably; and the same
 //!    twice at once into two files (the agent's and the collector's share of a durable sync),
-//!    the ceiling of any sync on this machine that keeps both sides durable.
+//!    the ceiling of any sync on this machine that keeps both sides durable; and one small
+//!    durable commit every 20 ms into a file while another thread commits into a second file
+//!    without pause (1,024 records, or one, a commit): the floor of filing on a busy disk.
 //!
 //! 4. fleets: the same reports shared among 1, 10, 100 and 1,000 agents draining together
 //!    (`BENCH_FLEETS=1,10` to choose).
 //! 5. filing while draining: a report filed every 20 ms at an agent whose 50,000-report
 //!    backlog drains (`BENCH_LATENCY_BACKLOG`), over 5 such drains (`BENCH_LATENCY_ROUNDS`);
 //!    p50, p90, p99 and the slowest of the times `file` takes to return, and the agent's
-//!    transactions meanwhile (each one's slowest call: a filing waits for the write lock);
-//!    and as many filings at an agent with nothing to sync, the floor of a durable filing.
+//!    transactions meanwhile (each one's slowest call); as many filings at an agent with nothing
+//!    to sync, the floor of a durable filing; and the drains again with the collector's store
+//!    in memory (`/dev/shm`), as at a site whose collector is on another machine
+//!    (`site_disk_only_…`).
 //!
 //! Steps 1, 4 and 5 run for each store backend of `BENCH_STORES` (default `redb,postgres`;
 //! PostgreSQL on a server the bench starts from Debian's binaries, fsync on, skipped with a note
@@ -22,7 +26,8 @@
 //!
 //! Prints one `name=value` line per figure, then the per-stage profile of each backend's
 //! single-agent sync (`stage.<name> calls total_ms per_call_us per_report_us share_of_wall`).
-//! `BENCH_REPORTS=N` changes the backlog size.
+//! `BENCH_REPORTS=N` changes the backlog size; `BENCH_DEBUG=1` prints, per drain, which filings
+//! took 15 ms or more (their place in the drain and their time), to tell a one-off from a pattern.
 
 use pasopati_agent::Agent;
 use pasopati_common::frame::{encode_value, Batch};
@@ -143,16 +148,77 @@ async fn queued_agent(
     agent
 }
 
+/// Files while a backlog drains, `rounds` times, and prints the times' percentiles and the
+/// agent's transactions meanwhile; returns how many filings were timed. The collector's store
+/// is under `collector_root` when given (elsewhere than the agent's disk), else beside the agent.
+async fn filing_while_draining(
+    root: &std::path::Path,
+    collector_root: Option<&std::path::Path>,
+    backlog: &[Report],
+    backend: Backend,
+    rounds: usize,
+    pre: &str,
+) -> usize {
+    let mut took = Vec::new();
+    let mut filing_stages: Vec<pasopati_common::profile::StageFigures> = Vec::new();
+    for round in 0..rounds {
+        let (times, stages) = filing_latency(root, collector_root, backlog, backend, round).await;
+        took.extend(times);
+        if filing_stages.is_empty() {
+            filing_stages = stages;
+            continue;
+        }
+        for (sum, s) in filing_stages.iter_mut().zip(stages) {
+            sum.calls += s.calls;
+            sum.nanos += s.nanos;
+            sum.items += s.items;
+            sum.max_nanos = sum.max_nanos.max(s.max_nanos);
+        }
+    }
+    took.sort();
+    println!("{pre}filing_during_drain_rounds={rounds}");
+    println!("{pre}filing_during_drain_count={}", took.len());
+    for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
+        println!(
+            "{pre}filing_during_drain_{name}_ms={:.2}",
+            percentile(&took, p).as_secs_f64() * 1e3
+        );
+    }
+    // The agent's transactions during those drains: a filing waits for the outbox's write lock
+    // while the sync's seqs or acks hold it, then commits.
+    println!("{pre}filing_stage calls total_ms per_call_us max_ms");
+    for s in filing_stages {
+        if s.calls == 0 || !s.name.starts_with("agent.") {
+            continue;
+        }
+        println!(
+            "{pre}filing_stage.{} {} {:.1} {:.1} {:.2}",
+            s.name,
+            s.calls,
+            s.nanos as f64 / 1e6,
+            s.nanos as f64 / 1e3 / s.calls as f64,
+            s.max_nanos as f64 / 1e6
+        );
+    }
+    took.len()
+}
+
 /// Files one report every 20 ms at an agent while its `backlog` drains, and returns the time
 /// each filing took to return (durable at the site), sorted.
 async fn filing_latency(
     root: &std::path::Path,
+    collector_root: Option<&std::path::Path>,
     backlog: &[Report],
     backend: Backend,
     round: usize,
 ) -> (Vec<Duration>, Vec<pasopati_common::profile::StageFigures>) {
-    let root = root.join(format!("{backend:?}-latency-{round}"));
-    let c = backend.collector(&root.join("collector")).await;
+    let apart = collector_root.is_some();
+    let root = root.join(format!("{backend:?}-latency-{round}-{apart}"));
+    let collector_dir = match collector_root {
+        Some(dir) => dir.join(format!("collector-{round}")),
+        None => root.join("collector"),
+    };
+    let c = backend.collector(&collector_dir).await;
     let agent = queued_agent(&c, &root.join("agent"), "lapas-latency", backlog).await;
     let handle = agent.handle();
     let want = backlog.len() as u64;
@@ -182,6 +248,18 @@ async fn filing_latency(
     let stages = pasopati_common::profile::snapshot();
     running.stop().await;
     c.stop().await;
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        let slow: Vec<(usize, u128)> = took
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.as_millis() >= 15)
+            .map(|(i, t)| (i, t.as_millis()))
+            .collect();
+        eprintln!(
+            "round {round} apart {apart}: {} filings, slow (index, ms): {slow:?}",
+            took.len()
+        );
+    }
     took.sort();
     (took, stages)
 }
@@ -306,6 +384,63 @@ fn bench_redb_two_writers(root: &std::path::Path, reports: &[Report]) -> Duratio
     start.elapsed()
 }
 
+/// The floor of filing while something else on the same disk commits: one small durable
+/// commit every 20 ms in one file (as a filing would be in a file of its own), `samples` times, while another
+/// thread commits durably into a second file without pause, `per_commit` records of 1 KiB a
+/// transaction (1,024: a drain's batch; 1: the sync's bookkeeping). Returns the small commits'
+/// times, sorted.
+fn bench_redb_small_beside_writer(
+    root: &std::path::Path,
+    reports: &[Report],
+    per_commit: usize,
+    samples: usize,
+) -> Vec<Duration> {
+    const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("bench");
+    let busy = Database::create(root.join(format!("busy-{per_commit}.redb")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let small = Database::create(root.join(format!("small-{per_commit}.redb")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let encoded: Vec<Vec<u8>> = reports.iter().take(16_384).map(encode_value).collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut took = Vec::with_capacity(samples);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut key = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let txn = busy.begin_write().unwrap_or_else(|e| panic!("{e}"));
+                {
+                    let mut table = txn.open_table(TABLE).unwrap_or_else(|e| panic!("{e}"));
+                    for _ in 0..per_commit {
+                        // The keys wrap, so the file stays the size of the records once.
+                        let value = &encoded[key as usize % encoded.len()];
+                        table
+                            .insert(key % encoded.len() as u64, value.as_slice())
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        key += 1;
+                    }
+                }
+                txn.commit().unwrap_or_else(|e| panic!("{e}"));
+            }
+        });
+        for i in 0..samples {
+            std::thread::sleep(Duration::from_millis(20));
+            let started = Instant::now();
+            let txn = small.begin_write().unwrap_or_else(|e| panic!("{e}"));
+            {
+                let mut table = txn.open_table(TABLE).unwrap_or_else(|e| panic!("{e}"));
+                table
+                    .insert(i as u64, encoded[i % encoded.len()].as_slice())
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+            txn.commit().unwrap_or_else(|e| panic!("{e}"));
+            took.push(started.elapsed());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    took.sort();
+    took
+}
+
 fn bench_redb(root: &std::path::Path, reports: &[Report]) -> Duration {
     bench_redb_file(&root.join("raw.redb"), reports)
 }
@@ -365,6 +500,16 @@ async fn main() {
     let two_rate = n as f64 / two.as_secs_f64();
     println!("raw_redb_two_writers_reports_per_s={two_rate:.0}");
     println!("ceiling_ratio_two_writers={:.3}", two_rate / redb_rate);
+    // What a filing can expect from this disk while another file is being committed to.
+    for (name, per_commit) in [("heavy", BATCH), ("light", 1)] {
+        let took = bench_redb_small_beside_writer(root.path(), &reports, per_commit, 250);
+        for (p_name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
+            println!(
+                "raw_redb_small_commit_beside_{name}_writer_{p_name}_ms={:.2}",
+                percentile(&took, p).as_secs_f64() * 1e3
+            );
+        }
+    }
     let backends: Vec<Backend> = std::env::var("BENCH_STORES")
         .unwrap_or_else(|_| "redb,postgres".into())
         .split(',')
@@ -433,53 +578,31 @@ async fn measure(
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     if backlog > 0 && rounds > 0 {
-        let mut took = Vec::new();
-        let mut filing_stages: Vec<pasopati_common::profile::StageFigures> = Vec::new();
-        for round in 0..rounds {
-            let (times, stages) = filing_latency(root, &reports[..backlog], backend, round).await;
-            took.extend(times);
-            if filing_stages.is_empty() {
-                filing_stages = stages;
-                continue;
-            }
-            for (sum, s) in filing_stages.iter_mut().zip(stages) {
-                sum.calls += s.calls;
-                sum.nanos += s.nanos;
-                sum.items += s.items;
-                sum.max_nanos = sum.max_nanos.max(s.max_nanos);
-            }
-        }
-        took.sort();
-        let idle = filing_idle(root, backend, took.len()).await;
+        let took =
+            filing_while_draining(root, None, &reports[..backlog], backend, rounds, pre).await;
+        let idle = filing_idle(root, backend, took).await;
         for (name, p) in [("p50", 0.50), ("p99", 0.99), ("max", 1.0)] {
             println!(
                 "{pre}filing_idle_{name}_ms={:.2}",
                 percentile(&idle, p).as_secs_f64() * 1e3
             );
         }
-        println!("{pre}filing_during_drain_rounds={rounds}");
-        println!("{pre}filing_during_drain_count={}", took.len());
-        for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
-            println!(
-                "{pre}filing_during_drain_{name}_ms={:.2}",
-                percentile(&took, p).as_secs_f64() * 1e3
-            );
-        }
-        // The agent's transactions during those drains: a filing waits for the write lock
-        // while the sync's seqs or acks hold it.
-        println!("{pre}filing_stage calls total_ms per_call_us max_ms");
-        for s in filing_stages {
-            if s.calls == 0 || !s.name.starts_with("agent.") {
-                continue;
-            }
-            println!(
-                "{pre}filing_stage.{} {} {:.1} {:.1} {:.2}",
-                s.name,
-                s.calls,
-                s.nanos as f64 / 1e6,
-                s.nanos as f64 / 1e3 / s.calls as f64,
-                s.max_nanos as f64 / 1e6
-            );
+        // At a site the collector is on another machine: the same drains with the collector's
+        // store in memory (tmpfs) leave the disk to the agent alone. Redb only: a PostgreSQL
+        // server keeps its own data directory.
+        let shm = std::path::Path::new("/dev/shm");
+        if matches!(backend, Backend::Redb) && shm.is_dir() {
+            let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
+            let pre = format!("{pre}site_disk_only_");
+            filing_while_draining(
+                root,
+                Some(apart.path()),
+                &reports[..backlog],
+                backend,
+                rounds,
+                &pre,
+            )
+            .await;
         }
     }
     // Where the sync's time went (both sides run in this process; stages overlap in time, so
