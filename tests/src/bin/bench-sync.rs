@@ -178,12 +178,7 @@ async fn filing_while_draining(
     took.sort();
     println!("{pre}filing_during_drain_rounds={rounds}");
     println!("{pre}filing_during_drain_count={}", took.len());
-    for (name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
-        println!(
-            "{pre}filing_during_drain_{name}_ms={:.2}",
-            percentile(&took, p).as_secs_f64() * 1e3
-        );
-    }
+    print_percentiles(&format!("{pre}filing_during_drain"), &took, true);
     // The agent's transactions during those drains: a filing waits for the outbox's write lock
     // while the sync's seqs or acks hold it, then commits.
     println!("{pre}filing_stage calls total_ms per_call_us max_ms");
@@ -289,6 +284,16 @@ async fn filing_idle(root: &std::path::Path, backend: Backend, count: usize) -> 
     took
 }
 
+/// Prints `{name}_p50_ms`, (`_p90_ms` when asked), `_p99_ms` and `_max_ms` of sorted times.
+fn print_percentiles(name: &str, sorted: &[Duration], with_p90: bool) {
+    for (label, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
+        if label != "p90" || with_p90 {
+            let ms = percentile(sorted, p).as_secs_f64() * 1e3;
+            println!("{name}_{label}_ms={ms:.2}");
+        }
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -385,10 +390,10 @@ fn bench_redb_two_writers(root: &std::path::Path, reports: &[Report]) -> Duratio
 }
 
 /// The floor of filing while something else on the same disk commits: one small durable
-/// commit every 20 ms in one file (as a filing would be in a file of its own), `samples` times, while another
-/// thread commits durably into a second file without pause, `per_commit` records of 1 KiB a
-/// transaction (1,024: a drain's batch; 1: the sync's bookkeeping). Returns the small commits'
-/// times, sorted.
+/// commit every 20 ms in one file (as a filing would be in a file of its own), `samples` times,
+/// while another thread commits durably into a second file without pause, `per_commit` records
+/// of 1 KiB a transaction (1,024: a drain's batch; 1: the sync's bookkeeping). Returns the small
+/// commits' times, sorted.
 fn bench_redb_small_beside_writer(
     root: &std::path::Path,
     reports: &[Report],
@@ -503,12 +508,11 @@ async fn main() {
     // What a filing can expect from this disk while another file is being committed to.
     for (name, per_commit) in [("heavy", BATCH), ("light", 1)] {
         let took = bench_redb_small_beside_writer(root.path(), &reports, per_commit, 250);
-        for (p_name, p) in [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("max", 1.0)] {
-            println!(
-                "raw_redb_small_commit_beside_{name}_writer_{p_name}_ms={:.2}",
-                percentile(&took, p).as_secs_f64() * 1e3
-            );
-        }
+        print_percentiles(
+            &format!("raw_redb_small_commit_beside_{name}_writer"),
+            &took,
+            true,
+        );
     }
     let backends: Vec<Backend> = std::env::var("BENCH_STORES")
         .unwrap_or_else(|_| "redb,postgres".into())
@@ -581,12 +585,7 @@ async fn measure(
         let took =
             filing_while_draining(root, None, &reports[..backlog], backend, rounds, pre).await;
         let idle = filing_idle(root, backend, took).await;
-        for (name, p) in [("p50", 0.50), ("p99", 0.99), ("max", 1.0)] {
-            println!(
-                "{pre}filing_idle_{name}_ms={:.2}",
-                percentile(&idle, p).as_secs_f64() * 1e3
-            );
-        }
+        print_percentiles(&format!("{pre}filing_idle"), &idle, false);
         // At a site the collector is on another machine: the same drains with the collector's
         // store in memory (tmpfs) leave the disk to the agent alone. Redb only: a PostgreSQL
         // server keeps its own data directory.
