@@ -541,11 +541,28 @@ impl Browser {
         self.on_element(css, "click", serde_json::json!({})).await;
     }
 
+    /// Saves the page as a PNG. Chromium on a loaded machine sometimes answers a capture with
+    /// an error (the renderer did not reply in time); the capture is then tried twice more, a
+    /// second apart, and the last error is what a failure shows.
     async fn screenshot(&self, file: &std::path::Path) {
-        let v = self.cmd("GET", "/screenshot", Value::Null).await;
-        let png = base64_decode(v["value"].as_str().unwrap_or_default());
-        assert!(png.starts_with(b"\x89PNG"), "not a PNG screenshot");
-        std::fs::write(file, png).unwrap_or_else(|e| panic!("{e}"));
+        let mut last = Value::Null;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                println!("screenshot {} retried after: {last}", file.display());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let v = self.cmd("GET", "/screenshot", Value::Null).await;
+            let png = base64_decode(v["value"].as_str().unwrap_or_default());
+            if png.starts_with(b"\x89PNG") {
+                std::fs::write(file, png).unwrap_or_else(|e| panic!("{e}"));
+                return;
+            }
+            last = v;
+        }
+        panic!(
+            "no PNG screenshot of {} from chromedriver: {last}",
+            file.display()
+        );
     }
 }
 
