@@ -14,6 +14,7 @@ mod health;
 pub mod identity;
 pub mod inbox;
 pub mod launch;
+mod liveness;
 pub mod outbox;
 mod sync;
 mod web;

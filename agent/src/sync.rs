@@ -5,6 +5,7 @@
 
 use crate::attachments::Blobs;
 use crate::identity::{self, client_endpoint, resolve, Identity};
+use crate::liveness::{Liveness, Verdict};
 use crate::outbox::Outbox;
 use crate::{AgentError, Shared, SyncPhase};
 use pasopati_common::backoff::Backoff;
@@ -23,9 +24,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How long batches may wait for an acknowledgement before the session is abandoned. A
-/// collector commits a batch in milliseconds; this only catches a peer that stopped answering
-/// while its connection still looks alive.
+/// collector commits a batch in milliseconds; this only catches a peer whose QUIC stack still
+/// answers while its application does not. A collector that sends nothing at all is caught
+/// sooner, by the silence watch (`liveness.rs`).
 const ACK_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often the silence watch looks at the connection while a reply is awaited.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
 
 /// How a session ended without error.
 enum SessionEnd {
@@ -220,6 +225,15 @@ async fn run_session(
     });
     let _abort_reader = AbortOnDrop(reader);
 
+    let received = |conn: &quinn::Connection| conn.stats().udp_rx.datagrams;
+    let mut liveness = Liveness::new(Instant::now(), received(conn));
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The acknowledgement timeout counts from the loop's last event other than the watch's own
+    // ticks (a write of a large batch on a slow link is not counted against it).
+    let mut ack_deadline = Instant::now() + ACK_TIMEOUT;
+    let mut woke_for_watch = false;
+
     loop {
         while session.can_send() {
             let limits = session.limits();
@@ -279,6 +293,12 @@ async fn run_session(
                 write_frame(&mut send, &AgentFrame::Fetch { sha256, offset }).await?;
                 session.fetch_sent(sha256);
             }
+        }
+        if !std::mem::take(&mut woke_for_watch) {
+            ack_deadline = Instant::now() + ACK_TIMEOUT;
+        }
+        if !session.awaiting_reply() {
+            liveness.observe(Instant::now(), received(conn), false, conn.rtt());
         }
         tokio::select! {
             biased;
@@ -432,7 +452,30 @@ async fn run_session(
                 session.renewal_sent();
                 tracing::info!("certificate renewal requested");
             }
-            _ = tokio::time::sleep(ACK_TIMEOUT), if session.awaiting_reply() => {
+            _ = watch.tick(), if session.awaiting_reply() => {
+                woke_for_watch = true;
+                match liveness.observe(Instant::now(), received(conn), true, conn.rtt()) {
+                    Verdict::Alive => {}
+                    Verdict::Ping => {
+                        // One byte the collector's QUIC stack acknowledges. If it cannot go
+                        // (a peer without datagrams), the silence limit still applies.
+                        if let Err(e) = conn.send_datagram((&b"p"[..]).into()) {
+                            tracing::debug!("ping not sent: {e}");
+                        }
+                    }
+                    Verdict::Silent(quiet) => {
+                        return Err(AgentError::Unreachable {
+                            addr: shared.collector(),
+                            message: format!(
+                                "nothing received from the collector for {:.1}s while a reply \
+                                 was awaited",
+                                quiet.as_secs_f64()
+                            ),
+                        });
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(ack_deadline), if session.awaiting_reply() => {
                 return Err(AgentError::Unreachable {
                     addr: shared.collector(),
                     message: format!("no acknowledgement for {}s", ACK_TIMEOUT.as_secs()),

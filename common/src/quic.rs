@@ -11,6 +11,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often an idle agent connection pings, so NAT bindings and the idle timer stay alive.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
+/// The bytes of unread datagrams (agents' pings) the collector keeps per connection; older
+/// ones are dropped.
+const PING_BUFFER: usize = 1024;
+
 fn transport(keep_alive: Option<Duration>) -> TransportConfig {
     let mut t = TransportConfig::default();
     // One session stream per connection, plus room for a replacement while the old one closes.
@@ -31,7 +35,11 @@ fn transport(keep_alive: Option<Duration>) -> TransportConfig {
 pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, PkiError> {
     let crypto = QuicServerConfig::try_from(tls)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(Arc::new(transport(None)));
+    let mut t = transport(None);
+    // Agents ping with one-byte datagrams when a reply is late (agent/src/liveness.rs). The
+    // collector's QUIC stack acknowledges them and nothing reads them: keep at most a few.
+    t.datagram_receive_buffer_size(Some(PING_BUFFER));
+    config.transport_config(Arc::new(t));
     // Bounded queue of handshakes not yet accepted; beyond it new attempts are refused.
     config.max_incoming(4096);
     config.migration(true);
@@ -42,6 +50,9 @@ pub fn server_config(tls: rustls::ServerConfig) -> Result<quinn::ServerConfig, P
 pub fn client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, PkiError> {
     let crypto = QuicClientConfig::try_from(tls)?;
     let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(Arc::new(transport(Some(KEEP_ALIVE))));
+    let mut t = transport(Some(KEEP_ALIVE));
+    // The collector sends no datagrams.
+    t.datagram_receive_buffer_size(None);
+    config.transport_config(Arc::new(t));
     Ok(config)
 }

@@ -872,6 +872,16 @@ async fn scenario_two_collectors_on_one_postgres_store_one_killed() {
         log.matches("session started").count() >= agents,
         "not every agent moved to the second collector:\n{log}"
     );
+    // Each gave the dead collector up for its silence (agent/src/liveness.rs), not for the
+    // longer acknowledgement timeout.
+    for i in 0..agents {
+        let log = std::fs::read_to_string(procs.root.path().join(format!("agent-{i}.log")))
+            .unwrap_or_default();
+        assert!(
+            log.contains("nothing received from the collector"),
+            "agent {i} did not give the killed collector up for its silence:\n{log}"
+        );
+    }
     second.stop();
     procs.finish("two_collectors_one_killed", 0).await;
 }
