@@ -55,6 +55,56 @@ pub async fn cut_revoked_sites(state: Arc<ServerState>, stop: CancellationToken)
     }
 }
 
+/// How often a collector on a shared store publishes its live sites and reads the others'.
+pub const LIVE_SITES_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a collector that stopped beating still counts: its sites are taken for offline
+/// after this (a SIGKILLed collector publishes nothing more).
+pub const LIVE_SITES_STALE: Duration = Duration::from_secs(5);
+
+/// Every [`LIVE_SITES_EVERY`], until `stop`: beats this collector's liveness in the store,
+/// publishes its live sites when they changed, and reads which sites have a live session on
+/// the other collectors, so that every instance's dashboard, `site list` and notifications
+/// call a site online wherever its session is. Only a shared store needs it.
+pub async fn share_live_sites(state: Arc<ServerState>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(LIVE_SITES_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut published: Option<Vec<pasopati_common::SiteId>> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => break,
+        }
+        let mut local = state.connected_sites();
+        local.sort();
+        let changed = published.as_ref() != Some(&local);
+        let st = state.clone();
+        let sites = local.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            st.store
+                .publish_live_sites(&st.instance, changed.then_some(sites.as_slice()))?;
+            st.store
+                .live_sites_elsewhere(&st.instance, LIVE_SITES_STALE)
+        })
+        .await;
+        match result {
+            Ok(Ok(elsewhere)) => {
+                if changed {
+                    published = Some(local);
+                }
+                state.set_elsewhere(elsewhere);
+            }
+            Ok(Err(e)) => tracing::warn!("cannot share the live sites through the store: {e}"),
+            Err(e) => tracing::warn!("the live-site exchange failed: {e}"),
+        }
+    }
+    // Stopping: the others stop counting this collector's sites at once.
+    let st = state.clone();
+    let _ =
+        tokio::task::spawn_blocking(move || st.store.publish_live_sites(&st.instance, Some(&[])))
+            .await;
+}
+
 /// The most arrivals one notification is read back for (a group commit stores far fewer).
 const RELAY_LIMIT: u64 = 100_000;
 

@@ -257,7 +257,7 @@ fn answer_one(state: &ServerState, request: CollectorRequest, actor: &str) -> Co
                 .map_err(|e| admin::AdminError::Invalid(e.to_string()))
         }
         CollectorRequest::SiteList => {
-            admin::site_list(&state.store, &state.config, &state.connected_sites())
+            admin::site_list(&state.store, &state.config, &state.online_sites())
                 .map(CollectorResponse::Sites)
         }
         CollectorRequest::Reports { site, limit } => admin::reports(

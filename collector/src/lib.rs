@@ -534,6 +534,11 @@ impl Server {
             self.state.store.is_postgres().then(|| {
                 tokio::spawn(cluster::cut_revoked_sites(self.state.clone(), stop.clone()))
             });
+        let live_sites = self
+            .state
+            .store
+            .is_postgres()
+            .then(|| tokio::spawn(cluster::share_live_sites(self.state.clone(), stop.clone())));
         let relay = self.state.store.is_postgres().then(|| {
             tokio::spawn(cluster::relay_stored_reports(
                 self.state.clone(),
@@ -598,6 +603,9 @@ impl Server {
         }
         if let Some(relay) = relay {
             let _ = relay.await;
+        }
+        if let Some(live_sites) = live_sites {
+            let _ = live_sites.await;
         }
         let _ = lead.await;
         let _ = snapshots.await;

@@ -840,7 +840,7 @@ fn conditions_of(
             coverage_gaps(&insights["coverage"]["negative_without_reports"], names)
         }
         "silent_site" => {
-            let connected = state.connected_sites();
+            let connected = state.online_sites();
             let quiet: Vec<SiteRecord> = sites
                 .iter()
                 .filter(|s| !connected.contains(&s.id))

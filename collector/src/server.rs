@@ -61,6 +61,11 @@ pub(crate) struct ServerState {
     pub fatal: CancellationToken,
     live: Mutex<HashMap<SiteId, (u64, quinn::Connection)>>,
     next_conn: AtomicU64,
+    /// This process among the collectors on a shared store (random, per start).
+    pub instance: String,
+    /// Sites with a live session on another collector of a shared store, as that collector
+    /// last published them (`cluster::share_live_sites`); empty on redb.
+    elsewhere: Mutex<std::collections::HashSet<SiteId>>,
     /// How many refusals of peers without a certificate are recorded one by one.
     anonymous_refusals: Mutex<RefusalBudget>,
 }
@@ -150,6 +155,8 @@ impl ServerState {
             fatal: CancellationToken::new(),
             live: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            instance: format!("{:016x}", pasopati_common::random_u64()),
+            elsewhere: Mutex::new(std::collections::HashSet::new()),
             anonymous_refusals: Mutex::new(RefusalBudget::default()),
         })
     }
@@ -159,6 +166,30 @@ impl ServerState {
         match self.live.lock() {
             Ok(live) => live.keys().cloned().collect(),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// Sites with a live session on any collector: this one's, and on a shared store those
+    /// the others published within the last few seconds. What the dashboard, `site list` and
+    /// the notifications call online; closing a connection needs [`Self::connected_sites`].
+    pub(crate) fn online_sites(&self) -> Vec<SiteId> {
+        let mut online = self.connected_sites();
+        let others: Vec<SiteId> = match self.elsewhere.lock() {
+            Ok(elsewhere) => elsewhere
+                .iter()
+                .filter(|s| !online.contains(s))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        online.extend(others);
+        online
+    }
+
+    /// Replaces the sites live on other collectors (see the field).
+    pub(crate) fn set_elsewhere(&self, sites: Vec<SiteId>) {
+        if let Ok(mut elsewhere) = self.elsewhere.lock() {
+            *elsewhere = sites.into_iter().collect();
         }
     }
 

@@ -324,6 +324,57 @@ async fn a_report_stored_through_one_collector_is_an_event_on_the_other() {
         .is_some());
 }
 
+/// The next state `c` announces for `site` that `wanted` accepts, within 15 s.
+async fn site_state_on(
+    c: &mut pasopati_tests::TestCollector,
+    site: &str,
+    wanted: impl Fn(&pasopati_collector::admin::SiteState) -> bool,
+) -> pasopati_collector::admin::SiteState {
+    use pasopati_collector::events::CollectorEvent;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let event = tokio::time::timeout_at(deadline, c.events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("the collector never announced the wanted state of {site}"));
+        match event {
+            Ok(CollectorEvent::SiteState { site: s, state })
+                if s.as_str() == site && wanted(&state) =>
+            {
+                return state
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// A site whose session is on one collector is online on every collector's dashboard (its
+/// site list, the fleet view, the notifications' silent sites), and offline there once its
+/// agent stops: each collector publishes its live sites through the store every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_connected_to_one_collector_is_online_on_the_other() {
+    use pasopati_collector::admin::SiteState;
+    let test = "a_site_connected_to_one_collector_is_online_on_the_other";
+    let tmp = pasopati_tests::tempdir();
+    let (first, mut second) = match pasopati_tests::two_collectors_on_postgres(tmp.path()).await {
+        Ok(both) => both,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    let agent_dir = tmp.path().join("agent");
+    first.enroll_agent(&agent_dir, "lapas-uji").await;
+    let (_agent, running) = pasopati_tests::start_agent(&agent_dir);
+    // The agent dials only the first collector; the second sees the session through the store.
+    site_state_on(&mut second, "lapas-uji", |s| {
+        matches!(
+            s,
+            SiteState::Online | SiteState::Silent | SiteState::Buffering
+        )
+    })
+    .await;
+    running.stop().await;
+    site_state_on(&mut second, "lapas-uji", |s| *s == SiteState::Offline).await;
+}
+
 /// An RSS feed of these (link, title, text) items (invented news about real units).
 fn feed_of(items: &[(&str, &str, &str)]) -> String {
     let mut xml = String::from(r#"<rss version="2.0"><channel><title>Portal Uji</title>"#);
@@ -426,6 +477,167 @@ async fn the_media_desk_runs_on_one_collector_and_moves_when_it_stops() {
         story_with(&other, "https://uji.example/3").is_some()
     })
     .await;
+}
+
+/// Coverage of one unit that jumps today after three quiet weeks (invented news about a real
+/// unit, dated back from now so that the spike is current).
+fn spike_items() -> Vec<pasopati_analysis::MediaItem> {
+    let now = pasopati_common::Timestamp::now().0;
+    let hour = 3_600_000i64;
+    let day = 24 * hour;
+    let item = |n: usize, at: i64, topic: &str| pasopati_analysis::MediaItem {
+        id: format!("lonjakan-{n}"),
+        url: format!("https://uji.example/lonjakan/{n}"),
+        source: ["Harian Uji", "Portal Uji"][n % 2].into(),
+        title: format!("{topic} di Lapas Kelas I Sukamiskin, berita nomor {n}"),
+        text: format!(
+            "Kabar nomor {n} tentang {topic} di Lapas Kelas I Sukamiskin, ditulis khusus untuk uji."
+        ),
+        published_at: pasopati_common::Timestamp(at),
+        social: false,
+        engagement: Default::default(),
+    };
+    let mut items = Vec::new();
+    for d in 1..=21i64 {
+        for k in 0..(1 + d % 2) {
+            items.push(item(
+                items.len(),
+                now - d * day + k * hour,
+                "kegiatan pembinaan",
+            ));
+        }
+    }
+    for k in 0..15i64 {
+        items.push(item(items.len(), now - (k + 1) * 60_000, "kerusuhan"));
+    }
+    items
+}
+
+/// On one PostgreSQL store the media desk's leader records the spike alerts, each once; every
+/// collector's live event stream carries each alert recorded, once; a collector that does not
+/// lead records nothing; and a new leader after the first stops raises nothing already raised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_recorded_once_by_the_leader_and_streamed_by_every_collector() {
+    use pasopati_collector::events::CollectorEvent;
+    let test = "alerts_are_recorded_once_by_the_leader_and_streamed_by_every_collector";
+    let tmp = pasopati_tests::tempdir();
+    let (first, second) = match pasopati_tests::two_collectors_on_postgres(tmp.path()).await {
+        Ok(both) => both,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    let wait = std::time::Duration::from_secs(20);
+    pasopati_tests::eventually("one collector leads the media desk", wait, || {
+        first.newsroom.leads() != second.newsroom.leads()
+    })
+    .await;
+    let (mut leader, mut other) = if first.newsroom.leads() {
+        (first, second)
+    } else {
+        (second, first)
+    };
+    leader
+        .newsroom
+        .import(spike_items())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now = pasopati_common::Timestamp::now;
+    assert_eq!(
+        other
+            .newsroom
+            .raise_alerts(now())
+            .unwrap_or_else(|e| panic!("{e}")),
+        [],
+        "a collector that does not lead the media desk recorded alerts"
+    );
+    // The leader's watcher may have raised them first (it looks every minute); either way
+    // the store holds each once.
+    leader
+        .newsroom
+        .raise_alerts(now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let recorded = leader
+        .store
+        .alerts_after(0, 100)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let keys: Vec<&str> = recorded.iter().map(|a| a.key.as_str()).collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("news:upt:lapas-sukamiskin:")),
+        "no alert for the unit's spike recorded: {keys:?}"
+    );
+    let unique: std::collections::BTreeSet<&&str> = keys.iter().collect();
+    assert_eq!(
+        unique.len(),
+        keys.len(),
+        "an alert recorded twice: {keys:?}"
+    );
+    assert_eq!(
+        leader
+            .newsroom
+            .raise_alerts(now())
+            .unwrap_or_else(|e| panic!("{e}")),
+        []
+    );
+
+    // Both event streams carry every recorded alert, once.
+    for c in [&mut leader, &mut other] {
+        let mut seen: Vec<String> = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seen.len() < keys.len() {
+            let event = tokio::time::timeout_at(deadline, c.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("alerts streamed: {seen:?} of {keys:?}"));
+            match event {
+                Ok(CollectorEvent::Alert(json)) => {
+                    let v: serde_json::Value =
+                        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+                    seen.push(v["id"].as_str().unwrap_or_default().to_owned());
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        seen.sort();
+        let mut expected: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+    }
+
+    // The leader stops; the other takes over and raises nothing already raised, and its
+    // stream does not carry them again.
+    leader.stop().await;
+    pasopati_tests::eventually("the other collector takes the lead", wait, || {
+        other.newsroom.leads()
+    })
+    .await;
+    pasopati_tests::eventually("the new leader's analysis holds the items", wait, || {
+        other
+            .newsroom
+            .documents()
+            .is_ok_and(|n| n >= spike_items().len())
+    })
+    .await;
+    assert_eq!(
+        other
+            .newsroom
+            .raise_alerts(now())
+            .unwrap_or_else(|e| panic!("{e}")),
+        []
+    );
+    assert_eq!(
+        other
+            .store
+            .alerts_after(0, 100)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .len(),
+        keys.len()
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    while let Ok(event) = other.events.try_recv() {
+        assert!(
+            !matches!(event, CollectorEvent::Alert(_)),
+            "an alert streamed twice: {event:?}"
+        );
+    }
 }
 
 /// An attachment one collector received is served by the other: the bytes are in the database,

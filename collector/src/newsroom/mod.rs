@@ -15,7 +15,9 @@
 //! again updates its engagement even though the item itself is stored only once.
 
 use crate::config::AnalysisSettings;
-use crate::store::{RecordedEdit, Store, StoreError, StoredMedia, StoredReport};
+use crate::store::{
+    AlertRecord, NewAlert, RecordedEdit, Store, StoreError, StoredMedia, StoredReport,
+};
 use pasopati_analysis::batch::{StoryDetail, StoryResult};
 use pasopati_analysis::edits::StoryEdit;
 use pasopati_analysis::social::Engagement;
@@ -603,6 +605,43 @@ impl Newsroom {
             })
         })
     }
+}
+
+impl Newsroom {
+    /// Records the spike alerts that hold now in the store, each once by its key
+    /// (`store/alerts.rs`), and returns those recorded by this call. Only the collector
+    /// leading the media desk records; the others return nothing, and every collector's live
+    /// event stream relays what was recorded (`web::watch`).
+    pub fn raise_alerts(&self, now: Timestamp) -> Result<Vec<AlertRecord>, StoreError> {
+        if !self.leads() {
+            return Ok(Vec::new());
+        }
+        let insights = self.insights(None)?;
+        let holding = insights["alerts"].as_array().cloned().unwrap_or_default();
+        self.store.record_alerts(&alerts_to_record(holding, now.0))
+    }
+}
+
+/// The alerts the analysis gives (its `insights`' `alerts`) as records to keep, raised at
+/// `now`: each keyed by what it is about (`kind:series:period`), the key also its `id`.
+fn alerts_to_record(holding: Vec<serde_json::Value>, now: i64) -> Vec<NewAlert> {
+    holding
+        .into_iter()
+        .map(|mut alert| {
+            let key = format!(
+                "{}:{}:{}",
+                alert["kind"].as_str().unwrap_or_default(),
+                alert["series"].as_str().unwrap_or_default(),
+                alert["period"].as_str().unwrap_or_default()
+            );
+            alert["id"] = serde_json::Value::String(key.clone());
+            NewAlert {
+                key,
+                raised_at: now,
+                json: alert.to_string(),
+            }
+        })
+        .collect()
 }
 
 fn item_of(m: &StoredMedia, engagement: Engagement) -> MediaItem {

@@ -14,6 +14,7 @@
 //! - `notifications.rs`: the notification outbox and the notifier's cursor.
 //! - `story_edits.rs`: analysts' merges and splits of stories.
 //! - `risk.rs`: the daily risk scores of UPTs and Kanwil.
+//! - `alerts.rs`: the alerts the media desk raised, each once, in the order raised.
 //! - `sources.rs`: the engagement of social media items and the health of polled sources.
 //! - `audit.rs`: the hash-chained audit log, appended in the same transaction as the change it
 //!   records.
@@ -39,6 +40,7 @@
 //! behaviour the other backend must show. (redb's error types convert into [`StoreError`]
 //! through `From`, which `?` needs inside this module; nothing outside uses them.)
 
+mod alerts;
 mod audit;
 #[cfg(test)]
 pub(crate) mod fixtures;
@@ -58,6 +60,7 @@ mod sources;
 mod story_edits;
 mod users;
 
+pub use alerts::{AlertRecord, NewAlert};
 pub use audit::{verify_chain, AuditBreak, AuditEntry, StoredAuditEntry};
 pub use ingest::{BatchJob, BatchOutcome, Gap, GapKind, Rejection};
 pub use media::{StoredAttachment, StoredMedia};
@@ -333,6 +336,8 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(story_edits::STORY_EDITS)?;
     txn.open_table(risk::RISK)?;
     txn.open_table(risk::RISK_DAYS)?;
+    txn.open_table(alerts::ALERTS)?;
+    txn.open_table(alerts::ALERT_KEYS)?;
     txn.open_table(fleet::FLEET)?;
     Ok(())
 }

@@ -518,6 +518,48 @@ impl Store {
         dispatch!(self, risk_history(first, last))
     }
 
+    /// Records the alerts whose key is not recorded yet, in one transaction, and returns them
+    /// with their numbers.
+    pub fn record_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<AlertRecord>, StoreError> {
+        dispatch!(self, record_alerts(alerts))
+    }
+
+    /// Up to `limit` alerts numbered after `after`, oldest first.
+    pub fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        dispatch!(self, alerts_after(after, limit))
+    }
+
+    /// The number of the last alert recorded (0 before the first).
+    pub fn last_alert(&self) -> Result<u64, StoreError> {
+        dispatch!(self, last_alert())
+    }
+
+    /// Beats this collector's liveness in a shared store and, when given, publishes the sites
+    /// it has live sessions with. The embedded store has one collector: nothing to do.
+    pub fn publish_live_sites(
+        &self,
+        instance: &str,
+        sites: Option<&[SiteId]>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(()),
+            Backend::Postgres(s) => s.publish_live_sites(instance, sites),
+        }
+    }
+
+    /// The sites with a live session on another collector of a shared store that beat within
+    /// `within`; none on the embedded store.
+    pub fn live_sites_elsewhere(
+        &self,
+        instance: &str,
+        within: std::time::Duration,
+    ) -> Result<Vec<SiteId>, StoreError> {
+        match &self.backend {
+            Backend::Redb(_) => Ok(Vec::new()),
+            Backend::Postgres(s) => s.live_sites_elsewhere(instance, within),
+        }
+    }
+
     /// Registers a new site.
     pub fn add_site(&self, site: &SiteRecord, actor: &str) -> Result<(), StoreError> {
         dispatch!(self, add_site(site, actor))

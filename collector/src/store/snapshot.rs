@@ -146,6 +146,8 @@ impl RedbStore {
         copy.table(&source, story_edits::STORY_EDITS)?;
         copy.table(&source, risk::RISK)?;
         copy.table(&source, risk::RISK_DAYS)?;
+        copy.table(&source, super::alerts::ALERTS)?;
+        copy.table(&source, super::alerts::ALERT_KEYS)?;
         copy.table(&source, super::fleet::FLEET)?;
         for table in source.list_tables()? {
             if !copy.names.iter().any(|n| n == table.name()) {

@@ -527,7 +527,7 @@ pub(crate) fn site_views(web: &Web, reach: &Reach) -> Result<Vec<admin::SiteView
     let mut views = admin::site_list(
         &web.state.store,
         &web.state.config,
-        &web.state.connected_sites(),
+        &web.state.online_sites(),
     )
     .map_err(internal)?;
     views.retain(|v| reach.site(&v.id));

@@ -558,16 +558,14 @@ pub(crate) fn check_csrf(
 
 /// Watches for changes the event stream carries but no single event reports: a site's state
 /// as the dashboard shows it (`admin::site_state`: offline once its connection closed, silent,
-/// buffering) every two seconds and whenever a connection opens or closes, and new
-/// spike alerts every minute.
+/// buffering) every two seconds and whenever a connection opens or closes; and alerts: the
+/// media desk's leader records the spike alerts that hold every minute (`store/alerts.rs`,
+/// each once), and every instance streams those recorded after its cursor, every two seconds.
 pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) {
     use crate::events::CollectorEvent;
     let mut states: std::collections::HashMap<String, crate::admin::SiteState> =
         std::collections::HashMap::new();
-    let mut alerts: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut ticks = 0u64;
-    // The first look at the alerts is the baseline: nothing is new in it.
-    let mut first = true;
     // A connection opening or closing is looked at at once, so that a session shorter than
     // the two-second tick still shows as online and then offline.
     let mut connections = state.events.subscribe();
@@ -577,12 +575,19 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
     // Every site's state now is the baseline a change is measured against.
     let s = state.clone();
     let baseline = tokio::task::spawn_blocking(move || {
-        crate::admin::site_states(&s.store, &s.config, &s.connected_sites(), None).ok()
+        crate::admin::site_states(&s.store, &s.config, &s.online_sites(), None).ok()
     })
     .await;
     for (site, site_state) in baseline.ok().flatten().into_iter().flatten() {
         states.insert(site.to_string(), site_state);
     }
+    // Alerts recorded before this start were streamed before it (or by another instance).
+    let s = state.clone();
+    let mut alert_cursor = tokio::task::spawn_blocking(move || s.store.last_alert())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0);
     loop {
         // On the timer every site is looked at; on a connection opening or closing, only that
         // site (a thousand sites reconnecting together must not mean a million looks).
@@ -604,20 +609,24 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
         }
         let found = tokio::task::spawn_blocking(move || {
             let sites =
-                crate::admin::site_states(&s.store, &s.config, &s.connected_sites(), only.as_ref())
+                crate::admin::site_states(&s.store, &s.config, &s.online_sites(), only.as_ref())
                     .ok();
-            let new_alerts = if check_alerts {
-                s.newsroom
-                    .insights(None)
-                    .ok()
-                    .and_then(|v| v["alerts"].as_array().cloned())
+            // The media desk's leader records the alerts that hold now (each once); every
+            // instance then streams what was recorded after its cursor.
+            if check_alerts {
+                if let Err(e) = s.newsroom.raise_alerts(pasopati_common::Timestamp::now()) {
+                    tracing::warn!("cannot record the media desk's alerts: {e}");
+                }
+            }
+            let recorded = if on_timer {
+                s.store.alerts_after(alert_cursor, 100).unwrap_or_default()
             } else {
-                None
+                Vec::new()
             };
-            (sites, new_alerts)
+            (sites, recorded)
         })
         .await;
-        let Ok((sites, new_alerts)) = found else {
+        let Ok((sites, recorded)) = found else {
             continue;
         };
         for (site, site_state) in sites.into_iter().flatten() {
@@ -630,20 +639,9 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
             }
             states.insert(site.to_string(), site_state);
         }
-        for mut alert in new_alerts.into_iter().flatten() {
-            let key = format!(
-                "{}:{}:{}",
-                alert["kind"].as_str().unwrap_or_default(),
-                alert["series"].as_str().unwrap_or_default(),
-                alert["period"].as_str().unwrap_or_default()
-            );
-            alert["id"] = serde_json::Value::String(key.clone());
-            if alerts.insert(key) && !first {
-                let _ = state.events.send(CollectorEvent::Alert(alert.to_string()));
-            }
-        }
-        if check_alerts {
-            first = false;
+        for alert in recorded {
+            alert_cursor = alert_cursor.max(alert.number);
+            let _ = state.events.send(CollectorEvent::Alert(alert.json));
         }
     }
 }

@@ -368,6 +368,17 @@ const TARGETS: &[Target] = &[
         conflict: NOTHING,
     },
     Target {
+        table: "alerts",
+        columns: &[
+            ("number", Kind::Int),
+            ("key", Kind::Text),
+            ("raised_at", Kind::Int),
+            ("record", Kind::Text),
+        ],
+        source: alerts,
+        conflict: NOTHING,
+    },
+    Target {
         table: "audit",
         columns: &[
             ("seq", Kind::Int),
@@ -430,6 +441,9 @@ fn redb_tables() -> Vec<String> {
         sources::SOURCE_HEALTH.name(),
         risk::RISK.name(),
         risk::RISK_DAYS.name(),
+        // Its key → number map is the `key` column of `alerts`.
+        crate::store::alerts::ALERTS.name(),
+        crate::store::alerts::ALERT_KEYS.name(),
         crate::store::fleet::FLEET.name(),
         audit::AUDIT.name(),
     ]
@@ -845,6 +859,18 @@ fn risk_days(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow
     })
 }
 
+fn alerts(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+    each(txn, crate::store::alerts::ALERTS, skip, sink, |_, v| {
+        let a: crate::store::AlertRecord = decode(v.value())?;
+        Ok(vec![
+            int(a.number),
+            Cell::Text(a.key),
+            Cell::Int(a.raised_at),
+            Cell::Text(a.json),
+        ])
+    })
+}
+
 fn audit_log(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, audit::AUDIT, skip, sink, |_, v| {
         let e: AuditEntry = decode(v.value())?;
@@ -1221,7 +1247,7 @@ mod tests {
 
     /// A redb store with something in most tables: two epochs of reports, a revision, a
     /// quarantined report, an enrollment token, a user with a session and an API token, risk
-    /// days, and the audit entries all of that appends.
+    /// days, an alert, and the audit entries all of that appends.
     fn filled() -> (tempfile::TempDir, Store) {
         let (dir, s) = redb_store();
         let now = Timestamp(T0 + 10);
@@ -1268,6 +1294,12 @@ mod tests {
         s.add_api_token(&[8; 32], &user.username, T0 + 3_600_000, "admin")
             .unwrap();
         s.record_risk_day(100, &[]).unwrap();
+        s.record_alerts(&[crate::store::NewAlert {
+            key: "spike:all:20400".into(),
+            raised_at: T0 + 5,
+            json: "{\"kind\":\"spike\"}".into(),
+        }])
+        .unwrap();
         (dir, s)
     }
 
@@ -1319,6 +1351,8 @@ mod tests {
                 s.hwm(&site(), Epoch(u64::MAX - 7)).unwrap(),
                 s.session(&[9; 32]).unwrap(),
                 s.risk_days(0, 1_000).unwrap(),
+                s.alerts_after(0, 10).unwrap(),
+                s.last_alert().unwrap(),
             ),
         )
     }

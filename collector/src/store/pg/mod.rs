@@ -85,6 +85,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "report_index_filters",
         sql: include_str!("migrations/0008_report_index_filters.sql"),
     },
+    Migration {
+        version: 9,
+        name: "alerts",
+        sql: include_str!("migrations/0009_alerts.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "live_sites",
+        sql: include_str!("migrations/0010_live_sites.sql"),
+    },
 ];
 
 /// The advisory lock key the migration runner holds ("PASOPATI" in ASCII).

@@ -16,6 +16,7 @@ use crate::store::{
     PublicationState, RecordedEdit, Role, SiteRecord, SiteStatus, StoreError, StoredAttachment,
     StoredAuditEntry, StoredMedia, StoredSession, TokenRefusal, User,
 };
+use crate::store::{AlertRecord, NewAlert};
 use crate::store::{MediaView, SourceHealth};
 use bincode::{Decode, Encode};
 use pasopati_analysis::edits::StoryEdit;
@@ -1292,6 +1293,148 @@ impl PgStore {
                 .await?;
             rows.iter()
                 .map(|r| Ok((col(r, 0)?, dec(col::<&[u8]>(r, 1)?)?)))
+                .collect()
+        })
+    }
+}
+
+/// The alerts the media desk raised (the redb store's `alerts.rs`).
+impl PgStore {
+    pub fn record_alerts(&self, alerts: &[NewAlert]) -> Result<Vec<AlertRecord>, StoreError> {
+        if alerts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(async {
+            let mut c = self.pool.get().await?;
+            let txn = c.transaction().await?;
+            // One numbering writer at a time, so numbers are given in commit order and a
+            // reader past number n has seen every alert before it. Readers are not blocked.
+            txn.execute("LOCK TABLE alerts IN SHARE ROW EXCLUSIVE MODE", &[])
+                .await?;
+            let row = txn
+                .query_one("SELECT COALESCE(MAX(number), 0) FROM alerts", &[])
+                .await?;
+            let mut next = unbig(col(&row, 0)?)? + 1;
+            let mut recorded = Vec::new();
+            for alert in alerts {
+                let inserted = txn
+                    .execute(
+                        "INSERT INTO alerts (number, key, raised_at, record) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (key) DO NOTHING",
+                        &[&big(next), &alert.key, &alert.raised_at, &alert.json],
+                    )
+                    .await?;
+                if inserted == 1 {
+                    recorded.push(AlertRecord {
+                        number: next,
+                        key: alert.key.clone(),
+                        raised_at: alert.raised_at,
+                        json: alert.json.clone(),
+                    });
+                    next += 1;
+                }
+            }
+            txn.commit().await?;
+            Ok(recorded)
+        })
+    }
+
+    pub fn alerts_after(&self, after: u64, limit: usize) -> Result<Vec<AlertRecord>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let rows = c
+                .query(
+                    "SELECT number, key, raised_at, record FROM alerts WHERE number > $1
+                     ORDER BY number LIMIT $2",
+                    &[&big(after), &big(limit as u64)],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AlertRecord {
+                        number: unbig(col(r, 0)?)?,
+                        key: col(r, 1)?,
+                        raised_at: col(r, 2)?,
+                        json: col(r, 3)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub fn last_alert(&self) -> Result<u64, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let row = c
+                .query_one("SELECT COALESCE(MAX(number), 0) FROM alerts", &[])
+                .await?;
+            unbig(col(&row, 0)?)
+        })
+    }
+}
+
+/// Which sites have a live session on which collector (`cluster::share_live_sites`); only a
+/// shared store has several collectors, so the redb store has no counterpart.
+impl PgStore {
+    /// Beats this collector's `alive_at`, and when `sites` is given, replaces the sites it has
+    /// live sessions with. Collectors silent for an hour are forgotten.
+    pub fn publish_live_sites(
+        &self,
+        instance: &str,
+        sites: Option<&[SiteId]>,
+    ) -> Result<(), StoreError> {
+        self.run(async {
+            let mut c = self.pool.get().await?;
+            let txn = c.transaction().await?;
+            txn.execute(
+                "INSERT INTO collector_instances (instance, alive_at) VALUES ($1, now())
+                 ON CONFLICT (instance) DO UPDATE SET alive_at = now()",
+                &[&instance],
+            )
+            .await?;
+            if let Some(sites) = sites {
+                let names: Vec<&str> = sites.iter().map(SiteId::as_str).collect();
+                txn.execute("DELETE FROM live_sites WHERE instance = $1", &[&instance])
+                    .await?;
+                txn.execute(
+                    "INSERT INTO live_sites (instance, site) SELECT $1, unnest($2::text[])",
+                    &[&instance, &names],
+                )
+                .await?;
+            }
+            txn.execute(
+                "DELETE FROM collector_instances WHERE alive_at < now() - interval '1 hour'",
+                &[],
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The sites with a live session on another collector that beat within `within`.
+    pub fn live_sites_elsewhere(
+        &self,
+        instance: &str,
+        within: std::time::Duration,
+    ) -> Result<Vec<SiteId>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let rows = c
+                .query(
+                    "SELECT DISTINCT l.site FROM live_sites l
+                     JOIN collector_instances i ON i.instance = l.instance
+                     WHERE l.instance <> $1
+                       AND i.alive_at > now() - make_interval(secs => $2::float8)",
+                    &[&instance, &within.as_secs_f64()],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let name: String = col(r, 0)?;
+                    SiteId::new(&name)
+                        .map_err(|e| StoreError::Corrupt(format!("a live site's id `{name}`: {e}")))
+                })
                 .collect()
         })
     }
