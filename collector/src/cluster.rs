@@ -1,6 +1,9 @@
 //! What several collectors serving one PostgreSQL store keep in step, beyond what the store's
 //! transactions already do:
 //!
+//! - a site with a live session on any instance is online on every instance's dashboard, site
+//!   list and silent-site notifications: each publishes its live sites through the store
+//!   ([`share_live_sites`]);
 //! - a site revoked through any instance loses its live connection on every instance within
 //!   [`REVOCATION_CHECK`] (the instance that took the command closes it at once; the others
 //!   see the revocation in the store). A new session on any instance reads the site's status
