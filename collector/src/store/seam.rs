@@ -690,6 +690,17 @@ impl Store {
         dispatch!(self, media_views(after, limit))
     }
 
+    /// Media items numbered below `before`, newest first, after skipping `skip`, at most
+    /// `limit`, each with its number and engagement.
+    pub fn media_views_newest(
+        &self,
+        before: u64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, MediaView)>, StoreError> {
+        dispatch!(self, media_views_newest(before, skip, limit))
+    }
+
     /// The engagement of one media item.
     pub fn engagement(&self, id: &str) -> Result<Option<Engagement>, StoreError> {
         dispatch!(self, engagement(id))

@@ -179,6 +179,36 @@ impl RedbStore {
             .collect()
     }
 
+    /// Media items numbered below `before`, newest first, after skipping `skip` of them, at
+    /// most `limit`, each with its number and engagement. Skipped items are not decoded.
+    pub fn media_views_newest(
+        &self,
+        before: u64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, MediaView)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let media = txn.open_table(super::media::MEDIA)?;
+        let engagement = txn.open_table(MEDIA_ENGAGEMENT)?;
+        let mut out = Vec::new();
+        for entry in media.range(..before)?.rev().skip(skip).take(limit) {
+            let (number, value) = entry?;
+            let m: StoredMedia = super::decode(value.value())?;
+            let e = engagement
+                .get(m.id.as_str())?
+                .map(|v| from_json(v.value()))
+                .transpose()?;
+            out.push((
+                number.value(),
+                MediaView {
+                    media: m,
+                    engagement: e,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
     /// The engagement of one media item.
     pub fn engagement(&self, id: &str) -> Result<Option<Engagement>, StoreError> {
         self.json_get(MEDIA_ENGAGEMENT, id)

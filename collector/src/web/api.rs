@@ -17,7 +17,7 @@ use super::{blocking, Principal, RouteKind, Web, ROUTES};
 use crate::admin;
 use crate::events::CollectorEvent;
 use crate::report_index::{self, ReportFilter};
-use crate::store::{PublicationState, StoredReport};
+use crate::store::{MediaView, PublicationState, Store, StoreError, StoredReport};
 use crate::ServerState;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -482,19 +482,78 @@ pub fn risk(web: &Web, _who: Principal, Query(q): Query<ListQuery>) -> Response 
 
 /// `GET /api/v1/media`: Item media.
 pub fn media(web: &Web, who: Principal, Query(q): Query<ListQuery>) -> Response {
-    match web.state.store.media_views(0, usize::MAX) {
-        Ok(mut m) => {
-            m.reverse();
-            m.retain(|x| who.reach.tagged(&x.media.upt, &x.media.kanwil));
-            for x in &mut m {
-                who.reach.own_tags(&mut x.media.upt, &mut x.media.kanwil);
-            }
-            if let Some(site) = q.site.as_deref().filter(|s| !s.is_empty()) {
-                m.retain(|x| x.media.upt.iter().any(|u| u == site));
-            }
-            page_in(&q, &m, Zone::Wib)
+    let site = q.site.as_deref().filter(|s| !s.is_empty());
+    match media_page(&web.state.store, &who.reach, site, q.offset(), q.limit()) {
+        Ok((page, total)) => {
+            let items: Vec<Value> = page
+                .iter()
+                .filter_map(|x| serde_json::to_value(x).ok())
+                .map(|mut v| {
+                    localise(&mut v, Zone::Wib);
+                    v
+                })
+                .collect();
+            list(&q, total, items)
         }
         Err(e) => internal(e),
+    }
+}
+
+/// Media items a scoped list reads back a chunk at a time, newest first.
+const MEDIA_CHUNK: usize = 500;
+/// A scoped media list stops counting past this many matches (and says its total is a lower
+/// bound), as a word search does.
+const MEDIA_COUNT_BOUND: usize = 1_000;
+
+/// The page `offset..offset + limit` of the media items `reach` sees (and that name `site`,
+/// when given), newest first, with their total. The whole collection is a page read straight
+/// from the store and a count it keeps, whatever its size; a scope or a site is found by
+/// reading back from the newest, a chunk at a time, until the page is full and
+/// [`MEDIA_COUNT_BOUND`] matches are counted (or the items run out).
+pub(crate) fn media_page(
+    store: &Store,
+    reach: &Reach,
+    site: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<MediaView>, report_index::Total), StoreError> {
+    if reach.is_national() && site.is_none() {
+        let total = store.counts()?.media as usize;
+        let page = store.media_views_newest(u64::MAX, offset, limit)?;
+        return Ok((page.into_iter().map(|(_, m)| m).collect(), total.into()));
+    }
+    let wanted = offset.saturating_add(limit);
+    let mut page = Vec::new();
+    let mut matched = 0usize;
+    let mut before = u64::MAX;
+    loop {
+        let chunk = store.media_views_newest(before, 0, MEDIA_CHUNK)?;
+        let exhausted = chunk.len() < MEDIA_CHUNK;
+        for (number, mut item) in chunk {
+            before = number;
+            if !reach.tagged(&item.media.upt, &item.media.kanwil) {
+                continue;
+            }
+            // The user sees only the tags of their scope, and a site is looked for among those.
+            reach.own_tags(&mut item.media.upt, &mut item.media.kanwil);
+            if site.is_some_and(|s| !item.media.upt.iter().any(|u| u == s)) {
+                continue;
+            }
+            if matched >= offset && matched < wanted {
+                page.push(item);
+            }
+            matched += 1;
+        }
+        if exhausted {
+            return Ok((page, matched.into()));
+        }
+        if matched >= wanted.max(MEDIA_COUNT_BOUND) {
+            let total = report_index::Total {
+                count: matched,
+                at_least: true,
+            };
+            return Ok((page, total));
+        }
     }
 }
 
@@ -1157,6 +1216,99 @@ pub fn metrics(web: &Web, who: Principal, _: ()) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 2,600 media items (more than a chunk and than the count bound): every third tagged
+    /// with Kanwil Jawa Barat, every fifth about Lapas Sukamiskin (a Jawa Barat unit), every
+    /// seventh about Rutan Medan (another Kanwil's).
+    fn media_store() -> (tempfile::TempDir, Store) {
+        let (dir, store) = crate::store::fixtures::store();
+        let ids: Vec<String> = (0..2_600).map(|i| format!("m-{i}")).collect();
+        store
+            .add_media(&ids, |i, arrival| {
+                let mut upt = Vec::new();
+                if i % 5 == 0 {
+                    upt.push("lapas-sukamiskin".to_owned());
+                }
+                if i % 7 == 0 {
+                    upt.push("rutan-medan".to_owned());
+                }
+                let kanwil = if i % 3 == 0 {
+                    vec!["Jawa Barat".to_owned()]
+                } else {
+                    Vec::new()
+                };
+                crate::store::StoredMedia {
+                    arrival,
+                    id: format!("m-{i}"),
+                    url: format!("https://uji.example/{i}"),
+                    normalized_url: format!("uji.example/{i}"),
+                    source: "uji.example".into(),
+                    title: format!("Berita uji {i}"),
+                    text: String::new(),
+                    published_at: 1_700_000_000_000 + i as i64,
+                    social: false,
+                    imported_at: 1_700_000_000_000,
+                    duplicate_of: None,
+                    story: format!("s-{i}"),
+                    upt,
+                    kanwil,
+                    sentiment: 0.0,
+                    topic: "umum".into(),
+                    category: "umum".into(),
+                }
+            })
+            .unwrap();
+        (dir, store)
+    }
+
+    /// The list as the API built it before: every item read, newest first, filtered.
+    fn every_item(store: &Store, reach: &Reach, site: Option<&str>) -> Vec<String> {
+        let mut all = store.media_views(0, usize::MAX).unwrap();
+        all.reverse();
+        all.into_iter()
+            .filter(|x| reach.tagged(&x.media.upt, &x.media.kanwil))
+            .filter_map(|mut x| {
+                reach.own_tags(&mut x.media.upt, &mut x.media.kanwil);
+                site.is_none_or(|s| x.media.upt.iter().any(|u| u == s))
+                    .then_some(x.media.id)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn media_pages_are_the_newest_matches_without_reading_every_item() {
+        let (_dir, store) = media_store();
+        let kanwil = Reach::of_scope(&[], crate::store::Scope::Kanwil("Jawa Barat".into()));
+        let national = Reach::national();
+        for (reach, site) in [
+            (&national, None),
+            (&national, Some("lapas-sukamiskin")),
+            (&national, Some("rutan-medan")),
+            (&kanwil, None),
+            (&kanwil, Some("lapas-sukamiskin")),
+            // Not a Jawa Barat unit: a Kanwil user never finds it.
+            (&kanwil, Some("rutan-medan")),
+        ] {
+            let expected = every_item(&store, reach, site);
+            for (offset, limit) in [(0, 50), (490, 20), (1_000, 30), (2_590, 50)] {
+                let (page, total) = media_page(&store, reach, site, offset, limit).unwrap();
+                let ids: Vec<String> = page.iter().map(|x| x.media.id.clone()).collect();
+                let want: Vec<String> = expected.iter().skip(offset).take(limit).cloned().collect();
+                assert_eq!(ids, want, "{site:?} {offset} {limit}");
+                if total.at_least {
+                    assert!(total.count >= MEDIA_COUNT_BOUND && total.count < expected.len());
+                } else {
+                    assert_eq!(total.count, expected.len(), "{site:?} {offset} {limit}");
+                }
+            }
+        }
+        // A Kanwil user sees only its own tags of an item about two Kanwil's units.
+        let (page, _) = media_page(&store, &kanwil, None, 0, 1_000).unwrap();
+        assert!(page
+            .iter()
+            .all(|x| !x.media.upt.iter().any(|u| u == "rutan-medan")));
+        assert!(page.iter().any(|x| x.media.id == "m-2590"));
+    }
 
     #[test]
     fn csv_cells_that_start_a_formula_are_neutralised() {

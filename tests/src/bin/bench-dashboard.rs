@@ -4,7 +4,8 @@
 //! invented reports received over the last 30 days (plus the media fixture), starts the collector with
 //! its dashboard on loopback, signs in, and prints for each main page its time to first byte
 //! (median and slowest of 20 requests after one warm-up) and its weight in bytes.
-//! `BENCH_REPORTS=N` and `BENCH_SITES=N` change the load; `BENCH_SERVE=1` keeps serving
+//! `BENCH_REPORTS=N`, `BENCH_SITES=N` and `BENCH_MEDIA=N` (media items, default none beyond the
+//! fixture) change the load; `BENCH_SERVE=1` keeps serving
 //! afterwards and prints the URL and a session cookie, for `wrk` or `hyperfine`.
 //!
 //! It runs once per store backend of `BENCH_STORES` (default `redb,postgres`; PostgreSQL on a
@@ -205,6 +206,61 @@ async fn measure(
         "{prefix}loaded sites={site_count} reports={filed} in {:.1}s",
         loading.elapsed().as_secs_f64()
     );
+    // `BENCH_MEDIA=N` stores N invented media items (straight into the store, placed as the
+    // analysis would leave them): every tenth about the second site, every fourth tagged with
+    // its Kanwil.
+    let media_count: usize = std::env::var("BENCH_MEDIA")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if media_count > 0 {
+        let loading = Instant::now();
+        let about = sites[1].to_string();
+        let kanwil = gazetteer.upts()[1].kanwil.clone();
+        let now = Timestamp::now().0;
+        for from in (0..media_count).step_by(10_000) {
+            let n = (media_count - from).min(10_000);
+            let ids: Vec<String> = (from..from + n)
+                .map(|i| format!("bench-media-{i}"))
+                .collect();
+            store
+                .add_media(&ids, |k, arrival| {
+                    let i = from + k;
+                    pasopati_collector::store::StoredMedia {
+                        arrival,
+                        id: format!("bench-media-{i}"),
+                        url: format!("https://uji.example/berita/{i}"),
+                        normalized_url: format!("uji.example/berita/{i}"),
+                        source: "uji.example".into(),
+                        title: format!("Berita uji nomor {i}"),
+                        text: format!("Isi berita uji nomor {i}, ditulis untuk bench."),
+                        published_at: now - (media_count - i) as i64 * 60_000,
+                        social: false,
+                        imported_at: now,
+                        duplicate_of: None,
+                        story: format!("bench-story-{}", i / 10),
+                        upt: if i % 10 == 0 {
+                            vec![about.clone()]
+                        } else {
+                            Vec::new()
+                        },
+                        kanwil: if i % 4 == 0 {
+                            vec![kanwil.clone()]
+                        } else {
+                            Vec::new()
+                        },
+                        sentiment: 0.0,
+                        topic: "umum".into(),
+                        category: "umum".into(),
+                    }
+                })
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        println!(
+            "{prefix}loaded media={media_count} in {:.1}s",
+            loading.elapsed().as_secs_f64()
+        );
+    }
     add_dashboard_user(&store, "bench", Role::Admin, PASSWORD);
     // With no analysis snapshot yet, starting the dashboard replays every stored report into the
     // media analysis, as a collector would after losing its snapshot.
@@ -300,6 +356,8 @@ async fn measure(
         "/api/v1/reports".into(),
         "/api/v1/reports?q=tertib&category=humas&limit=1000".into(),
         "/api/v1/sites?limit=1000".into(),
+        "/api/v1/media".into(),
+        format!("/api/v1/media?site={site}"),
     ] {
         let path = path.as_str();
         let (warm, _, _) = ttfb(addr, path, &cookie).await;

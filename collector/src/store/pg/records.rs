@@ -1199,6 +1199,37 @@ impl PgStore {
         })
     }
 
+    pub fn media_views_newest(
+        &self,
+        before: u64,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(u64, MediaView)>, StoreError> {
+        self.run(async {
+            let c = self.pool.get().await?;
+            let rows = c
+                .query(
+                    "SELECT m.n, m.record, e.record FROM media m
+                     LEFT JOIN media_engagement e ON e.id = m.id
+                     WHERE m.n < $1 ORDER BY m.n DESC OFFSET $2 LIMIT $3",
+                    &[&big(before), &big(skip as u64), &big(limit as u64)],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let engagement: Option<&[u8]> = col(r, 2)?;
+                    Ok((
+                        unbig(col(r, 0)?)?,
+                        MediaView {
+                            media: dec(col::<&[u8]>(r, 1)?)?,
+                            engagement: engagement.map(from_json).transpose()?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+
     pub fn engagement(&self, id: &str) -> Result<Option<Engagement>, StoreError> {
         self.json_get("SELECT record FROM media_engagement WHERE id = $1", id)
     }
