@@ -3,7 +3,8 @@
 //!
 //! Lists take `limit` (default 50, at most 1,000) and `offset`, answer
 //! `{"total", "offset", "limit", "items": […]}` (with `"total_exact": false` when a search on
-//! PostgreSQL matched more than it counts), and `format=csv` gives the same rows as CSV.
+//! PostgreSQL, or a Kanwil's or site's media list, matched more than it counts), and
+//! `format=csv` gives the same rows as CSV.
 //! Report filters: `q` (full text, Indonesian-aware: words are compared after the light
 //! stemmer), `category`, `kanwil`, `site`, `priority`, `since`, `until` (RFC 3339 or
 //! `YYYY-MM-DD`, WIB).
