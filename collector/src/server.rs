@@ -63,6 +63,9 @@ pub(crate) struct ServerState {
     next_conn: AtomicU64,
     /// This process among the collectors on a shared store (random, per start).
     pub instance: String,
+    /// The last alert recorded when this collector opened its store: the live event stream
+    /// carries those recorded after it (`web::watch`).
+    pub alerts_before_start: u64,
     /// Sites with a live session on another collector of a shared store, as that collector
     /// last published them (`cluster::share_live_sites`); empty on redb.
     elsewhere: Mutex<std::collections::HashSet<SiteId>>,
@@ -131,6 +134,7 @@ impl ServerState {
         report_index: Arc<crate::report_index::ReportIndex>,
     ) -> Result<ServerState, crate::CollectorError> {
         let limits = Limits::default();
+        let alerts_before_start = store.last_alert()?;
         let commits =
             crate::group_commit::GroupCommit::start(&store, limits, PiiGuard::new(&config.pii))
                 .map_err(|source| crate::CollectorError::Io {
@@ -156,6 +160,7 @@ impl ServerState {
             live: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             instance: format!("{:016x}", pasopati_common::random_u64()),
+            alerts_before_start,
             elsewhere: Mutex::new(std::collections::HashSet::new()),
             anonymous_refusals: Mutex::new(RefusalBudget::default()),
         })

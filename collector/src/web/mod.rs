@@ -581,13 +581,9 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
     for (site, site_state) in baseline.ok().flatten().into_iter().flatten() {
         states.insert(site.to_string(), site_state);
     }
-    // Alerts recorded before this start were streamed before it (or by another instance).
-    let s = state.clone();
-    let mut alert_cursor = tokio::task::spawn_blocking(move || s.store.last_alert())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or(0);
+    // Alerts recorded before this collector opened its store were streamed before (or by
+    // another instance); those recorded since are streamed.
+    let mut alert_cursor = state.alerts_before_start;
     loop {
         // On the timer every site is looked at; on a connection opening or closing, only that
         // site (a thousand sites reconnecting together must not mean a million looks).
