@@ -324,27 +324,42 @@ async fn a_report_stored_through_one_collector_is_an_event_on_the_other() {
         .is_some());
 }
 
-/// The next state `c` announces for `site` that `wanted` accepts, within 15 s.
+/// The state `/api/v1/sites` of the dashboard at `addr` gives `site`, polled until `wanted`
+/// accepts it (15 s at most).
 async fn site_state_on(
-    c: &mut pasopati_tests::TestCollector,
+    addr: std::net::SocketAddr,
+    cookie: &str,
     site: &str,
-    wanted: impl Fn(&pasopati_collector::admin::SiteState) -> bool,
-) -> pasopati_collector::admin::SiteState {
-    use pasopati_collector::events::CollectorEvent;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    wanted: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        let event = tokio::time::timeout_at(deadline, c.events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("the collector never announced the wanted state of {site}"));
-        match event {
-            Ok(CollectorEvent::SiteState { site: s, state })
-                if s.as_str() == site && wanted(&state) =>
-            {
-                return state
-            }
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(e) => panic!("{e}"),
+        let reply = pasopati_tests::http_call(
+            addr,
+            "GET",
+            "/api/v1/sites?limit=1000",
+            &[("Cookie", cookie)],
+            "",
+        )
+        .await;
+        let v: serde_json::Value = serde_json::from_str(&reply.body)
+            .unwrap_or_else(|e| panic!("/api/v1/sites: {e}: {}", reply.body));
+        let state = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["id"] == site)
+            .and_then(|s| s["state"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if wanted(&state) {
+            return state;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{site} is still `{state}` on the dashboard at {addr}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
@@ -353,26 +368,33 @@ async fn site_state_on(
 /// agent stops: each collector publishes its live sites through the store every second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_connected_to_one_collector_is_online_on_the_other() {
-    use pasopati_collector::admin::SiteState;
     let test = "a_site_connected_to_one_collector_is_online_on_the_other";
     let tmp = pasopati_tests::tempdir();
-    let (first, mut second) = match pasopati_tests::two_collectors_on_postgres(tmp.path()).await {
+    let (first, second) = match pasopati_tests::two_collectors_on_postgres(tmp.path()).await {
         Ok(both) => both,
         Err(why) => return skip_or_fail(test, &why),
     };
+    let Some(http) = second.http else {
+        panic!("the second collector has no dashboard")
+    };
+    let password = "sandi-uji-yang-panjang";
+    pasopati_tests::add_dashboard_user(
+        &second.store,
+        "analis-uji",
+        pasopati_collector::store::Role::Analyst,
+        password,
+    );
+    let (cookie, _) = pasopati_tests::dashboard_login(http, "analis-uji", password).await;
     let agent_dir = tmp.path().join("agent");
     first.enroll_agent(&agent_dir, "lapas-uji").await;
     let (_agent, running) = pasopati_tests::start_agent(&agent_dir);
     // The agent dials only the first collector; the second sees the session through the store.
-    site_state_on(&mut second, "lapas-uji", |s| {
-        matches!(
-            s,
-            SiteState::Online | SiteState::Silent | SiteState::Buffering
-        )
+    site_state_on(http, &cookie, "lapas-uji", |s| {
+        matches!(s, "online" | "silent" | "buffering")
     })
     .await;
     running.stop().await;
-    site_state_on(&mut second, "lapas-uji", |s| *s == SiteState::Offline).await;
+    site_state_on(http, &cookie, "lapas-uji", |s| s == "offline").await;
 }
 
 /// An RSS feed of these (link, title, text) items (invented news about real units).
