@@ -545,6 +545,10 @@ impl Server {
                 stop.clone(),
             ))
         });
+        let alerts = tokio::spawn(newsroom::keep_alerts(
+            self.state.newsroom.clone(),
+            stop.clone(),
+        ));
         let risk = tokio::spawn(risk::keep(
             self.state.store.clone(),
             self.state.newsroom.clone(),
@@ -595,6 +599,7 @@ impl Server {
             let _ = feeds.await;
         }
         let _ = risk.await;
+        let _ = alerts.await;
         if let Some(notifications) = notifications {
             let _ = notifications.await;
         }

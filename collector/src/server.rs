@@ -135,6 +135,16 @@ impl ServerState {
     ) -> Result<ServerState, crate::CollectorError> {
         let limits = Limits::default();
         let alerts_before_start = store.last_alert()?;
+        let newsroom = Arc::new(crate::newsroom::Newsroom::new(
+            store.clone(),
+            &config.pii,
+            &config.analysis,
+        ));
+        // On a shared store this collector leads the media desk only once it holds the
+        // database's lock (`cluster::lead_media_desk`); until then it must not act as leader.
+        if store.is_postgres() {
+            newsroom.set_leading(false);
+        }
         let commits =
             crate::group_commit::GroupCommit::start(&store, limits, PiiGuard::new(&config.pii))
                 .map_err(|source| crate::CollectorError::Io {
@@ -145,11 +155,7 @@ impl ServerState {
             report_index,
             commits,
             attachments: AttachmentDir::of(&store),
-            newsroom: Arc::new(crate::newsroom::Newsroom::new(
-                store.clone(),
-                &config.pii,
-                &config.analysis,
-            )),
+            newsroom,
             guard: PiiGuard::new(&config.pii),
             store,
             authority,

@@ -622,6 +622,30 @@ impl Newsroom {
     }
 }
 
+/// How often the media desk's leader looks for alerts to record.
+pub const ALERT_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Records the alerts that hold (`Newsroom::raise_alerts`) every [`ALERT_CHECK`] until
+/// `shutdown`, whether or not this collector serves a dashboard: the others' event streams
+/// relay what the leader records.
+pub async fn keep_alerts(newsroom: Arc<Newsroom>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(ALERT_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => break,
+        }
+        let n = newsroom.clone();
+        match tokio::task::spawn_blocking(move || n.raise_alerts(Timestamp::now())).await {
+            Ok(Ok(new)) if !new.is_empty() => tracing::info!(alerts = new.len(), "alerts raised"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!("cannot record the media desk's alerts: {e}"),
+            Err(e) => tracing::warn!("the alert check stopped: {e}"),
+        }
+    }
+}
+
 /// The alerts the analysis gives (its `insights`' `alerts`) as records to keep, raised at
 /// `now`: each keyed by what it is about (`kind:series:period`), the key also its `id`.
 fn alerts_to_record(holding: Vec<serde_json::Value>, now: i64) -> Vec<NewAlert> {

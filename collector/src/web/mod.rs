@@ -558,14 +558,13 @@ pub(crate) fn check_csrf(
 
 /// Watches for changes the event stream carries but no single event reports: a site's state
 /// as the dashboard shows it (`admin::site_state`: offline once its connection closed, silent,
-/// buffering) every two seconds and whenever a connection opens or closes; and alerts: the
-/// media desk's leader records the spike alerts that hold every minute (`store/alerts.rs`,
-/// each once), and every instance streams those recorded after its cursor, every two seconds.
+/// buffering) every two seconds and whenever a connection opens or closes; and the spike
+/// alerts the media desk's leader recorded (`newsroom::keep_alerts`, `store/alerts.rs`) after
+/// its cursor, every two seconds.
 pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) {
     use crate::events::CollectorEvent;
     let mut states: std::collections::HashMap<String, crate::admin::SiteState> =
         std::collections::HashMap::new();
-    let mut ticks = 0u64;
     // A connection opening or closing is looked at at once, so that a session shorter than
     // the two-second tick still shows as online and then offline.
     let mut connections = state.events.subscribe();
@@ -599,21 +598,12 @@ pub(crate) async fn watch(state: Arc<ServerState>, shutdown: CancellationToken) 
             _ = shutdown.cancelled() => return,
         };
         let s = state.clone();
-        let check_alerts = on_timer && ticks.is_multiple_of(30);
-        if on_timer {
-            ticks += 1;
-        }
         let found = tokio::task::spawn_blocking(move || {
             let sites =
                 crate::admin::site_states(&s.store, &s.config, &s.online_sites(), only.as_ref())
                     .ok();
-            // The media desk's leader records the alerts that hold now (each once); every
-            // instance then streams what was recorded after its cursor.
-            if check_alerts {
-                if let Err(e) = s.newsroom.raise_alerts(pasopati_common::Timestamp::now()) {
-                    tracing::warn!("cannot record the media desk's alerts: {e}");
-                }
-            }
+            // The media desk's leader records the alerts (`newsroom::keep_alerts`); every
+            // instance streams what was recorded after its cursor.
             let recorded = if on_timer {
                 s.store.alerts_after(alert_cursor, 100).unwrap_or_default()
             } else {
