@@ -135,16 +135,6 @@ impl ServerState {
     ) -> Result<ServerState, crate::CollectorError> {
         let limits = Limits::default();
         let alerts_before_start = store.last_alert()?;
-        let newsroom = Arc::new(crate::newsroom::Newsroom::new(
-            store.clone(),
-            &config.pii,
-            &config.analysis,
-        ));
-        // On a shared store this collector leads the media desk only once it holds the
-        // database's lock (`cluster::lead_media_desk`); until then it must not act as leader.
-        if store.is_postgres() {
-            newsroom.set_leading(false);
-        }
         let commits =
             crate::group_commit::GroupCommit::start(&store, limits, PiiGuard::new(&config.pii))
                 .map_err(|source| crate::CollectorError::Io {
@@ -155,7 +145,11 @@ impl ServerState {
             report_index,
             commits,
             attachments: AttachmentDir::of(&store),
-            newsroom,
+            newsroom: Arc::new(crate::newsroom::Newsroom::new(
+                store.clone(),
+                &config.pii,
+                &config.analysis,
+            )),
             guard: PiiGuard::new(&config.pii),
             store,
             authority,
@@ -184,17 +178,12 @@ impl ServerState {
     /// the others published within the last few seconds. What the dashboard, `site list` and
     /// the notifications call online; closing a connection needs [`Self::connected_sites`].
     pub(crate) fn online_sites(&self) -> Vec<SiteId> {
-        let mut online = self.connected_sites();
-        let others: Vec<SiteId> = match self.elsewhere.lock() {
-            Ok(elsewhere) => elsewhere
-                .iter()
-                .filter(|s| !online.contains(s))
-                .cloned()
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        online.extend(others);
-        online
+        let mut online: std::collections::HashSet<SiteId> =
+            self.connected_sites().into_iter().collect();
+        if let Ok(elsewhere) = self.elsewhere.lock() {
+            online.extend(elsewhere.iter().cloned());
+        }
+        online.into_iter().collect()
     }
 
     /// Replaces the sites live on other collectors (see the field).

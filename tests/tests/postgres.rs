@@ -421,6 +421,24 @@ fn story_with(c: &pasopati_tests::TestCollector, link: &str) -> Option<(String, 
         .map(|s| (s.id.clone(), s.items.clone()))
 }
 
+/// The two collectors as (the one leading the media desk, the other), once exactly one of
+/// them leads (20 s at most).
+async fn leader_and_other(
+    first: pasopati_tests::TestCollector,
+    second: pasopati_tests::TestCollector,
+) -> (pasopati_tests::TestCollector, pasopati_tests::TestCollector) {
+    let wait = std::time::Duration::from_secs(20);
+    pasopati_tests::eventually("one collector leads the media desk", wait, || {
+        first.newsroom.leads() != second.newsroom.leads()
+    })
+    .await;
+    if first.newsroom.leads() {
+        (first, second)
+    } else {
+        (second, first)
+    }
+}
+
 /// On one PostgreSQL store, one collector at a time leads the media desk (polls the feeds),
 /// every collector's analysis holds what the leader stored in the same stories, and when the
 /// leader stops, the other takes over and polls.
@@ -451,13 +469,10 @@ async fn the_media_desk_runs_on_one_collector_and_moves_when_it_stops() {
         Err(why) => return skip_or_fail(test, &why),
     };
     let wait = std::time::Duration::from_secs(20);
-    pasopati_tests::eventually("one collector leads the media desk", wait, || {
-        first.newsroom.leads() != second.newsroom.leads()
-    })
-    .await;
+    let (leader, other) = leader_and_other(first, second).await;
     // Both analyses run before the feed has anything: what the follower holds later, it
     // took from the store as the leader stored it, not from a rebuild.
-    for c in [&first, &second] {
+    for c in [&leader, &other] {
         assert!(c
             .newsroom
             .stories()
@@ -469,18 +484,16 @@ async fn the_media_desk_runs_on_one_collector_and_moves_when_it_stops() {
     }
     pasopati_tests::eventually("both analyses hold the feed's story", wait, || {
         let (a, b) = (
-            story_with(&first, "https://uji.example/2"),
-            story_with(&second, "https://uji.example/2"),
+            story_with(&leader, "https://uji.example/2"),
+            story_with(&other, "https://uji.example/2"),
         );
         a.is_some() && a == b && a.is_some_and(|(_, items)| items.len() == 2)
     })
     .await;
-    let (leader, other) = if first.newsroom.leads() {
-        (first, second)
-    } else {
-        (second, first)
-    };
-    assert!(!other.newsroom.leads(), "two collectors lead at once");
+    assert!(
+        leader.newsroom.leads() && !other.newsroom.leads(),
+        "the lead moved, or two collectors lead at once"
+    );
     leader.stop().await;
     pasopati_tests::eventually("the other collector takes the lead", wait, || {
         other.newsroom.leads()
@@ -548,15 +561,7 @@ async fn alerts_are_recorded_once_by_the_leader_and_streamed_by_every_collector(
         Err(why) => return skip_or_fail(test, &why),
     };
     let wait = std::time::Duration::from_secs(20);
-    pasopati_tests::eventually("one collector leads the media desk", wait, || {
-        first.newsroom.leads() != second.newsroom.leads()
-    })
-    .await;
-    let (mut leader, mut other) = if first.newsroom.leads() {
-        (first, second)
-    } else {
-        (second, first)
-    };
+    let (mut leader, mut other) = leader_and_other(first, second).await;
     leader
         .newsroom
         .import(spike_items())

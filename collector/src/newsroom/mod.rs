@@ -646,18 +646,25 @@ pub async fn keep_alerts(newsroom: Arc<Newsroom>, shutdown: tokio_util::sync::Ca
     }
 }
 
+/// What a spike alert (as the analysis gives it, JSON) is about, stable while it holds:
+/// `kind:series:period`. It is the alert's `id` in the API and the event stream, and its key
+/// in the store.
+pub(crate) fn alert_key(alert: &serde_json::Value) -> String {
+    format!(
+        "{}:{}:{}",
+        alert["kind"].as_str().unwrap_or_default(),
+        alert["series"].as_str().unwrap_or_default(),
+        alert["period"].as_str().unwrap_or_default()
+    )
+}
+
 /// The alerts the analysis gives (its `insights`' `alerts`) as records to keep, raised at
-/// `now`: each keyed by what it is about (`kind:series:period`), the key also its `id`.
+/// `now`, each keyed by [`alert_key`], the key also its `id`.
 fn alerts_to_record(holding: Vec<serde_json::Value>, now: i64) -> Vec<NewAlert> {
     holding
         .into_iter()
         .map(|mut alert| {
-            let key = format!(
-                "{}:{}:{}",
-                alert["kind"].as_str().unwrap_or_default(),
-                alert["series"].as_str().unwrap_or_default(),
-                alert["period"].as_str().unwrap_or_default()
-            );
+            let key = alert_key(&alert);
             alert["id"] = serde_json::Value::String(key.clone());
             NewAlert {
                 key,

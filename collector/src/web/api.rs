@@ -600,13 +600,7 @@ pub(crate) fn alert_list(state: &ServerState, reach: &Reach) -> Result<Vec<Value
     let mut alerts = insights["alerts"].as_array().cloned().unwrap_or_default();
     alerts.retain(|a| reach.alert(a));
     for a in &mut alerts {
-        let id = format!(
-            "{}:{}:{}",
-            a["kind"].as_str().unwrap_or_default(),
-            a["series"].as_str().unwrap_or_default(),
-            a["period"].as_str().unwrap_or_default()
-        );
-        a["id"] = Value::String(id);
+        a["id"] = Value::String(crate::newsroom::alert_key(a));
     }
     alerts.sort_by(|a, b| b["period"].as_str().cmp(&a["period"].as_str()));
     Ok(alerts)
