@@ -9,7 +9,10 @@
 //!    the ceiling of any sync on this machine that keeps both sides durable; and one small
 //!    durable commit every 20 ms into a file while another thread commits into a second file
 //!    without pause (1,024 records, or one, a commit): the floor of filing on a busy disk.
-//!
+//!    And the collector's writer alone: the same batches, examined first, applied one per
+//!    durable transaction to a collector store (its indexes and bookkeeping, no network, agent
+//!    or analysis), with its own stage profile (`raw_collector_writer_stage.<name>`): the
+//!    ceiling of the sync that the store's layout sets.
 //! 4. fleets: the same reports shared among 1, 10, 100 and 1,000 agents draining together
 //!    (`BENCH_FLEETS=1,10` to choose).
 //! 5. filing while draining: a report filed every 20 ms at an agent whose 50,000-report
@@ -446,6 +449,60 @@ fn bench_redb_small_beside_writer(
     took
 }
 
+/// The collector's writer alone: the same batches, examined first (as a session does), applied
+/// one per durable transaction to a redb store on this disk, with no network, agent or analysis.
+/// Returns the time of the applies and commits only, and the per-stage profile of that run.
+fn bench_collector_writer(
+    root: &std::path::Path,
+    reports: &[Report],
+) -> (Duration, Vec<pasopati_common::profile::StageFigures>) {
+    use pasopati_collector::store::{BatchJob, SiteRecord, SiteStatus, Store};
+    use pasopati_common::pii::{PiiConfig, PiiGuard};
+    let dir = root.join("writer-alone");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let site = pasopati_common::SiteId::new("lapas-bench-writer").unwrap_or_else(|e| panic!("{e}"));
+    let record = SiteRecord::new(
+        site.clone(),
+        "Lapas Bench".into(),
+        pasopati_common::SiteType::Lapas,
+        "Kanwil Bench".into(),
+        SiteStatus::Active,
+        Timestamp::now(),
+    );
+    store.add_site(&record, "bench").unwrap_or_else(|e| panic!("{e}"));
+    let guard = PiiGuard::new(&PiiConfig::default());
+    let limits = pasopati_common::frame::Limits::default();
+    let epoch = pasopati_common::Epoch::random();
+    let jobs: Vec<BatchJob> = reports
+        .chunks(BATCH)
+        .enumerate()
+        .map(|(b, chunk)| {
+            let mut job = BatchJob {
+                site: site.clone(),
+                epoch,
+                batch: Batch {
+                    first_seq: (b * BATCH) as u64 + 1,
+                    reports: chunk.to_vec(),
+                },
+                now: Timestamp::now(),
+                examined: None,
+            };
+            job.examine(&guard);
+            job
+        })
+        .collect();
+    pasopati_common::profile::reset();
+    let start = Instant::now();
+    for job in jobs {
+        store
+            .apply_batches(std::slice::from_ref(&job), &limits, &guard)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let took = start.elapsed();
+    (took, pasopati_common::profile::snapshot())
+}
+
 fn bench_redb(root: &std::path::Path, reports: &[Report]) -> Duration {
     bench_redb_file(&root.join("raw.redb"), reports)
 }
@@ -501,6 +558,17 @@ async fn main() {
     println!("raw_quinn_mib_per_s={:.1}", mib_per_s(bytes, quinn));
     println!("raw_redb_seconds={:.3}", redb.as_secs_f64());
     println!("raw_redb_reports_per_s={redb_rate:.0}");
+    let (writer, stages) = bench_collector_writer(root.path(), &reports);
+    let writer_rate = n as f64 / writer.as_secs_f64();
+    println!("raw_collector_writer_reports_per_s={writer_rate:.0}");
+    println!("ceiling_ratio_collector_writer={:.3}", writer_rate / redb_rate);
+    for s in stages.iter().filter(|s| s.calls > 0) {
+        println!(
+            "raw_collector_writer_stage.{} per_report_us={:.2}",
+            s.name,
+            s.nanos as f64 / 1e3 / n as f64
+        );
+    }
     let two = bench_redb_two_writers(root.path(), &reports);
     let two_rate = n as f64 / two.as_secs_f64();
     println!("raw_redb_two_writers_reports_per_s={two_rate:.0}");
