@@ -256,4 +256,59 @@ fn check_store(dir: &Path, layout: u64) {
         ),
         "{outcome:?}"
     );
+    // The positions of the golden reports (runs since layout 4) are all still known: a replay
+    // of them is absorbed, and a changed report at one of them is refused.
+    let replay = pasopati_common::frame::Batch {
+        first_seq: 1,
+        reports: vec![
+            golden::report(1, Priority::Normal),
+            golden::report(2, Priority::Urgent),
+            golden::report(3, Priority::Normal),
+            photo,
+            golden::report(5, Priority::Normal),
+        ],
+    };
+    let guard = PiiGuard::new(&PiiConfig::default());
+    let at = Timestamp(golden::T + 120_000);
+    let outcome = store
+        .apply_batch(
+            &active,
+            golden::STORE_EPOCH,
+            &replay,
+            &Limits::default(),
+            &guard,
+            at,
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            &outcome,
+            pasopati_collector::store::BatchOutcome::Stored { hwm: 5, replayed: 5, stored, .. }
+                if stored.is_empty()
+        ),
+        "layout {layout}: {outcome:?}"
+    );
+    let mut changed = replay;
+    changed.reports.truncate(3);
+    changed.reports[2].body.push_str(" (diubah)");
+    let outcome = store
+        .apply_batch(
+            &active,
+            golden::STORE_EPOCH,
+            &changed,
+            &Limits::default(),
+            &guard,
+            at,
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            pasopati_collector::store::BatchOutcome::Refused {
+                reason: pasopati_common::frame::NackReason::Conflict { seq: 3 },
+                ..
+            }
+        ),
+        "layout {layout}: {outcome:?}"
+    );
 }

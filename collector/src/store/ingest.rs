@@ -19,14 +19,21 @@ use pasopati_common::profile;
 use pasopati_common::sync::HelloDecision;
 use pasopati_common::taxonomy::Taxonomy;
 use pasopati_common::{Epoch, Report, ReportId, Seq, SiteId, Timestamp};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
 use std::ops::RangeInclusive;
 
 /// Report id → the site that first filed it. Only that site may send later revisions.
 pub(super) const OWNERS: TableDefinition<&[u8], &str> = TableDefinition::new("owners");
-/// (site, epoch, seq) → arrival number.
-pub(super) const BY_POSITION: TableDefinition<(&str, u64, u64), u64> =
+/// (site, epoch, first seq) → (arrival number of that seq, length): a run of positions whose
+/// seqs and arrival numbers both go up by one, as a batch's reports are stored. One entry per
+/// run rather than one per report: a site draining alone writes one entry for all its batches,
+/// and one insert per batch at most (see [`PositionRun`]).
+pub(super) const POSITION_RUNS: TableDefinition<(&str, u64, u64), (u64, u64)> =
+    TableDefinition::new("position_runs");
+/// Layouts 1 to 3: (site, epoch, seq) → arrival number, one entry per report; layout 4's
+/// migration turns it into [`POSITION_RUNS`] and deletes it.
+const LEGACY_BY_POSITION: TableDefinition<(&str, u64, u64), u64> =
     TableDefinition::new("by_position");
 /// (site, epoch, first missing seq) → gap record.
 pub(super) const GAPS: TableDefinition<(&str, u64, u64), &[u8]> = TableDefinition::new("gaps");
@@ -397,7 +404,10 @@ struct RedbLedger<'t> {
     now: Timestamp,
     reports: redb::Table<'t, u64, &'static [u8]>,
     quarantine: redb::Table<'t, u64, &'static [u8]>,
-    by_position: redb::Table<'t, (&'static str, u64, u64), u64>,
+    position_runs: redb::Table<'t, (&'static str, u64, u64), (u64, u64)>,
+    /// The run of positions this batch is placing, written at [`RedbLedger::finish`] or when
+    /// a position that does not extend it comes.
+    run: Option<PositionRun>,
     by_id: redb::Table<'t, &'static [u8], u64>,
     latest: redb::Table<'t, &'static [u8], u64>,
     owners: redb::Table<'t, &'static [u8], &'static str>,
@@ -432,7 +442,8 @@ impl<'t> RedbLedger<'t> {
             now,
             reports: txn.open_table(REPORTS)?,
             quarantine: txn.open_table(QUARANTINE)?,
-            by_position: txn.open_table(BY_POSITION)?,
+            position_runs: txn.open_table(POSITION_RUNS)?,
+            run: None,
             by_id: txn.open_table(BY_ID)?,
             latest: txn.open_table(LATEST)?,
             owners: txn.open_table(OWNERS)?,
@@ -442,8 +453,12 @@ impl<'t> RedbLedger<'t> {
         })
     }
 
-    /// Moves the hwm and the arrival counter with the data; returns the reports stored.
-    fn finish(self, hwm: Seq) -> Result<Vec<StoredReport>, StoreError> {
+    /// Moves the hwm and the arrival counter with the data, writes the last run of positions;
+    /// returns the reports stored.
+    fn finish(mut self, hwm: Seq) -> Result<Vec<StoredReport>, StoreError> {
+        if let Some(run) = self.run.take() {
+            write_run(&mut self.position_runs, &self.site, self.epoch, run)?;
+        }
         let mut meta = self.txn.open_table(META)?;
         meta.insert(NEXT_ARRIVAL, self.next_arrival)?;
         let mut hwm_table = self.txn.open_table(HWM)?;
@@ -456,16 +471,32 @@ impl<'t> RedbLedger<'t> {
         }
         Ok(self.stored)
     }
+
+    /// Places report `seq` of this batch at `arrival`: it extends the run being placed, or
+    /// writes that run and begins another.
+    fn place(&mut self, seq: Seq, arrival: u64) -> Result<(), StoreError> {
+        if let Some(run) = &mut self.run {
+            if run.extend(seq, arrival) {
+                return Ok(());
+            }
+        }
+        let begun = PositionRun::new(seq, arrival);
+        if let Some(done) = self.run.replace(begun) {
+            write_run(&mut self.position_runs, &self.site, self.epoch, done)?;
+        }
+        Ok(())
+    }
 }
 
 impl Ledger for RedbLedger<'_> {
     type Error = StoreError;
 
     fn hash_at(&mut self, seq: Seq) -> Result<Option<[u8; 32]>, StoreError> {
-        let arrival = self
-            .by_position
-            .get((self.site.as_str(), self.epoch.0, seq))?
-            .map(|v| v.value());
+        let placing = self.run.as_ref().and_then(|run| run.arrival_of(seq));
+        let arrival = match placing {
+            Some(a) => Some(a),
+            None => arrival_at(&self.position_runs, &self.site, self.epoch, seq)?,
+        };
         match arrival {
             Some(a) => stored_hash(&self.reports, &self.quarantine, a),
             None => Ok(None),
@@ -528,8 +559,7 @@ impl Ledger for RedbLedger<'_> {
             )?;
         }
         let key = revision_key(&report.id, report.revision);
-        self.by_position
-            .insert((self.site.as_str(), self.epoch.0, seq), arrival)?;
+        self.place(seq, arrival)?;
         self.by_id.insert(&key[..], arrival)?;
         if self.owners.get(&report.id.0[..])?.is_none() {
             self.owners.insert(&report.id.0[..], self.site.as_str())?;
@@ -553,8 +583,7 @@ impl Ledger for RedbLedger<'_> {
         let key = revision_key(&report.id, report.revision);
         let arrival = self.by_id.get(&key[..])?.map(|v| v.value());
         if let Some(a) = arrival {
-            self.by_position
-                .insert((self.site.as_str(), self.epoch.0, seq), a)?;
+            self.place(seq, a)?;
         }
         Ok(())
     }
@@ -593,6 +622,147 @@ impl Ledger for RedbLedger<'_> {
         }
         Ok(found)
     }
+}
+
+/// A run of positions of one (site, epoch): `len` seqs from `first_seq`, stored at as many
+/// arrival numbers from `first_arrival`. Within an epoch positions are placed in seq order, so
+/// runs never overlap, and the run holding a seq is the last one beginning at or before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct PositionRun {
+    pub(super) first_seq: Seq,
+    pub(super) first_arrival: u64,
+    pub(super) len: u64,
+}
+
+impl PositionRun {
+    fn new(seq: Seq, arrival: u64) -> PositionRun {
+        PositionRun {
+            first_seq: seq,
+            first_arrival: arrival,
+            len: 1,
+        }
+    }
+
+    /// The run of a [`POSITION_RUNS`] entry.
+    pub(super) fn from_entry(first_seq: Seq, (first_arrival, len): (u64, u64)) -> PositionRun {
+        PositionRun {
+            first_seq,
+            first_arrival,
+            len,
+        }
+    }
+
+    /// The arrival number of `seq`, if the run holds it.
+    pub(super) fn arrival_of(&self, seq: Seq) -> Option<u64> {
+        let offset = seq.checked_sub(self.first_seq)?;
+        (offset < self.len).then(|| self.first_arrival + offset)
+    }
+
+    /// Takes in the position just past the run if it is `arrival`, just past its arrivals.
+    fn extend(&mut self, seq: Seq, arrival: u64) -> bool {
+        let follows = self.follows_on(&PositionRun::new(seq, arrival));
+        if follows {
+            self.len += 1;
+        }
+        follows
+    }
+
+    /// Whether `next` begins just past this run, in seqs and in arrivals.
+    fn follows_on(&self, next: &PositionRun) -> bool {
+        self.first_seq.checked_add(self.len) == Some(next.first_seq)
+            && self.first_arrival.checked_add(self.len) == Some(next.first_arrival)
+    }
+}
+
+/// The arrival number of the report at (`site`, `epoch`, `seq`), if one is placed there.
+pub(super) fn arrival_at(
+    runs: &impl ReadableTable<(&'static str, u64, u64), (u64, u64)>,
+    site: &SiteId,
+    epoch: Epoch,
+    seq: Seq,
+) -> Result<Option<u64>, StoreError> {
+    let key = (site.as_str(), epoch.0);
+    let Some(entry) = runs
+        .range((key.0, key.1, 0)..=(key.0, key.1, seq))?
+        .next_back()
+    else {
+        return Ok(None);
+    };
+    let (k, v) = entry?;
+    Ok(PositionRun::from_entry(k.value().2, v.value()).arrival_of(seq))
+}
+
+/// Writes `run` of (`site`, `epoch`), joined to the run before it when it continues that one
+/// (the next batch of a site draining alone), so the table keeps one entry for both.
+fn write_run(
+    runs: &mut redb::Table<(&'static str, u64, u64), (u64, u64)>,
+    site: &SiteId,
+    epoch: Epoch,
+    run: PositionRun,
+) -> Result<(), StoreError> {
+    let (site, epoch) = (site.as_str(), epoch.0);
+    let before = match runs
+        .range((site, epoch, 0)..(site, epoch, run.first_seq))?
+        .next_back()
+    {
+        Some(entry) => {
+            let (k, v) = entry?;
+            Some(PositionRun::from_entry(k.value().2, v.value()))
+        }
+        None => None,
+    };
+    let joined = match before {
+        Some(mut before) if before.follows_on(&run) => {
+            before.len += run.len;
+            before
+        }
+        _ => run,
+    };
+    runs.insert(
+        (site, epoch, joined.first_seq),
+        (joined.first_arrival, joined.len),
+    )?;
+    Ok(())
+}
+
+/// Layout 4's migration: turns the one-entry-per-report positions of layouts 1 to 3 into runs,
+/// in key order, and deletes the old table.
+pub(super) fn positions_into_runs(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+    let mut written = 0u64;
+    // Opening a missing table in a write transaction makes it, and redb 3.1 cannot commit a
+    // table made and deleted in one transaction: look first.
+    let legacy_name = LEGACY_BY_POSITION.name();
+    let mut tables = txn.list_tables()?;
+    if !tables.any(|t| t.name() == legacy_name) {
+        return Ok(0);
+    }
+    {
+        let legacy = txn.open_table(LEGACY_BY_POSITION)?;
+        let mut runs = txn.open_table(POSITION_RUNS)?;
+        let mut open: Option<(String, u64, PositionRun)> = None;
+        for entry in legacy.iter()? {
+            let (k, v) = entry?;
+            let (site, epoch, seq) = k.value();
+            let arrival = v.value();
+            if let Some((s, e, run)) = &mut open {
+                if s == site && *e == epoch && run.extend(seq, arrival) {
+                    continue;
+                }
+                runs.insert(
+                    (s.as_str(), *e, run.first_seq),
+                    (run.first_arrival, run.len),
+                )?;
+                written += 1;
+            }
+            open = Some((site.to_owned(), epoch, PositionRun::new(seq, arrival)));
+        }
+        if let Some((s, e, run)) = open {
+            runs.insert((s.as_str(), e, run.first_seq), (run.first_arrival, run.len))?;
+            written += 1;
+        }
+    }
+    txn.delete_table(LEGACY_BY_POSITION)?;
+    Ok(written)
 }
 
 /// The by-id key of a report revision: its id and its revision, big-endian.
@@ -790,8 +960,10 @@ fn touch_site(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::{apply, batch, report, site, store, T0};
+    use super::super::fixtures::{apply, batch, redb_store, report, site, store, T0};
     use super::*;
+    use crate::store::Store;
+    use redb::ReadableTableMetadata;
 
     const E: Epoch = Epoch(9);
 
@@ -815,6 +987,163 @@ mod tests {
             } => (hwm, stored.len(), quarantined.len() as u64, refused),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The runs of positions a redb store keeps, in key order: (site, epoch, run).
+    fn runs_of(store: &Store) -> Vec<(String, u64, PositionRun)> {
+        let txn = store.as_redb().unwrap().db.begin_read().unwrap();
+        let table = txn.open_table(POSITION_RUNS).unwrap();
+        let runs = table.iter().unwrap().map(|entry| {
+            let (k, v) = entry.unwrap();
+            let (site, epoch, first_seq) = k.value();
+            (
+                site.to_owned(),
+                epoch,
+                PositionRun::from_entry(first_seq, v.value()),
+            )
+        });
+        runs.collect()
+    }
+
+    fn run(first_seq: Seq, first_arrival: u64, len: u64) -> PositionRun {
+        PositionRun {
+            first_seq,
+            first_arrival,
+            len,
+        }
+    }
+
+    /// A site's batches stored one after another keep one run of positions; a group commit
+    /// that puts another site's reports between its batches starts new runs. Every seq is found
+    /// in them: a replay of all of them is absorbed, and a changed report at a seq inside a
+    /// run, or at the first or last seq of one, is refused as a conflict.
+    #[test]
+    fn positions_are_kept_as_runs_and_found_at_every_seq() {
+        let (_d, s) = redb_store();
+        let other = SiteId::new("rutan-lain").unwrap();
+        let record = crate::store::SiteRecord::new(
+            other.clone(),
+            "Rutan Lain".into(),
+            pasopati_common::SiteType::Rutan,
+            "Contoh".into(),
+            crate::store::SiteStatus::Active,
+            Timestamp(0),
+        );
+        s.add_site(&record, "test").unwrap();
+        let now = Timestamp(T0 + 10);
+        apply(&s, &site(), E, &batch(1, 3), now);
+        apply(&s, &site(), E, &batch(4, 3), now);
+        let one = vec![(site().to_string(), E.0, run(1, 0, 6))];
+        assert_eq!(runs_of(&s), one);
+        let theirs = |first: Seq, n: u64| {
+            let mut b = batch(first, n);
+            for r in &mut b.reports {
+                r.id.0[0] = 0x77;
+            }
+            b
+        };
+        let jobs = [
+            (other.clone(), theirs(1, 2)),
+            (site(), batch(7, 2)),
+            (other.clone(), theirs(3, 2)),
+        ]
+        .map(|(site, batch)| BatchJob {
+            site,
+            epoch: E,
+            batch,
+            now,
+            examined: None,
+        });
+        s.apply_batches(&jobs, &Limits::default(), &PiiGuard::default())
+            .unwrap();
+        let other_runs = vec![
+            (site().to_string(), E.0, run(1, 0, 6)),
+            (site().to_string(), E.0, run(7, 8, 2)),
+            (other.to_string(), E.0, run(1, 6, 2)),
+            (other.to_string(), E.0, run(3, 10, 2)),
+        ];
+        let mut expected = other_runs;
+        expected.sort_by(|a, b| (&a.0, a.2.first_seq).cmp(&(&b.0, b.2.first_seq)));
+        assert_eq!(runs_of(&s), expected);
+        match apply(&s, &site(), E, &batch(1, 8), now) {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                replayed,
+                ..
+            } => assert_eq!((hwm, stored.len(), replayed), (8, 0, 8)),
+            other => panic!("{other:?}"),
+        }
+        for seq in [1, 4, 6, 7, 8] {
+            let mut changed = batch(seq, 1);
+            changed.reports[0].body = "diubah".into();
+            assert_eq!(
+                apply(&s, &site(), E, &changed, now),
+                BatchOutcome::Refused {
+                    hwm: 8,
+                    reason: NackReason::Conflict { seq }
+                },
+                "seq {seq}"
+            );
+        }
+        // Seqs past the runs, or of another epoch, are not placed.
+        let txn = s.as_redb().unwrap().db.begin_read().unwrap();
+        let runs = txn.open_table(POSITION_RUNS).unwrap();
+        assert_eq!(arrival_at(&runs, &site(), E, 5).unwrap(), Some(4));
+        assert_eq!(arrival_at(&runs, &site(), E, 8).unwrap(), Some(9));
+        assert_eq!(arrival_at(&runs, &site(), E, 9).unwrap(), None);
+        assert_eq!(arrival_at(&runs, &site(), Epoch(10), 1).unwrap(), None);
+        assert_eq!(arrival_at(&runs, &other, E, 4).unwrap(), Some(11));
+    }
+
+    /// Layout 4's migration turns one entry per position into runs: breaks where the arrival
+    /// numbers or the seqs jump, or the site or epoch changes; every position keeps its arrival.
+    #[test]
+    fn the_migration_turns_positions_into_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("legacy.redb")).unwrap();
+        let positions: Vec<(&str, u64, u64, u64)> = vec![
+            ("a", 1, 1, 0),
+            ("a", 1, 2, 1),
+            ("a", 1, 3, 2),
+            ("a", 1, 4, 7),
+            ("a", 1, 5, 8),
+            ("a", 1, 7, 9),
+            ("a", 2, 8, 10),
+            ("b", 1, 1, 3),
+            ("b", 1, 2, 4),
+        ];
+        let txn = db.begin_write().unwrap();
+        assert_eq!(positions_into_runs(&txn).unwrap(), 0, "no legacy table");
+        {
+            let mut legacy = txn.open_table(LEGACY_BY_POSITION).unwrap();
+            for (site, epoch, seq, arrival) in &positions {
+                legacy.insert((*site, *epoch, *seq), *arrival).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        let txn = db.begin_write().unwrap();
+        assert_eq!(positions_into_runs(&txn).unwrap(), 5);
+        txn.commit().unwrap();
+        let txn = db.begin_read().unwrap();
+        let runs = txn.open_table(POSITION_RUNS).unwrap();
+        assert_eq!(runs.len().unwrap(), 5);
+        for (site, epoch, seq, arrival) in positions {
+            let site = SiteId::new(site).unwrap();
+            assert_eq!(
+                arrival_at(&runs, &site, Epoch(epoch), seq).unwrap(),
+                Some(arrival),
+                "{site} {epoch} {seq}"
+            );
+        }
+        assert_eq!(
+            arrival_at(&runs, &SiteId::new("a").unwrap(), Epoch(1), 6).unwrap(),
+            None
+        );
+        assert!(matches!(
+            txn.open_table(LEGACY_BY_POSITION),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ));
     }
 
     /// The owners of report ids, read at once: each filed id with its site, unknown ids left

@@ -294,10 +294,14 @@ impl RedbStore {
 /// 3. Adds the regional roles (`Role` variants appended, so older users still decode), the
 ///    `official_responses`, `notifications` and `notify_active` tables; a release of an
 ///    earlier layout ignores the tables (and cannot sign in a regional user).
+/// 4. Keeps a site's positions as runs (`position_runs`, ingest.rs) instead of one
+///    `by_position` entry per report, which the migration converts and deletes. A release of
+///    an earlier layout would miss the positions (and so a changed report resent at a seq it
+///    holds), so it refuses the file: `oldest_reader` is 4.
 pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
     kind: "store",
-    current: 3,
-    oldest_reader: 1,
+    current: 4,
+    oldest_reader: 4,
 };
 
 /// Opens every table but the sessions' (made at the first login; users.rs), so readers never
@@ -308,7 +312,7 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(sites::TOKENS)?;
     txn.open_table(HWM)?;
     txn.open_table(REPORTS)?;
-    txn.open_table(ingest::BY_POSITION)?;
+    txn.open_table(ingest::POSITION_RUNS)?;
     txn.open_table(BY_ID)?;
     txn.open_table(LATEST)?;
     txn.open_table(INDEX_LATE)?;
@@ -362,7 +366,13 @@ impl RedbStore {
         let path = data_dir.join(STORE_FILE);
         let (db, ()) = pasopati_common::storage::open_prepared(&path, |txn, fresh| {
             open_tables(txn)?;
-            LAYOUT.prepare(txn, &path, META, fresh, |_from| Ok::<_, StoreError>(()))
+            LAYOUT.prepare(txn, &path, META, fresh, |from| {
+                if from == 3 {
+                    let runs = ingest::positions_into_runs(txn)?;
+                    tracing::info!(runs, "store layout 4: report positions kept as runs");
+                }
+                Ok::<_, StoreError>(())
+            })
         })?;
         Ok(RedbStore { db, path })
     }

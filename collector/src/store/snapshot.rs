@@ -122,7 +122,7 @@ impl RedbStore {
         copy.table(&source, LATEST)?;
         copy.table(&source, INDEX_LATE)?;
         copy.table(&source, ingest::OWNERS)?;
-        copy.table(&source, ingest::BY_POSITION)?;
+        copy.table(&source, ingest::POSITION_RUNS)?;
         copy.table(&source, ingest::GAPS)?;
         copy.table(&source, ingest::VERDICTS)?;
         copy.table(&source, ingest::REJECTIONS)?;

@@ -470,7 +470,9 @@ fn bench_collector_writer(
         SiteStatus::Active,
         Timestamp::now(),
     );
-    store.add_site(&record, "bench").unwrap_or_else(|e| panic!("{e}"));
+    store
+        .add_site(&record, "bench")
+        .unwrap_or_else(|e| panic!("{e}"));
     let guard = PiiGuard::new(&PiiConfig::default());
     let limits = pasopati_common::frame::Limits::default();
     let epoch = pasopati_common::Epoch::random();
@@ -561,7 +563,10 @@ async fn main() {
     let (writer, stages) = bench_collector_writer(root.path(), &reports);
     let writer_rate = n as f64 / writer.as_secs_f64();
     println!("raw_collector_writer_reports_per_s={writer_rate:.0}");
-    println!("ceiling_ratio_collector_writer={:.3}", writer_rate / redb_rate);
+    println!(
+        "ceiling_ratio_collector_writer={:.3}",
+        writer_rate / redb_rate
+    );
     for s in stages.iter().filter(|s| s.calls > 0) {
         println!(
             "raw_collector_writer_stage.{} per_report_us={:.2}",

@@ -417,7 +417,7 @@ fn redb_tables() -> Vec<String> {
         LATEST.name(),
         BY_ID.name(),
         INDEX_LATE.name(),
-        ingest::BY_POSITION.name(),
+        ingest::POSITION_RUNS.name(),
         ingest::OWNERS.name(),
         ingest::VERDICTS.name(),
         ingest::GAPS.name(),
@@ -649,16 +649,34 @@ fn index_late(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flo
     each(txn, INDEX_LATE, skip, sink, |k, _| Ok(vec![int(k.value())]))
 }
 
+/// One row per position: each run of positions (`ingest::POSITION_RUNS`) gives a row for every
+/// seq it holds, as PostgreSQL keeps them.
 fn positions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
-    each(txn, ingest::BY_POSITION, skip, sink, |k, v| {
-        let (site, epoch, seq) = k.value();
-        Ok(vec![
-            text(site),
-            Cell::Int(epoch_col(epoch)),
-            int(seq),
-            int(v.value()),
-        ])
-    })
+    let Some(table) = open(txn, ingest::POSITION_RUNS)? else {
+        return Ok(ControlFlow::Continue(()));
+    };
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        let (site, epoch, first_seq) = k.value();
+        let run = ingest::PositionRun::from_entry(first_seq, v.value());
+        if *skip >= run.len {
+            *skip -= run.len;
+            continue;
+        }
+        let from = std::mem::take(skip);
+        for offset in from..run.len {
+            let row = vec![
+                text(site),
+                Cell::Int(epoch_col(epoch)),
+                int(run.first_seq + offset),
+                int(run.first_arrival + offset),
+            ];
+            if sink(row)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 fn owners(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
@@ -1387,6 +1405,34 @@ mod tests {
         let out = apply(&moved, &site(), Epoch(1), &batch(41, 3), Timestamp(T0 + 20));
         let out_redb = apply(&s, &site(), Epoch(1), &batch(41, 3), Timestamp(T0 + 20));
         assert_eq!(format!("{out:?}"), format!("{out_redb:?}"));
+    }
+
+    /// The positions, kept as runs in redb, give one row per seq, and a move that goes on
+    /// from any row (inside a run, at its edge, past the end) gives the rows from there.
+    #[test]
+    fn positions_give_a_row_per_seq_from_any_row_on() {
+        let (_dir, s) = filled();
+        let read = s.as_redb().unwrap().db.begin_read().unwrap();
+        let rows_from = |from: u64| {
+            let mut rows = Vec::new();
+            let mut skip = from;
+            let flow = positions(&read, &mut skip, &mut |row| {
+                rows.push(row);
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+            assert!(flow.is_continue());
+            rows
+        };
+        let all = rows_from(0);
+        // 40 seqs of the first epoch, 7 of the second.
+        assert_eq!(all.len(), 47);
+        assert_eq!(all[0][2..], [Cell::Int(1), Cell::Int(0)]);
+        assert_eq!(all[46][2..], [Cell::Int(7), Cell::Int(46)]);
+        for from in [1, 20, 39, 40, 41, 46, 47, 60] {
+            let from_usize = (from as usize).min(all.len());
+            assert_eq!(rows_from(from), all[from_usize..], "from {from}");
+        }
     }
 
     #[test]
