@@ -23,8 +23,10 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::Serialize;
 use std::ops::RangeInclusive;
 
-/// Report id → the site that first filed it. Only that site may send later revisions.
-pub(super) const OWNERS: TableDefinition<&[u8], &str> = TableDefinition::new("owners");
+/// Layouts 1 to 3: report id → the site that first filed it. Every revision's record names its
+/// site and only that site may store more, so the owner is read from the first revision held
+/// ([`owner_of`]); layout 4's migration deletes this table, a fifth write per report.
+const LEGACY_OWNERS: TableDefinition<&[u8], &str> = TableDefinition::new("owners");
 /// (site, epoch, first seq) → (arrival number of that seq, length): a run of positions whose
 /// seqs and arrival numbers both go up by one, as a batch's reports are stored. One entry per
 /// run rather than one per report: a site draining alone writes one entry for all its batches,
@@ -396,7 +398,7 @@ fn apply_one(
 }
 
 /// The ingest rules' ledger over one write transaction: positions, the (id, revision) index,
-/// owners, the latest revision shown, and arrival numbers.
+/// the latest revision shown, and arrival numbers (owners are read from the revisions).
 struct RedbLedger<'t> {
     txn: &'t redb::WriteTransaction,
     site: SiteId,
@@ -410,7 +412,6 @@ struct RedbLedger<'t> {
     run: Option<PositionRun>,
     by_id: redb::Table<'t, &'static [u8], u64>,
     latest: redb::Table<'t, &'static [u8], u64>,
-    owners: redb::Table<'t, &'static [u8], &'static str>,
     verdicts: redb::Table<'t, (&'static str, u64, u64), &'static [u8]>,
     next_arrival: u64,
     stored: Vec<StoredReport>,
@@ -446,7 +447,6 @@ impl<'t> RedbLedger<'t> {
             run: None,
             by_id: txn.open_table(BY_ID)?,
             latest: txn.open_table(LATEST)?,
-            owners: txn.open_table(OWNERS)?,
             verdicts: txn.open_table(VERDICTS)?,
             next_arrival,
             stored: Vec::new(),
@@ -517,13 +517,7 @@ impl Ledger for RedbLedger<'_> {
     }
 
     fn owner(&mut self, id: &ReportId) -> Result<Option<SiteId>, StoreError> {
-        owner_of(
-            &self.owners,
-            &self.by_id,
-            &self.reports,
-            &self.quarantine,
-            id,
-        )
+        owner_of(&self.by_id, &self.reports, &self.quarantine, id)
     }
 
     fn hold(
@@ -561,9 +555,6 @@ impl Ledger for RedbLedger<'_> {
         let key = revision_key(&report.id, report.revision);
         self.place(seq, arrival)?;
         self.by_id.insert(&key[..], arrival)?;
-        if self.owners.get(&report.id.0[..])?.is_none() {
-            self.owners.insert(&report.id.0[..], self.site.as_str())?;
-        }
         // The highest clean revision is the one shown; a quarantined one never hides the
         // clean revision before it.
         if clean {
@@ -729,11 +720,7 @@ fn write_run(
 /// in key order, and deletes the old table.
 pub(super) fn positions_into_runs(txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
     let mut written = 0u64;
-    // Opening a missing table in a write transaction makes it, and redb 3.1 cannot commit a
-    // table made and deleted in one transaction: look first.
-    let legacy_name = LEGACY_BY_POSITION.name();
-    let mut tables = txn.list_tables()?;
-    if !tables.any(|t| t.name() == legacy_name) {
+    if !has_table(txn, LEGACY_BY_POSITION)? {
         return Ok(0);
     }
     {
@@ -765,6 +752,27 @@ pub(super) fn positions_into_runs(txn: &redb::WriteTransaction) -> Result<u64, S
     Ok(written)
 }
 
+/// Layout 4's migration: deletes the owners table of layouts 1 to 3 (owners are read from the
+/// revisions now, [`owner_of`]).
+pub(super) fn forget_owners(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    if has_table(txn, LEGACY_OWNERS)? {
+        txn.delete_table(LEGACY_OWNERS)?;
+    }
+    Ok(())
+}
+
+/// Whether the store has the table `definition` names. A migration looks before it opens an
+/// old table: opening a missing one in a write transaction makes it, and redb 3.1 cannot commit
+/// a table made and deleted in one transaction.
+fn has_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::WriteTransaction,
+    definition: TableDefinition<K, V>,
+) -> Result<bool, StoreError> {
+    let name = definition.name();
+    let found = txn.list_tables()?.any(|t| t.name() == name);
+    Ok(found)
+}
+
 /// The by-id key of a report revision: its id and its revision, big-endian.
 fn revision_key(id: &ReportId, revision: u32) -> [u8; 20] {
     let mut key = [0u8; 20];
@@ -773,18 +781,16 @@ fn revision_key(id: &ReportId, revision: u32) -> [u8; 20] {
     key
 }
 
-/// The site that owns report `id`: the one that first filed it. Reports stored before the
-/// owners table existed are found through any stored revision.
-fn owner_of(
-    owners: &redb::Table<&'static [u8], &'static str>,
-    by_id: &redb::Table<&'static [u8], u64>,
-    reports: &redb::Table<u64, &'static [u8]>,
-    quarantine: &redb::Table<u64, &'static [u8]>,
+/// The site that owns report `id`: the one that first filed it, the only one that may store
+/// more of its revisions. Every revision held is in the reports or the quarantine under its arrival number (a release
+/// keeps the number, a purge keeps the record's site), and all of them are that site's, since
+/// the rules refuse another site's; so the first one found names the owner.
+pub(super) fn owner_of(
+    by_id: &impl ReadableTable<&'static [u8], u64>,
+    reports: &impl ReadableTable<u64, &'static [u8]>,
+    quarantine: &impl ReadableTable<u64, &'static [u8]>,
     id: &ReportId,
 ) -> Result<Option<SiteId>, StoreError> {
-    if let Some(site) = owners.get(&id.0[..])? {
-        return Ok(SiteId::new(site.value()).ok());
-    }
     let (from, to) = revision_range(id);
     for entry in by_id.range(&from[..]..=&to[..])? {
         let arrival = entry?.1.value();
@@ -1098,6 +1104,7 @@ mod tests {
 
     /// Layout 4's migration turns one entry per position into runs: breaks where the arrival
     /// numbers or the seqs jump, or the site or epoch changes; every position keeps its arrival.
+    /// It deletes the owners table, and both steps do nothing on a store without the tables.
     #[test]
     fn the_migration_turns_positions_into_runs() {
         let dir = tempfile::tempdir().unwrap();
@@ -1115,15 +1122,19 @@ mod tests {
         ];
         let txn = db.begin_write().unwrap();
         assert_eq!(positions_into_runs(&txn).unwrap(), 0, "no legacy table");
+        forget_owners(&txn).unwrap();
         {
             let mut legacy = txn.open_table(LEGACY_BY_POSITION).unwrap();
             for (site, epoch, seq, arrival) in &positions {
                 legacy.insert((*site, *epoch, *seq), *arrival).unwrap();
             }
+            let mut owners = txn.open_table(LEGACY_OWNERS).unwrap();
+            owners.insert(&[1u8; 16][..], "a").unwrap();
         }
         txn.commit().unwrap();
         let txn = db.begin_write().unwrap();
         assert_eq!(positions_into_runs(&txn).unwrap(), 5);
+        forget_owners(&txn).unwrap();
         txn.commit().unwrap();
         let txn = db.begin_read().unwrap();
         let runs = txn.open_table(POSITION_RUNS).unwrap();
@@ -1144,19 +1155,32 @@ mod tests {
             txn.open_table(LEGACY_BY_POSITION),
             Err(redb::TableError::TableDoesNotExist(_))
         ));
+        assert!(matches!(
+            txn.open_table(LEGACY_OWNERS),
+            Err(redb::TableError::TableDoesNotExist(_))
+        ));
     }
 
-    /// The owners of report ids, read at once: each filed id with its site, unknown ids left
-    /// out (on the backend the tests are set to).
+    /// The owners of report ids, read at once: each filed id with its site (one held only in
+    /// the quarantine too), unknown ids left out (on the backend the tests are set to).
     #[test]
     fn the_owners_of_report_ids_are_read_at_once() {
         let (_dir, store) = store();
         apply(&store, &site(), E, &batch(1, 3), Timestamp(T0 + 10));
-        let ids: Vec<ReportId> = [1, 3, 7].iter().map(|&n| report(n).id).collect();
+        let mut held = report(4);
+        held.body = "Hubungi 081234567890".into();
+        let b = Batch {
+            first_seq: 4,
+            reports: vec![held],
+        };
+        let (_, _, quarantined, _) = stored_outcome(apply(&store, &site(), E, &b, Timestamp(T0)));
+        assert_eq!(quarantined, 1);
+        let ids: Vec<ReportId> = [1, 3, 7, 4].iter().map(|&n| report(n).id).collect();
         let owners = store.owners_of(&ids).unwrap();
-        assert_eq!(owners.len(), 2, "{owners:?}");
+        assert_eq!(owners.len(), 3, "{owners:?}");
         assert_eq!(owners.get(&ids[0]), Some(&site()));
         assert_eq!(owners.get(&ids[1]), Some(&site()));
+        assert_eq!(owners.get(&ids[3]), Some(&site()));
         assert!(store.owners_of(&[]).unwrap().is_empty());
     }
 

@@ -295,9 +295,10 @@ impl RedbStore {
 ///    `official_responses`, `notifications` and `notify_active` tables; a release of an
 ///    earlier layout ignores the tables (and cannot sign in a regional user).
 /// 4. Keeps a site's positions as runs (`position_runs`, ingest.rs) instead of one
-///    `by_position` entry per report, which the migration converts and deletes. A release of
-///    an earlier layout would miss the positions (and so a changed report resent at a seq it
-///    holds), so it refuses the file: `oldest_reader` is 4.
+///    `by_position` entry per report, which the migration converts and deletes; and reads a
+///    report's owner from its revisions, so the migration deletes `owners` too. A release of
+///    an earlier layout would miss the positions and owners (and so a changed report resent
+///    at a seq it holds, or another site's edit), so it refuses the file: `oldest_reader` is 4.
 pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
     kind: "store",
     current: 4,
@@ -316,7 +317,6 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(BY_ID)?;
     txn.open_table(LATEST)?;
     txn.open_table(INDEX_LATE)?;
-    txn.open_table(ingest::OWNERS)?;
     txn.open_table(ingest::GAPS)?;
     txn.open_table(ingest::REJECTIONS)?;
     txn.open_table(ingest::VERDICTS)?;
@@ -369,6 +369,7 @@ impl RedbStore {
             LAYOUT.prepare(txn, &path, META, fresh, |from| {
                 if from == 3 {
                     let runs = ingest::positions_into_runs(txn)?;
+                    ingest::forget_owners(txn)?;
                     tracing::info!(runs, "store layout 4: report positions kept as runs");
                 }
                 Ok::<_, StoreError>(())

@@ -231,22 +231,13 @@ impl RedbStore {
         ids: &[ReportId],
     ) -> Result<std::collections::HashMap<ReportId, SiteId>, StoreError> {
         let txn = self.db.begin_read()?;
-        let owners = txn.open_table(super::ingest::OWNERS)?;
-        let latest = txn.open_table(LATEST)?;
+        let by_id = txn.open_table(BY_ID)?;
         let reports = txn.open_table(REPORTS)?;
+        let quarantine = txn.open_table(QUARANTINE)?;
         let mut found = std::collections::HashMap::with_capacity(ids.len());
         for id in ids {
-            if let Some(site) = owners.get(&id.0[..])? {
-                if let Ok(site) = SiteId::new(site.value()) {
-                    found.insert(*id, site);
-                }
-                continue;
-            }
-            // Reports stored before the owners table existed: the latest revision says.
-            if let Some(arrival) = latest.get(&id.0[..])?.map(|v| v.value()) {
-                if let Some(v) = reports.get(arrival)? {
-                    found.insert(*id, decode::<StoredReport>(v.value())?.site);
-                }
+            if let Some(site) = super::ingest::owner_of(&by_id, &reports, &quarantine, id)? {
+                found.insert(*id, site);
             }
         }
         Ok(found)

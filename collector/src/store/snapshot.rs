@@ -121,7 +121,6 @@ impl RedbStore {
         copy.table(&source, BY_ID)?;
         copy.table(&source, LATEST)?;
         copy.table(&source, INDEX_LATE)?;
-        copy.table(&source, ingest::OWNERS)?;
         copy.table(&source, ingest::POSITION_RUNS)?;
         copy.table(&source, ingest::GAPS)?;
         copy.table(&source, ingest::VERDICTS)?;

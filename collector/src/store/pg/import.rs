@@ -418,7 +418,6 @@ fn redb_tables() -> Vec<String> {
         BY_ID.name(),
         INDEX_LATE.name(),
         ingest::POSITION_RUNS.name(),
-        ingest::OWNERS.name(),
         ingest::VERDICTS.name(),
         ingest::GAPS.name(),
         ingest::REJECTIONS.name(),
@@ -679,10 +678,41 @@ fn positions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow
     Ok(ControlFlow::Continue(()))
 }
 
+/// One row per report id held: its owner, read from its revisions (`ingest::owner_of`), as
+/// PostgreSQL's `owners` table keeps it.
 fn owners(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
-    each(txn, ingest::OWNERS, skip, sink, |k, v| {
-        Ok(vec![bytes(k.value()), text(v.value())])
-    })
+    let tables = (
+        open(txn, BY_ID)?,
+        open(txn, REPORTS)?,
+        open(txn, QUARANTINE)?,
+    );
+    let (Some(by_id), Some(reports), Some(quarantine)) = tables else {
+        return Ok(ControlFlow::Continue(()));
+    };
+    let mut previous: Option<pasopati_common::ReportId> = None;
+    for entry in by_id.iter()? {
+        let (k, _) = entry?;
+        let id = k
+            .value()
+            .get(..16)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .map(pasopati_common::ReportId)
+            .ok_or_else(|| StoreError::Corrupt("a by_id key shorter than a report id".into()))?;
+        if previous.replace(id) == Some(id) {
+            continue;
+        }
+        let Some(site) = ingest::owner_of(&by_id, &reports, &quarantine, &id)? else {
+            continue;
+        };
+        if *skip > 0 {
+            *skip -= 1;
+            continue;
+        }
+        if sink(vec![bytes(&id.0), text(site.as_str())])?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// A table keyed by (site, epoch, seq) holding records.
