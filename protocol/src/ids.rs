@@ -157,6 +157,9 @@ pub type Seq = u64;
 
 /// The stable id of a report: 48 bits of filing time in milliseconds followed by 80 random bits,
 /// so ids sort roughly by filing time and never collide in practice. Written as 32 hex digits.
+/// The time first matters to the collector: its id-keyed indexes then grow at their end, where
+/// a random id would dirty a page of each per report wherever it falls (in redb, 23 µs an entry
+/// at a million entries against 2.4 µs in order; TESTING.md).
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode, Serialize, Deserialize,
 )]
