@@ -208,6 +208,7 @@ fn check_store(dir: &Path, layout: u64) {
             .as_ref(),
         photo.attachments.first()
     );
+    assert_eq!(store.shown_count().unwrap(), 4, "layout {layout}");
     let beats = store.heartbeats(&active).unwrap();
     assert_eq!(beats.len(), 1);
     assert_eq!(beats[0].1.backlog, 4);

@@ -3,11 +3,11 @@
 //! heartbeat leave behind; gaps, and the log of refusals.
 
 use super::media::expect_attachments;
-use super::reports::{revision_range, show_if_newest, Quarantined, StoredReport};
+use super::reports::{add_shown, revision_range, shown_arrival, Quarantined, StoredReport};
 use super::sites::update_site;
 use super::{
-    decode, encode, next_number, Health, RedbStore, SiteRecord, StoreError, BY_ID, HWM, LATEST,
-    META, QUARANTINE, REPORTS,
+    decode, encode, next_number, Health, RedbStore, SiteRecord, StoreError, BY_ID, HWM, META,
+    QUARANTINE, REPORTS,
 };
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{Batch, Heartbeat, Limits, NackReason, RefusedReport};
@@ -411,7 +411,8 @@ struct RedbLedger<'t> {
     /// a position that does not extend it comes.
     run: Option<PositionRun>,
     by_id: redb::Table<'t, &'static [u8], u64>,
-    latest: redb::Table<'t, &'static [u8], u64>,
+    /// Reports given their first clean revision by this batch: that many more are shown.
+    newly_shown: u64,
     verdicts: redb::Table<'t, (&'static str, u64, u64), &'static [u8]>,
     next_arrival: u64,
     stored: Vec<StoredReport>,
@@ -446,7 +447,7 @@ impl<'t> RedbLedger<'t> {
             position_runs: txn.open_table(POSITION_RUNS)?,
             run: None,
             by_id: txn.open_table(BY_ID)?,
-            latest: txn.open_table(LATEST)?,
+            newly_shown: 0,
             verdicts: txn.open_table(VERDICTS)?,
             next_arrival,
             stored: Vec::new(),
@@ -461,6 +462,7 @@ impl<'t> RedbLedger<'t> {
         }
         let mut meta = self.txn.open_table(META)?;
         meta.insert(NEXT_ARRIVAL, self.next_arrival)?;
+        add_shown(&mut meta, self.newly_shown)?;
         let mut hwm_table = self.txn.open_table(HWM)?;
         let old = hwm_table
             .get((self.site.as_str(), self.epoch.0))?
@@ -539,6 +541,11 @@ impl Ledger for RedbLedger<'_> {
         };
         let clean = findings.is_empty();
         if clean {
+            // The highest clean revision is the one shown (`reports::shown_arrival`), which
+            // takes nothing to record; a report with no clean revision before is one more shown.
+            if shown_arrival(&self.by_id, &self.reports, &report.id)?.is_none() {
+                self.newly_shown += 1;
+            }
             self.reports.insert(arrival, encode(&record).as_slice())?;
             expect_attachments(self.txn, &self.site, &report.attachments)?;
             self.stored.push(record);
@@ -555,17 +562,6 @@ impl Ledger for RedbLedger<'_> {
         let key = revision_key(&report.id, report.revision);
         self.place(seq, arrival)?;
         self.by_id.insert(&key[..], arrival)?;
-        // The highest clean revision is the one shown; a quarantined one never hides the
-        // clean revision before it.
-        if clean {
-            show_if_newest(
-                &mut self.latest,
-                &self.reports,
-                &self.quarantine,
-                report,
-                arrival,
-            )?;
-        }
         self.next_arrival += 1;
         Ok(())
     }
@@ -764,7 +760,7 @@ pub(super) fn forget_owners(txn: &redb::WriteTransaction) -> Result<(), StoreErr
 /// Whether the store has the table `definition` names. A migration looks before it opens an
 /// old table: opening a missing one in a write transaction makes it, and redb 3.1 cannot commit
 /// a table made and deleted in one transaction.
-fn has_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+pub(super) fn has_table<K: redb::Key + 'static, V: redb::Value + 'static>(
     txn: &redb::WriteTransaction,
     definition: TableDefinition<K, V>,
 ) -> Result<bool, StoreError> {
@@ -1159,6 +1155,54 @@ mod tests {
             txn.open_table(LEGACY_OWNERS),
             Err(redb::TableError::TableDoesNotExist(_))
         ));
+    }
+
+    /// The revision shown of each report is its highest clean one, and the count of reports
+    /// shown follows: a revision replaces the shown one without adding to the count, a report
+    /// held only in the quarantine adds nothing until it is released, a quarantined revision
+    /// shows nothing new until it is released (on the backend the tests are set to).
+    #[test]
+    fn the_highest_clean_revision_is_shown_and_counted_once() {
+        let (_d, s) = store();
+        let now = Timestamp(T0 + 10);
+        apply(&s, &site(), E, &batch(1, 3), now);
+        assert_eq!(s.shown_count().unwrap(), 3);
+        let edited = revision_of(&report(1), 1, |r| r.body = "Isi yang diperbarui".into());
+        let mut held = report(4);
+        held.body = "Hubungi 081234567890".into();
+        let held_revision = revision_of(&report(2), 1, |r| r.body = "Hubungi 081234567890".into());
+        let b = Batch {
+            first_seq: 4,
+            reports: vec![edited.clone(), held.clone(), held_revision.clone()],
+        };
+        let (_, stored, quarantined, _) = stored_outcome(apply(&s, &site(), E, &b, now));
+        assert_eq!((stored, quarantined), (1, 2));
+        assert_eq!(s.shown_count().unwrap(), 3);
+        assert_eq!(s.report(&edited.id).unwrap().unwrap().report, edited);
+        assert_eq!(s.report(&report(2).id).unwrap().unwrap().report.revision, 0);
+        assert!(s.report(&held.id).unwrap().is_none());
+        let listed = |s: &Store| -> Vec<(ReportId, u32)> {
+            let all = s.reports(&crate::store::ReportQuery::default()).unwrap();
+            all.iter()
+                .map(|r| (r.report.id, r.report.revision))
+                .collect()
+        };
+        assert_eq!(
+            listed(&s),
+            [(report(2).id, 0), (report(3).id, 0), (edited.id, 1)]
+        );
+        for q in s.quarantine().unwrap() {
+            s.release_quarantined(q.report.arrival, "admin", "bukan data WBP", now)
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(s.shown_count().unwrap(), 4);
+        assert_eq!(s.report(&held.id).unwrap().unwrap().report, held);
+        assert_eq!(
+            s.report(&report(2).id).unwrap().unwrap().report,
+            held_revision
+        );
+        assert_eq!(s.newest_shown(0, 10).unwrap().len(), 4);
     }
 
     /// The owners of report ids, read at once: each filed id with its site (one held only in

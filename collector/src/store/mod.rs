@@ -95,8 +95,6 @@ const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 /// Report id and revision (16 + 4 bytes) → arrival number of that revision.
 const BY_ID: TableDefinition<&[u8], u64> = TableDefinition::new("by_id");
-/// Report id → arrival number of its latest revision.
-const LATEST: TableDefinition<&[u8], u64> = TableDefinition::new("latest");
 /// Arrival numbers of reports released from quarantine that the report index has not taken
 /// yet (`crate::report_index`): it follows arrivals, and a released report keeps its old one.
 const INDEX_LATE: TableDefinition<u64, ()> = TableDefinition::new("index_late");
@@ -296,9 +294,11 @@ impl RedbStore {
 ///    earlier layout ignores the tables (and cannot sign in a regional user).
 /// 4. Keeps a site's positions as runs (`position_runs`, ingest.rs) instead of one
 ///    `by_position` entry per report, which the migration converts and deletes; and reads a
-///    report's owner from its revisions, so the migration deletes `owners` too. A release of
-///    an earlier layout would miss the positions and owners (and so a changed report resent
-///    at a seq it holds, or another site's edit), so it refuses the file: `oldest_reader` is 4.
+///    report's owner and its revision shown from its revisions, so the migration deletes
+///    `owners` and `latest` too (counting the latter into `shown_count`). A release of an
+///    earlier layout would miss the positions, owners and reports shown (and so a changed
+///    report resent at a seq it holds, or another site's edit), so it refuses the file:
+///    `oldest_reader` is 4.
 pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
     kind: "store",
     current: 4,
@@ -315,7 +315,6 @@ fn open_tables(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(REPORTS)?;
     txn.open_table(ingest::POSITION_RUNS)?;
     txn.open_table(BY_ID)?;
-    txn.open_table(LATEST)?;
     txn.open_table(INDEX_LATE)?;
     txn.open_table(ingest::GAPS)?;
     txn.open_table(ingest::REJECTIONS)?;
@@ -370,6 +369,7 @@ impl RedbStore {
                 if from == 3 {
                     let runs = ingest::positions_into_runs(txn)?;
                     ingest::forget_owners(txn)?;
+                    reports::forget_latest(txn)?;
                     tracing::info!(runs, "store layout 4: report positions kept as runs");
                 }
                 Ok::<_, StoreError>(())

@@ -1,11 +1,12 @@
 //! The reports as the collector keeps them: every stored revision (by arrival, by (id,
-//! revision), the latest one per id), the quarantine of reports carrying inmate identity data
-//! (released or purged by an admin), and the queries that list them.
+//! revision); the one shown per id is the highest stored clean, [`shown_arrival`]), the
+//! quarantine of reports carrying inmate identity data (released or purged by an admin), and
+//! the queries that list them.
 
 use super::audit::audit;
 use super::media::expect_attachments;
 use super::{
-    change_record, decode, encode, RedbStore, StoreError, BY_ID, INDEX_LATE, LATEST, QUARANTINE,
+    change_record, decode, encode, RedbStore, StoreError, BY_ID, INDEX_LATE, META, QUARANTINE,
     REPORTS,
 };
 use bincode::{Decode, Encode};
@@ -47,7 +48,7 @@ impl RedbStore {
     pub fn reports(&self, query: &ReportQuery) -> Result<Vec<StoredReport>, StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
-        let latest = txn.open_table(LATEST)?;
+        let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         let limit = query.limit.unwrap_or(usize::MAX);
         for entry in reports.range(query.after_arrival.unwrap_or(0)..)? {
@@ -58,7 +59,7 @@ impl RedbStore {
             if query.site.as_ref().is_some_and(|s| s != &r.site) {
                 continue;
             }
-            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) {
+            if !is_shown(&by_id, &reports, &r)? {
                 continue;
             }
             out.push(r);
@@ -75,10 +76,10 @@ impl RedbStore {
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
-        let latest = txn.open_table(LATEST)?;
+        let by_id = txn.open_table(BY_ID)?;
         for entry in reports.range(from..)?.rev() {
             let r: StoredReport = decode(entry?.1.value())?;
-            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) == Some(r.arrival) {
+            if is_shown(&by_id, &reports, &r)? {
                 visit(r);
             }
         }
@@ -95,7 +96,7 @@ impl RedbStore {
     ) -> Result<(Vec<StoredReport>, u64), StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
-        let latest = txn.open_table(LATEST)?;
+        let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         let mut next = from;
         for entry in reports.range(from..)? {
@@ -105,7 +106,7 @@ impl RedbStore {
             let (arrival, value) = entry?;
             next = arrival.value().saturating_add(1);
             let r: StoredReport = decode(value.value())?;
-            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) == Some(r.arrival) {
+            if is_shown(&by_id, &reports, &r)? {
                 out.push(r);
             }
         }
@@ -115,7 +116,9 @@ impl RedbStore {
     /// How many reports are shown (each at its latest clean revision), without reading them.
     pub fn shown_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
-        Ok(txn.open_table(LATEST)?.len()?)
+        let meta = txn.open_table(META)?;
+        let shown = meta.get(SHOWN_COUNT)?.map(|v| v.value()).unwrap_or(0);
+        Ok(shown)
     }
 
     /// The shown reports, newest first: `limit` of them after skipping `offset`. Reads only
@@ -127,7 +130,7 @@ impl RedbStore {
     ) -> Result<Vec<StoredReport>, StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
-        let latest = txn.open_table(LATEST)?;
+        let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         let mut seen = 0usize;
         for entry in reports.iter()?.rev() {
@@ -135,7 +138,7 @@ impl RedbStore {
                 break;
             }
             let r: StoredReport = decode(entry?.1.value())?;
-            if latest.get(&r.report.id.0[..])?.map(|v| v.value()) != Some(r.arrival) {
+            if !is_shown(&by_id, &reports, &r)? {
                 continue;
             }
             if seen >= offset {
@@ -162,7 +165,7 @@ impl RedbStore {
         let txn = self.db.begin_read()?;
         let late = txn.open_table(INDEX_LATE)?;
         let reports = txn.open_table(REPORTS)?;
-        let latest = txn.open_table(LATEST)?;
+        let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         for entry in late.iter()? {
             let arrival = entry?.0.value();
@@ -171,9 +174,7 @@ impl RedbStore {
                 None => None,
             };
             let shown = match report {
-                Some(r) if latest.get(&r.report.id.0[..])?.map(|v| v.value()) == Some(arrival) => {
-                    Some(r)
-                }
+                Some(r) if is_shown(&by_id, &reports, &r)? => Some(r),
                 _ => None,
             };
             out.push((arrival, shown));
@@ -215,11 +216,11 @@ impl RedbStore {
     /// The latest revision of the report with this id.
     pub fn report(&self, id: &ReportId) -> Result<Option<StoredReport>, StoreError> {
         let txn = self.db.begin_read()?;
-        let latest = txn.open_table(LATEST)?;
-        let Some(arrival) = latest.get(&id.0[..])?.map(|v| v.value()) else {
+        let by_id = txn.open_table(BY_ID)?;
+        let reports = txn.open_table(REPORTS)?;
+        let Some(arrival) = shown_arrival(&by_id, &reports, id)? else {
             return Ok(None);
         };
-        let reports = txn.open_table(REPORTS)?;
         let value = reports.get(arrival)?;
         value.map(|v| decode(v.value())).transpose()
     }
@@ -284,10 +285,14 @@ impl RedbStore {
             }
             let record = held.report;
             let mut reports = txn.open_table(REPORTS)?;
+            let by_id = txn.open_table(BY_ID)?;
+            // Shown if it is now the highest clean revision, which takes nothing to record; a
+            // report with no clean revision before is one more shown.
+            if shown_arrival(&by_id, &reports, &record.report.id)?.is_none() {
+                add_shown(&mut txn.open_table(META)?, 1)?;
+            }
             reports.insert(arrival, encode(&record).as_slice())?;
-            let mut latest = txn.open_table(LATEST)?;
-            show_if_newest(&mut latest, &reports, &quarantine, &record.report, arrival)?;
-            drop((reports, quarantine, latest));
+            drop((reports, quarantine, by_id));
             expect_attachments(&txn, &record.site, &record.report.attachments)?;
             // Released with its old arrival number: the report index, which follows arrivals,
             // must be told (`crate::report_index`).
@@ -351,40 +356,69 @@ pub(super) fn purge_text(held: &mut Quarantined) {
     }
 }
 
-/// The revision of the report at `arrival`, stored or quarantined.
-pub(super) fn revision_at(
-    reports: &redb::Table<u64, &'static [u8]>,
-    quarantine: &redb::Table<u64, &'static [u8]>,
-    arrival: u64,
-) -> Result<Option<u32>, StoreError> {
-    if let Some(v) = reports.get(arrival)? {
-        return Ok(Some(decode::<StoredReport>(v.value())?.report.revision));
+/// How many report ids have a revision shown, in `META` (PostgreSQL keeps the same counter).
+pub(super) const SHOWN_COUNT: &str = "shown_count";
+
+/// Counts `n` more reports shown.
+pub(super) fn add_shown(
+    meta: &mut redb::Table<&'static str, u64>,
+    n: u64,
+) -> Result<(), StoreError> {
+    if n > 0 {
+        let shown = meta.get(SHOWN_COUNT)?.map(|v| v.value()).unwrap_or(0);
+        meta.insert(SHOWN_COUNT, shown + n)?;
     }
-    match quarantine.get(arrival)? {
-        Some(v) => Ok(Some(
-            decode::<Quarantined>(v.value())?.report.report.revision,
-        )),
-        None => Ok(None),
-    }
+    Ok(())
 }
 
-/// Makes the report at `arrival` the one shown for its id unless a newer revision is shown
-/// already: the highest revision is shown, and an older one arriving late only joins the
-/// history.
-pub(super) fn show_if_newest(
-    latest: &mut redb::Table<&'static [u8], u64>,
-    reports: &redb::Table<u64, &'static [u8]>,
-    quarantine: &redb::Table<u64, &'static [u8]>,
-    report: &Report,
-    arrival: u64,
-) -> Result<(), StoreError> {
-    let newer = match latest.get(&report.id.0[..])?.map(|v| v.value()) {
-        Some(a) => revision_at(reports, quarantine, a)?.is_none_or(|r| report.revision >= r),
-        None => true,
-    };
-    if newer {
-        latest.insert(&report.id.0[..], arrival)?;
+/// The arrival number of the revision of report `id` that is shown: the highest revision stored
+/// clean, so an older one arriving late only joins the history, and a quarantined one never
+/// hides the clean one before it.
+pub(super) fn shown_arrival(
+    by_id: &impl ReadableTable<&'static [u8], u64>,
+    reports: &impl ReadableTable<u64, &'static [u8]>,
+    id: &ReportId,
+) -> Result<Option<u64>, StoreError> {
+    let (from, to) = revision_range(id);
+    for entry in by_id.range(&from[..]..=&to[..])?.rev() {
+        let arrival = entry?.1.value();
+        if reports.get(arrival)?.is_some() {
+            return Ok(Some(arrival));
+        }
     }
+    Ok(None)
+}
+
+/// Whether the stored revision `r` is the one shown of its report ([`shown_arrival`]), read
+/// without looking up `r` itself again.
+pub(super) fn is_shown(
+    by_id: &impl ReadableTable<&'static [u8], u64>,
+    reports: &impl ReadableTable<u64, &'static [u8]>,
+    r: &StoredReport,
+) -> Result<bool, StoreError> {
+    let (from, to) = revision_range(&r.report.id);
+    for entry in by_id.range(&from[..]..=&to[..])?.rev() {
+        let arrival = entry?.1.value();
+        if arrival == r.arrival {
+            return Ok(true);
+        }
+        if reports.get(arrival)?.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
+/// Layout 4's migration: the table of each report's latest revision (layouts 1 to 3) gives way
+/// to [`shown_arrival`], read from the revisions; its size becomes the [`SHOWN_COUNT`].
+pub(super) fn forget_latest(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    const LEGACY_LATEST: redb::TableDefinition<&[u8], u64> = redb::TableDefinition::new("latest");
+    if !super::ingest::has_table(txn, LEGACY_LATEST)? {
+        return Ok(());
+    }
+    let shown = txn.open_table(LEGACY_LATEST)?.len()?;
+    txn.open_table(META)?.insert(SHOWN_COUNT, shown)?;
+    txn.delete_table(LEGACY_LATEST)?;
     Ok(())
 }
 

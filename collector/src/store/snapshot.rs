@@ -11,9 +11,7 @@ use super::{
     audit, ingest, media, notifications, publications, responses, risk, sites, sources,
     story_edits, users,
 };
-use super::{
-    RedbStore, StoreError, BY_ID, HWM, INDEX_LATE, LATEST, META, QUARANTINE, REPORTS, SITES,
-};
+use super::{RedbStore, StoreError, BY_ID, HWM, INDEX_LATE, META, QUARANTINE, REPORTS, SITES};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
 };
@@ -119,7 +117,6 @@ impl RedbStore {
         copy.table(&source, REPORTS)?;
         copy.table(&source, QUARANTINE)?;
         copy.table(&source, BY_ID)?;
-        copy.table(&source, LATEST)?;
         copy.table(&source, INDEX_LATE)?;
         copy.table(&source, ingest::POSITION_RUNS)?;
         copy.table(&source, ingest::GAPS)?;

@@ -24,7 +24,7 @@ use crate::store::sites::TokenRecord;
 use crate::store::{
     audit, decode, encode, ingest, media, publications, risk, sources, story_edits, users,
     AuditEntry, Quarantined, RedbStore, SiteRecord, StoreError, StoredReport, StoredSession, BY_ID,
-    HWM, INDEX_LATE, LATEST, META, QUARANTINE, REPORTS, SITES,
+    HWM, INDEX_LATE, META, QUARANTINE, REPORTS, SITES,
 };
 use futures_core::Stream;
 use redb::{
@@ -414,7 +414,6 @@ fn redb_tables() -> Vec<String> {
         HWM.name(),
         REPORTS.name(),
         QUARANTINE.name(),
-        LATEST.name(),
         BY_ID.name(),
         INDEX_LATE.name(),
         ingest::POSITION_RUNS.name(),
@@ -546,7 +545,8 @@ fn meta(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     for (key, n) in [
         ("stored_count", len(txn, REPORTS)?),
         ("quarantined_count", len(txn, QUARANTINE)?),
-        ("shown_count", len(txn, LATEST)?),
+        // Counted in `META` since layout 4, whose migration sets it: none shown without it.
+        ("shown_count", 0),
         ("next_arrival", 0),
         ("audit_count", 0),
         // The report index starts empty: the feeder builds it from the moved reports.
@@ -621,12 +621,14 @@ fn revision(r: &StoredReport, findings: Cell, shown: bool) -> Row {
 
 /// Stored revisions (each shown if it is its id's latest), then quarantined ones.
 fn revisions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
-    let latest = open(txn, LATEST)?;
-    let stored = each(txn, REPORTS, skip, sink, |k, v| {
+    let tables = (open(txn, BY_ID)?, open(txn, REPORTS)?);
+    let stored = each(txn, REPORTS, skip, sink, |_, v| {
         let report: StoredReport = decode(v.value())?;
-        let shown = match &latest {
-            Some(t) => t.get(&report.report.id.0[..])?.map(|a| a.value()) == Some(k.value()),
-            None => false,
+        let shown = match &tables {
+            (Some(by_id), Some(reports)) => {
+                crate::store::reports::is_shown(by_id, reports, &report)?
+            }
+            _ => false,
         };
         Ok(revision(&report, Cell::Null, shown))
     })?;
