@@ -271,16 +271,14 @@ fn check_store(dir: &Path, layout: u64) {
     };
     let guard = PiiGuard::new(&PiiConfig::default());
     let at = Timestamp(golden::T + 120_000);
-    let outcome = store
-        .apply_batch(
-            &active,
-            golden::STORE_EPOCH,
-            &replay,
-            &Limits::default(),
-            &guard,
-            at,
-        )
-        .unwrap();
+    let send = |batch: &pasopati_common::frame::Batch| {
+        let limits = Limits::default();
+        let epoch = golden::STORE_EPOCH;
+        store
+            .apply_batch(&active, epoch, batch, &limits, &guard, at)
+            .unwrap()
+    };
+    let outcome = send(&replay);
     assert!(
         matches!(
             &outcome,
@@ -292,16 +290,7 @@ fn check_store(dir: &Path, layout: u64) {
     let mut changed = replay;
     changed.reports.truncate(3);
     changed.reports[2].body.push_str(" (diubah)");
-    let outcome = store
-        .apply_batch(
-            &active,
-            golden::STORE_EPOCH,
-            &changed,
-            &Limits::default(),
-            &guard,
-            at,
-        )
-        .unwrap();
+    let outcome = send(&changed);
     assert!(
         matches!(
             outcome,

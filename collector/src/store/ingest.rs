@@ -991,6 +991,21 @@ mod tests {
         }
     }
 
+    /// Registers a second site, `rutan-lain`, active; returns its id.
+    fn add_other_site(s: &Store) -> SiteId {
+        let other = SiteId::new("rutan-lain").unwrap();
+        let record = crate::store::SiteRecord::new(
+            other.clone(),
+            "Rutan Lain".into(),
+            pasopati_common::SiteType::Rutan,
+            "Contoh".into(),
+            crate::store::SiteStatus::Active,
+            Timestamp(0),
+        );
+        s.add_site(&record, "test").unwrap();
+        other
+    }
+
     /// The runs of positions a redb store keeps, in key order: (site, epoch, run).
     fn runs_of(store: &Store) -> Vec<(String, u64, PositionRun)> {
         let txn = store.as_redb().unwrap().db.begin_read().unwrap();
@@ -1022,16 +1037,7 @@ mod tests {
     #[test]
     fn positions_are_kept_as_runs_and_found_at_every_seq() {
         let (_d, s) = redb_store();
-        let other = SiteId::new("rutan-lain").unwrap();
-        let record = crate::store::SiteRecord::new(
-            other.clone(),
-            "Rutan Lain".into(),
-            pasopati_common::SiteType::Rutan,
-            "Contoh".into(),
-            crate::store::SiteStatus::Active,
-            Timestamp(0),
-        );
-        s.add_site(&record, "test").unwrap();
+        let other = add_other_site(&s);
         let now = Timestamp(T0 + 10);
         apply(&s, &site(), E, &batch(1, 3), now);
         apply(&s, &site(), E, &batch(4, 3), now);
@@ -1262,15 +1268,7 @@ mod tests {
         // Two stores, each with both sites registered.
         let with_other = || {
             let (dir, s) = store();
-            let record = crate::store::SiteRecord::new(
-                other.clone(),
-                "Rutan Lain".into(),
-                pasopati_common::SiteType::Rutan,
-                "Contoh".into(),
-                crate::store::SiteStatus::Active,
-                Timestamp(0),
-            );
-            s.add_site(&record, "test").unwrap();
+            assert_eq!(add_other_site(&s), other);
             (dir, s)
         };
         let (_one, separately) = with_other();
