@@ -187,7 +187,6 @@ pub async fn lead_media_desk(state: Arc<ServerState>, stop: CancellationToken) {
     if !state.store.is_postgres() {
         return;
     }
-    state.newsroom.set_leading(false);
     let mut lead: Option<crate::store::pg::Lead> = None;
     loop {
         let st = state.clone();

@@ -144,7 +144,6 @@ fn cached<K: PartialEq, V>(
 impl Newsroom {
     pub fn new(store: Arc<Store>, pii: &PiiConfig, settings: &AnalysisSettings) -> Newsroom {
         Newsroom {
-            store,
             settings: settings.clone(),
             guard: PiiGuard::new(pii),
             engine: Mutex::new(None),
@@ -156,7 +155,11 @@ impl Newsroom {
             placed_reports: Mutex::new(PlacedReports::default()),
             rebuilt_documents: AtomicUsize::new(0),
             stored_signal: pasopati_common::task::Wakeup::default(),
-            leading: std::sync::atomic::AtomicBool::new(true),
+            // On a shared store nobody leads until the database's lock says so: starting
+            // as leader would let a second collector raise alerts in the moment before its
+            // lead check first runs.
+            leading: std::sync::atomic::AtomicBool::new(!store.is_postgres()),
+            store,
         }
     }
 
