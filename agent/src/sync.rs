@@ -223,7 +223,7 @@ async fn run_session(
             }
         }
     });
-    let _abort_reader = AbortOnDrop(reader);
+    let _abort_reader = pasopati_common::task::AbortOnDrop(reader);
 
     let received = |conn: &quinn::Connection| conn.stats().udp_rx.datagrams;
     let mut liveness = Liveness::new(Instant::now(), received(conn));
@@ -574,13 +574,5 @@ pub(crate) fn refusal_code(error: &AgentError) -> Option<RefusalCode> {
     match error {
         AgentError::Protocol(ProtocolError::Refused(r)) => Some(r.code),
         _ => None,
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

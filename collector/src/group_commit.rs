@@ -49,8 +49,16 @@ impl GroupCommit {
         Ok(GroupCommit { jobs })
     }
 
-    /// Applies `batch` in the next group commit and returns its outcome once it is durable.
-    pub(crate) async fn apply(&self, batch: BatchJob) -> Result<BatchOutcome, StoreError> {
+    /// Queues `batch` for the next group commit at once and returns its outcome to come, once
+    /// it is durable. Batches are applied in the order they are queued, so a session that
+    /// queues its next batch before the last one's outcome keeps its batches in order.
+    pub(crate) fn enqueue(
+        &self,
+        batch: BatchJob,
+    ) -> Result<
+        impl std::future::Future<Output = Result<BatchOutcome, StoreError>> + Send,
+        StoreError,
+    > {
         let bytes = batch
             .batch
             .reports
@@ -66,11 +74,13 @@ impl GroupCommit {
                 answer,
             })
             .map_err(|_| StoreError::Storage("the group commit has stopped".into()))?;
-        let outcome = outcome
-            .await
-            .map_err(|_| StoreError::Storage("the group commit stopped mid-batch".into()))?;
-        drop(waiting);
-        outcome
+        Ok(async move {
+            let outcome = outcome
+                .await
+                .map_err(|_| StoreError::Storage("the group commit stopped mid-batch".into()))?;
+            drop(waiting);
+            outcome
+        })
     }
 }
 

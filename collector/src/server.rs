@@ -18,7 +18,7 @@ use pasopati_common::sync::{
 use pasopati_common::token::EnrollmentToken;
 use pasopati_common::{pki, SiteId, Timestamp};
 use rustls_pki_types::CertificateDer;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -571,7 +571,7 @@ async fn sync_connection(
             return;
         }
     };
-    let Ok(Ok((mut send, mut recv))) =
+    let Ok(Ok((mut send, recv))) =
         tokio::time::timeout(FIRST_FRAME_TIMEOUT, conn.accept_bi()).await
     else {
         conn.close(close::PROTOCOL.into(), b"no stream");
@@ -616,7 +616,7 @@ async fn sync_connection(
         }
     }
     let conn_id = state.register(&site, &conn);
-    let result = run_sync(&conn, &site, presented, &mut send, &mut recv, &state).await;
+    let result = run_sync(&conn, &site, presented, &mut send, recv, &state).await;
     state.unregister(&site, conn_id);
     match result {
         Ok(()) => conn.close(close::NORMAL.into(), b"bye"),
@@ -648,54 +648,179 @@ async fn run_sync(
     site: &SiteId,
     presented: [u8; 32],
     send: &mut quinn::SendStream,
-    recv: &mut quinn::RecvStream,
+    mut recv: quinn::RecvStream,
     state: &Arc<ServerState>,
 ) -> Result<(), SyncEnd> {
     // The session rules live in `CollectorSession`; this is its I/O: reading frames, the
     // store, the certificate authority, the attachment directory and writing answers.
-    let mut session = CollectorSession::new(state.limits);
-    let mut next = match first_frame(recv).await {
-        Ok(frame) => Some(frame),
+    let mut io = SessionIo {
+        conn,
+        site,
+        presented,
+        send,
+        state,
+        session: CollectorSession::new(state.limits),
+        applying: VecDeque::new(),
+    };
+    let hello = match first_frame(&mut recv).await {
+        Ok(frame) => frame,
         Err(FrameError::Closed) => return Err(SyncEnd::Peer("closed before Hello".into())),
         Err(e) => return Err(SyncEnd::Violation(format!("unreadable Hello: {e}"))),
     };
+    // The rest are read by a task of their own: reading is not cancel-safe, and the session
+    // reads and examines a site's next batch while the store's writer applies the one before.
+    let (tx, mut frames) = tokio::sync::mpsc::channel(1);
+    let _reader = pasopati_common::task::AbortOnDrop(tokio::spawn(read_frames(recv, tx)));
+    let mut next = Some(hello);
     loop {
         let frame = match next.take() {
             Some(frame) => frame,
-            None => match read_frame::<_, AgentFrame>(recv).await {
-                Ok(Some(f)) => f,
-                Ok(None) => return Ok(()),
-                Err(FrameError::Io(e)) => return Err(SyncEnd::Peer(e.to_string())),
-                Err(FrameError::Closed) => {
-                    return Err(SyncEnd::Peer("stream closed mid-frame".into()))
+            None => {
+                tokio::select! {
+                    biased;
+                    answer = oldest(&mut io.applying), if !io.applying.is_empty() => {
+                        io.applying.pop_front();
+                        io.answered(answer?).await?;
+                        continue;
+                    }
+                    frame = frames.recv() => match frame {
+                        Some(Ok(f)) => f,
+                        Some(Err(FrameError::Io(e))) => return Err(SyncEnd::Peer(e.to_string())),
+                        Some(Err(FrameError::Closed)) => {
+                            return Err(SyncEnd::Peer("stream closed mid-frame".into()))
+                        }
+                        Some(Err(e)) => {
+                            return Err(SyncEnd::Violation(format!(
+                                "bad frame on the session stream: {e}"
+                            )))
+                        }
+                        // The agent finished its side: the answers still to come are for
+                        // nobody (their tasks tell the newsroom all the same).
+                        None => return Ok(()),
+                    },
                 }
-                Err(e) => {
-                    return Err(SyncEnd::Violation(format!(
-                        "bad frame on the session stream: {e}"
-                    )))
-                }
-            },
+            }
         };
+        // A frame the session cannot take yet (anything but a batch behind batches still
+        // being applied, or a batch beyond the pipeline) waits for the oldest answer.
+        if !io.session.can_take(&frame) {
+            let Some(oldest) = io.applying.pop_front() else {
+                return Err(violation(SessionViolation::OutOfTurn(
+                    "a frame the session cannot take, with no answer to wait for",
+                )));
+            };
+            io.answered(join_answer(oldest).await?).await?;
+            next = Some(frame);
+            continue;
+        }
         let agent_time = match &frame {
             AgentFrame::Hello(hello) => Some(hello.agent_time),
             _ => None,
         };
-        let mut step = session.handle(frame, Timestamp::now()).map_err(violation)?;
+        let step = io
+            .session
+            .handle(frame, Timestamp::now())
+            .map_err(violation)?;
+        io.drive(step, agent_time).await?;
+    }
+}
+
+/// What a sync session's I/O works with.
+struct SessionIo<'a> {
+    conn: &'a quinn::Connection,
+    site: &'a SiteId,
+    presented: [u8; 32],
+    send: &'a mut quinn::SendStream,
+    state: &'a Arc<ServerState>,
+    session: CollectorSession,
+    /// Batches handed to the store's writer whose answers are still to come, oldest first.
+    /// Each is a task of its own: it tells the newsroom and the event feed about what its
+    /// batch stored even if the session ends first.
+    applying: VecDeque<tokio::task::JoinHandle<Result<StoreAnswer, SyncEnd>>>,
+}
+
+/// Reads the agent's frames into `frames` until the stream ends (`None` is never sent: the
+/// channel closing says it ended), an error (sent, then the task ends), or the session stops.
+async fn read_frames(
+    mut recv: quinn::RecvStream,
+    frames: tokio::sync::mpsc::Sender<Result<AgentFrame, FrameError>>,
+) {
+    loop {
+        let item = match read_frame::<_, AgentFrame>(&mut recv).await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => return,
+            Err(e) => Err(e),
+        };
+        let failed = item.is_err();
+        if frames.send(item).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The answer of the oldest batch being applied (the deque is not empty when called). Polling
+/// it by reference keeps it in the deque if a frame arrives first.
+async fn oldest(
+    applying: &mut VecDeque<tokio::task::JoinHandle<Result<StoreAnswer, SyncEnd>>>,
+) -> Result<StoreAnswer, SyncEnd> {
+    match applying.front_mut() {
+        Some(handle) => joined(handle.await),
+        None => std::future::pending().await,
+    }
+}
+
+async fn join_answer(
+    handle: tokio::task::JoinHandle<Result<StoreAnswer, SyncEnd>>,
+) -> Result<StoreAnswer, SyncEnd> {
+    joined(handle.await)
+}
+
+fn joined(
+    result: Result<Result<StoreAnswer, SyncEnd>, tokio::task::JoinError>,
+) -> Result<StoreAnswer, SyncEnd> {
+    result.unwrap_or_else(|e| {
+        Err(SyncEnd::Refused(
+            RefusalCode::Unavailable,
+            format!("the collector could not finish storing a batch ({e}); reports stay queued, try again later"),
+        ))
+    })
+}
+
+impl SessionIo<'_> {
+    /// Gives the session the store's answer to its oldest command, and sends what follows.
+    async fn answered(&mut self, answer: StoreAnswer) -> Result<(), SyncEnd> {
+        let step = self
+            .session
+            .answered(answer, Timestamp::now())
+            .map_err(violation)?;
+        self.drive(step, None).await
+    }
+
+    /// Carries out what the session asked for, and what that leads to, until it has nothing
+    /// more to do now. A batch goes to the store's writer and its answer joins `applying`.
+    async fn drive(
+        &mut self,
+        mut step: CollectorStep,
+        agent_time: Option<Timestamp>,
+    ) -> Result<(), SyncEnd> {
+        let (state, site) = (self.state, self.site);
         loop {
             step = match step {
-                CollectorStep::Nothing => break,
+                CollectorStep::Nothing => return Ok(()),
                 CollectorStep::Send(frame) => {
                     let replying = pasopati_common::profile::COLLECTOR_REPLY.start();
-                    write_frame(send, &frame)
+                    write_frame(self.send, &frame)
                         .await
                         .map_err(|e| SyncEnd::Peer(e.to_string()))?;
                     drop(replying);
-                    if let (CollectorFrame::Welcome(w), Some(epoch)) = (&frame, session.epoch()) {
-                        tracing::info!(%site, %epoch, hwm = w.hwm, remote = %conn.remote_address(),
+                    if let (CollectorFrame::Welcome(w), Some(epoch)) =
+                        (&frame, self.session.epoch())
+                    {
+                        tracing::info!(%site, %epoch, hwm = w.hwm, remote = %self.conn.remote_address(),
                             clock_offset_ms = agent_time.map(|t| t.millis_since(w.collector_time)),
                             "session started");
                     }
-                    break;
+                    return Ok(());
                 }
                 CollectorStep::Refuse(refusal) => {
                     return Err(SyncEnd::Refused(refusal.code, refusal.message))
@@ -718,19 +843,59 @@ async fn run_sync(
                             format!("store unavailable: {e}"),
                         )
                     })?;
-                    session
+                    self.session
                         .hwm_read(stored, first_verdict, Timestamp::now())
                         .map_err(violation)?
                 }
+                CollectorStep::Store(StoreCommand::ApplyBatch { epoch, batch, now }) => {
+                    let answer = hand_to_writer(state, site, epoch, batch, now).await?;
+                    self.applying.push_back(answer);
+                    return Ok(());
+                }
                 CollectorStep::Store(command) => {
-                    let answer = carry_out(state, site, presented, command).await?;
-                    session
+                    let answer = carry_out(state, site, self.presented, command).await?;
+                    self.session
                         .answered(answer, Timestamp::now())
                         .map_err(violation)?
                 }
             };
         }
     }
+}
+
+/// Examines a batch (checks, hashes and the PII guard run here, in parallel across sessions,
+/// so the store's one writer only applies the rules that need the store) and queues it for the
+/// writer's next group commit; returns the task that gives its answer once it is durable.
+async fn hand_to_writer(
+    state: &Arc<ServerState>,
+    site: &SiteId,
+    epoch: pasopati_common::Epoch,
+    batch: pasopati_common::frame::Batch,
+    now: Timestamp,
+) -> Result<tokio::task::JoinHandle<Result<StoreAnswer, SyncEnd>>, SyncEnd> {
+    let mut job = crate::store::BatchJob {
+        site: site.clone(),
+        epoch,
+        batch,
+        now,
+        examined: None,
+    };
+    let job = blocking(state, move |st| {
+        job.examine(&st.guard);
+        Ok(job)
+    })
+    .await?;
+    let outcome = state
+        .commits
+        .enqueue(job)
+        .map_err(|e| cannot_store(state, &e))?;
+    let (state, site) = (state.clone(), site.clone());
+    Ok(tokio::spawn(async move {
+        let outcome = outcome.await.map_err(|e| cannot_store(&state, &e))?;
+        Ok(StoreAnswer::Reply(batch_reply(
+            &state, &site, epoch, outcome,
+        )))
+    }))
 }
 
 fn violation(v: SessionViolation) -> SyncEnd {
@@ -793,26 +958,8 @@ async fn carry_out(
             Ok(StoreAnswer::Done)
         }
         StoreCommand::ApplyBatch { epoch, batch, now } => {
-            let mut job = crate::store::BatchJob {
-                site: site.clone(),
-                epoch,
-                batch,
-                now,
-                examined: None,
-            };
-            // Checks, hashes and the PII guard run here, in parallel across sessions, so the
-            // store's one writer only applies the rules that need the store.
-            let job = blocking(state, move |st| {
-                job.examine(&st.guard);
-                Ok(job)
-            })
-            .await?;
-            let outcome = state
-                .commits
-                .apply(job)
-                .await
-                .map_err(|e| cannot_store(state, &e))?;
-            Ok(StoreAnswer::Reply(batch_reply(state, site, epoch, outcome)))
+            let answer = hand_to_writer(state, site, epoch, batch, now).await?;
+            join_answer(answer).await
         }
         StoreCommand::Renew { csr_der, .. } => Ok(StoreAnswer::Reply(
             renew(state, site, presented, csr_der).await?,

@@ -20,6 +20,17 @@ pub async fn run_blocking<T: Send + 'static>(
         .map_err(|source| TaskFailed { what, source })
 }
 
+/// Aborts a task when dropped: a reader spawned for one session ends with the session, on
+/// every path out of it.
+#[derive(Debug)]
+pub struct AbortOnDrop<T>(pub tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Lowers the calling thread's scheduling priority to `nice` (1–19: the higher, the more it
 /// yields). Background work that may lag, such as the collector's analysis of stored reports,
 /// calls it so that it takes the cores only when sessions and the dashboard leave them free. A

@@ -607,7 +607,16 @@ enum CollectorState {
 enum Outstanding {
     Record,
     Reply,
+    /// A batch's answer; the last seq it covers (the one before it, for an empty batch).
+    BatchReply(Seq),
 }
+
+/// How many batches of one session the collector takes before the first of them is answered:
+/// while the store's writer applies one, the next is read and examined, so a site draining
+/// alone never leaves the writer waiting for its next batch. Answers still go out in order,
+/// each after its batch's commit. (The agent's window, [`Limits::max_batches_in_flight`], is
+/// larger; the rest wait in the connection's buffers.)
+pub const PIPELINED_BATCHES: usize = 2;
 
 /// The collector's side of one sync session, for the site its client certificate names. Like
 /// quinn-proto's `Connection`, it does no I/O: the shell feeds it each decoded frame and the
@@ -619,13 +628,13 @@ enum Outstanding {
 pub struct CollectorSession {
     state: CollectorState,
     limits: Limits,
-    outstanding: Option<Outstanding>,
+    /// The store commands whose answers are awaited, oldest first: one command, or up to
+    /// [`PIPELINED_BATCHES`] batches.
+    outstanding: VecDeque<Outstanding>,
     renewed: bool,
     heartbeat_refused: bool,
     /// The highest hwm this session has told the agent (in its `Welcome`, then its answers).
     answered: Seq,
-    /// The last seq of the batch whose answer is outstanding.
-    batch_last: Option<Seq>,
     /// The protocol version the agent's `Hello` named (0 before it).
     proto: u16,
 }
@@ -636,11 +645,10 @@ impl CollectorSession {
         CollectorSession {
             state: CollectorState::AwaitHello,
             limits,
-            outstanding: None,
+            outstanding: VecDeque::new(),
             renewed: false,
             heartbeat_refused: false,
             answered: 0,
-            batch_last: None,
             proto: 0,
         }
     }
@@ -673,7 +681,7 @@ impl CollectorSession {
         now: Timestamp,
     ) -> Result<CollectorStep, SessionViolation> {
         use crate::frame::AgentFrame;
-        if self.outstanding.is_some() {
+        if !self.can_take(&frame) {
             return self.violation(SessionViolation::OutOfTurn(
                 "a frame arrived while a store command was outstanding",
             ));
@@ -712,11 +720,10 @@ impl CollectorSession {
         let (command, outstanding) = match frame {
             AgentFrame::Batch(batch) => {
                 // An empty batch covers nothing: its answer moves nothing on.
-                self.batch_last =
-                    Some((batch.first_seq + batch.reports.len() as Seq).saturating_sub(1));
+                let last = (batch.first_seq + batch.reports.len() as Seq).saturating_sub(1);
                 (
                     StoreCommand::ApplyBatch { epoch, batch, now },
-                    Outstanding::Reply,
+                    Outstanding::BatchReply(last),
                 )
             }
             AgentFrame::Renew { csr_der } => {
@@ -768,8 +775,28 @@ impl CollectorSession {
                 return self.violation(SessionViolation::OutOfTurn("unreachable frame"))
             }
         };
-        self.outstanding = Some(outstanding);
+        self.outstanding.push_back(outstanding);
         Ok(CollectorStep::Store(command))
+    }
+
+    /// Whether `frame` may be fed now: anything when no store command is outstanding; a batch
+    /// also while fewer than [`PIPELINED_BATCHES`] batches (and nothing else) await their
+    /// answers. Otherwise the shell first gives the outstanding answers
+    /// ([`CollectorSession::answered`]), oldest first.
+    pub fn can_take(&self, frame: &crate::frame::AgentFrame) -> bool {
+        let batch = matches!(frame, crate::frame::AgentFrame::Batch(_));
+        self.outstanding.is_empty()
+            || (batch
+                && self.outstanding.len() < PIPELINED_BATCHES
+                && self
+                    .outstanding
+                    .iter()
+                    .all(|o| matches!(o, Outstanding::BatchReply(_))))
+    }
+
+    /// How many store commands await their answers.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
     }
 
     /// The stored hwm the session asked for with [`CollectorStep::ReadHwm`] (0 for an epoch
@@ -813,7 +840,7 @@ impl CollectorSession {
                     epoch,
                     hwm: welcome_hwm,
                 };
-                self.outstanding = Some(Outstanding::Record);
+                self.outstanding.push_back(Outstanding::Record);
                 Ok(CollectorStep::Store(StoreCommand::RecordHello {
                     epoch,
                     decision,
@@ -824,13 +851,14 @@ impl CollectorSession {
         }
     }
 
-    /// How the store carried out the last [`CollectorStep::Store`], at `now`.
+    /// How the store carried out the oldest [`CollectorStep::Store`] not yet answered, at
+    /// `now`.
     pub fn answered(
         &mut self,
         answer: StoreAnswer,
         now: Timestamp,
     ) -> Result<CollectorStep, SessionViolation> {
-        match (self.outstanding.take(), answer) {
+        match (self.outstanding.pop_front(), answer) {
             (Some(Outstanding::Record), StoreAnswer::Done) => {
                 if let CollectorState::RecordingHello { epoch, hwm } = self.state {
                     self.state = CollectorState::Open { epoch };
@@ -843,12 +871,9 @@ impl CollectorSession {
                 }
                 Ok(CollectorStep::Nothing)
             }
-            (Some(Outstanding::Reply), StoreAnswer::Reply(frame)) => {
-                let frame = match self.batch_last.take() {
-                    Some(last) => self.answer_batch(last, frame),
-                    None => frame,
-                };
-                Ok(CollectorStep::Send(frame))
+            (Some(Outstanding::Reply), StoreAnswer::Reply(frame)) => Ok(CollectorStep::Send(frame)),
+            (Some(Outstanding::BatchReply(last)), StoreAnswer::Reply(frame)) => {
+                Ok(CollectorStep::Send(self.answer_batch(last, frame)))
             }
             _ => self.violation(SessionViolation::OutOfTurn(
                 "a store answer that does not match the command",
@@ -881,7 +906,7 @@ impl CollectorSession {
 
     fn violation(&mut self, v: SessionViolation) -> Result<CollectorStep, SessionViolation> {
         self.state = CollectorState::Closed;
-        self.outstanding = None;
+        self.outstanding.clear();
         Err(v)
     }
 }
@@ -1196,6 +1221,51 @@ mod tests {
         assert_eq!(
             s.answered(StoreAnswer::Reply(CollectorFrame::Ack { hwm: 6 }), NOW),
             Ok(CollectorStep::Send(CollectorFrame::Ack { hwm: 6 }))
+        );
+    }
+
+    #[test]
+    fn a_session_takes_a_second_batch_before_the_first_is_answered_and_answers_in_order() {
+        let mut s = open_session();
+        let batch = |first_seq, n| {
+            crate::frame::AgentFrame::Batch(crate::frame::Batch {
+                first_seq,
+                reports: (0..n).map(|_| sample_report()).collect(),
+            })
+        };
+        assert!(s.can_take(&batch(1, 3)));
+        s.handle(batch(1, 3), NOW).unwrap();
+        assert!(
+            s.can_take(&batch(4, 2)),
+            "the next batch is read while one is applied"
+        );
+        assert!(
+            !s.can_take(&heartbeat("1.0")),
+            "anything else waits for the answers"
+        );
+        s.handle(batch(4, 2), NOW).unwrap();
+        assert_eq!(s.outstanding(), PIPELINED_BATCHES);
+        assert!(!s.can_take(&batch(6, 1)), "no more than the pipeline holds");
+        assert!(matches!(
+            s.clone().handle(batch(6, 1), NOW),
+            Err(SessionViolation::OutOfTurn(_))
+        ));
+        // The store applied both before the first answer went out: its hwm is already 5, but
+        // the first answer covers only its own batch.
+        assert_eq!(
+            s.answered(StoreAnswer::Reply(CollectorFrame::Ack { hwm: 5 }), NOW),
+            Ok(CollectorStep::Send(CollectorFrame::Ack { hwm: 3 }))
+        );
+        assert!(s.can_take(&batch(6, 1)) && !s.can_take(&heartbeat("1.0")));
+        assert_eq!(
+            s.answered(StoreAnswer::Reply(CollectorFrame::Ack { hwm: 5 }), NOW),
+            Ok(CollectorStep::Send(CollectorFrame::Ack { hwm: 5 }))
+        );
+        assert!(s.can_take(&heartbeat("1.0")));
+        assert!(
+            s.answered(StoreAnswer::Reply(CollectorFrame::Ack { hwm: 5 }), NOW)
+                .is_err(),
+            "an answer nobody asked for"
         );
     }
 
