@@ -409,6 +409,28 @@ impl HelloDecision {
             _ => None,
         }
     }
+
+    /// Whether recording this decision records more than that the site was seen: a lost or
+    /// re-requested range, an agent behind, an hwm moved. Such a record must be durable before
+    /// the `Welcome` goes out; a plain one (last seen, clock offset) may wait for the store's
+    /// next durable commit, as a heartbeat does, so that a fleet reconnecting at once does not
+    /// cost the store a sync to disk per site.
+    pub fn records_more_than_seen(&self) -> bool {
+        match self {
+            HelloDecision::Welcome {
+                lost,
+                rerequested,
+                agent_behind,
+                ..
+            } => {
+                lost.is_some()
+                    || rerequested.is_some()
+                    || *agent_behind
+                    || self.hwm_to_record().is_some()
+            }
+            HelloDecision::Refuse(_) => true,
+        }
+    }
 }
 
 /// Decides on a `Hello`. `stored_hwm` is 0 for an epoch never seen.
@@ -1406,6 +1428,11 @@ mod tests {
         assert_eq!(decide_hello(12, &hello), welcome(12, None, None));
         assert_eq!(decide_hello(4, &hello).hwm_to_record(), Some(6));
         assert_eq!(decide_hello(8, &hello).hwm_to_record(), None);
+        // Only a plain welcome (nothing lost, asked again or behind) is a record of being seen.
+        assert!(decide_hello(4, &hello).records_more_than_seen());
+        assert!(decide_hello(8, &hello).records_more_than_seen());
+        assert!(decide_hello(20, &hello).records_more_than_seen());
+        assert!(!decide_hello(12, &hello).records_more_than_seen());
         assert!(matches!(
             decide_hello(20, &hello),
             HelloDecision::Welcome {

@@ -164,7 +164,10 @@ impl RedbStore {
         agent_time: Timestamp,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        if !decision.records_more_than_seen() {
+            telemetry(&mut txn)?;
+        }
         {
             if let HelloDecision::Welcome {
                 hwm,
@@ -216,7 +219,8 @@ impl RedbStore {
         heartbeat: &Heartbeat,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        telemetry(&mut txn)?;
         {
             update_site(&txn, site, |record| note_heartbeat(record, heartbeat, now))?;
             let mut history = txn.open_table(HEARTBEATS)?;
@@ -909,6 +913,15 @@ pub(super) fn rerequested_message(epoch: Epoch, range: &RangeInclusive<Seq>) -> 
 pub(super) fn note_hello(record: &mut SiteRecord, agent_time: Timestamp, now: Timestamp) {
     record.last_seen_at = Some(now);
     record.clock_offset_ms = Some(agent_time.millis_since(now));
+}
+
+/// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen):
+/// committed without a sync to disk of its own, it becomes durable with the store's next
+/// durable commit (the next group commit). Lost in a crash, it is told again at the next
+/// heartbeat; the store stays whole either way.
+fn telemetry(txn: &mut redb::WriteTransaction) -> Result<(), StoreError> {
+    txn.set_durability(redb::Durability::None)
+        .map_err(|e| StoreError::Storage(e.to_string()))
 }
 
 /// A site's record after a heartbeat.

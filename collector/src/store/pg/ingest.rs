@@ -74,6 +74,9 @@ impl PgStore {
         self.run(async {
             let mut c = self.pool.get().await?;
             let txn = c.transaction().await?;
+            if !decision.records_more_than_seen() {
+                telemetry(&txn).await?;
+            }
             // The site's row first, as every writer of a site's data takes it.
             let record = site_for_update(&txn, site).await?;
             if let HelloDecision::Welcome {
@@ -118,6 +121,7 @@ impl PgStore {
         self.run(async {
             let mut c = self.pool.get().await?;
             let txn = c.transaction().await?;
+            telemetry(&txn).await?;
             update_site(&txn, site, |r| note_heartbeat(r, heartbeat, now)).await?;
             // Two heartbeats within one millisecond keep both: the later one moves up a bit.
             let row = txn
@@ -1087,4 +1091,14 @@ impl Ledger for GroupLedger<'_> {
         }
         Ok(found)
     }
+}
+
+/// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen): its
+/// commit does not wait for the WAL to reach the disk (nor a standby), as on redb it waits for
+/// the next durable commit. Lost in a crash or a failover, it is told again at the next
+/// heartbeat.
+async fn telemetry(txn: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    txn.batch_execute("SET LOCAL synchronous_commit TO OFF")
+        .await?;
+    Ok(())
 }
