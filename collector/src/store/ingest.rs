@@ -166,7 +166,7 @@ impl RedbStore {
     ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write()?;
         if !decision.records_more_than_seen() {
-            telemetry(&mut txn)?;
+            self.telemetry(&mut txn)?;
         }
         {
             if let HelloDecision::Welcome {
@@ -212,6 +212,18 @@ impl RedbStore {
         Ok(())
     }
 
+    /// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen):
+    /// committed without a sync to disk of its own, it becomes durable with the store's next
+    /// durable commit (the next group commit, or closing the store). Lost in a crash, it is
+    /// told again at the next heartbeat; the store stays whole either way.
+    fn telemetry(&self, txn: &mut redb::WriteTransaction) -> Result<(), StoreError> {
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Storage(e.to_string()))?;
+        self.unsynced
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Records a heartbeat: the site's latest health, its clock offset, and the history.
     pub fn record_heartbeat(
         &self,
@@ -220,7 +232,7 @@ impl RedbStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write()?;
-        telemetry(&mut txn)?;
+        self.telemetry(&mut txn)?;
         {
             update_site(&txn, site, |record| note_heartbeat(record, heartbeat, now))?;
             let mut history = txn.open_table(HEARTBEATS)?;
@@ -915,15 +927,6 @@ pub(super) fn note_hello(record: &mut SiteRecord, agent_time: Timestamp, now: Ti
     record.clock_offset_ms = Some(agent_time.millis_since(now));
 }
 
-/// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen):
-/// committed without a sync to disk of its own, it becomes durable with the store's next
-/// durable commit (the next group commit). Lost in a crash, it is told again at the next
-/// heartbeat; the store stays whole either way.
-fn telemetry(txn: &mut redb::WriteTransaction) -> Result<(), StoreError> {
-    txn.set_durability(redb::Durability::None)
-        .map_err(|e| StoreError::Storage(e.to_string()))
-}
-
 /// A site's record after a heartbeat.
 pub(super) fn note_heartbeat(record: &mut SiteRecord, heartbeat: &Heartbeat, now: Timestamp) {
     let previous_backlog = record.health.as_ref().map(|h| h.heartbeat.backlog);
@@ -1002,6 +1005,47 @@ mod tests {
             } => (hwm, stored.len(), quarantined.len() as u64, refused),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A heartbeat and a plain `Hello` are committed without a sync to disk of their own, and
+    /// a clean close keeps them: reopened, the store holds the heartbeat and the site's clock.
+    #[test]
+    fn heartbeats_and_plain_hellos_survive_a_clean_close() {
+        let (dir, store) = store();
+        let heartbeat = Heartbeat {
+            agent_time: Timestamp(T0 - 1_500),
+            agent_version: "1.0.0".into(),
+            backlog: 3,
+            oldest_unsent_at: None,
+            last_sync_at: None,
+            cpu_percent: 1.0,
+            mem_used_bytes: 1,
+            disk_free_bytes: 1,
+            uptime_secs: 1,
+            quota_full: false,
+        };
+        store
+            .record_heartbeat(&site(), &heartbeat, Timestamp(T0))
+            .unwrap();
+        let plain = HelloDecision::Welcome {
+            hwm: 0,
+            lost: None,
+            rerequested: None,
+            agent_behind: false,
+        };
+        assert!(!plain.records_more_than_seen());
+        let later = Timestamp(T0 + 60_000);
+        store
+            .record_hello(&site(), E, &plain, Timestamp(later.0 - 2_000), later)
+            .unwrap();
+        drop(store);
+        let store = super::super::fixtures::open(dir.path());
+        let kept = store.heartbeats(&site()).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].1, heartbeat);
+        let record = store.site(&site()).unwrap().unwrap();
+        assert_eq!(record.last_seen_at, Some(later));
+        assert_eq!(record.clock_offset_ms, Some(-2_000));
     }
 
     /// Registers a second site, `rutan-lain`, active; returns its id.

@@ -185,6 +185,28 @@ pub struct StoreCounts {
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    /// Whether a site record was committed without a sync of its own since the store opened
+    /// (`RedbStore::telemetry`): closing then makes one durable commit.
+    unsynced: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for RedbStore {
+    /// Heartbeats and plain `Hello`s are committed without a sync to disk of their own
+    /// (`RedbStore::telemetry`); one durable commit on the way out keeps the last of them across
+    /// a clean stop. A failure here loses only those, and is logged.
+    fn drop(&mut self) {
+        if !self.unsynced.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let flushed = self
+            .db
+            .begin_write()
+            .map_err(|e| e.to_string())
+            .and_then(|txn| txn.commit().map_err(|e| e.to_string()));
+        if let Err(e) = flushed {
+            tracing::warn!(path = %self.path.display(), "the store's last site records could not be synced on closing: {e}");
+        }
+    }
 }
 
 /// A record as stored: bincode, as on the wire.
@@ -375,7 +397,11 @@ impl RedbStore {
                 Ok::<_, StoreError>(())
             })
         })?;
-        Ok(RedbStore { db, path })
+        Ok(RedbStore {
+            db,
+            path,
+            unsynced: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The store's file.
