@@ -12,6 +12,23 @@ use crate::{Epoch, Priority, Report, ReportId, Timestamp};
 /// from before 2020 or far in its future.
 pub const T0: i64 = 1_767_225_600_000;
 
+/// A heartbeat of an agent of `version` whose clock read `agent_time`, with nothing in its
+/// backlog and a machine at rest.
+pub fn heartbeat(agent_time: Timestamp, version: &str) -> crate::frame::Heartbeat {
+    crate::frame::Heartbeat {
+        agent_time,
+        agent_version: version.into(),
+        backlog: 0,
+        oldest_unsent_at: None,
+        last_sync_at: None,
+        cpu_percent: 1.0,
+        mem_used_bytes: 1,
+        disk_free_bytes: 1,
+        uptime_secs: 1,
+        quota_full: false,
+    }
+}
+
 /// Report number `n`, filed at [`T0`]: its id ends in `n`, its title names it.
 pub fn report(n: u64) -> Report {
     let mut id = [0u8; 16];

@@ -966,18 +966,10 @@ mod tests {
     }
 
     fn heartbeat(version: &str) -> crate::frame::AgentFrame {
-        crate::frame::AgentFrame::Heartbeat(crate::frame::Heartbeat {
-            agent_time: Timestamp(1_767_225_600_000),
-            agent_version: version.into(),
-            backlog: 0,
-            oldest_unsent_at: None,
-            last_sync_at: None,
-            cpu_percent: 1.0,
-            mem_used_bytes: 1,
-            disk_free_bytes: 1,
-            uptime_secs: 1,
-            quota_full: false,
-        })
+        crate::frame::AgentFrame::Heartbeat(crate::fixtures::heartbeat(
+            Timestamp(crate::fixtures::T0),
+            version,
+        ))
     }
 
     const NOW: Timestamp = Timestamp(1_767_225_600_000);

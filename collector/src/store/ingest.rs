@@ -1013,16 +1013,8 @@ mod tests {
     fn heartbeats_and_plain_hellos_survive_a_clean_close() {
         let (dir, store) = store();
         let heartbeat = Heartbeat {
-            agent_time: Timestamp(T0 - 1_500),
-            agent_version: "1.0.0".into(),
             backlog: 3,
-            oldest_unsent_at: None,
-            last_sync_at: None,
-            cpu_percent: 1.0,
-            mem_used_bytes: 1,
-            disk_free_bytes: 1,
-            uptime_secs: 1,
-            quota_full: false,
+            ..pasopati_common::fixtures::heartbeat(Timestamp(T0 - 1_500), "1.0.0")
         };
         store
             .record_heartbeat(&site(), &heartbeat, Timestamp(T0))
