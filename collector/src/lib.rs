@@ -496,10 +496,6 @@ impl Server {
         let control = self.control.map(|listener| {
             tokio::spawn(control::serve(listener, self.state.clone(), stop.clone()))
         });
-        // On a shared store no instance polls or records risk before it knows it leads.
-        if self.state.store.is_postgres() {
-            self.state.newsroom.set_leading(false);
-        }
         let lead = tokio::spawn(cluster::lead_media_desk(self.state.clone(), stop.clone()));
         let sources = sources::configured(&self.state.config.feeds, &self.state.config.social);
         let feeds = (!sources.is_empty()).then(|| {

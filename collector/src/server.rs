@@ -678,7 +678,7 @@ async fn run_sync(
             None => {
                 tokio::select! {
                     biased;
-                    answer = oldest(&mut io.applying), if !io.applying.is_empty() => {
+                    answer = oldest(&mut io.applying) => {
                         io.applying.pop_front();
                         io.answered(answer?).await?;
                         continue;
@@ -704,12 +704,14 @@ async fn run_sync(
         // A frame the session cannot take yet (anything but a batch behind batches still
         // being applied, or a batch beyond the pipeline) waits for the oldest answer.
         if !io.session.can_take(&frame) {
-            let Some(oldest) = io.applying.pop_front() else {
+            if io.applying.is_empty() {
                 return Err(violation(SessionViolation::OutOfTurn(
                     "a frame the session cannot take, with no answer to wait for",
                 )));
-            };
-            io.answered(join_answer(oldest).await?).await?;
+            }
+            let answer = oldest(&mut io.applying).await;
+            io.applying.pop_front();
+            io.answered(answer?).await?;
             next = Some(frame);
             continue;
         }
@@ -758,27 +760,22 @@ async fn read_frames(
     }
 }
 
-/// The answer of the oldest batch being applied (the deque is not empty when called). Polling
-/// it by reference keeps it in the deque if a frame arrives first.
+/// The answer of the oldest batch being applied, left in the deque for the caller to pop
+/// (polled by reference, it stays there if a frame arrives first); never, when none is.
 async fn oldest(
     applying: &mut VecDeque<tokio::task::JoinHandle<Result<StoreAnswer, SyncEnd>>>,
 ) -> Result<StoreAnswer, SyncEnd> {
     match applying.front_mut() {
-        Some(handle) => joined(handle.await),
+        Some(handle) => answer_of(handle).await,
         None => std::future::pending().await,
     }
 }
 
-async fn join_answer(
-    handle: tokio::task::JoinHandle<Result<StoreAnswer, SyncEnd>>,
+/// The answer a batch's task gives, or the refusal that says it could not finish.
+async fn answer_of(
+    handle: &mut tokio::task::JoinHandle<Result<StoreAnswer, SyncEnd>>,
 ) -> Result<StoreAnswer, SyncEnd> {
-    joined(handle.await)
-}
-
-fn joined(
-    result: Result<Result<StoreAnswer, SyncEnd>, tokio::task::JoinError>,
-) -> Result<StoreAnswer, SyncEnd> {
-    result.unwrap_or_else(|e| {
+    handle.await.unwrap_or_else(|e| {
         Err(SyncEnd::Refused(
             RefusalCode::Unavailable,
             format!("the collector could not finish storing a batch ({e}); reports stay queued, try again later"),
@@ -958,8 +955,7 @@ async fn carry_out(
             Ok(StoreAnswer::Done)
         }
         StoreCommand::ApplyBatch { epoch, batch, now } => {
-            let answer = hand_to_writer(state, site, epoch, batch, now).await?;
-            join_answer(answer).await
+            answer_of(&mut hand_to_writer(state, site, epoch, batch, now).await?).await
         }
         StoreCommand::Renew { csr_der, .. } => Ok(StoreAnswer::Reply(
             renew(state, site, presented, csr_der).await?,

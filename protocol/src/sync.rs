@@ -410,8 +410,8 @@ impl HelloDecision {
         }
     }
 
-    /// Whether recording this decision records more than that the site was seen: a lost or
-    /// re-requested range, an agent behind, an hwm moved. Such a record must be durable before
+    /// Whether recording this decision records more than that the site was seen: a lost range
+    /// (and the hwm moved past it), a re-requested range, an agent behind. Such a record must be durable before
     /// the `Welcome` goes out; a plain one (last seen, clock offset) may wait for the store's
     /// next durable commit, as a heartbeat does, so that a fleet reconnecting at once does not
     /// cost the store a sync to disk per site.
@@ -422,12 +422,7 @@ impl HelloDecision {
                 rerequested,
                 agent_behind,
                 ..
-            } => {
-                lost.is_some()
-                    || rerequested.is_some()
-                    || *agent_behind
-                    || self.hwm_to_record().is_some()
-            }
+            } => lost.is_some() || rerequested.is_some() || *agent_behind,
             HelloDecision::Refuse(_) => true,
         }
     }

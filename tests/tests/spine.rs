@@ -358,10 +358,9 @@ async fn hostile_input_is_refused_with_a_reason_and_others_are_served() {
         .write_all(&(5u32 * 1024 * 1024).to_be_bytes())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    raw.send
-        .write_all(&[0u8; 1024])
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    // The collector may refuse on the prefix alone and close before these bytes go out, so
+    // their write may fail; what counts is the drop and the logged reason below.
+    let _ = raw.send.write_all(&[0u8; 1024]).await;
     let logged = ("oversize logged", "over the limit");
     assert_dropped(&raw, &collector, "an oversized frame", logged).await;
 
