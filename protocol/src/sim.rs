@@ -89,7 +89,8 @@ struct Filed {
     order: u64,
 }
 
-/// The agent's outbox, as durable as the real one: it survives a crash whole.
+/// The agent's outbox, as durable as the real one: it survives a crash, except for the
+/// acknowledgements recorded since its last durable commit.
 #[derive(Debug, Clone)]
 struct OutboxModel {
     epoch: Epoch,
@@ -101,6 +102,10 @@ struct OutboxModel {
     acked: Seq,
     /// The latest revision filed per id, for edits.
     latest: BTreeMap<ReportId, Report>,
+    /// The outbox as of its last durable commit, while acknowledgements have been recorded
+    /// since: the real outbox records a plain acknowledgement without an fsync of its own (or
+    /// only with the next seqs given), so a crash takes it back to this.
+    synced: Option<Box<OutboxModel>>,
 }
 
 impl OutboxModel {
@@ -113,6 +118,30 @@ impl OutboxModel {
             next_seq: 1,
             acked: 0,
             latest: BTreeMap::new(),
+            synced: None,
+        }
+    }
+
+    /// A durable commit: everything recorded so far survives a crash.
+    fn durable(&mut self) {
+        self.synced = None;
+    }
+
+    /// A copy of the outbox's file, as an operator takes one: what it holds now, whole.
+    fn copy(&self) -> OutboxModel {
+        let mut copy = self.clone();
+        copy.synced = None;
+        copy
+    }
+
+    /// A crash: what was not durable is gone. Returns whether anything was.
+    fn crash(&mut self) -> bool {
+        match self.synced.take() {
+            Some(synced) => {
+                *self = *synced;
+                true
+            }
+            None => false,
         }
     }
 
@@ -139,6 +168,7 @@ impl OutboxModel {
         if self.next_seq != from {
             return None;
         }
+        self.durable();
         let mut reports = Vec::new();
         while reports.len() < max {
             let Some(report) = self.urgent.pop_front().or_else(|| self.routine.pop_front()) else {
@@ -154,8 +184,12 @@ impl OutboxModel {
         })
     }
 
-    /// `Outbox::ack`: remember the hwm, drop acknowledged reports beyond the last `retain`.
+    /// `Outbox::ack`: remember the hwm, drop acknowledged reports beyond the last `retain`;
+    /// durable only with the next durable commit.
     fn ack(&mut self, hwm: Seq, retain: u64) {
+        if self.synced.is_none() {
+            self.synced = Some(Box::new(self.clone()));
+        }
         if hwm > self.acked {
             self.acked = hwm;
         }
@@ -182,6 +216,7 @@ impl OutboxModel {
         self.epoch = epoch;
         self.next_seq = 1;
         self.acked = 0;
+        self.durable();
     }
 
     fn drained(&self) -> bool {
@@ -233,7 +268,20 @@ enum Pending {
 struct CollectorConn {
     site: usize,
     session: CollectorSession,
-    pending: Option<Pending>,
+    /// The work this connection's frames made, done in order: while a batch's store command
+    /// waits here, the session may take the next batch ([`CollectorSession::can_take`]), as
+    /// the server's pipeline does.
+    pending: VecDeque<Pending>,
+}
+
+impl CollectorConn {
+    /// Whether a store command (or a commit the buggy model postponed) is still to be done: a
+    /// server whose connection died finishes those.
+    fn storing(&self) -> bool {
+        self.pending
+            .iter()
+            .any(|p| matches!(p, Pending::Store(_) | Pending::LateCommit(_)))
+    }
 }
 
 #[derive(Debug)]
@@ -308,6 +356,10 @@ pub struct SimStats {
     pub reorders: u64,
     pub new_epochs: u64,
     pub violations_ended: u64,
+    /// Batches the collector took while an earlier batch of the session was still being stored.
+    pub pipelined: u64,
+    /// Agent crashes that took back acknowledgements not yet durable.
+    pub acks_lost: u64,
 }
 
 fn skew(rng: &mut SimRng) -> i64 {
@@ -454,7 +506,7 @@ impl Sim {
     fn quiet(&self) -> bool {
         self.agents.iter().all(|a| a.up && a.outbox.drained())
             && self.net.is_empty()
-            && self.collector_conns.values().all(|c| c.pending.is_none())
+            && self.collector_conns.values().all(|c| c.pending.is_empty())
     }
 
     fn step(&mut self, chaos: bool) {
@@ -525,7 +577,7 @@ impl Sim {
             }
             95..=96 => {
                 let i = self.rng.below(self.agents.len() as u64) as usize;
-                self.agent_backups[i] = Some((self.agents[i].outbox.clone(), self.filings));
+                self.agent_backups[i] = Some((self.agents[i].outbox.copy(), self.filings));
             }
             97 if self.config.agent_restores => {
                 let i = self.rng.below(self.agents.len() as u64) as usize;
@@ -560,7 +612,7 @@ impl Sim {
         self.net.retain(|m| m.conn != conn);
         // The server notices at its next read or write; a store command under way completes.
         if let Some(cc) = self.collector_conns.get_mut(&conn) {
-            if !matches!(cc.pending, Some(Pending::Store(_) | Pending::LateCommit(_))) {
+            if !cc.storing() {
                 self.collector_conns.remove(&conn);
             }
         }
@@ -568,6 +620,9 @@ impl Sim {
 
     fn crash_agent(&mut self, i: usize) {
         let agent = &mut self.agents[i];
+        if agent.outbox.crash() {
+            self.stats.acks_lost += 1;
+        }
         if let Some((conn, _)) = agent.session.take() {
             // Frames already sent may still arrive; nothing reaches the dead process.
             if let Some(c) = self.conns.get_mut(&conn) {
@@ -626,15 +681,23 @@ impl Sim {
                 if !self.collector_up {
                     return;
                 }
-                // The server reads the next frame only when it is done with the last one.
+                // The server takes the next frame when it is done with the last ones, or, for a
+                // batch, while the session allows another batch to be stored meanwhile.
                 if self
                     .collector_conns
                     .get(&msg.conn)
-                    .is_some_and(|c| c.pending.is_some())
+                    .is_some_and(|c| !c.pending.is_empty() && !c.session.can_take(&frame))
                 {
                     return;
                 }
                 self.net.remove(k);
+                if self
+                    .collector_conns
+                    .get(&msg.conn)
+                    .is_some_and(|c| !c.pending.is_empty())
+                {
+                    self.stats.pipelined += 1;
+                }
                 self.collector_receive(msg.conn, frame);
             }
             Wire::ToAgent(frame) => {
@@ -737,6 +800,7 @@ impl Sim {
             Priority::Urgent => outbox.urgent.push_back(report),
             Priority::Normal => outbox.routine.push_back(report),
         }
+        outbox.durable();
         self.stats.filed += 1;
     }
 
@@ -896,11 +960,12 @@ impl Sim {
                         quarantined: _,
                     },
             }) => {
-                // Verdicts are written with the ack, in one transaction.
+                // Verdicts are written with the ack, in one durable transaction.
                 for r in refused {
                     agent.refused_verdicts.insert((r.id, r.revision));
                 }
                 agent.outbox.ack(hwm, retain);
+                agent.outbox.durable();
             }
             Ok(AgentEvent::Refused { hwm, .. }) => {
                 agent.outbox.ack(hwm, retain);
@@ -958,7 +1023,7 @@ impl Sim {
                         max_batches_in_flight: 2,
                         ..Limits::default()
                     }),
-                    pending: None,
+                    pending: VecDeque::new(),
                 },
             );
         }
@@ -993,7 +1058,7 @@ impl Sim {
             CollectorStep::Nothing => None,
         };
         if let Some(cc) = self.collector_conns.get_mut(&conn) {
-            cc.pending = pending;
+            cc.pending.extend(pending);
         }
     }
 
@@ -1008,7 +1073,7 @@ impl Sim {
         let busy: Vec<u64> = self
             .collector_conns
             .iter()
-            .filter(|(_, c)| c.pending.is_some())
+            .filter(|(_, c)| !c.pending.is_empty())
             .map(|(&id, _)| id)
             .collect();
         if busy.is_empty() {
@@ -1020,7 +1085,7 @@ impl Sim {
             return;
         };
         let site = self.agents[cc.site].site.clone();
-        let Some(pending) = cc.pending.take() else {
+        let Some(pending) = cc.pending.pop_front() else {
             return;
         };
         let dead = self.conns.get(&conn).is_none_or(|c| c.dead);
@@ -1054,7 +1119,7 @@ impl Sim {
                         if let Some(cc) = cc {
                             if let Ok(CollectorStep::Send(frame)) = cc.session.answered(answer, now)
                             {
-                                cc.pending = Some(Pending::LateCommit(Box::new(staged)));
+                                cc.pending.push_front(Pending::LateCommit(Box::new(staged)));
                                 self.send_to_agent(conn, frame);
                             }
                         }
@@ -1072,7 +1137,7 @@ impl Sim {
             Pending::LateCommit(staged) => {
                 self.commit(*staged);
                 if dead {
-                    self.collector_conns.remove(&conn);
+                    self.drop_if_done(conn);
                 }
                 return;
             }
@@ -1082,7 +1147,7 @@ impl Sim {
             }
         };
         if dead {
-            self.collector_conns.remove(&conn);
+            self.drop_if_done(conn);
             return;
         }
         match step {
@@ -1091,6 +1156,18 @@ impl Sim {
                 self.stats.violations_ended += 1;
                 self.collector_conns.remove(&conn);
                 self.cut(conn);
+            }
+        }
+    }
+
+    /// The connection died: its session ends once the store commands under way are done; what
+    /// else it had to do (answers, reads) goes with it.
+    fn drop_if_done(&mut self, conn: u64) {
+        if let Some(cc) = self.collector_conns.get_mut(&conn) {
+            cc.pending
+                .retain(|p| matches!(p, Pending::Store(_) | Pending::LateCommit(_)));
+            if cc.pending.is_empty() {
+                self.collector_conns.remove(&conn);
             }
         }
     }
@@ -1365,6 +1442,8 @@ mod tests {
                     total.reorders += s.reorders;
                     total.new_epochs += s.new_epochs;
                     total.violations_ended += s.violations_ended;
+                    total.pipelined += s.pipelined;
+                    total.acks_lost += s.acks_lost;
                 }
                 Err(e) => failures.push(e),
             }
@@ -1383,6 +1462,7 @@ mod tests {
             assert!(total.agent_crashes > 0 && total.collector_crashes > 0 && total.restores > 0);
             assert!(total.cuts > 0 && total.duplicates > 0 && total.reorders > 0);
             assert!(total.held > 0 && total.refused > 0);
+            assert!(total.pipelined > 0 && total.acks_lost > 0);
         }
     }
 

@@ -33,6 +33,12 @@ pub enum ProtocolError {
     #[error("the collector's high-water mark went back from {was} to {now}")]
     AckWentBack { was: Seq, now: Seq },
     #[error(
+        "the collector answered a later batch (up to seq {hwm}) before the batch ending at seq \
+         {oldest}: an answer went missing, and with it perhaps a verdict; reconnecting to hear it \
+         again"
+    )]
+    AnswerOutOfOrder { oldest: Seq, hwm: Seq },
+    #[error(
         "the collector already holds seq {hwm} of epoch {epoch}, but this outbox has only reached \
          {next_seq_minus_one}: the outbox was restored from an older copy; a new epoch is needed"
     )]
@@ -173,6 +179,7 @@ impl AgentSession {
                         now: hwm,
                     });
                 }
+                self.answers_oldest_batch(hwm)?;
                 Ok(self.advance(hwm))
             }
             (AgentState::Streaming, CollectorFrame::Nack { hwm, reason }) => {
@@ -182,6 +189,7 @@ impl AgentSession {
                         sent: self.sent,
                     });
                 }
+                self.answers_oldest_batch(hwm)?;
                 let hwm = hwm.max(self.acked);
                 self.advance(hwm);
                 Ok(AgentEvent::Refused { hwm, reason })
@@ -238,6 +246,20 @@ impl AgentSession {
                 expected: "Ack or Nack",
                 got: collector_frame_name(&other),
             }),
+        }
+    }
+
+    /// Checks that an answer reaching `hwm` answers the oldest batch in flight. The collector
+    /// answers batches in order, each reaching no further than its own last seq, so an answer
+    /// beyond that answers a later batch: the oldest one's answer went missing, and with it
+    /// perhaps the verdicts on its reports, which a cumulative acknowledgement would pass over
+    /// unheard. Ending the session instead leaves the acknowledged seq where it was; the next
+    /// `Welcome` stops below the first verdict not heard, and the answer to the batch sent
+    /// again names it.
+    fn answers_oldest_batch(&self, hwm: Seq) -> Result<(), ProtocolError> {
+        match self.in_flight.front() {
+            Some(&oldest) if hwm > oldest => Err(ProtocolError::AnswerOutOfOrder { oldest, hwm }),
+            _ => Ok(()),
         }
     }
 
@@ -1450,6 +1472,56 @@ mod tests {
         assert_eq!(s.in_flight(), 1);
         assert!(s.handle(CollectorFrame::Ack { hwm: 11 }).is_err());
         assert!(s.handle(CollectorFrame::Ack { hwm: 3 }).is_err());
+    }
+
+    #[test]
+    fn an_answer_that_passes_over_an_earlier_batch_ends_the_session() {
+        let refused = |seq| NackReason::ReportsRefused {
+            refused: vec![crate::frame::RefusedReport {
+                seq,
+                id: crate::ReportId([seq as u8; 16]),
+                revision: 0,
+                reason: "contoh".into(),
+            }],
+            quarantined: Vec::new(),
+        };
+        for second in [
+            CollectorFrame::Ack { hwm: 10 },
+            CollectorFrame::Nack {
+                hwm: 10,
+                reason: refused(7),
+            },
+        ] {
+            let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, 1, Timestamp(0));
+            s.handle(welcome(0)).unwrap();
+            s.seqs_assigned(11);
+            s.batch_sent(1, 5).unwrap();
+            s.batch_sent(6, 10).unwrap();
+            // The answer to 1..=5 (which may name verdicts) has not come.
+            assert_eq!(
+                s.handle(second),
+                Err(ProtocolError::AnswerOutOfOrder { oldest: 5, hwm: 10 })
+            );
+            assert_eq!(s.acked(), 0, "nothing is taken as acknowledged");
+        }
+        // In order, each answer is taken.
+        let (mut s, _) = AgentSession::start(Epoch(7), 0, 1, 1, Timestamp(0));
+        s.handle(welcome(0)).unwrap();
+        s.seqs_assigned(11);
+        s.batch_sent(1, 5).unwrap();
+        s.batch_sent(6, 10).unwrap();
+        let first = CollectorFrame::Nack {
+            hwm: 5,
+            reason: refused(2),
+        };
+        assert!(matches!(
+            s.handle(first),
+            Ok(AgentEvent::Refused { hwm: 5, .. })
+        ));
+        assert_eq!(
+            s.handle(CollectorFrame::Ack { hwm: 10 }),
+            Ok(AgentEvent::Acked { hwm: 10 })
+        );
     }
 
     #[test]
