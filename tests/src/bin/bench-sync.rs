@@ -19,9 +19,11 @@
 //!    backlog drains (`BENCH_LATENCY_BACKLOG`), over 5 such drains (`BENCH_LATENCY_ROUNDS`);
 //!    p50, p90, p99 and the slowest of the times `file` takes to return, and the agent's
 //!    transactions meanwhile (each one's slowest call); as many filings at an agent with nothing
-//!    to sync, the floor of a durable filing; and the drains again with the collector's store
-//!    in memory (`/dev/shm`), as at a site whose collector is on another machine
-//!    (`site_disk_only_…`).
+//!    to sync, the floor of a durable filing; and the drains again as at a site, whose collector
+//!    is on another machine (`site_alone_…`): the collector's store in memory (`/dev/shm`) and
+//!    its threads at the lowest CPU priority, so the site's disk and cores go to the agent
+//!    first. For each, how long the filing's thread waited for a core (`…_core_wait_…`, from
+//!    the kernel's scheduler statistics) tells waiting for the CPU from waiting for the disk.
 //!
 //! Steps 1, 4 and 5 run for each store backend of `BENCH_STORES` (default `redb,postgres`;
 //! PostgreSQL on a server the bench starts from Debian's binaries, fsync on, skipped with a note
@@ -30,7 +32,8 @@
 //! Prints one `name=value` line per figure, then the per-stage profile of each backend's
 //! single-agent sync (`stage.<name> calls total_ms per_call_us per_report_us share_of_wall`).
 //! `BENCH_REPORTS=N` changes the backlog size; `BENCH_DEBUG=1` prints, per drain, which filings
-//! took 15 ms or more (their place in the drain and their time), to tell a one-off from a pattern.
+//! took 5 ms or more (their place in the drain, their time and their wait for a core), to tell a
+//! one-off from a pattern.
 
 use pasopati_agent::Agent;
 use pasopati_common::frame::{encode_value, Batch};
@@ -151,22 +154,52 @@ async fn queued_agent(
     agent
 }
 
+/// Where the collector runs while a site's backlog drains and the site files reports.
+#[derive(Clone, Copy)]
+enum CollectorPlace<'a> {
+    /// On the site's machine, at its priority, with its store on the same disk: the whole sync
+    /// in one place, each side taking cores and disk from the other.
+    Beside,
+    /// As on another machine: its store under this directory (in memory) and its threads at
+    /// the lowest CPU priority, so the site's disk and cores go to the agent first.
+    Elsewhere(&'a std::path::Path),
+}
+
+/// One report filed while a backlog drains.
+struct Filing {
+    /// Until `file` returned (durable at the site), as the agent's web form waits for it.
+    took: Duration,
+    /// How long the filing's thread was ready to run but waited for a core, within `file`.
+    core_wait: Duration,
+}
+
+/// How long the calling thread has waited for a core since it started (the kernel's
+/// `schedstat`), or zero where the kernel does not say.
+fn core_wait_so_far() -> Duration {
+    let stats = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let nanos = stats
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(nanos)
+}
+
 /// Files while a backlog drains, `rounds` times, and prints the times' percentiles and the
-/// agent's transactions meanwhile; returns how many filings were timed. The collector's store
-/// is under `collector_root` when given (elsewhere than the agent's disk), else beside the agent.
+/// agent's transactions meanwhile; returns how many filings were timed.
 async fn filing_while_draining(
     root: &std::path::Path,
-    collector_root: Option<&std::path::Path>,
+    place: CollectorPlace<'_>,
     backlog: &[Report],
     backend: Backend,
     rounds: usize,
     pre: &str,
 ) -> usize {
-    let mut took = Vec::new();
+    let mut filings = Vec::new();
     let mut filing_stages: Vec<pasopati_common::profile::StageFigures> = Vec::new();
     for round in 0..rounds {
-        let (times, stages) = filing_latency(root, collector_root, backlog, backend, round).await;
-        took.extend(times);
+        let (times, stages) = filing_latency(root, place, backlog, backend, round).await;
+        filings.extend(times);
         if filing_stages.is_empty() {
             filing_stages = stages;
             continue;
@@ -178,10 +211,18 @@ async fn filing_while_draining(
             sum.max_nanos = sum.max_nanos.max(s.max_nanos);
         }
     }
+    let mut took: Vec<Duration> = filings.iter().map(|f| f.took).collect();
+    let mut core_wait: Vec<Duration> = filings.iter().map(|f| f.core_wait).collect();
     took.sort();
+    core_wait.sort();
     println!("{pre}filing_during_drain_rounds={rounds}");
     println!("{pre}filing_during_drain_count={}", took.len());
     print_percentiles(&format!("{pre}filing_during_drain"), &took, true);
+    print_percentiles(
+        &format!("{pre}filing_during_drain_core_wait"),
+        &core_wait,
+        true,
+    );
     // The agent's transactions during those drains: a filing waits for the outbox's write lock
     // while the sync's seqs or acks hold it, then commits.
     println!("{pre}filing_stage calls total_ms per_call_us max_ms");
@@ -201,22 +242,34 @@ async fn filing_while_draining(
     took.len()
 }
 
-/// Files one report every 20 ms at an agent while its `backlog` drains, and returns the time
-/// each filing took to return (durable at the site), sorted.
+/// Files one report every 20 ms at an agent while its `backlog` drains, and returns each
+/// filing, in filing order.
 async fn filing_latency(
     root: &std::path::Path,
-    collector_root: Option<&std::path::Path>,
+    place: CollectorPlace<'_>,
     backlog: &[Report],
     backend: Backend,
     round: usize,
-) -> (Vec<Duration>, Vec<pasopati_common::profile::StageFigures>) {
-    let apart = collector_root.is_some();
+) -> (Vec<Filing>, Vec<pasopati_common::profile::StageFigures>) {
+    let apart = matches!(place, CollectorPlace::Elsewhere(_));
     let root = root.join(format!("{backend:?}-latency-{round}-{apart}"));
-    let collector_dir = match collector_root {
-        Some(dir) => dir.join(format!("collector-{round}")),
-        None => root.join("collector"),
+    let (c, background) = match place {
+        CollectorPlace::Beside => (backend.collector(&root.join("collector")).await, None),
+        CollectorPlace::Elsewhere(dir) => {
+            let background = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .on_thread_start(|| pasopati_common::task::lower_this_thread_priority(19))
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let dir = dir.join(format!("collector-{round}"));
+            let c = background
+                .spawn(async move { backend.collector(&dir).await })
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (c, Some(background))
+        }
     };
-    let c = backend.collector(&collector_dir).await;
     let agent = queued_agent(&c, &root.join("agent"), "lapas-latency", backlog).await;
     let handle = agent.handle();
     let want = backlog.len() as u64;
@@ -236,29 +289,41 @@ async fn filing_latency(
             occurred_at: None,
         };
         let started = Instant::now();
-        tokio::task::spawn_blocking(move || h.file(draft))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        took.push(started.elapsed());
+        let core_wait = tokio::task::spawn_blocking(move || {
+            let before = core_wait_so_far();
+            h.file(draft).unwrap_or_else(|e| panic!("{e}"));
+            core_wait_so_far().saturating_sub(before)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        took.push(Filing {
+            took: started.elapsed(),
+            core_wait,
+        });
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stages = pasopati_common::profile::snapshot();
     running.stop().await;
     c.stop().await;
+    if let Some(background) = background {
+        background.shutdown_background();
+    }
     if std::env::var("BENCH_DEBUG").is_ok() {
-        let slow: Vec<(usize, u128)> = took
+        let slow: Vec<String> = took
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.as_millis() >= 15)
-            .map(|(i, t)| (i, t.as_millis()))
+            .filter(|(_, f)| f.took >= Duration::from_millis(5))
+            .map(|(i, f)| {
+                let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                format!("#{i} {:.1} ms (core {:.1})", ms(f.took), ms(f.core_wait))
+            })
             .collect();
         eprintln!(
-            "round {round} apart {apart}: {} filings, slow (index, ms): {slow:?}",
-            took.len()
+            "round {round} apart {apart}: {} filings, 5 ms or more: {}",
+            took.len(),
+            slow.join(", ")
         );
     }
-    took.sort();
     (took, stages)
 }
 
@@ -655,20 +720,21 @@ async fn measure(
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     if backlog > 0 && rounds > 0 {
+        let beside = CollectorPlace::Beside;
         let took =
-            filing_while_draining(root, None, &reports[..backlog], backend, rounds, pre).await;
+            filing_while_draining(root, beside, &reports[..backlog], backend, rounds, pre).await;
         let idle = filing_idle(root, backend, took).await;
         print_percentiles(&format!("{pre}filing_idle"), &idle, false);
         // At a site the collector is on another machine: the same drains with the collector's
-        // store in memory (tmpfs) leave the disk to the agent alone. Redb only: a PostgreSQL
-        // server keeps its own data directory.
+        // store in memory (tmpfs) and its threads yielding the cores leave the site's disk and
+        // cores to the agent. Redb only: a PostgreSQL server keeps its own data directory.
         let shm = std::path::Path::new("/dev/shm");
         if matches!(backend, Backend::Redb) && shm.is_dir() {
             let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
-            let pre = format!("{pre}site_disk_only_");
+            let pre = format!("{pre}site_alone_");
             filing_while_draining(
                 root,
-                Some(apart.path()),
+                CollectorPlace::Elsewhere(apart.path()),
                 &reports[..backlog],
                 backend,
                 rounds,
