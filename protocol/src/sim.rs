@@ -168,7 +168,6 @@ impl OutboxModel {
         if self.next_seq != from {
             return None;
         }
-        self.durable();
         let mut reports = Vec::new();
         while reports.len() < max {
             let Some(report) = self.urgent.pop_front().or_else(|| self.routine.pop_front()) else {
@@ -178,7 +177,12 @@ impl OutboxModel {
             self.next_seq += 1;
             reports.push(report);
         }
-        (!reports.is_empty()).then_some(Batch {
+        if reports.is_empty() {
+            // Nothing to give seqs to: the real outbox commits nothing.
+            return None;
+        }
+        self.durable();
+        Some(Batch {
             first_seq: from,
             reports,
         })
@@ -262,6 +266,13 @@ enum Pending {
     /// A commit the buggy model postponed (see [`Bug::AckBeforeCommit`]).
     LateCommit(Box<CollectorDisk>),
     Send(CollectorFrame),
+}
+
+/// Where new work goes in a connection's queue.
+#[derive(Debug, Clone, Copy)]
+enum Queue {
+    Front,
+    Back,
 }
 
 #[derive(Debug)]
@@ -691,10 +702,12 @@ impl Sim {
                     return;
                 }
                 self.net.remove(k);
-                if self
-                    .collector_conns
-                    .get(&msg.conn)
-                    .is_some_and(|c| !c.pending.is_empty())
+                let batch = matches!(frame, AgentFrame::Batch(_));
+                if batch
+                    && self
+                        .collector_conns
+                        .get(&msg.conn)
+                        .is_some_and(|c| c.storing())
                 {
                     self.stats.pipelined += 1;
                 }
@@ -1031,7 +1044,7 @@ impl Sim {
             return;
         };
         match cc.session.handle(frame, now) {
-            Ok(step) => self.collector_step(conn, step),
+            Ok(step) => self.collector_step(conn, step, Queue::Back),
             Err(_) => {
                 self.stats.violations_ended += 1;
                 self.collector_conns.remove(&conn);
@@ -1040,7 +1053,10 @@ impl Sim {
         }
     }
 
-    fn collector_step(&mut self, conn: u64, step: CollectorStep) {
+    /// Queues the work `step` asks for: behind what is queued for a frame just taken, or, for
+    /// the continuation of the work just done (the answer after a commit), before it, as the
+    /// server answers a batch as soon as it is stored.
+    fn collector_step(&mut self, conn: u64, step: CollectorStep, queue: Queue) {
         let pending = match step {
             CollectorStep::ReadHwm {
                 epoch,
@@ -1057,8 +1073,11 @@ impl Sim {
             }
             CollectorStep::Nothing => None,
         };
-        if let Some(cc) = self.collector_conns.get_mut(&conn) {
-            cc.pending.extend(pending);
+        if let (Some(cc), Some(pending)) = (self.collector_conns.get_mut(&conn), pending) {
+            match queue {
+                Queue::Back => cc.pending.push_back(pending),
+                Queue::Front => cc.pending.push_front(pending),
+            }
         }
     }
 
@@ -1151,7 +1170,7 @@ impl Sim {
             return;
         }
         match step {
-            Ok(step) => self.collector_step(conn, step),
+            Ok(step) => self.collector_step(conn, step, Queue::Front),
             Err(_) => {
                 self.stats.violations_ended += 1;
                 self.collector_conns.remove(&conn);

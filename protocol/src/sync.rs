@@ -34,8 +34,8 @@ pub enum ProtocolError {
     AckWentBack { was: Seq, now: Seq },
     #[error(
         "the collector answered a later batch (up to seq {hwm}) before the batch ending at seq \
-         {oldest}: an answer went missing, and with it perhaps a verdict; reconnecting to hear it \
-         again"
+         {oldest}, whose answer may name refused reports; reconnecting to hear it (a collector \
+         answers in order: if this repeats, the collector needs an update)"
     )]
     AnswerOutOfOrder { oldest: Seq, hwm: Seq },
     #[error(
@@ -818,11 +818,15 @@ impl CollectorSession {
         Ok(CollectorStep::Store(command))
     }
 
-    /// Whether `frame` may be fed now: anything when no store command is outstanding; a batch
-    /// also while fewer than [`PIPELINED_BATCHES`] batches (and nothing else) await their
-    /// answers. Otherwise the shell first gives the outstanding answers
-    /// ([`CollectorSession::answered`]), oldest first.
+    /// Whether `frame` may be fed now: nothing while the `Hello`'s hwm is being read; anything
+    /// when no store command is outstanding; a batch also while fewer than
+    /// [`PIPELINED_BATCHES`] batches (and nothing else) await their answers. Otherwise the
+    /// shell first gives the outstanding answers ([`CollectorSession::answered`]), oldest
+    /// first.
     pub fn can_take(&self, frame: &crate::frame::AgentFrame) -> bool {
+        if matches!(self.state, CollectorState::ReadingHwm { .. }) {
+            return false;
+        }
         let batch = matches!(frame, crate::frame::AgentFrame::Batch(_));
         self.outstanding.is_empty()
             || (batch
