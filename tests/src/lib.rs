@@ -332,13 +332,31 @@ pub async fn wait_agent_daemon(dir: &Path) {
     }
 }
 
-/// A free UDP port on loopback (bound and released; good enough for tests).
+/// A UDP port on loopback that nothing holds now, for a collector whose address must be known
+/// before it starts (the enrollment tokens it mints name it). Chosen below the kernel's range
+/// of ephemeral ports (32768–60999 on Linux): a port the kernel handed out for a bind to port
+/// 0 and took back would soon go to another test's port-0 bind, whose collector an agent of
+/// this test then reached (seen in CI). Never the same port twice in one process.
 pub fn free_udp_port() -> u16 {
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-    socket
-        .local_addr()
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    const FIRST: u16 = 20_000;
+    const SPAN: u64 = 12_000;
+    for _ in 0..1_000 {
+        let port = FIRST + (pasopati_common::random_u64() % SPAN) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!(
+        "no free UDP port on loopback between {FIRST} and {}",
+        FIRST + SPAN as u16
+    )
 }
 
 /// Polls `check` until it holds, panicking with `what` after `timeout`.
