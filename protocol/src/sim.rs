@@ -285,13 +285,18 @@ struct CollectorConn {
     pending: VecDeque<Pending>,
 }
 
+impl Pending {
+    /// A store command, or a commit the buggy model postponed: a server whose connection died
+    /// still finishes those.
+    fn stores(&self) -> bool {
+        matches!(self, Pending::Store(_) | Pending::LateCommit(_))
+    }
+}
+
 impl CollectorConn {
-    /// Whether a store command (or a commit the buggy model postponed) is still to be done: a
-    /// server whose connection died finishes those.
+    /// Whether a store command is still to be done.
     fn storing(&self) -> bool {
-        self.pending
-            .iter()
-            .any(|p| matches!(p, Pending::Store(_) | Pending::LateCommit(_)))
+        self.pending.iter().any(Pending::stores)
     }
 }
 
@@ -694,21 +699,18 @@ impl Sim {
                 }
                 // The server takes the next frame when it is done with the last ones, or, for a
                 // batch, while the session allows another batch to be stored meanwhile.
-                if self
-                    .collector_conns
-                    .get(&msg.conn)
-                    .is_some_and(|c| !c.pending.is_empty() && !c.session.can_take(&frame))
-                {
+                let (waits, storing) = match self.collector_conns.get(&msg.conn) {
+                    Some(c) => (
+                        !c.pending.is_empty() && !c.session.can_take(&frame),
+                        c.storing(),
+                    ),
+                    None => (false, false),
+                };
+                if waits {
                     return;
                 }
                 self.net.remove(k);
-                let batch = matches!(frame, AgentFrame::Batch(_));
-                if batch
-                    && self
-                        .collector_conns
-                        .get(&msg.conn)
-                        .is_some_and(|c| c.storing())
-                {
+                if storing && matches!(frame, AgentFrame::Batch(_)) {
                     self.stats.pipelined += 1;
                 }
                 self.collector_receive(msg.conn, frame);
@@ -1183,8 +1185,7 @@ impl Sim {
     /// else it had to do (answers, reads) goes with it.
     fn drop_if_done(&mut self, conn: u64) {
         if let Some(cc) = self.collector_conns.get_mut(&conn) {
-            cc.pending
-                .retain(|p| matches!(p, Pending::Store(_) | Pending::LateCommit(_)));
+            cc.pending.retain(Pending::stores);
             if cc.pending.is_empty() {
                 self.collector_conns.remove(&conn);
             }

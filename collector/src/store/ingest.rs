@@ -432,9 +432,10 @@ struct RedbLedger<'t> {
     verdicts: redb::Table<'t, (&'static str, u64, u64), &'static [u8]>,
     next_arrival: u64,
     stored: Vec<StoredReport>,
-    /// A report id this transaction found no revision of ([`Ledger::owner`]), until a revision
-    /// of it is held: the rules then ask of it twice more (the revision's hash, whether one is
-    /// shown), which this answers without looking again. Most reports of a backlog are new.
+    /// A report id whose owner this transaction found none of ([`Ledger::owner`]: no revision
+    /// held), until a revision of it is held: the rules then ask of it twice more (the
+    /// revision's hash, whether one is shown), both answered "none" without looking again.
+    /// Most reports of a backlog are new.
     unseen: Option<ReportId>,
 }
 
@@ -548,12 +549,13 @@ impl Ledger for RedbLedger<'_> {
     }
 
     fn owner(&mut self, id: &ReportId) -> Result<Option<SiteId>, StoreError> {
-        let (from, to) = revision_range(id);
-        if self.by_id.range(&from[..]..=&to[..])?.next().is_none() {
+        let owner = owner_of(&self.by_id, &self.reports, &self.quarantine, id)?;
+        if owner.is_none() {
+            // No revision of it is in the reports or the quarantine, so none has a hash or is
+            // shown either.
             self.unseen = Some(*id);
-            return Ok(None);
         }
-        owner_of(&self.by_id, &self.reports, &self.quarantine, id)
+        Ok(owner)
     }
 
     fn hold(

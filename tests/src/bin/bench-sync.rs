@@ -276,7 +276,7 @@ async fn filing_latency(
     // The stages count from here: queueing the backlog is not filing while it drains.
     pasopati_common::profile::reset();
     let running = pasopati_tests::run_agent(agent);
-    let mut took = Vec::new();
+    let mut filings = Vec::new();
     let mut n = 0;
     while c.store.report_count().unwrap_or(0) < want {
         n += 1;
@@ -296,7 +296,7 @@ async fn filing_latency(
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-        took.push(Filing {
+        filings.push(Filing {
             took: started.elapsed(),
             core_wait,
         });
@@ -309,7 +309,7 @@ async fn filing_latency(
         background.shutdown_background();
     }
     if std::env::var("BENCH_DEBUG").is_ok() {
-        let slow: Vec<String> = took
+        let slow: Vec<String> = filings
             .iter()
             .enumerate()
             .filter(|(_, f)| f.took >= Duration::from_millis(5))
@@ -320,11 +320,11 @@ async fn filing_latency(
             .collect();
         eprintln!(
             "round {round} apart {apart}: {} filings, 5 ms or more: {}",
-            took.len(),
+            filings.len(),
             slow.join(", ")
         );
     }
-    (took, stages)
+    (filings, stages)
 }
 
 /// Files `count` reports, one every 5 ms, at an enrolled agent that is not syncing: the same
