@@ -25,6 +25,7 @@
 //! [`ReportIndex::find`] and the feeder hand the work to it, and the tantivy index is not used.
 
 use crate::store::{Store, StoreError, StoredReport};
+use pasopati_common::task::Pacer;
 use pasopati_common::ReportId;
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -70,6 +71,10 @@ const WRITER_MEMORY: usize = 50_000_000;
 
 /// The feeder's scheduling priority (nice), as the analysis placer's.
 const NICE: i32 = 10;
+
+/// The feeder's share of one core while sessions keep storing reports, as the placer's (see
+/// [`Pacer`]).
+const SHARE_WHILE_STORING: f64 = crate::newsroom::placer::SHARE_WHILE_STORING;
 
 /// A report index failure.
 #[derive(Debug, thiserror::Error)]
@@ -579,7 +584,8 @@ impl ReportIndex {
     }
 
     /// Takes what the store holds beyond the index into it with `writer`, until the store has
-    /// no more or `stop` says so, committing at least every [`COMMIT_EVERY`] and at the end.
+    /// no more or `stop` says so (asked between pages, where the daemon's feeder also paces
+    /// itself), committing at least every [`COMMIT_EVERY`] and at the end.
     /// Returns how many reports it took. Blocking; for the feeder thread and for tests.
     pub fn feed(
         &self,
@@ -742,16 +748,22 @@ pub fn spawn_feeder(
         .name("report-index".into())
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
+            let pacer = Pacer::new(&index.signal, SHARE_WHILE_STORING);
+            let between_pages = || {
+                pacer.between_pages();
+                stop.is_cancelled()
+            };
             let mut failures = 0u32;
             let mut writer = None;
             while !stop.is_cancelled() {
                 let started = Instant::now();
+                pacer.resume();
                 let round = match (store.as_postgres(), writer.as_mut()) {
-                    (Some(pg), _) => feed_database(pg, &|| stop.is_cancelled()),
-                    (None, Some(w)) => index.feed(w, &store, &|| stop.is_cancelled()),
-                    (None, None) => index.writer().and_then(|w| {
-                        index.feed(writer.insert(w), &store, &|| stop.is_cancelled())
-                    }),
+                    (Some(pg), _) => feed_database(pg, &between_pages),
+                    (None, Some(w)) => index.feed(w, &store, &between_pages),
+                    (None, None) => index
+                        .writer()
+                        .and_then(|w| index.feed(writer.insert(w), &store, &between_pages)),
                 };
                 if let Err(e) = round {
                     // A failed writer is dropped (a new one starts from the last commit). The
@@ -766,6 +778,8 @@ pub fn spawn_feeder(
                     continue;
                 }
                 failures = 0;
+                // The round's last page, too, is followed by its pause.
+                pacer.between_pages();
                 if let Some(rest) = COMMIT_AT_MOST_EVERY.checked_sub(started.elapsed()) {
                     std::thread::sleep(rest);
                 }

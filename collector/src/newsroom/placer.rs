@@ -8,11 +8,14 @@
 //! analysis) placing each batch as it was committed took about a third of the CPU during a
 //! backlog drain, which slowed the drain by as much. Now the analysis falls behind during a
 //! drain and catches up after it: the dashboard's stories lag by the backlog, never a report's
-//! durability or its acknowledgement. What is stored but not yet placed is read back from the
-//! store, so the lag costs no memory, and a restart places it as the replay always did.
+//! durability or its acknowledgement. A low priority alone did not keep it out of the drain's
+//! way, so while reports keep arriving it also paces itself to a tenth of a core ([`Pacer`]).
+//! What is stored but not yet placed is read back from the store, so the lag costs no memory,
+//! and a restart places it as the replay always did.
 
 use super::{report_of, Newsroom};
 use crate::store::{ReportQuery, StoreError};
+use pasopati_common::task::Pacer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +31,9 @@ const IDLE_LOOK: Duration = Duration::from_secs(1);
 /// The placer thread's scheduling priority (nice): it yields the cores to everything else.
 const NICE: i32 = 10;
 
+/// The placer's share of one core while sessions keep storing reports (see [`Pacer`]).
+pub(crate) const SHARE_WHILE_STORING: f64 = 0.1;
+
 impl Newsroom {
     /// Tells the placer that reports were stored. Cheap and never blocking: sessions call it
     /// after each commit.
@@ -41,8 +47,9 @@ impl Newsroom {
         self.place_stored_until(&|| false)
     }
 
-    /// Like [`Newsroom::place_stored`], stopping between pages once `stop` says so: a daemon
-    /// stopping with a long backlog unplaced does not wait for it (a restart places it).
+    /// Like [`Newsroom::place_stored`], asking `stop` between pages (where the daemon's placer
+    /// also paces itself) and stopping once it says so: a daemon stopping with a long backlog
+    /// unplaced does not wait for it (a restart places it).
     fn place_stored_until(&self, stop: &dyn Fn() -> bool) -> Result<usize, StoreError> {
         let poisoned = || StoreError::Storage("the analysis engine was poisoned by a panic".into());
         let mut total = 0;
@@ -84,13 +91,21 @@ pub fn spawn(
         .name("analysis-placer".into())
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
+            let pacer = Pacer::new(&newsroom.stored_signal, SHARE_WHILE_STORING);
             while !stop.is_cancelled() {
                 if let Err(e) = newsroom.follow_stored_media() {
                     tracing::warn!(error = %e, "media items stored by another collector could not be placed in the analysis; trying again");
                 }
-                if let Err(e) = newsroom.place_stored_until(&|| stop.is_cancelled()) {
+                pacer.resume();
+                let between_pages = || {
+                    pacer.between_pages();
+                    stop.is_cancelled()
+                };
+                if let Err(e) = newsroom.place_stored_until(&between_pages) {
                     tracing::warn!(error = %e, "stored reports could not be placed in the analysis; trying again");
                 }
+                // The round's last page, too, is followed by its pause.
+                pacer.between_pages();
                 newsroom.stored_signal.wait(IDLE_LOOK);
             }
         })
