@@ -33,18 +33,29 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Lowers the calling thread's scheduling priority to `nice` (1–19: the higher, the more it
 /// yields). Background work that may lag, such as the collector's analysis of stored reports,
-/// calls it so that it takes the cores only when sessions and the dashboard leave them free. A
-/// refusal (some sandboxes forbid it) is ignored: the work still runs, at normal priority.
+/// calls it so that it takes the cores only when sessions and the dashboard leave them free. It
+/// only ever lowers: a thread already at `nice` or below (a daemon started at nice 15, or a
+/// thread spawned by one at nice 19) keeps its place, even where the process could raise it
+/// (as root). A refusal (some sandboxes forbid it) is ignored: the work still runs, at normal
+/// priority.
 pub fn lower_this_thread_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: `gettid` and `setpriority` take plain integers, touch no memory of ours, and
-        // affect only the calling thread (on Linux, `PRIO_PROCESS` with a thread id names that
-        // thread).
+        // SAFETY: `gettid`, `getpriority` and `setpriority` take plain integers, touch no
+        // memory of ours, and affect only the calling thread (on Linux, `PRIO_PROCESS` with a
+        // thread id names that thread). `getpriority` may return -1 as a value, so errno is
+        // cleared before and read after.
         #[allow(unsafe_code)]
         let _ = unsafe {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice)
+            let tid = libc::gettid() as libc::id_t;
+            *libc::__errno_location() = 0;
+            let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+            let known = !(current == -1 && *libc::__errno_location() != 0);
+            if known && current >= nice {
+                0
+            } else {
+                libc::setpriority(libc::PRIO_PROCESS, tid, nice)
+            }
         };
     }
     #[cfg(not(target_os = "linux"))]
@@ -168,6 +179,36 @@ fn pause_after(worked: std::time::Duration, share: f64) -> std::time::Duration {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[cfg(target_os = "linux")]
+    fn this_thread_nice() -> i32 {
+        // SAFETY: plain integers in and out, about the calling thread only.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn lowering_a_priority_never_raises_it() {
+        std::thread::spawn(|| {
+            let start = this_thread_nice();
+            if start > 17 {
+                // Already yielding about as far as it can go: nothing to lower here.
+                return;
+            }
+            lower_this_thread_priority(start + 2);
+            assert_eq!(this_thread_nice(), start + 2);
+            // Asked for less yielding than it already does: it stays, even as root.
+            lower_this_thread_priority(start + 1);
+            assert_eq!(this_thread_nice(), start + 2);
+            lower_this_thread_priority(19);
+            assert_eq!(this_thread_nice(), 19);
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
+    }
 
     #[test]
     fn a_pause_keeps_the_work_to_its_share() {
