@@ -83,8 +83,14 @@ pub struct RunningAgent {
 
 /// Starts `agent` syncing in this process.
 pub fn run_agent(agent: Agent) -> RunningAgent {
+    run_agent_on(&tokio::runtime::Handle::current(), agent)
+}
+
+/// Starts `agent` syncing on `runtime` (a bench's runtime of low-priority threads, standing in
+/// for the agent's own machine).
+pub fn run_agent_on(runtime: &tokio::runtime::Handle, agent: Agent) -> RunningAgent {
     let stop = CancellationToken::new();
-    let task = tokio::spawn(agent.run_with(in_process_options(), stop.clone()));
+    let task = runtime.spawn(agent.run_with(in_process_options(), stop.clone()));
     RunningAgent {
         stop,
         task: Some(task),

@@ -14,7 +14,9 @@
 //!    or analysis), with its own stage profile (`raw_collector_writer_stage.<name>`): the
 //!    ceiling of the sync that the store's layout sets.
 //! 4. fleets: the same reports shared among 1, 10, 100 and 1,000 agents draining together
-//!    (`BENCH_FLEETS=1,10` to choose).
+//!    (`BENCH_FLEETS=1,10` to choose); and the same again as at the center, whose sites are
+//!    other machines (`center_alone_fleet_…`): the agents' outboxes in memory (`/dev/shm`) and
+//!    their threads at the lowest CPU priority, so the collector's disk and cores go to it first.
 //! 5. filing while draining: a report filed every 20 ms at an agent whose 50,000-report
 //!    backlog drains (`BENCH_LATENCY_BACKLOG`), over 5 such drains (`BENCH_LATENCY_ROUNDS`);
 //!    p50, p90, p99 and the slowest of the times `file` takes to return, and the agent's
@@ -102,7 +104,24 @@ impl Backend {
 }
 
 async fn bench_sync(root: &std::path::Path, reports: &[Report], backend: Backend) -> Duration {
-    bench_fleet(&root.join("single"), reports, 1, backend).await
+    bench_fleet(
+        &root.join("single"),
+        reports,
+        1,
+        backend,
+        AgentPlace::Beside,
+    )
+    .await
+}
+
+/// Where a fleet's agents run while they drain into one collector.
+#[derive(Clone, Copy)]
+enum AgentPlace<'a> {
+    /// On the collector's machine, at its priority, their outboxes on its disk.
+    Beside,
+    /// As on machines of their own: their outboxes under this directory (in memory) and their
+    /// threads at the lowest CPU priority, so the collector's disk and cores go to it first.
+    Elsewhere(&'a std::path::Path),
 }
 
 /// `agents` agents, each with its share of `reports` queued, drain together into one
@@ -112,18 +131,36 @@ async fn bench_fleet(
     reports: &[Report],
     agents: usize,
     backend: Backend,
+    place: AgentPlace<'_>,
 ) -> Duration {
-    let root = root.join(format!("{backend:?}-fleet-{agents}"));
+    let apart = if matches!(place, AgentPlace::Elsewhere(_)) {
+        "-center-alone"
+    } else {
+        ""
+    };
+    let root = root.join(format!("{backend:?}-fleet-{agents}{apart}"));
     let c = backend.collector(&root.join("collector")).await;
+    let (agents_root, background) = match place {
+        AgentPlace::Beside => (root.clone(), None),
+        AgentPlace::Elsewhere(dir) => {
+            (dir.join(format!("fleet-{agents}")), Some(lowered_runtime()))
+        }
+    };
     let per_agent = reports.len().div_ceil(agents);
     let mut opened = Vec::new();
     for (i, share) in reports.chunks(per_agent).enumerate() {
         let site = format!("lapas-bench-{i}");
-        opened.push(queued_agent(&c, &root.join(&site), &site, share).await);
+        opened.push(queued_agent(&c, &agents_root.join(&site), &site, share).await);
     }
     let want = reports.len() as u64;
     let start = Instant::now();
-    let running: Vec<_> = opened.into_iter().map(pasopati_tests::run_agent).collect();
+    let running: Vec<_> = match &background {
+        None => opened.into_iter().map(pasopati_tests::run_agent).collect(),
+        Some(rt) => opened
+            .into_iter()
+            .map(|a| pasopati_tests::run_agent_on(rt.handle(), a))
+            .collect(),
+    };
     loop {
         if c.store.report_count().unwrap_or(0) >= want {
             break;
@@ -135,7 +172,21 @@ async fn bench_fleet(
         agent.stop().await;
     }
     c.stop().await;
+    if let Some(rt) = background {
+        rt.shutdown_background();
+    }
     elapsed
+}
+
+/// A runtime whose threads (workers and blocking ones) run at the lowest CPU priority: work on
+/// it stands in for another machine's, taking only the cores the rest leaves.
+fn lowered_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_start(|| pasopati_common::task::lower_this_thread_priority(19))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Enrolls an agent for `site` in `dir` and queues `reports` in its outbox (10,000 a
@@ -256,12 +307,7 @@ async fn filing_latency(
     let (c, background) = match place {
         CollectorPlace::Beside => (backend.collector(&root.join("collector")).await, None),
         CollectorPlace::Elsewhere(dir) => {
-            let background = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .on_thread_start(|| pasopati_common::task::lower_this_thread_priority(19))
-                .build()
-                .unwrap_or_else(|e| panic!("{e}"));
+            let background = lowered_runtime();
             let dir = dir.join(format!("collector-{round}"));
             let c = background
                 .spawn(async move { backend.collector(&dir).await })
@@ -701,12 +747,27 @@ async fn measure(
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
-    for agents in fleets {
-        let took = bench_fleet(root, reports, agents, backend).await;
+    for agents in &fleets {
+        let took = bench_fleet(root, reports, *agents, backend, AgentPlace::Beside).await;
         println!(
             "{pre}fleet_{agents}_reports_per_s={:.0}",
             n as f64 / took.as_secs_f64()
         );
+    }
+    // The same fleets as at the center, whose sites are other machines: the agents' outboxes
+    // in memory (tmpfs) and their threads yielding the cores, so the collector has the disk and
+    // the cores first. Redb only, as for the site's figures below.
+    let shm = std::path::Path::new("/dev/shm");
+    if matches!(backend, Backend::Redb) && shm.is_dir() {
+        for agents in &fleets {
+            let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
+            let place = AgentPlace::Elsewhere(apart.path());
+            let took = bench_fleet(root, reports, *agents, backend, place).await;
+            println!(
+                "{pre}center_alone_fleet_{agents}_reports_per_s={:.0}",
+                n as f64 / took.as_secs_f64()
+            );
+        }
     }
     // How long filing a report takes at a site while its backlog drains, over several drains
     // so that the 99th percentile is more than the slowest of a hundred filings.
