@@ -522,6 +522,8 @@ pub struct TestCollector {
     pub store: Arc<Store>,
     /// The running collector's media desk (imports here are placed by its live engine).
     pub newsroom: Arc<pasopati_collector::newsroom::Newsroom>,
+    /// The index of its dashboard's report lists (fed in the background).
+    pub report_index: Arc<pasopati_collector::report_index::ReportIndex>,
     /// Everything the collector published since it started.
     pub events: tokio::sync::broadcast::Receiver<pasopati_collector::events::CollectorEvent>,
     shutdown: CancellationToken,
@@ -582,6 +584,7 @@ impl TestCollector {
         let http = server.http_addr();
         let store = server.store().clone();
         let newsroom = server.newsroom().clone();
+        let report_index = server.report_index().clone();
         let events = server.events();
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
@@ -596,6 +599,7 @@ impl TestCollector {
             http,
             store,
             newsroom,
+            report_index,
             events,
             shutdown,
             task: Some(task),

@@ -2,7 +2,9 @@
 //! floor of the same machine, measured in one run on loopback.
 //!
 //! 1. sync: a 200,000-report backlog (1 KiB bodies) at one agent drains to an in-process
-//!    collector over QUIC with mutual TLS, durable on both sides.
+//!    collector over QUIC with mutual TLS, durable on both sides; then how long the collector's
+//!    report index and analysis take to catch up (`…_caught_up_after_ms`), as they pause while
+//!    reports keep arriving.
 //! 2. raw quinn: the same bytes over one QUIC stream with the same TLS configuration.
 //! 3. raw redb: the same records committed in batches of the same size, durably; and the same
 //!    twice at once into two files (the agent's and the collector's share of a durable sync),
@@ -103,15 +105,49 @@ impl Backend {
     }
 }
 
-async fn bench_sync(root: &std::path::Path, reports: &[Report], backend: Backend) -> Duration {
-    bench_fleet(
-        &root.join("single"),
-        reports,
-        1,
-        backend,
-        AgentPlace::Beside,
-    )
-    .await
+/// The single-agent sync: how long it took, and how far the collector's background work then
+/// lagged it.
+async fn bench_sync(
+    root: &std::path::Path,
+    reports: &[Report],
+    backend: Backend,
+) -> (Duration, CatchUp) {
+    let root = root.join("single");
+    bench_fleet_then(&root, reports, 1, backend, AgentPlace::Beside, true).await
+}
+
+/// How far the collector's background work lags a drain: once the store holds every report,
+/// how long until the report index and the analysis engine have taken them all too (`None`
+/// if not within a minute).
+#[derive(Default)]
+struct CatchUp {
+    index: Option<Duration>,
+    analysis: Option<Duration>,
+}
+
+/// Waits (at most a minute) for `c`'s report index and analysis engine to hold `want` reports.
+async fn catch_up(c: &TestCollector, want: u64) -> CatchUp {
+    let start = Instant::now();
+    let mut caught = CatchUp::default();
+    while start.elapsed() < Duration::from_secs(60) {
+        if caught.index.is_none() && c.report_index.taken_through(&c.store).unwrap_or(0) >= want {
+            caught.index = Some(start.elapsed());
+        }
+        if caught.analysis.is_none() {
+            let newsroom = c.newsroom.clone();
+            let placed = tokio::task::spawn_blocking(move || newsroom.documents().unwrap_or(0))
+                .await
+                .unwrap_or(0);
+            if placed as u64 >= want {
+                caught.analysis = Some(start.elapsed());
+            }
+        }
+        if caught.index.is_some() && caught.analysis.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    caught
 }
 
 /// Where a fleet's agents run while they drain into one collector.
@@ -133,6 +169,20 @@ async fn bench_fleet(
     backend: Backend,
     place: AgentPlace<'_>,
 ) -> Duration {
+    bench_fleet_then(root, reports, agents, backend, place, false)
+        .await
+        .0
+}
+
+/// [`bench_fleet`], and then, if `follow`, how far the collector's background work lags.
+async fn bench_fleet_then(
+    root: &std::path::Path,
+    reports: &[Report],
+    agents: usize,
+    backend: Backend,
+    place: AgentPlace<'_>,
+    follow: bool,
+) -> (Duration, CatchUp) {
     let apart = if matches!(place, AgentPlace::Elsewhere(_)) {
         "-center-alone"
     } else {
@@ -168,6 +218,11 @@ async fn bench_fleet(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed();
+    let caught = if follow {
+        catch_up(&c, want).await
+    } else {
+        CatchUp::default()
+    };
     for agent in running {
         agent.stop().await;
     }
@@ -175,7 +230,7 @@ async fn bench_fleet(
     if let Some(rt) = background {
         rt.shutdown_background();
     }
-    elapsed
+    (elapsed, caught)
 }
 
 /// A runtime whose threads (workers and blocking ones) run at the lowest CPU priority: work on
@@ -730,13 +785,18 @@ async fn measure(
     let n = reports.len();
     let pre = backend.prefix();
     pasopati_common::profile::reset();
-    let sync = bench_sync(root, reports, backend).await;
+    let (sync, caught) = bench_sync(root, reports, backend).await;
     let stages = pasopati_common::profile::snapshot();
     let sync_rate = n as f64 / sync.as_secs_f64();
     println!("{pre}sync_seconds={:.3}", sync.as_secs_f64());
     println!("{pre}sync_reports_per_s={sync_rate:.0}");
     println!("{pre}sync_mib_per_s={:.1}", mib_per_s(bytes, sync));
     println!("{pre}ratio_vs_raw_redb={:.3}", sync_rate / redb_rate);
+    // The collector's background work pauses while reports keep arriving (`common::task::Pacer`)
+    // and catches up after: how long after the last report was stored.
+    let ms = |d: Option<Duration>| d.map_or("never".to_owned(), |d| d.as_millis().to_string());
+    println!("{pre}index_caught_up_after_ms={}", ms(caught.index));
+    println!("{pre}analysis_caught_up_after_ms={}", ms(caught.analysis));
     println!(
         "{pre}ratio_vs_raw_quinn={:.3}",
         quinn.as_secs_f64() / sync.as_secs_f64()
