@@ -72,7 +72,7 @@ const WRITER_MEMORY: usize = 50_000_000;
 /// The feeder's scheduling priority (nice), as the analysis placer's.
 const NICE: i32 = 10;
 
-/// The feeder's share of one core while sessions keep storing reports, as the placer's (see
+/// The feeder's share of the time while sessions keep storing reports, as the placer's (see
 /// [`Pacer`]).
 const SHARE_WHILE_STORING: f64 = crate::newsroom::placer::SHARE_WHILE_STORING;
 
@@ -749,7 +749,8 @@ pub fn spawn_feeder(
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
             let pacer = Pacer::new(&index.signal, SHARE_WHILE_STORING);
-            let between_pages = || {
+            // Asked between pages: a stop ends the round at once, without a pause first.
+            let between_pages = || stop.is_cancelled() || {
                 pacer.between_pages();
                 stop.is_cancelled()
             };
@@ -778,8 +779,10 @@ pub fn spawn_feeder(
                     continue;
                 }
                 failures = 0;
-                // The round's last page, too, is followed by its pause.
-                pacer.between_pages();
+                // The round's last page, too, is followed by its pause (unless stopping).
+                if !stop.is_cancelled() {
+                    pacer.between_pages();
+                }
                 if let Some(rest) = COMMIT_AT_MOST_EVERY.checked_sub(started.elapsed()) {
                     std::thread::sleep(rest);
                 }

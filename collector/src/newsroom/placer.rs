@@ -9,7 +9,7 @@
 //! backlog drain, which slowed the drain by as much. Now the analysis falls behind during a
 //! drain and catches up after it: the dashboard's stories lag by the backlog, never a report's
 //! durability or its acknowledgement. A low priority alone did not keep it out of the drain's
-//! way, so while reports keep arriving it also paces itself to a tenth of a core ([`Pacer`]).
+//! way, so while reports keep arriving it also paces itself to a tenth of the time ([`Pacer`]).
 //! What is stored but not yet placed is read back from the store, so the lag costs no memory,
 //! and a restart places it as the replay always did.
 
@@ -31,7 +31,7 @@ const IDLE_LOOK: Duration = Duration::from_secs(1);
 /// The placer thread's scheduling priority (nice): it yields the cores to everything else.
 const NICE: i32 = 10;
 
-/// The placer's share of one core while sessions keep storing reports (see [`Pacer`]).
+/// The placer's share of the time while sessions keep storing reports (see [`Pacer`]).
 pub(crate) const SHARE_WHILE_STORING: f64 = 0.1;
 
 impl Newsroom {
@@ -92,20 +92,19 @@ pub fn spawn(
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
             let pacer = Pacer::new(&newsroom.stored_signal, SHARE_WHILE_STORING);
+            // Asked before each page: a stop ends the round at once, without a pause first.
+            let between_pages = || stop.is_cancelled() || {
+                pacer.between_pages();
+                stop.is_cancelled()
+            };
             while !stop.is_cancelled() {
                 if let Err(e) = newsroom.follow_stored_media() {
                     tracing::warn!(error = %e, "media items stored by another collector could not be placed in the analysis; trying again");
                 }
                 pacer.resume();
-                let between_pages = || {
-                    pacer.between_pages();
-                    stop.is_cancelled()
-                };
                 if let Err(e) = newsroom.place_stored_until(&between_pages) {
                     tracing::warn!(error = %e, "stored reports could not be placed in the analysis; trying again");
                 }
-                // The round's last page, too, is followed by its pause.
-                pacer.between_pages();
                 newsroom.stored_signal.wait(IDLE_LOOK);
             }
         })

@@ -233,6 +233,34 @@ async fn bench_fleet_then(
     (elapsed, caught)
 }
 
+/// `/dev/shm`, if it is there with `bytes` free (`df` says), for the figures named `what`;
+/// otherwise says on stderr why they are skipped. (A container's is often 64 MiB.)
+fn shm_with_room(bytes: u64, what: &str) -> Option<&'static std::path::Path> {
+    let shm = std::path::Path::new("/dev/shm");
+    let free = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(shm)
+        .output()
+        .ok()
+        .and_then(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+        });
+    match free {
+        Some(free) if free >= bytes => Some(shm),
+        Some(free) => {
+            eprintln!("{what}: skipped, /dev/shm has {free} bytes free and needs {bytes}");
+            None
+        }
+        None => {
+            eprintln!("{what}: skipped, no /dev/shm (or `df` could not read it)");
+            None
+        }
+    }
+}
+
 /// A runtime whose threads (workers and blocking ones) run at the lowest CPU priority: work on
 /// it stands in for another machine's, taking only the cores the rest leaves.
 fn lowered_runtime() -> tokio::runtime::Runtime {
@@ -817,8 +845,10 @@ async fn measure(
     // The same fleets as at the center, whose sites are other machines: the agents' outboxes
     // in memory (tmpfs) and their threads yielding the cores, so the collector has the disk and
     // the cores first. Redb only, as for the site's figures below.
-    let shm = std::path::Path::new("/dev/shm");
-    if matches!(backend, Backend::Redb) && shm.is_dir() {
+    // Filing writes about four times the reports' bytes (segments, the latest revisions, half-full
+    // pages), and the fleet's outboxes hold them all.
+    let shm = shm_with_room(4 * reports.len() as u64 * 1100, "center_alone_fleet");
+    if let (Backend::Redb, Some(shm)) = (backend, shm) {
         for agents in &fleets {
             let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
             let place = AgentPlace::Elsewhere(apart.path());
@@ -849,8 +879,8 @@ async fn measure(
         // At a site the collector is on another machine: the same drains with the collector's
         // store in memory (tmpfs) and its threads yielding the cores leave the site's disk and
         // cores to the agent. Redb only: a PostgreSQL server keeps its own data directory.
-        let shm = std::path::Path::new("/dev/shm");
-        if matches!(backend, Backend::Redb) && shm.is_dir() {
+        let shm = shm_with_room(4 * backlog as u64 * 1100, "site_alone");
+        if let (Backend::Redb, Some(shm)) = (backend, shm) {
             let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
             let pre = format!("{pre}site_alone_");
             filing_while_draining(
