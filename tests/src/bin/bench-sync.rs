@@ -113,7 +113,7 @@ async fn bench_sync(
     backend: Backend,
 ) -> (Duration, CatchUp) {
     let root = root.join("single");
-    bench_fleet_then(&root, reports, 1, backend, AgentPlace::Beside, true).await
+    bench_fleet(&root, reports, 1, backend, AgentPlace::Beside, true).await
 }
 
 /// How far the collector's background work lags a drain: once the store holds every report,
@@ -161,21 +161,9 @@ enum AgentPlace<'a> {
 }
 
 /// `agents` agents, each with its share of `reports` queued, drain together into one
-/// collector; returns the time until the collector holds them all.
+/// collector; returns the time until the collector holds them all, and then, if `follow`, how
+/// far the collector's background work lags.
 async fn bench_fleet(
-    root: &std::path::Path,
-    reports: &[Report],
-    agents: usize,
-    backend: Backend,
-    place: AgentPlace<'_>,
-) -> Duration {
-    bench_fleet_then(root, reports, agents, backend, place, false)
-        .await
-        .0
-}
-
-/// [`bench_fleet`], and then, if `follow`, how far the collector's background work lags.
-async fn bench_fleet_then(
     root: &std::path::Path,
     reports: &[Report],
     agents: usize,
@@ -836,7 +824,9 @@ async fn measure(
         .filter_map(|v| v.trim().parse().ok())
         .collect();
     for agents in &fleets {
-        let took = bench_fleet(root, reports, *agents, backend, AgentPlace::Beside).await;
+        let took = bench_fleet(root, reports, *agents, backend, AgentPlace::Beside, false)
+            .await
+            .0;
         println!(
             "{pre}fleet_{agents}_reports_per_s={:.0}",
             n as f64 / took.as_secs_f64()
@@ -852,7 +842,9 @@ async fn measure(
         for agents in &fleets {
             let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
             let place = AgentPlace::Elsewhere(apart.path());
-            let took = bench_fleet(root, reports, *agents, backend, place).await;
+            let took = bench_fleet(root, reports, *agents, backend, place, false)
+                .await
+                .0;
             println!(
                 "{pre}center_alone_fleet_{agents}_reports_per_s={:.0}",
                 n as f64 / took.as_secs_f64()
