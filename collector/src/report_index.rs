@@ -72,10 +72,6 @@ const WRITER_MEMORY: usize = 50_000_000;
 /// The feeder's scheduling priority (nice), as the analysis placer's.
 const NICE: i32 = 10;
 
-/// The feeder's share of the time while sessions keep storing reports, as the placer's (see
-/// [`Pacer`]).
-const SHARE_WHILE_STORING: f64 = crate::newsroom::placer::SHARE_WHILE_STORING;
-
 /// A report index failure.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -748,12 +744,9 @@ pub fn spawn_feeder(
         .name("report-index".into())
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
-            let pacer = Pacer::new(&index.signal, SHARE_WHILE_STORING);
-            // Asked between pages: a stop ends the round at once, without a pause first.
-            let between_pages = || stop.is_cancelled() || {
-                pacer.between_pages();
-                stop.is_cancelled()
-            };
+            // Paced as the placer is, for the same reason.
+            let pacer = Pacer::new(&index.signal, crate::newsroom::placer::SHARE_WHILE_STORING);
+            let between_pages = || pacer.stop_or_pause(|| stop.is_cancelled());
             let mut failures = 0u32;
             let mut writer = None;
             while !stop.is_cancelled() {
@@ -780,9 +773,7 @@ pub fn spawn_feeder(
                 }
                 failures = 0;
                 // The round's last page, too, is followed by its pause (unless stopping).
-                if !stop.is_cancelled() {
-                    pacer.between_pages();
-                }
+                between_pages();
                 if let Some(rest) = COMMIT_AT_MOST_EVERY.checked_sub(started.elapsed()) {
                     std::thread::sleep(rest);
                 }

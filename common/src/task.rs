@@ -188,6 +188,16 @@ impl<'a> Pacer<'a> {
         self.resume();
         pause
     }
+
+    /// Between two pages of a loop that `stopped` may end: whether to stop. A stop is answered
+    /// at once, without a pause first; otherwise it pauses ([`Pacer::between_pages`]) and asks
+    /// again.
+    pub fn stop_or_pause(&self, stopped: impl Fn() -> bool) -> bool {
+        stopped() || {
+            self.between_pages();
+            stopped()
+        }
+    }
 }
 
 /// The pause after `worked` that keeps a loop to `share` of the time: `worked × (1/share − 1)`,
@@ -298,5 +308,28 @@ mod tests {
         pacer.resume();
         std::thread::sleep(Duration::from_millis(4));
         assert!(pacer.between_pages() >= Duration::from_millis(4));
+    }
+
+    #[test]
+    fn a_stop_is_answered_without_a_pause() {
+        let arrivals = Wakeup::default();
+        let pacer = Pacer::new(&arrivals, 0.01);
+        arrivals.raise();
+        pacer.resume();
+        std::thread::sleep(Duration::from_millis(50));
+        // Work arriving and a long page: only a stop saves the full pause.
+        let asked = std::time::Instant::now();
+        assert!(pacer.stop_or_pause(|| true));
+        assert!(
+            asked.elapsed() < Pacer::LONGEST_PAUSE,
+            "{:?}",
+            asked.elapsed()
+        );
+        assert!(!pacer.stop_or_pause(|| false));
+        assert!(
+            asked.elapsed() >= Pacer::LONGEST_PAUSE,
+            "{:?}",
+            asked.elapsed()
+        );
     }
 }

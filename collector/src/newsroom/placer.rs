@@ -92,11 +92,7 @@ pub fn spawn(
         .spawn(move || {
             pasopati_common::task::lower_this_thread_priority(NICE);
             let pacer = Pacer::new(&newsroom.stored_signal, SHARE_WHILE_STORING);
-            // Asked before each page: a stop ends the round at once, without a pause first.
-            let between_pages = || stop.is_cancelled() || {
-                pacer.between_pages();
-                stop.is_cancelled()
-            };
+            let between_pages = || pacer.stop_or_pause(|| stop.is_cancelled());
             while !stop.is_cancelled() {
                 if let Err(e) = newsroom.follow_stored_media() {
                     tracing::warn!(error = %e, "media items stored by another collector could not be placed in the analysis; trying again");

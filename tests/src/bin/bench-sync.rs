@@ -192,13 +192,13 @@ async fn bench_fleet(
     }
     let want = reports.len() as u64;
     let start = Instant::now();
-    let running: Vec<_> = match &background {
-        None => opened.into_iter().map(pasopati_tests::run_agent).collect(),
-        Some(rt) => opened
-            .into_iter()
-            .map(|a| pasopati_tests::run_agent_on(rt.handle(), a))
-            .collect(),
-    };
+    let runtime = background
+        .as_ref()
+        .map_or_else(tokio::runtime::Handle::current, |rt| rt.handle().clone());
+    let running: Vec<_> = opened
+        .into_iter()
+        .map(|a| pasopati_tests::run_agent_on(&runtime, a))
+        .collect();
     loop {
         if c.store.report_count().unwrap_or(0) >= want {
             break;
