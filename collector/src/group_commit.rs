@@ -105,7 +105,7 @@ fn commit_loop(
         let (batches, answers): (Vec<BatchJob>, Vec<_>) =
             group.into_iter().map(|j| (j.batch, j.answer)).unzip();
         let outcomes = match store.upgrade() {
-            Some(store) => store.apply_batches(&batches, &limits, &guard),
+            Some(store) => store.apply_batches(batches, &limits, &guard),
             None => Err(StoreError::Storage("the store is closed".into())),
         };
         if outcomes.is_ok() {

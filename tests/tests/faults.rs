@@ -6,7 +6,7 @@
 //! `PASOPATI_SEED=<s>` reruns a scenario with a given seed. `PASOPATI_SOAK=1` makes every
 //! scenario longer and repeats it over many seeds (see TESTING.md).
 
-use pasopati_agent::{Agent, AgentHandle, RunOptions};
+use pasopati_agent::{Agent, AgentHandle};
 use pasopati_collector::control::{CollectorRequest, CollectorResponse};
 use pasopati_common::{Report, ReportDraft, ReportId, Timestamp};
 use pasopati_tests::checker::Outcome;
@@ -104,14 +104,9 @@ impl Fleet {
             tune(&dir, Some(fleet.proxy.addr), 16);
             let agent = Agent::open(&dir).unwrap_or_else(|e| panic!("{e}"));
             fleet.agents.push(agent.handle());
-            fleet.tasks.push(tokio::spawn(agent.run_with(
-                RunOptions {
-                    control_socket: false,
-                    inbox: false,
-                    web: false,
-                },
-                fleet.stop.clone(),
-            )));
+            fleet.tasks.push(tokio::spawn(
+                agent.run_with(pasopati_tests::in_process_options(), fleet.stop.clone()),
+            ));
         }
         fleet
     }
@@ -1288,14 +1283,9 @@ async fn scenario_fleet_reconnects_after_an_outage() {
             .unwrap_or_else(|e| panic!("{e}"));
         let agent = Agent::open(&dir).unwrap_or_else(|e| panic!("{e}"));
         handles.push(agent.handle());
-        tasks.push(tokio::spawn(agent.run_with(
-            RunOptions {
-                control_socket: false,
-                inbox: false,
-                web: false,
-            },
-            stop.clone(),
-        )));
+        tasks.push(tokio::spawn(
+            agent.run_with(pasopati_tests::in_process_options(), stop.clone()),
+        ));
     }
     let all: Vec<AgentHandle> = handles.clone();
     eventually("the fleet connected", Duration::from_secs(120), move || {

@@ -3,11 +3,13 @@
 //! heartbeat leave behind; gaps, and the log of refusals.
 
 use super::media::expect_attachments;
-use super::reports::{add_shown, revision_range, shown_arrival, Quarantined, StoredReport};
+use super::reports::{
+    add_shown, revision_range, shown_arrival, Quarantined, StoredReport, StoredReportRef,
+};
 use super::sites::update_site;
 use super::{
-    decode, encode, next_number, Health, RedbStore, SiteRecord, StoreError, BY_ID, HWM, META,
-    QUARANTINE, REPORTS,
+    decode, encode, encode_into, next_number, Health, RedbStore, SiteRecord, StoreError, BY_ID,
+    HWM, META, QUARANTINE, REPORTS,
 };
 use bincode::{Decode, Encode};
 use pasopati_common::frame::{Batch, Heartbeat, Limits, NackReason, RefusedReport};
@@ -274,17 +276,18 @@ impl RedbStore {
     /// nothing of it is stored.
     pub fn apply_batches(
         &self,
-        jobs: &[BatchJob],
+        jobs: Vec<BatchJob>,
         limits: &Limits,
         guard: &PiiGuard,
     ) -> Result<Vec<BatchOutcome>, StoreError> {
         let txn = self.db.begin_write()?;
+        let batches = jobs.len() as u64;
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
             outcomes.push(apply_one(&txn, job, limits, guard)?);
         }
         profile::COLLECTOR_COMMIT.time(|| txn.commit())?;
-        profile::COLLECTOR_COMMIT.add_items(jobs.len() as u64);
+        profile::COLLECTOR_COMMIT.add_items(batches);
         Ok(outcomes)
     }
 
@@ -342,10 +345,11 @@ pub(super) fn examined(batch: &Batch, guard: &PiiGuard, now: Timestamp) -> Vec<E
     )
 }
 
-/// Applies one batch of a group inside the group's transaction.
+/// Applies one batch of a group inside the group's transaction. The reports it stores move
+/// from the batch into the outcome, uncopied.
 fn apply_one(
     txn: &redb::WriteTransaction,
-    job: &BatchJob,
+    job: BatchJob,
     limits: &Limits,
     guard: &PiiGuard,
 ) -> Result<BatchOutcome, StoreError> {
@@ -368,11 +372,11 @@ fn apply_one(
         profile::COLLECTOR_RULES.add_items(batch.reports.len() as u64);
         let mut ledger = RedbLedger::open(txn, site, epoch, now)?;
         let verdict = apply_examined_batch(&mut ledger, site, hwm, batch, examined, limits)?;
-        let stored = match &verdict {
+        let held = match &verdict {
             BatchVerdict::Applied(applied) => ledger.finish(applied.hwm)?,
             BatchVerdict::Refused { .. } => Vec::new(),
         };
-        (verdict, stored)
+        (verdict, held)
     };
     match verdict {
         BatchVerdict::Refused {
@@ -401,6 +405,7 @@ fn apply_one(
                 record_rejection(txn, Some(site), report_refusal_message(epoch, r), now)?;
             }
             touch_site(txn, site, now, stored.len() as u64)?;
+            let stored = stored_reports(job, stored)?;
             Ok(BatchOutcome::Stored {
                 hwm: applied.hwm,
                 stored,
@@ -411,6 +416,44 @@ fn apply_one(
             })
         }
     }
+}
+
+/// A report of the batch stored by this transaction: where, and its content hash.
+struct Held {
+    seq: Seq,
+    arrival: u64,
+    content_hash: [u8; 32],
+}
+
+/// The reports `held` of `job`'s batch, moved out of it.
+fn stored_reports(job: BatchJob, held: Vec<Held>) -> Result<Vec<StoredReport>, StoreError> {
+    let first_seq = job.batch.first_seq;
+    let mut reports: Vec<Option<Report>> = job.batch.reports.into_iter().map(Some).collect();
+    held.into_iter()
+        .map(|h| {
+            let report = h
+                .seq
+                .checked_sub(first_seq)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| reports.get_mut(i))
+                .and_then(Option::take)
+                .ok_or_else(|| {
+                    StoreError::Storage(format!(
+                        "seq {} was stored but is not in its batch from seq {first_seq}",
+                        h.seq
+                    ))
+                })?;
+            Ok(StoredReport {
+                arrival: h.arrival,
+                site: job.site.clone(),
+                epoch: job.epoch,
+                seq: h.seq,
+                report,
+                content_hash: h.content_hash,
+                received_at: job.now,
+            })
+        })
+        .collect()
 }
 
 /// The ingest rules' ledger over one write transaction: positions, the (id, revision) index,
@@ -431,7 +474,9 @@ struct RedbLedger<'t> {
     newly_shown: u64,
     verdicts: redb::Table<'t, (&'static str, u64, u64), &'static [u8]>,
     next_arrival: u64,
-    stored: Vec<StoredReport>,
+    held: Vec<Held>,
+    /// The buffer each record is encoded into before it is written.
+    record: Vec<u8>,
     /// A report id whose owner this transaction found none of ([`Ledger::owner`]: no revision
     /// held), until a revision of it is held: the rules then ask of it twice more (the
     /// revision's hash, whether one is shown), both answered "none" without looking again.
@@ -471,7 +516,8 @@ impl<'t> RedbLedger<'t> {
             newly_shown: 0,
             verdicts: txn.open_table(VERDICTS)?,
             next_arrival,
-            stored: Vec::new(),
+            held: Vec::new(),
+            record: Vec::new(),
             unseen: None,
         })
     }
@@ -483,7 +529,7 @@ impl<'t> RedbLedger<'t> {
 
     /// Moves the hwm and the arrival counter with the data, writes the last run of positions;
     /// returns the reports stored.
-    fn finish(mut self, hwm: Seq) -> Result<Vec<StoredReport>, StoreError> {
+    fn finish(mut self, hwm: Seq) -> Result<Vec<Held>, StoreError> {
         if let Some(run) = self.run.take() {
             write_run(&mut self.position_runs, &self.site, self.epoch, run)?;
         }
@@ -498,7 +544,7 @@ impl<'t> RedbLedger<'t> {
         if hwm > old {
             hwm_table.insert((self.site.as_str(), self.epoch.0), hwm)?;
         }
-        Ok(self.stored)
+        Ok(self.held)
     }
 
     /// Places report `seq` of this batch at `arrival`: it extends the run being placed, or
@@ -566,15 +612,6 @@ impl Ledger for RedbLedger<'_> {
         findings: Vec<Finding>,
     ) -> Result<(), StoreError> {
         let arrival = self.next_arrival;
-        let record = StoredReport {
-            arrival,
-            site: self.site.clone(),
-            epoch: self.epoch,
-            seq,
-            report: report.clone(),
-            content_hash: hash,
-            received_at: self.now,
-        };
         let clean = findings.is_empty();
         if clean {
             // The highest clean revision is the one shown (`reports::shown_arrival`), which
@@ -584,10 +621,33 @@ impl Ledger for RedbLedger<'_> {
             {
                 self.newly_shown += 1;
             }
-            self.reports.insert(arrival, encode(&record).as_slice())?;
+            let record = StoredReportRef {
+                arrival,
+                site: &self.site,
+                epoch: self.epoch,
+                seq,
+                report,
+                content_hash: &hash,
+                received_at: self.now,
+            };
+            encode_into(&record, &mut self.record)?;
+            self.reports.insert(arrival, self.record.as_slice())?;
             expect_attachments(self.txn, &self.site, &report.attachments)?;
-            self.stored.push(record);
+            self.held.push(Held {
+                seq,
+                arrival,
+                content_hash: hash,
+            });
         } else {
+            let record = StoredReport {
+                arrival,
+                site: self.site.clone(),
+                epoch: self.epoch,
+                seq,
+                report: report.clone(),
+                content_hash: hash,
+                received_at: self.now,
+            };
             self.quarantine.insert(
                 arrival,
                 encode(&Quarantined {
@@ -1032,6 +1092,54 @@ mod tests {
         }
     }
 
+    /// A stored report is written from its batch without a copy ([`StoredReportRef`]): the
+    /// bytes are those of the [`StoredReport`] it reads back as, and the outcome hands over the
+    /// batch's own reports at their seqs, replays left out.
+    #[test]
+    fn a_report_is_written_as_its_record_and_handed_over_from_its_batch() {
+        let record = StoredReport {
+            arrival: 7,
+            site: site(),
+            epoch: E,
+            seq: 3,
+            report: report(3),
+            content_hash: [5; 32],
+            received_at: Timestamp(T0),
+        };
+        let borrowed = StoredReportRef {
+            arrival: record.arrival,
+            site: &record.site,
+            epoch: record.epoch,
+            seq: record.seq,
+            report: &record.report,
+            content_hash: &record.content_hash,
+            received_at: record.received_at,
+        };
+        let mut buf = vec![1, 2, 3];
+        encode_into(&borrowed, &mut buf).unwrap();
+        assert_eq!(buf, encode(&record));
+
+        let (_dir, store) = redb_store();
+        let now = Timestamp(T0 + 10);
+        let first = apply(&store, &site(), E, &batch(1, 3), now);
+        // Seqs 2 and 3 again, then 4 and 5: only the new ones are stored and handed over.
+        let second = apply(&store, &site(), E, &batch(2, 4), now);
+        let mut handed = Vec::new();
+        for out in [first, second] {
+            let BatchOutcome::Stored { stored, .. } = out else {
+                panic!("{out:?}")
+            };
+            handed.extend(stored);
+        }
+        let seqs: Vec<(Seq, Report)> = handed.iter().map(|r| (r.seq, r.report.clone())).collect();
+        let filed: Vec<(Seq, Report)> = (1..=5).map(|seq| (seq, report(seq))).collect();
+        assert_eq!(seqs, filed);
+        let read = store
+            .reports(&super::super::ReportQuery::default())
+            .unwrap();
+        assert_eq!(read, handed);
+    }
+
     /// A heartbeat and a plain `Hello` are committed without a sync to disk of their own, and
     /// a clean close keeps them: reopened, the store holds the heartbeat and the site's clock.
     #[test]
@@ -1136,7 +1244,7 @@ mod tests {
             now,
             examined: None,
         });
-        s.apply_batches(&jobs, &Limits::default(), &PiiGuard::default())
+        s.apply_batches(jobs.to_vec(), &Limits::default(), &PiiGuard::default())
             .unwrap();
         let other_runs = vec![
             (site().to_string(), E.0, run(1, 0, 6)),
@@ -1382,7 +1490,7 @@ mod tests {
             .collect();
         let (_group, grouped) = with_other();
         let together: Vec<String> = grouped
-            .apply_batches(&jobs, &Limits::default(), &PiiGuard::default())
+            .apply_batches(jobs.to_vec(), &Limits::default(), &PiiGuard::default())
             .unwrap()
             .iter()
             .map(|o| format!("{o:?}"))

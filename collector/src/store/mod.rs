@@ -214,6 +214,14 @@ fn encode<T: Encode>(v: &T) -> Vec<u8> {
     encode_value(v)
 }
 
+/// [`encode`] into `buf` (emptied first), so a writer storing many records reuses one buffer.
+fn encode_into<T: Encode>(v: &T, buf: &mut Vec<u8>) -> Result<(), StoreError> {
+    buf.clear();
+    bincode::encode_into_std_write(v, buf, bincode::config::standard())
+        .map(|_| ())
+        .map_err(|e| StoreError::Storage(format!("a record cannot be encoded: {e}")))
+}
+
 /// A stored record read back; one that does not decode is named corrupt.
 fn decode<T: Decode<()>>(raw: &[u8]) -> Result<T, StoreError> {
     decode_value(raw).map_err(|e| StoreError::Corrupt(e.to_string()))

@@ -26,6 +26,19 @@ pub struct StoredReport {
     pub received_at: Timestamp,
 }
 
+/// A [`StoredReport`] borrowed, for writing one without copying its report: it encodes to the
+/// same bytes (the same fields in the same order; bincode writes a reference as its value).
+#[derive(Encode)]
+pub(super) struct StoredReportRef<'a> {
+    pub(super) arrival: u64,
+    pub(super) site: &'a SiteId,
+    pub(super) epoch: Epoch,
+    pub(super) seq: Seq,
+    pub(super) report: &'a Report,
+    pub(super) content_hash: &'a [u8; 32],
+    pub(super) received_at: Timestamp,
+}
+
 /// A report held back from the main tables because it carries inmate identity data.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Quarantined {

@@ -191,7 +191,7 @@ impl Store {
             now,
             examined: None,
         };
-        let mut outcomes = self.apply_batches(std::slice::from_ref(&job), limits, guard)?;
+        let mut outcomes = self.apply_batches(vec![job], limits, guard)?;
         outcomes.pop().ok_or(StoreError::Corrupt(
             "a group of one batch came back empty".into(),
         ))
@@ -207,11 +207,14 @@ impl Store {
     /// nothing of it is stored.
     pub fn apply_batches(
         &self,
-        jobs: &[BatchJob],
+        jobs: Vec<BatchJob>,
         limits: &Limits,
         guard: &PiiGuard,
     ) -> Result<Vec<BatchOutcome>, StoreError> {
-        dispatch!(self, apply_batches(jobs, limits, guard))
+        match &self.backend {
+            Backend::Redb(s) => s.apply_batches(jobs, limits, guard),
+            Backend::Postgres(s) => s.apply_batches(&jobs, limits, guard),
+        }
     }
 
     /// Records a refusal that is not about a batch (a malformed frame, a bad certificate).

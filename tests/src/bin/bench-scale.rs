@@ -138,7 +138,7 @@ fn measure_store(store: &Store, sites: usize) -> Capacity {
             }
             let start = Instant::now();
             store
-                .apply_batches(&jobs, &limits, &guard)
+                .apply_batches(jobs, &limits, &guard)
                 .unwrap_or_else(|e| panic!("{e}"));
             took += start.elapsed();
         }
