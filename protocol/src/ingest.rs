@@ -46,7 +46,9 @@ pub trait Ledger {
     /// The site that first filed report `id`.
     fn owner(&mut self, id: &ReportId) -> Result<Option<SiteId>, Self::Error>;
     /// Holds `report` at `seq`: stored, or quarantined when `findings` is not empty. The first
-    /// site to hold a report id becomes its owner.
+    /// site to hold a report id becomes its owner. The rules call it at most once a seq, in
+    /// rising order, with the batch's own report at that seq (the collector's store hands that
+    /// report on as stored without copying it).
     fn hold(
         &mut self,
         seq: Seq,

@@ -425,7 +425,8 @@ struct Held {
     content_hash: [u8; 32],
 }
 
-/// The reports `held` of `job`'s batch, moved out of it.
+/// The reports `held` of `job`'s batch, moved out of it: the rules hold the batch's report at
+/// each seq they hold ([`Ledger::hold`]), so the report at that seq is the one stored.
 fn stored_reports(job: BatchJob, held: Vec<Held>) -> Result<Vec<StoredReport>, StoreError> {
     let first_seq = job.batch.first_seq;
     let mut reports: Vec<Option<Report>> = job.batch.reports.into_iter().map(Some).collect();
@@ -438,11 +439,13 @@ fn stored_reports(job: BatchJob, held: Vec<Held>) -> Result<Vec<StoredReport>, S
                 .and_then(|i| reports.get_mut(i))
                 .and_then(Option::take)
                 .ok_or_else(|| {
-                    StoreError::Storage(format!(
-                        "seq {} was stored but is not in its batch from seq {first_seq}",
-                        h.seq
+                    StoreError::Internal(format!(
+                        "site {} epoch {}: seq {} was stored but is not in its batch from seq \
+                         {first_seq}",
+                        job.site, job.epoch, h.seq
                     ))
                 })?;
+            debug_assert_eq!(report.content_hash(), h.content_hash, "seq {}", h.seq);
             Ok(StoredReport {
                 arrival: h.arrival,
                 site: job.site.clone(),
@@ -528,7 +531,7 @@ impl<'t> RedbLedger<'t> {
     }
 
     /// Moves the hwm and the arrival counter with the data, writes the last run of positions;
-    /// returns the reports stored.
+    /// returns where each report stored by this batch went.
     fn finish(mut self, hwm: Seq) -> Result<Vec<Held>, StoreError> {
         if let Some(run) = self.run.take() {
             write_run(&mut self.position_runs, &self.site, self.epoch, run)?;

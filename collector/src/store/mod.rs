@@ -137,6 +137,10 @@ pub enum StoreError {
     /// Moving a redb store into PostgreSQL (`store migrate`) cannot go on, said in full.
     #[error("moving the store into PostgreSQL: {0}")]
     Migration(String),
+    /// The collector broke one of its own rules; nothing of the transaction was kept, and the
+    /// same input fails the same way, so the operator's move is to report it.
+    #[error("internal error in the collector ({0}); nothing of it was stored. Please report it with this log line")]
+    Internal(String),
 }
 
 impl StoreError {
