@@ -4,7 +4,8 @@
 
 use super::media::expect_attachments;
 use super::reports::{
-    add_shown, revision_range, shown_arrival, Quarantined, StoredReport, StoredReportRef,
+    add_shown, revision_range, shown_arrival, Quarantined, QuarantinedRef, StoredReport,
+    StoredReportRef,
 };
 use super::sites::update_site;
 use super::{
@@ -367,7 +368,7 @@ fn apply_one(
             &examined_here
         }
     };
-    let (verdict, stored) = {
+    let (verdict, held) = {
         let _rules = profile::COLLECTOR_RULES.start();
         profile::COLLECTOR_RULES.add_items(batch.reports.len() as u64);
         let mut ledger = RedbLedger::open(txn, site, epoch, now)?;
@@ -404,8 +405,8 @@ fn apply_one(
             for r in &applied.refused {
                 record_rejection(txn, Some(site), report_refusal_message(epoch, r), now)?;
             }
-            touch_site(txn, site, now, stored.len() as u64)?;
-            let stored = stored_reports(job, stored)?;
+            touch_site(txn, site, now, held.len() as u64)?;
+            let stored = stored_reports(job, held)?;
             Ok(BatchOutcome::Stored {
                 hwm: applied.hwm,
                 stored,
@@ -615,8 +616,16 @@ impl Ledger for RedbLedger<'_> {
         findings: Vec<Finding>,
     ) -> Result<(), StoreError> {
         let arrival = self.next_arrival;
-        let clean = findings.is_empty();
-        if clean {
+        let record = StoredReportRef {
+            arrival,
+            site: &self.site,
+            epoch: self.epoch,
+            seq,
+            report,
+            content_hash: &hash,
+            received_at: self.now,
+        };
+        if findings.is_empty() {
             // The highest clean revision is the one shown (`reports::shown_arrival`), which
             // takes nothing to record; a report with no clean revision before is one more shown.
             if self.known_unseen(&report.id)
@@ -624,15 +633,6 @@ impl Ledger for RedbLedger<'_> {
             {
                 self.newly_shown += 1;
             }
-            let record = StoredReportRef {
-                arrival,
-                site: &self.site,
-                epoch: self.epoch,
-                seq,
-                report,
-                content_hash: &hash,
-                received_at: self.now,
-            };
             encode_into(&record, &mut self.record)?;
             self.reports.insert(arrival, self.record.as_slice())?;
             expect_attachments(self.txn, &self.site, &report.attachments)?;
@@ -642,23 +642,12 @@ impl Ledger for RedbLedger<'_> {
                 content_hash: hash,
             });
         } else {
-            let record = StoredReport {
-                arrival,
-                site: self.site.clone(),
-                epoch: self.epoch,
-                seq,
-                report: report.clone(),
-                content_hash: hash,
-                received_at: self.now,
+            let quarantined = QuarantinedRef {
+                report: record,
+                findings: &findings,
             };
-            self.quarantine.insert(
-                arrival,
-                encode(&Quarantined {
-                    report: record,
-                    findings,
-                })
-                .as_slice(),
-            )?;
+            encode_into(&quarantined, &mut self.record)?;
+            self.quarantine.insert(arrival, self.record.as_slice())?;
         }
         let key = revision_key(&report.id, report.revision);
         self.place(seq, arrival)?;
@@ -1121,6 +1110,23 @@ mod tests {
         let mut buf = vec![1, 2, 3];
         encode_into(&borrowed, &mut buf).unwrap();
         assert_eq!(buf, encode(&record));
+        // An invented mobile number, so that there are findings to encode.
+        let mut carrying = report(3);
+        carrying.body = "Hubungi 081234567890".into();
+        let findings = PiiGuard::default().check_report(&carrying);
+        assert!(!findings.is_empty());
+        let quarantined = QuarantinedRef {
+            report: borrowed,
+            findings: &findings,
+        };
+        encode_into(&quarantined, &mut buf).unwrap();
+        assert_eq!(
+            buf,
+            encode(&Quarantined {
+                report: record.clone(),
+                findings: findings.clone(),
+            })
+        );
 
         let (_dir, store) = redb_store();
         let now = Timestamp(T0 + 10);

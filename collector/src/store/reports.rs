@@ -39,6 +39,13 @@ pub(super) struct StoredReportRef<'a> {
     pub(super) received_at: Timestamp,
 }
 
+/// A [`Quarantined`] borrowed, as [`StoredReportRef`] is a [`StoredReport`]: the same bytes.
+#[derive(Encode)]
+pub(super) struct QuarantinedRef<'a> {
+    pub(super) report: StoredReportRef<'a>,
+    pub(super) findings: &'a [Finding],
+}
+
 /// A report held back from the main tables because it carries inmate identity data.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Quarantined {
