@@ -341,6 +341,8 @@ impl Outbox {
         source: Option<&[u8; 32]>,
     ) -> Result<bool, OutboxError> {
         let _filing = profile::AGENT_FILE.start();
+        // Encoded before the write lock is taken, so the lock is held only to write them.
+        let encoded: Vec<Vec<u8>> = reports.iter().map(encode_value).collect();
         let txn = profile::AGENT_FILE_WAIT.time(|| self.db.begin_write())?;
         if let Some(hash) = source {
             let mut seen = txn.open_table(INBOX_SEEN)?;
@@ -351,7 +353,6 @@ impl Outbox {
         }
         {
             let mut meta = txn.open_table(META)?;
-            let encoded: Vec<Vec<u8>> = reports.iter().map(encode_value).collect();
             let adding: u64 = encoded.iter().map(|e| e.len() as u64).sum::<u64>()
                 + attachments.iter().map(|a| a.size).sum::<u64>();
             let used = get(&meta, UNSENT_BYTES)?;
@@ -507,70 +508,75 @@ impl Outbox {
         max_bytes: usize,
         batches: usize,
     ) -> Result<Option<Staged>, OutboxError> {
+        let shape = BatchShape {
+            max_reports,
+            max_bytes,
+            batches,
+        };
+        // The reports to give seqs are found, and the first batch's copied out, in a read
+        // transaction: a report being filed waits for the write lock, which is then held only to
+        // write the runs and commit. With nothing queued it is not taken at all: a report
+        // filed just after wakes the sync again.
+        match self.plan_seqs(from, shape)? {
+            Some(plan) if !plan.first_batch.is_empty() => self.give_seqs(from, shape, plan),
+            _ => Ok(None),
+        }
+    }
+
+    /// The next reports to give seqs from `from` on, read without the write lock; none if seq
+    /// `from` is not the next to give.
+    fn plan_seqs(&self, from: Seq, shape: BatchShape) -> Result<Option<SeqPlan>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let positions = SeqPositions::read(&meta)?;
+        if positions.next_seq != from {
+            return Ok(None);
+        }
+        Ok(Some(plan_seqs(&txn, positions, shape)?))
+    }
+
+    /// Gives seqs from `from` on to the reports of `plan`, durably, and returns the first batch.
+    /// Filing only appends to the lanes, so a plan still holds if the positions it was made
+    /// from are unchanged when the write lock is taken; otherwise it is made again.
+    fn give_seqs(
+        &self,
+        from: Seq,
+        shape: BatchShape,
+        plan: SeqPlan,
+    ) -> Result<Option<Staged>, OutboxError> {
         let txn = self.db.begin_write()?;
-        // The first batch's reports are copied out and decoded after the commit, so the write
-        // lock (which a report being filed waits for) is held no longer than it must be.
-        let mut raw_reports: Vec<Vec<u8>> = Vec::new();
-        {
+        let plan = {
             let mut meta = txn.open_table(META)?;
-            let next_seq = get(&meta, NEXT_SEQ)?;
-            if next_seq != from {
+            let positions = SeqPositions::read(&meta)?;
+            if positions.next_seq != from {
+                return Ok(None);
+            }
+            let plan = if positions == plan.positions {
+                plan
+            } else {
+                // Something else moved the positions meanwhile (a new epoch): plan again.
+                plan_seqs(&txn, positions, shape)?
+            };
+            if plan.first_batch.is_empty() {
                 return Ok(None);
             }
             let mut log = txn.open_table(SENT_LOG)?;
-            let mut seq = next_seq;
-            // Up to `batches` batches, urgent lane first; the first batch is decoded and
-            // returned, the others are only given seqs. A run stays within one segment.
-            let (mut batch, mut count, mut bytes) = (0usize, 0usize, 0usize);
-            for lane in [0u8, 1u8] {
-                let cursor = get(&meta, CURSOR[lane as usize])?;
-                let mut run: Option<(u64, u64, u32)> = None;
-                let mut runs = Vec::new();
-                segments::each_in_lane(&txn, lane, cursor, false, |filing, raw| {
-                    if count >= max_reports || (bytes >= max_bytes && count > 0) {
-                        batch += 1;
-                        (count, bytes) = (0, 0);
-                    }
-                    if batch == batches {
-                        return Ok(false);
-                    }
-                    if batch == 0 {
-                        raw_reports.push(raw.to_vec());
-                    }
-                    count += 1;
-                    bytes += raw.len();
-                    run = Some(match run {
-                        Some((first, _, n))
-                            if segments::segment_of(first) == segments::segment_of(filing) =>
-                        {
-                            (first, filing, n + 1)
-                        }
-                        other => {
-                            runs.extend(other);
-                            (filing, filing, 1)
-                        }
-                    });
-                    Ok(true)
-                })?;
-                runs.extend(run);
-                for &(first, last, n) in &runs {
-                    log.insert(seq, (lane, first, last, n))?;
+            let mut seq = from;
+            for (lane, runs) in plan.runs.iter().enumerate() {
+                for &(first, last, n) in runs {
+                    log.insert(seq, (lane as u8, first, last, n))?;
                     seq += u64::from(n);
                 }
                 if let Some(&(_, last, _)) = runs.last() {
-                    meta.insert(CURSOR[lane as usize], last + 1)?;
+                    meta.insert(CURSOR[lane], last + 1)?;
                 }
-                if batch == batches {
-                    break;
-                }
-            }
-            if raw_reports.is_empty() {
-                return Ok(None);
             }
             meta.insert(NEXT_SEQ, seq)?;
-        }
+            plan
+        };
         txn.commit()?;
-        let reports = raw_reports
+        let reports = plan
+            .first_batch
             .iter()
             .map(|raw| decode_report(raw))
             .collect::<Result<Vec<_>, _>>()?;
@@ -596,6 +602,36 @@ impl Outbox {
         retain: u64,
         refused: &[RefusedReport],
         quarantined: &[RefusedReport],
+    ) -> Result<(), OutboxError> {
+        // The bytes the acknowledged reports free are counted in a read transaction, so a
+        // report being filed does not wait behind reading them.
+        let counted = self.count_acknowledged(hwm)?;
+        self.acknowledge(hwm, retain, refused, quarantined, counted)
+    }
+
+    /// Where acknowledging stands and the bytes of the reports after it up to `hwm`; none if
+    /// `hwm` acknowledges nothing new.
+    fn count_acknowledged(&self, hwm: Seq) -> Result<Option<(AckPosition, u64)>, OutboxError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let log = txn.open_table(SENT_LOG)?;
+        let acked = AckPosition::read(&meta)?;
+        if hwm <= acked.acked {
+            return Ok(None);
+        }
+        Ok(Some((acked, bytes_between(&log, &txn, acked.acked, hwm)?)))
+    }
+
+    /// Records the acknowledgement up to `hwm` and its verdicts. `counted` is
+    /// [`Outbox::count_acknowledged`]'s answer: acknowledged reports never change, so its
+    /// count still holds if nothing was acknowledged meanwhile; otherwise it is counted again.
+    fn acknowledge(
+        &self,
+        hwm: Seq,
+        retain: u64,
+        refused: &[RefusedReport],
+        quarantined: &[RefusedReport],
+        counted: Option<(AckPosition, u64)>,
     ) -> Result<(), OutboxError> {
         let mut txn = self.db.begin_write()?;
         if refused.is_empty() && quarantined.is_empty() {
@@ -639,16 +675,12 @@ impl Outbox {
                 };
                 verdicts.insert((&r.id.0[..], r.revision), encode_value(&verdict).as_slice())?;
             }
-            let acked = get(&meta, ACKED_SEQ)?;
-            if hwm > acked {
-                let mut freed = 0u64;
-                each_sent(&log, &txn, acked + 1, |seq, _, raw| {
-                    if seq > hwm {
-                        return Ok(false);
-                    }
-                    freed += raw.len() as u64;
-                    Ok(true)
-                })?;
+            let now_acked = AckPosition::read(&meta)?;
+            if hwm > now_acked.acked {
+                let freed = match counted {
+                    Some((then, freed)) if then == now_acked => freed,
+                    _ => bytes_between(&log, &txn, now_acked.acked, hwm)?,
+                };
                 let used = get(&meta, UNSENT_BYTES)?;
                 meta.insert(UNSENT_BYTES, used.saturating_sub(freed))?;
                 if freed > 0 {
@@ -1015,6 +1047,133 @@ fn forget_before(
         )?;
     }
     Ok(())
+}
+
+/// Where acknowledging stands: the epoch and the last seq acknowledged in it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct AckPosition {
+    epoch: u64,
+    acked: Seq,
+}
+
+impl AckPosition {
+    fn read(meta: &impl ReadableTable<&'static str, u64>) -> Result<AckPosition, OutboxError> {
+        Ok(AckPosition {
+            epoch: get(meta, EPOCH)?,
+            acked: get(meta, ACKED_SEQ)?,
+        })
+    }
+}
+
+/// The encoded bytes of the reports given seqs after `acked` up to `hwm`.
+fn bytes_between(
+    log: &impl ReadableTable<u64, (u8, u64, u64, u32)>,
+    txn: &impl Segments,
+    acked: Seq,
+    hwm: Seq,
+) -> Result<u64, OutboxError> {
+    let mut bytes = 0u64;
+    each_sent(log, txn, acked + 1, |seq, _, raw| {
+        if seq > hwm {
+            return Ok(false);
+        }
+        bytes += raw.len() as u64;
+        Ok(true)
+    })?;
+    Ok(bytes)
+}
+
+/// How many reports [`Outbox::stage`] gives seqs at once: up to `batches` batches of at most
+/// `max_reports` reports and about `max_bytes` bytes each.
+#[derive(Clone, Copy)]
+struct BatchShape {
+    max_reports: usize,
+    max_bytes: usize,
+    batches: usize,
+}
+
+/// Where giving seqs stands: the epoch, the next seq and each lane's cursor. Only giving seqs
+/// and starting an epoch move them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SeqPositions {
+    epoch: u64,
+    next_seq: Seq,
+    cursors: [u64; 2],
+}
+
+impl SeqPositions {
+    fn read(meta: &impl ReadableTable<&'static str, u64>) -> Result<SeqPositions, OutboxError> {
+        Ok(SeqPositions {
+            epoch: get(meta, EPOCH)?,
+            next_seq: get(meta, NEXT_SEQ)?,
+            cursors: [get(meta, CURSOR[0])?, get(meta, CURSOR[1])?],
+        })
+    }
+}
+
+/// The next reports to give seqs, from `positions`: per lane, urgent first, the runs (first
+/// filing number, last, count) that take them, each within one segment; and the first batch's
+/// encoded reports.
+struct SeqPlan {
+    positions: SeqPositions,
+    runs: [Vec<(u64, u64, u32)>; 2],
+    first_batch: Vec<Vec<u8>>,
+}
+
+fn plan_seqs(
+    txn: &impl Segments,
+    positions: SeqPositions,
+    shape: BatchShape,
+) -> Result<SeqPlan, OutboxError> {
+    let mut plan = SeqPlan {
+        positions,
+        runs: [Vec::new(), Vec::new()],
+        first_batch: Vec::new(),
+    };
+    let batches = shape.batches.max(1);
+    let (mut batch, mut count, mut bytes) = (0usize, 0usize, 0usize);
+    for lane in [0u8, 1u8] {
+        let mut run: Option<(u64, u64, u32)> = None;
+        let runs = &mut plan.runs[usize::from(lane)];
+        let first_batch = &mut plan.first_batch;
+        segments::each_in_lane(
+            txn,
+            lane,
+            positions.cursors[usize::from(lane)],
+            false,
+            |filing, raw| {
+                if count >= shape.max_reports || (bytes >= shape.max_bytes && count > 0) {
+                    batch += 1;
+                    (count, bytes) = (0, 0);
+                }
+                if batch == batches {
+                    return Ok(false);
+                }
+                if batch == 0 {
+                    first_batch.push(raw.to_vec());
+                }
+                count += 1;
+                bytes += raw.len();
+                run = Some(match run {
+                    Some((first, _, n))
+                        if segments::segment_of(first) == segments::segment_of(filing) =>
+                    {
+                        (first, filing, n + 1)
+                    }
+                    other => {
+                        runs.extend(other);
+                        (filing, filing, 1)
+                    }
+                });
+                Ok(true)
+            },
+        )?;
+        runs.extend(run);
+        if batch == batches {
+            break;
+        }
+    }
+    Ok(plan)
 }
 
 fn missing(seq: Seq) -> OutboxError {
@@ -1427,6 +1586,105 @@ mod tests {
         let last = outbox.batch_from(7, 2, usize::MAX, 3).unwrap().unwrap();
         assert_eq!((last.first_seq, last.reports.len()), (7, 1));
         assert!(outbox.batch_from(8, 2, usize::MAX, 3).unwrap().is_none());
+    }
+
+    #[test]
+    fn seqs_are_planned_without_the_lock_and_reports_filed_meanwhile_wait_their_turn() {
+        let (_dir, outbox) = outbox_with(2, "r");
+        let shape = BatchShape {
+            max_reports: 10,
+            max_bytes: usize::MAX,
+            batches: 1,
+        };
+        let plan = outbox.plan_seqs(1, shape).unwrap().unwrap();
+        // Filed between the plan and the write: an urgent report and a routine one.
+        outbox.file(draft("darurat", Priority::Urgent)).unwrap();
+        outbox.file(draft("r2", Priority::Normal)).unwrap();
+        let first = outbox.give_seqs(1, shape, plan).unwrap().unwrap();
+        let titles = |s: &Staged| {
+            s.reports
+                .iter()
+                .map(|r| r.title.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            (first.first_seq, titles(&first)),
+            (1, vec!["r0".into(), "r1".into()])
+        );
+        // The urgent one comes first of the rest; seqs stay dense.
+        let next = outbox.batch_from(3, 10, usize::MAX, 1).unwrap().unwrap();
+        assert_eq!(
+            (next.first_seq, titles(&next)),
+            (3, vec!["darurat".into(), "r2".into()])
+        );
+        // A plan for a seq already given is no plan.
+        assert!(outbox.plan_seqs(1, shape).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_plan_from_moved_positions_is_made_again_under_the_lock() {
+        let (_dir, outbox) = outbox_with(1, "r");
+        let shape = BatchShape {
+            max_reports: 10,
+            max_bytes: usize::MAX,
+            batches: 1,
+        };
+        let mut stale = outbox.plan_seqs(1, shape).unwrap().unwrap();
+        outbox.file(draft("r1", Priority::Normal)).unwrap();
+        // Taken as it is, the plan would give seqs to r0 only; its positions no longer match
+        // (as after a new epoch), so it is made again and takes r1 too.
+        stale.positions.epoch ^= 1;
+        let staged = outbox.give_seqs(1, shape, stale).unwrap().unwrap();
+        assert_eq!(staged.reports.len(), 2);
+        assert_eq!(outbox.positions().unwrap().next_seq, 3);
+        // A new epoch in between, with the same next seq: the plan is made again in it.
+        let (_dir, outbox) = outbox_with(1, "r");
+        let plan = outbox.plan_seqs(1, shape).unwrap().unwrap();
+        let epoch = outbox.start_new_epoch().unwrap();
+        let staged = outbox.give_seqs(1, shape, plan).unwrap().unwrap();
+        assert_eq!((staged.first_seq, staged.reports.len()), (1, 1));
+        assert_eq!(outbox.epoch(), epoch);
+        outbox.ack(1, 0).unwrap();
+        assert_eq!(held_reports(&outbox), 0);
+    }
+
+    #[test]
+    fn an_ack_frees_exactly_the_bytes_of_the_reports_it_acknowledges() {
+        let (_dir, outbox) = outbox_with(5, "r");
+        let full = outbox.stats().unwrap().unsent_bytes;
+        let staged = outbox.batch_from(1, 5, usize::MAX, 1).unwrap().unwrap();
+        let size = |i: usize| encode_value(&staged.reports[i]).len() as u64;
+        outbox.ack(2, 0).unwrap();
+        assert_eq!(
+            outbox.stats().unwrap().unsent_bytes,
+            full - size(0) - size(1)
+        );
+        // An ack at or below the last changes nothing; the next frees the rest.
+        outbox.ack(1, 0).unwrap();
+        assert_eq!(
+            outbox.stats().unwrap().unsent_bytes,
+            full - size(0) - size(1)
+        );
+        outbox.ack(5, 0).unwrap();
+        assert_eq!(outbox.stats().unwrap().unsent_bytes, 0);
+    }
+
+    #[test]
+    fn a_count_made_before_another_ack_is_made_again() {
+        let (_dir, outbox) = outbox_with(4, "r");
+        let full = outbox.stats().unwrap().unsent_bytes;
+        let staged = outbox.batch_from(1, 4, usize::MAX, 1).unwrap().unwrap();
+        let size = |i: usize| encode_value(&staged.reports[i]).len() as u64;
+        let stale = outbox.count_acknowledged(3).unwrap();
+        assert_eq!(stale.map(|(_, b)| b), Some(size(0) + size(1) + size(2)));
+        outbox.ack(1, 0).unwrap();
+        // Taken as it is, the count would free the first report's bytes twice.
+        outbox.acknowledge(3, 0, &[], &[], stale).unwrap();
+        assert_eq!(
+            outbox.stats().unwrap().unsent_bytes,
+            full - size(0) - size(1) - size(2)
+        );
+        assert!(outbox.count_acknowledged(3).unwrap().is_none());
     }
 
     #[test]
