@@ -544,6 +544,7 @@ impl Outbox {
         shape: BatchShape,
         plan: SeqPlan,
     ) -> Result<Option<Staged>, OutboxError> {
+        let locked = profile::AGENT_STAGE_LOCKED.start();
         let txn = self.db.begin_write()?;
         let plan = {
             let mut meta = txn.open_table(META)?;
@@ -575,6 +576,7 @@ impl Outbox {
             plan
         };
         txn.commit()?;
+        drop(locked);
         let reports = plan
             .first_batch
             .iter()
@@ -633,6 +635,7 @@ impl Outbox {
         quarantined: &[RefusedReport],
         counted: Option<(AckPosition, u64)>,
     ) -> Result<(), OutboxError> {
+        let _locked = profile::AGENT_ACK_LOCKED.start();
         let mut txn = self.db.begin_write()?;
         if refused.is_empty() && quarantined.is_empty() {
             // A plain acknowledgement need not reach the disk on its own: it becomes durable

@@ -104,14 +104,19 @@ pub static AGENT_FILE: Stage = Stage::new("agent.file");
 pub static AGENT_FILE_WAIT: Stage = Stage::new("agent.file_wait_lock");
 /// Within it, the commit: the pages written and the fsync.
 pub static AGENT_FILE_COMMIT: Stage = Stage::new("agent.file_commit");
-/// The agent giving seqs to queued reports: its outbox write transaction, fsync included.
+/// The agent giving seqs to queued reports: reading them, then its outbox write transaction,
+/// fsync included.
 pub static AGENT_STAGE: Stage = Stage::new("agent.stage_seqs");
+/// Within it, the write transaction alone: how long a report being filed may wait for it.
+pub static AGENT_STAGE_LOCKED: Stage = Stage::new("agent.stage_seqs_locked");
 /// The agent reading already sequenced reports back from its sent log (resends, staged ahead).
 pub static AGENT_READ_SENT: Stage = Stage::new("agent.read_sent");
 /// The agent encoding a batch and handing it to QUIC.
 pub static AGENT_SEND: Stage = Stage::new("agent.encode_send");
 /// The agent recording an acknowledgement in its outbox.
 pub static AGENT_ACK: Stage = Stage::new("agent.record_ack");
+/// Within it, the write transaction alone: how long a report being filed may wait for it.
+pub static AGENT_ACK_LOCKED: Stage = Stage::new("agent.record_ack_locked");
 /// Decoding a frame read from a stream (bincode, with its size limit), on either side.
 pub static FRAME_DECODE: Stage = Stage::new("frame.decode");
 /// The collector examining a batch before the store: `Report::check`, hashing and the PII
@@ -129,12 +134,13 @@ pub static COLLECTOR_COMMIT: Stage = Stage::new("collector.commit");
 pub static COLLECTOR_REPLY: Stage = Stage::new("collector.reply");
 
 /// Every stage, in the order a batch meets them.
-pub fn stages() -> [&'static Stage; 14] {
+pub fn stages() -> [&'static Stage; 16] {
     [
         &AGENT_FILE,
         &AGENT_FILE_WAIT,
         &AGENT_FILE_COMMIT,
         &AGENT_STAGE,
+        &AGENT_STAGE_LOCKED,
         &AGENT_READ_SENT,
         &AGENT_SEND,
         &FRAME_DECODE,
@@ -145,6 +151,7 @@ pub fn stages() -> [&'static Stage; 14] {
         &COLLECTOR_COMMIT,
         &COLLECTOR_REPLY,
         &AGENT_ACK,
+        &AGENT_ACK_LOCKED,
     ]
 }
 
