@@ -625,8 +625,9 @@ impl Outbox {
     }
 
     /// Records the acknowledgement up to `hwm` and its verdicts. `counted` is
-    /// [`Outbox::count_acknowledged`]'s answer: acknowledged reports never change, so its
-    /// count still holds if nothing was acknowledged meanwhile; otherwise it is counted again.
+    /// [`Outbox::count_acknowledged`]'s answer: the reports given seqs after the last
+    /// acknowledged one never change until that moves, so its count still holds if nothing was
+    /// acknowledged (and no epoch started) meanwhile; otherwise it is counted again.
     fn acknowledge(
         &self,
         hwm: Seq,
@@ -1640,7 +1641,8 @@ mod tests {
         let staged = outbox.give_seqs(1, shape, stale).unwrap().unwrap();
         assert_eq!(staged.reports.len(), 2);
         assert_eq!(outbox.positions().unwrap().next_seq, 3);
-        // A new epoch in between, with the same next seq: the plan is made again in it.
+        // A new epoch in between with nothing sent leaves the next seq and the cursors where
+        // they were: the seqs go out in the new epoch, and its acknowledgement frees them.
         let (_dir, outbox) = outbox_with(1, "r");
         let plan = outbox.plan_seqs(1, shape).unwrap().unwrap();
         let epoch = outbox.start_new_epoch().unwrap();

@@ -97,8 +97,9 @@ pub struct StageFigures {
     pub items: u64,
 }
 
-/// A report being filed at the site: its outbox write transaction, from asking for the write
-/// lock until the commit's fsync returns (what `pasopati-agent report` waits for).
+/// A report being filed at the site: encoding it, then its outbox write transaction, from
+/// asking for the write lock until the commit's fsync returns (what `pasopati-agent report`
+/// waits for).
 pub static AGENT_FILE: Stage = Stage::new("agent.file");
 /// Within it, the wait for the outbox's write lock, which the sync's transactions hold in turn.
 pub static AGENT_FILE_WAIT: Stage = Stage::new("agent.file_wait_lock");
@@ -107,7 +108,8 @@ pub static AGENT_FILE_COMMIT: Stage = Stage::new("agent.file_commit");
 /// The agent giving seqs to queued reports: reading them, then its outbox write transaction,
 /// fsync included.
 pub static AGENT_STAGE: Stage = Stage::new("agent.stage_seqs");
-/// Within it, the write transaction alone: how long a report being filed may wait for it.
+/// Within it, the write transaction alone, from asking for the lock (which a filing may hold)
+/// to the commit: what a report being filed meanwhile may wait for.
 pub static AGENT_STAGE_LOCKED: Stage = Stage::new("agent.stage_seqs_locked");
 /// The agent reading already sequenced reports back from its sent log (resends, staged ahead).
 pub static AGENT_READ_SENT: Stage = Stage::new("agent.read_sent");
@@ -115,7 +117,9 @@ pub static AGENT_READ_SENT: Stage = Stage::new("agent.read_sent");
 pub static AGENT_SEND: Stage = Stage::new("agent.encode_send");
 /// The agent recording an acknowledgement in its outbox.
 pub static AGENT_ACK: Stage = Stage::new("agent.record_ack");
-/// Within it, the write transaction alone: how long a report being filed may wait for it.
+/// The write transaction of every acknowledgement, plain or with verdicts, from asking for the
+/// lock (which a filing may hold) to the commit: what a report being filed meanwhile may wait
+/// for. (`agent.record_ack` times plain acknowledgements only.)
 pub static AGENT_ACK_LOCKED: Stage = Stage::new("agent.record_ack_locked");
 /// Decoding a frame read from a stream (bincode, with its size limit), on either side.
 pub static FRAME_DECODE: Stage = Stage::new("frame.decode");

@@ -168,7 +168,7 @@ pub fn on_status(
                 return Ok((FleetWrite::Keep, previous));
             }
         }
-        Ok((FleetWrite::Put(to_json(&reported)?), reported.clone()))
+        Ok((FleetWrite::Told(to_json(&reported)?), reported.clone()))
     })?;
     let wanted = config::wanted(store, site)?;
     let config = (wanted.version > 0 && wanted.version != status.config_version).then_some(wanted);
@@ -379,6 +379,27 @@ mod tests {
             },
             release_key: None,
         }
+    }
+
+    /// What a site's agent runs is told, not decided here: it is committed without a sync of
+    /// its own (as a heartbeat is), and a clean close keeps it.
+    #[test]
+    fn what_an_agent_runs_is_recorded_and_kept_across_a_clean_close() {
+        let (dir, store) = store();
+        let record = store.site(&site()).unwrap().unwrap();
+        let redb = store.as_redb().unwrap();
+        assert!(!redb.awaits_durable_commit());
+        on_status(&store, &record, &rolled_back(), Timestamp(2_000)).unwrap();
+        assert!(
+            redb.awaits_durable_commit(),
+            "the status was synced to disk on its own"
+        );
+        let told = running(&store).unwrap();
+        assert_eq!(told[&site().to_string()].agent_version, "0.1.0");
+        drop(store);
+        let store = crate::store::fixtures::open(dir.path());
+        let kept = running(&store).unwrap();
+        assert_eq!(kept, told);
     }
 
     #[test]

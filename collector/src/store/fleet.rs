@@ -25,6 +25,11 @@ pub struct FleetAudit {
 pub enum FleetWrite {
     Keep,
     Put(Vec<u8>),
+    /// Write this, which a site told about itself (what its agent runs): like a heartbeat, it
+    /// is committed without a sync to disk of its own and becomes durable with the store's next
+    /// durable commit; lost in a crash, the site tells it again in its next session. Many
+    /// sites connecting at once so cost the store no commit each beside their reports'.
+    Told(Vec<u8>),
     Remove,
 }
 
@@ -63,14 +68,15 @@ impl RedbStore {
         audit: Option<FleetAudit>,
         change: impl FnOnce(Option<&[u8]>) -> Result<(FleetWrite, T), StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write()?;
-        let out = {
+        let mut txn = self.db.begin_write()?;
+        let (out, told) = {
             let mut table = txn.open_table(FLEET)?;
             let current = table.get((kind, key))?.map(|v| v.value().to_vec());
             let (write, out) = change(current.as_deref())?;
+            let told = matches!(write, FleetWrite::Told(_));
             let changed = match write {
                 FleetWrite::Keep => false,
-                FleetWrite::Put(bytes) => {
+                FleetWrite::Put(bytes) | FleetWrite::Told(bytes) => {
                     let changed = current.as_deref() != Some(bytes.as_slice());
                     table.insert((kind, key), bytes.as_slice())?;
                     changed
@@ -83,8 +89,11 @@ impl RedbStore {
             if !changed {
                 return Ok(out);
             }
-            out
+            (out, told)
         };
+        if told {
+            self.telemetry(&mut txn)?;
+        }
         txn.commit()?;
         Ok(out)
     }

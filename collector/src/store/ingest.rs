@@ -215,16 +215,24 @@ impl RedbStore {
         Ok(())
     }
 
-    /// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen):
+    /// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen,
+    /// what its agent runs):
     /// committed without a sync to disk of its own, it becomes durable with the store's next
     /// durable commit (the next group commit, or closing the store). Lost in a crash, it is
     /// told again at the next heartbeat; the store stays whole either way.
-    fn telemetry(&self, txn: &mut redb::WriteTransaction) -> Result<(), StoreError> {
+    pub(super) fn telemetry(&self, txn: &mut redb::WriteTransaction) -> Result<(), StoreError> {
         txn.set_durability(redb::Durability::None)
             .map_err(|e| StoreError::Storage(e.to_string()))?;
         self.unsynced
             .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Whether something was committed without a sync to disk of its own since the last
+    /// durable commit ([`RedbStore::telemetry`]).
+    #[cfg(test)]
+    pub(crate) fn awaits_durable_commit(&self) -> bool {
+        self.unsynced.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Records a heartbeat: the site's latest health, its clock offset, and the history.

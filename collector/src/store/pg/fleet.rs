@@ -62,10 +62,14 @@ impl PgStore {
                 .await?;
             let current = row.map(|r| col::<Vec<u8>>(&r, 0)).transpose()?;
             let (write, out) = change(current.as_deref())?;
+            let told = matches!(write, FleetWrite::Told(_));
             let changed = match write {
                 FleetWrite::Keep => false,
-                FleetWrite::Put(bytes) => {
+                FleetWrite::Put(bytes) | FleetWrite::Told(bytes) => {
                     let changed = current.as_deref() != Some(bytes.as_slice());
+                    if changed && told {
+                        super::ingest::telemetry(&txn).await?;
+                    }
                     if changed {
                         txn.execute(
                             "INSERT INTO fleet (kind, key, record) VALUES ($1, $2, $3)
@@ -104,5 +108,42 @@ impl PgStore {
     /// A release package's bytes, if the database keeps them.
     pub fn release_package(&self, sha256: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         self.blob(Blobs::RELEASE_PACKAGES, sha256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{PgOptions, PgStore};
+    use crate::store::fleet::FleetWrite;
+
+    /// A record a site told about itself is written as a kept one is, in a transaction that
+    /// does not wait for the WAL's flush; writing the same again changes nothing.
+    #[test]
+    fn a_told_record_is_written_and_read_back() {
+        let test = "a_told_record_is_written_and_read_back";
+        let url = match pasopati_common::pgtest::fresh_database() {
+            Ok(url) => url,
+            Err(e) => return pasopati_common::pgtest::skip_or_fail(test, &e.to_string()),
+        };
+        let store = PgStore::open(&PgOptions {
+            url,
+            ..PgOptions::default()
+        })
+        .unwrap();
+        let told = |bytes: &[u8]| {
+            let bytes = bytes.to_vec();
+            store
+                .fleet_update("running", "lapas-uji", None, |current| {
+                    Ok((FleetWrite::Told(bytes), current.map(<[u8]>::to_vec)))
+                })
+                .unwrap()
+        };
+        assert_eq!(told(b"{\"v\":1}"), None);
+        assert_eq!(told(b"{\"v\":2}"), Some(b"{\"v\":1}".to_vec()));
+        assert_eq!(told(b"{\"v\":2}"), Some(b"{\"v\":2}".to_vec()));
+        assert_eq!(
+            store.fleet_get("running", "lapas-uji").unwrap(),
+            Some(b"{\"v\":2}".to_vec())
+        );
     }
 }

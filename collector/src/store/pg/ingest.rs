@@ -1093,11 +1093,12 @@ impl Ledger for GroupLedger<'_> {
     }
 }
 
-/// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen): its
+/// Makes `txn` a record of what a site told about itself (a heartbeat, that it was seen, what
+/// its agent runs): its
 /// commit does not wait for the WAL to reach the disk (nor a standby), as on redb it waits for
 /// the next durable commit. Lost in a crash or a failover, it is told again at the next
 /// heartbeat.
-async fn telemetry(txn: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+pub(super) async fn telemetry(txn: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
     txn.batch_execute("SET LOCAL synchronous_commit TO OFF")
         .await?;
     Ok(())
