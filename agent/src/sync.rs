@@ -32,6 +32,9 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the silence watch looks at the connection while a reply is awaited.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
 
+mod acks;
+use acks::UnrecordedAcks;
+
 /// How a session ended without error.
 enum SessionEnd {
     Shutdown,
@@ -156,7 +159,15 @@ async fn attempt(
         at: Instant::now() + renew_in,
         retry_after: Duration::from_millis((lifetime_ms / 10.0).max(1000.0) as u64),
     };
-    let result = run_session(shared, &conn, renewal, backoff, shutdown).await;
+    let mut unrecorded = UnrecordedAcks::default();
+    let result = run_session(shared, &conn, renewal, backoff, shutdown, &mut unrecorded).await;
+    if let Some(hwm) = unrecorded.take() {
+        let (ob, retain) = (shared.outbox.clone(), shared.config().sync.retain_acked);
+        if let Err(e) = blocking(move || Ok(ob.ack(hwm, retain)?)).await {
+            // Only a resend of what the collector already holds is lost.
+            tracing::warn!(hwm, "cannot record the session's last acknowledgement: {e}");
+        }
+    }
     let reason: &[u8] = match &result {
         Ok(_) => b"agent stopping",
         Err(_) => b"session error",
@@ -177,6 +188,7 @@ async fn run_session(
     mut renewal: Renewal,
     backoff: &mut Backoff,
     shutdown: &CancellationToken,
+    unrecorded: &mut UnrecordedAcks,
 ) -> Result<SessionEnd, AgentError> {
     let settings = &shared.config().sync;
     let outbox: Arc<Outbox> = shared.outbox.clone();
@@ -316,8 +328,12 @@ async fn run_session(
                 match session.handle(frame)? {
                     AgentEvent::Acked { hwm } => {
                         pasopati_common::faults::failpoint("agent.after_ack");
-                        let ob = outbox.clone();
-                        blocking(move || Ok(profile::AGENT_ACK.time(|| ob.ack(hwm, retain))?)).await?;
+                        let more_batches_awaited = session.in_flight() > 0;
+                        if let Some(hwm) = unrecorded.note(hwm, more_batches_awaited, Instant::now()) {
+                            let ob = outbox.clone();
+                            blocking(move || Ok(profile::AGENT_ACK.time(|| ob.ack(hwm, retain))?))
+                                .await?;
+                        }
                         tracing::debug!(hwm, "acknowledged");
                         // Everything sent is acknowledged after a heartbeat that reported a
                         // backlog: tell the center at once that the queue drained, so its fleet
@@ -338,6 +354,8 @@ async fn run_session(
                         // the operator, and carry on.
                         let ob = outbox.clone();
                         let (r, q) = (refused.clone(), quarantined.clone());
+                        // This acknowledgement covers any not yet recorded.
+                        unrecorded.take();
                         blocking(move || Ok(ob.ack_with_verdicts(hwm, retain, &r, &q)?)).await?;
                         for r in &refused {
                             tracing::error!(report = %r.id, revision = r.revision, seq = r.seq,
@@ -359,6 +377,7 @@ async fn run_session(
                     }
                     AgentEvent::Refused { hwm, reason } => {
                         let ob = outbox.clone();
+                        unrecorded.take();
                         blocking(move || Ok(ob.ack(hwm, retain)?)).await?;
                         return Err(AgentError::BatchRefused(reason.to_string()));
                     }
