@@ -513,7 +513,7 @@ impl Outbox {
             max_bytes,
             batches,
         };
-        // The reports to give seqs are found, and the first batch's copied out, in a read
+        // The reports to give seqs are found, and the first batch's decoded, in a read
         // transaction: a report being filed waits for the write lock, which is then held only to
         // write the runs and commit. With nothing queued it is not taken at all: a report
         // filed just after wakes the sync again.
@@ -577,14 +577,9 @@ impl Outbox {
         };
         txn.commit()?;
         drop(locked);
-        let reports = plan
-            .first_batch
-            .iter()
-            .map(|raw| decode_report(raw))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(Staged {
             first_seq: from,
-            reports,
+            reports: plan.first_batch,
         }))
     }
 
@@ -1117,11 +1112,11 @@ impl SeqPositions {
 
 /// The next reports to give seqs, from `positions`: per lane, urgent first, the runs (first
 /// filing number, last, count) that take them, each within one segment; and the first batch's
-/// encoded reports.
+/// reports, decoded as they are read.
 struct SeqPlan {
     positions: SeqPositions,
     runs: [Vec<(u64, u64, u32)>; 2],
-    first_batch: Vec<Vec<u8>>,
+    first_batch: Vec<Report>,
 }
 
 fn plan_seqs(
@@ -1154,7 +1149,7 @@ fn plan_seqs(
                     return Ok(false);
                 }
                 if batch == 0 {
-                    first_batch.push(raw.to_vec());
+                    first_batch.push(decode_report(raw)?);
                 }
                 count += 1;
                 bytes += raw.len();
