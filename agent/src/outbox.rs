@@ -1587,14 +1587,17 @@ mod tests {
         assert!(outbox.batch_from(8, 2, usize::MAX, 3).unwrap().is_none());
     }
 
+    /// One batch of up to ten reports, of any size.
+    const ONE_BATCH_OF_TEN: BatchShape = BatchShape {
+        max_reports: 10,
+        max_bytes: usize::MAX,
+        batches: 1,
+    };
+
     #[test]
     fn seqs_are_planned_without_the_lock_and_reports_filed_meanwhile_wait_their_turn() {
         let (_dir, outbox) = outbox_with(2, "r");
-        let shape = BatchShape {
-            max_reports: 10,
-            max_bytes: usize::MAX,
-            batches: 1,
-        };
+        let shape = ONE_BATCH_OF_TEN;
         let plan = outbox.plan_seqs(1, shape).unwrap().unwrap();
         // Filed between the plan and the write: an urgent report and a routine one.
         outbox.file(draft("darurat", Priority::Urgent)).unwrap();
@@ -1623,11 +1626,7 @@ mod tests {
     #[test]
     fn a_plan_from_moved_positions_is_made_again_under_the_lock() {
         let (_dir, outbox) = outbox_with(1, "r");
-        let shape = BatchShape {
-            max_reports: 10,
-            max_bytes: usize::MAX,
-            batches: 1,
-        };
+        let shape = ONE_BATCH_OF_TEN;
         let mut stale = outbox.plan_seqs(1, shape).unwrap().unwrap();
         outbox.file(draft("r1", Priority::Normal)).unwrap();
         // Taken as it is, the plan would give seqs to r0 only; its positions no longer match
@@ -1648,12 +1647,24 @@ mod tests {
         assert_eq!(held_reports(&outbox), 0);
     }
 
+    /// An outbox whose `n` reports were all given seqs (1..=n) and sent: it, its unsent bytes,
+    /// and each report's encoded size.
+    fn all_sent(n: usize) -> (tempfile::TempDir, Outbox, u64, Vec<u64>) {
+        let (dir, outbox) = outbox_with(n, "r");
+        let full = outbox.stats().unwrap().unsent_bytes;
+        let staged = outbox.batch_from(1, n, usize::MAX, 1).unwrap().unwrap();
+        let sizes = staged
+            .reports
+            .iter()
+            .map(|r| encode_value(r).len() as u64)
+            .collect();
+        (dir, outbox, full, sizes)
+    }
+
     #[test]
     fn an_ack_frees_exactly_the_bytes_of_the_reports_it_acknowledges() {
-        let (_dir, outbox) = outbox_with(5, "r");
-        let full = outbox.stats().unwrap().unsent_bytes;
-        let staged = outbox.batch_from(1, 5, usize::MAX, 1).unwrap().unwrap();
-        let size = |i: usize| encode_value(&staged.reports[i]).len() as u64;
+        let (_dir, outbox, full, sizes) = all_sent(5);
+        let size = |i: usize| sizes[i];
         outbox.ack(2, 0).unwrap();
         assert_eq!(
             outbox.stats().unwrap().unsent_bytes,
@@ -1671,10 +1682,8 @@ mod tests {
 
     #[test]
     fn a_count_made_before_another_ack_is_made_again() {
-        let (_dir, outbox) = outbox_with(4, "r");
-        let full = outbox.stats().unwrap().unsent_bytes;
-        let staged = outbox.batch_from(1, 4, usize::MAX, 1).unwrap().unwrap();
-        let size = |i: usize| encode_value(&staged.reports[i]).len() as u64;
+        let (_dir, outbox, full, sizes) = all_sent(4);
+        let size = |i: usize| sizes[i];
         let stale = outbox.count_acknowledged(3).unwrap();
         assert_eq!(stale.map(|(_, b)| b), Some(size(0) + size(1) + size(2)));
         outbox.ack(1, 0).unwrap();
