@@ -115,7 +115,8 @@ pub static AGENT_STAGE_LOCKED: Stage = Stage::new("agent.stage_seqs_locked");
 pub static AGENT_READ_SENT: Stage = Stage::new("agent.read_sent");
 /// The agent encoding a batch and handing it to QUIC.
 pub static AGENT_SEND: Stage = Stage::new("agent.encode_send");
-/// The agent recording an acknowledgement in its outbox.
+/// The agent recording its batches' plain acknowledgements in its outbox during a session (a
+/// few batches at a time, `agent/src/sync/acks.rs`).
 pub static AGENT_ACK: Stage = Stage::new("agent.record_ack");
 /// The write transaction of every acknowledgement, plain or with verdicts, from asking for the
 /// lock (which a filing may hold) to the commit: what a report being filed meanwhile may wait

@@ -59,8 +59,8 @@ impl RedbStore {
     }
 
     /// Reads the record of `kind` under `key` and writes what `change` makes of it, with
-    /// `audit` if it changed anything, in one durable transaction. `change` may refuse (its
-    /// error is returned and nothing is written).
+    /// `audit` if it changed anything, in one transaction, durable unless what it wrote was
+    /// [`FleetWrite::Told`]. `change` may refuse (its error is returned and nothing is written).
     pub fn fleet_update<T>(
         &self,
         kind: &str,

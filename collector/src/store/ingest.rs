@@ -228,8 +228,8 @@ impl RedbStore {
         Ok(())
     }
 
-    /// Whether something was committed without a sync to disk of its own since the last
-    /// durable commit ([`RedbStore::telemetry`]).
+    /// Whether something was committed without a sync to disk of its own since the store was
+    /// opened ([`RedbStore::telemetry`]), so that closing it makes a durable commit.
     #[cfg(test)]
     pub(crate) fn awaits_durable_commit(&self) -> bool {
         self.unsynced.load(std::sync::atomic::Ordering::SeqCst)

@@ -195,7 +195,7 @@ pub struct RedbStore {
 }
 
 impl Drop for RedbStore {
-    /// Heartbeats and plain `Hello`s are committed without a sync to disk of their own
+    /// Heartbeats, plain `Hello`s and told statuses are committed without a sync to disk of their own
     /// (`RedbStore::telemetry`); one durable commit on the way out keeps the last of them across
     /// a clean stop. A failure here loses only those, and is logged.
     fn drop(&mut self) {

@@ -116,8 +116,9 @@ mod tests {
     use super::super::{PgOptions, PgStore};
     use crate::store::fleet::FleetWrite;
 
-    /// A record a site told about itself is written as a kept one is, in a transaction that
-    /// does not wait for the WAL's flush; writing the same again changes nothing.
+    /// A record a site told about itself is written and read back as a kept one is (its
+    /// transaction sets `synchronous_commit` off first, which this cannot observe); writing the
+    /// same again changes nothing.
     #[test]
     fn a_told_record_is_written_and_read_back() {
         let test = "a_told_record_is_written_and_read_back";
