@@ -302,6 +302,11 @@ impl Outbox {
         self.max_bytes.store(max_bytes.max(1), Ordering::SeqCst);
     }
 
+    /// Whether a report was refused for the quota since an acknowledgement last freed space.
+    pub fn quota_refused(&self) -> bool {
+        self.full.load(Ordering::SeqCst)
+    }
+
     /// The limit on unsent reports, in bytes.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes.load(Ordering::SeqCst)
@@ -1714,9 +1719,11 @@ mod tests {
         );
         assert!(saved > 3);
         assert_eq!(outbox.stats().unwrap().backlog, saved);
+        assert!(outbox.quota_refused());
         let staged = outbox.batch_from(1, 100, usize::MAX, 1).unwrap().unwrap();
         outbox.ack(staged.reports.len() as u64, 0).unwrap();
         assert_eq!(outbox.stats().unwrap().unsent_bytes, 0);
+        assert!(!outbox.quota_refused());
         outbox.file(draft("again", Priority::Normal)).unwrap();
     }
 

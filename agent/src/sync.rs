@@ -328,8 +328,10 @@ async fn run_session(
                 match session.handle(frame)? {
                     AgentEvent::Acked { hwm } => {
                         pasopati_common::faults::failpoint("agent.after_ack");
-                        let more_batches_awaited = session.in_flight() > 0;
-                        if let Some(hwm) = unrecorded.note(hwm, more_batches_awaited, Instant::now()) {
+                        // With a report refused for the quota, what the collector holds frees
+                        // space at once.
+                        let may_wait = session.in_flight() > 0 && !outbox.quota_refused();
+                        if let Some(hwm) = unrecorded.note(hwm, may_wait, Instant::now()) {
                             let ob = outbox.clone();
                             blocking(move || Ok(profile::AGENT_ACK.time(|| ob.ack(hwm, retain))?))
                                 .await?;

@@ -3,7 +3,8 @@
 //! never a report. So while a backlog drains the sync need not take the outbox's write lock for
 //! each batch's acknowledgement (a report being filed waits for that lock): it records them a
 //! few batches at a time, and at once whenever no other batch is awaited, so an idle agent's
-//! outbox always shows what the collector holds. Acknowledgements still unrecorded when a
+//! outbox always shows what the collector holds (and at once while the outbox refuses reports
+//! for its quota, so that space the collector frees is free at once). Acknowledgements still unrecorded when a
 //! session ends are recorded then.
 
 use pasopati_common::Seq;
