@@ -533,15 +533,15 @@ impl Outbox {
     fn plan_seqs(&self, from: Seq, shape: BatchShape) -> Result<Option<SeqPlan>, OutboxError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        let positions = SeqPositions::read(&meta)?;
-        if positions.next_seq != from {
+        let marks = SyncMarks::read(&meta)?;
+        if marks.next_seq != from {
             return Ok(None);
         }
-        Ok(Some(plan_seqs(&txn, positions, shape)?))
+        Ok(Some(plan_seqs(&txn, marks, shape)?))
     }
 
     /// Gives seqs from `from` on to the reports of `plan`, durably, and returns the first batch.
-    /// Filing only appends to the lanes, so a plan still holds if the positions it was made
+    /// Filing only appends to the lanes, so a plan still holds if the [`SyncMarks`] it was made
     /// from are unchanged when the write lock is taken; otherwise it is made again.
     fn give_seqs(
         &self,
@@ -553,15 +553,15 @@ impl Outbox {
         let txn = self.db.begin_write()?;
         let plan = {
             let mut meta = txn.open_table(META)?;
-            let positions = SeqPositions::read(&meta)?;
-            if positions.next_seq != from {
+            let marks = SyncMarks::read(&meta)?;
+            if marks.next_seq != from {
                 return Ok(None);
             }
-            let plan = if positions == plan.positions {
+            let plan = if marks == plan.marks {
                 plan
             } else {
-                // Something else moved the positions meanwhile (a new epoch): plan again.
-                plan_seqs(&txn, positions, shape)?
+                // Something else moved the marks meanwhile (a new epoch): plan again.
+                plan_seqs(&txn, marks, shape)?
             };
             if plan.first_batch.is_empty() {
                 return Ok(None);
@@ -611,30 +611,30 @@ impl Outbox {
         self.acknowledge(hwm, retain, refused, quarantined, counted)
     }
 
-    /// Where acknowledging stands and the bytes of the reports after it up to `hwm`; none if
+    /// Where the sync stands and the bytes of the reports after it up to `hwm`; none if
     /// `hwm` acknowledges nothing new.
-    fn count_acknowledged(&self, hwm: Seq) -> Result<Option<(AckPosition, u64)>, OutboxError> {
+    fn count_acknowledged(&self, hwm: Seq) -> Result<Option<(SyncMarks, u64)>, OutboxError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
         let log = txn.open_table(SENT_LOG)?;
-        let acked = AckPosition::read(&meta)?;
-        if hwm <= acked.acked {
+        let marks = SyncMarks::read(&meta)?;
+        if hwm <= marks.acked {
             return Ok(None);
         }
-        Ok(Some((acked, bytes_between(&log, &txn, acked.acked, hwm)?)))
+        Ok(Some((marks, bytes_between(&log, &txn, marks.acked, hwm)?)))
     }
 
     /// Records the acknowledgement up to `hwm` and its verdicts. `counted` is
     /// [`Outbox::count_acknowledged`]'s answer: the reports given seqs after the last
-    /// acknowledged one never change until that moves, so its count still holds if nothing was
-    /// acknowledged (and no epoch started) meanwhile; otherwise it is counted again.
+    /// acknowledged one never change until that moves, so its count still holds if the
+    /// [`SyncMarks`] it was made at are unchanged; otherwise it is counted again.
     fn acknowledge(
         &self,
         hwm: Seq,
         retain: u64,
         refused: &[RefusedReport],
         quarantined: &[RefusedReport],
-        counted: Option<(AckPosition, u64)>,
+        counted: Option<(SyncMarks, u64)>,
     ) -> Result<(), OutboxError> {
         let _locked = profile::AGENT_ACK_LOCKED.start();
         let mut txn = self.db.begin_write()?;
@@ -679,11 +679,11 @@ impl Outbox {
                 };
                 verdicts.insert((&r.id.0[..], r.revision), encode_value(&verdict).as_slice())?;
             }
-            let now_acked = AckPosition::read(&meta)?;
-            if hwm > now_acked.acked {
+            let marks = SyncMarks::read(&meta)?;
+            if hwm > marks.acked {
                 let freed = match counted {
-                    Some((then, freed)) if then == now_acked => freed,
-                    _ => bytes_between(&log, &txn, now_acked.acked, hwm)?,
+                    Some((then, freed)) if then == marks => freed,
+                    _ => bytes_between(&log, &txn, marks.acked, hwm)?,
                 };
                 let used = get(&meta, UNSENT_BYTES)?;
                 meta.insert(UNSENT_BYTES, used.saturating_sub(freed))?;
@@ -1053,22 +1053,6 @@ fn forget_before(
     Ok(())
 }
 
-/// Where acknowledging stands: the epoch and the last seq acknowledged in it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct AckPosition {
-    epoch: u64,
-    acked: Seq,
-}
-
-impl AckPosition {
-    fn read(meta: &impl ReadableTable<&'static str, u64>) -> Result<AckPosition, OutboxError> {
-        Ok(AckPosition {
-            epoch: get(meta, EPOCH)?,
-            acked: get(meta, ACKED_SEQ)?,
-        })
-    }
-}
-
 /// The encoded bytes of the reports given seqs after `acked` up to `hwm`.
 fn bytes_between(
     log: &impl ReadableTable<u64, (u8, u64, u64, u32)>,
@@ -1096,41 +1080,45 @@ struct BatchShape {
     batches: usize,
 }
 
-/// Where giving seqs stands: the epoch, the next seq and each lane's cursor. Only giving seqs
-/// and starting an epoch move them.
+/// Where the sync stands in the outbox: the epoch, the next seq to give, the last seq
+/// acknowledged and each lane's cursor. Only giving seqs, acknowledging and starting an epoch
+/// move them (filing does not), so what was read from the reports while they stood still
+/// holds, under the write lock, as long as they stand where they stood.
 #[derive(Clone, Copy, PartialEq, Eq)]
-struct SeqPositions {
+struct SyncMarks {
     epoch: u64,
     next_seq: Seq,
+    acked: Seq,
     cursors: [u64; 2],
 }
 
-impl SeqPositions {
-    fn read(meta: &impl ReadableTable<&'static str, u64>) -> Result<SeqPositions, OutboxError> {
-        Ok(SeqPositions {
+impl SyncMarks {
+    fn read(meta: &impl ReadableTable<&'static str, u64>) -> Result<SyncMarks, OutboxError> {
+        Ok(SyncMarks {
             epoch: get(meta, EPOCH)?,
             next_seq: get(meta, NEXT_SEQ)?,
+            acked: get(meta, ACKED_SEQ)?,
             cursors: [get(meta, CURSOR[0])?, get(meta, CURSOR[1])?],
         })
     }
 }
 
-/// The next reports to give seqs, from `positions`: per lane, urgent first, the runs (first
+/// The next reports to give seqs, from `marks`: per lane, urgent first, the runs (first
 /// filing number, last, count) that take them, each within one segment; and the first batch's
 /// reports, decoded as they are read.
 struct SeqPlan {
-    positions: SeqPositions,
+    marks: SyncMarks,
     runs: [Vec<(u64, u64, u32)>; 2],
     first_batch: Vec<Report>,
 }
 
 fn plan_seqs(
     txn: &impl Segments,
-    positions: SeqPositions,
+    marks: SyncMarks,
     shape: BatchShape,
 ) -> Result<SeqPlan, OutboxError> {
     let mut plan = SeqPlan {
-        positions,
+        marks,
         runs: [Vec::new(), Vec::new()],
         first_batch: Vec::new(),
     };
@@ -1143,7 +1131,7 @@ fn plan_seqs(
         segments::each_in_lane(
             txn,
             lane,
-            positions.cursors[usize::from(lane)],
+            marks.cursors[usize::from(lane)],
             false,
             |filing, raw| {
                 if count >= shape.max_reports || (bytes >= shape.max_bytes && count > 0) {
@@ -1629,14 +1617,14 @@ mod tests {
     }
 
     #[test]
-    fn a_plan_from_moved_positions_is_made_again_under_the_lock() {
+    fn a_plan_from_moved_marks_is_made_again_under_the_lock() {
         let (_dir, outbox) = outbox_with(1, "r");
         let shape = ONE_BATCH_OF_TEN;
         let mut stale = outbox.plan_seqs(1, shape).unwrap().unwrap();
         outbox.file(draft("r1", Priority::Normal)).unwrap();
-        // Taken as it is, the plan would give seqs to r0 only; its positions no longer match
+        // Taken as it is, the plan would give seqs to r0 only; its marks no longer match
         // (as after a new epoch), so it is made again and takes r1 too.
-        stale.positions.epoch ^= 1;
+        stale.marks.epoch ^= 1;
         let staged = outbox.give_seqs(1, shape, stale).unwrap().unwrap();
         assert_eq!(staged.reports.len(), 2);
         assert_eq!(outbox.positions().unwrap().next_seq, 3);
