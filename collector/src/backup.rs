@@ -104,7 +104,9 @@ fn belongs_in_backup(relative: &Path) -> bool {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let derived = first == "index" || name == crate::newsroom::SNAPSHOT_FILE;
+    // The store's copy holds its reports inline, so the live report log stays out too.
     let live = relative == Path::new(STORE_FILE)
+        || relative == Path::new(crate::store::LOG_FILE)
         || name == pasopati_common::control::SOCKET_NAME
         || is_snapshot_name(&name);
     let transient = name.contains(".damaged-")
@@ -379,6 +381,11 @@ mod tests {
             ("collector.toml", "x = 1\n"),
             ("ca.key", "kunci CA uji (buatan)"),
             ("collector.redb", "the live store: never copied as a file"),
+            (
+                "collector.reports.log",
+                "its report log: the copy holds the reports",
+            ),
+            ("collector.reports.log.damaged-1700000000", "moved aside"),
             ("analysis.snapshot", "derived"),
             ("collector.redb.damaged-1700000000", "moved aside"),
             ("backup-snapshot-1-2.redb", "another backup's copy"),

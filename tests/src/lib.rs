@@ -409,15 +409,22 @@ pub fn test_store() -> Option<pasopati_collector::config::StoreSettings> {
     })
 }
 
-/// Every byte the store of the collector in `dir` holds: the redb file, or a `pg_dump` of its
+/// Every byte the store of the collector in `dir` holds: the redb file and its report log, or a `pg_dump` of its
 /// PostgreSQL database (on the test server); for tests that prove something is never stored
 /// in the clear.
 pub fn store_bytes(dir: &Path) -> Vec<u8> {
     let config =
         pasopati_collector::config::CollectorConfig::load(dir).unwrap_or_else(|e| panic!("{e}"));
     match config.store {
-        None => std::fs::read(dir.join(pasopati_collector::store::STORE_FILE))
-            .unwrap_or_else(|e| panic!("{e}")),
+        None => {
+            // The redb file and its report log, where the reports' bytes are.
+            let mut bytes = std::fs::read(dir.join(pasopati_collector::store::STORE_FILE))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let log = std::fs::read(dir.join(pasopati_collector::store::LOG_FILE))
+                .unwrap_or_else(|e| panic!("{e}"));
+            bytes.extend_from_slice(&log);
+            bytes
+        }
         Some(store) => {
             let db = store
                 .url

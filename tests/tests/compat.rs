@@ -160,19 +160,39 @@ fn check_outbox(dir: &Path, layout: u64) {
     Outbox::open(dir).unwrap_or_else(|e| panic!("layout {layout}, reopened: {e}"));
 }
 
+/// The golden report log beside the golden store of `layout` (layout 5 on).
+fn golden_report_log(layout: u64) -> String {
+    format!("store-layout{layout}.reports.log")
+}
+
 #[test]
 fn the_golden_store_of_every_layout_opens_and_keeps_its_records() {
     let current = pasopati_collector::store::LAYOUT.current;
-    write_if_missing(
-        &format!("store-layout{current}.redb"),
-        pasopati_collector::store::STORE_FILE,
-        golden::write_store,
-    );
+    let store_file = format!("store-layout{current}.redb");
+    if writing() && !golden::dir().join(&store_file).exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        golden::write_store(tmp.path()).unwrap();
+        for (from, to) in [
+            (pasopati_collector::store::STORE_FILE, store_file),
+            (
+                pasopati_collector::store::LOG_FILE,
+                golden_report_log(current),
+            ),
+        ] {
+            std::fs::copy(tmp.path().join(from), golden::dir().join(to)).unwrap();
+        }
+    }
     for layout in 1..=current {
         let tmp = copy_golden(
             &format!("store-layout{layout}.redb"),
             pasopati_collector::store::STORE_FILE,
         );
+        // From layout 5 the reports' bytes are in the report log beside the file.
+        let log = golden::dir().join(golden_report_log(layout));
+        if layout >= 5 {
+            std::fs::copy(&log, tmp.path().join(pasopati_collector::store::LOG_FILE))
+                .unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+        }
         check_store(tmp.path(), layout);
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::config::{CollectorConfig, StoreSettings};
 use crate::store::pg::{ImportProgress, PgOptions, PgStore};
-use crate::store::{RedbStore, StoreError, STORE_FILE};
+use crate::store::{RedbStore, StoreError, LOG_FILE, STORE_FILE};
 use anyhow::Context;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -34,6 +34,8 @@ pub(super) enum StoreCommand {
 
 /// Where the moved redb store is kept, beside the configuration that no longer names it.
 pub const MOVED_STORE_FILE: &str = "collector.redb.moved-to-postgres";
+/// The same for the redb store's report log.
+pub const MOVED_LOG_FILE: &str = "collector.reports.log.moved-to-postgres";
 
 pub(super) fn run(command: StoreCommand) -> anyhow::Result<()> {
     match command {
@@ -146,6 +148,9 @@ fn migrate(
     config.save(data_dir)?;
     std::fs::rename(data_dir.join(STORE_FILE), data_dir.join(MOVED_STORE_FILE))
         .with_context(|| format!("moving {STORE_FILE} aside in {}", data_dir.display()))?;
+    // Its report log goes with it: the two are one store.
+    std::fs::rename(data_dir.join(LOG_FILE), data_dir.join(MOVED_LOG_FILE))
+        .with_context(|| format!("moving {LOG_FILE} aside in {}", data_dir.display()))?;
     pasopati_common::outln!(
         "moved{}: {} rows written now; every table verified (rows and content hash):",
         if summary.resumed {
@@ -164,7 +169,7 @@ fn migrate(
         );
     }
     pasopati_common::outln!(
-        "{}/collector.toml now names the PostgreSQL store; the redb store is kept as {}/{} (delete it once the collector runs well). Start the collector (`pasopati-collector run --data-dir {}`); sites send what they kept meanwhile.",
+        "{}/collector.toml now names the PostgreSQL store; the redb store is kept as {}/{} and its report log as {MOVED_LOG_FILE} (delete both once the collector runs well). Start the collector (`pasopati-collector run --data-dir {}`); sites send what they kept meanwhile.",
         data_dir.display(),
         data_dir.display(),
         MOVED_STORE_FILE,

@@ -3,6 +3,7 @@
 //! heartbeat leave behind; gaps, and the log of refusals.
 
 use super::media::expect_attachments;
+use super::report_log::{RecordReader, Records};
 use super::reports::{
     add_shown, revision_range, shown_arrival, Quarantined, QuarantinedRef, StoredReport,
     StoredReportRef,
@@ -292,10 +293,19 @@ impl RedbStore {
         let txn = self.db.begin_write()?;
         let batches = jobs.len() as u64;
         let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut appends = self.log.appends(&txn)?;
         for job in jobs {
-            outcomes.push(apply_one(&txn, job, limits, guard)?);
+            let records = Records {
+                log: &self.log,
+                appends: &mut appends,
+            };
+            outcomes.push(apply_one(&txn, records, job, limits, guard)?);
         }
-        profile::COLLECTOR_COMMIT.time(|| txn.commit())?;
+        profile::COLLECTOR_COMMIT.time(|| {
+            // The reports' bytes are on disk before the commit that names them.
+            self.log.write(&appends, &txn)?;
+            txn.commit().map_err(StoreError::from)
+        })?;
         profile::COLLECTOR_COMMIT.add_items(batches);
         Ok(outcomes)
     }
@@ -358,6 +368,7 @@ pub(super) fn examined(batch: &Batch, guard: &PiiGuard, now: Timestamp) -> Vec<E
 /// from the batch into the outcome, uncopied.
 fn apply_one(
     txn: &redb::WriteTransaction,
+    records: Records<'_>,
     job: BatchJob,
     limits: &Limits,
     guard: &PiiGuard,
@@ -379,7 +390,7 @@ fn apply_one(
     let (verdict, held) = {
         let _rules = profile::COLLECTOR_RULES.start();
         profile::COLLECTOR_RULES.add_items(batch.reports.len() as u64);
-        let mut ledger = RedbLedger::open(txn, site, epoch, now)?;
+        let mut ledger = RedbLedger::open(txn, records, site, epoch, now)?;
         let verdict = apply_examined_batch(&mut ledger, site, hwm, batch, examined, limits)?;
         let held = match &verdict {
             BatchVerdict::Applied(applied) => ledger.finish(applied.hwm)?,
@@ -470,8 +481,10 @@ fn stored_reports(job: BatchJob, held: Vec<Held>) -> Result<Vec<StoredReport>, S
 
 /// The ingest rules' ledger over one write transaction: positions, the (id, revision) index,
 /// the latest revision shown, and arrival numbers (owners are read from the revisions).
-struct RedbLedger<'t> {
+struct RedbLedger<'t, 'a> {
     txn: &'t redb::WriteTransaction,
+    /// Where the reports' bytes go, and are read back from.
+    records: Records<'a>,
     site: SiteId,
     epoch: Epoch,
     now: Timestamp,
@@ -503,13 +516,14 @@ pub(super) struct KeptVerdict {
     pub(super) report: RefusedReport,
 }
 
-impl<'t> RedbLedger<'t> {
+impl<'t, 'a> RedbLedger<'t, 'a> {
     fn open(
         txn: &'t redb::WriteTransaction,
+        records: Records<'a>,
         site: &SiteId,
         epoch: Epoch,
         now: Timestamp,
-    ) -> Result<RedbLedger<'t>, StoreError> {
+    ) -> Result<RedbLedger<'t, 'a>, StoreError> {
         let next_arrival = {
             let meta = txn.open_table(META)?;
             let next = meta.get(NEXT_ARRIVAL)?.map(|v| v.value()).unwrap_or(0);
@@ -517,6 +531,7 @@ impl<'t> RedbLedger<'t> {
         };
         Ok(RedbLedger {
             txn,
+            records,
             site: site.clone(),
             epoch,
             now,
@@ -575,7 +590,7 @@ impl<'t> RedbLedger<'t> {
     }
 }
 
-impl Ledger for RedbLedger<'_> {
+impl Ledger for RedbLedger<'_, '_> {
     type Error = StoreError;
 
     fn hash_at(&mut self, seq: Seq) -> Result<Option<[u8; 32]>, StoreError> {
@@ -585,7 +600,7 @@ impl Ledger for RedbLedger<'_> {
             None => arrival_at(&self.position_runs, &self.site, self.epoch, seq)?,
         };
         match arrival {
-            Some(a) => stored_hash(&self.reports, &self.quarantine, a),
+            Some(a) => stored_hash(&self.records.reader(), &self.reports, &self.quarantine, a),
             None => Ok(None),
         }
     }
@@ -601,13 +616,19 @@ impl Ledger for RedbLedger<'_> {
         let key = revision_key(id, revision);
         let arrival = self.by_id.get(&key[..])?.map(|v| v.value());
         match arrival {
-            Some(a) => stored_hash(&self.reports, &self.quarantine, a),
+            Some(a) => stored_hash(&self.records.reader(), &self.reports, &self.quarantine, a),
             None => Ok(None),
         }
     }
 
     fn owner(&mut self, id: &ReportId) -> Result<Option<SiteId>, StoreError> {
-        let owner = owner_of(&self.by_id, &self.reports, &self.quarantine, id)?;
+        let owner = owner_of(
+            &self.records.reader(),
+            &self.by_id,
+            &self.reports,
+            &self.quarantine,
+            id,
+        )?;
         if owner.is_none() {
             // No revision of it is in the reports or the quarantine, so none has a hash or is
             // shown either.
@@ -642,7 +663,8 @@ impl Ledger for RedbLedger<'_> {
                 self.newly_shown += 1;
             }
             encode_into(&record, &mut self.record)?;
-            self.reports.insert(arrival, self.record.as_slice())?;
+            let in_log = self.records.appends.push(&self.record)?;
+            self.reports.insert(arrival, &in_log[..])?;
             expect_attachments(self.txn, &self.site, &report.attachments)?;
             self.held.push(Held {
                 seq,
@@ -883,6 +905,7 @@ fn revision_key(id: &ReportId, revision: u32) -> [u8; 20] {
 /// keeps the number, a purge keeps the record's site), and all of them are that site's, since
 /// the rules refuse another site's; so the first one found names the owner.
 pub(super) fn owner_of(
+    log: &RecordReader<'_>,
     by_id: &impl ReadableTable<&'static [u8], u64>,
     reports: &impl ReadableTable<u64, &'static [u8]>,
     quarantine: &impl ReadableTable<u64, &'static [u8]>,
@@ -892,7 +915,7 @@ pub(super) fn owner_of(
     for entry in by_id.range(&from[..]..=&to[..])? {
         let arrival = entry?.1.value();
         if let Some(v) = reports.get(arrival)? {
-            return Ok(Some(decode::<StoredReport>(v.value())?.site));
+            return Ok(Some(log.report(v.value())?.site));
         }
         if let Some(v) = quarantine.get(arrival)? {
             return Ok(Some(decode::<Quarantined>(v.value())?.report.site));
@@ -903,12 +926,13 @@ pub(super) fn owner_of(
 
 /// The content hash of the report at `arrival`, stored or quarantined.
 fn stored_hash(
+    log: &RecordReader<'_>,
     reports: &redb::Table<u64, &'static [u8]>,
     quarantine: &redb::Table<u64, &'static [u8]>,
     arrival: u64,
 ) -> Result<Option<[u8; 32]>, StoreError> {
     if let Some(v) = reports.get(arrival)? {
-        return Ok(Some(decode::<StoredReport>(v.value())?.content_hash));
+        return Ok(Some(log.report(v.value())?.content_hash));
     }
     match quarantine.get(arrival)? {
         Some(v) => Ok(Some(decode::<Quarantined>(v.value())?.report.content_hash)),

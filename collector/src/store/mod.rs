@@ -50,6 +50,7 @@ mod media;
 mod notifications;
 pub mod pg;
 mod publications;
+mod report_log;
 mod reports;
 mod responses;
 mod risk;
@@ -66,6 +67,7 @@ pub use ingest::{BatchJob, BatchOutcome, Gap, GapKind, Rejection};
 pub use media::{StoredAttachment, StoredMedia};
 pub use notifications::{Notification, OutboxChange};
 pub use publications::{Claim, OfficialFigure, Publication, PublicationState, Verdict};
+pub use report_log::LOG_FILE;
 pub use reports::{Quarantined, ReportQuery, StoredReport};
 pub use responses::{OfficialResponse, ResponseState};
 pub use seam::{Store, StoreLocation};
@@ -89,7 +91,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const SITES: TableDefinition<&str, &[u8]> = TableDefinition::new("sites");
 /// (site, epoch) → high-water mark (ingest.rs; sites.rs looks whether a site ever sent).
 const HWM: TableDefinition<(&str, u64), u64> = TableDefinition::new("hwm");
-/// Arrival number → stored report. Arrival numbers are dense and give the order of storing.
+/// Arrival number → stored report: its record inline, or where it is in the report log
+/// (`report_log.rs`). Arrival numbers are dense and give the order of storing.
 const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
 /// Arrival number → a report held back because it carries inmate identity data.
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
@@ -189,6 +192,8 @@ pub struct StoreCounts {
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    /// The stored reports' bytes (`report_log.rs`).
+    log: report_log::ReportLog,
     /// Whether a site record was committed without a sync of its own since the store opened
     /// (`RedbStore::telemetry`): closing then makes one durable commit.
     unsynced: std::sync::atomic::AtomicBool,
@@ -333,10 +338,15 @@ impl RedbStore {
 ///    earlier layout would miss the positions, owners and reports shown (and so a changed
 ///    report resent at a seq it holds, or another site's edit), so it refuses the file:
 ///    `oldest_reader` is 4.
+/// 5. Keeps the stored reports' bytes in the report log beside the file
+///    (`collector.reports.log`, `report_log.rs`); the `reports` table names where each is.
+///    Nothing is converted: records stored inline before stay readable where they are. A
+///    release of an earlier layout would take a value naming the log for a damaged record, so
+///    it refuses the file: `oldest_reader` is 5.
 pub const LAYOUT: pasopati_common::storage::Layout = pasopati_common::storage::Layout {
     kind: "store",
-    current: 4,
-    oldest_reader: 4,
+    current: 5,
+    oldest_reader: 5,
 };
 
 /// Opens every table but the sessions' (made at the first login; users.rs), so readers never
@@ -397,7 +407,7 @@ impl RedbStore {
     /// Opens (creating if absent) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<RedbStore, StoreError> {
         let path = data_dir.join(STORE_FILE);
-        let (db, ()) = pasopati_common::storage::open_prepared(&path, |txn, fresh| {
+        let (db, log) = pasopati_common::storage::open_prepared(&path, |txn, fresh| {
             open_tables(txn)?;
             LAYOUT.prepare(txn, &path, META, fresh, |from| {
                 if from == 3 {
@@ -407,11 +417,13 @@ impl RedbStore {
                     tracing::info!(runs, "store layout 4: report positions kept as runs");
                 }
                 Ok::<_, StoreError>(())
-            })
+            })?;
+            report_log::ReportLog::open(txn, &path)
         })?;
         Ok(RedbStore {
             db,
             path,
+            log,
             unsynced: std::sync::atomic::AtomicBool::new(false),
         })
     }

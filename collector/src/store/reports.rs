@@ -68,6 +68,7 @@ impl RedbStore {
     pub fn reports(&self, query: &ReportQuery) -> Result<Vec<StoredReport>, StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         let limit = query.limit.unwrap_or(usize::MAX);
@@ -75,7 +76,7 @@ impl RedbStore {
             if out.len() >= limit {
                 break;
             }
-            let r: StoredReport = decode(entry?.1.value())?;
+            let r = log.report(entry?.1.value())?;
             if query.site.as_ref().is_some_and(|s| s != &r.site) {
                 continue;
             }
@@ -96,9 +97,10 @@ impl RedbStore {
     ) -> Result<(), StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let by_id = txn.open_table(BY_ID)?;
         for entry in reports.range(from..)?.rev() {
-            let r: StoredReport = decode(entry?.1.value())?;
+            let r = log.report(entry?.1.value())?;
             if is_shown(&by_id, &reports, &r)? {
                 visit(r);
             }
@@ -116,6 +118,7 @@ impl RedbStore {
     ) -> Result<(Vec<StoredReport>, u64), StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         let mut next = from;
@@ -125,7 +128,7 @@ impl RedbStore {
             }
             let (arrival, value) = entry?;
             next = arrival.value().saturating_add(1);
-            let r: StoredReport = decode(value.value())?;
+            let r = log.report(value.value())?;
             if is_shown(&by_id, &reports, &r)? {
                 out.push(r);
             }
@@ -150,6 +153,7 @@ impl RedbStore {
     ) -> Result<Vec<StoredReport>, StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         let mut seen = 0usize;
@@ -157,7 +161,7 @@ impl RedbStore {
             if out.len() >= limit {
                 break;
             }
-            let r: StoredReport = decode(entry?.1.value())?;
+            let r = log.report(entry?.1.value())?;
             if !is_shown(&by_id, &reports, &r)? {
                 continue;
             }
@@ -173,9 +177,10 @@ impl RedbStore {
     pub fn reports_at(&self, arrivals: &[u64]) -> Result<Vec<Option<StoredReport>>, StoreError> {
         let txn = self.db.begin_read()?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         arrivals
             .iter()
-            .map(|a| reports.get(a)?.map(|v| decode(v.value())).transpose())
+            .map(|a| reports.get(a)?.map(|v| log.report(v.value())).transpose())
             .collect()
     }
 
@@ -185,12 +190,13 @@ impl RedbStore {
         let txn = self.db.begin_read()?;
         let late = txn.open_table(INDEX_LATE)?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let by_id = txn.open_table(BY_ID)?;
         let mut out = Vec::new();
         for entry in late.iter()? {
             let arrival = entry?.0.value();
             let report = match reports.get(arrival)? {
-                Some(v) => Some(decode::<StoredReport>(v.value())?),
+                Some(v) => Some(log.report(v.value())?),
                 None => None,
             };
             let shown = match report {
@@ -223,11 +229,12 @@ impl RedbStore {
         let txn = self.db.begin_read()?;
         let by_id = txn.open_table(BY_ID)?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let (from, to) = revision_range(id);
         let mut out = Vec::new();
         for entry in by_id.range(&from[..]..=&to[..])? {
             if let Some(v) = reports.get(entry?.1.value())? {
-                out.push(decode(v.value())?);
+                out.push(log.report(v.value())?);
             }
         }
         Ok(out)
@@ -238,11 +245,12 @@ impl RedbStore {
         let txn = self.db.begin_read()?;
         let by_id = txn.open_table(BY_ID)?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let Some(arrival) = shown_arrival(&by_id, &reports, id)? else {
             return Ok(None);
         };
         let value = reports.get(arrival)?;
-        value.map(|v| decode(v.value())).transpose()
+        value.map(|v| log.report(v.value())).transpose()
     }
 
     /// The sites that filed these report ids (unknown ids are left out), read in one
@@ -254,10 +262,11 @@ impl RedbStore {
         let txn = self.db.begin_read()?;
         let by_id = txn.open_table(BY_ID)?;
         let reports = txn.open_table(REPORTS)?;
+        let log = self.log.reader();
         let quarantine = txn.open_table(QUARANTINE)?;
         let mut found = std::collections::HashMap::with_capacity(ids.len());
         for id in ids {
-            if let Some(site) = super::ingest::owner_of(&by_id, &reports, &quarantine, id)? {
+            if let Some(site) = super::ingest::owner_of(&log, &by_id, &reports, &quarantine, id)? {
                 found.insert(*id, site);
             }
         }

@@ -11,7 +11,9 @@ use super::{
     audit, ingest, media, notifications, publications, responses, risk, sites, sources,
     story_edits, users,
 };
-use super::{RedbStore, StoreError, BY_ID, HWM, INDEX_LATE, META, QUARANTINE, REPORTS, SITES};
+use super::{
+    report_log, RedbStore, StoreError, BY_ID, HWM, INDEX_LATE, META, QUARANTINE, REPORTS, SITES,
+};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
 };
@@ -42,10 +44,28 @@ struct Copy {
 }
 
 impl Copy {
+    /// Copies a table as it is.
     fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
         &mut self,
         source: &redb::ReadTransaction,
         definition: TableDefinition<K, V>,
+    ) -> Result<(), StoreError> {
+        self.table_with(source, definition, |k, v, to| {
+            to.insert(k.value(), v.value())?;
+            Ok(())
+        })
+    }
+
+    /// Copies a table, each row by `row` (which may write it changed, or leave it out).
+    fn table_with<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &mut self,
+        source: &redb::ReadTransaction,
+        definition: TableDefinition<K, V>,
+        mut row: impl FnMut(
+            redb::AccessGuard<'_, K>,
+            redb::AccessGuard<'_, V>,
+            &mut redb::Table<'_, K, V>,
+        ) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.names.push(definition.name().to_owned());
         let from = match source.open_table(definition) {
@@ -68,9 +88,9 @@ impl Copy {
             };
             let mut to = txn.open_table(definition)?;
             let mut more = false;
-            for row in rows.by_ref() {
-                let (k, v) = row?;
-                to.insert(k.value(), v.value())?;
+            for entry in rows.by_ref() {
+                let (k, v) = entry?;
+                row(k, v, &mut to)?;
                 self.summary.entries += 1;
                 self.uncommitted += 1;
                 if self.uncommitted >= ENTRIES_PER_COMMIT {
@@ -110,11 +130,22 @@ impl RedbStore {
             summary: SnapshotSummary::default(),
             names: Vec::new(),
         };
-        copy.table(&source, META)?;
+        // The copy holds every report inline, so it needs no report log: the log's marks in
+        // `meta` stay behind, and the store opened from the copy begins a log of its own.
+        copy.table_with(&source, META, |k, v, to| {
+            if !report_log::is_log_mark(k.value()) {
+                to.insert(k.value(), v.value())?;
+            }
+            Ok(())
+        })?;
         copy.table(&source, SITES)?;
         copy.table(&source, sites::TOKENS)?;
         copy.table(&source, HWM)?;
-        copy.table(&source, REPORTS)?;
+        let log = self.log.reader();
+        copy.table_with(&source, REPORTS, |k, v, to| {
+            to.insert(k.value(), &*log.record(v.value())?)?;
+            Ok(())
+        })?;
         copy.table(&source, QUARANTINE)?;
         copy.table(&source, BY_ID)?;
         copy.table(&source, INDEX_LATE)?;

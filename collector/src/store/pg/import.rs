@@ -20,6 +20,7 @@
 use super::ingest::searchable;
 use super::records::status_name;
 use super::store::{big, epoch_col, PgStore};
+use crate::store::report_log::RecordReader;
 use crate::store::sites::TokenRecord;
 use crate::store::{
     audit, decode, encode, ingest, media, publications, risk, sources, story_edits, users,
@@ -106,7 +107,21 @@ type Flow = Result<ControlFlow<()>, StoreError>;
 type Sink<'s> = dyn FnMut(Row) -> Flow + 's;
 
 /// The redb rows of one PostgreSQL table, in a fixed order, from the `skip`-th on.
-type Source = fn(&ReadTransaction, &mut u64, &mut Sink<'_>) -> Flow;
+type Source = fn(&Reading<'_>, &mut u64, &mut Sink<'_>) -> Flow;
+
+/// The redb store as the import reads it: one read transaction, and the report log that its
+/// `reports` entries may name.
+struct Reading<'a> {
+    txn: ReadTransaction,
+    log: RecordReader<'a>,
+}
+
+impl std::ops::Deref for Reading<'_> {
+    type Target = ReadTransaction;
+    fn deref(&self) -> &ReadTransaction {
+        &self.txn
+    }
+}
 
 /// One PostgreSQL table and where its rows come from.
 struct Target {
@@ -454,7 +469,7 @@ fn redb_tables() -> Vec<String> {
 
 /// Opens a table the store makes on first use: `None` while it was never made.
 fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &ReadTransaction,
+    txn: &Reading<'_>,
     definition: TableDefinition<K, V>,
 ) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
     match txn.open_table(definition) {
@@ -465,7 +480,7 @@ fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
 }
 
 fn len<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &ReadTransaction,
+    txn: &Reading<'_>,
     definition: TableDefinition<K, V>,
 ) -> Result<u64, StoreError> {
     match open(txn, definition)? {
@@ -477,7 +492,7 @@ fn len<K: redb::Key + 'static, V: redb::Value + 'static>(
 /// Gives `sink` a row made by `row` from each entry of a redb table, in key order, past the
 /// first `skip` (which it lowers by the entries it passes).
 fn each<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &ReadTransaction,
+    txn: &Reading<'_>,
     definition: TableDefinition<K, V>,
     skip: &mut u64,
     sink: &mut Sink<'_>,
@@ -534,7 +549,7 @@ fn bytes(v: &[u8]) -> Cell {
 
 /// Every counter, and the three the PostgreSQL store keeps where the redb store counts its
 /// tables (stored, quarantined and shown reports).
-fn meta(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn meta(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     let mut values: Vec<(String, u64)> = Vec::new();
     if let Some(table) = open(txn, META)? {
         for entry in table.iter()? {
@@ -563,7 +578,7 @@ fn meta(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     feed(rows, skip, sink)
 }
 
-fn sites(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn sites(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, SITES, skip, sink, |k, v| {
         let site: SiteRecord = decode(v.value())?;
         Ok(vec![
@@ -575,7 +590,7 @@ fn sites(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     })
 }
 
-fn tokens(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn tokens(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, crate::store::sites::TOKENS, skip, sink, |k, v| {
         let token: TokenRecord = decode(v.value())?;
         Ok(vec![
@@ -586,7 +601,7 @@ fn tokens(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     })
 }
 
-fn hwm(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn hwm(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, HWM, skip, sink, |k, v| {
         let (site, epoch) = k.value();
         Ok(vec![
@@ -620,10 +635,10 @@ fn revision(r: &StoredReport, findings: Cell, shown: bool) -> Row {
 }
 
 /// Stored revisions (each shown if it is its id's latest), then quarantined ones.
-fn revisions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn revisions(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     let tables = (open(txn, BY_ID)?, open(txn, REPORTS)?);
     let stored = each(txn, REPORTS, skip, sink, |_, v| {
-        let report: StoredReport = decode(v.value())?;
+        let report = txn.log.report(v.value())?;
         let shown = match &tables {
             (Some(by_id), Some(reports)) => {
                 crate::store::reports::is_shown(by_id, reports, &report)?
@@ -646,13 +661,13 @@ fn revisions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow
     })
 }
 
-fn index_late(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn index_late(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, INDEX_LATE, skip, sink, |k, _| Ok(vec![int(k.value())]))
 }
 
 /// One row per position: each run of positions (`ingest::POSITION_RUNS`) gives a row for every
 /// seq it holds, as PostgreSQL keeps them.
-fn positions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn positions(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     let Some(table) = open(txn, ingest::POSITION_RUNS)? else {
         return Ok(ControlFlow::Continue(()));
     };
@@ -682,7 +697,7 @@ fn positions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow
 
 /// One row per report id held: its owner, read from its revisions (`ingest::owner_of`), as
 /// PostgreSQL's `owners` table keeps it.
-fn owners(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn owners(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     let tables = (
         open(txn, BY_ID)?,
         open(txn, REPORTS)?,
@@ -703,7 +718,7 @@ fn owners(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
         if previous.replace(id) == Some(id) {
             continue;
         }
-        let Some(site) = ingest::owner_of(&by_id, &reports, &quarantine, &id)? else {
+        let Some(site) = ingest::owner_of(&txn.log, &by_id, &reports, &quarantine, &id)? else {
             continue;
         };
         if *skip > 0 {
@@ -719,7 +734,7 @@ fn owners(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
 
 /// A table keyed by (site, epoch, seq) holding records.
 fn by_position(
-    txn: &ReadTransaction,
+    txn: &Reading<'_>,
     definition: TableDefinition<(&str, u64, u64), &[u8]>,
     skip: &mut u64,
     sink: &mut Sink<'_>,
@@ -735,17 +750,17 @@ fn by_position(
     })
 }
 
-fn verdicts(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn verdicts(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     by_position(txn, ingest::VERDICTS, skip, sink)
 }
 
-fn gaps(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn gaps(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     by_position(txn, ingest::GAPS, skip, sink)
 }
 
 /// A numbered register: number → record.
 fn numbered(
-    txn: &ReadTransaction,
+    txn: &Reading<'_>,
     definition: TableDefinition<u64, &[u8]>,
     skip: &mut u64,
     sink: &mut Sink<'_>,
@@ -755,23 +770,23 @@ fn numbered(
     })
 }
 
-fn rejections(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn rejections(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, ingest::REJECTIONS, skip, sink)
 }
 
-fn claims(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn claims(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, publications::CLAIMS, skip, sink)
 }
 
-fn publications(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn publications(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, publications::PUBLICATIONS, skip, sink)
 }
 
-fn notifications(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn notifications(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, crate::store::notifications::NOTIFICATIONS, skip, sink)
 }
 
-fn notify_active(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn notify_active(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(
         txn,
         crate::store::notifications::NOTIFY_ACTIVE,
@@ -781,22 +796,22 @@ fn notify_active(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> 
     )
 }
 
-fn official_responses(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn official_responses(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, crate::store::responses::RESPONSES, skip, sink)
 }
 
-fn story_edits(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn story_edits(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     numbered(txn, story_edits::STORY_EDITS, skip, sink)
 }
 
-fn heartbeats(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn heartbeats(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, ingest::HEARTBEATS, skip, sink, |k, v| {
         let (site, at) = k.value();
         Ok(vec![text(site), Cell::Int(at), bytes(v.value())])
     })
 }
 
-fn attachments_expected(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn attachments_expected(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, media::ATTACHMENTS_EXPECTED, skip, sink, |k, v| {
         let (site, hash) = k.value();
         Ok(vec![text(site), bytes(hash), bytes(v.value())])
@@ -805,7 +820,7 @@ fn attachments_expected(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'
 
 /// A table of records under a byte key.
 fn keyed(
-    txn: &ReadTransaction,
+    txn: &Reading<'_>,
     definition: TableDefinition<&[u8], &[u8]>,
     skip: &mut u64,
     sink: &mut Sink<'_>,
@@ -817,7 +832,7 @@ fn keyed(
 
 /// A table of records under a text key.
 fn named(
-    txn: &ReadTransaction,
+    txn: &Reading<'_>,
     definition: TableDefinition<&str, &[u8]>,
     skip: &mut u64,
     sink: &mut Sink<'_>,
@@ -827,24 +842,24 @@ fn named(
     })
 }
 
-fn attachments(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn attachments(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     keyed(txn, media::ATTACHMENTS, skip, sink)
 }
 
-fn users(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn users(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     named(txn, users::USERS, skip, sink)
 }
 
-fn media_engagement(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn media_engagement(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     named(txn, sources::MEDIA_ENGAGEMENT, skip, sink)
 }
 
-fn source_health(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn source_health(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     named(txn, sources::SOURCE_HEALTH, skip, sink)
 }
 
 /// The fleet's records (configuration layers, what agents run, releases, the rollout).
-fn fleet_records(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn fleet_records(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, crate::store::fleet::FLEET, skip, sink, |k, v| {
         let (kind, key) = k.value();
         Ok(vec![text(kind), text(key), bytes(v.value())])
@@ -852,7 +867,7 @@ fn fleet_records(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> 
 }
 
 /// Media items by id, each with its number and record.
-fn media_items(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn media_items(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     let items = open(txn, media::MEDIA)?;
     each(txn, media::MEDIA_IDS, skip, sink, |k, v| {
         let n = v.value();
@@ -868,7 +883,7 @@ fn media_items(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Fl
 }
 
 /// API tokens with their expiry and use (none for a token made before tokens expired).
-fn api_tokens(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn api_tokens(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     let infos = open(txn, users::API_TOKEN_INFO)?;
     each(txn, users::API_TOKENS, skip, sink, |k, v| {
         let info = match &infos {
@@ -883,7 +898,7 @@ fn api_tokens(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flo
     })
 }
 
-fn sessions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn sessions(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, users::SESSIONS, skip, sink, |k, v| {
         let session: StoredSession = decode(v.value())?;
         Ok(vec![
@@ -896,20 +911,20 @@ fn sessions(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow 
     })
 }
 
-fn risk_units(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn risk_units(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, risk::RISK, skip, sink, |k, v| {
         let (day, unit) = k.value();
         Ok(vec![Cell::Int(day), text(unit), bytes(v.value())])
     })
 }
 
-fn risk_days(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn risk_days(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, risk::RISK_DAYS, skip, sink, |k, v| {
         Ok(vec![Cell::Int(k.value()), int(v.value())])
     })
 }
 
-fn alerts(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn alerts(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, crate::store::alerts::ALERTS, skip, sink, |_, v| {
         let a: crate::store::AlertRecord = decode(v.value())?;
         Ok(vec![
@@ -921,7 +936,7 @@ fn alerts(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     })
 }
 
-fn audit_log(txn: &ReadTransaction, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
+fn audit_log(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     each(txn, audit::AUDIT, skip, sink, |_, v| {
         let e: AuditEntry = decode(v.value())?;
         Ok(vec![
@@ -1100,7 +1115,10 @@ impl PgStore {
         rows_per_chunk: usize,
         progress: &mut dyn FnMut(&ImportProgress) -> ControlFlow<()>,
     ) -> Result<Option<ImportSummary>, StoreError> {
-        let read = from.db.begin_read()?;
+        let read = Reading {
+            txn: from.db.begin_read()?,
+            log: from.log.reader(),
+        };
         let mut unknown: Vec<String> = Vec::new();
         let known = redb_tables();
         for table in read.list_tables()? {
@@ -1229,7 +1247,7 @@ impl PgStore {
     }
 
     /// Compares every table with the redb store: rows and content.
-    fn verify_import(&self, read: &ReadTransaction) -> Result<Vec<TableCheck>, StoreError> {
+    fn verify_import(&self, read: &Reading<'_>) -> Result<Vec<TableCheck>, StoreError> {
         let mut checks = Vec::new();
         let mut differ = Vec::new();
         for target in TARGETS {
@@ -1444,7 +1462,11 @@ mod tests {
     #[test]
     fn positions_give_a_row_per_seq_from_any_row_on() {
         let (_dir, s) = filled();
-        let read = s.as_redb().unwrap().db.begin_read().unwrap();
+        let redb = s.as_redb().unwrap();
+        let read = Reading {
+            txn: redb.db.begin_read().unwrap(),
+            log: redb.log.reader(),
+        };
         let rows_from = |from: u64| {
             let mut rows = Vec::new();
             let mut skip = from;

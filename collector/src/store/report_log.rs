@@ -1,0 +1,551 @@
+//! The report log: the stored reports' bytes, appended to a file of their own beside the redb
+//! file (`collector.reports.log`), while the `reports` table keeps, for each arrival, where its
+//! record is in the log.
+//!
+//! A report is about a kilobyte. Kept inside redb, each one is copied into the B-tree's leaves,
+//! which appends leave half full, so a commit wrote about twice the reports' bytes and the
+//! store's one writer spent most of its time in B-tree inserts (TESTING.md, "The report log").
+//! In the log, a group commit's reports are one sequential write and one `fdatasync`, and the
+//! table holds 13 bytes a report.
+//!
+//! # The rules that keep it exact
+//!
+//! - A group commit writes its records to the log and syncs them *before* its redb transaction
+//!   commits, and that transaction moves the log's end ([`LOG_END`] in `meta`) past them. So a
+//!   committed entry of the table never names bytes that are not on disk, and an ack (sent
+//!   after the commit) still means durable.
+//! - Bytes past the committed end are a group that failed or whose commit a crash cut off:
+//!   nothing names them. The next group writes over them, and opening the store cuts them off.
+//! - The log only grows: a record, once named, never changes, so a reader resolves what its
+//!   read transaction names without a lock.
+//! - Each record carries its length and a CRC-32, checked on every read: a damaged record is a
+//!   [`StoreError::Corrupt`], never a wrong report.
+//! - The log belongs to one store: its header holds an identity the store keeps in `meta`. A
+//!   log that is not the store's (a store restored from a backup, or a new one after the old
+//!   was moved aside as damaged) is moved aside, never read or written.
+//!
+//! Records kept inline (stores older than layout 5, and reports released from quarantine) stay
+//! where they are; a `reports` value names the log only when it begins with [`IN_LOG`], a byte
+//! no bincode record of a [`super::StoredReport`] begins with (its first field is a varint, and
+//! bincode's varints never begin with 255).
+
+use super::{StoreError, META};
+use redb::ReadableTable;
+use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The log's file name beside the store's.
+pub const LOG_FILE: &str = "collector.reports.log";
+
+/// `meta`: the log's committed end, in bytes from the start of the file.
+const LOG_END: &str = "report_log_end";
+/// `meta`: the log's identity, two halves.
+const LOG_ID_HIGH: &str = "report_log_id_high";
+const LOG_ID_LOW: &str = "report_log_id_low";
+
+/// Whether `key` of `meta` is one of the log's own marks (its end, its identity).
+pub(super) fn is_log_mark(key: &str) -> bool {
+    [LOG_END, LOG_ID_HIGH, LOG_ID_LOW].contains(&key)
+}
+
+/// What a log file begins with: this, then its identity (16 bytes).
+const MAGIC: &[u8; 16] = b"PASOPATI-RLOG-v1";
+const HEADER_LEN: u64 = 32;
+/// A record's frame before its bytes: its length and its CRC-32, little-endian.
+const FRAME_LEN: usize = 8;
+/// The largest record the log takes: far above any report the limits let in.
+const MAX_RECORD: u32 = 64 << 20;
+
+/// The first byte of a `reports` value that names a record in the log.
+pub(super) const IN_LOG: u8 = 255;
+/// A `reports` value naming a record in the log: [`IN_LOG`], its offset, its length.
+pub(super) type LogValue = [u8; 13];
+
+/// The report log of one store.
+#[derive(Debug)]
+pub struct ReportLog {
+    file: File,
+    path: PathBuf,
+}
+
+/// The records a group commit appends, from the log's committed end, until it writes them.
+#[derive(Debug)]
+pub(super) struct Appends {
+    base: u64,
+    bytes: Vec<u8>,
+}
+
+impl Appends {
+    /// Appends `record`, returning the `reports` value that names it.
+    pub(super) fn push(&mut self, record: &[u8]) -> Result<LogValue, StoreError> {
+        let len = u32::try_from(record.len())
+            .ok()
+            .filter(|len| *len <= MAX_RECORD)
+            .ok_or_else(|| {
+                StoreError::Internal(format!(
+                    "a stored report of {} bytes is larger than the report log takes",
+                    record.len()
+                ))
+            })?;
+        let offset = self.base + self.bytes.len() as u64;
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes
+            .extend_from_slice(&crc32fast::hash(record).to_le_bytes());
+        self.bytes.extend_from_slice(record);
+        let mut value = [0u8; 13];
+        value[0] = IN_LOG;
+        value[1..9].copy_from_slice(&offset.to_le_bytes());
+        value[9..].copy_from_slice(&len.to_le_bytes());
+        Ok(value)
+    }
+
+    /// Whether nothing was appended.
+    pub(super) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The record at `offset` if this group appended it.
+    fn get(&self, offset: u64, len: u32) -> Option<Result<&[u8], StoreError>> {
+        let at = usize::try_from(offset.checked_sub(self.base)?).ok()?;
+        let frame = self
+            .bytes
+            .get(at..at.checked_add(FRAME_LEN + len as usize)?);
+        Some(match frame {
+            Some(frame) => check_frame(frame, offset, len),
+            None => Err(StoreError::Internal(format!(
+                "a report named at {offset} of the report log is past what this commit appended"
+            ))),
+        })
+    }
+}
+
+impl ReportLog {
+    /// Opens the log of the store whose write transaction `txn` prepares the store's file at
+    /// `store`, making a new one if the store has none, and cutting off bytes past its
+    /// committed end. Refuses a log that is missing, cut, or another store's: the store is
+    /// then damaged.
+    pub(super) fn open(
+        txn: &redb::WriteTransaction,
+        store: &Path,
+    ) -> Result<ReportLog, StoreError> {
+        let path = store.with_file_name(LOG_FILE);
+        let mut meta = txn.open_table(META)?;
+        let high = meta.get(LOG_ID_HIGH)?.map(|v| v.value());
+        let low = meta.get(LOG_ID_LOW)?.map(|v| v.value());
+        let end = meta.get(LOG_END)?.map(|v| v.value()).unwrap_or(HEADER_LEN);
+        let damaged = |reason: String| StoreError::Damaged {
+            path: store.display().to_string(),
+            reason,
+        };
+        let io = |what: &str, e: std::io::Error| {
+            StoreError::Storage(format!("the report log {}: {what}: {e}", path.display()))
+        };
+        let (Some(high), Some(low)) = (high, low) else {
+            // The store has no log yet (a new store, one of an older layout, or one restored
+            // from a backup, which holds its reports inline): any file there is not its log.
+            if path.exists() {
+                let moved = pasopati_common::storage::move_aside(&path)
+                    .map_err(|e| io("moving aside a log that is not this store's", e))?;
+                tracing::warn!(moved = %moved.display(),
+                    "a report log that belongs to no store here was moved aside (the store beside it is new or restored)");
+            }
+            let identity: [u8; 16] = pasopati_common::random_bytes();
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| io("creating it", e))?;
+            let mut header = MAGIC.to_vec();
+            header.extend_from_slice(&identity);
+            file.write_all_at(&header, 0)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io("writing its header", e))?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io("syncing its directory", e))?;
+            }
+            let (high, low) = identity.split_at(8);
+            meta.insert(
+                LOG_ID_HIGH,
+                u64::from_be_bytes(high.try_into().unwrap_or_default()),
+            )?;
+            meta.insert(
+                LOG_ID_LOW,
+                u64::from_be_bytes(low.try_into().unwrap_or_default()),
+            )?;
+            meta.insert(LOG_END, HEADER_LEN)?;
+            return Ok(ReportLog { file, path });
+        };
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged(format!(
+                    "its report log {} is missing",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(io("opening it", e)),
+        };
+        let mut header = [0u8; HEADER_LEN as usize];
+        let read = file.read_exact_at(&mut header, 0);
+        let mut identity = high.to_be_bytes().to_vec();
+        identity.extend_from_slice(&low.to_be_bytes());
+        if read.is_err() || &header[..16] != MAGIC || header[16..] != identity[..] {
+            return Err(damaged(format!(
+                "its report log {} is not this store's",
+                path.display()
+            )));
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| io("reading its length", e))?
+            .len();
+        if len < end {
+            return Err(damaged(format!(
+                "its report log {} holds {len} bytes where the store has {end}",
+                path.display()
+            )));
+        }
+        if len > end {
+            // A group whose commit never happened: nothing names these bytes.
+            file.set_len(end)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io("cutting off an uncommitted tail", e))?;
+        }
+        Ok(ReportLog { file, path })
+    }
+
+    /// Begins a group commit's appends at the log's committed end as `txn` reads it.
+    pub(super) fn appends(&self, txn: &redb::WriteTransaction) -> Result<Appends, StoreError> {
+        let base = txn
+            .open_table(META)?
+            .get(LOG_END)?
+            .map(|v| v.value())
+            .unwrap_or(HEADER_LEN);
+        Ok(Appends {
+            base,
+            bytes: Vec::new(),
+        })
+    }
+
+    /// Writes a group's appends and syncs them, then moves the committed end past them in
+    /// `txn`: the caller commits `txn` next, and only if this returned `Ok`.
+    pub(super) fn write(
+        &self,
+        appends: &Appends,
+        txn: &redb::WriteTransaction,
+    ) -> Result<(), StoreError> {
+        if appends.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all_at(&appends.bytes, appends.base)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| {
+                StoreError::Storage(format!(
+                    "writing to the report log {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        let end = appends.base + appends.bytes.len() as u64;
+        txn.open_table(META)?.insert(LOG_END, end)?;
+        Ok(())
+    }
+
+    /// The bytes of the stored report whose `reports` value is `value`: the value itself when
+    /// the record is inline, else the record it names in the log, or in `appends` (a group
+    /// commit reading what it appended itself).
+    pub(super) fn record<'v>(
+        &self,
+        value: &'v [u8],
+        appends: Option<&Appends>,
+    ) -> Result<Cow<'v, [u8]>, StoreError> {
+        if value.first() != Some(&IN_LOG) {
+            return Ok(Cow::Borrowed(value));
+        }
+        let (offset, len) = named(value)?;
+        if let Some(found) = appends.and_then(|a| a.get(offset, len)) {
+            return found.map(|record| Cow::Owned(record.to_vec()));
+        }
+        let mut frame = vec![0u8; FRAME_LEN + len as usize];
+        self.file.read_exact_at(&mut frame, offset).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "the report at {offset} of the report log {} cannot be read: {e}",
+                self.path.display()
+            ))
+        })?;
+        check_frame(&frame, offset, len)?;
+        frame.drain(..FRAME_LEN);
+        Ok(Cow::Owned(frame))
+    }
+}
+
+/// Where a `reports` value beginning with [`IN_LOG`] says its record is.
+fn named(value: &[u8]) -> Result<(u64, u32), StoreError> {
+    let bad = || StoreError::Corrupt(format!("a report's place in the report log ({value:?})"));
+    let value: &LogValue = value.try_into().map_err(|_| bad())?;
+    let offset = u64::from_le_bytes(value[1..9].try_into().map_err(|_| bad())?);
+    let len = u32::from_le_bytes(value[9..].try_into().map_err(|_| bad())?);
+    Ok((offset, len))
+}
+
+/// The record of a frame read at `offset`, if its length and CRC-32 are the ones it was
+/// written with.
+fn check_frame(frame: &[u8], offset: u64, len: u32) -> Result<&[u8], StoreError> {
+    let (head, record) = frame.split_at(FRAME_LEN.min(frame.len()));
+    let written_len = head
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes);
+    let written_crc = head
+        .get(4..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes);
+    if written_len != Some(len) || written_crc != Some(crc32fast::hash(record)) {
+        return Err(StoreError::Corrupt(format!(
+            "the report at {offset} of the report log fails its check (length or CRC-32)"
+        )));
+    }
+    Ok(record)
+}
+
+/// A group commit's way to the reports' bytes: the log, and what the group has appended to it
+/// so far (its own reports, which later batches of the group may look up).
+pub(super) struct Records<'a> {
+    pub(super) log: &'a ReportLog,
+    pub(super) appends: &'a mut Appends,
+}
+
+impl Records<'_> {
+    /// Reads, as of what the group appended so far.
+    pub(super) fn reader(&self) -> RecordReader<'_> {
+        RecordReader {
+            log: self.log,
+            appends: Some(self.appends),
+        }
+    }
+}
+
+/// The way to a stored report from its `reports` value, inline or in the log.
+pub(super) struct RecordReader<'a> {
+    log: &'a ReportLog,
+    appends: Option<&'a Appends>,
+}
+
+impl RecordReader<'_> {
+    /// The record bytes of the `reports` value `value`.
+    pub(super) fn record<'v>(&self, value: &'v [u8]) -> Result<Cow<'v, [u8]>, StoreError> {
+        self.log.record(value, self.appends)
+    }
+
+    /// The stored report whose `reports` value is `value`.
+    pub(super) fn report(&self, value: &[u8]) -> Result<super::StoredReport, StoreError> {
+        super::decode(&self.log.record(value, self.appends)?)
+    }
+}
+
+impl ReportLog {
+    /// Reads for a transaction that appends nothing (committed records only).
+    pub(super) fn reader(&self) -> RecordReader<'_> {
+        RecordReader {
+            log: self,
+            appends: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fixtures::{apply, batch, redb_store, site, T0};
+    use crate::store::{BatchJob, BatchOutcome, ReportQuery, Store, REPORTS};
+    use pasopati_common::frame::Limits;
+    use pasopati_common::pii::PiiGuard;
+    use pasopati_common::{Epoch, Report, Timestamp};
+    use redb::ReadableDatabase;
+
+    const E: Epoch = Epoch(1);
+
+    fn log_len(dir: &Path) -> u64 {
+        std::fs::metadata(dir.join(LOG_FILE)).unwrap().len()
+    }
+
+    fn stored(s: &Store) -> Vec<Report> {
+        s.reports(&ReportQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.report)
+            .collect()
+    }
+
+    fn damage_of(dir: &Path) -> String {
+        match Store::open(dir) {
+            Err(StoreError::Damaged { reason, .. }) => reason,
+            Err(other) => panic!("refused, but not as damaged: {other}"),
+            Ok(_) => panic!("opened"),
+        }
+    }
+
+    #[test]
+    fn stored_reports_are_in_the_log_and_the_table_only_names_them() {
+        let (dir, s) = redb_store();
+        apply(&s, &site(), E, &batch(1, 20), Timestamp(T0));
+        assert!(log_len(dir.path()) > HEADER_LEN + 20 * 100);
+        {
+            let read = s.as_redb().unwrap().db.begin_read().unwrap();
+            let table = read.open_table(REPORTS).unwrap();
+            for entry in table.iter().unwrap() {
+                let value = entry.unwrap().1.value().to_vec();
+                assert_eq!((value.len(), value[0]), (13, IN_LOG));
+            }
+        }
+        assert_eq!(stored(&s), batch(1, 20).reports);
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(stored(&s), batch(1, 20).reports);
+    }
+
+    /// A group's bytes written to the log but never committed (a crash, or a failed commit)
+    /// are named by nothing: opening the store cuts them off, and the next group writes where
+    /// they were.
+    #[test]
+    fn a_tail_no_commit_names_is_cut_off_and_written_over() {
+        let (dir, s) = redb_store();
+        apply(&s, &site(), E, &batch(1, 10), Timestamp(T0));
+        let committed = log_len(dir.path());
+        {
+            let redb = s.as_redb().unwrap();
+            let txn = redb.db.begin_write().unwrap();
+            let mut appends = redb.log.appends(&txn).unwrap();
+            appends.push(b"a group whose commit never came").unwrap();
+            redb.log.write(&appends, &txn).unwrap();
+            txn.abort().unwrap();
+        }
+        assert!(log_len(dir.path()) > committed);
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(log_len(dir.path()), committed);
+        apply(&s, &site(), E, &batch(11, 5), Timestamp(T0));
+        assert_eq!(stored(&s), batch(1, 15).reports);
+    }
+
+    #[test]
+    fn a_log_cut_short_missing_or_of_another_store_is_damage() {
+        let (dir, s) = redb_store();
+        apply(&s, &site(), E, &batch(1, 10), Timestamp(T0));
+        drop(s);
+        let path = dir.path().join(LOG_FILE);
+        let whole = std::fs::read(&path).unwrap();
+
+        std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
+        let reason = damage_of(dir.path());
+        assert!(
+            reason.contains("report log") && reason.contains("bytes where"),
+            "{reason}"
+        );
+
+        std::fs::remove_file(&path).unwrap();
+        let reason = damage_of(dir.path());
+        assert!(reason.contains("is missing"), "{reason}");
+
+        let mut foreign = whole.clone();
+        foreign[20] ^= 1;
+        std::fs::write(&path, &foreign).unwrap();
+        let reason = damage_of(dir.path());
+        assert!(reason.contains("not this store's"), "{reason}");
+
+        std::fs::write(&path, &whole).unwrap();
+        assert_eq!(
+            stored(&Store::open(dir.path()).unwrap()),
+            batch(1, 10).reports
+        );
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_never_another_report() {
+        let (dir, s) = redb_store();
+        apply(&s, &site(), E, &batch(1, 3), Timestamp(T0));
+        drop(s);
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 10;
+        bytes[last] ^= 0x20;
+        std::fs::write(&path, &bytes).unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let err = s.reports(&ReportQuery::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+        assert!(err.to_string().contains("CRC-32"), "{err}");
+    }
+
+    /// A store opened from a backup's copy holds its reports inline and has no log: it
+    /// begins one, moving aside a log left in the directory, and stores into it.
+    #[test]
+    fn a_store_restored_from_a_copy_begins_a_log_of_its_own() {
+        let (dir, s) = redb_store();
+        apply(&s, &site(), E, &batch(1, 10), Timestamp(T0));
+        let copy = dir.path().join("copy.redb");
+        s.snapshot_to(&copy).unwrap();
+        let restored = tempfile::tempdir().unwrap();
+        std::fs::copy(&copy, restored.path().join(crate::store::STORE_FILE)).unwrap();
+        std::fs::copy(dir.path().join(LOG_FILE), restored.path().join(LOG_FILE)).unwrap();
+        let r = Store::open(restored.path()).unwrap();
+        assert_eq!(log_len(restored.path()), HEADER_LEN);
+        let aside = std::fs::read_dir(restored.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy()
+                    .starts_with("collector.reports.log.damaged-")
+            })
+            .count();
+        assert_eq!(
+            aside, 1,
+            "the stray log is moved aside, never read or written"
+        );
+        assert_eq!(stored(&r), batch(1, 10).reports);
+        apply(&r, &site(), E, &batch(11, 5), Timestamp(T0));
+        assert_eq!(stored(&r), batch(1, 15).reports);
+        drop(r);
+        assert_eq!(
+            stored(&Store::open(restored.path()).unwrap()),
+            batch(1, 15).reports
+        );
+    }
+
+    /// A group commit's later batch finds the reports an earlier batch of the same group
+    /// stored, before any of them is written to the log: a resend of them is a replay.
+    #[test]
+    fn a_group_reads_what_it_appended_before_writing_it() {
+        let (_dir, s) = redb_store();
+        let now = Timestamp(T0);
+        let all = batch(1, 8);
+        let resent = pasopati_common::frame::Batch {
+            first_seq: 3,
+            reports: all.reports[2..].to_vec(),
+        };
+        let jobs = [batch(1, 5), resent].map(|batch| BatchJob {
+            site: site(),
+            epoch: E,
+            batch,
+            now,
+            examined: None,
+        });
+        let outcomes = s
+            .apply_batches(jobs.to_vec(), &Limits::default(), &PiiGuard::default())
+            .unwrap();
+        match &outcomes[1] {
+            BatchOutcome::Stored {
+                hwm,
+                stored,
+                replayed,
+                ..
+            } => assert_eq!((*hwm, stored.len(), *replayed), (8, 3, 3)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(stored(&s), all.reports);
+    }
+}
