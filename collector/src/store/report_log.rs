@@ -68,6 +68,10 @@ pub(super) type LogValue = [u8; 13];
 pub struct ReportLog {
     file: File,
     path: PathBuf,
+    /// Set when a write or sync failed. What a failed `fdatasync` left on disk is unknown, so,
+    /// as redb does after an I/O error, nothing more is written until the store is reopened
+    /// (which cuts off whatever the failed group left).
+    failed: std::sync::atomic::AtomicBool,
 }
 
 /// The records a group commit appends, from the log's committed end, until it writes them.
@@ -178,7 +182,7 @@ impl ReportLog {
                 u64::from_be_bytes(low.try_into().unwrap_or_default()),
             )?;
             meta.insert(LOG_END, HEADER_LEN)?;
-            return Ok(ReportLog { file, path });
+            return Ok(ReportLog::new(file, path));
         };
         let file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
@@ -216,7 +220,15 @@ impl ReportLog {
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io("cutting off an uncommitted tail", e))?;
         }
-        Ok(ReportLog { file, path })
+        Ok(ReportLog::new(file, path))
+    }
+
+    fn new(file: File, path: PathBuf) -> ReportLog {
+        ReportLog {
+            file,
+            path,
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Begins a group commit's appends at the log's committed end as `txn` reads it.
@@ -239,18 +251,23 @@ impl ReportLog {
         appends: &Appends,
         txn: &redb::WriteTransaction,
     ) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
         if appends.is_empty() {
             return Ok(());
         }
-        self.file
+        if self.failed.load(Ordering::Acquire) {
+            return Err(StoreError::NeedsReopen);
+        }
+        let written = self
+            .file
             .write_all_at(&appends.bytes, appends.base)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| {
-                StoreError::Storage(format!(
-                    "writing to the report log {}: {e}",
-                    self.path.display()
-                ))
-            })?;
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            self.failed.store(true, Ordering::Release);
+            tracing::error!(log = %self.path.display(), error = %e,
+                "writing to the report log failed; nothing of the group was stored");
+            return Err(StoreError::NeedsReopen);
+        }
         let end = appends.base + appends.bytes.len() as u64;
         txn.open_table(META)?.insert(LOG_END, end)?;
         Ok(())
