@@ -135,11 +135,14 @@ pub static COLLECTOR_RULES: Stage = Stage::new("collector.rules");
 pub static COLLECTOR_PII: Stage = Stage::new("collector.pii_scan");
 /// The store's commit of a group of batches, fsync included.
 pub static COLLECTOR_COMMIT: Stage = Stage::new("collector.commit");
+/// Within it, on redb, writing the group's reports to the report log and syncing them, which
+/// comes before the redb commit that names them.
+pub static COLLECTOR_LOG_WRITE: Stage = Stage::new("collector.log_write");
 /// The collector encoding and sending an answer.
 pub static COLLECTOR_REPLY: Stage = Stage::new("collector.reply");
 
 /// Every stage, in the order a batch meets them.
-pub fn stages() -> [&'static Stage; 16] {
+pub fn stages() -> [&'static Stage; 17] {
     [
         &AGENT_FILE,
         &AGENT_FILE_WAIT,
@@ -154,6 +157,7 @@ pub fn stages() -> [&'static Stage; 16] {
         &COLLECTOR_QUEUE,
         &COLLECTOR_RULES,
         &COLLECTOR_COMMIT,
+        &COLLECTOR_LOG_WRITE,
         &COLLECTOR_REPLY,
         &AGENT_ACK,
         &AGENT_ACK_LOCKED,

@@ -303,7 +303,7 @@ impl RedbStore {
         }
         profile::COLLECTOR_COMMIT.time(|| {
             // The reports' bytes are on disk before the commit that names them.
-            self.log.write(&appends, &txn)?;
+            profile::COLLECTOR_LOG_WRITE.time(|| self.log.write(&appends, &txn))?;
             txn.commit().map_err(StoreError::from)
         })?;
         profile::COLLECTOR_COMMIT.add_items(batches);

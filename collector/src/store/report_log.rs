@@ -450,6 +450,22 @@ mod tests {
         assert_eq!(stored(&s), batch(1, 15).reports);
     }
 
+    /// A group of a thousand reports of a kilobyte is written in one go and read back whole.
+    #[test]
+    fn a_large_group_is_kept_whole() {
+        let (dir, s) = redb_store();
+        let mut big = batch(1, 1_000);
+        for r in &mut big.reports {
+            r.body = "Kegiatan pembinaan kepribadian berjalan lancar. ".repeat(20);
+        }
+        apply(&s, &site(), E, &big, Timestamp(T0));
+        let len = log_len(dir.path());
+        assert!(len > 1_000 * 1_000, "{len}");
+        assert_eq!(stored(&s), big.reports);
+        drop(s);
+        assert_eq!(stored(&Store::open(dir.path()).unwrap()), big.reports);
+    }
+
     #[test]
     fn a_log_cut_short_missing_or_of_another_store_is_damage() {
         let (dir, s) = redb_store();
