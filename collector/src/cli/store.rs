@@ -148,9 +148,14 @@ fn migrate(
     config.save(data_dir)?;
     std::fs::rename(data_dir.join(STORE_FILE), data_dir.join(MOVED_STORE_FILE))
         .with_context(|| format!("moving {STORE_FILE} aside in {}", data_dir.display()))?;
-    // Its report log goes with it: the two are one store.
-    std::fs::rename(data_dir.join(LOG_FILE), data_dir.join(MOVED_LOG_FILE))
-        .with_context(|| format!("moving {LOG_FILE} aside in {}", data_dir.display()))?;
+    // Its report log goes with it: the two are one store. The move is done by now, so a
+    // failure here is said and not fatal.
+    if let Err(e) = std::fs::rename(data_dir.join(LOG_FILE), data_dir.join(MOVED_LOG_FILE)) {
+        pasopati_common::errln!(
+            "warning: {LOG_FILE} could not be renamed to {MOVED_LOG_FILE} in {} ({e}); rename it by hand, and keep it with {MOVED_STORE_FILE}",
+            data_dir.display()
+        );
+    }
     pasopati_common::outln!(
         "moved{}: {} rows written now; every table verified (rows and content hash):",
         if summary.resumed {

@@ -1,5 +1,6 @@
 //! The collector's store: everything the collector keeps, in one redb database
-//! (`collector.redb`), one file per domain:
+//! (`collector.redb`) and, beside it, the report log that holds the stored reports' bytes
+//! (`collector.reports.log`, `report_log.rs`); one source file per domain:
 //!
 //! - `ingest.rs`: how reports come in: [`Store::apply_batch`], the exactly-once transaction (the
 //!   redb `Ledger` of `pasopati_common::ingest`'s rules), high-water marks, `Hello` and heartbeat
@@ -119,6 +120,11 @@ pub enum StoreError {
     /// Written by a newer collector than this one; never moved aside (see `storage::Layout`).
     #[error("the store {0}")]
     Newer(String),
+    /// The report log does not fit the redb file beside it (missing, cut short, or another
+    /// store's): nothing is moved aside, since the likeliest cause is a file copied or moved
+    /// without the other.
+    #[error("the store's report log {path} {problem}. collector.redb and collector.reports.log are one store: put back the collector.reports.log that was beside this collector.redb, or restore the latest backup (`pasopati-collector restore`) into an empty data directory")]
+    ReportLog { path: String, problem: String },
     #[error("the store was damaged ({reason}) and is kept aside at {moved}. Restore the latest backup of collector.redb into the data directory and start again (agents resend what they still hold); or start again as is to begin with an empty store (agents are then refused until their sites are registered again)")]
     MovedAside { moved: String, reason: String },
     #[error("store error: {0}. Check free disk space and permissions of the data directory")]
@@ -188,7 +194,8 @@ pub struct StoreCounts {
     pub media: u64,
 }
 
-/// The embedded store: one redb file in the data directory (the default backend).
+/// The embedded store: one redb file and its report log in the data directory (the default
+/// backend).
 pub struct RedbStore {
     db: Database,
     path: PathBuf,

@@ -127,9 +127,8 @@ impl Appends {
 
 impl ReportLog {
     /// Opens the log of the store whose write transaction `txn` prepares the store's file at
-    /// `store`, making a new one if the store has none, and cutting off bytes past its
-    /// committed end. Refuses a log that is missing, cut, or another store's: the store is
-    /// then damaged.
+    /// `store`, making a new one if the store has none. Refuses a log that is missing, cut
+    /// short, or another store's ([`StoreError::ReportLog`]: nothing is moved aside).
     pub(super) fn open(
         txn: &redb::WriteTransaction,
         store: &Path,
@@ -139,9 +138,9 @@ impl ReportLog {
         let high = meta.get(LOG_ID_HIGH)?.map(|v| v.value());
         let low = meta.get(LOG_ID_LOW)?.map(|v| v.value());
         let end = meta.get(LOG_END)?.map(|v| v.value()).unwrap_or(HEADER_LEN);
-        let damaged = |reason: String| StoreError::Damaged {
-            path: store.display().to_string(),
-            reason,
+        let unfit = |problem: String| StoreError::ReportLog {
+            path: path.display().to_string(),
+            problem,
         };
         let io = |what: &str, e: std::io::Error| {
             StoreError::Storage(format!("the report log {}: {what}: {e}", path.display()))
@@ -187,39 +186,30 @@ impl ReportLog {
         let file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(damaged(format!(
-                    "its report log {} is missing",
-                    path.display()
-                )))
+                return Err(unfit("is missing".into()))
             }
             Err(e) => return Err(io("opening it", e)),
         };
-        let mut header = [0u8; HEADER_LEN as usize];
-        let read = file.read_exact_at(&mut header, 0);
-        let mut identity = high.to_be_bytes().to_vec();
-        identity.extend_from_slice(&low.to_be_bytes());
-        if read.is_err() || &header[..16] != MAGIC || header[16..] != identity[..] {
-            return Err(damaged(format!(
-                "its report log {} is not this store's",
-                path.display()
-            )));
-        }
         let len = file
             .metadata()
             .map_err(|e| io("reading its length", e))?
             .len();
         if len < end {
-            return Err(damaged(format!(
-                "its report log {} holds {len} bytes where the store has {end}",
-                path.display()
+            return Err(unfit(format!(
+                "is cut short: it holds {len} bytes where the store has {end}"
             )));
         }
-        if len > end {
-            // A group whose commit never happened: nothing names these bytes.
-            file.set_len(end)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io("cutting off an uncommitted tail", e))?;
+        let mut header = [0u8; HEADER_LEN as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|e| io("reading its header", e))?;
+        let mut identity = high.to_be_bytes().to_vec();
+        identity.extend_from_slice(&low.to_be_bytes());
+        if &header[..16] != MAGIC || header[16..] != identity[..] {
+            return Err(unfit("belongs to another store".into()));
         }
+        // Bytes past the committed end are a group whose commit never happened; nothing names
+        // them and the next group writes over them. They are left, not cut off: if an older
+        // copy of collector.redb was put back beside this log, the newer one still fits it.
         Ok(ReportLog::new(file, path))
     }
 
@@ -307,6 +297,9 @@ fn named(value: &[u8]) -> Result<(u64, u32), StoreError> {
     let value: &LogValue = value.try_into().map_err(|_| bad())?;
     let offset = u64::from_le_bytes(value[1..9].try_into().map_err(|_| bad())?);
     let len = u32::from_le_bytes(value[9..].try_into().map_err(|_| bad())?);
+    if len > MAX_RECORD {
+        return Err(bad());
+    }
     Ok((offset, len))
 }
 
@@ -399,10 +392,11 @@ mod tests {
             .collect()
     }
 
-    fn damage_of(dir: &Path) -> String {
+    /// What is wrong with the log, as the refusal to open the store says it.
+    fn problem_of(dir: &Path) -> String {
         match Store::open(dir) {
-            Err(StoreError::Damaged { reason, .. }) => reason,
-            Err(other) => panic!("refused, but not as damaged: {other}"),
+            Err(StoreError::ReportLog { problem, .. }) => problem,
+            Err(other) => panic!("refused, but not for its report log: {other}"),
             Ok(_) => panic!("opened"),
         }
     }
@@ -427,10 +421,10 @@ mod tests {
     }
 
     /// A group's bytes written to the log but never committed (a crash, or a failed commit)
-    /// are named by nothing: opening the store cuts them off, and the next group writes where
+    /// are named by nothing: the store opens with them there, and the next group writes where
     /// they were.
     #[test]
-    fn a_tail_no_commit_names_is_cut_off_and_written_over() {
+    fn a_tail_no_commit_names_is_written_over() {
         let (dir, s) = redb_store();
         apply(&s, &site(), E, &batch(1, 10), Timestamp(T0));
         let committed = log_len(dir.path());
@@ -438,16 +432,20 @@ mod tests {
             let redb = s.as_redb().unwrap();
             let txn = redb.db.begin_write().unwrap();
             let mut appends = redb.log.appends(&txn).unwrap();
-            appends.push(b"a group whose commit never came").unwrap();
+            appends.push(&[0x5a; 4_000]).unwrap();
             redb.log.write(&appends, &txn).unwrap();
             txn.abort().unwrap();
         }
         assert!(log_len(dir.path()) > committed);
         drop(s);
         let s = Store::open(dir.path()).unwrap();
-        assert_eq!(log_len(dir.path()), committed);
         apply(&s, &site(), E, &batch(11, 5), Timestamp(T0));
         assert_eq!(stored(&s), batch(1, 15).reports);
+        drop(s);
+        assert_eq!(
+            stored(&Store::open(dir.path()).unwrap()),
+            batch(1, 15).reports
+        );
     }
 
     /// A group of a thousand reports of a kilobyte is written in one go and read back whole.
@@ -466,8 +464,10 @@ mod tests {
         assert_eq!(stored(&Store::open(dir.path()).unwrap()), big.reports);
     }
 
+    /// A log that does not fit the redb file is refused with what to put back, and nothing
+    /// is moved: put back, the store opens as it was.
     #[test]
-    fn a_log_cut_short_missing_or_of_another_store_is_damage() {
+    fn a_log_cut_short_missing_or_of_another_store_is_refused() {
         let (dir, s) = redb_store();
         apply(&s, &site(), E, &batch(1, 10), Timestamp(T0));
         drop(s);
@@ -475,21 +475,26 @@ mod tests {
         let whole = std::fs::read(&path).unwrap();
 
         std::fs::write(&path, &whole[..whole.len() - 1]).unwrap();
-        let reason = damage_of(dir.path());
+        let reason = problem_of(dir.path());
+        assert!(reason.contains("cut short"), "{reason}");
+        let message = Store::open(dir.path()).err().map(|e| e.to_string());
         assert!(
-            reason.contains("report log") && reason.contains("bytes where"),
-            "{reason}"
+            message
+                .as_deref()
+                .is_some_and(|m| m.contains("put back the collector.reports.log")),
+            "{message:?}"
         );
 
         std::fs::remove_file(&path).unwrap();
-        let reason = damage_of(dir.path());
+        let reason = problem_of(dir.path());
         assert!(reason.contains("is missing"), "{reason}");
 
         let mut foreign = whole.clone();
         foreign[20] ^= 1;
         std::fs::write(&path, &foreign).unwrap();
-        let reason = damage_of(dir.path());
-        assert!(reason.contains("not this store's"), "{reason}");
+        let reason = problem_of(dir.path());
+        assert!(reason.contains("another store"), "{reason}");
+        assert!(dir.path().join(crate::store::STORE_FILE).exists());
 
         std::fs::write(&path, &whole).unwrap();
         assert_eq!(

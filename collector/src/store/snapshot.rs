@@ -180,7 +180,7 @@ impl RedbStore {
             if !copy.names.iter().any(|n| n == table.name()) {
                 let _ = std::fs::remove_file(path);
                 return Err(StoreError::Storage(format!(
-                    "the store holds a table `{}` the backup does not know; this is a bug of this version: report it, and until then stop the collector and copy collector.redb",
+                    "the store holds a table `{}` the backup does not know; this is a bug of this version: report it, and until then stop the collector and copy collector.redb and collector.reports.log together",
                     table.name()
                 )));
             }

@@ -326,7 +326,11 @@ async fn measure(
         Some(pg) => pg
             .report_index_and_database_bytes()
             .unwrap_or_else(|e| panic!("{e}")),
-        None => (size(&dir.join("index")), size(&dir.join("collector.redb"))),
+        // The redb file and its report log, which holds the reports' bytes.
+        None => (
+            size(&dir.join("index")),
+            size(&dir.join("collector.redb")) + size(&dir.join("collector.reports.log")),
+        ),
     };
     println!(
         "{prefix}report index caught up with {filed} reports in {:.1}s: index {:.1} MiB, store {:.1} MiB",

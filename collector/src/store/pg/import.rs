@@ -554,7 +554,10 @@ fn meta(txn: &Reading<'_>, skip: &mut u64, sink: &mut Sink<'_>) -> Flow {
     if let Some(table) = open(txn, META)? {
         for entry in table.iter()? {
             let (k, v) = entry?;
-            values.push((k.value().to_owned(), v.value()));
+            // The report log's marks belong to the redb file's log, which PostgreSQL has not.
+            if !crate::store::report_log::is_log_mark(k.value()) {
+                values.push((k.value().to_owned(), v.value()));
+            }
         }
     }
     for (key, n) in [
