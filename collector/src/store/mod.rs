@@ -25,7 +25,8 @@
 //! the high-water mark together, committed with `Durability::Immediate` before the ack is sent.
 //! That is the whole of the collector's exactly-once argument: a crash before the commit loses
 //! the batch and the hwm together (the agent resends), a crash after it loses only the ack (the
-//! resend is recognised as a replay).
+//! resend is recognised as a replay). The reports' bytes go to the report log first, synced
+//! before that commit, so the commit never names bytes a crash could take (`report_log.rs`).
 //!
 //! # The seam for another backend
 //!

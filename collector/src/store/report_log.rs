@@ -15,7 +15,7 @@
 //!   committed entry of the table never names bytes that are not on disk, and an ack (sent
 //!   after the commit) still means durable.
 //! - Bytes past the committed end are a group that failed or whose commit a crash cut off:
-//!   nothing names them. The next group writes over them, and opening the store cuts them off.
+//!   nothing names them, and the next group writes over them.
 //! - The log only grows: a record, once named, never changes, so a reader resolves what its
 //!   read transaction names without a lock.
 //! - Each record carries its length and a CRC-32, checked on every read: a damaged record is a
@@ -70,7 +70,7 @@ pub struct ReportLog {
     path: PathBuf,
     /// Set when a write or sync failed. What a failed `fdatasync` left on disk is unknown, so,
     /// as redb does after an I/O error, nothing more is written until the store is reopened
-    /// (which cuts off whatever the failed group left).
+    /// (whatever the failed group left is then written over).
     failed: std::sync::atomic::AtomicBool,
 }
 
@@ -154,16 +154,15 @@ impl ReportLog {
                 tracing::warn!(moved = %moved.display(),
                     "a report log that belongs to no store here was moved aside (the store beside it is new or restored)");
             }
-            let identity: [u8; 16] = pasopati_common::random_bytes();
+            let high = u64::from_be_bytes(pasopati_common::random_bytes());
+            let low = u64::from_be_bytes(pasopati_common::random_bytes());
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
                 .open(&path)
                 .map_err(|e| io("creating it", e))?;
-            let mut header = MAGIC.to_vec();
-            header.extend_from_slice(&identity);
-            file.write_all_at(&header, 0)
+            file.write_all_at(&header(high, low), 0)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io("writing its header", e))?;
             if let Some(dir) = path.parent() {
@@ -171,15 +170,8 @@ impl ReportLog {
                     .and_then(|d| d.sync_all())
                     .map_err(|e| io("syncing its directory", e))?;
             }
-            let (high, low) = identity.split_at(8);
-            meta.insert(
-                LOG_ID_HIGH,
-                u64::from_be_bytes(high.try_into().unwrap_or_default()),
-            )?;
-            meta.insert(
-                LOG_ID_LOW,
-                u64::from_be_bytes(low.try_into().unwrap_or_default()),
-            )?;
+            meta.insert(LOG_ID_HIGH, high)?;
+            meta.insert(LOG_ID_LOW, low)?;
             meta.insert(LOG_END, HEADER_LEN)?;
             return Ok(ReportLog::new(file, path));
         };
@@ -199,12 +191,10 @@ impl ReportLog {
                 "is cut short: it holds {len} bytes where the store has {end}"
             )));
         }
-        let mut header = [0u8; HEADER_LEN as usize];
-        file.read_exact_at(&mut header, 0)
+        let mut found = [0u8; HEADER_LEN as usize];
+        file.read_exact_at(&mut found, 0)
             .map_err(|e| io("reading its header", e))?;
-        let mut identity = high.to_be_bytes().to_vec();
-        identity.extend_from_slice(&low.to_be_bytes());
-        if &header[..16] != MAGIC || header[16..] != identity[..] {
+        if found != header(high, low) {
             return Err(unfit("belongs to another store".into()));
         }
         // Bytes past the committed end are a group whose commit never happened; nothing names
@@ -289,6 +279,15 @@ impl ReportLog {
         frame.drain(..FRAME_LEN);
         Ok(Cow::Owned(frame))
     }
+}
+
+/// The header of the log whose identity is (`high`, `low`): [`MAGIC`], then the identity.
+fn header(high: u64, low: u64) -> [u8; HEADER_LEN as usize] {
+    let mut header = [0u8; HEADER_LEN as usize];
+    header[..16].copy_from_slice(MAGIC);
+    header[16..24].copy_from_slice(&high.to_be_bytes());
+    header[24..].copy_from_slice(&low.to_be_bytes());
+    header
 }
 
 /// Where a `reports` value beginning with [`IN_LOG`] says its record is.
@@ -384,6 +383,15 @@ mod tests {
         std::fs::metadata(dir.join(LOG_FILE)).unwrap().len()
     }
 
+    /// Stores reports 11 to 15 after 1 to 10 in `s`, the store of `dir`, and finds all
+    /// fifteen, before and after reopening it.
+    fn stores_on_across_a_reopen(dir: &Path, s: Store) {
+        apply(&s, &site(), E, &batch(11, 5), Timestamp(T0));
+        assert_eq!(stored(&s), batch(1, 15).reports);
+        drop(s);
+        assert_eq!(stored(&Store::open(dir).unwrap()), batch(1, 15).reports);
+    }
+
     fn stored(s: &Store) -> Vec<Report> {
         s.reports(&ReportQuery::default())
             .unwrap()
@@ -438,14 +446,7 @@ mod tests {
         }
         assert!(log_len(dir.path()) > committed);
         drop(s);
-        let s = Store::open(dir.path()).unwrap();
-        apply(&s, &site(), E, &batch(11, 5), Timestamp(T0));
-        assert_eq!(stored(&s), batch(1, 15).reports);
-        drop(s);
-        assert_eq!(
-            stored(&Store::open(dir.path()).unwrap()),
-            batch(1, 15).reports
-        );
+        stores_on_across_a_reopen(dir.path(), Store::open(dir.path()).unwrap());
     }
 
     /// A group of a thousand reports of a kilobyte is written in one go and read back whole.
@@ -545,13 +546,7 @@ mod tests {
             "the stray log is moved aside, never read or written"
         );
         assert_eq!(stored(&r), batch(1, 10).reports);
-        apply(&r, &site(), E, &batch(11, 5), Timestamp(T0));
-        assert_eq!(stored(&r), batch(1, 15).reports);
-        drop(r);
-        assert_eq!(
-            stored(&Store::open(restored.path()).unwrap()),
-            batch(1, 15).reports
-        );
+        stores_on_across_a_reopen(restored.path(), r);
     }
 
     /// A group commit's later batch finds the reports an earlier batch of the same group
