@@ -23,7 +23,7 @@
 //! costs a resend the collector absorbs, never a report).
 
 use pasopati_common::attachment::AttachmentRef;
-use pasopati_common::frame::{decode_value, encode_value, RefusedReport};
+use pasopati_common::frame::{decode_value, encode_value, EncodedReports, RefusedReport};
 use pasopati_common::profile;
 use pasopati_common::storage::OpenError;
 use pasopati_common::taxonomy::Taxonomy;
@@ -183,11 +183,12 @@ pub struct Positions {
     pub next_seq: Seq,
 }
 
-/// A run of reports with consecutive seqs, ready to send.
+/// A run of reports with consecutive seqs, ready to send: encoded as the outbox keeps them,
+/// which is how they go on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Staged {
     pub first_seq: Seq,
-    pub reports: Vec<Report>,
+    pub reports: EncodedReports,
 }
 
 /// Whether the collector refused a report revision for good or quarantined it.
@@ -490,17 +491,15 @@ impl Outbox {
         from: Seq,
         max_reports: usize,
         max_bytes: usize,
-    ) -> Result<Vec<Report>, OutboxError> {
+    ) -> Result<EncodedReports, OutboxError> {
         let txn = self.db.begin_read()?;
         let log = txn.open_table(SENT_LOG)?;
-        let mut out = Vec::new();
-        let mut bytes = 0;
+        let mut out = EncodedReports::default();
         each_sent(&log, &txn, from, |_, _, raw| {
-            if out.len() >= max_reports || (bytes >= max_bytes && !out.is_empty()) {
+            if out.len() >= max_reports || (out.encoded_bytes() >= max_bytes && !out.is_empty()) {
                 return Ok(false);
             }
-            bytes += raw.len();
-            out.push(decode_report(raw)?);
+            out.push(raw);
             Ok(true)
         })?;
         Ok(out)
@@ -1105,11 +1104,11 @@ impl SyncMarks {
 
 /// The next reports to give seqs, from `marks`: per lane, urgent first, the runs (first
 /// filing number, last, count) that take them, each within one segment; and the first batch's
-/// reports, decoded as they are read.
+/// reports, copied as they are read.
 struct SeqPlan {
     marks: SyncMarks,
     runs: [Vec<(u64, u64, u32)>; 2],
-    first_batch: Vec<Report>,
+    first_batch: EncodedReports,
 }
 
 fn plan_seqs(
@@ -1120,7 +1119,7 @@ fn plan_seqs(
     let mut plan = SeqPlan {
         marks,
         runs: [Vec::new(), Vec::new()],
-        first_batch: Vec::new(),
+        first_batch: EncodedReports::default(),
     };
     let batches = shape.batches.max(1);
     let (mut batch, mut count, mut bytes) = (0usize, 0usize, 0usize);
@@ -1142,7 +1141,7 @@ fn plan_seqs(
                     return Ok(false);
                 }
                 if batch == 0 {
-                    first_batch.push(decode_report(raw)?);
+                    first_batch.push(raw);
                 }
                 count += 1;
                 bytes += raw.len();
@@ -1222,6 +1221,13 @@ fn convert_first_release(txn: &redb::WriteTransaction) -> Result<(), OutboxError
 mod tests {
     use super::*;
 
+    impl Staged {
+        /// The staged reports, decoded.
+        fn reports(&self) -> Vec<Report> {
+            self.reports.decode().unwrap()
+        }
+    }
+
     fn draft(title: &str, priority: Priority) -> ReportDraft {
         ReportDraft {
             category: "kegiatan_kedinasan".into(),
@@ -1262,7 +1268,7 @@ mod tests {
         outbox.start_new_epoch().unwrap();
         assert_eq!(held_reports(&outbox), 2);
         let again = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
-        let titles: Vec<&str> = again.reports.iter().map(|r| r.title.as_str()).collect();
+        let titles: Vec<String> = again.reports().into_iter().map(|r| r.title).collect();
         assert_eq!(titles, ["r4", "r5"]);
         outbox.ack(2, 0).unwrap();
         assert_eq!(held_reports(&outbox), 0);
@@ -1317,7 +1323,7 @@ mod tests {
                         next_seq += 1;
                     }
                     let got: Vec<String> = staged
-                        .map(|s| s.reports.into_iter().map(|r| r.title).collect())
+                        .map(|s| s.reports().into_iter().map(|r| r.title).collect())
                         .unwrap_or_default();
                     assert_eq!(got, first, "step {step}: staged");
                 }
@@ -1329,7 +1335,7 @@ mod tests {
                     let got: Vec<String> = outbox
                         .batch_from(from, k, usize::MAX, 1)
                         .unwrap()
-                        .map(|s| s.reports.into_iter().map(|r| r.title).collect())
+                        .map(|s| s.reports().into_iter().map(|r| r.title).collect())
                         .unwrap_or_default();
                     let want: Vec<String> = sent
                         .range(from..)
@@ -1479,9 +1485,9 @@ mod tests {
         };
         // Seq 2 is resent as it was; the queue gives the urgent report the next seq.
         let resend = outbox.batch_from(2, 10, usize::MAX, 1).unwrap().unwrap();
-        assert_eq!(titles(&resend.reports), ["terkirim 2"]);
+        assert_eq!(titles(&resend.reports()), ["terkirim 2"]);
         let next = outbox.batch_from(3, 10, usize::MAX, 1).unwrap().unwrap();
-        assert_eq!(titles(&next.reports), ["antre darurat", "antre rutin"]);
+        assert_eq!(titles(&next.reports()), ["antre darurat", "antre rutin"]);
         drop(outbox);
         // Converted once: the old tables are gone and a reopen changes nothing.
         let outbox = Outbox::open(dir.path()).unwrap();
@@ -1505,15 +1511,15 @@ mod tests {
         let (_dir, outbox) = outbox_with(5, "rutin ");
         let first = outbox.batch_from(1, 2, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(first.first_seq, 1);
-        assert_eq!(first.reports[0].title, "rutin 0");
+        assert_eq!(first.reports()[0].title, "rutin 0");
         outbox.file(draft("darurat", Priority::Urgent)).unwrap();
         let second = outbox.batch_from(3, 2, usize::MAX, 1).unwrap().unwrap();
-        assert_eq!(second.reports[0].title, "darurat");
-        assert_eq!(second.reports[1].title, "rutin 2");
+        assert_eq!(second.reports()[0].title, "darurat");
+        assert_eq!(second.reports()[1].title, "rutin 2");
         // A resend of seq 1.. gives exactly the same reports.
         let again = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(again.reports.len(), 4);
-        assert_eq!(again.reports[..2], first.reports[..]);
+        assert_eq!(again.reports()[..2], first.reports()[..]);
     }
 
     #[test]
@@ -1539,7 +1545,7 @@ mod tests {
         let rest = outbox.batch_from(3, 10, usize::MAX, 1).unwrap().unwrap();
         assert_eq!(rest.reports.len(), 1);
         let next = outbox.batch_from(4, 10, usize::MAX, 1).unwrap().unwrap();
-        assert_eq!(next.reports[0].title, "r3");
+        assert_eq!(next.reports()[0].title, "r3");
     }
 
     #[test]
@@ -1553,7 +1559,7 @@ mod tests {
         assert_eq!(outbox.unacknowledged().unwrap().len(), 1);
         // A collector restored to hwm 2 asks again from 3: the retained reports are there.
         let again = outbox.batch_from(3, 10, usize::MAX, 1).unwrap().unwrap();
-        let titles: Vec<_> = again.reports.iter().map(|r| r.title.as_str()).collect();
+        let titles: Vec<String> = again.reports().into_iter().map(|r| r.title).collect();
         assert_eq!(titles, ["r2", "r3", "r4", "r5"]);
     }
 
@@ -1569,8 +1575,8 @@ mod tests {
         let third = outbox.batch_from(5, 2, usize::MAX, 3).unwrap().unwrap();
         assert_eq!(
             (
-                second.reports[0].title.as_str(),
-                third.reports[1].title.as_str()
+                second.reports()[0].title.as_str(),
+                third.reports()[1].title.as_str()
             ),
             ("r2", "r5")
         );
@@ -1597,7 +1603,7 @@ mod tests {
         outbox.file(draft("r2", Priority::Normal)).unwrap();
         let first = outbox.give_seqs(1, shape, plan).unwrap().unwrap();
         let titles = |s: &Staged| {
-            s.reports
+            s.reports()
                 .iter()
                 .map(|r| r.title.clone())
                 .collect::<Vec<_>>()
@@ -1647,7 +1653,7 @@ mod tests {
         let full = outbox.stats().unwrap().unsent_bytes;
         let staged = outbox.batch_from(1, n, usize::MAX, 1).unwrap().unwrap();
         let sizes = staged
-            .reports
+            .reports()
             .iter()
             .map(|r| encode_value(r).len() as u64)
             .collect();
@@ -1768,7 +1774,7 @@ mod tests {
         let new = outbox.start_new_epoch().unwrap();
         assert_ne!(old, new);
         let all = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
-        let titles: Vec<_> = all.reports.iter().map(|r| r.title.as_str()).collect();
+        let titles: Vec<String> = all.reports().into_iter().map(|r| r.title).collect();
         assert_eq!(titles, ["r0", "r1", "r2", "r3"]);
     }
 
@@ -1809,7 +1815,7 @@ mod tests {
         // All four go out; the collector quarantines `lain` and stores the rest.
         let staged = outbox.batch_from(1, 10, usize::MAX, 1).unwrap().unwrap();
         let seq_of =
-            |id: ReportId| 1 + staged.reports.iter().position(|r| r.id == id).unwrap() as u64;
+            |id: ReportId| 1 + staged.reports().iter().position(|r| r.id == id).unwrap() as u64;
         let quarantined = RefusedReport {
             seq: seq_of(other.id),
             id: other.id,

@@ -10,8 +10,8 @@ use crate::outbox::Outbox;
 use crate::{AgentError, Shared, SyncPhase};
 use pasopati_common::backoff::Backoff;
 use pasopati_common::frame::{
-    read_frame, write_frame, AgentFrame, Batch, Chunk, CollectorFrame, FrameError, NackReason,
-    RefusalCode,
+    read_frame, write_encoded, write_frame, AgentFrame, Chunk, CollectorFrame, FrameError,
+    NackReason, RefusalCode,
 };
 use pasopati_common::profile;
 use pasopati_common::sync::{AgentEvent, AgentSession, ProtocolError};
@@ -274,14 +274,9 @@ async fn run_session(
             session.seqs_assigned(last + 1);
             let sending = profile::AGENT_SEND.start();
             profile::AGENT_SEND.add_items(staged.reports.len() as u64);
-            write_frame(
-                &mut send,
-                &AgentFrame::Batch(Batch {
-                    first_seq: first,
-                    reports: staged.reports,
-                }),
-            )
-            .await?;
+            // The reports go out as the outbox keeps them (`EncodedReports`).
+            let wire = staged.reports.batch_frame(first)?;
+            write_encoded(&mut send, &wire).await?;
             drop(sending);
             session.batch_sent(first, last)?;
             tracing::debug!(first, last, "batch sent");

@@ -17,6 +17,16 @@ where
     Ok(())
 }
 
+/// Writes a frame already encoded for the wire (such as
+/// [`crate::frame::EncodedReports::batch_frame`]'s).
+pub async fn write_encoded<W>(writer: &mut W, wire: &[u8]) -> Result<(), FrameError>
+where
+    W: AsyncWrite + Unpin,
+{
+    writer.write_all(wire).await?;
+    Ok(())
+}
+
 /// Reads one frame. `Ok(None)` when the peer finished the stream cleanly between frames.
 pub async fn read_frame<R, T>(reader: &mut R) -> Result<Option<T>, FrameError>
 where

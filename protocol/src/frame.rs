@@ -242,6 +242,75 @@ impl Batch {
     }
 }
 
+/// Reports already encoded, each exactly as [`encode_value`] encodes a [`Report`], one after
+/// another: what the agent's outbox keeps. They go out as a [`Batch`] frame as they are
+/// ([`EncodedReports::batch_frame`]), not decoded and encoded again on the way (in a drain
+/// that was a tenth of the agent's time per report).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EncodedReports {
+    count: usize,
+    bytes: Vec<u8>,
+}
+
+/// The variant index bincode's derive gives [`AgentFrame::Batch`] (its second variant); a test
+/// holds [`EncodedReports::batch_frame`] to the derived encoding.
+const AGENT_FRAME_BATCH: u32 = 1;
+
+impl EncodedReports {
+    /// Appends one report's encoding.
+    pub fn push(&mut self, encoded: &[u8]) {
+        self.count += 1;
+        self.bytes.extend_from_slice(encoded);
+    }
+
+    /// How many reports.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The bytes of the encodings together.
+    pub fn encoded_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The wire frame of `AgentFrame::Batch(Batch { first_seq, reports })`, byte for byte what
+    /// [`encode_frame`] makes of the decoded reports. Refuses a frame over the limit.
+    pub fn batch_frame(&self, first_seq: Seq) -> Result<Vec<u8>, FrameError> {
+        // The variant, the first seq and the number of reports, as the derive writes them.
+        let head = encode_value(&(AGENT_FRAME_BATCH, first_seq, self.count as u64));
+        let len = head.len() + self.bytes.len();
+        if len > MAX_FRAME_BYTES {
+            return Err(FrameError::TooLarge {
+                len,
+                max: MAX_FRAME_BYTES,
+            });
+        }
+        let mut wire = Vec::with_capacity(4 + len);
+        wire.extend_from_slice(&(len as u32).to_be_bytes());
+        wire.extend_from_slice(&head);
+        wire.extend_from_slice(&self.bytes);
+        Ok(wire)
+    }
+
+    /// The reports, decoded with the frame's limit.
+    pub fn decode(&self) -> Result<Vec<Report>, FrameError> {
+        let mut reports = Vec::with_capacity(self.count);
+        let mut rest = &self.bytes[..];
+        while !rest.is_empty() {
+            let (report, used) =
+                bincode::decode_from_slice(rest, config()).map_err(FrameError::Malformed)?;
+            reports.push(report);
+            rest = &rest[used..];
+        }
+        Ok(reports)
+    }
+}
+
 /// An enrollment request, sent on a connection without a client certificate.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct EnrollRequest {
@@ -444,6 +513,36 @@ pub enum CollectorFrame {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn encoded_reports_make_the_batch_frame_of_the_reports() {
+        for n in [1usize, 3, 200] {
+            let reports: Vec<Report> = (0..n)
+                .map(|i| {
+                    let mut r = crate::fixtures::report(i as u64 + 1);
+                    r.body = "Isi laporan ".repeat(i % 7);
+                    r
+                })
+                .collect();
+            let mut encoded = EncodedReports::default();
+            for r in &reports {
+                encoded.push(&encode_value(r));
+            }
+            assert_eq!(encoded.len(), n);
+            assert_eq!(encoded.decode().unwrap(), reports);
+            for first_seq in [1, 300, u64::MAX / 3] {
+                let batch = AgentFrame::Batch(Batch {
+                    first_seq,
+                    reports: reports.clone(),
+                });
+                assert_eq!(
+                    encoded.batch_frame(first_seq).unwrap(),
+                    encode_frame(&batch).unwrap(),
+                    "{n} reports from seq {first_seq}"
+                );
+            }
+        }
+    }
+
     use super::*;
     use crate::fixtures::hello;
 

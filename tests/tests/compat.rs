@@ -7,7 +7,7 @@
 //! `PASOPATI_WRITE_GOLDEN=1 cargo test -p pasopati-tests --test compat`, which only ever adds
 //! missing files of the current version, and checks them in.
 
-use pasopati_agent::outbox::{Outbox, Staged, VerdictKind};
+use pasopati_agent::outbox::{Outbox, VerdictKind};
 use pasopati_collector::store::{SiteStatus, Store};
 use pasopati_common::frame::Limits;
 use pasopati_common::pii::{PiiConfig, PiiGuard};
@@ -143,17 +143,15 @@ fn check_outbox(dir: &Path, layout: u64) {
     );
     // Seq 3 (the first normal report, sent but not acknowledged) is resent as it was; the rest
     // are given the next seqs, in the order filed.
-    let resend = outbox.batch_from(3, 10, 1 << 20, 1).unwrap();
-    assert_eq!(
-        resend,
-        Some(Staged {
-            first_seq: 3,
-            reports: vec![reports[0].clone()]
-        })
-    );
+    let resend = outbox.batch_from(3, 10, 1 << 20, 1).unwrap().unwrap();
+    assert_eq!(resend.first_seq, 3);
+    assert_eq!(resend.reports.decode().unwrap(), vec![reports[0].clone()]);
     let fresh = outbox.batch_from(4, 10, 1 << 20, 1).unwrap().unwrap();
     assert_eq!(fresh.first_seq, 4);
-    assert_eq!(fresh.reports, vec![reports[2].clone(), reports[3].clone()]);
+    assert_eq!(
+        fresh.reports.decode().unwrap(),
+        vec![reports[2].clone(), reports[3].clone()]
+    );
     outbox.ack(5, 1000).unwrap();
     assert_eq!(outbox.positions().unwrap().acked, 5);
     drop(outbox);
