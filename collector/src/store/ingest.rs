@@ -306,6 +306,7 @@ impl RedbStore {
             profile::COLLECTOR_LOG_WRITE.time(|| self.log.write(&appends, &txn))?;
             txn.commit().map_err(StoreError::from)
         })?;
+        self.log.recycle(appends);
         profile::COLLECTOR_COMMIT.add_items(batches);
         Ok(outcomes)
     }
