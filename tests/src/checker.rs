@@ -64,6 +64,9 @@ impl Outcome {
         stored: &[StoredReport],
         gaps: &[Gap],
     ) -> Outcome {
+        for gap in gaps {
+            eprintln!("{scenario}: the collector recorded a gap: {gap:?}");
+        }
         let mut copies: HashMap<ReportId, usize> = HashMap::new();
         for r in stored {
             *copies.entry(r.report.id).or_default() += 1;

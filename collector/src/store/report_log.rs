@@ -252,11 +252,14 @@ impl ReportLog {
         txn: &redb::WriteTransaction,
     ) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
-        if appends.is_empty() {
-            return Ok(());
-        }
+        // Checked first: a group that stores no report (only a refusal, say a gap behind the
+        // batch that failed) must not commit either, or it would record what the failed batch
+        // left unstored as missing.
         if self.failed.load(Ordering::Acquire) {
             return Err(StoreError::NeedsReopen);
+        }
+        if appends.is_empty() {
+            return Ok(());
         }
         let written = match self.disk.lock() {
             Ok(mut disk) => disk.write(&self.file, &self.path, appends),
@@ -635,6 +638,40 @@ mod tests {
             files.push(bytes);
         }
         assert_eq!(files[0], files[1]);
+    }
+
+    /// After a failed write nothing commits until the store is reopened, not even a group
+    /// that appends no report (a batch refused behind the one that failed would otherwise
+    /// record a gap).
+    #[test]
+    fn after_a_failed_write_no_group_commits() {
+        let (_dir, s) = redb_store();
+        apply(&s, &site(), E, &batch(1, 3), Timestamp(T0));
+        let redb = s.as_redb().unwrap();
+        redb.log
+            .failed
+            .store(true, std::sync::atomic::Ordering::Release);
+        let txn = redb.db.begin_write().unwrap();
+        let appends = redb.log.appends(&txn).unwrap();
+        assert!(appends.is_empty());
+        assert!(matches!(
+            redb.log.write(&appends, &txn),
+            Err(StoreError::NeedsReopen)
+        ));
+        txn.abort().unwrap();
+        let job = BatchJob {
+            site: site(),
+            epoch: E,
+            batch: batch(10, 2),
+            now: Timestamp(T0),
+            examined: None,
+        };
+        let refused = s.apply_batches(vec![job], &Limits::default(), &PiiGuard::default());
+        assert!(
+            matches!(refused, Err(StoreError::NeedsReopen)),
+            "{refused:?}"
+        );
+        assert!(s.gaps().unwrap().is_empty(), "no gap recorded");
     }
 
     /// A group of a thousand reports of a kilobyte is written in one go and read back whole.
