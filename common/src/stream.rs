@@ -12,9 +12,7 @@ where
     W: AsyncWrite + Unpin,
     T: Encode,
 {
-    let wire = encode_frame(value)?;
-    writer.write_all(&wire).await?;
-    Ok(())
+    write_encoded(writer, &encode_frame(value)?).await
 }
 
 /// Writes a frame already encoded for the wire (such as

@@ -68,16 +68,24 @@ pub enum FrameError {
 pub fn encode_frame<T: Encode>(value: &T) -> Result<Vec<u8>, FrameError> {
     let body = bincode::encode_to_vec(value, bincode::config::standard())
         .map_err(FrameError::Unencodable)?;
-    if body.len() > MAX_FRAME_BYTES {
+    framed(&body, &[])
+}
+
+/// The wire frame whose body is `head` then `rest`: the 4-byte big-endian length, then the
+/// body; refused over the limit.
+fn framed(head: &[u8], rest: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let len = head.len() + rest.len();
+    if len > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge {
-            len: body.len(),
+            len,
             max: MAX_FRAME_BYTES,
         });
     }
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&body);
-    Ok(buf)
+    let mut wire = Vec::with_capacity(4 + len);
+    wire.extend_from_slice(&(len as u32).to_be_bytes());
+    wire.extend_from_slice(head);
+    wire.extend_from_slice(rest);
+    Ok(wire)
 }
 
 /// The body length a frame's 4-byte header declares, refused when over the limit, so a reader
@@ -283,18 +291,7 @@ impl EncodedReports {
     pub fn batch_frame(&self, first_seq: Seq) -> Result<Vec<u8>, FrameError> {
         // The variant, the first seq and the number of reports, as the derive writes them.
         let head = encode_value(&(AGENT_FRAME_BATCH, first_seq, self.count as u64));
-        let len = head.len() + self.bytes.len();
-        if len > MAX_FRAME_BYTES {
-            return Err(FrameError::TooLarge {
-                len,
-                max: MAX_FRAME_BYTES,
-            });
-        }
-        let mut wire = Vec::with_capacity(4 + len);
-        wire.extend_from_slice(&(len as u32).to_be_bytes());
-        wire.extend_from_slice(&head);
-        wire.extend_from_slice(&self.bytes);
-        Ok(wire)
+        framed(&head, &self.bytes)
     }
 
     /// The reports, decoded with the frame's limit.
@@ -513,6 +510,9 @@ pub enum CollectorFrame {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::fixtures::hello;
+
     #[test]
     fn encoded_reports_make_the_batch_frame_of_the_reports() {
         for n in [1usize, 3, 200] {
@@ -542,9 +542,6 @@ mod tests {
             }
         }
     }
-
-    use super::*;
-    use crate::fixtures::hello;
 
     #[test]
     fn frames_round_trip_through_the_codec() {

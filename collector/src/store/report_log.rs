@@ -607,6 +607,8 @@ mod tests {
             let mut disk = DiskWriter::open(&path);
             if !direct {
                 disk.direct = None;
+            } else if disk.direct.is_none() {
+                println!("this file system takes no direct writes: both halves use the page cache");
             }
             let mut end = HEADER_LEN;
             let mut written = Vec::new();
