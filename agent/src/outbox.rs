@@ -499,6 +499,9 @@ impl Outbox {
             if out.len() >= max_reports || (out.encoded_bytes() >= max_bytes && !out.is_empty()) {
                 return Ok(false);
             }
+            if out.is_empty() {
+                out.reserve(batch_room(max_reports, max_bytes, raw.len()));
+            }
             out.push(raw);
             Ok(true)
         })?;
@@ -1079,6 +1082,26 @@ struct BatchShape {
     batches: usize,
 }
 
+impl BatchShape {
+    /// The room a batch whose first report's encoding is `first` bytes long is given.
+    fn room_for(&self, first: usize) -> usize {
+        batch_room(self.max_reports, self.max_bytes, first)
+    }
+}
+
+/// The bytes reserved for a batch of at most `max_reports` reports and `max_bytes` (which the
+/// last report may pass), from the size of its first: reports like it fill it without a
+/// reallocation, so a drain's megabyte batches are not copied as they grow.
+fn batch_room(max_reports: usize, max_bytes: usize, first: usize) -> usize {
+    // The last report may take a batch past its byte limit by up to its own size: room for
+    // one twice the first's (an encoded report, its body under 64 KiB, stays under the cap).
+    const LAST_REPORT: usize = 128 * 1024;
+    max_reports
+        .saturating_mul(first)
+        .min(max_bytes)
+        .saturating_add(LAST_REPORT.min(first.saturating_mul(2)))
+}
+
 /// Where the sync stands in the outbox: the epoch, the next seq to give, the last seq
 /// acknowledged and each lane's cursor. Only giving seqs, acknowledging and starting an epoch
 /// move them (filing does not), so what was read from the reports while they stood still
@@ -1141,6 +1164,9 @@ fn plan_seqs(
                     return Ok(false);
                 }
                 if batch == 0 {
+                    if first_batch.is_empty() {
+                        first_batch.reserve(shape.room_for(raw.len()));
+                    }
                     first_batch.push(raw);
                 }
                 count += 1;
@@ -1225,6 +1251,31 @@ mod tests {
         /// The staged reports, decoded.
         fn reports(&self) -> Vec<Report> {
             self.reports.decode().unwrap()
+        }
+    }
+
+    #[test]
+    fn a_batch_of_reports_like_its_first_fits_the_room_it_is_given() {
+        // Each shape: the most reports, the byte limit, the size of every report in the batch.
+        for (max_reports, max_bytes, size) in [
+            (1024, 1 << 20, 1100),
+            (1024, 1 << 20, 300),
+            (10, 1 << 20, 70_000),
+            (1024, 1000, 999),
+            (1, 1, 5),
+        ] {
+            let room = batch_room(max_reports, max_bytes, size);
+            // The batch grows by the rule `read_sent` and `plan_seqs` apply.
+            let (mut count, mut bytes) = (0usize, 0usize);
+            while count < max_reports && (bytes < max_bytes || count == 0) {
+                count += 1;
+                bytes += size;
+            }
+            assert!(
+                bytes <= room,
+                "{count} reports of {size} bytes ({bytes}) in a room of {room}"
+            );
+            assert!(room <= max_bytes + 2 * size, "no more than it needs: {room}");
         }
     }
 

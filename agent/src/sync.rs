@@ -8,10 +8,10 @@ use crate::identity::{self, client_endpoint, resolve, Identity};
 use crate::liveness::{Liveness, Verdict};
 use crate::outbox::Outbox;
 use crate::{AgentError, Shared, SyncPhase};
+use bytes::Bytes;
 use pasopati_common::backoff::Backoff;
 use pasopati_common::frame::{
-    read_frame, write_encoded, write_frame, AgentFrame, Chunk, CollectorFrame, FrameError,
-    NackReason, RefusalCode,
+    read_frame, write_frame, AgentFrame, Chunk, CollectorFrame, FrameError, NackReason, RefusalCode,
 };
 use pasopati_common::profile;
 use pasopati_common::sync::{AgentEvent, AgentSession, ProtocolError};
@@ -274,9 +274,12 @@ async fn run_session(
             session.seqs_assigned(last + 1);
             let sending = profile::AGENT_SEND.start();
             profile::AGENT_SEND.add_items(staged.reports.len() as u64);
-            // The reports go out as the outbox keeps them (`EncodedReports`).
-            let wire = staged.reports.batch_frame(first)?;
-            write_encoded(&mut send, &wire).await?;
+            // The reports go out as the outbox keeps them (`EncodedReports`), handed to the
+            // stream rather than copied into its buffer.
+            let frame = staged.reports.into_batch_frame(first)?;
+            send.write_all_chunks(&mut [Bytes::from(frame.head), Bytes::from(frame.body)])
+                .await
+                .map_err(|e| FrameError::Io(e.into()))?;
             drop(sending);
             session.batch_sent(first, last)?;
             tracing::debug!(first, last, "batch sent");

@@ -26,6 +26,6 @@ pub mod terminal;
 /// The wire frames and their codec (from the protocol crate) with the async stream reader and
 /// writer beside them.
 pub mod frame {
-    pub use crate::stream::{read_frame, write_encoded, write_frame};
+    pub use crate::stream::{read_frame, write_frame};
     pub use pasopati_protocol::frame::*;
 }

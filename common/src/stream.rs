@@ -12,16 +12,7 @@ where
     W: AsyncWrite + Unpin,
     T: Encode,
 {
-    write_encoded(writer, &encode_frame(value)?).await
-}
-
-/// Writes a frame already encoded for the wire (such as
-/// [`crate::frame::EncodedReports::batch_frame`]'s).
-pub async fn write_encoded<W>(writer: &mut W, wire: &[u8]) -> Result<(), FrameError>
-where
-    W: AsyncWrite + Unpin,
-{
-    writer.write_all(wire).await?;
+    writer.write_all(&encode_frame(value)?).await?;
     Ok(())
 }
 

@@ -68,24 +68,21 @@ pub enum FrameError {
 pub fn encode_frame<T: Encode>(value: &T) -> Result<Vec<u8>, FrameError> {
     let body = bincode::encode_to_vec(value, bincode::config::standard())
         .map_err(FrameError::Unencodable)?;
-    framed(&body, &[])
+    let mut wire = Vec::with_capacity(4 + body.len());
+    wire.extend_from_slice(&length_prefix(body.len())?);
+    wire.extend_from_slice(&body);
+    Ok(wire)
 }
 
-/// The wire frame whose body is `head` then `rest`: the 4-byte big-endian length, then the
-/// body; refused over the limit.
-fn framed(head: &[u8], rest: &[u8]) -> Result<Vec<u8>, FrameError> {
-    let len = head.len() + rest.len();
+/// The 4-byte big-endian length that goes before a body of `len` bytes; refused over the limit.
+fn length_prefix(len: usize) -> Result<[u8; 4], FrameError> {
     if len > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge {
             len,
             max: MAX_FRAME_BYTES,
         });
     }
-    let mut wire = Vec::with_capacity(4 + len);
-    wire.extend_from_slice(&(len as u32).to_be_bytes());
-    wire.extend_from_slice(head);
-    wire.extend_from_slice(rest);
-    Ok(wire)
+    Ok((len as u32).to_be_bytes())
 }
 
 /// The body length a frame's 4-byte header declares, refused when over the limit, so a reader
@@ -252,7 +249,7 @@ impl Batch {
 
 /// Reports already encoded, each exactly as [`encode_value`] encodes a [`Report`], one after
 /// another: what the agent's outbox keeps. They go out as a [`Batch`] frame as they are
-/// ([`EncodedReports::batch_frame`]), not decoded and encoded again on the way (in a drain
+/// ([`EncodedReports::into_batch_frame`]), not decoded and encoded again on the way (in a drain
 /// that was a tenth of the agent's time per report).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EncodedReports {
@@ -260,11 +257,25 @@ pub struct EncodedReports {
     bytes: Vec<u8>,
 }
 
+/// A batch's wire frame in two parts, written one after the other: the length and the frame's
+/// head (variant, first seq, count), then the reports' encodings as the outbox kept them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchFrame {
+    pub head: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
 /// The variant index bincode's derive gives [`AgentFrame::Batch`] (its second variant); a test
-/// holds [`EncodedReports::batch_frame`] to the derived encoding.
+/// holds [`EncodedReports::into_batch_frame`] to the derived encoding.
 const AGENT_FRAME_BATCH: u32 = 1;
 
 impl EncodedReports {
+    /// Makes room for `bytes` more of encodings: a batch read up to a byte limit is reserved
+    /// once rather than grown (and copied) as it fills.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.bytes.reserve(bytes);
+    }
+
     /// Appends one report's encoding.
     pub fn push(&mut self, encoded: &[u8]) {
         self.count += 1;
@@ -287,11 +298,19 @@ impl EncodedReports {
     }
 
     /// The wire frame of `AgentFrame::Batch(Batch { first_seq, reports })`, byte for byte what
-    /// [`encode_frame`] makes of the decoded reports. Refuses a frame over the limit.
-    pub fn batch_frame(&self, first_seq: Seq) -> Result<Vec<u8>, FrameError> {
+    /// [`encode_frame`] makes of the decoded reports, in two parts so that the encodings go
+    /// out without being copied. Refuses a frame over the limit.
+    pub fn into_batch_frame(self, first_seq: Seq) -> Result<BatchFrame, FrameError> {
         // The variant, the first seq and the number of reports, as the derive writes them.
         let head = encode_value(&(AGENT_FRAME_BATCH, first_seq, self.count as u64));
-        framed(&head, &self.bytes)
+        let prefix = length_prefix(head.len() + self.bytes.len())?;
+        let mut framed_head = Vec::with_capacity(prefix.len() + head.len());
+        framed_head.extend_from_slice(&prefix);
+        framed_head.extend_from_slice(&head);
+        Ok(BatchFrame {
+            head: framed_head,
+            body: self.bytes,
+        })
     }
 
     /// The reports, decoded with the frame's limit.
@@ -534,8 +553,9 @@ mod tests {
                     first_seq,
                     reports: reports.clone(),
                 });
+                let frame = encoded.clone().into_batch_frame(first_seq).unwrap();
                 assert_eq!(
-                    encoded.batch_frame(first_seq).unwrap(),
+                    [frame.head, frame.body].concat(),
                     encode_frame(&batch).unwrap(),
                     "{n} reports from seq {first_seq}"
                 );
