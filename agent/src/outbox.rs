@@ -1082,13 +1082,6 @@ struct BatchShape {
     batches: usize,
 }
 
-impl BatchShape {
-    /// The room a batch whose first report's encoding is `first` bytes long is given.
-    fn room_for(&self, first: usize) -> usize {
-        batch_room(self.max_reports, self.max_bytes, first)
-    }
-}
-
 /// The bytes reserved for a batch of at most `max_reports` reports and `max_bytes` (which the
 /// last report may pass), from the size of its first: reports like it fill it without a
 /// reallocation, so a drain's megabyte batches are not copied as they grow.
@@ -1165,7 +1158,11 @@ fn plan_seqs(
                 }
                 if batch == 0 {
                     if first_batch.is_empty() {
-                        first_batch.reserve(shape.room_for(raw.len()));
+                        first_batch.reserve(batch_room(
+                            shape.max_reports,
+                            shape.max_bytes,
+                            raw.len(),
+                        ));
                     }
                     first_batch.push(raw);
                 }
@@ -1275,7 +1272,10 @@ mod tests {
                 bytes <= room,
                 "{count} reports of {size} bytes ({bytes}) in a room of {room}"
             );
-            assert!(room <= max_bytes + 2 * size, "no more than it needs: {room}");
+            assert!(
+                room <= max_bytes + 2 * size,
+                "no more than it needs: {room}"
+            );
         }
     }
 
