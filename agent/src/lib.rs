@@ -567,31 +567,41 @@ impl Shared {
             self.fatal.cancel();
         }
         let message = error.to_string();
-        let phase = match (sync::refusal_code(error), error) {
-            (Some(RefusalCode::Revoked), _) => {
-                tracing::error!(
-                    "{message}. This site is REVOKED at the media center: nothing is sent and \
-                     every report stays queued here. Contact the media center's admin"
-                );
-                SyncPhase::Revoked
-            }
-            (Some(_), _) => {
-                tracing::error!(
-                    "{message}. Reports stay queued at this site. Ask the media center's admin to \
-                     check this site's registration, then re-enroll with a new token if told to"
-                );
-                SyncPhase::Refused
-            }
-            (None, AgentError::CertificateExpired { .. }) => {
-                tracing::error!("{message}");
-                SyncPhase::Expired
-            }
-            (None, _) => {
-                tracing::warn!("sync failed: {message}; reports stay queued and will be retried");
-                SyncPhase::Retrying
-            }
-        };
+        let (phase, advice) = failure_meaning(error);
+        match phase {
+            SyncPhase::Retrying => tracing::warn!("sync failed: {message}{advice}"),
+            _ => tracing::error!("{message}{advice}"),
+        }
         self.set_phase(phase, Some(message));
+    }
+}
+
+/// What a failed sync means at the site: the phase `status` shows, and what the log adds to
+/// the error for the operator.
+fn failure_meaning(error: &AgentError) -> (SyncPhase, &'static str) {
+    match (sync::refusal_code(error), error) {
+        (Some(RefusalCode::Revoked), _) => (
+            SyncPhase::Revoked,
+            ". This site is REVOKED at the media center: nothing is sent and every report \
+             stays queued here. Contact the media center's admin",
+        ),
+        // The collector is up but cannot store now (its database failing over, its disk
+        // full): nothing is wrong at this site, which must not be told to re-enroll.
+        (Some(RefusalCode::Unavailable), _) => (
+            SyncPhase::Retrying,
+            ". Nothing is wrong at this site: reports stay queued and are sent again \
+             automatically once the media center's collector can store them",
+        ),
+        (Some(_), _) => (
+            SyncPhase::Refused,
+            ". Reports stay queued at this site. Ask the media center's admin to check this \
+             site's registration, then re-enroll with a new token if told to",
+        ),
+        (None, AgentError::CertificateExpired { .. }) => (SyncPhase::Expired, ""),
+        (None, _) => (
+            SyncPhase::Retrying,
+            "; reports stay queued and will be retried",
+        ),
     }
 }
 
@@ -1026,3 +1036,31 @@ pub async fn status(data_dir: &Path) -> Result<AgentStatus, AgentError> {
 }
 
 pub use identity::enroll;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pasopati_common::frame::Refusal;
+    use pasopati_common::sync::ProtocolError;
+
+    fn refused(code: RefusalCode) -> AgentError {
+        AgentError::Protocol(ProtocolError::Refused(Refusal {
+            code,
+            message: "the collector says no".into(),
+        }))
+    }
+
+    #[test]
+    fn a_collector_that_cannot_store_now_is_retried_not_a_reason_to_re_enroll() {
+        let (phase, advice) = failure_meaning(&refused(RefusalCode::Unavailable));
+        assert_eq!(phase, SyncPhase::Retrying);
+        assert!(!advice.contains("re-enroll"), "{advice}");
+        let (phase, advice) = failure_meaning(&refused(RefusalCode::UnknownSite));
+        assert_eq!(phase, SyncPhase::Refused);
+        assert!(advice.contains("re-enroll"), "{advice}");
+        assert_eq!(
+            failure_meaning(&refused(RefusalCode::Revoked)).0,
+            SyncPhase::Revoked
+        );
+    }
+}

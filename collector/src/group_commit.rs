@@ -7,11 +7,17 @@
 //!
 //! The shape carries over to another store: a backend needs only an `apply_batches` that
 //! judges the batches in order inside one transaction and commits once.
+//!
+//! A failed commit fails every batch in its group. A session may already have queued its next
+//! batch behind the failed one; that batch is answered with the failure too, never stored
+//! after the hole ([`FailedSessions`]).
 
 use crate::store::{BatchJob, BatchOutcome, Store, StoreError};
 use pasopati_common::frame::Limits;
 use pasopati_common::pii::PiiGuard;
 use pasopati_common::profile;
+use pasopati_common::{Epoch, Seq, SiteId};
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use tokio::sync::{mpsc, oneshot};
 
@@ -93,6 +99,7 @@ fn commit_loop(
     guard: PiiGuard,
     mut queue: mpsc::UnboundedReceiver<Job>,
 ) {
+    let mut failed = FailedSessions::default();
     while let Some(first) = queue.blocking_recv() {
         let mut bytes = first.bytes;
         let mut group = vec![first];
@@ -105,8 +112,26 @@ fn commit_loop(
                 Err(_) => break,
             }
         }
+        group.retain_mut(|job| {
+            if !failed.behind_a_failure(&job.batch) {
+                return true;
+            }
+            // The sender is taken and the job dropped: its session hears why.
+            let (unused, _) = oneshot::channel();
+            let answer = std::mem::replace(&mut job.answer, unused);
+            let first_seq = job.batch.batch.first_seq;
+            let _ = answer.send(Err(StoreError::BehindAFailedBatch(first_seq)));
+            false
+        });
+        if group.is_empty() {
+            continue;
+        }
         let (batches, answers): (Vec<BatchJob>, Vec<_>) =
             group.into_iter().map(|j| (j.batch, j.answer)).unzip();
+        let sessions: Vec<_> = batches
+            .iter()
+            .map(|b| (b.site.clone(), b.epoch, b.batch.first_seq))
+            .collect();
         let outcomes = match store.upgrade() {
             Some(store) => store.apply_batches(batches, &limits, &guard),
             None => Err(StoreError::Storage("the store is closed".into())),
@@ -122,10 +147,82 @@ fn commit_loop(
                 }
             }
             Err(e) => {
+                for (site, epoch, first_seq) in sessions {
+                    failed.failed(site, epoch, first_seq);
+                }
                 for answer in answers {
                     let _ = answer.send(Err(e.for_another()));
                 }
             }
         }
+    }
+}
+
+/// The sessions whose batch a commit failed: (site, epoch) → the first seq of the earliest
+/// batch that failed. A session may have queued its next batch before it heard; stored after
+/// the hole, the rules would take that batch for seqs the agent skipped and record a gap that
+/// is none (the agent resends both). PostgreSQL's failures are often passing (a failover, a
+/// dropped connection), so the next group would store it. Such a batch is answered with the
+/// failure instead; the session's resend (from at most the failed seq) clears the mark.
+#[derive(Default)]
+struct FailedSessions(HashMap<(SiteId, Epoch), Seq>);
+
+impl FailedSessions {
+    fn failed(&mut self, site: SiteId, epoch: Epoch, first_seq: Seq) {
+        let from = self.0.entry((site, epoch)).or_insert(first_seq);
+        *from = (*from).min(first_seq);
+    }
+
+    /// Whether `job` must not be stored: it follows a failed batch of its session.
+    fn behind_a_failure(&mut self, job: &BatchJob) -> bool {
+        let key = (job.site.clone(), job.epoch);
+        let Some(&from) = self.0.get(&key) else {
+            return false;
+        };
+        if job.batch.first_seq <= from {
+            self.0.remove(&key);
+            return false;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pasopati_common::frame::Batch;
+
+    fn job(site: &str, epoch: u64, first_seq: Seq) -> BatchJob {
+        BatchJob {
+            site: SiteId::new(site).unwrap(),
+            epoch: Epoch(epoch),
+            batch: Batch {
+                first_seq,
+                reports: Vec::new(),
+            },
+            now: pasopati_common::Timestamp(0),
+            examined: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_queued_behind_a_failed_one_is_not_stored_until_the_resend() {
+        let mut failed = FailedSessions::default();
+        assert!(!failed.behind_a_failure(&job("lapas-a", 1, 1)));
+        failed.failed(SiteId::new("lapas-a").unwrap(), Epoch(1), 101);
+        // The session's next batch, queued before it heard, is turned away.
+        assert!(failed.behind_a_failure(&job("lapas-a", 1, 201)));
+        assert!(failed.behind_a_failure(&job("lapas-a", 1, 301)));
+        // Other sites, and the same site's other epoch, are not held up.
+        assert!(!failed.behind_a_failure(&job("lapas-b", 1, 201)));
+        assert!(!failed.behind_a_failure(&job("lapas-a", 2, 201)));
+        // The resend from the failed seq goes through and clears the mark.
+        assert!(!failed.behind_a_failure(&job("lapas-a", 1, 101)));
+        assert!(!failed.behind_a_failure(&job("lapas-a", 1, 201)));
+        // Two failures in a row keep the earlier seq.
+        failed.failed(SiteId::new("lapas-a").unwrap(), Epoch(1), 201);
+        failed.failed(SiteId::new("lapas-a").unwrap(), Epoch(1), 101);
+        assert!(failed.behind_a_failure(&job("lapas-a", 1, 201)));
+        assert!(!failed.behind_a_failure(&job("lapas-a", 1, 1)));
     }
 }

@@ -704,3 +704,101 @@ async fn an_attachment_received_by_one_collector_is_served_by_the_other() {
         .unwrap_or_else(|| panic!("the second collector cannot serve the attachment"));
     assert_eq!(std::fs::read(&path).unwrap_or_else(|e| panic!("{e}")), pdf);
 }
+
+/// A passing failure of the store in the middle of a drain (every connection of the collector
+/// to its database cut, as a failover or a restarted server does, several times): the batches a
+/// session had already queued behind a failed one are answered with the failure, not stored
+/// after the hole, so no gap is recorded, and every report arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_store_connections_mid_drain_record_no_gap_and_lose_nothing() {
+    use pasopati_common::taxonomy::Taxonomy;
+    use std::time::Duration;
+    let test = "cut_store_connections_mid_drain_record_no_gap_and_lose_nothing";
+    let server = match pasopati_common::pgtest::shared() {
+        Ok(s) => s,
+        Err(why) => return skip_or_fail(test, &why),
+    };
+    let url = pasopati_common::pgtest::fresh_database().unwrap_or_else(|e| panic!("{e}"));
+    let database = url
+        .rsplit('/')
+        .next()
+        .and_then(|rest| rest.split('?').next())
+        .unwrap_or_default()
+        .to_owned();
+    let store = pasopati_collector::config::StoreSettings {
+        url,
+        ca_file: None,
+        max_connections: None,
+    };
+    let tmp = pasopati_tests::tempdir();
+    let c = pasopati_tests::TestCollector::start_on(
+        &tmp.path().join("collector"),
+        ([127, 0, 0, 1], 0).into(),
+        Some(store),
+    )
+    .await;
+    let agent_dir = tmp.path().join("agent");
+    c.enroll_agent(&agent_dir, "lapas-putus").await;
+    let agent = pasopati_agent::Agent::open(&agent_dir).unwrap_or_else(|e| panic!("{e}"));
+    // A backlog of many batches (invented routine text), so that a session has batches queued
+    // behind the one a cut fails.
+    let body = "Kegiatan pembinaan berjalan tertib dan lancar sesuai jadwal. ".repeat(8);
+    let reports: Vec<_> = (0..12_000)
+        .map(|i| {
+            pasopati_common::ReportDraft {
+                category: "pembinaan_kepribadian".into(),
+                title: format!("Laporan rutin {i}"),
+                body: body.clone(),
+                priority: None,
+                occurred_at: None,
+            }
+            .validate(Taxonomy::builtin(), pasopati_common::Timestamp::now())
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    agent
+        .file_reports(&reports)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let want = reports.len() as u64;
+    let running = pasopati_tests::run_agent(agent);
+    let cut = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+    );
+    let mut cuts = 0;
+    let mut held_at_cuts = Vec::new();
+    while cuts < 8 {
+        let held = c.store.report_count().unwrap_or(0);
+        if held >= want {
+            break;
+        }
+        // Cut only once reports flow again, so each cut lands in a drain.
+        if held_at_cuts.last().is_some_and(|&last| held == last) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        server
+            .psql("postgres", &cut)
+            .unwrap_or_else(|e| panic!("{e}"));
+        held_at_cuts.push(held);
+        cuts += 1;
+    }
+    pasopati_tests::eventually("every report is stored", Duration::from_secs(180), || {
+        c.store.report_count().unwrap_or(0) >= want
+    })
+    .await;
+    running.stop().await;
+    let gaps = c.store.gaps().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        gaps.is_empty(),
+        "gaps recorded after {cuts} cuts at {held_at_cuts:?} reports: {gaps:?}"
+    );
+    assert_eq!(
+        c.store.report_count().unwrap_or(0),
+        want,
+        "stored once each"
+    );
+    println!("store connections cut {cuts} times, at {held_at_cuts:?} reports stored");
+    c.stop().await;
+}

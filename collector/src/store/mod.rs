@@ -130,6 +130,10 @@ pub enum StoreError {
     MovedAside { moved: String, reason: String },
     #[error("store error: {0}. Check free disk space and permissions of the data directory")]
     Storage(String),
+    /// A batch its session had queued behind a batch whose commit failed: it is not stored
+    /// after the hole (`group_commit::FailedSessions`).
+    #[error("the batch from seq {0} follows a batch of this site that could not be stored, so it was not stored either; the agent sends both again")]
+    BehindAFailedBatch(u64),
     #[error("a stored record cannot be decoded ({0}); the store may be damaged")]
     Corrupt(String),
     #[error("an earlier write to the store failed (disk full? I/O error?), and the store must be reopened: free space if needed; the collector stops so that its service manager restarts it")]
