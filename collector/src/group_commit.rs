@@ -225,4 +225,16 @@ mod tests {
         assert!(failed.behind_a_failure(&job("lapas-a", 1, 201)));
         assert!(!failed.behind_a_failure(&job("lapas-a", 1, 1)));
     }
+
+    #[test]
+    fn every_batch_of_a_failed_group_hears_the_failure_in_its_own_words() {
+        let lost = StoreError::Database("connection closed".into());
+        let told = lost.for_another().to_string();
+        assert_eq!(told, lost.to_string());
+        assert!(!told.contains("disk"), "{told}");
+        assert!(matches!(
+            StoreError::NeedsReopen.for_another(),
+            StoreError::NeedsReopen
+        ));
+    }
 }

@@ -164,6 +164,9 @@ impl StoreError {
         match self {
             StoreError::NeedsReopen => StoreError::NeedsReopen,
             StoreError::Storage(message) => StoreError::Storage(message.clone()),
+            // A database's failure is not the data directory's: no advice about its disk.
+            StoreError::Database(message) => StoreError::Database(message.clone()),
+            StoreError::Internal(message) => StoreError::Internal(message.clone()),
             other => StoreError::Storage(other.to_string()),
         }
     }
