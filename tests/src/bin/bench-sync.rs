@@ -18,7 +18,9 @@
 //! 4. fleets: the same reports shared among 1, 10, 100 and 1,000 agents draining together
 //!    (`BENCH_FLEETS=1,10` to choose); and the same again as at the center, whose sites are
 //!    other machines (`center_alone_fleet_…`): the agents' outboxes in memory (`/dev/shm`) and
-//!    their threads at the lowest CPU priority, so the collector's disk and cores go to it first.
+//!    their threads at the lowest CPU priority, so the collector's disk and cores go to it first;
+//!    with the collector's stages per report for each (`…_us_per_report`) and how busy its one
+//!    writer thread was; `BENCH_FLEET_ROUNDS=N` runs them N times in turn and prints medians.
 //! 5. filing while draining: a report filed every 20 ms at an agent whose 50,000-report
 //!    backlog drains (`BENCH_LATENCY_BACKLOG`), over 5 such drains (`BENCH_LATENCY_ROUNDS`);
 //!    p50, p90, p99 and the slowest of the times `file` takes to return, and the agent's
@@ -841,17 +843,71 @@ async fn measure(
     // Filing writes about four times the reports' bytes (segments, the latest revisions, half-full
     // pages), and the fleet's outboxes hold them all.
     let shm = shm_with_room(4 * reports.len() as u64 * 1100, "center_alone_fleet");
+    // `BENCH_FLEET_ROUNDS` times over, the sizes in turn, so that a slow spell of this host
+    // falls on every size alike: then each size's median, and each median against one agent's.
+    let fleet_rounds: usize = std::env::var("BENCH_FLEET_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     if let (Backend::Redb, Some(shm)) = (backend, shm) {
-        for agents in &fleets {
-            let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
-            let place = AgentPlace::Elsewhere(apart.path());
-            let took = bench_fleet(root, reports, *agents, backend, place, false)
-                .await
-                .0;
-            println!(
-                "{pre}center_alone_fleet_{agents}_reports_per_s={:.0}",
-                n as f64 / took.as_secs_f64()
-            );
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); fleets.len()];
+        for round in 0..fleet_rounds {
+            // Each round's collectors in directories of their own.
+            let root = root.join(format!("center-alone-round-{round}"));
+            let root = root.as_path();
+            for (agents, rates) in fleets.iter().zip(&mut rates) {
+                let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
+                let place = AgentPlace::Elsewhere(apart.path());
+                pasopati_common::profile::reset();
+                let took = bench_fleet(root, reports, *agents, backend, place, false)
+                    .await
+                    .0;
+                let stages = pasopati_common::profile::snapshot();
+                let rate = n as f64 / took.as_secs_f64();
+                rates.push(rate);
+                println!("{pre}center_alone_fleet_{agents}_reports_per_s={rate:.0}");
+                // The collector's own stages per report, and how busy its one writer thread
+                // (the rules, the commit and the report log) kept it: a fleet set beside one
+                // agent, and what limits both.
+                let costs: Vec<String> = stages
+                    .iter()
+                    .filter(|s| s.calls > 0 && !s.name.starts_with("agent."))
+                    .map(|s| format!("{}={:.2}", s.name, s.nanos as f64 / 1e3 / n as f64))
+                    .collect();
+                let writer: u64 = stages
+                    .iter()
+                    .filter(|s| {
+                        ["collector.rules", "collector.commit", "collector.log_write"]
+                            .contains(&s.name)
+                    })
+                    .map(|s| s.nanos)
+                    .sum();
+                println!(
+                    "{pre}center_alone_fleet_{agents}_us_per_report {} writer_busy={:.2}",
+                    costs.join(" "),
+                    writer as f64 / took.as_nanos() as f64
+                );
+            }
+        }
+        if fleet_rounds > 1 {
+            let medians: Vec<f64> = rates
+                .iter_mut()
+                .map(|r| {
+                    r.sort_by(f64::total_cmp);
+                    r[r.len() / 2]
+                })
+                .collect();
+            let one = fleets.iter().position(|&a| a == 1).map(|i| medians[i]);
+            for (agents, median) in fleets.iter().zip(&medians) {
+                println!("{pre}center_alone_fleet_{agents}_median_reports_per_s={median:.0}");
+                if let Some(one) = one {
+                    println!(
+                        "{pre}center_alone_fleet_{agents}_median_vs_one={:.3}",
+                        median / one
+                    );
+                }
+            }
         }
     }
     // How long filing a report takes at a site while its backlog drains, over several drains
