@@ -767,7 +767,8 @@ async fn cut_store_connections_mid_drain_record_no_gap_and_lose_nothing() {
     );
     let mut cuts = 0;
     let mut held_at_cuts = Vec::new();
-    while cuts < 8 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while cuts < 8 && std::time::Instant::now() < deadline {
         let held = c.store.report_count().unwrap_or(0);
         if held >= want {
             break;
