@@ -112,17 +112,15 @@ fn commit_loop(
                 Err(_) => break,
             }
         }
-        group.retain_mut(|job| {
-            if !failed.behind_a_failure(&job.batch) {
-                return true;
-            }
-            // The sender is taken and the job dropped: its session hears why.
-            let (unused, _) = oneshot::channel();
-            let answer = std::mem::replace(&mut job.answer, unused);
+        let (group, behind): (Vec<Job>, Vec<Job>) = group
+            .into_iter()
+            .partition(|job| !failed.behind_a_failure(&job.batch));
+        for job in behind {
             let first_seq = job.batch.batch.first_seq;
-            let _ = answer.send(Err(StoreError::BehindAFailedBatch(first_seq)));
-            false
-        });
+            let _ = job
+                .answer
+                .send(Err(StoreError::BehindAFailedBatch(first_seq)));
+        }
         if group.is_empty() {
             continue;
         }

@@ -862,7 +862,7 @@ async fn measure(
             // Each round's collectors in directories of their own.
             let root = root.join(format!("center-alone-round-{round}"));
             let root = root.as_path();
-            for (agents, rates) in fleets.iter().zip(&mut rates) {
+            for (agents, runs) in fleets.iter().zip(&mut rates) {
                 let apart = tempfile::tempdir_in(shm).unwrap_or_else(|e| panic!("{e}"));
                 let place = AgentPlace::Elsewhere(apart.path());
                 pasopati_common::profile::reset();
@@ -871,7 +871,7 @@ async fn measure(
                     .0;
                 let stages = pasopati_common::profile::snapshot();
                 let rate = n as f64 / took.as_secs_f64();
-                rates.push(rate);
+                runs.push(rate);
                 println!("{pre}center_alone_fleet_{agents}_reports_per_s={rate:.0}");
                 // The collector's own stages per report, and how busy its one writer thread
                 // (the rules, the commit and the report log) kept it: a fleet set beside one
