@@ -309,7 +309,11 @@ async fn submit(State(state): State<WebState>, Form(form): Form<ReportForm>) -> 
         occurred_at,
     };
     let shared = state.shared.clone();
-    match tokio::task::spawn_blocking(move || shared.file(draft)).await {
+    match pasopati_common::task::run_blocking_in_place("filing a report", move || {
+        shared.file(draft)
+    })
+    .await
+    {
         Ok(Ok(report)) => Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, format!("/?tersimpan={}", report.id))

@@ -207,13 +207,20 @@ pub async fn serve<Req, Resp, F>(
                 }
             };
             let uid = stream.peer_cred().ok().map(|c| c.uid());
-            let responses = match tokio::task::spawn_blocking(move || answer(request, uid)).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("control request failed: {e}");
-                    return;
-                }
-            };
+            // A person waits for the answer (a report being filed): in place, not handed to
+            // another thread and back.
+            let responses =
+                match crate::task::run_blocking_in_place("a control request", move || {
+                    answer(request, uid)
+                })
+                .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!("control request failed: {e}");
+                        return;
+                    }
+                };
             for response in responses {
                 if let Err(e) = write_frame(&mut stream, &response).await {
                     tracing::warn!("control response not delivered: {e}");
