@@ -131,10 +131,7 @@ pub fn open(path: &Path) -> Result<redb::Database, OpenError> {
             reason: e.to_string(),
         }),
         Err(panic) => {
-            let reason = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
+            let reason = crate::task::panic_text(panic.as_ref())
                 .unwrap_or_else(|| "the storage engine rejected the file".into());
             Err(OpenError::Damaged {
                 path: shown,

@@ -55,19 +55,18 @@ pub async fn run_blocking_in_place<T: Send + 'static>(
     tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)))
         .map_err(|panic| TaskFailed {
             what,
-            source: WorkLost::Panicked(panic_message(panic.as_ref())),
+            source: WorkLost::Panicked(
+                panic_text(panic.as_ref()).unwrap_or_else(|| "a panic without a message".into()),
+            ),
         })
 }
 
-/// The text a panic carried, if it was text.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_owned()
-    }
+/// The text a caught panic carried, if it was text.
+pub fn panic_text(panic: &(dyn std::any::Any + Send)) -> Option<String> {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
 }
 
 /// Aborts a task when dropped: a reader spawned for one session ends with the session, on

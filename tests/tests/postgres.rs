@@ -790,6 +790,7 @@ async fn cut_store_connections_mid_drain_record_no_gap_and_lose_nothing() {
     })
     .await;
     running.stop().await;
+    assert!(cuts > 0, "no store connection was cut during the drain");
     let gaps = c.store.gaps().unwrap_or_else(|e| panic!("{e}"));
     assert!(
         gaps.is_empty(),
